@@ -1,0 +1,124 @@
+"""Links and page requisites found in HTML and CSS, with a real HTML parser (lexbor)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urldefrag, urljoin
+
+from selectolax.lexbor import LexborHTMLParser
+
+CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)""", re.I)
+CSS_IMPORT = re.compile(r"""@import\s+(?:"([^"]*)"|'([^']*)')""", re.I)
+META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
+REFRESH_URL = re.compile(r"""^\s*\d*\s*[;,]?\s*(?:url\s*=\s*)?["']?([^"']+)""", re.I)
+
+# (selector, attribute, is_requisite)
+REQUISITE_ATTRS = [
+    ("img", "src"), ("img", "srcset"), ("img", "data-src"), ("source", "src"),
+    ("source", "srcset"), ("script", "src"), ("video", "src"), ("video", "poster"),
+    ("audio", "src"), ("track", "src"), ("embed", "src"), ("object", "data"),
+    ("input", "src"), ("iframe", "src"), ("frame", "src"), ("image", "href"),
+    ("use", "href"),
+]
+PAGE_ATTRS = [("a", "href"), ("area", "href")]
+LINK_REQUISITE_RELS = {
+    "stylesheet", "icon", "shortcut", "apple-touch-icon", "preload", "prefetch",
+    "modulepreload", "manifest", "mask-icon",
+}
+
+
+@dataclass
+class Links:
+    pages: list[str] = field(default_factory=list)
+    requisites: list[str] = field(default_factory=list)
+    title: str | None = None
+
+    def add(self, base: str, raw: str | None, requisite: bool) -> None:
+        url = absolute(base, raw)
+        if url:
+            (self.requisites if requisite else self.pages).append(url)
+
+
+def absolute(base: str, raw: str | None) -> str | None:
+    """Resolve a link against base; None for non-HTTP schemes and empty links."""
+    if not raw:
+        return None
+    raw = raw.strip().replace("\n", "").replace("\r", "").replace("\t", "")
+    if not raw or raw.startswith("#"):
+        return None
+    try:
+        url = urldefrag(urljoin(base, raw))[0]
+    except ValueError:
+        return None
+    return url if url.startswith(("http://", "https://")) else None
+
+
+def charset_of(content_type: str | None, body: bytes) -> str:
+    """The document's encoding: Content-Type charset, else <meta charset>, else UTF-8."""
+    for match in (
+        HEADER_CHARSET.search(content_type or ""),
+        META_CHARSET.search(body[:4096]),
+    ):
+        if match:
+            name = match.group(1)
+            name = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+            try:
+                "".encode(name)
+                return name
+            except LookupError:
+                continue
+    return "utf-8"
+
+
+def srcset_urls(value: str) -> list[str]:
+    return [part.strip().split()[0] for part in value.split(",") if part.strip()]
+
+
+def css_links(text: str, base: str) -> list[str]:
+    found = []
+    for match in CSS_URL.finditer(text):
+        found.append(next(g for g in match.groups() if g is not None))
+    for match in CSS_IMPORT.finditer(text):
+        found.append(match.group(1) or match.group(2))
+    return [url for url in (absolute(base, raw) for raw in found) if url]
+
+
+def extract_css(body: bytes, base: str, content_type: str | None = None) -> Links:
+    text = body.decode(charset_of(content_type, b""), errors="replace")
+    return Links(requisites=css_links(text, base))
+
+
+def extract_html(body: bytes, base: str, content_type: str | None = None) -> Links:
+    """Pages and requisites linked from an HTML document, in document order."""
+    text = body.decode(charset_of(content_type, body), errors="replace")
+    tree = LexborHTMLParser(text)
+    links = Links()
+    base_tag = tree.css_first("base[href]")
+    if base_tag is not None:
+        base = absolute(base, base_tag.attributes.get("href")) or base
+    title = tree.css_first("title")
+    if title is not None:
+        links.title = " ".join(title.text().split()) or None
+    for tag, attr in PAGE_ATTRS:
+        for node in tree.css(f"{tag}[{attr}]"):
+            links.add(base, node.attributes.get(attr), requisite=False)
+    for tag, attr in REQUISITE_ATTRS:
+        for node in tree.css(f"{tag}[{attr}]"):
+            value = node.attributes.get(attr) or ""
+            for raw in srcset_urls(value) if attr == "srcset" else [value]:
+                links.add(base, raw, requisite=True)
+    for node in tree.css("link[href]"):
+        rels = set((node.attributes.get("rel") or "").lower().split())
+        links.add(base, node.attributes.get("href"), requisite=bool(rels & LINK_REQUISITE_RELS))
+    for node in tree.css("meta[http-equiv]"):
+        if (node.attributes.get("http-equiv") or "").lower() == "refresh":
+            match = REFRESH_URL.match(node.attributes.get("content") or "")
+            if match:
+                links.add(base, match.group(1), requisite=False)
+    for node in tree.css("style"):
+        links.requisites.extend(css_links(node.text(), base))
+    for node in tree.css("[style]"):
+        links.requisites.extend(css_links(node.attributes.get("style") or "", base))
+    return links

@@ -1,0 +1,112 @@
+"""`archive capture URL...`: crawl, seal, sign and store one capture."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from archive.capture.crawl import CrawlOptions
+from archive.capture.fetch import DEFAULT_USER_AGENT
+from archive.capture.scope import SCOPES
+from archive.cli.common import Progress, duration, http_url, human_bytes, positive_int, print_json, size
+from archive.errors import ArchiveError
+from archive.keys import load_private_key, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
+from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, run_capture
+from archive.seal.sign import Signer
+from archive.store.address import open_store
+from archive.warc.records import default_operator
+from archive.warc.writer import DEFAULT_MAX_SIZE
+
+KEY_ENV = "ARCHIVE_KEY"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("capture", help="capture web pages into a sealed, signed WACZ")
+    p.add_argument("urls", nargs="+", metavar="URL", help="seed URL(s)")
+    p.add_argument("--depth", type=positive_int, default=0,
+                   help="how many links deep to follow from the seeds (default 0: the seeds only)")
+    p.add_argument("--scope", choices=SCOPES, default="page",
+                   help="which linked pages may be followed (default: page)")
+    p.add_argument("--include", action="append", default=[], metavar="REGEX",
+                   help="also follow URLs matching REGEX (repeatable)")
+    p.add_argument("--exclude", action="append", default=[], metavar="REGEX",
+                   help="never fetch URLs matching REGEX (repeatable)")
+    p.add_argument("--max-pages", type=positive_int, help="stop after N pages")
+    p.add_argument("--max-bytes", type=size, help="stop after SIZE bytes received (e.g. 500MB)")
+    p.add_argument("--max-time", type=duration, help="stop after DURATION (e.g. 30m)")
+    p.add_argument("--max-body", type=size, help="keep at most SIZE of one response body")
+    p.add_argument("--timeout", type=duration, default=30.0, help="network timeout (default 30s)")
+    p.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
+    p.add_argument("--insecure", action="store_true",
+                   help="capture HTTPS sites whose certificate does not verify (recorded as such)")
+    p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
+    p.add_argument("--key", help=f"signing key file (default: ${KEY_ENV})")
+    p.add_argument("--unsigned", action="store_true", help="capture without signing (reported as UNSIGNED)")
+    p.add_argument("--operator", default=None, help="who runs the capture (default: your user name)")
+    p.add_argument("--title", default="", help="title of the capture")
+    p.add_argument("--work-dir", default=DEFAULT_WORK_DIR, help="where captures are assembled")
+    p.add_argument("--warc-size", type=size, default=DEFAULT_MAX_SIZE,
+                   help="start a new WARC file after SIZE (default 1GB)")
+    p.add_argument("--keep-local", action="store_true", help="keep the work folder after storing")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(run=run)
+
+
+def load_signer(key_path: str | None, unsigned: bool) -> Signer | None:
+    """The signer, loaded before any network traffic so a bad key fails fast."""
+    key_path = key_path or os.environ.get(KEY_ENV)
+    if unsigned:
+        if key_path and not os.environ.get(KEY_ENV):
+            raise ArchiveError("--unsigned and --key contradict each other")
+        return None
+    if not key_path:
+        raise ArchiveError(
+            f"no signing key: give --key FILE (or set {KEY_ENV}); "
+            "`archive keys generate` makes one, --unsigned captures without signing"
+        )
+    data = read_key_file(key_path)
+    passphrase = passphrase_from_env_or_prompt() if is_encrypted_pem(data) else None
+    return Signer(load_private_key(key_path, passphrase))
+
+
+def run(args) -> int:
+    seeds = [http_url(u) for u in args.urls]
+    signer = load_signer(args.key, args.unsigned)
+    store = open_store(args.store)
+    options = CrawlOptions(
+        seeds=seeds, depth=args.depth, scope=args.scope, include=args.include,
+        exclude=args.exclude, max_pages=args.max_pages, max_bytes=args.max_bytes,
+        max_time=args.max_time, max_body=args.max_body, timeout=args.timeout,
+        user_agent=args.user_agent, verify_tls=not args.insecure,
+    )
+    request = CaptureRequest(
+        crawl=options, operator=args.operator or default_operator(),
+        work_dir=Path(args.work_dir), warc_size=args.warc_size,
+        keep_local=args.keep_local, title=args.title,
+    )
+    progress = Progress(not args.quiet and not args.json)
+
+    def on_progress(stats, queued: int) -> None:
+        rate = stats.bytes / max(1e-6, __import__("time").monotonic() - stats.started)
+        progress.update(
+            f"pages {stats.pages}  requisites {stats.requisites}  queued {queued}  "
+            f"failed {stats.failed}  {human_bytes(stats.bytes)}  {human_bytes(rate)}/s"
+        )
+
+    try:
+        result = run_capture(request, store, signer, on_progress)
+    finally:
+        progress.done()
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(f"capture  {result.capture_id}")
+        print(f"stored   {result.address}")
+        print(f"sha256   {result.sha256}")
+        print(f"signer   {result.signer or 'UNSIGNED'}")
+        print(f"pages    {result.pages} ({result.failed} failed), requisites {result.requisites}, "
+              f"{human_bytes(result.bytes)}")
+        if result.stop_reason:
+            print(f"stopped  {result.stop_reason} reached; some queued URLs were not fetched")
+    return 0

@@ -1,0 +1,13 @@
+"""Exceptions that carry a one-line message for the user."""
+
+
+class ArchiveError(Exception):
+    """Bad input or an unusable environment: the CLI prints the message and exits 2."""
+
+
+class NotFound(ArchiveError):
+    """A capture, file or key that was asked for does not exist."""
+
+
+class AlreadyExists(ArchiveError):
+    """Refusing to overwrite something that is already stored."""

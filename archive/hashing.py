@@ -1,0 +1,80 @@
+"""Hashing helpers shared by every stage: SHA-256 in the forms our formats use."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+CHUNK = 1 << 20
+
+
+def sha256_prefixed(hex_digest: str) -> str:
+    """`sha256:<hex>`, the form of datapackage.json and the signing spec."""
+    return "sha256:" + hex_digest
+
+
+def warc_digest(hasher: "hashlib._Hash") -> str:
+    """`sha256:<BASE32>`, the form our WARC digest headers use (as warcio and wget do)."""
+    return "sha256:" + base64.b32encode(hasher.digest()).decode("ascii")
+
+
+def read_chunks(stream: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
+    while True:
+        chunk = stream.read(size)
+        if not chunk:
+            return
+        yield chunk
+
+
+def file_sha256(path: str | Path) -> tuple[str, int]:
+    """SHA-256 hex digest and size of a file, read once in chunks."""
+    hasher = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        for chunk in read_chunks(fh):
+            hasher.update(chunk)
+            size += len(chunk)
+    return hasher.hexdigest(), size
+
+
+def parse_digest(value: str) -> tuple[str, bytes] | None:
+    """Split `algo:value` into (algorithm, raw digest); accepts base32, base16 and base64.
+
+    Returns None when the value cannot be decoded; the algorithm name is lowercased
+    and normalised (`sha-1` -> `sha1`).
+    """
+    if ":" not in value:
+        return None
+    algo, _, text = value.strip().partition(":")
+    algo = algo.lower().replace("-", "")
+    try:
+        size = hashlib.new(algo).digest_size
+    except (ValueError, TypeError):
+        return None
+    text = text.strip()
+    for decode in (_b32, _b16, _b64, _b64url):
+        try:
+            raw = decode(text)
+        except (ValueError, TypeError):
+            continue
+        if raw is not None and len(raw) == size:
+            return algo, raw
+    return None
+
+
+def _b32(text: str) -> bytes:
+    return base64.b32decode(text.upper() + "=" * (-len(text) % 8))
+
+
+def _b16(text: str) -> bytes:
+    return base64.b16decode(text.upper())
+
+
+def _b64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -1,0 +1,172 @@
+"""The WACZ container being assembled: a canonical STORED zip (archive.ziplayout)
+written front to back into `<name>.open`.
+
+A capture writes its WARC data straight into the container, member by member, so
+sealing never copies the WARC bytes again: it appends the index, page list and
+manifests, the central directory, then reads the file once to hash it (and to check
+every member against the hash computed when it was written).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from archive.files import fsync_dir
+from archive.hashing import CHUNK
+from archive.ziplayout import MAX32, Entry, central_header, end_records, local_header, safe_member_name
+
+OPEN_SUFFIX = ".open"
+
+
+class ContainerChanged(Exception):
+    """Bytes on disk differ from what was written: the container must not be sealed."""
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """A finished member: its entry and the SHA-256 of its bytes as they were written."""
+
+    entry: Entry
+    sha256: str
+
+
+class MemberWriter:
+    """Appends one member's bytes, keeping its size, CRC-32 and SHA-256."""
+
+    def __init__(self, container: "ContainerWriter", name: str, offset: int, zip64: bool) -> None:
+        self.container = container
+        self.name = name
+        self.offset = offset
+        self.zip64 = zip64
+        self.size = 0
+        self.crc = 0
+        self.sha = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        if data:
+            self.container._fh.write(data)
+            self.size += len(data)
+            self.crc = zlib.crc32(data, self.crc)
+            self.sha.update(data)
+
+    def tell(self) -> int:
+        return self.size
+
+
+class ContainerWriter:
+    def __init__(self, path: Path) -> None:
+        """Start a new container at `path` (written as `path.open`)."""
+        self.path = Path(path)
+        self.open_path = self.path.with_name(self.path.name + OPEN_SUFFIX)
+        self._fh = open(self.open_path, "xb")
+        self.members: list[MemberInfo] = []
+        self.current: MemberWriter | None = None
+
+    @property
+    def offset(self) -> int:
+        return self._fh.tell()
+
+    def begin(self, name: str, zip64: bool = False) -> MemberWriter:
+        """Start a member of unknown size; its local header is completed by end()."""
+        if self.current is not None:
+            raise RuntimeError("a member is already open")
+        if not safe_member_name(name) or any(m.entry.name == name for m in self.members):
+            raise ValueError(f"bad or duplicate zip member name: {name!r}")
+        offset = self.offset
+        zip64 = zip64 or offset >= MAX32
+        self._fh.write(local_header(Entry(name, offset, 0, 0, zip64)))
+        self.current = MemberWriter(self, name, offset, zip64)
+        return self.current
+
+    def end(self) -> MemberInfo:
+        """Finish the open member: the real size and CRC go into its local header."""
+        member, self.current = self.current, None
+        entry = Entry(member.name, member.offset, member.size, member.crc, member.zip64)
+        if entry.zip64 != member.zip64:
+            raise ValueError(f"{member.name} grew past 4 GiB without zip64 fields")
+        self._fh.flush()
+        os.pwrite(self._fh.fileno(), local_header(entry), member.offset)
+        info = MemberInfo(entry, member.sha.hexdigest())
+        self.members.append(info)
+        return info
+
+    def add_bytes(self, name: str, data: bytes) -> MemberInfo:
+        member = self.begin(name)
+        member.write(data)
+        return self.end()
+
+    def finish(self) -> tuple[str, int]:
+        """Write the central directory and end records, check every member against the
+        hash it had when written, fsync, and rename to the final name.
+
+        Returns (SHA-256 hex of the whole file, its size). Reads the file once.
+        """
+        if self.current is not None:
+            raise RuntimeError("a member is still open")
+        cd_offset = self.offset
+        for info in self.members:
+            self._fh.write(central_header(info.entry))
+        self._fh.write(end_records(len(self.members), cd_offset, self.offset - cd_offset))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        size = self.offset
+        self._fh.close()
+        sha = _hash_and_check(self.open_path, self.members)
+        os.rename(self.open_path, self.path)
+        fsync_dir(self.path.parent)
+        return sha, size
+
+    def close(self) -> None:
+        """Stop writing, keeping the `.open` file (it may hold captured data)."""
+        if not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+
+
+def _hash_and_check(path: Path, members: list[MemberInfo]) -> str:
+    """SHA-256 of the whole file, and of each member's data range in a second thread
+    (hashlib releases the GIL, so the two hashes run on two cores)."""
+    whole = hashlib.sha256()
+    chunks: queue.Queue = queue.Queue(maxsize=16)
+    mismatched: list[str] = []
+
+    def check_members() -> None:
+        ranges = sorted(
+            ((m.entry.data_offset, m.entry.end, m) for m in members), key=lambda r: r[0]
+        )
+        hashers = {id(m): hashlib.sha256() for _, _, m in ranges}
+        while (item := chunks.get()) is not None:
+            start, data = item
+            end = start + len(data)
+            for lo, hi, m in ranges:
+                if hi <= start or lo >= end:
+                    continue
+                hashers[id(m)].update(data[max(lo, start) - start: min(hi, end) - start])
+        for _, _, m in ranges:
+            if hashers[id(m)].hexdigest() != m.sha256:
+                mismatched.append(m.entry.name)
+
+    worker = threading.Thread(target=check_members, daemon=True)
+    worker.start()
+    position = 0
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                chunks.put((position, chunk))
+                whole.update(chunk)
+                position += len(chunk)
+    finally:
+        chunks.put(None)
+        worker.join()
+    if mismatched:
+        raise ContainerChanged(
+            f"{', '.join(mismatched)} changed on disk after being written; not sealing"
+        )
+    return whole.hexdigest()

@@ -1,0 +1,101 @@
+"""A store in a local folder: write-once files under captures/YYYY/MM/DD/."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from archive.errors import AlreadyExists, ArchiveError, NotFound
+from archive.files import fsync_dir
+from archive.hashing import CHUNK, file_sha256
+from archive.ids import is_capture_id
+from archive.store.base import StoredCapture, capture_key
+
+READ_ONLY = 0o444
+
+
+def _link_or_copy(src: Path, dst: Path, sha256: str) -> int:
+    """Put src at dst and check what is at dst against the sealed hash; returns the size.
+
+    A hard link when src is on the same file system (the sealed file is not written a
+    second time), a copy otherwise.
+    """
+    try:
+        os.link(src, dst)
+        digest, size = file_sha256(dst)
+    except OSError:
+        digest, size = _copy(src, dst)
+    if digest != sha256:
+        raise ArchiveError(f"{src} does not match its sealed hash; not stored (the local copy is kept)")
+    return size
+
+
+def _copy(src: Path, dst: Path) -> tuple[str, int]:
+    """Copy src to a new file dst, durably; SHA-256 and size of what was written."""
+    sha, size = hashlib.sha256(), 0
+    with open(src, "rb") as fh, open(dst, "xb") as out:
+        while chunk := fh.read(CHUNK):
+            sha.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    return sha.hexdigest(), size
+
+
+class LocalStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.address = str(self.root)
+
+    def path_of(self, capture_id: str) -> Path:
+        return self.root / capture_key(capture_id)
+
+    def put_capture(self, capture_id: str, wacz: Path, sha256: str, metadata: dict) -> StoredCapture:
+        final = self.path_of(capture_id)
+        if final.exists():
+            raise AlreadyExists(f"{final} already exists; captures are never overwritten")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            size = _link_or_copy(wacz, tmp, sha256)
+            os.chmod(tmp, READ_ONLY)
+            try:
+                # link() fails if the name exists: no window in which a capture is replaced.
+                os.link(tmp, final)
+            except FileExistsError:
+                raise AlreadyExists(f"{final} already exists; captures are never overwritten") from None
+            fsync_dir(final.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return StoredCapture(capture_id, str(final), size, sha256, metadata.get("signer"))
+
+    def open_capture(self, capture_id: str) -> BinaryIO:
+        path = self.path_of(capture_id) if is_capture_id(capture_id) else Path(capture_id)
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            raise NotFound(f"no capture {capture_id} in {self.root}") from None
+
+    def list_captures(self) -> Iterator[StoredCapture]:
+        base = self.root / "captures"
+        if not base.is_dir():
+            return
+        for path in sorted(base.glob("*/*/*/*.wacz")):
+            capture_id = path.name[: -len(".wacz")]
+            if is_capture_id(capture_id):
+                yield StoredCapture(capture_id, str(path), path.stat().st_size)
+
+    def put_public_key(self, fingerprint: str, pem: bytes) -> None:
+        path = self.root / "keys" / f"{fingerprint}.pub"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            if path.read_bytes() != pem:
+                raise ArchiveError(f"{path} holds a different key for the same fingerprint")
+            return
+        with open(path, "xb") as fh:
+            fh.write(pem)
+

@@ -1,0 +1,182 @@
+"""Reading a WACZ's zip container without trusting it.
+
+A WACZ we wrote must be canonical (archive.ziplayout): every byte of every header is
+then predictable, so a flipped byte anywhere in the container is caught, not only in
+the content. Files from other tools are read leniently through zipfile, and the report
+says that the container itself was not checked byte for byte.
+"""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+from archive.hashing import CHUNK
+from archive.ziplayout import (
+    CENTRAL, CENTRAL_SIG, END, END64, END64_SIG, END_SIG, LOCAL, LOCAL_SIG, LOCATOR64,
+    LOCATOR64_SIG, MAX16, MAX32, ZIP64_EXTRA_ID, Entry, central_header, end_records,
+    local_header, safe_member_name,
+)
+
+MAX_ENTRIES = 100_000
+
+
+class ContainerError(Exception):
+    """The file cannot be read as a zip at all."""
+
+
+@dataclass
+class Member:
+    name: str
+    size: int                   # uncompressed
+    crc: int
+    data_offset: int | None     # where STORED bytes start; None when compressed
+    info: zipfile.ZipInfo | None = None
+
+
+@dataclass
+class Container:
+    members: list[Member]
+    canonical: bool
+    problems: list[str] = field(default_factory=list)   # why it is not canonical
+    zipfile: zipfile.ZipFile | None = None              # for compressed members
+
+    def get(self, name: str) -> Member | None:
+        return next((m for m in self.members if m.name == name), None)
+
+
+def _read_at(fh: BinaryIO, offset: int, size: int) -> bytes:
+    if offset < 0 or size < 0:
+        raise ValueError(f"a structure points outside the file (byte {offset})")
+    fh.seek(offset)
+    data = fh.read(size)
+    if len(data) != size:
+        raise ValueError(f"file ends inside a structure at byte {offset}")
+    return data
+
+
+def read_canonical(fh: BinaryIO, file_size: int) -> list[Entry]:
+    """Parse a container that must match our layout exactly; raises ValueError naming
+    the first byte range that does not."""
+    if file_size < END.size:
+        raise ValueError("too short to be a zip file")
+    end = END.unpack(_read_at(fh, file_size - END.size, END.size))
+    if end[0] != END_SIG:
+        raise ValueError("the last 22 bytes are not a zip end record (trailing data or a comment)")
+    count, cd_size, cd_offset = end[4], end[5], end[6]
+    tail = END.size
+    if count == MAX16 or cd_size == MAX32 or cd_offset == MAX32:
+        locator = LOCATOR64.unpack(
+            _read_at(fh, file_size - END.size - LOCATOR64.size, LOCATOR64.size)
+        )
+        if locator[0] != LOCATOR64_SIG:
+            raise ValueError("zip64 locator missing")
+        end64 = END64.unpack(_read_at(fh, locator[2], END64.size))
+        if end64[0] != END64_SIG:
+            raise ValueError("zip64 end record missing")
+        count, cd_size, cd_offset = end64[7], end64[8], end64[9]
+        tail += LOCATOR64.size + END64.size
+    if count > MAX_ENTRIES:
+        raise ValueError(f"{count} entries declared; refusing more than {MAX_ENTRIES}")
+    if cd_offset + cd_size + tail != file_size:
+        raise ValueError("central directory does not end where the end records begin")
+    directory = _read_at(fh, cd_offset, cd_size)
+    entries, pos, expected_offset = [], 0, 0
+    for index in range(count):
+        if pos + CENTRAL.size > len(directory):
+            raise ValueError(f"central directory entry {index} is cut short")
+        fields = CENTRAL.unpack_from(directory, pos)
+        if fields[0] != CENTRAL_SIG:
+            raise ValueError(f"central directory entry {index} has a bad signature")
+        name_len, extra_len, comment_len = fields[10], fields[11], fields[12]
+        raw_name = directory[pos + CENTRAL.size: pos + CENTRAL.size + name_len]
+        try:
+            name = raw_name.decode("ascii")
+        except UnicodeDecodeError:
+            raise ValueError(f"entry {index} has a non-ASCII name") from None
+        size, offset = fields[9], fields[16]
+        extra = directory[pos + CENTRAL.size + name_len: pos + CENTRAL.size + name_len + extra_len]
+        zip64 = len(extra) == 28 and struct.unpack_from("<HH", extra) == (ZIP64_EXTRA_ID, 24)
+        if zip64:
+            size, _, offset = struct.unpack_from("<QQQ", extra, 4)
+        entry = Entry(name, offset, size, fields[7], zip64)
+        expected = central_header(entry)
+        actual = directory[pos: pos + CENTRAL.size + name_len + extra_len + comment_len]
+        if actual != expected:
+            raise ValueError(f"central directory entry for {name} differs from the canonical form")
+        if offset != expected_offset:
+            raise ValueError(f"{name} does not start where the previous entry ends")
+        if _read_at(fh, offset, len(local_header(entry))) != local_header(entry):
+            raise ValueError(f"local header of {name} differs from its central directory entry")
+        entries.append(entry)
+        expected_offset = entry.end
+        pos += len(actual)
+    if pos != len(directory) or expected_offset != cd_offset:
+        raise ValueError("bytes between the last entry and the central directory")
+    if _read_at(fh, cd_offset + cd_size, tail) != end_records(count, cd_offset, cd_size):
+        raise ValueError("end records differ from the canonical form")
+    return entries
+
+
+def read_container(fh: BinaryIO, file_size: int) -> Container:
+    """Canonical when possible, otherwise lenient through zipfile (ContainerError if
+    it is not a zip at all)."""
+    try:
+        entries = read_canonical(fh, file_size)
+        return Container([Member(e.name, e.size, e.crc, e.data_offset) for e in entries], True)
+    except ValueError as exc:
+        reason = str(exc)
+    fh.seek(0)
+    try:
+        zf = zipfile.ZipFile(fh)
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
+        raise ContainerError(f"not a readable zip file ({exc})") from None
+    if len(infos) > MAX_ENTRIES:
+        raise ContainerError(f"{len(infos)} entries; refusing more than {MAX_ENTRIES}")
+    members = []
+    for info in infos:
+        stored = info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1
+        data_offset = None
+        if stored:
+            try:
+                fields = LOCAL.unpack(_read_at(fh, info.header_offset, LOCAL.size))
+            except ValueError:
+                fields = None
+            if fields and fields[0] == LOCAL_SIG:
+                data_offset = info.header_offset + LOCAL.size + fields[9] + fields[10]
+        members.append(Member(info.filename, info.file_size, info.CRC, data_offset, info))
+    fh.seek(0)
+    return Container(members, False, [reason], zf)
+
+
+def iter_member(fh: BinaryIO, container: Container, member: Member,
+                limit: int | None = None) -> Iterator[bytes]:
+    """The member's uncompressed bytes in chunks, its CRC-32 checked at the end.
+
+    `limit` guards against zip bombs: more bytes than that raise ValueError.
+    """
+    crc, total = 0, 0
+    if member.data_offset is not None:
+        fh.seek(member.data_offset)
+        remaining = member.size
+        while remaining:
+            chunk = fh.read(min(CHUNK, remaining))
+            if not chunk:
+                raise ValueError(f"{member.name} is cut short")
+            remaining -= len(chunk)
+            crc = zlib.crc32(chunk, crc)
+            yield chunk
+    else:
+        with container.zipfile.open(member.info) as stream:
+            while chunk := stream.read(CHUNK):
+                total += len(chunk)
+                if limit is not None and total > limit:
+                    raise ValueError(f"{member.name} expands beyond {limit} bytes")
+                crc = zlib.crc32(chunk, crc)
+                yield chunk
+    if crc != member.crc:
+        raise ValueError(f"{member.name} does not match its zip CRC-32")

@@ -1,0 +1,78 @@
+"""The bodies of our warcinfo and metadata records (application/warc-fields)."""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import hashlib
+import os
+import platform
+import socket
+import sys
+
+from archive import SOFTWARE, __version__
+
+WARC_SPEC = "http://bibnum.bnf.fr/WARC/WARC_ISO_28500_version1-1_latestdraft.pdf"
+
+
+def default_operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER") or "unknown"
+
+
+def warcinfo_fields(
+    capture_id: str,
+    operator: str,
+    user_agent: str,
+    robots: str,
+    job: str | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """What every WARC file of a capture says about how it was made."""
+    return {
+        "software": SOFTWARE,
+        "version": __version__,
+        "operator": operator,
+        "hostname": socket.gethostname(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "command": " ".join(sys.argv),
+        "capture-id": capture_id,
+        "job": job,
+        "robots": robots,
+        "http-header-user-agent": user_agent,
+        "conformsTo": WARC_SPEC,
+        **(extra or {}),
+    }
+
+
+def fetch_metadata_fields(result, outlinks=(), redirect=None, note=None) -> dict:
+    """Evidence about one fetch: where it went, what certificate was shown, what failed."""
+    fields: dict = {
+        "fetch-started": result.started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "fetch-time-ms": round(result.elapsed * 1000),
+        "ip-address": result.ip,
+        "port": result.port,
+    }
+    if result.cert_der:
+        fields["tls-version"] = result.tls.get("version")
+        fields["tls-cipher"] = result.tls.get("cipher")
+        fields["server-certificate"] = base64.b64encode(result.cert_der).decode("ascii")
+        fields["server-certificate-sha256"] = hashlib.sha256(result.cert_der).hexdigest()
+        fields["certificate-chain"] = [
+            base64.b64encode(der).decode("ascii") for der in result.cert_chain_der
+        ]
+    if result.status is not None:
+        fields["http-status"] = result.status
+    if result.truncated:
+        fields["truncated"] = result.truncated
+    if result.error:
+        fields["error-kind"] = result.error_kind
+        fields["error"] = result.error
+    if redirect:
+        fields["redirect-to"] = redirect
+    if note:
+        fields["note"] = note
+    fields["outlink"] = list(outlinks)
+    return fields

@@ -1,0 +1,229 @@
+"""WARC 1.1 files written through warcio: SHA-256 digests, one gzip member per record,
+rollover by size. The files are written straight into the capture's WACZ container
+(itself `.open` until sealed), so sealing never copies them again.
+
+warcio re-serialises HTTP headers it parses, which would alter the evidence, so records
+are handed to it as opaque blocks with their digests already set: it writes the WARC
+headers and copies the block byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import zlib
+from dataclasses import dataclass
+from io import BytesIO
+from typing import BinaryIO
+
+from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from archive.hashing import warc_digest
+from archive.httpmessage import PayloadSplitter, has_http_headers
+from archive.seal.container import ContainerWriter, MemberWriter
+from archive.ziplayout import MAX32
+
+WARC_VERSION = "WARC/1.1"
+WARC_DIR = "archive"
+DEFAULT_MAX_SIZE = 1_000_000_000
+GZIP_LEVEL = 6  # warcio uses 9: several times slower for a few percent
+
+CONTENT_TYPES = {
+    "response": "application/http; msgtype=response",
+    "revisit": "application/http; msgtype=response",
+    "request": "application/http; msgtype=request",
+    "warcinfo": "application/warc-fields",
+    "metadata": "application/warc-fields",
+}
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """Where a record landed: file name, offset and length of its gzip member."""
+
+    filename: str
+    offset: int
+    length: int
+    record_id: str
+    date: str
+
+
+@dataclass(frozen=True)
+class WarcFile:
+    """A finished WARC file in the container: name, size, and the CRC-32 and SHA-256
+    of its bytes computed while they were written."""
+
+    name: str
+    size: int
+    crc32: int
+    sha256: str
+
+
+def block_digests(record_type: str, uri: str | None, block: bytes) -> tuple[str, str]:
+    """WARC-Block-Digest and WARC-Payload-Digest for a block held in memory."""
+    payload = block
+    if has_http_headers(record_type, uri, len(block)):
+        start = PayloadSplitter().feed(block)
+        payload = block[start:] if start is not None else b""
+    return warc_digest(hashlib.sha256(block)), warc_digest(hashlib.sha256(payload))
+
+
+def warc_fields(fields: dict) -> bytes:
+    """application/warc-fields body: `Name: value` lines; lists give repeated fields."""
+    lines = []
+    for name, value in fields.items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if item is None or item == "":
+                continue
+            text = str(item).replace("\r", " ").replace("\n", " ")
+            lines.append(f"{name}: {text}\r\n")
+    return "".join(lines).encode("utf-8")
+
+
+class _GzipMember:
+    """warcio's output sink: one gzip member per record (warcio flushes once per record)."""
+
+    def __init__(self, out) -> None:
+        self.out = out
+        self.compressor = None
+
+    def write(self, data: bytes) -> None:
+        if self.compressor is None:
+            self.compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+        self.out.write(self.compressor.compress(data))
+
+    def flush(self) -> None:
+        if self.compressor is not None:
+            self.out.write(self.compressor.flush())
+            self.compressor = None
+
+
+def _compressed_bound(length: int) -> int:
+    """More than a gzip member holding `length` bytes (plus WARC headers) can take."""
+    return length + length // 1000 + 65536
+
+
+class WarcWriter:
+    """Writes records as WARC files `archive/<prefix>-NNNNN.warc.gz` inside a WACZ
+    container, rolling over to a new file at max_size. Thread safe.
+
+    Every file starts with a warcinfo record built from `info`.
+    """
+
+    def __init__(
+        self,
+        container: ContainerWriter,
+        prefix: str,
+        info: dict,
+        max_size: int = DEFAULT_MAX_SIZE,
+        first_sequence: int = 0,
+    ) -> None:
+        self.container = container
+        self.prefix = prefix
+        self.info = info
+        self.max_size = max_size
+        self.closed_files: list[WarcFile] = []
+        self._sequence = first_sequence
+        self._lock = threading.Lock()
+        self._member: MemberWriter | None = None
+        self._sink: _GzipMember | None = None
+        self._warcio: WARCWriter | None = None
+        self._warcinfo_id: str | None = None
+
+    # -- files ---------------------------------------------------------------
+    @property
+    def current_name(self) -> str:
+        return f"{self.prefix}-{self._sequence:05d}.warc.gz"
+
+    def _open_next(self, zip64: bool) -> None:
+        name = self.current_name
+        self._member = self.container.begin(f"{WARC_DIR}/{name}", zip64=zip64)
+        self._sink = _GzipMember(self._member)
+        self._warcio = WARCWriter(self._sink, gzip=False, warc_version=WARC_VERSION)
+        body = warc_fields({**self.info, "format": "WARC File Format 1.1"})
+        ref = self._write_locked(
+            "warcinfo", None, BytesIO(body), len(body),
+            *block_digests("warcinfo", None, body), extra={"WARC-Filename": name},
+        )
+        self._warcinfo_id = ref.record_id
+
+    def _close_current(self) -> None:
+        if self._member is None:
+            return
+        info = self.container.end()
+        name = info.entry.name.rsplit("/", 1)[-1]
+        self.closed_files.append(WarcFile(name, info.entry.size, info.entry.crc, info.sha256))
+        self._member = self._sink = self._warcio = None
+        self._sequence += 1
+
+    def close(self) -> list[WarcFile]:
+        """Finish the WARC file being written; returns every file written."""
+        with self._lock:
+            self._close_current()
+        return list(self.closed_files)
+
+    # -- records -------------------------------------------------------------
+    def write(
+        self,
+        record_type: str,
+        uri: str | None,
+        block: BinaryIO | bytes,
+        length: int | None = None,
+        block_digest: str | None = None,
+        payload_digest: str | None = None,
+        extra: dict | None = None,
+        content_type: str | None = None,
+    ) -> RecordRef:
+        """Write one record. Digests are computed here when the block is given as bytes."""
+        if isinstance(block, (bytes, bytearray)):
+            block_digest, payload_digest = block_digests(record_type, uri, bytes(block))
+            length = len(block)
+            block = BytesIO(block)
+        if block_digest is None or length is None:
+            raise ValueError("a streamed block needs its length and digests")
+        bound = _compressed_bound(length)
+        with self._lock:
+            member = self._member
+            if member is not None and (
+                member.size >= self.max_size
+                or (not member.zip64 and member.size + bound >= MAX32)
+            ):
+                self._close_current()
+            if self._member is None:
+                # zip64 fields up front only when this record alone may pass 4 GiB
+                self._open_next(zip64=bound >= MAX32)
+            extra = {"WARC-Warcinfo-ID": self._warcinfo_id, **(extra or {})}
+            return self._write_locked(
+                record_type, uri, block, length, block_digest, payload_digest,
+                extra=extra, content_type=content_type,
+            )
+    def _write_locked(
+        self, record_type, uri, block, length, block_digest, payload_digest,
+        extra=None, content_type=None,
+    ) -> RecordRef:
+        headers = [("WARC-Type", record_type)]
+        headers.append(("WARC-Record-ID", self._warcio._make_warc_id()))
+        date = (extra or {}).get("WARC-Date") or self._warcio.curr_warc_date()
+        headers.append(("WARC-Date", date))
+        if uri:
+            headers.append(("WARC-Target-URI", uri))
+        for name, value in (extra or {}).items():
+            if value is not None and name != "WARC-Date":
+                headers.append((name, str(value)))
+        headers.append(("WARC-Block-Digest", block_digest))
+        # warcio would add a SHA-1 payload digest to records without one; revisits keep
+        # the digest of the payload they refer to, set by the caller in `extra`.
+        if payload_digest and record_type not in ("warcinfo", "revisit"):
+            headers.append(("WARC-Payload-Digest", payload_digest))
+        rec_headers = StatusAndHeaders("", headers, protocol=WARC_VERSION)
+        content_type = content_type or CONTENT_TYPES.get(record_type, "application/octet-stream")
+        record = ArcWarcRecord("warc", record_type, rec_headers, block, None, content_type, length)
+        offset = self._member.size
+        self._warcio.write_record(record)
+        return RecordRef(
+            self.current_name, offset, self._member.size - offset,
+            rec_headers.get_header("WARC-Record-ID"), date,
+        )
+

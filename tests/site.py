@@ -1,0 +1,196 @@
+"""A real HTTP server on 127.0.0.1 serving a generated site with the awkward cases.
+
+Every response body it sends is remembered by path, so tests can compare the bytes in
+the WARC with the bytes that were served.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import socket
+import struct
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
+    b"\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef"
+    b"\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    status: int = 200
+    headers: dict = field(default_factory=dict)
+    content_type: str = "text/html; charset=utf-8"
+    chunked: bool = False
+    gzip: bool = False
+    handler: Callable | None = None     # handler(request_handler) does everything itself
+
+
+class Site:
+    """Routes by path; edit `routes` between captures to change the site."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[str] = []
+        self.served: dict[str, bytes] = {}   # path -> body bytes as sent (before chunking)
+        self.delay = 0.0
+        self.lock = threading.Lock()
+
+    def add(self, path: str, body: bytes | str = b"", **kwargs) -> Route:
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        route = Route(body=body, **kwargs)
+        self.routes[path] = route
+        return route
+
+    def html(self, path: str, title: str, body_html: str, **kwargs) -> Route:
+        return self.add(
+            path, f"<!doctype html><html><head><title>{title}</title></head>"
+                  f"<body>{body_html}</body></html>", **kwargs)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    site: Site
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body are separate writes; without this every response stalls ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        site = self.site
+        with site.lock:
+            site.requests.append(self.path)
+        if site.delay:
+            time.sleep(site.delay)
+        route = site.routes.get(self.path)
+        if route is None:
+            route = Route(b"<html><body>not found</body></html>", status=404)
+        if route.handler:
+            route.handler(self)
+            return
+        body = gzip.compress(route.body, mtime=0) if route.gzip else route.body
+        self.send_response(route.status)
+        self.send_header("Content-Type", route.content_type)
+        for name, value in route.headers.items():
+            self.send_header(name, value)
+        if route.gzip:
+            self.send_header("Content-Encoding", "gzip")
+        if route.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        with site.lock:
+            site.served[self.path] = body
+        if route.chunked:
+            for start in range(0, len(body), 7):
+                piece = body[start:start + 7]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        else:
+            self.wfile.write(body)
+
+
+def reset_after(n_bytes: int, declared: int = 100_000):
+    """A handler that promises `declared` bytes, sends n_bytes, then resets the connection."""
+    def handler(h: _Handler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/octet-stream")
+        h.send_header("Content-Length", str(declared))
+        h.end_headers()
+        h.wfile.write(b"x" * n_bytes)
+        h.wfile.flush()
+        time.sleep(0.05)
+        h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        h.close_connection = True
+    return handler
+
+
+def slow(seconds: float, body: bytes = b"slow"):
+    def handler(h: _Handler) -> None:
+        time.sleep(seconds)
+        h.send_response(200)
+        h.send_header("Content-Type", "text/plain")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+    return handler
+
+
+def streamed(size: int, chunk: int = 1 << 20):
+    """A large binary body generated on the fly (deterministic bytes)."""
+    def handler(h: _Handler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/octet-stream")
+        h.send_header("Content-Length", str(size))
+        h.end_headers()
+        block = bytes(range(256)) * (chunk // 256)
+        sent = 0
+        while sent < size:
+            piece = block[: min(chunk, size - sent)]
+            h.wfile.write(piece)
+            sent += len(piece)
+    return handler
+
+
+class SiteServer:
+    def __init__(self, site: Site) -> None:
+        handler = type("Handler", (_Handler,), {"site": site})
+        self.site = site
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def __enter__(self) -> "SiteServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def standard_site() -> Site:
+    """A page with requisites, a linked page, redirects, errors and odd encodings."""
+    site = Site()
+    site.html("/", "Home", (
+        '<link rel="stylesheet" href="/style.css"><script src="/app.js"></script>'
+        '<img src="/img/a.png"><img srcset="/img/b.png 2x">'
+        '<a href="/about">About</a> <a href="/news/1">News</a>'
+    ))
+    site.add("/style.css", 'body{background:url("/img/bg.png")} @import "/print.css";',
+             content_type="text/css")
+    site.add("/print.css", "p{color:black}", content_type="text/css")
+    site.add("/app.js", "console.log('app')", content_type="application/javascript")
+    for name in ("a", "b", "bg"):
+        site.add(f"/img/{name}.png", PNG + name.encode(), content_type="image/png")
+    site.html("/about", "About", '<a href="/">home</a><img src="/img/a.png">')
+    site.html("/news/1", "News 1", '<a href="/news/2">next</a>')
+    site.html("/news/2", "News 2", '<a href="/news/3">next</a>')
+    site.html("/news/3", "News 3", "end")
+    site.html("/chunked", "Chunked", "<p>" + "chunked body " * 20 + "</p>", chunked=True)
+    site.html("/gzipped", "Gzipped", "<p>" + "compressed " * 50 + "</p>", gzip=True)
+    site.add("/latin1", "<html><head><title>Caf\xe9</title></head><body>na\xefve</body></html>"
+             .encode("latin-1"), content_type="text/html; charset=iso-8859-1")
+    site.add("/redirect", status=302, headers={"Location": "/about"})
+    site.add("/missing", "<html>gone</html>", status=404)
+    site.add("/error", "<html>oops</html>", status=500)
+    return site

@@ -1,0 +1,177 @@
+import gzip
+import json
+import subprocess
+import zlib
+import zipfile
+from pathlib import Path
+
+from tests.conftest import stored_waczs, tool
+from tests.warcs import member, pages, records
+
+
+def test_round_trip_bytes_in_warc_equal_bytes_served(capture, run, pubkey, site):
+    wacz = capture("/")
+    result = run("verify", wacz, "--trust", pubkey)
+    assert result.code == 0, result
+    assert result.out.startswith("VERIFIED")
+
+    responses = {r["uri"]: r for r in records(wacz) if r["type"] == "response"}
+    served = site.site.served
+    # the page and every requisite, including those found in CSS (url() and @import)
+    for path in ("/", "/style.css", "/print.css", "/app.js", "/img/a.png", "/img/b.png", "/img/bg.png"):
+        assert site.url(path) in responses, path
+        assert responses[site.url(path)]["payload"] == served[path], path
+    # linked pages are not followed at depth 0
+    assert site.url("/about") not in responses
+    assert "/about" not in site.site.requests
+
+
+def test_raw_transfer_encoding_and_content_encoding_are_kept(capture, site):
+    wacz = capture("/chunked", "/gzipped")
+    by_uri = {r["uri"]: r for r in records(wacz) if r["type"] == "response"}
+    chunked = by_uri[site.url("/chunked")]
+    assert chunked["http"].get_header("Transfer-Encoding") == "chunked"
+    assert chunked["payload"].startswith(b"7\r\n")          # chunk framing as transferred
+    gzipped = by_uri[site.url("/gzipped")]
+    assert gzipped["http"].get_header("Content-Encoding") == "gzip"
+    assert gzip.decompress(gzipped["payload"]) == gzip.decompress(site.site.served["/gzipped"])
+
+
+def test_warc_has_warcinfo_requests_and_metadata(capture, site):
+    wacz = capture("/")
+    recs = records(wacz)
+    info = recs[0]
+    assert info["type"] == "warcinfo"
+    body = info["payload"].decode()
+    for field in ("software: archive", "operator:", "hostname:", "command:"):
+        assert field in body
+    for rec in recs:
+        assert rec["headers"]["WARC-Block-Digest"].startswith("sha256:")
+        if rec["type"] != "warcinfo":
+            assert rec["headers"]["WARC-Payload-Digest"].startswith("sha256:")
+    request = next(r for r in recs if r["type"] == "request" and r["uri"] == site.url("/"))
+    assert request["http"].protocol == "GET" or request["http"].statusline.startswith("/")
+    meta = next(r for r in recs if r["type"] == "metadata" and r["uri"] == site.url("/"))
+    assert b"ip-address: 127.0.0.1" in meta["payload"]
+    assert b"outlink: " + site.url("/about").encode() in meta["payload"]
+    response = next(r for r in recs if r["type"] == "response" and r["uri"] == site.url("/"))
+    assert response["headers"]["WARC-IP-Address"] == "127.0.0.1"
+    assert response["headers"]["WARC-Record-ID"] == request["headers"]["WARC-Concurrent-To"]
+
+
+def test_warcio_check_and_wacz_validate_pass(capture, tmp_path):
+    wacz = capture("/", "/chunked", "/gzipped", "/latin1", "/missing")
+    out = tmp_path / "unzipped"
+    zipfile.ZipFile(wacz).extractall(out)
+    warcs = sorted(str(p) for p in (out / "archive").glob("*.warc.gz"))
+    check = subprocess.run([tool("warcio"), "check", "-v", *warcs], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "digest pass" in check.stdout and "fail" not in check.stdout
+    validate = subprocess.run([tool("wacz"), "validate", "-f", str(wacz)], capture_output=True, text=True)
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    assert "Validation succeeded" in validate.stdout
+
+
+def test_wacz_layout_and_signature_fields(capture):
+    wacz = capture("/")
+    names = zipfile.ZipFile(wacz).namelist()
+    assert names[-2:] == ["datapackage.json", "datapackage-digest.json"]
+    assert all(i.compress_type == zipfile.ZIP_STORED for i in zipfile.ZipFile(wacz).infolist())
+    assert "indexes/index.cdx.gz" in names and "pages/pages.jsonl" in names
+    datapackage = json.loads(member(wacz, "datapackage.json"))
+    assert datapackage["wacz_version"] == "1.1.1"
+    listed = {r["path"] for r in datapackage["resources"]}
+    assert listed == set(names) - {"datapackage.json", "datapackage-digest.json"}
+    digest = json.loads(member(wacz, "datapackage-digest.json"))
+    signed = digest["signedData"]
+    assert set(signed) == {"hash", "created", "software", "version", "signature", "publicKey"}
+    assert signed["hash"] == digest["hash"] and signed["created"] == datapackage["created"]
+    lines = gzip.decompress(member(wacz, "indexes/index.cdx.gz")).decode().splitlines()
+    assert lines == sorted(lines) and len(lines) >= 7
+
+
+def test_failures_are_recorded_not_skipped(capture, site):
+    wacz = capture("/missing", "/error")
+    entries = {p["url"]: p for p in pages(wacz)}
+    assert entries[site.url("/missing")]["status"] == 404
+    assert entries[site.url("/error")]["error"] == "HTTP 500"
+
+
+def test_capture_without_key_is_refused(run, site, tmp_path, monkeypatch):
+    monkeypatch.delenv("ARCHIVE_KEY", raising=False)
+    result = run("capture", site.url("/"), "--store", tmp_path / "store")
+    assert result.code == 2 and "--unsigned" in result.err
+    assert not (tmp_path / "store").exists()
+
+
+def test_unsigned_capture_is_reported_unsigned(run, site, tmp_path):
+    result = run("capture", site.url("/"), "--unsigned", "--store", tmp_path / "s", "--quiet")
+    assert result.code == 0, result
+    assert "UNSIGNED" in result.out
+    wacz = stored_waczs(tmp_path / "s")[0]
+    strict = run("verify", wacz)
+    assert strict.code == 1 and "UNSIGNED" in strict.out
+    allowed = run("verify", wacz, "--allow-unsigned")
+    assert allowed.code == 0 and allowed.out.startswith("VERIFIED (UNSIGNED)")
+
+
+def test_bad_urls_and_bad_keys_are_one_line_errors(run, site, key, tmp_path, monkeypatch):
+    for args in (["capture", "not a url", "--unsigned"],
+                 ["capture", "ftp://example.org/", "--unsigned"],
+                 ["capture", site.url("/"), "--key", tmp_path / "nokey.pem"]):
+        result = run(*args)
+        assert result.code == 2, (args, result)
+        assert result.err.count("\n") == 1 and "Traceback" not in result.err
+    monkeypatch.setenv("ARCHIVE_KEY_PASSPHRASE", "wrong")
+    result = run("capture", site.url("/"), "--key", key, "--store", tmp_path / "s")
+    assert result.code == 2 and "wrong passphrase" in result.err
+    assert site.site.requests == []           # a bad key fails before any traffic
+
+
+def test_store_never_overwrites_and_leaves_no_partial_file(tmp_path, capture):
+    import hashlib
+
+    import pytest
+
+    from archive.errors import AlreadyExists, ArchiveError
+    from archive.store.local import LocalStore
+    wacz = capture("/")
+    capture_id = Path(wacz).name[:-5]
+    store = LocalStore(tmp_path / "store")
+    before = Path(wacz).read_bytes()
+    other = tmp_path / "other.wacz"
+    other.write_bytes(b"different bytes")
+    try:
+        store.put_capture(capture_id, other, hashlib.sha256(b"different bytes").hexdigest(), {})
+        raise AssertionError("overwrite was allowed")
+    except AlreadyExists:
+        pass
+    assert Path(wacz).read_bytes() == before
+    assert not (Path(wacz).stat().st_mode & 0o222), "stored capture must be read-only"
+    # a copy that does not match its sealed hash never appears under a final name
+    with pytest.raises(ArchiveError):
+        store.put_capture("20250101T000000Z-00000000", other, "0" * 64, {})
+    assert [p for p in (tmp_path / "store" / "captures" / "2025").rglob("*") if p.is_file()] == []
+
+
+def test_failed_seal_leaves_nothing_in_store(run, key, site, tmp_path, monkeypatch):
+    from archive.seal.sign import Signer
+
+    def broken(self, hash_value, created):
+        raise RuntimeError("signing device unplugged")
+    monkeypatch.setattr(Signer, "sign", broken)
+    result = run("capture", site.url("/"), "--key", key, "--store", tmp_path / "store",
+                 "--work-dir", tmp_path / "work", "--quiet")
+    assert result.code == 2 and "signing device unplugged" in result.err
+    assert stored_waczs(tmp_path / "store") == []
+    # the captured WARC data is kept (in the unfinished container); no WACZ under a final name
+    kept = list((tmp_path / "work").glob("*/*.wacz.open"))
+    assert len(kept) == 1
+    data = kept[0].read_bytes()
+    text, pos = b"", data.index(b"\x1f\x8b")
+    while data[pos:pos + 2] == b"\x1f\x8b":
+        member = zlib.decompressobj(31)
+        text += member.decompress(data[pos:])
+        pos = len(data) - len(member.unused_data)
+    assert b"WARC-Type: response" in text and site.url("/").encode() in text
+    assert list((tmp_path / "work").glob("*/*.wacz")) == []

@@ -1,0 +1,64 @@
+import hashlib
+import os
+import stat
+import subprocess
+
+from cryptography.hazmat.primitives import serialization
+
+from tests.conftest import PASSPHRASE, tool
+
+
+def test_generate_writes_encrypted_private_key_with_mode_0600(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHIVE_KEY_PASSPHRASE", "s3cret")
+    result = run("keys", "generate", "--out", tmp_path / "k", "--json")
+    assert result.code == 0, result
+    private = tmp_path / "k" / "signing-key.pem"
+    public = tmp_path / "k" / "signing-key.pub.pem"
+    assert stat.S_IMODE(os.stat(private).st_mode) == 0o600
+    assert b"ENCRYPTED PRIVATE KEY" in private.read_bytes()
+    key = serialization.load_pem_private_key(private.read_bytes(), b"s3cret")
+    der = serialization.load_pem_public_key(public.read_bytes()).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert hashlib.sha256(der).hexdigest() in result.out
+    assert key.curve.name == "secp256r1"
+
+
+def test_generate_refuses_unencrypted_key_without_flag(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "ARCHIVE_KEY_PASSPHRASE"}
+    proc = subprocess.run([tool("archive"), "keys", "generate", "--out", str(tmp_path)],
+                          env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2
+    assert "--no-passphrase" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_no_passphrase_flag_writes_plain_key(run, tmp_path, monkeypatch):
+    monkeypatch.delenv("ARCHIVE_KEY_PASSPHRASE", raising=False)
+    assert run("keys", "generate", "--out", tmp_path, "--no-passphrase").code == 0
+    assert b"ENCRYPTED" not in (tmp_path / "signing-key.pem").read_bytes()
+
+
+def test_generate_never_overwrites(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHIVE_KEY_PASSPHRASE", "x")
+    assert run("keys", "generate", "--out", tmp_path).code == 0
+    before = (tmp_path / "signing-key.pem").read_bytes()
+    result = run("keys", "generate", "--out", tmp_path)
+    assert result.code == 2 and "refusing to overwrite" in result.err
+    assert (tmp_path / "signing-key.pem").read_bytes() == before
+
+
+def test_show_prints_fingerprint_and_algorithm(run, keydir, monkeypatch):
+    monkeypatch.setenv("ARCHIVE_KEY_PASSPHRASE", PASSPHRASE)
+    public = run("keys", "show", keydir / "signing-key.pub.pem")
+    private = run("keys", "show", keydir / "signing-key.pem")
+    assert public.code == private.code == 0
+    fp = public.out.split()[1]
+    assert len(fp) == 64 and fp in private.out
+    assert "P-256" in public.out
+
+
+def test_show_with_wrong_passphrase_is_one_line_error(run, keydir, monkeypatch):
+    monkeypatch.setenv("ARCHIVE_KEY_PASSPHRASE", "wrong")
+    result = run("keys", "show", keydir / "signing-key.pem")
+    assert result.code == 2
+    assert "wrong passphrase" in result.err and result.err.count("\n") == 1

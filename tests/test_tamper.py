@@ -1,0 +1,167 @@
+"""A sealed capture that was altered in any way must not verify."""
+
+import hashlib
+import io
+import json
+import os
+import random
+import subprocess
+import zipfile
+
+import pytest
+
+from archive.cli import main as cli_main
+from archive.verify.checks import verify_path
+from archive.cli.common import trusted_keys
+from tests.conftest import tool
+
+
+@pytest.fixture
+def sealed(capture):
+    return capture("/", "/about")
+
+
+def _verify(path, pubkey):
+    return verify_path(str(path), trusted_keys([str(pubkey)]))
+
+
+def test_every_region_of_the_file_is_protected(sealed, pubkey, tmp_path):
+    data = sealed.read_bytes()
+    assert _verify(sealed, pubkey).exit_code == 0
+    rng = random.Random(1234)
+    # every byte of the zip structures near both ends, and random bytes everywhere
+    positions = set(range(0, 200)) | set(range(len(data) - 400, len(data)))
+    positions |= {rng.randrange(len(data)) for _ in range(300)}
+    target = tmp_path / "flipped.wacz"
+    for pos in sorted(positions):
+        flipped = bytearray(data)
+        flipped[pos] ^= 1 << rng.randrange(8)
+        target.write_bytes(flipped)
+        report = _verify(target, pubkey)
+        assert report.exit_code == 1, f"flip at byte {pos} verified: {report.reason}"
+        assert any(c.status == "fail" for c in report.checks)
+
+
+def test_flip_names_the_failing_file(sealed, pubkey, tmp_path):
+    zf = zipfile.ZipFile(sealed)
+    info = next(i for i in zf.infolist() if i.filename.startswith("archive/"))
+    data = bytearray(sealed.read_bytes())
+    # a byte in the middle of the WARC's data
+    pos = info.header_offset + 30 + len(info.filename) + info.file_size // 2
+    data[pos] ^= 0x40
+    target = tmp_path / "t.wacz"
+    target.write_bytes(data)
+    report = _verify(target, pubkey)
+    failing = {c.name: c for c in report.checks if c.status == "fail"}
+    assert "resources" in failing
+    assert any(p.file == info.filename for p in failing["resources"].problems)
+
+
+def _rewrite(src, dst, replace: dict[str, bytes]):
+    """Re-zip with some members replaced (what a tamperer without our key can do)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, replace.get(info.filename, zin.read(info.filename)))
+
+
+def _refresh_hashes(wacz, dst, changed: dict[str, bytes]):
+    """Replace members and recompute datapackage.json and the digest hash, keeping the old
+    signature: everything consistent except the signature."""
+    with zipfile.ZipFile(wacz) as zf:
+        datapackage = json.loads(zf.read("datapackage.json"))
+        digest = json.loads(zf.read("datapackage-digest.json"))
+    for resource in datapackage["resources"]:
+        if resource["path"] in changed:
+            body = changed[resource["path"]]
+            resource["hash"] = "sha256:" + hashlib.sha256(body).hexdigest()
+            resource["bytes"] = len(body)
+    dp = json.dumps(datapackage, indent=2).encode()
+    digest["hash"] = "sha256:" + hashlib.sha256(dp).hexdigest()
+    _rewrite(wacz, dst, {**changed, "datapackage.json": dp,
+                         "datapackage-digest.json": json.dumps(digest).encode()})
+
+
+def _drop_record(warc_gz: bytes, uri_part: bytes) -> bytes:
+    """Remove one gzip member (one record) whose content mentions uri_part."""
+    import gzip
+    out, pos = [], 0
+    members = []
+    while pos < len(warc_gz):
+        d = __import__("zlib").decompressobj(31)
+        d.decompress(warc_gz[pos:])
+        end = len(warc_gz) - len(d.unused_data)
+        members.append(warc_gz[pos:end])
+        pos = end
+    dropped = False
+    for m in members:
+        if not dropped and b"WARC-Type: response" in gzip.decompress(m) and uri_part in gzip.decompress(m):
+            dropped = True
+            continue
+        out.append(m)
+    assert dropped
+    return b"".join(out)
+
+
+def test_deleted_record_is_detected_even_with_hashes_recomputed(sealed, pubkey, tmp_path):
+    zf = zipfile.ZipFile(sealed)
+    warc_name = next(n for n in zf.namelist() if n.startswith("archive/"))
+    smaller = _drop_record(zf.read(warc_name), b"/about")
+    plain = tmp_path / "plain.wacz"
+    _rewrite(sealed, plain, {warc_name: smaller})
+    report = _verify(plain, pubkey)
+    assert report.exit_code == 1
+    assert {"resources", "index"} <= {c.name for c in report.checks if c.status == "fail"}
+
+    consistent = tmp_path / "consistent.wacz"
+    _refresh_hashes(sealed, consistent, {warc_name: smaller})
+    report = _verify(consistent, pubkey)
+    assert report.exit_code == 1
+    failing = {c.name for c in report.checks if c.status == "fail"}
+    assert "signature" in failing and "index" in failing
+
+
+def test_swapped_datapackage_is_detected(capture, pubkey, tmp_path):
+    first = capture("/")
+    second = capture("/about")
+    other = zipfile.ZipFile(second).read("datapackage.json")
+    swapped = tmp_path / "swapped.wacz"
+    _rewrite(first, swapped, {"datapackage.json": other})
+    report = _verify(swapped, pubkey)
+    assert report.exit_code == 1
+    assert "datapackage-digest" in {c.name for c in report.checks if c.status == "fail"}
+
+
+def test_signature_replayed_from_another_capture_fails(capture, pubkey, tmp_path):
+    first, second = capture("/"), capture("/about")
+    digest = zipfile.ZipFile(second).read("datapackage-digest.json")
+    replayed = tmp_path / "replayed.wacz"
+    _rewrite(first, replayed, {"datapackage-digest.json": digest})
+    assert _verify(replayed, pubkey).exit_code == 1
+
+
+def test_untrusted_key_fails(sealed, tmp_path, run, monkeypatch):
+    monkeypatch.setenv("ARCHIVE_KEY_PASSPHRASE", "other")
+    assert run("keys", "generate", "--out", tmp_path / "other").code == 0
+    result = run("verify", sealed, "--trust", tmp_path / "other" / "signing-key.pub.pem")
+    assert result.code == 1
+    assert "not among the keys you trust" in result.out
+
+
+def test_missing_file_and_non_zip_exit_2_without_traceback(tmp_path, pubkey):
+    junk = tmp_path / "junk.wacz"
+    junk.write_bytes(b"this is not a zip file at all\n" * 10)
+    for target in (tmp_path / "nope.wacz", junk, tmp_path):
+        proc = subprocess.run([tool("archive"), "verify", str(target), "--trust", str(pubkey)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2, proc
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert proc.stdout == ""
+
+
+def test_json_report(sealed, pubkey, run):
+    result = run("verify", sealed, "--trust", pubkey, "--json")
+    report = json.loads(result.out)
+    assert report["verdict"] == "VERIFIED" and result.code == 0
+    assert {c["name"] for c in report["checks"]} >= {
+        "container", "resources", "records", "index", "datapackage-digest", "signature"}
+    assert report["sha256"] == hashlib.sha256(sealed.read_bytes()).hexdigest()

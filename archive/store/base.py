@@ -38,3 +38,17 @@ class Store(Protocol):
 
     def put_public_key(self, fingerprint: str, pem: bytes) -> None:
         """Publish a signer's public key under keys/<fingerprint>.pub (idempotent)."""
+
+    # Small objects beside the captures (custody ledger entries, job locks and state).
+    # Keys are relative paths like `custody/00000001.json`.
+    def put_object(self, key: str, data: bytes) -> None:
+        """Create an object only if the key is free; AlreadyExists otherwise (atomic)."""
+
+    def get_object(self, key: str) -> bytes:
+        """An object's bytes; NotFound when there is none."""
+
+    def list_objects(self, prefix: str) -> Iterator[str]:
+        """Keys under a prefix, sorted."""
+
+    def delete_object(self, key: str) -> None:
+        """Remove an object (locks only: captures are never deleted through this)."""

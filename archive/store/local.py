@@ -13,6 +13,7 @@ from archive.files import fsync_dir
 from archive.hashing import CHUNK, file_sha256
 from archive.ids import is_capture_id
 from archive.store.base import StoredCapture, capture_key
+from archive.ziplayout import safe_member_name
 
 READ_ONLY = 0o444
 
@@ -90,12 +91,52 @@ class LocalStore:
                 yield StoredCapture(capture_id, str(path), path.stat().st_size)
 
     def put_public_key(self, fingerprint: str, pem: bytes) -> None:
-        path = self.root / "keys" / f"{fingerprint}.pub"
+        key = f"keys/{fingerprint}.pub"
+        try:
+            self.put_object(key, pem)
+        except AlreadyExists:
+            if self.get_object(key) != pem:
+                raise ArchiveError(f"{key} holds a different key for the same fingerprint") from None
+
+    def _object_path(self, key: str) -> Path:
+        if not safe_member_name(key) or key.startswith("captures/"):
+            raise ArchiveError(f"not a valid object key: {key!r}")
+        return self.root / key
+
+    def put_object(self, key: str, data: bytes) -> None:
+        path = self._object_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            if path.read_bytes() != pem:
-                raise ArchiveError(f"{path} holds a different key for the same fingerprint")
-            return
-        with open(path, "xb") as fh:
-            fh.write(pem)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            with open(tmp, "xb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)   # appears whole or not at all, never replaced
+            except FileExistsError:
+                raise AlreadyExists(f"{key} already exists in {self.root}") from None
+            fsync_dir(path.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def get_object(self, key: str) -> bytes:
+        try:
+            return self._object_path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"no {key} in {self.root}") from None
+
+    def list_objects(self, prefix: str) -> Iterator[str]:
+        base = self.root
+        for path in sorted(base.glob(prefix.rstrip("/") + "/**/*") if prefix else base.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                key = path.relative_to(base).as_posix()
+                if not key.startswith("captures/"):
+                    yield key
+
+    def delete_object(self, key: str) -> None:
+        try:
+            self._object_path(key).unlink()
+        except FileNotFoundError:
+            raise NotFound(f"no {key} in {self.root}") from None
 

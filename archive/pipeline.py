@@ -87,7 +87,10 @@ def run_capture(
     container = ContainerWriter(work / f"{capture_id}.wacz")
     writer = WarcWriter(
         container, capture_id,
-        warcinfo_fields(capture_id, request.operator, options.user_agent, robots, request.job),
+        warcinfo_fields(
+            capture_id, request.operator, options.user_agent, robots, request.job,
+            extra={"tls-certificate-verification": "on" if options.verify_tls else "off"},
+        ),
         max_size=request.warc_size,
     )
     journal = Journal(work)

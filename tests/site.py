@@ -147,13 +147,21 @@ def streamed(size: int, chunk: int = 1 << 20):
 
 
 class SiteServer:
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, tls=None) -> None:
+        """`tls`: a tests.tls.ServerCert to serve HTTPS with."""
         handler = type("Handler", (_Handler,), {"site": site})
         self.site = site
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
+        scheme = "http"
+        if tls is not None:
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
         self.port = self.httpd.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"{scheme}://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:

@@ -175,3 +175,30 @@ def test_failed_seal_leaves_nothing_in_store(run, key, site, tmp_path, monkeypat
         pos = len(data) - len(member.unused_data)
     assert b"WARC-Type: response" in text and site.url("/").encode() in text
     assert list((tmp_path / "work").glob("*/*.wacz")) == []
+
+
+def test_https_capture_records_the_server_certificate(run, key, pubkey, tmp_path):
+    import base64
+    import hashlib
+
+    from tests.site import SiteServer, standard_site
+    from tests.tls import make_server_cert
+
+    cert = make_server_cert(tmp_path / "tls")
+    with SiteServer(standard_site(), tls=cert) as server:
+        refused = run("capture", server.url("/about"), "--key", key, "--store", tmp_path / "s",
+                      "--work-dir", tmp_path / "w", "--quiet")
+        result = run("capture", server.url("/about"), "--key", key, "--store", tmp_path / "s",
+                     "--work-dir", tmp_path / "w", "--quiet", "--insecure")
+    # an unverifiable certificate is a recorded TLS failure, not a silent skip
+    assert refused.code == 0
+    first = pages(Path(stored_waczs(tmp_path / "s")[0]))[0]
+    assert first["errorKind"] == "tls"
+    assert result.code == 0, result
+    wacz = Path(stored_waczs(tmp_path / "s")[-1])
+    meta = next(r for r in records(wacz) if r["type"] == "metadata" and r["uri"].endswith("/about"))
+    fields = dict(line.split(": ", 1) for line in meta["payload"].decode().splitlines() if ": " in line)
+    assert base64.b64decode(fields["server-certificate"]) == cert.der
+    assert fields["server-certificate-sha256"] == hashlib.sha256(cert.der).hexdigest()
+    assert fields["tls-version"].startswith("TLS")
+    assert run("verify", wacz, "--trust", pubkey).code == 0

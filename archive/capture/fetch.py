@@ -178,6 +178,9 @@ def make_session(
         "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
     })
     session.verify = verify_tls
+    if not verify_tls:
+        # The operator chose this and it is recorded in warcinfo; no warning per request.
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     session.trust_env = False  # no proxy or .netrc from the environment: we record what we sent
     return session
 

@@ -1,0 +1,523 @@
+"""Browser capture: a real headless Chromium (Debian's, driven by Playwright) loads
+the page through our recording proxy, so every request and response it makes lands in
+the WARC exactly as the HTTP crawler writes them; then the page as a person saw it is
+kept too: a full-page PNG screenshot (`urn:screenshot:<url>`) and the rendered DOM
+(`urn:dom:<url>`) as resource records, and a metadata record saying how it was loaded.
+
+One BrowserSession is one Chromium and one proxy for one capture. Playwright's objects
+belong to the thread that made them, so the session runs them on a thread of its own
+and capture_page() may be called from any thread (one page at a time).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+from urllib.parse import urldefrag
+
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from playwright.sync_api import sync_playwright
+
+from archive.capture.exchange import write_exchange
+from archive.capture.fetch import FetchResult
+from archive.capture.links import extract_html
+from archive.capture.proxy import ProxyOptions, RecordingProxy
+from archive.capture.proxyca import InterceptionCA
+from archive.errors import ArchiveError
+from archive.warc.cdxj import cdxj_line
+from archive.warc.writer import RecordRef, WarcWriter, block_digests, warc_fields
+
+CHROMIUM_ENV = "ARCHIVE_CHROMIUM"
+CHROMIUM_NAMES = ("chromium", "chromium-browser")
+INSTALL_HINT = (
+    "install it with `apt-get install chromium` (Debian, Ubuntu), "
+    f"or set {CHROMIUM_ENV} to a Chromium or Chrome executable"
+)
+# Keep Chromium from calling Google's services on its own (there is no network but the
+# pages' on a capture host, and nothing but the pages belongs in the WARC).
+CHROMIUM_ARGS = [
+    "--disable-background-networking", "--disable-component-update", "--no-first-run",
+    "--disable-sync", "--disable-quic", "--disable-domain-reliability", "--no-pings",
+    "--disable-breakpad", "--metrics-recording-only", "--no-default-browser-check",
+]
+WAIT_CONDITIONS = ("load", "domcontentloaded", "networkidle")
+SNAPSHOT_TIMEOUT = 20.0      # for each of DOM and screenshot, even after the page timed out
+SETTLE_AFTER_SCROLL = 5.0    # longest wait for scroll-triggered loads when not asked to idle
+QUIET = 0.5                  # seconds without a request in flight that count as idle
+MAIN_DOCUMENT_WAIT = 5.0     # for the proxy to finish recording the page's own response
+
+# Scroll down a screen at a time until the bottom (or the budget) is reached, pausing so
+# that lazy loaders see each part of the page, then return to the top.
+SCROLL_JS = """async ({budgetMs, pauseMs, maxSteps}) => {
+  const until = Date.now() + budgetMs;
+  let steps = 0;
+  while (steps < maxSteps && Date.now() < until) {
+    const bottom = Math.max(document.body ? document.body.scrollHeight : 0,
+                            document.documentElement.scrollHeight);
+    if (window.scrollY + window.innerHeight >= bottom - 1) break;
+    window.scrollBy(0, Math.max(1, Math.floor(window.innerHeight * 0.8)));
+    steps++;
+    await new Promise(r => setTimeout(r, pauseMs));
+  }
+  window.scrollTo(0, 0);
+  return steps;
+}"""
+IMAGES_COMPLETE_JS = "() => Array.from(document.images).every(i => i.complete)"
+
+
+def find_chromium(explicit: str | None = None) -> str:
+    """The Chromium executable to drive: `explicit`, $ARCHIVE_CHROMIUM, or on PATH."""
+    candidate = explicit or os.environ.get(CHROMIUM_ENV)
+    if candidate:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+        raise ArchiveError(f"Chromium not found at {candidate}: {INSTALL_HINT}")
+    for name in CHROMIUM_NAMES:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise ArchiveError(f"browser capture needs Chromium, which is not installed: {INSTALL_HINT}")
+
+
+@dataclass
+class PageOptions:
+    """How one page is loaded before it is snapshotted."""
+
+    viewport_width: int = 1280
+    viewport_height: int = 800
+    wait: str = "load"                 # load | domcontentloaded | networkidle
+    selector: str | None = None        # also wait for this CSS selector to appear
+    delay: float = 0.0                 # then wait this many seconds more
+    scroll: bool = True                # scroll to the bottom to trigger lazy loading
+    timeout: float = 30.0              # for all of the above; snapshots are taken anyway
+
+    def __post_init__(self) -> None:
+        if self.wait not in WAIT_CONDITIONS:
+            raise ArchiveError(f"unknown wait condition {self.wait!r}: one of {', '.join(WAIT_CONDITIONS)}")
+        if self.viewport_width < 1 or self.viewport_height < 1:
+            raise ArchiveError("the viewport needs a positive width and height")
+        if self.timeout <= 0 or self.delay < 0:
+            raise ArchiveError("the page timeout must be positive and the delay not negative")
+
+
+@dataclass
+class BrowserOptions:
+    page: PageOptions = field(default_factory=PageOptions)
+    executable: str | None = None      # default: find_chromium()
+    user_agent: str | None = None      # default: Chromium's own
+    verify_tls: bool = True
+    fetch_timeout: float = 30.0        # the proxy's connect and read timeout
+    max_body: int | None = None
+    spool_dir: str | None = None
+
+
+@dataclass
+class BrowserPageResult:
+    """What the crawler needs to know about one page captured with the browser."""
+
+    url: str                           # as asked for
+    final_url: str                     # after redirects
+    started: datetime
+    title: str | None = None
+    status: int | None = None
+    outlinks: list[str] = field(default_factory=list)     # links in the rendered DOM
+    requisites: list[str] = field(default_factory=list)   # everything else it fetched
+    response: RecordRef | None = None  # the page's own response record
+    screenshot: RecordRef | None = None
+    dom: RecordRef | None = None
+    metadata: RecordRef | None = None
+    timed_out: bool = False
+    notes: list[str] = field(default_factory=list)        # what did not happen in time
+    error: str | None = None
+    error_kind: str | None = None
+    bytes: int = 0                     # response bytes recorded for this page
+
+
+def page_entry(result: BrowserPageResult) -> dict:
+    """The pages.jsonl entry of a browser-captured page (the crawler's fields)."""
+    page_id = (
+        result.response.record_id.strip("<>").rsplit(":", 1)[-1]
+        if result.response else uuid.uuid4().hex
+    )
+    entry: dict = {
+        "id": page_id, "url": result.final_url,
+        "ts": result.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if result.title:
+        entry["title"] = result.title
+    if result.status is not None:
+        entry["status"] = result.status
+    if result.bytes:
+        entry["size"] = result.bytes
+    if result.final_url != result.url:
+        entry["redirectedFrom"] = result.url
+    if result.timed_out:
+        entry["timedOut"] = True
+    error = result.error or (
+        f"HTTP {result.status}" if result.status and result.status >= 400 else None)
+    if error:
+        entry["error"] = error
+        entry["errorKind"] = result.error_kind or "http"
+    return entry
+
+
+@dataclass
+class _Seen:
+    url: str
+    status: int | None
+    error: str | None
+    error_kind: str | None
+    response: RecordRef | None
+    size: int
+
+
+class _PageState:
+    """The exchanges the proxy saw while one page was being captured."""
+
+    def __init__(self) -> None:
+        self.begun: list[str] = []
+        self.pending: Counter = Counter()
+        self.seen: list[_Seen] = []
+        self.changed = threading.Condition()
+
+    def wait(self, done: Callable[[], bool], until: float) -> bool:
+        with self.changed:
+            while not done():
+                left = until - time.monotonic()
+                if left <= 0:
+                    return False
+                self.changed.wait(min(left, 0.1))
+            return True
+
+    def wait_quiet(self, until: float) -> bool:
+        """Wait for QUIET seconds with no exchange in flight; False at `until`."""
+        while True:
+            if not self.wait(lambda: not +self.pending, until):
+                return False
+            quiet_from = time.monotonic()
+            with self.changed:
+                while not +self.pending and time.monotonic() - quiet_from < QUIET:
+                    self.changed.wait(QUIET)
+                if not +self.pending:
+                    return True
+
+    def last(self, url: str) -> _Seen | None:
+        with self.changed:
+            return next((s for s in reversed(self.seen) if s.url == url), None)
+
+
+class BrowserSession:
+    """One Chromium behind one recording proxy, writing into `writer`.
+
+    `index` receives the CDXJ line of every response and resource record written.
+    Use as a context manager, or call start() and close().
+    """
+
+    def __init__(
+        self,
+        writer: WarcWriter,
+        index: Callable[[str], None],
+        options: BrowserOptions | None = None,
+    ) -> None:
+        self.writer = writer
+        self.index = index
+        self.options = options or BrowserOptions()
+        self.version: str | None = None
+        self._executable = find_chromium(self.options.executable)
+        self._current: _PageState | None = None
+        self._lock = threading.Lock()
+        self._failures: list[str] = []
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="archive-browser")
+        self._ca: InterceptionCA | None = None
+        self._proxy: RecordingProxy | None = None
+        self._playwright = self._browser = self._context = None
+        self._started = self._closed = False
+
+    # -- life cycle ------------------------------------------------------------
+    def start(self) -> "BrowserSession":
+        self._ca = InterceptionCA()
+        self._dead_end = socket.socket()
+        self._dead_end.bind(("127.0.0.1", 0))     # bound, never listening: refuses
+        o = self.options
+        self._proxy = RecordingProxy(self, self._ca, ProxyOptions(
+            timeout=o.fetch_timeout, max_body=o.max_body, verify_tls=o.verify_tls,
+            spool_dir=o.spool_dir,
+        )).start()
+        self._started = True
+        try:
+            self._executor.submit(self._launch).result()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _launch(self) -> None:
+        self._playwright = sync_playwright().start()
+        args = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={self._ca.spki_hash}"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            args.append("--no-sandbox")      # Chromium refuses to start as root otherwise
+        try:
+            self._browser = self._playwright.chromium.launch(
+                executable_path=self._executable, headless=True, args=args,
+                chromium_sandbox=not (hasattr(os, "geteuid") and os.geteuid() == 0),
+                # Chromium's own requests (sign-in, updates) take the browser-wide
+                # proxy: a port of ours where nothing listens, so they go nowhere.
+                proxy={"server": f"http://127.0.0.1:{self._dead_end.getsockname()[1]}"},
+            )
+            self.version = self._browser.version
+            page = self.options.page
+            self._context = self._browser.new_context(
+                viewport={"width": page.viewport_width, "height": page.viewport_height},
+                user_agent=self.options.user_agent,
+                # A service worker could answer from its own cache, out of the proxy's sight.
+                service_workers="block",
+                # The pages' requests (loopback included: Playwright adds <-loopback>).
+                proxy={"server": self._proxy.url},
+            )
+        except PlaywrightError as exc:
+            raise ArchiveError(
+                f"could not start Chromium ({self._executable}): {_first_line(exc)}") from None
+
+    def close(self) -> None:
+        """Close the browser, then the proxy (exchanges still running are recorded as
+        cut short). Raises ArchiveError if any exchange could not be written."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._started:
+                self._executor.submit(self._shutdown_browser).result()
+        finally:
+            self._executor.shutdown()
+            if self._proxy is not None:
+                self._proxy.close()
+            if self._ca is not None:
+                self._ca.close()
+                self._dead_end.close()
+        if self._failures:
+            raise ArchiveError(
+                f"{len(self._failures)} browser exchange(s) could not be written to the WARC; "
+                f"first: {self._failures[0]}")
+
+    def _shutdown_browser(self) -> None:
+        for thing in (self._context, self._browser):
+            if thing is not None:
+                try:
+                    thing.close()
+                except PlaywrightError:
+                    pass
+        if self._playwright is not None:
+            self._playwright.stop()
+
+    def __enter__(self) -> "BrowserSession":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the proxy's sink --------------------------------------------------------
+    def begin(self, url: str) -> _PageState | None:
+        with self._lock:
+            state = self._current
+        if state is not None:
+            with state.changed:
+                state.begun.append(url)
+                state.pending[url] += 1
+        return state
+
+    def end(self, state: _PageState | None, result: FetchResult, notes: dict) -> None:
+        written = None
+        try:
+            written = write_exchange(self.writer, result, extra_fields=notes)
+            if written.index_line:
+                self.index(written.index_line)
+        except Exception as exc:  # noqa: BLE001 - reported by close(), never dropped silently
+            with self._lock:
+                self._failures.append(f"{result.url}: {type(exc).__name__}: {exc}")
+        if state is not None:
+            with state.changed:
+                state.pending[result.url] -= 1
+                state.seen.append(_Seen(
+                    result.url, result.status, result.error, result.error_kind,
+                    written.response if written else None, result.response_length,
+                ))
+                state.changed.notify_all()
+
+    # -- pages -----------------------------------------------------------------
+    def capture_page(self, url: str, options: PageOptions | None = None) -> BrowserPageResult:
+        """Load `url`, wait as `options` say, and record the page and its snapshots."""
+        if not self._started or self._closed:
+            raise RuntimeError("the browser session is not running")
+        return self._executor.submit(self._capture, url, options or self.options.page).result()
+
+    def _capture(self, url: str, opts: PageOptions) -> BrowserPageResult:
+        state = _PageState()
+        with self._lock:
+            self._current = state
+        result = BrowserPageResult(url=url, final_url=url, started=datetime.now(timezone.utc))
+        page = self._context.new_page()
+        try:
+            page.set_viewport_size({"width": opts.viewport_width, "height": opts.viewport_height})
+            navigation_error = self._load(page, url, opts, state, result)
+            final = urldefrag(page.url)[0]
+            if final.startswith(("http://", "https://")):
+                result.final_url = final
+            self._judge(state, result, navigation_error)
+            if result.status is not None and navigation_error is None:
+                self._snapshot(page, result)
+        finally:
+            with self._lock:
+                self._current = None
+            try:
+                page.close()
+            except PlaywrightError:
+                pass
+        chain = {url, result.final_url}
+        with state.changed:
+            result.requisites = list(dict.fromkeys(u for u in state.begun if u not in chain))
+            result.bytes = sum(s.size for s in state.seen)
+        result.metadata = self._write_page_metadata(result, opts)
+        return result
+
+    def _load(self, page, url: str, opts: PageOptions, state: _PageState,
+              result: BrowserPageResult) -> str | None:
+        """Navigate and wait; returns the browser's navigation error, if any."""
+        deadline = time.monotonic() + opts.timeout
+
+        def left_ms() -> float:
+            return max(1.0, (deadline - time.monotonic()) * 1000)
+
+        def timed_out(what: str) -> None:
+            result.timed_out = True
+            result.notes.append(f"{what} within {opts.timeout:g}s")
+
+        try:
+            page.goto(url, wait_until=opts.wait, timeout=left_ms())
+        except PlaywrightTimeoutError:
+            timed_out(f"the page did not reach '{opts.wait}'")
+        except PlaywrightError as exc:
+            return _first_line(exc)
+        if opts.selector and not result.timed_out:
+            try:
+                page.wait_for_selector(opts.selector, timeout=left_ms())
+            except PlaywrightTimeoutError:
+                timed_out(f"the selector {opts.selector!r} did not appear")
+        if opts.scroll and not result.timed_out:
+            self._scroll(page, opts, state, deadline, result)
+        if opts.delay and time.monotonic() < deadline:
+            page.wait_for_timeout(min(opts.delay * 1000, left_ms()))
+        return None
+
+    def _scroll(self, page, opts: PageOptions, state: _PageState, deadline: float,
+                result: BrowserPageResult) -> None:
+        budget = max(0.0, deadline - time.monotonic())
+        try:
+            page.evaluate(SCROLL_JS, {"budgetMs": budget * 1000, "pauseMs": 150, "maxSteps": 200})
+        except PlaywrightError as exc:
+            result.notes.append(f"scrolling failed: {_first_line(exc)}")
+            return
+        # Whatever the scrolling set off should land before the snapshots.
+        idle = opts.wait == "networkidle"
+        until = deadline if idle else min(deadline, time.monotonic() + SETTLE_AFTER_SCROLL)
+        try:
+            page.wait_for_function(IMAGES_COMPLETE_JS, timeout=max(1.0, (until - time.monotonic()) * 1000))
+        except PlaywrightTimeoutError:
+            result.notes.append("images were still loading after scrolling")
+        except PlaywrightError:
+            pass
+        if not state.wait_quiet(until):
+            if idle:
+                result.timed_out = True
+                result.notes.append(f"the network did not fall idle within {opts.timeout:g}s")
+            else:
+                result.notes.append("requests were still running after scrolling")
+
+    def _judge(self, state: _PageState, result: BrowserPageResult,
+               navigation_error: str | None) -> None:
+        """The page's status and error, from what the proxy recorded of its document
+        (never from the browser, which would also show the proxy's own error page)."""
+        final = result.final_url
+        state.wait(lambda: state.pending[final] <= 0, time.monotonic() + MAIN_DOCUMENT_WAIT)
+        seen = state.last(final)
+        if seen is not None:
+            result.status, result.response = seen.status, seen.response
+            if seen.status is None:
+                result.error, result.error_kind = seen.error, seen.error_kind
+        elif state.pending[final] > 0:
+            result.notes.append("the page's own response was still arriving")
+        if navigation_error and not result.error:
+            result.error, result.error_kind = f"browser: {navigation_error}", "browser"
+        if seen is None and result.status is None and not result.error:
+            result.error, result.error_kind = "the browser fetched no document", "browser"
+
+    def _snapshot(self, page, result: BrowserPageResult) -> None:
+        """The rendered DOM and a full-page screenshot, as resource records."""
+        timeout = SNAPSHOT_TIMEOUT * 1000
+        try:
+            result.title = page.title() or None
+            dom = page.content().encode("utf-8")
+        except PlaywrightError as exc:
+            result.notes.append(f"no DOM snapshot: {_first_line(exc)}")
+        else:
+            result.dom = self._resource(f"urn:dom:{result.final_url}", dom, "text/html; charset=utf-8", result)
+            result.outlinks = extract_html(dom, result.final_url).pages
+        try:
+            png = page.screenshot(full_page=True, type="png", timeout=timeout, animations="disabled")
+        except PlaywrightError as exc:
+            result.notes.append(f"no screenshot: {_first_line(exc)}")
+        else:
+            result.screenshot = self._resource(f"urn:screenshot:{result.final_url}", png, "image/png", result)
+
+    def _resource(self, uri: str, data: bytes, content_type: str,
+                  result: BrowserPageResult) -> RecordRef:
+        ref = self.writer.write(
+            "resource", uri, data, content_type=content_type,
+            extra={"WARC-Concurrent-To": result.response.record_id if result.response else None},
+        )
+        digest = block_digests("resource", uri, data)[1]
+        self.index(cdxj_line(uri, ref.date, ref.filename, ref.offset, ref.length,
+                             "resource", digest, content_type.split(";")[0]))
+        return ref
+
+    def _write_page_metadata(self, result: BrowserPageResult, opts: PageOptions) -> RecordRef:
+        fields = {
+            "browser": f"Chromium {self.version}",
+            "viewport": f"{opts.viewport_width}x{opts.viewport_height}",
+            "wait": opts.wait,
+            "wait-selector": opts.selector,
+            "delay-seconds": f"{opts.delay:g}" if opts.delay else None,
+            "scroll": "yes" if opts.scroll else "no",
+            "timeout-seconds": f"{opts.timeout:g}",
+            "page-started": result.started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "page-url": result.url,
+            "final-url": result.final_url,
+            "title": result.title,
+            "http-status": result.status,
+            "timed-out": "yes" if result.timed_out else "no",
+            "note": result.notes,
+            "error-kind": result.error_kind,
+            "error": result.error,
+            "screenshot-record": result.screenshot.record_id if result.screenshot else None,
+            "dom-record": result.dom.record_id if result.dom else None,
+            "outlink": result.outlinks,
+            "requisite": result.requisites,
+        }
+        return self.writer.write(
+            "metadata", result.final_url, warc_fields(fields),
+            extra={"WARC-Concurrent-To": result.response.record_id if result.response else None},
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import subprocess
+import time
 import zipfile
 
 import pytest
@@ -51,6 +52,8 @@ def browser_site() -> Site:
     site.add("/lazy.png", _png((0, 0, 255)), content_type="image/png")
     site.html("/hanging", "Never settles", '<p>partly loaded</p><img src="/never.png">')
     site.add("/never.png", handler=slow(60))
+    # Loads, then its script never yields again: the page answers no call.
+    site.html("/spinning", "Spins", '<p>spins</p><script>setTimeout(() => { while (true) {} }, 300)</script>')
     site.add("/moved", status=302, headers={"Location": "/app"})
     site.html("/gzipped", "Gzipped", "<p>" + "compressed " * 40 + "</p>", gzip=True)
     return site
@@ -195,6 +198,21 @@ def test_page_that_never_settles_is_captured_with_a_recorded_timeout(bsite, tmp_
     never = [r for r in recs if r["uri"] == bsite.url("/never.png")]
     assert {r["type"] for r in never} == {"request", "metadata"}
     assert b"error-kind: timeout" in next(r for r in never if r["type"] == "metadata")["payload"]
+
+
+def test_page_whose_script_never_yields_cannot_hang_the_capture(bsite, tmp_path):
+    began = time.monotonic()
+    with BrowserCapture(tmp_path / "c", options(timeout=3, snapshot_timeout=2)) as capture:
+        stuck = capture.page(bsite.url("/spinning"))
+        after = capture.page(bsite.url("/app"))         # the session still works
+        wacz = capture.seal()
+    assert time.monotonic() - began < 60
+    assert stuck.timed_out and stuck.status == 200 and stuck.screenshot is None
+    assert any("may never yield" in note for note in stuck.notes)
+    assert after.screenshot is not None and not after.timed_out
+    entries = {p["url"]: p for p in pages(wacz)}
+    assert entries[bsite.url("/spinning")]["timedOut"] is True
+    assert by_uri(records(wacz), "response")[bsite.url("/spinning")]["payload"] == bsite.site.served["/spinning"]
 
 
 def test_redirect_leads_to_the_page_entry_and_is_recorded(bsite, tmp_path):

@@ -4,13 +4,16 @@ the WARC exactly as the HTTP crawler writes them; then the page as a person saw 
 kept too: a full-page PNG screenshot (`urn:screenshot:<url>`) and the rendered DOM
 (`urn:dom:<url>`) as resource records, and a metadata record saying how it was loaded.
 
-One BrowserSession is one Chromium and one proxy for one capture. Playwright's objects
-belong to the thread that made them, so the session runs them on a thread of its own
-and capture_page() may be called from any thread (one page at a time).
+One BrowserSession is one Chromium and one proxy for one capture. Playwright runs on
+an asyncio loop in a thread of the session's own, so capture_page() may be called from
+any thread (one page at a time), and every step has a deadline: a page whose script
+never yields cannot hang the capture (Playwright's evaluate() has no timeout of its
+own, so each call is bounded with asyncio.wait_for).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -18,15 +21,13 @@ import threading
 import time
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 from urllib.parse import urldefrag
 
-from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-from playwright.sync_api import sync_playwright
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import async_playwright
 
 from archive.capture.exchange import write_exchange
 from archive.capture.fetch import FetchResult
@@ -51,10 +52,12 @@ CHROMIUM_ARGS = [
     "--disable-breakpad", "--metrics-recording-only", "--no-default-browser-check",
 ]
 WAIT_CONDITIONS = ("load", "domcontentloaded", "networkidle")
-SNAPSHOT_TIMEOUT = 20.0      # for each of DOM and screenshot, even after the page timed out
 SETTLE_AFTER_SCROLL = 5.0    # longest wait for scroll-triggered loads when not asked to idle
 QUIET = 0.5                  # seconds without a request in flight that count as idle
 MAIN_DOCUMENT_WAIT = 5.0     # for the proxy to finish recording the page's own response
+SCRIPT_GRACE = 5.0           # beyond its own budget, for a script we run in the page
+CLOSE_TIMEOUT = 10.0         # for closing a page or the browser
+POLL = 0.05
 
 # Scroll down a screen at a time until the bottom (or the budget) is reached, pausing so
 # that lazy loaders see each part of the page, then return to the top.
@@ -100,14 +103,15 @@ class PageOptions:
     delay: float = 0.0                 # then wait this many seconds more
     scroll: bool = True                # scroll to the bottom to trigger lazy loading
     timeout: float = 30.0              # for all of the above; snapshots are taken anyway
+    snapshot_timeout: float = 15.0     # for each of the DOM snapshot and the screenshot
 
     def __post_init__(self) -> None:
         if self.wait not in WAIT_CONDITIONS:
             raise ArchiveError(f"unknown wait condition {self.wait!r}: one of {', '.join(WAIT_CONDITIONS)}")
         if self.viewport_width < 1 or self.viewport_height < 1:
             raise ArchiveError("the viewport needs a positive width and height")
-        if self.timeout <= 0 or self.delay < 0:
-            raise ArchiveError("the page timeout must be positive and the delay not negative")
+        if self.timeout <= 0 or self.snapshot_timeout <= 0 or self.delay < 0:
+            raise ArchiveError("page timeouts must be positive and the delay not negative")
 
 
 @dataclass
@@ -181,39 +185,57 @@ class _Seen:
     size: int
 
 
+class _PageStuck(Exception):
+    """A call into the page did not return in time (its script may never yield)."""
+
+
 class _PageState:
-    """The exchanges the proxy saw while one page was being captured."""
+    """The exchanges the proxy saw while one page was being captured. Written from the
+    proxy's threads, read (by polling) from the session's event loop."""
 
     def __init__(self) -> None:
         self.begun: list[str] = []
         self.pending: Counter = Counter()
         self.seen: list[_Seen] = []
-        self.changed = threading.Condition()
+        self.lock = threading.Lock()
 
-    def wait(self, done: Callable[[], bool], until: float) -> bool:
-        with self.changed:
-            while not done():
-                left = until - time.monotonic()
-                if left <= 0:
-                    return False
-                self.changed.wait(min(left, 0.1))
-            return True
-
-    def wait_quiet(self, until: float) -> bool:
-        """Wait for QUIET seconds with no exchange in flight; False at `until`."""
+    async def wait(self, done: Callable[[], bool], until: float) -> bool:
         while True:
-            if not self.wait(lambda: not +self.pending, until):
-                return False
-            quiet_from = time.monotonic()
-            with self.changed:
-                while not +self.pending and time.monotonic() - quiet_from < QUIET:
-                    self.changed.wait(QUIET)
-                if not +self.pending:
+            with self.lock:
+                if done():
                     return True
+            if time.monotonic() >= until:
+                return False
+            await asyncio.sleep(POLL)
+
+    async def wait_quiet(self, until: float) -> bool:
+        """Wait for QUIET seconds with no exchange in flight; False at `until`."""
+        quiet_from = None
+        while True:
+            with self.lock:
+                busy = bool(+self.pending)
+            now = time.monotonic()
+            if busy:
+                quiet_from = None
+            elif quiet_from is None:
+                quiet_from = now
+            elif now - quiet_from >= QUIET:
+                return True
+            if now >= until:
+                return False
+            await asyncio.sleep(POLL)
 
     def last(self, url: str) -> _Seen | None:
-        with self.changed:
+        with self.lock:
             return next((s for s in reversed(self.seen) if s.url == url), None)
+
+
+async def _bounded(awaitable, seconds: float):
+    """Await a call into the page, giving up after `seconds`."""
+    try:
+        return await asyncio.wait_for(awaitable, max(seconds, 0.001))
+    except asyncio.TimeoutError:
+        raise _PageStuck(f"the page did not answer within {seconds:g}s") from None
 
 
 class BrowserSession:
@@ -236,10 +258,13 @@ class BrowserSession:
         self._executable = find_chromium(self.options.executable)
         self._current: _PageState | None = None
         self._lock = threading.Lock()
+        self._page_lock = threading.Lock()
         self._failures: list[str] = []
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="archive-browser")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._ca: InterceptionCA | None = None
         self._proxy: RecordingProxy | None = None
+        self._dead_end: socket.socket | None = None
         self._playwright = self._browser = self._context = None
         self._started = self._closed = False
 
@@ -253,35 +278,43 @@ class BrowserSession:
             timeout=o.fetch_timeout, max_body=o.max_body, verify_tls=o.verify_tls,
             spool_dir=o.spool_dir,
         )).start()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="archive-browser", daemon=True)
+        self._thread.start()
         self._started = True
         try:
-            self._executor.submit(self._launch).result()
+            self._call(self._launch())
         except BaseException:
             self.close()
             raise
         return self
 
-    def _launch(self) -> None:
-        self._playwright = sync_playwright().start()
+    def _call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    async def _launch(self) -> None:
+        self._playwright = await async_playwright().start()
+        root = hasattr(os, "geteuid") and os.geteuid() == 0
         args = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={self._ca.spki_hash}"]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
+        if root:
             args.append("--no-sandbox")      # Chromium refuses to start as root otherwise
         try:
-            self._browser = self._playwright.chromium.launch(
+            self._browser = await self._playwright.chromium.launch(
                 executable_path=self._executable, headless=True, args=args,
-                chromium_sandbox=not (hasattr(os, "geteuid") and os.geteuid() == 0),
+                chromium_sandbox=not root,
                 # Chromium's own requests (sign-in, updates) take the browser-wide
                 # proxy: a port of ours where nothing listens, so they go nowhere.
                 proxy={"server": f"http://127.0.0.1:{self._dead_end.getsockname()[1]}"},
             )
             self.version = self._browser.version
             page = self.options.page
-            self._context = self._browser.new_context(
+            self._context = await self._browser.new_context(
                 viewport={"width": page.viewport_width, "height": page.viewport_height},
                 user_agent=self.options.user_agent,
                 # A service worker could answer from its own cache, out of the proxy's sight.
                 service_workers="block",
-                # The pages' requests (loopback included: Playwright adds <-loopback>).
+                # The pages' requests (loopback too: Playwright adds <-loopback>).
                 proxy={"server": self._proxy.url},
             )
         except PlaywrightError as exc:
@@ -296,9 +329,13 @@ class BrowserSession:
         self._closed = True
         try:
             if self._started:
-                self._executor.submit(self._shutdown_browser).result()
+                with self._page_lock:
+                    self._call(self._shutdown_browser())
         finally:
-            self._executor.shutdown()
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join()
+                self._loop.close()
             if self._proxy is not None:
                 self._proxy.close()
             if self._ca is not None:
@@ -309,15 +346,15 @@ class BrowserSession:
                 f"{len(self._failures)} browser exchange(s) could not be written to the WARC; "
                 f"first: {self._failures[0]}")
 
-    def _shutdown_browser(self) -> None:
+    async def _shutdown_browser(self) -> None:
         for thing in (self._context, self._browser):
             if thing is not None:
                 try:
-                    thing.close()
-                except PlaywrightError:
+                    await asyncio.wait_for(thing.close(), CLOSE_TIMEOUT)
+                except (PlaywrightError, asyncio.TimeoutError):
                     pass
         if self._playwright is not None:
-            self._playwright.stop()
+            await self._playwright.stop()
 
     def __enter__(self) -> "BrowserSession":
         return self.start()
@@ -330,7 +367,7 @@ class BrowserSession:
         with self._lock:
             state = self._current
         if state is not None:
-            with state.changed:
+            with state.lock:
                 state.begun.append(url)
                 state.pending[url] += 1
         return state
@@ -345,52 +382,52 @@ class BrowserSession:
             with self._lock:
                 self._failures.append(f"{result.url}: {type(exc).__name__}: {exc}")
         if state is not None:
-            with state.changed:
+            with state.lock:
                 state.pending[result.url] -= 1
                 state.seen.append(_Seen(
                     result.url, result.status, result.error, result.error_kind,
                     written.response if written else None, result.response_length,
                 ))
-                state.changed.notify_all()
 
     # -- pages -----------------------------------------------------------------
     def capture_page(self, url: str, options: PageOptions | None = None) -> BrowserPageResult:
         """Load `url`, wait as `options` say, and record the page and its snapshots."""
-        if not self._started or self._closed:
-            raise RuntimeError("the browser session is not running")
-        return self._executor.submit(self._capture, url, options or self.options.page).result()
+        with self._page_lock:
+            if not self._started or self._closed:
+                raise RuntimeError("the browser session is not running")
+            return self._call(self._capture(url, options or self.options.page))
 
-    def _capture(self, url: str, opts: PageOptions) -> BrowserPageResult:
+    async def _capture(self, url: str, opts: PageOptions) -> BrowserPageResult:
         state = _PageState()
         with self._lock:
             self._current = state
         result = BrowserPageResult(url=url, final_url=url, started=datetime.now(timezone.utc))
-        page = self._context.new_page()
+        page = await self._context.new_page()
         try:
-            page.set_viewport_size({"width": opts.viewport_width, "height": opts.viewport_height})
-            navigation_error = self._load(page, url, opts, state, result)
+            await page.set_viewport_size({"width": opts.viewport_width, "height": opts.viewport_height})
+            navigation_error = await self._load(page, url, opts, state, result)
             final = urldefrag(page.url)[0]
             if final.startswith(("http://", "https://")):
                 result.final_url = final
-            self._judge(state, result, navigation_error)
+            await self._judge(state, result, navigation_error)
             if result.status is not None and navigation_error is None:
-                self._snapshot(page, result)
+                await self._snapshot(page, result, opts.snapshot_timeout)
         finally:
             with self._lock:
                 self._current = None
             try:
-                page.close()
-            except PlaywrightError:
+                await asyncio.wait_for(page.close(), CLOSE_TIMEOUT)
+            except (PlaywrightError, asyncio.TimeoutError):
                 pass
         chain = {url, result.final_url}
-        with state.changed:
+        with state.lock:
             result.requisites = list(dict.fromkeys(u for u in state.begun if u not in chain))
             result.bytes = sum(s.size for s in state.seen)
         result.metadata = self._write_page_metadata(result, opts)
         return result
 
-    def _load(self, page, url: str, opts: PageOptions, state: _PageState,
-              result: BrowserPageResult) -> str | None:
+    async def _load(self, page, url: str, opts: PageOptions, state: _PageState,
+                    result: BrowserPageResult) -> str | None:
         """Navigate and wait; returns the browser's navigation error, if any."""
         deadline = time.monotonic() + opts.timeout
 
@@ -402,52 +439,55 @@ class BrowserSession:
             result.notes.append(f"{what} within {opts.timeout:g}s")
 
         try:
-            page.goto(url, wait_until=opts.wait, timeout=left_ms())
-        except PlaywrightTimeoutError:
-            timed_out(f"the page did not reach '{opts.wait}'")
+            await page.goto(url, wait_until=opts.wait, timeout=left_ms())
         except PlaywrightError as exc:
-            return _first_line(exc)
+            if not _is_timeout(exc):
+                return _first_line(exc)
+            timed_out(f"the page did not reach '{opts.wait}'")
         if opts.selector and not result.timed_out:
             try:
-                page.wait_for_selector(opts.selector, timeout=left_ms())
-            except PlaywrightTimeoutError:
+                await page.wait_for_selector(opts.selector, timeout=left_ms())
+            except PlaywrightError as exc:
+                if not _is_timeout(exc):
+                    raise
                 timed_out(f"the selector {opts.selector!r} did not appear")
         if opts.scroll and not result.timed_out:
-            self._scroll(page, opts, state, deadline, result)
+            await self._scroll(page, opts, state, deadline, result)
         if opts.delay and time.monotonic() < deadline:
-            page.wait_for_timeout(min(opts.delay * 1000, left_ms()))
+            await asyncio.sleep(min(opts.delay, deadline - time.monotonic()))
         return None
 
-    def _scroll(self, page, opts: PageOptions, state: _PageState, deadline: float,
-                result: BrowserPageResult) -> None:
+    async def _scroll(self, page, opts: PageOptions, state: _PageState, deadline: float,
+                      result: BrowserPageResult) -> None:
         budget = max(0.0, deadline - time.monotonic())
         try:
-            page.evaluate(SCROLL_JS, {"budgetMs": budget * 1000, "pauseMs": 150, "maxSteps": 200})
-        except PlaywrightError as exc:
+            await _bounded(page.evaluate(
+                SCROLL_JS, {"budgetMs": budget * 1000, "pauseMs": 150, "maxSteps": 200},
+            ), budget + SCRIPT_GRACE)
+        except (PlaywrightError, _PageStuck) as exc:
             result.notes.append(f"scrolling failed: {_first_line(exc)}")
             return
         # Whatever the scrolling set off should land before the snapshots.
         idle = opts.wait == "networkidle"
         until = deadline if idle else min(deadline, time.monotonic() + SETTLE_AFTER_SCROLL)
         try:
-            page.wait_for_function(IMAGES_COMPLETE_JS, timeout=max(1.0, (until - time.monotonic()) * 1000))
-        except PlaywrightTimeoutError:
-            result.notes.append("images were still loading after scrolling")
+            await page.wait_for_function(
+                IMAGES_COMPLETE_JS, timeout=max(1.0, (until - time.monotonic()) * 1000))
         except PlaywrightError:
-            pass
-        if not state.wait_quiet(until):
+            result.notes.append("images were still loading after scrolling")
+        if not await state.wait_quiet(until):
             if idle:
                 result.timed_out = True
                 result.notes.append(f"the network did not fall idle within {opts.timeout:g}s")
             else:
                 result.notes.append("requests were still running after scrolling")
 
-    def _judge(self, state: _PageState, result: BrowserPageResult,
-               navigation_error: str | None) -> None:
+    async def _judge(self, state: _PageState, result: BrowserPageResult,
+                     navigation_error: str | None) -> None:
         """The page's status and error, from what the proxy recorded of its document
         (never from the browser, which would also show the proxy's own error page)."""
         final = result.final_url
-        state.wait(lambda: state.pending[final] <= 0, time.monotonic() + MAIN_DOCUMENT_WAIT)
+        await state.wait(lambda: state.pending[final] <= 0, time.monotonic() + MAIN_DOCUMENT_WAIT)
         seen = state.last(final)
         if seen is not None:
             result.status, result.response = seen.status, seen.response
@@ -460,20 +500,27 @@ class BrowserSession:
         if seen is None and result.status is None and not result.error:
             result.error, result.error_kind = "the browser fetched no document", "browser"
 
-    def _snapshot(self, page, result: BrowserPageResult) -> None:
-        """The rendered DOM and a full-page screenshot, as resource records."""
-        timeout = SNAPSHOT_TIMEOUT * 1000
+    async def _snapshot(self, page, result: BrowserPageResult, timeout: float) -> None:
+        """The rendered DOM and a full-page screenshot, as resource records (taken even
+        after the page timed out, each within `timeout` seconds)."""
         try:
-            result.title = page.title() or None
-            dom = page.content().encode("utf-8")
+            result.title = await _bounded(page.title(), timeout) or None
+            dom = (await _bounded(page.content(), timeout)).encode("utf-8")
+        except _PageStuck as exc:
+            # A page whose script never yields answers nothing more: no screenshot either.
+            result.timed_out = True
+            result.notes.append(f"no DOM snapshot or screenshot: {exc} (a script may never yield)")
+            return
         except PlaywrightError as exc:
             result.notes.append(f"no DOM snapshot: {_first_line(exc)}")
         else:
             result.dom = self._resource(f"urn:dom:{result.final_url}", dom, "text/html; charset=utf-8", result)
             result.outlinks = extract_html(dom, result.final_url).pages
         try:
-            png = page.screenshot(full_page=True, type="png", timeout=timeout, animations="disabled")
-        except PlaywrightError as exc:
+            png = await _bounded(page.screenshot(
+                full_page=True, type="png", timeout=timeout * 1000, animations="disabled",
+            ), timeout + SCRIPT_GRACE)
+        except (PlaywrightError, _PageStuck) as exc:
             result.notes.append(f"no screenshot: {_first_line(exc)}")
         else:
             result.screenshot = self._resource(f"urn:screenshot:{result.final_url}", png, "image/png", result)
@@ -516,6 +563,10 @@ class BrowserSession:
             "metadata", result.final_url, warc_fields(fields),
             extra={"WARC-Concurrent-To": result.response.record_id if result.response else None},
         )
+
+
+def _is_timeout(exc: PlaywrightError) -> bool:
+    return type(exc).__name__ == "TimeoutError"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -20,7 +20,8 @@ CAPTURE_ID = "20261125T120000Z-0b0b0b0b"
 class BrowserCapture:
     """A container, a WARC writer and a browser session; seal() ends the capture."""
 
-    def __init__(self, directory: Path, options: BrowserOptions | None = None) -> None:
+    def __init__(self, directory: Path, options: BrowserOptions | None = None,
+                 exclude=None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.container = ContainerWriter(directory / f"{CAPTURE_ID}.wacz")
         self.writer = WarcWriter(
@@ -29,7 +30,7 @@ class BrowserCapture:
         )
         self.index: list[str] = []
         self.pages: list[BrowserPageResult] = []
-        self.session = BrowserSession(self.writer, self.index.append, options).start()
+        self.session = BrowserSession(self.writer, self.index.append, options, exclude).start()
         self.closed = False
 
     def page(self, url: str, options=None) -> BrowserPageResult:

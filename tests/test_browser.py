@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import subprocess
 import time
 import zipfile
 
@@ -14,10 +13,9 @@ from PIL import Image
 from archive.capture.browser import BrowserOptions, BrowserSession, PageOptions, find_chromium
 from archive.errors import ArchiveError
 from tests.browsing import BrowserCapture
-from tests.conftest import tool
 from tests.site import Site, SiteServer, slow
 from tests.tls import make_server_cert
-from tests.warcs import member, pages, records
+from tests.warcs import assert_third_party_checks_pass, member, pages, records
 
 VIEWPORT = (800, 600)
 LAZY_TOP = 3000          # px of spacer above the lazy image
@@ -54,6 +52,8 @@ def browser_site() -> Site:
     site.add("/never.png", handler=slow(60))
     # Loads, then its script never yields again: the page answers no call.
     site.html("/spinning", "Spins", '<p>spins</p><script>setTimeout(() => { while (true) {} }, 300)</script>')
+    site.add("/report.bin", bytes(range(256)) * 2000, content_type="application/octet-stream",
+             headers={"Content-Disposition": 'attachment; filename="report.bin"'})
     site.add("/moved", status=302, headers={"Location": "/app"})
     site.html("/gzipped", "Gzipped", "<p>" + "compressed " * 40 + "</p>", gzip=True)
     return site
@@ -153,15 +153,7 @@ def test_browser_capture_verifies_and_passes_warcio_and_wacz_checks(bsite, tmp_p
     assert result.code == 0, result
     assert result.out.startswith("VERIFIED")
 
-    out = tmp_path / "unzipped"
-    zipfile.ZipFile(wacz).extractall(out)
-    warcs = sorted(str(p) for p in (out / "archive").glob("*.warc.gz"))
-    check = subprocess.run([tool("warcio"), "check", "-v", *warcs], capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "digest pass" in check.stdout and "fail" not in check.stdout
-    validate = subprocess.run([tool("wacz"), "validate", "-f", str(wacz)], capture_output=True, text=True)
-    assert validate.returncode == 0, validate.stdout + validate.stderr
-    assert "Validation succeeded" in validate.stdout
+    assert_third_party_checks_pass(wacz, tmp_path)
 
     # The screenshot is covered like every other byte: one flipped byte and it fails.
     data = bytearray(wacz.read_bytes())
@@ -224,6 +216,30 @@ def test_redirect_leads_to_the_page_entry_and_is_recorded(bsite, tmp_path):
     assert responses[bsite.url("/moved")]["http"].get_statuscode() == "302"
     [entry] = pages(wacz)
     assert entry["url"] == bsite.url("/app") and entry["redirectedFrom"] == bsite.url("/moved")
+
+
+def test_download_is_recorded_whole_though_the_browser_shows_nothing(bsite, tmp_path):
+    with BrowserCapture(tmp_path / "c", options()) as capture:
+        result = capture.page(bsite.url("/report.bin"))
+        wacz = capture.seal()
+    assert result.status == 200 and result.error is None and result.screenshot is None
+    assert any("did not show the page" in note for note in result.notes)
+    body = by_uri(records(wacz), "response")[bsite.url("/report.bin")]["payload"]
+    assert body == bsite.site.served["/report.bin"]
+    [entry] = pages(wacz)
+    assert entry["size"] == len(body) and "error" not in entry
+
+
+def test_excluded_urls_are_refused_and_not_recorded(site, tmp_path):
+    capture = BrowserCapture(tmp_path / "c", options(),
+                             exclude=lambda url: "excluded: image" if url.endswith(".png") else None)
+    with capture:
+        result = capture.page(site.url("/"))
+        wacz = capture.seal()
+    assert result.status == 200 and result.screenshot is not None
+    assert site.url("/img/a.png") in result.excluded and site.url("/style.css") in result.requisites
+    assert not any("/img/" in path for path in site.site.requests)
+    assert not any((r["uri"] or "").endswith(".png") for r in records(wacz))
 
 
 def test_unreachable_page_is_an_error_without_screenshot(tmp_path):

@@ -32,7 +32,7 @@ from playwright.async_api import async_playwright
 from archive.capture.exchange import write_exchange
 from archive.capture.fetch import FetchResult
 from archive.capture.links import extract_html
-from archive.capture.proxy import ProxyOptions, RecordingProxy
+from archive.capture.proxy import ProxyOptions, RecordingProxy, Refused
 from archive.capture.proxyca import InterceptionCA
 from archive.errors import ArchiveError
 from archive.warc.cdxj import cdxj_line
@@ -136,6 +136,7 @@ class BrowserPageResult:
     status: int | None = None
     outlinks: list[str] = field(default_factory=list)     # links in the rendered DOM
     requisites: list[str] = field(default_factory=list)   # everything else it fetched
+    excluded: list[str] = field(default_factory=list)     # what it was not let fetch
     response: RecordRef | None = None  # the page's own response record
     screenshot: RecordRef | None = None
     dom: RecordRef | None = None
@@ -144,7 +145,8 @@ class BrowserPageResult:
     notes: list[str] = field(default_factory=list)        # what did not happen in time
     error: str | None = None
     error_kind: str | None = None
-    bytes: int = 0                     # response bytes recorded for this page
+    bytes: int = 0                     # response bytes recorded for this page, requisites too
+    size: int = 0                      # body bytes of the page's own response
 
 
 def page_entry(result: BrowserPageResult) -> dict:
@@ -161,8 +163,8 @@ def page_entry(result: BrowserPageResult) -> dict:
         entry["title"] = result.title
     if result.status is not None:
         entry["status"] = result.status
-    if result.bytes:
-        entry["size"] = result.bytes
+    if result.response is not None:
+        entry["size"] = result.size
     if result.final_url != result.url:
         entry["redirectedFrom"] = result.url
     if result.timed_out:
@@ -182,7 +184,8 @@ class _Seen:
     error: str | None
     error_kind: str | None
     response: RecordRef | None
-    size: int
+    size: int            # bytes recorded (head and body)
+    body: int            # body bytes
 
 
 class _PageStuck(Exception):
@@ -195,6 +198,7 @@ class _PageState:
 
     def __init__(self) -> None:
         self.begun: list[str] = []
+        self.excluded: list[str] = []
         self.pending: Counter = Counter()
         self.seen: list[_Seen] = []
         self.lock = threading.Lock()
@@ -250,9 +254,13 @@ class BrowserSession:
         writer: WarcWriter,
         index: Callable[[str], None],
         options: BrowserOptions | None = None,
+        exclude: Callable[[str], str | None] | None = None,
     ) -> None:
+        """`exclude(url)` says why a URL must not be fetched (the crawler's --exclude),
+        or None; the browser gets a refusal and nothing is recorded for it."""
         self.writer = writer
         self.index = index
+        self.exclude = exclude
         self.options = options or BrowserOptions()
         self.version: str | None = None
         self._executable = find_chromium(self.options.executable)
@@ -314,6 +322,8 @@ class BrowserSession:
                 user_agent=self.options.user_agent,
                 # A service worker could answer from its own cache, out of the proxy's sight.
                 service_workers="block",
+                # A download is cancelled in the browser; the proxy still reads it whole.
+                accept_downloads=False,
                 # The pages' requests (loopback too: Playwright adds <-loopback>).
                 proxy={"server": self._proxy.url},
             )
@@ -366,6 +376,12 @@ class BrowserSession:
     def begin(self, url: str) -> _PageState | None:
         with self._lock:
             state = self._current
+        reason = self.exclude(url) if self.exclude else None
+        if reason:
+            if state is not None:
+                with state.lock:
+                    state.excluded.append(url)
+            raise Refused(reason)
         if state is not None:
             with state.lock:
                 state.begun.append(url)
@@ -387,6 +403,7 @@ class BrowserSession:
                 state.seen.append(_Seen(
                     result.url, result.status, result.error, result.error_kind,
                     written.response if written else None, result.response_length,
+                    result.body_bytes,
                 ))
 
     # -- pages -----------------------------------------------------------------
@@ -422,6 +439,7 @@ class BrowserSession:
         chain = {url, result.final_url}
         with state.lock:
             result.requisites = list(dict.fromkeys(u for u in state.begun if u not in chain))
+            result.excluded = list(dict.fromkeys(state.excluded))
             result.bytes = sum(s.size for s in state.seen)
         result.metadata = self._write_page_metadata(result, opts)
         return result
@@ -490,13 +508,17 @@ class BrowserSession:
         await state.wait(lambda: state.pending[final] <= 0, time.monotonic() + MAIN_DOCUMENT_WAIT)
         seen = state.last(final)
         if seen is not None:
-            result.status, result.response = seen.status, seen.response
+            result.status, result.response, result.size = seen.status, seen.response, seen.body
             if seen.status is None:
                 result.error, result.error_kind = seen.error, seen.error_kind
         elif state.pending[final] > 0:
             result.notes.append("the page's own response was still arriving")
-        if navigation_error and not result.error:
-            result.error, result.error_kind = f"browser: {navigation_error}", "browser"
+        if navigation_error:
+            # The server's response is recorded all the same (a PDF the browser would
+            # only download, say); the browser's complaint is a note unless nothing came.
+            result.notes.append(f"the browser did not show the page: {navigation_error}")
+            if result.status is None and not result.error:
+                result.error, result.error_kind = f"browser: {navigation_error}", "browser"
         if seen is None and result.status is None and not result.error:
             result.error, result.error_kind = "the browser fetched no document", "browser"
 
@@ -558,6 +580,7 @@ class BrowserSession:
             "dom-record": result.dom.record_id if result.dom else None,
             "outlink": result.outlinks,
             "requisite": result.requisites,
+            "excluded": result.excluded,
         }
         return self.writer.write(
             "metadata", result.final_url, warc_fields(fields),

@@ -44,6 +44,8 @@ MAX_REQUEST_BODY = 64 * 1024 * 1024
 # Headers meant for the proxy itself, never passed on.
 PROXY_HEADERS = {"proxy-connection", "proxy-authorization", "proxy-authenticate"}
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# Sent again on a fresh connection when a kept-alive one turns out to be closed.
+IDEMPOTENT = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"}
 
 
 @dataclass
@@ -60,11 +62,16 @@ class ExchangeSink(Protocol):
     """Where finished exchanges go. Called from the proxy's connection threads."""
 
     def begin(self, url: str) -> Any:
-        """A request for `url` arrived; the value returned is passed to end()."""
+        """A request for `url` arrived; the value returned is passed to end().
+        Raising Refused turns the request away unrecorded (out of the capture's scope)."""
 
     def end(self, token: Any, result: FetchResult, notes: dict) -> None:
         """The exchange is over (complete, cut short or failed); `result.response`
         is only valid during the call. `notes` holds extra metadata fields."""
+
+
+class Refused(Exception):
+    """Raised by a sink's begin(): this URL is not to be fetched (the message says why)."""
 
 
 class _BodyLimit(Exception):
@@ -193,12 +200,19 @@ class _ClientConnection:
         except OSError:
             return False
 
-    def _gateway_error(self, url: str, message: str) -> None:
-        body = f"archive capture proxy: could not fetch {url}\n{message}\n".encode("utf-8", "replace")
+    def _answer(self, status: bytes, text: str) -> None:
+        """A response of the proxy's own (never recorded), and the connection closes."""
+        body = f"archive capture proxy: {text}\n".encode("utf-8", "replace")
         self._send_to_browser(
-            b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            b"HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body)
         )
+
+    def _gateway_error(self, url: str, message: str) -> None:
+        self._answer(b"502 Bad Gateway", f"could not fetch {url}\n{message}")
+
+    def _refuse(self, url: str, reason: str) -> None:
+        self._answer(b"403 Forbidden", f"not fetched: {url}\n{reason}")
 
     # -- the server's side ----------------------------------------------------
     def _connect(self, scheme: str, host: str, port: int) -> tuple[_Upstream, bool]:
@@ -246,7 +260,11 @@ class _ClientConnection:
     ) -> bool:
         """Carry one request to the server and its response back, recording both.
         Returns whether the browser's connection can carry another request."""
-        token = self.proxy.sink.begin(url)
+        try:
+            token = self.proxy.sink.begin(url)
+        except Refused as exc:
+            self._refuse(url, str(exc))
+            return False
         request = self._request_bytes(method, path, head, body)
         for attempt in (1, 2):
             outcome = _Exchange(self, scheme, host, port, url, method, request)
@@ -370,6 +388,7 @@ class _Exchange:
             conn._drop(*self.key)
             nothing_back = self.recorder.received_bytes == 0 and result.status is None
             if reused and nothing_back and not conn.proxy.closing \
+                    and self.method in IDEMPOTENT \
                     and isinstance(exc, (IncompleteMessage, ConnectionError)):
                 self.stale = True
                 return

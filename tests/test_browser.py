@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
+import socket
 import time
 import zipfile
 
@@ -170,7 +172,6 @@ def test_browser_capture_verifies_and_passes_warcio_and_wacz_checks(bsite, tmp_p
 
 
 def _index(wacz) -> list[bytes]:
-    import gzip
     return gzip.decompress(member(wacz, "indexes/index.cdx.gz")).splitlines()
 
 
@@ -243,7 +244,6 @@ def test_excluded_urls_are_refused_and_not_recorded(site, tmp_path):
 
 
 def test_unreachable_page_is_an_error_without_screenshot(tmp_path):
-    import socket
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))          # bound, not listening: refuses connections
         url = f"http://127.0.0.1:{closed.getsockname()[1]}/"

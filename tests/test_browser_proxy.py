@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
+import socket
 import threading
 import time
 
@@ -130,7 +132,6 @@ def test_unverifiable_server_is_a_recorded_tls_failure(tmp_path, ca):
 
 
 def test_refused_connection_is_recorded_and_answered_502(ca):
-    import socket
     sink = Collected()
     with socket.socket() as closed, RecordingProxy(sink, ca) as proxy:
         closed.bind(("127.0.0.1", 0))
@@ -218,3 +219,70 @@ def test_framing_hands_on_exactly_one_message_however_it_arrives(body, sizes, cu
     relay_body(reader, body_length(head, "GET"), emitted.append)
     assert b"".join(emitted) == message
     assert read_head(reader).status == 204          # the next message starts where it should
+
+
+def early_hints(handler) -> None:
+    handler.send_response_only(103)
+    handler.send_header("Link", "</style.css>; rel=preload")
+    handler.end_headers()
+    handler.wfile.flush()
+    body = b"final body"
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def echo_websocket(handler) -> None:
+    handler.send_response(101)
+    handler.send_header("Upgrade", "websocket")
+    handler.send_header("Connection", "Upgrade")
+    handler.end_headers()
+    handler.wfile.flush()
+    while data := handler.connection.recv(1024):
+        handler.connection.sendall(data.upper())
+    handler.close_connection = True
+
+
+def _raw_exchange(proxy, request: bytes, then: bytes = b"", expect: bytes = b"") -> bytes:
+    host, port = proxy.url.rsplit("/", 1)[-1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        if then:
+            while b"\r\n\r\n" not in received:
+                received += sock.recv(4096)
+            sock.sendall(then)
+            while not received.endswith(expect):
+                received += sock.recv(4096)
+            return received
+        while data := sock.recv(4096):
+            received += data
+        return received
+
+
+def test_informational_response_is_passed_on_and_kept_apart(site, ca):
+    site.site.add("/early", handler=early_hints)
+    sink = Collected()
+    url = site.url("/early")
+    with RecordingProxy(sink, ca) as proxy:
+        got = _raw_exchange(proxy, f"GET {url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    assert got.startswith(b"HTTP/1.1 103") and got.endswith(b"final body")
+    result, raw, notes = sink.one(url)
+    # The response record is the final response; the 103 goes to the metadata record.
+    assert raw.startswith(b"HTTP/1.1 200") and raw.endswith(b"final body")
+    assert result.status == 200
+    assert base64.b64decode(notes["informational-response"][0]).startswith(b"HTTP/1.1 103")
+
+
+def test_websocket_upgrade_is_recorded_then_passed_through(site, ca):
+    site.site.add("/socket", handler=echo_websocket)
+    sink = Collected()
+    url = site.url("/socket")
+    with RecordingProxy(sink, ca) as proxy:
+        got = _raw_exchange(
+            proxy, f"GET {url} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".encode(),
+            then=b"hello", expect=b"HELLO")
+    assert got.startswith(b"HTTP/1.1 101") and got.endswith(b"HELLO")
+    result, raw, notes = sink.one(url)
+    assert result.status == 101 and raw.startswith(b"HTTP/1.1 101") and "not recorded" in notes["note"]

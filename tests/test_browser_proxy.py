@@ -286,3 +286,16 @@ def test_websocket_upgrade_is_recorded_then_passed_through(site, ca):
     assert got.startswith(b"HTTP/1.1 101") and got.endswith(b"HELLO")
     result, raw, notes = sink.one(url)
     assert result.status == 101 and raw.startswith(b"HTTP/1.1 101") and "not recorded" in notes["note"]
+
+
+def test_proxy_benchmark_smoke():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_proxy.py"
+    proc = subprocess.run([sys.executable, str(script), "--mib", "4", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["response_bytes"] == 4 << 20 and result["ratio"] > 0 and result["peak_rss_mb"] > 0

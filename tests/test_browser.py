@@ -288,6 +288,14 @@ def test_missing_chromium_says_how_to_install_it(monkeypatch, tmp_path):
         BrowserSession(None, print)
 
 
+def test_only_web_urls_are_loaded(bsite, tmp_path):
+    with BrowserCapture(tmp_path / "c", options()) as capture:
+        for url in ("file:///etc/passwd", "chrome://version", "javascript:alert(1)"):
+            with pytest.raises(ArchiveError, match="http and https URLs only"):
+                capture.page(url)
+        assert capture.page(bsite.url("/app#top")).final_url == bsite.url("/app")
+
+
 def test_bad_page_options_are_one_line_errors():
     with pytest.raises(ArchiveError, match="wait condition"):
         PageOptions(wait="forever")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import json
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -289,10 +293,6 @@ def test_websocket_upgrade_is_recorded_then_passed_through(site, ca):
 
 
 def test_proxy_benchmark_smoke():
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench_proxy.py"
     proc = subprocess.run([sys.executable, str(script), "--mib", "4", "--json"],
                           capture_output=True, text=True, timeout=120)

@@ -165,7 +165,7 @@ def page_entry(result: BrowserPageResult) -> dict:
         entry["status"] = result.status
     if result.response is not None:
         entry["size"] = result.size
-    if result.final_url != result.url:
+    if result.final_url != urldefrag(result.url)[0]:
         entry["redirectedFrom"] = result.url
     if result.timed_out:
         entry["timedOut"] = True
@@ -409,6 +409,8 @@ class BrowserSession:
     # -- pages -----------------------------------------------------------------
     def capture_page(self, url: str, options: PageOptions | None = None) -> BrowserPageResult:
         """Load `url`, wait as `options` say, and record the page and its snapshots."""
+        if not url.lower().startswith(("http://", "https://")):
+            raise ArchiveError(f"browser capture takes http and https URLs only, not {url[:100]!r}")
         with self._page_lock:
             if not self._started or self._closed:
                 raise RuntimeError("the browser session is not running")
@@ -418,9 +420,11 @@ class BrowserSession:
         state = _PageState()
         with self._lock:
             self._current = state
-        result = BrowserPageResult(url=url, final_url=url, started=datetime.now(timezone.utc))
-        page = await self._context.new_page()
+        asked = urldefrag(url)[0]
+        result = BrowserPageResult(url=url, final_url=asked, started=datetime.now(timezone.utc))
+        page = None
         try:
+            page = await self._context.new_page()
             await page.set_viewport_size({"width": opts.viewport_width, "height": opts.viewport_height})
             navigation_error = await self._load(page, url, opts, state, result)
             final = urldefrag(page.url)[0]
@@ -429,14 +433,21 @@ class BrowserSession:
             await self._judge(state, result, navigation_error)
             if result.status is not None and navigation_error is None:
                 await self._snapshot(page, result, opts.snapshot_timeout)
+        except PlaywrightError as exc:
+            # The page or the browser itself failed (a crashed renderer, say): the page
+            # is recorded as failed with what the proxy saw; the capture goes on.
+            result.notes.append(f"the browser failed: {_first_line(exc)}")
+            if result.status is None and not result.error:
+                result.error, result.error_kind = f"browser: {_first_line(exc)}", "browser"
         finally:
             with self._lock:
                 self._current = None
-            try:
-                await asyncio.wait_for(page.close(), CLOSE_TIMEOUT)
-            except (PlaywrightError, asyncio.TimeoutError):
-                pass
-        chain = {url, result.final_url}
+            if page is not None:
+                try:
+                    await asyncio.wait_for(page.close(), CLOSE_TIMEOUT)
+                except (PlaywrightError, asyncio.TimeoutError):
+                    pass
+        chain = {asked, result.final_url}
         with state.lock:
             result.requisites = list(dict.fromkeys(u for u in state.begun if u not in chain))
             result.excluded = list(dict.fromkeys(state.excluded))

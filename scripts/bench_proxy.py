@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: recording one N MiB response through the browser's recording proxy,
 against the HTTP crawler's fetcher recording the same response, both written to a WARC
-the same way (archive.capture.exchange), from a server on 127.0.0.1.
+the same way (archive.capture.exchange), from the tests' server on 127.0.0.1.
 
 Prints both times, their ratio (proxy / fetcher) and the peak RSS of the process
 (memory must stay flat whatever the size: the proxy streams and spools to disk).
@@ -11,14 +11,10 @@ Prints both times, their ratio (proxy / fetcher) and the peak RSS of the process
 from __future__ import annotations
 
 import argparse
-import http.server
 import json
-import os
 import resource
-import socket
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -32,36 +28,12 @@ from archive.capture.proxy import ProxyOptions, RecordingProxy  # noqa: E402
 from archive.capture.proxyca import InterceptionCA  # noqa: E402
 from archive.seal.container import ContainerWriter  # noqa: E402
 from archive.warc.writer import WarcWriter  # noqa: E402
-
-BLOCK = os.urandom(1 << 20)
-
-
-def serve(mib: int) -> http.server.ThreadingHTTPServer:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def log_message(self, *args) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(mib << 20))
-            self.end_headers()
-            for _ in range(mib):
-                self.wfile.write(BLOCK)
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+from tests.site import Site, SiteServer, streamed  # noqa: E402  (the tests' real server)
 
 
 class WarcSink:
+    """Writes the proxy's exchanges as the browser session does."""
+
     def __init__(self, writer: WarcWriter) -> None:
         self.writer = writer
 
@@ -78,10 +50,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    server = serve(args.mib)
-    url = f"http://127.0.0.1:{server.server_address[1]}/big"
-    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
+    site = Site()
+    site.add("/big", handler=streamed(args.mib << 20))
+    with SiteServer(site) as server, tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
         tmp = Path(tmp)
+        url = server.url("/big")
         container = ContainerWriter(tmp / "bench.wacz")
         writer = WarcWriter(container, "bench", {"software": "bench"})
 
@@ -103,7 +76,6 @@ def main() -> None:
         ca.close()
         writer.close()
         container.close()
-    server.shutdown()
     if received != args.mib << 20:
         sys.exit(f"the client received {received} bytes, not {args.mib << 20}")
     out = {

@@ -40,6 +40,7 @@ from archive.warc.writer import RecordRef, WarcWriter, block_digests, warc_field
 
 CHROMIUM_ENV = "ARCHIVE_CHROMIUM"
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
+DEBIAN_BINARY = "/usr/lib/chromium/chromium"
 INSTALL_HINT = (
     "install it with `apt-get install chromium` (Debian, Ubuntu), "
     f"or set {CHROMIUM_ENV} to a Chromium or Chrome executable"
@@ -88,8 +89,20 @@ def find_chromium(explicit: str | None = None) -> str:
     for name in CHROMIUM_NAMES:
         path = shutil.which(name)
         if path:
-            return path
+            return _behind_launcher(path)
     raise ArchiveError(f"browser capture needs Chromium, which is not installed: {INSTALL_HINT}")
+
+
+def _behind_launcher(path: str) -> str:
+    """Debian's /usr/bin/chromium is a shell script that adds flags and Google API keys
+    from /etc/chromium.d; the binary behind it is run directly, so that a capture does
+    not depend on (or leak through) local launcher settings."""
+    try:
+        with open(path, "rb") as fh:
+            is_script = fh.read(2) == b"#!"
+    except OSError:
+        return path
+    return DEBIAN_BINARY if is_script and os.access(DEBIAN_BINARY, os.X_OK) else path
 
 
 @dataclass
@@ -572,6 +585,7 @@ class BrowserSession:
     def _write_page_metadata(self, result: BrowserPageResult, opts: PageOptions) -> RecordRef:
         fields = {
             "browser": f"Chromium {self.version}",
+            "browser-executable": self._executable,
             "viewport": f"{opts.viewport_width}x{opts.viewport_height}",
             "wait": opts.wait,
             "wait-selector": opts.selector,

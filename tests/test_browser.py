@@ -195,8 +195,8 @@ def test_page_that_never_settles_is_captured_with_a_recorded_timeout(bsite, tmp_
 
 def test_page_whose_script_never_yields_cannot_hang_the_capture(bsite, tmp_path):
     began = time.monotonic()
-    with BrowserCapture(tmp_path / "c", options(timeout=3, snapshot_timeout=2)) as capture:
-        stuck = capture.page(bsite.url("/spinning"))
+    with BrowserCapture(tmp_path / "c", options()) as capture:
+        stuck = capture.page(bsite.url("/spinning"), PageOptions(timeout=3, snapshot_timeout=2))
         after = capture.page(bsite.url("/app"))         # the session still works
         wacz = capture.seal()
     assert time.monotonic() - began < 60

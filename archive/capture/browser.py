@@ -45,8 +45,8 @@ INSTALL_HINT = (
     "install it with `apt-get install chromium` (Debian, Ubuntu), "
     f"or set {CHROMIUM_ENV} to a Chromium or Chrome executable"
 )
-# Keep Chromium from calling Google's services on its own (there is no network but the
-# pages' on a capture host, and nothing but the pages belongs in the WARC).
+# Keep Chromium from calling Google's services on its own: nothing but the pages belongs
+# in the WARC (what it still tries goes to a dead end, see _launch).
 CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--no-first-run",
     "--disable-sync", "--disable-quic", "--disable-domain-reliability", "--no-pings",

@@ -61,9 +61,9 @@ def register(sub) -> None:
     status.set_defaults(run=run_status)
 
 
-def _print_problems(error: JobFileError, stream=sys.stderr) -> None:
+def _print_problems(error: JobFileError) -> None:
     for problem in error.problems:
-        print(problem.render(error.path), file=stream)
+        print(problem.render(error.path), file=sys.stderr)
 
 
 def _check_one(path: Path, offline: bool) -> tuple[JobSpec | None, list[dict]]:

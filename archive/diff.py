@@ -55,6 +55,7 @@ class CaptureSummary:
     stop_reason: str | None = None
     pages: dict[str, PageState] = field(default_factory=dict)
     redirected_from: dict[str, str] = field(default_factory=dict)   # source URL -> target
+    redirect_status: dict[str, int] = field(default_factory=dict)    # URL -> 3xx in the index
 
     def info(self) -> dict:
         return {"capture": self.label, "time": self.time, "seeds": self.seeds,
@@ -108,7 +109,7 @@ def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
             datapackage = _json_member(zf, "datapackage.json") if "datapackage.json" in names else {}
             summary = CaptureSummary(
                 label=label,
-                time=evidence.get("started") or datapackage.get("mainPageDate") or datapackage.get("created"),
+                time=evidence.get("started") or datapackage.get("mainPageDate"),
                 seeds=list(evidence.get("seeds") or []),
                 stop_reason=evidence.get("stopReason"),
             )
@@ -122,6 +123,9 @@ def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
                 raise ArchiveError(f"{label}: no CDXJ index (indexes/index.cdx.gz) in this WACZ")
             for name in indexes:
                 _read_index(zf, name, summary)
+            if not summary.time:
+                stamps = [p.ts for p in summary.pages.values() if p.ts]
+                summary.time = min(stamps) if stamps else datapackage.get("created")
     except (zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile, UnicodeDecodeError,
             ValueError, KeyError, OSError) as exc:
         if isinstance(exc, ArchiveError):
@@ -162,10 +166,12 @@ def _read_index(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None
             if not line.strip() or line.startswith(("!", " ")):
                 continue
             _key, _stamp, fields = parse_cdxj_line(line.rstrip("\n"))
+            status = fields.get("status")
+            if str(status).startswith("3") and str(status).isdigit():
+                summary.redirect_status[str(fields.get("url"))] = int(status)
             page = summary.pages.get(fields.get("url"))
             if page is None or fields.get("recordType", "response") not in PAGE_RECORDS:
                 continue
-            status = fields.get("status")
             # The record of the page itself: the one whose status is the page's (a
             # redirect hop to the same URL, say, has another status).
             if page.digest is None or (status is not None and str(status) == str(page.status)):
@@ -210,6 +216,10 @@ def compare(earlier: CaptureSummary, later: CaptureSummary) -> Diff:
                     changes.append(Change("redirected", url,
                         f"The page {url} was redirected to {target} {between}.", before,
                         later.pages.get(target)))
+                elif url in later.redirect_status:
+                    changes.append(Change("redirected", url,
+                        f"The page {url} was replaced by a redirect (HTTP "
+                        f"{later.redirect_status[url]}) {between}.", before, None))
                 elif complete:
                     changes.append(Change("removed", url,
                         f"The page {url} was no longer found on the site {between}: it was "

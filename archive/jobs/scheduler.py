@@ -29,6 +29,7 @@ from typing import Callable
 
 from archive.errors import ArchiveError
 from archive.jobs.lock import iso_seconds, utcnow
+from archive.jobs.preflight import preflight
 from archive.jobs.spec import JobFileError, JobSpec, parse_job
 from archive.jobs.state import JobState
 from archive.jobs.status import first_due, job_files
@@ -40,7 +41,8 @@ RESCAN_SECONDS = 1.0
 @dataclass
 class Child:
     process: subprocess.Popen
-    output: object          # temporary file holding the child's JSON result
+    output: object          # temporary files holding the child's JSON result
+    errors: object          # and what it said on stderr
     started: datetime
     path: Path
 
@@ -113,6 +115,12 @@ class Scheduler:
         if spec.schedule is None:
             self.log("unscheduled", {"file": str(path), "job": spec.name})
             return entry
+        try:
+            preflight(spec)
+        except JobFileError as exc:
+            # Scheduled all the same: the key or the store may come back before it is due.
+            self.log("warning", {"file": str(path), "job": spec.name,
+                                 "problems": [p.render(path) for p in exc.problems]})
         if old is None:
             entry.next_due = first_due(spec, self._last_run(spec), now)
         else:
@@ -143,12 +151,12 @@ class Scheduler:
                 continue
             if self.running() >= self.concurrency:
                 return   # stays due: starts when a slot frees, once, however late
-            output = tempfile.TemporaryFile()
+            output, errors = tempfile.TemporaryFile(), tempfile.TemporaryFile()
             process = subprocess.Popen(
-                self.command(entry.path), stdout=output, stdin=subprocess.DEVNULL,
+                self.command(entry.path), stdout=output, stderr=errors, stdin=subprocess.DEVNULL,
                 start_new_session=True,   # terminal signals go to us; we decide for children
             )
-            entry.child = Child(process, output, now, entry.path)
+            entry.child = Child(process, output, errors, now, entry.path)
             entry.next_due = entry.spec.schedule.next_after(now)
             self.log("started", {"job": entry.spec.name, "pid": process.pid,
                                  "next_due": iso_seconds(entry.next_due)})
@@ -168,6 +176,12 @@ class Scheduler:
         child.output.seek(0)
         raw = child.output.read()
         child.output.close()
+        child.errors.seek(0)
+        said = child.errors.read().decode("utf-8", "replace")
+        child.errors.close()
+        if said:
+            sys.stderr.write(said)    # the run's own messages, for the service's log
+            sys.stderr.flush()
         code = child.process.returncode
         try:
             outcome = json.loads(raw) if raw.strip() else {}
@@ -177,7 +191,7 @@ class Scheduler:
         self.log("finished", {
             "job": job, "exit": code, "status": outcome.get("status") or _exit_meaning(code),
             "capture_id": capture.get("capture_id"), "pages": capture.get("pages"),
-            "error": outcome.get("error"),
+            "error": outcome.get("error") or (said.strip().splitlines() or [None])[-1],
             "changes": (outcome.get("changes") or {}).get("counts"),
         })
 
@@ -189,9 +203,12 @@ class Scheduler:
         self.log("serving", {"folder": str(self.folder), "concurrency": self.concurrency})
         while not self.stopping.is_set():
             now = utcnow()
-            self.reap()
-            self.scan(now)
-            self.start_due(now)
+            try:
+                self.reap()
+                self.scan(now)
+                self.start_due(now)
+            except Exception as exc:  # noqa: BLE001 - a daemon logs and carries on
+                self.log("error", {"error": f"{type(exc).__name__}: {exc}"})
             waits = [RESCAN_SECONDS] + [
                 (e.next_due - now).total_seconds() for e in self.entries.values() if e.next_due
             ]

@@ -199,71 +199,67 @@ def _status(page: PageState) -> str:
     return f"HTTP {page.status}" if page.status else "no response"
 
 
+UNCHANGED, IGNORED = "unchanged", "ignored"
+
+
+def classify(url: str, before: PageState | None, after: PageState | None,
+             earlier: CaptureSummary, later: CaptureSummary) -> tuple[str, str]:
+    """(kind, finding) for one URL: a change kind, an uncertain kind, UNCHANGED or IGNORED."""
+    between = (f"between {when(before.ts if before else earlier.time)} "
+               f"and {when(after.ts if after else later.time)}")
+    if before is not None and before.online:
+        if after is None:
+            target = later.redirected_from.get(url)
+            if target:
+                return "redirected", f"The page {url} was redirected to {target} {between}."
+            if url in later.redirect_status:
+                return "redirected", (f"The page {url} was replaced by a redirect "
+                                      f"(HTTP {later.redirect_status[url]}) {between}.")
+            if later.stop_reason:
+                return "not-reached", (f"The page {url} was not reached by the later capture, "
+                                       f"which stopped at its {later.stop_reason} limit: whether "
+                                       "it is still online is unknown.")
+            return "removed", (f"The page {url} was no longer found on the site {between}: it "
+                               "was not linked from any page of the later capture.")
+        if after.redirect_to:
+            return "redirected", f"The page {url} was redirected to {after.redirect_to} {between}."
+        if after.gone:
+            return "removed", (f"The page {url} was taken down {between} (it answered "
+                               f"{_status(after)} at {when(after.ts)}).")
+        if not after.online:
+            return "unavailable", (f"The page {url} could not be captured at {when(after.ts)} "
+                                   f"({_status(after)}): whether it changed is unknown.")
+        if not (before.digest and after.digest):
+            return "no-digest", (f"The page {url} could not be compared: a content digest is "
+                                 "missing from an index.")
+        if before.digest == after.digest:
+            return UNCHANGED, ""
+        edited = (f" Its title changed from {before.title!r} to {after.title!r}."
+                  if before.title != after.title else "")
+        return "changed", f"The page {url} changed {between}.{edited}"
+    if after is not None and after.online:
+        if before is None:
+            return "added", (f"The page {url} appeared {between}: it was first captured at "
+                             f"{when(after.ts)}.")
+        return "added", (f"The page {url}, which answered {_status(before)} at "
+                         f"{when(before.ts)}, was online at {when(after.ts)}.")
+    # Neither capture has it online: still missing, or only ever an error.
+    return (UNCHANGED if before is not None and after is not None else IGNORED), ""
+
+
 def compare(earlier: CaptureSummary, later: CaptureSummary) -> Diff:
     """Every page of either capture, classified; changes in a stable order."""
     changes: list[Change] = []
     uncertain: list[Change] = []
     unchanged = 0
-    complete = later.stop_reason is None
-    t1, t2 = earlier.time, later.time
     for url in sorted(set(earlier.pages) | set(later.pages)):
         before, after = earlier.pages.get(url), later.pages.get(url)
-        between = f"between {when(before.ts if before else t1)} and {when(after.ts if after else t2)}"
-        if before is not None and before.online:
-            if after is None:
-                target = later.redirected_from.get(url)
-                if target:
-                    changes.append(Change("redirected", url,
-                        f"The page {url} was redirected to {target} {between}.", before,
-                        later.pages.get(target)))
-                elif url in later.redirect_status:
-                    changes.append(Change("redirected", url,
-                        f"The page {url} was replaced by a redirect (HTTP "
-                        f"{later.redirect_status[url]}) {between}.", before, None))
-                elif complete:
-                    changes.append(Change("removed", url,
-                        f"The page {url} was no longer found on the site {between}: it was "
-                        "not linked from any page of the later capture.", before, None))
-                else:
-                    uncertain.append(Change("not-reached", url,
-                        f"The page {url} was not reached by the later capture, which stopped "
-                        f"at its {later.stop_reason} limit: whether it is still online is unknown.",
-                        before, None))
-            elif after.redirect_to:
-                changes.append(Change("redirected", url,
-                    f"The page {url} was redirected to {after.redirect_to} {between}.",
-                    before, after))
-            elif after.gone:
-                changes.append(Change("removed", url,
-                    f"The page {url} was taken down {between} (it answered {_status(after)} "
-                    f"at {when(after.ts)}).", before, after))
-            elif after.online:
-                if before.digest and after.digest and before.digest != after.digest:
-                    edited = f" Its title changed from {before.title!r} to {after.title!r}." \
-                        if before.title != after.title else ""
-                    changes.append(Change("changed", url,
-                        f"The page {url} changed {between}.{edited}", before, after))
-                elif before.digest and before.digest == after.digest:
-                    unchanged += 1
-                else:
-                    uncertain.append(Change("no-digest", url,
-                        f"The page {url} could not be compared: a content digest is missing "
-                        "from an index.", before, after))
-            else:
-                uncertain.append(Change("unavailable", url,
-                    f"The page {url} could not be captured at {when(after.ts)} "
-                    f"({_status(after)}): whether it changed is unknown.", before, after))
-        elif after is not None and after.online:
-            if before is None:
-                changes.append(Change("added", url,
-                    f"The page {url} appeared {between}: it was first captured at "
-                    f"{when(after.ts)}.", None, after))
-            else:
-                changes.append(Change("added", url,
-                    f"The page {url}, which answered {_status(before)} at {when(before.ts)}, "
-                    f"was online at {when(after.ts)}.", before, after))
-        else:
-            unchanged += 1 if before is not None and after is not None else 0
+        kind, finding = classify(url, before, after, earlier, later)
+        if kind == UNCHANGED:
+            unchanged += 1
+        elif kind != IGNORED:
+            (changes if kind in CHANGE_KINDS else uncertain).append(
+                Change(kind, url, finding, before, after or later.pages.get(later.redirected_from.get(url, ""))))
     notes = []
     if earlier.seeds and later.seeds and sorted(earlier.seeds) != sorted(later.seeds):
         notes.append("The two captures started from different seed URLs: pages added or "

@@ -37,6 +37,21 @@ def wait_until_busy(site, store, job_name):
     wait_for(lambda: "/slow" in site.site.requests, what="the slow page to be requested")
 
 
+def kill_a_busy_run(site, key, tmp_path, name):
+    """A job file for `site`, and a run of it killed with SIGKILL in the middle of its
+    capture; the slow page answers at once afterwards. Returns (job file, killed process)."""
+    store = tmp_path / "store"
+    job = write_job(tmp_path, name, [site.url("/")], key, store)
+    victim = start_run(job, tmp_path)
+    try:
+        wait_until_busy(site, store, name)
+    finally:
+        victim.kill()
+        victim.communicate(timeout=60)
+    site.site.routes.pop("/slow")
+    return job, victim
+
+
 def test_a_second_run_is_refused_while_the_first_runs_then_sigterm_checkpoints(run, key, slow_site, tmp_path):
     store = tmp_path / "store"
     job = write_job(tmp_path, "busy", [slow_site.url("/")], key, store)
@@ -68,15 +83,8 @@ def test_a_second_run_is_refused_while_the_first_runs_then_sigterm_checkpoints(r
 
 def test_a_lock_left_by_a_killed_run_is_taken_over_and_that_is_recorded(run, key, slow_site, tmp_path):
     store = tmp_path / "store"
-    job = write_job(tmp_path, "killed", [slow_site.url("/")], key, store)
-    victim = start_run(job, tmp_path)
-    try:
-        wait_until_busy(slow_site, store, "killed")
-    finally:
-        victim.kill()
-        victim.communicate(timeout=60)
+    job, victim = kill_a_busy_run(slow_site, key, tmp_path, "killed")
     killed_run = run_records(store, "killed", "start")[0].name.split(".start")[0]
-    slow_site.site.routes.pop("/slow")
 
     result = run("jobs", "run", job, "--json")
     assert result.code == 0, result
@@ -96,16 +104,8 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_and_that_is_recorded(run, key
 @pytest.mark.xfail(strict=True, reason="resuming an interrupted capture comes with the crawler's "
                    "--resume (issue 4); wire run.resume in archive/jobs/request.py and runner.py")
 def test_the_next_run_resumes_the_killed_runs_capture(run, key, slow_site, tmp_path):
-    store = tmp_path / "store"
-    job = write_job(tmp_path, "resumed", [slow_site.url("/")], key, store)
-    victim = start_run(job, tmp_path)
-    try:
-        wait_until_busy(slow_site, store, "resumed")
-    finally:
-        victim.kill()
-        victim.communicate(timeout=60)
+    job, _ = kill_a_busy_run(slow_site, key, tmp_path, "resumed")
     left = next((tmp_path / "work" / "jobs" / "resumed").iterdir()).name
-    slow_site.site.routes.pop("/slow")
     outcome = json.loads(run("jobs", "run", job, "--json").out)
     assert outcome["capture"]["capture_id"] == left
     assert not (tmp_path / "work" / "jobs" / "resumed" / left).exists()

@@ -1,6 +1,7 @@
 """Job files: every malformed one gets a clear message with its line, exit 2, and no capture."""
 
 import json
+from pathlib import Path
 from datetime import datetime, timezone
 
 import pytest
@@ -179,3 +180,19 @@ def test_seconds_level_and_interval_schedules():
     assert every.last_due(now) == datetime(2026, 1, 1, 12, 0, 2, tzinfo=timezone.utc)
     berlin = parse_schedule("0 9 * * *", None, "Europe/Berlin")
     assert berlin.next_after(now) == datetime(2026, 1, 2, 8, 0, tzinfo=timezone.utc)
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "scripts" / "examples"
+
+
+def test_the_example_job_file_and_schedules_are_valid(run):
+    result = run("jobs", "check", "--offline", EXAMPLES / "jobs" / "statements.toml")
+    assert result.code == 0, result
+    assert "job ministry-statements, cron '0 */6 * * *' (UTC)" in result.out
+    line = next(l for l in (EXAMPLES / "crontab").read_text().splitlines() if l and not l.startswith("#"))
+    assert parse_schedule(" ".join(line.split()[:5]), None, None) is not None
+    assert "jobs run /etc/archive/jobs/statements.toml" in line
+    cronjob = (EXAMPLES / "kubernetes" / "cronjob.yaml").read_text()
+    assert 'schedule: "0 */6 * * *"' in cronjob and '"jobs", "run"' in cronjob
+    service = (EXAMPLES / "systemd" / "archive-job@.service").read_text()
+    assert "jobs run /etc/archive/jobs/%i.toml" in service and "SuccessExitStatus=3" in service

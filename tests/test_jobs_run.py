@@ -153,23 +153,43 @@ def test_notify_when_changes_stays_quiet_without_changes(run, key, changing, tmp
     assert len(received) == 1
 
 
-def test_failed_run_is_recorded_and_exits_1(run, key, tmp_path):
-    # Nothing listens on the port: the capture records the failure, which is a capture
-    # (stored, exit 0); a store that refuses the capture is a failed run.
+def test_a_capture_the_store_refused_is_stored_by_the_next_run(run, key, pubkey, changing, tmp_path):
     store = tmp_path / "store"
-    job = write_job(tmp_path, "nostore", ["http://127.0.0.1:9/"], key, store)
+    job = write_job(tmp_path, "outage", [changing.url("/")], key, store)
     store.mkdir()
-    (store / "captures").write_text("not a folder")
+    (store / "captures").write_text("the store is broken")     # put_capture fails
     result = run("jobs", "run", job, "--json")
     assert result.code == 1, result
-    outcome = json.loads(result.out)
-    assert outcome["status"] == "failed" and outcome["error"]
-    records_ = run_records(store, "nostore", "result")
-    assert json.loads(records_[0].read_text())["status"] == "failed"
-    # The lock was released: the next run is not refused, and it points at the sealed
-    # capture the failed run kept in the work folder.
+    failed = json.loads(result.out)
+    assert failed["status"] == "failed" and failed["error"]
+    assert json.loads(run_records(store, "outage", "result")[0].read_text())["status"] == "failed"
+    kept = list((tmp_path / "work" / "jobs" / "outage").glob("*/*.wacz"))
+    assert len(kept) == 1                                       # sealed, kept, not lost
+
+    (store / "captures").unlink()                               # the store is back
     again = run("jobs", "run", job, "--json")
-    assert again.code == 1, again
-    left = json.loads(again.out)["unfinished"]
-    assert len(left) == 1 and left[0]["state"].startswith("sealed")
-    assert (tmp_path / "work" / "jobs" / "nostore" / left[0]["capture_id"]).is_dir()
+    assert again.code == 0, again                               # the lock was released
+    outcome = json.loads(again.out)
+    recovered = outcome["unfinished"]
+    assert [r["capture_id"] for r in recovered] == [kept[0].parent.name]
+    assert recovered[0]["stored"] and not kept[0].exists()
+    verified = run("verify", recovered[0]["stored"], "--trust", pubkey)
+    assert verified.code == 0, verified
+    assert outcome["capture"]["capture_id"] != recovered[0]["capture_id"]
+
+
+def test_a_sealed_leftover_that_does_not_verify_is_kept_not_stored(run, key, changing, tmp_path):
+    store = tmp_path / "store"
+    job = write_job(tmp_path, "tampered", [changing.url("/")], key, store)
+    store.mkdir()
+    (store / "captures").write_text("the store is broken")
+    assert run("jobs", "run", job, "--quiet").code == 1
+    (store / "captures").unlink()
+    kept = next((tmp_path / "work" / "jobs" / "tampered").glob("*/*.wacz"))
+    data = bytearray(kept.read_bytes())
+    data[200] ^= 0x01                                           # one flipped bit
+    kept.write_bytes(bytes(data))
+    outcome = json.loads(run("jobs", "run", job, "--json").out)
+    left = outcome["unfinished"][0]
+    assert "does not verify" in left["not_stored"] and kept.exists()
+    assert not list(store.glob(f"captures/*/*/*/{left['capture_id']}.wacz"))

@@ -31,7 +31,8 @@ def register(sub) -> None:
     jobs.required = True
 
     check = jobs.add_parser("check", help="validate job files: keys, schedule, signing key, store")
-    check.add_argument("files", nargs="+", metavar="JOBFILE")
+    check.add_argument("files", nargs="+", metavar="JOBFILE|DIR",
+                       help="job files, or folders of them (*.toml)")
     check.add_argument("--offline", action="store_true",
                        help="check the file only, not its signing key and store")
     check.add_argument("--json", action="store_true", help="machine-readable output")
@@ -85,9 +86,10 @@ def _unwired(spec: JobSpec) -> list[str]:
 
 def run_check(args) -> int:
     results = []
-    for name in args.files:
-        spec, problems = _check_one(Path(name), args.offline)
-        entry = {"file": name, "ok": not problems, "problems": problems}
+    paths = [path for name in args.files for path in job_files(Path(name))]
+    for path in paths:
+        spec, problems = _check_one(path, args.offline)
+        entry = {"file": str(path), "ok": not problems, "problems": problems}
         if spec is not None:
             due = first_due(spec, None, utcnow())
             entry.update(job=spec.name, schedule=spec.schedule.describe() if spec.schedule else None,
@@ -107,6 +109,8 @@ def run_check(args) -> int:
                       + (f", {entry['schedule']}" if entry["schedule"] else "") + when)
                 for note in entry["notes"]:
                     print(note)
+    if not results:
+        raise ArchiveError(f"no job files (*.toml) in {', '.join(args.files)}")
     return 0 if all(e["ok"] for e in results) else EXIT_BAD
 
 
@@ -133,8 +137,8 @@ def run_run(args) -> int:
         print(f"archive: {exc}", file=sys.stderr)
         return EXIT_BUSY
     except Terminated:
-        print(f"archive: job {spec.name} stopped by SIGTERM; what it captured is kept in "
-              "its work folder for the next run", file=sys.stderr)
+        print(f"archive: job {spec.name} stopped by SIGTERM; the run is recorded as "
+              "interrupted and what it captured is kept in its work folder", file=sys.stderr)
         return EXIT_TERMINATED
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -151,7 +155,12 @@ def _print_outcome(outcome: Outcome) -> None:
         print(f"lock     taken over from run {outcome.took_over['run_id']} on "
               f"{outcome.took_over['host']}: {outcome.took_over['reason']}")
     for left in outcome.unfinished:
-        print(f"left     {left['path']}: an earlier run's capture, {left['state']} (kept)")
+        if left.get("stored"):
+            print(f"stored   {left['stored']}: an earlier run's capture, sealed but not stored "
+                  "then; it verifies and is stored now")
+        else:
+            why = f": {left['not_stored']}" if left.get("not_stored") else " (kept)"
+            print(f"left     {left['path']}: an earlier run's capture, {left['state']}{why}")
     if outcome.status != "ok":
         print(f"job      {outcome.job}: run {outcome.run_id} FAILED: {outcome.error}")
     else:
@@ -210,7 +219,8 @@ def run_status(args) -> int:
         if last is None:
             print("  last run   never" + (f" (store: {row['store_error']})" if row.get("store_error") else ""))
         else:
-            line = f"  last run   {last['started']}  {last['status'].upper()}"
+            started = (last["started"] or "?")[:19] + ("Z" if last["started"] else "")
+            line = f"  last run   {started}  {last['status'].upper()}"
             if last.get("capture_id"):
                 line += (f"  capture {last['capture_id']}  {last['pages']} pages  "
                          f"{human_bytes(last['bytes'] or 0)}  {last['failures']} failures")

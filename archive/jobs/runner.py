@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from archive.diff import compare, read_summary
-from archive.errors import ArchiveError, NotFound
-from archive.ids import is_capture_id
+from archive.errors import ArchiveError
 from archive.jobs.lock import JobLock, iso, utcnow
 from archive.jobs.notify import notify, wanted
+from archive.jobs.recover import UNSTORED, leftovers, store_sealed
 from archive.jobs.request import capture_request, job_work_dir
 from archive.jobs.spec import JobSpec
 from archive.jobs.state import JobState, new_run_id
@@ -47,28 +46,6 @@ class Outcome:
         return asdict(self)
 
 
-def leftovers(work_dir: Path, store) -> list[dict]:
-    """Capture folders an earlier run of this job left behind unfinished: interrupted
-    before sealing (`<id>.wacz.open`), or sealed but not in the store."""
-    found = []
-    if not work_dir.is_dir():
-        return found
-    for folder in sorted(p for p in work_dir.iterdir() if p.is_dir() and is_capture_id(p.name)):
-        if (folder / f"{folder.name}.wacz.open").exists():
-            found.append({"capture_id": folder.name, "path": str(folder),
-                          "state": "interrupted before it was sealed"})
-        elif (folder / f"{folder.name}.wacz").exists():
-            try:
-                store.open_capture(folder.name).close()
-            except NotFound:
-                found.append({"capture_id": folder.name, "path": str(folder),
-                              "state": "sealed but not stored"})
-            except (ArchiveError, OSError) as exc:
-                found.append({"capture_id": folder.name, "path": str(folder),
-                              "state": f"sealed; whether it is stored could not be checked ({exc})"})
-    return found
-
-
 def changes_since(store, previous: str, current: str) -> dict:
     """The comparison of two stored captures, as a dict (an error is reported in it)."""
     try:
@@ -98,7 +75,10 @@ def run_job(
         last = state.last_capture()
         outcome.previous_capture = last.capture_id if last else None
         work_dir = job_work_dir(spec)
-        outcome.unfinished = leftovers(work_dir, store)
+        outcome.unfinished = [
+            store_sealed(store, signer, left, spec.keep_local) if left["state"] == UNSTORED else left
+            for left in leftovers(work_dir, store)
+        ]
         state.record_start(run_id, {
             "job": spec.name, "started": outcome.started, "host": outcome.host,
             "pid": outcome.pid, "work_dir": str(work_dir), "seeds": spec.seeds,
@@ -107,8 +87,9 @@ def run_job(
         })
         try:
             result = run_capture(capture_request(spec, outcome.previous_capture), store, signer, on_progress)
-        except Terminated:
-            outcome.status, outcome.error = "interrupted", "stopped by SIGTERM"
+        except (Terminated, KeyboardInterrupt) as exc:
+            outcome.status = "interrupted"
+            outcome.error = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
             raise
         except ArchiveError as exc:
             outcome.status, outcome.error = "failed", str(exc)

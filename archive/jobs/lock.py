@@ -17,7 +17,9 @@ after creating its own, and backs off.
 A lock is stale when its holder is a process on this same machine (same boot and pid
 namespace) that no longer runs, or when its heartbeat is older than the job's
 `lock_expiry`. Taking over a stale lock is recorded in the new generation and in the
-run's record.
+run's record. Heartbeat times come from the holder's clock: machines sharing a store
+need clocks that agree to well within `lock_expiry` (NTP does that; the default is
+ten minutes).
 """
 
 from __future__ import annotations

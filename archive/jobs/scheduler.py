@@ -36,6 +36,7 @@ from archive.jobs.status import first_due, job_files
 from archive.store.address import open_store
 
 RESCAN_SECONDS = 1.0
+CHECKPOINT_SECONDS = 30.0   # how long a run may take to stop after SIGTERM
 
 
 @dataclass
@@ -228,11 +229,15 @@ class Scheduler:
                 child.process.send_signal(signal.SIGTERM)
             except ProcessLookupError:
                 pass
+        # A run checkpoints within seconds of SIGTERM; one that does not is killed, and
+        # its lock is taken over by the next run (its process is gone).
         for child in self.children():
             try:
+                child.process.wait(timeout=CHECKPOINT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.log("killed", {"pid": child.process.pid, "file": str(child.path)})
+                child.process.kill()
                 child.process.wait()
-            except KeyboardInterrupt:
-                pass
         self.reap()
         self.log("stopped", {})
 

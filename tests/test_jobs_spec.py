@@ -197,3 +197,11 @@ def test_the_example_job_file_and_schedules_are_valid(run):
     assert 'schedule: "0 */6 * * *"' in cronjob and '"jobs", "run"' in cronjob
     service = (EXAMPLES / "systemd" / "archive-job@.service").read_text()
     assert "jobs run /etc/archive/jobs/%i.toml" in service and "SuccessExitStatus=3" in service
+
+
+def test_a_bad_schedule_is_reported_with_the_other_problems(run, good, tmp_path):
+    job = tmp_path / "job.toml"
+    job.write_text(GOOD.format(**good).replace("0 */6 * * *", "0 */6 * *").replace("depth = 1", "depth = -1"))
+    result = run("jobs", "check", job)
+    assert result.code == 2
+    assert [line.split(": ")[0] for line in result.out.splitlines()] == [f"{job}:4", f"{job}:7"]

@@ -284,7 +284,8 @@ def timezone(value, base):
 
 
 def cron(value, base):
-    return _str(value)
+    parse_schedule(_str(value), None, None)   # ValueError says what is wrong with it
+    return value
 
 
 # table -> key -> check; "" is the top level.
@@ -399,11 +400,7 @@ def parse_job(path: str | Path) -> tuple[JobSpec | None, list[Problem]]:
     if problems:
         return None, sorted(problems, key=lambda p: (p.line or 0))
 
-    try:
-        schedule = parse_schedule(top.get("schedule"), top.get("every"), top.get("timezone"))
-    except ValueError as exc:
-        key = "schedule" if "schedule" in top else "every" if "every" in top else "timezone"
-        return None, [Problem(lines.get(key), f"'{key}': {exc}")]
+    schedule = parse_schedule(top.get("schedule"), top.get("every"), top.get("timezone"))
     spec = JobSpec(
         path=path, name=top.get("name", _default_name(path)), seeds=top["seeds"],
         store=top["store"], schedule=schedule, operator=top.get("operator"),

@@ -27,7 +27,7 @@ PAGE_RECORDS = ("response", "revisit")
 CHANGE_KINDS = ("changed", "removed", "redirected", "added")
 
 
-@dataclass
+@dataclass(slots=True)
 class PageState:
     url: str
     ts: str | None = None

@@ -62,6 +62,8 @@ def test_a_second_run_is_refused_while_the_first_runs_then_sigterm_checkpoints(r
         assert second.code == 3, second
         assert "job busy is already running: run " in second.err and f"pid {first.pid}" in second.err
         assert second.out == ""
+        status = json.loads(run("jobs", "status", job, "--json").out)[0]["last_run"]
+        assert status["status"] == "running" and status["host"]
     finally:
         first.send_signal(signal.SIGTERM)
         out, err = first.communicate(timeout=60)
@@ -97,6 +99,12 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_and_that_is_recorded(run, key
     assert start["took_over"]["run_id"] == killed_run
     status = json.loads(run("jobs", "status", job, "--json").out)[0]
     assert status["last_run"]["status"] == "ok"
+    # the killed run itself is shown as interrupted in the job's history
+    from archive.jobs.state import JobState
+    from archive.jobs.status import run_summary
+    killed = [r for r in JobState(LocalStore(store), "killed").runs() if r.run_id == killed_run]
+    lock = JobLock(LocalStore(store), "killed", "", 600)
+    assert run_summary(killed[0], lock)["status"] == "interrupted"
     # the killed run's capture folder is found, unfinished
     assert outcome["unfinished"][0]["state"] == "interrupted before it was sealed"
 

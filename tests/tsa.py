@@ -153,9 +153,13 @@ def issue_response(request_der: bytes, creds: TsaCredentials, serial: int,
 
 
 def rejection() -> bytes:
-    return tsp.TimeStampResp({"status": {
+    """A TimeStampResp with status rejection and no token. (asn1crypto's TimeStampResp
+    wrongly requires the token, so the outer SEQUENCE is written here.)"""
+    info = tsp.PKIStatusInfo({
         "status": "rejection", "status_string": ["test TSA refuses"],
-        "fail_info": {"bad_request"}}}).dump()
+        "fail_info": {"bad_request"}}).dump()
+    assert len(info) < 128
+    return b"\x30" + bytes([len(info)]) + info
 
 
 class TestTsa:

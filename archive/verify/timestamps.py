@@ -31,8 +31,10 @@ IMPRINT_HASHES = {
     "2.16.840.1.101.3.4.2.2": "sha384",
     "2.16.840.1.101.3.4.2.3": "sha512",
 }
-# What OpenSSL's PKCS7_verify says when the chain, not the signature, is the problem.
-CHAIN_ERRORS = ("certificate verify error", "unable to get local issuer certificate")
+# What OpenSSL's PKCS7_verify says when no certificate the user trusts ends the chain
+# (as opposed to a chain or signature that is wrong, which is an altered token).
+UNTRUSTED_ERRORS = ("unable to get local issuer certificate", "unable to get issuer certificate",
+                    "self-signed certificate in certificate chain", "self signed certificate in certificate chain")
 
 
 @dataclass
@@ -119,15 +121,24 @@ def check_token(entry: dict, datapackage: bytes, roots: list[x509.Certificate],
         builder.build().verify(response, expected)
     except VerificationError as exc:
         text = str(exc)
-        if any(marker in text for marker in CHAIN_ERRORS) and "signature failure" not in text:
+        if any(marker in text for marker in UNTRUSTED_ERRORS):
             result.state = UNTRUSTED
             result.message = "token's certificate does not chain to a TSA certificate you trust"
         else:
-            result.message = "token signature does not verify: " + text.split(": ErrorStack")[0][:160]
+            result.message = "token does not verify: " + _reason(text)
         return result
     result.state = TRUSTED
     result.message = f"datapackage.json existed by {gen_time}, attested by {authority}"
     return result
+
+
+def _reason(text: str) -> str:
+    """A readable reason out of rfc3161-client's message (which embeds OpenSSL's error stack)."""
+    if 'Verify error: ' in text:
+        return text.split('Verify error: ', 1)[1].split('"', 1)[0] + " (at the time the token states)"
+    if "signature failure" in text or "padding check failed" in text:
+        return "its signature does not match its content"
+    return text.split(": ErrorStack")[0][:160]
 
 
 def _unique(certs: list[x509.Certificate]) -> list[x509.Certificate]:

@@ -288,3 +288,21 @@ def test_a_ledger_that_cannot_be_written_never_costs_the_capture(run, key, site,
     assert result.code == 2 and "is stored, but its custody is incomplete" in result.err
     assert result.err.count("\n") == 1
     assert len(list(store.glob("captures/*/*/*/*.wacz"))) == 1
+
+
+def test_an_anchor_noted_earlier_catches_entries_cut_from_the_end(capture, run, tmp_path):
+    capture("/")
+    store = tmp_path / "store"
+    head = run("custody", "verify", "--store", store).out.split("head: ")[1].split()[0]
+    assert run("custody", "verify", "--store", store, "--anchor", head).code == 0
+    ledger = store_ledger(tmp_path)
+    lines = lines_of(ledger)
+    write_lines(ledger, lines[:-1])
+    append(ledger, Actor("mallory"), 0, event="stored")    # another entry in its place
+    result = run("custody", "verify", "--store", store, "--anchor", head)
+    assert result.code == 1 and "differs from the anchored entry" in result.out
+    write_lines(ledger, lines[:-1])
+    result = run("custody", "verify", "--store", store, "--anchor", head)
+    assert result.code == 1 and "the anchored entry is gone" in result.out
+    bad = run("custody", "verify", "--store", store, "--anchor", "nonsense")
+    assert bad.code == 2 and bad.err.count("\n") == 1

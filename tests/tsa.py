@@ -49,39 +49,37 @@ def _name(common_name: str) -> x509.Name:
     ])
 
 
+def _certificate(subject: x509.Name, issuer: x509.Name, public_key, issuer_key, extensions):
+    """A certificate valid from yesterday for ten years, with (extension, critical) pairs."""
+    now = datetime.datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(issuer).public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
 def make_tsa_credentials(label: str = "Test") -> TsaCredentials:
     """A root CA and a TSA certificate it issued (critical EKU timeStamping, RFC 3161 2.3)."""
-    now = datetime.datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name(f"{label} TSA Root CA")
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                       critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_cert = _certificate(ca_name, ca_name, ca_key.public_key(), ca_key, [
+        (x509.BasicConstraints(ca=True, path_length=None), True),
+        (x509.KeyUsage(False, False, False, False, False, True, True, False, False), True),
+        (x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False),
+    ])
     tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    tsa_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(f"{label} Time Stamping Authority")).issuer_name(ca_name)
-        .public_key(tsa_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False),
-                       critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    tsa_cert = _certificate(_name(f"{label} Time Stamping Authority"), ca_name, tsa_key.public_key(), ca_key, [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.KeyUsage(True, True, False, False, False, False, False, False, False), True),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), True),
+        (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
+    ])
     return TsaCredentials(ca_cert, tsa_cert, tsa_key)
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 
 from archive.cli.common import print_json, trusted_keys
-from archive.custody.chain import check_chain, unaccounted
+from archive.custody.chain import anchor_breaks, check_chain, unaccounted
 from archive.custody.entry import VERIFIED, Actor
 from archive.custody.history import capture_history, summary_of
 from archive.custody.ledger import open_ledger
 from archive.custody.log import CustodyLog
+from archive.errors import ArchiveError
 from archive.ids import is_capture_id
 from archive.store.address import open_store
 from archive.store.local import LocalStore
@@ -42,6 +43,9 @@ def register(sub) -> None:
     verify.add_argument("--store", help=STORE_HELP)
     verify.add_argument("--trust", action="append", metavar="[NAME=]KEY",
                         help="accept only signatures by these public keys (repeatable)")
+    verify.add_argument("--anchor", action="append", default=[], metavar="SEQ:HASH",
+                        help="an entry noted earlier (the `head` a previous run printed): "
+                             "fail unless the ledger still holds it unchanged (repeatable)")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     verify.set_defaults(run=run_verify)
 
@@ -93,6 +97,13 @@ def run_show(args) -> int:
     return 0
 
 
+def anchor(text: str) -> tuple[int, str]:
+    seq, _, value = text.partition(":")
+    if not seq.isdigit() or not value.startswith("sha256:"):
+        raise ArchiveError(f"not an anchor: {text!r} (give SEQ:sha256:HEX, as `head` prints it)")
+    return int(seq), value
+
+
 def run_verify(args) -> int:
     store = open_store(args.store)
     ledger = open_ledger(store)
@@ -102,6 +113,7 @@ def run_verify(args) -> int:
     captures = [c.capture_id for c in store.list_captures()]
     tokens = list(store.list_objects(TIMESTAMPS_PREFIX))
     report.unaccounted = unaccounted(records, captures, tokens)
+    report.breaks += anchor_breaks(records, [anchor(a) for a in args.anchor])
     if args.json:
         print_json(report.to_dict())
         return 0 if report.intact else 1
@@ -122,7 +134,7 @@ def run_verify(args) -> int:
     if not trusted and report.signers:
         print("  signatures checked against the keys named in the entries; give --trust to require your keys")
     if report.head:
-        print(f"  head: entry {report.head['seq']} {report.head['hash']}")
+        print(f"  head: {report.head['seq']}:{report.head['hash']} (keep it; --anchor checks it later)")
     return 0 if report.intact else 1
 
 

@@ -145,3 +145,19 @@ def unaccounted(records: list[Record], capture_ids: list[str], timestamp_keys: l
     out += [f"the ledger records capture {c} as stored, but the store does not hold it"
             for c in sorted(c for c in stored if c and c not in held)]
     return out
+
+
+def anchor_breaks(records: list[Record], anchors: list[tuple[int, str]]) -> list[Break]:
+    """Entries noted earlier (seq, hash) that the ledger no longer holds unchanged. A
+    hash chain cannot show entries cut from its end by itself; an anchor kept outside
+    the store (or the store cross-check, `unaccounted`) can."""
+    by_seq = {_seq_of(r.entry): r for r in records if _seq_of(r.entry)}
+    out = []
+    for seq, value in anchors:
+        record = by_seq.get(seq)
+        if record is None:
+            out.append(Break("anchor", seq, f"the anchored entry is gone (the ledger ends at "
+                             f"entry {max(by_seq, default=0)}): entries were removed"))
+        elif sha256_of(record.raw) != value:
+            out.append(Break(record.where, seq, "differs from the anchored entry: altered"))
+    return out

@@ -115,7 +115,6 @@ def export_tokens(store, capture_id: str, out_dir: Path) -> list[Path]:
     found = [der for der in (token_bytes(e) for e in tokens) if der]
     if not found:
         raise NotFound(f"{capture_id} has no timestamp token (add one: archive timestamp {capture_id})")
-    out_dir.mkdir(parents=True, exist_ok=True)
     files = [(out_dir / f"{capture_id}.datapackage.json", sealed.datapackage)]
     for n, der in enumerate(found, 1):
         files.append((out_dir / f"{capture_id}.token{n}.tsr", der))
@@ -126,7 +125,11 @@ def export_tokens(store, capture_id: str, out_dir: Path) -> list[Path]:
     for path, _ in files:
         if path.exists():
             raise AlreadyExists(f"{path} already exists; not overwritten")
-    for path, data in files:
-        with open(path, "xb") as fh:
-            fh.write(data)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path, data in files:
+            with open(path, "xb") as fh:
+                fh.write(data)
+    except OSError as exc:
+        raise ArchiveError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
     return [path for path, _ in files]

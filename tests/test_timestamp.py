@@ -78,6 +78,9 @@ def test_token_at_sealing_verifies_with_the_trusted_tsa_and_with_openssl(
     # extracting again never overwrites what an investigator already has
     again = run("extract", capture_id, "--store", tmp_path / "store", "--timestamps", out)
     assert again.code == 2 and "already exists" in again.err
+    (tmp_path / "a-file").write_text("x")
+    into_file = run("extract", capture_id, "--store", tmp_path / "store", "--timestamps", tmp_path / "a-file")
+    assert into_file.code == 2 and into_file.err.count("\n") == 1 and "internal" not in into_file.err
 
 
 def test_token_is_not_trusted_without_its_ca(capture, tsa, pubkey, run, tmp_path):

@@ -181,11 +181,16 @@ class VerifyContext:
         ledger = open_ledger(self.store)
         sealed_tokens = sum(1 for t in report.time.get("tokens", [])
                             if not t["later"] and t["state"] != "missing")
-        history = capture_history(ledger.records(), ledger.location, self.capture_id,
-                                  report.sha256, sealed_tokens)
-        report.custody = history.entries
-        add_late_check(report, "custody", history.status, history.summary,
-                       [Problem(p, ledger.location) for p in history.problems])
+        try:
+            records = ledger.records()
+        except (ArchiveError, OSError) as exc:
+            add_late_check(report, "custody", "warn", f"the custody ledger cannot be read: {exc}")
+        else:
+            history = capture_history(records, ledger.location, self.capture_id,
+                                      report.sha256, sealed_tokens)
+            report.custody = history.entries
+            add_late_check(report, "custody", history.status, history.summary,
+                           [Problem(p, ledger.location) for p in history.problems])
         if not self.args.no_record:
             self._record(report, trusted)
 

@@ -7,7 +7,8 @@
   with the store's put-if-absent (`Store.put_object` raises AlreadyExists, on S3 a
   conditional write): a writer that loses the race for a sequence number reads the new
   head and tries the next one, so every entry gets its own number and links to the
-  entry before it.
+  entry before it. The head is found by one listing per ledger object, then by asking
+  for the next numbers (objects can only be added, never replaced).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from archive.custody.entry import canonical, sha256_of
-from archive.errors import AlreadyExists, ArchiveError
+from archive.errors import AlreadyExists, ArchiveError, NotFound
 from archive.files import fsync_dir
 
 LEDGER_FILE = "custody/ledger.jsonl"
@@ -132,6 +133,7 @@ class ObjectLedger:
     def __init__(self, store) -> None:
         self.store = store
         self.location = f"{store.address.rstrip('/')}/{OBJECT_PREFIX}"
+        self._head: tuple[int, bytes | None] | None = None   # last entry seen: (seq, bytes)
 
     def _keys(self) -> list[tuple[int, str]]:
         keys = []
@@ -141,20 +143,33 @@ class ObjectLedger:
                 keys.append((int(match.group(1)), key))
         return sorted(keys)
 
+    def _find_head(self) -> tuple[int, bytes | None]:
+        """The last entry: one listing the first time, then a probe for entries written
+        since, so an append costs a few requests however long the ledger is."""
+        if self._head is None:
+            keys = self._keys()
+            self._head = (keys[-1][0], self.store.get_object(keys[-1][1])) if keys else (0, None)
+        seq, raw = self._head
+        while True:
+            try:
+                raw = self.store.get_object(object_key(seq + 1))
+            except NotFound:
+                break
+            seq += 1
+        self._head = (seq, raw)
+        return self._head
+
     def append(self, build: Build) -> dict:
         for _ in range(MAX_RACES):
-            keys = self._keys()
-            if keys:
-                last_seq, last_key = keys[-1]
-                prev = sha256_of(self.store.get_object(last_key))
-            else:
-                last_seq, prev = 0, None
-            entry = build(last_seq + 1, prev)
+            last_seq, last_raw = self._find_head()
+            entry = build(last_seq + 1, sha256_of(last_raw) if last_raw is not None else None)
+            data = canonical(entry)
             try:
-                self.store.put_object(object_key(last_seq + 1), canonical(entry))
-                return entry
+                self.store.put_object(object_key(last_seq + 1), data)
             except AlreadyExists:
-                continue   # another writer took this number: read the new head, try the next
+                continue   # another writer took this number: find the new head, try the next
+            self._head = (last_seq + 1, data)
+            return entry
         raise ArchiveError(f"could not append to the custody ledger in {self.location}: "
                            f"lost {MAX_RACES} races to other writers")
 

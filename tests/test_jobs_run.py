@@ -175,6 +175,9 @@ def test_a_capture_the_store_refused_is_stored_by_the_next_run(run, key, pubkey,
     assert recovered[0]["stored"] and not kept[0].exists()
     verified = run("verify", recovered[0]["stored"], "--trust", pubkey)
     assert verified.code == 0, verified
+    history = json.loads(run("custody", "show", recovered[0]["capture_id"], "--store", store, "--json").out)
+    stored = [e for e in history["entries"] if e["event"] == "stored"]
+    assert len(stored) == 1 and "earlier run" in stored[0]["details"]["note"]
     assert outcome["capture"]["capture_id"] != recovered[0]["capture_id"]
 
 
@@ -193,3 +196,19 @@ def test_a_sealed_leftover_that_does_not_verify_is_kept_not_stored(run, key, cha
     left = outcome["unfinished"][0]
     assert "does not verify" in left["not_stored"] and kept.exists()
     assert not list(store.glob(f"captures/*/*/*/{left['capture_id']}.wacz"))
+
+
+def test_a_job_asks_its_tsas_and_records_custody(run, key, pubkey, changing, tmp_path, tsa, tsa_ca):
+    store = tmp_path / "store"
+    job = write_job(tmp_path, "timed", [changing.url("/")], key, store,
+                    timestamps={"tsa": [tsa.url], "timeout": "20s"})
+    outcome = run_json(run, job)
+    stamps = outcome["capture"]["timestamps"]
+    assert [s["tsa"] for s in stamps] == [tsa.url] and stamps[0]["time"] and not stamps[0]["error"]
+    assert outcome["problems"] == []
+    verified = run("verify", outcome["capture"]["address"], "--trust", pubkey, "--trust-tsa", tsa_ca)
+    assert verified.code == 0, verified
+    history = run("custody", "show", outcome["capture"]["capture_id"], "--store", store, "--json")
+    assert history.code == 0, history
+    events = [e["event"] for e in json.loads(history.out)["entries"]]
+    assert events[:3] == ["captured", "sealed", "timestamped"] and "stored" in events

@@ -1,8 +1,9 @@
 """`archive jobs check|run|serve|status`: scheduled captures from TOML job files.
 
 `jobs run` exits 0 when the capture is stored, 1 when the run failed (recorded, work
-folder kept), 2 when the job file or its key or store is unusable (nothing started),
-3 when another run of the job holds its lock, 143 when stopped by SIGTERM.
+folder kept) or its custody record is incomplete, 2 when the job file or its key or
+store is unusable (nothing started), 3 when another run of the job holds its lock,
+143 when stopped by SIGTERM.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 from archive.cli.common import Progress, human_bytes, positive_int, print_json
+from archive.cli.timestamp import print_timestamps
 from archive.cli.common import duration as duration_arg
 from archive.errors import ArchiveError
 from archive.jobs.lock import JobBusy, iso_seconds, utcnow
@@ -147,7 +149,8 @@ def run_run(args) -> int:
         print_json(outcome.to_dict())
     else:
         _print_outcome(outcome)
-    return 0 if outcome.status == "ok" else EXIT_FAILED
+    # A stored capture whose custody record is incomplete is not a clean run either.
+    return 0 if outcome.status == "ok" and not outcome.problems else EXIT_FAILED
 
 
 def _print_outcome(outcome: Outcome) -> None:
@@ -171,6 +174,7 @@ def _print_outcome(outcome: Outcome) -> None:
         print(f"sha256   {c['sha256']}")
         print(f"pages    {c['pages']} ({c['failed']} failed), requisites {c['requisites']}, "
               f"{human_bytes(c['bytes'])}")
+        print_timestamps(c.get("timestamps") or [], c["capture_id"])
     changes = outcome.changes or {}
     if changes.get("error"):
         print(f"changes  {changes['error']}")
@@ -179,6 +183,8 @@ def _print_outcome(outcome: Outcome) -> None:
             print(f"changes  {change['finding']}")
         if not changes.get("changes"):
             print(f"changes  none since {outcome.previous_capture}")
+    for problem in outcome.problems:
+        print(f"warning  {problem}", file=sys.stderr)
     if outcome.lock_lost_to:
         print(f"warning  the job's lock was taken over during this run by {outcome.lock_lost_to}")
     for channel, sent in (outcome.notify or {}).items():

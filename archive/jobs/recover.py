@@ -14,6 +14,8 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from archive.custody.entry import STORED
+from archive.custody.log import CustodyLog
 from archive.errors import ArchiveError, NotFound
 from archive.hashing import file_sha256
 from archive.ids import is_capture_id
@@ -51,9 +53,11 @@ def _seeds(wacz: Path) -> list[str]:
         return []
 
 
-def store_sealed(store, signer: Signer | None, leftover: dict, keep_local: bool) -> dict:
-    """Store a sealed leftover if it verifies against the job's key; the leftover entry
-    with what happened (`stored` address, or `not_stored` reason)."""
+def store_sealed(store, signer: Signer | None, leftover: dict, keep_local: bool,
+                 custody: CustodyLog) -> dict:
+    """Store a sealed leftover if it verifies against the job's key (recorded in the
+    custody ledger); the leftover entry with what happened (`stored` address, or
+    `not_stored` reason)."""
     capture_id = leftover["capture_id"]
     wacz = Path(leftover["path"]) / f"{capture_id}.wacz"
     trusted = {signer.fingerprint: "the job's signing key"} if signer else {}
@@ -72,6 +76,8 @@ def store_sealed(store, signer: Signer | None, leftover: dict, keep_local: bool)
             store.put_public_key(signer.fingerprint, signer.public_pem())
     except ArchiveError as exc:
         return {**leftover, "not_stored": f"the store refused it: {exc}; kept"}
+    custody.record(STORED, capture_id, sha256, address=stored.address, size=stored.size,
+                   note="sealed by an earlier run whose store failed; verified, then stored")
     if not keep_local:
         shutil.rmtree(leftover["path"], ignore_errors=True)
     return {**leftover, "stored": stored.address, "sha256": sha256}

@@ -12,6 +12,7 @@ from archive.capture.crawl import CrawlOptions
 from archive.capture.fetch import DEFAULT_USER_AGENT
 from archive.jobs.spec import JobSpec
 from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest
+from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
 from archive.warc.records import default_operator
 from archive.warc.writer import DEFAULT_MAX_SIZE
 
@@ -21,7 +22,6 @@ NOT_YET_WIRED = {
     "crawl.ignore_robots": "robots.txt handling (crawler, issue 4)",
     "crawl.dedup": "revisit records against the previous capture (crawler, issue 4)",
     "run.resume": "resuming an interrupted capture (crawler, issue 4)",
-    "timestamps.tsa": "RFC 3161 timestamps at seal time (issue 6)",
     "retention.retain_days": "S3 Object Lock retention (issue 5)",
     "retention.lock_mode": "S3 Object Lock retention (issue 5)",
     "retention.legal_hold": "S3 Object Lock legal hold (issue 5)",
@@ -52,4 +52,5 @@ def capture_request(spec: JobSpec, previous: str | None = None, resume: Path | N
         crawl=options, operator=spec.operator or default_operator(),
         work_dir=job_work_dir(spec), warc_size=crawl.warc_size or DEFAULT_MAX_SIZE,
         keep_local=spec.keep_local, job=spec.name, title=spec.title,
+        tsa=list(spec.tsa), tsa_timeout=spec.tsa_timeout or TSA_TIMEOUT,
     )

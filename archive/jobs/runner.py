@@ -8,6 +8,8 @@ import socket
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from archive.custody.entry import Actor
+from archive.custody.log import CustodyLog
 from archive.diff import compare, read_summary
 from archive.errors import ArchiveError
 from archive.jobs.lock import JobLock, iso, utcnow
@@ -40,6 +42,7 @@ class Outcome:
     took_over: dict | None = None  # the stale lock this run took over
     lock_lost_to: str | None = None
     unfinished: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)   # e.g. a custody ledger not written
     notify: dict | None = None
 
     def to_dict(self) -> dict:
@@ -75,10 +78,12 @@ def run_job(
         last = state.last_capture()
         outcome.previous_capture = last.capture_id if last else None
         work_dir = job_work_dir(spec)
+        custody = CustodyLog(store, Actor(capture_request(spec).operator, signer))
         outcome.unfinished = [
-            store_sealed(store, signer, left, spec.keep_local) if left["state"] == UNSTORED else left
+            store_sealed(store, signer, left, spec.keep_local, custody) if left["state"] == UNSTORED else left
             for left in leftovers(work_dir, store)
         ]
+        outcome.problems += custody.problems
         state.record_start(run_id, {
             "job": spec.name, "started": outcome.started, "host": outcome.host,
             "pid": outcome.pid, "work_dir": str(work_dir), "seeds": spec.seeds,
@@ -97,6 +102,7 @@ def run_job(
             outcome.status, outcome.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
         else:
             outcome.status, outcome.capture = "ok", result.to_dict()
+            outcome.problems += result.custody_problems
             if outcome.previous_capture:
                 outcome.changes = changes_since(store, outcome.previous_capture, result.capture_id)
     finally:
@@ -118,7 +124,7 @@ def run_job(
 
 
 def _result_record(outcome: Outcome) -> dict:
-    keep = ("status", "finished", "capture", "previous_capture", "error", "lock_lost_to")
+    keep = ("status", "finished", "capture", "previous_capture", "error", "lock_lost_to", "problems")
     record = {k: v for k, v in outcome.to_dict().items() if k in keep}
     if outcome.changes is not None:
         record["changes"] = {k: outcome.changes.get(k) for k in ("counts", "error") if k in outcome.changes}

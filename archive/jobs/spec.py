@@ -108,7 +108,8 @@ class JobSpec:
     keep_local: bool = False
     crawl: CrawlSpec = field(default_factory=CrawlSpec)
     signing: SigningSpec = field(default_factory=SigningSpec)
-    tsa: list[str] = field(default_factory=list)      # RFC 3161 TSAs (issue 6)
+    tsa: list[str] = field(default_factory=list)      # RFC 3161 authorities asked at sealing
+    tsa_timeout: float | None = None
     retention: RetentionSpec = field(default_factory=RetentionSpec)
     notify: NotifySpec = field(default_factory=NotifySpec)
     run: RunSpec = field(default_factory=RunSpec)
@@ -304,7 +305,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "signing": {
         "key": path, "passphrase_env": env_name, "passphrase_file": path, "unsigned": boolean,
     },
-    "timestamps": {"tsa": url_list},
+    "timestamps": {"tsa": url_list, "timeout": duration},
     "retention": {"retain_days": whole(1), "lock_mode": lock_mode, "legal_hold": boolean},
     "notify": {
         "webhook": url, "command": argv, "when": choice(NOTIFY_WHEN), "timeout": duration,
@@ -406,7 +407,8 @@ def parse_job(path: str | Path) -> tuple[JobSpec | None, list[Problem]]:
         store=top["store"], schedule=schedule, operator=top.get("operator"),
         title=top.get("title", ""), work_dir=top.get("work_dir"),
         keep_local=top.get("keep_local", False),
-        tsa=values["timestamps"].get("tsa", []), lines=lines,
+        tsa=values["timestamps"].get("tsa", []), tsa_timeout=values["timestamps"].get("timeout"),
+        lines=lines,
         **{table: cls(**values[table]) for table, cls in TABLES.items()},
     )
     if not JOB_NAME.match(spec.name):

@@ -12,9 +12,12 @@ from typing import Callable
 
 from archive import SOFTWARE
 from archive.capture.crawl import CrawlOptions, CrawlStats, Crawler, Journal
+from archive.custody.entry import CAPTURED, STORED, Actor
+from archive.custody.log import CustodyLog
 from archive.ids import new_capture_id
 from archive.seal.container import ContainerWriter
 from archive.seal.sign import Signer
+from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT, make_timestamper
 from archive.seal.wacz import SealInput, seal
 from archive.store.base import Store
 from archive.warc.records import default_operator, warcinfo_fields
@@ -32,6 +35,8 @@ class CaptureRequest:
     keep_local: bool = False
     job: str | None = None
     title: str = ""
+    tsa: list[str] = field(default_factory=list)    # RFC 3161 authorities asked at sealing
+    tsa_timeout: float = TSA_TIMEOUT
 
 
 @dataclass
@@ -47,6 +52,8 @@ class CaptureResult:
     bytes: int
     stop_reason: str | None
     work_dir: str | None
+    timestamps: list[dict] = field(default_factory=list)   # per TSA: tsa, time or error
+    custody_problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,6 +102,7 @@ def run_capture(
     )
     journal = Journal(work)
     crawler = Crawler(options, writer, journal, str(work / "spool"), on_progress)
+    custody = CustodyLog(store, Actor(request.operator, signer))
     try:
         stats = crawler.run()
     finally:
@@ -121,6 +129,8 @@ def run_capture(
         },
         "stopReason": stop_reason,
     }
+    custody.record(CAPTURED, capture_id, seeds=options.seeds, pages=stats.pages,
+                   failed=stats.failed, bytes=stats.bytes, started=_iso(started), finished=_iso(finished))
     main = next((p for p in pages if "error" not in p), pages[0] if pages else None)
     sealed = seal(
         container,
@@ -133,11 +143,14 @@ def run_capture(
             description=f"Captured by {request.operator} with {SOFTWARE}",
             main_page_url=main["url"] if main else None,
             main_page_date=main["ts"] if main else None,
+            timestamper=make_timestamper(request.tsa, request.tsa_timeout),
         ),
         signer,
     )
     metadata = {"signer": sealed.signer_fingerprint, "seeds": options.seeds}
+    custody.record_sealed(capture_id, sealed)
     stored = store.put_capture(capture_id, sealed.path, sealed.sha256, metadata)
+    custody.record(STORED, capture_id, sealed.sha256, address=stored.address, size=stored.size)
     if signer is not None:
         store.put_public_key(signer.fingerprint, signer.public_pem())
     kept = None
@@ -150,4 +163,6 @@ def run_capture(
         size=sealed.size, signer=sealed.signer_fingerprint, pages=stats.pages,
         requisites=stats.requisites, failed=stats.failed, bytes=stats.bytes,
         stop_reason=stop_reason, work_dir=kept,
+        timestamps=[{k: e.get(k) for k in ("tsa", "time", "error")} for e in sealed.timestamps],
+        custody_problems=custody.problems,
     )

@@ -119,14 +119,16 @@ class WarcWriter:
         info: dict,
         max_size: int = DEFAULT_MAX_SIZE,
         first_sequence: int = 0,
+        closed_files: list[WarcFile] | None = None,
     ) -> None:
         self.container = container
         self.prefix = prefix
         self.info = info
         self.max_size = max_size
-        self.closed_files: list[WarcFile] = []
+        self.closed_files: list[WarcFile] = list(closed_files or [])
         self._sequence = first_sequence
-        self._lock = threading.Lock()
+        # Re-entrant, so that batch() can hold it across several write() calls.
+        self._lock = threading.RLock()
         self._member: MemberWriter | None = None
         self._sink: _GzipMember | None = None
         self._warcio: WARCWriter | None = None
@@ -157,6 +159,20 @@ class WarcWriter:
         self.closed_files.append(WarcFile(name, info.entry.size, info.entry.crc, info.sha256))
         self._member = self._sink = self._warcio = None
         self._sequence += 1
+
+    def batch(self) -> threading.RLock:
+        """`with writer.batch():` keeps other threads out, so that the records written
+        inside follow each other in the file (and nothing else lands between them)."""
+        return self._lock
+
+    def position(self) -> tuple[str, int] | None:
+        """(file name, size) of the WARC file being written, after flushing it to the OS:
+        every record written so far is then on disk, whatever happens to this process."""
+        with self._lock:
+            if self._member is None:
+                return None
+            self.container.flush()
+            return self.current_name, self._member.size
 
     def close(self) -> list[WarcFile]:
         """Finish the WARC file being written; returns every file written."""

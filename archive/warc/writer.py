@@ -235,7 +235,11 @@ class WarcWriter:
             headers.append(("WARC-Payload-Digest", payload_digest))
         rec_headers = StatusAndHeaders("", headers, protocol=WARC_VERSION)
         content_type = content_type or CONTENT_TYPES.get(record_type, "application/octet-stream")
-        record = ArcWarcRecord("warc", record_type, rec_headers, block, None, content_type, length)
+        # warcio writes only the parsed HTTP headers of a record whose type is "revisit";
+        # ours are opaque blocks (the headers exactly as received), so it is told
+        # "response" and copies the block. The WARC-Type header above says revisit.
+        warcio_type = "response" if record_type == "revisit" else record_type
+        record = ArcWarcRecord("warc", warcio_type, rec_headers, block, None, content_type, length)
         offset = self._member.size
         self._warcio.write_record(record)
         return RecordRef(

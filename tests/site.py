@@ -309,3 +309,27 @@ def cdn_site() -> Site:
     site.add("/cdn/logo.png", PNG + b"cdn-logo", content_type="image/png")
     site.html("/cdn/page.html", "CDN page", "a page, not a requisite")
     return site
+
+
+def generated_site(pages: int, fanout: int = 3) -> Site:
+    """`pages` pages in a tree (page i links to pages fanout*i+1 ... fanout*i+fanout, so
+    500 pages reach depth 5), each with its own stylesheet, script and two images, and
+    a link home. Page 0 is `/`."""
+    site = Site()
+
+    def path(i: int) -> str:
+        return "/" if i == 0 else f"/p/{i}.html"
+
+    for i in range(pages):
+        children = [c for c in range(fanout * i + 1, fanout * i + fanout + 1) if c < pages]
+        site.html(path(i), f"Page {i}", (
+            f'<link rel="stylesheet" href="/s/{i}.css"><script src="/j/{i}.js"></script>'
+            f'<img src="/i/{i}-a.png"><img src="/i/{i}-b.png"><a href="/">home</a>'
+            + "".join(f'<a href="{path(c)}">page {c}</a>' for c in children)
+            + f"<p>{'Some text of page %d. ' % i * 20}</p>"
+        ))
+        site.add(f"/s/{i}.css", f"body{{margin:{i}px}}", content_type="text/css")
+        site.add(f"/j/{i}.js", f"console.log({i})", content_type="application/javascript")
+        for name in ("a", "b"):
+            site.add(f"/i/{i}-{name}.png", PNG + f"{i}{name}".encode(), content_type="image/png")
+    return site

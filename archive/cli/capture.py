@@ -48,6 +48,8 @@ def register(sub) -> None:
                    help="retries after a transient failure: timeout, reset, 429, 5xx (default 2)")
     p.add_argument("--retry-wait", type=duration, default=1.0,
                    help="first wait before a retry, doubled each time (default 1s; Retry-After wins)")
+    p.add_argument("--max-redirects", type=positive_int, default=10,
+                   help="longest redirect chain followed; longer ones are recorded as errors (default 10)")
     p.add_argument("--ignore-robots", action="store_true",
                    help="do not obey robots.txt (for investigations; recorded in the capture)")
     p.add_argument("--dedup-against", metavar="WACZ-or-ID",
@@ -104,7 +106,7 @@ def run(args) -> int:
         user_agent=args.user_agent, verify_tls=not args.insecure,
         workers=max(1, args.workers), host_workers=max(1, args.host_workers), delay=args.delay,
         retries=args.retries, backoff=args.retry_wait, obey_robots=not args.ignore_robots,
-        dedup=not args.no_dedup,
+        dedup=not args.no_dedup, max_redirects=args.max_redirects,
     )
     request = CaptureRequest(
         crawl=options, operator=args.operator or default_operator(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from archive.warc.writer import DEFAULT_MAX_SIZE, WARC_DIR, WarcFile, WarcWriter
 
 DEFAULT_WORK_DIR = "archive-work"
 REQUEST_NAME = "request.json"
+LOCK_NAME = "lock"
 
 
 @dataclass
@@ -92,6 +94,18 @@ def _write_json(path: Path, data: dict) -> None:
         os.fsync(fh.fileno())
 
 
+def _lock(work: Path):
+    """Hold the work folder for this process (released when it exits, even by kill -9):
+    two processes writing one capture would corrupt it."""
+    handle = open(work / LOCK_NAME, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ArchiveError(f"{work} is being written by another archive process") from None
+    return handle
+
+
 def open_earlier_capture(ref: str, store: Store) -> EarlierCapture:
     """The capture to deduplicate against: a WACZ file path, or a capture id in `store`."""
     path = Path(ref)
@@ -119,6 +133,7 @@ def run_capture(
     capture_id = new_capture_id(started)
     work = request.work_dir / capture_id
     (work / "spool").mkdir(parents=True)
+    held = _lock(work)  # noqa: F841 - held until this function returns
     _write_json(work / REQUEST_NAME, {
         "captureId": capture_id, "started": _iso(started), "request": request.to_json(),
     })
@@ -144,6 +159,7 @@ def resume_capture(
         started = datetime.strptime(saved["started"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ArchiveError(f"{work} is not a capture work folder ({exc})") from None
+    held = _lock(work)  # noqa: F841 - held until this function returns
     sealed_path = work / f"{capture_id}.wacz"
     if sealed_path.exists():   # sealed, but never stored
         sha, size = file_sha256(sealed_path)

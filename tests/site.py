@@ -10,6 +10,7 @@ import gzip
 import http.server
 import socket
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -176,14 +177,23 @@ def fails_then(status: int, headers: dict, times: int = 1, body: bytes = b"<html
     return handler
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # A crawler that stops reading (--max-body, a timeout) breaks the pipe: expected.
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 class SiteServer:
     def __init__(self, site: Site, tls=None, host: str = "127.0.0.1") -> None:
         """`tls`: a tests.tls.ServerCert to serve HTTPS with; `host`: any loopback
         address (127.0.0.2 makes a second host, like a CDN)."""
         handler = type("Handler", (_Handler,), {"site": site})
         self.site = site
-        self.httpd = http.server.ThreadingHTTPServer((host, 0), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((host, 0), handler)
         scheme = "http"
         if tls is not None:
             import ssl

@@ -152,7 +152,7 @@ def test_max_pages_keeps_the_shallowest_pages_and_records_the_rest(sites, crawl)
     assert len(urls) == 3
     assert main.url("/") in urls and not any("/item/" in u for u in urls)
     evidence = json.loads(member(wacz, "evidence/capture.json"))
-    assert evidence["stopReason"] is None or evidence["stopReason"] == "max-pages"
+    assert evidence["stopReason"] == "max-pages"
     assert evidence["notFetched"], "URLs left in the queue must be listed"
     # requisites of the pages that were captured are still captured
     responses = {r["uri"] for r in records(wacz) if r["type"] == "response"}

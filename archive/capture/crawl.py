@@ -191,8 +191,9 @@ class Crawler:
             raise
         if self._errors:
             raise self._errors[0]
-        self.stop_reason = self.frontier.stop_reason
         self.not_fetched = [item.url for item in self.frontier.remaining()]
+        # The frontier ends quietly when only pages beyond --max-pages are left.
+        self.stop_reason = self.frontier.stop_reason or ("max-pages" if self.not_fetched else None)
         self.stats.not_fetched = len(self.not_fetched)
         self.journal.append({"t": "end", "stop": self.stop_reason, "notFetched": self.not_fetched})
         return self.stats

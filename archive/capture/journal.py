@@ -133,9 +133,6 @@ class Journal:
             while view:
                 view = view[os.write(self._fd, view):]
 
-    def sync(self) -> None:
-        os.fsync(self._fd)
-
     def close(self) -> None:
         if self._fd >= 0:
             os.fsync(self._fd)

@@ -300,7 +300,7 @@ def failures_site() -> Site:
     site.add("/error", "<html>oops</html>", status=500)
     site.add("/reset", handler=reset_after(1000))
     site.add("/slow", handler=slow(5.0))
-    site.add("/busy", handler=fails_then(503, {"Retry-After": "1"}))
+    site.add("/busy", handler=fails_then(503, {"Retry-After": "2"}))
     site.add("/big.bin", handler=streamed(3 * 1024 * 1024))
     for n in range(3):
         site.add(f"/chain/{n}", status=301, headers={"Location": f"/chain/{n + 1}"})

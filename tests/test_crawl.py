@@ -129,12 +129,12 @@ def test_per_host_concurrency_and_delay_are_obeyed(sites, crawl):
     main.site.delay = 0.0
     main.site.times.clear()
     main.site.requests.clear()
-    crawl(main.url("/section/1"), "--depth", "1", "--scope", "host", "--delay", "0.3",
+    crawl(main.url("/section/1"), "--depth", "1", "--scope", "host", "--delay", "1",
           "--ignore-robots")
     starts = sorted(t for _, t in main.site.times)
-    assert len(starts) >= 4
+    assert len(starts) == 6
     gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert min(gaps) >= 0.25, gaps
+    assert min(gaps) >= 0.5, gaps    # 1 s apart when sent; arrival jitter is far smaller
 
 
 def test_ignore_robots_fetches_and_says_so(sites, crawl):

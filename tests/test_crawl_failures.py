@@ -74,11 +74,11 @@ def test_every_failure_is_recorded_and_the_crawl_still_verifies(
     # a chain within the limit: every hop is its own request/response pair
     assert entries[url("/chain/3")]["redirectedFrom"] == url("/chain/0")
     assert "error" not in entries[url("/chain/3")]
-    # Retry-After honoured: the second request came at least a second later
+    # Retry-After: 2 honoured: the second request came seconds later, not at --retry-wait 0.2
     busy = entries[url("/busy")]
     assert busy["status"] == 200 and busy["attempts"] == 2
     times = [t for p, t in server.site.times if p == "/busy"]
-    assert times[1] - times[0] >= 0.9
+    assert times[1] - times[0] >= 1.0
 
     recs = records(wacz)
     responses = [r for r in recs if r["type"] == "response"]

@@ -110,8 +110,10 @@ def test_half_written_record_and_journal_line_are_cut_off_on_resume(run, key, pu
             data_start = info.header_offset + 30 + len(info.filename) + len(info.extra)
         data = sealed.read_bytes()
         open_path = work / f"{capture_id}.wacz.open"
-        # the next record, half written, after the last one the journal knows
-        open_path.write_bytes(data[: data_start + position[1]] + b"\x1f\x8b\x08\x00half a record")
+        # the next record, a large one, half written after the last one the journal knows
+        # (longer than all that is left to write, so it would show if it were not cut off)
+        half = b"\x1f\x8b\x08\x00" + bytes(range(256)) * 8192
+        open_path.write_bytes(data[: data_start + position[1]] + half)
         sealed.chmod(0o644)
         sealed.unlink()
         (tmp_path / "store2").mkdir()

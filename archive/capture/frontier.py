@@ -64,6 +64,7 @@ class Frontier:
         self._seen: set[str] = set()
         self._hosts: dict[str, _Host] = {}
         self._delayed: list = []                 # (not_before, sequence, item)
+        self._over_limit: list[Item] = []        # pages left out by --max-pages
         self._running = 0
         self._sequence = itertools.count()
         self._cond = threading.Condition()
@@ -136,11 +137,17 @@ class Frontier:
         best, wake = None, float("inf")
         pages_full = self.max_pages is not None and self.pages_claimed >= self.max_pages
         for host in self._hosts.values():
+            if pages_full:
+                # Pages past --max-pages are set aside (not fetched), so that what may
+                # still go (requisites, retries) is not stuck behind them.
+                kept = [e for e in host.heap if e[2].requisite or e[2].attempt]
+                if len(kept) != len(host.heap):
+                    self._over_limit += [e[2] for e in host.heap if not (e[2].requisite or e[2].attempt)]
+                    host.heap = kept
+                    heapq.heapify(host.heap)
             if not host.heap or host.active >= self.per_host:
                 continue
             head = host.heap[0]
-            if pages_full and not head[2].requisite and head[2].attempt == 0:
-                continue
             if host.next_time > now:
                 wake = min(wake, host.next_time)
                 continue
@@ -158,11 +165,7 @@ class Frontier:
         return item, wake
 
     def _claimable_left(self) -> bool:
-        pages_full = self.max_pages is not None and self.pages_claimed >= self.max_pages
-        return any(
-            entry[2].requisite or entry[2].attempt or not pages_full
-            for host in self._hosts.values() for entry in host.heap
-        )
+        return any(host.heap for host in self._hosts.values())
 
     def release(self, item: Item) -> None:
         """The worker is finished with an item (done, failed for good, or put back)."""
@@ -181,10 +184,11 @@ class Frontier:
     @property
     def queued(self) -> int:
         with self._cond:
-            return sum(len(h.heap) for h in self._hosts.values()) + len(self._delayed)
+            return sum(len(h.heap) for h in self._hosts.values()) + len(self._delayed) \
+            + len(self._over_limit)
 
     def remaining(self) -> list[Item]:
         """Items never fetched (after the crawl ended): limits reached or stopped."""
         with self._cond:
             items = [e[2] for h in self._hosts.values() for e in h.heap]
-            return items + [e[2] for e in self._delayed]
+            return self._over_limit + items + [e[2] for e in self._delayed]

@@ -20,6 +20,7 @@ from archive.capture.journal import JOURNAL_NAME, CrawlState, CrawlStats, Journa
 from archive.errors import ArchiveError
 from archive.hashing import file_sha256
 from archive.ids import is_capture_id, new_capture_id
+from archive.keys import fingerprint, public_key_from_b64
 from archive.seal.container import ContainerChanged, ContainerWriter
 from archive.seal.sign import Signer
 from archive.seal.wacz import SealInput, seal
@@ -106,6 +107,16 @@ def _lock(work: Path):
     return handle
 
 
+def _sealed_signer(path: Path) -> str | None:
+    """Fingerprint of the key that signed a sealed WACZ (None: unsigned)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            signed = json.loads(zf.read("datapackage-digest.json")).get("signedData") or {}
+        return fingerprint(public_key_from_b64(signed["publicKey"])) if signed else None
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise ArchiveError(f"{path}: sealed file cannot be read ({exc})") from None
+
+
 def open_earlier_capture(ref: str, store: Store) -> EarlierCapture:
     """The capture to deduplicate against: a WACZ file path, or a capture id in `store`."""
     path = Path(ref)
@@ -162,6 +173,12 @@ def resume_capture(
     held = _lock(work)  # noqa: F841 - held until this function returns
     sealed_path = work / f"{capture_id}.wacz"
     if sealed_path.exists():   # sealed, but never stored
+        sealed_by = _sealed_signer(sealed_path)
+        if sealed_by != (signer.fingerprint if signer else None):
+            raise ArchiveError(
+                f"{work} is already sealed, by key {sealed_by or 'none (unsigned)'}: "
+                "resume with that key (or --unsigned for an unsigned capture)"
+            )
         sha, size = file_sha256(sealed_path)
         return _store(Session(work, capture_id, started, request, None), store, signer,
                       sealed_path, sha, size, replay(work / JOURNAL_NAME))

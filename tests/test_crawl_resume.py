@@ -160,3 +160,25 @@ def test_resume_errors_are_one_line(run, key, tmp_path):
     assert empty.code == 2 and "not a capture work folder" in empty.err
     both = run("capture", "http://127.0.0.1:9/", "--resume", tmp_path / "empty", "--key", key)
     assert both.code == 2 and "not both" in both.err
+
+
+def test_sealed_but_not_stored_is_stored_on_resume(run, key, pubkey, tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "captures").write_text("in the way")    # the store cannot take the capture
+    with SiteServer(generated_site(3)) as server:
+        failed = run("capture", server.url("/"), "--depth", "2", "--scope", "host", "--key", key,
+                     "--store", store, "--work-dir", tmp_path / "w", "--quiet")
+        assert failed.code == 2, failed
+        work = next((tmp_path / "w").iterdir())
+        assert list(work.glob("*.wacz")), "the sealed capture is kept in the work folder"
+        requests_before = len(server.site.requests)
+        (store / "captures").unlink()
+        wrong = run("capture", "--resume", work, "--unsigned", "--store", store, "--quiet")
+        assert wrong.code == 2 and "already sealed" in wrong.err
+        resumed = run("capture", "--resume", work, "--key", key, "--store", store, "--quiet")
+        assert resumed.code == 0, resumed
+        assert len(server.site.requests) == requests_before
+    wacz = Path(stored_waczs(store)[0])
+    assert run("verify", wacz, "--trust", pubkey).code == 0
+    assert len(_page_urls(wacz)) == 3

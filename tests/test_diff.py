@@ -48,7 +48,7 @@ def test_a_page_replaced_by_a_redirect_is_reported_as_redirected(run, two_versio
     (earlier, later), server = two_versions(change)
     diff = diff_json(run, earlier, later)
     assert [(c["kind"], c["url"]) for c in diff["changes"]] == [("redirected", server.url("/promo"))]
-    assert "replaced by a redirect (HTTP 302)" in diff["changes"][0]["finding"]
+    assert f"was redirected to {server.url('/keep')}" in diff["changes"][0]["finding"]
     assert diff["counts"]["unchanged"] == 3
 
 

@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     except ArchiveError as exc:
         print(f"archive: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("archive: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        notes = "; ".join(getattr(exc, "__notes__", ()))
+        print("archive: interrupted" + (f"; {notes}" if notes else ""), file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - one line for users, a traceback on request
         if os.environ.get("ARCHIVE_DEBUG"):

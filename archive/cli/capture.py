@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from archive.capture.crawl import CrawlOptions
@@ -13,7 +14,7 @@ from archive.errors import ArchiveError
 from archive.keys import load_private_key, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
 from archive.cli.timestamp import print_timestamps
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
-from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, run_capture
+from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, resume_capture, run_capture
 from archive.seal.sign import Signer
 from archive.store.address import open_store
 from archive.warc.records import default_operator
@@ -24,7 +25,9 @@ KEY_ENV = "ARCHIVE_KEY"
 
 def register(sub) -> None:
     p = sub.add_parser("capture", help="capture web pages into a sealed, signed WACZ")
-    p.add_argument("urls", nargs="+", metavar="URL", help="seed URL(s)")
+    p.add_argument("urls", nargs="*", metavar="URL", help="seed URL(s)")
+    p.add_argument("--resume", metavar="CAPTURE_DIR",
+                   help="finish an interrupted capture from its work folder (no URLs then)")
     p.add_argument("--depth", type=positive_int, default=0,
                    help="how many links deep to follow from the seeds (default 0: the seeds only)")
     p.add_argument("--scope", choices=SCOPES, default="page",
@@ -37,6 +40,24 @@ def register(sub) -> None:
     p.add_argument("--max-bytes", type=size, help="stop after SIZE bytes received (e.g. 500MB)")
     p.add_argument("--max-time", type=duration, help="stop after DURATION (e.g. 30m)")
     p.add_argument("--max-body", type=size, help="keep at most SIZE of one response body")
+    p.add_argument("--workers", type=positive_int, default=8,
+                   help="fetches at once, all hosts together (default 8)")
+    p.add_argument("--host-workers", type=positive_int, default=4,
+                   help="fetches at once to one host (default 4)")
+    p.add_argument("--delay", type=duration, default=0.0,
+                   help="wait between requests to one host (default 0; robots.txt Crawl-delay is honoured)")
+    p.add_argument("--retries", type=positive_int, default=2,
+                   help="retries after a transient failure: timeout, reset, 429, 5xx (default 2)")
+    p.add_argument("--retry-wait", type=duration, default=1.0,
+                   help="first wait before a retry, doubled each time (default 1s; Retry-After wins)")
+    p.add_argument("--max-redirects", type=positive_int, default=10,
+                   help="longest redirect chain followed; longer ones are recorded as errors (default 10)")
+    p.add_argument("--ignore-robots", action="store_true",
+                   help="do not obey robots.txt (for investigations; recorded in the capture)")
+    p.add_argument("--dedup-against", metavar="WACZ-or-ID",
+                   help="store payloads unchanged since this earlier capture as revisit records")
+    p.add_argument("--no-dedup", action="store_true",
+                   help="store every payload in full, even when already captured")
     p.add_argument("--timeout", type=duration, default=30.0, help="network timeout (default 30s)")
     p.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
     p.add_argument("--insecure", action="store_true",
@@ -77,32 +98,48 @@ def load_signer(key_path: str | None, unsigned: bool) -> Signer | None:
 
 
 def run(args) -> int:
+    if bool(args.urls) == bool(args.resume):
+        raise ArchiveError("give seed URLs, or --resume CAPTURE_DIR (not both)")
     seeds = [http_url(u) for u in args.urls]
     tsas = [http_url(u) for u in args.tsa]
     signer = load_signer(args.key, args.unsigned)
     store = open_store(args.store)
+    if args.resume and not Path(args.resume).is_dir():
+        raise ArchiveError(f"no such capture work folder: {args.resume}")
     options = CrawlOptions(
         seeds=seeds, depth=args.depth, scope=args.scope, include=args.include,
         exclude=args.exclude, max_pages=args.max_pages, max_bytes=args.max_bytes,
         max_time=args.max_time, max_body=args.max_body, timeout=args.timeout,
         user_agent=args.user_agent, verify_tls=not args.insecure,
+        workers=max(1, args.workers), host_workers=max(1, args.host_workers), delay=args.delay,
+        retries=args.retries, backoff=args.retry_wait, obey_robots=not args.ignore_robots,
+        dedup=not args.no_dedup, max_redirects=args.max_redirects,
     )
     request = CaptureRequest(
         crawl=options, operator=args.operator or default_operator(),
         work_dir=Path(args.work_dir), warc_size=args.warc_size,
         keep_local=args.keep_local, title=args.title, tsa=tsas, tsa_timeout=args.tsa_timeout,
+        dedup_against=args.dedup_against,
     )
     progress = Progress(not args.quiet and not args.json)
 
+    started = time.monotonic()
+
     def on_progress(stats, queued: int) -> None:
-        rate = stats.bytes / max(1e-6, __import__("time").monotonic() - stats.started)
+        elapsed = max(1e-6, time.monotonic() - started)
         progress.update(
             f"pages {stats.pages}  requisites {stats.requisites}  queued {queued}  "
-            f"failed {stats.failed}  {human_bytes(stats.bytes)}  {human_bytes(rate)}/s"
+            f"failed {stats.failed}  {human_bytes(stats.bytes)}  "
+            f"{stats.pages / elapsed:.1f} pages/s  {human_bytes(stats.bytes / elapsed)}/s"
         )
 
     try:
-        result = run_capture(request, store, signer, on_progress)
+        if args.resume:
+            # The crawl's own options were saved with it; only where it goes and who signs
+            # come from this command line.
+            result = resume_capture(Path(args.resume), store, signer, on_progress)
+        else:
+            result = run_capture(request, store, signer, on_progress)
     finally:
         progress.done()
     if args.json:
@@ -113,7 +150,8 @@ def run(args) -> int:
         print(f"sha256   {result.sha256}")
         print(f"signer   {result.signer or 'UNSIGNED'}")
         print(f"pages    {result.pages} ({result.failed} failed), requisites {result.requisites}, "
-              f"{human_bytes(result.bytes)}")
+              f"{human_bytes(result.bytes)}"
+              + (f", {result.revisits} unchanged payloads as revisits" if result.revisits else ""))
         if result.stop_reason:
             print(f"stopped  {result.stop_reason} reached; some queued URLs were not fetched")
         print_timestamps(result.timestamps, result.capture_id)

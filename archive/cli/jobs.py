@@ -1,7 +1,9 @@
 """`archive jobs check|run|serve|status`: scheduled captures from TOML job files.
 
 `jobs run` exits 0 when the capture is stored, 1 when the run failed (recorded, work
-folder kept) or its custody record is incomplete, 2 when the job file or its key or
+folder kept) or something needs a person (its custody record is incomplete, the
+previous capture cannot be read, an earlier run's capture could not be finished or
+stored), 2 when the job file or its key or
 store is unusable (nothing started), 3 when another run of the job holds its lock,
 143 when stopped by SIGTERM.
 """
@@ -161,6 +163,12 @@ def _print_outcome(outcome: Outcome) -> None:
         if left.get("stored"):
             print(f"stored   {left['stored']}: an earlier run's capture, sealed but not stored "
                   "then; it verifies and is stored now")
+        elif left.get("resumed"):
+            print(f"resumed  {left['capture_id']}: an earlier run's capture, {left['state']}; "
+                  "this run finished it")
+        elif left.get("not_resumed"):
+            print(f"left     {left['path']}: an earlier run's capture, {left['state']}; "
+                  f"it could not be finished: {left['not_resumed']}")
         else:
             why = f": {left['not_stored']}" if left.get("not_stored") else " (kept)"
             print(f"left     {left['path']}: an earlier run's capture, {left['state']}{why}")
@@ -169,6 +177,9 @@ def _print_outcome(outcome: Outcome) -> None:
     else:
         c = outcome.capture
         print(f"job      {outcome.job}: run {outcome.run_id}")
+        if outcome.dedup_against and c.get("revisits"):
+            print(f"revisits {c['revisits']} payloads unchanged since {outcome.dedup_against}, "
+                  "stored as revisit records pointing into it")
         print(f"capture  {c['capture_id']}")
         print(f"stored   {c['address']}")
         print(f"sha256   {c['sha256']}")
@@ -228,7 +239,8 @@ def run_status(args) -> int:
             started = (last["started"] or "?")[:19] + ("Z" if last["started"] else "")
             line = f"  last run   {started}  {last['status'].upper()}"
             if last.get("capture_id"):
-                line += (f"  capture {last['capture_id']}  {last['pages']} pages  "
+                line += (f"  capture {last['capture_id']}{' (resumed)' if last.get('resumed') else ''}"
+                         f"  {last['pages']} pages  "
                          f"{human_bytes(last['bytes'] or 0)}  {last['failures']} failures")
             if last.get("error"):
                 line += f"  ({last['error']})"

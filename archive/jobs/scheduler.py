@@ -8,8 +8,8 @@ restart. After downtime a job runs once to catch up, not once per missed time.
 
 On SIGTERM or SIGINT nothing new starts; running captures get `grace` seconds to
 finish, then are sent SIGTERM themselves: they record the run as interrupted, keep
-what they captured in the work folder and release their lock (a checkpoint the next
-run resumes from once the crawler's resume lands).
+what they captured in the work folder and release their lock: a checkpoint the next
+run of the job resumes from (unless its job file says `[run] resume = false`).
 """
 
 from __future__ import annotations

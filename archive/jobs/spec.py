@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from archive.capture.crawl import CrawlOptions
 from archive.capture.scope import SCOPES
 from archive.errors import ArchiveError
 from archive.jobs.schedule import Schedule, parse_schedule
@@ -45,22 +46,33 @@ class JobFileError(ArchiveError):
         super().__init__("; ".join(p.render(path) for p in problems))
 
 
+# The capture's own defaults, so a job and `archive capture` agree without a copy of them.
+_CAPTURE = CrawlOptions(seeds=[])
+
+
 @dataclass
 class CrawlSpec:
-    depth: int = 0
-    scope: str = "page"
+    """[crawl]: `archive capture`'s options, named as its flags are (--max-pages is
+    max_pages, --ignore-robots is ignore_robots, --no-dedup is dedup = false)."""
+
+    depth: int = _CAPTURE.depth
+    scope: str = _CAPTURE.scope
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     max_pages: int | None = None
     max_bytes: int | None = None
     max_time: float | None = None
     max_body: int | None = None
-    timeout: float = 30.0
+    timeout: float = _CAPTURE.timeout
     user_agent: str | None = None
     insecure: bool = False
     warc_size: int | None = None
-    # Parsed and validated now; passed to the pipeline once the crawler (issue 4) lands.
-    workers: int | None = None
+    workers: int = _CAPTURE.workers
+    host_workers: int = _CAPTURE.host_workers
+    delay: float = _CAPTURE.delay
+    retries: int = _CAPTURE.retries
+    retry_wait: float = _CAPTURE.backoff
+    max_redirects: int = _CAPTURE.max_redirects
     ignore_robots: bool = False
     dedup: bool = True            # revisit records against the job's previous capture
 
@@ -92,7 +104,7 @@ class NotifySpec:
 @dataclass
 class RunSpec:
     lock_expiry: float = DEFAULT_LOCK_EXPIRY   # a lock with no heartbeat for this long is stale
-    resume: bool = True                        # resume an interrupted capture (issue 4)
+    resume: bool = True                        # finish a capture an earlier run left unsealed
 
 
 @dataclass
@@ -182,14 +194,26 @@ def size(value, base):
     return parse_size(_str(value))
 
 
-def duration(value, base):
+def _seconds(value) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     else:
         seconds = parse_duration(_str(value))
+    if seconds < 0:
+        raise ValueError(f"must not be negative, not {value}")
+    return seconds
+
+
+def duration(value, base):
+    seconds = _seconds(value)
     if seconds <= 0:
         raise ValueError("must be more than zero")
     return seconds
+
+
+def wait(value, base):
+    """A duration that may be zero (no wait)."""
+    return _seconds(value)
 
 
 def choice(options: tuple[str, ...]):
@@ -300,7 +324,9 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "depth": whole(0), "scope": choice(SCOPES), "include": regex_list, "exclude": regex_list,
         "max_pages": whole(1), "max_bytes": size, "max_time": duration, "max_body": size,
         "timeout": duration, "user_agent": non_empty_text, "insecure": boolean,
-        "warc_size": size, "workers": whole(1), "ignore_robots": boolean, "dedup": boolean,
+        "warc_size": size, "workers": whole(1), "host_workers": whole(1), "delay": wait,
+        "retries": whole(0), "retry_wait": wait, "max_redirects": whole(0),
+        "ignore_robots": boolean, "dedup": boolean,
     },
     "signing": {
         "key": path, "passphrase_env": env_name, "passphrase_file": path, "unsigned": boolean,

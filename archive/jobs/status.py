@@ -57,6 +57,7 @@ def run_summary(record: RunRecord | None, lock: JobLock | None) -> dict | None:
         "bytes": capture.get("bytes"), "failures": capture.get("failed"),
         "error": result.get("error"), "changes": (result.get("changes") or {}).get("counts"),
         "took_over": bool(record.start.get("took_over")),
+        "resumed": bool(result.get("resumed")),   # its capture was an earlier run's, finished
     }
 
 

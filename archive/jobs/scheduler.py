@@ -192,6 +192,7 @@ class Scheduler:
         self.log("finished", {
             "job": job, "exit": code, "status": outcome.get("status") or _exit_meaning(code),
             "capture_id": capture.get("capture_id"), "pages": capture.get("pages"),
+            "resumed": outcome.get("resumed") or None,
             "error": outcome.get("error") or (said.strip().splitlines() or [None])[-1],
             "changes": (outcome.get("changes") or {}).get("counts"),
         })

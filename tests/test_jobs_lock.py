@@ -142,6 +142,25 @@ def test_the_next_run_resumes_the_killed_runs_capture(run, key, pubkey, slow_sit
     assert again["unfinished"] == [] and again["previous_capture"] == left
 
 
+def test_a_resumed_capture_damaged_while_it_waited_is_reported_at_once(run, key, pubkey, slow_site, tmp_path):
+    """A reboot can lose data the journal counts as written: what the resume seals is
+    checked right away, and a capture that does not verify is never reported clean."""
+    job, _ = kill_a_busy_run(slow_site, key, tmp_path, "damaged")
+    container = next((tmp_path / "work" / "jobs" / "damaged").glob("*/*.wacz.open"))
+    data = bytearray(container.read_bytes())
+    data[len(data) // 2] ^= 0x01          # inside the WARC data the journal vouches for
+    container.write_bytes(bytes(data))
+    result = run("jobs", "run", job, "--json")
+    assert result.code == 1, result
+    outcome = json.loads(result.out)
+    left = outcome["unfinished"][0]
+    assert outcome["resumed"] is True and left["resumed"] == outcome["capture"]["address"]
+    assert left["not_verified"].startswith("it does not verify (NOT VERIFIED")
+    assert [p for p in outcome["problems"]
+            if f"{left['capture_id']} was finished by this run and stored" in p and "does not verify" in p]
+    assert run("verify", outcome["capture"]["address"], "--trust", pubkey).code == 1
+
+
 def foreign_lock(store: LocalStore, job: str, heartbeat_age: float) -> None:
     """A lock held by a process on another machine, last heard of `heartbeat_age` ago."""
     then = iso(utcnow() - timedelta(seconds=heartbeat_age))

@@ -165,7 +165,7 @@ def _print_outcome(outcome: Outcome) -> None:
                   "then; it verifies and is stored now")
         elif left.get("resumed"):
             print(f"resumed  {left['capture_id']}: an earlier run's capture, {left['state']}; "
-                  "this run finished it")
+                  "this run finished it" + (f", but {left['not_verified']}" if left.get("not_verified") else ""))
         elif left.get("not_resumed"):
             print(f"left     {left['path']}: an earlier run's capture, {left['state']}; "
                   f"it could not be finished: {left['not_resumed']}")

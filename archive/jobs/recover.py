@@ -25,7 +25,7 @@ from archive.hashing import file_sha256
 from archive.ids import is_capture_id
 from archive.pipeline import CaptureResult, resume_capture
 from archive.seal.sign import Signer
-from archive.verify.checks import CannotCheck, verify_path
+from archive.verify.checks import CannotCheck, verify_path, verify_wacz
 
 UNSEALED = "interrupted before it was sealed"
 UNSTORED = "sealed but not stored"
@@ -58,6 +58,22 @@ def _seeds(wacz: Path) -> list[str]:
         return []
 
 
+def _trusted(signer: Signer | None) -> dict[str, str]:
+    """A job trusts its own key only: what an earlier run of it left must carry it."""
+    return {signer.fingerprint: "the job's signing key"} if signer else {}
+
+
+def stored_problem(store, signer: Signer | None, result: CaptureResult) -> str | None:
+    """Why a stored capture does not verify against the job's key (None: it verifies)."""
+    try:
+        with store.open_capture(result.capture_id) as fh:
+            report = verify_wacz(fh, result.address, result.size, _trusted(signer),
+                                 allow_unsigned=signer is None)
+    except (CannotCheck, ArchiveError, OSError) as exc:
+        return f"it could not be checked: {exc}"
+    return None if report.exit_code == 0 else f"it does not verify ({report.verdict}: {report.reason})"
+
+
 def store_sealed(store, signer: Signer | None, leftover: dict, keep_local: bool,
                  custody: CustodyLog) -> dict:
     """Store a sealed leftover if it verifies against the job's key (recorded in the
@@ -65,9 +81,8 @@ def store_sealed(store, signer: Signer | None, leftover: dict, keep_local: bool,
     `not_stored` reason)."""
     capture_id = leftover["capture_id"]
     wacz = Path(leftover["path"]) / f"{capture_id}.wacz"
-    trusted = {signer.fingerprint: "the job's signing key"} if signer else {}
     try:
-        report = verify_path(str(wacz), trusted, allow_unsigned=signer is None)
+        report = verify_path(str(wacz), _trusted(signer), allow_unsigned=signer is None)
     except CannotCheck as exc:
         return {**leftover, "not_stored": f"could not be checked: {exc}"}
     if report.exit_code != 0:
@@ -110,5 +125,9 @@ def resume_unsealed(found: list[dict], store, signer: Signer | None,
         except Exception as exc:  # noqa: BLE001 - one bad folder must not stop the job
             updated.append({**left, "not_resumed": f"internal error: {type(exc).__name__}: {exc}; kept"})
         else:
-            updated.append({**left, "resumed": result.address})
+            # A reboot can leave data the journal counts as written but the disk never
+            # got; what was resumed is checked at once, not years later in court.
+            problem = stored_problem(store, signer, result)
+            updated.append({**left, "resumed": result.address,
+                            **({"not_verified": problem} if problem else {})})
     return result, updated

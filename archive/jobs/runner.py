@@ -160,13 +160,17 @@ def _dedup_base(spec: JobSpec, store, outcome: Outcome) -> str | None:
 
 
 def _left_behind(unfinished: list[dict]) -> list[str]:
-    """Earlier captures this run tried and failed to finish or store: each needs a person."""
+    """Earlier captures this run could not finish, store or verify: each needs a person."""
     problems = []
     for left in unfinished:
-        for key, what in (("not_resumed", "could not be finished"), ("not_stored", "was not stored")):
-            if left.get(key):
-                problems.append(f"an earlier run's capture {left['capture_id']} {what}: {left[key]} "
-                                f"in {left['path']}")
+        earlier = f"an earlier run's capture {left['capture_id']}"
+        if left.get("not_resumed"):
+            problems.append(f"{earlier} could not be finished: {left['not_resumed']} (in {left['path']})")
+        if left.get("not_stored"):
+            problems.append(f"{earlier} was not stored: {left['not_stored']} (in {left['path']})")
+        if left.get("not_verified"):
+            problems.append(f"{earlier} was finished by this run and stored at {left['resumed']}, "
+                            f"but {left['not_verified']}")
     return problems
 
 

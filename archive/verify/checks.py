@@ -15,6 +15,7 @@ from typing import BinaryIO, Callable
 from archive import SOFTWARE
 from archive.hashing import parse_digest
 from archive.seal.sign import check_signature
+from archive.verify.domainsig import check_domain_signature
 from archive.verify.container import Container, ContainerError, iter_member, read_container
 from archive.verify.members import IndexSink, JsonSink, PagesSink, WarcSink
 from archive.verify.model import (
@@ -201,10 +202,17 @@ def _resources(datapackage: dict) -> tuple[dict[str, dict], list[Problem]]:
     return by_path, problems
 
 
-def _algorithm(declared_hash) -> str:
-    if isinstance(declared_hash, str) and ":" in declared_hash:
-        return declared_hash.split(":", 1)[0].lower().replace("-", "")
-    return "sha256"
+def _algorithm(resource: dict) -> tuple[str, str | None]:
+    """(algorithm, expected hex) of a resource: `algo:hex`, or WACZ 1.0.0's bare hex
+    with the algorithm in `hashing`."""
+    declared_hash = _declared(resource)[0]
+    if not isinstance(declared_hash, str):
+        return "sha256", None
+    if ":" in declared_hash:
+        algorithm, _, value = declared_hash.partition(":")
+    else:
+        algorithm, value = str(resource.get("hashing") or "sha256"), declared_hash
+    return algorithm.lower().replace("-", ""), value.lower()
 
 
 def _read_small(fh, container: Container, name: str) -> dict | None:
@@ -247,7 +255,7 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
         else:
             datapackage = _read_small(fh, container, "datapackage.json") or {}
             resources, _ = _resources(datapackage)
-            algorithms = {p: [_algorithm(_declared(r)[0])] for p, r in resources.items()}
+            algorithms = {p: [_algorithm(r)[0]] for p, r in resources.items()}
             scan = scan_lenient(fh, container, sinks, algorithms, MEMBER_LIMIT)
             scan.sha256 = file_sha256(fh)
         report.sha256 = scan.sha256
@@ -265,8 +273,11 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
     _records_check(report, warc_results)
     _index_check(report, sinks, warc_results)
     _pages_check(report, sinks)
-    _digest_check(report, digest, digest_error, dp_bytes)
-    _signature_check(report, digest, dp_bytes, datapackage, options)
+    if digest is None and "datapackage-digest.json" not in sinks and _legacy(datapackage):
+        _legacy_checks(report, options)
+    else:
+        _digest_check(report, digest, digest_error, dp_bytes)
+        _signature_check(report, digest, dp_bytes, datapackage, options)
     _optional_checks(report, digest, dp_bytes, options)
     report.capture = _capture_summary(datapackage or {}, evidence or {}, warc_results, sinks)
     report.pages, report.screenshots = _pages(sinks, warc_results)
@@ -341,11 +352,10 @@ def _resources_check(report: Report, container: Container, datapackage: dict,
         if resource is None:
             problems.append(Problem(f"{name} is in the zip but not listed in datapackage.json", name))
             continue
-        declared_hash, declared_size = _declared(resource)
+        declared_size = _declared(resource)[1]
         if declared_size is not None and declared_size != digest.size:
             problems.append(Problem(f"{name} is {digest.size} bytes, datapackage.json says {declared_size}", name))
-        algorithm = _algorithm(declared_hash)
-        expected = declared_hash.split(":", 1)[1].lower() if isinstance(declared_hash, str) and ":" in declared_hash else None
+        algorithm, expected = _algorithm(resource)
         if expected is None or digest.digests.get(algorithm) != expected:
             problems.append(Problem(f"{name} does not match its hash in datapackage.json", name))
     for path in resources:
@@ -401,6 +411,22 @@ def _pages_check(report: Report, sinks: dict) -> None:
                sink.problems)
 
 
+def _legacy(datapackage: dict | None) -> bool:
+    """The WACZ 1.0.0 layout: no digest file, hashes under `stats`."""
+    return isinstance(datapackage, dict) and datapackage.get("wacz_version") == "1.0.0"
+
+
+def _legacy_checks(report: Report, options: VerifyOptions) -> None:
+    report.add("datapackage-digest", WARN, "old WACZ 1.0.0 layout: it has no datapackage-digest.json, "
+               "so nothing seals datapackage.json itself")
+    report.signature = {"signed": False}
+    report.add("signature", WARN if options.allow_unsigned else FAIL,
+               "UNSIGNED: the WACZ 1.0.0 layout has no signature; nothing proves who made it"
+               + ("" if options.allow_unsigned else " (--allow-unsigned accepts that)"))
+    report.notes.append("WACZ 1.0.0 (an old layout): every file was checked against "
+                        "datapackage.json, but datapackage.json itself is not sealed or signed")
+
+
 def _digest_check(report: Report, digest: dict | None, error: str | None, dp_bytes: bytes | None) -> None:
     if digest is None or dp_bytes is None:
         report.add("datapackage-digest", FAIL, error or "datapackage.json cannot be read",
@@ -436,18 +462,7 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
         "software": signed.get("software") if isinstance(signed, dict) else None,
     }
     if check.form == "domain":
-        report.signature["domain"] = signed.get("domain")
-        covers = signed.get("hash") == actual
-        report.add(
-            "signature", SKIP if covers else FAIL,
-            (f"signed in the domain-identity form (a TLS certificate for {signed.get('domain')!s}); "
-             "this tool cannot check such signatures offline, so who signed it was NOT checked "
-             "(py-wacz `wacz validate --verify-auth` checks them against its trusted roots)")
-            if covers else "the signature covers another datapackage.json",
-            [] if covers else [Problem("signedData hash differs from datapackage.json", "datapackage-digest.json")])
-        if covers:
-            report.notes.append("the signature is in the domain-identity form, which needs the "
-                                "signing service's certificates and cannot be checked offline here")
+        _domain_signature(report, signed, actual)
         return
     if not check.valid:
         report.add("signature", FAIL, f"signature not valid: {check.problem}",
@@ -467,6 +482,27 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
                    + ("" if options.trusted else " (give the signer's public key with --trust)"))
         return
     report.add("signature", PASS, f"signed by {options.trusted[check.fingerprint]} (key {check.fingerprint})")
+
+
+def _domain_signature(report: Report, signed: dict, actual: str) -> None:
+    domain = signed.get("domain")
+    report.signature["domain"] = domain if isinstance(domain, str) else None
+    if signed.get("hash") != actual:
+        report.add("signature", FAIL, "the signature covers another datapackage.json",
+                   [Problem("signedData hash differs from datapackage.json", "datapackage-digest.json")])
+        return
+    result = check_domain_signature(signed)
+    if result.matches is False:
+        report.add("signature", FAIL, f"domain-identity signature for {domain}: {result.detail}",
+                   [Problem(result.detail, "datapackage-digest.json")])
+        return
+    report.signature["certificate"] = result.detail
+    report.add("signature", SKIP,
+               f"signed in the domain-identity form for {domain}: {result.detail}; whether that "
+               "certificate deserves trust cannot be checked offline, so who signed it was NOT "
+               "checked (py-wacz `wacz validate --verify-auth` checks it against its roots)")
+    report.notes.append("a domain-identity signature needs the signing service's certificate "
+                        "roots and countersigned time: those were not checked here")
 
 
 def _optional_checks(report: Report, digest: dict | None, dp_bytes: bytes | None,

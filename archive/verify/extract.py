@@ -98,8 +98,9 @@ def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, Re
 
 
 def _warc_member(container: Container, filename: str) -> Member:
+    base = filename.rsplit("/", 1)[-1]
     member = next((m for m in container.members
-                   if m.name.startswith("archive/") and m.name.rsplit("/", 1)[-1] == filename), None)
+                   if m.name.startswith("archive/") and m.name.rsplit("/", 1)[-1] == base), None)
     if member is None:
         raise ArchiveError(f"the index points at {filename}, which is not in the capture")
     return member

@@ -277,7 +277,7 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
         _legacy_checks(report, options)
     else:
         _digest_check(report, digest, digest_error, dp_bytes)
-        _signature_check(report, digest, dp_bytes, datapackage, options)
+        _signature_check(report, digest, dp_bytes, datapackage, evidence, options)
     _optional_checks(report, digest, dp_bytes, options)
     report.capture = _capture_summary(datapackage or {}, evidence or {}, warc_results, sinks)
     report.pages, report.screenshots = _pages(sinks, warc_results)
@@ -343,10 +343,10 @@ def _resources_check(report: Report, container: Container, datapackage: dict,
         problems.insert(0, Problem(dp_error, "datapackage.json"))
     names = {m.name for m in container.members}
     for name, digest in members.items():
-        if name in DIGEST_FILES:
-            continue
-        if digest.error:
+        if digest.error:      # a CRC-32 mismatch or an unreadable member, the manifests included
             problems.append(Problem(digest.error, name))
+            continue
+        if name in DIGEST_FILES:
             continue
         resource = resources.get(name)
         if resource is None:
@@ -442,19 +442,31 @@ def _digest_check(report: Report, digest: dict | None, error: str | None, dp_byt
 
 
 def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None,
-                     datapackage: dict | None, options: VerifyOptions) -> None:
+                     datapackage: dict | None, evidence: dict | None, options: VerifyOptions) -> None:
     if digest is None or dp_bytes is None:
         report.add("signature", FAIL, "no signature can be checked without the digest file")
         return
     actual = "sha256:" + hashlib.sha256(dp_bytes).hexdigest()
     signed = digest.get("signedData")
+    if signed is None and isinstance(evidence, dict) and evidence.get("signer"):
+        report.signature = {"signed": False}
+        report.add("signature", FAIL, "the signature was removed: evidence/capture.json names "
+                   f"signer {evidence.get('signer')}, but there is no signature",
+                   [Problem("signedData is missing", "datapackage-digest.json")])
+        return
     if signed is None:
         report.signature = {"signed": False}
         report.add("signature", WARN if options.allow_unsigned else FAIL,
                    "UNSIGNED: nothing proves who made this capture"
                    + ("" if options.allow_unsigned else " (--allow-unsigned accepts that)"))
         return
-    check = check_signature(signed)
+    try:
+        check = check_signature(signed)
+    except Exception as exc:  # noqa: BLE001 - a damaged key can raise from deep in cryptography
+        report.signature = {"signed": True, "form": "unknown", "fingerprint": None, "trustedAs": None}
+        report.add("signature", FAIL, f"the signature cannot be read ({type(exc).__name__})",
+                   [Problem(f"signedData cannot be read: {exc}", "datapackage-digest.json")])
+        return
     report.signature = {
         "signed": True, "form": check.form, "fingerprint": check.fingerprint,
         "trustedAs": options.trusted.get(check.fingerprint) if check.fingerprint else None,

@@ -114,7 +114,7 @@ def _records_check(report: Report, results: list[WarcResult]) -> None:
         report.add("records", FAIL, "no WARC files in archive/")
     elif problems:
         report.add("records", FAIL, f"{records} records in {len(results)} WARC files: "
-                   f"{len(problems)} problems" + note, problems)
+                   f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" + note, problems)
     elif unchecked:
         report.add("records", SKIP, "records could not all be checked: " + "; ".join(unchecked),
                    [Problem(u) for u in unchecked])

@@ -238,3 +238,15 @@ def test_screenshots_and_pages_are_in_the_report(tmp_path):
     assert report.pages[0]["sha256"] == hashlib.sha256(b"<p>hello</p>").hexdigest()
     from archive.verify.extract import read_record_block
     assert read_record_block(local_source(str(wacz)), report.screenshots["http://example.test/"], 1 << 20) == picture
+
+
+def test_verify_benchmark_smoke():
+    """The benchmark runs (small and untimed here; `--mib 1024` is the real run)."""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([__import__("sys").executable, str(root / "scripts" / "bench_verify.py"),
+                           "--mib", "4", "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["verdict"] == "VERIFIED" and result["exit_code"] == 0
+    assert result["records"] > 100 and result["warcio_check_seconds"] > 0
+    assert result["gzip_openssl_seconds"] > 0 and result["peak_rss_mb"] > 0

@@ -77,7 +77,7 @@ def _check_file_hash(report: Report, expected: str) -> None:
 def _verify_warc(source: Source, progress: Progress | None) -> Report:
     report = Report(source.name, "warc", size=source.size)
     name = source.name.rsplit("/", 1)[-1]
-    checker = WarcChecker(name)
+    checker = WarcChecker(name, threaded=True)
     whole = hashlib.sha256()
     hashing = Worker("verify-hash")
     done = 0

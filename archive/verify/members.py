@@ -17,7 +17,7 @@ INDEX_EXPANSION = 200          # an index expanding more than this is a bomb
 
 class WarcSink(Sink):
     def __init__(self, name: str) -> None:
-        self.checker = WarcChecker(name)
+        self.checker = WarcChecker(name, threaded=True)
         self.result: WarcResult | None = None
 
     def feed(self, data: bytes) -> None:

@@ -35,7 +35,7 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from archive.httpmessage import PayloadSplitter, has_http_headers
 
-WARC_VERSIONS = (b"WARC/1.1", b"WARC/1.0", b"WARC/0.17", b"WARC/0.18")
+WARC_VERSION_LINES = ("WARC/1.1", "WARC/1.0", "WARC/0.17", "WARC/0.18")
 HEADER_LIMIT = 8 << 20          # bytes of WARC headers in one record we are willing to hold
 LINE_LIMIT = 1 << 20            # one header line (slow path)
 OUTPUT_CAP = 4 << 20            # decompressed bytes produced by one zlib call
@@ -103,14 +103,26 @@ class Bomb(Exception):
 
 # -- digests, as warcio compares them -------------------------------------------------
 
+_B32_TO_INT = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789abcdefghijklmnopqrstuv")
+_B32_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+
+
 def digest_matches(computed: bytes, header_value: str) -> bool:
     """warcio's comparison: our digest in base32 against the header value, which may be
     base32 (compared as text), base16 (longer) or base64 (shorter)."""
-    ours = base64.b32encode(computed).decode("ascii")
     value = header_value.partition(":")[2]
+    bits = len(computed) * 8
+    chars = -(-bits // 5)
+    b32_length = -(-chars // 8) * 8
+    if len(value) == b32_length:
+        # equal as text to our base32 <=> the same number (the encoding is one to one);
+        # int() does in C what base64.b32encode does in Python
+        digits, padding = value[:chars], value[chars:]
+        if padding != "=" * (b32_length - chars) or not _B32_ALPHABET.issuperset(digits):
+            return False
+        return int(digits.translate(_B32_TO_INT), 32) == int.from_bytes(computed, "big") << (chars * 5 - bits)
+    ours = base64.b32encode(computed).decode("ascii")
     try:
-        if len(value) == len(ours):
-            return value == ours
         if len(value) > len(ours):
             raw = base64.b16decode(value, casefold=True)
         elif "-" in value or "_" in value:
@@ -120,6 +132,9 @@ def digest_matches(computed: bytes, header_value: str) -> bool:
     except (binascii.Error, ValueError):
         return False
     return base64.b32encode(raw).decode("ascii") == ours
+
+
+_CONSTRUCTORS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "md5": hashlib.md5}
 
 
 class _Digest:
@@ -132,7 +147,8 @@ class _Digest:
             try:
                 if not sep:
                     raise ValueError
-                self.hasher = hashlib.new(algorithm)
+                make = _CONSTRUCTORS.get(algorithm)
+                self.hasher = make() if make else hashlib.new(algorithm)
             except (ValueError, TypeError):
                 self.error = f"unknown hash algorithm in {label} digest {header!r}"
 
@@ -184,25 +200,33 @@ class RecordDigests:
         return messages, checked
 
 
-def _header_fields(block: bytes) -> tuple[dict[str, str], str]:
+def _header_fields(block: bytes) -> dict[str, str]:
     """WARC header fields (first occurrence of each name, lowercased) of a header block
     ending in CRLF CRLF; raises Unusual for anything warcio would read differently."""
-    lines = block[:-4].split(b"\r\n")
-    if lines[0] not in WARC_VERSIONS:
+    head = block[:-4]
+    if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\r\n"):
+        raise Unusual("bare CR or LF in the header")
+    try:
+        lines = head.decode("utf-8").split("\r\n")
+    except UnicodeDecodeError:
+        # warcio decodes each line on its own: UTF-8, else ISO-8859-1
+        lines = []
+        for raw in head.split(b"\r\n"):
+            try:
+                lines.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                lines.append(raw.decode("iso-8859-1"))
+    if lines[0] not in WARC_VERSION_LINES:
         raise Unusual("unexpected WARC version line")
     fields: dict[str, str] = {}
-    for raw in lines[1:]:
-        if not raw.strip() or raw[:1] in (b" ", b"\t") or b"\n" in raw or b"\r" in raw:
-            raise Unusual("header continuation or blank line")
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            line = raw.decode("iso-8859-1")
+    for line in lines[1:]:
         name, sep, value = line.rstrip().partition(":")
-        if not sep:
-            raise Unusual("header line without a colon")
-        fields.setdefault(name.rstrip(" \t").lower(), value.lstrip())
-    return fields, lines[0].decode("ascii")
+        if not sep or line[:1] in (" ", "\t") or not name.strip():
+            raise Unusual("header continuation, blank line or line without a colon")
+        name = name.rstrip(" \t").lower()
+        if name not in fields:
+            fields[name] = value.lstrip()
+    return fields
 
 
 def _target_uri(fields: dict[str, str]) -> str | None:
@@ -217,12 +241,31 @@ def _target_uri(fields: dict[str, str]) -> str | None:
 
 # -- the fast reader --------------------------------------------------------------------
 
+BATCH_BYTES, BATCH_CALLS = 1 << 20, 512     # digest work handed over at a time
+
+
+def _run_batch(batch: list) -> None:
+    for fn, arg, arg2 in batch:
+        if arg2 is None:
+            fn(arg)
+        else:
+            fn(arg, arg2)
+
+
 class WarcChecker:
     """Checks a WARC fed in pieces, in order. After finish(), `result.reader` says which
     reader decided; `needs_fallback` tells the caller to run check_warc_slow instead."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, threaded: bool = False) -> None:
+        """`threaded`: block and payload hashing run on a thread of their own (hashlib
+        releases the GIL), while this one decompresses and splits records."""
         self.result = WarcResult(filename)
+        self._worker = None
+        self._batch: list = []            # digest work handed to the worker in batches
+        self._batch_bytes = 0
+        if threaded:
+            from archive.verify.scan import Worker   # scan imports nothing from here
+            self._worker = Worker(f"digests {filename}")
         self.needs_fallback: str | None = None
         self._stopped = False
         self._gzip: bool | None = None
@@ -258,7 +301,7 @@ class WarcChecker:
                 self._feed_gzip(data)
             else:
                 self._in += len(data)
-                self._plain(memoryview(data))
+                self._plain(data)
         except Unusual as exc:
             self.needs_fallback = str(exc)
             self._stopped = True
@@ -277,9 +320,9 @@ class WarcChecker:
             d = self._d
             piece = view[pos: pos + self._feed]
             try:
-                self._plain(memoryview(d.decompress(piece, OUTPUT_CAP)))
+                self._plain(d.decompress(piece, OUTPUT_CAP))
                 while d.unconsumed_tail and not d.eof and not self._stopped:
-                    self._plain(memoryview(d.decompress(d.unconsumed_tail, OUTPUT_CAP)))
+                    self._plain(d.decompress(d.unconsumed_tail, OUTPUT_CAP))
             except zlib.error as exc:
                 self._fail_here(f"gzip data is damaged ({exc})", self._member_start)
                 return
@@ -297,44 +340,69 @@ class WarcChecker:
                 raise Bomb(f"decompresses to more than {EXPANSION_RATIO} times its size "
                            f"(a decompression bomb?); stopped at byte {self._in}")
 
-    def _plain(self, data: memoryview) -> None:
-        """Decompressed (or plain) bytes of the record stream."""
-        self._out += len(data)
-        while len(data) and not self._stopped:
-            if self._state == "head":
-                data = self._take_head(data)
-            elif self._state == "block":
-                take = min(self._remaining, len(data))
-                self._digests.update(data[:take])
+    def _plain(self, buf: bytes) -> None:
+        """Decompressed (or plain) bytes of the record stream, walked by offset (no copies)."""
+        base, pos, size = self._out, 0, len(buf)
+        self._out += size
+        view = memoryview(buf)
+        while pos < size and not self._stopped:
+            state = self._state
+            if state == "block":
+                take = min(self._remaining, size - pos)
+                if self._worker is not None:
+                    self._defer(self._digests.update, view[pos: pos + take])
+                    self._batch_bytes += take
+                else:
+                    self._digests.update(view[pos: pos + take])
                 self._remaining -= take
-                data = data[take:]
+                pos += take
                 if self._remaining == 0:
                     self._state = "tail"
-            elif self._state == "tail":
+            elif state == "head":
+                pos = self._take_head(buf, pos)
+            elif state == "tail":
                 need = 4 - len(self._tail)
-                self._tail += bytes(data[:need])
-                data = data[need:]
+                self._tail += buf[pos: pos + need]
+                pos = min(size, pos + need)
                 if not b"\r\n\r\n".startswith(self._tail):
                     raise Unusual("record not followed by CRLF CRLF")
                 if len(self._tail) == 4:
-                    self._finish_record(self._out - len(data))
+                    self._finish_record(base + pos)
             else:  # "end": a gzip member holds one record and nothing after it
                 raise Unusual("more than one record in a gzip member")
 
-    def _take_head(self, data: memoryview) -> memoryview:
-        self._head += data
-        end = self._head.find(b"\r\n\r\n", max(0, self._scanned - 3))
+    def _take_head(self, buf: bytes, pos: int) -> int:
+        """Find the end of the WARC header; returns where the block begins in buf."""
+        if self._head:
+            kept = len(self._head)
+            self._head += buf[pos:]
+            end = self._head.find(b"\r\n\r\n", max(0, kept - 3))
+            if end < 0:
+                return self._head_incomplete(len(buf))
+            block = bytes(self._head[: end + 4])
+            pos += end + 4 - kept
+            self._head = bytearray()
+        else:
+            end = buf.find(b"\r\n\r\n", pos)
+            if end < 0 or end - pos > HEADER_LIMIT:
+                self._head = bytearray(buf[pos:])
+                return self._head_incomplete(len(buf))
+            block = buf[pos: end + 4]
+            pos = end + 4
+        if not block.startswith(b"WARC/"):
+            raise Unusual("record does not start with WARC/")
+        self._begin_record(block)
+        return pos
+
+    def _head_incomplete(self, size: int) -> int:
         if len(self._head) >= 5 and not self._head.startswith(b"WARC/"):
             raise Unusual("record does not start with WARC/")
-        if end < 0:
-            self._scanned = len(self._head)
-            if len(self._head) > HEADER_LIMIT:
-                self._fail_here(f"WARC header longer than {HEADER_LIMIT} bytes", self._record_start())
-            return memoryview(b"")
-        block = bytes(self._head[: end + 4])
-        rest = memoryview(bytes(self._head[end + 4:]))
-        self._head = bytearray()
-        fields, _ = _header_fields(block)
+        if len(self._head) > HEADER_LIMIT:
+            self._fail_here(f"WARC header longer than {HEADER_LIMIT} bytes", self._record_start())
+        return size
+
+    def _begin_record(self, block: bytes) -> None:
+        fields = _header_fields(block)
         length_text = fields.get("content-length", "")
         if not (length_text.isascii() and length_text.isdigit()) or "warc-type" not in fields:
             raise Unusual("no plain Content-Length or WARC-Type")
@@ -351,18 +419,33 @@ class WarcChecker:
         )
         self._remaining = length
         self._state = "block" if length else "tail"
-        return rest
 
     def _record_start(self) -> int:
         return self._member_start if self._gzip else self._record_offset
 
-    def _finish_record(self, position: int) -> None:
-        info = self._info
-        messages, checked = self._digests.results()
+    def _defer(self, fn, arg, arg2=None) -> None:
+        self._batch.append((fn, arg, arg2))
+        if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_CALLS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            self._worker.submit(_run_batch, self._batch)
+            self._batch, self._batch_bytes = [], 0
+
+    def _conclude(self, info: RecordInfo, digests: RecordDigests) -> None:
+        messages, checked = digests.results()
         self.result.digests_checked += checked
         for message in messages:
             self.result.problems.append(Problem(message, self.result.filename, info.offset,
                                                 info.record_id, info.uri))
+
+    def _finish_record(self, position: int) -> None:
+        info = self._info
+        if self._worker is not None:
+            self._defer(self._conclude, info, self._digests)
+        else:
+            self._conclude(info, self._digests)
         if self._gzip:
             self._state = "end"
         else:
@@ -387,6 +470,10 @@ class WarcChecker:
         self._stopped = True
 
     def finish(self) -> WarcResult:
+        if self._worker is not None:
+            self._flush()
+            self._worker.close()          # every digest of every record concluded
+            self._worker = None
         if self._stopped:
             return self.result
         if self._gzip is None:

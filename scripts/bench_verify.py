@@ -21,7 +21,6 @@ compressible text and the rest incompressible (images, already-compressed bodies
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -37,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
-from archive.keys import public_pem  # noqa: E402
 from archive.seal.container import ContainerWriter  # noqa: E402
 from archive.seal.sign import Signer  # noqa: E402
 from archive.seal.wacz import SealInput, seal  # noqa: E402

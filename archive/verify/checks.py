@@ -9,7 +9,6 @@ is held to our canonical layout.
 from __future__ import annotations
 
 import hashlib
-import struct
 from typing import BinaryIO, Callable
 
 from archive import SOFTWARE

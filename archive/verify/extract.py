@@ -92,8 +92,8 @@ def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, Re
         for chunk in iter_member(fh, container, m, 1 << 40):
             checker.feed(chunk)
         for r in checker.finish().records:
-            if r.uri == url and r.record_type in CONTENT_TYPES:
-                found.append((r.date or "", RecordLocation(m.name.rsplit("/", 1)[-1], r.offset, r.length)))
+            if r.uri == url and r.record_type in CONTENT_TYPES:      # later in the file: later
+                found.append((f"{m.name}\0{r.offset:020d}", RecordLocation(m.name.rsplit("/", 1)[-1], r.offset, r.length)))
     return found
 
 

@@ -22,7 +22,7 @@ from typing import BinaryIO, Callable, Iterable
 from archive.verify.container import Container, iter_member
 
 CHUNK = 1 << 20
-QUEUE_DEPTH = 16          # chunks in flight per worker: memory stays flat
+QUEUE_DEPTH = 8           # chunks (of at most a few MiB) in flight per worker: memory stays flat
 
 
 class Sink:
@@ -38,8 +38,8 @@ class Sink:
 class Worker:
     """Runs submitted calls in order on one thread; errors come back from close()."""
 
-    def __init__(self, name: str) -> None:
-        self._queue: queue.Queue = queue.Queue(QUEUE_DEPTH)
+    def __init__(self, name: str, depth: int = QUEUE_DEPTH) -> None:
+        self._queue: queue.Queue = queue.Queue(depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()

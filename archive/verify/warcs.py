@@ -38,7 +38,7 @@ from archive.httpmessage import PayloadSplitter, has_http_headers
 WARC_VERSION_LINES = ("WARC/1.1", "WARC/1.0", "WARC/0.17", "WARC/0.18")
 HEADER_LIMIT = 8 << 20          # bytes of WARC headers in one record we are willing to hold
 LINE_LIMIT = 1 << 20            # one header line (slow path)
-OUTPUT_CAP = 4 << 20            # decompressed bytes produced by one zlib call
+OUTPUT_CAP = 1 << 20            # decompressed bytes produced by one zlib call
 EXPANSION_RATIO = 100           # decompressed / compressed beyond this (and EXPANSION_FLOOR)
 EXPANSION_FLOOR = 256 << 20     #   is treated as a decompression bomb
 FIRST_FEED, MAX_FEED = 16 << 10, 1 << 20
@@ -80,6 +80,18 @@ class RecordInfo:
     date: str | None
     payload_digest: str | None
     content_type: str | None = None
+
+
+CONTENT_TYPES = ("response", "resource", "revisit")
+
+
+def _kept(info: RecordInfo) -> RecordInfo:
+    """What later checks need of a record (index, pages, screenshots), kept small: a
+    large capture holds a great many records."""
+    info.record_id = info.date = None
+    if info.record_type not in CONTENT_TYPES:
+        info.payload_digest = info.content_type = None
+    return info
 
 
 @dataclass
@@ -265,7 +277,7 @@ class WarcChecker:
         self._batch_bytes = 0
         if threaded:
             from archive.verify.scan import Worker   # scan imports nothing from here
-            self._worker = Worker(f"digests {filename}")
+            self._worker = Worker(f"digests {filename}", depth=4)
         self.needs_fallback: str | None = None
         self._stopped = False
         self._gzip: bool | None = None
@@ -433,32 +445,34 @@ class WarcChecker:
             self._worker.submit(_run_batch, self._batch)
             self._batch, self._batch_bytes = [], 0
 
-    def _conclude(self, info: RecordInfo, digests: RecordDigests) -> None:
+    def _conclude(self, where: tuple, digests: RecordDigests) -> None:
+        """(offset, record id, uri) are copied, not read from the RecordInfo, which the
+        reading thread slims down meanwhile."""
         messages, checked = digests.results()
         self.result.digests_checked += checked
         for message in messages:
-            self.result.problems.append(Problem(message, self.result.filename, info.offset,
-                                                info.record_id, info.uri))
+            self.result.problems.append(Problem(message, self.result.filename, *where))
 
     def _finish_record(self, position: int) -> None:
         info = self._info
+        where = (info.offset, info.record_id, info.uri)
         if self._worker is not None:
-            self._defer(self._conclude, info, self._digests)
+            self._defer(self._conclude, where, self._digests)
         else:
-            self._conclude(info, self._digests)
+            self._conclude(where, self._digests)
         if self._gzip:
             self._state = "end"
         else:
             # warcio's length of an uncompressed record leaves out the blank lines after it
             info.length = position - 4 - info.offset
-            self.result.records.append(info)
+            self.result.records.append(_kept(info))
             self._start_record(position)
 
     def _end_member(self) -> None:
         if self._state != "end":
             raise Unusual("gzip member does not hold exactly one whole record")
         self._info.length = self._in - self._member_start
-        self.result.records.append(self._info)
+        self.result.records.append(_kept(self._info))
         self._start_record(self._out)
 
     def _fail_here(self, message: str, offset: int) -> None:
@@ -586,11 +600,11 @@ def check_warc_slow(stream: BinaryIO, filename: str) -> WarcResult:
                 result.problems.append(Problem(
                     f"record is cut short: {missing} of its {record.length} bytes are missing",
                     filename, offset, record_id, uri))
-            result.records.append(RecordInfo(
+            result.records.append(_kept(RecordInfo(
                 offset, iterator.get_record_length(), record.rec_type, uri, record_id,
                 headers.get_header("WARC-Date"), headers.get_header("WARC-Payload-Digest"),
                 headers.get_header("Content-Type"),
-            ))
+            )))
             next_offset = offset + iterator.get_record_length()
     except Bomb as exc:
         result.readable = False

@@ -373,9 +373,9 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult]) -> None:
     if not entries and not problems:
         report.add("index", FAIL, "no index lines found in indexes/")
         return
-    by_position = {(w.filename.rsplit("/", 1)[-1], r.offset): r for w in warcs for r in w.records}
+    by_file = {w.filename.rsplit("/", 1)[-1]: {r.offset: r for r in w.records} for w in warcs}
     for e in entries:
-        record = by_position.get((e.filename, e.offset))
+        record = by_file.get(e.filename, {}).get(e.offset)
         if record is None:
             problems.append(Problem(f"index line {e.number} points at no record",
                                     e.filename, e.offset, uri=e.url))

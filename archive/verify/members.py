@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import zlib
 from dataclasses import dataclass
 
@@ -137,7 +138,7 @@ class IndexSink(LineSink):
         try:
             _, _, fields = parse_cdxj_line(line.decode("utf-8"))
             entry = IndexEntry(
-                number, fields.get("url"), str(fields["filename"]).rsplit("/", 1)[-1],
+                number, fields.get("url"), sys.intern(str(fields["filename"]).rsplit("/", 1)[-1]),
                 int(fields["offset"]), str(fields["length"]) if "length" in fields else None,
                 fields.get("digest"),
             )

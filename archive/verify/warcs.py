@@ -25,6 +25,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import sys
 import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -89,6 +90,7 @@ def _kept(info: RecordInfo) -> RecordInfo:
     """What later checks need of a record (index, pages, screenshots), kept small: a
     large capture holds a great many records."""
     info.record_id = info.date = None
+    info.record_type = sys.intern(info.record_type) if info.record_type else None
     if info.record_type not in CONTENT_TYPES:
         info.payload_digest = info.content_type = None
     return info

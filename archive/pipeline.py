@@ -12,6 +12,7 @@ from typing import Callable
 
 from archive import SOFTWARE
 from archive.capture.crawl import CrawlOptions, CrawlStats, Crawler, Journal
+from archive.errors import ArchiveError
 from archive.ids import new_capture_id
 from archive.seal.container import ContainerWriter
 from archive.seal.sign import Signer
@@ -47,6 +48,7 @@ class CaptureResult:
     bytes: int
     stop_reason: str | None
     work_dir: str | None
+    lock: str | None = None       # Object Lock retention / legal hold of the stored object
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -136,8 +138,13 @@ def run_capture(
         ),
         signer,
     )
-    metadata = {"signer": sealed.signer_fingerprint, "seeds": options.seeds}
-    stored = store.put_capture(capture_id, sealed.path, sealed.sha256, metadata)
+    metadata = {"signer": sealed.signer_fingerprint, "seeds": options.seeds, "created": sealed.created}
+    try:
+        stored = store.put_capture(capture_id, sealed.path, sealed.sha256, metadata)
+    except Exception as exc:
+        # the work folder stays: the sealed WACZ in it is the only copy
+        raise ArchiveError(f"capture {capture_id} was not stored: {exc} "
+                           f"(the sealed capture is kept at {sealed.path})") from exc
     if signer is not None:
         store.put_public_key(signer.fingerprint, signer.public_pem())
     kept = None
@@ -149,5 +156,5 @@ def run_capture(
         capture_id=capture_id, address=stored.address, sha256=sealed.sha256,
         size=sealed.size, signer=sealed.signer_fingerprint, pages=stats.pages,
         requisites=stats.requisites, failed=stats.failed, bytes=stats.bytes,
-        stop_reason=stop_reason, work_dir=kept,
+        stop_reason=stop_reason, work_dir=kept, lock=stored.lock,
     )

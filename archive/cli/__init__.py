@@ -7,10 +7,10 @@ import os
 import sys
 
 from archive import __version__
-from archive.cli import capture, keys, listing, verify
+from archive.cli import capture, keys, listing, store, verify
 from archive.errors import ArchiveError
 
-COMMANDS = (keys, capture, verify, listing)
+COMMANDS = (keys, capture, verify, listing, store)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from archive.capture.crawl import CrawlOptions
 from archive.capture.fetch import DEFAULT_USER_AGENT
 from archive.capture.scope import SCOPES
 from archive.cli.common import Progress, duration, http_url, human_bytes, positive_int, print_json, size
+from archive.cli.store import add_store_options, store_options
 from archive.errors import ArchiveError
 from archive.keys import load_private_key, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
 from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, run_capture
@@ -40,6 +41,7 @@ def register(sub) -> None:
     p.add_argument("--insecure", action="store_true",
                    help="capture HTTPS sites whose certificate does not verify (recorded as such)")
     p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
+    add_store_options(p)
     p.add_argument("--key", help=f"signing key file (default: ${KEY_ENV})")
     p.add_argument("--unsigned", action="store_true", help="capture without signing (reported as UNSIGNED)")
     p.add_argument("--operator", default=None, help="who runs the capture (default: your user name)")
@@ -73,7 +75,12 @@ def load_signer(key_path: str | None, unsigned: bool) -> Signer | None:
 def run(args) -> int:
     seeds = [http_url(u) for u in args.urls]
     signer = load_signer(args.key, args.unsigned)
-    store = open_store(args.store)
+    progress = Progress(not args.quiet and not args.json)
+
+    def on_upload(sent: int, total: int) -> None:
+        progress.update(f"storing  {human_bytes(sent)} of {human_bytes(total)}", force=sent == total)
+
+    store = open_store(args.store, store_options(args, on_upload))
     options = CrawlOptions(
         seeds=seeds, depth=args.depth, scope=args.scope, include=args.include,
         exclude=args.exclude, max_pages=args.max_pages, max_bytes=args.max_bytes,
@@ -85,7 +92,6 @@ def run(args) -> int:
         work_dir=Path(args.work_dir), warc_size=args.warc_size,
         keep_local=args.keep_local, title=args.title,
     )
-    progress = Progress(not args.quiet and not args.json)
 
     def on_progress(stats, queued: int) -> None:
         rate = stats.bytes / max(1e-6, __import__("time").monotonic() - stats.started)
@@ -105,6 +111,8 @@ def run(args) -> int:
         print(f"stored   {result.address}")
         print(f"sha256   {result.sha256}")
         print(f"signer   {result.signer or 'UNSIGNED'}")
+        if result.lock:
+            print(f"locked   {result.lock}")
         print(f"pages    {result.pages} ({result.failed} failed), requisites {result.requisites}, "
               f"{human_bytes(result.bytes)}")
         if result.stop_reason:

@@ -1,6 +1,7 @@
 """The S3 store against a real S3 endpoint (moto's server) over HTTP, through boto3."""
 
 import hashlib
+import json
 import os
 import random
 import subprocess
@@ -333,3 +334,15 @@ def test_open_store_checks_the_bucket_and_the_credentials(s3, monkeypatch):
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     with pytest.raises(ArchiveError, match="no AWS credentials found"):
         open_store(s3.address("x"))
+
+
+def test_upload_benchmark_smoke():
+    """scripts/bench_s3.py in a small size (not timed): it runs, and ours reads the file once."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_s3.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    proc = subprocess.run([sys.executable, str(script), "--mib", "24", "--part-mib", "5", "--json"],
+                          capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["ours_MBps"] > 0 and result["boto3_MBps"] > 0 and result["ratio"] > 0
+    assert 0.99 <= result["ours_reads_of_file"] < 1.1

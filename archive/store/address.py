@@ -14,7 +14,7 @@ from archive.store.s3upload import MiB, Transfer
 
 DEFAULT_STORE = "archive-store"
 STORE_ENV = "ARCHIVE_STORE"
-PART_SIZE_ENV = "ARCHIVE_S3_PART_SIZE"     # MiB per multipart part (tuning; default 16)
+PART_SIZE_ENV = "ARCHIVE_S3_PART_SIZE"     # MiB per multipart part (tuning; default 8)
 
 
 @dataclass(frozen=True)

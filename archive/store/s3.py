@@ -31,7 +31,7 @@ from archive.store.base import StoredCapture, capture_key, check_object_key, pub
 from archive.store.rangeread import RangeReader
 from archive.store.s3errors import Locked, error_code, s3_errors, translate
 from archive.store.s3upload import (
-    Transfer, TransferCorrupted, Uploaded, b64, clean_etag, etag_is_md5, upload_file,
+    Transfer, TransferCorrupted, Uploaded, b64, clean_etag, etag_is_md5, upload_file, version_of,
 )
 
 SCHEME = "s3://"
@@ -102,9 +102,14 @@ def parse_s3_object(address: str) -> tuple[S3Location, str]:
 
 
 # -- client ------------------------------------------------------------------------
-def make_client(endpoint_url: str | None = None, pool: int = 16):
+def make_client(endpoint_url: str | None = None, pool: int = 16, sign_payload: bool = True):
     """An S3 client from the standard AWS chain; retries throttling and 5xx with backoff
-    (AWS_MAX_ATTEMPTS attempts in all, default 6)."""
+    (AWS_MAX_ATTEMPTS attempts in all, default 6).
+
+    `sign_payload=False` leaves request bodies out of the signature even over plain HTTP
+    (botocore already does so over HTTPS): only for a client whose bodies all carry our
+    SHA-256 checksum in a signed header, which binds them as tightly, for one hash less.
+    """
     try:
         attempts = max(1, int(os.environ.get("AWS_MAX_ATTEMPTS") or DEFAULT_ATTEMPTS))
     except ValueError:
@@ -112,6 +117,7 @@ def make_client(endpoint_url: str | None = None, pool: int = 16):
     config = Config(
         retries={"mode": "standard", "max_attempts": attempts},
         connect_timeout=10, read_timeout=120, max_pool_connections=pool,
+        s3={} if sign_payload else {"payload_signing_enabled": False},
     )
     with s3_errors(endpoint_url or "S3"):
         return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
@@ -193,7 +199,9 @@ class S3Store:
                  retention: Retention | None = None, transfer: Transfer = Transfer(),
                  progress: Callable[[int, int], None] | None = None) -> None:
         self.location = location
-        self.client = client or make_client(endpoint_url, pool=max(16, transfer.concurrency + 4))
+        # every body this store sends carries its SHA-256 checksum (see make_client)
+        self.client = client or make_client(endpoint_url, pool=max(16, transfer.concurrency + 4),
+                                            sign_payload=False)
         self.retention = retention or Retention()
         self.transfer = transfer
         self.progress = progress
@@ -248,7 +256,7 @@ class S3Store:
         """Compare what the service now holds under the key with what we sent."""
         head = self.client.head_object(Bucket=self.location.bucket, Key=up.key, ChecksumMode="ENABLED")
         etag = clean_etag(head.get("ETag", ""))
-        ours = (not up.version_id or head.get("VersionId") == up.version_id) and etag == up.etag
+        ours = version_of(head) == up.version_id and etag == up.etag
         problems = []
         if not ours:
             problems.append("the object was replaced or altered after the upload")
@@ -302,8 +310,8 @@ class S3Store:
         with s3_errors(what):
             head = self.client.head_object(Bucket=self.location.bucket, Key=key)
         pinned = {"Bucket": self.location.bucket, "Key": key, "IfMatch": head["ETag"]}
-        if head.get("VersionId") and head["VersionId"] != "null":
-            pinned["VersionId"] = head["VersionId"]
+        if version_of(head):
+            pinned["VersionId"] = version_of(head)
 
         def fetch(start: int, end: int) -> bytes:
             for attempt in range(READ_ATTEMPTS):
@@ -371,7 +379,7 @@ class S3Store:
                         raise
                     time.sleep(0.05 * 2 ** attempt)
         if etag_is_md5(response) and clean_etag(response.get("ETag", "")) != md5.hex():
-            up = Uploaded(full, len(data), sha.hex(), b64(sha), md5.hex(), "", response.get("VersionId"), 0)
+            up = Uploaded(full, len(data), sha.hex(), b64(sha), md5.hex(), "", version_of(response), 0)
             raise TransferCorrupted(f"{what} arrived altered (its ETag is not the MD5 of the bytes "
                                     f"sent).{self._remove_bad_upload(up)}")
 
@@ -403,15 +411,16 @@ def init_bucket(client, bucket: str, region: str | None, retention: Retention) -
     if region and region != "us-east-1":
         args["CreateBucketConfiguration"] = {"LocationConstraint": region}
     with s3_errors(what):
+        # us-east-1 answers 200 to creating a bucket one already owns: look first, so an
+        # existing bucket's settings are never changed
+        if _bucket_exists(client, bucket):
+            found = ", ".join(f"{k} {v}" for k, v in bucket_settings(client, bucket)[1:])
+            raise AlreadyExists(f"{what} already exists; nothing was changed ({found})")
         try:
             client.create_bucket(**args)
         except ClientError as exc:
-            code = error_code(exc)[0]
-            if code == "BucketAlreadyOwnedByYou":
-                found = ", ".join(f"{k} {v}" for k, v in bucket_settings(client, bucket)[1:])
-                raise AlreadyExists(f"{what} already exists; nothing was changed ({found})") from None
-            if code == "BucketAlreadyExists":
-                raise AlreadyExists(f"{what}: the name is taken by another account") from None
+            if error_code(exc)[0] in ("BucketAlreadyExists", "BucketAlreadyOwnedByYou"):
+                raise AlreadyExists(f"{what}: the name is taken; nothing was changed") from None
             raise
         client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         client.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
@@ -422,6 +431,20 @@ def init_bucket(client, bucket: str, region: str | None, retention: Retention) -
             lock["Rule"] = {"DefaultRetention": {"Mode": retention.mode, "Days": retention.days}}
         client.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration=lock)
         return bucket_settings(client, bucket)
+
+
+def _bucket_exists(client, bucket: str) -> bool:
+    try:
+        client.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        code, status = error_code(exc)
+        if status == 404 or code in ("NoSuchBucket", "404"):
+            return False
+        if status == 403:
+            raise AlreadyExists(f"{SCHEME}{bucket}: the bucket exists but these credentials "
+                                "cannot read it (or they are wrong); nothing was changed") from None
+        raise
+    return True
 
 
 def bucket_settings(client, bucket: str) -> list[tuple[str, str]]:

@@ -27,7 +27,7 @@ from archive.store.s3errors import translate
 MiB = 1 << 20
 MIN_PART = 5 * MiB            # S3's smallest part (all but the last)
 MAX_PARTS = 10_000            # S3's largest part count
-DEFAULT_PART_SIZE = 16 * MiB
+DEFAULT_PART_SIZE = 8 * MiB      # and the largest single PUT; memory: (concurrency + 1) parts
 DEFAULT_CONCURRENCY = 4
 # ETags that are not the MD5 of the bytes: objects encrypted with KMS keys or customer keys.
 OPAQUE_ETAG_ENCRYPTION = ("aws:kms", "aws:kms:dsse")
@@ -69,6 +69,12 @@ def etag_is_md5(response: dict) -> bool:
     """Whether the service's ETag for this object is the MD5 of its bytes."""
     return (response.get("ServerSideEncryption") not in OPAQUE_ETAG_ENCRYPTION
             and not response.get("SSECustomerAlgorithm"))
+
+
+def version_of(response: dict) -> str | None:
+    """The object version a response names; None for an unversioned bucket ("null")."""
+    version = response.get("VersionId")
+    return None if version in (None, "", "null") else version
 
 
 def clean_etag(etag: str) -> str:
@@ -122,7 +128,7 @@ def _put_single(client, bucket, key, fh, expected, extra, progress, size) -> Upl
     if progress:
         progress(len(data), size)
     return Uploaded(key, len(data), sha.hexdigest(), b64(sha.digest()), md5.hexdigest(),
-                    clean_etag(response.get("ETag", "")), response.get("VersionId"), 0)
+                    clean_etag(response.get("ETag", "")), version_of(response), 0)
 
 
 @dataclass
@@ -178,7 +184,7 @@ def _put_multipart(client, bucket, key, fh, size, part_size, concurrency, expect
     composite = b64(hashlib.sha256(b"".join(p.sha256 for p in parts)).digest())
     md5_etag = f"{hashlib.md5(b''.join(p.md5 for p in parts)).hexdigest()}-{len(parts)}"
     return Uploaded(key, size, whole.hexdigest(), composite, md5_etag,
-                    clean_etag(response.get("ETag", "")), response.get("VersionId"), len(parts))
+                    clean_etag(response.get("ETag", "")), version_of(response), len(parts))
 
 
 def _send_parts(client, bucket, key, upload_id, fh, size, part_size, concurrency, progress):
@@ -209,10 +215,12 @@ def _send_parts(client, bucket, key, upload_id, fh, size, part_size, concurrency
             future.add_done_callback(lambda _: slots.release())
             futures.append((future, len(data)))
             del data
-    finally:
-        # On an error or an interrupt: wait for the parts in flight (so an abort that
-        # follows is final), and never start the queued ones.
+    except BaseException:
+        # An error or an interrupt: never start the queued parts, and wait for those in
+        # flight, so that the abort which follows is final.
         pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     for future, _ in futures:
         if not future.cancelled() and future.exception() is not None:
             raise future.exception()

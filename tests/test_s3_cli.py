@@ -11,7 +11,6 @@ import pytest
 import requests
 
 from archive.store.base import capture_key
-from tests.s3server import s3_error
 
 
 def capture_to_s3(run, key, site, tmp_path, store, *extra, paths=("/",)):

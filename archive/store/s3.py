@@ -29,7 +29,7 @@ from archive.errors import AlreadyExists, ArchiveError, NotFound
 from archive.ids import is_capture_id
 from archive.store.base import StoredCapture, capture_key, check_object_key, publish_public_key
 from archive.store.rangeread import RangeReader
-from archive.store.s3errors import Locked, error_code, s3_errors, translate
+from archive.store.s3errors import error_code, s3_errors, translate
 from archive.store.s3upload import (
     Transfer, TransferCorrupted, Uploaded, b64, clean_etag, etag_is_md5, upload_file, version_of,
 )

@@ -30,7 +30,8 @@ def run(args) -> int:
             report = verify_wacz(reader, reader.name, reader.size, trusted, args.allow_unsigned)
             report.sha256 = reader.sha256()
         except CannotCheck as exc:
-            raise ArchiveError(str(exc)) from None
+            if reader.failure is None:
+                raise ArchiveError(str(exc)) from None
         if reader.failure is not None:   # a read error is not a verdict on the file
             raise ArchiveError(f"could not read all of {reader.name}: {reader.failure}")
     sys.stdout.write(render_json(report) if args.json else render_text(report))

@@ -29,7 +29,7 @@ def _link_or_copy(src: Path, dst: Path, sha256: str) -> int:
     except OSError:
         digest, size = _copy(src, dst)
     if digest != sha256:
-        raise ArchiveError(f"{src} does not match its sealed hash; not stored (the local copy is kept)")
+        raise ArchiveError(f"{src} does not match its sealed hash")
     return size
 
 

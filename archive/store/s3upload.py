@@ -96,7 +96,8 @@ def upload_file(
     `expected_sha256` is the hash the file was sealed with: if what is read differs, no
     object is created. `extra` holds PutObject / CreateMultipartUpload arguments
     (Metadata, ContentType, Object Lock settings). Raises AlreadyExists when the key is
-    taken (412), TransferCorrupted when the service reports other bytes than we sent.
+    taken (412), TransferCorrupted when the service reports a part other than we sent
+    (a single PUT is checked by the caller, which compares the stored object anyway).
     """
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size

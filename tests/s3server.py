@@ -125,8 +125,8 @@ Answer = tuple[int, bytes]     # (status, XML body) sent instead of forwarding
 
 class S3Proxy:
     """Forwards every request to `upstream`; `on_request(exchange)` may alter
-    `exchange.body` or return an Answer; `after(exchange, status)` runs before the
-    upstream's answer is passed back."""
+    `exchange.body` or return an Answer instead; `after(exchange, status)` runs before the
+    upstream's answer is passed back, and may return an Answer to send in its place."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = urlsplit(upstream)
@@ -154,13 +154,7 @@ class S3Proxy:
                                     parse_qs(urlsplit(self.path).query, keep_blank_values=True))
                 answer = proxy.on_request(exchange) if proxy.on_request else None
                 if answer is not None:
-                    status, data = answer
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                    proxy.seen.append((self.command, self.path, len(data)))
+                    self._answer(*answer)
                     return
                 conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
                 try:
@@ -168,8 +162,10 @@ class S3Proxy:
                                  headers={**headers, "Content-Length": str(len(exchange.body))})
                     response = conn.getresponse()
                     data = response.read()
-                    if proxy.after:
-                        proxy.after(exchange, response.status)
+                    answer = proxy.after(exchange, response.status) if proxy.after else None
+                    if answer is not None:       # the upstream did it; the client hears this
+                        self._answer(*answer)
+                        return
                     self.send_response(response.status)
                     for name, value in response.getheaders():
                         if name.lower() not in ("connection", "transfer-encoding", "content-length",
@@ -186,6 +182,14 @@ class S3Proxy:
                     proxy.seen.append((self.command, self.path, len(data)))
                 finally:
                     conn.close()
+
+            def _answer(self, status: int, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                proxy.seen.append((self.command, self.path, len(data)))
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 

@@ -202,6 +202,44 @@ def test_throttling_and_server_errors_are_retried(s3_proxy, s3, tmp_path, monkey
     assert s3.read("p/" + capture_key(CAPTURE_ID)) == big.read_bytes()
 
 
+@pytest.mark.parametrize("retry_answer", [("PreconditionFailed", 412), ("NoSuchUpload", 404)])
+def test_a_completed_upload_whose_answer_was_lost_is_recognised_on_retry(s3_proxy, s3, tmp_path, retry_answer):
+    path, sha = random_file(tmp_path / "a.wacz", 11 * MiB)
+    lost = []
+
+    def lose_first_complete(exchange, status):
+        if exchange.method == "POST" and "uploadId" in exchange.query and not lost:
+            lost.append(status)
+            return s3_error("InternalError", 500)    # done upstream; the client hears 500
+        return None
+
+    def retried_complete(exchange):
+        # what S3 answers a retried Complete of an upload that went through
+        if exchange.method == "POST" and "uploadId" in exchange.query and lost:
+            return s3_error(*retry_answer)
+        return None
+
+    s3_proxy.after, s3_proxy.on_request = lose_first_complete, retried_complete
+    stored = store_for(s3, transfer=SMALL_PARTS).put_capture(CAPTURE_ID, path, sha, META)
+    assert lost == [200] and stored.sha256 == sha
+    assert s3.read("p/" + capture_key(CAPTURE_ID)) == path.read_bytes() and s3.uploads() == []
+
+
+def test_a_different_object_under_the_key_is_not_taken_for_ours(s3_proxy, s3, tmp_path):
+    path, sha = random_file(tmp_path / "a.wacz", 11 * MiB)
+    key = "p/" + capture_key(CAPTURE_ID)
+
+    def someone_else_first(exchange):
+        if exchange.method == "POST" and "uploadId" in exchange.query and not s3.keys():
+            s3.client.put_object(Bucket=s3.bucket, Key=key, Body=b"x" * (11 * MiB))
+        return None
+
+    s3_proxy.on_request = someone_else_first
+    with pytest.raises(AlreadyExists):
+        store_for(s3, transfer=SMALL_PARTS).put_capture(CAPTURE_ID, path, sha, META)
+    assert s3.read(key) == b"x" * (11 * MiB) and s3.uploads() == []
+
+
 # -- memory and reading ----------------------------------------------------------------
 UPLOAD_IN_CHILD = """
 import sys, tracemalloc

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from botocore.exceptions import ClientError
+
 from archive.errors import ArchiveError
 from archive.hashing import CHUNK
 from archive.store.s3errors import translate
@@ -167,13 +169,23 @@ def _put_multipart(client, bucket, key, fh, size, part_size, concurrency, expect
         whole, parts = _send_parts(client, bucket, key, upload_id, fh, size, part_size,
                                    concurrency, progress)
         _check_sealed(whole.hexdigest(), expected, fh.name)
-        response = client.complete_multipart_upload(
-            Bucket=bucket, Key=key, UploadId=upload_id, IfNoneMatch="*",
-            MultipartUpload={"Parts": [
-                {"PartNumber": p.number, "ETag": p.etag, "ChecksumSHA256": b64(p.sha256)}
-                for p in parts
-            ]},
-        )
+        composite = b64(hashlib.sha256(b"".join(p.sha256 for p in parts)).digest())
+        md5_etag = f"{hashlib.md5(b''.join(p.md5 for p in parts)).hexdigest()}-{len(parts)}"
+        try:
+            response = client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, IfNoneMatch="*",
+                MultipartUpload={"Parts": [
+                    {"PartNumber": p.number, "ETag": p.etag, "ChecksumSHA256": b64(p.sha256)}
+                    for p in parts
+                ]},
+            )
+        except ClientError:
+            # A retried Complete whose first try went through answers 412 (the key now
+            # exists) or NoSuchUpload: if the object is exactly ours, it is done.
+            response = _completed_earlier(client, bucket, key, size, md5_etag, composite)
+            if response is None:
+                raise
+            _abort(client, bucket, key, upload_id)    # normally gone already; never left open
     except BaseException as exc:
         note = _abort(client, bucket, key, upload_id)
         if not isinstance(exc, Exception):
@@ -182,10 +194,22 @@ def _put_multipart(client, bucket, key, fh, size, part_size, concurrency, expect
         if note:
             error = type(error)(f"{error}{note}")
         raise error from exc
-    composite = b64(hashlib.sha256(b"".join(p.sha256 for p in parts)).digest())
-    md5_etag = f"{hashlib.md5(b''.join(p.md5 for p in parts)).hexdigest()}-{len(parts)}"
     return Uploaded(key, size, whole.hexdigest(), composite, md5_etag,
                     clean_etag(response.get("ETag", "")), version_of(response), len(parts))
+
+
+def _completed_earlier(client, bucket, key, size, md5_etag, composite) -> dict | None:
+    """The object under `key` if it is the one these parts make (size, ETag, checksum)."""
+    try:
+        head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError:
+        return None
+    checksum = head.get("ChecksumSHA256")
+    same = (head.get("ContentLength") == size
+            and (not etag_is_md5(head) or clean_etag(head.get("ETag", "")) == md5_etag)
+            and (checksum is None or checksum.split("-")[0] == composite)
+            and (etag_is_md5(head) or checksum is not None))    # at least one real check
+    return head if same else None
 
 
 def _send_parts(client, bucket, key, upload_id, fh, size, part_size, concurrency, progress):

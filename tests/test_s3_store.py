@@ -225,19 +225,22 @@ def test_a_completed_upload_whose_answer_was_lost_is_recognised_on_retry(s3_prox
     assert s3.read("p/" + capture_key(CAPTURE_ID)) == path.read_bytes() and s3.uploads() == []
 
 
-def test_a_different_object_under_the_key_is_not_taken_for_ours(s3_proxy, s3, tmp_path):
-    path, sha = random_file(tmp_path / "a.wacz", 11 * MiB)
+@pytest.mark.parametrize("size", [5000, 11 * MiB])
+def test_an_object_created_by_someone_else_during_the_upload_is_never_replaced(s3_proxy, s3, tmp_path, size):
+    path, sha = random_file(tmp_path / "a.wacz", size)
     key = "p/" + capture_key(CAPTURE_ID)
 
     def someone_else_first(exchange):
-        if exchange.method == "POST" and "uploadId" in exchange.query and not s3.keys():
-            s3.client.put_object(Bucket=s3.bucket, Key=key, Body=b"x" * (11 * MiB))
+        completes = exchange.method == "POST" and "uploadId" in exchange.query
+        puts = exchange.is_object_put and not exchange.is_part
+        if (completes or puts) and not s3.keys():
+            s3.client.put_object(Bucket=s3.bucket, Key=key, Body=b"theirs")
         return None
 
     s3_proxy.on_request = someone_else_first
     with pytest.raises(AlreadyExists):
         store_for(s3, transfer=SMALL_PARTS).put_capture(CAPTURE_ID, path, sha, META)
-    assert s3.read(key) == b"x" * (11 * MiB) and s3.uploads() == []
+    assert s3.read(key) == b"theirs" and len(s3.versions(key)) == 1 and s3.uploads() == []
 
 
 # -- memory and reading ----------------------------------------------------------------

@@ -54,8 +54,8 @@ def describe(store, capture_id: str) -> dict:
 
 
 def summary(stored: StoredCapture) -> dict:
-    row = asdict(stored)
-    row["id"] = row.pop("capture_id")
+    row = {"id": stored.capture_id, **asdict(stored)}
+    del row["capture_id"]
     row["seeds"] = list(stored.seeds) if stored.seeds is not None else None
     return row
 

@@ -247,10 +247,23 @@ class S3Store:
         extra = {"Metadata": capture_metadata(capture_id, sha256, metadata),
                  "ContentType": WACZ_TYPE, **self.retention.object_args()}
         with s3_errors(what):
+            # If-None-Match is what refuses an overwrite; looking first also spares a whole
+            # upload, and protects on services that ignore the condition (racily)
+            if self._exists(key):
+                raise AlreadyExists(f"{what} already exists; captures are never overwritten")
             uploaded = upload_file(self.client, self.location.bucket, key, Path(wacz), sha256,
                                    extra, self.transfer, self.progress)
             head = self._confirm(what, uploaded)
         return stored_from_head(self.location, key, head)
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.location.bucket, Key=key)
+        except ClientError as exc:
+            if error_code(exc)[1] == 404:
+                return False
+            raise
+        return True
 
     def _confirm(self, what: str, up: Uploaded) -> dict:
         """Compare what the service now holds under the key with what we sent."""

@@ -75,16 +75,25 @@ def make_file(path: Path, mib: int) -> str:
     return sha.hexdigest()
 
 
-def timed(upload) -> tuple[float, int, int]:
-    """(seconds, bytes read, peak traced bytes) of one upload."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(upload, server_pid: int) -> tuple[float, int, int, float, float]:
+    """(seconds, bytes read, peak traced bytes, our CPU s, the server's CPU s) of one upload."""
     tracemalloc.start()
     read_before, start = bytes_read(), time.perf_counter()
+    cpu_before, server_before = time.process_time(), cpu_seconds(server_pid)
     upload()
     seconds = time.perf_counter() - start
+    cpu, server = time.process_time() - cpu_before, cpu_seconds(server_pid) - server_before
     read = bytes_read() - read_before
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return seconds, read, peak
+    return seconds, read, peak, cpu, server
 
 
 def main() -> None:
@@ -115,13 +124,20 @@ def main() -> None:
             ours, theirs = [], []
             for n in range(args.rounds):
                 key = f"boto3/{n}.wacz"
-                theirs.append(timed(lambda: client.upload_file(str(path), BUCKET, key)))
-                client.delete_object(Bucket=BUCKET, Key=key)      # moto keeps objects in memory
                 stored = []
-                ours.append(timed(lambda: stored.append(store.put_capture(
-                    CAPTURE_ID, path, sha, {"signer": None, "seeds": []}))))
-                assert stored[0].sha256 == sha
-                client.delete_object(Bucket=BUCKET, Key=stored[0].address.split(f"{BUCKET}/", 1)[1])
+
+                def run_boto3():
+                    theirs.append(timed(lambda: client.upload_file(str(path), BUCKET, key), proc.pid))
+                    client.delete_object(Bucket=BUCKET, Key=key)      # moto keeps objects in memory
+
+                def run_ours():
+                    ours.append(timed(lambda: stored.append(store.put_capture(
+                        CAPTURE_ID, path, sha, {"signer": None, "seeds": []})), proc.pid))
+                    assert stored[0].sha256 == sha
+                    client.delete_object(Bucket=BUCKET, Key=stored[0].address.split(f"{BUCKET}/", 1)[1])
+
+                for run in ((run_boto3, run_ours) if n % 2 == 0 else (run_ours, run_boto3)):
+                    run()    # alternate who goes first, so neither always gets the warm-up
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -136,6 +152,9 @@ def main() -> None:
         "boto3_reads_of_file": round(best_theirs[1] / size, 2),
         "ours_peak_traced_MiB": round(max(o[2] for o in ours) / MiB, 1),
         "boto3_peak_traced_MiB": round(max(t[2] for t in theirs) / MiB, 1),
+        "ours_cpu_s": round(best_ours[3], 2), "boto3_cpu_s": round(best_theirs[3], 2),
+        "server_cpu_s_ours": round(best_ours[4], 2), "server_cpu_s_boto3": round(best_theirs[4], 2),
+        "load_average": os.getloadavg()[0],
     }
     if args.json:
         print(json.dumps(result))
@@ -147,6 +166,10 @@ def main() -> None:
           f"file read {result['ours_reads_of_file']}x, peak traced {result['ours_peak_traced_MiB']} MiB "
           "(SHA-256 whole + per part, MD5 per part, post-upload check)")
     print(f"ratio              {result['ratio']}x boto3's throughput (goal: at least 0.9x)")
+    print(f"CPU seconds        ours {result['ours_cpu_s']} + server {result['server_cpu_s_ours']}, "
+          f"boto3 {result['boto3_cpu_s']} + server {result['server_cpu_s_boto3']} "
+          f"(load average {result['load_average']:.1f} on {os.cpu_count()} CPUs: under load, "
+          "throughput follows total CPU)")
 
 
 if __name__ == "__main__":

@@ -12,10 +12,13 @@ from typing import Callable
 
 from archive import SOFTWARE
 from archive.capture.crawl import CrawlOptions, CrawlStats, Crawler, Journal
+from archive.custody.entry import CAPTURED, STORED, Actor
+from archive.custody.log import CustodyLog
 from archive.errors import ArchiveError
 from archive.ids import new_capture_id
 from archive.seal.container import ContainerWriter
 from archive.seal.sign import Signer
+from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT, make_timestamper
 from archive.seal.wacz import SealInput, seal
 from archive.store.base import Store
 from archive.warc.records import default_operator, warcinfo_fields
@@ -33,6 +36,8 @@ class CaptureRequest:
     keep_local: bool = False
     job: str | None = None
     title: str = ""
+    tsa: list[str] = field(default_factory=list)    # RFC 3161 authorities asked at sealing
+    tsa_timeout: float = TSA_TIMEOUT
 
 
 @dataclass
@@ -48,6 +53,8 @@ class CaptureResult:
     bytes: int
     stop_reason: str | None
     work_dir: str | None
+    timestamps: list[dict] = field(default_factory=list)   # per TSA: tsa, time or error
+    custody_problems: list[str] = field(default_factory=list)
     lock: str | None = None       # Object Lock retention / legal hold of the stored object
 
     def to_dict(self) -> dict:
@@ -97,6 +104,7 @@ def run_capture(
     )
     journal = Journal(work)
     crawler = Crawler(options, writer, journal, str(work / "spool"), on_progress)
+    custody = CustodyLog(store, Actor(request.operator, signer))
     try:
         stats = crawler.run()
     finally:
@@ -123,6 +131,8 @@ def run_capture(
         },
         "stopReason": stop_reason,
     }
+    custody.record(CAPTURED, capture_id, seeds=options.seeds, pages=stats.pages,
+                   failed=stats.failed, bytes=stats.bytes, started=_iso(started), finished=_iso(finished))
     main = next((p for p in pages if "error" not in p), pages[0] if pages else None)
     sealed = seal(
         container,
@@ -135,16 +145,19 @@ def run_capture(
             description=f"Captured by {request.operator} with {SOFTWARE}",
             main_page_url=main["url"] if main else None,
             main_page_date=main["ts"] if main else None,
+            timestamper=make_timestamper(request.tsa, request.tsa_timeout),
         ),
         signer,
     )
     metadata = {"signer": sealed.signer_fingerprint, "seeds": options.seeds, "created": sealed.created}
+    custody.record_sealed(capture_id, sealed)
     try:
         stored = store.put_capture(capture_id, sealed.path, sealed.sha256, metadata)
     except Exception as exc:
         # the work folder stays: the sealed WACZ in it is the only copy
         raise ArchiveError(f"capture {capture_id} was not stored: {exc} "
                            f"(the sealed capture is kept at {sealed.path})") from exc
+    custody.record(STORED, capture_id, sealed.sha256, address=stored.address, size=stored.size)
     if signer is not None:
         store.put_public_key(signer.fingerprint, signer.public_pem())
     kept = None
@@ -156,5 +169,7 @@ def run_capture(
         capture_id=capture_id, address=stored.address, sha256=sealed.sha256,
         size=sealed.size, signer=sealed.signer_fingerprint, pages=stats.pages,
         requisites=stats.requisites, failed=stats.failed, bytes=stats.bytes,
-        stop_reason=stop_reason, work_dir=kept, lock=stored.lock,
+        stop_reason=stop_reason, work_dir=kept,
+        timestamps=[{k: e.get(k) for k in ("tsa", "time", "error")} for e in sealed.timestamps],
+        custody_problems=custody.problems, lock=stored.lock,
     )

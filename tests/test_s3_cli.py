@@ -40,6 +40,9 @@ def test_capture_to_s3_then_verify_list_and_show_from_s3(run, key, pubkey, site,
     verified = run("verify", out["address"], "--trust", pubkey)
     assert verified.code == 0, verified
     assert verified.out.startswith("VERIFIED")
+    # the custody ledger lives in the bucket too: captured, sealed, stored, then verified
+    assert "custody: 3 custody entries (captured, sealed, stored), ledger chain intact" in verified.out
+    assert len([k for k in s3.keys() if k.startswith("evidence/2025/custody/")]) == 4
     report = json.loads(run("verify", out["address"], "--trust", pubkey, "--json").out)
     assert report["sha256"] == out["sha256"] and report["target"] == out["address"]
 
@@ -134,7 +137,8 @@ def test_store_init_creates_a_write_once_bucket(run, s3):
     (("ls", "s3://Bad_Bucket"), "not a valid bucket name"),
     (("ls", "s3://no-such-bucket-xyz"), "does not exist"),
     (("show", "20250308T121500Z-7f3a9c21", "--store", "s3://no-such-bucket-xyz"), "does not exist"),
-    (("verify", "s3://no-such-bucket-xyz/captures/2025/03/08/20250308T121500Z-7f3a9c21.wacz"), "not found"),
+    (("verify", "s3://no-such-bucket-xyz/captures/2025/03/08/20250308T121500Z-7f3a9c21.wacz"), "does not exist"),
+    (("verify", "s3://no-such-bucket-xyz/other/thing.wacz"), "not found"),
     (("verify", "s3://bkt"), "names a bucket, not a capture"),
     (("ls", "s3://key:secret@bucket"), "takes no user, password"),
     (("ls", "ftp://x"), "unsupported store address"),

@@ -12,6 +12,8 @@ from archive.cli.common import Progress, duration, http_url, human_bytes, positi
 from archive.cli.store import add_store_options, store_options
 from archive.errors import ArchiveError
 from archive.keys import load_private_key, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
+from archive.cli.timestamp import print_timestamps
+from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
 from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, run_capture
 from archive.seal.sign import Signer
 from archive.store.address import open_store
@@ -49,6 +51,10 @@ def register(sub) -> None:
     p.add_argument("--work-dir", default=DEFAULT_WORK_DIR, help="where captures are assembled")
     p.add_argument("--warc-size", type=size, default=DEFAULT_MAX_SIZE,
                    help="start a new WARC file after SIZE (default 1GB)")
+    p.add_argument("--tsa", action="append", default=[], metavar="URL",
+                   help="RFC 3161 Time Stamping Authority to timestamp the capture (repeatable)")
+    p.add_argument("--tsa-timeout", type=duration, default=TSA_TIMEOUT,
+                   help=f"how long to wait for each TSA (default {TSA_TIMEOUT:g}s)")
     p.add_argument("--keep-local", action="store_true", help="keep the work folder after storing")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -74,6 +80,7 @@ def load_signer(key_path: str | None, unsigned: bool) -> Signer | None:
 
 def run(args) -> int:
     seeds = [http_url(u) for u in args.urls]
+    tsas = [http_url(u) for u in args.tsa]
     signer = load_signer(args.key, args.unsigned)
     progress = Progress(not args.quiet and not args.json)
 
@@ -90,7 +97,7 @@ def run(args) -> int:
     request = CaptureRequest(
         crawl=options, operator=args.operator or default_operator(),
         work_dir=Path(args.work_dir), warc_size=args.warc_size,
-        keep_local=args.keep_local, title=args.title,
+        keep_local=args.keep_local, title=args.title, tsa=tsas, tsa_timeout=args.tsa_timeout,
     )
 
     def on_progress(stats, queued: int) -> None:
@@ -117,4 +124,8 @@ def run(args) -> int:
               f"{human_bytes(result.bytes)}")
         if result.stop_reason:
             print(f"stopped  {result.stop_reason} reached; some queued URLs were not fetched")
+        print_timestamps(result.timestamps, result.capture_id)
+    if result.custody_problems:
+        raise ArchiveError(f"capture {result.capture_id} is stored, but its custody is incomplete: "
+                           + "; ".join(result.custody_problems))
     return 0

@@ -9,7 +9,10 @@ from typing import Callable
 from archive.errors import ArchiveError, NotFound
 from archive.store.local import LocalStore
 from archive.store.rangeread import RangeReader
-from archive.store.s3 import Retention, S3Store, is_s3_address, parse_s3_address, parse_s3_object
+from archive.ids import is_capture_id
+from archive.store.s3 import (
+    CAPTURE_KEY, Retention, S3Location, S3Store, is_s3_address, parse_s3_address, parse_s3_object,
+)
 from archive.store.s3upload import MiB, Transfer
 
 DEFAULT_STORE = "archive-store"
@@ -54,6 +57,19 @@ def open_store(address: str | None = None, options: StoreOptions | None = None, 
     if options.retention.days or options.retention.legal_hold:
         raise ArchiveError("--retain-days and --legal-hold need an s3:// store with Object Lock")
     return LocalStore(address.removeprefix("file://"))
+
+
+def locate_s3_capture(target: str, endpoint_url: str | None = None) -> tuple[S3Store, str] | None:
+    """The S3 store and capture id of `s3://bucket/prefix/captures/Y/M/D/<id>.wacz` (or
+    `s3://bucket/prefix/<id>`); None for anything else."""
+    if not is_s3_address(target):
+        return None
+    location, key = parse_s3_object(target)
+    match = CAPTURE_KEY.search(key)
+    if not match or not is_capture_id(match.group(1)):
+        return None
+    prefix = key[: match.start()].rstrip("/")
+    return S3Store(S3Location(location.bucket, prefix), endpoint_url=endpoint_url), match.group(1)
 
 
 def open_capture_target(target: str, endpoint_url: str | None = None) -> RangeReader:

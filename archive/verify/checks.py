@@ -15,6 +15,7 @@ from typing import BinaryIO, Iterator
 from archive import SOFTWARE
 from archive.hashing import parse_digest
 from archive.seal.sign import check_signature
+from archive.verify.timestamps import check_timestamps, summarize, trusted_time
 from archive.verify.container import Container, ContainerError, Member, iter_member, read_container
 from archive.verify.warcs import Problem, WarcResult, check_warc
 from archive.warc.cdxj import parse_cdxj_line
@@ -56,6 +57,8 @@ class Report:
     checks: list[Check] = field(default_factory=list)
     capture: dict = field(default_factory=dict)
     signature: dict = field(default_factory=dict)
+    time: dict = field(default_factory=dict)      # trusted time and every token checked
+    custody: list[dict] = field(default_factory=list)  # the capture's custody entries, from its store
     sha256: str | None = None
     size: int | None = None
 
@@ -72,7 +75,8 @@ class Report:
         return {
             "target": self.target, "kind": self.kind, "verdict": self.verdict,
             "qualifier": self.qualifier, "reason": self.reason, "sha256": self.sha256, "size": self.size,
-            "capture": self.capture, "signature": self.signature,
+            "capture": self.capture, "signature": self.signature, "time": self.time,
+            "custody": self.custody,
             "checks": [c.to_dict() for c in self.checks],
         }
 
@@ -163,9 +167,12 @@ def verify_wacz(
     file_size: int,
     trusted: dict[str, str],
     allow_unsigned: bool = False,
+    tsa_roots: list | None = None,
+    later_timestamps: list[tuple[str, dict]] = (),
 ) -> Report:
     """Check a WACZ read from a seekable binary stream; `trusted` maps key fingerprints
-    to the names the user gave them."""
+    to the names the user gave them, `tsa_roots` are the TSA certificates the user trusts,
+    `later_timestamps` (where, entry) tokens added after sealing (kept in the store)."""
     report = Report(target, "wacz", size=file_size)
     try:
         container = read_container(fh, file_size)
@@ -276,6 +283,7 @@ def verify_wacz(
     # -- digest file and signature ----------------------------------------------
     _check_digest_and_signature(report, digest, digest_error, dp_bytes, datapackage,
                                 trusted, allow_unsigned)
+    _check_timestamps(report, digest, dp_bytes, tsa_roots or [], list(later_timestamps))
     return _conclude(report)
 
 
@@ -402,12 +410,31 @@ def _check_digest_and_signature(report, digest, digest_error, dp_bytes, datapack
                f"signed by {trusted[check.fingerprint]} (key {check.fingerprint})")
 
 
+def _check_timestamps(report, digest, dp_bytes, roots, later) -> None:
+    """RFC 3161 tokens over datapackage.json (verify/timestamps.py)."""
+    if digest is None or dp_bytes is None:
+        report.add("timestamps", SKIP, "no timestamp can be checked without datapackage.json and its digest")
+        return
+    results = check_timestamps(digest.get("timestamps"), later, dp_bytes, roots)
+    best = trusted_time(results)
+    report.time = {"trusted": best is not None, "time": best.time if best else None,
+                   "tokens": [r.to_dict() for r in results]}
+    report.add("timestamps", *summarize(results, bool(roots)))
+
+
 def _capture_summary(datapackage: dict) -> dict:
     keys = ("title", "created", "software", "mainPageUrl", "mainPageDate", "wacz_version")
     return {k: datapackage[k] for k in keys if isinstance(datapackage.get(k), (str, int))}
 
 
+def add_late_check(report: Report, name: str, status: str, summary: str, problems=()) -> Report:
+    """A check made after the file was read (custody history from its store) joins the verdict."""
+    report.add(name, status, summary, problems)
+    return _conclude(report)
+
+
 def _conclude(report: Report) -> Report:
+    report.qualifier = None
     failed = [c for c in report.checks if c.status == FAIL]
     if failed:
         report.verdict = NOT_VERIFIED
@@ -422,7 +449,8 @@ def _conclude(report: Report) -> Report:
     return report
 
 
-def verify_path(path: str, trusted: dict[str, str], allow_unsigned: bool = False) -> Report:
+def verify_path(path: str, trusted: dict[str, str], allow_unsigned: bool = False,
+                tsa_roots: list | None = None, later_timestamps: list[tuple[str, dict]] = ()) -> Report:
     try:
         size = os.path.getsize(path)
         fh = open(path, "rb")
@@ -433,7 +461,7 @@ def verify_path(path: str, trusted: dict[str, str], allow_unsigned: bool = False
     except OSError as exc:
         raise CannotCheck(f"{path}: {exc.strerror}") from None
     with fh:
-        report = verify_wacz(fh, path, size, trusted, allow_unsigned)
+        report = verify_wacz(fh, path, size, trusted, allow_unsigned, tsa_roots, later_timestamps)
         fh.seek(0)
         sha = hashlib.sha256()
         while chunk := fh.read(1 << 20):

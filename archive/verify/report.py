@@ -33,6 +33,8 @@ def render_text(report: Report) -> str:
         lines.append(f"  signer    {who} ({signature.get('fingerprint') or 'unreadable key'})")
     elif signature:
         lines.append("  signer    none: UNSIGNED")
+    if report.time:
+        lines.append(f"  time      {report.time['time'] + ' (trusted timestamp)' if report.time.get('trusted') else 'no trusted time'}")
     lines.append("")
     lines.append("checks:")
     for check in report.checks:
@@ -42,6 +44,11 @@ def render_text(report: Report) -> str:
             lines.append(f"         - {problem.message}" + (f" ({where})" if where and where not in problem.message else ""))
         if len(check.problems) > MAX_PROBLEMS_SHOWN:
             lines.append(f"         ... and {len(check.problems) - MAX_PROBLEMS_SHOWN} more")
+    if report.custody:
+        lines += ["", "custody history:"]
+        for entry in report.custody:
+            key = f"key {entry['key'][:12]}…" if entry.get("signed") else "UNSIGNED"
+            lines.append(f"  {entry['seq']:>5}  {entry['time']}  {entry['event']:<17} {entry['actor']} ({key})")
     return "\n".join(lines) + "\n"
 
 

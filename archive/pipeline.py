@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import socket
+import zipfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from archive import SOFTWARE
-from archive.capture.crawl import CrawlOptions, CrawlStats, Crawler, Journal
-from archive.ids import new_capture_id
-from archive.seal.container import ContainerWriter
+from archive.capture.crawl import CrawlOptions, Crawler
+from archive.capture.dedup import Dedup, EarlierCapture
+from archive.capture.journal import JOURNAL_NAME, CrawlState, CrawlStats, Journal, replay
+from archive.custody.entry import CAPTURED, STORED, Actor
+from archive.custody.log import CustodyLog
+from archive.errors import ArchiveError
+from archive.hashing import file_sha256
+from archive.ids import is_capture_id, new_capture_id
+from archive.keys import fingerprint, public_key_from_b64
+from archive.seal.container import ContainerChanged, ContainerWriter
 from archive.seal.sign import Signer
+from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT, make_timestamper
 from archive.seal.wacz import SealInput, seal
 from archive.store.base import Store
 from archive.warc.records import default_operator, warcinfo_fields
-from archive.warc.writer import DEFAULT_MAX_SIZE, WarcWriter
+from archive.warc.writer import DEFAULT_MAX_SIZE, WARC_DIR, WarcFile, WarcWriter
 
 DEFAULT_WORK_DIR = "archive-work"
+REQUEST_NAME = "request.json"
+LOCK_NAME = "lock"
 
 
 @dataclass
@@ -32,6 +45,29 @@ class CaptureRequest:
     keep_local: bool = False
     job: str | None = None
     title: str = ""
+    dedup_against: str | None = None   # an earlier capture: WACZ path or capture id in the store
+    tsa: list[str] = field(default_factory=list)    # RFC 3161 authorities asked at sealing
+    tsa_timeout: float = TSA_TIMEOUT
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.pop("work_dir")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict, work_dir: Path) -> "CaptureRequest":
+        return cls(**{**data, "crawl": CrawlOptions(**data["crawl"]), "work_dir": Path(work_dir)})
+
+
+@dataclass
+class Session:
+    """One capture's fixed facts, shared by the steps below."""
+
+    work: Path
+    capture_id: str
+    started: datetime
+    request: CaptureRequest
+    earlier: EarlierCapture | None
 
 
 @dataclass
@@ -45,8 +81,12 @@ class CaptureResult:
     requisites: int
     failed: int
     bytes: int
+    revisits: int
     stop_reason: str | None
     work_dir: str | None
+    timestamps: list[dict] = field(default_factory=list)   # per TSA: tsa, time or error
+    custody_problems: list[str] = field(default_factory=list)
+    lock: str | None = None       # Object Lock retention / legal hold of the stored object
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,18 +96,47 @@ def _iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+def _write_json(path: Path, data: dict) -> None:
+    with open(path, "x", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
-def _read_lines(path: Path) -> list[str]:
-    if not path.exists():
-        return []
-    with open(path, encoding="utf-8") as fh:
-        return [line.rstrip("\n") for line in fh if line.strip()]
+def _lock(work: Path):
+    """Hold the work folder for this process (released when it exits, even by kill -9):
+    two processes writing one capture would corrupt it."""
+    handle = open(work / LOCK_NAME, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ArchiveError(f"{work} is being written by another archive process") from None
+    return handle
+
+
+def _sealed_facts(path: Path) -> tuple[str | None, str | None]:
+    """(fingerprint of the key that signed a sealed WACZ or None, its `created` time)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            signed = json.loads(zf.read("datapackage-digest.json")).get("signedData") or {}
+            created = json.loads(zf.read("datapackage.json")).get("created")
+        return (fingerprint(public_key_from_b64(signed["publicKey"])) if signed else None), created
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise ArchiveError(f"{path}: sealed file cannot be read ({exc})") from None
+
+
+def open_earlier_capture(ref: str, store: Store) -> EarlierCapture:
+    """The capture to deduplicate against: a WACZ file path, or a capture id in `store`."""
+    path = Path(ref)
+    try:
+        if path.is_file():
+            return EarlierCapture(open(path, "rb"), path.name.removesuffix(".wacz"))
+        if is_capture_id(ref):
+            return EarlierCapture(store.open_capture(ref), ref)
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise ArchiveError(f"cannot deduplicate against {ref}: not a readable WACZ ({exc})") from None
+    raise ArchiveError(f"cannot deduplicate against {ref}: no such file or capture id")
 
 
 def run_capture(
@@ -77,77 +146,185 @@ def run_capture(
     on_progress: Callable[[CrawlStats, int], None] | None = None,
 ) -> CaptureResult:
     """Crawl, seal and store one capture. The work folder is removed once the store
-    holds a verified copy, and kept (and named in the error) when anything fails."""
+    holds a verified copy, and kept (and named in the error) when anything fails:
+    `resume_capture` finishes it."""
+    earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
     started = datetime.now(timezone.utc)
     capture_id = new_capture_id(started)
     work = request.work_dir / capture_id
     (work / "spool").mkdir(parents=True)
-    options = request.crawl
-    robots = "ignored"  # the crawler issue adds robots.txt handling
+    held = _lock(work)  # noqa: F841 - held until this function returns
+    _write_json(work / REQUEST_NAME, {
+        "captureId": capture_id, "started": _iso(started), "request": request.to_json(),
+    })
     container = ContainerWriter(work / f"{capture_id}.wacz")
-    writer = WarcWriter(
-        container, capture_id,
-        warcinfo_fields(
-            capture_id, request.operator, options.user_agent, robots, request.job,
-            extra={"tls-certificate-verification": "on" if options.verify_tls else "off"},
-        ),
-        max_size=request.warc_size,
-    )
-    journal = Journal(work)
-    crawler = Crawler(options, writer, journal, str(work / "spool"), on_progress)
+    return _capture(Session(work, capture_id, started, request, earlier), container, [],
+                    None, store, signer, on_progress)
+
+
+def resume_capture(
+    work: Path,
+    store: Store,
+    signer: Signer | None,
+    on_progress: Callable[[CrawlStats, int], None] | None = None,
+) -> CaptureResult:
+    """Finish a capture whose process was killed (or failed) during the crawl, the seal or
+    the upload, from what its work folder holds. The WARC data is cut back to the last
+    record group the journal knows complete; the crawl goes on from there."""
+    work = Path(work)
     try:
-        stats = crawler.run()
-    finally:
+        saved = json.loads((work / REQUEST_NAME).read_text(encoding="utf-8"))
+        capture_id = saved["captureId"]
+        request = CaptureRequest.from_json(saved["request"], work.parent)
+        started = datetime.strptime(saved["started"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArchiveError(f"{work} is not a capture work folder ({exc})") from None
+    held = _lock(work)  # noqa: F841 - held until this function returns
+    sealed_path = work / f"{capture_id}.wacz"
+    if sealed_path.exists():   # sealed, but never stored
+        sealed_by, created = _sealed_facts(sealed_path)
+        if sealed_by != (signer.fingerprint if signer else None):
+            raise ArchiveError(
+                f"{work} is already sealed, by key {sealed_by or 'none (unsigned)'}: "
+                "resume with that key (or --unsigned for an unsigned capture)"
+            )
+        sha, size = file_sha256(sealed_path)
+        custody = CustodyLog(store, Actor(request.operator, signer))
+        return _store(Session(work, capture_id, started, request, None), store, signer,
+                      sealed_path, sha, size, created, replay(work / JOURNAL_NAME), custody)
+    earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
+    state = replay(work / JOURNAL_NAME)
+    keep = (f"{WARC_DIR}/{state.position[0]}", state.position[1]) if state.position else None
+    try:
+        container = ContainerWriter.reopen(sealed_path, keep)
+    except FileNotFoundError:
+        raise ArchiveError(f"{work}: the capture's container is missing; cannot resume") from None
+    except ContainerChanged as exc:
+        raise ArchiveError(f"{work}: {exc}") from None
+    if container.current is not None:
+        container.end()
+    closed = [WarcFile(m.entry.name.rsplit("/", 1)[-1], m.entry.size, m.entry.crc, m.sha256)
+              for m in container.members]
+    for leftover in (work / "spool").glob("*"):
+        leftover.unlink()
+    return _capture(Session(work, capture_id, started, request, earlier), container, closed,
+                    state, store, signer, on_progress)
+
+
+def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile],
+             state: CrawlState | None, store: Store, signer: Signer | None,
+             on_progress) -> CaptureResult:
+    request, options, work = session.request, session.request.crawl, session.work
+    extra = {"tls-certificate-verification": "on" if options.verify_tls else "off"}
+    if session.earlier is not None:
+        extra["dedup-against"] = session.earlier.label
+    if state is not None:
+        extra["resumed"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    writer = WarcWriter(
+        container, session.capture_id,
+        warcinfo_fields(session.capture_id, request.operator, options.user_agent,
+                        "obeyed" if options.obey_robots else "ignored", request.job, extra=extra),
+        max_size=request.warc_size, first_sequence=len(closed), closed_files=closed,
+    )
+    if state is None or state.ended is None:
+        journal = Journal(work)
+        crawler = Crawler(options, writer, journal, str(work / "spool"), Dedup(session.earlier), state)
+        try:
+            crawler.run(on_progress)
+        except BaseException as exc:
+            journal.close()
+            writer.close()
+            container.close()
+            hint = f"what was captured is kept: finish it with `archive capture --resume {work}`"
+            if not isinstance(exc, Exception):
+                # Ctrl-C, SIGTERM from a job runner: the caller decides what stopping means.
+                exc.add_note(hint)
+                raise
+            raise ArchiveError(f"capture stopped ({type(exc).__name__}: {exc}); {hint}") from exc
         journal.close()
-        writer.close()
-    finished = datetime.now(timezone.utc)
-    pages = _read_jsonl(work / "pages.jsonl")
-    stop_reason = getattr(crawler, "stop_reason", None)
+    writer.close()
+    state = replay(work / JOURNAL_NAME)
+    custody = CustodyLog(store, Actor(request.operator, signer))
+    stats = state.stats
+    custody.record(CAPTURED, session.capture_id, seeds=options.seeds, pages=stats.pages,
+                   failed=stats.failed, bytes=stats.bytes, started=_iso(session.started),
+                   finished=_iso(datetime.now(timezone.utc)))
+    sealed = seal(container, _seal_input(session, state, signer), signer)
+    custody.record_sealed(session.capture_id, sealed)
+    return _store(session, store, signer, sealed.path, sealed.sha256, sealed.size, sealed.created,
+                  state, custody, sealed.timestamps)
+
+
+def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> SealInput:
+    request, options = session.request, session.request.crawl
+    ended = state.ended or {}
+    stats = state.stats
     evidence = {
-        "captureId": capture_id,
+        "captureId": session.capture_id,
         "software": SOFTWARE,
         "operator": request.operator,
         "host": socket.gethostname(),
         "job": request.job,
         "seeds": options.seeds,
         "options": {k: v for k, v in asdict(options).items() if k != "seeds"},
-        "started": _iso(started),
-        "finished": _iso(finished),
+        "started": _iso(session.started),
+        "finished": _iso(datetime.now(timezone.utc)),
+        "resumed": state.resumes,
         "signer": signer.fingerprint if signer else None,
         "signed": signer is not None,
         "stats": {
             "pages": stats.pages, "requisites": stats.requisites, "failed": stats.failed,
-            "bytes": stats.bytes, "notFetched": stats.not_fetched,
+            "bytes": stats.bytes, "revisits": stats.revisits,
+            "robotsBlocked": stats.robots_blocked, "notFetched": len(ended.get("notFetched", ())),
         },
-        "stopReason": stop_reason,
+        "stopReason": ended.get("stop"),
+        "notFetched": ended.get("notFetched", []),
     }
+    if session.earlier is not None:
+        evidence["dedupAgainst"] = {
+            "capture": session.earlier.label, "datapackageHash": session.earlier.datapackage_hash,
+        }
+    pages = state.pages
     main = next((p for p in pages if "error" not in p), pages[0] if pages else None)
-    sealed = seal(
-        container,
-        SealInput(
-            capture_id=capture_id,
-            index_lines=_read_lines(work / "index.cdxj"),
-            pages=pages,
-            evidence={"evidence/capture.json": json.dumps(evidence, indent=2).encode("utf-8")},
-            title=request.title or f"Capture of {', '.join(options.seeds)}",
-            description=f"Captured by {request.operator} with {SOFTWARE}",
-            main_page_url=main["url"] if main else None,
-            main_page_date=main["ts"] if main else None,
-        ),
-        signer,
+    return SealInput(
+        capture_id=session.capture_id,
+        index_lines=state.index_lines,
+        pages=pages,
+        evidence={"evidence/capture.json": json.dumps(evidence, indent=2).encode("utf-8")},
+        title=request.title or f"Capture of {', '.join(options.seeds)}",
+        description=f"Captured by {request.operator} with {SOFTWARE}",
+        main_page_url=main["url"] if main else None,
+        main_page_date=main["ts"] if main else None,
+        timestamper=make_timestamper(request.tsa, request.tsa_timeout),
     )
-    metadata = {"signer": sealed.signer_fingerprint, "seeds": options.seeds}
-    stored = store.put_capture(capture_id, sealed.path, sealed.sha256, metadata)
+
+
+def _store(session: Session, store: Store, signer: Signer | None, path: Path, sha256: str,
+           size: int, created: str | None, state: CrawlState, custody: CustodyLog,
+           timestamps: list[dict] = ()) -> CaptureResult:
+    options = session.request.crawl
+    metadata = {"signer": signer.fingerprint if signer else None, "seeds": options.seeds,
+                "created": created}
+    try:
+        stored = store.put_capture(session.capture_id, path, sha256, metadata)
+    except Exception as exc:
+        # the work folder stays: the sealed WACZ in it is the only copy
+        raise ArchiveError(f"capture {session.capture_id} was not stored: {exc} "
+                           f"(the sealed capture is kept at {path})") from exc
+    custody.record(STORED, session.capture_id, sha256, address=stored.address, size=stored.size)
     if signer is not None:
         store.put_public_key(signer.fingerprint, signer.public_pem())
     kept = None
-    if request.keep_local:
-        kept = str(work)
+    if session.request.keep_local:
+        kept = str(session.work)
     else:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(session.work, ignore_errors=True)
+    stats, ended = state.stats, state.ended or {}
     return CaptureResult(
-        capture_id=capture_id, address=stored.address, sha256=sealed.sha256,
-        size=sealed.size, signer=sealed.signer_fingerprint, pages=stats.pages,
+        capture_id=session.capture_id, address=stored.address, sha256=sha256, size=size,
+        signer=signer.fingerprint if signer else None, pages=stats.pages,
         requisites=stats.requisites, failed=stats.failed, bytes=stats.bytes,
-        stop_reason=stop_reason, work_dir=kept,
+        revisits=stats.revisits, stop_reason=ended.get("stop"), work_dir=kept,
+        timestamps=[{k: e.get(k) for k in ("tsa", "time", "error")} for e in timestamps],
+        custody_problems=custody.problems, lock=stored.lock,
     )

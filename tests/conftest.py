@@ -11,6 +11,8 @@ import pytest
 from archive.cli import main as cli_main
 from tests.site import SiteServer, standard_site
 
+pytest_plugins = ["tests.s3server"]    # moto S3 endpoint, proxy and bucket fixtures
+
 PASSPHRASE = "correct horse battery staple"
 BIN = Path(sys.executable).parent
 
@@ -83,3 +85,24 @@ def stored_waczs(store: Path) -> list[str]:
 def tool(name: str) -> str:
     """A console script installed next to this Python (warcio, wacz, archive)."""
     return str(BIN / name)
+
+
+@pytest.fixture(scope="session")
+def tsa_creds():
+    """A test TSA's root CA and timestamping certificate, made once per session."""
+    from tests.tsa import make_tsa_credentials
+    return make_tsa_credentials()
+
+
+@pytest.fixture
+def tsa(tsa_creds):
+    """A Time Stamping Authority on 127.0.0.1 issuing real RFC 3161 tokens."""
+    from tests.tsa import TestTsa
+    with TestTsa(tsa_creds) as server:
+        yield server
+
+
+@pytest.fixture
+def tsa_ca(tsa_creds, tmp_path) -> Path:
+    """The test TSA's root CA certificate, PEM, as a user would be given it."""
+    return tsa_creds.write_ca(tmp_path / "tsa-ca.pem")

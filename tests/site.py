@@ -10,6 +10,7 @@ import gzip
 import http.server
 import socket
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -41,7 +42,10 @@ class Site:
         self.routes: dict[str, Route] = {}
         self.requests: list[str] = []
         self.served: dict[str, bytes] = {}   # path -> body bytes as sent (before chunking)
+        self.times: list[tuple[str, float]] = []   # (path, time.monotonic()) of each request
         self.delay = 0.0
+        self.active = 0          # requests being answered now, and the most at once
+        self.max_active = 0
         self.lock = threading.Lock()
 
     def add(self, path: str, body: bytes | str = b"", **kwargs) -> Route:
@@ -73,6 +77,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         site = self.site
         with site.lock:
             site.requests.append(self.path)
+            site.times.append((self.path, time.monotonic()))
+            site.active += 1
+            site.max_active = max(site.max_active, site.active)
+        try:
+            self._answer(site)
+        finally:
+            with site.lock:
+                site.active -= 1
+
+    def _answer(self, site: Site) -> None:
         if site.delay:
             time.sleep(site.delay)
         route = site.routes.get(self.path)
@@ -146,13 +160,40 @@ def streamed(size: int, chunk: int = 1 << 20):
     return handler
 
 
+def fails_then(status: int, headers: dict, times: int = 1, body: bytes = b"<html>ok</html>"):
+    """Answers `status` with `headers` the first `times` requests, then 200 with `body`."""
+    calls = []
+
+    def handler(h: _Handler) -> None:
+        calls.append(1)
+        code, extra, payload = (status, headers, b"busy") if len(calls) <= times else (200, {}, body)
+        h.send_response(code)
+        h.send_header("Content-Type", "text/html")
+        for name, value in extra.items():
+            h.send_header(name, value)
+        h.send_header("Content-Length", str(len(payload)))
+        h.end_headers()
+        h.wfile.write(payload)
+    return handler
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # A crawler that stops reading (--max-body, a timeout) breaks the pipe: expected.
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 class SiteServer:
-    def __init__(self, site: Site, tls=None) -> None:
-        """`tls`: a tests.tls.ServerCert to serve HTTPS with."""
+    def __init__(self, site: Site, tls=None, host: str = "127.0.0.1") -> None:
+        """`tls`: a tests.tls.ServerCert to serve HTTPS with; `host`: any loopback
+        address (127.0.0.2 makes a second host, like a CDN)."""
         handler = type("Handler", (_Handler,), {"site": site})
         self.site = site
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((host, 0), handler)
         scheme = "http"
         if tls is not None:
             import ssl
@@ -161,7 +202,7 @@ class SiteServer:
             self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
             scheme = "https"
         self.port = self.httpd.server_address[1]
-        self.base = f"{scheme}://127.0.0.1:{self.port}"
+        self.base = f"{scheme}://{host}:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:
@@ -201,4 +242,104 @@ def standard_site() -> Site:
     site.add("/redirect", status=302, headers={"Location": "/about"})
     site.add("/missing", "<html>gone</html>", status=404)
     site.add("/error", "<html>oops</html>", status=500)
+    return site
+
+
+SJIS_TITLE = "\u65e5\u672c\u8a9e\u306e\u30da\u30fc\u30b8"   # "Japanese page"
+SHARED_PNG = PNG + b"shared"
+
+
+def crawl_site(cdn: str) -> Site:
+    """A site to crawl at depth 3 with every awkward case; `cdn` is the base URL of a
+    second host (tests.site.cdn_site) holding some of its requisites.
+
+    In scope at --depth 3 --scope host: / , /section/{1,2}, /section/N/item/{1,2},
+    /section/N/item/M/detail, /sjis, /sjis/next; /section/N/item/M/detail/deeper is depth 4.
+    """
+    site = Site()
+    site.add("/robots.txt", "User-agent: *\nDisallow: /private/\n", content_type="text/plain")
+    site.html("/", "Crawl home", (
+        '<link rel="stylesheet" href="/style.css">'
+        f'<script src="{cdn}/cdn/lib.js"></script><img src="{cdn}/cdn/logo.png">'
+        '<a href="/section/1">one</a> <a href="/section/2">two</a> <a href="/sjis">sjis</a>'
+        '<a href="/private/secret">private</a>'
+        f'<a href="{cdn}/cdn/page.html">a page on the CDN host: out of scope</a>'
+    ))
+    site.add("/style.css", 'body{background:url("/img/bg.png")}', content_type="text/css")
+    site.add("/img/bg.png", PNG + b"bg", content_type="image/png")
+    for n in (1, 2):
+        site.html(f"/section/{n}", f"Section {n}", (
+            f'<img src="/img/s{n}.png"><img src="{cdn}/cdn/logo.png">'
+            + "".join(f'<a href="/section/{n}/item/{m}">item {m}</a>' for m in (1, 2))
+        ))
+        site.add(f"/img/s{n}.png", PNG + f"s{n}".encode(), content_type="image/png")
+        for m in (1, 2):
+            base = f"/section/{n}/item/{m}"
+            # the same image bytes at every item's own URL: stored once, then revisits
+            site.html(base, f"Item {n}.{m}", (
+                f'<img src="/img/shared-{n}-{m}.png"><a href="{base}/detail">detail</a>'))
+            site.add(f"/img/shared-{n}-{m}.png", SHARED_PNG, content_type="image/png")
+            site.html(f"{base}/detail", f"Detail {n}.{m}", f'<a href="{base}/detail/deeper">deeper</a>')
+            site.html(f"{base}/detail/deeper", "Too deep", "depth 4")
+    site.add("/sjis", (
+        '<html><head><meta charset="shift_jis"><title>' + SJIS_TITLE + '</title></head>'
+        '<body><a href="/sjis/next">\u6b21</a></body></html>').encode("shift_jis"),
+        content_type="text/html")
+    site.html("/sjis/next", "After SJIS", "ok")
+    site.html("/private/secret", "Secret", "robots.txt says no")
+    return site
+
+
+def failures_site() -> Site:
+    """Every kind of failure a crawl must record, linked from /."""
+    site = Site()
+    links = ["/missing", "/error", "/reset", "/slow", "/busy", "/big.bin",
+             "/chain/0", "/loop/a", "/long/0"]
+    site.html("/", "Failures", "".join(f'<a href="{p}">{p}</a>' for p in links))
+    site.add("/missing", "<html>gone</html>", status=404)
+    site.add("/error", "<html>oops</html>", status=500)
+    site.add("/reset", handler=reset_after(1000))
+    site.add("/slow", handler=slow(5.0))
+    site.add("/busy", handler=fails_then(503, {"Retry-After": "2"}))
+    site.add("/big.bin", handler=streamed(3 * 1024 * 1024))
+    for n in range(3):
+        site.add(f"/chain/{n}", status=301, headers={"Location": f"/chain/{n + 1}"})
+    site.html("/chain/3", "End of chain", "arrived")
+    site.add("/loop/a", status=302, headers={"Location": "/loop/b"})
+    site.add("/loop/b", status=302, headers={"Location": "/loop/a"})
+    for n in range(12):
+        site.add(f"/long/{n}", status=302, headers={"Location": f"/long/{n + 1}"})
+    site.html("/long/12", "Never reached", "too far")
+    return site
+
+
+def cdn_site() -> Site:
+    site = Site()
+    site.add("/cdn/lib.js", "console.log('cdn')", content_type="application/javascript")
+    site.add("/cdn/logo.png", PNG + b"cdn-logo", content_type="image/png")
+    site.html("/cdn/page.html", "CDN page", "a page, not a requisite")
+    return site
+
+
+def generated_site(pages: int, fanout: int = 3) -> Site:
+    """`pages` pages in a tree (page i links to pages fanout*i+1 ... fanout*i+fanout, so
+    500 pages reach depth 5), each with its own stylesheet, script and two images, and
+    a link home. Page 0 is `/`."""
+    site = Site()
+
+    def path(i: int) -> str:
+        return "/" if i == 0 else f"/p/{i}.html"
+
+    for i in range(pages):
+        children = [c for c in range(fanout * i + 1, fanout * i + fanout + 1) if c < pages]
+        site.html(path(i), f"Page {i}", (
+            f'<link rel="stylesheet" href="/s/{i}.css"><script src="/j/{i}.js"></script>'
+            f'<img src="/i/{i}-a.png"><img src="/i/{i}-b.png"><a href="/">home</a>'
+            + "".join(f'<a href="{path(c)}">page {c}</a>' for c in children)
+            + f"<p>{'Some text of page %d. ' % i * 20}</p>"
+        ))
+        site.add(f"/s/{i}.css", f"body{{margin:{i}px}}", content_type="text/css")
+        site.add(f"/j/{i}.js", f"console.log({i})", content_type="application/javascript")
+        for name in ("a", "b"):
+            site.add(f"/i/{i}-{name}.png", PNG + f"{i}{name}".encode(), content_type="image/png")
     return site

@@ -1,12 +1,11 @@
 import gzip
 import json
-import subprocess
 import zlib
 import zipfile
 from pathlib import Path
 
-from tests.conftest import stored_waczs, tool
-from tests.warcs import member, pages, records
+from tests.conftest import stored_waczs
+from tests.warcs import assert_third_party_checks_pass, member, pages, records
 
 
 def test_round_trip_bytes_in_warc_equal_bytes_served(capture, run, pubkey, site):
@@ -61,15 +60,7 @@ def test_warc_has_warcinfo_requests_and_metadata(capture, site):
 
 def test_warcio_check_and_wacz_validate_pass(capture, tmp_path):
     wacz = capture("/", "/chunked", "/gzipped", "/latin1", "/missing")
-    out = tmp_path / "unzipped"
-    zipfile.ZipFile(wacz).extractall(out)
-    warcs = sorted(str(p) for p in (out / "archive").glob("*.warc.gz"))
-    check = subprocess.run([tool("warcio"), "check", "-v", *warcs], capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "digest pass" in check.stdout and "fail" not in check.stdout
-    validate = subprocess.run([tool("wacz"), "validate", "-f", str(wacz)], capture_output=True, text=True)
-    assert validate.returncode == 0, validate.stdout + validate.stderr
-    assert "Validation succeeded" in validate.stdout
+    assert_third_party_checks_pass(wacz, tmp_path)
 
 
 def test_wacz_layout_and_signature_fields(capture):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import zipfile
 from pathlib import Path
 
 from warcio.archiveiterator import ArchiveIterator
+
+from tests.conftest import tool
 
 
 def records(wacz: Path) -> list[dict]:
@@ -35,3 +38,16 @@ def member(wacz: Path, name: str) -> bytes:
 def pages(wacz: Path) -> list[dict]:
     lines = member(wacz, "pages/pages.jsonl").decode().splitlines()
     return [json.loads(line) for line in lines[1:]]
+
+
+def assert_third_party_checks_pass(wacz: Path, scratch: Path) -> None:
+    """`warcio check` passes every WARC in the WACZ and `wacz validate` passes the file."""
+    out = scratch / "unzipped"
+    zipfile.ZipFile(wacz).extractall(out)
+    warcs = sorted(str(p) for p in (out / "archive").glob("*.warc.gz"))
+    check = subprocess.run([tool("warcio"), "check", "-v", *warcs], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "digest pass" in check.stdout and "fail" not in check.stdout
+    validate = subprocess.run([tool("wacz"), "validate", "-f", str(wacz)], capture_output=True, text=True)
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    assert "Validation succeeded" in validate.stdout

@@ -1,29 +1,39 @@
-"""The crawl: a frontier of pages and requisites, fetched, written to WARC and followed."""
+"""The crawl: worker threads take URLs from the frontier, fetch them, write their
+records to the WARC and follow what they link to, journaling every step so that a
+killed crawl can be resumed without losing or repeating a page."""
 
 from __future__ import annotations
 
-import json
+import email.utils
 import threading
-import uuid
 import time
-from collections import deque
+import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import datetime, timezone
 from typing import Callable
 
 from warcio.limitreader import LimitReader
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
 
+from archive.capture.dedup import Dedup, Original, revisit_headers
 from archive.capture.fetch import DEFAULT_USER_AGENT, FetchResult, fetch, make_session
+from archive.capture.frontier import Frontier, Item
+from archive.capture.journal import CrawlState, CrawlStats, Journal
 from archive.capture.links import Links, absolute, extract_css, extract_html
+from archive.capture.robots import Robots, RobotsAnswer
 from archive.capture.scope import Scope
+from archive.httpmessage import PayloadSplitter
 from archive.warc.cdxj import cdxj_line
 from archive.warc.records import fetch_metadata_fields
 from archive.warc.writer import WarcWriter, warc_fields
 
 PARSE_LIMIT = 16 * 1024 * 1024   # HTML or CSS larger than this is kept but not parsed
+ROBOTS_LIMIT = 500 * 1024        # RFC 9309: parse at least the first 500 KiB
+ROBOTS_REDIRECTS = 5
 REDIRECT_CODES = {301, 302, 303, 307, 308}
+TRANSIENT_KINDS = {"timeout", "reset", "refused"}
+TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
 @dataclass
@@ -41,49 +51,14 @@ class CrawlOptions:
     max_redirects: int = 10
     user_agent: str = DEFAULT_USER_AGENT
     verify_tls: bool = True
-
-
-@dataclass
-class Item:
-    url: str
-    depth: int
-    requisite: bool = False
-    chain: tuple = ()        # URLs of the redirects that led here
-
-
-@dataclass
-class CrawlStats:
-    pages: int = 0
-    requisites: int = 0
-    failed: int = 0
-    bytes: int = 0
-    records: int = 0
-    not_fetched: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-
-class Journal:
-    """Append-only files in the capture's work directory: index lines and page entries."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self._lock = threading.Lock()
-        self._index = open(directory / "index.cdxj", "a", encoding="utf-8")
-        self._pages = open(directory / "pages.jsonl", "a", encoding="utf-8")
-
-    def index(self, line: str) -> None:
-        with self._lock:
-            self._index.write(line + "\n")
-            self._index.flush()
-
-    def page(self, entry: dict) -> None:
-        with self._lock:
-            self._pages.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            self._pages.flush()
-
-    def close(self) -> None:
-        self._index.close()
-        self._pages.close()
+    workers: int = 8               # fetches at once, all hosts together
+    host_workers: int = 4          # fetches at once to one host (scheme, name, port)
+    delay: float = 0.0             # seconds between request starts to one host
+    retries: int = 2               # extra attempts after a transient failure
+    backoff: float = 1.0           # first retry wait in seconds; doubles each time
+    max_retry_after: float = 120.0 # a longer Retry-After is recorded, not waited for
+    obey_robots: bool = True
+    dedup: bool = True
 
 
 def decoded_body(result: FetchResult, limit: int = PARSE_LIMIT) -> bytes | None:
@@ -106,12 +81,54 @@ def decoded_body(result: FetchResult, limit: int = PARSE_LIMIT) -> bytes | None:
         stream.seek(0)
 
 
-def _iso(dt) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+def header_block(result: FetchResult) -> bytes:
+    """The status line and headers of a recorded response: a revisit record's block."""
+    stream, splitter, head = result.response, PayloadSplitter(), bytearray()
+    stream.seek(0)
+    try:
+        while chunk := stream.read(1 << 16):
+            start = splitter.feed(chunk)
+            if start is not None:
+                head += chunk[:start]
+                break
+            head += chunk
+    finally:
+        stream.seek(0)
+    return bytes(head)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+@dataclass
+class Outcome:
+    """What one fetch leads to, worked out before the WARC writer is locked."""
+
+    links: Links = field(default_factory=Links)
+    redirect: str | None = None
+    note: str | None = None
+    new_items: list[Item] = field(default_factory=list)
+    follows_redirect: bool = False   # the page entry belongs to where the redirect leads
+    robots_blocked: bool = False
 
 
 class Crawler:
-    """Runs one crawl into a WARC writer and a journal."""
+    """Runs one crawl (or the rest of one, given the state a journal left) into a WARC
+    writer, journaling each group of records as it is written."""
 
     def __init__(
         self,
@@ -119,174 +136,304 @@ class Crawler:
         writer: WarcWriter,
         journal: Journal,
         spool_dir: str | None = None,
-        on_progress: Callable[[CrawlStats, int], None] | None = None,
+        dedup: Dedup | None = None,
+        state: CrawlState | None = None,
     ) -> None:
         self.options = options
         self.writer = writer
         self.journal = journal
         self.spool_dir = spool_dir
-        self.on_progress = on_progress
         self.scope = Scope(options.scope, options.seeds, options.include, options.exclude)
+        self.frontier = Frontier(options.host_workers, options.delay, options.max_pages)
+        self.robots = Robots(options.user_agent) if options.obey_robots else None
+        self.dedup = (dedup or Dedup()) if options.dedup else None
         self.stats = CrawlStats()
-        self.frontier: deque[Item] = deque()
-        self.seen: set[str] = set()
-        self.session = make_session(options.user_agent, options.verify_tls)
-        for seed in options.seeds:
-            self._enqueue(Item(seed, 0))
+        self.stop_reason: str | None = None
+        self.not_fetched: list[str] = []
+        self._errors: list[BaseException] = []
+        self._deadline: float | None = None
+        if state is None:
+            seeds = [item for item in (Item(s, 0) for s in options.seeds) if self.frontier.add(item)]
+            journal.append({"t": "seeds", "queue": [item.to_json() for item in seeds]})
+        else:
+            self.frontier.restore(state.seen, state.pending(), state.stats.pages)
+            self.stats = CrawlStats(**vars(state.stats))
+            if self.dedup is not None:
+                for digest, original in state.originals:
+                    self.dedup.add(digest, original)
+            journal.append({"t": "resume", "at": _warc_date_now()})
 
-    # -- frontier ----------------------------------------------------------
-    def _enqueue(self, item: Item) -> bool:
-        if item.url in self.seen:
-            return False
-        self.seen.add(item.url)
-        self.frontier.append(item)
-        return True
-
-    def _limit_reached(self) -> str | None:
-        o, s = self.options, self.stats
-        if o.max_pages is not None and s.pages >= o.max_pages:
-            return "max-pages"
-        if o.max_bytes is not None and s.bytes >= o.max_bytes:
-            return "max-bytes"
-        if o.max_time is not None and time.monotonic() - s.started >= o.max_time:
-            return "max-time"
-        return None
-
-    def run(self) -> CrawlStats:
-        while self.frontier:
-            reason = self._limit_reached()
-            if reason:
-                self.stats.not_fetched = len(self.frontier)
-                self.stop_reason = reason
-                break
-            self._process(self.frontier.popleft())
-            if self.on_progress:
-                self.on_progress(self.stats, len(self.frontier))
+    # -- running ---------------------------------------------------------------
+    def run(self, on_progress: Callable[[CrawlStats, int], None] | None = None) -> CrawlStats:
+        """Crawl until the frontier is empty or a limit is reached. On an interrupt or a
+        worker's error the workers finish what they fetch and the error is raised; the
+        journal then holds everything needed to resume."""
+        if self.options.max_time is not None:
+            self._deadline = time.monotonic() + self.options.max_time
+        threads = [
+            threading.Thread(target=self._work, name=f"crawl-{n}", daemon=True)
+            for n in range(max(1, self.options.workers))
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.2)
+                    if self._deadline is not None and time.monotonic() >= self._deadline:
+                        self.frontier.stop("max-time")
+                    if on_progress:
+                        on_progress(self.stats, self.frontier.queued)
+        except BaseException:
+            self.frontier.stop("interrupted")
+            for thread in threads:
+                thread.join()
+            raise
+        if self._errors:
+            raise self._errors[0]
+        self.not_fetched = [item.url for item in self.frontier.remaining()]
+        # The frontier ends quietly when only pages beyond --max-pages are left.
+        self.stop_reason = self.frontier.stop_reason or ("max-pages" if self.not_fetched else None)
+        self.stats.not_fetched = len(self.not_fetched)
+        self.journal.append({"t": "end", "stop": self.stop_reason, "notFetched": self.not_fetched})
         return self.stats
 
+    def _work(self) -> None:
+        session = make_session(self.options.user_agent, self.options.verify_tls)
+        try:
+            while (item := self.frontier.claim()) is not None:
+                try:
+                    self._process(session, item)
+                finally:
+                    self.frontier.release(item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+            self._errors.append(exc)
+            self.frontier.stop("error")
+        finally:
+            session.close()
+
     # -- one URL -------------------------------------------------------------
-    def _process(self, item: Item) -> None:
+    def _process(self, session, item: Item) -> None:
+        if self.robots is not None:
+            rules = self.robots.rules(item.url, lambda url: self._fetch_robots(session, url))
+            delay = rules.crawl_delay(self.options.user_agent)
+            if delay:
+                self.frontier.slow_down(item.url, delay)
+            if not rules.allows(item.url, self.options.user_agent):
+                blocked = FetchResult(
+                    url=item.url, started=datetime.now(timezone.utc), error_kind=rules.error_kind,
+                    error=f"not fetched: disallowed by {rules.source}",
+                )
+                self._commit(item, blocked, final=True, outcome=Outcome(robots_blocked=True))
+                return
         result = fetch(
-            self.session, item.url, timeout=self.options.timeout,
-            max_body=self.options.max_body, spool_dir=self.spool_dir,
+            session, item.url, timeout=self.options.timeout, max_body=self.options.max_body,
+            deadline=self._deadline, spool_dir=self.spool_dir,
         )
         try:
-            self._record(item, result)
+            wait = self._retry_wait(item, result)
+            if wait is not None:
+                note = f"attempt {item.attempt + 1} failed; retrying in {wait:.1f}s"
+                self._commit(item, result, final=False, outcome=Outcome(note=note))
+                self.frontier.retry(item.retried(), time.monotonic() + wait)
+                return
+            self._commit(item, result, final=True, outcome=self._outcome(item, result))
         finally:
             result.close()
 
-    def _record(self, item: Item, result: FetchResult) -> None:
-        response_ref = None
-        if result.has_response:
-            extra = {"WARC-Date": _warc_date(result), "WARC-IP-Address": result.ip}
+    def _retry_wait(self, item: Item, result: FetchResult) -> float | None:
+        """Seconds to wait before fetching again, or None when this result is final."""
+        transient = result.error_kind in TRANSIENT_KINDS or result.status in TRANSIENT_STATUS
+        if not transient or item.attempt >= self.options.retries or self.frontier.stop_reason:
+            return None
+        wait = self.options.backoff * (2 ** item.attempt)
+        asked = retry_after(result.headers.get("retry-after")) if result.status in (429, 503) else None
+        if asked is not None:
+            if asked > self.options.max_retry_after:
+                return None
+            wait = max(wait, asked)
+            self.frontier.hold(item.url, time.monotonic() + asked)
+        if self._deadline is not None and time.monotonic() + wait >= self._deadline:
+            return None
+        return wait
+
+    def _fetch_robots(self, session, url: str) -> RobotsAnswer:
+        """Fetch robots.txt (following up to five redirects), every hop recorded."""
+        for _ in range(ROBOTS_REDIRECTS + 1):
+            result = fetch(session, url, timeout=self.options.timeout, max_body=ROBOTS_LIMIT * 4,
+                           deadline=self._deadline, spool_dir=self.spool_dir)
+            try:
+                self._commit(Item(url, 0, requisite=True), result, final=False,
+                             outcome=Outcome(), kind="robots")
+                if not result.has_response:
+                    return RobotsAnswer(None, error_kind=result.error_kind, error=result.error)
+                if result.status in REDIRECT_CODES:
+                    url = absolute(result.url, result.headers.get("location"))
+                    if not url:
+                        return RobotsAnswer(None, error="redirect without a usable Location")
+                    continue
+                body = decoded_body(result, ROBOTS_LIMIT) or b""
+                return RobotsAnswer(result.status, body.decode("utf-8", errors="replace"))
+            finally:
+                result.close()
+        return RobotsAnswer(None, error=f"more than {ROBOTS_REDIRECTS} redirects")
+
+    # -- what a response leads to -------------------------------------------
+    def _outcome(self, item: Item, result: FetchResult) -> Outcome:
+        if not result.has_response:
+            return Outcome()
+        if result.status in REDIRECT_CODES:
+            return self._redirect(item, absolute(result.url, result.headers.get("location")))
+        if result.truncated:
+            return Outcome()
+        links = self._links(result)
+        if item.requisite and "css" not in (result.headers.get("content-type") or "").lower():
+            return Outcome(links)   # a requisite's own links are not followed (an iframe's page, say)
+        items = [Item(url, item.depth, requisite=True)
+                 for url in links.requisites if not self.scope.excluded(url)]
+        if not item.requisite and item.depth < self.options.depth:
+            items += [Item(url, item.depth + 1) for url in links.pages if self.scope.allows(url)]
+        return Outcome(links, new_items=items)
+
+    def _redirect(self, item: Item, target: str | None) -> Outcome:
+        """A redirect's target is queued as its own fetch. A loop or an over-long chain is
+        an error. A page redirecting out of scope is not followed, except from a seed,
+        whose redirect (http -> https, say) is the page."""
+        if not target:
+            return Outcome(note="redirect without a usable Location header")
+        chain = item.chain + (item.url,)
+        if target in chain:
+            return Outcome(redirect=target, note=f"redirect loop: {' -> '.join(chain + (target,))}")
+        if len(chain) > self.options.max_redirects:
+            return Outcome(redirect=target, note=f"more than {self.options.max_redirects} redirects")
+        from_seed = item.depth == 0 and not item.requisite
+        if not item.requisite and not from_seed and not self.scope.allows(target):
+            return Outcome(redirect=target)
+        return Outcome(redirect=target, new_items=[Item(target, item.depth, item.requisite, chain)],
+                       follows_redirect=True)
+
+    def _links(self, result: FetchResult) -> Links:
+        content_type = (result.headers.get("content-type") or "").lower()
+        is_html, is_css = "html" in content_type, "css" in content_type
+        if not (is_html or is_css) or not 200 <= result.status < 300:
+            return Links()
+        body = decoded_body(result)
+        if body is None:
+            return Links()
+        extract = extract_html if is_html else extract_css
+        return extract(body, result.url, content_type)
+
+    # -- writing -------------------------------------------------------------
+    def _commit(self, item: Item, result: FetchResult, *, final: bool, outcome: Outcome,
+                kind: str | None = None) -> None:
+        """Write one fetch's records as one uninterrupted group, queue what it links
+        to, and journal it, all under the writer's lock (so the journal follows the WARC
+        and a crash never separates a record from its journal line)."""
+        kind = kind or ("requisite" if item.requisite else "page")
+        metadata = fetch_metadata_fields(
+            result, outlinks=outcome.links.pages + outcome.links.requisites,
+            redirect=outcome.redirect, note=outcome.note,
+        )
+        if item.attempt:
+            metadata["attempt"] = item.attempt + 1
+        revisit_block = header_block(result) if self._dedupable(result) else None
+        failed = bool(not result.has_response or result.truncated or result.status >= 400
+                      or outcome.note)
+        with self.writer.batch():
+            response_ref, index, originals, revisit = self._write_response(result, revisit_block)
+            concurrent = response_ref.record_id if response_ref else None
+            if result.request:
+                self.writer.write("request", result.url, result.request, extra={
+                    "WARC-Date": _warc_date(result), "WARC-Concurrent-To": concurrent})
+            self.writer.write("metadata", result.url, warc_fields(metadata), extra={
+                "WARC-Date": _warc_date(result), "WARC-Concurrent-To": concurrent})
+            queued = [new for new in outcome.new_items if self.frontier.add(new)]
+            line = {
+                "t": "group", "url": item.url, "kind": kind, "final": final,
+                "warc": self.writer.position(), "index": index, "bytes": result.response_length,
+                "queue": [new.to_json() for new in queued],
+            }
+            if originals:
+                line["originals"] = originals
+            if revisit:
+                line["revisits"] = 1
+            if final:
+                line["failed"] = failed
+                if outcome.robots_blocked:
+                    line["robots"] = True
+                followed = outcome.follows_redirect and bool(queued)
+                if kind == "page" and not followed:
+                    line["page"] = self._page_entry(item, result, outcome, response_ref)
+            self.journal.append(line)
+            self.stats.count(line)
+        if self.options.max_bytes is not None and self.stats.bytes >= self.options.max_bytes:
+            self.frontier.stop("max-bytes")
+
+    def _dedupable(self, result: FetchResult) -> bool:
+        return (self.dedup is not None and result.has_response and 200 <= result.status < 300
+                and not result.truncated and not result.error and result.body_bytes > 0)
+
+    def _write_response(self, result: FetchResult, revisit_block: bytes | None):
+        """The response (or revisit) record: (its ref, its index lines, the originals it
+        adds for deduplication, whether it is a revisit)."""
+        if not result.has_response:
+            return None, [], [], False
+        extra = {"WARC-Date": _warc_date(result), "WARC-IP-Address": result.ip}
+        mime = _mime(result.headers.get("content-type"))
+        original = self.dedup.lookup(result.payload_digest) if revisit_block is not None else None
+        if original is not None:
+            ref = self.writer.write("revisit", result.url, revisit_block,
+                                    extra={**extra, **revisit_headers(original, result.payload_digest)})
+            record_type, mime = "revisit", "warc/revisit"
+        else:
             if result.truncated:
                 extra["WARC-Truncated"] = result.truncated
-            response_ref = self.writer.write(
+            ref = self.writer.write(
                 "response", result.url, result.response, result.response_length,
                 result.block_digest, result.payload_digest, extra=extra,
             )
-            self.journal.index(cdxj_line(
-                result.url, response_ref.date, response_ref.filename, response_ref.offset,
-                response_ref.length, "response", result.payload_digest,
-                _mime(result.headers.get("content-type")), result.status,
-            ))
-            self.stats.bytes += result.response_length
-        if result.request:
-            self.writer.write(
-                "request", result.url, result.request,
-                extra={"WARC-Date": _warc_date(result),
-                       "WARC-Concurrent-To": response_ref.record_id if response_ref else None},
-            )
+            record_type = "response"
+        index = [cdxj_line(result.url, ref.date, ref.filename, ref.offset, ref.length,
+                           record_type, result.payload_digest, mime, result.status)]
+        originals = []
+        if revisit_block is not None and original is None:
+            new = Original(result.url, ref.date, ref.record_id)
+            self.dedup.add(result.payload_digest, new)
+            originals.append([result.payload_digest, new.to_json()])
+        return ref, index, originals, original is not None
 
-        links, redirect, note = Links(), None, None
-        followed = False
-        if result.has_response and result.status in REDIRECT_CODES:
-            redirect = absolute(result.url, result.headers.get("location"))
-            note, followed = self._follow_redirect(item, redirect)
-        elif result.has_response and not result.truncated:
-            links = self._follow_links(item, result)
-
-        metadata = warc_fields(fetch_metadata_fields(
-            result, outlinks=links.pages + links.requisites, redirect=redirect, note=note,
-        ))
-        self.writer.write(
-            "metadata", result.url, metadata,
-            extra={"WARC-Date": _warc_date(result),
-                   "WARC-Concurrent-To": response_ref.record_id if response_ref else None},
-        )
-
-        failed = not result.has_response or result.truncated or result.status >= 400 or note
-        if failed:
-            self.stats.failed += 1
-        if item.requisite:
-            self.stats.requisites += 1
-            return
-        self.stats.pages += 1
-        if followed:
-            return  # the page entry is written for where the redirect leads
+    def _page_entry(self, item: Item, result: FetchResult, outcome: Outcome, ref) -> dict:
         # py-wacz reads pages.jsonl as a table keyed by the header line's fields, so an
         # entry without `id` or `title` counts as a blank row: every entry gets an id.
-        page_id = response_ref.record_id.strip("<>").rsplit(":", 1)[-1] if response_ref else uuid.uuid4().hex
+        page_id = ref.record_id.strip("<>").rsplit(":", 1)[-1] if ref else uuid.uuid4().hex
         entry = {"id": page_id, "url": result.url, "ts": _iso(result.started)}
-        if links.title:
-            entry["title"] = links.title
+        if outcome.links.title:
+            entry["title"] = outcome.links.title
         if result.status is not None:
             entry["status"] = result.status
         if result.has_response:
             entry["size"] = result.body_bytes
         if item.chain:
             entry["redirectedFrom"] = item.chain[0]
-        if redirect:
-            entry["redirectTo"] = redirect
-        error = note or result.error or (
+        if outcome.redirect:
+            entry["redirectTo"] = outcome.redirect
+        if item.attempt:
+            entry["attempts"] = item.attempt + 1
+        error = outcome.note or result.error or (
             f"HTTP {result.status}" if result.status and result.status >= 400 else None
         )
         if error:
             entry["error"] = error
-            entry["errorKind"] = result.error_kind or ("redirect" if note else "http")
-        self.journal.page(entry)
+            entry["errorKind"] = result.error_kind or ("redirect" if outcome.note else "http")
+        return entry
 
-    def _follow_redirect(self, item: Item, target: str | None) -> tuple[str | None, bool]:
-        """Queue a redirect's target: (error to record, whether it was followed).
 
-        A loop or an over-long chain is an error. A page redirecting out of scope is not
-        followed, except from a seed, whose redirect (http -> https, say) is the page.
-        """
-        if not target:
-            return "redirect without a usable Location header", False
-        chain = item.chain + (item.url,)
-        if target in chain:
-            return f"redirect loop: {' -> '.join(chain + (target,))}", False
-        if len(chain) > self.options.max_redirects:
-            return f"more than {self.options.max_redirects} redirects", False
-        from_seed = item.depth == 0 and not item.requisite
-        if not item.requisite and not from_seed and not self.scope.allows(target):
-            return None, False
-        self._enqueue(Item(target, item.depth, item.requisite, chain))
-        return None, True
+def _iso(dt) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def _follow_links(self, item: Item, result: FetchResult) -> Links:
-        content_type = (result.headers.get("content-type") or "").lower()
-        is_html = "html" in content_type
-        is_css = "css" in content_type
-        if not (is_html or is_css) or not 200 <= result.status < 300:
-            return Links()
-        body = decoded_body(result)
-        if body is None:
-            return Links()
-        links = extract_html(body, result.url, content_type) if is_html else extract_css(
-            body, result.url, content_type
-        )
-        if item.requisite and not is_css:
-            return links  # a requisite's own links are not followed (an iframe's page, say)
-        for url in links.requisites:
-            if not self.scope.excluded(url):
-                self._enqueue(Item(url, item.depth, requisite=True))
-        if not item.requisite and item.depth < self.options.depth:
-            for url in links.pages:
-                if self.scope.allows(url):
-                    self._enqueue(Item(url, item.depth + 1))
-        return links
+
+def _warc_date_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _warc_date(result: FetchResult) -> str:

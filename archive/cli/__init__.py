@@ -7,10 +7,10 @@ import os
 import sys
 
 from archive import __version__
-from archive.cli import capture, extract, hash, keys, listing, verify
+from archive.cli import capture, custody, diff, extract, hash, jobs, keys, listing, store, timestamp, verify
 from archive.errors import ArchiveError
 
-COMMANDS = (keys, capture, verify, extract, hash, listing)
+COMMANDS = (keys, capture, verify, listing, store, timestamp, extract, hash, custody, diff, jobs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     except ArchiveError as exc:
         print(f"archive: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("archive: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        notes = "; ".join(getattr(exc, "__notes__", ()))
+        print("archive: interrupted" + (f"; {notes}" if notes else ""), file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - one line for users, a traceback on request
         if os.environ.get("ARCHIVE_DEBUG"):

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from archive.capture.crawl import CrawlOptions
 from archive.capture.fetch import DEFAULT_USER_AGENT
 from archive.capture.scope import SCOPES
 from archive.cli.common import Progress, duration, http_url, human_bytes, positive_int, print_json, size
+from archive.cli.store import add_store_options, store_options
 from archive.errors import ArchiveError
 from archive.keys import load_private_key, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
-from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, run_capture
+from archive.cli.timestamp import print_timestamps
+from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
+from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, resume_capture, run_capture
 from archive.seal.sign import Signer
 from archive.store.address import open_store
 from archive.warc.records import default_operator
@@ -22,7 +26,9 @@ KEY_ENV = "ARCHIVE_KEY"
 
 def register(sub) -> None:
     p = sub.add_parser("capture", help="capture web pages into a sealed, signed WACZ")
-    p.add_argument("urls", nargs="+", metavar="URL", help="seed URL(s)")
+    p.add_argument("urls", nargs="*", metavar="URL", help="seed URL(s)")
+    p.add_argument("--resume", metavar="CAPTURE_DIR",
+                   help="finish an interrupted capture from its work folder (no URLs then)")
     p.add_argument("--depth", type=positive_int, default=0,
                    help="how many links deep to follow from the seeds (default 0: the seeds only)")
     p.add_argument("--scope", choices=SCOPES, default="page",
@@ -35,11 +41,30 @@ def register(sub) -> None:
     p.add_argument("--max-bytes", type=size, help="stop after SIZE bytes received (e.g. 500MB)")
     p.add_argument("--max-time", type=duration, help="stop after DURATION (e.g. 30m)")
     p.add_argument("--max-body", type=size, help="keep at most SIZE of one response body")
+    p.add_argument("--workers", type=positive_int, default=8,
+                   help="fetches at once, all hosts together (default 8)")
+    p.add_argument("--host-workers", type=positive_int, default=4,
+                   help="fetches at once to one host (default 4)")
+    p.add_argument("--delay", type=duration, default=0.0,
+                   help="wait between requests to one host (default 0; robots.txt Crawl-delay is honoured)")
+    p.add_argument("--retries", type=positive_int, default=2,
+                   help="retries after a transient failure: timeout, reset, 429, 5xx (default 2)")
+    p.add_argument("--retry-wait", type=duration, default=1.0,
+                   help="first wait before a retry, doubled each time (default 1s; Retry-After wins)")
+    p.add_argument("--max-redirects", type=positive_int, default=10,
+                   help="longest redirect chain followed; longer ones are recorded as errors (default 10)")
+    p.add_argument("--ignore-robots", action="store_true",
+                   help="do not obey robots.txt (for investigations; recorded in the capture)")
+    p.add_argument("--dedup-against", metavar="WACZ-or-ID",
+                   help="store payloads unchanged since this earlier capture as revisit records")
+    p.add_argument("--no-dedup", action="store_true",
+                   help="store every payload in full, even when already captured")
     p.add_argument("--timeout", type=duration, default=30.0, help="network timeout (default 30s)")
     p.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
     p.add_argument("--insecure", action="store_true",
                    help="capture HTTPS sites whose certificate does not verify (recorded as such)")
     p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
+    add_store_options(p)
     p.add_argument("--key", help=f"signing key file (default: ${KEY_ENV})")
     p.add_argument("--unsigned", action="store_true", help="capture without signing (reported as UNSIGNED)")
     p.add_argument("--operator", default=None, help="who runs the capture (default: your user name)")
@@ -47,6 +72,10 @@ def register(sub) -> None:
     p.add_argument("--work-dir", default=DEFAULT_WORK_DIR, help="where captures are assembled")
     p.add_argument("--warc-size", type=size, default=DEFAULT_MAX_SIZE,
                    help="start a new WARC file after SIZE (default 1GB)")
+    p.add_argument("--tsa", action="append", default=[], metavar="URL",
+                   help="RFC 3161 Time Stamping Authority to timestamp the capture (repeatable)")
+    p.add_argument("--tsa-timeout", type=duration, default=TSA_TIMEOUT,
+                   help=f"how long to wait for each TSA (default {TSA_TIMEOUT:g}s)")
     p.add_argument("--keep-local", action="store_true", help="keep the work folder after storing")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -71,31 +100,52 @@ def load_signer(key_path: str | None, unsigned: bool) -> Signer | None:
 
 
 def run(args) -> int:
+    if bool(args.urls) == bool(args.resume):
+        raise ArchiveError("give seed URLs, or --resume CAPTURE_DIR (not both)")
     seeds = [http_url(u) for u in args.urls]
+    tsas = [http_url(u) for u in args.tsa]
     signer = load_signer(args.key, args.unsigned)
-    store = open_store(args.store)
+    progress = Progress(not args.quiet and not args.json)
+
+    def on_upload(sent: int, total: int) -> None:
+        progress.update(f"storing  {human_bytes(sent)} of {human_bytes(total)}", force=sent == total)
+
+    store = open_store(args.store, store_options(args, on_upload))
+    if args.resume and not Path(args.resume).is_dir():
+        raise ArchiveError(f"no such capture work folder: {args.resume}")
     options = CrawlOptions(
         seeds=seeds, depth=args.depth, scope=args.scope, include=args.include,
         exclude=args.exclude, max_pages=args.max_pages, max_bytes=args.max_bytes,
         max_time=args.max_time, max_body=args.max_body, timeout=args.timeout,
         user_agent=args.user_agent, verify_tls=not args.insecure,
+        workers=max(1, args.workers), host_workers=max(1, args.host_workers), delay=args.delay,
+        retries=args.retries, backoff=args.retry_wait, obey_robots=not args.ignore_robots,
+        dedup=not args.no_dedup, max_redirects=args.max_redirects,
     )
     request = CaptureRequest(
         crawl=options, operator=args.operator or default_operator(),
         work_dir=Path(args.work_dir), warc_size=args.warc_size,
-        keep_local=args.keep_local, title=args.title,
+        keep_local=args.keep_local, title=args.title, tsa=tsas, tsa_timeout=args.tsa_timeout,
+        dedup_against=args.dedup_against,
     )
-    progress = Progress(not args.quiet and not args.json)
+
+    started = time.monotonic()
 
     def on_progress(stats, queued: int) -> None:
-        rate = stats.bytes / max(1e-6, __import__("time").monotonic() - stats.started)
+        elapsed = max(1e-6, time.monotonic() - started)
         progress.update(
             f"pages {stats.pages}  requisites {stats.requisites}  queued {queued}  "
-            f"failed {stats.failed}  {human_bytes(stats.bytes)}  {human_bytes(rate)}/s"
+            f"failed {stats.failed}  {human_bytes(stats.bytes)}  "
+            f"{stats.pages / elapsed:.1f} pages/s  {human_bytes(stats.bytes / elapsed)}/s"
         )
 
     try:
-        result = run_capture(request, store, signer, on_progress)
+        if args.resume:
+            # The crawl's own options were saved with it; only where it goes and who signs
+            # come from this command line.
+            result = resume_capture(Path(args.resume), store, signer, on_progress)
+        else:
+            result = run_capture(request, store, signer, on_progress)
     finally:
         progress.done()
     if args.json:
@@ -105,8 +155,15 @@ def run(args) -> int:
         print(f"stored   {result.address}")
         print(f"sha256   {result.sha256}")
         print(f"signer   {result.signer or 'UNSIGNED'}")
+        if result.lock:
+            print(f"locked   {result.lock}")
         print(f"pages    {result.pages} ({result.failed} failed), requisites {result.requisites}, "
-              f"{human_bytes(result.bytes)}")
+              f"{human_bytes(result.bytes)}"
+              + (f", {result.revisits} unchanged payloads as revisits" if result.revisits else ""))
         if result.stop_reason:
             print(f"stopped  {result.stop_reason} reached; some queued URLs were not fetched")
+        print_timestamps(result.timestamps, result.capture_id)
+    if result.custody_problems:
+        raise ArchiveError(f"capture {result.capture_id} is stored, but its custody is incomplete: "
+                           + "; ".join(result.custody_problems))
     return 0

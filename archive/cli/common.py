@@ -4,35 +4,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from archive.errors import ArchiveError
 from archive.keys import fingerprint, load_public_key
-
-SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
-              "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12,
-              "tib": 2**40}
-DURATION_UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+from archive.values import parse_duration, parse_http_url, parse_size
 
 
 def size(text: str) -> int:
     """`500`, `10MB`, `1.5GiB` -> bytes."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    if not match or match.group(2).lower() not in SIZE_UNITS:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 500MB or 1GiB)")
-    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def duration(text: str) -> float:
     """`90`, `90s`, `15m`, `2h`, `1d` -> seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    if not match or match.group(2).lower() not in DURATION_UNITS:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 90s, 15m or 2h)")
-    return float(match.group(1)) * DURATION_UNITS[match.group(2).lower()]
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_int(text: str) -> int:
@@ -48,14 +42,9 @@ def positive_int(text: str) -> int:
 def http_url(text: str) -> str:
     """An absolute http(s) URL, or a one-line error."""
     try:
-        parts = urlsplit(text.strip())
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise ArchiveError(f"not a valid URL: {text!r}") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise ArchiveError(f"not an http(s) URL: {text!r}")
-    return text.strip()
+        return parse_http_url(text)
+    except ValueError as exc:
+        raise ArchiveError(str(exc)) from None
 
 
 def trusted_keys(specs: list[str] | None) -> dict[str, str]:

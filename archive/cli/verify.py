@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import sys
 
+from archive.cli import custody
 from archive.cli.common import Progress, trusted_keys
 from archive.errors import ArchiveError
+from archive.ids import is_capture_id
+from archive.store.address import StoreOptions, locate_s3_capture, open_store
 from archive.verify.checks import verify_source
 from archive.verify.model import CannotCheck, VerifyOptions
 from archive.verify.report import render_json, render_text
@@ -13,9 +16,9 @@ from archive.verify.source import resolve
 
 
 def register(sub) -> None:
-    p = sub.add_parser("verify", help="check a capture's integrity, signature and index")
+    p = sub.add_parser("verify", help="check a capture's integrity, signature, index and time")
     p.add_argument("target", metavar="TARGET",
-                   help="a WACZ or WARC file, a capture id (in --store), or an s3:// address")
+                   help="a WACZ or WARC file, a capture id (in --store), or s3://bucket/.../ID.wacz")
     p.add_argument("--store", help="store holding the capture id (default: ./archive-store)")
     p.add_argument("--trust", action="append", metavar="[NAME=]KEY",
                    help="public key (or folder of keys) whose signatures you accept (repeatable)")
@@ -26,6 +29,8 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="JSON report on stdout (report.schema.json)")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL or AWS)")
+    custody.add_verify_options(p)
     p.set_defaults(run=run)
 
 
@@ -38,11 +43,28 @@ def _hex(text: str | None) -> str | None:
     return value
 
 
+def _store_of(args) -> tuple:
+    """(store, capture id) around the target, for timestamps added later and custody."""
+    located = locate_s3_capture(args.target, args.endpoint_url)
+    if located:
+        return located
+    if is_capture_id(args.target) and not args.target.endswith(".wacz"):
+        return open_store(args.store, StoreOptions(endpoint_url=args.endpoint_url)), args.target
+    return ()
+
+
 def run(args) -> int:
-    options = VerifyOptions(trusted_keys(args.trust), args.allow_unsigned, _hex(args.sha256))
+    sha256 = _hex(args.sha256)
+    # trusted TSAs; the store, later tokens and ledger around the capture (local or S3)
+    context = custody.VerifyContext(args, *_store_of(args))
+    try:
+        source = resolve(args.target, args.store, args.endpoint_url)
+    except CannotCheck as exc:
+        raise ArchiveError(str(exc)) from None
+    options = VerifyOptions(trusted_keys(args.trust), args.allow_unsigned, sha256,
+                            context.tsa_roots, context.later)
     progress = Progress(not args.quiet and not args.json)
     try:
-        source = resolve(args.target, args.store)
         report = verify_source(
             source, options,
             lambda done, total: progress.update(f"verifying {done * 100 // max(total, 1)}% of {source.name}"),
@@ -51,6 +73,7 @@ def run(args) -> int:
         raise ArchiveError(str(exc)) from None
     finally:
         progress.done()
+    context.finish(report, options.trusted)
     if args.html:
         from archive.verify.html import write_html
 

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from archive.files import fsync_dir
 from archive.hashing import CHUNK
-from archive.ziplayout import MAX32, Entry, central_header, end_records, local_header, safe_member_name
+from archive.ziplayout import (
+    LOCAL, LOCAL_SIG, MAX32, Entry, central_header, end_records, local_header, safe_member_name,
+)
 
 OPEN_SUFFIX = ".open"
 
@@ -67,6 +69,82 @@ class ContainerWriter:
         self._fh = open(self.open_path, "xb")
         self.members: list[MemberInfo] = []
         self.current: MemberWriter | None = None
+
+    @classmethod
+    def reopen(cls, path: Path, keep: tuple[str, int] | None) -> "ContainerWriter":
+        """Take up a container left unfinished by a crash (`path.open`).
+
+        `keep` = (member name, data size): the members before that one must be finished
+        and intact (their CRC is checked and their SHA-256 recomputed, reading them
+        once); that member is cut to `size` bytes and left open; everything after it
+        (a half-written record, a later member, a half-written seal) is cut off.
+        None empties the container.
+        """
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self.open_path = self.path.with_name(self.path.name + OPEN_SUFFIX)
+        self._fh = open(self.open_path, "r+b")
+        self.members, self.current = [], None
+        if keep is None:
+            self._fh.truncate(0)
+            return self
+        name, keep_size = keep
+        offset = 0
+        while True:
+            found = self._read_local_header(offset)
+            if found is None:
+                raise ContainerChanged(f"{self.open_path.name}: no member {name} at offset {offset}")
+            entry, crc, zip64 = found
+            if entry.name == name:
+                member = MemberWriter(self, name, offset, zip64)
+                self._hash_range(entry.data_offset, keep_size, member)
+                self._fh.truncate(entry.data_offset + keep_size)
+                self._fh.seek(entry.data_offset + keep_size)
+                self.current = member
+                return self
+            member = MemberWriter(self, entry.name, offset, zip64)
+            self._hash_range(entry.data_offset, entry.size, member)
+            if member.crc != crc:
+                raise ContainerChanged(f"{entry.name}: CRC does not match its data; not resuming")
+            self.members.append(MemberInfo(Entry(entry.name, offset, entry.size, crc, zip64),
+                                           member.sha.hexdigest()))
+            offset = entry.end
+
+    def _read_local_header(self, offset: int) -> tuple[Entry, int, bool] | None:
+        """(entry, CRC, zip64) of the member whose local header is at `offset`, when that
+        header is exactly one our writer makes; None otherwise."""
+        self._fh.seek(offset)
+        head = self._fh.read(LOCAL.size)
+        if len(head) < LOCAL.size or LOCAL.unpack(head)[0] != LOCAL_SIG:
+            return None
+        fields = LOCAL.unpack(head)
+        crc, size32, name_len, extra_len = fields[6], fields[7], fields[9], fields[10]
+        try:
+            name = self._fh.read(name_len).decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        extra = self._fh.read(extra_len)
+        zip64 = extra_len > 0
+        size = int.from_bytes(extra[4:12], "little") if zip64 else size32
+        entry = Entry(name, offset, size, crc, zip64)
+        if head + name.encode("ascii") + extra != local_header(entry):
+            return None
+        return entry, crc, zip64
+
+    def _hash_range(self, start: int, length: int, member: MemberWriter) -> None:
+        """Feed `length` bytes of the file from `start` into a member's size, CRC and hash."""
+        self._fh.seek(start)
+        remaining = length
+        while remaining:
+            chunk = self._fh.read(min(CHUNK, remaining))
+            if not chunk:
+                raise ContainerChanged(
+                    f"{member.name}: {length - remaining} of {length} bytes on disk; not resuming"
+                )
+            member.size += len(chunk)
+            member.crc = zlib.crc32(chunk, member.crc)
+            member.sha.update(chunk)
+            remaining -= len(chunk)
 
     @property
     def offset(self) -> int:
@@ -121,6 +199,10 @@ class ContainerWriter:
         os.rename(self.open_path, self.path)
         fsync_dir(self.path.parent)
         return sha, size
+
+    def flush(self) -> None:
+        """Hand what was written to the OS (a killed process then loses none of it)."""
+        self._fh.flush()
 
     def close(self) -> None:
         """Stop writing, keeping the `.open` file (it may hold captured data)."""

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from archive import SOFTWARE
 from archive.hashing import sha256_prefixed
@@ -35,6 +36,10 @@ class SealInput:
     description: str = ""
     main_page_url: str | None = None
     main_page_date: str | None = None
+    # Asks TSAs for tokens over the datapackage.json bytes (seal/timestamp.py); the
+    # entries go in the `timestamps` list of datapackage-digest.json (FACTS.md).
+    # Kept free of network code: the caller passes the function that asks.
+    timestamper: Callable[[bytes], list[dict]] | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class Sealed:
     datapackage_hash: str
     created: str
     signer_fingerprint: str | None
+    timestamps: list[dict] = field(default_factory=list)
 
 
 def utc_now_iso() -> str:
@@ -111,9 +117,12 @@ def _seal(container: ContainerWriter, inp: SealInput, signer: Signer | None) -> 
     digest = {"path": "datapackage.json", "hash": dp_hash}
     if signer is not None:
         digest["signedData"] = signer.sign(dp_hash, created)
+    timestamps = inp.timestamper(dp_bytes) if inp.timestamper else []
+    if inp.timestamper:
+        digest["timestamps"] = timestamps
     container.add_bytes("datapackage-digest.json", json.dumps(digest, indent=2).encode("utf-8"))
     sha, size = container.finish()
     return Sealed(
         container.path, sha, size, dp_hash, created,
-        signer.fingerprint if signer else None,
+        signer.fingerprint if signer else None, timestamps,
     )

@@ -15,6 +15,7 @@ from archive import SOFTWARE
 from archive.hashing import parse_digest
 from archive.seal.sign import check_signature
 from archive.verify.domainsig import check_domain_signature
+from archive.verify.timestamps import check_timestamps, summarize, trusted_time
 from archive.verify.container import Container, ContainerError, iter_member, read_container
 from archive.verify.members import IndexSink, JsonSink, PagesSink, WarcSink
 from archive.verify.model import (
@@ -54,7 +55,20 @@ def verify_source(source: Source, options: VerifyOptions, progress: Progress | N
                           "to check it against a published hash")
     if options.expected_sha256:
         _check_file_hash(report, options.expected_sha256)
-    return conclude(report, options)
+    return conclude(report, options.allow_unsigned)
+
+
+def add_late_check(report: Report, name: str, status: str, summary: str, problems=()) -> Report:
+    """A check made after the file was read (custody history from its store) joins the verdict."""
+    report.add(name, status, summary, problems)
+    return conclude(report, report.allow_unsigned)
+
+
+def _read_failure(fh, source: Source) -> None:
+    """A reader that could not fetch every byte (a remote object) gives no verdict."""
+    failure = getattr(fh, "failure", None)
+    if failure is not None:
+        raise CannotCheck(f"could not read all of {source.name}: {failure}")
 
 
 def verify_path(path: str, trusted: dict[str, str], allow_unsigned: bool = False) -> Report:
@@ -94,6 +108,7 @@ def _verify_warc(source: Source, progress: Progress | None) -> Report:
         if checker.needs_fallback:
             fh.seek(0)
             result = check_warc_slow(fh, name)
+        _read_failure(fh, source)
     report.sha256 = whole.hexdigest()
     _records_check(report, [result])
     report.capture = {"records": len(result.records)}
@@ -259,6 +274,7 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
             scan.sha256 = file_sha256(fh)
         report.sha256 = scan.sha256
         warc_results = _warc_results(fh, container, sinks)
+        _read_failure(fh, source)
 
     datapackage, dp_bytes, dp_error = sinks["datapackage.json"].parse() if "datapackage.json" in sinks \
         else (None, None, "datapackage.json is missing")
@@ -277,7 +293,7 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
     else:
         _digest_check(report, digest, digest_error, dp_bytes)
         _signature_check(report, digest, dp_bytes, datapackage, evidence, options)
-    _optional_checks(report, digest, dp_bytes, options)
+        _check_timestamps(report, digest, dp_bytes, options)
     report.capture = _capture_summary(datapackage or {}, evidence or {}, warc_results, sinks)
     report.pages, report.screenshots = _pages(sinks, warc_results)
     return report
@@ -516,18 +532,19 @@ def _domain_signature(report: Report, signed: dict, actual: str) -> None:
                         "roots and countersigned time: those were not checked here")
 
 
-def _optional_checks(report: Report, digest: dict | None, dp_bytes: bytes | None,
-                     options: VerifyOptions) -> None:
-    """Checks other modules provide: RFC 3161 timestamps (archive.verify.timestamps
-    `check_timestamps(report, digest, datapackage_bytes, options)`, adding a Check named
-    "timestamps" and entries to report.trusted_time)."""
-    try:
-        from archive.verify import timestamps  # type: ignore[attr-defined]
-    except ImportError:
-        if isinstance(digest, dict) and digest.get("timestamps"):
-            report.notes.append("the file carries RFC 3161 timestamps, which this version does not check")
+def _check_timestamps(report: Report, digest: dict | None, dp_bytes: bytes | None,
+                      options: VerifyOptions) -> None:
+    """RFC 3161 tokens over datapackage.json (archive.verify.timestamps): trusted time is
+    a statement on top of integrity, so its absence is said plainly, not a failure."""
+    if digest is None or dp_bytes is None:
+        report.add("timestamps", WARN, "no timestamp can be checked without datapackage.json and its digest")
         return
-    timestamps.check_timestamps(report, digest, dp_bytes, options)
+    results = check_timestamps(digest.get("timestamps"), list(options.later_timestamps), dp_bytes,
+                               list(options.tsa_roots))
+    best = trusted_time(results)
+    report.time = {"trusted": best is not None, "time": best.time if best else None,
+                   "tokens": [r.to_dict() for r in results]}
+    report.add("timestamps", *summarize(results, bool(options.tsa_roots)))
 
 
 def _capture_summary(datapackage: dict, evidence: dict, warcs: list[WarcResult], sinks: dict) -> dict:

@@ -33,6 +33,7 @@ h2 { font-size: 1.2em; border-bottom: 1px solid #999; margin-top: 1.6em; break-a
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; vertical-align: top; padding: .3em .5em; border-bottom: 1px solid #ddd; }
 th { width: 11em; font-weight: 600; }
+table.custody th { width: auto; }
 .mono, td.mono { font-family: "DejaVu Sans Mono", monospace; font-size: .85em; word-break: break-all; }
 .pass { color: #1b7a32; font-weight: 600; } .fail { color: #b3261e; font-weight: 700; }
 .warn { color: #555; } .skip { color: #a86b00; font-weight: 700; }
@@ -105,14 +106,16 @@ def _pages(report: Report, source: Source | None) -> str:
     return "".join(out) or "<p>No pages are listed in this file.</p>"
 
 
-def _history(report: Report) -> str:
-    if not report.history:
+def _custody(report: Report) -> str:
+    if not report.custody:
         return ""
-    keys = sorted({k for entry in report.history for k in entry})
-    head = "".join(f"<th>{_e(k)}</th>" for k in keys)
-    rows = "".join("<tr>" + "".join(f"<td class=mono>{_e(entry.get(k, ''))}</td>" for k in keys) + "</tr>"
-                   for entry in report.history)
-    return f"<h2>Custody history</h2><table><tr>{head}</tr>{rows}</table>"
+    columns = ("seq", "time", "event", "actor", "key")
+    head = "".join(f"<th>{_e(k)}</th>" for k in columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td class=mono>{_e(entry.get(k, '') if k != 'key' or entry.get('signed') else 'UNSIGNED')}</td>"
+                         for k in columns) + "</tr>"
+        for entry in report.custody)
+    return f"<h2>Custody history</h2><table class=custody><tr>{head}</tr>{rows}</table>"
 
 
 def render_html(report: Report, source: Source | None = None) -> str:
@@ -139,7 +142,7 @@ def render_html(report: Report, source: Source | None = None) -> str:
 {"<h2>Not checked, and good to know</h2><ul>" + notes + "</ul>" if notes else ""}
 <h2>Pages ({len(report.pages)})</h2>
 {_pages(report, source)}
-{_history(report)}
+{_custody(report)}
 <footer>Report made {_e(now)} by archive {_e(__version__)}. To check the file yourself:
 <span class=mono>archive verify FILE --trust NAME=PUBLIC-KEY</span>; the file's SHA-256 is
 <span class=mono>{_e(report.sha256 or "unknown")}</span>.</footer>

@@ -27,7 +27,8 @@ class VerifyOptions:
     trusted: dict[str, str] = field(default_factory=dict)   # key fingerprint -> name
     allow_unsigned: bool = False
     expected_sha256: str | None = None                       # a published hash of the file
-    trusted_tsa: list = field(default_factory=list)          # for the timestamps check
+    tsa_roots: list = field(default_factory=list)            # TSA certificates the user trusts
+    later_timestamps: list = field(default_factory=list)     # (where, entry) tokens added after sealing
 
 
 @dataclass
@@ -66,11 +67,12 @@ class Report:
     checks: list[Check] = field(default_factory=list)
     capture: dict = field(default_factory=dict)
     signature: dict = field(default_factory=dict)
-    trusted_time: list[dict] = field(default_factory=list)   # filled by a timestamps check
+    time: dict = field(default_factory=dict)                 # trusted time and every token checked
     pages: list[dict] = field(default_factory=list)
-    history: list[dict] = field(default_factory=list)        # custody entries, when known
+    custody: list[dict] = field(default_factory=list)        # the capture's custody entries, from its store
     notes: list[str] = field(default_factory=list)           # what was not checked, plainly
     screenshots: dict[str, RecordLocation] = field(default_factory=dict)  # page url -> record
+    allow_unsigned: bool = False      # as asked, for a verdict concluded again after late checks
 
     def add(self, name: str, status: str, summary: str, problems=()) -> Check:
         check = Check(name, status, summary, list(problems))
@@ -91,16 +93,18 @@ class Report:
             "qualifier": self.qualifier, "reason": self.reason,
             "exitCode": self.exit_code, "sha256": self.sha256, "size": self.size,
             "capture": self.capture, "signature": self.signature,
-            "trustedTime": self.trusted_time,
+            "time": self.time,
             "checks": [c.to_dict() for c in self.checks],
-            "pages": self.pages, "history": self.history, "notes": self.notes,
+            "pages": self.pages, "custody": self.custody, "notes": self.notes,
         }
 
 
-def conclude(report: Report, options: VerifyOptions) -> Report:
+def conclude(report: Report, allow_unsigned: bool) -> Report:
     """Set the verdict from the checks: any failure is NOT VERIFIED; anything that could
     not be checked is COULD NOT CHECK, except a signature this tool cannot check, which
     --allow-unsigned accepts with a qualifier; a pass says what it did not cover."""
+    report.allow_unsigned = allow_unsigned
+    report.qualifier = None
     failed = [c for c in report.checks if c.status == FAIL]
     skipped = [c for c in report.checks if c.status == SKIP]
     signature = report.check("signature")
@@ -108,7 +112,7 @@ def conclude(report: Report, options: VerifyOptions) -> Report:
         report.verdict = NOT_VERIFIED
         report.reason = "; ".join(c.summary for c in failed[:3])
         return report
-    blocking = [c for c in skipped if c.name != "signature" or not options.allow_unsigned]
+    blocking = [c for c in skipped if c.name != "signature" or not allow_unsigned]
     if blocking:
         report.verdict = COULD_NOT_CHECK
         report.reason = "; ".join(c.summary for c in blocking[:3])

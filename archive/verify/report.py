@@ -7,7 +7,7 @@ from importlib import resources
 
 from archive.verify.model import Report
 
-MARKS = {"pass": "ok  ", "fail": "FAIL", "warn": "note", "skip": "NOT CHECKED"}
+MARKS = {"pass": "ok  ", "fail": "FAIL", "warn": "warn", "skip": "NOT CHECKED"}
 MAX_PROBLEMS_SHOWN = 20
 CHECK_TITLES = {
     "container": "zip container",
@@ -18,6 +18,7 @@ CHECK_TITLES = {
     "datapackage-digest": "manifest digest",
     "signature": "signature",
     "timestamps": "trusted time (RFC 3161)",
+    "custody": "custody",
     "file-hash": "published hash",
 }
 
@@ -83,10 +84,23 @@ def facts(report: Report) -> list[tuple[str, str]]:
     signer = signer_line(report)
     if signer:
         rows.append(("signed by", signer))
-    for stamp in report.trusted_time:
-        rows.append(("trusted time", f"{stamp.get('time', '?')} by {stamp.get('tsa', '?')}"
-                     + ("" if stamp.get("status", "pass") == "pass" else f" ({stamp.get('status')})")))
+    if report.time:
+        trusted = next((t for t in report.time.get("tokens", [])
+                        if t.get("time") == report.time.get("time") and t.get("state") == "trusted"), None)
+        rows.append(("time", f"{report.time['time']} (trusted timestamp, RFC 3161, by "
+                     f"{(trusted or {}).get('authority') or 'a TSA you trust'})"
+                     if report.time.get("trusted") else "no trusted time (no timestamp from a TSA you trust)"))
     return rows
+
+
+def custody_lines(report: Report) -> list[str]:
+    """The capture's custody history, one line per entry."""
+    lines = []
+    for entry in report.custody:
+        key = f"key {str(entry.get('key'))[:12]}…" if entry.get("signed") else "UNSIGNED"
+        lines.append(f"{entry.get('seq', ''):>5}  {entry.get('time', '')}  {entry.get('event', ''):<17} "
+                     f"{entry.get('actor', '')} ({key})")
+    return lines
 
 
 def render_text(report: Report) -> str:
@@ -102,6 +116,8 @@ def render_text(report: Report) -> str:
             lines.append(f"         - {problem.message}" + (f" ({where})" if where and where not in problem.message else ""))
         if len(check.problems) > MAX_PROBLEMS_SHOWN:
             lines.append(f"         ... and {len(check.problems) - MAX_PROBLEMS_SHOWN} more (--json lists all)")
+    if report.custody:
+        lines += ["", "custody history:"] + [f"  {line}" for line in custody_lines(report)]
     if report.notes:
         lines.append("")
         lines.append("not checked / good to know:")

@@ -1,9 +1,9 @@
 """What `archive verify` was asked to check: a file, a capture id in a store, or a
 store address, resolved to a seekable reader, its size and a name to show.
 
-Anything that can hand out a seekable binary reader plugs in here; an s3:// address
-resolves through archive.store.address when that module offers `open_reader(address)`
-returning (reader, size) (the S3 store adds it).
+Anything that can hand out a seekable binary reader plugs in here: a local file, a
+store's capture (LocalStore or S3Store `open_capture`), an s3:// object through
+archive.store.address.open_capture_target (ranged reads, never the whole object at once).
 """
 
 from __future__ import annotations
@@ -48,11 +48,11 @@ def local_source(path: str) -> Source:
     return Source(path, size, lambda: open(path, "rb"), path)
 
 
-def _store_source(address: str | None, capture_id: str) -> Source:
-    from archive.store.address import open_store
+def _store_source(address: str | None, capture_id: str, endpoint_url: str | None = None) -> Source:
+    from archive.store.address import StoreOptions, open_store
 
     try:
-        store = open_store(address)
+        store = open_store(address, StoreOptions(endpoint_url=endpoint_url))
         with store.open_capture(capture_id) as fh:
             size = _size_of(fh)
     except ArchiveError as exc:
@@ -60,29 +60,28 @@ def _store_source(address: str | None, capture_id: str) -> Source:
     return Source(f"{capture_id} in {store.address}", size, lambda: store.open_capture(capture_id))
 
 
-def _s3_source(address: str) -> Source:
-    from archive.store import address as addresses
+def _s3_source(address: str, endpoint_url: str | None) -> Source:
+    from archive.store.address import open_capture_target
 
-    open_reader = getattr(addresses, "open_reader", None)
-    if open_reader is None:
-        raise CannotCheck(f"{address}: s3:// addresses are not available in this version")
+    def opener():
+        return open_capture_target(address, endpoint_url)
     try:
-        reader, size = open_reader(address)
+        with opener() as reader:
+            size = reader.size
     except ArchiveError as exc:
         raise CannotCheck(str(exc)) from None
-    reader.close()
-    return Source(address, size, lambda: open_reader(address)[0])
+    return Source(address, size, opener)
 
 
-def resolve(target: str, store: str | None = None) -> Source:
+def resolve(target: str, store: str | None = None, endpoint_url: str | None = None) -> Source:
     """A Source for a path, an s3:// address, or a capture id (in `store`, or the
     default store)."""
     if target.startswith("s3://"):
-        return _s3_source(target)
+        return _s3_source(target, endpoint_url)
     if os.path.exists(target) or os.sep in target or target.endswith((".wacz", ".warc", ".gz")):
         return local_source(target)
     if is_capture_id(target):
-        return _store_source(store, target)
+        return _store_source(store, target, endpoint_url)
     raise CannotCheck(f"{target}: no such file, and not a capture id")
 
 

@@ -119,14 +119,16 @@ class WarcWriter:
         info: dict,
         max_size: int = DEFAULT_MAX_SIZE,
         first_sequence: int = 0,
+        closed_files: list[WarcFile] | None = None,
     ) -> None:
         self.container = container
         self.prefix = prefix
         self.info = info
         self.max_size = max_size
-        self.closed_files: list[WarcFile] = []
+        self.closed_files: list[WarcFile] = list(closed_files or [])
         self._sequence = first_sequence
-        self._lock = threading.Lock()
+        # Re-entrant, so that batch() can hold it across several write() calls.
+        self._lock = threading.RLock()
         self._member: MemberWriter | None = None
         self._sink: _GzipMember | None = None
         self._warcio: WARCWriter | None = None
@@ -157,6 +159,20 @@ class WarcWriter:
         self.closed_files.append(WarcFile(name, info.entry.size, info.entry.crc, info.sha256))
         self._member = self._sink = self._warcio = None
         self._sequence += 1
+
+    def batch(self) -> threading.RLock:
+        """`with writer.batch():` keeps other threads out, so that the records written
+        inside follow each other in the file (and nothing else lands between them)."""
+        return self._lock
+
+    def position(self) -> tuple[str, int] | None:
+        """(file name, size) of the WARC file being written, after flushing it to the OS:
+        every record written so far is then on disk, whatever happens to this process."""
+        with self._lock:
+            if self._member is None:
+                return None
+            self.container.flush()
+            return self.current_name, self._member.size
 
     def close(self) -> list[WarcFile]:
         """Finish the WARC file being written; returns every file written."""
@@ -219,7 +235,11 @@ class WarcWriter:
             headers.append(("WARC-Payload-Digest", payload_digest))
         rec_headers = StatusAndHeaders("", headers, protocol=WARC_VERSION)
         content_type = content_type or CONTENT_TYPES.get(record_type, "application/octet-stream")
-        record = ArcWarcRecord("warc", record_type, rec_headers, block, None, content_type, length)
+        # warcio writes only the parsed HTTP headers of a record whose type is "revisit";
+        # ours are opaque blocks (the headers exactly as received), so it is told
+        # "response" and copies the block. The WARC-Type header above says revisit.
+        warcio_type = "response" if record_type == "revisit" else record_type
+        record = ArcWarcRecord("warc", warcio_type, rec_headers, block, None, content_type, length)
         offset = self._member.size
         self._warcio.write_record(record)
         return RecordRef(

@@ -1,0 +1,622 @@
+"""Browser capture: a real headless Chromium (Debian's, driven by Playwright) loads
+the page through our recording proxy, so every request and response it makes lands in
+the WARC exactly as the HTTP crawler writes them; then the page as a person saw it is
+kept too: a full-page PNG screenshot (`urn:screenshot:<url>`) and the rendered DOM
+(`urn:dom:<url>`) as resource records, and a metadata record saying how it was loaded.
+
+One BrowserSession is one Chromium and one proxy for one capture. Playwright runs on
+an asyncio loop in a thread of the session's own, so capture_page() may be called from
+any thread (one page at a time), and every step has a deadline: a page whose script
+never yields cannot hang the capture (Playwright's evaluate() has no timeout of its
+own, so each call is bounded with asyncio.wait_for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+from urllib.parse import urldefrag
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import async_playwright
+
+from archive.capture.exchange import write_exchange
+from archive.capture.fetch import FetchResult
+from archive.capture.links import extract_html
+from archive.capture.proxy import ProxyOptions, RecordingProxy, Refused
+from archive.capture.proxyca import InterceptionCA
+from archive.errors import ArchiveError
+from archive.warc.cdxj import cdxj_line
+from archive.warc.writer import RecordRef, WarcWriter, block_digests, warc_fields
+
+CHROMIUM_ENV = "ARCHIVE_CHROMIUM"
+CHROMIUM_NAMES = ("chromium", "chromium-browser")
+DEBIAN_BINARY = "/usr/lib/chromium/chromium"
+INSTALL_HINT = (
+    "install it with `apt-get install chromium` (Debian, Ubuntu), "
+    f"or set {CHROMIUM_ENV} to a Chromium or Chrome executable"
+)
+# Keep Chromium from calling Google's services on its own: nothing but the pages belongs
+# in the WARC (what it still tries goes to a dead end, see _launch).
+CHROMIUM_ARGS = [
+    "--disable-background-networking", "--disable-component-update", "--no-first-run",
+    "--disable-sync", "--disable-quic", "--disable-domain-reliability", "--no-pings",
+    "--disable-breakpad", "--metrics-recording-only", "--no-default-browser-check",
+]
+WAIT_CONDITIONS = ("load", "domcontentloaded", "networkidle")
+SETTLE_AFTER_SCROLL = 5.0    # longest wait for scroll-triggered loads when not asked to idle
+QUIET = 0.5                  # seconds without a request in flight that count as idle
+MAIN_DOCUMENT_WAIT = 5.0     # for the proxy to finish recording the page's own response
+SCRIPT_GRACE = 5.0           # beyond its own budget, for a script we run in the page
+CLOSE_TIMEOUT = 10.0         # for closing a page or the browser
+POLL = 0.05
+
+# Scroll down a screen at a time until the bottom (or the budget) is reached, pausing so
+# that lazy loaders see each part of the page, then return to the top.
+SCROLL_JS = """async ({budgetMs, pauseMs, maxSteps}) => {
+  const until = Date.now() + budgetMs;
+  let steps = 0;
+  while (steps < maxSteps && Date.now() < until) {
+    const bottom = Math.max(document.body ? document.body.scrollHeight : 0,
+                            document.documentElement.scrollHeight);
+    if (window.scrollY + window.innerHeight >= bottom - 1) break;
+    window.scrollBy(0, Math.max(1, Math.floor(window.innerHeight * 0.8)));
+    steps++;
+    await new Promise(r => setTimeout(r, pauseMs));
+  }
+  window.scrollTo(0, 0);
+  return steps;
+}"""
+IMAGES_COMPLETE_JS = "() => Array.from(document.images).every(i => i.complete)"
+
+
+def find_chromium(explicit: str | None = None) -> str:
+    """The Chromium executable to drive: `explicit`, $ARCHIVE_CHROMIUM, or on PATH."""
+    candidate = explicit or os.environ.get(CHROMIUM_ENV)
+    if candidate:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+        raise ArchiveError(f"Chromium not found at {candidate}: {INSTALL_HINT}")
+    for name in CHROMIUM_NAMES:
+        path = shutil.which(name)
+        if path:
+            return _behind_launcher(path)
+    raise ArchiveError(f"browser capture needs Chromium, which is not installed: {INSTALL_HINT}")
+
+
+def _behind_launcher(path: str) -> str:
+    """Debian's /usr/bin/chromium is a shell script that adds flags and Google API keys
+    from /etc/chromium.d; the binary behind it is run directly, so that a capture does
+    not depend on (or leak through) local launcher settings."""
+    try:
+        with open(path, "rb") as fh:
+            is_script = fh.read(2) == b"#!"
+    except OSError:
+        return path
+    return DEBIAN_BINARY if is_script and os.access(DEBIAN_BINARY, os.X_OK) else path
+
+
+@dataclass
+class PageOptions:
+    """How one page is loaded before it is snapshotted."""
+
+    viewport_width: int = 1280
+    viewport_height: int = 800
+    wait: str = "load"                 # load | domcontentloaded | networkidle
+    selector: str | None = None        # also wait for this CSS selector to appear
+    delay: float = 0.0                 # then wait this many seconds more
+    scroll: bool = True                # scroll to the bottom to trigger lazy loading
+    timeout: float = 30.0              # for all of the above; snapshots are taken anyway
+    snapshot_timeout: float = 15.0     # for each of the DOM snapshot and the screenshot
+
+    def __post_init__(self) -> None:
+        if self.wait not in WAIT_CONDITIONS:
+            raise ArchiveError(f"unknown wait condition {self.wait!r}: one of {', '.join(WAIT_CONDITIONS)}")
+        if self.viewport_width < 1 or self.viewport_height < 1:
+            raise ArchiveError("the viewport needs a positive width and height")
+        if self.timeout <= 0 or self.snapshot_timeout <= 0 or self.delay < 0:
+            raise ArchiveError("page timeouts must be positive and the delay not negative")
+
+
+@dataclass
+class BrowserOptions:
+    page: PageOptions = field(default_factory=PageOptions)
+    executable: str | None = None      # default: find_chromium()
+    user_agent: str | None = None      # default: Chromium's own
+    verify_tls: bool = True
+    fetch_timeout: float = 30.0        # the proxy's connect and read timeout
+    max_body: int | None = None
+    spool_dir: str | None = None
+
+
+@dataclass
+class BrowserPageResult:
+    """What the crawler needs to know about one page captured with the browser."""
+
+    url: str                           # as asked for
+    final_url: str                     # after redirects
+    started: datetime
+    title: str | None = None
+    status: int | None = None
+    outlinks: list[str] = field(default_factory=list)     # links in the rendered DOM
+    requisites: list[str] = field(default_factory=list)   # everything else it fetched
+    excluded: list[str] = field(default_factory=list)     # what it was not let fetch
+    response: RecordRef | None = None  # the page's own response record
+    screenshot: RecordRef | None = None
+    dom: RecordRef | None = None
+    metadata: RecordRef | None = None
+    timed_out: bool = False
+    notes: list[str] = field(default_factory=list)        # what did not happen in time
+    error: str | None = None
+    error_kind: str | None = None
+    bytes: int = 0                     # response bytes recorded for this page, requisites too
+    size: int = 0                      # body bytes of the page's own response
+
+
+def page_entry(result: BrowserPageResult) -> dict:
+    """The pages.jsonl entry of a browser-captured page (the crawler's fields)."""
+    page_id = (
+        result.response.record_id.strip("<>").rsplit(":", 1)[-1]
+        if result.response else uuid.uuid4().hex
+    )
+    entry: dict = {
+        "id": page_id, "url": result.final_url,
+        "ts": result.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if result.title:
+        entry["title"] = result.title
+    if result.status is not None:
+        entry["status"] = result.status
+    if result.response is not None:
+        entry["size"] = result.size
+    if result.final_url != urldefrag(result.url)[0]:
+        entry["redirectedFrom"] = result.url
+    if result.timed_out:
+        entry["timedOut"] = True
+    error = result.error or (
+        f"HTTP {result.status}" if result.status and result.status >= 400 else None)
+    if error:
+        entry["error"] = error
+        entry["errorKind"] = result.error_kind or "http"
+    return entry
+
+
+@dataclass
+class _Seen:
+    url: str
+    status: int | None
+    error: str | None
+    error_kind: str | None
+    response: RecordRef | None
+    size: int            # bytes recorded (head and body)
+    body: int            # body bytes
+
+
+class _PageStuck(Exception):
+    """A call into the page did not return in time (its script may never yield)."""
+
+
+class _PageState:
+    """The exchanges the proxy saw while one page was being captured. Written from the
+    proxy's threads, read (by polling) from the session's event loop."""
+
+    def __init__(self) -> None:
+        self.begun: list[str] = []
+        self.excluded: list[str] = []
+        self.pending: Counter = Counter()
+        self.seen: list[_Seen] = []
+        self.lock = threading.Lock()
+
+    async def wait(self, done: Callable[[], bool], until: float) -> bool:
+        while True:
+            with self.lock:
+                if done():
+                    return True
+            if time.monotonic() >= until:
+                return False
+            await asyncio.sleep(POLL)
+
+    async def wait_quiet(self, until: float) -> bool:
+        """Wait for QUIET seconds with no exchange in flight; False at `until`."""
+        quiet_from = None
+        while True:
+            with self.lock:
+                busy = bool(+self.pending)
+            now = time.monotonic()
+            if busy:
+                quiet_from = None
+            elif quiet_from is None:
+                quiet_from = now
+            elif now - quiet_from >= QUIET:
+                return True
+            if now >= until:
+                return False
+            await asyncio.sleep(POLL)
+
+    def last(self, url: str) -> _Seen | None:
+        with self.lock:
+            return next((s for s in reversed(self.seen) if s.url == url), None)
+
+
+async def _bounded(awaitable, seconds: float):
+    """Await a call into the page, giving up after `seconds`."""
+    try:
+        return await asyncio.wait_for(awaitable, max(seconds, 0.001))
+    except asyncio.TimeoutError:
+        raise _PageStuck(f"the page did not answer within {seconds:g}s") from None
+
+
+class BrowserSession:
+    """One Chromium behind one recording proxy, writing into `writer`.
+
+    `index` receives the CDXJ line of every response and resource record written.
+    Use as a context manager, or call start() and close().
+    """
+
+    def __init__(
+        self,
+        writer: WarcWriter,
+        index: Callable[[str], None],
+        options: BrowserOptions | None = None,
+        exclude: Callable[[str], str | None] | None = None,
+    ) -> None:
+        """`exclude(url)` says why a URL must not be fetched (the crawler's --exclude),
+        or None; the browser gets a refusal and nothing is recorded for it."""
+        self.writer = writer
+        self.index = index
+        self.exclude = exclude
+        self.options = options or BrowserOptions()
+        self.version: str | None = None
+        self._executable = find_chromium(self.options.executable)
+        self._current: _PageState | None = None
+        self._lock = threading.Lock()
+        self._page_lock = threading.Lock()
+        self._failures: list[str] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ca: InterceptionCA | None = None
+        self._proxy: RecordingProxy | None = None
+        self._dead_end: socket.socket | None = None
+        self._playwright = self._browser = self._context = None
+        self._started = self._closed = False
+
+    # -- life cycle ------------------------------------------------------------
+    def start(self) -> "BrowserSession":
+        self._ca = InterceptionCA()
+        self._dead_end = socket.socket()
+        self._dead_end.bind(("127.0.0.1", 0))     # bound, never listening: refuses
+        o = self.options
+        self._proxy = RecordingProxy(self, self._ca, ProxyOptions(
+            timeout=o.fetch_timeout, max_body=o.max_body, verify_tls=o.verify_tls,
+            spool_dir=o.spool_dir,
+        )).start()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="archive-browser", daemon=True)
+        self._thread.start()
+        self._started = True
+        try:
+            self._call(self._launch())
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    async def _launch(self) -> None:
+        self._playwright = await async_playwright().start()
+        root = hasattr(os, "geteuid") and os.geteuid() == 0
+        args = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={self._ca.spki_hash}"]
+        if root:
+            args.append("--no-sandbox")      # Chromium refuses to start as root otherwise
+        try:
+            self._browser = await self._playwright.chromium.launch(
+                executable_path=self._executable, headless=True, args=args,
+                chromium_sandbox=not root,
+                # Chromium's own requests (sign-in, updates) take the browser-wide
+                # proxy: a port of ours where nothing listens, so they go nowhere.
+                proxy={"server": f"http://127.0.0.1:{self._dead_end.getsockname()[1]}"},
+            )
+            self.version = self._browser.version
+            page = self.options.page
+            self._context = await self._browser.new_context(
+                viewport={"width": page.viewport_width, "height": page.viewport_height},
+                user_agent=self.options.user_agent,
+                # A service worker could answer from its own cache, out of the proxy's sight.
+                service_workers="block",
+                # A download is cancelled in the browser; the proxy still reads it whole.
+                accept_downloads=False,
+                # The pages' requests (loopback too: Playwright adds <-loopback>).
+                proxy={"server": self._proxy.url},
+            )
+        except PlaywrightError as exc:
+            raise ArchiveError(
+                f"could not start Chromium ({self._executable}): {_first_line(exc)}") from None
+
+    def close(self) -> None:
+        """Close the browser, then the proxy (exchanges still running are recorded as
+        cut short). Raises ArchiveError if any exchange could not be written."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._started:
+                with self._page_lock:
+                    self._call(self._shutdown_browser())
+        finally:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join()
+                self._loop.close()
+            if self._proxy is not None:
+                self._proxy.close()
+            if self._ca is not None:
+                self._ca.close()
+                self._dead_end.close()
+        if self._failures:
+            raise ArchiveError(
+                f"{len(self._failures)} browser exchange(s) could not be written to the WARC; "
+                f"first: {self._failures[0]}")
+
+    async def _shutdown_browser(self) -> None:
+        for thing in (self._context, self._browser):
+            if thing is not None:
+                try:
+                    await asyncio.wait_for(thing.close(), CLOSE_TIMEOUT)
+                except (PlaywrightError, asyncio.TimeoutError):
+                    pass
+        if self._playwright is not None:
+            await self._playwright.stop()
+
+    def __enter__(self) -> "BrowserSession":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the proxy's sink --------------------------------------------------------
+    def begin(self, url: str) -> _PageState | None:
+        with self._lock:
+            state = self._current
+        reason = self.exclude(url) if self.exclude else None
+        if reason:
+            if state is not None:
+                with state.lock:
+                    state.excluded.append(url)
+            raise Refused(reason)
+        if state is not None:
+            with state.lock:
+                state.begun.append(url)
+                state.pending[url] += 1
+        return state
+
+    def end(self, state: _PageState | None, result: FetchResult, notes: dict) -> None:
+        written = None
+        try:
+            written = write_exchange(self.writer, result, extra_fields=notes)
+            if written.index_line:
+                self.index(written.index_line)
+        except Exception as exc:  # noqa: BLE001 - reported by close(), never dropped silently
+            with self._lock:
+                self._failures.append(f"{result.url}: {type(exc).__name__}: {exc}")
+        if state is not None:
+            with state.lock:
+                state.pending[result.url] -= 1
+                state.seen.append(_Seen(
+                    result.url, result.status, result.error, result.error_kind,
+                    written.response if written else None, result.response_length,
+                    result.body_bytes,
+                ))
+
+    # -- pages -----------------------------------------------------------------
+    def capture_page(self, url: str, options: PageOptions | None = None) -> BrowserPageResult:
+        """Load `url`, wait as `options` say, and record the page and its snapshots."""
+        if not url.lower().startswith(("http://", "https://")):
+            raise ArchiveError(f"browser capture takes http and https URLs only, not {url[:100]!r}")
+        with self._page_lock:
+            if not self._started or self._closed:
+                raise RuntimeError("the browser session is not running")
+            return self._call(self._capture(url, options or self.options.page))
+
+    async def _capture(self, url: str, opts: PageOptions) -> BrowserPageResult:
+        state = _PageState()
+        with self._lock:
+            self._current = state
+        asked = urldefrag(url)[0]
+        result = BrowserPageResult(url=url, final_url=asked, started=datetime.now(timezone.utc))
+        page = None
+        try:
+            page = await self._context.new_page()
+            await page.set_viewport_size({"width": opts.viewport_width, "height": opts.viewport_height})
+            navigation_error = await self._load(page, url, opts, state, result)
+            final = urldefrag(page.url)[0]
+            if final.startswith(("http://", "https://")):
+                result.final_url = final
+            await self._judge(state, result, navigation_error)
+            if result.status is not None and navigation_error is None:
+                await self._snapshot(page, result, opts.snapshot_timeout)
+        except PlaywrightError as exc:
+            # The page or the browser itself failed (a crashed renderer, say): the page
+            # is recorded as failed with what the proxy saw; the capture goes on.
+            result.notes.append(f"the browser failed: {_first_line(exc)}")
+            if result.status is None and not result.error:
+                result.error, result.error_kind = f"browser: {_first_line(exc)}", "browser"
+        finally:
+            with self._lock:
+                self._current = None
+            if page is not None:
+                try:
+                    await asyncio.wait_for(page.close(), CLOSE_TIMEOUT)
+                except (PlaywrightError, asyncio.TimeoutError):
+                    pass
+        chain = {asked, result.final_url}
+        with state.lock:
+            result.requisites = list(dict.fromkeys(u for u in state.begun if u not in chain))
+            result.excluded = list(dict.fromkeys(state.excluded))
+            result.bytes = sum(s.size for s in state.seen)
+        result.metadata = self._write_page_metadata(result, opts)
+        return result
+
+    async def _load(self, page, url: str, opts: PageOptions, state: _PageState,
+                    result: BrowserPageResult) -> str | None:
+        """Navigate and wait; returns the browser's navigation error, if any."""
+        deadline = time.monotonic() + opts.timeout
+
+        def left_ms() -> float:
+            return max(1.0, (deadline - time.monotonic()) * 1000)
+
+        def timed_out(what: str) -> None:
+            result.timed_out = True
+            result.notes.append(f"{what} within {opts.timeout:g}s")
+
+        try:
+            await page.goto(url, wait_until=opts.wait, timeout=left_ms())
+        except PlaywrightError as exc:
+            if not _is_timeout(exc):
+                return _first_line(exc)
+            timed_out(f"the page did not reach '{opts.wait}'")
+        if opts.selector and not result.timed_out:
+            try:
+                await page.wait_for_selector(opts.selector, timeout=left_ms())
+            except PlaywrightError as exc:
+                if not _is_timeout(exc):
+                    raise
+                timed_out(f"the selector {opts.selector!r} did not appear")
+        if opts.scroll and not result.timed_out:
+            await self._scroll(page, opts, state, deadline, result)
+        if opts.delay and time.monotonic() < deadline:
+            await asyncio.sleep(min(opts.delay, deadline - time.monotonic()))
+        return None
+
+    async def _scroll(self, page, opts: PageOptions, state: _PageState, deadline: float,
+                      result: BrowserPageResult) -> None:
+        budget = max(0.0, deadline - time.monotonic())
+        try:
+            await _bounded(page.evaluate(
+                SCROLL_JS, {"budgetMs": budget * 1000, "pauseMs": 150, "maxSteps": 200},
+            ), budget + SCRIPT_GRACE)
+        except (PlaywrightError, _PageStuck) as exc:
+            result.notes.append(f"scrolling failed: {_first_line(exc)}")
+            return
+        # Whatever the scrolling set off should land before the snapshots.
+        idle = opts.wait == "networkidle"
+        until = deadline if idle else min(deadline, time.monotonic() + SETTLE_AFTER_SCROLL)
+        try:
+            await page.wait_for_function(
+                IMAGES_COMPLETE_JS, timeout=max(1.0, (until - time.monotonic()) * 1000))
+        except PlaywrightError:
+            result.notes.append("images were still loading after scrolling")
+        if not await state.wait_quiet(until):
+            if idle:
+                result.timed_out = True
+                result.notes.append(f"the network did not fall idle within {opts.timeout:g}s")
+            else:
+                result.notes.append("requests were still running after scrolling")
+
+    async def _judge(self, state: _PageState, result: BrowserPageResult,
+                     navigation_error: str | None) -> None:
+        """The page's status and error, from what the proxy recorded of its document
+        (never from the browser, which would also show the proxy's own error page)."""
+        final = result.final_url
+        await state.wait(lambda: state.pending[final] <= 0, time.monotonic() + MAIN_DOCUMENT_WAIT)
+        seen = state.last(final)
+        if seen is not None:
+            result.status, result.response, result.size = seen.status, seen.response, seen.body
+            if seen.status is None:
+                result.error, result.error_kind = seen.error, seen.error_kind
+        elif state.pending[final] > 0:
+            result.notes.append("the page's own response was still arriving")
+        if navigation_error:
+            # The server's response is recorded all the same (a PDF the browser would
+            # only download, say); the browser's complaint is a note unless nothing came.
+            result.notes.append(f"the browser did not show the page: {navigation_error}")
+            if result.status is None and not result.error:
+                result.error, result.error_kind = f"browser: {navigation_error}", "browser"
+        if seen is None and result.status is None and not result.error:
+            result.error, result.error_kind = "the browser fetched no document", "browser"
+
+    async def _snapshot(self, page, result: BrowserPageResult, timeout: float) -> None:
+        """The rendered DOM and a full-page screenshot, as resource records (taken even
+        after the page timed out, each within `timeout` seconds)."""
+        try:
+            result.title = await _bounded(page.title(), timeout) or None
+            dom = (await _bounded(page.content(), timeout)).encode("utf-8")
+        except _PageStuck as exc:
+            # A page whose script never yields answers nothing more: no screenshot either.
+            result.timed_out = True
+            result.notes.append(f"no DOM snapshot or screenshot: {exc} (a script may never yield)")
+            return
+        except PlaywrightError as exc:
+            result.notes.append(f"no DOM snapshot: {_first_line(exc)}")
+        else:
+            result.dom = self._resource(f"urn:dom:{result.final_url}", dom, "text/html; charset=utf-8", result)
+            result.outlinks = extract_html(dom, result.final_url).pages
+        try:
+            png = await _bounded(page.screenshot(
+                full_page=True, type="png", timeout=timeout * 1000, animations="disabled",
+            ), timeout + SCRIPT_GRACE)
+        except (PlaywrightError, _PageStuck) as exc:
+            result.notes.append(f"no screenshot: {_first_line(exc)}")
+        else:
+            result.screenshot = self._resource(f"urn:screenshot:{result.final_url}", png, "image/png", result)
+
+    def _resource(self, uri: str, data: bytes, content_type: str,
+                  result: BrowserPageResult) -> RecordRef:
+        ref = self.writer.write(
+            "resource", uri, data, content_type=content_type,
+            extra={"WARC-Concurrent-To": result.response.record_id if result.response else None},
+        )
+        digest = block_digests("resource", uri, data)[1]
+        self.index(cdxj_line(uri, ref.date, ref.filename, ref.offset, ref.length,
+                             "resource", digest, content_type.split(";")[0]))
+        return ref
+
+    def _write_page_metadata(self, result: BrowserPageResult, opts: PageOptions) -> RecordRef:
+        fields = {
+            "browser": f"Chromium {self.version}",
+            "browser-executable": self._executable,
+            "viewport": f"{opts.viewport_width}x{opts.viewport_height}",
+            "wait": opts.wait,
+            "wait-selector": opts.selector,
+            "delay-seconds": f"{opts.delay:g}" if opts.delay else None,
+            "scroll": "yes" if opts.scroll else "no",
+            "timeout-seconds": f"{opts.timeout:g}",
+            "page-started": result.started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "page-url": result.url,
+            "final-url": result.final_url,
+            "title": result.title,
+            "http-status": result.status,
+            "timed-out": "yes" if result.timed_out else "no",
+            "note": result.notes,
+            "error-kind": result.error_kind,
+            "error": result.error,
+            "screenshot-record": result.screenshot.record_id if result.screenshot else None,
+            "dom-record": result.dom.record_id if result.dom else None,
+            "outlink": result.outlinks,
+            "requisite": result.requisites,
+            "excluded": result.excluded,
+        }
+        return self.writer.write(
+            "metadata", result.final_url, warc_fields(fields),
+            extra={"WARC-Concurrent-To": result.response.record_id if result.response else None},
+        )
+
+
+def _is_timeout(exc: PlaywrightError) -> bool:
+    return type(exc).__name__ == "TimeoutError"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

@@ -1,0 +1,194 @@
+"""The frontier: URLs waiting to be fetched, handed to worker threads one at a time
+under the politeness rules (per-host concurrency and delay, Retry-After holds).
+
+Requisites go before pages and pages go breadth first, so a page's images and styles
+are fetched close in time to the page and a --max-pages limit keeps the shallowest
+pages. What the frontier holds is not persisted here: the crawl journal records every
+URL added and every URL done, and a resumed crawl rebuilds the frontier from it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class Item:
+    url: str
+    depth: int
+    requisite: bool = False
+    chain: tuple = ()        # URLs of the redirects that led here
+    attempt: int = 0         # fetches of this URL already made (retries)
+
+    def to_json(self) -> list:
+        return [self.url, self.depth, self.requisite, list(self.chain)]
+
+    @classmethod
+    def from_json(cls, data: list, attempt: int = 0) -> "Item":
+        url, depth, requisite, chain = data
+        return cls(url, int(depth), bool(requisite), tuple(chain), attempt)
+
+    def retried(self) -> "Item":
+        return replace(self, attempt=self.attempt + 1)
+
+
+def origin(url: str) -> str:
+    """`scheme://host[:port]`: the unit of politeness and of robots.txt."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+@dataclass
+class _Host:
+    heap: list = field(default_factory=list)     # (priority, sequence, item)
+    active: int = 0
+    next_time: float = 0.0                       # monotonic time of the next allowed start
+    delay: float | None = None                   # this host's own delay (robots Crawl-delay)
+
+
+class Frontier:
+    """Thread-safe queue of Items. claim() blocks until an item may start, and returns
+    None once nothing is queued or running (or the crawl was stopped)."""
+
+    def __init__(self, per_host: int = 4, delay: float = 0.0, max_pages: int | None = None) -> None:
+        self.per_host = max(1, per_host)
+        self.delay = max(0.0, delay)
+        self.max_pages = max_pages
+        self.pages_claimed = 0
+        self.stop_reason: str | None = None
+        self._seen: set[str] = set()
+        self._hosts: dict[str, _Host] = {}
+        self._delayed: list = []                 # (not_before, sequence, item)
+        self._over_limit: list[Item] = []        # pages left out by --max-pages
+        self._running = 0
+        self._sequence = itertools.count()
+        self._cond = threading.Condition()
+
+    # -- adding --------------------------------------------------------------
+    def add(self, item: Item) -> bool:
+        """Queue an item unless its URL was seen before; True when it was queued."""
+        with self._cond:
+            if item.url in self._seen:
+                return False
+            self._seen.add(item.url)
+            self._push(item)
+            self._cond.notify()
+            return True
+
+    def restore(self, seen, pending: list[Item], pages_done: int) -> None:
+        """Rebuild after a restart: every URL ever queued, and those not done yet."""
+        with self._cond:
+            self._seen.update(seen)
+            for item in pending:
+                self._push(item)
+            self.pages_claimed = pages_done
+
+    def _push(self, item: Item) -> None:
+        priority = 0 if item.requisite else item.depth + 1
+        host = self._hosts.setdefault(origin(item.url), _Host())
+        heapq.heappush(host.heap, (priority, next(self._sequence), item))
+
+    def retry(self, item: Item, not_before: float) -> None:
+        """Put an item back, to be fetched again no sooner than `not_before` (monotonic)."""
+        with self._cond:
+            heapq.heappush(self._delayed, (not_before, next(self._sequence), item))
+            self._cond.notify()
+
+    def hold(self, url: str, until: float) -> None:
+        """Start nothing more on this URL's host before `until` (Retry-After, Crawl-delay)."""
+        with self._cond:
+            host = self._hosts.setdefault(origin(url), _Host())
+            host.next_time = max(host.next_time, until)
+
+    def slow_down(self, url: str, delay: float) -> None:
+        """Space the starts of requests to this URL's host at least `delay` seconds apart."""
+        with self._cond:
+            host = self._hosts.setdefault(origin(url), _Host())
+            if host.delay is None or delay > host.delay:
+                host.delay = delay
+                host.next_time = max(host.next_time, time.monotonic() + delay)
+
+    # -- handing out ----------------------------------------------------------
+    def claim(self) -> Item | None:
+        with self._cond:
+            while True:
+                if self.stop_reason:
+                    return None
+                now = time.monotonic()
+                while self._delayed and self._delayed[0][0] <= now:
+                    self._push(heapq.heappop(self._delayed)[2])
+                item, wake = self._pick(now)
+                if item is not None:
+                    return item
+                if not self._running and not self._delayed and not self._claimable_left():
+                    self._cond.notify_all()
+                    return None
+                if self._delayed:
+                    wake = min(wake, self._delayed[0][0])
+                self._cond.wait(None if wake == float("inf") else max(0.001, wake - now))
+
+    def _pick(self, now: float) -> tuple[Item | None, float]:
+        """The most urgent item whose host may start now, or (None, when to look again)."""
+        best, wake = None, float("inf")
+        pages_full = self.max_pages is not None and self.pages_claimed >= self.max_pages
+        for host in self._hosts.values():
+            if pages_full:
+                # Pages past --max-pages are set aside (not fetched), so that what may
+                # still go (requisites, retries) is not stuck behind them.
+                kept = [e for e in host.heap if e[2].requisite or e[2].attempt]
+                if len(kept) != len(host.heap):
+                    self._over_limit += [e[2] for e in host.heap if not (e[2].requisite or e[2].attempt)]
+                    host.heap = kept
+                    heapq.heapify(host.heap)
+            if not host.heap or host.active >= self.per_host:
+                continue
+            head = host.heap[0]
+            if host.next_time > now:
+                wake = min(wake, host.next_time)
+                continue
+            if best is None or head[:2] < best[1][:2]:
+                best = (host, head)
+        if best is None:
+            return None, wake
+        host, (_, _, item) = best
+        heapq.heappop(host.heap)
+        host.active += 1
+        host.next_time = now + max(self.delay, host.delay or 0.0)
+        self._running += 1
+        if not item.requisite and item.attempt == 0:
+            self.pages_claimed += 1
+        return item, wake
+
+    def _claimable_left(self) -> bool:
+        return any(host.heap for host in self._hosts.values())
+
+    def release(self, item: Item) -> None:
+        """The worker is finished with an item (done, failed for good, or put back)."""
+        with self._cond:
+            self._hosts[origin(item.url)].active -= 1
+            self._running -= 1
+            self._cond.notify_all()
+
+    def stop(self, reason: str) -> None:
+        """Hand out nothing more; items being fetched finish."""
+        with self._cond:
+            self.stop_reason = self.stop_reason or reason
+            self._cond.notify_all()
+
+    # -- counts ----------------------------------------------------------------
+    @property
+    def queued(self) -> int:
+        with self._cond:
+            return sum(len(h.heap) for h in self._hosts.values()) + len(self._delayed) \
+            + len(self._over_limit)
+
+    def remaining(self) -> list[Item]:
+        """Items never fetched (after the crawl ended): limits reached or stopped."""
+        with self._cond:
+            items = [e[2] for h in self._hosts.values() for e in h.heap]
+            return self._over_limit + items + [e[2] for e in self._delayed]

@@ -1,0 +1,140 @@
+"""The crawl journal: one JSON line per group of records written to the WARC, appended
+right after the group while the writer is still locked, so the journal follows the
+WARC's order exactly. It is the crawl's memory: URLs queued and done, the WARC
+position after each group, index lines, page entries, deduplication originals. A
+crawl killed at any point is rebuilt from it (replay), and the container is cut back
+to the last position it names.
+
+Line kinds: `seeds` (the first URLs queued), `group` (records of one fetch; `final`
+false for a fetch that will be retried, `kind` robots for robots.txt), `end` (the crawl
+finished; sealing may follow).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archive.capture.dedup import Original
+from archive.capture.frontier import Item
+
+JOURNAL_NAME = "crawl.jsonl"
+
+
+@dataclass
+class CrawlStats:
+    pages: int = 0
+    requisites: int = 0
+    failed: int = 0
+    bytes: int = 0
+    revisits: int = 0
+    robots_blocked: int = 0
+    not_fetched: int = 0
+
+    def count(self, line: dict) -> None:
+        """Add one journal group line."""
+        self.bytes += line.get("bytes", 0)
+        self.revisits += line.get("revisits", 0)
+        if not line.get("final"):
+            return
+        if line.get("kind") == "page":
+            self.pages += 1
+        elif line.get("kind") == "requisite":
+            self.requisites += 1
+        if line.get("failed"):
+            self.failed += 1
+        if line.get("robots"):
+            self.robots_blocked += 1
+
+
+@dataclass
+class CrawlState:
+    """What a journal says: enough to continue a crawl or to seal it."""
+
+    seen: list[str] = field(default_factory=list)
+    queued: dict[str, Item] = field(default_factory=dict)    # not done yet, in order
+    attempts: dict[str, int] = field(default_factory=dict)
+    done: set[str] = field(default_factory=set)
+    index_lines: list[str] = field(default_factory=list)
+    pages: list[dict] = field(default_factory=list)
+    originals: list[tuple[str, Original]] = field(default_factory=list)
+    position: tuple[str, int] | None = None   # (WARC file, size) after the last group
+    stats: CrawlStats = field(default_factory=CrawlStats)
+    ended: dict | None = None                 # the `end` line, once the crawl finished
+    resumes: list[str] = field(default_factory=list)
+
+    def pending(self) -> list[Item]:
+        return [
+            Item(i.url, i.depth, i.requisite, i.chain, self.attempts.get(i.url, 0))
+            for i in self.queued.values()
+        ]
+
+    def apply(self, line: dict) -> None:
+        kind = line.get("t")
+        for raw in line.get("queue", ()):
+            item = Item.from_json(raw)
+            self.seen.append(item.url)
+            self.queued[item.url] = item
+        if kind == "group":
+            self.position = tuple(line["warc"]) if line.get("warc") else self.position
+            self.index_lines.extend(line.get("index", ()))
+            for digest, original in line.get("originals", ()):
+                self.originals.append((digest, Original(*original)))
+            self.stats.count(line)
+            if line.get("final"):
+                self.done.add(line["url"])
+                self.queued.pop(line["url"], None)
+                if line.get("page"):
+                    self.pages.append(line["page"])
+            elif line.get("kind") != "robots":
+                self.attempts[line["url"]] = self.attempts.get(line["url"], 0) + 1
+        elif kind == "end":
+            self.ended = line
+        elif kind == "resume":
+            self.resumes.append(line.get("at", ""))
+            self.ended = None
+
+
+def replay(path: Path) -> CrawlState:
+    """Read a journal; a last line cut short by a crash is ignored."""
+    state = CrawlState()
+    for line in _complete_lines(path):
+        state.apply(json.loads(line))
+    return state
+
+
+def _complete_lines(path: Path) -> list[bytes]:
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    return [line for line in data[: data.rfind(b"\n") + 1].splitlines() if line.strip()]
+
+
+class Journal:
+    """Appends lines to the journal, each flushed to the OS as one write."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = Path(directory) / JOURNAL_NAME
+        if self.path.exists():
+            # Drop a line half-written by a crash before appending after it.
+            data = self.path.read_bytes()
+            with open(self.path, "r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lock = threading.Lock()
+
+    def append(self, line: dict) -> None:
+        data = (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        with self._lock:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1

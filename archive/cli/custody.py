@@ -1,0 +1,207 @@
+"""`archive custody show [ID]` and `archive custody verify`, and the custody side of
+other commands: who the actor is, and what `archive verify` adds (trusted TSA
+certificates, tokens kept in the store, the capture's custody history, a 'verified'
+entry)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+
+from archive.cli.common import print_json, trusted_keys
+from archive.custody.chain import anchor_breaks, check_chain, unaccounted
+from archive.custody.entry import VERIFIED, Actor
+from archive.custody.history import capture_history, summary_of
+from archive.custody.ledger import open_ledger
+from archive.custody.log import CustodyLog
+from archive.errors import ArchiveError
+from archive.ids import is_capture_id
+from archive.store.address import open_store
+from archive.store.local import LocalStore
+from archive.timestamping import PREFIX as TIMESTAMPS_PREFIX, later_tokens
+from archive.verify.timestamps import load_tsa_certificates
+from archive.warc.records import default_operator
+
+STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("custody", help="the chain of custody of a store's captures")
+    actions = parser.add_subparsers(dest="custody_command", metavar="ACTION")
+    actions.required = True
+
+    show = actions.add_parser("show", help="the custody history of one capture, or of the store")
+    show.add_argument("capture_id", nargs="?", metavar="ID")
+    show.add_argument("--store", help=STORE_HELP)
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(run=run_show)
+
+    verify = actions.add_parser("verify", help="check the whole ledger: links, sequence, signatures")
+    verify.add_argument("--store", help=STORE_HELP)
+    verify.add_argument("--trust", action="append", metavar="[NAME=]KEY",
+                        help="accept only signatures by these public keys (repeatable)")
+    verify.add_argument("--anchor", action="append", default=[], metavar="SEQ:HASH",
+                        help="an entry noted earlier (the `head` a previous run printed): "
+                             "fail unless the ledger still holds it unchanged (repeatable)")
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
+    verify.set_defaults(run=run_verify)
+
+
+def add_actor_options(parser, key_help: str) -> None:
+    parser.add_argument("--operator", help="your name in the custody ledger (default: your user name)")
+    parser.add_argument("--key", help=key_help)
+
+
+def actor_from_args(args, key_from_env: bool) -> Actor:
+    """The actor of a command's custody entries; unsigned without a key."""
+    from archive.cli.capture import KEY_ENV, load_signer   # capture's key loading, one place
+    key = args.key or (os.environ.get(KEY_ENV) if key_from_env else None)
+    signer = load_signer(key, unsigned=False) if key else None
+    return Actor(args.operator or default_operator(), signer)
+
+
+def _short(value: str | None, n: int = 12) -> str:
+    return (value[:n] + "…") if value and len(value) > n else (value or "-")
+
+
+def format_entry(entry: dict) -> str:
+    s = summary_of(entry)
+    who = f"{s['actor']} ({'key ' + _short(s['key']) if s['signed'] else 'UNSIGNED'})"
+    details = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                       for k, v in (s["details"] or {}).items() if not isinstance(v, dict))
+    return (f"{s['seq']:>6}  {s['time']}  {s['event']:<17} {entry.get('capture') or '-':<26} "
+            f"{who}  wacz {_short(s['wacz'])}  {details}").rstrip()
+
+
+def run_show(args) -> int:
+    store = open_store(args.store)
+    ledger = open_ledger(store)
+    records = ledger.records()
+    chosen = [r.entry for r in records if r.entry and
+              (args.capture_id is None or r.entry.get("capture") == args.capture_id)]
+    chain = check_chain(records, ledger.location)
+    if args.json:
+        print_json({"location": ledger.location, "entries": chosen, "chain": chain.to_dict()})
+        return 0
+    if not chosen:
+        print(f"no custody entries{' for ' + args.capture_id if args.capture_id else ''} in {ledger.location}")
+    for entry in chosen:
+        print(format_entry(entry))
+    if chain.breaks:
+        print(f"chain: BROKEN at {chain.breaks[0]} (run `archive custody verify`)")
+    elif records:
+        print(f"chain: {len(records)} entries, links and signatures intact")
+    return 0
+
+
+def anchor(text: str) -> tuple[int, str]:
+    seq, _, value = text.partition(":")
+    if not seq.isdigit() or not value.startswith("sha256:"):
+        raise ArchiveError(f"not an anchor: {text!r} (give SEQ:sha256:HEX, as `head` prints it)")
+    return int(seq), value
+
+
+def run_verify(args) -> int:
+    store = open_store(args.store)
+    ledger = open_ledger(store)
+    trusted = trusted_keys(args.trust) if args.trust else None
+    records = ledger.records()
+    report = check_chain(records, ledger.location, trusted)
+    captures = [c.capture_id for c in store.list_captures()]
+    tokens = list(store.list_objects(TIMESTAMPS_PREFIX))
+    report.unaccounted = unaccounted(records, captures, tokens)
+    report.breaks += anchor_breaks(records, [anchor(a) for a in args.anchor])
+    if args.json:
+        print_json(report.to_dict())
+        return 0 if report.intact else 1
+    if report.intact:
+        print(f"INTACT: {report.entries} entries in {report.location}, every link, sequence number "
+              "and signature holds, and every capture and token in the store is accounted for")
+    else:
+        print(f"BROKEN: {report.location} ({report.entries} entries)")
+        for problem in report.breaks:
+            print(f"  - {problem}")
+        for problem in report.unaccounted:
+            print(f"  - {problem}")
+    for key, count in sorted(report.signers.items()):
+        name = f" ({trusted[key]})" if trusted and key in trusted else ""
+        print(f"  signed by {key}{name}: {count} entries")
+    if report.unsigned:
+        print(f"  unsigned: {report.unsigned} entries (actors without a key; they rest on the store's access control)")
+    if not trusted and report.signers:
+        print("  signatures checked against the keys named in the entries; give --trust to require your keys")
+    if report.head:
+        print(f"  head: {report.head['seq']}:{report.head['hash']} (keep it; --anchor checks it later)")
+    return 0 if report.intact else 1
+
+
+# -- the custody side of `archive verify` ---------------------------------------------
+
+def add_verify_options(parser) -> None:
+    parser.add_argument("--trust-tsa", action="append", metavar="CERT",
+                        help="TSA root certificate (PEM or DER) whose timestamps you accept (repeatable)")
+    parser.add_argument("--no-record", action="store_true",
+                        help="do not add a 'verified' entry to the store's custody ledger")
+    add_actor_options(parser, "sign the 'verified' custody entry with this private key")
+
+
+def locate_capture(target: str) -> tuple[LocalStore, str] | None:
+    """The local store and capture id of a path `<store>/captures/Y/M/D/<id>.wacz`."""
+    path = Path(target).resolve()
+    capture_id = path.name.removesuffix(".wacz")
+    if not path.name.endswith(".wacz") or not is_capture_id(capture_id) or len(path.parents) < 5:
+        return None
+    store = LocalStore(path.parents[4])
+    return (store, capture_id) if store.path_of(capture_id).resolve() == path else None
+
+
+class VerifyContext:
+    """What `archive verify` needs from the store around a capture, and gives back."""
+
+    def __init__(self, args, store=None, capture_id: str | None = None) -> None:
+        self.args = args
+        self.tsa_roots = load_tsa_certificates(args.trust_tsa)
+        if store is None:
+            store, capture_id = locate_capture(args.target) or (None, None)
+        self.store, self.capture_id = store, capture_id
+        self.later = later_tokens(store, capture_id) if store is not None else []
+
+    def verify_kwargs(self) -> dict:
+        return {"tsa_roots": self.tsa_roots, "later_timestamps": self.later}
+
+    def finish(self, report, trusted: dict[str, str]) -> None:
+        """Add the capture's custody history to the report, then record the verification."""
+        if self.store is None:
+            return
+        from archive.verify.checks import add_late_check
+        from archive.verify.warcs import Problem
+        ledger = open_ledger(self.store)
+        sealed_tokens = sum(1 for t in report.time.get("tokens", [])
+                            if not t["later"] and t["state"] != "missing")
+        try:
+            records = ledger.records()
+        except (ArchiveError, OSError) as exc:
+            add_late_check(report, "custody", "warn", f"the custody ledger cannot be read: {exc}")
+        else:
+            history = capture_history(records, ledger.location, self.capture_id,
+                                      report.sha256, sealed_tokens)
+            report.custody = history.entries
+            add_late_check(report, "custody", history.status, history.summary,
+                           [Problem(p, ledger.location) for p in history.problems])
+        if not self.args.no_record:
+            self._record(report, trusted)
+
+    def _record(self, report, trusted: dict[str, str]) -> None:
+        actor = actor_from_args(self.args, key_from_env=False)
+        log = CustodyLog(self.store, actor)
+        log.record(
+            VERIFIED, self.capture_id, report.sha256, result=report.verdict,
+            qualifier=report.qualifier, failed=[c.name for c in report.checks if c.status == "fail"],
+            trusted_keys=sorted(trusted), trusted_time=report.time.get("time"),
+            trusted_tsa=sorted(c.fingerprint(hashes.SHA256()).hex() for c in self.tsa_roots),
+        )
+        for problem in log.problems:
+            print(f"archive: warning: {problem}", file=sys.stderr)

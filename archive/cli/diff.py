@@ -1,0 +1,47 @@
+"""`archive diff ID1 ID2`: what changed on the captured site between two captures."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from archive.cli.common import print_json
+from archive.diff import chronological, compare, read_summary, render_text
+from archive.errors import ArchiveError
+from archive.ids import is_capture_id
+from archive.store.address import open_store
+
+
+def register(sub) -> None:
+    p = sub.add_parser("diff", help="pages added, removed, redirected and changed between two captures")
+    p.add_argument("first", metavar="ID1", help="a capture id in the store, or a WACZ file")
+    p.add_argument("second", metavar="ID2", help="a capture id in the store, or a WACZ file")
+    p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=run)
+
+
+def _summary(target: str, store_address: str | None):
+    path = Path(target)
+    if path.is_file():
+        opener, label = (lambda: open(path, "rb")), path.name
+    elif is_capture_id(target):
+        store = open_store(store_address)
+        opener, label = (lambda: store.open_capture(target)), target
+    else:
+        raise ArchiveError(f"{target} is neither a WACZ file nor a capture id")
+    try:
+        with opener() as fh:
+            return read_summary(fh, label)
+    except OSError as exc:
+        raise ArchiveError(f"cannot read {target}: {exc.strerror or exc}") from None
+
+
+def run(args) -> int:
+    earlier, later = chronological(_summary(args.first, args.store), _summary(args.second, args.store))
+    diff = compare(earlier, later)
+    if args.json:
+        print_json(diff.to_dict())
+    else:
+        sys.stdout.write(render_text(diff))
+    return 0

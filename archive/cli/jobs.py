@@ -1,0 +1,240 @@
+"""`archive jobs check|run|serve|status`: scheduled captures from TOML job files.
+
+`jobs run` exits 0 when the capture is stored, 1 when the run failed (recorded, work
+folder kept) or its custody record is incomplete, 2 when the job file or its key or
+store is unusable (nothing started), 3 when another run of the job holds its lock,
+143 when stopped by SIGTERM.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+from archive.cli.common import Progress, human_bytes, positive_int, print_json
+from archive.cli.timestamp import print_timestamps
+from archive.cli.common import duration as duration_arg
+from archive.errors import ArchiveError
+from archive.jobs.lock import JobBusy, iso_seconds, utcnow
+from archive.jobs.preflight import preflight
+from archive.jobs.request import NOT_YET_WIRED
+from archive.jobs.runner import Outcome, Terminated, run_job
+from archive.jobs.scheduler import Scheduler, install_stop_handlers, log_line
+from archive.jobs.spec import JobFileError, JobSpec, load_job
+from archive.jobs.status import first_due, job_files, job_status
+
+EXIT_FAILED, EXIT_BAD, EXIT_BUSY, EXIT_TERMINATED = 1, 2, 3, 143
+
+
+def register(sub) -> None:
+    p = sub.add_parser("jobs", help="scheduled captures from job files (check, run, serve, status)")
+    jobs = p.add_subparsers(dest="jobs_command", metavar="ACTION")
+    jobs.required = True
+
+    check = jobs.add_parser("check", help="validate job files: keys, schedule, signing key, store")
+    check.add_argument("files", nargs="+", metavar="JOBFILE|DIR",
+                       help="job files, or folders of them (*.toml)")
+    check.add_argument("--offline", action="store_true",
+                       help="check the file only, not its signing key and store")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.set_defaults(run=run_check)
+
+    run = jobs.add_parser("run", help="run a job once now (for cron, systemd timers, CronJobs)")
+    run.add_argument("file", metavar="JOBFILE")
+    run.add_argument("--no-notify", action="store_true", help="do not send the job's notification")
+    run.add_argument("--json", action="store_true", help="the run's outcome as JSON")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.set_defaults(run=run_run)
+
+    serve = jobs.add_parser("serve", help="run every job file in a folder on its schedule")
+    serve.add_argument("folder", metavar="DIR")
+    serve.add_argument("--concurrency", type=positive_int, default=2,
+                       help="at most N captures at once (default 2)")
+    serve.add_argument("--grace", type=duration_arg, default=60.0,
+                       help="on SIGTERM, let running captures finish this long before "
+                            "stopping them (default 60s)")
+    serve.add_argument("--json", action="store_true", help="log JSON lines")
+    serve.set_defaults(run=run_serve)
+
+    status = jobs.add_parser("status", help="last run and next due time of each job")
+    status.add_argument("target", nargs="?", default=".", metavar="DIR|JOBFILE",
+                        help="a folder of job files or one job file (default: .)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(run=run_status)
+
+
+def _print_problems(error: JobFileError) -> None:
+    for problem in error.problems:
+        print(problem.render(error.path), file=sys.stderr)
+
+
+def _check_one(path: Path, offline: bool) -> tuple[JobSpec | None, list[dict]]:
+    try:
+        spec = load_job(path)
+        if not offline:
+            preflight(spec)
+    except JobFileError as exc:
+        return None, [{"file": str(path), "line": p.line, "message": p.message} for p in exc.problems]
+    except ArchiveError as exc:
+        return None, [{"file": str(path), "line": None, "message": str(exc)}]
+    return spec, []
+
+
+def _unwired(spec: JobSpec) -> list[str]:
+    return [f"{spec.path}:{spec.line_of(key)}: note: '{key}' is accepted but has no effect yet "
+            f"(it waits for {why})" for key, why in NOT_YET_WIRED.items() if spec.line_of(key)]
+
+
+def run_check(args) -> int:
+    results = []
+    paths = [path for name in args.files for path in job_files(Path(name))]
+    for path in paths:
+        spec, problems = _check_one(path, args.offline)
+        entry = {"file": str(path), "ok": not problems, "problems": problems}
+        if spec is not None:
+            due = first_due(spec, None, utcnow())
+            entry.update(job=spec.name, schedule=spec.schedule.describe() if spec.schedule else None,
+                         next_due=iso_seconds(due) if due else None, notes=_unwired(spec))
+        results.append(entry)
+    if args.json:
+        print_json(results)
+    else:
+        for entry in results:
+            for p in entry["problems"]:
+                print(f"{p['file']}:{p['line']}: {p['message']}" if p["line"] else
+                      f"{p['file']}: {p['message']}")
+            if entry["ok"]:
+                when = f", next run {entry['next_due']}" if entry["next_due"] else \
+                    " (no schedule: run it from cron, a systemd timer or a CronJob)"
+                print(f"{entry['file']}: ok: job {entry['job']}"
+                      + (f", {entry['schedule']}" if entry["schedule"] else "") + when)
+                for note in entry["notes"]:
+                    print(note)
+    if not results:
+        raise ArchiveError(f"no job files (*.toml) in {', '.join(args.files)}")
+    return 0 if all(e["ok"] for e in results) else EXIT_BAD
+
+
+def run_run(args) -> int:
+    try:
+        spec = load_job(Path(args.file))
+        signer, store = preflight(spec)
+    except JobFileError as exc:
+        _print_problems(exc)
+        return EXIT_BAD
+    progress = Progress(not args.quiet and not args.json)
+
+    def on_progress(stats, queued: int) -> None:
+        progress.update(f"job {spec.name}: pages {stats.pages}  queued {queued}  "
+                        f"failed {stats.failed}  {human_bytes(stats.bytes)}")
+
+    def terminate(signum, frame) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        outcome = run_job(spec, signer, store, on_progress, send=not args.no_notify)
+    except JobBusy as exc:
+        print(f"archive: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    except Terminated:
+        print(f"archive: job {spec.name} stopped by SIGTERM; the run is recorded as "
+              "interrupted and what it captured is kept in its work folder", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        progress.done()
+    if args.json:
+        print_json(outcome.to_dict())
+    else:
+        _print_outcome(outcome)
+    # A stored capture whose custody record is incomplete is not a clean run either.
+    return 0 if outcome.status == "ok" and not outcome.problems else EXIT_FAILED
+
+
+def _print_outcome(outcome: Outcome) -> None:
+    if outcome.took_over:
+        print(f"lock     taken over from run {outcome.took_over['run_id']} on "
+              f"{outcome.took_over['host']}: {outcome.took_over['reason']}")
+    for left in outcome.unfinished:
+        if left.get("stored"):
+            print(f"stored   {left['stored']}: an earlier run's capture, sealed but not stored "
+                  "then; it verifies and is stored now")
+        else:
+            why = f": {left['not_stored']}" if left.get("not_stored") else " (kept)"
+            print(f"left     {left['path']}: an earlier run's capture, {left['state']}{why}")
+    if outcome.status != "ok":
+        print(f"job      {outcome.job}: run {outcome.run_id} FAILED: {outcome.error}")
+    else:
+        c = outcome.capture
+        print(f"job      {outcome.job}: run {outcome.run_id}")
+        print(f"capture  {c['capture_id']}")
+        print(f"stored   {c['address']}")
+        print(f"sha256   {c['sha256']}")
+        print(f"pages    {c['pages']} ({c['failed']} failed), requisites {c['requisites']}, "
+              f"{human_bytes(c['bytes'])}")
+        print_timestamps(c.get("timestamps") or [], c["capture_id"])
+    changes = outcome.changes or {}
+    if changes.get("error"):
+        print(f"changes  {changes['error']}")
+    elif changes:
+        for change in changes.get("changes", []):
+            print(f"changes  {change['finding']}")
+        if not changes.get("changes"):
+            print(f"changes  none since {outcome.previous_capture}")
+    for problem in outcome.problems:
+        print(f"warning  {problem}", file=sys.stderr)
+    if outcome.lock_lost_to:
+        print(f"warning  the job's lock was taken over during this run by {outcome.lock_lost_to}")
+    for channel, sent in (outcome.notify or {}).items():
+        if not sent.get("ok"):
+            print(f"warning  notification by {channel} failed: {sent.get('error')}", file=sys.stderr)
+
+
+def run_serve(args) -> int:
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise ArchiveError(f"{folder} is not a folder of job files")
+    if args.concurrency < 1:
+        raise ArchiveError("--concurrency must be at least 1")
+    scheduler = Scheduler(folder, args.concurrency, args.grace, log_line(args.json))
+    install_stop_handlers(scheduler)
+    scheduler.serve()
+    return 0
+
+
+def run_status(args) -> int:
+    target = Path(args.target)
+    if not target.exists():
+        raise ArchiveError(f"no such job file or folder: {target}")
+    rows = [job_status(path) for path in job_files(target)]
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print(f"no job files (*.toml) in {target}")
+    for row in rows:
+        if "problems" in row:
+            print(f"{row['file']}: INVALID")
+            for problem in row["problems"]:
+                print(f"  {problem}")
+            continue
+        last = row.get("last_run")
+        print(f"{row['job']}  ({row['file']})")
+        if last is None:
+            print("  last run   never" + (f" (store: {row['store_error']})" if row.get("store_error") else ""))
+        else:
+            started = (last["started"] or "?")[:19] + ("Z" if last["started"] else "")
+            line = f"  last run   {started}  {last['status'].upper()}"
+            if last.get("capture_id"):
+                line += (f"  capture {last['capture_id']}  {last['pages']} pages  "
+                         f"{human_bytes(last['bytes'] or 0)}  {last['failures']} failures")
+            if last.get("error"):
+                line += f"  ({last['error']})"
+            print(line)
+            if last.get("changes"):
+                counts = ", ".join(f"{n} {k}" for k, n in last["changes"].items() if n)
+                print(f"  changes    {counts or 'none'}")
+        print(f"  next due   {row['next_due'] or 'not scheduled (run by cron, a timer or a CronJob)'}")
+    return 0

@@ -1,0 +1,55 @@
+"""`archive timestamp ID --tsa URL`: add an RFC 3161 token to a stored capture later
+(the TSA was down at sealing, or another authority is wanted)."""
+
+from __future__ import annotations
+
+from archive.cli.common import duration, http_url, print_json
+from archive.cli.custody import add_actor_options, actor_from_args
+from archive.custody.log import CustodyLog
+from archive.errors import ArchiveError
+from archive.seal.timestamp import DEFAULT_TIMEOUT
+from archive.store.address import open_store
+from archive.timestamping import timestamp_stored
+
+
+def register(sub) -> None:
+    p = sub.add_parser("timestamp", help="add a trusted timestamp to a stored capture")
+    p.add_argument("capture_id", metavar="ID")
+    p.add_argument("--tsa", action="append", required=True, metavar="URL",
+                   help="RFC 3161 Time Stamping Authority (repeatable)")
+    p.add_argument("--tsa-timeout", type=duration, default=DEFAULT_TIMEOUT,
+                   help=f"how long to wait for each TSA (default {DEFAULT_TIMEOUT:g}s)")
+    p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
+    add_actor_options(p, "sign the custody entry with this private key (default: $ARCHIVE_KEY)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=run)
+
+
+def print_timestamps(entries: list[dict], capture_id: str) -> None:
+    """One line per TSA asked: the time it states, or why there is no token."""
+    for entry in entries:
+        if entry.get("time"):
+            print(f"time     {entry['time']} stated by {entry['tsa']} (verify with --trust-tsa)")
+        else:
+            print(f"time     NO TOKEN from {entry['tsa']}: {entry.get('error')} "
+                  f"(add one later: archive timestamp {capture_id} --tsa URL)")
+
+
+def run(args) -> int:
+    urls = [http_url(u) for u in args.tsa]
+    actor = actor_from_args(args, key_from_env=True)
+    store = open_store(args.store)
+    sealed, entries, keys = timestamp_stored(store, args.capture_id, urls, args.tsa_timeout)
+    custody = CustodyLog(store, actor)
+    custody.record_timestamps(args.capture_id, sealed.wacz_sha256, entries, keys)
+    if args.json:
+        print_json([{**{k: e.get(k) for k in ("tsa", "time", "error")}, "object": key}
+                    for e, key in zip(entries, keys)])
+    else:
+        print_timestamps(entries, args.capture_id)
+    problems = custody.problems
+    if not any(keys):
+        problems = ["no TSA gave a token"] + problems
+    if problems:
+        raise ArchiveError("; ".join(problems))
+    return 0

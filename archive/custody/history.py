@@ -1,0 +1,57 @@
+"""The custody history of one capture, as verification reports it beside the
+integrity checks, and what it says about the file being verified."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from archive.custody.chain import check_chain
+from archive.custody.entry import SEALED, STORED, TIMESTAMPED
+from archive.custody.ledger import Record
+
+
+@dataclass
+class History:
+    status: str                     # "pass", "warn" or "fail", as report checks use them
+    summary: str
+    problems: list[str] = field(default_factory=list)
+    entries: list[dict] = field(default_factory=list)
+
+
+def summary_of(entry: dict) -> dict:
+    """The parts of an entry a reader of a report wants, in reading order."""
+    actor = entry.get("actor") if isinstance(entry.get("actor"), dict) else {}
+    return {
+        "seq": entry.get("seq"), "time": entry.get("time"), "event": entry.get("event"),
+        "actor": actor.get("name"), "key": actor.get("key"),
+        "signed": entry.get("signature") is not None, "wacz": entry.get("wacz"),
+        "details": entry.get("details"),
+    }
+
+
+def capture_history(records: list[Record], location: str, capture_id: str,
+                    file_sha256: str | None, tokens_in_file: int) -> History:
+    """Check the ledger and hold this capture's entries against the file verified."""
+    mine = [i for i, r in enumerate(records) if r.entry and r.entry.get("capture") == capture_id]
+    entries = [summary_of(records[i].entry) for i in mine]
+    if not mine:
+        return History("warn", f"no custody history: the ledger ({location}) has no entry for this capture")
+    chain = check_chain(records, location)
+    wheres = {records[i].where for i in mine} | {records[i + 1].where for i in mine if i + 1 < len(records)}
+    problems = [str(b) for b in chain.breaks if b.where in wheres]
+    for entry in entries:
+        if entry["event"] in (SEALED, STORED) and file_sha256 and entry["wacz"] != file_sha256:
+            problems.append(f"entry {entry['seq']} records the {entry['event']} file as sha256 "
+                            f"{entry['wacz']}, but this file is {file_sha256}: not the file that was {entry['event']}")
+    at_seal = sum(1 for e in entries if e["event"] == TIMESTAMPED and not (e["details"] or {}).get("object"))
+    if at_seal > tokens_in_file:
+        problems.append(f"the ledger records {at_seal} timestamp token(s) obtained at sealing, "
+                        f"the file holds {tokens_in_file}: tokens were removed")
+    if problems:
+        return History("fail", "the custody history contradicts this file or is damaged", problems, entries)
+    events = ", ".join(dict.fromkeys(e["event"] for e in entries))
+    if chain.breaks:
+        first = chain.breaks[0]
+        return History("warn", f"{len(entries)} custody entries ({events}) intact, but the ledger is "
+                       f"damaged elsewhere ({first.where}): run `archive custody verify`", [], entries)
+    return History("pass", f"{len(entries)} custody entries ({events}), ledger chain intact", [], entries)

@@ -1,0 +1,300 @@
+"""What changed between two captures: pages added, taken down, redirected, edited.
+
+Read from each WACZ's pages list and CDXJ index only (payload digests are in the
+index), so no WARC is decompressed. Findings are phrased for an investigator: "the
+page X changed between T1 and T2", with T1 and T2 the times the page was captured.
+They are claims read from the files: `archive verify` is what proves each file intact.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import zipfile
+import zlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import BinaryIO
+
+from archive.errors import ArchiveError
+from archive.warc.cdxj import parse_cdxj_line
+
+GONE = (404, 410)
+PAGE_LISTS = ("pages/pages.jsonl", "pages/extraPages.jsonl")
+INDEX_SUFFIXES = (".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")
+PAGE_RECORDS = ("response", "revisit")
+CHANGE_KINDS = ("changed", "removed", "redirected", "added")
+
+
+@dataclass(slots=True)
+class PageState:
+    url: str
+    ts: str | None = None
+    status: int | None = None
+    digest: str | None = None
+    title: str | None = None
+    error: str | None = None
+    redirect_to: str | None = None
+
+    @property
+    def online(self) -> bool:
+        """Captured with content (2xx) and no recorded failure."""
+        return self.status is not None and 200 <= self.status < 300 and not self.error
+
+    @property
+    def gone(self) -> bool:
+        return self.status in GONE
+
+
+@dataclass
+class CaptureSummary:
+    label: str                    # capture id or file name
+    time: str | None              # when the capture started
+    seeds: list[str] = field(default_factory=list)
+    stop_reason: str | None = None
+    pages: dict[str, PageState] = field(default_factory=dict)
+    redirected_from: dict[str, str] = field(default_factory=dict)   # source URL -> target
+    redirect_status: dict[str, int] = field(default_factory=dict)    # URL -> 3xx in the index
+
+    def info(self) -> dict:
+        return {"capture": self.label, "time": self.time, "seeds": self.seeds,
+                "pages": len(self.pages), "stopReason": self.stop_reason}
+
+
+@dataclass
+class Change:
+    kind: str                 # changed, removed, redirected, added
+    url: str
+    finding: str
+    before: PageState | None = None
+    after: PageState | None = None
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "url": self.url, "finding": self.finding,
+                "before": asdict(self.before) if self.before else None,
+                "after": asdict(self.after) if self.after else None}
+
+
+@dataclass
+class Diff:
+    earlier: CaptureSummary
+    later: CaptureSummary
+    changes: list[Change]
+    unchanged: int
+    uncertain: list[Change]   # could not be compared: say so, never guess
+    notes: list[str]
+
+    def counts(self) -> dict[str, int]:
+        return {kind: sum(1 for c in self.changes if c.kind == kind) for kind in CHANGE_KINDS}
+
+    def to_dict(self) -> dict:
+        return {
+            "earlier": self.earlier.info(), "later": self.later.info(),
+            "counts": {**self.counts(), "unchanged": self.unchanged, "uncertain": len(self.uncertain)},
+            "changes": [c.to_dict() for c in self.changes],
+            "uncertain": [c.to_dict() for c in self.uncertain],
+            "notes": self.notes,
+        }
+
+
+# -- reading -----------------------------------------------------------------------
+
+def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
+    """Pages, their status and payload digest, from a WACZ's pages lists and index."""
+    try:
+        with zipfile.ZipFile(fh) as zf:
+            names = zf.namelist()
+            evidence = _json_member(zf, "evidence/capture.json") if "evidence/capture.json" in names else {}
+            datapackage = _json_member(zf, "datapackage.json") if "datapackage.json" in names else {}
+            summary = CaptureSummary(
+                label=label,
+                time=evidence.get("started") or datapackage.get("mainPageDate"),
+                seeds=list(evidence.get("seeds") or []),
+                stop_reason=evidence.get("stopReason"),
+            )
+            lists = [n for n in PAGE_LISTS if n in names]
+            if not lists:
+                raise ArchiveError(f"{label}: no pages list (pages/pages.jsonl) in this WACZ")
+            for name in lists:
+                _read_pages(zf, name, summary)
+            indexes = sorted(n for n in names if n.startswith("indexes/") and n.endswith(INDEX_SUFFIXES))
+            if not indexes:
+                raise ArchiveError(f"{label}: no CDXJ index (indexes/index.cdx.gz) in this WACZ")
+            for name in indexes:
+                _read_index(zf, name, summary)
+            if not summary.time:
+                stamps = [p.ts for p in summary.pages.values() if p.ts]
+                summary.time = min(stamps) if stamps else datapackage.get("created")
+    except (zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile, UnicodeDecodeError,
+            ValueError, KeyError, OSError) as exc:
+        if isinstance(exc, ArchiveError):
+            raise
+        raise ArchiveError(f"{label}: cannot read its pages and index ({exc})") from None
+    return summary
+
+
+def _json_member(zf: zipfile.ZipFile, name: str) -> dict:
+    value = json.loads(zf.read(name))
+    return value if isinstance(value, dict) else {}
+
+
+def _read_pages(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None:
+    with zf.open(name) as raw:
+        for number, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8")):
+            if not line.strip():
+                continue
+            entry = json.loads(line)
+            if not isinstance(entry, dict) or "url" not in entry or (number == 0 and "format" in entry):
+                continue
+            status = entry.get("status")
+            page = PageState(
+                url=str(entry["url"]), ts=entry.get("ts"),
+                status=int(status) if isinstance(status, (int, str)) and str(status).isdigit() else None,
+                title=entry.get("title"), error=entry.get("error"),
+                redirect_to=entry.get("redirectTo"),
+            )
+            summary.pages.setdefault(page.url, page)
+            if entry.get("redirectedFrom"):
+                summary.redirected_from[str(entry["redirectedFrom"])] = page.url
+
+
+def _read_index(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None:
+    with zf.open(name) as raw:
+        stream = gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw
+        for line in io.TextIOWrapper(stream, encoding="utf-8"):
+            if not line.strip() or line.startswith(("!", " ")):
+                continue
+            _key, _stamp, fields = parse_cdxj_line(line.rstrip("\n"))
+            status = fields.get("status")
+            if str(status).startswith("3") and str(status).isdigit():
+                summary.redirect_status[str(fields.get("url"))] = int(status)
+            page = summary.pages.get(fields.get("url"))
+            if page is None or fields.get("recordType", "response") not in PAGE_RECORDS:
+                continue
+            # The record of the page itself: the one whose status is the page's (a
+            # redirect hop to the same URL, say, has another status).
+            if page.digest is None or (status is not None and str(status) == str(page.status)):
+                page.digest = fields.get("digest")
+            if page.status is None and status and str(status).isdigit():
+                page.status = int(status)
+
+
+# -- comparing ---------------------------------------------------------------------
+
+def when(ts: str | None) -> str:
+    """`2026-11-25T16:07:46Z` -> `2026-11-25 16:07:46 UTC` (as given when not parseable)."""
+    if not ts:
+        return "an unknown time"
+    try:
+        moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return ts
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _status(page: PageState) -> str:
+    if page.error and not page.status:
+        return page.error
+    return f"HTTP {page.status}" if page.status else "no response"
+
+
+UNCHANGED, IGNORED = "unchanged", "ignored"
+
+
+def classify(url: str, before: PageState | None, after: PageState | None,
+             earlier: CaptureSummary, later: CaptureSummary) -> tuple[str, str]:
+    """(kind, finding) for one URL: a change kind, an uncertain kind, UNCHANGED or IGNORED."""
+    between = (f"between {when(before.ts if before else earlier.time)} "
+               f"and {when(after.ts if after else later.time)}")
+    if before is not None and before.online:
+        if after is None:
+            target = later.redirected_from.get(url)
+            if target:
+                return "redirected", f"The page {url} was redirected to {target} {between}."
+            if url in later.redirect_status:
+                return "redirected", (f"The page {url} was replaced by a redirect "
+                                      f"(HTTP {later.redirect_status[url]}) {between}.")
+            if later.stop_reason:
+                return "not-reached", (f"The page {url} was not reached by the later capture, "
+                                       f"which stopped at its {later.stop_reason} limit: whether "
+                                       "it is still online is unknown.")
+            return "removed", (f"The page {url} was no longer found on the site {between}: it "
+                               "was not linked from any page of the later capture.")
+        if after.redirect_to:
+            return "redirected", f"The page {url} was redirected to {after.redirect_to} {between}."
+        if after.gone:
+            return "removed", (f"The page {url} was taken down {between} (it answered "
+                               f"{_status(after)} at {when(after.ts)}).")
+        if not after.online:
+            return "unavailable", (f"The page {url} could not be captured at {when(after.ts)} "
+                                   f"({_status(after)}): whether it changed is unknown.")
+        if not (before.digest and after.digest):
+            return "no-digest", (f"The page {url} could not be compared: a content digest is "
+                                 "missing from an index.")
+        if before.digest == after.digest:
+            return UNCHANGED, ""
+        edited = (f" Its title changed from {before.title!r} to {after.title!r}."
+                  if before.title != after.title else "")
+        return "changed", f"The page {url} changed {between}.{edited}"
+    if after is not None and after.online:
+        if before is None:
+            return "added", (f"The page {url} appeared {between}: it was first captured at "
+                             f"{when(after.ts)}.")
+        return "added", (f"The page {url}, which answered {_status(before)} at "
+                         f"{when(before.ts)}, was online at {when(after.ts)}.")
+    # Neither capture has it online: still missing, or only ever an error.
+    return (UNCHANGED if before is not None and after is not None else IGNORED), ""
+
+
+def compare(earlier: CaptureSummary, later: CaptureSummary) -> Diff:
+    """Every page of either capture, classified; changes in a stable order."""
+    changes: list[Change] = []
+    uncertain: list[Change] = []
+    unchanged = 0
+    for url in sorted(set(earlier.pages) | set(later.pages)):
+        before, after = earlier.pages.get(url), later.pages.get(url)
+        kind, finding = classify(url, before, after, earlier, later)
+        if kind == UNCHANGED:
+            unchanged += 1
+        elif kind != IGNORED:
+            (changes if kind in CHANGE_KINDS else uncertain).append(
+                Change(kind, url, finding, before, after or later.pages.get(later.redirected_from.get(url, ""))))
+    notes = []
+    if earlier.seeds and later.seeds and sorted(earlier.seeds) != sorted(later.seeds):
+        notes.append("The two captures started from different seed URLs: pages added or "
+                     "removed may reflect that rather than a change of the site.")
+    if earlier.stop_reason:
+        notes.append(f"The earlier capture stopped at its {earlier.stop_reason} limit: pages "
+                     "it did not reach may show as added.")
+    order = {kind: i for i, kind in enumerate(CHANGE_KINDS)}
+    changes.sort(key=lambda c: (order[c.kind], c.url))
+    return Diff(earlier, later, changes, unchanged, uncertain, notes)
+
+
+def chronological(a: CaptureSummary, b: CaptureSummary) -> tuple[CaptureSummary, CaptureSummary]:
+    """(earlier, later) by capture time; the given order when a time is missing."""
+    if a.time and b.time and b.time < a.time:
+        return b, a
+    return a, b
+
+
+def render_text(diff: Diff) -> str:
+    lines = [
+        f"earlier  {diff.earlier.label}  captured {when(diff.earlier.time)}  ({len(diff.earlier.pages)} pages)",
+        f"later    {diff.later.label}  captured {when(diff.later.time)}  ({len(diff.later.pages)} pages)",
+        "",
+    ]
+    counts = diff.counts()
+    summary = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "no changes"
+    lines.append(f"{summary}; {diff.unchanged} unchanged"
+                 + (f"; {len(diff.uncertain)} could not be compared" if diff.uncertain else ""))
+    for change in diff.changes:
+        lines.append(f"  {change.kind.upper():<10} {change.finding}")
+    for change in diff.uncertain:
+        lines.append(f"  {'UNKNOWN':<10} {change.finding}")
+    for note in diff.notes:
+        lines.append(f"Note: {note}")
+    lines.append("These findings are read from the captures' indexes; `archive verify` proves "
+                 "each capture intact.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,91 @@
+"""What a job needs from its machine, checked before any capture: the signing key and
+its passphrase, and a reachable store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from archive.errors import ArchiveError
+from archive.jobs.spec import JobFileError, JobSpec, Problem
+from archive.keys import is_encrypted_pem, load_private_key, read_key_file
+from archive.seal.sign import Signer
+from archive.store.address import open_store
+from archive.store.local import LocalStore
+
+
+def passphrase(spec: JobSpec) -> bytes | None:
+    """The key passphrase from the variable or file the job names (None if it names none)."""
+    signing = spec.signing
+    if signing.passphrase_env:
+        value = os.environ.get(signing.passphrase_env)
+        if not value:
+            raise ArchiveError(f"the passphrase variable {signing.passphrase_env} is not set")
+        return value.encode("utf-8")
+    if signing.passphrase_file:
+        try:
+            data = Path(signing.passphrase_file).read_bytes()
+        except OSError as exc:
+            raise ArchiveError(f"cannot read passphrase file {signing.passphrase_file}: "
+                               f"{exc.strerror}") from None
+        # A trailing newline is what editors and `echo` leave; it is not part of it.
+        return data.rstrip(b"\r\n") or None
+    return None
+
+
+def load_signer(spec: JobSpec) -> Signer | None:
+    """The job's signer (None for an unsigned job); an ArchiveError says what is wrong."""
+    if spec.signing.unsigned:
+        return None
+    key_path = spec.signing.key
+    data = read_key_file(key_path)
+    secret = passphrase(spec) if is_encrypted_pem(data) else None
+    if is_encrypted_pem(data) and secret is None:
+        raise ArchiveError(f"{key_path} is encrypted: name its passphrase with "
+                           "passphrase_env or passphrase_file in [signing]")
+    return Signer(load_private_key(key_path, secret))
+
+
+def open_job_store(spec: JobSpec):
+    """The job's store, checked to be usable: reachable, and for a folder, writable."""
+    store = open_store(spec.store)
+    if isinstance(store, LocalStore):
+        _check_folder(Path(store.root))
+    else:
+        # A listing proves the address, the credentials and the bucket in one request.
+        next(iter(store.list_objects(f"jobs/{spec.name}/")), None)
+    return store
+
+
+def _check_folder(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise ArchiveError(f"store {root} is a file, not a folder")
+    existing = root
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ArchiveError(f"store {root} cannot be written ({existing} is not a writable folder)")
+
+
+def preflight(spec: JobSpec) -> tuple[Signer | None, object]:
+    """(signer, store) for a run, or JobFileError with every problem and its line."""
+    problems: list[Problem] = []
+    signer = store = None
+    try:
+        signer = load_signer(spec)
+    except ArchiveError as exc:
+        key = _signing_key_for(str(exc), spec)
+        problems.append(Problem(spec.line_of(key) or spec.line_of("signing"), f"signing key: {exc}"))
+    try:
+        store = open_job_store(spec)
+    except ArchiveError as exc:
+        problems.append(Problem(spec.line_of("store"), f"store unreachable: {exc}"))
+    if problems:
+        raise JobFileError(spec.path, problems)
+    return signer, store
+
+
+def _signing_key_for(message: str, spec: JobSpec) -> str:
+    if "passphrase variable" in message or "passphrase file" in message:
+        return "signing.passphrase_env" if spec.signing.passphrase_env else "signing.passphrase_file"
+    return "signing.key"

@@ -1,0 +1,83 @@
+"""What an earlier run of a job left in its work folder, and storing what was sealed.
+
+A run that was killed before sealing leaves `<id>/<id>.wacz.open` (the crawler's
+resume finishes those, once it lands); a run whose store failed after sealing leaves
+`<id>/<id>.wacz`. The next run finds both. A sealed one is checked like any capture
+(`archive verify`, trusting only the job's own key) and, if it verifies, stored under
+its own id and time: a capture is never lost because the store was down for a while.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+from archive.custody.entry import STORED
+from archive.custody.log import CustodyLog
+from archive.errors import ArchiveError, NotFound
+from archive.hashing import file_sha256
+from archive.ids import is_capture_id
+from archive.seal.sign import Signer
+from archive.verify.checks import CannotCheck, verify_path
+
+UNSEALED = "interrupted before it was sealed"
+UNSTORED = "sealed but not stored"
+
+
+def leftovers(work_dir: Path, store) -> list[dict]:
+    """Capture folders an earlier run left unfinished, oldest first."""
+    found = []
+    if not work_dir.is_dir():
+        return found
+    for folder in sorted(p for p in work_dir.iterdir() if p.is_dir() and is_capture_id(p.name)):
+        entry = {"capture_id": folder.name, "path": str(folder)}
+        if (folder / f"{folder.name}.wacz.open").exists():
+            found.append({**entry, "state": UNSEALED})
+        elif (folder / f"{folder.name}.wacz").exists():
+            try:
+                store.open_capture(folder.name).close()
+            except NotFound:
+                found.append({**entry, "state": UNSTORED})
+            except (ArchiveError, OSError) as exc:
+                found.append({**entry, "state": f"{UNSTORED}? the store could not tell ({exc})"})
+    return found
+
+
+def _seeds(wacz: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(wacz) as zf:
+            return list(json.loads(zf.read("evidence/capture.json")).get("seeds") or [])
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        return []
+
+
+def store_sealed(store, signer: Signer | None, leftover: dict, keep_local: bool,
+                 custody: CustodyLog) -> dict:
+    """Store a sealed leftover if it verifies against the job's key (recorded in the
+    custody ledger); the leftover entry with what happened (`stored` address, or
+    `not_stored` reason)."""
+    capture_id = leftover["capture_id"]
+    wacz = Path(leftover["path"]) / f"{capture_id}.wacz"
+    trusted = {signer.fingerprint: "the job's signing key"} if signer else {}
+    try:
+        report = verify_path(str(wacz), trusted, allow_unsigned=signer is None)
+    except CannotCheck as exc:
+        return {**leftover, "not_stored": f"could not be checked: {exc}"}
+    if report.exit_code != 0:
+        return {**leftover, "not_stored": f"it does not verify ({report.verdict}: {report.reason}); kept"}
+    sha256 = report.sha256 or file_sha256(wacz)[0]
+    try:
+        stored = store.put_capture(capture_id, wacz, sha256, {
+            "signer": signer.fingerprint if signer else None, "seeds": _seeds(wacz),
+        })
+        if signer is not None:
+            store.put_public_key(signer.fingerprint, signer.public_pem())
+    except ArchiveError as exc:
+        return {**leftover, "not_stored": f"the store refused it: {exc}; kept"}
+    custody.record(STORED, capture_id, sha256, address=stored.address, size=stored.size,
+                   note="sealed by an earlier run whose store failed; verified, then stored")
+    if not keep_local:
+        shutil.rmtree(leftover["path"], ignore_errors=True)
+    return {**leftover, "stored": stored.address, "sha256": sha256}

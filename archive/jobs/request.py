@@ -1,0 +1,56 @@
+"""The one place where a job file becomes a pipeline CaptureRequest.
+
+Keys for pieces that have not landed yet are parsed and validated by spec.py, and
+listed in NOT_YET_WIRED; wiring one is a line here once the pipeline takes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from archive.capture.crawl import CrawlOptions
+from archive.capture.fetch import DEFAULT_USER_AGENT
+from archive.jobs.spec import JobSpec
+from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest
+from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
+from archive.warc.records import default_operator
+from archive.warc.writer import DEFAULT_MAX_SIZE
+
+# job file key -> what it waits for
+NOT_YET_WIRED = {
+    "crawl.workers": "concurrent fetching (crawler, issue 4)",
+    "crawl.ignore_robots": "robots.txt handling (crawler, issue 4)",
+    "crawl.dedup": "revisit records against the previous capture (crawler, issue 4)",
+    "run.resume": "resuming an interrupted capture (crawler, issue 4)",
+    "retention.retain_days": "S3 Object Lock retention (issue 5)",
+    "retention.lock_mode": "S3 Object Lock retention (issue 5)",
+    "retention.legal_hold": "S3 Object Lock legal hold (issue 5)",
+}
+
+
+def job_work_dir(spec: JobSpec) -> Path:
+    """Where this job's captures are assembled: a folder of its own, so that what an
+    interrupted run left behind is found by the next run of the same job."""
+    return (spec.work_dir or Path(DEFAULT_WORK_DIR)) / "jobs" / spec.name
+
+
+def capture_request(spec: JobSpec, previous: str | None = None, resume: Path | None = None) -> CaptureRequest:
+    """The pipeline request for one run of `spec`.
+
+    `previous`: the job's last stored capture id (for revisits once dedup lands);
+    `resume`: an unfinished capture folder to finish (once resume lands).
+    """
+    crawl = spec.crawl
+    options = CrawlOptions(
+        seeds=list(spec.seeds), depth=crawl.depth, scope=crawl.scope,
+        include=list(crawl.include), exclude=list(crawl.exclude), max_pages=crawl.max_pages,
+        max_bytes=crawl.max_bytes, max_time=crawl.max_time, max_body=crawl.max_body,
+        timeout=crawl.timeout, user_agent=crawl.user_agent or DEFAULT_USER_AGENT,
+        verify_tls=not crawl.insecure,
+    )
+    return CaptureRequest(
+        crawl=options, operator=spec.operator or default_operator(),
+        work_dir=job_work_dir(spec), warc_size=crawl.warc_size or DEFAULT_MAX_SIZE,
+        keep_local=spec.keep_local, job=spec.name, title=spec.title,
+        tsa=list(spec.tsa), tsa_timeout=spec.tsa_timeout or TSA_TIMEOUT,
+    )

@@ -1,0 +1,131 @@
+"""One run of a job: lock, capture, seal, store, compare with the last capture, record,
+notify. Used by `archive jobs run` and, through it, by the scheduler."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from archive.custody.entry import Actor
+from archive.custody.log import CustodyLog
+from archive.diff import compare, read_summary
+from archive.errors import ArchiveError
+from archive.jobs.lock import JobLock, iso, utcnow
+from archive.jobs.notify import notify, wanted
+from archive.jobs.recover import UNSTORED, leftovers, store_sealed
+from archive.jobs.request import capture_request, job_work_dir
+from archive.jobs.spec import JobSpec
+from archive.jobs.state import JobState, new_run_id
+from archive.pipeline import run_capture
+from archive.seal.sign import Signer
+
+
+class Terminated(BaseException):
+    """The run was asked to stop (SIGTERM): what was captured stays in the work folder."""
+
+
+@dataclass
+class Outcome:
+    job: str
+    run_id: str
+    status: str                    # ok, failed, interrupted
+    started: str
+    finished: str | None = None
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    capture: dict | None = None    # pipeline.CaptureResult as a dict
+    previous_capture: str | None = None
+    changes: dict | None = None    # archive.diff.Diff as a dict
+    error: str | None = None
+    took_over: dict | None = None  # the stale lock this run took over
+    lock_lost_to: str | None = None
+    unfinished: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)   # e.g. a custody ledger not written
+    notify: dict | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def changes_since(store, previous: str, current: str) -> dict:
+    """The comparison of two stored captures, as a dict (an error is reported in it)."""
+    try:
+        with store.open_capture(previous) as old, store.open_capture(current) as new:
+            return compare(read_summary(old, previous), read_summary(new, current)).to_dict()
+    except ArchiveError as exc:
+        return {"error": f"could not compare with {previous}: {exc}"}
+
+
+def run_job(
+    spec: JobSpec,
+    signer: Signer | None,
+    store,
+    on_progress: Callable | None = None,
+    send: bool = True,
+) -> Outcome:
+    """One run now. Raises JobBusy (before anything is written) when another run holds
+    the job's lock, and Terminated after recording an interrupted run."""
+    run_id = new_run_id()
+    lock = JobLock(store, spec.name, run_id, spec.run.lock_expiry)
+    lock.acquire()
+    state = JobState(store, spec.name)
+    outcome = Outcome(job=spec.name, run_id=run_id, status="running", started=iso(utcnow()),
+                      took_over=lock.took_over)
+    try:
+        lock.start_heartbeat()
+        last = state.last_capture()
+        outcome.previous_capture = last.capture_id if last else None
+        work_dir = job_work_dir(spec)
+        custody = CustodyLog(store, Actor(capture_request(spec).operator, signer))
+        outcome.unfinished = [
+            store_sealed(store, signer, left, spec.keep_local, custody) if left["state"] == UNSTORED else left
+            for left in leftovers(work_dir, store)
+        ]
+        outcome.problems += custody.problems
+        state.record_start(run_id, {
+            "job": spec.name, "started": outcome.started, "host": outcome.host,
+            "pid": outcome.pid, "work_dir": str(work_dir), "seeds": spec.seeds,
+            "job_file": str(spec.path), "took_over": lock.took_over,
+            "unfinished": outcome.unfinished,
+        })
+        try:
+            result = run_capture(capture_request(spec, outcome.previous_capture), store, signer, on_progress)
+        except (Terminated, KeyboardInterrupt) as exc:
+            outcome.status = "interrupted"
+            outcome.error = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+            raise
+        except ArchiveError as exc:
+            outcome.status, outcome.error = "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded, the lock released
+            outcome.status, outcome.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
+        else:
+            outcome.status, outcome.capture = "ok", result.to_dict()
+            outcome.problems += result.custody_problems
+            if outcome.previous_capture:
+                outcome.changes = changes_since(store, outcome.previous_capture, result.capture_id)
+    finally:
+        outcome.finished = iso(utcnow())
+        if lock.lost_to is not None:
+            outcome.lock_lost_to = lock.lost_to.describe()
+        try:
+            if outcome.status != "running":
+                state.record_result(run_id, _result_record(outcome))
+        finally:
+            lock.release()
+    if send and wanted(spec.notify, outcome.to_dict()):
+        outcome.notify = notify(spec.notify, outcome.to_dict())
+        try:
+            state.record_notify(run_id, outcome.notify)
+        except ArchiveError:
+            pass   # the notification itself happened; its record is a convenience
+    return outcome
+
+
+def _result_record(outcome: Outcome) -> dict:
+    keep = ("status", "finished", "capture", "previous_capture", "error", "lock_lost_to", "problems")
+    record = {k: v for k, v in outcome.to_dict().items() if k in keep}
+    if outcome.changes is not None:
+        record["changes"] = {k: outcome.changes.get(k) for k in ("counts", "error") if k in outcome.changes}
+    return record

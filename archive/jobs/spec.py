@@ -1,0 +1,488 @@
+"""Job files: a TOML file per scheduled capture, read into a JobSpec or a list of problems.
+
+Every problem carries the line it is about, so `archive jobs check` can print
+`FILE:LINE: message` for each one; a file with any problem never starts a capture.
+Relative paths in a job file (key, passphrase file, store folder, work folder) are
+relative to the job file's own folder, so a job behaves the same from cron, systemd or
+a shell.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from archive.capture.scope import SCOPES
+from archive.errors import ArchiveError
+from archive.jobs.schedule import Schedule, parse_schedule
+from archive.values import parse_duration, parse_http_url, parse_size
+
+JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+NOTIFY_WHEN = ("always", "changes", "failures")
+LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
+DEFAULT_LOCK_EXPIRY = 600.0
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int | None
+    message: str
+
+    def render(self, path: str | Path) -> str:
+        return f"{path}:{self.line}: {self.message}" if self.line else f"{path}: {self.message}"
+
+
+class JobFileError(ArchiveError):
+    """A job file that cannot be run; carries every problem found."""
+
+    def __init__(self, path: str | Path, problems: list[Problem]) -> None:
+        self.path = Path(path)
+        self.problems = problems
+        super().__init__("; ".join(p.render(path) for p in problems))
+
+
+@dataclass
+class CrawlSpec:
+    depth: int = 0
+    scope: str = "page"
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    max_pages: int | None = None
+    max_bytes: int | None = None
+    max_time: float | None = None
+    max_body: int | None = None
+    timeout: float = 30.0
+    user_agent: str | None = None
+    insecure: bool = False
+    warc_size: int | None = None
+    # Parsed and validated now; passed to the pipeline once the crawler (issue 4) lands.
+    workers: int | None = None
+    ignore_robots: bool = False
+    dedup: bool = True            # revisit records against the job's previous capture
+
+
+@dataclass
+class SigningSpec:
+    key: Path | None = None
+    passphrase_env: str | None = None
+    passphrase_file: Path | None = None
+    unsigned: bool = False
+
+
+@dataclass
+class RetentionSpec:
+    # Parsed and validated now; passed to the store once S3 Object Lock (issue 5) lands.
+    retain_days: int | None = None
+    lock_mode: str | None = None
+    legal_hold: bool = False
+
+
+@dataclass
+class NotifySpec:
+    webhook: str | None = None
+    command: list[str] | None = None
+    when: str = "always"
+    timeout: float = 30.0
+
+
+@dataclass
+class RunSpec:
+    lock_expiry: float = DEFAULT_LOCK_EXPIRY   # a lock with no heartbeat for this long is stale
+    resume: bool = True                        # resume an interrupted capture (issue 4)
+
+
+@dataclass
+class JobSpec:
+    path: Path
+    name: str
+    seeds: list[str]
+    store: str
+    schedule: Schedule | None = None
+    operator: str | None = None
+    title: str = ""
+    work_dir: Path | None = None
+    keep_local: bool = False
+    crawl: CrawlSpec = field(default_factory=CrawlSpec)
+    signing: SigningSpec = field(default_factory=SigningSpec)
+    tsa: list[str] = field(default_factory=list)      # RFC 3161 authorities asked at sealing
+    tsa_timeout: float | None = None
+    retention: RetentionSpec = field(default_factory=RetentionSpec)
+    notify: NotifySpec = field(default_factory=NotifySpec)
+    run: RunSpec = field(default_factory=RunSpec)
+    lines: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def line_of(self, key: str) -> int | None:
+        return self.lines.get(key)
+
+
+# -- value checks: each takes the TOML value (and the job file's folder), returns the
+#    Python value or raises ValueError with the message to show ----------------------
+
+Check = Callable[[Any, Path], Any]
+
+
+def _typed(expected: type | tuple, what: str) -> Callable[[Any], Any]:
+    def check(value):
+        # TOML booleans are Python ints: never accept one for the other.
+        if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
+            raise ValueError(f"must be {what}, not {_describe(value)}")
+        return value
+    return check
+
+
+def _describe(value) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+_str = _typed(str, "text in quotes")
+_bool = _typed(bool, "true or false")
+
+
+def text(value, base):
+    return _str(value)
+
+
+def non_empty_text(value, base):
+    if not _str(value).strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def boolean(value, base):
+    return _bool(value)
+
+
+def whole(minimum: int):
+    def check(value, base):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be a whole number, not {_describe(value)}")
+        if value < minimum:
+            raise ValueError(f"must be {minimum} or more, not {value}")
+        return value
+    return check
+
+
+def size(value, base):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return whole(0)(value, base)
+    return parse_size(_str(value))
+
+
+def duration(value, base):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        seconds = parse_duration(_str(value))
+    if seconds <= 0:
+        raise ValueError("must be more than zero")
+    return seconds
+
+
+def choice(options: tuple[str, ...]):
+    def check(value, base):
+        if _str(value) not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, not {value!r}")
+        return value
+    return check
+
+
+def text_list(value, base):
+    if not isinstance(value, list):
+        raise ValueError(f"must be a list of texts, not {_describe(value)}")
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError(f"must be a list of texts; {_describe(item)} is not one")
+    return list(value)
+
+
+def regex_list(value, base):
+    for pattern in text_list(value, base):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+    return list(value)
+
+
+def url(value, base):
+    return parse_http_url(_str(value))
+
+
+def url_list(value, base):
+    return [parse_http_url(item) for item in text_list(value, base)]
+
+
+def seeds(value, base):
+    urls = url_list(value, base)
+    if not urls:
+        raise ValueError("must list at least one URL")
+    return urls
+
+
+def path(value, base):
+    return base / Path(non_empty_text(value, base)).expanduser()
+
+
+def store_address(value, base):
+    address = non_empty_text(value, base)
+    if "://" in address:
+        return address
+    return str(base / Path(address).expanduser())
+
+
+def job_name(value, base):
+    if not JOB_NAME.match(_str(value)):
+        raise ValueError(
+            f"{value!r} is not a usable job name (letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit, at most 100)"
+        )
+    return value
+
+
+def env_name(value, base):
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", _str(value)):
+        raise ValueError(f"{value!r} is not an environment variable name")
+    return value
+
+
+def argv(value, base):
+    items = text_list(value, base) if isinstance(value, list) else None
+    if items is None:
+        raise ValueError(
+            f"must be a list like [\"/usr/local/bin/notify\", \"--flag\"], not {_describe(value)}"
+        )
+    if not items or not items[0].strip():
+        raise ValueError("must name a program to run")
+    return items
+
+
+def lock_mode(value, base):
+    return choice(LOCK_MODES)(value.upper() if isinstance(value, str) else value, base)
+
+
+def timezone(value, base):
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(_str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not a known time zone (try UTC or Europe/Berlin)") from None
+    return value
+
+
+def cron(value, base):
+    parse_schedule(_str(value), None, None)   # ValueError says what is wrong with it
+    return value
+
+
+# table -> key -> check; "" is the top level.
+SCHEMA: dict[str, dict[str, Check]] = {
+    "": {
+        "name": job_name, "seeds": seeds, "store": store_address, "schedule": cron,
+        "every": duration, "timezone": timezone, "operator": non_empty_text, "title": text,
+        "work_dir": path, "keep_local": boolean,
+    },
+    "crawl": {
+        "depth": whole(0), "scope": choice(SCOPES), "include": regex_list, "exclude": regex_list,
+        "max_pages": whole(1), "max_bytes": size, "max_time": duration, "max_body": size,
+        "timeout": duration, "user_agent": non_empty_text, "insecure": boolean,
+        "warc_size": size, "workers": whole(1), "ignore_robots": boolean, "dedup": boolean,
+    },
+    "signing": {
+        "key": path, "passphrase_env": env_name, "passphrase_file": path, "unsigned": boolean,
+    },
+    "timestamps": {"tsa": url_list, "timeout": duration},
+    "retention": {"retain_days": whole(1), "lock_mode": lock_mode, "legal_hold": boolean},
+    "notify": {
+        "webhook": url, "command": argv, "when": choice(NOTIFY_WHEN), "timeout": duration,
+    },
+    "run": {"lock_expiry": duration, "resume": boolean},
+}
+TABLES = {"crawl": CrawlSpec, "signing": SigningSpec, "retention": RetentionSpec,
+          "notify": NotifySpec, "run": RunSpec}
+REQUIRED = ("seeds", "store")
+
+
+# -- where each key is: tomllib gives values, not positions ------------------------
+
+_BARE_OR_QUOTED = r'(?:[A-Za-z0-9_-]+|"[^"\n]*"|\'[^\'\n]*\')'
+_HEADER = re.compile(rf"^\s*\[\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*\]")
+_KEY = re.compile(rf"^\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*=")
+
+
+def _dotted(text: str) -> str:
+    parts = re.findall(_BARE_OR_QUOTED, text)
+    return ".".join(p.strip("\"'") for p in parts)
+
+
+def key_lines(source: str) -> dict[str, int]:
+    """`table.key` -> line number (1-based) of its first definition; tables too.
+
+    A line scan, good enough for pointing at a line: keys inside multi-line strings may
+    be mistaken for keys, which only matters if they shadow a real one, and the first
+    definition wins.
+    """
+    lines: dict[str, int] = {}
+    table = ""
+    for number, line in enumerate(source.splitlines(), start=1):
+        if line.lstrip().startswith("[["):
+            continue
+        header = _HEADER.match(line)
+        if header:
+            table = _dotted(header.group(1))
+            lines.setdefault(table, number)
+            continue
+        key = _KEY.match(line)
+        if key:
+            dotted = _dotted(key.group(1))
+            lines.setdefault(f"{table}.{dotted}" if table else dotted, number)
+    return lines
+
+
+# -- loading -------------------------------------------------------------------------
+
+def read_source(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ArchiveError(f"job file not found: {path}") from None
+    except IsADirectoryError:
+        raise ArchiveError(f"{path} is a folder, not a job file") from None
+    except UnicodeDecodeError:
+        raise JobFileError(path, [Problem(None, "not UTF-8 text: job files are TOML")]) from None
+    except OSError as exc:
+        raise ArchiveError(f"cannot read job file {path}: {exc.strerror}") from None
+
+
+def parse_job(path: str | Path) -> tuple[JobSpec | None, list[Problem]]:
+    """Read and validate a job file's contents: (spec, []) or (None, problems).
+
+    Only the file itself is checked here; `preflight` checks the key and the store.
+    """
+    path = Path(path)
+    source = read_source(path)
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        return None, [_toml_problem(exc)]
+    lines = key_lines(source)
+    base = path.resolve().parent
+    problems: list[Problem] = []
+    values: dict[str, dict[str, Any]] = {table: {} for table in SCHEMA}
+
+    for key, value in data.items():
+        if key in SCHEMA and key and isinstance(value, dict):
+            for sub, sub_value in value.items():
+                _take(values[key], key, sub, sub_value, base, lines, problems)
+        elif key in SCHEMA and key:
+            problems.append(Problem(lines.get(key), f"'{key}' must be a table ([{key}])"))
+        else:
+            _take(values[""], "", key, value, base, lines, problems)
+
+    top = values[""]
+    for key in REQUIRED:
+        if key not in top and not any(p.message.startswith(f"'{key}'") for p in problems):
+            problems.append(Problem(None, f"missing '{key}' ({_REQUIRED_HINT[key]})"))
+    problems += _cross_checks(values, lines, data)
+    if problems:
+        return None, sorted(problems, key=lambda p: (p.line or 0))
+
+    schedule = parse_schedule(top.get("schedule"), top.get("every"), top.get("timezone"))
+    spec = JobSpec(
+        path=path, name=top.get("name", _default_name(path)), seeds=top["seeds"],
+        store=top["store"], schedule=schedule, operator=top.get("operator"),
+        title=top.get("title", ""), work_dir=top.get("work_dir"),
+        keep_local=top.get("keep_local", False),
+        tsa=values["timestamps"].get("tsa", []), tsa_timeout=values["timestamps"].get("timeout"),
+        lines=lines,
+        **{table: cls(**values[table]) for table, cls in TABLES.items()},
+    )
+    if not JOB_NAME.match(spec.name):
+        return None, [Problem(None, f"the file name {path.name!r} is not a usable job name: "
+                                    "add name = \"...\"")]
+    return spec, []
+
+
+def load_job(path: str | Path) -> JobSpec:
+    """A valid JobSpec, or JobFileError listing every problem."""
+    spec, problems = parse_job(path)
+    if problems:
+        raise JobFileError(path, problems)
+    return spec
+
+
+_REQUIRED_HINT = {
+    "seeds": 'the URLs to capture, e.g. seeds = ["https://example.org/"]',
+    "store": 'where captures go: a folder or s3://bucket/prefix, e.g. store = "/srv/archive-store"',
+}
+
+
+def _default_name(path: Path) -> str:
+    return path.name.removesuffix(".toml")
+
+
+def _take(into: dict, table: str, key: str, value, base: Path, lines: dict, problems: list) -> None:
+    dotted = f"{table}.{key}" if table else key
+    checks = SCHEMA[table]
+    if key not in checks:
+        where = f" in [{table}]" if table else ""
+        known = list(checks) + ([t for t in SCHEMA if t] if not table else [])
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        problems.append(Problem(lines.get(dotted) or lines.get(table), f"unknown key '{key}'{where}{hint}"))
+        return
+    try:
+        into[key] = checks[key](value, base)
+    except ValueError as exc:
+        problems.append(Problem(lines.get(dotted) or lines.get(table), f"'{dotted}' {exc}"
+                                if str(exc).startswith("must") else f"'{dotted}': {exc}"))
+
+
+def _cross_checks(values: dict, lines: dict, data: dict) -> list[Problem]:
+    problems = []
+    top, signing = values[""], values["signing"]
+    if "schedule" in top and "every" in top:
+        problems.append(Problem(lines.get("every"), "give either 'schedule' or 'every', not both"))
+    if "timezone" in top and "schedule" not in top:
+        problems.append(Problem(lines.get("timezone"), "'timezone' applies to 'schedule' only"))
+    if signing.get("unsigned") and "key" in signing:
+        problems.append(Problem(lines.get("signing.unsigned"), "'unsigned = true' and a 'key' contradict each other"))
+    if not signing.get("unsigned") and "key" not in signing and "key" not in data.get("signing", {}):
+        problems.append(Problem(
+            lines.get("signing"),
+            "no signing key: add [signing] key = \"/path/signing-key.pem\" "
+            "(or unsigned = true to capture without signing)",
+        ))
+    if "passphrase_env" in signing and "passphrase_file" in signing:
+        problems.append(Problem(lines.get("signing.passphrase_file"),
+                                "give either 'passphrase_env' or 'passphrase_file', not both"))
+    if signing.get("unsigned") and ("passphrase_env" in signing or "passphrase_file" in signing):
+        problems.append(Problem(lines.get("signing.unsigned"), "an unsigned job needs no passphrase"))
+    if "notify" in data and isinstance(data["notify"], dict) and not (
+        "webhook" in data["notify"] or "command" in data["notify"]
+    ):
+        problems.append(Problem(lines.get("notify"), "[notify] needs a 'webhook' or a 'command'"))
+    return problems
+
+
+def _toml_problem(exc: tomllib.TOMLDecodeError) -> Problem:
+    message = str(exc)
+    match = re.search(r"\(at line (\d+), column (\d+)\)", message)
+    if match:
+        message = message[: match.start()].strip()
+        return Problem(int(match.group(1)), f"not valid TOML: {message} (column {match.group(2)})")
+    return Problem(None, f"not valid TOML: {message}")

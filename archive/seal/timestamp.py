@@ -1,0 +1,132 @@
+"""RFC 3161 timestamp tokens from Time Stamping Authorities, over datapackage.json.
+
+A token's message imprint is the SHA-256 of the datapackage.json bytes, so
+`openssl ts -verify -data datapackage.json -in token.tsr -CAfile tsa-ca.pem` checks it.
+Each TSA asked gives one entry for the top-level `timestamps` list of
+datapackage-digest.json (FACTS.md):
+
+    {"tsa": URL, "imprint": "sha256:<hex>", "token": base64 DER TimeStampResp,
+     "time": genTime as the TSA states it, "requested": our clock}
+
+or, when the TSA is down, slow or answers nonsense, the same without `token` and with
+`error`: a missing token is recorded, never hidden, and never stops a capture.
+
+Here a response is only checked for being the answer to our request (granted, over
+our hash, with our nonce); whether the TSA is trusted is for verification to decide.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+import requests
+from cryptography.x509 import ObjectIdentifier
+from rfc3161_client import HashAlgorithm, PKIStatus, TimestampRequestBuilder, decode_timestamp_response
+
+from archive import SOFTWARE
+
+DEFAULT_TIMEOUT = 15.0              # seconds for one TSA, connection to last byte
+MAX_RESPONSE = 1 << 20              # a token is a few KB; anything near this is hostile
+SHA256_OID = ObjectIdentifier("2.16.840.1.101.3.4.2.1")
+QUERY_TYPE = "application/timestamp-query"
+
+Timestamper = Callable[[bytes], list[dict]]
+
+
+class TimestampError(Exception):
+    """A TSA gave no usable token; the message says why, in one line."""
+
+
+def utc_iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _post(url: str, body: bytes, timeout: float) -> bytes:
+    """POST a query and read the answer within `timeout` seconds in total."""
+    deadline = time.monotonic() + timeout
+    try:
+        with requests.post(
+            url, data=body, timeout=(timeout, timeout), stream=True,
+            headers={"Content-Type": QUERY_TYPE, "User-Agent": SOFTWARE},
+        ) as response:
+            if response.status_code != 200:
+                raise TimestampError(f"TSA answered HTTP {response.status_code}")
+            data = bytearray()
+            for chunk in response.iter_content(16384):
+                data += chunk
+                if len(data) > MAX_RESPONSE:
+                    raise TimestampError(f"TSA answer is larger than {MAX_RESPONSE} bytes")
+                if time.monotonic() > deadline:
+                    raise TimestampError(f"TSA did not answer within {timeout:g}s")
+            return bytes(data)
+    except requests.Timeout:
+        raise TimestampError(f"TSA did not answer within {timeout:g}s") from None
+    except requests.RequestException as exc:
+        raise TimestampError(f"TSA unreachable: {type(exc).__name__}") from None
+
+
+def request_token(url: str, data: bytes, timeout: float = DEFAULT_TIMEOUT) -> tuple[bytes, datetime]:
+    """A TimeStampResp (DER) over SHA-256(data) from the TSA at url, and its genTime.
+
+    Raises TimestampError when the answer is not a granted token for our hash and nonce.
+    """
+    request = TimestampRequestBuilder().data(data).hash_algorithm(HashAlgorithm.SHA256).build()
+    answer = _post(url, request.as_bytes(), timeout)
+    try:
+        response = decode_timestamp_response(answer)
+        status = response.status
+    except ValueError:
+        raise TimestampError("TSA answer is not an RFC 3161 response") from None
+    # granted-with-mods tokens are refused by verifiers (rfc3161-client): treat as no token
+    if status != PKIStatus.GRANTED:
+        text = "; ".join(response.status_string or []) or f"status {status}"
+        raise TimestampError(f"TSA refused: {text}")
+    try:
+        info = response.tst_info
+        imprint = info.message_imprint
+        algorithm, message, nonce, gen_time = imprint.hash_algorithm, imprint.message, info.nonce, info.gen_time
+    except ValueError:
+        raise TimestampError("TSA answer holds no readable token") from None
+    if algorithm != SHA256_OID or message != hashlib.sha256(data).digest():
+        raise TimestampError("TSA token is over another hash than the one asked for")
+    if nonce != request.nonce:
+        raise TimestampError("TSA token does not carry our nonce (a replayed or foreign answer)")
+    return answer, gen_time
+
+
+def timestamp_entry(url: str, data: bytes, timeout: float = DEFAULT_TIMEOUT) -> dict:
+    """One entry of the `timestamps` list: a token, or the reason there is none."""
+    entry = {
+        "tsa": url,
+        "imprint": "sha256:" + hashlib.sha256(data).hexdigest(),
+        "requested": utc_iso(datetime.now(timezone.utc)),
+    }
+    try:
+        token, gen_time = request_token(url, data, timeout)
+    except TimestampError as exc:
+        return {**entry, "token": None, "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - no TSA failure may cost the capture
+        return {**entry, "token": None, "error": f"unexpected failure: {type(exc).__name__}: {exc}"}
+    return {**entry, "token": base64.b64encode(token).decode("ascii"), "time": utc_iso(gen_time)}
+
+
+def make_timestamper(urls: list[str], timeout: float = DEFAULT_TIMEOUT) -> Timestamper | None:
+    """What sealing calls with the datapackage.json bytes; None when no TSA is configured."""
+    if not urls:
+        return None
+    return lambda data: [timestamp_entry(url, data, timeout) for url in urls]
+
+
+def token_bytes(entry: dict) -> bytes | None:
+    """The DER TimeStampResp of an entry, None when it has none or it is not base64."""
+    token = entry.get("token") if isinstance(entry, dict) else None
+    if not isinstance(token, str):
+        return None
+    try:
+        return base64.b64decode(token, validate=True)
+    except ValueError:
+        return None

@@ -1,0 +1,44 @@
+"""Values people type: sizes, durations and URLs, parsed into plain Python values.
+
+Shared by the command line and job files; each parser raises ValueError with a message
+fit to show as it is.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
+              "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12,
+              "tib": 2**40}
+DURATION_UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_size(text: str) -> int:
+    """`500`, `10MB`, `1.5GiB` -> bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in SIZE_UNITS:
+        raise ValueError(f"not a size: {text!r} (try 500MB or 1GiB)")
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `15m`, `2h`, `1d` -> seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in DURATION_UNITS:
+        raise ValueError(f"not a duration: {text!r} (try 90s, 15m or 2h)")
+    return float(match.group(1)) * DURATION_UNITS[match.group(2).lower()]
+
+
+def parse_http_url(text: str) -> str:
+    """An absolute http(s) URL."""
+    try:
+        parts = urlsplit(text.strip())
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(f"not a valid URL: {text!r}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(f"not an http(s) URL: {text!r}")
+    return text.strip()

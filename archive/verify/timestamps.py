@@ -1,0 +1,193 @@
+"""Checks of RFC 3161 timestamp tokens over datapackage.json.
+
+A token proves that datapackage.json (so, through its hashes, every file of the
+capture) existed no later than the time the TSA states, if and only if: its message
+imprint is the hash of these datapackage.json bytes, its signature holds, and the
+TSA's certificate chains to a certificate the user trusts (`--trust-tsa`). Nothing in
+the file is trusted by itself. Signature and chain checks are rfc3161-client's.
+
+Policy: trusted time is a statement on top of integrity. No token, or tokens from TSAs
+the user does not trust, leave the capture verifiable with "no trusted time" said
+plainly (warn); a token that is altered or belongs to other data is a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from rfc3161_client import PKIStatus, VerificationError, VerifierBuilder, decode_timestamp_response
+
+from archive.errors import ArchiveError
+from archive.seal.timestamp import token_bytes, utc_iso
+from archive.verify.warcs import Problem
+
+TRUSTED, UNTRUSTED, UNCHECKED, INVALID, MISSING = "trusted", "untrusted", "unchecked", "invalid", "missing"
+IMPRINT_HASHES = {
+    "2.16.840.1.101.3.4.2.1": "sha256",
+    "2.16.840.1.101.3.4.2.2": "sha384",
+    "2.16.840.1.101.3.4.2.3": "sha512",
+}
+# What OpenSSL's PKCS7_verify says when no certificate the user trusts ends the chain
+# (as opposed to a chain or signature that is wrong, which is an altered token).
+UNTRUSTED_ERRORS = ("unable to get local issuer certificate", "unable to get issuer certificate",
+                    "self-signed certificate in certificate chain", "self signed certificate in certificate chain")
+
+
+@dataclass
+class TokenCheck:
+    source: str                 # where the token was found
+    tsa: str | None             # the URL it was asked from (a claim, as recorded)
+    state: str                  # trusted / untrusted / unchecked / invalid / missing
+    message: str
+    time: str | None = None     # genTime stated in the token
+    authority: str | None = None  # subject of the certificate that signed it
+    later: bool = False         # added after sealing (kept beside the capture in the store)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_tsa_certificates(paths: list[str] | None) -> list[x509.Certificate]:
+    """Certificates from PEM (bundles allowed) or DER files; a one-line error otherwise."""
+    certs: list[x509.Certificate] = []
+    for path in paths or []:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ArchiveError(f"cannot read TSA certificate {path}: {exc.strerror}") from None
+        try:
+            certs += (x509.load_pem_x509_certificates(data) if b"-----BEGIN" in data
+                      else [x509.load_der_x509_certificate(data)])
+        except ValueError:
+            raise ArchiveError(f"{path} is not an X.509 certificate (PEM or DER)") from None
+    return certs
+
+
+def _signer_subject(response) -> str | None:
+    try:
+        infos = list(response.signed_data.signer_infos)
+        certs = [x509.load_der_x509_certificate(c) for c in response.signed_data.certificates]
+    except ValueError:
+        return None
+    for cert in certs:
+        if infos and cert.issuer == infos[0].issuer and cert.serial_number == infos[0].serial_number:
+            return cert.subject.rfc4514_string()
+    return infos[0].issuer.rfc4514_string() + " (issuer; certificate not in token)" if infos else None
+
+
+def check_token(entry: dict, datapackage: bytes, roots: list[x509.Certificate],
+                source: str, later: bool = False) -> TokenCheck:
+    """Check one entry of a `timestamps` list against the datapackage.json bytes."""
+    if not isinstance(entry, dict):
+        return TokenCheck(source, None, INVALID, "timestamp entry is not an object", later=later)
+    tsa = entry.get("tsa") if isinstance(entry.get("tsa"), str) else None
+    if entry.get("token") is None:
+        reason = entry.get("error") or "no reason recorded"
+        return TokenCheck(source, tsa, MISSING, f"no token from {tsa}: {reason}", later=later)
+    der = token_bytes(entry)
+    if der is None:
+        return TokenCheck(source, tsa, INVALID, "token is not base64", later=later)
+    try:
+        response = decode_timestamp_response(der)
+        if response.status != PKIStatus.GRANTED:
+            return TokenCheck(source, tsa, INVALID, f"token status is {response.status}, not granted", later=later)
+        info = response.tst_info
+        algorithm = IMPRINT_HASHES.get(info.message_imprint.hash_algorithm.dotted_string)
+        imprint, gen_time = info.message_imprint.message, utc_iso(info.gen_time)
+    except ValueError as exc:
+        return TokenCheck(source, tsa, INVALID, f"token cannot be read: {str(exc)[:120]}", later=later)
+    authority = _signer_subject(response)
+    result = TokenCheck(source, tsa, INVALID, "", gen_time, authority, later)
+    if algorithm is None:
+        result.message = "token imprint uses an unsupported hash algorithm"
+        return result
+    expected = hashlib.new(algorithm, datapackage).digest()
+    if imprint != expected:
+        result.message = (f"token is over another hash ({algorithm}:{imprint.hex()[:16]}...), "
+                          "not over this datapackage.json")
+        return result
+    if not roots:
+        result.state = UNCHECKED
+        result.message = f"token states {gen_time}; not checked: no TSA certificate trusted (--trust-tsa)"
+        return result
+    builder = VerifierBuilder()
+    for root in _unique(roots):
+        builder = builder.add_root_certificate(root)
+    try:
+        builder.build().verify(response, expected)
+    except VerificationError as exc:
+        text = str(exc)
+        if any(marker in text for marker in UNTRUSTED_ERRORS):
+            result.state = UNTRUSTED
+            result.message = "token's certificate does not chain to a TSA certificate you trust"
+        else:
+            result.message = "token does not verify: " + _reason(text)
+        return result
+    result.state = TRUSTED
+    result.message = f"datapackage.json existed by {gen_time}, attested by {authority}"
+    return result
+
+
+def _reason(text: str) -> str:
+    """A readable reason out of rfc3161-client's message (which embeds OpenSSL's error stack)."""
+    if 'Verify error: ' in text:
+        return text.split('Verify error: ', 1)[1].split('"', 1)[0] + " (at the time the token states)"
+    if "signature failure" in text or "padding check failed" in text:
+        return "its signature does not match its content"
+    return text.split(": ErrorStack")[0][:160]
+
+
+def _unique(certs: list[x509.Certificate]) -> list[x509.Certificate]:
+    seen, out = set(), []
+    for cert in certs:
+        der = cert.public_bytes(Encoding.DER)
+        if der not in seen:
+            seen.add(der)
+            out.append(cert)
+    return out
+
+
+def check_timestamps(sealed: object, later: list[tuple[str, dict]], datapackage: bytes,
+                     roots: list[x509.Certificate]) -> list[TokenCheck]:
+    """Every token: those in datapackage-digest.json (`sealed`, the raw `timestamps`
+    value) and those added later (`later`: (where, entry) pairs from the store)."""
+    if sealed is None:
+        sealed = []
+    if not isinstance(sealed, list):
+        return [TokenCheck("datapackage-digest.json", None, INVALID, "`timestamps` is not a list")]
+    results = [check_token(e, datapackage, roots, "datapackage-digest.json") for e in sealed]
+    results += [check_token(e, datapackage, roots, where, later=True) for where, e in later]
+    return results
+
+
+def trusted_time(results: list[TokenCheck]) -> TokenCheck | None:
+    """The earliest trusted token: the strongest statement of when the capture existed."""
+    trusted = [r for r in results if r.state == TRUSTED]
+    return min(trusted, key=lambda r: r.time or "") if trusted else None
+
+
+def summarize(results: list[TokenCheck], have_roots: bool) -> tuple[str, str, list[Problem]]:
+    """(status, one-line summary, problems) for the `timestamps` check of a report."""
+    problems = [Problem(r.message, r.source) for r in results if r.state in (INVALID, MISSING, UNTRUSTED)]
+    invalid = [r for r in results if r.state == INVALID]
+    tokens = [r for r in results if r.state != MISSING]
+    best = trusted_time(results)
+    if invalid:
+        return "fail", (f"{len(invalid)} timestamp token(s) altered or not over this capture's "
+                        "datapackage.json"), problems
+    if best is not None:
+        later = " (token added after sealing)" if best.later else ""
+        return "pass", f"trusted time: datapackage.json existed by {best.time}{later}, attested by {best.authority}", problems
+    if not tokens:
+        missing = len(results)
+        return "warn", ("no trusted time: the capture holds no RFC 3161 timestamp token"
+                        + (f" ({missing} TSA request(s) at sealing gave none)" if missing else "")), problems
+    if not have_roots:
+        return "warn", (f"no trusted time: {len(tokens)} token(s) present, not checked "
+                        "(give the TSA's CA certificate with --trust-tsa)"), problems
+    return "warn", (f"no trusted time: {len(tokens)} token(s) present, none from a TSA "
+                    "certificate you trust"), problems

@@ -1,0 +1,303 @@
+"""Browser capture with a real Chromium through the recording proxy, on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import socket
+import time
+import zipfile
+
+import pytest
+from PIL import Image
+
+from archive.capture.browser import BrowserOptions, BrowserSession, PageOptions, find_chromium
+from archive.errors import ArchiveError
+from tests.browsing import BrowserCapture
+from tests.site import Site, SiteServer, slow
+from tests.tls import make_server_cert
+from tests.warcs import assert_third_party_checks_pass, member, pages, records
+
+VIEWPORT = (800, 600)
+LAZY_TOP = 3000          # px of spacer above the lazy image
+SCRIPT_TEXT = "Text written by script after fetch"
+
+
+def _png(colour: tuple, size=(200, 200)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def browser_site() -> Site:
+    site = Site()
+    # The served HTML has neither the text nor the colour: both come from the fetched JSON.
+    site.html("/app", "Script page", (
+        '<div id="out">waiting</div><div id="box" style="width:300px;height:200px"></div>'
+        '<script>fetch("/api/data.json").then(r => r.json()).then(d => {'
+        '  document.getElementById("out").textContent = d.message;'
+        '  document.getElementById("box").style.background = d.colour; })</script>'
+    ))
+    site.add("/api/data.json", f'{{"message": "{SCRIPT_TEXT}", "colour": "rgb(255, 0, 0)"}}',
+             content_type="application/json", chunked=True)
+    site.html("/lazy", "Lazy page", (
+        f'<div style="height:{LAZY_TOP}px">spacer</div>'
+        '<img id="lazy" data-src="/lazy.png" width="200" height="200" style="display:block">'
+        '<script>new IntersectionObserver((entries, observer) => {'
+        '  for (const e of entries) if (e.isIntersecting) {'
+        '    e.target.src = e.target.dataset.src; observer.unobserve(e.target); }'
+        '}).observe(document.getElementById("lazy"));</script>'
+    ))
+    site.add("/lazy.png", _png((0, 0, 255)), content_type="image/png")
+    site.html("/hanging", "Never settles", '<p>partly loaded</p><img src="/never.png">')
+    site.add("/never.png", handler=slow(60))
+    # Loads, then its script never yields again: the page answers no call.
+    site.html("/spinning", "Spins", '<p>spins</p><script>setTimeout(() => { while (true) {} }, 300)</script>')
+    site.add("/report.bin", bytes(range(256)) * 2000, content_type="application/octet-stream",
+             headers={"Content-Disposition": 'attachment; filename="report.bin"'})
+    site.add("/moved", status=302, headers={"Location": "/app"})
+    site.html("/gzipped", "Gzipped", "<p>" + "compressed " * 40 + "</p>", gzip=True)
+    return site
+
+
+@pytest.fixture
+def bsite():
+    with SiteServer(browser_site()) as server:
+        yield server
+
+
+def options(**page) -> BrowserOptions:
+    return BrowserOptions(page=PageOptions(
+        viewport_width=VIEWPORT[0], viewport_height=VIEWPORT[1], **{"timeout": 20, **page}))
+
+
+def by_uri(recs: list[dict], record_type: str) -> dict:
+    return {r["uri"]: r for r in recs if r["type"] == record_type}
+
+
+def fields(payload: bytes) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in payload.decode().splitlines():
+        name, _, value = line.partition(": ")
+        out.setdefault(name, []).append(value)
+    return out
+
+
+def test_script_written_page_keeps_fetched_json_dom_and_screenshot(bsite, tmp_path):
+    with BrowserCapture(tmp_path / "c", options()) as capture:
+        result = capture.page(bsite.url("/app"))
+        wacz = capture.seal()
+    assert result.status == 200 and not result.timed_out and result.title == "Script page"
+    assert bsite.url("/api/data.json") in result.requisites
+
+    recs = records(wacz)
+    responses = by_uri(recs, "response")
+    # The JSON the script fetched, as served: chunk framing and all.
+    fetched = responses[bsite.url("/api/data.json")]
+    assert fetched["http"].get_header("Transfer-Encoding") == "chunked"
+    assert fetched["payload"].startswith(b"7\r\n")
+    assert b"".join(fetched["payload"].split(b"\r\n")[1::2]) == bsite.site.served["/api/data.json"]
+    assert responses[bsite.url("/app")]["payload"] == bsite.site.served["/app"]
+    # Nothing but the page's own traffic: Chromium's calls home never reach the WARC.
+    assert all(r["uri"].startswith(bsite.base) for r in recs if r["type"] in ("request", "response"))
+
+    resources = by_uri(recs, "resource")
+    dom = resources["urn:dom:" + bsite.url("/app")]
+    assert dom["headers"]["Content-Type"].startswith("text/html")
+    assert SCRIPT_TEXT.encode() in dom["payload"]
+    assert SCRIPT_TEXT.encode() not in bsite.site.served["/app"]
+
+    shot = resources["urn:screenshot:" + bsite.url("/app")]
+    assert shot["headers"]["Content-Type"] == "image/png"
+    image = Image.open(io.BytesIO(shot["payload"]))
+    image.verify()
+    image = Image.open(io.BytesIO(shot["payload"])).convert("RGB")
+    assert image.size == VIEWPORT
+    assert len(image.getcolors(maxcolors=1 << 20)) > 1, "blank screenshot"
+    # The box the script painted red is in the picture (below the text line).
+    assert image.getpixel((100, 120)) == (255, 0, 0)
+
+    meta = next(r for r in recs if r["type"] == "metadata" and b"screenshot-record" in r["payload"])
+    info = fields(meta["payload"])
+    assert info["screenshot-record"] == [shot["headers"]["WARC-Record-ID"]]
+    assert info["viewport"] == ["800x600"] and info["timed-out"] == ["no"]
+    assert info["browser"][0].startswith("Chromium ")
+
+    [entry] = pages(wacz)
+    assert entry["url"] == bsite.url("/app") and entry["title"] == "Script page"
+    assert entry["status"] == 200 and "error" not in entry
+
+
+def test_lazy_image_below_the_fold_is_captured_after_scrolling(bsite, tmp_path):
+    lazy = bsite.url("/lazy.png")
+    with BrowserCapture(tmp_path / "still", options(scroll=False)) as capture:
+        capture.page(bsite.url("/lazy"))
+        assert "/lazy.png" not in bsite.site.requests     # the test can fail: no scroll, no image
+    with BrowserCapture(tmp_path / "scrolled", options()) as capture:
+        result = capture.page(bsite.url("/lazy"))
+        wacz = capture.seal()
+    assert lazy in result.requisites
+    recs = records(wacz)
+    assert by_uri(recs, "response")[lazy]["payload"] == bsite.site.served["/lazy.png"]
+    shot = Image.open(io.BytesIO(by_uri(recs, "resource")["urn:screenshot:" + bsite.url("/lazy")]["payload"]))
+    assert shot.width == VIEWPORT[0] and shot.height >= LAZY_TOP + 200
+    # The image loaded before the full-page screenshot was taken: it is in the picture.
+    assert shot.convert("RGB").getpixel((100, LAZY_TOP + 100)) == (0, 0, 255)
+
+
+def test_browser_capture_verifies_and_passes_warcio_and_wacz_checks(bsite, tmp_path, key, pubkey, run):
+    with BrowserCapture(tmp_path / "c", options()) as capture:
+        capture.page(bsite.url("/app"))
+        capture.page(bsite.url("/gzipped"))
+        wacz = capture.seal(key)
+    result = run("verify", wacz, "--trust", pubkey)
+    assert result.code == 0, result
+    assert result.out.startswith("VERIFIED")
+
+    assert_third_party_checks_pass(wacz, tmp_path)
+
+    # The screenshot is covered like every other byte: one flipped byte and it fails.
+    data = bytearray(wacz.read_bytes())
+    warc_name = next(n for n in zipfile.ZipFile(wacz).namelist() if n.startswith("archive/"))
+    shot_uri = b"urn:screenshot:" + bsite.url("/app").encode()
+    warc = member(wacz, warc_name)
+    start = data.find(warc)
+    offset = next(int(line.split(b'"offset": "')[1].split(b'"')[0])
+                  for line in _index(wacz) if shot_uri in line)
+    data[start + offset + 40] ^= 0x01
+    tampered = tmp_path / "tampered.wacz"
+    tampered.write_bytes(bytes(data))
+    assert run("verify", tampered, "--trust", pubkey).code == 1
+
+
+def _index(wacz) -> list[bytes]:
+    return gzip.decompress(member(wacz, "indexes/index.cdx.gz")).splitlines()
+
+
+def test_page_that_never_settles_is_captured_with_a_recorded_timeout(bsite, tmp_path):
+    with BrowserCapture(tmp_path / "c", options(timeout=2)) as capture:
+        result = capture.page(bsite.url("/hanging"))
+        wacz = capture.seal()
+    assert result.timed_out and result.status == 200
+    assert result.screenshot is not None and result.dom is not None
+    recs = records(wacz)
+    assert b"partly loaded" in by_uri(recs, "resource")["urn:dom:" + bsite.url("/hanging")]["payload"]
+    [entry] = pages(wacz)
+    assert entry["timedOut"] is True and entry["url"] == bsite.url("/hanging")
+    page_meta = fields(next(r for r in recs if r["type"] == "metadata" and b"timed-out" in r["payload"])["payload"])
+    assert page_meta["timed-out"] == ["yes"] and "did not reach 'load'" in page_meta["note"][0]
+    # The request that never finished is still recorded, as a failure, when the capture ends.
+    never = [r for r in recs if r["uri"] == bsite.url("/never.png")]
+    assert {r["type"] for r in never} == {"request", "metadata"}
+    assert b"error-kind: timeout" in next(r for r in never if r["type"] == "metadata")["payload"]
+
+
+def test_page_whose_script_never_yields_cannot_hang_the_capture(bsite, tmp_path):
+    began = time.monotonic()
+    with BrowserCapture(tmp_path / "c", options()) as capture:
+        stuck = capture.page(bsite.url("/spinning"), PageOptions(timeout=3, snapshot_timeout=2))
+        after = capture.page(bsite.url("/app"))         # the session still works
+        wacz = capture.seal()
+    assert time.monotonic() - began < 60
+    assert stuck.timed_out and stuck.status == 200 and stuck.screenshot is None
+    assert any("may never yield" in note for note in stuck.notes)
+    assert after.screenshot is not None and not after.timed_out
+    entries = {p["url"]: p for p in pages(wacz)}
+    assert entries[bsite.url("/spinning")]["timedOut"] is True
+    assert by_uri(records(wacz), "response")[bsite.url("/spinning")]["payload"] == bsite.site.served["/spinning"]
+
+
+def test_redirect_leads_to_the_page_entry_and_is_recorded(bsite, tmp_path):
+    with BrowserCapture(tmp_path / "c", options()) as capture:
+        result = capture.page(bsite.url("/moved"))
+        wacz = capture.seal()
+    assert result.final_url == bsite.url("/app") and result.status == 200
+    responses = by_uri(records(wacz), "response")
+    assert responses[bsite.url("/moved")]["http"].get_statuscode() == "302"
+    [entry] = pages(wacz)
+    assert entry["url"] == bsite.url("/app") and entry["redirectedFrom"] == bsite.url("/moved")
+
+
+def test_download_is_recorded_whole_though_the_browser_shows_nothing(bsite, tmp_path):
+    with BrowserCapture(tmp_path / "c", options()) as capture:
+        result = capture.page(bsite.url("/report.bin"))
+        wacz = capture.seal()
+    assert result.status == 200 and result.error is None and result.screenshot is None
+    assert any("did not show the page" in note for note in result.notes)
+    body = by_uri(records(wacz), "response")[bsite.url("/report.bin")]["payload"]
+    assert body == bsite.site.served["/report.bin"]
+    [entry] = pages(wacz)
+    assert entry["size"] == len(body) and "error" not in entry
+
+
+def test_excluded_urls_are_refused_and_not_recorded(site, tmp_path):
+    capture = BrowserCapture(tmp_path / "c", options(),
+                             exclude=lambda url: "excluded: image" if url.endswith(".png") else None)
+    with capture:
+        result = capture.page(site.url("/"))
+        wacz = capture.seal()
+    assert result.status == 200 and result.screenshot is not None
+    assert site.url("/img/a.png") in result.excluded and site.url("/style.css") in result.requisites
+    assert not any("/img/" in path for path in site.site.requests)
+    assert not any((r["uri"] or "").endswith(".png") for r in records(wacz))
+
+
+def test_unreachable_page_is_an_error_without_screenshot(tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))          # bound, not listening: refuses connections
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+        with BrowserCapture(tmp_path / "c", options()) as capture:
+            result = capture.page(url)
+            wacz = capture.seal()
+    assert result.status is None and result.error_kind == "refused"
+    assert result.screenshot is None and result.dom is None   # no picture of the proxy's error page
+    [entry] = pages(wacz)
+    assert entry["errorKind"] == "refused" and "status" not in entry
+    assert b"error-kind: refused" in next(r for r in records(wacz) if r["type"] == "metadata")["payload"]
+
+
+def test_https_page_records_the_real_server_certificate(tmp_path):
+    cert = make_server_cert(tmp_path / "tls")
+    site = browser_site()
+    with SiteServer(site, tls=cert) as server:
+        with BrowserCapture(tmp_path / "insecure", BrowserOptions(verify_tls=False)) as capture:
+            result = capture.page(server.url("/app"))
+            wacz = capture.seal()
+        with BrowserCapture(tmp_path / "strict", BrowserOptions()) as capture:
+            refused = capture.page(server.url("/app"))
+    assert result.status == 200 and result.dom is not None
+    recs = records(wacz)
+    assert SCRIPT_TEXT.encode() in by_uri(recs, "resource")["urn:dom:" + server.url("/app")]["payload"]
+    meta = fields(next(r for r in recs if r["type"] == "metadata" and r["uri"] == server.url("/app")
+                       and b"server-certificate" in r["payload"])["payload"])
+    # What the real server presented, not the proxy's stand-in certificate.
+    assert meta["server-certificate-sha256"] == [hashlib.sha256(cert.der).hexdigest()]
+    assert meta["tls-version"][0].startswith("TLS")
+    # With verification on, a certificate nobody vouches for is a recorded failure.
+    assert refused.error_kind == "tls" and refused.status is None and refused.screenshot is None
+
+
+def test_missing_chromium_says_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARCHIVE_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    with pytest.raises(ArchiveError, match="apt-get install chromium"):
+        find_chromium()
+    monkeypatch.delenv("ARCHIVE_CHROMIUM")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ArchiveError, match="apt-get install chromium"):
+        BrowserSession(None, print)
+
+
+def test_only_web_urls_are_loaded(bsite, tmp_path):
+    with BrowserCapture(tmp_path / "c", options()) as capture:
+        for url in ("file:///etc/passwd", "chrome://version", "javascript:alert(1)"):
+            with pytest.raises(ArchiveError, match="http and https URLs only"):
+                capture.page(url)
+        assert capture.page(bsite.url("/app#top")).final_url == bsite.url("/app")
+
+
+def test_bad_page_options_are_one_line_errors():
+    with pytest.raises(ArchiveError, match="wait condition"):
+        PageOptions(wait="forever")
+    with pytest.raises(ArchiveError, match="viewport"):
+        PageOptions(viewport_width=0)

@@ -1,0 +1,184 @@
+"""Resume: a crawl killed with SIGKILL (or a seal that failed) is finished by
+`archive capture --resume CAPTURE_DIR`: no page lost, none written twice, and the
+sealed result verifies."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from tests.conftest import BIN, PASSPHRASE, stored_waczs
+from tests.site import SiteServer, generated_site
+from tests.warcs import pages, records
+
+
+def _page_urls(wacz: Path) -> list[str]:
+    return [p["url"] for p in pages(wacz)]
+
+
+def _stored_twice(wacz: Path) -> list[str]:
+    counts = collections.Counter(
+        r["uri"] for r in records(wacz)
+        if r["type"] in ("response", "revisit") and not r["uri"].endswith("/robots.txt")
+    )
+    return [uri for uri, n in counts.items() if n > 1]
+
+
+def _group_lines(journal: Path) -> int:
+    if not journal.exists():
+        return 0
+    return journal.read_bytes().count(b'"t":"group"')
+
+
+def test_kill_9_during_crawl_then_resume(run, key, pubkey, tmp_path):
+    site = generated_site(60)
+    site.delay = 0.03       # a crawl of a few seconds, so it can be killed half way
+    with SiteServer(site) as server:
+        seed = server.url("/")
+        common = ["--depth", "10", "--scope", "host", "--workers", "4", "--key", key,
+                  "--store", tmp_path / "store", "--quiet"]
+        env = dict(os.environ, ARCHIVE_KEY_PASSPHRASE=PASSPHRASE)
+        process = subprocess.Popen(
+            [str(BIN / "archive"), "capture", seed, *map(str, common), "--work-dir", str(tmp_path / "w")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 60
+        journal = None
+        while time.monotonic() < deadline and process.poll() is None:
+            found = list((tmp_path / "w").glob("*/crawl.jsonl"))
+            if found and _group_lines(found[0]) >= 40:
+                journal = found[0]
+                break
+            time.sleep(0.01)
+        assert process.poll() is None, "the crawl ended before it could be killed"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        work = journal.parent
+        assert b'"t":"end"' not in journal.read_bytes()
+        assert stored_waczs(tmp_path / "store") == []
+
+        resumed = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "store", "--quiet")
+        assert resumed.code == 0, resumed
+        assert not work.exists(), "the work folder is removed once the capture is stored"
+        wacz = Path(stored_waczs(tmp_path / "store")[0])
+
+        whole = run("capture", seed, *common, "--work-dir", tmp_path / "w2")
+        assert whole.code == 0, whole
+        reference = Path([w for w in stored_waczs(tmp_path / "store") if Path(w) != wacz][0])
+
+    assert run("verify", wacz, "--trust", pubkey).code == 0
+    urls = _page_urls(wacz)
+    assert len(urls) == len(set(urls)) == 60
+    assert set(urls) == set(_page_urls(reference))
+    assert _stored_twice(wacz) == []
+    evidence = json.loads(__import__("zipfile").ZipFile(wacz).read("evidence/capture.json"))
+    assert len(evidence["resumed"]) == 1 and evidence["stats"]["pages"] == 60
+    warcinfos = [r["payload"].decode() for r in records(wacz) if r["type"] == "warcinfo"]
+    assert any("resumed: " in w for w in warcinfos)
+
+
+def test_half_written_record_and_journal_line_are_cut_off_on_resume(run, key, pubkey, tmp_path):
+    """The state a kill leaves at its worst moment, made exactly: the container ends in
+    a partial record and the journal in a partial line."""
+    site = generated_site(12)
+    with SiteServer(site) as server:
+        seed = server.url("/")
+        args = ["--depth", "10", "--scope", "host", "--key", key, "--store", tmp_path / "store",
+                "--work-dir", tmp_path / "w", "--quiet", "--keep-local"]
+        first = run("capture", seed, *args)
+        assert first.code == 0
+        reference = Path(stored_waczs(tmp_path / "store")[0])
+
+        # rebuild an interrupted state from a finished work folder: cut its journal after
+        # 20 groups, and its container after the WARC position that line names
+        work = next((tmp_path / "w").iterdir())
+        capture_id = work.name
+        lines = (work / "crawl.jsonl").read_text().splitlines(keepends=True)
+        groups = [i for i, line in enumerate(lines) if '"t":"group"' in line]
+        kept = lines[: groups[19] + 1]
+        position = json.loads(kept[-1])["warc"]
+        (work / "crawl.jsonl").write_text("".join(kept) + lines[groups[20]][:40])
+        sealed = work / f"{capture_id}.wacz"
+        import zipfile
+        with zipfile.ZipFile(sealed) as zf:
+            info = zf.getinfo(f"archive/{position[0]}")
+            data_start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+        data = sealed.read_bytes()
+        open_path = work / f"{capture_id}.wacz.open"
+        # the next record, a large one, half written after the last one the journal knows
+        # (longer than all that is left to write, so it would show if it were not cut off)
+        half = b"\x1f\x8b\x08\x00" + bytes(range(256)) * 8192
+        open_path.write_bytes(data[: data_start + position[1]] + half)
+        sealed.chmod(0o644)
+        sealed.unlink()
+        (tmp_path / "store2").mkdir()
+
+        resumed = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "store2", "--quiet")
+        assert resumed.code == 0, resumed
+    wacz = Path(stored_waczs(tmp_path / "store2")[0])
+    assert run("verify", wacz, "--trust", pubkey).code == 0
+    assert sorted(_page_urls(wacz)) == sorted(_page_urls(reference))
+    assert _stored_twice(wacz) == []
+
+
+def test_failed_seal_is_resealed_on_resume(run, key, pubkey, tmp_path, monkeypatch):
+    from archive.seal.sign import Signer
+
+    site = generated_site(5)
+    with SiteServer(site) as server:
+        real_sign = Signer.sign
+
+        def unplugged(self, hash_value, created):
+            raise RuntimeError("signing device unplugged")
+        monkeypatch.setattr(Signer, "sign", unplugged)
+        failed = run("capture", server.url("/"), "--depth", "3", "--scope", "host", "--key", key,
+                     "--store", tmp_path / "store", "--work-dir", tmp_path / "w", "--quiet")
+        assert failed.code == 2 and "unplugged" in failed.err
+        work = next((tmp_path / "w").iterdir())
+        assert list(work.glob("*.wacz.open"))
+        requests_before = len(server.site.requests)
+
+        monkeypatch.setattr(Signer, "sign", real_sign)
+        resumed = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "store", "--quiet")
+        assert resumed.code == 0, resumed
+        assert len(server.site.requests) == requests_before, "a finished crawl is not crawled again"
+    wacz = Path(stored_waczs(tmp_path / "store")[0])
+    assert run("verify", wacz, "--trust", pubkey).code == 0
+    assert len(_page_urls(wacz)) == 5 and _stored_twice(wacz) == []
+
+
+def test_resume_errors_are_one_line(run, key, tmp_path):
+    missing = run("capture", "--resume", tmp_path / "nothing", "--key", key)
+    assert missing.code == 2 and "no such capture work folder" in missing.err
+    (tmp_path / "empty").mkdir()
+    empty = run("capture", "--resume", tmp_path / "empty", "--key", key)
+    assert empty.code == 2 and "not a capture work folder" in empty.err
+    both = run("capture", "http://127.0.0.1:9/", "--resume", tmp_path / "empty", "--key", key)
+    assert both.code == 2 and "not both" in both.err
+
+
+def test_sealed_but_not_stored_is_stored_on_resume(run, key, pubkey, tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "captures").write_text("in the way")    # the store cannot take the capture
+    with SiteServer(generated_site(3)) as server:
+        failed = run("capture", server.url("/"), "--depth", "2", "--scope", "host", "--key", key,
+                     "--store", store, "--work-dir", tmp_path / "w", "--quiet")
+        assert failed.code == 2, failed
+        work = next((tmp_path / "w").iterdir())
+        assert list(work.glob("*.wacz")), "the sealed capture is kept in the work folder"
+        requests_before = len(server.site.requests)
+        (store / "captures").unlink()
+        wrong = run("capture", "--resume", work, "--unsigned", "--store", store, "--quiet")
+        assert wrong.code == 2 and "already sealed" in wrong.err
+        resumed = run("capture", "--resume", work, "--key", key, "--store", store, "--quiet")
+        assert resumed.code == 0, resumed
+        assert len(server.site.requests) == requests_before
+    wacz = Path(stored_waczs(store)[0])
+    assert run("verify", wacz, "--trust", pubkey).code == 0
+    assert len(_page_urls(wacz)) == 3

@@ -1,0 +1,336 @@
+"""The custody ledger: every event recorded, signed and chained; any edit, removal,
+insertion or reordering found and located; concurrent writers never fork it."""
+
+import json
+import multiprocessing
+import os
+import shutil
+import threading
+import zipfile
+
+import pytest
+
+from archive.custody.chain import check_chain
+from archive.custody.entry import Actor, canonical, sha256_of
+from archive.custody.ledger import FileLedger, ObjectLedger, object_key
+from archive.custody.log import CustodyLog
+from archive.keys import fingerprint, load_private_key, load_public_key
+from archive.seal.sign import Signer
+from archive.store.local import LocalStore
+from tests.conftest import PASSPHRASE
+
+CAPTURE = "20250308T121500Z-7f3a9c21"
+
+
+@pytest.fixture
+def signer(key) -> Signer:
+    return Signer(load_private_key(key, PASSPHRASE.encode()))
+
+
+def append(ledger, actor: Actor, n: int, event: str = "verified") -> None:
+    log = CustodyLog(None, actor, ledger)
+    assert log.record(event, CAPTURE, "ab" * 32, n=n) is not None, log.problems
+
+
+def file_ledger(tmp_path, signer, count=6, unsigned=()) -> FileLedger:
+    ledger = FileLedger(tmp_path / "custody" / "ledger.jsonl")
+    for n in range(1, count + 1):
+        append(ledger, Actor("alice", None if n in unsigned else signer), n)
+    return ledger
+
+
+def lines_of(ledger: FileLedger) -> list[bytes]:
+    return ledger.path.read_bytes().splitlines(keepends=True)
+
+
+def write_lines(ledger: FileLedger, lines: list[bytes]) -> None:
+    ledger.path.write_bytes(b"".join(lines))
+
+
+def edit(line: bytes, **changes) -> bytes:
+    entry = json.loads(line)
+    entry["details"].update(changes)
+    return canonical(entry) + b"\n"
+
+
+def first_break(ledger):
+    report = check_chain(ledger.records(), ledger.location)
+    assert report.breaks, "the change was not detected"
+    return report.breaks[0]
+
+
+def test_an_intact_ledger_verifies(tmp_path, signer):
+    ledger = file_ledger(tmp_path, signer, unsigned=(4,))
+    report = check_chain(ledger.records(), ledger.location)
+    assert report.intact and report.entries == 6 and report.unsigned == 1
+    assert report.signers == {signer.fingerprint: 5}
+    entries = [r.entry for r in ledger.records()]
+    assert [e["seq"] for e in entries] == [1, 2, 3, 4, 5, 6]
+    assert entries[0]["prev"] is None
+    assert all(e["prev"] == sha256_of(lines_of(ledger)[i].rstrip(b"\n")) for i, e in enumerate(entries[1:]))
+    assert entries[3]["signature"] is None and entries[3]["actor"]["key"] is None   # plainly unsigned
+
+
+@pytest.mark.parametrize("change, where, message", [
+    ("edit signed entry", "line 3", "altered after signing"),
+    ("edit unsigned entry", "line 4", "does not link to the entry before it (line 3)"),
+    ("delete entry", "line 3", "entry 3 is missing before it"),
+    ("reorder entries", "line 3", "out of order"),
+    ("insert entry", "line 5", "repeats entry 4 (also at line 4)"),
+    ("edit last entry", "line 6", "altered after signing"),
+    ("resign with another key", "line 3", "not among the keys you trust"),
+    ("cut last entry", "line 6", "incomplete entry"),
+])
+def test_every_change_to_the_ledger_is_detected_and_located(tmp_path, signer, change, where, message):
+    ledger = file_ledger(tmp_path, signer, unsigned=(3,) if change == "edit unsigned entry" else ())
+    lines = lines_of(ledger)
+    if change in ("edit signed entry", "edit unsigned entry"):
+        lines[2] = edit(lines[2], n=33)
+    elif change == "delete entry":
+        del lines[2]
+    elif change == "reorder entries":
+        lines[2], lines[3] = lines[3], lines[2]
+    elif change == "insert entry":
+        forged = json.loads(lines[3])
+        forged.update(signature=None, actor={"name": "mallory", "key": None})
+        forged["prev"] = sha256_of(lines[2].rstrip(b"\n"))
+        lines.insert(3, canonical(forged) + b"\n")
+    elif change == "edit last entry":
+        lines[5] = edit(lines[5], n=66)
+    elif change == "resign with another key":
+        other = Signer(load_private_key(_other_key(tmp_path), None))
+        entry = json.loads(lines[2])
+        entry["details"]["n"] = 33
+        entry["actor"]["key"] = other.fingerprint
+        from archive.custody.entry import body_hash
+        entry["signature"] = other.sign(body_hash({k: v for k, v in entry.items() if k != "signature"}),
+                                        entry["time"])
+        lines[2] = canonical(entry) + b"\n"
+    elif change == "cut last entry":
+        lines[5] = lines[5][:40]
+    write_lines(ledger, lines)
+    trusted = {signer.fingerprint: "alice"}
+    report = check_chain(ledger.records(), ledger.location, trusted)
+    assert report.breaks, f"{change} was not detected"
+    found = report.breaks[0]
+    assert found.where == where and message in found.message, report.breaks
+
+
+def _other_key(tmp_path):
+    from archive.keys import generate
+    return generate(tmp_path / "other", None).private
+
+
+def test_an_interrupted_write_stays_visible_and_the_ledger_goes_on(tmp_path, signer):
+    ledger = file_ledger(tmp_path, signer, count=3)
+    with open(ledger.path, "ab") as fh:
+        fh.write(b'{"seq":4,"time":"20')          # a crash in the middle of a line
+    append(ledger, Actor("alice", signer), 4)
+    records = ledger.records()
+    assert [r.entry and r.entry["seq"] for r in records] == [1, 2, 3, None, 4]
+    report = check_chain(records, ledger.location)
+    assert [b.where for b in report.breaks] == ["line 4"]
+    assert records[4].entry["prev"] == sha256_of(records[2].raw)   # chained to the last whole entry
+
+
+def test_an_entry_naming_a_key_must_be_signed(tmp_path, signer):
+    ledger = file_ledger(tmp_path, signer, count=2)
+    lines = lines_of(ledger)
+    entry = json.loads(lines[1])
+    entry["signature"] = None
+    lines[1] = canonical(entry) + b"\n"
+    write_lines(ledger, lines)
+    assert "carries no signature" in first_break(ledger).message
+
+
+def test_object_ledger_changes_are_located_by_key(tmp_path, signer):
+    store = LocalStore(tmp_path / "store")
+    ledger = ObjectLedger(store)
+    for n in range(1, 6):
+        append(ledger, Actor("alice", signer), n)
+    assert check_chain(ledger.records(), ledger.location).intact
+    path = lambda seq: store.root / object_key(seq)   # noqa: E731
+    two, three = path(2).read_bytes(), path(3).read_bytes()
+    path(2).write_bytes(three)
+    path(3).write_bytes(two)
+    found = first_break(ledger)
+    assert found.where == object_key(2) and "stored under the number of entry 2" in found.message
+    path(2).write_bytes(two)
+    path(3).unlink()
+    found = first_break(ledger)
+    assert found.where == object_key(4) and "entry 3 is missing" in found.message
+
+
+def _ledger(kind: str, address: str):
+    """The file ledger in a folder, or the object ledger of any store address (an
+    s3:// address once the S3 store is merged: the same test then runs against S3)."""
+    from archive.store.address import open_store
+    return FileLedger(os.path.join(address, "ledger.jsonl")) if kind == "file" else ObjectLedger(open_store(address))
+
+
+def _hammer(kind: str, address: str, writer: int, count: int) -> None:
+    ledger = _ledger(kind, address)
+    for n in range(count):
+        append(ledger, Actor(f"writer-{writer}"), n)
+
+
+def _concurrent_writers_keep_one_chain(kind: str, address: str, how: str) -> None:
+    writers, count = 4, 12
+    args = [(kind, address, w, count) for w in range(writers)]
+    if how == "threads":
+        workers = [threading.Thread(target=_hammer, args=a) for a in args]
+    else:
+        workers = [multiprocessing.get_context("spawn").Process(target=_hammer, args=a) for a in args]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+        assert getattr(w, "exitcode", 0) == 0
+    ledger = _ledger(kind, address)
+    records = ledger.records()
+    assert [r.entry["seq"] for r in records] == list(range(1, writers * count + 1))
+    assert check_chain(records, ledger.location).intact
+    per_writer = {}
+    for r in records:
+        per_writer.setdefault(r.entry["actor"]["name"], []).append(r.entry["details"]["n"])
+    assert all(ns == list(range(count)) for ns in per_writer.values()) and len(per_writer) == writers
+
+
+@pytest.mark.parametrize("kind", ["file", "objects"])
+@pytest.mark.parametrize("how", ["threads", "processes"])
+def test_concurrent_writers_never_fork_the_chain(tmp_path, kind, how):
+    _concurrent_writers_keep_one_chain(kind, str(tmp_path), how)
+
+
+@pytest.mark.parametrize("how", ["threads", "processes"])
+def test_concurrent_writers_against_s3_never_fork_the_chain(s3, how):
+    """Conditional writes on a real S3 endpoint (moto over HTTP): distinct sequence numbers."""
+    _concurrent_writers_keep_one_chain("objects", s3.address("ledger"), how)
+
+
+# -- the ledger of a real store ----------------------------------------------------------
+
+def store_ledger(tmp_path) -> FileLedger:
+    return FileLedger(tmp_path / "store" / "custody" / "ledger.jsonl")
+
+
+def test_capture_records_captured_sealed_stored_signed_by_the_operator(capture, run, key, pubkey, tmp_path):
+    wacz = capture("/")
+    capture_id = wacz.name.removesuffix(".wacz")
+    entries = [r.entry for r in store_ledger(tmp_path).records()]
+    fp = fingerprint(load_public_key(pubkey))
+    assert [e["event"] for e in entries] == ["captured", "sealed", "stored"]
+    assert all(e["capture"] == capture_id and e["actor"]["key"] == fp and e["signature"] for e in entries)
+    import hashlib
+    assert entries[1]["wacz"] == entries[2]["wacz"] == hashlib.sha256(wacz.read_bytes()).hexdigest()
+
+    shown = run("custody", "show", capture_id, "--store", tmp_path / "store")
+    assert shown.code == 0 and [line.split()[2] for line in shown.out.splitlines()[:3]] == \
+        ["captured", "sealed", "stored"]
+    assert "links and signatures intact" in shown.out
+    checked = run("custody", "verify", "--store", tmp_path / "store", "--trust", pubkey)
+    assert checked.code == 0 and checked.out.startswith("INTACT: 3 entries"), checked
+    as_json = json.loads(run("custody", "verify", "--store", tmp_path / "store", "--json").out)
+    assert as_json["intact"] and as_json["signers"] == {fp: 3}
+
+
+def test_verify_reports_custody_and_records_who_verified(capture, run, key, pubkey, tmp_path):
+    wacz = capture("/")
+    result = run("verify", wacz, "--trust", pubkey, "--json", "--operator", "investigator")
+    report = json.loads(result.out)
+    assert result.code == 0
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["custody"]["status"] == "pass"
+    assert [e["event"] for e in report["custody"]] == ["captured", "sealed", "stored"]
+    verified = store_ledger(tmp_path).records()[-1].entry
+    assert verified["event"] == "verified" and verified["actor"] == {"name": "investigator", "key": None}
+    assert verified["signature"] is None and verified["details"]["result"] == "VERIFIED"
+    assert verified["details"]["trusted_keys"] == [fingerprint(load_public_key(pubkey))]
+    assert verified["wacz"] == report["sha256"]
+
+    assert run("verify", wacz, "--trust", pubkey, "--key", key).code == 0
+    signed = store_ledger(tmp_path).records()[-1].entry
+    assert signed["signature"] and signed["actor"]["key"] == fingerprint(load_public_key(pubkey))
+    before = len(store_ledger(tmp_path).records())
+    assert run("verify", wacz, "--trust", pubkey, "--no-record").code == 0
+    assert len(store_ledger(tmp_path).records()) == before
+    text = run("verify", wacz, "--trust", pubkey, "--no-record").out
+    assert "custody history:" in text and "verified          investigator (UNSIGNED)" in text
+
+
+def test_a_replaced_file_contradicts_its_custody(capture, run, pubkey, tmp_path):
+    first, second = capture("/"), capture("/about")
+    os.chmod(first, 0o644)
+    shutil.copyfile(second, first)        # a validly signed capture, but not the one stored here
+    result = run("verify", first, "--trust", pubkey, "--json", "--no-record")
+    checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+    assert result.code == 1 and checks["custody"]["status"] == "fail"
+    messages = [p["message"] for p in checks["custody"]["problems"]]
+    assert any("not the file that was stored" in m for m in messages)
+    assert any("not the file that was sealed" in m for m in messages)
+    assert checks["signature"]["status"] == "pass"
+
+
+def test_removed_last_entry_shows_as_a_capture_the_ledger_does_not_account_for(capture, run, tmp_path):
+    wacz = capture("/")
+    ledger = store_ledger(tmp_path)
+    write_lines(ledger, lines_of(ledger)[:-1])       # drop the 'stored' entry
+    result = run("custody", "verify", "--store", tmp_path / "store")
+    assert result.code == 1 and result.out.startswith("BROKEN")
+    assert f"capture {wacz.name.removesuffix('.wacz')} is in the store, but no 'stored' entry" in result.out
+
+
+def test_removed_tokens_contradict_the_custody_record(capture, tsa, run, pubkey, tmp_path):
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    with zipfile.ZipFile(wacz) as zf:
+        parts = {n: zf.read(n) for n in zf.namelist()}
+    digest = json.loads(parts["datapackage-digest.json"])
+    del digest["timestamps"]
+    os.chmod(wacz, 0o644)
+    with zipfile.ZipFile(wacz, "w") as zf:
+        for name, body in parts.items():
+            zf.writestr(name, json.dumps(digest).encode() if name == "datapackage-digest.json" else body)
+    result = run("verify", wacz, "--trust", pubkey, "--json", "--no-record")
+    checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+    assert result.code == 1
+    assert any("tokens were removed" in p["message"] for p in checks["custody"]["problems"])
+
+
+def test_a_ledger_that_cannot_be_written_never_costs_the_capture(run, key, site, tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "custody").write_text("not a folder")     # the ledger cannot be created
+    result = run("capture", site.url("/"), "--key", key, "--store", store, "--work-dir",
+                 tmp_path / "work", "--quiet")
+    assert result.code == 2 and "is stored, but its custody is incomplete" in result.err
+    assert result.err.count("\n") == 1
+    assert len(list(store.glob("captures/*/*/*/*.wacz"))) == 1
+
+
+def test_an_anchor_noted_earlier_catches_entries_cut_from_the_end(capture, run, tmp_path):
+    capture("/")
+    store = tmp_path / "store"
+    head = run("custody", "verify", "--store", store).out.split("head: ")[1].split()[0]
+    assert run("custody", "verify", "--store", store, "--anchor", head).code == 0
+    ledger = store_ledger(tmp_path)
+    lines = lines_of(ledger)
+    write_lines(ledger, lines[:-1])
+    append(ledger, Actor("mallory"), 0, event="stored")    # another entry in its place
+    result = run("custody", "verify", "--store", store, "--anchor", head)
+    assert result.code == 1 and "differs from the anchored entry" in result.out
+    write_lines(ledger, lines[:-1])
+    result = run("custody", "verify", "--store", store, "--anchor", head)
+    assert result.code == 1 and "the anchored entry is gone" in result.out
+    bad = run("custody", "verify", "--store", store, "--anchor", "nonsense")
+    assert bad.code == 2 and bad.err.count("\n") == 1
+
+
+def test_an_unreadable_ledger_does_not_stop_verification(capture, run, pubkey, tmp_path):
+    wacz = capture("/")
+    ledger = store_ledger(tmp_path).path
+    ledger.unlink()
+    ledger.mkdir()                       # a hostile or broken store layout
+    result = run("verify", wacz, "--trust", pubkey)
+    assert result.code == 0, result
+    assert "[warn] custody: the custody ledger cannot be read" in result.out
+    assert "could not record 'verified'" in result.err and result.err.count("\n") == 1

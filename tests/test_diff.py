@@ -1,0 +1,119 @@
+"""`archive diff`: redirects, incomplete captures, foreign files, bad input."""
+
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import stored_waczs
+from tests.site import Site, SiteServer
+
+FOREIGN = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "foreign"
+
+
+@pytest.fixture
+def two_versions(run, key, tmp_path):
+    """capture(site_changes) -> (earlier WACZ, later WACZ) of a small site, depth 1."""
+    def _capture(change, extra=()):
+        site = Site()
+        site.html("/", "Home", '<a href="/promo">Promo</a> <a href="/keep">Keep</a> <a href="/more">More</a>')
+        for path in ("/promo", "/keep", "/more"):
+            site.html(path, path, f"<p>{path} v1</p>")
+        paths = []
+        with SiteServer(site) as server:
+            for version in (1, 2):
+                if version == 2:
+                    change(site)
+                    time.sleep(1.1)   # capture times have whole seconds
+                result = run("capture", server.url("/"), "--depth", "1", "--scope", "prefix",
+                             "--key", key, "--store", tmp_path / "store", "--work-dir", tmp_path / "work",
+                             "--quiet", *(extra if version == 2 else ()))
+                assert result.code == 0, result
+                paths.append(Path(stored_waczs(tmp_path / "store")[-1]))
+        return paths, server
+    return _capture
+
+
+def diff_json(run, a, b):
+    result = run("diff", a, b, "--json")
+    assert result.code == 0, result
+    return json.loads(result.out)
+
+
+def test_a_page_replaced_by_a_redirect_is_reported_as_redirected(run, two_versions):
+    def change(site):
+        site.add("/promo", status=302, headers={"Location": "/keep"})
+    (earlier, later), server = two_versions(change)
+    diff = diff_json(run, earlier, later)
+    assert [(c["kind"], c["url"]) for c in diff["changes"]] == [("redirected", server.url("/promo"))]
+    assert f"was redirected to {server.url('/keep')}" in diff["changes"][0]["finding"]
+    assert diff["counts"]["unchanged"] == 3
+
+
+def test_a_redirect_to_a_new_page_names_the_target(run, two_versions):
+    def change(site):
+        site.add("/promo", status=301, headers={"Location": "/landing"})
+        site.html("/landing", "Landing", "<p>new</p>")
+    (earlier, later), server = two_versions(change)
+    changes = {c["kind"]: c for c in diff_json(run, earlier, later)["changes"]}
+    assert changes["redirected"]["finding"].startswith(
+        f"The page {server.url('/promo')} was redirected to {server.url('/landing')} between ")
+
+
+def test_pages_a_stopped_capture_did_not_reach_are_not_called_removed(run, two_versions):
+    (earlier, later), server = two_versions(lambda site: None, extra=("--max-pages", "2"))
+    diff = diff_json(run, earlier, later)
+    assert diff["changes"] == []
+    assert diff["later"]["stopReason"] == "max-pages"
+    unknown = [c["kind"] for c in diff["uncertain"]]
+    assert unknown == ["not-reached", "not-reached"]
+    text = run("diff", earlier, later).out
+    assert "stopped at its max-pages limit: whether it is still online is unknown" in text
+    assert "REMOVED" not in text
+
+
+def test_a_server_error_is_unknown_not_a_change(run, two_versions):
+    def change(site):
+        site.html("/more", "oops", "<p>oops</p>", status=503)
+    (earlier, later), server = two_versions(change)
+    diff = diff_json(run, earlier, later)
+    assert diff["changes"] == []
+    assert diff["uncertain"][0]["url"] == server.url("/more")
+    assert "could not be captured" in diff["uncertain"][0]["finding"] and "HTTP 503" in diff["uncertain"][0]["finding"]
+
+
+def test_foreign_waczs_are_read_from_their_index(run):
+    same = diff_json(run, FOREIGN / "valid_signed_example_1.wacz", FOREIGN / "valid_signed_example_1.wacz")
+    assert same["changes"] == [] and same["counts"]["unchanged"] == 1
+    other = diff_json(run, FOREIGN / "valid_signed_example_1.wacz", FOREIGN / "valid_example_2.wacz")
+    # valid_example_2 (2021) is the earlier one, whatever the order given
+    assert other["earlier"]["capture"] == "valid_example_2.wacz"
+    assert {(c["kind"], c["url"]) for c in other["changes"]} == {
+        ("removed", "http://www.example.com/"), ("added", "https://example.com/")}
+
+
+def test_bad_input_is_one_line_and_exit_2(run, tmp_path):
+    junk = tmp_path / "junk.wacz"
+    junk.write_bytes(b"PK\x03\x04 not really a zip")
+    nopages = tmp_path / "nopages.wacz"
+    with zipfile.ZipFile(nopages, "w") as zf:
+        zf.writestr("indexes/index.cdx", "")
+    badindex = tmp_path / "badindex.wacz"
+    with zipfile.ZipFile(badindex, "w") as zf:
+        zf.writestr("pages/pages.jsonl", '{"format": "json-pages-1.0"}\n{"url": "http://x/", "ts": "2020"}\n')
+        zf.writestr("indexes/index.cdx.gz", b"not gzip")
+    good = FOREIGN / "valid_example_2.wacz"
+    cases = [
+        (junk, "cannot read its pages and index"),
+        (nopages, "no pages list"),
+        (badindex, "cannot read its pages and index"),
+        (FOREIGN / "invalid_example_1.wacz", "no pages list"),
+        ("20991231T000000Z-00000000", "no capture 20991231T000000Z-00000000"),
+        ("not-an-id-or-file", "neither a WACZ file nor a capture id"),
+    ]
+    for target, words in cases:
+        result = run("diff", good, target, "--store", tmp_path / "store")
+        assert result.code == 2, (target, result)
+        assert words in result.err and result.err.count("\n") == 1 and "Traceback" not in result.err

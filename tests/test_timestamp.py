@@ -1,0 +1,232 @@
+"""RFC 3161 timestamps: tokens at sealing and later, checked by us and by openssl."""
+
+import base64
+import json
+import socket
+import subprocess
+import time
+import zipfile
+from datetime import datetime, timezone
+
+import pytest
+
+from archive.custody.ledger import FileLedger
+from archive.verify.timestamps import INVALID, TRUSTED, UNTRUSTED, check_token, load_tsa_certificates
+from tests.conftest import tool
+from tests.tsa import TestTsa, make_tsa_credentials
+
+
+def members(wacz) -> dict:
+    with zipfile.ZipFile(wacz) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def digest_of(wacz) -> dict:
+    return json.loads(members(wacz)["datapackage-digest.json"])
+
+
+def verify_json(run, wacz, *args):
+    result = run("verify", wacz, "--json", *args)
+    assert result.code in (0, 1), result
+    report = json.loads(result.out)
+    return result.code, report, {c["name"]: c for c in report["checks"]}
+
+
+def ledger_entries(store) -> list[dict]:
+    return [r.entry for r in FileLedger(store / "custody" / "ledger.jsonl").records()]
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/tsr"
+
+
+def iso(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+def test_token_at_sealing_verifies_with_the_trusted_tsa_and_with_openssl(
+        capture, tsa, tsa_ca, pubkey, run, tmp_path):
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    digest = digest_of(wacz)
+    [entry] = digest["timestamps"]
+    assert entry["tsa"] == tsa.url and entry["imprint"] == digest["hash"] and entry["token"]
+    assert "timestamps" not in digest["signedData"]   # the anonymous form admits no extra fields
+
+    code, report, checks = verify_json(run, wacz, "--trust", pubkey, "--trust-tsa", tsa_ca)
+    assert code == 0 and checks["timestamps"]["status"] == "pass"
+    assert report["time"]["trusted"] is True
+    assert before <= iso(report["time"]["time"]) <= datetime.now(timezone.utc)
+
+    out = tmp_path / "tokens"
+    capture_id = wacz.name.removesuffix(".wacz")
+    result = run("extract", capture_id, "--store", tmp_path / "store", "--timestamps", out)
+    assert result.code == 0, result
+    data, token = out / f"{capture_id}.datapackage.json", out / f"{capture_id}.token1.tsr"
+    assert data.read_bytes() == members(wacz)["datapackage.json"]
+    assert (out / f"{capture_id}.token1.certs.pem").read_bytes().startswith(b"-----BEGIN CERTIFICATE")
+    openssl = ["openssl", "ts", "-verify", "-data", str(data), "-in", str(token)]
+    ok = subprocess.run(openssl + ["-CAfile", str(tsa_ca)], capture_output=True, text=True)
+    assert ok.returncode == 0 and "Verification: OK" in ok.stdout, ok
+    other_ca = make_tsa_credentials("Other").write_ca(tmp_path / "other-ca.pem")
+    refused = subprocess.run(openssl + ["-CAfile", str(other_ca)], capture_output=True, text=True)
+    assert refused.returncode != 0   # openssl really checks the chain
+
+    # extracting again never overwrites what an investigator already has
+    again = run("extract", capture_id, "--store", tmp_path / "store", "--timestamps", out)
+    assert again.code == 2 and "already exists" in again.err
+    (tmp_path / "a-file").write_text("x")
+    into_file = run("extract", capture_id, "--store", tmp_path / "store", "--timestamps", tmp_path / "a-file")
+    assert into_file.code == 2 and into_file.err.count("\n") == 1 and "internal" not in into_file.err
+
+
+def test_token_is_not_trusted_without_its_ca(capture, tsa, pubkey, run, tmp_path):
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    code, report, checks = verify_json(run, wacz, "--trust", pubkey)
+    assert code == 0 and checks["timestamps"]["status"] == "warn"
+    assert checks["timestamps"]["summary"].startswith("no trusted time")
+    assert report["time"]["trusted"] is False
+
+    other_ca = make_tsa_credentials("Other").write_ca(tmp_path / "other-ca.pem")
+    code, report, checks = verify_json(run, wacz, "--trust", pubkey, "--trust-tsa", other_ca)
+    assert checks["timestamps"]["status"] == "warn" and report["time"]["trusted"] is False
+    assert [t["state"] for t in report["time"]["tokens"]] == [UNTRUSTED]
+    text = run("verify", wacz, "--trust", pubkey, "--trust-tsa", other_ca).out
+    assert "no trusted time" in text
+
+
+def test_capture_without_token_verifies_with_no_trusted_time(capture, pubkey, run):
+    wacz = capture("/")
+    assert "timestamps" not in digest_of(wacz)
+    result = run("verify", wacz, "--trust", pubkey)
+    assert result.code == 0
+    assert "\n  time          no trusted time" in result.out
+    assert "no trusted time: the capture holds no RFC 3161 timestamp token" in result.out
+
+
+def _token_der(wacz) -> bytes:
+    return base64.b64decode(digest_of(wacz)["timestamps"][0]["token"])
+
+
+def _entry(der: bytes) -> dict:
+    return {"tsa": "http://tsa", "token": base64.b64encode(der).decode()}
+
+
+def test_altered_tokens_and_tokens_over_other_data_are_rejected(capture, tsa, tsa_ca, tsa_creds):
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    der = _token_der(wacz)
+    data = members(wacz)["datapackage.json"]
+    roots = load_tsa_certificates([str(tsa_ca)])
+    assert check_token(_entry(der), data, roots, "x").state == TRUSTED
+
+    signature = bytearray(der)
+    signature[-20] ^= 0x01          # the TSA's RSA signature is the last field
+    assert check_token(_entry(bytes(signature)), data, roots, "x").state == INVALID
+
+    gen_time = _tst_gen_time(der)   # "YYYYMMDDhhmmssZ"
+    for digit, reason in ((13, "signature does not match"), (3, "certificate is not yet valid")):
+        moved = bytearray(der)      # another second (or year) of the stated time
+        moved[gen_time + digit] = ord("1") if moved[gen_time + digit] != ord("1") else ord("2")
+        result = check_token(_entry(bytes(moved)), data, roots, "x")
+        assert result.state == INVALID and reason in result.message, result
+
+    other = check_token(_entry(der), data + b" ", roots, "x")
+    assert other.state == INVALID and "over another hash" in other.message
+    # without any trusted certificate a token over other data is still caught
+    assert check_token(_entry(der), data + b" ", [], "x").state == INVALID
+    assert check_token({"token": "not base64!"}, data, roots, "x").state == INVALID
+    assert check_token(_entry(b"\x30\x03\x02\x01\x00"), data, roots, "x").state == INVALID
+
+
+def _tst_gen_time(der: bytes) -> int:
+    """Offset of the TSTInfo genTime (GeneralizedTime, 4-digit year; the CMS signing
+    time is a UTCTime with 2 digits)."""
+    year = str(datetime.now(timezone.utc).year).encode()
+    pos = der.find(b"\x18\x0f" + year)
+    assert pos > 0
+    return pos + 2
+
+
+def test_token_moved_to_another_capture_fails_verification(capture, tsa, tsa_ca, pubkey, run, tmp_path):
+    first = capture("/", extra=("--tsa", tsa.url))
+    second = capture("/about")
+    digest = digest_of(second)
+    digest["timestamps"] = digest_of(first)["timestamps"]
+    moved = tmp_path / "moved.wacz"
+    parts = members(second)
+    with zipfile.ZipFile(moved, "w") as zf:
+        for name, body in parts.items():
+            zf.writestr(name, json.dumps(digest).encode() if name == "datapackage-digest.json" else body)
+    code, report, checks = verify_json(run, moved, "--trust", pubkey, "--trust-tsa", tsa_ca)
+    assert code == 1
+    assert checks["timestamps"]["status"] == "fail"
+    assert "over another hash" in checks["timestamps"]["problems"][0]["message"]
+
+
+@pytest.mark.parametrize("mode, reason", [
+    ("down", "unreachable"),
+    ("slow", "did not answer within 2s"),
+    ("garbage", "not an RFC 3161 response"),
+    ("http-error", "HTTP 500"),
+    ("reject", "refused"),
+    ("wrong-hash", "over another hash"),
+])
+def test_tsa_failure_keeps_the_capture_and_a_later_token_can_be_added(
+        mode, reason, capture, tsa, tsa_creds, tsa_ca, pubkey, run, tmp_path):
+    bad = TestTsa(tsa_creds, mode=mode, delay=60)
+    url = closed_port_url() if mode == "down" else bad.url
+    started = time.monotonic()
+    with bad:
+        wacz = capture("/", extra=("--tsa", url, "--tsa-timeout", "2"))
+    assert time.monotonic() - started < 30      # a slow TSA (60 s) does not hold the capture
+    capture_id = wacz.name.removesuffix(".wacz")
+    store = tmp_path / "store"
+    [missing] = digest_of(wacz)["timestamps"]
+    assert missing["token"] is None and reason in missing["error"] and missing["tsa"] == url
+    events = [(e["event"], e["details"].get("tsa")) for e in ledger_entries(store)]
+    assert ("timestamp-missing", url) in events and ("stored", None) in events
+
+    code, report, checks = verify_json(run, wacz, "--trust", pubkey, "--trust-tsa", tsa_ca)
+    assert code == 0 and checks["timestamps"]["status"] == "warn"
+    assert reason in checks["timestamps"]["problems"][0]["message"]
+
+    sealed_at = iso(json.loads(members(wacz)["datapackage.json"])["created"])
+    sealed_bytes = wacz.read_bytes()
+    result = run("timestamp", capture_id, "--store", store, "--tsa", tsa.url)
+    assert result.code == 0, result
+    later = json.loads((store / "timestamps" / capture_id / "1.json").read_bytes())
+    assert later["token"] and iso(later["time"]) >= sealed_at and iso(later["added"]) >= iso(later["time"])
+    assert wacz.read_bytes() == sealed_bytes    # the stored capture is untouched: write-once
+
+    code, report, checks = verify_json(run, wacz, "--trust", pubkey, "--trust-tsa", tsa_ca)
+    assert code == 0 and checks["timestamps"]["status"] == "pass"
+    assert "added after sealing" in checks["timestamps"]["summary"]
+    assert report["time"]["time"] == later["time"]
+    stamped = [e for e in ledger_entries(store) if e["event"] == "timestamped"]
+    assert stamped[-1]["details"]["object"] == f"timestamps/{capture_id}/1.json"
+    assert run("custody", "verify", "--store", store).code == 0
+
+
+def test_timestamp_command_failures_are_one_line_and_store_nothing(capture, tsa, run, tmp_path):
+    wacz = capture("/")
+    capture_id = wacz.name.removesuffix(".wacz")
+    store = tmp_path / "store"
+    result = run("timestamp", capture_id, "--store", store, "--tsa", closed_port_url(), "--tsa-timeout", "2")
+    assert result.code == 2 and "no TSA gave a token" in result.err and result.err.count("\n") == 1
+    assert not (store / "timestamps").exists()
+    assert ledger_entries(store)[-1]["event"] == "timestamp-missing"
+    for args in (("20990101T000000Z-00000000",), (capture_id, "--tsa", "not a url")):
+        bad = run("timestamp", *args, "--store", store, *(() if len(args) > 1 else ("--tsa", tsa.url)))
+        assert bad.code == 2 and bad.err.count("\n") == 1, bad
+    nothing = run("extract", capture_id, "--store", store, "--timestamps", tmp_path / "out")
+    assert nothing.code == 2 and "no timestamp token" in nothing.err
+
+
+def test_wacz_with_tokens_still_validates_with_py_wacz(capture, tsa):
+    wacz = capture("/", extra=("--tsa", tsa.url, "--tsa", closed_port_url()))
+    assert len(digest_of(wacz)["timestamps"]) == 2
+    validate = subprocess.run([tool("wacz"), "validate", "-f", str(wacz)], capture_output=True, text=True)
+    assert validate.returncode == 0 and "Validation succeeded" in validate.stdout, validate

@@ -123,6 +123,26 @@ def test_a_previous_capture_that_cannot_be_read_costs_the_revisits_not_the_captu
     assert "could not compare" in outcome["changes"]["error"]
 
 
+def test_a_job_stores_into_s3_with_retention_and_its_revisits_point_into_s3(run, key, pubkey, changing,
+                                                                         s3, tmp_path, monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL")        # the job file names the endpoint
+    job = write_job(tmp_path, "bucketed", [changing.url("/")], key, tmp_path / "unused",
+                    extra_top={"store": s3.address("jobs"), "endpoint_url": s3.endpoint},
+                    retention={"retain_days": 2, "lock_mode": "COMPLIANCE", "legal_hold": True})
+    first = run_json(run, job)
+    assert first["capture"]["address"].startswith(f"s3://{s3.bucket}/jobs/captures/")
+    assert first["capture"]["lock"].startswith("COMPLIANCE until ") and "legal hold" in first["capture"]["lock"]
+    change_site(changing.site)
+    second = run_json(run, job)
+    assert second["dedup_against"] == first["capture"]["capture_id"] and second["capture"]["revisits"] == 2
+    assert second["changes"]["counts"]["changed"] == 1
+    assert any(k.startswith("jobs/jobs/bucketed/runs/") for k in s3.keys())   # run records in the bucket
+    assert run("verify", second["capture"]["address"], "--trust", pubkey,
+               "--endpoint-url", s3.endpoint).code == 0
+    status = json.loads(run("jobs", "status", job, "--json").out)[0]
+    assert status["last_run"]["capture_id"] == second["capture"]["capture_id"]
+
+
 def unusable_leftover(tmp_path, job: str) -> Path:
     """A capture folder an earlier run left unsealed that cannot be finished (no journal,
     no request, a damaged container)."""

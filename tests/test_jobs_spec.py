@@ -9,9 +9,12 @@ import pytest
 
 from archive.capture.crawl import CrawlOptions
 from archive.cli import capture as capture_cli
+from archive.jobs.preflight import store_options
 from archive.jobs.request import capture_request
 from archive.jobs.schedule import parse_schedule
 from archive.jobs.spec import SCHEMA, key_lines, load_job
+from archive.store.address import StoreOptions
+from archive.store.s3 import Retention
 
 GOOD = """\
 name = "statements"
@@ -83,6 +86,14 @@ BAD = [
     ("retries-text", "depth = 1", 'depth = 1\nretries = "2"', 8, "'crawl.retries' must be a whole number"),
     ("ignore-robots-text", "depth = 1", 'depth = 1\nignore_robots = "yes"', 8,
      "'crawl.ignore_robots' must be true or false"),
+    ("retention-folder-store", "[signing]", '[retention]\nretain_days = 30\n\n[signing]', 12,
+     "[retention] needs an s3:// store whose bucket has Object Lock"),
+    ("lock-mode-alone", "[signing]", '[retention]\nlock_mode = "COMPLIANCE"\n\n[signing]', 13,
+     "'lock_mode' applies to 'retain_days' only"),
+    ("retain-days-too-many", "[signing]", '[retention]\nretain_days = 40000\n\n[signing]', 13,
+     "'retention.retain_days' must be 36500 days or fewer"),
+    ("endpoint-with-folder-store", 'schedule = "0 */6 * * *"',
+     'schedule = "0 */6 * * *"\nendpoint_url = "http://127.0.0.1:9/"', 5, "'endpoint_url' applies to an s3:// store only"),
     ("resume-text", "[signing]", '[run]\nresume = "no"\n\n[signing]', 13, "'run.resume' must be true or false"),
     ("crawl-not-table", "[crawl]\ndepth = 1\nscope = \"prefix\"\nmax_bytes = \"50MB\"\nmax_time = \"10m\"\n",
      'crawl = 1\n', 6, "'crawl' must be a table"),
@@ -160,16 +171,18 @@ def test_check_reports_every_problem_at_once_and_json(run, good, tmp_path):
     assert [(p["line"], p["message"].split(" ")[0]) for p in problems] == [(7, "'crawl.depth'"), (8, "'crawl.scope'")]
 
 
-def test_keys_not_yet_wired_are_accepted_and_noted(run, good, tmp_path):
+def test_retention_and_endpoint_reach_the_store_options(run, good, tmp_path):
     job = tmp_path / "job.toml"
-    crawl = 'max_time = "10m"\nworkers = 2\nignore_robots = true\ndedup = false\n'
-    job.write_text(GOOD.format(**good).replace('max_time = "10m"\n', crawl)
-                   + '\n[timestamps]\ntsa = ["http://127.0.0.1:1/tsa"]\n'
-                   "\n[retention]\nretain_days = 3650\n\n[run]\nresume = false\n")
-    result = run("jobs", "check", job)
+    job.write_text(GOOD.format(**{**good, "store": "s3://evidence/statements"}).replace(
+        'schedule = "0 */6 * * *"\n', 'schedule = "0 */6 * * *"\nendpoint_url = "http://127.0.0.1:9000"\n')
+        + '\n[retention]\nretain_days = 3650\nlock_mode = "compliance"\nlegal_hold = true\n')
+    result = run("jobs", "check", "--offline", job)
     assert result.code == 0, result
-    assert f"{job}:23: note: 'retention.retain_days' is accepted but has no effect yet" in result.out
-    assert result.out.count("note:") == 1    # the crawl, timestamps and run keys are wired
+    assert result.out.count("\n") == 1 and "note" not in result.out   # nothing accepted-but-inert
+    assert store_options(load_job(job)) == StoreOptions(
+        endpoint_url="http://127.0.0.1:9000", retention=Retention(3650, "COMPLIANCE", True))
+    job.write_text(GOOD.format(**good))
+    assert store_options(load_job(job)) == StoreOptions()
 
 
 def test_every_crawl_key_reaches_the_capture_request(good, tmp_path):
@@ -218,7 +231,9 @@ CAPTURE_OPTION_KEYS = {
     "urls": "seeds", "resume": "run.resume", "store": "store", "key": "signing.key",
     "unsigned": "signing.unsigned", "operator": "operator", "title": "title",
     "work_dir": "work_dir", "keep_local": "keep_local", "tsa": "timestamps.tsa",
-    "tsa_timeout": "timestamps.timeout", "no_dedup": "crawl.dedup",
+    "tsa_timeout": "timestamps.timeout", "no_dedup": "crawl.dedup", "endpoint_url": "endpoint_url",
+    "retain_days": "retention.retain_days", "lock_mode": "retention.lock_mode",
+    "legal_hold": "retention.legal_hold",
     "dedup_against": None,   # a job's revisits point into its own previous capture
     "json": None, "quiet": None, "help": None,
 }

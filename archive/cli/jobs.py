@@ -20,7 +20,6 @@ from archive.cli.common import duration as duration_arg
 from archive.errors import ArchiveError
 from archive.jobs.lock import JobBusy, iso_seconds, utcnow
 from archive.jobs.preflight import preflight
-from archive.jobs.request import NOT_YET_WIRED
 from archive.jobs.runner import Outcome, Terminated, run_job
 from archive.jobs.scheduler import Scheduler, install_stop_handlers, log_line
 from archive.jobs.spec import JobFileError, JobSpec, load_job
@@ -83,11 +82,6 @@ def _check_one(path: Path, offline: bool) -> tuple[JobSpec | None, list[dict]]:
     return spec, []
 
 
-def _unwired(spec: JobSpec) -> list[str]:
-    return [f"{spec.path}:{spec.line_of(key)}: note: '{key}' is accepted but has no effect yet "
-            f"(it waits for {why})" for key, why in NOT_YET_WIRED.items() if spec.line_of(key)]
-
-
 def run_check(args) -> int:
     results = []
     paths = [path for name in args.files for path in job_files(Path(name))]
@@ -97,7 +91,7 @@ def run_check(args) -> int:
         if spec is not None:
             due = first_due(spec, None, utcnow())
             entry.update(job=spec.name, schedule=spec.schedule.describe() if spec.schedule else None,
-                         next_due=iso_seconds(due) if due else None, notes=_unwired(spec))
+                         next_due=iso_seconds(due) if due else None)
         results.append(entry)
     if args.json:
         print_json(results)
@@ -111,8 +105,6 @@ def run_check(args) -> int:
                     " (no schedule: run it from cron, a systemd timer or a CronJob)"
                 print(f"{entry['file']}: ok: job {entry['job']}"
                       + (f", {entry['schedule']}" if entry["schedule"] else "") + when)
-                for note in entry["notes"]:
-                    print(note)
     if not results:
         raise ArchiveError(f"no job files (*.toml) in {', '.join(args.files)}")
     return 0 if all(e["ok"] for e in results) else EXIT_BAD
@@ -183,6 +175,8 @@ def _print_outcome(outcome: Outcome) -> None:
         print(f"capture  {c['capture_id']}")
         print(f"stored   {c['address']}")
         print(f"sha256   {c['sha256']}")
+        if c.get("lock"):
+            print(f"locked   {c['lock']}")
         print(f"pages    {c['pages']} ({c['failed']} failed), requisites {c['requisites']}, "
               f"{human_bytes(c['bytes'])}")
         print_timestamps(c.get("timestamps") or [], c["capture_id"])

@@ -25,7 +25,9 @@ from archive.hashing import file_sha256
 from archive.ids import is_capture_id
 from archive.pipeline import CaptureResult, resume_capture
 from archive.seal.sign import Signer
-from archive.verify.checks import CannotCheck, verify_path, verify_wacz
+from archive.verify.checks import CannotCheck, verify_path, verify_source
+from archive.verify.model import VerifyOptions
+from archive.verify.source import Source
 
 UNSEALED = "interrupted before it was sealed"
 UNSTORED = "sealed but not stored"
@@ -65,10 +67,11 @@ def _trusted(signer: Signer | None) -> dict[str, str]:
 
 def stored_problem(store, signer: Signer | None, result: CaptureResult) -> str | None:
     """Why a stored capture does not verify against the job's key (None: it verifies)."""
+    source = Source(result.address, result.size, lambda: store.open_capture(result.capture_id))
+    options = VerifyOptions(_trusted(signer), allow_unsigned=signer is None,
+                            expected_sha256=result.sha256)
     try:
-        with store.open_capture(result.capture_id) as fh:
-            report = verify_wacz(fh, result.address, result.size, _trusted(signer),
-                                 allow_unsigned=signer is None)
+        report = verify_source(source, options)
     except (CannotCheck, ArchiveError, OSError) as exc:
         return f"it could not be checked: {exc}"
     return None if report.exit_code == 0 else f"it does not verify ({report.verdict}: {report.reason})"

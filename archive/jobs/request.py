@@ -1,9 +1,5 @@
-"""The one place where a job file becomes a pipeline CaptureRequest.
-
-Keys for pieces that have not landed yet are parsed and validated by spec.py, and
-listed in NOT_YET_WIRED (`archive jobs check` notes them); wiring one is a line here
-once the pipeline takes it.
-"""
+"""The one place where a job file becomes a pipeline CaptureRequest (the store's
+options, endpoint and retention, are made by preflight.store_options)."""
 
 from __future__ import annotations
 
@@ -16,14 +12,6 @@ from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
 from archive.warc.records import default_operator
 from archive.warc.writer import DEFAULT_MAX_SIZE
-
-# job file key -> what it waits for
-NOT_YET_WIRED = {
-    "retention.retain_days": "S3 Object Lock retention (issue 5)",
-    "retention.lock_mode": "S3 Object Lock retention (issue 5)",
-    "retention.legal_hold": "S3 Object Lock legal hold (issue 5)",
-}
-
 
 def job_work_dir(spec: JobSpec) -> Path:
     """Where this job's captures are assembled: a folder of its own, so that what an

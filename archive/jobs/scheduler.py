@@ -29,7 +29,7 @@ from typing import Callable
 
 from archive.errors import ArchiveError
 from archive.jobs.lock import iso_seconds, utcnow
-from archive.jobs.preflight import preflight
+from archive.jobs.preflight import preflight, store_options
 from archive.jobs.spec import JobFileError, JobSpec, parse_job
 from archive.jobs.state import JobState
 from archive.jobs.status import first_due, job_files
@@ -133,7 +133,7 @@ class Scheduler:
 
     def _last_run(self, spec: JobSpec):
         try:
-            return JobState(open_store(spec.store), spec.name).last_run()
+            return JobState(open_store(spec.store, store_options(spec)), spec.name).last_run()
         except ArchiveError as exc:
             self.log("store-error", {"job": spec.name, "error": str(exc)})
             return None

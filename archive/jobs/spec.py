@@ -26,6 +26,7 @@ JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 NOTIFY_WHEN = ("always", "changes", "failures")
 LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 DEFAULT_LOCK_EXPIRY = 600.0
+MAX_RETAIN_DAYS = 36500          # as `archive capture --retain-days`
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,11 @@ class SigningSpec:
 
 @dataclass
 class RetentionSpec:
-    # Parsed and validated now; passed to the store once S3 Object Lock (issue 5) lands.
+    """[retention]: S3 Object Lock on each stored capture (`--retain-days`, `--lock-mode`,
+    `--legal-hold`); an s3:// store whose bucket has Object Lock is needed."""
+
     retain_days: int | None = None
-    lock_mode: str | None = None
+    lock_mode: str = "GOVERNANCE"
     legal_hold: bool = False
 
 
@@ -113,6 +116,7 @@ class JobSpec:
     name: str
     seeds: list[str]
     store: str
+    endpoint_url: str | None = None                   # S3 endpoint (default: the AWS chain's)
     schedule: Schedule | None = None
     operator: str | None = None
     title: str = ""
@@ -294,6 +298,13 @@ def argv(value, base):
     return items
 
 
+def days(value, base):
+    number = whole(1)(value, base)
+    if number > MAX_RETAIN_DAYS:
+        raise ValueError(f"must be {MAX_RETAIN_DAYS} days or fewer, not {number}")
+    return number
+
+
 def lock_mode(value, base):
     return choice(LOCK_MODES)(value.upper() if isinstance(value, str) else value, base)
 
@@ -318,7 +329,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "": {
         "name": job_name, "seeds": seeds, "store": store_address, "schedule": cron,
         "every": duration, "timezone": timezone, "operator": non_empty_text, "title": text,
-        "work_dir": path, "keep_local": boolean,
+        "work_dir": path, "keep_local": boolean, "endpoint_url": url,
     },
     "crawl": {
         "depth": whole(0), "scope": choice(SCOPES), "include": regex_list, "exclude": regex_list,
@@ -332,7 +343,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "key": path, "passphrase_env": env_name, "passphrase_file": path, "unsigned": boolean,
     },
     "timestamps": {"tsa": url_list, "timeout": duration},
-    "retention": {"retain_days": whole(1), "lock_mode": lock_mode, "legal_hold": boolean},
+    "retention": {"retain_days": days, "lock_mode": lock_mode, "legal_hold": boolean},
     "notify": {
         "webhook": url, "command": argv, "when": choice(NOTIFY_WHEN), "timeout": duration,
     },
@@ -430,7 +441,7 @@ def parse_job(path: str | Path) -> tuple[JobSpec | None, list[Problem]]:
     schedule = parse_schedule(top.get("schedule"), top.get("every"), top.get("timezone"))
     spec = JobSpec(
         path=path, name=top.get("name", _default_name(path)), seeds=top["seeds"],
-        store=top["store"], schedule=schedule, operator=top.get("operator"),
+        store=top["store"], endpoint_url=top.get("endpoint_url"), schedule=schedule, operator=top.get("operator"),
         title=top.get("title", ""), work_dir=top.get("work_dir"),
         keep_local=top.get("keep_local", False),
         tsa=values["timestamps"].get("tsa", []), tsa_timeout=values["timestamps"].get("timeout"),
@@ -498,6 +509,15 @@ def _cross_checks(values: dict, lines: dict, data: dict) -> list[Problem]:
                                 "give either 'passphrase_env' or 'passphrase_file', not both"))
     if signing.get("unsigned") and ("passphrase_env" in signing or "passphrase_file" in signing):
         problems.append(Problem(lines.get("signing.unsigned"), "an unsigned job needs no passphrase"))
+    retention = values["retention"]
+    if (retention.get("retain_days") or retention.get("legal_hold")) and "store" in top \
+            and not top["store"].startswith("s3://"):
+        problems.append(Problem(lines.get("retention"), "[retention] needs an s3:// store whose bucket "
+                                                        "has Object Lock (`archive store init`)"))
+    if "lock_mode" in retention and "retain_days" not in retention:
+        problems.append(Problem(lines.get("retention.lock_mode"), "'lock_mode' applies to 'retain_days' only"))
+    if "endpoint_url" in top and "store" in top and not top["store"].startswith("s3://"):
+        problems.append(Problem(lines.get("endpoint_url"), "'endpoint_url' applies to an s3:// store only"))
     if "notify" in data and isinstance(data["notify"], dict) and not (
         "webhook" in data["notify"] or "command" in data["notify"]
     ):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from archive.errors import ArchiveError
 from archive.jobs.lock import JobLock, iso_seconds, parse_iso, utcnow
+from archive.jobs.preflight import store_options
 from archive.jobs.spec import JobFileError, JobSpec, parse_job
 from archive.jobs.state import JobState, RunRecord
 from archive.store.address import open_store
@@ -75,7 +76,7 @@ def job_status(path: Path, now: datetime | None = None) -> dict:
     info = {"file": str(path), "job": spec.name, "store": spec.store,
             "schedule": spec.schedule.describe() if spec.schedule else None}
     try:
-        store = open_store(spec.store)
+        store = open_store(spec.store, store_options(spec))
         last = JobState(store, spec.name).last_run()
         info["last_run"] = run_summary(last, JobLock(store, spec.name, "", spec.run.lock_expiry))
     except ArchiveError as exc:

@@ -42,3 +42,15 @@ def parse_http_url(text: str) -> str:
     if parts.scheme not in ("http", "https") or not host:
         raise ValueError(f"not an http(s) URL: {text!r}")
     return text.strip()
+
+
+def human_bytes(n: int, exact: bool = False) -> str:
+    """`12.3 MB` (decimal units); with exact, the byte count follows: `12.3 MB (12345678 bytes)`."""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            break
+        value /= 1000
+    if unit == "B":
+        return f"{n} bytes" if exact else f"{n} B"
+    return f"{value:.1f} {unit}" + (f" ({n} bytes)" if exact else "")

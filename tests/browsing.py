@@ -30,7 +30,8 @@ class BrowserCapture:
         )
         self.index: list[str] = []
         self.pages: list[BrowserPageResult] = []
-        self.session = BrowserSession(self.writer, self.index.append, options, exclude).start()
+        self.session = BrowserSession(
+            self.writer, lambda recorded: self.index.extend(recorded.index), options, exclude).start()
         self.closed = False
 
     def page(self, url: str, options=None) -> BrowserPageResult:

@@ -32,7 +32,7 @@ from playwright.async_api import async_playwright
 from archive.capture.dedup import Dedup
 from archive.capture.exchange import Recorded, write_exchange
 from archive.capture.links import extract_html
-from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions  # noqa: F401 - re-exported
+from archive.capture.pageoptions import PageOptions
 from archive.capture.proxy import ProxyOptions, RecordingProxy, Refused
 from archive.capture.proxyca import InterceptionCA
 from archive.capture.recorder import FetchResult
@@ -188,6 +188,12 @@ class _Seen:
         return self.status is None or self.status >= 400 or self.error is not None
 
 
+class BrowserGone(ArchiveError):
+    """The browser itself stopped (crashed, killed, its driver gone): no page can be
+    captured any more. Not a page's failure: the crawl stops, and a resumed capture
+    loads the page again."""
+
+
 class _PageStuck(Exception):
     """A call into the page did not return in time (its script may never yield)."""
 
@@ -320,6 +326,9 @@ class BrowserSession:
             self._browser = await self._playwright.chromium.launch(
                 executable_path=self._executable, headless=True, args=args,
                 chromium_sandbox=not root,
+                # Signals are for the capture process to decide on (finish the page,
+                # journal it, stop): the driver must not close the browser under it.
+                handle_sigint=False, handle_sigterm=False, handle_sighup=False,
                 # Chromium's own requests (sign-in, updates) take the browser-wide
                 # proxy: a port of ours where nothing listens, so they go nowhere.
                 proxy={"server": f"http://127.0.0.1:{self._dead_end.getsockname()[1]}"},
@@ -373,7 +382,10 @@ class BrowserSession:
                 except (PlaywrightError, asyncio.TimeoutError):
                     pass
         if self._playwright is not None:
-            await self._playwright.stop()
+            try:
+                await asyncio.wait_for(self._playwright.stop(), CLOSE_TIMEOUT)
+            except Exception:  # noqa: BLE001 - a driver already gone has nothing left to stop
+                pass
 
     def __enter__(self) -> "BrowserSession":
         return self.start()
@@ -433,7 +445,10 @@ class BrowserSession:
         result = BrowserPageResult(url=url, final_url=asked, started=datetime.now(timezone.utc))
         page = None
         try:
-            page = await self._context.new_page()
+            try:
+                page = await self._context.new_page()
+            except PlaywrightError as exc:
+                raise BrowserGone(f"the browser stopped: {_first_line(exc)}") from None
             await page.set_viewport_size({"width": opts.viewport_width, "height": opts.viewport_height})
             navigation_error = await self._load(page, url, opts, state, result)
             final = urldefrag(page.url)[0]
@@ -442,9 +457,14 @@ class BrowserSession:
             await self._judge(state, result, navigation_error)
             if result.status is not None and navigation_error is None:
                 await self._snapshot(page, result, opts.snapshot_timeout)
+            if not self._browser.is_connected():
+                # What failed above failed because the browser went, not because of the page.
+                raise BrowserGone("the browser stopped while the page was being captured")
         except PlaywrightError as exc:
-            # The page or the browser itself failed (a crashed renderer, say): the page
-            # is recorded as failed with what the proxy saw; the capture goes on.
+            if not self._browser.is_connected():
+                raise BrowserGone(f"the browser stopped: {_first_line(exc)}") from None
+            # The page failed (a crashed renderer, say): it is recorded as failed with
+            # what the proxy saw; the capture goes on.
             result.notes.append(f"the browser failed: {_first_line(exc)}")
             if result.status is None and not result.error:
                 result.error, result.error_kind = f"browser: {_first_line(exc)}", "browser"

@@ -1,5 +1,6 @@
-"""Driving a BrowserSession into a sealed WACZ the way the pipeline will, for tests
-(until the crawler calls the browser itself)."""
+"""A BrowserSession on its own, sealed into a WACZ, for tests of the session's own
+behaviours (pages that never settle, scripts that never yield, downloads, TLS, several
+page options in one session). `archive capture --browser` is tested through the CLI."""
 
 from __future__ import annotations
 

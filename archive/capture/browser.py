@@ -457,11 +457,11 @@ class BrowserSession:
             await self._judge(state, result, navigation_error)
             if result.status is not None and navigation_error is None:
                 await self._snapshot(page, result, opts.snapshot_timeout)
-            if not self._browser.is_connected():
+            if not await self._alive():
                 # What failed above failed because the browser went, not because of the page.
                 raise BrowserGone("the browser stopped while the page was being captured")
         except PlaywrightError as exc:
-            if not self._browser.is_connected():
+            if not await self._alive():
                 raise BrowserGone(f"the browser stopped: {_first_line(exc)}") from None
             # The page failed (a crashed renderer, say): it is recorded as failed with
             # what the proxy saw; the capture goes on.
@@ -485,6 +485,17 @@ class BrowserSession:
             result.failed_requisites = sum(1 for s in state.seen if s.url not in chain and s.failed)
         result.metadata = self._write_page_metadata(result, opts)
         return result
+
+    async def _alive(self) -> bool:
+        """Whether the browser still answers (a round trip to it: its driver may not have
+        told us yet that it is gone)."""
+        if not self._browser.is_connected():
+            return False
+        try:
+            await asyncio.wait_for(self._context.cookies(), CLOSE_TIMEOUT)
+            return True
+        except (PlaywrightError, asyncio.TimeoutError):
+            return False
 
     async def _settle(self, state: _PageState) -> None:
         """The page's exchanges still running when it was closed are given a moment,

@@ -145,7 +145,6 @@ class Crawler:
         self.stop_reason: str | None = None
         self.not_fetched: list[str] = []
         self.browser = None                  # the BrowserSession, while a browser crawl runs
-        self.browser_version: str | None = None
         self._unjournaled = Recorded()       # written by the browser, not journaled yet
         self._journaled_at: tuple | None = None
         self._errors: list[BaseException] = []
@@ -217,7 +216,6 @@ class Crawler:
                            fetch_timeout=o.timeout, max_body=o.max_body, spool_dir=self.spool_dir),
             exclude=self._excluded, dedup=self.dedup,
         ).start()
-        self.browser_version = self.browser.version
         self.writer.describe({"browser": f"Chromium {self.browser.version}",
                               "browser-executable": self.browser.executable})
 

@@ -197,7 +197,7 @@ def run(args) -> int:
         # `failed` counts every failed fetch, pages and requisites alike (with --browser,
         # often only the favicon Chromium asks for on its own).
         print(f"pages    {result.pages}, requisites {result.requisites}, "
-              f"{result.failed} fetches failed, {human_bytes(result.bytes)}"
+              f"failed fetches {result.failed}, {human_bytes(result.bytes)}"
               + (f", {result.revisits} unchanged payloads as revisits" if result.revisits else ""))
         if result.stop_reason:
             print(f"stopped  {result.stop_reason} reached; some queued URLs were not fetched")

@@ -86,6 +86,7 @@ class CaptureResult:
     work_dir: str | None
     timestamps: list[dict] = field(default_factory=list)   # per TSA: tsa, time or error
     custody_problems: list[str] = field(default_factory=list)
+    lock: str | None = None       # Object Lock retention / legal hold of the stored object
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,12 +115,13 @@ def _lock(work: Path):
     return handle
 
 
-def _sealed_signer(path: Path) -> str | None:
-    """Fingerprint of the key that signed a sealed WACZ (None: unsigned)."""
+def _sealed_facts(path: Path) -> tuple[str | None, str | None]:
+    """(fingerprint of the key that signed a sealed WACZ or None, its `created` time)."""
     try:
         with zipfile.ZipFile(path) as zf:
             signed = json.loads(zf.read("datapackage-digest.json")).get("signedData") or {}
-        return fingerprint(public_key_from_b64(signed["publicKey"])) if signed else None
+            created = json.loads(zf.read("datapackage.json")).get("created")
+        return (fingerprint(public_key_from_b64(signed["publicKey"])) if signed else None), created
     except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
         raise ArchiveError(f"{path}: sealed file cannot be read ({exc})") from None
 
@@ -181,7 +183,7 @@ def resume_capture(
     held = _lock(work)  # noqa: F841 - held until this function returns
     sealed_path = work / f"{capture_id}.wacz"
     if sealed_path.exists():   # sealed, but never stored
-        sealed_by = _sealed_signer(sealed_path)
+        sealed_by, created = _sealed_facts(sealed_path)
         if sealed_by != (signer.fingerprint if signer else None):
             raise ArchiveError(
                 f"{work} is already sealed, by key {sealed_by or 'none (unsigned)'}: "
@@ -190,7 +192,7 @@ def resume_capture(
         sha, size = file_sha256(sealed_path)
         custody = CustodyLog(store, Actor(request.operator, signer))
         return _store(Session(work, capture_id, started, request, None), store, signer,
-                      sealed_path, sha, size, replay(work / JOURNAL_NAME), custody)
+                      sealed_path, sha, size, created, replay(work / JOURNAL_NAME), custody)
     earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
     state = replay(work / JOURNAL_NAME)
     if state.ended is None:
@@ -260,8 +262,8 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
                    finished=_iso(datetime.now(timezone.utc)))
     sealed = seal(container, _seal_input(session, state, signer), signer)
     custody.record_sealed(session.capture_id, sealed)
-    return _store(session, store, signer, sealed.path, sealed.sha256, sealed.size, state,
-                  custody, sealed.timestamps)
+    return _store(session, store, signer, sealed.path, sealed.sha256, sealed.size, sealed.created,
+                  state, custody, sealed.timestamps)
 
 
 def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> SealInput:
@@ -309,11 +311,17 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
 
 
 def _store(session: Session, store: Store, signer: Signer | None, path: Path, sha256: str,
-           size: int, state: CrawlState, custody: CustodyLog,
+           size: int, created: str | None, state: CrawlState, custody: CustodyLog,
            timestamps: list[dict] = ()) -> CaptureResult:
     options = session.request.crawl
-    metadata = {"signer": signer.fingerprint if signer else None, "seeds": options.seeds}
-    stored = store.put_capture(session.capture_id, path, sha256, metadata)
+    metadata = {"signer": signer.fingerprint if signer else None, "seeds": options.seeds,
+                "created": created}
+    try:
+        stored = store.put_capture(session.capture_id, path, sha256, metadata)
+    except Exception as exc:
+        # the work folder stays: the sealed WACZ in it is the only copy
+        raise ArchiveError(f"capture {session.capture_id} was not stored: {exc} "
+                           f"(the sealed capture is kept at {path})") from exc
     custody.record(STORED, session.capture_id, sha256, address=stored.address, size=stored.size)
     if signer is not None:
         store.put_public_key(signer.fingerprint, signer.public_pem())
@@ -329,5 +337,5 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         requisites=stats.requisites, failed=stats.failed, bytes=stats.bytes,
         revisits=stats.revisits, stop_reason=ended.get("stop"), work_dir=kept,
         timestamps=[{k: e.get(k) for k in ("tsa", "time", "error")} for e in timestamps],
-        custody_problems=custody.problems,
+        custody_problems=custody.problems, lock=stored.lock,
     )

@@ -11,6 +11,8 @@ import pytest
 from archive.cli import main as cli_main
 from tests.site import SiteServer, standard_site
 
+pytest_plugins = ["tests.s3server"]    # moto S3 endpoint, proxy and bucket fixtures
+
 PASSPHRASE = "correct horse battery staple"
 BIN = Path(sys.executable).parent
 

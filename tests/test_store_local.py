@@ -1,26 +1,42 @@
+"""Small write-once objects (custody ledger entries, job locks) in both kinds of store:
+a local folder and an S3 bucket (moto's server over HTTP)."""
+
 import threading
 
 import pytest
 
 from archive.errors import AlreadyExists, ArchiveError, NotFound
 from archive.store.local import LocalStore
+from archive.store.s3 import S3Location, S3Store
 
 
-def test_objects_are_created_once_and_never_replaced(tmp_path):
-    store = LocalStore(tmp_path)
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    if request.param == "local":
+        return LocalStore(tmp_path / "s")
+    s3 = request.getfixturevalue("s3")
+    return S3Store(S3Location(s3.bucket, "p"))
+
+
+def test_objects_are_created_once_and_never_replaced(store):
     store.put_object("custody/00000001.json", b"first")
     with pytest.raises(AlreadyExists):
         store.put_object("custody/00000001.json", b"second")
     assert store.get_object("custody/00000001.json") == b"first"
+    store.put_object("locks/job.lock", b"x")
     assert list(store.list_objects("custody")) == ["custody/00000001.json"]
+    assert list(store.list_objects("")) == ["custody/00000001.json", "locks/job.lock"]
     with pytest.raises(NotFound):
         store.get_object("custody/00000002.json")
-    store.delete_object("custody/00000001.json")
-    assert list(store.list_objects("custody")) == []
+    store.delete_object("locks/job.lock")
+    assert list(store.list_objects("locks")) == []
+    store.put_object("locks/job.lock", b"again")        # a released lock can be taken again
+    assert store.get_object("locks/job.lock") == b"again"
+    with pytest.raises(NotFound):
+        store.delete_object("locks/other.lock")
 
 
-def test_concurrent_creators_of_one_key_exactly_one_wins(tmp_path):
-    store = LocalStore(tmp_path)
+def test_concurrent_creators_of_one_key_exactly_one_wins(store):
     wins, errors = [], []
 
     def attempt(n):
@@ -39,8 +55,10 @@ def test_concurrent_creators_of_one_key_exactly_one_wins(tmp_path):
     assert store.get_object("locks/job.lock") == str(wins[0]).encode()
 
 
-def test_object_keys_cannot_escape_or_touch_captures(tmp_path):
-    store = LocalStore(tmp_path / "s")
+def test_object_keys_cannot_escape_or_touch_captures(store):
     for key in ("../x", "/etc/passwd", "captures/2025/01/01/x.wacz", "a//b"):
         with pytest.raises(ArchiveError):
             store.put_object(key, b"x")
+    with pytest.raises(ArchiveError, match="never overwritten or deleted"):
+        store.delete_object("captures/2025/03/08/20250308T121500Z-7f3a9c21.wacz")
+    assert list(store.list_objects("")) == []

@@ -14,6 +14,7 @@ from archive.cli import main as cli_main
 from archive.verify.checks import verify_path
 from archive.cli.common import trusted_keys
 from tests.conftest import tool
+from tests.verifyhelp import gzip_members, refresh, rezip
 
 
 @pytest.fixture
@@ -59,39 +60,18 @@ def test_flip_names_the_failing_file(sealed, pubkey, tmp_path):
 
 def _rewrite(src, dst, replace: dict[str, bytes]):
     """Re-zip with some members replaced (what a tamperer without our key can do)."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for info in zin.infolist():
-            zout.writestr(info.filename, replace.get(info.filename, zin.read(info.filename)))
+    rezip(src, dst, replace)
 
 
 def _refresh_hashes(wacz, dst, changed: dict[str, bytes]):
-    """Replace members and recompute datapackage.json and the digest hash, keeping the old
-    signature: everything consistent except the signature."""
-    with zipfile.ZipFile(wacz) as zf:
-        datapackage = json.loads(zf.read("datapackage.json"))
-        digest = json.loads(zf.read("datapackage-digest.json"))
-    for resource in datapackage["resources"]:
-        if resource["path"] in changed:
-            body = changed[resource["path"]]
-            resource["hash"] = "sha256:" + hashlib.sha256(body).hexdigest()
-            resource["bytes"] = len(body)
-    dp = json.dumps(datapackage, indent=2).encode()
-    digest["hash"] = "sha256:" + hashlib.sha256(dp).hexdigest()
-    _rewrite(wacz, dst, {**changed, "datapackage.json": dp,
-                         "datapackage-digest.json": json.dumps(digest).encode()})
+    """Everything consistent except the signature (tests.verifyhelp.refresh)."""
+    refresh(wacz, dst, changed)
 
 
 def _drop_record(warc_gz: bytes, uri_part: bytes) -> bytes:
     """Remove one gzip member (one record) whose content mentions uri_part."""
     import gzip
-    out, pos = [], 0
-    members = []
-    while pos < len(warc_gz):
-        d = __import__("zlib").decompressobj(31)
-        d.decompress(warc_gz[pos:])
-        end = len(warc_gz) - len(d.unused_data)
-        members.append(warc_gz[pos:end])
-        pos = end
+    out, members = [], gzip_members(warc_gz)
     dropped = False
     for m in members:
         if not dropped and b"WARC-Type: response" in gzip.decompress(m) and uri_part in gzip.decompress(m):

@@ -103,7 +103,7 @@ def test_capture_without_token_verifies_with_no_trusted_time(capture, pubkey, ru
     assert "timestamps" not in digest_of(wacz)
     result = run("verify", wacz, "--trust", pubkey)
     assert result.code == 0
-    assert "time      no trusted time" in result.out
+    assert "\n  time          no trusted time" in result.out
     assert "no trusted time: the capture holds no RFC 3161 timestamp token" in result.out
 
 

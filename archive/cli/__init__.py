@@ -7,10 +7,10 @@ import os
 import sys
 
 from archive import __version__
-from archive.cli import capture, custody, diff, extract, jobs, keys, listing, timestamp, verify
+from archive.cli import capture, custody, diff, extract, hash, jobs, keys, listing, store, timestamp, verify
 from archive.errors import ArchiveError
 
-COMMANDS = (keys, capture, verify, listing, timestamp, extract, custody, diff, jobs)
+COMMANDS = (keys, capture, verify, listing, store, timestamp, extract, hash, custody, diff, jobs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from archive.capture.fetch import DEFAULT_USER_AGENT
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
 from archive.cli.common import Progress, duration, http_url, human_bytes, positive_int, print_json, size
+from archive.cli.store import add_store_options, store_options
 from archive.errors import ArchiveError
 from archive.keys import load_private_key, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
 from archive.cli.timestamp import print_timestamps
@@ -65,6 +66,7 @@ def register(sub) -> None:
     p.add_argument("--insecure", action="store_true",
                    help="capture HTTPS sites whose certificate does not verify (recorded as such)")
     p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
+    add_store_options(p)
     p.add_argument("--key", help=f"signing key file (default: ${KEY_ENV})")
     p.add_argument("--unsigned", action="store_true", help="capture without signing (reported as UNSIGNED)")
     p.add_argument("--operator", default=None, help="who runs the capture (default: your user name)")
@@ -148,7 +150,12 @@ def run(args) -> int:
     tsas = [http_url(u) for u in args.tsa]
     browser = page_options(args)
     signer = load_signer(args.key, args.unsigned)
-    store = open_store(args.store)
+    progress = Progress(not args.quiet and not args.json)
+
+    def on_upload(sent: int, total: int) -> None:
+        progress.update(f"storing  {human_bytes(sent)} of {human_bytes(total)}", force=sent == total)
+
+    store = open_store(args.store, store_options(args, on_upload))
     if args.resume and not Path(args.resume).is_dir():
         raise ArchiveError(f"no such capture work folder: {args.resume}")
     options = CrawlOptions(
@@ -166,7 +173,6 @@ def run(args) -> int:
         keep_local=args.keep_local, title=args.title, tsa=tsas, tsa_timeout=args.tsa_timeout,
         dedup_against=args.dedup_against,
     )
-    progress = Progress(not args.quiet and not args.json)
 
     started = time.monotonic()
 
@@ -194,6 +200,8 @@ def run(args) -> int:
         print(f"stored   {result.address}")
         print(f"sha256   {result.sha256}")
         print(f"signer   {result.signer or 'UNSIGNED'}")
+        if result.lock:
+            print(f"locked   {result.lock}")
         # `failed` counts every failed fetch, pages and requisites alike (with --browser,
         # often only the favicon Chromium asks for on its own).
         print(f"pages    {result.pages}, requisites {result.requisites}, "

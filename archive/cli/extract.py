@@ -1,7 +1,14 @@
-"""`archive extract ID`: take evidence out of a stored capture for use elsewhere."""
+"""`archive extract ID`: take evidence out of a capture for use elsewhere: one captured
+resource, decoded, with its record's digests (`--url URL [--out FILE]`), or the
+capture's RFC 3161 tokens (`--timestamps DIR`). Taking evidence out of a store is a
+custody event, recorded in its ledger."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from archive.cli.common import print_json
@@ -9,13 +16,19 @@ from archive.cli.custody import add_actor_options, actor_from_args
 from archive.custody.entry import EXPORTED
 from archive.custody.log import CustodyLog
 from archive.errors import ArchiveError
+from archive.ids import is_capture_id
 from archive.store.address import open_store
 from archive.timestamping import export_tokens, read_sealed_digest
+from archive.verify.extract import Extracted, extract
+from archive.verify.model import CannotCheck
+from archive.verify.source import resolve
 
 
 def register(sub) -> None:
-    p = sub.add_parser("extract", help="write evidence out of a stored capture")
-    p.add_argument("capture_id", metavar="ID")
+    p = sub.add_parser("extract", help="write evidence out of a capture (a resource, or its timestamps)")
+    p.add_argument("capture_id", metavar="ID", help="a capture id (in --store) or a WACZ file")
+    p.add_argument("--url", help="the captured URL whose content (decoded) to write")
+    p.add_argument("--out", metavar="FILE", help="with --url: write here (never overwrites); default stdout")
     p.add_argument("--timestamps", metavar="DIR", type=Path,
                    help="write its RFC 3161 tokens (.tsr), their certificates and datapackage.json")
     p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
@@ -25,9 +38,22 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    if args.timestamps is None:
-        raise ArchiveError("say what to extract: --timestamps DIR")
-    return run_timestamps(args)
+    if args.timestamps is not None:
+        return run_timestamps(args)
+    if args.url:
+        return run_resource(args)
+    raise ArchiveError("say what to extract: --url URL or --timestamps DIR")
+
+
+def _record_export(args, details: dict) -> list[str]:
+    """A custody entry when the capture came out of a store; the problems it met."""
+    if not is_capture_id(args.capture_id) or os.path.exists(args.capture_id):
+        return []
+    store = open_store(args.store)
+    custody = CustodyLog(store, actor_from_args(args, key_from_env=True))
+    custody.record(EXPORTED, args.capture_id, read_sealed_digest(store, args.capture_id).wacz_sha256,
+                   **details)
+    return custody.problems
 
 
 def run_timestamps(args) -> int:
@@ -50,3 +76,57 @@ def run_timestamps(args) -> int:
     if custody.problems:
         raise ArchiveError("; ".join(custody.problems))
     return 0
+
+
+def _describe(result: Extracted, out: str | None) -> str:
+    verdict = {True: "digests hold", False: "DIGESTS DO NOT MATCH", None: "no digest to check"}
+    lines = [
+        f"url             {result.url}",
+        f"record          {result.record_id} ({result.record_type}, {result.date})",
+        f"in              {result.warc_file} at byte offset {result.offset}",
+        f"content type    {result.content_type}" + (f", HTTP {result.http_status}" if result.http_status else ""),
+        f"block digest    {result.block_digest}",
+        f"payload digest  {result.payload_digest}",
+        f"check           {verdict[result.digests_ok]}" + "".join(f"; {p}" for p in result.digest_problems),
+        f"written         {result.bytes_written} bytes (decoded), sha256 {result.sha256}"
+        + (f" to {out}" if out else ""),
+    ]
+    if result.captures_of_url > 1:
+        lines.append(f"note            {result.captures_of_url} captures of this URL; this is the latest")
+    lines.append("note            run `archive verify` to check the whole capture and its signature")
+    return "\n".join(lines)
+
+
+def run_resource(args) -> int:
+    """--url URL [--out FILE]: the payload on stdout or in FILE, the digests beside it."""
+    try:
+        source = resolve(args.capture_id, args.store)
+    except CannotCheck as exc:
+        raise ArchiveError(str(exc)) from None
+    if args.out:
+        try:
+            out = open(args.out, "xb")
+        except FileExistsError:
+            raise ArchiveError(f"{args.out} already exists; not overwriting it") from None
+        except OSError as exc:
+            raise ArchiveError(f"{args.out}: {exc.strerror}") from None
+    else:
+        out = sys.stdout.buffer
+    try:
+        result = extract(source, args.url, out)
+    except BaseException:
+        if args.out:
+            out.close()
+            os.unlink(args.out)
+        raise
+    if args.out:
+        out.close()
+    else:
+        out.flush()
+    problems = _record_export(args, {"what": "resource", "url": args.url, "sha256": result.sha256,
+                                     "to": args.out or "stdout"})
+    info = sys.stdout if args.out else sys.stderr    # the payload owns stdout without --out
+    print(json.dumps(asdict(result), indent=2) if args.json else _describe(result, args.out), file=info)
+    if problems:
+        raise ArchiveError("; ".join(problems))
+    return 1 if result.digests_ok is False else 0

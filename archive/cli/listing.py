@@ -1,30 +1,41 @@
-"""`archive ls` and `archive show ID`: what a store holds."""
+"""`archive ls` and `archive show ID`: what a store holds (folder or s3://)."""
 
 from __future__ import annotations
 
 import json
 import zipfile
+from dataclasses import asdict
 
 from archive.cli.common import human_bytes, print_json
+from archive.cli.store import add_endpoint_option, store_options
 from archive.errors import ArchiveError
 from archive.store.address import open_store
+from archive.store.base import StoredCapture
+from archive.store.s3 import is_s3_address, parse_s3_object
+
+STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
 
 
 def register(sub) -> None:
     ls = sub.add_parser("ls", help="list the captures in a store")
-    ls.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
+    ls.add_argument("store_arg", nargs="?", metavar="STORE", help=STORE_HELP)
+    ls.add_argument("--store", help=STORE_HELP)
     ls.add_argument("--json", action="store_true", help="machine-readable output")
+    add_endpoint_option(ls)
     ls.set_defaults(run=run_ls)
 
     show = sub.add_parser("show", help="describe one stored capture")
-    show.add_argument("capture_id", metavar="ID")
-    show.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
+    show.add_argument("capture_id", metavar="ID", help="a capture id, or s3://bucket/prefix/ID")
+    show.add_argument("--store", help=STORE_HELP)
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    add_endpoint_option(show)
     show.set_defaults(run=run_show)
 
 
 def describe(store, capture_id: str) -> dict:
-    """What a capture says about itself (unverified claims: run `archive verify`)."""
+    """What a capture says about itself (unverified claims: run `archive verify`).
+
+    Reads only datapackage.json and evidence/capture.json (ranged reads on S3)."""
     with store.open_capture(capture_id) as fh:
         try:
             with zipfile.ZipFile(fh) as zf:
@@ -33,7 +44,6 @@ def describe(store, capture_id: str) -> dict:
         except (zipfile.BadZipFile, KeyError, ValueError) as exc:
             raise ArchiveError(f"{capture_id}: cannot read its description ({exc})") from None
     return {
-        "id": capture_id,
         "created": datapackage.get("created"),
         "title": datapackage.get("title"),
         "seeds": evidence.get("seeds"),
@@ -43,27 +53,59 @@ def describe(store, capture_id: str) -> dict:
     }
 
 
+def summary(stored: StoredCapture) -> dict:
+    row = {"id": stored.capture_id, **asdict(stored)}
+    del row["capture_id"]
+    row["seeds"] = list(stored.seeds) if stored.seeds is not None else None
+    return row
+
+
+def _row(store, stored: StoredCapture) -> dict:
+    row = summary(stored)
+    if stored.seeds is None:     # a store without metadata: read the claims from the file
+        claims = describe(store, stored.capture_id)
+        row.update({k: claims[k] for k in ("created", "seeds", "signer")})
+    return row
+
+
+def _open(args):
+    return open_store(args.store or getattr(args, "store_arg", None), store_options(args))
+
+
 def run_ls(args) -> int:
-    store = open_store(args.store)
-    rows = [dict(describe(store, c.capture_id), address=c.address, size=c.size)
-            for c in store.list_captures()]
+    if args.store and args.store_arg:
+        raise ArchiveError("give the store once: as an argument or with --store")
+    store = _open(args)
+    rows = [_row(store, c) for c in store.list_captures()]
     if args.json:
         print_json(rows)
         return 0
     for row in rows:
         seeds = " ".join(row.get("seeds") or [])
-        print(f"{row['id']}  {human_bytes(row['size']):>9}  {(row['signer'] or 'UNSIGNED')[:16]}  {seeds}")
+        print(f"{row['id']}  {row.get('created') or '-':<20}  {human_bytes(row['size']):>9}  "
+              f"sha256:{row.get('sha256') or '-'}  {(row['signer'] or 'UNSIGNED')[:16]}  {seeds}")
     if not rows:
         print(f"no captures in {store.address}")
     return 0
 
 
 def run_show(args) -> int:
-    store = open_store(args.store)
-    info = describe(store, args.capture_id)
+    if is_s3_address(args.capture_id) and not args.store:
+        args.store = parse_s3_object(args.capture_id)[0].address
+    store = _open(args)
+    info = summary(store.stat_capture(args.capture_id))
+    claims = describe(store, args.capture_id)
+    for key, value in claims.items():
+        if info.get(key) in (None, [], ()):
+            info[key] = value
+        elif value is not None and key in ("seeds", "signer", "created") and info[key] != value:
+            info[f"{key} (in the file)"] = value   # the store's record and the file disagree
     if args.json:
         print_json(info)
     else:
         for key, value in info.items():
-            print(f"{key:<9} {value}")
+            if isinstance(value, (list, tuple)):
+                value = " ".join(map(str, value))
+            print(f"{key:<9} {value if value is not None else '-'}")
+        print("(claims as recorded; `archive verify` checks them)")
     return 0

@@ -1,35 +1,82 @@
-"""`archive verify PATH`: exit 0 verified, 1 not verified, 2 could not check."""
+"""`archive verify TARGET`: exit 0 verified, 1 not verified, 2 could not check."""
 
 from __future__ import annotations
 
 import sys
 
 from archive.cli import custody
-from archive.cli.common import trusted_keys
+from archive.cli.common import Progress, trusted_keys
 from archive.errors import ArchiveError
-from archive.verify.checks import CannotCheck, verify_path
+from archive.ids import is_capture_id
+from archive.store.address import StoreOptions, locate_s3_capture, open_store
+from archive.verify.checks import verify_source
+from archive.verify.model import CannotCheck, VerifyOptions
 from archive.verify.report import render_json, render_text
+from archive.verify.source import resolve
 
 
 def register(sub) -> None:
-    p = sub.add_parser("verify", help="check a capture's integrity, signature and index")
-    p.add_argument("target", metavar="PATH", help="a WACZ file")
+    p = sub.add_parser("verify", help="check a capture's integrity, signature, index and time")
+    p.add_argument("target", metavar="TARGET",
+                   help="a WACZ or WARC file, a capture id (in --store), or s3://bucket/.../ID.wacz")
+    p.add_argument("--store", help="store holding the capture id (default: ./archive-store)")
     p.add_argument("--trust", action="append", metavar="[NAME=]KEY",
                    help="public key (or folder of keys) whose signatures you accept (repeatable)")
     p.add_argument("--allow-unsigned", action="store_true",
-                   help="accept an unsigned capture when its contents hold (reported as UNSIGNED)")
-    p.add_argument("--json", action="store_true", help="JSON report on stdout")
+                   help="accept a capture whose contents hold but whose signature is missing "
+                        "or cannot be checked here (reported as such)")
+    p.add_argument("--sha256", metavar="HEX", help="a published SHA-256 the file must match")
+    p.add_argument("--json", action="store_true", help="JSON report on stdout (report.schema.json)")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL or AWS)")
     custody.add_verify_options(p)
     p.set_defaults(run=run)
 
 
+def _hex(text: str | None) -> str | None:
+    if text is None:
+        return None
+    value = text.strip().lower().removeprefix("sha256:")
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ArchiveError(f"--sha256 wants 64 hex digits, got {text!r}")
+    return value
+
+
+def _store_of(args) -> tuple:
+    """(store, capture id) around the target, for timestamps added later and custody."""
+    located = locate_s3_capture(args.target, args.endpoint_url)
+    if located:
+        return located
+    if is_capture_id(args.target) and not args.target.endswith(".wacz"):
+        return open_store(args.store, StoreOptions(endpoint_url=args.endpoint_url)), args.target
+    return ()
+
+
 def run(args) -> int:
-    trusted = trusted_keys(args.trust)
-    context = custody.VerifyContext(args)   # trusted TSAs; store, tokens and ledger around the file
+    sha256 = _hex(args.sha256)
+    # trusted TSAs; the store, later tokens and ledger around the capture (local or S3)
+    context = custody.VerifyContext(args, *_store_of(args))
     try:
-        report = verify_path(args.target, trusted, args.allow_unsigned, **context.verify_kwargs())
+        source = resolve(args.target, args.store, args.endpoint_url)
     except CannotCheck as exc:
         raise ArchiveError(str(exc)) from None
-    context.finish(report, trusted)
+    options = VerifyOptions(trusted_keys(args.trust), args.allow_unsigned, sha256,
+                            context.tsa_roots, context.later)
+    progress = Progress(not args.quiet and not args.json)
+    try:
+        report = verify_source(
+            source, options,
+            lambda done, total: progress.update(f"verifying {done * 100 // max(total, 1)}% of {source.name}"),
+        )
+    except CannotCheck as exc:
+        raise ArchiveError(str(exc)) from None
+    finally:
+        progress.done()
+    context.finish(report, options.trusted)
+    if args.html:
+        from archive.verify.html import write_html
+
+        write_html(report, source, args.html)
     sys.stdout.write(render_json(report) if args.json else render_text(report))
     return report.exit_code

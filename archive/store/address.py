@@ -3,23 +3,95 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
+from typing import Callable
 
-from archive.errors import ArchiveError
+from archive.errors import ArchiveError, NotFound
 from archive.store.local import LocalStore
+from archive.store.rangeread import RangeReader
+from archive.ids import is_capture_id
+from archive.store.s3 import (
+    CAPTURE_KEY, Retention, S3Location, S3Store, is_s3_address, parse_s3_address, parse_s3_object,
+)
+from archive.store.s3upload import MiB, Transfer
 
 DEFAULT_STORE = "archive-store"
 STORE_ENV = "ARCHIVE_STORE"
+PART_SIZE_ENV = "ARCHIVE_S3_PART_SIZE"     # MiB per multipart part (tuning; default 8)
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    endpoint_url: str | None = None           # otherwise AWS_ENDPOINT_URL or the AWS default
+    retention: Retention = field(default_factory=Retention)
+    progress: Callable[[int, int], None] | None = None   # upload progress (bytes sent, total)
 
 
 def default_address() -> str:
     return os.environ.get(STORE_ENV) or DEFAULT_STORE
 
 
-def open_store(address: str | None = None):
-    """The Store for an address."""
+def _transfer() -> Transfer:
+    value = os.environ.get(PART_SIZE_ENV)
+    if not value:
+        return Transfer()
+    try:
+        return Transfer(part_size=int(value) * MiB)
+    except ValueError:
+        raise ArchiveError(f"{PART_SIZE_ENV} must be a whole number of MiB, not {value!r}") from None
+
+
+def open_store(address: str | None = None, options: StoreOptions | None = None, check: bool = True):
+    """The Store for an address; an S3 store is checked (bucket, credentials, Object Lock
+    when retention is asked for) unless `check` is False."""
     address = address or default_address()
-    if address.startswith("s3://"):
-        raise ArchiveError("s3:// stores are not available in this version")
+    options = options or StoreOptions()
+    if is_s3_address(address):
+        store = S3Store(parse_s3_address(address), endpoint_url=options.endpoint_url,
+                        retention=options.retention, transfer=_transfer(), progress=options.progress)
+        if check:
+            store.check()
+        return store
     if "://" in address and not address.startswith("file://"):
         raise ArchiveError(f"unsupported store address: {address} (use a folder or s3://bucket/prefix)")
+    if options.retention.days or options.retention.legal_hold:
+        raise ArchiveError("--retain-days and --legal-hold need an s3:// store with Object Lock")
     return LocalStore(address.removeprefix("file://"))
+
+
+def locate_s3_capture(target: str, endpoint_url: str | None = None) -> tuple[S3Store, str] | None:
+    """The S3 store and capture id of `s3://bucket/prefix/captures/Y/M/D/<id>.wacz` (or
+    `s3://bucket/prefix/<id>`); None for anything else."""
+    if not is_s3_address(target):
+        return None
+    location, key = parse_s3_object(target)
+    match = CAPTURE_KEY.search(key)
+    if not match or not is_capture_id(match.group(1)):
+        return None
+    prefix = key[: match.start()].rstrip("/")
+    return S3Store(S3Location(location.bucket, prefix), endpoint_url=endpoint_url), match.group(1)
+
+
+def open_capture_target(target: str, endpoint_url: str | None = None) -> RangeReader:
+    """A seekable reader over a WACZ named by a local path or an s3:// address.
+
+    The reader has `.size`, `.name` (for reports), `.sha256()` (the whole file's hash,
+    mostly computed while it was read) and `.failure` (the first read error, if any: a
+    report made from a reader with a failure is not a verdict).
+    """
+    if is_s3_address(target):
+        location, key = parse_s3_object(target)
+        return S3Store(location, endpoint_url=endpoint_url).open_key(key)
+    path = target.removeprefix("file://")
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise NotFound(f"{target}: no such file") from None
+    except OSError as exc:
+        raise ArchiveError(f"{target}: {exc.strerror}") from None
+    size = os.fstat(fd).st_size
+    if os.path.isdir(path):
+        os.close(fd)
+        raise ArchiveError(f"{target} is a directory, not a WACZ file")
+    return RangeReader(lambda start, end: os.pread(fd, end - start, start), size, target,
+                       on_close=lambda: os.close(fd))

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator, Protocol
 
+from archive.errors import AlreadyExists, ArchiveError
 from archive.ids import date_path
+from archive.ziplayout import safe_member_name
 
 
 def capture_key(capture_id: str) -> str:
@@ -22,16 +24,44 @@ class StoredCapture:
     sha256: str | None = None
     signer: str | None = None
     created: str | None = None
+    seeds: tuple[str, ...] | None = None   # None: the store does not know without reading the file
+    lock: str | None = None                # Object Lock retention / legal hold, when there is one
+
+
+def check_object_key(key: str) -> str:
+    """A key for put_object & co: a safe relative path outside captures/ (ArchiveError if not)."""
+    if key.startswith("captures/"):
+        raise ArchiveError(f"{key} is a capture: captures are never overwritten or deleted")
+    if not safe_member_name(key):
+        raise ArchiveError(f"not a valid object key: {key!r}")
+    return key
+
+
+def publish_public_key(store: "Store", fingerprint: str, pem: bytes) -> None:
+    """Put keys/<fingerprint>.pub once; the same key again is fine, a different one is not."""
+    key = f"keys/{fingerprint}.pub"
+    try:
+        store.put_object(key, pem)
+    except AlreadyExists:
+        if store.get_object(key) != pem:
+            raise ArchiveError(f"{key} holds a different key for the same fingerprint") from None
 
 
 class Store(Protocol):
     address: str
 
     def put_capture(self, capture_id: str, wacz: Path, sha256: str, metadata: dict) -> StoredCapture:
-        """Store a sealed WACZ under its id; refuses to overwrite; checks what was stored."""
+        """Store a sealed WACZ under its id; refuses to overwrite; checks what was stored.
+
+        `metadata`: `signer` (fingerprint or None), `seeds` (list of URLs), `created`.
+        Raises ArchiveError (AlreadyExists for a taken id) and leaves `wacz` in place.
+        """
 
     def open_capture(self, capture_id: str) -> BinaryIO:
-        """A seekable binary reader over a stored capture."""
+        """A seekable binary reader over a stored capture (an id, or a key/path in the store)."""
+
+    def stat_capture(self, capture_id: str) -> StoredCapture:
+        """What the store records about one capture, without reading the file."""
 
     def list_captures(self) -> Iterator[StoredCapture]:
         """Every capture in the store, oldest first."""

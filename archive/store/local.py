@@ -12,8 +12,7 @@ from archive.errors import AlreadyExists, ArchiveError, NotFound
 from archive.files import fsync_dir
 from archive.hashing import CHUNK, file_sha256
 from archive.ids import is_capture_id
-from archive.store.base import StoredCapture, capture_key
-from archive.ziplayout import safe_member_name
+from archive.store.base import StoredCapture, capture_key, check_object_key, publish_public_key
 
 READ_ONLY = 0o444
 
@@ -30,7 +29,7 @@ def _link_or_copy(src: Path, dst: Path, sha256: str) -> int:
     except OSError:
         digest, size = _copy(src, dst)
     if digest != sha256:
-        raise ArchiveError(f"{src} does not match its sealed hash; not stored (the local copy is kept)")
+        raise ArchiveError(f"{src} does not match its sealed hash")
     return size
 
 
@@ -72,7 +71,8 @@ class LocalStore:
             fsync_dir(final.parent)
         finally:
             tmp.unlink(missing_ok=True)
-        return StoredCapture(capture_id, str(final), size, sha256, metadata.get("signer"))
+        return StoredCapture(capture_id, str(final), size, sha256, metadata.get("signer"),
+                             metadata.get("created"), tuple(metadata.get("seeds") or ()))
 
     def open_capture(self, capture_id: str) -> BinaryIO:
         path = self.path_of(capture_id) if is_capture_id(capture_id) else Path(capture_id)
@@ -80,6 +80,13 @@ class LocalStore:
             return open(path, "rb")
         except FileNotFoundError:
             raise NotFound(f"no capture {capture_id} in {self.root}") from None
+
+    def stat_capture(self, capture_id: str) -> StoredCapture:
+        path = self.path_of(capture_id) if is_capture_id(capture_id) else Path(capture_id)
+        if not path.is_file():
+            raise NotFound(f"no capture {capture_id} in {self.root}")
+        name = path.name.removesuffix(".wacz")
+        return StoredCapture(name, str(path), path.stat().st_size)
 
     def list_captures(self) -> Iterator[StoredCapture]:
         base = self.root / "captures"
@@ -91,17 +98,10 @@ class LocalStore:
                 yield StoredCapture(capture_id, str(path), path.stat().st_size)
 
     def put_public_key(self, fingerprint: str, pem: bytes) -> None:
-        key = f"keys/{fingerprint}.pub"
-        try:
-            self.put_object(key, pem)
-        except AlreadyExists:
-            if self.get_object(key) != pem:
-                raise ArchiveError(f"{key} holds a different key for the same fingerprint") from None
+        publish_public_key(self, fingerprint, pem)
 
     def _object_path(self, key: str) -> Path:
-        if not safe_member_name(key) or key.startswith("captures/"):
-            raise ArchiveError(f"not a valid object key: {key!r}")
-        return self.root / key
+        return self.root / check_object_key(key)
 
     def put_object(self, key: str, data: bytes) -> None:
         path = self._object_path(key)

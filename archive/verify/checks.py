@@ -1,154 +1,198 @@
-"""Verification of a WACZ: every check is a plain function over what was read, and
-the file is read once (each member streamed through its hash and, for WARC files, the
-record digest checks at the same time)."""
+"""Verification of a WACZ, a bare WARC or any file against a published hash.
+
+Every check is a plain function over what one read of the file produced (archive.verify
+.scan); the verdict follows from the checks (archive.verify.model.conclude). Nothing in
+the file is trusted: keys come from the user, and a file that merely claims to be ours
+is held to our canonical layout.
+"""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
-import json
-import os
-from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable
 
 from archive import SOFTWARE
 from archive.hashing import parse_digest
 from archive.seal.sign import check_signature
+from archive.verify.domainsig import check_domain_signature
 from archive.verify.timestamps import check_timestamps, summarize, trusted_time
-from archive.verify.container import Container, ContainerError, Member, iter_member, read_container
-from archive.verify.warcs import Problem, WarcResult, check_warc
-from archive.warc.cdxj import parse_cdxj_line
-from archive.ziplayout import safe_member_name
+from archive.verify.container import Container, ContainerError, iter_member, read_container
+from archive.verify.members import IndexSink, JsonSink, PagesSink, WarcSink
+from archive.verify.model import (
+    FAIL, PASS, SKIP, WARN, CannotCheck, RecordLocation, Report, VerifyOptions, conclude,
+)
+from archive.verify.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
+from archive.verify.source import Source, local_source, sniff
+from archive.verify.warcs import Problem, WarcChecker, WarcResult, check_warc_slow
+from archive.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64, safe_member_name
 
-PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
-VERIFIED, NOT_VERIFIED, COULD_NOT_CHECK = "VERIFIED", "NOT VERIFIED", "COULD NOT CHECK"
-JSON_LIMIT = 64 * 1024 * 1024          # datapackage.json and friends are small; a huge one is hostile
-INDEX_LIMIT = 4 * 1024 * 1024 * 1024   # decompressed index size we are willing to read
 DIGEST_FILES = ("datapackage.json", "datapackage-digest.json")
+EVIDENCE = "evidence/capture.json"
+PAGES = "pages/pages.jsonl"
 OUR_SOFTWARE = SOFTWARE.split()[0] + " "
+MEMBER_LIMIT = 1 << 40          # bytes we are willing to inflate from one foreign member
+SCREENSHOT_PREFIX = "urn:screenshot:"
+
+Progress = Callable[[int, int], None]
 
 
-class CannotCheck(Exception):
-    """The input is not something we can verify at all (exit 2)."""
+# -- entry points -------------------------------------------------------------------------
+
+def verify_source(source: Source, options: VerifyOptions, progress: Progress | None = None) -> Report:
+    """Check whatever `source` holds: a WACZ, a WARC, or (with a published hash) any file."""
+    kind = sniff(source)
+    if kind == "wacz":
+        report = _verify_wacz(source, options, progress)
+    elif kind == "warc":
+        report = _verify_warc(source, progress)
+    elif options.expected_sha256:
+        report = Report(source.name, "file", size=source.size)
+        with source.open() as fh:
+            report.sha256 = file_sha256(fh)
+        report.notes.append("not a WACZ or WARC file: only its SHA-256 was compared")
+    else:
+        raise CannotCheck(f"{source.name} is neither a WACZ nor a WARC file; give --sha256 HEX "
+                          "to check it against a published hash")
+    if options.expected_sha256:
+        _check_file_hash(report, options.expected_sha256)
+    return conclude(report, options.allow_unsigned)
 
 
-@dataclass
-class Check:
-    name: str
-    status: str
-    summary: str
-    problems: list[Problem] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name, "status": self.status, "summary": self.summary,
-            "problems": [p.to_dict() for p in self.problems],
-        }
+def add_late_check(report: Report, name: str, status: str, summary: str, problems=()) -> Report:
+    """A check made after the file was read (custody history from its store) joins the verdict."""
+    report.add(name, status, summary, problems)
+    return conclude(report, report.allow_unsigned)
 
 
-@dataclass
-class Report:
-    target: str
-    kind: str                     # "wacz"
-    verdict: str = COULD_NOT_CHECK
-    qualifier: str | None = None  # "UNSIGNED", "INTEGRITY ONLY": what a pass did not cover
-    reason: str = ""
-    checks: list[Check] = field(default_factory=list)
-    capture: dict = field(default_factory=dict)
-    signature: dict = field(default_factory=dict)
-    time: dict = field(default_factory=dict)      # trusted time and every token checked
-    custody: list[dict] = field(default_factory=list)  # the capture's custody entries, from its store
-    sha256: str | None = None
-    size: int | None = None
-
-    def add(self, name: str, status: str, summary: str, problems=()) -> Check:
-        check = Check(name, status, summary, list(problems))
-        self.checks.append(check)
-        return check
-
-    @property
-    def exit_code(self) -> int:
-        return {VERIFIED: 0, NOT_VERIFIED: 1}.get(self.verdict, 2)
-
-    def to_dict(self) -> dict:
-        return {
-            "target": self.target, "kind": self.kind, "verdict": self.verdict,
-            "qualifier": self.qualifier, "reason": self.reason, "sha256": self.sha256, "size": self.size,
-            "capture": self.capture, "signature": self.signature, "time": self.time,
-            "custody": self.custody,
-            "checks": [c.to_dict() for c in self.checks],
-        }
+def _read_failure(fh, source: Source) -> None:
+    """A reader that could not fetch every byte (a remote object) gives no verdict."""
+    failure = getattr(fh, "failure", None)
+    if failure is not None:
+        raise CannotCheck(f"could not read all of {source.name}: {failure}")
 
 
-class _HashingStream(io.RawIOBase):
-    """A readable stream over member chunks that hashes every byte it hands out."""
-
-    def __init__(self, chunks: Iterator[bytes], algorithm: str = "sha256"):
-        self._chunks = chunks
-        self._buffer = b""
-        self.hasher = hashlib.new(algorithm)
-        self.size = 0
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def readinto(self, target) -> int:
-        if not self._buffer:
-            self._buffer = next(self._chunks, b"")
-            if self._buffer:
-                self.hasher.update(self._buffer)
-                self.size += len(self._buffer)
-        n = min(len(target), len(self._buffer))
-        target[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        self._pos += n
-        return n
-
-    def drain(self) -> None:
-        self._buffer = b""
-        for chunk in self._chunks:
-            self.hasher.update(chunk)
-            self.size += len(chunk)
+def verify_path(path: str, trusted: dict[str, str], allow_unsigned: bool = False) -> Report:
+    """Check a local file (the library form of `archive verify PATH`)."""
+    return verify_source(local_source(path), VerifyOptions(trusted, allow_unsigned))
 
 
-def _load_json(fh, container: Container, name: str) -> tuple[dict | None, bytes | None, str | None]:
-    member = container.get(name)
-    if member is None:
-        return None, None, f"{name} is missing"
-    if member.size > JSON_LIMIT:
-        return None, None, f"{name} is {member.size} bytes; refusing to read more than {JSON_LIMIT}"
-    try:
-        data = b"".join(iter_member(fh, container, member, JSON_LIMIT))
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return None, None, f"{name} cannot be read: {exc}"
-    except Exception as exc:  # noqa: BLE001 - zipfile raises many kinds on damaged input
-        return None, None, f"{name} cannot be read: {type(exc).__name__}: {exc}"
-    if not isinstance(value, dict):
-        return None, data, f"{name} is not a JSON object"
-    return value, data, None
+def _check_file_hash(report: Report, expected: str) -> None:
+    expected = expected.strip().lower().removeprefix("sha256:")
+    if report.sha256 == expected:
+        report.add("file-hash", PASS, "the file's SHA-256 matches the published hash")
+    else:
+        report.add("file-hash", FAIL, "the file's SHA-256 differs from the published hash", [
+            Problem(f"expected {expected}, found {report.sha256}", report.target)])
 
 
-def _resources(datapackage: dict) -> tuple[dict[str, dict], list[str]]:
-    """Resources by path, with problems in their declarations."""
-    problems, by_path = [], {}
-    resources = datapackage.get("resources")
-    if not isinstance(resources, list):
-        return {}, ["datapackage.json has no resources list"]
-    for item in resources:
-        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-            problems.append(f"resource entry without a path: {str(item)[:80]}")
+# -- a bare WARC --------------------------------------------------------------------------
+
+def _verify_warc(source: Source, progress: Progress | None) -> Report:
+    report = Report(source.name, "warc", size=source.size)
+    name = source.name.rsplit("/", 1)[-1]
+    checker = WarcChecker(name, threaded=True)
+    whole = hashlib.sha256()
+    hashing = Worker("verify-hash")
+    done = 0
+    with source.open() as fh:
+        try:
+            while chunk := fh.read(CHUNK):
+                hashing.submit(whole.update, chunk)
+                checker.feed(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, source.size)
+        finally:
+            hashing.close()
+        result = checker.finish()
+        if checker.needs_fallback:
+            fh.seek(0)
+            result = check_warc_slow(fh, name)
+        _read_failure(fh, source)
+    report.sha256 = whole.hexdigest()
+    _records_check(report, [result])
+    report.capture = {"records": len(result.records)}
+    report.notes.append("a bare WARC carries no signature and no trusted time: only the "
+                        "integrity of each record was checked")
+    return report
+
+
+def _records_check(report: Report, results: list[WarcResult]) -> None:
+    problems = [p for r in results for p in r.problems]
+    unchecked = [f"{r.filename}: {r.unchecked}" for r in results if r.unchecked]
+    records = sum(len(r.records) for r in results)
+    digests = sum(r.digests_checked for r in results)
+    readers = {r.reader for r in results}
+    note = " (read with warcio's reader)" if "warcio" in readers else ""
+    if not results:
+        report.add("records", FAIL, "no WARC files in archive/")
+    elif problems:
+        report.add("records", FAIL, f"{records} records in {len(results)} WARC files: "
+                   f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" + note, problems)
+    elif unchecked:
+        report.add("records", SKIP, "records could not all be checked: " + "; ".join(unchecked),
+                   [Problem(u) for u in unchecked])
+    else:
+        report.add("records", PASS, f"{records} records in {len(results)} WARC files, "
+                   f"{digests} digests checked" + note)
+
+
+# -- a WACZ -------------------------------------------------------------------------------
+
+def _is_warc(path: str) -> bool:
+    return path.startswith("archive/") and path.endswith((".warc", ".warc.gz"))
+
+
+def _looks_ours(fh: BinaryIO) -> bool:
+    """The first local header holds the fixed values only our writer uses (other tools
+    write real dates and times), so a damaged capture of ours is judged as ours."""
+    fh.seek(0)
+    head = fh.read(LOCAL.size)
+    if len(head) < LOCAL.size:
+        return False
+    fields = LOCAL.unpack(head)
+    return (fields[0] == LOCAL_SIG and fields[1] in (NEEDED, NEEDED64) and fields[2] == FLAGS
+            and fields[3] == METHOD_STORED and (fields[4], fields[5]) == (DOS_TIME, DOS_DATE))
+
+
+def _hostile(container: Container, file_size: int) -> str | None:
+    """Why a foreign container is refused outright (zip slip, duplicates, bombs)."""
+    names = [m.name for m in container.members]
+    for name in names:
+        if not safe_member_name(name):
+            return f"zip entry {name!r} has an unsafe path (zip slip)"
+    seen = set()
+    for name in names:
+        if name in seen:
+            return f"zip entry {name} appears twice"
+        seen.add(name)
+    for m in container.members:
+        info = m.info
+        if info is None:
             continue
-        path = item["path"]
-        if path in by_path:
-            problems.append(f"{path} is listed twice")
-        by_path[path] = item
-    return by_path, problems
+        if m.data_offset is not None and m.data_offset + m.size > file_size:
+            return f"zip entry {m.name} claims {m.size} bytes, more than the file holds"
+        if info.compress_size and info.file_size > 1100 * info.compress_size + (1 << 20):
+            return (f"zip entry {m.name} claims to expand {info.file_size // info.compress_size}"
+                    " times (a zip bomb)")
+        if info.file_size > MEMBER_LIMIT:
+            return f"zip entry {m.name} claims {info.file_size} bytes"
+    return None
+
+
+def _sinks(container: Container) -> tuple[dict, set[str]]:
+    sinks, threaded = {}, set()
+    for m in container.members:
+        if _is_warc(m.name):
+            sinks[m.name] = WarcSink(m.name)
+            threaded.add(m.name)
+        elif m.name.startswith("indexes/") and m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
+            sinks[m.name] = IndexSink(m.name)
+        elif m.name == PAGES:
+            sinks[m.name] = PagesSink(m.name)
+        elif m.name in DIGEST_FILES or m.name == EVIDENCE:
+            sinks[m.name] = JsonSink(m.name)
+    return sinks, threaded
 
 
 def _declared(resource: dict) -> tuple[str | None, int | None]:
@@ -157,202 +201,212 @@ def _declared(resource: dict) -> tuple[str | None, int | None]:
     return resource.get("hash") or stats.get("hash"), resource.get("bytes", stats.get("bytes"))
 
 
-def _is_warc(path: str) -> bool:
-    return path.startswith("archive/") and path.endswith((".warc", ".warc.gz"))
+def _resources(datapackage: dict) -> tuple[dict[str, dict], list[Problem]]:
+    problems, by_path = [], {}
+    resources = datapackage.get("resources")
+    if not isinstance(resources, list):
+        return {}, [Problem("datapackage.json has no resources list", "datapackage.json")]
+    for item in resources:
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            problems.append(Problem(f"resource entry without a path: {str(item)[:80]}", "datapackage.json"))
+            continue
+        if item["path"] in by_path:
+            problems.append(Problem(f"{item['path']} is listed twice", "datapackage.json"))
+        by_path[item["path"]] = item
+    return by_path, problems
 
 
-def verify_wacz(
-    fh: BinaryIO,
-    target: str,
-    file_size: int,
-    trusted: dict[str, str],
-    allow_unsigned: bool = False,
-    tsa_roots: list | None = None,
-    later_timestamps: list[tuple[str, dict]] = (),
-) -> Report:
-    """Check a WACZ read from a seekable binary stream; `trusted` maps key fingerprints
-    to the names the user gave them, `tsa_roots` are the TSA certificates the user trusts,
-    `later_timestamps` (where, entry) tokens added after sealing (kept in the store)."""
-    report = Report(target, "wacz", size=file_size)
-    try:
-        container = read_container(fh, file_size)
-    except ContainerError as exc:
-        head = (fh.seek(0), fh.read(4))[1]
-        if head != b"PK\x03\x04":
-            raise CannotCheck(f"{target} is not a WACZ (zip) file") from None
-        report.add("container", FAIL, f"the zip container is damaged: {exc}")
-        return _conclude(report)
-
-    datapackage, dp_bytes, dp_error = _load_json(fh, container, "datapackage.json")
-    digest, _, digest_error = _load_json(fh, container, "datapackage-digest.json")
-    ours = isinstance(datapackage, dict) and str(datapackage.get("software", "")).startswith(
-        OUR_SOFTWARE
-    )
-    report.capture = _capture_summary(datapackage or {})
-
-    # -- container -----------------------------------------------------------
-    unsafe = [m.name for m in container.members if not safe_member_name(m.name)]
-    names = [m.name for m in container.members]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    container_problems = [Problem(f"unsafe path in zip: {n!r}", n) for n in unsafe]
-    container_problems += [Problem(f"duplicate zip entry: {n}", n) for n in dupes]
-    if container.canonical:
-        if container_problems:
-            report.add("container", FAIL, "unsafe or duplicate entries", container_problems)
-        else:
-            report.add("container", PASS, f"canonical zip, {len(names)} entries, every header byte checked")
-    elif ours:
-        report.add("container", FAIL, "zip container was altered: " + container.problems[0],
-                   container_problems or [Problem(container.problems[0], target)])
-    elif container_problems:
-        report.add("container", FAIL, "unsafe or duplicate entries", container_problems)
+def _algorithm(resource: dict) -> tuple[str, str | None]:
+    """(algorithm, expected hex) of a resource: `algo:hex`, or WACZ 1.0.0's bare hex
+    with the algorithm in `hashing`."""
+    declared_hash = _declared(resource)[0]
+    if not isinstance(declared_hash, str):
+        return "sha256", None
+    if ":" in declared_hash:
+        algorithm, _, value = declared_hash.partition(":")
     else:
-        report.add("container", WARN,
-                   "container not canonical (written by another tool): content checked, "
-                   "zip headers not checked byte for byte")
+        algorithm, value = str(resource.get("hashing") or "sha256"), declared_hash
+    return algorithm.lower().replace("-", ""), value.lower()
 
-    # -- every member: hash, and WARC records on the way ------------------------
-    resources, declaration_problems = _resources(datapackage or {})
-    hash_problems = [Problem(p, "datapackage.json") for p in declaration_problems]
-    warc_results: list[WarcResult] = []
-    index_lines: list[str] = []
-    pages_problems: list[Problem] = []
-    page_count = 0
-    for member in container.members:
-        if member.name in DIGEST_FILES or member.name in dupes or member.name in unsafe:
-            continue
-        resource = resources.get(member.name)
-        declared_hash, declared_size = _declared(resource) if resource else (None, None)
-        parsed = declared_hash.split(":", 1) if isinstance(declared_hash, str) and ":" in declared_hash else None
-        algorithm = parsed[0].lower().replace("-", "") if parsed else "sha256"
+
+def _read_small(fh, container: Container, name: str) -> dict | None:
+    member = container.get(name)
+    if member is None:
+        return None
+    sink = JsonSink(name)
+    try:
+        for chunk in iter_member(fh, container, member, sink.limit + 1):
+            sink.feed(chunk)
+    except Exception:  # noqa: BLE001 - judged again when the member is scanned
+        return None
+    return sink.parse()[0]
+
+
+def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | None) -> Report:
+    report = Report(source.name, "wacz", size=source.size)
+    with source.open() as fh:
         try:
-            hashlib.new(algorithm)
-        except ValueError:
-            algorithm = "sha256"
-        stream = _HashingStream(iter_member(fh, container, member, INDEX_LIMIT), algorithm)
-        try:
-            if _is_warc(member.name):
-                warc_results.append(check_warc(io.BufferedReader(stream, 1 << 20), member.name))
-            elif member.name.endswith(".cdx.gz") or member.name.endswith((".cdx", ".cdxj")):
-                index_lines.extend(_read_index(stream, member.name, pages_problems))
-            elif member.name == "pages/pages.jsonl":
-                page_count = _check_pages(stream, pages_problems)
-            stream.drain()
-        except Exception as exc:  # noqa: BLE001 - damaged members raise many kinds
-            hash_problems.append(Problem(f"{member.name} cannot be read: {exc}", member.name))
+            container = read_container(fh, source.size)
+        except ContainerError as exc:
+            fh.seek(0)
+            if fh.read(4) != b"PK\x03\x04":
+                raise CannotCheck(f"{source.name} is not a WACZ (zip) file") from None
+            report.add("container", FAIL, f"the zip container is damaged: {exc}")
+            report.sha256 = file_sha256(fh)
+            return report
+        ours = _looks_ours(fh)
+        hostile = None if container.canonical else _hostile(container, source.size)
+        if hostile and not ours:
+            raise CannotCheck(f"refusing to check {source.name}: {hostile}")
+        sinks, threaded = _sinks(container)
+        if container.canonical:
+            scan = scan_canonical(fh, container, source.size, sinks, threaded, progress)
+        elif hostile:
+            report.add("container", FAIL, f"the zip container was altered: {hostile}",
+                       [Problem(hostile, source.name)])
+            report.sha256 = file_sha256(fh)
+            return report
+        else:
+            datapackage = _read_small(fh, container, "datapackage.json") or {}
+            resources, _ = _resources(datapackage)
+            algorithms = {p: [_algorithm(r)[0]] for p, r in resources.items()}
+            scan = scan_lenient(fh, container, sinks, algorithms, MEMBER_LIMIT)
+            scan.sha256 = file_sha256(fh)
+        report.sha256 = scan.sha256
+        warc_results = _warc_results(fh, container, sinks)
+        _read_failure(fh, source)
+
+    datapackage, dp_bytes, dp_error = sinks["datapackage.json"].parse() if "datapackage.json" in sinks \
+        else (None, None, "datapackage.json is missing")
+    digest, _, digest_error = sinks["datapackage-digest.json"].parse() if "datapackage-digest.json" in sinks \
+        else (None, None, "datapackage-digest.json is missing")
+    evidence = sinks[EVIDENCE].parse()[0] if EVIDENCE in sinks else None
+    claims_ours = isinstance(datapackage, dict) and str(datapackage.get("software", "")).startswith(OUR_SOFTWARE)
+
+    _container_check(report, container, ours or claims_ours, source.name)
+    _resources_check(report, container, datapackage or {}, dp_error, scan.members)
+    _records_check(report, warc_results)
+    _index_check(report, sinks, warc_results)
+    _pages_check(report, sinks)
+    if digest is None and "datapackage-digest.json" not in sinks and _legacy(datapackage):
+        _legacy_checks(report, options)
+    else:
+        _digest_check(report, digest, digest_error, dp_bytes)
+        _signature_check(report, digest, dp_bytes, datapackage, evidence, options)
+        _check_timestamps(report, digest, dp_bytes, options)
+    report.capture = _capture_summary(datapackage or {}, evidence or {}, warc_results, sinks)
+    report.pages, report.screenshots = _pages(sinks, warc_results)
+    return report
+
+
+def _warc_results(fh, container: Container, sinks: dict) -> list[WarcResult]:
+    """Each WARC's result; those the fast reader handed over are read again by warcio's."""
+    results = []
+    for m in container.members:
+        sink = sinks.get(m.name)
+        if not isinstance(sink, WarcSink) or sink.result is None:
             continue
+        if sink.checker.needs_fallback:
+            stream = _MemberStream(iter_member(fh, container, m, MEMBER_LIMIT))
+            sink.result = check_warc_slow(stream, m.name)
+        results.append(sink.result)
+    return results
+
+
+class _MemberStream:
+    """A file-like reader over member chunks (for warcio's reader)."""
+
+    def __init__(self, chunks) -> None:
+        self._chunks, self._buffer, self._pos = chunks, b"", 0
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                break
+            except Exception as exc:  # noqa: BLE001 - a damaged member ends the stream
+                raise OSError(str(exc)) from None
+            self._buffer += chunk
+        size = len(self._buffer) if size < 0 else size
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        self._pos += len(out)
+        return out
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def _container_check(report: Report, container: Container, ours: bool, target: str) -> None:
+    count = len(container.members)
+    if container.canonical:
+        report.add("container", PASS, f"canonical zip, {count} entries, every header byte checked")
+    elif ours:
+        report.add("container", FAIL, "the zip container was altered: " + container.problems[0],
+                   [Problem(container.problems[0], target)])
+    else:
+        report.add("container", WARN, "written by another tool: contents checked, zip headers "
+                   "not checked byte for byte")
+        report.notes.append("the zip container is not in our canonical form (another tool wrote "
+                            "it), so its headers were read leniently; every file inside was checked")
+
+
+def _resources_check(report: Report, container: Container, datapackage: dict,
+                     dp_error: str | None, members: dict) -> None:
+    resources, problems = _resources(datapackage)
+    if dp_error:
+        problems.insert(0, Problem(dp_error, "datapackage.json"))
+    names = {m.name for m in container.members}
+    for name, digest in members.items():
+        if digest.error:      # a CRC-32 mismatch or an unreadable member, the manifests included
+            problems.append(Problem(digest.error, name))
+            continue
+        if name in DIGEST_FILES:
+            continue
+        resource = resources.get(name)
         if resource is None:
-            hash_problems.append(Problem(f"{member.name} is in the zip but not listed in datapackage.json", member.name))
+            problems.append(Problem(f"{name} is in the zip but not listed in datapackage.json", name))
             continue
-        if declared_size is not None and declared_size != stream.size:
-            hash_problems.append(Problem(
-                f"{member.name} is {stream.size} bytes, datapackage.json says {declared_size}", member.name))
-        if parsed is None or stream.hasher.hexdigest() != parsed[1].lower():
-            hash_problems.append(Problem(
-                f"{member.name} does not match its hash in datapackage.json", member.name))
+        declared_size = _declared(resource)[1]
+        if declared_size is not None and declared_size != digest.size:
+            problems.append(Problem(f"{name} is {digest.size} bytes, datapackage.json says {declared_size}", name))
+        algorithm, expected = _algorithm(resource)
+        if expected is None or digest.digests.get(algorithm) != expected:
+            problems.append(Problem(f"{name} does not match its hash in datapackage.json", name))
     for path in resources:
         if path not in names:
-            hash_problems.append(Problem(f"{path} is listed in datapackage.json but missing from the zip", path))
-    if dp_error:
-        hash_problems.insert(0, Problem(dp_error, "datapackage.json"))
-    report.add(
-        "resources", FAIL if hash_problems else PASS,
-        f"{len(resources)} files listed in datapackage.json: size and hash"
-        + (" do not all match" if hash_problems else " match"),
-        hash_problems,
-    )
-
-    # -- WARC records -----------------------------------------------------------
-    record_problems = [p for r in warc_results for p in r.problems]
-    records = sum(len(r.records) for r in warc_results)
-    digests = sum(r.digests_checked for r in warc_results)
-    if not warc_results:
-        report.add("records", FAIL, "no WARC files in archive/")
-    else:
-        report.add(
-            "records", FAIL if record_problems else PASS,
-            f"{records} records in {len(warc_results)} WARC files, {digests} digests "
-            + ("checked, some fail" if record_problems else "checked"),
-            record_problems,
-        )
-
-    # -- index -------------------------------------------------------------------
-    report.add(*_check_index(index_lines, warc_results, pages_problems))
-    report.capture["pages"] = page_count
-
-    # -- digest file and signature ----------------------------------------------
-    _check_digest_and_signature(report, digest, digest_error, dp_bytes, datapackage,
-                                trusted, allow_unsigned)
-    _check_timestamps(report, digest, dp_bytes, tsa_roots or [], list(later_timestamps))
-    return _conclude(report)
+            problems.append(Problem(f"{path} is listed in datapackage.json but missing from the zip", path))
+    summary = f"{len(resources)} files listed in datapackage.json: size and hash "
+    report.add("resources", FAIL if problems else PASS,
+               summary + ("do not all match" if problems else "match"), problems)
 
 
-def _read_index(stream, name: str, problems: list[Problem]) -> list[str]:
-    reader = io.BufferedReader(stream, 1 << 20)
-    text = gzip.GzipFile(fileobj=reader) if name.endswith(".gz") else reader
-    lines = []
-    for raw in text:
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        if line and not line.startswith("!"):
-            lines.append(line)
-    return lines
-
-
-def _check_pages(stream, problems: list[Problem]) -> int:
-    count = 0
-    for number, raw in enumerate(io.BufferedReader(stream, 1 << 20), 1):
-        if not raw.strip():
-            continue
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            problems.append(Problem(f"line {number} is not JSON", "pages/pages.jsonl"))
-            continue
-        if number == 1 and isinstance(entry, dict) and "format" in entry:
-            continue
-        if not isinstance(entry, dict) or "url" not in entry or "ts" not in entry:
-            problems.append(Problem(f"line {number} lacks url or ts", "pages/pages.jsonl"))
-            continue
-        count += 1
-    return count
-
-
-def _check_index(lines: list[str], warcs: list[WarcResult], extra: list[Problem]):
-    """Every index line must point at a record with the same URL and digest."""
-    if not lines and not extra:
-        return "index", FAIL, "no index lines found in indexes/", []
-    by_position = {
-        (f"{w.filename.rsplit('/', 1)[-1]}", r.offset): r for w in warcs for r in w.records
-    }
-    problems = list(extra)
-    for number, line in enumerate(lines, 1):
-        try:
-            _, _, fields = parse_cdxj_line(line)
-            position = (str(fields["filename"]).rsplit("/", 1)[-1], int(fields["offset"]))
-        except (ValueError, KeyError, TypeError):
-            problems.append(Problem(f"index line {number} cannot be read", "indexes/index.cdx.gz"))
-            continue
-        record = by_position.get(position)
-        where = f"{position[0]} offset {position[1]}"
+def _index_check(report: Report, sinks: dict, warcs: list[WarcResult]) -> None:
+    """Every index line must point at a record with the same URL, length and digest."""
+    indexes = [s for s in sinks.values() if isinstance(s, IndexSink)]
+    problems = [p for s in indexes for p in s.problems]
+    entries = [e for s in indexes for e in s.entries]
+    if not entries and not problems:
+        report.add("index", FAIL, "no index lines found in indexes/")
+        return
+    by_file = {w.filename.rsplit("/", 1)[-1]: {r.offset: r for r in w.records} for w in warcs}
+    for e in entries:
+        record = by_file.get(e.filename, {}).get(e.offset)
         if record is None:
-            problems.append(Problem(f"index line {number} points at no record ({where})",
-                                    position[0], position[1], uri=fields.get("url")))
+            problems.append(Problem(f"index line {e.number} points at no record",
+                                    e.filename, e.offset, uri=e.url))
             continue
-        if fields.get("url") != record.uri:
-            problems.append(Problem(f"index line {number} names {fields.get('url')} but the record is {record.uri}",
-                                    position[0], position[1], record.record_id, record.uri))
-        if "length" in fields and str(fields["length"]) != str(record.length):
-            problems.append(Problem(f"index line {number} gives length {fields['length']}, record is {record.length} bytes",
-                                    position[0], position[1], record.record_id, record.uri))
-        digest = fields.get("digest")
-        if digest and record.payload_digest and not _same_digest(digest, record.payload_digest):
-            problems.append(Problem(f"index line {number} digest differs from the record's",
-                                    position[0], position[1], record.record_id, record.uri))
-    return (
-        "index", FAIL if problems else PASS,
-        f"{len(lines)} index lines " + ("do not all match their records" if problems else "match their records"),
-        problems,
-    )
+        where = (e.filename, e.offset, record.record_id, record.uri)
+        if e.url != record.uri:
+            problems.append(Problem(f"index line {e.number} names {e.url} but the record is {record.uri}", *where))
+        if e.length is not None and e.length != str(record.length):
+            problems.append(Problem(f"index line {e.number} gives length {e.length}, the record is "
+                                    f"{record.length} bytes", *where))
+        if e.digest and record.payload_digest and not _same_digest(e.digest, record.payload_digest):
+            problems.append(Problem(f"index line {e.number} digest differs from the record's", *where))
+    report.add("index", FAIL if problems else PASS,
+               f"{len(entries)} index lines " + ("do not all match their records" if problems
+                                                 else "match their records"), problems)
 
 
 def _same_digest(a: str, b: str) -> bool:
@@ -362,11 +416,36 @@ def _same_digest(a: str, b: str) -> bool:
     return a.split(":")[-1].upper() == b.split(":")[-1].upper()
 
 
-def _check_digest_and_signature(report, digest, digest_error, dp_bytes, datapackage,
-                                trusted, allow_unsigned) -> None:
+def _pages_check(report: Report, sinks: dict) -> None:
+    sink = sinks.get(PAGES)
+    if sink is None:
+        report.add("pages", FAIL, f"{PAGES} is missing")
+        return
+    report.add("pages", FAIL if sink.problems else PASS,
+               f"{len(sink.pages)} pages listed" + (", some lines unreadable" if sink.problems else ""),
+               sink.problems)
+
+
+def _legacy(datapackage: dict | None) -> bool:
+    """The WACZ 1.0.0 layout: no digest file, hashes under `stats`."""
+    return isinstance(datapackage, dict) and datapackage.get("wacz_version") == "1.0.0"
+
+
+def _legacy_checks(report: Report, options: VerifyOptions) -> None:
+    report.add("datapackage-digest", WARN, "old WACZ 1.0.0 layout: it has no datapackage-digest.json, "
+               "so nothing seals datapackage.json itself")
+    report.signature = {"signed": False}
+    report.add("signature", WARN if options.allow_unsigned else FAIL,
+               "UNSIGNED: the WACZ 1.0.0 layout has no signature; nothing proves who made it"
+               + ("" if options.allow_unsigned else " (--allow-unsigned accepts that)"))
+    report.notes.append("WACZ 1.0.0 (an old layout): every file was checked against "
+                        "datapackage.json, but datapackage.json itself is not sealed or signed")
+
+
+def _digest_check(report: Report, digest: dict | None, error: str | None, dp_bytes: bytes | None) -> None:
     if digest is None or dp_bytes is None:
-        report.add("datapackage-digest", FAIL, digest_error or "datapackage.json cannot be read")
-        report.add("signature", FAIL, "no signature can be checked without the digest file")
+        report.add("datapackage-digest", FAIL, error or "datapackage.json cannot be read",
+                   [Problem(error or "cannot be read", "datapackage-digest.json")])
         return
     actual = "sha256:" + hashlib.sha256(dp_bytes).hexdigest()
     if digest.get("hash") != actual or digest.get("path") != "datapackage.json":
@@ -376,24 +455,47 @@ def _check_digest_and_signature(report, digest, digest_error, dp_bytes, datapack
     else:
         report.add("datapackage-digest", PASS, "datapackage.json matches datapackage-digest.json")
 
+
+def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None,
+                     datapackage: dict | None, evidence: dict | None, options: VerifyOptions) -> None:
+    if digest is None or dp_bytes is None:
+        report.add("signature", FAIL, "no signature can be checked without the digest file")
+        return
+    actual = "sha256:" + hashlib.sha256(dp_bytes).hexdigest()
     signed = digest.get("signedData")
+    if signed is None and isinstance(evidence, dict) and evidence.get("signer"):
+        report.signature = {"signed": False}
+        report.add("signature", FAIL, "the signature was removed: evidence/capture.json names "
+                   f"signer {evidence.get('signer')}, but there is no signature",
+                   [Problem("signedData is missing", "datapackage-digest.json")])
+        return
     if signed is None:
         report.signature = {"signed": False}
-        status = WARN if allow_unsigned else FAIL
-        report.add("signature", status, "UNSIGNED: nothing proves who made this capture")
+        report.add("signature", WARN if options.allow_unsigned else FAIL,
+                   "UNSIGNED: nothing proves who made this capture"
+                   + ("" if options.allow_unsigned else " (--allow-unsigned accepts that)"))
         return
-    check = check_signature(signed)
+    try:
+        check = check_signature(signed)
+    except Exception as exc:  # noqa: BLE001 - a damaged key can raise from deep in cryptography
+        report.signature = {"signed": True, "form": "unknown", "fingerprint": None, "trustedAs": None}
+        report.add("signature", FAIL, f"the signature cannot be read ({type(exc).__name__})",
+                   [Problem(f"signedData cannot be read: {exc}", "datapackage-digest.json")])
+        return
     report.signature = {
         "signed": True, "form": check.form, "fingerprint": check.fingerprint,
-        "trustedAs": trusted.get(check.fingerprint) if check.fingerprint else None,
+        "trustedAs": options.trusted.get(check.fingerprint) if check.fingerprint else None,
         "created": signed.get("created") if isinstance(signed, dict) else None,
         "software": signed.get("software") if isinstance(signed, dict) else None,
     }
-    problems = []
+    if check.form == "domain":
+        _domain_signature(report, signed, actual)
+        return
     if not check.valid:
         report.add("signature", FAIL, f"signature not valid: {check.problem}",
                    [Problem(check.problem or "invalid signature", "datapackage-digest.json")])
         return
+    problems = []
     if signed.get("hash") != actual:
         problems.append(Problem("the signature covers another datapackage.json", "datapackage-digest.json"))
     if isinstance(datapackage, dict) and signed.get("created") != datapackage.get("created"):
@@ -401,70 +503,105 @@ def _check_digest_and_signature(report, digest, digest_error, dp_bytes, datapack
     if problems:
         report.add("signature", FAIL, "the signature does not belong to this capture", problems)
         return
-    if check.fingerprint not in trusted:
+    if check.fingerprint not in options.trusted:
         report.add("signature", FAIL,
                    f"valid signature by key {check.fingerprint}, which is not among the keys you trust"
-                   + ("" if trusted else " (give the signer's public key with --trust)"))
+                   + ("" if options.trusted else " (give the signer's public key with --trust)"))
         return
-    report.add("signature", PASS,
-               f"signed by {trusted[check.fingerprint]} (key {check.fingerprint})")
+    report.add("signature", PASS, f"signed by {options.trusted[check.fingerprint]} (key {check.fingerprint})")
 
 
-def _check_timestamps(report, digest, dp_bytes, roots, later) -> None:
-    """RFC 3161 tokens over datapackage.json (verify/timestamps.py)."""
+def _domain_signature(report: Report, signed: dict, actual: str) -> None:
+    domain = signed.get("domain")
+    report.signature["domain"] = domain if isinstance(domain, str) else None
+    if signed.get("hash") != actual:
+        report.add("signature", FAIL, "the signature covers another datapackage.json",
+                   [Problem("signedData hash differs from datapackage.json", "datapackage-digest.json")])
+        return
+    result = check_domain_signature(signed)
+    if result.matches is False:
+        report.add("signature", FAIL, f"domain-identity signature for {domain}: {result.detail}",
+                   [Problem(result.detail, "datapackage-digest.json")])
+        return
+    report.signature["certificate"] = result.detail
+    report.add("signature", SKIP,
+               f"signed in the domain-identity form for {domain}: {result.detail}; whether that "
+               "certificate deserves trust cannot be checked offline, so who signed it was NOT "
+               "checked (py-wacz `wacz validate --verify-auth` checks it against its roots)")
+    report.notes.append("a domain-identity signature needs the signing service's certificate "
+                        "roots and countersigned time: those were not checked here")
+
+
+def _check_timestamps(report: Report, digest: dict | None, dp_bytes: bytes | None,
+                      options: VerifyOptions) -> None:
+    """RFC 3161 tokens over datapackage.json (archive.verify.timestamps): trusted time is
+    a statement on top of integrity, so its absence is said plainly, not a failure."""
     if digest is None or dp_bytes is None:
-        report.add("timestamps", SKIP, "no timestamp can be checked without datapackage.json and its digest")
+        report.add("timestamps", WARN, "no timestamp can be checked without datapackage.json and its digest")
         return
-    results = check_timestamps(digest.get("timestamps"), later, dp_bytes, roots)
+    results = check_timestamps(digest.get("timestamps"), list(options.later_timestamps), dp_bytes,
+                               list(options.tsa_roots))
     best = trusted_time(results)
     report.time = {"trusted": best is not None, "time": best.time if best else None,
                    "tokens": [r.to_dict() for r in results]}
-    report.add("timestamps", *summarize(results, bool(roots)))
+    report.add("timestamps", *summarize(results, bool(options.tsa_roots)))
 
 
-def _capture_summary(datapackage: dict) -> dict:
-    keys = ("title", "created", "software", "mainPageUrl", "mainPageDate", "wacz_version")
-    return {k: datapackage[k] for k in keys if isinstance(datapackage.get(k), (str, int))}
+def _capture_summary(datapackage: dict, evidence: dict, warcs: list[WarcResult], sinks: dict) -> dict:
+    """What the capture says of itself (covered by the signature when that holds)."""
+    def text(value):
+        return value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+
+    stats = evidence.get("stats") if isinstance(evidence.get("stats"), dict) else {}
+    seeds = evidence.get("seeds")
+    pages = sinks.get(PAGES)
+    summary = {
+        "id": text(evidence.get("captureId")),
+        "title": text(datapackage.get("title")),
+        "created": text(datapackage.get("created")),
+        "software": text(datapackage.get("software")),
+        "waczVersion": text(datapackage.get("wacz_version")),
+        "mainPageUrl": text(datapackage.get("mainPageUrl")),
+        "seeds": [s for s in seeds if isinstance(s, str)] if isinstance(seeds, list) else None,
+        "started": text(evidence.get("started")),
+        "finished": text(evidence.get("finished")),
+        "operator": text(evidence.get("operator")),
+        "host": text(evidence.get("host")),
+        "job": text(evidence.get("job")),
+        "pages": len(pages.pages) if isinstance(pages, PagesSink) else None,
+        "bytes": text(stats.get("bytes")),
+        "failed": text(stats.get("failed")),
+        "records": sum(len(w.records) for w in warcs),
+        "warcFiles": len(warcs),
+    }
+    return {k: v for k, v in summary.items() if v is not None}
 
 
-def add_late_check(report: Report, name: str, status: str, summary: str, problems=()) -> Report:
-    """A check made after the file was read (custody history from its store) joins the verdict."""
-    report.add(name, status, summary, problems)
-    return _conclude(report)
+def _pages(sinks: dict, warcs: list[WarcResult]) -> tuple[list[dict], dict[str, RecordLocation]]:
+    """Each listed page with its status and the digest of its captured response, and
+    where each page's screenshot record is."""
+    sink = sinks.get(PAGES)
+    listed = sink.pages if isinstance(sink, PagesSink) else []
+    urls = {p["url"] for p in listed}
+    responses, screenshots = {}, {}
+    for warc in warcs:
+        for r in warc.records:
+            if r.uri in urls and r.record_type in ("response", "resource", "revisit") and r.uri not in responses:
+                responses[r.uri] = (warc.filename, r)
+            elif r.record_type == "resource" and r.uri and r.uri.startswith(SCREENSHOT_PREFIX):
+                url = r.uri[len(SCREENSHOT_PREFIX):]
+                screenshots[url] = RecordLocation(warc.filename, r.offset, r.length, r.content_type)
+    pages = []
+    for entry in listed:
+        filename, record = responses.get(entry["url"], (None, None))
+        row = {k: entry[k] for k in ("url", "ts", "title", "status", "error") if isinstance(entry.get(k), (str, int))}
+        if record is not None:
+            row["payloadDigest"] = record.payload_digest
+            parsed = parse_digest(record.payload_digest) if record.payload_digest else None
+            if parsed and parsed[0] == "sha256":
+                row["sha256"] = parsed[1].hex()
+            row["record"] = {"file": filename, "offset": record.offset}
+        row["screenshot"] = entry["url"] in screenshots
+        pages.append(row)
+    return pages, screenshots
 
-
-def _conclude(report: Report) -> Report:
-    report.qualifier = None
-    failed = [c for c in report.checks if c.status == FAIL]
-    if failed:
-        report.verdict = NOT_VERIFIED
-        report.reason = "; ".join(c.summary for c in failed[:3])
-    elif report.signature.get("signed") is False:
-        report.verdict = VERIFIED
-        report.qualifier = "UNSIGNED"
-        report.reason = "contents match their hashes, but no signature proves who made them"
-    else:
-        report.verdict = VERIFIED
-        report.reason = "every check passed"
-    return report
-
-
-def verify_path(path: str, trusted: dict[str, str], allow_unsigned: bool = False,
-                tsa_roots: list | None = None, later_timestamps: list[tuple[str, dict]] = ()) -> Report:
-    try:
-        size = os.path.getsize(path)
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        raise CannotCheck(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise CannotCheck(f"{path} is a directory, not a WACZ file") from None
-    except OSError as exc:
-        raise CannotCheck(f"{path}: {exc.strerror}") from None
-    with fh:
-        report = verify_wacz(fh, path, size, trusted, allow_unsigned, tsa_roots, later_timestamps)
-        fh.seek(0)
-        sha = hashlib.sha256()
-        while chunk := fh.read(1 << 20):
-            sha.update(chunk)
-        report.sha256 = sha.hexdigest()
-    return report

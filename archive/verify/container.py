@@ -18,7 +18,7 @@ from archive.hashing import CHUNK
 from archive.ziplayout import (
     CENTRAL, CENTRAL_SIG, END, END64, END64_SIG, END_SIG, LOCAL, LOCAL_SIG, LOCATOR64,
     LOCATOR64_SIG, MAX16, MAX32, ZIP64_EXTRA_ID, Entry, central_header, end_records,
-    local_header, safe_member_name,
+    local_header,
 )
 
 MAX_ENTRIES = 100_000

@@ -1,13 +1,26 @@
-"""Verification reports for people (text) and for scripts (JSON)."""
+"""Verification reports for people (text) and for scripts (JSON, report.schema.json)."""
 
 from __future__ import annotations
 
 import json
+from importlib import resources
 
-from archive.verify.checks import Report
+from archive.verify.model import Report
 
-MARKS = {"pass": "ok  ", "fail": "FAIL", "warn": "warn", "skip": "skip"}
+MARKS = {"pass": "ok  ", "fail": "FAIL", "warn": "warn", "skip": "NOT CHECKED"}
 MAX_PROBLEMS_SHOWN = 20
+CHECK_TITLES = {
+    "container": "zip container",
+    "resources": "files and their hashes",
+    "records": "WARC record digests",
+    "index": "index of records",
+    "pages": "list of pages",
+    "datapackage-digest": "manifest digest",
+    "signature": "signature",
+    "timestamps": "trusted time (RFC 3161)",
+    "custody": "custody",
+    "file-hash": "published hash",
+}
 
 
 def headline(report: Report) -> str:
@@ -15,42 +28,107 @@ def headline(report: Report) -> str:
     return f"{verdict}: {report.reason}"
 
 
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit} ({n} bytes)"
+        value /= 1000
+    return f"{n} bytes"
+
+
+def signer_line(report: Report) -> str | None:
+    sig = report.signature
+    if not sig:
+        return None
+    if not sig.get("signed"):
+        return "nobody: UNSIGNED"
+    if sig.get("form") == "domain":
+        return f"a certificate for {sig.get('domain')} (domain-identity form; not checked)"
+    if sig.get("trustedAs"):
+        return f"{sig['trustedAs']} (key {sig.get('fingerprint')})"
+    return f"an UNTRUSTED key {sig.get('fingerprint') or '(unreadable)'}"
+
+
+def facts(report: Report) -> list[tuple[str, str]]:
+    """The capture's description, as (label, value) rows for text and HTML."""
+    c = report.capture
+    rows = [("file", report.target)]
+    if report.sha256:
+        rows.append(("sha256", report.sha256))
+    if report.size is not None:
+        rows.append(("size", human_bytes(report.size)))
+    for label, key in (("capture", "id"), ("title", "title")):
+        if c.get(key):
+            rows.append((label, str(c[key])))
+    if c.get("seeds"):
+        rows.append(("seed URLs", " ".join(c["seeds"])))
+    elif c.get("mainPageUrl"):
+        rows.append(("main page", c["mainPageUrl"]))
+    if c.get("started"):
+        rows.append(("captured", f"{c['started']} to {c.get('finished', '?')} (UTC, the capturing machine's clock)"))
+    elif c.get("created"):
+        rows.append(("created", f"{c['created']} (as the file says)"))
+    for label, key in (("operator", "operator"), ("host", "host"), ("job", "job"), ("software", "software")):
+        if c.get(key):
+            rows.append((label, str(c[key])))
+    counts = []
+    if c.get("pages") is not None:
+        counts.append(f"{c['pages']} pages")
+    if c.get("records") is not None:
+        counts.append(f"{c['records']} records")
+    if c.get("bytes") is not None:
+        counts.append(f"{human_bytes(int(c['bytes']))} fetched")
+    if counts:
+        rows.append(("contents", ", ".join(counts)))
+    signer = signer_line(report)
+    if signer:
+        rows.append(("signed by", signer))
+    if report.time:
+        trusted = next((t for t in report.time.get("tokens", [])
+                        if t.get("time") == report.time.get("time") and t.get("state") == "trusted"), None)
+        rows.append(("time", f"{report.time['time']} (trusted timestamp, RFC 3161, by "
+                     f"{(trusted or {}).get('authority') or 'a TSA you trust'})"
+                     if report.time.get("trusted") else "no trusted time (no timestamp from a TSA you trust)"))
+    return rows
+
+
+def custody_lines(report: Report) -> list[str]:
+    """The capture's custody history, one line per entry."""
+    lines = []
+    for entry in report.custody:
+        key = f"key {str(entry.get('key'))[:12]}…" if entry.get("signed") else "UNSIGNED"
+        lines.append(f"{entry.get('seq', ''):>5}  {entry.get('time', '')}  {entry.get('event', ''):<17} "
+                     f"{entry.get('actor', '')} ({key})")
+    return lines
+
+
 def render_text(report: Report) -> str:
     lines = [headline(report), ""]
-    lines.append(f"  file      {report.target}")
-    if report.sha256:
-        lines.append(f"  sha256    {report.sha256}")
-    if report.size is not None:
-        lines.append(f"  size      {report.size} bytes")
-    capture = report.capture
-    for label, key in (("title", "title"), ("created", "created"), ("main page", "mainPageUrl"),
-                       ("software", "software"), ("pages", "pages")):
-        if capture.get(key) not in (None, ""):
-            lines.append(f"  {label:<9} {capture[key]}")
-    signature = report.signature
-    if signature.get("signed"):
-        who = signature.get("trustedAs") or "an untrusted key"
-        lines.append(f"  signer    {who} ({signature.get('fingerprint') or 'unreadable key'})")
-    elif signature:
-        lines.append("  signer    none: UNSIGNED")
-    if report.time:
-        lines.append(f"  time      {report.time['time'] + ' (trusted timestamp)' if report.time.get('trusted') else 'no trusted time'}")
+    lines += [f"  {label:<13} {value}" for label, value in facts(report)]
     lines.append("")
     lines.append("checks:")
     for check in report.checks:
-        lines.append(f"  [{MARKS.get(check.status, check.status)}] {check.name}: {check.summary}")
+        title = CHECK_TITLES.get(check.name, check.name)
+        lines.append(f"  [{MARKS.get(check.status, check.status)}] {title}: {check.summary}")
         for problem in check.problems[:MAX_PROBLEMS_SHOWN]:
             where = problem.where()
             lines.append(f"         - {problem.message}" + (f" ({where})" if where and where not in problem.message else ""))
         if len(check.problems) > MAX_PROBLEMS_SHOWN:
-            lines.append(f"         ... and {len(check.problems) - MAX_PROBLEMS_SHOWN} more")
+            lines.append(f"         ... and {len(check.problems) - MAX_PROBLEMS_SHOWN} more (--json lists all)")
     if report.custody:
-        lines += ["", "custody history:"]
-        for entry in report.custody:
-            key = f"key {entry['key'][:12]}…" if entry.get("signed") else "UNSIGNED"
-            lines.append(f"  {entry['seq']:>5}  {entry['time']}  {entry['event']:<17} {entry['actor']} ({key})")
+        lines += ["", "custody history:"] + [f"  {line}" for line in custody_lines(report)]
+    if report.notes:
+        lines.append("")
+        lines.append("not checked / good to know:")
+        lines += [f"  - {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
 
 
 def render_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def schema() -> dict:
+    """The JSON Schema of render_json's output."""
+    return json.loads(resources.files("archive.verify").joinpath("report.schema.json").read_text("utf-8"))

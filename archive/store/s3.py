@@ -1,0 +1,487 @@
+"""A store in an S3-compatible bucket: write-once objects under s3://bucket/prefix.
+
+Endpoint and credentials come from the standard AWS chain (AWS_ENDPOINT_URL, AWS_PROFILE,
+environment, instance roles) or an explicit endpoint URL; nothing here ever prints them.
+Captures are created with If-None-Match: * (never replaced), carry their id, SHA-256
+and signer as object metadata, get Object Lock retention when asked, and are checked
+against what the service reports before they count as stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+from urllib.parse import quote, unquote
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, IncompleteReadError, ReadTimeoutError, ResponseStreamingError
+
+from archive.errors import AlreadyExists, ArchiveError, NotFound
+from archive.ids import is_capture_id
+from archive.store.base import StoredCapture, capture_key, check_object_key, publish_public_key
+from archive.store.rangeread import RangeReader
+from archive.store.s3errors import error_code, s3_errors, translate
+from archive.store.s3upload import (
+    Transfer, TransferCorrupted, Uploaded, b64, clean_etag, etag_is_md5, upload_file, version_of,
+)
+
+SCHEME = "s3://"
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+CAPTURE_KEY = re.compile(r"captures/\d{4}/\d{2}/\d{2}/([^/]+)\.wacz$")
+LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
+WACZ_TYPE = "application/wacz"
+METADATA_BUDGET = 1500        # S3 allows 2 KB of user metadata in all
+READ_ATTEMPTS = 3
+DEFAULT_ATTEMPTS = 6
+HEAD_WORKERS = 8
+
+
+# -- addresses ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str = ""          # no leading or trailing slash
+
+    def key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def relative(self, key: str) -> str:
+        return key[len(self.prefix) + 1:] if self.prefix else key
+
+    def url(self, key: str = "") -> str:
+        return f"{SCHEME}{self.bucket}/{key}" if key else f"{SCHEME}{self.bucket}"
+
+    @property
+    def address(self) -> str:
+        return self.url(self.prefix)
+
+
+def is_s3_address(address: str) -> bool:
+    return address.lower().startswith(SCHEME)
+
+
+def parse_s3_address(address: str) -> S3Location:
+    """`s3://bucket[/prefix]` -> S3Location; ArchiveError naming what is wrong."""
+    if not is_s3_address(address):
+        raise ArchiveError(f"not an s3:// address: {address}")
+    rest = address[len(SCHEME):]
+    bucket, _, prefix = rest.partition("/")
+    if "@" in bucket or ":" in bucket:
+        # never echo what may be credentials pasted into an address
+        raise ArchiveError("an s3:// address takes no user, password or port: use "
+                           "s3://bucket/prefix and the AWS credential chain")
+    if not BUCKET_NAME.match(bucket) or ".." in bucket:
+        raise ArchiveError(f"not a valid bucket name in {address!r} (3-63 lowercase letters, "
+                           "digits, dots and hyphens)")
+    prefix = prefix.strip("/")
+    if prefix and (any(p in ("", ".", "..") for p in prefix.split("/"))
+                   or not prefix.isascii() or not prefix.isprintable() or "\\" in prefix):
+        raise ArchiveError(f"not a valid prefix in {address!r}")
+    return S3Location(bucket, prefix)
+
+
+def parse_s3_object(address: str) -> tuple[S3Location, str]:
+    """`s3://bucket/any/key.wacz` or `s3://bucket/prefix/<capture-id>` -> (store, key)."""
+    location = parse_s3_address(address)
+    if not location.prefix:
+        raise ArchiveError(f"{address} names a bucket, not a capture (…/<id>.wacz)")
+    head, _, last = location.prefix.rpartition("/")
+    if is_capture_id(last):
+        store = S3Location(location.bucket, head)
+        return store, store.key(capture_key(last))
+    return S3Location(location.bucket), location.prefix
+
+
+# -- client ------------------------------------------------------------------------
+def make_client(endpoint_url: str | None = None, pool: int = 16, sign_payload: bool = True):
+    """An S3 client from the standard AWS chain; retries throttling and 5xx with backoff
+    (AWS_MAX_ATTEMPTS attempts in all, default 6).
+
+    `sign_payload=False` leaves request bodies out of the signature even over plain HTTP
+    (botocore already does so over HTTPS): only for a client whose bodies all carry our
+    SHA-256 checksum in a signed header, which binds them as tightly, for one hash less.
+    """
+    try:
+        attempts = max(1, int(os.environ.get("AWS_MAX_ATTEMPTS") or DEFAULT_ATTEMPTS))
+    except ValueError:
+        raise ArchiveError("AWS_MAX_ATTEMPTS must be a whole number") from None
+    config = Config(
+        retries={"mode": "standard", "max_attempts": attempts},
+        connect_timeout=10, read_timeout=120, max_pool_connections=pool,
+        s3={} if sign_payload else {"payload_signing_enabled": False},
+    )
+    with s3_errors(endpoint_url or "S3"):
+        return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
+
+
+# -- Object Lock -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Retention:
+    days: int | None = None
+    mode: str = "GOVERNANCE"
+    legal_hold: bool = False
+
+    def object_args(self, now: datetime | None = None) -> dict:
+        args: dict = {}
+        if self.days:
+            now = now or datetime.now(timezone.utc)
+            args["ObjectLockMode"] = self.mode
+            args["ObjectLockRetainUntilDate"] = now + timedelta(days=self.days)
+        if self.legal_hold:
+            args["ObjectLockLegalHoldStatus"] = "ON"
+        return args
+
+    def describe(self) -> str:
+        parts = [f"{self.mode} for {self.days} days"] if self.days else []
+        parts += ["legal hold"] if self.legal_hold else []
+        return ", ".join(parts) or "none"
+
+
+def lock_summary(head: dict) -> str | None:
+    """`COMPLIANCE until 2031-01-01T00:00:00Z, legal hold` from a HeadObject answer."""
+    parts = []
+    if head.get("ObjectLockMode"):
+        until = head.get("ObjectLockRetainUntilDate")
+        when = until.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if until else "?"
+        parts.append(f"{head['ObjectLockMode']} until {when}")
+    if head.get("ObjectLockLegalHoldStatus") == "ON":
+        parts.append("legal hold")
+    return ", ".join(parts) or None
+
+
+# -- object metadata ---------------------------------------------------------------
+SEED_SAFE = ":/?&=#~+,;@!$'()*[]{}"
+
+
+def capture_metadata(capture_id: str, sha256: str, metadata: dict) -> dict[str, str]:
+    """x-amz-meta-* of a capture: ASCII, within S3's size limit (seeds may be cut short)."""
+    seeds = list(metadata.get("seeds") or [])
+    meta = {
+        "capture-id": capture_id, "sha256": sha256,
+        "signer": metadata.get("signer") or "none",
+        "created": metadata.get("created") or "", "seed-count": str(len(seeds)),
+    }
+    while True:
+        meta["seeds"] = quote(json.dumps(seeds, separators=(",", ":")), safe=SEED_SAFE)
+        if sum(len(k) + len(v) for k, v in meta.items()) <= METADATA_BUDGET or not seeds:
+            return {k: v for k, v in meta.items() if v}
+        seeds.pop()
+
+
+def stored_from_head(location: S3Location, key: str, head: dict) -> StoredCapture:
+    meta = head.get("Metadata", {})
+    match = CAPTURE_KEY.search(key)
+    try:
+        seeds = tuple(json.loads(unquote(meta["seeds"]))) if "seeds" in meta else None
+    except (ValueError, TypeError):
+        seeds = None
+    signer = meta.get("signer")
+    return StoredCapture(
+        capture_id=meta.get("capture-id") or (match.group(1) if match else key),
+        address=location.url(key), size=head.get("ContentLength", 0),
+        sha256=meta.get("sha256"), signer=None if signer in (None, "none") else signer,
+        created=meta.get("created"), seeds=seeds, lock=lock_summary(head),
+    )
+
+
+# -- the store -----------------------------------------------------------------------
+class S3Store:
+    def __init__(self, location: S3Location, client=None, endpoint_url: str | None = None,
+                 retention: Retention | None = None, transfer: Transfer = Transfer(),
+                 progress: Callable[[int, int], None] | None = None) -> None:
+        self.location = location
+        # every body this store sends carries its SHA-256 checksum (see make_client)
+        self.client = client or make_client(endpoint_url, pool=max(16, transfer.concurrency + 4),
+                                            sign_payload=False)
+        self.retention = retention or Retention()
+        self.transfer = transfer
+        self.progress = progress
+        self.address = location.address
+
+    # -- checks -------------------------------------------------------------------
+    def check(self) -> None:
+        """Fail early (before a crawl) on a missing bucket, bad credentials or a
+        retention the bucket cannot apply."""
+        what = self.location.url()
+        try:
+            self.client.head_bucket(Bucket=self.location.bucket)
+        except ClientError as exc:
+            code, status = error_code(exc)
+            if status == 404 or code in ("NoSuchBucket", "404"):
+                raise NotFound(f"{what}: the bucket does not exist "
+                               f"(`archive store init {what}` creates one)") from None
+            if status in (400, 403):
+                raise ArchiveError(f"{what}: the S3 service refused access (bad credentials "
+                                   f"or no permission on the bucket; HTTP {status})") from None
+            raise translate(exc, what) from None
+        except Exception as exc:  # noqa: BLE001 - every botocore failure, one line
+            raise translate(exc, what) from None
+        if self.retention.days or self.retention.legal_hold:
+            if not self.object_lock_enabled():
+                raise ArchiveError(
+                    f"{what} has no Object Lock, so it cannot keep a retention period or legal "
+                    f"hold (`archive store init` makes a bucket with it)")
+
+    def object_lock_enabled(self) -> bool:
+        try:
+            config = self.client.get_object_lock_configuration(Bucket=self.location.bucket)
+        except ClientError as exc:
+            if error_code(exc)[0] == "ObjectLockConfigurationNotFoundError":
+                return False
+            raise translate(exc, self.location.url()) from None
+        return config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+
+    # -- captures -------------------------------------------------------------------
+    def put_capture(self, capture_id: str, wacz: Path, sha256: str, metadata: dict) -> StoredCapture:
+        key = self.location.key(capture_key(capture_id))
+        what = self.location.url(key)
+        extra = {"Metadata": capture_metadata(capture_id, sha256, metadata),
+                 "ContentType": WACZ_TYPE, **self.retention.object_args()}
+        with s3_errors(what):
+            # If-None-Match is what refuses an overwrite; looking first also spares a whole
+            # upload, and protects on services that ignore the condition (racily)
+            if self._exists(key):
+                raise AlreadyExists(f"{what} already exists; captures are never overwritten")
+            uploaded = upload_file(self.client, self.location.bucket, key, Path(wacz), sha256,
+                                   extra, self.transfer, self.progress)
+            head = self._confirm(what, uploaded)
+        return stored_from_head(self.location, key, head)
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.location.bucket, Key=key)
+        except ClientError as exc:
+            if error_code(exc)[1] == 404:
+                return False
+            raise
+        return True
+
+    def _confirm(self, what: str, up: Uploaded) -> dict:
+        """Compare what the service now holds under the key with what we sent."""
+        head = self.client.head_object(Bucket=self.location.bucket, Key=up.key, ChecksumMode="ENABLED")
+        etag = clean_etag(head.get("ETag", ""))
+        ours = version_of(head) == up.version_id and etag == up.etag
+        problems = []
+        if not ours:
+            problems.append("the object was replaced or altered after the upload")
+        if head.get("ContentLength") != up.size:
+            problems.append(f"it is {head.get('ContentLength')} bytes, we sent {up.size}")
+        if etag_is_md5(head) and etag != up.md5_etag:
+            problems.append(f"its ETag {etag} is not the MD5 of the bytes sent ({up.md5_etag}): "
+                            "the transfer was corrupted")
+        checksum = head.get("ChecksumSHA256")
+        if checksum and checksum.split("-")[0] != up.checksum:
+            problems.append("its SHA-256 checksum is not the one of the bytes sent")
+        if head.get("Metadata", {}).get("sha256") != up.sha256:
+            problems.append("its recorded SHA-256 is not the sealed one")
+        if self.retention.days and not head.get("ObjectLockRetainUntilDate"):
+            problems.append("the service did not apply the Object Lock retention asked for")
+        if self.retention.legal_hold and head.get("ObjectLockLegalHoldStatus") != "ON":
+            problems.append("the service did not apply the legal hold asked for")
+        if not problems:
+            return head
+        note = self._remove_bad_upload(up) if ours else " It was left in place as found."
+        raise TransferCorrupted(f"{what} does not match the sealed file: {'; '.join(problems)}.{note}")
+
+    def _remove_bad_upload(self, up: Uploaded) -> str:
+        """Delete the version we just wrote (its bytes are wrong); say what happened."""
+        args = {"Bucket": self.location.bucket, "Key": up.key}
+        if up.version_id:
+            args["VersionId"] = up.version_id
+        try:
+            self.client.delete_object(**args)
+        except Exception as exc:  # noqa: BLE001 - the error we raise says it stayed
+            return (f" The bad object could not be removed ({translate(exc, 'delete')}); "
+                    "it will fail verification.")
+        return " The bad object was removed."
+
+    def _key_of(self, capture_id_or_key: str) -> str:
+        if is_capture_id(capture_id_or_key):
+            return self.location.key(capture_key(capture_id_or_key))
+        if is_s3_address(capture_id_or_key):
+            location, key = parse_s3_object(capture_id_or_key)
+            if location.bucket != self.location.bucket:
+                raise ArchiveError(f"{capture_id_or_key} is not in {self.address}")
+            return key
+        return self.location.key(capture_id_or_key.lstrip("/"))
+
+    def open_capture(self, capture_id: str) -> RangeReader:
+        return self.open_key(self._key_of(capture_id))
+
+    def open_key(self, key: str) -> RangeReader:
+        """A seekable reader over one object version, by ranged GETs."""
+        what = self.location.url(key)
+        with s3_errors(what):
+            head = self.client.head_object(Bucket=self.location.bucket, Key=key)
+        pinned = {"Bucket": self.location.bucket, "Key": key, "IfMatch": head["ETag"]}
+        if version_of(head):
+            pinned["VersionId"] = version_of(head)
+
+        def fetch(start: int, end: int) -> bytes:
+            for attempt in range(READ_ATTEMPTS):
+                try:
+                    response = self.client.get_object(Range=f"bytes={start}-{end - 1}", **pinned)
+                    return response["Body"].read()
+                except (ResponseStreamingError, IncompleteReadError, ReadTimeoutError):
+                    if attempt == READ_ATTEMPTS - 1:
+                        raise ArchiveError(f"{what}: the connection kept breaking while reading") from None
+                    time.sleep(0.5 * 2 ** attempt)
+                except ClientError as exc:
+                    if error_code(exc)[1] == 412:
+                        raise ArchiveError(f"{what} changed while it was being read") from None
+                    raise translate(exc, what) from None
+                except Exception as exc:  # noqa: BLE001 - every botocore failure, one line
+                    raise translate(exc, what) from None
+            raise AssertionError("unreachable")
+
+        return RangeReader(fetch, head["ContentLength"], what)
+
+    def stat_capture(self, capture_id: str) -> StoredCapture:
+        key = self._key_of(capture_id)
+        what = self.location.url(key)
+        with s3_errors(what):
+            head = self.client.head_object(Bucket=self.location.bucket, Key=key)
+        return stored_from_head(self.location, key, head)
+
+    def list_captures(self) -> Iterator[StoredCapture]:
+        keys = [k for k in self._list_keys(self.location.key("captures/")) if CAPTURE_KEY.search(k)]
+        keys.sort(key=lambda k: k.rsplit("/", 1)[-1])
+        bucket = self.location.bucket
+
+        def head(key: str) -> StoredCapture:
+            with s3_errors(self.location.url(key)):
+                return stored_from_head(self.location, key, self.client.head_object(Bucket=bucket, Key=key))
+
+        with ThreadPoolExecutor(HEAD_WORKERS) as pool:
+            yield from pool.map(head, keys)
+
+    def _list_keys(self, prefix: str) -> Iterator[str]:
+        with s3_errors(self.location.url(prefix)):
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
+
+    def put_public_key(self, fingerprint: str, pem: bytes) -> None:
+        publish_public_key(self, fingerprint, pem)
+
+    # -- small objects ---------------------------------------------------------------
+    def put_object(self, key: str, data: bytes) -> None:
+        full = self.location.key(check_object_key(key))
+        what = self.location.url(full)
+        sha, md5 = hashlib.sha256(data).digest(), hashlib.md5(data).digest()
+        with s3_errors(what):
+            for attempt in range(6):
+                try:
+                    response = self.client.put_object(
+                        Bucket=self.location.bucket, Key=full, Body=data, IfNoneMatch="*",
+                        ContentMD5=b64(md5), ChecksumAlgorithm="SHA256", ChecksumSHA256=b64(sha))
+                    break
+                except ClientError as exc:
+                    # 409: another conditional write to the key is in flight; ask again
+                    if error_code(exc)[0] != "ConditionalRequestConflict" or attempt == 5:
+                        raise
+                    time.sleep(0.05 * 2 ** attempt)
+        if etag_is_md5(response) and clean_etag(response.get("ETag", "")) != md5.hex():
+            up = Uploaded(full, len(data), sha.hex(), b64(sha), md5.hex(), "", version_of(response), 0)
+            raise TransferCorrupted(f"{what} arrived altered (its ETag is not the MD5 of the bytes "
+                                    f"sent).{self._remove_bad_upload(up)}")
+
+    def get_object(self, key: str) -> bytes:
+        full = self.location.key(check_object_key(key))
+        with s3_errors(self.location.url(full)):
+            response = self.client.get_object(Bucket=self.location.bucket, Key=full, ChecksumMode="ENABLED")
+            return response["Body"].read()
+
+    def list_objects(self, prefix: str) -> Iterator[str]:
+        base = self.location.key(prefix.strip("/") + "/") if prefix.strip("/") else self.location.key("")
+        keys = sorted(self.location.relative(k) for k in self._list_keys(base))
+        return iter([k for k in keys if not k.startswith("captures/")])
+
+    def delete_object(self, key: str) -> None:
+        full = self.location.key(check_object_key(key))
+        what = self.location.url(full)
+        with s3_errors(what):
+            self.client.head_object(Bucket=self.location.bucket, Key=full)
+            self.client.delete_object(Bucket=self.location.bucket, Key=full)
+
+
+# -- bucket set-up -------------------------------------------------------------------
+def init_bucket(client, bucket: str, region: str | None, retention: Retention) -> list[tuple[str, str]]:
+    """Create a bucket with versioning, Object Lock and no public access; returns
+    (setting, value) pairs as the service reports them afterwards."""
+    what = f"{SCHEME}{bucket}"
+    args: dict = {"Bucket": bucket, "ObjectLockEnabledForBucket": True}
+    if region and region != "us-east-1":
+        args["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    with s3_errors(what):
+        # us-east-1 answers 200 to creating a bucket one already owns: look first, so an
+        # existing bucket's settings are never changed
+        if _bucket_exists(client, bucket):
+            found = ", ".join(f"{k} {v}" for k, v in bucket_settings(client, bucket)[1:])
+            raise AlreadyExists(f"{what} already exists; nothing was changed ({found})")
+        try:
+            client.create_bucket(**args)
+        except ClientError as exc:
+            if error_code(exc)[0] in ("BucketAlreadyExists", "BucketAlreadyOwnedByYou"):
+                raise AlreadyExists(f"{what}: the name is taken; nothing was changed") from None
+            raise
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        client.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True, "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+        lock: dict = {"ObjectLockEnabled": "Enabled"}
+        if retention.days:
+            lock["Rule"] = {"DefaultRetention": {"Mode": retention.mode, "Days": retention.days}}
+        client.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration=lock)
+        return bucket_settings(client, bucket)
+
+
+def _bucket_exists(client, bucket: str) -> bool:
+    try:
+        client.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        code, status = error_code(exc)
+        if status == 404 or code in ("NoSuchBucket", "404"):
+            return False
+        if status == 403:
+            raise AlreadyExists(f"{SCHEME}{bucket}: the bucket exists but these credentials "
+                                "cannot read it (or they are wrong); nothing was changed") from None
+        raise
+    return True
+
+
+def bucket_settings(client, bucket: str) -> list[tuple[str, str]]:
+    """What the service says about a bucket's versioning, Object Lock and public access."""
+    with s3_errors(f"{SCHEME}{bucket}"):
+        versioning = client.get_bucket_versioning(Bucket=bucket).get("Status", "Disabled")
+        try:
+            lock = client.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+        except ClientError as exc:
+            if error_code(exc)[0] != "ObjectLockConfigurationNotFoundError":
+                raise
+            lock = {}
+        rule = lock.get("Rule", {}).get("DefaultRetention", {})
+        try:
+            block = client.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+            public = "blocked" if all(block.values()) else "partly blocked"
+        except ClientError:
+            public = "not blocked"
+    default = (f"{rule.get('Mode')} for {rule.get('Days') or rule.get('Years')} "
+               f"{'days' if rule.get('Days') else 'years'}") if rule else "none (set per capture)"
+    return [
+        ("bucket", f"{SCHEME}{bucket}"),
+        ("versioning", versioning),
+        ("object lock", lock.get("ObjectLockEnabled", "Disabled")),
+        ("default retention", default),
+        ("public access", public),
+    ]

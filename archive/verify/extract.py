@@ -1,0 +1,172 @@
+"""Reading one captured resource out of a WACZ: found through the index (or, without
+one, by reading the WARC files), its digests checked by warcio as it is decoded."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+from warcio.archiveiterator import ArchiveIterator
+
+from archive.errors import ArchiveError, NotFound
+from archive.verify.container import Container, ContainerError, Member, iter_member, read_container
+from archive.verify.members import IndexSink
+from archive.verify.model import RecordLocation
+from archive.verify.scan import CHUNK
+from archive.verify.source import Source
+from archive.verify.warcs import WarcChecker
+
+CONTENT_TYPES = ("response", "resource", "revisit")
+
+
+@dataclass
+class Extracted:
+    url: str
+    record_type: str
+    record_id: str | None
+    date: str | None
+    warc_file: str
+    offset: int
+    content_type: str | None
+    http_status: str | None
+    block_digest: str | None
+    payload_digest: str | None
+    digests_ok: bool | None          # None: the record carries no digest
+    digest_problems: list[str]
+    bytes_written: int
+    sha256: str                      # of the decoded payload written out
+    captures_of_url: int
+
+
+class _Window:
+    """A read-only window of a seekable file (one record of a STORED WARC member)."""
+
+    def __init__(self, fh: BinaryIO, start: int, length: int) -> None:
+        self.fh, self.pos, self.end = fh, start, start + length
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.end - self.pos if size is None or size < 0 else min(size, self.end - self.pos)
+        if size <= 0:
+            return b""
+        self.fh.seek(self.pos)
+        data = self.fh.read(size)
+        self.pos += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self.pos
+
+
+def _open_container(fh: BinaryIO, source: Source) -> Container:
+    try:
+        return read_container(fh, source.size)
+    except ContainerError as exc:
+        raise ArchiveError(f"{source.name}: {exc}") from None
+
+
+def _index_locations(fh, container: Container, url: str) -> list[tuple[str, RecordLocation]]:
+    """(timestamp, location) of every indexed record of `url`."""
+    found = []
+    for m in container.members:
+        if not m.name.startswith("indexes/") or not m.name.endswith((".cdx", ".cdx.gz", ".cdxj")):
+            continue
+        sink = IndexSink(m.name)
+        for chunk in iter_member(fh, container, m, 1 << 34):
+            sink.feed(chunk)
+        sink.finish()
+        for entry in sink.entries:
+            if entry.url == url:
+                length = int(entry.length) if entry.length and entry.length.isdigit() else 0
+                found.append((str(entry.number).zfill(12), RecordLocation(entry.filename, entry.offset, length)))
+    return found
+
+
+def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, RecordLocation]]:
+    """Without an index: every record of `url`, by reading the WARC files."""
+    found = []
+    for m in container.members:
+        if not m.name.startswith("archive/"):
+            continue
+        checker = WarcChecker(m.name)
+        for chunk in iter_member(fh, container, m, 1 << 40):
+            checker.feed(chunk)
+        for r in checker.finish().records:
+            if r.uri == url and r.record_type in CONTENT_TYPES:      # later in the file: later
+                found.append((f"{m.name}\0{r.offset:020d}", RecordLocation(m.name.rsplit("/", 1)[-1], r.offset, r.length)))
+    return found
+
+
+def _warc_member(container: Container, filename: str) -> Member:
+    base = filename.rsplit("/", 1)[-1]
+    member = next((m for m in container.members
+                   if m.name.startswith("archive/") and m.name.rsplit("/", 1)[-1] == base), None)
+    if member is None:
+        raise ArchiveError(f"the index points at {filename}, which is not in the capture")
+    return member
+
+
+def record_stream(fh, container: Container, location: RecordLocation) -> BinaryIO:
+    """A reader positioned at a record (for STORED members without reading the rest)."""
+    member = _warc_member(container, location.member)
+    if member.data_offset is not None:
+        length = location.length or member.size - location.offset
+        return _Window(fh, member.data_offset + location.offset, min(length, member.size - location.offset))
+    stream = container.zipfile.open(member.info)
+    stream.seek(location.offset)
+    return stream
+
+
+def read_record_block(source: Source, location: RecordLocation, limit: int) -> bytes | None:
+    """The content of one record (a screenshot), at most `limit` bytes; None if unreadable."""
+    with source.open() as fh:
+        container = _open_container(fh, source)
+        try:
+            iterator = ArchiveIterator(record_stream(fh, container, location))
+            record = next(iterator)
+            data = record.content_stream().read(limit + 1)
+        except Exception:  # noqa: BLE001 - a damaged record simply has no picture
+            return None
+    return data if len(data) <= limit else None
+
+
+def _chunks(stream) -> Iterator[bytes]:
+    while chunk := stream.read(CHUNK):
+        yield chunk
+
+
+def extract(source: Source, url: str, out: BinaryIO) -> Extracted:
+    """Write the decoded payload of the latest capture of `url` to `out`."""
+    with source.open() as fh:
+        container = _open_container(fh, source)
+        found = _index_locations(fh, container, url) or _scanned_locations(fh, container, url)
+        if not found:
+            raise NotFound(f"{url} was not captured in {source.name}")
+        _, location = max(found, key=lambda item: item[0])
+        iterator = ArchiveIterator(record_stream(fh, container, location), check_digests=True)
+        try:
+            record = next(iterator)
+        except StopIteration:
+            raise ArchiveError(f"no record at {location.member} offset {location.offset}") from None
+        if record.rec_type not in CONTENT_TYPES:
+            raise ArchiveError(f"the index points at a {record.rec_type} record, not content")
+        sha, written = hashlib.sha256(), 0
+        for chunk in _chunks(record.content_stream()):
+            out.write(chunk)
+            sha.update(chunk)
+            written += len(chunk)
+        while record.raw_stream.read(CHUNK):     # the rest of the block, for its digests
+            pass
+        headers = record.rec_headers
+        checker = record.digest_checker
+        return Extracted(
+            url=url, record_type=record.rec_type, record_id=headers.get_header("WARC-Record-ID"),
+            date=headers.get_header("WARC-Date"), warc_file=location.member, offset=location.offset,
+            content_type=record.http_headers.get_header("Content-Type") if record.http_headers
+            else headers.get_header("Content-Type"),
+            http_status=record.http_headers.get_statuscode() if record.http_headers else None,
+            block_digest=headers.get_header("WARC-Block-Digest"),
+            payload_digest=headers.get_header("WARC-Payload-Digest"),
+            digests_ok=checker.passed, digest_problems=list(checker.problems),
+            bytes_written=written, sha256=sha.hexdigest(), captures_of_url=len(found),
+        )

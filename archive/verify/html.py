@@ -1,0 +1,159 @@
+"""A self-contained HTML verification report: no scripts, no external resources (a
+Content-Security-Policy forbids them), screenshots inlined as data: URIs, laid out to
+print cleanly to PDF. Captured URLs are shown as text, never as links: opening the
+report must not contact the sites it describes."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from datetime import datetime, timezone
+
+from archive import __version__
+from archive.verify.extract import read_record_block
+from archive.verify.model import NOT_VERIFIED, VERIFIED, Report
+from archive.verify.report import CHECK_TITLES, facts, headline
+from archive.verify.source import Source
+
+SCREENSHOT_LIMIT = 20 << 20
+IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg", b"RIFF": "image/webp"}
+STATUS_WORDS = {"pass": "passed", "fail": "FAILED", "warn": "note", "skip": "NOT CHECKED"}
+
+CSS = """
+:root { color-scheme: light; }
+body { font: 11pt/1.45 "DejaVu Sans", Arial, sans-serif; color: #111; margin: 2em auto; max-width: 60em; padding: 0 1em; }
+h1 { font-size: 1.6em; margin: 0; }
+h2 { font-size: 1.2em; border-bottom: 1px solid #999; margin-top: 1.6em; break-after: avoid; }
+.verdict { padding: 1em 1.2em; border-radius: 6px; border: 3px solid; margin-bottom: 1.2em; }
+.verdict p { margin: .3em 0 0; }
+.verified { background: #e3f4e6; border-color: #1b7a32; color: #0d4a1c; }
+.not-verified { background: #fbe4e4; border-color: #b3261e; color: #7a1510; }
+.could-not { background: #fff3d6; border-color: #a86b00; color: #5c3b00; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; vertical-align: top; padding: .3em .5em; border-bottom: 1px solid #ddd; }
+th { width: 11em; font-weight: 600; }
+table.custody th { width: auto; }
+.mono, td.mono { font-family: "DejaVu Sans Mono", monospace; font-size: .85em; word-break: break-all; }
+.pass { color: #1b7a32; font-weight: 600; } .fail { color: #b3261e; font-weight: 700; }
+.warn { color: #555; } .skip { color: #a86b00; font-weight: 700; }
+.problems { margin: .2em 0 0 1.2em; padding: 0; }
+.page { border: 1px solid #ccc; border-radius: 4px; padding: .6em .8em; margin: .8em 0; break-inside: avoid; }
+.page img { display: block; max-width: 100%; max-height: 22cm; border: 1px solid #888; margin-top: .5em; }
+footer { margin-top: 2em; font-size: .85em; color: #444; }
+@page { size: A4; margin: 1.5cm; }
+@media print {
+  body { margin: 0; max-width: none; }
+  .verdict, .pass, .fail, .skip { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  tr, .verdict { break-inside: avoid; }
+}
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _verdict_class(report: Report) -> str:
+    return {VERIFIED: "verified", NOT_VERIFIED: "not-verified"}.get(report.verdict, "could-not")
+
+
+def _image_uri(data: bytes | None) -> str | None:
+    if not data:
+        return None
+    mime = next((m for magic, m in IMAGE_MAGIC.items() if data.startswith(magic)), None)
+    if mime is None:
+        return None
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _checks(report: Report) -> str:
+    rows = []
+    for check in report.checks:
+        problems = "".join(
+            f"<li>{_e(p.message)}" + (f" <span class=mono>({_e(p.where())})</span>" if p.where() else "") + "</li>"
+            for p in check.problems[:200])
+        more = f"<li>… and {len(check.problems) - 200} more</li>" if len(check.problems) > 200 else ""
+        rows.append(
+            f"<tr><th>{_e(CHECK_TITLES.get(check.name, check.name))}</th>"
+            f"<td class={_e(check.status)}>{_e(STATUS_WORDS.get(check.status, check.status))}</td>"
+            f"<td>{_e(check.summary)}" + (f"<ul class=problems>{problems}{more}</ul>" if problems else "")
+            + "</td></tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _pages(report: Report, source: Source | None) -> str:
+    out = []
+    for page in report.pages:
+        rows = [("URL", page["url"])]
+        for label, key in (("captured at", "ts"), ("title", "title"), ("HTTP status", "status"), ("error", "error")):
+            if page.get(key) not in (None, ""):
+                rows.append((label, page[key]))
+        if page.get("sha256"):
+            rows.append(("payload SHA-256", page["sha256"]))
+        if page.get("record"):
+            rows.append(("record", f"{page['record']['file']} at byte offset {page['record']['offset']}"))
+        table = "".join(f"<tr><th>{_e(k)}</th><td class=mono>{_e(v)}</td></tr>" for k, v in rows)
+        picture = ""
+        location = report.screenshots.get(page["url"])
+        if location is not None and source is not None:
+            uri = _image_uri(read_record_block(source, location, SCREENSHOT_LIMIT))
+            if uri:
+                picture = f'<img alt="screenshot of {_e(page["url"])}" src="{uri}">'
+            else:
+                picture = "<p>(its screenshot record cannot be shown)</p>"
+        out.append(f"<div class=page><table>{table}</table>{picture}</div>")
+    return "".join(out) or "<p>No pages are listed in this file.</p>"
+
+
+def _custody(report: Report) -> str:
+    if not report.custody:
+        return ""
+    columns = ("seq", "time", "event", "actor", "key")
+    head = "".join(f"<th>{_e(k)}</th>" for k in columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td class=mono>{_e(entry.get(k, '') if k != 'key' or entry.get('signed') else 'UNSIGNED')}</td>"
+                         for k in columns) + "</tr>"
+        for entry in report.custody)
+    return f"<h2>Custody history</h2><table class=custody><tr>{head}</tr>{rows}</table>"
+
+
+def render_html(report: Report, source: Source | None = None) -> str:
+    verdict, _, reason = headline(report).partition(": ")
+    details = "".join(f"<tr><th>{_e(label)}</th><td class=mono>{_e(value)}</td></tr>"
+                      for label, value in facts(report))
+    notes = "".join(f"<li>{_e(n)}</li>" for n in report.notes)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<meta name="referrer" content="no-referrer">
+<title>{_e(report.verdict)}: verification of {_e(report.target)}</title>
+<style>{CSS}</style></head>
+<body>
+<section class="verdict {_verdict_class(report)}" id="verdict">
+<h1>{_e(verdict)}</h1>
+<p>{_e(reason)}</p>
+</section>
+<h2>What was checked</h2>
+<table>{details}</table>
+<h2>Checks</h2>
+{_checks(report)}
+{"<h2>Not checked, and good to know</h2><ul>" + notes + "</ul>" if notes else ""}
+<h2>Pages ({len(report.pages)})</h2>
+{_pages(report, source)}
+{_custody(report)}
+<footer>Report made {_e(now)} by archive {_e(__version__)}. To check the file yourself:
+<span class=mono>archive verify FILE --trust NAME=PUBLIC-KEY</span>; the file's SHA-256 is
+<span class=mono>{_e(report.sha256 or "unknown")}</span>.</footer>
+</body></html>
+"""
+
+
+def write_html(report: Report, source: Source | None, path: str) -> None:
+    """Write the report whole, then rename it into place."""
+    text = render_html(report, source)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)

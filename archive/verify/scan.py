@@ -1,0 +1,181 @@
+"""One front-to-back read of a WACZ, every byte handed to the checks that need it.
+
+For a canonical container (ours) every byte range is known in advance: local header,
+member data, central directory, end records. The file is read once, in order: the
+whole-file SHA-256, each member's SHA-256 and CRC-32, and each member's own check (WARC
+records, index lines, page lines, JSON) all see the same chunk. The work is spread over
+threads (hashlib and zlib release the GIL), so both cores are used: the reading thread
+hashes members, one worker hashes the whole file, one checks WARC records.
+
+A foreign container is read member by member through zipfile, then the file hashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterable
+
+from archive.verify.container import Container, iter_member
+
+CHUNK = 1 << 20
+QUEUE_DEPTH = 8           # chunks (of at most a few MiB) in flight per worker: memory stays flat
+
+
+class Sink:
+    """Receives one member's bytes in order."""
+
+    def feed(self, data: bytes) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class Worker:
+    """Runs submitted calls in order on one thread; errors come back from close()."""
+
+    def __init__(self, name: str, depth: int = QUEUE_DEPTH) -> None:
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    item[0](*item[1:])
+                except BaseException as exc:  # noqa: BLE001 - handed to close()
+                    self._error = exc
+
+    def submit(self, fn: Callable, *args) -> None:
+        self._queue.put((fn, *args))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+@dataclass
+class MemberDigest:
+    name: str
+    size: int = 0
+    crc: int = 0
+    digests: dict[str, str] = field(default_factory=dict)   # algorithm -> hex
+    error: str | None = None                                  # could not be read whole
+
+
+@dataclass
+class ScanResult:
+    sha256: str | None
+    members: dict[str, MemberDigest]
+
+
+def _hashers(algorithms: Iterable[str]) -> dict[str, "hashlib._Hash"]:
+    out = {}
+    for algorithm in algorithms:
+        try:
+            out[algorithm] = hashlib.new(algorithm)
+        except ValueError:
+            pass
+    return out or {"sha256": hashlib.sha256()}
+
+
+def scan_canonical(
+    fh: BinaryIO, container: Container, file_size: int,
+    sinks: dict[str, Sink], threaded: set[str],
+    progress: Callable[[int, int], None] | None = None,
+) -> ScanResult:
+    """Read a canonical container once; members named in `threaded` have their sinks run
+    on the worker thread (the WARC files), the others inline."""
+    whole = hashlib.sha256()
+    hashing, checking = Worker("verify-hash"), Worker("verify-records")
+    results: dict[str, MemberDigest] = {}
+    position = 0
+    fh.seek(0)
+
+    def read_through(end: int, member: MemberDigest | None, hasher, sink: Sink | None, worker) -> None:
+        nonlocal position
+        crc = 0
+        while position < end:
+            chunk = fh.read(min(CHUNK, end - position))
+            if not chunk:
+                raise ValueError(f"the file ends at byte {position}, inside the zip structure")
+            position += len(chunk)
+            hashing.submit(whole.update, chunk)
+            if member is not None:
+                hasher.update(chunk)
+                crc = zlib.crc32(chunk, crc)
+                member.size += len(chunk)
+                if sink is not None:
+                    if worker is not None:
+                        worker.submit(sink.feed, chunk)
+                    else:
+                        sink.feed(chunk)
+            if progress:
+                progress(position, file_size)
+        if member is not None:
+            member.crc = crc
+
+    try:
+        for m in container.members:
+            read_through(m.data_offset, None, None, None, None)      # local header
+            digest = MemberDigest(m.name)
+            hasher = hashlib.sha256()
+            sink = sinks.get(m.name)
+            worker = checking if m.name in threaded else None
+            read_through(m.data_offset + m.size, digest, hasher, sink, worker)
+            digest.digests["sha256"] = hasher.hexdigest()
+            if digest.crc != m.crc:
+                digest.error = f"{m.name} does not match its zip CRC-32"
+            if sink is not None:
+                (worker.submit(sink.finish) if worker else sink.finish())
+            results[m.name] = digest
+        read_through(file_size, None, None, None, None)               # directory, end
+    finally:
+        hashing.close()
+        checking.close()
+    return ScanResult(whole.hexdigest(), results)
+
+
+def scan_lenient(
+    fh: BinaryIO, container: Container, sinks: dict[str, Sink],
+    algorithms: dict[str, list[str]], limit: int,
+) -> ScanResult:
+    """Read a foreign container member by member (zipfile decompresses), hashing each
+    with the algorithms its datapackage entry names; the file hash is a second read."""
+    results: dict[str, MemberDigest] = {}
+    for m in container.members:
+        if m.name in results:
+            continue
+        digest = MemberDigest(m.name)
+        hashers = _hashers(algorithms.get(m.name, ["sha256"]))
+        sink = sinks.get(m.name)
+        try:
+            for chunk in iter_member(fh, container, m, limit):
+                digest.size += len(chunk)
+                for hasher in hashers.values():
+                    hasher.update(chunk)
+                if sink is not None:
+                    sink.feed(chunk)
+        except Exception as exc:  # noqa: BLE001 - zipfile raises many kinds on damaged input
+            digest.error = f"{m.name} cannot be read: {exc}"
+        if sink is not None:
+            sink.finish()
+        digest.digests = {a: h.hexdigest() for a, h in hashers.items()}
+        results[m.name] = digest
+    return ScanResult(None, results)
+
+
+def file_sha256(fh: BinaryIO) -> str:
+    fh.seek(0)
+    sha = hashlib.sha256()
+    while chunk := fh.read(CHUNK):
+        sha.update(chunk)
+    return sha.hexdigest()

@@ -1,0 +1,144 @@
+"""Files written by other tools (../shared/testdata/foreign, read in place): our verdict
+agrees with `warcio check` on every WARC, and every WACZ gets a clear verdict saying
+what could and could not be checked."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from warcio.checker import Checker
+
+from archive.verify.warcs import WarcChecker, check_warc_slow
+from tests.verifyhelp import FOREIGN, archive_cmd, warcio_check
+
+WARCS = sorted(p.name for p in FOREIGN.glob("*.warc*"))
+
+
+def test_the_foreign_files_are_there():
+    assert len(WARCS) == 17 and len(list(FOREIGN.glob("*.wacz"))) == 5
+
+
+@pytest.mark.parametrize("name", WARCS)
+def test_warc_verdict_agrees_with_warcio_check(name):
+    path = FOREIGN / name
+    reference = warcio_check(path)            # the real command, as the reference
+    proc = archive_cmd("verify", path, "--json")
+    assert proc.returncode in (0, 1), proc.stderr
+    assert proc.stderr == ""                  # warcio's warnings do not leak
+    report = json.loads(proc.stdout)
+    assert proc.returncode == reference, (name, report["reason"])
+    if reference == 0:
+        assert report["verdict"] == "VERIFIED" and report["qualifier"] == "INTEGRITY ONLY"
+    else:
+        failing = [c for c in report["checks"] if c["status"] == "fail"]
+        assert failing and failing[0]["problems"], report
+
+
+def test_text_for_a_broken_foreign_warc_names_record_and_offset():
+    proc = archive_cmd("verify", FOREIGN / "example-extra.warc")
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("NOT VERIFIED")
+    assert "payload digest failed" in proc.stdout and "byte offset 3207" in proc.stdout
+    assert "<urn:uuid:6d058047-ede2-4a13-be79-90c17c631dd4>" in proc.stdout
+
+
+EXPECTED_WACZ = {
+    # name: (exit code, verdict, words the report must contain)
+    "valid_signed_example_1.wacz": (2, "COULD NOT CHECK", ["domain-identity", "btrix-sign-test.webrecorder.net",
+                                                            "cannot be checked offline", "NOT CHECKED"]),
+    "invalid_signed_example_1.wacz": (2, "COULD NOT CHECK", ["domain-identity", "cannot be checked offline"]),
+    "valid_example_2.wacz": (1, "NOT VERIFIED", ["UNSIGNED", "--allow-unsigned"]),
+    "valid_example_1.wacz": (1, "NOT VERIFIED", ["WACZ 1.0.0", "UNSIGNED"]),
+    "invalid_example_1.wacz": (1, "NOT VERIFIED", ["no WARC files", "datapackage-digest.json is missing"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_WACZ))
+def test_foreign_wacz_gets_a_clear_verdict(name):
+    code, verdict, words = EXPECTED_WACZ[name]
+    proc = archive_cmd("verify", FOREIGN / name)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(verdict + ":") or proc.stdout.startswith(verdict + " (")
+    assert proc.stderr == ""
+    for word in words:
+        assert word in proc.stdout, (word, proc.stdout)
+    if name != "invalid_example_1.wacz":
+        assert "headers were read leniently" in proc.stdout   # not our canonical container
+
+
+def test_foreign_wacz_contents_pass_when_the_signature_question_is_waived():
+    for name, qualifier in (("valid_signed_example_1.wacz", "SIGNATURE NOT CHECKED"),
+                            ("valid_example_2.wacz", "UNSIGNED"), ("valid_example_1.wacz", "UNSIGNED")):
+        proc = archive_cmd("verify", FOREIGN / name, "--allow-unsigned")
+        assert proc.returncode == 0 and proc.stdout.startswith(f"VERIFIED ({qualifier})"), proc.stdout
+
+
+# -- differential: the fast reader and warcio's, on damaged copies --------------------------
+
+def _warcio_exit(data: bytes, tmp: Path) -> int:
+    """warcio check in-process (its Checker), a crash counted as a failure."""
+    path = tmp / "case.warc"
+    path.write_bytes(data)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return Checker(SimpleNamespace(inputs=[str(path)], verbose=False)).process_all()
+    except Exception:  # noqa: BLE001 - warcio crashing on a damaged file is a failure too
+        return 1
+
+
+def _ours(data: bytes, pieces: int) -> bool:
+    """True when our reader verifies every record (fed in `pieces` random pieces)."""
+    checker = WarcChecker("case")
+    rng = random.Random(pieces)
+    pos = 0
+    while pos < len(data):
+        step = rng.randint(1, max(1, len(data) // pieces))
+        checker.feed(data[pos:pos + step])
+        pos += step
+    result = checker.finish()
+    if checker.needs_fallback:
+        result = check_warc_slow(io.BytesIO(data), "case")
+    return not result.problems and result.readable and result.unchecked is None
+
+
+SOURCES = [FOREIGN / n for n in WARCS if n not in ("example-iana.warc",)]
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.integers(0, len(SOURCES) - 1), where=st.floats(0, 1), how=st.sampled_from(["flip", "cut", "insert"]),
+       bit=st.integers(0, 7), pieces=st.integers(1, 40))
+def test_never_verified_where_warcio_check_fails(tmp_path, which, where, how, bit, pieces):
+    data = bytearray(SOURCES[which].read_bytes())
+    pos = min(int(where * len(data)), len(data) - 1)
+    if how == "flip":
+        data[pos] ^= 1 << bit
+    elif how == "cut":
+        del data[pos:]
+    else:
+        data[pos:pos] = bytes([bit + 65])
+    data = bytes(data)
+    if not _ours(data, pieces):
+        return
+    assert _warcio_exit(data, tmp_path) == 0, f"{how} at {pos} of {SOURCES[which].name}: we verified, warcio check fails"
+
+
+@pytest.mark.parametrize("name", WARCS)
+def test_fast_reader_agrees_with_warcio_reader_on_records(name):
+    data = (FOREIGN / name).read_bytes()
+    checker = WarcChecker(name)
+    checker.feed(data)
+    fast = checker.finish()
+    slow = check_warc_slow(io.BytesIO(data), name)
+    if checker.needs_fallback:
+        return
+    assert [(r.offset, r.length, r.record_type, r.uri) for r in fast.records] == \
+        [(r.offset, r.length, r.record_type, r.uri) for r in slow.records]
+    assert bool(fast.problems) == bool(slow.problems)

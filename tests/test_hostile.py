@@ -1,0 +1,201 @@
+"""Hostile inputs: a one-line error and exit 2 (or NOT VERIFIED where a file's contents
+are simply damaged), never a traceback, with memory and time bounded. Each case runs
+the real command in a child process with its address space capped."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from tests.verifyhelp import FOREIGN, archive_cmd, warcio_check
+
+MEMORY_MB = 1024      # address space of the child: far below what buffering a bomb would need
+SECONDS = 90
+
+
+def _zip(path: Path, entries: list[tuple[str, bytes]], method=zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(path, "w", method) as zf:
+        for name, data in entries:
+            zf.writestr(zipfile.ZipInfo(name, (2024, 1, 2, 3, 4, 5)), data, compress_type=method)
+    return path
+
+
+def _base_entries() -> list[tuple[str, bytes]]:
+    with zipfile.ZipFile(FOREIGN / "valid_example_2.wacz") as zf:
+        return [(i.filename, zf.read(i.filename)) for i in zf.infolist()]
+
+
+def _refused(path: Path, *words: str) -> None:
+    started = time.monotonic()
+    proc = archive_cmd("verify", path, timeout=SECONDS, limit_mb=MEMORY_MB)
+    assert proc.returncode == 2, (proc.stdout[-2000:], proc.stderr[-2000:])
+    assert proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert proc.stderr.startswith("archive: error: ") and "Traceback" not in proc.stderr
+    for word in words:
+        assert word in proc.stderr, proc.stderr
+    assert time.monotonic() - started < SECONDS
+
+
+def _not_verified(path: Path, *words: str) -> dict:
+    proc = archive_cmd("verify", path, "--json", timeout=SECONDS, limit_mb=MEMORY_MB)
+    assert proc.returncode == 1, (proc.stdout[-3000:], proc.stderr[-2000:])
+    assert proc.stderr == ""
+    report = json.loads(proc.stdout)
+    assert report["verdict"] == "NOT VERIFIED"
+    text = json.dumps(report)
+    for word in words:
+        assert word in text, (word, text[:3000])
+    return report
+
+
+@pytest.mark.parametrize("evil", ["../../evil.txt", "/etc/evil", "archive/../../evil", "C:\\evil.txt",
+                                  "archive\\..\\evil"])
+def test_zip_slip_paths_are_refused(tmp_path, evil):
+    path = _zip(tmp_path / "slip.wacz", _base_entries() + [(evil, b"owned")])
+    _refused(path, "unsafe path")
+    assert not (tmp_path.parent / "evil.txt").exists()
+
+
+def test_duplicate_entries_are_refused(tmp_path):
+    entries = _base_entries()
+    warc = next(e for e in entries if e[0].startswith("archive/"))
+    with pytest.warns(UserWarning):
+        path = _zip(tmp_path / "dupe.wacz", entries + [(warc[0], b"WARC/1.0\r\n\r\nsomething else")])
+    _refused(path, "appears twice")
+
+
+def test_declared_sizes_beyond_the_file_are_refused(tmp_path):
+    path = _zip(tmp_path / "big.wacz", _base_entries())
+    data = bytearray(path.read_bytes())
+    # claim 2**31 bytes for the first entry in its central directory record
+    first = data.find(b"PK\x01\x02")
+    struct.pack_into("<II", data, first + 20, 0x7FFFFFF0, 0x7FFFFFF0)
+    path.write_bytes(bytes(data))
+    proc = archive_cmd("verify", path, timeout=SECONDS, limit_mb=MEMORY_MB)
+    assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr
+    assert proc.stdout.startswith("NOT VERIFIED") or proc.stderr.count("\n") == 1
+
+
+def test_deflate_bomb_claiming_impossible_ratio_is_refused(tmp_path):
+    path = _zip(tmp_path / "ratio.wacz", _base_entries() + [("archive/bomb.warc", b"\0" * (4 << 20))],
+                zipfile.ZIP_DEFLATED)
+    data = bytearray(path.read_bytes())
+    # make the central directory claim far more than deflate can produce from those bytes
+    name = b"archive/bomb.warc"
+    at = data.find(name, data.find(b"PK\x01\x02")) - 46
+    struct.pack_into("<I", data, at + 24, 0xFFFFFFF0)
+    path.write_bytes(bytes(data))
+    _refused(path, "zip bomb")
+
+
+def test_zip_bomb_member_streams_in_bounded_memory(tmp_path):
+    """1 GiB of zeros deflated to about 1 MB: read as a stream, never held."""
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = b"\0" * (1 << 20)
+    raw = b"".join(bomb.compress(chunk) for _ in range(1024)) + bomb.flush()
+    path = _zip(tmp_path / "bomb.wacz", _base_entries())
+    # add the deflated member by hand: zipfile would inflate 1 GiB to write it
+    with zipfile.ZipFile(path, "a") as zf:
+        info = zipfile.ZipInfo("archive/bomb.warc", (2024, 1, 2, 3, 4, 5))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        crc = 0
+        for _ in range(1024):
+            crc = zlib.crc32(chunk, crc)
+        info.CRC, info.file_size, info.compress_size = crc, 1 << 30, len(raw)
+        with zf._lock:  # noqa: SLF001 - writing pre-compressed data has no public API
+            zf.fp.seek(zf.start_dir)
+            info.header_offset = zf.start_dir
+            zf.fp.write(info.FileHeader(False))
+            zf.fp.write(raw)
+            zf.start_dir = zf.fp.tell()
+            zf.filelist.append(info)
+            zf.NameToInfo[info.filename] = info
+            zf._didModify = True  # noqa: SLF001
+    started = time.monotonic()
+    report = _not_verified(path, "archive/bomb.warc")
+    assert time.monotonic() - started < SECONDS
+    assert report["checks"]
+
+
+def test_nested_archive_and_gzip_bomb_inside_a_warc(tmp_path):
+    zeros = gzip.compress(b"\0" * (256 << 20), 9)
+    inner = _zip(tmp_path / "inner.zip", _base_entries())
+    path = _zip(tmp_path / "nested.wacz", _base_entries() + [
+        ("archive/zeros.warc.gz", zeros), ("archive/inner.warc", inner.read_bytes())])
+    _not_verified(path, "archive/zeros.warc.gz", "archive/inner.warc")
+
+
+def test_bad_gzip_member_in_a_warc(tmp_path):
+    source = (FOREIGN / "example.warc.gz").read_bytes()
+    broken = bytearray(source)
+    broken[len(broken) // 2] ^= 0xFF
+    path = tmp_path / "broken.warc.gz"
+    path.write_bytes(bytes(broken))
+    assert warcio_check(path) == 1
+    _not_verified(path, "broken.warc.gz")
+    entries = [(n, d) for n, d in _base_entries() if not n.startswith("archive/")]
+    wacz = _zip(tmp_path / "badgz.wacz", entries + [("archive/data.warc.gz", bytes(broken))])
+    _not_verified(wacz, "archive/data.warc.gz")
+
+
+def _warc(headers: bytes, body: bytes = b"hello") -> bytes:
+    return (b"WARC/1.1\r\nWARC-Type: resource\r\nWARC-Record-ID: <urn:uuid:1>\r\n" + headers
+            + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body + b"\r\n\r\n")
+
+
+def test_absurdly_long_warc_header_line(tmp_path):
+    path = tmp_path / "long.warc"
+    path.write_bytes(_warc(b"WARC-Target-URI: http://x/" + b"a" * (64 << 20) + b"\r\n"))
+    _not_verified(path, "header")
+
+
+def test_flood_of_warc_header_lines(tmp_path):
+    path = tmp_path / "flood.warc.gz"
+    path.write_bytes(gzip.compress(_warc(b"X-Junk: a\r\n" * (4 << 20)), 6))
+    _not_verified(path, "header")
+
+
+def test_header_without_end(tmp_path):
+    path = tmp_path / "endless.warc.gz"
+    path.write_bytes(gzip.compress(b"WARC/1.1\r\nWARC-Type: resource\r\n" + b"X: y\r\n" * (3 << 20), 9))
+    _not_verified(path)
+
+
+def test_invalid_utf8_in_headers(tmp_path):
+    import base64
+    import hashlib
+    body = b"hello"
+    digest = "sha256:" + base64.b32encode(hashlib.sha256(body).digest()).decode()
+    path = tmp_path / "latin.warc"
+    path.write_bytes(_warc(b"WARC-Target-URI: http://x/caf\xe9\xff\r\nWARC-Block-Digest: "
+                           + digest.encode() + b"\r\n", body))
+    assert warcio_check(path) == 0
+    proc = archive_cmd("verify", path, timeout=SECONDS, limit_mb=MEMORY_MB)
+    assert proc.returncode == 0 and proc.stderr == "", proc
+    assert proc.stdout.startswith("VERIFIED (INTEGRITY ONLY)")
+    proc = archive_cmd("verify", path, "--json")
+    assert json.loads(proc.stdout)["verdict"] == "VERIFIED"
+    bad = tmp_path / "latin-bad.warc"
+    bad.write_bytes(path.read_bytes().replace(b"hello", b"jello"))
+    assert warcio_check(bad) == 1
+    _not_verified(bad, "block digest")
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04" + b"\0" * 100, b"\x1f\x8b garbage",
+                                     b"just some text\n" * 100])
+def test_junk_gets_one_line_or_not_verified(tmp_path, content):
+    path = tmp_path / "junk.wacz"
+    path.write_bytes(content)
+    proc = archive_cmd("verify", path, timeout=SECONDS, limit_mb=MEMORY_MB)
+    assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr
+    if proc.returncode == 2:
+        assert proc.stdout == "" and proc.stderr.count("\n") == 1
+    else:
+        assert proc.stdout.startswith("NOT VERIFIED") and proc.stderr == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
@@ -145,10 +146,17 @@ def test_script_written_page_keeps_fetched_json_dom_and_screenshot(bsite, browse
     assert entries[app]["status"] == 200 and "error" not in entries[app]
 
     # Sealed like any capture: it verifies, and third-party tools accept it.
-    result = run("verify", wacz, "--trust", pubkey)
+    result = run("verify", wacz, "--trust", pubkey, "--html", tmp_path / "report.html")
     assert result.code == 0, result
     assert result.out.startswith("VERIFIED")
     assert_third_party_checks_pass(wacz, tmp_path)
+    # The investigator sees the screenshot in the HTML report and can extract it.
+    html = (tmp_path / "report.html").read_text()
+    shown = html.split(f'alt="screenshot of {app}" src="data:image/png;base64,', 1)[1].split('"', 1)[0]
+    assert base64.b64decode(shown) == shot["payload"]
+    assert run("extract", wacz, "--url", "urn:screenshot:" + app, "--out", tmp_path / "shot.png",
+               "--store", tmp_path / "store").code == 0
+    assert (tmp_path / "shot.png").read_bytes() == shot["payload"]
 
     # The screenshot is covered like every other byte: one flipped byte and it fails.
     data = bytearray(wacz.read_bytes())

@@ -146,7 +146,11 @@ def load_public_key(path: str | Path) -> ec.EllipticCurvePublicKey:
 
 def public_key_from_b64(value: str) -> ec.EllipticCurvePublicKey:
     """Parse a base64 DER SubjectPublicKeyInfo; raises ValueError when it is not P-256."""
-    key = serialization.load_der_public_key(base64.b64decode(value, validate=True))
+    try:
+        key = serialization.load_der_public_key(base64.b64decode(value, validate=True))
+    except UnsupportedAlgorithm:
+        # a damaged key can name a curve or algorithm the library does not know
+        raise ValueError("not an ECDSA P-256 public key") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise ValueError("not an ECDSA P-256 public key")
     return key

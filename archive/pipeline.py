@@ -148,6 +148,7 @@ def run_capture(
     """Crawl, seal and store one capture. The work folder is removed once the store
     holds a verified copy, and kept (and named in the error) when anything fails:
     `resume_capture` finishes it."""
+    _check_browser(request.crawl)
     earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
     started = datetime.now(timezone.utc)
     capture_id = new_capture_id(started)
@@ -194,6 +195,8 @@ def resume_capture(
                       sealed_path, sha, size, created, replay(work / JOURNAL_NAME), custody)
     earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
     state = replay(work / JOURNAL_NAME)
+    if state.ended is None:
+        _check_browser(request.crawl)
     keep = (f"{WARC_DIR}/{state.position[0]}", state.position[1]) if state.position else None
     try:
         container = ContainerWriter.reopen(sealed_path, keep)
@@ -209,6 +212,14 @@ def resume_capture(
         leftover.unlink()
     return _capture(Session(work, capture_id, started, request, earlier), container, closed,
                     state, store, signer, on_progress)
+
+
+def _check_browser(options: CrawlOptions) -> None:
+    """A browser capture without Chromium stops here, saying how to install it, before
+    anything is created or fetched."""
+    if options.browser is not None:
+        from archive.capture.browser import find_chromium   # loads Playwright: only when needed
+        find_chromium()
 
 
 def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile],

@@ -31,6 +31,14 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * DURATION_UNITS[match.group(2).lower()]
 
 
+def parse_viewport(text: str) -> tuple[int, int]:
+    """`1280x800` -> (1280, 800)."""
+    width, sep, height = text.lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise ValueError(f"not a viewport size like 1280x800: {text!r}")
+    return int(width), int(height)
+
+
 def parse_http_url(text: str) -> str:
     """An absolute http(s) URL."""
     try:
@@ -42,3 +50,15 @@ def parse_http_url(text: str) -> str:
     if parts.scheme not in ("http", "https") or not host:
         raise ValueError(f"not an http(s) URL: {text!r}")
     return text.strip()
+
+
+def human_bytes(n: int, exact: bool = False) -> str:
+    """`12.3 MB` (decimal units); with exact, the byte count follows: `12.3 MB (12345678 bytes)`."""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            break
+        value /= 1000
+    if unit == "B":
+        return f"{n} bytes" if exact else f"{n} B"
+    return f"{value:.1f} {unit}" + (f" ({n} bytes)" if exact else "")

@@ -1,5 +1,6 @@
-"""Driving a BrowserSession into a sealed WACZ the way the pipeline will, for tests
-(until the crawler calls the browser itself)."""
+"""A BrowserSession on its own, sealed into a WACZ, for tests of the session's own
+behaviours (pages that never settle, scripts that never yield, downloads, TLS, several
+page options in one session). `archive capture --browser` is tested through the CLI."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class BrowserCapture:
         )
         self.index: list[str] = []
         self.pages: list[BrowserPageResult] = []
-        self.session = BrowserSession(self.writer, self.index.append, options, exclude).start()
+        self.session = BrowserSession(
+            self.writer, lambda recorded: self.index.extend(recorded.index), options, exclude).start()
         self.closed = False
 
     def page(self, url: str, options=None) -> BrowserPageResult:

@@ -1,20 +1,24 @@
-"""Browser capture with a real Chromium through the recording proxy, on 127.0.0.1 only."""
+"""Browser capture with a real Chromium through the recording proxy, on 127.0.0.1 only:\nthrough `archive capture --browser`, and the browser session's own behaviours."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
 import socket
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from archive.capture.browser import BrowserOptions, BrowserSession, PageOptions, find_chromium
+from archive.capture.browser import BrowserOptions, BrowserSession, find_chromium
+from archive.capture.pageoptions import PageOptions
 from archive.errors import ArchiveError
 from tests.browsing import BrowserCapture
+from tests.conftest import stored_waczs
 from tests.site import Site, SiteServer, slow
 from tests.tls import make_server_cert
 from tests.warcs import assert_third_party_checks_pass, member, pages, records
@@ -84,12 +88,21 @@ def fields(payload: bytes) -> dict[str, list[str]]:
     return out
 
 
-def test_script_written_page_keeps_fetched_json_dom_and_screenshot(bsite, tmp_path):
-    with BrowserCapture(tmp_path / "c", options()) as capture:
-        result = capture.page(bsite.url("/app"))
-        wacz = capture.seal()
-    assert result.status == 200 and not result.timed_out and result.title == "Script page"
-    assert bsite.url("/api/data.json") in result.requisites
+@pytest.fixture
+def browse(run, key, tmp_path):
+    """`archive capture --browser` with extra arguments; returns the stored WACZ."""
+    def _browse(*args) -> Path:
+        result = run("capture", *args, "--browser", "--viewport", "%dx%d" % VIEWPORT,
+                     "--page-timeout", "20s", "--key", key, "--store", tmp_path / "store",
+                     "--work-dir", tmp_path / "work", "--quiet")
+        assert result.code == 0, result
+        return Path(stored_waczs(tmp_path / "store")[-1])
+    return _browse
+
+
+def test_script_written_page_keeps_fetched_json_dom_and_screenshot(bsite, browse, run, pubkey, tmp_path):
+    app = bsite.url("/app")
+    wacz = browse(app, bsite.url("/gzipped"))
 
     recs = records(wacz)
     responses = by_uri(recs, "response")
@@ -98,17 +111,18 @@ def test_script_written_page_keeps_fetched_json_dom_and_screenshot(bsite, tmp_pa
     assert fetched["http"].get_header("Transfer-Encoding") == "chunked"
     assert fetched["payload"].startswith(b"7\r\n")
     assert b"".join(fetched["payload"].split(b"\r\n")[1::2]) == bsite.site.served["/api/data.json"]
-    assert responses[bsite.url("/app")]["payload"] == bsite.site.served["/app"]
+    assert responses[app]["payload"] == bsite.site.served["/app"]
+    assert responses[bsite.url("/gzipped")]["payload"] == bsite.site.served["/gzipped"]
     # Nothing but the page's own traffic: Chromium's calls home never reach the WARC.
     assert all(r["uri"].startswith(bsite.base) for r in recs if r["type"] in ("request", "response"))
 
     resources = by_uri(recs, "resource")
-    dom = resources["urn:dom:" + bsite.url("/app")]
+    dom = resources["urn:dom:" + app]
     assert dom["headers"]["Content-Type"].startswith("text/html")
     assert SCRIPT_TEXT.encode() in dom["payload"]
     assert SCRIPT_TEXT.encode() not in bsite.site.served["/app"]
 
-    shot = resources["urn:screenshot:" + bsite.url("/app")]
+    shot = resources["urn:screenshot:" + app]
     assert shot["headers"]["Content-Type"] == "image/png"
     image = Image.open(io.BytesIO(shot["payload"]))
     image.verify()
@@ -118,57 +132,57 @@ def test_script_written_page_keeps_fetched_json_dom_and_screenshot(bsite, tmp_pa
     # The box the script painted red is in the picture (below the text line).
     assert image.getpixel((100, 120)) == (255, 0, 0)
 
-    meta = next(r for r in recs if r["type"] == "metadata" and b"screenshot-record" in r["payload"])
+    meta = next(r for r in recs if r["type"] == "metadata" and r["uri"] == app
+                and b"screenshot-record" in r["payload"])
     info = fields(meta["payload"])
     assert info["screenshot-record"] == [shot["headers"]["WARC-Record-ID"]]
     assert info["viewport"] == ["800x600"] and info["timed-out"] == ["no"]
     assert info["browser"][0].startswith("Chromium ")
+    warcinfo = fields(next(r for r in recs if r["type"] == "warcinfo")["payload"])
+    assert warcinfo["browser"] == info["browser"]
 
-    [entry] = pages(wacz)
-    assert entry["url"] == bsite.url("/app") and entry["title"] == "Script page"
-    assert entry["status"] == 200 and "error" not in entry
+    entries = {p["url"]: p for p in pages(wacz)}
+    assert entries[app]["title"] == "Script page" and entries[bsite.url("/gzipped")]["title"] == "Gzipped"
+    assert entries[app]["status"] == 200 and "error" not in entries[app]
 
-
-def test_lazy_image_below_the_fold_is_captured_after_scrolling(bsite, tmp_path):
-    lazy = bsite.url("/lazy.png")
-    with BrowserCapture(tmp_path / "still", options(scroll=False)) as capture:
-        capture.page(bsite.url("/lazy"))
-        assert "/lazy.png" not in bsite.site.requests     # the test can fail: no scroll, no image
-    with BrowserCapture(tmp_path / "scrolled", options()) as capture:
-        result = capture.page(bsite.url("/lazy"))
-        wacz = capture.seal()
-    assert lazy in result.requisites
-    recs = records(wacz)
-    assert by_uri(recs, "response")[lazy]["payload"] == bsite.site.served["/lazy.png"]
-    shot = Image.open(io.BytesIO(by_uri(recs, "resource")["urn:screenshot:" + bsite.url("/lazy")]["payload"]))
-    assert shot.width == VIEWPORT[0] and shot.height >= LAZY_TOP + 200
-    # The image loaded before the full-page screenshot was taken: it is in the picture.
-    assert shot.convert("RGB").getpixel((100, LAZY_TOP + 100)) == (0, 0, 255)
-
-
-def test_browser_capture_verifies_and_passes_warcio_and_wacz_checks(bsite, tmp_path, key, pubkey, run):
-    with BrowserCapture(tmp_path / "c", options()) as capture:
-        capture.page(bsite.url("/app"))
-        capture.page(bsite.url("/gzipped"))
-        wacz = capture.seal(key)
-    result = run("verify", wacz, "--trust", pubkey)
+    # Sealed like any capture: it verifies, and third-party tools accept it.
+    result = run("verify", wacz, "--trust", pubkey, "--html", tmp_path / "report.html")
     assert result.code == 0, result
     assert result.out.startswith("VERIFIED")
-
     assert_third_party_checks_pass(wacz, tmp_path)
+    # The investigator sees the screenshot in the HTML report and can extract it.
+    html = (tmp_path / "report.html").read_text()
+    shown = html.split(f'alt="screenshot of {app}" src="data:image/png;base64,', 1)[1].split('"', 1)[0]
+    assert base64.b64decode(shown) == shot["payload"]
+    assert run("extract", wacz, "--url", "urn:screenshot:" + app, "--out", tmp_path / "shot.png",
+               "--store", tmp_path / "store").code == 0
+    assert (tmp_path / "shot.png").read_bytes() == shot["payload"]
 
     # The screenshot is covered like every other byte: one flipped byte and it fails.
     data = bytearray(wacz.read_bytes())
     warc_name = next(n for n in zipfile.ZipFile(wacz).namelist() if n.startswith("archive/"))
-    shot_uri = b"urn:screenshot:" + bsite.url("/app").encode()
-    warc = member(wacz, warc_name)
-    start = data.find(warc)
+    shot_uri = b"urn:screenshot:" + app.encode()
+    start = data.find(member(wacz, warc_name))
     offset = next(int(line.split(b'"offset": "')[1].split(b'"')[0])
                   for line in _index(wacz) if shot_uri in line)
     data[start + offset + 40] ^= 0x01
     tampered = tmp_path / "tampered.wacz"
     tampered.write_bytes(bytes(data))
     assert run("verify", tampered, "--trust", pubkey).code == 1
+
+
+def test_lazy_image_below_the_fold_is_captured_after_scrolling(bsite, browse):
+    lazy = bsite.url("/lazy.png")
+    still = browse(bsite.url("/lazy"), "--no-scroll")
+    assert "/lazy.png" not in bsite.site.requests     # the test can fail: no scroll, no image
+    assert lazy not in by_uri(records(still), "response")
+    wacz = browse(bsite.url("/lazy"))
+    recs = records(wacz)
+    assert by_uri(recs, "response")[lazy]["payload"] == bsite.site.served["/lazy.png"]
+    shot = Image.open(io.BytesIO(by_uri(recs, "resource")["urn:screenshot:" + bsite.url("/lazy")]["payload"]))
+    assert shot.width == VIEWPORT[0] and shot.height >= LAZY_TOP + 200
+    # The image loaded before the full-page screenshot was taken: it is in the picture.
+    assert shot.convert("RGB").getpixel((100, LAZY_TOP + 100)) == (0, 0, 255)
 
 
 def _index(wacz) -> list[bytes]:
@@ -187,10 +201,15 @@ def test_page_that_never_settles_is_captured_with_a_recorded_timeout(bsite, tmp_
     assert entry["timedOut"] is True and entry["url"] == bsite.url("/hanging")
     page_meta = fields(next(r for r in recs if r["type"] == "metadata" and b"timed-out" in r["payload"])["payload"])
     assert page_meta["timed-out"] == ["yes"] and "did not reach 'load'" in page_meta["note"][0]
-    # The request that never finished is still recorded, as a failure, when the capture ends.
+    # The request that never finished is still recorded, as a failure, when the page's
+    # capture ends (not later: every record of a page comes before the page is journaled).
     never = [r for r in recs if r["uri"] == bsite.url("/never.png")]
     assert {r["type"] for r in never} == {"request", "metadata"}
-    assert b"error-kind: timeout" in next(r for r in never if r["type"] == "metadata")["payload"]
+    never_meta = next(r for r in never if r["type"] == "metadata")
+    assert b"error-kind: timeout" in never_meta["payload"]
+    assert b"the page's capture ended before this exchange was complete" in never_meta["payload"]
+    page_meta_record = next(r for r in recs if r["type"] == "metadata" and b"timed-out" in r["payload"])
+    assert recs.index(never_meta) < recs.index(page_meta_record)
 
 
 def test_page_whose_script_never_yields_cannot_hang_the_capture(bsite, tmp_path):

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import collections
 import json
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
-from tests.conftest import BIN, PASSPHRASE, stored_waczs
+from tests.conftest import stored_waczs
+from tests.killing import capture_killed_when, group_lines
 from tests.site import SiteServer, generated_site
 from tests.warcs import pages, records
 
@@ -29,12 +26,6 @@ def _stored_twice(wacz: Path) -> list[str]:
     return [uri for uri, n in counts.items() if n > 1]
 
 
-def _group_lines(journal: Path) -> int:
-    if not journal.exists():
-        return 0
-    return journal.read_bytes().count(b'"t":"group"')
-
-
 def test_kill_9_during_crawl_then_resume(run, key, pubkey, tmp_path):
     site = generated_site(60)
     site.delay = 0.03       # a crawl of a few seconds, so it can be killed half way
@@ -42,22 +33,8 @@ def test_kill_9_during_crawl_then_resume(run, key, pubkey, tmp_path):
         seed = server.url("/")
         common = ["--depth", "10", "--scope", "host", "--workers", "4", "--key", key,
                   "--store", tmp_path / "store", "--quiet"]
-        env = dict(os.environ, ARCHIVE_KEY_PASSPHRASE=PASSPHRASE)
-        process = subprocess.Popen(
-            [str(BIN / "archive"), "capture", seed, *map(str, common), "--work-dir", str(tmp_path / "w")],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 60
-        journal = None
-        while time.monotonic() < deadline and process.poll() is None:
-            found = list((tmp_path / "w").glob("*/crawl.jsonl"))
-            if found and _group_lines(found[0]) >= 40:
-                journal = found[0]
-                break
-            time.sleep(0.01)
-        assert process.poll() is None, "the crawl ended before it could be killed"
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+        journal = capture_killed_when([seed, *common], tmp_path / "w",
+                                      lambda journal: group_lines(journal) >= 40, timeout=60)
         work = journal.parent
         assert b'"t":"end"' not in journal.read_bytes()
         assert stored_waczs(tmp_path / "store") == []

@@ -143,6 +143,18 @@ def test_a_job_stores_into_s3_with_retention_and_its_revisits_point_into_s3(run,
     assert status["last_run"]["capture_id"] == second["capture"]["capture_id"]
 
 
+def test_a_browser_job_loads_its_pages_in_chromium(run, key, pubkey, changing, tmp_path):
+    job = write_job(tmp_path, "rendered", [changing.url("/statement")], key, tmp_path / "store",
+                    crawl={"browser": True, "viewport": "800x600", "wait_until": "domcontentloaded"})
+    outcome = run_json(run, job)
+    wacz = outcome["capture"]["address"]
+    uris = {(r["type"], r["uri"]) for r in records(wacz)}
+    assert ("resource", f"urn:screenshot:{changing.url('/statement')}") in uris
+    options = json.loads(member(wacz, "evidence/capture.json"))["options"]["browser"]
+    assert (options["viewport_width"], options["viewport_height"], options["wait"]) == (800, 600, "domcontentloaded")
+    assert run("verify", wacz, "--trust", pubkey).code == 0
+
+
 def unusable_leftover(tmp_path, job: str) -> Path:
     """A capture folder an earlier run left unsealed that cannot be finished (no journal,
     no request, a damaged container)."""

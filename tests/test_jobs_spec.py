@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from archive.capture.crawl import CrawlOptions
+from archive.capture.pageoptions import PageOptions
 from archive.cli import capture as capture_cli
 from archive.jobs.preflight import store_options
 from archive.jobs.request import capture_request
@@ -94,6 +95,12 @@ BAD = [
      "'retention.retain_days' must be 36500 days or fewer"),
     ("endpoint-with-folder-store", 'schedule = "0 */6 * * *"',
      'schedule = "0 */6 * * *"\nendpoint_url = "http://127.0.0.1:9/"', 5, "'endpoint_url' applies to an s3:// store only"),
+    ("viewport-bad", "depth = 1", 'depth = 1\nbrowser = true\nviewport = "wide"', 9,
+     "not a viewport size like 1280x800: 'wide'"),
+    ("wait-until-bad", "depth = 1", 'depth = 1\nbrowser = true\nwait_until = "idle"', 9,
+     "'crawl.wait_until' must be one of load, domcontentloaded, networkidle"),
+    ("page-option-without-browser", "depth = 1", 'depth = 1\nwait_for = "#main"', 8,
+     "'crawl.wait_for' applies with browser = true only"),
     ("resume-text", "[signing]", '[run]\nresume = "no"\n\n[signing]', 13, "'run.resume' must be true or false"),
     ("crawl-not-table", "[crawl]\ndepth = 1\nscope = \"prefix\"\nmax_bytes = \"50MB\"\nmax_time = \"10m\"\n",
      'crawl = 1\n', 6, "'crawl' must be a table"),
@@ -215,6 +222,17 @@ ignore_robots = true
     assert request.warc_size == 200_000_000 and request.job == "statements"
     assert request.dedup_against == "20250101T000000Z-00000001"
 
+    assert request.crawl.browser is None
+
+    browser = 'browser = true\nviewport = "390x844"\nwait_until = "networkidle"\nwait_for = "#main"\n' \
+              'wait = "2s"\nscroll = false\npage_timeout = "45s"\n'
+    job.write_text(GOOD.format(**good).replace('max_time = "10m"\n', 'max_time = "10m"\n' + browser))
+    assert capture_request(load_job(job)).crawl.browser == PageOptions(
+        viewport_width=390, viewport_height=844, wait="networkidle", selector="#main", delay=2.0,
+        scroll=False, timeout=45.0)
+    job.write_text(GOOD.format(**good).replace('max_time = "10m"\n', 'max_time = "10m"\nbrowser = true\n'))
+    assert capture_request(load_job(job)).crawl.browser == PageOptions()
+
     job.write_text(GOOD.format(**good).replace('max_time = "10m"\n', 'max_time = "10m"\ndedup = false\n'))
     request = capture_request(load_job(job), previous="20250101T000000Z-00000001")
     assert request.crawl.dedup is False and request.dedup_against is None
@@ -233,7 +251,7 @@ CAPTURE_OPTION_KEYS = {
     "work_dir": "work_dir", "keep_local": "keep_local", "tsa": "timestamps.tsa",
     "tsa_timeout": "timestamps.timeout", "no_dedup": "crawl.dedup", "endpoint_url": "endpoint_url",
     "retain_days": "retention.retain_days", "lock_mode": "retention.lock_mode",
-    "legal_hold": "retention.legal_hold",
+    "legal_hold": "retention.legal_hold", "no_scroll": "crawl.scroll",
     "dedup_against": None,   # a job's revisits point into its own previous capture
     "json": None, "quiet": None, "help": None,
 }

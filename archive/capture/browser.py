@@ -29,11 +29,13 @@ from urllib.parse import urldefrag
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import async_playwright
 
-from archive.capture.exchange import write_exchange
-from archive.capture.fetch import FetchResult
+from archive.capture.dedup import Dedup
+from archive.capture.exchange import Recorded, write_exchange
 from archive.capture.links import extract_html
+from archive.capture.pageoptions import PageOptions
 from archive.capture.proxy import ProxyOptions, RecordingProxy, Refused
 from archive.capture.proxyca import InterceptionCA
+from archive.capture.recorder import FetchResult
 from archive.errors import ArchiveError
 from archive.warc.cdxj import cdxj_line
 from archive.warc.writer import RecordRef, WarcWriter, block_digests, warc_fields
@@ -52,10 +54,10 @@ CHROMIUM_ARGS = [
     "--disable-sync", "--disable-quic", "--disable-domain-reliability", "--no-pings",
     "--disable-breakpad", "--metrics-recording-only", "--no-default-browser-check",
 ]
-WAIT_CONDITIONS = ("load", "domcontentloaded", "networkidle")
 SETTLE_AFTER_SCROLL = 5.0    # longest wait for scroll-triggered loads when not asked to idle
 QUIET = 0.5                  # seconds without a request in flight that count as idle
 MAIN_DOCUMENT_WAIT = 5.0     # for the proxy to finish recording the page's own response
+STRAGGLER_WAIT = 2.0         # for the page's exchanges still running when it is closed
 SCRIPT_GRACE = 5.0           # beyond its own budget, for a script we run in the page
 CLOSE_TIMEOUT = 10.0         # for closing a page or the browser
 POLL = 0.05
@@ -106,28 +108,6 @@ def _behind_launcher(path: str) -> str:
 
 
 @dataclass
-class PageOptions:
-    """How one page is loaded before it is snapshotted."""
-
-    viewport_width: int = 1280
-    viewport_height: int = 800
-    wait: str = "load"                 # load | domcontentloaded | networkidle
-    selector: str | None = None        # also wait for this CSS selector to appear
-    delay: float = 0.0                 # then wait this many seconds more
-    scroll: bool = True                # scroll to the bottom to trigger lazy loading
-    timeout: float = 30.0              # for all of the above; snapshots are taken anyway
-    snapshot_timeout: float = 15.0     # for each of the DOM snapshot and the screenshot
-
-    def __post_init__(self) -> None:
-        if self.wait not in WAIT_CONDITIONS:
-            raise ArchiveError(f"unknown wait condition {self.wait!r}: one of {', '.join(WAIT_CONDITIONS)}")
-        if self.viewport_width < 1 or self.viewport_height < 1:
-            raise ArchiveError("the viewport needs a positive width and height")
-        if self.timeout <= 0 or self.snapshot_timeout <= 0 or self.delay < 0:
-            raise ArchiveError("page timeouts must be positive and the delay not negative")
-
-
-@dataclass
 class BrowserOptions:
     page: PageOptions = field(default_factory=PageOptions)
     executable: str | None = None      # default: find_chromium()
@@ -158,6 +138,8 @@ class BrowserPageResult:
     notes: list[str] = field(default_factory=list)        # what did not happen in time
     error: str | None = None
     error_kind: str | None = None
+    retry_after: str | None = None     # the page's own Retry-After header
+    failed_requisites: int = 0         # requisites that failed (no response, 4xx/5xx, cut short)
     bytes: int = 0                     # response bytes recorded for this page, requisites too
     size: int = 0                      # body bytes of the page's own response
 
@@ -199,6 +181,17 @@ class _Seen:
     response: RecordRef | None
     size: int            # bytes recorded (head and body)
     body: int            # body bytes
+    headers: dict
+
+    @property
+    def failed(self) -> bool:
+        return self.status is None or self.status >= 400 or self.error is not None
+
+
+class BrowserGone(ArchiveError):
+    """The browser itself stopped (crashed, killed, its driver gone): no page can be
+    captured any more. Not a page's failure: the crawl stops, and a resumed capture
+    loads the page again."""
 
 
 class _PageStuck(Exception):
@@ -258,22 +251,27 @@ async def _bounded(awaitable, seconds: float):
 class BrowserSession:
     """One Chromium behind one recording proxy, writing into `writer`.
 
-    `index` receives the CDXJ line of every response and resource record written.
+    `record` is called with what each write adds to the crawl's memory (index lines,
+    deduplication originals, bytes), while the writer's lock is still held, so that
+    whoever journals the WARC position under that lock knows every record before it.
     Use as a context manager, or call start() and close().
     """
 
     def __init__(
         self,
         writer: WarcWriter,
-        index: Callable[[str], None],
+        record: Callable[[Recorded], None],
         options: BrowserOptions | None = None,
         exclude: Callable[[str], str | None] | None = None,
+        dedup: Dedup | None = None,
     ) -> None:
         """`exclude(url)` says why a URL must not be fetched (the crawler's --exclude),
-        or None; the browser gets a refusal and nothing is recorded for it."""
+        or None; the browser gets a refusal and nothing is recorded for it. With
+        `dedup`, payloads captured before are written as revisit records."""
         self.writer = writer
-        self.index = index
+        self.record = record
         self.exclude = exclude
+        self.dedup = dedup
         self.options = options or BrowserOptions()
         self.version: str | None = None
         self._executable = find_chromium(self.options.executable)
@@ -288,6 +286,10 @@ class BrowserSession:
         self._dead_end: socket.socket | None = None
         self._playwright = self._browser = self._context = None
         self._started = self._closed = False
+
+    @property
+    def executable(self) -> str:
+        return self._executable
 
     # -- life cycle ------------------------------------------------------------
     def start(self) -> "BrowserSession":
@@ -324,6 +326,9 @@ class BrowserSession:
             self._browser = await self._playwright.chromium.launch(
                 executable_path=self._executable, headless=True, args=args,
                 chromium_sandbox=not root,
+                # Signals are for the capture process to decide on (finish the page,
+                # journal it, stop): the driver must not close the browser under it.
+                handle_sigint=False, handle_sigterm=False, handle_sighup=False,
                 # Chromium's own requests (sign-in, updates) take the browser-wide
                 # proxy: a port of ours where nothing listens, so they go nowhere.
                 proxy={"server": f"http://127.0.0.1:{self._dead_end.getsockname()[1]}"},
@@ -377,7 +382,10 @@ class BrowserSession:
                 except (PlaywrightError, asyncio.TimeoutError):
                     pass
         if self._playwright is not None:
-            await self._playwright.stop()
+            try:
+                await asyncio.wait_for(self._playwright.stop(), CLOSE_TIMEOUT)
+            except Exception:  # noqa: BLE001 - a driver already gone has nothing left to stop
+                pass
 
     def __enter__(self) -> "BrowserSession":
         return self.start()
@@ -404,9 +412,9 @@ class BrowserSession:
     def end(self, state: _PageState | None, result: FetchResult, notes: dict) -> None:
         written = None
         try:
-            written = write_exchange(self.writer, result, extra_fields=notes)
-            if written.index_line:
-                self.index(written.index_line)
+            with self.writer.batch():
+                written = write_exchange(self.writer, result, extra_fields=notes, dedup=self.dedup)
+                self.record(written.recorded)
         except Exception as exc:  # noqa: BLE001 - reported by close(), never dropped silently
             with self._lock:
                 self._failures.append(f"{result.url}: {type(exc).__name__}: {exc}")
@@ -416,7 +424,7 @@ class BrowserSession:
                 state.seen.append(_Seen(
                     result.url, result.status, result.error, result.error_kind,
                     written.response if written else None, result.response_length,
-                    result.body_bytes,
+                    result.body_bytes, result.headers,
                 ))
 
     # -- pages -----------------------------------------------------------------
@@ -437,7 +445,10 @@ class BrowserSession:
         result = BrowserPageResult(url=url, final_url=asked, started=datetime.now(timezone.utc))
         page = None
         try:
-            page = await self._context.new_page()
+            try:
+                page = await self._context.new_page()
+            except PlaywrightError as exc:
+                raise BrowserGone(f"the browser stopped: {_first_line(exc)}") from None
             await page.set_viewport_size({"width": opts.viewport_width, "height": opts.viewport_height})
             navigation_error = await self._load(page, url, opts, state, result)
             final = urldefrag(page.url)[0]
@@ -446,9 +457,14 @@ class BrowserSession:
             await self._judge(state, result, navigation_error)
             if result.status is not None and navigation_error is None:
                 await self._snapshot(page, result, opts.snapshot_timeout)
+            if not await self._alive():
+                # What failed above failed because the browser went, not because of the page.
+                raise BrowserGone("the browser stopped while the page was being captured")
         except PlaywrightError as exc:
-            # The page or the browser itself failed (a crashed renderer, say): the page
-            # is recorded as failed with what the proxy saw; the capture goes on.
+            if not await self._alive():
+                raise BrowserGone(f"the browser stopped: {_first_line(exc)}") from None
+            # The page failed (a crashed renderer, say): it is recorded as failed with
+            # what the proxy saw; the capture goes on.
             result.notes.append(f"the browser failed: {_first_line(exc)}")
             if result.status is None and not result.error:
                 result.error, result.error_kind = f"browser: {_first_line(exc)}", "browser"
@@ -460,13 +476,37 @@ class BrowserSession:
                     await asyncio.wait_for(page.close(), CLOSE_TIMEOUT)
                 except (PlaywrightError, asyncio.TimeoutError):
                     pass
+            await self._settle(state)
         chain = {asked, result.final_url}
         with state.lock:
             result.requisites = list(dict.fromkeys(u for u in state.begun if u not in chain))
             result.excluded = list(dict.fromkeys(state.excluded))
             result.bytes = sum(s.size for s in state.seen)
+            result.failed_requisites = sum(1 for s in state.seen if s.url not in chain and s.failed)
         result.metadata = self._write_page_metadata(result, opts)
         return result
+
+    async def _alive(self) -> bool:
+        """Whether the browser still answers (a round trip to it: its driver may not have
+        told us yet that it is gone)."""
+        if not self._browser.is_connected():
+            return False
+        try:
+            await asyncio.wait_for(self._context.cookies(), CLOSE_TIMEOUT)
+            return True
+        except (PlaywrightError, asyncio.TimeoutError):
+            return False
+
+    async def _settle(self, state: _PageState) -> None:
+        """The page's exchanges still running when it was closed are given a moment,
+        then cut short (and recorded as such): every record of a page is written before
+        capture_page() returns, so the crawler can journal the page as one group."""
+        def idle() -> bool:
+            return not +state.pending
+        if await state.wait(idle, time.monotonic() + STRAGGLER_WAIT):
+            return
+        self._proxy.cut(state, "the page's capture ended before this exchange was complete")
+        await state.wait(idle, time.monotonic() + CLOSE_TIMEOUT)
 
     async def _load(self, page, url: str, opts: PageOptions, state: _PageState,
                     result: BrowserPageResult) -> str | None:
@@ -533,6 +573,7 @@ class BrowserSession:
         seen = state.last(final)
         if seen is not None:
             result.status, result.response, result.size = seen.status, seen.response, seen.body
+            result.retry_after = seen.headers.get("retry-after")
             if seen.status is None:
                 result.error, result.error_kind = seen.error, seen.error_kind
         elif state.pending[final] > 0:
@@ -573,13 +614,14 @@ class BrowserSession:
 
     def _resource(self, uri: str, data: bytes, content_type: str,
                   result: BrowserPageResult) -> RecordRef:
-        ref = self.writer.write(
-            "resource", uri, data, content_type=content_type,
-            extra={"WARC-Concurrent-To": result.response.record_id if result.response else None},
-        )
-        digest = block_digests("resource", uri, data)[1]
-        self.index(cdxj_line(uri, ref.date, ref.filename, ref.offset, ref.length,
-                             "resource", digest, content_type.split(";")[0]))
+        with self.writer.batch():
+            ref = self.writer.write(
+                "resource", uri, data, content_type=content_type,
+                extra={"WARC-Concurrent-To": result.response.record_id if result.response else None},
+            )
+            digest = block_digests("resource", uri, data)[1]
+            self.record(Recorded(index=[cdxj_line(uri, ref.date, ref.filename, ref.offset, ref.length,
+                                                  "resource", digest, content_type.split(";")[0])]))
         return ref
 
     def _write_page_metadata(self, result: BrowserPageResult, opts: PageOptions) -> RecordRef:

@@ -1,6 +1,12 @@
 """The crawl: worker threads take URLs from the frontier, fetch them, write their
 records to the WARC and follow what they link to, journaling every step so that a
-killed crawl can be resumed without losing or repeating a page."""
+killed crawl can be resumed without losing or repeating a page.
+
+With `browser` options, pages are loaded by one headless Chromium instead (one page at
+a time, through its recording proxy): the browser fetches what a page needs itself,
+and the crawler follows the links of the rendered page. Scope, limits, politeness,
+robots.txt (for pages), retries, deduplication and the journal are the same.
+"""
 
 from __future__ import annotations
 
@@ -16,17 +22,16 @@ from warcio.limitreader import LimitReader
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
 
-from archive.capture.dedup import Dedup, Original, revisit_headers
+from archive.capture.dedup import Dedup
+from archive.capture.exchange import Recorded, write_exchange
 from archive.capture.fetch import DEFAULT_USER_AGENT, FetchResult, fetch, make_session
 from archive.capture.frontier import Frontier, Item
 from archive.capture.journal import CrawlState, CrawlStats, Journal
 from archive.capture.links import Links, absolute, extract_css, extract_html
+from archive.capture.pageoptions import PageOptions
 from archive.capture.robots import Robots, RobotsAnswer
 from archive.capture.scope import Scope
-from archive.httpmessage import PayloadSplitter
-from archive.warc.cdxj import cdxj_line
-from archive.warc.records import fetch_metadata_fields
-from archive.warc.writer import WarcWriter, warc_fields
+from archive.warc.writer import RecordRef, WarcWriter
 
 PARSE_LIMIT = 16 * 1024 * 1024   # HTML or CSS larger than this is kept but not parsed
 ROBOTS_LIMIT = 500 * 1024        # RFC 9309: parse at least the first 500 KiB
@@ -59,6 +64,11 @@ class CrawlOptions:
     max_retry_after: float = 120.0 # a longer Retry-After is recorded, not waited for
     obey_robots: bool = True
     dedup: bool = True
+    browser: PageOptions | None = None   # load pages with Chromium, this way
+
+    def __post_init__(self) -> None:
+        if isinstance(self.browser, dict):   # as saved in a capture's request.json
+            self.browser = PageOptions(**self.browser)
 
 
 def decoded_body(result: FetchResult, limit: int = PARSE_LIMIT) -> bytes | None:
@@ -80,22 +90,6 @@ def decoded_body(result: FetchResult, limit: int = PARSE_LIMIT) -> bytes | None:
     finally:
         stream.seek(0)
 
-
-
-def header_block(result: FetchResult) -> bytes:
-    """The status line and headers of a recorded response: a revisit record's block."""
-    stream, splitter, head = result.response, PayloadSplitter(), bytearray()
-    stream.seek(0)
-    try:
-        while chunk := stream.read(1 << 16):
-            start = splitter.feed(chunk)
-            if start is not None:
-                head += chunk[:start]
-                break
-            head += chunk
-    finally:
-        stream.seek(0)
-    return bytes(head)
 
 
 def retry_after(value: str | None) -> float | None:
@@ -150,6 +144,9 @@ class Crawler:
         self.stats = CrawlStats()
         self.stop_reason: str | None = None
         self.not_fetched: list[str] = []
+        self.browser = None                  # the BrowserSession, while a browser crawl runs
+        self._unjournaled = Recorded()       # written by the browser, not journaled yet
+        self._journaled_at: tuple | None = None
         self._errors: list[BaseException] = []
         self._deadline: float | None = None
         if state is None:
@@ -170,9 +167,13 @@ class Crawler:
         journal then holds everything needed to resume."""
         if self.options.max_time is not None:
             self._deadline = time.monotonic() + self.options.max_time
+        if self.options.browser is not None:
+            self._start_browser()
+        # The browser loads one page at a time: one worker feeds it.
+        workers = 1 if self.browser is not None else max(1, self.options.workers)
         threads = [
             threading.Thread(target=self._work, name=f"crawl-{n}", daemon=True)
-            for n in range(max(1, self.options.workers))
+            for n in range(workers)
         ]
         for thread in threads:
             thread.start()
@@ -184,11 +185,16 @@ class Crawler:
                         self.frontier.stop("max-time")
                     if on_progress:
                         on_progress(self.stats, self.frontier.queued)
-        except BaseException:
+        except BaseException as exc:
             self.frontier.stop("interrupted")
             for thread in threads:
                 thread.join()
+            try:
+                self._close_browser()
+            except Exception as failure:  # noqa: BLE001 - the interruption is what is raised
+                exc.add_note(f"closing the browser failed too: {failure}")
             raise
+        self._close_browser()
         if self._errors:
             raise self._errors[0]
         self.not_fetched = [item.url for item in self.frontier.remaining()]
@@ -197,6 +203,42 @@ class Crawler:
         self.stats.not_fetched = len(self.not_fetched)
         self.journal.append({"t": "end", "stop": self.stop_reason, "notFetched": self.not_fetched})
         return self.stats
+
+    # -- the browser -----------------------------------------------------------
+    def _start_browser(self) -> None:
+        # Imported here: loading Playwright takes most of a second, and only --browser needs it.
+        from archive.capture.browser import BrowserOptions, BrowserSession
+
+        o = self.options
+        self.browser = BrowserSession(
+            self.writer, self._browser_recorded,
+            BrowserOptions(page=o.browser, user_agent=o.user_agent, verify_tls=o.verify_tls,
+                           fetch_timeout=o.timeout, max_body=o.max_body, spool_dir=self.spool_dir),
+            exclude=self._excluded, dedup=self.dedup,
+        ).start()
+        self.writer.describe({"browser": f"Chromium {self.browser.version}",
+                              "browser-executable": self.browser.executable})
+
+    def _browser_recorded(self, recorded: Recorded) -> None:
+        with self.writer.batch():
+            self._unjournaled.add(recorded)
+
+    def _excluded(self, url: str) -> str | None:
+        return "excluded by --exclude" if self.scope.excluded(url) else None
+
+    def _close_browser(self) -> None:
+        """Close the browser (exchanges still running are recorded as cut short) and
+        journal whatever it wrote after the last page."""
+        browser, self.browser = self.browser, None
+        if browser is None:
+            return
+        try:
+            browser.close()
+        finally:
+            with self.writer.batch():
+                if self.writer.position() != self._journaled_at:
+                    self._journal({"t": "group", "url": None, "kind": "browser", "final": False,
+                                   "queue": []})
 
     def _work(self) -> None:
         session = make_session(self.options.user_agent, self.options.verify_tls)
@@ -226,12 +268,16 @@ class Crawler:
                 )
                 self._commit(item, blocked, final=True, outcome=Outcome(robots_blocked=True))
                 return
+        if self.browser is not None:
+            self._browse(item)
+            return
         result = fetch(
             session, item.url, timeout=self.options.timeout, max_body=self.options.max_body,
             deadline=self._deadline, spool_dir=self.spool_dir,
         )
         try:
-            wait = self._retry_wait(item, result)
+            wait = self._retry_wait(item, result.error_kind, result.status,
+                                    result.headers.get("retry-after"))
             if wait is not None:
                 note = f"attempt {item.attempt + 1} failed; retrying in {wait:.1f}s"
                 self._commit(item, result, final=False, outcome=Outcome(note=note))
@@ -241,13 +287,14 @@ class Crawler:
         finally:
             result.close()
 
-    def _retry_wait(self, item: Item, result: FetchResult) -> float | None:
+    def _retry_wait(self, item: Item, error_kind: str | None, status: int | None,
+                    retry_after_header: str | None) -> float | None:
         """Seconds to wait before fetching again, or None when this result is final."""
-        transient = result.error_kind in TRANSIENT_KINDS or result.status in TRANSIENT_STATUS
+        transient = error_kind in TRANSIENT_KINDS or status in TRANSIENT_STATUS
         if not transient or item.attempt >= self.options.retries or self.frontier.stop_reason:
             return None
         wait = self.options.backoff * (2 ** item.attempt)
-        asked = retry_after(result.headers.get("retry-after")) if result.status in (429, 503) else None
+        asked = retry_after(retry_after_header) if status in (429, 503) else None
         if asked is not None:
             if asked > self.options.max_retry_after:
                 return None
@@ -330,79 +377,80 @@ class Crawler:
         to, and journal it, all under the writer's lock (so the journal follows the WARC
         and a crash never separates a record from its journal line)."""
         kind = kind or ("requisite" if item.requisite else "page")
-        metadata = fetch_metadata_fields(
-            result, outlinks=outcome.links.pages + outcome.links.requisites,
-            redirect=outcome.redirect, note=outcome.note,
-        )
-        if item.attempt:
-            metadata["attempt"] = item.attempt + 1
-        revisit_block = header_block(result) if self._dedupable(result) else None
         failed = bool(not result.has_response or result.truncated or result.status >= 400
                       or outcome.note)
         with self.writer.batch():
-            response_ref, index, originals, revisit = self._write_response(result, revisit_block)
-            concurrent = response_ref.record_id if response_ref else None
-            if result.request:
-                self.writer.write("request", result.url, result.request, extra={
-                    "WARC-Date": _warc_date(result), "WARC-Concurrent-To": concurrent})
-            self.writer.write("metadata", result.url, warc_fields(metadata), extra={
-                "WARC-Date": _warc_date(result), "WARC-Concurrent-To": concurrent})
+            written = write_exchange(
+                self.writer, result, outlinks=outcome.links.pages + outcome.links.requisites,
+                redirect=outcome.redirect, note=outcome.note,
+                extra_fields={"attempt": item.attempt + 1} if item.attempt else None,
+                dedup=self.dedup,
+            )
             queued = [new for new in outcome.new_items if self.frontier.add(new)]
-            line = {
-                "t": "group", "url": item.url, "kind": kind, "final": final,
-                "warc": self.writer.position(), "index": index, "bytes": result.response_length,
-                "queue": [new.to_json() for new in queued],
-            }
-            if originals:
-                line["originals"] = originals
-            if revisit:
-                line["revisits"] = 1
+            line = {"t": "group", "url": item.url, "kind": kind, "final": final,
+                    "queue": [new.to_json() for new in queued]}
             if final:
                 line["failed"] = failed
                 if outcome.robots_blocked:
                     line["robots"] = True
                 followed = outcome.follows_redirect and bool(queued)
                 if kind == "page" and not followed:
-                    line["page"] = self._page_entry(item, result, outcome, response_ref)
-            self.journal.append(line)
-            self.stats.count(line)
+                    line["page"] = self._page_entry(item, result, outcome, written.response)
+            self._journal(line, written.recorded)
+        self._check_bytes()
+
+    def _browse(self, item: Item) -> None:
+        """Load one page in the browser (which writes its records) and journal it as
+        one group: the page, everything it fetched, its snapshots."""
+        from archive.capture.browser import page_entry
+
+        page = self.browser.capture_page(item.url)
+        wait = self._retry_wait(item, page.error_kind, page.status, page.retry_after)
+        final = wait is None
+        with self.writer.batch():
+            # What the browser fetched is captured: the crawler does not fetch it again.
+            fetched = [page.final_url, *page.requisites]
+            self.frontier.mark_seen(fetched)
+            queued = []
+            if final and item.depth < self.options.depth:
+                queued = [new for new in (Item(url, item.depth + 1) for url in page.outlinks
+                                          if self.scope.allows(url)) if self.frontier.add(new)]
+            line = {"t": "group", "url": item.url, "kind": "page", "final": final,
+                    "queue": [new.to_json() for new in queued], "seen": fetched,
+                    "requisites": len(page.requisites), "requisitesFailed": page.failed_requisites}
+            if final:
+                entry = page_entry(page)
+                if item.attempt:
+                    entry["attempts"] = item.attempt + 1
+                line["failed"] = "error" in entry
+                line["page"] = entry
+            self._journal(line)
+        if wait is not None:
+            self.frontier.retry(item.retried(), time.monotonic() + wait)
+        self._check_bytes()
+
+    def _journal(self, line: dict, recorded: Recorded | None = None) -> None:
+        """Append a group line naming the WARC position after the group and what every
+        record before it added (the caller holds the writer's lock)."""
+        pending = self._unjournaled.take()
+        if recorded is not None:
+            pending.add(recorded)
+        line["warc"] = self._journaled_at = self.writer.position()
+        line["index"] = pending.index
+        line["bytes"] = pending.bytes
+        if pending.originals:
+            line["originals"] = pending.originals
+        if pending.revisits:
+            line["revisits"] = pending.revisits
+        self.journal.append(line)
+        self.stats.count(line)
+
+    def _check_bytes(self) -> None:
         if self.options.max_bytes is not None and self.stats.bytes >= self.options.max_bytes:
             self.frontier.stop("max-bytes")
 
-    def _dedupable(self, result: FetchResult) -> bool:
-        return (self.dedup is not None and result.has_response and 200 <= result.status < 300
-                and not result.truncated and not result.error and result.body_bytes > 0)
-
-    def _write_response(self, result: FetchResult, revisit_block: bytes | None):
-        """The response (or revisit) record: (its ref, its index lines, the originals it
-        adds for deduplication, whether it is a revisit)."""
-        if not result.has_response:
-            return None, [], [], False
-        extra = {"WARC-Date": _warc_date(result), "WARC-IP-Address": result.ip}
-        mime = _mime(result.headers.get("content-type"))
-        original = self.dedup.lookup(result.payload_digest) if revisit_block is not None else None
-        if original is not None:
-            ref = self.writer.write("revisit", result.url, revisit_block,
-                                    extra={**extra, **revisit_headers(original, result.payload_digest)})
-            record_type, mime = "revisit", "warc/revisit"
-        else:
-            if result.truncated:
-                extra["WARC-Truncated"] = result.truncated
-            ref = self.writer.write(
-                "response", result.url, result.response, result.response_length,
-                result.block_digest, result.payload_digest, extra=extra,
-            )
-            record_type = "response"
-        index = [cdxj_line(result.url, ref.date, ref.filename, ref.offset, ref.length,
-                           record_type, result.payload_digest, mime, result.status)]
-        originals = []
-        if revisit_block is not None and original is None:
-            new = Original(result.url, ref.date, ref.record_id)
-            self.dedup.add(result.payload_digest, new)
-            originals.append([result.payload_digest, new.to_json()])
-        return ref, index, originals, original is not None
-
-    def _page_entry(self, item: Item, result: FetchResult, outcome: Outcome, ref) -> dict:
+    def _page_entry(self, item: Item, result: FetchResult, outcome: Outcome,
+                    ref: RecordRef | None) -> dict:
         # py-wacz reads pages.jsonl as a table keyed by the header line's fields, so an
         # entry without `id` or `title` counts as a blank row: every entry gets an id.
         page_id = ref.record_id.strip("<>").rsplit(":", 1)[-1] if ref else uuid.uuid4().hex
@@ -436,9 +484,3 @@ def _warc_date_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _warc_date(result: FetchResult) -> str:
-    return result.started.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _mime(content_type: str | None) -> str | None:
-    return content_type.split(";")[0].strip().lower() if content_type else None

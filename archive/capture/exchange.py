@@ -1,22 +1,52 @@
 """One recorded exchange (a FetchResult) written as WARC records: the response as
-received, the request as sent, and a metadata record with the evidence about the fetch,
-plus the CDXJ index line of the response."""
+received (or a revisit record when its payload was captured before), the request as
+sent, and a metadata record with the evidence about the fetch. The HTTP crawler and
+the browser's proxy both write through here.
+
+What a write adds that the crawl journal must name (index lines, deduplication
+originals, revisits, bytes received) comes back as a `Recorded`, so that whoever
+journals the records can say exactly what lies before the WARC position it notes.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from archive.capture.fetch import FetchResult
+from archive.capture.dedup import Dedup, Original, revisit_headers
+from archive.capture.recorder import FetchResult
+from archive.httpmessage import PayloadSplitter
 from archive.warc.cdxj import cdxj_line
 from archive.warc.records import fetch_metadata_fields
 from archive.warc.writer import RecordRef, WarcWriter, warc_fields
 
 
+@dataclass
+class Recorded:
+    """What records written since some point add to the crawl's memory."""
+
+    index: list[str] = field(default_factory=list)       # CDXJ lines
+    originals: list[list] = field(default_factory=list)  # [payload digest, Original as JSON]
+    revisits: int = 0
+    bytes: int = 0                                       # response bytes received
+
+    def add(self, other: "Recorded") -> None:
+        self.index += other.index
+        self.originals += other.originals
+        self.revisits += other.revisits
+        self.bytes += other.bytes
+
+    def take(self) -> "Recorded":
+        """Everything collected so far, leaving this one empty."""
+        taken = Recorded(self.index, self.originals, self.revisits, self.bytes)
+        self.index, self.originals, self.revisits, self.bytes = [], [], 0, 0
+        return taken
+
+
 @dataclass(frozen=True)
 class Written:
-    response: RecordRef | None
+    response: RecordRef | None   # the response or revisit record, when one came back
     metadata: RecordRef
-    index_line: str | None
+    recorded: Recorded
 
 
 def warc_date(result: FetchResult) -> str:
@@ -27,6 +57,28 @@ def mime_type(content_type: str | None) -> str | None:
     return content_type.split(";")[0].strip().lower() if content_type else None
 
 
+def header_block(result: FetchResult) -> bytes:
+    """The status line and headers of a recorded response: a revisit record's block."""
+    stream, splitter, head = result.response, PayloadSplitter(), bytearray()
+    stream.seek(0)
+    try:
+        while chunk := stream.read(1 << 16):
+            start = splitter.feed(chunk)
+            if start is not None:
+                head += chunk[:start]
+                break
+            head += chunk
+    finally:
+        stream.seek(0)
+    return bytes(head)
+
+
+def dedupable(result: FetchResult) -> bool:
+    """Only a whole, successful, non-empty payload may stand for (or be stood for by) another."""
+    return (result.has_response and 200 <= result.status < 300 and not result.truncated
+            and not result.error and result.body_bytes > 0)
+
+
 def write_exchange(
     writer: WarcWriter,
     result: FetchResult,
@@ -34,31 +86,53 @@ def write_exchange(
     redirect: str | None = None,
     note: str | None = None,
     extra_fields: dict | None = None,
+    dedup: Dedup | None = None,
 ) -> Written:
-    """Write the response (when one came back), request and metadata records."""
-    date = warc_date(result)
-    response_ref = None
-    index_line = None
-    if result.has_response:
-        extra = {"WARC-Date": date, "WARC-IP-Address": result.ip}
+    """Write the response or revisit (when one came back), request and metadata records
+    as one uninterrupted group. With `dedup`, a payload seen before becomes a revisit
+    and a new one is registered as an original (under the writer's lock, so an original
+    is only ever known together with the record it names)."""
+    revisit_block = header_block(result) if dedup is not None and dedupable(result) else None
+    with writer.batch():
+        recorded = Recorded(bytes=result.response_length)
+        response_ref = _write_response(writer, result, revisit_block, dedup, recorded)
+        date = warc_date(result)
+        concurrent = response_ref.record_id if response_ref else None
+        if result.request:
+            writer.write("request", result.url, result.request,
+                         extra={"WARC-Date": date, "WARC-Concurrent-To": concurrent})
+        fields = fetch_metadata_fields(result, outlinks=outlinks, redirect=redirect, note=note)
+        metadata_ref = writer.write(
+            "metadata", result.url, warc_fields({**fields, **(extra_fields or {})}),
+            extra={"WARC-Date": date, "WARC-Concurrent-To": concurrent},
+        )
+    return Written(response_ref, metadata_ref, recorded)
+
+
+def _write_response(writer: WarcWriter, result: FetchResult, revisit_block: bytes | None,
+                    dedup: Dedup | None, recorded: Recorded) -> RecordRef | None:
+    if not result.has_response:
+        return None
+    extra = {"WARC-Date": warc_date(result), "WARC-IP-Address": result.ip}
+    mime = mime_type(result.headers.get("content-type"))
+    original = dedup.lookup(result.payload_digest) if revisit_block is not None else None
+    if original is not None:
+        ref = writer.write("revisit", result.url, revisit_block,
+                           extra={**extra, **revisit_headers(original, result.payload_digest)})
+        record_type, mime = "revisit", "warc/revisit"
+        recorded.revisits += 1
+    else:
         if result.truncated:
             extra["WARC-Truncated"] = result.truncated
-        response_ref = writer.write(
+        ref = writer.write(
             "response", result.url, result.response, result.response_length,
             result.block_digest, result.payload_digest, extra=extra,
         )
-        index_line = cdxj_line(
-            result.url, response_ref.date, response_ref.filename, response_ref.offset,
-            response_ref.length, "response", result.payload_digest,
-            mime_type(result.headers.get("content-type")), result.status,
-        )
-    concurrent = response_ref.record_id if response_ref else None
-    if result.request:
-        writer.write("request", result.url, result.request,
-                     extra={"WARC-Date": date, "WARC-Concurrent-To": concurrent})
-    fields = fetch_metadata_fields(result, outlinks=outlinks, redirect=redirect, note=note)
-    metadata_ref = writer.write(
-        "metadata", result.url, warc_fields({**fields, **(extra_fields or {})}),
-        extra={"WARC-Date": date, "WARC-Concurrent-To": concurrent},
-    )
-    return Written(response_ref, metadata_ref, index_line)
+        record_type = "response"
+        if revisit_block is not None:
+            new = Original(result.url, ref.date, ref.record_id)
+            dedup.add(result.payload_digest, new)
+            recorded.originals.append([result.payload_digest, new.to_json()])
+    recorded.index.append(cdxj_line(result.url, ref.date, ref.filename, ref.offset, ref.length,
+                                    record_type, result.payload_digest, mime, result.status))
+    return ref

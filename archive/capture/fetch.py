@@ -9,15 +9,11 @@ so memory stays flat whatever the size of the body.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import socket
-import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import BinaryIO
 
 import requests
 import urllib3
@@ -27,66 +23,20 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from archive import __version__
-from archive.hashing import warc_digest
-from archive.httpmessage import PayloadSplitter
+from archive.capture.recorder import FetchResult, Recorder
+
+__all__ = ["DEFAULT_USER_AGENT", "FetchResult", "fetch", "make_session"]
 
 DEFAULT_USER_AGENT = f"Mozilla/5.0 (compatible; archive/{__version__}; evidentiary capture)"
-SPOOL_IN_MEMORY = 1 << 20
 READ_CHUNK = 1 << 16
 
 _current = threading.local()
 
 
-class _Recorder:
-    """Collects the bytes of one request/response exchange while they cross the socket."""
-
-    def __init__(self, spool_dir: str | None) -> None:
-        self.request = bytearray()
-        self.response: BinaryIO = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, dir=spool_dir)
-        self.received_bytes = 0
-        self.block_hash = hashlib.sha256()
-        self.payload_hash = hashlib.sha256()
-        self.splitter = PayloadSplitter()
-        self.peer: tuple | None = None
-        self.cert_der: bytes | None = None
-        self.cert_chain_der: list[bytes] = []
-        self.tls: dict = {}
-
-    def sent(self, data: bytes) -> None:
-        self.request += data
-
-    def received(self, data: bytes) -> None:
-        self.response.write(data)
-        self.received_bytes += len(data)
-        self.block_hash.update(data)
-        if self.splitter.done:
-            self.payload_hash.update(data)
-        else:
-            start = self.splitter.feed(data)
-            if start is not None:
-                self.payload_hash.update(data[start:])
-
-    def connected(self, sock) -> None:
-        """Note who we are talking to: address and, for TLS, the certificate presented."""
-        try:
-            self.peer = sock.getpeername()
-        except OSError:
-            self.peer = None
-        if hasattr(sock, "getpeercert"):
-            try:
-                self.cert_der = sock.getpeercert(binary_form=True)
-                self.tls = {"version": sock.version(), "cipher": (sock.cipher() or [None])[0]}
-                chain = getattr(sock, "get_unverified_chain", None)  # Python 3.13+
-                if chain:
-                    self.cert_chain_der = [c.public_bytes() for c in chain() or []]
-            except (OSError, ValueError, AttributeError):
-                pass
-
-
 class _TeeReader(io.RawIOBase):
     """Raw reader over a socket that reports every byte it returns to a recorder."""
 
-    def __init__(self, sock, recorder: _Recorder) -> None:
+    def __init__(self, sock, recorder: Recorder) -> None:
         self._sock = sock
         self._recorder = recorder
 
@@ -185,39 +135,6 @@ def make_session(
     return session
 
 
-@dataclass
-class FetchResult:
-    """One exchange. `response` holds the raw bytes received, positioned at 0."""
-
-    url: str
-    started: datetime
-    request: bytes = b""
-    response: BinaryIO | None = None
-    response_length: int = 0
-    block_digest: str | None = None
-    payload_digest: str | None = None
-    status: int | None = None
-    headers: dict = field(default_factory=dict)   # lower-cased names, last value wins
-    ip: str | None = None
-    port: int | None = None
-    cert_der: bytes | None = None
-    cert_chain_der: list = field(default_factory=list)
-    tls: dict = field(default_factory=dict)
-    error_kind: str | None = None     # dns, refused, reset, timeout, tls, protocol, invalid-url
-    error: str | None = None
-    truncated: str | None = None       # WARC-Truncated reason: length, time, disconnect
-    elapsed: float = 0.0
-    body_bytes: int = 0
-
-    @property
-    def has_response(self) -> bool:
-        return self.response is not None and self.status is not None
-
-    def close(self) -> None:
-        if self.response is not None:
-            self.response.close()
-
-
 def _classify(exc: BaseException) -> str:
     chain, seen = [], exc
     while seen is not None and len(chain) < 10:
@@ -263,7 +180,7 @@ def fetch(
     `deadline` (time.monotonic) caps the whole exchange (WARC-Truncated: time).
     """
     result = FetchResult(url=url, started=datetime.now(timezone.utc))
-    recorder = _Recorder(spool_dir)
+    recorder = Recorder(spool_dir)
     began = time.monotonic()
     if deadline is None:
         deadline = began + max(timeout * 4, 120.0)
@@ -303,18 +220,5 @@ def fetch(
             response.close()
         result.elapsed = time.monotonic() - began
 
-    result.request = bytes(recorder.request)
-    if recorder.peer:
-        result.ip, result.port = recorder.peer[0], recorder.peer[1]
-    result.cert_der, result.cert_chain_der, result.tls = (
-        recorder.cert_der, recorder.cert_chain_der, recorder.tls
-    )
-    if result.status is not None and recorder.received_bytes:
-        recorder.response.seek(0)
-        result.response = recorder.response
-        result.response_length = recorder.received_bytes
-        result.block_digest = warc_digest(recorder.block_hash)
-        result.payload_digest = warc_digest(recorder.payload_hash)
-    else:
-        recorder.response.close()
+    recorder.finish(result)
     return result

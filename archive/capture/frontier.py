@@ -80,6 +80,14 @@ class Frontier:
             self._cond.notify()
             return True
 
+    def mark_seen(self, urls) -> list[str]:
+        """Count URLs as seen without queueing them (the browser fetched them itself);
+        returns those not seen before."""
+        with self._cond:
+            new = [url for url in dict.fromkeys(urls) if url not in self._seen]
+            self._seen.update(new)
+            return new
+
     def restore(self, seen, pending: list[Item], pages_done: int) -> None:
         """Rebuild after a restart: every URL ever queued, and those not done yet."""
         with self._cond:

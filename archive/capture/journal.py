@@ -6,7 +6,9 @@ crawl killed at any point is rebuilt from it (replay), and the container is cut 
 to the last position it names.
 
 Line kinds: `seeds` (the first URLs queued), `group` (records of one fetch; `final`
-false for a fetch that will be retried, `kind` robots for robots.txt), `end` (the crawl
+false for a fetch that will be retried, `kind` robots for robots.txt; with --browser
+one group is one page with everything the browser fetched for it, `seen` naming those
+URLs, and `kind` browser for the browser's records outside any page), `end` (the crawl
 finished; sealing may follow).
 """
 
@@ -38,6 +40,8 @@ class CrawlStats:
         """Add one journal group line."""
         self.bytes += line.get("bytes", 0)
         self.revisits += line.get("revisits", 0)
+        self.requisites += line.get("requisites", 0)         # fetched by the browser
+        self.failed += line.get("requisitesFailed", 0)
         if not line.get("final"):
             return
         if line.get("kind") == "page":
@@ -78,6 +82,7 @@ class CrawlState:
             item = Item.from_json(raw)
             self.seen.append(item.url)
             self.queued[item.url] = item
+        self.seen.extend(line.get("seen", ()))
         if kind == "group":
             self.position = tuple(line["warc"]) if line.get("warc") else self.position
             self.index_lines.extend(line.get("index", ()))
@@ -89,7 +94,7 @@ class CrawlState:
                 self.queued.pop(line["url"], None)
                 if line.get("page"):
                     self.pages.append(line["page"])
-            elif line.get("kind") != "robots":
+            elif line.get("kind") not in ("robots", "browser"):
                 self.attempts[line["url"]] = self.attempts.get(line["url"], 0) + 1
         elif kind == "end":
             self.ended = line

@@ -30,13 +30,12 @@ from urllib.parse import urlsplit
 
 import requests.certs
 
-from archive.capture.fetch import FetchResult, _Recorder
 from archive.capture.httpframing import (
     READ_CHUNK, Head, IncompleteMessage, ProtocolError, SocketReader, body_length,
     read_head, relay_body,
 )
 from archive.capture.proxyca import InterceptionCA
-from archive.hashing import warc_digest
+from archive.capture.recorder import FetchResult, Recorder
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +267,13 @@ class _ClientConnection:
         request = self._request_bytes(method, path, head, body)
         for attempt in (1, 2):
             outcome = _Exchange(self, scheme, host, port, url, method, request)
-            outcome.run()
+            with self.proxy._lock:
+                self.proxy._running[outcome] = token
+            try:
+                outcome.run()
+            finally:
+                with self.proxy._lock:
+                    self.proxy._running.pop(outcome, None)
             # A kept-alive connection the server had already closed: nothing was
             # exchanged, so the request goes once more on a fresh connection.
             if outcome.stale and attempt == 1:
@@ -319,7 +324,7 @@ class _Exchange:
         self.key = (scheme, host, port)
         self.method = method
         self.request = request
-        self.recorder = _Recorder(conn.proxy.options.spool_dir)
+        self.recorder = Recorder(conn.proxy.options.spool_dir)
         self.result = FetchResult(url=url, started=datetime.now(timezone.utc))
         self.notes: dict = {}
         self.began = time.monotonic()
@@ -329,6 +334,17 @@ class _Exchange:
         self.keep_browser = False
         self.in_body = False
         self.upgraded: _Upstream | None = None
+        self.cut_reason: str | None = None
+        self._upstream_sock: socket.socket | None = None
+        self._cut_lock = threading.Lock()
+
+    def cut(self, reason: str) -> None:
+        """Cut this exchange short from another thread; it is recorded with `reason`."""
+        with self._cut_lock:
+            self.cut_reason = reason
+            sock = self._upstream_sock
+        if sock is not None:
+            _abort(sock)
 
     def _emit(self, data: bytes) -> None:
         """A piece of the response: recorded, and passed on to the browser."""
@@ -350,6 +366,10 @@ class _Exchange:
         length: int | str = "close"
         try:
             upstream, reused = conn._connect(*self.key)
+            with self._cut_lock:
+                self._upstream_sock = upstream.sock
+                if self.cut_reason:
+                    raise ConnectionAbortedError(self.cut_reason)
             self.recorder.connected(upstream.sock)
             upstream.sock.sendall(self.request)
             self.recorder.sent(self.request)
@@ -387,13 +407,15 @@ class _Exchange:
         except Exception as exc:  # noqa: BLE001 - every failure is evidence, recorded
             conn._drop(*self.key)
             nothing_back = self.recorder.received_bytes == 0 and result.status is None
-            if reused and nothing_back and not conn.proxy.closing \
+            if reused and nothing_back and not conn.proxy.closing and not self.cut_reason \
                     and self.method in IDEMPOTENT \
                     and isinstance(exc, (IncompleteMessage, ConnectionError)):
                 self.stale = True
                 return
             if conn.proxy.closing:
                 kind, message = "timeout", "the capture ended before the exchange was complete"
+            elif self.cut_reason:
+                kind, message = "timeout", self.cut_reason
             else:
                 kind, message = error_kind(exc), f"{type(exc).__name__}: {exc}"
             if result.status is not None:
@@ -403,20 +425,8 @@ class _Exchange:
         self._finish()
 
     def _finish(self) -> None:
-        result, recorder = self.result, self.recorder
-        result.elapsed = time.monotonic() - self.began
-        result.request = bytes(recorder.request)
-        if recorder.peer:
-            result.ip, result.port = recorder.peer[0], recorder.peer[1]
-        result.cert_der, result.cert_chain_der, result.tls = (
-            recorder.cert_der, recorder.cert_chain_der, recorder.tls,
-        )
-        if result.status is not None and recorder.received_bytes:
-            recorder.response.seek(0)
-            result.response = recorder.response
-            result.response_length = recorder.received_bytes
-            result.block_digest = warc_digest(recorder.block_hash)
-            result.payload_digest = warc_digest(recorder.payload_hash)
+        self.result.elapsed = time.monotonic() - self.began
+        self.recorder.finish(self.result)
 
     def discard(self) -> None:
         self.recorder.response.close()
@@ -449,6 +459,7 @@ class RecordingProxy:
         self.closing = False
         self.client_context = self._client_context(self.options.verify_tls)
         self._sockets: set[socket.socket] = set()
+        self._running: dict[_Exchange, Any] = {}    # exchange -> the sink's token
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.proxy = self
@@ -486,6 +497,14 @@ class RecordingProxy:
         for sock in sockets:
             _abort(sock)
         self._server.server_close()
+
+    def cut(self, token: Any, reason: str) -> None:
+        """Cut short every running exchange whose begin() gave `token` (a page that
+        is done, say); each is recorded as cut short, with `reason`."""
+        with self._lock:
+            running = [exchange for exchange, owner in self._running.items() if owner is token]
+        for exchange in running:
+            exchange.cut(reason)
 
     def __enter__(self) -> "RecordingProxy":
         return self.start()

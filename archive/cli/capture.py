@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from pathlib import Path
 
 from archive.capture.crawl import CrawlOptions
 from archive.capture.fetch import DEFAULT_USER_AGENT
+from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
 from archive.cli.common import Progress, duration, http_url, human_bytes, positive_int, print_json, size
 from archive.cli.store import add_store_options, store_options
 from archive.errors import ArchiveError
+from archive.values import parse_viewport
 from archive.keys import load_private_key, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
 from archive.cli.timestamp import print_timestamps
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
@@ -42,7 +45,7 @@ def register(sub) -> None:
     p.add_argument("--max-time", type=duration, help="stop after DURATION (e.g. 30m)")
     p.add_argument("--max-body", type=size, help="keep at most SIZE of one response body")
     p.add_argument("--workers", type=positive_int, default=8,
-                   help="fetches at once, all hosts together (default 8)")
+                   help="fetches at once, all hosts together (default 8; --browser: one page at a time)")
     p.add_argument("--host-workers", type=positive_int, default=4,
                    help="fetches at once to one host (default 4)")
     p.add_argument("--delay", type=duration, default=0.0,
@@ -79,7 +82,49 @@ def register(sub) -> None:
     p.add_argument("--keep-local", action="store_true", help="keep the work folder after storing")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    b = p.add_argument_group("browser capture")
+    b.add_argument("--browser", action="store_true",
+                   help="load pages in headless Chromium (scripts run; a screenshot and the "
+                        "rendered DOM are kept; one page at a time)")
+    b.add_argument("--viewport", type=viewport, metavar="WIDTHxHEIGHT",
+                   help="browser window size (default 1280x800)")
+    b.add_argument("--wait-until", choices=WAIT_CONDITIONS,
+                   help="page event to wait for (default load)")
+    b.add_argument("--wait-for", metavar="SELECTOR", help="also wait for this CSS selector")
+    b.add_argument("--wait", type=duration, metavar="DELAY", help="then wait this long more")
+    b.add_argument("--no-scroll", action="store_true",
+                   help="do not scroll down the page to trigger lazy loading")
+    b.add_argument("--page-timeout", type=duration,
+                   help="longest wait for a page to load (default 30s); it is captured as it is then")
     p.set_defaults(run=run)
+
+
+BROWSER_ONLY = ("viewport", "wait_until", "wait_for", "wait", "no_scroll", "page_timeout")
+
+
+def viewport(text: str) -> tuple[int, int]:
+    """`1280x800` -> (1280, 800)."""
+    try:
+        return parse_viewport(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def page_options(args) -> PageOptions | None:
+    """How the browser loads pages, or None without --browser."""
+    if not args.browser:
+        given = [name for name in BROWSER_ONLY if getattr(args, name) not in (None, False)]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ArchiveError(f"{flags}: only with --browser")
+        return None
+    defaults = PageOptions()
+    width, height = args.viewport or (defaults.viewport_width, defaults.viewport_height)
+    return PageOptions(
+        viewport_width=width, viewport_height=height, wait=args.wait_until or defaults.wait,
+        selector=args.wait_for, delay=args.wait or 0.0, scroll=not args.no_scroll,
+        timeout=args.page_timeout or defaults.timeout,
+    )
 
 
 def load_signer(key_path: str | None, unsigned: bool) -> Signer | None:
@@ -104,6 +149,7 @@ def run(args) -> int:
         raise ArchiveError("give seed URLs, or --resume CAPTURE_DIR (not both)")
     seeds = [http_url(u) for u in args.urls]
     tsas = [http_url(u) for u in args.tsa]
+    browser = page_options(args)
     signer = load_signer(args.key, args.unsigned)
     progress = Progress(not args.quiet and not args.json)
 
@@ -120,7 +166,7 @@ def run(args) -> int:
         user_agent=args.user_agent, verify_tls=not args.insecure,
         workers=max(1, args.workers), host_workers=max(1, args.host_workers), delay=args.delay,
         retries=args.retries, backoff=args.retry_wait, obey_robots=not args.ignore_robots,
-        dedup=not args.no_dedup, max_redirects=args.max_redirects,
+        dedup=not args.no_dedup, max_redirects=args.max_redirects, browser=browser,
     )
     request = CaptureRequest(
         crawl=options, operator=args.operator or default_operator(),
@@ -157,8 +203,10 @@ def run(args) -> int:
         print(f"signer   {result.signer or 'UNSIGNED'}")
         if result.lock:
             print(f"locked   {result.lock}")
-        print(f"pages    {result.pages} ({result.failed} failed), requisites {result.requisites}, "
-              f"{human_bytes(result.bytes)}"
+        # `failed` counts every failed fetch, pages and requisites alike (with --browser,
+        # often only the favicon Chromium asks for on its own).
+        print(f"pages    {result.pages}, requisites {result.requisites}, "
+              f"failed fetches {result.failed}, {human_bytes(result.bytes)}"
               + (f", {result.revisits} unchanged payloads as revisits" if result.revisits else ""))
         if result.stop_reason:
             print(f"stopped  {result.stop_reason} reached; some queued URLs were not fetched")

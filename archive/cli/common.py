@@ -10,6 +10,7 @@ from pathlib import Path
 
 from archive.errors import ArchiveError
 from archive.keys import fingerprint, load_public_key
+from archive.values import human_bytes  # noqa: F401 - re-exported for the commands
 from archive.values import parse_duration, parse_http_url, parse_size
 
 
@@ -92,12 +93,3 @@ class Progress:
         if self.enabled and self._width:
             sys.stderr.write("\r" + " " * self._width + "\r")
             sys.stderr.flush()
-
-
-def human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"

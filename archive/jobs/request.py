@@ -7,6 +7,7 @@ from pathlib import Path
 
 from archive.capture.crawl import CrawlOptions
 from archive.capture.fetch import DEFAULT_USER_AGENT
+from archive.capture.pageoptions import PageOptions
 from archive.jobs.spec import JobSpec
 from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
@@ -17,6 +18,16 @@ def job_work_dir(spec: JobSpec) -> Path:
     """Where this job's captures are assembled: a folder of its own, so that what an
     interrupted run left behind is found by the next run of the same job."""
     return (spec.work_dir or Path(DEFAULT_WORK_DIR)) / "jobs" / spec.name
+
+
+def page_options(spec: JobSpec) -> PageOptions | None:
+    """How the browser loads pages, or None for a job without `browser = true`."""
+    crawl = spec.crawl
+    if not crawl.browser:
+        return None
+    return PageOptions(viewport_width=crawl.viewport[0], viewport_height=crawl.viewport[1],
+                       wait=crawl.wait_until, selector=crawl.wait_for, delay=crawl.wait,
+                       scroll=crawl.scroll, timeout=crawl.page_timeout)
 
 
 def capture_request(spec: JobSpec, previous: str | None = None) -> CaptureRequest:
@@ -34,7 +45,7 @@ def capture_request(spec: JobSpec, previous: str | None = None) -> CaptureReques
         verify_tls=not crawl.insecure, workers=crawl.workers, host_workers=crawl.host_workers,
         delay=crawl.delay, retries=crawl.retries, backoff=crawl.retry_wait,
         max_redirects=crawl.max_redirects, obey_robots=not crawl.ignore_robots,
-        dedup=crawl.dedup,
+        dedup=crawl.dedup, browser=page_options(spec),
     )
     return CaptureRequest(
         crawl=options, operator=spec.operator or default_operator(),

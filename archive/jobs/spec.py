@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from archive.capture.crawl import CrawlOptions
+from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
 from archive.errors import ArchiveError
 from archive.jobs.schedule import Schedule, parse_schedule
-from archive.values import parse_duration, parse_http_url, parse_size
+from archive.values import parse_duration, parse_http_url, parse_size, parse_viewport
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 NOTIFY_WHEN = ("always", "changes", "failures")
@@ -49,6 +50,8 @@ class JobFileError(ArchiveError):
 
 # The capture's own defaults, so a job and `archive capture` agree without a copy of them.
 _CAPTURE = CrawlOptions(seeds=[])
+_PAGE = PageOptions()
+BROWSER_ONLY = ("viewport", "wait_until", "wait_for", "wait", "scroll", "page_timeout")
 
 
 @dataclass
@@ -76,6 +79,13 @@ class CrawlSpec:
     max_redirects: int = _CAPTURE.max_redirects
     ignore_robots: bool = False
     dedup: bool = True            # revisit records against the job's previous capture
+    browser: bool = False         # load pages in headless Chromium; then how:
+    viewport: tuple[int, int] = (_PAGE.viewport_width, _PAGE.viewport_height)
+    wait_until: str = _PAGE.wait
+    wait_for: str | None = None   # a CSS selector
+    wait: float = _PAGE.delay
+    scroll: bool = _PAGE.scroll
+    page_timeout: float = _PAGE.timeout
 
 
 @dataclass
@@ -215,9 +225,13 @@ def duration(value, base):
     return seconds
 
 
-def wait(value, base):
+def pause(value, base):
     """A duration that may be zero (no wait)."""
     return _seconds(value)
+
+
+def viewport(value, base):
+    return parse_viewport(_str(value))
 
 
 def choice(options: tuple[str, ...]):
@@ -335,9 +349,11 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "depth": whole(0), "scope": choice(SCOPES), "include": regex_list, "exclude": regex_list,
         "max_pages": whole(1), "max_bytes": size, "max_time": duration, "max_body": size,
         "timeout": duration, "user_agent": non_empty_text, "insecure": boolean,
-        "warc_size": size, "workers": whole(1), "host_workers": whole(1), "delay": wait,
-        "retries": whole(0), "retry_wait": wait, "max_redirects": whole(0),
+        "warc_size": size, "workers": whole(1), "host_workers": whole(1), "delay": pause,
+        "retries": whole(0), "retry_wait": pause, "max_redirects": whole(0),
         "ignore_robots": boolean, "dedup": boolean,
+        "browser": boolean, "viewport": viewport, "wait_until": choice(WAIT_CONDITIONS),
+        "wait_for": non_empty_text, "wait": pause, "scroll": boolean, "page_timeout": duration,
     },
     "signing": {
         "key": path, "passphrase_env": env_name, "passphrase_file": path, "unsigned": boolean,
@@ -509,6 +525,10 @@ def _cross_checks(values: dict, lines: dict, data: dict) -> list[Problem]:
                                 "give either 'passphrase_env' or 'passphrase_file', not both"))
     if signing.get("unsigned") and ("passphrase_env" in signing or "passphrase_file" in signing):
         problems.append(Problem(lines.get("signing.unsigned"), "an unsigned job needs no passphrase"))
+    crawl = values["crawl"]
+    if not crawl.get("browser"):
+        problems += [Problem(lines.get(f"crawl.{key}"), f"'crawl.{key}' applies with browser = true only")
+                     for key in BROWSER_ONLY if key in crawl]
     retention = values["retention"]
     if (retention.get("retain_days") or retention.get("legal_hold")) and "store" in top \
             and not top["store"].startswith("s3://"):

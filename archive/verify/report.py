@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+from archive.values import human_bytes
 from archive.verify.model import Report
 
 MARKS = {"pass": "ok  ", "fail": "FAIL", "warn": "warn", "skip": "NOT CHECKED"}
@@ -28,15 +29,6 @@ def headline(report: Report) -> str:
     return f"{verdict}: {report.reason}"
 
 
-def human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit} ({n} bytes)"
-        value /= 1000
-    return f"{n} bytes"
-
-
 def signer_line(report: Report) -> str | None:
     sig = report.signature
     if not sig:
@@ -57,7 +49,7 @@ def facts(report: Report) -> list[tuple[str, str]]:
     if report.sha256:
         rows.append(("sha256", report.sha256))
     if report.size is not None:
-        rows.append(("size", human_bytes(report.size)))
+        rows.append(("size", human_bytes(report.size, exact=True)))
     for label, key in (("capture", "id"), ("title", "title")):
         if c.get(key):
             rows.append((label, str(c[key])))
@@ -78,7 +70,7 @@ def facts(report: Report) -> list[tuple[str, str]]:
     if c.get("records") is not None:
         counts.append(f"{c['records']} records")
     if c.get("bytes") is not None:
-        counts.append(f"{human_bytes(int(c['bytes']))} fetched")
+        counts.append(f"{human_bytes(int(c['bytes']), exact=True)} fetched")
     if counts:
         rows.append(("contents", ", ".join(counts)))
     signer = signer_line(report)

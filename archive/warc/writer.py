@@ -160,6 +160,12 @@ class WarcWriter:
         self._member = self._sink = self._warcio = None
         self._sequence += 1
 
+    def describe(self, fields: dict) -> None:
+        """Add fields to the warcinfo record of every WARC file begun from now on (what
+        is only known once the capture runs, such as the browser's version)."""
+        with self._lock:
+            self.info = {**self.info, **fields}
+
     def batch(self) -> threading.RLock:
         """`with writer.batch():` keeps other threads out, so that the records written
         inside follow each other in the file (and nothing else lands between them)."""

@@ -149,6 +149,9 @@ def test_script_written_page_keeps_fetched_json_dom_and_screenshot(bsite, browse
     result = run("verify", wacz, "--trust", pubkey, "--html", tmp_path / "report.html")
     assert result.code == 0, result
     assert result.out.startswith("VERIFIED")
+    # the text report names the screenshot of every page
+    shots = result.out.split("\nscreenshots (", 1)[1].split("\n\n", 1)[0]
+    assert f"\n  {app}  (archive/" in shots
     assert_third_party_checks_pass(wacz, tmp_path)
     # The investigator sees the screenshot in the HTML report and can extract it.
     html = (tmp_path / "report.html").read_text()

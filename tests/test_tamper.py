@@ -145,3 +145,33 @@ def test_json_report(sealed, pubkey, run):
     assert {c["name"] for c in report["checks"]} >= {
         "container", "resources", "records", "index", "datapackage-digest", "signature"}
     assert report["sha256"] == hashlib.sha256(sealed.read_bytes()).hexdigest()
+
+
+def test_a_record_left_out_of_the_index_fails_even_when_everything_is_re_signed(sealed, key, pubkey, tmp_path):
+    """An index that silently misses records (a writer bug, or an editor hiding a record
+    from replay) fails the index check, even with every hash and the signature redone."""
+    import gzip as gz
+
+    from archive.keys import load_private_key
+    from archive.seal.sign import Signer
+    from tests.conftest import PASSPHRASE
+
+    lines = gz.decompress(zipfile.ZipFile(sealed).read("indexes/index.cdx.gz")).decode().splitlines()
+    dropped = next(line for line in lines if '"/about"' in line or "/about" in line.split(" ", 2)[2])
+    index = gz.compress("".join(f"{line}\n" for line in lines if line != dropped).encode())
+    refreshed = tmp_path / "refreshed.wacz"
+    _refresh_hashes(sealed, refreshed, {"indexes/index.cdx.gz": index})
+    with zipfile.ZipFile(refreshed) as zf:
+        dp = zf.read("datapackage.json")
+        digest = json.loads(zf.read("datapackage-digest.json"))
+    signer = Signer(load_private_key(key, PASSPHRASE.encode()))
+    digest["signedData"] = signer.sign(digest["hash"], json.loads(dp)["created"])
+    resigned = tmp_path / "resigned.wacz"
+    _rewrite(refreshed, resigned, {"datapackage-digest.json": json.dumps(digest).encode()})
+    report = _verify(resigned, pubkey)
+    checks = {c.name: c for c in report.checks}
+    assert report.exit_code == 1
+    assert checks["signature"].status == "pass"
+    assert checks["index"].status == "fail"
+    assert any("not in the index" in p.message and p.uri and p.uri.endswith("/about")
+               for p in checks["index"].problems)

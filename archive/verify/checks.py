@@ -23,7 +23,7 @@ from archive.verify.model import (
 )
 from archive.verify.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
 from archive.verify.source import Source, local_source, sniff
-from archive.verify.warcs import Problem, WarcChecker, WarcResult, check_warc_slow
+from archive.verify.warcs import CONTENT_TYPES, Problem, WarcChecker, WarcResult, check_warc_slow
 from archive.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64, safe_member_name
 
 DIGEST_FILES = ("datapackage.json", "datapackage-digest.json")
@@ -286,7 +286,7 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
     _container_check(report, container, ours or claims_ours, source.name)
     _resources_check(report, container, datapackage or {}, dp_error, scan.members)
     _records_check(report, warc_results)
-    _index_check(report, sinks, warc_results)
+    _index_check(report, sinks, warc_results, ours or claims_ours)
     _pages_check(report, sinks)
     if digest is None and "datapackage-digest.json" not in sinks and _legacy(datapackage):
         _legacy_checks(report, options)
@@ -381,8 +381,10 @@ def _resources_check(report: Report, container: Container, datapackage: dict,
                summary + ("do not all match" if problems else "match"), problems)
 
 
-def _index_check(report: Report, sinks: dict, warcs: list[WarcResult]) -> None:
-    """Every index line must point at a record with the same URL, length and digest."""
+def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: bool) -> None:
+    """Every index line must point at a record with the same URL, length and digest; in
+    our own captures every response, revisit and resource record must be indexed too
+    (replay finds nothing that the index leaves out)."""
     indexes = [s for s in sinks.values() if isinstance(s, IndexSink)]
     problems = [p for s in indexes for p in s.problems]
     entries = [e for s in indexes for e in s.entries]
@@ -390,7 +392,9 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult]) -> None:
         report.add("index", FAIL, "no index lines found in indexes/")
         return
     by_file = {w.filename.rsplit("/", 1)[-1]: {r.offset: r for r in w.records} for w in warcs}
+    indexed = set()
     for e in entries:
+        indexed.add((e.filename, e.offset))
         record = by_file.get(e.filename, {}).get(e.offset)
         if record is None:
             problems.append(Problem(f"index line {e.number} points at no record",
@@ -404,6 +408,11 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult]) -> None:
                                     f"{record.length} bytes", *where))
         if e.digest and record.payload_digest and not _same_digest(e.digest, record.payload_digest):
             problems.append(Problem(f"index line {e.number} digest differs from the record's", *where))
+    unindexed = [(name, r) for name, records in by_file.items() for r in records.values()
+                 if r.record_type in CONTENT_TYPES and (name, r.offset) not in indexed]
+    if ours:
+        problems += [Problem(f"{r.record_type} record is not in the index", name, r.offset, uri=r.uri)
+                     for name, r in unindexed]
     report.add("index", FAIL if problems else PASS,
                f"{len(entries)} index lines " + ("do not all match their records" if problems
                                                  else "match their records"), problems)

@@ -108,6 +108,11 @@ def render_text(report: Report) -> str:
             lines.append(f"         - {problem.message}" + (f" ({where})" if where and where not in problem.message else ""))
         if len(check.problems) > MAX_PROBLEMS_SHOWN:
             lines.append(f"         ... and {len(check.problems) - MAX_PROBLEMS_SHOWN} more (--json lists all)")
+    if report.screenshots:
+        lines += ["", "screenshots (how each page looked when captured; "
+                      "`archive extract FILE --url urn:screenshot:URL --out shot.png` writes one out):"]
+        lines += [f"  {url}  ({where.member or 'WARC'}, offset {where.offset})"
+                  for url, where in sorted(report.screenshots.items())]
     if report.custody:
         lines += ["", "custody history:"] + [f"  {line}" for line in custody_lines(report)]
     if report.notes:

@@ -31,6 +31,14 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * DURATION_UNITS[match.group(2).lower()]
 
 
+def parse_viewport(text: str) -> tuple[int, int]:
+    """`1280x800` -> (1280, 800)."""
+    width, sep, height = text.lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise ValueError(f"not a viewport size like 1280x800: {text!r}")
+    return int(width), int(height)
+
+
 def parse_http_url(text: str) -> str:
     """An absolute http(s) URL."""
     try:

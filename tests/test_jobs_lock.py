@@ -14,6 +14,7 @@ from archive.store.local import LocalStore
 from tests.conftest import tool
 from tests.jobfiles import run_records, wait_for, write_job
 from tests.site import Site, SiteServer, slow
+from tests.warcs import member, pages
 
 
 @pytest.fixture
@@ -81,6 +82,9 @@ def test_a_second_run_is_refused_while_the_first_runs_then_sigterm_checkpoints(r
     outcome = json.loads(again.out)
     assert outcome["took_over"] is None
     assert [u["state"] for u in outcome["unfinished"]] == ["interrupted before it was sealed"]
+    # ... and finishes it: the checkpoint SIGTERM left is this run's capture.
+    assert outcome["resumed"] is True
+    assert outcome["capture"]["capture_id"] == outcome["unfinished"][0]["capture_id"]
 
 
 def test_a_lock_left_by_a_killed_run_is_taken_over_and_that_is_recorded(run, key, slow_site, tmp_path):
@@ -98,7 +102,8 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_and_that_is_recorded(run, key
     start = json.loads(run_records(store, "killed", "start")[-1].read_text())
     assert start["took_over"]["run_id"] == killed_run
     status = json.loads(run("jobs", "status", job, "--json").out)[0]
-    assert status["last_run"]["status"] == "ok"
+    assert status["last_run"]["status"] == "ok" and status["last_run"]["resumed"] is True
+    assert f"capture {outcome['capture']['capture_id']} (resumed)" in run("jobs", "status", job).out
     # the killed run itself is shown as interrupted in the job's history
     from archive.jobs.state import JobState
     from archive.jobs.status import run_summary
@@ -109,14 +114,51 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_and_that_is_recorded(run, key
     assert outcome["unfinished"][0]["state"] == "interrupted before it was sealed"
 
 
-@pytest.mark.xfail(strict=True, reason="resuming an interrupted capture comes with the crawler's "
-                   "--resume (issue 4); wire run.resume in archive/jobs/request.py and runner.py")
-def test_the_next_run_resumes_the_killed_runs_capture(run, key, slow_site, tmp_path):
+def test_the_next_run_resumes_the_killed_runs_capture(run, key, pubkey, slow_site, tmp_path):
     job, _ = kill_a_busy_run(slow_site, key, tmp_path, "resumed")
-    left = next((tmp_path / "work" / "jobs" / "resumed").iterdir()).name
-    outcome = json.loads(run("jobs", "run", job, "--json").out)
-    assert outcome["capture"]["capture_id"] == left
-    assert not (tmp_path / "work" / "jobs" / "resumed" / left).exists()
+    slow_site.site.html("/slow", "Slow", "<p>at last</p>")
+    work = tmp_path / "work" / "jobs" / "resumed"
+    left = next(work.iterdir()).name
+    result = run("jobs", "run", job, "--json")
+    assert result.code == 0, result
+    outcome = json.loads(result.out)
+    # The killed run's capture is this run's capture, finished and stored.
+    assert outcome["capture"]["capture_id"] == left and outcome["resumed"] is True
+    assert outcome["unfinished"][0]["resumed"] == outcome["capture"]["address"]
+    assert not (work / left).exists()
+    # Continued, not started again: the home page comes from the killed run's fetch.
+    assert slow_site.site.requests.count("/") == 1
+    wacz = outcome["capture"]["address"]
+    assert {(p["url"], p["status"]) for p in pages(wacz)} == {
+        (slow_site.url("/"), 200), (slow_site.url("/slow"), 200)}
+    evidence = json.loads(member(wacz, "evidence/capture.json"))
+    assert evidence["job"] == "resumed" and len(evidence["resumed"]) == 1
+    assert run("verify", wacz, "--trust", pubkey).code == 0
+    result_record = json.loads(run_records(tmp_path / "store", "resumed", "result")[-1].read_text())
+    assert result_record["resumed"] is True and result_record["capture"]["capture_id"] == left
+    # The run after it is a fresh capture again.
+    again = json.loads(run("jobs", "run", job, "--json").out)
+    assert again["resumed"] is False and again["capture"]["capture_id"] != left
+    assert again["unfinished"] == [] and again["previous_capture"] == left
+
+
+def test_a_resumed_capture_damaged_while_it_waited_is_reported_at_once(run, key, pubkey, slow_site, tmp_path):
+    """A reboot can lose data the journal counts as written: what the resume seals is
+    checked right away, and a capture that does not verify is never reported clean."""
+    job, _ = kill_a_busy_run(slow_site, key, tmp_path, "damaged")
+    container = next((tmp_path / "work" / "jobs" / "damaged").glob("*/*.wacz.open"))
+    data = bytearray(container.read_bytes())
+    data[len(data) // 2] ^= 0x01          # inside the WARC data the journal vouches for
+    container.write_bytes(bytes(data))
+    result = run("jobs", "run", job, "--json")
+    assert result.code == 1, result
+    outcome = json.loads(result.out)
+    left = outcome["unfinished"][0]
+    assert outcome["resumed"] is True and left["resumed"] == outcome["capture"]["address"]
+    assert left["not_verified"].startswith("it does not verify (NOT VERIFIED")
+    assert [p for p in outcome["problems"]
+            if f"{left['capture_id']} was finished by this run and stored" in p and "does not verify" in p]
+    assert run("verify", outcome["capture"]["address"], "--trust", pubkey).code == 1
 
 
 def foreign_lock(store: LocalStore, job: str, heartbeat_age: float) -> None:

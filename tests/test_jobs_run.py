@@ -4,12 +4,13 @@ import http.server
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.jobfiles import change_site, changing_site, run_records, write_job
 from tests.site import SiteServer
-from tests.warcs import records
+from tests.warcs import member, records
 
 
 @pytest.fixture
@@ -71,18 +72,124 @@ def test_second_run_reports_exactly_the_edit_the_takedown_and_the_new_page(run, 
                                "unchanged": 1, "uncertain": 0}
 
 
-@pytest.mark.xfail(strict=True, reason="revisit records against the previous capture come with "
-                   "the crawler's dedup (issue 4); wire crawl.dedup in archive/jobs/request.py")
-def test_second_run_stores_revisits_for_unchanged_payloads(run, key, changing, tmp_path):
+def test_second_run_stores_revisits_for_unchanged_payloads(run, key, pubkey, changing, tmp_path):
     store = tmp_path / "store"
     job = write_job(tmp_path, "revisits", [changing.url("/")], key, store)
-    run_json(run, job)
+    first = run_json(run, job)
+    assert first["capture"]["revisits"] == 0 and first["dedup_against"] is None
     change_site(changing.site)
     second = run_json(run, job)
-    types = {(r["uri"], r["type"]) for r in records(second["capture"]["address"])}
-    assert (changing.url("/"), "revisit") in types
-    assert (changing.url("/logo.png"), "revisit") in types
+    assert second["dedup_against"] == first["capture"]["capture_id"]
+    before = {r["uri"]: r for r in records(first["capture"]["address"]) if r["type"] == "response"}
+    after = records(second["capture"]["address"])
+    types = {(r["uri"], r["type"]) for r in after}
     assert (changing.url("/statement"), "response") in types
+    assert (changing.url("/new"), "response") in types
+    # The unchanged home page and logo point at their full copies in the first capture.
+    for url in (changing.url("/"), changing.url("/logo.png")):
+        revisit = next(r for r in after if r["uri"] == url)
+        assert revisit["type"] == "revisit"
+        assert revisit["headers"]["WARC-Refers-To"] == before[url]["headers"]["WARC-Record-ID"]
+        assert revisit["headers"]["WARC-Payload-Digest"] == before[url]["headers"]["WARC-Payload-Digest"]
+    assert second["capture"]["revisits"] == 2
+    evidence = json.loads(member(second["capture"]["address"], "evidence/capture.json"))
+    assert evidence["dedupAgainst"]["capture"] == first["capture"]["capture_id"]
+    assert run("verify", second["capture"]["address"], "--trust", pubkey).code == 0
+
+
+def test_with_dedup_off_every_payload_is_stored_in_full(run, key, changing, tmp_path):
+    job = write_job(tmp_path, "full", [changing.url("/")], key, tmp_path / "store",
+                    crawl={"depth": 2, "scope": "prefix", "dedup": False})
+    run_json(run, job)
+    second = run_json(run, job)
+    assert second["dedup_against"] is None and second["capture"]["revisits"] == 0
+    assert "revisit" not in {r["type"] for r in records(second["capture"]["address"])}
+    assert second["changes"]["counts"]["unchanged"] == 3
+
+
+def test_a_previous_capture_that_cannot_be_read_costs_the_revisits_not_the_capture(run, key, changing, tmp_path):
+    job = write_job(tmp_path, "damaged", [changing.url("/")], key, tmp_path / "store")
+    first = run_json(run, job)
+    stored = Path(first["capture"]["address"])
+    stored.chmod(0o644)
+    stored.write_bytes(b"damaged in the store")
+    result = run("jobs", "run", job, "--json")
+    assert result.code == 1, result       # stored, but a person must look at the store
+    outcome = json.loads(result.out)
+    assert outcome["status"] == "ok" and outcome["capture"]["pages"] == 3
+    assert outcome["dedup_against"] is None and outcome["capture"]["revisits"] == 0
+    assert [p for p in outcome["problems"] if "payloads stored in full" in p
+            and first["capture"]["capture_id"] in p and "cannot be read" in p]
+    assert "could not compare" in outcome["changes"]["error"]
+
+
+def test_a_job_stores_into_s3_with_retention_and_its_revisits_point_into_s3(run, key, pubkey, changing,
+                                                                         s3, tmp_path, monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL")        # the job file names the endpoint
+    job = write_job(tmp_path, "bucketed", [changing.url("/")], key, tmp_path / "unused",
+                    extra_top={"store": s3.address("jobs"), "endpoint_url": s3.endpoint},
+                    retention={"retain_days": 2, "lock_mode": "COMPLIANCE", "legal_hold": True})
+    first = run_json(run, job)
+    assert first["capture"]["address"].startswith(f"s3://{s3.bucket}/jobs/captures/")
+    assert first["capture"]["lock"].startswith("COMPLIANCE until ") and "legal hold" in first["capture"]["lock"]
+    change_site(changing.site)
+    second = run_json(run, job)
+    assert second["dedup_against"] == first["capture"]["capture_id"] and second["capture"]["revisits"] == 2
+    assert second["changes"]["counts"]["changed"] == 1
+    assert any(k.startswith("jobs/jobs/bucketed/runs/") for k in s3.keys())   # run records in the bucket
+    assert run("verify", second["capture"]["address"], "--trust", pubkey,
+               "--endpoint-url", s3.endpoint).code == 0
+    status = json.loads(run("jobs", "status", job, "--json").out)[0]
+    assert status["last_run"]["capture_id"] == second["capture"]["capture_id"]
+
+
+def test_a_browser_job_loads_its_pages_in_chromium(run, key, pubkey, changing, tmp_path):
+    job = write_job(tmp_path, "rendered", [changing.url("/statement")], key, tmp_path / "store",
+                    crawl={"browser": True, "viewport": "800x600", "wait_until": "domcontentloaded"})
+    outcome = run_json(run, job)
+    wacz = outcome["capture"]["address"]
+    uris = {(r["type"], r["uri"]) for r in records(wacz)}
+    assert ("resource", f"urn:screenshot:{changing.url('/statement')}") in uris
+    options = json.loads(member(wacz, "evidence/capture.json"))["options"]["browser"]
+    assert (options["viewport_width"], options["viewport_height"], options["wait"]) == (800, 600, "domcontentloaded")
+    assert run("verify", wacz, "--trust", pubkey).code == 0
+
+
+def unusable_leftover(tmp_path, job: str) -> Path:
+    """A capture folder an earlier run left unsealed that cannot be finished (no journal,
+    no request, a damaged container)."""
+    folder = tmp_path / "work" / "jobs" / job / "20250101T000000Z-0badf00d"
+    folder.mkdir(parents=True)
+    (folder / f"{folder.name}.wacz.open").write_bytes(b"PK\x03\x04 damaged")
+    return folder
+
+
+def test_a_leftover_that_cannot_be_finished_is_kept_and_never_blocks_a_capture(run, key, changing, tmp_path):
+    store = tmp_path / "store"
+    folder = unusable_leftover(tmp_path, "stuck")
+    before = (folder / f"{folder.name}.wacz.open").read_bytes()
+    # With resume off it is only reported, and kept.
+    job = write_job(tmp_path, "stuck", [changing.url("/")], key, store, run={"resume": False})
+    off = run_json(run, job)
+    assert off["resumed"] is False and off["capture"]["pages"] == 3
+    assert off["unfinished"] == [{"capture_id": folder.name, "path": str(folder),
+                                  "state": "interrupted before it was sealed"}]
+    # With resume on (the default) finishing it is tried; it fails, is reported, and the
+    # run takes its capture all the same.
+    job = write_job(tmp_path, "stuck", [changing.url("/")], key, store)
+    result = run("jobs", "run", job, "--json")
+    assert result.code == 1, result
+    on = json.loads(result.out)
+    assert on["status"] == "ok" and on["resumed"] is False and on["capture"]["pages"] == 3
+    assert on["capture"]["capture_id"] != folder.name
+    assert "not a capture work folder" in on["unfinished"][0]["not_resumed"]
+    assert [p for p in on["problems"] if folder.name in p and "could not be finished" in p]
+    assert (folder / f"{folder.name}.wacz.open").read_bytes() == before
+    text = run("jobs", "run", job)
+    assert text.code == 1
+    assert f"left     {folder}: an earlier run's capture, interrupted before it was sealed; " \
+           "it could not be finished" in text.out
+    assert "could not be finished" in text.err
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):

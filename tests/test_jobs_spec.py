@@ -1,13 +1,21 @@
 """Job files: every malformed one gets a clear message with its line, exit 2, and no capture."""
 
+import argparse
 import json
 from pathlib import Path
 from datetime import datetime, timezone
 
 import pytest
 
+from archive.capture.crawl import CrawlOptions
+from archive.capture.pageoptions import PageOptions
+from archive.cli import capture as capture_cli
+from archive.jobs.preflight import store_options
+from archive.jobs.request import capture_request
 from archive.jobs.schedule import parse_schedule
-from archive.jobs.spec import key_lines, load_job
+from archive.jobs.spec import SCHEMA, key_lines, load_job
+from archive.store.address import StoreOptions
+from archive.store.s3 import Retention
 
 GOOD = """\
 name = "statements"
@@ -71,6 +79,29 @@ BAD = [
     ("tsa-not-url", "[signing]", '[timestamps]\ntsa = ["not a url"]\n\n[signing]', 13, "not an http(s) URL"),
     ("lock-mode", "[signing]", '[retention]\nlock_mode = "FOREVER"\n\n[signing]', 13,
      "must be one of GOVERNANCE, COMPLIANCE"),
+    ("unknown-new-crawl-key", "depth = 1", "depth = 1\nhostworkers = 2", 8,
+     "unknown key 'hostworkers' in [crawl] (did you mean 'host_workers'?)"),
+    ("host-workers-zero", "depth = 1", "depth = 1\nhost_workers = 0", 8, "'crawl.host_workers' must be 1 or more"),
+    ("delay-negative", "depth = 1", "depth = 1\ndelay = -1", 8, "'crawl.delay' must not be negative"),
+    ("retry-wait-bad", "depth = 1", 'depth = 1\nretry_wait = "soon"', 8, "not a duration: 'soon'"),
+    ("retries-text", "depth = 1", 'depth = 1\nretries = "2"', 8, "'crawl.retries' must be a whole number"),
+    ("ignore-robots-text", "depth = 1", 'depth = 1\nignore_robots = "yes"', 8,
+     "'crawl.ignore_robots' must be true or false"),
+    ("retention-folder-store", "[signing]", '[retention]\nretain_days = 30\n\n[signing]', 12,
+     "[retention] needs an s3:// store whose bucket has Object Lock"),
+    ("lock-mode-alone", "[signing]", '[retention]\nlock_mode = "COMPLIANCE"\n\n[signing]', 13,
+     "'lock_mode' applies to 'retain_days' only"),
+    ("retain-days-too-many", "[signing]", '[retention]\nretain_days = 40000\n\n[signing]', 13,
+     "'retention.retain_days' must be 36500 days or fewer"),
+    ("endpoint-with-folder-store", 'schedule = "0 */6 * * *"',
+     'schedule = "0 */6 * * *"\nendpoint_url = "http://127.0.0.1:9/"', 5, "'endpoint_url' applies to an s3:// store only"),
+    ("viewport-bad", "depth = 1", 'depth = 1\nbrowser = true\nviewport = "wide"', 9,
+     "not a viewport size like 1280x800: 'wide'"),
+    ("wait-until-bad", "depth = 1", 'depth = 1\nbrowser = true\nwait_until = "idle"', 9,
+     "'crawl.wait_until' must be one of load, domcontentloaded, networkidle"),
+    ("page-option-without-browser", "depth = 1", 'depth = 1\nwait_for = "#main"', 8,
+     "'crawl.wait_for' applies with browser = true only"),
+    ("resume-text", "[signing]", '[run]\nresume = "no"\n\n[signing]', 13, "'run.resume' must be true or false"),
     ("crawl-not-table", "[crawl]\ndepth = 1\nscope = \"prefix\"\nmax_bytes = \"50MB\"\nmax_time = \"10m\"\n",
      'crawl = 1\n', 6, "'crawl' must be a table"),
 ]
@@ -147,14 +178,96 @@ def test_check_reports_every_problem_at_once_and_json(run, good, tmp_path):
     assert [(p["line"], p["message"].split(" ")[0]) for p in problems] == [(7, "'crawl.depth'"), (8, "'crawl.scope'")]
 
 
-def test_keys_not_yet_wired_are_accepted_and_noted(run, good, tmp_path):
+def test_retention_and_endpoint_reach_the_store_options(run, good, tmp_path):
     job = tmp_path / "job.toml"
-    job.write_text(GOOD.format(**good) + '\n[timestamps]\ntsa = ["http://127.0.0.1:1/tsa"]\n'
-                   "\n[retention]\nretain_days = 3650\n")
-    result = run("jobs", "check", job)
+    job.write_text(GOOD.format(**{**good, "store": "s3://evidence/statements"}).replace(
+        'schedule = "0 */6 * * *"\n', 'schedule = "0 */6 * * *"\nendpoint_url = "http://127.0.0.1:9000"\n')
+        + '\n[retention]\nretain_days = 3650\nlock_mode = "compliance"\nlegal_hold = true\n')
+    result = run("jobs", "check", "--offline", job)
     assert result.code == 0, result
-    assert f"{job}:20: note: 'retention.retain_days' is accepted but has no effect yet" in result.out
-    assert "'timestamps.tsa'" not in result.out     # wired: asked at sealing
+    assert result.out.count("\n") == 1 and "note" not in result.out   # nothing accepted-but-inert
+    assert store_options(load_job(job)) == StoreOptions(
+        endpoint_url="http://127.0.0.1:9000", retention=Retention(3650, "COMPLIANCE", True))
+    job.write_text(GOOD.format(**good))
+    assert store_options(load_job(job)) == StoreOptions()
+
+
+def test_every_crawl_key_reaches_the_capture_request(good, tmp_path):
+    crawl = """max_time = "10m"
+include = ["/more/"]
+exclude = ["/private/"]
+max_pages = 40
+max_body = "1MB"
+timeout = "20s"
+user_agent = "job-agent/1"
+insecure = true
+warc_size = "200MB"
+workers = 3
+host_workers = 2
+delay = "0.5s"
+retries = 0
+retry_wait = "3s"
+max_redirects = 4
+ignore_robots = true
+"""
+    job = tmp_path / "job.toml"
+    job.write_text(GOOD.format(**good).replace('max_time = "10m"\n', crawl))
+    request = capture_request(load_job(job), previous="20250101T000000Z-00000001")
+    assert request.crawl == CrawlOptions(
+        seeds=[good["url"]], depth=1, scope="prefix", include=["/more/"], exclude=["/private/"],
+        max_pages=40, max_bytes=50_000_000, max_time=600.0, max_body=1_000_000, timeout=20.0,
+        max_redirects=4, user_agent="job-agent/1", verify_tls=False, workers=3, host_workers=2,
+        delay=0.5, retries=0, backoff=3.0, obey_robots=False, dedup=True,
+    )
+    assert request.warc_size == 200_000_000 and request.job == "statements"
+    assert request.dedup_against == "20250101T000000Z-00000001"
+
+    assert request.crawl.browser is None
+
+    browser = 'browser = true\nviewport = "390x844"\nwait_until = "networkidle"\nwait_for = "#main"\n' \
+              'wait = "2s"\nscroll = false\npage_timeout = "45s"\n'
+    job.write_text(GOOD.format(**good).replace('max_time = "10m"\n', 'max_time = "10m"\n' + browser))
+    assert capture_request(load_job(job)).crawl.browser == PageOptions(
+        viewport_width=390, viewport_height=844, wait="networkidle", selector="#main", delay=2.0,
+        scroll=False, timeout=45.0)
+    job.write_text(GOOD.format(**good).replace('max_time = "10m"\n', 'max_time = "10m"\nbrowser = true\n'))
+    assert capture_request(load_job(job)).crawl.browser == PageOptions()
+
+    job.write_text(GOOD.format(**good).replace('max_time = "10m"\n', 'max_time = "10m"\ndedup = false\n'))
+    request = capture_request(load_job(job), previous="20250101T000000Z-00000001")
+    assert request.crawl.dedup is False and request.dedup_against is None
+    # Keys left out get `archive capture`'s own defaults.
+    defaults = CrawlOptions(seeds=[])
+    assert (request.crawl.workers, request.crawl.host_workers, request.crawl.delay,
+            request.crawl.retries, request.crawl.backoff, request.crawl.obey_robots) == (
+        defaults.workers, defaults.host_workers, defaults.delay, defaults.retries,
+        defaults.backoff, True)
+
+
+# `archive capture` options whose job key is not `[crawl] <same name>` (None: none needed).
+CAPTURE_OPTION_KEYS = {
+    "urls": "seeds", "resume": "run.resume", "store": "store", "key": "signing.key",
+    "unsigned": "signing.unsigned", "operator": "operator", "title": "title",
+    "work_dir": "work_dir", "keep_local": "keep_local", "tsa": "timestamps.tsa",
+    "tsa_timeout": "timestamps.timeout", "no_dedup": "crawl.dedup", "endpoint_url": "endpoint_url",
+    "retain_days": "retention.retain_days", "lock_mode": "retention.lock_mode",
+    "legal_hold": "retention.legal_hold", "no_scroll": "crawl.scroll",
+    "dedup_against": None,   # a job's revisits point into its own previous capture
+    "json": None, "quiet": None, "help": None,
+}
+
+
+def test_everything_archive_capture_takes_has_a_job_key():
+    commands = argparse.ArgumentParser().add_subparsers()
+    capture_cli.register(commands)
+    options = {action.dest for action in commands.choices["capture"]._actions}
+    assert {"workers", "ignore_robots", "urls"} <= options
+    for dest in sorted(options):
+        key = CAPTURE_OPTION_KEYS.get(dest, f"crawl.{dest}")
+        if key is None:
+            continue
+        table, _, name = key.rpartition(".")
+        assert name in SCHEMA[table], f"`archive capture` takes --{dest.replace('_', '-')}: add '{key}' to job files"
 
 
 def test_relative_paths_are_relative_to_the_job_file(good, tmp_path, monkeypatch):

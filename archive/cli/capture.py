@@ -14,6 +14,7 @@ from archive.capture.scope import SCOPES
 from archive.cli.common import Progress, duration, http_url, human_bytes, positive_int, print_json, size
 from archive.cli.store import add_store_options, store_options
 from archive.errors import ArchiveError
+from archive.values import parse_viewport
 from archive.keys import load_private_key, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
 from archive.cli.timestamp import print_timestamps
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
@@ -103,10 +104,10 @@ BROWSER_ONLY = ("viewport", "wait_until", "wait_for", "wait", "no_scroll", "page
 
 def viewport(text: str) -> tuple[int, int]:
     """`1280x800` -> (1280, 800)."""
-    width, sep, height = text.lower().partition("x")
-    if not (sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
-        raise argparse.ArgumentTypeError(f"not a viewport size like 1280x800: {text!r}")
-    return int(width), int(height)
+    try:
+        return parse_viewport(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def page_options(args) -> PageOptions | None:

@@ -1,7 +1,9 @@
 """`archive jobs check|run|serve|status`: scheduled captures from TOML job files.
 
 `jobs run` exits 0 when the capture is stored, 1 when the run failed (recorded, work
-folder kept) or its custody record is incomplete, 2 when the job file or its key or
+folder kept) or something needs a person (its custody record is incomplete, the
+previous capture cannot be read, an earlier run's capture could not be finished or
+stored), 2 when the job file or its key or
 store is unusable (nothing started), 3 when another run of the job holds its lock,
 143 when stopped by SIGTERM.
 """
@@ -18,7 +20,6 @@ from archive.cli.common import duration as duration_arg
 from archive.errors import ArchiveError
 from archive.jobs.lock import JobBusy, iso_seconds, utcnow
 from archive.jobs.preflight import preflight
-from archive.jobs.request import NOT_YET_WIRED
 from archive.jobs.runner import Outcome, Terminated, run_job
 from archive.jobs.scheduler import Scheduler, install_stop_handlers, log_line
 from archive.jobs.spec import JobFileError, JobSpec, load_job
@@ -81,11 +82,6 @@ def _check_one(path: Path, offline: bool) -> tuple[JobSpec | None, list[dict]]:
     return spec, []
 
 
-def _unwired(spec: JobSpec) -> list[str]:
-    return [f"{spec.path}:{spec.line_of(key)}: note: '{key}' is accepted but has no effect yet "
-            f"(it waits for {why})" for key, why in NOT_YET_WIRED.items() if spec.line_of(key)]
-
-
 def run_check(args) -> int:
     results = []
     paths = [path for name in args.files for path in job_files(Path(name))]
@@ -95,7 +91,7 @@ def run_check(args) -> int:
         if spec is not None:
             due = first_due(spec, None, utcnow())
             entry.update(job=spec.name, schedule=spec.schedule.describe() if spec.schedule else None,
-                         next_due=iso_seconds(due) if due else None, notes=_unwired(spec))
+                         next_due=iso_seconds(due) if due else None)
         results.append(entry)
     if args.json:
         print_json(results)
@@ -109,8 +105,6 @@ def run_check(args) -> int:
                     " (no schedule: run it from cron, a systemd timer or a CronJob)"
                 print(f"{entry['file']}: ok: job {entry['job']}"
                       + (f", {entry['schedule']}" if entry["schedule"] else "") + when)
-                for note in entry["notes"]:
-                    print(note)
     if not results:
         raise ArchiveError(f"no job files (*.toml) in {', '.join(args.files)}")
     return 0 if all(e["ok"] for e in results) else EXIT_BAD
@@ -161,6 +155,12 @@ def _print_outcome(outcome: Outcome) -> None:
         if left.get("stored"):
             print(f"stored   {left['stored']}: an earlier run's capture, sealed but not stored "
                   "then; it verifies and is stored now")
+        elif left.get("resumed"):
+            print(f"resumed  {left['capture_id']}: an earlier run's capture, {left['state']}; "
+                  "this run finished it" + (f", but {left['not_verified']}" if left.get("not_verified") else ""))
+        elif left.get("not_resumed"):
+            print(f"left     {left['path']}: an earlier run's capture, {left['state']}; "
+                  f"it could not be finished: {left['not_resumed']}")
         else:
             why = f": {left['not_stored']}" if left.get("not_stored") else " (kept)"
             print(f"left     {left['path']}: an earlier run's capture, {left['state']}{why}")
@@ -169,9 +169,14 @@ def _print_outcome(outcome: Outcome) -> None:
     else:
         c = outcome.capture
         print(f"job      {outcome.job}: run {outcome.run_id}")
+        if outcome.dedup_against and c.get("revisits"):
+            print(f"revisits {c['revisits']} payloads unchanged since {outcome.dedup_against}, "
+                  "stored as revisit records pointing into it")
         print(f"capture  {c['capture_id']}")
         print(f"stored   {c['address']}")
         print(f"sha256   {c['sha256']}")
+        if c.get("lock"):
+            print(f"locked   {c['lock']}")
         print(f"pages    {c['pages']} ({c['failed']} failed), requisites {c['requisites']}, "
               f"{human_bytes(c['bytes'])}")
         print_timestamps(c.get("timestamps") or [], c["capture_id"])
@@ -228,7 +233,8 @@ def run_status(args) -> int:
             started = (last["started"] or "?")[:19] + ("Z" if last["started"] else "")
             line = f"  last run   {started}  {last['status'].upper()}"
             if last.get("capture_id"):
-                line += (f"  capture {last['capture_id']}  {last['pages']} pages  "
+                line += (f"  capture {last['capture_id']}{' (resumed)' if last.get('resumed') else ''}"
+                         f"  {last['pages']} pages  "
                          f"{human_bytes(last['bytes'] or 0)}  {last['failures']} failures")
             if last.get("error"):
                 line += f"  ({last['error']})"

@@ -10,7 +10,8 @@ from archive.errors import ArchiveError
 from archive.jobs.spec import JobFileError, JobSpec, Problem
 from archive.keys import is_encrypted_pem, load_private_key, read_key_file
 from archive.seal.sign import Signer
-from archive.store.address import open_store
+from archive.store.address import StoreOptions, open_store
+from archive.store.s3 import Retention
 from archive.store.local import LocalStore
 
 
@@ -46,9 +47,16 @@ def load_signer(spec: JobSpec) -> Signer | None:
     return Signer(load_private_key(key_path, secret))
 
 
+def store_options(spec: JobSpec) -> StoreOptions:
+    retention = spec.retention
+    return StoreOptions(endpoint_url=spec.endpoint_url, retention=Retention(
+        retention.retain_days, retention.lock_mode, retention.legal_hold))
+
+
 def open_job_store(spec: JobSpec):
-    """The job's store, checked to be usable: reachable, and for a folder, writable."""
-    store = open_store(spec.store)
+    """The job's store, checked to be usable: reachable, for a folder writable, for a
+    bucket able to keep the job's retention."""
+    store = open_store(spec.store, store_options(spec))
     if isinstance(store, LocalStore):
         _check_folder(Path(store.root))
     else:

@@ -1,8 +1,5 @@
-"""The one place where a job file becomes a pipeline CaptureRequest.
-
-Keys for pieces that have not landed yet are parsed and validated by spec.py, and
-listed in NOT_YET_WIRED; wiring one is a line here once the pipeline takes it.
-"""
+"""The one place where a job file becomes a pipeline CaptureRequest (the store's
+options, endpoint and retention, are made by preflight.store_options)."""
 
 from __future__ import annotations
 
@@ -10,23 +7,12 @@ from pathlib import Path
 
 from archive.capture.crawl import CrawlOptions
 from archive.capture.fetch import DEFAULT_USER_AGENT
+from archive.capture.pageoptions import PageOptions
 from archive.jobs.spec import JobSpec
 from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
 from archive.warc.records import default_operator
 from archive.warc.writer import DEFAULT_MAX_SIZE
-
-# job file key -> what it waits for
-NOT_YET_WIRED = {
-    "crawl.workers": "concurrent fetching (crawler, issue 4)",
-    "crawl.ignore_robots": "robots.txt handling (crawler, issue 4)",
-    "crawl.dedup": "revisit records against the previous capture (crawler, issue 4)",
-    "run.resume": "resuming an interrupted capture (crawler, issue 4)",
-    "retention.retain_days": "S3 Object Lock retention (issue 5)",
-    "retention.lock_mode": "S3 Object Lock retention (issue 5)",
-    "retention.legal_hold": "S3 Object Lock legal hold (issue 5)",
-}
-
 
 def job_work_dir(spec: JobSpec) -> Path:
     """Where this job's captures are assembled: a folder of its own, so that what an
@@ -34,11 +20,21 @@ def job_work_dir(spec: JobSpec) -> Path:
     return (spec.work_dir or Path(DEFAULT_WORK_DIR)) / "jobs" / spec.name
 
 
-def capture_request(spec: JobSpec, previous: str | None = None, resume: Path | None = None) -> CaptureRequest:
+def page_options(spec: JobSpec) -> PageOptions | None:
+    """How the browser loads pages, or None for a job without `browser = true`."""
+    crawl = spec.crawl
+    if not crawl.browser:
+        return None
+    return PageOptions(viewport_width=crawl.viewport[0], viewport_height=crawl.viewport[1],
+                       wait=crawl.wait_until, selector=crawl.wait_for, delay=crawl.wait,
+                       scroll=crawl.scroll, timeout=crawl.page_timeout)
+
+
+def capture_request(spec: JobSpec, previous: str | None = None) -> CaptureRequest:
     """The pipeline request for one run of `spec`.
 
-    `previous`: the job's last stored capture id (for revisits once dedup lands);
-    `resume`: an unfinished capture folder to finish (once resume lands).
+    `previous`: the job's last stored capture id; with `dedup` (the default) payloads
+    unchanged since it are stored as revisit records pointing into it.
     """
     crawl = spec.crawl
     options = CrawlOptions(
@@ -46,11 +42,15 @@ def capture_request(spec: JobSpec, previous: str | None = None, resume: Path | N
         include=list(crawl.include), exclude=list(crawl.exclude), max_pages=crawl.max_pages,
         max_bytes=crawl.max_bytes, max_time=crawl.max_time, max_body=crawl.max_body,
         timeout=crawl.timeout, user_agent=crawl.user_agent or DEFAULT_USER_AGENT,
-        verify_tls=not crawl.insecure,
+        verify_tls=not crawl.insecure, workers=crawl.workers, host_workers=crawl.host_workers,
+        delay=crawl.delay, retries=crawl.retries, backoff=crawl.retry_wait,
+        max_redirects=crawl.max_redirects, obey_robots=not crawl.ignore_robots,
+        dedup=crawl.dedup, browser=page_options(spec),
     )
     return CaptureRequest(
         crawl=options, operator=spec.operator or default_operator(),
         work_dir=job_work_dir(spec), warc_size=crawl.warc_size or DEFAULT_MAX_SIZE,
         keep_local=spec.keep_local, job=spec.name, title=spec.title,
+        dedup_against=previous if crawl.dedup else None,
         tsa=list(spec.tsa), tsa_timeout=spec.tsa_timeout or TSA_TIMEOUT,
     )

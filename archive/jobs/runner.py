@@ -8,13 +8,14 @@ import socket
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from archive.capture.dedup import EarlierCapture
 from archive.custody.entry import Actor
 from archive.custody.log import CustodyLog
-from archive.diff import compare, read_summary
+from archive.diff import chronological, compare, read_summary
 from archive.errors import ArchiveError
 from archive.jobs.lock import JobLock, iso, utcnow
 from archive.jobs.notify import notify, wanted
-from archive.jobs.recover import UNSTORED, leftovers, store_sealed
+from archive.jobs.recover import UNSTORED, leftovers, resume_unsealed, store_sealed
 from archive.jobs.request import capture_request, job_work_dir
 from archive.jobs.spec import JobSpec
 from archive.jobs.state import JobState, new_run_id
@@ -36,7 +37,9 @@ class Outcome:
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
     capture: dict | None = None    # pipeline.CaptureResult as a dict
+    resumed: bool = False          # the capture is an earlier run's, finished by this one
     previous_capture: str | None = None
+    dedup_against: str | None = None   # a fresh capture's revisits point into this one
     changes: dict | None = None    # archive.diff.Diff as a dict
     error: str | None = None
     took_over: dict | None = None  # the stale lock this run took over
@@ -50,12 +53,25 @@ class Outcome:
 
 
 def changes_since(store, previous: str, current: str) -> dict:
-    """The comparison of two stored captures, as a dict (an error is reported in it)."""
+    """The comparison of two stored captures, as a dict (an error is reported in it).
+    In time order: a resumed capture may have started before the previous one."""
     try:
         with store.open_capture(previous) as old, store.open_capture(current) as new:
-            return compare(read_summary(old, previous), read_summary(new, current)).to_dict()
+            return compare(*chronological(read_summary(old, previous), read_summary(new, current))).to_dict()
     except ArchiveError as exc:
         return {"error": f"could not compare with {previous}: {exc}"}
+
+
+def unreadable(store, capture_id: str) -> str | None:
+    """Why a stored capture cannot serve as the base of revisit records (None: it can).
+    Checked before the capture starts: a previous capture gone or damaged costs the
+    revisits, never the capture."""
+    try:
+        with store.open_capture(capture_id) as fh:
+            EarlierCapture(fh, capture_id)
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong with it, it is not a base
+        return f"{type(exc).__name__}: {exc}" if not isinstance(exc, ArchiveError) else str(exc)
+    return None
 
 
 def run_job(
@@ -91,7 +107,13 @@ def run_job(
             "unfinished": outcome.unfinished,
         })
         try:
-            result = run_capture(capture_request(spec, outcome.previous_capture), store, signer, on_progress)
+            result = None
+            if spec.run.resume:
+                result, outcome.unfinished = resume_unsealed(outcome.unfinished, store, signer, on_progress)
+                outcome.resumed = result is not None
+            if result is None:
+                outcome.dedup_against = _dedup_base(spec, store, outcome)
+                result = run_capture(capture_request(spec, outcome.dedup_against), store, signer, on_progress)
         except (Terminated, KeyboardInterrupt) as exc:
             outcome.status = "interrupted"
             outcome.error = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
@@ -103,6 +125,8 @@ def run_job(
         else:
             outcome.status, outcome.capture = "ok", result.to_dict()
             outcome.problems += result.custody_problems
+        finally:
+            outcome.problems += _left_behind(outcome.unfinished)
             if outcome.previous_capture:
                 outcome.changes = changes_since(store, outcome.previous_capture, result.capture_id)
     finally:
@@ -123,8 +147,36 @@ def run_job(
     return outcome
 
 
+def _dedup_base(spec: JobSpec, store, outcome: Outcome) -> str | None:
+    """The previous capture, when revisits may point into it (a problem noted if not)."""
+    if not spec.crawl.dedup or not outcome.previous_capture:
+        return None
+    why = unreadable(store, outcome.previous_capture)
+    if why is not None:
+        outcome.problems.append(f"payloads stored in full, not as revisits: the previous "
+                                f"capture {outcome.previous_capture} cannot be read ({why})")
+        return None
+    return outcome.previous_capture
+
+
+def _left_behind(unfinished: list[dict]) -> list[str]:
+    """Earlier captures this run could not finish, store or verify: each needs a person."""
+    problems = []
+    for left in unfinished:
+        earlier = f"an earlier run's capture {left['capture_id']}"
+        if left.get("not_resumed"):
+            problems.append(f"{earlier} could not be finished: {left['not_resumed']} (in {left['path']})")
+        if left.get("not_stored"):
+            problems.append(f"{earlier} was not stored: {left['not_stored']} (in {left['path']})")
+        if left.get("not_verified"):
+            problems.append(f"{earlier} was finished by this run and stored at {left['resumed']}, "
+                            f"but {left['not_verified']}")
+    return problems
+
+
 def _result_record(outcome: Outcome) -> dict:
-    keep = ("status", "finished", "capture", "previous_capture", "error", "lock_lost_to", "problems")
+    keep = ("status", "finished", "capture", "resumed", "previous_capture", "dedup_against", "error",
+            "lock_lost_to", "problems", "unfinished")
     record = {k: v for k, v in outcome.to_dict().items() if k in keep}
     if outcome.changes is not None:
         record["changes"] = {k: outcome.changes.get(k) for k in ("counts", "error") if k in outcome.changes}

@@ -8,8 +8,8 @@ restart. After downtime a job runs once to catch up, not once per missed time.
 
 On SIGTERM or SIGINT nothing new starts; running captures get `grace` seconds to
 finish, then are sent SIGTERM themselves: they record the run as interrupted, keep
-what they captured in the work folder and release their lock (a checkpoint the next
-run resumes from once the crawler's resume lands).
+what they captured in the work folder and release their lock: a checkpoint the next
+run of the job resumes from (unless its job file says `[run] resume = false`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Callable
 
 from archive.errors import ArchiveError
 from archive.jobs.lock import iso_seconds, utcnow
-from archive.jobs.preflight import preflight
+from archive.jobs.preflight import preflight, store_options
 from archive.jobs.spec import JobFileError, JobSpec, parse_job
 from archive.jobs.state import JobState
 from archive.jobs.status import first_due, job_files
@@ -133,7 +133,7 @@ class Scheduler:
 
     def _last_run(self, spec: JobSpec):
         try:
-            return JobState(open_store(spec.store), spec.name).last_run()
+            return JobState(open_store(spec.store, store_options(spec)), spec.name).last_run()
         except ArchiveError as exc:
             self.log("store-error", {"job": spec.name, "error": str(exc)})
             return None
@@ -192,6 +192,7 @@ class Scheduler:
         self.log("finished", {
             "job": job, "exit": code, "status": outcome.get("status") or _exit_meaning(code),
             "capture_id": capture.get("capture_id"), "pages": capture.get("pages"),
+            "resumed": outcome.get("resumed") or None,
             "error": outcome.get("error") or (said.strip().splitlines() or [None])[-1],
             "changes": (outcome.get("changes") or {}).get("counts"),
         })

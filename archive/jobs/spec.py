@@ -16,15 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from archive.capture.crawl import CrawlOptions
+from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
 from archive.errors import ArchiveError
 from archive.jobs.schedule import Schedule, parse_schedule
-from archive.values import parse_duration, parse_http_url, parse_size
+from archive.values import parse_duration, parse_http_url, parse_size, parse_viewport
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 NOTIFY_WHEN = ("always", "changes", "failures")
 LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 DEFAULT_LOCK_EXPIRY = 600.0
+MAX_RETAIN_DAYS = 36500          # as `archive capture --retain-days`
 
 
 @dataclass(frozen=True)
@@ -45,24 +48,44 @@ class JobFileError(ArchiveError):
         super().__init__("; ".join(p.render(path) for p in problems))
 
 
+# The capture's own defaults, so a job and `archive capture` agree without a copy of them.
+_CAPTURE = CrawlOptions(seeds=[])
+_PAGE = PageOptions()
+BROWSER_ONLY = ("viewport", "wait_until", "wait_for", "wait", "scroll", "page_timeout")
+
+
 @dataclass
 class CrawlSpec:
-    depth: int = 0
-    scope: str = "page"
+    """[crawl]: `archive capture`'s options, named as its flags are (--max-pages is
+    max_pages, --ignore-robots is ignore_robots, --no-dedup is dedup = false)."""
+
+    depth: int = _CAPTURE.depth
+    scope: str = _CAPTURE.scope
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     max_pages: int | None = None
     max_bytes: int | None = None
     max_time: float | None = None
     max_body: int | None = None
-    timeout: float = 30.0
+    timeout: float = _CAPTURE.timeout
     user_agent: str | None = None
     insecure: bool = False
     warc_size: int | None = None
-    # Parsed and validated now; passed to the pipeline once the crawler (issue 4) lands.
-    workers: int | None = None
+    workers: int = _CAPTURE.workers
+    host_workers: int = _CAPTURE.host_workers
+    delay: float = _CAPTURE.delay
+    retries: int = _CAPTURE.retries
+    retry_wait: float = _CAPTURE.backoff
+    max_redirects: int = _CAPTURE.max_redirects
     ignore_robots: bool = False
     dedup: bool = True            # revisit records against the job's previous capture
+    browser: bool = False         # load pages in headless Chromium; then how:
+    viewport: tuple[int, int] = (_PAGE.viewport_width, _PAGE.viewport_height)
+    wait_until: str = _PAGE.wait
+    wait_for: str | None = None   # a CSS selector
+    wait: float = _PAGE.delay
+    scroll: bool = _PAGE.scroll
+    page_timeout: float = _PAGE.timeout
 
 
 @dataclass
@@ -75,9 +98,11 @@ class SigningSpec:
 
 @dataclass
 class RetentionSpec:
-    # Parsed and validated now; passed to the store once S3 Object Lock (issue 5) lands.
+    """[retention]: S3 Object Lock on each stored capture (`--retain-days`, `--lock-mode`,
+    `--legal-hold`); an s3:// store whose bucket has Object Lock is needed."""
+
     retain_days: int | None = None
-    lock_mode: str | None = None
+    lock_mode: str = "GOVERNANCE"
     legal_hold: bool = False
 
 
@@ -92,7 +117,7 @@ class NotifySpec:
 @dataclass
 class RunSpec:
     lock_expiry: float = DEFAULT_LOCK_EXPIRY   # a lock with no heartbeat for this long is stale
-    resume: bool = True                        # resume an interrupted capture (issue 4)
+    resume: bool = True                        # finish a capture an earlier run left unsealed
 
 
 @dataclass
@@ -101,6 +126,7 @@ class JobSpec:
     name: str
     seeds: list[str]
     store: str
+    endpoint_url: str | None = None                   # S3 endpoint (default: the AWS chain's)
     schedule: Schedule | None = None
     operator: str | None = None
     title: str = ""
@@ -182,14 +208,30 @@ def size(value, base):
     return parse_size(_str(value))
 
 
-def duration(value, base):
+def _seconds(value) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     else:
         seconds = parse_duration(_str(value))
+    if seconds < 0:
+        raise ValueError(f"must not be negative, not {value}")
+    return seconds
+
+
+def duration(value, base):
+    seconds = _seconds(value)
     if seconds <= 0:
         raise ValueError("must be more than zero")
     return seconds
+
+
+def pause(value, base):
+    """A duration that may be zero (no wait)."""
+    return _seconds(value)
+
+
+def viewport(value, base):
+    return parse_viewport(_str(value))
 
 
 def choice(options: tuple[str, ...]):
@@ -270,6 +312,13 @@ def argv(value, base):
     return items
 
 
+def days(value, base):
+    number = whole(1)(value, base)
+    if number > MAX_RETAIN_DAYS:
+        raise ValueError(f"must be {MAX_RETAIN_DAYS} days or fewer, not {number}")
+    return number
+
+
 def lock_mode(value, base):
     return choice(LOCK_MODES)(value.upper() if isinstance(value, str) else value, base)
 
@@ -294,19 +343,23 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "": {
         "name": job_name, "seeds": seeds, "store": store_address, "schedule": cron,
         "every": duration, "timezone": timezone, "operator": non_empty_text, "title": text,
-        "work_dir": path, "keep_local": boolean,
+        "work_dir": path, "keep_local": boolean, "endpoint_url": url,
     },
     "crawl": {
         "depth": whole(0), "scope": choice(SCOPES), "include": regex_list, "exclude": regex_list,
         "max_pages": whole(1), "max_bytes": size, "max_time": duration, "max_body": size,
         "timeout": duration, "user_agent": non_empty_text, "insecure": boolean,
-        "warc_size": size, "workers": whole(1), "ignore_robots": boolean, "dedup": boolean,
+        "warc_size": size, "workers": whole(1), "host_workers": whole(1), "delay": pause,
+        "retries": whole(0), "retry_wait": pause, "max_redirects": whole(0),
+        "ignore_robots": boolean, "dedup": boolean,
+        "browser": boolean, "viewport": viewport, "wait_until": choice(WAIT_CONDITIONS),
+        "wait_for": non_empty_text, "wait": pause, "scroll": boolean, "page_timeout": duration,
     },
     "signing": {
         "key": path, "passphrase_env": env_name, "passphrase_file": path, "unsigned": boolean,
     },
     "timestamps": {"tsa": url_list, "timeout": duration},
-    "retention": {"retain_days": whole(1), "lock_mode": lock_mode, "legal_hold": boolean},
+    "retention": {"retain_days": days, "lock_mode": lock_mode, "legal_hold": boolean},
     "notify": {
         "webhook": url, "command": argv, "when": choice(NOTIFY_WHEN), "timeout": duration,
     },
@@ -404,7 +457,7 @@ def parse_job(path: str | Path) -> tuple[JobSpec | None, list[Problem]]:
     schedule = parse_schedule(top.get("schedule"), top.get("every"), top.get("timezone"))
     spec = JobSpec(
         path=path, name=top.get("name", _default_name(path)), seeds=top["seeds"],
-        store=top["store"], schedule=schedule, operator=top.get("operator"),
+        store=top["store"], endpoint_url=top.get("endpoint_url"), schedule=schedule, operator=top.get("operator"),
         title=top.get("title", ""), work_dir=top.get("work_dir"),
         keep_local=top.get("keep_local", False),
         tsa=values["timestamps"].get("tsa", []), tsa_timeout=values["timestamps"].get("timeout"),
@@ -472,6 +525,19 @@ def _cross_checks(values: dict, lines: dict, data: dict) -> list[Problem]:
                                 "give either 'passphrase_env' or 'passphrase_file', not both"))
     if signing.get("unsigned") and ("passphrase_env" in signing or "passphrase_file" in signing):
         problems.append(Problem(lines.get("signing.unsigned"), "an unsigned job needs no passphrase"))
+    crawl = values["crawl"]
+    if not crawl.get("browser"):
+        problems += [Problem(lines.get(f"crawl.{key}"), f"'crawl.{key}' applies with browser = true only")
+                     for key in BROWSER_ONLY if key in crawl]
+    retention = values["retention"]
+    if (retention.get("retain_days") or retention.get("legal_hold")) and "store" in top \
+            and not top["store"].startswith("s3://"):
+        problems.append(Problem(lines.get("retention"), "[retention] needs an s3:// store whose bucket "
+                                                        "has Object Lock (`archive store init`)"))
+    if "lock_mode" in retention and "retain_days" not in retention:
+        problems.append(Problem(lines.get("retention.lock_mode"), "'lock_mode' applies to 'retain_days' only"))
+    if "endpoint_url" in top and "store" in top and not top["store"].startswith("s3://"):
+        problems.append(Problem(lines.get("endpoint_url"), "'endpoint_url' applies to an s3:// store only"))
     if "notify" in data and isinstance(data["notify"], dict) and not (
         "webhook" in data["notify"] or "command" in data["notify"]
     ):

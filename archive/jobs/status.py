@@ -7,6 +7,7 @@ from pathlib import Path
 
 from archive.errors import ArchiveError
 from archive.jobs.lock import JobLock, iso_seconds, parse_iso, utcnow
+from archive.jobs.preflight import store_options
 from archive.jobs.spec import JobFileError, JobSpec, parse_job
 from archive.jobs.state import JobState, RunRecord
 from archive.store.address import open_store
@@ -57,6 +58,7 @@ def run_summary(record: RunRecord | None, lock: JobLock | None) -> dict | None:
         "bytes": capture.get("bytes"), "failures": capture.get("failed"),
         "error": result.get("error"), "changes": (result.get("changes") or {}).get("counts"),
         "took_over": bool(record.start.get("took_over")),
+        "resumed": bool(result.get("resumed")),   # its capture was an earlier run's, finished
     }
 
 
@@ -74,7 +76,7 @@ def job_status(path: Path, now: datetime | None = None) -> dict:
     info = {"file": str(path), "job": spec.name, "store": spec.store,
             "schedule": spec.schedule.describe() if spec.schedule else None}
     try:
-        store = open_store(spec.store)
+        store = open_store(spec.store, store_options(spec))
         last = JobState(store, spec.name).last_run()
         info["last_run"] = run_summary(last, JobLock(store, spec.name, "", spec.run.lock_expiry))
     except ArchiveError as exc:

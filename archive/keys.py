@@ -146,11 +146,16 @@ def load_public_key(path: str | Path) -> ec.EllipticCurvePublicKey:
 
 def public_key_from_b64(value: str) -> ec.EllipticCurvePublicKey:
     """Parse a base64 DER SubjectPublicKeyInfo; raises ValueError when it is not P-256."""
+    raw = base64.b64decode(value, validate=True)
     try:
-        key = serialization.load_der_public_key(base64.b64decode(value, validate=True))
+        key = serialization.load_der_public_key(raw)
     except UnsupportedAlgorithm:
         # a damaged key can name a curve or algorithm the library does not know
         raise ValueError("not an ECDSA P-256 public key") from None
+    if isinstance(key, ec.EllipticCurvePublicKey) and public_der(key) != raw:
+        # another encoding of a key (compressed or hybrid point, odd DER) is not what
+        # a signer writes: the bytes must be the canonical SubjectPublicKeyInfo
+        raise ValueError("public key is not in its canonical encoding")
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise ValueError("not an ECDSA P-256 public key")
     return key

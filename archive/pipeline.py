@@ -197,7 +197,7 @@ def resume_capture(
     state = replay(work / JOURNAL_NAME)
     if state.ended is None:
         _check_browser(request.crawl)
-    keep = (f"{WARC_DIR}/{state.position[0]}", state.position[1]) if state.position else None
+    keep = (f"{WARC_DIR}/{state.position[0]}", *state.position[1:]) if state.position else None
     try:
         container = ContainerWriter.reopen(sealed_path, keep)
     except FileNotFoundError:

@@ -159,3 +159,24 @@ def test_sealed_but_not_stored_is_stored_on_resume(run, key, pubkey, tmp_path):
     wacz = Path(stored_waczs(store)[0])
     assert run("verify", wacz, "--trust", pubkey).code == 0
     assert len(_page_urls(wacz)) == 3
+
+
+def test_captured_data_changed_on_disk_is_not_resumed_into_a_sealed_capture(run, key, tmp_path):
+    """A byte of kept WARC data that changed after it was journaled (a disk error, power
+    lost before the data reached the disk) must not be sealed and signed as if captured."""
+    site = generated_site(30)
+    site.delay = 0.03
+    with SiteServer(site) as server:
+        args = [server.url("/"), "--depth", "10", "--scope", "host", "--workers", "2",
+                "--key", key, "--store", tmp_path / "store", "--quiet"]
+        journal = capture_killed_when(args, tmp_path / "w", lambda j: group_lines(j) >= 20, timeout=60)
+        work = journal.parent
+        container = next(work.glob("*.wacz.open"))
+        data = bytearray(container.read_bytes())
+        data[len(data) // 3] ^= 0x01           # inside the WARC data the journal vouches for
+        container.write_bytes(bytes(data))
+        resumed = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "store", "--quiet")
+    assert resumed.code == 2, resumed
+    assert "changed on disk" in resumed.err and resumed.err.count("\n") == 1
+    assert stored_waczs(tmp_path / "store") == []
+    assert work.exists(), "what was captured is kept"

@@ -142,9 +142,10 @@ def test_the_next_run_resumes_the_killed_runs_capture(run, key, pubkey, slow_sit
     assert again["unfinished"] == [] and again["previous_capture"] == left
 
 
-def test_a_resumed_capture_damaged_while_it_waited_is_reported_at_once(run, key, pubkey, slow_site, tmp_path):
-    """A reboot can lose data the journal counts as written: what the resume seals is
-    checked right away, and a capture that does not verify is never reported clean."""
+def test_a_capture_damaged_while_it_waited_is_kept_and_reported_not_resumed(run, key, pubkey, slow_site, tmp_path):
+    """A reboot can lose data the journal counts as written: the resume checks the kept
+    WARC data against the journal's CRC and refuses to seal it; the leftover is kept and
+    reported, and the run takes a fresh capture."""
     job, _ = kill_a_busy_run(slow_site, key, tmp_path, "damaged")
     container = next((tmp_path / "work" / "jobs" / "damaged").glob("*/*.wacz.open"))
     data = bytearray(container.read_bytes())
@@ -154,11 +155,12 @@ def test_a_resumed_capture_damaged_while_it_waited_is_reported_at_once(run, key,
     assert result.code == 1, result
     outcome = json.loads(result.out)
     left = outcome["unfinished"][0]
-    assert outcome["resumed"] is True and left["resumed"] == outcome["capture"]["address"]
-    assert left["not_verified"].startswith("it does not verify (NOT VERIFIED")
+    assert outcome["resumed"] is False
+    assert "changed on disk after it was journaled" in left["not_resumed"]
     assert [p for p in outcome["problems"]
-            if f"{left['capture_id']} was finished by this run and stored" in p and "does not verify" in p]
-    assert run("verify", outcome["capture"]["address"], "--trust", pubkey).code == 1
+            if f"{left['capture_id']} could not be finished" in p and "changed on disk" in p]
+    assert container.exists(), "the damaged leftover is kept, not thrown away"
+    assert run("verify", outcome["capture"]["address"], "--trust", pubkey).code == 0
 
 
 def foreign_lock(store: LocalStore, job: str, heartbeat_age: float) -> None:

@@ -1,7 +1,7 @@
-"""Fetch one URL with requests and keep the exact bytes that crossed the wire.
+"""Fetch one URL and keep the exact bytes that crossed the wire.
 
-requests (like http.client below it) de-chunks and parses what it reads, so the raw
-bytes are recorded one level lower: each connection's socket is wrapped so that every
+urllib3 (requests' engine, used directly for speed) and http.client below it de-chunk
+and parse what they read, so the raw bytes are recorded one level lower: each connection's socket is wrapped so that every
 byte sent and every byte received is handed to the exchange that is running on this
 thread. Digests are computed as the bytes arrive and the response is spooled to disk,
 so memory stays flat whatever the size of the body.
@@ -9,28 +9,36 @@ so memory stays flat whatever the size of the body.
 
 from __future__ import annotations
 
+import http.client
 import io
 import socket
+import ssl
 import threading
 import time
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import requests
+import requests.certs
 import urllib3
-from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar, get_cookie_header
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.util.retry import Retry
 
 from archive import __version__
 from archive.capture.recorder import FetchResult, Recorder
 
-__all__ = ["DEFAULT_USER_AGENT", "FetchResult", "fetch", "make_session"]
+__all__ = ["DEFAULT_USER_AGENT", "FetchResult", "FetchSession", "fetch", "make_session"]
 
 DEFAULT_USER_AGENT = f"Mozilla/5.0 (compatible; archive/{__version__}; evidentiary capture)"
 READ_CHUNK = 1 << 16
 
 _current = threading.local()
+
+
+def _cookie_view(url: str, headers: dict) -> SimpleNamespace:
+    """What requests' cookie helpers read of a request: its URL and headers."""
+    return SimpleNamespace(url=url, headers=headers)
 
 
 class _TeeReader(io.RawIOBase):
@@ -100,72 +108,80 @@ class _RecordingHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _RecordingHTTPSConnection
 
 
-class _RecordingAdapter(HTTPAdapter):
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": _RecordingHTTPPool,
-            "https": _RecordingHTTPSPool,
+class FetchSession:
+    """One worker's connections (urllib3 pools whose sockets record raw bytes), default
+    headers and cookie jar. Not thread safe: make one per thread."""
+
+    def __init__(self, user_agent: str, verify_tls: bool, pool_size: int) -> None:
+        self.pool = urllib3.PoolManager(
+            num_pools=pool_size, maxsize=1, block=False,
+            cert_reqs="CERT_REQUIRED" if verify_tls else "CERT_NONE",
+            ca_certs=requests.certs.where() if verify_tls else None,
+        )
+        self.pool.pool_classes_by_scheme = {"http": _RecordingHTTPPool, "https": _RecordingHTTPSPool}
+        self.headers = {
+            "User-Agent": user_agent,
+            # Only encodings that every WARC reader can undo.
+            "Accept-Encoding": "gzip, deflate",
+            "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
         }
+        self.cookies = RequestsCookieJar()
+
+    def close(self) -> None:
+        self.pool.clear()
 
 
 def make_session(
     user_agent: str = DEFAULT_USER_AGENT, verify_tls: bool = True, pool_size: int = 10
-) -> requests.Session:
-    """A requests session whose connections record raw bytes. One per thread."""
-    session = requests.Session()
-    # No retries below us: a retried request would mix two exchanges in one recording.
-    adapter = _RecordingAdapter(
-        max_retries=Retry(total=0, read=False, redirect=False),
-        pool_connections=pool_size, pool_maxsize=pool_size,
-    )
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers.update({
-        "User-Agent": user_agent,
-        # Only encodings that every WARC reader can undo.
-        "Accept-Encoding": "gzip, deflate",
-        "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-    })
-    session.verify = verify_tls
+) -> FetchSession:
+    """Connections whose every byte is recorded. One per thread.
+
+    urllib3 directly, not a requests.Session: the crawler spends most of its time in
+    per-request overhead, and requests' session layer doubled it. requests still gives
+    the URL preparation (IDNA, quoting) and the cookie handling, so a request is the
+    one requests would have sent.
+    """
     if not verify_tls:
         # The operator chose this and it is recorded in warcinfo; no warning per request.
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    session.trust_env = False  # no proxy or .netrc from the environment: we record what we sent
-    return session
+    return FetchSession(user_agent, verify_tls, pool_size)
 
 
 def _classify(exc: BaseException) -> str:
-    chain, seen = [], exc
-    while seen is not None and len(chain) < 10:
-        chain.append(seen)
-        seen = seen.__cause__ or seen.__context__ or (
-            seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
-        )
-        if hasattr(chain[-1], "reason") and isinstance(chain[-1].reason, BaseException):
-            chain.append(chain[-1].reason)
-    names = " ".join(type(e).__name__ for e in chain) + " " + " ".join(str(e) for e in chain)
+    """The kind of a fetch failure, for the evidence: what went wrong on the wire."""
+    causes, seen = [], exc
+    while seen is not None and len(causes) < 10:
+        causes.append(seen)
+        reason = getattr(seen, "reason", None)
+        seen = reason if isinstance(reason, BaseException) else (seen.__cause__ or seen.__context__)
+    text = " ".join(f"{type(e).__name__} {e}" for e in causes)
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidSchema, urllib3.exceptions.LocationParseError)):
+                        requests.exceptions.InvalidSchema, urllib3.exceptions.LocationValueError)):
         return "invalid-url"
-    if isinstance(exc, requests.exceptions.SSLError) or "SSLError" in names:
+    if any(isinstance(e, (urllib3.exceptions.SSLError, ssl.SSLError)) for e in causes):
         return "tls"
-    if "NameResolutionError" in names or isinstance(exc, socket.gaierror) or "gaierror" in names:
+    if any(isinstance(e, (urllib3.exceptions.NameResolutionError, socket.gaierror)) for e in causes):
         return "dns"
-    if isinstance(exc, (requests.exceptions.Timeout, socket.timeout, TimeoutError)) or \
-            "Timeout" in names or "timed out" in names:
-        return "timeout"
-    if "ConnectionRefusedError" in names or "Connection refused" in names:
+    # before timeouts: urllib3's NewConnectionError is a kind of ConnectTimeoutError
+    if any(isinstance(e, ConnectionRefusedError) for e in causes) or "Connection refused" in text:
         return "refused"
-    if "ConnectionResetError" in names or "Connection reset" in names or \
-            "RemoteDisconnected" in names or "IncompleteRead" in names or \
-            "BrokenPipe" in names:
+    if any(isinstance(e, (urllib3.exceptions.TimeoutError, socket.timeout, TimeoutError)) for e in causes):
+        return "timeout"
+    if any(isinstance(e, (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected,
+                          http.client.IncompleteRead)) for e in causes) or "IncompleteRead" in text:
         return "reset"
     return "protocol"
 
 
+def _prepare_url(url: str) -> str:
+    """The URL as requests would send it: IDNA host, invalid characters quoted."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    return prepared.url
+
+
 def fetch(
-    session: requests.Session,
+    session: FetchSession,
     url: str,
     *,
     timeout: float = 30.0,
@@ -188,17 +204,27 @@ def fetch(
     response = None
     try:
         try:
-            prepared = session.prepare_request(requests.Request("GET", url, headers=headers))
-            result.url = prepared.url
-            response = session.send(prepared, stream=True, allow_redirects=False, timeout=timeout)
+            result.url = _prepare_url(url)
+            sent = {**session.headers, **(headers or {})}
+            if session.cookies:
+                cookie = get_cookie_header(session.cookies, _cookie_view(result.url, sent))
+                if cookie:
+                    sent["Cookie"] = cookie
+            response = session.pool.urlopen(
+                "GET", result.url, headers=sent, redirect=False, retries=False,
+                preload_content=False, decode_content=False,
+                timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            )
         except Exception as exc:  # noqa: BLE001 - every failure is evidence, recorded below
             result.error_kind = _classify(exc)
             result.error = f"{type(exc).__name__}: {exc}"
         else:
-            result.status = response.status_code
+            result.status = response.status
             result.headers = {k.lower(): v for k, v in response.headers.items()}
+            if "set-cookie" in result.headers:
+                extract_cookies_to_jar(session.cookies, _cookie_view(result.url, sent), response)
             try:
-                for chunk in response.raw.stream(READ_CHUNK, decode_content=False):
+                for chunk in response.stream(READ_CHUNK, decode_content=False):
                     result.body_bytes += len(chunk)
                     if max_body is not None and result.body_bytes > max_body:
                         result.truncated = "length"
@@ -216,8 +242,8 @@ def fetch(
         if response is not None:
             if result.truncated:
                 # Never hand a half-read connection back to the pool.
-                response.raw.close()
-            response.close()
+                response.close()
+            response.release_conn()
         result.elapsed = time.monotonic() - began
 
     recorder.finish(result)

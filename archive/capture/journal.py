@@ -65,7 +65,7 @@ class CrawlState:
     index_lines: list[str] = field(default_factory=list)
     pages: list[dict] = field(default_factory=list)
     originals: list[tuple[str, Original]] = field(default_factory=list)
-    position: tuple[str, int] | None = None   # (WARC file, size) after the last group
+    position: tuple | None = None   # (WARC file, size, CRC-32) after the last group
     stats: CrawlStats = field(default_factory=CrawlStats)
     ended: dict | None = None                 # the `end` line, once the crawl finished
     resumes: list[str] = field(default_factory=list)

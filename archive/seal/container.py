@@ -71,13 +71,14 @@ class ContainerWriter:
         self.current: MemberWriter | None = None
 
     @classmethod
-    def reopen(cls, path: Path, keep: tuple[str, int] | None) -> "ContainerWriter":
+    def reopen(cls, path: Path, keep: tuple | None) -> "ContainerWriter":
         """Take up a container left unfinished by a crash (`path.open`).
 
-        `keep` = (member name, data size): the members before that one must be finished
-        and intact (their CRC is checked and their SHA-256 recomputed, reading them
-        once); that member is cut to `size` bytes and left open; everything after it
-        (a half-written record, a later member, a half-written seal) is cut off.
+        `keep` = (member name, data size[, CRC-32 of that data]): the members before that
+        one must be finished and intact (their CRC is checked and their SHA-256
+        recomputed, reading them once); that member is cut to `size` bytes, checked
+        against the CRC when one is given, and left open; everything after it (a
+        half-written record, a later member, a half-written seal) is cut off.
         None empties the container.
         """
         self = cls.__new__(cls)
@@ -88,7 +89,7 @@ class ContainerWriter:
         if keep is None:
             self._fh.truncate(0)
             return self
-        name, keep_size = keep
+        name, keep_size, keep_crc = (*keep, None)[:3]
         offset = 0
         while True:
             found = self._read_local_header(offset)
@@ -98,6 +99,10 @@ class ContainerWriter:
             if entry.name == name:
                 member = MemberWriter(self, name, offset, zip64)
                 self._hash_range(entry.data_offset, keep_size, member)
+                if keep_crc is not None and member.crc != keep_crc:
+                    raise ContainerChanged(
+                        f"{name}: the captured data changed on disk after it was journaled "
+                        "(CRC differs); not resuming")
                 self._fh.truncate(entry.data_offset + keep_size)
                 self._fh.seek(entry.data_offset + keep_size)
                 self.current = member

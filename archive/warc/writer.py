@@ -171,14 +171,15 @@ class WarcWriter:
         inside follow each other in the file (and nothing else lands between them)."""
         return self._lock
 
-    def position(self) -> tuple[str, int] | None:
-        """(file name, size) of the WARC file being written, after flushing it to the OS:
-        every record written so far is then on disk, whatever happens to this process."""
+    def position(self) -> tuple[str, int, int] | None:
+        """(file name, size, CRC-32 so far) of the WARC file being written, after flushing
+        it to the OS: every record written so far is then on disk, whatever happens to
+        this process; the CRC lets a resume prove those bytes are still what was written."""
         with self._lock:
             if self._member is None:
                 return None
             self.container.flush()
-            return self.current_name, self._member.size
+            return self.current_name, self._member.size, self._member.crc
 
     def close(self) -> list[WarcFile]:
         """Finish the WARC file being written; returns every file written."""

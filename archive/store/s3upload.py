@@ -30,7 +30,7 @@ MiB = 1 << 20
 MIN_PART = 5 * MiB            # S3's smallest part (all but the last)
 MAX_PARTS = 10_000            # S3's largest part count
 DEFAULT_PART_SIZE = 8 * MiB      # and the largest single PUT; memory: (concurrency + 1) parts
-DEFAULT_CONCURRENCY = 4
+DEFAULT_CONCURRENCY = 8         # as boto3 (10): one Python S3 server keeps up only with several parts in flight
 # ETags that are not the MD5 of the bytes: objects encrypted with KMS keys or customer keys.
 OPAQUE_ETAG_ENCRYPTION = ("aws:kms", "aws:kms:dsse")
 

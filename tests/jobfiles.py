@@ -70,3 +70,33 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
 
 def run_records(store: Path, job: str, kind: str) -> list[Path]:
     return sorted((store / "jobs" / job / "runs").glob(f"*/*/*/*.{kind}.json"))
+
+
+def race_for_the_lock(store, runs: int) -> None:
+    """`runs` threads race for one job's lock in `store`: exactly one wins, and the lock
+    is free again once the winner releases it."""
+    import threading
+
+    from archive.jobs.lock import JobBusy, JobLock
+
+    winners, losers = [], []
+    barrier = threading.Barrier(runs)
+
+    def attempt(n):
+        lock = JobLock(store, "race", f"run-{n}", 600)
+        barrier.wait()
+        try:
+            lock.acquire()
+            winners.append(lock)
+        except JobBusy:
+            losers.append(n)
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(runs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1 and len(losers) == runs - 1
+    assert JobLock(store, "race", "x", 600).current().run_id == winners[0].run_id
+    winners[0].release()
+    JobLock(store, "race", "next", 600).acquire()   # free again once released

@@ -13,7 +13,6 @@ import struct
 import sys
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 

@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
 from datetime import timedelta
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from archive.jobs.lock import JobBusy, JobLock, iso, parse_iso, utcnow
 from archive.store.local import LocalStore
 from tests.conftest import tool
-from tests.jobfiles import run_records, wait_for, write_job
+from tests.jobfiles import race_for_the_lock, run_records, wait_for, write_job
 from tests.site import Site, SiteServer, slow
 from tests.warcs import member, pages
 
@@ -200,28 +199,7 @@ def test_an_expired_lock_on_another_machine_is_taken_over(run, key, tmp_path):
 
 
 def test_racing_runs_exactly_one_takes_the_lock(tmp_path):
-    store = LocalStore(tmp_path)
-    winners, losers = [], []
-    barrier = threading.Barrier(8)
-
-    def attempt(n):
-        lock = JobLock(store, "race", f"run-{n}", 600)
-        barrier.wait()
-        try:
-            lock.acquire()
-            winners.append(lock)
-        except JobBusy:
-            losers.append(n)
-
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(winners) == 1 and len(losers) == 7
-    assert JobLock(store, "race", "x", 600).current().run_id == winners[0].run_id
-    winners[0].release()
-    JobLock(store, "race", "next", 600).acquire()   # free again once released
+    race_for_the_lock(LocalStore(tmp_path), 8)
 
 
 def test_a_run_with_a_stale_view_of_the_lock_backs_off(tmp_path):

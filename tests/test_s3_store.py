@@ -5,7 +5,6 @@ import json
 import os
 import random
 import subprocess
-import threading
 import sys
 from pathlib import Path
 
@@ -340,27 +339,7 @@ def test_upload_benchmark_smoke():
 def test_job_locks_work_on_s3(s3):
     """Racing runs for one job's lock on a real bucket: exactly one wins (the custody
     ledger on S3 is exercised through the CLI in test_s3_cli.py)."""
-    from archive.jobs.lock import JobBusy, JobLock
+    from tests.jobfiles import race_for_the_lock
 
-    store = store_for(s3)
-    winners, losers = [], []
-    barrier = threading.Barrier(6)
-
-    def attempt(n):
-        lock = JobLock(store, "race", f"run-{n}", 600)
-        barrier.wait()
-        try:
-            lock.acquire()
-            winners.append(lock)
-        except JobBusy:
-            losers.append(n)
-
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(winners) == 1 and len(losers) == 5
-    winners[0].release()
-    JobLock(store, "race", "next", 600).acquire()      # free again once released
+    race_for_the_lock(store_for(s3), 6)
     assert any(k.startswith("p/jobs/race/lock/") for k in s3.keys())

@@ -1,16 +1,13 @@
 """A sealed capture that was altered in any way must not verify."""
 
 import hashlib
-import io
 import json
-import os
 import random
 import subprocess
 import zipfile
 
 import pytest
 
-from archive.cli import main as cli_main
 from archive.verify.checks import verify_path
 from archive.cli.common import trusted_keys
 from tests.conftest import tool

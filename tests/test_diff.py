@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import stored_waczs
 from tests.site import Site, SiteServer
 
-FOREIGN = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "foreign"
+from tests.shared import FOREIGN  # noqa: E402
 
 
 @pytest.fixture

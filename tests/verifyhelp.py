@@ -26,7 +26,7 @@ from archive.warc.writer import WarcWriter
 from tests.conftest import PASSPHRASE, stored_waczs
 from tests.site import SiteServer, standard_site
 
-FOREIGN = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "foreign"
+from tests.shared import FOREIGN  # noqa: E402,F401 - re-exported
 BIN = Path(sys.executable).parent
 
 

@@ -119,6 +119,19 @@ def test_identical_payloads_become_revisits_in_crawl_and_across_captures(sites, 
     third = crawl(main.url("/"), "--dedup-against", first.name.removesuffix(".wacz"))
     assert any(r["type"] == "revisit" for r in records(third))
 
+    # a third capture against the second, whose copies were revisits: still revisits,
+    # pointing through the second at the originals in the first (one stored copy)
+    fourth = crawl(main.url("/"), "--depth", "2", "--scope", "host", "--dedup-against", second)
+    assert run("verify", fourth, "--trust", pubkey).code == 0
+    by_uri4 = {r["uri"]: r for r in records(fourth) if r["type"] in ("response", "revisit")}
+    for uri in (main.url("/"), main.url("/img/s2.png"), main.url("/section/2")):
+        assert by_uri4[uri]["type"] == "revisit", uri
+        assert by_uri4[uri]["headers"]["WARC-Refers-To"] == by_uri[uri]["headers"]["WARC-Refers-To"]
+    # the page edited before the second capture points at the second's full copy
+    assert by_uri4[main.url("/section/1")]["type"] == "revisit"
+    assert by_uri4[main.url("/section/1")]["headers"]["WARC-Refers-To"] == \
+        by_uri[main.url("/section/1")]["headers"]["WARC-Record-ID"]
+
 
 def test_per_host_concurrency_and_delay_are_obeyed(sites, crawl):
     main, _ = sites

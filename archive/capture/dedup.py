@@ -51,8 +51,13 @@ def _key(digest: str | None):
 
 
 class EarlierCapture:
-    """The 2xx responses of an earlier sealed capture (a WACZ), found by payload digest
-    through its index; a record's exact date and id are read from the WARC on first use."""
+    """The 2xx payloads of an earlier sealed capture (a WACZ), found by payload digest
+    through its index; a record's exact date and id are read from the WARC on first use.
+
+    A revisit in the earlier capture counts too: it leads to the original it names, so a
+    payload unchanged over many captures stays one stored copy (a chain of revisits all
+    pointing at it), not a full copy every other capture.
+    """
 
     def __init__(self, stream: BinaryIO, label: str) -> None:
         self.label = label
@@ -69,9 +74,11 @@ class EarlierCapture:
                 continue
             status = str(fields.get("status", ""))
             key = _key(fields.get("digest"))
-            if fields.get("recordType", "response") != "response" or not status.startswith("2") or not key:
+            kind = fields.get("recordType", "response")
+            if kind not in ("response", "revisit") or not status.startswith("2") or not key:
                 continue
-            self._where.setdefault(key, (fields["url"], fields["filename"], int(fields["offset"])))
+            if key not in self._where or (kind == "response" and self._where[key][3] == "revisit"):
+                self._where[key] = (fields["url"], fields["filename"], int(fields["offset"]), kind)
 
     def __len__(self) -> int:
         return len(self._where)
@@ -85,15 +92,22 @@ class EarlierCapture:
                 self._found[key] = self._read(*self._where[key])
             return self._found[key]
 
-    def _read(self, uri: str, filename: str, offset: int) -> Original | None:
+    def _read(self, uri: str, filename: str, offset: int, kind: str) -> Original | None:
         name = filename if filename.startswith("archive/") else f"archive/{filename}"
         try:
             with self._zip.open(name) as member:
                 member.seek(offset)
                 record = next(iter(ArchiveIterator(member)))
                 headers = record.rec_headers
-                if headers.get_header("WARC-Target-URI") != uri:
+                if headers.get_header("WARC-Target-URI") != uri or record.rec_type != kind:
                     return None
+                if kind == "revisit":
+                    # the original it names (in a capture before that one)
+                    refers = [headers.get_header(h) for h in (
+                        "WARC-Refers-To-Target-URI", "WARC-Refers-To-Date", "WARC-Refers-To")]
+                    if not all(refers) or headers.get_header("WARC-Profile") != REVISIT_PROFILE:
+                        return None
+                    return Original(*refers)
                 return Original(uri, headers.get_header("WARC-Date"),
                                 headers.get_header("WARC-Record-ID"), self.label)
         except (KeyError, StopIteration, OSError, ValueError, zipfile.BadZipFile):

@@ -244,6 +244,8 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
             crawler.run(on_progress)
         except BaseException as exc:
             journal.close()
+            if session.earlier is not None:
+                session.earlier.close()
             writer.close()
             container.close()
             hint = f"what was captured is kept: finish it with `archive capture --resume {work}`"
@@ -253,6 +255,8 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
                 raise
             raise ArchiveError(f"capture stopped ({type(exc).__name__}: {exc}); {hint}") from exc
         journal.close()
+    if session.earlier is not None:
+        session.earlier.close()
     writer.close()
     state = replay(work / JOURNAL_NAME)
     custody = CustodyLog(store, Actor(request.operator, signer))

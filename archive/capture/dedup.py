@@ -61,6 +61,7 @@ class EarlierCapture:
 
     def __init__(self, stream: BinaryIO, label: str) -> None:
         self.label = label
+        self._stream = stream
         self._zip = zipfile.ZipFile(stream)
         self._lock = threading.Lock()
         self._where: dict = {}
@@ -82,6 +83,11 @@ class EarlierCapture:
 
     def __len__(self) -> int:
         return len(self._where)
+
+    def close(self) -> None:
+        """Let go of the earlier capture's file (the crawl that used it is over)."""
+        self._zip.close()
+        self._stream.close()
 
     def original(self, digest: str) -> Original | None:
         key = _key(digest)

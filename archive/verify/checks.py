@@ -22,6 +22,7 @@ from archive.verify.model import (
     FAIL, PASS, SKIP, WARN, CannotCheck, RecordLocation, Report, VerifyOptions, conclude,
 )
 from archive.verify.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
+from archive.verify.segments import ParallelWarcs, parallel_worth
 from archive.verify.source import Source, local_source, sniff
 from archive.verify.warcs import CONTENT_TYPES, Problem, WarcChecker, WarcResult, check_warc_slow
 from archive.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64, safe_member_name
@@ -90,22 +91,30 @@ def _check_file_hash(report: Report, expected: str) -> None:
 def _verify_warc(source: Source, progress: Progress | None) -> Report:
     report = Report(source.name, "warc", size=source.size)
     name = source.name.rsplit("/", 1)[-1]
-    checker = WarcChecker(name, threaded=True)
     whole = hashlib.sha256()
-    hashing = Worker("verify-hash")
     done = 0
     with source.open() as fh:
+        parallel = ParallelWarcs(source.path, fh, [(name, 0, source.size)]) \
+            if parallel_worth(source.path, source.size) else None
+        checker = None if parallel else WarcChecker(name, threaded=True)
         try:
-            while chunk := fh.read(CHUNK):
-                hashing.submit(whole.update, chunk)
-                checker.feed(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(done, source.size)
+            hashing = Worker("verify-hash")
+            try:
+                fh.seek(0)
+                while chunk := fh.read(CHUNK):
+                    hashing.submit(whole.update, chunk)
+                    if checker:
+                        checker.feed(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, source.size)
+            finally:
+                hashing.close()
+            result, fallback = parallel.results(fh)[name] if parallel else (checker.finish(), checker.needs_fallback)
         finally:
-            hashing.close()
-        result = checker.finish()
-        if checker.needs_fallback:
+            if parallel:
+                parallel.close()
+        if fallback:
             fh.seek(0)
             result = check_warc_slow(fh, name)
         _read_failure(fh, source)
@@ -180,12 +189,15 @@ def _hostile(container: Container, file_size: int) -> str | None:
     return None
 
 
-def _sinks(container: Container) -> tuple[dict, set[str]]:
+def _sinks(container: Container, warcs: bool) -> tuple[dict, set[str]]:
+    """A sink for each member to check as it is read (WARC files only when `warcs`: they
+    may be checked apart, archive.verify.segments), and which ones run on a thread."""
     sinks, threaded = {}, set()
     for m in container.members:
         if _is_warc(m.name):
-            sinks[m.name] = WarcSink(m.name)
-            threaded.add(m.name)
+            if warcs:
+                sinks[m.name] = WarcSink(m.name)
+                threaded.add(m.name)
         elif m.name.startswith("indexes/") and m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
             sinks[m.name] = IndexSink(m.name)
         elif m.name == PAGES:
@@ -258,9 +270,18 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
         hostile = None if container.canonical else _hostile(container, source.size)
         if hostile and not ours:
             raise CannotCheck(f"refusing to check {source.name}: {hostile}")
-        sinks, threaded = _sinks(container)
+        warcs = [(m.name, m.data_offset, m.size) for m in container.members if _is_warc(m.name)]
+        parallel = None
+        if container.canonical and parallel_worth(source.path, sum(size for _, _, size in warcs)):
+            parallel = ParallelWarcs(source.path, fh, warcs)
+        sinks, threaded = _sinks(container, warcs=parallel is None)
         if container.canonical:
-            scan = scan_canonical(fh, container, source.size, sinks, threaded, progress)
+            try:
+                scan = scan_canonical(fh, container, source.size, sinks, threaded, progress)
+                checked = parallel.results(fh) if parallel else _checked(sinks)
+            finally:
+                if parallel:
+                    parallel.close()
         elif hostile:
             report.add("container", FAIL, f"the zip container was altered: {hostile}",
                        [Problem(hostile, source.name)])
@@ -272,8 +293,9 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
             algorithms = {p: [_algorithm(r)[0]] for p, r in resources.items()}
             scan = scan_lenient(fh, container, sinks, algorithms, MEMBER_LIMIT)
             scan.sha256 = file_sha256(fh)
+            checked = _checked(sinks)
         report.sha256 = scan.sha256
-        warc_results = _warc_results(fh, container, sinks)
+        warc_results = _warc_results(fh, container, checked)
         _read_failure(fh, source)
 
     datapackage, dp_bytes, dp_error = sinks["datapackage.json"].parse() if "datapackage.json" in sinks \
@@ -299,17 +321,23 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
     return report
 
 
-def _warc_results(fh, container: Container, sinks: dict) -> list[WarcResult]:
+def _checked(sinks: dict) -> dict[str, tuple[WarcResult, str | None]]:
+    """What the fast reader said of each WARC fed to a sink, and whether it hands over."""
+    return {name: (sink.result, sink.checker.needs_fallback) for name, sink in sinks.items()
+            if isinstance(sink, WarcSink) and sink.result is not None}
+
+
+def _warc_results(fh, container: Container, checked: dict) -> list[WarcResult]:
     """Each WARC's result; those the fast reader handed over are read again by warcio's."""
     results = []
     for m in container.members:
-        sink = sinks.get(m.name)
-        if not isinstance(sink, WarcSink) or sink.result is None:
+        if m.name not in checked:
             continue
-        if sink.checker.needs_fallback:
+        result, fallback = checked[m.name]
+        if fallback:
             stream = _MemberStream(iter_member(fh, container, m, MEMBER_LIMIT))
-            sink.result = check_warc_slow(stream, m.name)
-        results.append(sink.result)
+            result = check_warc_slow(stream, m.name)
+        results.append(result)
     return results
 
 

@@ -4,8 +4,10 @@ For a canonical container (ours) every byte range is known in advance: local hea
 member data, central directory, end records. The file is read once, in order: the
 whole-file SHA-256, each member's SHA-256 and CRC-32, and each member's own check (WARC
 records, index lines, page lines, JSON) all see the same chunk. The work is spread over
-threads (hashlib and zlib release the GIL), so both cores are used: the reading thread
-hashes members, one worker hashes the whole file, one checks WARC records.
+threads (hashlib and zlib release the GIL): the reading thread hashes members, one
+worker hashes the whole file, one checks WARC records. For a large local file the WARC
+records are checked apart instead, on every core (archive.verify.segments), and their
+members are only hashed here.
 
 A foreign container is read member by member through zipfile, then the file hashed.
 """
@@ -15,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable
 
 from archive.verify.container import Container, iter_member
+from archive.verify.fastzlib import crc32
 
 CHUNK = 1 << 20
 QUEUE_DEPTH = 8           # chunks (of at most a few MiB) in flight per worker: memory stays flat
@@ -111,7 +113,7 @@ def scan_canonical(
             hashing.submit(whole.update, chunk)
             if member is not None:
                 hasher.update(chunk)
-                crc = zlib.crc32(chunk, crc)
+                crc = crc32(chunk, crc)
                 member.size += len(chunk)
                 if sink is not None:
                     if worker is not None:

@@ -117,8 +117,10 @@ class Bomb(Exception):
 
 # -- digests, as warcio compares them -------------------------------------------------
 
-_B32_TO_INT = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789abcdefghijklmnopqrstuv")
-_B32_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+# base32 digits to the digits int(..., 32) reads; any other byte to "!", which it refuses
+_B32_TO_INT = bytes(
+    b"0123456789abcdefghijklmnopqrstuv"[b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".index(c)]
+    if c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" else ord("!") for c in range(256))
 
 
 def digest_matches(computed: bytes, header_value: str) -> bool:
@@ -132,9 +134,13 @@ def digest_matches(computed: bytes, header_value: str) -> bool:
         # equal as text to our base32 <=> the same number (the encoding is one to one);
         # int() does in C what base64.b32encode does in Python
         digits, padding = value[:chars], value[chars:]
-        if padding != "=" * (b32_length - chars) or not _B32_ALPHABET.issuperset(digits):
+        if padding != "=" * (b32_length - chars) or not digits.isascii():
             return False
-        return int(digits.translate(_B32_TO_INT), 32) == int.from_bytes(computed, "big") << (chars * 5 - bits)
+        try:
+            number = int(digits.encode("ascii").translate(_B32_TO_INT), 32)
+        except ValueError:          # a character outside the base32 alphabet
+            return False
+        return number == int.from_bytes(computed, "big") << (chars * 5 - bits)
     ours = base64.b32encode(computed).decode("ascii")
     try:
         if len(value) > len(ours):
@@ -156,7 +162,9 @@ class _Digest:
 
     def __init__(self, header: str | None, label: str):
         self.header, self.label, self.hasher, self.error = header, label, None, None
-        if header:
+        if header and header.startswith("sha256:"):
+            self.hasher = hashlib.sha256()
+        elif header:
             algorithm, sep, _ = header.partition(":")
             try:
                 if not sep:
@@ -218,7 +226,8 @@ def _header_fields(block: bytes) -> dict[str, str]:
     """WARC header fields (first occurrence of each name, lowercased) of a header block
     ending in CRLF CRLF; raises Unusual for anything warcio would read differently."""
     head = block[:-4]
-    if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\r\n"):
+    crlf = head.count(b"\r\n")
+    if head.count(b"\n") != crlf or head.count(b"\r") != crlf:
         raise Unusual("bare CR or LF in the header")
     try:
         lines = head.decode("utf-8").split("\r\n")
@@ -235,7 +244,7 @@ def _header_fields(block: bytes) -> dict[str, str]:
     fields: dict[str, str] = {}
     for line in lines[1:]:
         name, sep, value = line.rstrip().partition(":")
-        if not sep or line[:1] in (" ", "\t") or not name.strip():
+        if not sep or line[0] in " \t" or not name.strip():
             raise Unusual("header continuation, blank line or line without a colon")
         name = name.rstrip(" \t").lower()
         if name not in fields:
@@ -270,10 +279,14 @@ class WarcChecker:
     """Checks a WARC fed in pieces, in order. After finish(), `result.reader` says which
     reader decided; `needs_fallback` tells the caller to run check_warc_slow instead."""
 
-    def __init__(self, filename: str, threaded: bool = False) -> None:
+    def __init__(self, filename: str, threaded: bool = False, start: int = 0, inflate=zlib) -> None:
         """`threaded`: block and payload hashing run on a thread of their own (hashlib
-        releases the GIL), while this one decompresses and splits records."""
+        releases the GIL), while this one decompresses and splits records. `start`: where
+        in the WARC file the first byte fed lies (a segment checked on its own, from a
+        gzip member start: archive.verify.segments). `inflate`: zlib, or a module with
+        its decompressobj and error (archive.verify.segments)."""
         self.result = WarcResult(filename)
+        self._inflate = inflate
         self._worker = None
         self._batch: list = []            # digest work handed to the worker in batches
         self._batch_bytes = 0
@@ -284,10 +297,16 @@ class WarcChecker:
         self._stopped = False
         self._gzip: bool | None = None
         self._first = b""
-        self._in = 0                 # bytes of the file consumed
-        self._out = 0                # bytes decompressed
+        self._start = start
+        self._in = start             # position in the file of the next byte fed
+        self._out = 0                # bytes decompressed since `start`
+        # the least number of bytes decompressed before `start` for which the reader of
+        # the whole file would have stopped here as at a bomb (see _expansion)
+        self.headroom = float("inf")
         self._d = None
         self._feed = FIRST_FEED
+        if start:
+            self._gzip = True        # a segment starts where a gzip member does
         self._start_record(0)
 
     # record state: "head" -> "block" -> "tail" -> ("end" in gzip members)
@@ -328,7 +347,7 @@ class WarcChecker:
         view, pos, size = memoryview(data), 0, len(data)
         while pos < size and not self._stopped:
             if self._d is None:
-                self._d = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                self._d = self._inflate.decompressobj(zlib.MAX_WBITS | 16)
                 self._member_start = self._in
                 self._feed = FIRST_FEED
             d = self._d
@@ -337,7 +356,7 @@ class WarcChecker:
                 self._plain(d.decompress(piece, OUTPUT_CAP))
                 while d.unconsumed_tail and not d.eof and not self._stopped:
                     self._plain(d.decompress(d.unconsumed_tail, OUTPUT_CAP))
-            except zlib.error as exc:
+            except self._inflate.error as exc:
                 self._fail_here(f"gzip data is damaged ({exc})", self._member_start)
                 return
             if d.eof:
@@ -350,9 +369,21 @@ class WarcChecker:
                 pos += len(piece)
                 self._in += len(piece)
                 self._feed = min(self._feed * 2, MAX_FEED)
-            if self._out > EXPANSION_FLOOR and self._out > EXPANSION_RATIO * self._in:
-                raise Bomb(f"decompresses to more than {EXPANSION_RATIO} times its size "
-                           f"(a decompression bomb?); stopped at byte {self._in}")
+            self._expansion()
+
+    def _expansion(self) -> None:
+        """Stop at a decompression bomb: more than EXPANSION_FLOOR bytes out, and more
+        than EXPANSION_RATIO times what was read. A segment counts from its own start, so
+        every worker stops a bomb; `headroom` tells whether the whole file's reader,
+        counting from byte 0 with `before` bytes already decompressed, would have stopped
+        at this same point: when before > FLOOR - out and before > RATIO * in - out."""
+        out, read = self._out, self._in
+        if out > EXPANSION_FLOOR and out > EXPANSION_RATIO * (read - self._start):
+            raise Bomb(f"decompresses to more than {EXPANSION_RATIO} times its size "
+                       f"(a decompression bomb?); stopped at byte {read}")
+        need = max(EXPANSION_FLOOR - out, EXPANSION_RATIO * read - out)
+        if need < self.headroom:
+            self.headroom = need
 
     def _plain(self, buf: bytes) -> None:
         """Decompressed (or plain) bytes of the record stream, walked by offset (no copies)."""
@@ -484,6 +515,17 @@ class WarcChecker:
             info.record_id if info else None, info.uri if info else None))
         self.result.readable = False
         self._stopped = True
+
+    @property
+    def output(self) -> int:
+        """Bytes decompressed (or read, from a plain file) since `start`."""
+        return self._out
+
+    def ended_cleanly_at(self, end: int) -> bool:
+        """After finish(): gzip members, each one whole record, read without a single
+        remark up to exactly byte `end`, the last member ending there."""
+        return (self._gzip is True and not self._stopped and self.needs_fallback is None
+                and not self.result.problems and self.result.unchecked is None and self._in == end)
 
     def finish(self) -> WarcResult:
         if self._worker is not None:

@@ -1,0 +1,214 @@
+"""Record checks in worker processes, segment by segment (archive.verify.segments), must
+say exactly what the sequential reader says: the same records, problems, locations and
+verdicts, whatever was done to the file. And zlib-ng, which reads the segments, must
+accept, refuse and produce exactly what zlib does."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import random
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from archive.cli.common import trusted_keys
+from archive.verify import fastzlib, segments, warcs
+from archive.verify.checks import verify_source
+from archive.verify.model import CannotCheck, VerifyOptions
+from archive.verify.report import render_json
+from archive.verify.scan import CHUNK
+from archive.verify.source import Source, local_source
+from archive.verify.warcs import WarcChecker
+from tests.verifyhelp import gzip_members
+
+ROOT = Path(__file__).resolve().parent.parent
+SCALE = 20 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else 1
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_verify", ROOT / "scripts" / "bench_verify.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    """A signed WACZ of about 3 MiB of WARC data like a crawl's, its public key, and its
+    WARC file on its own."""
+    folder = tmp_path_factory.mktemp("parallel")
+    wacz = folder / "capture.wacz"
+    bench = _bench()
+    signer, _, _ = bench.make_capture(wacz, 3)
+    (folder / "key.pub.pem").write_bytes(signer.public_pem())
+    with zipfile.ZipFile(wacz) as zf:
+        warc = zf.read(sorted(n for n in zf.namelist() if n.startswith("archive/"))[0])
+    return wacz, folder / "key.pub.pem", warc, _members(warc)
+
+
+def _members(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each gzip member."""
+    spans, pos = [], 0
+    for member in gzip_members(data):
+        spans.append((pos, pos + len(member)))
+        pos += len(member)
+    return spans
+
+
+def _sequential(path: Path, name: str):
+    """What the sequential reader says, fed as the scan feeds it."""
+    checker = WarcChecker(name)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            checker.feed(chunk)
+    return checker.finish(), checker.needs_fallback
+
+
+def _parallel(path: Path, name: str, segment: int, processes: bool = False):
+    with open(path, "rb") as fh:
+        parallel = segments.ParallelWarcs(str(path), fh, [(name, 0, path.stat().st_size)],
+                                          segment=segment, processes=processes)
+        try:
+            return parallel.results(fh)[name]
+        finally:
+            parallel.close()
+
+
+def _said(outcome) -> tuple:
+    result, fallback = outcome
+    return (fallback, result.readable, result.unchecked, result.reader, result.digests_checked,
+            [p.to_dict() for p in result.problems],
+            [(r.offset, r.length, r.record_type, r.uri, r.record_id, r.date, r.payload_digest,
+              r.content_type) for r in result.records])
+
+
+def _damaged(data: bytes, how: str, where: float, size: int, members) -> bytes:
+    out = bytearray(data)
+    pos = min(int(where * len(out)), len(out) - 1)
+    if how == "flip":
+        out[pos] ^= 1 << (size % 8)
+    elif how == "cut":
+        del out[pos:]
+    elif how == "insert":
+        out[pos:pos] = bytes([size % 256]) * (1 + size % 5)
+    elif how == "delete":
+        del out[pos:pos + 1 + size]
+    elif how == "member":       # a record's whole gzip member copied into another one
+        start, end = members[size % len(members)]
+        out[pos:pos] = data[start:end]
+    else:                       # ... or between two (a clean file with one record more)
+        start, end = members[size % len(members)]
+        at = next((a for a, _ in members if a >= pos), len(data))
+        out[at:at] = data[start:end]
+    return bytes(out)
+
+
+@settings(max_examples=120 * SCALE, deadline=None, derandomize=SCALE == 1,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(how=st.sampled_from(["flip", "cut", "insert", "delete", "member", "between"]), where=st.floats(0, 1),
+       size=st.integers(0, 4000), segment=st.sampled_from([4 << 10, 32 << 10, 256 << 10]))
+def test_segments_say_what_the_sequential_reader_says(tmp_path, capture, how, where, size, segment):
+    data = capture[2]
+    path = tmp_path / "case.warc.gz"
+    path.write_bytes(_damaged(data, how, where, size, capture[3]))
+    assert _said(_parallel(path, "case.warc.gz", segment)) == _said(_sequential(path, "case.warc.gz"))
+
+
+def test_untouched_and_plain_files(tmp_path, capture):
+    data = capture[2]
+    path = tmp_path / "whole.warc.gz"
+    path.write_bytes(data)
+    said = _said(_sequential(path, "whole.warc.gz"))
+    assert not said[5] and said[0] is None and len(said[6]) > 100
+    assert _said(_parallel(path, "whole.warc.gz", 8 << 10)) == said
+    plain = tmp_path / "plain.warc"
+    plain.write_bytes(b"".join(zlib.decompress(data[a:b], 31) for a, b in capture[3]))
+    assert _said(_parallel(plain, "plain.warc", 8 << 10)) == _said(_sequential(plain, "plain.warc"))
+
+
+def test_a_bomb_only_the_whole_file_reader_would_stop(tmp_path, monkeypatch):
+    """Each segment alone stays under the bomb floor; counted from byte 0 the second one
+    crosses it. The sequential reader stops there, and so the file is read whole."""
+    import gzip
+    monkeypatch.setattr(warcs, "EXPANSION_FLOOR", 1 << 20)
+
+    def record(body: bytes) -> bytes:
+        return gzip.compress(b"WARC/1.1\r\nWARC-Type: resource\r\nWARC-Target-URI: urn:x\r\n"
+                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body + b"\r\n\r\n")
+    path = tmp_path / "zeros.warc.gz"
+    path.write_bytes(record(b"\0" * (900 << 10)) + record(b"\0" * (300 << 10)))
+    sequential = _sequential(path, "zeros.warc.gz")
+    assert sequential[0].unchecked and "bomb" in sequential[0].unchecked
+    assert _said(_parallel(path, "zeros.warc.gz", 512)) == _said(sequential)
+
+
+def test_zlib_ng_agrees_with_zlib_on_damaged_members(capture):
+    if fastzlib.zlib is zlib:
+        pytest.skip("zlib-ng is not installed")
+
+    def inflate(module, blob: bytes):
+        d = module.decompressobj(31)
+        try:
+            out = d.decompress(blob, 1 << 20)
+            while d.unconsumed_tail and not d.eof:
+                out += d.decompress(d.unconsumed_tail, 1 << 20)
+        except module.error:
+            return "refused"
+        return out, d.eof, len(d.unused_data)
+
+    data, rng, members = capture[2], random.Random(7), capture[3]
+    for start, end in members[:4] + rng.sample(members, 6):
+        member = data[start:end] + data[end:end + 32]
+        positions = range(len(member)) if len(member) < 1200 else rng.sample(range(len(member)), 600)
+        for pos in positions:
+            for bit in (0, 3, 7):
+                damaged = bytearray(member)
+                damaged[pos] ^= 1 << bit
+                assert inflate(zlib, bytes(damaged)) == inflate(fastzlib.zlib, bytes(damaged)), (start, pos, bit)
+        for cut in range(0, len(member), max(1, len(member) // 100)):
+            assert inflate(zlib, member[:cut]) == inflate(fastzlib.zlib, member[:cut])
+
+
+def _report(source: Source, key: Path) -> str:
+    return render_json(verify_source(source, VerifyOptions(trusted_keys([str(key)]))))
+
+
+def _in_memory(path: Path) -> Source:
+    data = path.read_bytes()
+    return Source(str(path), len(data), lambda: io.BytesIO(data))
+
+
+@pytest.mark.parametrize("damage", [None, 0.3, 0.7])
+def test_worker_processes_give_the_sequential_report(tmp_path, capture, monkeypatch, damage):
+    """Real worker processes on a WACZ and on a bare WARC, untouched and damaged: the
+    report is the one the sequential (in-memory, single reader) path writes."""
+    wacz, key, warc, _ = capture
+    monkeypatch.setattr(segments, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(segments, "SEGMENT", 64 << 10)
+    for name, data in (("capture.wacz", wacz.read_bytes()), ("bare.warc.gz", warc)):
+        if damage is not None:
+            data = bytearray(data)
+            data[int(len(data) * damage)] ^= 0x10
+        path = tmp_path / name
+        path.write_bytes(bytes(data))
+        assert _report(local_source(str(path)), key) == _report(_in_memory(path), key)
+
+
+def test_a_file_changed_while_verified_is_not_judged(tmp_path, capture, monkeypatch):
+    wacz, key, _, _ = capture
+    path = tmp_path / "changing.wacz"
+    path.write_bytes(wacz.read_bytes())
+    monkeypatch.setattr(segments, "PARALLEL_MIN", 0)
+    real = segments.ParallelWarcs.results
+
+    def touched(self, fh):
+        os.utime(path, ns=(1, 1))
+        return real(self, fh)
+    monkeypatch.setattr(segments.ParallelWarcs, "results", touched)
+    with pytest.raises(CannotCheck, match="changed while"):
+        verify_source(local_source(str(path)), VerifyOptions(trusted_keys([str(key)])))

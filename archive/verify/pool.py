@@ -82,12 +82,14 @@ class _Worker:
 class Batch:
     """Calls running on the workers; wait() gives their results in order."""
 
-    def __init__(self, workers: list[_Worker], fn: Callable, calls: list[tuple]) -> None:
+    def __init__(self, workers: list[_Worker], fn: Callable, calls: list[tuple],
+                 then: Callable[[Any], Any] | None) -> None:
         self._calls: queue.SimpleQueue = queue.SimpleQueue()
         for index, args in enumerate(calls):
             self._calls.put((index, args))
         self._results: list[Any] = [None] * len(calls)
         self._errors: list[BaseException] = []
+        self._then = then
         self._threads = [threading.Thread(target=self._drive, args=(w, fn), daemon=True,
                                           name="verify-pool") for w in workers]
         for thread in self._threads:
@@ -100,7 +102,8 @@ class Batch:
             except queue.Empty:
                 return
             try:
-                self._results[index] = worker.call(fn, args)
+                result = worker.call(fn, args)
+                self._results[index] = self._then(result) if self._then else result
             except BaseException as exc:  # noqa: BLE001 - raised again by wait()
                 self._errors.append(exc)
 
@@ -116,9 +119,10 @@ class Pool:
     def __init__(self, size: int, processes: bool = True) -> None:
         self._workers = [_Worker(processes) for _ in range(size)]
 
-    def run(self, fn: Callable, calls: list[tuple]) -> Batch:
-        """Start `fn(*args)` for each of `calls` (fn: a module-level function)."""
-        return Batch(self._workers, fn, calls)
+    def run(self, fn: Callable, calls: list[tuple], then: Callable[[Any], Any] | None = None) -> Batch:
+        """Start `fn(*args)` for each of `calls` (fn: a module-level function); `then`
+        is applied here to each result as it comes (while the caller goes on)."""
+        return Batch(self._workers, fn, calls, then)
 
     def close(self) -> None:
         for worker in self._workers:

@@ -13,7 +13,9 @@ single remark, to exactly the next cut. A reader is in the same state at every m
 boundary, so a chain of such segments from byte 0 to the end is read exactly as one
 reader reads the whole file. Anything else (a damaged file, a cut inside a member, a
 possible decompression bomb) and the file is read again, whole, by one reader: every
-verdict and every problem location is the sequential reader's.
+verdict and every problem location is the sequential reader's. Segments are inflated
+with zlib-ng (archive.verify.fastzlib), a file read whole with zlib, as in the scan; an
+uncompressed WARC file is read whole at once.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from archive.verify.warcs import RecordInfo, WarcChecker, WarcResult
 
 SEGMENT = 32 << 20          # compressed bytes checked in one call
 PARALLEL_MIN = 48 << 20     # less WARC data than this is checked in the calling process
-WINDOW = 1 << 16            # searched for a member start after each nominal cut
+WINDOW = 1 << 16            # read at a time when looking for a member start
 GZIP_START = b"\x1f\x8b\x08"
 
 _ROW = attrgetter(*RecordInfo.__slots__)
@@ -50,8 +52,10 @@ class Part:
     headroom: float             # see WarcChecker._expansion
     identity: tuple
 
-    def records(self) -> list[RecordInfo]:
-        return [RecordInfo(*row) for row in self.rows]
+
+def _unpacked(part: Part) -> Part:
+    part.result.records, part.rows = [RecordInfo(*row) for row in part.rows], []
+    return part
 
 
 def identity(fh: BinaryIO) -> tuple:
@@ -81,38 +85,42 @@ def check_segment(path: str, name: str, base: int, start: int, end: int, whole: 
                 checker.output, checker.headroom, seen)
 
 
-def _member_start(window: bytes) -> int | None:
-    """Offset of the first gzip member in `window` that inflates to b"WARC/"."""
-    at = window.find(GZIP_START)
-    while at >= 0:
-        try:
-            if zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(window[at: at + 4096], 5) == b"WARC/":
-                return at
-        except zlib.error:
-            pass
-        at = window.find(GZIP_START, at + 1)
+def _member_start(fh: BinaryIO, start: int, end: int) -> int | None:
+    """The first place in [start, end) of the file where a gzip member that inflates to
+    b"WARC/" seems to begin (a guess: see the module's docstring)."""
+    while start < end:
+        fh.seek(start)
+        window = fh.read(min(WINDOW, end - start) + len(GZIP_START) - 1)
+        at = window.find(GZIP_START)
+        while 0 <= at < end - start:
+            fh.seek(start + at)
+            try:
+                if zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(fh.read(4096), 5) == b"WARC/":
+                    return start + at
+            except zlib.error:
+                pass
+            at = window.find(GZIP_START, at + 1)
+        start += WINDOW
     return None
 
 
 def cuts(fh: BinaryIO, base: int, size: int, segment: int) -> list[int] | None:
-    """Where segments of the WARC at `base` begin: 0, then a likely member start at or
-    shortly after every multiple of `segment`; None when it is not gzip."""
+    """Where segments of the WARC at `base` begin: 0, then the first likely member start
+    after every multiple of `segment`; None when it is not gzip."""
     fh.seek(base)
     if fh.read(len(GZIP_START)) != GZIP_START:
         return None
     points = [0]
     for nominal in range(segment, size, segment):
-        fh.seek(base + nominal)
-        found = _member_start(fh.read(min(WINDOW, size - nominal)))
-        if found is not None and nominal + found > points[-1]:
-            points.append(nominal + found)
+        found = _member_start(fh, base + nominal, base + min(nominal + segment, size))
+        if found is not None:
+            points.append(found - base)
     return points
 
 
 def _joined(name: str, parts: list[Part]) -> tuple[WarcResult, str | None] | None:
     """One file's result from its parts, or None when it must be read whole."""
     if len(parts) == 1 and parts[0].whole:
-        parts[0].result.records = parts[0].records()
         return parts[0].result, parts[0].needs_fallback
     before = 0
     for part in parts:
@@ -120,7 +128,7 @@ def _joined(name: str, parts: list[Part]) -> tuple[WarcResult, str | None] | Non
             return None
         before += part.out
     result = WarcResult(name)
-    result.records = [record for part in parts for record in part.records()]
+    result.records = [record for part in parts for record in part.result.records]
     result.digests_checked = sum(part.result.digests_checked for part in parts)
     return result, None
 
@@ -143,7 +151,7 @@ class ParallelWarcs:
         self._calls = [call for name, base, size in warcs
                        for call in _calls(path, fh, name, base, size, segment or SEGMENT)]
         self._pool = Pool(min(cpus(), len(self._calls)), processes)
-        self._batch: Batch = self._pool.run(check_segment, self._calls)
+        self._batch: Batch = self._pool.run(check_segment, self._calls, _unpacked)
 
     def results(self, fh: BinaryIO) -> dict[str, tuple[WarcResult, str | None]]:
         """Each file's result and why warcio's reader must decide instead (or None), as
@@ -154,7 +162,7 @@ class ParallelWarcs:
         results = {name: _joined(name, parts[name]) for name, _, _ in self._warcs}
         again = [(self._path, name, base, 0, size, True)
                  for name, base, size in self._warcs if results[name] is None]
-        for call, part in zip(again, self._pool.run(check_segment, again).wait()):
+        for call, part in zip(again, self._pool.run(check_segment, again, _unpacked).wait()):
             parts[call[1]] = [part]
             results[call[1]] = _joined(call[1], [part])
         seen = {part.identity for group in parts.values() for part in group} | {identity(fh)}

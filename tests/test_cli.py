@@ -18,8 +18,9 @@ def test_every_command_is_found_by_its_name():
         assert command in _commands(build_parser(command))
 
 
-def test_verify_starts_without_the_crawler_or_the_scheduler():
+def test_verify_starts_without_the_crawler_the_scheduler_or_the_s3_sdk():
     code = ("import sys; from archive.cli import build_parser; build_parser('verify'); "
-            "print(sorted(m for m in sys.modules if m.startswith(('archive.capture', 'archive.jobs', 'playwright'))))")
+            "print(sorted(m for m in sys.modules if m.startswith(('archive.capture', 'archive.jobs', "
+            "'playwright', 'boto3'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out

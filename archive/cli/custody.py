@@ -19,7 +19,6 @@ from archive.custody.ledger import open_ledger
 from archive.custody.log import CustodyLog
 from archive.errors import ArchiveError
 from archive.ids import is_capture_id
-from archive.store.address import open_store
 from archive.store.local import LocalStore
 from archive.timestamping import PREFIX as TIMESTAMPS_PREFIX, later_tokens
 from archive.verify.timestamps import load_tsa_certificates
@@ -77,6 +76,8 @@ def format_entry(entry: dict) -> str:
 
 
 def run_show(args) -> int:
+    from archive.store.address import open_store   # not loaded by `archive verify FILE`
+
     store = open_store(args.store)
     ledger = open_ledger(store)
     records = ledger.records()
@@ -105,6 +106,8 @@ def anchor(text: str) -> tuple[int, str]:
 
 
 def run_verify(args) -> int:
+    from archive.store.address import open_store   # not loaded by `archive verify FILE`
+
     store = open_store(args.store)
     ledger = open_ledger(store)
     trusted = trusted_keys(args.trust) if args.trust else None

@@ -8,7 +8,6 @@ from archive.cli import custody
 from archive.cli.common import Progress, trusted_keys
 from archive.errors import ArchiveError
 from archive.ids import is_capture_id
-from archive.store.address import StoreOptions, locate_s3_capture, open_store
 from archive.verify.checks import verify_source
 from archive.verify.model import CannotCheck, VerifyOptions
 from archive.verify.report import render_json, render_text
@@ -44,7 +43,12 @@ def _hex(text: str | None) -> str | None:
 
 
 def _store_of(args) -> tuple:
-    """(store, capture id) around the target, for timestamps added later and custody."""
+    """(store, capture id) around the target, for timestamps added later and custody. A
+    file's path has none: the store modules (and the S3 SDK) are then not even loaded."""
+    if not args.target.lower().startswith("s3://") and not is_capture_id(args.target):
+        return ()
+    from archive.store.address import StoreOptions, locate_s3_capture, open_store
+
     located = locate_s3_capture(args.target, args.endpoint_url)
     if located:
         return located

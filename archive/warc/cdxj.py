@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 
-from surt import surt
 
 INDEXED_TYPES = ("response", "revisit", "resource", "metadata")
 
@@ -17,6 +16,10 @@ def timestamp14(warc_date: str) -> str:
 
 
 def surt_key(url: str) -> str:
+    # imported here: surt loads tldextract and requests (0.09 s), which readers of an
+    # index (verification) do not need
+    from surt import surt
+
     try:
         return surt(url)
     except Exception:  # noqa: BLE001 - surt raises on odd URLs; fall back to the URL

@@ -192,3 +192,24 @@ def test_local_store_listing_still_works(capture, run, tmp_path):
     assert shown.code == 0 and "title" in shown.out
     with zipfile.ZipFile(wacz) as zf:
         assert "datapackage.json" in zf.namelist()
+
+
+@pytest.mark.parametrize("endpoint, message", [
+    ("localhost:9000", "not an S3 endpoint URL"),
+    ("http://AKIAXX:topsecret@127.0.0.1:9", "takes no user or password"),
+    ("http://AKIAXX:topsecret@bad host", "takes no user or password"),
+    ("http://127.0.0.1:99999", "not an S3 endpoint URL"),
+])
+def test_bad_endpoint_urls_give_one_line_without_credentials(run, s3, monkeypatch, endpoint, message):
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    for args in (("ls", s3.address(), "--endpoint-url", endpoint),
+                 ("verify", s3.address("20250308T121500Z-7f3a9c21"), "--endpoint-url", endpoint)):
+        result = run(*args)
+        assert result.code == 2, result
+        assert message in result.err and len(result.err.strip().splitlines()) == 1
+        assert "topsecret" not in result.err and "internal error" not in result.err
+    # the same URL from the AWS chain (AWS_ENDPOINT_URL) is not echoed either
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://a:topsecret@bad host")
+    result = run("ls", s3.address())
+    assert result.code == 2 and "invalid S3 endpoint URL" in result.err, result
+    assert "topsecret" not in result.err and "internal error" not in result.err

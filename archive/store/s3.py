@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterator
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 import boto3
 from botocore.config import Config
@@ -29,7 +29,7 @@ from archive.errors import AlreadyExists, ArchiveError, NotFound
 from archive.ids import is_capture_id
 from archive.store.base import StoredCapture, capture_key, check_object_key, publish_public_key
 from archive.store.rangeread import RangeReader
-from archive.store.s3errors import error_code, s3_errors, translate
+from archive.store.s3errors import error_code, redact_url, s3_errors, translate
 from archive.store.s3upload import (
     Transfer, TransferCorrupted, Uploaded, b64, clean_etag, etag_is_md5, upload_file, version_of,
 )
@@ -110,6 +110,7 @@ def make_client(endpoint_url: str | None = None, pool: int = 16, sign_payload: b
     (botocore already does so over HTTPS): only for a client whose bodies all carry our
     SHA-256 checksum in a signed header, which binds them as tightly, for one hash less.
     """
+    endpoint_url = check_endpoint_url(endpoint_url) if endpoint_url else None
     try:
         attempts = max(1, int(os.environ.get("AWS_MAX_ATTEMPTS") or DEFAULT_ATTEMPTS))
     except ValueError:
@@ -120,7 +121,30 @@ def make_client(endpoint_url: str | None = None, pool: int = 16, sign_payload: b
         s3={} if sign_payload else {"payload_signing_enabled": False},
     )
     with s3_errors(endpoint_url or "S3"):
-        return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
+        try:
+            return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+        except ValueError as exc:
+            # botocore's "Invalid endpoint: URL" (from AWS_ENDPOINT_URL or a profile) would
+            # echo the URL, user and password included
+            raise ArchiveError(f"invalid S3 endpoint URL ({redact_url(str(exc))}): "
+                               "it must look like https://host[:port]") from None
+
+
+def check_endpoint_url(url: str) -> str:
+    """An --endpoint-url as given, if it is http(s)://host[:port][/path] without a user or
+    password (credentials come from the AWS chain, never from an argument)."""
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise ArchiveError("an S3 endpoint URL takes no user or password: credentials come "
+                           "from the AWS chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...)")
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok \
+            or any(c.isspace() for c in url):
+        raise ArchiveError(f"not an S3 endpoint URL: {url!r} (use http(s)://host[:port])")
+    return url
 
 
 # -- Object Lock -------------------------------------------------------------------

@@ -33,10 +33,14 @@ def error_code(exc: ClientError) -> tuple[str, int]:
     return str(error.get("Code", status)), int(status or 0)
 
 
+def redact_url(text: str) -> str:
+    """`text` without the userinfo of any URL in it (http://user:secret@host -> http://host)."""
+    return re.sub(r"(\w+://)[^/@\s]+@", r"\1", str(text))
+
+
 def _one_line(text: str) -> str:
-    # userinfo in a URL (http://user:secret@host) never reaches the terminal
-    text = re.sub(r"(\w+://)[^/@\s]+@", r"\1", str(text))
-    return " ".join(text.split())
+    # userinfo in a URL never reaches the terminal
+    return " ".join(redact_url(text).split())
 
 
 def translate(exc: Exception, what: str) -> ArchiveError:

@@ -213,3 +213,12 @@ def test_bad_endpoint_urls_give_one_line_without_credentials(run, s3, monkeypatc
     result = run("ls", s3.address())
     assert result.code == 2 and "invalid S3 endpoint URL" in result.err, result
     assert "topsecret" not in result.err and "internal error" not in result.err
+
+
+def test_a_lock_mode_without_retention_days_is_refused_not_ignored(run, key, site, s3, tmp_path):
+    result = capture_to_s3(run, key, site, tmp_path, s3.address(), "--lock-mode", "COMPLIANCE")
+    assert result.code == 2 and "--lock-mode applies to --retain-days only" in result.err, result
+    assert site.site.requests == [] and s3.keys() == []
+    result = run("store", "init", "s3://fresh-evidence", "--lock-mode", "COMPLIANCE")
+    assert result.code == 2 and "--lock-mode applies to --retain-days only" in result.err, result
+    assert "fresh-evidence" not in [b["Name"] for b in s3.client.list_buckets()["Buckets"]]

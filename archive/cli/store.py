@@ -29,7 +29,7 @@ def add_endpoint_option(parser) -> None:
 def add_retention_options(parser, default_help: str = "") -> None:
     parser.add_argument("--retain-days", type=days, metavar="N",
                         help="Object Lock retention of each capture, in days" + default_help)
-    parser.add_argument("--lock-mode", choices=LOCK_MODES, default="GOVERNANCE",
+    parser.add_argument("--lock-mode", choices=LOCK_MODES,
                         help="Object Lock mode of that retention (default GOVERNANCE; COMPLIANCE "
                              "cannot be shortened or lifted by anyone)")
 
@@ -43,8 +43,11 @@ def add_store_options(parser) -> None:
 
 
 def retention(args) -> Retention:
-    return Retention(getattr(args, "retain_days", None), getattr(args, "lock_mode", "GOVERNANCE"),
-                     getattr(args, "legal_hold", False))
+    days, mode = getattr(args, "retain_days", None), getattr(args, "lock_mode", None)
+    if mode and not days:
+        # a mode alone would be silently ignored: the user believes the capture is locked
+        raise ArchiveError("--lock-mode applies to --retain-days only: give both")
+    return Retention(days, mode or "GOVERNANCE", getattr(args, "legal_hold", False))
 
 
 def store_options(args, progress=None) -> StoreOptions:

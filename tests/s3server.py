@@ -126,12 +126,15 @@ Answer = tuple[int, bytes]     # (status, XML body) sent instead of forwarding
 class S3Proxy:
     """Forwards every request to `upstream`; `on_request(exchange)` may alter
     `exchange.body` or return an Answer instead; `after(exchange, status)` runs before the
-    upstream's answer is passed back, and may return an Answer to send in its place."""
+    upstream's answer is passed back, and may return an Answer to send in its place;
+    `response_headers(exchange, headers)` may rewrite the headers passed back."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = urlsplit(upstream)
         self.on_request: Callable[[Exchange], Answer | None] | None = None
         self.after: Callable[[Exchange, int], None] | None = None
+        # may rewrite the upstream's response headers: (exchange, [(name, value)]) -> list
+        self.response_headers: Callable[[Exchange, list], list] | None = None
         self.seen: list[tuple[str, str, int]] = []      # (method, path, bytes of response body)
         proxy = self
 
@@ -167,7 +170,10 @@ class S3Proxy:
                         self._answer(*answer)
                         return
                     self.send_response(response.status)
-                    for name, value in response.getheaders():
+                    sent_headers = response.getheaders()
+                    if proxy.response_headers:
+                        sent_headers = proxy.response_headers(exchange, sent_headers)
+                    for name, value in sent_headers:
                         if name.lower() not in ("connection", "transfer-encoding", "content-length",
                                                 "server", "date"):
                             self.send_header(name, value)

@@ -167,6 +167,32 @@ def test_an_object_altered_right_after_upload_is_caught(s3_proxy, s3, tmp_path):
         store_for(s3).put_capture(CAPTURE_ID, path, sha, META)
 
 
+def opaque_etags_without_checksums(exchange, headers):
+    """A service that encrypts with KMS (ETags are not MD5s) and reports no checksums."""
+    kept = [(k, v) for k, v in headers if not k.lower().startswith("x-amz-checksum")
+            and k.lower() != "x-amz-server-side-encryption"]
+    return kept + [("x-amz-server-side-encryption", "aws:kms")]
+
+
+@pytest.mark.parametrize("size", [5000, 11 * MiB])
+def test_a_corrupted_transfer_is_caught_when_the_service_reports_neither_md5_nor_checksum(
+        s3_proxy, s3, tmp_path, size):
+    path, sha = random_file(tmp_path / "a.wacz", size)
+    s3_proxy.response_headers = opaque_etags_without_checksums
+    s3_proxy.on_request = flip_in_body(4321, only_part=2 if size > 5 * MiB else None)
+    store = store_for(s3, transfer=SMALL_PARTS)
+    with pytest.raises(TransferCorrupted, match="read back") as caught:
+        store.put_capture(CAPTURE_ID, path, sha, META)
+    assert "removed" in str(caught.value)
+    assert s3.keys() == [] and s3.uploads() == []
+    # and the same upload, not corrupted, is stored (after reading it back once)
+    s3_proxy.on_request = None
+    s3_proxy.seen.clear()
+    assert store.put_capture(CAPTURE_ID, path, sha, META).sha256 == sha
+    assert sum(n for method, _, n in s3_proxy.seen if method == "GET") == size
+    assert s3.read("p/" + capture_key(CAPTURE_ID)) == path.read_bytes()
+
+
 @pytest.mark.parametrize("how", ["service refuses a part", "interrupted"])
 def test_an_interrupted_multipart_upload_leaves_no_object_and_no_upload(s3_proxy, s3, tmp_path, how):
     path, sha = random_file(tmp_path / "a.wacz", 16 * MiB)

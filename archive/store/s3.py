@@ -307,6 +307,13 @@ class S3Store:
             problems.append("its SHA-256 checksum is not the one of the bytes sent")
         if head.get("Metadata", {}).get("sha256") != up.sha256:
             problems.append("its recorded SHA-256 is not the sealed one")
+        if ours and not problems and not etag_is_md5(head) and not checksum:
+            # the service reports nothing to compare the bytes with (an encrypted object's
+            # ETag, no checksum): only reading them back tells a corrupted transfer
+            read = self._read_back_sha256(up)
+            if read != up.sha256:
+                problems.append(f"its bytes, read back, have SHA-256 {read}, not the sealed "
+                                f"{up.sha256}: the transfer was corrupted")
         if self.retention.days and not head.get("ObjectLockRetainUntilDate"):
             problems.append("the service did not apply the Object Lock retention asked for")
         if self.retention.legal_hold and head.get("ObjectLockLegalHoldStatus") != "ON":
@@ -315,6 +322,11 @@ class S3Store:
             return head
         note = self._remove_bad_upload(up) if ours else " It was left in place as found."
         raise TransferCorrupted(f"{what} does not match the sealed file: {'; '.join(problems)}.{note}")
+
+    def _read_back_sha256(self, up: Uploaded) -> str:
+        """The SHA-256 of the object version we just wrote, read back by ranged GETs."""
+        with self.open_key(up.key, up.version_id) as reader:
+            return reader.sha256()
 
     def _remove_bad_upload(self, up: Uploaded) -> str:
         """Delete the version we just wrote (its bytes are wrong); say what happened."""
@@ -341,11 +353,13 @@ class S3Store:
     def open_capture(self, capture_id: str) -> RangeReader:
         return self.open_key(self._key_of(capture_id))
 
-    def open_key(self, key: str) -> RangeReader:
-        """A seekable reader over one object version, by ranged GETs."""
+    def open_key(self, key: str, version_id: str | None = None) -> RangeReader:
+        """A seekable reader over one object version (the latest, unless `version_id`
+        names one), by ranged GETs."""
         what = self.location.url(key)
         with s3_errors(what):
-            head = self.client.head_object(Bucket=self.location.bucket, Key=key)
+            head = self.client.head_object(Bucket=self.location.bucket, Key=key,
+                                           **({"VersionId": version_id} if version_id else {}))
         pinned = {"Bucket": self.location.bucket, "Key": key, "IfMatch": head["ETag"]}
         if version_of(head):
             pinned["VersionId"] = version_of(head)

@@ -320,12 +320,18 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
     options = session.request.crawl
     metadata = {"signer": signer.fingerprint if signer else None, "seeds": options.seeds,
                 "created": created}
+    kept_note = (f"the sealed capture is kept at {path}; "
+                 f"store it with `archive capture --resume {session.work}`")
     try:
         stored = store.put_capture(session.capture_id, path, sha256, metadata)
     except Exception as exc:
         # the work folder stays: the sealed WACZ in it is the only copy
         raise ArchiveError(f"capture {session.capture_id} was not stored: {exc} "
-                           f"(the sealed capture is kept at {path})") from exc
+                           f"({kept_note})") from exc
+    except BaseException as exc:
+        # Ctrl-C, SIGTERM from a job runner during the upload: say where the capture is
+        exc.add_note(f"capture {session.capture_id} was not stored: {kept_note}")
+        raise
     custody.record(STORED, session.capture_id, sha256, address=stored.address, size=stored.size)
     if signer is not None:
         store.put_public_key(signer.fingerprint, signer.public_pem())

@@ -96,10 +96,21 @@ def test_a_corrupted_upload_is_not_reported_as_stored_and_the_local_copy_is_kept
     assert result.out == ""
     [line] = result.err.strip().splitlines()
     assert "was not stored" in line and "corrupted" in line and "kept at" in line
-    kept = Path(line.rsplit("kept at ", 1)[1].rstrip(")"))
+    kept = Path(line.rsplit("kept at ", 1)[1].split(";")[0])
     assert kept.is_file()
     assert not [k for k in s3.keys() if k.endswith(".wacz")]
     assert run("verify", kept, "--trust", pubkey).code == 0      # the kept copy is whole
+    # and the message says how to store it: once the transfer is sound, that works
+    assert f"`archive capture --resume {kept.parent}`" in line
+    sealed_sha = hashlib.sha256(kept.read_bytes()).hexdigest()
+    s3_proxy.on_request = None
+    resumed = run("capture", "--resume", kept.parent, "--key", key, "--store", s3.address(),
+                  "--quiet", "--json")
+    assert resumed.code == 0, resumed
+    stored = json.loads(resumed.out)
+    assert stored["sha256"] == sealed_sha
+    assert run("verify", stored["address"], "--trust", pubkey).code == 0
+    assert not kept.parent.exists()                  # removed once stored
 
 
 def test_a_tampered_object_in_s3_does_not_verify(run, key, pubkey, site, s3, tmp_path):
@@ -222,3 +233,19 @@ def test_a_lock_mode_without_retention_days_is_refused_not_ignored(run, key, sit
     result = run("store", "init", "s3://fresh-evidence", "--lock-mode", "COMPLIANCE")
     assert result.code == 2 and "--lock-mode applies to --retain-days only" in result.err, result
     assert "fresh-evidence" not in [b["Name"] for b in s3.client.list_buckets()["Buckets"]]
+
+
+def test_an_upload_interrupted_by_the_user_says_where_the_capture_is_kept(run, key, site, s3, tmp_path,
+                                                                         monkeypatch):
+    from archive.store.s3 import S3Store
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(S3Store, "put_capture", interrupted)
+    result = capture_to_s3(run, key, site, tmp_path, s3.address())
+    assert result.code == 130, result
+    [line] = result.err.strip().splitlines()
+    assert "interrupted" in line and "was not stored" in line and "--resume" in line
+    kept = Path(line.split("kept at ", 1)[1].split(";")[0])
+    assert kept.is_file()

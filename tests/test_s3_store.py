@@ -99,6 +99,18 @@ def test_locked_capture_cannot_be_deleted_or_overwritten(s3, tmp_path):
     assert s3.read(key) == path.read_bytes()
 
 
+def test_a_weaker_lock_than_asked_for_is_not_reported_as_stored(s3_proxy, s3, tmp_path):
+    path, sha = random_file(tmp_path / "a.wacz", 2000)
+
+    def governance(exchange, headers):     # a service that applies its own mode
+        return [(k, "GOVERNANCE" if k.lower() == "x-amz-object-lock-mode" else v) for k, v in headers]
+
+    s3_proxy.response_headers = governance
+    store = store_for(s3, retention=Retention(days=1, mode="COMPLIANCE"))
+    with pytest.raises(TransferCorrupted, match="mode GOVERNANCE, not the COMPLIANCE asked for"):
+        store.put_capture(CAPTURE_ID, path, sha, META)
+
+
 def test_retention_needs_a_bucket_with_object_lock(s3):
     plain = s3.make_bucket(lock=False)
     with pytest.raises(ArchiveError, match="no Object Lock"):

@@ -316,6 +316,9 @@ class S3Store:
                                 f"{up.sha256}: the transfer was corrupted")
         if self.retention.days and not head.get("ObjectLockRetainUntilDate"):
             problems.append("the service did not apply the Object Lock retention asked for")
+        elif self.retention.days and head.get("ObjectLockMode") != self.retention.mode:
+            problems.append(f"the service applied Object Lock mode {head.get('ObjectLockMode')}, "
+                            f"not the {self.retention.mode} asked for")
         if self.retention.legal_hold and head.get("ObjectLockLegalHoldStatus") != "ON":
             problems.append("the service did not apply the legal hold asked for")
         if not problems:

@@ -64,6 +64,21 @@ def test_capture_to_s3_then_verify_list_and_show_from_s3(run, key, pubkey, site,
     assert by_address.code == 0 and out["sha256"] in by_address.out
 
 
+def test_ls_and_show_give_every_seed_even_when_the_metadata_holds_only_some(run, key, site, s3, tmp_path):
+    paths = [f"/?seed={i}-{'x' * 60}" for i in range(40)]     # more than 2 KB of metadata
+    result = capture_to_s3(run, key, site, tmp_path, s3.address(), paths=paths)
+    assert result.code == 0, result
+    capture_id = json.loads(result.out)["capture_id"]
+    head = s3.client.head_object(Bucket=s3.bucket, Key=capture_key(capture_id))
+    assert head["Metadata"]["seed-count"] == "40" and len(json.loads(requests.utils.unquote(
+        head["Metadata"]["seeds"]))) < 40                   # the metadata was cut short
+    [row] = json.loads(run("ls", s3.address(), "--json").out)
+    assert row["seeds"] == [site.url(p) for p in paths]
+    shown = json.loads(run("show", capture_id, "--store", s3.address(), "--json").out)
+    assert shown["seeds"] == row["seeds"]
+    assert not any(k.endswith("(in the file)") for k in shown)    # no false disagreement
+
+
 def test_a_large_capture_goes_up_in_parts_and_verifies_from_s3(run, key, pubkey, site, s3, tmp_path,
                                                                monkeypatch, s3_proxy):
     site.site.add("/big.bin", random.Random(7).randbytes(11 << 20), content_type="application/octet-stream")

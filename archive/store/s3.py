@@ -208,6 +208,8 @@ def stored_from_head(location: S3Location, key: str, head: dict) -> StoredCaptur
         seeds = tuple(json.loads(unquote(meta["seeds"]))) if "seeds" in meta else None
     except (ValueError, TypeError):
         seeds = None
+    if seeds is not None and meta.get("seed-count", str(len(seeds))) != str(len(seeds)):
+        seeds = None      # cut short to fit S3's metadata limit: only the file has them all
     signer = meta.get("signer")
     return StoredCapture(
         capture_id=meta.get("capture-id") or (match.group(1) if match else key),

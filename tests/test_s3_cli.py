@@ -1,6 +1,7 @@
 """`archive capture --store s3://`, `verify s3://`, `ls`, `show` and `store init` end to end:
 a real HTTP site, a real S3 endpoint (moto's server) over HTTP, the CLI in-process."""
 
+import base64
 import hashlib
 import json
 import random
@@ -77,6 +78,26 @@ def test_ls_and_show_give_every_seed_even_when_the_metadata_holds_only_some(run,
     shown = json.loads(run("show", capture_id, "--store", s3.address(), "--json").out)
     assert shown["seeds"] == row["seeds"]
     assert not any(k.endswith("(in the file)") for k in shown)    # no false disagreement
+
+
+def test_ls_lists_the_rest_of_the_store_when_one_object_is_foreign_or_damaged(run, key, site, s3, tmp_path):
+    out = json.loads(capture_to_s3(run, key, site, tmp_path, s3.address()).out)
+    junk_id, liar_id = "20250101T000000Z-deadbeef", "20250102T000000Z-0badf00d"
+    body = b"not a zip"
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+    s3.client.put_object(Bucket=s3.bucket, Key=capture_key(junk_id), Body=body, ContentMD5=md5)
+    # an object whose metadata claims to be another capture, and has no seeds to list
+    s3.client.put_object(Bucket=s3.bucket, Key=capture_key(liar_id), Body=body, ContentMD5=md5,
+                         Metadata={"capture-id": out["capture_id"]})
+    listed = run("ls", s3.address(), "--json")
+    assert listed.code == 0, listed
+    rows = {row["id"]: row for row in json.loads(listed.out)}
+    assert set(rows) == {junk_id, liar_id, out["capture_id"]}       # ids from the keys
+    assert rows[out["capture_id"]]["seeds"] == [site.url("/")] and "problem" not in rows[out["capture_id"]]
+    assert "not a WACZ" in rows[junk_id]["problem"] and "not a WACZ" in rows[liar_id]["problem"]
+    text = run("ls", s3.address())
+    assert text.code == 0 and f"{junk_id}" in text.out and "UNREADABLE" in text.out
+    assert out["capture_id"] in text.out
 
 
 def test_a_large_capture_goes_up_in_parts_and_verifies_from_s3(run, key, pubkey, site, s3, tmp_path,

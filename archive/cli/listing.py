@@ -38,7 +38,11 @@ def describe(store, capture_id: str) -> dict:
     Reads only datapackage.json and evidence/capture.json (ranged reads on S3)."""
     with store.open_capture(capture_id) as fh:
         try:
-            with zipfile.ZipFile(fh) as zf:
+            zf = zipfile.ZipFile(fh)
+        except (zipfile.BadZipFile, ValueError):   # ValueError: shorter than a zip end record
+            raise ArchiveError(f"{capture_id}: not a WACZ (zip) file") from None
+        try:
+            with zf:
                 datapackage = json.loads(zf.read("datapackage.json"))
                 evidence = json.loads(zf.read("evidence/capture.json")) if "evidence/capture.json" in zf.namelist() else {}
         except (zipfile.BadZipFile, KeyError, ValueError) as exc:
@@ -63,7 +67,13 @@ def summary(stored: StoredCapture) -> dict:
 def _row(store, stored: StoredCapture) -> dict:
     row = summary(stored)
     if stored.seeds is None:     # a store without metadata: read the claims from the file
-        claims = describe(store, stored.capture_id)
+        try:
+            # by address: the object listed, whatever id its metadata claims
+            claims = describe(store, stored.address)
+        except ArchiveError as exc:
+            # one damaged or foreign file must not hide the rest of the store
+            row["problem"] = str(exc)
+            return row
         row.update({k: claims[k] for k in ("created", "seeds", "signer")})
     return row
 
@@ -82,6 +92,8 @@ def run_ls(args) -> int:
         return 0
     for row in rows:
         seeds = " ".join(row.get("seeds") or [])
+        if row.get("problem"):
+            seeds = f"UNREADABLE: {row['problem']}"
         print(f"{row['id']}  {row.get('created') or '-':<20}  {human_bytes(row['size']):>9}  "
               f"sha256:{row.get('sha256') or '-'}  {(row['signer'] or 'UNSIGNED')[:16]}  {seeds}")
     if not rows:

@@ -212,7 +212,8 @@ def stored_from_head(location: S3Location, key: str, head: dict) -> StoredCaptur
         seeds = None      # cut short to fit S3's metadata limit: only the file has them all
     signer = meta.get("signer")
     return StoredCapture(
-        capture_id=meta.get("capture-id") or (match.group(1) if match else key),
+        # the key names the capture; metadata is only what the uploader claimed
+        capture_id=match.group(1) if match else meta.get("capture-id") or key,
         address=location.url(key), size=head.get("ContentLength", 0),
         sha256=meta.get("sha256"), signer=None if signer in (None, "none") else signer,
         created=meta.get("created"), seeds=seeds, lock=lock_summary(head),

@@ -285,3 +285,44 @@ def test_an_upload_interrupted_by_the_user_says_where_the_capture_is_kept(run, k
     assert "interrupted" in line and "was not stored" in line and "--resume" in line
     kept = Path(line.split("kept at ", 1)[1].split(";")[0])
     assert kept.is_file()
+
+
+def test_sigterm_during_a_multipart_upload_aborts_it_and_keeps_the_capture(key, site, s3, s3_proxy, tmp_path,
+                                                                           monkeypatch):
+    """`archive capture` stopped by SIGTERM (systemd, docker stop, timeout) mid-upload:
+    no object, no dangling multipart upload, the sealed capture kept."""
+    import signal
+    import threading
+    import time
+
+    from tests.killing import start_capture
+
+    site.site.add("/big.bin", random.Random(3).randbytes(11 << 20), content_type="application/octet-stream")
+    part_arrived, release = threading.Event(), threading.Event()
+
+    def hold_parts(exchange):
+        if exchange.is_part:
+            part_arrived.set()
+            release.wait(10)
+        return None
+
+    s3_proxy.on_request = hold_parts
+    monkeypatch.setenv("ARCHIVE_S3_PART_SIZE", "5")
+    process = start_capture([site.url("/big.bin"), "--key", key, "--store", s3.address(), "--quiet"],
+                            tmp_path / "work")
+    try:
+        assert part_arrived.wait(60), process.communicate(timeout=30)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        release.set()
+        out, err = process.communicate(timeout=60)
+    finally:
+        release.set()
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, (out, err)
+    assert "was not stored" in err and "--resume" in err, err
+    assert not [k for k in s3.keys() if k.endswith(".wacz")]
+    assert s3.uploads() == []
+    assert list((tmp_path / "work").glob("*/*.wacz"))        # the sealed capture is kept

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -144,6 +146,18 @@ def load_signer(key_path: str | None, unsigned: bool) -> Signer | None:
     return Signer(load_private_key(key_path, passphrase))
 
 
+def _stop_on_sigterm():
+    """SIGTERM (systemd, docker stop, timeout) stops a capture as Ctrl-C does: the work
+    folder is kept and a multipart upload in flight is aborted, not left dangling.
+    Returns the previous handler (None off the main thread, where none can be set)."""
+    def stop(signum, frame) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, stop)
+
+
 def run(args) -> int:
     if bool(args.urls) == bool(args.resume):
         raise ArchiveError("give seed URLs, or --resume CAPTURE_DIR (not both)")
@@ -185,6 +199,7 @@ def run(args) -> int:
             f"{stats.pages / elapsed:.1f} pages/s  {human_bytes(stats.bytes / elapsed)}/s"
         )
 
+    previous = _stop_on_sigterm()
     try:
         if args.resume:
             # The crawl's own options were saved with it; only where it goes and who signs
@@ -193,6 +208,8 @@ def run(args) -> int:
         else:
             result = run_capture(request, store, signer, on_progress)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         progress.done()
     if args.json:
         print_json(result.to_dict())

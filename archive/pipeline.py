@@ -19,7 +19,7 @@ from archive.capture.dedup import Dedup, EarlierCapture
 from archive.capture.journal import JOURNAL_NAME, CrawlState, CrawlStats, Journal, replay
 from archive.custody.entry import CAPTURED, STORED, Actor
 from archive.custody.log import CustodyLog
-from archive.errors import ArchiveError
+from archive.errors import AlreadyExists, ArchiveError
 from archive.hashing import file_sha256
 from archive.ids import is_capture_id, new_capture_id
 from archive.keys import fingerprint, public_key_from_b64
@@ -325,9 +325,10 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
     try:
         stored = store.put_capture(session.capture_id, path, sha256, metadata)
     except Exception as exc:
-        # the work folder stays: the sealed WACZ in it is the only copy
-        raise ArchiveError(f"capture {session.capture_id} was not stored: {exc} "
-                           f"({kept_note})") from exc
+        # the work folder stays: the sealed WACZ in it is the only copy. A taken key
+        # stays taken: resuming into the same store would only be refused again.
+        note = f"the sealed capture is kept at {path}" if isinstance(exc, AlreadyExists) else kept_note
+        raise ArchiveError(f"capture {session.capture_id} was not stored: {exc} ({note})") from exc
     except BaseException as exc:
         # Ctrl-C, SIGTERM from a job runner during the upload: say where the capture is
         exc.add_note(f"capture {session.capture_id} was not stored: {kept_note}")

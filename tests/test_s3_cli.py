@@ -326,3 +326,13 @@ def test_sigterm_during_a_multipart_upload_aborts_it_and_keeps_the_capture(key, 
     assert not [k for k in s3.keys() if k.endswith(".wacz")]
     assert s3.uploads() == []
     assert list((tmp_path / "work").glob("*/*.wacz"))        # the sealed capture is kept
+
+
+def test_resuming_a_capture_already_stored_is_refused_without_a_misleading_hint(run, key, site, s3, tmp_path):
+    out = json.loads(capture_to_s3(run, key, site, tmp_path, s3.address(), "--keep-local").out)
+    again = run("capture", "--resume", out["work_dir"], "--key", key, "--store", s3.address(), "--quiet")
+    assert again.code == 2, again
+    [line] = again.err.strip().splitlines()
+    assert "already exists" in line and "never overwritten" in line and "kept at" in line
+    assert "--resume" not in line                   # resuming again would be refused again
+    assert len(s3.versions(capture_key(out["capture_id"]))) == 1

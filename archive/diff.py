@@ -46,6 +46,13 @@ class PageState:
     def gone(self) -> bool:
         return self.status in GONE
 
+    @property
+    def failed(self) -> bool:
+        """Not captured with content, and neither taken down nor a redirect: a 5xx, a
+        403 (a geo-block), no response. Links it holds were not followed."""
+        redirect = self.redirect_to or (self.status is not None and 300 <= self.status < 400)
+        return not (self.online or self.gone or redirect)
+
 
 @dataclass
 class CaptureSummary:
@@ -56,6 +63,9 @@ class CaptureSummary:
     pages: dict[str, PageState] = field(default_factory=dict)
     redirected_from: dict[str, str] = field(default_factory=dict)   # source URL -> target
     redirect_status: dict[str, int] = field(default_factory=dict)    # URL -> 3xx in the index
+
+    def failed_pages(self) -> list[str]:
+        return sorted(url for url, page in self.pages.items() if page.failed)
 
     def info(self) -> dict:
         return {"capture": self.label, "time": self.time, "seeds": self.seeds,
@@ -219,6 +229,14 @@ def classify(url: str, before: PageState | None, after: PageState | None,
                 return "not-reached", (f"The page {url} was not reached by the later capture, "
                                        f"which stopped at its {later.stop_reason} limit: whether "
                                        "it is still online is unknown.")
+            failed = later.failed_pages()
+            if failed:
+                # A page that could not be captured hides the links it holds: its being
+                # missing is no finding of a takedown.
+                others = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
+                return "not-reached", (f"The page {url} was not reached by the later capture, "
+                                       f"in which {failed[0]}{others} could not be captured: "
+                                       "whether it is still online is unknown.")
             return "removed", (f"The page {url} was no longer found on the site {between}: it "
                                "was not linked from any page of the later capture.")
         if after.redirect_to:

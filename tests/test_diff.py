@@ -84,6 +84,23 @@ def test_a_server_error_is_unknown_not_a_change(run, two_versions):
     assert "could not be captured" in diff["uncertain"][0]["finding"] and "HTTP 503" in diff["uncertain"][0]["finding"]
 
 
+def test_pages_behind_a_page_that_failed_are_unknown_not_removed(run, two_versions):
+    """The home page down for a moment (or geo-blocked) hides every page it links to:
+    that is no finding of a takedown."""
+    def change(site):
+        site.html("/", "oops", "<p>down for maintenance</p>", status=503)
+    (earlier, later), server = two_versions(change, extra=("--retries", "0"))
+    diff = diff_json(run, earlier, later)
+    assert diff["changes"] == [] and diff["counts"]["removed"] == 0
+    unknown = {c["url"]: c for c in diff["uncertain"]}
+    assert unknown[server.url("/")]["kind"] == "unavailable"
+    for path in ("/promo", "/keep", "/more"):
+        assert unknown[server.url(path)]["kind"] == "not-reached"
+        assert "whether it is still online is unknown" in unknown[server.url(path)]["finding"]
+        assert server.url("/") in unknown[server.url(path)]["finding"]
+    assert "REMOVED" not in run("diff", earlier, later).out
+
+
 def test_foreign_waczs_are_read_from_their_index(run):
     same = diff_json(run, FOREIGN / "valid_signed_example_1.wacz", FOREIGN / "valid_signed_example_1.wacz")
     assert same["changes"] == [] and same["counts"]["unchanged"] == 1

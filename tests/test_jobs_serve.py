@@ -181,3 +181,26 @@ def test_a_changed_job_file_takes_effect_and_an_invalid_one_stops_being_schedule
     assert events[-1][0] == "finished" and scheduler.running() == 0
     scheduler.start_due(now + timedelta(days=400))
     assert scheduler.running() == 0
+
+
+def test_a_job_file_that_breaks_loading_does_not_hide_the_others(key, tmp_path, monkeypatch):
+    from archive.jobs import scheduler as scheduler_module
+
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    odd = write_job(jobs, "a-odd", ["http://127.0.0.1:9/"], key, tmp_path / "store", extra_top={"every": "10s"})
+    fine = write_job(jobs, "b-fine", ["http://127.0.0.1:9/"], key, tmp_path / "store", extra_top={"every": "10s"})
+    real = scheduler_module.parse_job
+
+    def parse(path):
+        if path == odd:
+            raise OverflowError("timestamp out of range")
+        return real(path)
+    monkeypatch.setattr(scheduler_module, "parse_job", parse)
+    events = []
+    scheduler = scheduler_module.Scheduler(jobs, 1, 0, lambda event, data: events.append((event, data)),
+                                           command=lambda p: ["true"])
+    scheduler.scan(datetime(2026, 3, 1, tzinfo=timezone.utc))
+    assert scheduler.entries[fine].next_due is not None
+    assert scheduler.entries[odd].spec is None
+    assert ("invalid", {"file": str(odd), "problems": ["internal error: OverflowError: timestamp out of range"]}) in events

@@ -102,6 +102,13 @@ BAD = [
     ("page-option-without-browser", "depth = 1", 'depth = 1\nwait_for = "#main"', 8,
      "'crawl.wait_for' applies with browser = true only"),
     ("resume-text", "[signing]", '[run]\nresume = "no"\n\n[signing]', 13, "'run.resume' must be true or false"),
+    ("every-nan", 'schedule = "0 */6 * * *"', "every = nan", 4, "'every' must be a finite number of seconds"),
+    ("every-inf", 'schedule = "0 */6 * * *"', "every = inf", 4, "'every' must be a finite number of seconds"),
+    ("every-huge", 'schedule = "0 */6 * * *"', 'every = "99999999999999999999d"', 4,
+     "'every' must be at most 3650 days"),
+    ("every-too-often", 'schedule = "0 */6 * * *"', "every = 0.001", 4, "'every' must be at least 1 second"),
+    ("timeout-inf", "depth = 1", "depth = 1\ntimeout = inf", 8, "'crawl.timeout' must be a finite number"),
+    ("delay-nan", "depth = 1", "depth = 1\ndelay = nan", 8, "'crawl.delay' must be a finite number"),
     ("crawl-not-table", "[crawl]\ndepth = 1\nscope = \"prefix\"\nmax_bytes = \"50MB\"\nmax_time = \"10m\"\n",
      'crawl = 1\n', 6, "'crawl' must be a table"),
 ]

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import BinaryIO
 
 from archive.errors import ArchiveError
+from archive.hashing import parse_digest
 from archive.warc.cdxj import parse_cdxj_line
 
 GONE = (404, 410)
@@ -212,6 +213,19 @@ def _status(page: PageState) -> str:
 UNCHANGED, IGNORED = "unchanged", "ignored"
 
 
+def same_payload(a: str | None, b: str | None) -> bool | None:
+    """Whether two payload digests name the same content; None when they cannot tell
+    (one missing, or two algorithms). Tools spell one digest in hex or base32."""
+    if not (a and b):
+        return None
+    parsed_a, parsed_b = parse_digest(a), parse_digest(b)
+    if parsed_a is None and parsed_b is None:
+        return a == b          # bare values (no algorithm prefix): as text
+    if parsed_a is None or parsed_b is None or parsed_a[0] != parsed_b[0]:
+        return None
+    return parsed_a[1] == parsed_b[1]
+
+
 def classify(url: str, before: PageState | None, after: PageState | None,
              earlier: CaptureSummary, later: CaptureSummary) -> tuple[str, str]:
     """(kind, finding) for one URL: a change kind, an uncertain kind, UNCHANGED or IGNORED."""
@@ -247,10 +261,12 @@ def classify(url: str, before: PageState | None, after: PageState | None,
         if not after.online:
             return "unavailable", (f"The page {url} could not be captured at {when(after.ts)} "
                                    f"({_status(after)}): whether it changed is unknown.")
-        if not (before.digest and after.digest):
+        same = same_payload(before.digest, after.digest)
+        if same is None:
             return "no-digest", (f"The page {url} could not be compared: a content digest is "
-                                 "missing from an index.")
-        if before.digest == after.digest:
+                                 "missing from an index, or the two indexes use different "
+                                 "digest algorithms.")
+        if same:
             return UNCHANGED, ""
         edited = (f" Its title changed from {before.title!r} to {after.title!r}."
                   if before.title != after.title else "")

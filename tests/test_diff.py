@@ -134,3 +134,30 @@ def test_bad_input_is_one_line_and_exit_2(run, tmp_path):
         result = run("diff", good, target, "--store", tmp_path / "store")
         assert result.code == 2, (target, result)
         assert words in result.err and result.err.count("\n") == 1 and "Traceback" not in result.err
+
+
+def test_digests_are_compared_by_value_not_spelling():
+    """The same SHA-256 in hex and in base32 (tools write either) is no change; digests
+    of two different algorithms cannot say whether the page changed."""
+    import base64
+    import hashlib
+
+    from archive.diff import CaptureSummary, PageState, compare
+
+    raw = hashlib.sha256(b"the page").digest()
+    hex_, b32 = f"sha256:{raw.hex()}", "sha256:" + base64.b32encode(raw).decode()
+    sha1 = "sha1:" + base64.b32encode(hashlib.sha1(b"the page").digest()).decode()
+    other = "sha256:" + hashlib.sha256(b"edited").hexdigest()
+
+    def summary(label, digest):
+        page = PageState("http://x.org/", ts=f"2026-01-0{label}T00:00:00Z", status=200, digest=digest)
+        return CaptureSummary(label, page.ts, pages={page.url: page})
+
+    def kinds(a, b):
+        diff = compare(summary("1", a), summary("2", b))
+        return [c.kind for c in diff.changes], [c.kind for c in diff.uncertain], diff.unchanged
+
+    assert kinds(hex_, b32) == ([], [], 1)
+    assert kinds(hex_, other) == (["changed"], [], 0)
+    assert kinds(sha1, hex_) == ([], ["no-digest"], 0)
+    assert kinds("ABCDEF", "ABCDEF") == ([], [], 1)     # bare values of one tool: as text

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import re
 from pathlib import Path
 from datetime import datetime, timezone
 
@@ -317,6 +318,15 @@ def test_the_example_job_file_and_schedules_are_valid(run):
     assert 'schedule: "0 */6 * * *"' in cronjob and '"jobs", "run"' in cronjob
     service = (EXAMPLES / "systemd" / "archive-job@.service").read_text()
     assert "jobs run /etc/archive/jobs/%i.toml" in service and "SuccessExitStatus=3" in service
+
+
+def test_the_example_job_file_shows_every_key():
+    """The README sends people to it for the keys: each one is there, set or commented out."""
+    uncommented = re.sub(r"(?m)^# ?", "", (EXAMPLES / "jobs" / "statements.toml").read_text())
+    shown = key_lines(uncommented)
+    missing = [f"{table}.{key}" if table else key for table, keys in SCHEMA.items() for key in keys
+               if (f"{table}.{key}" if table else key) not in shown]
+    assert missing == []
 
 
 def test_a_bad_schedule_is_reported_with_the_other_problems(run, good, tmp_path):

@@ -15,7 +15,7 @@ import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import BinaryIO
+from typing import BinaryIO, Sequence
 
 from archive.errors import ArchiveError
 from archive.hashing import parse_digest
@@ -64,9 +64,6 @@ class CaptureSummary:
     pages: dict[str, PageState] = field(default_factory=dict)
     redirected_from: dict[str, str] = field(default_factory=dict)   # source URL -> target
     redirect_status: dict[str, int] = field(default_factory=dict)    # URL -> 3xx in the index
-
-    def failed_pages(self) -> list[str]:
-        return sorted(url for url, page in self.pages.items() if page.failed)
 
     def info(self) -> dict:
         return {"capture": self.label, "time": self.time, "seeds": self.seeds,
@@ -226,9 +223,19 @@ def same_payload(a: str | None, b: str | None) -> bool | None:
     return parsed_a[1] == parsed_b[1]
 
 
+def blind_spots(earlier: CaptureSummary, later: CaptureSummary) -> list[str]:
+    """Pages online in the earlier capture that the later one could not capture: the links
+    they hold were not followed, so pages missing from the later capture may sit behind
+    them. (A page never captured, say one robots.txt forbids, hid nothing new.)"""
+    return sorted(url for url, page in later.pages.items()
+                  if page.failed and url in earlier.pages and earlier.pages[url].online)
+
+
 def classify(url: str, before: PageState | None, after: PageState | None,
-             earlier: CaptureSummary, later: CaptureSummary) -> tuple[str, str]:
-    """(kind, finding) for one URL: a change kind, an uncertain kind, UNCHANGED or IGNORED."""
+             earlier: CaptureSummary, later: CaptureSummary,
+             blind: Sequence[str] = ()) -> tuple[str, str]:
+    """(kind, finding) for one URL: a change kind, an uncertain kind, UNCHANGED or IGNORED.
+    `blind`: blind_spots(earlier, later)."""
     between = (f"between {when(before.ts if before else earlier.time)} "
                f"and {when(after.ts if after else later.time)}")
     if before is not None and before.online:
@@ -243,13 +250,11 @@ def classify(url: str, before: PageState | None, after: PageState | None,
                 return "not-reached", (f"The page {url} was not reached by the later capture, "
                                        f"which stopped at its {later.stop_reason} limit: whether "
                                        "it is still online is unknown.")
-            failed = later.failed_pages()
-            if failed:
-                # A page that could not be captured hides the links it holds: its being
-                # missing is no finding of a takedown.
-                others = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
+            if blind:
+                # Missing behind a page that could not be captured is no finding of a takedown.
+                others = f" and {len(blind) - 1} more" if len(blind) > 1 else ""
                 return "not-reached", (f"The page {url} was not reached by the later capture, "
-                                       f"in which {failed[0]}{others} could not be captured: "
+                                       f"in which {blind[0]}{others} could not be captured: "
                                        "whether it is still online is unknown.")
             return "removed", (f"The page {url} was no longer found on the site {between}: it "
                                "was not linked from any page of the later capture.")
@@ -286,9 +291,10 @@ def compare(earlier: CaptureSummary, later: CaptureSummary) -> Diff:
     changes: list[Change] = []
     uncertain: list[Change] = []
     unchanged = 0
+    blind = blind_spots(earlier, later)
     for url in sorted(set(earlier.pages) | set(later.pages)):
         before, after = earlier.pages.get(url), later.pages.get(url)
-        kind, finding = classify(url, before, after, earlier, later)
+        kind, finding = classify(url, before, after, earlier, later, blind)
         if kind == UNCHANGED:
             unchanged += 1
         elif kind != IGNORED:

@@ -101,6 +101,29 @@ def test_pages_behind_a_page_that_failed_are_unknown_not_removed(run, two_versio
     assert "REMOVED" not in run("diff", earlier, later).out
 
 
+def test_a_page_blocked_in_both_captures_does_not_hide_a_removal(run, key, tmp_path):
+    """Only a page that was online before and could not be captured now hides the pages
+    behind it; one never captured (robots.txt) hid nothing new: an unlinked page is removed."""
+    site = Site()
+    site.add("/robots.txt", "User-agent: *\nDisallow: /private\n", content_type="text/plain")
+    site.html("/", "Home", '<a href="/a">A</a> <a href="/b">B</a> <a href="/private">P</a>')
+    site.html("/a", "A", "<p>a</p>")
+    site.html("/b", "B", "<p>b</p>")
+    with SiteServer(site) as server:
+        for version in (1, 2):
+            if version == 2:
+                site.html("/", "Home", '<a href="/a">A</a> <a href="/private">P</a>')
+                time.sleep(1.1)
+            result = run("capture", server.url("/"), "--depth", "1", "--scope", "prefix", "--key", key,
+                         "--store", tmp_path / "store", "--work-dir", tmp_path / "work", "--quiet")
+            assert result.code == 0, result
+    earlier, later = stored_waczs(tmp_path / "store")[-2:]
+    diff = diff_json(run, earlier, later)
+    assert [(c["kind"], c["url"]) for c in diff["changes"]] == [
+        ("changed", server.url("/")), ("removed", server.url("/b"))]
+    assert diff["uncertain"] == []
+
+
 def test_foreign_waczs_are_read_from_their_index(run):
     same = diff_json(run, FOREIGN / "valid_signed_example_1.wacz", FOREIGN / "valid_signed_example_1.wacz")
     assert same["changes"] == [] and same["counts"]["unchanged"] == 1

@@ -248,3 +248,15 @@ def test_process_check_knows_a_dead_process(tmp_path):
     child.wait()
     assert not process_running(child.pid)
     assert process_running(os.getpid())
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"run_id": "x"}',
+                                  b'{"run_id": "x", "host": "h", "pid": 1, "started": "yesterday"}'])
+def test_a_lock_object_that_is_not_a_lock_is_one_clear_error(run, key, tmp_path, body):
+    store = tmp_path / "store"
+    job = write_job(tmp_path, "odd", ["http://127.0.0.1:9/"], key, store)
+    LocalStore(store).put_object("jobs/odd/lock/0000000003.json", body)
+    result = run("jobs", "run", job)
+    assert result.code == 2, result
+    assert "jobs/odd/lock/0000000003.json is not a readable lock; remove it by hand" in result.err
+    assert "internal error" not in result.err and not run_records(store, "odd", "start")

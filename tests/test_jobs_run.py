@@ -354,3 +354,21 @@ def test_a_run_that_stops_after_an_earlier_capture_is_recorded_and_notified(
         assert [r[1]["status"] for r in received] == ["failed"]
     else:
         assert "stopped by SIGTERM" in result.err
+
+
+def test_notify_when_failures_includes_a_run_that_needs_a_person(run, key, changing, tmp_path, webhook):
+    """Exit 1 with the capture stored (here: the previous capture is damaged in the store)
+    is something to look at: a job that asks to hear of failures hears of it."""
+    base, received = webhook
+    job = write_job(tmp_path, "alerts", [changing.url("/")], key, tmp_path / "store",
+                    notify={"webhook": f"{base}/ok", "when": "failures"})
+    first = run_json(run, job)
+    assert received == []
+    stored = Path(first["capture"]["address"])
+    stored.chmod(0o644)
+    stored.write_bytes(b"damaged in the store")
+    result = run("jobs", "run", job, "--json")
+    assert result.code == 1, result
+    assert len(received) == 1
+    sent = received[0][1]
+    assert sent["status"] == "ok" and [p for p in sent["problems"] if "cannot be read" in p]

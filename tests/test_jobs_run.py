@@ -372,3 +372,17 @@ def test_notify_when_failures_includes_a_run_that_needs_a_person(run, key, chang
     assert len(received) == 1
     sent = received[0][1]
     assert sent["status"] == "ok" and [p for p in sent["problems"] if "cannot be read" in p]
+
+
+def test_run_output_shows_what_could_not_be_compared_never_none(run, key, changing, tmp_path):
+    """The home page down in the second run: no change can be claimed, and none is, but
+    the text must not say 'none' either: it says what could not be compared."""
+    job = write_job(tmp_path, "blind", [changing.url("/")], key, tmp_path / "store",
+                    crawl={"depth": 2, "scope": "prefix", "retries": 0})
+    run_json(run, job)
+    changing.site.html("/", "Down", "<p>maintenance</p>", status=503)
+    result = run("jobs", "run", job, "--quiet")
+    assert result.code == 0, result
+    assert "changes  none" not in result.out
+    unknown = [line for line in result.out.splitlines() if line.startswith("unknown  ")]
+    assert len(unknown) == 3 and any("could not be captured" in line and "HTTP 503" in line for line in unknown)

@@ -260,3 +260,16 @@ def test_a_lock_object_that_is_not_a_lock_is_one_clear_error(run, key, tmp_path,
     assert result.code == 2, result
     assert "jobs/odd/lock/0000000003.json is not a readable lock; remove it by hand" in result.err
     assert "internal error" not in result.err and not run_records(store, "odd", "start")
+
+
+@pytest.mark.parametrize("beat", [b"{not json", b"[]", b'{"at": "soon"}'])
+def test_a_heartbeat_that_is_not_one_is_one_clear_error(run, key, tmp_path, beat):
+    store = tmp_path / "store"
+    job = write_job(tmp_path, "beaten", ["http://127.0.0.1:9/"], key, store)
+    lock = JobLock(LocalStore(store), "beaten", "holder", 600)
+    lock.acquire()
+    LocalStore(store).put_object("jobs/beaten/lock/0000000001.beat-00000001.json", beat)
+    result = run("jobs", "run", job)
+    assert result.code == 2, result
+    assert "lock heartbeat jobs/beaten/lock/0000000001.beat-00000001.json is not readable" in result.err
+    assert "internal error" not in result.err

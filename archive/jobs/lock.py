@@ -165,11 +165,16 @@ class JobLock:
                         **{k: data.get(k) for k in ("run_id", "host", "pid", "started", "node", "took_over")})
         holder.heartbeat = holder.started
         if entry["beats"]:
+            key = self._key(gen, f".beat-{max(entry['beats']):08d}")
             try:
-                beat = json.loads(self.store.get_object(self._key(gen, f".beat-{max(entry['beats']):08d}")))
+                beat = json.loads(self.store.get_object(key))
                 holder.heartbeat = beat["at"]
+                parse_iso(holder.heartbeat)
             except NotFound:
                 holder.heartbeat = iso(utcnow())   # replaced by a newer beat just now: alive
+            except (ValueError, KeyError, TypeError):
+                raise ArchiveError(f"lock heartbeat {key} is not readable; remove it by hand once "
+                                   "you know no run of the job is active") from None
         return holder
 
     def current(self) -> Holder | None:

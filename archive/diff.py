@@ -15,9 +15,10 @@ import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import BinaryIO
+from typing import BinaryIO, Sequence
 
 from archive.errors import ArchiveError
+from archive.hashing import parse_digest
 from archive.warc.cdxj import parse_cdxj_line
 
 GONE = (404, 410)
@@ -45,6 +46,13 @@ class PageState:
     @property
     def gone(self) -> bool:
         return self.status in GONE
+
+    @property
+    def failed(self) -> bool:
+        """Not captured with content, and neither taken down nor a redirect: a 5xx, a
+        403 (a geo-block), no response. Links it holds were not followed."""
+        redirect = self.redirect_to or (self.status is not None and 300 <= self.status < 400)
+        return not (self.online or self.gone or redirect)
 
 
 @dataclass
@@ -202,9 +210,32 @@ def _status(page: PageState) -> str:
 UNCHANGED, IGNORED = "unchanged", "ignored"
 
 
+def same_payload(a: str | None, b: str | None) -> bool | None:
+    """Whether two payload digests name the same content; None when they cannot tell
+    (one missing, or two algorithms). Tools spell one digest in hex or base32."""
+    if not (a and b):
+        return None
+    parsed_a, parsed_b = parse_digest(a), parse_digest(b)
+    if parsed_a is None and parsed_b is None:
+        return a == b          # bare values (no algorithm prefix): as text
+    if parsed_a is None or parsed_b is None or parsed_a[0] != parsed_b[0]:
+        return None
+    return parsed_a[1] == parsed_b[1]
+
+
+def blind_spots(earlier: CaptureSummary, later: CaptureSummary) -> list[str]:
+    """Pages online in the earlier capture that the later one could not capture: the links
+    they hold were not followed, so pages missing from the later capture may sit behind
+    them. (A page never captured, say one robots.txt forbids, hid nothing new.)"""
+    return sorted(url for url, page in later.pages.items()
+                  if page.failed and url in earlier.pages and earlier.pages[url].online)
+
+
 def classify(url: str, before: PageState | None, after: PageState | None,
-             earlier: CaptureSummary, later: CaptureSummary) -> tuple[str, str]:
-    """(kind, finding) for one URL: a change kind, an uncertain kind, UNCHANGED or IGNORED."""
+             earlier: CaptureSummary, later: CaptureSummary,
+             blind: Sequence[str] = ()) -> tuple[str, str]:
+    """(kind, finding) for one URL: a change kind, an uncertain kind, UNCHANGED or IGNORED.
+    `blind`: blind_spots(earlier, later)."""
     between = (f"between {when(before.ts if before else earlier.time)} "
                f"and {when(after.ts if after else later.time)}")
     if before is not None and before.online:
@@ -219,6 +250,12 @@ def classify(url: str, before: PageState | None, after: PageState | None,
                 return "not-reached", (f"The page {url} was not reached by the later capture, "
                                        f"which stopped at its {later.stop_reason} limit: whether "
                                        "it is still online is unknown.")
+            if blind:
+                # Missing behind a page that could not be captured is no finding of a takedown.
+                others = f" and {len(blind) - 1} more" if len(blind) > 1 else ""
+                return "not-reached", (f"The page {url} was not reached by the later capture, "
+                                       f"in which {blind[0]}{others} could not be captured: "
+                                       "whether it is still online is unknown.")
             return "removed", (f"The page {url} was no longer found on the site {between}: it "
                                "was not linked from any page of the later capture.")
         if after.redirect_to:
@@ -229,10 +266,12 @@ def classify(url: str, before: PageState | None, after: PageState | None,
         if not after.online:
             return "unavailable", (f"The page {url} could not be captured at {when(after.ts)} "
                                    f"({_status(after)}): whether it changed is unknown.")
-        if not (before.digest and after.digest):
+        same = same_payload(before.digest, after.digest)
+        if same is None:
             return "no-digest", (f"The page {url} could not be compared: a content digest is "
-                                 "missing from an index.")
-        if before.digest == after.digest:
+                                 "missing from an index, or the two indexes use different "
+                                 "digest algorithms.")
+        if same:
             return UNCHANGED, ""
         edited = (f" Its title changed from {before.title!r} to {after.title!r}."
                   if before.title != after.title else "")
@@ -252,9 +291,10 @@ def compare(earlier: CaptureSummary, later: CaptureSummary) -> Diff:
     changes: list[Change] = []
     uncertain: list[Change] = []
     unchanged = 0
+    blind = blind_spots(earlier, later)
     for url in sorted(set(earlier.pages) | set(later.pages)):
         before, after = earlier.pages.get(url), later.pages.get(url)
-        kind, finding = classify(url, before, after, earlier, later)
+        kind, finding = classify(url, before, after, earlier, later, blind)
         if kind == UNCHANGED:
             unchanged += 1
         elif kind != IGNORED:

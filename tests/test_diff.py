@@ -84,6 +84,46 @@ def test_a_server_error_is_unknown_not_a_change(run, two_versions):
     assert "could not be captured" in diff["uncertain"][0]["finding"] and "HTTP 503" in diff["uncertain"][0]["finding"]
 
 
+def test_pages_behind_a_page_that_failed_are_unknown_not_removed(run, two_versions):
+    """The home page down for a moment (or geo-blocked) hides every page it links to:
+    that is no finding of a takedown."""
+    def change(site):
+        site.html("/", "oops", "<p>down for maintenance</p>", status=503)
+    (earlier, later), server = two_versions(change, extra=("--retries", "0"))
+    diff = diff_json(run, earlier, later)
+    assert diff["changes"] == [] and diff["counts"]["removed"] == 0
+    unknown = {c["url"]: c for c in diff["uncertain"]}
+    assert unknown[server.url("/")]["kind"] == "unavailable"
+    for path in ("/promo", "/keep", "/more"):
+        assert unknown[server.url(path)]["kind"] == "not-reached"
+        assert "whether it is still online is unknown" in unknown[server.url(path)]["finding"]
+        assert server.url("/") in unknown[server.url(path)]["finding"]
+    assert "REMOVED" not in run("diff", earlier, later).out
+
+
+def test_a_page_blocked_in_both_captures_does_not_hide_a_removal(run, key, tmp_path):
+    """Only a page that was online before and could not be captured now hides the pages
+    behind it; one never captured (robots.txt) hid nothing new: an unlinked page is removed."""
+    site = Site()
+    site.add("/robots.txt", "User-agent: *\nDisallow: /private\n", content_type="text/plain")
+    site.html("/", "Home", '<a href="/a">A</a> <a href="/b">B</a> <a href="/private">P</a>')
+    site.html("/a", "A", "<p>a</p>")
+    site.html("/b", "B", "<p>b</p>")
+    with SiteServer(site) as server:
+        for version in (1, 2):
+            if version == 2:
+                site.html("/", "Home", '<a href="/a">A</a> <a href="/private">P</a>')
+                time.sleep(1.1)
+            result = run("capture", server.url("/"), "--depth", "1", "--scope", "prefix", "--key", key,
+                         "--store", tmp_path / "store", "--work-dir", tmp_path / "work", "--quiet")
+            assert result.code == 0, result
+    earlier, later = stored_waczs(tmp_path / "store")[-2:]
+    diff = diff_json(run, earlier, later)
+    assert [(c["kind"], c["url"]) for c in diff["changes"]] == [
+        ("changed", server.url("/")), ("removed", server.url("/b"))]
+    assert diff["uncertain"] == []
+
+
 def test_foreign_waczs_are_read_from_their_index(run):
     same = diff_json(run, FOREIGN / "valid_signed_example_1.wacz", FOREIGN / "valid_signed_example_1.wacz")
     assert same["changes"] == [] and same["counts"]["unchanged"] == 1
@@ -117,3 +157,30 @@ def test_bad_input_is_one_line_and_exit_2(run, tmp_path):
         result = run("diff", good, target, "--store", tmp_path / "store")
         assert result.code == 2, (target, result)
         assert words in result.err and result.err.count("\n") == 1 and "Traceback" not in result.err
+
+
+def test_digests_are_compared_by_value_not_spelling():
+    """The same SHA-256 in hex and in base32 (tools write either) is no change; digests
+    of two different algorithms cannot say whether the page changed."""
+    import base64
+    import hashlib
+
+    from archive.diff import CaptureSummary, PageState, compare
+
+    raw = hashlib.sha256(b"the page").digest()
+    hex_, b32 = f"sha256:{raw.hex()}", "sha256:" + base64.b32encode(raw).decode()
+    sha1 = "sha1:" + base64.b32encode(hashlib.sha1(b"the page").digest()).decode()
+    other = "sha256:" + hashlib.sha256(b"edited").hexdigest()
+
+    def summary(label, digest):
+        page = PageState("http://x.org/", ts=f"2026-01-0{label}T00:00:00Z", status=200, digest=digest)
+        return CaptureSummary(label, page.ts, pages={page.url: page})
+
+    def kinds(a, b):
+        diff = compare(summary("1", a), summary("2", b))
+        return [c.kind for c in diff.changes], [c.kind for c in diff.uncertain], diff.unchanged
+
+    assert kinds(hex_, b32) == ([], [], 1)
+    assert kinds(hex_, other) == (["changed"], [], 0)
+    assert kinds(sha1, hex_) == ([], ["no-digest"], 0)
+    assert kinds("ABCDEF", "ABCDEF") == ([], [], 1)     # bare values of one tool: as text

@@ -248,3 +248,40 @@ def test_process_check_knows_a_dead_process(tmp_path):
     child.wait()
     assert not process_running(child.pid)
     assert process_running(os.getpid())
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"run_id": "x"}',
+                                  b'{"run_id": "x", "host": "h", "pid": 1, "started": "yesterday"}'])
+def test_a_lock_object_that_is_not_a_lock_is_one_clear_error(run, key, tmp_path, body):
+    store = tmp_path / "store"
+    job = write_job(tmp_path, "odd", ["http://127.0.0.1:9/"], key, store)
+    LocalStore(store).put_object("jobs/odd/lock/0000000003.json", body)
+    result = run("jobs", "run", job)
+    assert result.code == 2, result
+    assert "jobs/odd/lock/0000000003.json is not a readable lock; remove it by hand" in result.err
+    assert "internal error" not in result.err and not run_records(store, "odd", "start")
+
+
+@pytest.mark.parametrize("beat", [b"{not json", b"[]", b'{"at": "soon"}'])
+def test_a_heartbeat_that_is_not_one_is_one_clear_error(run, key, tmp_path, beat):
+    store = tmp_path / "store"
+    job = write_job(tmp_path, "beaten", ["http://127.0.0.1:9/"], key, store)
+    lock = JobLock(LocalStore(store), "beaten", "holder", 600)
+    lock.acquire()
+    LocalStore(store).put_object("jobs/beaten/lock/0000000001.beat-00000001.json", beat)
+    result = run("jobs", "run", job)
+    assert result.code == 2, result
+    assert "lock heartbeat jobs/beaten/lock/0000000001.beat-00000001.json is not readable" in result.err
+    assert "internal error" not in result.err
+
+
+def test_run_records_that_are_not_records_do_not_break_status_or_runs(run, key, tmp_path):
+    store = tmp_path / "store"
+    job = write_job(tmp_path, "records", ["http://127.0.0.1:9/"], key, store, extra_top={"every": "1h"})
+    day = utcnow().strftime("%Y/%m/%d")
+    run_id = utcnow().strftime("%Y%m%dT%H%M%S.000000Z-00000000")
+    LocalStore(store).put_object(f"jobs/records/runs/{day}/{run_id}.start.json", b'{"started": 5}')
+    LocalStore(store).put_object(f"jobs/records/runs/{day}/{run_id}.result.json", b"[]")
+    status = run("jobs", "status", job, "--json")
+    assert status.code == 0, status
+    assert json.loads(status.out)[0]["last_run"]["status"] == "unreadable"

@@ -319,3 +319,70 @@ def test_a_job_asks_its_tsas_and_records_custody(run, key, pubkey, changing, tmp
     assert history.code == 0, history
     events = [e["event"] for e in json.loads(history.out)["entries"]]
     assert events[:3] == ["captured", "sealed", "timestamped"] and "stored" in events
+
+
+@pytest.mark.parametrize("stop,code,status", [
+    ("failed", 1, "failed"),
+    ("sigterm", 143, "interrupted"),
+])
+def test_a_run_that_stops_after_an_earlier_capture_is_recorded_and_notified(
+        run, key, changing, tmp_path, webhook, monkeypatch, stop, code, status):
+    """A run with a previous capture that takes none itself has nothing to compare: it is
+    still recorded, reported and (for a failure) notified, never an internal error."""
+    from archive.errors import ArchiveError
+    from archive.jobs import runner
+
+    base, received = webhook
+    store = tmp_path / "store"
+    job = write_job(tmp_path, "stops", [changing.url("/")], key, store,
+                    notify={"webhook": f"{base}/ok", "when": "failures"})
+    first = run_json(run, job)
+
+    def refuse(*args, **kwargs):
+        raise ArchiveError("the store refused it") if stop == "failed" else runner.Terminated()
+    monkeypatch.setattr(runner, "run_capture", refuse)
+    result = run("jobs", "run", job, "--json")
+    assert result.code == code, result
+    assert "internal error" not in result.out + result.err
+    record = json.loads(run_records(store, "stops", "result")[-1].read_text())
+    assert record["status"] == status and record["previous_capture"] == first["capture"]["capture_id"]
+    assert "changes" not in record
+    if stop == "failed":
+        outcome = json.loads(result.out)
+        assert outcome["status"] == "failed" and outcome["error"] == "the store refused it"
+        assert outcome["changes"] is None
+        assert [r[1]["status"] for r in received] == ["failed"]
+    else:
+        assert "stopped by SIGTERM" in result.err
+
+
+def test_notify_when_failures_includes_a_run_that_needs_a_person(run, key, changing, tmp_path, webhook):
+    """Exit 1 with the capture stored (here: the previous capture is damaged in the store)
+    is something to look at: a job that asks to hear of failures hears of it."""
+    base, received = webhook
+    job = write_job(tmp_path, "alerts", [changing.url("/")], key, tmp_path / "store",
+                    notify={"webhook": f"{base}/ok", "when": "failures"})
+    first = run_json(run, job)
+    assert received == []
+    stored = Path(first["capture"]["address"])
+    stored.chmod(0o644)
+    stored.write_bytes(b"damaged in the store")
+    result = run("jobs", "run", job, "--json")
+    assert result.code == 1, result
+    assert len(received) == 1
+    sent = received[0][1]
+    assert sent["status"] == "ok" and [p for p in sent["problems"] if "cannot be read" in p]
+
+
+def test_run_output_shows_what_could_not_be_compared_never_none(run, key, changing, tmp_path):
+    """The home page down in the second run: no change can be claimed, and none is, but
+    the text must not say 'none' either: it says what could not be compared."""
+    job = write_job(tmp_path, "blind", [changing.url("/")], key, tmp_path / "store",
+                    crawl={"depth": 2, "scope": "prefix", "retries": 0})
+    run_json(run, job)
+    changing.site.html("/", "Down", "<p>maintenance</p>", status=503)
+    result = run("jobs", "run", job, "--quiet")
+    assert result.code == 0, result
+    assert "changes  none" not in result.out
+    unknown = [line for line in result.out.splitlines() if line.startswith("unknown  ")]
+    assert len(unknown) == 3 and any("could not be captured" in line and "HTTP 503" in line for line in unknown)

@@ -146,3 +146,61 @@ def test_catch_up_is_one_run_however_many_were_missed():
     assert first_due(spec, last(72), now) == now                  # 72 missed: run once now
     assert first_due(spec, last(0.25), now) == datetime(2026, 3, 1, 13, 0, tzinfo=timezone.utc)
     assert first_due(spec, None, now) == datetime(2026, 3, 1, 13, 0, tzinfo=timezone.utc)
+
+
+def test_a_changed_job_file_takes_effect_and_an_invalid_one_stops_being_scheduled(key, tmp_path):
+    """The folder scan itself (children are `true`): a changed schedule applies at once,
+    a file made invalid is no longer run, and a run already going is still reaped."""
+    from archive.jobs.scheduler import Scheduler
+
+    store = tmp_path / "store"
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    path = write_job(jobs, "edited", ["http://127.0.0.1:9/"], key, store, extra_top={"schedule": "0 0 1 1 *"})
+    events = []
+    scheduler = Scheduler(jobs, 1, 0, lambda event, data: events.append((event, data)),
+                          command=lambda p: ["true"])
+    now = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+    scheduler.scan(now)
+    assert scheduler.entries[path].next_due == datetime(2027, 1, 1, tzinfo=timezone.utc)
+
+    write_job(jobs, "edited", ["http://127.0.0.1:9/"], key, store, extra_top={"every": "10s"})
+    scheduler.scan(now)
+    assert events[-1][0] == "changed" and events[-1][1]["schedule"] == "every 10s"
+    assert scheduler.entries[path].next_due == now + timedelta(seconds=10)
+    scheduler.start_due(now + timedelta(seconds=10))
+    child = scheduler.entries[path].child
+    assert child is not None and events[-1][0] == "started"
+
+    path.write_text(path.read_text().replace("every", "evry"))
+    scheduler.scan(now + timedelta(seconds=11))
+    assert events[-1][0] == "invalid" and "unknown key 'evry'" in events[-1][1]["problems"][0]
+    assert scheduler.entries[path].next_due is None and scheduler.entries[path].child is child
+    child.process.wait(timeout=30)
+    scheduler.reap()
+    assert events[-1][0] == "finished" and scheduler.running() == 0
+    scheduler.start_due(now + timedelta(days=400))
+    assert scheduler.running() == 0
+
+
+def test_a_job_file_that_breaks_loading_does_not_hide_the_others(key, tmp_path, monkeypatch):
+    from archive.jobs import scheduler as scheduler_module
+
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    odd = write_job(jobs, "a-odd", ["http://127.0.0.1:9/"], key, tmp_path / "store", extra_top={"every": "10s"})
+    fine = write_job(jobs, "b-fine", ["http://127.0.0.1:9/"], key, tmp_path / "store", extra_top={"every": "10s"})
+    real = scheduler_module.parse_job
+
+    def parse(path):
+        if path == odd:
+            raise OverflowError("timestamp out of range")
+        return real(path)
+    monkeypatch.setattr(scheduler_module, "parse_job", parse)
+    events = []
+    scheduler = scheduler_module.Scheduler(jobs, 1, 0, lambda event, data: events.append((event, data)),
+                                           command=lambda p: ["true"])
+    scheduler.scan(datetime(2026, 3, 1, tzinfo=timezone.utc))
+    assert scheduler.entries[fine].next_due is not None
+    assert scheduler.entries[odd].spec is None
+    assert ("invalid", {"file": str(odd), "problems": ["internal error: OverflowError: timestamp out of range"]}) in events

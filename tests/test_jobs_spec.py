@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import re
 from pathlib import Path
 from datetime import datetime, timezone
 
@@ -102,6 +103,13 @@ BAD = [
     ("page-option-without-browser", "depth = 1", 'depth = 1\nwait_for = "#main"', 8,
      "'crawl.wait_for' applies with browser = true only"),
     ("resume-text", "[signing]", '[run]\nresume = "no"\n\n[signing]', 13, "'run.resume' must be true or false"),
+    ("every-nan", 'schedule = "0 */6 * * *"', "every = nan", 4, "'every' must be a finite number of seconds"),
+    ("every-inf", 'schedule = "0 */6 * * *"', "every = inf", 4, "'every' must be a finite number of seconds"),
+    ("every-huge", 'schedule = "0 */6 * * *"', 'every = "99999999999999999999d"', 4,
+     "'every' must be at most 3650 days"),
+    ("every-too-often", 'schedule = "0 */6 * * *"', "every = 0.001", 4, "'every' must be at least 1 second"),
+    ("timeout-inf", "depth = 1", "depth = 1\ntimeout = inf", 8, "'crawl.timeout' must be a finite number"),
+    ("delay-nan", "depth = 1", "depth = 1\ndelay = nan", 8, "'crawl.delay' must be a finite number"),
     ("crawl-not-table", "[crawl]\ndepth = 1\nscope = \"prefix\"\nmax_bytes = \"50MB\"\nmax_time = \"10m\"\n",
      'crawl = 1\n', 6, "'crawl' must be a table"),
 ]
@@ -310,6 +318,15 @@ def test_the_example_job_file_and_schedules_are_valid(run):
     assert 'schedule: "0 */6 * * *"' in cronjob and '"jobs", "run"' in cronjob
     service = (EXAMPLES / "systemd" / "archive-job@.service").read_text()
     assert "jobs run /etc/archive/jobs/%i.toml" in service and "SuccessExitStatus=3" in service
+
+
+def test_the_example_job_file_shows_every_key():
+    """The README sends people to it for the keys: each one is there, set or commented out."""
+    uncommented = re.sub(r"(?m)^# ?", "", (EXAMPLES / "jobs" / "statements.toml").read_text())
+    shown = key_lines(uncommented)
+    missing = [f"{table}.{key}" if table else key for table, keys in SCHEMA.items() for key in keys
+               if (f"{table}.{key}" if table else key) not in shown]
+    assert missing == []
 
 
 def test_a_bad_schedule_is_reported_with_the_other_problems(run, good, tmp_path):

@@ -186,7 +186,9 @@ def _print_outcome(outcome: Outcome) -> None:
     elif changes:
         for change in changes.get("changes", []):
             print(f"changes  {change['finding']}")
-        if not changes.get("changes"):
+        for change in changes.get("uncertain", []):
+            print(f"unknown  {change['finding']}")
+        if not changes.get("changes") and not changes.get("uncertain"):
             print(f"changes  none since {outcome.previous_capture}")
     for problem in outcome.problems:
         print(f"warning  {problem}", file=sys.stderr)

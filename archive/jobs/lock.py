@@ -85,6 +85,14 @@ def process_running(pid: int) -> bool:
     return state != ["Z"]
 
 
+def _check_holder(data) -> None:
+    """ValueError unless `data` is what acquire() writes (a lock is never guessed at)."""
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("run_id", "host", "started")) \
+            or isinstance(data.get("pid"), bool) or not isinstance(data.get("pid"), int):
+        raise ValueError("not a lock")
+    parse_iso(data["started"])
+
+
 @dataclass
 class Holder:
     generation: int
@@ -147,20 +155,26 @@ class JobLock:
     def _holder(self, gen: int, entry: dict) -> Holder | None:
         try:
             data = json.loads(self.store.get_object(self._key(gen)))
+            _check_holder(data)
         except NotFound:
             return None
         except ValueError:
-            raise ArchiveError(f"lock {self._key(gen)} is not readable JSON; remove it by hand "
+            raise ArchiveError(f"lock {self._key(gen)} is not a readable lock; remove it by hand "
                                "once you know no run of the job is active") from None
         holder = Holder(generation=gen, released=entry["released"],
                         **{k: data.get(k) for k in ("run_id", "host", "pid", "started", "node", "took_over")})
         holder.heartbeat = holder.started
         if entry["beats"]:
+            key = self._key(gen, f".beat-{max(entry['beats']):08d}")
             try:
-                beat = json.loads(self.store.get_object(self._key(gen, f".beat-{max(entry['beats']):08d}")))
+                beat = json.loads(self.store.get_object(key))
                 holder.heartbeat = beat["at"]
+                parse_iso(holder.heartbeat)
             except NotFound:
                 holder.heartbeat = iso(utcnow())   # replaced by a newer beat just now: alive
+            except (ValueError, KeyError, TypeError):
+                raise ArchiveError(f"lock heartbeat {key} is not readable; remove it by hand once "
+                                   "you know no run of the job is active") from None
         return holder
 
     def current(self) -> Holder | None:

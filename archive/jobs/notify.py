@@ -23,7 +23,9 @@ def wanted(spec: NotifySpec, outcome: dict) -> bool:
     """Whether this run's outcome is one the job asked to hear about."""
     if not (spec.webhook or spec.command):
         return False
-    failed = outcome.get("status") != "ok"
+    # A run that stored its capture but needs a person (`jobs run` exit 1: an earlier
+    # capture unreadable or left unstored, custody not recorded) is a failure to hear of.
+    failed = outcome.get("status") != "ok" or bool(outcome.get("problems"))
     if spec.when == "failures":
         return failed
     if spec.when == "changes":

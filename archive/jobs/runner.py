@@ -127,7 +127,8 @@ def run_job(
             outcome.problems += result.custody_problems
         finally:
             outcome.problems += _left_behind(outcome.unfinished)
-            if outcome.previous_capture:
+            # A run that stored no capture (failed, stopped) has nothing to compare.
+            if outcome.previous_capture and result is not None:
                 outcome.changes = changes_since(store, outcome.previous_capture, result.capture_id)
     finally:
         outcome.finished = iso(utcnow())

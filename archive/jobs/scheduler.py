@@ -98,7 +98,12 @@ class Scheduler:
             old = self.entries.get(path)
             if old is not None and old.fingerprint == fingerprint:
                 continue
-            entry = self._load(path, fingerprint, now, old)
+            try:
+                entry = self._load(path, fingerprint, now, old)
+            except Exception as exc:  # noqa: BLE001 - one odd file must not hide the others
+                problem = f"internal error: {type(exc).__name__}: {exc}"
+                self.log("invalid", {"file": str(path), "problems": [problem]})
+                entry = Entry(path, fingerprint, None, problems=[problem])
             if old is not None:
                 entry.child = old.child
             self.entries[path] = entry

@@ -10,6 +10,7 @@ a shell.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ NOTIFY_WHEN = ("always", "changes", "failures")
 LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 DEFAULT_LOCK_EXPIRY = 600.0
 MAX_RETAIN_DAYS = 36500          # as `archive capture --retain-days`
+MAX_SECONDS = 3650 * 86400       # any duration in a job file: ten years
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,12 @@ def _seconds(value) -> float:
         seconds = float(value)
     else:
         seconds = parse_duration(_str(value))
+    # TOML has nan and inf, and "99999999999999999999d" parses: either would end a
+    # scheduler's date arithmetic in an internal error, not a line of this file.
+    if not math.isfinite(seconds):
+        raise ValueError(f"must be a finite number of seconds, not {value}")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"must be at most {MAX_SECONDS // 86400} days, not {value}")
     if seconds < 0:
         raise ValueError(f"must not be negative, not {value}")
     return seconds
@@ -222,6 +230,14 @@ def duration(value, base):
     seconds = _seconds(value)
     if seconds <= 0:
         raise ValueError("must be more than zero")
+    return seconds
+
+
+def interval(value, base):
+    """`every`: a run more often than each second is a mistake (a scheduler busy loop)."""
+    seconds = duration(value, base)
+    if seconds < 1:
+        raise ValueError(f"must be at least 1 second, not {value}")
     return seconds
 
 
@@ -342,7 +358,7 @@ def cron(value, base):
 SCHEMA: dict[str, dict[str, Check]] = {
     "": {
         "name": job_name, "seeds": seeds, "store": store_address, "schedule": cron,
-        "every": duration, "timezone": timezone, "operator": non_empty_text, "title": text,
+        "every": interval, "timezone": timezone, "operator": non_empty_text, "title": text,
         "work_dir": path, "keep_local": boolean, "endpoint_url": url,
     },
     "crawl": {

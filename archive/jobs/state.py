@@ -79,11 +79,14 @@ class JobState:
 
     def _get(self, key: str) -> dict | None:
         try:
-            return json.loads(self.store.get_object(key))
+            data = json.loads(self.store.get_object(key))
         except NotFound:
             return None
         except ValueError:
-            return {"status": "unreadable", "error": f"{key} is not readable JSON"}
+            data = None
+        if not isinstance(data, dict):
+            return {"status": "unreadable", "error": f"{key} is not a readable run record"}
+        return data
 
     def _records(self, keys: list[str]) -> list[RunRecord]:
         """Records from a sorted key listing, newest first."""

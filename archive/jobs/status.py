@@ -26,7 +26,7 @@ def run_started(record: RunRecord) -> datetime | None:
     started = record.start.get("started")
     try:
         return parse_iso(started) if started else None
-    except ValueError:
+    except (ValueError, TypeError):
         return None
 
 

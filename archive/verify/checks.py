@@ -24,7 +24,7 @@ from archive.verify.model import (
 from archive.verify.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
 from archive.verify.segments import ParallelWarcs, parallel_worth
 from archive.verify.source import Source, local_source, sniff
-from archive.verify.warcs import CONTENT_TYPES, Problem, WarcChecker, WarcResult, check_warc_slow
+from archive.verify.warcs import CONTENT_TYPES, Problem, WarcChecker, WarcResult, check_warc_slow, same_digest
 from archive.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64, safe_member_name
 
 DIGEST_FILES = ("datapackage.json", "datapackage-digest.json")
@@ -434,7 +434,7 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
         if e.length is not None and e.length != str(record.length):
             problems.append(Problem(f"index line {e.number} gives length {e.length}, the record is "
                                     f"{record.length} bytes", *where))
-        if e.digest and record.payload_digest and not _same_digest(e.digest, record.payload_digest):
+        if e.digest and record.payload_digest and not same_digest(e.digest, record.payload_digest):
             problems.append(Problem(f"index line {e.number} digest differs from the record's", *where))
     unindexed = [(name, r) for name, records in by_file.items() for r in records.values()
                  if r.record_type in CONTENT_TYPES and (name, r.offset) not in indexed]
@@ -444,13 +444,6 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
     report.add("index", FAIL if problems else PASS,
                f"{len(entries)} index lines " + ("do not all match their records" if problems
                                                  else "match their records"), problems)
-
-
-def _same_digest(a: str, b: str) -> bool:
-    pa, pb = parse_digest(a), parse_digest(b)
-    if pa and pb:
-        return pa == pb
-    return a.split(":")[-1].upper() == b.split(":")[-1].upper()
 
 
 def _pages_check(report: Report, sinks: dict) -> None:

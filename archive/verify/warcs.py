@@ -670,7 +670,8 @@ def check_warc_slow(stream: BinaryIO, filename: str) -> WarcResult:
                        "(warcio refuses it; `warcio recompress` can fix a copy)")
         else:
             message = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
-        offset = iterator.offset if iterator.offset >= 0 else next_offset
+        # warcio's offsets go negative on a file that is one gzip stream: no offset then
+        offset = iterator.offset if iterator.offset >= 0 else next_offset if next_offset >= 0 else None
         result.problems.append(Problem(f"cannot read past this point: {message}", filename, offset))
     for message in reader.messages:
         result.problems.append(Problem(message, filename))

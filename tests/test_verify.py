@@ -265,3 +265,25 @@ def test_verify_benchmark_smoke():
     assert result["verdict"] == "VERIFIED" and result["exit_code"] == 0
     assert result["records"] > 100 and result["warcio_check_seconds"] > 0
     assert result["gzip_openssl_seconds"] > 0 and result["peak_rss_mb"] > 0
+
+
+def test_odd_values_inside_a_tampered_capture_keep_the_report_readable_and_in_schema(tmp_path, run):
+    """The file may say anything: a string where a count belongs, a number where a title
+    belongs. The verdict stays NOT VERIFIED (exit 1), the text and HTML render, and the
+    JSON still follows the schema."""
+    signer, pub = new_signer(tmp_path / "k")
+    wacz = build_wacz(tmp_path / "a.wacz", [{"url": "http://example.test/", "body": b"<p>hi</p>"}], signer)
+    with zipfile.ZipFile(wacz) as zf:
+        evidence = json.loads(zf.read("evidence/capture.json"))
+        pages = zf.read("pages/pages.jsonl").decode().splitlines()
+    evidence["stats"].update(bytes="3,258", failed=10 ** 400)
+    evidence.update(operator=7, seeds=["http://example.test/", 5], captureId={"a": 1})
+    page = json.loads(pages[1])
+    page.update(ts=20260101, title=["x"], status=True)
+    odd = refresh(wacz, tmp_path / "odd.wacz", {
+        "evidence/capture.json": json.dumps(evidence).encode(),
+        "pages/pages.jsonl": "\n".join([pages[0], json.dumps(page)]).encode() + b"\n"})
+    result = run("verify", odd, "--trust", pub, "--html", tmp_path / "odd.html")
+    assert result.code == 1 and result.out.startswith("NOT VERIFIED"), result
+    report = json.loads(run("verify", odd, "--trust", pub, "--json").out)
+    jsonschema.Draft202012Validator(schema()).validate(report)

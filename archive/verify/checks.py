@@ -515,8 +515,8 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
     report.signature = {
         "signed": True, "form": check.form, "fingerprint": check.fingerprint,
         "trustedAs": options.trusted.get(check.fingerprint) if check.fingerprint else None,
-        "created": signed.get("created") if isinstance(signed, dict) else None,
-        "software": signed.get("software") if isinstance(signed, dict) else None,
+        "created": _string(signed.get("created")) if isinstance(signed, dict) else None,
+        "software": _string(signed.get("software")) if isinstance(signed, dict) else None,
     }
     if check.form == "domain":
         _domain_signature(report, signed, actual)
@@ -539,6 +539,10 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
                    + ("" if options.trusted else " (give the signer's public key with --trust)"))
         return
     report.add("signature", PASS, f"signed by {options.trusted[check.fingerprint]} (key {check.fingerprint})")
+
+
+def _string(value) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _domain_signature(report: Report, signed: dict, actual: str) -> None:
@@ -580,7 +584,11 @@ def _check_timestamps(report: Report, digest: dict | None, dp_bytes: bytes | Non
 def _capture_summary(datapackage: dict, evidence: dict, warcs: list[WarcResult], sinks: dict) -> dict:
     """What the capture says of itself (covered by the signature when that holds)."""
     def text(value):
-        return value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+        return value if isinstance(value, str) else None
+
+    def count(value):
+        # the file may say anything (a string, 10**400): only a plain count is shown
+        return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 63 else None
 
     stats = evidence.get("stats") if isinstance(evidence.get("stats"), dict) else {}
     seeds = evidence.get("seeds")
@@ -599,8 +607,8 @@ def _capture_summary(datapackage: dict, evidence: dict, warcs: list[WarcResult],
         "host": text(evidence.get("host")),
         "job": text(evidence.get("job")),
         "pages": len(pages.pages) if isinstance(pages, PagesSink) else None,
-        "bytes": text(stats.get("bytes")),
-        "failed": text(stats.get("failed")),
+        "bytes": count(stats.get("bytes")),
+        "failed": count(stats.get("failed")),
         "records": sum(len(w.records) for w in warcs),
         "warcFiles": len(warcs),
     }
@@ -624,7 +632,10 @@ def _pages(sinks: dict, warcs: list[WarcResult]) -> tuple[list[dict], dict[str, 
     pages = []
     for entry in listed:
         filename, record = responses.get(entry["url"], (None, None))
-        row = {k: entry[k] for k in ("url", "ts", "title", "status", "error") if isinstance(entry.get(k), (str, int))}
+        # the file may say anything: only the types report.schema.json promises are shown
+        row = {k: entry[k] for k in ("url", "ts", "title", "status", "error") if isinstance(entry.get(k), str)}
+        if isinstance(entry.get("status"), int) and not isinstance(entry.get("status"), bool):
+            row["status"] = entry["status"]
         if record is not None:
             row["payloadDigest"] = record.payload_digest
             parsed = parse_digest(record.payload_digest) if record.payload_digest else None

@@ -120,7 +120,7 @@ def _verify_warc(source: Source, progress: Progress | None) -> Report:
         _read_failure(fh, source)
     report.sha256 = whole.hexdigest()
     _records_check(report, [result])
-    report.capture = {"records": len(result.records)}
+    report.capture = {"records": len(result.records), "digestsChecked": result.digests_checked}
     report.notes.append("a bare WARC carries no signature and no trusted time: only the "
                         "integrity of each record was checked")
     return report

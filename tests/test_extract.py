@@ -139,3 +139,13 @@ def test_an_index_pointing_into_the_middle_of_a_record_gives_one_line(tmp_path, 
     result = run("extract", misled, "--url", "http://example.test/s", "--out", tmp_path / "s.html")
     assert result.code == 2 and "internal error" not in result.err, result
     assert len(result.err.strip().splitlines()) == 1 and not (tmp_path / "s.html").exists()
+
+
+def test_a_url_typed_slightly_differently_is_pointed_at_what_was_captured(tmp_path, run):
+    signer, _ = new_signer(tmp_path / "k")
+    wacz = build_wacz(tmp_path / "a.wacz", [{"url": "http://example.test/", "body": b"<p>hi</p>"}], signer)
+    for typed in ("http://example.test", "https://example.test/"):
+        result = run("extract", wacz, "--url", typed)
+        assert result.code == 2 and "was not captured" in result.err, result
+        assert "it holds http://example.test/" in result.err
+    assert "it holds" not in run("extract", wacz, "--url", "http://elsewhere.test/").err

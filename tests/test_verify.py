@@ -287,3 +287,16 @@ def test_odd_values_inside_a_tampered_capture_keep_the_report_readable_and_in_sc
     assert result.code == 1 and result.out.startswith("NOT VERIFIED"), result
     report = json.loads(run("verify", odd, "--trust", pub, "--json").out)
     jsonschema.Draft202012Validator(schema()).validate(report)
+
+
+def test_html_report_of_a_stored_capture_shows_its_custody_history(sealed, pubkey, run, tmp_path):
+    from selectolax.lexbor import LexborHTMLParser
+    store, capture_id = _store_and_id(sealed)
+    page = tmp_path / "report.html"
+    assert run("verify", capture_id, "--store", store, "--trust", pubkey, "--html", page).code == 0
+    tree = LexborHTMLParser(page.read_text())
+    assert tree.css_first("#verdict h1").text() == "VERIFIED"
+    heading = next(h for h in tree.css("h2") if h.text() == "Custody history")
+    rows = [[td.text() for td in tr.css("td")] for tr in tree.css("table.custody tr")][1:]
+    assert heading and [r[2] for r in rows[:3]] == ["captured", "sealed", "stored"]
+    assert capture_id in page.read_text()

@@ -13,7 +13,7 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from archive.errors import ArchiveError, NotFound
 from archive.verify.container import Container, ContainerError, Member, iter_member, read_container
-from archive.verify.members import IndexSink
+from archive.verify.members import IndexEntry, IndexSink
 from archive.verify.model import RecordLocation
 from archive.verify.scan import CHUNK
 from archive.verify.source import Source
@@ -71,9 +71,7 @@ def _open_container(fh: BinaryIO, source: Source) -> Container:
         raise ArchiveError(f"{source.name}: {exc}") from None
 
 
-def _index_locations(fh, container: Container, url: str) -> list[tuple[str, RecordLocation]]:
-    """(timestamp, location) of every indexed record of `url`."""
-    found = []
+def _index_entries(fh, container: Container) -> Iterator[IndexEntry]:
     for m in container.members:
         if not m.name.startswith("indexes/") or not m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
             continue
@@ -81,11 +79,28 @@ def _index_locations(fh, container: Container, url: str) -> list[tuple[str, Reco
         for chunk in iter_member(fh, container, m, 1 << 34):
             sink.feed(chunk)
         sink.finish()
-        for entry in sink.entries:
-            if entry.url == url:
-                length = int(entry.length) if entry.length and entry.length.isdigit() else 0
-                found.append((str(entry.number).zfill(12), RecordLocation(entry.filename, entry.offset, length)))
+        yield from sink.entries
+
+
+def _index_locations(fh, container: Container, url: str) -> list[tuple[str, RecordLocation]]:
+    """(timestamp, location) of every indexed record of `url`."""
+    found = []
+    for entry in _index_entries(fh, container):
+        if entry.url == url:
+            length = int(entry.length) if entry.length and entry.length.isdigit() else 0
+            found.append((str(entry.number).zfill(12), RecordLocation(entry.filename, entry.offset, length)))
     return found
+
+
+def _loose(url: str) -> str:
+    """A URL as people type it: no scheme, no fragment, no trailing slash, any case."""
+    return url.split("#", 1)[0].split("://", 1)[-1].rstrip("/").lower()
+
+
+def _near_misses(fh, container: Container, url: str) -> list[str]:
+    """Indexed URLs that differ from `url` only as people mistype it (http for https...)."""
+    wanted = _loose(url)
+    return sorted({e.url for e in _index_entries(fh, container) if e.url and _loose(e.url) == wanted})[:3]
 
 
 def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, RecordLocation]]:
@@ -206,7 +221,9 @@ def extract(source: Source, url: str, out: BinaryIO) -> Extracted:
         container = _open_container(fh, source)
         found = _index_locations(fh, container, url) or _scanned_locations(fh, container, url)
         if not found:
-            raise NotFound(f"{url} was not captured in {source.name}")
+            near = _near_misses(fh, container, url)
+            raise NotFound(f"{url} was not captured in {source.name}"
+                           + (f"; it holds {', '.join(near)}" if near else ""))
         _, location = max(found, key=lambda item: item[0])
         record = _content_record(fh, container, location, url)
         headers = record.rec_headers

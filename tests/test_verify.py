@@ -300,3 +300,26 @@ def test_html_report_of_a_stored_capture_shows_its_custody_history(sealed, pubke
     rows = [[td.text() for td in tr.css("td")] for tr in tree.css("table.custody tr")][1:]
     assert heading and [r[2] for r in rows[:3]] == ["captured", "sealed", "stored"]
     assert capture_id in page.read_text()
+
+
+def test_an_uncompressed_warc_ending_with_a_captured_zip_is_read_as_a_warc(tmp_path, run):
+    """A zip's end record near the end of the file does not make a WARC a WACZ."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+    document = io.BytesIO()
+    with zipfile.ZipFile(document, "w") as zf:
+        zf.writestr("word/document.xml", "<w:document>the leaked memo</w:document>")
+    body = document.getvalue()
+    path = tmp_path / "memo.warc"
+    with path.open("wb") as out:
+        writer = WARCWriter(out, gzip=False)
+        http = StatusAndHeaders("200 OK", [("Content-Type", "application/zip"),
+                                           ("Content-Length", str(len(body)))], protocol="HTTP/1.1")
+        writer.write_record(writer.create_warc_record("http://example.test/memo.docx", "response",
+                                                      payload=io.BytesIO(body), http_headers=http))
+    result = run("verify", path)
+    assert result.code == 0 and result.out.startswith("VERIFIED (INTEGRITY ONLY)"), result
+    data = bytearray(path.read_bytes())
+    data[data.index(b"the leaked memo")] ^= 1       # inside the zip's stored bytes
+    path.write_bytes(bytes(data))
+    assert run("verify", path).code == 1

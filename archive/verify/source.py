@@ -91,9 +91,12 @@ def sniff(source: Source) -> str:
         head = fh.read(8)
         fh.seek(max(0, source.size - (1 << 16)))
         tail = fh.read()
-    # a zip's end record is near its end: a WACZ whose first bytes were damaged is a WACZ
-    if head.startswith(ZIP_MAGIC) or b"PK\x05\x06" in tail:
+    if head.startswith(ZIP_MAGIC):
         return "wacz"
+    # before the end record: an uncompressed WARC may end with a captured zip (or .docx)
     if head.startswith(GZIP_MAGIC) or head.startswith(b"WARC/"):
         return "warc"
+    # a zip's end record is near its end: a WACZ whose first bytes were damaged is a WACZ
+    if b"PK\x05\x06" in tail:
+        return "wacz"
     return "file"

@@ -323,3 +323,20 @@ def test_an_uncompressed_warc_ending_with_a_captured_zip_is_read_as_a_warc(tmp_p
     data[data.index(b"the leaked memo")] ^= 1       # inside the zip's stored bytes
     path.write_bytes(bytes(data))
     assert run("verify", path).code == 1
+
+
+def test_a_published_zip_document_is_checked_against_its_hash_not_as_a_wacz(tmp_path, run):
+    """A .docx or .zip is a zip file but no WACZ: with --sha256 it is compared as any file."""
+    memo = tmp_path / "memo.docx"
+    with zipfile.ZipFile(memo, "w") as zf:
+        zf.writestr("word/document.xml", "<w:document>the memo</w:document>")
+    good = hashlib.sha256(memo.read_bytes()).hexdigest()
+    result = run("verify", memo, "--sha256", good)
+    assert result.code == 0 and result.out.startswith("VERIFIED (HASH ONLY)"), result
+    assert run("verify", memo, "--sha256", "2" * 64).out.startswith("NOT VERIFIED")
+    refused = run("verify", memo)
+    assert refused.code == 2 and "--sha256" in refused.err
+    # named .wacz, it is held to the WACZ layout
+    claimed = tmp_path / "memo.wacz"
+    claimed.write_bytes(memo.read_bytes())
+    assert run("verify", claimed, "--sha256", good).code == 1

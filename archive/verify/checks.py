@@ -42,16 +42,17 @@ Progress = Callable[[int, int], None]
 def verify_source(source: Source, options: VerifyOptions, progress: Progress | None = None) -> Report:
     """Check whatever `source` holds: a WACZ, a WARC, or (with a published hash) any file."""
     kind = sniff(source)
+    report = None
     if kind == "wacz":
-        report = _verify_wacz(source, options, progress)
+        report = _verify_wacz(source, options, progress)     # None: a zip, but no WACZ
     elif kind == "warc":
         report = _verify_warc(source, progress)
-    elif options.expected_sha256:
+    if report is None and options.expected_sha256:
         report = Report(source.name, "file", size=source.size)
         with source.open() as fh:
             report.sha256 = file_sha256(fh)
         report.notes.append("not a WACZ or WARC file: only its SHA-256 was compared")
-    else:
+    elif report is None:
         raise CannotCheck(f"{source.name} is neither a WACZ nor a WARC file; give --sha256 HEX "
                           "to check it against a published hash")
     if options.expected_sha256:
@@ -254,7 +255,14 @@ def _read_small(fh, container: Container, name: str) -> dict | None:
     return sink.parse()[0]
 
 
-def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | None) -> Report:
+def _plain_zip(container: Container, name: str) -> bool:
+    """A zip that does not even claim to be a WACZ (a .docx, a .zip of documents): no
+    manifest, no WARC, not named .wacz. It is checked as any file, against --sha256."""
+    names = [m.name for m in container.members]
+    return not (name.lower().endswith(".wacz") or any(n in DIGEST_FILES or _is_warc(n) for n in names))
+
+
+def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | None) -> Report | None:
     report = Report(source.name, "wacz", size=source.size)
     with source.open() as fh:
         try:
@@ -267,6 +275,8 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
             report.sha256 = file_sha256(fh)
             return report
         ours = _looks_ours(fh)
+        if not ours and _plain_zip(container, source.name):
+            return None
         hostile = None if container.canonical else _hostile(container, source.size)
         if hostile and not ours:
             raise CannotCheck(f"refusing to check {source.name}: {hostile}")

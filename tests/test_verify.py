@@ -340,3 +340,18 @@ def test_a_published_zip_document_is_checked_against_its_hash_not_as_a_wacz(tmp_
     claimed = tmp_path / "memo.wacz"
     claimed.write_bytes(memo.read_bytes())
     assert run("verify", claimed, "--sha256", good).code == 1
+
+
+def test_a_published_gzip_file_that_is_no_warc_is_checked_against_its_hash(tmp_path, run):
+    table = tmp_path / "figures.csv.gz"
+    table.write_bytes(gzip.compress(b"district,count\nnorth,12\n"))
+    good = hashlib.sha256(table.read_bytes()).hexdigest()
+    result = run("verify", table, "--sha256", good)
+    assert result.code == 0 and result.out.startswith("VERIFIED (HASH ONLY)"), result
+    assert run("verify", table).code == 2
+    # a gzipped WARC whose first member is damaged is still judged as a WARC
+    damaged = tmp_path / "damaged.warc.gz"
+    member = bytearray(gzip.compress(b"WARC/1.1\r\nWARC-Type: warcinfo\r\n\r\n" * 50))
+    member[20] ^= 0xFF
+    damaged.write_bytes(bytes(member))
+    assert run("verify", damaged).code == 1

@@ -149,3 +149,24 @@ def test_a_url_typed_slightly_differently_is_pointed_at_what_was_captured(tmp_pa
         assert result.code == 2 and "was not captured" in result.err, result
         assert "it holds http://example.test/" in result.err
     assert "it holds" not in run("extract", wacz, "--url", "http://elsewhere.test/").err
+
+
+def test_a_revisit_into_an_earlier_capture_names_that_capture(keydir, tmp_path, run):
+    site = Site()
+    site.add("/page", SHARED)
+    store = tmp_path / "store"
+    with SiteServer(site) as server, _env(ARCHIVE_KEY_PASSPHRASE=PASSPHRASE):
+        def capture(*extra) -> str:
+            result = run("capture", server.url("/page"), "--key", keydir / "signing-key.pem",
+                         "--store", store, "--work-dir", tmp_path / "work", "--json", "--quiet", *extra)
+            assert result.code == 0, result
+            return json.loads(result.out)["capture_id"]
+        first = capture()
+        second = capture("--dedup-against", first)
+        url = server.url("/page")
+    out = tmp_path / "page.html"
+    result = run("extract", second, "--store", store, "--url", url, "--out", out)
+    assert result.code == 2 and "stored as a revisit" in result.err and first in result.err, result
+    assert not out.exists()
+    assert run("extract", first, "--store", store, "--url", url, "--out", out).code == 0
+    assert out.read_bytes() == SHARED

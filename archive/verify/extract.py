@@ -4,6 +4,7 @@ one, by reading the WARC files), its digests checked by warcio as it is decoded.
 from __future__ import annotations
 
 import hashlib
+import json
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
@@ -204,10 +205,25 @@ def _original(fh, container: Container, revisit, url: str):
                     h.get_header("WARC-Record-ID") == refers_id if refers_id
                     else h.get_header("WARC-Date") == refers_date):
                 return record, location
+    earlier = _earlier_capture(fh, container)
     raise ArchiveError(
         f"{url} is stored as a revisit: its content was unchanged since {refers_uri or 'another record'}"
         f" captured {refers_date or 'earlier'} (record {refers_id or 'not named'}), which is not in this "
-        "capture; extract that URL from the earlier capture the revisit points into")
+        "capture; extract that URL from the earlier capture the revisit points into"
+        + (f" ({earlier}, as this capture's evidence/capture.json says)" if earlier else ""))
+
+
+def _earlier_capture(fh, container: Container) -> str | None:
+    """The capture this one was deduplicated against, as its evidence file names it."""
+    member = container.get("evidence/capture.json")
+    if member is None:
+        return None
+    try:
+        evidence = json.loads(b"".join(iter_member(fh, container, member, 1 << 24)))
+        earlier = evidence["dedupAgainst"]["capture"]
+    except Exception:  # noqa: BLE001 - only a hint: an unreadable file names nothing
+        return None
+    return earlier if isinstance(earlier, str) else None
 
 
 def _refers_uri(headers) -> str | None:

@@ -170,3 +170,6 @@ def test_a_revisit_into_an_earlier_capture_names_that_capture(keydir, tmp_path, 
     assert not out.exists()
     assert run("extract", first, "--store", store, "--url", url, "--out", out).code == 0
     assert out.read_bytes() == SHARED
+    # and verifying the later capture says where that content is checked
+    verified = run("verify", second, "--store", store, "--trust", keydir / "signing-key.pub.pem")
+    assert verified.code == 0 and f"unchanged since {first}" in verified.out, verified

@@ -328,7 +328,21 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
         _check_timestamps(report, digest, dp_bytes, options)
     report.capture = _capture_summary(datapackage or {}, evidence or {}, warc_results, sinks)
     report.pages, report.screenshots = _pages(sinks, warc_results)
+    _earlier_capture_note(report, evidence or {}, warc_results)
     return report
+
+
+def _earlier_capture_note(report: Report, evidence: dict, warcs: list[WarcResult]) -> None:
+    """A capture deduplicated against an earlier one holds only revisits for what had not
+    changed: that content is checked by verifying the earlier capture, not this one."""
+    earlier = evidence.get("dedupAgainst") if isinstance(evidence.get("dedupAgainst"), dict) else None
+    revisits = sum(1 for w in warcs for r in w.records if r.record_type == "revisit")
+    if earlier is None or not revisits:
+        return
+    name = earlier.get("capture") if isinstance(earlier.get("capture"), str) else "an earlier capture"
+    report.notes.append(f"{revisits} revisit record{'s' if revisits != 1 else ''} stand for content "
+                        f"unchanged since {name}: that content is stored there, not here; verify "
+                        "that capture too")
 
 
 def _checked(sinks: dict) -> dict[str, tuple[WarcResult, str | None]]:

@@ -355,3 +355,24 @@ def test_a_published_gzip_file_that_is_no_warc_is_checked_against_its_hash(tmp_p
     member[20] ^= 0xFF
     damaged.write_bytes(bytes(member))
     assert run("verify", damaged).code == 1
+
+
+def test_hash_reads_standard_input_as_sha256sum_does():
+    from tests.verifyhelp import BIN
+    data = b"a statement\n" * 1000
+    ours = subprocess.run([str(BIN / "archive"), "hash", "-"], input=data, capture_output=True)
+    theirs = subprocess.run(["sha256sum", "-"], input=data, capture_output=True)
+    assert ours.returncode == 0 and ours.stdout == theirs.stdout, ours.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_error_message(tmp_path):
+    """`archive hash ... | head -1`: the closed pipe is no internal error."""
+    from tests.verifyhelp import BIN
+    small = tmp_path / "f"
+    small.write_bytes(b"x")
+    proc = subprocess.Popen([str(BIN / "archive"), "hash", *[str(small)] * 3000],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()                       # as head does after its first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) != 0 and err == "", err

@@ -158,3 +158,10 @@ def test_a_warc_without_digests_does_not_read_as_checked():
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["capture"]["digestsChecked"] == 0
     assert "no record in it carries a digest" in report["reason"] and "holds" not in report["reason"]
+
+
+def test_counts_read_as_words():
+    out = archive_cmd("verify", FOREIGN / "example-bad-non-chunked.warc.gz").stdout
+    assert "1 record in 1 WARC file: 1 problem" in out and "1 records" not in out
+    out = archive_cmd("verify", FOREIGN / "valid_example_2.wacz").stdout
+    assert "1 page listed" in out and "contents      1 page, 4 records" in out

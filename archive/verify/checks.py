@@ -13,6 +13,7 @@ from typing import BinaryIO, Callable
 
 from archive import SOFTWARE
 from archive.hashing import parse_digest
+from archive.values import count
 from archive.seal.sign import check_signature
 from archive.verify.domainsig import check_domain_signature
 from archive.verify.timestamps import check_timestamps, summarize, trusted_time
@@ -137,14 +138,14 @@ def _records_check(report: Report, results: list[WarcResult]) -> None:
     if not results:
         report.add("records", FAIL, "no WARC files in archive/")
     elif problems:
-        report.add("records", FAIL, f"{records} records in {len(results)} WARC files: "
-                   f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" + note, problems)
+        report.add("records", FAIL, f"{count(records, 'record')} in {count(len(results), 'WARC file')}: "
+                   f"{count(len(problems), 'problem')}" + note, problems)
     elif unchecked:
         report.add("records", SKIP, "records could not all be checked: " + "; ".join(unchecked),
                    [Problem(u) for u in unchecked])
     else:
-        report.add("records", PASS, f"{records} records in {len(results)} WARC files, "
-                   f"{digests} digests checked" + note)
+        report.add("records", PASS, f"{count(records, 'record')} in {count(len(results), 'WARC file')}, "
+                   f"{count(digests, 'digest')} checked" + note)
 
 
 # -- a WACZ -------------------------------------------------------------------------------
@@ -340,7 +341,7 @@ def _earlier_capture_note(report: Report, evidence: dict, warcs: list[WarcResult
     if earlier is None or not revisits:
         return
     name = earlier.get("capture") if isinstance(earlier.get("capture"), str) else "an earlier capture"
-    report.notes.append(f"{revisits} revisit record{'s' if revisits != 1 else ''} stand for content "
+    report.notes.append(f"{count(revisits, 'revisit record')} stand for content "
                         f"unchanged since {name}: that content is stored there, not here; verify "
                         "that capture too")
 
@@ -428,7 +429,7 @@ def _resources_check(report: Report, container: Container, datapackage: dict,
     for path in resources:
         if path not in names:
             problems.append(Problem(f"{path} is listed in datapackage.json but missing from the zip", path))
-    summary = f"{len(resources)} files listed in datapackage.json: size and hash "
+    summary = f"{count(len(resources), 'file')} listed in datapackage.json: size and hash "
     report.add("resources", FAIL if problems else PASS,
                summary + ("do not all match" if problems else "match"), problems)
 
@@ -466,7 +467,7 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
         problems += [Problem(f"{r.record_type} record is not in the index", name, r.offset, uri=r.uri)
                      for name, r in unindexed]
     report.add("index", FAIL if problems else PASS,
-               f"{len(entries)} index lines " + ("do not all match their records" if problems
+               f"{count(len(entries), 'index line')} " + ("do not all match their records" if problems
                                                  else "match their records"), problems)
 
 
@@ -476,7 +477,7 @@ def _pages_check(report: Report, sinks: dict) -> None:
         report.add("pages", FAIL, f"{PAGES} is missing")
         return
     report.add("pages", FAIL if sink.problems else PASS,
-               f"{len(sink.pages)} pages listed" + (", some lines unreadable" if sink.problems else ""),
+               f"{count(len(sink.pages), 'page')} listed" + (", some lines unreadable" if sink.problems else ""),
                sink.problems)
 
 

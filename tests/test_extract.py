@@ -173,3 +173,13 @@ def test_a_revisit_into_an_earlier_capture_names_that_capture(keydir, tmp_path, 
     # and verifying the later capture says where that content is checked
     verified = run("verify", second, "--store", store, "--trust", keydir / "signing-key.pub.pem")
     assert verified.code == 0 and f"unchanged since {first}" in verified.out, verified
+
+
+@pytest.mark.parametrize("name, url", [("valid_example_2.wacz", "http://www.example.com/"),
+                                       ("valid_signed_example_1.wacz", "https://example.com/")])
+def test_extract_from_a_foreign_wacz(name, url, tmp_path, run):
+    from tests.verifyhelp import FOREIGN
+    out = tmp_path / "page.html"
+    result = run("extract", FOREIGN / name, "--url", url, "--out", out)
+    assert result.code == 0 and "digests hold" in result.out, result
+    assert b"Example Domain" in out.read_bytes()

@@ -376,3 +376,12 @@ def test_a_reader_that_stops_early_gets_no_error_message(tmp_path):
     proc.stdout.close()                       # as head does after its first line
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) != 0 and err == "", err
+
+
+def test_text_report_counts_failed_fetches():
+    from archive.verify.model import Report
+    from archive.verify.report import facts
+    report = Report("x.wacz", "wacz", capture={"pages": 3, "records": 9, "bytes": 10, "failed": 2})
+    assert dict(facts(report))["contents"] == "3 pages, 9 records, 10 bytes fetched, 2 failed fetches (see --json or --html)"
+    report.capture["failed"] = 0
+    assert "failed" not in dict(facts(report))["contents"]

@@ -71,6 +71,9 @@ def facts(report: Report) -> list[tuple[str, str]]:
         counts.append(count(c["records"], "record"))
     if c.get("bytes") is not None:
         counts.append(f"{human_bytes(int(c['bytes']), exact=True)} fetched")
+    if c.get("failed"):
+        # failed fetches are evidence too (recorded, listed in pages with their error)
+        counts.append(f"{c['failed']} failed fetch{'es' if c['failed'] != 1 else ''} (see --json or --html)")
     if counts:
         rows.append(("contents", ", ".join(counts)))
     signer = signer_line(report)

@@ -62,3 +62,8 @@ def human_bytes(n: int, exact: bool = False) -> str:
     if unit == "B":
         return f"{n} bytes" if exact else f"{n} B"
     return f"{value:.1f} {unit}" + (f" ({n} bytes)" if exact else "")
+
+
+def count(n: int, noun: str) -> str:
+    """'1 record', '4 records': reports are read by people, not only by scripts."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -142,3 +142,26 @@ def test_fast_reader_agrees_with_warcio_reader_on_records(name):
     assert [(r.offset, r.length, r.record_type, r.uri) for r in fast.records] == \
         [(r.offset, r.length, r.record_type, r.uri) for r in slow.records]
     assert bool(fast.problems) == bool(slow.problems)
+
+
+@pytest.mark.parametrize("name", [n for n in WARCS if n.startswith("example-")])
+def test_no_problem_names_a_negative_byte_offset(name):
+    """warcio's offsets go below zero in a file that is one gzip stream: never shown."""
+    report = json.loads(archive_cmd("verify", FOREIGN / name, "--json").stdout)
+    offsets = [p.get("offset") for c in report["checks"] for p in c["problems"]]
+    assert all(o is None or o >= 0 for o in offsets), offsets
+
+
+def test_a_warc_without_digests_does_not_read_as_checked():
+    """warcio check passes a WARC whose records carry no digest; so do we, but saying so."""
+    proc = archive_cmd("verify", FOREIGN / "c1_warcinfo.warc", "--json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["capture"]["digestsChecked"] == 0
+    assert "no record in it carries a digest" in report["reason"] and "holds" not in report["reason"]
+
+
+def test_counts_read_as_words():
+    out = archive_cmd("verify", FOREIGN / "example-bad-non-chunked.warc.gz").stdout
+    assert "1 record in 1 WARC file: 1 problem" in out and "1 records" not in out
+    out = archive_cmd("verify", FOREIGN / "valid_example_2.wacz").stdout
+    assert "1 page listed" in out and "contents      1 page, 4 records" in out

@@ -265,3 +265,123 @@ def test_verify_benchmark_smoke():
     assert result["verdict"] == "VERIFIED" and result["exit_code"] == 0
     assert result["records"] > 100 and result["warcio_check_seconds"] > 0
     assert result["gzip_openssl_seconds"] > 0 and result["peak_rss_mb"] > 0
+
+
+def test_odd_values_inside_a_tampered_capture_keep_the_report_readable_and_in_schema(tmp_path, run):
+    """The file may say anything: a string where a count belongs, a number where a title
+    belongs. The verdict stays NOT VERIFIED (exit 1), the text and HTML render, and the
+    JSON still follows the schema."""
+    signer, pub = new_signer(tmp_path / "k")
+    wacz = build_wacz(tmp_path / "a.wacz", [{"url": "http://example.test/", "body": b"<p>hi</p>"}], signer)
+    with zipfile.ZipFile(wacz) as zf:
+        evidence = json.loads(zf.read("evidence/capture.json"))
+        pages = zf.read("pages/pages.jsonl").decode().splitlines()
+    evidence["stats"].update(bytes="3,258", failed=10 ** 400)
+    evidence.update(operator=7, seeds=["http://example.test/", 5], captureId={"a": 1})
+    page = json.loads(pages[1])
+    page.update(ts=20260101, title=["x"], status=True)
+    odd = refresh(wacz, tmp_path / "odd.wacz", {
+        "evidence/capture.json": json.dumps(evidence).encode(),
+        "pages/pages.jsonl": "\n".join([pages[0], json.dumps(page)]).encode() + b"\n"})
+    result = run("verify", odd, "--trust", pub, "--html", tmp_path / "odd.html")
+    assert result.code == 1 and result.out.startswith("NOT VERIFIED"), result
+    report = json.loads(run("verify", odd, "--trust", pub, "--json").out)
+    jsonschema.Draft202012Validator(schema()).validate(report)
+
+
+def test_html_report_of_a_stored_capture_shows_its_custody_history(sealed, pubkey, run, tmp_path):
+    from selectolax.lexbor import LexborHTMLParser
+    store, capture_id = _store_and_id(sealed)
+    page = tmp_path / "report.html"
+    assert run("verify", capture_id, "--store", store, "--trust", pubkey, "--html", page).code == 0
+    tree = LexborHTMLParser(page.read_text())
+    assert tree.css_first("#verdict h1").text() == "VERIFIED"
+    heading = next(h for h in tree.css("h2") if h.text() == "Custody history")
+    rows = [[td.text() for td in tr.css("td")] for tr in tree.css("table.custody tr")][1:]
+    assert heading and [r[2] for r in rows[:3]] == ["captured", "sealed", "stored"]
+    assert capture_id in page.read_text()
+
+
+def test_an_uncompressed_warc_ending_with_a_captured_zip_is_read_as_a_warc(tmp_path, run):
+    """A zip's end record near the end of the file does not make a WARC a WACZ."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+    document = io.BytesIO()
+    with zipfile.ZipFile(document, "w") as zf:
+        zf.writestr("word/document.xml", "<w:document>the leaked memo</w:document>")
+    body = document.getvalue()
+    path = tmp_path / "memo.warc"
+    with path.open("wb") as out:
+        writer = WARCWriter(out, gzip=False)
+        http = StatusAndHeaders("200 OK", [("Content-Type", "application/zip"),
+                                           ("Content-Length", str(len(body)))], protocol="HTTP/1.1")
+        writer.write_record(writer.create_warc_record("http://example.test/memo.docx", "response",
+                                                      payload=io.BytesIO(body), http_headers=http))
+    result = run("verify", path)
+    assert result.code == 0 and result.out.startswith("VERIFIED (INTEGRITY ONLY)"), result
+    data = bytearray(path.read_bytes())
+    data[data.index(b"the leaked memo")] ^= 1       # inside the zip's stored bytes
+    path.write_bytes(bytes(data))
+    assert run("verify", path).code == 1
+
+
+def test_a_published_zip_document_is_checked_against_its_hash_not_as_a_wacz(tmp_path, run):
+    """A .docx or .zip is a zip file but no WACZ: with --sha256 it is compared as any file."""
+    memo = tmp_path / "memo.docx"
+    with zipfile.ZipFile(memo, "w") as zf:
+        zf.writestr("word/document.xml", "<w:document>the memo</w:document>")
+    good = hashlib.sha256(memo.read_bytes()).hexdigest()
+    result = run("verify", memo, "--sha256", good)
+    assert result.code == 0 and result.out.startswith("VERIFIED (HASH ONLY)"), result
+    assert run("verify", memo, "--sha256", "2" * 64).out.startswith("NOT VERIFIED")
+    refused = run("verify", memo)
+    assert refused.code == 2 and "--sha256" in refused.err
+    # named .wacz, it is held to the WACZ layout
+    claimed = tmp_path / "memo.wacz"
+    claimed.write_bytes(memo.read_bytes())
+    assert run("verify", claimed, "--sha256", good).code == 1
+
+
+def test_a_published_gzip_file_that_is_no_warc_is_checked_against_its_hash(tmp_path, run):
+    table = tmp_path / "figures.csv.gz"
+    table.write_bytes(gzip.compress(b"district,count\nnorth,12\n"))
+    good = hashlib.sha256(table.read_bytes()).hexdigest()
+    result = run("verify", table, "--sha256", good)
+    assert result.code == 0 and result.out.startswith("VERIFIED (HASH ONLY)"), result
+    assert run("verify", table).code == 2
+    # a gzipped WARC whose first member is damaged is still judged as a WARC
+    damaged = tmp_path / "damaged.warc.gz"
+    member = bytearray(gzip.compress(b"WARC/1.1\r\nWARC-Type: warcinfo\r\n\r\n" * 50))
+    member[20] ^= 0xFF
+    damaged.write_bytes(bytes(member))
+    assert run("verify", damaged).code == 1
+
+
+def test_hash_reads_standard_input_as_sha256sum_does():
+    from tests.verifyhelp import BIN
+    data = b"a statement\n" * 1000
+    ours = subprocess.run([str(BIN / "archive"), "hash", "-"], input=data, capture_output=True)
+    theirs = subprocess.run(["sha256sum", "-"], input=data, capture_output=True)
+    assert ours.returncode == 0 and ours.stdout == theirs.stdout, ours.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_error_message(tmp_path):
+    """`archive hash ... | head -1`: the closed pipe is no internal error."""
+    from tests.verifyhelp import BIN
+    small = tmp_path / "f"
+    small.write_bytes(b"x")
+    proc = subprocess.Popen([str(BIN / "archive"), "hash", *[str(small)] * 3000],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()                       # as head does after its first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) != 0 and err == "", err
+
+
+def test_text_report_counts_failed_fetches():
+    from archive.verify.model import Report
+    from archive.verify.report import facts
+    report = Report("x.wacz", "wacz", capture={"pages": 3, "records": 9, "bytes": 10, "failed": 2})
+    assert dict(facts(report))["contents"] == "3 pages, 9 records, 10 bytes fetched, 2 failed fetches (see --json or --html)"
+    report.capture["failed"] = 0
+    assert "failed" not in dict(facts(report))["contents"]

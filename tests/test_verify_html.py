@@ -146,3 +146,12 @@ def test_the_request_detector_works(tmp_path):
     with _Recorder() as proxy:
         _print(page, pdf, proxy, tmp_path)
     assert any("example.invalid/pixel.png" in line for line in proxy.seen), proxy.seen
+
+
+def test_an_html_path_that_cannot_be_written_is_one_line_before_checking(reports, run):
+    tmp, wacz, pub = reports
+    for target, words in ((tmp / "no" / "such" / "r.html", "does not exist"), (tmp, "is a directory")):
+        result = run("verify", wacz, "--trust", pub, "--html", target)
+        assert result.code == 2 and result.out == "", result
+        assert words in result.err and "internal error" not in result.err
+        assert len(result.err.strip().splitlines()) == 1

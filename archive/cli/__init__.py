@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     except ArchiveError as exc:
         print(f"archive: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`archive hash --all F | head -1`): no error to report, and
+        # none at exit when Python flushes stdout again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt as exc:
         notes = "; ".join(getattr(exc, "__notes__", ()))
         print("archive: interrupted" + (f"; {notes}" if notes else ""), file=sys.stderr)

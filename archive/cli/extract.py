@@ -91,6 +91,12 @@ def _describe(result: Extracted, out: str | None) -> str:
         f"written         {result.bytes_written} bytes (decoded), sha256 {result.sha256}"
         + (f" to {out}" if out else ""),
     ]
+    if result.revisit_of:
+        lines.insert(3, f"content from    {result.revisit_of} (this record is a revisit: "
+                        "the payload was unchanged since then)")
+    if result.truncated:
+        lines.append(f"TRUNCATED       the capture of this resource was cut short (WARC-Truncated: "
+                     f"{result.truncated}): what was written is incomplete")
     if result.captures_of_url > 1:
         lines.append(f"note            {result.captures_of_url} captures of this URL; this is the latest")
     lines.append("note            run `archive verify` to check the whole capture and its signature")

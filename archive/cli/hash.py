@@ -4,6 +4,7 @@ SHA3-256 in the tagged `ALGO (file) = hex` form that `sha256sum -c` also reads).
 from __future__ import annotations
 
 import hashlib
+import sys
 
 from archive.cli.common import print_json
 from archive.errors import ArchiveError
@@ -25,7 +26,8 @@ def hash_file(path: str, algorithms: list[str]) -> dict[str, str]:
     hashers = {name: hashlib.new(name) for name in algorithms}
     workers = {name: Worker(f"hash-{name}") for name in algorithms[1:]}
     try:
-        with open(path, "rb") as fh:
+        # "-" is standard input, as for sha256sum
+        with open(sys.stdin.fileno() if path == "-" else path, "rb", closefd=path != "-") as fh:
             while chunk := fh.read(CHUNK):
                 for name, hasher in hashers.items():
                     if name in workers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from archive.cli import custody
@@ -57,8 +58,22 @@ def _store_of(args) -> tuple:
     return ()
 
 
+def _html_target(path: str | None) -> None:
+    """Refuse an --html path that cannot be written before the (long) check, not after."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ArchiveError(f"--html {path} is a directory; give a file name")
+    if not os.path.isdir(folder):
+        raise ArchiveError(f"--html {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ArchiveError(f"--html {path}: folder {folder} is not writable")
+
+
 def run(args) -> int:
     sha256 = _hex(args.sha256)
+    _html_target(args.html)
     # trusted TSAs; the store, later tokens and ledger around the capture (local or S3)
     context = custody.VerifyContext(args, *_store_of(args))
     try:
@@ -81,6 +96,9 @@ def run(args) -> int:
     if args.html:
         from archive.verify.html import write_html
 
-        write_html(report, source, args.html)
+        try:
+            write_html(report, source, args.html)
+        except OSError as exc:
+            raise ArchiveError(f"--html {args.html}: {exc.strerror or exc} (verdict: {report.verdict})") from None
     sys.stdout.write(render_json(report) if args.json else render_text(report))
     return report.exit_code

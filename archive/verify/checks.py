@@ -13,6 +13,7 @@ from typing import BinaryIO, Callable
 
 from archive import SOFTWARE
 from archive.hashing import parse_digest
+from archive.values import count
 from archive.seal.sign import check_signature
 from archive.verify.domainsig import check_domain_signature
 from archive.verify.timestamps import check_timestamps, summarize, trusted_time
@@ -24,7 +25,7 @@ from archive.verify.model import (
 from archive.verify.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
 from archive.verify.segments import ParallelWarcs, parallel_worth
 from archive.verify.source import Source, local_source, sniff
-from archive.verify.warcs import CONTENT_TYPES, Problem, WarcChecker, WarcResult, check_warc_slow
+from archive.verify.warcs import CONTENT_TYPES, Problem, WarcChecker, WarcResult, check_warc_slow, same_digest
 from archive.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64, safe_member_name
 
 DIGEST_FILES = ("datapackage.json", "datapackage-digest.json")
@@ -42,16 +43,17 @@ Progress = Callable[[int, int], None]
 def verify_source(source: Source, options: VerifyOptions, progress: Progress | None = None) -> Report:
     """Check whatever `source` holds: a WACZ, a WARC, or (with a published hash) any file."""
     kind = sniff(source)
+    report = None
     if kind == "wacz":
-        report = _verify_wacz(source, options, progress)
+        report = _verify_wacz(source, options, progress)     # None: a zip, but no WACZ
     elif kind == "warc":
         report = _verify_warc(source, progress)
-    elif options.expected_sha256:
+    if report is None and options.expected_sha256:
         report = Report(source.name, "file", size=source.size)
         with source.open() as fh:
             report.sha256 = file_sha256(fh)
         report.notes.append("not a WACZ or WARC file: only its SHA-256 was compared")
-    else:
+    elif report is None:
         raise CannotCheck(f"{source.name} is neither a WACZ nor a WARC file; give --sha256 HEX "
                           "to check it against a published hash")
     if options.expected_sha256:
@@ -120,7 +122,7 @@ def _verify_warc(source: Source, progress: Progress | None) -> Report:
         _read_failure(fh, source)
     report.sha256 = whole.hexdigest()
     _records_check(report, [result])
-    report.capture = {"records": len(result.records)}
+    report.capture = {"records": len(result.records), "digestsChecked": result.digests_checked}
     report.notes.append("a bare WARC carries no signature and no trusted time: only the "
                         "integrity of each record was checked")
     return report
@@ -136,14 +138,14 @@ def _records_check(report: Report, results: list[WarcResult]) -> None:
     if not results:
         report.add("records", FAIL, "no WARC files in archive/")
     elif problems:
-        report.add("records", FAIL, f"{records} records in {len(results)} WARC files: "
-                   f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" + note, problems)
+        report.add("records", FAIL, f"{count(records, 'record')} in {count(len(results), 'WARC file')}: "
+                   f"{count(len(problems), 'problem')}" + note, problems)
     elif unchecked:
         report.add("records", SKIP, "records could not all be checked: " + "; ".join(unchecked),
                    [Problem(u) for u in unchecked])
     else:
-        report.add("records", PASS, f"{records} records in {len(results)} WARC files, "
-                   f"{digests} digests checked" + note)
+        report.add("records", PASS, f"{count(records, 'record')} in {count(len(results), 'WARC file')}, "
+                   f"{count(digests, 'digest')} checked" + note)
 
 
 # -- a WACZ -------------------------------------------------------------------------------
@@ -254,7 +256,14 @@ def _read_small(fh, container: Container, name: str) -> dict | None:
     return sink.parse()[0]
 
 
-def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | None) -> Report:
+def _plain_zip(container: Container, name: str) -> bool:
+    """A zip that does not even claim to be a WACZ (a .docx, a .zip of documents): no
+    manifest, no WARC, not named .wacz. It is checked as any file, against --sha256."""
+    names = [m.name for m in container.members]
+    return not (name.lower().endswith(".wacz") or any(n in DIGEST_FILES or _is_warc(n) for n in names))
+
+
+def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | None) -> Report | None:
     report = Report(source.name, "wacz", size=source.size)
     with source.open() as fh:
         try:
@@ -267,6 +276,8 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
             report.sha256 = file_sha256(fh)
             return report
         ours = _looks_ours(fh)
+        if not ours and _plain_zip(container, source.name):
+            return None
         hostile = None if container.canonical else _hostile(container, source.size)
         if hostile and not ours:
             raise CannotCheck(f"refusing to check {source.name}: {hostile}")
@@ -318,7 +329,21 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
         _check_timestamps(report, digest, dp_bytes, options)
     report.capture = _capture_summary(datapackage or {}, evidence or {}, warc_results, sinks)
     report.pages, report.screenshots = _pages(sinks, warc_results)
+    _earlier_capture_note(report, evidence or {}, warc_results)
     return report
+
+
+def _earlier_capture_note(report: Report, evidence: dict, warcs: list[WarcResult]) -> None:
+    """A capture deduplicated against an earlier one holds only revisits for what had not
+    changed: that content is checked by verifying the earlier capture, not this one."""
+    earlier = evidence.get("dedupAgainst") if isinstance(evidence.get("dedupAgainst"), dict) else None
+    revisits = sum(1 for w in warcs for r in w.records if r.record_type == "revisit")
+    if earlier is None or not revisits:
+        return
+    name = earlier.get("capture") if isinstance(earlier.get("capture"), str) else "an earlier capture"
+    report.notes.append(f"{count(revisits, 'revisit record')} stand for content "
+                        f"unchanged since {name}: that content is stored there, not here; verify "
+                        "that capture too")
 
 
 def _checked(sinks: dict) -> dict[str, tuple[WarcResult, str | None]]:
@@ -404,7 +429,7 @@ def _resources_check(report: Report, container: Container, datapackage: dict,
     for path in resources:
         if path not in names:
             problems.append(Problem(f"{path} is listed in datapackage.json but missing from the zip", path))
-    summary = f"{len(resources)} files listed in datapackage.json: size and hash "
+    summary = f"{count(len(resources), 'file')} listed in datapackage.json: size and hash "
     report.add("resources", FAIL if problems else PASS,
                summary + ("do not all match" if problems else "match"), problems)
 
@@ -434,7 +459,7 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
         if e.length is not None and e.length != str(record.length):
             problems.append(Problem(f"index line {e.number} gives length {e.length}, the record is "
                                     f"{record.length} bytes", *where))
-        if e.digest and record.payload_digest and not _same_digest(e.digest, record.payload_digest):
+        if e.digest and record.payload_digest and not same_digest(e.digest, record.payload_digest):
             problems.append(Problem(f"index line {e.number} digest differs from the record's", *where))
     unindexed = [(name, r) for name, records in by_file.items() for r in records.values()
                  if r.record_type in CONTENT_TYPES and (name, r.offset) not in indexed]
@@ -442,15 +467,8 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
         problems += [Problem(f"{r.record_type} record is not in the index", name, r.offset, uri=r.uri)
                      for name, r in unindexed]
     report.add("index", FAIL if problems else PASS,
-               f"{len(entries)} index lines " + ("do not all match their records" if problems
+               f"{count(len(entries), 'index line')} " + ("do not all match their records" if problems
                                                  else "match their records"), problems)
-
-
-def _same_digest(a: str, b: str) -> bool:
-    pa, pb = parse_digest(a), parse_digest(b)
-    if pa and pb:
-        return pa == pb
-    return a.split(":")[-1].upper() == b.split(":")[-1].upper()
 
 
 def _pages_check(report: Report, sinks: dict) -> None:
@@ -459,7 +477,7 @@ def _pages_check(report: Report, sinks: dict) -> None:
         report.add("pages", FAIL, f"{PAGES} is missing")
         return
     report.add("pages", FAIL if sink.problems else PASS,
-               f"{len(sink.pages)} pages listed" + (", some lines unreadable" if sink.problems else ""),
+               f"{count(len(sink.pages), 'page')} listed" + (", some lines unreadable" if sink.problems else ""),
                sink.problems)
 
 
@@ -522,8 +540,8 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
     report.signature = {
         "signed": True, "form": check.form, "fingerprint": check.fingerprint,
         "trustedAs": options.trusted.get(check.fingerprint) if check.fingerprint else None,
-        "created": signed.get("created") if isinstance(signed, dict) else None,
-        "software": signed.get("software") if isinstance(signed, dict) else None,
+        "created": _string(signed.get("created")) if isinstance(signed, dict) else None,
+        "software": _string(signed.get("software")) if isinstance(signed, dict) else None,
     }
     if check.form == "domain":
         _domain_signature(report, signed, actual)
@@ -546,6 +564,10 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
                    + ("" if options.trusted else " (give the signer's public key with --trust)"))
         return
     report.add("signature", PASS, f"signed by {options.trusted[check.fingerprint]} (key {check.fingerprint})")
+
+
+def _string(value) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _domain_signature(report: Report, signed: dict, actual: str) -> None:
@@ -587,7 +609,11 @@ def _check_timestamps(report: Report, digest: dict | None, dp_bytes: bytes | Non
 def _capture_summary(datapackage: dict, evidence: dict, warcs: list[WarcResult], sinks: dict) -> dict:
     """What the capture says of itself (covered by the signature when that holds)."""
     def text(value):
-        return value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+        return value if isinstance(value, str) else None
+
+    def count(value):
+        # the file may say anything (a string, 10**400): only a plain count is shown
+        return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 63 else None
 
     stats = evidence.get("stats") if isinstance(evidence.get("stats"), dict) else {}
     seeds = evidence.get("seeds")
@@ -606,8 +632,8 @@ def _capture_summary(datapackage: dict, evidence: dict, warcs: list[WarcResult],
         "host": text(evidence.get("host")),
         "job": text(evidence.get("job")),
         "pages": len(pages.pages) if isinstance(pages, PagesSink) else None,
-        "bytes": text(stats.get("bytes")),
-        "failed": text(stats.get("failed")),
+        "bytes": count(stats.get("bytes")),
+        "failed": count(stats.get("failed")),
         "records": sum(len(w.records) for w in warcs),
         "warcFiles": len(warcs),
     }
@@ -631,7 +657,10 @@ def _pages(sinks: dict, warcs: list[WarcResult]) -> tuple[list[dict], dict[str, 
     pages = []
     for entry in listed:
         filename, record = responses.get(entry["url"], (None, None))
-        row = {k: entry[k] for k in ("url", "ts", "title", "status", "error") if isinstance(entry.get(k), (str, int))}
+        # the file may say anything: only the types report.schema.json promises are shown
+        row = {k: entry[k] for k in ("url", "ts", "title", "status", "error") if isinstance(entry.get(k), str)}
+        if isinstance(entry.get("status"), int) and not isinstance(entry.get("status"), bool):
+            row["status"] = entry["status"]
         if record is not None:
             row["payloadDigest"] = record.payload_digest
             parsed = parse_digest(record.payload_digest) if record.payload_digest else None

@@ -4,20 +4,25 @@ one, by reading the WARC files), its digests checked by warcio as it is decoded.
 from __future__ import annotations
 
 import hashlib
+import json
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
 from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
 
 from archive.errors import ArchiveError, NotFound
 from archive.verify.container import Container, ContainerError, Member, iter_member, read_container
-from archive.verify.members import IndexSink
+from archive.verify.members import IndexEntry, IndexSink
 from archive.verify.model import RecordLocation
 from archive.verify.scan import CHUNK
 from archive.verify.source import Source
-from archive.verify.warcs import WarcChecker
+from archive.verify.warcs import WarcChecker, same_digest, target_uri
 
 CONTENT_TYPES = ("response", "resource", "revisit")
+# what warcio and zlib raise on a damaged or misplaced record
+UNREADABLE = (ArchiveLoadFailed, zlib.error, EOFError, ValueError, OSError)
 
 
 @dataclass
@@ -37,6 +42,8 @@ class Extracted:
     bytes_written: int
     sha256: str                      # of the decoded payload written out
     captures_of_url: int
+    truncated: str | None = None     # WARC-Truncated of the record written out
+    revisit_of: str | None = None    # for a revisit: the record whose payload was written
 
 
 class _Window:
@@ -65,21 +72,36 @@ def _open_container(fh: BinaryIO, source: Source) -> Container:
         raise ArchiveError(f"{source.name}: {exc}") from None
 
 
-def _index_locations(fh, container: Container, url: str) -> list[tuple[str, RecordLocation]]:
-    """(timestamp, location) of every indexed record of `url`."""
-    found = []
+def _index_entries(fh, container: Container) -> Iterator[IndexEntry]:
     for m in container.members:
-        if not m.name.startswith("indexes/") or not m.name.endswith((".cdx", ".cdx.gz", ".cdxj")):
+        if not m.name.startswith("indexes/") or not m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
             continue
         sink = IndexSink(m.name)
         for chunk in iter_member(fh, container, m, 1 << 34):
             sink.feed(chunk)
         sink.finish()
-        for entry in sink.entries:
-            if entry.url == url:
-                length = int(entry.length) if entry.length and entry.length.isdigit() else 0
-                found.append((str(entry.number).zfill(12), RecordLocation(entry.filename, entry.offset, length)))
+        yield from sink.entries
+
+
+def _index_locations(fh, container: Container, url: str) -> list[tuple[str, RecordLocation]]:
+    """(timestamp, location) of every indexed record of `url`."""
+    found = []
+    for entry in _index_entries(fh, container):
+        if entry.url == url:
+            length = int(entry.length) if entry.length and entry.length.isdigit() else 0
+            found.append((str(entry.number).zfill(12), RecordLocation(entry.filename, entry.offset, length)))
     return found
+
+
+def _loose(url: str) -> str:
+    """A URL as people type it: no scheme, no fragment, no trailing slash, any case."""
+    return url.split("#", 1)[0].split("://", 1)[-1].rstrip("/").lower()
+
+
+def _near_misses(fh, container: Container, url: str) -> list[str]:
+    """Indexed URLs that differ from `url` only as people mistype it (http for https...)."""
+    wanted = _loose(url)
+    return sorted({e.url for e in _index_entries(fh, container) if e.url and _loose(e.url) == wanted})[:3]
 
 
 def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, RecordLocation]]:
@@ -135,38 +157,128 @@ def _chunks(stream) -> Iterator[bytes]:
         yield chunk
 
 
+def _target(headers) -> str | None:
+    """WARC-Target-URI as the index spells it (wget's <...> removed, spaces escaped)."""
+    return target_uri({"warc-target-uri": headers.get_header("WARC-Target-URI")})
+
+
+def _open_record(fh, container: Container, location: RecordLocation):
+    iterator = ArchiveIterator(record_stream(fh, container, location), check_digests=True)
+    try:
+        return next(iterator)
+    except StopIteration:
+        raise ArchiveError(f"no record at {location.member} offset {location.offset}") from None
+    except UNREADABLE as exc:
+        raise ArchiveError(f"no readable record at {location.member} byte offset {location.offset} "
+                           f"({_first_line(exc)}): run `archive verify`") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)[:200]
+
+
+def _content_record(fh, container: Container, location: RecordLocation, url: str):
+    """The record at `location`, which must be content and of `url`: the index is not
+    trusted to point at the right one (an altered index would hand out another page)."""
+    record = _open_record(fh, container, location)
+    if record.rec_type not in CONTENT_TYPES:
+        raise ArchiveError(f"the index points at a {record.rec_type} record, not content")
+    found = _target(record.rec_headers)
+    if found != url:
+        raise ArchiveError(f"the index points {url} at a record of {found} ({location.member} at byte "
+                           f"offset {location.offset}): the capture's index is wrong; run `archive verify`")
+    return record
+
+
+def _original(fh, container: Container, revisit, url: str):
+    """(record, location) of the response a revisit stands for, in this capture."""
+    headers = revisit.rec_headers
+    refers_id, refers_uri = headers.get_header("WARC-Refers-To"), _refers_uri(headers)
+    refers_date = headers.get_header("WARC-Refers-To-Date")
+    if refers_uri:
+        for _, location in sorted(_index_locations(fh, container, refers_uri)
+                                  or _scanned_locations(fh, container, refers_uri), key=lambda i: i[0]):
+            record = _open_record(fh, container, location)
+            h = record.rec_headers
+            if record.rec_type != "revisit" and _target(h) == refers_uri and (
+                    h.get_header("WARC-Record-ID") == refers_id if refers_id
+                    else h.get_header("WARC-Date") == refers_date):
+                return record, location
+    earlier = _earlier_capture(fh, container)
+    raise ArchiveError(
+        f"{url} is stored as a revisit: its content was unchanged since {refers_uri or 'another record'}"
+        f" captured {refers_date or 'earlier'} (record {refers_id or 'not named'}), which is not in this "
+        "capture; extract that URL from the earlier capture the revisit points into"
+        + (f" ({earlier}, as this capture's evidence/capture.json says)" if earlier else ""))
+
+
+def _earlier_capture(fh, container: Container) -> str | None:
+    """The capture this one was deduplicated against, as its evidence file names it."""
+    member = container.get("evidence/capture.json")
+    if member is None:
+        return None
+    try:
+        evidence = json.loads(b"".join(iter_member(fh, container, member, 1 << 24)))
+        earlier = evidence["dedupAgainst"]["capture"]
+    except Exception:  # noqa: BLE001 - only a hint: an unreadable file names nothing
+        return None
+    return earlier if isinstance(earlier, str) else None
+
+
+def _refers_uri(headers) -> str | None:
+    return target_uri({"warc-target-uri": headers.get_header("WARC-Refers-To-Target-URI")})
+
+
 def extract(source: Source, url: str, out: BinaryIO) -> Extracted:
-    """Write the decoded payload of the latest capture of `url` to `out`."""
+    """Write the decoded payload of the latest capture of `url` to `out` (for a revisit,
+    the payload of the record it refers to, when this capture holds that record)."""
     with source.open() as fh:
         container = _open_container(fh, source)
         found = _index_locations(fh, container, url) or _scanned_locations(fh, container, url)
         if not found:
-            raise NotFound(f"{url} was not captured in {source.name}")
+            near = _near_misses(fh, container, url)
+            raise NotFound(f"{url} was not captured in {source.name}"
+                           + (f"; it holds {', '.join(near)}" if near else ""))
         _, location = max(found, key=lambda item: item[0])
-        iterator = ArchiveIterator(record_stream(fh, container, location), check_digests=True)
-        try:
-            record = next(iterator)
-        except StopIteration:
-            raise ArchiveError(f"no record at {location.member} offset {location.offset}") from None
-        if record.rec_type not in CONTENT_TYPES:
-            raise ArchiveError(f"the index points at a {record.rec_type} record, not content")
-        sha, written = hashlib.sha256(), 0
-        for chunk in _chunks(record.content_stream()):
-            out.write(chunk)
-            sha.update(chunk)
-            written += len(chunk)
-        while record.raw_stream.read(CHUNK):     # the rest of the block, for its digests
-            pass
+        record = _content_record(fh, container, location, url)
         headers = record.rec_headers
-        checker = record.digest_checker
+        content, revisit_of, problems = record, None, []
+        if record.rec_type == "revisit":
+            while record.raw_stream.read(CHUNK):     # its own block (HTTP headers), for its digest
+                pass
+            problems = list(record.digest_checker.problems)
+            content, original = _original(fh, container, record, url)
+            revisit_of = (f"{content.rec_headers.get_header('WARC-Record-ID')} "
+                          f"({_target(content.rec_headers)}, {content.rec_headers.get_header('WARC-Date')}) "
+                          f"in {original.member} at byte offset {original.offset}")
+            claimed = headers.get_header("WARC-Payload-Digest")
+            held = content.rec_headers.get_header("WARC-Payload-Digest")
+            if not (claimed and held and same_digest(claimed, held)):
+                problems.append(f"the revisit's payload digest {claimed} differs from its original's {held}")
+        sha, written = hashlib.sha256(), 0
+        try:
+            for chunk in _chunks(content.content_stream()):
+                out.write(chunk)
+                sha.update(chunk)
+                written += len(chunk)
+            while content.raw_stream.read(CHUNK):     # the rest of the block, for its digests
+                pass
+        except UNREADABLE as exc:
+            raise ArchiveError(f"the record of {url} cannot be read to its end ({_first_line(exc)}): "
+                               "run `archive verify`") from None
+        checker = content.digest_checker
+        problems = list(checker.problems) + problems
+        ok = False if problems else checker.passed
         return Extracted(
             url=url, record_type=record.rec_type, record_id=headers.get_header("WARC-Record-ID"),
             date=headers.get_header("WARC-Date"), warc_file=location.member, offset=location.offset,
             content_type=record.http_headers.get_header("Content-Type") if record.http_headers
             else headers.get_header("Content-Type"),
             http_status=record.http_headers.get_statuscode() if record.http_headers else None,
-            block_digest=headers.get_header("WARC-Block-Digest"),
-            payload_digest=headers.get_header("WARC-Payload-Digest"),
-            digests_ok=checker.passed, digest_problems=list(checker.problems),
+            block_digest=content.rec_headers.get_header("WARC-Block-Digest"),
+            payload_digest=content.rec_headers.get_header("WARC-Payload-Digest"),
+            digests_ok=ok, digest_problems=problems,
             bytes_written=written, sha256=sha.hexdigest(), captures_of_url=len(found),
+            truncated=content.rec_headers.get_header("WARC-Truncated"), revisit_of=revisit_of,
         )

@@ -123,8 +123,13 @@ def conclude(report: Report, allow_unsigned: bool) -> Report:
         report.reason = "the file matches the published SHA-256; nothing inside it was checked"
     elif report.kind == "warc":
         report.qualifier = INTEGRITY_ONLY
-        report.reason = ("every record digest holds; a bare WARC has no signature and no "
-                         "trusted time, so only record integrity was checked")
+        # as `warcio check` does, a WARC without digests passes; it must not read as checked
+        if report.capture.get("digestsChecked") == 0:
+            report.reason = ("the file reads as WARC, but no record in it carries a digest, so nothing "
+                             "in it was checked; a bare WARC has no signature and no trusted time")
+        else:
+            report.reason = ("every record digest holds; a bare WARC has no signature and no "
+                             "trusted time, so only record integrity was checked")
     elif signature is not None and signature.status == SKIP:
         report.qualifier = SIGNATURE_NOT_CHECKED
         report.reason = "contents match their hashes, but the signature could not be checked here"

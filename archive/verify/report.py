@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from archive.values import human_bytes
+from archive.values import count, human_bytes
 from archive.verify.model import Report
 
 MARKS = {"pass": "ok  ", "fail": "FAIL", "warn": "warn", "skip": "NOT CHECKED"}
@@ -66,11 +66,14 @@ def facts(report: Report) -> list[tuple[str, str]]:
             rows.append((label, str(c[key])))
     counts = []
     if c.get("pages") is not None:
-        counts.append(f"{c['pages']} pages")
+        counts.append(count(c["pages"], "page"))
     if c.get("records") is not None:
-        counts.append(f"{c['records']} records")
+        counts.append(count(c["records"], "record"))
     if c.get("bytes") is not None:
         counts.append(f"{human_bytes(int(c['bytes']), exact=True)} fetched")
+    if c.get("failed"):
+        # failed fetches are evidence too (recorded, listed in pages with their error)
+        counts.append(f"{c['failed']} failed fetch{'es' if c['failed'] != 1 else ''} (see --json or --html)")
     if counts:
         rows.append(("contents", ", ".join(counts)))
     signer = signer_line(report)

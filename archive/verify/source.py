@@ -9,6 +9,7 @@ archive.store.address.open_capture_target (ranged reads, never the whole object 
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
@@ -85,15 +86,30 @@ def resolve(target: str, store: str | None = None, endpoint_url: str | None = No
     raise CannotCheck(f"{target}: no such file, and not a capture id")
 
 
+def _other_gzip(source: Source) -> bool:
+    """A gzip file that plainly holds something else than WARC records (a .csv.gz, a
+    .tar.gz): its start inflates cleanly to other bytes. Damage counts as WARC (judged)."""
+    with source.open() as fh:
+        start = fh.read(1 << 16)
+    try:
+        text = zlib.decompressobj(31).decompress(start, 64)
+    except zlib.error:
+        return False
+    return len(text) >= 5 and not text.lstrip(b"\r\n").startswith(b"WARC/")
+
+
 def sniff(source: Source) -> str:
     """'wacz', 'warc' or 'file', from the first bytes."""
     with source.open() as fh:
         head = fh.read(8)
         fh.seek(max(0, source.size - (1 << 16)))
         tail = fh.read()
-    # a zip's end record is near its end: a WACZ whose first bytes were damaged is a WACZ
-    if head.startswith(ZIP_MAGIC) or b"PK\x05\x06" in tail:
+    if head.startswith(ZIP_MAGIC):
         return "wacz"
-    if head.startswith(GZIP_MAGIC) or head.startswith(b"WARC/"):
+    # before the end record: an uncompressed WARC may end with a captured zip (or .docx)
+    if head.startswith(b"WARC/") or head.startswith(GZIP_MAGIC) and not _other_gzip(source):
         return "warc"
+    # a zip's end record is near its end: a WACZ whose first bytes were damaged is a WACZ
+    if b"PK\x05\x06" in tail:
+        return "wacz"
     return "file"

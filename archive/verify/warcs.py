@@ -34,6 +34,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import DecompressingBufferedReader
 from warcio.exceptions import ArchiveLoadFailed
 
+from archive.hashing import parse_digest
 from archive.httpmessage import PayloadSplitter, has_http_headers
 
 WARC_VERSION_LINES = ("WARC/1.1", "WARC/1.0", "WARC/0.17", "WARC/0.18")
@@ -252,7 +253,7 @@ def _header_fields(block: bytes) -> dict[str, str]:
     return fields
 
 
-def _target_uri(fields: dict[str, str]) -> str | None:
+def target_uri(fields: dict[str, str]) -> str | None:
     """The target URI as warcio reads it (wget's <...> removed, spaces escaped)."""
     uri = fields.get("warc-target-uri")
     if uri is not None and uri.startswith("<") and uri.endswith(">"):
@@ -260,6 +261,14 @@ def _target_uri(fields: dict[str, str]) -> str | None:
     if uri is not None and " " in uri:
         uri = uri.replace(" ", "%20")
     return uri
+
+
+def same_digest(a: str, b: str) -> bool:
+    """Two digest headers name the same value (base32, base16 or base64 spellings)."""
+    pa, pb = parse_digest(a), parse_digest(b)
+    if pa and pb:
+        return pa == pb
+    return a.split(":")[-1].upper() == b.split(":")[-1].upper()
 
 
 # -- the fast reader --------------------------------------------------------------------
@@ -452,7 +461,7 @@ class WarcChecker:
         if not (length_text.isascii() and length_text.isdigit()) or "warc-type" not in fields:
             raise Unusual("no plain Content-Length or WARC-Type")
         length = int(length_text)
-        uri = _target_uri(fields)
+        uri = target_uri(fields)
         record_type = fields["warc-type"]
         self._info = RecordInfo(
             self._record_start(), 0, record_type, uri, fields.get("warc-record-id"),
@@ -661,7 +670,8 @@ def check_warc_slow(stream: BinaryIO, filename: str) -> WarcResult:
                        "(warcio refuses it; `warcio recompress` can fix a copy)")
         else:
             message = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
-        offset = iterator.offset if iterator.offset >= 0 else next_offset
+        # warcio's offsets go negative on a file that is one gzip stream: no offset then
+        offset = iterator.offset if iterator.offset >= 0 else next_offset if next_offset >= 0 else None
         result.problems.append(Problem(f"cannot read past this point: {message}", filename, offset))
     for message in reader.messages:
         result.problems.append(Problem(message, filename))

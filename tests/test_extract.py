@@ -1,0 +1,185 @@
+"""`archive extract ID --url URL`: what it writes must be the captured content of that
+URL, or it says plainly why not (a wrong index, a revisit, a cut-short record)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSPHRASE
+from tests.site import Site, SiteServer
+from tests.verifyhelp import _env, build_wacz, gzip_members, new_signer, refresh
+
+SHARED = b"<p>the same statement, published at two addresses</p>"
+
+
+@pytest.fixture(scope="module")
+def twin_capture(tmp_path_factory, keydir) -> tuple[Path, str, str]:
+    """A real capture of two URLs serving the same bytes: the second is a revisit."""
+    tmp = tmp_path_factory.mktemp("twins")
+    site = Site()
+    site.add("/first", SHARED)
+    site.add("/second", SHARED)
+    with SiteServer(site) as server, _env(ARCHIVE_KEY_PASSPHRASE=PASSPHRASE):
+        from archive.cli import main
+        assert main(["capture", server.url("/first"), server.url("/second"), "--key",
+                     str(keydir / "signing-key.pem"), "--store", str(tmp / "store"),
+                     "--work-dir", str(tmp / "work"), "--quiet"]) == 0
+        first, second = server.url("/first"), server.url("/second")
+    wacz = next((tmp / "store" / "captures").glob("*/*/*/*.wacz"))
+    # the two are fetched at once: which one became the revisit depends on who came first
+    with zipfile.ZipFile(wacz) as zf:
+        warc = gzip.decompress(zf.read(next(n for n in zf.namelist() if n.startswith("archive/"))))
+    revisit = warc[warc.index(b"WARC-Type: revisit"):].split(b"\r\n\r\n")[0]
+    if b"\r\nWARC-Target-URI: " + first.encode() + b"\r\n" in revisit:
+        first, second = second, first
+    assert b"\r\nWARC-Target-URI: " + second.encode() + b"\r\n" in revisit
+    return wacz, first, second     # (the original's URL, the revisit's)
+
+
+def test_a_revisit_gives_the_payload_of_the_record_it_refers_to(twin_capture, run, tmp_path):
+    wacz, first, second = twin_capture
+    out = tmp_path / "second.html"
+    result = run("extract", wacz, "--url", second, "--out", out)
+    assert result.code == 0, result
+    assert out.read_bytes() == SHARED
+    assert "(revisit," in result.out and f"({first}, " in result.out and "digests hold" in result.out
+    report = json.loads(run("extract", wacz, "--url", second, "--out", tmp_path / "2.html", "--json").out)
+    assert report["record_type"] == "revisit" and first in report["revisit_of"]
+
+
+def test_a_revisit_whose_original_is_elsewhere_is_refused(twin_capture, run, tmp_path):
+    wacz, first, second = twin_capture
+    with zipfile.ZipFile(wacz) as zf:
+        name = next(n for n in zf.namelist() if n.startswith("archive/"))
+        data = zf.read(name)
+    # the original's URL no longer in this capture: as when it lives in an earlier capture
+    changed = b"".join(gzip.compress(gzip.decompress(m).replace(
+        b"WARC-Refers-To-Target-URI: " + first.encode(), b"WARC-Refers-To-Target-URI: " + first.encode() + b"x"))
+        for m in gzip_members(data))
+    elsewhere = refresh(wacz, tmp_path / "elsewhere.wacz", {name: changed})
+    out = tmp_path / "none.html"
+    result = run("extract", elsewhere, "--url", second, "--out", out)
+    assert result.code == 2 and "stored as a revisit" in result.err and "earlier capture" in result.err
+    assert not out.exists()
+
+
+def test_an_index_pointing_at_another_url_is_refused(tmp_path, run):
+    signer, _ = new_signer(tmp_path / "k")
+    wacz = build_wacz(tmp_path / "a.wacz", [
+        {"url": "http://example.test/statement", "body": b"<p>the statement</p>"},
+        {"url": "http://example.test/other", "body": b"<p>something else</p>"},
+    ], signer)
+    with zipfile.ZipFile(wacz) as zf:
+        lines = gzip.decompress(zf.read("indexes/index.cdx.gz")).decode().splitlines()
+    fields = [json.loads(line.split(" ", 2)[2]) for line in lines]
+    statement = next(i for i, f in enumerate(fields) if f["url"].endswith("/statement"))
+    other = next(f for f in fields if f["url"].endswith("/other"))
+    fields[statement].update(offset=other["offset"], length=other["length"])
+    lines[statement] = " ".join(lines[statement].split(" ", 2)[:2]) + " " + json.dumps(fields[statement])
+    misled = refresh(wacz, tmp_path / "misled.wacz",
+                     {"indexes/index.cdx.gz": gzip.compress(("\n".join(lines) + "\n").encode())})
+    out = tmp_path / "statement.html"
+    result = run("extract", misled, "--url", "http://example.test/statement", "--out", out)
+    assert result.code == 2, result
+    assert "the capture's index is wrong" in result.err and "http://example.test/other" in result.err
+    assert not out.exists()
+
+
+def test_altered_content_is_written_but_flagged(tmp_path, run):
+    signer, _ = new_signer(tmp_path / "k")
+    wacz = build_wacz(tmp_path / "a.wacz", [{"url": "http://example.test/s", "body": b"<p>said this</p>"}],
+                      signer)
+    with zipfile.ZipFile(wacz) as zf:
+        name = next(n for n in zf.namelist() if n.startswith("archive/"))
+        data = zf.read(name)
+    # the same length, so every offset still holds; only the digests can tell
+    altered_warc = b"".join(gzip.compress(gzip.decompress(m).replace(b"said this", b"said that"))
+                            for m in gzip_members(data))
+    altered = refresh(wacz, tmp_path / "altered.wacz", {name: altered_warc})
+    result = run("extract", altered, "--url", "http://example.test/s", "--out", tmp_path / "s.html")
+    assert result.code == 1 and "DIGESTS DO NOT MATCH" in result.out
+
+
+def test_a_cut_short_record_is_said_to_be_incomplete(tmp_path, run):
+    from archive.seal.container import ContainerWriter
+    from archive.seal.wacz import SealInput, seal
+    from archive.warc.cdxj import cdxj_line
+    from archive.warc.writer import WarcWriter
+
+    signer, _ = new_signer(tmp_path / "k")
+    container = ContainerWriter(tmp_path / "cut.wacz")
+    writer = WarcWriter(container, "cut", {"software": "tests"})
+    url = "http://example.test/long"
+    ref = writer.write("response", url, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part",
+                       extra={"WARC-Truncated": "disconnect"})
+    writer.close()
+    line = cdxj_line(url, ref.date, ref.filename, ref.offset, ref.length, "response", None, "text/html", 200)
+    seal(container, SealInput("cut", [line], [{"url": url, "ts": "2026-01-01T00:00:00Z"}], {}), signer)
+    result = run("extract", tmp_path / "cut.wacz", "--url", url, "--out", tmp_path / "long.html")
+    assert result.code == 0, result
+    assert "TRUNCATED" in result.out and "WARC-Truncated: disconnect" in result.out
+
+
+def test_an_index_pointing_into_the_middle_of_a_record_gives_one_line(tmp_path, run):
+    signer, _ = new_signer(tmp_path / "k")
+    wacz = build_wacz(tmp_path / "a.wacz", [{"url": "http://example.test/s", "body": b"<p>said</p>"}], signer)
+    with zipfile.ZipFile(wacz) as zf:
+        lines = gzip.decompress(zf.read("indexes/index.cdx.gz")).decode().splitlines()
+    head, fields = lines[0].rsplit(" {", 1)
+    fields = json.loads("{" + fields)
+    fields["offset"] = str(int(fields["offset"]) + 10)      # inside the record's gzip member
+    lines[0] = head + " " + json.dumps(fields)
+    misled = refresh(wacz, tmp_path / "misled.wacz",
+                     {"indexes/index.cdx.gz": gzip.compress(("\n".join(lines) + "\n").encode())})
+    result = run("extract", misled, "--url", "http://example.test/s", "--out", tmp_path / "s.html")
+    assert result.code == 2 and "internal error" not in result.err, result
+    assert len(result.err.strip().splitlines()) == 1 and not (tmp_path / "s.html").exists()
+
+
+def test_a_url_typed_slightly_differently_is_pointed_at_what_was_captured(tmp_path, run):
+    signer, _ = new_signer(tmp_path / "k")
+    wacz = build_wacz(tmp_path / "a.wacz", [{"url": "http://example.test/", "body": b"<p>hi</p>"}], signer)
+    for typed in ("http://example.test", "https://example.test/"):
+        result = run("extract", wacz, "--url", typed)
+        assert result.code == 2 and "was not captured" in result.err, result
+        assert "it holds http://example.test/" in result.err
+    assert "it holds" not in run("extract", wacz, "--url", "http://elsewhere.test/").err
+
+
+def test_a_revisit_into_an_earlier_capture_names_that_capture(keydir, tmp_path, run):
+    site = Site()
+    site.add("/page", SHARED)
+    store = tmp_path / "store"
+    with SiteServer(site) as server, _env(ARCHIVE_KEY_PASSPHRASE=PASSPHRASE):
+        def capture(*extra) -> str:
+            result = run("capture", server.url("/page"), "--key", keydir / "signing-key.pem",
+                         "--store", store, "--work-dir", tmp_path / "work", "--json", "--quiet", *extra)
+            assert result.code == 0, result
+            return json.loads(result.out)["capture_id"]
+        first = capture()
+        second = capture("--dedup-against", first)
+        url = server.url("/page")
+    out = tmp_path / "page.html"
+    result = run("extract", second, "--store", store, "--url", url, "--out", out)
+    assert result.code == 2 and "stored as a revisit" in result.err and first in result.err, result
+    assert not out.exists()
+    assert run("extract", first, "--store", store, "--url", url, "--out", out).code == 0
+    assert out.read_bytes() == SHARED
+    # and verifying the later capture says where that content is checked
+    verified = run("verify", second, "--store", store, "--trust", keydir / "signing-key.pub.pem")
+    assert verified.code == 0 and f"unchanged since {first}" in verified.out, verified
+
+
+@pytest.mark.parametrize("name, url", [("valid_example_2.wacz", "http://www.example.com/"),
+                                       ("valid_signed_example_1.wacz", "https://example.com/")])
+def test_extract_from_a_foreign_wacz(name, url, tmp_path, run):
+    from tests.verifyhelp import FOREIGN
+    out = tmp_path / "page.html"
+    result = run("extract", FOREIGN / name, "--url", url, "--out", out)
+    assert result.code == 0 and "digests hold" in result.out, result
+    assert b"Example Domain" in out.read_bytes()

@@ -187,10 +187,12 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 class SiteServer:
-    def __init__(self, site: Site, tls=None, host: str = "127.0.0.1") -> None:
+    def __init__(self, site: Site, tls=None, host: str = "127.0.0.1",
+                 protocol: str = "HTTP/1.1") -> None:
         """`tls`: a tests.tls.ServerCert to serve HTTPS with; `host`: any loopback
-        address (127.0.0.2 makes a second host, like a CDN)."""
-        handler = type("Handler", (_Handler,), {"site": site})
+        address (127.0.0.2 makes a second host, like a CDN); `protocol` "HTTP/1.0": the
+        server closes the connection after each answer, as many still do."""
+        handler = type("Handler", (_Handler,), {"site": site, "protocol_version": protocol})
         self.site = site
         self.httpd = _Server((host, 0), handler)
         scheme = "http"

@@ -5,6 +5,7 @@ import zipfile
 from pathlib import Path
 
 from tests.conftest import stored_waczs
+from tests.site import SiteServer, standard_site
 from tests.warcs import assert_third_party_checks_pass, member, pages, records
 
 
@@ -23,6 +24,25 @@ def test_round_trip_bytes_in_warc_equal_bytes_served(capture, run, pubkey, site)
     # linked pages are not followed at depth 0
     assert site.url("/about") not in responses
     assert "/about" not in site.site.requests
+
+
+def test_server_closing_after_each_answer_loses_no_body(run, key, pubkey, tmp_path):
+    """An HTTP/1.0 server (or Connection: close) hands the connection to the response
+    after the headers; the body that follows must still be read to its end. (It was cut
+    off with EBADF: our recording reader did not hold the socket open.)"""
+    with SiteServer(standard_site(), protocol="HTTP/1.0") as server:
+        result = run("capture", server.url("/"), server.url("/about"), "--key", key,
+                     "--store", tmp_path / "store", "--work-dir", tmp_path / "work", "--quiet")
+        assert result.code == 0, result
+        wacz = Path(stored_waczs(tmp_path / "store")[-1])
+        served = server.site.served
+    responses = {r["uri"]: r for r in records(wacz) if r["type"] == "response"}
+    for path in ("/", "/about", "/style.css", "/print.css", "/app.js", "/img/a.png", "/img/bg.png"):
+        response = responses[server.url(path)]
+        assert "WARC-Truncated" not in response["headers"], path
+        assert response["payload"] == served[path], path
+    assert all("error" not in page for page in pages(wacz))
+    assert run("verify", wacz, "--trust", pubkey).code == 0
 
 
 def test_raw_transfer_encoding_and_content_encoding_are_kept(capture, site):

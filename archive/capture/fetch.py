@@ -42,25 +42,31 @@ def _cookie_view(url: str, headers: dict) -> SimpleNamespace:
 
 
 class _TeeReader(io.RawIOBase):
-    """Raw reader over a socket that reports every byte it returns to a recorder."""
+    """Raw reader over a socket that reports every byte it returns to a recorder.
+
+    It reads through the socket's own raw file (socket.SocketIO), which holds the socket
+    open while it is in use: http.client closes the connection as soon as a response
+    that ends the connection (HTTP/1.0, Connection: close) has its headers, and the body
+    is then read from this file alone. Closing it only lets go of the socket, which the
+    connection may still reuse."""
 
     def __init__(self, sock, recorder: Recorder) -> None:
-        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
         self._recorder = recorder
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer) -> int | None:
         view = memoryview(buffer)
-        n = self._sock.recv_into(view)
+        n = self._raw.readinto(view)
         if n:
             self._recorder.received(bytes(view[:n]))
         return n
 
     def close(self) -> None:
-        # The socket belongs to the connection, which may be reused: only this view closes.
-        self._sock = None
+        if not self.closed:
+            self._raw.close()
         super().close()
 
 

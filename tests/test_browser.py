@@ -17,6 +17,7 @@ from PIL import Image
 from archive.capture.browser import BrowserOptions, BrowserSession, find_chromium
 from archive.capture.pageoptions import PageOptions
 from archive.errors import ArchiveError
+from archive.values import MAX_VIEWPORT, parse_viewport
 from tests.browsing import BrowserCapture
 from tests.conftest import stored_waczs
 from tests.site import Site, SiteServer, slow
@@ -323,3 +324,25 @@ def test_bad_page_options_are_one_line_errors():
         PageOptions(wait="forever")
     with pytest.raises(ArchiveError, match="viewport"):
         PageOptions(viewport_width=0)
+    # Chromium cannot open a window this size: refused, not failed on page after page
+    with pytest.raises(ArchiveError, match="viewport"):
+        PageOptions(viewport_height=MAX_VIEWPORT + 1)
+    for text in ("20000x800", "99999999999999999999x10"):
+        with pytest.raises(ValueError, match="too large"):
+            parse_viewport(text)
+    assert parse_viewport(f"{MAX_VIEWPORT}x100") == (MAX_VIEWPORT, 100)
+    with pytest.raises(ArchiveError, match="empty selector"):
+        PageOptions(selector=" ")
+
+
+def test_selector_the_browser_cannot_parse_does_not_lose_the_page(bsite, tmp_path):
+    """A --wait-for that is no selector at all is the operator's slip, not the page's
+    failure: the page is still judged by its response and snapshotted, with a note."""
+    with BrowserCapture(tmp_path / "c", options(selector="##bad[")) as capture:
+        result = capture.page(bsite.url("/app"))
+        wacz = capture.seal()
+    assert result.status == 200 and result.error is None and result.response is not None
+    assert result.screenshot is not None and result.dom is not None
+    assert any("##bad[" in note and "could not be used" in note for note in result.notes)
+    [entry] = pages(wacz)
+    assert entry["status"] == 200 and "error" not in entry

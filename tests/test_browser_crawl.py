@@ -197,3 +197,18 @@ def test_browser_options_without_browser_are_refused(run, site, key, tmp_path, o
     result = run("capture", site.url("/"), *option, "--key", key, "--store", tmp_path / "store")
     assert result.code == 2 and "only with --browser" in result.err
     assert site.site.requests == []
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--page-timeout", "0"], "page timeouts must be positive"),
+    (["--wait-for", ""], "empty selector"),
+    (["--wait-for", "  "], "empty selector"),
+])
+def test_bad_browser_options_are_one_line_errors_before_anything_is_fetched(
+        run, site, key, tmp_path, option, message):
+    """Not silently replaced by a default (a zero timeout, an empty selector)."""
+    result = run("capture", site.url("/"), "--browser", *option, "--key", key,
+                 "--store", tmp_path / "store", "--work-dir", tmp_path / "work")
+    assert result.code == 2 and message in result.err, result
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
+    assert not (tmp_path / "work").exists() and site.site.requests == []

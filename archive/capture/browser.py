@@ -530,9 +530,15 @@ class BrowserSession:
             try:
                 await page.wait_for_selector(opts.selector, timeout=left_ms())
             except PlaywrightError as exc:
-                if not _is_timeout(exc):
+                if _is_timeout(exc):
+                    timed_out(f"the selector {opts.selector!r} did not appear")
+                elif await self._alive():
+                    # A selector Chromium cannot parse is the operator's slip, not the
+                    # page's failure: the page is still judged and snapshotted.
+                    result.notes.append(
+                        f"the selector {opts.selector!r} could not be used: {_first_line(exc)}")
+                else:
                     raise
-                timed_out(f"the selector {opts.selector!r} did not appear")
         if opts.scroll and not result.timed_out:
             await self._scroll(page, opts, state, deadline, result)
         if opts.delay and time.monotonic() < deadline:

@@ -346,3 +346,40 @@ def test_selector_the_browser_cannot_parse_does_not_lose_the_page(bsite, tmp_pat
     assert any("##bad[" in note and "could not be used" in note for note in result.notes)
     [entry] = pages(wacz)
     assert entry["status"] == 200 and "error" not in entry
+
+
+def late_site() -> Site:
+    """Pages finished by their scripts after the load event: an element added after a
+    pause, and text from a response the server holds back."""
+    site = Site()
+    for n in range(4):
+        site.html(f"/late/{n}", "Late", (
+            '<div id="out">waiting</div><script>setTimeout(() => {'
+            '  const p = document.createElement("p"); p.id = "late"; p.textContent = "LATE " + "ELEMENT";'
+            '  document.body.appendChild(p); }, 2500)</script>'))
+        site.html(f"/idle/{n}", "Idle", (
+            f'<div id="out">waiting</div><script>fetch("/held/{n}").then(r => r.text())'
+            '.then(t => { document.getElementById("out").textContent = t; })</script>'))
+        site.add(f"/held/{n}", handler=slow(2.5, b"HELD RESPONSE"))
+    return site
+
+
+def test_wait_conditions_selector_delay_and_network_idle_each_wait_for_what_they_say(tmp_path):
+    """Right after `load` the late parts are missing (so each check below can fail); a
+    selector, a delay and network idle each bring them into the DOM snapshot."""
+    asked = {"/late/0": {}, "/idle/0": {}, "/late/1": {"selector": "#late"},
+             "/late/2": {"delay": 3.5}, "/idle/1": {"wait": "networkidle"},
+             "/idle/2": {"wait": "domcontentloaded"}}
+    with SiteServer(late_site()) as server:
+        with BrowserCapture(tmp_path / "c", options()) as capture:
+            for path, page in asked.items():
+                result = capture.page(server.url(path), PageOptions(scroll=False, timeout=20, **page))
+                assert result.status == 200 and result.dom is not None and not result.timed_out, result.notes
+            wacz = capture.seal()
+        doms = {uri.split("/", 3)[3]: r["payload"] for uri, r in by_uri(records(wacz), "resource").items()
+                if uri.startswith("urn:dom:")}
+    assert b"LATE ELEMENT" not in doms["late/0"] and b"HELD RESPONSE" not in doms["idle/0"]
+    assert b"LATE ELEMENT" in doms["late/1"]
+    assert b"LATE ELEMENT" in doms["late/2"]
+    assert b"HELD RESPONSE" in doms["idle/1"]
+    assert b"HELD RESPONSE" not in doms["idle/2"]

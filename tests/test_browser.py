@@ -383,3 +383,21 @@ def test_wait_conditions_selector_delay_and_network_idle_each_wait_for_what_they
     assert b"LATE ELEMENT" in doms["late/2"]
     assert b"HELD RESPONSE" in doms["idle/1"]
     assert b"HELD RESPONSE" not in doms["idle/2"]
+
+
+def test_page_that_rewrites_its_address_is_judged_by_the_document_it_loaded(tmp_path):
+    """Single-page apps change the address bar with the history API (no request): the
+    page is the document the server sent, not a failure to find one at the new address."""
+    site = Site()
+    site.html("/spa", "Router", '<p>routed</p><script>history.replaceState(null, "", "/spa/home?tab=1")</script>')
+    with SiteServer(site) as server:
+        with BrowserCapture(tmp_path / "c", options()) as capture:
+            result = capture.page(server.url("/spa"))
+            wacz = capture.seal()
+    assert result.final_url == server.url("/spa") and result.status == 200 and result.error is None
+    assert result.screenshot is not None and result.dom is not None
+    assert any(server.url("/spa/home?tab=1") in note for note in result.notes)
+    [entry] = pages(wacz)
+    assert entry["url"] == server.url("/spa") and entry["status"] == 200
+    assert "redirectedFrom" not in entry and "error" not in entry
+    assert "urn:screenshot:" + server.url("/spa") in by_uri(records(wacz), "resource")

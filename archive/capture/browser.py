@@ -450,10 +450,23 @@ class BrowserSession:
             except PlaywrightError as exc:
                 raise BrowserGone(f"the browser stopped: {_first_line(exc)}") from None
             await page.set_viewport_size({"width": opts.viewport_width, "height": opts.viewport_height})
+            # The documents the main frame was served (redirects, then the page; a page
+            # that sends itself elsewhere adds more): the page is the last of them.
+            documents: list[str] = []
+
+            def on_response(response) -> None:
+                if response.request.is_navigation_request() and response.frame == page.main_frame:
+                    documents.append(response.url)
+            page.on("response", on_response)
             navigation_error = await self._load(page, url, opts, state, result)
-            final = urldefrag(page.url)[0]
+            shown = urldefrag(page.url)[0]
+            final = urldefrag(documents[-1])[0] if documents else shown
             if final.startswith(("http://", "https://")):
                 result.final_url = final
+            if documents and shown != final and shown.startswith(("http://", "https://")):
+                # The history API changes the address without a request: the page is still
+                # the document the server sent, which is what the proxy recorded.
+                result.notes.append(f"the page changed its address to {shown} without loading it")
             await self._judge(state, result, navigation_error)
             if result.status is not None and navigation_error is None:
                 await self._snapshot(page, result, opts.snapshot_timeout)

@@ -401,3 +401,33 @@ def test_page_that_rewrites_its_address_is_judged_by_the_document_it_loaded(tmp_
     assert entry["url"] == server.url("/spa") and entry["status"] == 200
     assert "redirectedFrom" not in entry and "error" not in entry
     assert "urn:screenshot:" + server.url("/spa") in by_uri(records(wacz), "resource")
+
+
+def test_page_the_browser_shows_from_its_cache_is_not_a_failure(tmp_path):
+    """A redirect to a page captured before, which the browser then shows from its own
+    cache (no request reaches the proxy): not 'no document', and still snapshotted."""
+    site = Site()
+    site.html("/new", "New", "the new page", headers={"Cache-Control": "max-age=3600"})
+    site.add("/old", status=301, headers={"Location": "/new"})
+    with SiteServer(site) as server:
+        with BrowserCapture(tmp_path / "c", options()) as capture:
+            first = capture.page(server.url("/new"))
+            again = capture.page(server.url("/old"))
+            capture.seal()
+    assert site.requests.count("/new") == 1          # the second time, from the browser's cache
+    assert first.status == 200 and first.response is not None
+    assert again.final_url == server.url("/new") and again.status == 200 and again.error is None
+    assert again.screenshot is not None and again.dom is not None
+    assert any("cache" in note for note in again.notes)
+
+
+def test_excluded_page_is_not_taken_for_a_cached_one(bsite, tmp_path):
+    """The proxy's refusal is what the browser shows for an excluded page: the page is a
+    failure, never 'shown from the cache'."""
+    capture = BrowserCapture(tmp_path / "c", options(),
+                             exclude=lambda url: "excluded: app" if url.endswith("/app") else None)
+    with capture:
+        result = capture.page(bsite.url("/moved"))        # redirects to the excluded /app
+    assert result.final_url == bsite.url("/app") and bsite.url("/app") in result.excluded
+    assert result.error is not None and not any("cache" in note for note in result.notes)
+    assert result.screenshot is None

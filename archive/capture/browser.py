@@ -235,6 +235,11 @@ class _PageState:
                 return False
             await asyncio.sleep(POLL)
 
+    def heard_of(self, url: str) -> bool:
+        """Whether the browser asked the proxy for `url` (refused requests too)."""
+        with self.lock:
+            return url in self.begun or url in self.excluded
+
     def last(self, url: str) -> _Seen | None:
         with self.lock:
             return next((s for s in reversed(self.seen) if s.url == url), None)
@@ -452,22 +457,22 @@ class BrowserSession:
             await page.set_viewport_size({"width": opts.viewport_width, "height": opts.viewport_height})
             # The documents the main frame was served (redirects, then the page; a page
             # that sends itself elsewhere adds more): the page is the last of them.
-            documents: list[str] = []
+            documents: list[tuple[str, int]] = []     # (URL, status) as the browser got them
 
             def on_response(response) -> None:
                 if response.request.is_navigation_request() and response.frame == page.main_frame:
-                    documents.append(response.url)
+                    documents.append((urldefrag(response.url)[0], response.status))
             page.on("response", on_response)
             navigation_error = await self._load(page, url, opts, state, result)
             shown = urldefrag(page.url)[0]
-            final = urldefrag(documents[-1])[0] if documents else shown
+            final = documents[-1][0] if documents else shown
             if final.startswith(("http://", "https://")):
                 result.final_url = final
             if documents and shown != final and shown.startswith(("http://", "https://")):
                 # The history API changes the address without a request: the page is still
                 # the document the server sent, which is what the proxy recorded.
                 result.notes.append(f"the page changed its address to {shown} without loading it")
-            await self._judge(state, result, navigation_error)
+            await self._judge(state, result, navigation_error, documents[-1] if documents else None)
             if result.status is not None and navigation_error is None:
                 await self._snapshot(page, result, opts.snapshot_timeout)
             if not await self._alive():
@@ -584,9 +589,10 @@ class BrowserSession:
                 result.notes.append("requests were still running after scrolling")
 
     async def _judge(self, state: _PageState, result: BrowserPageResult,
-                     navigation_error: str | None) -> None:
+                     navigation_error: str | None, document: tuple[str, int] | None) -> None:
         """The page's status and error, from what the proxy recorded of its document
-        (never from the browser, which would also show the proxy's own error page)."""
+        (never from the browser, which would also show the proxy's own error page) or,
+        when no request for it reached the proxy, from the browser's cached `document`."""
         final = result.final_url
         await state.wait(lambda: state.pending[final] <= 0, time.monotonic() + MAIN_DOCUMENT_WAIT)
         seen = state.last(final)
@@ -597,6 +603,12 @@ class BrowserSession:
                 result.error, result.error_kind = seen.error, seen.error_kind
         elif state.pending[final] > 0:
             result.notes.append("the page's own response was still arriving")
+        elif document is not None and document[0] == final and not state.heard_of(final):
+            # Served from the browser's HTTP cache (service workers are blocked): its copy
+            # came through the proxy earlier in this session, so it is already recorded.
+            result.status = document[1]
+            result.notes.append(f"the browser showed its cached copy of {final}, "
+                                "recorded earlier in this capture")
         if navigation_error:
             # The server's response is recorded all the same (a PDF the browser would
             # only download, say); the browser's complaint is a note unless nothing came.

@@ -431,3 +431,21 @@ def test_excluded_page_is_not_taken_for_a_cached_one(bsite, tmp_path):
     assert result.final_url == bsite.url("/app") and bsite.url("/app") in result.excluded
     assert result.error is not None and not any("cache" in note for note in result.notes)
     assert result.screenshot is None
+
+
+def test_page_that_sends_itself_on_is_snapshotted_and_named_where_it_went(tmp_path):
+    """A meta refresh under way when the wait ends, to a page slow to come: the snapshots
+    wait for it, and are of the page it went to, named after it (as a person saw it)."""
+    site = Site()
+    site.add("/target", handler=slow(1.5, b"WHERE IT WENT"))
+    site.add("/meta", '<html><head><meta http-equiv="refresh" content="0; url=/target">'
+                      '<title>Meta</title></head><body>leaving</body></html>')
+    with SiteServer(site) as server:
+        with BrowserCapture(tmp_path / "c", options(scroll=False, delay=0.5)) as capture:
+            result = capture.page(server.url("/meta"))
+            wacz = capture.seal()
+    assert result.final_url == server.url("/target") and result.status == 200
+    resources = by_uri(records(wacz), "resource")
+    assert b"WHERE IT WENT" in resources["urn:dom:" + server.url("/target")]["payload"]
+    assert "urn:dom:" + server.url("/meta") not in resources
+    assert "urn:screenshot:" + server.url("/target") in resources

@@ -245,6 +245,51 @@ class _PageState:
             return next((s for s in reversed(self.seen) if s.url == url), None)
 
 
+class _Navigations:
+    """The page's main-frame navigations as the browser reports them: the documents it
+    was served (redirects, then the page; a page that sends itself on adds more), and
+    whether one it asked for has not arrived yet."""
+
+    def __init__(self, page) -> None:
+        self.documents: list[tuple[str, int]] = []   # (URL, status)
+        self.commits = 0                             # documents (or addresses) shown
+        self.asked = False                           # a navigation under way
+        main = page.main_frame
+
+        def on_request(request) -> None:
+            if request.is_navigation_request() and request.frame == main:
+                self.asked = True
+
+        def on_response(response) -> None:
+            if response.request.is_navigation_request() and response.frame == main:
+                self.documents.append((urldefrag(response.url)[0], response.status))
+
+        def on_shown(frame) -> None:
+            if frame == main:
+                self.asked = False
+                self.commits += 1
+
+        def on_failed(request) -> None:
+            if request.is_navigation_request() and request.frame == main:
+                self.asked = False
+        page.on("request", on_request)
+        page.on("response", on_response)
+        page.on("framenavigated", on_shown)
+        page.on("requestfailed", on_failed)
+
+    async def settle(self, page, until: float) -> bool:
+        """Wait for a navigation under way to be shown and loaded; False at `until`."""
+        if not self.asked:
+            return True
+        while self.asked and time.monotonic() < until:
+            await asyncio.sleep(POLL)
+        try:
+            await page.wait_for_load_state("load", timeout=max(1.0, (until - time.monotonic()) * 1000))
+        except PlaywrightError:
+            return False
+        return not self.asked
+
+
 async def _bounded(awaitable, seconds: float):
     """Await a call into the page, giving up after `seconds`."""
     try:
@@ -455,26 +500,31 @@ class BrowserSession:
             except PlaywrightError as exc:
                 raise BrowserGone(f"the browser stopped: {_first_line(exc)}") from None
             await page.set_viewport_size({"width": opts.viewport_width, "height": opts.viewport_height})
-            # The documents the main frame was served (redirects, then the page; a page
-            # that sends itself elsewhere adds more): the page is the last of them.
-            documents: list[tuple[str, int]] = []     # (URL, status) as the browser got them
-
-            def on_response(response) -> None:
-                if response.request.is_navigation_request() and response.frame == page.main_frame:
-                    documents.append((urldefrag(response.url)[0], response.status))
-            page.on("response", on_response)
+            navigations = _Navigations(page)
             navigation_error = await self._load(page, url, opts, state, result)
+            # A page that sends itself on (a meta refresh, a script) after the wait: the
+            # snapshots are of where it went, so they wait for it and are named after it.
+            if (navigation_error is None and not result.timed_out
+                    and not await navigations.settle(page, time.monotonic() + MAIN_DOCUMENT_WAIT)):
+                result.notes.append("the page was still going to another address")
+            documents = navigations.documents
+            commits = navigations.commits
             shown = urldefrag(page.url)[0]
-            final = documents[-1][0] if documents else shown
-            if final.startswith(("http://", "https://")):
-                result.final_url = final
-            if documents and shown != final and shown.startswith(("http://", "https://")):
+            final = shown
+            if documents and shown not in (u for u, _ in documents):
                 # The history API changes the address without a request: the page is still
                 # the document the server sent, which is what the proxy recorded.
+                final = documents[-1][0]
                 result.notes.append(f"the page changed its address to {shown} without loading it")
+            if final.startswith(("http://", "https://")):
+                result.final_url = final
             await self._judge(state, result, navigation_error, documents[-1] if documents else None)
             if result.status is not None and navigation_error is None:
                 await self._snapshot(page, result, opts.snapshot_timeout)
+                if navigations.commits != commits:
+                    # Named after the page it was, they may show the page it went on to.
+                    result.notes.append(f"the page went on to {urldefrag(page.url)[0]} while it was "
+                                        "being snapshotted: its snapshots may show that page")
             if not await self._alive():
                 # What failed above failed because the browser went, not because of the page.
                 raise BrowserGone("the browser stopped while the page was being captured")

@@ -449,3 +449,27 @@ def test_page_that_sends_itself_on_is_snapshotted_and_named_where_it_went(tmp_pa
     assert b"WHERE IT WENT" in resources["urn:dom:" + server.url("/target")]["payload"]
     assert "urn:dom:" + server.url("/meta") not in resources
     assert "urn:screenshot:" + server.url("/target") in resources
+
+
+def test_document_that_cannot_be_shot_whole_gets_a_viewport_screenshot(tmp_path):
+    """Chromium cannot take a full-page screenshot of an SVG document: rather than none,
+    the page keeps a screenshot of the viewport, and says so."""
+    site = Site()
+    site.add("/drawing.svg", '<svg xmlns="http://www.w3.org/2000/svg" width="300" height="200">'
+                             '<rect width="300" height="200" fill="rgb(0,128,0)"/></svg>',
+             content_type="image/svg+xml")
+    with SiteServer(site) as server:
+        with BrowserCapture(tmp_path / "c", options(snapshot_timeout=2)) as capture:
+            result = capture.page(server.url("/drawing.svg"))
+    assert result.status == 200 and result.screenshot is not None
+    assert any(note.startswith("no full-page screenshot") for note in result.notes)
+
+
+def test_no_content_page_is_recorded_without_a_made_up_address_change(tmp_path):
+    site = Site()
+    site.add("/nocontent", status=204)
+    with SiteServer(site) as server:
+        with BrowserCapture(tmp_path / "c", options()) as capture:
+            result = capture.page(server.url("/nocontent"))
+    assert result.status == 204 and result.final_url == server.url("/nocontent")
+    assert not any("changed its address" in note for note in result.notes), result.notes

@@ -511,7 +511,8 @@ class BrowserSession:
             commits = navigations.commits
             shown = urldefrag(page.url)[0]
             final = shown
-            if documents and shown not in (u for u, _ in documents):
+            if (documents and shown.startswith(("http://", "https://"))
+                    and shown not in (u for u, _ in documents)):
                 # The history API changes the address without a request: the page is still
                 # the document the server sent, which is what the proxy recorded.
                 final = documents[-1][0]
@@ -684,13 +685,21 @@ class BrowserSession:
         else:
             result.dom = self._resource(f"urn:dom:{result.final_url}", dom, "text/html; charset=utf-8", result)
             result.outlinks = extract_html(dom, result.final_url).pages
-        try:
-            png = await _bounded(page.screenshot(
-                full_page=True, type="png", timeout=timeout * 1000, animations="disabled",
-            ), timeout + SCRIPT_GRACE)
-        except (PlaywrightError, _PageStuck) as exc:
-            result.notes.append(f"no screenshot: {_first_line(exc)}")
-        else:
+        png = None
+        for full_page in (True, False):
+            try:
+                png = await _bounded(page.screenshot(
+                    full_page=full_page, type="png", timeout=timeout * 1000, animations="disabled",
+                ), timeout + SCRIPT_GRACE)
+                break
+            except _PageStuck as exc:
+                result.notes.append(f"no screenshot: {exc}")
+                break
+            except PlaywrightError as exc:
+                # Some documents (an SVG file, say) cannot be shot whole: the viewport then.
+                result.notes.append(f"no {'full-page' if full_page else 'viewport'} screenshot: "
+                                    f"{_first_line(exc)}")
+        if png is not None:
             result.screenshot = self._resource(f"urn:screenshot:{result.final_url}", png, "image/png", result)
 
     def _resource(self, uri: str, data: bytes, content_type: str,

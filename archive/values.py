@@ -31,11 +31,18 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * DURATION_UNITS[match.group(2).lower()]
 
 
+# Chromium cannot size a window much beyond this (a far larger one stops the browser,
+# a merely large one makes every screenshot time out): refused before any page loads.
+MAX_VIEWPORT = 16384
+
+
 def parse_viewport(text: str) -> tuple[int, int]:
     """`1280x800` -> (1280, 800)."""
     width, sep, height = text.lower().partition("x")
     if not (sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
         raise ValueError(f"not a viewport size like 1280x800: {text!r}")
+    if int(width) > MAX_VIEWPORT or int(height) > MAX_VIEWPORT:
+        raise ValueError(f"viewport {text!r} too large: at most {MAX_VIEWPORT} pixels a side")
     return int(width), int(height)
 
 

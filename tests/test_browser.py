@@ -17,6 +17,7 @@ from PIL import Image
 from archive.capture.browser import BrowserOptions, BrowserSession, find_chromium
 from archive.capture.pageoptions import PageOptions
 from archive.errors import ArchiveError
+from archive.values import MAX_VIEWPORT, parse_viewport
 from tests.browsing import BrowserCapture
 from tests.conftest import stored_waczs
 from tests.site import Site, SiteServer, slow
@@ -323,3 +324,152 @@ def test_bad_page_options_are_one_line_errors():
         PageOptions(wait="forever")
     with pytest.raises(ArchiveError, match="viewport"):
         PageOptions(viewport_width=0)
+    # Chromium cannot open a window this size: refused, not failed on page after page
+    with pytest.raises(ArchiveError, match="viewport"):
+        PageOptions(viewport_height=MAX_VIEWPORT + 1)
+    for text in ("20000x800", "99999999999999999999x10"):
+        with pytest.raises(ValueError, match="too large"):
+            parse_viewport(text)
+    assert parse_viewport(f"{MAX_VIEWPORT}x100") == (MAX_VIEWPORT, 100)
+    with pytest.raises(ArchiveError, match="empty selector"):
+        PageOptions(selector=" ")
+
+
+def test_selector_the_browser_cannot_parse_does_not_lose_the_page(bsite, tmp_path):
+    """A --wait-for that is no selector at all is the operator's slip, not the page's
+    failure: the page is still judged by its response and snapshotted, with a note."""
+    with BrowserCapture(tmp_path / "c", options(selector="##bad[")) as capture:
+        result = capture.page(bsite.url("/app"))
+        wacz = capture.seal()
+    assert result.status == 200 and result.error is None and result.response is not None
+    assert result.screenshot is not None and result.dom is not None
+    assert any("##bad[" in note and "could not be used" in note for note in result.notes)
+    [entry] = pages(wacz)
+    assert entry["status"] == 200 and "error" not in entry
+
+
+def late_site() -> Site:
+    """Pages finished by their scripts after the load event: an element added after a
+    pause, and text from a response the server holds back."""
+    site = Site()
+    for n in range(4):
+        site.html(f"/late/{n}", "Late", (
+            '<div id="out">waiting</div><script>setTimeout(() => {'
+            '  const p = document.createElement("p"); p.id = "late"; p.textContent = "LATE " + "ELEMENT";'
+            '  document.body.appendChild(p); }, 2500)</script>'))
+        site.html(f"/idle/{n}", "Idle", (
+            f'<div id="out">waiting</div><script>fetch("/held/{n}").then(r => r.text())'
+            '.then(t => { document.getElementById("out").textContent = t; })</script>'))
+        site.add(f"/held/{n}", handler=slow(2.5, b"HELD RESPONSE"))
+    return site
+
+
+def test_wait_conditions_selector_delay_and_network_idle_each_wait_for_what_they_say(tmp_path):
+    """Right after `load` the late parts are missing (so each check below can fail); a
+    selector, a delay and network idle each bring them into the DOM snapshot."""
+    asked = {"/late/0": {}, "/idle/0": {}, "/late/1": {"selector": "#late"},
+             "/late/2": {"delay": 3.5}, "/idle/1": {"wait": "networkidle"},
+             "/idle/2": {"wait": "domcontentloaded"}}
+    with SiteServer(late_site()) as server:
+        with BrowserCapture(tmp_path / "c", options()) as capture:
+            for path, page in asked.items():
+                result = capture.page(server.url(path), PageOptions(scroll=False, timeout=20, **page))
+                assert result.status == 200 and result.dom is not None and not result.timed_out, result.notes
+            wacz = capture.seal()
+        doms = {uri.split("/", 3)[3]: r["payload"] for uri, r in by_uri(records(wacz), "resource").items()
+                if uri.startswith("urn:dom:")}
+    assert b"LATE ELEMENT" not in doms["late/0"] and b"HELD RESPONSE" not in doms["idle/0"]
+    assert b"LATE ELEMENT" in doms["late/1"]
+    assert b"LATE ELEMENT" in doms["late/2"]
+    assert b"HELD RESPONSE" in doms["idle/1"]
+    assert b"HELD RESPONSE" not in doms["idle/2"]
+
+
+def test_page_that_rewrites_its_address_is_judged_by_the_document_it_loaded(tmp_path):
+    """Single-page apps change the address bar with the history API (no request): the
+    page is the document the server sent, not a failure to find one at the new address."""
+    site = Site()
+    site.html("/spa", "Router", '<p>routed</p><script>history.replaceState(null, "", "/spa/home?tab=1")</script>')
+    with SiteServer(site) as server:
+        with BrowserCapture(tmp_path / "c", options()) as capture:
+            result = capture.page(server.url("/spa"))
+            wacz = capture.seal()
+    assert result.final_url == server.url("/spa") and result.status == 200 and result.error is None
+    assert result.screenshot is not None and result.dom is not None
+    assert any(server.url("/spa/home?tab=1") in note for note in result.notes)
+    [entry] = pages(wacz)
+    assert entry["url"] == server.url("/spa") and entry["status"] == 200
+    assert "redirectedFrom" not in entry and "error" not in entry
+    assert "urn:screenshot:" + server.url("/spa") in by_uri(records(wacz), "resource")
+
+
+def test_page_the_browser_shows_from_its_cache_is_not_a_failure(tmp_path):
+    """A redirect to a page captured before, which the browser then shows from its own
+    cache (no request reaches the proxy): not 'no document', and still snapshotted."""
+    site = Site()
+    site.html("/new", "New", "the new page", headers={"Cache-Control": "max-age=3600"})
+    site.add("/old", status=301, headers={"Location": "/new"})
+    with SiteServer(site) as server:
+        with BrowserCapture(tmp_path / "c", options()) as capture:
+            first = capture.page(server.url("/new"))
+            again = capture.page(server.url("/old"))
+            capture.seal()
+    assert site.requests.count("/new") == 1          # the second time, from the browser's cache
+    assert first.status == 200 and first.response is not None
+    assert again.final_url == server.url("/new") and again.status == 200 and again.error is None
+    assert again.screenshot is not None and again.dom is not None
+    assert any("cache" in note for note in again.notes)
+
+
+def test_excluded_page_is_not_taken_for_a_cached_one(bsite, tmp_path):
+    """The proxy's refusal is what the browser shows for an excluded page: the page is a
+    failure, never 'shown from the cache'."""
+    capture = BrowserCapture(tmp_path / "c", options(),
+                             exclude=lambda url: "excluded: app" if url.endswith("/app") else None)
+    with capture:
+        result = capture.page(bsite.url("/moved"))        # redirects to the excluded /app
+    assert result.final_url == bsite.url("/app") and bsite.url("/app") in result.excluded
+    assert result.error is not None and not any("cache" in note for note in result.notes)
+    assert result.screenshot is None
+
+
+def test_page_that_sends_itself_on_is_snapshotted_and_named_where_it_went(tmp_path):
+    """A meta refresh under way when the wait ends, to a page slow to come: the snapshots
+    wait for it, and are of the page it went to, named after it (as a person saw it)."""
+    site = Site()
+    site.add("/target", handler=slow(1.5, b"WHERE IT WENT"))
+    site.add("/meta", '<html><head><meta http-equiv="refresh" content="0; url=/target">'
+                      '<title>Meta</title></head><body>leaving</body></html>')
+    with SiteServer(site) as server:
+        with BrowserCapture(tmp_path / "c", options(scroll=False, delay=0.5)) as capture:
+            result = capture.page(server.url("/meta"))
+            wacz = capture.seal()
+    assert result.final_url == server.url("/target") and result.status == 200
+    resources = by_uri(records(wacz), "resource")
+    assert b"WHERE IT WENT" in resources["urn:dom:" + server.url("/target")]["payload"]
+    assert "urn:dom:" + server.url("/meta") not in resources
+    assert "urn:screenshot:" + server.url("/target") in resources
+
+
+def test_document_that_cannot_be_shot_whole_gets_a_viewport_screenshot(tmp_path):
+    """Chromium cannot take a full-page screenshot of an SVG document: rather than none,
+    the page keeps a screenshot of the viewport, and says so."""
+    site = Site()
+    site.add("/drawing.svg", '<svg xmlns="http://www.w3.org/2000/svg" width="300" height="200">'
+                             '<rect width="300" height="200" fill="rgb(0,128,0)"/></svg>',
+             content_type="image/svg+xml")
+    with SiteServer(site) as server:
+        with BrowserCapture(tmp_path / "c", options(snapshot_timeout=2)) as capture:
+            result = capture.page(server.url("/drawing.svg"))
+    assert result.status == 200 and result.screenshot is not None
+    assert any(note.startswith("no full-page screenshot") for note in result.notes)
+
+
+def test_no_content_page_is_recorded_without_a_made_up_address_change(tmp_path):
+    site = Site()
+    site.add("/nocontent", status=204)
+    with SiteServer(site) as server:
+        with BrowserCapture(tmp_path / "c", options()) as capture:
+            result = capture.page(server.url("/nocontent"))
+    assert result.status == 204 and result.final_url == server.url("/nocontent")
+    assert not any("changed its address" in note for note in result.notes), result.notes

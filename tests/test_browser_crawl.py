@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import stored_waczs
 from tests.killing import browser_pid, capture_killed_when, group_lines, journal_when, kill, start_capture
-from tests.site import PNG, Site, SiteServer, fails_then, generated_site
+from tests.site import PNG, Site, SiteServer, fails_then, generated_site, slow
 from tests.warcs import member, pages, records
 
 
@@ -197,3 +197,39 @@ def test_browser_options_without_browser_are_refused(run, site, key, tmp_path, o
     result = run("capture", site.url("/"), *option, "--key", key, "--store", tmp_path / "store")
     assert result.code == 2 and "only with --browser" in result.err
     assert site.site.requests == []
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--page-timeout", "0"], "page timeouts must be positive"),
+    (["--wait-for", ""], "empty selector"),
+    (["--wait-for", "  "], "empty selector"),
+])
+def test_bad_browser_options_are_one_line_errors_before_anything_is_fetched(
+        run, site, key, tmp_path, option, message):
+    """Not silently replaced by a default (a zero timeout, an empty selector)."""
+    result = run("capture", site.url("/"), "--browser", *option, "--key", key,
+                 "--store", tmp_path / "store", "--work-dir", tmp_path / "work")
+    assert result.code == 2 and message in result.err, result
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
+    assert not (tmp_path / "work").exists() and site.site.requests == []
+
+
+def test_max_time_bounds_the_page_the_browser_is_loading(run, key, tmp_path):
+    """As the crawler's own fetches are cut at --max-time, so is the browser's wait for
+    a page that never settles: it is captured as it is then, with a recorded timeout."""
+    site = Site()
+    site.html("/hanging", "Never settles", '<p>partly loaded</p><img src="/never.png">')
+    site.add("/never.png", handler=slow(60))
+    with SiteServer(site) as server:
+        began = time.monotonic()
+        result = run("capture", server.url("/hanging"), "--browser", "--max-time", "2s",
+                     "--page-timeout", "40s", "--key", key, "--store", tmp_path / "store",
+                     "--work-dir", tmp_path / "work", "--quiet")
+        took = time.monotonic() - began
+    assert result.code == 0, result
+    assert took < 25, took
+    [entry] = pages(Path(stored_waczs(tmp_path / "store")[0]))
+    assert entry["timedOut"] is True and entry["status"] == 200
+    screenshots = [r for r in records(Path(stored_waczs(tmp_path / "store")[0]))
+                   if r["type"] == "resource" and r["uri"].startswith("urn:screenshot:")]
+    assert len(screenshots) == 1

@@ -155,3 +155,16 @@ def test_an_html_path_that_cannot_be_written_is_one_line_before_checking(reports
         assert result.code == 2 and result.out == "", result
         assert words in result.err and "internal error" not in result.err
         assert len(result.err.strip().splitlines()) == 1
+
+
+def test_screenshots_of_a_file_that_did_not_verify_say_so_beside_them(reports, run, tmp_path):
+    """A printed page of pictures may be read apart from the verdict on the first page:
+    each screenshot of a file that did not verify carries the verdict with it."""
+    _, wacz, pub = reports
+    bad, good = tmp_path / "bad.html", tmp_path / "good.html"
+    assert run("verify", wacz, "--html", bad).code == 1        # no trusted key given
+    assert run("verify", wacz, "--trust", f"desk={pub}", "--html", good).code == 0
+    [picture] = HTMLParser(bad.read_text()).css(".page img")
+    caption = picture.next.text()
+    assert "NOT VERIFIED" in caption and "may not be what was captured" in caption
+    assert "may not be what was captured" not in good.read_text()

@@ -235,9 +235,59 @@ class _PageState:
                 return False
             await asyncio.sleep(POLL)
 
+    def heard_of(self, url: str) -> bool:
+        """Whether the browser asked the proxy for `url` (refused requests too)."""
+        with self.lock:
+            return url in self.begun or url in self.excluded
+
     def last(self, url: str) -> _Seen | None:
         with self.lock:
             return next((s for s in reversed(self.seen) if s.url == url), None)
+
+
+class _Navigations:
+    """The page's main-frame navigations as the browser reports them: the documents it
+    was served (redirects, then the page; a page that sends itself on adds more), and
+    whether one it asked for has not arrived yet."""
+
+    def __init__(self, page) -> None:
+        self.documents: list[tuple[str, int]] = []   # (URL, status)
+        self.commits = 0                             # documents (or addresses) shown
+        self.asked = False                           # a navigation under way
+        main = page.main_frame
+
+        def on_request(request) -> None:
+            if request.is_navigation_request() and request.frame == main:
+                self.asked = True
+
+        def on_response(response) -> None:
+            if response.request.is_navigation_request() and response.frame == main:
+                self.documents.append((urldefrag(response.url)[0], response.status))
+
+        def on_shown(frame) -> None:
+            if frame == main:
+                self.asked = False
+                self.commits += 1
+
+        def on_failed(request) -> None:
+            if request.is_navigation_request() and request.frame == main:
+                self.asked = False
+        page.on("request", on_request)
+        page.on("response", on_response)
+        page.on("framenavigated", on_shown)
+        page.on("requestfailed", on_failed)
+
+    async def settle(self, page, until: float) -> bool:
+        """Wait for a navigation under way to be shown and loaded; False at `until`."""
+        if not self.asked:
+            return True
+        while self.asked and time.monotonic() < until:
+            await asyncio.sleep(POLL)
+        try:
+            await page.wait_for_load_state("load", timeout=max(1.0, (until - time.monotonic()) * 1000))
+        except PlaywrightError:
+            return False
+        return not self.asked
 
 
 async def _bounded(awaitable, seconds: float):
@@ -450,13 +500,32 @@ class BrowserSession:
             except PlaywrightError as exc:
                 raise BrowserGone(f"the browser stopped: {_first_line(exc)}") from None
             await page.set_viewport_size({"width": opts.viewport_width, "height": opts.viewport_height})
+            navigations = _Navigations(page)
             navigation_error = await self._load(page, url, opts, state, result)
-            final = urldefrag(page.url)[0]
+            # A page that sends itself on (a meta refresh, a script) after the wait: the
+            # snapshots are of where it went, so they wait for it and are named after it.
+            if (navigation_error is None and not result.timed_out
+                    and not await navigations.settle(page, time.monotonic() + MAIN_DOCUMENT_WAIT)):
+                result.notes.append("the page was still going to another address")
+            documents = navigations.documents
+            commits = navigations.commits
+            shown = urldefrag(page.url)[0]
+            final = shown
+            if (documents and shown.startswith(("http://", "https://"))
+                    and shown not in (u for u, _ in documents)):
+                # The history API changes the address without a request: the page is still
+                # the document the server sent, which is what the proxy recorded.
+                final = documents[-1][0]
+                result.notes.append(f"the page changed its address to {shown} without loading it")
             if final.startswith(("http://", "https://")):
                 result.final_url = final
-            await self._judge(state, result, navigation_error)
+            await self._judge(state, result, navigation_error, documents[-1] if documents else None)
             if result.status is not None and navigation_error is None:
                 await self._snapshot(page, result, opts.snapshot_timeout)
+                if navigations.commits != commits:
+                    # Named after the page it was, they may show the page it went on to.
+                    result.notes.append(f"the page went on to {urldefrag(page.url)[0]} while it was "
+                                        "being snapshotted: its snapshots may show that page")
             if not await self._alive():
                 # What failed above failed because the browser went, not because of the page.
                 raise BrowserGone("the browser stopped while the page was being captured")
@@ -530,9 +599,15 @@ class BrowserSession:
             try:
                 await page.wait_for_selector(opts.selector, timeout=left_ms())
             except PlaywrightError as exc:
-                if not _is_timeout(exc):
+                if _is_timeout(exc):
+                    timed_out(f"the selector {opts.selector!r} did not appear")
+                elif await self._alive():
+                    # A selector Chromium cannot parse is the operator's slip, not the
+                    # page's failure: the page is still judged and snapshotted.
+                    result.notes.append(
+                        f"the selector {opts.selector!r} could not be used: {_first_line(exc)}")
+                else:
                     raise
-                timed_out(f"the selector {opts.selector!r} did not appear")
         if opts.scroll and not result.timed_out:
             await self._scroll(page, opts, state, deadline, result)
         if opts.delay and time.monotonic() < deadline:
@@ -565,9 +640,10 @@ class BrowserSession:
                 result.notes.append("requests were still running after scrolling")
 
     async def _judge(self, state: _PageState, result: BrowserPageResult,
-                     navigation_error: str | None) -> None:
+                     navigation_error: str | None, document: tuple[str, int] | None) -> None:
         """The page's status and error, from what the proxy recorded of its document
-        (never from the browser, which would also show the proxy's own error page)."""
+        (never from the browser, which would also show the proxy's own error page) or,
+        when no request for it reached the proxy, from the browser's cached `document`."""
         final = result.final_url
         await state.wait(lambda: state.pending[final] <= 0, time.monotonic() + MAIN_DOCUMENT_WAIT)
         seen = state.last(final)
@@ -578,6 +654,12 @@ class BrowserSession:
                 result.error, result.error_kind = seen.error, seen.error_kind
         elif state.pending[final] > 0:
             result.notes.append("the page's own response was still arriving")
+        elif document is not None and document[0] == final and not state.heard_of(final):
+            # Served from the browser's HTTP cache (service workers are blocked): its copy
+            # came through the proxy earlier in this session, so it is already recorded.
+            result.status = document[1]
+            result.notes.append(f"the browser showed its cached copy of {final}, "
+                                "recorded earlier in this capture")
         if navigation_error:
             # The server's response is recorded all the same (a PDF the browser would
             # only download, say); the browser's complaint is a note unless nothing came.
@@ -603,13 +685,21 @@ class BrowserSession:
         else:
             result.dom = self._resource(f"urn:dom:{result.final_url}", dom, "text/html; charset=utf-8", result)
             result.outlinks = extract_html(dom, result.final_url).pages
-        try:
-            png = await _bounded(page.screenshot(
-                full_page=True, type="png", timeout=timeout * 1000, animations="disabled",
-            ), timeout + SCRIPT_GRACE)
-        except (PlaywrightError, _PageStuck) as exc:
-            result.notes.append(f"no screenshot: {_first_line(exc)}")
-        else:
+        png = None
+        for full_page in (True, False):
+            try:
+                png = await _bounded(page.screenshot(
+                    full_page=full_page, type="png", timeout=timeout * 1000, animations="disabled",
+                ), timeout + SCRIPT_GRACE)
+                break
+            except _PageStuck as exc:
+                result.notes.append(f"no screenshot: {exc}")
+                break
+            except PlaywrightError as exc:
+                # Some documents (an SVG file, say) cannot be shot whole: the viewport then.
+                result.notes.append(f"no {'full-page' if full_page else 'viewport'} screenshot: "
+                                    f"{_first_line(exc)}")
+        if png is not None:
             result.screenshot = self._resource(f"urn:screenshot:{result.final_url}", png, "image/png", result)
 
     def _resource(self, uri: str, data: bytes, content_type: str,

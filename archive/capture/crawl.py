@@ -14,7 +14,7 @@ import email.utils
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -39,6 +39,7 @@ ROBOTS_REDIRECTS = 5
 REDIRECT_CODES = {301, 302, 303, 307, 308}
 TRANSIENT_KINDS = {"timeout", "reset", "refused"}
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
+MIN_PAGE_WAIT = 1.0              # seconds a browser page gets however near --max-time is
 
 
 @dataclass
@@ -404,7 +405,7 @@ class Crawler:
         one group: the page, everything it fetched, its snapshots."""
         from archive.capture.browser import page_entry
 
-        page = self.browser.capture_page(item.url)
+        page = self.browser.capture_page(item.url, self._page_options())
         wait = self._retry_wait(item, page.error_kind, page.status, page.retry_after)
         final = wait is None
         with self.writer.batch():
@@ -428,6 +429,15 @@ class Crawler:
         if wait is not None:
             self.frontier.retry(item.retried(), time.monotonic() + wait)
         self._check_bytes()
+
+    def _page_options(self) -> PageOptions:
+        """The browser's page options, its wait cut at --max-time (as the crawler's own
+        fetches are): a page that never settles is then captured as it is, timed out."""
+        options = self.options.browser
+        if self._deadline is None:
+            return options
+        left = max(MIN_PAGE_WAIT, self._deadline - time.monotonic())
+        return replace(options, timeout=min(options.timeout, left))
 
     def _journal(self, line: dict, recorded: Recorded | None = None) -> None:
         """Append a group line naming the WARC position after the group and what every

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archive.errors import ArchiveError
+from archive.values import MAX_VIEWPORT
 
 WAIT_CONDITIONS = ("load", "domcontentloaded", "networkidle")
 
@@ -25,7 +26,9 @@ class PageOptions:
     def __post_init__(self) -> None:
         if self.wait not in WAIT_CONDITIONS:
             raise ArchiveError(f"unknown wait condition {self.wait!r}: one of {', '.join(WAIT_CONDITIONS)}")
-        if self.viewport_width < 1 or self.viewport_height < 1:
-            raise ArchiveError("the viewport needs a positive width and height")
+        if not (0 < self.viewport_width <= MAX_VIEWPORT and 0 < self.viewport_height <= MAX_VIEWPORT):
+            raise ArchiveError(f"the viewport needs a width and height from 1 to {MAX_VIEWPORT} pixels")
+        if self.selector is not None and not self.selector.strip():
+            raise ArchiveError("an empty selector to wait for: give a CSS selector")
         if self.timeout <= 0 or self.snapshot_timeout <= 0 or self.delay < 0:
             raise ArchiveError("page timeouts must be positive and the delay not negative")

@@ -125,7 +125,8 @@ def page_options(args) -> PageOptions | None:
     return PageOptions(
         viewport_width=width, viewport_height=height, wait=args.wait_until or defaults.wait,
         selector=args.wait_for, delay=args.wait or 0.0, scroll=not args.no_scroll,
-        timeout=args.page_timeout or defaults.timeout,
+        # `is not None`: an explicit 0 is refused by PageOptions, not taken as the default
+        timeout=args.page_timeout if args.page_timeout is not None else defaults.timeout,
     )
 
 

@@ -100,6 +100,10 @@ def _pages(report: Report, source: Source | None) -> str:
             uri = _image_uri(read_record_block(source, location, SCREENSHOT_LIMIT))
             if uri:
                 picture = f'<img alt="screenshot of {_e(page["url"])}" src="{uri}">'
+                if report.verdict != VERIFIED:
+                    # A printed page of pictures can be read apart from the verdict above.
+                    picture += (f'<p class=fail>{_e(report.verdict)}: this picture may not be '
+                                "what was captured.</p>")
             else:
                 picture = "<p>(its screenshot record cannot be shown)</p>"
         out.append(f"<div class=page><table>{table}</table>{picture}</div>")

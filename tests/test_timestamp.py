@@ -169,6 +169,8 @@ def test_token_moved_to_another_capture_fails_verification(capture, tsa, tsa_ca,
 @pytest.mark.parametrize("mode, reason", [
     ("down", "unreachable"),
     ("slow", "did not answer within 2s"),
+    ("trickle", "did not answer within 2s"),           # each byte within the read timeout
+    ("trickle-headers", "did not answer within 2s"),
     ("garbage", "not an RFC 3161 response"),
     ("http-error", "HTTP 500"),
     ("reject", "refused"),

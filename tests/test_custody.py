@@ -334,3 +334,14 @@ def test_an_unreadable_ledger_does_not_stop_verification(capture, run, pubkey, t
     assert result.code == 0, result
     assert "[warn] custody: the custody ledger cannot be read" in result.out
     assert "could not record 'verified'" in result.err and result.err.count("\n") == 1
+
+
+def test_a_capture_the_ledger_never_recorded_stored_does_not_pass_custody(capture, run, pubkey, tmp_path):
+    wacz = capture("/")
+    ledger = store_ledger(tmp_path)
+    ledger.path.unlink()            # a file put into the store by hand: no captured/sealed/stored
+    for _ in range(2):              # the first verification writes a 'verified' entry
+        result = run("verify", wacz, "--trust", pubkey, "--json")
+        checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+        assert result.code == 0 and checks["custody"]["status"] == "warn", checks["custody"]
+    assert "no 'stored' entry" in checks["custody"]["summary"]

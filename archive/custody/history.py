@@ -50,6 +50,11 @@ def capture_history(records: list[Record], location: str, capture_id: str,
     if problems:
         return History("fail", "the custody history contradicts this file or is damaged", problems, entries)
     events = ", ".join(dict.fromkeys(e["event"] for e in entries))
+    if not any(e["event"] == STORED for e in entries):
+        # entries of later events (a 'verified' one, written by verify itself) say nothing
+        # about how the file came into the store
+        return History("warn", f"no 'stored' entry: the ledger does not record how this capture came "
+                       f"into the store ({len(entries)} later entries: {events})", [], entries)
     if chain.breaks:
         first = chain.breaks[0]
         return History("warn", f"{len(entries)} custody entries ({events}) intact, but the ledger is "

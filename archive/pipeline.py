@@ -326,7 +326,9 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         # the work folder stays: the sealed WACZ in it is the only copy
         raise ArchiveError(f"capture {session.capture_id} was not stored: {exc} "
                            f"(the sealed capture is kept at {path})") from exc
-    custody.record(STORED, session.capture_id, sha256, address=stored.address, size=stored.size)
+    # the Object Lock it was stored under: the retention every later change starts from
+    custody.record(STORED, session.capture_id, sha256, address=stored.address, size=stored.size,
+                   lock=stored.lock)
     if signer is not None:
         store.put_public_key(signer.fingerprint, signer.public_pem())
     kept = None

@@ -9,6 +9,7 @@ import zipfile
 from datetime import datetime, timezone
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from archive.custody.ledger import FileLedger
 from archive.verify.timestamps import INVALID, TRUSTED, UNTRUSTED, check_token, load_tsa_certificates
@@ -83,7 +84,7 @@ def test_token_at_sealing_verifies_with_the_trusted_tsa_and_with_openssl(
     assert into_file.code == 2 and into_file.err.count("\n") == 1 and "internal" not in into_file.err
 
 
-def test_token_is_not_trusted_without_its_ca(capture, tsa, pubkey, run, tmp_path):
+def test_token_is_not_trusted_without_its_ca(capture, tsa, tsa_creds, pubkey, run, tmp_path):
     wacz = capture("/", extra=("--tsa", tsa.url))
     code, report, checks = verify_json(run, wacz, "--trust", pubkey)
     assert code == 0 and checks["timestamps"]["status"] == "warn"
@@ -96,6 +97,15 @@ def test_token_is_not_trusted_without_its_ca(capture, tsa, pubkey, run, tmp_path
     assert [t["state"] for t in report["time"]["tokens"]] == [UNTRUSTED]
     text = run("verify", wacz, "--trust", pubkey, "--trust-tsa", other_ca).out
     assert "no trusted time" in text
+    [token] = report["time"]["tokens"]
+    assert "token by CN=Test Time Stamping Authority" in token["message"]   # which of several tokens
+
+    # the TSA's own certificate (what TSAs publish beside their root) is not a root: said so
+    leaf = tmp_path / "tsa-leaf.pem"
+    leaf.write_bytes(tsa_creds.tsa_cert.public_bytes(serialization.Encoding.PEM))
+    code, report, checks = verify_json(run, wacz, "--trust", pubkey, "--trust-tsa", leaf)
+    assert code == 0 and report["time"]["trusted"] is False
+    assert "give the root CA certificate that issued it" in report["time"]["tokens"][0]["message"]
 
 
 def test_capture_without_token_verifies_with_no_trusted_time(capture, pubkey, run):

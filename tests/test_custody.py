@@ -345,3 +345,11 @@ def test_a_capture_the_ledger_never_recorded_stored_does_not_pass_custody(captur
         checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
         assert result.code == 0 and checks["custody"]["status"] == "warn", checks["custody"]
     assert "no 'stored' entry" in checks["custody"]["summary"]
+
+
+def test_a_file_outside_its_store_says_its_custody_was_not_read(capture, run, pubkey, tmp_path):
+    copy = tmp_path / "copy.wacz"
+    shutil.copyfile(capture("/"), copy)
+    result = run("verify", copy, "--trust", pubkey)
+    assert result.code == 0 and "custody history:" not in result.out
+    assert "custody: this file is not at its place in a store, so no custody ledger was read" in result.out

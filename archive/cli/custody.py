@@ -178,6 +178,10 @@ class VerifyContext:
     def finish(self, report, trusted: dict[str, str]) -> None:
         """Add the capture's custody history to the report, then record the verification."""
         if self.store is None:
+            if report.kind == "wacz":
+                report.notes.append("custody: this file is not at its place in a store, so no custody "
+                                    "ledger was read; verify it by id (--store) to see who handled it, and "
+                                    "timestamp tokens added after sealing")
             return
         from archive.verify.checks import add_late_check
         from archive.verify.warcs import Problem

@@ -353,3 +353,16 @@ def test_a_file_outside_its_store_says_its_custody_was_not_read(capture, run, pu
     result = run("verify", copy, "--trust", pubkey)
     assert result.code == 0 and "custody history:" not in result.out
     assert "custody: this file is not at its place in a store, so no custody ledger was read" in result.out
+
+
+def test_custody_commands_refuse_a_store_that_is_not_there(capture, run, tmp_path):
+    wacz = capture("/")
+    for action in ("show", "verify"):      # a mistyped folder is not an INTACT, empty ledger
+        for store in (tmp_path / "no-such-store", wacz):
+            result = run("custody", action, "--store", store)
+            assert result.code == 2 and result.err.count("\n") == 1 and "internal" not in result.err, result
+    ledger = store_ledger(tmp_path).path
+    ledger.unlink()
+    ledger.mkdir()
+    result = run("custody", "verify", "--store", tmp_path / "store")
+    assert result.code == 2 and "cannot read the custody ledger" in result.err and "internal" not in result.err

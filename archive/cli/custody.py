@@ -75,11 +75,20 @@ def format_entry(entry: dict) -> str:
             f"{who}  wacz {_short(s['wacz'])}  {details}").rstrip()
 
 
-def run_show(args) -> int:
+def _ledger_of(address: str | None):
+    """The store and ledger custody commands read; a local store must exist (a mistyped
+    folder would otherwise show an empty ledger, and `custody verify` call it INTACT)."""
     from archive.store.address import open_store   # not loaded by `archive verify FILE`
 
-    store = open_store(args.store)
-    ledger = open_ledger(store)
+    store = open_store(address)
+    root = getattr(store, "root", None)
+    if isinstance(root, Path) and not root.is_dir():
+        raise ArchiveError(f"no store at {root}" if not root.exists() else f"{root} is not a store folder")
+    return store, open_ledger(store)
+
+
+def run_show(args) -> int:
+    store, ledger = _ledger_of(args.store)
     records = ledger.records()
     chosen = [r.entry for r in records if r.entry and
               (args.capture_id is None or r.entry.get("capture") == args.capture_id)]
@@ -106,10 +115,7 @@ def anchor(text: str) -> tuple[int, str]:
 
 
 def run_verify(args) -> int:
-    from archive.store.address import open_store   # not loaded by `archive verify FILE`
-
-    store = open_store(args.store)
-    ledger = open_ledger(store)
+    store, ledger = _ledger_of(args.store)
     trusted = trusted_keys(args.trust) if args.trust else None
     records = ledger.records()
     report = check_chain(records, ledger.location, trusted)

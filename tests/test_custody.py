@@ -366,3 +366,19 @@ def test_custody_commands_refuse_a_store_that_is_not_there(capture, run, tmp_pat
     ledger.mkdir()
     result = run("custody", "verify", "--store", tmp_path / "store")
     assert result.code == 2 and "cannot read the custody ledger" in result.err and "internal" not in result.err
+
+
+def test_a_removed_later_token_contradicts_the_custody_record(capture, tsa, tsa_ca, run, pubkey, tmp_path):
+    wacz = capture("/")
+    capture_id, store = wacz.name.removesuffix(".wacz"), tmp_path / "store"
+    assert run("timestamp", capture_id, "--store", store, "--tsa", tsa.url).code == 0
+    token = store / "timestamps" / capture_id / "1.json"
+    token.unlink()                      # the only trusted time, gone from beside the capture
+    result = run("verify", wacz, "--trust", pubkey, "--trust-tsa", tsa_ca, "--json", "--no-record")
+    checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+    assert result.code == 1 and checks["custody"]["status"] == "fail"
+    assert any(f"timestamps/{capture_id}/1.json, but the store no longer holds it" in p["message"]
+               for p in checks["custody"]["problems"])
+    checked = run("custody", "verify", "--store", store)
+    assert checked.code == 1 and f"timestamp token timestamps/{capture_id}/1.json, but the store " \
+        "does not hold it" in checked.out

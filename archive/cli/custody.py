@@ -200,7 +200,7 @@ class VerifyContext:
             add_late_check(report, "custody", "warn", f"the custody ledger cannot be read: {exc}")
         else:
             history = capture_history(records, ledger.location, self.capture_id,
-                                      report.sha256, sealed_tokens)
+                                      report.sha256, sealed_tokens, [key for key, _ in self.later])
             report.custody = history.entries
             add_late_check(report, "custody", history.status, history.summary,
                            [Problem(p, ledger.location) for p in history.problems])

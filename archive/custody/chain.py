@@ -144,6 +144,9 @@ def unaccounted(records: list[Record], capture_ids: list[str], timestamp_keys: l
     held = set(capture_ids)
     out += [f"the ledger records capture {c} as stored, but the store does not hold it"
             for c in sorted(c for c in stored if c and c not in held)]
+    kept = set(timestamp_keys)
+    out += [f"the ledger records the timestamp token {k}, but the store does not hold it"
+            for k in sorted(k for k in noted if isinstance(k, str) and k not in kept)]
     return out
 
 

@@ -30,8 +30,10 @@ def summary_of(entry: dict) -> dict:
 
 
 def capture_history(records: list[Record], location: str, capture_id: str,
-                    file_sha256: str | None, tokens_in_file: int) -> History:
-    """Check the ledger and hold this capture's entries against the file verified."""
+                    file_sha256: str | None, tokens_in_file: int,
+                    later_keys: list[str] = ()) -> History:
+    """Check the ledger and hold this capture's entries against the file verified, and
+    the tokens kept beside it (`later_keys`, as the store lists them)."""
     mine = [i for i, r in enumerate(records) if r.entry and r.entry.get("capture") == capture_id]
     entries = [summary_of(records[i].entry) for i in mine]
     if not mine:
@@ -47,6 +49,11 @@ def capture_history(records: list[Record], location: str, capture_id: str,
     if at_seal > tokens_in_file:
         problems.append(f"the ledger records {at_seal} timestamp token(s) obtained at sealing, "
                         f"the file holds {tokens_in_file}: tokens were removed")
+    for entry in entries:
+        kept = (entry["details"] or {}).get("object") if entry["event"] == TIMESTAMPED else None
+        if kept and kept not in later_keys:
+            problems.append(f"entry {entry['seq']} records a timestamp token kept at {kept}, "
+                            "but the store no longer holds it: removed")
     if problems:
         return History("fail", "the custody history contradicts this file or is damaged", problems, entries)
     events = ", ".join(dict.fromkeys(e["event"] for e in entries))

@@ -242,3 +242,28 @@ def test_wacz_with_tokens_still_validates_with_py_wacz(capture, tsa):
     assert len(digest_of(wacz)["timestamps"]) == 2
     validate = subprocess.run([tool("wacz"), "validate", "-f", str(wacz)], capture_output=True, text=True)
     assert validate.returncode == 0 and "Validation succeeded" in validate.stdout, validate
+
+
+def test_a_later_token_in_an_s3_store_is_kept_found_and_accounted_for(run, key, pubkey, site, s3, tsa, tsa_ca, tmp_path):
+    address = s3.address("evidence")
+    result = run("capture", site.url("/"), "--key", key, "--store", address, "--work-dir", tmp_path / "work",
+                 "--quiet", "--json", "--tsa", closed_port_url(), "--tsa-timeout", "2")
+    assert result.code == 0, result
+    capture_id = json.loads(result.out)["capture_id"]
+    stamped = run("timestamp", capture_id, "--store", address, "--tsa", tsa.url, "--key", key, "--json")
+    assert stamped.code == 0, stamped
+    [kept] = json.loads(stamped.out)
+    assert kept["object"] == f"timestamps/{capture_id}/1.json"
+    assert f"evidence/timestamps/{capture_id}/1.json" in s3.keys()
+
+    code, report, checks = verify_json(run, capture_id, "--store", address, "--trust", pubkey,
+                                       "--trust-tsa", tsa_ca, "--no-record")
+    assert code == 0 and checks["timestamps"]["status"] == "pass", checks["timestamps"]
+    assert "added after sealing" in checks["timestamps"]["summary"] and checks["custody"]["status"] == "pass"
+    assert run("custody", "verify", "--store", address, "--trust", pubkey).code == 0
+    out = tmp_path / "tokens"
+    assert run("extract", capture_id, "--store", address, "--timestamps", out).code == 0
+    ok = subprocess.run(["openssl", "ts", "-verify", "-data", str(out / f"{capture_id}.datapackage.json"),
+                         "-in", str(out / f"{capture_id}.token1.tsr"), "-CAfile", str(tsa_ca)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and "Verification: OK" in ok.stdout, ok

@@ -17,7 +17,7 @@ from archive.custody.log import CustodyLog
 from archive.keys import fingerprint, load_private_key, load_public_key
 from archive.seal.sign import Signer
 from archive.store.local import LocalStore
-from tests.conftest import PASSPHRASE
+from tests.conftest import PASSPHRASE, stored_waczs
 
 CAPTURE = "20250308T121500Z-7f3a9c21"
 
@@ -382,3 +382,19 @@ def test_a_removed_later_token_contradicts_the_custody_record(capture, tsa, tsa_
     checked = run("custody", "verify", "--store", store)
     assert checked.code == 1 and f"timestamp token timestamps/{capture_id}/1.json, but the store " \
         "does not hold it" in checked.out
+
+
+def test_unsigned_entries_at_the_end_are_named_as_covered_by_no_signature(capture, run, pubkey, tmp_path):
+    capture("/")                                   # captured, sealed, stored: signed
+    store = tmp_path / "store"
+    result = run("custody", "verify", "--store", store, "--json")
+    assert json.loads(result.out)["unprotected"] == []
+    for _ in range(2):                             # two unsigned 'verified' entries at the end
+        assert run("verify", stored_waczs(store)[0], "--trust", pubkey).code == 0
+    lines = lines_of(store_ledger(tmp_path))
+    entry = json.loads(lines[-1])
+    entry["details"]["result"] = "FORGED"          # nothing but an anchor can show this edit
+    lines[-1] = canonical(entry) + b"\n"
+    write_lines(store_ledger(tmp_path), lines)
+    result = run("custody", "verify", "--store", store)
+    assert result.code == 0 and "entries 4 to 5 are unsigned and after the last signed entry" in result.out

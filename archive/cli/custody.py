@@ -140,6 +140,11 @@ def run_verify(args) -> int:
         print(f"  signed by {key}{name}: {count} entries")
     if report.unsigned:
         print(f"  unsigned: {report.unsigned} entries (actors without a key; they rest on the store's access control)")
+    if report.unprotected:
+        first, last = report.unprotected[0], report.unprotected[-1]
+        span, them = (f"entry {first} is", "it") if first == last else (f"entries {first} to {last} are", "them")
+        print(f"  {span} unsigned and after the last signed entry: no signature covers {them}, "
+              f"so only an --anchor noted earlier would show a change to {them}")
     if not trusted and report.signers:
         print("  signatures checked against the keys named in the entries; give --trust to require your keys")
     if report.head:

@@ -333,7 +333,9 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         # Ctrl-C, SIGTERM from a job runner during the upload: say where the capture is
         exc.add_note(f"capture {session.capture_id} was not stored: {kept_note}")
         raise
-    custody.record(STORED, session.capture_id, sha256, address=stored.address, size=stored.size)
+    # the Object Lock it was stored under: the retention every later change starts from
+    custody.record(STORED, session.capture_id, sha256, address=stored.address, size=stored.size,
+                   lock=stored.lock)
     if signer is not None:
         store.put_public_key(signer.fingerprint, signer.public_pem())
     kept = None

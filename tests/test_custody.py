@@ -17,7 +17,7 @@ from archive.custody.log import CustodyLog
 from archive.keys import fingerprint, load_private_key, load_public_key
 from archive.seal.sign import Signer
 from archive.store.local import LocalStore
-from tests.conftest import PASSPHRASE
+from tests.conftest import PASSPHRASE, stored_waczs
 
 CAPTURE = "20250308T121500Z-7f3a9c21"
 
@@ -334,3 +334,67 @@ def test_an_unreadable_ledger_does_not_stop_verification(capture, run, pubkey, t
     assert result.code == 0, result
     assert "[warn] custody: the custody ledger cannot be read" in result.out
     assert "could not record 'verified'" in result.err and result.err.count("\n") == 1
+
+
+def test_a_capture_the_ledger_never_recorded_stored_does_not_pass_custody(capture, run, pubkey, tmp_path):
+    wacz = capture("/")
+    ledger = store_ledger(tmp_path)
+    ledger.path.unlink()            # a file put into the store by hand: no captured/sealed/stored
+    for _ in range(2):              # the first verification writes a 'verified' entry
+        result = run("verify", wacz, "--trust", pubkey, "--json")
+        checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+        assert result.code == 0 and checks["custody"]["status"] == "warn", checks["custody"]
+    assert "no 'stored' entry" in checks["custody"]["summary"]
+
+
+def test_a_file_outside_its_store_says_its_custody_was_not_read(capture, run, pubkey, tmp_path):
+    copy = tmp_path / "copy.wacz"
+    shutil.copyfile(capture("/"), copy)
+    result = run("verify", copy, "--trust", pubkey)
+    assert result.code == 0 and "custody history:" not in result.out
+    assert "custody: this file is not at its place in a store, so no custody ledger was read" in result.out
+
+
+def test_custody_commands_refuse_a_store_that_is_not_there(capture, run, tmp_path):
+    wacz = capture("/")
+    for action in ("show", "verify"):      # a mistyped folder is not an INTACT, empty ledger
+        for store in (tmp_path / "no-such-store", wacz):
+            result = run("custody", action, "--store", store)
+            assert result.code == 2 and result.err.count("\n") == 1 and "internal" not in result.err, result
+    ledger = store_ledger(tmp_path).path
+    ledger.unlink()
+    ledger.mkdir()
+    result = run("custody", "verify", "--store", tmp_path / "store")
+    assert result.code == 2 and "cannot read the custody ledger" in result.err and "internal" not in result.err
+
+
+def test_a_removed_later_token_contradicts_the_custody_record(capture, tsa, tsa_ca, run, pubkey, tmp_path):
+    wacz = capture("/")
+    capture_id, store = wacz.name.removesuffix(".wacz"), tmp_path / "store"
+    assert run("timestamp", capture_id, "--store", store, "--tsa", tsa.url).code == 0
+    token = store / "timestamps" / capture_id / "1.json"
+    token.unlink()                      # the only trusted time, gone from beside the capture
+    result = run("verify", wacz, "--trust", pubkey, "--trust-tsa", tsa_ca, "--json", "--no-record")
+    checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+    assert result.code == 1 and checks["custody"]["status"] == "fail"
+    assert any(f"timestamps/{capture_id}/1.json, but the store no longer holds it" in p["message"]
+               for p in checks["custody"]["problems"])
+    checked = run("custody", "verify", "--store", store)
+    assert checked.code == 1 and f"timestamp token timestamps/{capture_id}/1.json, but the store " \
+        "does not hold it" in checked.out
+
+
+def test_unsigned_entries_at_the_end_are_named_as_covered_by_no_signature(capture, run, pubkey, tmp_path):
+    capture("/")                                   # captured, sealed, stored: signed
+    store = tmp_path / "store"
+    result = run("custody", "verify", "--store", store, "--json")
+    assert json.loads(result.out)["unprotected"] == []
+    for _ in range(2):                             # two unsigned 'verified' entries at the end
+        assert run("verify", stored_waczs(store)[0], "--trust", pubkey).code == 0
+    lines = lines_of(store_ledger(tmp_path))
+    entry = json.loads(lines[-1])
+    entry["details"]["result"] = "FORGED"          # nothing but an anchor can show this edit
+    lines[-1] = canonical(entry) + b"\n"
+    write_lines(store_ledger(tmp_path), lines)
+    result = run("custody", "verify", "--store", store)
+    assert result.code == 0 and "entries 4 to 5 are unsigned and after the last signed entry" in result.out

@@ -44,6 +44,8 @@ def test_capture_to_s3_then_verify_list_and_show_from_s3(run, key, pubkey, site,
     # the custody ledger lives in the bucket too: captured, sealed, stored, then verified
     assert "custody: 3 custody entries (captured, sealed, stored), ledger chain intact" in verified.out
     assert len([k for k in s3.keys() if k.startswith("evidence/2025/custody/")]) == 4
+    stored = json.loads(s3.read(f"evidence/2025/custody/{3:012d}.json"))
+    assert stored["event"] == "stored" and stored["details"]["lock"] == out["lock"]   # the retention given
     report = json.loads(run("verify", out["address"], "--trust", pubkey, "--json").out)
     assert report["sha256"] == out["sha256"] and report["target"] == out["address"]
 

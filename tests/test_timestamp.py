@@ -9,6 +9,7 @@ import zipfile
 from datetime import datetime, timezone
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from archive.custody.ledger import FileLedger
 from archive.verify.timestamps import INVALID, TRUSTED, UNTRUSTED, check_token, load_tsa_certificates
@@ -83,7 +84,7 @@ def test_token_at_sealing_verifies_with_the_trusted_tsa_and_with_openssl(
     assert into_file.code == 2 and into_file.err.count("\n") == 1 and "internal" not in into_file.err
 
 
-def test_token_is_not_trusted_without_its_ca(capture, tsa, pubkey, run, tmp_path):
+def test_token_is_not_trusted_without_its_ca(capture, tsa, tsa_creds, pubkey, run, tmp_path):
     wacz = capture("/", extra=("--tsa", tsa.url))
     code, report, checks = verify_json(run, wacz, "--trust", pubkey)
     assert code == 0 and checks["timestamps"]["status"] == "warn"
@@ -96,6 +97,15 @@ def test_token_is_not_trusted_without_its_ca(capture, tsa, pubkey, run, tmp_path
     assert [t["state"] for t in report["time"]["tokens"]] == [UNTRUSTED]
     text = run("verify", wacz, "--trust", pubkey, "--trust-tsa", other_ca).out
     assert "no trusted time" in text
+    [token] = report["time"]["tokens"]
+    assert "token by CN=Test Time Stamping Authority" in token["message"]   # which of several tokens
+
+    # the TSA's own certificate (what TSAs publish beside their root) is not a root: said so
+    leaf = tmp_path / "tsa-leaf.pem"
+    leaf.write_bytes(tsa_creds.tsa_cert.public_bytes(serialization.Encoding.PEM))
+    code, report, checks = verify_json(run, wacz, "--trust", pubkey, "--trust-tsa", leaf)
+    assert code == 0 and report["time"]["trusted"] is False
+    assert "give the root CA certificate that issued it" in report["time"]["tokens"][0]["message"]
 
 
 def test_capture_without_token_verifies_with_no_trusted_time(capture, pubkey, run):
@@ -169,6 +179,8 @@ def test_token_moved_to_another_capture_fails_verification(capture, tsa, tsa_ca,
 @pytest.mark.parametrize("mode, reason", [
     ("down", "unreachable"),
     ("slow", "did not answer within 2s"),
+    ("trickle", "did not answer within 2s"),           # each byte within the read timeout
+    ("trickle-headers", "did not answer within 2s"),
     ("garbage", "not an RFC 3161 response"),
     ("http-error", "HTTP 500"),
     ("reject", "refused"),
@@ -230,3 +242,28 @@ def test_wacz_with_tokens_still_validates_with_py_wacz(capture, tsa):
     assert len(digest_of(wacz)["timestamps"]) == 2
     validate = subprocess.run([tool("wacz"), "validate", "-f", str(wacz)], capture_output=True, text=True)
     assert validate.returncode == 0 and "Validation succeeded" in validate.stdout, validate
+
+
+def test_a_later_token_in_an_s3_store_is_kept_found_and_accounted_for(run, key, pubkey, site, s3, tsa, tsa_ca, tmp_path):
+    address = s3.address("evidence")
+    result = run("capture", site.url("/"), "--key", key, "--store", address, "--work-dir", tmp_path / "work",
+                 "--quiet", "--json", "--tsa", closed_port_url(), "--tsa-timeout", "2")
+    assert result.code == 0, result
+    capture_id = json.loads(result.out)["capture_id"]
+    stamped = run("timestamp", capture_id, "--store", address, "--tsa", tsa.url, "--key", key, "--json")
+    assert stamped.code == 0, stamped
+    [kept] = json.loads(stamped.out)
+    assert kept["object"] == f"timestamps/{capture_id}/1.json"
+    assert f"evidence/timestamps/{capture_id}/1.json" in s3.keys()
+
+    code, report, checks = verify_json(run, capture_id, "--store", address, "--trust", pubkey,
+                                       "--trust-tsa", tsa_ca, "--no-record")
+    assert code == 0 and checks["timestamps"]["status"] == "pass", checks["timestamps"]
+    assert "added after sealing" in checks["timestamps"]["summary"] and checks["custody"]["status"] == "pass"
+    assert run("custody", "verify", "--store", address, "--trust", pubkey).code == 0
+    out = tmp_path / "tokens"
+    assert run("extract", capture_id, "--store", address, "--timestamps", out).code == 0
+    ok = subprocess.run(["openssl", "ts", "-verify", "-data", str(out / f"{capture_id}.datapackage.json"),
+                         "-in", str(out / f"{capture_id}.token1.tsr"), "-CAfile", str(tsa_ca)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and "Verification: OK" in ok.stdout, ok

@@ -5,7 +5,8 @@ openssl and commercial TSAs produce them), built with asn1crypto.
 
 Modes make it misbehave the ways a real authority can: `slow` (answers after a long
 wait), `garbage` (HTTP 200 with junk), `reject` (status rejection), `wrong-hash` (a valid
-token over another hash), `http-error` (HTTP 500).
+token over another hash), `http-error` (HTTP 500), `trickle` (a real answer, a byte at
+a time, each within any per-read timeout) and `trickle-headers` (the same for the headers).
 """
 
 from __future__ import annotations
@@ -179,6 +180,8 @@ class TestTsa:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 tsa.requests += 1
                 status, data = tsa._answer(body, self.headers.get("Content-Type", ""))
+                if tsa.mode.startswith("trickle"):
+                    return tsa._trickle(self, data)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/timestamp-reply")
                 self.send_header("Content-Length", str(len(data)))
@@ -195,6 +198,22 @@ class TestTsa:
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/tsr"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _trickle(self, handler: BaseHTTPRequestHandler, data: bytes) -> None:
+        """Send the answer (headers too, in `trickle-headers`) one byte every 0.2 s."""
+        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/timestamp-reply\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n").encode()
+        if self.mode == "trickle":
+            handler.wfile.write(head)
+        slow = (head if self.mode == "trickle-headers" else b"") + data
+        try:
+            for i in range(len(slow)):
+                if self._released.wait(0.2):
+                    return
+                handler.wfile.write(slow[i:i + 1])
+                handler.wfile.flush()
+        except OSError:
+            pass   # the client gave up
 
     def _answer(self, body: bytes, content_type: str) -> tuple[int, bytes]:
         if content_type != "application/timestamp-query":

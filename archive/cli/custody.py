@@ -75,11 +75,20 @@ def format_entry(entry: dict) -> str:
             f"{who}  wacz {_short(s['wacz'])}  {details}").rstrip()
 
 
-def run_show(args) -> int:
+def _ledger_of(address: str | None):
+    """The store and ledger custody commands read; a local store must exist (a mistyped
+    folder would otherwise show an empty ledger, and `custody verify` call it INTACT)."""
     from archive.store.address import open_store   # not loaded by `archive verify FILE`
 
-    store = open_store(args.store)
-    ledger = open_ledger(store)
+    store = open_store(address)
+    root = getattr(store, "root", None)
+    if isinstance(root, Path) and not root.is_dir():
+        raise ArchiveError(f"no store at {root}" if not root.exists() else f"{root} is not a store folder")
+    return store, open_ledger(store)
+
+
+def run_show(args) -> int:
+    store, ledger = _ledger_of(args.store)
     records = ledger.records()
     chosen = [r.entry for r in records if r.entry and
               (args.capture_id is None or r.entry.get("capture") == args.capture_id)]
@@ -106,10 +115,7 @@ def anchor(text: str) -> tuple[int, str]:
 
 
 def run_verify(args) -> int:
-    from archive.store.address import open_store   # not loaded by `archive verify FILE`
-
-    store = open_store(args.store)
-    ledger = open_ledger(store)
+    store, ledger = _ledger_of(args.store)
     trusted = trusted_keys(args.trust) if args.trust else None
     records = ledger.records()
     report = check_chain(records, ledger.location, trusted)
@@ -134,6 +140,11 @@ def run_verify(args) -> int:
         print(f"  signed by {key}{name}: {count} entries")
     if report.unsigned:
         print(f"  unsigned: {report.unsigned} entries (actors without a key; they rest on the store's access control)")
+    if report.unprotected:
+        first, last = report.unprotected[0], report.unprotected[-1]
+        span, them = (f"entry {first} is", "it") if first == last else (f"entries {first} to {last} are", "them")
+        print(f"  {span} unsigned and after the last signed entry: no signature covers {them}, "
+              f"so only an --anchor noted earlier would show a change to {them}")
     if not trusted and report.signers:
         print("  signatures checked against the keys named in the entries; give --trust to require your keys")
     if report.head:
@@ -178,6 +189,10 @@ class VerifyContext:
     def finish(self, report, trusted: dict[str, str]) -> None:
         """Add the capture's custody history to the report, then record the verification."""
         if self.store is None:
+            if report.kind == "wacz":
+                report.notes.append("custody: this file is not at its place in a store, so no custody "
+                                    "ledger was read; verify it by id (--store) to see who handled it, and "
+                                    "timestamp tokens added after sealing")
             return
         from archive.verify.checks import add_late_check
         from archive.verify.warcs import Problem
@@ -190,7 +205,7 @@ class VerifyContext:
             add_late_check(report, "custody", "warn", f"the custody ledger cannot be read: {exc}")
         else:
             history = capture_history(records, ledger.location, self.capture_id,
-                                      report.sha256, sealed_tokens)
+                                      report.sha256, sealed_tokens, [key for key, _ in self.later])
             report.custody = history.entries
             add_late_check(report, "custody", history.status, history.summary,
                            [Problem(p, ledger.location) for p in history.problems])

@@ -33,6 +33,9 @@ class ChainReport:
     unaccounted: list[str] = field(default_factory=list)   # store contents with no entry
     signers: dict[str, int] = field(default_factory=dict)  # key fingerprint -> entries signed
     unsigned: int = 0
+    # sequence numbers of the unsigned entries after the last signed one: a signed entry
+    # commits (through `prev`) to every entry before it, nothing commits to these
+    unprotected: list[int] = field(default_factory=list)
     head: dict | None = None                               # {"seq", "hash"} of the last entry
 
     @property
@@ -43,7 +46,8 @@ class ChainReport:
         return {
             "location": self.location, "intact": self.intact, "entries": self.entries,
             "breaks": [b.to_dict() for b in self.breaks], "unaccounted": self.unaccounted,
-            "signers": self.signers, "unsigned": self.unsigned, "head": self.head,
+            "signers": self.signers, "unsigned": self.unsigned, "unprotected": self.unprotected,
+            "head": self.head,
         }
 
 
@@ -125,6 +129,11 @@ def check_chain(records: list[Record], location: str,
         seen.setdefault(seq, record.where)
         last, prev_raw, prev_disordered = max(last, seq), record.raw, bool(order)
     report.signers = dict(signers)
+    for index in range(len(records) - 1, -1, -1):
+        entry = records[index].entry
+        if not entry or entry.get("signature") is not None or seqs_at[index] is None:
+            break
+        report.unprotected.insert(0, seqs_at[index])
     if records:
         report.head = {"seq": seqs_at[-1], "hash": sha256_of(records[-1].raw)}
     return report
@@ -144,6 +153,9 @@ def unaccounted(records: list[Record], capture_ids: list[str], timestamp_keys: l
     held = set(capture_ids)
     out += [f"the ledger records capture {c} as stored, but the store does not hold it"
             for c in sorted(c for c in stored if c and c not in held)]
+    kept = set(timestamp_keys)
+    out += [f"the ledger records the timestamp token {k}, but the store does not hold it"
+            for k in sorted(k for k in noted if isinstance(k, str) and k not in kept)]
     return out
 
 

@@ -30,8 +30,10 @@ def summary_of(entry: dict) -> dict:
 
 
 def capture_history(records: list[Record], location: str, capture_id: str,
-                    file_sha256: str | None, tokens_in_file: int) -> History:
-    """Check the ledger and hold this capture's entries against the file verified."""
+                    file_sha256: str | None, tokens_in_file: int,
+                    later_keys: list[str] = ()) -> History:
+    """Check the ledger and hold this capture's entries against the file verified, and
+    the tokens kept beside it (`later_keys`, as the store lists them)."""
     mine = [i for i, r in enumerate(records) if r.entry and r.entry.get("capture") == capture_id]
     entries = [summary_of(records[i].entry) for i in mine]
     if not mine:
@@ -47,9 +49,19 @@ def capture_history(records: list[Record], location: str, capture_id: str,
     if at_seal > tokens_in_file:
         problems.append(f"the ledger records {at_seal} timestamp token(s) obtained at sealing, "
                         f"the file holds {tokens_in_file}: tokens were removed")
+    for entry in entries:
+        kept = (entry["details"] or {}).get("object") if entry["event"] == TIMESTAMPED else None
+        if kept and kept not in later_keys:
+            problems.append(f"entry {entry['seq']} records a timestamp token kept at {kept}, "
+                            "but the store no longer holds it: removed")
     if problems:
         return History("fail", "the custody history contradicts this file or is damaged", problems, entries)
     events = ", ".join(dict.fromkeys(e["event"] for e in entries))
+    if not any(e["event"] == STORED for e in entries):
+        # entries of later events (a 'verified' one, written by verify itself) say nothing
+        # about how the file came into the store
+        return History("warn", f"no 'stored' entry: the ledger does not record how this capture came "
+                       f"into the store ({len(entries)} later entries: {events})", [], entries)
     if chain.breaks:
         first = chain.breaks[0]
         return History("warn", f"{len(entries)} custody entries ({events}) intact, but the ledger is "

@@ -101,6 +101,8 @@ class FileLedger:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return []
+        except OSError as exc:      # a folder in its place, a file where its folder should be
+            raise ArchiveError(f"cannot read the custody ledger {self.path}: {exc.strerror or exc}") from None
         lines = data.split(b"\n")
         torn_tail = lines[-1] != b""
         out = []

@@ -99,7 +99,7 @@ def store_sealed(store, signer: Signer | None, leftover: dict, keep_local: bool,
             store.put_public_key(signer.fingerprint, signer.public_pem())
     except ArchiveError as exc:
         return {**leftover, "not_stored": f"the store refused it: {exc}; kept"}
-    custody.record(STORED, capture_id, sha256, address=stored.address, size=stored.size,
+    custody.record(STORED, capture_id, sha256, address=stored.address, size=stored.size, lock=stored.lock,
                    note="sealed by an earlier run whose store failed; verified, then stored")
     if not keep_local:
         shutil.rmtree(leftover["path"], ignore_errors=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Callable
@@ -45,10 +46,34 @@ def utc_iso(dt: datetime) -> str:
 
 
 def _post(url: str, body: bytes, timeout: float) -> bytes:
-    """POST a query and read the answer within `timeout` seconds in total."""
-    import requests     # here: `archive verify` loads this module but never asks a TSA
+    """POST a query and read the answer within `timeout` seconds in total.
 
-    deadline = time.monotonic() + timeout
+    requests' timeout bounds each socket read, not the whole exchange: a TSA that
+    trickles its headers or body a byte at a time would hold the capture for hours. So
+    the exchange runs in a daemon thread the caller stops waiting for at the deadline
+    (the thread, reading one socket read at a time, gives up soon after)."""
+    outcome: dict = {}
+
+    def exchange() -> None:
+        try:
+            outcome["data"] = _exchange(url, body, timeout, time.monotonic() + timeout)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=exchange, name="tsa-request", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimestampError(f"TSA did not answer within {timeout:g}s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["data"]
+
+
+def _exchange(url: str, body: bytes, timeout: float, deadline: float) -> bytes:
+    import requests     # here: `archive verify` loads this module but never asks a TSA
+    import urllib3      # (raw reads raise urllib3's errors, not requests')
+
     try:
         with requests.post(
             url, data=body, timeout=(timeout, timeout), stream=True,
@@ -57,16 +82,19 @@ def _post(url: str, body: bytes, timeout: float) -> bytes:
             if response.status_code != 200:
                 raise TimestampError(f"TSA answered HTTP {response.status_code}")
             data = bytearray()
-            for chunk in response.iter_content(16384):
+            while True:
+                if time.monotonic() > deadline:
+                    raise TimestampError(f"TSA did not answer within {timeout:g}s")
+                # read1: what one socket read gives, so the deadline is checked as bytes trickle in
+                chunk = response.raw.read1(16384)
+                if not chunk:
+                    return bytes(data)
                 data += chunk
                 if len(data) > MAX_RESPONSE:
                     raise TimestampError(f"TSA answer is larger than {MAX_RESPONSE} bytes")
-                if time.monotonic() > deadline:
-                    raise TimestampError(f"TSA did not answer within {timeout:g}s")
-            return bytes(data)
-    except requests.Timeout:
+    except (requests.Timeout, urllib3.exceptions.TimeoutError):
         raise TimestampError(f"TSA did not answer within {timeout:g}s") from None
-    except requests.RequestException as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         raise TimestampError(f"TSA unreachable: {type(exc).__name__}") from None
 
 

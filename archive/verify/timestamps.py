@@ -67,16 +67,28 @@ def load_tsa_certificates(paths: list[str] | None) -> list[x509.Certificate]:
     return certs
 
 
-def _signer_subject(response) -> str | None:
+def _signer(response) -> tuple[x509.Certificate | None, str | None]:
+    """The certificate that signed a token (when it carries it) and its subject."""
     try:
         infos = list(response.signed_data.signer_infos)
         certs = [x509.load_der_x509_certificate(c) for c in response.signed_data.certificates]
     except ValueError:
-        return None
+        return None, None
     for cert in certs:
         if infos and cert.issuer == infos[0].issuer and cert.serial_number == infos[0].serial_number:
-            return cert.subject.rfc4514_string()
-    return infos[0].issuer.rfc4514_string() + " (issuer; certificate not in token)" if infos else None
+            return cert, cert.subject.rfc4514_string()
+    return None, (infos[0].issuer.rfc4514_string() + " (issuer; certificate not in token)" if infos else None)
+
+
+def _untrusted_message(signer: x509.Certificate | None, authority: str | None,
+                       roots: list[x509.Certificate]) -> str:
+    """Why a token is not trusted, naming its signer (several tokens may share one check)."""
+    message = f"token by {authority}: its certificate does not chain to a TSA certificate you trust"
+    if signer is not None and any(signer == root for root in roots):
+        # what TSAs publish beside their root CA; openssl ts -verify -CAfile refuses it too
+        message += (" (the --trust-tsa certificate you gave is the TSA's own, not a root: give the "
+                    "root CA certificate that issued it)")
+    return message
 
 
 def check_token(entry: dict, datapackage: bytes, roots: list[x509.Certificate],
@@ -100,7 +112,7 @@ def check_token(entry: dict, datapackage: bytes, roots: list[x509.Certificate],
         imprint, gen_time = info.message_imprint.message, utc_iso(info.gen_time)
     except ValueError as exc:
         return TokenCheck(source, tsa, INVALID, f"token cannot be read: {str(exc)[:120]}", later=later)
-    authority = _signer_subject(response)
+    signer, authority = _signer(response)
     result = TokenCheck(source, tsa, INVALID, "", gen_time, authority, later)
     if algorithm is None:
         result.message = "token imprint uses an unsupported hash algorithm"
@@ -123,7 +135,7 @@ def check_token(entry: dict, datapackage: bytes, roots: list[x509.Certificate],
         text = str(exc)
         if any(marker in text for marker in UNTRUSTED_ERRORS):
             result.state = UNTRUSTED
-            result.message = "token's certificate does not chain to a TSA certificate you trust"
+            result.message = _untrusted_message(signer, authority, roots)
         else:
             result.message = "token does not verify: " + _reason(text)
         return result

@@ -162,6 +162,24 @@ def test_a_tampered_object_in_s3_does_not_verify(run, key, pubkey, site, s3, tmp
     assert result.out.startswith("NOT VERIFIED")
 
 
+def test_retention_without_a_mode_keeps_the_buckets_default_mode(run, key, site, s3, tmp_path):
+    """--retain-days alone must not replace a bucket's COMPLIANCE default with a weaker
+    GOVERNANCE lock on the object; a bucket without a default rule gets GOVERNANCE."""
+    plain = s3.make_bucket(lock=True)
+    result = capture_to_s3(run, key, site, tmp_path, f"s3://{plain}", "--retain-days", "2")
+    assert result.code == 0, result
+    assert json.loads(result.out)["lock"].startswith("GOVERNANCE until ")
+    s3.client.put_object_lock_configuration(Bucket=s3.bucket, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}}})
+    result = capture_to_s3(run, key, site, tmp_path, s3.address(), "--retain-days", "2")
+    assert result.code == 0, result
+    out = json.loads(result.out)
+    assert out["lock"].startswith("COMPLIANCE until ")
+    head = s3.client.head_object(Bucket=s3.bucket, Key=stored_key(s3))
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+
+
 def test_capture_keep_local_keeps_the_spool(run, key, site, s3, tmp_path):
     result = capture_to_s3(run, key, site, tmp_path, s3.address(), "--keep-local")
     assert result.code == 0, result

@@ -30,8 +30,9 @@ def add_retention_options(parser, default_help: str = "") -> None:
     parser.add_argument("--retain-days", type=days, metavar="N",
                         help="Object Lock retention of each capture, in days" + default_help)
     parser.add_argument("--lock-mode", choices=LOCK_MODES,
-                        help="Object Lock mode of that retention (default GOVERNANCE; COMPLIANCE "
-                             "cannot be shortened or lifted by anyone)")
+                        help="Object Lock mode of that retention (default: the bucket's default "
+                             "mode, else GOVERNANCE; COMPLIANCE cannot be shortened or lifted "
+                             "by anyone)")
 
 
 def add_store_options(parser) -> None:
@@ -47,7 +48,7 @@ def retention(args) -> Retention:
     if mode and not days:
         # a mode alone would be silently ignored: the user believes the capture is locked
         raise ArchiveError("--lock-mode applies to --retain-days only: give both")
-    return Retention(days, mode or "GOVERNANCE", getattr(args, "legal_hold", False))
+    return Retention(days, mode, getattr(args, "legal_hold", False))
 
 
 def store_options(args, progress=None) -> StoreOptions:

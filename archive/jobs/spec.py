@@ -104,7 +104,7 @@ class RetentionSpec:
     `--legal-hold`); an s3:// store whose bucket has Object Lock is needed."""
 
     retain_days: int | None = None
-    lock_mode: str = "GOVERNANCE"
+    lock_mode: str | None = None        # the bucket's default mode, else GOVERNANCE
     legal_hold: bool = False
 
 

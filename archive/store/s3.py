@@ -15,7 +15,7 @@ import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterator
@@ -148,24 +148,31 @@ def check_endpoint_url(url: str) -> str:
 
 
 # -- Object Lock -------------------------------------------------------------------
+DEFAULT_LOCK_MODE = "GOVERNANCE"
+
+
 @dataclass(frozen=True)
 class Retention:
+    """Object Lock on each capture. `mode` None: the bucket's default mode, else
+    GOVERNANCE (S3Store.put_capture decides), so that a retention given without a mode
+    never silently replaces a bucket's COMPLIANCE default with a weaker GOVERNANCE lock."""
     days: int | None = None
-    mode: str = "GOVERNANCE"
+    mode: str | None = None
     legal_hold: bool = False
 
     def object_args(self, now: datetime | None = None) -> dict:
         args: dict = {}
         if self.days:
             now = now or datetime.now(timezone.utc)
-            args["ObjectLockMode"] = self.mode
+            args["ObjectLockMode"] = self.mode or DEFAULT_LOCK_MODE
             args["ObjectLockRetainUntilDate"] = now + timedelta(days=self.days)
         if self.legal_hold:
             args["ObjectLockLegalHoldStatus"] = "ON"
         return args
 
     def describe(self) -> str:
-        parts = [f"{self.mode} for {self.days} days"] if self.days else []
+        mode = self.mode or "the bucket's default mode"
+        parts = [f"{mode} for {self.days} days"] if self.days else []
         parts += ["legal hold"] if self.legal_hold else []
         return ", ".join(parts) or "none"
 
@@ -258,19 +265,31 @@ class S3Store:
                     f"{what} has no Object Lock, so it cannot keep a retention period or legal "
                     f"hold (`archive store init` makes a bucket with it)")
 
-    def object_lock_enabled(self) -> bool:
+    def _lock_configuration(self) -> dict:
         try:
             config = self.client.get_object_lock_configuration(Bucket=self.location.bucket)
         except ClientError as exc:
             if error_code(exc)[0] == "ObjectLockConfigurationNotFoundError":
-                return False
+                return {}
             raise translate(exc, self.location.url()) from None
-        return config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+        return config.get("ObjectLockConfiguration", {})
+
+    def object_lock_enabled(self) -> bool:
+        return self._lock_configuration().get("ObjectLockEnabled") == "Enabled"
+
+    def _resolve_lock_mode(self) -> None:
+        """A retention without a mode takes the bucket's default mode (GOVERNANCE where
+        it has none): an explicit retention replaces the bucket's default on the object."""
+        if self.retention.days and self.retention.mode is None:
+            rule = self._lock_configuration().get("Rule", {}).get("DefaultRetention", {})
+            self.retention = replace(self.retention, mode=rule.get("Mode") or DEFAULT_LOCK_MODE)
 
     # -- captures -------------------------------------------------------------------
     def put_capture(self, capture_id: str, wacz: Path, sha256: str, metadata: dict) -> StoredCapture:
         key = self.location.key(capture_key(capture_id))
         what = self.location.url(key)
+        with s3_errors(what):
+            self._resolve_lock_mode()
         extra = {"Metadata": capture_metadata(capture_id, sha256, metadata),
                  "ContentType": WACZ_TYPE, **self.retention.object_args()}
         with s3_errors(what):
@@ -485,7 +504,8 @@ def init_bucket(client, bucket: str, region: str | None, retention: Retention) -
             "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
         lock: dict = {"ObjectLockEnabled": "Enabled"}
         if retention.days:
-            lock["Rule"] = {"DefaultRetention": {"Mode": retention.mode, "Days": retention.days}}
+            lock["Rule"] = {"DefaultRetention": {"Mode": retention.mode or DEFAULT_LOCK_MODE,
+                                                 "Days": retention.days}}
         client.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration=lock)
         return bucket_settings(client, bucket)
 

@@ -4,7 +4,9 @@ what could and could not be checked."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import io
 import json
 import random
@@ -158,6 +160,33 @@ def test_a_warc_without_digests_does_not_read_as_checked():
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["capture"]["digestsChecked"] == 0
     assert "no record in it carries a digest" in report["reason"] and "holds" not in report["reason"]
+
+
+def test_records_without_a_digest_among_checked_ones_are_named(tmp_path):
+    """A WARC whose records mostly carry digests but one does not: it passes as warcio
+    check passes it, but the report says that record's content was not checked."""
+    def record(n: int, digests: bool) -> bytes:
+        block = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npage %d" % n
+        payload = block.split(b"\r\n\r\n", 1)[1]
+        head = [b"WARC/1.1", b"WARC-Type: response", b"WARC-Record-ID: <urn:uuid:%d>" % n,
+                b"WARC-Date: 2026-01-01T00:00:00Z", b"WARC-Target-URI: http://example.test/%d" % n,
+                b"Content-Type: application/http; msgtype=response"]
+        if digests:
+            for name, data in ((b"Block", block), (b"Payload", payload)):
+                value = base64.b32encode(hashlib.sha1(data).digest())
+                head.append(b"WARC-%s-Digest: sha1:%s" % (name, value))
+        head.append(b"Content-Length: %d" % len(block))
+        return b"\r\n".join(head) + b"\r\n\r\n" + block + b"\r\n\r\n"
+
+    path = tmp_path / "mixed.warc"
+    path.write_bytes(b"".join(record(n, digests=n != 1) for n in range(3)))
+    proc = archive_cmd("verify", path, "--json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["verdict"] == "VERIFIED", report
+    assert report["capture"]["undigested"] == 1 and report["capture"]["digestsChecked"] == 4
+    assert "1 record with content and no digest could not be checked" in report["reason"]
+    [records] = [c for c in report["checks"] if c["name"] == "records"]
+    assert "1 record with content but no digest (not checked)" in records["summary"]
 
 
 def test_counts_read_as_words():

@@ -84,7 +84,7 @@ def _said(outcome) -> tuple:
     return (fallback, result.readable, result.unchecked, result.reader, result.digests_checked,
             [p.to_dict() for p in result.problems],
             [(r.offset, r.length, r.record_type, r.uri, r.record_id, r.date, r.payload_digest,
-              r.content_type) for r in result.records])
+              r.content_type) for r in result.records], result.undigested)
 
 
 def _damaged(data: bytes, how: str, where: float, size: int, members) -> bytes:

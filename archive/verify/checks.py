@@ -122,7 +122,8 @@ def _verify_warc(source: Source, progress: Progress | None) -> Report:
         _read_failure(fh, source)
     report.sha256 = whole.hexdigest()
     _records_check(report, [result])
-    report.capture = {"records": len(result.records), "digestsChecked": result.digests_checked}
+    report.capture = {"records": len(result.records), "digestsChecked": result.digests_checked,
+                      "undigested": result.undigested}
     report.notes.append("a bare WARC carries no signature and no trusted time: only the "
                         "integrity of each record was checked")
     return report
@@ -144,8 +145,12 @@ def _records_check(report: Report, results: list[WarcResult]) -> None:
         report.add("records", SKIP, "records could not all be checked: " + "; ".join(unchecked),
                    [Problem(u) for u in unchecked])
     else:
+        undigested = sum(r.undigested for r in results)
+        # as warcio check does, a record without a digest passes; it must not read as checked
+        missing = f"; {count(undigested, 'record')} with content but no digest (not checked)" \
+            if undigested else ""
         report.add("records", PASS, f"{count(records, 'record')} in {count(len(results), 'WARC file')}, "
-                   f"{count(digests, 'digest')} checked" + note)
+                   f"{count(digests, 'digest')} checked" + missing + note)
 
 
 # -- a WACZ -------------------------------------------------------------------------------

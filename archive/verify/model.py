@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from archive.values import count
 from archive.verify.warcs import Problem
 
 SCHEMA = "archive-verify-report/1"
@@ -127,6 +128,10 @@ def conclude(report: Report, allow_unsigned: bool) -> Report:
         if report.capture.get("digestsChecked") == 0:
             report.reason = ("the file reads as WARC, but no record in it carries a digest, so nothing "
                              "in it was checked; a bare WARC has no signature and no trusted time")
+        elif report.capture.get("undigested"):
+            report.reason = (f"every record digest holds, but {count(report.capture['undigested'], 'record')} "
+                             "with content and no digest could not be checked; a bare WARC has no "
+                             "signature and no trusted time")
         else:
             report.reason = ("every record digest holds; a bare WARC has no signature and no "
                              "trusted time, so only record integrity was checked")

@@ -130,6 +130,7 @@ def _joined(name: str, parts: list[Part]) -> tuple[WarcResult, str | None] | Non
     result = WarcResult(name)
     result.records = [record for part in parts for record in part.result.records]
     result.digests_checked = sum(part.result.digests_checked for part in parts)
+    result.undigested = sum(part.result.undigested for part in parts)
     return result, None
 
 

@@ -103,6 +103,7 @@ class WarcResult:
     records: list[RecordInfo] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     digests_checked: int = 0
+    undigested: int = 0                 # records with content and no digest: nothing checked it
     readable: bool = True               # False: reading stopped before the end
     unchecked: str | None = None        # why (part of) the file could not be checked
     reader: str = "fast"                # "fast" or "warcio"
@@ -186,11 +187,11 @@ class _Digest:
 class RecordDigests:
     """Block and payload digests of one record, fed its block in pieces."""
 
-    __slots__ = ("block", "payload", "splitter", "length", "seen")
+    __slots__ = ("block", "payload", "splitter", "length", "seen", "revisit")
 
     def __init__(self, record_type: str | None, uri: str | None, length: int,
                  block_digest: str | None, payload_digest: str | None, segmented: bool):
-        revisit = record_type == "revisit"
+        revisit = self.revisit = record_type == "revisit"
         self.block = _Digest(None if revisit else block_digest, "block")
         self.payload = _Digest(None if revisit or segmented else payload_digest, "payload")
         self.splitter = PayloadSplitter() if has_http_headers(record_type or "", uri, length) else None
@@ -492,6 +493,8 @@ class WarcChecker:
         reading thread slims down meanwhile."""
         messages, checked = digests.results()
         self.result.digests_checked += checked
+        if not checked and digests.length and not digests.revisit:
+            self.result.undigested += 1
         for message in messages:
             self.result.problems.append(Problem(message, self.result.filename, *where))
 
@@ -646,6 +649,8 @@ def check_warc_slow(stream: BinaryIO, filename: str) -> WarcResult:
             digests = [headers.get_header("WARC-Block-Digest"), headers.get_header("WARC-Payload-Digest")]
             if record.rec_type != "revisit":
                 result.digests_checked += sum(1 for d in digests if d)
+                if not any(digests) and record.length:
+                    result.undigested += 1
             for message in record.digest_checker.problems:
                 result.problems.append(Problem(message, filename, offset, record_id, uri))
             missing = getattr(raw, "limit", 0)

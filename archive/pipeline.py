@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ from archive.capture.journal import JOURNAL_NAME, CrawlState, CrawlStats, Journa
 from archive.custody.entry import CAPTURED, STORED, Actor
 from archive.custody.log import CustodyLog
 from archive.errors import AlreadyExists, ArchiveError
-from archive.hashing import file_sha256
+from archive.hashing import file_sha256, read_chunks
 from archive.ids import is_capture_id, new_capture_id
 from archive.keys import fingerprint, public_key_from_b64
 from archive.seal.container import ContainerChanged, ContainerWriter
@@ -314,6 +315,19 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
     )
 
 
+def _holding(store: Store, capture_id: str, sha256: str):
+    """The stored capture under `capture_id` when its bytes, read back whole, have this
+    SHA-256; None otherwise (another file under the same id is never taken for ours)."""
+    digest = hashlib.sha256()
+    try:
+        with store.open_capture(capture_id) as fh:
+            for chunk in read_chunks(fh):
+                digest.update(chunk)
+        return store.stat_capture(capture_id) if digest.hexdigest() == sha256 else None
+    except (ArchiveError, OSError):
+        return None
+
+
 def _store(session: Session, store: Store, signer: Signer | None, path: Path, sha256: str,
            size: int, created: str | None, state: CrawlState, custody: CustodyLog,
            timestamps: list[dict] = ()) -> CaptureResult:
@@ -322,8 +336,16 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
                 "created": created}
     kept_note = (f"the sealed capture is kept at {path}; "
                  f"store it with `archive capture --resume {session.work}`")
+    found = False
     try:
-        stored = store.put_capture(session.capture_id, path, sha256, metadata)
+        try:
+            stored = store.put_capture(session.capture_id, path, sha256, metadata)
+        except AlreadyExists:
+            # a run stopped after its upload was confirmed, before it cleaned up: the
+            # store already holds these very bytes (read back, not taken on trust)
+            stored, found = _holding(store, session.capture_id, sha256), True
+            if stored is None:
+                raise
     except Exception as exc:
         # the work folder stays: the sealed WACZ in it is the only copy. A taken key
         # stays taken: resuming into the same store would only be refused again.
@@ -335,7 +357,7 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         raise
     # the Object Lock it was stored under: the retention every later change starts from
     custody.record(STORED, session.capture_id, sha256, address=stored.address, size=stored.size,
-                   lock=stored.lock)
+                   lock=stored.lock, found=True if found else None)
     if signer is not None:
         store.put_public_key(signer.fingerprint, signer.public_pem())
     kept = None

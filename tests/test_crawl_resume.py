@@ -180,3 +180,28 @@ def test_captured_data_changed_on_disk_is_not_resumed_into_a_sealed_capture(run,
     assert "changed on disk" in resumed.err and resumed.err.count("\n") == 1
     assert stored_waczs(tmp_path / "store") == []
     assert work.exists(), "what was captured is kept"
+
+
+def test_a_capture_stored_before_its_run_stopped_is_found_on_resume(run, key, pubkey, tmp_path):
+    """A run stopped after its upload was confirmed, before it cleaned up (here: a work
+    folder kept with --keep-local): resuming finds the very bytes already stored and
+    finishes, instead of failing on a taken key forever. Another file under the capture's
+    id is never taken for it."""
+    store = tmp_path / "store"
+    with SiteServer(generated_site(3)) as server:
+        first = run("capture", server.url("/"), "--key", key, "--store", store,
+                    "--work-dir", tmp_path / "w", "--keep-local", "--quiet", "--json")
+        assert first.code == 0, first
+    out = json.loads(first.out)
+    work, stored = Path(out["work_dir"]), Path(out["address"])
+    again = run("capture", "--resume", work, "--key", key, "--store", store, "--json")
+    assert again.code == 0, again
+    assert json.loads(again.out)["sha256"] == out["sha256"]
+    assert stored_waczs(store) == [str(stored)]
+    assert run("verify", stored, "--trust", pubkey).code == 0
+
+    stored.unlink()                          # (a hard link of the kept copy: replaced, not written)
+    stored.write_bytes(b"not the capture")             # another file under the same id
+    refused = run("capture", "--resume", work, "--key", key, "--store", store, "--quiet")
+    assert refused.code == 2 and "already exists" in refused.err, refused
+    assert (work / f"{out['capture_id']}.wacz").exists()   # the only good copy is kept

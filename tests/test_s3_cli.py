@@ -348,11 +348,20 @@ def test_sigterm_during_a_multipart_upload_aborts_it_and_keeps_the_capture(key, 
     assert list((tmp_path / "work").glob("*/*.wacz"))        # the sealed capture is kept
 
 
-def test_resuming_a_capture_already_stored_is_refused_without_a_misleading_hint(run, key, site, s3, tmp_path):
+def test_resuming_a_capture_already_stored(run, key, site, s3, tmp_path):
+    """Its very bytes in the store (a run stopped before it cleaned up): found, nothing
+    written again. Other bytes under its key: refused, without a misleading hint."""
     out = json.loads(capture_to_s3(run, key, site, tmp_path, s3.address(), "--keep-local").out)
+    wacz_key = capture_key(out["capture_id"])
+    found = run("capture", "--resume", out["work_dir"], "--key", key, "--store", s3.address(),
+                "--keep-local", "--json")
+    assert found.code == 0, found
+    assert json.loads(found.out)["sha256"] == out["sha256"]
+    assert len(s3.versions(wacz_key)) == 1
+    s3.client.put_object(Bucket=s3.bucket, Key=wacz_key, Body=b"another file")
     again = run("capture", "--resume", out["work_dir"], "--key", key, "--store", s3.address(), "--quiet")
     assert again.code == 2, again
     [line] = again.err.strip().splitlines()
     assert "already exists" in line and "never overwritten" in line and "kept at" in line
     assert "--resume" not in line                   # resuming again would be refused again
-    assert len(s3.versions(capture_key(out["capture_id"]))) == 1
+    assert len(s3.versions(wacz_key)) == 2

@@ -6,7 +6,18 @@ from the WARC), so both sides split a record's block at the same byte.
 
 from __future__ import annotations
 
+import codecs
+import re
+
 HTTP_RECORD_TYPES = ("response", "request", "revisit")
+
+# warcio reads each header line as text (UTF-8, else ISO-8859-1) and ends the block at the
+# first line that str.rstrip() leaves empty: Unicode white space counts, not only ASCII
+_ASCII_BLANK = re.compile(rb"(?:^|\n)[ \t\r\x0b\x0c]*\n")
+# bytes that may be white space to that rule although bytes.strip() keeps them
+_UNUSUAL = re.compile(rb"[\x1c-\x1f\x80-\xff]")
+# the white space of ISO-8859-1 (what str.isspace() says of its characters), "\n" aside
+_LATIN1_SPACE = bytes(b for b in range(256) if chr(b).isspace() and b != 0x0A)
 
 
 def has_http_headers(record_type: str, uri: str | None, length: int) -> bool:
@@ -22,33 +33,73 @@ def has_http_headers(record_type: str, uri: str | None, length: int) -> bool:
 class PayloadSplitter:
     """Incremental scanner for the end of an HTTP header block.
 
-    The block ends after the first line that is empty once white space is stripped
-    (warcio's rule; an empty status line ends it at once).
+    The block ends after the first line that warcio's header parser reads as empty: the
+    line decoded as UTF-8 (else ISO-8859-1) holds nothing but white space (an empty
+    status line ends it at once).
     """
 
-    __slots__ = ("done", "_blank")
+    __slots__ = ("done", "_fed", "_latin1", "_utf8", "_decoder")
 
     def __init__(self) -> None:
         self.done = False
-        self._blank = True
+        self._fed = False
+        self._new_line()
 
-    def feed(self, data: bytes) -> int | None:
-        """Offset in `data` where the payload begins, or None while still in headers."""
+    def _new_line(self) -> None:
+        self._latin1 = True       # every byte so far is white space read as ISO-8859-1
+        self._utf8 = True         # the bytes so far are UTF-8 of white space only
+        self._decoder = None
+
+    def _take(self, piece: bytes) -> None:
+        """Part of the current line (no newline in it)."""
+        if self._latin1 and piece.translate(None, _LATIN1_SPACE):
+            self._latin1 = False
+        if self._utf8:
+            if self._decoder is None:
+                self._decoder = codecs.getincrementaldecoder("utf-8")()
+            try:
+                if self._decoder.decode(piece).strip():
+                    self._utf8 = False
+            except UnicodeDecodeError:
+                self._utf8 = False
+
+    def _line_is_blank(self) -> bool:
+        # all bytes white space in ISO-8859-1: blank whichever way warcio decodes them
+        # (as UTF-8 they can only be ASCII white space)
+        if self._latin1:
+            return True
+        if not self._utf8:
+            return False
+        try:
+            return not self._decoder.decode(b"", final=True).strip()
+        except UnicodeDecodeError:          # the line ends inside a UTF-8 sequence
+            return False
+
+    def feed(self, data) -> int | None:
+        """Offset in `data` (bytes or a memoryview) where the payload begins, or None
+        while still in headers."""
         if self.done:
             return 0
-        pos = 0
-        size = len(data)
-        while pos <= size:
+        if not self._fed:
+            self._fed = True
+            # the usual case, the whole header block in the first piece and nothing but
+            # ASCII before its end: one search in C
+            blank = _ASCII_BLANK.search(data)
+            if blank and not _UNUSUAL.search(data, 0, blank.start()):
+                self.done = True
+                return blank.end()
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        pos, size = 0, len(data)
+        while True:
             newline = data.find(b"\n", pos)
             end = size if newline < 0 else newline
-            if self._blank and data[pos:end].strip():
-                self._blank = False
+            if end > pos:
+                self._take(data[pos:end])
             if newline < 0:
                 return None
-            after = newline + 1
-            if self._blank:
+            if self._line_is_blank():
                 self.done = True
-                return after
-            self._blank = True
-            pos = after
-        return None
+                return newline + 1
+            self._new_line()
+            pos = newline + 1

@@ -206,7 +206,7 @@ class RecordDigests:
             if self.splitter is None or self.splitter.done:
                 self.payload.hasher.update(data)
             else:
-                start = self.splitter.feed(bytes(data))
+                start = self.splitter.feed(data)
                 if start is not None:
                     self.payload.hasher.update(data[start:])
 

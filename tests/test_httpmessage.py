@@ -1,0 +1,53 @@
+"""Where a record's payload begins: the same byte for capture and verify, and the same
+byte warcio finds, however the block is cut into pieces."""
+
+from __future__ import annotations
+
+import io
+
+from hypothesis import given, settings, strategies as st
+from warcio.statusandheaders import StatusAndHeadersParser
+
+from archive.httpmessage import PayloadSplitter
+
+# what matters to the rule: line ends, ASCII white space, other bytes
+# (ASCII and Unicode white space as warcio's text reading sees it, in UTF-8 and Latin-1)
+PIECES = st.lists(st.sampled_from([
+    b"a", b":", b" ", b"\t", b"\r", b"\n", b"\r\n", b"\x0b", b"\x0c", b"\x00", b"\x1c", b"\x1f",
+    b"\xa0", b"\x85", b"\xc2", b"\xc2\xa0", b"\xc2\x85", b"\xe2\x80\xa8", b"\xe3\x80\x80",
+    b"\xe2\x80", b"\xc3\xa9", b"HTTP/1.1 200 OK"]), max_size=40).map(b"".join)
+
+
+def _split(data: bytes, cuts: list[int], view: bool) -> int | None:
+    splitter, offset = PayloadSplitter(), 0
+    bounds = sorted(set(c % (len(data) + 1) for c in cuts))
+    for start, end in zip([0, *bounds], [*bounds, len(data)]):
+        piece = data[start:end]
+        found = splitter.feed(memoryview(piece) if view else piece)
+        if found is not None:
+            return offset + found
+        offset += len(piece)
+    return None
+
+
+def _warcio(data: bytes) -> int:
+    """Where warcio's parser stops reading header lines (the end: no payload)."""
+    stream = io.BytesIO(data)
+    try:
+        StatusAndHeadersParser([], verify=False).parse(stream)
+    except EOFError:            # an empty block
+        return 0
+    return stream.tell()
+
+
+@settings(max_examples=2000, deadline=None)
+@given(data=PIECES, cuts=st.lists(st.integers(0, 60), max_size=4), view=st.booleans())
+def test_the_split_does_not_depend_on_the_pieces(data, cuts, view):
+    assert _split(data, cuts, view) == _split(data, [], False)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(data=PIECES)
+def test_the_split_is_where_warcio_stops_reading_headers(data):
+    ours = _split(data, [], False)
+    assert (len(data) if ours is None else ours) == _warcio(data), data

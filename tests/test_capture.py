@@ -5,7 +5,7 @@ import zipfile
 from pathlib import Path
 
 from tests.conftest import stored_waczs
-from tests.site import SiteServer, standard_site
+from tests.site import Site, SiteServer, standard_site
 from tests.warcs import assert_third_party_checks_pass, member, pages, records
 
 
@@ -42,6 +42,26 @@ def test_server_closing_after_each_answer_loses_no_body(run, key, pubkey, tmp_pa
         assert "WARC-Truncated" not in response["headers"], path
         assert response["payload"] == served[path], path
     assert all("error" not in page for page in pages(wacz))
+    assert run("verify", wacz, "--trust", pubkey).code == 0
+
+
+def test_a_header_line_of_unicode_white_space_splits_the_payload_as_warcio_does(run, key, pubkey, tmp_path):
+    """A server sends a header line that is white space only as text (NBSP): warcio ends
+    the headers there, so the payload digest we write must start after it too, or warcio
+    check rejects our capture."""
+    def handler(h) -> None:
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\xa0\r\n"
+                      b"Content-Length: 5\r\n\r\nhello")
+        h.close_connection = True
+
+    site = Site()
+    site.add("/odd", handler=handler)
+    with SiteServer(site) as server:
+        result = run("capture", server.url("/odd"), "--key", key, "--store", tmp_path / "store",
+                     "--work-dir", tmp_path / "work", "--quiet")
+        assert result.code == 0, result
+    wacz = Path(stored_waczs(tmp_path / "store")[-1])
+    assert_third_party_checks_pass(wacz, tmp_path)
     assert run("verify", wacz, "--trust", pubkey).code == 0
 
 

@@ -216,11 +216,11 @@ def resume_capture(
 
 
 def _check_browser(options: CrawlOptions) -> None:
-    """A browser capture without Chromium stops here, saying how to install it, before
-    anything is created or fetched."""
+    """A browser capture without a working Chromium stops here, saying how to install
+    it, before anything is created or fetched."""
     if options.browser is not None:
-        from archive.capture.browser import find_chromium   # loads Playwright: only when needed
-        find_chromium()
+        from archive.capture.browser import check_chromium   # loads Playwright: only when needed
+        check_chromium()
 
 
 def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile],

@@ -6,6 +6,7 @@ import base64
 import gzip
 import hashlib
 import io
+import shutil
 import socket
 import time
 import zipfile
@@ -309,6 +310,18 @@ def test_missing_chromium_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ArchiveError, match="apt-get install chromium"):
         BrowserSession(None, print)
+
+
+def test_a_chromium_that_does_not_run_stops_the_capture_before_anything_is_made(run, tmp_path, monkeypatch):
+    """Present but broken (here: an executable that is not a browser): one line, exit 2,
+    and no work folder left behind to resume."""
+    monkeypatch.setenv("ARCHIVE_CHROMIUM", shutil.which("true"))
+    result = run("capture", "http://127.0.0.1:9/", "--browser", "--unsigned",
+                 "--store", tmp_path / "store", "--work-dir", tmp_path / "work")
+    assert result.code == 2, result
+    assert "Chromium does not run" in result.err and "apt-get install chromium" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
 
 
 def test_only_web_urls_are_loaded(bsite, tmp_path):

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -93,6 +95,23 @@ def find_chromium(explicit: str | None = None) -> str:
         if path:
             return _behind_launcher(path)
     raise ArchiveError(f"browser capture needs Chromium, which is not installed: {INSTALL_HINT}")
+
+
+def check_chromium(explicit: str | None = None) -> str:
+    """find_chromium(), and the executable found answers `--version` as Chromium does: a
+    browser that cannot even start stops a capture before anything is created."""
+    path = find_chromium(explicit)
+    try:
+        answer = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30,
+                                errors="replace")
+        version = re.search(r"\d+\.\d+\.\d+", answer.stdout)
+        problem = None if answer.returncode == 0 and version else \
+            f"`{path} --version` exited {answer.returncode} without a version"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        problem = f"`{path} --version` failed ({type(exc).__name__})"
+    if problem:
+        raise ArchiveError(f"Chromium does not run: {problem}; {INSTALL_HINT}")
+    return path
 
 
 def _behind_launcher(path: str) -> str:

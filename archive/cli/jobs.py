@@ -110,13 +110,29 @@ def run_check(args) -> int:
     return 0 if all(e["ok"] for e in results) else EXIT_BAD
 
 
+def _not_run(args, status: str, message: str, code: int) -> int:
+    """A run that did not take place: the message on stderr and, with --json, the same
+    as JSON on stdout, so a script reading stdout learns why too."""
+    print(message, file=sys.stderr)
+    if args.json:
+        print_json({"file": args.file, "status": status, "error": message.removeprefix("archive: "),
+                    "problems": [], "exitCode": code})
+    return code
+
+
 def run_run(args) -> int:
     try:
         spec = load_job(Path(args.file))
         signer, store = preflight(spec)
     except JobFileError as exc:
         _print_problems(exc)
+        if args.json:
+            print_json({"file": args.file, "status": "invalid", "error": "the job file has problems",
+                        "problems": [{"file": str(exc.path), "line": p.line, "message": p.message}
+                                     for p in exc.problems], "exitCode": EXIT_BAD})
         return EXIT_BAD
+    except ArchiveError as exc:      # an unreadable key, an unreachable store: nothing started
+        return _not_run(args, "unusable", f"archive: {exc}", EXIT_BAD)
     progress = Progress(not args.quiet and not args.json)
 
     def on_progress(stats, queued: int) -> None:
@@ -130,12 +146,11 @@ def run_run(args) -> int:
     try:
         outcome = run_job(spec, signer, store, on_progress, send=not args.no_notify)
     except JobBusy as exc:
-        print(f"archive: {exc}", file=sys.stderr)
-        return EXIT_BUSY
+        return _not_run(args, "busy", f"archive: {exc}", EXIT_BUSY)
     except Terminated:
-        print(f"archive: job {spec.name} stopped by SIGTERM; the run is recorded as "
-              "interrupted and what it captured is kept in its work folder", file=sys.stderr)
-        return EXIT_TERMINATED
+        return _not_run(args, "terminated", f"archive: job {spec.name} stopped by SIGTERM; the run "
+                        "is recorded as interrupted and what it captured is kept in its work "
+                        "folder", EXIT_TERMINATED)
     finally:
         signal.signal(signal.SIGTERM, previous)
         progress.done()

@@ -616,7 +616,7 @@ def _capture_summary(datapackage: dict, evidence: dict, warcs: list[WarcResult],
     def text(value):
         return value if isinstance(value, str) else None
 
-    def count(value):
+    def plain_count(value):
         # the file may say anything (a string, 10**400): only a plain count is shown
         return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 63 else None
 
@@ -637,8 +637,8 @@ def _capture_summary(datapackage: dict, evidence: dict, warcs: list[WarcResult],
         "host": text(evidence.get("host")),
         "job": text(evidence.get("job")),
         "pages": len(pages.pages) if isinstance(pages, PagesSink) else None,
-        "bytes": count(stats.get("bytes")),
-        "failed": count(stats.get("failed")),
+        "bytes": plain_count(stats.get("bytes")),
+        "failed": plain_count(stats.get("failed")),
         "records": sum(len(w.records) for w in warcs),
         "warcFiles": len(warcs),
     }

@@ -63,7 +63,7 @@ def test_a_second_run_is_refused_while_the_first_runs_then_sigterm_checkpoints(r
         assert "job busy is already running: run " in second.err and f"pid {first.pid}" in second.err
         assert second.out == ""
         as_json = run("jobs", "run", job, "--json")        # a script reading stdout learns why
-        assert as_json.code == 3 and json.loads(as_json.out)["status"] == "busy", as_json
+        assert as_json.code == 3 and json.loads(as_json.out)["status"] == "already running", as_json
         assert "already running" in json.loads(as_json.out)["error"]
         status = json.loads(run("jobs", "status", job, "--json").out)[0]["last_run"]
         assert status["status"] == "running" and status["host"]

@@ -156,7 +156,7 @@ def test_bad_job_file_is_refused_with_its_line_and_never_captures(run, good, sit
     assert "Traceback" not in result.err
     as_json = run("jobs", "run", job, "--json")
     outcome = json.loads(as_json.out)
-    assert as_json.code == 2 and outcome["exitCode"] == 2 and outcome["status"] in ("invalid", "unusable")
+    assert as_json.code == 2 and outcome["exitCode"] == 2 and outcome["status"] == "could not run"
     assert any(words in p["message"] for p in outcome["problems"]) or words in outcome["error"]
     assert site.site.requests == []                     # no capture was started
     assert not (tmp_path / "store" / "captures").exists()

@@ -21,7 +21,7 @@ from archive.errors import ArchiveError
 from archive.jobs.lock import JobBusy, iso_seconds, utcnow
 from archive.jobs.preflight import preflight
 from archive.jobs.runner import Outcome, Terminated, run_job
-from archive.jobs.scheduler import Scheduler, install_stop_handlers, log_line
+from archive.jobs.scheduler import Scheduler, exit_meaning, install_stop_handlers, log_line
 from archive.jobs.spec import JobFileError, JobSpec, load_job
 from archive.jobs.status import first_due, job_files, job_status
 
@@ -110,13 +110,14 @@ def run_check(args) -> int:
     return 0 if all(e["ok"] for e in results) else EXIT_BAD
 
 
-def _not_run(args, status: str, message: str, code: int) -> int:
+def _not_run(args, message: str, code: int) -> int:
     """A run that did not take place: the message on stderr and, with --json, the same
-    as JSON on stdout, so a script reading stdout learns why too."""
+    as JSON on stdout (the status `jobs serve` logs for that exit code), so a script
+    reading stdout learns why too."""
     print(message, file=sys.stderr)
     if args.json:
-        print_json({"file": args.file, "status": status, "error": message.removeprefix("archive: "),
-                    "problems": [], "exitCode": code})
+        print_json({"file": args.file, "status": exit_meaning(code),
+                    "error": message.removeprefix("archive: "), "problems": [], "exitCode": code})
     return code
 
 
@@ -126,13 +127,14 @@ def run_run(args) -> int:
         signer, store = preflight(spec)
     except JobFileError as exc:
         _print_problems(exc)
-        if args.json:
-            print_json({"file": args.file, "status": "invalid", "error": "the job file has problems",
+        if args.json:     # (each problem is on stderr already, with its line)
+            print_json({"file": args.file, "status": exit_meaning(EXIT_BAD),
+                        "error": "the job file has problems", "exitCode": EXIT_BAD,
                         "problems": [{"file": str(exc.path), "line": p.line, "message": p.message}
-                                     for p in exc.problems], "exitCode": EXIT_BAD})
+                                     for p in exc.problems]})
         return EXIT_BAD
     except ArchiveError as exc:      # an unreadable key, an unreachable store: nothing started
-        return _not_run(args, "unusable", f"archive: {exc}", EXIT_BAD)
+        return _not_run(args, f"archive: {exc}", EXIT_BAD)
     progress = Progress(not args.quiet and not args.json)
 
     def on_progress(stats, queued: int) -> None:
@@ -146,9 +148,9 @@ def run_run(args) -> int:
     try:
         outcome = run_job(spec, signer, store, on_progress, send=not args.no_notify)
     except JobBusy as exc:
-        return _not_run(args, "busy", f"archive: {exc}", EXIT_BUSY)
+        return _not_run(args, f"archive: {exc}", EXIT_BUSY)
     except Terminated:
-        return _not_run(args, "terminated", f"archive: job {spec.name} stopped by SIGTERM; the run "
+        return _not_run(args, f"archive: job {spec.name} stopped by SIGTERM; the run "
                         "is recorded as interrupted and what it captured is kept in its work "
                         "folder", EXIT_TERMINATED)
     finally:

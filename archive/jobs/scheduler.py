@@ -195,7 +195,7 @@ class Scheduler:
             outcome = {}
         capture = outcome.get("capture") or {}
         self.log("finished", {
-            "job": job, "exit": code, "status": outcome.get("status") or _exit_meaning(code),
+            "job": job, "exit": code, "status": outcome.get("status") or exit_meaning(code),
             "capture_id": capture.get("capture_id"), "pages": capture.get("pages"),
             "resumed": outcome.get("resumed") or None,
             "error": outcome.get("error") or (said.strip().splitlines() or [None])[-1],
@@ -248,7 +248,8 @@ class Scheduler:
         self.log("stopped", {})
 
 
-def _exit_meaning(code: int | None) -> str:
+def exit_meaning(code: int | None) -> str:
+    """The status of a run that exited with `code` (`jobs run`'s exit codes)."""
     return {0: "ok", 1: "failed", 2: "could not run", 3: "already running",
             143: "interrupted"}.get(code, f"exit {code}")
 

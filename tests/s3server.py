@@ -183,9 +183,10 @@ class S3Proxy:
                     else:
                         self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
+                    # noted before the body goes out: the client may act on it at once
+                    proxy.seen.append((self.command, self.path, len(data)))
                     if self.command != "HEAD":
                         self.wfile.write(data)
-                    proxy.seen.append((self.command, self.path, len(data)))
                 finally:
                     conn.close()
 
@@ -194,8 +195,8 @@ class S3Proxy:
                 self.send_header("Content-Type", "application/xml")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
                 proxy.seen.append((self.command, self.path, len(data)))
+                self.wfile.write(data)
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 

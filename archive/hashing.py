@@ -28,15 +28,20 @@ def read_chunks(stream: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
         yield chunk
 
 
-def file_sha256(path: str | Path) -> tuple[str, int]:
-    """SHA-256 hex digest and size of a file, read once in chunks."""
+def stream_sha256(stream: BinaryIO) -> tuple[str, int]:
+    """SHA-256 hex digest and size of what is left to read in `stream`, in chunks."""
     hasher = hashlib.sha256()
     size = 0
-    with open(path, "rb") as fh:
-        for chunk in read_chunks(fh):
-            hasher.update(chunk)
-            size += len(chunk)
+    for chunk in read_chunks(stream):
+        hasher.update(chunk)
+        size += len(chunk)
     return hasher.hexdigest(), size
+
+
+def file_sha256(path: str | Path) -> tuple[str, int]:
+    """SHA-256 hex digest and size of a file, read once in chunks."""
+    with open(path, "rb") as fh:
+        return stream_sha256(fh)
 
 
 def parse_digest(value: str) -> tuple[str, bytes] | None:

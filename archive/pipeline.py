@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ from archive.capture.journal import JOURNAL_NAME, CrawlState, CrawlStats, Journa
 from archive.custody.entry import CAPTURED, STORED, Actor
 from archive.custody.log import CustodyLog
 from archive.errors import AlreadyExists, ArchiveError
-from archive.hashing import file_sha256, read_chunks
+from archive.hashing import file_sha256, stream_sha256
 from archive.ids import is_capture_id, new_capture_id
 from archive.keys import fingerprint, public_key_from_b64
 from archive.seal.container import ContainerChanged, ContainerWriter
@@ -318,12 +317,10 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
 def _holding(store: Store, capture_id: str, sha256: str):
     """The stored capture under `capture_id` when its bytes, read back whole, have this
     SHA-256; None otherwise (another file under the same id is never taken for ours)."""
-    digest = hashlib.sha256()
     try:
         with store.open_capture(capture_id) as fh:
-            for chunk in read_chunks(fh):
-                digest.update(chunk)
-        return store.stat_capture(capture_id) if digest.hexdigest() == sha256 else None
+            held = stream_sha256(fh)[0]
+        return store.stat_capture(capture_id) if held == sha256 else None
     except (ArchiveError, OSError):
         return None
 

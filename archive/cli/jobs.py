@@ -70,13 +70,17 @@ def _print_problems(error: JobFileError) -> None:
         print(problem.render(error.path), file=sys.stderr)
 
 
+def _problem_rows(error: JobFileError) -> list[dict]:
+    return [{"file": str(error.path), "line": p.line, "message": p.message} for p in error.problems]
+
+
 def _check_one(path: Path, offline: bool) -> tuple[JobSpec | None, list[dict]]:
     try:
         spec = load_job(path)
         if not offline:
             preflight(spec)
     except JobFileError as exc:
-        return None, [{"file": str(path), "line": p.line, "message": p.message} for p in exc.problems]
+        return None, _problem_rows(exc)
     except ArchiveError as exc:
         return None, [{"file": str(path), "line": None, "message": str(exc)}]
     return spec, []
@@ -110,14 +114,17 @@ def run_check(args) -> int:
     return 0 if all(e["ok"] for e in results) else EXIT_BAD
 
 
-def _not_run(args, message: str, code: int) -> int:
-    """A run that did not take place: the message on stderr and, with --json, the same
-    as JSON on stdout (the status `jobs serve` logs for that exit code), so a script
-    reading stdout learns why too."""
-    print(message, file=sys.stderr)
+def _not_run(args, error: str, code: int, bad_file: JobFileError | None = None) -> int:
+    """A run that did not take place: why on stderr (each problem of a bad job file with
+    its line) and, with --json, as JSON on stdout too (with the status `jobs serve` logs
+    for that exit code), so a script reading stdout learns why."""
+    if bad_file is not None:
+        _print_problems(bad_file)
+    else:
+        print(f"archive: {error}", file=sys.stderr)
     if args.json:
-        print_json({"file": args.file, "status": exit_meaning(code),
-                    "error": message.removeprefix("archive: "), "problems": [], "exitCode": code})
+        print_json({"file": args.file, "status": exit_meaning(code), "error": error,
+                    "problems": _problem_rows(bad_file) if bad_file else [], "exitCode": code})
     return code
 
 
@@ -126,15 +133,9 @@ def run_run(args) -> int:
         spec = load_job(Path(args.file))
         signer, store = preflight(spec)
     except JobFileError as exc:
-        _print_problems(exc)
-        if args.json:     # (each problem is on stderr already, with its line)
-            print_json({"file": args.file, "status": exit_meaning(EXIT_BAD),
-                        "error": "the job file has problems", "exitCode": EXIT_BAD,
-                        "problems": [{"file": str(exc.path), "line": p.line, "message": p.message}
-                                     for p in exc.problems]})
-        return EXIT_BAD
+        return _not_run(args, "the job file has problems", EXIT_BAD, bad_file=exc)
     except ArchiveError as exc:      # an unreadable key, an unreachable store: nothing started
-        return _not_run(args, f"archive: {exc}", EXIT_BAD)
+        return _not_run(args, str(exc), EXIT_BAD)
     progress = Progress(not args.quiet and not args.json)
 
     def on_progress(stats, queued: int) -> None:
@@ -148,9 +149,9 @@ def run_run(args) -> int:
     try:
         outcome = run_job(spec, signer, store, on_progress, send=not args.no_notify)
     except JobBusy as exc:
-        return _not_run(args, f"archive: {exc}", EXIT_BUSY)
+        return _not_run(args, str(exc), EXIT_BUSY)
     except Terminated:
-        return _not_run(args, f"archive: job {spec.name} stopped by SIGTERM; the run "
+        return _not_run(args, f"job {spec.name} stopped by SIGTERM; the run "
                         "is recorded as interrupted and what it captured is kept in its work "
                         "folder", EXIT_TERMINATED)
     finally:

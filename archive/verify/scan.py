@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable
 
+from archive.hashing import stream_sha256
 from archive.verify.container import Container, iter_member
 from archive.verify.fastzlib import crc32
 
@@ -177,7 +178,4 @@ def scan_lenient(
 
 def file_sha256(fh: BinaryIO) -> str:
     fh.seek(0)
-    sha = hashlib.sha256()
-    while chunk := fh.read(CHUNK):
-        sha.update(chunk)
-    return sha.hexdigest()
+    return stream_sha256(fh)[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -44,6 +45,7 @@ def file_sha256(path: str | Path) -> tuple[str, int]:
         return stream_sha256(fh)
 
 
+@functools.lru_cache(maxsize=4096)   # a crawl looks each payload digest up, then adds it
 def parse_digest(value: str) -> tuple[str, bytes] | None:
     """Split `algo:value` into (algorithm, raw digest); accepts base32, base16 and base64.
 

@@ -61,8 +61,9 @@ def _members(data: bytes) -> list[tuple[int, int]]:
 
 
 def _sequential(path: Path, name: str):
-    """What the sequential reader says, fed as the scan feeds it."""
-    checker = WarcChecker(name)
+    """What the sequential reader says, fed as the scan feeds it (on a thread of its
+    own, as the scan runs it: the walk record by record, not the whole-member path)."""
+    checker = WarcChecker(name, threaded=True)
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             checker.feed(chunk)

@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import quote, unquote, urlsplit
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError, IncompleteReadError, ReadTimeoutError, ResponseStreamingError
 
 from archive.errors import AlreadyExists, ArchiveError, NotFound
@@ -110,6 +108,11 @@ def make_client(endpoint_url: str | None = None, pool: int = 16, sign_payload: b
     (botocore already does so over HTTPS): only for a client whose bodies all carry our
     SHA-256 checksum in a signed header, which binds them as tightly, for one hash less.
     """
+    # Imported here: boto3 takes a tenth of a second to load, and a capture into a local
+    # store (or a command that never reaches S3) does not need it.
+    import boto3
+    from botocore.config import Config
+
     endpoint_url = check_endpoint_url(endpoint_url) if endpoint_url else None
     try:
         attempts = max(1, int(os.environ.get("AWS_MAX_ATTEMPTS") or DEFAULT_ATTEMPTS))

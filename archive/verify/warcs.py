@@ -363,7 +363,10 @@ class WarcChecker:
             d = self._d
             piece = view[pos: pos + self._feed]
             try:
-                self._plain(d.decompress(piece, OUTPUT_CAP))
+                out = d.decompress(piece, OUTPUT_CAP)
+                if not (d.eof and self._worker is None and self._state == "head"
+                        and not self._head and self._whole_member(out)):
+                    self._plain(out)
                 while d.unconsumed_tail and not d.eof and not self._stopped:
                     self._plain(d.decompress(d.unconsumed_tail, OUTPUT_CAP))
             except self._inflate.error as exc:
@@ -457,6 +460,12 @@ class WarcChecker:
         return size
 
     def _begin_record(self, block: bytes) -> None:
+        self._info, self._digests, length = self._record(block)
+        self._remaining = length
+        self._state = "block" if length else "tail"
+
+    def _record(self, block: bytes) -> tuple[RecordInfo, RecordDigests, int]:
+        """A record's info, digests to compute and block length, from its WARC header."""
         fields = _header_fields(block)
         length_text = fields.get("content-length", "")
         if not (length_text.isascii() and length_text.isdigit()) or "warc-type" not in fields:
@@ -464,16 +473,38 @@ class WarcChecker:
         length = int(length_text)
         uri = target_uri(fields)
         record_type = fields["warc-type"]
-        self._info = RecordInfo(
+        info = RecordInfo(
             self._record_start(), 0, record_type, uri, fields.get("warc-record-id"),
             fields.get("warc-date"), fields.get("warc-payload-digest"), fields.get("content-type"),
         )
-        self._digests = RecordDigests(
+        digests = RecordDigests(
             record_type, uri, length, fields.get("warc-block-digest"),
             fields.get("warc-payload-digest"), "warc-segment-number" in fields,
         )
-        self._remaining = length
-        self._state = "block" if length else "tail"
+        return info, digests, length
+
+    def _whole_member(self, out: bytes) -> bool:
+        """A gzip member inflated in one call that holds one whole record and nothing
+        else (the usual shape), checked in one go: the same work and outcome as _plain's
+        walk through it, without the walk. False, nothing changed, for anything else:
+        _plain then reads it (and says what is wrong with it)."""
+        end = out.find(b"\r\n\r\n")
+        if end < 0 or end > HEADER_LIMIT or not out.startswith(b"WARC/"):
+            return False
+        try:
+            info, digests, length = self._record(out[: end + 4])
+        except Unusual:
+            return False
+        block_end = end + 4 + length
+        if len(out) != block_end + 4 or not out.endswith(b"\r\n\r\n"):
+            return False
+        self._out += len(out)
+        if length:
+            digests.update(memoryview(out)[end + 4: block_end])
+        self._info = info
+        self._conclude((info.offset, info.record_id, info.uri), digests)
+        self._state = "end"
+        return True
 
     def _record_start(self) -> int:
         return self._member_start if self._gzip else self._record_offset

@@ -15,6 +15,7 @@ does. Prints pages/s for both, the ratio, and each crawler's peak RSS.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import subprocess
@@ -91,6 +92,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2,
                         help="runs of each tool per latency, best kept (default 2)")
     args = parser.parse_args()
+    # As an installed package is: byte-compiled (PYTHONDONTWRITEBYTECODE, set on some
+    # machines, would otherwise have every run compile our modules again).
+    compileall.compile_dir(ROOT / "archive", quiet=1)
     if not shutil.which("wget"):
         raise SystemExit("wget is needed as the peer (scripts/test installs it)")
     print(f"{args.pages} pages (each with a stylesheet, a script and two images), "

@@ -365,3 +365,18 @@ def test_resuming_a_capture_already_stored(run, key, site, s3, tmp_path):
     assert "already exists" in line and "never overwritten" in line and "kept at" in line
     assert "--resume" not in line                   # resuming again would be refused again
     assert len(s3.versions(wacz_key)) == 2
+
+
+@pytest.mark.parametrize("value", ["4", "5121", "0", "-8", "eight"])
+def test_a_part_size_s3_would_refuse_is_refused_before_the_crawl(run, key, site, s3, tmp_path,
+                                                                  monkeypatch, value):
+    """S3 takes parts of 5 MiB to 5 GiB (and no single PUT over 5 GiB): any other
+    ARCHIVE_S3_PART_SIZE is a one-line error before anything is fetched."""
+    monkeypatch.setenv("ARCHIVE_S3_PART_SIZE", value)
+    with site.site.lock:
+        site.site.requests.clear()
+    result = capture_to_s3(run, key, site, tmp_path, s3.address())
+    assert result.code == 2, result
+    assert "ARCHIVE_S3_PART_SIZE must be a whole number of MiB from 5 to 5120" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert not site.site.requests and not [k for k in s3.keys() if k.endswith(".wacz")]

@@ -13,7 +13,7 @@ from archive.ids import is_capture_id
 from archive.store.s3 import (
     CAPTURE_KEY, Retention, S3Location, S3Store, is_s3_address, parse_s3_address, parse_s3_object,
 )
-from archive.store.s3upload import MiB, Transfer
+from archive.store.s3upload import MAX_PART, MIN_PART, MiB, Transfer
 
 DEFAULT_STORE = "archive-store"
 STORE_ENV = "ARCHIVE_STORE"
@@ -36,9 +36,14 @@ def _transfer() -> Transfer:
     if not value:
         return Transfer()
     try:
-        return Transfer(part_size=int(value) * MiB)
+        mib = int(value)
     except ValueError:
-        raise ArchiveError(f"{PART_SIZE_ENV} must be a whole number of MiB, not {value!r}") from None
+        mib = None
+    # S3's own bounds: no part under 5 MiB (but the last), no part or single PUT over 5 GiB
+    if mib is None or not MIN_PART // MiB <= mib <= MAX_PART // MiB:
+        raise ArchiveError(f"{PART_SIZE_ENV} must be a whole number of MiB from "
+                           f"{MIN_PART // MiB} to {MAX_PART // MiB}, not {value!r}")
+    return Transfer(part_size=mib * MiB)
 
 
 def open_store(address: str | None = None, options: StoreOptions | None = None, check: bool = True):

@@ -28,6 +28,7 @@ from archive.store.s3errors import translate
 
 MiB = 1 << 20
 MIN_PART = 5 * MiB            # S3's smallest part (all but the last)
+MAX_PART = 5 * 1024 * MiB     # S3's largest part, and largest single PUT
 MAX_PARTS = 10_000            # S3's largest part count
 DEFAULT_PART_SIZE = 8 * MiB      # and the largest single PUT; memory: (concurrency + 1) parts
 DEFAULT_CONCURRENCY = 8         # as boto3 (10): one Python S3 server keeps up only with several parts in flight

@@ -380,3 +380,32 @@ def test_a_part_size_s3_would_refuse_is_refused_before_the_crawl(run, key, site,
     assert "ARCHIVE_S3_PART_SIZE must be a whole number of MiB from 5 to 5120" in result.err
     assert len(result.err.strip().splitlines()) == 1
     assert not site.site.requests and not [k for k in s3.keys() if k.endswith(".wacz")]
+
+
+def test_every_command_that_reads_a_store_takes_endpoint_url(run, key, pubkey, site, s3, tsa,
+                                                             tmp_path, monkeypatch):
+    """--endpoint-url reaches the store for timestamp, extract, diff and custody as it does
+    for ls, show and verify: with the AWS chain's endpoint dead, each still works."""
+    ids = []
+    for _ in range(2):
+        result = capture_to_s3(run, key, site, tmp_path, s3.address())
+        assert result.code == 0, result
+        ids.append(json.loads(result.out)["capture_id"])
+    endpoint = s3.endpoint
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")    # nothing listens there
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("ARCHIVE_KEY", str(key))
+    store = s3.address()
+    commands = [
+        ("timestamp", ids[1], "--store", store, "--tsa", tsa.url),
+        ("extract", ids[0], "--store", store, "--url", site.url("/"), "--out", tmp_path / "page.html"),
+        ("diff", ids[0], ids[1], "--store", store),
+        ("custody", "show", ids[0], "--store", store),
+        ("custody", "verify", "--store", store, "--trust", pubkey),
+    ]
+    for command in commands:
+        cut_off = run(*command)
+        assert cut_off.code == 2 and "cannot reach the S3 endpoint" in cut_off.err, (command, cut_off)
+        result = run(*command, "--endpoint-url", endpoint)
+        assert result.code == 0, (command, result)
+    assert (tmp_path / "page.html").read_bytes() == site.site.served["/"]

@@ -28,6 +28,8 @@ STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
 
 
 def register(sub) -> None:
+    from archive.cli.store import add_endpoint_option   # not loaded by `archive verify FILE`
+
     parser = sub.add_parser("custody", help="the chain of custody of a store's captures")
     actions = parser.add_subparsers(dest="custody_command", metavar="ACTION")
     actions.required = True
@@ -35,11 +37,13 @@ def register(sub) -> None:
     show = actions.add_parser("show", help="the custody history of one capture, or of the store")
     show.add_argument("capture_id", nargs="?", metavar="ID")
     show.add_argument("--store", help=STORE_HELP)
+    add_endpoint_option(show)
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(run=run_show)
 
     verify = actions.add_parser("verify", help="check the whole ledger: links, sequence, signatures")
     verify.add_argument("--store", help=STORE_HELP)
+    add_endpoint_option(verify)
     verify.add_argument("--trust", action="append", metavar="[NAME=]KEY",
                         help="accept only signatures by these public keys (repeatable)")
     verify.add_argument("--anchor", action="append", default=[], metavar="SEQ:HASH",
@@ -75,12 +79,14 @@ def format_entry(entry: dict) -> str:
             f"{who}  wacz {_short(s['wacz'])}  {details}").rstrip()
 
 
-def _ledger_of(address: str | None):
+def _ledger_of(args):
     """The store and ledger custody commands read; a local store must exist (a mistyped
     folder would otherwise show an empty ledger, and `custody verify` call it INTACT)."""
-    from archive.store.address import open_store   # not loaded by `archive verify FILE`
+    # not loaded by `archive verify FILE`
+    from archive.cli.store import store_options
+    from archive.store.address import open_store
 
-    store = open_store(address)
+    store = open_store(args.store, store_options(args))
     root = getattr(store, "root", None)
     if isinstance(root, Path) and not root.is_dir():
         raise ArchiveError(f"no store at {root}" if not root.exists() else f"{root} is not a store folder")
@@ -88,7 +94,7 @@ def _ledger_of(address: str | None):
 
 
 def run_show(args) -> int:
-    store, ledger = _ledger_of(args.store)
+    store, ledger = _ledger_of(args)
     records = ledger.records()
     chosen = [r.entry for r in records if r.entry and
               (args.capture_id is None or r.entry.get("capture") == args.capture_id)]
@@ -115,7 +121,7 @@ def anchor(text: str) -> tuple[int, str]:
 
 
 def run_verify(args) -> int:
-    store, ledger = _ledger_of(args.store)
+    store, ledger = _ledger_of(args)
     trusted = trusted_keys(args.trust) if args.trust else None
     records = ledger.records()
     report = check_chain(records, ledger.location, trusted)

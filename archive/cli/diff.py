@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from archive.cli.common import print_json
+from archive.cli.store import add_endpoint_option, store_options
 from archive.diff import chronological, compare, read_summary, render_text
 from archive.errors import ArchiveError
 from archive.ids import is_capture_id
@@ -17,16 +18,17 @@ def register(sub) -> None:
     p.add_argument("first", metavar="ID1", help="a capture id in the store, or a WACZ file")
     p.add_argument("second", metavar="ID2", help="a capture id in the store, or a WACZ file")
     p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
+    add_endpoint_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=run)
 
 
-def _summary(target: str, store_address: str | None):
+def _summary(target: str, args):
     path = Path(target)
     if path.is_file():
         opener, label = (lambda: open(path, "rb")), path.name
     elif is_capture_id(target):
-        store = open_store(store_address)
+        store = open_store(args.store, store_options(args))
         opener, label = (lambda: store.open_capture(target)), target
     else:
         raise ArchiveError(f"{target} is neither a WACZ file nor a capture id")
@@ -38,7 +40,7 @@ def _summary(target: str, store_address: str | None):
 
 
 def run(args) -> int:
-    earlier, later = chronological(_summary(args.first, args.store), _summary(args.second, args.store))
+    earlier, later = chronological(_summary(args.first, args), _summary(args.second, args))
     diff = compare(earlier, later)
     if args.json:
         print_json(diff.to_dict())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from archive.cli.common import print_json
 from archive.cli.custody import add_actor_options, actor_from_args
+from archive.cli.store import add_endpoint_option, store_options
 from archive.custody.entry import EXPORTED
 from archive.custody.log import CustodyLog
 from archive.errors import ArchiveError
@@ -32,6 +33,7 @@ def register(sub) -> None:
     p.add_argument("--timestamps", metavar="DIR", type=Path,
                    help="write its RFC 3161 tokens (.tsr), their certificates and datapackage.json")
     p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
+    add_endpoint_option(p)
     add_actor_options(p, "sign the custody entry with this private key (default: $ARCHIVE_KEY)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=run)
@@ -49,7 +51,7 @@ def _record_export(args, details: dict) -> list[str]:
     """A custody entry when the capture came out of a store; the problems it met."""
     if not is_capture_id(args.capture_id) or os.path.exists(args.capture_id):
         return []
-    store = open_store(args.store)
+    store = open_store(args.store, store_options(args))
     custody = CustodyLog(store, actor_from_args(args, key_from_env=True))
     custody.record(EXPORTED, args.capture_id, read_sealed_digest(store, args.capture_id).wacz_sha256,
                    **details)
@@ -59,7 +61,7 @@ def _record_export(args, details: dict) -> list[str]:
 def run_timestamps(args) -> int:
     """--timestamps DIR, and how to check each token with openssl."""
     actor = actor_from_args(args, key_from_env=True)
-    store = open_store(args.store)
+    store = open_store(args.store, store_options(args))
     files = export_tokens(store, args.capture_id, args.timestamps)
     custody = CustodyLog(store, actor)
     custody.record(EXPORTED, args.capture_id, read_sealed_digest(store, args.capture_id).wacz_sha256,
@@ -106,7 +108,7 @@ def _describe(result: Extracted, out: str | None) -> str:
 def run_resource(args) -> int:
     """--url URL [--out FILE]: the payload on stdout or in FILE, the digests beside it."""
     try:
-        source = resolve(args.capture_id, args.store)
+        source = resolve(args.capture_id, args.store, args.endpoint_url)
     except CannotCheck as exc:
         raise ArchiveError(str(exc)) from None
     if args.out:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from archive.cli.common import duration, http_url, print_json
 from archive.cli.custody import add_actor_options, actor_from_args
+from archive.cli.store import add_endpoint_option, store_options
 from archive.custody.log import CustodyLog
 from archive.errors import ArchiveError
 from archive.seal.timestamp import DEFAULT_TIMEOUT
@@ -20,6 +21,7 @@ def register(sub) -> None:
     p.add_argument("--tsa-timeout", type=duration, default=DEFAULT_TIMEOUT,
                    help=f"how long to wait for each TSA (default {DEFAULT_TIMEOUT:g}s)")
     p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
+    add_endpoint_option(p)
     add_actor_options(p, "sign the custody entry with this private key (default: $ARCHIVE_KEY)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=run)
@@ -38,7 +40,7 @@ def print_timestamps(entries: list[dict], capture_id: str) -> None:
 def run(args) -> int:
     urls = [http_url(u) for u in args.tsa]
     actor = actor_from_args(args, key_from_env=True)
-    store = open_store(args.store)
+    store = open_store(args.store, store_options(args))
     sealed, entries, keys = timestamp_stored(store, args.capture_id, urls, args.tsa_timeout)
     custody = CustodyLog(store, actor)
     custody.record_timestamps(args.capture_id, sealed.wacz_sha256, entries, keys)

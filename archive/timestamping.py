@@ -23,7 +23,7 @@ from rfc3161_client import decode_timestamp_response
 
 from archive.errors import AlreadyExists, ArchiveError, NotFound
 from archive.hashing import read_chunks
-from archive.seal.timestamp import timestamp_entry, token_bytes, utc_iso
+from archive.seal.timestamp import TOKEN_ERRORS, timestamp_entry, token_bytes, utc_iso
 
 PREFIX = "timestamps"
 JSON_LIMIT = 64 * 1024 * 1024
@@ -101,7 +101,7 @@ def token_certificates(der: bytes) -> list[x509.Certificate]:
     try:
         return [x509.load_der_x509_certificate(c)
                 for c in decode_timestamp_response(der).signed_data.certificates]
-    except ValueError:
+    except TOKEN_ERRORS:
         return []
 
 

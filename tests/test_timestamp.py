@@ -267,3 +267,32 @@ def test_a_later_token_in_an_s3_store_is_kept_found_and_accounted_for(run, key, 
                          "-in", str(out / f"{capture_id}.token1.tsr"), "-CAfile", str(tsa_ca)],
                         capture_output=True, text=True)
     assert ok.returncode == 0 and "Verification: OK" in ok.stdout, ok
+
+
+def test_a_token_whose_certificate_cannot_be_parsed_is_invalid_not_a_crash(capture, tsa, tsa_ca, pubkey,
+                                                                            run, tmp_path):
+    """Tokens are outside the signature (anyone can add one beside a stored capture): a
+    token carrying a certificate the parser chokes on (an impossible X.509 version) is
+    reported invalid, and its certificates are left out of an export, never a crash."""
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    capture_id = wacz.name.removesuffix(".wacz")
+    der = _token_der(wacz)
+    version = der.find(b"\xa0\x03\x02\x01\x02")     # the TSA certificate's version, v3
+    assert version > 0
+    hostile = der[:version + 4] + b"\x42" + der[version + 5:]
+    data = members(wacz)["datapackage.json"]
+    for roots in ([], load_tsa_certificates([str(tsa_ca)])):
+        assert check_token(_entry(hostile), data, roots, "x").state == INVALID
+
+    kept = tmp_path / "store" / "timestamps" / capture_id / "1.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text(json.dumps(_entry(hostile)))
+    code, report, checks = verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,
+                                       "--trust-tsa", tsa_ca, "--no-record")
+    assert code == 1 and checks["timestamps"]["status"] == "fail", checks["timestamps"]
+    assert any("cannot be read" in t["message"] for t in report["time"]["tokens"] if t["later"])
+    out = tmp_path / "tokens"
+    result = run("extract", capture_id, "--store", tmp_path / "store", "--timestamps", out)
+    assert result.code == 0, result
+    assert (out / f"{capture_id}.token2.tsr").read_bytes() == hostile
+    assert not (out / f"{capture_id}.token2.certs.pem").exists()

@@ -24,7 +24,7 @@ import time
 from datetime import datetime, timezone
 from typing import Callable
 
-from cryptography.x509 import ObjectIdentifier
+from cryptography.x509 import InvalidVersion, ObjectIdentifier
 from rfc3161_client import HashAlgorithm, PKIStatus, TimestampRequestBuilder, decode_timestamp_response
 
 from archive import SOFTWARE
@@ -35,6 +35,10 @@ SHA256_OID = ObjectIdentifier("2.16.840.1.101.3.4.2.1")
 QUERY_TYPE = "application/timestamp-query"
 
 Timestamper = Callable[[bytes], list[dict]]
+# What rfc3161-client and cryptography raise on the parts of a damaged or hostile token
+# they read lazily (a certificate with an impossible version, a signer name that does
+# not parse): such a token is unreadable, never a crash.
+TOKEN_ERRORS = (ValueError, KeyError, InvalidVersion)
 
 
 class TimestampError(Exception):

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from rfc3161_client import PKIStatus, VerificationError, VerifierBuilder, decode_timestamp_response
 
 from archive.errors import ArchiveError
-from archive.seal.timestamp import token_bytes, utc_iso
+from archive.seal.timestamp import TOKEN_ERRORS, token_bytes, utc_iso
 from archive.verify.warcs import Problem
 
 TRUSTED, UNTRUSTED, UNCHECKED, INVALID, MISSING = "trusted", "untrusted", "unchecked", "invalid", "missing"
@@ -68,12 +68,10 @@ def load_tsa_certificates(paths: list[str] | None) -> list[x509.Certificate]:
 
 
 def _signer(response) -> tuple[x509.Certificate | None, str | None]:
-    """The certificate that signed a token (when it carries it) and its subject."""
-    try:
-        infos = list(response.signed_data.signer_infos)
-        certs = [x509.load_der_x509_certificate(c) for c in response.signed_data.certificates]
-    except ValueError:
-        return None, None
+    """The certificate that signed a token (when it carries it) and its subject; raises
+    TOKEN_ERRORS when the token's certificates or signer cannot be read."""
+    infos = list(response.signed_data.signer_infos)
+    certs = [x509.load_der_x509_certificate(c) for c in response.signed_data.certificates]
     for cert in certs:
         if infos and cert.issuer == infos[0].issuer and cert.serial_number == infos[0].serial_number:
             return cert, cert.subject.rfc4514_string()
@@ -110,9 +108,13 @@ def check_token(entry: dict, datapackage: bytes, roots: list[x509.Certificate],
         info = response.tst_info
         algorithm = IMPRINT_HASHES.get(info.message_imprint.hash_algorithm.dotted_string)
         imprint, gen_time = info.message_imprint.message, utc_iso(info.gen_time)
-    except ValueError as exc:
+    except TOKEN_ERRORS as exc:
         return TokenCheck(source, tsa, INVALID, f"token cannot be read: {str(exc)[:120]}", later=later)
-    signer, authority = _signer(response)
+    try:
+        signer, authority = _signer(response)
+    except TOKEN_ERRORS as exc:
+        return TokenCheck(source, tsa, INVALID, f"token's certificates cannot be read: {str(exc)[:120]}",
+                          gen_time, later=later)
     result = TokenCheck(source, tsa, INVALID, "", gen_time, authority, later)
     if algorithm is None:
         result.message = "token imprint uses an unsupported hash algorithm"
@@ -131,6 +133,9 @@ def check_token(entry: dict, datapackage: bytes, roots: list[x509.Certificate],
         builder = builder.add_root_certificate(root)
     try:
         builder.build().verify(response, expected)
+    except TOKEN_ERRORS as exc:
+        result.message = f"token cannot be checked: {str(exc)[:120]}"
+        return result
     except VerificationError as exc:
         text = str(exc)
         if any(marker in text for marker in UNTRUSTED_ERRORS):

@@ -271,6 +271,31 @@ def test_a_replaced_file_contradicts_its_custody(capture, run, pubkey, tmp_path)
     assert checks["signature"]["status"] == "pass"
 
 
+def test_another_signed_capture_in_the_place_of_one_without_custody_entries_does_not_verify(
+        capture, run, pubkey, tmp_path):
+    """Nothing in the ledger to contradict it (its entries cut, or a store without a
+    ledger): the file itself names the capture it is, under the signature."""
+    first, second = capture("/"), capture("/about")
+    (tmp_path / "store" / "custody" / "ledger.jsonl").unlink()
+    os.chmod(first, 0o644)
+    shutil.copyfile(second, first)
+    first_id, second_id = first.name.removesuffix(".wacz"), second.name.removesuffix(".wacz")
+    for target in (first, first_id):
+        result = run("verify", target, "--store", tmp_path / "store", "--trust", pubkey, "--json", "--no-record")
+        report = json.loads(result.out)
+        checks = {c["name"]: c for c in report["checks"]}
+        assert result.code == 1 and checks["capture-id"]["status"] == "fail", checks
+        assert f"says it is capture {second_id}" in checks["capture-id"]["summary"]
+        assert checks["signature"]["status"] == "pass" and checks["custody"]["status"] == "warn"
+    result = run("verify", second_id, "--store", tmp_path / "store", "--trust", pubkey, "--json", "--no-record")
+    checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+    assert result.code == 0 and checks["capture-id"]["status"] == "pass"
+    # a file outside a store names no place to hold it to
+    outside = shutil.copyfile(second, tmp_path / f"{first_id}.wacz")
+    result = run("verify", outside, "--trust", pubkey, "--json", "--no-record")
+    assert result.code == 0 and "capture-id" not in {c["name"] for c in json.loads(result.out)["checks"]}
+
+
 def test_removed_last_entry_shows_as_a_capture_the_ledger_does_not_account_for(capture, run, tmp_path):
     wacz = capture("/")
     ledger = store_ledger(tmp_path)

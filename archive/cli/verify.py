@@ -81,7 +81,7 @@ def run(args) -> int:
     except CannotCheck as exc:
         raise ArchiveError(str(exc)) from None
     options = VerifyOptions(trusted_keys(args.trust), args.allow_unsigned, sha256,
-                            context.tsa_roots, context.later)
+                            context.tsa_roots, context.later, context.capture_id)
     progress = Progress(not args.quiet and not args.json)
     try:
         report = verify_source(

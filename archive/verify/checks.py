@@ -332,6 +332,8 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
         _digest_check(report, digest, digest_error, dp_bytes)
         _signature_check(report, digest, dp_bytes, datapackage, evidence, options)
         _check_timestamps(report, digest, dp_bytes, options)
+    if options.capture_id:
+        _stored_as_check(report, evidence, options.capture_id)
     report.capture = _capture_summary(datapackage or {}, evidence or {}, warc_results, sinks)
     report.pages, report.screenshots = _pages(sinks, warc_results)
     _earlier_capture_note(report, evidence or {}, warc_results)
@@ -569,6 +571,18 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
                    + ("" if options.trusted else " (give the signer's public key with --trust)"))
         return
     report.add("signature", PASS, f"signed by {options.trusted[check.fingerprint]} (key {check.fingerprint})")
+
+
+def _stored_as_check(report: Report, evidence: dict | None, capture_id: str) -> None:
+    """A file read from its place in a store must be the capture stored there: another
+    capture, signed and intact, copied over it would otherwise verify under its id."""
+    named = evidence.get("captureId") if isinstance(evidence, dict) else None
+    if named == capture_id:
+        report.add("capture-id", PASS, f"the file is capture {capture_id}, the one stored there")
+        return
+    said = f"says it is capture {named}" if isinstance(named, str) else "does not say which capture it is"
+    report.add("capture-id", FAIL, f"the file stored as capture {capture_id} {said}",
+               [Problem(f"{EVIDENCE} {said}, not {capture_id}", EVIDENCE)])
 
 
 def _string(value) -> str | None:

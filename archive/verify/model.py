@@ -30,6 +30,7 @@ class VerifyOptions:
     expected_sha256: str | None = None                       # a published hash of the file
     tsa_roots: list = field(default_factory=list)            # TSA certificates the user trusts
     later_timestamps: list = field(default_factory=list)     # (where, entry) tokens added after sealing
+    capture_id: str | None = None                            # the id the file is stored under
 
 
 @dataclass

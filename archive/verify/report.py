@@ -19,6 +19,7 @@ CHECK_TITLES = {
     "datapackage-digest": "manifest digest",
     "signature": "signature",
     "timestamps": "trusted time (RFC 3161)",
+    "capture-id": "stored as",
     "custody": "custody",
     "file-hash": "published hash",
 }

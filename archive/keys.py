@@ -132,6 +132,12 @@ def load_public_key(path: str | Path) -> ec.EllipticCurvePublicKey:
     """A trusted public key: PEM public key, or the public half of a PEM private key file
     that is not encrypted, or base64 DER as found in a WACZ `publicKey`."""
     data = read_key_file(path).strip()
+    blocks = data.count(b"-----BEGIN ")
+    if blocks > 1:
+        # only the first would be read: a key bundle would silently trust one key, and a
+        # file showing one key in an editor could hand the verifier another
+        raise ArchiveError(f"{path} holds {blocks} PEM blocks; give one public key per file "
+                           "(or a folder of key files)")
     try:
         if b"PUBLIC KEY" in data:
             key = serialization.load_pem_public_key(data)

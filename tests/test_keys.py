@@ -62,3 +62,19 @@ def test_show_with_wrong_passphrase_is_one_line_error(run, keydir, monkeypatch):
     result = run("keys", "show", keydir / "signing-key.pem")
     assert result.code == 2
     assert "wrong passphrase" in result.err and result.err.count("\n") == 1
+
+
+def test_a_key_file_holding_two_keys_is_refused_not_half_trusted(run, keydir, tmp_path, monkeypatch):
+    """Only the first PEM block would be read: `--trust team.pem` with two keys in it
+    trusted one of them, silently."""
+    monkeypatch.setenv("ARCHIVE_KEY_PASSPHRASE", "other")
+    assert run("keys", "generate", "--out", tmp_path / "other").code == 0
+    public = (keydir / "signing-key.pub.pem").read_bytes()
+    bundle = tmp_path / "team.pem"
+    bundle.write_bytes((tmp_path / "other" / "signing-key.pub.pem").read_bytes() + public)
+    for args in (("verify", keydir / "signing-key.pub.pem", "--trust", bundle), ("keys", "show", bundle)):
+        result = run(*args)
+        assert result.code == 2 and "holds 2 PEM blocks" in result.err and result.err.count("\n") == 1, result
+    commented = tmp_path / "alice.pem"
+    commented.write_bytes(b"Alice's key, as published on her site:\n" + public)
+    assert run("keys", "show", commented).out.split()[1] == run("keys", "show", keydir / "signing-key.pub.pem").out.split()[1]

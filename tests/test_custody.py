@@ -258,6 +258,27 @@ def test_verify_reports_custody_and_records_who_verified(capture, run, key, pubk
     assert "custody history:" in text and "verified          investigator (UNSIGNED)" in text
 
 
+def test_a_custody_history_rewritten_under_another_key_does_not_pass(capture, run, pubkey, tmp_path):
+    """Anyone who can write to the store can write a consistent, signed chain of entries
+    with a key of their own: the history passes only when signed by a key you trust."""
+    from archive.custody.entry import make_entry
+    from cryptography.hazmat.primitives.asymmetric import ec
+    wacz = capture("/")
+    ledger = store_ledger(tmp_path)
+    entries = [r.entry for r in ledger.records()]
+    ledger.path.unlink()
+    mallory = Actor("root", Signer(ec.generate_private_key(ec.SECP256R1())))
+    for e in entries:
+        ledger.append(lambda seq, prev, e=e: make_entry(seq, prev, e["event"], mallory, e["capture"],
+                                                        e["wacz"], dict(e["details"], note="forged")))
+    assert check_chain(ledger.records(), ledger.location).intact
+    result = run("verify", wacz, "--trust", pubkey, "--json", "--no-record")
+    checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+    assert result.code == 0 and checks["signature"]["status"] == "pass"
+    assert checks["custody"]["status"] == "warn", checks["custody"]
+    assert f"signed by key {mallory.key}, which is not among the keys you trust" in checks["custody"]["summary"]
+
+
 def test_a_replaced_file_contradicts_its_custody(capture, run, pubkey, tmp_path):
     first, second = capture("/"), capture("/about")
     os.chmod(first, 0o644)

@@ -210,8 +210,8 @@ class VerifyContext:
         except (ArchiveError, OSError) as exc:
             add_late_check(report, "custody", "warn", f"the custody ledger cannot be read: {exc}")
         else:
-            history = capture_history(records, ledger.location, self.capture_id,
-                                      report.sha256, sealed_tokens, [key for key, _ in self.later])
+            history = capture_history(records, ledger.location, self.capture_id, report.sha256,
+                                      sealed_tokens, [key for key, _ in self.later], trusted)
             report.custody = history.entries
             add_late_check(report, "custody", history.status, history.summary,
                            [Problem(p, ledger.location) for p in history.problems])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from archive.custody.chain import check_chain
-from archive.custody.entry import SEALED, STORED, TIMESTAMPED
+from archive.custody.entry import CAPTURED, SEALED, STORED, TIMESTAMPED
 from archive.custody.ledger import Record
 
 
@@ -31,9 +31,12 @@ def summary_of(entry: dict) -> dict:
 
 def capture_history(records: list[Record], location: str, capture_id: str,
                     file_sha256: str | None, tokens_in_file: int,
-                    later_keys: list[str] = ()) -> History:
+                    later_keys: list[str] = (), trusted: dict[str, str] | None = None) -> History:
     """Check the ledger and hold this capture's entries against the file verified, and
-    the tokens kept beside it (`later_keys`, as the store lists them)."""
+    the tokens kept beside it (`later_keys`, as the store lists them). The history
+    passes only when the entries saying how the capture came into the store are signed
+    by keys in `trusted` (fingerprint -> name): anyone who can write to the store can
+    write a consistent chain of entries signed by a key of their own."""
     mine = [i for i, r in enumerate(records) if r.entry and r.entry.get("capture") == capture_id]
     entries = [summary_of(records[i].entry) for i in mine]
     if not mine:
@@ -62,6 +65,15 @@ def capture_history(records: list[Record], location: str, capture_id: str,
         # about how the file came into the store
         return History("warn", f"no 'stored' entry: the ledger does not record how this capture came "
                        f"into the store ({len(entries)} later entries: {events})", [], entries)
+    unvouched = [e for e in entries if e["event"] in (CAPTURED, SEALED, STORED)
+                 and not (e["signed"] and e["key"] in (trusted or {}))]
+    if unvouched:
+        first = unvouched[0]
+        how = f"signed by key {first['key']}, which is not among the keys you trust" if first["signed"] \
+            else "unsigned"
+        return History("warn", f"{len(entries)} custody entries ({events}), but entry {first['seq']} "
+                       f"('{first['event']}') is {how}: this account of who captured and stored the "
+                       "capture rests only on the store's access control", [], entries)
     if chain.breaks:
         first = chain.breaks[0]
         return History("warn", f"{len(entries)} custody entries ({events}) intact, but the ledger is "

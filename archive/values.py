@@ -74,3 +74,14 @@ def human_bytes(n: int, exact: bool = False) -> str:
 def count(n: int, noun: str) -> str:
     """'1 record', '4 records': reports are read by people, not only by scripts."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def printable(text: str) -> str:
+    """`text` safe to show on a terminal as one line: control characters (escape
+    sequences, carriage returns, newlines) and invisible format characters (bidi
+    overrides) written as escapes. What a file or a ledger says can then neither move
+    the cursor over a verdict nor add lines that look like ours."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+                   for c in text)

@@ -279,6 +279,37 @@ def test_a_custody_history_rewritten_under_another_key_does_not_pass(capture, ru
     assert f"signed by key {mallory.key}, which is not among the keys you trust" in checks["custody"]["summary"]
 
 
+def test_hostile_entries_appended_to_the_ledger_are_reported_never_a_crash(capture, run, pubkey, tmp_path):
+    """Anyone able to write to the store can append a line: values of any type, numbers
+    past 2**63, terminal escapes. Each command still gives its answer, on plain lines."""
+    wacz = capture("/")
+    capture_id = wacz.name.removesuffix(".wacz")
+    ledger = store_ledger(tmp_path)
+    base = {"seq": 4, "time": "2026-01-01T00:00:00Z", "event": "verified", "capture": capture_id,
+            "wacz": None, "actor": {"name": "x", "key": None}, "details": {}, "prev": None, "signature": None}
+    hostile = [
+        {"seq": None, "event": ["stored"], "actor": {"name": "\x1b[8A\rVERIFIED", "key": 7}, "details": [1]},
+        {"seq": 10 ** 30, "time": {"t": 1}, "wacz": 5, "actor": {"name": "y", "key": [1]}},
+        {"event": "stored", "capture": [capture_id], "actor": "nobody"},
+        {"event": "timestamped", "details": {"object": ["timestamps/x"]}, "signature": {"hash": 1}},
+    ]
+    with open(ledger.path, "ab") as fh:
+        for changes in hostile:
+            fh.write(json.dumps({**base, **changes}).encode() + b"\n")
+    store = tmp_path / "store"
+    for args, code in ((("custody", "show"), 0), (("custody", "show", capture_id), 0),
+                       (("custody", "verify"), 1), (("custody", "verify", "--json"), 1),
+                       (("verify", capture_id, "--trust", pubkey, "--no-record"), 1),
+                       (("verify", capture_id, "--trust", pubkey, "--no-record", "--json"), 1)):
+        result = run(*args, "--store", store)
+        assert result.code == code and not result.err, (args, result)
+        assert "\x1b" not in result.out and "\rVERIFIED" not in result.out, (args, result)
+    report = json.loads(run("verify", capture_id, "--store", store, "--trust", pubkey, "--no-record", "--json").out)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["custody"]["status"] == "fail" and checks["signature"]["status"] == "pass"
+    assert all(e["seq"] is None or isinstance(e["seq"], int) for e in report["custody"])
+
+
 def test_a_replaced_file_contradicts_its_custody(capture, run, pubkey, tmp_path):
     first, second = capture("/"), capture("/about")
     os.chmod(first, 0o644)

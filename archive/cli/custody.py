@@ -21,6 +21,7 @@ from archive.errors import ArchiveError
 from archive.ids import is_capture_id
 from archive.store.local import LocalStore
 from archive.timestamping import PREFIX as TIMESTAMPS_PREFIX, later_tokens
+from archive.values import printable
 from archive.verify.timestamps import load_tsa_certificates
 from archive.warc.records import default_operator
 
@@ -75,8 +76,14 @@ def format_entry(entry: dict) -> str:
     who = f"{s['actor']} ({'key ' + _short(s['key']) if s['signed'] else 'UNSIGNED'})"
     details = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
                        for k, v in (s["details"] or {}).items() if not isinstance(v, dict))
-    return (f"{s['seq']:>6}  {s['time']}  {s['event']:<17} {entry.get('capture') or '-':<26} "
-            f"{who}  wacz {_short(s['wacz'])}  {details}").rstrip()
+    # anyone able to write to the store can append an entry: shown as one plain line
+    capture = entry.get("capture") if isinstance(entry.get("capture"), str) else "-"
+    return printable(f"{_or(s['seq'], '?'):>6}  {s['time']}  {_or(s['event'], '?'):<17} {capture:<26} "
+                     f"{who}  wacz {_short(s['wacz'])}  {details}".rstrip())
+
+
+def _or(value, default):
+    return default if value is None else value
 
 
 def _ledger_of(args):
@@ -107,7 +114,7 @@ def run_show(args) -> int:
     for entry in chosen:
         print(format_entry(entry))
     if chain.breaks:
-        print(f"chain: BROKEN at {chain.breaks[0]} (run `archive custody verify`)")
+        print(printable(f"chain: BROKEN at {chain.breaks[0]} (run `archive custody verify`)"))
     elif records:
         print(f"chain: {len(records)} entries, links and signatures intact")
     return 0
@@ -137,10 +144,8 @@ def run_verify(args) -> int:
               "and signature holds, and every capture and token in the store is accounted for")
     else:
         print(f"BROKEN: {report.location} ({report.entries} entries)")
-        for problem in report.breaks:
-            print(f"  - {problem}")
-        for problem in report.unaccounted:
-            print(f"  - {problem}")
+        for problem in [*report.breaks, *report.unaccounted]:
+            print(printable(f"  - {problem}"))
     for key, count in sorted(report.signers.items()):
         name = f" ({trusted[key]})" if trusted and key in trusted else ""
         print(f"  signed by {key}{name}: {count} entries")

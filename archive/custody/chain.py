@@ -63,7 +63,7 @@ def _order_problem(seq: int, last: int, seen: dict[int, str], later: set[int]) -
         return f"comes after entry {last}: entries out of order"
     if seq > last + 1:
         gap = range(last + 1, seq)
-        span = f"{gap[0]}" if len(gap) == 1 else f"{gap[0]} to {gap[-1]}"
+        span = f"{last + 1}" if seq == last + 2 else f"{last + 1} to {seq - 1}"  # len() fails past 2**63
         if all(s in later for s in gap):
             return f"comes where entry {span} should be: entries out of order"
         return f"entry {span} is missing before it: removed from the ledger"
@@ -143,9 +143,9 @@ def unaccounted(records: list[Record], capture_ids: list[str], timestamp_keys: l
     """What the store holds that no entry accounts for, and what entries say was stored
     that the store does not hold: how entries cut from the end of the ledger show."""
     entries = [r.entry for r in records if r.entry]
-    stored = {e.get("capture") for e in entries if e.get("event") == STORED}
-    noted = {e.get("details", {}).get("object") for e in entries
-             if e.get("event") == TIMESTAMPED and isinstance(e.get("details"), dict)}
+    stored = {e.get("capture") for e in entries if e.get("event") == STORED and isinstance(e.get("capture"), str)}
+    noted = {e["details"].get("object") for e in entries if e.get("event") == TIMESTAMPED
+             and isinstance(e.get("details"), dict) and isinstance(e["details"].get("object"), str)}
     out = [f"capture {c} is in the store, but no 'stored' entry records it" for c in capture_ids
            if c not in stored]
     out += [f"{k} is in the store, but no 'timestamped' entry records it" for k in timestamp_keys

@@ -19,13 +19,19 @@ class History:
 
 
 def summary_of(entry: dict) -> dict:
-    """The parts of an entry a reader of a report wants, in reading order."""
+    """The parts of an entry a reader of a report wants, in reading order. Anyone able
+    to write to the store can append an entry: a value of the wrong type is None."""
+    def text(value):
+        return value if isinstance(value, str) else None
+
     actor = entry.get("actor") if isinstance(entry.get("actor"), dict) else {}
+    seq, details = entry.get("seq"), entry.get("details")
     return {
-        "seq": entry.get("seq"), "time": entry.get("time"), "event": entry.get("event"),
-        "actor": actor.get("name"), "key": actor.get("key"),
-        "signed": entry.get("signature") is not None, "wacz": entry.get("wacz"),
-        "details": entry.get("details"),
+        "seq": seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+        "time": text(entry.get("time")), "event": text(entry.get("event")),
+        "actor": text(actor.get("name")), "key": text(actor.get("key")),
+        "signed": entry.get("signature") is not None, "wacz": text(entry.get("wacz")),
+        "details": details if isinstance(details, dict) else {},
     }
 
 
@@ -48,12 +54,12 @@ def capture_history(records: list[Record], location: str, capture_id: str,
         if entry["event"] in (SEALED, STORED) and file_sha256 and entry["wacz"] != file_sha256:
             problems.append(f"entry {entry['seq']} records the {entry['event']} file as sha256 "
                             f"{entry['wacz']}, but this file is {file_sha256}: not the file that was {entry['event']}")
-    at_seal = sum(1 for e in entries if e["event"] == TIMESTAMPED and not (e["details"] or {}).get("object"))
+    at_seal = sum(1 for e in entries if e["event"] == TIMESTAMPED and not e["details"].get("object"))
     if at_seal > tokens_in_file:
         problems.append(f"the ledger records {at_seal} timestamp token(s) obtained at sealing, "
                         f"the file holds {tokens_in_file}: tokens were removed")
     for entry in entries:
-        kept = (entry["details"] or {}).get("object") if entry["event"] == TIMESTAMPED else None
+        kept = entry["details"].get("object") if entry["event"] == TIMESTAMPED else None
         if kept and kept not in later_keys:
             problems.append(f"entry {entry['seq']} records a timestamp token kept at {kept}, "
                             "but the store no longer holds it: removed")

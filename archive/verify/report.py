@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from archive.values import count, human_bytes
+from archive.values import count, human_bytes, printable
 from archive.verify.model import Report
 
 MARKS = {"pass": "ok  ", "fail": "FAIL", "warn": "warn", "skip": "NOT CHECKED"}
@@ -94,8 +94,9 @@ def custody_lines(report: Report) -> list[str]:
     lines = []
     for entry in report.custody:
         key = f"key {str(entry.get('key'))[:12]}…" if entry.get("signed") else "UNSIGNED"
-        lines.append(f"{entry.get('seq', ''):>5}  {entry.get('time', '')}  {entry.get('event', ''):<17} "
-                     f"{entry.get('actor', '')} ({key})")
+        seq = entry.get("seq")
+        lines.append(f"{'' if seq is None else seq:>5}  {entry.get('time') or ''}  {entry.get('event') or '':<17} "
+                     f"{entry.get('actor') or ''} ({key})")
     return lines
 
 
@@ -123,7 +124,8 @@ def render_text(report: Report) -> str:
         lines.append("")
         lines.append("not checked / good to know:")
         lines += [f"  - {note}" for note in report.notes]
-    return "\n".join(lines) + "\n"
+    # every line may quote the file or the ledger: nothing in them may redraw the verdict
+    return "\n".join(printable(line) for line in lines) + "\n"
 
 
 def render_json(report: Report) -> str:

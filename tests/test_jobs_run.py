@@ -305,6 +305,24 @@ def test_a_sealed_leftover_that_does_not_verify_is_kept_not_stored(run, key, cha
     assert not list(store.glob(f"captures/*/*/*/{left['capture_id']}.wacz"))
 
 
+def test_an_earlier_capture_in_place_of_a_sealed_leftover_is_not_stored_under_its_id(run, key, changing, tmp_path):
+    """Signed by the job's key and intact, but another capture: stored under the
+    leftover's id it would stand for a capture that was never stored."""
+    store = tmp_path / "store"
+    job = write_job(tmp_path, "swapped", [changing.url("/")], key, store)
+    earlier = run_json(run, job)["capture"]["address"]
+    (store / "captures").rename(tmp_path / "captures")
+    (store / "captures").write_text("the store is broken")
+    assert run("jobs", "run", job, "--quiet").code == 1
+    (store / "captures").unlink()
+    (tmp_path / "captures").rename(store / "captures")
+    kept = next((tmp_path / "work" / "jobs" / "swapped").glob("*/*.wacz"))
+    kept.write_bytes(Path(earlier).read_bytes())
+    left = json.loads(run("jobs", "run", job, "--json").out)["unfinished"][0]
+    assert "does not verify" in left["not_stored"] and "says it is capture" in left["not_stored"]
+    assert not list(store.glob(f"captures/*/*/*/{left['capture_id']}.wacz")) and kept.exists()
+
+
 def test_a_job_asks_its_tsas_and_records_custody(run, key, pubkey, changing, tmp_path, tsa, tsa_ca):
     store = tmp_path / "store"
     job = write_job(tmp_path, "timed", [changing.url("/")], key, store,

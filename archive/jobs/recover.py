@@ -69,7 +69,7 @@ def stored_problem(store, signer: Signer | None, result: CaptureResult) -> str |
     """Why a stored capture does not verify against the job's key (None: it verifies)."""
     source = Source(result.address, result.size, lambda: store.open_capture(result.capture_id))
     options = VerifyOptions(_trusted(signer), allow_unsigned=signer is None,
-                            expected_sha256=result.sha256)
+                            expected_sha256=result.sha256, capture_id=result.capture_id)
     try:
         report = verify_source(source, options)
     except (CannotCheck, ArchiveError, OSError) as exc:
@@ -85,7 +85,8 @@ def store_sealed(store, signer: Signer | None, leftover: dict, keep_local: bool,
     capture_id = leftover["capture_id"]
     wacz = Path(leftover["path"]) / f"{capture_id}.wacz"
     try:
-        report = verify_path(str(wacz), _trusted(signer), allow_unsigned=signer is None)
+        report = verify_path(str(wacz), _trusted(signer), allow_unsigned=signer is None,
+                             capture_id=capture_id)
     except CannotCheck as exc:
         return {**leftover, "not_stored": f"could not be checked: {exc}"}
     if report.exit_code != 0:

@@ -74,9 +74,11 @@ def _read_failure(fh, source: Source) -> None:
         raise CannotCheck(f"could not read all of {source.name}: {failure}")
 
 
-def verify_path(path: str, trusted: dict[str, str], allow_unsigned: bool = False) -> Report:
-    """Check a local file (the library form of `archive verify PATH`)."""
-    return verify_source(local_source(path), VerifyOptions(trusted, allow_unsigned))
+def verify_path(path: str, trusted: dict[str, str], allow_unsigned: bool = False,
+                capture_id: str | None = None) -> Report:
+    """Check a local file (the library form of `archive verify PATH`); with `capture_id`,
+    it must be that capture (it is about to be stored under that id)."""
+    return verify_source(local_source(path), VerifyOptions(trusted, allow_unsigned, capture_id=capture_id))
 
 
 def _check_file_hash(report: Report, expected: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ from typing import BinaryIO, Sequence
 
 from archive.errors import ArchiveError
 from archive.hashing import parse_digest
+from archive.values import parse_json
 from archive.warc.cdxj import parse_cdxj_line
 
 GONE = (404, 410)
@@ -143,7 +143,7 @@ def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
 
 
 def _json_member(zf: zipfile.ZipFile, name: str) -> dict:
-    value = json.loads(zf.read(name))
+    value = parse_json(zf.read(name))
     return value if isinstance(value, dict) else {}
 
 
@@ -152,7 +152,7 @@ def _read_pages(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None
         for number, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8")):
             if not line.strip():
                 continue
-            entry = json.loads(line)
+            entry = parse_json(line)
             if not isinstance(entry, dict) or "url" not in entry or (number == 0 and "format" in entry):
                 continue
             status = entry.get("status")

@@ -24,6 +24,7 @@ from rfc3161_client import decode_timestamp_response
 from archive.errors import AlreadyExists, ArchiveError, NotFound
 from archive.hashing import read_chunks
 from archive.seal.timestamp import TOKEN_ERRORS, timestamp_entry, token_bytes, utc_iso
+from archive.values import parse_json
 
 PREFIX = "timestamps"
 JSON_LIMIT = 64 * 1024 * 1024
@@ -50,7 +51,7 @@ def read_sealed_digest(store, capture_id: str) -> SealedDigest:
                     if zf.getinfo(name).file_size > JSON_LIMIT:
                         raise ArchiveError(f"{capture_id}: {name} is implausibly large")
                     parts[name] = zf.read(name)
-            digest = json.loads(parts["datapackage-digest.json"])
+            digest = parse_json(parts["datapackage-digest.json"])
         except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as exc:
             raise ArchiveError(f"{capture_id}: cannot read its datapackage ({exc})") from None
     dp = parts["datapackage.json"]
@@ -65,7 +66,7 @@ def later_tokens(store, capture_id: str) -> list[tuple[str, dict | None]]:
     out = []
     for key in store.list_objects(f"{PREFIX}/{capture_id}"):
         try:
-            entry = json.loads(store.get_object(key))
+            entry = parse_json(store.get_object(key))
         except (ValueError, UnicodeDecodeError, NotFound):
             entry = None
         out.append((key, entry if isinstance(entry, dict) else None))

@@ -1,4 +1,5 @@
-"""Values people type: sizes, durations and URLs, parsed into plain Python values.
+"""Values people type: sizes, durations and URLs, parsed into plain Python values; and
+values read from files and stores, parsed and shown without trusting them.
 
 Shared by the command line and job files; each parser raises ValueError with a message
 fit to show as it is.
@@ -6,6 +7,7 @@ fit to show as it is.
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlsplit
 
@@ -85,3 +87,12 @@ def printable(text: str) -> str:
         return text
     return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
                    for c in text)
+
+
+def parse_json(data: bytes | str):
+    """json.loads for what a file or a store holds: nesting too deep for Python's parser
+    (which raises RecursionError) is a ValueError, as any other malformed JSON is."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None

@@ -293,10 +293,14 @@ def test_hostile_entries_appended_to_the_ledger_are_reported_never_a_crash(captu
         {"event": "stored", "capture": [capture_id], "actor": "nobody"},
         {"event": "timestamped", "details": {"object": ["timestamps/x"]}, "signature": {"hash": 1}},
     ]
+    deep = b"[" * 200_000 + b"]" * 200_000       # too deep for Python's JSON parser
     with open(ledger.path, "ab") as fh:
         for changes in hostile:
             fh.write(json.dumps({**base, **changes}).encode() + b"\n")
+        fh.write(deep + b"\n")
     store = tmp_path / "store"
+    (store / "timestamps" / capture_id).mkdir(parents=True)
+    (store / "timestamps" / capture_id / "1.json").write_bytes(deep)
     for args, code in ((("custody", "show"), 0), (("custody", "show", capture_id), 0),
                        (("custody", "verify"), 1), (("custody", "verify", "--json"), 1),
                        (("verify", capture_id, "--trust", pubkey, "--no-record"), 1),
@@ -307,6 +311,7 @@ def test_hostile_entries_appended_to_the_ledger_are_reported_never_a_crash(captu
     report = json.loads(run("verify", capture_id, "--store", store, "--trust", pubkey, "--no-record", "--json").out)
     checks = {c["name"]: c for c in report["checks"]}
     assert checks["custody"]["status"] == "fail" and checks["signature"]["status"] == "pass"
+    assert checks["timestamps"]["status"] == "fail"
     assert all(e["seq"] is None or isinstance(e["seq"], int) for e in report["custody"])
 
 

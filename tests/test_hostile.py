@@ -199,3 +199,17 @@ def test_junk_gets_one_line_or_not_verified(tmp_path, content):
         assert proc.stdout == "" and proc.stderr.count("\n") == 1
     else:
         assert proc.stdout.startswith("NOT VERIFIED") and proc.stderr == ""
+
+
+def test_json_nested_too_deeply_for_the_parser_is_malformed_not_a_crash(tmp_path):
+    """Python's JSON parser gives up on deep nesting with RecursionError: in the digest
+    file (outside any signature), a page line or an index line it is bad JSON."""
+    deep = b"[" * 200_000 + b"]" * 200_000
+    entries = dict(_base_entries())
+    index = next(name for name in entries if name.startswith("indexes/"))
+    lines = gzip.decompress(entries[index]) if index.endswith(".gz") else entries[index]
+    lines += b"com,example)/ 20240101000000 " + deep + b"\n"
+    entries.update({"datapackage-digest.json": deep, "pages/pages.jsonl": entries["pages/pages.jsonl"] + deep,
+                    index: gzip.compress(lines) if index.endswith(".gz") else lines})
+    path = _zip(tmp_path / "deep.wacz", list(entries.items()))
+    _not_verified(path, "datapackage-digest.json is not valid JSON", "not JSON", "cannot be read")

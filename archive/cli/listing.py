@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import zipfile
 from dataclasses import asdict
 
@@ -12,6 +11,7 @@ from archive.errors import ArchiveError
 from archive.store.address import open_store
 from archive.store.base import StoredCapture
 from archive.store.s3 import is_s3_address, parse_s3_object
+from archive.values import parse_json
 
 STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
 
@@ -43,8 +43,8 @@ def describe(store, capture_id: str) -> dict:
             raise ArchiveError(f"{capture_id}: not a WACZ (zip) file") from None
         try:
             with zf:
-                datapackage = json.loads(zf.read("datapackage.json"))
-                evidence = json.loads(zf.read("evidence/capture.json")) if "evidence/capture.json" in zf.namelist() else {}
+                datapackage = parse_json(zf.read("datapackage.json"))
+                evidence = parse_json(zf.read("evidence/capture.json")) if "evidence/capture.json" in zf.namelist() else {}
         except (zipfile.BadZipFile, KeyError, ValueError) as exc:
             raise ArchiveError(f"{capture_id}: cannot read its description ({exc})") from None
     return {

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Callable, Protocol
 from archive.custody.entry import canonical, sha256_of
 from archive.errors import AlreadyExists, ArchiveError, NotFound
 from archive.files import fsync_dir
+from archive.values import parse_json
 
 LEDGER_FILE = "custody/ledger.jsonl"
 OBJECT_PREFIX = "custody/"
@@ -46,7 +46,7 @@ class Record:
 
 def parse(raw: bytes) -> dict | None:
     try:
-        value = json.loads(raw)
+        value = parse_json(raw)
     except (ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import zlib
 from dataclasses import dataclass
 
+from archive.values import parse_json
 from archive.verify.scan import Sink
 from archive.verify.warcs import Problem, WarcChecker, WarcResult
 from archive.warc.cdxj import parse_cdxj_line
@@ -46,7 +46,7 @@ class JsonSink(Sink):
             return None, None, f"{self.name} is {self.size} bytes; refusing to read more than {self.limit}"
         raw = b"".join(self.parts)
         try:
-            value = json.loads(raw)
+            value = parse_json(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             return None, raw, f"{self.name} is not valid JSON ({exc})"
         if not isinstance(value, dict):
@@ -159,7 +159,7 @@ class PagesSink(LineSink):
         if not line.strip():
             return
         try:
-            entry = json.loads(line)
+            entry = parse_json(line)
         except (ValueError, UnicodeDecodeError):
             self.problems.append(Problem(f"line {number} is not JSON", self.name))
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+from archive.values import parse_json
 
 INDEXED_TYPES = ("response", "revisit", "resource", "metadata")
 
@@ -55,7 +56,7 @@ def cdxj_line(
 def parse_cdxj_line(line: str) -> tuple[str, str, dict]:
     """Split a CDXJ line; raises ValueError on a malformed one."""
     key, stamp, rest = line.split(" ", 2)
-    fields = json.loads(rest)
+    fields = parse_json(rest)
     if not isinstance(fields, dict):
         raise ValueError("CDXJ fields are not a JSON object")
     return key, stamp, fields

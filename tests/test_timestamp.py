@@ -296,3 +296,35 @@ def test_a_token_whose_certificate_cannot_be_parsed_is_invalid_not_a_crash(captu
     assert result.code == 0, result
     assert (out / f"{capture_id}.token2.tsr").read_bytes() == hostile
     assert not (out / f"{capture_id}.token2.certs.pem").exists()
+
+
+def test_a_trusted_time_before_the_capture_says_it_started_is_pointed_out(capture, tsa, tsa_creds, tsa_ca,
+                                                                          pubkey, run, tmp_path):
+    """A capture cannot exist before it started: a trusted token saying it did shows that
+    the capture's own times (its machine's clock, or its operator) are wrong."""
+    import datetime as dt
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
+    from tests.tsa import issue_response
+
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    capture_id = wacz.name.removesuffix(".wacz")
+    data = members(wacz)["datapackage.json"]
+    request = TimestampRequestBuilder().data(data).hash_algorithm(HashAlgorithm.SHA256).build()
+    earlier = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    token = issue_response(request.as_bytes(), tsa_creds, 7, gen_time=earlier)
+    kept = tmp_path / "store" / "timestamps" / capture_id / "1.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text(json.dumps(_entry(token)))
+    code, report, checks = verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,
+                                       "--trust-tsa", tsa_ca, "--no-record")
+    assert code == 0 and report["time"]["trusted"], checks["timestamps"]
+    assert checks["timestamps"]["status"] == "warn"
+    [clash] = checks["timestamps"]["problems"]
+    assert "clock was at least" in clash["message"] and report["capture"]["started"] in clash["message"]
+    assert report["time"]["time"] == report["time"]["tokens"][1]["time"]
+    assert [t["accuracy"] for t in report["time"]["tokens"]] == [1, 1]
+
+    kept.unlink()                  # the token made while sealing, after the start, is no clash
+    code, report, checks = verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,
+                                       "--trust-tsa", tsa_ca, "--no-record")
+    assert code == 0 and checks["timestamps"]["status"] == "pass" and not checks["timestamps"]["problems"]

@@ -16,7 +16,7 @@ from archive.hashing import parse_digest
 from archive.values import count
 from archive.seal.sign import check_signature
 from archive.verify.domainsig import check_domain_signature
-from archive.verify.timestamps import check_timestamps, summarize, trusted_time
+from archive.verify.timestamps import check_timestamps, clock_clash, summarize, trusted_time
 from archive.verify.container import Container, ContainerError, iter_member, read_container
 from archive.verify.members import IndexSink, JsonSink, PagesSink, WarcSink
 from archive.verify.model import (
@@ -333,7 +333,7 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
     else:
         _digest_check(report, digest, digest_error, dp_bytes)
         _signature_check(report, digest, dp_bytes, datapackage, evidence, options)
-        _check_timestamps(report, digest, dp_bytes, options)
+        _check_timestamps(report, digest, dp_bytes, options, evidence)
     if options.capture_id:
         _stored_as_check(report, evidence, options.capture_id)
     report.capture = _capture_summary(datapackage or {}, evidence or {}, warc_results, sinks)
@@ -613,7 +613,7 @@ def _domain_signature(report: Report, signed: dict, actual: str) -> None:
 
 
 def _check_timestamps(report: Report, digest: dict | None, dp_bytes: bytes | None,
-                      options: VerifyOptions) -> None:
+                      options: VerifyOptions, evidence: dict | None) -> None:
     """RFC 3161 tokens over datapackage.json (archive.verify.timestamps): trusted time is
     a statement on top of integrity, so its absence is said plainly, not a failure."""
     if digest is None or dp_bytes is None:
@@ -624,7 +624,12 @@ def _check_timestamps(report: Report, digest: dict | None, dp_bytes: bytes | Non
     best = trusted_time(results)
     report.time = {"trusted": best is not None, "time": best.time if best else None,
                    "tokens": [r.to_dict() for r in results]}
-    report.add("timestamps", *summarize(results, bool(options.tsa_roots)))
+    status, summary, problems = summarize(results, bool(options.tsa_roots))
+    clash = clock_clash(best, evidence.get("started") if isinstance(evidence, dict) else None)
+    if clash:
+        status = WARN if status == PASS else status
+        problems.append(Problem(clash, EVIDENCE))
+    report.add("timestamps", status, summary, problems)
 
 
 def _capture_summary(datapackage: dict, evidence: dict, warcs: list[WarcResult], sinks: dict) -> dict:

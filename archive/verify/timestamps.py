@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -46,6 +47,7 @@ class TokenCheck:
     time: str | None = None     # genTime stated in the token
     authority: str | None = None  # subject of the certificate that signed it
     later: bool = False         # added after sealing (kept beside the capture in the store)
+    accuracy: float | None = None  # seconds either side of `time`, as the TSA states it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,6 +110,7 @@ def check_token(entry: dict, datapackage: bytes, roots: list[x509.Certificate],
         info = response.tst_info
         algorithm = IMPRINT_HASHES.get(info.message_imprint.hash_algorithm.dotted_string)
         imprint, gen_time = info.message_imprint.message, utc_iso(info.gen_time)
+        accuracy = _seconds(info.accuracy)
     except TOKEN_ERRORS as exc:
         return TokenCheck(source, tsa, INVALID, f"token cannot be read: {str(exc)[:120]}", later=later)
     try:
@@ -115,7 +118,7 @@ def check_token(entry: dict, datapackage: bytes, roots: list[x509.Certificate],
     except TOKEN_ERRORS as exc:
         return TokenCheck(source, tsa, INVALID, f"token's certificates cannot be read: {str(exc)[:120]}",
                           gen_time, later=later)
-    result = TokenCheck(source, tsa, INVALID, "", gen_time, authority, later)
+    result = TokenCheck(source, tsa, INVALID, "", gen_time, authority, later, accuracy)
     if algorithm is None:
         result.message = "token imprint uses an unsupported hash algorithm"
         return result
@@ -147,6 +150,32 @@ def check_token(entry: dict, datapackage: bytes, roots: list[x509.Certificate],
     result.state = TRUSTED
     result.message = f"datapackage.json existed by {gen_time}, attested by {authority}"
     return result
+
+
+def _seconds(accuracy) -> float | None:
+    """A TSTInfo accuracy (seconds, millis, micros; RFC 3161 2.4.2) in seconds."""
+    if accuracy is None:
+        return None
+    parts = (accuracy.seconds, accuracy.millis, accuracy.micros)
+    return sum((part or 0) * scale for part, scale in zip(parts, (1, 1e-3, 1e-6)))
+
+
+def clock_clash(best: TokenCheck | None, started: object) -> str | None:
+    """When a capture says it started after the time a trusted token attests it already
+    existed: its own clock (so every time it states) was ahead, or its times are false."""
+    if best is None or best.time is None or not isinstance(started, str):
+        return None
+    try:
+        said = datetime.fromisoformat(started)
+        attested = datetime.fromisoformat(best.time)
+        ahead = (said - attested).total_seconds() - (best.accuracy or 0) - 1   # 1: whole seconds
+    except (ValueError, TypeError):     # a time without a zone cannot be compared
+        return None
+    if ahead <= 0:
+        return None
+    return (f"the capture says it started at {started}, yet a TSA you trust attests it existed by "
+            f"{best.time}: the capturing machine's clock was at least {ahead:.0f}s ahead, or the "
+            "times the capture states are false (only the trusted time holds)")
 
 
 def _reason(text: str) -> str:

@@ -11,3 +11,7 @@ class NotFound(ArchiveError):
 
 class AlreadyExists(ArchiveError):
     """Refusing to overwrite something that is already stored."""
+
+
+class TooLarge(ArchiveError):
+    """An object holds more than its reader is willing to take in (a small record that is not)."""

@@ -21,13 +21,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from rfc3161_client import decode_timestamp_response
 
-from archive.errors import AlreadyExists, ArchiveError, NotFound
+from archive.errors import AlreadyExists, ArchiveError, NotFound, TooLarge
 from archive.hashing import read_chunks
-from archive.seal.timestamp import TOKEN_ERRORS, timestamp_entry, token_bytes, utc_iso
+from archive.seal.timestamp import MAX_RESPONSE, TOKEN_ERRORS, timestamp_entry, token_bytes, utc_iso
 from archive.values import parse_json
 
 PREFIX = "timestamps"
 JSON_LIMIT = 64 * 1024 * 1024
+ENTRY_LIMIT = 2 * MAX_RESPONSE      # one kept token: its base64 and a few fields
 
 
 @dataclass
@@ -66,8 +67,8 @@ def later_tokens(store, capture_id: str) -> list[tuple[str, dict | None]]:
     out = []
     for key in store.list_objects(f"{PREFIX}/{capture_id}"):
         try:
-            entry = parse_json(store.get_object(key))
-        except (ValueError, UnicodeDecodeError, NotFound):
+            entry = parse_json(store.get_object(key, ENTRY_LIMIT))
+        except (ValueError, UnicodeDecodeError, NotFound, TooLarge):
             entry = None
         out.append((key, entry if isinstance(entry, dict) else None))
     return out

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from archive.errors import AlreadyExists, ArchiveError, NotFound
+from archive.errors import AlreadyExists, ArchiveError, NotFound, TooLarge
 from archive.store.local import LocalStore
 from archive.store.s3 import S3Location, S3Store
 
@@ -62,3 +62,10 @@ def test_object_keys_cannot_escape_or_touch_captures(store):
     with pytest.raises(ArchiveError, match="never overwritten or deleted"):
         store.delete_object("captures/2025/03/08/20250308T121500Z-7f3a9c21.wacz")
     assert list(store.list_objects("")) == []
+
+
+def test_an_object_larger_than_its_reader_takes_is_refused_unread(store):
+    store.put_object("timestamps/x/1.json", b"x" * 100)
+    assert store.get_object("timestamps/x/1.json", limit=100) == b"x" * 100
+    with pytest.raises(TooLarge):
+        store.get_object("timestamps/x/1.json", limit=99)

@@ -328,3 +328,18 @@ def test_a_trusted_time_before_the_capture_says_it_started_is_pointed_out(captur
     code, report, checks = verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,
                                        "--trust-tsa", tsa_ca, "--no-record")
     assert code == 0 and checks["timestamps"]["status"] == "pass" and not checks["timestamps"]["problems"]
+
+
+def test_a_huge_object_kept_as_a_token_beside_a_capture_is_not_read_into_memory(capture, pubkey, tmp_path):
+    from tests.verifyhelp import archive_cmd
+    wacz = capture("/")
+    capture_id = wacz.name.removesuffix(".wacz")
+    kept = tmp_path / "store" / "timestamps" / capture_id / "1.json"
+    kept.parent.mkdir(parents=True)
+    with open(kept, "wb") as fh:
+        fh.truncate(8 << 30)                    # sparse: 8 GiB to read, no disk used
+    proc = archive_cmd("verify", capture_id, "--store", tmp_path / "store", "--trust", pubkey, "--json",
+                       "--no-record", limit_mb=1024)
+    assert proc.returncode == 1 and proc.stderr == "", proc.stderr
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert checks["timestamps"]["status"] == "fail" and checks["signature"]["status"] == "pass"

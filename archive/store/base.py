@@ -74,8 +74,9 @@ class Store(Protocol):
     def put_object(self, key: str, data: bytes) -> None:
         """Create an object only if the key is free; AlreadyExists otherwise (atomic)."""
 
-    def get_object(self, key: str) -> bytes:
-        """An object's bytes; NotFound when there is none."""
+    def get_object(self, key: str, limit: int | None = None) -> bytes:
+        """An object's bytes; NotFound when there is none, TooLarge when it holds more
+        than `limit` bytes (nothing more is read)."""
 
     def list_objects(self, prefix: str) -> Iterator[str]:
         """Keys under a prefix, sorted."""

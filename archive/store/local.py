@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from archive.errors import AlreadyExists, ArchiveError, NotFound
+from archive.errors import AlreadyExists, ArchiveError, NotFound, TooLarge
 from archive.files import fsync_dir
 from archive.hashing import CHUNK, file_sha256
 from archive.ids import is_capture_id
@@ -120,11 +120,15 @@ class LocalStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def get_object(self, key: str) -> bytes:
+    def get_object(self, key: str, limit: int | None = None) -> bytes:
         try:
-            return self._object_path(key).read_bytes()
+            with open(self._object_path(key), "rb") as fh:
+                data = fh.read(-1 if limit is None else limit + 1)
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"no {key} in {self.root}") from None
+        if limit is not None and len(data) > limit:
+            raise TooLarge(f"{key} holds more than {limit} bytes")
+        return data
 
     def list_objects(self, prefix: str) -> Iterator[str]:
         base = self.root

@@ -23,7 +23,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from botocore.exceptions import ClientError, IncompleteReadError, ReadTimeoutError, ResponseStreamingError
 
-from archive.errors import AlreadyExists, ArchiveError, NotFound
+from archive.errors import AlreadyExists, ArchiveError, NotFound, TooLarge
 from archive.ids import is_capture_id
 from archive.store.base import StoredCapture, capture_key, check_object_key, publish_public_key
 from archive.store.rangeread import RangeReader
@@ -462,10 +462,13 @@ class S3Store:
             raise TransferCorrupted(f"{what} arrived altered (its ETag is not the MD5 of the bytes "
                                     f"sent).{self._remove_bad_upload(up)}")
 
-    def get_object(self, key: str) -> bytes:
+    def get_object(self, key: str, limit: int | None = None) -> bytes:
         full = self.location.key(check_object_key(key))
         with s3_errors(self.location.url(full)):
             response = self.client.get_object(Bucket=self.location.bucket, Key=full, ChecksumMode="ENABLED")
+            if limit is not None and response["ContentLength"] > limit:
+                response["Body"].close()
+                raise TooLarge(f"{key} holds more than {limit} bytes")
             return response["Body"].read()
 
     def list_objects(self, prefix: str) -> Iterator[str]:

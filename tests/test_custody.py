@@ -1,6 +1,7 @@
 """The custody ledger: every event recorded, signed and chained; any edit, removal,
 insertion or reordering found and located; concurrent writers never fork it."""
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -347,6 +348,17 @@ def test_another_signed_capture_in_the_place_of_one_without_custody_entries_does
     result = run("verify", second_id, "--store", tmp_path / "store", "--trust", pubkey, "--json", "--no-record")
     checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
     assert result.code == 0 and checks["capture-id"]["status"] == "pass"
+    # nor does a bare WARC (its records intact) or any file (matching --sha256) pass there
+    with zipfile.ZipFile(second) as zf:
+        warc = next(n for n in zf.namelist() if n.startswith("archive/"))
+        first.write_bytes(zf.read(warc))
+    result = run("verify", first_id, "--store", tmp_path / "store", "--trust", pubkey, "--json", "--no-record")
+    report = json.loads(result.out)
+    assert result.code == 1 and report["kind"] == "warc" and "is not a WACZ" in report["reason"], report["reason"]
+    first.write_bytes(b"any file\n")
+    result = run("verify", first_id, "--store", tmp_path / "store", "--json", "--no-record",
+                 "--sha256", hashlib.sha256(b"any file\n").hexdigest())
+    assert result.code == 1 and "is not a WACZ" in json.loads(result.out)["reason"]
     # a file outside a store names no place to hold it to
     outside = shutil.copyfile(second, tmp_path / f"{first_id}.wacz")
     result = run("verify", outside, "--trust", pubkey, "--json", "--no-record")

@@ -58,6 +58,11 @@ def verify_source(source: Source, options: VerifyOptions, progress: Progress | N
                           "to check it against a published hash")
     if options.expected_sha256:
         _check_file_hash(report, options.expected_sha256)
+    if options.capture_id and report.kind != "wacz":
+        # a bare WARC or any file in a capture's place would pass as INTEGRITY or HASH ONLY
+        report.add("capture-id", FAIL, f"the file stored as capture {options.capture_id} is not a WACZ",
+                   [Problem("a capture is stored as a sealed WACZ, not as a bare WARC or another file",
+                            report.target)])
     return conclude(report, options.allow_unsigned)
 
 

@@ -343,3 +343,18 @@ def test_a_huge_object_kept_as_a_token_beside_a_capture_is_not_read_into_memory(
     assert proc.returncode == 1 and proc.stderr == "", proc.stderr
     checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
     assert checks["timestamps"]["status"] == "fail" and checks["signature"]["status"] == "pass"
+
+
+def test_a_token_from_a_self_signed_tsa_you_do_not_trust_is_untrusted_not_altered(capture, tsa, tsa_ca, pubkey,
+                                                                                  run, tmp_path):
+    """OpenSSL says "self-signed certificate" for a TSA with no CA above it: that is a TSA
+    you do not trust (the capture still verifies), not an altered token."""
+    from tests.tsa import make_self_signed_tsa_credentials
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    capture_id = wacz.name.removesuffix(".wacz")
+    with TestTsa(make_self_signed_tsa_credentials()) as lone:
+        assert run("timestamp", capture_id, "--store", tmp_path / "store", "--tsa", lone.url).code == 0
+    code, report, checks = verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,
+                                       "--trust-tsa", tsa_ca, "--no-record")
+    assert code == 0 and checks["timestamps"]["status"] == "pass", checks["timestamps"]
+    assert [t["state"] for t in report["time"]["tokens"]] == [TRUSTED, UNTRUSTED]

@@ -84,6 +84,17 @@ def make_tsa_credentials(label: str = "Test") -> TsaCredentials:
     return TsaCredentials(ca_cert, tsa_cert, tsa_key)
 
 
+def make_self_signed_tsa_credentials(label: str = "Lone") -> TsaCredentials:
+    """A TSA whose own certificate is self-signed (no CA above it), as small authorities run."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = _name(f"{label} Time Stamping Authority")
+    cert = _certificate(name, name, key.public_key(), key, [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), True),
+    ])
+    return TsaCredentials(cert, cert, key)
+
+
 def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 

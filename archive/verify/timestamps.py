@@ -33,9 +33,10 @@ IMPRINT_HASHES = {
     "2.16.840.1.101.3.4.2.3": "sha512",
 }
 # What OpenSSL's PKCS7_verify says when no certificate the user trusts ends the chain
-# (as opposed to a chain or signature that is wrong, which is an altered token).
+# (as opposed to a chain or signature that is wrong, which is an altered token); the
+# last two (and the chain ones) also cover a TSA whose own certificate is self-signed.
 UNTRUSTED_ERRORS = ("unable to get local issuer certificate", "unable to get issuer certificate",
-                    "self-signed certificate in certificate chain", "self signed certificate in certificate chain")
+                    "self-signed certificate", "self signed certificate")
 
 
 @dataclass

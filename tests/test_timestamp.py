@@ -358,3 +358,27 @@ def test_a_token_from_a_self_signed_tsa_you_do_not_trust_is_untrusted_not_altere
                                        "--trust-tsa", tsa_ca, "--no-record")
     assert code == 0 and checks["timestamps"]["status"] == "pass", checks["timestamps"]
     assert [t["state"] for t in report["time"]["tokens"]] == [TRUSTED, UNTRUSTED]
+
+
+def test_a_token_without_its_certificate_is_untrusted_not_altered(capture, tsa, tsa_creds, tsa_ca, pubkey,
+                                                                  run, tmp_path):
+    """A TSA asked without certReq leaves its certificate out (RFC 3161): such a token
+    cannot be tied to a certificate you trust, which does not make it altered."""
+    from asn1crypto import tsp
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
+    from tests.tsa import issue_response
+
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    capture_id = wacz.name.removesuffix(".wacz")
+    asked = tsp.TimeStampReq.load(TimestampRequestBuilder().data(members(wacz)["datapackage.json"])
+                                  .hash_algorithm(HashAlgorithm.SHA256).build().as_bytes())
+    asked["cert_req"] = False
+    token = issue_response(asked.dump(), tsa_creds, 8)
+    kept = tmp_path / "store" / "timestamps" / capture_id / "1.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text(json.dumps(_entry(token)))
+    code, report, checks = verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,
+                                       "--trust-tsa", tsa_ca, "--no-record")
+    assert code == 0 and checks["timestamps"]["status"] == "pass", checks["timestamps"]
+    later = report["time"]["tokens"][1]
+    assert later["state"] == UNTRUSTED and "carries no certificate" in later["message"]

@@ -132,6 +132,13 @@ def check_token(entry: dict, datapackage: bytes, roots: list[x509.Certificate],
         result.state = UNCHECKED
         result.message = f"token states {gen_time}; not checked: no TSA certificate trusted (--trust-tsa)"
         return result
+    if not response.signed_data.certificates:
+        # RFC 3161 lets a TSA leave its certificate out (certReq false): then nothing
+        # links the token to a certificate you trust. Not an altered token for that.
+        result.state = UNTRUSTED
+        result.message = (f"token carries no certificate, so who signed it ({authority}) cannot be "
+                          "checked against the TSA certificates you trust")
+        return result
     builder = VerifierBuilder()
     for root in _unique(roots):
         builder = builder.add_root_certificate(root)

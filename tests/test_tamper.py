@@ -116,6 +116,27 @@ def test_signature_replayed_from_another_capture_fails(capture, pubkey, tmp_path
     assert _verify(replayed, pubkey).exit_code == 1
 
 
+def test_a_broken_or_replayed_signature_next_to_a_trusted_key_names_no_signer(capture, pubkey, run, tmp_path):
+    """The key inside the file is a trusted one, but its signature does not hold for this
+    file: the report must not say who signed it."""
+    import base64
+    first, second = capture("/"), capture("/about")
+    digest = json.loads(zipfile.ZipFile(first).read("datapackage-digest.json"))
+    signature = bytearray(base64.b64decode(digest["signedData"]["signature"]))
+    signature[-1] ^= 0x01
+    digest["signedData"]["signature"] = base64.b64encode(bytes(signature)).decode()
+    broken, replayed = tmp_path / "broken.wacz", tmp_path / "replayed.wacz"
+    _rewrite(first, broken, {"datapackage-digest.json": json.dumps(digest).encode()})
+    _rewrite(first, replayed, {"datapackage-digest.json": zipfile.ZipFile(second).read("datapackage-digest.json")})
+    for path in (broken, replayed):
+        text = run("verify", path, "--trust", f"alice={pubkey}").out
+        assert text.startswith("NOT VERIFIED") and "signed by     NOT PROVEN" in text and "alice (key" not in text
+        report = json.loads(run("verify", path, "--trust", f"alice={pubkey}", "--json").out)
+        assert report["signature"]["trustedAs"] is None and report["signature"]["holds"] is False
+    report = json.loads(run("verify", first, "--trust", f"alice={pubkey}", "--json", "--no-record").out)
+    assert report["signature"]["trustedAs"] == "alice" and report["signature"]["holds"] is True
+
+
 def test_untrusted_key_fails(sealed, tmp_path, run, monkeypatch):
     monkeypatch.setenv("ARCHIVE_KEY_PASSPHRASE", "other")
     assert run("keys", "generate", "--out", tmp_path / "other").code == 0

@@ -547,13 +547,16 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
     try:
         check = check_signature(signed)
     except Exception as exc:  # noqa: BLE001 - a damaged key can raise from deep in cryptography
-        report.signature = {"signed": True, "form": "unknown", "fingerprint": None, "trustedAs": None}
+        report.signature = {"signed": True, "form": "unknown", "fingerprint": None, "trustedAs": None,
+                            "holds": False}
         report.add("signature", FAIL, f"the signature cannot be read ({type(exc).__name__})",
                    [Problem(f"signedData cannot be read: {exc}", "datapackage-digest.json")])
         return
+    # `trustedAs` names the signer only once the signature holds for this very file: a
+    # trusted key copied next to a broken or replayed signature proves nothing
     report.signature = {
-        "signed": True, "form": check.form, "fingerprint": check.fingerprint,
-        "trustedAs": options.trusted.get(check.fingerprint) if check.fingerprint else None,
+        "signed": True, "form": check.form, "fingerprint": check.fingerprint, "trustedAs": None,
+        "holds": None if check.form == "domain" else False,
         "created": _string(signed.get("created")) if isinstance(signed, dict) else None,
         "software": _string(signed.get("software")) if isinstance(signed, dict) else None,
     }
@@ -572,6 +575,7 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
     if problems:
         report.add("signature", FAIL, "the signature does not belong to this capture", problems)
         return
+    report.signature.update(holds=True, trustedAs=options.trusted.get(check.fingerprint))
     if check.fingerprint not in options.trusted:
         report.add("signature", FAIL,
                    f"valid signature by key {check.fingerprint}, which is not among the keys you trust"

@@ -38,6 +38,9 @@ def signer_line(report: Report) -> str | None:
         return "nobody: UNSIGNED"
     if sig.get("form") == "domain":
         return f"a certificate for {sig.get('domain')} (domain-identity form; not checked)"
+    if not sig.get("holds"):
+        named = f" (it names key {sig['fingerprint']})" if sig.get("fingerprint") else ""
+        return f"NOT PROVEN: the signature does not hold for this file{named}"
     if sig.get("trustedAs"):
         return f"{sig['trustedAs']} (key {sig.get('fingerprint')})"
     return f"an UNTRUSTED key {sig.get('fingerprint') or '(unreadable)'}"

@@ -137,6 +137,28 @@ def test_a_broken_or_replayed_signature_next_to_a_trusted_key_names_no_signer(ca
     assert report["signature"]["trustedAs"] == "alice" and report["signature"]["holds"] is True
 
 
+def test_a_capture_of_ours_turned_into_the_old_unsigned_layout_does_not_pass_as_unsigned(capture, pubkey, tmp_path):
+    """Dropping datapackage-digest.json and saying wacz_version 1.0.0 (kept in our
+    canonical zip form, or not) must not make a signed capture read as an old unsigned one."""
+    from archive.seal.container import ContainerWriter
+    sealed = capture("/")
+    with zipfile.ZipFile(sealed) as zf:
+        parts = {name: zf.read(name) for name in zf.namelist() if name != "datapackage-digest.json"}
+    datapackage = json.loads(parts["datapackage.json"])
+    parts["datapackage.json"] = json.dumps(dict(datapackage, wacz_version="1.0.0")).encode()
+    canonical = ContainerWriter(tmp_path / "canonical.wacz")
+    for name, body in parts.items():
+        canonical.add_bytes(name, body)
+    canonical.finish()
+    canonical.close()
+    parts["datapackage.json"] = json.dumps(dict(datapackage, wacz_version="1.0.0", software="other 1")).encode()
+    disguised = rezip(sealed, tmp_path / "disguised.wacz", parts, drop={"datapackage-digest.json"})
+    for path in (tmp_path / "canonical.wacz", disguised):
+        report = verify_path(str(path), trusted_keys([str(pubkey)]), allow_unsigned=True)
+        assert report.exit_code == 1 and not report.signature.get("signed"), (path, report.reason)
+        assert "datapackage-digest.json is missing" in report.reason or "signature was removed" in report.reason
+
+
 def test_untrusted_key_fails(sealed, tmp_path, run, monkeypatch):
     monkeypatch.setenv("ARCHIVE_KEY_PASSPHRASE", "other")
     assert run("keys", "generate", "--out", tmp_path / "other").code == 0

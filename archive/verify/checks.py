@@ -333,8 +333,10 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
     _records_check(report, warc_results)
     _index_check(report, sinks, warc_results, ours or claims_ours)
     _pages_check(report, sinks)
-    if digest is None and "datapackage-digest.json" not in sinks and _legacy(datapackage):
-        _legacy_checks(report, options)
+    # our tool never wrote the old layout: a capture of ours in it had its seal removed
+    if digest is None and "datapackage-digest.json" not in sinks and _legacy(datapackage) \
+            and not (ours or claims_ours):
+        _legacy_checks(report, options, evidence)
     else:
         _digest_check(report, digest, digest_error, dp_bytes)
         _signature_check(report, digest, dp_bytes, datapackage, evidence, options)
@@ -500,9 +502,11 @@ def _legacy(datapackage: dict | None) -> bool:
     return isinstance(datapackage, dict) and datapackage.get("wacz_version") == "1.0.0"
 
 
-def _legacy_checks(report: Report, options: VerifyOptions) -> None:
+def _legacy_checks(report: Report, options: VerifyOptions, evidence: dict | None) -> None:
     report.add("datapackage-digest", WARN, "old WACZ 1.0.0 layout: it has no datapackage-digest.json, "
                "so nothing seals datapackage.json itself")
+    if _signature_removed(report, evidence):
+        return
     report.signature = {"signed": False}
     report.add("signature", WARN if options.allow_unsigned else FAIL,
                "UNSIGNED: the WACZ 1.0.0 layout has no signature; nothing proves who made it"
@@ -532,11 +536,7 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
         return
     actual = "sha256:" + hashlib.sha256(dp_bytes).hexdigest()
     signed = digest.get("signedData")
-    if signed is None and isinstance(evidence, dict) and evidence.get("signer"):
-        report.signature = {"signed": False}
-        report.add("signature", FAIL, "the signature was removed: evidence/capture.json names "
-                   f"signer {evidence.get('signer')}, but there is no signature",
-                   [Problem("signedData is missing", "datapackage-digest.json")])
+    if signed is None and _signature_removed(report, evidence):
         return
     if signed is None:
         report.signature = {"signed": False}
@@ -594,6 +594,18 @@ def _stored_as_check(report: Report, evidence: dict | None, capture_id: str) -> 
     said = f"says it is capture {named}" if isinstance(named, str) else "does not say which capture it is"
     report.add("capture-id", FAIL, f"the file stored as capture {capture_id} {said}",
                [Problem(f"{EVIDENCE} {said}, not {capture_id}", EVIDENCE)])
+
+
+def _signature_removed(report: Report, evidence: dict | None) -> bool:
+    """A capture whose evidence file names the key that signed it, but which carries no
+    signature, had it removed (adds the failure)."""
+    signer = evidence.get("signer") if isinstance(evidence, dict) else None
+    if not signer:
+        return False
+    report.signature = {"signed": False}
+    report.add("signature", FAIL, f"the signature was removed: {EVIDENCE} names signer {signer}, "
+               "but there is no signature", [Problem("there is no signature", "datapackage-digest.json")])
+    return True
 
 
 def _string(value) -> str | None:

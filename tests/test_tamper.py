@@ -140,23 +140,66 @@ def test_a_broken_or_replayed_signature_next_to_a_trusted_key_names_no_signer(ca
 def test_a_capture_of_ours_turned_into_the_old_unsigned_layout_does_not_pass_as_unsigned(capture, pubkey, tmp_path):
     """Dropping datapackage-digest.json and saying wacz_version 1.0.0 (kept in our
     canonical zip form, or not) must not make a signed capture read as an old unsigned one."""
-    from archive.seal.container import ContainerWriter
     sealed = capture("/")
     with zipfile.ZipFile(sealed) as zf:
         parts = {name: zf.read(name) for name in zf.namelist() if name != "datapackage-digest.json"}
     datapackage = json.loads(parts["datapackage.json"])
     parts["datapackage.json"] = json.dumps(dict(datapackage, wacz_version="1.0.0")).encode()
-    canonical = ContainerWriter(tmp_path / "canonical.wacz")
-    for name, body in parts.items():
-        canonical.add_bytes(name, body)
-    canonical.finish()
-    canonical.close()
+    _canonical(tmp_path / "canonical.wacz", parts)
     parts["datapackage.json"] = json.dumps(dict(datapackage, wacz_version="1.0.0", software="other 1")).encode()
     disguised = rezip(sealed, tmp_path / "disguised.wacz", parts, drop={"datapackage-digest.json"})
     for path in (tmp_path / "canonical.wacz", disguised):
         report = verify_path(str(path), trusted_keys([str(pubkey)]), allow_unsigned=True)
         assert report.exit_code == 1 and not report.signature.get("signed"), (path, report.reason)
         assert "datapackage-digest.json is missing" in report.reason or "signature was removed" in report.reason
+
+
+def _canonical(path, parts: dict[str, bytes]):
+    """Members written in our canonical zip form (as our writer lays them out)."""
+    from archive.seal.container import ContainerWriter
+    writer = ContainerWriter(path)
+    for name, body in parts.items():
+        writer.add_bytes(name, body)
+    writer.finish()
+    writer.close()
+    return path
+
+
+def test_a_capture_of_ours_re_signed_in_the_domain_identity_form_does_not_pass(capture, pubkey, tmp_path):
+    """A domain-identity signature cannot be checked offline (--allow-unsigned accepts it
+    as SIGNATURE NOT CHECKED), so one made with any certificate must not stand in for the
+    signature of the key a capture of ours names."""
+    import base64
+    import datetime as dt
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    sealed = capture("/")
+    with zipfile.ZipFile(sealed) as zf:
+        parts = {name: zf.read(name) for name in zf.namelist()}
+    evidence = json.loads(parts["evidence/capture.json"])
+    parts["evidence/capture.json"] = json.dumps(dict(evidence, operator="someone else")).encode()
+    datapackage = json.loads(parts["datapackage.json"])
+    for resource in datapackage["resources"]:
+        body = parts[resource["path"]]
+        resource.update(hash="sha256:" + hashlib.sha256(body).hexdigest(), bytes=len(body))
+    parts["datapackage.json"] = json.dumps(datapackage).encode()
+    value = "sha256:" + hashlib.sha256(parts["datapackage.json"]).hexdigest()
+    key, name = ec.generate_private_key(ec.SECP256R1()), x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.org")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
+            .sign(key, hashes.SHA256()))
+    signed = {"hash": value, "created": datapackage["created"], "software": "x", "version": "0.1.0",
+              "signature": base64.b64encode(key.sign(value.encode(), ec.ECDSA(hashes.SHA256()))).decode(),
+              "domain": "example.org", "domainCert": cert.public_bytes(serialization.Encoding.PEM).decode(),
+              "timeSignature": "", "timestampCert": ""}
+    parts["datapackage-digest.json"] = json.dumps({"path": "datapackage.json", "hash": value,
+                                                   "signedData": signed}).encode()
+    report = verify_path(str(_canonical(tmp_path / "resigned.wacz", parts)), trusted_keys([str(pubkey)]),
+                         allow_unsigned=True)
+    assert report.exit_code == 1 and "the signature was replaced" in report.reason, report.reason
 
 
 def test_untrusted_key_fails(sealed, tmp_path, run, monkeypatch):

@@ -561,6 +561,12 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
         "software": _string(signed.get("software")) if isinstance(signed, dict) else None,
     }
     if check.form == "domain":
+        if _named_signer(evidence):
+            # our captures are signed in the anonymous form by the key their evidence names
+            report.add("signature", FAIL, f"the signature was replaced: {EVIDENCE} names signer "
+                       f"{_named_signer(evidence)}, but the file carries a domain-identity signature",
+                       [Problem("signedData is not the signature of the key that made it", "datapackage-digest.json")])
+            return
         _domain_signature(report, signed, actual)
         return
     if not check.valid:
@@ -596,10 +602,16 @@ def _stored_as_check(report: Report, evidence: dict | None, capture_id: str) -> 
                [Problem(f"{EVIDENCE} {said}, not {capture_id}", EVIDENCE)])
 
 
+def _named_signer(evidence: dict | None) -> str | None:
+    """The signing key our evidence file names (a capture of ours, signed when sealed)."""
+    signer = evidence.get("signer") if isinstance(evidence, dict) else None
+    return signer if isinstance(signer, str) and signer else None
+
+
 def _signature_removed(report: Report, evidence: dict | None) -> bool:
     """A capture whose evidence file names the key that signed it, but which carries no
     signature, had it removed (adds the failure)."""
-    signer = evidence.get("signer") if isinstance(evidence, dict) else None
+    signer = _named_signer(evidence)
     if not signer:
         return False
     report.signature = {"signed": False}

@@ -168,7 +168,7 @@ def _canonical(path, parts: dict[str, bytes]):
 def test_a_capture_of_ours_re_signed_in_the_domain_identity_form_does_not_pass(capture, pubkey, tmp_path):
     """A domain-identity signature cannot be checked offline (--allow-unsigned accepts it
     as SIGNATURE NOT CHECKED), so one made with any certificate must not stand in for the
-    signature of the key a capture of ours names."""
+    signature of a capture of ours, whether its evidence still names its key or not."""
     import base64
     import datetime as dt
     from cryptography import x509
@@ -178,28 +178,34 @@ def test_a_capture_of_ours_re_signed_in_the_domain_identity_form_does_not_pass(c
     sealed = capture("/")
     with zipfile.ZipFile(sealed) as zf:
         parts = {name: zf.read(name) for name in zf.namelist()}
-    evidence = json.loads(parts["evidence/capture.json"])
-    parts["evidence/capture.json"] = json.dumps(dict(evidence, operator="someone else")).encode()
-    datapackage = json.loads(parts["datapackage.json"])
-    for resource in datapackage["resources"]:
-        body = parts[resource["path"]]
-        resource.update(hash="sha256:" + hashlib.sha256(body).hexdigest(), bytes=len(body))
-    parts["datapackage.json"] = json.dumps(datapackage).encode()
-    value = "sha256:" + hashlib.sha256(parts["datapackage.json"]).hexdigest()
     key, name = ec.generate_private_key(ec.SECP256R1()), x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.org")])
     now = dt.datetime.now(dt.timezone.utc)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
             .sign(key, hashes.SHA256()))
-    signed = {"hash": value, "created": datapackage["created"], "software": "x", "version": "0.1.0",
-              "signature": base64.b64encode(key.sign(value.encode(), ec.ECDSA(hashes.SHA256()))).decode(),
-              "domain": "example.org", "domainCert": cert.public_bytes(serialization.Encoding.PEM).decode(),
-              "timeSignature": "", "timestampCert": ""}
-    parts["datapackage-digest.json"] = json.dumps({"path": "datapackage.json", "hash": value,
-                                                   "signedData": signed}).encode()
-    report = verify_path(str(_canonical(tmp_path / "resigned.wacz", parts)), trusted_keys([str(pubkey)]),
-                         allow_unsigned=True)
+
+    def resigned(evidence: dict, path):
+        parts["evidence/capture.json"] = json.dumps(evidence).encode()
+        datapackage = json.loads(parts["datapackage.json"])
+        for resource in datapackage["resources"]:
+            body = parts[resource["path"]]
+            resource.update(hash="sha256:" + hashlib.sha256(body).hexdigest(), bytes=len(body))
+        parts["datapackage.json"] = json.dumps(datapackage).encode()
+        value = "sha256:" + hashlib.sha256(parts["datapackage.json"]).hexdigest()
+        signed = {"hash": value, "created": datapackage["created"], "software": "x", "version": "0.1.0",
+                  "signature": base64.b64encode(key.sign(value.encode(), ec.ECDSA(hashes.SHA256()))).decode(),
+                  "domain": "example.org", "domainCert": cert.public_bytes(serialization.Encoding.PEM).decode(),
+                  "timeSignature": "", "timestampCert": ""}
+        parts["datapackage-digest.json"] = json.dumps({"path": "datapackage.json", "hash": value,
+                                                       "signedData": signed}).encode()
+        return verify_path(str(_canonical(path, parts)), trusted_keys([str(pubkey)]), allow_unsigned=True)
+
+    evidence = dict(json.loads(parts["evidence/capture.json"]), operator="someone else")
+    report = resigned(evidence, tmp_path / "resigned.wacz")
     assert report.exit_code == 1 and "the signature was replaced" in report.reason, report.reason
+    evidence.pop("signer")          # the key named nowhere: the file is still in our own form
+    report = resigned(evidence, tmp_path / "unnamed.wacz")
+    assert report.exit_code == 1 and "written by this tool" in report.reason, report.reason
 
 
 def test_untrusted_key_fails(sealed, tmp_path, run, monkeypatch):

@@ -339,7 +339,7 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
         _legacy_checks(report, options, evidence)
     else:
         _digest_check(report, digest, digest_error, dp_bytes)
-        _signature_check(report, digest, dp_bytes, datapackage, evidence, options)
+        _signature_check(report, digest, dp_bytes, datapackage, evidence, options, ours or claims_ours)
         _check_timestamps(report, digest, dp_bytes, options, evidence)
     if options.capture_id:
         _stored_as_check(report, evidence, options.capture_id)
@@ -530,7 +530,8 @@ def _digest_check(report: Report, digest: dict | None, error: str | None, dp_byt
 
 
 def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None,
-                     datapackage: dict | None, evidence: dict | None, options: VerifyOptions) -> None:
+                     datapackage: dict | None, evidence: dict | None, options: VerifyOptions,
+                     ours: bool = False) -> None:
     if digest is None or dp_bytes is None:
         report.add("signature", FAIL, "no signature can be checked without the digest file")
         return
@@ -561,10 +562,12 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
         "software": _string(signed.get("software")) if isinstance(signed, dict) else None,
     }
     if check.form == "domain":
-        if _named_signer(evidence):
-            # our captures are signed in the anonymous form by the key their evidence names
-            report.add("signature", FAIL, f"the signature was replaced: {EVIDENCE} names signer "
-                       f"{_named_signer(evidence)}, but the file carries a domain-identity signature",
+        if _named_signer(evidence) or ours:
+            # our captures are signed in the anonymous form (by the key their evidence names)
+            said = f"{EVIDENCE} names signer {_named_signer(evidence)}" if _named_signer(evidence) \
+                else "this file was written by this tool"
+            report.add("signature", FAIL, f"the signature was replaced: {said}, but the file carries a "
+                       "domain-identity signature",
                        [Problem("signedData is not the signature of the key that made it", "datapackage-digest.json")])
             return
         _domain_signature(report, signed, actual)

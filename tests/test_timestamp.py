@@ -125,6 +125,16 @@ def _entry(der: bytes) -> dict:
     return {"tsa": "http://tsa", "token": base64.b64encode(der).decode()}
 
 
+def keep_and_verify(run, tmp_path, capture_id: str, token: bytes, pubkey, tsa_ca):
+    """Keep a token beside a stored capture (as anyone able to write to the store can),
+    then verify the capture by id: (exit code, report, checks by name)."""
+    kept = tmp_path / "store" / "timestamps" / capture_id / "1.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text(json.dumps(_entry(token)))
+    return verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,
+                       "--trust-tsa", tsa_ca, "--no-record")
+
+
 def test_altered_tokens_and_tokens_over_other_data_are_rejected(capture, tsa, tsa_ca, tsa_creds):
     wacz = capture("/", extra=("--tsa", tsa.url))
     der = _token_der(wacz)
@@ -284,11 +294,7 @@ def test_a_token_whose_certificate_cannot_be_parsed_is_invalid_not_a_crash(captu
     for roots in ([], load_tsa_certificates([str(tsa_ca)])):
         assert check_token(_entry(hostile), data, roots, "x").state == INVALID
 
-    kept = tmp_path / "store" / "timestamps" / capture_id / "1.json"
-    kept.parent.mkdir(parents=True)
-    kept.write_text(json.dumps(_entry(hostile)))
-    code, report, checks = verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,
-                                       "--trust-tsa", tsa_ca, "--no-record")
+    code, report, checks = keep_and_verify(run, tmp_path, capture_id, hostile, pubkey, tsa_ca)
     assert code == 1 and checks["timestamps"]["status"] == "fail", checks["timestamps"]
     assert any("cannot be read" in t["message"] for t in report["time"]["tokens"] if t["later"])
     out = tmp_path / "tokens"
@@ -312,11 +318,7 @@ def test_a_trusted_time_before_the_capture_says_it_started_is_pointed_out(captur
     request = TimestampRequestBuilder().data(data).hash_algorithm(HashAlgorithm.SHA256).build()
     earlier = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
     token = issue_response(request.as_bytes(), tsa_creds, 7, gen_time=earlier)
-    kept = tmp_path / "store" / "timestamps" / capture_id / "1.json"
-    kept.parent.mkdir(parents=True)
-    kept.write_text(json.dumps(_entry(token)))
-    code, report, checks = verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,
-                                       "--trust-tsa", tsa_ca, "--no-record")
+    code, report, checks = keep_and_verify(run, tmp_path, capture_id, token, pubkey, tsa_ca)
     assert code == 0 and report["time"]["trusted"], checks["timestamps"]
     assert checks["timestamps"]["status"] == "warn"
     [clash] = checks["timestamps"]["problems"]
@@ -324,7 +326,7 @@ def test_a_trusted_time_before_the_capture_says_it_started_is_pointed_out(captur
     assert report["time"]["time"] == report["time"]["tokens"][1]["time"]
     assert [t["accuracy"] for t in report["time"]["tokens"]] == [1, 1]
 
-    kept.unlink()                  # the token made while sealing, after the start, is no clash
+    (tmp_path / "store" / "timestamps" / capture_id / "1.json").unlink()   # the sealing token: no clash
     code, report, checks = verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,
                                        "--trust-tsa", tsa_ca, "--no-record")
     assert code == 0 and checks["timestamps"]["status"] == "pass" and not checks["timestamps"]["problems"]
@@ -374,11 +376,7 @@ def test_a_token_without_its_certificate_is_untrusted_not_altered(capture, tsa, 
                                   .hash_algorithm(HashAlgorithm.SHA256).build().as_bytes())
     asked["cert_req"] = False
     token = issue_response(asked.dump(), tsa_creds, 8)
-    kept = tmp_path / "store" / "timestamps" / capture_id / "1.json"
-    kept.parent.mkdir(parents=True)
-    kept.write_text(json.dumps(_entry(token)))
-    code, report, checks = verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,
-                                       "--trust-tsa", tsa_ca, "--no-record")
+    code, report, checks = keep_and_verify(run, tmp_path, capture_id, token, pubkey, tsa_ca)
     assert code == 0 and checks["timestamps"]["status"] == "pass", checks["timestamps"]
     later = report["time"]["tokens"][1]
     assert later["state"] == UNTRUSTED and "carries no certificate" in later["message"]

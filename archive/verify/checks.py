@@ -17,7 +17,9 @@ from archive.values import count
 from archive.seal.sign import check_signature
 from archive.verify.domainsig import check_domain_signature
 from archive.verify.timestamps import check_timestamps, summarize, trusted_time
-from archive.verify.container import Container, ContainerError, iter_member, read_container
+from archive.verify.container import (
+    MEMBER_LIMIT, Container, ContainerError, hostile, iter_member, read_container,
+)
 from archive.verify.members import IndexSink, JsonSink, PagesSink, WarcSink
 from archive.verify.model import (
     FAIL, PASS, SKIP, WARN, CannotCheck, RecordLocation, Report, VerifyOptions, conclude,
@@ -26,13 +28,12 @@ from archive.verify.scan import CHUNK, Worker, file_sha256, scan_canonical, scan
 from archive.verify.segments import ParallelWarcs, parallel_worth
 from archive.verify.source import Source, local_source, sniff
 from archive.verify.warcs import CONTENT_TYPES, Problem, WarcChecker, WarcResult, check_warc_slow, same_digest
-from archive.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64, safe_member_name
+from archive.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64
 
 DIGEST_FILES = ("datapackage.json", "datapackage-digest.json")
 EVIDENCE = "evidence/capture.json"
 PAGES = "pages/pages.jsonl"
 OUR_SOFTWARE = SOFTWARE.split()[0] + " "
-MEMBER_LIMIT = 1 << 40          # bytes we are willing to inflate from one foreign member
 SCREENSHOT_PREFIX = "urn:screenshot:"
 
 Progress = Callable[[int, int], None]
@@ -171,31 +172,6 @@ def _looks_ours(fh: BinaryIO) -> bool:
             and fields[3] == METHOD_STORED and (fields[4], fields[5]) == (DOS_TIME, DOS_DATE))
 
 
-def _hostile(container: Container, file_size: int) -> str | None:
-    """Why a foreign container is refused outright (zip slip, duplicates, bombs)."""
-    names = [m.name for m in container.members]
-    for name in names:
-        if not safe_member_name(name):
-            return f"zip entry {name!r} has an unsafe path (zip slip)"
-    seen = set()
-    for name in names:
-        if name in seen:
-            return f"zip entry {name} appears twice"
-        seen.add(name)
-    for m in container.members:
-        info = m.info
-        if info is None:
-            continue
-        if m.data_offset is not None and m.data_offset + m.size > file_size:
-            return f"zip entry {m.name} claims {m.size} bytes, more than the file holds"
-        if info.compress_size and info.file_size > 1100 * info.compress_size + (1 << 20):
-            return (f"zip entry {m.name} claims to expand {info.file_size // info.compress_size}"
-                    " times (a zip bomb)")
-        if info.file_size > MEMBER_LIMIT:
-            return f"zip entry {m.name} claims {info.file_size} bytes"
-    return None
-
-
 def _sinks(container: Container, warcs: bool) -> tuple[dict, set[str]]:
     """A sink for each member to check as it is read (WARC files only when `warcs`: they
     may be checked apart, archive.verify.segments), and which ones run on a thread."""
@@ -283,9 +259,9 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
         ours = _looks_ours(fh)
         if not ours and _plain_zip(container, source.name):
             return None
-        hostile = None if container.canonical else _hostile(container, source.size)
-        if hostile and not ours:
-            raise CannotCheck(f"refusing to check {source.name}: {hostile}")
+        refused = None if container.canonical else hostile(container, source.size)
+        if refused and not ours:
+            raise CannotCheck(f"refusing to check {source.name}: {refused}")
         warcs = [(m.name, m.data_offset, m.size) for m in container.members if _is_warc(m.name)]
         parallel = None
         if container.canonical and parallel_worth(source.path, sum(size for _, _, size in warcs)):
@@ -298,9 +274,9 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
             finally:
                 if parallel:
                     parallel.close()
-        elif hostile:
-            report.add("container", FAIL, f"the zip container was altered: {hostile}",
-                       [Problem(hostile, source.name)])
+        elif refused:
+            report.add("container", FAIL, f"the zip container was altered: {refused}",
+                       [Problem(refused, source.name)])
             report.sha256 = file_sha256(fh)
             return report
         else:

@@ -18,10 +18,11 @@ from archive.hashing import CHUNK
 from archive.ziplayout import (
     CENTRAL, CENTRAL_SIG, END, END64, END64_SIG, END_SIG, LOCAL, LOCAL_SIG, LOCATOR64,
     LOCATOR64_SIG, MAX16, MAX32, ZIP64_EXTRA_ID, Entry, central_header, end_records,
-    local_header,
+    local_header, safe_member_name,
 )
 
 MAX_ENTRIES = 100_000
+MEMBER_LIMIT = 1 << 40          # bytes we are willing to inflate from one foreign member
 
 
 class ContainerError(Exception):
@@ -84,7 +85,7 @@ def read_canonical(fh: BinaryIO, file_size: int) -> list[Entry]:
     if cd_offset + cd_size + tail != file_size:
         raise ValueError("central directory does not end where the end records begin")
     directory = _read_at(fh, cd_offset, cd_size)
-    entries, pos, expected_offset = [], 0, 0
+    entries, pos, expected_offset, names = [], 0, 0, set()
     for index in range(count):
         if pos + CENTRAL.size > len(directory):
             raise ValueError(f"central directory entry {index} is cut short")
@@ -97,6 +98,11 @@ def read_canonical(fh: BinaryIO, file_size: int) -> list[Entry]:
             name = raw_name.decode("ascii")
         except UnicodeDecodeError:
             raise ValueError(f"entry {index} has a non-ASCII name") from None
+        # Our writer never repeats a name or writes an unsafe one. A repeated name would be
+        # two members to one check (the last is hashed, the first read by others).
+        if not safe_member_name(name) or name in names:
+            raise ValueError(f"entry {index} ({name!r}) is repeated or has a name our writer never writes")
+        names.add(name)
         size, offset = fields[9], fields[16]
         extra = directory[pos + CENTRAL.size + name_len: pos + CENTRAL.size + name_len + extra_len]
         zip64 = len(extra) == 28 and struct.unpack_from("<HH", extra) == (ZIP64_EXTRA_ID, 24)
@@ -151,6 +157,31 @@ def read_container(fh: BinaryIO, file_size: int) -> Container:
         members.append(Member(info.filename, info.file_size, info.CRC, data_offset, info))
     fh.seek(0)
     return Container(members, False, [reason], zf)
+
+
+def hostile(container: Container, file_size: int) -> str | None:
+    """Why a foreign container is refused outright (zip slip, duplicates, bombs)."""
+    names = [m.name for m in container.members]
+    for name in names:
+        if not safe_member_name(name):
+            return f"zip entry {name!r} has an unsafe path (zip slip)"
+    seen = set()
+    for name in names:
+        if name in seen:
+            return f"zip entry {name} appears twice"
+        seen.add(name)
+    for m in container.members:
+        info = m.info
+        if info is None:
+            continue
+        if m.data_offset is not None and m.data_offset + m.size > file_size:
+            return f"zip entry {m.name} claims {m.size} bytes, more than the file holds"
+        if info.compress_size and info.file_size > 1100 * info.compress_size + (1 << 20):
+            return (f"zip entry {m.name} claims to expand {info.file_size // info.compress_size}"
+                    " times (a zip bomb)")
+        if info.file_size > MEMBER_LIMIT:
+            return f"zip entry {m.name} claims {info.file_size} bytes"
+    return None
 
 
 def iter_member(fh: BinaryIO, container: Container, member: Member,

@@ -13,7 +13,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from archive.errors import ArchiveError, NotFound
-from archive.verify.container import Container, ContainerError, Member, iter_member, read_container
+from archive.verify.container import Container, ContainerError, Member, hostile, iter_member, read_container
 from archive.verify.members import IndexEntry, IndexSink
 from archive.verify.model import RecordLocation
 from archive.verify.scan import CHUNK
@@ -67,9 +67,14 @@ class _Window:
 
 def _open_container(fh: BinaryIO, source: Source) -> Container:
     try:
-        return read_container(fh, source.size)
+        container = read_container(fh, source.size)
     except ContainerError as exc:
         raise ArchiveError(f"{source.name}: {exc}") from None
+    # a repeated name is two members where replay tools read one: which one is evidence?
+    why = None if container.canonical else hostile(container, source.size)
+    if why:
+        raise ArchiveError(f"refusing to read {source.name}: {why}; run `archive verify`")
+    return container
 
 
 def _index_entries(fh, container: Container) -> Iterator[IndexEntry]:

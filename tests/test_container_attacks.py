@@ -1,0 +1,125 @@
+"""Attacks on the zip container of a signed capture: files whose members, as zip readers
+(Python's zipfile for py-wacz and pywb, wabac.js for ReplayWeb.page) or `archive extract`
+read them, differ from what the verifier hashed and checked. None may verify."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from archive.cli.common import trusted_keys
+from archive.verify import segments
+from archive.verify.checks import verify_source
+from archive.verify.container import read_canonical
+from archive.verify.extract import extract
+from archive.errors import ArchiveError
+from archive.verify.model import VerifyOptions
+from archive.verify.source import local_source
+from archive.warc.writer import block_digests
+from archive.ziplayout import Entry, central_header, end_records, local_header
+from tests.verifyhelp import build_wacz, gzip_members, new_signer
+
+URL = "https://example.org/statement"
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory) -> tuple[Path, Path]:
+    """A capture of ours (canonical container, signed) and the public key to trust."""
+    folder = tmp_path_factory.mktemp("attacks")
+    signer, pub = new_signer(folder / "keys")
+    wacz = build_wacz(folder / "capture.wacz", [
+        {"url": URL, "body": b"<html>the original statement, as published</html>"},
+        {"url": "https://example.org/other", "body": b"<html>another page</html>"}], signer)
+    return wacz, pub
+
+
+def _verify(path: Path, pub: Path):
+    return verify_source(local_source(str(path)), VerifyOptions(trusted_keys([str(pub)])))
+
+
+def _members(path: Path) -> list[tuple[str, bytes]]:
+    with zipfile.ZipFile(path) as zf:
+        return [(info.filename, zf.read(info)) for info in zf.infolist()]
+
+
+def _canonical(entries: list[tuple[str, bytes]]) -> bytes:
+    """Entries laid out exactly as our writer lays them out (archive.ziplayout)."""
+    out, written = bytearray(), []
+    for name, data in entries:
+        entry = Entry(name, len(out), len(data), zlib.crc32(data))
+        out += local_header(entry) + data
+        written.append(entry)
+    directory = len(out)
+    for entry in written:
+        out += central_header(entry)
+    return bytes(out + end_records(len(written), directory, len(out) - directory))
+
+
+def _gzip_exactly(raw: bytes, length: int) -> bytes:
+    """`raw` as one gzip member of exactly `length` bytes (padded with a header comment)."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = deflate.compress(raw) + deflate.flush()
+    pad = length - (10 + 1 + len(body) + 8)
+    assert pad >= 0
+    return (b"\x1f\x8b\x08\x10\0\0\0\0\0\x03" + b"c" * pad + b"\0" + body
+            + struct.pack("<II", zlib.crc32(raw), len(raw)))
+
+
+def _forged_warc(warc: bytes, old: bytes, new: bytes) -> bytes:
+    """The WARC with `old` replaced by `new` in a record that keeps its offset and length,
+    its digests recomputed: every record of it checks out on its own."""
+    out = b""
+    for member in gzip_members(warc):
+        raw = gzip.decompress(member)
+        if old in raw:
+            head, _, block = raw.partition(b"\r\n\r\n")
+            block = block[:-4].replace(old, new)
+            block_digest, payload_digest = block_digests("response", URL, block)
+            head = re.sub(rb"WARC-Block-Digest: \S+", b"WARC-Block-Digest: " + block_digest.encode(), head)
+            head = re.sub(rb"WARC-Payload-Digest: \S+", b"WARC-Payload-Digest: " + payload_digest.encode(), head)
+            member = _gzip_exactly(head + b"\r\n\r\n" + block + b"\r\n\r\n", len(member))
+        out += member
+    return out
+
+
+def test_a_member_name_given_twice_is_not_verified(signed, tmp_path, monkeypatch):
+    """A forged copy of the WARC under the same name, before the real one: zip readers
+    take the last entry of a name (the real, hashed one); `archive extract` took the
+    first. With the records checked in worker processes both copies' records were
+    merged by offset and the capture VERIFIED while extract wrote the forgery."""
+    wacz, pub = signed
+    entries = _members(wacz)
+    name, warc = entries[0]
+    forged = _forged_warc(warc, b"the original statement", b"a FORGED statement    ")
+    path = tmp_path / "twice.wacz"
+    path.write_bytes(_canonical([(name, forged)] + entries))
+    with zipfile.ZipFile(path) as zf:
+        assert zf.read(name) == warc          # what replay tools read
+    monkeypatch.setattr(segments, "PARALLEL_MIN", 0)
+    report = _verify(path, pub)
+    assert report.verdict == "NOT VERIFIED"
+    assert report.check("container").status == "fail"
+    assert "appears twice" in report.check("container").summary
+    with pytest.raises(ArchiveError, match="appears twice"):
+        extract(local_source(str(path)), URL, io.BytesIO())
+
+
+@pytest.mark.parametrize("name", ["../evidence/x.json", "archive//x.warc.gz", "./datapackage.json"])
+def test_the_canonical_reader_takes_only_names_our_writer_writes(name):
+    data = _canonical([(name, b"{}"), ("datapackage.json", b"{}")])
+    with pytest.raises(ValueError, match="name our writer never writes"):
+        read_canonical(io.BytesIO(data), len(data))
+
+
+def test_the_signed_capture_itself_verifies(signed):
+    wacz, pub = signed
+    assert _verify(wacz, pub).verdict == "VERIFIED"
+    assert json.loads(dict(_members(wacz))["datapackage.json"])["resources"]

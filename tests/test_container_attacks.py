@@ -28,6 +28,7 @@ from archive.ziplayout import Entry, central_header, end_records, local_header
 from tests.verifyhelp import build_wacz, gzip_members, new_signer
 
 URL = "https://example.org/statement"
+FORGERY = b"FORGED" + b" " * 16      # as long as "the original statement", and compresses better
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +51,27 @@ def _members(path: Path) -> list[tuple[str, bytes]]:
         return [(info.filename, zf.read(info)) for info in zf.infolist()]
 
 
-def _canonical(entries: list[tuple[str, bytes]]) -> bytes:
-    """Entries laid out exactly as our writer lays them out (archive.ziplayout)."""
+def _canonical(entries: list[tuple[str, bytes]], at: int = 0) -> bytes:
+    """Entries laid out exactly as our writer lays them out (archive.ziplayout), with
+    offsets counted from `at` bytes before the zip (to be put after that many bytes)."""
     out, written = bytearray(), []
     for name, data in entries:
-        entry = Entry(name, len(out), len(data), zlib.crc32(data))
+        entry = Entry(name, at + len(out), len(data), zlib.crc32(data))
         out += local_header(entry) + data
         written.append(entry)
-    directory = len(out)
+    directory = at + len(out)
     for entry in written:
         out += central_header(entry)
-    return bytes(out + end_records(len(written), directory, len(out) - directory))
+    return bytes(out + end_records(len(written), directory, at + len(out) - directory))
+
+
+def _record(block: bytes, uri: str, number: int) -> bytes:
+    """An uncompressed WARC resource record with a good block digest."""
+    digest, _ = block_digests("resource", uri, block)
+    return (b"WARC/1.1\r\nWARC-Type: resource\r\nWARC-Record-ID: <urn:uuid:00000000-0000-0000-0000-%012d>\r\n"
+            b"WARC-Target-URI: %s\r\nWARC-Date: 2026-01-01T00:00:00Z\r\nContent-Type: application/zip\r\n"
+            b"WARC-Block-Digest: %s\r\nContent-Length: %d\r\n\r\n"
+            % (number, uri.encode(), digest.encode(), len(block))) + block + b"\r\n\r\n"
 
 
 def _gzip_exactly(raw: bytes, length: int) -> bytes:
@@ -98,7 +109,7 @@ def test_a_member_name_given_twice_is_not_verified(signed, tmp_path, monkeypatch
     wacz, pub = signed
     entries = _members(wacz)
     name, warc = entries[0]
-    forged = _forged_warc(warc, b"the original statement", b"a FORGED statement    ")
+    forged = _forged_warc(warc, b"the original statement", FORGERY)
     path = tmp_path / "twice.wacz"
     path.write_bytes(_canonical([(name, forged)] + entries))
     with zipfile.ZipFile(path) as zf:
@@ -123,3 +134,40 @@ def test_the_signed_capture_itself_verifies(signed):
     wacz, pub = signed
     assert _verify(wacz, pub).verdict == "VERIFIED"
     assert json.loads(dict(_members(wacz))["datapackage.json"])["resources"]
+
+
+@pytest.mark.parametrize("blind_zipfile", [False, True])
+def test_a_warc_that_zip_readers_open_as_a_wacz_is_not_verified(signed, tmp_path, blind_zipfile):
+    """A WARC whose record holds a forged WACZ: a valid WARC, and to py-wacz (zipfile) or
+    ReplayWeb.page (wabac.js, which takes offsets as they are and looks for the end
+    record from 22 bytes before the end) that WACZ. It verified as a bare WARC, exit 0.
+    With an end record signature in the last 21 bytes zipfile gives up; wabac.js not."""
+    wacz, pub = signed
+    entries = _members(wacz)
+    name, warc = entries[0]
+    entries[0] = (name, _forged_warc(warc, b"the original statement", FORGERY))
+    size = len(_canonical(entries))
+    at = len(_record(b"x" * size, "urn:x", 1)) - size - 4       # the record's header: digests are of one length
+    warc_file = _record(_canonical(entries, at), "urn:x", 1)
+    if blind_zipfile:
+        warc_file += _record(b"PK\x05\x06", "urn:y", 2)
+    path = tmp_path / "capture.wacz"
+    path.write_bytes(warc_file)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            assert zf.read(name) == entries[0][1] and not blind_zipfile
+    except zipfile.BadZipFile:
+        assert blind_zipfile
+    report = _verify(path, pub)
+    assert report.kind == "warc" and report.check("records").status == "pass"
+    assert report.verdict == "COULD NOT CHECK" and report.exit_code == 2
+    assert "also a zip" in report.check("container").summary
+
+
+def test_a_warc_holding_a_captured_zip_still_verifies(tmp_path):
+    """A bare WARC whose last record is a zip download (not a WACZ) stays a WARC."""
+    inner = _canonical([("word/document.xml", b"<w:document/>"), ("[Content_Types].xml", b"<Types/>")])
+    path = tmp_path / "download.warc"
+    path.write_bytes(_record(inner, "https://example.org/report.docx", 1))
+    report = verify_source(local_source(str(path)), VerifyOptions({}))
+    assert report.verdict == "VERIFIED" and report.check("container") is None

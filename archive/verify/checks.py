@@ -18,7 +18,7 @@ from archive.seal.sign import check_signature
 from archive.verify.domainsig import check_domain_signature
 from archive.verify.timestamps import check_timestamps, summarize, trusted_time
 from archive.verify.container import (
-    MEMBER_LIMIT, Container, ContainerError, hostile, iter_member, read_container,
+    MEMBER_LIMIT, Container, ContainerError, hostile, iter_member, names_zip_readers_see, read_container,
 )
 from archive.verify.members import IndexSink, JsonSink, PagesSink, WarcSink
 from archive.verify.model import (
@@ -120,9 +120,15 @@ def _verify_warc(source: Source, progress: Progress | None) -> Report:
         if fallback:
             fh.seek(0)
             result = check_warc_slow(fh, name)
+        zip_names = names_zip_readers_see(fh, source.size)
         _read_failure(fh, source)
     report.sha256 = whole.hexdigest()
     _records_check(report, [result])
+    if any(n in DIGEST_FILES or _is_warc(n) for n in zip_names):
+        # a WARC whose last record holds a WACZ is, to zip readers, that WACZ
+        report.add("container", SKIP, "the file is a WARC and also a zip that WACZ readers (py-wacz, "
+                   "ReplayWeb.page) open as a WACZ, which was not checked: which of the two is the "
+                   "evidence cannot be told", [Problem("readable both as a WARC and as a WACZ", source.name)])
     report.capture = {"records": len(result.records), "digestsChecked": result.digests_checked,
                       "undigested": result.undigested}
     report.notes.append("a bare WARC carries no signature and no trusted time: only the "

@@ -211,3 +211,52 @@ def iter_member(fh: BinaryIO, container: Container, member: Member,
                 yield chunk
     if crc != member.crc:
         raise ValueError(f"{member.name} does not match its zip CRC-32")
+
+
+def _directory_names(fh: BinaryIO, start: int, end: int, count: int) -> list[str]:
+    """Names of up to `count` central directory entries found from `start` on."""
+    data = _read_at(fh, start, min(end - start, 16 << 20))
+    names, pos = [], 0
+    while len(names) < min(count, MAX_ENTRIES) and pos + CENTRAL.size <= len(data):
+        fields = CENTRAL.unpack_from(data, pos)
+        if fields[0] != CENTRAL_SIG:
+            break
+        names.append(data[pos + CENTRAL.size: pos + CENTRAL.size + fields[10]].decode("latin-1"))
+        pos += CENTRAL.size + fields[10] + fields[11] + fields[12]
+    return names
+
+
+def _names_as_wabac_reads(fh: BinaryIO, file_size: int) -> list[str]:
+    """Member names as ReplayWeb.page's zip reader (wabac.js ZipRangeReader) finds them:
+    the end record nearest the end (at most 64 KiB back), zip64 only when its 32-bit
+    fields say so, the central directory where the record puts it, prepended data ignored."""
+    tail_start = max(0, file_size - (MAX16 + 23))
+    tail = _read_at(fh, tail_start, file_size - tail_start)
+    at = tail.rfind(END_SIG.to_bytes(4, "little"), 0, max(0, len(tail) - END.size + 4))
+    if at < 0:
+        return []
+    end = END.unpack_from(tail, at)
+    count, offset = end[4], end[6]
+    if offset == MAX32 or count == MAX16:
+        locator = LOCATOR64.unpack(_read_at(fh, tail_start + at - LOCATOR64.size, LOCATOR64.size))
+        end64 = END64.unpack(_read_at(fh, locator[2], END64.size))
+        if locator[0] != LOCATOR64_SIG or end64[0] != END64_SIG:
+            return []
+        count, offset = end64[7], end64[9]
+    return _directory_names(fh, offset, tail_start + at, count)
+
+
+def names_zip_readers_see(fh: BinaryIO, file_size: int) -> set[str]:
+    """Every member name that Python's zipfile (py-wacz, pywb) or wabac.js (ReplayWeb.page)
+    would find in the file, whatever else it is (a WARC can also be a zip)."""
+    names: set[str] = set()
+    try:
+        fh.seek(0)
+        names.update(zipfile.ZipFile(fh).namelist())
+    except Exception:  # noqa: BLE001 - not a zip to zipfile, for any of many reasons
+        pass
+    try:
+        names.update(_names_as_wabac_reads(fh, file_size))
+    except (ValueError, struct.error, OverflowError):
+        pass
+    return names

@@ -5,6 +5,7 @@ read them, differ from what the verifier hashed and checked. None may verify."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import re
@@ -18,10 +19,10 @@ import pytest
 from archive.cli.common import trusted_keys
 from archive.verify import segments
 from archive.verify.checks import verify_source
-from archive.verify.container import read_canonical
+from archive.verify.container import read_canonical, wabac_entries
 from archive.verify.extract import extract
 from archive.errors import ArchiveError
-from archive.verify.model import VerifyOptions
+from archive.verify.model import CannotCheck, VerifyOptions
 from archive.verify.source import local_source
 from archive.warc.writer import block_digests
 from archive.ziplayout import Entry, central_header, end_records, local_header
@@ -171,3 +172,96 @@ def test_a_warc_holding_a_captured_zip_still_verifies(tmp_path):
     path.write_bytes(_record(inner, "https://example.org/report.docx", 1))
     report = verify_source(local_source(str(path)), VerifyOptions({}))
     assert report.verdict == "VERIFIED" and report.check("container") is None
+
+
+def _zip(entries: list[tuple[str, bytes]], at: int = 0, local_extra: dict[str, bytes] | None = None,
+         placed: dict[str, int] | None = None) -> bytes:
+    """A STORED zip as other tools write it (real dates), offsets counted from `at` bytes
+    before it; `local_extra` gives an entry's local header an extra field its central
+    entry lacks; `placed` points an entry's central record at another local header."""
+    local_extra, placed = local_extra or {}, placed or {}
+    out, directory = bytearray(), bytearray()
+    for name, data in entries:
+        raw, extra, crc = name.encode(), local_extra.get(name, b""), zlib.crc32(data)
+        offset = placed.get(name, at + len(out))
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0x6000, 0x5821, crc, len(data), len(data),
+                           len(raw), len(extra)) + raw + extra + data
+        directory += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0x6000, 0x5821, crc,
+                                 len(data), len(data), len(raw), 0, 0, 0, 0, 0, offset) + raw
+    return bytes(out + directory + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries),
+                                               len(directory), at + len(out), 0))
+
+
+@pytest.fixture(scope="module")
+def foreign(signed, tmp_path_factory) -> tuple[list[tuple[str, bytes]], Path, Path]:
+    """The capture as another tool would have packed and signed it (with a key we trust):
+    its entries, the WACZ, and the public key."""
+    wacz, _ = signed
+    folder = tmp_path_factory.mktemp("foreign")
+    signer, pub = new_signer(folder)
+    entries = dict(_members(wacz))
+    datapackage = json.loads(entries["datapackage.json"])
+    datapackage["software"] = "another tool 1.0"
+    entries["datapackage.json"] = json.dumps(datapackage).encode()
+    digest = "sha256:" + hashlib.sha256(entries["datapackage.json"]).hexdigest()
+    entries["datapackage-digest.json"] = json.dumps({
+        "path": "datapackage.json", "hash": digest,
+        "signedData": signer.sign(digest, datapackage["created"])}).encode()
+    entries = list(entries.items())
+    path = folder / "foreign.wacz"
+    path.write_bytes(_zip(entries))
+    return entries, path, pub
+
+
+def test_the_foreign_capture_verifies(foreign):
+    _, path, pub = foreign
+    report = _verify(path, pub)
+    assert report.verdict == "VERIFIED" and report.check("container").status == "warn"
+
+
+def test_a_second_central_directory_for_replaywebpage_is_refused(foreign, tmp_path):
+    """Data put before a zip whose offsets count from its own start: zipfile allows for it
+    and reads the real members; wabac.js takes the end record's offsets as they are and
+    reads a central directory hidden in that data, pointing the WARC at a forgery."""
+    entries, path, pub = foreign
+    name, warc = entries[0]
+    original = path.read_bytes()
+    directory_at = struct.unpack_from("<I", original, len(original) - 6)[0]
+    forged_member = _zip([(name, _forged_warc(warc, b"the original statement", FORGERY))])
+    forged_local = forged_member[:forged_member.index(b"PK\x01\x02")]
+    prefix = len(forged_local) + directory_at + 100
+    decoy = _zip(entries, at=prefix, placed={name: 0})
+    decoy_directory = decoy[decoy.index(b"PK\x01\x02"):decoy.index(b"PK\x05\x06")]
+    data = bytearray(prefix) + original
+    data[:len(forged_local)] = forged_local
+    assert len(forged_local) <= directory_at
+    data[directory_at:directory_at + len(decoy_directory)] = decoy_directory
+    attacked = tmp_path / "prefixed.wacz"
+    attacked.write_bytes(bytes(data))
+    with zipfile.ZipFile(attacked) as zf:
+        assert zf.read(name) == warc                              # py-wacz: the real WARC
+    with open(attacked, "rb") as fh:
+        offset, size, start = wabac_entries(fh, len(data))[name]     # ReplayWeb.page: the forgery
+        assert (offset, size) == (0, len(warc)) and FORGERY in gzip.decompress(data[start:start + size])
+    _refused(attacked, pub, "disagree")
+
+
+def test_a_local_header_longer_than_its_central_entry_says_is_refused(foreign, tmp_path):
+    """wabac.js takes the data of an entry without extra fields to start right after a
+    local header of the same name: a local extra field (which zipfile skips) holding a
+    forged WARC is what ReplayWeb.page reads at the offsets the index gives."""
+    entries, _, pub = foreign
+    name, warc = entries[0]
+    forged = _forged_warc(warc, b"the original statement", FORGERY)
+    attacked = tmp_path / "extra.wacz"
+    attacked.write_bytes(_zip(entries, local_extra={name: forged}))
+    with zipfile.ZipFile(attacked) as zf:
+        assert zf.read(name) == warc
+    _refused(attacked, pub, "disagree")
+
+
+def _refused(path: Path, pub: Path, words: str) -> None:
+    with pytest.raises(CannotCheck, match=words):
+        _verify(path, pub)
+    with pytest.raises(ArchiveError, match=words):
+        extract(local_source(str(path)), URL, io.BytesIO())

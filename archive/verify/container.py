@@ -44,6 +44,7 @@ class Container:
     canonical: bool
     problems: list[str] = field(default_factory=list)   # why it is not canonical
     zipfile: zipfile.ZipFile | None = None              # for compressed members
+    disagreement: str | None = None     # where ReplayWeb.page would read other bytes than zipfile
 
     def get(self, name: str) -> Member | None:
         return next((m for m in self.members if m.name == name), None)
@@ -143,24 +144,46 @@ def read_container(fh: BinaryIO, file_size: int) -> Container:
         raise ContainerError(f"not a readable zip file ({exc})") from None
     if len(infos) > MAX_ENTRIES:
         raise ContainerError(f"{len(infos)} entries; refusing more than {MAX_ENTRIES}")
-    members = []
+    members, starts = [], {}
     for info in infos:
+        try:
+            fields = LOCAL.unpack(_read_at(fh, info.header_offset, LOCAL.size))
+        except ValueError:
+            fields = None
+        if fields and fields[0] == LOCAL_SIG:
+            starts[info.orig_filename] = info.header_offset + LOCAL.size + fields[9] + fields[10]
         stored = info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1
-        data_offset = None
-        if stored:
-            try:
-                fields = LOCAL.unpack(_read_at(fh, info.header_offset, LOCAL.size))
-            except ValueError:
-                fields = None
-            if fields and fields[0] == LOCAL_SIG:
-                data_offset = info.header_offset + LOCAL.size + fields[9] + fields[10]
-        members.append(Member(info.filename, info.file_size, info.CRC, data_offset, info))
+        members.append(Member(info.filename, info.file_size, info.CRC,
+                              starts.get(info.orig_filename) if stored else None, info))
+    container = Container(members, False, [reason], zf)
+    container.disagreement = _disagreement(infos, starts, wabac_entries(fh, file_size))
     fh.seek(0)
-    return Container(members, False, [reason], zf)
+    return container
+
+
+def _disagreement(infos: list[zipfile.ZipInfo], starts: dict[str, int],
+                  wabac: dict[str, tuple] | None) -> str | None:
+    """Where ReplayWeb.page (wabac_entries) would read other bytes than zipfile reads, as
+    py-wacz, pywb and this verifier do: another central directory (data prepended, a
+    second end record), a local header longer than its central entry says."""
+    if wabac is None:
+        return None             # it finds no zip: it shows nothing
+    ours = {info.orig_filename: info for info in infos if not info.orig_filename.endswith("/")}
+    if set(ours) != set(wabac):
+        name = sorted(set(ours) ^ set(wabac))[0]
+        return f"zip readers disagree on its entries: only {'py-wacz' if name in ours else 'ReplayWeb.page'} sees {name!r}"
+    for name, info in ours.items():
+        offset, size, start = wabac[name]
+        if (offset, size) != (info.header_offset, info.compress_size) or \
+                None not in (start, starts.get(name)) and start != starts[name]:
+            return (f"zip readers disagree on where {name} is: py-wacz reads it at byte "
+                    f"{starts.get(name, info.header_offset)}, ReplayWeb.page at byte {start or offset}")
+    return None
 
 
 def hostile(container: Container, file_size: int) -> str | None:
-    """Why a foreign container is refused outright (zip slip, duplicates, bombs)."""
+    """Why a foreign container is refused outright (zip slip, duplicates, readers that
+    would read different bytes, bombs)."""
     names = [m.name for m in container.members]
     for name in names:
         if not safe_member_name(name):
@@ -170,6 +193,8 @@ def hostile(container: Container, file_size: int) -> str | None:
         if name in seen:
             return f"zip entry {name} appears twice"
         seen.add(name)
+    if container.disagreement:
+        return container.disagreement
     for m in container.members:
         info = m.info
         if info is None:
@@ -213,37 +238,71 @@ def iter_member(fh: BinaryIO, container: Container, member: Member,
         raise ValueError(f"{member.name} does not match its zip CRC-32")
 
 
-def _directory_names(fh: BinaryIO, start: int, end: int, count: int) -> list[str]:
-    """Names of up to `count` central directory entries found from `start` on."""
+def _zip64_values(extra: bytes, unpacked: int, size: int, offset: int) -> tuple[int, int]:
+    """(compressed size, local header offset), from the zip64 extra field for each 32-bit
+    field that is full, in the order the zip specification gives them."""
+    at = 0
+    while at + 4 <= len(extra):
+        kind, length = struct.unpack_from("<HH", extra, at)
+        values = list(struct.unpack_from(f"<{min(length, len(extra) - at - 4) // 8}Q", extra, at + 4))
+        at += 4 + length
+        if kind == ZIP64_EXTRA_ID:
+            if unpacked == MAX32 and values:
+                values.pop(0)
+            if size == MAX32 and values:
+                size = values.pop(0)
+            if offset == MAX32 and values:
+                offset = values.pop(0)
+    return size, offset
+
+
+def _wabac_directory(fh: BinaryIO, start: int, end: int, count: int) -> dict[str, tuple]:
+    """name -> (local header offset, compressed size, data offset or None when it is
+    read from the local header) of the central directory entries from `start` on."""
     data = _read_at(fh, start, min(end - start, 16 << 20))
-    names, pos = [], 0
-    while len(names) < min(count, MAX_ENTRIES) and pos + CENTRAL.size <= len(data):
+    entries: dict[str, tuple] = {}
+    pos = seen = 0
+    while seen < min(count, MAX_ENTRIES) and pos + CENTRAL.size <= len(data):
         fields = CENTRAL.unpack_from(data, pos)
         if fields[0] != CENTRAL_SIG:
             break
-        names.append(data[pos + CENTRAL.size: pos + CENTRAL.size + fields[10]].decode("latin-1"))
-        pos += CENTRAL.size + fields[10] + fields[11] + fields[12]
-    return names
+        seen += 1
+        name_len, extra_len = fields[10], fields[11]
+        name = data[pos + CENTRAL.size: pos + CENTRAL.size + name_len].decode(
+            "utf-8" if fields[3] & 0x800 else "cp1252", "replace")
+        size, unpacked, offset = fields[8], fields[9], fields[16]
+        if MAX32 in (size, unpacked, offset):
+            extra = data[pos + CENTRAL.size + name_len: pos + CENTRAL.size + name_len + extra_len]
+            size, offset = _zip64_values(extra, unpacked, size, offset)
+        if not name.endswith("/"):
+            entries[name] = (offset, size, None if extra_len else offset + LOCAL.size + name_len)
+        pos += CENTRAL.size + name_len + extra_len + fields[12]
+    return entries
 
 
-def _names_as_wabac_reads(fh: BinaryIO, file_size: int) -> list[str]:
-    """Member names as ReplayWeb.page's zip reader (wabac.js ZipRangeReader) finds them:
-    the end record nearest the end (at most 64 KiB back), zip64 only when its 32-bit
-    fields say so, the central directory where the record puts it, prepended data ignored."""
-    tail_start = max(0, file_size - (MAX16 + 23))
-    tail = _read_at(fh, tail_start, file_size - tail_start)
-    at = tail.rfind(END_SIG.to_bytes(4, "little"), 0, max(0, len(tail) - END.size + 4))
-    if at < 0:
-        return []
-    end = END.unpack_from(tail, at)
-    count, offset = end[4], end[6]
-    if offset == MAX32 or count == MAX16:
-        locator = LOCATOR64.unpack(_read_at(fh, tail_start + at - LOCATOR64.size, LOCATOR64.size))
-        end64 = END64.unpack(_read_at(fh, locator[2], END64.size))
-        if locator[0] != LOCATOR64_SIG or end64[0] != END64_SIG:
-            return []
-        count, offset = end64[7], end64[9]
-    return _directory_names(fh, offset, tail_start + at, count)
+def wabac_entries(fh: BinaryIO, file_size: int) -> dict[str, tuple] | None:
+    """The members as ReplayWeb.page's zip reader (wabac.js ZipRangeReader) finds them
+    (see _wabac_directory), None when it finds none: the end record nearest the end (at
+    most 64 KiB back), zip64 only when its 32-bit fields say so, the central directory
+    where the record puts it, prepended data not allowed for, and the data of an entry
+    without extra fields taken to follow a local header just like it."""
+    try:
+        tail_start = max(0, file_size - (MAX16 + 23))
+        tail = _read_at(fh, tail_start, file_size - tail_start)
+        at = tail.rfind(END_SIG.to_bytes(4, "little"), 0, max(0, len(tail) - END.size + 4))
+        if at < 0:
+            return None
+        end = END.unpack_from(tail, at)
+        count, offset = end[4], end[6]
+        if offset == MAX32 or count == MAX16:
+            locator = LOCATOR64.unpack(_read_at(fh, tail_start + at - LOCATOR64.size, LOCATOR64.size))
+            end64 = END64.unpack(_read_at(fh, locator[2], END64.size))
+            if locator[0] != LOCATOR64_SIG or end64[0] != END64_SIG:
+                return None
+            count, offset = end64[7], end64[9]
+        return _wabac_directory(fh, offset, tail_start + at, count) or None
+    except (ValueError, struct.error, OverflowError):
+        return None
 
 
 def names_zip_readers_see(fh: BinaryIO, file_size: int) -> set[str]:
@@ -255,8 +314,5 @@ def names_zip_readers_see(fh: BinaryIO, file_size: int) -> set[str]:
         names.update(zipfile.ZipFile(fh).namelist())
     except Exception:  # noqa: BLE001 - not a zip to zipfile, for any of many reasons
         pass
-    try:
-        names.update(_names_as_wabac_reads(fh, file_size))
-    except (ValueError, struct.error, OverflowError):
-        pass
+    names.update(wabac_entries(fh, file_size) or ())
     return names

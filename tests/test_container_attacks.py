@@ -175,19 +175,21 @@ def test_a_warc_holding_a_captured_zip_still_verifies(tmp_path):
 
 
 def _zip(entries: list[tuple[str, bytes]], at: int = 0, local_extra: dict[str, bytes] | None = None,
-         placed: dict[str, int] | None = None) -> bytes:
-    """A STORED zip as other tools write it (real dates), offsets counted from `at` bytes
+         placed: dict[str, int] | None = None, packed: dict[str, tuple[int, bytes]] | None = None) -> bytes:
+    """A zip as other tools write it (real dates, STORED), offsets counted from `at` bytes
     before it; `local_extra` gives an entry's local header an extra field its central
-    entry lacks; `placed` points an entry's central record at another local header."""
-    local_extra, placed = local_extra or {}, placed or {}
+    entry lacks; `placed` points an entry's central record at another local header;
+    `packed` gives an entry's compression method and compressed bytes."""
+    local_extra, placed, packed = local_extra or {}, placed or {}, packed or {}
     out, directory = bytearray(), bytearray()
     for name, data in entries:
         raw, extra, crc = name.encode(), local_extra.get(name, b""), zlib.crc32(data)
         offset = placed.get(name, at + len(out))
-        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0x6000, 0x5821, crc, len(data), len(data),
-                           len(raw), len(extra)) + raw + extra + data
-        directory += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0x6000, 0x5821, crc,
-                                 len(data), len(data), len(raw), 0, 0, 0, 0, 0, offset) + raw
+        method, body = packed.get(name, (0, data))
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0x6000, 0x5821, crc, len(body), len(data),
+                           len(raw), len(extra)) + raw + extra + body
+        directory += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0x6000, 0x5821, crc,
+                                 len(body), len(data), len(raw), 0, 0, 0, 0, 0, offset) + raw
     return bytes(out + directory + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries),
                                                len(directory), at + len(out), 0))
 
@@ -258,6 +260,49 @@ def test_a_local_header_longer_than_its_central_entry_says_is_refused(foreign, t
     with zipfile.ZipFile(attacked) as zf:
         assert zf.read(name) == warc
     _refused(attacked, pub, "disagree")
+
+
+PAGE = b'{"url": "%s", "ts": "2026-01-01T00:00:00Z", "title": "FORGED"}\n' % URL.encode()
+
+
+def _deflated(data: bytes) -> bytes:
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return deflate.compress(data) + deflate.flush()
+
+
+def test_deflated_data_beyond_the_entry_size_is_not_verified(foreign, tmp_path):
+    """zipfile stops inflating at the size the entry gives (the real page list, hashed);
+    wabac.js inflates the whole stream, and lists a forged page after it."""
+    entries, _, pub = foreign
+    pages = dict(entries)["pages/pages.jsonl"]
+    attacked = tmp_path / "deflated.wacz"
+    attacked.write_bytes(_zip(entries, packed={"pages/pages.jsonl": (8, _deflated(pages + PAGE))}))
+    with zipfile.ZipFile(attacked) as zf:
+        assert zf.read("pages/pages.jsonl") == pages
+    report = _verify(attacked, pub)
+    assert report.verdict == "NOT VERIFIED"
+    assert "inflates to more than" in json.dumps([c.to_dict() for c in report.checks])
+    index = dict(entries)["indexes/index.cdx.gz"]
+    damaged = tmp_path / "index.wacz"
+    damaged.write_bytes(_zip(entries, packed={"indexes/index.cdx.gz": (8, _deflated(index + b"x"))}))
+    with pytest.raises(ArchiveError, match="index.cdx.gz cannot be read"):
+        extract(local_source(str(damaged)), URL, io.BytesIO())
+    fair = tmp_path / "fair.wacz"                    # deflated members as such are fine
+    fair.write_bytes(_zip(entries, packed={"pages/pages.jsonl": (8, _deflated(pages))}))
+    assert _verify(fair, pub).verdict == "VERIFIED"
+
+
+def test_a_method_replaywebpage_reads_as_stored_is_refused(foreign, tmp_path):
+    """bzip2 (method 12): zipfile reads the first bzip2 stream, wabac.js the raw bytes,
+    which may go on after that stream with forged page lines."""
+    import bz2
+    entries, _, pub = foreign
+    pages = dict(entries)["pages/pages.jsonl"]
+    attacked = tmp_path / "bzip2.wacz"
+    attacked.write_bytes(_zip(entries, packed={"pages/pages.jsonl": (12, bz2.compress(pages) + b"\n" + PAGE)}))
+    with zipfile.ZipFile(attacked) as zf:
+        assert zf.read("pages/pages.jsonl") == pages
+    _refused(attacked, pub, "method 12")
 
 
 def _refused(path: Path, pub: Path, words: str) -> None:

@@ -36,6 +36,7 @@ class Member:
     crc: int
     data_offset: int | None     # where STORED bytes start; None when compressed
     info: zipfile.ZipInfo | None = None
+    deflated_at: int | None = None   # where DEFLATED bytes start (inflated here, not by zipfile)
 
 
 @dataclass
@@ -152,9 +153,11 @@ def read_container(fh: BinaryIO, file_size: int) -> Container:
             fields = None
         if fields and fields[0] == LOCAL_SIG:
             starts[info.orig_filename] = info.header_offset + LOCAL.size + fields[9] + fields[10]
-        stored = info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1
-        members.append(Member(info.filename, info.file_size, info.CRC,
-                              starts.get(info.orig_filename) if stored else None, info))
+        plain = not info.flag_bits & 0x1          # not encrypted
+        start = starts.get(info.orig_filename) if plain else None
+        stored = info.compress_type == zipfile.ZIP_STORED
+        members.append(Member(info.filename, info.file_size, info.CRC, start if stored else None, info,
+                              start if info.compress_type == zipfile.ZIP_DEFLATED else None))
     container = Container(members, False, [reason], zf)
     container.disagreement = _disagreement(infos, starts, wabac_entries(fh, file_size))
     fh.seek(0)
@@ -173,6 +176,9 @@ def _disagreement(infos: list[zipfile.ZipInfo], starts: dict[str, int],
         name = sorted(set(ours) ^ set(wabac))[0]
         return f"zip readers disagree on its entries: only {'py-wacz' if name in ours else 'ReplayWeb.page'} sees {name!r}"
     for name, info in ours.items():
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            return (f"zip entry {name} is compressed with method {info.compress_type}, which "
+                    "ReplayWeb.page reads as stored bytes")
         offset, size, start = wabac[name]
         if (offset, size) != (info.header_offset, info.compress_size) or \
                 None not in (start, starts.get(name)) and start != starts[name]:
@@ -227,15 +233,45 @@ def iter_member(fh: BinaryIO, container: Container, member: Member,
             crc = zlib.crc32(chunk, crc)
             yield chunk
     else:
-        with container.zipfile.open(member.info) as stream:
-            while chunk := stream.read(CHUNK):
-                total += len(chunk)
-                if limit is not None and total > limit:
-                    raise ValueError(f"{member.name} expands beyond {limit} bytes")
-                crc = zlib.crc32(chunk, crc)
-                yield chunk
+        chunks = _inflate(fh, member.deflated_at, member.info.compress_size) \
+            if member.deflated_at is not None else _unzipped(container, member)
+        for chunk in chunks:
+            total += len(chunk)
+            if limit is not None and total > limit:
+                raise ValueError(f"{member.name} expands beyond {limit} bytes")
+            if member.deflated_at is not None and total > member.size:
+                # zipfile stops at the size the entry gives; wabac.js shows the rest
+                raise ValueError(f"{member.name} inflates to more than the {member.size} bytes its zip "
+                                 "entry gives (replay tools differ on what it holds)")
+            crc = zlib.crc32(chunk, crc)
+            yield chunk
+        if total != member.size:
+            raise ValueError(f"{member.name} inflates to {total} bytes, its zip entry gives {member.size}")
     if crc != member.crc:
         raise ValueError(f"{member.name} does not match its zip CRC-32")
+
+
+def _unzipped(container: Container, member: Member) -> Iterator[bytes]:
+    with container.zipfile.open(member.info) as stream:
+        while chunk := stream.read(CHUNK):
+            yield chunk
+
+
+def _inflate(fh: BinaryIO, start: int, size: int) -> Iterator[bytes]:
+    """The whole deflate stream of `size` bytes at `start`, as a reader that does not know
+    the entry's uncompressed size (wabac.js) inflates it."""
+    inflater, position, left, pending = zlib.decompressobj(-zlib.MAX_WBITS), start, size, b""
+    while not inflater.eof:
+        if not pending:
+            fh.seek(position)
+            pending = fh.read(min(CHUNK, left))
+            if not pending:
+                raise ValueError("its deflate data ends early")
+            position, left = position + len(pending), left - len(pending)
+        chunk = inflater.decompress(pending, CHUNK)
+        pending = inflater.unconsumed_tail
+        if chunk:
+            yield chunk
 
 
 def _zip64_values(extra: bytes, unpacked: int, size: int, offset: int) -> tuple[int, int]:

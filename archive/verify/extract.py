@@ -77,12 +77,20 @@ def _open_container(fh: BinaryIO, source: Source) -> Container:
     return container
 
 
+def _member_chunks(fh, container: Container, member: Member, limit: int) -> Iterator[bytes]:
+    """iter_member, a member that cannot be read whole (bad CRC, bad deflate data) an ArchiveError."""
+    try:
+        yield from iter_member(fh, container, member, limit)
+    except (ValueError, zlib.error, EOFError, OSError) as exc:
+        raise ArchiveError(f"{member.name} cannot be read ({exc}): run `archive verify`") from None
+
+
 def _index_entries(fh, container: Container) -> Iterator[IndexEntry]:
     for m in container.members:
         if not m.name.startswith("indexes/") or not m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
             continue
         sink = IndexSink(m.name)
-        for chunk in iter_member(fh, container, m, 1 << 34):
+        for chunk in _member_chunks(fh, container, m, 1 << 34):
             sink.feed(chunk)
         sink.finish()
         yield from sink.entries
@@ -116,7 +124,7 @@ def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, Re
         if not m.name.startswith("archive/"):
             continue
         checker = WarcChecker(m.name)
-        for chunk in iter_member(fh, container, m, 1 << 40):
+        for chunk in _member_chunks(fh, container, m, 1 << 40):
             checker.feed(chunk)
         for r in checker.finish().records:
             if r.uri == url and r.record_type in CONTENT_TYPES:      # later in the file: later

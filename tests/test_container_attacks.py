@@ -310,3 +310,16 @@ def _refused(path: Path, pub: Path, words: str) -> None:
         _verify(path, pub)
     with pytest.raises(ArchiveError, match=words):
         extract(local_source(str(path)), URL, io.BytesIO())
+
+
+def test_extract_from_a_damaged_foreign_zip_says_what_cannot_be_read(foreign, tmp_path):
+    """A deflated WARC whose local header is damaged: zipfile raises BadZipFile, which
+    extract gave as an internal error."""
+    entries, _, _ = foreign
+    name, warc = entries[0]
+    data = bytearray(_zip(entries, packed={name: (8, _deflated(warc))}))
+    data[0] ^= 0xFF
+    damaged = tmp_path / "damaged.wacz"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match="no readable record"):
+        extract(local_source(str(damaged)), URL, io.BytesIO())

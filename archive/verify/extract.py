@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
@@ -21,8 +22,9 @@ from archive.verify.source import Source
 from archive.verify.warcs import WarcChecker, same_digest, target_uri
 
 CONTENT_TYPES = ("response", "resource", "revisit")
-# what warcio and zlib raise on a damaged or misplaced record
-UNREADABLE = (ArchiveLoadFailed, zlib.error, EOFError, ValueError, OSError)
+# what warcio, zlib and zipfile raise on a damaged or misplaced record
+UNREADABLE = (ArchiveLoadFailed, zlib.error, EOFError, ValueError, OSError, zipfile.BadZipFile,
+              NotImplementedError, RuntimeError)     # RuntimeError: an encrypted member
 
 
 @dataclass
@@ -81,7 +83,7 @@ def _member_chunks(fh, container: Container, member: Member, limit: int) -> Iter
     """iter_member, a member that cannot be read whole (bad CRC, bad deflate data) an ArchiveError."""
     try:
         yield from iter_member(fh, container, member, limit)
-    except (ValueError, zlib.error, EOFError, OSError) as exc:
+    except UNREADABLE as exc:
         raise ArchiveError(f"{member.name} cannot be read ({exc}): run `archive verify`") from None
 
 
@@ -176,9 +178,8 @@ def _target(headers) -> str | None:
 
 
 def _open_record(fh, container: Container, location: RecordLocation):
-    iterator = ArchiveIterator(record_stream(fh, container, location), check_digests=True)
     try:
-        return next(iterator)
+        return next(ArchiveIterator(record_stream(fh, container, location), check_digests=True))
     except StopIteration:
         raise ArchiveError(f"no record at {location.member} offset {location.offset}") from None
     except UNREADABLE as exc:

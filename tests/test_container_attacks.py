@@ -305,6 +305,19 @@ def test_a_method_replaywebpage_reads_as_stored_is_refused(foreign, tmp_path):
     _refused(attacked, pub, "method 12")
 
 
+def test_a_stored_entry_with_two_sizes_is_refused(foreign, tmp_path):
+    """A STORED entry whose compressed size goes past its size: zipfile and this verifier
+    read its size (the real page list), wabac.js its compressed size (a forged page too)."""
+    entries, _, pub = foreign
+    pages = dict(entries)["pages/pages.jsonl"]
+    data = bytearray(_zip(entries, packed={"pages/pages.jsonl": (0, pages + PAGE)}))
+    attacked = tmp_path / "sizes.wacz"
+    attacked.write_bytes(bytes(data))
+    with zipfile.ZipFile(attacked) as zf:
+        assert zf.read("pages/pages.jsonl") == pages
+    _refused(attacked, pub, "two sizes")
+
+
 def _refused(path: Path, pub: Path, words: str) -> None:
     with pytest.raises(CannotCheck, match=words):
         _verify(path, pub)

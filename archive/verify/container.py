@@ -179,6 +179,9 @@ def _disagreement(infos: list[zipfile.ZipInfo], starts: dict[str, int],
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             return (f"zip entry {name} is compressed with method {info.compress_type}, which "
                     "ReplayWeb.page reads as stored bytes")
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            return (f"zip entry {name} is stored with two sizes ({info.file_size} and {info.compress_size} "
+                    "bytes): zip readers differ on where it ends")
         offset, size, start = wabac[name]
         if (offset, size) != (info.header_offset, info.compress_size) or \
                 None not in (start, starts.get(name)) and start != starts[name]:

@@ -168,20 +168,22 @@ def _disagreement(infos: list[zipfile.ZipInfo], starts: dict[str, int],
                   wabac: dict[str, tuple] | None) -> str | None:
     """Where ReplayWeb.page (wabac_entries) would read other bytes than zipfile reads, as
     py-wacz, pywb and this verifier do: another central directory (data prepended, a
-    second end record), a local header longer than its central entry says."""
-    if wabac is None:
-        return None             # it finds no zip: it shows nothing
-    ours = {info.orig_filename: info for info in infos if not info.orig_filename.endswith("/")}
-    if set(ours) != set(wabac):
-        name = sorted(set(ours) ^ set(wabac))[0]
-        return f"zip readers disagree on its entries: only {'py-wacz' if name in ours else 'ReplayWeb.page'} sees {name!r}"
-    for name, info in ours.items():
+    second end record), a local header longer than its central entry says, a stored
+    entry with two sizes, a compression method it does not know."""
+    seen = {info.orig_filename: info for info in infos if not info.orig_filename.endswith("/")}
+    for name, info in seen.items():
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             return (f"zip entry {name} is compressed with method {info.compress_type}, which "
                     "ReplayWeb.page reads as stored bytes")
         if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
             return (f"zip entry {name} is stored with two sizes ({info.file_size} and {info.compress_size} "
                     "bytes): zip readers differ on where it ends")
+    if wabac is None:
+        return None             # it finds no zip: it shows nothing
+    if set(seen) != set(wabac):
+        name = sorted(set(seen) ^ set(wabac))[0]
+        return f"zip readers disagree on its entries: only {'py-wacz' if name in seen else 'ReplayWeb.page'} sees {name!r}"
+    for name, info in seen.items():
         offset, size, start = wabac[name]
         if (offset, size) != (info.header_offset, info.compress_size) or \
                 None not in (start, starts.get(name)) and start != starts[name]:

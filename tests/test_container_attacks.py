@@ -243,7 +243,7 @@ def test_a_second_central_directory_for_replaywebpage_is_refused(foreign, tmp_pa
     with zipfile.ZipFile(attacked) as zf:
         assert zf.read(name) == warc                              # py-wacz: the real WARC
     with open(attacked, "rb") as fh:
-        offset, size, start = wabac_entries(fh, len(data))[name]     # ReplayWeb.page: the forgery
+        offset, size, start, _ = wabac_entries(fh, len(data))[name]  # ReplayWeb.page: the forgery
         assert (offset, size) == (0, len(warc)) and FORGERY in gzip.decompress(data[start:start + size])
     _refused(attacked, pub, "disagree")
 

@@ -184,8 +184,9 @@ def _disagreement(infos: list[zipfile.ZipInfo], starts: dict[str, int],
         name = sorted(set(seen) ^ set(wabac))[0]
         return f"zip readers disagree on its entries: only {'py-wacz' if name in seen else 'ReplayWeb.page'} sees {name!r}"
     for name, info in seen.items():
-        offset, size, start = wabac[name]
-        if (offset, size) != (info.header_offset, info.compress_size) or \
+        offset, size, start, deflated = wabac[name]
+        if (offset, size, deflated) != (info.header_offset, info.compress_size,
+                                        info.compress_type == zipfile.ZIP_DEFLATED) or \
                 None not in (start, starts.get(name)) and start != starts[name]:
             return (f"zip readers disagree on where {name} is: py-wacz reads it at byte "
                     f"{starts.get(name, info.header_offset)}, ReplayWeb.page at byte {start or offset}")
@@ -299,7 +300,7 @@ def _zip64_values(extra: bytes, unpacked: int, size: int, offset: int) -> tuple[
 
 def _wabac_directory(fh: BinaryIO, start: int, end: int, count: int) -> dict[str, tuple]:
     """name -> (local header offset, compressed size, data offset or None when it is
-    read from the local header) of the central directory entries from `start` on."""
+    read from the local header, deflated) of the central directory entries from `start` on."""
     data = _read_at(fh, start, min(end - start, 16 << 20))
     entries: dict[str, tuple] = {}
     pos = seen = 0
@@ -316,7 +317,8 @@ def _wabac_directory(fh: BinaryIO, start: int, end: int, count: int) -> dict[str
             extra = data[pos + CENTRAL.size + name_len: pos + CENTRAL.size + name_len + extra_len]
             size, offset = _zip64_values(extra, unpacked, size, offset)
         if not name.endswith("/"):
-            entries[name] = (offset, size, None if extra_len else offset + LOCAL.size + name_len)
+            entries[name] = (offset, size, None if extra_len else offset + LOCAL.size + name_len,
+                             fields[4] == zipfile.ZIP_DEFLATED)
         pos += CENTRAL.size + name_len + extra_len + fields[12]
     return entries
 

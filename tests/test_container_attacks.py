@@ -336,3 +336,17 @@ def test_extract_from_a_damaged_foreign_zip_says_what_cannot_be_read(foreign, tm
     damaged.write_bytes(bytes(data))
     with pytest.raises(ArchiveError, match="no readable record"):
         extract(local_source(str(damaged)), URL, io.BytesIO())
+
+
+def test_a_hash_algorithm_without_a_fixed_digest_is_a_mismatch(foreign, tmp_path):
+    """datapackage.json naming shake_128 for a file: no digest to compare (hexdigest needs
+    a length), which was an internal error; now that file does not match its hash."""
+    entries, _, pub = foreign
+    datapackage = json.loads(dict(entries)["datapackage.json"])
+    datapackage["resources"][0]["hash"] = "shake_128:00"
+    changed = [(n, json.dumps(datapackage).encode() if n == "datapackage.json" else d) for n, d in entries]
+    path = tmp_path / "shake.wacz"
+    path.write_bytes(_zip(changed))
+    report = verify_source(local_source(str(path)), VerifyOptions({}, allow_unsigned=True))
+    assert report.verdict == "NOT VERIFIED"
+    assert "does not match its hash" in json.dumps(report.check("resources").to_dict())

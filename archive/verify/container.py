@@ -3,7 +3,9 @@
 A WACZ we wrote must be canonical (archive.ziplayout): every byte of every header is
 then predictable, so a flipped byte anywhere in the container is caught, not only in
 the content. Files from other tools are read leniently through zipfile, and the report
-says that the container itself was not checked byte for byte.
+says that the container itself was not checked byte for byte; such a file is refused
+where ReplayWeb.page's zip reader (wabac.js, emulated by wabac_entries) would find other
+bytes than zipfile (which py-wacz and pywb use) finds.
 """
 
 from __future__ import annotations

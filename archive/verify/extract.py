@@ -72,7 +72,7 @@ def _open_container(fh: BinaryIO, source: Source) -> Container:
         container = read_container(fh, source.size)
     except ContainerError as exc:
         raise ArchiveError(f"{source.name}: {exc}") from None
-    # a repeated name is two members where replay tools read one: which one is evidence?
+    # what verify refuses (a repeated name, readers that would read other bytes) is not read here either
     why = None if container.canonical else hostile(container, source.size)
     if why:
         raise ArchiveError(f"refusing to read {source.name}: {why}; run `archive verify`")

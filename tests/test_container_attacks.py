@@ -19,7 +19,9 @@ import pytest
 from archive.cli.common import trusted_keys
 from archive.verify import segments
 from archive.verify.checks import verify_source
-from archive.verify.container import read_canonical, wabac_entries
+from archive.verify.container import (
+    ContainerError, names_zip_readers_see, read_canonical, read_container, wabac_entries,
+)
 from archive.verify.extract import extract
 from archive.errors import ArchiveError
 from archive.verify.model import CannotCheck, VerifyOptions
@@ -350,3 +352,45 @@ def test_a_hash_algorithm_without_a_fixed_digest_is_a_mismatch(foreign, tmp_path
     report = verify_source(local_source(str(path)), VerifyOptions({}, allow_unsigned=True))
     assert report.verdict == "NOT VERIFIED"
     assert "does not match its hash" in json.dumps(report.check("resources").to_dict())
+
+
+class _Huge:
+    """An 8 GiB file of zeros but for a few bytes, that refuses any read big enough to
+    hurt: what a claimed central directory of gigabytes would make a reader allocate."""
+
+    def __init__(self, written: dict[int, bytes], size: int = 8 << 30) -> None:
+        self.written, self.size, self.pos = written, size, 0
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = {0: offset, 1: self.pos + offset, 2: self.size + offset}[whence]
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.size - self.pos if size is None or size < 0 else min(size, self.size - self.pos)
+        assert size <= 256 << 20, f"a read of {size} bytes"
+        data = bytearray(size)
+        for at, chunk in self.written.items():
+            lo, hi = max(at, self.pos), min(at + len(chunk), self.pos + size)
+            if lo < hi:
+                data[lo - self.pos:hi - self.pos] = chunk[lo - at:hi - at]
+        self.pos += size
+        return bytes(data)
+
+
+@pytest.mark.parametrize("head", [b"PK\x03\x04", b"WARC/1.1\r\n"])
+def test_a_claimed_central_directory_of_gigabytes_is_not_read_whole(head):
+    """An end record claiming a central directory of nearly the whole (8 GiB) file: the
+    canonical reader and zipfile (for a foreign WACZ, or to see whether a WARC is also a
+    zip) read it whole, allocating gigabytes. Now: one clear refusal, bounded reads."""
+    size = 8 << 30
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, 0xFFFFFFFF - 1, size - 22 - (0xFFFFFFFF - 1), 0)
+    huge = _Huge({0: head, size - 22: end}, size)
+    with pytest.raises(ContainerError, match="refusing to read more than"):
+        read_container(huge, size)
+    assert names_zip_readers_see(huge, size) == set()

@@ -25,6 +25,7 @@ from archive.ziplayout import (
 
 MAX_ENTRIES = 100_000
 MEMBER_LIMIT = 1 << 40          # bytes we are willing to inflate from one foreign member
+STRUCTURE_LIMIT = 64 << 20      # one read by zipfile: it reads a central directory whole
 
 
 class ContainerError(Exception):
@@ -88,6 +89,8 @@ def read_canonical(fh: BinaryIO, file_size: int) -> list[Entry]:
         raise ValueError(f"{count} entries declared; refusing more than {MAX_ENTRIES}")
     if cd_offset + cd_size + tail != file_size:
         raise ValueError("central directory does not end where the end records begin")
+    if cd_size > STRUCTURE_LIMIT:
+        raise ValueError(f"central directory of {cd_size} bytes declared; refusing more than {STRUCTURE_LIMIT}")
     directory = _read_at(fh, cd_offset, cd_size)
     entries, pos, expected_offset, names = [], 0, 0, set()
     for index in range(count):
@@ -131,6 +134,36 @@ def read_canonical(fh: BinaryIO, file_size: int) -> list[Entry]:
     return entries
 
 
+class _BoundedReads:
+    """A file to hand zipfile, which reads a central directory whole at the size the end
+    record claims (up to the whole file): a read of more than STRUCTURE_LIMIT is refused."""
+
+    def __init__(self, fh: BinaryIO, file_size: int) -> None:
+        self._fh, self._size = fh, file_size
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            size = max(0, self._size - self._fh.tell())
+        if size > STRUCTURE_LIMIT:
+            raise ValueError(f"a zip structure claims {size} bytes; refusing to read more than "
+                             f"{STRUCTURE_LIMIT} at once")
+        return self._fh.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+
+def _zipfile(fh: BinaryIO, file_size: int) -> zipfile.ZipFile:
+    fh.seek(0)
+    return zipfile.ZipFile(_BoundedReads(fh, file_size))
+
+
 def read_container(fh: BinaryIO, file_size: int) -> Container:
     """Canonical when possible, otherwise lenient through zipfile (ContainerError if
     it is not a zip at all)."""
@@ -139,9 +172,8 @@ def read_container(fh: BinaryIO, file_size: int) -> Container:
         return Container([Member(e.name, e.size, e.crc, e.data_offset) for e in entries], True)
     except ValueError as exc:
         reason = str(exc)
-    fh.seek(0)
     try:
-        zf = zipfile.ZipFile(fh)
+        zf = _zipfile(fh, file_size)
         infos = zf.infolist()
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
         raise ContainerError(f"not a readable zip file ({exc})") from None
@@ -355,8 +387,7 @@ def names_zip_readers_see(fh: BinaryIO, file_size: int) -> set[str]:
     would find in the file, whatever else it is (a WARC can also be a zip)."""
     names: set[str] = set()
     try:
-        fh.seek(0)
-        names.update(zipfile.ZipFile(fh).namelist())
+        names.update(_zipfile(fh, file_size).namelist())
     except Exception:  # noqa: BLE001 - not a zip to zipfile, for any of many reasons
         pass
     names.update(wabac_entries(fh, file_size) or ())

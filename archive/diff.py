@@ -19,6 +19,7 @@ from typing import BinaryIO, Sequence
 
 from archive.errors import ArchiveError
 from archive.hashing import parse_digest
+from archive.verify.container import open_zip
 from archive.warc.cdxj import parse_cdxj_line
 
 GONE = (404, 410)
@@ -111,7 +112,7 @@ class Diff:
 def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
     """Pages, their status and payload digest, from a WACZ's pages lists and index."""
     try:
-        with zipfile.ZipFile(fh) as zf:
+        with open_zip(fh) as zf:
             names = zf.namelist()
             evidence = _json_member(zf, "evidence/capture.json") if "evidence/capture.json" in names else {}
             datapackage = _json_member(zf, "datapackage.json") if "datapackage.json" in names else {}

@@ -24,6 +24,7 @@ from rfc3161_client import decode_timestamp_response
 from archive.errors import AlreadyExists, ArchiveError, NotFound
 from archive.hashing import read_chunks
 from archive.seal.timestamp import timestamp_entry, token_bytes, utc_iso
+from archive.verify.container import open_zip
 
 PREFIX = "timestamps"
 JSON_LIMIT = 64 * 1024 * 1024
@@ -44,7 +45,7 @@ def read_sealed_digest(store, capture_id: str) -> SealedDigest:
             sha.update(chunk)
         fh.seek(0)
         try:
-            with zipfile.ZipFile(fh) as zf:
+            with open_zip(fh) as zf:
                 parts = {}
                 for name in ("datapackage.json", "datapackage-digest.json"):
                     if zf.getinfo(name).file_size > JSON_LIMIT:

@@ -23,6 +23,7 @@ from archive.verify.container import (
     ContainerError, names_zip_readers_see, read_canonical, read_container, wabac_entries,
 )
 from archive.verify.extract import extract
+from archive.diff import read_summary
 from archive.errors import ArchiveError
 from archive.verify.model import CannotCheck, VerifyOptions
 from archive.verify.source import local_source
@@ -394,3 +395,5 @@ def test_a_claimed_central_directory_of_gigabytes_is_not_read_whole(head):
     with pytest.raises(ContainerError, match="refusing to read more than"):
         read_container(huge, size)
     assert names_zip_readers_see(huge, size) == set()
+    with pytest.raises(ArchiveError, match="refusing to read more than"):
+        read_summary(huge, "later")                 # archive diff

@@ -159,7 +159,10 @@ class _BoundedReads:
         return True
 
 
-def _zipfile(fh: BinaryIO, file_size: int) -> zipfile.ZipFile:
+def open_zip(fh: BinaryIO, file_size: int | None = None) -> zipfile.ZipFile:
+    """zipfile over `fh`, its reads bounded (ValueError for a structure claiming more)."""
+    if file_size is None:
+        file_size = fh.seek(0, 2)
     fh.seek(0)
     return zipfile.ZipFile(_BoundedReads(fh, file_size))
 
@@ -173,7 +176,7 @@ def read_container(fh: BinaryIO, file_size: int) -> Container:
     except ValueError as exc:
         reason = str(exc)
     try:
-        zf = _zipfile(fh, file_size)
+        zf = open_zip(fh, file_size)
         infos = zf.infolist()
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
         raise ContainerError(f"not a readable zip file ({exc})") from None
@@ -387,7 +390,7 @@ def names_zip_readers_see(fh: BinaryIO, file_size: int) -> set[str]:
     would find in the file, whatever else it is (a WARC can also be a zip)."""
     names: set[str] = set()
     try:
-        names.update(_zipfile(fh, file_size).namelist())
+        names.update(open_zip(fh, file_size).namelist())
     except Exception:  # noqa: BLE001 - not a zip to zipfile, for any of many reasons
         pass
     names.update(wabac_entries(fh, file_size) or ())

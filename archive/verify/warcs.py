@@ -33,9 +33,10 @@ from typing import BinaryIO
 from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import DecompressingBufferedReader
 from warcio.exceptions import ArchiveLoadFailed
+from warcio.recordloader import ArcWarcRecordLoader
 
 from archive.hashing import parse_digest
-from archive.httpmessage import PayloadSplitter, has_http_headers
+from archive.httpmessage import HTTP_RECORD_TYPES, PayloadSplitter, has_http_headers
 
 WARC_VERSION_LINES = ("WARC/1.1", "WARC/1.0", "WARC/0.17", "WARC/0.18")
 HEADER_LIMIT = 8 << 20          # bytes of WARC headers in one record we are willing to hold
@@ -44,6 +45,15 @@ OUTPUT_CAP = 1 << 20            # decompressed bytes produced by one zlib call
 EXPANSION_RATIO = 100           # decompressed / compressed beyond this (and EXPANSION_FLOOR)
 EXPANSION_FLOOR = 256 << 20     #   is treated as a decompression bomb
 FIRST_FEED, MAX_FEED = 16 << 10, 1 << 20
+# WARC header fields that decide how a record is read and found. The standard lets none of
+# them repeat; readers that meet one twice disagree on which counts (warcio takes the
+# first, warcio.js, and with it ReplayWeb.page, the last), so replay could read another
+# block, payload or address than the one checked.
+SINGLE_FIELDS = frozenset((
+    "content-length", "content-type", "warc-type", "warc-target-uri", "warc-date",
+    "warc-record-id", "warc-block-digest", "warc-payload-digest", "warc-segment-number",
+    "warc-truncated", "warc-refers-to", "warc-refers-to-target-uri", "warc-refers-to-date",
+))
 
 # warcio logs through `logging` (spaces in target URIs); keep our output clean.
 logging.getLogger("warcio").addHandler(logging.NullHandler())
@@ -249,9 +259,35 @@ def _header_fields(block: bytes) -> dict[str, str]:
         if not sep or line[0] in " \t" or not name.strip():
             raise Unusual("header continuation, blank line or line without a colon")
         name = name.rstrip(" \t").lower()
+        value = value.lstrip()
         if name not in fields:
-            fields[name] = value.lstrip()
+            fields[name] = value
+        elif name in SINGLE_FIELDS and fields[name] != value:
+            raise Unusual("a header field given twice with different values")
     return fields
+
+
+def conflicting_fields(headers: list[tuple[str, str]]) -> list[str]:
+    """Why a record's WARC header cannot be read one way only: SINGLE_FIELDS given twice
+    with different values."""
+    first: dict[str, str] = {}
+    found = []
+    for name, value in headers:
+        key = name.lower()
+        if key not in SINGLE_FIELDS:
+            continue
+        if key not in first:
+            first[key] = value
+        elif first[key] != value and not (key == "warc-target-uri" and _same_target(first[key], value)):
+            found.append(f"{name} is given twice, as {first[key]!r} and {value!r}: readers disagree "
+                         "on which counts (warcio takes the first, warcio.js and ReplayWeb.page "
+                         "the last)")
+    return found
+
+
+def _same_target(first: str, last: str) -> bool:
+    """warcio rewrites the last WARC-Target-URI it holds (<...> removed, spaces escaped)."""
+    return target_uri({"warc-target-uri": first}) == last
 
 
 def target_uri(fields: dict[str, str]) -> str | None:
@@ -473,6 +509,8 @@ class WarcChecker:
         length = int(length_text)
         uri = target_uri(fields)
         record_type = fields["warc-type"]
+        if uri is None and length and record_type in HTTP_RECORD_TYPES:
+            raise Unusual("no WARC-Target-URI")     # warcio cannot read it: its reader decides
         info = RecordInfo(
             self._record_start(), 0, record_type, uri, fields.get("warc-record-id"),
             fields.get("warc-date"), fields.get("warc-payload-digest"), fields.get("content-type"),
@@ -637,10 +675,20 @@ class _BoundedReader(DecompressingBufferedReader):
         return line
 
 
+class _Loader(ArcWarcRecordLoader):
+    def load_http_headers(self, rec_type, uri, stream, length):
+        # warcio fails here with an AttributeError: say what is wrong instead
+        if uri is None and length != 0 and rec_type in self.HTTP_RECORDS:
+            raise ArchiveLoadFailed(f"a {rec_type} record without WARC-Target-URI "
+                                    "(warcio and replay tools cannot read it)")
+        return super().load_http_headers(rec_type, uri, stream, length)
+
+
 class _QuietIterator(ArchiveIterator):
     def __init__(self, fileobj):
         super().__init__(fileobj, check_digests=True)
         self.reader = _BoundedReader(self.fh)
+        self.loader = _Loader(verify_http=False, arc2warc=False)     # ArchiveIterator's own
         self.warnings: list[str] = []
 
     def _consume_blanklines(self):
@@ -682,7 +730,7 @@ def check_warc_slow(stream: BinaryIO, filename: str) -> WarcResult:
                 result.digests_checked += sum(1 for d in digests if d)
                 if not any(digests) and record.length:
                     result.undigested += 1
-            for message in record.digest_checker.problems:
+            for message in record.digest_checker.problems + conflicting_fields(headers.headers):
                 result.problems.append(Problem(message, filename, offset, record_id, uri))
             missing = getattr(raw, "limit", 0)
             if missing:

@@ -1,0 +1,96 @@
+"""Records that WARC readers would read in different ways are never VERIFIED: what the
+verifier checked must be what warcio (pywb, `archive extract`) and warcio.js
+(ReplayWeb.page) read."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+
+import pytest
+
+from tests.verifyhelp import warcio_check
+
+STATEMENT = b"<html><body><p>The ministry denies everything.</p></body></html>"
+FAKE = b"<html><body><script>document.body.innerHTML='The ministry admits it.'</script>"
+
+
+def _digest(data: bytes) -> bytes:
+    return b"sha256:" + base64.b32encode(hashlib.sha256(data).digest())
+
+
+def _record(fields: list[bytes], block: bytes, payload: bytes | None = None) -> bytes:
+    """A WARC record whose digests hold for `block` (and `payload`) read as warcio reads it."""
+    head = [b"WARC/1.1", b"WARC-Record-ID: <urn:uuid:%s>" % hashlib.sha1(block).hexdigest().encode(),
+            b"WARC-Date: 2026-01-01T00:00:00Z", b"WARC-Block-Digest: " + _digest(block)]
+    if payload is not None:
+        head.append(b"WARC-Payload-Digest: " + _digest(payload))
+    return b"\r\n".join(head + fields) + b"\r\n\r\n" + block + b"\r\n\r\n"
+
+
+def _verify(run, tmp_path, name: str, data: bytes) -> tuple[int, dict]:
+    path = tmp_path / name
+    path.write_bytes(data)
+    result = run("verify", path, "--json")
+    return result.code, json.loads(result.out)
+
+
+def _problems(report: dict) -> str:
+    return json.dumps([p for c in report["checks"] for p in c["problems"]])
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_response_without_a_target_uri_is_not_verified(run, tmp_path, compress):
+    """warcio (and so warcio check, pywb, cdxj-indexer) fails on it: it was called VERIFIED."""
+    block = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + STATEMENT
+    data = _record([b"WARC-Type: response", b"Content-Length: %d" % len(block)], block, block)
+    data = gzip.compress(data) if compress else data
+    path = tmp_path / "no-target.warc"
+    path.write_bytes(data)
+    assert warcio_check(path) != 0
+    code, report = _verify(run, tmp_path, "no-target.warc", data)
+    assert code == 1 and report["verdict"] == "NOT VERIFIED"
+    assert "without WARC-Target-URI" in _problems(report)
+
+
+def _smuggled(first: bytes, last: bytes, field: bytes) -> bytes:
+    """A resource record of the statement with `field` given as `first`, then as `last`,
+    followed by a second record; with the first values every digest holds."""
+    fields = [b"WARC-Type: resource", b"WARC-Target-URI: http://example.org/statement",
+              b"Content-Type: text/html"]
+    fields = [f for f in fields if not f.startswith(field + b":")]
+    block = STATEMENT
+    if field != b"Content-Length":
+        fields.append(b"Content-Length: %d" % len(block))
+    fields += [field + b": " + first, field + b": " + last]
+    return (_record(fields, block, block)
+            + _record([b"WARC-Type: resource", b"WARC-Target-URI: urn:x",
+                       b"Content-Length: %d" % len(FAKE)], FAKE, FAKE))
+
+
+@pytest.mark.parametrize("field, first, last", [
+    # warcio.js reads 4 + 60 bytes more: the next record's header and script as the page
+    (b"Content-Length", b"%d" % len(STATEMENT), b"%d" % (len(STATEMENT) + 64)),
+    (b"WARC-Target-URI", b"http://example.org/statement", b"http://example.org/other"),
+    (b"WARC-Type", b"resource", b"metadata"),
+    (b"WARC-Payload-Digest", b"", _digest(FAKE)),
+    (b"WARC-Date", b"2026-01-01T00:00:00Z", b"2020-01-01T00:00:00Z"),
+])
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_field_given_twice_with_different_values_is_not_verified(run, tmp_path, field, first, last, compress):
+    """warcio reads the first value, warcio.js (ReplayWeb.page) the last: they were
+    reported VERIFIED as warcio check passes them, while replay read something else."""
+    if field == b"WARC-Payload-Digest":
+        first = _digest(STATEMENT)
+    data = _smuggled(first, last, field)
+    if compress:
+        cut = data.index(b"WARC/1.1", 1)
+        data = gzip.compress(data[:cut]) + gzip.compress(data[cut:])
+    code, report = _verify(run, tmp_path, "twice.warc.gz" if compress else "twice.warc", data)
+    assert code == 1 and report["verdict"] == "NOT VERIFIED", report
+    assert f"{field.decode()} is given twice" in _problems(report)
+    # given twice with one value, there is nothing to disagree on
+    code, report = _verify(run, tmp_path, "same.warc", _smuggled(first, first, field))
+    assert code == 0 and report["verdict"] == "VERIFIED", report

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tests.verifyhelp import warcio_check
+from tests.verifyhelp import build_wacz, new_signer, warcio_check
 
 STATEMENT = b"<html><body><p>The ministry denies everything.</p></body></html>"
 FAKE = b"<html><body><script>document.body.innerHTML='The ministry admits it.'</script>"
@@ -94,3 +94,22 @@ def test_a_field_given_twice_with_different_values_is_not_verified(run, tmp_path
     # given twice with one value, there is nothing to disagree on
     code, report = _verify(run, tmp_path, "same.warc", _smuggled(first, first, field))
     assert code == 0 and report["verdict"] == "VERIFIED", report
+
+
+def test_an_index_that_misdates_a_record_is_not_verified(run, tmp_path):
+    """pywb shows the index's time as the capture's, ReplayWeb.page finds nothing when the
+    record says otherwise: a signed index dating a capture years earlier was VERIFIED."""
+    def backdate(lines):
+        key, _, rest = lines[0].split(" ", 2)
+        return [f"{key} 20200101000000 {rest}"]
+
+    signer, pub = new_signer(tmp_path / "keys")
+    page = [{"url": "http://example.test/statement", "body": STATEMENT}]
+    honest = build_wacz(tmp_path / "honest.wacz", page, signer)
+    assert run("verify", honest, "--trust", pub).code == 0
+    wacz = build_wacz(tmp_path / "backdated.wacz", page, signer, edit_index=backdate)
+    result = run("verify", wacz, "--trust", pub, "--json")
+    report = json.loads(result.out)
+    assert result.code == 1 and report["verdict"] == "NOT VERIFIED"
+    index = next(c for c in report["checks"] if c["name"] == "index")
+    assert index["status"] == "fail" and "dates the record 20200101000000" in json.dumps(index)

@@ -440,7 +440,7 @@ def _resources_check(report: Report, container: Container, datapackage: dict,
 
 
 def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: bool) -> None:
-    """Every index line must point at a record with the same URL, length and digest; in
+    """Every index line must point at a record with the same URL, time, length and digest; in
     our own captures every response, revisit and resource record must be indexed too
     (replay finds nothing that the index leaves out)."""
     indexes = [s for s in sinks.values() if isinstance(s, IndexSink)]
@@ -461,6 +461,10 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
         where = (e.filename, e.offset, record.record_id, record.uri)
         if e.url != record.uri:
             problems.append(Problem(f"index line {e.number} names {e.url} but the record is {record.uri}", *where))
+        # replay shows (pywb) or requires (ReplayWeb.page) the index's time as the record's
+        if record.date and e.timestamp[:14] != record.date:
+            problems.append(Problem(f"index line {e.number} dates the record {e.timestamp}, its WARC-Date "
+                                    f"says {record.date}", *where))
         if e.length is not None and e.length != str(record.length):
             problems.append(Problem(f"index line {e.number} gives length {e.length}, the record is "
                                     f"{record.length} bytes", *where))

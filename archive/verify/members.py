@@ -118,6 +118,7 @@ class LineSink(Sink):
 @dataclass(slots=True)
 class IndexEntry:
     number: int
+    timestamp: str
     url: str | None
     filename: str
     offset: int
@@ -136,9 +137,9 @@ class IndexSink(LineSink):
         if not line.strip() or line.startswith(b"!"):
             return
         try:
-            _, _, fields = parse_cdxj_line(line.decode("utf-8"))
+            _, stamp, fields = parse_cdxj_line(line.decode("utf-8"))
             entry = IndexEntry(
-                number, fields.get("url"), sys.intern(str(fields["filename"]).rsplit("/", 1)[-1]),
+                number, stamp, fields.get("url"), sys.intern(str(fields["filename"]).rsplit("/", 1)[-1]),
                 int(fields["offset"]), str(fields["length"]) if "length" in fields else None,
                 fields.get("digest"),
             )

@@ -36,6 +36,7 @@ from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecordLoader
 
 from archive.hashing import parse_digest
+from archive.warc.cdxj import timestamp14
 from archive.httpmessage import HTTP_RECORD_TYPES, PayloadSplitter, has_http_headers
 
 WARC_VERSION_LINES = ("WARC/1.1", "WARC/1.0", "WARC/0.17", "WARC/0.18")
@@ -89,7 +90,7 @@ class RecordInfo:
     record_type: str | None
     uri: str | None
     record_id: str | None
-    date: str | None
+    date: str | None            # WARC-Date; kept as its 14 digits (an index line's timestamp)
     payload_digest: str | None
     content_type: str | None = None
 
@@ -100,7 +101,8 @@ CONTENT_TYPES = ("response", "resource", "revisit")
 def _kept(info: RecordInfo) -> RecordInfo:
     """What later checks need of a record (index, pages, screenshots), kept small: a
     large capture holds a great many records."""
-    info.record_id = info.date = None
+    info.record_id = None
+    info.date = timestamp14(info.date) if info.date else None
     info.record_type = sys.intern(info.record_type) if info.record_type else None
     if info.record_type not in CONTENT_TYPES:
         info.payload_digest = info.content_type = None

@@ -113,3 +113,28 @@ def test_an_index_that_misdates_a_record_is_not_verified(run, tmp_path):
     assert result.code == 1 and report["verdict"] == "NOT VERIFIED"
     index = next(c for c in report["checks"] if c["name"] == "index")
     assert index["status"] == "fail" and "dates the record 20200101000000" in json.dumps(index)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_revisit_whose_original_holds_another_payload_is_not_verified(run, tmp_path, compress):
+    """ReplayWeb.page finds a revisit's original by URI and date alone and shows it: a
+    revisit claiming another payload (the one the report gave as the page's) was VERIFIED."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n"
+    original = _record([b"WARC-Type: response", b"WARC-Target-URI: http://example.test/a",
+                        b"Content-Length: %d" % len(head + STATEMENT)], head + STATEMENT, STATEMENT)
+
+    def revisit(claimed: bytes) -> bytes:
+        return _record([b"WARC-Type: revisit", b"WARC-Target-URI: http://example.test/b",
+                        b"WARC-Profile: http://netpreserve.org/warc/1.1/revisit/identical-payload-digest",
+                        b"WARC-Refers-To-Target-URI: http://example.test/a",
+                        b"WARC-Refers-To-Date: 2026-01-01T00:00:00Z",
+                        b"Content-Length: %d" % len(head)], head, claimed)
+
+    def warc(*records: bytes) -> bytes:
+        return b"".join(gzip.compress(r) for r in records) if compress else b"".join(records)
+
+    code, report = _verify(run, tmp_path, "honest.warc", warc(original, revisit(STATEMENT)))
+    assert code == 0 and report["verdict"] == "VERIFIED", report
+    code, report = _verify(run, tmp_path, "lying.warc", warc(original, revisit(FAKE)))
+    assert code == 1 and report["verdict"] == "NOT VERIFIED", report
+    assert "the record it refers to (http://example.test/a" in _problems(report)

@@ -25,7 +25,9 @@ from archive.verify.model import (
 from archive.verify.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
 from archive.verify.segments import ParallelWarcs, parallel_worth
 from archive.verify.source import Source, local_source, sniff
-from archive.verify.warcs import CONTENT_TYPES, Problem, WarcChecker, WarcResult, check_warc_slow, same_digest
+from archive.verify.warcs import (
+    CONTENT_TYPES, Problem, WarcChecker, WarcResult, check_warc_slow, revisit_problems, same_digest,
+)
 from archive.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64, safe_member_name
 
 DIGEST_FILES = ("datapackage.json", "datapackage-digest.json")
@@ -130,7 +132,7 @@ def _verify_warc(source: Source, progress: Progress | None) -> Report:
 
 
 def _records_check(report: Report, results: list[WarcResult]) -> None:
-    problems = [p for r in results for p in r.problems]
+    problems = [p for r in results for p in r.problems] + revisit_problems(results)
     unchecked = [f"{r.filename}: {r.unchecked}" for r in results if r.unchecked]
     records = sum(len(r.records) for r in results)
     digests = sum(r.digests_checked for r in results)

@@ -93,6 +93,8 @@ class RecordInfo:
     date: str | None            # WARC-Date; kept as its 14 digits (an index line's timestamp)
     payload_digest: str | None
     content_type: str | None = None
+    refers_uri: str | None = None     # a revisit's WARC-Refers-To-Target-URI
+    refers_date: str | None = None    #   and WARC-Refers-To-Date (14 digits)
 
 
 CONTENT_TYPES = ("response", "resource", "revisit")
@@ -106,6 +108,10 @@ def _kept(info: RecordInfo) -> RecordInfo:
     info.record_type = sys.intern(info.record_type) if info.record_type else None
     if info.record_type not in CONTENT_TYPES:
         info.payload_digest = info.content_type = None
+    if info.record_type != "revisit":
+        info.refers_uri = info.refers_date = None
+    elif info.refers_date:
+        info.refers_date = timestamp14(info.refers_date)
     return info
 
 
@@ -308,6 +314,26 @@ def same_digest(a: str, b: str) -> bool:
     if pa and pb:
         return pa == pb
     return a.split(":")[-1].upper() == b.split(":")[-1].upper()
+
+
+def revisit_problems(results: list[WarcResult]) -> list[Problem]:
+    """Revisits whose original, named by URI and date, is a record of this capture with
+    another payload digest: replay (ReplayWeb.page finds the original by URI and date
+    alone) would show that record's content for a payload the revisit says is other."""
+    originals = {(r.uri, r.date): r.payload_digest for w in results for r in w.records
+                 if r.record_type in ("response", "resource") and r.payload_digest}
+    problems = []
+    for w in results:
+        for r in w.records:
+            if r.record_type != "revisit" or not r.payload_digest:
+                continue
+            held = originals.get((r.refers_uri or r.uri, r.refers_date))
+            if held is not None and not same_digest(held, r.payload_digest):
+                problems.append(Problem(
+                    f"revisit says its payload is {r.payload_digest}, but the record it refers to "
+                    f"({r.refers_uri or r.uri} at {r.refers_date}) holds {held}: replay would show "
+                    "that content", w.filename, r.offset, uri=r.uri))
+    return problems
 
 
 # -- the fast reader --------------------------------------------------------------------
@@ -516,6 +542,8 @@ class WarcChecker:
         info = RecordInfo(
             self._record_start(), 0, record_type, uri, fields.get("warc-record-id"),
             fields.get("warc-date"), fields.get("warc-payload-digest"), fields.get("content-type"),
+            target_uri({"warc-target-uri": fields.get("warc-refers-to-target-uri")}),
+            fields.get("warc-refers-to-date"),
         )
         digests = RecordDigests(
             record_type, uri, length, fields.get("warc-block-digest"),
@@ -743,6 +771,8 @@ def check_warc_slow(stream: BinaryIO, filename: str) -> WarcResult:
                 offset, iterator.get_record_length(), record.rec_type, uri, record_id,
                 headers.get_header("WARC-Date"), headers.get_header("WARC-Payload-Digest"),
                 headers.get_header("Content-Type"),
+                target_uri({"warc-target-uri": headers.get_header("WARC-Refers-To-Target-URI")}),
+                headers.get_header("WARC-Refers-To-Date"),
             )))
             next_offset = offset + iterator.get_record_length()
     except Bomb as exc:

@@ -138,3 +138,51 @@ def test_a_revisit_whose_original_holds_another_payload_is_not_verified(run, tmp
     code, report = _verify(run, tmp_path, "lying.warc", warc(original, revisit(FAKE)))
     assert code == 1 and report["verdict"] == "NOT VERIFIED", report
     assert "the record it refers to (http://example.test/a" in _problems(report)
+
+
+def _foreign_wacz(path, members: dict[str, bytes], index_lines: list[dict]) -> None:
+    """An unsigned WACZ as another tool writes it (a zip with real dates), every file
+    listed with its hash."""
+    import zipfile
+
+    members = dict(members)
+    members["indexes/index.cdx.gz"] = gzip.compress("".join(
+        f"org,example)/statement 20260101000000 {json.dumps(line)}\n" for line in index_lines).encode())
+    members["pages/pages.jsonl"] = (b'{"format": "json-pages-1.0", "id": "pages"}\n'
+                                    b'{"url": "http://example.org/statement", "ts": "2026-01-01T00:00:00Z"}\n')
+    datapackage = json.dumps({"profile": "data-package", "wacz_version": "1.1.1", "created": "2026-01-01T00:00:00Z",
+                              "software": "another tool", "resources": [
+                                  {"name": n.lower(), "path": n, "hash": "sha256:" + hashlib.sha256(d).hexdigest(),
+                                   "bytes": len(d)} for n, d in members.items()]}).encode()
+    members["datapackage.json"] = datapackage
+    members["datapackage-digest.json"] = json.dumps(
+        {"path": "datapackage.json", "hash": "sha256:" + hashlib.sha256(datapackage).hexdigest()}).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(zipfile.ZipInfo(name, (2026, 1, 2, 3, 4, 5)), data)
+
+
+def test_an_index_line_is_checked_against_the_warc_file_replay_reads(run, tmp_path):
+    """ReplayWeb.page reads an index line's record from archive/<filename>: with a
+    second WARC file of that name deeper in archive/, the line was checked against the
+    other file's record (the statement) while replay showed this one (a fake)."""
+    def response(body: bytes) -> bytes:
+        block = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + body
+        return gzip.compress(_record([b"WARC-Type: response", b"WARC-Target-URI: http://example.org/statement",
+                                      b"Content-Length: %d" % len(block)], block, body), 0)
+
+    statement, fake = b"<p>The ministry denies it.</p>", b"<p>The ministry admits it.</p>"
+    assert len(response(statement)) == len(response(fake))
+    line = {"url": "http://example.org/statement", "digest": _digest(statement).decode(),
+            "length": str(len(response(statement))), "offset": "0", "filename": "a.warc.gz"}
+    honest = tmp_path / "honest.wacz"
+    _foreign_wacz(honest, {"archive/a.warc.gz": response(statement)}, [line])
+    assert run("verify", honest, "--allow-unsigned").code == 0
+    decoy = tmp_path / "decoy.wacz"
+    _foreign_wacz(decoy, {"archive/a.warc.gz": response(fake), "archive/sub/a.warc.gz": response(statement)},
+                  [line])
+    result = run("verify", decoy, "--allow-unsigned", "--json")
+    report = json.loads(result.out)
+    assert result.code == 1 and report["verdict"] == "NOT VERIFIED", report
+    index = next(c for c in report["checks"] if c["name"] == "index")
+    assert index["status"] == "fail" and "digest differs" in json.dumps(index)

@@ -451,7 +451,8 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
     if not entries and not problems:
         report.add("index", FAIL, "no index lines found in indexes/")
         return
-    by_file = {w.filename.rsplit("/", 1)[-1]: {r.offset: r for r in w.records} for w in warcs}
+    # an index line's filename is relative to archive/, as ReplayWeb.page reads it
+    by_file = {w.filename.removeprefix("archive/"): {r.offset: r for r in w.records} for w in warcs}
     indexed = set()
     for e in entries:
         indexed.add((e.filename, e.offset))

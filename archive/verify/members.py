@@ -139,7 +139,7 @@ class IndexSink(LineSink):
         try:
             _, stamp, fields = parse_cdxj_line(line.decode("utf-8"))
             entry = IndexEntry(
-                number, stamp, fields.get("url"), sys.intern(str(fields["filename"]).rsplit("/", 1)[-1]),
+                number, stamp, fields.get("url"), sys.intern(str(fields["filename"])),
                 int(fields["offset"]), str(fields["length"]) if "length" in fields else None,
                 fields.get("digest"),
             )

@@ -35,13 +35,16 @@ class PayloadSplitter:
 
     The block ends after the first line that warcio's header parser reads as empty: the
     line decoded as UTF-8 (else ISO-8859-1) holds nothing but white space (an empty
-    status line ends it at once).
+    status line ends it at once). `loose` tells that line held white space: HTTP (and
+    browsers, and warcio.js) end headers only at an empty line, so they read the body
+    from a later byte than warcio does.
     """
 
-    __slots__ = ("done", "_fed", "_latin1", "_utf8", "_decoder")
+    __slots__ = ("done", "loose", "_fed", "_latin1", "_utf8", "_decoder", "_size", "_cr")
 
     def __init__(self) -> None:
         self.done = False
+        self.loose = False
         self._fed = False
         self._new_line()
 
@@ -49,9 +52,13 @@ class PayloadSplitter:
         self._latin1 = True       # every byte so far is white space read as ISO-8859-1
         self._utf8 = True         # the bytes so far are UTF-8 of white space only
         self._decoder = None
+        self._size = 0            # bytes of the line so far
+        self._cr = False          # the line so far is one CR
 
     def _take(self, piece: bytes) -> None:
         """Part of the current line (no newline in it)."""
+        self._size += len(piece)
+        self._cr = self._size == 1 and piece == b"\r"
         if self._latin1 and piece.translate(None, _LATIN1_SPACE):
             self._latin1 = False
         if self._utf8:
@@ -87,6 +94,9 @@ class PayloadSplitter:
             blank = _ASCII_BLANK.search(data)
             if blank and not _UNUSUAL.search(data, 0, blank.start()):
                 self.done = True
+                end = blank.end() - 1           # the newline that ends the blank line
+                head = bytes(data[:end])
+                self.loose = head[head.rfind(b"\n") + 1:] not in (b"", b"\r")
                 return blank.end()
         if not isinstance(data, bytes):
             data = bytes(data)
@@ -100,6 +110,7 @@ class PayloadSplitter:
                 return None
             if self._line_is_blank():
                 self.done = True
+                self.loose = not (self._size == 0 or self._cr)
                 return newline + 1
             self._new_line()
             pos = newline + 1

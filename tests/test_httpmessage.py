@@ -18,13 +18,15 @@ PIECES = st.lists(st.sampled_from([
     b"\xe2\x80", b"\xc3\xa9", b"HTTP/1.1 200 OK"]), max_size=40).map(b"".join)
 
 
-def _split(data: bytes, cuts: list[int], view: bool) -> int | None:
+def _split(data: bytes, cuts: list[int], view: bool, loose: list | None = None) -> int | None:
     splitter, offset = PayloadSplitter(), 0
     bounds = sorted(set(c % (len(data) + 1) for c in cuts))
     for start, end in zip([0, *bounds], [*bounds, len(data)]):
         piece = data[start:end]
         found = splitter.feed(memoryview(piece) if view else piece)
         if found is not None:
+            if loose is not None:
+                loose.append(splitter.loose)
             return offset + found
         offset += len(piece)
     return None
@@ -51,3 +53,17 @@ def test_the_split_does_not_depend_on_the_pieces(data, cuts, view):
 def test_the_split_is_where_warcio_stops_reading_headers(data):
     ours = _split(data, [], False)
     assert (len(data) if ours is None else ours) == _warcio(data), data
+
+
+@settings(max_examples=2000, deadline=None)
+@given(data=PIECES, cuts=st.lists(st.integers(0, 60), max_size=4), view=st.booleans())
+def test_loose_says_the_headers_ended_at_a_line_that_is_not_empty(data, cuts, view):
+    """HTTP ends headers at an empty line only (browsers and warcio.js read on past a
+    line of white space): `loose` flags the blocks where warcio's end is not that one."""
+    loose: list[bool] = []
+    end = _split(data, cuts, view, loose)
+    if end is None:
+        return
+    line = data[:end - 1]
+    line = line[line.rfind(b"\n") + 1:]
+    assert loose == [line not in (b"", b"\r")], (data, end)

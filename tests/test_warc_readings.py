@@ -186,3 +186,38 @@ def test_an_index_line_is_checked_against_the_warc_file_replay_reads(run, tmp_pa
     assert result.code == 1 and report["verdict"] == "NOT VERIFIED", report
     index = next(c for c in report["checks"] if c["name"] == "index")
     assert index["status"] == "fail" and "digest differs" in json.dumps(index)
+
+
+def test_http_headers_ending_at_a_line_of_white_space_are_pointed_out(run, key, tmp_path):
+    """A server can end its headers with a line holding only white space: warcio (pywb,
+    extract, the payload digest) starts the body there, browsers and ReplayWeb.page at
+    the next empty line, so the capture shows a different page depending on the viewer.
+    It was VERIFIED without a word; the bytes are intact, so it still verifies, with a
+    warning naming the record, and extract says what it wrote."""
+    from tests.site import Site, SiteServer
+
+    said, shown = b"<p>We said it.</p>", b"<p>We never said that.</p>"
+
+    def answer(h):
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n \r\n" % len(shown)
+                      + said + b"\r\n\r\n" + shown)
+
+    site = Site()
+    site.add("/", handler=answer)
+    site.html("/plain", "Plain", "<p>an ordinary page</p>")
+    with SiteServer(site) as server:
+        result = run("capture", server.url("/"), server.url("/plain"), "--key", key, "--store", tmp_path / "store",
+                     "--work-dir", tmp_path / "work", "--quiet")
+        assert result.code == 0, result
+        url, plain = server.url("/"), server.url("/plain")
+    wacz = next((tmp_path / "store").rglob("*.wacz"))
+    result = run("verify", wacz, "--trust", key.with_name("signing-key.pub.pem"), "--json")
+    report = json.loads(result.out)
+    assert result.code == 0 and report["verdict"] == "VERIFIED", report
+    warning = next(c for c in report["checks"] if c["name"] == "http-headers")
+    assert warning["status"] == "warn" and [p["uri"] for p in warning["problems"]] == [url]
+    result = run("extract", wacz, "--url", url, "--out", tmp_path / "page.html")
+    assert result.code == 0 and "WARNING" in result.err + result.out
+    assert (tmp_path / "page.html").read_bytes() == said + b"\r\n\r\n" + shown
+    result = run("extract", wacz, "--url", plain, "--out", tmp_path / "plain.html")
+    assert result.code == 0 and "WARNING" not in result.err + result.out

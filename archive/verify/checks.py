@@ -153,6 +153,11 @@ def _records_check(report: Report, results: list[WarcResult]) -> None:
             if undigested else ""
         report.add("records", PASS, f"{count(records, 'record')} in {count(len(results), 'WARC file')}, "
                    f"{count(digests, 'digest')} checked" + missing + note)
+    loose = [p for r in results for p in r.loose_headers]
+    if loose:
+        # the bytes are intact either way; what a viewer shows as the page is not
+        report.add("http-headers", WARN, f"{count(len(loose), 'record')} whose HTTP headers end at a "
+                   "line of white space: viewers disagree on where the body starts", loose)
 
 
 # -- a WACZ -------------------------------------------------------------------------------

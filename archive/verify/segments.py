@@ -131,6 +131,7 @@ def _joined(name: str, parts: list[Part]) -> tuple[WarcResult, str | None] | Non
     result.records = [record for part in parts for record in part.result.records]
     result.digests_checked = sum(part.result.digests_checked for part in parts)
     result.undigested = sum(part.result.undigested for part in parts)
+    result.loose_headers = [p for part in parts for p in part.result.loose_headers]
     return result, None
 
 

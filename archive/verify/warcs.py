@@ -125,6 +125,9 @@ class WarcResult:
     readable: bool = True               # False: reading stopped before the end
     unchecked: str | None = None        # why (part of) the file could not be checked
     reader: str = "fast"                # "fast" or "warcio"
+    # records whose HTTP headers end at a line of white space (fast reader only): viewers
+    # disagree on where their body starts
+    loose_headers: list[Problem] = field(default_factory=list)
 
 
 class Unusual(Exception):
@@ -133,6 +136,11 @@ class Unusual(Exception):
 
 class Bomb(Exception):
     """Decompression expands beyond reason."""
+
+
+LOOSE_HEADERS = ("the HTTP headers end at a line holding only white space: warcio, pywb, `archive "
+                 "extract` and the payload digest take the body from there, HTTP clients, browsers "
+                 "and ReplayWeb.page from the next empty line")
 
 
 # -- digests, as warcio compares them -------------------------------------------------
@@ -596,6 +604,8 @@ class WarcChecker:
             self.result.undigested += 1
         for message in messages:
             self.result.problems.append(Problem(message, self.result.filename, *where))
+        if digests.splitter is not None and digests.splitter.loose:
+            self.result.loose_headers.append(Problem(LOOSE_HEADERS, self.result.filename, *where))
 
     def _finish_record(self, position: int) -> None:
         info = self._info

@@ -138,12 +138,14 @@ class IndexSink(LineSink):
             return
         try:
             _, stamp, fields = parse_cdxj_line(line.decode("utf-8"))
+            url, digest = fields.get("url"), fields.get("digest")
+            if not isinstance(url, (str, type(None))) or not isinstance(digest, (str, type(None))):
+                raise TypeError("url and digest are text")
             entry = IndexEntry(
-                number, stamp, fields.get("url"), sys.intern(str(fields["filename"])),
-                int(fields["offset"]), str(fields["length"]) if "length" in fields else None,
-                fields.get("digest"),
+                number, stamp, url, sys.intern(str(fields["filename"])),
+                int(fields["offset"]), str(fields["length"]) if "length" in fields else None, digest,
             )
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        except (ValueError, KeyError, TypeError, OverflowError, UnicodeDecodeError):   # Infinity
             self.problems.append(Problem(f"index line {number} cannot be read", self.name))
             return
         self.entries.append(entry)

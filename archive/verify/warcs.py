@@ -328,18 +328,22 @@ def revisit_problems(results: list[WarcResult]) -> list[Problem]:
     """Revisits whose original, named by URI and date, is a record of this capture with
     another payload digest: replay (ReplayWeb.page finds the original by URI and date
     alone) would show that record's content for a payload the revisit says is other."""
-    originals = {(r.uri, r.date): r.payload_digest for w in results for r in w.records
-                 if r.record_type in ("response", "resource") and r.payload_digest}
+    originals: dict[tuple, list[str]] = {}
+    for w in results:
+        for r in w.records:
+            if r.record_type in ("response", "resource") and r.payload_digest:
+                originals.setdefault((r.uri, r.date), []).append(r.payload_digest)
     problems = []
     for w in results:
         for r in w.records:
             if r.record_type != "revisit" or not r.payload_digest:
                 continue
-            held = originals.get((r.refers_uri or r.uri, r.refers_date))
-            if held is not None and not same_digest(held, r.payload_digest):
+            # several records of one URL in one second: any of them may be the original
+            held = originals.get((r.refers_uri or r.uri, r.refers_date), [])
+            if held and not any(same_digest(h, r.payload_digest) for h in held):
                 problems.append(Problem(
                     f"revisit says its payload is {r.payload_digest}, but the record it refers to "
-                    f"({r.refers_uri or r.uri} at {r.refers_date}) holds {held}: replay would show "
+                    f"({r.refers_uri or r.uri} at {r.refers_date}) holds {held[0]}: replay would show "
                     "that content", w.filename, r.offset, uri=r.uri))
     return problems
 

@@ -35,30 +35,34 @@ class PayloadSplitter:
 
     The block ends after the first line that warcio's header parser reads as empty: the
     line decoded as UTF-8 (else ISO-8859-1) holds nothing but white space (an empty
-    status line ends it at once). `loose` tells that line held white space: HTTP (and
-    browsers, and warcio.js) end headers only at an empty line, so they read the body
-    from a later byte than warcio does.
+    status line ends it at once). `loose` tells that the block did not end with CRLF
+    CRLF: browsers end headers at the first empty line (not at a line of white space),
+    warcio.js (ReplayWeb.page) at the first CRLF CRLF, so they read the body from a later
+    byte than warcio does.
     """
 
-    __slots__ = ("done", "loose", "_fed", "_latin1", "_utf8", "_decoder", "_size", "_cr")
+    __slots__ = ("done", "loose", "_fed", "_latin1", "_utf8", "_decoder", "_tail", "_first")
 
     def __init__(self) -> None:
         self.done = False
         self.loose = False
         self._fed = False
+        self._tail = b""          # the last bytes fed (up to 3)
+        self._first = True        # in the status line
         self._new_line()
 
     def _new_line(self) -> None:
         self._latin1 = True       # every byte so far is white space read as ISO-8859-1
         self._utf8 = True         # the bytes so far are UTF-8 of white space only
         self._decoder = None
-        self._size = 0            # bytes of the line so far
-        self._cr = False          # the line so far is one CR
+
+    def _end(self, before: bytes) -> None:
+        """The block ends at a newline after `before` (what precedes it, 3 bytes or all)."""
+        self.done = True
+        self.loose = not (before.endswith(b"\r\n\r") or (self._first and before in (b"", b"\r")))
 
     def _take(self, piece: bytes) -> None:
         """Part of the current line (no newline in it)."""
-        self._size += len(piece)
-        self._cr = self._size == 1 and piece == b"\r"
         if self._latin1 and piece.translate(None, _LATIN1_SPACE):
             self._latin1 = False
         if self._utf8:
@@ -93,10 +97,9 @@ class PayloadSplitter:
             # ASCII before its end: one search in C
             blank = _ASCII_BLANK.search(data)
             if blank and not _UNUSUAL.search(data, 0, blank.start()):
-                self.done = True
                 end = blank.end() - 1           # the newline that ends the blank line
-                head = bytes(data[:end])
-                self.loose = head[head.rfind(b"\n") + 1:] not in (b"", b"\r")
+                self._first = end <= 1          # the status line itself is blank
+                self._end(bytes(data[max(0, end - 3):end]))
                 return blank.end()
         if not isinstance(data, bytes):
             data = bytes(data)
@@ -107,10 +110,11 @@ class PayloadSplitter:
             if end > pos:
                 self._take(data[pos:end])
             if newline < 0:
+                self._tail = (self._tail + data[-3:])[-3:]
                 return None
             if self._line_is_blank():
-                self.done = True
-                self.loose = not (self._size == 0 or self._cr)
+                self._end((self._tail + data[max(0, newline - 3):newline])[-3:])
                 return newline + 1
             self._new_line()
+            self._first = False
             pos = newline + 1

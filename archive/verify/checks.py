@@ -156,8 +156,8 @@ def _records_check(report: Report, results: list[WarcResult]) -> None:
     loose = [p for r in results for p in r.loose_headers]
     if loose:
         # the bytes are intact either way; what a viewer shows as the page is not
-        report.add("http-headers", WARN, f"{count(len(loose), 'record')} whose HTTP headers end at a "
-                   "line of white space: viewers disagree on where the body starts", loose)
+        report.add("http-headers", WARN, f"{count(len(loose), 'record')} whose HTTP headers do not end "
+                   "with CRLF CRLF: viewers disagree on where the body starts", loose)
 
 
 # -- a WACZ -------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ class Extracted:
     captures_of_url: int
     truncated: str | None = None     # WARC-Truncated of the record written out
     revisit_of: str | None = None    # for a revisit: the record whose payload was written
-    loose_headers: bool = False      # its HTTP headers end at a line of white space (LOOSE_HEADERS)
+    loose_headers: bool = False      # its HTTP headers do not end with CRLF CRLF (LOOSE_HEADERS)
 
 
 class _Window:
@@ -232,8 +232,8 @@ def _earlier_capture(fh, container: Container) -> str | None:
 
 
 def _loose_headers(fh, container: Container, location: RecordLocation) -> bool:
-    """The record's HTTP headers end at a line of white space: what was written starts
-    where warcio starts the body, not where HTTP clients and browsers do."""
+    """The record's HTTP headers do not end with CRLF CRLF: what was written starts where
+    warcio starts the body, not where browsers or ReplayWeb.page do."""
     try:
         record = next(ArchiveIterator(record_stream(fh, container, location), no_record_parse=True))
         if not has_http_headers(record.rec_type, _target(record.rec_headers), record.length or 0):

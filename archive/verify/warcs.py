@@ -125,7 +125,7 @@ class WarcResult:
     readable: bool = True               # False: reading stopped before the end
     unchecked: str | None = None        # why (part of) the file could not be checked
     reader: str = "fast"                # "fast" or "warcio"
-    # records whose HTTP headers end at a line of white space (fast reader only): viewers
+    # records whose HTTP headers do not end with CRLF CRLF (fast reader only): viewers
     # disagree on where their body starts
     loose_headers: list[Problem] = field(default_factory=list)
 
@@ -138,9 +138,9 @@ class Bomb(Exception):
     """Decompression expands beyond reason."""
 
 
-LOOSE_HEADERS = ("the HTTP headers end at a line holding only white space: warcio, pywb, `archive "
-                 "extract` and the payload digest take the body from there, HTTP clients, browsers "
-                 "and ReplayWeb.page from the next empty line")
+LOOSE_HEADERS = ("the HTTP headers do not end with CRLF CRLF: warcio, pywb, `archive extract` and "
+                 "the payload digest take the body from their first line of white space, browsers "
+                 "from the first empty line, ReplayWeb.page from the first CRLF CRLF")
 
 
 # -- digests, as warcio compares them -------------------------------------------------

@@ -16,6 +16,9 @@ HTTP_RECORD_TYPES = ("response", "request", "revisit")
 _ASCII_BLANK = re.compile(rb"(?:^|\n)[ \t\r\x0b\x0c]*\n")
 # bytes that may be white space to that rule although bytes.strip() keeps them
 _UNUSUAL = re.compile(rb"[\x1c-\x1f\x80-\xff]")
+# a line that may read as blank: only bytes that are, or may be part of, white space
+# (ASCII white space, U+001C-U+001F, bytes above 0x7F), up to its newline or the end
+_MAYBE_BLANK = re.compile(rb"(?<![^\n])[ \t\r\x0b\x0c\x1c-\x1f\x80-\xff]*(?:\n|\Z)")
 # the white space of ISO-8859-1 (what str.isspace() says of its characters), "\n" aside
 _LATIN1_SPACE = bytes(b for b in range(256) if chr(b).isspace() and b != 0x0A)
 
@@ -117,4 +120,11 @@ class PayloadSplitter:
                 return newline + 1
             self._new_line()
             self._first = False
-            pos = newline + 1
+            # lines holding any other byte are not blank: skipped in C (a block of a great
+            # many header lines would otherwise cost Python work for each)
+            maybe = _MAYBE_BLANK.search(data, newline + 1)
+            if maybe is None:       # none left whole; the last, cut off, is not blank either
+                self._latin1 = self._utf8 = False
+                self._tail = (self._tail + data[-3:])[-3:]
+                return None
+            pos = maybe.start()

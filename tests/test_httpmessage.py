@@ -66,3 +66,19 @@ def test_loose_says_the_headers_did_not_end_with_crlf_crlf(data, cuts, view):
     if end is None:
         return
     assert loose == [not (data[:end].endswith(b"\r\n\r\n") or data[:end] in (b"\n", b"\r\n"))], (data, end)
+
+
+def test_a_flood_of_header_lines_costs_no_python_work_per_line(monkeypatch):
+    """A record whose block is header lines without end (a hostile WARC) was split line
+    by line in Python, 2 MB/s: a 1 GB record held `archive verify` for eight minutes.
+    Lines that cannot be blank are now skipped in C; only a piece's first line is looked at."""
+    calls = []
+    take = PayloadSplitter._take
+    monkeypatch.setattr(PayloadSplitter, "_take", lambda self, piece: (calls.append(len(piece)), take(self, piece)))
+    splitter = PayloadSplitter()
+    data = b"HTTP/1.1 200 OK\r\n" + b"X-Header: value\r\n" * 100_000
+    pieces = range(0, len(data), 65536)
+    for start in pieces:
+        assert splitter.feed(data[start:start + 65536]) is None
+    assert len(calls) <= 2 * len(pieces)
+    assert splitter.feed(b"\r\nbody") == 2 and not splitter.loose

@@ -227,3 +227,23 @@ def test_http_headers_not_ending_with_crlf_crlf_are_pointed_out(run, key, tmp_pa
     assert (tmp_path / "page.html").read_bytes() == said + b"\r\n\r\n" + shown
     result = run("extract", wacz, "--url", plain, "--out", tmp_path / "plain.html")
     assert result.code == 0 and "WARNING" not in result.err + result.out
+
+
+def test_a_problem_in_every_line_keeps_memory_bounded(run, tmp_path, monkeypatch):
+    """A hostile index (or pages list, or WARC) can have a problem in every one of
+    millions of lines: each was kept, some 450 bytes a line (1.4 GB for a 12 MB index).
+    PROBLEM_LIMIT are kept, and one line says how many more there were."""
+    import archive.verify.warcs as warcs
+
+    monkeypatch.setattr(warcs, "PROBLEM_LIMIT", 10)
+    record = gzip.compress(_record([b"WARC-Type: resource", b"WARC-Target-URI: http://example.org/statement",
+                                    b"Content-Length: %d" % len(STATEMENT)], STATEMENT, STATEMENT))
+    lines = [{"url": "http://example.org/statement", "offset": str(1000 + n), "filename": "a.warc.gz"}
+             for n in range(500)]
+    path = tmp_path / "many.wacz"
+    _foreign_wacz(path, {"archive/a.warc.gz": record}, lines)
+    code, report = _verify(run, tmp_path, "many.wacz", path.read_bytes())
+    assert code == 1
+    index = next(c for c in report["checks"] if c["name"] == "index")
+    assert len(index["problems"]) == 11
+    assert index["problems"][-1]["message"] == "... and 490 more problems, not listed"

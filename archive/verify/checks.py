@@ -26,7 +26,8 @@ from archive.verify.scan import CHUNK, Worker, file_sha256, scan_canonical, scan
 from archive.verify.segments import ParallelWarcs, parallel_worth
 from archive.verify.source import Source, local_source, sniff
 from archive.verify.warcs import (
-    CONTENT_TYPES, Problem, WarcChecker, WarcResult, check_warc_slow, revisit_problems, same_digest,
+    CONTENT_TYPES, Problem, Problems, WarcChecker, WarcResult, check_warc_slow, revisit_problems,
+    same_digest,
 )
 from archive.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64, safe_member_name
 
@@ -132,7 +133,7 @@ def _verify_warc(source: Source, progress: Progress | None) -> Report:
 
 
 def _records_check(report: Report, results: list[WarcResult]) -> None:
-    problems = [p for r in results for p in r.problems] + revisit_problems(results)
+    problems = Problems.joined([*(r.problems for r in results), revisit_problems(results)])
     unchecked = [f"{r.filename}: {r.unchecked}" for r in results if r.unchecked]
     records = sum(len(r.records) for r in results)
     digests = sum(r.digests_checked for r in results)
@@ -142,7 +143,7 @@ def _records_check(report: Report, results: list[WarcResult]) -> None:
         report.add("records", FAIL, "no WARC files in archive/")
     elif problems:
         report.add("records", FAIL, f"{count(records, 'record')} in {count(len(results), 'WARC file')}: "
-                   f"{count(len(problems), 'problem')}" + note, problems)
+                   f"{count(problems.total, 'problem')}" + note, problems.all())
     elif unchecked:
         report.add("records", SKIP, "records could not all be checked: " + "; ".join(unchecked),
                    [Problem(u) for u in unchecked])
@@ -153,11 +154,11 @@ def _records_check(report: Report, results: list[WarcResult]) -> None:
             if undigested else ""
         report.add("records", PASS, f"{count(records, 'record')} in {count(len(results), 'WARC file')}, "
                    f"{count(digests, 'digest')} checked" + missing + note)
-    loose = [p for r in results for p in r.loose_headers]
+    loose = Problems.joined(r.loose_headers for r in results)
     if loose:
         # the bytes are intact either way; what a viewer shows as the page is not
-        report.add("http-headers", WARN, f"{count(len(loose), 'record')} whose HTTP headers do not end "
-                   "with CRLF CRLF: viewers disagree on where the body starts", loose)
+        report.add("http-headers", WARN, f"{count(loose.total, 'record')} whose HTTP headers do not end "
+                   "with CRLF CRLF: viewers disagree on where the body starts", loose.all())
 
 
 # -- a WACZ -------------------------------------------------------------------------------
@@ -451,7 +452,7 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
     our own captures every response, revisit and resource record must be indexed too
     (replay finds nothing that the index leaves out)."""
     indexes = [s for s in sinks.values() if isinstance(s, IndexSink)]
-    problems = [p for s in indexes for p in s.problems]
+    problems = Problems.joined(s.problems for s in indexes)
     entries = [e for s in indexes for e in s.entries]
     if not entries and not problems:
         report.add("index", FAIL, "no index lines found in indexes/")
@@ -481,11 +482,11 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
     unindexed = [(name, r) for name, records in by_file.items() for r in records.values()
                  if r.record_type in CONTENT_TYPES and (name, r.offset) not in indexed]
     if ours:
-        problems += [Problem(f"{r.record_type} record is not in the index", name, r.offset, uri=r.uri)
-                     for name, r in unindexed]
+        problems.extend(Problem(f"{r.record_type} record is not in the index", name, r.offset, uri=r.uri)
+                        for name, r in unindexed)
     report.add("index", FAIL if problems else PASS,
                f"{count(len(entries), 'index line')} " + ("do not all match their records" if problems
-                                                 else "match their records"), problems)
+                                                 else "match their records"), problems.all())
 
 
 def _pages_check(report: Report, sinks: dict) -> None:
@@ -495,7 +496,7 @@ def _pages_check(report: Report, sinks: dict) -> None:
         return
     report.add("pages", FAIL if sink.problems else PASS,
                f"{count(len(sink.pages), 'page')} listed" + (", some lines unreadable" if sink.problems else ""),
-               sink.problems)
+               sink.problems.all())
 
 
 def _legacy(datapackage: dict | None) -> bool:

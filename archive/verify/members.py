@@ -8,7 +8,7 @@ import zlib
 from dataclasses import dataclass
 
 from archive.verify.scan import Sink
-from archive.verify.warcs import Problem, WarcChecker, WarcResult
+from archive.verify.warcs import Problem, Problems, WarcChecker, WarcResult
 from archive.warc.cdxj import parse_cdxj_line
 
 JSON_LIMIT = 64 << 20          # datapackage.json and friends are small; a huge one is hostile
@@ -59,7 +59,7 @@ class LineSink(Sink):
 
     def __init__(self, name: str, gz: bool) -> None:
         self.name = name
-        self.problems: list[Problem] = []
+        self.problems = Problems()
         self.count = 0
         self._d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else None
         self._buffer = b""

@@ -83,6 +83,44 @@ class Problem:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
+PROBLEM_LIMIT = 1000            # problems kept for one file or member; the rest are counted
+
+
+class Problems(list):
+    """The problems of a file or member. A hostile one can have one in every line or
+    record, millions of them: PROBLEM_LIMIT are kept, the rest counted in `more`."""
+
+    more = 0
+
+    def append(self, problem: Problem) -> None:
+        if len(self) < PROBLEM_LIMIT:
+            super().append(problem)
+        else:
+            self.more += 1
+
+    def extend(self, problems) -> None:
+        for problem in problems:
+            self.append(problem)
+
+    @property
+    def total(self) -> int:
+        return len(self) + self.more
+
+    def all(self) -> list[Problem]:
+        """Those kept, then one saying how many more there were."""
+        if not self.more:
+            return list(self)
+        return list(self) + [Problem(f"... and {self.more} more problems, not listed", self[-1].file)]
+
+    @staticmethod
+    def joined(groups) -> "Problems":
+        out = Problems()
+        for group in groups:
+            out.extend(group)
+            out.more += getattr(group, "more", 0)
+        return out
+
+
 @dataclass(slots=True)
 class RecordInfo:
     offset: int                 # of the record (its gzip member) in the WARC file
@@ -119,7 +157,7 @@ def _kept(info: RecordInfo) -> RecordInfo:
 class WarcResult:
     filename: str
     records: list[RecordInfo] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
+    problems: Problems = field(default_factory=Problems)
     digests_checked: int = 0
     undigested: int = 0                 # records with content and no digest: nothing checked it
     readable: bool = True               # False: reading stopped before the end
@@ -127,7 +165,7 @@ class WarcResult:
     reader: str = "fast"                # "fast" or "warcio"
     # records whose HTTP headers do not end with CRLF CRLF (fast reader only): viewers
     # disagree on where their body starts
-    loose_headers: list[Problem] = field(default_factory=list)
+    loose_headers: Problems = field(default_factory=Problems)
 
 
 class Unusual(Exception):
@@ -324,7 +362,7 @@ def same_digest(a: str, b: str) -> bool:
     return a.split(":")[-1].upper() == b.split(":")[-1].upper()
 
 
-def revisit_problems(results: list[WarcResult]) -> list[Problem]:
+def revisit_problems(results: list[WarcResult]) -> Problems:
     """Revisits whose original, named by URI and date, is a record of this capture with
     another payload digest: replay (ReplayWeb.page finds the original by URI and date
     alone) would show that record's content for a payload the revisit says is other."""
@@ -333,7 +371,7 @@ def revisit_problems(results: list[WarcResult]) -> list[Problem]:
         for r in w.records:
             if r.record_type in ("response", "resource") and r.payload_digest:
                 originals.setdefault((r.uri, r.date), []).append(r.payload_digest)
-    problems = []
+    problems = Problems()
     for w in results:
         for r in w.records:
             if r.record_type != "revisit" or not r.payload_digest:

@@ -21,10 +21,11 @@ def _digest(data: bytes) -> bytes:
     return b"sha256:" + base64.b32encode(hashlib.sha256(data).digest())
 
 
-def _record(fields: list[bytes], block: bytes, payload: bytes | None = None) -> bytes:
+def _record(fields: list[bytes], block: bytes, payload: bytes | None = None,
+            date: bytes = b"2026-01-01T00:00:00Z") -> bytes:
     """A WARC record whose digests hold for `block` (and `payload`) read as warcio reads it."""
     head = [b"WARC/1.1", b"WARC-Record-ID: <urn:uuid:%s>" % hashlib.sha1(block).hexdigest().encode(),
-            b"WARC-Date: 2026-01-01T00:00:00Z", b"WARC-Block-Digest: " + _digest(block)]
+            b"WARC-Date: " + date, b"WARC-Block-Digest: " + _digest(block)]
     if payload is not None:
         head.append(b"WARC-Payload-Digest: " + _digest(payload))
     return b"\r\n".join(head + fields) + b"\r\n\r\n" + block + b"\r\n\r\n"
@@ -147,7 +148,8 @@ def _foreign_wacz(path, members: dict[str, bytes], index_lines: list[dict]) -> N
 
     members = dict(members)
     members["indexes/index.cdx.gz"] = gzip.compress("".join(
-        f"org,example)/statement 20260101000000 {json.dumps(line)}\n" for line in index_lines).encode())
+        f"org,example)/statement {line.pop('timestamp', '20260101000000')} {json.dumps(line)}\n"
+        for line in map(dict, index_lines)).encode())
     members["pages/pages.jsonl"] = (b'{"format": "json-pages-1.0", "id": "pages"}\n'
                                     b'{"url": "http://example.org/statement", "ts": "2026-01-01T00:00:00Z"}\n')
     datapackage = json.dumps({"profile": "data-package", "wacz_version": "1.1.1", "created": "2026-01-01T00:00:00Z",
@@ -247,3 +249,25 @@ def test_a_problem_in_every_line_keeps_memory_bounded(run, tmp_path, monkeypatch
     index = next(c for c in report["checks"] if c["name"] == "index")
     assert len(index["problems"]) == 11
     assert index["problems"][-1]["message"] == "... and 490 more problems, not listed"
+
+
+def test_extract_gives_the_latest_capture_by_time_not_by_index_line(run, tmp_path):
+    """Replay picks a URL's latest capture by time; extract took the index's last line for
+    it, and said "this is the latest" of an earlier one when the lines were not in order."""
+    def response(body: bytes, date: bytes) -> bytes:
+        block = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + body
+        return gzip.compress(_record([b"WARC-Type: response", b"WARC-Target-URI: http://example.org/statement",
+                                      b"Content-Length: %d" % len(block)], block, body, date))
+
+    older, newer = response(b"<p>before</p>", b"2025-01-01T00:00:00Z"), response(b"<p>after</p>", b"2026-01-01T00:00:00Z")
+    line = {"url": "http://example.org/statement", "filename": "a.warc.gz"}
+    path = tmp_path / "two.wacz"
+    _foreign_wacz(path, {"archive/a.warc.gz": newer + older}, [
+        {**line, "timestamp": "20260101000000", "offset": "0", "length": str(len(newer)),
+         "digest": _digest(b"<p>after</p>").decode()},
+        {**line, "timestamp": "20250101000000", "offset": str(len(newer)), "length": str(len(older)),
+         "digest": _digest(b"<p>before</p>").decode()}])
+    assert run("verify", path, "--allow-unsigned").code == 0
+    result = run("extract", path, "--url", "http://example.org/statement", "--out", tmp_path / "page.html")
+    assert result.code == 0, result
+    assert (tmp_path / "page.html").read_bytes() == b"<p>after</p>"

@@ -91,7 +91,10 @@ def _index_locations(fh, container: Container, url: str) -> list[tuple[str, Reco
     for entry in _index_entries(fh, container):
         if entry.url == url:
             length = int(entry.length) if entry.length and entry.length.isdigit() else 0
-            found.append((str(entry.number).zfill(12), RecordLocation(entry.filename, entry.offset, length)))
+            # the latest by the index's time (the index check holds it to the record's), as
+            # replay picks it; in line order within a second
+            found.append((entry.timestamp[:14].ljust(14, "0") + str(entry.number).zfill(12),
+                          RecordLocation(entry.filename, entry.offset, length)))
     return found
 
 

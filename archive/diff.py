@@ -175,6 +175,8 @@ def _read_index(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None
             if not line.strip() or line.startswith(("!", " ")):
                 continue
             _key, _stamp, fields = parse_cdxj_line(line.rstrip("\n"))
+            if not isinstance(fields.get("url"), str) or not isinstance(fields.get("digest"), (str, type(None))):
+                continue        # no tool writes that: the line says nothing to compare
             status = fields.get("status")
             if str(status).startswith("3") and str(status).isdigit():
                 summary.redirect_status[str(fields.get("url"))] = int(status)

@@ -27,7 +27,10 @@ from archive.verify.model import (
 from archive.verify.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
 from archive.verify.segments import ParallelWarcs, parallel_worth
 from archive.verify.source import Source, local_source, sniff
-from archive.verify.warcs import CONTENT_TYPES, Problem, WarcChecker, WarcResult, check_warc_slow, same_digest
+from archive.verify.warcs import (
+    CONTENT_TYPES, Problem, Problems, WarcChecker, WarcResult, check_warc_slow, revisit_problems,
+    same_digest,
+)
 from archive.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64
 
 DIGEST_FILES = ("datapackage.json", "datapackage-digest.json")
@@ -137,7 +140,7 @@ def _verify_warc(source: Source, progress: Progress | None) -> Report:
 
 
 def _records_check(report: Report, results: list[WarcResult]) -> None:
-    problems = [p for r in results for p in r.problems]
+    problems = Problems.joined([*(r.problems for r in results), revisit_problems(results)])
     unchecked = [f"{r.filename}: {r.unchecked}" for r in results if r.unchecked]
     records = sum(len(r.records) for r in results)
     digests = sum(r.digests_checked for r in results)
@@ -147,7 +150,7 @@ def _records_check(report: Report, results: list[WarcResult]) -> None:
         report.add("records", FAIL, "no WARC files in archive/")
     elif problems:
         report.add("records", FAIL, f"{count(records, 'record')} in {count(len(results), 'WARC file')}: "
-                   f"{count(len(problems), 'problem')}" + note, problems)
+                   f"{count(problems.total, 'problem')}" + note, problems.all())
     elif unchecked:
         report.add("records", SKIP, "records could not all be checked: " + "; ".join(unchecked),
                    [Problem(u) for u in unchecked])
@@ -158,6 +161,11 @@ def _records_check(report: Report, results: list[WarcResult]) -> None:
             if undigested else ""
         report.add("records", PASS, f"{count(records, 'record')} in {count(len(results), 'WARC file')}, "
                    f"{count(digests, 'digest')} checked" + missing + note)
+    loose = Problems.joined(r.loose_headers for r in results)
+    if loose:
+        # the bytes are intact either way; what a viewer shows as the page is not
+        report.add("http-headers", WARN, f"{count(loose.total, 'record')} whose HTTP headers do not end "
+                   "with CRLF CRLF: viewers disagree on where the body starts", loose.all())
 
 
 # -- a WACZ -------------------------------------------------------------------------------
@@ -422,16 +430,17 @@ def _resources_check(report: Report, container: Container, datapackage: dict,
 
 
 def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: bool) -> None:
-    """Every index line must point at a record with the same URL, length and digest; in
+    """Every index line must point at a record with the same URL, time, length and digest; in
     our own captures every response, revisit and resource record must be indexed too
     (replay finds nothing that the index leaves out)."""
     indexes = [s for s in sinks.values() if isinstance(s, IndexSink)]
-    problems = [p for s in indexes for p in s.problems]
+    problems = Problems.joined(s.problems for s in indexes)
     entries = [e for s in indexes for e in s.entries]
     if not entries and not problems:
         report.add("index", FAIL, "no index lines found in indexes/")
         return
-    by_file = {w.filename.rsplit("/", 1)[-1]: {r.offset: r for r in w.records} for w in warcs}
+    # an index line's filename is relative to archive/, as ReplayWeb.page reads it
+    by_file = {w.filename.removeprefix("archive/"): {r.offset: r for r in w.records} for w in warcs}
     indexed = set()
     for e in entries:
         indexed.add((e.filename, e.offset))
@@ -443,6 +452,10 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
         where = (e.filename, e.offset, record.record_id, record.uri)
         if e.url != record.uri:
             problems.append(Problem(f"index line {e.number} names {e.url} but the record is {record.uri}", *where))
+        # replay shows (pywb) or requires (ReplayWeb.page) the index's time as the record's
+        if record.date and e.timestamp[:14] != record.date:
+            problems.append(Problem(f"index line {e.number} dates the record {e.timestamp}, its WARC-Date "
+                                    f"says {record.date}", *where))
         if e.length is not None and e.length != str(record.length):
             problems.append(Problem(f"index line {e.number} gives length {e.length}, the record is "
                                     f"{record.length} bytes", *where))
@@ -451,11 +464,11 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
     unindexed = [(name, r) for name, records in by_file.items() for r in records.values()
                  if r.record_type in CONTENT_TYPES and (name, r.offset) not in indexed]
     if ours:
-        problems += [Problem(f"{r.record_type} record is not in the index", name, r.offset, uri=r.uri)
-                     for name, r in unindexed]
+        problems.extend(Problem(f"{r.record_type} record is not in the index", name, r.offset, uri=r.uri)
+                        for name, r in unindexed)
     report.add("index", FAIL if problems else PASS,
                f"{count(len(entries), 'index line')} " + ("do not all match their records" if problems
-                                                 else "match their records"), problems)
+                                                 else "match their records"), problems.all())
 
 
 def _pages_check(report: Report, sinks: dict) -> None:
@@ -465,7 +478,7 @@ def _pages_check(report: Report, sinks: dict) -> None:
         return
     report.add("pages", FAIL if sink.problems else PASS,
                f"{count(len(sink.pages), 'page')} listed" + (", some lines unreadable" if sink.problems else ""),
-               sink.problems)
+               sink.problems.all())
 
 
 def _legacy(datapackage: dict | None) -> bool:

@@ -19,6 +19,7 @@ from typing import BinaryIO, Sequence
 from archive.errors import ArchiveError
 from archive.hashing import parse_digest
 from archive.values import parse_json
+from archive.verify.container import open_zip
 from archive.warc.cdxj import parse_cdxj_line
 
 GONE = (404, 410)
@@ -111,7 +112,7 @@ class Diff:
 def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
     """Pages, their status and payload digest, from a WACZ's pages lists and index."""
     try:
-        with zipfile.ZipFile(fh) as zf:
+        with open_zip(fh) as zf:
             names = zf.namelist()
             evidence = _json_member(zf, "evidence/capture.json") if "evidence/capture.json" in names else {}
             datapackage = _json_member(zf, "datapackage.json") if "datapackage.json" in names else {}
@@ -174,6 +175,8 @@ def _read_index(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None
             if not line.strip() or line.startswith(("!", " ")):
                 continue
             _key, _stamp, fields = parse_cdxj_line(line.rstrip("\n"))
+            if not isinstance(fields.get("url"), str) or not isinstance(fields.get("digest"), (str, type(None))):
+                continue        # no tool writes that: the line says nothing to compare
             status = fields.get("status")
             if str(status).startswith("3") and str(status).isdigit():
                 summary.redirect_status[str(fields.get("url"))] = int(status)

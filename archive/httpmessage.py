@@ -16,6 +16,9 @@ HTTP_RECORD_TYPES = ("response", "request", "revisit")
 _ASCII_BLANK = re.compile(rb"(?:^|\n)[ \t\r\x0b\x0c]*\n")
 # bytes that may be white space to that rule although bytes.strip() keeps them
 _UNUSUAL = re.compile(rb"[\x1c-\x1f\x80-\xff]")
+# a line that may read as blank: only bytes that are, or may be part of, white space
+# (ASCII white space, U+001C-U+001F, bytes above 0x7F), up to its newline or the end
+_MAYBE_BLANK = re.compile(rb"(?<![^\n])[ \t\r\x0b\x0c\x1c-\x1f\x80-\xff]*(?:\n|\Z)")
 # the white space of ISO-8859-1 (what str.isspace() says of its characters), "\n" aside
 _LATIN1_SPACE = bytes(b for b in range(256) if chr(b).isspace() and b != 0x0A)
 
@@ -35,20 +38,31 @@ class PayloadSplitter:
 
     The block ends after the first line that warcio's header parser reads as empty: the
     line decoded as UTF-8 (else ISO-8859-1) holds nothing but white space (an empty
-    status line ends it at once).
+    status line ends it at once). `loose` tells that the block did not end with CRLF
+    CRLF: browsers end headers at the first empty line (not at a line of white space),
+    warcio.js (ReplayWeb.page) at the first CRLF CRLF, so they read the body from a later
+    byte than warcio does.
     """
 
-    __slots__ = ("done", "_fed", "_latin1", "_utf8", "_decoder")
+    __slots__ = ("done", "loose", "_fed", "_latin1", "_utf8", "_decoder", "_tail", "_first")
 
     def __init__(self) -> None:
         self.done = False
+        self.loose = False
         self._fed = False
+        self._tail = b""          # the last bytes fed (up to 3)
+        self._first = True        # in the status line
         self._new_line()
 
     def _new_line(self) -> None:
         self._latin1 = True       # every byte so far is white space read as ISO-8859-1
         self._utf8 = True         # the bytes so far are UTF-8 of white space only
         self._decoder = None
+
+    def _end(self, before: bytes) -> None:
+        """The block ends at a newline after `before` (what precedes it, 3 bytes or all)."""
+        self.done = True
+        self.loose = not (before.endswith(b"\r\n\r") or (self._first and before in (b"", b"\r")))
 
     def _take(self, piece: bytes) -> None:
         """Part of the current line (no newline in it)."""
@@ -86,7 +100,9 @@ class PayloadSplitter:
             # ASCII before its end: one search in C
             blank = _ASCII_BLANK.search(data)
             if blank and not _UNUSUAL.search(data, 0, blank.start()):
-                self.done = True
+                end = blank.end() - 1           # the newline that ends the blank line
+                self._first = end <= 1          # the status line itself is blank
+                self._end(bytes(data[max(0, end - 3):end]))
                 return blank.end()
         if not isinstance(data, bytes):
             data = bytes(data)
@@ -97,9 +113,18 @@ class PayloadSplitter:
             if end > pos:
                 self._take(data[pos:end])
             if newline < 0:
+                self._tail = (self._tail + data[-3:])[-3:]
                 return None
             if self._line_is_blank():
-                self.done = True
+                self._end((self._tail + data[max(0, newline - 3):newline])[-3:])
                 return newline + 1
             self._new_line()
-            pos = newline + 1
+            self._first = False
+            # lines holding any other byte are not blank: skipped in C (a block of a great
+            # many header lines would otherwise cost Python work for each)
+            maybe = _MAYBE_BLANK.search(data, newline + 1)
+            if maybe is None:       # none left whole; the last, cut off, is not blank either
+                self._latin1 = self._utf8 = False
+                self._tail = (self._tail + data[-3:])[-3:]
+                return None
+            pos = maybe.start()

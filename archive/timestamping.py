@@ -25,6 +25,7 @@ from archive.errors import AlreadyExists, ArchiveError, NotFound, TooLarge
 from archive.hashing import read_chunks
 from archive.seal.timestamp import MAX_RESPONSE, TOKEN_ERRORS, timestamp_entry, token_bytes, utc_iso
 from archive.values import parse_json
+from archive.verify.container import open_zip
 
 PREFIX = "timestamps"
 JSON_LIMIT = 64 * 1024 * 1024
@@ -46,7 +47,7 @@ def read_sealed_digest(store, capture_id: str) -> SealedDigest:
             sha.update(chunk)
         fh.seek(0)
         try:
-            with zipfile.ZipFile(fh) as zf:
+            with open_zip(fh) as zf:
                 parts = {}
                 for name in ("datapackage.json", "datapackage-digest.json"):
                     if zf.getinfo(name).file_size > JSON_LIMIT:

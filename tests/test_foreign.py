@@ -194,3 +194,27 @@ def test_counts_read_as_words():
     assert "1 record in 1 WARC file: 1 problem" in out and "1 records" not in out
     out = archive_cmd("verify", FOREIGN / "valid_example_2.wacz").stdout
     assert "1 page listed" in out and "contents      1 page, 4 records" in out
+
+
+def test_a_domain_certificate_with_a_damaged_key_is_said_so():
+    """The certificate parses, its key does not (a point off the curve): one clear line,
+    not an internal error."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    from archive.verify.domainsig import check_domain_signature
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.org")])
+    start = datetime.datetime(2026, 1, 1)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(start).not_valid_after(start + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    der = bytearray(cert.public_bytes(serialization.Encoding.DER))
+    point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    der[bytes(der).index(point) + 64] ^= 1
+    pem = x509.load_der_x509_certificate(bytes(der)).public_bytes(serialization.Encoding.PEM).decode()
+    result = check_domain_signature({"domainCert": pem, "signature": base64.b64encode(b"sig").decode(),
+                                     "hash": "sha256:" + "0" * 64})
+    assert result.matches is None and "cannot be read" in result.detail

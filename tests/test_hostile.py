@@ -213,3 +213,23 @@ def test_json_nested_too_deeply_for_the_parser_is_malformed_not_a_crash(tmp_path
                     index: gzip.compress(lines) if index.endswith(".gz") else lines})
     path = _zip(tmp_path / "deep.wacz", list(entries.items()))
     _not_verified(path, "datapackage-digest.json is not valid JSON", "not JSON", "cannot be read")
+
+
+@pytest.mark.parametrize("change", ['"digest": 5', '"digest": ["sha1:x"]', '"url": {"a": 1}', '"offset": Infinity'])
+def test_index_values_of_the_wrong_kind_give_a_verdict_not_an_internal_error(tmp_path, change):
+    """An index line whose digest is a number, whose URL is an object or whose offset is
+    Infinity (JSON as Python reads it) made verify and diff stop with an internal error."""
+    entries = dict(_base_entries())
+    line = gzip.decompress(entries["indexes/index.cdx.gz"]).decode().splitlines()[0]
+    key, stamp, fields = line.split(" ", 2)
+    name = change.split(":")[0].strip('"')
+    fields = json.dumps({**json.loads(fields), name: "X"}).replace('"X"', change.split(": ", 1)[1])
+    entries["indexes/index.cdx.gz"] = gzip.compress(f"{key} {stamp} {fields}\n".encode())
+    path = _zip(tmp_path / "odd-index.wacz", list(entries.items()))
+    report = _not_verified(path, "index line 1 cannot be read")
+    assert report["exitCode"] == 1
+    for args in (("extract", path, "--url", "http://www.example.com/", "--out", tmp_path / "page.html"),
+                 ("diff", path, FOREIGN / "valid_example_2.wacz")):
+        proc = archive_cmd(*args, timeout=SECONDS, limit_mb=MEMORY_MB)
+        assert proc.returncode in (0, 1, 2) and "internal error" not in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr

@@ -73,9 +73,10 @@ def new_signer(keydir: Path) -> tuple[Signer, Path]:
     return Signer(key), pub
 
 
-def build_wacz(path: Path, pages: list[dict], signer: Signer | None) -> Path:
+def build_wacz(path: Path, pages: list[dict], signer: Signer | None, edit_index=None) -> Path:
     """A WACZ made with our writer: for each page {url, body, screenshot?} a response
-    record and, when given, a `urn:screenshot:<url>` resource record."""
+    record and, when given, a `urn:screenshot:<url>` resource record. `edit_index`
+    changes the index lines before they are sealed (an index that lies, signed)."""
     container = ContainerWriter(path)
     writer = WarcWriter(container, "built", {"software": "tests"})
     lines, entries = [], []
@@ -92,6 +93,7 @@ def build_wacz(path: Path, pages: list[dict], signer: Signer | None) -> Path:
         entries.append({"id": hashlib.sha1(page["url"].encode()).hexdigest(), "url": page["url"],
                         "ts": "2026-01-01T00:00:00Z", "title": page.get("title", "A page"), "status": 200})
     writer.close()
+    lines = edit_index(lines) if edit_index else lines
     evidence = {"captureId": "built", "seeds": [p["url"] for p in pages], "operator": "tester",
                 "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:00:05Z",
                 "stats": {"pages": len(pages), "bytes": 1234}}

@@ -99,6 +99,10 @@ def _describe(result: Extracted, out: str | None) -> str:
     if result.truncated:
         lines.append(f"TRUNCATED       the capture of this resource was cut short (WARC-Truncated: "
                      f"{result.truncated}): what was written is incomplete")
+    if result.loose_headers:
+        lines.append("WARNING         the HTTP headers of this record do not end with CRLF CRLF: what "
+                     "was written starts where warcio and pywb start the body, browsers (at the first "
+                     "empty line) or ReplayWeb.page (at the first CRLF CRLF) show it from another byte")
     if result.captures_of_url > 1:
         lines.append(f"note            {result.captures_of_url} captures of this URL; this is the latest")
     lines.append("note            run `archive verify` to check the whole capture and its signature")

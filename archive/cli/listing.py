@@ -12,6 +12,7 @@ from archive.store.address import open_store
 from archive.store.base import StoredCapture
 from archive.store.s3 import is_s3_address, parse_s3_object
 from archive.values import parse_json
+from archive.verify.container import open_zip
 
 STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
 
@@ -38,7 +39,7 @@ def describe(store, capture_id: str) -> dict:
     Reads only datapackage.json and evidence/capture.json (ranged reads on S3)."""
     with store.open_capture(capture_id) as fh:
         try:
-            zf = zipfile.ZipFile(fh)
+            zf = open_zip(fh)
         except (zipfile.BadZipFile, ValueError):   # ValueError: shorter than a zip end record
             raise ArchiveError(f"{capture_id}: not a WACZ (zip) file") from None
         try:

@@ -17,7 +17,9 @@ from archive.values import count
 from archive.seal.sign import check_signature
 from archive.verify.domainsig import check_domain_signature
 from archive.verify.timestamps import check_timestamps, clock_clash, summarize, trusted_time
-from archive.verify.container import Container, ContainerError, iter_member, read_container
+from archive.verify.container import (
+    MEMBER_LIMIT, Container, ContainerError, hostile, iter_member, names_zip_readers_see, read_container,
+)
 from archive.verify.members import IndexSink, JsonSink, PagesSink, WarcSink
 from archive.verify.model import (
     FAIL, PASS, SKIP, WARN, CannotCheck, RecordLocation, Report, VerifyOptions, conclude,
@@ -25,14 +27,16 @@ from archive.verify.model import (
 from archive.verify.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
 from archive.verify.segments import ParallelWarcs, parallel_worth
 from archive.verify.source import Source, local_source, sniff
-from archive.verify.warcs import CONTENT_TYPES, Problem, WarcChecker, WarcResult, check_warc_slow, same_digest
-from archive.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64, safe_member_name
+from archive.verify.warcs import (
+    CONTENT_TYPES, Problem, Problems, WarcChecker, WarcResult, check_warc_slow, revisit_problems,
+    same_digest,
+)
+from archive.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64
 
 DIGEST_FILES = ("datapackage.json", "datapackage-digest.json")
 EVIDENCE = "evidence/capture.json"
 PAGES = "pages/pages.jsonl"
 OUR_SOFTWARE = SOFTWARE.split()[0] + " "
-MEMBER_LIMIT = 1 << 40          # bytes we are willing to inflate from one foreign member
 SCREENSHOT_PREFIX = "urn:screenshot:"
 
 Progress = Callable[[int, int], None]
@@ -126,9 +130,15 @@ def _verify_warc(source: Source, progress: Progress | None) -> Report:
         if fallback:
             fh.seek(0)
             result = check_warc_slow(fh, name)
+        zip_names = names_zip_readers_see(fh, source.size)
         _read_failure(fh, source)
     report.sha256 = whole.hexdigest()
     _records_check(report, [result])
+    if any(n in DIGEST_FILES or _is_warc(n) for n in zip_names):
+        # a WARC whose last record holds a WACZ is, to zip readers, that WACZ
+        report.add("container", SKIP, "the file is a WARC and also a zip that WACZ readers (py-wacz, "
+                   "ReplayWeb.page) open as a WACZ, which was not checked: which of the two is the "
+                   "evidence cannot be told", [Problem("readable both as a WARC and as a WACZ", source.name)])
     report.capture = {"records": len(result.records), "digestsChecked": result.digests_checked,
                       "undigested": result.undigested}
     report.notes.append("a bare WARC carries no signature and no trusted time: only the "
@@ -137,7 +147,7 @@ def _verify_warc(source: Source, progress: Progress | None) -> Report:
 
 
 def _records_check(report: Report, results: list[WarcResult]) -> None:
-    problems = [p for r in results for p in r.problems]
+    problems = Problems.joined([*(r.problems for r in results), revisit_problems(results)])
     unchecked = [f"{r.filename}: {r.unchecked}" for r in results if r.unchecked]
     records = sum(len(r.records) for r in results)
     digests = sum(r.digests_checked for r in results)
@@ -147,7 +157,7 @@ def _records_check(report: Report, results: list[WarcResult]) -> None:
         report.add("records", FAIL, "no WARC files in archive/")
     elif problems:
         report.add("records", FAIL, f"{count(records, 'record')} in {count(len(results), 'WARC file')}: "
-                   f"{count(len(problems), 'problem')}" + note, problems)
+                   f"{count(problems.total, 'problem')}" + note, problems.all())
     elif unchecked:
         report.add("records", SKIP, "records could not all be checked: " + "; ".join(unchecked),
                    [Problem(u) for u in unchecked])
@@ -158,6 +168,11 @@ def _records_check(report: Report, results: list[WarcResult]) -> None:
             if undigested else ""
         report.add("records", PASS, f"{count(records, 'record')} in {count(len(results), 'WARC file')}, "
                    f"{count(digests, 'digest')} checked" + missing + note)
+    loose = Problems.joined(r.loose_headers for r in results)
+    if loose:
+        # the bytes are intact either way; what a viewer shows as the page is not
+        report.add("http-headers", WARN, f"{count(loose.total, 'record')} whose HTTP headers do not end "
+                   "with CRLF CRLF: viewers disagree on where the body starts", loose.all())
 
 
 # -- a WACZ -------------------------------------------------------------------------------
@@ -176,31 +191,6 @@ def _looks_ours(fh: BinaryIO) -> bool:
     fields = LOCAL.unpack(head)
     return (fields[0] == LOCAL_SIG and fields[1] in (NEEDED, NEEDED64) and fields[2] == FLAGS
             and fields[3] == METHOD_STORED and (fields[4], fields[5]) == (DOS_TIME, DOS_DATE))
-
-
-def _hostile(container: Container, file_size: int) -> str | None:
-    """Why a foreign container is refused outright (zip slip, duplicates, bombs)."""
-    names = [m.name for m in container.members]
-    for name in names:
-        if not safe_member_name(name):
-            return f"zip entry {name!r} has an unsafe path (zip slip)"
-    seen = set()
-    for name in names:
-        if name in seen:
-            return f"zip entry {name} appears twice"
-        seen.add(name)
-    for m in container.members:
-        info = m.info
-        if info is None:
-            continue
-        if m.data_offset is not None and m.data_offset + m.size > file_size:
-            return f"zip entry {m.name} claims {m.size} bytes, more than the file holds"
-        if info.compress_size and info.file_size > 1100 * info.compress_size + (1 << 20):
-            return (f"zip entry {m.name} claims to expand {info.file_size // info.compress_size}"
-                    " times (a zip bomb)")
-        if info.file_size > MEMBER_LIMIT:
-            return f"zip entry {m.name} claims {info.file_size} bytes"
-    return None
 
 
 def _sinks(container: Container, warcs: bool) -> tuple[dict, set[str]]:
@@ -290,9 +280,9 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
         ours = _looks_ours(fh)
         if not ours and _plain_zip(container, source.name):
             return None
-        hostile = None if container.canonical else _hostile(container, source.size)
-        if hostile and not ours:
-            raise CannotCheck(f"refusing to check {source.name}: {hostile}")
+        refused = None if container.canonical else hostile(container, source.size)
+        if refused and not ours:
+            raise CannotCheck(f"refusing to check {source.name}: {refused}")
         warcs = [(m.name, m.data_offset, m.size) for m in container.members if _is_warc(m.name)]
         parallel = None
         if container.canonical and parallel_worth(source.path, sum(size for _, _, size in warcs)):
@@ -305,9 +295,9 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
             finally:
                 if parallel:
                     parallel.close()
-        elif hostile:
-            report.add("container", FAIL, f"the zip container was altered: {hostile}",
-                       [Problem(hostile, source.name)])
+        elif refused:
+            report.add("container", FAIL, f"the zip container was altered: {refused}",
+                       [Problem(refused, source.name)])
             report.sha256 = file_sha256(fh)
             return report
         else:
@@ -451,16 +441,17 @@ def _resources_check(report: Report, container: Container, datapackage: dict,
 
 
 def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: bool) -> None:
-    """Every index line must point at a record with the same URL, length and digest; in
+    """Every index line must point at a record with the same URL, time, length and digest; in
     our own captures every response, revisit and resource record must be indexed too
     (replay finds nothing that the index leaves out)."""
     indexes = [s for s in sinks.values() if isinstance(s, IndexSink)]
-    problems = [p for s in indexes for p in s.problems]
+    problems = Problems.joined(s.problems for s in indexes)
     entries = [e for s in indexes for e in s.entries]
     if not entries and not problems:
         report.add("index", FAIL, "no index lines found in indexes/")
         return
-    by_file = {w.filename.rsplit("/", 1)[-1]: {r.offset: r for r in w.records} for w in warcs}
+    # an index line's filename is relative to archive/, as ReplayWeb.page reads it
+    by_file = {w.filename.removeprefix("archive/"): {r.offset: r for r in w.records} for w in warcs}
     indexed = set()
     for e in entries:
         indexed.add((e.filename, e.offset))
@@ -472,6 +463,10 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
         where = (e.filename, e.offset, record.record_id, record.uri)
         if e.url != record.uri:
             problems.append(Problem(f"index line {e.number} names {e.url} but the record is {record.uri}", *where))
+        # replay shows (pywb) or requires (ReplayWeb.page) the index's time as the record's
+        if record.date and e.timestamp[:14] != record.date:
+            problems.append(Problem(f"index line {e.number} dates the record {e.timestamp}, its WARC-Date "
+                                    f"says {record.date}", *where))
         if e.length is not None and e.length != str(record.length):
             problems.append(Problem(f"index line {e.number} gives length {e.length}, the record is "
                                     f"{record.length} bytes", *where))
@@ -480,11 +475,11 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
     unindexed = [(name, r) for name, records in by_file.items() for r in records.values()
                  if r.record_type in CONTENT_TYPES and (name, r.offset) not in indexed]
     if ours:
-        problems += [Problem(f"{r.record_type} record is not in the index", name, r.offset, uri=r.uri)
-                     for name, r in unindexed]
+        problems.extend(Problem(f"{r.record_type} record is not in the index", name, r.offset, uri=r.uri)
+                        for name, r in unindexed)
     report.add("index", FAIL if problems else PASS,
                f"{count(len(entries), 'index line')} " + ("do not all match their records" if problems
-                                                 else "match their records"), problems)
+                                                 else "match their records"), problems.all())
 
 
 def _pages_check(report: Report, sinks: dict) -> None:
@@ -494,7 +489,7 @@ def _pages_check(report: Report, sinks: dict) -> None:
         return
     report.add("pages", FAIL if sink.problems else PASS,
                f"{count(len(sink.pages), 'page')} listed" + (", some lines unreadable" if sink.problems else ""),
-               sink.problems)
+               sink.problems.all())
 
 
 def _legacy(datapackage: dict | None) -> bool:

@@ -26,9 +26,9 @@ def check_domain_signature(signed: dict) -> DomainSignature:
         leaf = certs[0]
         signature = base64.b64decode(str(signed.get("signature", "")), validate=True)
         message = str(signed.get("hash", "")).encode("ascii")
+        key = leaf.public_key()         # parsed only now: a damaged key raises here
     except (ValueError, IndexError, UnicodeEncodeError):
         return DomainSignature(None, "its certificate or signature cannot be read")
-    key = leaf.public_key()
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
@@ -38,8 +38,12 @@ def check_domain_signature(signed: dict) -> DomainSignature:
             return DomainSignature(None, "its certificate holds a key type this tool does not check")
     except InvalidSignature:
         return DomainSignature(False, "the signature does not match the certificate it names")
-    subject = leaf.subject.rfc4514_string()
-    issuer = leaf.issuer.rfc4514_string()
-    valid = f"{leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d}"
+    try:
+        subject = leaf.subject.rfc4514_string()
+        issuer = leaf.issuer.rfc4514_string()
+        valid = f"{leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d}"
+    except ValueError:
+        return DomainSignature(True, "the signature matches its certificate, whose names and dates "
+                                     "cannot be read")
     return DomainSignature(True, f"the signature matches the certificate {subject} issued by "
                                  f"{issuer} (valid {valid})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
@@ -13,7 +14,8 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from archive.errors import ArchiveError, NotFound
-from archive.verify.container import Container, ContainerError, Member, iter_member, read_container
+from archive.httpmessage import PayloadSplitter, has_http_headers
+from archive.verify.container import Container, ContainerError, Member, hostile, iter_member, read_container
 from archive.verify.members import IndexEntry, IndexSink
 from archive.verify.model import RecordLocation
 from archive.verify.scan import CHUNK
@@ -21,8 +23,9 @@ from archive.verify.source import Source
 from archive.verify.warcs import WarcChecker, same_digest, target_uri
 
 CONTENT_TYPES = ("response", "resource", "revisit")
-# what warcio and zlib raise on a damaged or misplaced record
-UNREADABLE = (ArchiveLoadFailed, zlib.error, EOFError, ValueError, OSError)
+# what warcio, zlib and zipfile raise on a damaged or misplaced record
+UNREADABLE = (ArchiveLoadFailed, zlib.error, EOFError, ValueError, OSError, zipfile.BadZipFile,
+              NotImplementedError, RuntimeError)     # RuntimeError: an encrypted member
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Extracted:
     captures_of_url: int
     truncated: str | None = None     # WARC-Truncated of the record written out
     revisit_of: str | None = None    # for a revisit: the record whose payload was written
+    loose_headers: bool = False      # its HTTP headers do not end with CRLF CRLF (LOOSE_HEADERS)
 
 
 class _Window:
@@ -67,9 +71,22 @@ class _Window:
 
 def _open_container(fh: BinaryIO, source: Source) -> Container:
     try:
-        return read_container(fh, source.size)
+        container = read_container(fh, source.size)
     except ContainerError as exc:
         raise ArchiveError(f"{source.name}: {exc}") from None
+    # what verify refuses (a repeated name, readers that would read other bytes) is not read here either
+    why = None if container.canonical else hostile(container, source.size)
+    if why:
+        raise ArchiveError(f"refusing to read {source.name}: {why}; run `archive verify`")
+    return container
+
+
+def _member_chunks(fh, container: Container, member: Member, limit: int) -> Iterator[bytes]:
+    """iter_member, a member that cannot be read whole (bad CRC, bad deflate data) an ArchiveError."""
+    try:
+        yield from iter_member(fh, container, member, limit)
+    except UNREADABLE as exc:
+        raise ArchiveError(f"{member.name} cannot be read ({exc}): run `archive verify`") from None
 
 
 def _index_entries(fh, container: Container) -> Iterator[IndexEntry]:
@@ -77,7 +94,7 @@ def _index_entries(fh, container: Container) -> Iterator[IndexEntry]:
         if not m.name.startswith("indexes/") or not m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
             continue
         sink = IndexSink(m.name)
-        for chunk in iter_member(fh, container, m, 1 << 34):
+        for chunk in _member_chunks(fh, container, m, 1 << 34):
             sink.feed(chunk)
         sink.finish()
         yield from sink.entries
@@ -89,7 +106,10 @@ def _index_locations(fh, container: Container, url: str) -> list[tuple[str, Reco
     for entry in _index_entries(fh, container):
         if entry.url == url:
             length = int(entry.length) if entry.length and entry.length.isdigit() else 0
-            found.append((str(entry.number).zfill(12), RecordLocation(entry.filename, entry.offset, length)))
+            # the latest by the index's time (the index check holds it to the record's), as
+            # replay picks it; in line order within a second
+            found.append((entry.timestamp[:14].ljust(14, "0") + str(entry.number).zfill(12),
+                          RecordLocation(entry.filename, entry.offset, length)))
     return found
 
 
@@ -111,7 +131,7 @@ def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, Re
         if not m.name.startswith("archive/"):
             continue
         checker = WarcChecker(m.name)
-        for chunk in iter_member(fh, container, m, 1 << 40):
+        for chunk in _member_chunks(fh, container, m, 1 << 40):
             checker.feed(chunk)
         for r in checker.finish().records:
             if r.uri == url and r.record_type in CONTENT_TYPES:      # later in the file: later
@@ -120,9 +140,12 @@ def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, Re
 
 
 def _warc_member(container: Container, filename: str) -> Member:
+    """The WARC file an index line names (relative to archive/, as the index check and
+    ReplayWeb.page read it), or a member named in full or by its file name."""
+    member = container.get("archive/" + filename) or container.get(filename)
     base = filename.rsplit("/", 1)[-1]
-    member = next((m for m in container.members
-                   if m.name.startswith("archive/") and m.name.rsplit("/", 1)[-1] == base), None)
+    member = member or next((m for m in container.members
+                             if m.name.startswith("archive/") and m.name.rsplit("/", 1)[-1] == base), None)
     if member is None:
         raise ArchiveError(f"the index points at {filename}, which is not in the capture")
     return member
@@ -163,9 +186,8 @@ def _target(headers) -> str | None:
 
 
 def _open_record(fh, container: Container, location: RecordLocation):
-    iterator = ArchiveIterator(record_stream(fh, container, location), check_digests=True)
     try:
-        return next(iterator)
+        return next(ArchiveIterator(record_stream(fh, container, location), check_digests=True))
     except StopIteration:
         raise ArchiveError(f"no record at {location.member} offset {location.offset}") from None
     except UNREADABLE as exc:
@@ -226,6 +248,21 @@ def _earlier_capture(fh, container: Container) -> str | None:
     return earlier if isinstance(earlier, str) else None
 
 
+def _loose_headers(fh, container: Container, location: RecordLocation) -> bool:
+    """The record's HTTP headers do not end with CRLF CRLF: what was written starts where
+    warcio starts the body, not where browsers or ReplayWeb.page do."""
+    try:
+        record = next(ArchiveIterator(record_stream(fh, container, location), no_record_parse=True))
+        if not has_http_headers(record.rec_type, _target(record.rec_headers), record.length or 0):
+            return False
+        splitter = PayloadSplitter()
+        while not splitter.done and (chunk := record.raw_stream.read(CHUNK)):
+            splitter.feed(chunk)
+    except UNREADABLE + (StopIteration,):
+        return False
+    return splitter.loose
+
+
 def _refers_uri(headers) -> str | None:
     return target_uri({"warc-target-uri": headers.get_header("WARC-Refers-To-Target-URI")})
 
@@ -243,12 +280,13 @@ def extract(source: Source, url: str, out: BinaryIO) -> Extracted:
         _, location = max(found, key=lambda item: item[0])
         record = _content_record(fh, container, location, url)
         headers = record.rec_headers
-        content, revisit_of, problems = record, None, []
+        content, revisit_of, problems, content_at = record, None, [], location
         if record.rec_type == "revisit":
             while record.raw_stream.read(CHUNK):     # its own block (HTTP headers), for its digest
                 pass
             problems = list(record.digest_checker.problems)
             content, original = _original(fh, container, record, url)
+            content_at = original
             revisit_of = (f"{content.rec_headers.get_header('WARC-Record-ID')} "
                           f"({_target(content.rec_headers)}, {content.rec_headers.get_header('WARC-Date')}) "
                           f"in {original.member} at byte offset {original.offset}")
@@ -270,6 +308,7 @@ def extract(source: Source, url: str, out: BinaryIO) -> Extracted:
         checker = content.digest_checker
         problems = list(checker.problems) + problems
         ok = False if problems else checker.passed
+        loose = _loose_headers(fh, container, content_at)
         return Extracted(
             url=url, record_type=record.rec_type, record_id=headers.get_header("WARC-Record-ID"),
             date=headers.get_header("WARC-Date"), warc_file=location.member, offset=location.offset,
@@ -281,4 +320,5 @@ def extract(source: Source, url: str, out: BinaryIO) -> Extracted:
             digests_ok=ok, digest_problems=problems,
             bytes_written=written, sha256=sha.hexdigest(), captures_of_url=len(found),
             truncated=content.rec_headers.get_header("WARC-Truncated"), revisit_of=revisit_of,
+            loose_headers=loose,
         )

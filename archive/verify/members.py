@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from archive.values import parse_json
 from archive.verify.scan import Sink
-from archive.verify.warcs import Problem, WarcChecker, WarcResult
+from archive.verify.warcs import Problem, Problems, WarcChecker, WarcResult
 from archive.warc.cdxj import parse_cdxj_line
 
 JSON_LIMIT = 64 << 20          # datapackage.json and friends are small; a huge one is hostile
@@ -59,7 +59,7 @@ class LineSink(Sink):
 
     def __init__(self, name: str, gz: bool) -> None:
         self.name = name
-        self.problems: list[Problem] = []
+        self.problems = Problems()
         self.count = 0
         self._d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else None
         self._buffer = b""
@@ -118,6 +118,7 @@ class LineSink(Sink):
 @dataclass(slots=True)
 class IndexEntry:
     number: int
+    timestamp: str
     url: str | None
     filename: str
     offset: int
@@ -136,13 +137,15 @@ class IndexSink(LineSink):
         if not line.strip() or line.startswith(b"!"):
             return
         try:
-            _, _, fields = parse_cdxj_line(line.decode("utf-8"))
+            _, stamp, fields = parse_cdxj_line(line.decode("utf-8"))
+            url, digest = fields.get("url"), fields.get("digest")
+            if not isinstance(url, (str, type(None))) or not isinstance(digest, (str, type(None))):
+                raise TypeError("url and digest are text")
             entry = IndexEntry(
-                number, fields.get("url"), sys.intern(str(fields["filename"]).rsplit("/", 1)[-1]),
-                int(fields["offset"]), str(fields["length"]) if "length" in fields else None,
-                fields.get("digest"),
+                number, stamp, url, sys.intern(str(fields["filename"])),
+                int(fields["offset"]), str(fields["length"]) if "length" in fields else None, digest,
             )
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        except (ValueError, KeyError, TypeError, OverflowError, UnicodeDecodeError):   # Infinity
             self.problems.append(Problem(f"index line {number} cannot be read", self.name))
             return
         self.entries.append(entry)

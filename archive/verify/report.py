@@ -14,6 +14,7 @@ CHECK_TITLES = {
     "container": "zip container",
     "resources": "files and their hashes",
     "records": "WARC record digests",
+    "http-headers": "where HTTP bodies start",
     "index": "index of records",
     "pages": "list of pages",
     "datapackage-digest": "manifest digest",

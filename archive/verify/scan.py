@@ -84,9 +84,11 @@ def _hashers(algorithms: Iterable[str]) -> dict[str, "hashlib._Hash"]:
     out = {}
     for algorithm in algorithms:
         try:
-            out[algorithm] = hashlib.new(algorithm)
+            hasher = hashlib.new(algorithm)
         except ValueError:
-            pass
+            continue
+        if hasher.digest_size:      # shake_*: no digest without a length, nothing to compare
+            out[algorithm] = hasher
     return out or {"sha256": hashlib.sha256()}
 
 

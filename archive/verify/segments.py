@@ -30,7 +30,7 @@ from archive.verify import fastzlib
 from archive.verify.model import CannotCheck
 from archive.verify.pool import Batch, Pool, cpus
 from archive.verify.scan import CHUNK
-from archive.verify.warcs import RecordInfo, WarcChecker, WarcResult
+from archive.verify.warcs import Problems, RecordInfo, WarcChecker, WarcResult
 
 SEGMENT = 32 << 20          # compressed bytes checked in one call
 PARALLEL_MIN = 48 << 20     # less WARC data than this is checked in the calling process
@@ -131,6 +131,7 @@ def _joined(name: str, parts: list[Part]) -> tuple[WarcResult, str | None] | Non
     result.records = [record for part in parts for record in part.result.records]
     result.digests_checked = sum(part.result.digests_checked for part in parts)
     result.undigested = sum(part.result.undigested for part in parts)
+    result.loose_headers = Problems.joined(part.result.loose_headers for part in parts)
     return result, None
 
 

@@ -33,9 +33,11 @@ from typing import BinaryIO
 from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import DecompressingBufferedReader
 from warcio.exceptions import ArchiveLoadFailed
+from warcio.recordloader import ArcWarcRecordLoader
 
 from archive.hashing import parse_digest
-from archive.httpmessage import PayloadSplitter, has_http_headers
+from archive.warc.cdxj import timestamp14
+from archive.httpmessage import HTTP_RECORD_TYPES, PayloadSplitter, has_http_headers
 
 WARC_VERSION_LINES = ("WARC/1.1", "WARC/1.0", "WARC/0.17", "WARC/0.18")
 HEADER_LIMIT = 8 << 20          # bytes of WARC headers in one record we are willing to hold
@@ -44,6 +46,15 @@ OUTPUT_CAP = 1 << 20            # decompressed bytes produced by one zlib call
 EXPANSION_RATIO = 100           # decompressed / compressed beyond this (and EXPANSION_FLOOR)
 EXPANSION_FLOOR = 256 << 20     #   is treated as a decompression bomb
 FIRST_FEED, MAX_FEED = 16 << 10, 1 << 20
+# WARC header fields that decide how a record is read and found. The standard lets none of
+# them repeat; readers that meet one twice disagree on which counts (warcio takes the
+# first, warcio.js, and with it ReplayWeb.page, the last), so replay could read another
+# block, payload or address than the one checked.
+SINGLE_FIELDS = frozenset((
+    "content-length", "content-type", "warc-type", "warc-target-uri", "warc-date",
+    "warc-record-id", "warc-block-digest", "warc-payload-digest", "warc-segment-number",
+    "warc-truncated", "warc-refers-to", "warc-refers-to-target-uri", "warc-refers-to-date",
+))
 
 # warcio logs through `logging` (spaces in target URIs); keep our output clean.
 logging.getLogger("warcio").addHandler(logging.NullHandler())
@@ -72,6 +83,44 @@ class Problem:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
+PROBLEM_LIMIT = 1000            # problems kept for one file or member; the rest are counted
+
+
+class Problems(list):
+    """The problems of a file or member. A hostile one can have one in every line or
+    record, millions of them: PROBLEM_LIMIT are kept, the rest counted in `more`."""
+
+    more = 0
+
+    def append(self, problem: Problem) -> None:
+        if len(self) < PROBLEM_LIMIT:
+            super().append(problem)
+        else:
+            self.more += 1
+
+    def extend(self, problems) -> None:
+        for problem in problems:
+            self.append(problem)
+
+    @property
+    def total(self) -> int:
+        return len(self) + self.more
+
+    def all(self) -> list[Problem]:
+        """Those kept, then one saying how many more there were."""
+        if not self.more:
+            return list(self)
+        return list(self) + [Problem(f"... and {self.more} more problems, not listed", self[-1].file)]
+
+    @staticmethod
+    def joined(groups) -> "Problems":
+        out = Problems()
+        for group in groups:
+            out.extend(group)
+            out.more += getattr(group, "more", 0)
+        return out
+
+
 @dataclass(slots=True)
 class RecordInfo:
     offset: int                 # of the record (its gzip member) in the WARC file
@@ -79,9 +128,11 @@ class RecordInfo:
     record_type: str | None
     uri: str | None
     record_id: str | None
-    date: str | None
+    date: str | None            # WARC-Date; kept as its 14 digits (an index line's timestamp)
     payload_digest: str | None
     content_type: str | None = None
+    refers_uri: str | None = None     # a revisit's WARC-Refers-To-Target-URI
+    refers_date: str | None = None    #   and WARC-Refers-To-Date (14 digits)
 
 
 CONTENT_TYPES = ("response", "resource", "revisit")
@@ -90,10 +141,15 @@ CONTENT_TYPES = ("response", "resource", "revisit")
 def _kept(info: RecordInfo) -> RecordInfo:
     """What later checks need of a record (index, pages, screenshots), kept small: a
     large capture holds a great many records."""
-    info.record_id = info.date = None
+    info.record_id = None
+    info.date = timestamp14(info.date) if info.date else None
     info.record_type = sys.intern(info.record_type) if info.record_type else None
     if info.record_type not in CONTENT_TYPES:
         info.payload_digest = info.content_type = None
+    if info.record_type != "revisit":
+        info.refers_uri = info.refers_date = None
+    elif info.refers_date:
+        info.refers_date = timestamp14(info.refers_date)
     return info
 
 
@@ -101,12 +157,15 @@ def _kept(info: RecordInfo) -> RecordInfo:
 class WarcResult:
     filename: str
     records: list[RecordInfo] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
+    problems: Problems = field(default_factory=Problems)
     digests_checked: int = 0
     undigested: int = 0                 # records with content and no digest: nothing checked it
     readable: bool = True               # False: reading stopped before the end
     unchecked: str | None = None        # why (part of) the file could not be checked
     reader: str = "fast"                # "fast" or "warcio"
+    # records whose HTTP headers do not end with CRLF CRLF (fast reader only): viewers
+    # disagree on where their body starts
+    loose_headers: Problems = field(default_factory=Problems)
 
 
 class Unusual(Exception):
@@ -115,6 +174,11 @@ class Unusual(Exception):
 
 class Bomb(Exception):
     """Decompression expands beyond reason."""
+
+
+LOOSE_HEADERS = ("the HTTP headers do not end with CRLF CRLF: warcio, pywb, `archive extract` and "
+                 "the payload digest take the body from their first line of white space, browsers "
+                 "from the first empty line, ReplayWeb.page from the first CRLF CRLF")
 
 
 # -- digests, as warcio compares them -------------------------------------------------
@@ -249,9 +313,35 @@ def _header_fields(block: bytes) -> dict[str, str]:
         if not sep or line[0] in " \t" or not name.strip():
             raise Unusual("header continuation, blank line or line without a colon")
         name = name.rstrip(" \t").lower()
+        value = value.lstrip()
         if name not in fields:
-            fields[name] = value.lstrip()
+            fields[name] = value
+        elif name in SINGLE_FIELDS and fields[name] != value:
+            raise Unusual("a header field given twice with different values")
     return fields
+
+
+def conflicting_fields(headers: list[tuple[str, str]]) -> list[str]:
+    """Why a record's WARC header cannot be read one way only: SINGLE_FIELDS given twice
+    with different values."""
+    first: dict[str, str] = {}
+    found = []
+    for name, value in headers:
+        key = name.lower()
+        if key not in SINGLE_FIELDS:
+            continue
+        if key not in first:
+            first[key] = value
+        elif first[key] != value and not (key == "warc-target-uri" and _same_target(first[key], value)):
+            found.append(f"{name} is given twice, as {first[key]!r} and {value!r}: readers disagree "
+                         "on which counts (warcio takes the first, warcio.js and ReplayWeb.page "
+                         "the last)")
+    return found
+
+
+def _same_target(first: str, last: str) -> bool:
+    """warcio rewrites the last WARC-Target-URI it holds (<...> removed, spaces escaped)."""
+    return target_uri({"warc-target-uri": first}) == last
 
 
 def target_uri(fields: dict[str, str]) -> str | None:
@@ -270,6 +360,30 @@ def same_digest(a: str, b: str) -> bool:
     if pa and pb:
         return pa == pb
     return a.split(":")[-1].upper() == b.split(":")[-1].upper()
+
+
+def revisit_problems(results: list[WarcResult]) -> Problems:
+    """Revisits whose original, named by URI and date, is a record of this capture with
+    another payload digest: replay (ReplayWeb.page finds the original by URI and date
+    alone) would show that record's content for a payload the revisit says is other."""
+    originals: dict[tuple, list[str]] = {}
+    for w in results:
+        for r in w.records:
+            if r.record_type in ("response", "resource") and r.payload_digest:
+                originals.setdefault((r.uri, r.date), []).append(r.payload_digest)
+    problems = Problems()
+    for w in results:
+        for r in w.records:
+            if r.record_type != "revisit" or not r.payload_digest:
+                continue
+            # several records of one URL in one second: any of them may be the original
+            held = originals.get((r.refers_uri or r.uri, r.refers_date), [])
+            if held and not any(same_digest(h, r.payload_digest) for h in held):
+                problems.append(Problem(
+                    f"revisit says its payload is {r.payload_digest}, but the record it refers to "
+                    f"({r.refers_uri or r.uri} at {r.refers_date}) holds {held[0]}: replay would show "
+                    "that content", w.filename, r.offset, uri=r.uri))
+    return problems
 
 
 # -- the fast reader --------------------------------------------------------------------
@@ -473,9 +587,13 @@ class WarcChecker:
         length = int(length_text)
         uri = target_uri(fields)
         record_type = fields["warc-type"]
+        if uri is None and length and record_type in HTTP_RECORD_TYPES:
+            raise Unusual("no WARC-Target-URI")     # warcio cannot read it: its reader decides
         info = RecordInfo(
             self._record_start(), 0, record_type, uri, fields.get("warc-record-id"),
             fields.get("warc-date"), fields.get("warc-payload-digest"), fields.get("content-type"),
+            target_uri({"warc-target-uri": fields.get("warc-refers-to-target-uri")}),
+            fields.get("warc-refers-to-date"),
         )
         digests = RecordDigests(
             record_type, uri, length, fields.get("warc-block-digest"),
@@ -528,6 +646,8 @@ class WarcChecker:
             self.result.undigested += 1
         for message in messages:
             self.result.problems.append(Problem(message, self.result.filename, *where))
+        if digests.splitter is not None and digests.splitter.loose:
+            self.result.loose_headers.append(Problem(LOOSE_HEADERS, self.result.filename, *where))
 
     def _finish_record(self, position: int) -> None:
         info = self._info
@@ -637,10 +757,20 @@ class _BoundedReader(DecompressingBufferedReader):
         return line
 
 
+class _Loader(ArcWarcRecordLoader):
+    def load_http_headers(self, rec_type, uri, stream, length):
+        # warcio fails here with an AttributeError: say what is wrong instead
+        if uri is None and length != 0 and rec_type in self.HTTP_RECORDS:
+            raise ArchiveLoadFailed(f"a {rec_type} record without WARC-Target-URI "
+                                    "(warcio and replay tools cannot read it)")
+        return super().load_http_headers(rec_type, uri, stream, length)
+
+
 class _QuietIterator(ArchiveIterator):
     def __init__(self, fileobj):
         super().__init__(fileobj, check_digests=True)
         self.reader = _BoundedReader(self.fh)
+        self.loader = _Loader(verify_http=False, arc2warc=False)     # ArchiveIterator's own
         self.warnings: list[str] = []
 
     def _consume_blanklines(self):
@@ -682,7 +812,7 @@ def check_warc_slow(stream: BinaryIO, filename: str) -> WarcResult:
                 result.digests_checked += sum(1 for d in digests if d)
                 if not any(digests) and record.length:
                     result.undigested += 1
-            for message in record.digest_checker.problems:
+            for message in record.digest_checker.problems + conflicting_fields(headers.headers):
                 result.problems.append(Problem(message, filename, offset, record_id, uri))
             missing = getattr(raw, "limit", 0)
             if missing:
@@ -693,6 +823,8 @@ def check_warc_slow(stream: BinaryIO, filename: str) -> WarcResult:
                 offset, iterator.get_record_length(), record.rec_type, uri, record_id,
                 headers.get_header("WARC-Date"), headers.get_header("WARC-Payload-Digest"),
                 headers.get_header("Content-Type"),
+                target_uri({"warc-target-uri": headers.get_header("WARC-Refers-To-Target-URI")}),
+                headers.get_header("WARC-Refers-To-Date"),
             )))
             next_offset = offset + iterator.get_record_length()
     except Bomb as exc:

@@ -9,8 +9,12 @@ import gzip
 import hashlib
 import json
 
-import pytest
+import re
 
+import pytest
+from hypothesis import given, strategies as st
+
+from archive.warc.cdxj import timestamp14
 from tests.verifyhelp import build_wacz, new_signer, warcio_check
 
 STATEMENT = b"<html><body><p>The ministry denies everything.</p></body></html>"
@@ -271,3 +275,10 @@ def test_extract_gives_the_latest_capture_by_time_not_by_index_line(run, tmp_pat
     result = run("extract", path, "--url", "http://example.org/statement", "--out", tmp_path / "page.html")
     assert result.code == 0, result
     assert (tmp_path / "page.html").read_bytes() == b"<p>after</p>"
+
+
+@given(st.one_of(st.text(), st.datetimes().map(lambda d: d.isoformat() + "Z")))
+def test_an_index_time_is_the_first_fourteen_digits_of_any_warc_date(date):
+    """The index time compared with a record's WARC-Date: its digits (any script's, as
+    re's \\d reads them), the first 14, padded with zeros; ASCII dates take a faster way."""
+    assert timestamp14(date) == re.sub(r"\D", "", date)[:14].ljust(14, "0")

@@ -142,7 +142,8 @@ def _kept(info: RecordInfo) -> RecordInfo:
     """What later checks need of a record (index, pages, screenshots), kept small: a
     large capture holds a great many records."""
     info.record_id = None
-    info.date = timestamp14(info.date) if info.date else None
+    # interned: the records of one second share it (a crawl writes many in each)
+    info.date = sys.intern(timestamp14(info.date)) if info.date else None
     info.record_type = sys.intern(info.record_type) if info.record_type else None
     if info.record_type not in CONTENT_TYPES:
         info.payload_digest = info.content_type = None
@@ -342,6 +343,13 @@ def conflicting_fields(headers: list[tuple[str, str]]) -> list[str]:
 def _same_target(first: str, last: str) -> bool:
     """warcio rewrites the last WARC-Target-URI it holds (<...> removed, spaces escaped)."""
     return target_uri({"warc-target-uri": first}) == last
+
+
+def _refers_to(fields: dict[str, str]) -> tuple[str | None, str | None]:
+    """A revisit's WARC-Refers-To-Target-URI (read as warcio reads a target URI) and
+    WARC-Refers-To-Date."""
+    return (target_uri({"warc-target-uri": fields.get("warc-refers-to-target-uri")}),
+            fields.get("warc-refers-to-date"))
 
 
 def target_uri(fields: dict[str, str]) -> str | None:
@@ -592,8 +600,7 @@ class WarcChecker:
         info = RecordInfo(
             self._record_start(), 0, record_type, uri, fields.get("warc-record-id"),
             fields.get("warc-date"), fields.get("warc-payload-digest"), fields.get("content-type"),
-            target_uri({"warc-target-uri": fields.get("warc-refers-to-target-uri")}),
-            fields.get("warc-refers-to-date"),
+            *_refers_to(fields) if record_type == "revisit" else (None, None),
         )
         digests = RecordDigests(
             record_type, uri, length, fields.get("warc-block-digest"),

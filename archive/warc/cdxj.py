@@ -11,9 +11,16 @@ from archive.values import parse_json
 INDEXED_TYPES = ("response", "revisit", "resource", "metadata")
 
 
+_NOT_DIGITS = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
+
+
 def timestamp14(warc_date: str) -> str:
     """`2025-03-08T12:15:00.123456Z` -> `20250308121500`."""
-    return re.sub(r"\D", "", warc_date)[:14].ljust(14, "0")
+    if warc_date.isascii():     # the usual case, in C (verification does this per record)
+        digits = warc_date.encode("ascii").translate(None, _NOT_DIGITS).decode("ascii")
+    else:                       # \d takes other scripts' digits too
+        digits = re.sub(r"\D", "", warc_date)
+    return digits[:14].ljust(14, "0")
 
 
 def surt_key(url: str) -> str:

@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import json
 
+import io
 import re
 
 import pytest
@@ -282,3 +283,30 @@ def test_an_index_time_is_the_first_fourteen_digits_of_any_warc_date(date):
     """The index time compared with a record's WARC-Date: its digits (any script's, as
     re's \\d reads them), the first 14, padded with zeros; ASCII dates take a faster way."""
     assert timestamp14(date) == re.sub(r"\D", "", date)[:14].ljust(14, "0")
+
+
+_NAMES = st.sampled_from(["WARC-Type", "warc-type", "Content-Length", "WARC-Target-URI ", "X\t",
+                          " WARC-Date", "\tFolded", "", "A B", "WARC-Record-ID", "é", "Content-Type"])
+_VALUES = st.text(alphabet=st.sampled_from(list("ab: \t\x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000é")), max_size=8)
+
+
+@given(st.lists(st.tuples(_NAMES, st.sampled_from([":", ": ", " : ", ""]), _VALUES), min_size=1, max_size=8))
+def test_warc_header_fields_are_read_as_warcio_reads_them(lines):
+    """Whenever the fast reader takes a WARC header (rather than leaving it to warcio's
+    reader), it reads each field as warcio does: first occurrence, names compared
+    without case."""
+    from warcio.statusandheaders import StatusAndHeadersParser
+
+    from archive.verify.warcs import Unusual, _header_fields
+
+    text = "WARC/1.1\r\n" + "".join(f"{n}{sep}{v}\r\n" for n, sep, v in lines) + "\r\n"
+    block = text.encode("utf-8")
+    try:
+        ours = _header_fields(block)
+    except Unusual:
+        return
+    parsed = StatusAndHeadersParser(["WARC/1.1"], verify=False).parse(io.BytesIO(block))
+    theirs: dict[str, str] = {}
+    for name, value in parsed.headers:
+        theirs.setdefault(name.lower(), value)
+    assert ours == theirs

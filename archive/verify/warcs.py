@@ -289,6 +289,12 @@ class RecordDigests:
         return messages, checked
 
 
+# field names as written -> as compared; the names of one file are nearly always the same
+# few, and normalising each anew was a good part of the per-record work
+_FIELD_NAMES: dict[str, str] = {}
+FIELD_NAMES_KEPT = 4096
+
+
 def _header_fields(block: bytes) -> dict[str, str]:
     """WARC header fields (first occurrence of each name, lowercased) of a header block
     ending in CRLF CRLF; raises Unusual for anything warcio would read differently."""
@@ -309,12 +315,21 @@ def _header_fields(block: bytes) -> dict[str, str]:
     if lines[0] not in WARC_VERSION_LINES:
         raise Unusual("unexpected WARC version line")
     fields: dict[str, str] = {}
+    names = _FIELD_NAMES
     for line in lines[1:]:
-        name, sep, value = line.rstrip().partition(":")
-        if not sep or line[0] in " \t" or not name.strip():
+        # the value is the rest of the line, stripped as warcio strips it (the line's
+        # end, then the start of the value)
+        name, sep, value = line.partition(":")
+        if not sep:
             raise Unusual("header continuation, blank line or line without a colon")
-        name = name.rstrip(" \t").lower()
-        value = value.lstrip()
+        key = names.get(name)
+        if key is None:
+            if not name.strip() or name[0] in " \t":
+                raise Unusual("header continuation, blank line or line without a colon")
+            key = name.rstrip(" \t").lower()
+            if len(names) < FIELD_NAMES_KEPT:
+                names[name] = key
+        name, value = key, value.strip()
         if name not in fields:
             fields[name] = value
         elif name in SINGLE_FIELDS and fields[name] != value:

@@ -18,7 +18,7 @@ from typing import BinaryIO, Sequence
 
 from archive.errors import ArchiveError
 from archive.hashing import parse_digest
-from archive.values import parse_json
+from archive.values import parse_json, printable
 from archive.verify.container import open_zip
 from archive.warc.cdxj import parse_cdxj_line
 
@@ -340,4 +340,5 @@ def render_text(diff: Diff) -> str:
         lines.append(f"Note: {note}")
     lines.append("These findings are read from the captures' indexes; `archive verify` proves "
                  "each capture intact.")
-    return "\n".join(lines) + "\n"
+    # titles and URLs are the web's text: shown, never obeyed by the terminal
+    return "\n".join(printable(line) for line in lines) + "\n"

@@ -5,6 +5,7 @@ import base64
 import hashlib
 import json
 import random
+import time
 import zipfile
 from pathlib import Path
 
@@ -409,3 +410,23 @@ def test_every_command_that_reads_a_store_takes_endpoint_url(run, key, pubkey, s
         result = run(*command, "--endpoint-url", endpoint)
         assert result.code == 0, (command, result)
     assert (tmp_path / "page.html").read_bytes() == site.site.served["/"]
+
+
+def test_text_from_a_capture_with_terminal_escapes_is_shown_not_obeyed(capture, run, site, tmp_path):
+    """What a capture says of itself (its title, operator; page titles) may be anyone's
+    text: `show`, `ls` and `diff` print escape sequences, carriage returns and bidi
+    overrides as escapes, never raw."""
+    evil = "\x1b[2K\rVERIFIED \u202eEVIL"
+    site.site.html("/evil", "calm", "<p>x</p>")
+    first = capture("/evil")
+    site.site.html("/evil", evil, "<p>x</p>")
+    time.sleep(1.1)                       # capture times have whole seconds
+    second = capture("/evil", extra=("--title", evil, "--operator", evil))
+    outputs = [run("show", second.name[:-5], "--store", tmp_path / "store"),
+               run("ls", "--store", tmp_path / "store"),
+               run("diff", first, second)]
+    for result in outputs:
+        assert result.code == 0, result
+        assert "\x1b" not in result.out and "\r" not in result.out and "\u202e" not in result.out
+    assert outputs[0].out.count("\\x1b[2K\\rVERIFIED \\u202eEVIL") == 2     # title and operator
+    assert "\\x1b[2K VERIFIED" in outputs[2].out     # the page's new title (its CR read as a space)

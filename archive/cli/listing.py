@@ -11,7 +11,7 @@ from archive.errors import ArchiveError
 from archive.store.address import open_store
 from archive.store.base import StoredCapture
 from archive.store.s3 import is_s3_address, parse_s3_object
-from archive.values import parse_json
+from archive.values import parse_json, printable
 from archive.verify.container import open_zip
 
 STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
@@ -95,8 +95,9 @@ def run_ls(args) -> int:
         seeds = " ".join(row.get("seeds") or [])
         if row.get("problem"):
             seeds = f"UNREADABLE: {row['problem']}"
-        print(f"{row['id']}  {row.get('created') or '-':<20}  {human_bytes(row['size']):>9}  "
-              f"sha256:{row.get('sha256') or '-'}  {(row['signer'] or 'UNSIGNED')[:16]}  {seeds}")
+        # what a capture says (seeds, titles) is the web's text: shown, never obeyed by the terminal
+        print(printable(f"{row['id']}  {row.get('created') or '-':<20}  {human_bytes(row['size']):>9}  "
+                        f"sha256:{row.get('sha256') or '-'}  {(row['signer'] or 'UNSIGNED')[:16]}  {seeds}"))
     if not rows:
         print(f"no captures in {store.address}")
     return 0
@@ -119,6 +120,6 @@ def run_show(args) -> int:
         for key, value in info.items():
             if isinstance(value, (list, tuple)):
                 value = " ".join(map(str, value))
-            print(f"{key:<9} {value if value is not None else '-'}")
+            print(printable(f"{key:<9} {value if value is not None else '-'}"))
         print("(claims as recorded; `archive verify` checks them)")
     return 0

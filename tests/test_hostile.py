@@ -233,3 +233,21 @@ def test_index_values_of_the_wrong_kind_give_a_verdict_not_an_internal_error(tmp
         proc = archive_cmd(*args, timeout=SECONDS, limit_mb=MEMORY_MB)
         assert proc.returncode in (0, 1, 2) and "internal error" not in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_a_pages_list_damaged_where_it_is_read_gives_no_count_of_pages(tmp_path):
+    """A deflated pages.jsonl whose stream breaks part way: the capture is NOT VERIFIED and
+    the pages check fails naming why, rather than passing with the pages read before it."""
+    pages = b'{"format": "json-pages-1.0"}\n' + b"".join(
+        b'{"url": "http://example.test/%d", "ts": "2024-01-02T03:04:05Z"}\n' % n for n in range(400))
+    entries = [(n, d) for n, d in _base_entries() if n != "pages/pages.jsonl"] + [("pages/pages.jsonl", pages)]
+    path = _zip(tmp_path / "pages.wacz", entries, zipfile.ZIP_DEFLATED)
+    data = bytearray(path.read_bytes())
+    start = data.find(b"pages/pages.jsonl") + len(b"pages/pages.jsonl")   # its local header's name
+    for at in range(start + 200, start + 260):
+        data[at] ^= 0x55                                                  # the stream, broken mid-way
+    path.write_bytes(bytes(data))
+    report = _not_verified(path)
+    check = next(c for c in report["checks"] if c["name"] == "pages")
+    assert check["status"] == "fail", check
+    assert "pages/pages.jsonl" in check["summary"] and "listed" not in check["summary"], check

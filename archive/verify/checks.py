@@ -322,7 +322,7 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
     _resources_check(report, container, datapackage or {}, dp_error, scan.members)
     _records_check(report, warc_results)
     _index_check(report, sinks, warc_results, ours or claims_ours)
-    _pages_check(report, sinks)
+    _pages_check(report, sinks, scan.members)
     # our tool never wrote the old layout: a capture of ours in it had its seal removed
     if digest is None and "datapackage-digest.json" not in sinks and _legacy(datapackage) \
             and not (ours or claims_ours):
@@ -482,10 +482,14 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
                                                  else "match their records"), problems.all())
 
 
-def _pages_check(report: Report, sinks: dict) -> None:
+def _pages_check(report: Report, sinks: dict, members: dict) -> None:
     sink = sinks.get(PAGES)
     if sink is None:
         report.add("pages", FAIL, f"{PAGES} is missing")
+        return
+    unread = getattr(members.get(PAGES), "error", None)
+    if unread:      # damaged where it was read: its count of pages would mean nothing
+        report.add("pages", FAIL, unread)
         return
     report.add("pages", FAIL if sink.problems else PASS,
                f"{count(len(sink.pages), 'page')} listed" + (", some lines unreadable" if sink.problems else ""),

@@ -78,3 +78,20 @@ def test_a_key_file_holding_two_keys_is_refused_not_half_trusted(run, keydir, tm
     commented = tmp_path / "alice.pem"
     commented.write_bytes(b"Alice's key, as published on her site:\n" + public)
     assert run("keys", "show", commented).out.split()[1] == run("keys", "show", keydir / "signing-key.pub.pem").out.split()[1]
+
+
+def test_trust_takes_paths_that_hold_an_equals_sign(keydir, tmp_path):
+    """`--trust [NAME=]PATH`: the name ends at the first "=", and a path may hold more;
+    a whole argument that is a file or folder is a path, named by its file."""
+    from archive.cli.common import trusted_keys
+    from archive.keys import fingerprint, load_public_key
+
+    folder = tmp_path / "team=2026"
+    folder.mkdir()
+    key = folder / "bob.pub.pem"
+    key.write_bytes((keydir / "signing-key.pub.pem").read_bytes())
+    fp = fingerprint(load_public_key(key))
+    assert trusted_keys([f"alice={key}"]) == {fp: "alice"}
+    assert trusted_keys([str(key)]) == {fp: "bob"}
+    assert trusted_keys([str(folder)]) == {fp: "bob"}
+    assert trusted_keys([f"team={folder}"]) == {fp: "team"}

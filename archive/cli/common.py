@@ -48,12 +48,20 @@ def http_url(text: str) -> str:
         raise ArchiveError(str(exc)) from None
 
 
+def _name_and_path(spec: str) -> tuple[str, Path]:
+    """`[NAME=]PATH`: a name holds no "=" and a path may, so the name ends at the first
+    one, unless the whole argument is a file or folder."""
+    name, sep, rest = spec.partition("=")
+    if not sep or Path(spec).exists():
+        return "", Path(spec)
+    return name, Path(rest)
+
+
 def trusted_keys(specs: list[str] | None) -> dict[str, str]:
     """`--trust [NAME=]FILE|DIR` -> {fingerprint: name}. A folder gives every *.pem in it."""
     trusted: dict[str, str] = {}
     for spec in specs or []:
-        name, _, path_text = spec.rpartition("=") if "=" in spec else ("", "", spec)
-        path = Path(path_text)
+        name, path = _name_and_path(spec)
         paths = sorted(path.glob("*.pem")) + sorted(path.glob("*.pub")) if path.is_dir() else [path]
         if path.is_dir() and not paths:
             raise ArchiveError(f"no public keys (*.pem, *.pub) in {path}")

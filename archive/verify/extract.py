@@ -182,7 +182,7 @@ def _chunks(stream) -> Iterator[bytes]:
 
 def _target(headers) -> str | None:
     """WARC-Target-URI as the index spells it (wget's <...> removed, spaces escaped)."""
-    return target_uri({"warc-target-uri": headers.get_header("WARC-Target-URI")})
+    return target_uri(headers.get_header("WARC-Target-URI"))
 
 
 def _open_record(fh, container: Container, location: RecordLocation):
@@ -264,7 +264,7 @@ def _loose_headers(fh, container: Container, location: RecordLocation) -> bool:
 
 
 def _refers_uri(headers) -> str | None:
-    return target_uri({"warc-target-uri": headers.get_header("WARC-Refers-To-Target-URI")})
+    return target_uri(headers.get_header("WARC-Refers-To-Target-URI"))
 
 
 def extract(source: Source, url: str, out: BinaryIO) -> Extracted:

@@ -348,28 +348,24 @@ def conflicting_fields(headers: list[tuple[str, str]]) -> list[str]:
             continue
         if key not in first:
             first[key] = value
-        elif first[key] != value and not (key == "warc-target-uri" and _same_target(first[key], value)):
+        # warcio rewrites the last WARC-Target-URI it holds (<...> removed, spaces escaped)
+        elif first[key] != value and not (key == "warc-target-uri" and target_uri(first[key]) == value):
             found.append(f"{name} is given twice, as {first[key]!r} and {value!r}: readers disagree "
                          "on which counts (warcio takes the first, warcio.js and ReplayWeb.page "
                          "the last)")
     return found
 
 
-def _same_target(first: str, last: str) -> bool:
-    """warcio rewrites the last WARC-Target-URI it holds (<...> removed, spaces escaped)."""
-    return target_uri({"warc-target-uri": first}) == last
-
-
 def _refers_to(fields: dict[str, str]) -> tuple[str | None, str | None]:
     """A revisit's WARC-Refers-To-Target-URI (read as warcio reads a target URI) and
     WARC-Refers-To-Date."""
-    return (target_uri({"warc-target-uri": fields.get("warc-refers-to-target-uri")}),
+    return (target_uri(fields.get("warc-refers-to-target-uri")),
             fields.get("warc-refers-to-date"))
 
 
-def target_uri(fields: dict[str, str]) -> str | None:
-    """The target URI as warcio reads it (wget's <...> removed, spaces escaped)."""
-    uri = fields.get("warc-target-uri")
+def target_uri(uri: str | None) -> str | None:
+    """A WARC-Target-URI (or WARC-Refers-To-Target-URI) value as warcio reads it (wget's
+    <...> removed, spaces escaped)."""
     if uri is not None and uri.startswith("<") and uri.endswith(">"):
         uri = uri[1:-1]
     if uri is not None and " " in uri:
@@ -608,7 +604,7 @@ class WarcChecker:
         if not (length_text.isascii() and length_text.isdigit()) or "warc-type" not in fields:
             raise Unusual("no plain Content-Length or WARC-Type")
         length = int(length_text)
-        uri = target_uri(fields)
+        uri = target_uri(fields.get("warc-target-uri"))
         record_type = fields["warc-type"]
         if uri is None and length and record_type in HTTP_RECORD_TYPES:
             raise Unusual("no WARC-Target-URI")     # warcio cannot read it: its reader decides
@@ -845,7 +841,7 @@ def check_warc_slow(stream: BinaryIO, filename: str) -> WarcResult:
                 offset, iterator.get_record_length(), record.rec_type, uri, record_id,
                 headers.get_header("WARC-Date"), headers.get_header("WARC-Payload-Digest"),
                 headers.get_header("Content-Type"),
-                target_uri({"warc-target-uri": headers.get_header("WARC-Refers-To-Target-URI")}),
+                target_uri(headers.get_header("WARC-Refers-To-Target-URI")),
                 headers.get_header("WARC-Refers-To-Date"),
             )))
             next_offset = offset + iterator.get_record_length()

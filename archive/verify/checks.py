@@ -669,9 +669,6 @@ def _check_timestamps(report: Report, digest: dict | None, dp_bytes: bytes | Non
 
 def _capture_summary(datapackage: dict, evidence: dict, warcs: list[WarcResult], sinks: dict) -> dict:
     """What the capture says of itself (covered by the signature when that holds)."""
-    def text(value):
-        return value if isinstance(value, str) else None
-
     def plain_count(value):
         # the file may say anything (a string, 10**400): only a plain count is shown
         return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 63 else None
@@ -680,18 +677,18 @@ def _capture_summary(datapackage: dict, evidence: dict, warcs: list[WarcResult],
     seeds = evidence.get("seeds")
     pages = sinks.get(PAGES)
     summary = {
-        "id": text(evidence.get("captureId")),
-        "title": text(datapackage.get("title")),
-        "created": text(datapackage.get("created")),
-        "software": text(datapackage.get("software")),
-        "waczVersion": text(datapackage.get("wacz_version")),
-        "mainPageUrl": text(datapackage.get("mainPageUrl")),
+        "id": _string(evidence.get("captureId")),
+        "title": _string(datapackage.get("title")),
+        "created": _string(datapackage.get("created")),
+        "software": _string(datapackage.get("software")),
+        "waczVersion": _string(datapackage.get("wacz_version")),
+        "mainPageUrl": _string(datapackage.get("mainPageUrl")),
         "seeds": [s for s in seeds if isinstance(s, str)] if isinstance(seeds, list) else None,
-        "started": text(evidence.get("started")),
-        "finished": text(evidence.get("finished")),
-        "operator": text(evidence.get("operator")),
-        "host": text(evidence.get("host")),
-        "job": text(evidence.get("job")),
+        "started": _string(evidence.get("started")),
+        "finished": _string(evidence.get("finished")),
+        "operator": _string(evidence.get("operator")),
+        "host": _string(evidence.get("host")),
+        "job": _string(evidence.get("job")),
         "pages": len(pages.pages) if isinstance(pages, PagesSink) else None,
         "bytes": plain_count(stats.get("bytes")),
         "failed": plain_count(stats.get("failed")),

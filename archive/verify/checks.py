@@ -15,6 +15,7 @@ from archive import SOFTWARE
 from archive.hashing import parse_digest
 from archive.values import count
 from archive.seal.sign import check_signature
+from archive.verify import heap
 from archive.verify.domainsig import check_domain_signature
 from archive.verify.timestamps import check_timestamps, clock_clash, summarize, trusted_time
 from archive.verify.container import (
@@ -46,6 +47,7 @@ Progress = Callable[[int, int], None]
 
 def verify_source(source: Source, options: VerifyOptions, progress: Progress | None = None) -> Report:
     """Check whatever `source` holds: a WACZ, a WARC, or (with a published hash) any file."""
+    heap.steady()
     kind = sniff(source)
     report = None
     if kind == "wacz":

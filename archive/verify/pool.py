@@ -22,6 +22,8 @@ import sys
 import threading
 from typing import Any, Callable
 
+from archive.verify import heap
+
 BOOT = "from archive.verify.pool import serve; serve()"
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -139,6 +141,7 @@ class Pool:
 def serve() -> None:
     """A worker's loop: one pickled (function, args) in, one (ok, result) out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # the parent decides when to stop
+    heap.steady()
     calls, answers = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)                                     # a stray print cannot corrupt answers
     while True:

@@ -13,7 +13,10 @@ HTTP_RECORD_TYPES = ("response", "request", "revisit")
 
 # warcio reads each header line as text (UTF-8, else ISO-8859-1) and ends the block at the
 # first line that str.rstrip() leaves empty: Unicode white space counts, not only ASCII
-_ASCII_BLANK = re.compile(rb"(?:^|\n)[ \t\r\x0b\x0c]*\n")
+# (two patterns, not one with "(?:^|\n)": a search for a pattern that starts with a
+# literal newline skips ahead in C, five times as fast)
+_ASCII_BLANK_FIRST = re.compile(rb"[ \t\r\x0b\x0c]*\n")
+_ASCII_BLANK = re.compile(rb"\n[ \t\r\x0b\x0c]*\n")
 # bytes that may be white space to that rule although bytes.strip() keeps them
 _UNUSUAL = re.compile(rb"[\x1c-\x1f\x80-\xff]")
 # a line that may read as blank: only bytes that are, or may be part of, white space
@@ -98,7 +101,7 @@ class PayloadSplitter:
             self._fed = True
             # the usual case, the whole header block in the first piece and nothing but
             # ASCII before its end: one search in C
-            blank = _ASCII_BLANK.search(data)
+            blank = _ASCII_BLANK_FIRST.match(data) or _ASCII_BLANK.search(data)
             if blank and not _UNUSUAL.search(data, 0, blank.start()):
                 end = blank.end() - 1           # the newline that ends the blank line
                 self._first = end <= 1          # the status line itself is blank

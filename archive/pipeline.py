@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -134,7 +135,7 @@ def open_earlier_capture(ref: str, store: Store) -> EarlierCapture:
             return EarlierCapture(open(path, "rb"), path.name.removesuffix(".wacz"))
         if is_capture_id(ref):
             return EarlierCapture(store.open_capture(ref), ref)
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+    except (KeyError, ValueError, OSError, EOFError, zlib.error, NotImplementedError, zipfile.BadZipFile) as exc:
         raise ArchiveError(f"cannot deduplicate against {ref}: not a readable WACZ ({exc})") from None
     raise ArchiveError(f"cannot deduplicate against {ref}: no such file or capture id")
 

@@ -4,13 +4,16 @@ robots.txt, politeness, deduplication."""
 from __future__ import annotations
 
 import collections
+import gzip
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import stored_waczs
 from tests.site import SJIS_TITLE, SHARED_PNG, SiteServer, cdn_site, crawl_site
+from tests.verifyhelp import archive_cmd, rezip
 from tests.warcs import member, pages, records
 
 
@@ -131,6 +134,32 @@ def test_identical_payloads_become_revisits_in_crawl_and_across_captures(sites, 
     assert by_uri4[main.url("/section/1")]["type"] == "revisit"
     assert by_uri4[main.url("/section/1")]["headers"]["WARC-Refers-To"] == \
         by_uri[main.url("/section/1")]["headers"]["WARC-Record-ID"]
+
+
+INDEX = "indexes/index.cdx.gz"
+
+
+def test_dedup_against_a_hostile_earlier_capture(sites, crawl, tmp_path):
+    """The earlier capture's index is read as a stream: a line of megabytes is skipped
+    (the lines after it still serve), and an index that inflates without end is refused
+    with a one-line error, in bounded memory, before anything is fetched."""
+    main, _ = sites
+    first = crawl(main.url("/"), "--depth", "1", "--scope", "host")
+    with zipfile.ZipFile(first) as zf:
+        index = gzip.decompress(zf.read(INDEX))
+    long_line = rezip(first, tmp_path / "long.wacz", {INDEX: gzip.compress(b"x" * (3 << 20) + b"\n" + index)})
+    second = crawl(main.url("/"), "--depth", "1", "--scope", "host", "--dedup-against", long_line)
+    assert any(r["type"] == "revisit" for r in records(second))
+
+    # 1.1 GiB of one endless line, from 1.1 MB of gzip members
+    bomb = rezip(first, tmp_path / "bomb.wacz", {INDEX: gzip.compress(b"x" * (1 << 20)) * 1100})
+    main.site.requests.clear()
+    result = archive_cmd("capture", main.url("/"), "--dedup-against", bomb, "--unsigned", "--quiet",
+                         "--store", tmp_path / "store2", "--work-dir", tmp_path / "work2", limit_mb=700)
+    assert result.returncode == 2, result
+    assert "cannot deduplicate against" in result.stderr and "decompression bomb" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert main.site.requests == []
 
 
 def test_per_host_concurrency_and_delay_are_obeyed(sites, crawl):

@@ -6,19 +6,53 @@ original instead of storing the same bytes again (WARC 1.1, identical-payload-di
 from __future__ import annotations
 
 import gzip
-import json
 import threading
 import zipfile
+import zlib
 from dataclasses import dataclass
-from typing import BinaryIO
+from io import BytesIO
+from typing import BinaryIO, Iterator
 
-from warcio.archiveiterator import ArchiveIterator
+from warcio.statusandheaders import StatusAndHeadersParser, StatusAndHeadersParserException
 
 from archive.hashing import parse_digest
+from archive.values import parse_json
+from archive.verify.container import open_zip
 from archive.warc.cdxj import parse_cdxj_line
 
 REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
 INDEX_PATH = "indexes/index.cdx.gz"
+SMALL_LIMIT = 16 << 20          # datapackage-digest.json is a few KB
+LINE_LIMIT = 1 << 20
+HEAD_LIMIT = 64 << 10           # an original's WARC header is read from this many bytes at most
+WARC_VERSIONS = ["WARC/1.1", "WARC/1.0", "WARC/0.17", "WARC/0.18"]   # as warcio's loader            # an index line longer than this is skipped
+INDEX_FLOOR, INDEX_RATIO = 1 << 30, 100   # an index inflating beyond both is a bomb
+
+
+def _small(zf: zipfile.ZipFile, name: str) -> bytes:
+    with zf.open(name) as member:
+        data = member.read(SMALL_LIMIT + 1)
+    if len(data) > SMALL_LIMIT:
+        raise ValueError(f"{name} is larger than {SMALL_LIMIT} bytes")
+    return data
+
+
+def _index_lines(zf: zipfile.ZipFile) -> Iterator[bytes]:
+    """The index's lines, streamed: an earlier capture may be large, or hostile (a line
+    of gigabytes, a decompression bomb), and the capture that reads it must go on in
+    flat memory and bounded time (ValueError for a bomb)."""
+    limit = max(INDEX_FLOOR, INDEX_RATIO * zf.getinfo(INDEX_PATH).compress_size)
+    read = 0
+    with zf.open(INDEX_PATH) as member, gzip.GzipFile(fileobj=member) as index:
+        skipping = False
+        while line := index.readline(LINE_LIMIT):
+            read += len(line)
+            if read > limit:
+                raise ValueError(f"{INDEX_PATH} inflates to more than {limit} bytes (a decompression bomb?)")
+            whole = line.endswith(b"\n") or len(line) < LINE_LIMIT
+            if whole and not skipping:
+                yield line
+            skipping = not line.endswith(b"\n")
 
 
 @dataclass(frozen=True)
@@ -50,6 +84,23 @@ def _key(digest: str | None):
     return parsed  # (algorithm, raw bytes): base32 and hex spellings compare equal
 
 
+def _entry(line: bytes) -> tuple | None:
+    """(payload key, (url, filename, offset, kind)) of a 2xx response or revisit line of
+    an earlier capture's index; None for any other line, or one not well formed."""
+    try:
+        _, _, fields = parse_cdxj_line(line.decode("utf-8").rstrip("\r\n"))
+        kind = fields.get("recordType", "response")
+        if kind not in ("response", "revisit") or not str(fields.get("status", "")).startswith("2"):
+            return None
+        key = _key(fields.get("digest"))
+        url, filename, offset = fields["url"], fields["filename"], int(fields["offset"])
+    except (ValueError, KeyError, TypeError, AttributeError):    # UnicodeDecodeError too
+        return None
+    if not key or not isinstance(url, str) or not isinstance(filename, str) or offset < 0:
+        return None
+    return key, (url, filename, offset, kind)
+
+
 class EarlierCapture:
     """The 2xx payloads of an earlier sealed capture (a WACZ), found by payload digest
     through its index; a record's exact date and id are read from the WARC on first use.
@@ -62,24 +113,21 @@ class EarlierCapture:
     def __init__(self, stream: BinaryIO, label: str) -> None:
         self.label = label
         self._stream = stream
-        self._zip = zipfile.ZipFile(stream)
+        self._zip = open_zip(stream)
         self._lock = threading.Lock()
         self._where: dict = {}
         self._found: dict = {}
-        digest_doc = json.loads(self._zip.read("datapackage-digest.json"))
+        digest_doc = parse_json(_small(self._zip, "datapackage-digest.json"))
+        if not isinstance(digest_doc, dict):
+            raise ValueError("datapackage-digest.json is not a JSON object")
         self.datapackage_hash = digest_doc.get("hash")
-        for line in gzip.decompress(self._zip.read(INDEX_PATH)).decode("utf-8").splitlines():
-            try:
-                _, _, fields = parse_cdxj_line(line)
-            except ValueError:
+        for line in _index_lines(self._zip):
+            entry = _entry(line)
+            if entry is None:
                 continue
-            status = str(fields.get("status", ""))
-            key = _key(fields.get("digest"))
-            kind = fields.get("recordType", "response")
-            if kind not in ("response", "revisit") or not status.startswith("2") or not key:
-                continue
-            if key not in self._where or (kind == "response" and self._where[key][3] == "revisit"):
-                self._where[key] = (fields["url"], fields["filename"], int(fields["offset"]), kind)
+            key, where = entry
+            if key not in self._where or (where[3] == "response" and self._where[key][3] == "revisit"):
+                self._where[key] = where
 
     def __len__(self) -> int:
         return len(self._where)
@@ -101,23 +149,34 @@ class EarlierCapture:
     def _read(self, uri: str, filename: str, offset: int, kind: str) -> Original | None:
         name = filename if filename.startswith("archive/") else f"archive/{filename}"
         try:
-            with self._zip.open(name) as member:
-                member.seek(offset)
-                record = next(iter(ArchiveIterator(member)))
-                headers = record.rec_headers
-                if headers.get_header("WARC-Target-URI") != uri or record.rec_type != kind:
-                    return None
-                if kind == "revisit":
-                    # the original it names (in a capture before that one)
-                    refers = [headers.get_header(h) for h in (
-                        "WARC-Refers-To-Target-URI", "WARC-Refers-To-Date", "WARC-Refers-To")]
-                    if not all(refers) or headers.get_header("WARC-Profile") != REVISIT_PROFILE:
-                        return None
-                    return Original(*refers)
-                return Original(uri, headers.get_header("WARC-Date"),
-                                headers.get_header("WARC-Record-ID"), self.label)
-        except (KeyError, StopIteration, OSError, ValueError, zipfile.BadZipFile):
+            headers = self._headers(name, offset)
+        except (KeyError, OSError, ValueError, EOFError, zlib.error, NotImplementedError,
+                zipfile.BadZipFile, StatusAndHeadersParserException):
+            headers = None
+        if headers is None or headers.get_header("WARC-Target-URI") != uri \
+                or headers.get_header("WARC-Type") != kind:
             return None  # an unreadable original is no original: the payload is stored
+        if kind == "revisit":
+            # the original it names (in a capture before that one)
+            refers = [headers.get_header(h) for h in (
+                "WARC-Refers-To-Target-URI", "WARC-Refers-To-Date", "WARC-Refers-To")]
+            if not all(refers) or headers.get_header("WARC-Profile") != REVISIT_PROFILE:
+                return None
+            return Original(*refers)
+        return Original(uri, headers.get_header("WARC-Date"), headers.get_header("WARC-Record-ID"), self.label)
+
+    def _headers(self, name: str, offset: int):
+        """The WARC header of the record at `offset` of WARC file `name`, read from at most
+        HEAD_LIMIT bytes (None when it is longer)."""
+        with self._zip.open(name) as member:
+            member.seek(offset)
+            head = member.read(HEAD_LIMIT)
+        if head[:2] == b"\x1f\x8b":
+            head = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(head, HEAD_LIMIT)
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        return StatusAndHeadersParser(WARC_VERSIONS).parse(BytesIO(head[: end + 4]))
 
 
 class Dedup:

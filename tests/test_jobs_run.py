@@ -346,7 +346,7 @@ def test_a_job_asks_its_tsas_and_records_custody(run, key, pubkey, changing, tmp
 def test_a_run_that_stops_after_an_earlier_capture_is_recorded_and_notified(
         run, key, changing, tmp_path, webhook, monkeypatch, stop, code, status):
     """A run with a previous capture that takes none itself has nothing to compare: it is
-    still recorded, reported and (for a failure) notified, never an internal error."""
+    still recorded, reported and notified, never an internal error."""
     from archive.errors import ArchiveError
     from archive.jobs import runner
 
@@ -372,6 +372,7 @@ def test_a_run_that_stops_after_an_earlier_capture_is_recorded_and_notified(
         assert [r[1]["status"] for r in received] == ["failed"]
     else:
         assert "stopped by SIGTERM" in result.err
+        assert [(r[1]["status"], r[1]["error"]) for r in received] == [("interrupted", "stopped by SIGTERM")]
 
 
 def test_notify_when_failures_includes_a_run_that_needs_a_person(run, key, changing, tmp_path, webhook):

@@ -82,13 +82,14 @@ def run_job(
     send: bool = True,
 ) -> Outcome:
     """One run now. Raises JobBusy (before anything is written) when another run holds
-    the job's lock, and Terminated after recording an interrupted run."""
+    the job's lock, and Terminated after recording (and notifying) an interrupted run."""
     run_id = new_run_id()
     lock = JobLock(store, spec.name, run_id, spec.run.lock_expiry)
     lock.acquire()
     state = JobState(store, spec.name)
     outcome = Outcome(job=spec.name, run_id=run_id, status="running", started=iso(utcnow()),
                       took_over=lock.took_over)
+    stopped: BaseException | None = None
     try:
         lock.start_heartbeat()
         last = state.last_capture()
@@ -130,6 +131,8 @@ def run_job(
             # A run that stored no capture (failed, stopped) has nothing to compare.
             if outcome.previous_capture and result is not None:
                 outcome.changes = changes_since(store, outcome.previous_capture, result.capture_id)
+    except (Terminated, KeyboardInterrupt) as exc:
+        stopped = exc       # raised again once the run is recorded and notified
     finally:
         outcome.finished = iso(utcnow())
         if lock.lost_to is not None:
@@ -139,12 +142,17 @@ def run_job(
                 state.record_result(run_id, _result_record(outcome))
         finally:
             lock.release()
-    if send and wanted(spec.notify, outcome.to_dict()):
+    # (stopped before its capture began, a run is neither recorded nor notified)
+    if send and outcome.status != "running" and wanted(spec.notify, outcome.to_dict()):
+        # a stopped run too (a service stopped, a machine shutting down): whoever hears of
+        # failures hears of it, within the notification's own timeout
         outcome.notify = notify(spec.notify, outcome.to_dict())
         try:
             state.record_notify(run_id, outcome.notify)
         except ArchiveError:
             pass   # the notification itself happened; its record is a convenience
+    if stopped is not None:
+        raise stopped
     return outcome
 
 

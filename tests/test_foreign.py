@@ -218,3 +218,43 @@ def test_a_domain_certificate_with_a_damaged_key_is_said_so():
     result = check_domain_signature({"domainCert": pem, "signature": base64.b64encode(b"sig").decode(),
                                      "hash": "sha256:" + "0" * 64})
     assert result.matches is None and "cannot be read" in result.detail
+
+
+def test_files_hashed_with_md5_or_sha1_are_pointed_out(tmp_path):
+    """valid_example_2.wacz with its files hashed in MD5 and SHA-1 (its manifest and digest
+    rewritten to match): the contents still verify, with a warning that such hashes
+    show damage, not replacement."""
+    import zipfile
+
+    with zipfile.ZipFile(FOREIGN / "valid_example_2.wacz") as zf:
+        members = {i.filename: zf.read(i.filename) for i in zf.infolist()}
+    datapackage = json.loads(members["datapackage.json"])
+    for n, resource in enumerate(datapackage["resources"]):
+        algorithm = ("md5", "sha1")[n % 2]
+        resource["hash"] = f"{algorithm}:" + hashlib.new(algorithm, members[resource["path"]]).hexdigest()
+    members["datapackage.json"] = json.dumps(datapackage).encode()
+    digest = json.loads(members["datapackage-digest.json"])
+    digest["hash"] = "sha256:" + hashlib.sha256(members["datapackage.json"]).hexdigest()
+    members["datapackage-digest.json"] = json.dumps(digest).encode()
+    weak = tmp_path / "weak.wacz"
+    with zipfile.ZipFile(weak, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+    proc = archive_cmd("verify", weak, "--allow-unsigned", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["verdict"] == "VERIFIED"
+    resources = next(c for c in report["checks"] if c["name"] == "resources")
+    assert resources["status"] == "warn" and "MD5 and SHA-1" in resources["summary"]
+    text = archive_cmd("verify", weak, "--allow-unsigned").stdout
+    assert "colliding files can be made" in text
+
+    # a mismatch still fails, whatever the algorithm
+    warc = bytearray(members["archive/example-collection.warc"])
+    warc[len(warc) // 2] ^= 1
+    members["archive/example-collection.warc"] = bytes(warc)
+    with zipfile.ZipFile(weak, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    assert archive_cmd("verify", weak, "--allow-unsigned").returncode == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -105,24 +106,91 @@ def test_altered_content_is_written_but_flagged(tmp_path, run):
     assert result.code == 1 and "DIGESTS DO NOT MATCH" in result.out
 
 
-def test_a_cut_short_record_is_said_to_be_incomplete(tmp_path, run):
+def one_record_wacz(path: Path, url: str, block: bytes, extra: dict | None = None) -> Path:
+    """A signed WACZ holding one response record with exactly this HTTP block."""
     from archive.seal.container import ContainerWriter
     from archive.seal.wacz import SealInput, seal
     from archive.warc.cdxj import cdxj_line
     from archive.warc.writer import WarcWriter
 
-    signer, _ = new_signer(tmp_path / "k")
-    container = ContainerWriter(tmp_path / "cut.wacz")
-    writer = WarcWriter(container, "cut", {"software": "tests"})
-    url = "http://example.test/long"
-    ref = writer.write("response", url, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part",
-                       extra={"WARC-Truncated": "disconnect"})
+    signer, _ = new_signer(path.parent / "k")
+    container = ContainerWriter(path)
+    writer = WarcWriter(container, "one", {"software": "tests"})
+    ref = writer.write("response", url, block, extra=extra)
     writer.close()
     line = cdxj_line(url, ref.date, ref.filename, ref.offset, ref.length, "response", None, "text/html", 200)
-    seal(container, SealInput("cut", [line], [{"url": url, "ts": "2026-01-01T00:00:00Z"}], {}), signer)
-    result = run("extract", tmp_path / "cut.wacz", "--url", url, "--out", tmp_path / "long.html")
+    seal(container, SealInput("one", [line], [{"url": url, "ts": "2026-01-01T00:00:00Z"}], {}), signer)
+    return path
+
+
+def test_a_cut_short_record_is_said_to_be_incomplete(tmp_path, run):
+    url = "http://example.test/long"
+    wacz = one_record_wacz(tmp_path / "cut.wacz", url, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part",
+                           extra={"WARC-Truncated": "disconnect"})
+    result = run("extract", wacz, "--url", url, "--out", tmp_path / "long.html")
     assert result.code == 0, result
     assert "TRUNCATED" in result.out and "WARC-Truncated: disconnect" in result.out
+
+
+BODY = b"<p>" + b"the statement as published " * 2000 + b"</p>"
+GZ = gzip.compress(BODY)
+
+
+def http(headers: str, body: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\n" + headers.encode() + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize("block, decoded", [
+    (http("Content-Encoding: gzip", gzip.compress(b"one ") + gzip.compress(b"two")), b"one two"),
+    (http("Content-Encoding: gzip, gzip", gzip.compress(GZ)), BODY),
+    (http("Content-Encoding: deflate", zlib.compress(BODY)), BODY),
+    (http("Content-Encoding: deflate", zlib.compress(BODY)[2:-4]), BODY),          # raw deflate
+    (http("Transfer-Encoding: chunked\r\nContent-Encoding: gzip",
+          b"%x;ext=1\r\n" % len(GZ) + GZ + b"\r\n0\r\nTrailer: x\r\n\r\n"), BODY),
+], ids=["two-gzip-members", "gzip-twice", "deflate", "raw-deflate", "chunked-gzip"])
+def test_content_is_decoded_completely(block, decoded, tmp_path, run):
+    url = "http://example.test/p"
+    wacz = one_record_wacz(tmp_path / "a.wacz", url, block)
+    out = tmp_path / "p.html"
+    result = run("extract", wacz, "--url", url, "--out", out)
+    assert result.code == 0 and "digests hold" in result.out, result
+    assert out.read_bytes() == decoded
+    raw = tmp_path / "raw.bin"
+    result = run("extract", wacz, "--url", url, "--out", raw, "--raw")
+    assert result.code == 0 and "as transferred" in result.out, result
+    assert raw.read_bytes() == block.split(b"\r\n\r\n", 1)[1]
+
+
+@pytest.mark.parametrize("block, why", [
+    (http("Content-Encoding: gzip", GZ[:len(GZ) // 2]), "gzip data ends early"),
+    (http("Content-Encoding: gzip", GZ[:40] + bytes(40) + GZ[80:]), "gzip data is damaged"),
+    (http("Content-Encoding: gzip", GZ + b"<p>added</p>"), "follow the end of its gzip data"),
+    (http("Content-Encoding: br", b"\x8b\x02\x80hello\x03"), "encoded with br"),
+    (http("Content-Encoding: compress", b"xyz"), "encoded with compress"),
+    (http("Transfer-Encoding: chunked", b"5\r\nhello\r\nZZ\r\nworld\r\n0\r\n\r\n"), "bad chunk size"),
+    (http("Transfer-Encoding: chunked", b"5\r\nhello\r\n10\r\nwor"), "ends before its last chunk"),
+    (http("Transfer-Encoding: chunked", b"5\r\nhello\r\n0\r\n\r\n<p>smuggled</p>"), "follow the last chunk"),
+], ids=["gzip-cut", "gzip-damaged", "after-gzip", "br", "compress", "bad-chunk", "chunks-cut", "after-chunks"])
+def test_content_that_does_not_decode_is_refused_not_passed_off(block, why, tmp_path, run):
+    """warcio's reader wrote these half-decoded, still encoded or cut short, as 'decoded'."""
+    url = "http://example.test/p"
+    wacz = one_record_wacz(tmp_path / "a.wacz", url, block)
+    out = tmp_path / "p.html"
+    result = run("extract", wacz, "--url", url, "--out", out)
+    assert result.code == 2 and why in result.err and "--raw" in result.err, result
+    assert len(result.err.strip().splitlines()) == 1 and not out.exists()
+    assert run("extract", wacz, "--url", url, "--out", out, "--raw").code == 0
+    assert out.read_bytes() == block.split(b"\r\n\r\n", 1)[1]
+
+
+def test_a_cut_short_record_gives_what_decodes(tmp_path, run):
+    url = "http://example.test/p"
+    wacz = one_record_wacz(tmp_path / "a.wacz", url, http("Content-Encoding: gzip", GZ[:len(GZ) // 2]),
+                           extra={"WARC-Truncated": "length"})
+    out = tmp_path / "p.html"
+    result = run("extract", wacz, "--url", url, "--out", out)
+    assert result.code == 0 and "TRUNCATED" in result.out, result
+    assert BODY.startswith(out.read_bytes()) and 0 < len(out.read_bytes()) < len(BODY)
 
 
 def test_an_index_pointing_into_the_middle_of_a_record_gives_one_line(tmp_path, run):

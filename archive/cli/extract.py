@@ -30,6 +30,8 @@ def register(sub) -> None:
     p.add_argument("capture_id", metavar="ID", help="a capture id (in --store) or a WACZ file")
     p.add_argument("--url", help="the captured URL whose content (decoded) to write")
     p.add_argument("--out", metavar="FILE", help="with --url: write here (never overwrites); default stdout")
+    p.add_argument("--raw", action="store_true",
+                   help="with --url: the payload as transferred (chunk framing, content encoding kept)")
     p.add_argument("--timestamps", metavar="DIR", type=Path,
                    help="write its RFC 3161 tokens (.tsr), their certificates and datapackage.json")
     p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
@@ -80,6 +82,12 @@ def run_timestamps(args) -> int:
     return 0
 
 
+def _decoding(undone: list[str] | None) -> str:
+    if undone is None:
+        return "no: the payload as transferred (--raw)"
+    return ("undid " + ", then ".join(undone)) if undone else "nothing to undo (not chunked, not encoded)"
+
+
 def _describe(result: Extracted, out: str | None) -> str:
     verdict = {True: "digests hold", False: "DIGESTS DO NOT MATCH", None: "no digest to check"}
     lines = [
@@ -90,7 +98,8 @@ def _describe(result: Extracted, out: str | None) -> str:
         f"block digest    {result.block_digest}",
         f"payload digest  {result.payload_digest}",
         f"check           {verdict[result.digests_ok]}" + "".join(f"; {p}" for p in result.digest_problems),
-        f"written         {result.bytes_written} bytes (decoded), sha256 {result.sha256}"
+        f"decoded         {_decoding(result.decoded)}",
+        f"written         {result.bytes_written} bytes, sha256 {result.sha256}"
         + (f" to {out}" if out else ""),
     ]
     if result.revisit_of:
@@ -125,11 +134,13 @@ def run_resource(args) -> int:
     else:
         out = sys.stdout.buffer
     try:
-        result = extract(source, args.url, out)
-    except BaseException:
+        result = extract(source, args.url, out, raw=args.raw)
+    except BaseException as exc:
         if args.out:
             out.close()
             os.unlink(args.out)
+        elif isinstance(exc, ArchiveError):
+            raise ArchiveError(f"{exc} (what went to stdout before this is incomplete)") from None
         raise
     if args.out:
         out.close()

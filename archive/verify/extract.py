@@ -16,6 +16,7 @@ from warcio.exceptions import ArchiveLoadFailed
 from archive.errors import ArchiveError, NotFound
 from archive.httpmessage import PayloadSplitter, has_http_headers
 from archive.verify.container import Container, ContainerError, Member, hostile, iter_member, read_container
+from archive.verify.decode import CutShort, DecodeError, PayloadDecoder
 from archive.verify.members import IndexEntry, IndexSink
 from archive.verify.model import RecordLocation
 from archive.verify.scan import CHUNK
@@ -48,6 +49,7 @@ class Extracted:
     truncated: str | None = None     # WARC-Truncated of the record written out
     revisit_of: str | None = None    # for a revisit: the record whose payload was written
     loose_headers: bool = False      # its HTTP headers do not end with CRLF CRLF (LOOSE_HEADERS)
+    decoded: list[str] | None = None  # the codings undone, in order; None: written as transferred
 
 
 class _Window:
@@ -263,13 +265,38 @@ def _loose_headers(fh, container: Container, location: RecordLocation) -> bool:
     return splitter.loose
 
 
+def _decoder(record, url: str) -> PayloadDecoder:
+    try:
+        return PayloadDecoder(record.http_headers)
+    except DecodeError as exc:
+        raise ArchiveError(_undecodable(url, exc)) from None
+
+
+def _decoded(record, decoder: PayloadDecoder | None) -> Iterator[bytes]:
+    """The record's payload, decoded unless `decoder` is None, read to the end of its block
+    (for its digests). A record cut short (WARC-Truncated) gives what decodes."""
+    for chunk in _chunks(record.raw_stream):
+        yield from decoder.feed(chunk) if decoder else (chunk,)
+    try:
+        yield from decoder.finish() if decoder else ()
+    except CutShort:
+        if not record.rec_headers.get_header("WARC-Truncated"):
+            raise
+
+
+def _undecodable(url: str, exc: DecodeError) -> str:
+    return (f"the content of {url} does not decode: {exc}; --raw writes the payload as "
+            "transferred (chunk framing and content encoding kept)")
+
+
 def _refers_uri(headers) -> str | None:
     return target_uri(headers.get_header("WARC-Refers-To-Target-URI"))
 
 
-def extract(source: Source, url: str, out: BinaryIO) -> Extracted:
+def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extracted:
     """Write the decoded payload of the latest capture of `url` to `out` (for a revisit,
-    the payload of the record it refers to, when this capture holds that record)."""
+    the payload of the record it refers to, when this capture holds that record); with
+    `raw`, the payload as transferred (chunk framing and content encoding kept)."""
     with source.open() as fh:
         container = _open_container(fh, source)
         found = _index_locations(fh, container, url) or _scanned_locations(fh, container, url)
@@ -294,17 +321,18 @@ def extract(source: Source, url: str, out: BinaryIO) -> Extracted:
             held = content.rec_headers.get_header("WARC-Payload-Digest")
             if not (claimed and held and same_digest(claimed, held)):
                 problems.append(f"the revisit's payload digest {claimed} differs from its original's {held}")
+        decoder = None if raw else _decoder(content, url)
         sha, written = hashlib.sha256(), 0
         try:
-            for chunk in _chunks(content.content_stream()):
+            for chunk in _decoded(content, decoder):
                 out.write(chunk)
                 sha.update(chunk)
                 written += len(chunk)
-            while content.raw_stream.read(CHUNK):     # the rest of the block, for its digests
-                pass
         except UNREADABLE as exc:
             raise ArchiveError(f"the record of {url} cannot be read to its end ({_first_line(exc)}): "
                                "run `archive verify`") from None
+        except DecodeError as exc:
+            raise ArchiveError(_undecodable(url, exc)) from None
         checker = content.digest_checker
         problems = list(checker.problems) + problems
         ok = False if problems else checker.passed
@@ -320,5 +348,5 @@ def extract(source: Source, url: str, out: BinaryIO) -> Extracted:
             digests_ok=ok, digest_problems=problems,
             bytes_written=written, sha256=sha.hexdigest(), captures_of_url=len(found),
             truncated=content.rec_headers.get_header("WARC-Truncated"), revisit_of=revisit_of,
-            loose_headers=loose,
+            loose_headers=loose, decoded=decoder.undone if decoder else None,
         )

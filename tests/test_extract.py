@@ -18,6 +18,27 @@ from tests.verifyhelp import _env, build_wacz, gzip_members, new_signer, refresh
 SHARED = b"<p>the same statement, published at two addresses</p>"
 
 
+def rewrite_records(wacz: Path, dst: Path, edit) -> Path:
+    """Every record of the WACZ's WARC edited (uncompressed) and compressed again, the index's
+    offsets and lengths moved to match: a tamperer who keeps the index consistent."""
+    with zipfile.ZipFile(wacz) as zf:
+        name = next(n for n in zf.namelist() if n.startswith("archive/"))
+        data, index = zf.read(name), gzip.decompress(zf.read("indexes/index.cdx.gz")).decode()
+    moved, warc, old = {}, b"", 0
+    for member in gzip_members(data):
+        new = gzip.compress(edit(gzip.decompress(member)))
+        moved[old] = (len(warc), len(new))
+        warc, old = warc + new, old + len(member)
+    lines = []
+    for line in index.splitlines():
+        head, fields = line.split(" {", 1)
+        fields = json.loads("{" + fields)
+        offset, length = moved[int(fields["offset"])]
+        fields.update(offset=str(offset), length=str(length))
+        lines.append(head + " " + json.dumps(fields))
+    return refresh(wacz, dst, {name: warc, "indexes/index.cdx.gz": gzip.compress(("\n".join(lines) + "\n").encode())})
+
+
 @pytest.fixture(scope="module")
 def twin_capture(tmp_path_factory, keydir) -> tuple[Path, str, str]:
     """A real capture of two URLs serving the same bytes: the second is a revisit."""
@@ -55,14 +76,9 @@ def test_a_revisit_gives_the_payload_of_the_record_it_refers_to(twin_capture, ru
 
 def test_a_revisit_whose_original_is_elsewhere_is_refused(twin_capture, run, tmp_path):
     wacz, first, second = twin_capture
-    with zipfile.ZipFile(wacz) as zf:
-        name = next(n for n in zf.namelist() if n.startswith("archive/"))
-        data = zf.read(name)
     # the original's URL no longer in this capture: as when it lives in an earlier capture
-    changed = b"".join(gzip.compress(gzip.decompress(m).replace(
+    elsewhere = rewrite_records(wacz, tmp_path / "elsewhere.wacz", lambda record: record.replace(
         b"WARC-Refers-To-Target-URI: " + first.encode(), b"WARC-Refers-To-Target-URI: " + first.encode() + b"x"))
-        for m in gzip_members(data))
-    elsewhere = refresh(wacz, tmp_path / "elsewhere.wacz", {name: changed})
     out = tmp_path / "none.html"
     result = run("extract", elsewhere, "--url", second, "--out", out)
     assert result.code == 2 and "stored as a revisit" in result.err and "earlier capture" in result.err
@@ -95,13 +111,8 @@ def test_altered_content_is_written_but_flagged(tmp_path, run):
     signer, _ = new_signer(tmp_path / "k")
     wacz = build_wacz(tmp_path / "a.wacz", [{"url": "http://example.test/s", "body": b"<p>said this</p>"}],
                       signer)
-    with zipfile.ZipFile(wacz) as zf:
-        name = next(n for n in zf.namelist() if n.startswith("archive/"))
-        data = zf.read(name)
-    # the same length, so every offset still holds; only the digests can tell
-    altered_warc = b"".join(gzip.compress(gzip.decompress(m).replace(b"said this", b"said that"))
-                            for m in gzip_members(data))
-    altered = refresh(wacz, tmp_path / "altered.wacz", {name: altered_warc})
+    # the index made to match: only the digests can tell
+    altered = rewrite_records(wacz, tmp_path / "altered.wacz", lambda record: record.replace(b"said this", b"said that"))
     result = run("extract", altered, "--url", "http://example.test/s", "--out", tmp_path / "s.html")
     assert result.code == 1 and "DIGESTS DO NOT MATCH" in result.out
 
@@ -207,6 +218,52 @@ def test_an_index_pointing_into_the_middle_of_a_record_gives_one_line(tmp_path, 
     result = run("extract", misled, "--url", "http://example.test/s", "--out", tmp_path / "s.html")
     assert result.code == 2 and "internal error" not in result.err, result
     assert len(result.err.strip().splitlines()) == 1 and not (tmp_path / "s.html").exists()
+
+
+def misindexed(wacz: Path, dst: Path, url: str, change) -> Path:
+    """The WACZ with `change(fields)` applied to the index line of `url`."""
+    with zipfile.ZipFile(wacz) as zf:
+        lines = gzip.decompress(zf.read("indexes/index.cdx.gz")).decode().splitlines()
+    for number, line in enumerate(lines):
+        head, fields = line.split(" {", 1)
+        fields = json.loads("{" + fields)
+        if fields["url"] == url:
+            change(fields)
+            lines[number] = head + " " + json.dumps(fields)
+    return refresh(wacz, dst, {"indexes/index.cdx.gz": gzip.compress(("\n".join(lines) + "\n").encode())})
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda f: f.update(length=str(int(f["length"]) // 2)), "the capture's index is wrong"),
+    (lambda f: f.update(length=str(int(f["length"]) - 30)), "the capture's index is wrong"),
+    (lambda f: f.update(length="-5"), "the capture's index is wrong"),
+    (lambda f: f.update(offset="-1"), "byte offset -1"),
+    (lambda f: f.update(offset=str(10 ** 20)), f"byte offset {10 ** 20}"),
+], ids=["half-length", "short-length", "negative-length", "negative-offset", "huge-offset"])
+def test_an_index_line_with_a_wrong_length_or_offset_is_refused(change, words, tmp_path, run):
+    """A window cut at a short index length made warcio see the record end early: part of
+    the page was written, its digests reported as 'no digest to check', exit 0."""
+    signer, _ = new_signer(tmp_path / "k")
+    url = "http://example.test/s"
+    wacz = build_wacz(tmp_path / "a.wacz", [{"url": "http://example.test/a", "body": b"<p>first</p>"},
+                                            {"url": url, "body": bytes(range(256)) * 200}], signer)
+    misled = misindexed(wacz, tmp_path / "misled.wacz", url, change)
+    out = tmp_path / "s.html"
+    result = run("extract", misled, "--url", url, "--out", out)
+    assert result.code == 2 and words in result.err, result
+    assert len(result.err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_a_record_shorter_than_its_content_length_is_refused(tmp_path, run):
+    signer, _ = new_signer(tmp_path / "k")
+    url = "http://example.test/s"
+    wacz = build_wacz(tmp_path / "a.wacz", [{"url": url, "body": bytes(range(256)) * 200}], signer)
+    cut = rewrite_records(wacz, tmp_path / "cut.wacz",
+                          lambda record: record[:-1000] if b"WARC-Type: response" in record else record)
+    out = tmp_path / "s.html"
+    result = run("extract", cut, "--url", url, "--out", out)
+    assert result.code == 2 and "before its Content-Length" in result.err, result
+    assert not out.exists()
 
 
 def test_a_url_typed_slightly_differently_is_pointed_at_what_was_captured(tmp_path, run):

@@ -107,7 +107,10 @@ def _index_locations(fh, container: Container, url: str) -> list[tuple[str, Reco
     found = []
     for entry in _index_entries(fh, container):
         if entry.url == url:
-            length = int(entry.length) if entry.length and entry.length.isdigit() else 0
+            if entry.length is not None and not entry.length.isdigit():
+                raise ArchiveError(f"an index line of {url} gives the length {entry.length[:40]!r}: the "
+                                   "capture's index is wrong; run `archive verify`")
+            length = int(entry.length or 0)        # 0: not given, the record says
             # the latest by the index's time (the index check holds it to the record's), as
             # replay picks it; in line order within a second
             found.append((entry.timestamp[:14].ljust(14, "0") + str(entry.number).zfill(12),
@@ -154,11 +157,15 @@ def _warc_member(container: Container, filename: str) -> Member:
 
 
 def record_stream(fh, container: Container, location: RecordLocation) -> BinaryIO:
-    """A reader positioned at a record (for STORED members without reading the rest)."""
+    """A reader positioned at a record (for STORED members without reading the rest), up
+    to the member's end: where the record ends is the record's to say, not the index's
+    (a window cut at a shorter index length made a record look whole, its digests unchecked)."""
     member = _warc_member(container, location.member)
+    if not 0 <= location.offset < member.size:
+        raise ArchiveError(f"the index points at byte offset {location.offset} of {member.name}, which holds "
+                           f"{member.size} bytes: the capture's index is wrong; run `archive verify`")
     if member.data_offset is not None:
-        length = location.length or member.size - location.offset
-        return _Window(fh, member.data_offset + location.offset, min(length, member.size - location.offset))
+        return _Window(fh, member.data_offset + location.offset, member.size - location.offset)
     stream = container.zipfile.open(member.info)
     stream.seek(location.offset)
     return stream
@@ -188,13 +195,42 @@ def _target(headers) -> str | None:
 
 
 def _open_record(fh, container: Container, location: RecordLocation):
+    return _open_at(fh, container, location)[0]
+
+
+def _open_at(fh, container: Container, location: RecordLocation) -> tuple:
+    """(record, its ArchiveIterator, which knows the record's length once it is read)."""
     try:
-        return next(ArchiveIterator(record_stream(fh, container, location), check_digests=True))
+        iterator = ArchiveIterator(record_stream(fh, container, location), check_digests=True)
+        return next(iterator), iterator
     except StopIteration:
         raise ArchiveError(f"no record at {location.member} offset {location.offset}") from None
     except UNREADABLE as exc:
         raise ArchiveError(f"no readable record at {location.member} byte offset {location.offset} "
                            f"({_first_line(exc)}): run `archive verify`") from None
+
+
+def _whole(record, iterator, location: RecordLocation, url: str) -> None:
+    try:
+        _read_whole(record, iterator, location)
+    except UNREADABLE as exc:
+        raise ArchiveError(f"the record of {url} cannot be read to its end ({_first_line(exc)}): "
+                           "run `archive verify`") from None
+
+
+def _read_whole(record, iterator, location: RecordLocation) -> None:
+    """After its payload: the rest of the record's block (for its digests), which must be
+    all its Content-Length says, and the record as long as the index says."""
+    while record.raw_stream.read(CHUNK):
+        pass
+    if record.raw_stream.limit:
+        raise ArchiveError(f"the record at {location.member} byte offset {location.offset} ends "
+                           f"{record.raw_stream.limit} bytes before its Content-Length: run `archive verify`")
+    length = iterator.get_record_length()
+    if location.length and length != location.length:
+        raise ArchiveError(f"the index gives the record at {location.member} byte offset {location.offset} "
+                           f"{location.length} bytes, it has {length}: the capture's index is wrong; "
+                           "run `archive verify`")
 
 
 def _first_line(exc: Exception) -> str:
@@ -204,31 +240,32 @@ def _first_line(exc: Exception) -> str:
 
 def _content_record(fh, container: Container, location: RecordLocation, url: str):
     """The record at `location`, which must be content and of `url`: the index is not
-    trusted to point at the right one (an altered index would hand out another page)."""
-    record = _open_record(fh, container, location)
+    trusted to point at the right one (an altered index would hand out another page).
+    With its ArchiveIterator."""
+    record, iterator = _open_at(fh, container, location)
     if record.rec_type not in CONTENT_TYPES:
         raise ArchiveError(f"the index points at a {record.rec_type} record, not content")
     found = _target(record.rec_headers)
     if found != url:
         raise ArchiveError(f"the index points {url} at a record of {found} ({location.member} at byte "
                            f"offset {location.offset}): the capture's index is wrong; run `archive verify`")
-    return record
+    return record, iterator
 
 
 def _original(fh, container: Container, revisit, url: str):
-    """(record, location) of the response a revisit stands for, in this capture."""
+    """(record, its ArchiveIterator, location) of the response a revisit stands for, in this capture."""
     headers = revisit.rec_headers
     refers_id, refers_uri = headers.get_header("WARC-Refers-To"), _refers_uri(headers)
     refers_date = headers.get_header("WARC-Refers-To-Date")
     if refers_uri:
         for _, location in sorted(_index_locations(fh, container, refers_uri)
                                   or _scanned_locations(fh, container, refers_uri), key=lambda i: i[0]):
-            record = _open_record(fh, container, location)
+            record, iterator = _open_at(fh, container, location)
             h = record.rec_headers
             if record.rec_type != "revisit" and _target(h) == refers_uri and (
                     h.get_header("WARC-Record-ID") == refers_id if refers_id
                     else h.get_header("WARC-Date") == refers_date):
-                return record, location
+                return record, iterator, location
     earlier = _earlier_capture(fh, container)
     raise ArchiveError(
         f"{url} is stored as a revisit: its content was unchanged since {refers_uri or 'another record'}"
@@ -305,14 +342,13 @@ def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extra
             raise NotFound(f"{url} was not captured in {source.name}"
                            + (f"; it holds {', '.join(near)}" if near else ""))
         _, location = max(found, key=lambda item: item[0])
-        record = _content_record(fh, container, location, url)
+        record, iterator = _content_record(fh, container, location, url)
         headers = record.rec_headers
         content, revisit_of, problems, content_at = record, None, [], location
         if record.rec_type == "revisit":
-            while record.raw_stream.read(CHUNK):     # its own block (HTTP headers), for its digest
-                pass
+            _whole(record, iterator, location, url)     # its own block (HTTP headers), for its digest
             problems = list(record.digest_checker.problems)
-            content, original = _original(fh, container, record, url)
+            content, iterator, original = _original(fh, container, record, url)
             content_at = original
             revisit_of = (f"{content.rec_headers.get_header('WARC-Record-ID')} "
                           f"({_target(content.rec_headers)}, {content.rec_headers.get_header('WARC-Date')}) "
@@ -328,6 +364,7 @@ def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extra
                 out.write(chunk)
                 sha.update(chunk)
                 written += len(chunk)
+            _read_whole(content, iterator, content_at)
         except UNREADABLE as exc:
             raise ArchiveError(f"the record of {url} cannot be read to its end ({_first_line(exc)}): "
                                "run `archive verify`") from None

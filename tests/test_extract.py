@@ -254,6 +254,31 @@ def test_an_index_line_with_a_wrong_length_or_offset_is_refused(change, words, t
     assert len(result.err.strip().splitlines()) == 1 and not out.exists()
 
 
+def two_versions(tmp_path: Path, url: str) -> Path:
+    """A WACZ with two captures of `url`: "<p>v1</p>", then "<p>v2</p>"."""
+    signer, _ = new_signer(tmp_path / "k")
+    return build_wacz(tmp_path / "two.wacz", [{"url": url, "body": b"<p>v1</p>"},
+                                             {"url": url, "body": b"<p>v2</p>"}], signer)
+
+
+def test_an_index_that_cannot_be_read_whole_is_refused(tmp_path, run):
+    """Its unreadable line was skipped: the earlier version was written as the only capture."""
+    url = "http://example.test/s"
+    wacz = two_versions(tmp_path, url)
+    with zipfile.ZipFile(wacz) as zf:
+        lines = gzip.decompress(zf.read("indexes/index.cdx.gz")).decode().splitlines()
+    lines[-1] = lines[-1].replace('"offset": "', '"offset": "x')
+    for name, index in [("bad-line", gzip.compress(("\n".join(lines) + "\n").encode())),
+                        ("cut-gzip", gzip.compress(("\n".join(lines) + "\n").encode())[:-12])]:
+        misled = refresh(wacz, tmp_path / f"{name}.wacz", {"indexes/index.cdx.gz": index})
+        out = tmp_path / f"{name}.html"
+        result = run("extract", misled, "--url", url, "--out", out)
+        assert result.code == 2 and "indexes/index.cdx.gz: " in result.err, (name, result)
+        assert not out.exists()
+    result = run("extract", wacz, "--url", url, "--out", tmp_path / "s.html")
+    assert result.code == 0 and (tmp_path / "s.html").read_bytes() == b"<p>v2</p>", result
+
+
 def test_a_record_shorter_than_its_content_length_is_refused(tmp_path, run):
     signer, _ = new_signer(tmp_path / "k")
     url = "http://example.test/s"

@@ -8,7 +8,7 @@ import json
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
@@ -91,30 +91,48 @@ def _member_chunks(fh, container: Container, member: Member, limit: int) -> Iter
         raise ArchiveError(f"{member.name} cannot be read ({exc}): run `archive verify`") from None
 
 
-def _index_entries(fh, container: Container) -> Iterator[IndexEntry]:
+class _MatchingIndex(IndexSink):
+    """An index read for some URLs: every line parsed (a bad one is a problem), only the
+    entries of those URLs kept, so an index of millions of lines stays out of memory."""
+
+    def __init__(self, name: str, keep: Callable[[str | None], bool]) -> None:
+        super().__init__(name)
+        self.keep = keep
+
+    def line(self, number: int, line: bytes) -> None:
+        before = len(self.entries)
+        super().line(number, line)
+        if len(self.entries) > before and not self.keep(self.entries[-1].url):
+            self.entries.pop()
+
+
+def _index_entries(fh, container: Container, keep: Callable[[str | None], bool]) -> Iterator[IndexEntry]:
+    """The index entries of the URLs `keep` takes. An index that cannot be read whole is
+    refused: a line lost (or the end of a gzip stream cut off) could be the latest capture."""
     for m in container.members:
         if not m.name.startswith("indexes/") or not m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
             continue
-        sink = IndexSink(m.name)
+        sink = _MatchingIndex(m.name, keep)
         for chunk in _member_chunks(fh, container, m, 1 << 34):
             sink.feed(chunk)
         sink.finish()
+        if sink.problems:
+            raise ArchiveError(f"{m.name}: {sink.problems[0].message}; run `archive verify`")
         yield from sink.entries
 
 
 def _index_locations(fh, container: Container, url: str) -> list[tuple[str, RecordLocation]]:
     """(timestamp, location) of every indexed record of `url`."""
     found = []
-    for entry in _index_entries(fh, container):
-        if entry.url == url:
-            if entry.length is not None and not entry.length.isdigit():
-                raise ArchiveError(f"an index line of {url} gives the length {entry.length[:40]!r}: the "
-                                   "capture's index is wrong; run `archive verify`")
-            length = int(entry.length or 0)        # 0: not given, the record says
-            # the latest by the index's time (the index check holds it to the record's), as
-            # replay picks it; in line order within a second
-            found.append((entry.timestamp[:14].ljust(14, "0") + str(entry.number).zfill(12),
-                          RecordLocation(entry.filename, entry.offset, length)))
+    for entry in _index_entries(fh, container, lambda found: found == url):
+        if entry.length is not None and not entry.length.isdigit():
+            raise ArchiveError(f"an index line of {url} gives the length {entry.length[:40]!r}: the "
+                               "capture's index is wrong; run `archive verify`")
+        length = int(entry.length or 0)        # 0: not given, the record says
+        # the latest by the index's time (the index check holds it to the record's), as
+        # replay picks it; in line order within a second
+        found.append((entry.timestamp[:14].ljust(14, "0") + str(entry.number).zfill(12),
+                      RecordLocation(entry.filename, entry.offset, length)))
     return found
 
 
@@ -126,7 +144,8 @@ def _loose(url: str) -> str:
 def _near_misses(fh, container: Container, url: str) -> list[str]:
     """Indexed URLs that differ from `url` only as people mistype it (http for https...)."""
     wanted = _loose(url)
-    return sorted({e.url for e in _index_entries(fh, container) if e.url and _loose(e.url) == wanted})[:3]
+    urls = {e.url for e in _index_entries(fh, container, lambda found: bool(found) and _loose(found) == wanted)}
+    return sorted(u for u in urls if u)[:3]
 
 
 def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, RecordLocation]]:

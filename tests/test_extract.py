@@ -279,6 +279,25 @@ def test_an_index_that_cannot_be_read_whole_is_refused(tmp_path, run):
     assert result.code == 0 and (tmp_path / "s.html").read_bytes() == b"<p>v2</p>", result
 
 
+@pytest.mark.parametrize("line, time", [(0, "20991231235959"), (1, "20000101000000")],
+                         ids=["earlier-made-later", "later-made-earlier"])
+def test_an_index_time_that_is_not_its_records_is_refused(line, time, tmp_path, run):
+    """The latest capture is picked by the index's time: an altered time handed out the
+    earlier version as the latest, exit 0."""
+    url = "http://example.test/s"
+    wacz = two_versions(tmp_path, url)
+    with zipfile.ZipFile(wacz) as zf:
+        lines = gzip.decompress(zf.read("indexes/index.cdx.gz")).decode().splitlines()
+    key, _, fields = lines[line].split(" ", 2)
+    lines[line] = f"{key} {time} {fields}"
+    misled = refresh(wacz, tmp_path / "misled.wacz",
+                     {"indexes/index.cdx.gz": gzip.compress(("\n".join(lines) + "\n").encode())})
+    out = tmp_path / "s.html"
+    result = run("extract", misled, "--url", url, "--out", out)
+    assert result.code == 2 and f"the time {time}" in result.err and "index is wrong" in result.err, result
+    assert not out.exists()
+
+
 def test_a_record_shorter_than_its_content_length_is_refused(tmp_path, run):
     signer, _ = new_signer(tmp_path / "k")
     url = "http://example.test/s"

@@ -22,6 +22,7 @@ from archive.verify.model import RecordLocation
 from archive.verify.scan import CHUNK
 from archive.verify.source import Source
 from archive.verify.warcs import WarcChecker, same_digest, target_uri
+from archive.warc.cdxj import timestamp14
 
 CONTENT_TYPES = ("response", "resource", "revisit")
 # what warcio, zlib and zipfile raise on a damaged or misplaced record
@@ -122,7 +123,8 @@ def _index_entries(fh, container: Container, keep: Callable[[str | None], bool])
 
 
 def _index_locations(fh, container: Container, url: str) -> list[tuple[str, RecordLocation]]:
-    """(timestamp, location) of every indexed record of `url`."""
+    """(sort key, location) of every indexed record of `url`; the key begins with the
+    line's 14-digit time."""
     found = []
     for entry in _index_entries(fh, container, lambda found: found == url):
         if entry.length is not None and not entry.length.isdigit():
@@ -257,7 +259,17 @@ def _first_line(exc: Exception) -> str:
     return next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)[:200]
 
 
-def _content_record(fh, container: Container, location: RecordLocation, url: str):
+def _latest(fh, container: Container, found: list[tuple[str, RecordLocation]], url: str) -> RecordLocation:
+    """The location of the latest capture of `url`. Index lines are picked by their time:
+    each line's record must be of `url` at that time, or an altered time would hand out an
+    older version as the latest (lines from scanning the WARCs, with no time, are in order)."""
+    for key, location in found:
+        if "\0" not in key:        # scanned keys are member\0offset
+            _content_record(fh, container, location, url, key[:14])
+    return max(found, key=lambda item: item[0])[1]
+
+
+def _content_record(fh, container: Container, location: RecordLocation, url: str, time: str | None = None):
     """The record at `location`, which must be content and of `url`: the index is not
     trusted to point at the right one (an altered index would hand out another page).
     With its ArchiveIterator."""
@@ -268,6 +280,11 @@ def _content_record(fh, container: Container, location: RecordLocation, url: str
     if found != url:
         raise ArchiveError(f"the index points {url} at a record of {found} ({location.member} at byte "
                            f"offset {location.offset}): the capture's index is wrong; run `archive verify`")
+    date = record.rec_headers.get_header("WARC-Date") or ""
+    if time and timestamp14(date) != time:
+        raise ArchiveError(f"the index gives {url} the time {time}, its record ({location.member} at byte "
+                           f"offset {location.offset}) says {date}: the capture's index is wrong; "
+                           "run `archive verify`")
     return record, iterator
 
 
@@ -360,7 +377,7 @@ def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extra
             near = _near_misses(fh, container, url)
             raise NotFound(f"{url} was not captured in {source.name}"
                            + (f"; it holds {', '.join(near)}" if near else ""))
-        _, location = max(found, key=lambda item: item[0])
+        location = _latest(fh, container, found, url)
         record, iterator = _content_record(fh, container, location, url)
         headers = record.rec_headers
         content, revisit_of, problems, content_at = record, None, [], location

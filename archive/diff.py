@@ -9,7 +9,6 @@ They are claims read from the files: `archive verify` is what proves each file i
 from __future__ import annotations
 
 import gzip
-import io
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -19,7 +18,7 @@ from typing import BinaryIO, Sequence
 from archive.errors import ArchiveError
 from archive.hashing import parse_digest
 from archive.values import parse_json, printable
-from archive.verify.container import open_zip
+from archive.verify.container import member_lines, open_zip, read_small
 from archive.warc.cdxj import parse_cdxj_line
 
 GONE = (404, 410)
@@ -27,6 +26,8 @@ PAGE_LISTS = ("pages/pages.jsonl", "pages/extraPages.jsonl")
 INDEX_SUFFIXES = (".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")
 PAGE_RECORDS = ("response", "revisit")
 CHANGE_KINDS = ("changed", "removed", "redirected", "added")
+JSON_LIMIT = 16 << 20           # evidence/capture.json and datapackage.json are small
+LINE_LIMIT = 16 << 20           # one pages or index line
 
 
 @dataclass(slots=True)
@@ -116,11 +117,12 @@ def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
             names = zf.namelist()
             evidence = _json_member(zf, "evidence/capture.json") if "evidence/capture.json" in names else {}
             datapackage = _json_member(zf, "datapackage.json") if "datapackage.json" in names else {}
+            seeds = evidence.get("seeds")
             summary = CaptureSummary(
                 label=label,
-                time=evidence.get("started") or datapackage.get("mainPageDate"),
-                seeds=list(evidence.get("seeds") or []),
-                stop_reason=evidence.get("stopReason"),
+                time=_text(evidence.get("started")) or _text(datapackage.get("mainPageDate")),
+                seeds=[s for s in seeds if isinstance(s, str)] if isinstance(seeds, list) else [],
+                stop_reason=_text(evidence.get("stopReason")),
             )
             lists = [n for n in PAGE_LISTS if n in names]
             if not lists:
@@ -134,7 +136,7 @@ def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
                 _read_index(zf, name, summary)
             if not summary.time:
                 stamps = [p.ts for p in summary.pages.values() if p.ts]
-                summary.time = min(stamps) if stamps else datapackage.get("created")
+                summary.time = min(stamps) if stamps else _text(datapackage.get("created"))
     except (zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile, UnicodeDecodeError,
             ValueError, KeyError, OSError) as exc:
         if isinstance(exc, ArchiveError):
@@ -143,52 +145,58 @@ def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
     return summary
 
 
+def _text(value) -> str | None:
+    """A text field as a file gives it; anything else (a number, a list) is no value."""
+    return value if isinstance(value, str) else None
+
+
 def _json_member(zf: zipfile.ZipFile, name: str) -> dict:
-    value = parse_json(zf.read(name))
+    value = parse_json(read_small(zf, name, JSON_LIMIT))
     return value if isinstance(value, dict) else {}
 
 
 def _read_pages(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None:
-    with zf.open(name) as raw:
-        for number, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8")):
-            if not line.strip():
-                continue
-            entry = parse_json(line)
-            if not isinstance(entry, dict) or "url" not in entry or (number == 0 and "format" in entry):
-                continue
-            status = entry.get("status")
-            page = PageState(
-                url=str(entry["url"]), ts=entry.get("ts"),
-                status=int(status) if isinstance(status, (int, str)) and str(status).isdigit() else None,
-                title=entry.get("title"), error=entry.get("error"),
-                redirect_to=entry.get("redirectTo"),
-            )
-            summary.pages.setdefault(page.url, page)
-            if entry.get("redirectedFrom"):
-                summary.redirected_from[str(entry["redirectedFrom"])] = page.url
+    for number, line in enumerate(member_lines(zf, name, LINE_LIMIT)):
+        if not line.strip():
+            continue
+        entry = parse_json(line)
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str) or (number == 0 and "format" in entry):
+            continue
+        status = entry.get("status")
+        page = PageState(
+            url=entry["url"], ts=_text(entry.get("ts")),
+            status=int(status) if isinstance(status, (int, str)) and str(status).isdecimal()
+            and len(str(status)) <= 3 else None,
+            title=_text(entry.get("title")), error=_text(entry.get("error")),
+            redirect_to=_text(entry.get("redirectTo")),
+        )
+        summary.pages.setdefault(page.url, page)
+        if _text(entry.get("redirectedFrom")):
+            summary.redirected_from[entry["redirectedFrom"]] = page.url
 
 
 def _read_index(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None:
-    with zf.open(name) as raw:
-        stream = gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw
-        for line in io.TextIOWrapper(stream, encoding="utf-8"):
-            if not line.strip() or line.startswith(("!", " ")):
-                continue
-            _key, _stamp, fields = parse_cdxj_line(line.rstrip("\n"))
-            if not isinstance(fields.get("url"), str) or not isinstance(fields.get("digest"), (str, type(None))):
-                continue        # no tool writes that: the line says nothing to compare
-            status = fields.get("status")
-            if str(status).startswith("3") and str(status).isdigit():
-                summary.redirect_status[str(fields.get("url"))] = int(status)
-            page = summary.pages.get(fields.get("url"))
-            if page is None or fields.get("recordType", "response") not in PAGE_RECORDS:
-                continue
-            # The record of the page itself: the one whose status is the page's (a
-            # redirect hop to the same URL, say, has another status).
-            if page.digest is None or (status is not None and str(status) == str(page.status)):
-                page.digest = fields.get("digest")
-            if page.status is None and status and str(status).isdigit():
-                page.status = int(status)
+    for raw in member_lines(zf, name, LINE_LIMIT):
+        line = raw.decode("utf-8")
+        if not line.strip() or line.startswith(("!", " ")):
+            continue
+        _key, _stamp, fields = parse_cdxj_line(line.rstrip("\r\n"))
+        if not isinstance(fields.get("url"), str) or not isinstance(fields.get("digest"), (str, type(None))):
+            continue        # no tool writes that: the line says nothing to compare
+        status = fields.get("status")
+        status = str(status) if isinstance(status, (int, str)) and str(status).isascii() \
+            and str(status).isdecimal() and len(str(status)) <= 3 else None
+        if status and status.startswith("3"):
+            summary.redirect_status[fields["url"]] = int(status)
+        page = summary.pages.get(fields["url"])
+        if page is None or fields.get("recordType", "response") not in PAGE_RECORDS:
+            continue
+        # The record of the page itself: the one whose status is the page's (a
+        # redirect hop to the same URL, say, has another status).
+        if page.digest is None or (status is not None and status == str(page.status)):
+            page.digest = fields.get("digest")
+        if page.status is None and status:
+            page.status = int(status)
 
 
 # -- comparing ---------------------------------------------------------------------

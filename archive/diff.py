@@ -12,7 +12,7 @@ import gzip
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import BinaryIO, Sequence
 
 from archive.errors import ArchiveError
@@ -201,15 +201,24 @@ def _read_index(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None
 
 # -- comparing ---------------------------------------------------------------------
 
+def _moment(ts: str | None) -> datetime | None:
+    """An RFC 3339 time in UTC (one without an offset taken as UTC); None when not one."""
+    try:
+        moment = datetime.fromisoformat(ts.replace("Z", "+00:00")) if ts else None
+    except ValueError:
+        return None
+    if moment is None or moment.tzinfo is None:
+        return moment and moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
 def when(ts: str | None) -> str:
-    """`2026-11-25T16:07:46Z` -> `2026-11-25 16:07:46 UTC` (as given when not parseable)."""
+    """`2026-11-25T16:07:46Z` -> `2026-11-25 16:07:46 UTC`, a time with another offset
+    moved to UTC (as given when not parseable)."""
     if not ts:
         return "an unknown time"
-    try:
-        moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return ts
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    moment = _moment(ts)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ts
 
 
 def _status(page: PageState) -> str:
@@ -324,7 +333,11 @@ def compare(earlier: CaptureSummary, later: CaptureSummary) -> Diff:
 
 
 def chronological(a: CaptureSummary, b: CaptureSummary) -> tuple[CaptureSummary, CaptureSummary]:
-    """(earlier, later) by capture time; the given order when a time is missing."""
+    """(earlier, later) by capture time (as instants: times may carry different UTC
+    offsets); as text when one is not RFC 3339; the given order when a time is missing."""
+    moments = _moment(a.time), _moment(b.time)
+    if None not in moments:
+        return (b, a) if moments[1] < moments[0] else (a, b)
     if a.time and b.time and b.time < a.time:
         return b, a
     return a, b

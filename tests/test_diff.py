@@ -218,3 +218,15 @@ def test_hostile_fields_and_bombs_are_read_as_such(run, tmp_path):
     for path, words in bombs:
         result = run("diff", FOREIGN / "valid_example_2.wacz", path)
         assert result.code == 2 and words in result.err and result.err.count("\n") == 1, (path, result)
+
+
+def test_times_with_a_utc_offset_are_ordered_and_shown_in_utc():
+    """Compared as text, 05:00+05:00 (00:00 UTC) came after 01:00Z: added and removed were
+    swapped; and it was shown as '05:00:00 UTC'."""
+    from archive.diff import CaptureSummary, chronological, when
+
+    a = CaptureSummary("a", "2026-01-01T05:00:00+05:00")
+    b = CaptureSummary("b", "2026-01-01T01:00:00Z")
+    assert chronological(b, a) == (a, b) and chronological(a, b) == (a, b)
+    assert when(a.time) == "2026-01-01 00:00:00 UTC"
+    assert when("2026-01-01T00:00:00") == "2026-01-01 00:00:00 UTC" and when("yesterday") == "yesterday"

@@ -298,6 +298,30 @@ def test_an_index_time_that_is_not_its_records_is_refused(line, time, tmp_path, 
     assert not out.exists()
 
 
+def test_a_metadata_record_of_the_url_indexed_after_its_response_is_passed_over(tmp_path, run):
+    """Other tools index metadata records (Heritrix's outlinks) under the page's URL: the
+    latest line was taken whatever its record, and extract refused the page."""
+    from archive.seal.container import ContainerWriter
+    from archive.seal.wacz import SealInput, seal
+    from archive.warc.cdxj import cdxj_line
+    from archive.warc.writer import WarcWriter
+
+    url = "http://example.test/p"
+    signer, _ = new_signer(tmp_path / "k")
+    container = ContainerWriter(tmp_path / "meta.wacz")
+    writer = WarcWriter(container, "meta", {"software": "tests"})
+    lines = []
+    for kind, block in [("response", http("Content-Type: text/html", b"<p>the page</p>")),
+                        ("metadata", b"outlink: http://example.test/q L a/@href\r\n")]:
+        ref = writer.write(kind, url, block)
+        lines.append(cdxj_line(url, ref.date, ref.filename, ref.offset, ref.length, kind))
+    writer.close()
+    seal(container, SealInput("meta", lines, [{"url": url, "ts": "2026-01-01T00:00:00Z"}], {}), signer)
+    out = tmp_path / "p.html"
+    result = run("extract", tmp_path / "meta.wacz", "--url", url, "--out", out)
+    assert result.code == 0 and out.read_bytes() == b"<p>the page</p>", result
+
+
 def test_a_record_shorter_than_its_content_length_is_refused(tmp_path, run):
     signer, _ = new_signer(tmp_path / "k")
     url = "http://example.test/s"

@@ -260,22 +260,33 @@ def _first_line(exc: Exception) -> str:
 
 
 def _latest(fh, container: Container, found: list[tuple[str, RecordLocation]], url: str) -> RecordLocation:
-    """The location of the latest capture of `url`. Index lines are picked by their time:
-    each line's record must be of `url` at that time, or an altered time would hand out an
-    older version as the latest (lines from scanning the WARCs, with no time, are in order)."""
-    for key, location in found:
-        if "\0" not in key:        # scanned keys are member\0offset
-            _content_record(fh, container, location, url, key[:14])
-    return max(found, key=lambda item: item[0])[1]
+    """The location of the latest content record of `url`. Index lines are picked by their
+    time: each line's record must be of `url` at that time, or an altered time would hand
+    out an older version as the latest; lines of other records of the URL (metadata, which
+    other tools index too) are passed over. Lines from scanning the WARCs (keys
+    member\0offset, no time) are content, in file order."""
+    content = [(key, location) for key, location in found
+               if "\0" in key or _indexed_record(fh, container, location, url, key[:14])[0].rec_type
+               in CONTENT_TYPES]
+    if not content:
+        raise ArchiveError(f"the index holds no content record of {url} (only other kinds of record)")
+    return max(content, key=lambda item: item[0])[1]
 
 
-def _content_record(fh, container: Container, location: RecordLocation, url: str, time: str | None = None):
+def _content_record(fh, container: Container, location: RecordLocation, url: str):
     """The record at `location`, which must be content and of `url`: the index is not
     trusted to point at the right one (an altered index would hand out another page).
     With its ArchiveIterator."""
-    record, iterator = _open_at(fh, container, location)
+    record, iterator = _indexed_record(fh, container, location, url)
     if record.rec_type not in CONTENT_TYPES:
         raise ArchiveError(f"the index points at a {record.rec_type} record, not content")
+    return record, iterator
+
+
+def _indexed_record(fh, container: Container, location: RecordLocation, url: str, time: str | None = None):
+    """(record, its ArchiveIterator) at an index line's location, of `url` (and at `time`,
+    the line's 14-digit time, when given), as the line says."""
+    record, iterator = _open_at(fh, container, location)
     found = _target(record.rec_headers)
     if found != url:
         raise ArchiveError(f"the index points {url} at a record of {found} ({location.member} at byte "

@@ -322,6 +322,28 @@ def test_a_metadata_record_of_the_url_indexed_after_its_response_is_passed_over(
     assert result.code == 0 and out.read_bytes() == b"<p>the page</p>", result
 
 
+def test_without_an_index_the_latest_is_the_latest_by_its_date(tmp_path, run):
+    """Read by scanning the WARC files, the latest was the last by file name."""
+    url = "http://example.test/s"
+    signer, _ = new_signer(tmp_path / "k")
+    later = build_wacz(tmp_path / "later.wacz", [{"url": url, "body": b"<p>v2</p>"}], signer)
+    earlier = rewrite_records(build_wacz(tmp_path / "e.wacz", [{"url": url, "body": b"<p>v1</p>"}], signer),
+                              tmp_path / "earlier.wacz", lambda r: r.replace(b"WARC-Date: 20", b"WARC-Date: 19"))
+    warcs = []
+    for wacz in (later, earlier):
+        with zipfile.ZipFile(wacz) as zf:
+            warcs.append(zf.read(next(n for n in zf.namelist() if n.startswith("archive/"))))
+    unindexed = tmp_path / "unindexed.wacz"
+    with zipfile.ZipFile(unindexed, "w") as zf:
+        zf.writestr("archive/a.warc.gz", warcs[0])      # the later capture, first by name
+        zf.writestr("archive/b.warc.gz", warcs[1])
+        zf.writestr("pages/pages.jsonl", json.dumps({"url": url, "ts": "2026-01-01T00:00:00Z"}) + "\n")
+    out = tmp_path / "s.html"
+    result = run("extract", unindexed, "--url", url, "--out", out)
+    assert result.code == 0 and out.read_bytes() == b"<p>v2</p>", result
+    assert "2 captures of this URL; this is the latest" in result.out
+
+
 def test_a_record_shorter_than_its_content_length_is_refused(tmp_path, run):
     signer, _ = new_signer(tmp_path / "k")
     url = "http://example.test/s"

@@ -160,8 +160,9 @@ def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, Re
         for chunk in _member_chunks(fh, container, m, 1 << 40):
             checker.feed(chunk)
         for r in checker.finish().records:
-            if r.uri == url and r.record_type in CONTENT_TYPES:      # later in the file: later
-                found.append((f"{m.name}\0{r.offset:020d}", RecordLocation(m.name.rsplit("/", 1)[-1], r.offset, r.length)))
+            if r.uri == url and r.record_type in CONTENT_TYPES:      # by WARC-Date, then file order
+                found.append((f"{(r.date or '').ljust(14, '0')}\0{m.name}\0{r.offset:020d}",
+                              RecordLocation(m.name.rsplit("/", 1)[-1], r.offset, r.length)))
     return found
 
 
@@ -263,8 +264,8 @@ def _latest(fh, container: Container, found: list[tuple[str, RecordLocation]], u
     """The location of the latest content record of `url`. Index lines are picked by their
     time: each line's record must be of `url` at that time, or an altered time would hand
     out an older version as the latest; lines of other records of the URL (metadata, which
-    other tools index too) are passed over. Lines from scanning the WARCs (keys
-    member\0offset, no time) are content, in file order."""
+    other tools index too) are passed over. Records found by scanning the WARCs (keys
+    date\0member\0offset, from the records themselves) are content."""
     content = [(key, location) for key, location in found
                if "\0" in key or _indexed_record(fh, container, location, url, key[:14])[0].rec_type
                in CONTENT_TYPES]

@@ -356,6 +356,47 @@ def test_a_record_shorter_than_its_content_length_is_refused(tmp_path, run):
     assert not out.exists()
 
 
+def _file_size_capped(limit: int):
+    """For a child process: files it writes stop at `limit` bytes (EFBIG, as a full disk)."""
+    def cap():
+        import resource
+        import signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    return cap
+
+
+@pytest.mark.parametrize("size", [3000, 300_000], ids=["fails-at-close", "fails-while-writing"])
+def test_a_write_error_is_said_as_such_and_leaves_no_partial_file(size, tmp_path):
+    """A full disk was 'the record cannot be read to its end: run archive verify' (the
+    evidence blamed), or an internal error leaving part of the file behind."""
+    import subprocess
+
+    from tests.verifyhelp import BIN
+    url = "http://example.test/s"
+    wacz = one_record_wacz(tmp_path / "a.wacz", url, http("Content-Type: text/plain", b"x" * size))
+    out = tmp_path / "s.txt"
+    result = subprocess.run([str(BIN / "archive"), "extract", str(wacz), "--url", url, "--out", str(out)],
+                            capture_output=True, text=True, timeout=60, preexec_fn=_file_size_capped(1000))
+    assert result.returncode == 2 and "cannot write " + str(out) in result.stderr, result
+    assert "archive verify" not in result.stderr and "internal error" not in result.stderr
+    assert not out.exists()
+
+
+def test_a_reader_that_goes_away_is_no_damaged_record(tmp_path):
+    import subprocess
+
+    from tests.verifyhelp import BIN
+    url = "http://example.test/s"
+    wacz = one_record_wacz(tmp_path / "a.wacz", url, http("Content-Type: text/plain", b"x" * (4 << 20)))
+    child = subprocess.Popen([str(BIN / "archive"), "extract", str(wacz), "--url", url],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout.read(10) == b"x" * 10
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 141 and "cannot be read" not in err, err
+
+
 def test_a_url_typed_slightly_differently_is_pointed_at_what_was_captured(tmp_path, run):
     signer, _ = new_signer(tmp_path / "k")
     wacz = build_wacz(tmp_path / "a.wacz", [{"url": "http://example.test/", "body": b"<p>hi</p>"}], signer)

@@ -118,34 +118,59 @@ def _describe(result: Extracted, out: str | None) -> str:
     return "\n".join(lines)
 
 
+class _Output:
+    """Where the payload goes: a new file (never an existing one, nor through a symlink),
+    removed when the extraction fails, or stdout. Its write errors (a full disk) are said
+    as such; a closed pipe is left to the command's handling (exit 141)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path, self.name = path, path or "stdout"
+        try:
+            self.stream = open(path, "xb") if path else sys.stdout.buffer
+        except FileExistsError:
+            raise ArchiveError(f"{path} already exists; not overwriting it") from None
+        except OSError as exc:
+            raise ArchiveError(f"{path}: {exc.strerror}") from None
+
+    def _writing(self, action, *data):
+        try:
+            return action(*data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise ArchiveError(f"cannot write {self.name}: {exc.strerror or exc}") from None
+
+    def write(self, data: bytes) -> int:
+        return self._writing(self.stream.write, data)
+
+    def finish(self) -> None:
+        """Everything written out (a full disk may only show here)."""
+        self._writing(self.stream.close if self.path else self.stream.flush)
+
+    def discard(self) -> None:
+        if self.path:
+            try:
+                self.stream.close()
+            except OSError:
+                pass             # what it could not write is removed with it
+            os.unlink(self.path)
+
+
 def run_resource(args) -> int:
     """--url URL [--out FILE]: the payload on stdout or in FILE, the digests beside it."""
     try:
         source = resolve(args.capture_id, args.store, args.endpoint_url)
     except CannotCheck as exc:
         raise ArchiveError(str(exc)) from None
-    if args.out:
-        try:
-            out = open(args.out, "xb")
-        except FileExistsError:
-            raise ArchiveError(f"{args.out} already exists; not overwriting it") from None
-        except OSError as exc:
-            raise ArchiveError(f"{args.out}: {exc.strerror}") from None
-    else:
-        out = sys.stdout.buffer
+    out = _Output(args.out)
     try:
         result = extract(source, args.url, out, raw=args.raw)
+        out.finish()
     except BaseException as exc:
-        if args.out:
-            out.close()
-            os.unlink(args.out)
-        elif isinstance(exc, ArchiveError):
+        out.discard()
+        if not args.out and isinstance(exc, ArchiveError):
             raise ArchiveError(f"{exc} (what went to stdout before this is incomplete)") from None
         raise
-    if args.out:
-        out.close()
-    else:
-        out.flush()
     problems = _record_export(args, {"what": "resource", "url": args.url, "sha256": result.sha256,
                                      "to": args.out or "stdout"})
     info = sys.stdout if args.out else sys.stderr    # the payload owns stdout without --out

@@ -232,6 +232,16 @@ def _open_at(fh, container: Container, location: RecordLocation) -> tuple:
                            f"({_first_line(exc)}): run `archive verify`") from None
 
 
+def _next_piece(chunks: Iterator[bytes], url: str) -> bytes | None:
+    try:
+        return next(chunks, None)
+    except UNREADABLE as exc:
+        raise ArchiveError(f"the record of {url} cannot be read to its end ({_first_line(exc)}): "
+                           "run `archive verify`") from None
+    except DecodeError as exc:
+        raise ArchiveError(_undecodable(url, exc)) from None
+
+
 def _whole(record, iterator, location: RecordLocation, url: str) -> None:
     try:
         _read_whole(record, iterator, location)
@@ -407,17 +417,12 @@ def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extra
                 problems.append(f"the revisit's payload digest {claimed} differs from its original's {held}")
         decoder = None if raw else _decoder(content, url)
         sha, written = hashlib.sha256(), 0
-        try:
-            for chunk in _decoded(content, decoder):
-                out.write(chunk)
-                sha.update(chunk)
-                written += len(chunk)
-            _read_whole(content, iterator, content_at)
-        except UNREADABLE as exc:
-            raise ArchiveError(f"the record of {url} cannot be read to its end ({_first_line(exc)}): "
-                               "run `archive verify`") from None
-        except DecodeError as exc:
-            raise ArchiveError(_undecodable(url, exc)) from None
+        chunks = _decoded(content, decoder)
+        while (chunk := _next_piece(chunks, url)) is not None:
+            out.write(chunk)     # outside the reading: a write error (EPIPE, a full disk) is not the record's
+            sha.update(chunk)
+            written += len(chunk)
+        _whole(content, iterator, content_at, url)
         checker = content.digest_checker
         problems = list(checker.problems) + problems
         ok = False if problems else checker.passed

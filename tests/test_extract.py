@@ -397,6 +397,31 @@ def test_a_reader_that_goes_away_is_no_damaged_record(tmp_path):
     assert child.wait(timeout=60) == 141 and "cannot be read" not in err, err
 
 
+def test_an_index_pointing_outside_the_warc_files_is_refused(tmp_path, run):
+    """A record planted in another member (evidence/) was written as the capture's."""
+    from tests.verifyhelp import rezip
+
+    url = "http://example.test/s"
+    signer, _ = new_signer(tmp_path / "k")
+    wacz = build_wacz(tmp_path / "a.wacz", [{"url": url, "body": b"<p>as published</p>"}], signer)
+    forged = build_wacz(tmp_path / "f.wacz", [{"url": url, "body": b"<p>planted</p>"}], signer)
+    with zipfile.ZipFile(forged) as zf:
+        planted = zf.read(next(n for n in zf.namelist() if n.startswith("archive/")))
+        index = gzip.decompress(zf.read("indexes/index.cdx.gz")).decode()
+    head, fields = index.splitlines()[0].split(" {", 1)
+    fields = json.loads("{" + fields)
+    fields["filename"] = "evidence/copy.warc.gz"
+    with zipfile.ZipFile(wacz) as zf:
+        names = zf.namelist()
+    misled = rezip(wacz, tmp_path / "misled.wacz", order=names + ["evidence/copy.warc.gz"], replace={
+        "evidence/copy.warc.gz": planted,
+        "indexes/index.cdx.gz": gzip.compress((head + " " + json.dumps(fields) + "\n").encode())})
+    out = tmp_path / "s.html"
+    result = run("extract", misled, "--url", url, "--out", out)
+    assert result.code == 2 and "not a WARC file of the capture" in result.err, result
+    assert not out.exists()
+
+
 def test_a_url_typed_slightly_differently_is_pointed_at_what_was_captured(tmp_path, run):
     signer, _ = new_signer(tmp_path / "k")
     wacz = build_wacz(tmp_path / "a.wacz", [{"url": "http://example.test/", "body": b"<p>hi</p>"}], signer)

@@ -169,12 +169,14 @@ def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, Re
 def _warc_member(container: Container, filename: str) -> Member:
     """The WARC file an index line names (relative to archive/, as the index check and
     ReplayWeb.page read it), or a member named in full or by its file name."""
-    member = container.get("archive/" + filename) or container.get(filename)
+    # never a member outside archive/ (a WARC record hidden in evidence/ or pages/)
+    member = container.get("archive/" + filename) or (
+        container.get(filename) if filename.startswith("archive/") else None)
     base = filename.rsplit("/", 1)[-1]
     member = member or next((m for m in container.members
                              if m.name.startswith("archive/") and m.name.rsplit("/", 1)[-1] == base), None)
     if member is None:
-        raise ArchiveError(f"the index points at {filename}, which is not in the capture")
+        raise ArchiveError(f"the index points at {filename}, which is not a WARC file of the capture")
     return member
 
 

@@ -422,6 +422,26 @@ def test_an_index_pointing_outside_the_warc_files_is_refused(tmp_path, run):
     assert not out.exists()
 
 
+def test_a_header_line_of_hundreds_of_megabytes_is_refused_in_bounded_memory(tmp_path):
+    """warcio's reader holds a header line whole: an internal MemoryError (or the machine's
+    memory) for a record that compresses to a few hundred KB."""
+    from tests.verifyhelp import archive_cmd
+
+    def huge_header(record: bytes) -> bytes:
+        if b"WARC-Type: response" not in record:
+            return record
+        head, rest = record.split(b"\r\n", 1)
+        return head + b"\r\nX-Padding: " + b"a" * (300 << 20) + b"\r\n" + rest
+
+    url = "http://example.test/s"
+    signer, _ = new_signer(tmp_path / "k")
+    wacz = build_wacz(tmp_path / "a.wacz", [{"url": url, "body": b"<p>x</p>"}], signer)
+    hostile = rewrite_records(wacz, tmp_path / "hostile.wacz", huge_header)
+    result = archive_cmd("extract", hostile, "--url", url, "--out", tmp_path / "s.html", limit_mb=400, timeout=120)
+    assert result.returncode == 2 and "header line longer than" in result.stderr, result
+    assert "internal error" not in result.stderr and not (tmp_path / "s.html").exists()
+
+
 def test_a_url_typed_slightly_differently_is_pointed_at_what_was_captured(tmp_path, run):
     signer, _ = new_signer(tmp_path / "k")
     wacz = build_wacz(tmp_path / "a.wacz", [{"url": "http://example.test/", "body": b"<p>hi</p>"}], signer)

@@ -21,13 +21,13 @@ from archive.verify.members import IndexEntry, IndexSink
 from archive.verify.model import RecordLocation
 from archive.verify.scan import CHUNK
 from archive.verify.source import Source
-from archive.verify.warcs import WarcChecker, same_digest, target_uri
+from archive.verify.warcs import Bomb, WarcChecker, bounded_iterator, same_digest, target_uri
 from archive.warc.cdxj import timestamp14
 
 CONTENT_TYPES = ("response", "resource", "revisit")
 # what warcio, zlib and zipfile raise on a damaged or misplaced record
 UNREADABLE = (ArchiveLoadFailed, zlib.error, EOFError, ValueError, OSError, zipfile.BadZipFile,
-              NotImplementedError, RuntimeError)     # RuntimeError: an encrypted member
+              NotImplementedError, RuntimeError, Bomb)     # RuntimeError: an encrypted member
 
 
 @dataclass
@@ -200,8 +200,7 @@ def read_record_block(source: Source, location: RecordLocation, limit: int) -> b
     with source.open() as fh:
         container = _open_container(fh, source)
         try:
-            iterator = ArchiveIterator(record_stream(fh, container, location))
-            record = next(iterator)
+            record = next(bounded_iterator(record_stream(fh, container, location)))
             data = record.content_stream().read(limit + 1)
         except Exception:  # noqa: BLE001 - a damaged record simply has no picture
             return None
@@ -225,7 +224,7 @@ def _open_record(fh, container: Container, location: RecordLocation):
 def _open_at(fh, container: Container, location: RecordLocation) -> tuple:
     """(record, its ArchiveIterator, which knows the record's length once it is read)."""
     try:
-        iterator = ArchiveIterator(record_stream(fh, container, location), check_digests=True)
+        iterator = bounded_iterator(record_stream(fh, container, location))
         return next(iterator), iterator
     except StopIteration:
         raise ArchiveError(f"no record at {location.member} offset {location.offset}") from None

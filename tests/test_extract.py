@@ -158,7 +158,8 @@ def http(headers: str, body: bytes) -> bytes:
     (http("Content-Encoding: deflate", zlib.compress(BODY)[2:-4]), BODY),          # raw deflate
     (http("Transfer-Encoding: chunked\r\nContent-Encoding: gzip",
           b"%x;ext=1\r\n" % len(GZ) + GZ + b"\r\n0\r\nTrailer: x\r\n\r\n"), BODY),
-], ids=["two-gzip-members", "gzip-twice", "deflate", "raw-deflate", "chunked-gzip"])
+    (http("Transfer-Encoding: chunked\r\nContent-Encoding: gzip", b""), b""),      # a 304, a HEAD
+], ids=["two-gzip-members", "gzip-twice", "deflate", "raw-deflate", "chunked-gzip", "no-body"])
 def test_content_is_decoded_completely(block, decoded, tmp_path, run):
     url = "http://example.test/p"
     wacz = one_record_wacz(tmp_path / "a.wacz", url, block)

@@ -321,6 +321,7 @@ def test_a_metadata_record_of_the_url_indexed_after_its_response_is_passed_over(
     out = tmp_path / "p.html"
     result = run("extract", tmp_path / "meta.wacz", "--url", url, "--out", out)
     assert result.code == 0 and out.read_bytes() == b"<p>the page</p>", result
+    assert "captures of this URL" not in result.out       # the metadata record is no capture
 
 
 def test_without_an_index_the_latest_is_the_latest_by_its_date(tmp_path, run):

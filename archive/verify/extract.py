@@ -271,8 +271,8 @@ def _first_line(exc: Exception) -> str:
     return next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)[:200]
 
 
-def _latest(fh, container: Container, found: list[tuple[str, RecordLocation]], url: str) -> RecordLocation:
-    """The location of the latest content record of `url`. Index lines are picked by their
+def _latest(fh, container: Container, found: list[tuple[str, RecordLocation]], url: str) -> tuple[RecordLocation, int]:
+    """The location of the latest content record of `url`, and how many there are. Index lines are picked by their
     time: each line's record must be of `url` at that time, or an altered time would hand
     out an older version as the latest; lines of other records of the URL (metadata, which
     other tools index too) are passed over. Records found by scanning the WARCs (keys
@@ -282,7 +282,7 @@ def _latest(fh, container: Container, found: list[tuple[str, RecordLocation]], u
                in CONTENT_TYPES]
     if not content:
         raise ArchiveError(f"the index holds no content record of {url} (only other kinds of record)")
-    return max(content, key=lambda item: item[0])[1]
+    return max(content, key=lambda item: item[0])[1], len(content)
 
 
 def _content_record(fh, container: Container, location: RecordLocation, url: str):
@@ -400,7 +400,7 @@ def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extra
             near = _near_misses(fh, container, url)
             raise NotFound(f"{url} was not captured in {source.name}"
                            + (f"; it holds {', '.join(near)}" if near else ""))
-        location = _latest(fh, container, found, url)
+        location, captures = _latest(fh, container, found, url)
         record, iterator = _content_record(fh, container, location, url)
         headers = record.rec_headers
         content, revisit_of, problems, content_at = record, None, [], location
@@ -437,7 +437,7 @@ def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extra
             block_digest=content.rec_headers.get_header("WARC-Block-Digest"),
             payload_digest=content.rec_headers.get_header("WARC-Payload-Digest"),
             digests_ok=ok, digest_problems=problems,
-            bytes_written=written, sha256=sha.hexdigest(), captures_of_url=len(found),
+            bytes_written=written, sha256=sha.hexdigest(), captures_of_url=captures,
             truncated=content.rec_headers.get_header("WARC-Truncated"), revisit_of=revisit_of,
             loose_headers=loose, decoded=decoder.undone if decoder else None,
         )

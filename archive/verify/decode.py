@@ -38,36 +38,36 @@ class _Dechunk:
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         self.seen = self.seen or bool(data)
-        self.buffer += data
-        while self.buffer:
-            if self.state == "data":
-                piece, self.buffer = self.buffer[:self.left], self.buffer[self.left:]
-                self.left -= len(piece)
-                self.state = "data" if self.left else "crlf"
-                yield piece
-                continue
-            if self.state == "done":
-                raise DecodeError(f"{len(self.buffer)} bytes or more follow the last chunk")
-            line = self._line()
-            if line is None:
-                return
-            if self.state == "size":
-                self._size(line)
-            elif self.state == "crlf":
-                if line:
-                    raise DecodeError("a chunk is longer than its size line says")
-                self.state = "size"
-            elif not line:             # trailer: fields until an empty line
-                self.state = "done"
-
-    def _line(self) -> bytes | None:
-        end = self.buffer.find(b"\n")
-        if end < 0:
-            if len(self.buffer) > MAX_CHUNK_LINE:
-                raise DecodeError("a chunk size or trailer line is too long")
-            return None
-        line, self.buffer = self.buffer[:end], self.buffer[end + 1:]
-        return line.removesuffix(b"\r")
+        # one buffer and a position in it: slicing off each tiny chunk made a payload of
+        # many of them quadratic (1 MB of 1-byte chunks took seconds)
+        buffer, pos = self.buffer + data, 0
+        try:
+            while pos < len(buffer):
+                if self.state == "data":
+                    piece = buffer[pos:pos + self.left]
+                    pos += len(piece)
+                    self.left -= len(piece)
+                    self.state = "data" if self.left else "crlf"
+                    yield piece
+                    continue
+                if self.state == "done":
+                    raise DecodeError(f"{len(buffer) - pos} bytes or more follow the last chunk")
+                end = buffer.find(b"\n", pos, pos + MAX_CHUNK_LINE + 1)
+                if end < 0:
+                    if len(buffer) - pos > MAX_CHUNK_LINE:
+                        raise DecodeError("a chunk size or trailer line is too long")
+                    break
+                line, pos = buffer[pos:end].removesuffix(b"\r"), end + 1
+                if self.state == "size":
+                    self._size(line)
+                elif self.state == "crlf":
+                    if line:
+                        raise DecodeError("a chunk is longer than its size line says")
+                    self.state = "size"
+                elif not line:             # trailer: fields until an empty line
+                    self.state = "done"
+        finally:
+            self.buffer = buffer[pos:]
 
     def _size(self, line: bytes) -> None:
         digits = line.split(b";", 1)[0].strip()

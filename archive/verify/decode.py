@@ -83,24 +83,22 @@ class _Dechunk:
 
 
 class _Inflate:
-    """gzip (every member, as RFC 1952 defines the format) or deflate (zlib-wrapped or,
-    as browsers also accept, raw), in bounded pieces (a bomb only costs time)."""
+    """gzip (one member) or deflate (zlib-wrapped or, as browsers also accept, raw), in
+    bounded pieces (a bomb only costs time)."""
 
     def __init__(self, name: str) -> None:
         self.name, self.gzip = name, name in ("gzip", "x-gzip")
-        self.inflater = self._new()
+        self.inflater = zlib.decompressobj(zlib.MAX_WBITS | 16 if self.gzip else zlib.MAX_WBITS)
         self.seen = self.started = False
-
-    def _new(self):
-        return zlib.decompressobj(zlib.MAX_WBITS | 16 if self.gzip else zlib.MAX_WBITS)
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         self.seen = self.seen or bool(data)
         while data:
             if self.inflater.eof:
-                if not self.gzip or not data.startswith(b"\x1f\x8b"):
-                    raise DecodeError(f"{len(data)} bytes or more follow the end of its {self.name} data")
-                self.inflater = self._new()
+                # a second gzip member is valid gzip, but readers differ on it (some show the
+                # first member only, warcio among them): refused, as any data after the end
+                what = "a second gzip member" if data.startswith(b"\x1f\x8b") else f"{len(data)} bytes or more"
+                raise DecodeError(f"{what} after the end of its {self.name} data (readers differ on it)")
             try:
                 out = self.inflater.decompress(data, CHUNK)
             except zlib.error as exc:

@@ -182,10 +182,15 @@ def test_content_is_decoded_completely(block, decoded, tmp_path, run):
     (http("Transfer-Encoding: chunked", b"5\r\nhello\r\nZZ\r\nworld\r\n0\r\n\r\n"), "bad chunk size"),
     (http("Transfer-Encoding: chunked", b"5\r\nhello\r\n10\r\nwor"), "ends before its last chunk"),
     (http("Transfer-Encoding: chunked", b"5\r\nhello\r\n0\r\n\r\n<p>smuggled</p>"), "follow the last chunk"),
-], ids=["gzip-cut", "gzip-damaged", "after-gzip", "two-gzip-members", "br", "compress", "bad-chunk", "chunks-cut", "after-chunks"])
+    (http("Content-Length: 5", b"hello<p>and a second body</p>"), "more than the 5 bytes its Content-Length"),
+    (http("Content-Length: 50", b"hello"), "45 bytes before its Content-Length of 50"),
+    (http("Content-Length: 5\r\nContent-Length: 6", b"hello!"), "Content-Length is given as 5, 6"),
+], ids=["gzip-cut", "gzip-damaged", "after-gzip", "two-gzip-members", "br", "compress", "bad-chunk",
+        "chunks-cut", "after-chunks", "longer-than-length", "shorter-than-length", "two-lengths"])
 def test_content_that_does_not_decode_is_refused_not_passed_off(block, why, tmp_path, run):
     """warcio's reader wrote these half-decoded, still encoded or cut short, as 'decoded'
-    (of two gzip members, which readers take differently, only the first)."""
+    (of two gzip members, which readers take differently, only the first), and a body
+    longer or shorter than its Content-Length (a browser reads that many bytes) whole."""
     url = "http://example.test/p"
     wacz = one_record_wacz(tmp_path / "a.wacz", url, block)
     out = tmp_path / "p.html"

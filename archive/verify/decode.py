@@ -118,7 +118,39 @@ class _Inflate:
         return iter(())
 
 
+class _Length:
+    """A body framed by Content-Length: that many bytes are what a browser reads."""
+
+    name = None
+
+    def __init__(self, length: int) -> None:
+        self.length, self.seen = length, 0
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        self.seen += len(data)
+        if self.seen > self.length:
+            raise DecodeError(f"it holds more than the {self.length} bytes its Content-Length gives "
+                              "(readers differ on the rest)")
+        yield data
+
+    def finish(self) -> Iterator[bytes]:
+        if 0 < self.seen < self.length:          # none at all: a 304, an answer to HEAD
+            raise CutShort(f"it ends {self.length - self.seen} bytes before its Content-Length of {self.length}")
+        return iter(())
+
+
 CODINGS = {"gzip": _Inflate, "x-gzip": _Inflate, "deflate": _Inflate}
+
+
+def _length(http_headers) -> _Length | None:
+    values = {v.strip() for k, v in (http_headers.headers if http_headers else [])
+              if k.lower() == "content-length" for v in v.split(",")}
+    if not values:
+        return None
+    if len(values) > 1 or not next(iter(values)).isdigit() or not next(iter(values)).isascii():
+        raise DecodeError(f"its Content-Length is given as {', '.join(sorted(values))[:80]} "
+                          "(readers differ on where the body ends)")
+    return _Length(int(values.pop()))
 
 
 def _codings(headers, name: str) -> list[str]:
@@ -128,21 +160,26 @@ def _codings(headers, name: str) -> list[str]:
 
 
 class PayloadDecoder:
-    """feed() the payload as transferred, then finish(): the decoded bytes. Raises
-    DecodeError (before any output for a coding it does not know)."""
+    """feed() the payload as transferred, then finish(): the decoded bytes, the body held
+    to its framing (chunks, or Content-Length: more bytes than it gives are another
+    body to a browser). Raises DecodeError (before any output for a coding it does not
+    know or a Content-Length it cannot read)."""
 
-    def __init__(self, http_headers) -> None:
+    def __init__(self, http_headers, framed: bool = True) -> None:
+        """`framed`: hold the body to its Content-Length (not chunked)."""
         transfer = _codings(http_headers, "transfer-encoding")
         content = _codings(http_headers, "content-encoding")
         if "chunked" in transfer[:-1]:
             raise DecodeError("Transfer-Encoding applies chunked before another coding")
-        stages = [_Dechunk()] if transfer[-1:] == ["chunked"] else []
+        # chunked framing, when given, is what ends the body (RFC 9112 6.3), else Content-Length
+        framing = _Dechunk() if transfer[-1:] == ["chunked"] else _length(http_headers) if framed else None
+        stages = [framing] if framing else []
         for coding in reversed([c for c in transfer if c != "chunked"] + content):
             if coding not in CODINGS:
                 raise DecodeError(f"it is encoded with {coding}, which this tool does not decode")
             stages.append(CODINGS[coding](coding))
         self.stages = stages
-        self.undone = [stage.name for stage in stages]
+        self.undone = [stage.name for stage in stages if stage.name]
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         return self._through(0, data)

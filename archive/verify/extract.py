@@ -361,9 +361,9 @@ def _loose_headers(fh, container: Container, location: RecordLocation) -> bool:
     return splitter.loose
 
 
-def _decoder(record, url: str) -> PayloadDecoder:
+def _decoder(record, url: str, framed: bool) -> PayloadDecoder:
     try:
-        return PayloadDecoder(record.http_headers)
+        return PayloadDecoder(record.http_headers, framed)
     except DecodeError as exc:
         raise ArchiveError(_undecodable(url, exc)) from None
 
@@ -416,7 +416,9 @@ def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extra
             held = content.rec_headers.get_header("WARC-Payload-Digest")
             if not (claimed and held and same_digest(claimed, held)):
                 problems.append(f"the revisit's payload digest {claimed} differs from its original's {held}")
-        decoder = None if raw else _decoder(content, url)
+        loose = _loose_headers(fh, container, content_at)
+        # loose headers: its Content-Length counts from another byte (the WARNING says so)
+        decoder = None if raw else _decoder(content, url, framed=not loose)
         sha, written = hashlib.sha256(), 0
         chunks = _decoded(content, decoder)
         while (chunk := _next_piece(chunks, url)) is not None:
@@ -427,7 +429,6 @@ def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extra
         checker = content.digest_checker
         problems = list(checker.problems) + problems
         ok = False if problems else checker.passed
-        loose = _loose_headers(fh, container, content_at)
         return Extracted(
             url=url, record_type=record.rec_type, record_id=headers.get_header("WARC-Record-ID"),
             date=headers.get_header("WARC-Date"), warc_file=location.member, offset=location.offset,

@@ -177,6 +177,7 @@ def test_content_is_decoded_completely(block, decoded, tmp_path, run):
     (http("Content-Encoding: gzip", GZ[:40] + bytes(40) + GZ[80:]), "gzip data is damaged"),
     (http("Content-Encoding: gzip", GZ + b"<p>added</p>"), "after the end of its gzip data"),
     (http("Content-Encoding: gzip", gzip.compress(b"one ") + gzip.compress(b"two")), "a second gzip member"),
+    (http("Content-Encoding: gzip", BODY), "not gzip data, though its Content-Encoding says so"),
     (http("Content-Encoding: br", b"\x8b\x02\x80hello\x03"), "encoded with br"),
     (http("Content-Encoding: compress", b"xyz"), "encoded with compress"),
     (http("Transfer-Encoding: chunked", b"5\r\nhello\r\nZZ\r\nworld\r\n0\r\n\r\n"), "bad chunk size"),
@@ -185,7 +186,7 @@ def test_content_is_decoded_completely(block, decoded, tmp_path, run):
     (http("Content-Length: 5", b"hello<p>and a second body</p>"), "more than the 5 bytes its Content-Length"),
     (http("Content-Length: 50", b"hello"), "45 bytes before its Content-Length of 50"),
     (http("Content-Length: 5\r\nContent-Length: 6", b"hello!"), "Content-Length is given as 5, 6"),
-], ids=["gzip-cut", "gzip-damaged", "after-gzip", "two-gzip-members", "br", "compress", "bad-chunk",
+], ids=["gzip-cut", "gzip-damaged", "after-gzip", "two-gzip-members", "stored-decoded", "br", "compress", "bad-chunk",
         "chunks-cut", "after-chunks", "longer-than-length", "shorter-than-length", "two-lengths"])
 def test_content_that_does_not_decode_is_refused_not_passed_off(block, why, tmp_path, run):
     """warcio's reader wrote these half-decoded, still encoded or cut short, as 'decoded'

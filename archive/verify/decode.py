@@ -102,6 +102,9 @@ class _Inflate:
             try:
                 out = self.inflater.decompress(data, CHUNK)
             except zlib.error as exc:
+                if not self.started and self.gzip and not data.startswith(b"\x1f\x8b"[:len(data)]):
+                    raise DecodeError(f"it is not {self.name} data, though its Content-Encoding says so "
+                                      "(some tools store bodies decoded and keep the header)") from None
                 if self.gzip or self.started:
                     raise DecodeError(f"its {self.name} data is damaged ({exc})") from None
                 self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)     # raw deflate

@@ -18,7 +18,7 @@ from typing import BinaryIO, Sequence
 from archive.errors import ArchiveError
 from archive.hashing import parse_digest
 from archive.values import parse_json, printable
-from archive.verify.container import member_lines, open_zip, read_small
+from archive.verify.container import member_lines, open_container, open_zip, read_small
 from archive.warc.cdxj import parse_cdxj_line
 
 GONE = (404, 410)
@@ -112,8 +112,10 @@ class Diff:
 
 def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
     """Pages, their status and payload digest, from a WACZ's pages lists and index."""
+    size = fh.seek(0, 2)
+    open_container(fh, size, label)      # what verify refuses outright is not read here either
     try:
-        with open_zip(fh) as zf:
+        with open_zip(fh, size) as zf:
             names = zf.namelist()
             evidence = _json_member(zf, "evidence/capture.json") if "evidence/capture.json" in names else {}
             datapackage = _json_member(zf, "datapackage.json") if "datapackage.json" in names else {}

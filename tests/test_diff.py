@@ -146,7 +146,7 @@ def test_bad_input_is_one_line_and_exit_2(run, tmp_path):
         zf.writestr("indexes/index.cdx.gz", b"not gzip")
     good = FOREIGN / "valid_example_2.wacz"
     cases = [
-        (junk, "cannot read its pages and index"),
+        (junk, "not a readable zip file"),
         (nopages, "no pages list"),
         (badindex, "cannot read its pages and index"),
         (FOREIGN / "invalid_example_1.wacz", "no pages list"),
@@ -230,3 +230,19 @@ def test_times_with_a_utc_offset_are_ordered_and_shown_in_utc():
     assert chronological(b, a) == (a, b) and chronological(a, b) == (a, b)
     assert when(a.time) == "2026-01-01 00:00:00 UTC"
     assert when("2026-01-01T00:00:00") == "2026-01-01 00:00:00 UTC" and when("yesterday") == "yesterday"
+
+
+def test_a_container_verify_refuses_is_not_read(run, tmp_path):
+    """Two pages lists of one name: zip readers differ on which is the capture's, and
+    diff read the last as if nothing were amiss."""
+    import gzip
+    import warnings
+
+    twice = tmp_path / "twice.wacz"
+    with warnings.catch_warnings(), zipfile.ZipFile(twice, "w") as zf:
+        warnings.simplefilter("ignore")         # zipfile warns of the repeated name
+        zf.writestr("pages/pages.jsonl", '{"url": "http://x.test/", "ts": "2021-01-01T00:00:00Z", "status": 200}\n')
+        zf.writestr("pages/pages.jsonl", '{"url": "http://y.test/", "ts": "2021-01-01T00:00:00Z", "status": 200}\n')
+        zf.writestr("indexes/index.cdx.gz", gzip.compress(b""))
+    result = run("diff", FOREIGN / "valid_example_2.wacz", twice)
+    assert result.code == 2 and "appears twice" in result.err and result.err.count("\n") == 1, result

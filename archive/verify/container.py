@@ -18,6 +18,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
+from archive.errors import ArchiveError
 from archive.hashing import CHUNK
 from archive.ziplayout import (
     CENTRAL, CENTRAL_SIG, END, END64, END64_SIG, END_SIG, LOCAL, LOCAL_SIG, LOCATOR64,
@@ -292,6 +293,20 @@ def hostile(container: Container, file_size: int) -> str | None:
         if info.file_size > MEMBER_LIMIT:
             return f"zip entry {m.name} claims {info.file_size} bytes"
     return None
+
+
+def open_container(fh: BinaryIO, file_size: int, name: str) -> Container:
+    """read_container for a command that reads what a WACZ holds (extract, diff): a file
+    that is no zip, or one that verify refuses as hostile (a repeated name, readers that
+    would read other bytes, a bomb), is an ArchiveError: nothing is read from it."""
+    try:
+        container = read_container(fh, file_size)
+    except ContainerError as exc:
+        raise ArchiveError(f"{name}: {exc}") from None
+    why = None if container.canonical else hostile(container, file_size)
+    if why:
+        raise ArchiveError(f"refusing to read {name}: {why}; run `archive verify`")
+    return container
 
 
 def iter_member(fh: BinaryIO, container: Container, member: Member,

@@ -15,7 +15,7 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from archive.errors import ArchiveError, NotFound
 from archive.httpmessage import PayloadSplitter, has_http_headers
-from archive.verify.container import Container, ContainerError, Member, hostile, iter_member, read_container
+from archive.verify.container import Container, Member, iter_member, open_container
 from archive.verify.decode import CutShort, DecodeError, PayloadDecoder
 from archive.verify.members import IndexEntry, IndexSink
 from archive.verify.model import RecordLocation
@@ -70,18 +70,6 @@ class _Window:
 
     def tell(self) -> int:
         return self.pos
-
-
-def _open_container(fh: BinaryIO, source: Source) -> Container:
-    try:
-        container = read_container(fh, source.size)
-    except ContainerError as exc:
-        raise ArchiveError(f"{source.name}: {exc}") from None
-    # what verify refuses (a repeated name, readers that would read other bytes) is not read here either
-    why = None if container.canonical else hostile(container, source.size)
-    if why:
-        raise ArchiveError(f"refusing to read {source.name}: {why}; run `archive verify`")
-    return container
 
 
 def _member_chunks(fh, container: Container, member: Member, limit: int) -> Iterator[bytes]:
@@ -198,7 +186,7 @@ def record_stream(fh, container: Container, location: RecordLocation) -> BinaryI
 def read_record_block(source: Source, location: RecordLocation, limit: int) -> bytes | None:
     """The content of one record (a screenshot), at most `limit` bytes; None if unreadable."""
     with source.open() as fh:
-        container = _open_container(fh, source)
+        container = open_container(fh, source.size, source.name)
         try:
             record = next(bounded_iterator(record_stream(fh, container, location)))
             data = record.content_stream().read(limit + 1)
@@ -394,7 +382,7 @@ def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extra
     the payload of the record it refers to, when this capture holds that record); with
     `raw`, the payload as transferred (chunk framing and content encoding kept)."""
     with source.open() as fh:
-        container = _open_container(fh, source)
+        container = open_container(fh, source.size, source.name)
         found = _index_locations(fh, container, url) or _scanned_locations(fh, container, url)
         if not found:
             near = _near_misses(fh, container, url)

@@ -217,6 +217,18 @@ def test_many_tiny_chunks_decode_in_linear_time():
     assert time.monotonic() - started < 4
 
 
+def test_altered_content_that_no_longer_decodes_does_not_verify(tmp_path, run):
+    """Its gzip body altered: 'does not decode' (exit 2) hid that its digests fail (exit 1)."""
+    url = "http://example.test/p"
+    wacz = one_record_wacz(tmp_path / "a.wacz", url, http("Content-Encoding: gzip", GZ))
+    altered = rewrite_records(wacz, tmp_path / "altered.wacz",
+                              lambda record: record.replace(GZ[20:40], bytes(20)))
+    out = tmp_path / "p.html"
+    result = run("extract", altered, "--url", url, "--out", out)
+    assert result.code == 1 and "digests do not match" in result.err, result
+    assert not out.exists()
+
+
 def test_a_cut_short_record_gives_what_decodes(tmp_path, run):
     url = "http://example.test/p"
     wacz = one_record_wacz(tmp_path / "a.wacz", url, http("Content-Encoding: gzip", GZ[:len(GZ) // 2]),

@@ -20,7 +20,7 @@ from archive.errors import ArchiveError
 from archive.ids import is_capture_id
 from archive.store.address import open_store
 from archive.timestamping import export_tokens, read_sealed_digest
-from archive.verify.extract import Extracted, extract
+from archive.verify.extract import AlteredRecord, Extracted, extract
 from archive.verify.model import CannotCheck
 from archive.verify.source import resolve
 
@@ -168,9 +168,12 @@ def run_resource(args) -> int:
         out.finish()
     except BaseException as exc:
         out.discard()
-        if not args.out and isinstance(exc, ArchiveError):
-            raise ArchiveError(f"{exc} (what went to stdout before this is incomplete)") from None
-        raise
+        if isinstance(exc, ArchiveError) and not args.out:
+            exc.args = (f"{exc} (what went to stdout before this is incomplete)",)
+        if not isinstance(exc, AlteredRecord):
+            raise
+        print(f"archive: error: {exc}", file=sys.stderr)
+        return 1                         # it does not verify
     problems = _record_export(args, {"what": "resource", "url": args.url, "sha256": result.sha256,
                                      "to": args.out or "stdout"})
     info = sys.stdout if args.out else sys.stderr    # the payload owns stdout without --out

@@ -221,14 +221,31 @@ def _open_at(fh, container: Container, location: RecordLocation) -> tuple:
                            f"({_first_line(exc)}): run `archive verify`") from None
 
 
-def _next_piece(chunks: Iterator[bytes], url: str) -> bytes | None:
+class AlteredRecord(ArchiveError):
+    """The record does not decode and its digests do not match: it does not verify (exit 1)."""
+
+
+def _next_piece(chunks: Iterator[bytes], url: str, record) -> bytes | None:
     try:
         return next(chunks, None)
     except UNREADABLE as exc:
         raise ArchiveError(f"the record of {url} cannot be read to its end ({_first_line(exc)}): "
                            "run `archive verify`") from None
     except DecodeError as exc:
+        if _digests_fail(record):
+            raise AlteredRecord(f"the content of {url} does not decode ({exc}) and its record's digests "
+                                "do not match: it was altered or damaged; run `archive verify`") from None
         raise ArchiveError(_undecodable(url, exc)) from None
+
+
+def _digests_fail(record) -> bool:
+    """The rest of the record read for its digests: whether they fail."""
+    try:
+        while record.raw_stream.read(CHUNK):
+            pass
+    except UNREADABLE:
+        return True
+    return bool(record.digest_checker.problems)
 
 
 def _whole(record, iterator, location: RecordLocation, url: str) -> None:
@@ -409,7 +426,7 @@ def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extra
         decoder = None if raw else _decoder(content, url, framed=not loose)
         sha, written = hashlib.sha256(), 0
         chunks = _decoded(content, decoder)
-        while (chunk := _next_piece(chunks, url)) is not None:
+        while (chunk := _next_piece(chunks, url, content)) is not None:
             out.write(chunk)     # outside the reading: a write error (EPIPE, a full disk) is not the record's
             sha.update(chunk)
             written += len(chunk)

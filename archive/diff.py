@@ -9,17 +9,16 @@ They are claims read from the files: `archive verify` is what proves each file i
 from __future__ import annotations
 
 import gzip
-import io
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import BinaryIO, Sequence
 
 from archive.errors import ArchiveError
 from archive.hashing import parse_digest
 from archive.values import parse_json, printable
-from archive.verify.container import open_zip
+from archive.verify.container import member_lines, open_container, open_zip, read_small
 from archive.warc.cdxj import parse_cdxj_line
 
 GONE = (404, 410)
@@ -27,6 +26,8 @@ PAGE_LISTS = ("pages/pages.jsonl", "pages/extraPages.jsonl")
 INDEX_SUFFIXES = (".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")
 PAGE_RECORDS = ("response", "revisit")
 CHANGE_KINDS = ("changed", "removed", "redirected", "added")
+JSON_LIMIT = 16 << 20           # evidence/capture.json and datapackage.json are small
+LINE_LIMIT = 16 << 20           # one pages or index line
 
 
 @dataclass(slots=True)
@@ -111,16 +112,19 @@ class Diff:
 
 def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
     """Pages, their status and payload digest, from a WACZ's pages lists and index."""
+    size = fh.seek(0, 2)
+    open_container(fh, size, label)      # what verify refuses outright is not read here either
     try:
-        with open_zip(fh) as zf:
+        with open_zip(fh, size) as zf:
             names = zf.namelist()
             evidence = _json_member(zf, "evidence/capture.json") if "evidence/capture.json" in names else {}
             datapackage = _json_member(zf, "datapackage.json") if "datapackage.json" in names else {}
+            seeds = evidence.get("seeds")
             summary = CaptureSummary(
                 label=label,
-                time=evidence.get("started") or datapackage.get("mainPageDate"),
-                seeds=list(evidence.get("seeds") or []),
-                stop_reason=evidence.get("stopReason"),
+                time=_text(evidence.get("started")) or _text(datapackage.get("mainPageDate")),
+                seeds=[s for s in seeds if isinstance(s, str)] if isinstance(seeds, list) else [],
+                stop_reason=_text(evidence.get("stopReason")),
             )
             lists = [n for n in PAGE_LISTS if n in names]
             if not lists:
@@ -134,7 +138,7 @@ def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
                 _read_index(zf, name, summary)
             if not summary.time:
                 stamps = [p.ts for p in summary.pages.values() if p.ts]
-                summary.time = min(stamps) if stamps else datapackage.get("created")
+                summary.time = min(stamps) if stamps else _text(datapackage.get("created"))
     except (zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile, UnicodeDecodeError,
             ValueError, KeyError, OSError) as exc:
         if isinstance(exc, ArchiveError):
@@ -143,65 +147,80 @@ def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
     return summary
 
 
+def _text(value) -> str | None:
+    """A text field as a file gives it; anything else (a number, a list) is no value."""
+    return value if isinstance(value, str) else None
+
+
 def _json_member(zf: zipfile.ZipFile, name: str) -> dict:
-    value = parse_json(zf.read(name))
+    value = parse_json(read_small(zf, name, JSON_LIMIT))
     return value if isinstance(value, dict) else {}
 
 
 def _read_pages(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None:
-    with zf.open(name) as raw:
-        for number, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8")):
-            if not line.strip():
-                continue
-            entry = parse_json(line)
-            if not isinstance(entry, dict) or "url" not in entry or (number == 0 and "format" in entry):
-                continue
-            status = entry.get("status")
-            page = PageState(
-                url=str(entry["url"]), ts=entry.get("ts"),
-                status=int(status) if isinstance(status, (int, str)) and str(status).isdigit() else None,
-                title=entry.get("title"), error=entry.get("error"),
-                redirect_to=entry.get("redirectTo"),
-            )
-            summary.pages.setdefault(page.url, page)
-            if entry.get("redirectedFrom"):
-                summary.redirected_from[str(entry["redirectedFrom"])] = page.url
+    for number, line in enumerate(member_lines(zf, name, LINE_LIMIT)):
+        if not line.strip():
+            continue
+        entry = parse_json(line)
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str) or (number == 0 and "format" in entry):
+            continue
+        status = entry.get("status")
+        page = PageState(
+            url=entry["url"], ts=_text(entry.get("ts")),
+            status=int(status) if isinstance(status, (int, str)) and str(status).isdecimal()
+            and len(str(status)) <= 3 else None,
+            title=_text(entry.get("title")), error=_text(entry.get("error")),
+            redirect_to=_text(entry.get("redirectTo")),
+        )
+        summary.pages.setdefault(page.url, page)
+        if _text(entry.get("redirectedFrom")):
+            summary.redirected_from[entry["redirectedFrom"]] = page.url
 
 
 def _read_index(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None:
-    with zf.open(name) as raw:
-        stream = gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw
-        for line in io.TextIOWrapper(stream, encoding="utf-8"):
-            if not line.strip() or line.startswith(("!", " ")):
-                continue
-            _key, _stamp, fields = parse_cdxj_line(line.rstrip("\n"))
-            if not isinstance(fields.get("url"), str) or not isinstance(fields.get("digest"), (str, type(None))):
-                continue        # no tool writes that: the line says nothing to compare
-            status = fields.get("status")
-            if str(status).startswith("3") and str(status).isdigit():
-                summary.redirect_status[str(fields.get("url"))] = int(status)
-            page = summary.pages.get(fields.get("url"))
-            if page is None or fields.get("recordType", "response") not in PAGE_RECORDS:
-                continue
-            # The record of the page itself: the one whose status is the page's (a
-            # redirect hop to the same URL, say, has another status).
-            if page.digest is None or (status is not None and str(status) == str(page.status)):
-                page.digest = fields.get("digest")
-            if page.status is None and status and str(status).isdigit():
-                page.status = int(status)
+    for raw in member_lines(zf, name, LINE_LIMIT):
+        line = raw.decode("utf-8")
+        if not line.strip() or line.startswith(("!", " ")):
+            continue
+        _key, _stamp, fields = parse_cdxj_line(line.rstrip("\r\n"))
+        if not isinstance(fields.get("url"), str) or not isinstance(fields.get("digest"), (str, type(None))):
+            continue        # no tool writes that: the line says nothing to compare
+        status = fields.get("status")
+        status = str(status) if isinstance(status, (int, str)) and str(status).isascii() \
+            and str(status).isdecimal() and len(str(status)) <= 3 else None
+        if status and status.startswith("3"):
+            summary.redirect_status[fields["url"]] = int(status)
+        page = summary.pages.get(fields["url"])
+        if page is None or fields.get("recordType", "response") not in PAGE_RECORDS:
+            continue
+        # The record of the page itself: the one whose status is the page's (a
+        # redirect hop to the same URL, say, has another status).
+        if page.digest is None or (status is not None and status == str(page.status)):
+            page.digest = fields.get("digest")
+        if page.status is None and status:
+            page.status = int(status)
 
 
 # -- comparing ---------------------------------------------------------------------
 
+def _moment(ts: str | None) -> datetime | None:
+    """An RFC 3339 time in UTC (one without an offset taken as UTC); None when not one."""
+    try:
+        moment = datetime.fromisoformat(ts.replace("Z", "+00:00")) if ts else None
+    except ValueError:
+        return None
+    if moment is None or moment.tzinfo is None:
+        return moment and moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
 def when(ts: str | None) -> str:
-    """`2026-11-25T16:07:46Z` -> `2026-11-25 16:07:46 UTC` (as given when not parseable)."""
+    """`2026-11-25T16:07:46Z` -> `2026-11-25 16:07:46 UTC`, a time with another offset
+    moved to UTC (as given when not parseable)."""
     if not ts:
         return "an unknown time"
-    try:
-        moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return ts
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    moment = _moment(ts)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ts
 
 
 def _status(page: PageState) -> str:
@@ -316,7 +335,11 @@ def compare(earlier: CaptureSummary, later: CaptureSummary) -> Diff:
 
 
 def chronological(a: CaptureSummary, b: CaptureSummary) -> tuple[CaptureSummary, CaptureSummary]:
-    """(earlier, later) by capture time; the given order when a time is missing."""
+    """(earlier, later) by capture time (as instants: times may carry different UTC
+    offsets); as text when one is not RFC 3339; the given order when a time is missing."""
+    moments = _moment(a.time), _moment(b.time)
+    if None not in moments:
+        return (b, a) if moments[1] < moments[0] else (a, b)
     if a.time and b.time and b.time < a.time:
         return b, a
     return a, b

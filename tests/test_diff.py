@@ -146,7 +146,7 @@ def test_bad_input_is_one_line_and_exit_2(run, tmp_path):
         zf.writestr("indexes/index.cdx.gz", b"not gzip")
     good = FOREIGN / "valid_example_2.wacz"
     cases = [
-        (junk, "cannot read its pages and index"),
+        (junk, "not a readable zip file"),
         (nopages, "no pages list"),
         (badindex, "cannot read its pages and index"),
         (FOREIGN / "invalid_example_1.wacz", "no pages list"),
@@ -184,3 +184,65 @@ def test_digests_are_compared_by_value_not_spelling():
     assert kinds(hex_, other) == (["changed"], [], 0)
     assert kinds(sha1, hex_) == ([], ["no-digest"], 0)
     assert kinds("ABCDEF", "ABCDEF") == ([], [], 1)     # bare values of one tool: as text
+
+
+def test_hostile_fields_and_bombs_are_read_as_such(run, tmp_path):
+    """Fields of the wrong type were an internal error; a member inflating to gigabytes
+    (a title line without end, a huge evidence file) was read whole into memory."""
+    import gzip
+
+    index = gzip.compress(b'test,x)/ 20210101000000 {"url": "http://x.test/", "digest": "sha256:aa", "status": "200"}\n')
+    page = '{"url": "http://x.test/", "ts": "2021-01-01T00:00:00Z", "status": 200}\n'
+
+    def wacz(name, pages=page, **members):
+        path = tmp_path / f"{name}.wacz"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("pages/pages.jsonl", pages)
+            zf.writestr("indexes/index.cdx.gz", index)
+            for member, data in members.items():
+                zf.writestr(member.replace("__", "/").replace("_json", ".json"), data)
+        return path
+
+    typed = [
+        wacz("started", evidence__capture_json=json.dumps({"started": 5, "seeds": 5, "stopReason": [1]})),
+        wacz("ts", pages='{"url": "http://x.test/", "ts": 5, "title": [1], "status": "99999999999"}\n'
+                         '{"url": "http://y.test/", "ts": "2021-01-01T00:00:00Z", "redirectTo": {}}\n'),
+    ]
+    for path in typed:
+        result = run("diff", FOREIGN / "valid_example_2.wacz", path, "--json")
+        assert result.code == 0, (path, result)
+    bombs = [
+        (wacz("longline", pages=page + " " * (40 << 20)), "line longer than"),
+        (wacz("evidence", evidence__capture_json=b" " * (40 << 20)), "larger than"),
+    ]
+    for path, words in bombs:
+        result = run("diff", FOREIGN / "valid_example_2.wacz", path)
+        assert result.code == 2 and words in result.err and result.err.count("\n") == 1, (path, result)
+
+
+def test_times_with_a_utc_offset_are_ordered_and_shown_in_utc():
+    """Compared as text, 05:00+05:00 (00:00 UTC) came after 01:00Z: added and removed were
+    swapped; and it was shown as '05:00:00 UTC'."""
+    from archive.diff import CaptureSummary, chronological, when
+
+    a = CaptureSummary("a", "2026-01-01T05:00:00+05:00")
+    b = CaptureSummary("b", "2026-01-01T01:00:00Z")
+    assert chronological(b, a) == (a, b) and chronological(a, b) == (a, b)
+    assert when(a.time) == "2026-01-01 00:00:00 UTC"
+    assert when("2026-01-01T00:00:00") == "2026-01-01 00:00:00 UTC" and when("yesterday") == "yesterday"
+
+
+def test_a_container_verify_refuses_is_not_read(run, tmp_path):
+    """Two pages lists of one name: zip readers differ on which is the capture's, and
+    diff read the last as if nothing were amiss."""
+    import gzip
+    import warnings
+
+    twice = tmp_path / "twice.wacz"
+    with warnings.catch_warnings(), zipfile.ZipFile(twice, "w") as zf:
+        warnings.simplefilter("ignore")         # zipfile warns of the repeated name
+        zf.writestr("pages/pages.jsonl", '{"url": "http://x.test/", "ts": "2021-01-01T00:00:00Z", "status": 200}\n')
+        zf.writestr("pages/pages.jsonl", '{"url": "http://y.test/", "ts": "2021-01-01T00:00:00Z", "status": 200}\n')
+        zf.writestr("indexes/index.cdx.gz", gzip.compress(b""))
+    result = run("diff", FOREIGN / "valid_example_2.wacz", twice)
+    assert result.code == 2 and "appears twice" in result.err and result.err.count("\n") == 1, result

@@ -5,7 +5,6 @@ original instead of storing the same bytes again (WARC 1.1, identical-payload-di
 
 from __future__ import annotations
 
-import gzip
 import threading
 import zipfile
 import zlib
@@ -17,7 +16,7 @@ from warcio.statusandheaders import StatusAndHeadersParser, StatusAndHeadersPars
 
 from archive.hashing import parse_digest
 from archive.values import parse_json
-from archive.verify.container import open_zip
+from archive.verify.container import member_lines, open_zip, read_small
 from archive.warc.cdxj import parse_cdxj_line
 
 REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
@@ -25,34 +24,18 @@ INDEX_PATH = "indexes/index.cdx.gz"
 SMALL_LIMIT = 16 << 20          # datapackage-digest.json is a few KB
 LINE_LIMIT = 1 << 20
 HEAD_LIMIT = 64 << 10           # an original's WARC header is read from this many bytes at most
-WARC_VERSIONS = ["WARC/1.1", "WARC/1.0", "WARC/0.17", "WARC/0.18"]   # as warcio's loader            # an index line longer than this is skipped
-INDEX_FLOOR, INDEX_RATIO = 1 << 30, 100   # an index inflating beyond both is a bomb
+WARC_VERSIONS = ["WARC/1.1", "WARC/1.0", "WARC/0.17", "WARC/0.18"]   # as warcio's loader
 
 
 def _small(zf: zipfile.ZipFile, name: str) -> bytes:
-    with zf.open(name) as member:
-        data = member.read(SMALL_LIMIT + 1)
-    if len(data) > SMALL_LIMIT:
-        raise ValueError(f"{name} is larger than {SMALL_LIMIT} bytes")
-    return data
+    return read_small(zf, name, SMALL_LIMIT)
 
 
 def _index_lines(zf: zipfile.ZipFile) -> Iterator[bytes]:
-    """The index's lines, streamed: an earlier capture may be large, or hostile (a line
-    of gigabytes, a decompression bomb), and the capture that reads it must go on in
-    flat memory and bounded time (ValueError for a bomb)."""
-    limit = max(INDEX_FLOOR, INDEX_RATIO * zf.getinfo(INDEX_PATH).compress_size)
-    read = 0
-    with zf.open(INDEX_PATH) as member, gzip.GzipFile(fileobj=member) as index:
-        skipping = False
-        while line := index.readline(LINE_LIMIT):
-            read += len(line)
-            if read > limit:
-                raise ValueError(f"{INDEX_PATH} inflates to more than {limit} bytes (a decompression bomb?)")
-            whole = line.endswith(b"\n") or len(line) < LINE_LIMIT
-            if whole and not skipping:
-                yield line
-            skipping = not line.endswith(b"\n")
+    """The index's lines, streamed: an earlier capture may be large, or hostile, and the
+    capture that reads it must go on in flat memory and bounded time (ValueError for a
+    bomb; a line too long to be ours is skipped)."""
+    return member_lines(zf, INDEX_PATH, LINE_LIMIT, skip_long=True)
 
 
 @dataclass(frozen=True)

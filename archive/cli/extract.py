@@ -20,7 +20,7 @@ from archive.errors import ArchiveError
 from archive.ids import is_capture_id
 from archive.store.address import open_store
 from archive.timestamping import export_tokens, read_sealed_digest
-from archive.verify.extract import Extracted, extract
+from archive.verify.extract import AlteredRecord, Extracted, extract
 from archive.verify.model import CannotCheck
 from archive.verify.source import resolve
 
@@ -30,6 +30,8 @@ def register(sub) -> None:
     p.add_argument("capture_id", metavar="ID", help="a capture id (in --store) or a WACZ file")
     p.add_argument("--url", help="the captured URL whose content (decoded) to write")
     p.add_argument("--out", metavar="FILE", help="with --url: write here (never overwrites); default stdout")
+    p.add_argument("--raw", action="store_true",
+                   help="with --url: the payload as transferred (chunk framing, content encoding kept)")
     p.add_argument("--timestamps", metavar="DIR", type=Path,
                    help="write its RFC 3161 tokens (.tsr), their certificates and datapackage.json")
     p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
@@ -80,6 +82,12 @@ def run_timestamps(args) -> int:
     return 0
 
 
+def _decoding(undone: list[str] | None) -> str:
+    if undone is None:
+        return "no: the payload as transferred (--raw)"
+    return ("undid " + ", then ".join(undone)) if undone else "nothing to undo (not chunked, not encoded)"
+
+
 def _describe(result: Extracted, out: str | None) -> str:
     verdict = {True: "digests hold", False: "DIGESTS DO NOT MATCH", None: "no digest to check"}
     lines = [
@@ -90,7 +98,8 @@ def _describe(result: Extracted, out: str | None) -> str:
         f"block digest    {result.block_digest}",
         f"payload digest  {result.payload_digest}",
         f"check           {verdict[result.digests_ok]}" + "".join(f"; {p}" for p in result.digest_problems),
-        f"written         {result.bytes_written} bytes (decoded), sha256 {result.sha256}"
+        f"decoded         {_decoding(result.decoded)}",
+        f"written         {result.bytes_written} bytes, sha256 {result.sha256}"
         + (f" to {out}" if out else ""),
     ]
     if result.revisit_of:
@@ -109,32 +118,62 @@ def _describe(result: Extracted, out: str | None) -> str:
     return "\n".join(lines)
 
 
+class _Output:
+    """Where the payload goes: a new file (never an existing one, nor through a symlink),
+    removed when the extraction fails, or stdout. Its write errors (a full disk) are said
+    as such; a closed pipe is left to the command's handling (exit 141)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path, self.name = path, path or "stdout"
+        try:
+            self.stream = open(path, "xb") if path else sys.stdout.buffer
+        except FileExistsError:
+            raise ArchiveError(f"{path} already exists; not overwriting it") from None
+        except OSError as exc:
+            raise ArchiveError(f"{path}: {exc.strerror}") from None
+
+    def _writing(self, action, *data):
+        try:
+            return action(*data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise ArchiveError(f"cannot write {self.name}: {exc.strerror or exc}") from None
+
+    def write(self, data: bytes) -> int:
+        return self._writing(self.stream.write, data)
+
+    def finish(self) -> None:
+        """Everything written out (a full disk may only show here)."""
+        self._writing(self.stream.close if self.path else self.stream.flush)
+
+    def discard(self) -> None:
+        if self.path:
+            try:
+                self.stream.close()
+            except OSError:
+                pass             # what it could not write is removed with it
+            os.unlink(self.path)
+
+
 def run_resource(args) -> int:
     """--url URL [--out FILE]: the payload on stdout or in FILE, the digests beside it."""
     try:
         source = resolve(args.capture_id, args.store, args.endpoint_url)
     except CannotCheck as exc:
         raise ArchiveError(str(exc)) from None
-    if args.out:
-        try:
-            out = open(args.out, "xb")
-        except FileExistsError:
-            raise ArchiveError(f"{args.out} already exists; not overwriting it") from None
-        except OSError as exc:
-            raise ArchiveError(f"{args.out}: {exc.strerror}") from None
-    else:
-        out = sys.stdout.buffer
+    out = _Output(args.out)
     try:
-        result = extract(source, args.url, out)
-    except BaseException:
-        if args.out:
-            out.close()
-            os.unlink(args.out)
-        raise
-    if args.out:
-        out.close()
-    else:
-        out.flush()
+        result = extract(source, args.url, out, raw=args.raw)
+        out.finish()
+    except BaseException as exc:
+        out.discard()
+        if isinstance(exc, ArchiveError) and not args.out:
+            exc.args = (f"{exc} (what went to stdout before this is incomplete)",)
+        if not isinstance(exc, AlteredRecord):
+            raise
+        print(f"archive: error: {exc}", file=sys.stderr)
+        return 1                         # it does not verify
     problems = _record_export(args, {"what": "resource", "url": args.url, "sha256": result.sha256,
                                      "to": args.out or "stdout"})
     info = sys.stdout if args.out else sys.stderr    # the payload owns stdout without --out

@@ -10,12 +10,15 @@ bytes than zipfile (which py-wacz and pywb use) finds.
 
 from __future__ import annotations
 
+import gzip
 import struct
 import zipfile
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
+from archive.errors import ArchiveError
 from archive.hashing import CHUNK
 from archive.ziplayout import (
     CENTRAL, CENTRAL_SIG, END, END64, END64_SIG, END_SIG, LOCAL, LOCAL_SIG, LOCATOR64,
@@ -167,6 +170,40 @@ def open_zip(fh: BinaryIO, file_size: int | None = None) -> zipfile.ZipFile:
     return zipfile.ZipFile(_BoundedReads(fh, file_size))
 
 
+def read_small(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """A member that should be small (a JSON file), ValueError when it holds more than `limit`."""
+    with zf.open(name) as member:
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{name} is larger than {limit} bytes")
+    return data
+
+
+LINES_FLOOR, LINES_RATIO = 1 << 30, 100   # lines inflating beyond both are a bomb
+
+
+def member_lines(zf: zipfile.ZipFile, name: str, line_limit: int, skip_long: bool = False) -> Iterator[bytes]:
+    """The lines of a member (gunzipped when its name ends in .gz), streamed in flat memory
+    and bounded time: a member may be large, or hostile (a line of gigabytes, a bomb).
+    ValueError past max(1 GiB, 100 times its stored size), or for a line longer than
+    `line_limit` unless `skip_long` (then it is left out)."""
+    limit = max(LINES_FLOOR, LINES_RATIO * zf.getinfo(name).compress_size)
+    read = 0
+    with zf.open(name) as member, (gzip.GzipFile(fileobj=member) if name.endswith(".gz")
+                                   else nullcontext(member)) as stream:
+        skipping = False
+        while line := stream.readline(line_limit):
+            read += len(line)
+            if read > limit:
+                raise ValueError(f"{name} inflates to more than {limit} bytes (a decompression bomb?)")
+            whole = line.endswith(b"\n") or len(line) < line_limit
+            if not whole and not skip_long:
+                raise ValueError(f"{name} has a line longer than {line_limit} bytes")
+            if whole and not skipping:
+                yield line
+            skipping = not line.endswith(b"\n")
+
+
 def read_container(fh: BinaryIO, file_size: int) -> Container:
     """Canonical when possible, otherwise lenient through zipfile (ContainerError if
     it is not a zip at all)."""
@@ -256,6 +293,20 @@ def hostile(container: Container, file_size: int) -> str | None:
         if info.file_size > MEMBER_LIMIT:
             return f"zip entry {m.name} claims {info.file_size} bytes"
     return None
+
+
+def open_container(fh: BinaryIO, file_size: int, name: str) -> Container:
+    """read_container for a command that reads what a WACZ holds (extract, diff): a file
+    that is no zip, or one that verify refuses as hostile (a repeated name, readers that
+    would read other bytes, a bomb), is an ArchiveError: nothing is read from it."""
+    try:
+        container = read_container(fh, file_size)
+    except ContainerError as exc:
+        raise ArchiveError(f"{name}: {exc}") from None
+    why = None if container.canonical else hostile(container, file_size)
+    if why:
+        raise ArchiveError(f"refusing to read {name}: {why}; run `archive verify`")
+    return container
 
 
 def iter_member(fh: BinaryIO, container: Container, member: Member,

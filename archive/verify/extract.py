@@ -8,24 +8,26 @@ import json
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from archive.errors import ArchiveError, NotFound
 from archive.httpmessage import PayloadSplitter, has_http_headers
-from archive.verify.container import Container, ContainerError, Member, hostile, iter_member, read_container
+from archive.verify.container import Container, Member, iter_member, open_container
+from archive.verify.decode import CutShort, DecodeError, PayloadDecoder
 from archive.verify.members import IndexEntry, IndexSink
 from archive.verify.model import RecordLocation
 from archive.verify.scan import CHUNK
 from archive.verify.source import Source
-from archive.verify.warcs import WarcChecker, same_digest, target_uri
+from archive.verify.warcs import Bomb, WarcChecker, bounded_iterator, same_digest, target_uri
+from archive.warc.cdxj import timestamp14
 
 CONTENT_TYPES = ("response", "resource", "revisit")
 # what warcio, zlib and zipfile raise on a damaged or misplaced record
 UNREADABLE = (ArchiveLoadFailed, zlib.error, EOFError, ValueError, OSError, zipfile.BadZipFile,
-              NotImplementedError, RuntimeError)     # RuntimeError: an encrypted member
+              NotImplementedError, RuntimeError, Bomb)     # RuntimeError: an encrypted member
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Extracted:
     truncated: str | None = None     # WARC-Truncated of the record written out
     revisit_of: str | None = None    # for a revisit: the record whose payload was written
     loose_headers: bool = False      # its HTTP headers do not end with CRLF CRLF (LOOSE_HEADERS)
+    decoded: list[str] | None = None  # the codings undone, in order; None: written as transferred
 
 
 class _Window:
@@ -69,18 +72,6 @@ class _Window:
         return self.pos
 
 
-def _open_container(fh: BinaryIO, source: Source) -> Container:
-    try:
-        container = read_container(fh, source.size)
-    except ContainerError as exc:
-        raise ArchiveError(f"{source.name}: {exc}") from None
-    # what verify refuses (a repeated name, readers that would read other bytes) is not read here either
-    why = None if container.canonical else hostile(container, source.size)
-    if why:
-        raise ArchiveError(f"refusing to read {source.name}: {why}; run `archive verify`")
-    return container
-
-
 def _member_chunks(fh, container: Container, member: Member, limit: int) -> Iterator[bytes]:
     """iter_member, a member that cannot be read whole (bad CRC, bad deflate data) an ArchiveError."""
     try:
@@ -89,27 +80,49 @@ def _member_chunks(fh, container: Container, member: Member, limit: int) -> Iter
         raise ArchiveError(f"{member.name} cannot be read ({exc}): run `archive verify`") from None
 
 
-def _index_entries(fh, container: Container) -> Iterator[IndexEntry]:
+class _MatchingIndex(IndexSink):
+    """An index read for some URLs: every line parsed (a bad one is a problem), only the
+    entries of those URLs kept, so an index of millions of lines stays out of memory."""
+
+    def __init__(self, name: str, keep: Callable[[str | None], bool]) -> None:
+        super().__init__(name)
+        self.keep = keep
+
+    def line(self, number: int, line: bytes) -> None:
+        before = len(self.entries)
+        super().line(number, line)
+        if len(self.entries) > before and not self.keep(self.entries[-1].url):
+            self.entries.pop()
+
+
+def _index_entries(fh, container: Container, keep: Callable[[str | None], bool]) -> Iterator[IndexEntry]:
+    """The index entries of the URLs `keep` takes. An index that cannot be read whole is
+    refused: a line lost (or the end of a gzip stream cut off) could be the latest capture."""
     for m in container.members:
         if not m.name.startswith("indexes/") or not m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
             continue
-        sink = IndexSink(m.name)
+        sink = _MatchingIndex(m.name, keep)
         for chunk in _member_chunks(fh, container, m, 1 << 34):
             sink.feed(chunk)
         sink.finish()
+        if sink.problems:
+            raise ArchiveError(f"{m.name}: {sink.problems[0].message}; run `archive verify`")
         yield from sink.entries
 
 
 def _index_locations(fh, container: Container, url: str) -> list[tuple[str, RecordLocation]]:
-    """(timestamp, location) of every indexed record of `url`."""
+    """(sort key, location) of every indexed record of `url`; the key begins with the
+    line's 14-digit time."""
     found = []
-    for entry in _index_entries(fh, container):
-        if entry.url == url:
-            length = int(entry.length) if entry.length and entry.length.isdigit() else 0
-            # the latest by the index's time (the index check holds it to the record's), as
-            # replay picks it; in line order within a second
-            found.append((entry.timestamp[:14].ljust(14, "0") + str(entry.number).zfill(12),
-                          RecordLocation(entry.filename, entry.offset, length)))
+    for entry in _index_entries(fh, container, lambda found: found == url):
+        if entry.length is not None and not entry.length.isdigit():
+            raise ArchiveError(f"an index line of {url} gives the length {entry.length[:40]!r}: the "
+                               "capture's index is wrong; run `archive verify`")
+        length = int(entry.length or 0)        # 0: not given, the record says
+        # the latest by the index's time (the index check holds it to the record's), as
+        # replay picks it; in line order within a second
+        found.append((entry.timestamp[:14].ljust(14, "0") + str(entry.number).zfill(12),
+                      RecordLocation(entry.filename, entry.offset, length)))
     return found
 
 
@@ -121,7 +134,8 @@ def _loose(url: str) -> str:
 def _near_misses(fh, container: Container, url: str) -> list[str]:
     """Indexed URLs that differ from `url` only as people mistype it (http for https...)."""
     wanted = _loose(url)
-    return sorted({e.url for e in _index_entries(fh, container) if e.url and _loose(e.url) == wanted})[:3]
+    urls = {e.url for e in _index_entries(fh, container, lambda found: bool(found) and _loose(found) == wanted)}
+    return sorted(u for u in urls if u)[:3]
 
 
 def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, RecordLocation]]:
@@ -134,29 +148,36 @@ def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, Re
         for chunk in _member_chunks(fh, container, m, 1 << 40):
             checker.feed(chunk)
         for r in checker.finish().records:
-            if r.uri == url and r.record_type in CONTENT_TYPES:      # later in the file: later
-                found.append((f"{m.name}\0{r.offset:020d}", RecordLocation(m.name.rsplit("/", 1)[-1], r.offset, r.length)))
+            if r.uri == url and r.record_type in CONTENT_TYPES:      # by WARC-Date, then file order
+                found.append((f"{(r.date or '').ljust(14, '0')}\0{m.name}\0{r.offset:020d}",
+                              RecordLocation(m.name.rsplit("/", 1)[-1], r.offset, r.length)))
     return found
 
 
 def _warc_member(container: Container, filename: str) -> Member:
     """The WARC file an index line names (relative to archive/, as the index check and
     ReplayWeb.page read it), or a member named in full or by its file name."""
-    member = container.get("archive/" + filename) or container.get(filename)
+    # never a member outside archive/ (a WARC record hidden in evidence/ or pages/)
+    member = container.get("archive/" + filename) or (
+        container.get(filename) if filename.startswith("archive/") else None)
     base = filename.rsplit("/", 1)[-1]
     member = member or next((m for m in container.members
                              if m.name.startswith("archive/") and m.name.rsplit("/", 1)[-1] == base), None)
     if member is None:
-        raise ArchiveError(f"the index points at {filename}, which is not in the capture")
+        raise ArchiveError(f"the index points at {filename}, which is not a WARC file of the capture")
     return member
 
 
 def record_stream(fh, container: Container, location: RecordLocation) -> BinaryIO:
-    """A reader positioned at a record (for STORED members without reading the rest)."""
+    """A reader positioned at a record (for STORED members without reading the rest), up
+    to the member's end: where the record ends is the record's to say, not the index's
+    (a window cut at a shorter index length made a record look whole, its digests unchecked)."""
     member = _warc_member(container, location.member)
+    if not 0 <= location.offset < member.size:
+        raise ArchiveError(f"the index points at byte offset {location.offset} of {member.name}, which holds "
+                           f"{member.size} bytes: the capture's index is wrong; run `archive verify`")
     if member.data_offset is not None:
-        length = location.length or member.size - location.offset
-        return _Window(fh, member.data_offset + location.offset, min(length, member.size - location.offset))
+        return _Window(fh, member.data_offset + location.offset, member.size - location.offset)
     stream = container.zipfile.open(member.info)
     stream.seek(location.offset)
     return stream
@@ -165,10 +186,9 @@ def record_stream(fh, container: Container, location: RecordLocation) -> BinaryI
 def read_record_block(source: Source, location: RecordLocation, limit: int) -> bytes | None:
     """The content of one record (a screenshot), at most `limit` bytes; None if unreadable."""
     with source.open() as fh:
-        container = _open_container(fh, source)
+        container = open_container(fh, source.size, source.name)
         try:
-            iterator = ArchiveIterator(record_stream(fh, container, location))
-            record = next(iterator)
+            record = next(bounded_iterator(record_stream(fh, container, location)))
             data = record.content_stream().read(limit + 1)
         except Exception:  # noqa: BLE001 - a damaged record simply has no picture
             return None
@@ -186,8 +206,14 @@ def _target(headers) -> str | None:
 
 
 def _open_record(fh, container: Container, location: RecordLocation):
+    return _open_at(fh, container, location)[0]
+
+
+def _open_at(fh, container: Container, location: RecordLocation) -> tuple:
+    """(record, its ArchiveIterator, which knows the record's length once it is read)."""
     try:
-        return next(ArchiveIterator(record_stream(fh, container, location), check_digests=True))
+        iterator = bounded_iterator(record_stream(fh, container, location))
+        return next(iterator), iterator
     except StopIteration:
         raise ArchiveError(f"no record at {location.member} offset {location.offset}") from None
     except UNREADABLE as exc:
@@ -195,38 +221,115 @@ def _open_record(fh, container: Container, location: RecordLocation):
                            f"({_first_line(exc)}): run `archive verify`") from None
 
 
+class AlteredRecord(ArchiveError):
+    """The record does not decode and its digests do not match: it does not verify (exit 1)."""
+
+
+def _next_piece(chunks: Iterator[bytes], url: str, record) -> bytes | None:
+    try:
+        return next(chunks, None)
+    except UNREADABLE as exc:
+        raise ArchiveError(f"the record of {url} cannot be read to its end ({_first_line(exc)}): "
+                           "run `archive verify`") from None
+    except DecodeError as exc:
+        if _digests_fail(record):
+            raise AlteredRecord(f"the content of {url} does not decode ({exc}) and its record's digests "
+                                "do not match: it was altered or damaged; run `archive verify`") from None
+        raise ArchiveError(_undecodable(url, exc)) from None
+
+
+def _digests_fail(record) -> bool:
+    """The rest of the record read for its digests: whether they fail."""
+    try:
+        while record.raw_stream.read(CHUNK):
+            pass
+    except UNREADABLE:
+        return True
+    return bool(record.digest_checker.problems)
+
+
+def _whole(record, iterator, location: RecordLocation, url: str) -> None:
+    try:
+        _read_whole(record, iterator, location)
+    except UNREADABLE as exc:
+        raise ArchiveError(f"the record of {url} cannot be read to its end ({_first_line(exc)}): "
+                           "run `archive verify`") from None
+
+
+def _read_whole(record, iterator, location: RecordLocation) -> None:
+    """After its payload: the rest of the record's block (for its digests), which must be
+    all its Content-Length says, and the record as long as the index says."""
+    while record.raw_stream.read(CHUNK):
+        pass
+    if record.raw_stream.limit:
+        raise ArchiveError(f"the record at {location.member} byte offset {location.offset} ends "
+                           f"{record.raw_stream.limit} bytes before its Content-Length: run `archive verify`")
+    length = iterator.get_record_length()
+    if location.length and length != location.length:
+        raise ArchiveError(f"the index gives the record at {location.member} byte offset {location.offset} "
+                           f"{location.length} bytes, it has {length}: the capture's index is wrong; "
+                           "run `archive verify`")
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)[:200]
 
 
+def _latest(fh, container: Container, found: list[tuple[str, RecordLocation]], url: str) -> tuple[RecordLocation, int]:
+    """The location of the latest content record of `url`, and how many there are. Index lines are picked by their
+    time: each line's record must be of `url` at that time, or an altered time would hand
+    out an older version as the latest; lines of other records of the URL (metadata, which
+    other tools index too) are passed over. Records found by scanning the WARCs (keys
+    date\0member\0offset, from the records themselves) are content."""
+    content = [(key, location) for key, location in found
+               if "\0" in key or _indexed_record(fh, container, location, url, key[:14])[0].rec_type
+               in CONTENT_TYPES]
+    if not content:
+        raise ArchiveError(f"the index holds no content record of {url} (only other kinds of record)")
+    return max(content, key=lambda item: item[0])[1], len(content)
+
+
 def _content_record(fh, container: Container, location: RecordLocation, url: str):
     """The record at `location`, which must be content and of `url`: the index is not
-    trusted to point at the right one (an altered index would hand out another page)."""
-    record = _open_record(fh, container, location)
+    trusted to point at the right one (an altered index would hand out another page).
+    With its ArchiveIterator."""
+    record, iterator = _indexed_record(fh, container, location, url)
     if record.rec_type not in CONTENT_TYPES:
         raise ArchiveError(f"the index points at a {record.rec_type} record, not content")
+    return record, iterator
+
+
+def _indexed_record(fh, container: Container, location: RecordLocation, url: str, time: str | None = None):
+    """(record, its ArchiveIterator) at an index line's location, of `url` (and at `time`,
+    the line's 14-digit time, when given), as the line says."""
+    record, iterator = _open_at(fh, container, location)
     found = _target(record.rec_headers)
     if found != url:
         raise ArchiveError(f"the index points {url} at a record of {found} ({location.member} at byte "
                            f"offset {location.offset}): the capture's index is wrong; run `archive verify`")
-    return record
+    date = record.rec_headers.get_header("WARC-Date") or ""
+    if time and timestamp14(date) != time:
+        raise ArchiveError(f"the index gives {url} the time {time}, its record ({location.member} at byte "
+                           f"offset {location.offset}) says {date}: the capture's index is wrong; "
+                           "run `archive verify`")
+    return record, iterator
 
 
 def _original(fh, container: Container, revisit, url: str):
-    """(record, location) of the response a revisit stands for, in this capture."""
+    """(record, its ArchiveIterator, location) of the response a revisit stands for, in this capture."""
     headers = revisit.rec_headers
     refers_id, refers_uri = headers.get_header("WARC-Refers-To"), _refers_uri(headers)
     refers_date = headers.get_header("WARC-Refers-To-Date")
     if refers_uri:
         for _, location in sorted(_index_locations(fh, container, refers_uri)
                                   or _scanned_locations(fh, container, refers_uri), key=lambda i: i[0]):
-            record = _open_record(fh, container, location)
+            record, iterator = _open_at(fh, container, location)
             h = record.rec_headers
             if record.rec_type != "revisit" and _target(h) == refers_uri and (
                     h.get_header("WARC-Record-ID") == refers_id if refers_id
                     else h.get_header("WARC-Date") == refers_date):
-                return record, location
+                return record, iterator, location
     earlier = _earlier_capture(fh, container)
     raise ArchiveError(
         f"{url} is stored as a revisit: its content was unchanged since {refers_uri or 'another record'}"
@@ -263,29 +366,53 @@ def _loose_headers(fh, container: Container, location: RecordLocation) -> bool:
     return splitter.loose
 
 
+def _decoder(record, url: str, framed: bool) -> PayloadDecoder:
+    try:
+        return PayloadDecoder(record.http_headers, framed)
+    except DecodeError as exc:
+        raise ArchiveError(_undecodable(url, exc)) from None
+
+
+def _decoded(record, decoder: PayloadDecoder | None) -> Iterator[bytes]:
+    """The record's payload, decoded unless `decoder` is None, read to the end of its block
+    (for its digests). A record cut short (WARC-Truncated) gives what decodes."""
+    for chunk in _chunks(record.raw_stream):
+        yield from decoder.feed(chunk) if decoder else (chunk,)
+    try:
+        yield from decoder.finish() if decoder else ()
+    except CutShort:
+        if not record.rec_headers.get_header("WARC-Truncated"):
+            raise
+
+
+def _undecodable(url: str, exc: DecodeError) -> str:
+    return (f"the content of {url} does not decode: {exc}; --raw writes the payload as "
+            "transferred (chunk framing and content encoding kept)")
+
+
 def _refers_uri(headers) -> str | None:
     return target_uri(headers.get_header("WARC-Refers-To-Target-URI"))
 
 
-def extract(source: Source, url: str, out: BinaryIO) -> Extracted:
+def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extracted:
     """Write the decoded payload of the latest capture of `url` to `out` (for a revisit,
-    the payload of the record it refers to, when this capture holds that record)."""
+    the payload of the record it refers to, when this capture holds that record); with
+    `raw`, the payload as transferred (chunk framing and content encoding kept)."""
     with source.open() as fh:
-        container = _open_container(fh, source)
+        container = open_container(fh, source.size, source.name)
         found = _index_locations(fh, container, url) or _scanned_locations(fh, container, url)
         if not found:
             near = _near_misses(fh, container, url)
             raise NotFound(f"{url} was not captured in {source.name}"
                            + (f"; it holds {', '.join(near)}" if near else ""))
-        _, location = max(found, key=lambda item: item[0])
-        record = _content_record(fh, container, location, url)
+        location, captures = _latest(fh, container, found, url)
+        record, iterator = _content_record(fh, container, location, url)
         headers = record.rec_headers
         content, revisit_of, problems, content_at = record, None, [], location
         if record.rec_type == "revisit":
-            while record.raw_stream.read(CHUNK):     # its own block (HTTP headers), for its digest
-                pass
+            _whole(record, iterator, location, url)     # its own block (HTTP headers), for its digest
             problems = list(record.digest_checker.problems)
-            content, original = _original(fh, container, record, url)
+            content, iterator, original = _original(fh, container, record, url)
             content_at = original
             revisit_of = (f"{content.rec_headers.get_header('WARC-Record-ID')} "
                           f"({_target(content.rec_headers)}, {content.rec_headers.get_header('WARC-Date')}) "
@@ -294,21 +421,19 @@ def extract(source: Source, url: str, out: BinaryIO) -> Extracted:
             held = content.rec_headers.get_header("WARC-Payload-Digest")
             if not (claimed and held and same_digest(claimed, held)):
                 problems.append(f"the revisit's payload digest {claimed} differs from its original's {held}")
+        loose = _loose_headers(fh, container, content_at)
+        # loose headers: its Content-Length counts from another byte (the WARNING says so)
+        decoder = None if raw else _decoder(content, url, framed=not loose)
         sha, written = hashlib.sha256(), 0
-        try:
-            for chunk in _chunks(content.content_stream()):
-                out.write(chunk)
-                sha.update(chunk)
-                written += len(chunk)
-            while content.raw_stream.read(CHUNK):     # the rest of the block, for its digests
-                pass
-        except UNREADABLE as exc:
-            raise ArchiveError(f"the record of {url} cannot be read to its end ({_first_line(exc)}): "
-                               "run `archive verify`") from None
+        chunks = _decoded(content, decoder)
+        while (chunk := _next_piece(chunks, url, content)) is not None:
+            out.write(chunk)     # outside the reading: a write error (EPIPE, a full disk) is not the record's
+            sha.update(chunk)
+            written += len(chunk)
+        _whole(content, iterator, content_at, url)
         checker = content.digest_checker
         problems = list(checker.problems) + problems
         ok = False if problems else checker.passed
-        loose = _loose_headers(fh, container, content_at)
         return Extracted(
             url=url, record_type=record.rec_type, record_id=headers.get_header("WARC-Record-ID"),
             date=headers.get_header("WARC-Date"), warc_file=location.member, offset=location.offset,
@@ -318,7 +443,7 @@ def extract(source: Source, url: str, out: BinaryIO) -> Extracted:
             block_digest=content.rec_headers.get_header("WARC-Block-Digest"),
             payload_digest=content.rec_headers.get_header("WARC-Payload-Digest"),
             digests_ok=ok, digest_problems=problems,
-            bytes_written=written, sha256=sha.hexdigest(), captures_of_url=len(found),
+            bytes_written=written, sha256=sha.hexdigest(), captures_of_url=captures,
             truncated=content.rec_headers.get_header("WARC-Truncated"), revisit_of=revisit_of,
-            loose_headers=loose,
+            loose_headers=loose, decoded=decoder.undone if decoder else None,
         )

@@ -809,6 +809,13 @@ class _QuietIterator(ArchiveIterator):
             return line, empty_size
 
 
+def bounded_iterator(stream: BinaryIO) -> ArchiveIterator:
+    """warcio's ArchiveIterator, digests checked, with this reader's bounds: a header line
+    or headers too long are ArchiveLoadFailed, a decompression bomb is Bomb (for readers
+    of single records, as `archive extract`: warcio's own holds a header line whole)."""
+    return _QuietIterator(stream)
+
+
 def check_warc_slow(stream: BinaryIO, filename: str) -> WarcResult:
     """Check every record with warcio's reader (what `warcio check` says), stricter only
     in failing records cut short."""

@@ -247,6 +247,20 @@ def test_timestamp_command_failures_are_one_line_and_store_nothing(capture, tsa,
     assert nothing.code == 2 and "no timestamp token" in nothing.err
 
 
+def test_timestamp_takes_a_capture_id_not_a_file(capture, tsa, run, tmp_path, monkeypatch):
+    """`archive timestamp ID`: a file named instead (read from wherever it is, not the
+    store) would get a token and a custody entry under a name that is no capture."""
+    wacz = capture("/")
+    store = tmp_path / "store"
+    entries = len(ledger_entries(store))
+    monkeypatch.chdir(wacz.parent)
+    for target in (wacz.name, str(wacz), wacz.name.removesuffix(".wacz") + "\n"):
+        result = run("timestamp", target, "--store", store, "--tsa", tsa.url)
+        assert result.code == 2 and result.err.count("\n") == 1 and "not a capture id" in result.err, result
+    assert not (store / "timestamps").exists() and tsa.requests == 0
+    assert len(ledger_entries(store)) == entries
+
+
 def test_wacz_with_tokens_still_validates_with_py_wacz(capture, tsa):
     wacz = capture("/", extra=("--tsa", tsa.url, "--tsa", closed_port_url()))
     assert len(digest_of(wacz)["timestamps"]) == 2

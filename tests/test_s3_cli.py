@@ -163,6 +163,34 @@ def test_a_tampered_object_in_s3_does_not_verify(run, key, pubkey, site, s3, tmp
     assert result.out.startswith("NOT VERIFIED")
 
 
+@pytest.mark.parametrize("smaller", [False, True])
+def test_a_capture_replaced_between_the_reads_of_a_verification_is_not_judged(
+        run, key, pubkey, site, s3, s3_proxy, tmp_path, smaller):
+    """verify opens its target more than once (its kind first, then the check): another
+    capture put under the address in between was judged as a mix of both (sizes of one,
+    bytes of the other: "the zip container is damaged"). It is not a verdict: exit 2."""
+    out = json.loads(capture_to_s3(run, key, site, tmp_path, s3.address()).out)
+    wacz_key = stored_key(s3)
+    other = capture_to_s3(run, key, site, tmp_path / "b", s3.address("other"),
+                          paths=("/about",) if smaller else ("/", "/about"))
+    other_bytes = s3.read(json.loads(other.out)["address"].split("/", 3)[3])
+    heads = []
+
+    def replace_after_the_first_look(exchange, status):
+        if exchange.method == "HEAD" and wacz_key in exchange.path:
+            heads.append(exchange.path)
+            if len(heads) == 1:      # a new version on top, as anyone able to write may
+                s3.client.put_object(Bucket=s3.bucket, Key=wacz_key, Body=other_bytes)
+    s3_proxy.after = replace_after_the_first_look
+    result = run("verify", out["address"], "--trust", pubkey, "--no-record")
+    assert result.code == 2 and result.out == "" and result.err.count("\n") == 1, result
+    assert "was replaced or changed while it was being checked" in result.err
+
+    s3_proxy.after = None            # checked again, the object now there is judged whole
+    again = run("verify", out["address"], "--trust", pubkey, "--no-record")
+    assert again.code == 1 and "says it is capture" in again.out, again
+
+
 def test_retention_without_a_mode_keeps_the_buckets_default_mode(run, key, site, s3, tmp_path):
     """--retain-days alone must not replace a bucket's COMPLIANCE default with a weaker
     GOVERNANCE lock on the object; a bucket without a default rule gets GOVERNANCE."""

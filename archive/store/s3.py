@@ -409,7 +409,7 @@ class S3Store:
                     raise translate(exc, what) from None
             raise AssertionError("unreachable")
 
-        return RangeReader(fetch, head["ContentLength"], what)
+        return RangeReader(fetch, head["ContentLength"], what, identity=(version_of(head), head["ETag"]))
 
     def stat_capture(self, capture_id: str) -> StoredCapture:
         key = self._key_of(capture_id)

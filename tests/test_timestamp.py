@@ -361,6 +361,46 @@ def test_a_huge_object_kept_as_a_token_beside_a_capture_is_not_read_into_memory(
     assert checks["timestamps"]["status"] == "fail" and checks["signature"]["status"] == "pass"
 
 
+def test_a_flood_of_timestamp_entries_is_refused_whole_in_bounded_time_and_memory(capture, tsa, tsa_ca,
+                                                                                   pubkey, run, tmp_path):
+    """Tokens are outside the signature: anyone can add entries to the `timestamps` list
+    or objects beside a stored capture. A million of them took half a minute and a 400 MB
+    report, one problem each; more than any capture has (MAX_TOKENS) fail as one."""
+    from archive.seal.timestamp import MAX_TOKENS
+    from tests.verifyhelp import archive_cmd
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    digest = digest_of(wacz)
+    digest["timestamps"] += [{}] * 300_000
+    flooded = tmp_path / "flooded.wacz"
+    with zipfile.ZipFile(flooded, "w") as zf:
+        for name, body in members(wacz).items():
+            zf.writestr(name, json.dumps(digest).encode() if name == "datapackage-digest.json" else body)
+    started = time.monotonic()
+    proc = archive_cmd("verify", flooded, "--trust", pubkey, "--trust-tsa", tsa_ca, "--json", limit_mb=1024)
+    assert proc.returncode == 1 and proc.stderr == "" and len(proc.stdout) < 100_000, proc.stderr
+    assert time.monotonic() - started < 10
+    report = json.loads(proc.stdout)
+    [token] = report["time"]["tokens"]
+    assert token["state"] == INVALID and "none was checked" in token["message"] and not report["time"]["trusted"]
+
+    # beside a stored capture: past the limit nothing more is read, and no more is added
+    capture_id = wacz.name.removesuffix(".wacz")
+    beside = tmp_path / "store" / "timestamps" / capture_id
+    beside.mkdir(parents=True)
+    for n in range(1, MAX_TOKENS + 1):
+        (beside / f"{n}.json").write_text(json.dumps(_entry(_token_der(wacz))))
+    code, report, checks = verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,
+                                       "--trust-tsa", tsa_ca, "--no-record")
+    assert code == 1 and checks["timestamps"]["status"] == "fail" and not report["time"]["trusted"]
+    assert "none was checked" in checks["timestamps"]["problems"][0]["message"]
+    refused = run("timestamp", capture_id, "--store", tmp_path / "store", "--tsa", tsa.url)
+    assert refused.code == 2 and f"at most {MAX_TOKENS}" in refused.err and tsa.requests == 1, refused
+    (beside / f"{MAX_TOKENS}.json").unlink()
+    code, report, checks = verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,
+                                       "--trust-tsa", tsa_ca, "--no-record")
+    assert code == 0 and checks["timestamps"]["status"] == "pass", checks["timestamps"]
+
+
 def test_a_token_from_a_self_signed_tsa_you_do_not_trust_is_untrusted_not_altered(capture, tsa, tsa_ca, pubkey,
                                                                                   run, tmp_path):
     """OpenSSL says "self-signed certificate" for a TSA with no CA above it: that is a TSA

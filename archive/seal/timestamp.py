@@ -31,6 +31,7 @@ from archive import SOFTWARE
 
 DEFAULT_TIMEOUT = 15.0              # seconds for one TSA, connection to last byte
 MAX_RESPONSE = 1 << 20              # a token is a few KB; anything near this is hostile
+MAX_TOKENS = 100                    # of one capture, sealed and added later: a few TSAs, a few times
 SHA256_OID = ObjectIdentifier("2.16.840.1.101.3.4.2.1")
 QUERY_TYPE = "application/timestamp-query"
 

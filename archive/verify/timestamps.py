@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from rfc3161_client import PKIStatus, VerificationError, VerifierBuilder, decode_timestamp_response
 
 from archive.errors import ArchiveError
-from archive.seal.timestamp import TOKEN_ERRORS, token_bytes, utc_iso
+from archive.seal.timestamp import MAX_TOKENS, TOKEN_ERRORS, token_bytes, utc_iso
 from archive.verify.warcs import Problem
 
 TRUSTED, UNTRUSTED, UNCHECKED, INVALID, MISSING = "trusted", "untrusted", "unchecked", "invalid", "missing"
@@ -213,6 +213,12 @@ def check_timestamps(sealed: object, later: list[tuple[str, dict]], datapackage:
         sealed = []
     if not isinstance(sealed, list):
         return [TokenCheck("datapackage-digest.json", None, INVALID, "`timestamps` is not a list")]
+    if len(sealed) + len(later) > MAX_TOKENS:
+        # tokens are outside the signature: a flood of them would cost time and memory
+        # out of all proportion (and bury the real ones in the report); refused whole
+        return [TokenCheck("datapackage-digest.json", None, INVALID,
+                           f"{len(sealed)} timestamp entries in the capture and {len(later)} beside it: more "
+                           f"than any capture has (at most {MAX_TOKENS}), so none was checked")]
     results = [check_token(e, datapackage, roots, "datapackage-digest.json") for e in sealed]
     results += [check_token(e, datapackage, roots, where, later=True) for where, e in later]
     return results

@@ -346,6 +346,31 @@ def test_a_trusted_time_before_the_capture_says_it_started_is_pointed_out(captur
     assert code == 0 and checks["timestamps"]["status"] == "pass" and not checks["timestamps"]["problems"]
 
 
+def test_the_trusted_time_counts_the_accuracy_its_tsa_states(capture, tsa, tsa_creds, tsa_ca, pubkey, run,
+                                                              tmp_path):
+    """A token says its data existed by its time give or take its accuracy: one an hour
+    earlier but good to a day says less than one good to a second. The earliest stated
+    time was shown as the trusted time, with no word of its accuracy."""
+    import datetime as dt
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
+    from tests.tsa import issue_response
+
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    capture_id = wacz.name.removesuffix(".wacz")
+    request = TimestampRequestBuilder().data(members(wacz)["datapackage.json"]) \
+        .hash_algorithm(HashAlgorithm.SHA256).build()
+    vague = issue_response(request.as_bytes(), tsa_creds, 9, accuracy=86400,
+                           gen_time=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    code, report, checks = keep_and_verify(run, tmp_path, capture_id, vague, pubkey, tsa_ca)
+    sealed, kept = report["time"]["tokens"]
+    assert code == 0 and sealed["state"] == kept["state"] == TRUSTED and kept["accuracy"] == 86400
+    assert (report["time"]["time"], report["time"]["accuracy"]) == (sealed["time"], 1)
+    assert checks["timestamps"]["summary"].startswith(f"trusted time: datapackage.json existed by {sealed['time']} ±1s,")
+    text = run("verify", capture_id, "--store", tmp_path / "store", "--trust", pubkey, "--trust-tsa", tsa_ca,
+               "--no-record").out
+    assert f"\n  time          {sealed['time']} ±1s (trusted timestamp" in text, text
+
+
 def test_a_huge_object_kept_as_a_token_beside_a_capture_is_not_read_into_memory(capture, pubkey, tmp_path):
     from tests.verifyhelp import archive_cmd
     wacz = capture("/")

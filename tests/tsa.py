@@ -101,7 +101,7 @@ def _der(cert: x509.Certificate) -> bytes:
 
 def issue_response(request_der: bytes, creds: TsaCredentials, serial: int,
                    gen_time: datetime.datetime | None = None,
-                   imprint_override: bytes | None = None) -> bytes:
+                   imprint_override: bytes | None = None, accuracy: int = 1) -> bytes:
     """A granted TimeStampResp (DER) answering the DER TimeStampReq."""
     request = tsp.TimeStampReq.load(request_der)
     imprint = request["message_imprint"]
@@ -115,7 +115,7 @@ def issue_response(request_der: bytes, creds: TsaCredentials, serial: int,
         "message_imprint": imprint,
         "serial_number": serial,
         "gen_time": gen_time,
-        "accuracy": {"seconds": 1},
+        "accuracy": {"seconds": accuracy},
         "ordering": False,
     }
     if request["nonce"].native is not None:

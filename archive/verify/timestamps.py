@@ -14,6 +14,7 @@ plainly (warn); a token that is altered or belongs to other data is a failure.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -224,10 +225,26 @@ def check_timestamps(sealed: object, later: list[tuple[str, dict]], datapackage:
     return results
 
 
+def _latest(result: TokenCheck) -> float:
+    """The latest moment (POSIX seconds) a token lets its data have existed by: the time
+    it states plus the accuracy it states (RFC 3161 2.4.2); inf when that cannot be read."""
+    try:
+        return datetime.fromisoformat(result.time).timestamp() + (result.accuracy or 0)
+    except (TypeError, ValueError, OverflowError):
+        return math.inf
+
+
+def within(accuracy: float | None) -> str:
+    """A token's stated accuracy, to follow its time in a report ("" when it states none)."""
+    return f" ±{accuracy:g}s" if accuracy else ""
+
+
 def trusted_time(results: list[TokenCheck]) -> TokenCheck | None:
-    """The earliest trusted token: the strongest statement of when the capture existed."""
+    """The trusted token with the earliest time its data existed by, accuracy counted: the
+    strongest statement of when the capture existed (an hour earlier give or take a day
+    says less than a second earlier give or take a second)."""
     trusted = [r for r in results if r.state == TRUSTED]
-    return min(trusted, key=lambda r: r.time or "") if trusted else None
+    return min(trusted, key=_latest) if trusted else None
 
 
 def summarize(results: list[TokenCheck], have_roots: bool) -> tuple[str, str, list[Problem]]:
@@ -241,7 +258,8 @@ def summarize(results: list[TokenCheck], have_roots: bool) -> tuple[str, str, li
                         "datapackage.json"), problems
     if best is not None:
         later = " (token added after sealing)" if best.later else ""
-        return "pass", f"trusted time: datapackage.json existed by {best.time}{later}, attested by {best.authority}", problems
+        return "pass", (f"trusted time: datapackage.json existed by {best.time}{within(best.accuracy)}{later}, "
+                        f"attested by {best.authority}"), problems
     if not tokens:
         missing = len(results)
         return "warn", ("no trusted time: the capture holds no RFC 3161 timestamp token"

@@ -147,7 +147,7 @@ def test_altered_tokens_and_tokens_over_other_data_are_rejected(capture, tsa, ts
     assert check_token(_entry(bytes(signature)), data, roots, "x").state == INVALID
 
     gen_time = _tst_gen_time(der)   # "YYYYMMDDhhmmssZ"
-    for digit, reason in ((13, "signature does not match"), (3, "certificate is not yet valid")):
+    for digit, reason in ((13, "signature does not match"), (3, "is not yet valid (at the time the token states)")):
         moved = bytearray(der)      # another second (or year) of the stated time
         moved[gen_time + digit] = ord("1") if moved[gen_time + digit] != ord("1") else ord("2")
         result = check_token(_entry(bytes(moved)), data, roots, "x")
@@ -159,6 +159,31 @@ def test_altered_tokens_and_tokens_over_other_data_are_rejected(capture, tsa, ts
     assert check_token(_entry(der), data + b" ", [], "x").state == INVALID
     assert check_token({"token": "not base64!"}, data, roots, "x").state == INVALID
     assert check_token(_entry(b"\x30\x03\x02\x01\x00"), data, roots, "x").state == INVALID
+
+
+@pytest.mark.parametrize("usage, days, reason", [
+    (None, (-1, 3650), "not a time-stamping one"),
+    ("server", (-1, 3650), "not a time-stamping one"),
+    ("time", (-30, -10), "has expired (at the time the token states)"),
+])
+def test_a_token_by_a_certificate_not_fit_to_time_stamp_then_fails_and_says_why(capture, pubkey, run, tmp_path,
+                                                                                usage, days, reason):
+    """A chain to the root you trust is not enough: the signer must be a time-stamping
+    certificate, valid at the time the token states. Such a token fails (the report
+    said 'altered', and OpenSSL's 'system clock' words), and states no trusted time."""
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    usages = {None: None, "server": ExtendedKeyUsageOID.SERVER_AUTH, "time": ExtendedKeyUsageOID.TIME_STAMPING}
+    creds = make_tsa_credentials("Unfit", usage=usages[usage], days=days)
+    with TestTsa(creds) as unfit:
+        wacz = capture("/", extra=("--tsa", unfit.url))
+    root = creds.write_ca(tmp_path / "unfit-root.pem")
+    code, report, checks = verify_json(run, wacz, "--trust", pubkey, "--trust-tsa", root)
+    [token] = report["time"]["tokens"]
+    assert code == 1 and token["state"] == INVALID and reason in token["message"], token
+    assert not report["time"]["trusted"] and report["time"]["time"] is None
+    summary = checks["timestamps"]["summary"]
+    assert summary.startswith("1 timestamp token does not hold: ") and reason in summary and "altered" not in summary
+    assert "system clock" not in json.dumps(report)
 
 
 def _tst_gen_time(der: bytes) -> int:

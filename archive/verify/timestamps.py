@@ -25,6 +25,7 @@ from rfc3161_client import PKIStatus, VerificationError, VerifierBuilder, decode
 
 from archive.errors import ArchiveError
 from archive.seal.timestamp import MAX_TOKENS, TOKEN_ERRORS, token_bytes, utc_iso
+from archive.values import count
 from archive.verify.warcs import Problem
 
 TRUSTED, UNTRUSTED, UNCHECKED, INVALID, MISSING = "trusted", "untrusted", "unchecked", "invalid", "missing"
@@ -38,6 +39,16 @@ IMPRINT_HASHES = {
 # last two (and the chain ones) also cover a TSA whose own certificate is self-signed.
 UNTRUSTED_ERRORS = ("unable to get local issuer certificate", "unable to get issuer certificate",
                     "self-signed certificate", "self signed certificate")
+
+# OpenSSL's words for a chain that holds but may not sign timestamps then, in plain ones
+# (OpenSSL checks them at the token's own time: "system clock" would mislead)
+CHAIN_REASONS = {
+    "unsuitable certificate purpose": "the certificate that signed it is not a time-stamping one "
+                                      "(RFC 3161: extended key usage timeStamping only, critical)",
+    "certificate is not yet valid": "a certificate of its chain is not yet valid",
+    "certificate has expired": "a certificate of its chain has expired",
+    "invalid CA certificate": "a certificate above the TSA's is not a CA's",
+}
 
 
 @dataclass
@@ -190,7 +201,9 @@ def clock_clash(best: TokenCheck | None, started: object) -> str | None:
 def _reason(text: str) -> str:
     """A readable reason out of rfc3161-client's message (which embeds OpenSSL's error stack)."""
     if 'Verify error: ' in text:
-        return text.split('Verify error: ', 1)[1].split('"', 1)[0] + " (at the time the token states)"
+        error = text.split('Verify error: ', 1)[1].split('"', 1)[0]
+        plain = next((words for marker, words in CHAIN_REASONS.items() if error.startswith(marker)), error)
+        return plain + " (at the time the token states)"
     if "signature failure" in text or "padding check failed" in text:
         return "its signature does not match its content"
     return text.split(": ErrorStack")[0][:160]
@@ -254,8 +267,10 @@ def summarize(results: list[TokenCheck], have_roots: bool) -> tuple[str, str, li
     tokens = [r for r in results if r.state != MISSING]
     best = trusted_time(results)
     if invalid:
-        return "fail", (f"{len(invalid)} timestamp token(s) altered or not over this capture's "
-                        "datapackage.json"), problems
+        # not always "altered": a token may hold yet be signed by a certificate not fit for it
+        others = f" (and {len(invalid) - 1} more)" if len(invalid) > 1 else ""
+        verb = "does" if len(invalid) == 1 else "do"
+        return "fail", f"{count(len(invalid), 'timestamp token')} {verb} not hold: {invalid[0].message}{others}", problems
     if best is not None:
         later = " (token added after sealing)" if best.later else ""
         return "pass", (f"trusted time: datapackage.json existed by {best.time}{within(best.accuracy)}{later}, "

@@ -9,6 +9,7 @@ archive.store.address.open_capture_target (ranged reads, never the whole object 
 from __future__ import annotations
 
 import os
+import stat
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
@@ -66,8 +67,13 @@ def _size_of(fh: BinaryIO) -> int:
 
 def local_source(path: str) -> Source:
     try:
-        if os.path.isdir(path):
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
             raise CannotCheck(f"{path} is a directory, not a file to verify")
+        if not stat.S_ISREG(mode):
+            # a pipe blocks or is used up at the first read, a device (/dev/zero) never
+            # ends: verification reads its target more than once, by offset
+            raise CannotCheck(f"{path} is not a regular file (a pipe or a device); save it to a file first")
         return _pinned(path, lambda: open(path, "rb"), path)
     except FileNotFoundError:
         raise CannotCheck(f"{path}: no such file") from None

@@ -396,6 +396,13 @@ class S3Store:
             for attempt in range(READ_ATTEMPTS):
                 try:
                     response = self.client.get_object(Range=f"bytes={start}-{end - 1}", **pinned)
+                    if response.get("ContentLength") != end - start:
+                        # a service that ignores Range sends the whole object every time:
+                        # never read that into memory
+                        response["Body"].close()
+                        raise ArchiveError(f"{what}: asked for {end - start} bytes from byte {start}, the "
+                                           f"service answered with {response.get('ContentLength')} "
+                                           "(does it ignore Range requests?)")
                     return response["Body"].read()
                 except (ResponseStreamingError, IncompleteReadError, ReadTimeoutError):
                     if attempt == READ_ATTEMPTS - 1:

@@ -186,6 +186,25 @@ def test_a_token_by_a_certificate_not_fit_to_time_stamp_then_fails_and_says_why(
     assert "system clock" not in json.dumps(report)
 
 
+def test_a_bare_token_as_openssl_writes_it_is_read_as_its_response(capture, tsa, tsa_ca, pubkey, run, tmp_path):
+    """An entry's `token` may be a TimeStampResp or the bare TimeStampToken (FACTS.md),
+    as `openssl ts -reply -token_out` writes it: the bare token was judged unreadable,
+    so the capture NOT VERIFIED; it is the same token, trusted, and exported as a reply."""
+    from asn1crypto import tsp
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    capture_id = wacz.name.removesuffix(".wacz")
+    response = _token_der(wacz)
+    bare = tsp.TimeStampResp.load(response)["time_stamp_token"].dump()
+    ok = subprocess.run(["openssl", "ts", "-reply", "-in", "/dev/stdin", "-token_out"], input=response,
+                        capture_output=True)
+    assert ok.returncode == 0 and ok.stdout == bare      # what openssl writes is this
+    code, report, checks = keep_and_verify(run, tmp_path, capture_id, bare, pubkey, tsa_ca)
+    assert code == 0 and [t["state"] for t in report["time"]["tokens"]] == [TRUSTED, TRUSTED], checks["timestamps"]
+    out = tmp_path / "tokens"
+    assert run("extract", capture_id, "--store", tmp_path / "store", "--timestamps", out).code == 0
+    assert (out / f"{capture_id}.token2.tsr").read_bytes() == response
+
+
 def _tst_gen_time(der: bytes) -> int:
     """Offset of the TSTInfo genTime (GeneralizedTime, 4-digit year; the CMS signing
     time is a UTCTime with 2 digits)."""

@@ -23,7 +23,9 @@ from rfc3161_client import decode_timestamp_response
 
 from archive.errors import AlreadyExists, ArchiveError, NotFound, TooLarge
 from archive.hashing import read_chunks
-from archive.seal.timestamp import MAX_RESPONSE, MAX_TOKENS, TOKEN_ERRORS, timestamp_entry, token_bytes, utc_iso
+from archive.seal.timestamp import (
+    MAX_RESPONSE, MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, timestamp_entry, token_bytes, utc_iso,
+)
 from archive.values import parse_json
 from archive.verify.container import open_zip
 
@@ -107,8 +109,9 @@ def timestamp_stored(store, capture_id: str, urls: list[str],
 def token_certificates(der: bytes) -> list[x509.Certificate]:
     """The certificates a token carries (the TSA's, and any intermediates it sent)."""
     try:
-        return [x509.load_der_x509_certificate(c)
-                for c in decode_timestamp_response(der).signed_data.certificates]
+        with quiet_certificates():
+            return [x509.load_der_x509_certificate(c)
+                    for c in decode_timestamp_response(der).signed_data.certificates]
     except TOKEN_ERRORS:
         return []
 

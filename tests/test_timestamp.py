@@ -362,6 +362,27 @@ def test_a_token_whose_certificate_cannot_be_parsed_is_invalid_not_a_crash(captu
     assert not (out / f"{capture_id}.token2.certs.pem").exists()
 
 
+def test_a_token_certificate_with_a_negative_serial_is_judged_in_the_report_not_on_stderr(
+        capture, tsa, tsa_creds, tsa_ca, pubkey, tmp_path):
+    """cryptography warns of such certificates on stderr: around a verdict (or an
+    export) those lines were not the one-line output a script or a person expects."""
+    from tests.verifyhelp import archive_cmd
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    capture_id = wacz.name.removesuffix(".wacz")
+    der = bytearray(_token_der(wacz))
+    # the TSA certificate's serial comes first (then the signer's id): now negative
+    der[der.find(tsa_creds.tsa_cert.serial_number.to_bytes(20, "big"))] |= 0x80
+    kept = tmp_path / "store" / "timestamps" / capture_id / "1.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text(json.dumps(_entry(bytes(der))))
+    proc = archive_cmd("verify", capture_id, "--store", tmp_path / "store", "--trust", pubkey,
+                       "--trust-tsa", tsa_ca, "--no-record", "--json")
+    assert proc.returncode == 1 and proc.stderr == "", proc.stderr
+    assert [t["state"] for t in json.loads(proc.stdout)["time"]["tokens"]] == [TRUSTED, INVALID]
+    proc = archive_cmd("extract", capture_id, "--store", tmp_path / "store", "--timestamps", tmp_path / "out")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
 def test_a_trusted_time_before_the_capture_says_it_started_is_pointed_out(capture, tsa, tsa_creds, tsa_ca,
                                                                           pubkey, run, tmp_path):
     """A capture cannot exist before it started: a trusted token saying it did shows that

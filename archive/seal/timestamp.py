@@ -21,9 +21,12 @@ import base64
 import hashlib
 import threading
 import time
+import warnings
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Iterator
 
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import InvalidVersion, ObjectIdentifier
 from rfc3161_client import HashAlgorithm, PKIStatus, TimestampRequestBuilder, decode_timestamp_response
 
@@ -42,6 +45,16 @@ Timestamper = Callable[[bytes], list[dict]]
 # they read lazily (a certificate with an impossible version, a signer name that does
 # not parse): such a token is unreadable, never a crash.
 TOKEN_ERRORS = (ValueError, KeyError, InvalidVersion)
+
+
+@contextmanager
+def quiet_certificates() -> Iterator[None]:
+    """Keep cryptography's warnings about certificates it will refuse one day (a serial
+    number that is not positive) off stderr: OpenSSL takes them, and what is wrong with a
+    token is said in the report, not in lines around it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        yield
 
 
 class TimestampError(Exception):

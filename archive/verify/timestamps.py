@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from rfc3161_client import PKIStatus, VerificationError, VerifierBuilder, decode_timestamp_response
 
 from archive.errors import ArchiveError
-from archive.seal.timestamp import MAX_TOKENS, TOKEN_ERRORS, token_bytes, utc_iso
+from archive.seal.timestamp import MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, token_bytes, utc_iso
 from archive.values import count
 from archive.verify.warcs import Problem
 
@@ -233,8 +233,9 @@ def check_timestamps(sealed: object, later: list[tuple[str, dict]], datapackage:
         return [TokenCheck("datapackage-digest.json", None, INVALID,
                            f"{len(sealed)} timestamp entries in the capture and {len(later)} beside it: more "
                            f"than any capture has (at most {MAX_TOKENS}), so none was checked")]
-    results = [check_token(e, datapackage, roots, "datapackage-digest.json") for e in sealed]
-    results += [check_token(e, datapackage, roots, where, later=True) for where, e in later]
+    with quiet_certificates():
+        results = [check_token(e, datapackage, roots, "datapackage-digest.json") for e in sealed]
+        results += [check_token(e, datapackage, roots, where, later=True) for where, e in later]
     return results
 
 

@@ -108,6 +108,15 @@ def test_token_is_not_trusted_without_its_ca(capture, tsa, tsa_creds, pubkey, ru
     assert "give the root CA certificate that issued it" in report["time"]["tokens"][0]["message"]
 
 
+def test_a_trust_tsa_file_that_never_ends_is_refused_in_one_line(capture, pubkey):
+    """--trust-tsa /dev/zero (or any huge file) was read whole into memory."""
+    from tests.verifyhelp import archive_cmd
+    proc = archive_cmd("verify", capture("/"), "--trust", pubkey, "--trust-tsa", "/dev/zero",
+                       limit_mb=1024, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
+    assert "larger than any certificate bundle" in proc.stderr
+
+
 def test_capture_without_token_verifies_with_no_trusted_time(capture, pubkey, run):
     wacz = capture("/")
     assert "timestamps" not in digest_of(wacz)

@@ -17,7 +17,6 @@ import hashlib
 import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -28,6 +27,7 @@ from archive.seal.timestamp import MAX_TOKENS, TOKEN_ERRORS, quiet_certificates,
 from archive.values import count
 from archive.verify.warcs import Problem
 
+CERTIFICATES_LIMIT = 16 << 20       # a --trust-tsa file: a whole CA bundle is well under 1 MiB
 TRUSTED, UNTRUSTED, UNCHECKED, INVALID, MISSING = "trusted", "untrusted", "unchecked", "invalid", "missing"
 IMPRINT_HASHES = {
     "2.16.840.1.101.3.4.2.1": "sha256",
@@ -71,9 +71,12 @@ def load_tsa_certificates(paths: list[str] | None) -> list[x509.Certificate]:
     certs: list[x509.Certificate] = []
     for path in paths or []:
         try:
-            data = Path(path).read_bytes()
+            with open(path, "rb") as fh:
+                data = fh.read(CERTIFICATES_LIMIT + 1)   # /dev/zero never ends
         except OSError as exc:
             raise ArchiveError(f"cannot read TSA certificate {path}: {exc.strerror}") from None
+        if len(data) > CERTIFICATES_LIMIT:
+            raise ArchiveError(f"{path} is larger than any certificate bundle ({CERTIFICATES_LIMIT >> 20} MiB)")
         try:
             certs += (x509.load_pem_x509_certificates(data) if b"-----BEGIN" in data
                       else [x509.load_der_x509_certificate(data)])

@@ -13,3 +13,8 @@ def fsync_dir(directory: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_identity(stat: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What tells a file from another put under its name, or from itself rewritten."""
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns

@@ -15,7 +15,7 @@ def new_capture_id(now: datetime | None = None) -> str:
 
 
 def is_capture_id(value: str) -> bool:
-    return bool(CAPTURE_ID.match(value))
+    return bool(CAPTURE_ID.fullmatch(value))   # match's $ allows a final newline
 
 
 def date_path(capture_id: str) -> str:

@@ -23,7 +23,9 @@ from rfc3161_client import decode_timestamp_response
 
 from archive.errors import AlreadyExists, ArchiveError, NotFound, TooLarge
 from archive.hashing import read_chunks
-from archive.seal.timestamp import MAX_RESPONSE, TOKEN_ERRORS, timestamp_entry, token_bytes, utc_iso
+from archive.seal.timestamp import (
+    MAX_RESPONSE, MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, timestamp_entry, token_bytes, utc_iso,
+)
 from archive.values import parse_json
 from archive.verify.container import open_zip
 
@@ -64,11 +66,12 @@ def read_sealed_digest(store, capture_id: str) -> SealedDigest:
 
 
 def later_tokens(store, capture_id: str) -> list[tuple[str, dict | None]]:
-    """(key, entry) of every token kept beside a capture; entry None when unreadable."""
+    """(key, entry) of every token kept beside a capture; entry None when unreadable.
+    Past MAX_TOKENS objects none is read (so many are refused whole by verification)."""
     out = []
-    for key in store.list_objects(f"{PREFIX}/{capture_id}"):
+    for n, key in enumerate(store.list_objects(f"{PREFIX}/{capture_id}")):
         try:
-            entry = parse_json(store.get_object(key, ENTRY_LIMIT))
+            entry = parse_json(store.get_object(key, ENTRY_LIMIT)) if n < MAX_TOKENS else None
         except (ValueError, UnicodeDecodeError, NotFound, TooLarge):
             entry = None
         out.append((key, entry if isinstance(entry, dict) else None))
@@ -77,7 +80,7 @@ def later_tokens(store, capture_id: str) -> list[tuple[str, dict | None]]:
 
 def keep_token(store, capture_id: str, entry: dict, added: str) -> str:
     """Store a token beside a capture under the next free number; returns its key."""
-    n = len(later_tokens(store, capture_id)) + 1
+    n = len(list(store.list_objects(f"{PREFIX}/{capture_id}"))) + 1
     data = json.dumps({**entry, "added": added}, indent=2).encode("utf-8")
     while True:
         key = f"{PREFIX}/{capture_id}/{n}.json"
@@ -93,6 +96,10 @@ def timestamp_stored(store, capture_id: str, urls: list[str],
     """Ask every TSA for a token over a stored capture's datapackage.json and keep each
     one obtained; returns the entries and the keys they were stored under (None: none)."""
     sealed = read_sealed_digest(store, capture_id)
+    held = sealed.digest.get("timestamps")
+    held = (len(held) if isinstance(held, list) else 0) + len(list(store.list_objects(f"{PREFIX}/{capture_id}")))
+    if held + len(urls) > MAX_TOKENS:       # verification refuses more, as a flood
+        raise ArchiveError(f"{capture_id} already has {held} timestamp entries; at most {MAX_TOKENS} are kept")
     entries = [timestamp_entry(url, sealed.datapackage, timeout) for url in urls]
     keys = [keep_token(store, capture_id, e, utc_iso(datetime.now(timezone.utc))) if e.get("token") else None
             for e in entries]
@@ -102,8 +109,9 @@ def timestamp_stored(store, capture_id: str, urls: list[str],
 def token_certificates(der: bytes) -> list[x509.Certificate]:
     """The certificates a token carries (the TSA's, and any intermediates it sent)."""
     try:
-        return [x509.load_der_x509_certificate(c)
-                for c in decode_timestamp_response(der).signed_data.certificates]
+        with quiet_certificates():
+            return [x509.load_der_x509_certificate(c)
+                    for c in decode_timestamp_response(der).signed_data.certificates]
     except TOKEN_ERRORS:
         return []
 

@@ -5,6 +5,7 @@ the real command in a child process with its address space capped."""
 from __future__ import annotations
 
 import gzip
+import os
 import json
 import struct
 import time
@@ -251,3 +252,14 @@ def test_a_pages_list_damaged_where_it_is_read_gives_no_count_of_pages(tmp_path)
     check = next(c for c in report["checks"] if c["name"] == "pages")
     assert check["status"] == "fail", check
     assert "pages/pages.jsonl" in check["summary"] and "listed" not in check["summary"], check
+
+
+def test_a_pipe_or_a_device_is_refused_not_read_forever(tmp_path):
+    """verify reads its target more than once, by offset: /dev/zero was read to its
+    (never) end into memory, and a named pipe with no writer held it forever."""
+    fifo = tmp_path / "pipe.warc"
+    os.mkfifo(fifo)
+    for target in ("/dev/zero", fifo):
+        proc = archive_cmd("verify", target, timeout=SECONDS, limit_mb=MEMORY_MB)
+        assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+        assert "is not a regular file" in proc.stderr

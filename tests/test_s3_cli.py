@@ -163,6 +163,60 @@ def test_a_tampered_object_in_s3_does_not_verify(run, key, pubkey, site, s3, tmp
     assert result.out.startswith("NOT VERIFIED")
 
 
+@pytest.mark.parametrize("smaller", [False, True])
+def test_a_capture_replaced_between_the_reads_of_a_verification_is_not_judged(
+        run, key, pubkey, site, s3, s3_proxy, tmp_path, smaller):
+    """verify opens its target more than once (its kind first, then the check): another
+    capture put under the address in between was judged as a mix of both (sizes of one,
+    bytes of the other: "the zip container is damaged"). It is not a verdict: exit 2."""
+    out = json.loads(capture_to_s3(run, key, site, tmp_path, s3.address()).out)
+    wacz_key = stored_key(s3)
+    other = capture_to_s3(run, key, site, tmp_path / "b", s3.address("other"),
+                          paths=("/about",) if smaller else ("/", "/about"))
+    other_bytes = s3.read(json.loads(other.out)["address"].split("/", 3)[3])
+    heads = []
+
+    def replace_after_the_first_look(exchange, status):
+        if exchange.method == "HEAD" and wacz_key in exchange.path:
+            heads.append(exchange.path)
+            if len(heads) == 1:      # a new version on top, as anyone able to write may
+                s3.client.put_object(Bucket=s3.bucket, Key=wacz_key, Body=other_bytes)
+    s3_proxy.after = replace_after_the_first_look
+    result = run("verify", out["address"], "--trust", pubkey, "--no-record")
+    assert result.code == 2 and result.out == "" and result.err.count("\n") == 1, result
+    assert "was replaced or changed while it was being checked" in result.err
+
+    s3_proxy.after = None            # checked again, the object now there is judged whole
+    again = run("verify", out["address"], "--trust", pubkey, "--no-record")
+    assert again.code == 1 and "says it is capture" in again.out, again
+
+
+def test_an_html_report_never_shows_a_screenshot_of_a_file_replaced_after_the_check(
+        run, s3, s3_proxy, tmp_path):
+    """The HTML report reads each screenshot again after the verdict: from a file replaced
+    in between it showed another picture under the verdict. Now it shows none."""
+    from tests.verifyhelp import build_wacz, new_signer, png
+    signer, pub = new_signer(tmp_path / "keys")
+    url = "https://example.org/statement"
+    made = [build_wacz(tmp_path / f"{n}.wacz", [{"url": url, "body": b"<p>it</p>", "screenshot": png(64, 48, rgb)}],
+                       signer) for n, rgb in enumerate(((255, 0, 0), (0, 0, 255)))]
+    key = "shots/c.wacz"
+    s3.client.put_object(Bucket=s3.bucket, Key=key, Body=made[0].read_bytes())
+    heads = []
+
+    def replace_after_the_check(exchange, status):
+        if exchange.method == "HEAD" and key in exchange.path:
+            heads.append(exchange.path)
+            if len(heads) == 3:     # resolved, its kind told, checked: then the report is written
+                s3.client.put_object(Bucket=s3.bucket, Key=key, Body=made[1].read_bytes())
+    s3_proxy.after = replace_after_the_check
+    report = tmp_path / "report.html"
+    result = run("verify", s3.address(key), "--trust", pub, "--html", report)
+    assert result.code == 0 and result.out.startswith("VERIFIED"), result
+    text = report.read_text()
+    assert "data:image/png" not in text and "its screenshot record cannot be shown" in text
+
+
 def test_retention_without_a_mode_keeps_the_buckets_default_mode(run, key, site, s3, tmp_path):
     """--retain-days alone must not replace a bucket's COMPLIANCE default with a weaker
     GOVERNANCE lock on the object; a bucket without a default rule gets GOVERNANCE."""

@@ -334,6 +334,34 @@ def test_a_capture_changed_while_it_is_read_is_not_read_as_one_file(s3, tmp_path
         assert reader.failure is not None
 
 
+READ_IN_CHILD = """
+import sys, tracemalloc
+from archive.errors import ArchiveError
+from archive.store.address import open_capture_target
+tracemalloc.start()
+try:
+    with open_capture_target(sys.argv[1]) as reader:
+        reader.read(10)
+except ArchiveError as exc:
+    print(tracemalloc.get_traced_memory()[1], exc)
+"""
+
+
+def test_a_service_that_ignores_ranges_is_refused_without_reading_whole_objects(s3, s3_proxy, tmp_path):
+    """An S3 clone (or a proxy) that drops Range answers every window with the whole
+    object: each was read into memory before its length was found wrong."""
+    path, sha = random_file(tmp_path / "a.wacz", 48 * MiB)
+    store_for(s3, transfer=SMALL_PARTS).put_capture(CAPTURE_ID, path, sha, META)
+    s3_proxy.on_request = lambda exchange: exchange.headers.pop("Range", None) and None
+    # in a child: the proxy, in this process, holds the whole object itself
+    out = subprocess.run([sys.executable, "-c", READ_IN_CHILD, f"s3://{s3.bucket}/p/{CAPTURE_ID}"],
+                         capture_output=True, text=True, env=os.environ, timeout=120)
+    assert out.stdout, out.stderr[-2000:]
+    peak, message = out.stdout.split(" ", 1)
+    assert "ignore Range requests" in message, (out.stdout, out.stderr[-2000:])
+    assert int(peak) < 40 * MiB, f"peak {int(peak) / MiB:.1f} MiB"
+
+
 # -- addresses ---------------------------------------------------------------------------
 def test_addresses_are_parsed_strictly():
     assert parse_s3_address("s3://my-bucket") == S3Location("my-bucket", "")

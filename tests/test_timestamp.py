@@ -108,6 +108,15 @@ def test_token_is_not_trusted_without_its_ca(capture, tsa, tsa_creds, pubkey, ru
     assert "give the root CA certificate that issued it" in report["time"]["tokens"][0]["message"]
 
 
+def test_a_trust_tsa_file_that_never_ends_is_refused_in_one_line(capture, pubkey):
+    """--trust-tsa /dev/zero (or any huge file) was read whole into memory."""
+    from tests.verifyhelp import archive_cmd
+    proc = archive_cmd("verify", capture("/"), "--trust", pubkey, "--trust-tsa", "/dev/zero",
+                       limit_mb=1024, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
+    assert "larger than any certificate bundle" in proc.stderr
+
+
 def test_capture_without_token_verifies_with_no_trusted_time(capture, pubkey, run):
     wacz = capture("/")
     assert "timestamps" not in digest_of(wacz)
@@ -147,7 +156,7 @@ def test_altered_tokens_and_tokens_over_other_data_are_rejected(capture, tsa, ts
     assert check_token(_entry(bytes(signature)), data, roots, "x").state == INVALID
 
     gen_time = _tst_gen_time(der)   # "YYYYMMDDhhmmssZ"
-    for digit, reason in ((13, "signature does not match"), (3, "certificate is not yet valid")):
+    for digit, reason in ((13, "signature does not match"), (3, "is not yet valid (at the time the token states)")):
         moved = bytearray(der)      # another second (or year) of the stated time
         moved[gen_time + digit] = ord("1") if moved[gen_time + digit] != ord("1") else ord("2")
         result = check_token(_entry(bytes(moved)), data, roots, "x")
@@ -159,6 +168,50 @@ def test_altered_tokens_and_tokens_over_other_data_are_rejected(capture, tsa, ts
     assert check_token(_entry(der), data + b" ", [], "x").state == INVALID
     assert check_token({"token": "not base64!"}, data, roots, "x").state == INVALID
     assert check_token(_entry(b"\x30\x03\x02\x01\x00"), data, roots, "x").state == INVALID
+
+
+@pytest.mark.parametrize("usage, days, reason", [
+    (None, (-1, 3650), "not a time-stamping one"),
+    ("server", (-1, 3650), "not a time-stamping one"),
+    ("time", (-30, -10), "has expired (at the time the token states)"),
+])
+def test_a_token_by_a_certificate_not_fit_to_time_stamp_then_fails_and_says_why(capture, pubkey, run, tmp_path,
+                                                                                usage, days, reason):
+    """A chain to the root you trust is not enough: the signer must be a time-stamping
+    certificate, valid at the time the token states. Such a token fails (the report
+    said 'altered', and OpenSSL's 'system clock' words), and states no trusted time."""
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    usages = {None: None, "server": ExtendedKeyUsageOID.SERVER_AUTH, "time": ExtendedKeyUsageOID.TIME_STAMPING}
+    creds = make_tsa_credentials("Unfit", usage=usages[usage], days=days)
+    with TestTsa(creds) as unfit:
+        wacz = capture("/", extra=("--tsa", unfit.url))
+    root = creds.write_ca(tmp_path / "unfit-root.pem")
+    code, report, checks = verify_json(run, wacz, "--trust", pubkey, "--trust-tsa", root)
+    [token] = report["time"]["tokens"]
+    assert code == 1 and token["state"] == INVALID and reason in token["message"], token
+    assert not report["time"]["trusted"] and report["time"]["time"] is None
+    summary = checks["timestamps"]["summary"]
+    assert summary.startswith("1 timestamp token does not hold: ") and reason in summary and "altered" not in summary
+    assert "system clock" not in json.dumps(report)
+
+
+def test_a_bare_token_as_openssl_writes_it_is_read_as_its_response(capture, tsa, tsa_ca, pubkey, run, tmp_path):
+    """An entry's `token` may be a TimeStampResp or the bare TimeStampToken (FACTS.md),
+    as `openssl ts -reply -token_out` writes it: the bare token was judged unreadable,
+    so the capture NOT VERIFIED; it is the same token, trusted, and exported as a reply."""
+    from asn1crypto import tsp
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    capture_id = wacz.name.removesuffix(".wacz")
+    response = _token_der(wacz)
+    bare = tsp.TimeStampResp.load(response)["time_stamp_token"].dump()
+    ok = subprocess.run(["openssl", "ts", "-reply", "-in", "/dev/stdin", "-token_out"], input=response,
+                        capture_output=True)
+    assert ok.returncode == 0 and ok.stdout == bare      # what openssl writes is this
+    code, report, checks = keep_and_verify(run, tmp_path, capture_id, bare, pubkey, tsa_ca)
+    assert code == 0 and [t["state"] for t in report["time"]["tokens"]] == [TRUSTED, TRUSTED], checks["timestamps"]
+    out = tmp_path / "tokens"
+    assert run("extract", capture_id, "--store", tmp_path / "store", "--timestamps", out).code == 0
+    assert (out / f"{capture_id}.token2.tsr").read_bytes() == response
 
 
 def _tst_gen_time(der: bytes) -> int:
@@ -247,6 +300,20 @@ def test_timestamp_command_failures_are_one_line_and_store_nothing(capture, tsa,
     assert nothing.code == 2 and "no timestamp token" in nothing.err
 
 
+def test_timestamp_takes_a_capture_id_not_a_file(capture, tsa, run, tmp_path, monkeypatch):
+    """`archive timestamp ID`: a file named instead (read from wherever it is, not the
+    store) would get a token and a custody entry under a name that is no capture."""
+    wacz = capture("/")
+    store = tmp_path / "store"
+    entries = len(ledger_entries(store))
+    monkeypatch.chdir(wacz.parent)
+    for target in (wacz.name, str(wacz), wacz.name.removesuffix(".wacz") + "\n"):
+        result = run("timestamp", target, "--store", store, "--tsa", tsa.url)
+        assert result.code == 2 and result.err.count("\n") == 1 and "not a capture id" in result.err, result
+    assert not (store / "timestamps").exists() and tsa.requests == 0
+    assert len(ledger_entries(store)) == entries
+
+
 def test_wacz_with_tokens_still_validates_with_py_wacz(capture, tsa):
     wacz = capture("/", extra=("--tsa", tsa.url, "--tsa", closed_port_url()))
     assert len(digest_of(wacz)["timestamps"]) == 2
@@ -304,6 +371,27 @@ def test_a_token_whose_certificate_cannot_be_parsed_is_invalid_not_a_crash(captu
     assert not (out / f"{capture_id}.token2.certs.pem").exists()
 
 
+def test_a_token_certificate_with_a_negative_serial_is_judged_in_the_report_not_on_stderr(
+        capture, tsa, tsa_creds, tsa_ca, pubkey, tmp_path):
+    """cryptography warns of such certificates on stderr: around a verdict (or an
+    export) those lines were not the one-line output a script or a person expects."""
+    from tests.verifyhelp import archive_cmd
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    capture_id = wacz.name.removesuffix(".wacz")
+    der = bytearray(_token_der(wacz))
+    # the TSA certificate's serial comes first (then the signer's id): now negative
+    der[der.find(tsa_creds.tsa_cert.serial_number.to_bytes(20, "big"))] |= 0x80
+    kept = tmp_path / "store" / "timestamps" / capture_id / "1.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text(json.dumps(_entry(bytes(der))))
+    proc = archive_cmd("verify", capture_id, "--store", tmp_path / "store", "--trust", pubkey,
+                       "--trust-tsa", tsa_ca, "--no-record", "--json")
+    assert proc.returncode == 1 and proc.stderr == "", proc.stderr
+    assert [t["state"] for t in json.loads(proc.stdout)["time"]["tokens"]] == [TRUSTED, INVALID]
+    proc = archive_cmd("extract", capture_id, "--store", tmp_path / "store", "--timestamps", tmp_path / "out")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
 def test_a_trusted_time_before_the_capture_says_it_started_is_pointed_out(capture, tsa, tsa_creds, tsa_ca,
                                                                           pubkey, run, tmp_path):
     """A capture cannot exist before it started: a trusted token saying it did shows that
@@ -332,6 +420,31 @@ def test_a_trusted_time_before_the_capture_says_it_started_is_pointed_out(captur
     assert code == 0 and checks["timestamps"]["status"] == "pass" and not checks["timestamps"]["problems"]
 
 
+def test_the_trusted_time_counts_the_accuracy_its_tsa_states(capture, tsa, tsa_creds, tsa_ca, pubkey, run,
+                                                              tmp_path):
+    """A token says its data existed by its time give or take its accuracy: one an hour
+    earlier but good to a day says less than one good to a second. The earliest stated
+    time was shown as the trusted time, with no word of its accuracy."""
+    import datetime as dt
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
+    from tests.tsa import issue_response
+
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    capture_id = wacz.name.removesuffix(".wacz")
+    request = TimestampRequestBuilder().data(members(wacz)["datapackage.json"]) \
+        .hash_algorithm(HashAlgorithm.SHA256).build()
+    vague = issue_response(request.as_bytes(), tsa_creds, 9, accuracy=86400,
+                           gen_time=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    code, report, checks = keep_and_verify(run, tmp_path, capture_id, vague, pubkey, tsa_ca)
+    sealed, kept = report["time"]["tokens"]
+    assert code == 0 and sealed["state"] == kept["state"] == TRUSTED and kept["accuracy"] == 86400
+    assert (report["time"]["time"], report["time"]["accuracy"]) == (sealed["time"], 1)
+    assert checks["timestamps"]["summary"].startswith(f"trusted time: datapackage.json existed by {sealed['time']} ±1s,")
+    text = run("verify", capture_id, "--store", tmp_path / "store", "--trust", pubkey, "--trust-tsa", tsa_ca,
+               "--no-record").out
+    assert f"\n  time          {sealed['time']} ±1s (trusted timestamp" in text, text
+
+
 def test_a_huge_object_kept_as_a_token_beside_a_capture_is_not_read_into_memory(capture, pubkey, tmp_path):
     from tests.verifyhelp import archive_cmd
     wacz = capture("/")
@@ -345,6 +458,46 @@ def test_a_huge_object_kept_as_a_token_beside_a_capture_is_not_read_into_memory(
     assert proc.returncode == 1 and proc.stderr == "", proc.stderr
     checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
     assert checks["timestamps"]["status"] == "fail" and checks["signature"]["status"] == "pass"
+
+
+def test_a_flood_of_timestamp_entries_is_refused_whole_in_bounded_time_and_memory(capture, tsa, tsa_ca,
+                                                                                   pubkey, run, tmp_path):
+    """Tokens are outside the signature: anyone can add entries to the `timestamps` list
+    or objects beside a stored capture. A million of them took half a minute and a 400 MB
+    report, one problem each; more than any capture has (MAX_TOKENS) fail as one."""
+    from archive.seal.timestamp import MAX_TOKENS
+    from tests.verifyhelp import archive_cmd
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    digest = digest_of(wacz)
+    digest["timestamps"] += [{}] * 300_000
+    flooded = tmp_path / "flooded.wacz"
+    with zipfile.ZipFile(flooded, "w") as zf:
+        for name, body in members(wacz).items():
+            zf.writestr(name, json.dumps(digest).encode() if name == "datapackage-digest.json" else body)
+    started = time.monotonic()
+    proc = archive_cmd("verify", flooded, "--trust", pubkey, "--trust-tsa", tsa_ca, "--json", limit_mb=1024)
+    assert proc.returncode == 1 and proc.stderr == "" and len(proc.stdout) < 100_000, proc.stderr
+    assert time.monotonic() - started < 10
+    report = json.loads(proc.stdout)
+    [token] = report["time"]["tokens"]
+    assert token["state"] == INVALID and "none was checked" in token["message"] and not report["time"]["trusted"]
+
+    # beside a stored capture: past the limit nothing more is read, and no more is added
+    capture_id = wacz.name.removesuffix(".wacz")
+    beside = tmp_path / "store" / "timestamps" / capture_id
+    beside.mkdir(parents=True)
+    for n in range(1, MAX_TOKENS + 1):
+        (beside / f"{n}.json").write_text(json.dumps(_entry(_token_der(wacz))))
+    code, report, checks = verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,
+                                       "--trust-tsa", tsa_ca, "--no-record")
+    assert code == 1 and checks["timestamps"]["status"] == "fail" and not report["time"]["trusted"]
+    assert "none was checked" in checks["timestamps"]["problems"][0]["message"]
+    refused = run("timestamp", capture_id, "--store", tmp_path / "store", "--tsa", tsa.url)
+    assert refused.code == 2 and f"at most {MAX_TOKENS}" in refused.err and tsa.requests == 1, refused
+    (beside / f"{MAX_TOKENS}.json").unlink()
+    code, report, checks = verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,
+                                       "--trust-tsa", tsa_ca, "--no-record")
+    assert code == 0 and checks["timestamps"]["status"] == "pass", checks["timestamps"]
 
 
 def test_a_token_from_a_self_signed_tsa_you_do_not_trust_is_untrusted_not_altered(capture, tsa, tsa_ca, pubkey,

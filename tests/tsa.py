@@ -50,23 +50,27 @@ def _name(common_name: str) -> x509.Name:
     ])
 
 
-def _certificate(subject: x509.Name, issuer: x509.Name, public_key, issuer_key, extensions):
-    """A certificate valid from yesterday for ten years, with (extension, critical) pairs."""
+def _certificate(subject: x509.Name, issuer: x509.Name, public_key, issuer_key, extensions,
+                 days: tuple[int, int] = (-1, 3650)):
+    """A certificate valid from yesterday for ten years (or from and to `days` from now),
+    with (extension, critical) pairs."""
     now = datetime.datetime.now(UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject).issuer_name(issuer).public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=3650))
+        .not_valid_before(now + datetime.timedelta(days=days[0]))
+        .not_valid_after(now + datetime.timedelta(days=days[1]))
     )
     for extension, critical in extensions:
         builder = builder.add_extension(extension, critical=critical)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def make_tsa_credentials(label: str = "Test") -> TsaCredentials:
-    """A root CA and a TSA certificate it issued (critical EKU timeStamping, RFC 3161 2.3)."""
+def make_tsa_credentials(label: str = "Test", usage=ExtendedKeyUsageOID.TIME_STAMPING,
+                         days: tuple[int, int] = (-1, 3650)) -> TsaCredentials:
+    """A root CA and a TSA certificate it issued (critical EKU timeStamping, RFC 3161 2.3;
+    or another `usage`, None for no EKU at all; valid over `days` from now)."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name(f"{label} TSA Root CA")
     ca_cert = _certificate(ca_name, ca_name, ca_key.public_key(), ca_key, [
@@ -78,9 +82,9 @@ def make_tsa_credentials(label: str = "Test") -> TsaCredentials:
     tsa_cert = _certificate(_name(f"{label} Time Stamping Authority"), ca_name, tsa_key.public_key(), ca_key, [
         (x509.BasicConstraints(ca=False, path_length=None), True),
         (x509.KeyUsage(True, True, False, False, False, False, False, False, False), True),
-        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), True),
+        *([(x509.ExtendedKeyUsage([usage]), True)] if usage else []),
         (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
-    ])
+    ], days)
     return TsaCredentials(ca_cert, tsa_cert, tsa_key)
 
 
@@ -101,7 +105,7 @@ def _der(cert: x509.Certificate) -> bytes:
 
 def issue_response(request_der: bytes, creds: TsaCredentials, serial: int,
                    gen_time: datetime.datetime | None = None,
-                   imprint_override: bytes | None = None) -> bytes:
+                   imprint_override: bytes | None = None, accuracy: int = 1) -> bytes:
     """A granted TimeStampResp (DER) answering the DER TimeStampReq."""
     request = tsp.TimeStampReq.load(request_der)
     imprint = request["message_imprint"]
@@ -115,7 +119,7 @@ def issue_response(request_der: bytes, creds: TsaCredentials, serial: int,
         "message_imprint": imprint,
         "serial_number": serial,
         "gen_time": gen_time,
-        "accuracy": {"seconds": 1},
+        "accuracy": {"seconds": accuracy},
         "ordering": False,
     }
     if request["nonce"].native is not None:

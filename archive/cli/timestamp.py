@@ -8,6 +8,7 @@ from archive.cli.custody import add_actor_options, actor_from_args
 from archive.cli.store import add_endpoint_option, store_options
 from archive.custody.log import CustodyLog
 from archive.errors import ArchiveError
+from archive.ids import is_capture_id
 from archive.seal.timestamp import DEFAULT_TIMEOUT
 from archive.store.address import open_store
 from archive.timestamping import timestamp_stored
@@ -38,6 +39,10 @@ def print_timestamps(entries: list[dict], capture_id: str) -> None:
 
 
 def run(args) -> int:
+    # a token is kept beside a capture in the store: a file named here (read from
+    # wherever it is) would get a token and a custody entry under a name that is no capture
+    if not is_capture_id(args.capture_id):
+        raise ArchiveError(f"{args.capture_id!r} is not a capture id (like 20250308T121500Z-7f3a9c21)")
     urls = [http_url(u) for u in args.tsa]
     actor = actor_from_args(args, key_from_env=True)
     store = open_store(args.store, store_options(args))

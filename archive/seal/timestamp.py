@@ -21,9 +21,12 @@ import base64
 import hashlib
 import threading
 import time
+import warnings
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Iterator
 
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import InvalidVersion, ObjectIdentifier
 from rfc3161_client import HashAlgorithm, PKIStatus, TimestampRequestBuilder, decode_timestamp_response
 
@@ -31,14 +34,27 @@ from archive import SOFTWARE
 
 DEFAULT_TIMEOUT = 15.0              # seconds for one TSA, connection to last byte
 MAX_RESPONSE = 1 << 20              # a token is a few KB; anything near this is hostile
+MAX_TOKENS = 100                    # of one capture, sealed and added later: a few TSAs, a few times
 SHA256_OID = ObjectIdentifier("2.16.840.1.101.3.4.2.1")
 QUERY_TYPE = "application/timestamp-query"
+SIGNED_DATA_OID = bytes.fromhex("06092a864886f70d010702")   # DER of 1.2.840.113549.1.7.2
+GRANTED = bytes.fromhex("3003020100")                       # PKIStatusInfo {status granted}
 
 Timestamper = Callable[[bytes], list[dict]]
 # What rfc3161-client and cryptography raise on the parts of a damaged or hostile token
 # they read lazily (a certificate with an impossible version, a signer name that does
 # not parse): such a token is unreadable, never a crash.
 TOKEN_ERRORS = (ValueError, KeyError, InvalidVersion)
+
+
+@contextmanager
+def quiet_certificates() -> Iterator[None]:
+    """Keep cryptography's warnings about certificates it will refuse one day (a serial
+    number that is not positive) off stderr: OpenSSL takes them, and what is wrong with a
+    token is said in the report, not in lines around it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        yield
 
 
 class TimestampError(Exception):
@@ -160,6 +176,27 @@ def token_bytes(entry: dict) -> bytes | None:
     if not isinstance(token, str):
         return None
     try:
-        return base64.b64decode(token, validate=True)
+        return as_response(base64.b64decode(token, validate=True))
     except ValueError:
         return None
+
+
+def _der_length(n: int) -> bytes:
+    """A DER length: one byte below 128, else the count of the big-endian bytes that follow."""
+    if n < 0x80:
+        return bytes([n])
+    size = (n.bit_length() + 7) // 8
+    return bytes([0x80 | size]) + n.to_bytes(size, "big")
+
+
+def as_response(der: bytes) -> bytes:
+    """A TimeStampResp for a bare TimeStampToken (a CMS ContentInfo holding SignedData, as
+    `openssl ts -reply -token_out` writes it), which an entry may hold (FACTS.md): a
+    granted status put in front. Anything else is returned as it is."""
+    if len(der) < 2 or der[0] != 0x30:
+        return der
+    start = 2 + (der[1] & 0x7F if der[1] & 0x80 else 0)       # after the SEQUENCE's header
+    if der[start:start + len(SIGNED_DATA_OID)] != SIGNED_DATA_OID:
+        return der
+    body = GRANTED + der
+    return b"\x30" + _der_length(len(body)) + body

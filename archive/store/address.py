@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from archive.errors import ArchiveError, NotFound
+from archive.files import file_identity
 from archive.store.local import LocalStore
 from archive.store.rangeread import RangeReader
 from archive.ids import is_capture_id
@@ -94,9 +95,9 @@ def open_capture_target(target: str, endpoint_url: str | None = None) -> RangeRe
         raise NotFound(f"{target}: no such file") from None
     except OSError as exc:
         raise ArchiveError(f"{target}: {exc.strerror}") from None
-    size = os.fstat(fd).st_size
+    stat = os.fstat(fd)
     if os.path.isdir(path):
         os.close(fd)
         raise ArchiveError(f"{target} is a directory, not a WACZ file")
-    return RangeReader(lambda start, end: os.pread(fd, end - start, start), size, target,
-                       on_close=lambda: os.close(fd))
+    return RangeReader(lambda start, end: os.pread(fd, end - start, start), stat.st_size, target,
+                       on_close=lambda: os.close(fd), identity=file_identity(stat))

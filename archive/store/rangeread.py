@@ -29,12 +29,13 @@ class RangeReader(io.RawIOBase):
 
     def __init__(self, fetch: Callable[[int, int], bytes], size: int, name: str = "",
                  min_window: int = MIN_WINDOW, max_window: int = MAX_WINDOW,
-                 on_close: Callable[[], None] | None = None) -> None:
+                 on_close: Callable[[], None] | None = None, identity: object = None) -> None:
         super().__init__()
         self._fetch = fetch
         self._on_close = on_close
         self.size = size
         self.name = name
+        self.identity = identity    # what tells this object (version) from another under its name
         self._min, self._max = min_window, max(max_window, min_window)
         self._pos = 0
         self._windows: list[tuple[int, bytes]] = []     # (start, data), most recent last

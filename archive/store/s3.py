@@ -396,6 +396,13 @@ class S3Store:
             for attempt in range(READ_ATTEMPTS):
                 try:
                     response = self.client.get_object(Range=f"bytes={start}-{end - 1}", **pinned)
+                    if response.get("ContentLength") != end - start:
+                        # a service that ignores Range sends the whole object every time:
+                        # never read that into memory
+                        response["Body"].close()
+                        raise ArchiveError(f"{what}: asked for {end - start} bytes from byte {start}, the "
+                                           f"service answered with {response.get('ContentLength')} "
+                                           "(does it ignore Range requests?)")
                     return response["Body"].read()
                 except (ResponseStreamingError, IncompleteReadError, ReadTimeoutError):
                     if attempt == READ_ATTEMPTS - 1:
@@ -409,7 +416,7 @@ class S3Store:
                     raise translate(exc, what) from None
             raise AssertionError("unreachable")
 
-        return RangeReader(fetch, head["ContentLength"], what)
+        return RangeReader(fetch, head["ContentLength"], what, identity=(version_of(head), head["ETag"]))
 
     def stat_capture(self, capture_id: str) -> StoredCapture:
         key = self._key_of(capture_id)

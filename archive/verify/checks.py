@@ -670,7 +670,7 @@ def _check_timestamps(report: Report, digest: dict | None, dp_bytes: bytes | Non
                                list(options.tsa_roots))
     best = trusted_time(results)
     report.time = {"trusted": best is not None, "time": best.time if best else None,
-                   "tokens": [r.to_dict() for r in results]}
+                   "accuracy": best.accuracy if best else None, "tokens": [r.to_dict() for r in results]}
     status, summary, problems = summarize(results, bool(options.tsa_roots))
     clash = clock_clash(best, evidence.get("started") if isinstance(evidence, dict) else None)
     if clash:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from archive import __version__
 from archive.verify.extract import read_record_block
-from archive.verify.model import NOT_VERIFIED, VERIFIED, Report
+from archive.verify.model import NOT_VERIFIED, VERIFIED, CannotCheck, Report
 from archive.verify.report import CHECK_TITLES, facts, headline
 from archive.verify.source import Source
 
@@ -97,7 +97,10 @@ def _pages(report: Report, source: Source | None) -> str:
         picture = ""
         location = report.screenshots.get(page["url"])
         if location is not None and source is not None:
-            uri = _image_uri(read_record_block(source, location, SCREENSHOT_LIMIT))
+            try:
+                uri = _image_uri(read_record_block(source, location, SCREENSHOT_LIMIT))
+            except CannotCheck:     # the file changed since it was checked: not its picture
+                uri = None
             if uri:
                 picture = f'<img alt="screenshot of {_e(page["url"])}" src="{uri}">'
                 if report.verdict != VERIFIED:

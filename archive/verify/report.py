@@ -7,6 +7,7 @@ from importlib import resources
 
 from archive.values import count, human_bytes, printable
 from archive.verify.model import Report
+from archive.verify.timestamps import within
 
 MARKS = {"pass": "ok  ", "fail": "FAIL", "warn": "warn", "skip": "NOT CHECKED"}
 MAX_PROBLEMS_SHOWN = 20
@@ -87,7 +88,8 @@ def facts(report: Report) -> list[tuple[str, str]]:
     if report.time:
         trusted = next((t for t in report.time.get("tokens", [])
                         if t.get("time") == report.time.get("time") and t.get("state") == "trusted"), None)
-        rows.append(("time", f"{report.time['time']} (trusted timestamp, RFC 3161, by "
+        rows.append(("time", f"{report.time['time']}{within(report.time.get('accuracy'))} "
+                             "(trusted timestamp, RFC 3161, by "
                      f"{(trusted or {}).get('authority') or 'a TSA you trust'})"
                      if report.time.get("trusted") else "no trusted time (no timestamp from a TSA you trust)"))
     return rows

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import BinaryIO
 
+from archive.files import file_identity
 from archive.verify import fastzlib
 from archive.verify.model import CannotCheck
 from archive.verify.pool import Batch, Pool, cpus
@@ -59,8 +60,7 @@ def _unpacked(part: Part) -> Part:
 
 
 def identity(fh: BinaryIO) -> tuple:
-    st = os.fstat(fh.fileno())
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    return file_identity(os.fstat(fh.fileno()))
 
 
 def check_segment(path: str, name: str, base: int, start: int, end: int, whole: bool) -> Part:

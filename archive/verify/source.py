@@ -9,11 +9,13 @@ archive.store.address.open_capture_target (ranged reads, never the whole object 
 from __future__ import annotations
 
 import os
+import stat
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
 from archive.errors import ArchiveError
+from archive.files import file_identity
 from archive.ids import is_capture_id
 from archive.verify.model import CannotCheck
 
@@ -28,6 +30,34 @@ class Source:
     path: str | None = None          # a local path, when there is one
 
 
+def _identity(fh: BinaryIO) -> object:
+    """What tells the object or file opened from another put under its name since."""
+    identity = getattr(fh, "identity", None)      # a RangeReader: an S3 version and ETag
+    return identity if identity is not None else file_identity(os.fstat(fh.fileno()))
+
+
+def _pinned(name: str, open_new: Callable[[], BinaryIO], path: str | None = None) -> Source:
+    """A Source whose every reader is over what was there at the first open: the
+    verifier opens a target several times (to tell its kind, then to check it), and a
+    verdict must be about one file, never a mix of one replaced by another in between."""
+    try:
+        with open_new() as fh:
+            size, first = _size_of(fh), _identity(fh)
+    except ArchiveError as exc:
+        raise CannotCheck(str(exc)) from None
+
+    def reopen() -> BinaryIO:
+        try:
+            fh = open_new()
+        except ArchiveError as exc:
+            raise CannotCheck(str(exc)) from None
+        if _identity(fh) != first:
+            fh.close()
+            raise CannotCheck(f"{name} was replaced or changed while it was being checked; check it again")
+        return fh
+    return Source(name, size, reopen, path)
+
+
 def _size_of(fh: BinaryIO) -> int:
     fh.seek(0, os.SEEK_END)
     size = fh.tell()
@@ -37,16 +67,18 @@ def _size_of(fh: BinaryIO) -> int:
 
 def local_source(path: str) -> Source:
     try:
-        if os.path.isdir(path):
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
             raise CannotCheck(f"{path} is a directory, not a file to verify")
-        size = os.path.getsize(path)
-        with open(path, "rb"):
-            pass
+        if not stat.S_ISREG(mode):
+            # a pipe blocks or is used up at the first read, a device (/dev/zero) never
+            # ends: verification reads its target more than once, by offset
+            raise CannotCheck(f"{path} is not a regular file (a pipe or a device); save it to a file first")
+        return _pinned(path, lambda: open(path, "rb"), path)
     except FileNotFoundError:
         raise CannotCheck(f"{path}: no such file") from None
     except OSError as exc:
         raise CannotCheck(f"{path}: {exc.strerror}") from None
-    return Source(path, size, lambda: open(path, "rb"), path)
 
 
 def _store_source(address: str | None, capture_id: str, endpoint_url: str | None = None) -> Source:
@@ -54,24 +86,15 @@ def _store_source(address: str | None, capture_id: str, endpoint_url: str | None
 
     try:
         store = open_store(address, StoreOptions(endpoint_url=endpoint_url))
-        with store.open_capture(capture_id) as fh:
-            size = _size_of(fh)
     except ArchiveError as exc:
         raise CannotCheck(str(exc)) from None
-    return Source(f"{capture_id} in {store.address}", size, lambda: store.open_capture(capture_id))
+    return _pinned(f"{capture_id} in {store.address}", lambda: store.open_capture(capture_id))
 
 
 def _s3_source(address: str, endpoint_url: str | None) -> Source:
     from archive.store.address import open_capture_target
 
-    def opener():
-        return open_capture_target(address, endpoint_url)
-    try:
-        with opener() as reader:
-            size = reader.size
-    except ArchiveError as exc:
-        raise CannotCheck(str(exc)) from None
-    return Source(address, size, opener)
+    return _pinned(address, lambda: open_capture_target(address, endpoint_url))
 
 
 def resolve(target: str, store: str | None = None, endpoint_url: str | None = None) -> Source:

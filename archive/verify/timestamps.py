@@ -14,18 +14,20 @@ plainly (warn); a token that is altered or belongs to other data is a failure.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from rfc3161_client import PKIStatus, VerificationError, VerifierBuilder, decode_timestamp_response
 
 from archive.errors import ArchiveError
-from archive.seal.timestamp import TOKEN_ERRORS, token_bytes, utc_iso
+from archive.seal.timestamp import MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, token_bytes, utc_iso
+from archive.values import count
 from archive.verify.warcs import Problem
 
+CERTIFICATES_LIMIT = 16 << 20       # a --trust-tsa file: a whole CA bundle is well under 1 MiB
 TRUSTED, UNTRUSTED, UNCHECKED, INVALID, MISSING = "trusted", "untrusted", "unchecked", "invalid", "missing"
 IMPRINT_HASHES = {
     "2.16.840.1.101.3.4.2.1": "sha256",
@@ -37,6 +39,16 @@ IMPRINT_HASHES = {
 # last two (and the chain ones) also cover a TSA whose own certificate is self-signed.
 UNTRUSTED_ERRORS = ("unable to get local issuer certificate", "unable to get issuer certificate",
                     "self-signed certificate", "self signed certificate")
+
+# OpenSSL's words for a chain that holds but may not sign timestamps then, in plain ones
+# (OpenSSL checks them at the token's own time: "system clock" would mislead)
+CHAIN_REASONS = {
+    "unsuitable certificate purpose": "the certificate that signed it is not a time-stamping one "
+                                      "(RFC 3161: extended key usage timeStamping only, critical)",
+    "certificate is not yet valid": "a certificate of its chain is not yet valid",
+    "certificate has expired": "a certificate of its chain has expired",
+    "invalid CA certificate": "a certificate above the TSA's is not a CA's",
+}
 
 
 @dataclass
@@ -59,9 +71,12 @@ def load_tsa_certificates(paths: list[str] | None) -> list[x509.Certificate]:
     certs: list[x509.Certificate] = []
     for path in paths or []:
         try:
-            data = Path(path).read_bytes()
+            with open(path, "rb") as fh:
+                data = fh.read(CERTIFICATES_LIMIT + 1)   # /dev/zero never ends
         except OSError as exc:
             raise ArchiveError(f"cannot read TSA certificate {path}: {exc.strerror}") from None
+        if len(data) > CERTIFICATES_LIMIT:
+            raise ArchiveError(f"{path} is larger than any certificate bundle ({CERTIFICATES_LIMIT >> 20} MiB)")
         try:
             certs += (x509.load_pem_x509_certificates(data) if b"-----BEGIN" in data
                       else [x509.load_der_x509_certificate(data)])
@@ -189,7 +204,9 @@ def clock_clash(best: TokenCheck | None, started: object) -> str | None:
 def _reason(text: str) -> str:
     """A readable reason out of rfc3161-client's message (which embeds OpenSSL's error stack)."""
     if 'Verify error: ' in text:
-        return text.split('Verify error: ', 1)[1].split('"', 1)[0] + " (at the time the token states)"
+        error = text.split('Verify error: ', 1)[1].split('"', 1)[0]
+        plain = next((words for marker, words in CHAIN_REASONS.items() if error.startswith(marker)), error)
+        return plain + " (at the time the token states)"
     if "signature failure" in text or "padding check failed" in text:
         return "its signature does not match its content"
     return text.split(": ErrorStack")[0][:160]
@@ -213,15 +230,38 @@ def check_timestamps(sealed: object, later: list[tuple[str, dict]], datapackage:
         sealed = []
     if not isinstance(sealed, list):
         return [TokenCheck("datapackage-digest.json", None, INVALID, "`timestamps` is not a list")]
-    results = [check_token(e, datapackage, roots, "datapackage-digest.json") for e in sealed]
-    results += [check_token(e, datapackage, roots, where, later=True) for where, e in later]
+    if len(sealed) + len(later) > MAX_TOKENS:
+        # tokens are outside the signature: a flood of them would cost time and memory
+        # out of all proportion (and bury the real ones in the report); refused whole
+        return [TokenCheck("datapackage-digest.json", None, INVALID,
+                           f"{len(sealed)} timestamp entries in the capture and {len(later)} beside it: more "
+                           f"than any capture has (at most {MAX_TOKENS}), so none was checked")]
+    with quiet_certificates():
+        results = [check_token(e, datapackage, roots, "datapackage-digest.json") for e in sealed]
+        results += [check_token(e, datapackage, roots, where, later=True) for where, e in later]
     return results
 
 
+def _latest(result: TokenCheck) -> float:
+    """The latest moment (POSIX seconds) a token lets its data have existed by: the time
+    it states plus the accuracy it states (RFC 3161 2.4.2); inf when that cannot be read."""
+    try:
+        return datetime.fromisoformat(result.time).timestamp() + (result.accuracy or 0)
+    except (TypeError, ValueError, OverflowError):
+        return math.inf
+
+
+def within(accuracy: float | None) -> str:
+    """A token's stated accuracy, to follow its time in a report ("" when it states none)."""
+    return f" ±{accuracy:g}s" if accuracy else ""
+
+
 def trusted_time(results: list[TokenCheck]) -> TokenCheck | None:
-    """The earliest trusted token: the strongest statement of when the capture existed."""
+    """The trusted token with the earliest time its data existed by, accuracy counted: the
+    strongest statement of when the capture existed (an hour earlier give or take a day
+    says less than a second earlier give or take a second)."""
     trusted = [r for r in results if r.state == TRUSTED]
-    return min(trusted, key=lambda r: r.time or "") if trusted else None
+    return min(trusted, key=_latest) if trusted else None
 
 
 def summarize(results: list[TokenCheck], have_roots: bool) -> tuple[str, str, list[Problem]]:
@@ -231,11 +271,14 @@ def summarize(results: list[TokenCheck], have_roots: bool) -> tuple[str, str, li
     tokens = [r for r in results if r.state != MISSING]
     best = trusted_time(results)
     if invalid:
-        return "fail", (f"{len(invalid)} timestamp token(s) altered or not over this capture's "
-                        "datapackage.json"), problems
+        # not always "altered": a token may hold yet be signed by a certificate not fit for it
+        others = f" (and {len(invalid) - 1} more)" if len(invalid) > 1 else ""
+        verb = "does" if len(invalid) == 1 else "do"
+        return "fail", f"{count(len(invalid), 'timestamp token')} {verb} not hold: {invalid[0].message}{others}", problems
     if best is not None:
         later = " (token added after sealing)" if best.later else ""
-        return "pass", f"trusted time: datapackage.json existed by {best.time}{later}, attested by {best.authority}", problems
+        return "pass", (f"trusted time: datapackage.json existed by {best.time}{within(best.accuracy)}{later}, "
+                        f"attested by {best.authority}"), problems
     if not tokens:
         missing = len(results)
         return "warn", ("no trusted time: the capture holds no RFC 3161 timestamp token"

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from archive.errors import AlreadyExists, ArchiveError
+from archive.files import read_at_most
 
 PASSPHRASE_ENV = "ARCHIVE_KEY_PASSPHRASE"
 PRIVATE_NAME = "signing-key.pem"
@@ -97,13 +98,18 @@ def generate(out_dir: str | Path, passphrase: bytes | None) -> KeyFiles:
     return KeyFiles(private_path, public_path, fingerprint(key.public_key()))
 
 
+KEY_FILE_LIMIT = 1 << 20      # a PEM key is a few hundred bytes
+
+
 def read_key_file(path: str | Path) -> bytes:
     try:
-        return Path(path).read_bytes()
+        return read_at_most(path, KEY_FILE_LIMIT)
     except FileNotFoundError:
         raise ArchiveError(f"key file not found: {path}") from None
     except OSError as exc:
         raise ArchiveError(f"cannot read key file {path}: {exc.strerror}") from None
+    except ValueError:
+        raise ArchiveError(f"{path} is not a key file: it is larger than any key") from None
 
 
 def is_encrypted_pem(data: bytes) -> bool:

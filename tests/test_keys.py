@@ -95,3 +95,14 @@ def test_trust_takes_paths_that_hold_an_equals_sign(keydir, tmp_path):
     assert trusted_keys([str(key)]) == {fp: "bob"}
     assert trusted_keys([str(folder)]) == {fp: "bob"}
     assert trusted_keys([f"team={folder}"]) == {fp: "team"}
+
+
+def test_a_key_file_that_never_ends_is_refused_in_one_line(tmp_path):
+    """`--trust /dev/zero` or `keys show` of a huge file was read whole into memory."""
+    from tests.verifyhelp import archive_cmd
+    target = tmp_path / "a.wacz"
+    target.write_bytes(b"not read: the keys are read first")
+    for args in (["keys", "show", "/dev/zero"], ["verify", target, "--trust", "/dev/zero"]):
+        proc = archive_cmd(*args, limit_mb=512, timeout=60)
+        assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1, (args, proc.stderr)
+        assert "larger than any key" in proc.stderr, (args, proc.stderr)

@@ -7,12 +7,15 @@ import os
 from pathlib import Path
 
 from archive.errors import ArchiveError
+from archive.files import read_at_most
 from archive.jobs.spec import JobFileError, JobSpec, Problem
 from archive.keys import is_encrypted_pem, load_private_key, read_key_file
 from archive.seal.sign import Signer
 from archive.store.address import StoreOptions, open_store
 from archive.store.s3 import Retention
 from archive.store.local import LocalStore
+
+PASSPHRASE_FILE_LIMIT = 1 << 20
 
 
 def passphrase(spec: JobSpec) -> bytes | None:
@@ -25,10 +28,13 @@ def passphrase(spec: JobSpec) -> bytes | None:
         return value.encode("utf-8")
     if signing.passphrase_file:
         try:
-            data = Path(signing.passphrase_file).read_bytes()
+            data = read_at_most(signing.passphrase_file, PASSPHRASE_FILE_LIMIT)
         except OSError as exc:
             raise ArchiveError(f"cannot read passphrase file {signing.passphrase_file}: "
                                f"{exc.strerror}") from None
+        except ValueError:
+            raise ArchiveError(f"passphrase file {signing.passphrase_file} is larger than any "
+                               "passphrase") from None
         # A trailing newline is what editors and `echo` leave; it is not part of it.
         return data.rstrip(b"\r\n") or None
     return None

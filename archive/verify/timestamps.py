@@ -24,6 +24,7 @@ from rfc3161_client import PKIStatus, VerificationError, VerifierBuilder, decode
 
 from archive.errors import ArchiveError
 from archive.seal.timestamp import MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, token_bytes, utc_iso
+from archive.files import read_at_most
 from archive.values import count
 from archive.verify.warcs import Problem
 
@@ -71,12 +72,11 @@ def load_tsa_certificates(paths: list[str] | None) -> list[x509.Certificate]:
     certs: list[x509.Certificate] = []
     for path in paths or []:
         try:
-            with open(path, "rb") as fh:
-                data = fh.read(CERTIFICATES_LIMIT + 1)   # /dev/zero never ends
+            data = read_at_most(path, CERTIFICATES_LIMIT)      # /dev/zero never ends
         except OSError as exc:
             raise ArchiveError(f"cannot read TSA certificate {path}: {exc.strerror}") from None
-        if len(data) > CERTIFICATES_LIMIT:
-            raise ArchiveError(f"{path} is larger than any certificate bundle ({CERTIFICATES_LIMIT >> 20} MiB)")
+        except ValueError:
+            raise ArchiveError(f"{path} is larger than any certificate bundle ({CERTIFICATES_LIMIT >> 20} MiB)") from None
         try:
             certs += (x509.load_pem_x509_certificates(data) if b"-----BEGIN" in data
                       else [x509.load_der_x509_certificate(data)])

@@ -17,7 +17,7 @@ from typing import BinaryIO, Sequence
 
 from archive.errors import ArchiveError
 from archive.hashing import parse_digest
-from archive.values import parse_json, printable
+from archive.values import parse_json, printable, text_field
 from archive.verify.container import member_lines, open_container, open_zip, read_small
 from archive.warc.cdxj import parse_cdxj_line
 
@@ -122,9 +122,9 @@ def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
             seeds = evidence.get("seeds")
             summary = CaptureSummary(
                 label=label,
-                time=_text(evidence.get("started")) or _text(datapackage.get("mainPageDate")),
+                time=text_field(evidence.get("started")) or text_field(datapackage.get("mainPageDate")),
                 seeds=[s for s in seeds if isinstance(s, str)] if isinstance(seeds, list) else [],
-                stop_reason=_text(evidence.get("stopReason")),
+                stop_reason=text_field(evidence.get("stopReason")),
             )
             lists = [n for n in PAGE_LISTS if n in names]
             if not lists:
@@ -138,18 +138,13 @@ def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
                 _read_index(zf, name, summary)
             if not summary.time:
                 stamps = [p.ts for p in summary.pages.values() if p.ts]
-                summary.time = min(stamps) if stamps else _text(datapackage.get("created"))
+                summary.time = min(stamps) if stamps else text_field(datapackage.get("created"))
     except (zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile, UnicodeDecodeError,
             ValueError, KeyError, OSError) as exc:
         if isinstance(exc, ArchiveError):
             raise
         raise ArchiveError(f"{label}: cannot read its pages and index ({exc})") from None
     return summary
-
-
-def _text(value) -> str | None:
-    """A text field as a file gives it; anything else (a number, a list) is no value."""
-    return value if isinstance(value, str) else None
 
 
 def _json_member(zf: zipfile.ZipFile, name: str) -> dict:
@@ -166,14 +161,14 @@ def _read_pages(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None
             continue
         status = entry.get("status")
         page = PageState(
-            url=entry["url"], ts=_text(entry.get("ts")),
+            url=entry["url"], ts=text_field(entry.get("ts")),
             status=int(status) if isinstance(status, (int, str)) and str(status).isdecimal()
             and len(str(status)) <= 3 else None,
-            title=_text(entry.get("title")), error=_text(entry.get("error")),
-            redirect_to=_text(entry.get("redirectTo")),
+            title=text_field(entry.get("title")), error=text_field(entry.get("error")),
+            redirect_to=text_field(entry.get("redirectTo")),
         )
         summary.pages.setdefault(page.url, page)
-        if _text(entry.get("redirectedFrom")):
+        if text_field(entry.get("redirectedFrom")):
             summary.redirected_from[entry["redirectedFrom"]] = page.url
 
 

@@ -78,6 +78,12 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def text_field(value) -> str | None:
+    """A text field as a file or a store gives it; anything else (a number, a list, an
+    object: anyone able to write the file can put one there) is no value."""
+    return value if isinstance(value, str) else None
+
+
 def printable(text: str) -> str:
     """`text` safe to show on a terminal as one line: control characters (escape
     sequences, carriage returns, newlines) and invisible format characters (bidi

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from archive.custody.chain import check_chain
 from archive.custody.entry import CAPTURED, SEALED, STORED, TIMESTAMPED
 from archive.custody.ledger import Record
+from archive.values import text_field
 
 
 @dataclass
@@ -21,16 +22,13 @@ class History:
 def summary_of(entry: dict) -> dict:
     """The parts of an entry a reader of a report wants, in reading order. Anyone able
     to write to the store can append an entry: a value of the wrong type is None."""
-    def text(value):
-        return value if isinstance(value, str) else None
-
     actor = entry.get("actor") if isinstance(entry.get("actor"), dict) else {}
     seq, details = entry.get("seq"), entry.get("details")
     return {
         "seq": seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
-        "time": text(entry.get("time")), "event": text(entry.get("event")),
-        "actor": text(actor.get("name")), "key": text(actor.get("key")),
-        "signed": entry.get("signature") is not None, "wacz": text(entry.get("wacz")),
+        "time": text_field(entry.get("time")), "event": text_field(entry.get("event")),
+        "actor": text_field(actor.get("name")), "key": text_field(actor.get("key")),
+        "signed": entry.get("signature") is not None, "wacz": text_field(entry.get("wacz")),
         "details": details if isinstance(details, dict) else {},
     }
 

@@ -13,7 +13,7 @@ from typing import BinaryIO, Callable
 
 from archive import SOFTWARE
 from archive.hashing import parse_digest
-from archive.values import count
+from archive.values import count, text_field
 from archive.seal.sign import check_signature
 from archive.verify import heap
 from archive.verify.domainsig import check_domain_signature
@@ -569,8 +569,8 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
     report.signature = {
         "signed": True, "form": check.form, "fingerprint": check.fingerprint, "trustedAs": None,
         "holds": None if check.form == "domain" else False,
-        "created": _string(signed.get("created")) if isinstance(signed, dict) else None,
-        "software": _string(signed.get("software")) if isinstance(signed, dict) else None,
+        "created": text_field(signed.get("created")) if isinstance(signed, dict) else None,
+        "software": text_field(signed.get("software")) if isinstance(signed, dict) else None,
     }
     if check.form == "domain":
         if _named_signer(evidence) or ours:
@@ -634,10 +634,6 @@ def _signature_removed(report: Report, evidence: dict | None) -> bool:
     return True
 
 
-def _string(value) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def _domain_signature(report: Report, signed: dict, actual: str) -> None:
     domain = signed.get("domain")
     report.signature["domain"] = domain if isinstance(domain, str) else None
@@ -689,18 +685,18 @@ def _capture_summary(datapackage: dict, evidence: dict, warcs: list[WarcResult],
     seeds = evidence.get("seeds")
     pages = sinks.get(PAGES)
     summary = {
-        "id": _string(evidence.get("captureId")),
-        "title": _string(datapackage.get("title")),
-        "created": _string(datapackage.get("created")),
-        "software": _string(datapackage.get("software")),
-        "waczVersion": _string(datapackage.get("wacz_version")),
-        "mainPageUrl": _string(datapackage.get("mainPageUrl")),
+        "id": text_field(evidence.get("captureId")),
+        "title": text_field(datapackage.get("title")),
+        "created": text_field(datapackage.get("created")),
+        "software": text_field(datapackage.get("software")),
+        "waczVersion": text_field(datapackage.get("wacz_version")),
+        "mainPageUrl": text_field(datapackage.get("mainPageUrl")),
         "seeds": [s for s in seeds if isinstance(s, str)] if isinstance(seeds, list) else None,
-        "started": _string(evidence.get("started")),
-        "finished": _string(evidence.get("finished")),
-        "operator": _string(evidence.get("operator")),
-        "host": _string(evidence.get("host")),
-        "job": _string(evidence.get("job")),
+        "started": text_field(evidence.get("started")),
+        "finished": text_field(evidence.get("finished")),
+        "operator": text_field(evidence.get("operator")),
+        "host": text_field(evidence.get("host")),
+        "job": text_field(evidence.get("job")),
         "pages": len(pages.pages) if isinstance(pages, PagesSink) else None,
         "bytes": plain_count(stats.get("bytes")),
         "failed": plain_count(stats.get("failed")),

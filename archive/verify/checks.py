@@ -573,10 +573,10 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
         "software": text_field(signed.get("software")) if isinstance(signed, dict) else None,
     }
     if check.form == "domain":
-        if _named_signer(evidence) or ours:
+        named = _named_signer(evidence)
+        if named or ours:
             # our captures are signed in the anonymous form (by the key their evidence names)
-            said = f"{EVIDENCE} names signer {_named_signer(evidence)}" if _named_signer(evidence) \
-                else "this file was written by this tool"
+            said = f"{EVIDENCE} names signer {named}" if named else "this file was written by this tool"
             report.add("signature", FAIL, f"the signature was replaced: {said}, but the file carries a "
                        "domain-identity signature",
                        [Problem("signedData is not the signature of the key that made it", "datapackage-digest.json")])

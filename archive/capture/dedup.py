@@ -17,18 +17,14 @@ from warcio.statusandheaders import StatusAndHeadersParser, StatusAndHeadersPars
 from archive.hashing import parse_digest
 from archive.values import parse_json
 from archive.verify.container import member_lines, open_zip, read_small
+from archive.verify.warcs import WARC_VERSION_LINES
 from archive.warc.cdxj import parse_cdxj_line
 
 REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
 INDEX_PATH = "indexes/index.cdx.gz"
 SMALL_LIMIT = 16 << 20          # datapackage-digest.json is a few KB
-LINE_LIMIT = 1 << 20
+LINE_LIMIT = 1 << 20            # an index line longer than this is skipped
 HEAD_LIMIT = 64 << 10           # an original's WARC header is read from this many bytes at most
-WARC_VERSIONS = ["WARC/1.1", "WARC/1.0", "WARC/0.17", "WARC/0.18"]   # as warcio's loader
-
-
-def _small(zf: zipfile.ZipFile, name: str) -> bytes:
-    return read_small(zf, name, SMALL_LIMIT)
 
 
 def _index_lines(zf: zipfile.ZipFile) -> Iterator[bytes]:
@@ -100,7 +96,7 @@ class EarlierCapture:
         self._lock = threading.Lock()
         self._where: dict = {}
         self._found: dict = {}
-        digest_doc = parse_json(_small(self._zip, "datapackage-digest.json"))
+        digest_doc = parse_json(read_small(self._zip, "datapackage-digest.json", SMALL_LIMIT))
         if not isinstance(digest_doc, dict):
             raise ValueError("datapackage-digest.json is not a JSON object")
         self.datapackage_hash = digest_doc.get("hash")
@@ -159,7 +155,7 @@ class EarlierCapture:
         end = head.find(b"\r\n\r\n")
         if end < 0:
             return None
-        return StatusAndHeadersParser(WARC_VERSIONS).parse(BytesIO(head[: end + 4]))
+        return StatusAndHeadersParser(list(WARC_VERSION_LINES)).parse(BytesIO(head[: end + 4]))
 
 
 class Dedup:

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from rfc3161_client import PKIStatus, VerificationError, VerifierBuilder, decode_timestamp_response
 
 from archive.errors import ArchiveError
-from archive.seal.timestamp import MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, token_bytes, utc_iso
 from archive.files import read_at_most
+from archive.seal.timestamp import MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, token_bytes, utc_iso
 from archive.values import count
 from archive.verify.warcs import Problem
 

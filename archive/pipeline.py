@@ -17,7 +17,7 @@ from typing import Callable
 from archive import SOFTWARE
 from archive.capture.crawl import CrawlOptions, Crawler
 from archive.capture.dedup import Dedup, EarlierCapture
-from archive.capture.journal import JOURNAL_NAME, CrawlState, CrawlStats, Journal, replay
+from archive.capture.journal import JOURNAL_NAME, CrawlState, CrawlStats, Journal, cut, read_lines, replay
 from archive.custody.entry import CAPTURED, STORED, Actor
 from archive.custody.log import CustodyLog
 from archive.errors import AlreadyExists, ArchiveError
@@ -88,6 +88,7 @@ class CaptureResult:
     timestamps: list[dict] = field(default_factory=list)   # per TSA: tsa, time or error
     custody_problems: list[str] = field(default_factory=list)
     lock: str | None = None       # Object Lock retention / legal hold of the stored object
+    cut_back: list[dict] = field(default_factory=list)   # groups a resume dropped and redid
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -195,16 +196,9 @@ def resume_capture(
         return _store(Session(work, capture_id, started, request, None), store, signer,
                       sealed_path, sha, size, created, replay(work / JOURNAL_NAME), custody)
     earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
-    state = replay(work / JOURNAL_NAME)
+    container, state = _take_up(work, sealed_path)
     if state.ended is None:
         _check_browser(request.crawl)
-    keep = (f"{WARC_DIR}/{state.position[0]}", *state.position[1:]) if state.position else None
-    try:
-        container = ContainerWriter.reopen(sealed_path, keep)
-    except FileNotFoundError:
-        raise ArchiveError(f"{work}: the capture's container is missing; cannot resume") from None
-    except ContainerChanged as exc:
-        raise ArchiveError(f"{work}: {exc}") from None
     if container.current is not None:
         container.end()
     closed = [WarcFile(m.entry.name.rsplit("/", 1)[-1], m.entry.size, m.entry.crc, m.sha256)
@@ -213,6 +207,49 @@ def resume_capture(
         leftover.unlink()
     return _capture(Session(work, capture_id, started, request, earlier), container, closed,
                     state, store, signer, on_progress)
+
+
+def _take_up(work: Path, sealed_path: Path) -> tuple[ContainerWriter, CrawlState]:
+    """The unfinished container and the journal, cut back to the last record group both
+    hold. After a kill that is the journal's last group. After a power loss the WARC
+    data may end sooner: the groups whose records are lost are dropped from the journal
+    too (their URLs are fetched again), and a `cut` line says so, which the capture's
+    evidence reports. Data that is there but changed is refused (ContainerChanged)."""
+    path = work / JOURNAL_NAME
+    lines = read_lines(path)
+    groups = [n for n, (_, line) in enumerate(lines)
+              if line.get("t") == "group" and _is_position(line.get("warc"))]
+    try:
+        container, held = ContainerWriter.reopen(
+            sealed_path, [(f"{WARC_DIR}/{lines[n][1]['warc'][0]}", *lines[n][1]["warc"][1:])
+                          for n in groups])
+    except FileNotFoundError:
+        raise ArchiveError(f"{work}: the capture's container is missing; cannot resume") from None
+    except ContainerChanged as exc:
+        raise ArchiveError(f"{work}: {exc}") from None
+    kept = groups[held] + 1 if held is not None else (groups[0] if groups else len(lines))
+    if kept < len(lines):
+        dropped = [line for _, line in lines[kept:] if line.get("t") == "group"]
+        earlier_cuts = [line for _, line in lines[kept:] if line.get("t") == "cut"]
+        cut(path, lines[kept - 1][0] if kept else 0)
+        journal = Journal(work)
+        for line in earlier_cuts:      # what an earlier resume cut stays said
+            journal.append(line)
+        journal.append({
+            "t": "cut", "at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "groups": len(dropped), "urls": sorted({g["url"] for g in dropped if g.get("url")}),
+            "warc": lines[groups[held]][1]["warc"] if held is not None else None,
+            "reason": "the WARC data on disk ends before what the journal recorded "
+                      "(lost in a power failure); the groups after this point were dropped",
+        })
+        journal.close()
+        lines = read_lines(path)
+    return container, replay(path, lines)
+
+
+def _is_position(value) -> bool:
+    return (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value[1:]))
 
 
 def _check_browser(options: CrawlOptions) -> None:
@@ -286,6 +323,7 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         "started": _iso(session.started),
         "finished": _iso(datetime.now(timezone.utc)),
         "resumed": state.resumes,
+        **({"cutBack": state.cut_backs} if state.cut_backs else {}),
         "signer": signer.fingerprint if signer else None,
         "signed": signer is not None,
         "stats": {
@@ -370,5 +408,5 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         requisites=stats.requisites, failed=stats.failed, bytes=stats.bytes,
         revisits=stats.revisits, stop_reason=ended.get("stop"), work_dir=kept,
         timestamps=[{k: e.get(k) for k in ("tsa", "time", "error")} for e in timestamps],
-        custody_problems=custody.problems, lock=stored.lock,
+        custody_problems=custody.problems, lock=stored.lock, cut_back=state.cut_backs,
     )

@@ -49,3 +49,86 @@ def test_seal_benchmark_smoke():
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["warc_bytes"] >= 4 << 20 and result["ratio"] > 0 and result["peak_rss_mb"] > 0
+
+
+def _journaled_container(tmp_path: Path) -> tuple[ContainerWriter, list[tuple]]:
+    """A container as a crawl leaves it: a finished WARC member and one being written,
+    with the (member, size, CRC) position journaled after each record group."""
+    container = ContainerWriter(tmp_path / "c.wacz")
+    positions = []
+    for name, groups in (("archive/a.warc.gz", 3), ("archive/b.warc.gz", 3)):
+        member = container.begin(name)
+        for n in range(groups):
+            member.write(f"{name} group {n} ".encode() * 50)
+            positions.append((name, member.size, member.crc))
+        if name.endswith("a.warc.gz"):
+            container.end()
+    container.flush()
+    return container, positions
+
+
+def _data_end(path: Path, name: str, size: int) -> int:
+    """Where the data of member `name` ends after `size` bytes, in the .open file."""
+    data = path.read_bytes()
+    start = data.index(name.encode()) + len(name)
+    return start + size
+
+
+def test_reopen_after_a_kill_keeps_the_last_journaled_position(tmp_path):
+    container, positions = _journaled_container(tmp_path)
+    with open(container.open_path, "ab") as fh:
+        fh.write(b"\x1f\x8b half a record")              # written after the last journal line
+    container._fh.close()
+    reopened, held = ContainerWriter.reopen(tmp_path / "c.wacz", positions)
+    assert held == len(positions) - 1
+    assert [m.entry.name for m in reopened.members] == ["archive/a.warc.gz"]
+    assert reopened.current.size == positions[-1][1] and reopened.current.crc == positions[-1][2]
+    assert container.open_path.stat().st_size == _data_end(container.open_path, "archive/b.warc.gz",
+                                                          positions[-1][1])
+    reopened.end()
+    sha, _ = reopened.finish()
+    with zipfile.ZipFile(tmp_path / "c.wacz") as zf:
+        assert zf.read("archive/b.warc.gz").count(b"group 2") == 50
+
+
+@pytest.mark.parametrize("lost_to", ["b.group1", "a.group2"])
+def test_reopen_after_a_power_loss_cuts_back_to_the_last_position_on_disk(tmp_path, lost_to):
+    """The file ends inside what was journaled (the OS never wrote the rest): the
+    container is cut back to the last position whose bytes are all there."""
+    container, positions = _journaled_container(tmp_path)
+    container._fh.close()
+    name, group = {"b.group1": ("archive/b.warc.gz", 4), "a.group2": ("archive/a.warc.gz", 2)}[lost_to]
+    keep_end = _data_end(container.open_path, name, positions[group - 1][1])
+    with open(container.open_path, "r+b") as fh:
+        fh.truncate(keep_end + 7)                       # part of the next group survived
+    reopened, held = ContainerWriter.reopen(tmp_path / "c.wacz", positions)
+    assert held == group - 1
+    assert reopened.current.name == name and reopened.current.crc == positions[group - 1][2]
+    assert container.open_path.stat().st_size == keep_end
+    assert [m.entry.name for m in reopened.members] == (["archive/a.warc.gz"] if group > 3 else [])
+    reopened.end()
+    reopened.finish()
+    with zipfile.ZipFile(tmp_path / "c.wacz") as zf:
+        assert zf.testzip() is None and zf.namelist() == [m.entry.name for m in reopened.members]
+
+
+def test_reopen_refuses_journaled_data_that_is_there_but_changed(tmp_path):
+    """A flipped byte is a disk error or tampering, not a loss: nothing is cut away."""
+    container, positions = _journaled_container(tmp_path)
+    container._fh.close()
+    data = bytearray(container.open_path.read_bytes())
+    data[_data_end(container.open_path, "archive/b.warc.gz", positions[4][1]) - 3] ^= 0x01
+    container.open_path.write_bytes(bytes(data))
+    with pytest.raises(ContainerChanged, match="changed on disk after it was journaled"):
+        ContainerWriter.reopen(tmp_path / "c.wacz", positions)
+    assert container.open_path.read_bytes() == bytes(data), "the damaged data is kept as it is"
+
+
+def test_reopen_with_nothing_journaled_on_disk_empties_the_container(tmp_path):
+    container, positions = _journaled_container(tmp_path)
+    container._fh.close()
+    with open(container.open_path, "r+b") as fh:
+        fh.truncate(40)                                 # the first header, cut short
+    reopened, held = ContainerWriter.reopen(tmp_path / "c.wacz", positions)
+    assert held is None and reopened.members == [] and reopened.current is None
+    assert container.open_path.stat().st_size == 0

@@ -205,3 +205,42 @@ def test_a_capture_stored_before_its_run_stopped_is_found_on_resume(run, key, pu
     refused = run("capture", "--resume", work, "--key", key, "--store", store, "--quiet")
     assert refused.code == 2 and "already exists" in refused.err, refused
     assert (work / f"{out['capture_id']}.wacz").exists()   # the only good copy is kept
+
+
+def test_power_loss_resume_cuts_back_to_what_the_disk_kept(run, key, pubkey, tmp_path):
+    """A power loss keeps less than was journaled: the WARC data ends partway through
+    the records of a journaled group, and the journal ends in a block of zeros. The
+    groups whose records were lost are fetched again (said in the output and in the
+    evidence); none is lost, none is there twice, and the result verifies."""
+    site = generated_site(30)
+    site.delay = 0.03
+    with SiteServer(site) as server:
+        args = [server.url("/"), "--depth", "10", "--scope", "host", "--workers", "2",
+                "--key", key, "--store", tmp_path / "store", "--quiet"]
+        journal = capture_killed_when(args, tmp_path / "w", lambda j: group_lines(j) >= 24, timeout=60)
+        work = journal.parent
+        lines = journal.read_bytes().splitlines(keepends=True)
+        groups = [i for i, line in enumerate(lines) if b'"t":"group"' in line]
+        position = json.loads(lines[groups[11]])["warc"]
+        after = len(groups) - 12
+        container = next(work.glob("*.wacz.open"))
+        data = container.read_bytes()
+        name = f"archive/{position[0]}".encode()
+        data_start = data.index(name) + len(name)     # the first member: no zip64 extra
+        with open(container, "r+b") as fh:
+            fh.truncate(data_start + position[1] + 300)   # the next group's records, partly
+        with open(journal, "ab") as fh:
+            fh.write(b"\x00" * 700 + b"\n" + lines[groups[-1]])
+
+        resumed = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "store")
+        assert resumed.code == 0, resumed
+        assert f"cut back {after} fetches" in resumed.out
+    wacz = Path(stored_waczs(tmp_path / "store")[0])
+    assert run("verify", wacz, "--trust", pubkey).code == 0
+    urls = _page_urls(wacz)
+    assert len(urls) == len(set(urls)) == 30
+    assert _stored_twice(wacz) == []
+    evidence = json.loads(__import__("zipfile").ZipFile(wacz).read("evidence/capture.json"))
+    assert [c["groups"] for c in evidence["cutBack"]] == [after]
+    assert evidence["cutBack"][0]["warc"] == position
+    assert evidence["stats"]["pages"] == 30

@@ -3,13 +3,15 @@ right after the group while the writer is still locked, so the journal follows t
 WARC's order exactly. It is the crawl's memory: URLs queued and done, the WARC
 position after each group, index lines, page entries, deduplication originals. A
 crawl killed at any point is rebuilt from it (replay), and the container is cut back
-to the last position it names.
+to the last position it names (or, after a power loss, to the last one it still holds).
 
 Line kinds: `seeds` (the first URLs queued), `group` (records of one fetch; `final`
 false for a fetch that will be retried, `kind` robots for robots.txt; with --browser
 one group is one page with everything the browser fetched for it, `seen` naming those
-URLs, and `kind` browser for the browser's records outside any page), `end` (the crawl
-finished; sealing may follow).
+URLs, and `kind` browser for the browser's records outside any page), `resume`, `cut`
+(a resume found the WARC data ending before what was journaled, after a power loss,
+and dropped the groups whose records were lost), `end` (the crawl finished;
+sealing may follow).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class CrawlState:
     stats: CrawlStats = field(default_factory=CrawlStats)
     ended: dict | None = None                 # the `end` line, once the crawl finished
     resumes: list[str] = field(default_factory=list)
+    cut_backs: list[dict] = field(default_factory=list)   # `cut` lines: groups lost and redone
 
     def pending(self) -> list[Item]:
         return [
@@ -98,24 +101,48 @@ class CrawlState:
                 self.attempts[line["url"]] = self.attempts.get(line["url"], 0) + 1
         elif kind == "end":
             self.ended = line
+        elif kind == "cut":
+            self.cut_backs.append({k: line.get(k) for k in ("at", "groups", "urls", "warc", "reason")})
         elif kind == "resume":
             self.resumes.append(line.get("at", ""))
             self.ended = None
 
 
-def replay(path: Path) -> CrawlState:
-    """Read a journal; a last line cut short by a crash is ignored."""
+def read_lines(path: Path) -> list[tuple[int, dict]]:
+    """The journal's lines, each with the byte offset just after it, up to the first
+    line that is cut short or damaged: a crash or a power loss ends the journal there
+    (a last line half written, a block of zeros), and nothing after it can be relied on."""
+    if not path.exists():
+        return []
+    lines, end = [], 0
+    data = path.read_bytes()
+    for raw in data[: data.rfind(b"\n") + 1].splitlines(keepends=True):
+        try:
+            line = json.loads(raw) if raw.strip() else None
+        except ValueError:       # UnicodeDecodeError too
+            break
+        if raw.strip() and not (isinstance(line, dict) and isinstance(line.get("t"), str)):
+            break
+        end += len(raw)
+        if line is not None:
+            lines.append((end, line))
+    return lines
+
+
+def replay(path: Path, lines: list[tuple[int, dict]] | None = None) -> CrawlState:
+    """What a journal (or the first `lines` of it) says."""
     state = CrawlState()
-    for line in _complete_lines(path):
-        state.apply(json.loads(line))
+    for _, line in read_lines(path) if lines is None else lines:
+        state.apply(line)
     return state
 
 
-def _complete_lines(path: Path) -> list[bytes]:
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    return [line for line in data[: data.rfind(b"\n") + 1].splitlines() if line.strip()]
+def cut(path: Path, end: int) -> None:
+    """Keep only the first `end` bytes of a journal (the lines read_lines vouched for)."""
+    with open(path, "r+b") as fh:
+        fh.truncate(end)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 class Journal:
@@ -124,10 +151,9 @@ class Journal:
     def __init__(self, directory: Path) -> None:
         self.path = Path(directory) / JOURNAL_NAME
         if self.path.exists():
-            # Drop a line half-written by a crash before appending after it.
-            data = self.path.read_bytes()
-            with open(self.path, "r+b") as fh:
-                fh.truncate(data.rfind(b"\n") + 1)
+            # Drop a line half-written (or damaged) by a crash before appending after it.
+            lines = read_lines(self.path)
+            cut(self.path, lines[-1][0] if lines else 0)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
 

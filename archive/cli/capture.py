@@ -228,6 +228,9 @@ def run(args) -> int:
               + (f", {result.revisits} unchanged payloads as revisits" if result.revisits else ""))
         if result.stop_reason:
             print(f"stopped  {result.stop_reason} reached; some queued URLs were not fetched")
+        for cut in result.cut_back:
+            print(f"cut back {cut['groups']} fetches journaled before {cut['at']} had lost "
+                  "their records on disk (a power failure) and were fetched again")
         print_timestamps(result.timestamps, result.capture_id)
     if result.custody_problems:
         raise ArchiveError(f"capture {result.capture_id} is stored, but its custody is incomplete: "

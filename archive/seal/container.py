@@ -71,49 +71,75 @@ class ContainerWriter:
         self.current: MemberWriter | None = None
 
     @classmethod
-    def reopen(cls, path: Path, keep: tuple | None) -> "ContainerWriter":
-        """Take up a container left unfinished by a crash (`path.open`).
+    def reopen(cls, path: Path, journaled: list[tuple]) -> tuple["ContainerWriter", int | None]:
+        """Take up a container left unfinished by a crash (`path.open`), cut back to the
+        latest of the `journaled` positions it still holds.
 
-        `keep` = (member name, data size[, CRC-32 of that data]): the members before that
-        one must be finished and intact (their CRC is checked and their SHA-256
-        recomputed, reading them once); that member is cut to `size` bytes, checked
-        against the CRC when one is given, and left open; everything after it (a
-        half-written record, a later member, a half-written seal) is cut off.
-        None empties the container.
+        `journaled`: (member name, data size, CRC-32 of that data) after each record group,
+        oldest first. A kill leaves at least the last one on disk. A power loss can leave
+        less: the file then ends before some journaled position, and the container is
+        cut back to the last one it holds (the caller drops the groups after it). Bytes
+        that are there but differ from what was journaled (a disk error, or tampering)
+        are never cut away: ContainerChanged. The members before the chosen position
+        must be finished and intact (their CRC is checked and their SHA-256 recomputed,
+        reading them once); its member is cut there and left open; everything after it
+        (a half-written record, a later member, a half-written seal) is cut off.
+
+        Returns the container and the index of the position kept (None: none was, and
+        the container is emptied).
         """
         self = cls.__new__(cls)
         self.path = Path(path)
         self.open_path = self.path.with_name(self.path.name + OPEN_SUFFIX)
         self._fh = open(self.open_path, "r+b")
         self.members, self.current = [], None
-        if keep is None:
+        held, lost = self._scan(journaled)
+        if (held[0] if held else None) != (len(journaled) - 1 if journaled else None) and not lost:
+            self._fh.close()
+            raise ContainerChanged(
+                "the captured data changed on disk after it was journaled (CRC differs); "
+                "not resuming")
+        if held is None:
             self._fh.truncate(0)
-            return self
-        name, keep_size, keep_crc = (*keep, None)[:3]
-        offset = 0
-        while True:
-            found = self._read_local_header(offset)
-            if found is None:
-                raise ContainerChanged(f"{self.open_path.name}: no member {name} at offset {offset}")
+            return self, None
+        index, self.members, self.current = held
+        current = self.current
+        end = Entry(current.name, current.offset, 0, 0, current.zip64).data_offset + current.size
+        self._fh.truncate(end)
+        self._fh.seek(end)
+        return self, index
+
+    def _scan(self, journaled: list[tuple]) -> tuple[tuple | None, bool]:
+        """Read the members front to back, checking the journaled positions in them.
+        Returns ((index, members before, member as at that position) of the latest
+        position held, or None; whether the reading stopped because the file ended)."""
+        marks: dict[str, list[tuple[int, int, int]]] = {}
+        for index, (name, size, crc) in enumerate(journaled):
+            marks.setdefault(name, []).append((index, size, crc))
+        file_size = os.fstat(self._fh.fileno()).st_size
+        held, offset = None, 0
+        while (found := self._read_local_header(offset)) is not None:
             entry, crc, zip64 = found
-            if entry.name == name:
-                member = MemberWriter(self, name, offset, zip64)
-                self._hash_range(entry.data_offset, keep_size, member)
-                if keep_crc is not None and member.crc != keep_crc:
-                    raise ContainerChanged(
-                        f"{name}: the captured data changed on disk after it was journaled "
-                        "(CRC differs); not resuming")
-                self._fh.truncate(entry.data_offset + keep_size)
-                self._fh.seek(entry.data_offset + keep_size)
-                self.current = member
-                return self
             member = MemberWriter(self, entry.name, offset, zip64)
-            self._hash_range(entry.data_offset, entry.size, member)
-            if member.crc != crc:
-                raise ContainerChanged(f"{entry.name}: CRC does not match its data; not resuming")
+            for index, size, mark_crc in sorted(marks.get(entry.name, ()), key=lambda m: m[1]):
+                if not self._hash_to(entry.data_offset, size, member):
+                    return held, True
+                if member.crc != mark_crc:
+                    return held, False
+                held = (index, list(self.members), _copy_member(member))
+            if entry.size == 0:          # the member being written: its header is completed last
+                return held, False
+            if not self._hash_to(entry.data_offset, entry.size, member):
+                return held, True
+            if member.size != entry.size or member.crc != crc:
+                return held, False
             self.members.append(MemberInfo(Entry(entry.name, offset, entry.size, crc, zip64),
                                            member.sha.hexdigest()))
             offset = entry.end
+        # no member header here: lost when the file ends before one could be whole
+        next_name = next((m[0] for m in journaled[held[0] + 1 if held else 0:]), "")
+        longest = len(local_header(Entry(next_name, offset, 0, 0, True)))
+        return held, file_size - offset < longest
 
     def _read_local_header(self, offset: int) -> tuple[Entry, int, bool] | None:
         """(entry, CRC, zip64) of the member whose local header is at `offset`, when that
@@ -136,20 +162,18 @@ class ContainerWriter:
             return None
         return entry, crc, zip64
 
-    def _hash_range(self, start: int, length: int, member: MemberWriter) -> None:
-        """Feed `length` bytes of the file from `start` into a member's size, CRC and hash."""
-        self._fh.seek(start)
-        remaining = length
-        while remaining:
-            chunk = self._fh.read(min(CHUNK, remaining))
+    def _hash_to(self, data_offset: int, size: int, member: MemberWriter) -> bool:
+        """Feed a member's data into its size, CRC and hash until `size` bytes are in;
+        False when the file ends first."""
+        self._fh.seek(data_offset + member.size)
+        while member.size < size:
+            chunk = self._fh.read(min(CHUNK, size - member.size))
             if not chunk:
-                raise ContainerChanged(
-                    f"{member.name}: {length - remaining} of {length} bytes on disk; not resuming"
-                )
+                return False
             member.size += len(chunk)
             member.crc = zlib.crc32(chunk, member.crc)
             member.sha.update(chunk)
-            remaining -= len(chunk)
+        return True
 
     @property
     def offset(self) -> int:
@@ -215,6 +239,12 @@ class ContainerWriter:
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._fh.close()
+
+
+def _copy_member(member: MemberWriter) -> MemberWriter:
+    copy = MemberWriter(member.container, member.name, member.offset, member.zip64)
+    copy.size, copy.crc, copy.sha = member.size, member.crc, member.sha.copy()
+    return copy
 
 
 def _hash_and_check(path: Path, members: list[MemberInfo]) -> str:

@@ -161,15 +161,24 @@ def test_sealed_but_not_stored_is_stored_on_resume(run, key, pubkey, tmp_path):
     assert len(_page_urls(wacz)) == 3
 
 
+def _slow_site(pages: int):
+    site = generated_site(pages)
+    site.delay = 0.03       # a crawl of a few seconds, so it can be killed half way
+    return site
+
+
+def _killed_after(server: SiteServer, key: str, tmp_path: Path, groups: int) -> Path:
+    """The journal of a crawl of `server` killed once it journaled `groups` groups."""
+    args = [server.url("/"), "--depth", "10", "--scope", "host", "--workers", "2",
+            "--key", key, "--store", tmp_path / "store", "--quiet"]
+    return capture_killed_when(args, tmp_path / "w", lambda j: group_lines(j) >= groups, timeout=60)
+
+
 def test_captured_data_changed_on_disk_is_not_resumed_into_a_sealed_capture(run, key, tmp_path):
     """A byte of kept WARC data that changed after it was journaled (a disk error, power
     lost before the data reached the disk) must not be sealed and signed as if captured."""
-    site = generated_site(30)
-    site.delay = 0.03
-    with SiteServer(site) as server:
-        args = [server.url("/"), "--depth", "10", "--scope", "host", "--workers", "2",
-                "--key", key, "--store", tmp_path / "store", "--quiet"]
-        journal = capture_killed_when(args, tmp_path / "w", lambda j: group_lines(j) >= 20, timeout=60)
+    with SiteServer(_slow_site(30)) as server:
+        journal = _killed_after(server, key, tmp_path, groups=20)
         work = journal.parent
         container = next(work.glob("*.wacz.open"))
         data = bytearray(container.read_bytes())
@@ -212,12 +221,8 @@ def test_power_loss_resume_cuts_back_to_what_the_disk_kept(run, key, pubkey, tmp
     the records of a journaled group, and the journal ends in a block of zeros. The
     groups whose records were lost are fetched again (said in the output and in the
     evidence); none is lost, none is there twice, and the result verifies."""
-    site = generated_site(30)
-    site.delay = 0.03
-    with SiteServer(site) as server:
-        args = [server.url("/"), "--depth", "10", "--scope", "host", "--workers", "2",
-                "--key", key, "--store", tmp_path / "store", "--quiet"]
-        journal = capture_killed_when(args, tmp_path / "w", lambda j: group_lines(j) >= 24, timeout=60)
+    with SiteServer(_slow_site(30)) as server:
+        journal = _killed_after(server, key, tmp_path, groups=24)
         work = journal.parent
         lines = journal.read_bytes().splitlines(keepends=True)
         groups = [i for i, line in enumerate(lines) if b'"t":"group"' in line]

@@ -199,6 +199,10 @@ class ContainerWriter:
             raise ValueError(f"{member.name} grew past 4 GiB without zip64 fields")
         self._fh.flush()
         os.pwrite(self._fh.fileno(), local_header(entry), member.offset)
+        # On disk before anything after it: a power loss then never leaves a later
+        # member's data behind a header still saying "size unknown", which no resume
+        # could get past.
+        os.fsync(self._fh.fileno())
         info = MemberInfo(entry, member.sha.hexdigest())
         self.members.append(info)
         return info

@@ -73,9 +73,9 @@ def human_bytes(n: int, exact: bool = False) -> str:
     return f"{value:.1f} {unit}" + (f" ({n} bytes)" if exact else "")
 
 
-def count(n: int, noun: str) -> str:
+def count(n: int, noun: str, plural: str | None = None) -> str:
     """'1 record', '4 records': reports are read by people, not only by scripts."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 def text_field(value) -> str | None:

@@ -241,7 +241,11 @@ def test_power_loss_resume_cuts_back_to_what_the_disk_kept(run, key, pubkey, tmp
         assert resumed.code == 0, resumed
         assert f"cut back {after} fetches" in resumed.out
     wacz = Path(stored_waczs(tmp_path / "store")[0])
-    assert run("verify", wacz, "--trust", pubkey).code == 0
+    verified = run("verify", wacz, "--trust", pubkey)
+    assert verified.code == 0
+    assert f"1 time after the capturing process stopped; {after} fetches done again" in verified.out
+    report = json.loads(run("verify", wacz, "--trust", pubkey, "--json").out)
+    assert report["capture"]["resumed"] == 1 and report["capture"]["redone"] == after
     urls = _page_urls(wacz)
     assert len(urls) == len(set(urls)) == 30
     assert _stored_twice(wacz) == []

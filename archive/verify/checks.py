@@ -702,8 +702,18 @@ def _capture_summary(datapackage: dict, evidence: dict, warcs: list[WarcResult],
         "failed": plain_count(stats.get("failed")),
         "records": sum(len(w.records) for w in warcs),
         "warcFiles": len(warcs),
+        "resumed": plain_count(len(resumed)) if isinstance(resumed := evidence.get("resumed"), list) else None,
+        "redone": _redone(evidence.get("cutBack"), plain_count),
     }
     return {k: v for k, v in summary.items() if v is not None}
+
+
+def _redone(cuts, plain_count) -> int | None:
+    """Fetches done again on a resume because a power loss took their records."""
+    if not isinstance(cuts, list) or not cuts:
+        return None
+    counts = [plain_count(c.get("groups")) if isinstance(c, dict) else None for c in cuts]
+    return None if None in counts else plain_count(sum(counts))
 
 
 def _pages(sinks: dict, warcs: list[WarcResult]) -> tuple[list[dict], dict[str, RecordLocation]]:

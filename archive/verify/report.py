@@ -79,9 +79,14 @@ def facts(report: Report) -> list[tuple[str, str]]:
         counts.append(f"{human_bytes(int(c['bytes']), exact=True)} fetched")
     if c.get("failed"):
         # failed fetches are evidence too (recorded, listed in pages with their error)
-        counts.append(f"{c['failed']} failed fetch{'es' if c['failed'] != 1 else ''} (see --json or --html)")
+        counts.append(f"{count(c['failed'], 'failed fetch', 'failed fetches')} (see --json or --html)")
     if counts:
         rows.append(("contents", ", ".join(counts)))
+    if c.get("resumed"):
+        redone = (f"; {count(c['redone'], 'fetch', 'fetches')} done again, their records lost "
+                  "on disk in a power failure" if c.get("redone") else "")
+        rows.append(("resumed", f"{count(c['resumed'], 'time')} after the capturing process "
+                                f"stopped{redone}"))
     signer = signer_line(report)
     if signer:
         rows.append(("signed by", signer))

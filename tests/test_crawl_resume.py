@@ -21,7 +21,7 @@ def _page_urls(wacz: Path) -> list[str]:
 def _stored_twice(wacz: Path) -> list[str]:
     counts = collections.Counter(
         r["uri"] for r in records(wacz)
-        if r["type"] in ("response", "revisit") and not r["uri"].endswith("/robots.txt")
+        if r["type"] in ("response", "revisit")
     )
     return [uri for uri, n in counts.items() if n > 1]
 

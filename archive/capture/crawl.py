@@ -155,6 +155,8 @@ class Crawler:
             journal.append({"t": "seeds", "queue": [item.to_json() for item in seeds]})
         else:
             self.frontier.restore(state.seen, state.pending(), state.stats.pages)
+            if self.robots is not None:
+                self.robots.restore(state.robots)
             self.stats = CrawlStats(**vars(state.stats))
             if self.dedup is not None:
                 for digest, original in state.originals:
@@ -258,7 +260,7 @@ class Crawler:
     # -- one URL -------------------------------------------------------------
     def _process(self, session, item: Item) -> None:
         if self.robots is not None:
-            rules = self.robots.rules(item.url, lambda url: self._fetch_robots(session, url))
+            rules = self.robots.rules(item.url, lambda url: self._robots_answer(session, url))
             delay = rules.crawl_delay(self.options.user_agent)
             if delay:
                 self.frontier.slow_down(item.url, delay)
@@ -304,6 +306,13 @@ class Crawler:
         if self._deadline is not None and time.monotonic() + wait >= self._deadline:
             return None
         return wait
+
+    def _robots_answer(self, session, url: str) -> RobotsAnswer:
+        """robots.txt's answer, journaled after the records of its fetch: a resumed
+        crawl goes on with it instead of fetching (and recording) the file again."""
+        answer = self._fetch_robots(session, url)
+        self.journal.append({"t": "robots", "url": url, "answer": answer.to_json()})
+        return answer
 
     def _fetch_robots(self, session, url: str) -> RobotsAnswer:
         """Fetch robots.txt (following up to five redirects), every hop recorded."""

@@ -8,7 +8,8 @@ to the last position it names (or, after a power loss, to the last one it still 
 Line kinds: `seeds` (the first URLs queued), `group` (records of one fetch; `final`
 false for a fetch that will be retried, `kind` robots for robots.txt; with --browser
 one group is one page with everything the browser fetched for it, `seen` naming those
-URLs, and `kind` browser for the browser's records outside any page), `resume`, `cut`
+URLs, and `kind` browser for the browser's records outside any page), `robots` (the
+answer an origin's robots.txt gave, after the groups of its fetch), `resume`, `cut`
 (a resume found the WARC data ending before what was journaled, after a power loss,
 and dropped the groups whose records were lost), `end` (the crawl finished;
 sealing may follow).
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from archive.capture.dedup import Original
 from archive.capture.frontier import Item
+from archive.capture.robots import RobotsAnswer
 
 JOURNAL_NAME = "crawl.jsonl"
 
@@ -72,6 +74,7 @@ class CrawlState:
     ended: dict | None = None                 # the `end` line, once the crawl finished
     resumes: list[str] = field(default_factory=list)
     cut_backs: list[dict] = field(default_factory=list)   # `cut` lines: groups lost and redone
+    robots: dict[str, RobotsAnswer] = field(default_factory=dict)   # by robots.txt URL
 
     def pending(self) -> list[Item]:
         return [
@@ -101,6 +104,8 @@ class CrawlState:
                 self.attempts[line["url"]] = self.attempts.get(line["url"], 0) + 1
         elif kind == "end":
             self.ended = line
+        elif kind == "robots":
+            self.robots[line["url"]] = RobotsAnswer.from_json(line["answer"])
         elif kind == "cut":
             self.cut_backs.append({k: line.get(k) for k in ("at", "groups", "urls", "warc", "reason")})
         elif kind == "resume":

@@ -1,5 +1,5 @@
-"""robots.txt, read as RFC 9309 says: fetched once per origin (scheme, host, port),
-parsed with Protego; a missing file (4xx) allows everything, an unreachable one
+"""robots.txt, read as RFC 9309 says: fetched once per origin (scheme, host, port) and
+crawl (a resumed crawl goes on with the answers it had), parsed with Protego; a missing file (4xx) allows everything, an unreachable one
 (5xx, network error, redirect loop) disallows everything."""
 
 from __future__ import annotations
@@ -23,6 +23,14 @@ class RobotsAnswer:
     text: str = ""
     error_kind: str | None = None     # why there was no response (dns, tls, timeout...)
     error: str | None = None
+
+    def to_json(self) -> dict:
+        return {"status": self.status, "text": self.text, "errorKind": self.error_kind,
+                "error": self.error}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RobotsAnswer":
+        return cls(data.get("status"), data.get("text") or "", data.get("errorKind"), data.get("error"))
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,11 @@ class Robots:
         self._rules: dict[str, Rules] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+
+    def restore(self, answers: dict[str, RobotsAnswer]) -> None:
+        """Take up the answers an earlier run of the crawl had, by robots.txt URL."""
+        for robots_url, answer in answers.items():
+            self._rules[origin(robots_url)] = rules_from(robots_url, answer)
 
     def rules(self, url: str, fetch_robots: Callable[[str], RobotsAnswer]) -> Rules:
         key = origin(url)

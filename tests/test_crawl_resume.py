@@ -167,10 +167,11 @@ def _slow_site(pages: int):
     return site
 
 
-def _killed_after(server: SiteServer, key: str, tmp_path: Path, groups: int) -> Path:
+def _killed_after(server: SiteServer, key: str, tmp_path: Path, groups: int,
+                  more: tuple = ()) -> Path:
     """The journal of a crawl of `server` killed once it journaled `groups` groups."""
     args = [server.url("/"), "--depth", "10", "--scope", "host", "--workers", "2",
-            "--key", key, "--store", tmp_path / "store", "--quiet"]
+            "--key", key, "--store", tmp_path / "store", "--quiet", *more]
     return capture_killed_when(args, tmp_path / "w", lambda j: group_lines(j) >= groups, timeout=60)
 
 
@@ -253,3 +254,30 @@ def test_power_loss_resume_cuts_back_to_what_the_disk_kept(run, key, pubkey, tmp
     assert [c["groups"] for c in evidence["cutBack"]] == [after]
     assert evidence["cutBack"][0]["warc"] == position
     assert evidence["stats"]["pages"] == 30
+
+
+def test_max_time_is_for_the_whole_crawl_across_resumes(run, key, tmp_path):
+    """--max-time bounds the crawl, not each run of it: a resume gets what is left."""
+    from archive.capture.journal import CrawlState
+
+    state = CrawlState()
+    for line in ({"t": "group", "url": "a", "elapsed": 4.5}, {"t": "group", "url": "b", "elapsed": 5.0},
+                 {"t": "resume"}, {"t": "group", "url": "c", "elapsed": 3.0}):
+        state.apply(line)
+    assert state.crawl_time == 8.0
+
+    with SiteServer(_slow_site(30)) as server:
+        journal = _killed_after(server, key, tmp_path, groups=10, more=["--max-time", "10m"])
+        # as if this run had crawled for 10 minutes already
+        lines = journal.read_text().splitlines(keepends=True)
+        last = max(i for i, line in enumerate(lines) if '"t":"group"' in line)
+        lines[last] = json.dumps({**json.loads(lines[last]), "elapsed": 600.0}) + "\n"
+        journal.write_text("".join(lines))
+        requests_before = len(server.site.requests)
+        resumed = run("capture", "--resume", journal.parent, "--key", key, "--store", tmp_path / "store")
+        assert resumed.code == 0, resumed
+        assert "stopped  max-time reached" in resumed.out
+        assert len(server.site.requests) == requests_before, "no time was left to fetch anything"
+    wacz = Path(stored_waczs(tmp_path / "store")[0])
+    evidence = json.loads(__import__("zipfile").ZipFile(wacz).read("evidence/capture.json"))
+    assert evidence["stopReason"] == "max-time" and evidence["notFetched"]

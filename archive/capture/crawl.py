@@ -150,6 +150,8 @@ class Crawler:
         self._journaled_at: tuple | None = None
         self._errors: list[BaseException] = []
         self._deadline: float | None = None
+        self._run_started = time.monotonic()
+        self._time_before = state.crawl_time if state is not None else 0.0
         if state is None:
             seeds = [item for item in (Item(s, 0) for s in options.seeds) if self.frontier.add(item)]
             journal.append({"t": "seeds", "queue": [item.to_json() for item in seeds]})
@@ -169,7 +171,11 @@ class Crawler:
         worker's error the workers finish what they fetch and the error is raised; the
         journal then holds everything needed to resume."""
         if self.options.max_time is not None:
-            self._deadline = time.monotonic() + self.options.max_time
+            # the whole crawl's time: what earlier runs of it spent counts too
+            left = self.options.max_time - self._time_before
+            self._deadline = time.monotonic() + max(0.0, left)
+            if left <= 0:
+                self.frontier.stop("max-time")
         if self.options.browser is not None:
             self._start_browser()
         # The browser loads one page at a time: one worker feeds it.
@@ -455,6 +461,7 @@ class Crawler:
         if recorded is not None:
             pending.add(recorded)
         line["warc"] = self._journaled_at = self.writer.position()
+        line["elapsed"] = round(time.monotonic() - self._run_started, 3)
         line["index"] = pending.index
         line["bytes"] = pending.bytes
         if pending.originals:

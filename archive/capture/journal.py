@@ -5,7 +5,8 @@ position after each group, index lines, page entries, deduplication originals. A
 crawl killed at any point is rebuilt from it (replay), and the container is cut back
 to the last position it names (or, after a power loss, to the last one it still holds).
 
-Line kinds: `seeds` (the first URLs queued), `group` (records of one fetch; `final`
+Line kinds: `seeds` (the first URLs queued), `group` (records of one fetch, with the
+seconds since its run began in `elapsed`; `final`
 false for a fetch that will be retried, `kind` robots for robots.txt; with --browser
 one group is one page with everything the browser fetched for it, `seen` naming those
 URLs, and `kind` browser for the browser's records outside any page), `robots` (the
@@ -75,6 +76,13 @@ class CrawlState:
     resumes: list[str] = field(default_factory=list)
     cut_backs: list[dict] = field(default_factory=list)   # `cut` lines: groups lost and redone
     robots: dict[str, RobotsAnswer] = field(default_factory=dict)   # by robots.txt URL
+    earlier_runs: float = 0.0     # seconds crawled by the runs before the last `resume`
+    this_run: float = 0.0         # seconds crawled by the last run, to its last group
+
+    @property
+    def crawl_time(self) -> float:
+        """Seconds spent crawling, all runs together (--max-time is for the whole crawl)."""
+        return self.earlier_runs + self.this_run
 
     def pending(self) -> list[Item]:
         return [
@@ -95,6 +103,9 @@ class CrawlState:
             for digest, original in line.get("originals", ()):
                 self.originals.append((digest, Original(*original)))
             self.stats.count(line)
+            elapsed = line.get("elapsed")
+            if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool):
+                self.this_run = max(self.this_run, float(elapsed))
             if line.get("final"):
                 self.done.add(line["url"])
                 self.queued.pop(line["url"], None)
@@ -110,6 +121,7 @@ class CrawlState:
             self.cut_backs.append({k: line.get(k) for k in ("at", "groups", "urls", "warc", "reason")})
         elif kind == "resume":
             self.resumes.append(line.get("at", ""))
+            self.earlier_runs, self.this_run = self.crawl_time, 0.0
             self.ended = None
 
 

@@ -1,9 +1,13 @@
 """What changed between two captures: pages added, taken down, redirected, edited.
 
-Read from each WACZ's pages list and CDXJ index only (payload digests are in the
-index), so no WARC is decompressed. Findings are phrased for an investigator: "the
-page X changed between T1 and T2", with T1 and T2 the times the page was captured.
-They are claims read from the files: `archive verify` is what proves each file intact.
+Read from each WACZ's pages list and CDXJ index (payload digests are in the index).
+A payload digest is over the body as transferred: the same page sent with other chunk
+boundaries or compressed another way has another one. So only where the two digests
+differ are the two records read, and their content compared once decoded (a page that
+differs only in how it was sent is unchanged; one that cannot be decoded is unknown).
+Findings are phrased for an investigator: "the page X changed between T1 and T2", with
+T1 and T2 the times the page was captured. They are claims read from the files:
+`archive verify` is what proves each file intact.
 """
 
 from __future__ import annotations
@@ -11,14 +15,19 @@ from __future__ import annotations
 import gzip
 import zipfile
 import zlib
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import BinaryIO, Sequence
+from typing import BinaryIO, Callable, Sequence
 
-from archive.errors import ArchiveError
+from archive.errors import ArchiveError, TooLarge
 from archive.hashing import parse_digest
 from archive.values import parse_json, printable, text_field
-from archive.verify.container import member_lines, open_container, open_zip, read_small
+from archive.verify.container import Container, member_lines, open_container, open_zip, read_small
+from archive.verify.decode import DecodeError
+from archive.verify.extract import UNREADABLE, Undecodable, codings_at, extract_at
+from archive.verify.model import CannotCheck, RecordLocation
+from archive.verify.source import Source
 from archive.warc.cdxj import parse_cdxj_line
 
 GONE = (404, 410)
@@ -28,6 +37,8 @@ PAGE_RECORDS = ("response", "revisit")
 CHANGE_KINDS = ("changed", "removed", "redirected", "added")
 JSON_LIMIT = 16 << 20           # evidence/capture.json and datapackage.json are small
 LINE_LIMIT = 16 << 20           # one pages or index line
+DECODED_LIMIT = 1 << 30         # content of one page, decoded: more is not compared (a bomb)
+UNREADABLE_KIND = "unreadable"  # digests differ and the content could not be compared
 
 
 @dataclass(slots=True)
@@ -66,6 +77,9 @@ class CaptureSummary:
     pages: dict[str, PageState] = field(default_factory=dict)
     redirected_from: dict[str, str] = field(default_factory=dict)   # source URL -> target
     redirect_status: dict[str, int] = field(default_factory=dict)    # URL -> 3xx in the index
+    # URL -> (where its record is, None if the line does not say; the line's 14-digit
+    # time): the record whose payload digest is the page's
+    records: dict[str, tuple[RecordLocation | None, str]] = field(default_factory=dict)
 
     def info(self) -> dict:
         return {"capture": self.label, "time": self.time, "seeds": self.seeds,
@@ -94,6 +108,9 @@ class Diff:
     unchanged: int
     uncertain: list[Change]   # could not be compared: say so, never guess
     notes: list[str]
+    # pages counted unchanged whose payload digests differ: the same content, sent with
+    # other chunking or compression
+    transfer_only: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {kind: sum(1 for c in self.changes if c.kind == kind) for kind in CHANGE_KINDS}
@@ -101,9 +118,11 @@ class Diff:
     def to_dict(self) -> dict:
         return {
             "earlier": self.earlier.info(), "later": self.later.info(),
-            "counts": {**self.counts(), "unchanged": self.unchanged, "uncertain": len(self.uncertain)},
+            "counts": {**self.counts(), "unchanged": self.unchanged, "uncertain": len(self.uncertain),
+                       "transferOnly": len(self.transfer_only)},
             "changes": [c.to_dict() for c in self.changes],
             "uncertain": [c.to_dict() for c in self.uncertain],
+            "transferOnly": self.transfer_only,
             "notes": self.notes,
         }
 
@@ -177,7 +196,7 @@ def _read_index(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None
         line = raw.decode("utf-8")
         if not line.strip() or line.startswith(("!", " ")):
             continue
-        _key, _stamp, fields = parse_cdxj_line(line.rstrip("\r\n"))
+        _key, stamp, fields = parse_cdxj_line(line.rstrip("\r\n"))
         if not isinstance(fields.get("url"), str) or not isinstance(fields.get("digest"), (str, type(None))):
             continue        # no tool writes that: the line says nothing to compare
         status = fields.get("status")
@@ -192,8 +211,19 @@ def _read_index(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None
         # redirect hop to the same URL, say, has another status).
         if page.digest is None or (status is not None and status == str(page.status)):
             page.digest = fields.get("digest")
+            summary.records[page.url] = (_location(fields), stamp[:14].ljust(14, "0"))
         if page.status is None and status:
             page.status = int(status)
+
+
+def _location(fields: dict) -> RecordLocation | None:
+    """Where an index line says its record is; None when it does not say it plainly."""
+    filename, offset, length = fields.get("filename"), fields.get("offset"), fields.get("length", "0")
+    if not (isinstance(filename, str) and all(isinstance(n, (int, str)) and str(n).isascii()
+                                              and str(n).isdecimal() and len(str(n)) <= 20
+                                              for n in (offset, length))):
+        return None
+    return RecordLocation(filename, int(offset), int(length))
 
 
 # -- comparing ---------------------------------------------------------------------
@@ -329,6 +359,123 @@ def compare(earlier: CaptureSummary, later: CaptureSummary) -> Diff:
     return Diff(earlier, later, changes, unchanged, uncertain, notes)
 
 
+# -- comparing content, where the payload digests differ -----------------------------
+
+TRANSFER_ONLY = "transfer-only"
+
+
+class Uncomparable(Exception):
+    """A page's content could not be read or decoded: the message says why."""
+
+
+@dataclass
+class _Side:
+    """One capture, open for reading the records of its pages."""
+    summary: CaptureSummary
+    fh: BinaryIO
+    container: Container
+
+
+class _Bounded:
+    """Where decoded content goes: counted, not kept, refused past DECODED_LIMIT (a bomb)."""
+
+    def __init__(self) -> None:
+        self.left = DECODED_LIMIT
+
+    def write(self, data: bytes) -> int:
+        self.left -= len(data)
+        if self.left < 0:
+            raise TooLarge(f"its content decodes to more than {DECODED_LIMIT} bytes, more than "
+                           "diff reads of a page")
+        return len(data)
+
+
+def _codings(side: _Side, url: str, location: RecordLocation, time: str) -> list[str] | None:
+    return codings_at(side.fh, side.container, location, url, time)
+
+
+def _decoded_sha256(side: _Side, url: str, location: RecordLocation, time: str) -> str:
+    """SHA-256 of the page's content, decoded as a browser shows it, read as a stream."""
+    result = extract_at(side.fh, side.container, location, url, _Bounded(), time=time)
+    if result.digests_ok is False:
+        raise ArchiveError(f"its record's digests do not match ({result.digest_problems[0]}): it was "
+                           "altered or damaged; run `archive verify`")
+    if result.truncated:
+        raise ArchiveError(f"its capture was cut short (WARC-Truncated: {result.truncated})")
+    return result.sha256
+
+
+def _read(side: _Side, url: str, reader: Callable):
+    """reader(side, url, location, time) of the page's record; Uncomparable saying why not."""
+    location, time = side.summary.records.get(url, (None, ""))
+    try:
+        if location is None:
+            raise ArchiveError("its index line does not say where its record is")
+        return reader(side, url, location, time)
+    except Undecodable as exc:
+        why = f"does not decode ({exc.reason})"
+    except TooLarge as exc:
+        why = f"is not compared: {exc}"
+    except (ArchiveError, DecodeError, *UNREADABLE) as exc:
+        why = f"cannot be read ({exc})"
+    raise Uncomparable(f"its record in {side.summary.label} {why}")
+
+
+def _content_verdict(url: str, before: _Side, after: _Side) -> str:
+    """For a page whose payload digests differ: changed, or TRANSFER_ONLY; Uncomparable
+    when its content cannot be read or decoded."""
+    if [_read(side, url, _codings) for side in (before, after)] == [[], []]:
+        return "changed"    # both sent as they are: their payload digests are of the content
+    first, second = (_read(side, url, _decoded_sha256) for side in (before, after))
+    return TRANSFER_ONLY if first == second else "changed"
+
+
+def _side(stack: ExitStack, source: Source, summary: CaptureSummary) -> _Side:
+    fh = stack.enter_context(source.open())
+    return _Side(summary, fh, open_container(fh, source.size, source.name))
+
+
+def settle(diff: Diff, earlier: Source, later: Source) -> Diff:
+    """`diff` with each page it calls changed (its payload digests differ) compared again
+    by its content decoded: unchanged when only how it was sent differs, unknown when its
+    content cannot be compared."""
+    suspects = [c for c in diff.changes if c.kind == "changed"]
+    if not suspects:
+        return diff
+    verdicts: dict[str, str] = {}
+    unknown: list[Change] = []
+    with ExitStack() as stack:
+        before, after = _side(stack, earlier, diff.earlier), _side(stack, later, diff.later)
+        for change in suspects:
+            try:
+                verdicts[change.url] = _content_verdict(change.url, before, after)
+            except Uncomparable as exc:
+                unknown.append(Change(UNREADABLE_KIND, change.url, (
+                    f"The page {change.url} could not be compared: its payload digests differ, but {exc}; "
+                    "whether its content changed is unknown."), change.before, change.after))
+    same = sorted(url for url, verdict in verdicts.items() if verdict == TRANSFER_ONLY)
+    return Diff(diff.earlier, diff.later,
+                [c for c in diff.changes if c.kind != "changed" or verdicts.get(c.url) == "changed"],
+                diff.unchanged + len(same), sorted(diff.uncertain + unknown, key=lambda c: c.url),
+                diff.notes, diff.transfer_only + same)
+
+
+def _summary_of(source: Source) -> CaptureSummary:
+    with source.open() as fh:
+        return read_summary(fh, source.name)
+
+
+def diff_captures(first: Source, second: Source) -> Diff:
+    """What changed between two captures, in time order whatever the order given; pages
+    whose payload digests differ compared by their content decoded."""
+    try:
+        a, b = _summary_of(first), _summary_of(second)
+        earlier, later = chronological(a, b)
+        return settle(compare(earlier, later), *((first, second) if earlier is a else (second, first)))
+    except CannotCheck as exc:          # a file replaced while it was read
+        raise ArchiveError(str(exc)) from None
+
+
 def chronological(a: CaptureSummary, b: CaptureSummary) -> tuple[CaptureSummary, CaptureSummary]:
     """(earlier, later) by capture time (as instants: times may carry different UTC
     offsets); as text when one is not RFC 3339; the given order when a time is missing."""
@@ -348,7 +495,9 @@ def render_text(diff: Diff) -> str:
     ]
     counts = diff.counts()
     summary = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "no changes"
-    lines.append(f"{summary}; {diff.unchanged} unchanged"
+    sent = (f" ({len(diff.transfer_only)} of them sent with other chunking or compression: the same "
+            "content once decoded)" if diff.transfer_only else "")
+    lines.append(f"{summary}; {diff.unchanged} unchanged{sent}"
                  + (f"; {len(diff.uncertain)} could not be compared" if diff.uncertain else ""))
     for change in diff.changes:
         lines.append(f"  {change.kind.upper():<10} {change.finding}")
@@ -356,7 +505,7 @@ def render_text(diff: Diff) -> str:
         lines.append(f"  {'UNKNOWN':<10} {change.finding}")
     for note in diff.notes:
         lines.append(f"Note: {note}")
-    lines.append("These findings are read from the captures' indexes; `archive verify` proves "
-                 "each capture intact.")
+    lines.append("These findings are read from the captures' indexes (and, where payload digests "
+                 "differ, the pages' records); `archive verify` proves each capture intact.")
     # titles and URLs are the web's text: shown, never obeyed by the terminal
     return "\n".join(printable(line) for line in lines) + "\n"

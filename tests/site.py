@@ -31,6 +31,8 @@ class Route:
     content_type: str = "text/html; charset=utf-8"
     chunked: bool = False
     gzip: bool = False
+    chunk_size: int = 7                 # bytes of body in each chunk, when chunked
+    gzip_level: int = 9                 # compression level, when gzip
     handler: Callable | None = None     # handler(request_handler) does everything itself
 
 
@@ -94,7 +96,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if route.handler:
             route.handler(self)
             return
-        body = gzip.compress(route.body, mtime=0) if route.gzip else route.body
+        body = gzip.compress(route.body, route.gzip_level, mtime=0) if route.gzip else route.body
         self.send_response(route.status)
         self.send_header("Content-Type", route.content_type)
         for name, value in route.headers.items():
@@ -109,8 +111,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with site.lock:
             site.served[self.path] = body
         if route.chunked:
-            for start in range(0, len(body), 7):
-                piece = body[start:start + 7]
+            for start in range(0, len(body), route.chunk_size):
+                piece = body[start:start + route.chunk_size]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.write(b"0\r\n\r\n")
         else:

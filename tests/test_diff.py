@@ -9,18 +9,22 @@ import pytest
 
 from tests.conftest import stored_waczs
 from tests.site import Site, SiteServer
+from tests.verifyhelp import rewrite_records
+from tests.warcs import records
 
 from tests.shared import FOREIGN  # noqa: E402
 
 
 @pytest.fixture
 def two_versions(run, key, tmp_path):
-    """capture(site_changes) -> (earlier WACZ, later WACZ) of a small site, depth 1."""
-    def _capture(change, extra=()):
+    """capture(site_changes) -> (earlier WACZ, later WACZ) of a small site, depth 1;
+    `first(site)` sets the site up for the earlier one."""
+    def _capture(change, extra=(), first=lambda site: None):
         site = Site()
         site.html("/", "Home", '<a href="/promo">Promo</a> <a href="/keep">Keep</a> <a href="/more">More</a>')
         for path in ("/promo", "/keep", "/more"):
             site.html(path, path, f"<p>{path} v1</p>")
+        first(site)
         paths = []
         with SiteServer(site) as server:
             for version in (1, 2):
@@ -246,3 +250,149 @@ def test_a_container_verify_refuses_is_not_read(run, tmp_path):
         zf.writestr("indexes/index.cdx.gz", gzip.compress(b""))
     result = run("diff", FOREIGN / "valid_example_2.wacz", twice)
     assert result.code == 2 and "appears twice" in result.err and result.err.count("\n") == 1, result
+
+
+# -- pages whose payload digests differ: compared by their content decoded ---------
+
+TEXT = "<p>" + " ".join(f"sentence {n} of a long statement that compresses" for n in range(300)) + "</p>"
+
+
+def index_digests(wacz) -> dict[str, str]:
+    from archive.diff import read_summary
+
+    with open(wacz, "rb") as fh:
+        return {url: page.digest for url, page in read_summary(fh, "x").pages.items()}
+
+
+def coded(**route):
+    """A change setting /keep and /more to TEXT, sent as `route` says (chunked, gzip...)."""
+    def change(site):
+        for path in ("/keep", "/more"):
+            site.html(path, path, TEXT, **route)
+    return change
+
+
+def test_the_same_page_chunked_or_compressed_otherwise_is_not_changed(run, two_versions):
+    """A payload digest is over the body as transferred: a server re-chunking a page, or
+    compressing it at another level, made 'The page X changed' of an unchanged page."""
+    def first(site):
+        site.html("/keep", "/keep", TEXT, chunked=True, chunk_size=7)
+        site.html("/more", "/more", TEXT, gzip=True, gzip_level=9)
+        site.html("/promo", "/promo", TEXT, gzip=True, chunked=True)
+
+    def change(site):
+        site.routes["/keep"].chunk_size = 300
+        site.routes["/more"].gzip_level = 1
+        site.routes["/promo"].chunked = False            # gzip, Content-Length instead of chunks
+    (earlier, later), server = two_versions(change, first=first)
+    urls = [server.url(p) for p in ("/keep", "/more", "/promo")]
+    before, after = index_digests(earlier), index_digests(later)
+    assert all(before[url] != after[url] for url in urls)     # as transferred, they differ
+    diff = diff_json(run, earlier, later)
+    assert diff["changes"] == [] and diff["uncertain"] == []
+    assert diff["counts"]["unchanged"] == 4 and diff["counts"]["transferOnly"] == 3
+    assert diff["transferOnly"] == sorted(urls)
+    text = run("diff", earlier, later).out
+    assert "CHANGED" not in text
+    assert "4 unchanged (3 of them sent with other chunking or compression: the same content once decoded)" in text
+
+
+def test_a_page_whose_decoded_content_differs_is_changed(run, two_versions):
+    def first(site):
+        coded(chunked=True, gzip=True)(site)
+
+    def change(site):
+        site.html("/keep", "/keep", TEXT.replace("sentence 150", "sentence 15O"), chunked=True, gzip=True)
+        site.html("/more", "/more", TEXT + "<p>added</p>", chunked=True, chunk_size=11)
+    (earlier, later), server = two_versions(change, first=first)
+    diff = diff_json(run, earlier, later)
+    assert [(c["kind"], c["url"]) for c in diff["changes"]] == [
+        ("changed", server.url("/keep")), ("changed", server.url("/more"))]
+    assert diff["counts"]["transferOnly"] == 0 and diff["uncertain"] == []
+    assert diff["changes"][0]["finding"].startswith(f"The page {server.url('/keep')} changed between ")
+
+
+def test_a_page_sent_in_an_encoding_diff_cannot_decode_is_unknown_not_changed(run, two_versions):
+    def change(site):
+        # bytes no brotli decoder is needed for: diff refuses the coding by its name
+        site.add("/keep", b"\x1b\x0e\x00\xf8 opaque brotli stream", headers={"Content-Encoding": "br"})
+    (earlier, later), server = two_versions(change)
+    diff = diff_json(run, earlier, later)
+    assert diff["changes"] == [] and diff["counts"]["changed"] == 0
+    [unknown] = diff["uncertain"]
+    assert unknown["kind"] == "unreadable" and unknown["url"] == server.url("/keep")
+    assert f"its record in {later.name} does not decode (it is encoded with br, " in unknown["finding"]
+    assert unknown["finding"].endswith("whether its content changed is unknown.")
+    result = run("diff", earlier, later)
+    assert result.code == 0 and "CHANGED" not in result.out and "Traceback" not in result.out + result.err
+    assert "UNKNOWN" in result.out and "1 could not be compared" in result.out
+
+
+def test_a_damaged_record_is_unknown_not_changed(run, two_versions, tmp_path):
+    """Its digests fail: what it holds is no evidence of a change (nor of none)."""
+    (earlier, later), server = two_versions(coded(chunked=True, chunk_size=4096), first=coded())
+    damaged = rewrite_records(later, tmp_path / "damaged.wacz",
+                              lambda record: record.replace(b"sentence 150 ", b"sentence 151 "))
+    diff = diff_json(run, earlier, damaged)
+    assert diff["changes"] == []
+    unknown = {c["url"]: c for c in diff["uncertain"]}
+    assert set(unknown) == {server.url("/keep"), server.url("/more")}
+    assert all(c["kind"] == "unreadable" and "digests do not match" in c["finding"] for c in unknown.values())
+    assert "Traceback" not in run("diff", earlier, damaged).err
+
+
+def test_a_page_decoding_beyond_the_limit_is_unknown(run, two_versions, monkeypatch):
+    """A gzip bomb (or a page too large to compare): read as a stream up to the limit, then left."""
+    import archive.diff
+
+    def change(site):
+        site.add("/keep", b"\0" * (8 << 20), gzip=True, content_type="text/html")
+    (earlier, later), server = two_versions(change, first=lambda site: site.add(
+        "/keep", b"\0" * (4 << 20), gzip=True, content_type="text/html"))
+    monkeypatch.setattr(archive.diff, "DECODED_LIMIT", 1 << 20)
+    diff = diff_json(run, earlier, later)
+    assert diff["changes"] == []
+    [unknown] = diff["uncertain"]
+    assert unknown["kind"] == "unreadable" and "decodes to more than 1048576 bytes" in unknown["finding"]
+
+
+def test_a_revisit_into_another_capture_is_compared_when_sent_as_is(run, key, tmp_path):
+    """A page stored as a revisit holds its content in an earlier capture. Sent as is (no
+    chunking, no compression) both ways, its payload digest is of the content itself: a
+    change is a change. Compressed, its content cannot be decoded here: unknown, and why."""
+    site = Site()
+    site.html("/", "Home", '<a href="/plain">Plain</a> <a href="/zipped">Zipped</a>')
+    site.html("/plain", "Plain", TEXT)
+    site.html("/zipped", "Zipped", TEXT, gzip=True)
+    with SiteServer(site) as server:
+        for version in (1, 2, 3):
+            if version == 3:
+                site.html("/plain", "Plain", TEXT + "<p>edited</p>")
+                site.html("/zipped", "Zipped", TEXT + "<p>edited</p>", gzip=True)
+            time.sleep(1.1 if version > 1 else 0)
+            earlier = stored_waczs(tmp_path / "store")[-1:]
+            result = run("capture", server.url("/"), "--depth", "1", "--scope", "prefix", "--key", key,
+                         "--store", tmp_path / "store", "--work-dir", tmp_path / "work", "--quiet",
+                         *(("--dedup-against", earlier[0]) if earlier else ()))
+            assert result.code == 0, result
+    second, third = stored_waczs(tmp_path / "store")[1:]
+    stored_as = {r["uri"]: r["type"] for r in records(second) if r["type"] in ("response", "revisit")}
+    assert stored_as[server.url("/plain")] == stored_as[server.url("/zipped")] == "revisit"
+    diff = diff_json(run, second, third)
+    assert [(c["kind"], c["url"]) for c in diff["changes"]] == [("changed", server.url("/plain"))]
+    [unknown] = diff["uncertain"]
+    assert unknown["kind"] == "unreadable" and unknown["url"] == server.url("/zipped")
+    assert "is stored as a revisit" in unknown["finding"] and "not in this capture" in unknown["finding"]
+
+
+def test_a_page_cut_short_in_one_capture_is_unknown_not_changed(run, two_versions):
+    """--max-body kept only the start of the page: its payload digest differs, what the
+    server sent may not."""
+    def big(site):
+        site.html("/keep", "/keep", TEXT * 30)
+    (earlier, later), server = two_versions(big, first=big, extra=("--max-body", "100KB"))
+    diff = diff_json(run, earlier, later)
+    assert diff["changes"] == []
+    [unknown] = diff["uncertain"]
+    assert unknown["url"] == server.url("/keep")
+    assert "was cut short (WARC-Truncated: length)" in unknown["finding"]

@@ -13,30 +13,9 @@ import pytest
 
 from tests.conftest import PASSPHRASE
 from tests.site import Site, SiteServer
-from tests.verifyhelp import _env, build_wacz, gzip_members, new_signer, refresh
+from tests.verifyhelp import _env, build_wacz, new_signer, refresh, rewrite_records
 
 SHARED = b"<p>the same statement, published at two addresses</p>"
-
-
-def rewrite_records(wacz: Path, dst: Path, edit) -> Path:
-    """Every record of the WACZ's WARC edited (uncompressed) and compressed again, the index's
-    offsets and lengths moved to match: a tamperer who keeps the index consistent."""
-    with zipfile.ZipFile(wacz) as zf:
-        name = next(n for n in zf.namelist() if n.startswith("archive/"))
-        data, index = zf.read(name), gzip.decompress(zf.read("indexes/index.cdx.gz")).decode()
-    moved, warc, old = {}, b"", 0
-    for member in gzip_members(data):
-        new = gzip.compress(edit(gzip.decompress(member)))
-        moved[old] = (len(warc), len(new))
-        warc, old = warc + new, old + len(member)
-    lines = []
-    for line in index.splitlines():
-        head, fields = line.split(" {", 1)
-        fields = json.loads("{" + fields)
-        offset, length = moved[int(fields["offset"])]
-        fields.update(offset=str(offset), length=str(length))
-        lines.append(head + " " + json.dumps(fields))
-    return refresh(wacz, dst, {name: warc, "indexes/index.cdx.gz": gzip.compress(("\n".join(lines) + "\n").encode())})
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,7 @@ def test_second_run_reports_exactly_the_edit_the_takedown_and_the_new_page(run, 
     last = json.loads(status.out)[0]["last_run"]
     assert last["capture_id"] == second["capture"]["capture_id"] and last["status"] == "ok"
     assert last["changes"] == {"changed": 1, "removed": 1, "redirected": 0, "added": 1,
-                               "unchanged": 1, "uncertain": 0}
+                               "unchanged": 1, "uncertain": 0, "transferOnly": 0}
 
 
 def test_second_run_stores_revisits_for_unchanged_payloads(run, key, pubkey, changing, tmp_path):

@@ -3,6 +3,7 @@ files (with screenshot records), pictures, the foreign test data, re-zipping."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -155,3 +156,24 @@ def archive_cmd(*args, timeout: float = 120, limit_mb: int | None = None) -> sub
         resource.setrlimit(resource.RLIMIT_AS, (limit_mb << 20, limit_mb << 20))
     return subprocess.run([str(BIN / "archive"), *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, preexec_fn=cap if limit_mb else None)
+
+
+def rewrite_records(wacz: Path, dst: Path, edit) -> Path:
+    """Every record of the WACZ's WARC edited (uncompressed) and compressed again, the index's
+    offsets and lengths moved to match: a tamperer who keeps the index consistent."""
+    with zipfile.ZipFile(wacz) as zf:
+        name = next(n for n in zf.namelist() if n.startswith("archive/"))
+        data, index = zf.read(name), gzip.decompress(zf.read("indexes/index.cdx.gz")).decode()
+    moved, warc, old = {}, b"", 0
+    for member in gzip_members(data):
+        new = gzip.compress(edit(gzip.decompress(member)))
+        moved[old] = (len(warc), len(new))
+        warc, old = warc + new, old + len(member)
+    lines = []
+    for line in index.splitlines():
+        head, fields = line.split(" {", 1)
+        fields = json.loads("{" + fields)
+        offset, length = moved[int(fields["offset"])]
+        fields.update(offset=str(offset), length=str(length))
+        lines.append(head + " " + json.dumps(fields))
+    return refresh(wacz, dst, {name: warc, "indexes/index.cdx.gz": gzip.compress(("\n".join(lines) + "\n").encode())})

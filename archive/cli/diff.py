@@ -7,10 +7,12 @@ from pathlib import Path
 
 from archive.cli.common import print_json
 from archive.cli.store import add_endpoint_option, store_options
-from archive.diff import chronological, compare, read_summary, render_text
+from archive.diff import diff_captures, render_text
 from archive.errors import ArchiveError
 from archive.ids import is_capture_id
 from archive.store.address import open_store
+from archive.verify.model import CannotCheck
+from archive.verify.source import Source, pinned
 
 
 def register(sub) -> None:
@@ -23,7 +25,7 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _summary(target: str, args):
+def _source(target: str, args) -> Source:
     path = Path(target)
     if path.is_file():
         opener, label = (lambda: open(path, "rb")), path.name
@@ -33,15 +35,19 @@ def _summary(target: str, args):
     else:
         raise ArchiveError(f"{target} is neither a WACZ file nor a capture id")
     try:
-        with opener() as fh:
-            return read_summary(fh, label)
+        return pinned(label, opener, str(path) if path.is_file() else None)
+    except CannotCheck as exc:
+        raise ArchiveError(str(exc)) from None
     except OSError as exc:
         raise ArchiveError(f"cannot read {target}: {exc.strerror or exc}") from None
 
 
 def run(args) -> int:
-    earlier, later = chronological(_summary(args.first, args), _summary(args.second, args))
-    diff = compare(earlier, later)
+    first, second = _source(args.first, args), _source(args.second, args)
+    try:
+        diff = diff_captures(first, second)
+    except OSError as exc:
+        raise ArchiveError(f"cannot read a capture: {exc.strerror or exc}") from None
     if args.json:
         print_json(diff.to_dict())
     else:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Callable
 
 from archive.capture.dedup import EarlierCapture
 from archive.custody.entry import Actor
 from archive.custody.log import CustodyLog
-from archive.diff import chronological, compare, read_summary
+from archive.diff import diff_captures
 from archive.errors import ArchiveError
 from archive.jobs.lock import JobLock, iso, utcnow
 from archive.jobs.notify import notify, wanted
@@ -21,6 +22,8 @@ from archive.jobs.spec import JobSpec
 from archive.jobs.state import JobState, new_run_id
 from archive.pipeline import run_capture
 from archive.seal.sign import Signer
+from archive.verify.model import CannotCheck
+from archive.verify.source import pinned
 
 
 class Terminated(BaseException):
@@ -56,9 +59,9 @@ def changes_since(store, previous: str, current: str) -> dict:
     """The comparison of two stored captures, as a dict (an error is reported in it).
     In time order: a resumed capture may have started before the previous one."""
     try:
-        with store.open_capture(previous) as old, store.open_capture(current) as new:
-            return compare(*chronological(read_summary(old, previous), read_summary(new, current))).to_dict()
-    except ArchiveError as exc:
+        return diff_captures(*(pinned(capture_id, partial(store.open_capture, capture_id))
+                               for capture_id in (previous, current))).to_dict()
+    except (ArchiveError, CannotCheck) as exc:
         return {"error": f"could not compare with {previous}: {exc}"}
 
 

@@ -225,6 +225,16 @@ class AlteredRecord(ArchiveError):
     """The record does not decode and its digests do not match: it does not verify (exit 1)."""
 
 
+class Undecodable(ArchiveError):
+    """The content does not decode (an encoding this tool does not know, damaged data);
+    `reason` says why, without the advice for `archive extract`."""
+
+    def __init__(self, url: str, reason: DecodeError) -> None:
+        super().__init__(f"the content of {url} does not decode: {reason}; --raw writes the payload "
+                         "as transferred (chunk framing and content encoding kept)")
+        self.reason = str(reason)
+
+
 def _next_piece(chunks: Iterator[bytes], url: str, record) -> bytes | None:
     try:
         return next(chunks, None)
@@ -235,7 +245,7 @@ def _next_piece(chunks: Iterator[bytes], url: str, record) -> bytes | None:
         if _digests_fail(record):
             raise AlteredRecord(f"the content of {url} does not decode ({exc}) and its record's digests "
                                 "do not match: it was altered or damaged; run `archive verify`") from None
-        raise ArchiveError(_undecodable(url, exc)) from None
+        raise Undecodable(url, exc) from None
 
 
 def _digests_fail(record) -> bool:
@@ -290,11 +300,11 @@ def _latest(fh, container: Container, found: list[tuple[str, RecordLocation]], u
     return max(content, key=lambda item: item[0])[1], len(content)
 
 
-def _content_record(fh, container: Container, location: RecordLocation, url: str):
-    """The record at `location`, which must be content and of `url`: the index is not
-    trusted to point at the right one (an altered index would hand out another page).
-    With its ArchiveIterator."""
-    record, iterator = _indexed_record(fh, container, location, url)
+def _content_record(fh, container: Container, location: RecordLocation, url: str, time: str | None = None):
+    """The record at `location`, which must be content and of `url` (and at `time`, when
+    given): the index is not trusted to point at the right one (an altered index would
+    hand out another page). With its ArchiveIterator."""
+    record, iterator = _indexed_record(fh, container, location, url, time)
     if record.rec_type not in CONTENT_TYPES:
         raise ArchiveError(f"the index points at a {record.rec_type} record, not content")
     return record, iterator
@@ -370,7 +380,7 @@ def _decoder(record, url: str, framed: bool) -> PayloadDecoder:
     try:
         return PayloadDecoder(record.http_headers, framed)
     except DecodeError as exc:
-        raise ArchiveError(_undecodable(url, exc)) from None
+        raise Undecodable(url, exc) from None
 
 
 def _decoded(record, decoder: PayloadDecoder | None) -> Iterator[bytes]:
@@ -385,13 +395,23 @@ def _decoded(record, decoder: PayloadDecoder | None) -> Iterator[bytes]:
             raise
 
 
-def _undecodable(url: str, exc: DecodeError) -> str:
-    return (f"the content of {url} does not decode: {exc}; --raw writes the payload as "
-            "transferred (chunk framing and content encoding kept)")
-
-
 def _refers_uri(headers) -> str | None:
     return target_uri(headers.get_header("WARC-Refers-To-Target-URI"))
+
+
+def codings_at(fh, container: Container, location: RecordLocation, url: str,
+               time: str | None = None) -> list[str] | None:
+    """The codings a browser undoes (chunked, gzip...) to show the content record of `url`
+    at `location`, from its own HTTP headers; None when what it holds is known only by
+    decoding it: it has no HTTP headers, they name a coding or Content-Length this tool
+    cannot undo, or the record was cut short (WARC-Truncated)."""
+    record, _ = _content_record(fh, container, location, url, time)
+    if record.http_headers is None or record.rec_headers.get_header("WARC-Truncated"):
+        return None
+    try:
+        return PayloadDecoder(record.http_headers).undone
+    except DecodeError:
+        return None
 
 
 def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extracted:
@@ -406,44 +426,51 @@ def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extra
             raise NotFound(f"{url} was not captured in {source.name}"
                            + (f"; it holds {', '.join(near)}" if near else ""))
         location, captures = _latest(fh, container, found, url)
-        record, iterator = _content_record(fh, container, location, url)
-        headers = record.rec_headers
-        content, revisit_of, problems, content_at = record, None, [], location
-        if record.rec_type == "revisit":
-            _whole(record, iterator, location, url)     # its own block (HTTP headers), for its digest
-            problems = list(record.digest_checker.problems)
-            content, iterator, original = _original(fh, container, record, url)
-            content_at = original
-            revisit_of = (f"{content.rec_headers.get_header('WARC-Record-ID')} "
-                          f"({_target(content.rec_headers)}, {content.rec_headers.get_header('WARC-Date')}) "
-                          f"in {original.member} at byte offset {original.offset}")
-            claimed = headers.get_header("WARC-Payload-Digest")
-            held = content.rec_headers.get_header("WARC-Payload-Digest")
-            if not (claimed and held and same_digest(claimed, held)):
-                problems.append(f"the revisit's payload digest {claimed} differs from its original's {held}")
-        loose = _loose_headers(fh, container, content_at)
-        # loose headers: its Content-Length counts from another byte (the WARNING says so)
-        decoder = None if raw else _decoder(content, url, framed=not loose)
-        sha, written = hashlib.sha256(), 0
-        chunks = _decoded(content, decoder)
-        while (chunk := _next_piece(chunks, url, content)) is not None:
-            out.write(chunk)     # outside the reading: a write error (EPIPE, a full disk) is not the record's
-            sha.update(chunk)
-            written += len(chunk)
-        _whole(content, iterator, content_at, url)
-        checker = content.digest_checker
-        problems = list(checker.problems) + problems
-        ok = False if problems else checker.passed
-        return Extracted(
-            url=url, record_type=record.rec_type, record_id=headers.get_header("WARC-Record-ID"),
-            date=headers.get_header("WARC-Date"), warc_file=location.member, offset=location.offset,
-            content_type=record.http_headers.get_header("Content-Type") if record.http_headers
-            else headers.get_header("Content-Type"),
-            http_status=record.http_headers.get_statuscode() if record.http_headers else None,
-            block_digest=content.rec_headers.get_header("WARC-Block-Digest"),
-            payload_digest=content.rec_headers.get_header("WARC-Payload-Digest"),
-            digests_ok=ok, digest_problems=problems,
-            bytes_written=written, sha256=sha.hexdigest(), captures_of_url=captures,
-            truncated=content.rec_headers.get_header("WARC-Truncated"), revisit_of=revisit_of,
-            loose_headers=loose, decoded=decoder.undone if decoder else None,
-        )
+        return extract_at(fh, container, location, url, out, raw, captures)
+
+
+def extract_at(fh, container: Container, location: RecordLocation, url: str, out, raw: bool = False,
+               captures: int = 1, time: str | None = None) -> Extracted:
+    """extract() of the content record of `url` at `location` (an index line's, of `time`
+    when given), in an open container."""
+    record, iterator = _content_record(fh, container, location, url, time)
+    headers = record.rec_headers
+    content, revisit_of, problems, content_at = record, None, [], location
+    if record.rec_type == "revisit":
+        _whole(record, iterator, location, url)     # its own block (HTTP headers), for its digest
+        problems = list(record.digest_checker.problems)
+        content, iterator, original = _original(fh, container, record, url)
+        content_at = original
+        revisit_of = (f"{content.rec_headers.get_header('WARC-Record-ID')} "
+                      f"({_target(content.rec_headers)}, {content.rec_headers.get_header('WARC-Date')}) "
+                      f"in {original.member} at byte offset {original.offset}")
+        claimed = headers.get_header("WARC-Payload-Digest")
+        held = content.rec_headers.get_header("WARC-Payload-Digest")
+        if not (claimed and held and same_digest(claimed, held)):
+            problems.append(f"the revisit's payload digest {claimed} differs from its original's {held}")
+    loose = _loose_headers(fh, container, content_at)
+    # loose headers: its Content-Length counts from another byte (the WARNING says so)
+    decoder = None if raw else _decoder(content, url, framed=not loose)
+    sha, written = hashlib.sha256(), 0
+    chunks = _decoded(content, decoder)
+    while (chunk := _next_piece(chunks, url, content)) is not None:
+        out.write(chunk)     # outside the reading: a write error (EPIPE, a full disk) is not the record's
+        sha.update(chunk)
+        written += len(chunk)
+    _whole(content, iterator, content_at, url)
+    checker = content.digest_checker
+    problems = list(checker.problems) + problems
+    ok = False if problems else checker.passed
+    return Extracted(
+        url=url, record_type=record.rec_type, record_id=headers.get_header("WARC-Record-ID"),
+        date=headers.get_header("WARC-Date"), warc_file=location.member, offset=location.offset,
+        content_type=record.http_headers.get_header("Content-Type") if record.http_headers
+        else headers.get_header("Content-Type"),
+        http_status=record.http_headers.get_statuscode() if record.http_headers else None,
+        block_digest=content.rec_headers.get_header("WARC-Block-Digest"),
+        payload_digest=content.rec_headers.get_header("WARC-Payload-Digest"),
+        digests_ok=ok, digest_problems=problems,
+        bytes_written=written, sha256=sha.hexdigest(), captures_of_url=captures,
+        truncated=content.rec_headers.get_header("WARC-Truncated"), revisit_of=revisit_of,
+        loose_headers=loose, decoded=decoder.undone if decoder else None,
+    )

@@ -36,7 +36,7 @@ def _identity(fh: BinaryIO) -> object:
     return identity if identity is not None else file_identity(os.fstat(fh.fileno()))
 
 
-def _pinned(name: str, open_new: Callable[[], BinaryIO], path: str | None = None) -> Source:
+def pinned(name: str, open_new: Callable[[], BinaryIO], path: str | None = None) -> Source:
     """A Source whose every reader is over what was there at the first open: the
     verifier opens a target several times (to tell its kind, then to check it), and a
     verdict must be about one file, never a mix of one replaced by another in between."""
@@ -74,7 +74,7 @@ def local_source(path: str) -> Source:
             # a pipe blocks or is used up at the first read, a device (/dev/zero) never
             # ends: verification reads its target more than once, by offset
             raise CannotCheck(f"{path} is not a regular file (a pipe or a device); save it to a file first")
-        return _pinned(path, lambda: open(path, "rb"), path)
+        return pinned(path, lambda: open(path, "rb"), path)
     except FileNotFoundError:
         raise CannotCheck(f"{path}: no such file") from None
     except OSError as exc:
@@ -88,13 +88,13 @@ def _store_source(address: str | None, capture_id: str, endpoint_url: str | None
         store = open_store(address, StoreOptions(endpoint_url=endpoint_url))
     except ArchiveError as exc:
         raise CannotCheck(str(exc)) from None
-    return _pinned(f"{capture_id} in {store.address}", lambda: store.open_capture(capture_id))
+    return pinned(f"{capture_id} in {store.address}", lambda: store.open_capture(capture_id))
 
 
 def _s3_source(address: str, endpoint_url: str | None) -> Source:
     from archive.store.address import open_capture_target
 
-    return _pinned(address, lambda: open_capture_target(address, endpoint_url))
+    return pinned(address, lambda: open_capture_target(address, endpoint_url))
 
 
 def resolve(target: str, store: str | None = None, endpoint_url: str | None = None) -> Source:

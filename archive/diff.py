@@ -16,7 +16,7 @@ import gzip
 import zipfile
 import zlib
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Sequence
 
@@ -25,7 +25,7 @@ from archive.hashing import parse_digest
 from archive.values import parse_json, printable, text_field
 from archive.verify.container import Container, member_lines, open_container, open_zip, read_small
 from archive.verify.decode import DecodeError
-from archive.verify.extract import UNREADABLE, Undecodable, codings_at, extract_at
+from archive.verify.extract import UNREADABLE, ContentElsewhere, Undecodable, codings_at, extract_at
 from archive.verify.model import CannotCheck, RecordLocation
 from archive.verify.source import Source
 from archive.warc.cdxj import parse_cdxj_line
@@ -368,6 +368,10 @@ class Uncomparable(Exception):
     """A page's content could not be read or decoded: the message says why."""
 
 
+class Elsewhere(Uncomparable):
+    """A page's content is stored in another capture (a revisit after deduplication)."""
+
+
 @dataclass
 class _Side:
     """One capture, open for reading the records of its pages."""
@@ -412,6 +416,8 @@ def _read(side: _Side, url: str, reader: Callable):
         if location is None:
             raise ArchiveError("its index line does not say where its record is")
         return reader(side, url, location, time)
+    except ContentElsewhere as exc:
+        raise Elsewhere(f"its record in {side.summary.label} is a revisit ({exc})") from None
     except Undecodable as exc:
         why = f"does not decode ({exc.reason})"
     except TooLarge as exc:
@@ -444,18 +450,27 @@ def settle(diff: Diff, earlier: Source, later: Source) -> Diff:
         return diff
     verdicts: dict[str, str] = {}
     unknown: list[Change] = []
+    unchecked: dict[str, str] = {}      # URL -> what its finding must add
     with ExitStack() as stack:
         before, after = _side(stack, earlier, diff.earlier), _side(stack, later, diff.later)
         for change in suspects:
             try:
                 verdicts[change.url] = _content_verdict(change.url, before, after)
+            except Elsewhere as exc:
+                # A scheduled job's captures are deduplicated one against the other: a page
+                # unchanged for a while is a revisit, so this is the usual case of a real
+                # edit. Its bytes as sent did change; the finding says what was not checked.
+                verdicts[change.url] = "changed"
+                unchecked[change.url] = (" Its bytes as sent differ; its content was not decoded to rule "
+                                         f"out a change of chunking or compression only: {exc}.")
             except Uncomparable as exc:
                 unknown.append(Change(UNREADABLE_KIND, change.url, (
                     f"The page {change.url} could not be compared: its payload digests differ, but {exc}; "
                     "whether its content changed is unknown."), change.before, change.after))
     same = sorted(url for url, verdict in verdicts.items() if verdict == TRANSFER_ONLY)
     return Diff(diff.earlier, diff.later,
-                [c for c in diff.changes if c.kind != "changed" or verdicts.get(c.url) == "changed"],
+                [replace(c, finding=c.finding + unchecked.get(c.url, "")) for c in diff.changes
+                 if c.kind != "changed" or verdicts.get(c.url) == "changed"],
                 diff.unchanged + len(same), sorted(diff.uncertain + unknown, key=lambda c: c.url),
                 diff.notes, diff.transfer_only + same)
 

@@ -70,6 +70,8 @@ def test_second_run_reports_exactly_the_edit_the_takedown_and_the_new_page(run, 
     assert last["capture_id"] == second["capture"]["capture_id"] and last["status"] == "ok"
     assert last["changes"] == {"changed": 1, "removed": 1, "redirected": 0, "added": 1,
                                "unchanged": 1, "uncertain": 0, "transferOnly": 0}
+    shown = run("jobs", "status", tmp_path).out
+    assert "changes    1 changed, 1 removed, 1 added, 1 unchanged\n" in shown
 
 
 def test_second_run_stores_revisits_for_unchanged_payloads(run, key, pubkey, changing, tmp_path):

@@ -260,7 +260,12 @@ def run_status(args) -> int:
                 line += f"  ({last['error']})"
             print(line)
             if last.get("changes"):
-                counts = ", ".join(f"{n} {k}" for k, n in last["changes"].items() if n)
+                # transferOnly pages are counted with the unchanged ones: said as a part of them
+                counts = ", ".join(f"{n} {k}" for k, n in last["changes"].items()
+                                   if n and k != "transferOnly")
+                if last["changes"].get("transferOnly"):
+                    counts += (f" ({last['changes']['transferOnly']} of them sent with other "
+                               "chunking or compression)")
                 print(f"  changes    {counts or 'none'}")
         print(f"  next due   {row['next_due'] or 'not scheduled (run by cron, a timer or a CronJob)'}")
     return 0

@@ -225,6 +225,10 @@ class AlteredRecord(ArchiveError):
     """The record does not decode and its digests do not match: it does not verify (exit 1)."""
 
 
+class ContentElsewhere(ArchiveError):
+    """A revisit whose content is stored in another capture (the one it was deduplicated against)."""
+
+
 class Undecodable(ArchiveError):
     """The content does not decode (an encoding this tool does not know, damaged data);
     `reason` says why, without the advice for `archive extract`."""
@@ -341,7 +345,7 @@ def _original(fh, container: Container, revisit, url: str):
                     else h.get_header("WARC-Date") == refers_date):
                 return record, iterator, location
     earlier = _earlier_capture(fh, container)
-    raise ArchiveError(
+    raise ContentElsewhere(
         f"{url} is stored as a revisit: its content was unchanged since {refers_uri or 'another record'}"
         f" captured {refers_date or 'earlier'} (record {refers_id or 'not named'}), which is not in this "
         "capture; extract that URL from the earlier capture the revisit points into"

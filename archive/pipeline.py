@@ -227,7 +227,10 @@ def _take_up(work: Path, sealed_path: Path) -> tuple[ContainerWriter, CrawlState
         raise ArchiveError(f"{work}: the capture's container is missing; cannot resume") from None
     except ContainerChanged as exc:
         raise ArchiveError(f"{work}: {exc}") from None
-    kept = groups[held] + 1 if held is not None else (groups[0] if groups else len(lines))
+    if held == (len(groups) - 1 if groups else None):
+        kept = len(lines)       # the last group is on disk: nothing was lost
+    else:
+        kept = groups[held] + 1 if held is not None else groups[0]
     if kept < len(lines):
         dropped = [line for _, line in lines[kept:] if line.get("t") == "group"]
         earlier_cuts = [line for _, line in lines[kept:] if line.get("t") == "cut"]

@@ -55,6 +55,7 @@ def test_kill_9_during_crawl_then_resume(run, key, pubkey, tmp_path):
     assert _stored_twice(wacz) == []
     evidence = json.loads(__import__("zipfile").ZipFile(wacz).read("evidence/capture.json"))
     assert len(evidence["resumed"]) == 1 and evidence["stats"]["pages"] == 60
+    assert "cutBack" not in evidence, "a kill loses nothing journaled"
     warcinfos = [r["payload"].decode() for r in records(wacz) if r["type"] == "warcinfo"]
     assert any("resumed: " in w for w in warcinfos)
 
@@ -127,6 +128,22 @@ def test_failed_seal_is_resealed_on_resume(run, key, pubkey, tmp_path, monkeypat
     wacz = Path(stored_waczs(tmp_path / "store")[0])
     assert run("verify", wacz, "--trust", pubkey).code == 0
     assert len(_page_urls(wacz)) == 5 and _stored_twice(wacz) == []
+    evidence = json.loads(__import__("zipfile").ZipFile(wacz).read("evidence/capture.json"))
+    assert "cutBack" not in evidence and evidence["stopReason"] is None
+
+
+def test_a_journal_line_no_crawl_wrote_is_a_one_line_error(run, key, tmp_path):
+    with SiteServer(generated_site(3)) as server:
+        failed = run("capture", server.url("/"), "--key", key, "--store", tmp_path / "store",
+                     "--work-dir", tmp_path / "w", "--quiet", "--keep-local")
+        assert failed.code == 0, failed
+    work = next((tmp_path / "w").iterdir())
+    (work / f"{work.name}.wacz").rename(work / f"{work.name}.wacz.open")   # as if never sealed
+    with open(work / "crawl.jsonl", "a") as fh:
+        fh.write('{"t":"robots","url":"http://127.0.0.1:9/robots.txt"}\n')
+    resumed = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "store2")
+    assert resumed.code == 2 and resumed.err.count("\n") == 1
+    assert "line" in resumed.err and "not a crawl journal line" in resumed.err
 
 
 def test_resume_errors_are_one_line(run, key, tmp_path):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archive.capture.dedup import Original
+from archive.errors import ArchiveError
 from archive.capture.frontier import Item
 from archive.capture.robots import RobotsAnswer
 
@@ -149,8 +150,13 @@ def read_lines(path: Path) -> list[tuple[int, dict]]:
 def replay(path: Path, lines: list[tuple[int, dict]] | None = None) -> CrawlState:
     """What a journal (or the first `lines` of it) says."""
     state = CrawlState()
-    for _, line in read_lines(path) if lines is None else lines:
-        state.apply(line)
+    for number, (_, line) in enumerate(read_lines(path) if lines is None else lines, 1):
+        try:
+            state.apply(line)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # well-formed JSON that no crawl wrote: edited by hand, or damage that parses
+            raise ArchiveError(f"{path}: line {number} is not a crawl journal line "
+                               f"({type(exc).__name__}: {exc}); the work folder was altered") from None
     return state
 
 

@@ -6,14 +6,13 @@ crawl killed at any point is rebuilt from it (replay), and the container is cut 
 to the last position it names (or, after a power loss, to the last one it still holds).
 
 Line kinds: `seeds` (the first URLs queued), `group` (records of one fetch, with the
-seconds since its run began in `elapsed`; `final`
-false for a fetch that will be retried, `kind` robots for robots.txt; with --browser
-one group is one page with everything the browser fetched for it, `seen` naming those
-URLs, and `kind` browser for the browser's records outside any page), `robots` (the
-answer an origin's robots.txt gave, after the groups of its fetch), `resume`, `cut`
-(a resume found the WARC data ending before what was journaled, after a power loss,
-and dropped the groups whose records were lost), `end` (the crawl finished;
-sealing may follow).
+seconds since its run began in `elapsed`; `final` false for a fetch that will be
+retried, `kind` robots for robots.txt; with --browser one group is one page with
+everything the browser fetched for it, `seen` naming those URLs, and `kind` browser
+for the browser's records outside any page), `robots` (the answer an origin's
+robots.txt gave, after the groups of its fetch), `resume`, `cut` (a resume found the
+WARC data ending before what was journaled, after a power loss, and dropped the groups
+whose records were lost), `end` (the crawl finished; sealing may follow).
 """
 
 from __future__ import annotations
@@ -25,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archive.capture.dedup import Original
-from archive.errors import ArchiveError
 from archive.capture.frontier import Item
 from archive.capture.robots import RobotsAnswer
+from archive.errors import ArchiveError
 
 JOURNAL_NAME = "crawl.jsonl"
 

@@ -1,6 +1,7 @@
 """robots.txt, read as RFC 9309 says: fetched once per origin (scheme, host, port) and
-crawl (a resumed crawl goes on with the answers it had), parsed with Protego; a missing file (4xx) allows everything, an unreachable one
-(5xx, network error, redirect loop) disallows everything."""
+crawl (a resumed crawl goes on with the answers it had), parsed with Protego; a missing
+file (4xx) allows everything, an unreachable one (5xx, network error, redirect loop)
+disallows everything."""
 
 from __future__ import annotations
 

@@ -14,14 +14,18 @@ META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+
 HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
 REFRESH_URL = re.compile(r"""^\s*\d*\s*[;,]?\s*(?:url\s*=\s*)?["']?([^"']+)""", re.I)
 
-# (selector, attribute, is_requisite)
+# (tag, attribute) of page requisites; an attribute ending in "srcset" holds a list
 REQUISITE_ATTRS = [
-    ("img", "src"), ("img", "srcset"), ("img", "data-src"), ("source", "src"),
-    ("source", "srcset"), ("script", "src"), ("video", "src"), ("video", "poster"),
-    ("audio", "src"), ("track", "src"), ("embed", "src"), ("object", "data"),
-    ("input", "src"), ("iframe", "src"), ("frame", "src"), ("image", "href"),
-    ("use", "href"),
+    ("img", "src"), ("img", "srcset"), ("img", "data-src"), ("img", "data-srcset"),
+    ("source", "src"), ("source", "srcset"), ("source", "data-srcset"), ("script", "src"),
+    ("video", "src"), ("video", "poster"), ("audio", "src"), ("track", "src"),
+    ("embed", "src"), ("object", "data"), ("input", "src"), ("iframe", "src"),
+    ("frame", "src"), ("image", "href"), ("use", "href"), ("link", "imagesrcset"),
+    # the background images of old table layouts, still on many official sites
+    ("body", "background"), ("table", "background"), ("td", "background"), ("th", "background"),
 ]
+# SVG 1.1's xlink:href (no CSS selector matches an attribute name with a colon)
+XLINK_TAGS = "image, use"
 PAGE_ATTRS = [("a", "href"), ("area", "href")]
 LINK_REQUISITE_RELS = {
     "stylesheet", "icon", "shortcut", "apple-touch-icon", "preload", "prefetch",
@@ -73,7 +77,27 @@ def charset_of(content_type: str | None, body: bytes) -> str:
 
 
 def srcset_urls(value: str) -> list[str]:
-    return [part.strip().split()[0] for part in value.split(",") if part.strip()]
+    """The URLs of a srcset, parsed as the HTML standard says: a URL may hold commas (image
+    services put sizes in the path: /w_300,h_200/a.jpg); the candidates are separated by
+    the comma after each URL's descriptors."""
+    urls, i, n = [], 0, len(value)
+    while i < n:
+        while i < n and (value[i].isspace() or value[i] == ","):
+            i += 1
+        start = i
+        while i < n and not value[i].isspace():
+            i += 1
+        url = value[start:i]
+        if url.endswith(","):
+            url = url.rstrip(",")      # no descriptors: the comma ends the candidate
+        else:
+            depth = 0                  # descriptors, up to a comma outside parentheses
+            while i < n and not (value[i] == "," and depth == 0):
+                depth += {"(": 1, ")": -1 if depth else 0}.get(value[i], 0)
+                i += 1
+        if url:
+            urls.append(url)
+    return urls
 
 
 def css_links(text: str, base: str) -> list[str]:
@@ -107,8 +131,10 @@ def extract_html(body: bytes, base: str, content_type: str | None = None) -> Lin
     for tag, attr in REQUISITE_ATTRS:
         for node in tree.css(f"{tag}[{attr}]"):
             value = node.attributes.get(attr) or ""
-            for raw in srcset_urls(value) if attr == "srcset" else [value]:
+            for raw in srcset_urls(value) if attr.endswith("srcset") else [value]:
                 links.add(base, raw, requisite=True)
+    for node in tree.css(XLINK_TAGS):
+        links.add(base, node.attributes.get("xlink:href"), requisite=True)
     for node in tree.css("link[href]"):
         rels = set((node.attributes.get("rel") or "").lower().split())
         links.add(base, node.attributes.get("href"), requisite=bool(rels & LINK_REQUISITE_RELS))

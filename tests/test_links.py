@@ -1,6 +1,6 @@
 """Requisites and links found in HTML: what a page needs to be shown as it was."""
 
-from archive.capture.links import extract_html, srcset_urls
+from archive.capture.links import css_links, extract_html, srcset_urls
 
 
 def test_srcset_urls_may_hold_commas():
@@ -33,3 +33,10 @@ def test_legacy_svg_and_lazy_requisites_are_found():
         "bg.gif", "table.gif", "cell.gif", "old-svg.png", "sprite.svg", "lazy-1.jpg",
         "lazy-2.jpg", "hero.jpg", "hero-1.jpg", "hero-2.jpg")}
     assert links.pages == ["http://site.test/next.html"]
+
+
+def test_css_image_set_strings_are_requisites():
+    css = """.hero { background-image: -webkit-image-set("/h1.jpg" 1x, '/h2.jpg' 2x);
+                     background: image-set(url("/h3.avif") type("image/avif"), "/h4.jpg" 1x); }"""
+    assert sorted(css_links(css, "http://site.test/")) == [
+        f"http://site.test/h{n}.{ext}" for n, ext in ((1, "jpg"), (2, "jpg"), (3, "avif"), (4, "jpg"))]

@@ -10,6 +10,9 @@ from selectolax.lexbor import LexborHTMLParser
 
 CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)""", re.I)
 CSS_IMPORT = re.compile(r"""@import\s+(?:"([^"]*)"|'([^']*)')""", re.I)
+# image-set("a.png" 1x, "b.png" 2x): bare strings are URLs there (url() is found anyway)
+CSS_IMAGE_SET = re.compile(r"""image-set\(([^()]*(?:\([^()]*\)[^()]*)*)\)""", re.I)
+CSS_STRING = re.compile(r""""([^"]*)"|'([^']*)'""")
 META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
 REFRESH_URL = re.compile(r"""^\s*\d*\s*[;,]?\s*(?:url\s*=\s*)?["']?([^"']+)""", re.I)
@@ -106,6 +109,9 @@ def css_links(text: str, base: str) -> list[str]:
         found.append(next(g for g in match.groups() if g is not None))
     for match in CSS_IMPORT.finditer(text):
         found.append(match.group(1) or match.group(2))
+    for match in CSS_IMAGE_SET.finditer(text):
+        found += [string.group(1) or string.group(2) for string in CSS_STRING.finditer(match.group(1))
+                  if not match.group(1)[:string.start()].rstrip().endswith("(")]   # url(), type()
     return [url for url in (absolute(base, raw) for raw in found) if url]
 
 

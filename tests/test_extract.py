@@ -179,6 +179,9 @@ def test_content_that_does_not_decode_is_refused_not_passed_off(block, why, tmp_
     assert len(result.err.strip().splitlines()) == 1 and not out.exists()
     assert run("extract", wacz, "--url", url, "--out", out, "--raw").code == 0
     assert out.read_bytes() == block.split(b"\r\n\r\n", 1)[1]
+    # to stdout: nothing at all, not the part that decoded before the refusal
+    piped = run("extract", wacz, "--url", url)
+    assert piped.code == 2 and piped.out == "" and "nothing was written to stdout" in piped.err
 
 
 def test_many_tiny_chunks_decode_in_linear_time():

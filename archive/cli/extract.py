@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -118,15 +120,21 @@ def _describe(result: Extracted, out: str | None) -> str:
     return "\n".join(lines)
 
 
+STDOUT_IN_MEMORY = 8 << 20     # a larger payload for stdout waits on disk until checked
+
+
 class _Output:
     """Where the payload goes: a new file (never an existing one, nor through a symlink),
-    removed when the extraction fails, or stdout. Its write errors (a full disk) are said
-    as such; a closed pipe is left to the command's handling (exit 141)."""
+    removed when the extraction fails, or stdout, which gets it only once it was read to
+    its end and checked (a script piping it on never sees part of a refused payload).
+    Its write errors (a full disk) are said as such; a closed pipe is left to the
+    command's handling (exit 141)."""
 
     def __init__(self, path: str | None) -> None:
         self.path, self.name = path, path or "stdout"
         try:
-            self.stream = open(path, "xb") if path else sys.stdout.buffer
+            # stdout's copy waits in a temporary file (in memory while small)
+            self.stream = open(path, "xb") if path else tempfile.SpooledTemporaryFile(STDOUT_IN_MEMORY)
         except FileExistsError:
             raise ArchiveError(f"{path} already exists; not overwriting it") from None
         except OSError as exc:
@@ -145,14 +153,20 @@ class _Output:
 
     def finish(self) -> None:
         """Everything written out (a full disk may only show here)."""
-        self._writing(self.stream.close if self.path else self.stream.flush)
+        if self.path:
+            self._writing(self.stream.close)
+            return
+        self.stream.seek(0)
+        self._writing(shutil.copyfileobj, self.stream, sys.stdout.buffer, 1 << 20)
+        self.stream.close()
+        self._writing(sys.stdout.buffer.flush)
 
     def discard(self) -> None:
+        try:
+            self.stream.close()
+        except OSError:
+            pass                 # what it could not write is removed with it
         if self.path:
-            try:
-                self.stream.close()
-            except OSError:
-                pass             # what it could not write is removed with it
             os.unlink(self.path)
 
 
@@ -169,7 +183,7 @@ def run_resource(args) -> int:
     except BaseException as exc:
         out.discard()
         if isinstance(exc, ArchiveError) and not args.out:
-            exc.args = (f"{exc} (what went to stdout before this is incomplete)",)
+            exc.args = (f"{exc} (nothing was written to stdout)",)
         if not isinstance(exc, AlteredRecord):
             raise
         print(f"archive: error: {exc}", file=sys.stderr)

@@ -502,3 +502,14 @@ def test_extract_from_a_foreign_wacz(name, url, tmp_path, run):
     result = run("extract", FOREIGN / name, "--url", url, "--out", out)
     assert result.code == 0 and "digests hold" in result.out, result
     assert b"Example Domain" in out.read_bytes()
+
+
+def test_options_that_do_not_go_together_are_refused(tmp_path, run):
+    """--timestamps silently ignored --url and --raw: the user got tokens, not the page."""
+    url = "http://example.test/p"
+    wacz = one_record_wacz(tmp_path / "a.wacz", url, http("Content-Type: text/plain", b"hello"))
+    both = run("extract", wacz, "--timestamps", tmp_path / "tokens", "--url", url, "--raw")
+    assert both.code == 2 and "--timestamps cannot be combined with --url, --raw" in both.err
+    assert not (tmp_path / "tokens").exists()
+    alone = run("extract", wacz, "--raw")
+    assert alone.code == 2 and "go with --url URL" in alone.err

@@ -45,9 +45,15 @@ def register(sub) -> None:
 
 def run(args) -> int:
     if args.timestamps is not None:
+        mixed = [flag for flag, given in (("--url", args.url), ("--out", args.out), ("--raw", args.raw)) if given]
+        if mixed:
+            raise ArchiveError(f"--timestamps cannot be combined with {', '.join(mixed)}: "
+                               "extract the tokens or a URL's content, one at a time")
         return run_timestamps(args)
     if args.url:
         return run_resource(args)
+    if args.out or args.raw:
+        raise ArchiveError("--out and --raw go with --url URL: say which content to write")
     raise ArchiveError("say what to extract: --url URL or --timestamps DIR")
 
 

@@ -294,6 +294,10 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
                 # Ctrl-C, SIGTERM from a job runner: the caller decides what stopping means.
                 exc.add_note(hint)
                 raise
+            if not any(line.get("t") == "group" for _, line in read_lines(work / JOURNAL_NAME)):
+                # nothing was captured (a browser that does not launch, say): nothing to resume
+                shutil.rmtree(work, ignore_errors=True)
+                hint = "nothing was captured"
             raise ArchiveError(f"capture stopped ({type(exc).__name__}: {exc}); {hint}") from exc
         journal.close()
     if session.earlier is not None:

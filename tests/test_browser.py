@@ -324,6 +324,21 @@ def test_a_chromium_that_does_not_run_stops_the_capture_before_anything_is_made(
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
 
 
+def test_a_chromium_that_answers_but_does_not_launch_leaves_nothing_behind(run, tmp_path, monkeypatch):
+    """It passes the `--version` check, then fails to start: one line, exit 2, and no
+    work folder (nothing was captured, so there is nothing to resume)."""
+    fake = tmp_path / "chromium"
+    fake.write_text('#!/bin/sh\n[ "$1" = --version ] && echo "Chromium 120.0.6099.224" && exit 0\n'
+                    'echo "cannot open display" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("ARCHIVE_CHROMIUM", str(fake))
+    result = run("capture", "http://127.0.0.1:9/", "--browser", "--unsigned",
+                 "--store", tmp_path / "store", "--work-dir", tmp_path / "work")
+    assert result.code == 2, result
+    assert "nothing was captured" in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    assert not any((tmp_path / "work").iterdir())
+
+
 def test_only_web_urls_are_loaded(bsite, tmp_path):
     with BrowserCapture(tmp_path / "c", options()) as capture:
         for url in ("file:///etc/passwd", "chrome://version", "javascript:alert(1)"):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import stored_waczs
-from tests.site import SJIS_TITLE, SHARED_PNG, SiteServer, cdn_site, crawl_site
+from tests.site import SJIS_TITLE, SHARED_PNG, Site, SiteServer, cdn_site, crawl_site
 from tests.verifyhelp import archive_cmd, rezip
 from tests.warcs import member, pages, records
 
@@ -207,3 +207,21 @@ def test_warc_files_roll_over_and_still_verify(sites, crawl, run, pubkey):
     names = [n for n in __import__("zipfile").ZipFile(wacz).namelist() if n.startswith("archive/")]
     assert len(names) > 3
     assert run("verify", wacz, "--trust", pubkey).code == 0
+
+
+def test_requisites_named_only_in_a_link_header_are_captured(crawl):
+    """A page may ask for its stylesheet and fonts in an HTTP `Link` header (preload)
+    instead of its HTML: a browser loads them, so the capture holds them too."""
+    site = Site()
+    site.html("/", "Home", "<p>styled by a header</p>",
+              headers={"Link": '</css/header.css>; rel=preload; as=style, </fonts/f.woff2>; rel="preload"; '
+                               'as=font, </next>; rel=next'})
+    site.add("/css/header.css", "body { color: red }", content_type="text/css")
+    site.add("/fonts/f.woff2", b"wOF2 font bytes", content_type="font/woff2")
+    site.html("/next", "Next", "not a requisite")
+    with SiteServer(site) as server:
+        wacz = crawl(server.url("/"))
+    bodies = {r["uri"]: r["payload"] for r in records(wacz) if r["type"] == "response"}
+    assert bodies[server.url("/css/header.css")] == site.served["/css/header.css"]
+    assert bodies[server.url("/fonts/f.woff2")] == b"wOF2 font bytes"
+    assert "/next" not in site.requests        # rel=next is a page, and --depth is 0

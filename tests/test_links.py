@@ -1,6 +1,6 @@
 """Requisites and links found in HTML: what a page needs to be shown as it was."""
 
-from archive.capture.links import css_links, extract_html, srcset_urls
+from archive.capture.links import css_links, extract_html, header_requisites, srcset_urls
 
 
 def test_srcset_urls_may_hold_commas():
@@ -40,3 +40,11 @@ def test_css_image_set_strings_are_requisites():
                      background: image-set(url("/h3.avif") type("image/avif"), "/h4.jpg" 1x); }"""
     assert sorted(css_links(css, "http://site.test/")) == [
         f"http://site.test/h{n}.{ext}" for n, ext in ((1, "jpg"), (2, "jpg"), (3, "avif"), (4, "jpg"))]
+
+
+def test_link_header_preloads_are_requisites():
+    header = ('</css/site.css>; rel=preload; as=style, <https://cdn.test/f.woff2>; rel="preload"; as=font, '
+              '</next-page>; rel=next, </icon.png>; rel="shortcut icon"')
+    assert header_requisites("http://site.test/a/page", header) == [
+        "http://site.test/css/site.css", "https://cdn.test/f.woff2", "http://site.test/icon.png"]
+    assert header_requisites("http://site.test/", None) == []

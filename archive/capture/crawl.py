@@ -27,7 +27,7 @@ from archive.capture.exchange import Recorded, write_exchange
 from archive.capture.fetch import DEFAULT_USER_AGENT, FetchResult, fetch, make_session
 from archive.capture.frontier import Frontier, Item
 from archive.capture.journal import CrawlState, CrawlStats, Journal
-from archive.capture.links import Links, absolute, extract_css, extract_html
+from archive.capture.links import Links, absolute, extract_css, extract_html, header_requisites
 from archive.capture.pageoptions import PageOptions
 from archive.capture.robots import Robots, RobotsAnswer
 from archive.capture.scope import Scope
@@ -384,7 +384,9 @@ class Crawler:
         if body is None:
             return Links()
         extract = extract_html if is_html else extract_css
-        return extract(body, result.url, content_type)
+        links = extract(body, result.url, content_type)
+        links.requisites += header_requisites(result.url, result.headers.get("link"))
+        return links
 
     # -- writing -------------------------------------------------------------
     def _commit(self, item: Item, result: FetchResult, *, final: bool, outcome: Outcome,

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urldefrag, urljoin
 
+from requests.utils import parse_header_links
 from selectolax.lexbor import LexborHTMLParser
 
 CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)""", re.I)
@@ -60,6 +61,16 @@ def absolute(base: str, raw: str | None) -> str | None:
     except ValueError:
         return None
     return url if url.startswith(("http://", "https://")) else None
+
+
+def header_requisites(base: str, link_header: str | None) -> list[str]:
+    """What an HTTP `Link` header asks a browser to load with the page (rel=preload,
+    stylesheet...), as a `<link>` element would."""
+    found = []
+    for link in parse_header_links(link_header or ""):
+        if set((link.get("rel") or "").lower().split()) & LINK_REQUISITE_RELS:
+            found.append(absolute(base, link.get("url")))
+    return [url for url in found if url]
 
 
 def charset_of(content_type: str | None, body: bytes) -> str:

@@ -209,9 +209,10 @@ def test_warc_files_roll_over_and_still_verify(sites, crawl, run, pubkey):
     assert run("verify", wacz, "--trust", pubkey).code == 0
 
 
-def test_requisites_named_only_in_a_link_header_are_captured(crawl):
+def test_requisites_and_refresh_named_only_in_http_headers_are_followed(crawl):
     """A page may ask for its stylesheet and fonts in an HTTP `Link` header (preload)
-    instead of its HTML: a browser loads them, so the capture holds them too."""
+    instead of its HTML, or send the browser on with a `Refresh` header: a browser
+    follows both, so the crawl does too."""
     site = Site()
     site.html("/", "Home", "<p>styled by a header</p>",
               headers={"Link": '</css/header.css>; rel=preload; as=style, </fonts/f.woff2>; rel="preload"; '
@@ -219,8 +220,12 @@ def test_requisites_named_only_in_a_link_header_are_captured(crawl):
     site.add("/css/header.css", "body { color: red }", content_type="text/css")
     site.add("/fonts/f.woff2", b"wOF2 font bytes", content_type="font/woff2")
     site.html("/next", "Next", "not a requisite")
+    site.html("/moved", "Moved", "<p>this page sends the browser on</p>", headers={"Refresh": "0; url=/new-home"})
+    site.html("/new-home", "New home", "where the Refresh header leads")
     with SiteServer(site) as server:
         wacz = crawl(server.url("/"))
+        crawl(server.url("/moved"), "--depth", "1", "--scope", "host")
+        assert "/new-home" in site.requests, "a Refresh header is followed like a meta refresh"
     bodies = {r["uri"]: r["payload"] for r in records(wacz) if r["type"] == "response"}
     assert bodies[server.url("/css/header.css")] == site.served["/css/header.css"]
     assert bodies[server.url("/fonts/f.woff2")] == b"wOF2 font bytes"

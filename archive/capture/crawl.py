@@ -27,7 +27,9 @@ from archive.capture.exchange import Recorded, write_exchange
 from archive.capture.fetch import DEFAULT_USER_AGENT, FetchResult, fetch, make_session
 from archive.capture.frontier import Frontier, Item
 from archive.capture.journal import CrawlState, CrawlStats, Journal
-from archive.capture.links import Links, absolute, extract_css, extract_html, header_requisites
+from archive.capture.links import (
+    Links, absolute, extract_css, extract_html, header_requisites, refresh_target,
+)
 from archive.capture.pageoptions import PageOptions
 from archive.capture.robots import Robots, RobotsAnswer
 from archive.capture.scope import Scope
@@ -386,6 +388,8 @@ class Crawler:
         extract = extract_html if is_html else extract_css
         links = extract(body, result.url, content_type)
         links.requisites += header_requisites(result.url, result.headers.get("link"))
+        if is_html:     # a Refresh header sends the browser on, as a meta refresh does
+            links.add(result.url, refresh_target(result.headers.get("refresh")), requisite=False)
         return links
 
     # -- writing -------------------------------------------------------------

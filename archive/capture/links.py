@@ -63,6 +63,12 @@ def absolute(base: str, raw: str | None) -> str | None:
     return url if url.startswith(("http://", "https://")) else None
 
 
+def refresh_target(value: str | None) -> str | None:
+    """Where a refresh (`5; url=/next`, in a meta element or an HTTP Refresh header) leads."""
+    match = REFRESH_URL.match(value or "")
+    return match.group(1) if match else None
+
+
 def header_requisites(base: str, link_header: str | None) -> list[str]:
     """What an HTTP `Link` header asks a browser to load with the page (rel=preload,
     stylesheet...), as a `<link>` element would."""
@@ -157,9 +163,7 @@ def extract_html(body: bytes, base: str, content_type: str | None = None) -> Lin
         links.add(base, node.attributes.get("href"), requisite=bool(rels & LINK_REQUISITE_RELS))
     for node in tree.css("meta[http-equiv]"):
         if (node.attributes.get("http-equiv") or "").lower() == "refresh":
-            match = REFRESH_URL.match(node.attributes.get("content") or "")
-            if match:
-                links.add(base, match.group(1), requisite=False)
+            links.add(base, refresh_target(node.attributes.get("content")), requisite=False)
     for node in tree.css("style"):
         links.requisites.extend(css_links(node.text(), base))
     for node in tree.css("[style]"):

@@ -25,7 +25,9 @@ from archive.hashing import parse_digest
 from archive.values import parse_json, printable, text_field
 from archive.verify.container import Container, member_lines, open_container, open_zip, read_small
 from archive.verify.decode import DecodeError
-from archive.verify.extract import UNREADABLE, ContentElsewhere, Undecodable, codings_at, extract_at
+from archive.verify.extract import (
+    UNREADABLE, ContentElsewhere, Opener, Undecodable, codings_at, extract_at, store_opener,
+)
 from archive.verify.model import CannotCheck, RecordLocation
 from archive.verify.source import Source
 from archive.warc.cdxj import parse_cdxj_line
@@ -378,6 +380,7 @@ class _Side:
     summary: CaptureSummary
     fh: BinaryIO
     container: Container
+    elsewhere: Opener | None = None     # the captures its revisits may point into
 
 
 class _Bounded:
@@ -400,7 +403,8 @@ def _codings(side: _Side, url: str, location: RecordLocation, time: str) -> list
 
 def _decoded_sha256(side: _Side, url: str, location: RecordLocation, time: str) -> str:
     """SHA-256 of the page's content, decoded as a browser shows it, read as a stream."""
-    result = extract_at(side.fh, side.container, location, url, _Bounded(), time=time)
+    result = extract_at(side.fh, side.container, location, url, _Bounded(), time=time,
+                        elsewhere=side.elsewhere)
     if result.digests_ok is False:
         raise ArchiveError(f"its record's digests do not match ({result.digest_problems[0]}): it was "
                            "altered or damaged; run `archive verify`")
@@ -436,15 +440,17 @@ def _content_verdict(url: str, before: _Side, after: _Side) -> str:
     return TRANSFER_ONLY if first == second else "changed"
 
 
-def _side(stack: ExitStack, source: Source, summary: CaptureSummary) -> _Side:
+def _side(stack: ExitStack, source: Source, summary: CaptureSummary, elsewhere: Opener | None) -> _Side:
     fh = stack.enter_context(source.open())
-    return _Side(summary, fh, open_container(fh, source.size, source.name))
+    return _Side(summary, fh, open_container(fh, source.size, source.name), elsewhere)
 
 
-def settle(diff: Diff, earlier: Source, later: Source) -> Diff:
+def settle(diff: Diff, earlier: Source, later: Source,
+           open_capture: Callable[[str], Source] | None = None) -> Diff:
     """`diff` with each page it calls changed (its payload digests differ) compared again
     by its content decoded: unchanged when only how it was sent differs, unknown when its
-    content cannot be compared."""
+    content cannot be compared. `open_capture` (capture id -> Source) opens the earlier
+    captures a revisit's content may be stored in."""
     suspects = [c for c in diff.changes if c.kind == "changed"]
     if not suspects:
         return diff
@@ -452,7 +458,9 @@ def settle(diff: Diff, earlier: Source, later: Source) -> Diff:
     unknown: list[Change] = []
     unchecked: dict[str, str] = {}      # URL -> what its finding must add
     with ExitStack() as stack:
-        before, after = _side(stack, earlier, diff.earlier), _side(stack, later, diff.later)
+        elsewhere = store_opener(stack, open_capture) if open_capture else None
+        before, after = (_side(stack, source, summary, elsewhere)
+                         for source, summary in ((earlier, diff.earlier), (later, diff.later)))
         for change in suspects:
             try:
                 verdicts[change.url] = _content_verdict(change.url, before, after)
@@ -480,13 +488,15 @@ def _summary_of(source: Source) -> CaptureSummary:
         return read_summary(fh, source.name)
 
 
-def diff_captures(first: Source, second: Source) -> Diff:
+def diff_captures(first: Source, second: Source, open_capture: Callable[[str], Source] | None = None) -> Diff:
     """What changed between two captures, in time order whatever the order given; pages
-    whose payload digests differ compared by their content decoded."""
+    whose payload digests differ compared by their content decoded (a revisit's content
+    looked for in the captures `open_capture` opens, by id)."""
     try:
         a, b = _summary_of(first), _summary_of(second)
         earlier, later = chronological(a, b)
-        return settle(compare(earlier, later), *((first, second) if earlier is a else (second, first)))
+        return settle(compare(earlier, later), *((first, second) if earlier is a else (second, first)),
+                      open_capture)
     except CannotCheck as exc:          # a file replaced while it was read
         raise ArchiveError(str(exc)) from None
 

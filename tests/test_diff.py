@@ -389,6 +389,14 @@ def test_a_revisit_into_another_capture_is_compared_when_sent_as_is(run, key, tm
     assert "its content was not decoded to rule out a change of chunking or compression only" in zipped
     assert "is stored as a revisit" in zipped and "not in this capture" in zipped
 
+    # From the store, the revisit is followed into the capture that holds its content:
+    # compared by content, no caveat.
+    ids = [Path(w).name.removesuffix(".wacz") for w in (second, third)]
+    stored = json.loads(run("diff", *ids, "--store", tmp_path / "store", "--json").out)
+    assert {c["url"]: c["kind"] for c in stored["changes"]} == {
+        server.url("/plain"): "changed", server.url("/zipped"): "changed"}
+    assert not any("not decoded" in c["finding"] for c in stored["changes"]) and stored["uncertain"] == []
+
 
 def test_a_page_cut_short_in_one_capture_is_unknown_not_changed(run, two_versions):
     """--max-body kept only the start of the page: its payload digest differs, what the
@@ -401,3 +409,27 @@ def test_a_page_cut_short_in_one_capture_is_unknown_not_changed(run, two_version
     [unknown] = diff["uncertain"]
     assert unknown["url"] == server.url("/keep")
     assert "was cut short (WARC-Truncated: length)" in unknown["finding"]
+
+
+def test_a_recompressed_page_whose_earlier_copy_is_a_revisit_is_unchanged_from_the_store(run, key, tmp_path):
+    """A scheduled job's captures deduplicate one against the other, so an unchanged page
+    is a revisit of an older capture. When the server then compresses it differently,
+    the store is searched for the content the revisit stands for, and the page is found
+    the same once decoded: not an edit."""
+    site = Site()
+    site.html("/", "Home", '<a href="/zipped">Zipped</a>')
+    site.html("/zipped", "Zipped", TEXT, gzip=True, gzip_level=9)
+    with SiteServer(site) as server:
+        for version in (1, 2, 3):
+            if version == 3:
+                site.html("/zipped", "Zipped", TEXT, gzip=True, gzip_level=1)
+            time.sleep(1.1 if version > 1 else 0)
+            earlier = stored_waczs(tmp_path / "store")[-1:]
+            result = run("capture", server.url("/"), "--depth", "1", "--scope", "prefix", "--key", key,
+                         "--store", tmp_path / "store", "--work-dir", tmp_path / "work", "--quiet",
+                         *(("--dedup-against", earlier[0]) if earlier else ()))
+            assert result.code == 0, result
+    ids = [Path(w).name.removesuffix(".wacz") for w in stored_waczs(tmp_path / "store")[1:]]
+    diff = json.loads(run("diff", *ids, "--store", tmp_path / "store", "--json").out)
+    assert diff["changes"] == [] and diff["uncertain"] == []
+    assert diff["transferOnly"] == [server.url("/zipped")]

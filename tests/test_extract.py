@@ -470,7 +470,7 @@ def test_a_url_typed_slightly_differently_is_pointed_at_what_was_captured(tmp_pa
     assert "it holds" not in run("extract", wacz, "--url", "http://elsewhere.test/").err
 
 
-def test_a_revisit_into_an_earlier_capture_names_that_capture(keydir, tmp_path, run):
+def test_a_revisit_into_an_earlier_capture_is_followed_there_through_the_store(keydir, tmp_path, run):
     site = Site()
     site.add("/page", SHARED)
     store = tmp_path / "store"
@@ -482,13 +482,24 @@ def test_a_revisit_into_an_earlier_capture_names_that_capture(keydir, tmp_path, 
             return json.loads(result.out)["capture_id"]
         first = capture()
         second = capture("--dedup-against", first)
+        third = capture("--dedup-against", second)      # a revisit of a revisit: a chain
         url = server.url("/page")
     out = tmp_path / "page.html"
-    result = run("extract", second, "--store", store, "--url", url, "--out", out)
-    assert result.code == 2 and "stored as a revisit" in result.err and first in result.err, result
-    assert not out.exists()
-    assert run("extract", first, "--store", store, "--url", url, "--out", out).code == 0
+    result = run("extract", second, "--store", store, "--url", url, "--out", out, "--json")
+    assert result.code == 0, result
     assert out.read_bytes() == SHARED
+    report = json.loads(result.out)
+    assert report["record_type"] == "revisit" and report["digests_ok"] is True
+    assert report["revisit_of"].endswith(f"of capture {first}")
+    chained = json.loads(run("extract", third, "--store", store, "--url", url, "--out",
+                             tmp_path / "third.html", "--json").out)
+    assert chained["revisit_of"].endswith(f"of capture {first}")
+    assert (tmp_path / "third.html").read_bytes() == SHARED
+    # a file alone (no store to look in) names the capture that holds the content
+    wacz = next(store.rglob(f"{second}.wacz"))
+    alone = run("extract", wacz, "--url", url, "--out", tmp_path / "alone.html")
+    assert alone.code == 2 and "stored as a revisit" in alone.err and first in alone.err, alone
+    assert not (tmp_path / "alone.html").exists()
     # and verifying the later capture says where that content is checked
     verified = run("verify", second, "--store", store, "--trust", keydir / "signing-key.pub.pem")
     assert verified.code == 0 and f"unchanged since {first}" in verified.out, verified

@@ -42,10 +42,22 @@ def _source(target: str, args) -> Source:
         raise ArchiveError(f"cannot read {target}: {exc.strerror or exc}") from None
 
 
+def _in_store(args):
+    """capture id -> Source in the store the captures come from (or --store): where a
+    revisit's content is looked for. None when only files were given."""
+    if not (args.store or any(_is_stored(target) for target in (args.first, args.second))):
+        return None
+    return lambda capture_id: _source(capture_id, args)
+
+
+def _is_stored(target: str) -> bool:
+    return not Path(target).is_file() and is_capture_id(target)
+
+
 def run(args) -> int:
     first, second = _source(args.first, args), _source(args.second, args)
     try:
-        diff = diff_captures(first, second)
+        diff = diff_captures(first, second, _in_store(args))
     except OSError as exc:
         raise ArchiveError(f"cannot read a capture: {exc.strerror or exc}") from None
     if args.json:

@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,9 +23,9 @@ from archive.errors import ArchiveError
 from archive.ids import is_capture_id
 from archive.store.address import open_store
 from archive.timestamping import export_tokens, read_sealed_digest
-from archive.verify.extract import AlteredRecord, Extracted, extract
+from archive.verify.extract import AlteredRecord, Extracted, Opener, extract, store_opener
 from archive.verify.model import CannotCheck
-from archive.verify.source import resolve
+from archive.verify.source import resolve, store_source
 
 
 def register(sub) -> None:
@@ -176,6 +177,14 @@ class _Output:
             os.unlink(self.path)
 
 
+def _earlier_captures(args, stack: ExitStack) -> Opener | None:
+    """Where a revisit's original is looked for when this capture does not hold it: the
+    captures it was deduplicated against, in its store (or --store)."""
+    if not (args.store or (is_capture_id(args.capture_id) and not os.path.exists(args.capture_id))):
+        return None
+    return store_opener(stack, lambda capture_id: store_source(args.store, capture_id, args.endpoint_url))
+
+
 def run_resource(args) -> int:
     """--url URL [--out FILE]: the payload on stdout or in FILE, the digests beside it."""
     try:
@@ -184,7 +193,8 @@ def run_resource(args) -> int:
         raise ArchiveError(str(exc)) from None
     out = _Output(args.out)
     try:
-        result = extract(source, args.url, out, raw=args.raw)
+        with ExitStack() as stack:
+            result = extract(source, args.url, out, raw=args.raw, elsewhere=_earlier_captures(args, stack))
         out.finish()
     except BaseException as exc:
         out.discard()

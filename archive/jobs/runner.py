@@ -59,8 +59,9 @@ def changes_since(store, previous: str, current: str) -> dict:
     """The comparison of two stored captures, as a dict (an error is reported in it).
     In time order: a resumed capture may have started before the previous one."""
     try:
-        return diff_captures(*(pinned(capture_id, partial(store.open_capture, capture_id))
-                               for capture_id in (previous, current))).to_dict()
+        def open_capture(capture_id: str):
+            return pinned(capture_id, partial(store.open_capture, capture_id))
+        return diff_captures(open_capture(previous), open_capture(current), open_capture).to_dict()
     except (ArchiveError, CannotCheck) as exc:
         return {"error": f"could not compare with {previous}: {exc}"}
 

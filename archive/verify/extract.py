@@ -7,6 +7,7 @@ import hashlib
 import json
 import zipfile
 import zlib
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
 
@@ -18,7 +19,7 @@ from archive.httpmessage import PayloadSplitter, has_http_headers
 from archive.verify.container import Container, Member, iter_member, open_container
 from archive.verify.decode import CutShort, DecodeError, PayloadDecoder
 from archive.verify.members import IndexEntry, IndexSink
-from archive.verify.model import RecordLocation
+from archive.verify.model import CannotCheck, RecordLocation
 from archive.verify.scan import CHUNK
 from archive.verify.source import Source
 from archive.verify.warcs import Bomb, WarcChecker, bounded_iterator, same_digest, target_uri
@@ -330,26 +331,68 @@ def _indexed_record(fh, container: Container, location: RecordLocation, url: str
     return record, iterator
 
 
-def _original(fh, container: Container, revisit, url: str):
-    """(record, its ArchiveIterator, location) of the response a revisit stands for, in this capture."""
+# capture id -> (file, container) of that capture, opened for the length of one call; None
+# when it cannot be had (not in the store, unreadable)
+Opener = Callable[[str], "tuple[BinaryIO, Container] | None"]
+MAX_CHAIN = 64      # captures followed back from a revisit to its original
+
+
+def _original(fh, container: Container, revisit, url: str, elsewhere: Opener | None = None):
+    """(record, its ArchiveIterator, location, file, container, capture id or None) of the
+    response a revisit stands for: in this capture, or, given `elsewhere`, in the captures
+    it was deduplicated against, each naming the one before it."""
     headers = revisit.rec_headers
-    refers_id, refers_uri = headers.get_header("WARC-Refers-To"), _refers_uri(headers)
-    refers_date = headers.get_header("WARC-Refers-To-Date")
-    if refers_uri:
-        for _, location in sorted(_index_locations(fh, container, refers_uri)
-                                  or _scanned_locations(fh, container, refers_uri), key=lambda i: i[0]):
-            record, iterator = _open_at(fh, container, location)
-            h = record.rec_headers
-            if record.rec_type != "revisit" and _target(h) == refers_uri and (
-                    h.get_header("WARC-Record-ID") == refers_id if refers_id
-                    else h.get_header("WARC-Date") == refers_date):
-                return record, iterator, location
-    earlier = _earlier_capture(fh, container)
+    refers = (_refers_uri(headers), headers.get_header("WARC-Refers-To"),
+              headers.get_header("WARC-Refers-To-Date"))
+    found = _find_original(fh, container, *refers)
+    if found:
+        return (*found, fh, container, None)
+    earlier = capture = _earlier_capture(fh, container)
+    followed: list[str] = []
+    while elsewhere is not None and capture and capture not in followed and len(followed) < MAX_CHAIN:
+        followed.append(capture)
+        opened = elsewhere(capture)
+        if opened is None:
+            break
+        found = _find_original(*opened, *refers)
+        if found:
+            return (*found, *opened, capture)
+        capture = _earlier_capture(*opened)
+    refers_uri, refers_id, refers_date = refers
     raise ContentElsewhere(
         f"{url} is stored as a revisit: its content was unchanged since {refers_uri or 'another record'}"
         f" captured {refers_date or 'earlier'} (record {refers_id or 'not named'}), which is not in this "
-        "capture; extract that URL from the earlier capture the revisit points into"
-        + (f" ({earlier}, as this capture's evidence/capture.json says)" if earlier else ""))
+        + (f"capture nor in {', '.join(followed)} before it" if followed else
+           "capture; extract that URL from the earlier capture the revisit points into"
+           + (f" ({earlier}, as this capture's evidence/capture.json says)" if earlier else "")))
+
+
+def _find_original(fh, container: Container, refers_uri: str | None, refers_id: str | None,
+                   refers_date: str | None):
+    """(record, iterator, location) of the record a revisit names, in one capture; None."""
+    if not refers_uri:
+        return None
+    for _, location in sorted(_index_locations(fh, container, refers_uri)
+                              or _scanned_locations(fh, container, refers_uri), key=lambda i: i[0]):
+        record, iterator = _open_at(fh, container, location)
+        h = record.rec_headers
+        if record.rec_type != "revisit" and _target(h) == refers_uri and (
+                h.get_header("WARC-Record-ID") == refers_id if refers_id
+                else h.get_header("WARC-Date") == refers_date):
+            return record, iterator, location
+    return None
+
+
+def store_opener(stack: ExitStack, open_capture: Callable[[str], Source]) -> Opener:
+    """An Opener over `open_capture` (capture id -> Source), its files closed with `stack`."""
+    def opener(capture_id: str):
+        try:
+            source = open_capture(capture_id)
+            fh = stack.enter_context(source.open())
+            return fh, open_container(fh, source.size, source.name)
+        except (ArchiveError, CannotCheck, OSError):
+            return None
+    return opener
 
 
 def _earlier_capture(fh, container: Container) -> str | None:
@@ -418,10 +461,12 @@ def codings_at(fh, container: Container, location: RecordLocation, url: str,
         return None
 
 
-def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extracted:
+def extract(source: Source, url: str, out: BinaryIO, raw: bool = False,
+            elsewhere: Opener | None = None) -> Extracted:
     """Write the decoded payload of the latest capture of `url` to `out` (for a revisit,
-    the payload of the record it refers to, when this capture holds that record); with
-    `raw`, the payload as transferred (chunk framing and content encoding kept)."""
+    the payload of the record it refers to, in this capture or, given `elsewhere`, in the
+    earlier captures it was deduplicated against); with `raw`, the payload as
+    transferred (chunk framing and content encoding kept)."""
     with source.open() as fh:
         container = open_container(fh, source.size, source.name)
         found = _index_locations(fh, container, url) or _scanned_locations(fh, container, url)
@@ -430,11 +475,11 @@ def extract(source: Source, url: str, out: BinaryIO, raw: bool = False) -> Extra
             raise NotFound(f"{url} was not captured in {source.name}"
                            + (f"; it holds {', '.join(near)}" if near else ""))
         location, captures = _latest(fh, container, found, url)
-        return extract_at(fh, container, location, url, out, raw, captures)
+        return extract_at(fh, container, location, url, out, raw, captures, elsewhere=elsewhere)
 
 
 def extract_at(fh, container: Container, location: RecordLocation, url: str, out, raw: bool = False,
-               captures: int = 1, time: str | None = None) -> Extracted:
+               captures: int = 1, time: str | None = None, elsewhere: Opener | None = None) -> Extracted:
     """extract() of the content record of `url` at `location` (an index line's, of `time`
     when given), in an open container."""
     record, iterator = _content_record(fh, container, location, url, time)
@@ -443,11 +488,12 @@ def extract_at(fh, container: Container, location: RecordLocation, url: str, out
     if record.rec_type == "revisit":
         _whole(record, iterator, location, url)     # its own block (HTTP headers), for its digest
         problems = list(record.digest_checker.problems)
-        content, iterator, original = _original(fh, container, record, url)
+        content, iterator, original, fh, container, held_by = _original(fh, container, record, url, elsewhere)
         content_at = original
         revisit_of = (f"{content.rec_headers.get_header('WARC-Record-ID')} "
                       f"({_target(content.rec_headers)}, {content.rec_headers.get_header('WARC-Date')}) "
-                      f"in {original.member} at byte offset {original.offset}")
+                      f"in {original.member} at byte offset {original.offset}"
+                      + (f" of capture {held_by}" if held_by else ""))
         claimed = headers.get_header("WARC-Payload-Digest")
         held = content.rec_headers.get_header("WARC-Payload-Digest")
         if not (claimed and held and same_digest(claimed, held)):

@@ -81,7 +81,7 @@ def local_source(path: str) -> Source:
         raise CannotCheck(f"{path}: {exc.strerror}") from None
 
 
-def _store_source(address: str | None, capture_id: str, endpoint_url: str | None = None) -> Source:
+def store_source(address: str | None, capture_id: str, endpoint_url: str | None = None) -> Source:
     from archive.store.address import StoreOptions, open_store
 
     try:
@@ -105,7 +105,7 @@ def resolve(target: str, store: str | None = None, endpoint_url: str | None = No
     if os.path.exists(target) or os.sep in target or target.endswith((".wacz", ".warc", ".gz")):
         return local_source(target)
     if is_capture_id(target):
-        return _store_source(store, target, endpoint_url)
+        return store_source(store, target, endpoint_url)
     raise CannotCheck(f"{target}: no such file, and not a capture id")
 
 

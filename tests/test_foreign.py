@@ -258,3 +258,24 @@ def test_files_hashed_with_md5_or_sha1_are_pointed_out(tmp_path):
         for name, data in members.items():
             zf.writestr(name, data)
     assert archive_cmd("verify", weak, "--allow-unsigned").returncode == 1
+
+
+def test_a_wacz_zipped_again_with_zip_r_verifies_as_the_original(tmp_path):
+    """Unzipped to look inside and zipped again with `zip -r`, which adds an empty entry per
+    folder: those entries hold nothing and every zip reader passes them over. They were
+    refused as a 'zip slip'; now the capture is checked as the original is."""
+    import subprocess
+    import zipfile
+
+    folder = tmp_path / "unpacked"
+    with zipfile.ZipFile(FOREIGN / "valid_example_1.wacz") as zf:
+        zf.extractall(folder)
+    rezipped = tmp_path / "rezipped.wacz"
+    subprocess.run(["zip", "-q", "-r", "-0", str(rezipped), "."], cwd=folder, check=True)
+    with zipfile.ZipFile(rezipped) as zf:
+        assert any(name.endswith("/") for name in zf.namelist()), "zip -r added folder entries"
+    original = json.loads(archive_cmd("verify", FOREIGN / "valid_example_1.wacz", "--allow-unsigned",
+                                      "--json").stdout)
+    again = json.loads(archive_cmd("verify", rezipped, "--allow-unsigned", "--json").stdout)
+    assert again["verdict"] == original["verdict"] == "VERIFIED", again
+    assert [(c["name"], c["status"]) for c in again["checks"]] == [(c["name"], c["status"]) for c in original["checks"]]

@@ -219,8 +219,11 @@ def read_container(fh: BinaryIO, file_size: int) -> Container:
         raise ContainerError(f"not a readable zip file ({exc})") from None
     if len(infos) > MAX_ENTRIES:
         raise ContainerError(f"{len(infos)} entries; refusing more than {MAX_ENTRIES}")
-    members, starts = [], {}
+    members, starts, folders = [], {}, 0
     for info in infos:
+        if _empty_folder(info):
+            folders += 1         # `zip -r` adds one per folder; every zip reader passes them over
+            continue
         try:
             fields = LOCAL.unpack(_read_at(fh, info.header_offset, LOCAL.size))
         except ValueError:
@@ -232,10 +235,19 @@ def read_container(fh: BinaryIO, file_size: int) -> Container:
         stored = info.compress_type == zipfile.ZIP_STORED
         members.append(Member(info.filename, info.file_size, info.CRC, start if stored else None, info,
                               start if info.compress_type == zipfile.ZIP_DEFLATED else None))
-    container = Container(members, False, [reason], zf)
+    notes = [reason] + ([f"{folders} empty folder entr{'y' if folders == 1 else 'ies'} (as `zip -r` "
+                         "adds) passed over"] if folders else [])
+    container = Container(members, False, notes, zf)
     container.disagreement = _disagreement(infos, starts, wabac_entries(fh, file_size))
     fh.seek(0)
     return container
+
+
+def _empty_folder(info: zipfile.ZipInfo) -> bool:
+    """A folder entry that holds nothing, under a safe path."""
+    name = info.orig_filename
+    return (name.endswith("/") and info.file_size == 0 and info.compress_size == 0
+            and safe_member_name(name[:-1]))
 
 
 def _disagreement(infos: list[zipfile.ZipInfo], starts: dict[str, int],

@@ -492,3 +492,28 @@ def test_unsigned_entries_at_the_end_are_named_as_covered_by_no_signature(captur
     write_lines(store_ledger(tmp_path), lines)
     result = run("custody", "verify", "--store", store)
     assert result.code == 0 and "entries 4 to 5 are unsigned and after the last signed entry" in result.out
+
+
+def test_files_reads_every_stored_capture_against_the_hash_recorded_when_it_was_stored(capture, run, tmp_path):
+    """A fixity check of the whole store: the ledger's chain alone holds when a stored
+    file is damaged on disk (or replaced by someone who can write to the store)."""
+    first, second = capture("/"), capture("/about")
+    store = tmp_path / "store"
+    plain = run("custody", "verify", "--store", store)
+    intact = run("custody", "verify", "--store", store, "--files")
+    assert plain.code == intact.code == 0, intact
+    assert "every capture's bytes hash as recorded when stored (2 read" in intact.out
+    report = json.loads(run("custody", "verify", "--store", store, "--files", "--json").out)
+    assert report["files"]["checked"] == 2 and report["files"]["problems"] == []
+    assert report["files"]["bytes"] == first.stat().st_size + second.stat().st_size
+
+    os.chmod(second, 0o644)
+    data = bytearray(second.read_bytes())
+    data[len(data) // 2] ^= 0x01                     # one bit rots on the disk
+    second.write_bytes(bytes(data))
+    assert run("custody", "verify", "--store", store).code == 0, "the ledger alone cannot see it"
+    damaged = run("custody", "verify", "--store", store, "--files")
+    assert damaged.code == 1 and damaged.out.startswith("BROKEN")
+    second_id = second.name.removesuffix(".wacz")
+    assert f"capture {second_id} now hashes to" in damaged.out and "altered or damaged since" in damaged.out
+    assert first.name.removesuffix(".wacz") not in damaged.out

@@ -456,7 +456,7 @@ def test_every_command_that_reads_a_store_takes_endpoint_url(run, key, pubkey, s
         ("extract", ids[0], "--store", store, "--url", site.url("/"), "--out", tmp_path / "page.html"),
         ("diff", ids[0], ids[1], "--store", store),
         ("custody", "show", ids[0], "--store", store),
-        ("custody", "verify", "--store", store, "--trust", pubkey),
+        ("custody", "verify", "--store", store, "--trust", pubkey, "--files"),
     ]
     for command in commands:
         cut_off = run(*command)
@@ -464,6 +464,7 @@ def test_every_command_that_reads_a_store_takes_endpoint_url(run, key, pubkey, s
         result = run(*command, "--endpoint-url", endpoint)
         assert result.code == 0, (command, result)
     assert (tmp_path / "page.html").read_bytes() == site.site.served["/"]
+    assert "every capture's bytes hash as recorded when stored (2 read" in result.out   # over S3
 
 
 def test_text_from_a_capture_with_terminal_escapes_is_shown_not_obeyed(capture, run, site, tmp_path):

@@ -11,17 +11,20 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 
-from archive.cli.common import print_json, trusted_keys
-from archive.custody.chain import anchor_breaks, check_chain, unaccounted
+from archive.cli.common import Progress, print_json, trusted_keys
+from archive.custody.chain import (
+    anchor_breaks, check_chain, fixity_problem, stored_digests, unaccounted,
+)
 from archive.custody.entry import VERIFIED, Actor
 from archive.custody.history import capture_history, summary_of
 from archive.custody.ledger import open_ledger
 from archive.custody.log import CustodyLog
 from archive.errors import ArchiveError
+from archive.hashing import stream_sha256
 from archive.ids import is_capture_id
 from archive.store.local import LocalStore
 from archive.timestamping import PREFIX as TIMESTAMPS_PREFIX, later_tokens
-from archive.values import printable
+from archive.values import human_bytes, printable
 from archive.verify.timestamps import load_tsa_certificates
 from archive.warc.records import default_operator
 
@@ -50,6 +53,10 @@ def register(sub) -> None:
     verify.add_argument("--anchor", action="append", default=[], metavar="SEQ:HASH",
                         help="an entry noted earlier (the `head` a previous run printed): "
                              "fail unless the ledger still holds it unchanged (repeatable)")
+    verify.add_argument("--files", action="store_true",
+                        help="also read every stored capture and compare its SHA-256 with the one "
+                             "recorded when it was stored (a fixity check: reads the whole store)")
+    verify.add_argument("--quiet", action="store_true", help="no progress line")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     verify.set_defaults(run=run_verify)
 
@@ -136,15 +143,21 @@ def run_verify(args) -> int:
     tokens = list(store.list_objects(TIMESTAMPS_PREFIX))
     report.unaccounted = unaccounted(records, captures, tokens)
     report.breaks += anchor_breaks(records, [anchor(a) for a in args.anchor])
+    if args.files:
+        report.files = _fixity(store, captures, stored_digests(records),
+                               Progress(not args.quiet and not args.json))
     if args.json:
         print_json(report.to_dict())
         return 0 if report.intact else 1
+    files = report.files
     if report.intact:
         print(f"INTACT: {report.entries} entries in {report.location}, every link, sequence number "
-              "and signature holds, and every capture and token in the store is accounted for")
+              "and signature holds, and every capture and token in the store is accounted for"
+              + (f"; every capture's bytes hash as recorded when stored ({files['checked']} read, "
+                 f"{human_bytes(files['bytes'], exact=True)})" if files else ""))
     else:
         print(f"BROKEN: {report.location} ({report.entries} entries)")
-        for problem in [*report.breaks, *report.unaccounted]:
+        for problem in [*report.breaks, *report.unaccounted, *(files or {}).get("problems", ())]:
             print(printable(f"  - {problem}"))
     for key, count in sorted(report.signers.items()):
         name = f" ({trusted[key]})" if trusted and key in trusted else ""
@@ -161,6 +174,25 @@ def run_verify(args) -> int:
     if report.head:
         print(f"  head: {report.head['seq']}:{report.head['hash']} (keep it; --anchor checks it later)")
     return 0 if report.intact else 1
+
+
+def _fixity(store, captures: list[str], recorded: dict[str, str], progress: Progress) -> dict:
+    """Every stored capture read and hashed against the SHA-256 its 'stored' entry holds."""
+    checked, total, problems = 0, 0, []
+    for number, capture_id in enumerate(captures, 1):
+        progress.update(f"hashing capture {number} of {len(captures)}: {capture_id}")
+        try:
+            with store.open_capture(capture_id) as fh:
+                sha, size = stream_sha256(fh)
+        except (ArchiveError, OSError) as exc:
+            problems.append(f"capture {capture_id} could not be read: {exc}")
+            continue
+        checked, total = checked + 1, total + size
+        problem = fixity_problem(capture_id, recorded.get(capture_id), sha)
+        if problem:
+            problems.append(problem)
+    progress.done()
+    return {"checked": checked, "bytes": total, "problems": problems}
 
 
 # -- the custody side of `archive verify` ---------------------------------------------

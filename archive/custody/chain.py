@@ -37,17 +37,18 @@ class ChainReport:
     # commits (through `prev`) to every entry before it, nothing commits to these
     unprotected: list[int] = field(default_factory=list)
     head: dict | None = None                               # {"seq", "hash"} of the last entry
+    files: dict | None = None          # with --files: {"checked", "bytes", "problems"}
 
     @property
     def intact(self) -> bool:
-        return not self.breaks and not self.unaccounted
+        return not self.breaks and not self.unaccounted and not (self.files or {}).get("problems")
 
     def to_dict(self) -> dict:
         return {
             "location": self.location, "intact": self.intact, "entries": self.entries,
             "breaks": [b.to_dict() for b in self.breaks], "unaccounted": self.unaccounted,
             "signers": self.signers, "unsigned": self.unsigned, "unprotected": self.unprotected,
-            "head": self.head,
+            "head": self.head, **({"files": self.files} if self.files is not None else {}),
         }
 
 
@@ -157,6 +158,20 @@ def unaccounted(records: list[Record], capture_ids: list[str], timestamp_keys: l
     out += [f"the ledger records the timestamp token {k}, but the store does not hold it"
             for k in sorted(k for k in noted if isinstance(k, str) and k not in kept)]
     return out
+
+
+def stored_digests(records: list[Record]) -> dict[str, str]:
+    """capture id -> the SHA-256 of its bytes that its 'stored' entry recorded."""
+    return {e["capture"]: e["wacz"] for e in (r.entry for r in records if r.entry)
+            if e.get("event") == STORED and isinstance(e.get("capture"), str) and isinstance(e.get("wacz"), str)}
+
+
+def fixity_problem(capture_id: str, recorded: str | None, now: str) -> str | None:
+    """What a stored capture hashing to `now` says against the ledger (None: it holds)."""
+    if recorded is None or recorded == now:
+        return None      # a capture no entry records is reported by `unaccounted`
+    return (f"capture {capture_id} now hashes to {now}, not the {recorded} recorded when it was "
+            "stored: its bytes were altered or damaged since")
 
 
 def anchor_breaks(records: list[Record], anchors: list[tuple[int, str]]) -> list[Break]:

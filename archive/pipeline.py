@@ -89,6 +89,7 @@ class CaptureResult:
     custody_problems: list[str] = field(default_factory=list)
     lock: str | None = None       # Object Lock retention / legal hold of the stored object
     cut_back: list[dict] = field(default_factory=list)   # groups a resume dropped and redid
+    warnings: list[str] = field(default_factory=list)    # stored, but something to know
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -416,4 +417,5 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         revisits=stats.revisits, stop_reason=ended.get("stop"), work_dir=kept,
         timestamps=[{k: e.get(k) for k in ("tsa", "time", "error")} for e in timestamps],
         custody_problems=custody.problems, lock=stored.lock, cut_back=state.cut_backs,
+        warnings=[stored.warning] if stored.warning else [],
     )

@@ -485,3 +485,17 @@ def test_text_from_a_capture_with_terminal_escapes_is_shown_not_obeyed(capture, 
         assert "\x1b" not in result.out and "\r" not in result.out and "\u202e" not in result.out
     assert outputs[0].out.count("\\x1b[2K\\rVERIFIED \\u202eEVIL") == 2     # title and operator
     assert "\\x1b[2K VERIFIED" in outputs[2].out     # the page's new title (its CR read as a space)
+
+
+def test_a_bucket_that_keeps_no_versions_is_warned_about(run, key, site, s3, tmp_path):
+    """Captures are never overwritten (If-None-Match), but in a bucket with neither
+    versioning nor Object Lock anyone with write access can delete one for good: the
+    capture is stored, and the operator is told. A bucket that keeps versions is not."""
+    plain = s3.make_bucket(lock=False, versioning=False)
+    result = capture_to_s3(run, key, site, tmp_path, f"s3://{plain}")
+    assert result.code == 0, result
+    assert "archive: warning: " in result.err and "keeps no object versions and no Object Lock" in result.err
+    assert "keeps no object versions" in json.loads(result.out)["warnings"][0]
+    versioned = s3.make_bucket(lock=False, versioning=True)
+    kept = capture_to_s3(run, key, site, tmp_path, f"s3://{versioned}")
+    assert kept.code == 0 and json.loads(kept.out)["warnings"] == [] and "warning" not in kept.err

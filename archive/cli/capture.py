@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -232,6 +233,8 @@ def run(args) -> int:
             print(f"cut back {cut['groups']} fetches journaled before {cut['at']} had lost "
                   "their records on disk (a power failure) and were fetched again")
         print_timestamps(result.timestamps, result.capture_id)
+    for warning in result.warnings:
+        print(f"archive: warning: {warning}", file=sys.stderr)
     if result.custody_problems:
         raise ArchiveError(f"capture {result.capture_id} is stored, but its custody is incomplete: "
                            + "; ".join(result.custody_problems))

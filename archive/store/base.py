@@ -26,6 +26,7 @@ class StoredCapture:
     created: str | None = None
     seeds: tuple[str, ...] | None = None   # None: the store does not know without reading the file
     lock: str | None = None                # Object Lock retention / legal hold, when there is one
+    warning: str | None = None             # what the store does not protect it from
 
 
 def check_object_key(key: str) -> str:

@@ -303,7 +303,13 @@ class S3Store:
             uploaded = upload_file(self.client, self.location.bucket, key, Path(wacz), sha256,
                                    extra, self.transfer, self.progress)
             head = self._confirm(what, uploaded)
-        return stored_from_head(self.location, key, head)
+        stored = stored_from_head(self.location, key, head)
+        if version_of(head) is None and not stored.lock:
+            stored = replace(stored, warning=(
+                f"{self.location.url()} keeps no object versions and no Object Lock: whoever can "
+                "write to it can delete this capture for good (`archive store init` makes a bucket "
+                "that keeps them)"))
+        return stored
 
     def _exists(self, key: str) -> bool:
         try:

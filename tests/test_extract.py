@@ -524,3 +524,16 @@ def test_options_that_do_not_go_together_are_refused(tmp_path, run):
     assert not (tmp_path / "tokens").exists()
     alone = run("extract", wacz, "--raw")
     assert alone.code == 2 and "go with --url URL" in alone.err
+
+
+def test_a_revisit_is_followed_only_into_capture_ids_never_paths(tmp_path):
+    """The capture a revisit points into is named by the file being read: a path there
+    (another local file) is never opened."""
+    from contextlib import ExitStack
+
+    from archive.verify.extract import store_opener
+    opened = []
+    with ExitStack() as stack:
+        opener = store_opener(stack, lambda capture_id: opened.append(capture_id))
+        assert opener("/etc/passwd") is None and opener("../other.wacz") is None
+    assert opened == []

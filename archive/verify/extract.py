@@ -16,6 +16,7 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from archive.errors import ArchiveError, NotFound
 from archive.httpmessage import PayloadSplitter, has_http_headers
+from archive.ids import is_capture_id
 from archive.verify.container import Container, Member, iter_member, open_container
 from archive.verify.decode import CutShort, DecodeError, PayloadDecoder
 from archive.verify.members import IndexEntry, IndexSink
@@ -386,6 +387,8 @@ def _find_original(fh, container: Container, refers_uri: str | None, refers_id: 
 def store_opener(stack: ExitStack, open_capture: Callable[[str], Source]) -> Opener:
     """An Opener over `open_capture` (capture id -> Source), its files closed with `stack`."""
     def opener(capture_id: str):
+        if not is_capture_id(capture_id):
+            return None     # the file being read names it: never a path to open
         try:
             source = open_capture(capture_id)
             fh = stack.enter_context(source.open())

@@ -191,18 +191,19 @@ class ContainerWriter:
         self.current = MemberWriter(self, name, offset, zip64)
         return self.current
 
-    def end(self) -> MemberInfo:
-        """Finish the open member: the real size and CRC go into its local header."""
+    def end(self, durable: bool = True) -> MemberInfo:
+        """Finish the open member: the real size and CRC go into its local header
+        (`durable`: on disk before anything after it)."""
         member, self.current = self.current, None
         entry = Entry(member.name, member.offset, member.size, member.crc, member.zip64)
         if entry.zip64 != member.zip64:
             raise ValueError(f"{member.name} grew past 4 GiB without zip64 fields")
         self._fh.flush()
         os.pwrite(self._fh.fileno(), local_header(entry), member.offset)
-        # On disk before anything after it: a power loss then never leaves a later
-        # member's data behind a header still saying "size unknown", which no resume
-        # could get past.
-        os.fsync(self._fh.fileno())
+        if durable:
+            # A power loss then never leaves a later member's data behind a header still
+            # saying "size unknown", which no resume could get past.
+            os.fsync(self._fh.fileno())
         info = MemberInfo(entry, member.sha.hexdigest())
         self.members.append(info)
         return info
@@ -210,7 +211,7 @@ class ContainerWriter:
     def add_bytes(self, name: str, data: bytes) -> MemberInfo:
         member = self.begin(name)
         member.write(data)
-        return self.end()
+        return self.end(durable=False)    # the seal's small members: finish() syncs them all
 
     def finish(self) -> tuple[str, int]:
         """Write the central directory and end records, check every member against the

@@ -281,6 +281,26 @@ def test_unreachable_page_is_an_error_without_screenshot(tmp_path):
     assert b"error-kind: refused" in next(r for r in records(wacz) if r["type"] == "metadata")["payload"]
 
 
+def test_the_dom_of_an_embedded_frame_is_kept_with_the_page(tmp_path):
+    """An embedded post shows what its frame's script writes: the page's own DOM holds
+    only the <iframe> element, so the frame's rendered DOM is kept beside it."""
+    site = Site()
+    site.html("/article", "Article", '<p>the article</p><iframe src="/embed/post-1" width="400" height="200"></iframe>')
+    site.html("/embed/post-1", "Post", '<div id="post"></div><script>'
+              'document.getElementById("post").textContent = "WRITTEN BY THE FRAME";</script>')
+    with SiteServer(site) as server:
+        with BrowserCapture(tmp_path / "c", options()) as capture:
+            result = capture.page(server.url("/article"))
+            wacz = capture.seal()
+    assert result.dom is not None and len(result.frame_doms) == 1, result.notes
+    resources = by_uri(records(wacz), "resource")
+    assert b"WRITTEN BY THE FRAME" not in resources["urn:dom:" + server.url("/article")]["payload"]
+    assert b"WRITTEN BY THE FRAME" in resources["urn:dom:" + server.url("/embed/post-1")]["payload"]
+    meta = fields(next(r for r in records(wacz) if r["type"] == "metadata"
+                       and r["uri"] == server.url("/article") and b"frame-dom-record" in r["payload"])["payload"])
+    assert meta["frame-dom-record"] == [result.frame_doms[0].record_id]
+
+
 def test_https_page_records_the_real_server_certificate(tmp_path):
     cert = make_server_cert(tmp_path / "tls")
     site = browser_site()

@@ -2,7 +2,8 @@
 the page through our recording proxy, so every request and response it makes lands in
 the WARC exactly as the HTTP crawler writes them; then the page as a person saw it is
 kept too: a full-page PNG screenshot (`urn:screenshot:<url>`) and the rendered DOM
-(`urn:dom:<url>`) as resource records, and a metadata record saying how it was loaded.
+(`urn:dom:<url>`, and `urn:dom:<frame url>` for each frame loaded from the web) as
+resource records, and a metadata record saying how it was loaded.
 
 One BrowserSession is one Chromium and one proxy for one capture. Playwright runs on
 an asyncio loop in a thread of the session's own, so capture_page() may be called from
@@ -62,6 +63,7 @@ MAIN_DOCUMENT_WAIT = 5.0     # for the proxy to finish recording the page's own 
 STRAGGLER_WAIT = 2.0         # for the page's exchanges still running when it is closed
 SCRIPT_GRACE = 5.0           # beyond its own budget, for a script we run in the page
 CLOSE_TIMEOUT = 10.0         # for closing a page or the browser
+MAX_FRAME_DOMS = 20          # frames of a page whose DOM is kept (ads nest frames without end)
 POLL = 0.05
 
 # Scroll down a screen at a time until the bottom (or the budget) is reached, pausing so
@@ -152,6 +154,7 @@ class BrowserPageResult:
     response: RecordRef | None = None  # the page's own response record
     screenshot: RecordRef | None = None
     dom: RecordRef | None = None
+    frame_doms: list[RecordRef] = field(default_factory=list)   # of frames loaded from the web
     metadata: RecordRef | None = None
     timed_out: bool = False
     notes: list[str] = field(default_factory=list)        # what did not happen in time
@@ -704,6 +707,7 @@ class BrowserSession:
         else:
             result.dom = self._resource(f"urn:dom:{result.final_url}", dom, "text/html; charset=utf-8", result)
             result.outlinks = extract_html(dom, result.final_url).pages
+            await self._frame_doms(page, result, timeout)
         png = None
         for full_page in (True, False):
             try:
@@ -720,6 +724,25 @@ class BrowserSession:
                                     f"{_first_line(exc)}")
         if png is not None:
             result.screenshot = self._resource(f"urn:screenshot:{result.final_url}", png, "image/png", result)
+
+    async def _frame_doms(self, page, result: BrowserPageResult, timeout: float) -> None:
+        """The rendered DOM of each frame loaded from the web (an embedded post, a video
+        player), as its own `urn:dom:<frame URL>` resource record: the page's own DOM
+        holds only the <iframe> element, not what it showed."""
+        frames = [f for f in page.frames[1:] if f.url.startswith(("http://", "https://"))]
+        for frame in frames[:MAX_FRAME_DOMS]:
+            try:
+                dom = (await _bounded(frame.content(), timeout)).encode("utf-8")
+            except _PageStuck as exc:
+                result.notes.append(f"no DOM snapshot of the frame {frame.url}: {exc}")
+                return      # a frame whose script never yields: the others wait behind it
+            except PlaywrightError as exc:
+                result.notes.append(f"no DOM snapshot of the frame {frame.url}: {_first_line(exc)}")
+                continue
+            result.frame_doms.append(
+                self._resource(f"urn:dom:{frame.url}", dom, "text/html; charset=utf-8", result))
+        if len(frames) > MAX_FRAME_DOMS:
+            result.notes.append(f"{len(frames)} frames: the DOM of the first {MAX_FRAME_DOMS} was kept")
 
     def _resource(self, uri: str, data: bytes, content_type: str,
                   result: BrowserPageResult) -> RecordRef:
@@ -754,6 +777,7 @@ class BrowserSession:
             "error": result.error,
             "screenshot-record": result.screenshot.record_id if result.screenshot else None,
             "dom-record": result.dom.record_id if result.dom else None,
+            "frame-dom-record": [ref.record_id for ref in result.frame_doms],
             "outlink": result.outlinks,
             "requisite": result.requisites,
             "excluded": result.excluded,

@@ -526,14 +526,21 @@ def test_options_that_do_not_go_together_are_refused(tmp_path, run):
     assert alone.code == 2 and "go with --url URL" in alone.err
 
 
-def test_a_revisit_is_followed_only_into_capture_ids_never_paths(tmp_path):
+def test_a_revisit_is_followed_only_into_capture_ids_never_paths_and_each_opened_once(tmp_path):
     """The capture a revisit points into is named by the file being read: a path there
     (another local file) is never opened."""
     from contextlib import ExitStack
 
+    from archive.errors import ArchiveError
     from archive.verify.extract import store_opener
     opened = []
+
+    def not_in_store(capture_id):
+        opened.append(capture_id)
+        raise ArchiveError(f"no capture {capture_id}")
     with ExitStack() as stack:
-        opener = store_opener(stack, lambda capture_id: opened.append(capture_id))
+        opener = store_opener(stack, not_in_store)
         assert opener("/etc/passwd") is None and opener("../other.wacz") is None
-    assert opened == []
+        assert opener("20260101T000000Z-0badcafe") is None      # opening it failed
+        assert opener("20260101T000000Z-0badcafe") is None
+    assert opened == ["20260101T000000Z-0badcafe"], "a capture is opened once, however often named"

@@ -386,15 +386,19 @@ def _find_original(fh, container: Container, refers_uri: str | None, refers_id: 
 
 def store_opener(stack: ExitStack, open_capture: Callable[[str], Source]) -> Opener:
     """An Opener over `open_capture` (capture id -> Source), its files closed with `stack`."""
+    opened: dict[str, tuple | None] = {}     # each capture opened once, however many revisits
+
     def opener(capture_id: str):
         if not is_capture_id(capture_id):
             return None     # the file being read names it: never a path to open
-        try:
-            source = open_capture(capture_id)
-            fh = stack.enter_context(source.open())
-            return fh, open_container(fh, source.size, source.name)
-        except (ArchiveError, CannotCheck, OSError):
-            return None
+        if capture_id not in opened:
+            try:
+                source = open_capture(capture_id)
+                fh = stack.enter_context(source.open())
+                opened[capture_id] = fh, open_container(fh, source.size, source.name)
+            except (ArchiveError, CannotCheck, OSError):
+                opened[capture_id] = None
+        return opened[capture_id]
     return opener
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -44,10 +45,11 @@ def _source(target: str, args) -> Source:
 
 def _in_store(args):
     """capture id -> Source in the store the captures come from (or --store): where a
-    revisit's content is looked for. None when only files were given."""
+    revisit's content is looked for (never a local file). None when only files were given."""
     if not (args.store or any(_is_stored(target) for target in (args.first, args.second))):
         return None
-    return lambda capture_id: _source(capture_id, args)
+    store = functools.cache(lambda: open_store(args.store, store_options(args)))
+    return lambda capture_id: pinned(capture_id, lambda: store().open_capture(capture_id))
 
 
 def _is_stored(target: str) -> bool:

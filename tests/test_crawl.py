@@ -230,3 +230,18 @@ def test_requisites_and_refresh_named_only_in_http_headers_are_followed(crawl):
     assert bodies[server.url("/css/header.css")] == site.served["/css/header.css"]
     assert bodies[server.url("/fonts/f.woff2")] == b"wOF2 font bytes"
     assert "/next" not in site.requests        # rel=next is a page, and --depth is 0
+
+
+def test_max_bytes_holds_against_one_large_response(crawl):
+    """--max-bytes was checked between fetches: one 8 MB response was kept whole past a
+    1 MB limit. The body is now cut where the limit is reached, and marked so."""
+    site = Site()
+    site.html("/", "Home", '<p>a page with a large image</p><img src="/huge.bin">')
+    site.add("/huge.bin", bytes(range(256)) * (8 << 12), content_type="application/octet-stream")
+    with SiteServer(site) as server:
+        wacz = crawl(server.url("/"), "--max-bytes", "1MB")
+    huge = next(r for r in records(wacz) if r["type"] == "response" and r["uri"] == server.url("/huge.bin"))
+    assert huge["headers"].get("WARC-Truncated") == "length"
+    assert 0 < len(huge["payload"]) < (1 << 20) + (1 << 17)
+    assert huge["payload"] == site.served["/huge.bin"][:len(huge["payload"])]
+    assert json.loads(member(wacz, "evidence/capture.json"))["stopReason"] == "max-bytes"

@@ -283,7 +283,7 @@ class Crawler:
             self._browse(item)
             return
         result = fetch(
-            session, item.url, timeout=self.options.timeout, max_body=self.options.max_body,
+            session, item.url, timeout=self.options.timeout, max_body=self._body_budget(),
             deadline=self._deadline, spool_dir=self.spool_dir,
         )
         try:
@@ -476,6 +476,15 @@ class Crawler:
             line["revisits"] = pending.revisits
         self.journal.append(line)
         self.stats.count(line)
+
+    def _body_budget(self) -> int | None:
+        """The most of one body to keep: --max-body, and what --max-bytes leaves (one
+        large response does not take the crawl far past it; it is kept cut, marked
+        WARC-Truncated: length)."""
+        limits = [self.options.max_body] if self.options.max_body is not None else []
+        if self.options.max_bytes is not None:
+            limits.append(max(1, self.options.max_bytes - self.stats.bytes))
+        return min(limits, default=None)
 
     def _check_bytes(self) -> None:
         if self.options.max_bytes is not None and self.stats.bytes >= self.options.max_bytes:

@@ -17,7 +17,7 @@ from typing import Callable
 from archive import SOFTWARE
 from archive.capture.crawl import CrawlOptions, Crawler
 from archive.capture.dedup import Dedup, EarlierCapture
-from archive.capture.journal import JOURNAL_NAME, CrawlState, CrawlStats, Journal, cut, read_lines, replay
+from archive.capture.journal import JOURNAL_NAME, CrawlState, CrawlStats, Journal, read_lines, replay
 from archive.custody.entry import CAPTURED, STORED, Actor
 from archive.custody.log import CustodyLog
 from archive.errors import AlreadyExists, ArchiveError
@@ -235,8 +235,7 @@ def _take_up(work: Path, sealed_path: Path) -> tuple[ContainerWriter, CrawlState
     if kept < len(lines):
         dropped = [line for _, line in lines[kept:] if line.get("t") == "group"]
         earlier_cuts = [line for _, line in lines[kept:] if line.get("t") == "cut"]
-        cut(path, lines[kept - 1][0] if kept else 0)
-        journal = Journal(work)
+        journal = Journal(work, vouched=lines[kept - 1][0] if kept else 0)
         for line in earlier_cuts:      # what an earlier resume cut stays said
             journal.append(line)
         journal.append({
@@ -280,7 +279,7 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
         max_size=request.warc_size, first_sequence=len(closed), closed_files=closed,
     )
     if state is None or state.ended is None:
-        journal = Journal(work)
+        journal = Journal(work, vouched=state.journal_end if state is not None else None)
         crawler = Crawler(options, writer, journal, str(work / "spool"), Dedup(session.earlier), state)
         try:
             crawler.run(on_progress)

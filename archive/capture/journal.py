@@ -76,6 +76,7 @@ class CrawlState:
     resumes: list[str] = field(default_factory=list)
     cut_backs: list[dict] = field(default_factory=list)   # `cut` lines: groups lost and redone
     robots: dict[str, RobotsAnswer] = field(default_factory=dict)   # by robots.txt URL
+    journal_end: int = 0          # bytes of the journal its lines fill (what follows is damage)
     earlier_runs: float = 0.0     # seconds crawled by the runs before the last `resume`
     this_run: float = 0.0         # seconds crawled by the last run, to its last group
 
@@ -149,7 +150,8 @@ def read_lines(path: Path) -> list[tuple[int, dict]]:
 def replay(path: Path, lines: list[tuple[int, dict]] | None = None) -> CrawlState:
     """What a journal (or the first `lines` of it) says."""
     state = CrawlState()
-    for number, (_, line) in enumerate(read_lines(path) if lines is None else lines, 1):
+    for number, (end, line) in enumerate(read_lines(path) if lines is None else lines, 1):
+        state.journal_end = end
         try:
             state.apply(line)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -170,12 +172,16 @@ def cut(path: Path, end: int) -> None:
 class Journal:
     """Appends lines to the journal, each flushed to the OS as one write."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, vouched: int | None = None) -> None:
+        """`vouched`: how many bytes of it read_lines found whole (a resume knows); they
+        are found here when not given."""
         self.path = Path(directory) / JOURNAL_NAME
         if self.path.exists():
             # Drop a line half-written (or damaged) by a crash before appending after it.
-            lines = read_lines(self.path)
-            cut(self.path, lines[-1][0] if lines else 0)
+            if vouched is None:
+                lines = read_lines(self.path)
+                vouched = lines[-1][0] if lines else 0
+            cut(self.path, vouched)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 import zipfile
 import zlib
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Sequence
@@ -131,12 +131,15 @@ class Diff:
 
 # -- reading -----------------------------------------------------------------------
 
-def read_summary(fh: BinaryIO, label: str) -> CaptureSummary:
-    """Pages, their status and payload digest, from a WACZ's pages lists and index."""
+def read_summary(fh: BinaryIO, label: str, container: Container | None = None) -> CaptureSummary:
+    """Pages, their status and payload digest, from a WACZ's pages lists and index
+    (`container`: the file's, when it was read already)."""
     size = fh.seek(0, 2)
-    open_container(fh, size, label)      # what verify refuses outright is not read here either
+    # what verify refuses outright is not read here either
+    container = container or open_container(fh, size, label)
     try:
-        with open_zip(fh, size) as zf:
+        # a foreign container comes with its zipfile, which later reads of it use too
+        with nullcontext(container.zipfile) if container.zipfile else open_zip(fh, size) as zf:
             names = zf.namelist()
             evidence = _json_member(zf, "evidence/capture.json") if "evidence/capture.json" in names else {}
             datapackage = _json_member(zf, "datapackage.json") if "datapackage.json" in names else {}
@@ -180,11 +183,10 @@ def _read_pages(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None
         entry = parse_json(line)
         if not isinstance(entry, dict) or not isinstance(entry.get("url"), str) or (number == 0 and "format" in entry):
             continue
-        status = entry.get("status")
+        status = _digits(entry.get("status"), 3)
         page = PageState(
             url=entry["url"], ts=text_field(entry.get("ts")),
-            status=int(status) if isinstance(status, (int, str)) and str(status).isdecimal()
-            and len(str(status)) <= 3 else None,
+            status=int(status) if status else None,
             title=text_field(entry.get("title")), error=text_field(entry.get("error")),
             redirect_to=text_field(entry.get("redirectTo")),
         )
@@ -201,9 +203,7 @@ def _read_index(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None
         _key, stamp, fields = parse_cdxj_line(line.rstrip("\r\n"))
         if not isinstance(fields.get("url"), str) or not isinstance(fields.get("digest"), (str, type(None))):
             continue        # no tool writes that: the line says nothing to compare
-        status = fields.get("status")
-        status = str(status) if isinstance(status, (int, str)) and str(status).isascii() \
-            and str(status).isdecimal() and len(str(status)) <= 3 else None
+        status = _digits(fields.get("status"), 3)
         if status and status.startswith("3"):
             summary.redirect_status[fields["url"]] = int(status)
         page = summary.pages.get(fields["url"])
@@ -218,12 +218,18 @@ def _read_index(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None
             page.status = int(status)
 
 
+def _digits(value, most: int) -> str | None:
+    """A number as a file may give it (JSON number or text), as its ASCII digits: at most
+    `most` of them, nothing else; None otherwise."""
+    text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    return text if text.isascii() and text.isdecimal() and len(text) <= most else None
+
+
 def _location(fields: dict) -> RecordLocation | None:
     """Where an index line says its record is; None when it does not say it plainly."""
-    filename, offset, length = fields.get("filename"), fields.get("offset"), fields.get("length", "0")
-    if not (isinstance(filename, str) and all(isinstance(n, (int, str)) and str(n).isascii()
-                                              and str(n).isdecimal() and len(str(n)) <= 20
-                                              for n in (offset, length))):
+    filename = fields.get("filename")
+    offset, length = _digits(fields.get("offset"), 20), _digits(fields.get("length", "0"), 20)
+    if not isinstance(filename, str) or offset is None or length is None:
         return None
     return RecordLocation(filename, int(offset), int(length))
 
@@ -440,41 +446,30 @@ def _content_verdict(url: str, before: _Side, after: _Side) -> str:
     return TRANSFER_ONLY if first == second else "changed"
 
 
-def _side(stack: ExitStack, source: Source, summary: CaptureSummary, elsewhere: Opener | None) -> _Side:
-    fh = stack.enter_context(source.open())
-    return _Side(summary, fh, open_container(fh, source.size, source.name), elsewhere)
-
-
-def settle(diff: Diff, earlier: Source, later: Source,
-           open_capture: Callable[[str], Source] | None = None) -> Diff:
+def settle(diff: Diff, before: _Side, after: _Side) -> Diff:
     """`diff` with each page it calls changed (its payload digests differ) compared again
     by its content decoded: unchanged when only how it was sent differs, unknown when its
-    content cannot be compared. `open_capture` (capture id -> Source) opens the earlier
-    captures a revisit's content may be stored in."""
+    content cannot be compared. `before` and `after` are its two captures, open."""
     suspects = [c for c in diff.changes if c.kind == "changed"]
     if not suspects:
         return diff
     verdicts: dict[str, str] = {}
     unknown: list[Change] = []
     unchecked: dict[str, str] = {}      # URL -> what its finding must add
-    with ExitStack() as stack:
-        elsewhere = store_opener(stack, open_capture) if open_capture else None
-        before, after = (_side(stack, source, summary, elsewhere)
-                         for source, summary in ((earlier, diff.earlier), (later, diff.later)))
-        for change in suspects:
-            try:
-                verdicts[change.url] = _content_verdict(change.url, before, after)
-            except Elsewhere as exc:
-                # A scheduled job's captures are deduplicated one against the other: a page
-                # unchanged for a while is a revisit, so this is the usual case of a real
-                # edit. Its bytes as sent did change; the finding says what was not checked.
-                verdicts[change.url] = "changed"
-                unchecked[change.url] = (" Its bytes as sent differ; its content was not decoded to rule "
-                                         f"out a change of chunking or compression only: {exc}.")
-            except Uncomparable as exc:
-                unknown.append(Change(UNREADABLE_KIND, change.url, (
-                    f"The page {change.url} could not be compared: its payload digests differ, but {exc}; "
-                    "whether its content changed is unknown."), change.before, change.after))
+    for change in suspects:
+        try:
+            verdicts[change.url] = _content_verdict(change.url, before, after)
+        except Elsewhere as exc:
+            # A scheduled job's captures are deduplicated one against the other: a page
+            # unchanged for a while is a revisit, so this is the usual case of a real
+            # edit. Its bytes as sent did change; the finding says what was not checked.
+            verdicts[change.url] = "changed"
+            unchecked[change.url] = (" Its bytes as sent differ; its content was not decoded to rule "
+                                     f"out a change of chunking or compression only: {exc}.")
+        except Uncomparable as exc:
+            unknown.append(Change(UNREADABLE_KIND, change.url, (
+                f"The page {change.url} could not be compared: its payload digests differ, but {exc}; "
+                "whether its content changed is unknown."), change.before, change.after))
     same = sorted(url for url, verdict in verdicts.items() if verdict == TRANSFER_ONLY)
     return Diff(diff.earlier, diff.later,
                 [replace(c, finding=c.finding + unchecked.get(c.url, "")) for c in diff.changes
@@ -483,20 +478,22 @@ def settle(diff: Diff, earlier: Source, later: Source,
                 diff.notes, diff.transfer_only + same)
 
 
-def _summary_of(source: Source) -> CaptureSummary:
-    with source.open() as fh:
-        return read_summary(fh, source.name)
-
-
 def diff_captures(first: Source, second: Source, open_capture: Callable[[str], Source] | None = None) -> Diff:
     """What changed between two captures, in time order whatever the order given; pages
     whose payload digests differ compared by their content decoded (a revisit's content
-    looked for in the captures `open_capture` opens, by id)."""
+    looked for in the captures `open_capture` opens, by id). Each file is opened and its
+    zip structure read once, for its summary and its records."""
     try:
-        a, b = _summary_of(first), _summary_of(second)
-        earlier, later = chronological(a, b)
-        return settle(compare(earlier, later), *((first, second) if earlier is a else (second, first)),
-                      open_capture)
+        with ExitStack() as stack:
+            elsewhere = store_opener(stack, open_capture) if open_capture else None
+            sides = []
+            for source in (first, second):
+                fh = stack.enter_context(source.open())
+                container = open_container(fh, source.size, source.name)
+                sides.append(_Side(read_summary(fh, source.name, container), fh, container, elsewhere))
+            earlier, _ = chronological(sides[0].summary, sides[1].summary)
+            before, after = sides if earlier is sides[0].summary else sides[::-1]
+            return settle(compare(before.summary, after.summary), before, after)
     except CannotCheck as exc:          # a file replaced while it was read
         raise ArchiveError(str(exc)) from None
 

@@ -207,10 +207,6 @@ def _target(headers) -> str | None:
     return target_uri(headers.get_header("WARC-Target-URI"))
 
 
-def _open_record(fh, container: Container, location: RecordLocation):
-    return _open_at(fh, container, location)[0]
-
-
 def _open_at(fh, container: Container, location: RecordLocation) -> tuple:
     """(record, its ArchiveIterator, which knows the record's length once it is read)."""
     try:

@@ -17,6 +17,8 @@ from typing import Callable
 from archive import SOFTWARE
 from archive.capture.crawl import CrawlOptions, Crawler
 from archive.capture.dedup import Dedup, EarlierCapture
+from archive.coordinator import check_shared_request, finish_shared, run_shared
+from archive.capture.sharedcrawl import DEFAULT_LEASE
 from archive.capture.journal import JOURNAL_NAME, CrawlState, CrawlStats, Journal, read_lines, replay
 from archive.custody.entry import CAPTURED, STORED, Actor
 from archive.custody.log import CustodyLog
@@ -49,6 +51,9 @@ class CaptureRequest:
     dedup_against: str | None = None   # an earlier capture: WACZ path or capture id in the store
     tsa: list[str] = field(default_factory=list)    # RFC 3161 authorities asked at sealing
     tsa_timeout: float = TSA_TIMEOUT
+    redis: str | None = None         # a crawl shared through Redis, with this process coordinating
+    processes: int = 1               # with `redis`: this process and N-1 local worker processes
+    lease: float = DEFAULT_LEASE     # with `redis`: seconds a worker holds a URL unrenewed
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -152,6 +157,8 @@ def run_capture(
     holds a verified copy, and kept (and named in the error) when anything fails:
     `resume_capture` finishes it."""
     _check_browser(request.crawl)
+    if request.redis:
+        check_shared_request(request)
     earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
     started = datetime.now(timezone.utc)
     capture_id = new_capture_id(started)
@@ -194,8 +201,9 @@ def resume_capture(
             )
         sha, size = file_sha256(sealed_path)
         custody = CustodyLog(store, Actor(request.operator, signer))
-        return _store(Session(work, capture_id, started, request, None), store, signer,
-                      sealed_path, sha, size, created, replay(work / JOURNAL_NAME), custody)
+        return _finish(request, store, _store(
+            Session(work, capture_id, started, request, None), store, signer,
+            sealed_path, sha, size, created, replay(work / JOURNAL_NAME), custody))
     earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
     container, state = _take_up(work, sealed_path)
     if state.ended is None:
@@ -219,7 +227,7 @@ def _take_up(work: Path, sealed_path: Path) -> tuple[ContainerWriter, CrawlState
     path = work / JOURNAL_NAME
     lines = read_lines(path)
     groups = [n for n, (_, line) in enumerate(lines)
-              if line.get("t") == "group" and _is_position(line.get("warc"))]
+              if line.get("t") in GROUP_KINDS and _is_position(line.get("warc"))]
     try:
         container, held = ContainerWriter.reopen(
             sealed_path, [(f"{WARC_DIR}/{lines[n][1]['warc'][0]}", *lines[n][1]["warc"][1:])
@@ -233,7 +241,7 @@ def _take_up(work: Path, sealed_path: Path) -> tuple[ContainerWriter, CrawlState
     else:
         kept = groups[held] + 1 if held is not None else groups[0]
     if kept < len(lines):
-        dropped = [line for _, line in lines[kept:] if line.get("t") == "group"]
+        dropped = [group for _, line in lines[kept:] for group in _groups(line)]
         earlier_cuts = [line for _, line in lines[kept:] if line.get("t") == "cut"]
         journal = Journal(work, vouched=lines[kept - 1][0] if kept else 0)
         for line in earlier_cuts:      # what an earlier resume cut stays said
@@ -248,6 +256,16 @@ def _take_up(work: Path, sealed_path: Path) -> tuple[ContainerWriter, CrawlState
         journal.close()
         lines = read_lines(path)
     return container, replay(path, lines)
+
+
+GROUP_KINDS = ("group", "handover")    # journal lines that record WARC data written
+
+
+def _groups(line: dict) -> list[dict]:
+    """The record groups a journal line holds (a hand-over holds several)."""
+    if line.get("t") == "handover":
+        return line.get("groups", [])
+    return [line] if line.get("t") == "group" else []
 
 
 def _is_position(value) -> bool:
@@ -280,9 +298,13 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
     )
     if state is None or state.ended is None:
         journal = Journal(work, vouched=state.journal_end if state is not None else None)
-        crawler = Crawler(options, writer, journal, str(work / "spool"), Dedup(session.earlier), state)
         try:
-            crawler.run(on_progress)
+            if request.redis:
+                run_shared(session, container, journal, state, store, on_progress)
+            else:
+                crawler = Crawler(options, writer, journal, str(work / "spool"),
+                                  Dedup(session.earlier), state)
+                crawler.run(on_progress)
         except BaseException as exc:
             journal.close()
             if session.earlier is not None:
@@ -294,7 +316,7 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
                 # Ctrl-C, SIGTERM from a job runner: the caller decides what stopping means.
                 exc.add_note(hint)
                 raise
-            if not any(line.get("t") == "group" for _, line in read_lines(work / JOURNAL_NAME)):
+            if not any(line.get("t") in GROUP_KINDS for _, line in read_lines(work / JOURNAL_NAME)):
                 # nothing was captured (a browser that does not launch, say): nothing to resume
                 shutil.rmtree(work, ignore_errors=True)
                 hint = "nothing was captured"
@@ -306,13 +328,38 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
     state = replay(work / JOURNAL_NAME)
     custody = CustodyLog(store, Actor(request.operator, signer))
     stats = state.stats
+    workers = _workers(state)
     custody.record(CAPTURED, session.capture_id, seeds=options.seeds, pages=stats.pages,
                    failed=stats.failed, bytes=stats.bytes, started=_iso(session.started),
-                   finished=_iso(datetime.now(timezone.utc)))
+                   finished=_iso(datetime.now(timezone.utc)),
+                   workers=[{k: w[k] for k in ("id", "host")} for w in workers] or None)
     sealed = seal(container, _seal_input(session, state, signer), signer)
     custody.record_sealed(session.capture_id, sealed)
-    return _store(session, store, signer, sealed.path, sealed.sha256, sealed.size, sealed.created,
-                  state, custody, sealed.timestamps)
+    return _finish(request, store, _store(
+        session, store, signer, sealed.path, sealed.sha256, sealed.size, sealed.created,
+        state, custody, sealed.timestamps))
+
+
+def _finish(request: CaptureRequest, store: Store, result: "CaptureResult") -> "CaptureResult":
+    """A shared crawl's staging area and Redis keys go once its capture is stored."""
+    if request.redis:
+        result.warnings += finish_shared(request, store, result.capture_id)
+    return result
+
+
+def _workers(state: CrawlState) -> list[dict]:
+    """Every worker of a shared crawl and what it handed over (none for one process)."""
+    workers: dict[str, dict] = {}
+    for handover in state.handovers:
+        who = handover.get("worker") or {}
+        entry = workers.setdefault(who.get("id"), {
+            **{k: who.get(k) for k in ("id", "host", "pid", "software")},
+            "handovers": 0, "fetches": 0, "pages": 0, "bytes": 0, "warcFiles": []})
+        entry["handovers"] += 1
+        for key in ("fetches", "pages", "bytes"):
+            entry[key] += handover.get(key, 0)
+        entry["warcFiles"] += [f["name"] for f in handover.get("files") or ()]
+    return list(workers.values())
 
 
 def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> SealInput:
@@ -341,6 +388,8 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         "stopReason": ended.get("stop"),
         "notFetched": ended.get("notFetched", []),
     }
+    if request.redis:
+        evidence["workers"] = _workers(state)
     if session.earlier is not None:
         evidence["dedupAgainst"] = {
             "capture": session.earlier.label, "datapackageHash": session.earlier.datapackage_hash,

@@ -135,14 +135,18 @@ class Crawler:
         spool_dir: str | None = None,
         dedup: Dedup | None = None,
         state: CrawlState | None = None,
+        frontier: Frontier | None = None,
+        robots: Robots | None = None,
     ) -> None:
+        """`frontier` and `robots`: shared ones (a crawl spread over processes) instead
+        of this process's own."""
         self.options = options
         self.writer = writer
         self.journal = journal
         self.spool_dir = spool_dir
         self.scope = Scope(options.scope, options.seeds, options.include, options.exclude)
-        self.frontier = Frontier(options.host_workers, options.delay, options.max_pages)
-        self.robots = Robots(options.user_agent) if options.obey_robots else None
+        self.frontier = frontier or Frontier(options.host_workers, options.delay, options.max_pages)
+        self.robots = robots or (Robots(options.user_agent) if options.obey_robots else None)
         self.dedup = (dedup or Dedup()) if options.dedup else None
         self.stats = CrawlStats()
         self.stop_reason: str | None = None
@@ -408,7 +412,7 @@ class Crawler:
                 extra_fields={"attempt": item.attempt + 1} if item.attempt else None,
                 dedup=self.dedup,
             )
-            queued = [new for new in outcome.new_items if self.frontier.add(new)]
+            queued = self.frontier.add_many(outcome.new_items)
             line = {"t": "group", "url": item.url, "kind": kind, "final": final,
                     "queue": [new.to_json() for new in queued]}
             if final:

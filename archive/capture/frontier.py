@@ -80,6 +80,10 @@ class Frontier:
             self._cond.notify()
             return True
 
+    def add_many(self, items: list[Item]) -> list[Item]:
+        """Queue each item whose URL was not seen before; returns those queued."""
+        return [item for item in items if self.add(item)]
+
     def mark_seen(self, urls) -> list[str]:
         """Count URLs as seen without queueing them (the browser fetched them itself);
         returns those not seen before."""

@@ -12,7 +12,9 @@ everything the browser fetched for it, `seen` naming those URLs, and `kind` brow
 for the browser's records outside any page), `robots` (the answer an origin's
 robots.txt gave, after the groups of its fetch), `resume`, `cut` (a resume found the
 WARC data ending before what was journaled, after a power loss, and dropped the groups
-whose records were lost), `end` (the crawl finished; sealing may follow).
+whose records were lost), `handover` (a shared crawl: the WARC files one worker handed
+over, copied whole into the container, with the group lines of its fetches), `end`
+(the crawl finished; sealing may follow).
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ class CrawlState:
     journal_end: int = 0          # bytes of the journal its lines fill (what follows is damage)
     earlier_runs: float = 0.0     # seconds crawled by the runs before the last `resume`
     this_run: float = 0.0         # seconds crawled by the last run, to its last group
+    handovers: list[dict] = field(default_factory=list)  # a shared crawl's: worker, files, epoch, n
+    epoch: str | None = None      # a shared crawl's state in Redis, as last set up
 
     @property
     def crawl_time(self) -> float:
@@ -98,7 +102,9 @@ class CrawlState:
             self.seen.append(item.url)
             self.queued[item.url] = item
         self.seen.extend(line.get("seen", ()))
-        if kind == "group":
+        if kind == "seeds":
+            self.epoch = line.get("epoch")
+        elif kind == "group":
             self.position = tuple(line["warc"]) if line.get("warc") else self.position
             self.index_lines.extend(line.get("index", ()))
             for digest, original in line.get("originals", ()):
@@ -114,6 +120,18 @@ class CrawlState:
                     self.pages.append(line["page"])
             elif line.get("kind") not in ("robots", "browser"):
                 self.attempts[line["url"]] = self.attempts.get(line["url"], 0) + 1
+        elif kind == "handover":
+            # a shared crawl: one worker's WARC files, copied in whole, and their fetches
+            for group in line["groups"]:
+                self.apply({**group, "t": "group"})
+            self.position = tuple(line["warc"]) if line.get("warc") else self.position
+            for url, answer in line.get("robots", ()):
+                self.robots[url] = RobotsAnswer.from_json(answer)
+            self.handovers.append({
+                **{k: line.get(k) for k in ("worker", "files", "epoch", "n")},
+                "fetches": sum(1 for g in line["groups"] if g.get("kind") != "robots"),
+                "pages": sum(1 for g in line["groups"] if g.get("page")),
+                "bytes": sum(g.get("bytes", 0) for g in line["groups"])})
         elif kind == "end":
             self.ended = line
         elif kind == "robots":
@@ -121,6 +139,7 @@ class CrawlState:
         elif kind == "cut":
             self.cut_backs.append({k: line.get(k) for k in ("at", "groups", "urls", "warc", "reason")})
         elif kind == "resume":
+            self.epoch = line.get("epoch", self.epoch)
             self.resumes.append(line.get("at", ""))
             self.earlier_runs, self.this_run = self.crawl_time, 0.0
             self.ended = None

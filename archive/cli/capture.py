@@ -16,6 +16,8 @@ from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
 from archive.cli.common import Progress, duration, http_url, human_bytes, positive_int, print_json, size
 from archive.cli.store import add_store_options, store_options
+from archive.capture.sharedcrawl import DEFAULT_LEASE
+from archive.redisconn import REDIS_ENV, redis_url
 from archive.errors import ArchiveError
 from archive.values import parse_viewport
 from archive.keys import load_private_key, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
@@ -85,6 +87,15 @@ def register(sub) -> None:
     p.add_argument("--keep-local", action="store_true", help="keep the work folder after storing")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    r = p.add_argument_group("a crawl shared by several processes or machines")
+    r.add_argument("--redis", metavar="URL",
+                   help=f"share the crawl through Redis (redis://host:port/db; default ${REDIS_ENV}): "
+                        "`archive worker` processes anywhere join it; it is still sealed once, here")
+    r.add_argument("--processes", type=positive_int, default=1, metavar="N",
+                   help="with --redis: this process and N-1 local worker processes (default 1)")
+    r.add_argument("--lease", type=duration, default=DEFAULT_LEASE,
+                   help=f"with --redis: a worker that does not renew its URLs for this long "
+                        f"loses them to others (default {DEFAULT_LEASE:g}s)")
     b = p.add_argument_group("browser capture")
     b.add_argument("--browser", action="store_true",
                    help="load pages in headless Chromium (scripts run; a screenshot and the "
@@ -164,6 +175,11 @@ def run(args) -> int:
     if bool(args.urls) == bool(args.resume):
         raise ArchiveError("give seed URLs, or --resume CAPTURE_DIR (not both)")
     seeds = [http_url(u) for u in args.urls]
+    redis = redis_url(args.redis)
+    if args.processes > 1 and not redis:
+        raise ArchiveError("--processes needs --redis (the processes share the crawl through it)")
+    if args.resume and args.redis:
+        raise ArchiveError("--redis with --resume: a shared crawl resumes with the Redis it was started with")
     tsas = [http_url(u) for u in args.tsa]
     browser = page_options(args)
     signer = load_signer(args.key, args.unsigned)
@@ -188,17 +204,19 @@ def run(args) -> int:
         crawl=options, operator=args.operator or default_operator(),
         work_dir=Path(args.work_dir), warc_size=args.warc_size,
         keep_local=args.keep_local, title=args.title, tsa=tsas, tsa_timeout=args.tsa_timeout,
-        dedup_against=args.dedup_against,
+        dedup_against=args.dedup_against, redis=redis, processes=max(1, args.processes),
+        lease=max(1.0, args.lease),
     )
 
     started = time.monotonic()
 
-    def on_progress(stats, queued: int) -> None:
+    def on_progress(stats, queued: int, workers: int | None = None) -> None:
         elapsed = max(1e-6, time.monotonic() - started)
         progress.update(
             f"pages {stats.pages}  requisites {stats.requisites}  queued {queued}  "
             f"failed {stats.failed}  {human_bytes(stats.bytes)}  "
             f"{stats.pages / elapsed:.1f} pages/s  {human_bytes(stats.bytes / elapsed)}/s"
+            + (f"  workers {workers}" if workers is not None else "")
         )
 
     previous = _stop_on_sigterm()

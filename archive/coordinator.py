@@ -1,0 +1,280 @@
+"""The coordinator of a crawl shared through Redis (`archive capture --redis URL`): puts
+the crawl into Redis, takes part with its own threads (and `--processes` local worker
+processes), and gathers every worker's hand-overs into the one capture's container: each
+staged WARC file is copied in with its SHA-256 checked, then journaled with the fetches
+it holds. The journal stays the crawl's durable memory: a killed coordinator resumes
+from it, and a Redis that lost the crawl is rebuilt from it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import redis
+
+from archive import __version__
+from archive.capture.frontier import Item
+from archive.capture.journal import CrawlState, CrawlStats, Journal
+from archive.capture.redisfrontier import CRAWLS_KEY, crawl_prefix
+from archive.capture.sharedcrawl import CrawlConfig, create_crawl, crawl_keys, read_config
+from archive.errors import ArchiveError
+from archive.hashing import CHUNK
+from archive.redisconn import RedisLost, connect, describe
+from archive.seal.container import ContainerWriter
+from archive.store.staging import open_staged, remove_staged, staging_prefix
+from archive.warc.writer import WARC_DIR
+from archive.worker import make_worker
+
+POLL = 0.1
+WORKER_GRACE = 10.0     # seconds local worker processes get to leave after the crawl
+
+
+class Coordinator:
+    def __init__(self, session, container: ContainerWriter, journal: Journal,
+                 state: CrawlState | None, store) -> None:
+        self.session, self.container, self.journal, self.store = session, container, journal, store
+        request = session.request
+        self.url = request.redis
+        self.client = connect(self.url)
+        self.prefix = crawl_prefix(session.capture_id)
+        self.state = state
+        self.stats = CrawlStats(**vars(state.stats)) if state is not None else CrawlStats()
+        self.done: set[str] = set(state.done) if state is not None else set()
+        self.known: set[str] = set(state.seen) if state is not None else set()
+        self.config = CrawlConfig(
+            capture_id=session.capture_id, version=__version__, options=asdict(request.crawl),
+            operator=request.operator, job=request.job, lease=request.lease,
+            store=store.address, warc_size=request.warc_size)
+        self.cursor = 0
+        self.processes: list[subprocess.Popen] = []
+
+    # -- setting up ------------------------------------------------------------
+    def start(self) -> None:
+        """Put the crawl into Redis, or take up the one there (a resume)."""
+        session = self.session
+        if self.state is None:
+            create_crawl(self.client, self.config)
+            self.journal.append({"t": "seeds", "epoch": self.config.epoch,
+                                 "queue": [Item(s, 0).to_json() for s in self.config.options["seeds"]]})
+            self.known.update(self.config.options["seeds"])
+            return
+        held = read_config(self.client, session.capture_id)
+        last = self.state.handovers[-1] if self.state.handovers else None
+        epoch = last["epoch"] if last else self.state.epoch
+        ingested = sum(1 for h in self.state.handovers if h["epoch"] == epoch)
+        try:
+            length = self.client.llen(self.prefix + "handovers")
+        except redis.RedisError as exc:
+            raise RedisLost(f"Redis stopped answering: {exc}") from None
+        if held is not None and held.epoch == epoch and length >= ingested:
+            # Redis kept the crawl (at least as far as the journal knows it): go on
+            self.config, self.cursor = held, ingested
+        else:
+            # Redis lost the crawl, or holds an older copy of it: rebuild it from the
+            # journal (a new epoch: hand-overs of the old one are never taken)
+            for key in crawl_keys(self.client, session.capture_id):
+                self.client.delete(key)
+            self.config.epoch = CrawlConfig(session.capture_id, "", {}, "").epoch
+            create_crawl(self.client, self.config, self.state)
+        self.journal.append({"t": "resume", "epoch": self.config.epoch,
+                             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+    def start_processes(self, count: int) -> None:
+        """`--processes N`: N-1 worker processes on this machine for this crawl."""
+        logs = self.session.work / "workers"
+        logs.mkdir(exist_ok=True)
+        for n in range(count):
+            with open(logs / f"process-{n + 1}.log", "ab") as log:
+                self.processes.append(subprocess.Popen(
+                    [sys.executable, "-m", "archive", "worker", "--redis", self.url,
+                     "--store", self.store.address, "--crawl", self.session.capture_id, "--quiet",
+                     "--work-dir", str(logs)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log))
+
+    # -- running -----------------------------------------------------------------
+    def run(self, processes: int, on_progress: Callable | None) -> None:
+        self.start()
+        own = make_worker(self.client, self.config, self.store, self.session.work / "workers",
+                          worker_id=f"c{self.session.capture_id[-8:]}")
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                own.run()
+            except BaseException as exc:  # noqa: BLE001 - raised in the main thread
+                failure.append(exc)
+
+        thread = threading.Thread(target=work, name="own-worker", daemon=True)
+        self.start_processes(max(0, processes - 1))
+        thread.start()
+        options = self.session.request.crawl
+        spent = self.state.crawl_time if self.state is not None else 0.0
+        deadline = None if options.max_time is None else time.monotonic() + options.max_time - spent
+        try:
+            while True:
+                self.gather()
+                if failure:
+                    raise failure[0]
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.client.set(self.prefix + "stop", "max-time", nx=True)
+                finished, queued, alive = self.status()
+                if on_progress is not None:
+                    on_progress(self.stats, queued, alive)
+                if finished and not thread.is_alive():
+                    self.gather()
+                    if failure:
+                        raise failure[0]
+                    break
+                time.sleep(POLL)
+        except redis.RedisError as exc:
+            raise RedisLost(f"Redis at {describe(self.url)} stopped answering: {exc}") from None
+        except BaseException:
+            own.frontier.stop("interrupted")
+            thread.join(30)
+            raise
+        finally:
+            self.stop_processes()
+        self.end()
+
+    def status(self) -> tuple[bool, int, int]:
+        """(the crawl is over and everything handed over is gathered, URLs queued, workers alive)"""
+        p = self.prefix
+        now = self.client.time()
+        now_ms = now[0] * 1000 + now[1] // 1000
+        pipe = self.client.pipeline()
+        pipe.exists(p + "config").get(p + "stop").get(p + "queued").zcard(p + "delayed")
+        pipe.zcard(p + "leases").llen(p + "handovers").zcount(p + "alive", now_ms - self.config.lease * 1000, "+inf")
+        exists, stop, queued, delayed, leases, handed, alive = pipe.execute()
+        if not exists:
+            raise RedisLost("the crawl's state is gone from Redis (restarted without persistence, "
+                            "or flushed)")
+        queued = int(queued or 0) + delayed
+        over = leases == 0 and (bool(stop) or queued == 0)
+        return over and handed == self.cursor, queued, alive
+
+    def stop_processes(self) -> None:
+        """The crawl is over (or stopped): local workers hand over what they hold and leave."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + WORKER_GRACE
+        for process in self.processes:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    # -- gathering -----------------------------------------------------------------
+    def gather(self) -> None:
+        """Take in every hand-over not taken yet, in the order Redis accepted them."""
+        entries = self.client.lrange(self.prefix + "handovers", self.cursor, self.cursor + 99)
+        for raw in entries:
+            self.take(json.loads(raw), self.cursor)
+            self.cursor += 1
+
+    def take(self, entry: dict, n: int) -> None:
+        worker = entry["worker"]
+        files = []
+        for f in entry["files"]:
+            self._copy_in(worker["id"], f)
+            files.append({k: f[k] for k in ("name", "sha256", "size")})
+        groups = []
+        for group in entry["groups"]:
+            url = group.get("url")
+            if group.get("final") and group.get("kind") in ("page", "requisite"):
+                if url in self.done:
+                    raise ArchiveError(f"worker {worker['id']} handed over {url}, which the crawl "
+                                       "already holds; not sealing a capture with it twice")
+                self.done.add(url)
+            # queued by this fetch as far as the journal knows: Redis may have seen a URL
+            # first from a fetch whose worker died before handing it over
+            group["queue"] = [q for q in group.get("queue", ()) if q[0] not in self.known]
+            self.known.update(q[0] for q in group["queue"])
+            groups.append(group)
+            self.stats.count(group)
+        line = {"t": "handover", "n": n, "epoch": self.config.epoch, "worker": worker,
+                "files": files, "groups": groups, "robots": entry.get("robots", [])}
+        if files:
+            current = self.container.members[-1]
+            line["warc"] = [current.entry.name.rsplit("/", 1)[-1], current.entry.size, current.entry.crc]
+        self.journal.append(line)
+
+    def _copy_in(self, worker_id: str, f: dict) -> None:
+        """Copy one staged WARC file into the container, refusing it unless its bytes
+        are the ones its worker hashed."""
+        name = f["name"]
+        try:
+            source = open_staged(self.store, f["key"])
+        except ArchiveError as exc:
+            raise ArchiveError(f"worker {worker_id}'s WARC file {name} is missing from staging "
+                               f"({exc}); not sealing a capture without it") from None
+        member = self.container.begin(f"{WARC_DIR}/{name}")
+        with source:
+            while chunk := source.read(CHUNK):
+                member.write(chunk)
+        if member.sha.hexdigest() != f["sha256"] or member.size != f["size"]:
+            raise ArchiveError(f"worker {worker_id}'s WARC file {name} in staging does not match "
+                               f"the SHA-256 it handed over; refused, not sealing a capture "
+                               "without it")
+        self.container.end()
+
+    def end(self) -> None:
+        """Journal the crawl's end: why it stopped, and what it left unfetched."""
+        p = self.prefix
+        stop = self.client.get(p + "stop")
+        left = [json.loads(i)[0] for i in self.client.lrange(p + "over", 0, -1)]
+        if stop:
+            for key in self.client.scan_iter(match=p + "q:*", count=1000):
+                left += [json.loads(i)[0] for i in self.client.zrange(key, 0, -1)]
+            left += [json.loads(i)[0] for i in self.client.zrange(p + "delayed", 0, -1)]
+        left = [u for u in dict.fromkeys(left) if u not in self.done]
+        reason = stop or ("max-pages" if left else None)
+        self.stats.not_fetched = len(left)
+        self.journal.append({"t": "end", "stop": reason, "notFetched": left})
+
+
+def run_shared(session, container: ContainerWriter, journal: Journal, state: CrawlState | None,
+               store, on_progress: Callable | None) -> None:
+    """Run (or take up) a shared crawl to its end, everything gathered and journaled."""
+    coordinator = Coordinator(session, container, journal, state, store)
+    progress = None
+    if on_progress is not None:
+        def progress(stats, queued, alive):
+            try:
+                on_progress(stats, queued, alive)
+            except TypeError:     # a callback that takes (stats, queued) only
+                on_progress(stats, queued)
+    coordinator.run(session.request.processes, progress)
+
+
+def finish_shared(request, store, capture_id: str) -> list[str]:
+    """After the sealed capture is stored and checked: remove its staging area and its
+    keys in Redis. Returns warnings (the capture is stored whatever happens here)."""
+    warnings = []
+    try:
+        remove_staged(store, staging_prefix(capture_id))
+    except (ArchiveError, OSError) as exc:
+        warnings.append(f"the staging area {staging_prefix(capture_id)} could not be removed: {exc}")
+    try:
+        client = connect(request.redis)
+        for key in crawl_keys(client, capture_id):
+            client.delete(key)
+        client.srem(CRAWLS_KEY, capture_id)
+    except (ArchiveError, redis.RedisError) as exc:
+        warnings.append(f"the crawl's keys in Redis could not be removed: {exc}")
+    return warnings
+
+
+def check_shared_request(request) -> None:
+    """What a shared crawl cannot do (yet), said before anything starts."""
+    if request.crawl.browser is not None:
+        raise ArchiveError("--browser cannot be shared through --redis (one browser per capture)")
+    if request.dedup_against:
+        raise ArchiveError("--dedup-against cannot be combined with --redis yet")

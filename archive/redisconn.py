@@ -1,0 +1,61 @@
+"""Connecting to Redis (the shared frontier and job dispatch): one-line errors for a URL
+that is wrong or a server that does not answer, and a short retry for a server that
+restarts."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from archive.errors import ArchiveError
+
+REDIS_ENV = "ARCHIVE_REDIS"
+SCHEMES = ("redis", "rediss", "unix")
+# Commands are retried for about 10 s: a Redis that restarts (with its data kept on disk)
+# is waited for; one that stays away stops the crawl with the work folder kept.
+RETRIES = 8
+
+
+class RedisLost(ArchiveError):
+    """Redis stopped answering, or lost the crawl's state, in the middle of a crawl."""
+
+
+def redis_url(given: str | None) -> str | None:
+    """The Redis URL from the option or $ARCHIVE_REDIS; None when neither says."""
+    url = given or os.environ.get(REDIS_ENV) or None
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in SCHEMES or (parts.scheme != "unix" and not parts.hostname):
+            raise ArchiveError(f"not a Redis URL: {url!r} (redis://host:port/db, rediss:// or unix://)")
+    return url
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=netloc)
+    return parts.geturl()
+
+
+def connect(url: str, timeout: float = 5.0) -> redis.Redis:
+    """A client for `url`, checked with PING; ArchiveError when it cannot be used."""
+    try:
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=30.0, decode_responses=True,
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), RETRIES),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+    except ValueError as exc:
+        raise ArchiveError(f"not a Redis URL: {describe(url)} ({exc})") from None
+    try:
+        client.ping()
+    except redis.AuthenticationError as exc:
+        raise ArchiveError(f"Redis at {describe(url)} refused the credentials: {exc}") from None
+    except redis.RedisError as exc:
+        raise ArchiveError(f"cannot reach Redis at {describe(url)}: {exc}") from None
+    return client

@@ -1,0 +1,87 @@
+"""`archive worker`: take part in the shared crawls in Redis, handing WARC files over
+through the crawl's store. Wires capture (the shared crawl) to store (staging); never
+holds a signing key."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import redis
+
+from archive.capture.sharedcrawl import (
+    CrawlConfig, SharedWorker, WorkerStats, active_crawls, check_version, new_worker_id, read_config,
+)
+from archive.errors import ArchiveError
+from archive.ids import is_capture_id
+from archive.store.address import StoreOptions, open_store
+from archive.store.staging import check_staging, put_staged, remove_one, staging_prefix
+
+IDLE_POLL = 1.0
+
+
+@dataclass
+class WorkerReport:
+    worker: str
+    crawls: list[dict] = field(default_factory=list)   # per crawl: capture id and counts
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_worker(client: redis.Redis, config: CrawlConfig, store, work_dir: Path,
+                worker_id: str | None = None, threads: int | None = None) -> SharedWorker:
+    """A worker of one crawl, staging into `store` (checked writable first)."""
+    check_version(config)
+    worker_id = worker_id or new_worker_id()
+    check_staging(store, config.capture_id, worker_id)
+    prefix = staging_prefix(config.capture_id)
+
+    def stage(path: Path, name: str, sha256: str, size: int) -> str:
+        key = f"{prefix}/{name}"
+        put_staged(store, key, path, sha256)
+        return key
+
+    return SharedWorker(client, config, work_dir, stage, lambda key: remove_one(store, key),
+                        worker_id=worker_id, threads=threads)
+
+
+def run_worker(client: redis.Redis, *, store_address: str | None, store_options: StoreOptions,
+               work_dir: Path, crawl: str | None = None, once: bool = False,
+               threads: int | None = None, stop: threading.Event | None = None,
+               on_progress: Callable[[str, WorkerStats, int], None] | None = None) -> WorkerReport:
+    """Join crawls as they appear (only `crawl`, when given) until stopped; with `once`,
+    leave when there is no work."""
+    if crawl is not None and not is_capture_id(crawl):
+        raise ArchiveError(f"not a capture id: {crawl!r}")
+    stop = stop or threading.Event()
+    worker_id = new_worker_id()
+    report = WorkerReport(worker_id)
+    finished: set[str] = set()
+    stores: dict[str, object] = {}
+    while not stop.is_set():
+        ids = [crawl] if crawl else active_crawls(client)
+        worked = False
+        for capture_id in ids:
+            if capture_id in finished:
+                continue
+            config = read_config(client, capture_id)
+            if config is None:
+                if crawl:
+                    raise ArchiveError(f"no crawl {crawl} in Redis (finished, or never started)")
+                continue
+            address = store_address or config.store
+            if address not in stores:
+                stores[address] = open_store(address, store_options)
+            worker = make_worker(client, config, stores[address], work_dir, worker_id, threads)
+            stats = worker.run(None if on_progress is None else
+                               lambda s, q, cid=capture_id: on_progress(cid, s, q))
+            finished.add(capture_id)
+            worked = worked or stats.fetches > 0
+            report.crawls.append({"captureId": capture_id, **asdict(stats)})
+        if crawl or (once and not worked):
+            break
+        stop.wait(IDLE_POLL)
+    return report

@@ -76,12 +76,21 @@ def run_worker(client: redis.Redis, *, store_address: str | None, store_options:
             if address not in stores:
                 stores[address] = open_store(address, store_options)
             worker = make_worker(client, config, stores[address], work_dir, worker_id, threads)
-            stats = worker.run(None if on_progress is None else
-                               lambda s, q, cid=capture_id: on_progress(cid, s, q))
+            try:
+                stats = worker.run(None if on_progress is None else
+                                   lambda s, q, cid=capture_id: on_progress(cid, s, q))
+            except KeyboardInterrupt:
+                if not stop.is_set():
+                    raise
+                stats = worker.stats     # SIGTERM: what was in hand is handed over
             finished.add(capture_id)
             worked = worked or stats.fetches > 0
             report.crawls.append({"captureId": capture_id, **asdict(stats)})
         if crawl or (once and not worked):
             break
-        stop.wait(IDLE_POLL)
+        try:
+            stop.wait(IDLE_POLL)
+        except KeyboardInterrupt:
+            if not stop.is_set():
+                raise
     return report

@@ -11,7 +11,7 @@ import pytest
 from archive.cli import main as cli_main
 from tests.site import SiteServer, standard_site
 
-pytest_plugins = ["tests.s3server"]    # moto S3 endpoint, proxy and bucket fixtures
+pytest_plugins = ["tests.s3server", "tests.redisserver"]   # moto S3; Redis
 
 PASSPHRASE = "correct horse battery staple"
 BIN = Path(sys.executable).parent

@@ -22,7 +22,7 @@ from archive import __version__
 from archive.capture.frontier import Item
 from archive.capture.journal import CrawlState, CrawlStats, Journal
 from archive.capture.redisfrontier import CRAWLS_KEY, crawl_prefix
-from archive.capture.sharedcrawl import CrawlConfig, create_crawl, crawl_keys, read_config
+from archive.capture.sharedcrawl import CrawlConfig, create_crawl, crawl_keys, new_worker_id, read_config
 from archive.errors import ArchiveError
 from archive.hashing import CHUNK
 from archive.redisconn import RedisLost, connect, describe
@@ -101,7 +101,7 @@ class Coordinator:
     def run(self, processes: int, on_progress: Callable | None) -> None:
         self.start()
         own = make_worker(self.client, self.config, self.store, self.session.work / "workers",
-                          worker_id=f"c{self.session.capture_id[-8:]}")
+                          worker_id="c" + new_worker_id()[1:])
         failure: list[BaseException] = []
 
         def work() -> None:
@@ -278,3 +278,4 @@ def check_shared_request(request) -> None:
         raise ArchiveError("--browser cannot be shared through --redis (one browser per capture)")
     if request.dedup_against:
         raise ArchiveError("--dedup-against cannot be combined with --redis yet")
+    connect(request.redis).close()     # an unreachable Redis stops here, before any folder is made

@@ -123,3 +123,196 @@ def test_coordinator_and_three_workers_capture_what_one_process_does(
     ledger = [json.loads(line) for line in (store / "custody/ledger.jsonl").read_text().splitlines()]
     captured = next(e for e in ledger if e.get("event") == "captured")
     assert {w["id"] for w in took_part} <= {w["id"] for w in captured["details"]["workers"]}
+
+
+def crawl_ids(client) -> list[str]:
+    return sorted(client.smembers("archive:crawls"))
+
+
+def everything(gsite, n: int = 30) -> set[str]:
+    """Every URL of the generated site: pages, their four requisites, robots.txt."""
+    paths = ["/robots.txt"] + ["/" if i == 0 else f"/p/{i}.html" for i in range(n)]
+    paths += [p for i in range(n) for p in (f"/s/{i}.css", f"/j/{i}.js", f"/i/{i}-a.png", f"/i/{i}-b.png")]
+    return {gsite.url(p) for p in paths}
+
+
+def test_a_worker_killed_mid_crawl_changes_nothing(gsite, key, pubkey, redis_server, tmp_path):
+    store = tmp_path / "store"
+    client = redis_server.client()
+    (doomed,) = start_workers(1, redis_server.url, store, tmp_path / "workers", "--workers", "4")
+    coordinator = archive("capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
+                          "--store", store, "--work-dir", tmp_path / "work", "--redis", redis_server.url,
+                          "--workers", "1", "--host-workers", "8", "--lease", "2", "--json")
+    try:
+        def doomed_holds_urls() -> bool:
+            ids = crawl_ids(client)
+            if not ids:
+                return False
+            prefix = f"archive:crawl:{ids[0]}:"
+            handed = [json.loads(h)["worker"]["id"] for h in client.lrange(prefix + "handovers", 0, -1)]
+            owners = client.hvals(prefix + "owner")
+            # it handed something over already, and holds URLs it has not handed over
+            return any(w.startswith("w") for w in handed) and any(o.startswith("w") for o in owners)
+        wait_until(doomed_holds_urls, what="the worker to hold URLs")
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+        code, out, err = finish(coordinator)
+    finally:
+        for process in (doomed, coordinator):
+            if process.poll() is None:
+                process.kill()
+    assert code == 0, err
+    (shared,) = stored(store)
+    verify(shared, pubkey)
+    counts = fetched(shared)
+    assert set(counts) == everything(gsite) and set(counts.values()) == {1}
+    assert len(pages(shared)) == 30 and json.loads(out)["failed"] == 0
+    evidence = json.loads(member(shared, "evidence/capture.json"))
+    killed = [w for w in evidence["workers"] if w["id"].startswith("w")]
+    assert killed and killed[0]["fetches"] > 0     # what it handed over before it died counts
+    # what it fetched and never handed over was fetched again by the coordinator
+    assert max(Counter(gsite.site.requests).values()) >= 1
+
+
+def test_per_host_delay_holds_across_workers(key, redis_server, tmp_path):
+    from tests.site import Site
+    site = Site()
+    site.html("/", "home", "".join(f'<a href="/p{i}">{i}</a>' for i in range(1, 8)))
+    for i in range(1, 8):
+        site.html(f"/p{i}", f"page {i}", "a page")
+    with SiteServer(site) as server:
+        store = tmp_path / "store"
+        workers = start_workers(2, redis_server.url, store, tmp_path / "workers")
+        try:
+            code, out, err = finish(archive(
+                "capture", server.url("/"), "--depth", "1", "--scope", "host", "--key", key,
+                "--store", store, "--work-dir", tmp_path / "work", "--redis", redis_server.url,
+                "--delay", "0.5", "--ignore-robots", "--workers", "4", "--host-workers", "4"))
+        finally:
+            for worker in workers:
+                worker.send_signal(signal.SIGTERM)
+            [finish(w, 30) for w in workers]
+    assert code == 0, err
+    starts = sorted(t for _, t in site.times)
+    assert len(starts) == 8
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert min(gaps) >= 0.35, gaps       # 0.5 s apart when claimed; sending jitter is smaller
+    evidence = json.loads(member(stored(store)[0], "evidence/capture.json"))
+    assert len([w for w in evidence["workers"] if w["fetches"]]) >= 2, evidence["workers"]
+
+
+def journal_of(work: Path) -> Path | None:
+    found = list(work.glob("*/crawl.jsonl"))
+    return found[0] if found else None
+
+
+def handover_lines(journal: Path | None) -> int:
+    return journal.read_bytes().count(b'"t":"handover"') if journal and journal.exists() else 0
+
+
+def test_redis_killed_mid_crawl_gives_no_capture_and_resume_finishes_it(
+        gsite, key, pubkey, own_redis, tmp_path):
+    store, work = tmp_path / "store", tmp_path / "work"
+    coordinator = archive("capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
+                          "--store", store, "--work-dir", work, "--redis", own_redis.url,
+                          "--workers", "2", "--host-workers", "8")
+    try:
+        wait_until(lambda: handover_lines(journal_of(work)) >= 1, what="a first hand-over")
+        own_redis.kill()
+        code, out, err = finish(coordinator)
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+    assert code == 2, (out, err)
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "Redis" in err and "archive capture --resume" in err
+    assert stored(store) == []                   # nothing complete-looking
+    (folder,) = [p for p in work.iterdir() if p.is_dir()]
+    assert list((store / "staging").glob("*/*.warc.gz"))      # what was staged is kept
+
+    # Redis comes back empty (no persistence): the crawl is rebuilt from the journal
+    own_redis.start()
+    code, out, err = finish(archive("capture", "--resume", folder, "--key", key, "--store", store,
+                                    "--json"))
+    assert code == 0, err
+    (wacz,) = stored(store)
+    verify(wacz, pubkey)
+    counts = fetched(wacz)
+    assert set(counts) == everything(gsite) and set(counts.values()) == {1}
+    assert len(pages(wacz)) == 30
+    assert not (store / "staging").exists() or not list((store / "staging").glob("*/*"))
+
+
+def test_a_warc_altered_in_staging_is_refused(gsite, key, redis_server, tmp_path):
+    store, work = tmp_path / "store", tmp_path / "work"
+    client = redis_server.client()
+    (worker,) = start_workers(1, redis_server.url, store, tmp_path / "workers", "--workers", "4")
+    coordinator = archive("capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
+                          "--store", store, "--work-dir", work, "--redis", redis_server.url,
+                          "--workers", "1", "--host-workers", "8", "--lease", "2")
+    try:
+        wait_until(lambda: handover_lines(journal_of(work)) >= 1, what="a first hand-over")
+        coordinator.send_signal(signal.SIGSTOP)      # it gathers nothing more for now
+        gathered = handover_lines(journal_of(work))
+        prefix = f"archive:crawl:{crawl_ids(client)[0]}:"
+        wait_until(lambda: client.llen(prefix + "handovers") > gathered + 1, what="more hand-overs")
+        entry = json.loads(client.lindex(prefix + "handovers", gathered + 1))
+        staged = store / entry["files"][0]["key"]
+        data = bytearray(staged.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        staged.chmod(0o644)
+        staged.write_bytes(bytes(data))
+        coordinator.send_signal(signal.SIGCONT)
+        code, out, err = finish(coordinator)
+    finally:
+        for process in (worker, coordinator):
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+                process.kill()
+            process.wait()
+    assert code == 2, (out, err)
+    assert "does not match the SHA-256" in err and entry["files"][0]["name"] in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert stored(store) == []
+    assert staged.exists() and [p for p in work.iterdir() if p.is_dir()]
+
+
+def test_bad_redis_and_workers_are_refused_with_one_line(run, key, site, redis_server, tmp_path):
+    from archive.capture.sharedcrawl import CrawlConfig, create_crawl
+    from archive.errors import ArchiveError
+    from tests.redisserver import free_port
+    import redis as redis_py
+
+    base = ["capture", site.url("/"), "--key", key, "--store", tmp_path / "store",
+            "--work-dir", tmp_path / "work", "--quiet"]
+    for extra, message in [
+        (["--redis", "http://127.0.0.1:1/"], "not a Redis URL"),
+        (["--redis", f"redis://127.0.0.1:{free_port()}/0"], "cannot reach Redis"),
+        (["--processes", "2"], "--processes needs --redis"),
+    ]:
+        result = run(*base, *extra)
+        assert result.code == 2 and message in result.err, result
+        assert len(result.err.strip().splitlines()) == 1
+    assert not (tmp_path / "work").exists() and not (tmp_path / "store" / "captures").exists()
+
+    client = redis_py.Redis.from_url(redis_server.url, decode_responses=True)
+    config = CrawlConfig("20261207T000000Z-0badf00d", "0.0.0-other", {"seeds": [site.url("/")]}, "op")
+    create_crawl(client, config)
+    with pytest.raises(ArchiveError, match="already holds keys"):
+        create_crawl(client, config)                   # a Redis not empty in the crawl's keys
+    try:
+        result = run("worker", "--redis", redis_server.url, "--crawl", config.capture_id,
+                     "--store", tmp_path / "store")
+        assert result.code == 2 and "one capture, one software version" in result.err, result
+        config.version = __import__("archive").__version__
+        client.set(f"archive:crawl:{config.capture_id}:config", json.dumps(config.__dict__))
+        (tmp_path / "a-file").write_text("not a folder")
+        result = run("worker", "--redis", redis_server.url, "--crawl", config.capture_id,
+                     "--store", tmp_path / "a-file")
+        assert result.code == 2 and "cannot write to the staging area" in result.err, result
+        assert len(result.err.strip().splitlines()) == 1
+    finally:
+        for k in client.scan_iter(match=f"archive:crawl:{config.capture_id}:*"):
+            client.delete(k)
+        client.srem("archive:crawls", config.capture_id)
+    assert site.site.requests == []

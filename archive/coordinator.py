@@ -25,6 +25,7 @@ from archive.capture.redisfrontier import CRAWLS_KEY, crawl_prefix
 from archive.capture.sharedcrawl import CrawlConfig, create_crawl, crawl_keys, new_worker_id, read_config
 from archive.errors import ArchiveError
 from archive.hashing import CHUNK
+from archive.ids import is_capture_id
 from archive.redisconn import RedisLost, connect, describe
 from archive.seal.container import ContainerWriter
 from archive.store.staging import open_staged, remove_staged, staging_prefix
@@ -50,7 +51,7 @@ class Coordinator:
         self.config = CrawlConfig(
             capture_id=session.capture_id, version=__version__, options=asdict(request.crawl),
             operator=request.operator, job=request.job, lease=request.lease,
-            store=store.address, warc_size=request.warc_size)
+            store=store.address, warc_size=request.warc_size, dedup_against=request.dedup_against)
         self.cursor = 0
         self.processes: list[subprocess.Popen] = []
 
@@ -276,6 +277,7 @@ def check_shared_request(request) -> None:
     """What a shared crawl cannot do (yet), said before anything starts."""
     if request.crawl.browser is not None:
         raise ArchiveError("--browser cannot be shared through --redis (one browser per capture)")
-    if request.dedup_against:
-        raise ArchiveError("--dedup-against cannot be combined with --redis yet")
+    if request.dedup_against and not is_capture_id(request.dedup_against):
+        # every worker reads the earlier capture from the store, not from this machine
+        raise ArchiveError("with --redis, --dedup-against takes the id of a capture in the store")
     connect(request.redis).close()     # an unreachable Redis stops here, before any folder is made

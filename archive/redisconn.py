@@ -8,16 +8,16 @@ import os
 from urllib.parse import urlsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 from archive.errors import ArchiveError
 
 REDIS_ENV = "ARCHIVE_REDIS"
 SCHEMES = ("redis", "rediss", "unix")
-# Commands are retried for about 10 s: a Redis that restarts (with its data kept on disk)
+# Commands are retried for about 5 s: a Redis that restarts (with its data kept on disk)
 # is waited for; one that stays away stops the crawl with the work folder kept.
-RETRIES = 8
+RETRIES = 7
 
 
 class RedisLost(ArchiveError):
@@ -53,7 +53,10 @@ def connect(url: str, timeout: float = 5.0) -> redis.Redis:
     except ValueError as exc:
         raise ArchiveError(f"not a Redis URL: {describe(url)} ({exc})") from None
     try:
-        client.ping()
+        # the first contact is not retried: a wrong address is said at once
+        with redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
+                                  retry=Retry(NoBackoff(), 0)) as first:
+            first.ping()
     except redis.AuthenticationError as exc:
         raise ArchiveError(f"Redis at {describe(url)} refused the credentials: {exc}") from None
     except redis.RedisError as exc:

@@ -5,12 +5,14 @@ holds a signing key."""
 from __future__ import annotations
 
 import threading
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import redis
 
+from archive.capture.dedup import EarlierCapture
 from archive.capture.sharedcrawl import (
     CrawlConfig, SharedWorker, WorkerStats, active_crawls, check_version, new_worker_id, read_config,
 )
@@ -44,8 +46,14 @@ def make_worker(client: redis.Redis, config: CrawlConfig, store, work_dir: Path,
         put_staged(store, key, path, sha256)
         return key
 
+    earlier = None
+    if config.dedup_against:
+        try:
+            earlier = EarlierCapture(store.open_capture(config.dedup_against), config.dedup_against)
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise ArchiveError(f"cannot deduplicate against {config.dedup_against}: {exc}") from None
     return SharedWorker(client, config, work_dir, stage, lambda key: remove_one(store, key),
-                        worker_id=worker_id, threads=threads)
+                        worker_id=worker_id, threads=threads, earlier=earlier)
 
 
 def run_worker(client: redis.Redis, *, store_address: str | None, store_options: StoreOptions,

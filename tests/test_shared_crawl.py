@@ -316,3 +316,41 @@ def test_bad_redis_and_workers_are_refused_with_one_line(run, key, site, redis_s
             client.delete(k)
         client.srem("archive:crawls", config.capture_id)
     assert site.site.requests == []
+
+
+def test_jobs_serve_on_two_processes_with_one_redis_runs_each_due_job_once(
+        key, pubkey, site, redis_server, tmp_path):
+    from tests.jobfiles import run_records, wait_for, write_job
+    from tests.test_jobs_serve import start_serve, stop_serve
+
+    store, jobs = tmp_path / "store", tmp_path / "jobs"
+    jobs.mkdir()
+    # the job's own crawl is shared through the same Redis, and deduplicated against
+    # the job's previous capture by every worker
+    write_job(jobs, "every2s", [site.url("/")], key, store, extra_top={"every": "2s"},
+              run={"redis": redis_server.url})
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    servers = [start_serve(jobs, tmp_path / name, "--redis", redis_server.url, "--concurrency", "1")
+               for name in ("a", "b")]
+    try:
+        wait_for(lambda: len(run_records(store, "every2s", "result")) >= 2, what="two runs")
+    finally:
+        errors = [stop_serve(process, log, tmp_path / name)
+                  for (process, log), name in zip(servers, ("a", "b"))]
+    started = [e for _, log in servers for e in log.of("started", "every2s")]
+    finished = [e for _, log in servers for e in log.of("finished", "every2s")]
+    taken = [e for _, log in servers for e in log.of("taken", "every2s")]
+    assert taken, "the other server saw each run taken"
+    # each due run was started by exactly one server: as many runs as starts, none locked out
+    assert len(run_records(store, "every2s", "result")) == len(started) == len(finished)
+    assert {e["status"] for e in finished} == {"ok"}, (finished, errors)
+    waczs = stored(store)
+    assert len(waczs) == len(started)
+    for wacz in waczs:
+        evidence = json.loads(member(wacz, "evidence/capture.json"))
+        assert evidence["workers"] and evidence["seeds"] == [site.url("/")]
+    later = json.loads(member(waczs[-1], "evidence/capture.json"))
+    assert later.get("dedupAgainst"), "later runs deduplicate against the previous capture"
+    assert any(r["type"] == "revisit" for r in records(waczs[-1]))
+    verify(waczs[-1], pubkey)

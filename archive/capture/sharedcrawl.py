@@ -56,6 +56,7 @@ class CrawlConfig:
     epoch: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     store: str | None = None
     warc_size: int = DEFAULT_MAX_SIZE
+    dedup_against: str | None = None     # an earlier capture's id in the store
 
     def crawl_options(self) -> CrawlOptions:
         return CrawlOptions(**self.options)
@@ -339,6 +340,8 @@ class SharedWorker:
                 self.hand_over()     # what was fetched counts, after an interrupt too
             self.writer.close()
             self.sink.close()
+            if self.dedup.earlier is not None:
+                self.dedup.earlier.close()
         if self._failure is not None:
             raise self._failure
         return self.stats

@@ -18,6 +18,8 @@ from archive.cli.common import Progress, human_bytes, positive_int, print_json
 from archive.cli.timestamp import print_timestamps
 from archive.cli.common import duration as duration_arg
 from archive.errors import ArchiveError
+from archive.jobs.dispatch import Dispatch
+from archive.redisconn import REDIS_ENV, redis_url
 from archive.jobs.lock import JobBusy, iso_seconds, utcnow
 from archive.jobs.preflight import preflight
 from archive.jobs.runner import Outcome, Terminated, run_job
@@ -56,6 +58,9 @@ def register(sub) -> None:
                        help="on SIGTERM, let running captures finish this long before "
                             "stopping them (default 60s)")
     serve.add_argument("--json", action="store_true", help="log JSON lines")
+    serve.add_argument("--redis", metavar="URL",
+                       help=f"share the jobs with other `jobs serve` processes through Redis: each "
+                            f"due run is started by one of them (default: ${REDIS_ENV})")
     serve.set_defaults(run=run_serve)
 
     status = jobs.add_parser("status", help="last run and next due time of each job")
@@ -223,7 +228,9 @@ def run_serve(args) -> int:
         raise ArchiveError(f"{folder} is not a folder of job files")
     if args.concurrency < 1:
         raise ArchiveError("--concurrency must be at least 1")
-    scheduler = Scheduler(folder, args.concurrency, args.grace, log_line(args.json))
+    url = redis_url(args.redis)
+    claim = Dispatch(url).claim if url else None
+    scheduler = Scheduler(folder, args.concurrency, args.grace, log_line(args.json), claim=claim)
     install_stop_handlers(scheduler)
     scheduler.serve()
     return 0

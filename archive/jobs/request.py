@@ -10,6 +10,7 @@ from archive.capture.fetch import DEFAULT_USER_AGENT
 from archive.capture.pageoptions import PageOptions
 from archive.jobs.spec import JobSpec
 from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest
+from archive.redisconn import redis_url
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
 from archive.warc.records import default_operator
 from archive.warc.writer import DEFAULT_MAX_SIZE
@@ -53,4 +54,5 @@ def capture_request(spec: JobSpec, previous: str | None = None) -> CaptureReques
         keep_local=spec.keep_local, job=spec.name, title=spec.title,
         dedup_against=previous if crawl.dedup else None,
         tsa=list(spec.tsa), tsa_timeout=spec.tsa_timeout or TSA_TIMEOUT,
+        redis=redis_url(spec.run.redis), processes=spec.run.processes,
     )

@@ -72,8 +72,12 @@ def run_command(path: Path) -> list[str]:
 class Scheduler:
     def __init__(self, folder: Path, concurrency: int, grace: float,
                  log: Callable[[str, dict], None],
-                 command: Callable[[Path], list[str]] = run_command) -> None:
+                 command: Callable[[Path], list[str]] = run_command,
+                 claim: Callable[[JobSpec, datetime], str | None] | None = None) -> None:
+        """`claim(spec, now)`: None when this server may start the run due now, else who
+        has (several servers sharing the jobs through Redis)."""
         self.folder = folder
+        self.claim = claim
         self.concurrency = concurrency
         self.grace = grace
         self.log = log
@@ -157,6 +161,12 @@ class Scheduler:
                 continue
             if self.running() >= self.concurrency:
                 return   # stays due: starts when a slot frees, once, however late
+            taken = self.claim(entry.spec, now) if self.claim is not None else None
+            if taken is not None:
+                entry.next_due = entry.spec.schedule.next_after(now)
+                self.log("taken", {"job": entry.spec.name, "by": taken,
+                                   "next_due": iso_seconds(entry.next_due)})
+                continue
             output, errors = tempfile.TemporaryFile(), tempfile.TemporaryFile()
             process = subprocess.Popen(
                 self.command(entry.path), stdout=output, stderr=errors, stdin=subprocess.DEVNULL,

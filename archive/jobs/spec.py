@@ -20,6 +20,7 @@ from typing import Any, Callable
 from archive.capture.crawl import CrawlOptions
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
+from archive.redisconn import redis_url
 from archive.errors import ArchiveError
 from archive.jobs.schedule import Schedule, parse_schedule
 from archive.values import parse_duration, parse_http_url, parse_size, parse_viewport
@@ -120,6 +121,8 @@ class NotifySpec:
 class RunSpec:
     lock_expiry: float = DEFAULT_LOCK_EXPIRY   # a lock with no heartbeat for this long is stale
     resume: bool = True                        # finish a capture an earlier run left unsealed
+    redis: str | None = None                   # share the crawl through this Redis (else $ARCHIVE_REDIS)
+    processes: int = 1                         # with redis: this run and N-1 local worker processes
 
 
 @dataclass
@@ -280,6 +283,13 @@ def url(value, base):
     return parse_http_url(_str(value))
 
 
+def redis_address(value, base):
+    try:
+        return redis_url(_str(value))
+    except ArchiveError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def url_list(value, base):
     return [parse_http_url(item) for item in text_list(value, base)]
 
@@ -379,7 +389,8 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "notify": {
         "webhook": url, "command": argv, "when": choice(NOTIFY_WHEN), "timeout": duration,
     },
-    "run": {"lock_expiry": duration, "resume": boolean},
+    "run": {"lock_expiry": duration, "resume": boolean, "redis": redis_address,
+            "processes": whole(1)},
 }
 TABLES = {"crawl": CrawlSpec, "signing": SigningSpec, "retention": RetentionSpec,
           "notify": NotifySpec, "run": RunSpec}

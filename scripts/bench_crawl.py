@@ -8,7 +8,13 @@ own stylesheet, script and two images) on 127.0.0.1, and crawls it completely wi
 answering at once and once with it adding a delay to every response, as a remote site
 does. Prints pages/s for both, the ratio, and each crawler's peak RSS.
 
+With `--processes N...` the same crawl is also shared through a local redis-server (started
+here, no persistence) by `archive capture --redis URL --processes N`: pages/s, the ratio
+to one process and to wget, Redis round trips per fetch, CPU per fetch (ours, all
+processes, and Redis's own) and the peak RSS of the largest process.
+
     scripts/bench_crawl.py                 # 500 pages, 0 and 20 ms
+    scripts/bench_crawl.py --processes 2 4 # and shared by 2 and by 4 processes
     scripts/bench_crawl.py --pages 20      # the test suite's smoke size
 """
 
@@ -32,8 +38,9 @@ from tests.site import SiteServer, generated_site  # noqa: E402
 ARCHIVE = str(Path(sys.executable).parent / "archive")
 
 
-def timed(command: list[str], cwd: Path) -> tuple[float, float, int]:
-    """(seconds, peak RSS in MB, exit code) of a command, from its own rusage."""
+def timed(command: list[str], cwd: Path) -> tuple[float, float, int, float]:
+    """(seconds, peak RSS in MB of the largest process, exit code, CPU seconds of the
+    command and the children it waited for), from its rusage."""
     with tempfile.TemporaryFile() as err:   # a pipe would fill up and stall the crawler
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
@@ -43,10 +50,19 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float, int]:
         if code not in (0, 8):   # wget exits 8 when some URL answered with an error (robots.txt 404)
             err.seek(0)
             raise SystemExit(f"{command[0]} failed ({code}): {err.read().decode(errors='replace')[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024, code
+    return seconds, usage.ru_maxrss / 1024, code, usage.ru_utime + usage.ru_stime
 
 
-def run_once(pages: int, latency: float, workers: int, host_workers: int, repeat: int) -> dict:
+def redis_counters(client) -> tuple[int, float]:
+    """(commands served, CPU seconds used) by the Redis server so far."""
+    stats = client.info("commandstats")
+    calls = sum(v["calls"] for k, v in stats.items() if not k.endswith("_info"))
+    cpu = client.info("cpu")
+    return calls, cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+
+
+def run_once(pages: int, latency: float, workers: int, host_workers: int, repeat: int,
+             processes: list[int], redis_url: str | None, redis_client) -> dict:
     """Each tool's best run of `repeat`, the tools taking turns (the machine is shared,
     and a load spike should not land on one tool only)."""
     site = generated_site(pages)
@@ -62,6 +78,10 @@ def run_once(pages: int, latency: float, workers: int, host_workers: int, repeat
                         "--unsigned", "--store", str(tmp / "store"), "--work-dir", str(tmp / "work"),
                         "--workers", str(workers), "--host-workers", str(host_workers), "--quiet"],
         }
+        for n in processes:
+            # the per-host limit is the crawl's as a whole: the processes share it
+            commands[f"x{n}"] = commands["archive"] + ["--redis", redis_url, "--processes", str(n),
+                                                       "--host-workers", str(host_workers * n)]
         for _ in range(repeat):
             for tool, command in commands.items():
                 shutil.rmtree(tmp / "wget", ignore_errors=True)
@@ -69,15 +89,22 @@ def run_once(pages: int, latency: float, workers: int, host_workers: int, repeat
                 (tmp / "wget").mkdir()
                 with site.lock:
                     site.requests.clear()
-                seconds, rss, _ = timed(command, tmp)
+                before = redis_counters(redis_client) if redis_client is not None else (0, 0.0)
+                seconds, rss, _, cpu = timed(command, tmp)
+                after = redis_counters(redis_client) if redis_client is not None else (0, 0.0)
                 with site.lock:
                     fetched = [p for p in site.requests if p == "/" or p.endswith(".html")]
+                    fetches = len(site.requests)
                 if len(set(fetched)) != pages:
                     raise SystemExit(f"{tool} fetched {len(set(fetched))} of {pages} pages")
                 best = results.get(tool)
+                row = {"seconds": seconds, "pages_per_s": pages / seconds,
+                       "rss_mb": max(rss, best["rss_mb"] if best else 0),
+                       "cpu_ms_per_fetch": 1000 * cpu / fetches,
+                       "redis_calls_per_fetch": (after[0] - before[0]) / fetches,
+                       "redis_cpu_ms_per_fetch": 1000 * (after[1] - before[1]) / fetches}
                 if best is None or seconds < best["seconds"]:
-                    results[tool] = {"seconds": seconds, "pages_per_s": pages / seconds,
-                                     "rss_mb": max(rss, best["rss_mb"] if best else 0)}
+                    results[tool] = row
                 else:
                     best["rss_mb"] = max(best["rss_mb"], rss)
     return results
@@ -91,6 +118,8 @@ def main() -> int:
     parser.add_argument("--host-workers", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=2,
                         help="runs of each tool per latency, best kept (default 2)")
+    parser.add_argument("--processes", type=int, nargs="*", default=[],
+                        help="also crawl shared through a local Redis by N processes (e.g. 2 4)")
     args = parser.parse_args()
     # As an installed package is: byte-compiled (PYTHONDONTWRITEBYTECODE, set on some
     # machines, would otherwise have every run compile our modules again).
@@ -98,16 +127,45 @@ def main() -> int:
     if not shutil.which("wget"):
         raise SystemExit("wget is needed as the peer (scripts/test installs it)")
     print(f"{args.pages} pages (each with a stylesheet, a script and two images), "
-          f"archive --workers {args.workers} --host-workers {args.host_workers}; "
-          f"best of {args.repeat} runs each; peak RSS is the largest of the runs")
-    print(f"{'latency':>8}  {'wget pages/s':>12}  {'archive pages/s':>15}  {'ratio':>6}  "
-          f"{'wget RSS':>9}  {'archive RSS':>11}")
-    for latency_ms in args.latency_ms:
-        r = run_once(args.pages, latency_ms / 1000, args.workers, args.host_workers, args.repeat)
-        ratio = r["archive"]["pages_per_s"] / r["wget"]["pages_per_s"]
-        print(f"{latency_ms:6.0f}ms  {r['wget']['pages_per_s']:12.1f}  "
-              f"{r['archive']['pages_per_s']:15.1f}  {ratio:5.2f}x  "
-              f"{r['wget']['rss_mb']:7.1f}MB  {r['archive']['rss_mb']:9.1f}MB", flush=True)
+          f"archive --workers {args.workers} --host-workers {args.host_workers} (per process); "
+          f"best of {args.repeat} runs each; peak RSS is the largest process's of the runs")
+    server = client = None
+    if args.processes:
+        from tests.redisserver import RedisServer
+        server = RedisServer(Path(tempfile.mkdtemp(prefix="bench-redis-"))).start()
+        client = server.client()
+    try:
+        print(f"{'latency':>8}  {'wget pages/s':>12}  {'archive pages/s':>15}  {'ratio':>6}  "
+              f"{'wget RSS':>9}  {'archive RSS':>11}")
+        shared = []
+        for latency_ms in args.latency_ms:
+            r = run_once(args.pages, latency_ms / 1000, args.workers, args.host_workers,
+                         args.repeat, args.processes, server and server.url, client)
+            ratio = r["archive"]["pages_per_s"] / r["wget"]["pages_per_s"]
+            print(f"{latency_ms:6.0f}ms  {r['wget']['pages_per_s']:12.1f}  "
+                  f"{r['archive']['pages_per_s']:15.1f}  {ratio:5.2f}x  "
+                  f"{r['wget']['rss_mb']:7.1f}MB  {r['archive']['rss_mb']:9.1f}MB", flush=True)
+            shared.append((latency_ms, r))
+        if args.processes:
+            print(f"\nshared through Redis (archive capture --redis URL --processes N)")
+            print(f"{'latency':>8}  {'procs':>5}  {'pages/s':>8}  {'vs 1':>6}  {'vs wget':>7}  "
+                  f"{'redis calls/fetch':>17}  {'CPU ms/fetch':>12}  {'redis CPU ms/fetch':>18}  "
+                  f"{'peak RSS':>9}")
+            for latency_ms, r in shared:
+                one = r["archive"]
+                print(f"{latency_ms:6.0f}ms  {1:>5}  {one['pages_per_s']:8.1f}  {1:5.2f}x  "
+                      f"{one['pages_per_s'] / r['wget']['pages_per_s']:6.2f}x  {0:17.1f}  "
+                      f"{one['cpu_ms_per_fetch']:12.3f}  {0:18.3f}  {one['rss_mb']:7.1f}MB")
+                for n in args.processes:
+                    x = r[f"x{n}"]
+                    print(f"{latency_ms:6.0f}ms  {n:>5}  {x['pages_per_s']:8.1f}  "
+                          f"{x['pages_per_s'] / one['pages_per_s']:5.2f}x  "
+                          f"{x['pages_per_s'] / r['wget']['pages_per_s']:6.2f}x  "
+                          f"{x['redis_calls_per_fetch']:17.1f}  {x['cpu_ms_per_fetch']:12.3f}  "
+                          f"{x['redis_cpu_ms_per_fetch']:18.3f}  {x['rss_mb']:7.1f}MB", flush=True)
+    finally:
+        if server is not None:
+            server.stop()
     return 0
 
 

@@ -264,6 +264,7 @@ CAPTURE_OPTION_KEYS = {
     "tsa_timeout": "timestamps.timeout", "no_dedup": "crawl.dedup", "endpoint_url": "endpoint_url",
     "retain_days": "retention.retain_days", "lock_mode": "retention.lock_mode",
     "legal_hold": "retention.legal_hold", "no_scroll": "crawl.scroll",
+    "redis": "run.redis", "processes": "run.processes", "lease": "run.lease",
     "dedup_against": None,   # a job's revisits point into its own previous capture
     "json": None, "quiet": None, "help": None,
 }

@@ -54,5 +54,5 @@ def capture_request(spec: JobSpec, previous: str | None = None) -> CaptureReques
         keep_local=spec.keep_local, job=spec.name, title=spec.title,
         dedup_against=previous if crawl.dedup else None,
         tsa=list(spec.tsa), tsa_timeout=spec.tsa_timeout or TSA_TIMEOUT,
-        redis=redis_url(spec.run.redis), processes=spec.run.processes,
+        redis=redis_url(spec.run.redis), processes=spec.run.processes, lease=max(1.0, spec.run.lease),
     )

@@ -21,6 +21,7 @@ from archive.capture.crawl import CrawlOptions
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
 from archive.redisconn import redis_url
+from archive.capture.sharedcrawl import DEFAULT_LEASE
 from archive.errors import ArchiveError
 from archive.jobs.schedule import Schedule, parse_schedule
 from archive.values import parse_duration, parse_http_url, parse_size, parse_viewport
@@ -123,6 +124,7 @@ class RunSpec:
     resume: bool = True                        # finish a capture an earlier run left unsealed
     redis: str | None = None                   # share the crawl through this Redis (else $ARCHIVE_REDIS)
     processes: int = 1                         # with redis: this run and N-1 local worker processes
+    lease: float = DEFAULT_LEASE               # with redis: seconds a worker holds a URL unrenewed
 
 
 @dataclass
@@ -390,7 +392,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "webhook": url, "command": argv, "when": choice(NOTIFY_WHEN), "timeout": duration,
     },
     "run": {"lock_expiry": duration, "resume": boolean, "redis": redis_address,
-            "processes": whole(1)},
+            "processes": whole(1), "lease": duration},
 }
 TABLES = {"crawl": CrawlSpec, "signing": SigningSpec, "retention": RetentionSpec,
           "notify": NotifySpec, "run": RunSpec}

@@ -210,7 +210,7 @@ return lost
 
 # ARGV: prefix, worker id, entry (stored as given), control JSON:
 #   {leased: [url], final: [url], retry: [[url, item, wait ms]], digests: [[k, v]],
-#    robots: [[robots url, answer, origin]], bytes: n}
+#    robots: [[robots url, answer, origin]], bytes: n, max_bytes: --max-bytes or -1}
 _HANDOVER = _COMMON + """
 local wid = ARGV[2]
 if redis.call('EXISTS', P .. 'config') == 0 then return {'gone'} end
@@ -236,7 +236,10 @@ for _, kv in ipairs(c.robots) do
   redis.call('HSET', P .. 'robots', kv[1], kv[2])
   redis.call('DEL', P .. 'robotslock:' .. kv[3])
 end
-redis.call('INCRBY', P .. 'bytes', c.bytes)
+local total = redis.call('INCRBY', P .. 'bytes', c.bytes)
+if c.max_bytes >= 0 and total >= c.max_bytes then
+  redis.call('SET', P .. 'stop', 'max-bytes', 'NX')
+end
 return {'ok', tostring(n - 1)}
 """
 

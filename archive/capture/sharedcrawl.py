@@ -407,7 +407,8 @@ class SharedWorker:
             entry = {"worker": self.describe(), "files": staged, "groups": groups,
                      "robots": [[u, json.loads(a)] for u, a, _ in robots]}
             control = {"leased": leased, "final": final, "retry": retry, "digests": digests,
-                       "robots": robots, "bytes": sum(g.get("bytes", 0) for g in groups)}
+                       "robots": robots, "bytes": sum(g.get("bytes", 0) for g in groups),
+                       "max_bytes": -1 if self.options.max_bytes is None else self.options.max_bytes}
             reply = self.frontier._call(self.frontier.scripts.handover, [
                 self.worker_id, json.dumps(entry, separators=(",", ":")),
                 json.dumps(control, separators=(",", ":"))])

@@ -354,3 +354,66 @@ def test_jobs_serve_on_two_processes_with_one_redis_runs_each_due_job_once(
     assert later.get("dedupAgainst"), "later runs deduplicate against the previous capture"
     assert any(r["type"] == "revisit" for r in records(waczs[-1]))
     verify(waczs[-1], pubkey)
+
+
+def test_max_pages_holds_for_the_crawl_as_a_whole(key, redis_server, tmp_path):
+    with SiteServer(generated_site(30)) as server:
+        store = tmp_path / "store"
+        code, out, err = finish(archive(
+            "capture", server.url("/"), "--depth", "9", "--scope", "host", "--key", key,
+            "--store", store, "--work-dir", tmp_path / "work", "--redis", redis_server.url,
+            "--processes", "2", "--max-pages", "5", "--json"))
+        assert code == 0, err
+    (wacz,) = stored(store)
+    evidence = json.loads(member(wacz, "evidence/capture.json"))
+    assert len(pages(wacz)) == 5 and evidence["stopReason"] == "max-pages"
+    assert evidence["notFetched"] and not set(evidence["notFetched"]) & {p["url"] for p in pages(wacz)}
+    # the shallowest pages, as one process keeps them
+    assert server.url("/") in {p["url"] for p in pages(wacz)}
+
+
+def test_a_killed_coordinator_resumes_the_shared_crawl(gsite, key, pubkey, redis_server, tmp_path):
+    store, work = tmp_path / "store", tmp_path / "work"
+    (worker,) = start_workers(1, redis_server.url, store, tmp_path / "workers", "--workers", "2")
+    coordinator = archive("capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
+                          "--store", store, "--work-dir", work, "--redis", redis_server.url,
+                          "--workers", "1", "--host-workers", "8", "--lease", "2")
+    try:
+        wait_until(lambda: handover_lines(journal_of(work)) >= 2, what="hand-overs gathered")
+        coordinator.send_signal(signal.SIGKILL)
+        coordinator.wait()
+        assert stored(store) == []
+        (folder,) = [p for p in work.iterdir() if p.is_dir()]
+        code, out, err = finish(archive("capture", "--resume", folder, "--key", key, "--store", store))
+    finally:
+        for process in (worker, coordinator):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        finish(worker, 30)
+    assert code == 0, err
+    (wacz,) = stored(store)
+    verify(wacz, pubkey)
+    counts = fetched(wacz)
+    assert set(counts) == everything(gsite) and set(counts.values()) == {1}
+    assert len(pages(wacz)) == 30
+    evidence = json.loads(member(wacz, "evidence/capture.json"))
+    assert evidence["resumed"] and len(evidence["workers"]) >= 2
+
+
+def test_staging_in_s3(gsite, key, s3, tmp_path):
+    from tests.redisserver import RedisServer
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        code, out, err = finish(archive(
+            "capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
+            "--store", s3.address("team"), "--work-dir", tmp_path / "work", "--redis", server.url,
+            "--processes", "2", "--workers", "2", "--host-workers", "8", "--json"))
+    finally:
+        server.stop()
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["pages"] == 30 and result["address"].startswith("s3://")
+    assert [k for k in s3.keys() if "/staging/" in k] == []       # removed once stored
+    code, out, err = finish(archive("verify", result["address"], "--trust",
+                                    Path(str(key)).with_name("signing-key.pub.pem")))
+    assert code == 0, out + err

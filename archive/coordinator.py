@@ -7,13 +7,13 @@ from it, and a Redis that lost the crawl is rebuilt from it."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Callable
 
 import redis
@@ -126,7 +126,7 @@ class Coordinator:
                     self.client.set(self.prefix + "stop", "max-time", nx=True)
                 finished, queued, alive = self.status()
                 if on_progress is not None:
-                    on_progress(self.stats, queued, alive)
+                    self.progress(on_progress, queued, alive)
                 if finished and not thread.is_alive():
                     self.gather()
                     if failure:
@@ -142,6 +142,17 @@ class Coordinator:
         finally:
             self.stop_processes()
         self.end()
+
+    def progress(self, on_progress: Callable, queued: int, alive: int) -> None:
+        """The whole crawl's counts, with the workers alive to a callback that takes them."""
+        try:
+            takes_workers = len(inspect.signature(on_progress).parameters) >= 3
+        except (TypeError, ValueError):
+            takes_workers = False
+        if takes_workers:
+            on_progress(self.stats, queued, alive)
+        else:
+            on_progress(self.stats, queued)
 
     def status(self) -> tuple[bool, int, int]:
         """(the crawl is over and everything handed over is gathered, URLs queued, workers alive)"""
@@ -245,14 +256,7 @@ def run_shared(session, container: ContainerWriter, journal: Journal, state: Cra
                store, on_progress: Callable | None) -> None:
     """Run (or take up) a shared crawl to its end, everything gathered and journaled."""
     coordinator = Coordinator(session, container, journal, state, store)
-    progress = None
-    if on_progress is not None:
-        def progress(stats, queued, alive):
-            try:
-                on_progress(stats, queued, alive)
-            except TypeError:     # a callback that takes (stats, queued) only
-                on_progress(stats, queued)
-    coordinator.run(session.request.processes, progress)
+    coordinator.run(session.request.processes, on_progress)
 
 
 def finish_shared(request, store, capture_id: str) -> list[str]:

@@ -4,6 +4,7 @@ with SIGKILL."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -50,6 +51,21 @@ def start_workers(n: int, redis_url: str, store: Path, work: Path, *extra) -> li
                     "--work-dir", work / f"w{i}", *extra) for i in range(n)]
 
 
+@contextlib.contextmanager
+def workers_running(n: int, redis_url: str, store: Path, work: Path, *extra):
+    """`n` worker processes for the block; stopped with SIGTERM after it (their exit codes,
+    output and errors are then in the list yielded)."""
+    workers = start_workers(n, redis_url, store, work, *extra)
+    ended: list = []
+    try:
+        yield ended
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        ended += [finish(w, 30) for w in workers]
+
+
 def wait_until(condition, timeout: float = 60.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -79,17 +95,12 @@ def test_coordinator_and_three_workers_capture_what_one_process_does(
     alone = single_process(gsite, key, tmp_path)
     gsite.site.requests.clear()
     store = tmp_path / "store"
-    workers = start_workers(3, redis_server.url, store, tmp_path / "workers")
-    try:
+    with workers_running(3, redis_server.url, store, tmp_path / "workers") as ended:
         code, out, err = finish(archive(
             "capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
             "--store", store, "--work-dir", tmp_path / "work", "--redis", redis_server.url,
             "--workers", "2", "--host-workers", "8", "--json"))
         assert code == 0, err
-    finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        ended = [finish(w, 30) for w in workers]
     assert all(code == 0 for code, _, _ in ended), ended
     result = json.loads(out)
     (shared,) = stored(store)
@@ -136,6 +147,16 @@ def everything(gsite, n: int = 30) -> set[str]:
     return {gsite.url(p) for p in paths}
 
 
+def the_whole_site_once(gsite, store: Path, pubkey: Path) -> Path:
+    """The one stored capture: verified, every URL of the site in it once, 30 pages."""
+    (wacz,) = stored(store)
+    verify(wacz, pubkey)
+    counts = fetched(wacz)
+    assert set(counts) == everything(gsite) and set(counts.values()) == {1}
+    assert len(pages(wacz)) == 30
+    return wacz
+
+
 def test_a_worker_killed_mid_crawl_changes_nothing(gsite, key, pubkey, redis_server, tmp_path):
     store = tmp_path / "store"
     client = redis_server.client()
@@ -162,11 +183,8 @@ def test_a_worker_killed_mid_crawl_changes_nothing(gsite, key, pubkey, redis_ser
             if process.poll() is None:
                 process.kill()
     assert code == 0, err
-    (shared,) = stored(store)
-    verify(shared, pubkey)
-    counts = fetched(shared)
-    assert set(counts) == everything(gsite) and set(counts.values()) == {1}
-    assert len(pages(shared)) == 30 and json.loads(out)["failed"] == 0
+    shared = the_whole_site_once(gsite, store, pubkey)
+    assert json.loads(out)["failed"] == 0
     evidence = json.loads(member(shared, "evidence/capture.json"))
     killed = [w for w in evidence["workers"] if w["id"].startswith("w")]
     assert killed and killed[0]["fetches"] > 0     # what it handed over before it died counts
@@ -182,16 +200,11 @@ def test_per_host_delay_holds_across_workers(key, redis_server, tmp_path):
         site.html(f"/p{i}", f"page {i}", "a page")
     with SiteServer(site) as server:
         store = tmp_path / "store"
-        workers = start_workers(2, redis_server.url, store, tmp_path / "workers")
-        try:
+        with workers_running(2, redis_server.url, store, tmp_path / "workers"):
             code, out, err = finish(archive(
                 "capture", server.url("/"), "--depth", "1", "--scope", "host", "--key", key,
                 "--store", store, "--work-dir", tmp_path / "work", "--redis", redis_server.url,
                 "--delay", "0.5", "--ignore-robots", "--workers", "4", "--host-workers", "4"))
-        finally:
-            for worker in workers:
-                worker.send_signal(signal.SIGTERM)
-            [finish(w, 30) for w in workers]
     assert code == 0, err
     starts = sorted(t for _, t in site.times)
     assert len(starts) == 8
@@ -235,11 +248,7 @@ def test_redis_killed_mid_crawl_gives_no_capture_and_resume_finishes_it(
     code, out, err = finish(archive("capture", "--resume", folder, "--key", key, "--store", store,
                                     "--json"))
     assert code == 0, err
-    (wacz,) = stored(store)
-    verify(wacz, pubkey)
-    counts = fetched(wacz)
-    assert set(counts) == everything(gsite) and set(counts.values()) == {1}
-    assert len(pages(wacz)) == 30
+    the_whole_site_once(gsite, store, pubkey)
     assert not (store / "staging").exists() or not list((store / "staging").glob("*/*"))
 
 
@@ -391,11 +400,7 @@ def test_a_killed_coordinator_resumes_the_shared_crawl(gsite, key, pubkey, redis
                 process.send_signal(signal.SIGTERM)
         finish(worker, 30)
     assert code == 0, err
-    (wacz,) = stored(store)
-    verify(wacz, pubkey)
-    counts = fetched(wacz)
-    assert set(counts) == everything(gsite) and set(counts.values()) == {1}
-    assert len(pages(wacz)) == 30
+    wacz = the_whole_site_once(gsite, store, pubkey)
     evidence = json.loads(member(wacz, "evidence/capture.json"))
     assert evidence["resumed"] and len(evidence["workers"]) >= 2
 

@@ -28,8 +28,8 @@ from archive import SOFTWARE, __version__
 from archive.capture.crawl import CrawlOptions, Crawler
 from archive.capture.dedup import Dedup, EarlierCapture, Original, _key
 from archive.capture.frontier import Item, origin
-from archive.capture.journal import CrawlState, CrawlStats
-from archive.capture.redisfrontier import CRAWLS_KEY, RedisFrontier, crawl_prefix, encode_item
+from archive.capture.journal import CrawlState
+from archive.capture.redisfrontier import CRAWLS_KEY, RedisFrontier, crawl_prefix
 from archive.capture.robots import Robots, RobotsAnswer, Rules, rules_from
 from archive.errors import ArchiveError
 from archive.redisconn import RedisLost

@@ -47,7 +47,9 @@ class Coordinator:
         self.state = state
         self.stats = CrawlStats(**vars(state.stats)) if state is not None else CrawlStats()
         self.done: set[str] = set(state.done) if state is not None else set()
-        self.known: set[str] = set(state.seen) if state is not None else set()
+        # URLs the journal has queued or done: a URL is queued in the journal once, and
+        # never after it is done (hand-overs from different workers arrive in any order)
+        self.known: set[str] = (set(state.seen) | state.done) if state is not None else set()
         self.config = CrawlConfig(
             capture_id=session.capture_id, version=__version__, options=asdict(request.crawl),
             operator=request.operator, job=request.job, lease=request.lease,
@@ -206,7 +208,10 @@ class Coordinator:
                                        "already holds; not sealing a capture with it twice")
                 self.done.add(url)
             # queued by this fetch as far as the journal knows: Redis may have seen a URL
-            # first from a fetch whose worker died before handing it over
+            # first from a fetch whose worker died before handing it over, and another
+            # worker may have fetched it and handed that over first
+            if url:
+                self.known.add(url)
             group["queue"] = [q for q in group.get("queue", ()) if q[0] not in self.known]
             self.known.update(q[0] for q in group["queue"])
             groups.append(group)

@@ -4,6 +4,7 @@ restarts."""
 
 from __future__ import annotations
 
+import atexit
 import os
 from urllib.parse import urlsplit
 
@@ -18,6 +19,24 @@ SCHEMES = ("redis", "rediss", "unix")
 # Commands are retried for about 5 s: a Redis that restarts (with its data kept on disk)
 # is waited for; one that stays away stops the crawl with the work folder kept.
 RETRIES = 7
+
+
+STATS_ENV = "ARCHIVE_REDIS_STATS"   # a file: each process appends "<pid> <round trips>" at exit
+
+
+class CountingConnection(redis.Connection):
+    """A connection that counts its round trips (a pipeline is one), for the benchmark."""
+
+    round_trips = 0
+
+    def send_packed_command(self, command, check_health=True):
+        CountingConnection.round_trips += 1
+        return super().send_packed_command(command, check_health)
+
+
+def _write_stats(path: str) -> None:
+    with open(path, "a", encoding="ascii") as fh:
+        fh.write(f"{os.getpid()} {CountingConnection.round_trips}\n")
 
 
 class RedisLost(ArchiveError):
@@ -45,11 +64,17 @@ def describe(url: str) -> str:
 
 def connect(url: str, timeout: float = 5.0) -> redis.Redis:
     """A client for `url`, checked with PING; ArchiveError when it cannot be used."""
+    counting = {}
+    if os.environ.get(STATS_ENV) and urlsplit(url).scheme == "redis":
+        counting = {"connection_class": CountingConnection}
+        if not getattr(connect, "_registered", False):
+            atexit.register(_write_stats, os.environ[STATS_ENV])
+            connect._registered = True
     try:
         client = redis.Redis.from_url(
             url, socket_connect_timeout=timeout, socket_timeout=30.0, decode_responses=True,
             retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), RETRIES),
-            retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError], **counting)
     except ValueError as exc:
         raise ArchiveError(f"not a Redis URL: {describe(url)} ({exc})") from None
     try:

@@ -53,12 +53,14 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float, int, float]:
     return seconds, usage.ru_maxrss / 1024, code, usage.ru_utime + usage.ru_stime
 
 
-def redis_counters(client) -> tuple[int, float]:
-    """(commands served, CPU seconds used) by the Redis server so far."""
-    stats = client.info("commandstats")
-    calls = sum(v["calls"] for k, v in stats.items() if not k.endswith("_info"))
+def redis_counters(client, stats_file: Path) -> tuple[int, float]:
+    """(round trips to Redis, as the processes counted them (ARCHIVE_REDIS_STATS), CPU
+    seconds the Redis server used) so far."""
+    trips = 0
+    if stats_file.exists():
+        trips = sum(int(line.split()[1]) for line in stats_file.read_text().splitlines() if line.strip())
     cpu = client.info("cpu")
-    return calls, cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+    return trips, cpu["used_cpu_user"] + cpu["used_cpu_sys"]
 
 
 def run_once(pages: int, latency: float, workers: int, host_workers: int, repeat: int,
@@ -89,9 +91,11 @@ def run_once(pages: int, latency: float, workers: int, host_workers: int, repeat
                 (tmp / "wget").mkdir()
                 with site.lock:
                     site.requests.clear()
-                before = redis_counters(redis_client) if redis_client is not None else (0, 0.0)
+                stats = tmp / "redis-round-trips"
+                os.environ["ARCHIVE_REDIS_STATS"] = str(stats)
+                before = redis_counters(redis_client, stats) if redis_client is not None else (0, 0.0)
                 seconds, rss, _, cpu = timed(command, tmp)
-                after = redis_counters(redis_client) if redis_client is not None else (0, 0.0)
+                after = redis_counters(redis_client, stats) if redis_client is not None else (0, 0.0)
                 with site.lock:
                     fetched = [p for p in site.requests if p == "/" or p.endswith(".html")]
                     fetches = len(site.requests)

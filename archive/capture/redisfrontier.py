@@ -76,9 +76,13 @@ local function drop_lease(url)
 end
 """
 
-# ARGV: prefix, worker id, lease ms, per-host limit, delay ms, max pages (-1: none)
+# ARGV: prefix, worker id, lease ms, per-host limit, delay ms, max pages (-1: none), and
+# the URL and origin this thread finished with ('' for none): a release rides along
 _CLAIM = _COMMON + """
 local wid, lease, per_host, delay, maxp = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+if ARGV[7] ~= '' and redis.call('SREM', P .. 'active', ARGV[7]) == 1 then
+  redis.call('HINCRBY', P .. 'h:' .. ARGV[8], 'active', -1)
+end
 if redis.call('EXISTS', P .. 'config') == 0 then return {'gone'} end
 local now = now_ms()
 for _, url in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now)) do
@@ -290,6 +294,7 @@ class RedisFrontier:
         self.lost: set[str] = set()              # leases found lost by renew()
         self._local_stop: str | None = None
         self._cond = threading.Condition()
+        self._thread = threading.local()         # `finished`: the item to release next claim
 
     def _call(self, script, args: list):
         self.round_trips += 1
@@ -301,10 +306,15 @@ class RedisFrontier:
     # -- handing out ----------------------------------------------------------
     def claim(self) -> Item | None:
         while True:
+            done = getattr(self._thread, "finished", None)
             if self._local_stop:
+                if done is not None:
+                    self._release_now(done)
                 return None
-            reply = self._call(self.scripts.claim, [self.worker_id, self.lease_ms, self.per_host,
-                                                    self.delay_ms, self.max_pages])
+            reply = self._call(self.scripts.claim, [
+                self.worker_id, self.lease_ms, self.per_host, self.delay_ms, self.max_pages,
+                done.url if done else "", origin(done.url) if done else ""])
+            self._thread.finished = None
             kind = reply[0]
             if kind == "item":
                 item = decode_item(reply[1])
@@ -329,9 +339,18 @@ class RedisFrontier:
                 self._cond.wait(min(max(wait, 0.005), 0.1))
 
     def release(self, item: Item) -> None:
-        self._call(self.scripts.release, [item.url, origin(item.url)])
+        """The thread is done with the item: its host is freed with the thread's next
+        claim (one round trip for both), or now when the thread asks for no more."""
+        previous = getattr(self._thread, "finished", None)
+        if previous is not None:
+            self._release_now(previous)
+        self._thread.finished = item
         with self._cond:
             self._cond.notify_all()
+
+    def _release_now(self, item: Item) -> None:
+        self._thread.finished = None
+        self._call(self.scripts.release, [item.url, origin(item.url)])
 
     def add(self, item: Item) -> bool:
         return bool(self.add_many([item]))

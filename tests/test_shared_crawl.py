@@ -136,8 +136,21 @@ def test_coordinator_and_three_workers_capture_what_one_process_does(
     assert {w["id"] for w in took_part} <= {w["id"] for w in captured["details"]["workers"]}
 
 
-def crawl_ids(client) -> list[str]:
-    return sorted(client.smembers("archive:crawls"))
+def crawl_of(client, store: Path) -> str | None:
+    """The id of the shared crawl in Redis that stores into `store` (None: none yet)."""
+    for capture_id in sorted(client.smembers("archive:crawls")):
+        config = client.get(f"archive:crawl:{capture_id}:config")
+        if config and json.loads(config)["store"] == str(store):
+            return capture_id
+    return None
+
+
+def forget_crawl(client, capture_id: str | None) -> None:
+    """Remove a crawl a test left in the shared Redis (workers of later tests would join it)."""
+    if capture_id:
+        for k in client.scan_iter(match=f"archive:crawl:{capture_id}:*"):
+            client.delete(k)
+        client.srem("archive:crawls", capture_id)
 
 
 def everything(gsite, n: int = 30) -> set[str]:
@@ -166,10 +179,10 @@ def test_a_worker_killed_mid_crawl_changes_nothing(gsite, key, pubkey, redis_ser
                           "--workers", "1", "--host-workers", "8", "--lease", "2", "--json")
     try:
         def doomed_holds_urls() -> bool:
-            ids = crawl_ids(client)
-            if not ids:
+            capture_id = crawl_of(client, store)
+            if not capture_id:
                 return False
-            prefix = f"archive:crawl:{ids[0]}:"
+            prefix = f"archive:crawl:{capture_id}:"
             handed = [json.loads(h)["worker"]["id"] for h in client.lrange(prefix + "handovers", 0, -1)]
             owners = client.hvals(prefix + "owner")
             # it handed something over already, and holds URLs it has not handed over
@@ -252,7 +265,8 @@ def test_redis_killed_mid_crawl_gives_no_capture_and_resume_finishes_it(
     assert not (store / "staging").exists() or not list((store / "staging").glob("*/*"))
 
 
-def test_a_warc_altered_in_staging_is_refused(gsite, key, redis_server, tmp_path):
+@pytest.mark.parametrize("fault", ["altered", "missing"])
+def test_a_warc_altered_or_missing_in_staging_is_refused(fault, gsite, key, redis_server, tmp_path):
     store, work = tmp_path / "store", tmp_path / "work"
     client = redis_server.client()
     (worker,) = start_workers(1, redis_server.url, store, tmp_path / "workers", "--workers", "4")
@@ -263,14 +277,16 @@ def test_a_warc_altered_in_staging_is_refused(gsite, key, redis_server, tmp_path
         wait_until(lambda: handover_lines(journal_of(work)) >= 1, what="a first hand-over")
         coordinator.send_signal(signal.SIGSTOP)      # it gathers nothing more for now
         gathered = handover_lines(journal_of(work))
-        prefix = f"archive:crawl:{crawl_ids(client)[0]}:"
+        prefix = f"archive:crawl:{crawl_of(client, store)}:"
         wait_until(lambda: client.llen(prefix + "handovers") > gathered + 1, what="more hand-overs")
         entry = json.loads(client.lindex(prefix + "handovers", gathered + 1))
         staged = store / entry["files"][0]["key"]
         data = bytearray(staged.read_bytes())
         data[len(data) // 2] ^= 0x01
-        staged.chmod(0o644)
-        staged.write_bytes(bytes(data))
+        if fault == "altered":
+            staged.write_bytes(bytes(data))
+        else:
+            staged.unlink()
         coordinator.send_signal(signal.SIGCONT)
         code, out, err = finish(coordinator)
     finally:
@@ -279,11 +295,14 @@ def test_a_warc_altered_in_staging_is_refused(gsite, key, redis_server, tmp_path
                 process.send_signal(signal.SIGCONT)
                 process.kill()
             process.wait()
+        forget_crawl(client, crawl_of(client, store))     # stopped, resumable: not by the next test
     assert code == 2, (out, err)
-    assert "does not match the SHA-256" in err and entry["files"][0]["name"] in err
+    said = "does not match the SHA-256" if fault == "altered" else "is missing from staging"
+    assert said in err and entry["files"][0]["name"] in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert stored(store) == []
-    assert staged.exists() and [p for p in work.iterdir() if p.is_dir()]
+    assert staged.exists() == (fault == "altered") and [p for p in work.iterdir() if p.is_dir()]
+    assert list((store / "staging").glob("*/*.warc.gz"))       # what was staged is kept
 
 
 def test_bad_redis_and_workers_are_refused_with_one_line(run, key, site, redis_server, tmp_path):

@@ -357,10 +357,19 @@ class RedisFrontier:
 
     def add_many(self, items: list[Item]) -> list[Item]:
         """Queue the items whose URLs were never seen in the crawl; returns those."""
+        # every item offered, new or not, for the hand-over of the fetch that found them
+        # (the coordinator's journal must know what each fetch leads to, whichever
+        # worker's fetch Redis heard of first)
+        self._thread.offered = list(items)
         if not items:
             return []
         flags = self._call(self.scripts.add, [self.max_pages, *(encode_item(i) for i in items)])
         return [item for item, new in zip(items, flags) if new]
+
+    def take_offered(self) -> list[Item]:
+        """The items this thread's last add_many was given (once)."""
+        offered, self._thread.offered = getattr(self._thread, "offered", []), []
+        return offered
 
     def retry(self, item: Item, not_before: float) -> None:
         """Put an item back once this worker hands its failed attempt over."""

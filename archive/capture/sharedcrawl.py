@@ -241,6 +241,9 @@ class Collector:
 
     def append(self, line: dict) -> None:
         kind = line.get("t")
+        if kind == "group":
+            # everything the fetch leads to, not only what Redis had not seen before
+            line["queue"] = [item.to_json() for item in self.worker.frontier.take_offered()]
         with self.cond:
             if kind == "group":
                 self.lines.append(line)

@@ -56,6 +56,7 @@ class Coordinator:
             store=store.address, warc_size=request.warc_size, dedup_against=request.dedup_against)
         self.cursor = 0
         self.processes: list[subprocess.Popen] = []
+        self.started = time.monotonic()      # this run's start: --max-time counts every run
 
     # -- setting up ------------------------------------------------------------
     def start(self) -> None:
@@ -92,12 +93,14 @@ class Coordinator:
         """`--processes N`: N-1 worker processes on this machine for this crawl."""
         logs = self.session.work / "workers"
         logs.mkdir(exist_ok=True)
+        endpoint = getattr(getattr(self.store, "client", None), "meta", None)
+        endpoint = ["--endpoint-url", endpoint.endpoint_url] if endpoint is not None else []
         for n in range(count):
             with open(logs / f"process-{n + 1}.log", "ab") as log:
                 self.processes.append(subprocess.Popen(
                     [sys.executable, "-m", "archive", "worker", "--redis", self.url,
-                     "--store", self.store.address, "--crawl", self.session.capture_id, "--quiet",
-                     "--work-dir", str(logs)],
+                     "--store", self.store.address, *endpoint, "--crawl", self.session.capture_id,
+                     "--quiet", "--work-dir", str(logs)],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log))
 
     # -- running -----------------------------------------------------------------
@@ -217,7 +220,8 @@ class Coordinator:
             groups.append(group)
             self.stats.count(group)
         line = {"t": "handover", "n": n, "epoch": self.config.epoch, "worker": worker,
-                "files": files, "groups": groups, "robots": entry.get("robots", [])}
+                "files": files, "groups": groups, "robots": entry.get("robots", []),
+                "elapsed": round(time.monotonic() - self.started, 3)}
         if files:
             current = self.container.members[-1]
             line["warc"] = [current.entry.name.rsplit("/", 1)[-1], current.entry.size, current.entry.crc]

@@ -125,6 +125,9 @@ class CrawlState:
             for group in line["groups"]:
                 self.apply({**group, "t": "group"})
             self.position = tuple(line["warc"]) if line.get("warc") else self.position
+            elapsed = line.get("elapsed")
+            if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool):
+                self.this_run = max(self.this_run, float(elapsed))
             for url, answer in line.get("robots", ()):
                 self.robots[url] = RobotsAnswer.from_json(answer)
             self.handovers.append({

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -347,6 +348,7 @@ class SharedWorker:
                 self.dedup.earlier.close()
         if self._failure is not None:
             raise self._failure
+        shutil.rmtree(self.work, ignore_errors=True)    # everything in it was handed over
         return self.stats
 
     def _background(self) -> None:

@@ -21,6 +21,9 @@ from tests.site import SiteServer, generated_site
 from tests.warcs import member, pages, records
 
 
+PAGES = 24     # pages of the generated site crawled (each with four requisites)
+
+
 def archive(*args, env=None) -> subprocess.Popen:
     return subprocess.Popen([str(BIN / "archive"), *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
@@ -75,7 +78,7 @@ def wait_until(condition, timeout: float = 60.0, what: str = "condition") -> Non
 
 @pytest.fixture
 def gsite():
-    site = generated_site(30)
+    site = generated_site(PAGES)
     site.delay = 0.05       # a crawl of a few seconds, so that workers join it
     with SiteServer(site) as server:
         yield server
@@ -110,8 +113,8 @@ def test_coordinator_and_three_workers_capture_what_one_process_does(
     assert sorted(p["url"] for p in pages(shared)) == sorted(p["url"] for p in pages(alone))
     counts = fetched(shared)
     assert counts == fetched(alone)
-    assert set(counts.values()) == {1} and len(counts) == 30 * 5 + 1    # + robots.txt
-    assert result["pages"] == 30 and result["failed"] == 0
+    assert set(counts.values()) == {1} and len(counts) == PAGES * 5 + 1    # + robots.txt
+    assert result["pages"] == PAGES and result["failed"] == 0
     # the server answered each URL once: nothing was fetched twice
     assert max(Counter(gsite.site.requests).values()) == 1
 
@@ -153,20 +156,21 @@ def forget_crawl(client, capture_id: str | None) -> None:
         client.srem("archive:crawls", capture_id)
 
 
-def everything(gsite, n: int = 30) -> set[str]:
+def everything(gsite, n: int = None) -> set[str]:
     """Every URL of the generated site: pages, their four requisites, robots.txt."""
+    n = n or PAGES
     paths = ["/robots.txt"] + ["/" if i == 0 else f"/p/{i}.html" for i in range(n)]
     paths += [p for i in range(n) for p in (f"/s/{i}.css", f"/j/{i}.js", f"/i/{i}-a.png", f"/i/{i}-b.png")]
     return {gsite.url(p) for p in paths}
 
 
 def the_whole_site_once(gsite, store: Path, pubkey: Path) -> Path:
-    """The one stored capture: verified, every URL of the site in it once, 30 pages."""
+    """The one stored capture: verified, every URL of the site in it once, all PAGES pages."""
     (wacz,) = stored(store)
     verify(wacz, pubkey)
     counts = fetched(wacz)
     assert set(counts) == everything(gsite) and set(counts.values()) == {1}
-    assert len(pages(wacz)) == 30
+    assert len(pages(wacz)) == PAGES
     return wacz
 
 
@@ -384,22 +388,6 @@ def test_jobs_serve_on_two_processes_with_one_redis_runs_each_due_job_once(
     verify(waczs[-1], pubkey)
 
 
-def test_max_pages_holds_for_the_crawl_as_a_whole(key, redis_server, tmp_path):
-    with SiteServer(generated_site(30)) as server:
-        store = tmp_path / "store"
-        code, out, err = finish(archive(
-            "capture", server.url("/"), "--depth", "9", "--scope", "host", "--key", key,
-            "--store", store, "--work-dir", tmp_path / "work", "--redis", redis_server.url,
-            "--processes", "2", "--max-pages", "5", "--json"))
-        assert code == 0, err
-    (wacz,) = stored(store)
-    evidence = json.loads(member(wacz, "evidence/capture.json"))
-    assert len(pages(wacz)) == 5 and evidence["stopReason"] == "max-pages"
-    assert evidence["notFetched"] and not set(evidence["notFetched"]) & {p["url"] for p in pages(wacz)}
-    # the shallowest pages, as one process keeps them
-    assert server.url("/") in {p["url"] for p in pages(wacz)}
-
-
 def test_a_killed_coordinator_resumes_the_shared_crawl(gsite, key, pubkey, redis_server, tmp_path):
     store, work = tmp_path / "store", tmp_path / "work"
     (worker,) = start_workers(1, redis_server.url, store, tmp_path / "workers", "--workers", "2")
@@ -424,20 +412,26 @@ def test_a_killed_coordinator_resumes_the_shared_crawl(gsite, key, pubkey, redis
     assert evidence["resumed"] and len(evidence["workers"]) >= 2
 
 
-def test_staging_in_s3(gsite, key, s3, tmp_path):
+def test_max_pages_holds_for_the_crawl_as_a_whole_staged_in_s3(key, pubkey, s3, tmp_path):
     from tests.redisserver import RedisServer
-    server = RedisServer(tmp_path / "redis").start()
+    server = RedisServer(tmp_path / "redis").start()     # moto's objects and Redis: this test's own
     try:
-        code, out, err = finish(archive(
-            "capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
-            "--store", s3.address("team"), "--work-dir", tmp_path / "work", "--redis", server.url,
-            "--processes", "2", "--workers", "2", "--host-workers", "8", "--json"))
+        with SiteServer(generated_site(30)) as site:
+            code, out, err = finish(archive(
+                "capture", site.url("/"), "--depth", "9", "--scope", "host", "--key", key,
+                "--store", s3.address("team"), "--work-dir", tmp_path / "work", "--redis", server.url,
+                "--processes", "2", "--max-pages", "5", "--json"))
     finally:
         server.stop()
     assert code == 0, err
     result = json.loads(out)
-    assert result["pages"] == 30 and result["address"].startswith("s3://")
+    assert result["address"].startswith("s3://") and result["stop_reason"] == "max-pages"
     assert [k for k in s3.keys() if "/staging/" in k] == []       # removed once stored
-    code, out, err = finish(archive("verify", result["address"], "--trust",
-                                    Path(str(key)).with_name("signing-key.pub.pem")))
+    code, out, err = finish(archive("verify", result["address"], "--trust", pubkey))
     assert code == 0, out + err
+    wacz = tmp_path / "capture.wacz"
+    wacz.write_bytes(s3.read(result["address"].split("/", 3)[3]))
+    evidence = json.loads(member(wacz, "evidence/capture.json"))
+    assert len(pages(wacz)) == 5 and evidence["stopReason"] == "max-pages"
+    assert evidence["notFetched"] and not set(evidence["notFetched"]) & {p["url"] for p in pages(wacz)}
+    assert site.url("/") in {p["url"] for p in pages(wacz)}      # the shallowest pages are kept

@@ -62,8 +62,9 @@ def describe(url: str) -> str:
     return parts.geturl()
 
 
-def connect(url: str, timeout: float = 5.0) -> redis.Redis:
-    """A client for `url`, checked with PING; ArchiveError when it cannot be used."""
+def connect(url: str, timeout: float = 5.0, name: str | None = None) -> redis.Redis:
+    """A client for `url`, checked with PING; ArchiveError when it cannot be used. `name`
+    shows in Redis's CLIENT LIST (which workers are connected)."""
     counting = {}
     if os.environ.get(STATS_ENV) and urlsplit(url).scheme == "redis":
         counting = {"connection_class": CountingConnection}
@@ -74,7 +75,7 @@ def connect(url: str, timeout: float = 5.0) -> redis.Redis:
         client = redis.Redis.from_url(
             url, socket_connect_timeout=timeout, socket_timeout=30.0, decode_responses=True,
             retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), RETRIES),
-            retry_on_error=[redis.ConnectionError, redis.TimeoutError], **counting)
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError], client_name=name, **counting)
     except ValueError as exc:
         raise ArchiveError(f"not a Redis URL: {describe(url)} ({exc})") from None
     try:

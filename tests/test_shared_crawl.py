@@ -61,12 +61,19 @@ def workers_running(n: int, redis_url: str, store: Path, work: Path, *extra):
     workers = start_workers(n, redis_url, store, work, *extra)
     ended: list = []
     try:
+        wait_until(lambda: connected_workers(redis_url) >= n, what="the workers to connect")
         yield ended
     finally:
         for worker in workers:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
         ended += [finish(w, 30) for w in workers]
+
+
+def connected_workers(redis_url: str) -> int:
+    import redis as redis_py
+    with redis_py.Redis.from_url(redis_url) as client:
+        return sum(1 for c in client.client_list() if c.get("name") == "archive-worker")
 
 
 def wait_until(condition, timeout: float = 60.0, what: str = "condition") -> None:

@@ -405,6 +405,11 @@ class Crawler:
         kind = kind or ("requisite" if item.requisite else "page")
         failed = bool(not result.has_response or result.truncated or result.status >= 400
                       or outcome.note)
+        # A frontier shared through Redis is told before the writer is locked (a round trip
+        # the other threads need not wait for; the coordinator orders its journal). This
+        # process's own is told under the lock: the journal then queues a URL before any
+        # line that fetched it.
+        told = self.frontier.add_many(outcome.new_items) if self.frontier.shared else None
         with self.writer.batch():
             written = write_exchange(
                 self.writer, result, outlinks=outcome.links.pages + outcome.links.requisites,
@@ -412,7 +417,7 @@ class Crawler:
                 extra_fields={"attempt": item.attempt + 1} if item.attempt else None,
                 dedup=self.dedup,
             )
-            queued = self.frontier.add_many(outcome.new_items)
+            queued = told if told is not None else self.frontier.add_many(outcome.new_items)
             line = {"t": "group", "url": item.url, "kind": kind, "final": final,
                     "queue": [new.to_json() for new in queued]}
             if final:

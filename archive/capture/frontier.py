@@ -55,6 +55,8 @@ class Frontier:
     """Thread-safe queue of Items. claim() blocks until an item may start, and returns
     None once nothing is queued or running (or the crawl was stopped)."""
 
+    shared = False      # this process's own (RedisFrontier: shared by processes)
+
     def __init__(self, per_host: int = 4, delay: float = 0.0, max_pages: int | None = None) -> None:
         self.per_host = max(1, per_host)
         self.delay = max(0.0, delay)

@@ -275,6 +275,8 @@ class RedisFrontier:
     called when nothing may start now (tail: nothing is queued at all), so the worker
     can hand over what it holds; it returns True when it handed something over."""
 
+    shared = True
+
     def __init__(self, client: redis.Redis, capture_id: str, worker_id: str, *, lease: float,
                  per_host: int, delay: float, max_pages: int | None,
                  on_idle: Callable[[bool], bool] | None = None) -> None:

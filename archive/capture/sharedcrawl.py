@@ -150,16 +150,17 @@ class SharedDedup(Dedup):
         super().__init__(earlier)
         self.client, self.prefix = client, prefix
         self._handed: dict = {}
+        self._absent: set = set()     # asked by prepare() and not in Redis
         self.lookups = 0
 
-    def lookup(self, digest: str) -> Original | None:
+    def prepare(self, digest: str) -> None:
+        """Ask Redis before the writer's lock is taken (the other threads need not wait
+        for the round trip); lookup() then takes the answer."""
         key = _key(digest)
-        if key is None:
-            return None
-        if key in self._seen:
-            return self._seen[key]
-        if key in self._handed:
-            return self._handed[key]
+        if key is not None and key not in self._seen and key not in self._handed:
+            self._ask(digest, key)
+
+    def _ask(self, digest: str, key) -> None:
         self.lookups += 1
         try:
             raw = self.client.hget(self.prefix + "digests", digest_key(digest))
@@ -167,6 +168,21 @@ class SharedDedup(Dedup):
             raise RedisLost(f"Redis stopped answering: {exc}") from None
         if raw is not None:
             self._handed[key] = Original(*json.loads(raw))
+        else:
+            # not handed over by anyone when asked: an original handed over since is
+            # missed, and the payload stored in full (never a revisit to nothing)
+            self._absent.add(key)
+
+    def lookup(self, digest: str) -> Original | None:
+        key = _key(digest)
+        if key is None:
+            return None
+        if key in self._seen:
+            return self._seen[key]
+        if key not in self._handed and key not in self._absent:
+            self._ask(digest, key)
+        self._absent.discard(key)
+        if key in self._handed:
             return self._handed[key]
         return self.earlier.original(digest) if self.earlier else None
 

@@ -37,7 +37,7 @@ def run(args) -> int:
     url = redis_url(args.redis)
     if not url:
         raise ArchiveError(f"no Redis: give --redis URL (or set {REDIS_ENV})")
-    client = connect(url)
+    client = connect(url, name="archive-worker")
     stop = threading.Event()
     progress = Progress(not args.quiet and not args.json)
     started = time.monotonic()

@@ -297,6 +297,7 @@ class RedisFrontier:
         self._local_stop: str | None = None
         self._cond = threading.Condition()
         self._thread = threading.local()         # `finished`: the item to release next claim
+        self._slowed: dict[str, float] = {}      # origin -> Crawl-delay told to Redis
 
     def _call(self, script, args: list):
         self.round_trips += 1
@@ -382,7 +383,11 @@ class RedisFrontier:
         self._call(self.scripts.hold, [origin(url), max(0, int((until - time.monotonic()) * 1000)), -1])
 
     def slow_down(self, url: str, delay: float) -> None:
-        self._call(self.scripts.hold, [origin(url), int(delay * 1000), int(delay * 1000)])
+        key = origin(url)
+        if self._slowed.get(key, -1.0) >= delay:
+            return      # said already (a robots.txt Crawl-delay is read for every URL)
+        self._call(self.scripts.hold, [key, int(delay * 1000), int(delay * 1000)])
+        self._slowed[key] = delay
 
     def mark_seen(self, urls) -> list[str]:
         raise NotImplementedError("a browser crawl is not shared through Redis")

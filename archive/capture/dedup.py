@@ -167,10 +167,6 @@ class Dedup:
         self.earlier = earlier
         self._seen: dict = {}
 
-    def prepare(self, digest: str) -> None:
-        """Look `digest` up ahead where that is slow (a shared crawl asks Redis), before
-        the writer's lock is taken; nothing to do here."""
-
     def lookup(self, digest: str) -> Original | None:
         key = _key(digest)
         if key in self._seen:

@@ -93,8 +93,6 @@ def write_exchange(
     and a new one is registered as an original (under the writer's lock, so an original
     is only ever known together with the record it names)."""
     revisit_block = header_block(result) if dedup is not None and dedupable(result) else None
-    if revisit_block is not None:
-        dedup.prepare(result.payload_digest)     # any slow look-up before the lock
     with writer.batch():
         recorded = Recorded(bytes=result.response_length)
         response_ref = _write_response(writer, result, revisit_block, dedup, recorded)

@@ -14,7 +14,8 @@ items by priority), ready (zset of origins by the time they may start again), h:
 (hash: active, next, delay), delayed (zset: retries by time), leases (zset: URL by
 expiry), owner / litem (hashes by URL), active (set), counted (set: pages counted
 against --max-pages), pages, queued, over (list: pages left by --max-pages), stop,
-handovers (list), done (set), digests (hash), robots (hash), alive (zset: workers).
+handovers (list), done (set), digests (hash) and digestlog (list: the same, in the order
+handed over), robots (hash), alive (zset: workers).
 Times are the Redis server's (TIME): machines' clocks never need to agree.
 """
 
@@ -76,14 +77,24 @@ local function drop_lease(url)
 end
 """
 
-# ARGV: prefix, worker id, lease ms, per-host limit, delay ms, max pages (-1: none), and
-# the URL and origin this thread finished with ('' for none): a release rides along
+# ARGV: prefix, worker id, lease ms, per-host limit, delay ms, max pages (-1: none), the
+# URL and origin this thread finished with ('' for none: a release rides along), and how
+# much of the log of payload digests handed over this worker has read. Every reply but
+# 'gone' is {kind, a, b, new log position, log entries...}: each worker learns the
+# crawl's deduplication originals with its claims, never asking for them one by one.
 _CLAIM = _COMMON + """
 local wid, lease, per_host, delay, maxp = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 if ARGV[7] ~= '' and redis.call('SREM', P .. 'active', ARGV[7]) == 1 then
   redis.call('HINCRBY', P .. 'h:' .. ARGV[8], 'active', -1)
 end
 if redis.call('EXISTS', P .. 'config') == 0 then return {'gone'} end
+local function reply(kind, a, b)
+  local cursor = tonumber(ARGV[9])
+  local log = redis.call('LRANGE', P .. 'digestlog', cursor, cursor + 499)
+  local out = {kind, a or '', b or '', tostring(cursor + #log)}
+  for _, e in ipairs(log) do out[#out + 1] = e end
+  return out
+end
 local now = now_ms()
 for _, url in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now)) do
   local it = drop_lease(url)
@@ -91,7 +102,7 @@ for _, url in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now)) do
   if it then push(it, false) end
 end
 local stop = redis.call('GET', P .. 'stop')
-if stop then return {'stop', stop} end
+if stop then return reply('stop', stop) end
 for _, it in ipairs(redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now)) do
   redis.call('ZREM', P .. 'delayed', it)
   push(it, false)
@@ -138,11 +149,11 @@ if best then
   if is_page(d) and redis.call('SADD', P .. 'counted', d[1]) == 1 then
     redis.call('INCR', P .. 'pages')
   end
-  return {'item', best}
+  return reply('item', best)
 end
 local queued = tonumber(redis.call('GET', P .. 'queued') or '0')
 if queued == 0 and redis.call('ZCARD', P .. 'leases') == 0 and redis.call('ZCARD', P .. 'delayed') == 0 then
-  return {'done'}
+  return reply('done')
 end
 local wait = 1000
 local r = redis.call('ZRANGEBYSCORE', P .. 'ready', '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
@@ -151,7 +162,7 @@ local dl = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
 if dl[2] then wait = math.min(wait, tonumber(dl[2]) - now) end
 local ls = redis.call('ZRANGE', P .. 'leases', 0, 0, 'WITHSCORES')
 if ls[2] then wait = math.min(wait, tonumber(ls[2]) - now + 1) end
-return {'wait', tostring(math.max(wait, 1)), tostring(queued)}
+return reply('wait', tostring(math.max(wait, 1)), tostring(queued))
 """
 
 # ARGV: prefix, max pages, item... ; returns 1 for each item queued, 0 for one seen before
@@ -235,7 +246,11 @@ for _, r in ipairs(c.retry) do
   drop_lease(r[1])
   redis.call('ZADD', P .. 'delayed', now + r[3], r[2])
 end
-for _, kv in ipairs(c.digests) do redis.call('HSETNX', P .. 'digests', kv[1], kv[2]) end
+for _, kv in ipairs(c.digests) do
+  if redis.call('HSETNX', P .. 'digests', kv[1], kv[2]) == 1 then
+    redis.call('RPUSH', P .. 'digestlog', kv[1] .. ' ' .. kv[2])
+  end
+end
 for _, kv in ipairs(c.robots) do
   redis.call('HSET', P .. 'robots', kv[1], kv[2])
   redis.call('DEL', P .. 'robotslock:' .. kv[3])
@@ -298,6 +313,8 @@ class RedisFrontier:
         self._cond = threading.Condition()
         self._thread = threading.local()         # `finished`: the item to release next claim
         self._slowed: dict[str, float] = {}      # origin -> Crawl-delay told to Redis
+        self.digests_read = 0                    # entries of the digest log learnt
+        self.on_digests: Callable[[list[str]], None] | None = None
 
     def _call(self, script, args: list):
         self.round_trips += 1
@@ -316,9 +333,11 @@ class RedisFrontier:
                 return None
             reply = self._call(self.scripts.claim, [
                 self.worker_id, self.lease_ms, self.per_host, self.delay_ms, self.max_pages,
-                done.url if done else "", origin(done.url) if done else ""])
+                done.url if done else "", origin(done.url) if done else "", self.digests_read])
             self._thread.finished = None
             kind = reply[0]
+            if kind != "gone":
+                self._learn(int(reply[3]), reply[4:])
             if kind == "item":
                 item = decode_item(reply[1])
                 with self._cond:
@@ -340,6 +359,14 @@ class RedisFrontier:
             with self._cond:
                 # woken early when a thread of this process releases a host
                 self._cond.wait(min(max(wait, 0.005), 0.1))
+
+    def _learn(self, position: int, entries: list[str]) -> None:
+        """Originals handed over since this worker last read the log (threads may read
+        the same entries twice: learning one again is harmless)."""
+        if entries and self.on_digests is not None:
+            self.on_digests(entries)
+        with self._cond:
+            self.digests_read = max(self.digests_read, position)
 
     def release(self, item: Item) -> None:
         """The thread is done with the item: its host is freed with the thread's next

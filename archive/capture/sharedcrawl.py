@@ -92,8 +92,10 @@ def create_crawl(client: redis.Redis, config: CrawlConfig, state: CrawlState | N
             pipe.set(prefix + "bytes", state.stats.bytes)
             for url, answer in state.robots.items():
                 pipe.hset(prefix + "robots", url, json.dumps(answer.to_json()))
-            for digest, original in state.originals:
-                pipe.hsetnx(prefix + "digests", digest_key(digest), json.dumps(original.to_json()))
+            for digest, original in dict(reversed(state.originals)).items():   # the first wins
+                value = json.dumps(original.to_json())
+                pipe.hset(prefix + "digests", digest_key(digest), value)
+                pipe.rpush(prefix + "digestlog", f"{digest_key(digest)} {value}")
             pipe.execute()
         frontier.add_many(pending)
         client.set(prefix + "config", json.dumps(asdict(config)))
@@ -144,44 +146,28 @@ def new_worker_id() -> str:
 class SharedDedup(Dedup):
     """Originals this worker wrote since its last hand-over (they reach the capture with
     the revisits that point at them, or neither does), then those handed over by any
-    worker, from Redis."""
+    worker, learnt from the crawl's digest log."""
 
-    def __init__(self, client: redis.Redis, prefix: str, earlier: EarlierCapture | None = None) -> None:
+    def __init__(self, earlier: EarlierCapture | None = None) -> None:
         super().__init__(earlier)
-        self.client, self.prefix = client, prefix
         self._handed: dict = {}
-        self._absent: set = set()     # asked by prepare() and not in Redis
-        self.lookups = 0
 
-    def prepare(self, digest: str) -> None:
-        """Ask Redis before the writer's lock is taken (the other threads need not wait
-        for the round trip); lookup() then takes the answer."""
-        key = _key(digest)
-        if key is not None and key not in self._seen and key not in self._handed:
-            self._ask(digest, key)
-
-    def _ask(self, digest: str, key) -> None:
-        self.lookups += 1
-        try:
-            raw = self.client.hget(self.prefix + "digests", digest_key(digest))
-        except redis.RedisError as exc:
-            raise RedisLost(f"Redis stopped answering: {exc}") from None
-        if raw is not None:
-            self._handed[key] = Original(*json.loads(raw))
-        else:
-            # not handed over by anyone when asked: an original handed over since is
-            # missed, and the payload stored in full (never a revisit to nothing)
-            self._absent.add(key)
+    def learn(self, entries: list[str]) -> None:
+        """Originals any worker handed over, from the digest log the claims bring."""
+        for entry in entries:
+            key, _, original = entry.partition(" ")
+            algorithm, _, hexdigest = key.partition(":")
+            self._handed[(algorithm, bytes.fromhex(hexdigest))] = Original(*json.loads(original))
 
     def lookup(self, digest: str) -> Original | None:
+        # this worker's own originals not handed over yet, then those handed over by any
+        # worker as far as this worker has heard (one handed over a moment ago may be
+        # missed: that payload is stored in full, never a revisit to nothing)
         key = _key(digest)
         if key is None:
             return None
         if key in self._seen:
             return self._seen[key]
-        if key not in self._handed and key not in self._absent:
-            self._ask(digest, key)
-        self._absent.discard(key)
         if key in self._handed:
             return self._handed[key]
         return self.earlier.original(digest) if self.earlier else None
@@ -313,7 +299,8 @@ class SharedWorker:
         self.frontier = RedisFrontier(client, config.capture_id, self.worker_id, lease=config.lease,
                                       per_host=options.host_workers, delay=options.delay,
                                       max_pages=options.max_pages, on_idle=self._idle)
-        self.dedup = SharedDedup(client, self.prefix, earlier)
+        self.dedup = SharedDedup(earlier)
+        self.frontier.on_digests = self.dedup.learn
         self.robots = SharedRobots(options.user_agent, client, self.prefix, config.lease,
                                    self.collector.urgent.set) if options.obey_robots else None
         self.crawler = Crawler(options, self.writer, self.collector, str(self.work / "spool"),

@@ -87,6 +87,8 @@ def wait_until(condition, timeout: float = 60.0, what: str = "condition") -> Non
 def gsite():
     site = generated_site(PAGES)
     site.delay = 0.05       # a crawl of a few seconds, so that workers join it
+    for i in range(PAGES):  # one image the same on every page: revisits, across workers
+        site.routes[f"/i/{i}-b.png"].body = b"\x89PNG\r\n\x1a\n the same image on every page"
     with SiteServer(site) as server:
         yield server
 
@@ -125,6 +127,11 @@ def test_coordinator_and_three_workers_capture_what_one_process_does(
     # the server answered each URL once: nothing was fetched twice
     assert max(Counter(gsite.site.requests).values()) == 1
 
+    # revisits point at originals the capture holds, whichever worker stored them
+    every = records(shared)
+    ids = {r["headers"]["WARC-Record-ID"] for r in every if r["type"] == "response"}
+    revisits = [r for r in every if r["type"] == "revisit"]
+    assert revisits and all(r["headers"]["WARC-Refers-To"] in ids for r in revisits)
     evidence = json.loads(member(shared, "evidence/capture.json"))
     took_part = [w for w in evidence["workers"] if w["fetches"]]
     assert len(took_part) >= 2, evidence["workers"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -22,11 +23,13 @@ from archive import __version__
 from archive.capture.frontier import Item
 from archive.capture.journal import CrawlState, CrawlStats, Journal
 from archive.capture.redisfrontier import CRAWLS_KEY, crawl_prefix
-from archive.capture.sharedcrawl import CrawlConfig, create_crawl, crawl_keys, new_worker_id, read_config
+from archive.capture.sharedcrawl import (
+    CrawlConfig, create_crawl, crawl_keys, new_epoch, new_worker_id, read_config,
+)
 from archive.errors import ArchiveError
 from archive.hashing import CHUNK
 from archive.ids import is_capture_id
-from archive.redisconn import RedisLost, connect, describe
+from archive.redisconn import REDIS_ENV, RedisLost, connect, describe
 from archive.seal.container import ContainerWriter
 from archive.store.staging import open_staged, remove_staged, staging_prefix
 from archive.warc.writer import WARC_DIR
@@ -53,7 +56,9 @@ class Coordinator:
         self.config = CrawlConfig(
             capture_id=session.capture_id, version=__version__, options=asdict(request.crawl),
             operator=request.operator, job=request.job, lease=request.lease,
-            store=store.address, warc_size=request.warc_size, dedup_against=request.dedup_against)
+            # a folder store by its absolute path: workers elsewhere resolve it the same way
+            store=store.address if "://" in store.address else os.path.abspath(store.address),
+            warc_size=request.warc_size, dedup_against=request.dedup_against)
         self.cursor = 0
         self.processes: list[subprocess.Popen] = []
         self.started = time.monotonic()      # this run's start: --max-time counts every run
@@ -84,7 +89,7 @@ class Coordinator:
             # journal (a new epoch: hand-overs of the old one are never taken)
             for key in crawl_keys(self.client, session.capture_id):
                 self.client.delete(key)
-            self.config.epoch = CrawlConfig(session.capture_id, "", {}, "").epoch
+            self.config.epoch = new_epoch()
             create_crawl(self.client, self.config, self.state)
         self.journal.append({"t": "resume", "epoch": self.config.epoch,
                              "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -97,10 +102,12 @@ class Coordinator:
         endpoint = ["--endpoint-url", endpoint.endpoint_url] if endpoint is not None else []
         for n in range(count):
             with open(logs / f"process-{n + 1}.log", "ab") as log:
+                # the Redis URL (it may hold a password) through the environment, not argv
                 self.processes.append(subprocess.Popen(
-                    [sys.executable, "-m", "archive", "worker", "--redis", self.url,
-                     "--store", self.store.address, *endpoint, "--crawl", self.session.capture_id,
-                     "--quiet", "--work-dir", str(logs)],
+                    [sys.executable, "-m", "archive", "worker", "--store", self.config.store,
+                     *endpoint, "--crawl", self.session.capture_id, "--quiet",
+                     "--work-dir", str(logs)],
+                    env={**os.environ, REDIS_ENV: self.url},
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log))
 
     # -- running -----------------------------------------------------------------

@@ -452,3 +452,30 @@ def test_max_pages_holds_for_the_crawl_as_a_whole_staged_in_s3(key, pubkey, s3, 
     assert len(pages(wacz)) == 5 and evidence["stopReason"] == "max-pages"
     assert evidence["notFetched"] and not set(evidence["notFetched"]) & {p["url"] for p in pages(wacz)}
     assert site.url("/") in {p["url"] for p in pages(wacz)}      # the shallowest pages are kept
+
+
+def test_the_redis_password_is_sealed_nowhere(key, tmp_path):
+    from tests.redisserver import RedisServer
+    secret = "s3cret-redis-password-7f3a"
+    server = RedisServer(tmp_path / "redis", password=secret).start()
+    store = tmp_path / "store"
+    try:
+        with SiteServer(generated_site(6)) as site:
+            wrong = server.url.replace(secret, "wrong")
+            code, out, err = finish(archive("capture", site.url("/"), "--key", key, "--store", store,
+                                            "--work-dir", tmp_path / "work", "--redis", wrong))
+            assert code == 2 and len(err.strip().splitlines()) == 1, err
+            assert "wrong" not in err and not (tmp_path / "work").exists()
+            code, out, err = finish(archive(
+                "capture", site.url("/"), "--depth", "3", "--scope", "host", "--key", key,
+                "--store", store, "--work-dir", tmp_path / "work", "--redis", server.url,
+                "--processes", "2", "--json"))
+            assert code == 0, err
+    finally:
+        server.stop()
+    (wacz,) = stored(store)
+    everything_said = b"".join(r["payload"] + json.dumps(r["headers"]).encode() for r in records(wacz))
+    assert b"command: " in everything_said and b"redis://:***@" in everything_said
+    assert secret.encode() not in everything_said and secret.encode() not in wacz.read_bytes()
+    for path in store.rglob("*"):
+        assert path.is_dir() or secret.encode() not in path.read_bytes(), path

@@ -54,7 +54,7 @@ class CrawlConfig:
     operator: str
     job: str | None = None
     lease: float = DEFAULT_LEASE
-    epoch: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    epoch: str = field(default_factory=lambda: new_epoch())
     store: str | None = None
     warc_size: int = DEFAULT_MAX_SIZE
     dedup_against: str | None = None     # an earlier capture's id in the store
@@ -136,6 +136,11 @@ def check_version(config: CrawlConfig) -> None:
     if config.version != __version__:
         raise ArchiveError(f"crawl {config.capture_id} is run by archive {config.version}; this "
                            f"worker is archive {__version__} (one capture, one software version)")
+
+
+def new_epoch() -> str:
+    """A new state of a crawl in Redis: hand-overs of an earlier one are never taken."""
+    return uuid.uuid4().hex[:12]
 
 
 def new_worker_id() -> str:

@@ -7,6 +7,7 @@ import getpass
 import hashlib
 import os
 import platform
+import re
 import socket
 import sys
 
@@ -20,6 +21,15 @@ def default_operator() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return os.environ.get("USER") or "unknown"
+
+
+_URL_PASSWORD = re.compile(r"(://[^/@:\s]*):[^@/\s]*@")
+
+
+def redacted_command(argv: list[str]) -> str:
+    """The command line as recorded: a password inside a URL (`redis://:secret@host`)
+    becomes `***`; secrets are never sealed."""
+    return _URL_PASSWORD.sub(r"\1:***@", " ".join(argv))
 
 
 def warcinfo_fields(
@@ -37,7 +47,7 @@ def warcinfo_fields(
         "operator": operator,
         "hostname": socket.gethostname(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "command": " ".join(sys.argv),
+        "command": redacted_command(sys.argv),
         "capture-id": capture_id,
         "job": job,
         "robots": robots,

@@ -394,7 +394,11 @@ class RedisFrontier:
         if not items:
             return []
         flags = self._call(self.scripts.add, [self.max_pages, *(encode_item(i) for i in items)])
-        return [item for item, new in zip(items, flags) if new]
+        queued = [item for item, new in zip(items, flags) if new]
+        if queued:
+            with self._cond:
+                self._cond.notify_all()     # this process's idle threads look again at once
+        return queued
 
     def take_offered(self) -> list[Item]:
         """The items this thread's last add_many was given (once)."""

@@ -422,9 +422,14 @@ class SharedWorker:
             control = {"leased": leased, "final": final, "retry": retry, "digests": digests,
                        "robots": robots, "bytes": sum(g.get("bytes", 0) for g in groups),
                        "max_bytes": -1 if self.options.max_bytes is None else self.options.max_bytes}
-            reply = self.frontier._call(self.frontier.scripts.handover, [
-                self.worker_id, json.dumps(entry, separators=(",", ":")),
-                json.dumps(control, separators=(",", ":"))])
+            if len(set(final)) != len(final):
+                # a URL fetched twice by this worker (its lease ran out, and it claimed the
+                # URL again): never hand that over; the leases run out, others fetch them
+                reply = ["lost"]
+            else:
+                reply = self.frontier._call(self.frontier.scripts.handover, [
+                    self.worker_id, json.dumps(entry, separators=(",", ":")),
+                    json.dumps(control, separators=(",", ":"))])
             if reply[0] == "gone":
                 raise RedisLost("the crawl's state is gone from Redis (restarted without "
                                 "persistence, or flushed)")

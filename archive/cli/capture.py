@@ -215,7 +215,7 @@ def run(args) -> int:
         progress.update(
             f"pages {stats.pages}  requisites {stats.requisites}  queued {queued}  "
             f"failed {stats.failed}  {human_bytes(stats.bytes)}  "
-            f"{stats.pages / elapsed:.1f} pages/s  {human_bytes(stats.bytes / elapsed)}/s"
+            f"{stats.pages / elapsed:.1f} pages/s  {human_bytes(int(stats.bytes / elapsed))}/s"
             + (f"  workers {workers}" if workers is not None else "")
         )
 

@@ -24,10 +24,14 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: Path, port: int | None = None, password: str | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, password: str | None = None,
+                 durable: bool = False) -> None:
+        """`durable`: every write on disk before it is acknowledged (appendonly, fsync
+        always), the setting a deployment that must survive a restart uses."""
         self.directory = Path(directory)
         self.port = port or free_port()
         self.password = password
+        self.durable = durable
         self.process: subprocess.Popen | None = None
 
     @property
@@ -42,7 +46,8 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory), "--protected-mode", "no",
+             "--appendonly", "yes" if self.durable else "no", "--appendfsync", "always",
+             "--dir", str(self.directory), "--protected-mode", "no",
              *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2)

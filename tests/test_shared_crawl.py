@@ -479,3 +479,23 @@ def test_the_redis_password_is_sealed_nowhere(key, tmp_path):
     assert secret.encode() not in everything_said and secret.encode() not in wacz.read_bytes()
     for path in store.rglob("*"):
         assert path.is_dir() or secret.encode() not in path.read_bytes(), path
+
+
+def test_a_durable_redis_restarted_mid_crawl_changes_nothing(gsite, key, pubkey, tmp_path):
+    from tests.redisserver import RedisServer
+    server = RedisServer(tmp_path / "redis", durable=True).start()
+    store, work = tmp_path / "store", tmp_path / "work"
+    coordinator = archive("capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
+                          "--store", store, "--work-dir", work, "--redis", server.url,
+                          "--workers", "2", "--host-workers", "8")
+    try:
+        wait_until(lambda: handover_lines(journal_of(work)) >= 1, what="a first hand-over")
+        server.kill()
+        server.start()          # its append-only file holds every write it acknowledged
+        code, out, err = finish(coordinator)
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+        server.stop()
+    assert code == 0, err
+    the_whole_site_once(gsite, store, pubkey)

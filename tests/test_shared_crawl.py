@@ -223,12 +223,13 @@ def test_a_worker_killed_mid_crawl_changes_nothing(gsite, key, pubkey, redis_ser
     assert max(Counter(gsite.site.requests).values()) >= 1
 
 
-def test_per_host_delay_holds_across_workers(key, redis_server, tmp_path):
-    from tests.site import Site
+def test_per_host_delay_and_retry_after_hold_across_workers(key, redis_server, tmp_path):
+    from tests.site import Site, fails_then
     site = Site()
     site.html("/", "home", "".join(f'<a href="/p{i}">{i}</a>' for i in range(1, 8)))
     for i in range(1, 8):
         site.html(f"/p{i}", f"page {i}", "a page")
+    site.add("/p3", handler=fails_then(503, {"Retry-After": "2"}))
     with SiteServer(site) as server:
         store = tmp_path / "store"
         with workers_running(2, redis_server.url, store, tmp_path / "workers"):
@@ -238,9 +239,13 @@ def test_per_host_delay_holds_across_workers(key, redis_server, tmp_path):
                 "--delay", "0.5", "--ignore-robots", "--workers", "4", "--host-workers", "4"))
     assert code == 0, err
     starts = sorted(t for _, t in site.times)
-    assert len(starts) == 8
+    assert len(starts) == 9                  # /p3 twice: 503, then its retry
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert min(gaps) >= 0.35, gaps       # 0.5 s apart when claimed; sending jitter is smaller
+    # after the 503 with Retry-After: 2, no worker sent anything to the site for 2 s
+    busy = min(t for path, t in site.times if path == "/p3")
+    after = [t for t in starts if t > busy]
+    assert after and after[0] - busy >= 1.6, (busy, after)
     evidence = json.loads(member(stored(store)[0], "evidence/capture.json"))
     assert len([w for w in evidence["workers"] if w["fetches"]]) >= 2, evidence["workers"]
 

@@ -104,7 +104,6 @@ def create_crawl(client: redis.Redis, config: CrawlConfig, state: CrawlState | N
         raise RedisLost(f"Redis failed while the crawl was being set up: {exc}") from None
 
 
-
 def digest_key(digest: str) -> str:
     """A payload digest as one string whatever its spelling (base32 or hex)."""
     algorithm, raw = _key(digest)

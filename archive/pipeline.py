@@ -178,10 +178,12 @@ def resume_capture(
     store: Store,
     signer: Signer | None,
     on_progress: Callable[[CrawlStats, int], None] | None = None,
+    redis: str | None = None,
 ) -> CaptureResult:
     """Finish a capture whose process was killed (or failed) during the crawl, the seal or
     the upload, from what its work folder holds. The WARC data is cut back to the last
-    record group the journal knows complete; the crawl goes on from there."""
+    record group the journal knows complete; the crawl goes on from there. `redis`: a
+    shared crawl's Redis, where it is no longer at the address it started with."""
     work = Path(work)
     try:
         saved = json.loads((work / REQUEST_NAME).read_text(encoding="utf-8"))
@@ -190,6 +192,10 @@ def resume_capture(
         started = datetime.strptime(saved["started"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ArchiveError(f"{work} is not a capture work folder ({exc})") from None
+    if redis:
+        if not request.redis:
+            raise ArchiveError(f"--redis: {work} is not a shared crawl (it was captured by one process)")
+        request.redis = redis
     held = _lock(work)  # noqa: F841 - held until this function returns
     sealed_path = work / f"{capture_id}.wacz"
     if sealed_path.exists():   # sealed, but never stored

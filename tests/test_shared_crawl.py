@@ -279,10 +279,14 @@ def test_redis_killed_mid_crawl_gives_no_capture_and_resume_finishes_it(
     (folder,) = [p for p in work.iterdir() if p.is_dir()]
     assert list((store / "staging").glob("*/*.warc.gz"))      # what was staged is kept
 
-    # Redis comes back empty (no persistence): the crawl is rebuilt from the journal
-    own_redis.start()
-    code, out, err = finish(archive("capture", "--resume", folder, "--key", key, "--store", store,
-                                    "--json"))
+    # another Redis, empty: the crawl is rebuilt there from the journal
+    from tests.redisserver import RedisServer
+    other = RedisServer(tmp_path / "other-redis").start()
+    try:
+        code, out, err = finish(archive("capture", "--resume", folder, "--key", key, "--store", store,
+                                        "--redis", other.url, "--json"))
+    finally:
+        other.stop()
     assert code == 0, err
     the_whole_site_once(gsite, store, pubkey)
     assert not (store / "staging").exists() or not list((store / "staging").glob("*/*"))

@@ -178,8 +178,6 @@ def run(args) -> int:
     redis = redis_url(args.redis)
     if args.processes > 1 and not redis:
         raise ArchiveError("--processes needs --redis (the processes share the crawl through it)")
-    if args.resume and args.redis:
-        raise ArchiveError("--redis with --resume: a shared crawl resumes with the Redis it was started with")
     tsas = [http_url(u) for u in args.tsa]
     browser = page_options(args)
     signer = load_signer(args.key, args.unsigned)
@@ -224,7 +222,8 @@ def run(args) -> int:
         if args.resume:
             # The crawl's own options were saved with it; only where it goes and who signs
             # come from this command line.
-            result = resume_capture(Path(args.resume), store, signer, on_progress)
+            result = resume_capture(Path(args.resume), store, signer, on_progress,
+                                    redis=redis_url(args.redis) if args.redis else None)
         else:
             result = run_capture(request, store, signer, on_progress)
     finally:

@@ -151,7 +151,7 @@ def main() -> int:
                   f"{r['wget']['rss_mb']:7.1f}MB  {r['archive']['rss_mb']:9.1f}MB", flush=True)
             shared.append((latency_ms, r))
         if args.processes:
-            print(f"\nshared through Redis (archive capture --redis URL --processes N)")
+            print("\nshared through Redis (archive capture --redis URL --processes N)")
             print(f"{'latency':>8}  {'procs':>5}  {'pages/s':>8}  {'vs 1':>6}  {'vs wget':>7}  "
                   f"{'redis calls/fetch':>17}  {'CPU ms/fetch':>12}  {'redis CPU ms/fetch':>18}  "
                   f"{'peak RSS':>9}")

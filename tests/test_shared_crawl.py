@@ -153,6 +153,12 @@ def test_coordinator_and_three_workers_capture_what_one_process_does(
     assert {w["id"] for w in took_part} <= {w["id"] for w in captured["details"]["workers"]}
 
 
+def start_coordinator(gsite, key, store, work, redis_url: str, *extra) -> subprocess.Popen:
+    """`archive capture --redis` of the whole generated site."""
+    return archive("capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
+                   "--store", store, "--work-dir", work, "--redis", redis_url, *extra)
+
+
 def crawl_of(client, store: Path) -> str | None:
     """The id of the shared crawl in Redis that stores into `store` (None: none yet)."""
     for capture_id in sorted(client.smembers("archive:crawls")):
@@ -192,9 +198,8 @@ def test_a_worker_killed_mid_crawl_changes_nothing(gsite, key, pubkey, redis_ser
     store = tmp_path / "store"
     client = redis_server.client()
     (doomed,) = start_workers(1, redis_server.url, store, tmp_path / "workers", "--workers", "4")
-    coordinator = archive("capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
-                          "--store", store, "--work-dir", tmp_path / "work", "--redis", redis_server.url,
-                          "--workers", "1", "--host-workers", "8", "--lease", "2", "--json")
+    coordinator = start_coordinator(gsite, key, store, tmp_path / "work", redis_server.url,
+        "--workers", "1", "--host-workers", "8", "--lease", "2", "--json")
     try:
         def doomed_holds_urls() -> bool:
             capture_id = crawl_of(client, store)
@@ -262,9 +267,8 @@ def handover_lines(journal: Path | None) -> int:
 def test_redis_killed_mid_crawl_gives_no_capture_and_resume_finishes_it(
         gsite, key, pubkey, own_redis, tmp_path):
     store, work = tmp_path / "store", tmp_path / "work"
-    coordinator = archive("capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
-                          "--store", store, "--work-dir", work, "--redis", own_redis.url,
-                          "--workers", "2", "--host-workers", "8")
+    coordinator = start_coordinator(gsite, key, store, work, own_redis.url,
+        "--workers", "2", "--host-workers", "8")
     try:
         wait_until(lambda: handover_lines(journal_of(work)) >= 1, what="a first hand-over")
         own_redis.kill()
@@ -297,9 +301,8 @@ def test_a_warc_altered_or_missing_in_staging_is_refused(fault, gsite, key, redi
     store, work = tmp_path / "store", tmp_path / "work"
     client = redis_server.client()
     (worker,) = start_workers(1, redis_server.url, store, tmp_path / "workers", "--workers", "4")
-    coordinator = archive("capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
-                          "--store", store, "--work-dir", work, "--redis", redis_server.url,
-                          "--workers", "1", "--host-workers", "8", "--lease", "2")
+    coordinator = start_coordinator(gsite, key, store, work, redis_server.url,
+        "--workers", "1", "--host-workers", "8", "--lease", "2")
     try:
         wait_until(lambda: handover_lines(journal_of(work)) >= 1, what="a first hand-over")
         coordinator.send_signal(signal.SIGSTOP)      # it gathers nothing more for now
@@ -417,9 +420,8 @@ def test_jobs_serve_on_two_processes_with_one_redis_runs_each_due_job_once(
 def test_a_killed_coordinator_resumes_the_shared_crawl(gsite, key, pubkey, redis_server, tmp_path):
     store, work = tmp_path / "store", tmp_path / "work"
     (worker,) = start_workers(1, redis_server.url, store, tmp_path / "workers", "--workers", "2")
-    coordinator = archive("capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
-                          "--store", store, "--work-dir", work, "--redis", redis_server.url,
-                          "--workers", "1", "--host-workers", "8", "--lease", "2")
+    coordinator = start_coordinator(gsite, key, store, work, redis_server.url,
+        "--workers", "1", "--host-workers", "8", "--lease", "2")
     try:
         wait_until(lambda: handover_lines(journal_of(work)) >= 2, what="hand-overs gathered")
         coordinator.send_signal(signal.SIGKILL)
@@ -494,9 +496,8 @@ def test_a_durable_redis_restarted_mid_crawl_changes_nothing(gsite, key, pubkey,
     from tests.redisserver import RedisServer
     server = RedisServer(tmp_path / "redis", durable=True).start()
     store, work = tmp_path / "store", tmp_path / "work"
-    coordinator = archive("capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
-                          "--store", store, "--work-dir", work, "--redis", server.url,
-                          "--workers", "2", "--host-workers", "8")
+    coordinator = start_coordinator(gsite, key, store, work, server.url,
+        "--workers", "2", "--host-workers", "8")
     try:
         wait_until(lambda: handover_lines(journal_of(work)) >= 1, what="a first hand-over")
         server.kill()

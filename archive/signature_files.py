@@ -12,7 +12,8 @@ import base64
 from dataclasses import dataclass
 from pathlib import Path
 
-from archive.errors import AlreadyExists, ArchiveError
+from archive.errors import ArchiveError
+from archive.files import write_new_files
 from archive.keys import curve_name, fingerprint, public_key_from_b64, public_pem
 from archive.seal.sign import check_signature, signature_forms
 from archive.timestamping import SealedDigest
@@ -58,14 +59,5 @@ def export_signature(sealed: SealedDigest, name: str, out_dir: Path) -> Signatur
     )
     files = [(out.signed, str(signed["hash"]).encode("ascii")), (out.public_key, public_pem(key)),
              (out.signature, der), (out.datapackage, sealed.datapackage)]
-    for path, _ in files:
-        if path.exists():
-            raise AlreadyExists(f"{path} already exists; not overwritten")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for path, data in files:
-            with open(path, "xb") as fh:
-                fh.write(data)
-    except OSError as exc:
-        raise ArchiveError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
+    write_new_files(out_dir, files)
     return out

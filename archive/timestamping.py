@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from rfc3161_client import decode_timestamp_response
 
 from archive.errors import AlreadyExists, ArchiveError, NotFound, TooLarge
+from archive.files import write_new_files
 from archive.hashing import read_chunks
 from archive.seal.timestamp import (
     MAX_RESPONSE, MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, timestamp_entry, token_bytes, utc_iso,
@@ -139,14 +140,5 @@ def export_tokens(store, capture_id: str, out_dir: Path) -> list[Path]:
         if certs:
             pem = b"".join(c.public_bytes(Encoding.PEM) for c in certs)
             files.append((out_dir / f"{capture_id}.token{n}.certs.pem", pem))
-    for path, _ in files:
-        if path.exists():
-            raise AlreadyExists(f"{path} already exists; not overwritten")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for path, data in files:
-            with open(path, "xb") as fh:
-                fh.write(data)
-    except OSError as exc:
-        raise ArchiveError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
+    write_new_files(out_dir, files)
     return [path for path, _ in files]

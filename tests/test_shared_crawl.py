@@ -197,11 +197,14 @@ def the_whole_site_once(gsite, store: Path, pubkey: Path) -> Path:
 def test_a_worker_killed_mid_crawl_changes_nothing(gsite, key, pubkey, redis_server, tmp_path):
     store = tmp_path / "store"
     client = redis_server.client()
+    gsite.site.delay = 0.12      # long enough to see the worker hand over, then hold more
     (doomed,) = start_workers(1, redis_server.url, store, tmp_path / "workers", "--workers", "4")
+    wait_until(lambda: connected_workers(redis_server.url) >= 1, what="the worker to connect")
     coordinator = start_coordinator(gsite, key, store, tmp_path / "work", redis_server.url,
         "--workers", "1", "--host-workers", "8", "--lease", "2", "--json")
     try:
         def doomed_holds_urls() -> bool:
+            assert coordinator.poll() is None, f"the crawl ended first: {coordinator.communicate()}"
             capture_id = crawl_of(client, store)
             if not capture_id:
                 return False
@@ -301,6 +304,7 @@ def test_a_warc_altered_or_missing_in_staging_is_refused(fault, gsite, key, redi
     store, work = tmp_path / "store", tmp_path / "work"
     client = redis_server.client()
     (worker,) = start_workers(1, redis_server.url, store, tmp_path / "workers", "--workers", "4")
+    wait_until(lambda: connected_workers(redis_server.url) >= 1, what="the worker to connect")
     coordinator = start_coordinator(gsite, key, store, work, redis_server.url,
         "--workers", "1", "--host-workers", "8", "--lease", "2")
     try:
@@ -420,6 +424,7 @@ def test_jobs_serve_on_two_processes_with_one_redis_runs_each_due_job_once(
 def test_a_killed_coordinator_resumes_the_shared_crawl(gsite, key, pubkey, redis_server, tmp_path):
     store, work = tmp_path / "store", tmp_path / "work"
     (worker,) = start_workers(1, redis_server.url, store, tmp_path / "workers", "--workers", "2")
+    wait_until(lambda: connected_workers(redis_server.url) >= 1, what="the worker to connect")
     coordinator = start_coordinator(gsite, key, store, work, redis_server.url,
         "--workers", "1", "--host-workers", "8", "--lease", "2")
     try:

@@ -82,5 +82,9 @@ class Store(Protocol):
     def list_objects(self, prefix: str) -> Iterator[str]:
         """Keys under a prefix, sorted."""
 
+    def last_object(self, prefix: str) -> str | None:
+        """The greatest key under a prefix whose names are grouped in "/" folders of
+        fixed-width numbers: a few listings, however many keys it holds."""
+
     def delete_object(self, key: str) -> None:
         """Remove an object (locks only: captures are never deleted through this)."""

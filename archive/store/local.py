@@ -138,6 +138,16 @@ class LocalStore:
                 if not key.startswith("captures/"):
                     yield key
 
+    def last_object(self, prefix: str) -> str | None:
+        """The greatest key under a prefix, descending its folders (never a full listing)."""
+        path = self.root / prefix.strip("/")
+        while path.is_dir():
+            names = sorted(n for n in os.listdir(path) if not n.startswith("."))
+            if not names:
+                return None
+            path = path / names[-1]
+        return path.relative_to(self.root).as_posix() if path.is_file() and path != self.root else None
+
     def delete_object(self, key: str) -> None:
         try:
             self._object_path(key).unlink()

@@ -489,6 +489,22 @@ class S3Store:
         keys = sorted(self.location.relative(k) for k in self._list_keys(base))
         return iter([k for k in keys if not k.startswith("captures/")])
 
+    def last_object(self, prefix: str) -> str | None:
+        full = self.location.key(prefix.strip("/") + "/")
+        with s3_errors(self.location.url(full)):
+            paginator = self.client.get_paginator("list_objects_v2")
+            while True:
+                folder = key = None
+                for page in paginator.paginate(Bucket=self.location.bucket, Prefix=full, Delimiter="/"):
+                    for item in page.get("CommonPrefixes", []):
+                        folder = max(folder or "", item["Prefix"])
+                    for item in page.get("Contents", []):
+                        key = max(key or "", item["Key"])
+                if folder and (key is None or folder > key):
+                    full = folder
+                    continue
+                return self.location.relative(key) if key else None
+
     def delete_object(self, key: str) -> None:
         full = self.location.key(check_object_key(key))
         what = self.location.url(full)

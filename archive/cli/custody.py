@@ -274,6 +274,8 @@ def _print_verify(report, trusted, since) -> None:
     if not trusted and report.signers:
         print("  signatures checked against the keys named in the entries; give --trust to require your keys")
     latest = (report.log or {}).get("latest_head")
+    if not report.intact:
+        return
     if latest:
         who = "unsigned" if not latest["signed"] else f"signed by {latest['key']}"
         print(f"  head: {latest['text']} ({who}; keep it: --anchor or --since checks it later)")

@@ -269,7 +269,7 @@ class FileLedger:
         except OSError as exc:      # a folder in its place, a file where its folder should be
             raise ArchiveError(f"cannot read the custody ledger {self.path}: {exc.strerror or exc}") from None
         with fh:
-            offset = self.tree.offset(start - 1) if start > 1 else 0
+            offset = self._start_of(fh, start)
             fh.seek(offset)
             for number, line in enumerate(fh, start):
                 if line.endswith(b"\n"):
@@ -277,6 +277,17 @@ class FileLedger:
                 else:
                     yield Record(f"line {number}", line, None, torn=True, offset=offset)
                 offset += len(line)
+
+    def _start_of(self, fh, seq: int) -> int:
+        """Where entry `seq`'s line starts: by the tree's offsets, or after the last
+        entry they cover."""
+        covered = self.tree.size()
+        if seq <= covered:
+            return self.tree.offset(seq - 1)
+        if covered == 0:
+            return 0
+        start = self.tree.offset(covered - 1)
+        return start + len(read_line_at(fh, start)) + 1
 
     def records(self) -> list[Record]:
         return list(self.iter_records())
@@ -312,8 +323,7 @@ class FileLedger:
         if covered > size + limit:
             return out, True
         with open(self.path, "rb") as fh:
-            last = read_line_at(fh, self.tree.offset(covered - 1)) if covered else b""
-            offset = self.tree.offset(covered - 1) + len(last) + 1 if covered else 0
+            offset = self._start_of(fh, covered + 1)
             fh.seek(offset)
             for number, line in enumerate(fh, covered + 1):
                 if len(out) >= limit:
@@ -326,24 +336,21 @@ class FileLedger:
 
     def iter_tree(self, start: int = 1) -> Iterator[TreeStep]:
         reader = LevelReader(self.tree, start)
-        heads = self.tree.iter_heads()
+        heads = ((where, raw, (parse(raw) or {}).get("size")) for where, raw in self.tree.iter_heads())
         pending = next(heads, None)
-        while pending is not None and ((parse(pending[1]) or {}).get("size") or 0) < start:
+        while pending is not None and (pending[2] if isinstance(pending[2], int) else 0) < start:
             pending = next(heads, None)        # heads before `start` belong to what --since skips
         try:
             for seq in range(start, self.tree.size() + 1):
                 step = TreeStep(seq, f"the tree of {self.path.name}, entry {seq}",
-                                [reader.next_node(level) for level, _ in merkle.completed_nodes(seq)],
+                                [reader.next_node(level) for level in range((seq & -seq).bit_length())],
                                 offset=reader.next_offset())
-                while pending is not None:
-                    size = (parse(pending[1]) or {}).get("size")
-                    if isinstance(size, int) and size > seq:
-                        break
-                    step.heads.append(pending)   # this size, or out of order (the check says)
+                while pending is not None and not (isinstance(pending[2], int) and pending[2] > seq):
+                    step.heads.append(pending[:2])   # this size, or out of order (the check says)
                     pending = next(heads, None)
                 yield step
             while pending is not None:           # heads past the tree: the check says
-                yield TreeStep(self.tree.size() + 1, pending[0], [], [pending])
+                yield TreeStep(self.tree.size() + 1, pending[0], [], [pending[:2]])
                 pending = next(heads, None)
         finally:
             reader.close()
@@ -473,8 +480,10 @@ class ObjectLedger:
     def append_many(self, builds: list[Build], signer=None) -> list[dict]:
         out = []
         for build in builds:
-            for _ in range(MAX_RACES):
-                seq, last_raw, peaks = self._find_head()
+            for attempt in range(MAX_RACES):
+                # the head this ledger wrote last is tried first: a lost race (AlreadyExists)
+                # is what sends it looking for entries written since
+                seq, last_raw, peaks = self._head if self._head and not attempt else self._find_head()
                 entry = build(seq + 1, sha256_of(last_raw) if last_raw is not None else None)
                 data = canonical(entry)
                 try:

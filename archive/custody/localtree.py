@@ -4,7 +4,9 @@
     custody/tree/level-KK.bin    32 bytes a perfect node of level KK, in index order
                                  (level 00: the leaf hashes)
     custody/heads.jsonl          one signed head a line, one per append
-    custody/index/<capture>.seqs the sequence numbers of a capture's entries, a line each
+    custody/index/<xx>.seqs      "<capture id> <seq>" a line for each entry naming a capture,
+                                 in one of 256 files by the first byte of the id's SHA-256
+                                 (a lookup reads 1/256 of the index, an append touches one file)
 
 Every file is only appended to, under the ledger's lock, and is derived from the ledger:
 a write cut short (a full disk, a crash) is cut back or caught up by the next append or
@@ -14,6 +16,7 @@ reads whatever the size of the log.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Iterator
@@ -91,7 +94,10 @@ class LocalTree:
 
     def offset(self, index: int) -> int:
         with open(self.dir / "offsets.bin", "rb") as fh:
-            return int.from_bytes(os.pread(fh.fileno(), OFFSET, index * OFFSET), "big")
+            value = os.pread(fh.fileno(), OFFSET, index * OFFSET)
+        if len(value) != OFFSET:
+            raise KeyError(f"entry {index + 1} is past the tree")
+        return int.from_bytes(value, "big")
 
     def node(self, level: int, index: int) -> bytes:
         try:
@@ -109,12 +115,24 @@ class LocalTree:
     def peaks(self, size: int) -> list[bytes]:
         return [self.node(*n) for n in merkle.peak_nodes(size)]
 
+    def _bucket(self, capture_id: str) -> Path:
+        return self.index_dir / f"{hashlib.sha256(capture_id.encode()).hexdigest()[:2]}.seqs"
+
     def seqs_of(self, capture_id: str) -> list[int]:
         try:
-            data = (self.index_dir / f"{capture_id}.seqs").read_bytes()
+            data = self._bucket(capture_id).read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return [int(line) for line in data.split(b"\n") if line.strip().isdigit()]
+        name, out = capture_id.encode() + b" ", []
+        start = data.find(name)
+        while start >= 0:
+            if start == 0 or data[start - 1] == 10:      # at the start of a line
+                end = data.find(b"\n", start)
+                value = data[start + len(name): end if end >= 0 else len(data)]
+                if end >= 0 and value.isdigit():
+                    out.append(int(value))
+            start = data.find(name, start + 1)
+        return out
 
     def mend(self) -> None:
         """Cut back what an interrupted write left half done: a partial offset or node,
@@ -167,7 +185,8 @@ class LocalTree:
                         handles[level].write(value)
                     capture = entry.get("capture") if entry else None
                     if isinstance(capture, str) and _safe_name(capture):
-                        index_lines.setdefault(capture, []).append(b"%d\n" % frontier.size)
+                        index_lines.setdefault(self._bucket(capture), []).append(
+                            b"%s %d\n" % (capture.encode(), frontier.size))
                 for fh in handles.values():
                     fh.flush()
                     os.fsync(fh.fileno())
@@ -178,8 +197,8 @@ class LocalTree:
                 fh.close()
         if index_lines:
             self.index_dir.mkdir(parents=True, exist_ok=True)
-        for capture, seqs in index_lines.items():
-            with open(self.index_dir / f"{capture}.seqs", "ab") as fh:
+        for bucket, seqs in index_lines.items():
+            with open(bucket, "ab") as fh:
                 fh.write(b"".join(seqs))
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -32,6 +32,8 @@ class LogCheck:
         self.chain: ChainCheck | None = None
         self.found: dict = {}
         self.tree_breaks = 0
+        self.bad_leaves: list[int] = []      # entries whose leaf differs from the tree's (the first few)
+        self.stale_heads = 0                 # later heads that differ only because of it
         self.heads = 0
         self.latest: dict | None = None
 
@@ -112,6 +114,9 @@ class LogCheck:
                 report.breaks.append(Break("anchor", size, f"the log ends at entry {frontier.size}, before "
                                            f"the head you noted ({size}:{root.hex()}): entries were "
                                            "removed; every capture recorded after it is in question"))
+        if self.stale_heads > 1:
+            report.breaks.append(Break("heads", None, f"and {self.stale_heads - 1} later heads, which "
+                                       "cover the entries reported above"))
         if self.tree_breaks > TREE_BREAKS:
             report.breaks.append(Break("tree", None, f"and {self.tree_breaks - TREE_BREAKS} "
                                        "more differences in the log's tree"))
@@ -149,10 +154,15 @@ class LogCheck:
             self._break(report, step.where, seq, "the tree's offset of this entry is wrong: reading "
                         "the entry by number would give another line")
         for level, (stored, value) in enumerate(zip(step.nodes, made)):
-            if stored != value:
-                what = "is missing" if stored is None else "differs from the one the entries give"
-                self._break(report, step.where, seq, f"the tree's node at level {level} {what}: "
-                            "proofs that use it fail")
+            if stored == value:
+                continue
+            if level == 0 and len(self.bad_leaves) < TREE_BREAKS:
+                self.bad_leaves.append(seq)
+            elif level and any((bad - 1) >> level == (seq - 1) >> level for bad in self.bad_leaves):
+                continue      # above an entry already reported: it cannot match
+            what = "is missing" if stored is None else "differs from the one the entries give"
+            self._break(report, step.where, seq, f"the tree's node at level {level} {what}: "
+                        "proofs that use it fail")
         if step.peaks is not None and step.peaks != frontier.peaks:
             self._break(report, step.where, seq, "the peaks kept with this entry are not the tree's: "
                         "appends that start from them make a wrong tree")
@@ -168,7 +178,10 @@ class LogCheck:
             if head["size"] != seq:
                 self._break(report, where, seq, f"a head of size {head['size']} kept where size {seq} "
                             "belongs: heads out of order")
+            elif head["root"] != root.hex() and self.bad_leaves and self.stale_heads:
+                self.stale_heads += 1     # every head after an altered entry differs: said once
             elif head["root"] != root.hex():
+                self.stale_heads += bool(self.bad_leaves)
                 self._break(report, where, seq, f"the head signed for size {seq} does not match the "
                             "entries up to it: the log was rewritten after that head was written, or "
                             "the head is forged")

@@ -81,7 +81,7 @@ class Frontier:
         level 0 first (see completed_nodes)."""
         made = [leaf_hash(data)]
         self.size += 1
-        for _ in range(len(completed_nodes(self.size)) - 1):
+        for _ in range((self.size & -self.size).bit_length() - 1):   # trailing zero bits
             made.append(node_hash(self.peaks.pop(), made[-1]))
         self.peaks.append(made[-1])
         return made

@@ -550,3 +550,27 @@ def test_files_reads_every_stored_capture_against_the_hash_recorded_when_it_was_
     second_id = second.name.removesuffix(".wacz")
     assert f"capture {second_id} now hashes to" in damaged.out and "altered or damaged since" in damaged.out
     assert first.name.removesuffix(".wacz") not in damaged.out
+
+
+def test_the_fixity_check_holds_to_the_first_signed_stored_hash(capture, run, pubkey, tmp_path):
+    """Whoever can write to the store replaces a capture and appends a 'stored' entry
+    with the new hash: the first signed 'stored' entry still decides (issue 18 item 1)."""
+    first, second = capture("/"), capture("/about")
+    store, first_id = tmp_path / "store", first.name.removesuffix(".wacz")
+    os.chmod(first, 0o644)
+    shutil.copyfile(second, first)
+    forged = hashlib.sha256(first.read_bytes()).hexdigest()
+    log = CustodyLog(LocalStore(store), Actor("mallory"))
+    assert log.record("stored", first_id, forged) is not None
+    result = run("custody", "verify", "--store", store, "--files")
+    assert result.code == 1 and result.out.startswith("BROKEN"), result
+    assert f"records capture {first_id} as stored with SHA-256 {forged}, but entry 3 recorded" in result.out
+    assert f"capture {first_id} now hashes to {forged}" in result.out
+
+    from archive.keys import generate
+    other = Signer(load_private_key(generate(tmp_path / "other", None).private, None))
+    CustodyLog(LocalStore(store), Actor("mallory", other)).record("stored", "20250101T000000Z-00000001", "ab" * 32)
+    result = run("custody", "verify", "--store", store, "--files", "--trust", pubkey, "--json")
+    problems = json.loads(result.out)["files"]["problems"]
+    assert any("no 'stored' entry signed by a key you trust establishes the SHA-256 of capture "
+               "20250101T000000Z-00000001" in p for p in problems), problems

@@ -17,6 +17,7 @@ from archive.cli import main as cli_main
 from archive.custody import merkle
 from archive.custody.entry import Actor, canonical, make_entry
 from archive.custody.ledger import FileLedger, ObjectLedger
+from archive.custody.log import CustodyLog
 from archive.custody.logcheck import LogCheck
 from archive.custody.proof import prove_capture
 from tests.conftest import PASSPHRASE
@@ -272,3 +273,50 @@ def test_on_s3_one_capture_costs_a_few_dozen_requests_and_tampering_shows(s3):
     assert any("entry 1 " in p and "is not in the log" in p for p in proof.problems), proof
     report = LogCheck(ObjectLedger(open_store(s3.address("log")))).run()
     assert not report.intact and any("level 0 differs" in b.message for b in report.breaks)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real file system of 2 MiB (tmpfs; the tests run as root, as CI does)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or os.system(f"mount -t tmpfs -o size=2m tmpfs {mount} 2>/dev/null") != 0:
+        pytest.skip("needs root to mount a tmpfs")
+    try:
+        yield mount
+    finally:
+        os.system(f"umount {mount}")
+
+
+def fill(path: Path, leave: int) -> Path:
+    """Fill the file system holding `path` until `leave` bytes are free."""
+    filler = path / "filler"
+    free = os.statvfs(path).f_bavail * os.statvfs(path).f_frsize
+    with open(filler, "wb") as fh:
+        try:
+            fh.write(b"\0" * max(free - leave, 0))
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_disk_never_tears_the_ledger(full_disk):
+    ledger = FileLedger(full_disk / "store" / "custody" / "ledger.jsonl")
+    bulk(ledger, 50)
+    before = {p.name: p.read_bytes() for p in ledger.path.parent.rglob("*") if p.is_file()}
+    filler = fill(full_disk, 0)         # the last page of the ledger has room for part of an entry
+    log = CustodyLog(None, Actor("investigator"), ledger)
+    for n in range(3):
+        assert log.record("verified", other_id(1), "ab" * 32, pad="x" * 6000) is None
+    assert "No space left on device" in log.problems[0]
+    assert ledger.path.read_bytes() == before["ledger.jsonl"]          # all or nothing
+    assert check_intact(ledger)
+    filler.unlink()
+    assert log.record("verified", other_id(1), "ab" * 32) is not None
+    assert check_intact(ledger) and ledger.tree_size() == 51
+
+
+def check_intact(ledger) -> bool:
+    report = LogCheck(ledger).run()
+    assert report.intact and not report.notes, (report.breaks, report.notes)
+    return True

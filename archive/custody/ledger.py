@@ -139,7 +139,9 @@ class FileLedger:
     def _locked(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        fh = os.fdopen(fd, "r+b")
+        # unbuffered: nothing is left in a buffer to be written when the file is closed
+        # after a failed write has been cut back
+        fh = os.fdopen(fd, "r+b", buffering=0)
         fcntl.flock(fh, fcntl.LOCK_EX)   # released when the file is closed
         return fh
 
@@ -160,8 +162,9 @@ class FileLedger:
             made = _chain(builds, seq, last)
             start = fh.seek(0, os.SEEK_END)
             try:
-                fh.write(b"".join(raw + b"\n" for _, raw in made))
-                fh.flush()
+                data = memoryview(b"".join(raw + b"\n" for _, raw in made))
+                while data:
+                    data = data[os.write(fh.fileno(), data):]
                 os.fsync(fh.fileno())
             except OSError:
                 cut_to(self.path, start)   # a full disk leaves no half line behind
@@ -197,9 +200,13 @@ class FileLedger:
         cut_to(self.path, start)
         return start
 
-    def _catch_up(self, fh) -> tuple[int, bytes | None]:
+    def _catch_up(self, locked) -> tuple[int, bytes | None]:
         """Make the tree cover every whole line (entries whose tree write was cut short);
         returns (entries, bytes of the last one)."""
+        with open(self.path, "rb") as fh:
+            return self._catch_up_from(fh)
+
+    def _catch_up_from(self, fh) -> tuple[int, bytes | None]:
         self.tree.mend()
         size = self.tree.size()
         last = read_line_at(fh, self.tree.offset(size - 1)) if size else None
@@ -242,12 +249,11 @@ class FileLedger:
 
     def upgrade(self, signer) -> dict:
         """Build the tree of a plain hash chain (under the lock); returns its head."""
-        with self._locked() as fh:
+        with self._locked(), open(self.path, "rb") as fh:
             if self.tree.exists():
                 raise ArchiveError(f"{self.location} is already a verifiable log")
             self._set_aside_torn_tail()
             self.tree.mend()
-            fh.seek(0)
             head, pos, lines = None, 0, []
             for line in fh:
                 lines.append(line[:-1])

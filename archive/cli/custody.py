@@ -125,6 +125,9 @@ def _ledger_of(args):
     root = getattr(store, "root", None)
     if isinstance(root, Path) and not root.is_dir():
         raise ArchiveError(f"no store at {root}" if not root.exists() else f"{root} is not a store folder")
+    if hasattr(store, "holds_anything") and not store.holds_anything():
+        # a mistyped prefix is not an INTACT, empty ledger
+        raise ArchiveError(f"no store at {store.address}: nothing was ever stored under it")
     return store, open_ledger(store)
 
 

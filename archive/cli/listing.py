@@ -95,6 +95,8 @@ def run_ls(args) -> int:
         seeds = " ".join(row.get("seeds") or [])
         if row.get("problem"):
             seeds = f"UNREADABLE: {row['problem']}"
+        elif row.get("warning") and "delete marker" in row["warning"]:
+            seeds = f"HIDDEN: {row['warning']}  {seeds}"
         # what a capture says (seeds, titles) is the web's text: shown, never obeyed by the terminal
         print(printable(f"{row['id']}  {row.get('created') or '-':<20}  {human_bytes(row['size']):>9}  "
                         f"sha256:{row.get('sha256') or '-'}  {(row['signer'] or 'UNSIGNED')[:16]}  {seeds}"))

@@ -414,12 +414,18 @@ class ObjectLedger:
         self.location = f"{store.address.rstrip('/')}/{OBJECT_PREFIX}"
         # the last entry seen: (seq, bytes, peaks of the tree at seq; None: a plain chain)
         self._head: tuple[int, bytes | None, list[bytes] | None] | None = None
+        self.hidden: list[str] = []      # ledger objects read from behind a delete marker
 
     def _get(self, key: str) -> bytes | None:
+        """An object's bytes; one hidden behind a delete marker (S3: deleted without a
+        version id) is read at its newest version, and noted: it is still the ledger."""
         try:
             return self.store.get_object(key)
         except NotFound:
-            return None
+            raw = self.store.hidden_object(key) if hasattr(self.store, "hidden_object") else None
+            if raw is not None and key not in self.hidden:
+                self.hidden.append(key)
+            return raw
 
     def _keys(self) -> list[tuple[int, str]]:
         keys = []

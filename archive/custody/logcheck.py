@@ -114,6 +114,10 @@ class LogCheck:
                 report.breaks.append(Break("anchor", size, f"the log ends at entry {frontier.size}, before "
                                            f"the head you noted ({size}:{root.hex()}): entries were "
                                            "removed; every capture recorded after it is in question"))
+        for key in getattr(ledger, "hidden", []):
+            report.breaks.append(Break(key, None, "hidden behind a delete marker (deleted without a "
+                                       "version id): its version was read and checked, but whoever "
+                                       "deleted it meant it gone"))
         if self.stale_heads > 1:
             report.breaks.append(Break("heads", None, f"and {self.stale_heads - 1} later heads, which "
                                        "cover the entries reported above"))

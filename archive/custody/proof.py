@@ -59,6 +59,8 @@ def prove_capture(ledger, capture_id: str, anchor: tuple[int, bytes] | None = No
     if more:
         out.elsewhere.append(f"more than {TAIL_LIMIT} entries follow the log's latest head: they were "
                              "not read (`archive custody repair` covers them with a head)")
+    out.elsewhere += [f"{key} is hidden behind a delete marker (its version was read)"
+                      for key in getattr(ledger, "hidden", [])]
     out.records = [r for _, r in mine] + [r for r in tail if r.entry and r.entry.get("capture") == capture_id]
     for record in out.records:
         problem = shape_problem(record.entry) or signature_problem(record.entry, None)

@@ -35,3 +35,22 @@ def test_a_capture_and_ledger_entries_behind_delete_markers_are_reported_and_sti
 
     empty = run("custody", "verify", "--store", s3.address("nothing-here"))
     assert empty.code == 2 and "no store at" in empty.err, empty
+
+
+def test_ls_newest_reads_only_the_newest_date_folders(run, s3, tmp_path):
+    """`ls --newest N` walks the date folders newest first (folder and S3 stores)."""
+    import os
+    ids = [f"2024{m:02d}{d:02d}T000000Z-0000000{n}" for n, (m, d) in enumerate([(1, 5), (3, 1), (3, 9), (11, 30)])]
+    folder = tmp_path / "store"
+    for capture_id in ids:
+        day = folder / "captures" / "2024" / capture_id[4:6] / capture_id[6:8]
+        day.mkdir(parents=True, exist_ok=True)
+        (day / f"{capture_id}.wacz").write_bytes(b"x")
+        s3.client.put_object(Bucket=s3.bucket, Key=f"st/captures/2024/{capture_id[4:6]}/{capture_id[6:8]}/"
+                             f"{capture_id}.wacz", Body=b"x", Metadata={"sha256": "ab" * 32})
+    os.makedirs(folder / "captures" / "2023" / "01" / "01")       # an empty folder is passed over
+    for store in (folder, s3.address("st")):
+        listed = run("ls", store, "--newest", "2", "--json")
+        assert listed.code == 0, listed
+        assert [r["id"] for r in json.loads(listed.out)] == ids[-2:], (store, listed)
+        assert [r["id"] for r in json.loads(run("ls", store, "--json").out)] == ids

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import asdict
 
-from archive.cli.common import human_bytes, print_json
+from archive.cli.common import human_bytes, positive_int, print_json
 from archive.cli.store import add_endpoint_option, store_options
 from archive.errors import ArchiveError
 from archive.store.address import open_store
@@ -21,6 +21,8 @@ def register(sub) -> None:
     ls = sub.add_parser("ls", help="list the captures in a store")
     ls.add_argument("store_arg", nargs="?", metavar="STORE", help=STORE_HELP)
     ls.add_argument("--store", help=STORE_HELP)
+    ls.add_argument("--newest", type=positive_int, metavar="N",
+                    help="only the N newest captures (reads only the newest date folders)")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     add_endpoint_option(ls)
     ls.set_defaults(run=run_ls)
@@ -87,7 +89,7 @@ def run_ls(args) -> int:
     if args.store and args.store_arg:
         raise ArchiveError("give the store once: as an argument or with --store")
     store = _open(args)
-    rows = [_row(store, c) for c in store.list_captures()]
+    rows = [_row(store, c) for c in store.list_captures(args.newest)]
     if args.json:
         print_json(rows)
         return 0

@@ -64,8 +64,9 @@ class Store(Protocol):
     def stat_capture(self, capture_id: str) -> StoredCapture:
         """What the store records about one capture, without reading the file."""
 
-    def list_captures(self) -> Iterator[StoredCapture]:
-        """Every capture in the store, oldest first."""
+    def list_captures(self, newest: int | None = None) -> Iterator[StoredCapture]:
+        """Every capture in the store, oldest first (`newest`: only the last N, at a cost
+        that does not grow with the store)."""
 
     def put_public_key(self, fingerprint: str, pem: bytes) -> None:
         """Publish a signer's public key under keys/<fingerprint>.pub (idempotent)."""

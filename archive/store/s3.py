@@ -460,7 +460,10 @@ class S3Store:
     def list_captures(self, newest: int | None = None) -> Iterator[StoredCapture]:
         """Captures oldest first (`newest`: only the last N); those hidden behind a
         delete marker too, with a warning."""
-        found = self._live_and_hidden(self.location.key("captures/"))
+        if newest is None:
+            found = self._live_and_hidden(self.location.key("captures/"))
+        else:
+            found = self._newest_keys(self.location.key("captures/"), newest)
         keys = sorted((k for k in found if CAPTURE_KEY.search(k)), key=lambda k: k.rsplit("/", 1)[-1])
         if newest is not None:
             keys = keys[-newest:] if newest else []
@@ -484,6 +487,22 @@ class S3Store:
                     if version.get("IsLatest"):
                         live.add(version["Key"])
         return {**{k: None for k in live}, **{k: newest[k] for k in marked if k in newest}}
+
+    def _newest_keys(self, prefix: str, count: int, depth: int = 3) -> dict[str, str | None]:
+        """The keys of the newest `count` captures: the date folders (YYYY/MM/DD) are
+        walked newest first, so the listing stops once enough are found."""
+        if depth == 0:
+            return self._live_and_hidden(prefix)
+        with s3_errors(self.location.url(prefix)):
+            paginator = self.client.get_paginator("list_object_versions")
+            folders = sorted({p["Prefix"] for page in paginator.paginate(
+                Bucket=self.location.bucket, Prefix=prefix, Delimiter="/") for p in page.get("CommonPrefixes", [])})
+        out: dict[str, str | None] = {}
+        for folder in reversed(folders):
+            if len(out) >= count:
+                break
+            out.update(self._newest_keys(folder, count - len(out), depth - 1))
+        return out
 
     def _hidden_version(self, key: str) -> str | None:
         """The newest version of `key` when its latest is a delete marker (else None)."""

@@ -239,7 +239,7 @@ def test_a_plain_chain_is_upgraded_explicitly_and_the_upgrade_is_recorded(tmp_pa
 
 # -- object storage ---------------------------------------------------------------------
 
-S3_BULK = 200
+S3_BULK = 100
 
 
 def count_requests(client) -> list[str]:

@@ -33,22 +33,15 @@ STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
 
 
 def register(sub) -> None:
-    from archive.cli.store import add_endpoint_option   # not loaded by `archive verify FILE`
-
     parser = sub.add_parser("custody", help="the chain of custody of a store's captures")
     actions = parser.add_subparsers(dest="custody_command", metavar="ACTION")
     actions.required = True
 
-    show = actions.add_parser("show", help="the custody history of one capture, or of the store")
+    show = _action(actions, "show", "the custody history of one capture, or of the store", run_show)
     show.add_argument("capture_id", nargs="?", metavar="ID")
-    show.add_argument("--store", help=STORE_HELP)
-    add_endpoint_option(show)
-    show.add_argument("--json", action="store_true", help="machine-readable output")
-    show.set_defaults(run=run_show)
 
-    verify = actions.add_parser("verify", help="check the whole ledger: links, sequence, signatures")
-    verify.add_argument("--store", help=STORE_HELP)
-    add_endpoint_option(verify)
+    verify = _action(actions, "verify", "check the whole ledger: links, sequence, signatures, "
+                     "its Merkle tree and heads", run_verify)
     verify.add_argument("--trust", action="append", metavar="[NAME=]KEY",
                         help="accept only signatures by these public keys (repeatable)")
     verify.add_argument("--anchor", action="append", default=[], metavar="HEAD",
@@ -62,24 +55,26 @@ def register(sub) -> None:
                         help="also read every stored capture and compare its SHA-256 with the one "
                              "recorded when it was stored (a fixity check: reads the whole store)")
     verify.add_argument("--quiet", action="store_true", help="no progress line")
-    verify.add_argument("--json", action="store_true", help="machine-readable output")
-    verify.set_defaults(run=run_verify)
 
-    upgrade = actions.add_parser("upgrade", help="make a plain hash-chain ledger a verifiable log "
-                                 "(Merkle tree and signed heads), recorded in the ledger itself")
-    upgrade.add_argument("--store", help=STORE_HELP)
-    add_endpoint_option(upgrade)
+    upgrade = _action(actions, "upgrade", "make a plain hash-chain ledger a verifiable log (Merkle "
+                      "tree and signed heads), recorded in the ledger itself", run_upgrade)
     add_actor_options(upgrade, "sign the head and the 'upgraded' entry with this private key "
                       "(default: $ARCHIVE_KEY)")
-    upgrade.add_argument("--json", action="store_true", help="machine-readable output")
-    upgrade.set_defaults(run=run_upgrade)
 
-    repair = actions.add_parser("repair", help="set aside the torn last line an interrupted append "
-                                "left, and cover entries no head covers yet")
-    repair.add_argument("--store", help=STORE_HELP)
-    add_endpoint_option(repair)
-    repair.add_argument("--json", action="store_true", help="machine-readable output")
-    repair.set_defaults(run=run_repair)
+    _action(actions, "repair", "set aside the torn last line an interrupted append left, and cover "
+            "entries no head covers yet", run_repair)
+
+
+def _action(actions, name: str, help_text: str, run):
+    """A custody action on a store: --store, --endpoint-url and --json, and what it runs."""
+    from archive.cli.store import add_endpoint_option   # not loaded by `archive verify FILE`
+
+    parser = actions.add_parser(name, help=help_text)
+    parser.add_argument("--store", help=STORE_HELP)
+    add_endpoint_option(parser)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(run=run)
+    return parser
 
 
 def add_actor_options(parser, key_help: str) -> None:

@@ -399,10 +399,10 @@ class S3Store:
             with s3_errors(what):
                 head = self.client.head_object(Bucket=self.location.bucket, Key=key,
                                                **({"VersionId": version_id} if version_id else {}))
-        except NotFound:
-            version_id = None if version_id else self._hidden_version(key)
+        except NotFound as missing:
+            version_id = None if version_id else self._hidden_version_or_none(key)
             if not version_id:
-                raise
+                raise missing from None
             what = f"{what} (hidden behind a delete marker: read its version {version_id})"
             with s3_errors(what):
                 head = self.client.head_object(Bucket=self.location.bucket, Key=key, VersionId=version_id)
@@ -440,10 +440,10 @@ class S3Store:
         key = self._key_of(capture_id)
         try:
             return self._stat(key, None)
-        except NotFound:
-            hidden = self._hidden_version(key)
+        except NotFound as missing:
+            hidden = self._hidden_version_or_none(key)
             if not hidden:
-                raise
+                raise missing from None
             return self._stat(key, hidden)
 
     def _stat(self, key: str, hidden: str | None) -> StoredCapture:
@@ -507,6 +507,14 @@ class S3Store:
     def _hidden_version(self, key: str) -> str | None:
         """The newest version of `key` when its latest is a delete marker (else None)."""
         return self._live_and_hidden(key).get(key)
+
+    def _hidden_version_or_none(self, key: str) -> str | None:
+        """As _hidden_version, None when the versions cannot be listed (the caller's
+        own error, a missing object, says more)."""
+        try:
+            return self._hidden_version(key)
+        except ArchiveError:
+            return None
 
     def hidden_object(self, key: str) -> bytes | None:
         """A small object hidden behind a delete marker, read at its newest version."""

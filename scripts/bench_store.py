@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -48,22 +48,40 @@ def entries(start: int, count: int, actor: Actor):
         yield lambda seq, prev, c=capture, e=event, i=i: make_entry(seq, prev, e, actor, c, "ab" * 32, {"n": i})
 
 
-def build(ledger, start: int, count: int) -> float:
-    actor, began = Actor("bench"), time.monotonic()
+def _build(address: str, start: int, count: int) -> None:
+    from archive.store.address import open_store
+    ledger = ObjectLedger(open_store(address)) if address.startswith("s3://") \
+        else FileLedger(Path(address) / "custody" / "ledger.jsonl")
+    actor = Actor("bench")
     for at in range(start, start + count, BATCH):
         ledger.append_many(list(entries(at, min(BATCH, start + count - at), actor)))
+
+
+def build(address: str, start: int, count: int) -> float:
+    """Append entries in a process of its own (so the children timed later are not forked
+    from a parent that held the batch: their peak RSS would count it)."""
+    began = time.monotonic()
+    proc = multiprocessing.get_context("spawn").Process(target=_build, args=(address, start, count))
+    proc.start()
+    proc.join()
+    if proc.exitcode:
+        raise SystemExit(f"building {count} entries in {address} failed")
     return time.monotonic() - began
 
 
 def run_cli(*args: str, env=None) -> tuple[float, int, str]:
-    """(seconds, peak RSS in MB of the child, stdout)."""
+    """(seconds, peak RSS in MB of that child alone, stdout)."""
     began = time.monotonic()
-    done = subprocess.run([ARCHIVE, *args], capture_output=True, text=True, env=env)
-    took = time.monotonic() - began
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"archive {' '.join(args)} failed: {done.stderr.strip()}")
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
-    return took, rss, done.stdout
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([ARCHIVE, *args], stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        took = time.monotonic() - began
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode not in (0, 1):
+            raise SystemExit(f"archive {' '.join(args)} failed: {err.read().decode().strip()}")
+        return took, usage.ru_maxrss // 1024, out.read().decode()
 
 
 def head_of(ledger) -> str:
@@ -74,13 +92,13 @@ def head_of(ledger) -> str:
 def bench_folder(size: int, work: Path) -> dict:
     store = work / f"folder-{size}"
     ledger = FileLedger(store / "custody" / "ledger.jsonl")
-    built = build(ledger, 0, size)
+    built = build(str(store), 0, size)
     show, _, out = run_cli("custody", "show", TARGET, "--store", str(store), "--json")
     assert json.loads(out)["proven"] == 3, out
     full, rss, out = run_cli("custody", "verify", "--store", str(store), "--json", "--quiet")
     assert json.loads(out)["log"]["size"] == size, out[:500]
     head = head_of(ledger)
-    build(ledger, size, SINCE)
+    build(str(store), size, SINCE)
     since, _, out = run_cli("custody", "verify", "--store", str(store), "--since", head, "--json", "--quiet")
     assert json.loads(out)["intact"], out[:500]
     shutil.rmtree(store)
@@ -94,7 +112,7 @@ def bench_s3(size: int, endpoint: str, bucket: str) -> dict:
     from archive.store.address import open_store
     address = f"s3://{bucket}/n{size}"
     ledger = ObjectLedger(open_store(address))
-    built = build(ledger, 0, size)
+    built = build(address, 0, size)
     reader = ObjectLedger(open_store(address))
     sent: list[str] = []
     reader.store.client.meta.events.register("before-send.s3", lambda request, **_: sent.append(request.method))
@@ -104,8 +122,8 @@ def bench_s3(size: int, endpoint: str, bucket: str) -> dict:
     assert proof.proven == 3 and not proof.problems, proof
     full, rss, out = run_cli("custody", "verify", "--store", address, "--json", "--quiet", env=env)
     assert json.loads(out)["log"]["size"] == size, out[:500]
-    head = head_of(ledger)
-    build(ledger, size, min(SINCE, size))
+    head = head_of(ObjectLedger(open_store(address)))
+    build(address, size, min(SINCE, size))
     since, _, _ = run_cli("custody", "verify", "--store", address, "--since", head, "--json", "--quiet", env=env)
     return {"store": "s3", "size": size, "build": built, "verify_id": show, "requests": len(sent),
             "custody_verify": full, "rss_mb": rss, "since": since}

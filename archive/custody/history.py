@@ -60,8 +60,9 @@ def judge_history(mine: list[Record], location: str, file_sha256: str | None, to
     chain of entries signed by a key of their own. `problems`: damage in these entries;
     `elsewhere`: damage the ledger shows outside them; `intact`: what was proven."""
     entries = [summary_of(r.entry) for r in mine]
-    if not entries:
-        return History("warn", f"no custody history: the ledger ({location}) has no entry for this capture")
+    if not entries and not problems:
+        lost = f" ({elsewhere[0]})" if elsewhere else ""
+        return History("warn", f"no custody history: the ledger ({location}) has no entry for this capture{lost}")
     problems = list(problems)
     for entry in entries:
         if entry["event"] in (SEALED, STORED) and file_sha256 and entry["wacz"] != file_sha256:

@@ -328,7 +328,11 @@ class FileLedger:
         out = [self.entry_at(s) for s in range(size + 1, min(covered, size + limit) + 1)]
         if covered > size + limit:
             return out, True
-        with open(self.path, "rb") as fh:
+        try:
+            fh = open(self.path, "rb")
+        except FileNotFoundError:
+            return out, False
+        with fh:
             offset = self._start_of(fh, covered + 1)
             fh.seek(offset)
             for number, line in enumerate(fh, covered + 1):

@@ -41,16 +41,20 @@ def prove_capture(ledger, capture_id: str, anchor: tuple[int, bytes] | None = No
     root = bytes.fromhex(head["root"]) if head else merkle.empty_root()
     out.head = head
     seqs = [s for s in ledger.seqs_of(capture_id) if s <= size]
-    covered = [ledger.entry_at(s) for s in seqs]
-    for seq, record in zip(seqs, covered):
-        if record is None or seq_of(record.entry) != seq or record.entry.get("capture") != capture_id:
-            # the index is only a finding aid: an entry it names wrongly proves nothing
-            out.elsewhere.append(f"the log's index names entry {seq} for this capture, but that entry "
-                                 "is not one of its entries (the index was altered)")
-    mine = [(s, r) for s, r in zip(seqs, covered)
-            if r is not None and seq_of(r.entry) == s and r.entry.get("capture") == capture_id]
-    if mine:
-        out.proven = _prove(ledger, mine, size, root, out.problems)
+    named = [(s, r) for s, r in zip(seqs, [ledger.entry_at(s) for s in seqs]) if r is not None]
+    mine = [(s, r) for s, r in named if seq_of(r.entry) == s and r.entry.get("capture") == capture_id]
+    # the index is only a finding aid, but whatever stands where it points must be in the
+    # log: an entry altered or replaced there fails its proof
+    if named:
+        failed = _prove(ledger, named, size, root, out.problems)
+        out.proven = len(mine) - len(failed & {s for s, _ in mine})
+        for seq, record in named:
+            if (seq, record) not in mine and seq not in failed:
+                out.elsewhere.append(f"the log's index names entry {seq} for this capture, but that "
+                                     "entry is another's (the index was altered)")
+    if len(named) < len(seqs):
+        out.problems.append(f"the log's index names {len(seqs) - len(named)} entries of this capture "
+                            "that the ledger no longer holds: removed")
     if anchor:
         _hold_anchor(ledger, anchor, size, root, out.problems)
     tail, more = ledger.records_after(size, TAIL_LIMIT)
@@ -69,8 +73,8 @@ def prove_capture(ledger, capture_id: str, anchor: tuple[int, bytes] | None = No
     return out
 
 
-def _prove(ledger, mine: list[tuple[int, Record]], size: int, root: bytes, problems: list[str]) -> int:
-    """Inclusion proofs of the capture's entries under the head; how many hold."""
+def _prove(ledger, mine: list[tuple[int, Record]], size: int, root: bytes, problems: list[str]) -> set[int]:
+    """Inclusion proofs of entries under the head; the numbers of those that fail."""
     known: dict[merkle.Node, bytes] = {}
     for at in {size, mine[0][0] - 1}:          # the head's peaks, and the first entry's left siblings
         known.update(zip(merkle.peak_nodes(at), ledger.peaks(at)))
@@ -84,15 +88,14 @@ def _prove(ledger, mine: list[tuple[int, Record]], size: int, root: bytes, probl
     except (KeyError, ValueError) as exc:
         problems.append(f"the log's tree lacks what the proofs of this capture's entries need ({exc}): "
                         "it was damaged or cut; run `archive custody verify`")
-        return 0
-    proven = 0
+        return {s for s, _ in mine}
+    failed = set()
     for (seq, record), path in zip(mine, found):
-        if merkle.verify_inclusion(seq - 1, size, merkle.leaf_hash(record.raw), path, root):
-            proven += 1
-        else:
+        if not merkle.verify_inclusion(seq - 1, size, merkle.leaf_hash(record.raw), path, root):
+            failed.add(seq)
             problems.append(f"entry {seq} ({record.where}) is not in the log as its latest head "
                             f"({size}:{root.hex()}) states: the entry, or the log's tree, was altered")
-    return proven
+    return failed
 
 
 def _hold_anchor(ledger, anchor: tuple[int, bytes], size: int, root: bytes, problems: list[str]) -> None:

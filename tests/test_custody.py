@@ -574,3 +574,20 @@ def test_the_fixity_check_holds_to_the_first_signed_stored_hash(capture, run, pu
     problems = json.loads(result.out)["files"]["problems"]
     assert any("no 'stored' entry signed by a key you trust establishes the SHA-256 of capture "
                "20250101T000000Z-00000001" in p for p in problems), problems
+
+
+def test_verify_holds_the_log_to_a_head_noted_earlier(capture, run, pubkey, tmp_path):
+    wacz = capture("/")
+    store = tmp_path / "store"
+    head = run("custody", "verify", "--store", store).out.split("head: ")[1].split()[0]
+    assert run("verify", wacz, "--trust", pubkey).code == 0             # the log grows
+    result = run("verify", wacz, "--trust", pubkey, "--anchor", head, "--no-record")
+    assert result.code == 0, result
+    size = head.split(":")[0]
+    forged = f"{size}:{'ab' * 32}"                                        # a head this log never had
+    result = run("verify", wacz, "--trust", pubkey, "--anchor", forged, "--no-record", "--json")
+    checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+    assert result.code == 1 and checks["custody"]["status"] == "fail"
+    assert any("contradicts the head you noted" in p["message"] for p in checks["custody"]["problems"])
+    bad = run("verify", wacz, "--anchor", "nonsense")
+    assert bad.code == 2 and bad.err.count("\n") == 1 and "not a tree head" in bad.err

@@ -320,3 +320,22 @@ def check_intact(ledger) -> bool:
     report = LogCheck(ledger).run()
     assert report.intact and not report.notes, (report.breaks, report.notes)
     return True
+
+
+def test_a_forged_head_is_named(tmp_path, key):
+    from archive.keys import load_private_key
+    from archive.seal.sign import Signer
+    store, ledger = small_store(tmp_path, 10)
+    signer = Signer(load_private_key(key, PASSPHRASE.encode()))
+    ledger.append(lambda seq, prev: make_entry(seq, prev, "stored", Actor("op", signer), other_id(2), "cd" * 32, {}),
+                  signer)
+    heads = ledger.path.parent / "heads.jsonl"
+    lines = heads.read_bytes().splitlines(keepends=True)
+    head = json.loads(lines[-1])
+    assert head["size"] == 11 and head["key"] == signer.fingerprint and head["signature"]
+    head["root"] = "00" * 32                       # a head for a log that does not exist
+    heads.write_bytes(b"".join(lines[:-1]) + canonical(head) + b"\n")
+    code, out = cli("custody", "verify", "--store", store)
+    assert code == 1 and "a forged or damaged head: content does not match its signature" in out, out
+    proof = prove_capture(ledger, other_id(2))
+    assert proof.problems and "the log's latest head" in proof.problems[0] and "forged" in proof.problems[0]

@@ -212,7 +212,6 @@ def test_a_torn_line_is_named_never_condemns_and_is_repaired(tmp_path):
 
 
 def test_a_plain_chain_is_upgraded_explicitly_and_the_upgrade_is_recorded(tmp_path, key):
-    from archive.custody.ledger import _last_line  # noqa: F401 - the plain chain's own append
     store, ledger = small_store(tmp_path, 20)
     shutil.rmtree(ledger.path.parent / "tree")
     (ledger.path.parent / "heads.jsonl").unlink()

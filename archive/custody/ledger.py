@@ -517,10 +517,12 @@ class ObjectLedger:
         return out
 
     def repair(self) -> list[str]:
-        before = self._head
+        """Cover entries a writer stopped before covering (nothing is ever torn here:
+        each entry is one object, written whole or not at all)."""
+        covered = self.tree_size()
         self._head = None
         seq, _, peaks = self._find_head()
-        return [] if before and before[0] == seq else [f"the tree covers entries 1 to {seq}"] if peaks is not None else []
+        return [f"the tree now covers entries {covered + 1} to {seq}"] if peaks is not None and seq > covered else []
 
     def upgrade(self, signer) -> dict:
         self._head = None

@@ -9,7 +9,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_store.py"
 
 
 def test_bench_store_smoke():
-    done = subprocess.run([sys.executable, str(SCRIPT), "--sizes", "300", "3000", "--s3-sizes", "40"],
+    done = subprocess.run([sys.executable, str(SCRIPT), "--sizes", "200", "2000", "--s3-sizes", "20"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [line for line in done.stdout.splitlines() if " entries " in line]

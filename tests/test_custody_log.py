@@ -5,6 +5,7 @@ tampering anywhere; `--since` checks an appended range; anchors catch a rewritte
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -49,10 +50,24 @@ def cli(*args) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def big(tmp_path_factory, keydir):
-    """A store: a real capture, 100,000 bulk entries, another real capture."""
-    root = tmp_path_factory.mktemp("biglog")
+    """A store: a real capture, 100,000 bulk entries, another real capture. Made once per
+    test run: pytest-xdist workers share it (the first one builds it, under a lock)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    with open(shared / "biglog.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ready = shared / "biglog" / "ready.json"
+        if not ready.exists():
+            made = _make_big(shared / "biglog", keydir)
+            shutil.copyfile(keydir / "signing-key.pub.pem", shared / "biglog" / "signer.pub.pem")
+            ready.write_text(json.dumps(made[1]))
+    # the signer's public key goes with the store (each worker makes keys of its own)
+    return shared / "biglog" / "store", json.loads(ready.read_text()), shared / "biglog" / "signer.pub.pem"
+
+
+def _make_big(root: Path, keydir: Path):
     store = root / "store"
     old = os.environ.get("ARCHIVE_KEY_PASSPHRASE")
     os.environ["ARCHIVE_KEY_PASSPHRASE"] = PASSPHRASE
@@ -98,8 +113,9 @@ def edit_line(ledger: Path, number: int, old: bytes, new: bytes) -> None:
         fh.write(line.replace(old, new, 1))
 
 
-def test_verify_one_capture_reads_a_proof_not_the_ledger(big, store, pubkey):
+def test_verify_one_capture_reads_a_proof_not_the_ledger(big, store):
     first, second = big[1]
+    pubkey = big[2]
     for capture_id in (first, second):
         started = time.monotonic()
         code, out = cli("verify", capture_id, "--store", store, "--trust", pubkey, "--json")
@@ -116,7 +132,8 @@ def test_verify_one_capture_reads_a_proof_not_the_ledger(big, store, pubkey):
     assert proof.proven == len(proof.records) == 4 and not proof.problems   # + one 'verified'
 
 
-def test_the_full_check_is_linear_and_finds_tampering_anywhere(big, store, pubkey):
+def test_the_full_check_is_linear_and_finds_tampering_anywhere(big, store):
+    pubkey = big[2]
     ledger = store / "custody" / "ledger.jsonl"
     started = time.monotonic()
     code, out = cli("custody", "verify", "--store", store, "--json")

@@ -419,6 +419,9 @@ class ObjectLedger:
         # the last entry seen: (seq, bytes, peaks of the tree at seq; None: a plain chain)
         self._head: tuple[int, bytes | None, list[bytes] | None] | None = None
         self.hidden: list[str] = []      # ledger objects read from behind a delete marker
+        # the newest tree object, looked up once (then kept current by this writer's appends):
+        # (seq, parsed tree object), None while not looked up, False when there is none
+        self._latest: tuple[int, dict] | None | bool = None
 
     def _get(self, key: str) -> bytes | None:
         """An object's bytes; one hidden behind a delete marker (S3: deleted without a
@@ -440,14 +443,15 @@ class ObjectLedger:
         return sorted(keys)
 
     def _last_tree(self) -> tuple[int, dict] | None:
-        key = self.store.last_object(TREE_PREFIX)
-        match = TREE_KEY.match(key or "")
-        if not match:
-            return None
-        return int(match.group(1)), parse_tree_object(self.store.get_object(key))
+        if self._latest is None:
+            key = self.store.last_object(TREE_PREFIX)
+            match = TREE_KEY.match(key or "")
+            self._latest = (int(match.group(1)), parse_tree_object(self.store.get_object(key))) \
+                if match else False
+        return self._latest or None
 
     def is_log(self) -> bool:
-        return self._find_head()[2] is not None
+        return self._last_tree() is not None or self._get(object_key(1)) is None
 
     def _find_head(self) -> tuple[int, bytes | None, list[bytes] | None]:
         """The last entry: the newest tree object (or, for a plain chain, one listing)
@@ -481,6 +485,7 @@ class ObjectLedger:
             self.store.put_object(tree_key(seq), tree_object(head, made, frontier.peaks))
         except AlreadyExists:
             pass            # another writer covered it: the nodes are the same
+        self._latest = (seq, {"head": head, "nodes": made, "peaks": frontier.peaks})
         entry = parse(raw)
         capture = entry.get("capture") if entry else None
         if isinstance(capture, str) and is_capture_id(capture):
@@ -520,12 +525,12 @@ class ObjectLedger:
         """Cover entries a writer stopped before covering (nothing is ever torn here:
         each entry is one object, written whole or not at all)."""
         covered = self.tree_size()
-        self._head = None
+        self._head, self._latest = None, None
         seq, _, peaks = self._find_head()
         return [f"the tree now covers entries {covered + 1} to {seq}"] if peaks is not None and seq > covered else []
 
     def upgrade(self, signer) -> dict:
-        self._head = None
+        self._head, self._latest = None, None
         seq, raw, peaks = self._find_head()
         if peaks is not None:
             raise ArchiveError(f"{self.location} is already a verifiable log")
@@ -565,14 +570,11 @@ class ObjectLedger:
         return list(self.iter_records())
 
     def latest_head(self) -> tuple[str, bytes] | None:
-        key = self.store.last_object(TREE_PREFIX)
-        if not key or not TREE_KEY.match(key):
+        last = self._last_tree()
+        if last is None:
             return None
-        tree = parse_tree_object(self.store.get_object(key))
-        seq = int(TREE_KEY.match(key).group(1))
-        if self._head is None or self._head[0] <= seq:
-            self._head = (seq, self._get(object_key(seq)), tree["peaks"])
-        return key, canonical(tree["head"]) if isinstance(tree["head"], dict) else b""
+        seq, tree = last
+        return tree_key(seq), canonical(tree["head"]) if isinstance(tree["head"], dict) else b""
 
     def tree_size(self) -> int:
         last = self._last_tree()
@@ -581,8 +583,9 @@ class ObjectLedger:
     def peaks(self, size: int) -> list[bytes]:
         if size == 0:
             return []
-        if self._head is not None and self._head[0] == size and self._head[2] is not None:
-            return self._head[2]
+        last = self._last_tree()
+        if last is not None and last[0] == size:
+            return last[1]["peaks"]
         return parse_tree_object(self.store.get_object(tree_key(size)))["peaks"]
 
     def nodes(self, wanted: list[merkle.Node]) -> dict[merkle.Node, bytes]:
@@ -609,6 +612,11 @@ class ObjectLedger:
             if len(out) >= limit:
                 return out, True
             out.append(record)
+        last = self._last_tree()
+        if not out and last is not None and last[0] == size and self._head is None:
+            # the head is known now: an append that follows (a 'verified' entry) needs
+            # no search for it, only the bytes of the entry it links to
+            self._head = (size, self._get(object_key(size)), last[1]["peaks"])
         return out, False
 
     def seqs_of(self, capture_id: str) -> list[int]:

@@ -355,3 +355,18 @@ def test_a_forged_head_is_named(tmp_path, key):
     assert code == 1 and "a forged or damaged head: content does not match its signature" in out, out
     proof = prove_capture(ledger, other_id(2))
     assert proof.problems and "the log's latest head" in proof.problems[0] and "forged" in proof.problems[0]
+
+
+def test_a_tree_object_put_far_past_the_end_costs_no_read_per_number(tmp_path):
+    from archive.custody.ledger import tree_key, tree_object
+    from archive.custody.head import make_head
+    from archive.store.local import LocalStore
+    store = LocalStore(tmp_path / "objects")
+    ledger = ObjectLedger(store)
+    bulk(ledger, 5)
+    store.put_object(tree_key(5_000_000), tree_object(make_head(5_000_000, b"\0" * 32, None), [], []))
+    started = time.monotonic()
+    report = LogCheck(ObjectLedger(store)).run()
+    assert time.monotonic() - started < 30
+    assert not report.intact and any("claims 5000000 entries, but none from entry 6 on" in b.message
+                                     for b in report.breaks), report.breaks

@@ -46,6 +46,7 @@ INDEX_PREFIX = "custody/index/"
 OBJECT_KEY = re.compile(r"^custody/(\d{12})\.json$")
 TREE_KEY = re.compile(r"^custody/tree/\d{6}/\d{3}/(\d{12})\.json$")
 MAX_RACES = 10_000          # lost put-if-absent races before giving up (never in practice)
+MISSING_RUN = 1000          # object numbers missing in a row that end a reading of the ledger
 TAIL_BLOCK = 1 << 16
 READERS = 16                # parallel reads of ledger objects
 BATCH = 10_000              # lines read at once while a tree is built or caught up
@@ -422,6 +423,7 @@ class ObjectLedger:
         # the newest tree object, looked up once (then kept current by this writer's appends):
         # (seq, parsed tree object), None while not looked up, False when there is none
         self._latest: tuple[int, dict] | None | bool = None
+        self.gap: tuple[int, int] | None = None   # (first, last) numbers the tree claims but no object holds
 
     def _get(self, key: str) -> bytes | None:
         """An object's bytes; one hidden behind a delete marker (S3: deleted without a
@@ -557,10 +559,18 @@ class ObjectLedger:
             return
         size = last[0] if last else 0
         # entries the tree covers, read in parallel by number (no listing), then any
-        # written after it
+        # written after it; a long run of missing numbers ends the reading (a tree object
+        # put far past the end must not cost a read per number it claims)
+        missing, seq = 0, start - 1
         for record in ordered_map(self._record, range(start, size + 1)):
-            if record is not None:
-                yield record
+            if record is None:
+                missing += 1
+                if missing >= MISSING_RUN:
+                    self.gap = (seq + 1, size)
+                    return
+                continue
+            missing, seq = 0, record.key_seq
+            yield record
         seq = max(size, start - 1)
         while (record := self._record(seq + 1)) is not None:
             yield record
@@ -644,7 +654,12 @@ class ObjectLedger:
                             [(tree_key(seq), canonical(head) if isinstance(head, dict) else b"")],
                             peaks=tree["peaks"])
 
-        yield from ordered_map(read, range(start, (last[0] if last else 0) + 1))
+        missing = 0
+        for step in ordered_map(read, range(start, (last[0] if last else 0) + 1)):
+            missing = missing + 1 if all(n is None for n in step.nodes) and not step.heads else 0
+            if missing >= MISSING_RUN:
+                return
+            yield step
 
 
 def open_ledger(store) -> FileLedger | ObjectLedger:

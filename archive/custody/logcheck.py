@@ -114,6 +114,11 @@ class LogCheck:
                 report.breaks.append(Break("anchor", size, f"the log ends at entry {frontier.size}, before "
                                            f"the head you noted ({size}:{root.hex()}): entries were "
                                            "removed; every capture recorded after it is in question"))
+        gap = getattr(ledger, "gap", None)
+        if gap:
+            report.breaks.append(Break("tree", gap[0], f"the log's newest tree object claims {gap[1]} "
+                                       f"entries, but none from entry {gap[0]} on can be read: entries "
+                                       "removed, or a tree object forged far past the end"))
         for key in getattr(ledger, "hidden", []):
             report.breaks.append(Break(key, None, "hidden behind a delete marker (deleted without a "
                                        "version id): its version was read and checked, but whoever "

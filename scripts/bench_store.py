@@ -129,25 +129,6 @@ def bench_s3(size: int, endpoint: str, bucket: str) -> dict:
             "custody_verify": full, "rss_mb": rss, "since": since}
 
 
-def start_moto():
-    import socket
-    import requests
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            requests.get(f"{endpoint}/moto-api/", timeout=2)
-            return proc, endpoint
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("moto_server did not start")
-
-
 def growth(rows: list[dict], key: str) -> str:
     out = []
     for a, b in zip(rows, rows[1:]):
@@ -175,6 +156,8 @@ def main() -> None:
             print_row(rows[-1])
         if args.s3_sizes:
             import boto3
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from bench_s3 import start_moto    # moto's server in a process of its own
             proc, endpoint = start_moto()
             try:
                 client = boto3.client("s3", endpoint_url=endpoint)

@@ -137,37 +137,37 @@ def run_show(args) -> int:
         if record.entry and (args.capture_id is None or record.entry.get("capture") == args.capture_id):
             chosen.append(record.entry)
     chain = check.finish()
-    if args.json:
-        print_json({"location": ledger.location, "entries": chosen, "chain": chain.to_dict()})
-        return 0
-    if not chosen:
-        print(f"no custody entries{' for ' + args.capture_id if args.capture_id else ''} in {ledger.location}")
-    for entry in chosen:
-        print(format_entry(entry))
-    if chain.breaks:
-        print(printable(f"chain: BROKEN at {chain.breaks[0]} (run `archive custody verify`)"))
-    elif chain.entries:
-        print(f"chain: {chain.entries} entries, links and signatures intact")
-    return 0
+    broken = f"chain: BROKEN at {chain.breaks[0]}" if chain.breaks else None
+    held = f"chain: {chain.entries} entries, links and signatures intact" if chain.entries else None
+    return _print_entries(ledger, args, chosen, {"chain": chain.to_dict()}, broken, held)
 
 
 def _show_capture(ledger, args) -> int:
     """One capture's entries out of a log: its own entries and their proofs, not the log."""
     proof = prove_capture(ledger, args.capture_id)
     entries = [r.entry for r in proof.records]
+    broken = f"log: BROKEN: {proof.problems[0]}" if proof.problems else None
+    held = (f"log: {len(entries)} entries, signatures intact, {proof.proven} proven in the log under "
+            f"{head_summary(proof.head, None)}") if entries else None
+    return _print_entries(ledger, args, entries, {"head": proof.head, "proven": proof.proven,
+                                                  "problems": proof.problems, "elsewhere": proof.elsewhere},
+                          broken, held)
+
+
+def _print_entries(ledger, args, entries: list[dict], extra: dict, broken: str | None,
+                   held: str | None) -> int:
+    """`custody show`'s output: the entries, then what holds of them (or where it breaks)."""
     if args.json:
-        print_json({"location": ledger.location, "entries": entries, "head": proof.head,
-                    "proven": proof.proven, "problems": proof.problems, "elsewhere": proof.elsewhere})
+        print_json({"location": ledger.location, "entries": entries, **extra})
         return 0
     if not entries:
-        print(f"no custody entries for {args.capture_id} in {ledger.location}")
+        print(f"no custody entries{' for ' + args.capture_id if args.capture_id else ''} in {ledger.location}")
     for entry in entries:
         print(format_entry(entry))
-    if proof.problems:
-        print(printable(f"log: BROKEN: {proof.problems[0]} (run `archive custody verify`)"))
-    elif entries:
-        print(f"log: {len(entries)} entries, signatures intact, {proof.proven} proven in the log under "
-              f"{head_summary(proof.head, None)}")
+    if broken:
+        print(printable(f"{broken} (run `archive custody verify`)"))
+    elif held:
+        print(held)
     return 0
 
 

@@ -90,9 +90,23 @@ class CaptureResult:
     lock: str | None = None       # Object Lock retention / legal hold of the stored object
     cut_back: list[dict] = field(default_factory=list)   # groups a resume dropped and redid
     warnings: list[str] = field(default_factory=list)    # stored, but something to know
+    # every page that could not be captured: {"url", "error"}. When it is every page, the
+    # capture is stored as a record of those failures, but it is no success (exit 1).
+    failures: list[dict] = field(default_factory=list)
+
+    @property
+    def nothing_captured(self) -> bool:
+        return self.pages == len(self.failures)
+
+    def nothing_captured_line(self) -> str:
+        """One line for a capture whose pages all failed (said by `capture` and `jobs run`)."""
+        shown = "; ".join(f"{f['url']}: {f['error']}" for f in self.failures[:3])
+        more = f" (and {len(self.failures) - 3} more)" if len(self.failures) > 3 else ""
+        return (f"no page could be captured; capture {self.capture_id} is stored as a record "
+                f"of the failures: {shown or 'nothing was fetched'}{more}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "nothingCaptured": self.nothing_captured}
 
 
 def _iso(dt: datetime) -> str:
@@ -302,6 +316,7 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
         journal.close()
     if session.earlier is not None:
         session.earlier.close()
+    writer.ensure_file()
     writer.close()
     state = replay(work / JOURNAL_NAME)
     custody = CustodyLog(store, Actor(request.operator, signer))
@@ -340,6 +355,7 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         },
         "stopReason": ended.get("stop"),
         "notFetched": ended.get("notFetched", []),
+        "failures": state.failures,
     }
     if session.earlier is not None:
         evidence["dedupAgainst"] = {
@@ -417,4 +433,10 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         timestamps=[{k: e.get(k) for k in ("tsa", "time", "error")} for e in timestamps],
         custody_problems=custody.problems, lock=stored.lock, cut_back=state.cut_backs,
         warnings=[stored.warning] if stored.warning else [],
+        failures=page_failures(state.pages),
     )
+
+
+def page_failures(pages: list[dict]) -> list[dict]:
+    """The pages (entries of pages.jsonl) that could not be captured, with the reason."""
+    return [{"url": p.get("url"), "error": p["error"]} for p in pages if p.get("error")]

@@ -10,11 +10,13 @@ import threading
 import time
 from pathlib import Path
 
-from archive.capture.crawl import CrawlOptions
+from archive.capture.crawl import LEAST, CrawlOptions
 from archive.capture.fetch import DEFAULT_USER_AGENT
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
-from archive.cli.common import Progress, duration, http_url, human_bytes, positive_int, print_json, size
+from archive.cli.common import (
+    Progress, at_least, duration, human_bytes, positive_duration, print_json, regex, sealed_url, size,
+)
 from archive.cli.store import add_store_options, store_options
 from archive.errors import ArchiveError
 from archive.values import parse_viewport
@@ -35,29 +37,29 @@ def register(sub) -> None:
     p.add_argument("urls", nargs="*", metavar="URL", help="seed URL(s)")
     p.add_argument("--resume", metavar="CAPTURE_DIR",
                    help="finish an interrupted capture from its work folder (no URLs then)")
-    p.add_argument("--depth", type=positive_int, default=0,
+    p.add_argument("--depth", type=at_least(LEAST["depth"]), default=0,
                    help="how many links deep to follow from the seeds (default 0: the seeds only)")
     p.add_argument("--scope", choices=SCOPES, default="page",
                    help="which linked pages may be followed (default: page)")
-    p.add_argument("--include", action="append", default=[], metavar="REGEX",
+    p.add_argument("--include", action="append", default=[], metavar="REGEX", type=regex,
                    help="also follow URLs matching REGEX (repeatable)")
-    p.add_argument("--exclude", action="append", default=[], metavar="REGEX",
+    p.add_argument("--exclude", action="append", default=[], metavar="REGEX", type=regex,
                    help="never fetch URLs matching REGEX (repeatable)")
-    p.add_argument("--max-pages", type=positive_int, help="stop after N pages")
+    p.add_argument("--max-pages", type=at_least(LEAST["max_pages"]), help="stop after N pages")
     p.add_argument("--max-bytes", type=size, help="stop after SIZE bytes received (e.g. 500MB)")
-    p.add_argument("--max-time", type=duration, help="stop after DURATION (e.g. 30m)")
+    p.add_argument("--max-time", type=positive_duration, help="stop after DURATION (e.g. 30m)")
     p.add_argument("--max-body", type=size, help="keep at most SIZE of one response body")
-    p.add_argument("--workers", type=positive_int, default=8,
+    p.add_argument("--workers", type=at_least(LEAST["workers"]), default=8,
                    help="fetches at once, all hosts together (default 8; --browser: one page at a time)")
-    p.add_argument("--host-workers", type=positive_int, default=4,
+    p.add_argument("--host-workers", type=at_least(LEAST["host_workers"]), default=4,
                    help="fetches at once to one host (default 4)")
     p.add_argument("--delay", type=duration, default=0.0,
                    help="wait between requests to one host (default 0; robots.txt Crawl-delay is honoured)")
-    p.add_argument("--retries", type=positive_int, default=2,
+    p.add_argument("--retries", type=at_least(LEAST["retries"]), default=2,
                    help="retries after a transient failure: timeout, reset, 429, 5xx (default 2)")
     p.add_argument("--retry-wait", type=duration, default=1.0,
                    help="first wait before a retry, doubled each time (default 1s; Retry-After wins)")
-    p.add_argument("--max-redirects", type=positive_int, default=10,
+    p.add_argument("--max-redirects", type=at_least(LEAST["max_redirects"]), default=10,
                    help="longest redirect chain followed; longer ones are recorded as errors (default 10)")
     p.add_argument("--ignore-robots", action="store_true",
                    help="do not obey robots.txt (for investigations; recorded in the capture)")
@@ -65,7 +67,7 @@ def register(sub) -> None:
                    help="store payloads unchanged since this earlier capture as revisit records")
     p.add_argument("--no-dedup", action="store_true",
                    help="store every payload in full, even when already captured")
-    p.add_argument("--timeout", type=duration, default=30.0, help="network timeout (default 30s)")
+    p.add_argument("--timeout", type=positive_duration, default=30.0, help="network timeout (default 30s)")
     p.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
     p.add_argument("--insecure", action="store_true",
                    help="capture HTTPS sites whose certificate does not verify (recorded as such)")
@@ -80,7 +82,7 @@ def register(sub) -> None:
                    help="start a new WARC file after SIZE (default 1GB)")
     p.add_argument("--tsa", action="append", default=[], metavar="URL",
                    help="RFC 3161 Time Stamping Authority to timestamp the capture (repeatable)")
-    p.add_argument("--tsa-timeout", type=duration, default=TSA_TIMEOUT,
+    p.add_argument("--tsa-timeout", type=positive_duration, default=TSA_TIMEOUT,
                    help=f"how long to wait for each TSA (default {TSA_TIMEOUT:g}s)")
     p.add_argument("--keep-local", action="store_true", help="keep the work folder after storing")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -97,7 +99,7 @@ def register(sub) -> None:
     b.add_argument("--wait", type=duration, metavar="DELAY", help="then wait this long more")
     b.add_argument("--no-scroll", action="store_true",
                    help="do not scroll down the page to trigger lazy loading")
-    b.add_argument("--page-timeout", type=duration,
+    b.add_argument("--page-timeout", type=positive_duration,
                    help="longest wait for a page to load (default 30s); it is captured as it is then")
     p.set_defaults(run=run)
 
@@ -163,8 +165,8 @@ def _stop_on_sigterm():
 def run(args) -> int:
     if bool(args.urls) == bool(args.resume):
         raise ArchiveError("give seed URLs, or --resume CAPTURE_DIR (not both)")
-    seeds = [http_url(u) for u in args.urls]
-    tsas = [http_url(u) for u in args.tsa]
+    seeds = [sealed_url(u) for u in args.urls]
+    tsas = [sealed_url(u) for u in args.tsa]
     browser = page_options(args)
     signer = load_signer(args.key, args.unsigned)
     progress = Progress(not args.quiet and not args.json)
@@ -180,7 +182,7 @@ def run(args) -> int:
         exclude=args.exclude, max_pages=args.max_pages, max_bytes=args.max_bytes,
         max_time=args.max_time, max_body=args.max_body, timeout=args.timeout,
         user_agent=args.user_agent, verify_tls=not args.insecure,
-        workers=max(1, args.workers), host_workers=max(1, args.host_workers), delay=args.delay,
+        workers=args.workers, host_workers=args.host_workers, delay=args.delay,
         retries=args.retries, backoff=args.retry_wait, obey_robots=not args.ignore_robots,
         dedup=not args.no_dedup, max_redirects=args.max_redirects, browser=browser,
     )
@@ -238,4 +240,8 @@ def run(args) -> int:
     if result.custody_problems:
         raise ArchiveError(f"capture {result.capture_id} is stored, but its custody is incomplete: "
                            + "; ".join(result.custody_problems))
+    if result.nothing_captured:
+        # stored: that a page could not be reached at this time is evidence too; but no success
+        print(f"archive: {result.nothing_captured_line()}", file=sys.stderr)
+        return 1
     return 0

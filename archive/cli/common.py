@@ -11,7 +11,7 @@ from pathlib import Path
 from archive.errors import ArchiveError
 from archive.keys import fingerprint, load_public_key
 from archive.values import human_bytes  # noqa: F401 - re-exported for the commands
-from archive.values import parse_duration, parse_http_url, parse_size
+from archive.values import parse_duration, parse_regex, parse_sealed_url, parse_size
 
 
 def size(text: str) -> int:
@@ -30,20 +30,40 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def positive_int(text: str) -> int:
+def regex(text: str) -> str:
+    """A regular expression, checked before anything is fetched."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
-    return value
+        return parse_regex(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def http_url(text: str) -> str:
-    """An absolute http(s) URL, or a one-line error."""
+def at_least(minimum: int):
+    """An argument type: a whole number, `minimum` or more."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must not be negative: {text}" if minimum == 0 else f"must be {minimum} or more, not {text}")
+        return value
+    return whole
+
+
+def positive_duration(text: str) -> float:
+    """A duration more than zero (a zero timeout would fail every fetch)."""
+    seconds = duration(text)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be more than zero: {text!r}")
+    return seconds
+
+
+def sealed_url(text: str) -> str:
+    """An http(s) URL a capture seals (a seed, a TSA): no credentials in it."""
     try:
-        return parse_http_url(text)
+        return parse_sealed_url(text)
     except ValueError as exc:
         raise ArchiveError(str(exc)) from None
 

@@ -98,12 +98,9 @@ def _ledger_of(args):
     folder would otherwise show an empty ledger, and `custody verify` call it INTACT)."""
     # not loaded by `archive verify FILE`
     from archive.cli.store import store_options
-    from archive.store.address import open_store
+    from archive.store.address import open_existing_store
 
-    store = open_store(args.store, store_options(args))
-    root = getattr(store, "root", None)
-    if isinstance(root, Path) and not root.is_dir():
-        raise ArchiveError(f"no store at {root}" if not root.exists() else f"{root} is not a store folder")
+    store = open_existing_store(args.store, store_options(args))
     return store, open_ledger(store)
 
 

@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from archive.cli.common import Progress, human_bytes, positive_int, print_json
+from archive.cli.common import Progress, at_least, human_bytes, print_json
 from archive.cli.timestamp import print_timestamps
 from archive.cli.common import duration as duration_arg
 from archive.errors import ArchiveError
@@ -50,7 +50,7 @@ def register(sub) -> None:
 
     serve = jobs.add_parser("serve", help="run every job file in a folder on its schedule")
     serve.add_argument("folder", metavar="DIR")
-    serve.add_argument("--concurrency", type=positive_int, default=2,
+    serve.add_argument("--concurrency", type=at_least(1), default=2,
                        help="at most N captures at once (default 2)")
     serve.add_argument("--grace", type=duration_arg, default=60.0,
                        help="on SIGTERM, let running captures finish this long before "
@@ -182,11 +182,12 @@ def _print_outcome(outcome: Outcome) -> None:
         else:
             why = f": {left['not_stored']}" if left.get("not_stored") else " (kept)"
             print(f"left     {left['path']}: an earlier run's capture, {left['state']}{why}")
+    c = outcome.capture
     if outcome.status != "ok":
         print(f"job      {outcome.job}: run {outcome.run_id} FAILED: {outcome.error}")
     else:
-        c = outcome.capture
         print(f"job      {outcome.job}: run {outcome.run_id}")
+    if c is not None:
         if outcome.dedup_against and c.get("revisits"):
             print(f"revisits {c['revisits']} payloads unchanged since {outcome.dedup_against}, "
                   "stored as revisit records pointing into it")

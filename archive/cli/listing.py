@@ -8,7 +8,7 @@ from dataclasses import asdict
 from archive.cli.common import human_bytes, print_json
 from archive.cli.store import add_endpoint_option, store_options
 from archive.errors import ArchiveError
-from archive.store.address import open_store
+from archive.store.address import open_existing_store
 from archive.store.base import StoredCapture
 from archive.store.s3 import is_s3_address, parse_s3_object
 from archive.values import parse_json, printable
@@ -80,7 +80,7 @@ def _row(store, stored: StoredCapture) -> dict:
 
 
 def _open(args):
-    return open_store(args.store or getattr(args, "store_arg", None), store_options(args))
+    return open_existing_store(args.store or getattr(args, "store_arg", None), store_options(args))
 
 
 def run_ls(args) -> int:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from archive import __version__
 from archive.verify.extract import read_record_block
 from archive.verify.model import NOT_VERIFIED, VERIFIED, CannotCheck, Report
-from archive.verify.report import CHECK_TITLES, facts, headline
+from archive.verify.report import CHECK_TITLES, facts, failure_rows, headline
 from archive.verify.source import Source
 
 SCREENSHOT_LIMIT = 20 << 20
@@ -113,6 +113,17 @@ def _pages(report: Report, source: Source | None) -> str:
     return "".join(out) or "<p>No pages are listed in this file.</p>"
 
 
+def _failures(report: Report) -> str:
+    rows = failure_rows(report)
+    if not rows:
+        return ""
+    body = "".join(f"<tr><td class=url>{_e(url)}</td><td>{_e(kind)}</td><td>{_e(reason)}</td></tr>"
+                   for url, kind, reason in rows)
+    return (f"<h2>Failed fetches ({len(rows)})</h2><p>Recorded in the WARC as evidence of what "
+            "could not be fetched, and when.</p><table class=failures><tr><th>URL</th><th>what</th>"
+            f"<th>reason</th></tr>{body}</table>")
+
+
 def _custody(report: Report) -> str:
     if not report.custody:
         return ""
@@ -149,6 +160,7 @@ def render_html(report: Report, source: Source | None = None) -> str:
 {"<h2>Not checked, and good to know</h2><ul>" + notes + "</ul>" if notes else ""}
 <h2>Pages ({len(report.pages)})</h2>
 {_pages(report, source)}
+{_failures(report)}
 {_custody(report)}
 <footer>Report made {_e(now)} by archive {_e(__version__)}. To check the file yourself:
 <span class=mono>archive verify FILE --trust NAME=PUBLIC-KEY</span>; the file's SHA-256 is

@@ -1,0 +1,167 @@
+"""What a new user meets in the first hour: captures that fetch nothing, URLs with
+credentials, mistyped options and stores. Every case a real CLI run against real local
+servers and folders."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import stored_waczs
+from tests.jobfiles import write_job
+from tests.site import Site, SiteServer
+from tests.warcs import member, pages, records
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def one_line_error(result, *words: str) -> None:
+    """Exit 2, one line on stderr naming `words`, never an internal error or a traceback."""
+    assert result.code == 2, result
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert "internal error" not in result.err and "Traceback" not in result.err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+# -- item 1: a capture whose pages all failed --------------------------------------
+
+def test_a_capture_of_nothing_but_failures_is_stored_verifies_and_exits_1(run, key, pubkey, tmp_path):
+    dead = f"http://127.0.0.1:{closed_port()}/statement"
+    result = run("capture", dead, "--key", key, "--store", tmp_path / "s", "--work-dir",
+                 tmp_path / "w", "--quiet", "--retries", "0", "--ignore-robots", "--json")
+    assert result.code == 1, result
+    out = json.loads(result.out)
+    assert out["nothingCaptured"] is True and out["pages"] == 1
+    assert out["failures"] == [{"url": dead, "error": out["failures"][0]["error"]}]
+    assert "refused" in out["failures"][0]["error"].lower()
+    assert "no page could be captured" in result.err and dead in result.err
+    wacz = Path(stored_waczs(tmp_path / "s")[0])
+    # what was tried is in the WARC: a metadata record saying what failed, when and why
+    failure = next(r for r in records(wacz) if r["type"] == "metadata" and r["uri"] == dead)
+    assert b"refused" in failure["payload"].lower()
+    assert [p["url"] for p in pages(wacz)] == [dead] and "error" in pages(wacz)[0]
+
+    text = run("verify", wacz, "--trust", pubkey)
+    assert text.code == 0, text
+    assert text.out.startswith("VERIFIED (RECORD OF FAILURES)")
+    assert "no page could be captured" in text.out
+    listed = text.out.split("failed fetches (recorded in the WARC, as evidence):", 1)[1]
+    assert dead in listed.splitlines()[1]
+    report = json.loads(run("verify", wacz, "--trust", pubkey, "--json").out)
+    assert report["verdict"] == "VERIFIED" and report["qualifier"] == "RECORD OF FAILURES"
+    assert report["capture"]["failures"][0]["url"] == dead
+    assert next(c for c in report["checks"] if c["name"] == "index")["status"] == "pass"
+
+
+def test_a_job_whose_seeds_all_failed_is_a_failed_run_and_notifies(run, key, tmp_path):
+    heard = tmp_path / "heard.json"
+    dead = f"http://127.0.0.1:{closed_port()}/"
+    job = write_job(tmp_path, "dead", [dead], key, tmp_path / "store",
+                    crawl={"retries": 0, "ignore_robots": True},
+                    notify={"command": ["sh", "-c", f"cat > {heard}"], "when": "failures"})
+    result = run("jobs", "run", job, "--quiet", "--json")
+    assert result.code == 1, result
+    outcome = json.loads(result.out)
+    assert outcome["status"] == "failed" and "no page could be captured" in outcome["error"]
+    assert outcome["capture"]["nothingCaptured"] is True           # stored all the same
+    assert len(stored_waczs(tmp_path / "store")) == 1
+    told = json.loads(heard.read_text())
+    assert told["status"] == "failed" and dead in told["error"]
+
+
+@pytest.mark.parametrize("option", [["--max-pages", "0"], ["--workers", "0"], ["--host-workers", "0"],
+                                    ["--timeout", "0"], ["--max-time", "0s"]])
+def test_options_that_would_capture_nothing_are_refused(run, tmp_path, option):
+    result = run("capture", "http://127.0.0.1:9/", "--unsigned", "--store", tmp_path / "s", *option)
+    one_line_error(result, option[0])
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("crawl, words", [({"max_pages": 0}, "max_pages"), ({"workers": 0}, "workers")])
+def test_job_files_refuse_the_same_values_by_the_same_rule(run, key, tmp_path, crawl, words):
+    job = write_job(tmp_path, "zero", ["http://127.0.0.1:9/"], key, tmp_path / "store", crawl=crawl)
+    result = run("jobs", "check", job)
+    assert result.code == 2 and words in result.out + result.err and "must be 1 or more" in result.out + result.err
+
+
+# -- item 3: one definition of a page ------------------------------------------------
+
+def test_every_command_counts_the_pages_pages_jsonl_lists(run, key, pubkey, site, tmp_path):
+    """A redirect is fetched as a page but listed once, under where it led."""
+    result = run("capture", site.url("/redirect"), site.url("/news/1"), "--key", key, "--store",
+                 tmp_path / "s", "--work-dir", tmp_path / "w", "--quiet", "--json")
+    assert result.code == 0, result
+    captured = json.loads(result.out)["pages"]
+    wacz = Path(stored_waczs(tmp_path / "s")[0])
+    listed = pages(wacz)
+    assert [p["url"] for p in listed].count(site.url("/about")) == 1 and len(listed) == 2
+    evidence = json.loads(member(wacz, "evidence/capture.json"))
+    verified = json.loads(run("verify", wacz, "--trust", pubkey, "--json").out)["capture"]["pages"]
+    custody = json.loads(run("custody", "show", "--store", tmp_path / "s", "--json").out)["entries"]
+    in_custody = next(e for e in custody if e["event"] == "captured")["details"]["pages"]
+    assert captured == evidence["stats"]["pages"] == verified == in_custody == len(listed) == 2
+
+
+# -- item 5: credentials in URLs ------------------------------------------------------
+
+def test_a_url_with_credentials_is_refused_and_the_password_never_shown(run, tmp_path):
+    result = run("capture", "http://alice:s3cr3t@127.0.0.1:9/page", "--unsigned",
+                 "--store", tmp_path / "s", "--work-dir", tmp_path / "w")
+    one_line_error(result, "user name or password", "without them")
+    assert "s3cr3t" not in result.err + result.out
+    assert not (tmp_path / "s").exists() and not (tmp_path / "w").exists()
+    tsa = run("capture", "http://127.0.0.1:9/", "--unsigned", "--tsa", "http://u:pw@127.0.0.1:9/tsr",
+              "--store", tmp_path / "s")
+    one_line_error(tsa, "user name or password")
+
+
+def test_a_job_file_with_credentials_in_a_seed_is_refused(run, key, tmp_path):
+    job = write_job(tmp_path, "creds", ["http://bob:hunter2@127.0.0.1:9/"], key, tmp_path / "store")
+    result = run("jobs", "check", job)
+    assert result.code == 2 and "user name or password" in result.out + result.err
+    assert "hunter2" not in result.out + result.err
+
+
+# -- items 6 and 8: errors a user must understand -------------------------------------
+
+def test_argument_errors_are_one_line_and_say_what_is_wrong(run, tmp_path, monkeypatch):
+    one_line_error(run("capture", "http://127.0.0.1:9/", "--unsigned", "--include", "(["),
+                   "--include", "not a regular expression")
+    one_line_error(run("capture", "http://127.0.0.1:9/", "--unsigned", "--delay", "-1s"),
+                   "--delay", "must not be negative")
+    one_line_error(run("capture", "http://127.0.0.1:9/", "--unsigned", "--max-bytes", "-5MB"),
+                   "--max-bytes", "must not be negative")
+    monkeypatch.setenv("ARCHIVE_KEY_PASSPHRASE", "pw")
+    afile = tmp_path / "a-file"
+    afile.write_text("not a folder")
+    one_line_error(run("keys", "generate", "--out", afile), "is a file, not a folder")
+    assert afile.read_text() == "not a folder"
+
+
+# -- item 7: a path that is not a store -----------------------------------------------
+
+@pytest.mark.parametrize("args", [["ls", "{store}"], ["show", "20261125T160746Z-d05a8384", "--store", "{store}"],
+                                  ["custody", "show", "--store", "{store}"],
+                                  ["custody", "verify", "--store", "{store}"],
+                                  ["verify", "20261125T160746Z-d05a8384", "--store", "{store}"],
+                                  ["timestamp", "20261125T160746Z-d05a8384", "--tsa", "http://127.0.0.1:9/",
+                                   "--store", "{store}"]])
+def test_a_path_that_is_not_a_store_is_exit_2_everywhere_with_the_same_words(run, tmp_path, args):
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "empty").mkdir()
+    for store, why in (("missing", "no such folder"), ("a-file", "it is a file, not a folder"),
+                       ("empty", "it holds none of a store's folders")):
+        result = run(*[a.replace("{store}", str(tmp_path / store)) for a in args])
+        assert result.code == 2, (store, result)
+        assert f"{tmp_path / store} is not a store: {why}" in result.err, (store, result)
+    assert not (tmp_path / "missing").exists() and not any((tmp_path / "empty").iterdir())

@@ -9,7 +9,7 @@ import shutil
 import socket
 import zipfile
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -49,6 +49,9 @@ class CaptureRequest:
     dedup_against: str | None = None   # an earlier capture: WACZ path or capture id in the store
     tsa: list[str] = field(default_factory=list)    # RFC 3161 authorities asked at sealing
     tsa_timeout: float = TSA_TIMEOUT
+    # where it goes and who signs it, as started (archive.resumeoptions): a resume finishes
+    # it the same way
+    origin: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -180,23 +183,33 @@ def run_capture(
                     None, store, signer, on_progress)
 
 
+def saved_request(work: Path) -> tuple[str, CaptureRequest, datetime]:
+    """(capture id, request, start time) of the capture a work folder holds."""
+    try:
+        saved = json.loads((Path(work) / REQUEST_NAME).read_text(encoding="utf-8"))
+        capture_id = saved["captureId"]
+        request = CaptureRequest.from_json(saved["request"], Path(work).parent)
+        started = datetime.strptime(saved["started"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArchiveError(f"{work} is not a capture work folder ({exc})") from None
+    return capture_id, request, started
+
+
 def resume_capture(
     work: Path,
     store: Store,
     signer: Signer | None,
     on_progress: Callable[[CrawlStats, int], None] | None = None,
+    changes: dict | None = None,
 ) -> CaptureResult:
     """Finish a capture whose process was killed (or failed) during the crawl, the seal or
     the upload, from what its work folder holds. The WARC data is cut back to the last
-    record group the journal knows complete; the crawl goes on from there."""
+    record group the journal knows complete; the crawl goes on from there. `changes`:
+    request fields (operator, tsa, tsa_timeout) replaced for this run."""
     work = Path(work)
-    try:
-        saved = json.loads((work / REQUEST_NAME).read_text(encoding="utf-8"))
-        capture_id = saved["captureId"]
-        request = CaptureRequest.from_json(saved["request"], work.parent)
-        started = datetime.strptime(saved["started"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ArchiveError(f"{work} is not a capture work folder ({exc})") from None
+    capture_id, request, started = saved_request(work)
+    if changes:
+        request = replace(request, **changes)
     held = _lock(work)  # noqa: F841 - held until this function returns
     sealed_path = work / f"{capture_id}.wacz"
     if sealed_path.exists():   # sealed, but never stored

@@ -165,3 +165,48 @@ def test_a_path_that_is_not_a_store_is_exit_2_everywhere_with_the_same_words(run
         assert result.code == 2, (store, result)
         assert f"{tmp_path / store} is not a store: {why}" in result.err, (store, result)
     assert not (tmp_path / "missing").exists() and not any((tmp_path / "empty").iterdir())
+
+
+# -- item 2: a resume finishes a capture as it was started -----------------------------
+
+def test_a_resume_keeps_the_store_and_key_it_was_started_with(run, key, pubkey, site, tmp_path, monkeypatch):
+    store = tmp_path / "store5"
+    store.mkdir()
+    (store / "captures").write_text("in the way")    # the store refuses it: the work folder stays
+    first = run("capture", site.url("/about"), "--key", key, "--store", store, "--operator", "ann",
+                "--work-dir", tmp_path / "w", "--quiet")
+    assert first.code == 2 and "archive capture --resume" in first.err, first
+    work = next((tmp_path / "w").iterdir())
+    (store / "captures").unlink()
+    other_key = tmp_path / "k2"
+    monkeypatch.chdir(tmp_path)     # where a default ./archive-store would be made
+
+    moved = run("capture", "--resume", work, "--store", tmp_path / "elsewhere", "--quiet")
+    one_line_error(moved, "--store", str(tmp_path / "elsewhere"), str(store), "--override-saved")
+    assert run("keys", "generate", "--out", other_key).code == 0
+    rekeyed = run("capture", "--resume", work, "--key", other_key / "signing-key.pem", "--quiet")
+    one_line_error(rekeyed, "signing key")
+    renamed = run("capture", "--resume", work, "--operator", "bob", "--quiet")
+    one_line_error(renamed, "--operator bob", "ann")
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "archive-store").exists()
+
+    # the command the failed capture printed, as it is: into the store it was started with
+    resumed = run("capture", "--resume", work, "--quiet")
+    assert resumed.code == 0, resumed
+    wacz = Path(stored_waczs(store)[0])
+    assert run("verify", wacz, "--trust", pubkey).code == 0
+    assert json.loads(member(wacz, "evidence/capture.json"))["operator"] == "ann"
+    assert not (tmp_path / "archive-store").exists()
+
+
+def test_override_saved_finishes_a_capture_into_another_store(run, key, site, tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "captures").write_text("in the way")
+    assert run("capture", site.url("/about"), "--key", key, "--store", store,
+               "--work-dir", tmp_path / "w", "--quiet").code == 2
+    work = next((tmp_path / "w").iterdir())
+    moved = run("capture", "--resume", work, "--store", tmp_path / "other", "--override-saved", "--quiet")
+    assert moved.code == 0, moved
+    assert len(stored_waczs(tmp_path / "other")) == 1
+    assert run("capture", site.url("/"), "--override-saved", "--key", key).code == 2

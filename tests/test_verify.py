@@ -382,6 +382,6 @@ def test_text_report_counts_failed_fetches():
     from archive.verify.model import Report
     from archive.verify.report import facts
     report = Report("x.wacz", "wacz", capture={"pages": 3, "records": 9, "bytes": 10, "failed": 2})
-    assert dict(facts(report))["contents"] == "3 pages, 9 records, 10 bytes fetched, 2 failed fetches (see --json or --html)"
+    assert dict(facts(report))["contents"] == "3 pages, 9 records, 10 bytes fetched, 2 failed fetches (listed below)"
     report.capture["failed"] = 0
     assert "failed" not in dict(facts(report))["contents"]

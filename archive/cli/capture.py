@@ -23,9 +23,11 @@ from archive.values import parse_viewport
 from archive.keys import load_private_key, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
 from archive.cli.timestamp import print_timestamps
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
-from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, resume_capture, run_capture
+from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, resume_capture, run_capture, saved_request
+from archive.resumeoptions import OVERRIDE_FLAG, absolute_address, merge
 from archive.seal.sign import Signer
-from archive.store.address import open_store
+from archive.store.address import StoreOptions, open_store
+from archive.store.s3 import Retention
 from archive.warc.records import default_operator
 from archive.warc.writer import DEFAULT_MAX_SIZE
 
@@ -36,7 +38,11 @@ def register(sub) -> None:
     p = sub.add_parser("capture", help="capture web pages into a sealed, signed WACZ")
     p.add_argument("urls", nargs="*", metavar="URL", help="seed URL(s)")
     p.add_argument("--resume", metavar="CAPTURE_DIR",
-                   help="finish an interrupted capture from its work folder (no URLs then)")
+                   help="finish an interrupted capture from its work folder (no URLs then), "
+                        "with the store, key, TSAs, retention and operator it was started with")
+    p.add_argument(OVERRIDE_FLAG, action="store_true",
+                   help="with --resume: use the store, key, TSAs, retention or operator given "
+                        "here although the capture was started with others"),
     p.add_argument("--depth", type=at_least(LEAST["depth"]), default=0,
                    help="how many links deep to follow from the seeds (default 0: the seeds only)")
     p.add_argument("--scope", choices=SCOPES, default="page",
@@ -82,7 +88,7 @@ def register(sub) -> None:
                    help="start a new WARC file after SIZE (default 1GB)")
     p.add_argument("--tsa", action="append", default=[], metavar="URL",
                    help="RFC 3161 Time Stamping Authority to timestamp the capture (repeatable)")
-    p.add_argument("--tsa-timeout", type=positive_duration, default=TSA_TIMEOUT,
+    p.add_argument("--tsa-timeout", type=positive_duration, default=None,
                    help=f"how long to wait for each TSA (default {TSA_TIMEOUT:g}s)")
     p.add_argument("--keep-local", action="store_true", help="keep the work folder after storing")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -162,21 +168,69 @@ def _stop_on_sigterm():
     return signal.signal(signal.SIGTERM, stop)
 
 
+def _signer_value(signer: Signer | None) -> str:
+    return signer.fingerprint if signer else "unsigned"
+
+
+def _origin(args, store, signer: Signer | None) -> dict:
+    """What a resume of this capture must keep (archive.resumeoptions)."""
+    retention = getattr(store, "retention", None)
+    return {
+        "store": absolute_address(store.address), "endpoint_url": args.endpoint_url,
+        "retain_days": getattr(retention, "days", None), "lock_mode": getattr(retention, "mode", None),
+        "legal_hold": bool(getattr(retention, "legal_hold", False)),
+        "key": os.path.abspath(args.key or os.environ.get(KEY_ENV)) if signer else None,
+        "signer": _signer_value(signer),
+    }
+
+
+def _resumed_as_started(args, tsas: list[str], on_upload):
+    """(store, signer, request changes) of a resume: as the capture was started, except
+    what this command line gives (refused where it differs, unless --override-saved)."""
+    _, request, _ = saved_request(Path(args.resume))
+    origin = request.origin
+    saved = {**origin, "tsa": request.tsa, "tsa_timeout": request.tsa_timeout,
+             "operator": request.operator}
+    given = {
+        "store": absolute_address(args.store) if args.store else None,
+        "endpoint_url": args.endpoint_url, "retain_days": args.retain_days,
+        "lock_mode": args.lock_mode, "legal_hold": True if args.legal_hold else None,
+        "tsa": tsas or None, "tsa_timeout": args.tsa_timeout, "operator": args.operator,
+    }
+    if args.unsigned or args.key:
+        given["signer"] = _signer_value(load_signer(args.key, args.unsigned))
+    merged, _ = merge({k: v for k, v in saved.items() if k != "key"}, given, args.override_saved)
+    if args.key or args.unsigned or not origin:
+        signer = load_signer(args.key, args.unsigned)
+    else:   # the key it was started with (or none), where it was then
+        signer = None if merged["signer"] == "unsigned" else load_signer(origin.get("key"), False)
+    retention = Retention(merged.get("retain_days"), merged.get("lock_mode"), bool(merged.get("legal_hold")))
+    store = open_store(merged.get("store"), StoreOptions(
+        endpoint_url=merged.get("endpoint_url"), retention=retention, progress=on_upload))
+    changes = {k: merged[k] for k in ("tsa", "tsa_timeout", "operator") if given.get(k) is not None}
+    return store, signer, changes
+
+
 def run(args) -> int:
     if bool(args.urls) == bool(args.resume):
         raise ArchiveError("give seed URLs, or --resume CAPTURE_DIR (not both)")
+    if args.override_saved and not args.resume:
+        raise ArchiveError(f"{OVERRIDE_FLAG} goes with --resume")
     seeds = [sealed_url(u) for u in args.urls]
     tsas = [sealed_url(u) for u in args.tsa]
     browser = page_options(args)
-    signer = load_signer(args.key, args.unsigned)
     progress = Progress(not args.quiet and not args.json)
 
     def on_upload(sent: int, total: int) -> None:
         progress.update(f"storing  {human_bytes(sent)} of {human_bytes(total)}", force=sent == total)
 
-    store = open_store(args.store, store_options(args, on_upload))
-    if args.resume and not Path(args.resume).is_dir():
-        raise ArchiveError(f"no such capture work folder: {args.resume}")
+    if args.resume:
+        if not Path(args.resume).is_dir():
+            raise ArchiveError(f"no such capture work folder: {args.resume}")
+        store, signer, changes = _resumed_as_started(args, tsas, on_upload)
+    else:
+        signer = load_signer(args.key, args.unsigned)
+        store = open_store(args.store, store_options(args, on_upload))
     options = CrawlOptions(
         seeds=seeds, depth=args.depth, scope=args.scope, include=args.include,
         exclude=args.exclude, max_pages=args.max_pages, max_bytes=args.max_bytes,
@@ -189,8 +243,9 @@ def run(args) -> int:
     request = CaptureRequest(
         crawl=options, operator=args.operator or default_operator(),
         work_dir=Path(args.work_dir), warc_size=args.warc_size,
-        keep_local=args.keep_local, title=args.title, tsa=tsas, tsa_timeout=args.tsa_timeout,
-        dedup_against=args.dedup_against,
+        keep_local=args.keep_local, title=args.title, tsa=tsas,
+        tsa_timeout=args.tsa_timeout or TSA_TIMEOUT, dedup_against=args.dedup_against,
+        origin={} if args.resume else _origin(args, store, signer),
     )
 
     started = time.monotonic()
@@ -206,9 +261,9 @@ def run(args) -> int:
     previous = _stop_on_sigterm()
     try:
         if args.resume:
-            # The crawl's own options were saved with it; only where it goes and who signs
-            # come from this command line.
-            result = resume_capture(Path(args.resume), store, signer, on_progress)
+            # the crawl's own options were saved with it, and so were where it goes and
+            # who signs it (changed only with --override-saved)
+            result = resume_capture(Path(args.resume), store, signer, on_progress, changes)
         else:
             result = run_capture(request, store, signer, on_progress)
     finally:

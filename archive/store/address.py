@@ -72,8 +72,8 @@ STORE_FOLDERS = ("captures", "custody", "keys", "timestamps", "jobs")
 def not_a_store(address: str) -> str | None:
     """Why the folder `address` is not a store, in the words every command uses; None
     when it is one (an s3:// address is checked by the service, when it is opened)."""
-    if is_s3_address(address):
-        return None
+    if is_s3_address(address) or ("://" in address and not address.startswith("file://")):
+        return None     # open_store says what is wrong with an address of another kind
     path = address.removeprefix("file://")
     if not os.path.exists(path):
         return f"{address} is not a store: no such folder"

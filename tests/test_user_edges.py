@@ -210,3 +210,27 @@ def test_override_saved_finishes_a_capture_into_another_store(run, key, site, tm
     assert moved.code == 0, moved
     assert len(stored_waczs(tmp_path / "other")) == 1
     assert run("capture", site.url("/"), "--override-saved", "--key", key).code == 2
+
+
+# -- item 8: --trust on the folder `keys generate` made; every problem of a job file ---
+
+def test_trust_takes_the_public_keys_of_a_key_folder_and_leaves_the_private_one(run, key, keydir, capture):
+    wacz = capture("/about")
+    result = run("verify", wacz, "--trust", keydir)
+    assert result.code == 0, result
+    assert "signing-key.pem is a private key; only the public keys" in result.err
+    assert "PRIVATE" not in result.out
+
+
+def test_jobs_check_reports_every_problem_in_one_pass(run, tmp_path):
+    job = tmp_path / "many.toml"
+    job.write_text('seeds = ["http://127.0.0.1:9/"]\nstore = "s"\nschedule = "0 * * * *"\n'
+                   'every = "1h"\n[crawl]\nmax_pages = 0\n[signing]\nkey = "missing-key.pem"\n')
+    result = run("jobs", "check", job)
+    assert result.code == 2
+    said = result.out + result.err
+    assert "many.toml:4: give either 'schedule' or 'every'" in said
+    assert "many.toml:6: 'crawl.max_pages' must be 1 or more" in said
+    assert "many.toml:8: signing key: key file not found" in said and "missing-key.pem" in said
+    offline = run("jobs", "check", "--offline", job)
+    assert offline.code == 2 and "signing key" not in offline.out + offline.err

@@ -85,11 +85,30 @@ def trusted_keys(specs: list[str] | None) -> dict[str, str]:
         paths = sorted(path.glob("*.pem")) + sorted(path.glob("*.pub")) if path.is_dir() else [path]
         if path.is_dir() and not paths:
             raise ArchiveError(f"no public keys (*.pem, *.pub) in {path}")
+        private = [item for item in paths if path.is_dir() and is_private_key_file(item)]
+        for item in private:
+            # the folder `keys generate` made holds the signing key too: trusting means
+            # public keys only, so the private one is left out (and never read further)
+            print(f"archive: note: {item} is a private key; only the public keys in {path} "
+                  "are trusted", file=sys.stderr)
+        paths = [item for item in paths if item not in private]
+        if path.is_dir() and not paths:
+            raise ArchiveError(f"no public keys (*.pem, *.pub) in {path}")
         for item in paths:
             key = load_public_key(item)
             label = name or item.name.removesuffix(".pem").removesuffix(".pub")
             trusted[fingerprint(key)] = label
     return trusted
+
+
+def is_private_key_file(path: Path) -> bool:
+    """A PEM private key (encrypted or not), by its header."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False    # load_public_key says what is wrong with it
+    return b"-----BEGIN" in head and b"PRIVATE KEY-----" in head
 
 
 def print_json(data) -> None:

@@ -19,10 +19,10 @@ from archive.cli.timestamp import print_timestamps
 from archive.cli.common import duration as duration_arg
 from archive.errors import ArchiveError
 from archive.jobs.lock import JobBusy, iso_seconds, utcnow
-from archive.jobs.preflight import preflight
+from archive.jobs.preflight import preflight, signing_problems
 from archive.jobs.runner import Outcome, Terminated, run_job
 from archive.jobs.scheduler import Scheduler, exit_meaning, install_stop_handlers, log_line
-from archive.jobs.spec import JobFileError, JobSpec, load_job
+from archive.jobs.spec import JobFileError, JobSpec, load_job, signing_part
 from archive.jobs.status import first_due, job_files, job_status
 
 EXIT_FAILED, EXIT_BAD, EXIT_BUSY, EXIT_TERMINATED = 1, 2, 3, 143
@@ -76,14 +76,24 @@ def _problem_rows(error: JobFileError) -> list[dict]:
 
 def _check_one(path: Path, offline: bool) -> tuple[JobSpec | None, list[dict]]:
     try:
-        spec = load_job(path)
-        if not offline:
-            preflight(spec)
+        return _checked(path, offline), []
     except JobFileError as exc:
         return None, _problem_rows(exc)
     except ArchiveError as exc:
         return None, [{"file": str(path), "line": None, "message": str(exc)}]
-    return spec, []
+
+
+def _checked(path: Path, offline: bool) -> JobSpec:
+    try:
+        spec = load_job(path)
+    except JobFileError as exc:
+        part = None if offline else signing_part(path)
+        if part is not None:    # every problem in one pass: the key too, though others remain
+            exc.problems = sorted(exc.problems + signing_problems(part)[1], key=lambda p: p.line or 0)
+        raise
+    if not offline:
+        preflight(spec)
+    return spec
 
 
 def run_check(args) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from archive.errors import ArchiveError
 from archive.files import read_at_most
-from archive.jobs.spec import JobFileError, JobSpec, Problem
+from archive.jobs.spec import JobFileError, JobSpec, Problem, SigningPart
 from archive.keys import is_encrypted_pem, load_private_key, read_key_file
 from archive.seal.sign import Signer
 from archive.store.address import StoreOptions, open_store
@@ -81,15 +81,19 @@ def _check_folder(root: Path) -> None:
         raise ArchiveError(f"store {root} cannot be written ({existing} is not a writable folder)")
 
 
-def preflight(spec: JobSpec) -> tuple[Signer | None, object]:
-    """(signer, store) for a run, or JobFileError with every problem and its line."""
-    problems: list[Problem] = []
-    signer = store = None
+def signing_problems(spec: JobSpec | SigningPart) -> tuple[Signer | None, list[Problem]]:
+    """The job's signer, or what is wrong with its key or passphrase (with its line)."""
     try:
-        signer = load_signer(spec)
+        return load_signer(spec), []
     except ArchiveError as exc:
         key = _signing_key_for(str(exc), spec)
-        problems.append(Problem(spec.line_of(key) or spec.line_of("signing"), f"signing key: {exc}"))
+        return None, [Problem(spec.line_of(key) or spec.line_of("signing"), f"signing key: {exc}")]
+
+
+def preflight(spec: JobSpec) -> tuple[Signer | None, object]:
+    """(signer, store) for a run, or JobFileError with every problem and its line."""
+    store = None
+    signer, problems = signing_problems(spec)
     try:
         store = open_job_store(spec)
     except ArchiveError as exc:

@@ -441,25 +441,10 @@ def parse_job(path: str | Path) -> tuple[JobSpec | None, list[Problem]]:
     Only the file itself is checked here; `preflight` checks the key and the store.
     """
     path = Path(path)
-    source = read_source(path)
-    try:
-        data = tomllib.loads(source)
-    except tomllib.TOMLDecodeError as exc:
-        return None, [_toml_problem(exc)]
-    lines = key_lines(source)
-    base = path.resolve().parent
-    problems: list[Problem] = []
-    values: dict[str, dict[str, Any]] = {table: {} for table in SCHEMA}
-
-    for key, value in data.items():
-        if key in SCHEMA and key and isinstance(value, dict):
-            for sub, sub_value in value.items():
-                _take(values[key], key, sub, sub_value, base, lines, problems)
-        elif key in SCHEMA and key:
-            problems.append(Problem(lines.get(key), f"'{key}' must be a table ([{key}])"))
-        else:
-            _take(values[""], "", key, value, base, lines, problems)
-
+    parsed = _parse(path)
+    if isinstance(parsed, Problem):
+        return None, [parsed]
+    data, values, lines, problems = parsed
     top = values[""]
     for key in REQUIRED:
         if key not in top and not any(p.message.startswith(f"'{key}'") for p in problems):
@@ -482,6 +467,52 @@ def parse_job(path: str | Path) -> tuple[JobSpec | None, list[Problem]]:
         return None, [Problem(None, f"the file name {path.name!r} is not a usable job name: "
                                     "add name = \"...\"")]
     return spec, []
+
+
+def _parse(path: Path):
+    """(TOML data, the values that passed their checks by table, key lines, problems), or
+    the Problem of a file that is not TOML."""
+    source = read_source(path)
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        return _toml_problem(exc)
+    lines = key_lines(source)
+    base = path.resolve().parent
+    problems: list[Problem] = []
+    values: dict[str, dict[str, Any]] = {table: {} for table in SCHEMA}
+    for key, value in data.items():
+        if key in SCHEMA and key and isinstance(value, dict):
+            for sub, sub_value in value.items():
+                _take(values[key], key, sub, sub_value, base, lines, problems)
+        elif key in SCHEMA and key:
+            problems.append(Problem(lines.get(key), f"'{key}' must be a table ([{key}])"))
+        else:
+            _take(values[""], "", key, value, base, lines, problems)
+    return data, values, lines, problems
+
+
+@dataclass
+class SigningPart:
+    """The [signing] table of a job file that has other problems: its key can be checked
+    all the same, so that `jobs check` reports every problem in one pass."""
+    signing: SigningSpec
+    lines: dict
+
+    def line_of(self, key: str) -> int | None:
+        return self.lines.get(key)
+
+
+def signing_part(path: str | Path) -> SigningPart | None:
+    """The job file's signing table as far as it is valid (None: nothing to check)."""
+    parsed = _parse(Path(path))
+    if isinstance(parsed, Problem):
+        return None
+    _, values, lines, _ = parsed
+    signing = SigningSpec(**values["signing"])
+    if signing.unsigned or signing.key is None:
+        return None
+    return SigningPart(signing, lines)
 
 
 def load_job(path: str | Path) -> JobSpec:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from archive.errors import ArchiveError
-from archive.store.s3 import is_s3_address
+from archive.store.s3 import is_s3_address, parse_s3_address
 
 # the options a capture's work folder remembers, with the flag that gives each
 FLAGS = {
@@ -22,8 +22,11 @@ OVERRIDE_FLAG = "--override-saved"
 
 
 def absolute_address(address: str) -> str:
-    """A folder store as an absolute path (a resume may run from another folder)."""
-    return address if is_s3_address(address) else os.path.abspath(address.removeprefix("file://"))
+    """A store address in one form: a folder as an absolute path (a resume may run from
+    another folder), an s3:// address as the store names it."""
+    if is_s3_address(address):
+        return parse_s3_address(address).address
+    return os.path.abspath(address.removeprefix("file://"))
 
 
 def merge(saved: dict, given: dict, override: bool) -> tuple[dict, list[str]]:

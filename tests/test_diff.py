@@ -217,6 +217,13 @@ def test_hostile_fields_and_bombs_are_read_as_such(run, tmp_path):
     for path in typed:
         result = run("diff", FOREIGN / "valid_example_2.wacz", path, "--json")
         assert result.code == 0, (path, result)
+        diff = json.loads(result.out)
+        # a value of the wrong type is no value: never shown as if the file had said it
+        assert diff["later"]["seeds"] == [] and diff["later"]["stopReason"] is None
+        added = next(c["after"] for c in diff["changes"] if c["url"] == "http://x.test/")
+        assert added["title"] is None and added["status"] == 200 and added["digest"] == "sha256:aa"
+        assert added["ts"] == (None if path.name == "ts.wacz" else "2021-01-01T00:00:00Z")
+        assert diff["later"]["time"] != 5
     bombs = [
         (wacz("longline", pages=page + " " * (40 << 20)), "line longer than"),
         (wacz("evidence", evidence__capture_json=b" " * (40 << 20)), "larger than"),

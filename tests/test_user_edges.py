@@ -234,3 +234,24 @@ def test_jobs_check_reports_every_problem_in_one_pass(run, tmp_path):
     assert "many.toml:8: signing key: key file not found" in said and "missing-key.pem" in said
     offline = run("jobs", "check", "--offline", job)
     assert offline.code == 2 and "signing key" not in offline.out + offline.err
+
+
+# -- item 11: diff says first when two captures were made with different settings -------
+
+def test_diff_says_at_the_top_that_the_settings_differed(run, key, site, tmp_path):
+    for depth in ("0", "1"):
+        assert run("capture", site.url("/"), "--depth", depth, "--scope", "host", "--key", key,
+                   "--store", tmp_path / "s", "--work-dir", tmp_path / "w", "--quiet").code == 0
+    earlier, later = stored_waczs(tmp_path / "s")
+    text = run("diff", earlier, later)
+    assert text.code == 0, text
+    lines = text.out.splitlines()
+    note = next(n for n, line in enumerate(lines) if line.startswith("Note: The two captures were made "
+                                                                      "with different settings (depth 0, then 1)"))
+    added = next(n for n, line in enumerate(lines) if line.strip().startswith("ADDED"))
+    assert note < added, text.out
+    same = run("diff", earlier, earlier, "--json")
+    assert not any("different settings" in n for n in json.loads(same.out)["notes"])
+    report = json.loads(run("diff", earlier, later, "--json").out)
+    assert "depth 0, then 1" in report["notes"][0]
+    assert report["earlier"]["settings"]["depth"] == 0 and report["later"]["settings"]["depth"] == 1

@@ -84,8 +84,7 @@ def test_flipped_byte_report_names_file_record_url_and_offset(sealed, pubkey, ru
     assert record_lines, result.out
     assert f"byte offset {offset}" in record_lines[0] and "/chunked" in record_lines[0]
     assert info.filename.rsplit("/", 1)[-1] in record_lines[0]
-    assert data  # the original is untouched
-    assert sealed.read_bytes() == bytes(data)
+    assert sealed.read_bytes() == bytes(data)   # the original is untouched
 
 
 def test_json_reports_follow_the_schema(sealed, pubkey, warc_file, run, tmp_path):

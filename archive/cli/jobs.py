@@ -213,6 +213,8 @@ def _print_outcome(outcome: Outcome) -> None:
     if changes.get("error"):
         print(f"changes  {changes['error']}")
     elif changes:
+        for note in changes.get("notes", []):
+            print(f"note     {note}")
         for change in changes.get("changes", []):
             print(f"changes  {change['finding']}")
         for change in changes.get("uncertain", []):

@@ -255,3 +255,25 @@ def test_diff_says_at_the_top_that_the_settings_differed(run, key, site, tmp_pat
     report = json.loads(run("diff", earlier, later, "--json").out)
     assert "depth 0, then 1" in report["notes"][0]
     assert report["earlier"]["settings"]["depth"] == 0 and report["later"]["settings"]["depth"] == 1
+
+
+# -- item 9: ls and show read like the rest of the tool ---------------------------------
+
+def test_ls_and_show_give_headers_the_sha256_capture_printed_and_no_python_dicts(run, key, site, tmp_path):
+    made = run("capture", site.url("/about"), "--key", key, "--store", tmp_path / "s", "--work-dir",
+               tmp_path / "w", "--json")     # no --quiet: no terminal, so no progress either
+    assert made.code == 0 and made.err == "", made
+    out = json.loads(made.out)
+    listing = run("ls", tmp_path / "s")
+    header, row = listing.out.splitlines()
+    assert header.split() == ["CAPTURE", "CREATED", "SIZE", "SHA-256", "SIGNER", "SEEDS"]
+    assert row.split()[0] == out["capture_id"] and out["sha256"] in row.split()
+    assert header.index("SHA-256") == row.index(out["sha256"])         # aligned under its header
+    assert not any(line != line.rstrip() for line in listing.out.splitlines())
+    [as_json] = json.loads(run("ls", tmp_path / "s", "--json").out)
+    assert as_json["sha256"] == out["sha256"] and as_json["id"] == out["capture_id"]
+    shown = run("show", out["capture_id"], "--store", tmp_path / "s")
+    assert shown.code == 0 and "{" not in shown.out and "'" not in shown.out, shown.out
+    stats = next(line for line in shown.out.splitlines() if line.startswith("stats"))
+    assert "pages 1," in stats and f"sha256    {out['sha256']}" in shown.out
+    assert json.loads(run("show", out["capture_id"], "--store", tmp_path / "s", "--json").out)["stats"]["pages"] == 1

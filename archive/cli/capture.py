@@ -222,7 +222,7 @@ def run(args) -> int:
     progress = Progress(not args.quiet and not args.json)
 
     def on_upload(sent: int, total: int) -> None:
-        progress.update(f"storing  {human_bytes(sent)} of {human_bytes(total)}", force=sent == total)
+        progress.update("storing", sent, total, force=sent == total, stage="store")
 
     if args.resume:
         if not Path(args.resume).is_dir():
@@ -252,10 +252,11 @@ def run(args) -> int:
 
     def on_progress(stats, queued: int) -> None:
         elapsed = max(1e-6, time.monotonic() - started)
+        # no total (the queue grows as pages are read): counts, pages/s, and rich's bytes/s
         progress.update(
             f"pages {stats.pages}  requisites {stats.requisites}  queued {queued}  "
-            f"failed {stats.failed}  {human_bytes(stats.bytes)}  "
-            f"{stats.pages / elapsed:.1f} pages/s  {human_bytes(stats.bytes / elapsed)}/s"
+            f"failed {stats.failed}  {human_bytes(stats.bytes)}  {stats.pages / elapsed:.1f} pages/s",
+            stats.bytes,
         )
 
     previous = _stop_on_sigterm()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from archive.errors import ArchiveError
 from archive.keys import fingerprint, load_public_key
 from archive.values import human_bytes  # noqa: F401 - re-exported for the commands
+from archive.values import printable
 from archive.values import parse_duration, parse_regex, parse_sealed_url, parse_size
 
 
@@ -116,27 +116,74 @@ def print_json(data) -> None:
 
 
 class Progress:
-    """One status line on a terminal, redrawn at most a few times a second; silent otherwise."""
+    """Progress on a terminal (stderr), drawn by rich: a bar with percentage, rate and time
+    left when the total is known, a line of counts with the time elapsed otherwise. Silent
+    when stderr is not a terminal (or with --quiet or --json: `enabled` False); nothing it
+    shows goes to stdout, which --json output owns."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, unit: str = "bytes") -> None:
         self.enabled = enabled and sys.stderr.isatty()
-        self._last = 0.0
-        self._started = time.monotonic()
-        self._width = 0
+        self.unit = unit              # "bytes" (rate in B/s) or "items"
+        self._bar = None
+        self._tasks: dict[str, object] = {}
 
-    def update(self, text: str, force: bool = False) -> None:
+    def _start(self) -> None:
+        # loaded on first use: a command run without a terminal never imports rich
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn, MofNCompleteColumn, Progress as Bar, SpinnerColumn, TaskProgressColumn,
+            TextColumn, TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn,
+        )
+        amount = TransferSpeedColumn() if self.unit == "bytes" else MofNCompleteColumn()
+        self._bar = Bar(
+            SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
+            TaskProgressColumn(), amount, TimeElapsedColumn(), TimeRemainingColumn(),
+            console=Console(file=sys.stderr, highlight=False), transient=True,
+            redirect_stdout=False, redirect_stderr=False,
+        )
+        self._bar.start()
+
+    def update(self, text: str, done: float | None = None, total: float | None = None,
+               force: bool = False, stage: str = "") -> None:
+        """Show `text`; with `done` (and `total`), how far along: a rate (and a bar and the
+        time left). A new `stage` (crawling, then storing) starts a line of its own."""
         if not self.enabled:
             return
-        now = time.monotonic()
-        if not force and now - self._last < 0.2:
-            return
-        self._last = now
-        line = f"{text}  [{now - self._started:5.0f}s]"
-        sys.stderr.write("\r" + line.ljust(self._width))
-        sys.stderr.flush()
-        self._width = len(line)
+        if self._bar is None:
+            self._start()
+        if stage not in self._tasks:
+            for task in self._tasks.values():
+                self._bar.update(task, visible=False)
+            self._tasks[stage] = self._bar.add_task("", total=None)
+        # what the web or a file says may be in `text`: shown, never obeyed by the terminal
+        self._bar.update(self._tasks[stage], description=printable(text), completed=done,
+                         total=total, refresh=force)
 
     def done(self) -> None:
-        if self.enabled and self._width:
-            sys.stderr.write("\r" + " " * self._width + "\r")
-            sys.stderr.flush()
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def print_table(headers: list[str], rows: list[list[str]], right: tuple[str, ...] = (),
+                folded: tuple[str, ...] = ()) -> None:
+    """Aligned columns under a header line, fitted to the terminal (the `folded` columns
+    wrapped rather than cut, the others kept whole); unbounded in width when stdout is a
+    file or a pipe, one row a line. Cells are plain text (never rich markup) made safe
+    for a terminal."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False, markup=False, emoji=False,
+                      width=None if sys.stdout.isatty() else 1 << 16)
+    table = Table(box=None, pad_edge=False, header_style="bold" if console.is_terminal else None)
+    for header in headers:
+        table.add_column(header, justify="right" if header in right else "left",
+                         overflow="fold", no_wrap=header not in folded)
+    for row in rows:
+        table.add_row(*(Text(printable(str(cell))) for cell in row))
+    with console.capture() as captured:
+        console.print(table)
+    # no padding after the last column: lines as a person or grep expects them
+    sys.stdout.write("".join(line.rstrip(" ") + "\n" for line in captured.get().splitlines()))

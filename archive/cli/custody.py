@@ -142,7 +142,7 @@ def run_verify(args) -> int:
     report.breaks += anchor_breaks(records, [anchor(a) for a in args.anchor])
     if args.files:
         report.files = _fixity(store, captures, stored_digests(records),
-                               Progress(not args.quiet and not args.json))
+                               Progress(not args.quiet and not args.json, unit="items"))
     if args.json:
         print_json(report.to_dict())
         return 0 if report.intact else 1
@@ -177,7 +177,7 @@ def _fixity(store, captures: list[str], recorded: dict[str, str], progress: Prog
     """Every stored capture read and hashed against the SHA-256 its 'stored' entry holds."""
     checked, total, problems = 0, 0, []
     for number, capture_id in enumerate(captures, 1):
-        progress.update(f"hashing capture {number} of {len(captures)}: {capture_id}")
+        progress.update(f"hashing {capture_id}", number - 1, len(captures))
         try:
             with store.open_capture(capture_id) as fh:
                 sha, size = stream_sha256(fh)

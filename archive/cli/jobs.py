@@ -150,7 +150,7 @@ def run_run(args) -> int:
 
     def on_progress(stats, queued: int) -> None:
         progress.update(f"job {spec.name}: pages {stats.pages}  queued {queued}  "
-                        f"failed {stats.failed}  {human_bytes(stats.bytes)}")
+                        f"failed {stats.failed}  {human_bytes(stats.bytes)}", stats.bytes)
 
     def terminate(signum, frame) -> None:
         raise Terminated()

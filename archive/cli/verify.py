@@ -86,7 +86,7 @@ def run(args) -> int:
     try:
         report = verify_source(
             source, options,
-            lambda done, total: progress.update(f"verifying {done * 100 // max(total, 1)}% of {source.name}"),
+            lambda done, total: progress.update(f"verifying {source.name}", done, total),
         )
     except CannotCheck as exc:
         raise ArchiveError(str(exc)) from None

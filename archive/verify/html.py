@@ -33,8 +33,13 @@ h2 { font-size: 1.2em; border-bottom: 1px solid #999; margin-top: 1.6em; break-a
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; vertical-align: top; padding: .3em .5em; border-bottom: 1px solid #ddd; }
 th { width: 11em; font-weight: 600; }
-table.custody th { width: auto; }
-.mono, td.mono { font-family: "DejaVu Sans Mono", monospace; font-size: .85em; word-break: break-all; }
+/* a hash or URL inside a sentence breaks at the line's end rather than squeezing the labels */
+td.text { overflow-wrap: anywhere; }
+table.custody th, table.failures th { width: auto; }
+/* break a long URL or hash where the line ends, never a word that fits ("capture/d") */
+.mono, td.mono, td.url { font-family: "DejaVu Sans Mono", monospace; font-size: .85em; overflow-wrap: anywhere; }
+td.nowrap { white-space: nowrap; }
+table.failures td.url { width: 65%; }
 .pass { color: #1b7a32; font-weight: 600; } .fail { color: #b3261e; font-weight: 700; }
 .warn { color: #555; } .skip { color: #a86b00; font-weight: 700; }
 .problems { margin: .2em 0 0 1.2em; padding: 0; }
@@ -76,8 +81,8 @@ def _checks(report: Report) -> str:
         more = f"<li>… and {len(check.problems) - 200} more</li>" if len(check.problems) > 200 else ""
         rows.append(
             f"<tr><th>{_e(CHECK_TITLES.get(check.name, check.name))}</th>"
-            f"<td class={_e(check.status)}>{_e(STATUS_WORDS.get(check.status, check.status))}</td>"
-            f"<td>{_e(check.summary)}" + (f"<ul class=problems>{problems}{more}</ul>" if problems else "")
+            f"<td class='{_e(check.status)} nowrap'>{_e(STATUS_WORDS.get(check.status, check.status))}</td>"
+            f"<td class=text>{_e(check.summary)}" + (f"<ul class=problems>{problems}{more}</ul>" if problems else "")
             + "</td></tr>")
     return "<table>" + "".join(rows) + "</table>"
 
@@ -117,7 +122,7 @@ def _failures(report: Report) -> str:
     rows = failure_rows(report)
     if not rows:
         return ""
-    body = "".join(f"<tr><td class=url>{_e(url)}</td><td>{_e(kind)}</td><td>{_e(reason)}</td></tr>"
+    body = "".join(f"<tr><td class=url>{_e(url)}</td><td class=nowrap>{_e(kind)}</td><td>{_e(reason)}</td></tr>"
                    for url, kind, reason in rows)
     return (f"<h2>Failed fetches ({len(rows)})</h2><p>Recorded in the WARC as evidence of what "
             "could not be fetched, and when.</p><table class=failures><tr><th>URL</th><th>what</th>"
@@ -129,8 +134,10 @@ def _custody(report: Report) -> str:
         return ""
     columns = ("seq", "time", "event", "actor", "key")
     head = "".join(f"<th>{_e(k)}</th>" for k in columns)
+    # words and times whole; only the key's fingerprint (a hash) may break, at the line's end
     rows = "".join(
-        "<tr>" + "".join(f"<td class=mono>{_e(entry.get(k, '') if k != 'key' or entry.get('signed') else 'UNSIGNED')}</td>"
+        "<tr>" + "".join(f"<td class='mono{'' if k in ('actor', 'key') else ' nowrap'}'>"
+                         f"{_e(entry.get(k, '') if k != 'key' or entry.get('signed') else 'UNSIGNED')}</td>"
                          for k in columns) + "</tr>"
         for entry in report.custody)
     return f"<h2>Custody history</h2><table class=custody><tr>{head}</tr>{rows}</table>"

@@ -6,6 +6,7 @@ import base64
 import gzip
 import hashlib
 import io
+import json
 import shutil
 import socket
 import time
@@ -154,6 +155,17 @@ def test_script_written_page_keeps_fetched_json_dom_and_screenshot(bsite, browse
     # the text report names the screenshot of every page
     shots = result.out.split("\nscreenshots (", 1)[1].split("\n\n", 1)[0]
     assert f"\n  {app}  (archive/" in shots
+    # every failed fetch the summary counts is listed with URL and reason (Chromium asks
+    # for /favicon.ico by itself; the site answers 404): text, JSON and HTML alike
+    evidence = json.loads(member(wacz, "evidence/capture.json"))
+    failures = evidence["failures"]
+    assert len(failures) == evidence["stats"]["failed"] >= 1
+    assert {"url": bsite.url("/favicon.ico"), "kind": "requisite", "error": "HTTP 404"} in failures
+    listed = result.out.split("failed fetches (recorded in the WARC, as evidence):\n", 1)[1]
+    assert f"  {bsite.url('/favicon.ico')}  (requisite) HTTP 404" in listed.split("\n\n")[0]
+    report = json.loads(run("verify", wacz, "--trust", pubkey, "--json").out)
+    assert report["capture"]["failures"] == failures and report["capture"]["failed"] == len(failures)
+    assert bsite.url("/favicon.ico") in (tmp_path / "report.html").read_text().split("Failed fetches", 1)[1]
     assert_third_party_checks_pass(wacz, tmp_path)
     # The investigator sees the screenshot in the HTML report and can extract it.
     html = (tmp_path / "report.html").read_text()

@@ -173,7 +173,10 @@ def run_capture(
     started = datetime.now(timezone.utc)
     capture_id = new_capture_id(started)
     work = request.work_dir / capture_id
-    (work / "spool").mkdir(parents=True)
+    try:
+        (work / "spool").mkdir(parents=True)
+    except OSError as exc:      # a work folder path that is a file, or not writable
+        raise ArchiveError(f"cannot make the work folder {work}: {exc.strerror or exc}") from None
     held = _lock(work)  # noqa: F841 - held until this function returns
     _write_json(work / REQUEST_NAME, {
         "captureId": capture_id, "started": _iso(started), "request": request.to_json(),

@@ -145,6 +145,8 @@ def test_argument_errors_are_one_line_and_say_what_is_wrong(run, tmp_path, monke
     afile = tmp_path / "a-file"
     afile.write_text("not a folder")
     one_line_error(run("keys", "generate", "--out", afile), "is a file, not a folder")
+    one_line_error(run("capture", "http://127.0.0.1:9/", "--unsigned", "--work-dir", afile,
+                       "--store", tmp_path / "s"), "cannot make the work folder")
     assert afile.read_text() == "not a folder"
 
 

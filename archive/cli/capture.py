@@ -42,7 +42,7 @@ def register(sub) -> None:
                         "with the store, key, TSAs, retention and operator it was started with")
     p.add_argument(OVERRIDE_FLAG, action="store_true",
                    help="with --resume: use the store, key, TSAs, retention or operator given "
-                        "here although the capture was started with others"),
+                        "here although the capture was started with others")
     p.add_argument("--depth", type=at_least(LEAST["depth"]), default=0,
                    help="how many links deep to follow from the seeds (default 0: the seeds only)")
     p.add_argument("--scope", choices=SCOPES, default="page",
@@ -197,13 +197,13 @@ def _resumed_as_started(args, tsas: list[str], on_upload):
         "lock_mode": args.lock_mode, "legal_hold": True if args.legal_hold else None,
         "tsa": tsas or None, "tsa_timeout": args.tsa_timeout, "operator": args.operator,
     }
-    if args.unsigned or args.key:
-        given["signer"] = _signer_value(load_signer(args.key, args.unsigned))
+    keyed = bool(args.key or args.unsigned)
+    signer = load_signer(args.key, args.unsigned) if keyed or not origin else None
+    if keyed:
+        given["signer"] = _signer_value(signer)
     merged, _ = merge({k: v for k, v in saved.items() if k != "key"}, given, args.override_saved)
-    if args.key or args.unsigned or not origin:
-        signer = load_signer(args.key, args.unsigned)
-    else:   # the key it was started with (or none), where it was then
-        signer = None if merged["signer"] == "unsigned" else load_signer(origin.get("key"), False)
+    if origin and not keyed and merged["signer"] != "unsigned":
+        signer = load_signer(origin.get("key"), False)   # the key it was started with, where it was
     retention = Retention(merged.get("retain_days"), merged.get("lock_mode"), bool(merged.get("legal_hold")))
     store = open_store(merged.get("store"), StoreOptions(
         endpoint_url=merged.get("endpoint_url"), retention=retention, progress=on_upload))

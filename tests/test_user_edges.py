@@ -279,3 +279,36 @@ def test_ls_and_show_give_headers_the_sha256_capture_printed_and_no_python_dicts
     stats = next(line for line in shown.out.splitlines() if line.startswith("stats"))
     assert "pages 1," in stats and f"sha256    {out['sha256']}" in shown.out
     assert json.loads(run("show", out["capture_id"], "--store", tmp_path / "s", "--json").out)["stats"]["pages"] == 1
+
+
+def _on_a_terminal(*args) -> tuple[int, str, bytes]:
+    """Run `archive` with stderr on a pseudo-terminal: (exit code, stdout, what the terminal got)."""
+    import os
+    import pty
+    import subprocess
+
+    from tests.conftest import tool
+    master, slave = pty.openpty()
+    proc = subprocess.run([tool("archive"), *map(str, args)], stdout=subprocess.PIPE, stderr=slave,
+                          timeout=120, text=True, env={**os.environ, "COLUMNS": "250"})
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 1 << 16)
+        except OSError:     # the terminal's other end is closed: all was read
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    return proc.returncode, proc.stdout, seen
+
+
+def test_progress_shows_on_a_terminal_only_and_never_on_stdout(capture, pubkey):
+    wacz = capture("/")
+    code, out, terminal = _on_a_terminal("verify", wacz, "--trust", pubkey)
+    assert code == 0 and out.startswith("VERIFIED") and "\x1b" not in out
+    assert b"verifying " in terminal and b"100%" in terminal     # a bar, drawn then cleared
+    code, out, terminal = _on_a_terminal("verify", wacz, "--trust", pubkey, "--quiet")
+    assert code == 0 and out.startswith("VERIFIED") and terminal == b""

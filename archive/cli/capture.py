@@ -105,7 +105,7 @@ def register(sub) -> None:
     b.add_argument("--wait", type=duration, metavar="DELAY", help="then wait this long more")
     b.add_argument("--no-scroll", action="store_true",
                    help="do not scroll down the page to trigger lazy loading")
-    b.add_argument("--page-timeout", type=positive_duration,
+    b.add_argument("--page-timeout", type=duration,
                    help="longest wait for a page to load (default 30s); it is captured as it is then")
     p.set_defaults(run=run)
 

@@ -226,11 +226,13 @@ def test_trust_takes_the_public_keys_of_a_key_folder_and_leaves_the_private_one(
 
 def test_jobs_check_reports_every_problem_in_one_pass(run, tmp_path):
     job = tmp_path / "many.toml"
-    job.write_text('seeds = ["http://127.0.0.1:9/"]\nstore = "s"\nschedule = "0 * * * *"\n'
+    (tmp_path / "a-file").write_text("not a store")
+    job.write_text('seeds = ["http://127.0.0.1:9/"]\nstore = "a-file"\nschedule = "0 * * * *"\n'
                    'every = "1h"\n[crawl]\nmax_pages = 0\n[signing]\nkey = "missing-key.pem"\n')
     result = run("jobs", "check", job)
     assert result.code == 2
     said = result.out + result.err
+    assert "many.toml:2: store unreachable" in said and "is a file, not a folder" in said
     assert "many.toml:4: give either 'schedule' or 'every'" in said
     assert "many.toml:6: 'crawl.max_pages' must be 1 or more" in said
     assert "many.toml:8: signing key: key file not found" in said and "missing-key.pem" in said

@@ -19,10 +19,10 @@ from archive.cli.timestamp import print_timestamps
 from archive.cli.common import duration as duration_arg
 from archive.errors import ArchiveError
 from archive.jobs.lock import JobBusy, iso_seconds, utcnow
-from archive.jobs.preflight import preflight, signing_problems
+from archive.jobs.preflight import part_problems, preflight
 from archive.jobs.runner import Outcome, Terminated, run_job
 from archive.jobs.scheduler import Scheduler, exit_meaning, install_stop_handlers, log_line
-from archive.jobs.spec import JobFileError, JobSpec, load_job, signing_part
+from archive.jobs.spec import JobFileError, JobSpec, job_part, load_job
 from archive.jobs.status import first_due, job_files, job_status
 
 EXIT_FAILED, EXIT_BAD, EXIT_BUSY, EXIT_TERMINATED = 1, 2, 3, 143
@@ -87,9 +87,9 @@ def _checked(path: Path, offline: bool) -> JobSpec:
     try:
         spec = load_job(path)
     except JobFileError as exc:
-        part = None if offline else signing_part(path)
-        if part is not None:    # every problem in one pass: the key too, though others remain
-            exc.problems = sorted(exc.problems + signing_problems(part)[1], key=lambda p: p.line or 0)
+        part = None if offline else job_part(path)
+        if part is not None:    # every problem in one pass: key and store too, though others remain
+            exc.problems = sorted(exc.problems + part_problems(part), key=lambda p: p.line or 0)
         raise
     if not offline:
         preflight(spec)

@@ -493,26 +493,30 @@ def _parse(path: Path):
 
 
 @dataclass
-class SigningPart:
-    """The [signing] table of a job file that has other problems: its key can be checked
-    all the same, so that `jobs check` reports every problem in one pass."""
+class JobPart:
+    """What is valid of a job file that has other problems: its key and its store can be
+    checked all the same, so that `jobs check` reports every problem in one pass."""
+    name: str
+    store: str | None
+    endpoint_url: str | None
     signing: SigningSpec
+    retention: RetentionSpec
     lines: dict
 
     def line_of(self, key: str) -> int | None:
         return self.lines.get(key)
 
 
-def signing_part(path: str | Path) -> SigningPart | None:
-    """The job file's signing table as far as it is valid (None: nothing to check)."""
-    parsed = _parse(Path(path))
+def job_part(path: str | Path) -> JobPart | None:
+    """The job file's values as far as they are valid (None: not even TOML)."""
+    path = Path(path)
+    parsed = _parse(path)
     if isinstance(parsed, Problem):
         return None
     _, values, lines, _ = parsed
-    signing = SigningSpec(**values["signing"])
-    if signing.unsigned or signing.key is None:
-        return None
-    return SigningPart(signing, lines)
+    top = values[""]
+    return JobPart(top.get("name", _default_name(path)), top.get("store"), top.get("endpoint_url"),
+                   SigningSpec(**values["signing"]), RetentionSpec(**values["retention"]), lines)
 
 
 def load_job(path: str | Path) -> JobSpec:

@@ -88,7 +88,10 @@ def _open(args):
 def recorded_digests(store) -> dict[str, str]:
     """capture id -> SHA-256 its custody `stored` entry recorded: a folder store keeps no
     metadata beside a capture, and `capture` printed that hash (an unreadable ledger gives
-    none; `custody verify` says why)."""
+    none; `custody verify` says why). Object storage keeps it in each object's metadata,
+    and its ledger is an object per entry: not read for this."""
+    if getattr(store, "root", None) is None:
+        return {}
     try:
         return stored_digests(open_ledger(store).records())
     except (ArchiveError, OSError, ValueError):

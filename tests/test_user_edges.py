@@ -314,3 +314,13 @@ def test_progress_shows_on_a_terminal_only_and_never_on_stdout(capture, pubkey):
     assert b"verifying " in terminal and b"100%" in terminal     # a bar, drawn then cleared
     code, out, terminal = _on_a_terminal("verify", wacz, "--trust", pubkey, "--quiet")
     assert code == 0 and out.startswith("VERIFIED") and terminal == b""
+
+
+def test_a_mistyped_s3_prefix_is_no_store_either(run, key, site, s3, tmp_path):
+    assert run("capture", site.url("/about"), "--key", key, "--store", s3.address("team-a"),
+               "--work-dir", tmp_path / "w", "--quiet").code == 0
+    assert run("ls", s3.address("team-a")).code == 0
+    for args in (["ls", s3.address("team-b")], ["custody", "verify", "--store", s3.address("team-b")]):
+        result = run(*args)
+        assert result.code == 2 and f"{s3.address('team-b')} is not a store: nothing is stored under it" \
+            in result.err, result

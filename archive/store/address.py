@@ -92,7 +92,11 @@ def open_existing_store(address: str | None = None, options: StoreOptions | None
     problem = not_a_store(address)
     if problem:
         raise NotAStore(problem)
-    return open_store(address, options)
+    store = open_store(address, options)
+    if isinstance(store, S3Store) and not store.holds_anything():
+        # a mistyped prefix is as empty as a new store: read, it is no store at all
+        raise NotAStore(f"{address} is not a store: nothing is stored under it")
+    return store
 
 
 def locate_s3_capture(target: str, endpoint_url: str | None = None) -> tuple[S3Store, str] | None:

@@ -443,6 +443,10 @@ class S3Store:
         with ThreadPoolExecutor(HEAD_WORKERS) as pool:
             yield from pool.map(head, keys)
 
+    def holds_anything(self) -> bool:
+        """Whether any object is stored under this store's prefix (one listing request)."""
+        return next(self._list_keys(self.location.key("")), None) is not None
+
     def _list_keys(self, prefix: str) -> Iterator[str]:
         with s3_errors(self.location.url(prefix)):
             paginator = self.client.get_paginator("list_objects_v2")

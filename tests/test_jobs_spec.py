@@ -265,6 +265,7 @@ CAPTURE_OPTION_KEYS = {
     "retain_days": "retention.retain_days", "lock_mode": "retention.lock_mode",
     "legal_hold": "retention.legal_hold", "no_scroll": "crawl.scroll",
     "dedup_against": None,   # a job's revisits point into its own previous capture
+    "override_saved": None,  # a job resumes with its job file's store and key, always
     "json": None, "quiet": None, "help": None,
 }
 

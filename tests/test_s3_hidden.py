@@ -34,7 +34,7 @@ def test_a_capture_and_ledger_entries_behind_delete_markers_are_reported_and_sti
     assert "hidden behind a delete marker" in checked.out
 
     empty = run("custody", "verify", "--store", s3.address("nothing-here"))
-    assert empty.code == 2 and "no store at" in empty.err, empty
+    assert empty.code == 2 and f"{s3.address('nothing-here')} is not a store: nothing is stored under it" in empty.err, empty
 
 
 def test_ls_newest_reads_only_the_newest_date_folders(run, s3, tmp_path):

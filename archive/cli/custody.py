@@ -114,15 +114,9 @@ def _ledger_of(args):
     folder would otherwise show an empty ledger, and `custody verify` call it INTACT)."""
     # not loaded by `archive verify FILE`
     from archive.cli.store import store_options
-    from archive.store.address import open_store
+    from archive.store.address import open_existing_store
 
-    store = open_store(args.store, store_options(args))
-    root = getattr(store, "root", None)
-    if isinstance(root, Path) and not root.is_dir():
-        raise ArchiveError(f"no store at {root}" if not root.exists() else f"{root} is not a store folder")
-    if hasattr(store, "holds_anything") and not store.holds_anything():
-        # a mistyped prefix is not an INTACT, empty ledger
-        raise ArchiveError(f"no store at {store.address}: nothing was ever stored under it")
+    store = open_existing_store(args.store, store_options(args))
     return store, open_ledger(store)
 
 
@@ -232,7 +226,7 @@ def run_verify(args) -> int:
         if since is not None:
             raise ArchiveError("--files reads every capture: give it without --since")
         report.files = _fixity(store, captures, {c: s.sha256 for c, s in chain.stored.items()},
-                               Progress(not args.quiet and not args.json))
+                               Progress(not args.quiet and not args.json, unit="items"))
         report.files["problems"] = chain.stored_problems + report.files["problems"]
     if args.json:
         print_json(report.to_dict())
@@ -324,7 +318,7 @@ def _fixity(store, captures: list[str], recorded: dict[str, str], progress: Prog
     """Every stored capture read and hashed against the SHA-256 its 'stored' entry holds."""
     checked, total, problems = 0, 0, []
     for number, capture_id in enumerate(captures, 1):
-        progress.update(f"hashing capture {number} of {len(captures)}: {capture_id}")
+        progress.update(f"hashing {capture_id}", number - 1, len(captures))
         try:
             with store.open_capture(capture_id) as fh:
                 sha, size = stream_sha256(fh)

@@ -82,10 +82,12 @@ class CaptureSummary:
     # URL -> (where its record is, None if the line does not say; the line's 14-digit
     # time): the record whose payload digest is the page's
     records: dict[str, tuple[RecordLocation | None, str]] = field(default_factory=dict)
+    # the crawl options that decide which pages a capture reaches, as its evidence says
+    settings: dict = field(default_factory=dict)
 
     def info(self) -> dict:
         return {"capture": self.label, "time": self.time, "seeds": self.seeds,
-                "pages": len(self.pages), "stopReason": self.stop_reason}
+                "pages": len(self.pages), "stopReason": self.stop_reason, "settings": self.settings}
 
 
 @dataclass
@@ -149,6 +151,7 @@ def read_summary(fh: BinaryIO, label: str, container: Container | None = None) -
                 time=text_field(evidence.get("started")) or text_field(datapackage.get("mainPageDate")),
                 seeds=[s for s in seeds if isinstance(s, str)] if isinstance(seeds, list) else [],
                 stop_reason=text_field(evidence.get("stopReason")),
+                settings=_settings(evidence.get("options")),
             )
             lists = [n for n in PAGE_LISTS if n in names]
             if not lists:
@@ -169,6 +172,40 @@ def read_summary(fh: BinaryIO, label: str, container: Container | None = None) -
             raise
         raise ArchiveError(f"{label}: cannot read its pages and index ({exc})") from None
     return summary
+
+
+# options of evidence/capture.json that decide which pages a crawl reaches
+REACH = ("depth", "scope", "include", "exclude", "max_pages", "max_bytes", "max_time",
+         "obey_robots", "browser")
+
+
+def _settings(options) -> dict:
+    """The options among REACH a capture's evidence gives, as plain values (the file may
+    say anything: only numbers, texts, lists of texts, booleans; the browser as on/off)."""
+    if not isinstance(options, dict):
+        return {}
+    settings = {}
+    for name in REACH:
+        value = options.get(name)
+        if name == "browser" and name in options:
+            settings[name] = value is not None and value is not False
+        elif isinstance(value, (int, float, str, bool)) or value is None and name in options:
+            settings[name] = value
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            settings[name] = value
+    return settings
+
+
+def settings_differ(earlier: CaptureSummary, later: CaptureSummary) -> list[str]:
+    """`depth 2, then 3` for each setting the two captures give differently."""
+    def shown(value) -> str:
+        if isinstance(value, list):
+            return " ".join(value) or "none"
+        return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+    names = [n for n in REACH if n in earlier.settings and n in later.settings]
+    return [f"{n.replace('_', '-')} {shown(earlier.settings[n])}, then {shown(later.settings[n])}"
+            for n in names if earlier.settings[n] != later.settings[n]]
 
 
 def _json_member(zf: zipfile.ZipFile, name: str) -> dict:
@@ -356,6 +393,12 @@ def compare(earlier: CaptureSummary, later: CaptureSummary) -> Diff:
             (changes if kind in CHANGE_KINDS else uncertain).append(
                 Change(kind, url, finding, before, after or later.pages.get(later.redirected_from.get(url, ""))))
     notes = []
+    differ = settings_differ(earlier, later)
+    if differ:
+        # first: every page added or removed below may come from this alone
+        notes.append(f"The two captures were made with different settings ({'; '.join(differ)}): "
+                     "pages added or removed may be what one capture's settings reached and the "
+                     "other's did not, rather than a change of the site.")
     if earlier.seeds and later.seeds and sorted(earlier.seeds) != sorted(later.seeds):
         notes.append("The two captures started from different seed URLs: pages added or "
                      "removed may reflect that rather than a change of the site.")
@@ -515,6 +558,7 @@ def render_text(diff: Diff) -> str:
         f"later    {diff.later.label}  captured {when(diff.later.time)}  ({len(diff.later.pages)} pages)",
         "",
     ]
+    lines += [f"Note: {note}" for note in diff.notes]    # before the findings they qualify
     counts = diff.counts()
     summary = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "no changes"
     sent = (f" ({len(diff.transfer_only)} of them sent with other chunking or compression: the same "
@@ -525,8 +569,6 @@ def render_text(diff: Diff) -> str:
         lines.append(f"  {change.kind.upper():<10} {change.finding}")
     for change in diff.uncertain:
         lines.append(f"  {'UNKNOWN':<10} {change.finding}")
-    for note in diff.notes:
-        lines.append(f"Note: {note}")
     lines.append("These findings are read from the captures' indexes (and, where payload digests "
                  "differ, the pages' records); `archive verify` proves each capture intact.")
     # titles and URLs are the web's text: shown, never obeyed by the terminal

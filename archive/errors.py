@@ -15,3 +15,7 @@ class AlreadyExists(ArchiveError):
 
 class TooLarge(ArchiveError):
     """An object holds more than its reader is willing to take in (a small record that is not)."""
+
+
+class NotAStore(ArchiveError):
+    """A store address that names no store (a mistyped folder, a file): never read as empty."""

@@ -9,7 +9,7 @@ import shutil
 import socket
 import zipfile
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -54,6 +54,9 @@ class CaptureRequest:
     redis: str | None = None         # a crawl shared through Redis, with this process coordinating
     processes: int = 1               # with `redis`: this process and N-1 local worker processes
     lease: float = DEFAULT_LEASE     # with `redis`: seconds a worker holds a URL unrenewed
+    # where it goes and who signs it, as started (archive.resumeoptions): a resume finishes
+    # it the same way
+    origin: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -95,9 +98,23 @@ class CaptureResult:
     lock: str | None = None       # Object Lock retention / legal hold of the stored object
     cut_back: list[dict] = field(default_factory=list)   # groups a resume dropped and redid
     warnings: list[str] = field(default_factory=list)    # stored, but something to know
+    # every page that could not be captured: {"url", "error"}. When it is every page, the
+    # capture is stored as a record of those failures, but it is no success (exit 1).
+    failures: list[dict] = field(default_factory=list)
+
+    @property
+    def nothing_captured(self) -> bool:
+        return self.pages == len(self.failures)
+
+    def nothing_captured_line(self) -> str:
+        """One line for a capture whose pages all failed (said by `capture` and `jobs run`)."""
+        shown = "; ".join(f"{f['url']}: {f['error']}" for f in self.failures[:3])
+        more = f" (and {len(self.failures) - 3} more)" if len(self.failures) > 3 else ""
+        return (f"no page could be captured; capture {self.capture_id} is stored as a record "
+                f"of the failures: {shown or 'nothing was fetched'}{more}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "nothingCaptured": self.nothing_captured}
 
 
 def _iso(dt: datetime) -> str:
@@ -163,7 +180,10 @@ def run_capture(
     started = datetime.now(timezone.utc)
     capture_id = new_capture_id(started)
     work = request.work_dir / capture_id
-    (work / "spool").mkdir(parents=True)
+    try:
+        (work / "spool").mkdir(parents=True)
+    except OSError as exc:      # a work folder path that is a file, or not writable
+        raise ArchiveError(f"cannot make the work folder {work}: {exc.strerror or exc}") from None
     held = _lock(work)  # noqa: F841 - held until this function returns
     _write_json(work / REQUEST_NAME, {
         "captureId": capture_id, "started": _iso(started), "request": request.to_json(),
@@ -173,25 +193,35 @@ def run_capture(
                     None, store, signer, on_progress)
 
 
+def saved_request(work: Path) -> tuple[str, CaptureRequest, datetime]:
+    """(capture id, request, start time) of the capture a work folder holds."""
+    try:
+        saved = json.loads((Path(work) / REQUEST_NAME).read_text(encoding="utf-8"))
+        capture_id = saved["captureId"]
+        request = CaptureRequest.from_json(saved["request"], Path(work).parent)
+        started = datetime.strptime(saved["started"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArchiveError(f"{work} is not a capture work folder ({exc})") from None
+    return capture_id, request, started
+
+
 def resume_capture(
     work: Path,
     store: Store,
     signer: Signer | None,
     on_progress: Callable[[CrawlStats, int], None] | None = None,
+    changes: dict | None = None,
     redis: str | None = None,
 ) -> CaptureResult:
     """Finish a capture whose process was killed (or failed) during the crawl, the seal or
     the upload, from what its work folder holds. The WARC data is cut back to the last
-    record group the journal knows complete; the crawl goes on from there. `redis`: a
-    shared crawl's Redis, where it is no longer at the address it started with."""
+    record group the journal knows complete; the crawl goes on from there. `changes`:
+    request fields (operator, tsa, tsa_timeout) replaced for this run. `redis`: a shared
+    crawl's Redis, where it is no longer at the address it started with."""
     work = Path(work)
-    try:
-        saved = json.loads((work / REQUEST_NAME).read_text(encoding="utf-8"))
-        capture_id = saved["captureId"]
-        request = CaptureRequest.from_json(saved["request"], work.parent)
-        started = datetime.strptime(saved["started"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ArchiveError(f"{work} is not a capture work folder ({exc})") from None
+    capture_id, request, started = saved_request(work)
+    if changes:
+        request = replace(request, **changes)
     if redis:
         if not request.redis:
             raise ArchiveError(f"--redis: {work} is not a shared crawl (it was captured by one process)")
@@ -330,6 +360,7 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
         journal.close()
     if session.earlier is not None:
         session.earlier.close()
+    writer.ensure_file()
     writer.close()
     state = replay(work / JOURNAL_NAME)
     custody = CustodyLog(store, Actor(request.operator, signer))
@@ -393,6 +424,7 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         },
         "stopReason": ended.get("stop"),
         "notFetched": ended.get("notFetched", []),
+        "failures": state.failures,
     }
     if request.redis:
         evidence["workers"] = _workers(state)
@@ -472,4 +504,10 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         timestamps=[{k: e.get(k) for k in ("tsa", "time", "error")} for e in timestamps],
         custody_problems=custody.problems, lock=stored.lock, cut_back=state.cut_backs,
         warnings=[stored.warning] if stored.warning else [],
+        failures=page_failures(state.pages),
     )
+
+
+def page_failures(pages: list[dict]) -> list[dict]:
+    """The pages (entries of pages.jsonl) that could not be captured, with the reason."""
+    return [{"url": p.get("url"), "error": p["error"]} for p in pages if p.get("error")]

@@ -17,8 +17,14 @@ SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, 
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 
+def _not_negative(text: str) -> None:
+    if text.strip().startswith("-"):
+        raise ValueError(f"must not be negative: {text!r}")
+
+
 def parse_size(text: str) -> int:
     """`500`, `10MB`, `1.5GiB` -> bytes."""
+    _not_negative(text)
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
     if not match or match.group(2).lower() not in SIZE_UNITS:
         raise ValueError(f"not a size: {text!r} (try 500MB or 1GiB)")
@@ -27,6 +33,7 @@ def parse_size(text: str) -> int:
 
 def parse_duration(text: str) -> float:
     """`90`, `90s`, `15m`, `2h`, `1d` -> seconds."""
+    _not_negative(text)
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
     if not match or match.group(2).lower() not in DURATION_UNITS:
         raise ValueError(f"not a duration: {text!r} (try 90s, 15m or 2h)")
@@ -59,6 +66,30 @@ def parse_http_url(text: str) -> str:
     if parts.scheme not in ("http", "https") or not host:
         raise ValueError(f"not an http(s) URL: {text!r}")
     return text.strip()
+
+
+def parse_regex(text: str) -> str:
+    """A regular expression (as Python's re reads it), returned as given."""
+    try:
+        re.compile(text)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise ValueError(f"{text!r} is not a regular expression: {exc}") from None
+    return text
+
+
+def parse_sealed_url(text: str) -> str:
+    """An absolute http(s) URL that a capture will seal (a seed, a TSA): one with a user
+    name or password in it is refused, since they would be kept in write-once storage
+    for good (WARC-Target-URI, pages.jsonl, the signed manifest)."""
+    url = parse_http_url(text)
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        shown = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+        raise ValueError(
+            f"{shown}: a URL with a user name or password is refused, as they would be sealed "
+            "into the capture for good; give the URL without them (credentials are never "
+            "taken in a URL: capturing behind a login is not supported yet)")
+    return url
 
 
 def human_bytes(n: int, exact: bool = False) -> str:

@@ -96,7 +96,8 @@ def test_half_written_record_and_journal_line_are_cut_off_on_resume(run, key, pu
         sealed.unlink()
         (tmp_path / "store2").mkdir()
 
-        resumed = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "store2", "--quiet")
+        resumed = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "store2",
+                      "--override-saved", "--quiet")
         assert resumed.code == 0, resumed
     wacz = Path(stored_waczs(tmp_path / "store2")[0])
     assert run("verify", wacz, "--trust", pubkey).code == 0
@@ -141,7 +142,7 @@ def test_a_journal_line_no_crawl_wrote_is_a_one_line_error(run, key, tmp_path):
     (work / f"{work.name}.wacz").rename(work / f"{work.name}.wacz.open")   # as if never sealed
     with open(work / "crawl.jsonl", "a") as fh:
         fh.write('{"t":"robots","url":"http://127.0.0.1:9/robots.txt"}\n')
-    resumed = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "store2")
+    resumed = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "store2", "--override-saved")
     assert resumed.code == 2 and resumed.err.count("\n") == 1
     assert "line" in resumed.err and "not a crawl journal line" in resumed.err
 
@@ -169,6 +170,8 @@ def test_sealed_but_not_stored_is_stored_on_resume(run, key, pubkey, tmp_path):
         requests_before = len(server.site.requests)
         (store / "captures").unlink()
         wrong = run("capture", "--resume", work, "--unsigned", "--store", store, "--quiet")
+        assert wrong.code == 2 and "signing key unsigned (it was started with" in wrong.err
+        wrong = run("capture", "--resume", work, "--unsigned", "--override-saved", "--quiet")
         assert wrong.code == 2 and "already sealed" in wrong.err
         resumed = run("capture", "--resume", work, "--key", key, "--store", store, "--quiet")
         assert resumed.code == 0, resumed

@@ -80,7 +80,6 @@ def test_an_intact_ledger_verifies(tmp_path, signer):
     ("insert entry", "line 5", "repeats entry 4 (also at line 4)"),
     ("edit last entry", "line 6", "altered after signing"),
     ("resign with another key", "line 3", "not among the keys you trust"),
-    ("cut last entry", "line 6", "incomplete entry"),
 ])
 def test_every_change_to_the_ledger_is_detected_and_located(tmp_path, signer, change, where, message):
     ledger = file_ledger(tmp_path, signer, unsigned=(3,) if change == "edit unsigned entry" else ())
@@ -107,8 +106,6 @@ def test_every_change_to_the_ledger_is_detected_and_located(tmp_path, signer, ch
         entry["signature"] = other.sign(body_hash({k: v for k, v in entry.items() if k != "signature"}),
                                         entry["time"])
         lines[2] = canonical(entry) + b"\n"
-    elif change == "cut last entry":
-        lines[5] = lines[5][:40]
     write_lines(ledger, lines)
     trusted = {signer.fingerprint: "alice"}
     report = check_chain(ledger.records(), ledger.location, trusted)
@@ -122,16 +119,20 @@ def _other_key(tmp_path):
     return generate(tmp_path / "other", None).private
 
 
-def test_an_interrupted_write_stays_visible_and_the_ledger_goes_on(tmp_path, signer):
+def test_an_interrupted_write_is_named_set_aside_and_the_ledger_goes_on(tmp_path, signer):
     ledger = file_ledger(tmp_path, signer, count=3)
     with open(ledger.path, "ab") as fh:
         fh.write(b'{"seq":4,"time":"20')          # a crash in the middle of a line
+    report = check_chain(ledger.records(), ledger.location)
+    assert report.intact and report.head["seq"] == 3, report      # never `head: None`
+    assert "line 4: an incomplete last line" in report.notes[0] and "custody repair" in report.notes[0]
     append(ledger, Actor("alice", signer), 4)
     records = ledger.records()
-    assert [r.entry and r.entry["seq"] for r in records] == [1, 2, 3, None, 4]
-    report = check_chain(records, ledger.location)
-    assert [b.where for b in report.breaks] == ["line 4"]
-    assert records[4].entry["prev"] == sha256_of(records[2].raw)   # chained to the last whole entry
+    assert [r.entry["seq"] for r in records] == [1, 2, 3, 4]
+    assert records[3].entry["prev"] == sha256_of(records[2].raw)   # chained to the last whole entry
+    assert check_chain(records, ledger.location).intact
+    kept = list((ledger.path.parent / "torn").iterdir())
+    assert [p.read_bytes() for p in kept] == [b'{"seq":4,"time":"20']   # set aside, never lost
 
 
 def test_an_entry_naming_a_key_must_be_signed(tmp_path, signer):
@@ -228,7 +229,7 @@ def test_capture_records_captured_sealed_stored_signed_by_the_operator(capture, 
     shown = run("custody", "show", capture_id, "--store", tmp_path / "store")
     assert shown.code == 0 and [line.split()[2] for line in shown.out.splitlines()[:3]] == \
         ["captured", "sealed", "stored"]
-    assert "links and signatures intact" in shown.out
+    assert "log: 3 entries, signatures intact, 3 proven in the log under head 3:" in shown.out
     checked = run("custody", "verify", "--store", tmp_path / "store", "--trust", pubkey)
     assert checked.code == 0 and checked.out.startswith("INTACT: 3 entries"), checked
     as_json = json.loads(run("custody", "verify", "--store", tmp_path / "store", "--json").out)
@@ -267,7 +268,7 @@ def test_a_custody_history_rewritten_under_another_key_does_not_pass(capture, ru
     wacz = capture("/")
     ledger = store_ledger(tmp_path)
     entries = [r.entry for r in ledger.records()]
-    ledger.path.unlink()
+    shutil.rmtree(ledger.path.parent)             # the ledger, its tree and heads: all rewritten
     mallory = Actor("root", Signer(ec.generate_private_key(ec.SECP256R1())))
     for e in entries:
         ledger.append(lambda seq, prev, e=e: make_entry(seq, prev, e["event"], mallory, e["capture"],
@@ -405,18 +406,47 @@ def test_an_anchor_noted_earlier_catches_entries_cut_from_the_end(capture, run, 
     capture("/")
     store = tmp_path / "store"
     head = run("custody", "verify", "--store", store).out.split("head: ")[1].split()[0]
+    assert head.startswith("3:")
     assert run("custody", "verify", "--store", store, "--anchor", head).code == 0
     ledger = store_ledger(tmp_path)
-    lines = lines_of(ledger)
-    write_lines(ledger, lines[:-1])
-    append(ledger, Actor("mallory"), 0, event="stored")    # another entry in its place
+    entries = [r.entry for r in ledger.records()]
+
+    def rewrite(kept, extra=()):
+        """Whoever can write to the store rewrites the whole log, tree and heads included."""
+        shutil.rmtree(ledger.path.parent)
+        for e in kept:
+            ledger.append(lambda seq, prev, e=e: dict(e, seq=seq, prev=prev))
+        for actor in extra:
+            append(ledger, actor, 0, event="stored")
+
+    rewrite(entries[:-1], [Actor("mallory")])          # another entry in the last one's place
     result = run("custody", "verify", "--store", store, "--anchor", head)
-    assert result.code == 1 and "differs from the anchored entry" in result.out
-    write_lines(ledger, lines[:-1])
+    assert result.code == 1 and "is not the one you noted" in result.out, result
+    rewrite(entries[:-1])
     result = run("custody", "verify", "--store", store, "--anchor", head)
-    assert result.code == 1 and "the anchored entry is gone" in result.out
+    assert result.code == 1 and "the log ends at entry 2, before the head you noted" in result.out
+    shutil.rmtree(ledger.path.parent / "tree")         # or the log is made a plain chain again
+    result = run("custody", "verify", "--store", store, "--anchor", head)
+    assert result.code == 1 and "has no tree" in result.out, result
     bad = run("custody", "verify", "--store", store, "--anchor", "nonsense")
     assert bad.code == 2 and bad.err.count("\n") == 1
+
+
+def test_an_entry_anchor_of_a_plain_chain_catches_entries_cut_from_the_end(tmp_path, signer, run):
+    """A ledger written before the log (a plain hash chain) keeps its SEQ:sha256 anchors."""
+    ledger = file_ledger(tmp_path / "store", signer, count=3)
+    shutil.rmtree(ledger.path.parent / "tree")
+    (ledger.path.parent / "heads.jsonl").unlink()
+    head = run("custody", "verify", "--store", tmp_path / "store").out.split("head: ")[1].split()[0]
+    assert head.startswith("3:sha256:")
+    lines = lines_of(ledger)
+    write_lines(ledger, lines[:-1])
+    append(ledger, Actor("mallory"), 0, event="stored")
+    result = run("custody", "verify", "--store", tmp_path / "store", "--anchor", head)
+    assert result.code == 1 and "differs from the anchored entry" in result.out
+    write_lines(ledger, lines[:-1])
+    result = run("custody", "verify", "--store", tmp_path / "store", "--anchor", head)
+    assert result.code == 1 and "the anchored entry is gone" in result.out
 
 
 def test_an_unreadable_ledger_does_not_stop_verification(capture, run, pubkey, tmp_path):
@@ -433,7 +463,7 @@ def test_an_unreadable_ledger_does_not_stop_verification(capture, run, pubkey, t
 def test_a_capture_the_ledger_never_recorded_stored_does_not_pass_custody(capture, run, pubkey, tmp_path):
     wacz = capture("/")
     ledger = store_ledger(tmp_path)
-    ledger.path.unlink()            # a file put into the store by hand: no captured/sealed/stored
+    shutil.rmtree(ledger.path.parent)   # a file put into the store by hand: no captured/sealed/stored
     for _ in range(2):              # the first verification writes a 'verified' entry
         result = run("verify", wacz, "--trust", pubkey, "--json")
         checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
@@ -478,7 +508,9 @@ def test_a_removed_later_token_contradicts_the_custody_record(capture, tsa, tsa_
         "does not hold it" in checked.out
 
 
-def test_unsigned_entries_at_the_end_are_named_as_covered_by_no_signature(capture, run, pubkey, tmp_path):
+def test_an_edit_of_an_unsigned_last_entry_shows_in_the_log(capture, run, pubkey, tmp_path):
+    """No signature covers the unsigned 'verified' entries after the last signed one; the
+    log's tree and heads do (a plain chain could only show it against an anchor)."""
     capture("/")                                   # captured, sealed, stored: signed
     store = tmp_path / "store"
     result = run("custody", "verify", "--store", store, "--json")
@@ -487,11 +519,12 @@ def test_unsigned_entries_at_the_end_are_named_as_covered_by_no_signature(captur
         assert run("verify", stored_waczs(store)[0], "--trust", pubkey).code == 0
     lines = lines_of(store_ledger(tmp_path))
     entry = json.loads(lines[-1])
-    entry["details"]["result"] = "FORGED"          # nothing but an anchor can show this edit
+    entry["details"]["result"] = "FORGED"
     lines[-1] = canonical(entry) + b"\n"
     write_lines(store_ledger(tmp_path), lines)
     result = run("custody", "verify", "--store", store)
-    assert result.code == 0 and "entries 4 to 5 are unsigned and after the last signed entry" in result.out
+    assert result.code == 1 and "level 0 differs from the one the entries give" in result.out, result
+    assert "does not match the entries up to it" in result.out
 
 
 def test_files_reads_every_stored_capture_against_the_hash_recorded_when_it_was_stored(capture, run, tmp_path):
@@ -517,3 +550,44 @@ def test_files_reads_every_stored_capture_against_the_hash_recorded_when_it_was_
     second_id = second.name.removesuffix(".wacz")
     assert f"capture {second_id} now hashes to" in damaged.out and "altered or damaged since" in damaged.out
     assert first.name.removesuffix(".wacz") not in damaged.out
+
+
+def test_the_fixity_check_holds_to_the_first_signed_stored_hash(capture, run, pubkey, tmp_path):
+    """Whoever can write to the store replaces a capture and appends a 'stored' entry
+    with the new hash: the first signed 'stored' entry still decides (issue 18 item 1)."""
+    first, second = capture("/"), capture("/about")
+    store, first_id = tmp_path / "store", first.name.removesuffix(".wacz")
+    os.chmod(first, 0o644)
+    shutil.copyfile(second, first)
+    forged = hashlib.sha256(first.read_bytes()).hexdigest()
+    log = CustodyLog(LocalStore(store), Actor("mallory"))
+    assert log.record("stored", first_id, forged) is not None
+    result = run("custody", "verify", "--store", store, "--files")
+    assert result.code == 1 and result.out.startswith("BROKEN"), result
+    assert f"records capture {first_id} as stored with SHA-256 {forged}, but entry 3 recorded" in result.out
+    assert f"capture {first_id} now hashes to {forged}" in result.out
+
+    from archive.keys import generate
+    other = Signer(load_private_key(generate(tmp_path / "other", None).private, None))
+    CustodyLog(LocalStore(store), Actor("mallory", other)).record("stored", "20250101T000000Z-00000001", "ab" * 32)
+    result = run("custody", "verify", "--store", store, "--files", "--trust", pubkey, "--json")
+    problems = json.loads(result.out)["files"]["problems"]
+    assert any("no 'stored' entry signed by a key you trust establishes the SHA-256 of capture "
+               "20250101T000000Z-00000001" in p for p in problems), problems
+
+
+def test_verify_holds_the_log_to_a_head_noted_earlier(capture, run, pubkey, tmp_path):
+    wacz = capture("/")
+    store = tmp_path / "store"
+    head = run("custody", "verify", "--store", store).out.split("head: ")[1].split()[0]
+    assert run("verify", wacz, "--trust", pubkey).code == 0             # the log grows
+    result = run("verify", wacz, "--trust", pubkey, "--anchor", head, "--no-record")
+    assert result.code == 0, result
+    size = head.split(":")[0]
+    forged = f"{size}:{'ab' * 32}"                                        # a head this log never had
+    result = run("verify", wacz, "--trust", pubkey, "--anchor", forged, "--no-record", "--json")
+    checks = {c["name"]: c for c in json.loads(result.out)["checks"]}
+    assert result.code == 1 and checks["custody"]["status"] == "fail"
+    assert any("contradicts the head you noted" in p["message"] for p in checks["custody"]["problems"])
+    bad = run("verify", wacz, "--anchor", "nonsense")
+    assert bad.code == 2 and bad.err.count("\n") == 1 and "not a tree head" in bad.err

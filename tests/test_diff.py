@@ -18,8 +18,9 @@ from tests.shared import FOREIGN  # noqa: E402
 @pytest.fixture
 def two_versions(run, key, tmp_path):
     """capture(site_changes) -> (earlier WACZ, later WACZ) of a small site, depth 1;
-    `first(site)` sets the site up for the earlier one."""
-    def _capture(change, extra=(), first=lambda site: None):
+    `first(site)` sets the site up for the earlier one; `later_code`: the later capture's
+    exit code (1: its only seed failed, stored as a record of that)."""
+    def _capture(change, extra=(), first=lambda site: None, later_code=0):
         site = Site()
         site.html("/", "Home", '<a href="/promo">Promo</a> <a href="/keep">Keep</a> <a href="/more">More</a>')
         for path in ("/promo", "/keep", "/more"):
@@ -34,7 +35,7 @@ def two_versions(run, key, tmp_path):
                 result = run("capture", server.url("/"), "--depth", "1", "--scope", "prefix",
                              "--key", key, "--store", tmp_path / "store", "--work-dir", tmp_path / "work",
                              "--quiet", *(extra if version == 2 else ()))
-                assert result.code == 0, result
+                assert result.code == (later_code if version == 2 else 0), result
                 paths.append(Path(stored_waczs(tmp_path / "store")[-1]))
         return paths, server
     return _capture
@@ -93,7 +94,7 @@ def test_pages_behind_a_page_that_failed_are_unknown_not_removed(run, two_versio
     that is no finding of a takedown."""
     def change(site):
         site.html("/", "oops", "<p>down for maintenance</p>", status=503)
-    (earlier, later), server = two_versions(change, extra=("--retries", "0"))
+    (earlier, later), server = two_versions(change, extra=("--retries", "0"), later_code=1)
     diff = diff_json(run, earlier, later)
     assert diff["changes"] == [] and diff["counts"]["removed"] == 0
     unknown = {c["url"]: c for c in diff["uncertain"]}
@@ -157,6 +158,7 @@ def test_bad_input_is_one_line_and_exit_2(run, tmp_path):
         ("20991231T000000Z-00000000", "no capture 20991231T000000Z-00000000"),
         ("not-an-id-or-file", "neither a WACZ file nor a capture id"),
     ]
+    (tmp_path / "store" / "captures").mkdir(parents=True)     # a store, without that capture
     for target, words in cases:
         result = run("diff", good, target, "--store", tmp_path / "store")
         assert result.code == 2, (target, result)
@@ -215,6 +217,13 @@ def test_hostile_fields_and_bombs_are_read_as_such(run, tmp_path):
     for path in typed:
         result = run("diff", FOREIGN / "valid_example_2.wacz", path, "--json")
         assert result.code == 0, (path, result)
+        diff = json.loads(result.out)
+        # a value of the wrong type is no value: never shown as if the file had said it
+        assert diff["later"]["seeds"] == [] and diff["later"]["stopReason"] is None
+        added = next(c["after"] for c in diff["changes"] if c["url"] == "http://x.test/")
+        assert added["title"] is None and added["status"] == 200 and added["digest"] == "sha256:aa"
+        assert added["ts"] == (None if path.name == "ts.wacz" else "2021-01-01T00:00:00Z")
+        assert diff["later"]["time"] != 5
     bombs = [
         (wacz("longline", pages=page + " " * (40 << 20)), "line longer than"),
         (wacz("evidence", evidence__capture_json=b" " * (40 << 20)), "larger than"),

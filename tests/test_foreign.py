@@ -132,6 +132,15 @@ def test_never_verified_where_warcio_check_fails(tmp_path, which, where, how, bi
     assert _warcio_exit(data, tmp_path) == 0, f"{how} at {pos} of {SOURCES[which].name}: we verified, warcio check fails"
 
 
+# the foreign WARCs the fast reader leaves to warcio's reader, with what that finds first
+DAMAGED = {
+    "example-bad-non-chunked.warc.gz": "cannot read past this point: the file is one gzip stream",
+    "example-extra.warc": "payload digest failed",
+    "example-trunc.warc": "block digest failed",
+    "example-wrong-chunks.warc.gz": "record is cut short",
+}
+
+
 @pytest.mark.parametrize("name", WARCS)
 def test_fast_reader_agrees_with_warcio_reader_on_records(name):
     data = (FOREIGN / name).read_bytes()
@@ -140,7 +149,12 @@ def test_fast_reader_agrees_with_warcio_reader_on_records(name):
     fast = checker.finish()
     slow = check_warc_slow(io.BytesIO(data), name)
     if checker.needs_fallback:
+        # the fast reader hands exactly the damaged files to warcio's reader, which names
+        # their damage (warcio check fails on each too)
+        assert name in DAMAGED, name
+        assert [p.message for p in slow.problems.all()][0].startswith(DAMAGED[name])
         return
+    assert name not in DAMAGED, f"{name}: the fast reader took a damaged file as readable"
     assert [(r.offset, r.length, r.record_type, r.uri) for r in fast.records] == \
         [(r.offset, r.length, r.record_type, r.uri) for r in slow.records]
     assert bool(fast.problems) == bool(slow.problems)

@@ -403,7 +403,9 @@ def test_run_output_shows_what_could_not_be_compared_never_none(run, key, changi
     run_json(run, job)
     changing.site.html("/", "Down", "<p>maintenance</p>", status=503)
     result = run("jobs", "run", job, "--quiet")
-    assert result.code == 0, result
+    # its only seed failed: stored as a record of that, but a failed run
+    assert result.code == 1, result
+    assert "FAILED: no page could be captured" in result.out and "stored   " in result.out
     assert "changes  none" not in result.out
     unknown = [line for line in result.out.splitlines() if line.startswith("unknown  ")]
     assert len(unknown) == 3 and any("could not be captured" in line and "HTTP 503" in line for line in unknown)

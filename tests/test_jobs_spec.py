@@ -266,6 +266,7 @@ CAPTURE_OPTION_KEYS = {
     "legal_hold": "retention.legal_hold", "no_scroll": "crawl.scroll",
     "redis": "run.redis", "processes": "run.processes", "lease": "run.lease",
     "dedup_against": None,   # a job's revisits point into its own previous capture
+    "override_saved": None,  # a job resumes with its job file's store and key, always
     "json": None, "quiet": None, "help": None,
 }
 

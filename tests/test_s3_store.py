@@ -145,7 +145,8 @@ def test_a_byte_flipped_in_a_single_put_is_caught_and_not_stored(s3_proxy, s3, t
     with pytest.raises(TransferCorrupted, match="corrupted") as caught:
         store.put_capture(CAPTURE_ID, path, sha, META)
     assert "removed" in str(caught.value)
-    assert s3.keys() == [] and path.read_bytes()   # nothing visible; the local file is intact
+    assert s3.keys() == []                        # nothing visible
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha    # the local file is intact
 
 
 def test_a_byte_flipped_in_one_part_is_caught_and_the_upload_aborted(s3_proxy, s3, tmp_path):

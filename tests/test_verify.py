@@ -84,8 +84,7 @@ def test_flipped_byte_report_names_file_record_url_and_offset(sealed, pubkey, ru
     assert record_lines, result.out
     assert f"byte offset {offset}" in record_lines[0] and "/chunked" in record_lines[0]
     assert info.filename.rsplit("/", 1)[-1] in record_lines[0]
-    assert data  # the original is untouched
-    assert sealed.read_bytes() == bytes(data)
+    assert sealed.read_bytes() == bytes(data)   # the original is untouched
 
 
 def test_json_reports_follow_the_schema(sealed, pubkey, warc_file, run, tmp_path):
@@ -382,6 +381,6 @@ def test_text_report_counts_failed_fetches():
     from archive.verify.model import Report
     from archive.verify.report import facts
     report = Report("x.wacz", "wacz", capture={"pages": 3, "records": 9, "bytes": 10, "failed": 2})
-    assert dict(facts(report))["contents"] == "3 pages, 9 records, 10 bytes fetched, 2 failed fetches (see --json or --html)"
+    assert dict(facts(report))["contents"] == "3 pages, 9 records, 10 bytes fetched, 2 failed fetches (listed below)"
     report.capture["failed"] = 0
     assert "failed" not in dict(facts(report))["contents"]

@@ -4,6 +4,7 @@ is visible, the screenshot is shown, and nothing is fetched from anywhere."""
 from __future__ import annotations
 
 import http.server
+import re
 import shutil
 import subprocess
 import threading
@@ -168,3 +169,28 @@ def test_screenshots_of_a_file_that_did_not_verify_say_so_beside_them(reports, r
     caption = picture.next.text()
     assert "NOT VERIFIED" in caption and "may not be what was captured" in caption
     assert "may not be what was captured" not in good.read_text()
+
+
+@needs_browser
+def test_printed_tables_break_no_word_and_list_every_failed_fetch(capture, site, pubkey, run, tmp_path):
+    """Printed on A4 portrait: custody events and times are whole ("capture/d" was split),
+    and the failed fetches are listed with URL and reason."""
+    long_path = "/missing/" + "a-long-segment/" * 6 + "?q=" + "x" * 60
+    wacz = capture("/", long_path)
+    capture_id = wacz.name.removesuffix(".wacz")
+    page, pdf = tmp_path / "custody.html", tmp_path / "custody.pdf"
+    result = run("verify", capture_id, "--store", tmp_path / "store", "--trust", pubkey, "--html", page)
+    assert result.code == 0, result
+    with _Recorder() as proxy:
+        _print(page, pdf, proxy, tmp_path)
+    text = _pdf_text(pdf)
+    custody = text.split("Custody history", 1)[1]
+    rows = [line.split() for line in custody.splitlines() if re.match(r"\s*\d+\s+20\d\d-", line)]
+    assert [row[2] for row in rows][:3] == ["captured", "sealed", "stored"], custody
+    assert all(re.fullmatch(r"20\d\d-\d\d-\d\dT[\d:.]+Z", row[1]) for row in rows), custody
+    failed = text.split("Failed fetches", 1)[1].split("Custody history", 1)[0].splitlines()
+    header = next(n for n, line in enumerate(failed) if line.split()[:1] == ["URL"])
+    column = failed[header].index("what")        # the URL column, wrapped over lines
+    url = "".join(line[:column].strip() for line in failed[header + 1:])
+    assert url == site.url(long_path), failed
+    assert failed[header + 1][column:].split() == ["page", "HTTP", "404"], failed

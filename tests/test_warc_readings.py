@@ -13,7 +13,7 @@ import io
 import re
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
 from archive.warc.cdxj import timestamp14
 from tests.verifyhelp import build_wacz, new_signer, warcio_check
@@ -304,7 +304,9 @@ def test_warc_header_fields_are_read_as_warcio_reads_them(lines):
     try:
         ours = _header_fields(block)
     except Unusual:
-        return
+        # left to warcio's own reader: nothing to compare. assume(), not return: Hypothesis
+        # then says so if most examples end here (the test would check next to nothing)
+        assume(False)
     parsed = StatusAndHeadersParser(["WARC/1.1"], verify=False).parse(io.BytesIO(block))
     theirs: dict[str, str] = {}
     for name, value in parsed.headers:

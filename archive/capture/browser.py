@@ -161,7 +161,8 @@ class BrowserPageResult:
     error: str | None = None
     error_kind: str | None = None
     retry_after: str | None = None     # the page's own Retry-After header
-    failed_requisites: int = 0         # requisites that failed (no response, 4xx/5xx, cut short)
+    # requisites that failed (no response, 4xx/5xx, cut short): [{"url", "error"}]
+    requisite_failures: list[dict] = field(default_factory=list)
     bytes: int = 0                     # response bytes recorded for this page, requisites too
     size: int = 0                      # body bytes of the page's own response
 
@@ -208,6 +209,11 @@ class _Seen:
     @property
     def failed(self) -> bool:
         return self.status is None or self.status >= 400 or self.error is not None
+
+    @property
+    def reason(self) -> str:
+        """Why it failed, in the words pages.jsonl uses."""
+        return self.error or (f"HTTP {self.status}" if self.status is not None else "no response")
 
 
 class BrowserGone(ArchiveError):
@@ -573,7 +579,8 @@ class BrowserSession:
             result.requisites = list(dict.fromkeys(u for u in state.begun if u not in chain))
             result.excluded = list(dict.fromkeys(state.excluded))
             result.bytes = sum(s.size for s in state.seen)
-            result.failed_requisites = sum(1 for s in state.seen if s.url not in chain and s.failed)
+            result.requisite_failures = [{"url": s.url, "error": s.reason} for s in state.seen
+                                         if s.url not in chain and s.failed]
         result.metadata = self._write_page_metadata(result, opts)
         return result
 

@@ -42,6 +42,12 @@ REDIRECT_CODES = {301, 302, 303, 307, 308}
 TRANSIENT_KINDS = {"timeout", "reset", "refused"}
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MIN_PAGE_WAIT = 1.0              # seconds a browser page gets however near --max-time is
+# The least each whole-number crawl option may be: one rule for the command line, job files
+# and saved requests (no pages, or no workers, would store a capture of nothing).
+LEAST = {"depth": 0, "max_pages": 1, "workers": 1, "host_workers": 1, "retries": 0,
+         "max_redirects": 0}
+# Durations that must be more than zero (a zero timeout fails every fetch).
+POSITIVE = ("timeout", "max_time")
 
 
 @dataclass
@@ -72,6 +78,14 @@ class CrawlOptions:
     def __post_init__(self) -> None:
         if isinstance(self.browser, dict):   # as saved in a capture's request.json
             self.browser = PageOptions(**self.browser)
+        for name, least in LEAST.items():
+            value = getattr(self, name)
+            if value is not None and value < least:
+                raise ValueError(f"{name.replace('_', '-')} must be {least} or more, not {value}")
+        for name in POSITIVE:
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name.replace('_', '-')} must be more than zero")
 
 
 def decoded_body(result: FetchResult, limit: int = PARSE_LIMIT) -> bytes | None:
@@ -162,7 +176,7 @@ class Crawler:
             seeds = [item for item in (Item(s, 0) for s in options.seeds) if self.frontier.add(item)]
             journal.append({"t": "seeds", "queue": [item.to_json() for item in seeds]})
         else:
-            self.frontier.restore(state.seen, state.pending(), state.stats.pages)
+            self.frontier.restore(state.seen, state.pending(), state.stats.page_fetches)
             if self.robots is not None:
                 self.robots.restore(state.robots)
             self.stats = CrawlStats(**vars(state.stats))
@@ -422,6 +436,8 @@ class Crawler:
                     "queue": [new.to_json() for new in queued]}
             if final:
                 line["failed"] = failed
+                if failed:
+                    line["error"] = _failure(result, outcome.note)
                 if outcome.robots_blocked:
                     line["robots"] = True
                 followed = outcome.follows_redirect and bool(queued)
@@ -448,12 +464,15 @@ class Crawler:
                                           if self.scope.allows(url)) if self.frontier.add(new)]
             line = {"t": "group", "url": item.url, "kind": "page", "final": final,
                     "queue": [new.to_json() for new in queued], "seen": fetched,
-                    "requisites": len(page.requisites), "requisitesFailed": page.failed_requisites}
+                    "requisites": len(page.requisites), "requisitesFailed": len(page.requisite_failures),
+                    "requisiteFailures": page.requisite_failures}
             if final:
                 entry = page_entry(page)
                 if item.attempt:
                     entry["attempts"] = item.attempt + 1
                 line["failed"] = "error" in entry
+                if "error" in entry:
+                    line["error"] = entry["error"]
                 line["page"] = entry
             self._journal(line)
         if wait is not None:
@@ -517,13 +536,22 @@ class Crawler:
             entry["redirectTo"] = outcome.redirect
         if item.attempt:
             entry["attempts"] = item.attempt + 1
-        error = outcome.note or result.error or (
-            f"HTTP {result.status}" if result.status and result.status >= 400 else None
-        )
+        error = _error(result, outcome.note)
         if error:
             entry["error"] = error
             entry["errorKind"] = result.error_kind or ("redirect" if outcome.note else "http")
         return entry
+
+
+def _error(result: FetchResult, note: str | None) -> str | None:
+    """What went wrong with a fetch, as pages.jsonl says it (None: nothing)."""
+    return note or result.error or (
+        f"HTTP {result.status}" if result.status and result.status >= 400 else None)
+
+
+def _failure(result: FetchResult, note: str | None) -> str:
+    """Why a failed fetch counts as failed: its error, or a body cut short."""
+    return _error(result, note) or f"body cut short ({result.truncated})"
 
 
 def _iso(dt) -> str:

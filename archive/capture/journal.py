@@ -35,7 +35,10 @@ JOURNAL_NAME = "crawl.jsonl"
 
 @dataclass
 class CrawlStats:
+    # One definition of a page everywhere (capture, show, custody, verify, diff): an entry
+    # of pages.jsonl. A redirect hop is fetched as a page but listed under where it led.
     pages: int = 0
+    page_fetches: int = 0         # final page fetches, redirect hops too: what --max-pages counts
     requisites: int = 0
     failed: int = 0
     bytes: int = 0
@@ -51,8 +54,10 @@ class CrawlStats:
         self.failed += line.get("requisitesFailed", 0)
         if not line.get("final"):
             return
-        if line.get("kind") == "page":
+        if line.get("page"):
             self.pages += 1
+        if line.get("kind") == "page":
+            self.page_fetches += 1
         elif line.get("kind") == "requisite":
             self.requisites += 1
         if line.get("failed"):
@@ -78,6 +83,8 @@ class CrawlState:
     resumes: list[str] = field(default_factory=list)
     cut_backs: list[dict] = field(default_factory=list)   # `cut` lines: groups lost and redone
     robots: dict[str, RobotsAnswer] = field(default_factory=dict)   # by robots.txt URL
+    # every failed fetch stats.failed counts: {"url", "kind" (page or requisite), "error"}
+    failures: list[dict] = field(default_factory=list)
     journal_end: int = 0          # bytes of the journal its lines fill (what follows is damage)
     earlier_runs: float = 0.0     # seconds crawled by the runs before the last `resume`
     this_run: float = 0.0         # seconds crawled by the last run, to its last group
@@ -113,6 +120,12 @@ class CrawlState:
             elapsed = line.get("elapsed")
             if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool):
                 self.this_run = max(self.this_run, float(elapsed))
+            for failure in line.get("requisiteFailures", ()):
+                self.failures.append({"url": failure.get("url"), "kind": "requisite",
+                                      "error": failure.get("error")})
+            if line.get("final") and line.get("failed"):
+                self.failures.append({"url": line["url"], "kind": line.get("kind"),
+                                      "error": line.get("error")})
             if line.get("final"):
                 self.done.add(line["url"])
                 self.queued.pop(line["url"], None)

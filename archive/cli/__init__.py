@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
 from archive import __version__
@@ -20,9 +21,16 @@ COMMANDS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a mistyped argument said in one line (not the whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """Every command, or only the module of `command` when it names one."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="archive",
         description="Evidentiary web archive: capture, seal, store and verify web pages.",
     )
@@ -35,10 +43,29 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def negative_values_attached(argv: list[str]) -> list[str]:
+    """`--delay -1s` as `--delay=-1s`: argparse takes `-1s` for an option and says only
+    "expected one argument"; attached, the value reaches its type, which says what is
+    wrong with it. No option of ours is a dash and a digit."""
+    out: list[str] = []
+    for arg in argv:
+        if arg == "--" or (out and out[-1] == "--"):
+            out.append(arg)
+            continue
+        if re.match(r"-\.?\d", arg) and out and out[-1].startswith("--") and "=" not in out[-1]:
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = negative_values_attached(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[0] if argv else None)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:      # --help, --version, or a mistyped argument (said already)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.run(args) or 0
     except ArchiveError as exc:

@@ -10,11 +10,13 @@ import threading
 import time
 from pathlib import Path
 
-from archive.capture.crawl import CrawlOptions
+from archive.capture.crawl import LEAST, CrawlOptions
 from archive.capture.fetch import DEFAULT_USER_AGENT
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
-from archive.cli.common import Progress, duration, http_url, human_bytes, positive_int, print_json, size
+from archive.cli.common import (
+    Progress, at_least, duration, human_bytes, positive_duration, print_json, regex, sealed_url, size,
+)
 from archive.cli.store import add_store_options, store_options
 from archive.capture.sharedcrawl import DEFAULT_LEASE
 from archive.redisconn import REDIS_ENV, redis_url
@@ -23,9 +25,11 @@ from archive.values import parse_viewport
 from archive.keys import load_private_key, p256_notice, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
 from archive.cli.timestamp import print_timestamps
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
-from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, resume_capture, run_capture
+from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, resume_capture, run_capture, saved_request
+from archive.resumeoptions import OVERRIDE_FLAG, absolute_address, merge
 from archive.seal.sign import Signer
-from archive.store.address import open_store
+from archive.store.address import StoreOptions, open_store
+from archive.store.s3 import Retention
 from archive.warc.records import default_operator
 from archive.warc.writer import DEFAULT_MAX_SIZE
 
@@ -36,30 +40,34 @@ def register(sub) -> None:
     p = sub.add_parser("capture", help="capture web pages into a sealed, signed WACZ")
     p.add_argument("urls", nargs="*", metavar="URL", help="seed URL(s)")
     p.add_argument("--resume", metavar="CAPTURE_DIR",
-                   help="finish an interrupted capture from its work folder (no URLs then)")
-    p.add_argument("--depth", type=positive_int, default=0,
+                   help="finish an interrupted capture from its work folder (no URLs then), "
+                        "with the store, key, TSAs, retention and operator it was started with")
+    p.add_argument(OVERRIDE_FLAG, action="store_true",
+                   help="with --resume: use the store, key, TSAs, retention or operator given "
+                        "here although the capture was started with others")
+    p.add_argument("--depth", type=at_least(LEAST["depth"]), default=0,
                    help="how many links deep to follow from the seeds (default 0: the seeds only)")
     p.add_argument("--scope", choices=SCOPES, default="page",
                    help="which linked pages may be followed (default: page)")
-    p.add_argument("--include", action="append", default=[], metavar="REGEX",
+    p.add_argument("--include", action="append", default=[], metavar="REGEX", type=regex,
                    help="also follow URLs matching REGEX (repeatable)")
-    p.add_argument("--exclude", action="append", default=[], metavar="REGEX",
+    p.add_argument("--exclude", action="append", default=[], metavar="REGEX", type=regex,
                    help="never fetch URLs matching REGEX (repeatable)")
-    p.add_argument("--max-pages", type=positive_int, help="stop after N pages")
+    p.add_argument("--max-pages", type=at_least(LEAST["max_pages"]), help="stop after N pages")
     p.add_argument("--max-bytes", type=size, help="stop after SIZE bytes received (e.g. 500MB)")
-    p.add_argument("--max-time", type=duration, help="stop after DURATION (e.g. 30m)")
+    p.add_argument("--max-time", type=positive_duration, help="stop after DURATION (e.g. 30m)")
     p.add_argument("--max-body", type=size, help="keep at most SIZE of one response body")
-    p.add_argument("--workers", type=positive_int, default=8,
+    p.add_argument("--workers", type=at_least(LEAST["workers"]), default=8,
                    help="fetches at once, all hosts together (default 8; --browser: one page at a time)")
-    p.add_argument("--host-workers", type=positive_int, default=4,
+    p.add_argument("--host-workers", type=at_least(LEAST["host_workers"]), default=4,
                    help="fetches at once to one host (default 4)")
     p.add_argument("--delay", type=duration, default=0.0,
                    help="wait between requests to one host (default 0; robots.txt Crawl-delay is honoured)")
-    p.add_argument("--retries", type=positive_int, default=2,
+    p.add_argument("--retries", type=at_least(LEAST["retries"]), default=2,
                    help="retries after a transient failure: timeout, reset, 429, 5xx (default 2)")
     p.add_argument("--retry-wait", type=duration, default=1.0,
                    help="first wait before a retry, doubled each time (default 1s; Retry-After wins)")
-    p.add_argument("--max-redirects", type=positive_int, default=10,
+    p.add_argument("--max-redirects", type=at_least(LEAST["max_redirects"]), default=10,
                    help="longest redirect chain followed; longer ones are recorded as errors (default 10)")
     p.add_argument("--ignore-robots", action="store_true",
                    help="do not obey robots.txt (for investigations; recorded in the capture)")
@@ -67,7 +75,7 @@ def register(sub) -> None:
                    help="store payloads unchanged since this earlier capture as revisit records")
     p.add_argument("--no-dedup", action="store_true",
                    help="store every payload in full, even when already captured")
-    p.add_argument("--timeout", type=duration, default=30.0, help="network timeout (default 30s)")
+    p.add_argument("--timeout", type=positive_duration, default=30.0, help="network timeout (default 30s)")
     p.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
     p.add_argument("--insecure", action="store_true",
                    help="capture HTTPS sites whose certificate does not verify (recorded as such)")
@@ -82,7 +90,7 @@ def register(sub) -> None:
                    help="start a new WARC file after SIZE (default 1GB)")
     p.add_argument("--tsa", action="append", default=[], metavar="URL",
                    help="RFC 3161 Time Stamping Authority to timestamp the capture (repeatable)")
-    p.add_argument("--tsa-timeout", type=duration, default=TSA_TIMEOUT,
+    p.add_argument("--tsa-timeout", type=positive_duration, default=None,
                    help=f"how long to wait for each TSA (default {TSA_TIMEOUT:g}s)")
     p.add_argument("--keep-local", action="store_true", help="keep the work folder after storing")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -91,9 +99,9 @@ def register(sub) -> None:
     r.add_argument("--redis", metavar="URL",
                    help=f"share the crawl through Redis (redis://host:port/db; default ${REDIS_ENV}): "
                         "`archive worker` processes anywhere join it; it is still sealed once, here")
-    r.add_argument("--processes", type=positive_int, default=1, metavar="N",
+    r.add_argument("--processes", type=at_least(1), default=1, metavar="N",
                    help="with --redis: this process and N-1 local worker processes (default 1)")
-    r.add_argument("--lease", type=duration, default=DEFAULT_LEASE,
+    r.add_argument("--lease", type=positive_duration, default=DEFAULT_LEASE,
                    help=f"with --redis: a worker that does not renew its URLs for this long "
                         f"loses them to others (default {DEFAULT_LEASE:g}s)")
     b = p.add_argument_group("browser capture")
@@ -171,61 +179,111 @@ def _stop_on_sigterm():
     return signal.signal(signal.SIGTERM, stop)
 
 
+def _signer_value(signer: Signer | None) -> str:
+    return signer.fingerprint if signer else "unsigned"
+
+
+def _origin(args, store, signer: Signer | None) -> dict:
+    """What a resume of this capture must keep (archive.resumeoptions)."""
+    retention = getattr(store, "retention", None)
+    return {
+        "store": absolute_address(store.address), "endpoint_url": args.endpoint_url,
+        "retain_days": getattr(retention, "days", None), "lock_mode": getattr(retention, "mode", None),
+        "legal_hold": bool(getattr(retention, "legal_hold", False)),
+        "key": os.path.abspath(args.key or os.environ.get(KEY_ENV)) if signer else None,
+        "signer": _signer_value(signer),
+    }
+
+
+def _resumed_as_started(args, tsas: list[str], on_upload):
+    """(store, signer, request changes) of a resume: as the capture was started, except
+    what this command line gives (refused where it differs, unless --override-saved)."""
+    _, request, _ = saved_request(Path(args.resume))
+    origin = request.origin
+    saved = {**origin, "tsa": request.tsa, "tsa_timeout": request.tsa_timeout,
+             "operator": request.operator}
+    given = {
+        "store": absolute_address(args.store) if args.store else None,
+        "endpoint_url": args.endpoint_url, "retain_days": args.retain_days,
+        "lock_mode": args.lock_mode, "legal_hold": True if args.legal_hold else None,
+        "tsa": tsas or None, "tsa_timeout": args.tsa_timeout, "operator": args.operator,
+    }
+    keyed = bool(args.key or args.unsigned)
+    signer = load_signer(args.key, args.unsigned) if keyed or not origin else None
+    if keyed:
+        given["signer"] = _signer_value(signer)
+    merged, _ = merge({k: v for k, v in saved.items() if k != "key"}, given, args.override_saved)
+    if origin and not keyed and merged["signer"] != "unsigned":
+        signer = load_signer(origin.get("key"), False)   # the key it was started with, where it was
+    retention = Retention(merged.get("retain_days"), merged.get("lock_mode"), bool(merged.get("legal_hold")))
+    store = open_store(merged.get("store"), StoreOptions(
+        endpoint_url=merged.get("endpoint_url"), retention=retention, progress=on_upload))
+    changes = {k: merged[k] for k in ("tsa", "tsa_timeout", "operator") if given.get(k) is not None}
+    return store, signer, changes
+
+
 def run(args) -> int:
     if bool(args.urls) == bool(args.resume):
         raise ArchiveError("give seed URLs, or --resume CAPTURE_DIR (not both)")
-    seeds = [http_url(u) for u in args.urls]
+    if args.override_saved and not args.resume:
+        raise ArchiveError(f"{OVERRIDE_FLAG} goes with --resume")
+    seeds = [sealed_url(u) for u in args.urls]
     redis = redis_url(args.redis)
     if args.processes > 1 and not redis:
         raise ArchiveError("--processes needs --redis (the processes share the crawl through it)")
-    tsas = [http_url(u) for u in args.tsa]
+    tsas = [sealed_url(u) for u in args.tsa]
     browser = page_options(args)
-    signer = load_signer(args.key, args.unsigned)
-    notice = p256_notice(signer.fingerprint, signer.curve) if signer else None
-    if notice:
-        print(f"archive: note: {notice}", file=sys.stderr)
     progress = Progress(not args.quiet and not args.json)
 
     def on_upload(sent: int, total: int) -> None:
-        progress.update(f"storing  {human_bytes(sent)} of {human_bytes(total)}", force=sent == total)
+        progress.update("storing", sent, total, force=sent == total, stage="store")
 
-    store = open_store(args.store, store_options(args, on_upload))
-    if args.resume and not Path(args.resume).is_dir():
-        raise ArchiveError(f"no such capture work folder: {args.resume}")
+    if args.resume:
+        if not Path(args.resume).is_dir():
+            raise ArchiveError(f"no such capture work folder: {args.resume}")
+        store, signer, changes = _resumed_as_started(args, tsas, on_upload)
+    else:
+        signer = load_signer(args.key, args.unsigned)
+        store = open_store(args.store, store_options(args, on_upload))
+    notice = p256_notice(signer.fingerprint, signer.curve) if signer else None
+    if notice:
+        print(f"archive: note: {notice}", file=sys.stderr)
     options = CrawlOptions(
         seeds=seeds, depth=args.depth, scope=args.scope, include=args.include,
         exclude=args.exclude, max_pages=args.max_pages, max_bytes=args.max_bytes,
         max_time=args.max_time, max_body=args.max_body, timeout=args.timeout,
         user_agent=args.user_agent, verify_tls=not args.insecure,
-        workers=max(1, args.workers), host_workers=max(1, args.host_workers), delay=args.delay,
+        workers=args.workers, host_workers=args.host_workers, delay=args.delay,
         retries=args.retries, backoff=args.retry_wait, obey_robots=not args.ignore_robots,
         dedup=not args.no_dedup, max_redirects=args.max_redirects, browser=browser,
     )
     request = CaptureRequest(
         crawl=options, operator=args.operator or default_operator(),
         work_dir=Path(args.work_dir), warc_size=args.warc_size,
-        keep_local=args.keep_local, title=args.title, tsa=tsas, tsa_timeout=args.tsa_timeout,
-        dedup_against=args.dedup_against, redis=redis, processes=max(1, args.processes),
-        lease=max(1.0, args.lease),
+        keep_local=args.keep_local, title=args.title, tsa=tsas,
+        tsa_timeout=args.tsa_timeout or TSA_TIMEOUT, dedup_against=args.dedup_against,
+        origin={} if args.resume else _origin(args, store, signer),
+        redis=redis, processes=max(1, args.processes), lease=max(1.0, args.lease),
     )
 
     started = time.monotonic()
 
     def on_progress(stats, queued: int, workers: int | None = None) -> None:
         elapsed = max(1e-6, time.monotonic() - started)
+        # no total (the queue grows as pages are read): counts, pages/s, and rich's bytes/s
         progress.update(
             f"pages {stats.pages}  requisites {stats.requisites}  queued {queued}  "
-            f"failed {stats.failed}  {human_bytes(stats.bytes)}  "
-            f"{stats.pages / elapsed:.1f} pages/s  {human_bytes(int(stats.bytes / elapsed))}/s"
-            + (f"  workers {workers}" if workers is not None else "")
+            f"failed {stats.failed}  {human_bytes(stats.bytes)}  {stats.pages / elapsed:.1f} pages/s"
+            + (f"  workers {workers}" if workers is not None else ""),
+            stats.bytes,
         )
 
     previous = _stop_on_sigterm()
     try:
         if args.resume:
-            # The crawl's own options were saved with it; only where it goes and who signs
-            # come from this command line.
-            result = resume_capture(Path(args.resume), store, signer, on_progress,
+            # the crawl's own options were saved with it, and so were where it goes and
+            # who signs it (changed only with --override-saved)
+            result = resume_capture(Path(args.resume), store, signer, on_progress, changes,
                                     redis=redis_url(args.redis) if args.redis else None)
         else:
             result = run_capture(request, store, signer, on_progress)
@@ -258,4 +316,8 @@ def run(args) -> int:
     if result.custody_problems:
         raise ArchiveError(f"capture {result.capture_id} is stored, but its custody is incomplete: "
                            + "; ".join(result.custody_problems))
+    if result.nothing_captured:
+        # stored: that a page could not be reached at this time is evidence too; but no success
+        print(f"archive: {result.nothing_captured_line()}", file=sys.stderr)
+        return 1
     return 0

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from archive.errors import ArchiveError
 from archive.keys import fingerprint, load_public_key
 from archive.values import human_bytes  # noqa: F401 - re-exported for the commands
-from archive.values import parse_duration, parse_http_url, parse_size
+from archive.values import printable
+from archive.values import parse_duration, parse_regex, parse_sealed_url, parse_size
 
 
 def size(text: str) -> int:
@@ -30,20 +30,40 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def positive_int(text: str) -> int:
+def regex(text: str) -> str:
+    """A regular expression, checked before anything is fetched."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
-    return value
+        return parse_regex(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def http_url(text: str) -> str:
-    """An absolute http(s) URL, or a one-line error."""
+def at_least(minimum: int):
+    """An argument type: a whole number, `minimum` or more."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must not be negative: {text}" if minimum == 0 else f"must be {minimum} or more, not {text}")
+        return value
+    return whole
+
+
+def positive_duration(text: str) -> float:
+    """A duration more than zero (a zero timeout would fail every fetch)."""
+    seconds = duration(text)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be more than zero: {text!r}")
+    return seconds
+
+
+def sealed_url(text: str) -> str:
+    """An http(s) URL a capture seals (a seed, a TSA): no credentials in it."""
     try:
-        return parse_http_url(text)
+        return parse_sealed_url(text)
     except ValueError as exc:
         raise ArchiveError(str(exc)) from None
 
@@ -65,6 +85,15 @@ def trusted_keys(specs: list[str] | None) -> dict[str, str]:
         paths = sorted(path.glob("*.pem")) + sorted(path.glob("*.pub")) if path.is_dir() else [path]
         if path.is_dir() and not paths:
             raise ArchiveError(f"no public keys (*.pem, *.pub) in {path}")
+        private = [item for item in paths if path.is_dir() and is_private_key_file(item)]
+        for item in private:
+            # the folder `keys generate` made holds the signing key too: trusting means
+            # public keys only, so the private one is left out (and never read further)
+            print(f"archive: note: {item} is a private key; only the public keys in {path} "
+                  "are trusted", file=sys.stderr)
+        paths = [item for item in paths if item not in private]
+        if path.is_dir() and not paths:
+            raise ArchiveError(f"no public keys (*.pem, *.pub) in {path}")
         for item in paths:
             key = load_public_key(item)
             label = name or item.name.removesuffix(".pem").removesuffix(".pub")
@@ -72,32 +101,89 @@ def trusted_keys(specs: list[str] | None) -> dict[str, str]:
     return trusted
 
 
+def is_private_key_file(path: Path) -> bool:
+    """A PEM private key (encrypted or not), by its header."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False    # load_public_key says what is wrong with it
+    return b"-----BEGIN" in head and b"PRIVATE KEY-----" in head
+
+
 def print_json(data) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 class Progress:
-    """One status line on a terminal, redrawn at most a few times a second; silent otherwise."""
+    """Progress on a terminal (stderr), drawn by rich: a bar with percentage, rate and time
+    left when the total is known, a line of counts with the time elapsed otherwise. Silent
+    when stderr is not a terminal (or with --quiet or --json: `enabled` False); nothing it
+    shows goes to stdout, which --json output owns."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, unit: str = "bytes") -> None:
         self.enabled = enabled and sys.stderr.isatty()
-        self._last = 0.0
-        self._started = time.monotonic()
-        self._width = 0
+        self.unit = unit              # "bytes" (rate in B/s) or "items"
+        self._bar = None
+        self._tasks: dict[str, object] = {}
 
-    def update(self, text: str, force: bool = False) -> None:
+    def _start(self) -> None:
+        # loaded on first use: a command run without a terminal never imports rich
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn, MofNCompleteColumn, Progress as Bar, SpinnerColumn, TaskProgressColumn,
+            TextColumn, TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn,
+        )
+        amount = TransferSpeedColumn() if self.unit == "bytes" else MofNCompleteColumn()
+        self._bar = Bar(
+            SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
+            TaskProgressColumn(), amount, TimeElapsedColumn(), TimeRemainingColumn(),
+            console=Console(file=sys.stderr, highlight=False), transient=True,
+            redirect_stdout=False, redirect_stderr=False,
+        )
+        self._bar.start()
+
+    def update(self, text: str, done: float | None = None, total: float | None = None,
+               force: bool = False, stage: str = "") -> None:
+        """Show `text`; with `done` (and `total`), how far along: a rate (and a bar and the
+        time left). A new `stage` (crawling, then storing) starts a line of its own."""
         if not self.enabled:
             return
-        now = time.monotonic()
-        if not force and now - self._last < 0.2:
-            return
-        self._last = now
-        line = f"{text}  [{now - self._started:5.0f}s]"
-        sys.stderr.write("\r" + line.ljust(self._width))
-        sys.stderr.flush()
-        self._width = len(line)
+        if self._bar is None:
+            self._start()
+        if stage not in self._tasks:
+            for task in self._tasks.values():
+                self._bar.update(task, visible=False)
+            self._tasks[stage] = self._bar.add_task("", total=None)
+        # what the web or a file says may be in `text`: shown, never obeyed by the terminal
+        self._bar.update(self._tasks[stage], description=printable(text), completed=done,
+                         total=total, refresh=force)
 
     def done(self) -> None:
-        if self.enabled and self._width:
-            sys.stderr.write("\r" + " " * self._width + "\r")
-            sys.stderr.flush()
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def print_table(headers: list[str], rows: list[list[str]], right: tuple[str, ...] = (),
+                folded: tuple[str, ...] = ()) -> None:
+    """Aligned columns under a header line, fitted to the terminal (the `folded` columns
+    wrapped rather than cut, the others kept whole); unbounded in width when stdout is a
+    file or a pipe, one row a line. Cells are plain text (never rich markup) made safe
+    for a terminal."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False, markup=False, emoji=False,
+                      width=None if sys.stdout.isatty() else 1 << 16)
+    table = Table(box=None, pad_edge=False, header_style="bold" if console.is_terminal else None)
+    for header in headers:
+        table.add_column(header, justify="right" if header in right else "left",
+                         overflow="fold", no_wrap=header not in folded)
+    for row in rows:
+        table.add_row(*(Text(printable(str(cell))) for cell in row))
+    with console.capture() as captured:
+        console.print(table)
+    # no padding after the last column: lines as a person or grep expects them
+    sys.stdout.write("".join(line.rstrip(" ") + "\n" for line in captured.get().splitlines()))

@@ -12,13 +12,14 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 
 from archive.cli.common import Progress, print_json, trusted_keys
-from archive.custody.chain import (
-    anchor_breaks, check_chain, fixity_problem, stored_digests, unaccounted,
-)
-from archive.custody.entry import VERIFIED, Actor
-from archive.custody.history import capture_history, summary_of
+from archive.custody.chain import Break, ChainCheck, anchor_breaks, fixity_problem, unaccounted
+from archive.custody.entry import UPGRADED, VERIFIED, Actor
+from archive.custody.head import parse_head_text
+from archive.custody.history import capture_history, judge_history, summary_of
 from archive.custody.ledger import open_ledger
 from archive.custody.log import CustodyLog
+from archive.custody.logcheck import LogCheck
+from archive.custody.proof import head_summary, prove_capture
 from archive.errors import ArchiveError
 from archive.hashing import stream_sha256
 from archive.ids import is_capture_id
@@ -32,33 +33,48 @@ STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
 
 
 def register(sub) -> None:
-    from archive.cli.store import add_endpoint_option   # not loaded by `archive verify FILE`
-
     parser = sub.add_parser("custody", help="the chain of custody of a store's captures")
     actions = parser.add_subparsers(dest="custody_command", metavar="ACTION")
     actions.required = True
 
-    show = actions.add_parser("show", help="the custody history of one capture, or of the store")
+    show = _action(actions, "show", "the custody history of one capture, or of the store", run_show)
     show.add_argument("capture_id", nargs="?", metavar="ID")
-    show.add_argument("--store", help=STORE_HELP)
-    add_endpoint_option(show)
-    show.add_argument("--json", action="store_true", help="machine-readable output")
-    show.set_defaults(run=run_show)
 
-    verify = actions.add_parser("verify", help="check the whole ledger: links, sequence, signatures")
-    verify.add_argument("--store", help=STORE_HELP)
-    add_endpoint_option(verify)
+    verify = _action(actions, "verify", "check the whole ledger: links, sequence, signatures, "
+                     "its Merkle tree and heads", run_verify)
     verify.add_argument("--trust", action="append", metavar="[NAME=]KEY",
                         help="accept only signatures by these public keys (repeatable)")
-    verify.add_argument("--anchor", action="append", default=[], metavar="SEQ:HASH",
-                        help="an entry noted earlier (the `head` a previous run printed): "
-                             "fail unless the ledger still holds it unchanged (repeatable)")
+    verify.add_argument("--anchor", action="append", default=[], metavar="HEAD",
+                        help="a head noted earlier (SIZE:ROOT, the `head` a previous run printed; "
+                             "or SEQ:sha256:HASH, an entry of a plain hash chain): fail unless the "
+                             "ledger still holds it unchanged (repeatable)")
+    verify.add_argument("--since", metavar="SIZE:ROOT",
+                        help="check only what was appended after this head noted earlier, and that "
+                             "the log then was a prefix of the log now (a scheduled check)")
     verify.add_argument("--files", action="store_true",
                         help="also read every stored capture and compare its SHA-256 with the one "
                              "recorded when it was stored (a fixity check: reads the whole store)")
     verify.add_argument("--quiet", action="store_true", help="no progress line")
-    verify.add_argument("--json", action="store_true", help="machine-readable output")
-    verify.set_defaults(run=run_verify)
+
+    upgrade = _action(actions, "upgrade", "make a plain hash-chain ledger a verifiable log (Merkle "
+                      "tree and signed heads), recorded in the ledger itself", run_upgrade)
+    add_actor_options(upgrade, "sign the head and the 'upgraded' entry with this private key "
+                      "(default: $ARCHIVE_KEY)")
+
+    _action(actions, "repair", "set aside the torn last line an interrupted append left, and cover "
+            "entries no head covers yet", run_repair)
+
+
+def _action(actions, name: str, help_text: str, run):
+    """A custody action on a store: --store, --endpoint-url and --json, and what it runs."""
+    from archive.cli.store import add_endpoint_option   # not loaded by `archive verify FILE`
+
+    parser = actions.add_parser(name, help=help_text)
+    parser.add_argument("--store", help=STORE_HELP)
+    add_endpoint_option(parser)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(run=run)
+    return parser
 
 
 def add_actor_options(parser, key_help: str) -> None:
@@ -98,89 +114,211 @@ def _ledger_of(args):
     folder would otherwise show an empty ledger, and `custody verify` call it INTACT)."""
     # not loaded by `archive verify FILE`
     from archive.cli.store import store_options
-    from archive.store.address import open_store
+    from archive.store.address import open_existing_store
 
-    store = open_store(args.store, store_options(args))
-    root = getattr(store, "root", None)
-    if isinstance(root, Path) and not root.is_dir():
-        raise ArchiveError(f"no store at {root}" if not root.exists() else f"{root} is not a store folder")
+    store = open_existing_store(args.store, store_options(args))
     return store, open_ledger(store)
 
 
 def run_show(args) -> int:
     store, ledger = _ledger_of(args)
-    records = ledger.records()
-    chosen = [r.entry for r in records if r.entry and
-              (args.capture_id is None or r.entry.get("capture") == args.capture_id)]
-    chain = check_chain(records, ledger.location)
+    if args.capture_id and ledger.is_log():
+        return _show_capture(ledger, args)
+    check = ChainCheck(ledger.location)
+    chosen = []
+    for record in ledger.iter_records():
+        check.add(record)
+        if record.entry and (args.capture_id is None or record.entry.get("capture") == args.capture_id):
+            chosen.append(record.entry)
+    chain = check.finish()
+    broken = f"chain: BROKEN at {chain.breaks[0]}" if chain.breaks else None
+    held = f"chain: {chain.entries} entries, links and signatures intact" if chain.entries else None
+    return _print_entries(ledger, args, chosen, {"chain": chain.to_dict()}, broken, held)
+
+
+def _show_capture(ledger, args) -> int:
+    """One capture's entries out of a log: its own entries and their proofs, not the log."""
+    proof = prove_capture(ledger, args.capture_id)
+    entries = [r.entry for r in proof.records]
+    broken = f"log: BROKEN: {proof.problems[0]}" if proof.problems else None
+    held = (f"log: {len(entries)} entries, signatures intact, {proof.proven} proven in the log under "
+            f"{head_summary(proof.head, None)}") if entries else None
+    return _print_entries(ledger, args, entries, {"head": proof.head, "proven": proof.proven,
+                                                  "problems": proof.problems, "elsewhere": proof.elsewhere},
+                          broken, held)
+
+
+def _print_entries(ledger, args, entries: list[dict], extra: dict, broken: str | None,
+                   held: str | None) -> int:
+    """`custody show`'s output: the entries, then what holds of them (or where it breaks)."""
     if args.json:
-        print_json({"location": ledger.location, "entries": chosen, "chain": chain.to_dict()})
+        print_json({"location": ledger.location, "entries": entries, **extra})
         return 0
-    if not chosen:
+    if not entries:
         print(f"no custody entries{' for ' + args.capture_id if args.capture_id else ''} in {ledger.location}")
-    for entry in chosen:
+    for entry in entries:
         print(format_entry(entry))
-    if chain.breaks:
-        print(printable(f"chain: BROKEN at {chain.breaks[0]} (run `archive custody verify`)"))
-    elif records:
-        print(f"chain: {len(records)} entries, links and signatures intact")
+    if broken:
+        print(printable(f"{broken} (run `archive custody verify`)"))
+    elif held:
+        print(held)
     return 0
 
 
 def anchor(text: str) -> tuple[int, str]:
     seq, _, value = text.partition(":")
     if not seq.isdigit() or not value.startswith("sha256:"):
-        raise ArchiveError(f"not an anchor: {text!r} (give SEQ:sha256:HEX, as `head` prints it)")
+        raise ArchiveError(f"not an anchor: {text!r} (give SIZE:ROOT or SEQ:sha256:HEX, as `head` prints it)")
     return int(seq), value
+
+
+def _anchors(texts: list[str]) -> tuple[list[tuple[int, str]], list[tuple[int, bytes]]]:
+    """--anchor values: entries of a plain chain (SEQ:sha256:HEX) and heads (SIZE:ROOT)."""
+    entries, heads = [], []
+    for text in texts:
+        if text.partition(":")[2].startswith("sha256:"):
+            entries.append(anchor(text))
+        else:
+            try:
+                heads.append(parse_head_text(text))
+            except ArchiveError:
+                raise ArchiveError(f"not an anchor: {text!r} (give SIZE:ROOT or SEQ:sha256:HEX, as "
+                                   "`head` prints it)") from None
+    return entries, heads
 
 
 def run_verify(args) -> int:
     store, ledger = _ledger_of(args)
     trusted = trusted_keys(args.trust) if args.trust else None
-    records = ledger.records()
-    report = check_chain(records, ledger.location, trusted)
-    captures = [c.capture_id for c in store.list_captures()]
-    tokens = list(store.list_objects(TIMESTAMPS_PREFIX))
-    report.unaccounted = unaccounted(records, captures, tokens)
-    report.breaks += anchor_breaks(records, [anchor(a) for a in args.anchor])
+    entry_anchors, head_anchors = _anchors(args.anchor)
+    since = parse_head_text(args.since) if args.since else None
+    progress = Progress(not args.quiet and not args.json)
+    show = lambda n: progress.update(f"checking entry {n}")   # noqa: E731
+    log = ledger.is_log()
+    if since and not log:
+        raise ArchiveError(f"{ledger.location} is a plain hash chain, without heads: --since needs a "
+                           "verifiable log (`archive custody upgrade`)")
+    anchored = [seq for seq, _ in entry_anchors]
+    if log:
+        checker = LogCheck(ledger, trusted, since, anchored, show, head_anchors)
+        report = checker.run()
+        found = checker.found
+    else:
+        check = ChainCheck(ledger.location, trusted, anchored=anchored)
+        for record in ledger.iter_records():
+            check.add(record)
+            show(check.report.entries)
+        report, found, checker = check.finish(), check.found, check
+        for size, root in head_anchors:
+            report.breaks.append(Break("anchor", size, f"you noted a head of a verifiable log "
+                                       f"({size}:{root.hex()}), but this ledger has no tree: it was "
+                                       "removed, or the ledger is not the one you noted"))
+        if checker.upgraded:
+            report.breaks.append(checker.upgraded)
+    progress.done()
+    chain = checker.chain if log else checker
+    report.breaks += anchor_breaks(found, chain.last_seq, entry_anchors)
+    if since is None:
+        captures = [c.capture_id for c in store.list_captures()]
+        tokens = list(store.list_objects(TIMESTAMPS_PREFIX))
+        report.unaccounted = unaccounted(chain.stored, chain.noted, captures, tokens)
     if args.files:
-        report.files = _fixity(store, captures, stored_digests(records),
-                               Progress(not args.quiet and not args.json))
+        if since is not None:
+            raise ArchiveError("--files reads every capture: give it without --since")
+        report.files = _fixity(store, captures, {c: s.sha256 for c, s in chain.stored.items()},
+                               Progress(not args.quiet and not args.json, unit="items"))
+        report.files["problems"] = chain.stored_problems + report.files["problems"]
     if args.json:
         print_json(report.to_dict())
         return 0 if report.intact else 1
+    _print_verify(report, trusted, since)
+    return 0 if report.intact else 1
+
+
+def _print_verify(report, trusted, since) -> None:
     files = report.files
+    what = f"{report.entries} entries appended since {since[0]}:{since[1].hex()}" if since \
+        else f"{report.entries} entries"
     if report.intact:
-        print(f"INTACT: {report.entries} entries in {report.location}, every link, sequence number "
-              "and signature holds, and every capture and token in the store is accounted for"
+        held = "every link, sequence number and signature holds"
+        if report.log:
+            held += f", the Merkle tree and {report.log['heads_checked']} signed heads match the entries"
+        accounted = "" if since else ", and every capture and token in the store is accounted for"
+        print(f"INTACT: {what} in {report.location}, {held}{accounted}"
               + (f"; every capture's bytes hash as recorded when stored ({files['checked']} read, "
                  f"{human_bytes(files['bytes'], exact=True)})" if files else ""))
     else:
-        print(f"BROKEN: {report.location} ({report.entries} entries)")
+        print(f"BROKEN: {report.location} ({what})")
         for problem in [*report.breaks, *report.unaccounted, *(files or {}).get("problems", ())]:
             print(printable(f"  - {problem}"))
+    for note in report.notes:
+        print(printable(f"  note: {note}"))
     for key, count in sorted(report.signers.items()):
         name = f" ({trusted[key]})" if trusted and key in trusted else ""
         print(f"  signed by {key}{name}: {count} entries")
     if report.unsigned:
         print(f"  unsigned: {report.unsigned} entries (actors without a key; they rest on the store's access control)")
-    if report.unprotected:
+    if report.unprotected and not report.log:
         first, last = report.unprotected[0], report.unprotected[-1]
         span, them = (f"entry {first} is", "it") if first == last else (f"entries {first} to {last} are", "them")
         print(f"  {span} unsigned and after the last signed entry: no signature covers {them}, "
               f"so only an --anchor noted earlier would show a change to {them}")
     if not trusted and report.signers:
         print("  signatures checked against the keys named in the entries; give --trust to require your keys")
-    if report.head:
+    latest = (report.log or {}).get("latest_head")
+    if not report.intact:
+        return
+    if latest:
+        who = "unsigned" if not latest["signed"] else f"signed by {latest['key']}"
+        print(f"  head: {latest['text']} ({who}; keep it: --anchor or --since checks it later)")
+    elif report.log is None and report.head:
         print(f"  head: {report.head['seq']}:{report.head['hash']} (keep it; --anchor checks it later)")
-    return 0 if report.intact else 1
+        print("  this ledger is a plain hash chain: `archive custody upgrade` makes it a verifiable log")
+
+
+def run_upgrade(args) -> int:
+    store, ledger = _ledger_of(args)
+    if ledger.is_log():
+        raise ArchiveError(f"{ledger.location} is already a verifiable log")
+    check = ChainCheck(ledger.location)
+    for record in ledger.iter_records():
+        check.add(record)
+    report = check.finish()
+    if report.breaks:
+        raise ArchiveError(f"{ledger.location} does not verify ({report.breaks[0]}): upgrading it would "
+                           "seal the damage into the log; examine it with `archive custody verify`")
+    actor = actor_from_args(args, key_from_env=True)
+    head = ledger.upgrade(actor.signer)
+    log = CustodyLog(store, actor, ledger)
+    entry = log.record(UPGRADED, None, None, entries=head["size"], root=head["root"])
+    if entry is None:
+        raise ArchiveError(log.problems[0])
+    result = {"location": ledger.location, "entries": head["size"], "root": head["root"],
+              "upgraded_entry": entry["seq"]}
+    if args.json:
+        print_json(result)
+    else:
+        print(f"upgraded {ledger.location}: {head['size']} entries under root {head['root']}; "
+              f"the upgrade is entry {entry['seq']}")
+    return 0
+
+
+def run_repair(args) -> int:
+    store, ledger = _ledger_of(args)
+    done = ledger.repair()
+    if args.json:
+        print_json({"location": ledger.location, "done": done})
+    else:
+        for line in done or [f"nothing to repair in {ledger.location}"]:
+            print(printable(line))
+    return 0
 
 
 def _fixity(store, captures: list[str], recorded: dict[str, str], progress: Progress) -> dict:
     """Every stored capture read and hashed against the SHA-256 its 'stored' entry holds."""
     checked, total, problems = 0, 0, []
     for number, capture_id in enumerate(captures, 1):
-        progress.update(f"hashing capture {number} of {len(captures)}: {capture_id}")
+        progress.update(f"hashing {capture_id}", number - 1, len(captures))
         try:
             with store.open_capture(capture_id) as fh:
                 sha, size = stream_sha256(fh)
@@ -202,6 +340,9 @@ def add_verify_options(parser) -> None:
                         help="TSA root certificate (PEM or DER) whose timestamps you accept (repeatable)")
     parser.add_argument("--no-record", action="store_true",
                         help="do not add a 'verified' entry to the store's custody ledger")
+    parser.add_argument("--anchor", metavar="SIZE:ROOT",
+                        help="a head of the custody log noted earlier: the log must still hold it "
+                             "(a consistency proof)")
     add_actor_options(parser, "sign the 'verified' custody entry with this private key")
 
 
@@ -224,6 +365,8 @@ class VerifyContext:
         if store is None:
             store, capture_id = locate_capture(args.target) or (None, None)
         self.store, self.capture_id = store, capture_id
+        # bad input is refused before anything is read
+        self.anchor = parse_head_text(args.anchor) if getattr(args, "anchor", None) else None
         self.later = later_tokens(store, capture_id) if store is not None else []
 
     def verify_kwargs(self) -> dict:
@@ -242,22 +385,29 @@ class VerifyContext:
         ledger = open_ledger(self.store)
         sealed_tokens = sum(1 for t in report.time.get("tokens", [])
                             if not t["later"] and t["state"] != "missing")
+        later = [key for key, _ in self.later]
         try:
-            records = ledger.records()
+            if ledger.is_log():
+                proof = prove_capture(ledger, self.capture_id, self.anchor)
+                history = judge_history(proof.records, ledger.location, report.sha256, sealed_tokens,
+                                        later, trusted, proof.problems, proof.elsewhere,
+                                        f"each proven in the log under its {head_summary(proof.head, trusted)}")
+            else:
+                history = capture_history(ledger.records(), ledger.location, self.capture_id,
+                                          report.sha256, sealed_tokens, later, trusted)
         except (ArchiveError, OSError) as exc:
             add_late_check(report, "custody", "warn", f"the custody ledger cannot be read: {exc}")
         else:
-            history = capture_history(records, ledger.location, self.capture_id, report.sha256,
-                                      sealed_tokens, [key for key, _ in self.later], trusted)
             report.custody = history.entries
             add_late_check(report, "custody", history.status, history.summary,
                            [Problem(p, ledger.location) for p in history.problems])
+        self.ledger = ledger
         if not self.args.no_record:
             self._record(report, trusted)
 
     def _record(self, report, trusted: dict[str, str]) -> None:
         actor = actor_from_args(self.args, key_from_env=False)
-        log = CustodyLog(self.store, actor)
+        log = CustodyLog(self.store, actor, getattr(self, "ledger", None))
         log.record(
             VERIFIED, self.capture_id, report.sha256, result=report.verdict,
             qualifier=report.qualifier, failed=[c.name for c in report.checks if c.status == "fail"],

@@ -11,7 +11,7 @@ from archive.cli.store import add_endpoint_option, store_options
 from archive.diff import diff_captures, render_text
 from archive.errors import ArchiveError
 from archive.ids import is_capture_id
-from archive.store.address import open_store
+from archive.store.address import open_existing_store
 from archive.verify.model import CannotCheck
 from archive.verify.source import Source, pinned
 
@@ -31,7 +31,7 @@ def _source(target: str, args) -> Source:
     if path.is_file():
         opener, label = (lambda: open(path, "rb")), path.name
     elif is_capture_id(target):
-        store = open_store(args.store, store_options(args))
+        store = open_existing_store(args.store, store_options(args))
         opener, label = (lambda: store.open_capture(target)), target
     else:
         raise ArchiveError(f"{target} is neither a WACZ file nor a capture id")
@@ -48,7 +48,7 @@ def _in_store(args):
     revisit's content is looked for (never a local file). None when only files were given."""
     if not (args.store or any(_is_stored(target) for target in (args.first, args.second))):
         return None
-    store = functools.cache(lambda: open_store(args.store, store_options(args)))
+    store = functools.cache(lambda: open_existing_store(args.store, store_options(args)))
     return lambda capture_id: pinned(capture_id, lambda: store().open_capture(capture_id))
 
 

@@ -22,7 +22,7 @@ from archive.custody.entry import EXPORTED
 from archive.custody.log import CustodyLog
 from archive.errors import ArchiveError
 from archive.ids import is_capture_id
-from archive.store.address import open_store
+from archive.store.address import open_existing_store
 from archive.signature_files import export_signature
 from archive.timestamping import export_tokens, read_sealed_digest, sealed_digest
 from archive.verify.extract import AlteredRecord, Extracted, Opener, extract, store_opener
@@ -101,7 +101,7 @@ def _record_export(args, details: dict) -> list[str]:
     """A custody entry when the capture came out of a store; the problems it met."""
     if not is_capture_id(args.capture_id) or os.path.exists(args.capture_id):
         return []
-    store = open_store(args.store, store_options(args))
+    store = open_existing_store(args.store, store_options(args))
     custody = CustodyLog(store, actor_from_args(args, key_from_env=True))
     custody.record(EXPORTED, args.capture_id, read_sealed_digest(store, args.capture_id).wacz_sha256,
                    **details)
@@ -111,7 +111,7 @@ def _record_export(args, details: dict) -> list[str]:
 def run_timestamps(args) -> int:
     """--timestamps DIR, and how to check each token with openssl."""
     actor = actor_from_args(args, key_from_env=True)
-    store = open_store(args.store, store_options(args))
+    store = open_existing_store(args.store, store_options(args))
     files = export_tokens(store, args.capture_id, args.timestamps)
     custody = CustodyLog(store, actor)
     custody.record(EXPORTED, args.capture_id, read_sealed_digest(store, args.capture_id).wacz_sha256,

@@ -14,17 +14,17 @@ import signal
 import sys
 from pathlib import Path
 
-from archive.cli.common import Progress, human_bytes, positive_int, print_json
+from archive.cli.common import Progress, at_least, human_bytes, print_json
 from archive.cli.timestamp import print_timestamps
 from archive.cli.common import duration as duration_arg
 from archive.errors import ArchiveError
 from archive.jobs.dispatch import Dispatch
 from archive.redisconn import REDIS_ENV, redis_url
 from archive.jobs.lock import JobBusy, iso_seconds, utcnow
-from archive.jobs.preflight import preflight
+from archive.jobs.preflight import part_problems, preflight
 from archive.jobs.runner import Outcome, Terminated, run_job
 from archive.jobs.scheduler import Scheduler, exit_meaning, install_stop_handlers, log_line
-from archive.jobs.spec import JobFileError, JobSpec, load_job
+from archive.jobs.spec import JobFileError, JobSpec, job_part, load_job
 from archive.jobs.status import first_due, job_files, job_status
 
 EXIT_FAILED, EXIT_BAD, EXIT_BUSY, EXIT_TERMINATED = 1, 2, 3, 143
@@ -52,7 +52,7 @@ def register(sub) -> None:
 
     serve = jobs.add_parser("serve", help="run every job file in a folder on its schedule")
     serve.add_argument("folder", metavar="DIR")
-    serve.add_argument("--concurrency", type=positive_int, default=2,
+    serve.add_argument("--concurrency", type=at_least(1), default=2,
                        help="at most N captures at once (default 2)")
     serve.add_argument("--grace", type=duration_arg, default=60.0,
                        help="on SIGTERM, let running captures finish this long before "
@@ -81,14 +81,24 @@ def _problem_rows(error: JobFileError) -> list[dict]:
 
 def _check_one(path: Path, offline: bool) -> tuple[JobSpec | None, list[dict]]:
     try:
-        spec = load_job(path)
-        if not offline:
-            preflight(spec)
+        return _checked(path, offline), []
     except JobFileError as exc:
         return None, _problem_rows(exc)
     except ArchiveError as exc:
         return None, [{"file": str(path), "line": None, "message": str(exc)}]
-    return spec, []
+
+
+def _checked(path: Path, offline: bool) -> JobSpec:
+    try:
+        spec = load_job(path)
+    except JobFileError as exc:
+        part = None if offline else job_part(path)
+        if part is not None:    # every problem in one pass: key and store too, though others remain
+            exc.problems = sorted(exc.problems + part_problems(part), key=lambda p: p.line or 0)
+        raise
+    if not offline:
+        preflight(spec)
+    return spec
 
 
 def run_check(args) -> int:
@@ -145,7 +155,7 @@ def run_run(args) -> int:
 
     def on_progress(stats, queued: int) -> None:
         progress.update(f"job {spec.name}: pages {stats.pages}  queued {queued}  "
-                        f"failed {stats.failed}  {human_bytes(stats.bytes)}")
+                        f"failed {stats.failed}  {human_bytes(stats.bytes)}", stats.bytes)
 
     def terminate(signum, frame) -> None:
         raise Terminated()
@@ -187,11 +197,12 @@ def _print_outcome(outcome: Outcome) -> None:
         else:
             why = f": {left['not_stored']}" if left.get("not_stored") else " (kept)"
             print(f"left     {left['path']}: an earlier run's capture, {left['state']}{why}")
+    c = outcome.capture
     if outcome.status != "ok":
         print(f"job      {outcome.job}: run {outcome.run_id} FAILED: {outcome.error}")
     else:
-        c = outcome.capture
         print(f"job      {outcome.job}: run {outcome.run_id}")
+    if c is not None:
         if outcome.dedup_against and c.get("revisits"):
             print(f"revisits {c['revisits']} payloads unchanged since {outcome.dedup_against}, "
                   "stored as revisit records pointing into it")
@@ -207,6 +218,8 @@ def _print_outcome(outcome: Outcome) -> None:
     if changes.get("error"):
         print(f"changes  {changes['error']}")
     elif changes:
+        for note in changes.get("notes", []):
+            print(f"note     {note}")
         for change in changes.get("changes", []):
             print(f"changes  {change['finding']}")
         for change in changes.get("uncertain", []):

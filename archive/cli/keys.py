@@ -31,6 +31,10 @@ def register(sub) -> None:
 
 
 def run_generate(args) -> int:
+    # before the passphrase is asked for: a mistyped folder is found at once
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ArchiveError(f"--out {args.out} is a file, not a folder: the key files "
+                           f"({keys.PRIVATE_NAME}, {keys.PUBLIC_NAME}) are written into a folder")
     passphrase = None
     if not args.no_passphrase:
         passphrase = keys.passphrase_from_env_or_prompt(confirm=True)
@@ -39,7 +43,11 @@ def run_generate(args) -> int:
                 f"no passphrase: set {keys.PASSPHRASE_ENV}, run from a terminal, "
                 "or pass --no-passphrase to write an unencrypted key"
             )
-    files = keys.generate(args.out, passphrase, args.curve)
+    try:
+        files = keys.generate(args.out, passphrase, args.curve)
+    except OSError as exc:     # a folder that cannot be made or written to
+        raise ArchiveError(f"cannot write the key files into {args.out}: "
+                           f"{exc.strerror or exc}") from None
     info = {
         "private_key": str(files.private), "public_key": str(files.public),
         "fingerprint": files.fingerprint, "algorithm": files.algorithm,

@@ -5,13 +5,15 @@ from __future__ import annotations
 import zipfile
 from dataclasses import asdict
 
-from archive.cli.common import human_bytes, print_json
+from archive.cli.common import human_bytes, positive_int, print_json, print_table
+from archive.custody.entry import STORED
+from archive.custody.ledger import open_ledger
 from archive.cli.store import add_endpoint_option, store_options
 from archive.errors import ArchiveError
-from archive.store.address import open_store
+from archive.store.address import open_existing_store
 from archive.store.base import StoredCapture
 from archive.store.s3 import is_s3_address, parse_s3_object
-from archive.values import parse_json, printable
+from archive.values import parse_json
 from archive.verify.container import open_zip
 
 STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
@@ -21,6 +23,8 @@ def register(sub) -> None:
     ls = sub.add_parser("ls", help="list the captures in a store")
     ls.add_argument("store_arg", nargs="?", metavar="STORE", help=STORE_HELP)
     ls.add_argument("--store", help=STORE_HELP)
+    ls.add_argument("--newest", type=positive_int, metavar="N",
+                    help="only the N newest captures (reads only the newest date folders)")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     add_endpoint_option(ls)
     ls.set_defaults(run=run_ls)
@@ -80,26 +84,65 @@ def _row(store, stored: StoredCapture) -> dict:
 
 
 def _open(args):
-    return open_store(args.store or getattr(args, "store_arg", None), store_options(args))
+    return open_existing_store(args.store or getattr(args, "store_arg", None), store_options(args))
+
+
+def recorded_digests(store, capture_ids: list[str]) -> dict[str, str]:
+    """capture id -> SHA-256 its first custody `stored` entry recorded: a folder store keeps
+    no metadata beside a capture, and `capture` printed that hash (an unreadable ledger gives
+    none; `custody verify` says why). A verifiable log is read for these captures' own entries
+    only; a plain chain, whole. Object storage keeps the hash in each object's metadata,
+    and its ledger is an object per entry: not read for this."""
+    if getattr(store, "root", None) is None or not capture_ids:
+        return {}
+    try:
+        ledger = open_ledger(store)
+        if ledger.is_log():
+            records = (ledger.entry_at(seq) for c in capture_ids for seq in ledger.seqs_of(c))
+        else:
+            records = ledger.iter_records()
+        found: dict[str, str] = {}
+        for record in records:
+            entry = record.entry if record else None
+            if (entry and entry.get("event") == STORED and isinstance(entry.get("capture"), str)
+                    and isinstance(entry.get("wacz"), str)):
+                found.setdefault(entry["capture"], entry["wacz"])
+        return found
+    except (ArchiveError, OSError, ValueError):
+        return {}
+
+
+def _seeds_column(row: dict) -> str:
+    seeds = " ".join(row.get("seeds") or [])
+    if row.get("problem"):
+        return f"UNREADABLE: {row['problem']}"
+    if row.get("warning") and "delete marker" in row["warning"]:
+        return f"HIDDEN: {row['warning']}  {seeds}"
+    return seeds
 
 
 def run_ls(args) -> int:
     if args.store and args.store_arg:
         raise ArchiveError("give the store once: as an argument or with --store")
     store = _open(args)
-    rows = [_row(store, c) for c in store.list_captures()]
+    rows = [_row(store, c) for c in store.list_captures(args.newest)]
+    missing = [row["id"] for row in rows if row.get("sha256") is None]
+    if missing:
+        recorded = recorded_digests(store, missing)
+        for row in rows:
+            row["sha256"] = row.get("sha256") or recorded.get(row["id"])
     if args.json:
         print_json(rows)
         return 0
-    for row in rows:
-        seeds = " ".join(row.get("seeds") or [])
-        if row.get("problem"):
-            seeds = f"UNREADABLE: {row['problem']}"
-        # what a capture says (seeds, titles) is the web's text: shown, never obeyed by the terminal
-        print(printable(f"{row['id']}  {row.get('created') or '-':<20}  {human_bytes(row['size']):>9}  "
-                        f"sha256:{row.get('sha256') or '-'}  {(row['signer'] or 'UNSIGNED')[:16]}  {seeds}"))
     if not rows:
         print(f"no captures in {store.address}")
+        return 0
+    # what a capture says (seeds, titles) is the web's text: print_table shows it inert
+    print_table(["CAPTURE", "CREATED", "SIZE", "SHA-256", "SIGNER", "SEEDS"], [
+        [row["id"], row.get("created") or "-", human_bytes(row["size"]), row.get("sha256") or "-",
+         (row.get("signer") or "UNSIGNED")[:16],
+         _seeds_column(row)]
+        for row in rows], right=("SIZE",), folded=("SHA-256", "SEEDS"))
     return 0
 
 
@@ -114,12 +157,23 @@ def run_show(args) -> int:
             info[key] = value
         elif value is not None and key in ("seeds", "signer", "created") and info[key] != value:
             info[f"{key} (in the file)"] = value   # the store's record and the file disagree
+    if info.get("sha256") is None:
+        info["sha256"] = recorded_digests(store, [args.capture_id]).get(args.capture_id)
     if args.json:
         print_json(info)
     else:
-        for key, value in info.items():
-            if isinstance(value, (list, tuple)):
-                value = " ".join(map(str, value))
-            print(printable(f"{key:<9} {value if value is not None else '-'}"))
+        print_table(["FIELD", "VALUE"], [[key, shown(value)] for key, value in info.items()],
+                    folded=("VALUE",))
         print("(claims as recorded; `archive verify` checks them)")
     return 0
+
+
+def shown(value) -> str:
+    """A value for people: lists joined, `{'pages': 3}` as `pages 3, ...`, None as -."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {shown(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(shown, value)) or "-"
+    return str(value)

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from archive.cli.common import duration, http_url, print_json
+from archive.cli.common import positive_duration, print_json, sealed_url
 from archive.cli.custody import add_actor_options, actor_from_args
 from archive.cli.store import add_endpoint_option, store_options
 from archive.custody.log import CustodyLog
 from archive.errors import ArchiveError
 from archive.ids import is_capture_id
 from archive.seal.timestamp import DEFAULT_TIMEOUT
-from archive.store.address import open_store
+from archive.store.address import open_existing_store
 from archive.timestamping import timestamp_stored
 
 
@@ -19,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("capture_id", metavar="ID")
     p.add_argument("--tsa", action="append", required=True, metavar="URL",
                    help="RFC 3161 Time Stamping Authority (repeatable)")
-    p.add_argument("--tsa-timeout", type=duration, default=DEFAULT_TIMEOUT,
+    p.add_argument("--tsa-timeout", type=positive_duration, default=DEFAULT_TIMEOUT,
                    help=f"how long to wait for each TSA (default {DEFAULT_TIMEOUT:g}s)")
     p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
     add_endpoint_option(p)
@@ -43,9 +43,9 @@ def run(args) -> int:
     # wherever it is) would get a token and a custody entry under a name that is no capture
     if not is_capture_id(args.capture_id):
         raise ArchiveError(f"{args.capture_id!r} is not a capture id (like 20250308T121500Z-7f3a9c21)")
-    urls = [http_url(u) for u in args.tsa]
+    urls = [sealed_url(u) for u in args.tsa]
     actor = actor_from_args(args, key_from_env=True)
-    store = open_store(args.store, store_options(args))
+    store = open_existing_store(args.store, store_options(args))
     sealed, entries, keys = timestamp_stored(store, args.capture_id, urls, args.tsa_timeout)
     custody = CustodyLog(store, actor)
     custody.record_timestamps(args.capture_id, sealed.wacz_sha256, entries, keys)

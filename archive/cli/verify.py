@@ -48,13 +48,13 @@ def _store_of(args) -> tuple:
     file's path has none: the store modules (and the S3 SDK) are then not even loaded."""
     if not args.target.lower().startswith("s3://") and not is_capture_id(args.target):
         return ()
-    from archive.store.address import StoreOptions, locate_s3_capture, open_store
+    from archive.store.address import StoreOptions, locate_s3_capture, open_existing_store
 
     located = locate_s3_capture(args.target, args.endpoint_url)
     if located:
         return located
     if is_capture_id(args.target) and not args.target.endswith(".wacz"):
-        return open_store(args.store, StoreOptions(endpoint_url=args.endpoint_url)), args.target
+        return open_existing_store(args.store, StoreOptions(endpoint_url=args.endpoint_url)), args.target
     return ()
 
 
@@ -86,7 +86,7 @@ def run(args) -> int:
     try:
         report = verify_source(
             source, options,
-            lambda done, total: progress.update(f"verifying {done * 100 // max(total, 1)}% of {source.name}"),
+            lambda done, total: progress.update(f"verifying {source.name}", done, total),
         )
     except CannotCheck as exc:
         raise ArchiveError(str(exc)) from None

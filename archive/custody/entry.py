@@ -33,8 +33,9 @@ from archive.seal.sign import Signer, check_signature
 CAPTURED, SEALED, STORED = "captured", "sealed", "stored"
 TIMESTAMPED, TIMESTAMP_MISSING = "timestamped", "timestamp-missing"
 VERIFIED, EXPORTED, RETENTION_CHANGED = "verified", "exported", "retention-changed"
+UPGRADED = "upgraded"       # a plain hash chain became a verifiable log (tree and heads)
 EVENTS = (CAPTURED, SEALED, STORED, TIMESTAMPED, TIMESTAMP_MISSING, VERIFIED, EXPORTED,
-          RETENTION_CHANGED)
+          RETENTION_CHANGED, UPGRADED)
 FIELDS = {"seq", "time", "event", "capture", "wacz", "actor", "details", "prev", "signature"}
 
 
@@ -81,13 +82,19 @@ def signature_problem(entry: dict, trusted: dict[str, str] | None) -> str | None
     """Why an entry's signature does not hold (None when it does, or the entry is
     honestly unsigned). `trusted` (fingerprint -> name), when given, limits the keys."""
     actor = entry.get("actor") if isinstance(entry.get("actor"), dict) else {}
-    key, signed = actor.get("key"), entry.get("signature")
+    return signed_by_problem(entry, actor.get("key"), trusted)
+
+
+def signed_by_problem(value: dict, key: str | None, trusted: dict[str, str] | None) -> str | None:
+    """Why `value`'s `signature` (over body_hash(value)) is not a valid one by `key`
+    (None when it is, or when value is honestly unsigned: no key, no signature)."""
+    signed = value.get("signature")
     if signed is None:
         return f"names key {key} but carries no signature" if key else None
     check = check_signature(signed)
     if not check.valid:
         return f"signature not valid: {check.problem}"
-    if signed.get("hash") != body_hash(entry):
+    if signed.get("hash") != body_hash(value):
         return "content does not match its signature: altered after signing"
     if check.fingerprint != key:
         return f"signed by key {check.fingerprint}, but names key {key}"

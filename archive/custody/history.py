@@ -36,18 +36,34 @@ def summary_of(entry: dict) -> dict:
 def capture_history(records: list[Record], location: str, capture_id: str,
                     file_sha256: str | None, tokens_in_file: int,
                     later_keys: list[str] = (), trusted: dict[str, str] | None = None) -> History:
-    """Check the ledger and hold this capture's entries against the file verified, and
-    the tokens kept beside it (`later_keys`, as the store lists them). The history
-    passes only when the entries saying how the capture came into the store are signed
-    by keys in `trusted` (fingerprint -> name): anyone who can write to the store can
-    write a consistent chain of entries signed by a key of their own."""
+    """The history of a capture from a whole plain hash chain (a ledger without its tree):
+    the chain is checked, and its breaks at or just after this capture's entries count
+    against it."""
     mine = [i for i, r in enumerate(records) if r.entry and r.entry.get("capture") == capture_id]
-    entries = [summary_of(records[i].entry) for i in mine]
     if not mine:
         return History("warn", f"no custody history: the ledger ({location}) has no entry for this capture")
     chain = check_chain(records, location)
     wheres = {records[i].where for i in mine} | {records[i + 1].where for i in mine if i + 1 < len(records)}
     problems = [str(b) for b in chain.breaks if b.where in wheres]
+    elsewhere = [str(b) for b in chain.breaks if b.where not in wheres]
+    return judge_history([records[i] for i in mine], location, file_sha256, tokens_in_file, later_keys,
+                         trusted, problems, elsewhere, "ledger chain intact")
+
+
+def judge_history(mine: list[Record], location: str, file_sha256: str | None, tokens_in_file: int,
+                  later_keys: list[str], trusted: dict[str, str] | None, problems: list[str],
+                  elsewhere: list[str], intact: str) -> History:
+    """Hold a capture's entries against the file verified and the tokens kept beside it
+    (`later_keys`, as the store lists them). The history passes only when the entries
+    saying how the capture came into the store are signed by keys in `trusted`
+    (fingerprint -> name): anyone who can write to the store can write a consistent
+    chain of entries signed by a key of their own. `problems`: damage in these entries;
+    `elsewhere`: damage the ledger shows outside them; `intact`: what was proven."""
+    entries = [summary_of(r.entry) for r in mine]
+    if not entries and not problems:
+        lost = f" ({elsewhere[0]})" if elsewhere else ""
+        return History("warn", f"no custody history: the ledger ({location}) has no entry for this capture{lost}")
+    problems = list(problems)
     for entry in entries:
         if entry["event"] in (SEALED, STORED) and file_sha256 and entry["wacz"] != file_sha256:
             problems.append(f"entry {entry['seq']} records the {entry['event']} file as sha256 "
@@ -78,8 +94,7 @@ def capture_history(records: list[Record], location: str, capture_id: str,
         return History("warn", f"{len(entries)} custody entries ({events}), but entry {first['seq']} "
                        f"('{first['event']}') is {how}: this account of who captured and stored the "
                        "capture rests only on the store's access control", [], entries)
-    if chain.breaks:
-        first = chain.breaks[0]
+    if elsewhere:
         return History("warn", f"{len(entries)} custody entries ({events}) intact, but the ledger is "
-                       f"damaged elsewhere ({first.where}): run `archive custody verify`", [], entries)
-    return History("pass", f"{len(entries)} custody entries ({events}), ledger chain intact", [], entries)
+                       f"damaged elsewhere ({elsewhere[0]}): run `archive custody verify`", [], entries)
+    return History("pass", f"{len(entries)} custody entries ({events}), {intact}", [], entries)

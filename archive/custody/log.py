@@ -26,7 +26,8 @@ class CustodyLog:
         clean = {k: v for k, v in details.items() if v is not None}
         try:
             return self.ledger.append(
-                lambda seq, prev: make_entry(seq, prev, event, self.actor, capture, wacz, clean))
+                lambda seq, prev: make_entry(seq, prev, event, self.actor, capture, wacz, clean),
+                self.actor.signer)
         except (ArchiveError, OSError) as exc:
             self.problems.append(f"custody ledger {self.ledger.location}: could not record "
                                  f"'{event}': {exc}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from archive.errors import ArchiveError
 from archive.files import read_at_most
-from archive.jobs.spec import JobFileError, JobSpec, Problem
+from archive.jobs.spec import JobFileError, JobPart, JobSpec, Problem
 from archive.keys import is_encrypted_pem, load_private_key, read_key_file
 from archive.seal.sign import Signer
 from archive.store.address import StoreOptions, open_store
@@ -81,19 +81,38 @@ def _check_folder(root: Path) -> None:
         raise ArchiveError(f"store {root} cannot be written ({existing} is not a writable folder)")
 
 
-def preflight(spec: JobSpec) -> tuple[Signer | None, object]:
-    """(signer, store) for a run, or JobFileError with every problem and its line."""
-    problems: list[Problem] = []
-    signer = store = None
+def signing_problems(spec: JobSpec | JobPart) -> tuple[Signer | None, list[Problem]]:
+    """The job's signer, or what is wrong with its key or passphrase (with its line)."""
     try:
-        signer = load_signer(spec)
+        return load_signer(spec), []
     except ArchiveError as exc:
         key = _signing_key_for(str(exc), spec)
-        problems.append(Problem(spec.line_of(key) or spec.line_of("signing"), f"signing key: {exc}"))
+        return None, [Problem(spec.line_of(key) or spec.line_of("signing"), f"signing key: {exc}")]
+
+
+def store_problems(spec: JobSpec | JobPart) -> tuple[object, list[Problem]]:
+    """The job's store, or why it cannot be used (with its line)."""
     try:
-        store = open_job_store(spec)
+        return open_job_store(spec), []
     except ArchiveError as exc:
-        problems.append(Problem(spec.line_of("store"), f"store unreachable: {exc}"))
+        return None, [Problem(spec.line_of("store"), f"store unreachable: {exc}")]
+
+
+def part_problems(part: JobPart) -> list[Problem]:
+    """What preflight finds in the valid part of a job file that has other problems."""
+    problems = []
+    if not part.signing.unsigned and part.signing.key is not None:
+        problems += signing_problems(part)[1]
+    if part.store is not None:
+        problems += store_problems(part)[1]
+    return problems
+
+
+def preflight(spec: JobSpec) -> tuple[Signer | None, object]:
+    """(signer, store) for a run, or JobFileError with every problem and its line."""
+    signer, problems = signing_problems(spec)
+    store, more = store_problems(spec)
+    problems += more
     if problems:
         raise JobFileError(spec.path, problems)
     return signer, store

@@ -130,6 +130,9 @@ def run_job(
         else:
             outcome.status, outcome.capture = "ok", result.to_dict()
             outcome.problems += result.custody_problems
+            if result.nothing_captured:
+                # stored (that the pages could not be reached is evidence), but a failed run
+                outcome.status, outcome.error = "failed", result.nothing_captured_line()
         finally:
             outcome.problems += _left_behind(outcome.unfinished)
             # A run that stored no capture (failed, stopped) has nothing to compare.

@@ -17,14 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from archive.capture.crawl import CrawlOptions
+from archive.capture.crawl import LEAST, CrawlOptions
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
 from archive.redisconn import redis_url
 from archive.capture.sharedcrawl import DEFAULT_LEASE
 from archive.errors import ArchiveError
 from archive.jobs.schedule import Schedule, parse_schedule
-from archive.values import parse_duration, parse_http_url, parse_size, parse_viewport
+from archive.values import (
+    parse_duration, parse_http_url, parse_regex, parse_sealed_url, parse_size, parse_viewport,
+)
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 NOTIFY_WHEN = ("always", "changes", "failures")
@@ -273,12 +275,7 @@ def text_list(value, base):
 
 
 def regex_list(value, base):
-    for pattern in text_list(value, base):
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
-    return list(value)
+    return [parse_regex(pattern) for pattern in text_list(value, base)]
 
 
 def url(value, base):
@@ -292,12 +289,13 @@ def redis_address(value, base):
         raise ValueError(str(exc)) from None
 
 
-def url_list(value, base):
-    return [parse_http_url(item) for item in text_list(value, base)]
+def sealed_urls(value, base):
+    """Seeds and TSAs: sealed into each capture, so never with credentials in them."""
+    return [parse_sealed_url(item) for item in text_list(value, base)]
 
 
 def seeds(value, base):
-    urls = url_list(value, base)
+    urls = sealed_urls(value, base)
     if not urls:
         raise ValueError("must list at least one URL")
     return urls
@@ -374,11 +372,11 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "work_dir": path, "keep_local": boolean, "endpoint_url": url,
     },
     "crawl": {
-        "depth": whole(0), "scope": choice(SCOPES), "include": regex_list, "exclude": regex_list,
-        "max_pages": whole(1), "max_bytes": size, "max_time": duration, "max_body": size,
+        "depth": whole(LEAST["depth"]), "scope": choice(SCOPES), "include": regex_list, "exclude": regex_list,
+        "max_pages": whole(LEAST["max_pages"]), "max_bytes": size, "max_time": duration, "max_body": size,
         "timeout": duration, "user_agent": non_empty_text, "insecure": boolean,
-        "warc_size": size, "workers": whole(1), "host_workers": whole(1), "delay": pause,
-        "retries": whole(0), "retry_wait": pause, "max_redirects": whole(0),
+        "warc_size": size, "workers": whole(LEAST["workers"]), "host_workers": whole(LEAST["host_workers"]), "delay": pause,
+        "retries": whole(LEAST["retries"]), "retry_wait": pause, "max_redirects": whole(LEAST["max_redirects"]),
         "ignore_robots": boolean, "dedup": boolean,
         "browser": boolean, "viewport": viewport, "wait_until": choice(WAIT_CONDITIONS),
         "wait_for": non_empty_text, "wait": pause, "scroll": boolean, "page_timeout": duration,
@@ -386,7 +384,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "signing": {
         "key": path, "passphrase_env": env_name, "passphrase_file": path, "unsigned": boolean,
     },
-    "timestamps": {"tsa": url_list, "timeout": duration},
+    "timestamps": {"tsa": sealed_urls, "timeout": duration},
     "retention": {"retain_days": days, "lock_mode": lock_mode, "legal_hold": boolean},
     "notify": {
         "webhook": url, "command": argv, "when": choice(NOTIFY_WHEN), "timeout": duration,
@@ -456,25 +454,10 @@ def parse_job(path: str | Path) -> tuple[JobSpec | None, list[Problem]]:
     Only the file itself is checked here; `preflight` checks the key and the store.
     """
     path = Path(path)
-    source = read_source(path)
-    try:
-        data = tomllib.loads(source)
-    except tomllib.TOMLDecodeError as exc:
-        return None, [_toml_problem(exc)]
-    lines = key_lines(source)
-    base = path.resolve().parent
-    problems: list[Problem] = []
-    values: dict[str, dict[str, Any]] = {table: {} for table in SCHEMA}
-
-    for key, value in data.items():
-        if key in SCHEMA and key and isinstance(value, dict):
-            for sub, sub_value in value.items():
-                _take(values[key], key, sub, sub_value, base, lines, problems)
-        elif key in SCHEMA and key:
-            problems.append(Problem(lines.get(key), f"'{key}' must be a table ([{key}])"))
-        else:
-            _take(values[""], "", key, value, base, lines, problems)
-
+    parsed = _parse(path)
+    if isinstance(parsed, Problem):
+        return None, [parsed]
+    data, values, lines, problems = parsed
     top = values[""]
     for key in REQUIRED:
         if key not in top and not any(p.message.startswith(f"'{key}'") for p in problems):
@@ -497,6 +480,56 @@ def parse_job(path: str | Path) -> tuple[JobSpec | None, list[Problem]]:
         return None, [Problem(None, f"the file name {path.name!r} is not a usable job name: "
                                     "add name = \"...\"")]
     return spec, []
+
+
+def _parse(path: Path):
+    """(TOML data, the values that passed their checks by table, key lines, problems), or
+    the Problem of a file that is not TOML."""
+    source = read_source(path)
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        return _toml_problem(exc)
+    lines = key_lines(source)
+    base = path.resolve().parent
+    problems: list[Problem] = []
+    values: dict[str, dict[str, Any]] = {table: {} for table in SCHEMA}
+    for key, value in data.items():
+        if key in SCHEMA and key and isinstance(value, dict):
+            for sub, sub_value in value.items():
+                _take(values[key], key, sub, sub_value, base, lines, problems)
+        elif key in SCHEMA and key:
+            problems.append(Problem(lines.get(key), f"'{key}' must be a table ([{key}])"))
+        else:
+            _take(values[""], "", key, value, base, lines, problems)
+    return data, values, lines, problems
+
+
+@dataclass
+class JobPart:
+    """What is valid of a job file that has other problems: its key and its store can be
+    checked all the same, so that `jobs check` reports every problem in one pass."""
+    name: str
+    store: str | None
+    endpoint_url: str | None
+    signing: SigningSpec
+    retention: RetentionSpec
+    lines: dict
+
+    def line_of(self, key: str) -> int | None:
+        return self.lines.get(key)
+
+
+def job_part(path: str | Path) -> JobPart | None:
+    """The job file's values as far as they are valid (None: not even TOML)."""
+    path = Path(path)
+    parsed = _parse(path)
+    if isinstance(parsed, Problem):
+        return None
+    _, values, lines, _ = parsed
+    top = values[""]
+    return JobPart(top.get("name", _default_name(path)), top.get("store"), top.get("endpoint_url"),
+                   SigningSpec(**values["signing"]), RetentionSpec(**values["retention"]), lines)
 
 
 def load_job(path: str | Path) -> JobSpec:

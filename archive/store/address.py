@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
-from archive.errors import ArchiveError, NotFound
+from archive.errors import ArchiveError, NotAStore, NotFound
 from archive.files import file_identity
 from archive.store.local import LocalStore
 from archive.store.rangeread import RangeReader
@@ -63,6 +63,40 @@ def open_store(address: str | None = None, options: StoreOptions | None = None, 
     if options.retention.days or options.retention.legal_hold:
         raise ArchiveError("--retain-days and --legal-hold need an s3:// store with Object Lock")
     return LocalStore(address.removeprefix("file://"))
+
+
+# What a folder store holds once anything was put in it: one of these folders.
+STORE_FOLDERS = ("captures", "custody", "keys", "timestamps", "jobs")
+
+
+def not_a_store(address: str) -> str | None:
+    """Why the folder `address` is not a store, in the words every command uses; None
+    when it is one (an s3:// address is checked by the service, when it is opened)."""
+    if is_s3_address(address) or ("://" in address and not address.startswith("file://")):
+        return None     # open_store says what is wrong with an address of another kind
+    path = address.removeprefix("file://")
+    if not os.path.exists(path):
+        return f"{address} is not a store: no such folder"
+    if not os.path.isdir(path):
+        return f"{address} is not a store: it is a file, not a folder"
+    if not any(os.path.isdir(os.path.join(path, name)) for name in STORE_FOLDERS):
+        return (f"{address} is not a store: it holds none of a store's folders "
+                f"({', '.join(STORE_FOLDERS)})")
+    return None
+
+
+def open_existing_store(address: str | None = None, options: StoreOptions | None = None):
+    """The store at `address`, for commands that read one: a mistyped folder is an error
+    (exit 2), never an empty store (`ls` saying "no captures", `custody verify` INTACT)."""
+    address = address or default_address()
+    problem = not_a_store(address)
+    if problem:
+        raise NotAStore(problem)
+    store = open_store(address, options)
+    if isinstance(store, S3Store) and not store.holds_anything():
+        # a mistyped prefix is as empty as a new store: read, it is no store at all
+        raise NotAStore(f"{address} is not a store: nothing is stored under it")
+    return store
 
 
 def locate_s3_capture(target: str, endpoint_url: str | None = None) -> tuple[S3Store, str] | None:

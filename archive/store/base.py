@@ -64,8 +64,9 @@ class Store(Protocol):
     def stat_capture(self, capture_id: str) -> StoredCapture:
         """What the store records about one capture, without reading the file."""
 
-    def list_captures(self) -> Iterator[StoredCapture]:
-        """Every capture in the store, oldest first."""
+    def list_captures(self, newest: int | None = None) -> Iterator[StoredCapture]:
+        """Every capture in the store, oldest first (`newest`: only the last N, at a cost
+        that does not grow with the store)."""
 
     def put_public_key(self, fingerprint: str, pem: bytes) -> None:
         """Publish a signer's public key under keys/<fingerprint>.pub (idempotent)."""
@@ -81,6 +82,10 @@ class Store(Protocol):
 
     def list_objects(self, prefix: str) -> Iterator[str]:
         """Keys under a prefix, sorted."""
+
+    def last_object(self, prefix: str) -> str | None:
+        """The greatest key under a prefix whose names are grouped in "/" folders of
+        fixed-width numbers: a few listings, however many keys it holds."""
 
     def delete_object(self, key: str) -> None:
         """Remove an object (locks only: captures are never deleted through this)."""

@@ -46,6 +46,19 @@ def _copy(src: Path, dst: Path) -> tuple[str, int]:
     return sha.hexdigest(), size
 
 
+def _newest_files(base: Path, count: int, depth: int = 3) -> list[Path]:
+    """The last `count` captures under the date folders of `base`, oldest first."""
+    if depth == 0:
+        files = sorted(p for p in base.glob("*.wacz") if is_capture_id(p.name[: -len(".wacz")]))
+        return files[-count:] if count else []
+    out: list[Path] = []
+    for folder in sorted((p for p in base.iterdir() if p.is_dir()), reverse=True):
+        if len(out) >= count:
+            break
+        out = _newest_files(folder, count - len(out), depth - 1) + out
+    return out
+
+
 class LocalStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -88,11 +101,14 @@ class LocalStore:
         name = path.name.removesuffix(".wacz")
         return StoredCapture(name, str(path), path.stat().st_size)
 
-    def list_captures(self) -> Iterator[StoredCapture]:
+    def list_captures(self, newest: int | None = None) -> Iterator[StoredCapture]:
+        """Captures oldest first (`newest`: only the last N, found by walking the date
+        folders newest first)."""
         base = self.root / "captures"
         if not base.is_dir():
             return
-        for path in sorted(base.glob("*/*/*/*.wacz")):
+        paths = sorted(base.glob("*/*/*/*.wacz")) if newest is None else _newest_files(base, newest)
+        for path in paths:
             capture_id = path.name[: -len(".wacz")]
             if is_capture_id(capture_id):
                 yield StoredCapture(capture_id, str(path), path.stat().st_size)
@@ -137,6 +153,16 @@ class LocalStore:
                 key = path.relative_to(base).as_posix()
                 if not key.startswith("captures/"):
                     yield key
+
+    def last_object(self, prefix: str) -> str | None:
+        """The greatest key under a prefix, descending its folders (never a full listing)."""
+        path = self.root / prefix.strip("/")
+        while path.is_dir():
+            names = sorted(n for n in os.listdir(path) if not n.startswith("."))
+            if not names:
+                return None
+            path = path / names[-1]
+        return path.relative_to(self.root).as_posix() if path.is_file() and path != self.root else None
 
     def delete_object(self, key: str) -> None:
         try:

@@ -41,6 +41,8 @@ METADATA_BUDGET = 1500        # S3 allows 2 KB of user metadata in all
 READ_ATTEMPTS = 3
 DEFAULT_ATTEMPTS = 6
 HEAD_WORKERS = 8
+HIDDEN_WARNING = ("hidden behind a delete marker (deleted without a version id): its version "
+                  "{version} is still stored and is what is read")
 
 
 # -- addresses ---------------------------------------------------------------------
@@ -389,11 +391,21 @@ class S3Store:
 
     def open_key(self, key: str, version_id: str | None = None) -> RangeReader:
         """A seekable reader over one object version (the latest, unless `version_id`
-        names one), by ranged GETs."""
+        names one), by ranged GETs. An object hidden behind a delete marker (deleted
+        without a version id, which Object Lock allows) is read at its newest version,
+        and its name says so."""
         what = self.location.url(key)
-        with s3_errors(what):
-            head = self.client.head_object(Bucket=self.location.bucket, Key=key,
-                                           **({"VersionId": version_id} if version_id else {}))
+        try:
+            with s3_errors(what):
+                head = self.client.head_object(Bucket=self.location.bucket, Key=key,
+                                               **({"VersionId": version_id} if version_id else {}))
+        except NotFound as missing:
+            version_id = None if version_id else self._hidden_version_or_none(key)
+            if not version_id:
+                raise missing from None
+            what = f"{what} (hidden behind a delete marker: read its version {version_id})"
+            with s3_errors(what):
+                head = self.client.head_object(Bucket=self.location.bucket, Key=key, VersionId=version_id)
         pinned = {"Bucket": self.location.bucket, "Key": key, "IfMatch": head["ETag"]}
         if version_of(head):
             pinned["VersionId"] = version_of(head)
@@ -426,22 +438,99 @@ class S3Store:
 
     def stat_capture(self, capture_id: str) -> StoredCapture:
         key = self._key_of(capture_id)
-        what = self.location.url(key)
-        with s3_errors(what):
-            head = self.client.head_object(Bucket=self.location.bucket, Key=key)
-        return stored_from_head(self.location, key, head)
+        try:
+            return self._stat(key, None)
+        except NotFound as missing:
+            hidden = self._hidden_version_or_none(key)
+            if not hidden:
+                raise missing from None
+            return self._stat(key, hidden)
 
-    def list_captures(self) -> Iterator[StoredCapture]:
-        keys = [k for k in self._list_keys(self.location.key("captures/")) if CAPTURE_KEY.search(k)]
-        keys.sort(key=lambda k: k.rsplit("/", 1)[-1])
-        bucket = self.location.bucket
+    def _stat(self, key: str, hidden: str | None) -> StoredCapture:
+        """What the store records about a capture's object (`hidden`: the version of one
+        whose latest is a delete marker)."""
+        with s3_errors(self.location.url(key)):
+            head = self.client.head_object(Bucket=self.location.bucket, Key=key,
+                                           **({"VersionId": hidden} if hidden else {}))
+        stored = stored_from_head(self.location, key, head)
+        if hidden:
+            stored = replace(stored, warning=HIDDEN_WARNING.format(version=hidden))
+        return stored
+
+    def list_captures(self, newest: int | None = None) -> Iterator[StoredCapture]:
+        """Captures oldest first (`newest`: only the last N); those hidden behind a
+        delete marker too, with a warning."""
+        if newest is None:
+            found = self._live_and_hidden(self.location.key("captures/"))
+        else:
+            found = self._newest_keys(self.location.key("captures/"), newest)
+        keys = sorted((k for k in found if CAPTURE_KEY.search(k)), key=lambda k: k.rsplit("/", 1)[-1])
+        if newest is not None:
+            keys = keys[-newest:] if newest else []
 
         def head(key: str) -> StoredCapture:
-            with s3_errors(self.location.url(key)):
-                return stored_from_head(self.location, key, self.client.head_object(Bucket=bucket, Key=key))
+            return self._stat(key, found[key])
 
         with ThreadPoolExecutor(HEAD_WORKERS) as pool:
             yield from pool.map(head, keys)
+
+    def _live_and_hidden(self, prefix: str) -> dict[str, str | None]:
+        """Every key under a prefix that holds an object version: None for a live one, the
+        newest version id for one whose latest version is a delete marker."""
+        live, marked, newest = set(), set(), {}
+        with s3_errors(self.location.url(prefix)):
+            paginator = self.client.get_paginator("list_object_versions")
+            for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
+                marked.update(m["Key"] for m in page.get("DeleteMarkers", []) if m.get("IsLatest"))
+                for version in page.get("Versions", []):     # each key's newest first
+                    newest.setdefault(version["Key"], version["VersionId"])
+                    if version.get("IsLatest"):
+                        live.add(version["Key"])
+        return {**{k: None for k in live}, **{k: newest[k] for k in marked if k in newest}}
+
+    def _newest_keys(self, prefix: str, count: int, depth: int = 3) -> dict[str, str | None]:
+        """The keys of the newest `count` captures: the date folders (YYYY/MM/DD) are
+        walked newest first, so the listing stops once enough are found."""
+        if depth == 0:
+            return self._live_and_hidden(prefix)
+        with s3_errors(self.location.url(prefix)):
+            paginator = self.client.get_paginator("list_object_versions")
+            folders = sorted({p["Prefix"] for page in paginator.paginate(
+                Bucket=self.location.bucket, Prefix=prefix, Delimiter="/") for p in page.get("CommonPrefixes", [])})
+        out: dict[str, str | None] = {}
+        for folder in reversed(folders):
+            if len(out) >= count:
+                break
+            out.update(self._newest_keys(folder, count - len(out), depth - 1))
+        return out
+
+    def _hidden_version(self, key: str) -> str | None:
+        """The newest version of `key` when its latest is a delete marker (else None)."""
+        return self._live_and_hidden(key).get(key)
+
+    def _hidden_version_or_none(self, key: str) -> str | None:
+        """As _hidden_version, None when the versions cannot be listed (the caller's
+        own error, a missing object, says more)."""
+        try:
+            return self._hidden_version(key)
+        except ArchiveError:
+            return None
+
+    def hidden_object(self, key: str) -> bytes | None:
+        """A small object hidden behind a delete marker, read at its newest version."""
+        full = self.location.key(check_object_key(key))
+        version = self._hidden_version(full)
+        if version is None:
+            return None
+        with s3_errors(self.location.url(full)):
+            return self.client.get_object(Bucket=self.location.bucket, Key=full, VersionId=version)["Body"].read()
+
+    def holds_anything(self) -> bool:
+        """Whether any object version or delete marker is under the prefix."""
+        prefix = self.location.key("") if self.location.prefix else ""
+        with s3_errors(self.location.url(prefix)):
+            page = self.client.list_object_versions(Bucket=self.location.bucket, Prefix=prefix, MaxKeys=1)
+        return bool(page.get("Versions") or page.get("DeleteMarkers"))
 
     def _list_keys(self, prefix: str) -> Iterator[str]:
         with s3_errors(self.location.url(prefix)):
@@ -488,6 +577,22 @@ class S3Store:
         base = self.location.key(prefix.strip("/") + "/") if prefix.strip("/") else self.location.key("")
         keys = sorted(self.location.relative(k) for k in self._list_keys(base))
         return iter([k for k in keys if not k.startswith("captures/")])
+
+    def last_object(self, prefix: str) -> str | None:
+        full = self.location.key(prefix.strip("/") + "/")
+        with s3_errors(self.location.url(full)):
+            paginator = self.client.get_paginator("list_objects_v2")
+            while True:
+                folder = key = None
+                for page in paginator.paginate(Bucket=self.location.bucket, Prefix=full, Delimiter="/"):
+                    for item in page.get("CommonPrefixes", []):
+                        folder = max(folder or "", item["Prefix"])
+                    for item in page.get("Contents", []):
+                        key = max(key or "", item["Key"])
+                if folder and (key is None or folder > key):
+                    full = folder
+                    continue
+                return self.location.relative(key) if key else None
 
     def delete_object(self, key: str) -> None:
         full = self.location.key(check_object_key(key))

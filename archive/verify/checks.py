@@ -341,8 +341,17 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
         _stored_as_check(report, evidence, options.capture_id)
     report.capture = _capture_summary(datapackage or {}, evidence or {}, warc_results, sinks)
     report.pages, report.screenshots = _pages(sinks, warc_results)
+    if _nothing_captured(report.pages, warc_results):
+        report.capture["nothingCaptured"] = True
     _earlier_capture_note(report, evidence or {}, warc_results)
     return report
+
+
+def _nothing_captured(pages: list[dict], warcs: list[WarcResult]) -> bool:
+    """Every listed page failed, or none is listed and no record holds content."""
+    if pages:
+        return all("error" in p for p in pages)
+    return bool(warcs) and not any(r.record_type in CONTENT_TYPES for w in warcs for r in w.records)
 
 
 def _earlier_capture_note(report: Report, evidence: dict, warcs: list[WarcResult]) -> None:
@@ -463,7 +472,11 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
     problems = Problems.joined(s.problems for s in indexes)
     entries = [e for s in indexes for e in s.entries]
     if not entries and not problems:
-        report.add("index", FAIL, "no index lines found in indexes/")
+        if _nothing_captured([], warcs):
+            # nothing came back to index: a record of failed fetches, which is evidence too
+            report.add("index", PASS, "no index lines, and no record to index: nothing was captured")
+        else:
+            report.add("index", FAIL, "no index lines found in indexes/")
         return
     # an index line's filename is relative to archive/, as ReplayWeb.page reads it
     by_file = {w.filename.removeprefix("archive/"): {r.offset: r for r in w.records} for w in warcs}
@@ -723,8 +736,20 @@ def _capture_summary(datapackage: dict, evidence: dict, warcs: list[WarcResult],
         "warcFiles": len(warcs),
         "resumed": plain_count(len(resumed)) if isinstance(resumed := evidence.get("resumed"), list) else None,
         "redone": _redone(evidence.get("cutBack"), plain_count),
+        "failures": _failures(evidence.get("failures"), pages.pages if isinstance(pages, PagesSink) else []),
     }
     return {k: v for k, v in summary.items() if v is not None}
+
+
+def _failures(listed, pages: list[dict]) -> list[dict]:
+    """Every failed fetch the capture counts, with URL and reason: as evidence/capture.json
+    lists them, or (a capture made before it did) the pages listed with an error."""
+    if not isinstance(listed, list):
+        listed = [{"url": p.get("url"), "kind": "page", "error": p.get("error")}
+                  for p in pages if p.get("error")]
+    # the file may say anything: only strings are shown
+    return [{k: f[k] for k in ("url", "kind", "error") if isinstance(f.get(k), str)}
+            for f in listed if isinstance(f, dict)]
 
 
 def _redone(cuts, plain_count) -> int | None:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from archive import __version__
 from archive.verify.extract import read_record_block
 from archive.verify.model import NOT_VERIFIED, VERIFIED, CannotCheck, Report
-from archive.verify.report import CHECK_TITLES, facts, headline
+from archive.verify.report import CHECK_TITLES, facts, failure_rows, headline
 from archive.verify.source import Source
 
 SCREENSHOT_LIMIT = 20 << 20
@@ -33,8 +33,13 @@ h2 { font-size: 1.2em; border-bottom: 1px solid #999; margin-top: 1.6em; break-a
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; vertical-align: top; padding: .3em .5em; border-bottom: 1px solid #ddd; }
 th { width: 11em; font-weight: 600; }
-table.custody th { width: auto; }
-.mono, td.mono { font-family: "DejaVu Sans Mono", monospace; font-size: .85em; word-break: break-all; }
+/* a hash or URL inside a sentence breaks at the line's end rather than squeezing the labels */
+td.text { overflow-wrap: anywhere; }
+table.custody th, table.failures th { width: auto; }
+/* break a long URL or hash where the line ends, never a word that fits ("capture/d") */
+.mono, td.mono, td.url { font-family: "DejaVu Sans Mono", monospace; font-size: .85em; overflow-wrap: anywhere; }
+td.nowrap { white-space: nowrap; }
+table.failures td.url { width: 65%; }
 .pass { color: #1b7a32; font-weight: 600; } .fail { color: #b3261e; font-weight: 700; }
 .warn { color: #555; } .skip { color: #a86b00; font-weight: 700; }
 .problems { margin: .2em 0 0 1.2em; padding: 0; }
@@ -76,8 +81,8 @@ def _checks(report: Report) -> str:
         more = f"<li>… and {len(check.problems) - 200} more</li>" if len(check.problems) > 200 else ""
         rows.append(
             f"<tr><th>{_e(CHECK_TITLES.get(check.name, check.name))}</th>"
-            f"<td class={_e(check.status)}>{_e(STATUS_WORDS.get(check.status, check.status))}</td>"
-            f"<td>{_e(check.summary)}" + (f"<ul class=problems>{problems}{more}</ul>" if problems else "")
+            f"<td class='{_e(check.status)} nowrap'>{_e(STATUS_WORDS.get(check.status, check.status))}</td>"
+            f"<td class=text>{_e(check.summary)}" + (f"<ul class=problems>{problems}{more}</ul>" if problems else "")
             + "</td></tr>")
     return "<table>" + "".join(rows) + "</table>"
 
@@ -113,13 +118,26 @@ def _pages(report: Report, source: Source | None) -> str:
     return "".join(out) or "<p>No pages are listed in this file.</p>"
 
 
+def _failures(report: Report) -> str:
+    rows = failure_rows(report)
+    if not rows:
+        return ""
+    body = "".join(f"<tr><td class=url>{_e(url)}</td><td class=nowrap>{_e(kind)}</td><td>{_e(reason)}</td></tr>"
+                   for url, kind, reason in rows)
+    return (f"<h2>Failed fetches ({len(rows)})</h2><p>Recorded in the WARC as evidence of what "
+            "could not be fetched, and when.</p><table class=failures><tr><th>URL</th><th>what</th>"
+            f"<th>reason</th></tr>{body}</table>")
+
+
 def _custody(report: Report) -> str:
     if not report.custody:
         return ""
     columns = ("seq", "time", "event", "actor", "key")
     head = "".join(f"<th>{_e(k)}</th>" for k in columns)
+    # words and times whole; only the key's fingerprint (a hash) may break, at the line's end
     rows = "".join(
-        "<tr>" + "".join(f"<td class=mono>{_e(entry.get(k, '') if k != 'key' or entry.get('signed') else 'UNSIGNED')}</td>"
+        "<tr>" + "".join(f"<td class='mono{'' if k in ('actor', 'key') else ' nowrap'}'>"
+                         f"{_e(entry.get(k, '') if k != 'key' or entry.get('signed') else 'UNSIGNED')}</td>"
                          for k in columns) + "</tr>"
         for entry in report.custody)
     return f"<h2>Custody history</h2><table class=custody><tr>{head}</tr>{rows}</table>"
@@ -149,6 +167,7 @@ def render_html(report: Report, source: Source | None = None) -> str:
 {"<h2>Not checked, and good to know</h2><ul>" + notes + "</ul>" if notes else ""}
 <h2>Pages ({len(report.pages)})</h2>
 {_pages(report, source)}
+{_failures(report)}
 {_custody(report)}
 <footer>Report made {_e(now)} by archive {_e(__version__)}. To check the file yourself:
 <span class=mono>archive verify FILE --trust NAME=PUBLIC-KEY</span>; the file's SHA-256 is

@@ -17,6 +17,8 @@ VERIFIED, NOT_VERIFIED, COULD_NOT_CHECK = "VERIFIED", "NOT VERIFIED", "COULD NOT
 # qualifiers of a VERIFIED verdict: what a pass did not cover
 UNSIGNED, INTEGRITY_ONLY, HASH_ONLY = "UNSIGNED", "INTEGRITY ONLY", "HASH ONLY"
 SIGNATURE_NOT_CHECKED = "SIGNATURE NOT CHECKED"
+# a sound capture in which no page could be captured: what it holds is its failed fetches
+RECORD_OF_FAILURES = "RECORD OF FAILURES"
 
 
 class CannotCheck(Exception):
@@ -144,4 +146,10 @@ def conclude(report: Report, allow_unsigned: bool) -> Report:
         report.reason = "contents match their hashes, but no signature proves who made them"
     else:
         report.reason = "every check passed"
+    if report.kind == "wacz" and report.capture.get("nothingCaptured"):
+        failed = "no page could be captured: it holds the record of its failed fetches"
+        if report.qualifier is None:
+            report.qualifier, report.reason = RECORD_OF_FAILURES, f"every check passed; {failed}"
+        else:
+            report.reason += f"; {failed}"
     return report

@@ -79,7 +79,7 @@ def facts(report: Report) -> list[tuple[str, str]]:
         counts.append(f"{human_bytes(int(c['bytes']), exact=True)} fetched")
     if c.get("failed"):
         # failed fetches are evidence too (recorded, listed in pages with their error)
-        counts.append(f"{count(c['failed'], 'failed fetch', 'failed fetches')} (see --json or --html)")
+        counts.append(f"{count(c['failed'], 'failed fetch', 'failed fetches')} (listed below)")
     if counts:
         rows.append(("contents", ", ".join(counts)))
     if c.get("resumed"):
@@ -111,6 +111,12 @@ def custody_lines(report: Report) -> list[str]:
     return lines
 
 
+def failure_rows(report: Report) -> list[tuple[str, str, str]]:
+    """(URL, page or requisite, reason) of every failed fetch the capture counts."""
+    return [(f.get("url", "?"), f.get("kind", ""), f.get("error", "reason not recorded"))
+            for f in report.capture.get("failures", [])]
+
+
 def render_text(report: Report) -> str:
     lines = [headline(report), ""]
     lines += [f"  {label:<13} {value}" for label, value in facts(report)]
@@ -129,6 +135,11 @@ def render_text(report: Report) -> str:
                       "`archive extract FILE --url urn:screenshot:URL --out shot.png` writes one out):"]
         lines += [f"  {url}  ({where.member or 'WARC'}, offset {where.offset})"
                   for url, where in sorted(report.screenshots.items())]
+    failures = failure_rows(report)
+    if failures:
+        lines += ["", "failed fetches (recorded in the WARC, as evidence):"]
+        lines += [f"  {url}  ({kind}) {reason}" if kind else f"  {url}  {reason}"
+                  for url, kind, reason in failures]
     if report.custody:
         lines += ["", "custody history:"] + [f"  {line}" for line in custody_lines(report)]
     if report.notes:

@@ -82,10 +82,10 @@ def local_source(path: str) -> Source:
 
 
 def store_source(address: str | None, capture_id: str, endpoint_url: str | None = None) -> Source:
-    from archive.store.address import StoreOptions, open_store
+    from archive.store.address import StoreOptions, open_existing_store
 
     try:
-        store = open_store(address, StoreOptions(endpoint_url=endpoint_url))
+        store = open_existing_store(address, StoreOptions(endpoint_url=endpoint_url))
     except ArchiveError as exc:
         raise CannotCheck(str(exc)) from None
     return pinned(f"{capture_id} in {store.address}", lambda: store.open_capture(capture_id))

@@ -181,6 +181,13 @@ class WarcWriter:
             self.container.flush()
             return self.current_name, self._member.size, self._member.crc
 
+    def ensure_file(self) -> None:
+        """Begin a WARC file (its warcinfo record) when none was: a capture in which
+        nothing could be fetched still says in a WARC who tried, when and how."""
+        with self._lock:
+            if self._member is None and not self.closed_files:
+                self._open_next(zip64=False)
+
     def close(self) -> list[WarcFile]:
         """Finish the WARC file being written; returns every file written."""
         with self._lock:

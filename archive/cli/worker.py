@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from archive.cli.common import Progress, human_bytes, positive_int, print_json
+from archive.cli.common import Progress, at_least, human_bytes, print_json
 from archive.cli.store import add_endpoint_option
 from archive.errors import ArchiveError
 from archive.pipeline import DEFAULT_WORK_DIR
@@ -24,7 +24,7 @@ def register(sub) -> None:
     add_endpoint_option(p)
     p.add_argument("--crawl", metavar="CAPTURE_ID", help="join this crawl only, then leave")
     p.add_argument("--once", action="store_true", help="leave when there is no work")
-    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
+    p.add_argument("--workers", type=at_least(1), default=None, metavar="N",
                    help="fetches at once in this process (default: the crawl's --workers)")
     p.add_argument("--work-dir", default=str(Path(DEFAULT_WORK_DIR) / "workers"),
                    help="where this worker's WARC files are written before they are handed over")

@@ -360,7 +360,8 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
         journal.close()
     if session.earlier is not None:
         session.earlier.close()
-    writer.ensure_file()
+    if not any(m.entry.name.startswith(f"{WARC_DIR}/") for m in container.members):
+        writer.ensure_file()     # (a shared crawl's WARC files are its workers')
     writer.close()
     state = replay(work / JOURNAL_NAME)
     custody = CustodyLog(store, Actor(request.operator, signer))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import asdict
 
-from archive.cli.common import human_bytes, positive_int, print_json, print_table
+from archive.cli.common import at_least, human_bytes, print_json, print_table
 from archive.custody.entry import STORED
 from archive.custody.ledger import open_ledger
 from archive.cli.store import add_endpoint_option, store_options
@@ -23,7 +23,7 @@ def register(sub) -> None:
     ls = sub.add_parser("ls", help="list the captures in a store")
     ls.add_argument("store_arg", nargs="?", metavar="STORE", help=STORE_HELP)
     ls.add_argument("--store", help=STORE_HELP)
-    ls.add_argument("--newest", type=positive_int, metavar="N",
+    ls.add_argument("--newest", type=at_least(1), metavar="N",
                     help="only the N newest captures (reads only the newest date folders)")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     add_endpoint_option(ls)

@@ -24,6 +24,7 @@ from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
 
 from archive.capture.dedup import Dedup
 from archive.capture.exchange import Recorded, write_exchange
+from archive.capture.addresses import AddressPolicy
 from archive.capture.fetch import DEFAULT_USER_AGENT, FetchResult, fetch, make_session
 from archive.capture.frontier import Frontier, Item
 from archive.capture.journal import CrawlState, CrawlStats, Journal
@@ -68,6 +69,8 @@ class CrawlOptions:
     obey_robots: bool = True
     dedup: bool = True
     browser: PageOptions | None = None   # load pages with Chromium, this way
+    allow_private_addresses: bool = False   # fetch from loopback/private ranges beyond the seeds' hosts
+    allow_metadata_addresses: bool = False  # and from link-local ones (cloud metadata services)
 
     def __post_init__(self) -> None:
         if isinstance(self.browser, dict):   # as saved in a capture's request.json
@@ -141,6 +144,8 @@ class Crawler:
         self.journal = journal
         self.spool_dir = spool_dir
         self.scope = Scope(options.scope, options.seeds, options.include, options.exclude)
+        self.policy = AddressPolicy.for_seeds(options.seeds, options.allow_private_addresses,
+                                              options.allow_metadata_addresses)
         self.frontier = Frontier(options.host_workers, options.delay, options.max_pages)
         self.robots = Robots(options.user_agent) if options.obey_robots else None
         self.dedup = (dedup or Dedup()) if options.dedup else None
@@ -224,7 +229,8 @@ class Crawler:
         self.browser = BrowserSession(
             self.writer, self._browser_recorded,
             BrowserOptions(page=o.browser, user_agent=o.user_agent, verify_tls=o.verify_tls,
-                           fetch_timeout=o.timeout, max_body=o.max_body, spool_dir=self.spool_dir),
+                           fetch_timeout=o.timeout, max_body=o.max_body, spool_dir=self.spool_dir,
+                           policy=self.policy),
             exclude=self._excluded, dedup=self.dedup,
         ).start()
         self.writer.describe({"browser": f"Chromium {self.browser.version}",
@@ -252,7 +258,7 @@ class Crawler:
                                    "queue": []})
 
     def _work(self) -> None:
-        session = make_session(self.options.user_agent, self.options.verify_tls)
+        session = make_session(self.options.user_agent, self.options.verify_tls, policy=self.policy)
         try:
             while (item := self.frontier.claim()) is not None:
                 try:

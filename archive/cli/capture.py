@@ -69,6 +69,12 @@ def register(sub) -> None:
     p.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
     p.add_argument("--insecure", action="store_true",
                    help="capture HTTPS sites whose certificate does not verify (recorded as such)")
+    p.add_argument("--allow-private-addresses", action="store_true",
+                   help="also fetch from loopback, private and reserved addresses other than "
+                        "the seeds' hosts (refused by default: a page must not reach inside)")
+    p.add_argument("--allow-metadata-addresses", action="store_true",
+                   help="also fetch from link-local addresses (169.254.0.0/16, fe80::/10, "
+                        "fd00:ec2::254), where cloud metadata services give out credentials")
     p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
     add_store_options(p)
     p.add_argument("--key", help=f"signing key file (default: ${KEY_ENV})")
@@ -183,6 +189,8 @@ def run(args) -> int:
         workers=max(1, args.workers), host_workers=max(1, args.host_workers), delay=args.delay,
         retries=args.retries, backoff=args.retry_wait, obey_robots=not args.ignore_robots,
         dedup=not args.no_dedup, max_redirects=args.max_redirects, browser=browser,
+        allow_private_addresses=args.allow_private_addresses,
+        allow_metadata_addresses=args.allow_metadata_addresses,
     )
     request = CaptureRequest(
         crawl=options, operator=args.operator or default_operator(),

@@ -72,6 +72,8 @@ class CrawlSpec:
     timeout: float = _CAPTURE.timeout
     user_agent: str | None = None
     insecure: bool = False
+    allow_private_addresses: bool = False
+    allow_metadata_addresses: bool = False
     warc_size: int | None = None
     workers: int = _CAPTURE.workers
     host_workers: int = _CAPTURE.host_workers
@@ -365,6 +367,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "depth": whole(0), "scope": choice(SCOPES), "include": regex_list, "exclude": regex_list,
         "max_pages": whole(1), "max_bytes": size, "max_time": duration, "max_body": size,
         "timeout": duration, "user_agent": non_empty_text, "insecure": boolean,
+        "allow_private_addresses": boolean, "allow_metadata_addresses": boolean,
         "warc_size": size, "workers": whole(1), "host_workers": whole(1), "delay": pause,
         "retries": whole(0), "retry_wait": pause, "max_redirects": whole(0),
         "ignore_robots": boolean, "dedup": boolean,

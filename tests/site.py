@@ -162,6 +162,19 @@ def streamed(size: int, chunk: int = 1 << 20, fill: bytes | None = None):
     return handler
 
 
+def endless(chunk: int = 1 << 16):
+    """A chunked response that never ends (until the client hangs up)."""
+    def handler(h: _Handler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/plain")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        piece = b"%x\r\n%s\r\n" % (chunk, b"x" * chunk)
+        while True:
+            h.wfile.write(piece)
+    return handler
+
+
 def fails_then(status: int, headers: dict, times: int = 1, body: bytes = b"<html>ok</html>"):
     """Answers `status` with `headers` the first `times` requests, then 200 with `body`."""
     calls = []

@@ -43,6 +43,10 @@ REDIRECT_CODES = {301, 302, 303, 307, 308}
 TRANSIENT_KINDS = {"timeout", "reset", "refused"}
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MIN_PAGE_WAIT = 1.0              # seconds a browser page gets however near --max-time is
+# Defaults that stop an endless response or a crawl trap before the disk is full; a
+# capture cut by either says so (WARC-Truncated: length, stop reason max-bytes).
+DEFAULT_MAX_BODY = 1 << 30       # one response body kept: 1 GiB
+DEFAULT_MAX_BYTES = 10 << 30     # one crawl, everything received: 10 GiB
 
 
 @dataclass
@@ -53,9 +57,9 @@ class CrawlOptions:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     max_pages: int | None = None
-    max_bytes: int | None = None
+    max_bytes: int | None = DEFAULT_MAX_BYTES     # None: no limit
     max_time: float | None = None
-    max_body: int | None = None
+    max_body: int | None = DEFAULT_MAX_BODY       # None: no limit
     timeout: float = 30.0
     max_redirects: int = 10
     user_agent: str = DEFAULT_USER_AGENT

@@ -10,11 +10,13 @@ import threading
 import time
 from pathlib import Path
 
-from archive.capture.crawl import CrawlOptions
+from archive.capture.crawl import DEFAULT_MAX_BODY, DEFAULT_MAX_BYTES, CrawlOptions
 from archive.capture.fetch import DEFAULT_USER_AGENT
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
-from archive.cli.common import Progress, duration, http_url, human_bytes, positive_int, print_json, size
+from archive.cli.common import (
+    Progress, duration, http_url, human_bytes, positive_int, print_json, size, size_limit,
+)
 from archive.cli.store import add_store_options, store_options
 from archive.errors import ArchiveError
 from archive.values import parse_viewport
@@ -44,9 +46,11 @@ def register(sub) -> None:
     p.add_argument("--exclude", action="append", default=[], metavar="REGEX",
                    help="never fetch URLs matching REGEX (repeatable)")
     p.add_argument("--max-pages", type=positive_int, help="stop after N pages")
-    p.add_argument("--max-bytes", type=size, help="stop after SIZE bytes received (e.g. 500MB)")
+    p.add_argument("--max-bytes", type=size_limit, default=DEFAULT_MAX_BYTES,
+                   help="stop after SIZE bytes received (default 10GiB; none: no limit)")
     p.add_argument("--max-time", type=duration, help="stop after DURATION (e.g. 30m)")
-    p.add_argument("--max-body", type=size, help="keep at most SIZE of one response body")
+    p.add_argument("--max-body", type=size_limit, default=DEFAULT_MAX_BODY,
+                   help="keep at most SIZE of one response body, cut there (default 1GiB; none: no limit)")
     p.add_argument("--workers", type=positive_int, default=8,
                    help="fetches at once, all hosts together (default 8; --browser: one page at a time)")
     p.add_argument("--host-workers", type=positive_int, default=4,

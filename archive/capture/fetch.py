@@ -28,6 +28,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from archive import __version__
 from archive.capture.addresses import AddressPolicy, AddressRefused
+from archive.capture.httpframing import MAX_HEAD
 from archive.capture.recorder import FetchResult, Recorder
 
 __all__ = ["DEFAULT_USER_AGENT", "FetchResult", "FetchSession", "fetch", "make_session"]
@@ -96,6 +97,42 @@ class _RecordingSocket:
         return io.BufferedReader(_TeeReader(self._sock, recorder), READ_CHUNK)
 
 
+# http.client refuses a response with more than 100 header fields ("got more than 100
+# headers"): sites sending many Set-Cookie lines lost their page. The bound that matters
+# is on the bytes of the head, as the recording proxy has it (MAX_HEAD), not the count;
+# raising the count is harmless to other users of http.client in this process.
+http.client._MAXHEADERS = max(http.client._MAXHEADERS, MAX_HEAD)
+
+
+class _HeadBudget:
+    """A response's file, counting the bytes http.client reads line by line while it
+    parses the status line and headers: past MAX_HEAD, the response is refused."""
+
+    def __init__(self, fp) -> None:
+        self._fp = fp
+        self.armed, self.used = True, 0
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self._fp.readline(limit)
+        if self.armed:
+            self.used += len(line)
+            if self.used > MAX_HEAD:
+                raise http.client.HTTPException(f"response head longer than {MAX_HEAD} bytes")
+        return line
+
+    def __getattr__(self, name):
+        return getattr(self._fp, name)
+
+
+class _BoundedHeadResponse(http.client.HTTPResponse):
+    def begin(self) -> None:
+        budget = self.fp = _HeadBudget(self.fp)
+        try:
+            super().begin()
+        finally:
+            budget.armed = False
+
+
 class _CheckedAddress:
     """A urllib3 connection made only to addresses the thread's AddressPolicy allows,
     decided when it connects, to the very address checked (archive.capture.addresses)."""
@@ -127,12 +164,16 @@ class _CheckedAddress:
 
 
 class _RecordingHTTPConnection(_CheckedAddress, HTTPConnection):
+    response_class = _BoundedHeadResponse
+
     def connect(self) -> None:
         super().connect()
         self.sock = _RecordingSocket(self.sock)
 
 
 class _RecordingHTTPSConnection(_CheckedAddress, HTTPSConnection):
+    response_class = _BoundedHeadResponse
+
     def connect(self) -> None:
         super().connect()
         self.sock = _RecordingSocket(self.sock)

@@ -336,7 +336,7 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         "stats": {
             "pages": stats.pages, "requisites": stats.requisites, "failed": stats.failed,
             "bytes": stats.bytes, "revisits": stats.revisits,
-            "robotsBlocked": stats.robots_blocked, "notFetched": len(ended.get("notFetched", ())),
+            "robotsBlocked": stats.robots_blocked, "notFetched": len(ended.get("notFetched", ())) + ended.get("notFetchedMore", 0),
         },
         "stopReason": ended.get("stop"),
         "notFetched": ended.get("notFetched", []),

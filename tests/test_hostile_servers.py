@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.conftest import stored_waczs
 from tests.site import Site, SiteServer
+from tests.verifyhelp import archive_cmd
 
 
 def raw_head(fields: list[bytes], body: bytes = b"<html>many</html>"):
@@ -55,3 +56,43 @@ def test_a_response_with_hundreds_of_header_fields_is_captured_whole(run, tmp_pa
         summary, wacz = capture(run, tmp_path, server.url("/page"))
         assert summary["failed"] == 1
         assert b"response head longer than 262144 bytes" in warc_text(wacz)
+
+
+def test_deeply_nested_html_is_read_in_bounded_time_and_the_cut_recorded(run, tmp_path):
+    """200,000 nested elements took lexbor two minutes (and --max-time could not stop
+    it; 50,000 here, 3 s then); read as a browser reads them, the links inside are
+    still found."""
+    import time
+    site = Site()
+    depth = 50_000
+    site.html("/", "Deep", "<div>" * depth + '<img src="/deep.png"><a href="/next">next</a>' + "</div>" * depth)
+    site.add("/deep.png", b"\x89PNG deep", content_type="image/png")
+    site.html("/next", "Next", "ok")
+    with SiteServer(site) as server:
+        started = time.monotonic()
+        summary, wacz = capture(run, tmp_path, server.url("/"), "--depth", "1", "--scope", "host")
+        assert time.monotonic() - started < 60
+        assert "/deep.png" in site.requests and "/next" in site.requests
+    assert b"links-cut: elements nested deeper than 512 were read as siblings" in warc_text(wacz)
+
+
+def test_a_million_links_are_not_held(tmp_path):
+    """--max-pages 3: of a page's 110,000 links the crawl keeps at most 100,000 (a
+    million took 1 GB) and queues only what it can ever fetch, naming the first thousand
+    left out and counting the rest. In a child process with its memory capped."""
+    site = Site()
+    site.html("/", "Links", "".join(f'<a href="/p{n}">{n}</a>' for n in range(110_000)))
+    for n in range(3):
+        site.html(f"/p{n}", f"Page {n}", "ok")
+    with SiteServer(site) as server:
+        proc = archive_cmd("capture", server.url("/"), "--unsigned", "--store", tmp_path / "store",
+                           "--work-dir", tmp_path / "work", "--quiet", "--json", "--depth", "1",
+                           "--scope", "host", "--max-pages", "3", limit_mb=1024)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["pages"] == 3 and summary["stop_reason"] == "max-pages"
+    wacz = Path(stored_waczs(tmp_path / "store")[-1])
+    with zipfile.ZipFile(wacz) as zf:
+        evidence = json.loads(zf.read("evidence/capture.json"))
+    assert len(evidence["notFetched"]) == 1000 and evidence["stats"]["notFetched"] == 100_000 - 2
+    assert b"links-cut: more than 100000 links" in warc_text(wacz)

@@ -220,8 +220,10 @@ class Crawler:
         self.not_fetched = [item.url for item in self.frontier.remaining()]
         # The frontier ends quietly when only pages beyond --max-pages are left.
         self.stop_reason = self.frontier.stop_reason or ("max-pages" if self.not_fetched else None)
-        self.stats.not_fetched = len(self.not_fetched)
-        self.journal.append({"t": "end", "stop": self.stop_reason, "notFetched": self.not_fetched})
+        more = self.frontier.over_limit_more      # left out by --max-pages, not named
+        self.stats.not_fetched = len(self.not_fetched) + more
+        self.journal.append({"t": "end", "stop": self.stop_reason, "notFetched": self.not_fetched,
+                             **({"notFetchedMore": more} if more else {})})
         return self.stats
 
     # -- the browser -----------------------------------------------------------
@@ -411,11 +413,13 @@ class Crawler:
         kind = kind or ("requisite" if item.requisite else "page")
         failed = bool(not result.has_response or result.truncated or result.status >= 400
                       or outcome.note)
+        extra = {"attempt": item.attempt + 1} if item.attempt else {}
+        if outcome.links.cut:       # a hostile document: what of its links was not taken
+            extra["links-cut"] = "; ".join(outcome.links.cut)
         with self.writer.batch():
             written = write_exchange(
                 self.writer, result, outlinks=outcome.links.pages + outcome.links.requisites,
-                redirect=outcome.redirect, note=outcome.note,
-                extra_fields={"attempt": item.attempt + 1} if item.attempt else None,
+                redirect=outcome.redirect, note=outcome.note, extra_fields=extra or None,
                 dedup=self.dedup,
             )
             queued = [new for new in outcome.new_items if self.frontier.add(new)]

@@ -416,8 +416,12 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
     except Exception as exc:
         # the work folder stays: the sealed WACZ in it is the only copy. A taken key
         # stays taken: resuming into the same store would only be refused again.
-        note = f"the sealed capture is kept at {path}" if isinstance(exc, AlreadyExists) else kept_note
-        raise ArchiveError(f"capture {session.capture_id} was not stored: {exc} ({note})") from exc
+        note = (f"the sealed capture is kept at {path}; store it in another store with "
+                f"`archive capture --resume {session.work} --store ANOTHER-STORE`") \
+            if isinstance(exc, AlreadyExists) else kept_note
+        # what the ledger could not record before (read-only credentials, say) is said too
+        unrecorded = "".join(f"; {problem}" for problem in custody.problems)
+        raise ArchiveError(f"capture {session.capture_id} was not stored: {exc} ({note}){unrecorded}") from exc
     except BaseException as exc:
         # Ctrl-C, SIGTERM from a job runner during the upload: say where the capture is
         exc.add_note(f"capture {session.capture_id} was not stored: {kept_note}")

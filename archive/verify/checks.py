@@ -56,11 +56,13 @@ def verify_source(source: Source, options: VerifyOptions, progress: Progress | N
         report = _verify_wacz(source, options, progress)     # None: a zip, but no WACZ
     elif kind == "warc":
         report = _verify_warc(source, progress)
-    if report is None and options.expected_sha256:
+    # junk in a capture's place in a store is a capture that does not verify: judged below
+    if report is None and (options.expected_sha256 or options.capture_id):
         report = Report(source.name, "file", size=source.size)
         with source.open() as fh:
             report.sha256 = file_sha256(fh)
-        report.notes.append("not a WACZ or WARC file: only its SHA-256 was compared")
+        if options.expected_sha256:
+            report.notes.append("not a WACZ or WARC file: only its SHA-256 was compared")
     elif report is None:
         raise CannotCheck(f"{source.name} is neither a WACZ nor a WARC file; give --sha256 HEX "
                           "to check it against a published hash")

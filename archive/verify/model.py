@@ -143,5 +143,7 @@ def conclude(report: Report, allow_unsigned: bool) -> Report:
         report.qualifier = UNSIGNED
         report.reason = "contents match their hashes, but no signature proves who made them"
     else:
-        report.reason = "every check passed"
+        warned = [c for c in report.checks if c.status == WARN]
+        report.reason = "every check passed" if not warned else \
+            f"every check passed, with {len(warned)} warning{'s' if len(warned) > 1 else ''} to read"
     return report

@@ -8,19 +8,16 @@ packet leaves the machine."""
 
 from __future__ import annotations
 
-import json
-import zipfile
-import zlib
-from pathlib import Path
 
 import pytest
 
 from archive.capture.addresses import AddressPolicy, AddressRefused
 from archive.capture.proxy import ProxyOptions, RecordingProxy
 from archive.capture.proxyca import InterceptionCA
-from tests.conftest import stored_waczs
+from tests.warcs import warc_bytes
 from tests.site import PNG, Site, SiteServer
 from tests.test_browser_proxy import Collected, proxied
+from tests.test_hostile_servers import capture
 
 SECRET = b"INTERNAL-CREDENTIALS-0xC0FFEE"
 METADATA = "http://169.254.169.254/latest/meta-data/iam/"
@@ -50,26 +47,9 @@ def outside(inside):
         yield server
 
 
-def _warc_bytes(wacz: Path) -> bytes:
-    """Every WARC record of a capture, decompressed."""
-    out = []
-    with zipfile.ZipFile(wacz) as zf:
-        for name in zf.namelist():
-            data = zf.read(name)
-            while name.startswith("archive/") and data:
-                d = zlib.decompressobj(31)
-                out.append(d.decompress(data))
-                data = d.unused_data
-    return b"".join(out)
-
-
 def _capture(run, tmp_path, url, *extra) -> tuple[dict, bytes]:
-    result = run("capture", url, "--unsigned", "--store", tmp_path / "store", "--work-dir",
-                 tmp_path / "work", "--quiet", "--json", "--retries", "0", *extra)
-    assert result.code == 0, result
-    wacz = Path(stored_waczs(tmp_path / "store")[-1])
-    assert run("verify", wacz, "--allow-unsigned", "--no-record").code == 0
-    return json.loads(result.out), _warc_bytes(wacz)
+    summary, wacz = capture(run, tmp_path, url, *extra)
+    return summary, warc_bytes(wacz)
 
 
 def test_requisites_inside_are_refused_and_recorded(run, tmp_path, outside, inside):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import zipfile
-import zlib
 from pathlib import Path
 
 from tests.conftest import stored_waczs
+from tests.warcs import warc_bytes
 from tests.site import Site, SiteServer
 from tests.verifyhelp import archive_cmd
 
@@ -18,18 +18,6 @@ def raw_head(fields: list[bytes], body: bytes = b"<html>many</html>"):
         h.wfile.write(b"HTTP/1.1 200 OK\r\n" + b"".join(f + b"\r\n" for f in fields)
                       + b"Content-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     return handler
-
-
-def warc_text(wacz: Path) -> bytes:
-    out = []
-    with zipfile.ZipFile(wacz) as zf:
-        for name in zf.namelist():
-            data = zf.read(name)
-            while name.startswith("archive/") and data:
-                d = zlib.decompressobj(31)
-                out.append(d.decompress(data))
-                data = d.unused_data
-    return b"".join(out)
 
 
 def capture(run, tmp_path, url, *extra) -> tuple[dict, Path]:
@@ -50,12 +38,12 @@ def test_a_response_with_hundreds_of_header_fields_is_captured_whole(run, tmp_pa
     with SiteServer(site) as server:
         summary, wacz = capture(run, tmp_path, server.url("/"))
         assert summary["failed"] == 0
-        text = warc_text(wacz)
+        text = warc_bytes(wacz)
         assert all(c in text for c in cookies) and b"<html>many</html>" in text
         # a head beyond 256 KiB is refused as the recording proxy refuses it: a recorded failure
         summary, wacz = capture(run, tmp_path, server.url("/page"))
         assert summary["failed"] == 1
-        assert b"response head longer than 262144 bytes" in warc_text(wacz)
+        assert b"response head longer than 262144 bytes" in warc_bytes(wacz)
 
 
 def test_deeply_nested_html_is_read_in_bounded_time_and_the_cut_recorded(run, tmp_path):
@@ -73,7 +61,7 @@ def test_deeply_nested_html_is_read_in_bounded_time_and_the_cut_recorded(run, tm
         summary, wacz = capture(run, tmp_path, server.url("/"), "--depth", "1", "--scope", "host")
         assert time.monotonic() - started < 60
         assert "/deep.png" in site.requests and "/next" in site.requests
-    assert b"links-cut: elements nested deeper than 512 were read as siblings" in warc_text(wacz)
+    assert b"links-cut: elements nested deeper than 512 were read as siblings" in warc_bytes(wacz)
 
 
 def test_a_million_links_are_not_held(tmp_path):
@@ -95,4 +83,4 @@ def test_a_million_links_are_not_held(tmp_path):
     with zipfile.ZipFile(wacz) as zf:
         evidence = json.loads(zf.read("evidence/capture.json"))
     assert len(evidence["notFetched"]) == 1000 and evidence["stats"]["notFetched"] == 100_000 - 2
-    assert b"links-cut: more than 100000 links" in warc_text(wacz)
+    assert b"links-cut: more than 100000 links" in warc_bytes(wacz)

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import json
-import zipfile
-import zlib
 from pathlib import Path
 
 from archive.capture import crawl
 from archive.cli import capture as capture_cli
 from tests.conftest import stored_waczs
+from tests.warcs import warc_bytes
 from tests.site import Site, SiteServer, endless, streamed
 
 
 def _truncations(wacz: Path) -> list[bytes]:
-    found = []
-    with zipfile.ZipFile(wacz) as zf:
-        for name in zf.namelist():
-            data = zf.read(name)
-            while name.startswith("archive/") and data:
-                d = zlib.decompressobj(31)
-                head = d.decompress(data, 4096).split(b"\r\n\r\n", 1)[0]
-                d.decompress(d.unconsumed_tail)
-                data = d.unused_data
-                found += [line for line in head.split(b"\r\n") if line.startswith(b"WARC-Truncated")]
-    return found
+    return [line for line in warc_bytes(wacz).split(b"\r\n") if line.startswith(b"WARC-Truncated")]
 
 
 def test_the_defaults_are_the_ones_the_readme_states():

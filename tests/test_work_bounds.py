@@ -20,7 +20,7 @@ from archive.verify.model import FAIL, SKIP, Report
 from archive.verify.warcs import RecordInfo, WarcResult
 from archive.warc.cdxj import cdxj_line
 from tests.site import Site, SiteServer, streamed
-from tests.verifyhelp import FOREIGN, archive_cmd
+from tests.verifyhelp import FOREIGN, add_deflated, archive_cmd
 
 ZEROS = 300 << 20        # past the 256 MiB at which verify used to call a record a bomb
 
@@ -45,23 +45,6 @@ def _gzip_of_zeros(head: bytes, blocks: int) -> bytes:
 def _base_entries() -> list[tuple[str, bytes]]:
     with zipfile.ZipFile(FOREIGN / "valid_example_2.wacz") as zf:
         return [(i.filename, zf.read(i.filename)) for i in zf.infolist()]
-
-
-def _add_raw(path: Path, name: str, raw: bytes, size: int, crc: int = 0) -> None:
-    """A deflated entry from deflate bytes made elsewhere (zipfile would inflate them)."""
-    with zipfile.ZipFile(path, "a") as zf:
-        info = zipfile.ZipInfo(name, (2024, 1, 2, 3, 4, 5))
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.CRC, info.file_size, info.compress_size = crc, size, len(raw)
-        with zf._lock:  # noqa: SLF001 - writing pre-compressed data has no public API
-            zf.fp.seek(zf.start_dir)
-            info.header_offset = zf.start_dir
-            zf.fp.write(info.FileHeader(False))
-            zf.fp.write(raw)
-            zf.start_dir = zf.fp.tell()
-            zf.filelist.append(info)
-            zf.NameToInfo[info.filename] = info
-            zf._didModify = True  # noqa: SLF001
 
 
 def _foreign(path: Path, skip: str | None = None, listed: dict[str, bytes] | None = None) -> Path:
@@ -122,7 +105,7 @@ def test_compression_inside_compression_is_could_not_check_at_once(tmp_path):
     # in the place of the WARC file the index points into
     name = "archive/example-collection.warc"
     path = _foreign(tmp_path / "nested.wacz", listed={name: inner})
-    _add_raw(path, name, raw, len(inner), zlib.crc32(inner))
+    add_deflated(path, name, raw, len(inner), zlib.crc32(inner))
     started = time.monotonic()
     proc = archive_cmd("verify", path, "--json", "--allow-unsigned", timeout=60, limit_mb=1024)
     elapsed = time.monotonic() - started
@@ -141,7 +124,7 @@ def test_a_small_member_declared_huge_is_refused_before_it_is_read(tmp_path):
     ratio; it took 12 s to read and was then NOT VERIFIED): verify, extract and diff
     refuse it in one line, at once, without inflating it."""
     path = _foreign(tmp_path / "manifest-bomb.wacz", skip="datapackage.json")
-    _add_raw(path, "datapackage.json", _zeros_deflate(4000), 4000 << 20)
+    add_deflated(path, "datapackage.json", _zeros_deflate(4000), 4000 << 20)
     commands = [("verify", path), ("extract", path, "--url", "http://example.com/"),
                 ("diff", path, path)]
     for command in commands:

@@ -111,3 +111,11 @@ def test_the_address_decided_is_the_address_connected_to():
     assert AddressPolicy(allow_private=True).refusal("x", "169.254.169.254")
     assert AddressPolicy(allow_private=True, allow_metadata=True).refusal("x", "169.254.169.254") is None
 
+
+
+def test_a_browser_capture_goes_through_the_same_rule(run, tmp_path, outside, inside):
+    """Chromium's requests all pass the recording proxy, which applies the crawl's rule."""
+    summary, warc = _capture(run, tmp_path, outside.url("/"), "--browser", "--page-timeout", "20s")
+    assert inside.site.requests == [] and SECRET not in warc
+    assert b"address-refused" in warc and b"127.0.0.2, a loopback, private or reserved address" in warc
+    assert PNG in warc

@@ -84,3 +84,15 @@ def test_a_million_links_are_not_held(tmp_path):
         evidence = json.loads(zf.read("evidence/capture.json"))
     assert len(evidence["notFetched"]) == 1000 and evidence["stats"]["notFetched"] == 100_000 - 2
     assert b"links-cut: more than 100000 links" in warc_bytes(wacz)
+
+
+def test_old_pages_with_open_paragraphs_are_not_taken_for_deep_ones():
+    """<p> and <li> left open do not nest, nor does markup in scripts and comments: only
+    real nesting past 512 is flattened (and said)."""
+    from archive.capture.links import extract_html
+    for body in ("<p>x" * 3000, "<ul>" + "<li>x" * 3000 + "</ul>", "<script>" + "'<div>'+" * 3000 + "''</script>",
+                 "<!--" + "<div>" * 3000 + "-->", "<table>" + "<tr><td>x" * 3000 + "</table>"):
+        links = extract_html((body + '<a href="/end">end</a>').encode(), "http://a/")
+        assert links.cut == [] and links.pages == ["http://a/end"], body[:20]
+    links = extract_html(("<span>" * 600 + '<a href="/end">end</a>').encode(), "http://a/")
+    assert links.cut and links.pages == ["http://a/end"]

@@ -42,10 +42,17 @@ LINK_REQUISITE_RELS = {
 # Bounds on what one document can make the crawler do or hold (a hostile page):
 MAX_LINKS = 100_000     # links kept from one document; a page with a million holds no more
 MAX_DEPTH = 512         # element nesting, as Chromium's HTML parser caps it: deeper is flattened
-TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)([^>]*)>")
+TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)[^>]*>")
 VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+# elements whose end tag may be left out (a new one closes the last): they do not nest,
+# and old pages leave thousands of <p> and <li> open; not counted, never flattened
+OPTIONAL_END = frozenset("p li dt dd tr td th option optgroup rb rt rp thead tbody tfoot colgroup caption "
+                         "html head body".split())
+FLAT = VOID | OPTIONAL_END
+# text that is not markup: "<div>" in a script or a comment opens nothing
+RAW_TEXT = re.compile(r"<(script|style|textarea|title)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)
 # (in HTML a "/>" closes nothing but a void or foreign element: <div/> is opened)
-VOID_TAG = re.compile(r"<(?:%s)\b" % "|".join(VOID), re.I)
+VOID_TAG = re.compile(r"</?(?:%s)\b" % "|".join(sorted(FLAT)), re.I)
 TAG_START = re.compile(r"<(/?)[A-Za-z]")
 
 
@@ -84,7 +91,7 @@ def _deepest(text: str) -> int:
     a document of a million tags takes a fraction of its parse)."""
     if text.count("<") <= MAX_DEPTH:
         return 0
-    steps = [-1 if slash else 1 for slash in TAG_START.findall(VOID_TAG.sub("", text))]
+    steps = [-1 if slash else 1 for slash in TAG_START.findall(VOID_TAG.sub("", RAW_TEXT.sub("", text)))]
     if not steps:
         return 0
     levels = list(accumulate(steps))
@@ -101,7 +108,9 @@ def flatten_deep(text: str) -> tuple[str, bool]:
         return text, False
     out, at, depth, flattened = [], 0, 0, {}
     for match in TAG.finditer(text):
-        closing, name, rest = match.group(1), match.group(2).lower(), match.group(3)
+        closing, name = match.group(1), match.group(2).lower()
+        if name in FLAT:
+            continue
         if closing:
             if flattened.get(name):
                 flattened[name] -= 1
@@ -109,7 +118,7 @@ def flatten_deep(text: str) -> tuple[str, bool]:
                 at = match.end()
             else:
                 depth = max(0, depth - 1)
-        elif name not in VOID and not rest.endswith("/"):
+        else:
             if depth >= MAX_DEPTH:
                 flattened[name] = flattened.get(name, 0) + 1
                 out.append(text[at:match.end()] + f"</{match.group(2)}>")

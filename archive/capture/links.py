@@ -50,7 +50,7 @@ OPTIONAL_END = frozenset("p li dt dd tr td th option optgroup rb rt rp thead tbo
                          "html head body".split())
 FLAT = VOID | OPTIONAL_END
 # text that is not markup: "<div>" in a script or a comment opens nothing
-RAW_TEXT = re.compile(r"<(script|style|textarea|title)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)
+RAW_START = re.compile(r"<(script|style|textarea|title)\b|<!--", re.I)
 # (in HTML a "/>" closes nothing but a void or foreign element: <div/> is opened)
 VOID_TAG = re.compile(r"</?(?:%s)\b" % "|".join(sorted(FLAT)), re.I)
 TAG_START = re.compile(r"<(/?)[A-Za-z]")
@@ -86,12 +86,29 @@ class Links:
             self.cut.append(message)
 
 
+def _markup(text: str) -> str:
+    """The document without scripts, styles, comments and the like, in one pass (an
+    unclosed one runs to the end, as the parser reads it; a regular expression looking
+    for each one's end would take time in the square of their number)."""
+    lowered, out, at = text.lower(), [], 0
+    while match := RAW_START.search(text, at):
+        out.append(text[at:match.start()])
+        end = "-->" if match.group(1) is None else f"</{match.group(1).lower()}"
+        close = lowered.find(end, match.end())
+        if close < 0:
+            break
+        at = close + len(end)
+    else:
+        out.append(text[at:])
+    return "".join(out)
+
+
 def _deepest(text: str) -> int:
     """How deep elements nest, estimated from start and end tags (the loops run in C:
     a document of a million tags takes a fraction of its parse)."""
     if text.count("<") <= MAX_DEPTH:
         return 0
-    steps = [-1 if slash else 1 for slash in TAG_START.findall(VOID_TAG.sub("", RAW_TEXT.sub("", text)))]
+    steps = [-1 if slash else 1 for slash in TAG_START.findall(VOID_TAG.sub("", _markup(text)))]
     if not steps:
         return 0
     levels = list(accumulate(steps))

@@ -57,3 +57,18 @@ def test_a_pass_with_warnings_says_so_and_a_stores_own_keys_are_not_trust(run, c
         assert "keys folder of the store" in result.err and result.err.count("\n") == 1
         assert any("keys folder of the store" in note for note in json.loads(result.out)["notes"])
     assert "keys folder" not in run("verify", wacz, "--trust", pubkey, "--no-record").err
+
+
+def test_read_only_credentials_say_what_was_not_recorded(run, key, site, s3, s3_proxy, tmp_path):
+    """Credentials that may read but not write: the capture is not stored, and the
+    error also says that its 'captured' and 'sealed' entries could not be recorded."""
+    from tests.s3server import s3_error
+
+    def read_only(exchange):
+        return s3_error("AccessDenied", 403) if exchange.method in ("PUT", "POST", "DELETE") else None
+    s3_proxy.on_request = read_only
+    result = run("capture", site.url("/"), "--key", key, "--store", s3.address("team"),
+                 "--work-dir", tmp_path / "work", "--quiet")
+    assert result.code == 2 and result.err.count("\n") == 1, result
+    assert "was not stored" in result.err and "--resume" in result.err
+    assert "could not record" in result.err and "captured" in result.err and "sealed" in result.err

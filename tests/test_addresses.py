@@ -17,7 +17,7 @@ from archive.capture.proxyca import InterceptionCA
 from tests.warcs import warc_bytes
 from tests.site import PNG, Site, SiteServer
 from tests.test_browser_proxy import Collected, proxied
-from tests.test_hostile_servers import capture
+from tests.test_hostile_servers import capture_to
 
 SECRET = b"INTERNAL-CREDENTIALS-0xC0FFEE"
 METADATA = "http://169.254.169.254/latest/meta-data/iam/"
@@ -48,7 +48,7 @@ def outside(inside):
 
 
 def _capture(run, tmp_path, url, *extra) -> tuple[dict, bytes]:
-    summary, wacz = capture(run, tmp_path, url, *extra)
+    summary, wacz = capture_to(run, tmp_path, url, *extra)
     return summary, warc_bytes(wacz)
 
 

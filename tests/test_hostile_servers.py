@@ -20,7 +20,7 @@ def raw_head(fields: list[bytes], body: bytes = b"<html>many</html>"):
     return handler
 
 
-def capture(run, tmp_path, url, *extra) -> tuple[dict, Path]:
+def capture_to(run, tmp_path, url, *extra) -> tuple[dict, Path]:
     result = run("capture", url, "--unsigned", "--store", tmp_path / "store", "--work-dir",
                  tmp_path / "work", "--quiet", "--json", "--retries", "0", *extra)
     assert result.code == 0, result
@@ -36,12 +36,12 @@ def test_a_response_with_hundreds_of_header_fields_is_captured_whole(run, tmp_pa
     site.add("/huge-head", handler=raw_head([b"X-Junk: " + b"j" * 60000] * 6))
     site.html("/page", "Page", '<img src="/huge-head">')
     with SiteServer(site) as server:
-        summary, wacz = capture(run, tmp_path, server.url("/"))
+        summary, wacz = capture_to(run, tmp_path, server.url("/"))
         assert summary["failed"] == 0
         text = warc_bytes(wacz)
         assert all(c in text for c in cookies) and b"<html>many</html>" in text
         # a head beyond 256 KiB is refused as the recording proxy refuses it: a recorded failure
-        summary, wacz = capture(run, tmp_path, server.url("/page"))
+        summary, wacz = capture_to(run, tmp_path, server.url("/page"))
         assert summary["failed"] == 1
         assert b"response head longer than 262144 bytes" in warc_bytes(wacz)
 
@@ -58,7 +58,7 @@ def test_deeply_nested_html_is_read_in_bounded_time_and_the_cut_recorded(run, tm
     site.html("/next", "Next", "ok")
     with SiteServer(site) as server:
         started = time.monotonic()
-        summary, wacz = capture(run, tmp_path, server.url("/"), "--depth", "1", "--scope", "host")
+        summary, wacz = capture_to(run, tmp_path, server.url("/"), "--depth", "1", "--scope", "host")
         assert time.monotonic() - started < 60
         assert "/deep.png" in site.requests and "/next" in site.requests
     assert b"links-cut: elements nested deeper than 512 were read as siblings" in warc_bytes(wacz)

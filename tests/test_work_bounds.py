@@ -4,7 +4,6 @@ once (archive.verify.bounds)."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import struct

@@ -173,17 +173,25 @@ def run_capture(
     started = datetime.now(timezone.utc)
     capture_id = new_capture_id(started)
     work = request.work_dir / capture_id
+    held = None
     try:
         (work / "spool").mkdir(parents=True)
     except OSError as exc:      # a work folder path that is a file, or not writable
         raise ArchiveError(f"cannot make the work folder {work}: {exc.strerror or exc}") from None
-    held = _lock(work)  # noqa: F841 - held until this function returns
-    _write_json(work / REQUEST_NAME, {
-        "captureId": capture_id, "started": _iso(started), "request": request.to_json(),
-    })
-    container = ContainerWriter(work / f"{capture_id}.wacz")
-    return _capture(Session(work, capture_id, started, request, earlier), container, [],
-                    None, store, signer, on_progress)
+    try:
+        held = _lock(work)
+        _write_json(work / REQUEST_NAME, {
+            "captureId": capture_id, "started": _iso(started), "request": request.to_json(),
+        })
+        container = ContainerWriter(work / f"{capture_id}.wacz")
+    except OSError as exc:      # a full or read-only disk: nothing was captured yet
+        if held is not None:
+            held.close()
+        shutil.rmtree(work, ignore_errors=True)
+        raise ArchiveError(f"cannot start a capture in {request.work_dir} ({exc}); nothing was captured") from exc
+    with held:   # the lock goes with this call, however it ends (a failure kept in memory too)
+        return _capture(Session(work, capture_id, started, request, earlier), container, [],
+                        None, store, signer, on_progress)
 
 
 def saved_request(work: Path) -> tuple[str, CaptureRequest, datetime]:
@@ -213,31 +221,32 @@ def resume_capture(
     capture_id, request, started = saved_request(work)
     if changes:
         request = replace(request, **changes)
-    held = _lock(work)  # noqa: F841 - held until this function returns
-    sealed_path = work / f"{capture_id}.wacz"
-    if sealed_path.exists():   # sealed, but never stored
-        sealed_by, created = _sealed_facts(sealed_path)
-        if sealed_by != (signer.fingerprint if signer else None):
-            raise ArchiveError(
-                f"{work} is already sealed, by key {sealed_by or 'none (unsigned)'}: "
-                "resume with that key (or --unsigned for an unsigned capture)"
-            )
-        sha, size = file_sha256(sealed_path)
-        custody = CustodyLog(store, Actor(request.operator, signer))
-        return _store(Session(work, capture_id, started, request, None), store, signer,
-                      sealed_path, sha, size, created, replay(work / JOURNAL_NAME), custody)
-    earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
-    container, state = _take_up(work, sealed_path)
-    if state.ended is None:
-        _check_browser(request.crawl)
-    if container.current is not None:
-        container.end()
-    closed = [WarcFile(m.entry.name.rsplit("/", 1)[-1], m.entry.size, m.entry.crc, m.sha256)
-              for m in container.members]
-    for leftover in (work / "spool").glob("*"):
-        leftover.unlink()
-    return _capture(Session(work, capture_id, started, request, earlier), container, closed,
-                    state, store, signer, on_progress)
+    held = _lock(work)
+    with held:   # the lock goes with this call, however it ends (a failure kept in memory too)
+        sealed_path = work / f"{capture_id}.wacz"
+        if sealed_path.exists():   # sealed, but never stored
+            sealed_by, created = _sealed_facts(sealed_path)
+            if sealed_by != (signer.fingerprint if signer else None):
+                raise ArchiveError(
+                    f"{work} is already sealed, by key {sealed_by or 'none (unsigned)'}: "
+                    "resume with that key (or --unsigned for an unsigned capture)"
+                )
+            sha, size = file_sha256(sealed_path)
+            custody = CustodyLog(store, Actor(request.operator, signer))
+            return _store(Session(work, capture_id, started, request, None), store, signer,
+                          sealed_path, sha, size, created, replay(work / JOURNAL_NAME), custody)
+        earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
+        container, state = _take_up(work, sealed_path)
+        if state.ended is None:
+            _check_browser(request.crawl)
+        if container.current is not None:
+            container.end()
+        closed = [WarcFile(m.entry.name.rsplit("/", 1)[-1], m.entry.size, m.entry.crc, m.sha256)
+                  for m in container.members]
+        for leftover in (work / "spool").glob("*"):
+            leftover.unlink()
+        return _capture(Session(work, capture_id, started, request, earlier), container, closed,
+                        state, store, signer, on_progress)
 
 
 def _take_up(work: Path, sealed_path: Path) -> tuple[ContainerWriter, CrawlState]:
@@ -280,6 +289,17 @@ def _take_up(work: Path, sealed_path: Path) -> tuple[ContainerWriter, CrawlState
     return container, replay(path, lines)
 
 
+def _close_all(*closers) -> None:
+    """Close what a failed capture had open, each whatever the others do; a close that
+    fails (a full disk) loses only what a resume cuts back anyway."""
+    for close in closers:
+        if close is not None:
+            try:
+                close()
+            except OSError:
+                pass
+
+
 def _is_position(value) -> bool:
     return (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
             and all(isinstance(v, int) and not isinstance(v, bool) for v in value[1:]))
@@ -314,11 +334,10 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
         try:
             crawler.run(on_progress)
         except BaseException as exc:
-            journal.close()
-            if session.earlier is not None:
-                session.earlier.close()
-            writer.close()
-            container.close()
+            # on a full disk closing fails too (their buffers cannot be written): what
+            # is on disk is what a resume takes up, cut back to the last whole group
+            _close_all(journal.close, session.earlier.close if session.earlier else None,
+                       writer.close, container.close)
             hint = f"what was captured is kept: finish it with `archive capture --resume {work}`"
             if not isinstance(exc, Exception):
                 # Ctrl-C, SIGTERM from a job runner: the caller decides what stopping means.
@@ -340,7 +359,12 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
     custody.record(CAPTURED, session.capture_id, seeds=options.seeds, pages=stats.pages,
                    failed=stats.failed, bytes=stats.bytes, started=_iso(session.started),
                    finished=_iso(datetime.now(timezone.utc)))
-    sealed = seal(container, _seal_input(session, state, signer), signer)
+    try:
+        sealed = seal(container, _seal_input(session, state, signer), signer)
+    except OSError as exc:      # a full disk: the seal is written after the captured data
+        _close_all(container.close)
+        raise ArchiveError(f"capture {session.capture_id} could not be sealed ({exc}); what was "
+                           f"captured is kept: finish it with `archive capture --resume {work}`") from exc
     custody.record_sealed(session.capture_id, sealed)
     return _store(session, store, signer, sealed.path, sealed.sha256, sealed.size, sealed.created,
                   state, custody, sealed.timestamps)
@@ -367,7 +391,7 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         "stats": {
             "pages": stats.pages, "requisites": stats.requisites, "failed": stats.failed,
             "bytes": stats.bytes, "revisits": stats.revisits,
-            "robotsBlocked": stats.robots_blocked, "notFetched": len(ended.get("notFetched", ())),
+            "robotsBlocked": stats.robots_blocked, "notFetched": len(ended.get("notFetched", ())) + ended.get("notFetchedMore", 0),
         },
         "stopReason": ended.get("stop"),
         "notFetched": ended.get("notFetched", []),
@@ -424,8 +448,12 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
     except Exception as exc:
         # the work folder stays: the sealed WACZ in it is the only copy. A taken key
         # stays taken: resuming into the same store would only be refused again.
-        note = f"the sealed capture is kept at {path}" if isinstance(exc, AlreadyExists) else kept_note
-        raise ArchiveError(f"capture {session.capture_id} was not stored: {exc} ({note})") from exc
+        note = (f"the sealed capture is kept at {path}; store it in another store with "
+                f"`archive capture --resume {session.work} --store ANOTHER-STORE`") \
+            if isinstance(exc, AlreadyExists) else kept_note
+        # what the ledger could not record before (read-only credentials, say) is said too
+        unrecorded = "".join(f"; {problem}" for problem in custody.problems)
+        raise ArchiveError(f"capture {session.capture_id} was not stored: {exc} ({note}){unrecorded}") from exc
     except BaseException as exc:
         # Ctrl-C, SIGTERM from a job runner during the upload: say where the capture is
         exc.add_note(f"capture {session.capture_id} was not stored: {kept_note}")
@@ -433,8 +461,15 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
     # the Object Lock it was stored under: the retention every later change starts from
     custody.record(STORED, session.capture_id, sha256, address=stored.address, size=stored.size,
                    lock=stored.lock, found=True if found else None)
+    warnings = [stored.warning] if stored.warning else []
     if signer is not None:
-        store.put_public_key(signer.fingerprint, signer.public_pem())
+        try:
+            store.put_public_key(signer.fingerprint, signer.public_pem())
+        except (ArchiveError, OSError) as exc:
+            # the capture is stored and recorded: a key not published does not undo that
+            # (and a resume would only store it again)
+            warnings.append(f"the signer's public key was not published in the store ({exc}): the "
+                            "next capture signed with this key publishes it")
     kept = None
     if session.request.keep_local:
         kept = str(session.work)
@@ -448,7 +483,7 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         revisits=stats.revisits, stop_reason=ended.get("stop"), work_dir=kept,
         timestamps=[{k: e.get(k) for k in ("tsa", "time", "error")} for e in timestamps],
         custody_problems=custody.problems, lock=stored.lock, cut_back=state.cut_backs,
-        warnings=[stored.warning] if stored.warning else [],
+        warnings=warnings,
         failures=page_failures(state.pages),
     )
 

@@ -145,19 +145,33 @@ def slow(seconds: float, body: bytes = b"slow"):
     return handler
 
 
-def streamed(size: int, chunk: int = 1 << 20):
-    """A large binary body generated on the fly (deterministic bytes)."""
+def streamed(size: int, chunk: int = 1 << 20, fill: bytes | None = None):
+    """A large binary body generated on the fly (deterministic bytes; `fill` repeated
+    instead makes it as compressible as a body can be)."""
     def handler(h: _Handler) -> None:
         h.send_response(200)
         h.send_header("Content-Type", "application/octet-stream")
         h.send_header("Content-Length", str(size))
         h.end_headers()
-        block = bytes(range(256)) * (chunk // 256)
+        block = (fill or bytes(range(256))) * (chunk // len(fill or bytes(range(256))))
         sent = 0
         while sent < size:
             piece = block[: min(chunk, size - sent)]
             h.wfile.write(piece)
             sent += len(piece)
+    return handler
+
+
+def endless(chunk: int = 1 << 16):
+    """A chunked response that never ends (until the client hangs up)."""
+    def handler(h: _Handler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/plain")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        piece = b"%x\r\n%s\r\n" % (chunk, b"x" * chunk)
+        while True:
+            h.wfile.write(piece)
     return handler
 
 

@@ -32,6 +32,7 @@ from urllib.parse import urldefrag
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import async_playwright
 
+from archive.capture.addresses import AddressPolicy
 from archive.capture.dedup import Dedup
 from archive.capture.exchange import Recorded, write_exchange
 from archive.capture.links import extract_html
@@ -137,6 +138,7 @@ class BrowserOptions:
     fetch_timeout: float = 30.0        # the proxy's connect and read timeout
     max_body: int | None = None
     spool_dir: str | None = None
+    policy: AddressPolicy | None = None  # addresses the proxy may connect to (default: public only)
 
 
 @dataclass
@@ -377,7 +379,7 @@ class BrowserSession:
         o = self.options
         self._proxy = RecordingProxy(self, self._ca, ProxyOptions(
             timeout=o.fetch_timeout, max_body=o.max_body, verify_tls=o.verify_tls,
-            spool_dir=o.spool_dir,
+            spool_dir=o.spool_dir, policy=o.policy or AddressPolicy(),
         )).start()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

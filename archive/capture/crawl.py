@@ -24,6 +24,7 @@ from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
 
 from archive.capture.dedup import Dedup
 from archive.capture.exchange import Recorded, write_exchange
+from archive.capture.addresses import AddressPolicy
 from archive.capture.fetch import DEFAULT_USER_AGENT, FetchResult, fetch, make_session
 from archive.capture.frontier import Frontier, Item
 from archive.capture.journal import CrawlState, CrawlStats, Journal
@@ -48,6 +49,10 @@ LEAST = {"depth": 0, "max_pages": 1, "workers": 1, "host_workers": 1, "retries":
          "max_redirects": 0}
 # Durations that must be more than zero (a zero timeout fails every fetch).
 POSITIVE = ("timeout", "max_time")
+# Defaults that stop an endless response or a crawl trap before the disk is full; a
+# capture cut by either says so (WARC-Truncated: length, stop reason max-bytes).
+DEFAULT_MAX_BODY = 1 << 30       # one response body kept: 1 GiB
+DEFAULT_MAX_BYTES = 10 << 30     # one crawl, everything received: 10 GiB
 
 
 @dataclass
@@ -58,9 +63,9 @@ class CrawlOptions:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     max_pages: int | None = None
-    max_bytes: int | None = None
+    max_bytes: int | None = DEFAULT_MAX_BYTES     # None: no limit
     max_time: float | None = None
-    max_body: int | None = None
+    max_body: int | None = DEFAULT_MAX_BODY       # None: no limit
     timeout: float = 30.0
     max_redirects: int = 10
     user_agent: str = DEFAULT_USER_AGENT
@@ -74,6 +79,8 @@ class CrawlOptions:
     obey_robots: bool = True
     dedup: bool = True
     browser: PageOptions | None = None   # load pages with Chromium, this way
+    allow_private_addresses: bool = False   # fetch from loopback/private ranges beyond the seeds' hosts
+    allow_metadata_addresses: bool = False  # and from link-local ones (cloud metadata services)
 
     def __post_init__(self) -> None:
         if isinstance(self.browser, dict):   # as saved in a capture's request.json
@@ -155,6 +162,8 @@ class Crawler:
         self.journal = journal
         self.spool_dir = spool_dir
         self.scope = Scope(options.scope, options.seeds, options.include, options.exclude)
+        self.policy = AddressPolicy.for_seeds(options.seeds, options.allow_private_addresses,
+                                              options.allow_metadata_addresses)
         self.frontier = Frontier(options.host_workers, options.delay, options.max_pages)
         self.robots = Robots(options.user_agent) if options.obey_robots else None
         self.dedup = (dedup or Dedup()) if options.dedup else None
@@ -225,8 +234,10 @@ class Crawler:
         self.not_fetched = [item.url for item in self.frontier.remaining()]
         # The frontier ends quietly when only pages beyond --max-pages are left.
         self.stop_reason = self.frontier.stop_reason or ("max-pages" if self.not_fetched else None)
-        self.stats.not_fetched = len(self.not_fetched)
-        self.journal.append({"t": "end", "stop": self.stop_reason, "notFetched": self.not_fetched})
+        more = self.frontier.over_limit_more      # left out by --max-pages, not named
+        self.stats.not_fetched = len(self.not_fetched) + more
+        self.journal.append({"t": "end", "stop": self.stop_reason, "notFetched": self.not_fetched,
+                             **({"notFetchedMore": more} if more else {})})
         return self.stats
 
     # -- the browser -----------------------------------------------------------
@@ -238,7 +249,8 @@ class Crawler:
         self.browser = BrowserSession(
             self.writer, self._browser_recorded,
             BrowserOptions(page=o.browser, user_agent=o.user_agent, verify_tls=o.verify_tls,
-                           fetch_timeout=o.timeout, max_body=o.max_body, spool_dir=self.spool_dir),
+                           fetch_timeout=o.timeout, max_body=o.max_body, spool_dir=self.spool_dir,
+                           policy=self.policy),
             exclude=self._excluded, dedup=self.dedup,
         ).start()
         self.writer.describe({"browser": f"Chromium {self.browser.version}",
@@ -266,7 +278,7 @@ class Crawler:
                                    "queue": []})
 
     def _work(self) -> None:
-        session = make_session(self.options.user_agent, self.options.verify_tls)
+        session = make_session(self.options.user_agent, self.options.verify_tls, policy=self.policy)
         try:
             while (item := self.frontier.claim()) is not None:
                 try:
@@ -415,11 +427,13 @@ class Crawler:
         kind = kind or ("requisite" if item.requisite else "page")
         failed = bool(not result.has_response or result.truncated or result.status >= 400
                       or outcome.note)
+        extra = {"attempt": item.attempt + 1} if item.attempt else {}
+        if outcome.links.cut:       # a hostile document: what of its links was not taken
+            extra["links-cut"] = "; ".join(outcome.links.cut)
         with self.writer.batch():
             written = write_exchange(
                 self.writer, result, outlinks=outcome.links.pages + outcome.links.requisites,
-                redirect=outcome.redirect, note=outcome.note,
-                extra_fields={"attempt": item.attempt + 1} if item.attempt else None,
+                redirect=outcome.redirect, note=outcome.note, extra_fields=extra or None,
                 dedup=self.dedup,
             )
             queued = [new for new in outcome.new_items if self.frontier.add(new)]

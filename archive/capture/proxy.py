@@ -23,13 +23,14 @@ import socketserver
 import ssl
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests.certs
 
+from archive.capture.addresses import AddressPolicy, AddressRefused, connect
 from archive.capture.httpframing import (
     READ_CHUNK, Head, IncompleteMessage, ProtocolError, SocketReader, body_length,
     read_head, relay_body,
@@ -55,6 +56,8 @@ class ProxyOptions:
     spool_dir: str | None = None
     # Only encodings every WARC reader can undo, as the HTTP crawler asks for.
     accept_encoding: str | None = "gzip, deflate"
+    # which addresses upstream connections may go to: by default, public ones only
+    policy: AddressPolicy = field(default_factory=AddressPolicy)
 
 
 class ExchangeSink(Protocol):
@@ -79,6 +82,8 @@ class _BodyLimit(Exception):
 
 def error_kind(exc: BaseException) -> str:
     """The kind of a failed exchange, in the crawler's vocabulary."""
+    if isinstance(exc, AddressRefused):
+        return "address-refused"
     if isinstance(exc, ssl.SSLError):
         return "tls"
     if isinstance(exc, socket.gaierror):
@@ -219,7 +224,7 @@ class _ClientConnection:
         upstream = self.upstreams.get(key)
         if upstream is not None:
             return upstream, True
-        sock = socket.create_connection((host, port), timeout=self.proxy.options.timeout)
+        sock = connect(self.proxy.options.policy, host, port, self.proxy.options.timeout)
         self.proxy._track(sock)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

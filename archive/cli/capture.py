@@ -10,12 +10,13 @@ import threading
 import time
 from pathlib import Path
 
-from archive.capture.crawl import LEAST, CrawlOptions
+from archive.capture.crawl import DEFAULT_MAX_BODY, DEFAULT_MAX_BYTES, LEAST, CrawlOptions
 from archive.capture.fetch import DEFAULT_USER_AGENT
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
 from archive.cli.common import (
     Progress, at_least, duration, human_bytes, positive_duration, print_json, regex, sealed_url, size,
+    size_limit,
 )
 from archive.cli.store import add_store_options, store_options
 from archive.errors import ArchiveError
@@ -52,9 +53,11 @@ def register(sub) -> None:
     p.add_argument("--exclude", action="append", default=[], metavar="REGEX", type=regex,
                    help="never fetch URLs matching REGEX (repeatable)")
     p.add_argument("--max-pages", type=at_least(LEAST["max_pages"]), help="stop after N pages")
-    p.add_argument("--max-bytes", type=size, help="stop after SIZE bytes received (e.g. 500MB)")
+    p.add_argument("--max-bytes", type=size_limit, default=DEFAULT_MAX_BYTES,
+                   help="stop after SIZE bytes received (default 10GiB; none: no limit)")
     p.add_argument("--max-time", type=positive_duration, help="stop after DURATION (e.g. 30m)")
-    p.add_argument("--max-body", type=size, help="keep at most SIZE of one response body")
+    p.add_argument("--max-body", type=size_limit, default=DEFAULT_MAX_BODY,
+                   help="keep at most SIZE of one response body, cut there (default 1GiB; none: no limit)")
     p.add_argument("--workers", type=at_least(LEAST["workers"]), default=8,
                    help="fetches at once, all hosts together (default 8; --browser: one page at a time)")
     p.add_argument("--host-workers", type=at_least(LEAST["host_workers"]), default=4,
@@ -77,6 +80,12 @@ def register(sub) -> None:
     p.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
     p.add_argument("--insecure", action="store_true",
                    help="capture HTTPS sites whose certificate does not verify (recorded as such)")
+    p.add_argument("--allow-private-addresses", action="store_true",
+                   help="also fetch from loopback, private and reserved addresses other than "
+                        "the seeds' hosts (refused by default: a page must not reach inside)")
+    p.add_argument("--allow-metadata-addresses", action="store_true",
+                   help="also fetch from link-local addresses (169.254.0.0/16, fe80::/10, "
+                        "fd00:ec2::254), where cloud metadata services give out credentials")
     p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
     add_store_options(p)
     p.add_argument("--key", help=f"signing key file (default: ${KEY_ENV})")
@@ -242,6 +251,8 @@ def run(args) -> int:
         workers=args.workers, host_workers=args.host_workers, delay=args.delay,
         retries=args.retries, backoff=args.retry_wait, obey_robots=not args.ignore_robots,
         dedup=not args.no_dedup, max_redirects=args.max_redirects, browser=browser,
+        allow_private_addresses=args.allow_private_addresses,
+        allow_metadata_addresses=args.allow_metadata_addresses,
     )
     request = CaptureRequest(
         crawl=options, operator=args.operator or default_operator(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from archive.cli import custody
 from archive.cli.common import Progress, trusted_keys
@@ -71,6 +72,20 @@ def _html_target(path: str | None) -> None:
         raise ArchiveError(f"--html {path}: folder {folder} is not writable")
 
 
+def store_key_warnings(trust: list[str] | None) -> list[str]:
+    """--trust given a store's own keys/ folder (or a key in it): whoever can write to the
+    store can add a key there, so it proves nothing about who signed."""
+    warnings = []
+    for value in trust or ():
+        path = Path(value if os.path.exists(value) else value.split("=", 1)[-1]).resolve()
+        folder = path if path.is_dir() else path.parent
+        if folder.name == "keys" and any((folder.parent / d).is_dir() for d in ("captures", "custody")):
+            warnings.append(f"--trust {value}: this is the keys folder of the store {folder.parent}, where "
+                            "anyone who can write to the store can add a key; trust keys you got from "
+                            "their owners, not from the store")
+    return warnings
+
+
 def run(args) -> int:
     sha256 = _hex(args.sha256)
     _html_target(args.html)
@@ -93,6 +108,9 @@ def run(args) -> int:
     finally:
         progress.done()
     context.finish(report, options.trusted)
+    for warning in store_key_warnings(args.trust):
+        report.notes.append(warning)
+        print(f"archive: warning: {warning}", file=sys.stderr)
     if args.html:
         from archive.verify.html import write_html
 

@@ -46,6 +46,8 @@ def capture_request(spec: JobSpec, previous: str | None = None) -> CaptureReques
         delay=crawl.delay, retries=crawl.retries, backoff=crawl.retry_wait,
         max_redirects=crawl.max_redirects, obey_robots=not crawl.ignore_robots,
         dedup=crawl.dedup, browser=page_options(spec),
+        allow_private_addresses=crawl.allow_private_addresses,
+        allow_metadata_addresses=crawl.allow_metadata_addresses,
     )
     return CaptureRequest(
         crawl=options, operator=spec.operator or default_operator(),

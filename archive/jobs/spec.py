@@ -68,12 +68,14 @@ class CrawlSpec:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     max_pages: int | None = None
-    max_bytes: int | None = None
+    max_bytes: int | None = _CAPTURE.max_bytes
     max_time: float | None = None
-    max_body: int | None = None
+    max_body: int | None = _CAPTURE.max_body
     timeout: float = _CAPTURE.timeout
     user_agent: str | None = None
     insecure: bool = False
+    allow_private_addresses: bool = False
+    allow_metadata_addresses: bool = False
     warc_size: int | None = None
     workers: int = _CAPTURE.workers
     host_workers: int = _CAPTURE.host_workers
@@ -210,6 +212,13 @@ def size(value, base):
     if isinstance(value, int) and not isinstance(value, bool):
         return whole(0)(value, base)
     return parse_size(_str(value))
+
+
+def size_limit(value, base):
+    """A size, or "none" (no limit)."""
+    if isinstance(value, str) and value.strip().lower() in ("none", "unlimited"):
+        return None
+    return size(value, base)
 
 
 def _seconds(value) -> float:
@@ -361,8 +370,9 @@ SCHEMA: dict[str, dict[str, Check]] = {
     },
     "crawl": {
         "depth": whole(LEAST["depth"]), "scope": choice(SCOPES), "include": regex_list, "exclude": regex_list,
-        "max_pages": whole(LEAST["max_pages"]), "max_bytes": size, "max_time": duration, "max_body": size,
+        "max_pages": whole(LEAST["max_pages"]), "max_bytes": size_limit, "max_time": duration, "max_body": size_limit,
         "timeout": duration, "user_agent": non_empty_text, "insecure": boolean,
+        "allow_private_addresses": boolean, "allow_metadata_addresses": boolean,
         "warc_size": size, "workers": whole(LEAST["workers"]), "host_workers": whole(LEAST["host_workers"]), "delay": pause,
         "retries": whole(LEAST["retries"]), "retry_wait": pause, "max_redirects": whole(LEAST["max_redirects"]),
         "ignore_robots": boolean, "dedup": boolean,

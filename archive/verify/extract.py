@@ -17,6 +17,7 @@ from warcio.exceptions import ArchiveLoadFailed
 from archive.errors import ArchiveError, NotFound
 from archive.httpmessage import PayloadSplitter, has_http_headers
 from archive.ids import is_capture_id
+from archive.verify.bounds import Meter
 from archive.verify.container import Container, Member, iter_member, open_container
 from archive.verify.decode import CutShort, DecodeError, PayloadDecoder
 from archive.verify.members import IndexEntry, IndexSink
@@ -74,10 +75,11 @@ class _Window:
         return self.pos
 
 
-def _member_chunks(fh, container: Container, member: Member, limit: int) -> Iterator[bytes]:
+def _member_chunks(fh, container: Container, member: Member, limit: int,
+                   meter: Meter | None = None) -> Iterator[bytes]:
     """iter_member, a member that cannot be read whole (bad CRC, bad deflate data) an ArchiveError."""
     try:
-        yield from iter_member(fh, container, member, limit)
+        yield from iter_member(fh, container, member, limit, meter)
     except UNREADABLE as exc:
         raise ArchiveError(f"{member.name} cannot be read ({exc}): run `archive verify`") from None
 
@@ -104,7 +106,9 @@ def _index_entries(fh, container: Container, keep: Callable[[str | None], bool])
         if not m.name.startswith("indexes/") or not m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
             continue
         sink = _MatchingIndex(m.name, keep)
-        for chunk in _member_chunks(fh, container, m, 1 << 34):
+        meter = Meter()
+        sink.metered(meter)
+        for chunk in _member_chunks(fh, container, m, 1 << 34, meter):
             sink.feed(chunk)
         sink.finish()
         if sink.problems:
@@ -147,7 +151,8 @@ def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, Re
         if not m.name.startswith("archive/"):
             continue
         checker = WarcChecker(m.name)
-        for chunk in _member_chunks(fh, container, m, 1 << 40):
+        checker.meter = Meter()
+        for chunk in _member_chunks(fh, container, m, 1 << 40, checker.meter):
             checker.feed(chunk)
         for r in checker.finish().records:
             if r.uri == url and r.record_type in CONTENT_TYPES:      # by WARC-Date, then file order

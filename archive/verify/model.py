@@ -145,11 +145,13 @@ def conclude(report: Report, allow_unsigned: bool) -> Report:
         report.qualifier = UNSIGNED
         report.reason = "contents match their hashes, but no signature proves who made them"
     else:
-        report.reason = "every check passed"
+        warned = [c for c in report.checks if c.status == WARN]
+        report.reason = "every check passed" if not warned else \
+            f"every check passed, with {len(warned)} warning{'s' if len(warned) > 1 else ''} to read"
     if report.kind == "wacz" and report.capture.get("nothingCaptured"):
         failed = "no page could be captured: it holds the record of its failed fetches"
         if report.qualifier is None:
-            report.qualifier, report.reason = RECORD_OF_FAILURES, f"every check passed; {failed}"
+            report.qualifier, report.reason = RECORD_OF_FAILURES, f"{report.reason}; {failed}"
         else:
             report.reason += f"; {failed}"
     return report

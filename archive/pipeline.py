@@ -18,6 +18,7 @@ from archive import SOFTWARE
 from archive.capture.crawl import CrawlOptions, Crawler
 from archive.capture.dedup import Dedup, EarlierCapture
 from archive.capture.journal import JOURNAL_NAME, CrawlState, CrawlStats, Journal, read_lines, replay
+from archive.catalog.hooks import add_capture, pages_with_text
 from archive.custody.entry import CAPTURED, STORED, Actor
 from archive.custody.log import CustodyLog
 from archive.errors import AlreadyExists, ArchiveError
@@ -49,6 +50,7 @@ class CaptureRequest:
     dedup_against: str | None = None   # an earlier capture: WACZ path or capture id in the store
     tsa: list[str] = field(default_factory=list)    # RFC 3161 authorities asked at sealing
     tsa_timeout: float = TSA_TIMEOUT
+    text: bool = True     # each page's text in pages.jsonl (`--no-text`: none)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -69,6 +71,7 @@ class Session:
     started: datetime
     request: CaptureRequest
     earlier: EarlierCapture | None
+    catalog: str | None = None      # where the stored capture is catalogued (None: the store's default)
 
 
 @dataclass
@@ -147,10 +150,11 @@ def run_capture(
     store: Store,
     signer: Signer | None,
     on_progress: Callable[[CrawlStats, int], None] | None = None,
+    catalog: str | None = None,
 ) -> CaptureResult:
-    """Crawl, seal and store one capture. The work folder is removed once the store
-    holds a verified copy, and kept (and named in the error) when anything fails:
-    `resume_capture` finishes it."""
+    """Crawl, seal and store one capture, and add it to `catalog` (by default the
+    store's). The work folder is removed once the store holds a verified copy, and kept
+    (and named in the error) when anything fails: `resume_capture` finishes it."""
     _check_browser(request.crawl)
     earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
     started = datetime.now(timezone.utc)
@@ -162,7 +166,7 @@ def run_capture(
         "captureId": capture_id, "started": _iso(started), "request": request.to_json(),
     })
     container = ContainerWriter(work / f"{capture_id}.wacz")
-    return _capture(Session(work, capture_id, started, request, earlier), container, [],
+    return _capture(Session(work, capture_id, started, request, earlier, catalog), container, [],
                     None, store, signer, on_progress)
 
 
@@ -171,6 +175,7 @@ def resume_capture(
     store: Store,
     signer: Signer | None,
     on_progress: Callable[[CrawlStats, int], None] | None = None,
+    catalog: str | None = None,
 ) -> CaptureResult:
     """Finish a capture whose process was killed (or failed) during the crawl, the seal or
     the upload, from what its work folder holds. The WARC data is cut back to the last
@@ -194,7 +199,7 @@ def resume_capture(
             )
         sha, size = file_sha256(sealed_path)
         custody = CustodyLog(store, Actor(request.operator, signer))
-        return _store(Session(work, capture_id, started, request, None), store, signer,
+        return _store(Session(work, capture_id, started, request, None, catalog), store, signer,
                       sealed_path, sha, size, created, replay(work / JOURNAL_NAME), custody)
     earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
     container, state = _take_up(work, sealed_path)
@@ -206,7 +211,7 @@ def resume_capture(
               for m in container.members]
     for leftover in (work / "spool").glob("*"):
         leftover.unlink()
-    return _capture(Session(work, capture_id, started, request, earlier), container, closed,
+    return _capture(Session(work, capture_id, started, request, earlier, catalog), container, closed,
                     state, store, signer, on_progress)
 
 
@@ -309,7 +314,10 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
     custody.record(CAPTURED, session.capture_id, seeds=options.seeds, pages=stats.pages,
                    failed=stats.failed, bytes=stats.bytes, started=_iso(session.started),
                    finished=_iso(datetime.now(timezone.utc)))
-    sealed = seal(container, _seal_input(session, state, signer), signer)
+    inp = _seal_input(session, state, signer)
+    if request.text:
+        inp.pages = pages_with_text(container.open_path, container.members, inp.index_lines, inp.pages)
+    sealed = seal(container, inp, signer)
     custody.record_sealed(session.capture_id, sealed)
     return _store(session, store, signer, sealed.path, sealed.sha256, sealed.size, sealed.created,
                   state, custody, sealed.timestamps)
@@ -403,6 +411,7 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
                    lock=stored.lock, found=True if found else None)
     if signer is not None:
         store.put_public_key(signer.fingerprint, signer.public_pem())
+    catalog_warning = add_capture(store, stored, path, session.catalog)
     kept = None
     if session.request.keep_local:
         kept = str(session.work)
@@ -416,5 +425,5 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         revisits=stats.revisits, stop_reason=ended.get("stop"), work_dir=kept,
         timestamps=[{k: e.get(k) for k in ("tsa", "time", "error")} for e in timestamps],
         custody_problems=custody.problems, lock=stored.lock, cut_back=state.cut_backs,
-        warnings=[stored.warning] if stored.warning else [],
+        warnings=[w for w in (stored.warning, catalog_warning) if w],
     )

@@ -346,3 +346,33 @@ def generated_site(pages: int, fanout: int = 3) -> Site:
         for name in ("a", "b"):
             site.add(f"/i/{i}-{name}.png", PNG + f"{i}{name}".encode(), content_type="image/png")
     return site
+
+
+NEWS_SENTENCE = "according to the Syrian Observatory for Human Rights, shelling resumed at dawn"
+ARABIC_WORD = "\u0627\u0644\u0645\u0631\u0635\u062f"          # المرصد ("the observatory"), undiacritised
+ARABIC_VOWELLED = "\u0627\u0644\u0652\u0645\u064e\u0631\u0652\u0635\u064e\u062f\u064f"   # ٱلْمَرْصَدُ as written with harakat
+REMOVED_SENTENCE = "The ministry denies any involvement in the convoy attack"
+
+
+def search_site() -> Site:
+    """Pages to search: English news, an Arabic page in windows-1256 (charset only in a
+    <meta>), Russian, a chunked gzip page, and /statement, whose last sentence a test
+    removes between two captures (`site.routes['/statement'] = ...`)."""
+    site = Site()
+    site.html("/", "Search home", "".join(f'<a href="{p}">{p}</a>' for p in (
+        "/news", "/arabic", "/russian", "/statement", "/zipped")))
+    site.html("/news", "Shelling resumes", (
+        f'<p>Reporters said that, {NEWS_SENTENCE}.</p>'
+        '<script>var hidden = "scriptword";</script><style>.x{color:red}</style>'))
+    site.add("/arabic", (
+        '<html><head><meta charset="windows-1256"><title>\u062a\u0642\u0631\u064a\u0631</title>'
+        '<meta name="description" content="\u062a\u0642\u0631\u064a\u0631 \u0645\u064a\u062f\u0627\u0646\u064a"></head>'
+        f'<body><p>\u0642\u0627\u0644 {ARABIC_VOWELLED} \u0627\u0644\u0633\u0648\u0631\u064a \u0644\u062d\u0642\u0648\u0642 '
+        '\u0627\u0644\u0625\u0646\u0633\u0627\u0646 \u0625\u0646 \u0627\u0644\u0642\u0635\u0641 \u0627\u0633\u062a\u0623\u0646\u0641</p>'
+        '</body></html>').encode("windows-1256"), content_type="text/html")
+    site.html("/russian", "\u041d\u043e\u0432\u043e\u0441\u0442\u0438",
+              "<p>\u041e\u0431\u0441\u0442\u0440\u0435\u043b\u044b \u0432\u043e\u0437\u043e\u0431\u043d\u043e\u0432\u0438\u043b\u0438\u0441\u044c "
+              "\u043d\u0430 \u0440\u0430\u0441\u0441\u0432\u0435\u0442\u0435</p>")
+    site.html("/statement", "Ministry statement", f"<p>We mourn the victims. {REMOVED_SENTENCE}.</p>")
+    site.html("/zipped", "Zipped report", "<p>" + "casualty figures " * 30 + "</p>", chunked=True, gzip=True)
+    return site

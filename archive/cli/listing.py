@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import zipfile
 from dataclasses import asdict
 
+from archive.catalog.listing import catalog_capture, catalog_rows
 from archive.cli.common import human_bytes, print_json
 from archive.cli.store import add_endpoint_option, store_options
 from archive.errors import ArchiveError
@@ -22,6 +24,7 @@ def register(sub) -> None:
     ls.add_argument("store_arg", nargs="?", metavar="STORE", help=STORE_HELP)
     ls.add_argument("--store", help=STORE_HELP)
     ls.add_argument("--json", action="store_true", help="machine-readable output")
+    add_catalog_options(ls)
     add_endpoint_option(ls)
     ls.set_defaults(run=run_ls)
 
@@ -29,8 +32,15 @@ def register(sub) -> None:
     show.add_argument("capture_id", metavar="ID", help="a capture id, or s3://bucket/prefix/ID")
     show.add_argument("--store", help=STORE_HELP)
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    add_catalog_options(show)
     add_endpoint_option(show)
     show.set_defaults(run=run_show)
+
+
+def add_catalog_options(parser) -> None:
+    parser.add_argument("--catalog", metavar="URL-or-FILE",
+                        help="read this catalog (default: $ARCHIVE_CATALOG, else the store's own, when there is one)")
+    parser.add_argument("--no-catalog", action="store_true", help="read the store itself, not its catalog")
 
 
 def describe(store, capture_id: str) -> dict:
@@ -87,7 +97,10 @@ def run_ls(args) -> int:
     if args.store and args.store_arg:
         raise ArchiveError("give the store once: as an argument or with --store")
     store = _open(args)
-    rows = [_row(store, c) for c in store.list_captures()]
+    from_catalog = None if args.no_catalog else catalog_rows(store, args.catalog)
+    rows = from_catalog[0] if from_catalog else [_row(store, c) for c in store.list_captures()]
+    for warning in from_catalog[1] if from_catalog else ():
+        print(f"archive: warning: {warning}", file=sys.stderr)
     if args.json:
         print_json(rows)
         return 0
@@ -108,7 +121,9 @@ def run_show(args) -> int:
         args.store = parse_s3_object(args.capture_id)[0].address
     store = _open(args)
     info = summary(store.stat_capture(args.capture_id))
-    claims = describe(store, args.capture_id)
+    catalogued = None if args.no_catalog else catalog_capture(store, info["id"], args.catalog)
+    claims = {k: catalogued[k] for k in ("created", "title", "seeds", "operator", "signer", "job", "pages",
+                                         "verdict", "verified_at")} if catalogued else describe(store, args.capture_id)
     for key, value in claims.items():
         if info.get(key) in (None, [], ()):
             info[key] = value

@@ -1,0 +1,60 @@
+"""`archive ls` and `show` from the catalog, where the store has one: an s3:// store of
+100,000 captures is then listed by one query instead of a request per capture. What the
+catalog says is held against the store where that is cheap (a folder store's listing):
+a capture deleted by hand is reported, never listed."""
+
+from __future__ import annotations
+
+from archive.catalog.catalog import OldCatalog
+from archive.catalog.hooks import OFF
+from archive.catalog.locate import catalog_address, exists, open_catalog
+
+PAGE = 1000
+LISTED = ("id", "address", "size", "sha256", "signer", "created", "seeds", "job", "pages", "verdict", "verified_at")
+
+
+def _open(store, catalog: str | None):
+    address = catalog_address(store, catalog)
+    if address == OFF or not exists(address):
+        return None
+    try:
+        return open_catalog(store, catalog)[0]
+    except OldCatalog:
+        return None     # the store itself is read until `archive index` rebuilds it
+
+
+def catalog_rows(store, catalog: str | None = None) -> tuple[list[dict], list[str]] | None:
+    """(rows for `archive ls`, warnings), or None when the store is to be read instead (no
+    catalog, an old one, or a folder store holding captures the catalog has not seen)."""
+    opened = _open(store, catalog)
+    if opened is None:
+        return None
+    try:
+        rows, after = [], None
+        while page := opened.captures(after=after, limit=PAGE):
+            rows += [{k: row[k] for k in LISTED} for row in page]
+            after = page[-1]["id"]
+    finally:
+        opened.close()
+    warnings = []
+    if getattr(store, "root", None) is not None:     # a folder: its listing costs nothing
+        held = {c.capture_id for c in store.list_captures()}
+        listed = {r["id"] for r in rows}
+        if held - listed:
+            return None
+        for gone in sorted(listed - held):
+            warnings.append(f"{gone} is in the catalog but not in the store (deleted by hand?): not listed; "
+                            "`archive index` records that")
+        rows = [r for r in rows if r["id"] in held]
+    return rows, warnings
+
+
+def catalog_capture(store, capture_id: str, catalog: str | None = None) -> dict | None:
+    """What the catalog holds about one capture (None: not catalogued, or no catalog)."""
+    opened = _open(store, catalog)
+    if opened is None:
+        return None
+    try:
+        return opened.capture(capture_id)
+    finally:
+        opened.close()

@@ -20,7 +20,7 @@ TABLES = """
 CREATE TABLE catalog_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE captures (
     id TEXT PRIMARY KEY, created TEXT, title TEXT, seeds TEXT, signer TEXT, sha256 TEXT,
-    size BIGINT, job TEXT, operator TEXT, address TEXT, pages INTEGER, verdict TEXT,
+    size BIGINT, job TEXT, operator TEXT, address TEXT, lock TEXT, pages INTEGER, verdict TEXT,
     verified_at TEXT, indexed_at TEXT NOT NULL, missing_since TEXT);
 CREATE INDEX captures_by_time ON captures (created, id);
 CREATE INDEX captures_by_job ON captures (job, created);

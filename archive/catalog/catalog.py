@@ -20,7 +20,7 @@ from archive.errors import ArchiveError
 
 SCHEMA = 1      # bump when the tables change; an older catalog is rebuilt from the store
 CAPTURE_COLUMNS = ("id", "created", "title", "seeds", "signer", "sha256", "size", "job", "operator",
-                   "address", "pages", "verdict", "verified_at", "indexed_at", "missing_since")
+                   "address", "lock", "pages", "verdict", "verified_at", "indexed_at", "missing_since")
 MAX_LIMIT = 10_000
 
 
@@ -54,6 +54,7 @@ class CaptureEntry:
     job: str | None
     operator: str | None
     address: str | None
+    lock: str | None = None      # Object Lock retention when catalogued (it may be extended later)
     pages: list[PageEntry] = field(default_factory=list)
     media: list[dict] = field(default_factory=list)     # url, ts, mime, status, digest, size
     verdict: str | None = None
@@ -160,7 +161,7 @@ class Catalog:
                 f"INSERT INTO captures ({', '.join(CAPTURE_COLUMNS)}) VALUES ({', '.join('?' * len(CAPTURE_COLUMNS))}) "
                 "ON CONFLICT (id) DO NOTHING RETURNING id",
                 (entry.id, entry.created, entry.title, json.dumps(entry.seeds), entry.signer, entry.sha256,
-                 entry.size, entry.job, entry.operator, entry.address, len(entry.pages), entry.verdict,
+                 entry.size, entry.job, entry.operator, entry.address, entry.lock, len(entry.pages), entry.verdict,
                  entry.verified_at, _now(), None))
             if not added:
                 return False

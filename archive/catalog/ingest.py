@@ -84,4 +84,4 @@ def read_capture(fh: BinaryIO, size: int, stored: StoredCapture) -> CaptureEntry
         title=text_field(datapackage.get("title")), seeds=seeds,
         signer=text_field(evidence.get("signer")) or stored.signer, sha256=stored.sha256,
         size=stored.size, job=text_field(evidence.get("job")), operator=text_field(evidence.get("operator")),
-        address=stored.address, pages=entries, media=media)
+        address=stored.address, lock=stored.lock, pages=entries, media=media)

@@ -1,19 +1,26 @@
 """`archive ls` and `show` from the catalog, where the store has one: an s3:// store of
 100,000 captures is then listed by one query instead of a request per capture. What the
 catalog says is held against the store where that is cheap (a folder store's listing):
-a capture deleted by hand is reported, never listed."""
+a capture deleted by hand is reported, never listed. For an s3:// store only a catalog
+given (--catalog, ARCHIVE_CATALOG: one every machine adds to) is read: the one in this
+user's cache knows only what this machine added or indexed."""
 
 from __future__ import annotations
 
+import os
+
 from archive.catalog.catalog import OldCatalog
 from archive.catalog.hooks import OFF
-from archive.catalog.locate import catalog_address, exists, open_catalog
+from archive.catalog.locate import CATALOG_ENV, catalog_address, exists, open_catalog
 
 PAGE = 1000
-LISTED = ("id", "address", "size", "sha256", "signer", "created", "seeds", "job", "pages", "verdict", "verified_at")
+LISTED = ("id", "address", "size", "sha256", "signer", "created", "seeds", "lock", "job", "pages", "verdict",
+          "verified_at")
 
 
 def _open(store, catalog: str | None):
+    if getattr(store, "root", None) is None and not (catalog or os.environ.get(CATALOG_ENV)):
+        return None
     address = catalog_address(store, catalog)
     if address == OFF or not exists(address):
         return None

@@ -26,7 +26,7 @@ CREATE INDEX captures_by_time ON captures (created, id);
 CREATE INDEX captures_by_job ON captures (job, created);
 CREATE TABLE pages (
     id {id}, capture_id TEXT NOT NULL REFERENCES captures (id), url TEXT NOT NULL, ts TEXT,
-    status INTEGER, title TEXT, mime TEXT, digest TEXT, size BIGINT, error TEXT, text TEXT{words});
+    status INTEGER, title TEXT, mime TEXT, digest TEXT, size BIGINT, error TEXT, text {blob}{words});
 CREATE INDEX pages_by_capture ON pages (capture_id, id);
 CREATE INDEX pages_by_url ON pages (url, ts);
 CREATE INDEX pages_by_digest ON pages (digest);
@@ -74,8 +74,8 @@ class Backend:
         """Ids for `count` new pages (inside the adding transaction)."""
         raise NotImplementedError
 
-    def add_pages(self, rows: list[tuple]) -> None:
-        """Insert pages (PAGE_COLUMNS) and index their words."""
+    def add_pages(self, rows: list[tuple], texts: list[str]) -> None:
+        """Insert pages (PAGE_COLUMNS, the text packed) and index their words (`texts`)."""
         raise NotImplementedError
 
     def match(self, node: q.Node) -> tuple[str, str, str, tuple, tuple]:
@@ -121,7 +121,7 @@ class SqliteBackend(Backend):
         return {r[0] for r in self.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
     def create(self) -> None:
-        script = TABLES.format(id="INTEGER PRIMARY KEY", words="") + (
+        script = TABLES.format(id="INTEGER PRIMARY KEY", blob="BLOB", words="") + (
             # contentless: the text is kept once, in pages; marks and case are folded by us
             "CREATE VIRTUAL TABLE page_words USING fts5(title, body, content='', "
             "tokenize='unicode61 remove_diacritics 2');")
@@ -138,11 +138,11 @@ class SqliteBackend(Backend):
         last = self.execute("SELECT coalesce(max(id), 0) FROM pages")[0][0]
         return list(range(last + 1, last + 1 + count))
 
-    def add_pages(self, rows: list[tuple]) -> None:
+    def add_pages(self, rows: list[tuple], texts: list[str]) -> None:
         self.db.executemany(f"INSERT INTO pages ({', '.join(PAGE_COLUMNS)}) VALUES "
                             f"({', '.join('?' * len(PAGE_COLUMNS))})", rows)
         self.db.executemany("INSERT INTO page_words (rowid, title, body) VALUES (?, ?, ?)",
-                            [(r[0], fold(r[5] or ""), fold(r[10] or "")) for r in rows])
+                            [(r[0], fold(r[5] or ""), fold(t)) for r, t in zip(rows, texts)])
 
     def match(self, node: q.Node) -> tuple[str, str, str, tuple, tuple]:
         return ("JOIN page_words ON page_words.rowid = p.id", "page_words MATCH ?",
@@ -200,7 +200,7 @@ class PostgresBackend(Backend):
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
 
     def create(self) -> None:
-        script = TABLES.format(id="BIGSERIAL PRIMARY KEY", words=", words tsvector") + (
+        script = TABLES.format(id="BIGSERIAL PRIMARY KEY", blob="BYTEA", words=", words tsvector") + (
             "CREATE INDEX pages_words ON pages USING GIN (words);")
         with self.transaction():
             for statement in filter(str.strip, script.split(";")):
@@ -215,10 +215,10 @@ class PostgresBackend(Backend):
         return [r[0] for r in self.execute(
             "SELECT nextval(pg_get_serial_sequence('pages', 'id')) FROM generate_series(1, ?)", (count,))]
 
-    def add_pages(self, rows: list[tuple]) -> None:
+    def add_pages(self, rows: list[tuple], texts: list[str]) -> None:
         self.executemany(f"INSERT INTO pages ({', '.join(PAGE_COLUMNS)}, words) VALUES "
                          f"({', '.join('?' * len(PAGE_COLUMNS))}, ?::tsvector)",
-                         [(*r, tsvector(r[5] or "", r[10] or "")) for r in rows])
+                         [(*r, tsvector(r[5] or "", t)) for r, t in zip(rows, texts)])
 
     def match(self, node: q.Node) -> tuple[str, str, str, tuple, tuple]:
         literal = q.tsquery(node)

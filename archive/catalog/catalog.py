@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
@@ -71,6 +72,15 @@ class Hit:
     status: int | None
     snippet: str
     marks: list[list[int]]     # [start, end) of each hit in the snippet
+
+
+def pack(text: str | None) -> bytes | None:
+    """A page's text as kept: compressed (the catalog then stays near the text's own size)."""
+    return None if text is None else zlib.compress(text.encode("utf-8"), 3)
+
+
+def unpack(data) -> str | None:
+    return None if data is None else zlib.decompress(bytes(data)).decode("utf-8")
 
 
 def _now() -> str:
@@ -168,7 +178,8 @@ class Catalog:
             self._fill_revisits(entry.pages)
             ids = self.db.reserve_ids(len(entry.pages)) if entry.pages else []
             self.db.add_pages([(pid, entry.id, p.url, p.ts, p.status, p.title, p.mime, p.digest, p.size,
-                                p.error, p.text) for pid, p in zip(ids, entry.pages)])
+                                p.error, pack(p.text)) for pid, p in zip(ids, entry.pages)],
+                              [p.text or "" for p in entry.pages])
             if entry.media:
                 self.db.executemany(
                     "INSERT INTO media (capture_id, url, ts, mime, status, digest, size) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -185,7 +196,7 @@ class Catalog:
                                        "ORDER BY id LIMIT 1", (page.digest,))
                 if rows:
                     page.title = page.title or rows[0][0]
-                    page.text = rows[0][1]
+                    page.text = unpack(rows[0][1])
 
     def _record_changes(self, entry: CaptureEntry) -> None:
         """Pages added, removed and changed since the job's previous capture."""
@@ -296,8 +307,8 @@ class Catalog:
     def _texts(self, ids: list[int]) -> dict[int, str]:
         if not ids:
             return {}
-        return dict(self.db.execute(f"SELECT id, text FROM pages WHERE id IN ({', '.join('?' * len(ids))})",
-                                    tuple(ids)))
+        return {pid: unpack(text) for pid, text in self.db.execute(
+            f"SELECT id, text FROM pages WHERE id IN ({', '.join('?' * len(ids))})", tuple(ids))}
 
     def _run(self, sql: str, params: tuple) -> list[tuple]:
         """A search: what the database itself rejects is the query's fault, said in one line."""

@@ -302,3 +302,38 @@ def test_old_catalog_is_rebuilt_with_a_message(searched, tmp_path, capsys):
         db.execute("UPDATE catalog_meta SET value = '99' WHERE key = 'schema'")
     result = search(store, catalog, capsys, "shelling")
     assert result.code == 2 and "newer version" in result.err
+
+
+def test_jobs_run_adds_its_captures_with_changes_and_verdicts(tmp_path, capsys):
+    from tests.jobfiles import write_job
+
+    site = search_site()
+    store = tmp_path / "store"
+    with SiteServer(site) as server:
+        job = write_job(tmp_path, "watch", [server.url("/")], None, store,
+                        crawl={"depth": 1, "scope": "host"})
+        first = cli("jobs", "run", job, capsys=capsys)
+        assert first.code == 0, first
+        site.html("/statement", "Ministry statement", "<p>We mourn the victims.</p>")
+        second = cli("jobs", "run", job, capsys=capsys)
+        assert second.code == 0, second
+    assert "catalog" not in first.err + second.err
+    found = json.loads(cli("search", "--store", store, "--job", "watch", "--json", "--", "victims",
+                           capsys=capsys).out)
+    assert len(found) == 2
+    assert json.loads(cli("search", "--store", store, "--job", "other", "--json", "--", "victims",
+                          capsys=capsys).out) == []
+    ids = sorted(h["capture_id"] for h in found)
+    from archive.catalog.locate import open_catalog
+    from archive.store.address import open_store
+    catalog, _ = open_catalog(open_store(str(store)))
+    try:
+        assert catalog.changes(ids[1]) == [{"previous": ids[0], "url": site_url, "change": "changed"}
+                                           for site_url in [server.url("/statement")]]
+    finally:
+        catalog.close()
+    verified = cli("verify", ids[0], "--store", store, "--allow-unsigned", capsys=capsys)
+    assert verified.code == 0, verified
+    index(store, str(store / "catalog.sqlite3"), capsys)
+    shown = json.loads(cli("show", ids[0], "--store", store, "--json", capsys=capsys).out)
+    assert shown["verdict"] == "VERIFIED" and shown["verified_at"] and shown["job"] == "watch"

@@ -337,3 +337,25 @@ def test_jobs_run_adds_its_captures_with_changes_and_verdicts(tmp_path, capsys):
     index(store, str(store / "catalog.sqlite3"), capsys)
     shown = json.loads(cli("show", ids[0], "--store", store, "--json", capsys=capsys).out)
     assert shown["verdict"] == "VERIFIED" and shown["verified_at"] and shown["job"] == "watch"
+
+
+def test_unreadable_capture_and_broken_catalog_are_one_line_errors(searched, tmp_path, capsys):
+    store, _, ids = searched
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    bogus = copy / "captures/2026/01/02/20260102T030405Z-0badf11e.wacz"
+    bogus.parent.mkdir(parents=True)
+    bogus.write_bytes(b"PK\x03\x04 not really a zip" * 10)
+    catalog = str(tmp_path / "c.sqlite3")
+    result = cli("index", "--store", copy, "--catalog", catalog, "--json", capsys=capsys)
+    assert result.code == 1 and "not indexed: 20260102T030405Z-0badf11e" in result.err, result
+    assert sorted(json.loads(result.out)["added"]) == sorted(ids) and "Traceback" not in result.err
+    assert len(hits(copy, catalog, capsys, "shelling")) == 3
+    Path(catalog).write_bytes(b"not a database at all" * 100)
+    for f in Path(tmp_path).glob("c.sqlite3-*"):
+        f.unlink()
+    result = search(copy, catalog, capsys, "shelling")
+    assert result.code == 2 and result.err.count("\n") == 1 and "c.sqlite3" in result.err, result
+    assert "--rebuild" in result.err
+    assert cli("index", "--store", copy, "--catalog", catalog, "--rebuild", "--quiet", capsys=capsys).code == 1
+    assert len(hits(copy, catalog, capsys, "shelling")) == 3

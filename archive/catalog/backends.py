@@ -99,23 +99,27 @@ class SqliteBackend(Backend):
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
         except (sqlite3.Error, OSError) as exc:
-            raise ArchiveError(f"cannot open the catalog {path}: {exc}") from None
+            raise CatalogError(f"cannot open the catalog {path} ({exc}); it holds nothing that is not in "
+                               "the store: `archive index --rebuild` makes it anew") from None
 
     def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
-        return self.db.execute(sql, params).fetchall()
+        with _said(self.address, sqlite3.Error):
+            return self.db.execute(sql, params).fetchall()
 
     def executemany(self, sql: str, rows: list[tuple]) -> None:
-        self.db.executemany(sql, rows)
+        with _said(self.address, sqlite3.Error):
+            self.db.executemany(sql, rows)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")      # one writer at a time, waiting up to the timeout
+        self.execute("BEGIN IMMEDIATE")      # one writer at a time, waiting up to the timeout
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
+        self.execute("COMMIT")
 
     def tables(self) -> set[str]:
         return {r[0] for r in self.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -127,21 +131,21 @@ class SqliteBackend(Backend):
             "tokenize='unicode61 remove_diacritics 2');")
         with self.transaction():
             for statement in filter(str.strip, script.split(";")):
-                self.db.execute(statement)
+                self.execute(statement)
 
     def drop(self) -> None:
         with self.transaction():
             for table in DROP:
-                self.db.execute(f"DROP TABLE IF EXISTS {table}")
+                self.execute(f"DROP TABLE IF EXISTS {table}")
 
     def reserve_ids(self, count: int) -> list[int]:
         last = self.execute("SELECT coalesce(max(id), 0) FROM pages")[0][0]
         return list(range(last + 1, last + 1 + count))
 
     def add_pages(self, rows: list[tuple], texts: list[str]) -> None:
-        self.db.executemany(f"INSERT INTO pages ({', '.join(PAGE_COLUMNS)}) VALUES "
+        self.executemany(f"INSERT INTO pages ({', '.join(PAGE_COLUMNS)}) VALUES "
                             f"({', '.join('?' * len(PAGE_COLUMNS))})", rows)
-        self.db.executemany("INSERT INTO page_words (rowid, title, body) VALUES (?, ?, ?)",
+        self.executemany("INSERT INTO page_words (rowid, title, body) VALUES (?, ?, ?)",
                             [(r[0], fold(r[5] or ""), fold(t)) for r, t in zip(rows, texts)])
 
     def match(self, node: q.Node) -> tuple[str, str, str, tuple, tuple]:
@@ -182,12 +186,12 @@ class PostgresBackend(Backend):
         return sql.replace("?", "%s")       # our SQL holds no other ? or %
 
     def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
-        with self.db.cursor() as cur:
+        with _said(self.address, self.errors), self.db.cursor() as cur:
             cur.execute(self._sql(sql), params)
             return cur.fetchall() if cur.description else []
 
     def executemany(self, sql: str, rows: list[tuple]) -> None:
-        with self.db.cursor() as cur:
+        with _said(self.address, self.errors), self.db.cursor() as cur:
             cur.executemany(self._sql(sql), rows)
 
     @contextmanager
@@ -226,6 +230,21 @@ class PostgresBackend(Backend):
 
     def close(self) -> None:
         self.db.close()
+
+
+@contextmanager
+def _said(address: str, errors) -> Iterator[None]:
+    """A database error as one line naming the catalog (a full disk, a lost connection, a
+    file that is not a catalog): `archive index --rebuild` makes a new one."""
+    try:
+        yield
+    except errors as exc:
+        raise CatalogError(f"the catalog {address} failed ({_first_line(exc)}); it holds nothing that is "
+                           "not in the store: `archive index --rebuild` makes it anew") from None
+
+
+class CatalogError(ArchiveError):
+    """The database behind a catalog failed."""
 
 
 def _without_password(url: str) -> str:

@@ -9,7 +9,6 @@ at any size), one capture, the pages of a capture, search, the history of one UR
 from __future__ import annotations
 
 import json
-import sqlite3
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -259,6 +258,12 @@ class Catalog:
                                (capture_id,))
         return [dict(zip(("previous", "url", "change"), r)) for r in rows]
 
+    def media(self, capture_id: str) -> list[dict]:
+        """The images, audio and video of a capture."""
+        rows = self.db.execute("SELECT url, ts, mime, status, digest, size FROM media WHERE capture_id = ? "
+                               "ORDER BY url, ts", (capture_id,))
+        return [dict(zip(("url", "ts", "mime", "status", "digest", "size"), r)) for r in rows]
+
     def counts(self) -> dict:
         (captures, missing), = self.db.execute("SELECT count(*), count(missing_since) FROM captures")
         (pages,), = self.db.execute("SELECT count(*) FROM pages")
@@ -295,7 +300,7 @@ class Catalog:
                f"FROM pages p {joins} JOIN captures c ON c.id = p.capture_id "
                f"WHERE {' AND '.join([match, 'c.missing_since IS NULL', *where])} "
                "ORDER BY score, c.created DESC, p.id LIMIT ? OFFSET ?")
-        rows = self._run(sql, (*score_params, *match_params, *params, _limit(limit), max(0, offset)))
+        rows = self.db.execute(sql, (*score_params, *match_params, *params, _limit(limit), max(0, offset)))
         texts = self._texts([r[0] for r in rows])
         found = q.terms(node)
         hits = []
@@ -310,13 +315,6 @@ class Catalog:
         return {pid: unpack(text) for pid, text in self.db.execute(
             f"SELECT id, text FROM pages WHERE id IN ({', '.join('?' * len(ids))})", tuple(ids))}
 
-    def _run(self, sql: str, params: tuple) -> list[tuple]:
-        """A search: what the database itself rejects is the query's fault, said in one line."""
-        try:
-            return self.db.execute(sql, params)
-        except (sqlite3.OperationalError, *getattr(self.db, "errors", ())) as exc:
-            raise q.QueryError(f"the catalog cannot run this query ({str(exc).strip().splitlines()[0]})") from None
-
     def history(self, text: str, url: str) -> list[dict]:
         """Every capture of `url` in time order, and whether the query matches it there."""
         node = q.parse(text)
@@ -325,7 +323,7 @@ class Catalog:
             "JOIN captures c ON c.id = p.capture_id WHERE p.url = ? AND c.missing_since IS NULL "
             "ORDER BY c.created, c.id, p.id", (url,))
         joins, match, _, _, match_params = self.db.match(node)
-        present = {r[0] for r in self._run(f"SELECT p.id FROM pages p {joins} WHERE {match} AND p.url = ?",
+        present = {r[0] for r in self.db.execute(f"SELECT p.id FROM pages p {joins} WHERE {match} AND p.url = ?",
                                            (*match_params, url))}
         return [{"capture_id": cid, "time": created, "page_time": ts, "status": status, "error": error,
                  "present": pid in present, "has_text": bool(has_text)}

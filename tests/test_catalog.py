@@ -315,6 +315,7 @@ def test_jobs_run_adds_its_captures_with_changes_and_verdicts(tmp_path, capsys):
         first = cli("jobs", "run", job, capsys=capsys)
         assert first.code == 0, first
         site.html("/statement", "Ministry statement", "<p>We mourn the victims.</p>")
+        time.sleep(1.1)     # captures are told apart by their time, to the second
         second = cli("jobs", "run", job, capsys=capsys)
         assert second.code == 0, second
     assert "catalog" not in first.err + second.err

@@ -201,8 +201,9 @@ class Catalog:
         """Pages added, removed and changed since the job's previous capture."""
         if not entry.job or not entry.created:
             return
-        rows = self.db.execute("SELECT id FROM captures WHERE job = ? AND created < ? AND id <> ? "
-                               "ORDER BY created DESC, id DESC LIMIT 1", (entry.job, entry.created, entry.id))
+        rows = self.db.execute("SELECT id FROM captures WHERE job = ? AND (created < ? OR created = ? AND id < ?) "
+                               "ORDER BY created DESC, id DESC LIMIT 1",
+                               (entry.job, entry.created, entry.created, entry.id))
         if not rows:
             return
         previous = rows[0][0]

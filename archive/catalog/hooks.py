@@ -16,8 +16,11 @@ OFF = "off"      # --catalog off / ARCHIVE_CATALOG=off: no catalog
 def pages_with_text(open_path: Path, members, index_lines: list[str], pages: list[dict]) -> list[dict]:
     """`pages` with each page's text (description and visible text) as pages.jsonl's
     `text` field, read from the WARC members a ContainerWriter has written."""
-    with open(open_path, "rb") as fh:
-        texts = page_texts(fh, writer_container(members), index_lines, pages)
+    try:
+        with open(open_path, "rb") as fh:
+            texts = page_texts(fh, writer_container(members), index_lines, pages)
+    except Exception:  # noqa: BLE001 - text is a convenience: it never stops a capture being sealed
+        return pages
     out = []
     for page in pages:
         text = texts.get(page.get("url"))

@@ -360,3 +360,23 @@ def test_unreadable_capture_and_broken_catalog_are_one_line_errors(searched, tmp
     assert "--rebuild" in result.err
     assert cli("index", "--store", copy, "--catalog", catalog, "--rebuild", "--quiet", capsys=capsys).code == 1
     assert len(hits(copy, catalog, capsys, "shelling")) == 3
+
+
+def test_s3_store_indexed_searched_and_listed_from_a_catalog(s3, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    store = s3.address("team")
+    with SiteServer(search_site()) as server:
+        made = cli("capture", server.url("/news"), "--unsigned", "--store", store, "--work-dir", tmp_path / "work",
+                   "--quiet", "--json", capsys=capsys)
+    assert made.code == 0 and "catalog" not in made.err, made
+    capture_id = json.loads(made.out)["capture_id"]
+    # the capture added itself to this user's cache catalog of the store
+    cached = json.loads(cli("search", "--store", store, "--json", "--", "shelling", capsys=capsys).out)
+    assert [h["capture_id"] for h in cached] == [capture_id] and list((tmp_path / "cache").rglob("*.sqlite3"))
+    shared = str(tmp_path / "shared.sqlite3")
+    report = json.loads(index(store, shared, capsys, "--json").out)
+    assert report["added"] == [capture_id]
+    assert [h["url"] for h in hits(store, shared, capsys, '"Syrian Observatory"')] == [server.url("/news")]
+    listed = json.loads(cli("ls", store, "--catalog", shared, "--json", capsys=capsys).out)
+    direct = json.loads(cli("ls", store, "--no-catalog", "--json", capsys=capsys).out)
+    assert [(r["id"], r["sha256"], r["size"]) for r in listed] == [(r["id"], r["sha256"], r["size"]) for r in direct]

@@ -158,15 +158,23 @@ class SqliteBackend(Backend):
 
 def tsvector(title: str, text: str) -> str:
     """The words of a page as a tsvector literal (title words weighted A), read by
-    ::tsvector: PostgreSQL's own parser never sees the text, so it finds what SQLite finds."""
-    positions: dict[str, list[str]] = {}
+    ::tsvector: PostgreSQL's own parser never sees the text, so it finds what SQLite finds.
+    (Words are letters and digits only: nothing in them needs quoting.)"""
+    positions: dict[str, list] = {}
     title_words = words(title)
     for n, word in enumerate(title_words, 1):
         positions.setdefault(word, []).append(f"{min(n, MAX_POSITION)}A")
     # a gap after the title: a phrase does not run from the title into the text
-    for n, word in enumerate(words(text), len(title_words) + 2):
-        positions.setdefault(word, []).append(str(min(n, MAX_POSITION)))
-    return " ".join(f"{q._lexeme(word)}:{','.join(found[:MAX_POSITIONS])}" for word, found in positions.items())
+    first = len(title_words) + 2
+    body = words(text)
+    for n, word in enumerate(body, first):
+        positions.setdefault(word, []).append(n)
+    clamp = first + len(body) > MAX_POSITION
+    return " ".join(
+        f"'{word}':" + ",".join(str(min(p, MAX_POSITION)) if clamp and isinstance(p, int) else str(p)
+                              for p in found[:MAX_POSITIONS]) if clamp else
+        f"'{word}':" + ",".join(map(str, found[:MAX_POSITIONS]))
+        for word, found in positions.items())
 
 
 class PostgresBackend(Backend):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from archive.catalog import query as q
@@ -332,7 +332,3 @@ class Catalog:
 
     def close(self) -> None:
         self.db.close()
-
-
-def hit_dict(hit: Hit) -> dict:
-    return asdict(hit)

@@ -10,8 +10,6 @@ from pathlib import Path
 from archive.catalog.records import page_texts, writer_container
 from archive.store.base import StoredCapture
 
-OFF = "off"      # --catalog off / ARCHIVE_CATALOG=off: no catalog
-
 
 def pages_with_text(open_path: Path, members, index_lines: list[str], pages: list[dict]) -> list[dict]:
     """`pages` with each page's text (description and visible text) as pages.jsonl's
@@ -32,7 +30,7 @@ def add_capture(store, stored: StoredCapture, path: Path, catalog: str | None = 
     """Add a stored capture, read from `path` (its sealed local copy), to the store's
     catalog; a warning to show when that could not be done, else None."""
     from archive.catalog.indexer import entry_of
-    from archive.catalog.locate import catalog_address, open_catalog
+    from archive.catalog.locate import OFF, catalog_address, open_catalog
 
     if catalog_address(store, catalog) == OFF:
         return None

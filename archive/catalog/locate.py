@@ -15,6 +15,7 @@ from archive.errors import ArchiveError
 CATALOG_ENV = "ARCHIVE_CATALOG"
 CATALOG_FILE = "catalog.sqlite3"
 POSTGRES = ("postgresql://", "postgres://")
+OFF = "off"      # --catalog off / ARCHIVE_CATALOG=off: no catalog
 
 
 def store_identity(store) -> str:
@@ -46,6 +47,8 @@ def open_catalog(store, explicit: str | None = None, write: bool = False,
     version made it) and a message to show when it was emptied to be rebuilt. `fresh`:
     an SQLite file is removed first (whatever it holds: a damaged file too)."""
     address = catalog_address(store, explicit)
+    if address == OFF:
+        raise ArchiveError(f"no catalog: it is turned off (--catalog {OFF} or {CATALOG_ENV}={OFF})")
     if address.startswith(POSTGRES):
         backend = PostgresBackend(address)
     elif "://" in address and not address.startswith("sqlite://"):

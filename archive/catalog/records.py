@@ -5,7 +5,6 @@ read or decoded simply gives no text (`archive verify` is what judges records)."
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable
 
@@ -124,16 +123,3 @@ def page_texts(fh: BinaryIO, container: Container, index_lines: Iterable[str],
         if record.digest in by_digest:
             texts[record.url] = by_digest[record.digest]
     return texts
-
-
-def read_pages_jsonl(data: bytes) -> list[dict]:
-    """The page entries of pages.jsonl (the header line and lines that do not parse skipped)."""
-    pages = []
-    for line in data.splitlines()[1:]:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and isinstance(entry.get("url"), str):
-            pages.append(entry)
-    return pages

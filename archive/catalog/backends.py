@@ -78,9 +78,16 @@ class Backend:
         """Insert pages (PAGE_COLUMNS, the text packed) and index their words (`texts`)."""
         raise NotImplementedError
 
-    def match(self, node: q.Node) -> tuple[str, str, str, tuple, tuple]:
-        """(FROM addition, WHERE condition, score expression (lower is better), params of
-        the score, params of the condition) for pages `p` matching a query."""
+    def compact(self) -> None:
+        """Make the word index as small and fast as it gets (after adding many pages)."""
+
+    def match(self, node: q.Node) -> tuple[str, tuple]:
+        """(JOIN clause, WHERE condition, its params) for pages `p` matching a query."""
+        raise NotImplementedError
+
+    def ranked(self, node: q.Node, count: int) -> list[int]:
+        """The ids of the `count` best pages for a query, best first (the word index
+        alone: no join until the few shown are known). Equal scores: the latest added first."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -148,9 +155,20 @@ class SqliteBackend(Backend):
         self.executemany("INSERT INTO page_words (rowid, title, body) VALUES (?, ?, ?)",
                             [(r[0], fold(r[5] or ""), fold(t)) for r, t in zip(rows, texts)])
 
-    def match(self, node: q.Node) -> tuple[str, str, str, tuple, tuple]:
-        return ("JOIN page_words ON page_words.rowid = p.id", "page_words MATCH ?",
-                "bm25(page_words, 4.0, 1.0)", (), (q.fts5(node),))
+    def compact(self) -> None:
+        # FTS5 merges its segments into one (the index shrinks by about a sixth), then the
+        # file gives back the pages that freed
+        with self.transaction():
+            self.execute("INSERT INTO page_words (page_words) VALUES ('optimize')")
+        self.execute("VACUUM")
+
+    def match(self, node: q.Node) -> tuple[str, str, tuple]:
+        return "JOIN page_words ON page_words.rowid = p.id", "page_words MATCH ?", (q.fts5(node),)
+
+    def ranked(self, node: q.Node, count: int) -> list[int]:
+        return [r[0] for r in self.execute(
+            "SELECT rowid FROM page_words WHERE page_words MATCH ? "
+            "ORDER BY bm25(page_words, 4.0, 1.0), rowid DESC LIMIT ?", (q.fts5(node), count))]
 
     def close(self) -> None:
         self.db.close()
@@ -232,9 +250,14 @@ class PostgresBackend(Backend):
                          f"({', '.join('?' * len(PAGE_COLUMNS))}, ?::tsvector)",
                          [(*r, tsvector(r[5] or "", t)) for r, t in zip(rows, texts)])
 
-    def match(self, node: q.Node) -> tuple[str, str, str, tuple, tuple]:
+    def match(self, node: q.Node) -> tuple[str, str, tuple]:
+        return "", "p.words @@ ?::tsquery", (q.tsquery(node),)
+
+    def ranked(self, node: q.Node, count: int) -> list[int]:
         literal = q.tsquery(node)
-        return ("", "p.words @@ ?::tsquery", "-ts_rank_cd(p.words, ?::tsquery)", (literal,), (literal,))
+        return [r[0] for r in self.execute(
+            "SELECT id FROM pages WHERE words @@ ?::tsquery "
+            "ORDER BY ts_rank_cd(words, ?::tsquery) DESC, id DESC LIMIT ?", (literal, literal, count))]
 
     def close(self) -> None:
         self.db.close()

@@ -22,6 +22,7 @@ SCHEMA = 1      # bump when the tables change; an older catalog is rebuilt from 
 CAPTURE_COLUMNS = ("id", "created", "title", "seeds", "signer", "sha256", "size", "job", "operator",
                    "address", "lock", "pages", "verdict", "verified_at", "indexed_at", "missing_since")
 MAX_LIMIT = 10_000
+IN_BATCH = 5000     # ids in one IN (...): well under either database's limit on parameters
 
 
 class OldCatalog(ArchiveError):
@@ -215,6 +216,9 @@ class Catalog:
         self.db.executemany("INSERT INTO changes (capture_id, previous_id, url, change) VALUES (?, ?, ?, ?)",
                             [(entry.id, previous, u, c) for u, c in sorted(changes)])
 
+    def compact(self) -> None:
+        self.db.compact()
+
     def set_missing(self, capture_ids: list[str], missing: bool) -> None:
         """Mark captures the store no longer holds (or holds again)."""
         with self.db.transaction():
@@ -285,30 +289,44 @@ class Catalog:
         return where, params
 
     def search(self, text: str, url_prefix: str | None = None, since: str | None = None,
-               until: str | None = None, job: str | None = None, limit: int = 20, offset: int = 0,
-               url: str | None = None) -> list[Hit]:
+               until: str | None = None, job: str | None = None, limit: int = 20, offset: int = 0) -> list[Hit]:
         """Pages matching a query, best first, each with a snippet marking the hits."""
         node = q.parse(text)
-        joins, match, score, score_params, match_params = self.db.match(node)
         where, params = self._filters(since, until, job, "c")
         if url_prefix:
             where.append("substr(p.url, 1, ?) = ?")
             params += [len(url_prefix), url_prefix]
-        if url:
-            where.append("p.url = ?")
-            params.append(url)
-        sql = (f"SELECT p.id, p.capture_id, p.url, c.created, p.ts, p.title, p.status, {score} AS score "
-               f"FROM pages p {joins} JOIN captures c ON c.id = p.capture_id "
-               f"WHERE {' AND '.join([match, 'c.missing_since IS NULL', *where])} "
-               "ORDER BY score, c.created DESC, p.id LIMIT ? OFFSET ?")
-        rows = self.db.execute(sql, (*score_params, *match_params, *params, _limit(limit), max(0, offset)))
+        wanted = _limit(limit) + max(0, offset)
+        fetch = max(4 * wanted, 200)
+        while True:
+            # the best pages by the word index alone, then those that pass the filters (and
+            # whose capture is still in the store); more when too few pass
+            ranked = self.db.ranked(node, fetch)
+            kept = self._passing(ranked, where, params)
+            if len(kept) >= wanted or len(ranked) < fetch:
+                break
+            fetch *= 8
+        rows = kept[max(0, offset):wanted]
         texts = self._texts([r[0] for r in rows])
         found = q.terms(node)
         hits = []
-        for pid, capture_id, page_url, created, ts, title, status, _ in rows:
+        for pid, capture_id, page_url, created, ts, title, status in rows:
             shown, marks = snippet(texts.get(pid) or title or "", found)
             hits.append(Hit(capture_id, page_url, created, ts, title, status, shown, marks))
         return hits
+
+    def _passing(self, ranked: list[int], where: list[str], params: list) -> list[tuple]:
+        """The rows of the pages `ranked` that pass the filters, in the order given."""
+        rows: dict[int, tuple] = {}
+        for start in range(0, len(ranked), IN_BATCH):
+            batch = ranked[start:start + IN_BATCH]
+            for row in self.db.execute(
+                    "SELECT p.id, p.capture_id, p.url, c.created, p.ts, p.title, p.status FROM pages p "
+                    "JOIN captures c ON c.id = p.capture_id WHERE "
+                    + " AND ".join([f"p.id IN ({', '.join('?' * len(batch))})", "c.missing_since IS NULL", *where]),
+                    (*batch, *params)):
+                rows[row[0]] = row
+        return [rows[pid] for pid in ranked if pid in rows]
 
     def _texts(self, ids: list[int]) -> dict[int, str]:
         if not ids:
@@ -323,9 +341,9 @@ class Catalog:
             "SELECT p.id, p.capture_id, c.created, p.ts, p.status, p.error, p.text IS NOT NULL FROM pages p "
             "JOIN captures c ON c.id = p.capture_id WHERE p.url = ? AND c.missing_since IS NULL "
             "ORDER BY c.created, c.id, p.id", (url,))
-        joins, match, _, _, match_params = self.db.match(node)
+        joins, match, match_params = self.db.match(node)
         present = {r[0] for r in self.db.execute(f"SELECT p.id FROM pages p {joins} WHERE {match} AND p.url = ?",
-                                           (*match_params, url))}
+                                                 (*match_params, url))}
         return [{"capture_id": cid, "time": created, "page_time": ts, "status": status, "error": error,
                  "present": pid in present, "has_text": bool(has_text)}
                 for pid, cid, created, ts, status, error, has_text in rows]

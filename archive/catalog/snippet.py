@@ -68,8 +68,10 @@ def snippet(text: str, terms: list[Term], width: int = WIDTH) -> tuple[str, list
     start = max(0, hits[0][0] - width // 4) if hits else 0
     end = min(len(tokens), start + width)
     begin_char, end_char = tokens[start][0], tokens[end - 1][1]
+    while end_char < len(text) and end_char - tokens[end - 1][1] < 3 and not text[end_char].isspace():
+        end_char += 1       # the punctuation that ends the last word shown
     prefix = "…" if begin_char > 0 else ""
-    suffix = "…" if end_char < len(text) else ""
+    suffix = "…" if any(c.isalnum() for c in text[end_char:end_char + 200]) else ""
     offset = len(prefix) - begin_char
     marks = [[tokens[a][0] + offset, tokens[b][1] + offset] for a, b in hits if start <= a and b < end]
     return prefix + text[begin_char:end_char] + suffix, marks

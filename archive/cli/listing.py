@@ -125,8 +125,8 @@ def run_show(args) -> int:
     catalogued, warnings = (None, []) if args.no_catalog else catalog_capture(store, info["id"], args.catalog)
     for warning in warnings:
         print(printable(f"archive: warning: {warning}"), file=sys.stderr)
-    claims = {k: catalogued[k] for k in ("created", "title", "seeds", "operator", "signer", "job", "pages",
-                                         "verdict", "verified_at")} if catalogued else describe(store, args.capture_id)
+    claims = {k: catalogued[k] for k in ("sha256", "created", "title", "seeds", "operator", "signer", "job",
+                                         "pages", "verdict", "verified_at")} if catalogued else describe(store, args.capture_id)
     for key, value in claims.items():
         if info.get(key) in (None, [], ()):
             info[key] = value

@@ -18,6 +18,7 @@ from archive import SOFTWARE
 from archive.capture.crawl import CrawlOptions, Crawler
 from archive.capture.dedup import Dedup, EarlierCapture
 from archive.capture.journal import JOURNAL_NAME, CrawlState, CrawlStats, Journal, read_lines, replay
+from archive.catalog.hooks import add_capture, pages_with_text
 from archive.custody.entry import CAPTURED, STORED, Actor
 from archive.custody.log import CustodyLog
 from archive.errors import AlreadyExists, ArchiveError
@@ -52,6 +53,7 @@ class CaptureRequest:
     # where it goes and who signs it, as started (archive.resumeoptions): a resume finishes
     # it the same way
     origin: dict = field(default_factory=dict)
+    text: bool = True     # each page's text in pages.jsonl (`--no-text`: none)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -72,6 +74,7 @@ class Session:
     started: datetime
     request: CaptureRequest
     earlier: EarlierCapture | None
+    catalog: str | None = None      # where the stored capture is catalogued (None: the store's default)
 
 
 @dataclass
@@ -164,10 +167,11 @@ def run_capture(
     store: Store,
     signer: Signer | None,
     on_progress: Callable[[CrawlStats, int], None] | None = None,
+    catalog: str | None = None,
 ) -> CaptureResult:
-    """Crawl, seal and store one capture. The work folder is removed once the store
-    holds a verified copy, and kept (and named in the error) when anything fails:
-    `resume_capture` finishes it."""
+    """Crawl, seal and store one capture, and add it to `catalog` (by default the
+    store's). The work folder is removed once the store holds a verified copy, and kept
+    (and named in the error) when anything fails: `resume_capture` finishes it."""
     _check_browser(request.crawl)
     earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
     started = datetime.now(timezone.utc)
@@ -190,7 +194,7 @@ def run_capture(
         shutil.rmtree(work, ignore_errors=True)
         raise ArchiveError(f"cannot start a capture in {request.work_dir} ({exc}); nothing was captured") from exc
     with held:   # the lock goes with this call, however it ends (a failure kept in memory too)
-        return _capture(Session(work, capture_id, started, request, earlier), container, [],
+        return _capture(Session(work, capture_id, started, request, earlier, catalog), container, [],
                         None, store, signer, on_progress)
 
 
@@ -212,6 +216,7 @@ def resume_capture(
     signer: Signer | None,
     on_progress: Callable[[CrawlStats, int], None] | None = None,
     changes: dict | None = None,
+    catalog: str | None = None,
 ) -> CaptureResult:
     """Finish a capture whose process was killed (or failed) during the crawl, the seal or
     the upload, from what its work folder holds. The WARC data is cut back to the last
@@ -233,7 +238,7 @@ def resume_capture(
                 )
             sha, size = file_sha256(sealed_path)
             custody = CustodyLog(store, Actor(request.operator, signer))
-            return _store(Session(work, capture_id, started, request, None), store, signer,
+            return _store(Session(work, capture_id, started, request, None, catalog), store, signer,
                           sealed_path, sha, size, created, replay(work / JOURNAL_NAME), custody)
         earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
         container, state = _take_up(work, sealed_path)
@@ -245,7 +250,7 @@ def resume_capture(
                   for m in container.members]
         for leftover in (work / "spool").glob("*"):
             leftover.unlink()
-        return _capture(Session(work, capture_id, started, request, earlier), container, closed,
+        return _capture(Session(work, capture_id, started, request, earlier, catalog), container, closed,
                         state, store, signer, on_progress)
 
 
@@ -360,7 +365,10 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
                    failed=stats.failed, bytes=stats.bytes, started=_iso(session.started),
                    finished=_iso(datetime.now(timezone.utc)))
     try:
-        sealed = seal(container, _seal_input(session, state, signer), signer)
+        inp = _seal_input(session, state, signer)
+        if request.text:
+            inp.pages = pages_with_text(container.open_path, container.members, inp.index_lines, inp.pages)
+        sealed = seal(container, inp, signer)
     except OSError as exc:      # a full disk: the seal is written after the captured data
         _close_all(container.close)
         raise ArchiveError(f"capture {session.capture_id} could not be sealed ({exc}); what was "
@@ -470,6 +478,9 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
             # (and a resume would only store it again)
             warnings.append(f"the signer's public key was not published in the store ({exc}): the "
                             "next capture signed with this key publishes it")
+    catalog_warning = add_capture(store, stored, path, session.catalog)
+    if catalog_warning:
+        warnings.append(catalog_warning)
     kept = None
     if session.request.keep_local:
         kept = str(session.work)

@@ -17,7 +17,7 @@ from archive.errors import ArchiveError
 COMMANDS = {
     "keys": "keys", "capture": "capture", "verify": "verify", "ls": "listing", "show": "listing",
     "store": "store", "timestamp": "timestamp", "extract": "extract", "hash": "hash",
-    "custody": "custody", "diff": "diff", "jobs": "jobs",
+    "custody": "custody", "diff": "diff", "jobs": "jobs", "index": "search", "search": "search",
 }
 
 

@@ -100,6 +100,11 @@ def register(sub) -> None:
     p.add_argument("--tsa-timeout", type=positive_duration, default=None,
                    help=f"how long to wait for each TSA (default {TSA_TIMEOUT:g}s)")
     p.add_argument("--keep-local", action="store_true", help="keep the work folder after storing")
+    p.add_argument("--no-text", action="store_true",
+                   help="do not write each page's text into pages.jsonl (it is still catalogued)")
+    p.add_argument("--catalog", metavar="URL-or-FILE",
+                   help="catalog the stored capture is added to (default: $ARCHIVE_CATALOG, else the "
+                        "store's own; `off`: none)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     b = p.add_argument_group("browser capture")
@@ -259,7 +264,7 @@ def run(args) -> int:
         work_dir=Path(args.work_dir), warc_size=args.warc_size,
         keep_local=args.keep_local, title=args.title, tsa=tsas,
         tsa_timeout=args.tsa_timeout or TSA_TIMEOUT, dedup_against=args.dedup_against,
-        origin={} if args.resume else _origin(args, store, signer),
+        text=not args.no_text, origin={} if args.resume else _origin(args, store, signer),
     )
 
     started = time.monotonic()
@@ -278,9 +283,9 @@ def run(args) -> int:
         if args.resume:
             # the crawl's own options were saved with it, and so were where it goes and
             # who signs it (changed only with --override-saved)
-            result = resume_capture(Path(args.resume), store, signer, on_progress, changes)
+            result = resume_capture(Path(args.resume), store, signer, on_progress, changes, args.catalog)
         else:
-            result = run_capture(request, store, signer, on_progress)
+            result = run_capture(request, store, signer, on_progress, args.catalog)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -90,6 +90,8 @@ class CaptureResult:
     lock: str | None = None       # Object Lock retention / legal hold of the stored object
     cut_back: list[dict] = field(default_factory=list)   # groups a resume dropped and redid
     warnings: list[str] = field(default_factory=list)    # stored, but something to know
+    media: int = 0                # media items recorded (with --media)
+    media_failed: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -337,15 +339,18 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
             "pages": stats.pages, "requisites": stats.requisites, "failed": stats.failed,
             "bytes": stats.bytes, "revisits": stats.revisits,
             "robotsBlocked": stats.robots_blocked, "notFetched": len(ended.get("notFetched", ())),
+            **({"media": stats.media, "mediaFailed": stats.media_failed} if options.media else {}),
         },
         "stopReason": ended.get("stop"),
         "notFetched": ended.get("notFetched", []),
     }
+    if options.media is not None:
+        evidence["media"] = {**state.media_tools, "items": state.media}
     if session.earlier is not None:
         evidence["dedupAgainst"] = {
             "capture": session.earlier.label, "datapackageHash": session.earlier.datapackage_hash,
         }
-    pages = state.pages
+    pages = with_media(state.pages, state.media)
     main = next((p for p in pages if "error" not in p), pages[0] if pages else None)
     return SealInput(
         capture_id=session.capture_id,
@@ -358,6 +363,17 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         main_page_date=main["ts"] if main else None,
         timestamper=make_timestamper(request.tsa, request.tsa_timeout),
     )
+
+
+def with_media(pages: list[dict], media: list[dict]) -> list[dict]:
+    """The pages.jsonl entries, each with what became of the media found on it."""
+    by_page: dict[str, list[dict]] = {}
+    for entry in media:
+        summary = {k: entry[k] for k in ("n", "url", "status", "reason", "record", "sha256",
+                                         "size", "format", "duration") if entry.get(k) is not None}
+        by_page.setdefault(entry["page"], []).append(summary)
+    return [{**page, "media": by_page[page["url"]]} if page.get("url") in by_page else page
+            for page in pages]
 
 
 def _holding(store: Store, capture_id: str, sha256: str):
@@ -417,4 +433,5 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         timestamps=[{k: e.get(k) for k in ("tsa", "time", "error")} for e in timestamps],
         custody_problems=custody.problems, lock=stored.lock, cut_back=state.cut_backs,
         warnings=[stored.warning] if stored.warning else [],
+        media=stats.media, media_failed=stats.media_failed,
     )

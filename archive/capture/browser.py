@@ -35,6 +35,7 @@ from playwright.async_api import async_playwright
 from archive.capture.dedup import Dedup
 from archive.capture.exchange import Recorded, write_exchange
 from archive.capture.links import extract_html
+from archive.capture.mediafind import find_in_html, find_in_traffic
 from archive.capture.pageoptions import PageOptions
 from archive.capture.proxy import ProxyOptions, RecordingProxy, Refused
 from archive.capture.proxyca import InterceptionCA
@@ -137,6 +138,7 @@ class BrowserOptions:
     fetch_timeout: float = 30.0        # the proxy's connect and read timeout
     max_body: int | None = None
     spool_dir: str | None = None
+    find_media: bool = False           # list the video and audio of each page (--media)
 
 
 @dataclass
@@ -164,6 +166,7 @@ class BrowserPageResult:
     failed_requisites: int = 0         # requisites that failed (no response, 4xx/5xx, cut short)
     bytes: int = 0                     # response bytes recorded for this page, requisites too
     size: int = 0                      # body bytes of the page's own response
+    media: list[str] = field(default_factory=list)        # video and audio found (find_media)
 
 
 def page_entry(result: BrowserPageResult) -> dict:
@@ -574,6 +577,9 @@ class BrowserSession:
             result.excluded = list(dict.fromkeys(state.excluded))
             result.bytes = sum(s.size for s in state.seen)
             result.failed_requisites = sum(1 for s in state.seen if s.url not in chain and s.failed)
+            if self.options.find_media:
+                traffic = [(s.url, s.headers.get("content-type")) for s in state.seen if not s.failed]
+                result.media = list(dict.fromkeys(result.media + find_in_traffic(traffic)))
         result.metadata = self._write_page_metadata(result, opts)
         return result
 
@@ -707,6 +713,8 @@ class BrowserSession:
         else:
             result.dom = self._resource(f"urn:dom:{result.final_url}", dom, "text/html; charset=utf-8", result)
             result.outlinks = extract_html(dom, result.final_url).pages
+            if self.options.find_media:
+                result.media += find_in_html(dom, result.final_url)
             await self._frame_doms(page, result, timeout)
         png = None
         for full_page in (True, False):
@@ -741,6 +749,8 @@ class BrowserSession:
                 continue
             result.frame_doms.append(
                 self._resource(f"urn:dom:{frame.url}", dom, "text/html; charset=utf-8", result))
+            if self.options.find_media:       # a player in a frame: its media are the page's
+                result.media += find_in_html(dom, frame.url)
         if len(frames) > MAX_FRAME_DOMS:
             result.notes.append(f"{len(frames)} frames: the DOM of the first {MAX_FRAME_DOMS} was kept")
 

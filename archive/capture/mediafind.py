@@ -1,0 +1,124 @@
+"""Finding the media of a captured page: `<video>` and `<audio>` and their `<source>`s,
+HLS (.m3u8) and DASH (.mpd) manifests named anywhere in the page (scripts too),
+OpenGraph and JSON-LD video and audio URLs, and, with the browser, what its traffic
+shows (a manifest or a media file a player script asked for).
+
+Only finding: downloading is media.py's (through yt-dlp). Kept free of yt-dlp so the
+crawler can call it for every page cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import urlsplit
+
+from selectolax.lexbor import LexborHTMLParser
+
+from archive.capture.links import absolute, charset_of
+
+# Manifests named in a page's text (a player's script or data attribute, say).
+MANIFEST_IN_TEXT = re.compile(
+    r"""(?:https?:)?[^\s"'<>()\\=,;`]*\.(?:m3u8|mpd)\b(?:\?[^\s"'<>()\\`]*)?""", re.I)
+MANIFEST_EXTENSIONS = (".m3u8", ".mpd")
+MEDIA_EXTENSIONS = (
+    ".mp4", ".m4v", ".mov", ".webm", ".mkv", ".ogv", ".avi", ".flv", ".3gp",
+    ".mp3", ".m4a", ".aac", ".oga", ".ogg", ".opus", ".wav", ".flac", ".weba",
+) + MANIFEST_EXTENSIONS
+MANIFEST_TYPES = {
+    "application/vnd.apple.mpegurl", "application/x-mpegurl", "audio/mpegurl",
+    "audio/x-mpegurl", "application/dash+xml",
+}
+# Pieces of a stream, not a stream: fetched by whoever downloads the manifest.
+SEGMENT_TYPES = {"video/mp2t", "video/iso.segment", "audio/iso.segment"}
+SEGMENT_EXTENSIONS = (".ts", ".m4s", ".cmfv", ".cmfa")
+OG_PROPERTIES = {
+    "og:video", "og:video:url", "og:video:secure_url", "og:audio", "og:audio:url",
+    "og:audio:secure_url", "twitter:player:stream",
+}
+JSON_LD_TYPES = {"VideoObject", "AudioObject", "MediaObject", "Clip", "Movie", "Episode"}
+MAX_FOUND = 50      # a page listing more media than this is an index, not a post
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path.lower()
+
+
+def is_manifest(url: str, content_type: str | None = None) -> bool:
+    mime = (content_type or "").split(";")[0].strip().lower()
+    return mime in MANIFEST_TYPES or _path(url).endswith(MANIFEST_EXTENSIONS)
+
+
+def is_media_file(url: str, content_type: str | None = None) -> bool:
+    """A whole audio or video file (by type, else by extension), not a stream's segment."""
+    mime = (content_type or "").split(";")[0].strip().lower()
+    if mime in SEGMENT_TYPES or (not mime and _path(url).endswith(SEGMENT_EXTENSIONS)):
+        return False
+    if mime.startswith(("video/", "audio/")):
+        return True
+    return _path(url).endswith(MEDIA_EXTENSIONS) and not _path(url).endswith(MANIFEST_EXTENSIONS)
+
+
+def is_media(url: str, content_type: str | None = None) -> bool:
+    """What the media step downloads: a manifest or a whole media file."""
+    return is_manifest(url, content_type) or is_media_file(url, content_type)
+
+
+def find_in_html(body: bytes, base: str, content_type: str | None = None) -> list[str]:
+    """The media URLs an HTML document names, in document order, each once."""
+    text = body.decode(charset_of(content_type, body), errors="replace")
+    tree = LexborHTMLParser(text)
+    base_tag = tree.css_first("base[href]")
+    if base_tag is not None:
+        base = absolute(base, base_tag.attributes.get("href")) or base
+    found: list[str | None] = []
+    for node in tree.css("video[src], audio[src]"):
+        found.append(absolute(base, node.attributes.get("src")))
+    for node in tree.css("video source[src], audio source[src]"):
+        found.append(absolute(base, node.attributes.get("src")))
+    for node in tree.css("meta[property], meta[name]"):
+        key = (node.attributes.get("property") or node.attributes.get("name") or "").lower()
+        if key in OG_PROPERTIES:
+            found.append(absolute(base, node.attributes.get("content")))
+    for node in tree.css('script[type="application/ld+json"]'):
+        found += [absolute(base, url) for url in _json_ld_urls(node.text())]
+    for match in MANIFEST_IN_TEXT.finditer(text):
+        found.append(absolute(base, match.group(0).replace("&amp;", "&")))
+    return _unique(found)
+
+
+def _json_ld_urls(text: str) -> list[str]:
+    """contentUrl of the video and audio objects in a JSON-LD block (embedUrl is a player
+    page, not the media: yt-dlp is given that only through the page's own extractor)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return []
+    urls, stack, steps = [], [data], 0
+    while stack and steps < 10_000:      # bounded: hostile JSON nests without end
+        steps += 1
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            kinds = item.get("@type")
+            kinds = set(kinds) if isinstance(kinds, list) else {kinds}
+            url = item.get("contentUrl")
+            if kinds & JSON_LD_TYPES and isinstance(url, str):
+                urls.append(url)
+            stack.extend(reversed([v for v in item.values() if isinstance(v, (dict, list))]))
+    return urls
+
+
+def find_in_traffic(exchanges: list[tuple[str, str | None]]) -> list[str]:
+    """Media among (URL, Content-Type) pairs a page's loading fetched (a player's script
+    asking for a manifest, say); segments are left to the manifest's download."""
+    return _unique(url for url, content_type in exchanges if is_media(url, content_type))
+
+
+def _unique(urls) -> list[str]:
+    seen: dict[str, None] = {}
+    for url in urls:
+        if url and url not in seen:
+            seen[url] = None
+    return list(seen)[:MAX_FOUND]

@@ -96,3 +96,19 @@ def media_site(files: dict[str, bytes]) -> Site:
     site.add("/media/cut-1.ts", handler=reset_after(5000, declared=60000))
     site.html("/cut.html", "Cut", '<video src="/media/cut.m3u8"></video>')
     return site
+
+
+def trickle(body: bytes, piece: int = 4096, pause: float = 0.1):
+    """A handler sending `body` slowly (a large download, in a test's time)."""
+    import time
+
+    def handler(h) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "video/mp4")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        for start in range(0, len(body), piece):
+            h.wfile.write(body[start:start + piece])
+            h.wfile.flush()
+            time.sleep(pause)
+    return handler

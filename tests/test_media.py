@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import html
 import io
 import json
 import shutil
@@ -239,3 +240,109 @@ def test_secrets_given_to_yt_dlp_never_appear_in_the_wacz(msite, key, tmp_path):
     assert requests and all(r["http"].get_header("Cookie") == "[redacted]" for r in requests)
     media_meta = [r for r in recs if r["type"] == "metadata" and "/media/" in (r["uri"] or "")]
     assert all(b"redacted: Cookie request header" in r["payload"] for r in media_meta)
+
+
+def test_a_capture_killed_during_a_download_resumes_fetches_it_again_and_verifies(
+        media_files, key, pubkey, tmp_path):
+    from tests.killing import capture_killed_when
+    from tests.media import trickle
+
+    site = media_site(media_files)
+    site.add("/media/slow.mp4", handler=trickle(media_files["/media/clip.mp4"]))
+    site.html("/slow.html", "Slow", '<video src="/media/slow.mp4"></video>')
+    with SiteServer(site) as server:
+        work = tmp_path / "work"
+        journal = capture_killed_when(
+            [server.url("/slow.html"), "--media", "--key", key, "--store", tmp_path / "store"],
+            work, lambda j: b"mediaFound" in j.read_bytes() and "/media/slow.mp4" in site.requests,
+            then_wait=0.3)
+        assert b"mediaDone" not in journal.read_bytes()     # killed mid-download
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("ARCHIVE_KEY_PASSPHRASE", PASSPHRASE)
+            code = cli_main(["capture", "--resume", str(journal.parent), "--key", str(key),
+                             "--store", str(tmp_path / "store"), "--quiet"])
+        assert code == 0
+        assert site.requests.count("/media/slow.mp4") == 2
+    wacz = Path(stored_waczs(tmp_path / "store")[-1])
+    item = items_by_page(wacz, server)["/slow.html"]
+    assert item["status"] == "kept" and "fetched anew" in item["fetchedAgain"]
+    assert item["sha256"] == hashlib.sha256(media_files["/media/clip.mp4"]).hexdigest()
+    # the partial first download left no record: one response, whole
+    slow = [r for r in records(wacz) if r["uri"] == server.url("/media/slow.mp4")
+            and r["type"] == "response"]
+    assert len(slow) == 1 and "WARC-Truncated" not in slow[0]["headers"]
+    verify = subprocess.run([str(BIN / "archive"), "verify", str(wacz), "--trust", str(pubkey)],
+                            capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout
+
+
+def test_a_job_file_carries_the_media_options_and_refuses_them_without_media(tmp_path):
+    from archive.jobs.request import capture_request
+    from archive.jobs.spec import parse_job
+    from tests.jobfiles import write_job
+
+    (tmp_path / "cookies.txt").write_text("# Netscape HTTP Cookie File\n")
+    path = write_job(tmp_path, "videos", ["https://example.org/"], None, tmp_path / "store",
+                     crawl={"media": True, "media_max_size": "2GB", "media_format": "best[height<=720]",
+                            "media_live": "10m", "media_cookies": "cookies.txt"})
+    spec, problems = parse_job(path)
+    assert problems == []
+    media = capture_request(spec).crawl.media
+    assert (media.max_size, media.format, media.live) == (2_000_000_000, "best[height<=720]", 600.0)
+    assert Path(media.cookies) == tmp_path / "cookies.txt"
+    path = write_job(tmp_path, "plain", ["https://example.org/"], None, tmp_path / "store",
+                     crawl={"media_format": "best"})
+    spec, problems = parse_job(path)
+    assert spec is None and "applies with media = true only" in problems[0].message
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Chromium")
+def test_browser_capture_finds_media_in_the_rendered_page_and_its_frames(msite, key, tmp_path):
+    code, wacz = capture_cli([msite.url("/hls.html"), msite.url("/embed.html"), "--browser",
+                              "--media", "--key", key], tmp_path)
+    assert code == 0
+    items = items_by_page(wacz, msite)
+    assert items["/hls.html"]["status"] == "kept"
+    # the player in the <iframe>: found in the frame's rendered DOM, listed with the page
+    assert items["/embed.html"]["status"] == "kept"
+    assert items["/embed.html"]["url"] == msite.url("/media/embedded.mp4")
+    listed = {p["url"].removeprefix(msite.base): p for p in pages(wacz)}
+    assert listed["/embed.html"]["media"][0]["status"] == "kept"
+    recs = records(wacz)
+    _resource(recs, f"urn:media:{msite.url('/hls.html')}#1")
+    assert [r for r in recs if r["type"] == "response" and r["uri"] == msite.url("/media/hls/high-2.ts")]
+
+
+def test_extract_lists_the_media_and_writes_one_out(captured, msite, run, tmp_path):
+    listing = run("extract", captured, "--media", "--json")
+    assert listing.code == 0
+    items = json.loads(listing.out)["media"]
+    hls = next(i for i in items if i["page"] == msite.url("/hls.html"))
+    assert hls["status"] == "kept" and hls["record"] == f"urn:media:{msite.url('/hls.html')}#1"
+    text = run("extract", captured, "--media")
+    assert text.code == 0 and hls["sha256"] in text.out and "404" in text.out
+    out = tmp_path / "hls.mp4"
+    written = run("extract", captured, "--media", hls["item"], "--out", out)
+    assert written.code == 0, written
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == hls["sha256"]
+    assert ffprobe(out)["streams"] == ["audio", "video"]
+    gone = next(i for i in items if i["page"] == msite.url("/gone.html"))
+    refused = run("extract", captured, "--media", gone["item"], "--out", tmp_path / "gone.mp4")
+    assert refused.code == 2 and "was not captured" in refused.err and not (tmp_path / "gone.mp4").exists()
+    assert run("extract", captured, "--media", 99, "--out", tmp_path / "x").code == 2
+
+
+def test_the_html_report_shows_each_media_items_format_duration_hash_and_extract_command(
+        captured, msite, pubkey, run, tmp_path):
+    report = tmp_path / "report.html"
+    result = run("verify", captured, "--trust", pubkey, "--html", report)
+    assert result.code == 0, result
+    text = html.unescape(report.read_text())
+    item = items_by_page(captured, msite)["/dash.html"]
+    assert item["sha256"] in text and "DASH video" in text
+    assert f"--url 'urn:media:{msite.url('/dash.html')}#1' --out media-1.mp4" in text
+    assert "404" in text                       # what failed is shown too
+    assert "<video" not in text and "data:video" not in text     # no media embedded
+    as_json = json.loads(run("verify", captured, "--trust", pubkey, "--json").out)
+    page = next(p for p in as_json["pages"] if p["url"] == msite.url("/dash.html"))
+    assert page["media"][0]["sha256"] == item["sha256"] and page["media"][0]["found"]

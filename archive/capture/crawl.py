@@ -452,7 +452,9 @@ class Crawler:
         body = decoded_body(result)
         if body is None:
             return []
-        return [url for url in find_in_html(body, result.url, result.headers.get("content-type"))
+        frames: list[str] = []
+        found = find_in_html(body, result.url, result.headers.get("content-type"), frames)
+        return [url for url in self.media.with_extracted(result.url, found, frames)
                 if not self.scope.excluded(url)]
 
     def _redirect(self, item: Item, target: str | None) -> Outcome:
@@ -537,7 +539,8 @@ class Crawler:
             line = {"t": "group", "url": item.url, "kind": "page", "final": final,
                     "queue": [new.to_json() for new in queued], "seen": fetched,
                     "requisites": len(page.requisites), "requisitesFailed": page.failed_requisites}
-            media = [url for url in page.media if not self.scope.excluded(url)]
+            media = [url for url in self.media.with_extracted(page.final_url, page.media, page.frames)
+                     if not self.scope.excluded(url)] if self.media is not None else []
             if final:
                 entry = page_entry(page)
                 if item.attempt:

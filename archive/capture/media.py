@@ -227,6 +227,7 @@ class MediaSession:
         self._lock = threading.Lock()
         self._one_at_a_time = threading.Lock()
         self._cookies: Path | None = None
+        self._extractors: list | None = None
 
     @property
     def version(self) -> str:
@@ -302,6 +303,19 @@ class MediaSession:
                 self._failures.append(f"{result.url}: {type(exc).__name__}: {exc}")
 
     # -- items -----------------------------------------------------------------
+    def extractor_for(self, url: str) -> str | None:
+        """The name of yt-dlp's own extractor for `url` (a platform's video page, an
+        embedded player), None when only its generic one would do."""
+        if self._extractors is None:
+            from yt_dlp.extractor import gen_extractor_classes
+            self._extractors = [ie for ie in gen_extractor_classes() if ie.ie_key() != "Generic"]
+        return next((ie.ie_key() for ie in self._extractors if ie.suitable(url)), None)
+
+    def with_extracted(self, page: str, found: list[str], frames: list[str] = ()) -> list[str]:
+        """`found` with the page and frames yt-dlp has an extractor for put first."""
+        players = [url for url in (page, *frames) if url not in found and self.extractor_for(url)]
+        return list(dict.fromkeys(players + found))
+
     def capture(self, page: str, urls: list[str], budget: MediaBudget | None = None,
                 first_number: int = 1, again: bool = False) -> list[dict]:
         """Download the media `urls` found on `page` (numbered from `first_number`) and

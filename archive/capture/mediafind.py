@@ -64,8 +64,10 @@ def is_media(url: str, content_type: str | None = None) -> bool:
     return is_manifest(url, content_type) or is_media_file(url, content_type)
 
 
-def find_in_html(body: bytes, base: str, content_type: str | None = None) -> list[str]:
-    """The media URLs an HTML document names, in document order, each once."""
+def find_in_html(body: bytes, base: str, content_type: str | None = None,
+                 frames: list[str] | None = None) -> list[str]:
+    """The media URLs an HTML document names, in document order, each once; the URLs of
+    its frames and embeds (a player, maybe) are added to `frames` when given."""
     text = body.decode(charset_of(content_type, body), errors="replace")
     tree = LexborHTMLParser(text)
     base_tag = tree.css_first("base[href]")
@@ -84,6 +86,9 @@ def find_in_html(body: bytes, base: str, content_type: str | None = None) -> lis
         found += [absolute(base, url) for url in _json_ld_urls(node.text())]
     for match in MANIFEST_IN_TEXT.finditer(text):
         found.append(absolute(base, match.group(0).replace("&amp;", "&")))
+    if frames is not None:
+        frames += _unique(absolute(base, node.attributes.get("src"))
+                          for node in tree.css("iframe[src], embed[src]"))
     return _unique(found)
 
 

@@ -95,6 +95,11 @@ def media_site(files: dict[str, bytes]) -> Site:
     site.add("/media/cut.m3u8", playlist, content_type=TYPES[".m3u8"])
     site.add("/media/cut-1.ts", handler=reset_after(5000, declared=60000))
     site.html("/cut.html", "Cut", '<video src="/media/cut.m3u8"></video>')
+    # A live stream: a playlist without an end (its segments are those of the clip).
+    live = files["/media/hls/clip.m3u8"].decode().replace("clip-", "/media/hls/clip-")
+    live = live.replace("#EXT-X-ENDLIST\n", "").replace("#EXT-X-PLAYLIST-TYPE:VOD\n", "")
+    site.add("/media/live.m3u8", live, content_type=TYPES[".m3u8"])
+    site.html("/live.html", "Live", '<video src="/media/live.m3u8"></video>')
     return site
 
 

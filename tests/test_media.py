@@ -346,3 +346,23 @@ def test_the_html_report_shows_each_media_items_format_duration_hash_and_extract
     as_json = json.loads(run("verify", captured, "--trust", pubkey, "--json").out)
     page = next(p for p in as_json["pages"] if p["url"] == msite.url("/dash.html"))
     assert page["media"][0]["sha256"] == item["sha256"] and page["media"][0]["found"]
+
+
+def test_a_live_stream_is_recorded_as_live_not_captured_unless_media_live_says_how_long(
+        msite, key, tmp_path):
+    code, wacz = capture_cli([msite.url("/live.html"), "--media", "--key", key], tmp_path / "a")
+    assert code == 0
+    item = items_by_page(wacz, msite)["/live.html"]
+    assert item["status"] == "skipped" and item["reason"].startswith("live, not captured")
+    code, wacz = capture_cli([msite.url("/live.html"), "--media", "--media-live", "2s",
+                              "--key", key], tmp_path / "b")
+    assert code == 0
+    item = items_by_page(wacz, msite)["/live.html"]
+    assert item["status"] == "kept" and "live stream" in item["live"]
+    rec = _resource(records(wacz), item["record"])
+    path = tmp_path / "live.mp4"
+    path.write_bytes(rec["payload"])
+    assert 1.5 <= ffprobe(path)["duration"] <= 2.6
+    # what ffmpeg fetched went through our proxy: the segments are response records
+    assert [r for r in records(wacz) if r["type"] in ("response", "revisit")
+            and r["uri"] == msite.url("/media/hls/clip-0.ts")]

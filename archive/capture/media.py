@@ -436,7 +436,11 @@ class MediaSession:
                     item.entry.update(status="skipped", reason="live, not captured "
                                       "(--media-live SECONDS records that long of it)")
                     return None
-                self._live_limit(budget, self.options.live)
+                # ffmpeg records it (yt-dlp's way with a live stream), through our proxy,
+                # for that long (-t); the progress hook's deadline is a backstop
+                seconds = self.options.live
+                ydl.params["download_ranges"] = lambda info, ydl: [{"start_time": 0, "end_time": seconds}]
+                self._live_limit(budget, seconds + max(30.0, seconds))
             filesize = info.get("filesize") or info.get("filesize_approx")
             if filesize and filesize > limit[0]:
                 raise MediaStop(f"larger than {limit[1]} ({filesize} > {limit[0]} bytes)", "skipped")

@@ -344,6 +344,9 @@ def test_the_html_report_shows_each_media_items_format_duration_hash_and_extract
     assert "404" in text                       # what failed is shown too
     assert "<video" not in text and "data:video" not in text     # no media embedded
     as_json = json.loads(run("verify", captured, "--trust", pubkey, "--json").out)
+    import jsonschema
+    schema = json.loads((Path(__file__).parent.parent / "archive/verify/report.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(as_json)
     page = next(p for p in as_json["pages"] if p["url"] == msite.url("/dash.html"))
     assert page["media"][0]["sha256"] == item["sha256"] and page["media"][0]["found"]
 

@@ -17,7 +17,7 @@ from archive.capture.recorder import FetchResult
 from archive.httpmessage import PayloadSplitter
 from archive.warc.cdxj import cdxj_line
 from archive.warc.records import fetch_metadata_fields
-from archive.warc.writer import RecordRef, WarcWriter, warc_fields
+from archive.warc.writer import RecordRef, WarcWriter, gzip_level, warc_fields
 
 
 @dataclass
@@ -126,7 +126,7 @@ def _write_response(writer: WarcWriter, result: FetchResult, revisit_block: byte
             extra["WARC-Truncated"] = result.truncated
         ref = writer.write(
             "response", result.url, result.response, result.response_length,
-            result.block_digest, result.payload_digest, extra=extra,
+            result.block_digest, result.payload_digest, extra=extra, level=gzip_level(mime),
         )
         record_type = "response"
         if revisit_block is not None:

@@ -44,7 +44,7 @@ from archive.capture.recorder import FetchResult
 from archive.errors import ArchiveError
 from archive.hashing import CHUNK, warc_digest
 from archive.warc.cdxj import cdxj_line
-from archive.warc.writer import RecordRef, WarcWriter
+from archive.warc.writer import RecordRef, WarcWriter, gzip_level
 
 MEDIA_URN = "urn:media:"
 THUMBNAIL_URN = "urn:media-thumbnail:"
@@ -520,7 +520,7 @@ class MediaSession:
         sha, digest, size = file_digest(path)
         with open(path, "rb") as fh, self.writer.batch():
             ref = self.writer.write("resource", uri, fh, size, digest, digest,
-                                    content_type=content_type)
+                                    content_type=content_type, level=gzip_level(content_type))
             self.record(Recorded(index=[cdxj_line(uri, ref.date, ref.filename, ref.offset,
                                                   ref.length, "resource", digest, content_type)]))
         return ref, sha, size

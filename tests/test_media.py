@@ -369,3 +369,11 @@ def test_a_live_stream_is_recorded_as_live_not_captured_unless_media_live_says_h
     # what ffmpeg fetched went through our proxy: the segments are response records
     assert [r for r in records(wacz) if r["type"] in ("response", "revisit")
             and r["uri"] == msite.url("/media/hls/clip-0.ts")]
+
+
+def test_max_bytes_counts_media(msite, key, tmp_path):
+    code, wacz = capture_cli([msite.url("/video.html"), "--media", "--max-bytes", "20KB",
+                              "--key", key], tmp_path)
+    assert code == 0
+    item = items_by_page(wacz, msite)["/video.html"]
+    assert item["status"] == "skipped" and "--max-bytes" in item["reason"]

@@ -208,7 +208,7 @@ class Crawler:
                     if self._deadline is not None and time.monotonic() >= self._deadline:
                         self.frontier.stop("max-time")
                     if on_progress:
-                        on_progress(self.stats, self.frontier.queued)
+                        on_progress(self._progress(), self.frontier.queued)
         except BaseException as exc:
             self.frontier.stop("interrupted")
             for thread in threads:
@@ -229,6 +229,15 @@ class Crawler:
         self.stats.not_fetched = len(self.not_fetched)
         self.journal.append({"t": "end", "stop": self.stop_reason, "notFetched": self.not_fetched})
         return self.stats
+
+    def _progress(self) -> CrawlStats:
+        """The stats so far, with the bytes recorded but not journaled yet and those of
+        a media download under way (a large video would freeze the progress line)."""
+        if self.media is None:
+            return self.stats
+        with self.writer.batch():
+            pending = self._unjournaled.bytes
+        return replace(self.stats, bytes=self.stats.bytes + pending + self.media.downloading)
 
     # -- the browser -----------------------------------------------------------
     def _start_browser(self) -> None:

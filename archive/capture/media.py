@@ -219,6 +219,7 @@ class MediaSession:
         self.dedup = dedup
         self.ffmpeg = ffmpeg_version()
         self.fetched: set[str] = set()      # URLs the proxy fetched for any item
+        self.downloading = 0                # bytes of the file being downloaded (for progress)
         self._verify_tls = verify_tls
         self._spool_dir = spool_dir
         self._ca: InterceptionCA | None = None
@@ -366,6 +367,7 @@ class MediaSession:
                 raise
             entry.update(status="failed", reason=f"yt-dlp failed: {type(exc).__name__}: {exc}")
         finally:
+            self.downloading = 0
             shutil.rmtree(item.folder, ignore_errors=True)
         if log.messages and entry.get("status") != "kept":
             entry.setdefault("messages", log.messages[-5:])
@@ -385,6 +387,7 @@ class MediaSession:
             if budget.deadline is not None and time.monotonic() >= budget.deadline:
                 raise MediaStop("--max-time reached during the download", "skipped")
             done = progress.get("downloaded_bytes") or 0
+            self.downloading = done if progress.get("status") == "downloading" else 0
             total = progress.get("total_bytes") or progress.get("total_bytes_estimate") or 0
             if done > limit[0] or (progress.get("total_bytes") and total > limit[0]):
                 raise MediaStop(f"larger than {limit[1]} ({limit[0]} bytes)", "skipped")

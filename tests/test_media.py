@@ -377,3 +377,15 @@ def test_max_bytes_counts_media(msite, key, tmp_path):
     assert code == 0
     item = items_by_page(wacz, msite)["/video.html"]
     assert item["status"] == "skipped" and "--max-bytes" in item["reason"]
+
+
+def test_delay_holds_between_media_requests_to_one_host(media_files, key, tmp_path):
+    site = media_site(media_files)
+    with SiteServer(site) as server:
+        code, wacz = capture_cli([server.url("/hls.html"), "--media", "--delay", "0.3s",
+                                  "--key", key], tmp_path)
+    assert code == 0 and items_by_page(wacz, server)["/hls.html"]["status"] == "kept"
+    times = [t for path, t in site.times if path.startswith("/media/")]
+    assert len(times) >= 5
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= 0.28, gaps

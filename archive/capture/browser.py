@@ -33,7 +33,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import async_playwright
 
 from archive.capture.dedup import Dedup
-from archive.capture.exchange import Recorded, write_exchange
+from archive.capture.exchange import Recorded, write_for_sink
 from archive.capture.links import extract_html
 from archive.capture.mediafind import find_in_html, find_in_traffic
 from archive.capture.pageoptions import PageOptions
@@ -486,14 +486,7 @@ class BrowserSession:
         return state
 
     def end(self, state: _PageState | None, result: FetchResult, notes: dict) -> None:
-        written = None
-        try:
-            with self.writer.batch():
-                written = write_exchange(self.writer, result, extra_fields=notes, dedup=self.dedup)
-                self.record(written.recorded)
-        except Exception as exc:  # noqa: BLE001 - reported by close(), never dropped silently
-            with self._lock:
-                self._failures.append(f"{result.url}: {type(exc).__name__}: {exc}")
+        written = write_for_sink(self.writer, self.record, result, notes, self.dedup, self._failures)
         if state is not None:
             with state.lock:
                 state.pending[result.url] -= 1

@@ -272,7 +272,7 @@ class Crawler:
             folder = tempfile.mkdtemp(prefix="archive-media-")
         self.media = MediaSession(
             self.writer, self._browser_recorded, o.media, folder, user_agent=o.user_agent,
-            verify_tls=o.verify_tls, timeout=o.timeout, retries=o.retries,
+            verify_tls=o.verify_tls, timeout=o.timeout, retries=o.retries, delay=o.delay,
             spool_dir=self.spool_dir, exclude=self._excluded, dedup=self.dedup,
         ).start()
         self.writer.describe(self.media.describe())

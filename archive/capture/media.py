@@ -35,7 +35,7 @@ import yt_dlp
 from yt_dlp.version import __version__ as YT_DLP_VERSION
 
 from archive.capture.dedup import Dedup
-from archive.capture.exchange import Recorded, write_exchange
+from archive.capture.exchange import Recorded, write_for_sink
 from archive.capture.mediafind import is_media_file
 from archive.capture.mediaoptions import MediaOptions
 from archive.capture.proxy import ProxyOptions, RecordingProxy, Refused
@@ -204,6 +204,7 @@ class MediaSession:
         verify_tls: bool = True,
         timeout: float = 30.0,
         retries: int = 2,
+        delay: float = 0.0,
         spool_dir: str | None = None,
         exclude: Callable[[str], str | None] | None = None,
         dedup: Dedup | None = None,
@@ -215,6 +216,8 @@ class MediaSession:
         self.user_agent = user_agent
         self.timeout = timeout
         self.retries = retries
+        self.delay = delay                  # between request starts to one host (--delay)
+        self._next_start: dict[str, float] = {}
         self.exclude = exclude
         self.dedup = dedup
         self.ffmpeg = ffmpeg_version()
@@ -287,6 +290,15 @@ class MediaSession:
             raise Refused(reason)
         with self._lock:
             self.fetched.add(url)
+            wait = 0.0
+            if self.delay:
+                # --delay holds for media hosts too: segment after segment, as for requisites
+                host, now = urlsplit(url).netloc.lower(), time.monotonic()
+                start = max(now, self._next_start.get(host, 0.0))
+                self._next_start[host] = start + self.delay
+                wait = start - now
+        if wait > 0:
+            time.sleep(wait)
 
     def end(self, token, result: FetchResult, notes: dict) -> None:
         fields = {**notes, "fetched-by": f"yt-dlp {YT_DLP_VERSION} (media capture)"}
@@ -295,13 +307,7 @@ class MediaSession:
             if names:
                 fields["redacted"] = [f"{name} request header: credentials given to the capture"
                                       for name in names]
-        try:
-            with self.writer.batch():
-                written = write_exchange(self.writer, result, extra_fields=fields, dedup=self.dedup)
-                self.record(written.recorded)
-        except Exception as exc:  # noqa: BLE001 - reported by close(), never dropped silently
-            with self._lock:
-                self._failures.append(f"{result.url}: {type(exc).__name__}: {exc}")
+        write_for_sink(self.writer, self.record, result, fields, self.dedup, self._failures)
 
     # -- items -----------------------------------------------------------------
     def extractor_for(self, url: str) -> str | None:
@@ -331,6 +337,10 @@ class MediaSession:
             if already:
                 entries.append({"n": number, "url": url, "status": "skipped",
                                 "reason": "already fetched by an earlier media download of this capture"})
+                continue
+            if budget.deadline is not None and time.monotonic() >= budget.deadline:
+                entries.append({"n": number, "url": url, "status": "skipped",
+                                "reason": "--max-time reached before it was fetched"})
                 continue
             item = _Item(page, number, url, self.folder / f"item-{time.monotonic_ns()}")
             with self._one_at_a_time:
@@ -363,8 +373,6 @@ class MediaSession:
             else:
                 entry.update(status="failed", reason=_message(exc, log))
         except Exception as exc:  # noqa: BLE001 - an extractor's crash is the item's failure
-            if isinstance(exc, MediaStop):
-                raise
             entry.update(status="failed", reason=f"yt-dlp failed: {type(exc).__name__}: {exc}")
         finally:
             self.downloading = 0

@@ -10,9 +10,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.site import Site, reset_after
+from tests.site import PNG, Site, reset_after
 
 SECONDS = 3
+VTT = b"WEBVTT\n\n00:00.000 --> 00:02.000\nThe statement, in English\n"
 TYPES = {
     ".mp4": "video/mp4", ".m4a": "audio/mp4", ".m3u8": "application/vnd.apple.mpegurl",
     ".ts": "video/mp2t", ".mpd": "application/dash+xml", ".m4s": "video/iso.segment",
@@ -79,7 +80,10 @@ def media_site(files: dict[str, bytes]) -> Site:
     site = Site()
     for path, body in files.items():
         site.add(path, body, content_type=TYPES.get(Path(path).suffix, "application/octet-stream"))
-    site.html("/video.html", "MP4", '<video controls src="/media/clip.mp4" poster="/poster.png"></video>')
+    site.add("/poster.png", PNG, content_type="image/png")
+    site.add("/media/clip.en.vtt", VTT, content_type="text/vtt")
+    site.html("/video.html", "MP4", '<video controls src="/media/clip.mp4" poster="/poster.png">'
+              '<track kind="subtitles" srclang="en" src="/media/clip.en.vtt"></video>')
     site.html("/hls.html", "HLS", '<video id="v"></video><script>'
               'player.load("/media/hls/master.m3u8")</script>')
     site.html("/dash.html", "DASH", '<div data-manifest="/media/dash/manifest.mpd"></div>')

@@ -389,3 +389,20 @@ def test_delay_holds_between_media_requests_to_one_host(media_files, key, tmp_pa
     assert len(times) >= 5
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert min(gaps) >= 0.28, gaps
+
+
+def test_the_pages_poster_and_subtitle_track_are_kept_as_the_items_thumbnail_and_subtitles(
+        captured, msite, pubkey, run, tmp_path):
+    from tests.media import VTT
+    from tests.site import PNG
+
+    recs = records(captured)
+    page = msite.url("/video.html")
+    assert _resource(recs, f"urn:media-thumbnail:{page}#1")["payload"] == PNG
+    assert _resource(recs, f"urn:media-subtitles:{page}#1:en")["payload"] == VTT
+    extras = items_by_page(captured, msite)["/video.html"]["extras"]
+    assert {e["kind"] for e in extras} == {"thumbnail", "subtitles"}
+    report = tmp_path / "report.html"
+    assert run("verify", captured, "--trust", pubkey, "--html", report).code == 0
+    assert f'alt="thumbnail of media #1" src="data:image/png;base64,{base64.b64encode(PNG).decode()}"' \
+        in report.read_text()

@@ -168,6 +168,7 @@ class BrowserPageResult:
     size: int = 0                      # body bytes of the page's own response
     media: list[str] = field(default_factory=list)        # video and audio found (find_media)
     frames: list[str] = field(default_factory=list)       # its frames' URLs (find_media)
+    media_extras: dict = field(default_factory=dict)      # posters, subtitle tracks (find_media)
 
 
 def page_entry(result: BrowserPageResult) -> dict:
@@ -708,7 +709,8 @@ class BrowserSession:
             result.dom = self._resource(f"urn:dom:{result.final_url}", dom, "text/html; charset=utf-8", result)
             result.outlinks = extract_html(dom, result.final_url).pages
             if self.options.find_media:
-                result.media += find_in_html(dom, result.final_url, frames=result.frames)
+                result.media += find_in_html(dom, result.final_url, frames=result.frames,
+                                             extras=result.media_extras)
             await self._frame_doms(page, result, timeout)
         png = None
         for full_page in (True, False):

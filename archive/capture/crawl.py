@@ -128,6 +128,7 @@ class Outcome:
     follows_redirect: bool = False   # the page entry belongs to where the redirect leads
     robots_blocked: bool = False
     media: list[str] = field(default_factory=list)   # video and audio found (with --media)
+    media_extras: dict = field(default_factory=dict)  # their posters and subtitle tracks, by URL
 
 
 class Crawler:
@@ -296,14 +297,16 @@ class Crawler:
             return reason if reason in ("interrupted", "error") else None
         return MediaBudget(bytes_left, self._deadline, stopping)
 
-    def _record_media(self, page: str, urls: list[str], again: bool = False) -> None:
+    def _record_media(self, page: str, urls: list[str], extras: dict | None = None,
+                      again: bool = False) -> None:
         """Download and record the media found on `page`, then journal what became of
         each (its exchanges and records are journaled with it)."""
         if not urls or self.media is None:
             return
         from archive.capture.media import MediaInterrupted
         try:
-            entries = self.media.capture(page, urls, self._media_budget(), again=again)
+            entries = self.media.capture(page, urls, self._media_budget(), again=again,
+                                         extras=extras)
         except MediaInterrupted:
             return      # the crawl is stopping: a resume fetches these again
         with self.writer.batch():
@@ -318,8 +321,8 @@ class Crawler:
             with self._media_todo_lock:
                 if not self._media_todo or self.frontier.stop_reason:
                     return
-                page, urls = self._media_todo.pop(0)
-            self._record_media(page, urls, again=True)
+                page, found = self._media_todo.pop(0)
+            self._record_media(page, found["urls"], found.get("extras"), again=True)
 
     def _excluded(self, url: str) -> str | None:
         return "excluded by --exclude" if self.scope.excluded(url) else None
@@ -386,7 +389,7 @@ class Crawler:
             self._commit(item, result, final=True, outcome=outcome)
         finally:
             result.close()
-        self._record_media(result.url, outcome.media)
+        self._record_media(result.url, outcome.media, outcome.media_extras)
 
     def _retry_wait(self, item: Item, error_kind: str | None, status: int | None,
                     retry_after_header: str | None) -> float | None:
@@ -442,29 +445,32 @@ class Crawler:
         if result.truncated:
             return Outcome()
         links = self._links(result)
-        media = self._media_found(result)
+        media, extras = self._media_found(result)
         if item.requisite and "css" not in (result.headers.get("content-type") or "").lower():
             # a requisite's own links are not followed (an iframe's page, say); its media are
-            return Outcome(links, media=media)
+            return Outcome(links, media=media, media_extras=extras)
         # With --media, a page's video and audio are yt-dlp's to fetch, not fetched twice.
         items = [Item(url, item.depth, requisite=True)
                  for url in links.requisites if not self.scope.excluded(url) and url not in media]
         if not item.requisite and item.depth < self.options.depth:
             items += [Item(url, item.depth + 1) for url in links.pages if self.scope.allows(url)]
-        return Outcome(links, new_items=items, media=media)
+        return Outcome(links, new_items=items, media=media, media_extras=extras)
 
-    def _media_found(self, result: FetchResult) -> list[str]:
-        """With --media, the video and audio an HTML response names (not excluded)."""
+    def _media_found(self, result: FetchResult) -> tuple[list[str], dict]:
+        """With --media, the video and audio an HTML response names (not excluded), and
+        their posters and subtitle tracks."""
         if self.media is None or "html" not in (result.headers.get("content-type") or "").lower() \
                 or not 200 <= result.status < 300:
-            return []
+            return [], {}
         body = decoded_body(result)
         if body is None:
-            return []
+            return [], {}
         frames: list[str] = []
-        found = find_in_html(body, result.url, result.headers.get("content-type"), frames)
-        return [url for url in self.media.with_extracted(result.url, found, frames)
+        extras: dict = {}
+        found = find_in_html(body, result.url, result.headers.get("content-type"), frames, extras)
+        urls = [url for url in self.media.with_extracted(result.url, found, frames)
                 if not self.scope.excluded(url)]
+        return urls, {url: extra for url, extra in extras.items() if url in urls}
 
     def _redirect(self, item: Item, target: str | None) -> Outcome:
         """A redirect's target is queued as its own fetch. A loop or an over-long chain is
@@ -521,6 +527,8 @@ class Crawler:
                 line["failed"] = failed
                 if outcome.media:
                     line["mediaFound"] = {"page": result.url, "urls": outcome.media}
+                    if outcome.media_extras:
+                        line["mediaFound"]["extras"] = outcome.media_extras
                 if outcome.robots_blocked:
                     line["robots"] = True
                 followed = outcome.follows_redirect and bool(queued)
@@ -557,13 +565,14 @@ class Crawler:
                 line["failed"] = "error" in entry
                 line["page"] = entry
                 if media:
-                    line["mediaFound"] = {"page": page.final_url, "urls": media}
+                    line["mediaFound"] = {"page": page.final_url, "urls": media,
+                                          "extras": page.media_extras}
             self._journal(line)
         if wait is not None:
             self.frontier.retry(item.retried(), time.monotonic() + wait)
         self._check_bytes()
         if final:
-            self._record_media(page.final_url, media)
+            self._record_media(page.final_url, media, page.media_extras)
 
     def _page_options(self) -> PageOptions:
         """The browser's page options, its wait cut at --max-time (as the crawler's own

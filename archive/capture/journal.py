@@ -86,7 +86,7 @@ class CrawlState:
     robots: dict[str, RobotsAnswer] = field(default_factory=dict)   # by robots.txt URL
     journal_end: int = 0          # bytes of the journal its lines fill (what follows is damage)
     earlier_runs: float = 0.0     # seconds crawled by the runs before the last `resume`
-    media_todo: dict[str, list[str]] = field(default_factory=dict)   # page -> media found, not done
+    media_todo: dict[str, dict] = field(default_factory=dict)   # page -> mediaFound, not done
     media: list[dict] = field(default_factory=list)   # what became of each media item, with its page
     media_tools: dict = field(default_factory=dict)   # what downloaded and merged them
     this_run: float = 0.0         # seconds crawled by the last run, to its last group
@@ -99,7 +99,8 @@ class CrawlState:
     def _media(self, line: dict) -> None:
         found, done = line.get("mediaFound"), line.get("mediaDone")
         if found:
-            self.media_todo[found["page"]] = list(found["urls"])
+            self.media_todo[found["page"]] = {"urls": list(found["urls"]),
+                                              "extras": found.get("extras") or {}}
         if done:
             self.media_todo.pop(done["page"], None)
             self.media += [{"page": done["page"], **entry} for entry in done["entries"]]

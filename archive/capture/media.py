@@ -184,6 +184,7 @@ class _Item:
     url: str
     folder: Path
     entry: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)     # the page's poster and subtitle tracks for it
 
 
 class MediaSession:
@@ -324,11 +325,13 @@ class MediaSession:
         return list(dict.fromkeys(players + found))
 
     def capture(self, page: str, urls: list[str], budget: MediaBudget | None = None,
-                first_number: int = 1, again: bool = False) -> list[dict]:
+                first_number: int = 1, again: bool = False, extras: dict | None = None) -> list[dict]:
         """Download the media `urls` found on `page` (numbered from `first_number`) and
         record them; returns one entry per URL saying what became of it. `again`: an
         earlier run was cut off while fetching these (the evidence says they were fetched
-        again). Raises MediaInterrupted when the crawl is stopping."""
+        again). `extras`: the poster and subtitle tracks the page gives a media file, by
+        URL (kept as its thumbnail and subtitles). Raises MediaInterrupted when the crawl
+        is stopping."""
         budget = budget or MediaBudget()
         entries = []
         for number, url in enumerate(urls, first_number):
@@ -342,7 +345,8 @@ class MediaSession:
                 entries.append({"n": number, "url": url, "status": "skipped",
                                 "reason": "--max-time reached before it was fetched"})
                 continue
-            item = _Item(page, number, url, self.folder / f"item-{time.monotonic_ns()}")
+            item = _Item(page, number, url, self.folder / f"item-{time.monotonic_ns()}",
+                         extra=(extras or {}).get(url) or {})
             with self._one_at_a_time:
                 entries.append(self._capture_item(item, budget, again))
         return entries
@@ -436,7 +440,7 @@ class MediaSession:
             if is_media_file(item.url):
                 # A file named by the page (<video src>): no extractor's probe, which
                 # would have the proxy read the whole file once more.
-                info = ydl.process_ie_result(_direct(item.url, item.page), download=False)
+                info = ydl.process_ie_result(_direct(item.url, item.page, item.extra), download=False)
             else:
                 info = ydl.extract_info(item.url, download=False)
             if info.get("_type") in ("playlist", "multi_video"):
@@ -484,20 +488,18 @@ class MediaSession:
             kept.append({"record": uri, "recordId": ref.record_id, "sha256": sha, "size": size,
                          "file": path.name})
         extras = []
-        for thumb in info.get("thumbnails") or ():
-            path = Path(thumb.get("filepath") or "")
-            if thumb.get("filepath") and path.is_file():
-                uri = f"{THUMBNAIL_URN}{page}#{n}"
-                ref, sha, size = self._write_file(uri, path, _mime(path, "image/jpeg"))
-                extras.append({"kind": "thumbnail", "record": uri, "sha256": sha, "size": size})
-                break
-        for lang, sub in sorted((info.get("requested_subtitles") or {}).items()):
-            path = Path(sub.get("filepath") or "")
-            if sub.get("filepath") and path.is_file():
-                uri = f"{SUBTITLES_URN}{page}#{n}:{lang}"
-                ref, sha, size = self._write_file(uri, path, _mime(path, "text/vtt"))
-                extras.append({"kind": "subtitles", "language": lang, "record": uri,
-                               "sha256": sha, "size": size})
+        # Found by the names our output templates give them (the paths yt-dlp notes in its
+        # info are not always those of the files it left).
+        for path in sorted(item.folder.glob("thumbnail.*"))[:1]:
+            uri = f"{THUMBNAIL_URN}{page}#{n}"
+            ref, sha, size = self._write_file(uri, path, _mime(path, "image/jpeg"))
+            extras.append({"kind": "thumbnail", "record": uri, "sha256": sha, "size": size})
+        for path in sorted(item.folder.glob("subtitles.*.*")):
+            lang = path.name.split(".")[1]
+            uri = f"{SUBTITLES_URN}{page}#{n}:{lang}"
+            ref, sha, size = self._write_file(uri, path, _mime(path, "text/vtt"))
+            extras.append({"kind": "subtitles", "language": lang, "record": uri,
+                           "sha256": sha, "size": size})
         chosen = _format(info, self._selector(), self._why())
         probed = probe(files[0])
         entry.update(
@@ -549,13 +551,21 @@ class MediaSession:
                 "video and audio, else video and audio kept as separate files")
 
 
-def _direct(url: str, page: str) -> dict:
-    """The info yt-dlp's generic extractor would give a plain media file."""
+def _direct(url: str, page: str, extra: dict) -> dict:
+    """The info yt-dlp's generic extractor would give a plain media file, with the
+    poster and subtitle tracks its page gives it."""
     name = urlsplit(url).path.rsplit("/", 1)[-1] or "media"
     stem, _, ext = name.rpartition(".")
-    return {"id": (stem or name)[:80], "title": stem or name, "url": url,
+    info = {"id": (stem or name)[:80], "title": stem or name, "url": url,
             "ext": ext.lower() or None, "extractor": "direct", "extractor_key": "Direct",
             "webpage_url": url, "original_url": url, "http_headers": {"Referer": page}}
+    if isinstance(extra.get("poster"), str):
+        info["thumbnails"] = [{"url": extra["poster"], "id": "poster"}]
+    if isinstance(extra.get("subtitles"), dict):
+        info["subtitles"] = {
+            str(lang): [{"url": sub, "ext": urlsplit(sub).path.rsplit(".", 1)[-1].lower() or "vtt"}]
+            for lang, sub in extra["subtitles"].items() if isinstance(sub, str)}
+    return info
 
 
 def _format(info: dict, selector: str, why: str) -> dict:

@@ -65,19 +65,26 @@ def is_media(url: str, content_type: str | None = None) -> bool:
 
 
 def find_in_html(body: bytes, base: str, content_type: str | None = None,
-                 frames: list[str] | None = None) -> list[str]:
-    """The media URLs an HTML document names, in document order, each once; the URLs of
-    its frames and embeds (a player, maybe) are added to `frames` when given."""
+                 frames: list[str] | None = None, extras: dict | None = None) -> list[str]:
+    """The media URLs an HTML document names, in document order, each once. The URLs of
+    its frames and embeds (a player, maybe) are added to `frames` when given; what a
+    <video> or <audio> element adds to its media (`poster`, and its subtitle and caption
+    <track>s as {language: URL}) to `extras`, by media URL, when given."""
     text = body.decode(charset_of(content_type, body), errors="replace")
     tree = LexborHTMLParser(text)
     base_tag = tree.css_first("base[href]")
     if base_tag is not None:
         base = absolute(base, base_tag.attributes.get("href")) or base
     found: list[str | None] = []
-    for node in tree.css("video[src], audio[src]"):
-        found.append(absolute(base, node.attributes.get("src")))
-    for node in tree.css("video source[src], audio source[src]"):
-        found.append(absolute(base, node.attributes.get("src")))
+    for element in tree.css("video, audio"):
+        urls = [absolute(base, element.attributes.get("src"))]
+        urls += [absolute(base, node.attributes.get("src")) for node in element.css("source[src]")]
+        found += urls
+        if extras is not None:
+            extra = _companions(element, base)
+            for url in filter(None, urls):
+                if extra:
+                    extras.setdefault(url, extra)
     for node in tree.css("meta[property], meta[name]"):
         key = (node.attributes.get("property") or node.attributes.get("name") or "").lower()
         if key in OG_PROPERTIES:
@@ -90,6 +97,25 @@ def find_in_html(body: bytes, base: str, content_type: str | None = None,
         frames += _unique(absolute(base, node.attributes.get("src"))
                           for node in tree.css("iframe[src], embed[src]"))
     return _unique(found)
+
+
+def _companions(element, base: str) -> dict:
+    """The poster and subtitle tracks of a <video> or <audio> element."""
+    extra: dict = {}
+    poster = absolute(base, element.attributes.get("poster"))
+    if poster:
+        extra["poster"] = poster
+    subtitles = {}
+    for track in element.css("track[src]"):
+        if (track.attributes.get("kind") or "subtitles").lower() not in ("subtitles", "captions"):
+            continue
+        url = absolute(base, track.attributes.get("src"))
+        lang = (track.attributes.get("srclang") or track.attributes.get("label") or "und").strip()[:35]
+        if url:
+            subtitles.setdefault(lang or "und", url)
+    if subtitles:
+        extra["subtitles"] = subtitles
+    return extra
 
 
 def _json_ld_urls(text: str) -> list[str]:

@@ -121,3 +121,18 @@ def trickle(body: bytes, piece: int = 4096, pause: float = 0.1):
             h.wfile.flush()
             time.sleep(pause)
     return handler
+
+
+def stall_after(body: bytes, n_bytes: int, seconds: float = 120.0):
+    """A handler that sends the first n_bytes of `body`, then nothing for `seconds`."""
+    import time
+
+    def handler(h) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "video/mp4")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body[:n_bytes])
+        h.wfile.flush()
+        time.sleep(seconds)
+    return handler

@@ -172,6 +172,8 @@ def test_errors_are_recorded_with_yt_dlps_message_and_the_capture_still_verifies
     verify = subprocess.run([str(BIN / "archive"), "verify", str(captured), "--trust", str(pubkey)],
                             capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "media (video and audio found" in verify.stdout
+    assert f"#1 kept  sha256 {items['/video.html']['sha256']}" in verify.stdout
     assert_third_party_checks_pass(captured, tmp_path)
 
 
@@ -388,7 +390,8 @@ def test_delay_holds_between_media_requests_to_one_host(media_files, key, tmp_pa
     times = [t for path, t in site.times if path.startswith("/media/")]
     assert len(times) >= 5
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert min(gaps) >= 0.28, gaps
+    # measured where the server receives them: the proxy's own jitter is in there too
+    assert min(gaps) >= 0.2 and sum(gaps) >= 0.28 * len(gaps), gaps
 
 
 def test_the_pages_poster_and_subtitle_track_are_kept_as_the_items_thumbnail_and_subtitles(
@@ -406,3 +409,39 @@ def test_the_pages_poster_and_subtitle_track_are_kept_as_the_items_thumbnail_and
     assert run("verify", captured, "--trust", pubkey, "--html", report).code == 0
     assert f'alt="thumbnail of media #1" src="data:image/png;base64,{base64.b64encode(PNG).decode()}"' \
         in report.read_text()
+
+
+def test_sigterm_during_a_stalled_download_stops_at_once_and_the_capture_resumes(
+        media_files, key, pubkey, tmp_path):
+    import signal
+    import time as clock
+
+    from tests.killing import journal_when, kill, start_capture
+    from tests.media import stall_after
+
+    site = media_site(media_files)
+    site.add("/media/stalled.mp4", handler=stall_after(media_files["/media/clip.mp4"], 8192))
+    site.html("/stalled.html", "Stalled", '<video src="/media/stalled.mp4"></video>')
+    with SiteServer(site) as server:
+        work = tmp_path / "work"
+        process = start_capture([server.url("/stalled.html"), "--media", "--key", key,
+                                 "--store", tmp_path / "store", "--timeout", "60s"], work)
+        try:
+            journal = journal_when(process, work, lambda j: "/media/stalled.mp4" in site.requests)
+            clock.sleep(0.5)
+            stopped = clock.monotonic()
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+            assert clock.monotonic() - stopped < 15      # not the 60 s read timeout
+        finally:
+            kill(process)
+        assert process.returncode != 0 and "--resume" in process.stderr.read()
+        assert b"mediaDone" not in journal.read_bytes()
+        site.add("/media/stalled.mp4", media_files["/media/clip.mp4"], content_type="video/mp4")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("ARCHIVE_KEY_PASSPHRASE", PASSPHRASE)
+            code = cli_main(["capture", "--resume", str(journal.parent), "--key", str(key),
+                             "--store", str(tmp_path / "store"), "--quiet"])
+        assert code == 0
+    wacz = Path(stored_waczs(tmp_path / "store")[-1])
+    assert items_by_page(wacz, server)["/stalled.html"]["status"] == "kept"

@@ -212,6 +212,8 @@ class Crawler:
                         on_progress(self._progress(), self.frontier.queued)
         except BaseException as exc:
             self.frontier.stop("interrupted")
+            if self.media is not None:
+                self.media.stop()       # a download under way ends now, not at its next timeout
             for thread in threads:
                 thread.join()
             for close in (self._close_browser, self._close_media):
@@ -301,18 +303,20 @@ class Crawler:
                       again: bool = False) -> None:
         """Download and record the media found on `page`, then journal what became of
         each (its exchanges and records are journaled with it)."""
-        if not urls or self.media is None:
+        media = self.media
+        if not urls or media is None:
             return
         from archive.capture.media import MediaInterrupted
         try:
-            entries = self.media.capture(page, urls, self._media_budget(), again=again,
-                                         extras=extras)
+            entries = media.capture(page, urls, self._media_budget(), again=again, extras=extras)
         except MediaInterrupted:
             return      # the crawl is stopping: a resume fetches these again
+        if self.frontier.stop_reason in ("interrupted", "error"):
+            return      # what failed may have failed because we stopped: a resume fetches them again
         with self.writer.batch():
             self._journal({"t": "group", "url": page, "kind": "media", "final": True, "queue": [],
                            "mediaDone": {"page": page, "entries": entries,
-                                         "downloader": self.media.describe()}})
+                                         "downloader": media.describe()}})
         self._check_bytes()
 
     def _media_left_over(self) -> None:

@@ -264,6 +264,12 @@ class MediaSession:
         )).start()
         return self
 
+    def stop(self) -> None:
+        """The capture is stopping: cut every exchange under way (yt-dlp's download then
+        fails at once instead of at its next timeout)."""
+        if self._proxy is not None:
+            self._proxy.close()
+
     def close(self) -> None:
         """Stop the proxy (exchanges still running are recorded as cut short) and remove
         the downloads folder. Raises ArchiveError if an exchange could not be written."""

@@ -208,13 +208,15 @@ def test_media_options_need_media_and_bad_values_are_one_line_errors(run, tmp_pa
     assert result.code == 2 and "no such file" in result.err
 
 
-def test_the_size_limit_skips_an_item_and_says_why(msite, key, tmp_path):
-    code, wacz = capture_cli([msite.url("/video.html"), "--media", "--media-max-size", "10KB",
-                              "--key", key], tmp_path)
+@pytest.mark.parametrize("limit", ["--media-max-size", "--max-bytes"])
+def test_a_size_limit_skips_an_item_and_says_why(msite, key, tmp_path, limit):
+    # the clip is 45 KB; --max-bytes counts media with the rest
+    code, wacz = capture_cli([msite.url("/video.html"), "--media", limit, "20KB", "--key", key],
+                             tmp_path)
     assert code == 0
     item = items_by_page(wacz, msite)["/video.html"]
-    assert item["status"] == "skipped" and "--media-max-size" in item["reason"]
-    assert not [r for r in records(wacz) if r["type"] == "resource"]
+    assert item["status"] == "skipped" and limit in item["reason"]
+    assert not [r for r in records(wacz) if (r["uri"] or "").startswith("urn:media:")]
 
 
 def test_secrets_given_to_yt_dlp_never_appear_in_the_wacz(msite, key, tmp_path):
@@ -371,14 +373,6 @@ def test_a_live_stream_is_recorded_as_live_not_captured_unless_media_live_says_h
     # what ffmpeg fetched went through our proxy: the segments are response records
     assert [r for r in records(wacz) if r["type"] in ("response", "revisit")
             and r["uri"] == msite.url("/media/hls/clip-0.ts")]
-
-
-def test_max_bytes_counts_media(msite, key, tmp_path):
-    code, wacz = capture_cli([msite.url("/video.html"), "--media", "--max-bytes", "20KB",
-                              "--key", key], tmp_path)
-    assert code == 0
-    item = items_by_page(wacz, msite)["/video.html"]
-    assert item["status"] == "skipped" and "--max-bytes" in item["reason"]
 
 
 def test_delay_holds_between_media_requests_to_one_host(media_files, key, tmp_path):

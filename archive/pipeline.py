@@ -350,7 +350,7 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         evidence["dedupAgainst"] = {
             "capture": session.earlier.label, "datapackageHash": session.earlier.datapackage_hash,
         }
-    pages = with_media(state.pages, state.media)
+    pages = with_media(state.pages, state.media, state.frames)
     main = next((p for p in pages if "error" not in p), pages[0] if pages else None)
     return SealInput(
         capture_id=session.capture_id,
@@ -365,15 +365,21 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
     )
 
 
-def with_media(pages: list[dict], media: list[dict]) -> list[dict]:
-    """The pages.jsonl entries, each with what became of the media found on it."""
+def with_media(pages: list[dict], media: list[dict], frames: dict[str, list[str]]) -> list[dict]:
+    """The pages.jsonl entries, each with what became of the media found on it and in
+    its frames (a player embedded in an <iframe>: the `frame` says which)."""
     by_page: dict[str, list[dict]] = {}
     for entry in media:
         summary = {k: entry[k] for k in ("n", "url", "status", "reason", "record", "sha256",
                                          "size", "format", "duration") if entry.get(k) is not None}
         by_page.setdefault(entry["page"], []).append(summary)
-    return [{**page, "media": by_page[page["url"]]} if page.get("url") in by_page else page
-            for page in pages]
+    listed = []
+    for page in pages:
+        found = list(by_page.get(page.get("url"), ()))
+        for frame in frames.get(page.get("url"), ()):
+            found += [{**item, "frame": frame} for item in by_page.get(frame, ())]
+        listed.append({**page, "media": found} if found else page)
+    return listed
 
 
 def _holding(store: Store, capture_id: str, sha256: str):

@@ -167,6 +167,9 @@ def test_errors_are_recorded_with_yt_dlps_message_and_the_capture_still_verifies
     assert listed["/gone.html"]["media"][0]["status"] == "failed"
     assert listed["/video.html"]["media"][0]["status"] == "kept"
     assert listed["/video.html"]["media"][0]["record"] == f"urn:media:{msite.url('/video.html')}#1"
+    # the player in an <iframe>: its video is listed with the page that embeds it
+    embedded = listed["/embed.html"]["media"][0]
+    assert embedded["frame"] == msite.url("/player.html") and embedded["status"] == "kept"
     stats = evidence(captured)["stats"]
     assert stats["media"] == 5 and stats["mediaFailed"] == 2
     verify = subprocess.run([str(BIN / "archive"), "verify", str(captured), "--trust", str(pubkey)],

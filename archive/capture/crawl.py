@@ -129,6 +129,7 @@ class Outcome:
     robots_blocked: bool = False
     media: list[str] = field(default_factory=list)   # video and audio found (with --media)
     media_extras: dict = field(default_factory=dict)  # their posters and subtitle tracks, by URL
+    frames: list[str] = field(default_factory=list)   # its frames (players), with --media
 
 
 class Crawler:
@@ -449,7 +450,7 @@ class Crawler:
         if result.truncated:
             return Outcome()
         links = self._links(result)
-        media, extras = self._media_found(result)
+        media, extras, frames = self._media_found(result)
         if item.requisite and "css" not in (result.headers.get("content-type") or "").lower():
             # a requisite's own links are not followed (an iframe's page, say); its media are
             return Outcome(links, media=media, media_extras=extras)
@@ -458,23 +459,23 @@ class Crawler:
                  for url in links.requisites if not self.scope.excluded(url) and url not in media]
         if not item.requisite and item.depth < self.options.depth:
             items += [Item(url, item.depth + 1) for url in links.pages if self.scope.allows(url)]
-        return Outcome(links, new_items=items, media=media, media_extras=extras)
+        return Outcome(links, new_items=items, media=media, media_extras=extras, frames=frames)
 
-    def _media_found(self, result: FetchResult) -> tuple[list[str], dict]:
-        """With --media, the video and audio an HTML response names (not excluded), and
-        their posters and subtitle tracks."""
+    def _media_found(self, result: FetchResult) -> tuple[list[str], dict, list[str]]:
+        """With --media, the video and audio an HTML response names (not excluded), their
+        posters and subtitle tracks, and its frames (whose media are listed with it)."""
         if self.media is None or "html" not in (result.headers.get("content-type") or "").lower() \
                 or not 200 <= result.status < 300:
-            return [], {}
+            return [], {}, []
         body = decoded_body(result)
         if body is None:
-            return [], {}
+            return [], {}, []
         frames: list[str] = []
         extras: dict = {}
         found = find_in_html(body, result.url, result.headers.get("content-type"), frames, extras)
         urls = [url for url in self.media.with_extracted(result.url, found, frames)
                 if not self.scope.excluded(url)]
-        return urls, {url: extra for url, extra in extras.items() if url in urls}
+        return urls, {url: extra for url, extra in extras.items() if url in urls}, frames
 
     def _redirect(self, item: Item, target: str | None) -> Outcome:
         """A redirect's target is queued as its own fetch. A loop or an over-long chain is
@@ -533,6 +534,8 @@ class Crawler:
                     line["mediaFound"] = {"page": result.url, "urls": outcome.media}
                     if outcome.media_extras:
                         line["mediaFound"]["extras"] = outcome.media_extras
+                if outcome.frames:
+                    line["frames"] = outcome.frames
                 if outcome.robots_blocked:
                     line["robots"] = True
                 followed = outcome.follows_redirect and bool(queued)

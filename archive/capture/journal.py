@@ -89,6 +89,7 @@ class CrawlState:
     media_todo: dict[str, dict] = field(default_factory=dict)   # page -> mediaFound, not done
     media: list[dict] = field(default_factory=list)   # what became of each media item, with its page
     media_tools: dict = field(default_factory=dict)   # what downloaded and merged them
+    frames: dict[str, list[str]] = field(default_factory=dict)   # page -> its frames (--media)
     this_run: float = 0.0         # seconds crawled by the last run, to its last group
 
     @property
@@ -98,6 +99,8 @@ class CrawlState:
 
     def _media(self, line: dict) -> None:
         found, done = line.get("mediaFound"), line.get("mediaDone")
+        if line.get("frames"):
+            self.frames[line["url"]] = list(line["frames"])
         if found:
             self.media_todo[found["page"]] = {"urls": list(found["urls"]),
                                               "extras": found.get("extras") or {}}

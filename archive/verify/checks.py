@@ -41,7 +41,7 @@ PAGES = "pages/pages.jsonl"
 OUR_SOFTWARE = SOFTWARE.split()[0] + " "
 SCREENSHOT_PREFIX = "urn:screenshot:"
 MEDIA_PREFIX, THUMBNAIL_PREFIX = "urn:media:", "urn:media-thumbnail:"
-MEDIA_TEXT = ("url", "status", "reason", "format", "record")
+MEDIA_TEXT = ("url", "status", "reason", "format", "record", "frame")
 MEDIA_NUMBERS = ("n", "size", "duration")
 
 Progress = Callable[[int, int], None]

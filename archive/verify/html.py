@@ -124,6 +124,8 @@ def _media(report: Report, item: dict, source: Source | None) -> str:
     embedded: the report stays small and self-contained)."""
     status = item.get("status", "unknown") + (f": {item['reason']}" if item.get("reason") else "")
     rows = [("media", f"#{item.get('n', '?')} {item.get('url', '')}"), ("status", status)]
+    if item.get("frame"):
+        rows.append(("in the frame", item["frame"]))
     if item.get("format"):
         rows.append(("format", item["format"]))
     if item.get("duration") is not None:

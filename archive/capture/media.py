@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
+import os
 import re
 import shutil
 import subprocess
@@ -234,10 +235,6 @@ class MediaSession:
         self._cookies: Path | None = None
         self._extractors: list | None = None
 
-    @property
-    def version(self) -> str:
-        return YT_DLP_VERSION
-
     def describe(self) -> dict:
         """Fields for warcinfo: what downloaded and merged the media."""
         return {"media-downloader": f"yt-dlp {YT_DLP_VERSION}",
@@ -250,10 +247,11 @@ class MediaSession:
             # yt-dlp writes its cookie jar back when done: a private copy, not the user's file
             self._cookies = self.folder / "cookies.txt"
             try:
-                shutil.copyfile(self.options.cookies, self._cookies)
+                with open(self.options.cookies, "rb") as src, \
+                        open(os.open(self._cookies, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as dst:
+                    shutil.copyfileobj(src, dst)
             except OSError as exc:
                 raise ArchiveError(f"--media-cookies {self.options.cookies}: {exc.strerror or exc}") from None
-            self._cookies.chmod(0o600)
         self._ca = InterceptionCA()
         self._proxy = RecordingProxy(self, self._ca, ProxyOptions(
             timeout=self.timeout, verify_tls=self._verify_tls, spool_dir=self._spool_dir,

@@ -9,17 +9,22 @@ crawler can call it for every page cheaply.
 
 from __future__ import annotations
 
-import json
 import re
 from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
 from archive.capture.links import absolute, charset_of
+from archive.values import parse_json
 
-# Manifests named in a page's text (a player's script or data attribute, say).
-MANIFEST_IN_TEXT = re.compile(
-    r"""(?:https?:)?[^\s"'<>()\\=,;`]*\.(?:m3u8|mpd)\b(?:\?[^\s"'<>()\\`]*)?""", re.I)
+# Manifests named in a page's text (a player's script or data attribute, say): the text's
+# URL-like runs (one linear pass), then the .m3u8/.mpd names in them, each starting after
+# the last `=`, `,` or `;` before it (a regular expression matching whole URLs from every
+# position takes quadratic time on a hostile page).
+URL_RUN = re.compile(r"""[^\s"'<>()\\`]+""")
+MANIFEST_END = re.compile(r"\.(?:m3u8|mpd)\b(?:\?[^\s\"'<>()\\`]*)?", re.I)
+URL_START_STOPS = "=,;"
+MAX_URL = 2048
 MANIFEST_EXTENSIONS = (".m3u8", ".mpd")
 MEDIA_EXTENSIONS = (
     ".mp4", ".m4v", ".mov", ".webm", ".mkv", ".ogv", ".avi", ".flv", ".3gp",
@@ -91,12 +96,33 @@ def find_in_html(body: bytes, base: str, content_type: str | None = None,
             found.append(absolute(base, node.attributes.get("content")))
     for node in tree.css('script[type="application/ld+json"]'):
         found += [absolute(base, url) for url in _json_ld_urls(node.text())]
-    for match in MANIFEST_IN_TEXT.finditer(text):
-        found.append(absolute(base, match.group(0).replace("&amp;", "&")))
+    for url in manifests_in_text(text):
+        found.append(absolute(base, url.replace("&amp;", "&")))
     if frames is not None:
         frames += _unique(absolute(base, node.attributes.get("src"))
                           for node in tree.css("iframe[src], embed[src]"))
     return _unique(found)
+
+
+def manifests_in_text(text: str):
+    """The .m3u8 and .mpd URLs written anywhere in `text`, as written (maybe relative)."""
+    count = 0
+    for run in URL_RUN.finditer(text):
+        token = run.group(0)
+        if len(token) > 4 * MAX_URL:
+            continue                   # no URL: minified script or data
+        previous = 0
+        for match in MANIFEST_END.finditer(token):
+            # only back to the previous match: every character is looked at once
+            start = max(previous, *(token.rfind(c, previous, match.start()) + 1
+                                    for c in URL_START_STOPS))
+            previous = match.end()
+            if match.start() - start > MAX_URL or start == match.start():
+                continue
+            yield token[start:match.end()]
+            count += 1
+            if count >= MAX_FOUND:
+                return
 
 
 def _companions(element, base: str) -> dict:
@@ -122,7 +148,7 @@ def _json_ld_urls(text: str) -> list[str]:
     """contentUrl of the video and audio objects in a JSON-LD block (embedUrl is a player
     page, not the media: yt-dlp is given that only through the page's own extractor)."""
     try:
-        data = json.loads(text)
+        data = parse_json(text)       # nesting too deep for Python's parser is a ValueError
     except ValueError:
         return []
     urls, stack, steps = [], [data], 0

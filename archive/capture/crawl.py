@@ -191,10 +191,14 @@ class Crawler:
             self._deadline = time.monotonic() + max(0.0, left)
             if left <= 0:
                 self.frontier.stop("max-time")
-        if self.options.browser is not None:
-            self._start_browser()
-        if self.options.media is not None:
-            self._start_media()
+        try:
+            if self.options.browser is not None:
+                self._start_browser()
+            if self.options.media is not None:
+                self._start_media()
+        except BaseException:
+            self._close_sessions(None)       # the one that started, when the other did not
+            raise
         # The browser loads one page at a time: one worker feeds it.
         workers = 1 if self.browser is not None else max(1, self.options.workers)
         threads = [
@@ -217,11 +221,7 @@ class Crawler:
                 self.media.stop()       # a download under way ends now, not at its next timeout
             for thread in threads:
                 thread.join()
-            for close in (self._close_browser, self._close_media):
-                try:
-                    close()
-                except Exception as failure:  # noqa: BLE001 - the interruption is what is raised
-                    exc.add_note(f"closing failed too: {failure}")
+            self._close_sessions(exc)
             raise
         self._close_browser()
         self._close_media()
@@ -233,6 +233,16 @@ class Crawler:
         self.stats.not_fetched = len(self.not_fetched)
         self.journal.append({"t": "end", "stop": self.stop_reason, "notFetched": self.not_fetched})
         return self.stats
+
+    def _close_sessions(self, exc: BaseException | None) -> None:
+        """Close the browser and the media session after a failure: what goes wrong in
+        closing is noted on the exception being raised (or dropped, with none)."""
+        for close in (self._close_browser, self._close_media):
+            try:
+                close()
+            except Exception as failure:  # noqa: BLE001 - the first failure is what is raised
+                if exc is not None:
+                    exc.add_note(f"closing failed too: {failure}")
 
     def _progress(self) -> CrawlStats:
         """The stats so far, with the bytes recorded but not journaled yet and those of

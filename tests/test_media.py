@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import html
 import io
+import os
 import json
 import shutil
 import struct
@@ -442,3 +443,20 @@ def test_sigterm_during_a_stalled_download_stops_at_once_and_the_capture_resumes
         assert code == 0
     wacz = Path(stored_waczs(tmp_path / "store")[-1])
     assert items_by_page(wacz, server)["/stalled.html"]["status"] == "kept"
+
+
+def test_without_ffmpeg_a_single_file_is_kept_and_what_cannot_be_merged_is_said(
+        msite, key, tmp_path):
+    env = dict(os.environ, PATH=str(tmp_path), ARCHIVE_KEY_PASSPHRASE=PASSPHRASE)   # no ffmpeg
+    done = subprocess.run(
+        [str(BIN / "archive"), "capture", msite.url("/video.html"), msite.url("/dash.html"),
+         "--media", "--key", str(key), "--store", str(tmp_path / "store"),
+         "--work-dir", str(tmp_path / "work"), "--quiet"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    wacz = Path(stored_waczs(tmp_path / "store")[-1])
+    items = items_by_page(wacz, msite)
+    assert items["/video.html"]["status"] == "kept"
+    # DASH keeps video and audio apart: without ffmpeg they cannot be merged, and it says so
+    assert items["/dash.html"]["status"] == "failed" and "ffmpeg" in items["/dash.html"]["reason"]
+    warcinfo = next(r for r in records(wacz) if r["type"] == "warcinfo")["payload"].decode()
+    assert "media-merger: none (ffmpeg not found)" in warcinfo

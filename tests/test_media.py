@@ -9,8 +9,8 @@ import gzip
 import hashlib
 import html
 import io
-import os
 import json
+import os
 import shutil
 import struct
 import subprocess

@@ -40,9 +40,10 @@ def make_media(folder: Path, mb: int) -> None:
     """big.mp4 of about `mb` MB and an HLS copy of it (hls/index.m3u8, 4 s segments)."""
     folder.mkdir(parents=True, exist_ok=True)
     clip = folder / "clip.mp4"
-    # noise makes the frames large (lossless x264): a few seconds make tens of MB
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25,noise=alls=60:allf=t",
-           "-f", "lavfi", "-i", "sine=frequency=440", "-t", "4", "-c:v", "libx264",
+    # noise makes the frames large (lossless x264): 4 s of 640x360 make about 40 MB
+    size, seconds = ("640x360", "4") if mb >= 50 else ("160x90", "1")
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25,noise=alls=60:allf=t",
+           "-f", "lavfi", "-i", "sine=frequency=440", "-t", seconds, "-c:v", "libx264",
            "-preset", "ultrafast", "-qp", "0", "-c:a", "aac", "-shortest", str(clip))
     loops = max(0, round(mb * 1e6 / clip.stat().st_size) - 1)
     ffmpeg("-stream_loop", str(loops), "-i", str(clip), "-c", "copy", "-movflags", "+faststart",

@@ -460,3 +460,18 @@ def test_without_ffmpeg_a_single_file_is_kept_and_what_cannot_be_merged_is_said(
     assert items["/dash.html"]["status"] == "failed" and "ffmpeg" in items["/dash.html"]["reason"]
     warcinfo = next(r for r in records(wacz) if r["type"] == "warcinfo")["payload"].decode()
     assert "media-merger: none (ffmpeg not found)" in warcinfo
+
+
+def test_pages_and_players_yt_dlp_has_an_extractor_for_are_handed_to_it_first(tmp_path):
+    from archive.capture.media import MediaSession
+    from archive.capture.mediaoptions import MediaOptions
+
+    session = MediaSession(None, None, MediaOptions(), tmp_path)    # not started: no network
+    watch = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    assert session.extractor_for(watch) == "Youtube"
+    assert session.extractor_for("https://news.example/2026/statement.html") is None
+    found = ["https://news.example/clip.mp4"]
+    player = "https://player.vimeo.com/video/76979871"
+    assert session.with_extracted(watch, found, [player, "https://ads.example/frame"]) == [
+        watch, player, "https://news.example/clip.mp4"]
+    assert session.with_extracted("https://news.example/a.html", found) == found

@@ -145,6 +145,10 @@ def test_metadata_names_the_format_chosen_the_extractor_the_version_and_the_hash
     assert data["format"]["selector"] and "best" in data["format"]["why"]
     assert data["format"]["parts"][0]["height"] == 240 and data["format"]["available"] >= 2
     assert data["media-url"] == msite.url("/media/hls/master.m3u8")
+    # the exchanges the file was made from: the playlists and the chosen rendition's segments
+    assert data["fetched"][0] == msite.url("/media/hls/master.m3u8")
+    assert {msite.url(f"/media/hls/high-{n}.ts") for n in range(3)} <= set(data["fetched"])
+    assert not any("clip-" in url for url in data["fetched"])
     # what yt-dlp would send (request headers, cookies) and local paths are not kept
     text = meta[0]["payload"].decode()
     assert "http_headers" not in text and '"cookies"' not in text and "filepath" not in text

@@ -53,6 +53,7 @@ SUBTITLES_URN = "urn:media-subtitles:"
 BEST = "bestvideo*+bestaudio/best"        # yt-dlp's own default when ffmpeg can merge
 BEST_WITHOUT_FFMPEG = "best/bestvideo+bestaudio"
 MAX_ENTRIES = 20                          # of a playlist named by one page
+MAX_LISTED = 20_000                       # exchanges named in one item's metadata record
 # Request headers that carry what we were given (cookies, a login): never sealed.
 SECRET_HEADERS = {"cookie", "authorization", "proxy-authorization"}
 # Info keys that hold what yt-dlp sends (cookies, request headers) or local paths.
@@ -225,6 +226,7 @@ class MediaSession:
         self.ffmpeg = ffmpeg_version()
         self.fetched: set[str] = set()      # URLs the proxy fetched for any item
         self.downloading = 0                # bytes of the file being downloaded (for progress)
+        self._item_urls: list[str] | None = None   # what the item being downloaded fetched
         self._verify_tls = verify_tls
         self._spool_dir = spool_dir
         self._ca: InterceptionCA | None = None
@@ -295,6 +297,8 @@ class MediaSession:
             raise Refused(reason)
         with self._lock:
             self.fetched.add(url)
+            if self._item_urls is not None and len(self._item_urls) < MAX_LISTED:
+                self._item_urls.append(url)   # one item at a time: every request is its
             wait = 0.0
             if self.delay:
                 # --delay holds for media hosts too: segment after segment, as for requisites
@@ -363,6 +367,8 @@ class MediaSession:
         item.folder.mkdir(parents=True)
         log = _Log()
         limit = self._size_limit(budget)
+        with self._lock:
+            self._item_urls = []
         try:
             info = self._download(item, budget, limit, log)
             if info is None:        # skipped before downloading (live)
@@ -384,6 +390,8 @@ class MediaSession:
             entry.update(status="failed", reason=f"yt-dlp failed: {type(exc).__name__}: {exc}")
         finally:
             self.downloading = 0
+            with self._lock:
+                self._item_urls = None
             shutil.rmtree(item.folder, ignore_errors=True)
         if log.messages and entry.get("status") != "kept":
             entry.setdefault("messages", log.messages[-5:])
@@ -518,8 +526,12 @@ class MediaSession:
             entry["extras"] = extras
         if info.get("is_live"):
             entry["live"] = f"live stream: recorded for at most {self.options.live:g}s"
+        with self._lock:
+            fetched = list(self._item_urls or ())
         metadata = {
             "page": page, "media-url": item.url, "media-record": kept[0]["recordId"],
+            # the exchanges (request/response records) the file was made from, in order
+            "fetched": fetched,
             "files": kept, "extras": extras,
             "extractor": entry.get("extractor"), "yt-dlp": YT_DLP_VERSION,
             "ffmpeg": self.ffmpeg, "format": chosen, "ffprobe": probed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import zlib
 from dataclasses import dataclass
@@ -10,10 +11,12 @@ from archive.values import parse_json
 from archive.verify.scan import Sink
 from archive.verify.warcs import Problem, Problems, WarcChecker, WarcResult
 from archive.warc.cdxj import parse_cdxj_line
+from archive.warc.zipnum import IdxEntry, parse_idx_line, parse_meta
 
 JSON_LIMIT = 64 << 20          # datapackage.json and friends are small; a huge one is hostile
 LINE_LIMIT = 16 << 20          # one index or pages line
 INDEX_EXPANSION = 200          # an index expanding more than this is a bomb
+MAX_BLOCKS = 100_000           # blocks of an index kept for its idx check (3000 lines each: 300 million records)
 
 
 class WarcSink(Sink):
@@ -75,14 +78,20 @@ class LineSink(Sink):
             return self._lines(data)
         try:
             while data and not self._stopped:
-                self._open = True
+                if not self._open:
+                    self._open = True
+                    self.member_start()
                 out = self._d.decompress(data, 4 << 20)
+                tail = self._d.unconsumed_tail
+                rest = self._d.unused_data if self._d.eof else b""
+                self.member_bytes(memoryview(data)[:len(data) - len(tail) - len(rest)], out)
                 self._lines(out)
-                data = self._d.unconsumed_tail
-                if self._d.eof:   # concatenated gzip members
-                    data = self._d.unused_data + data
+                data = tail
+                if self._d.eof:   # concatenated gzip members (the blocks of a ZipNum index)
+                    data = rest + data
                     self._d = zlib.decompressobj(zlib.MAX_WBITS | 16)
                     self._open = False
+                    self.member_end(not self._buffer)
         except zlib.error as exc:
             self._stop(f"{self.name} is not valid gzip data ({exc})")
 
@@ -99,6 +108,11 @@ class LineSink(Sink):
             self.count += 1
             self.line(self.count, line.rstrip(b"\r"))
 
+    @property
+    def stopped(self) -> bool:
+        """Reading stopped early (not gzip, a bomb, a line too long): the rest is unknown."""
+        return self._stopped
+
     def _stop(self, message: str) -> None:
         self.problems.append(Problem(message, self.name))
         self._stopped = True
@@ -113,6 +127,27 @@ class LineSink(Sink):
 
     def line(self, number: int, line: bytes) -> None:
         raise NotImplementedError
+
+    def member_start(self) -> None:
+        """A gzip member begins (gzip members only)."""
+
+    def member_bytes(self, data: memoryview, out: bytes) -> None:
+        """Compressed bytes of the current gzip member, and what they inflated to."""
+
+    def member_end(self, at_line_end: bool) -> None:
+        """The current gzip member ended; `at_line_end`: its last line ended in it."""
+
+
+@dataclass(slots=True)
+class GzipMember:
+    """One gzip member of an index: a block of a ZipNum index (archive.warc.zipnum)."""
+    offset: int
+    length: int = 0
+    digest: str = ""            # sha256:<hex> of its gzip bytes (py-wacz, js-wacz)
+    plain_digest: str = ""      # sha256:<hex> of its lines (what wabac.js checks; ours)
+    first: tuple[str, str] | None = None      # (surt, timestamp) of its first line
+    at_line_end: bool = True
+    lines: int = 0
 
 
 @dataclass(slots=True)
@@ -132,12 +167,44 @@ class IndexSink(LineSink):
     def __init__(self, name: str) -> None:
         super().__init__(name, name.endswith(".gz"))
         self.entries: list[IndexEntry] = []
+        self.members: list[GzipMember] = []     # its gzip members, in order (MAX_BLOCKS at most)
+        self.too_many_members = False
+        self._member: GzipMember | None = None  # the one being read, while kept
+        self._hashes = None
+        self._offset = 0
+
+    def member_start(self) -> None:
+        # past MAX_BLOCKS the lines are still checked, the blocks no longer kept (memory)
+        self.too_many_members |= len(self.members) >= MAX_BLOCKS
+        self._member = None if self.too_many_members else GzipMember(self._offset)
+        if self._member:
+            self.members.append(self._member)
+            self._hashes = hashlib.sha256(), hashlib.sha256()
+
+    def member_bytes(self, data: memoryview, out: bytes) -> None:
+        if self._member:
+            self._hashes[0].update(data)
+            self._hashes[1].update(out)
+            self._member.length += len(data)
+
+    def member_end(self, at_line_end: bool) -> None:
+        if self._member:
+            member = self._member
+            member.digest, member.plain_digest = ("sha256:" + h.hexdigest() for h in self._hashes)
+            member.at_line_end = at_line_end
+            self._offset += member.length
+        self._member = None
 
     def line(self, number: int, line: bytes) -> None:
         if not line.strip() or line.startswith(b"!"):
             return
+        member = self._member
+        if member:
+            member.lines += 1
         try:
-            _, stamp, fields = parse_cdxj_line(line.decode("utf-8"))
+            key, stamp, fields = parse_cdxj_line(line.decode("utf-8"))
+            if member and member.first is None:
+                member.first = (key, stamp)
             url, digest = fields.get("url"), fields.get("digest")
             if not isinstance(url, (str, type(None))) or not isinstance(digest, (str, type(None))):
                 raise TypeError("url and digest are text")
@@ -149,6 +216,32 @@ class IndexSink(LineSink):
             self.problems.append(Problem(f"index line {number} cannot be read", self.name))
             return
         self.entries.append(entry)
+
+
+class IdxSink(LineSink):
+    """indexes/*.idx: the `!meta` line and one line per block of a ZipNum index; checked
+    against the blocks of the index it names once both are read."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, False)
+        self.meta: dict | None = None
+        self.blocks: list[tuple[int, IdxEntry]] = []     # (line number, entry)
+
+    def line(self, number: int, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            text = line.decode("utf-8")
+            if text.startswith("!meta"):
+                if number != 1:
+                    raise ValueError("a !meta line after the first")
+                self.meta = parse_meta(text)
+                return
+            self.blocks.append((number, parse_idx_line(text)))
+        except (ValueError, UnicodeDecodeError, OverflowError):
+            self.problems.append(Problem(f"line {number} cannot be read", self.name))
+        if len(self.blocks) > MAX_BLOCKS:
+            self._stop(f"{self.name} names more than {MAX_BLOCKS} blocks")
 
 
 class PagesSink(LineSink):

@@ -96,6 +96,8 @@ class CaptureResult:
     lock: str | None = None       # Object Lock retention / legal hold of the stored object
     cut_back: list[dict] = field(default_factory=list)   # groups a resume dropped and redid
     warnings: list[str] = field(default_factory=list)    # stored, but something to know
+    media: int = 0                # media items recorded (with --media)
+    media_failed: int = 0
     # every page that could not be captured: {"url", "error"}. When it is every page, the
     # capture is stored as a record of those failures, but it is no success (exit 1).
     failures: list[dict] = field(default_factory=list)
@@ -400,16 +402,19 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
             "pages": stats.pages, "requisites": stats.requisites, "failed": stats.failed,
             "bytes": stats.bytes, "revisits": stats.revisits,
             "robotsBlocked": stats.robots_blocked, "notFetched": len(ended.get("notFetched", ())) + ended.get("notFetchedMore", 0),
+            **({"media": stats.media, "mediaFailed": stats.media_failed} if options.media else {}),
         },
         "stopReason": ended.get("stop"),
         "notFetched": ended.get("notFetched", []),
         "failures": state.failures,
     }
+    if options.media is not None:
+        evidence["media"] = {**state.media_tools, "items": state.media}
     if session.earlier is not None:
         evidence["dedupAgainst"] = {
             "capture": session.earlier.label, "datapackageHash": session.earlier.datapackage_hash,
         }
-    pages = state.pages
+    pages = with_media(state.pages, state.media, state.frames)
     main = next((p for p in pages if "error" not in p), pages[0] if pages else None)
     return SealInput(
         capture_id=session.capture_id,
@@ -422,6 +427,23 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         main_page_date=main["ts"] if main else None,
         timestamper=make_timestamper(request.tsa, request.tsa_timeout),
     )
+
+
+def with_media(pages: list[dict], media: list[dict], frames: dict[str, list[str]]) -> list[dict]:
+    """The pages.jsonl entries, each with what became of the media found on it and in
+    its frames (a player embedded in an <iframe>: the `frame` says which)."""
+    by_page: dict[str, list[dict]] = {}
+    for entry in media:
+        summary = {k: entry[k] for k in ("n", "url", "status", "reason", "record", "sha256",
+                                         "size", "format", "duration") if entry.get(k) is not None}
+        by_page.setdefault(entry["page"], []).append(summary)
+    listed = []
+    for page in pages:
+        found = list(by_page.get(page.get("url"), ()))
+        for frame in frames.get(page.get("url"), ()):
+            found += [{**item, "frame": frame} for item in by_page.get(frame, ())]
+        listed.append({**page, "media": found} if found else page)
+    return listed
 
 
 def _holding(store: Store, capture_id: str, sha256: str):
@@ -496,6 +518,7 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         custody_problems=custody.problems, lock=stored.lock, cut_back=state.cut_backs,
         warnings=warnings,
         failures=page_failures(state.pages),
+        media=stats.media, media_failed=stats.media_failed,
     )
 
 

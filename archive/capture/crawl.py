@@ -11,6 +11,7 @@ robots.txt (for pages), retries, deduplication and the journal are the same.
 from __future__ import annotations
 
 import email.utils
+import os
 import threading
 import time
 import uuid
@@ -31,6 +32,8 @@ from archive.capture.journal import CrawlState, CrawlStats, Journal
 from archive.capture.links import (
     Links, absolute, extract_css, extract_html, header_requisites, refresh_target,
 )
+from archive.capture.mediafind import find_in_html
+from archive.capture.mediaoptions import MediaOptions
 from archive.capture.pageoptions import PageOptions
 from archive.capture.robots import Robots, RobotsAnswer
 from archive.capture.scope import Scope
@@ -81,10 +84,13 @@ class CrawlOptions:
     browser: PageOptions | None = None   # load pages with Chromium, this way
     allow_private_addresses: bool = False   # fetch from loopback/private ranges beyond the seeds' hosts
     allow_metadata_addresses: bool = False  # and from link-local ones (cloud metadata services)
+    media: MediaOptions | None = None    # download pages' video and audio with yt-dlp, this way
 
     def __post_init__(self) -> None:
         if isinstance(self.browser, dict):   # as saved in a capture's request.json
             self.browser = PageOptions(**self.browser)
+        if isinstance(self.media, dict):
+            self.media = MediaOptions(**self.media)
         for name, least in LEAST.items():
             value = getattr(self, name)
             if value is not None and value < least:
@@ -142,6 +148,9 @@ class Outcome:
     new_items: list[Item] = field(default_factory=list)
     follows_redirect: bool = False   # the page entry belongs to where the redirect leads
     robots_blocked: bool = False
+    media: list[str] = field(default_factory=list)   # video and audio found (with --media)
+    media_extras: dict = field(default_factory=dict)  # their posters and subtitle tracks, by URL
+    frames: list[str] = field(default_factory=list)   # its frames (players), with --media
 
 
 class Crawler:
@@ -171,6 +180,10 @@ class Crawler:
         self.stop_reason: str | None = None
         self.not_fetched: list[str] = []
         self.browser = None                  # the BrowserSession, while a browser crawl runs
+        self.media = None                    # the MediaSession, while a --media crawl runs
+        # pages whose media a stopped run had found but not recorded: fetched first
+        self._media_todo = list(state.media_todo.items()) if state is not None else []
+        self._media_todo_lock = threading.Lock()
         self._unjournaled = Recorded()       # written by the browser, not journaled yet
         self._journaled_at: tuple | None = None
         self._errors: list[BaseException] = []
@@ -201,8 +214,14 @@ class Crawler:
             self._deadline = time.monotonic() + max(0.0, left)
             if left <= 0:
                 self.frontier.stop("max-time")
-        if self.options.browser is not None:
-            self._start_browser()
+        try:
+            if self.options.browser is not None:
+                self._start_browser()
+            if self.options.media is not None:
+                self._start_media()
+        except BaseException:
+            self._close_sessions(None)       # the one that started, when the other did not
+            raise
         # The browser loads one page at a time: one worker feeds it.
         workers = 1 if self.browser is not None else max(1, self.options.workers)
         threads = [
@@ -218,17 +237,17 @@ class Crawler:
                     if self._deadline is not None and time.monotonic() >= self._deadline:
                         self.frontier.stop("max-time")
                     if on_progress:
-                        on_progress(self.stats, self.frontier.queued)
+                        on_progress(self._progress(), self.frontier.queued)
         except BaseException as exc:
             self.frontier.stop("interrupted")
+            if self.media is not None:
+                self.media.stop()       # a download under way ends now, not at its next timeout
             for thread in threads:
                 thread.join()
-            try:
-                self._close_browser()
-            except Exception as failure:  # noqa: BLE001 - the interruption is what is raised
-                exc.add_note(f"closing the browser failed too: {failure}")
+            self._close_sessions(exc)
             raise
         self._close_browser()
+        self._close_media()
         if self._errors:
             raise self._errors[0]
         self.not_fetched = [item.url for item in self.frontier.remaining()]
@@ -240,6 +259,25 @@ class Crawler:
                              **({"notFetchedMore": more} if more else {})})
         return self.stats
 
+    def _close_sessions(self, exc: BaseException | None) -> None:
+        """Close the browser and the media session after a failure: what goes wrong in
+        closing is noted on the exception being raised (or dropped, with none)."""
+        for close in (self._close_browser, self._close_media):
+            try:
+                close()
+            except Exception as failure:  # noqa: BLE001 - the first failure is what is raised
+                if exc is not None:
+                    exc.add_note(f"closing failed too: {failure}")
+
+    def _progress(self) -> CrawlStats:
+        """The stats so far, with the bytes recorded but not journaled yet and those of
+        a media download under way (a large video would freeze the progress line)."""
+        if self.media is None:
+            return self.stats
+        with self.writer.batch():
+            pending = self._unjournaled.bytes
+        return replace(self.stats, bytes=self.stats.bytes + pending + self.media.downloading)
+
     # -- the browser -----------------------------------------------------------
     def _start_browser(self) -> None:
         # Imported here: loading Playwright takes most of a second, and only --browser needs it.
@@ -250,15 +288,81 @@ class Crawler:
             self.writer, self._browser_recorded,
             BrowserOptions(page=o.browser, user_agent=o.user_agent, verify_tls=o.verify_tls,
                            fetch_timeout=o.timeout, max_body=o.max_body, spool_dir=self.spool_dir,
-                           policy=self.policy),
+                           policy=self.policy, find_media=o.media is not None),
             exclude=self._excluded, dedup=self.dedup,
         ).start()
         self.writer.describe({"browser": f"Chromium {self.browser.version}",
                               "browser-executable": self.browser.executable})
 
     def _browser_recorded(self, recorded: Recorded) -> None:
+        """Records written by the browser's or the media proxy: journaled with the next group."""
         with self.writer.batch():
             self._unjournaled.add(recorded)
+
+    # -- media -----------------------------------------------------------------
+    def _start_media(self) -> None:
+        # Imported here: yt-dlp takes a while to load, and only --media needs it.
+        from archive.capture.media import MediaSession
+
+        o = self.options
+        folder = os.path.join(os.path.dirname(self.spool_dir), "media") if self.spool_dir else None
+        if folder is None:
+            import tempfile
+            folder = tempfile.mkdtemp(prefix="archive-media-")
+        self.media = MediaSession(
+            self.writer, self._browser_recorded, o.media, folder, user_agent=o.user_agent,
+            verify_tls=o.verify_tls, timeout=o.timeout, retries=o.retries, delay=o.delay,
+            spool_dir=self.spool_dir, exclude=self._excluded, dedup=self.dedup, policy=self.policy,
+        ).start()
+        self.writer.describe(self.media.describe())
+
+    def _close_media(self) -> None:
+        media, self.media = self.media, None
+        if media is not None:
+            media.close()
+
+    def _media_budget(self):
+        from archive.capture.media import MediaBudget
+
+        def bytes_left() -> int | None:
+            if self.options.max_bytes is None:
+                return None
+            with self.writer.batch():
+                return self.options.max_bytes - self.stats.bytes - self._unjournaled.bytes
+
+        def stopping() -> str | None:
+            reason = self.frontier.stop_reason
+            return reason if reason in ("interrupted", "error") else None
+        return MediaBudget(bytes_left, self._deadline, stopping)
+
+    def _record_media(self, page: str, urls: list[str], extras: dict | None = None,
+                      again: bool = False) -> None:
+        """Download and record the media found on `page`, then journal what became of
+        each (its exchanges and records are journaled with it)."""
+        media = self.media
+        if not urls or media is None:
+            return
+        from archive.capture.media import MediaInterrupted
+        try:
+            entries = media.capture(page, urls, self._media_budget(), again=again, extras=extras)
+        except MediaInterrupted:
+            return      # the crawl is stopping: a resume fetches these again
+        if self.frontier.stop_reason in ("interrupted", "error"):
+            return      # what failed may have failed because we stopped: a resume fetches them again
+        with self.writer.batch():
+            self._journal({"t": "group", "url": page, "kind": "media", "final": True, "queue": [],
+                           "mediaDone": {"page": page, "entries": entries,
+                                         "downloader": media.describe()}})
+        self._check_bytes()
+
+    def _media_left_over(self) -> None:
+        """The media a stopped run found but did not record, before anything else."""
+        while True:
+            with self._media_todo_lock:
+                if not self._media_todo or self.frontier.stop_reason:
+                    return
+                page, found = self._media_todo.pop(0)
+            self._record_media(page, found["urls"], found.get("extras"), again=True)
 
     def _excluded(self, url: str) -> str | None:
         return "excluded by --exclude" if self.scope.excluded(url) else None
@@ -280,6 +384,7 @@ class Crawler:
     def _work(self) -> None:
         session = make_session(self.options.user_agent, self.options.verify_tls, policy=self.policy)
         try:
+            self._media_left_over()
             while (item := self.frontier.claim()) is not None:
                 try:
                     self._process(session, item)
@@ -320,9 +425,11 @@ class Crawler:
                 self._commit(item, result, final=False, outcome=Outcome(note=note))
                 self.frontier.retry(item.retried(), time.monotonic() + wait)
                 return
-            self._commit(item, result, final=True, outcome=self._outcome(item, result))
+            outcome = self._outcome(item, result)
+            self._commit(item, result, final=True, outcome=outcome)
         finally:
             result.close()
+        self._record_media(result.url, outcome.media, outcome.media_extras)
 
     def _retry_wait(self, item: Item, error_kind: str | None, status: int | None,
                     retry_after_header: str | None) -> float | None:
@@ -378,13 +485,32 @@ class Crawler:
         if result.truncated:
             return Outcome()
         links = self._links(result)
+        media, extras, frames = self._media_found(result)
         if item.requisite and "css" not in (result.headers.get("content-type") or "").lower():
-            return Outcome(links)   # a requisite's own links are not followed (an iframe's page, say)
+            # a requisite's own links are not followed (an iframe's page, say); its media are
+            return Outcome(links, media=media, media_extras=extras)
+        # With --media, a page's video and audio are yt-dlp's to fetch, not fetched twice.
         items = [Item(url, item.depth, requisite=True)
-                 for url in links.requisites if not self.scope.excluded(url)]
+                 for url in links.requisites if not self.scope.excluded(url) and url not in media]
         if not item.requisite and item.depth < self.options.depth:
             items += [Item(url, item.depth + 1) for url in links.pages if self.scope.allows(url)]
-        return Outcome(links, new_items=items)
+        return Outcome(links, new_items=items, media=media, media_extras=extras, frames=frames)
+
+    def _media_found(self, result: FetchResult) -> tuple[list[str], dict, list[str]]:
+        """With --media, the video and audio an HTML response names (not excluded), their
+        posters and subtitle tracks, and its frames (whose media are listed with it)."""
+        if self.media is None or "html" not in (result.headers.get("content-type") or "").lower() \
+                or not 200 <= result.status < 300:
+            return [], {}, []
+        body = decoded_body(result)
+        if body is None:
+            return [], {}, []
+        frames: list[str] = []
+        extras: dict = {}
+        found = find_in_html(body, result.url, result.headers.get("content-type"), frames, extras)
+        urls = [url for url in self.media.with_extracted(result.url, found, frames)
+                if not self.scope.excluded(url)]
+        return urls, {url: extra for url, extra in extras.items() if url in urls}, frames
 
     def _redirect(self, item: Item, target: str | None) -> Outcome:
         """A redirect's target is queued as its own fetch. A loop or an over-long chain is
@@ -443,6 +569,12 @@ class Crawler:
                 line["failed"] = failed
                 if failed:
                     line["error"] = _failure(result, outcome.note)
+                if outcome.media:
+                    line["mediaFound"] = {"page": result.url, "urls": outcome.media}
+                    if outcome.media_extras:
+                        line["mediaFound"]["extras"] = outcome.media_extras
+                if outcome.frames:
+                    line["frames"] = outcome.frames
                 if outcome.robots_blocked:
                     line["robots"] = True
                 followed = outcome.follows_redirect and bool(queued)
@@ -471,6 +603,8 @@ class Crawler:
                     "queue": [new.to_json() for new in queued], "seen": fetched,
                     "requisites": len(page.requisites), "requisitesFailed": len(page.requisite_failures),
                     "requisiteFailures": page.requisite_failures}
+            media = [url for url in self.media.with_extracted(page.final_url, page.media, page.frames)
+                     if not self.scope.excluded(url)] if self.media is not None else []
             if final:
                 entry = page_entry(page)
                 if item.attempt:
@@ -479,10 +613,15 @@ class Crawler:
                 if "error" in entry:
                     line["error"] = entry["error"]
                 line["page"] = entry
+                if media:
+                    line["mediaFound"] = {"page": page.final_url, "urls": media,
+                                          "extras": page.media_extras}
             self._journal(line)
         if wait is not None:
             self.frontier.retry(item.retried(), time.monotonic() + wait)
         self._check_bytes()
+        if final:
+            self._record_media(page.final_url, media, page.media_extras)
 
     def _page_options(self) -> PageOptions:
         """The browser's page options, its wait cut at --max-time (as the crawler's own

@@ -58,6 +58,10 @@ class ProxyOptions:
     accept_encoding: str | None = "gzip, deflate"
     # which addresses upstream connections may go to: by default, public ones only
     policy: AddressPolicy = field(default_factory=AddressPolicy)
+    # A response whose client went away is still read to its end (a browser cancels
+    # what the page needed all the same); False: it is cut there (a media downloader
+    # that gave up on a file too large must not have us fetch it whole).
+    finish_abandoned: bool = True
 
 
 class ExchangeSink(Protocol):
@@ -77,6 +81,10 @@ class Refused(Exception):
 
 
 class _BodyLimit(Exception):
+    pass
+
+
+class _ClientGone(Exception):
     pass
 
 
@@ -361,6 +369,8 @@ class _Exchange:
             # recording: the server's response is read to its end all the same.
             self.browser_ok = self.conn._send_to_browser(data)
             self.sent_to_browser = True
+            if not self.browser_ok and not self.conn.proxy.options.finish_abandoned:
+                raise _ClientGone()
         limit = self.conn.proxy.options.max_body
         if limit is not None and self.result.body_bytes > limit:
             raise _BodyLimit()
@@ -408,6 +418,10 @@ class _Exchange:
             self.keep_browser = self.browser_ok and length != "close"
         except _BodyLimit:
             result.truncated = "length"
+            conn._drop(*self.key)
+        except _ClientGone:
+            result.truncated = "unspecified"
+            self.notes["note"] = "the client stopped reading: the rest was not fetched"
             conn._drop(*self.key)
         except Exception as exc:  # noqa: BLE001 - every failure is evidence, recorded
             conn._drop(*self.key)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from archive.capture.crawl import DEFAULT_MAX_BODY, DEFAULT_MAX_BYTES, LEAST, CrawlOptions
 from archive.capture.fetch import DEFAULT_USER_AGENT
+from archive.capture.mediaoptions import DEFAULT_MAX_SIZE as MEDIA_MAX_SIZE, MediaOptions
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
 from archive.cli.common import (
@@ -121,7 +122,40 @@ def register(sub) -> None:
                    help="do not scroll down the page to trigger lazy loading")
     b.add_argument("--page-timeout", type=duration,
                    help="longest wait for a page to load (default 30s); it is captured as it is then")
+    m = p.add_argument_group("media capture (video and audio, through yt-dlp)")
+    m.add_argument("--media", action="store_true",
+                   help="download each page's video and audio with yt-dlp, every request "
+                        "recorded, the finished file kept as a resource record")
+    m.add_argument("--media-max-size", type=size, metavar="SIZE",
+                   help=f"skip a media item larger than SIZE (default {MEDIA_MAX_SIZE // 10**9}GB)")
+    m.add_argument("--media-format", metavar="SELECTOR",
+                   help="yt-dlp format selector (default: the best original, merged by ffmpeg)")
+    m.add_argument("--media-live", type=duration, metavar="SECONDS",
+                   help="record this long of a live stream (default: recorded as live, not captured)")
+    m.add_argument("--media-cookies", metavar="FILE",
+                   help="cookies.txt (Netscape format) for yt-dlp, for media behind a login; "
+                        "never sealed: the Cookie headers sent are redacted in the WARC")
     p.set_defaults(run=run)
+
+
+MEDIA_ONLY = ("media_max_size", "media_format", "media_live", "media_cookies")
+
+
+def media_options(args) -> MediaOptions | None:
+    """How media are captured, or None without --media."""
+    if not args.media:
+        given = [name for name in MEDIA_ONLY if getattr(args, name) is not None]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ArchiveError(f"{flags}: only with --media")
+        return None
+    if args.media_cookies and not Path(args.media_cookies).is_file():
+        raise ArchiveError(f"--media-cookies {args.media_cookies}: no such file")
+    return MediaOptions(
+        max_size=args.media_max_size if args.media_max_size is not None else MEDIA_MAX_SIZE,
+        format=args.media_format, live=args.media_live,
+        cookies=str(Path(args.media_cookies).resolve()) if args.media_cookies else None,
+    )
 
 
 BROWSER_ONLY = ("viewport", "wait_until", "wait_for", "wait", "no_scroll", "page_timeout")
@@ -233,6 +267,7 @@ def run(args) -> int:
     seeds = [sealed_url(u) for u in args.urls]
     tsas = [sealed_url(u) for u in args.tsa]
     browser = page_options(args)
+    media = media_options(args)
     progress = Progress(not args.quiet and not args.json)
 
     def on_upload(sent: int, total: int) -> None:
@@ -258,6 +293,7 @@ def run(args) -> int:
         dedup=not args.no_dedup, max_redirects=args.max_redirects, browser=browser,
         allow_private_addresses=args.allow_private_addresses,
         allow_metadata_addresses=args.allow_metadata_addresses,
+        media=media,
     )
     request = CaptureRequest(
         crawl=options, operator=args.operator or default_operator(),
@@ -274,7 +310,9 @@ def run(args) -> int:
         # no total (the queue grows as pages are read): counts, pages/s, and rich's bytes/s
         progress.update(
             f"pages {stats.pages}  requisites {stats.requisites}  queued {queued}  "
-            f"failed {stats.failed}  {human_bytes(stats.bytes)}  {stats.pages / elapsed:.1f} pages/s",
+            f"failed {stats.failed}  {human_bytes(stats.bytes)}  "
+            + (f"media {stats.media}  " if media else "")
+            + f"{stats.pages / elapsed:.1f} pages/s",
             stats.bytes,
         )
 
@@ -304,6 +342,9 @@ def run(args) -> int:
         print(f"pages    {result.pages}, requisites {result.requisites}, "
               f"failed fetches {result.failed}, {human_bytes(result.bytes)}"
               + (f", {result.revisits} unchanged payloads as revisits" if result.revisits else ""))
+        if media or result.media or result.media_failed:
+            print(f"media    {result.media} recorded, {result.media_failed} failed "
+                  "(evidence/capture.json says what became of each)")
         if result.stop_reason:
             print(f"stopped  {result.stop_reason} reached; some queued URLs were not fetched")
         for cut in result.cut_back:

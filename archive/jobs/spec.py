@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from archive.capture.crawl import LEAST, CrawlOptions
+from archive.capture.mediaoptions import DEFAULT_MAX_SIZE as MEDIA_MAX_SIZE
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
 from archive.errors import ArchiveError
@@ -56,6 +57,7 @@ class JobFileError(ArchiveError):
 _CAPTURE = CrawlOptions(seeds=[])
 _PAGE = PageOptions()
 BROWSER_ONLY = ("viewport", "wait_until", "wait_for", "wait", "scroll", "page_timeout")
+MEDIA_ONLY = ("media_max_size", "media_format", "media_live", "media_cookies")
 
 
 @dataclass
@@ -92,6 +94,11 @@ class CrawlSpec:
     wait: float = _PAGE.delay
     scroll: bool = _PAGE.scroll
     page_timeout: float = _PAGE.timeout
+    media: bool = False           # download pages' video and audio with yt-dlp; then how:
+    media_max_size: int = MEDIA_MAX_SIZE
+    media_format: str | None = None   # a yt-dlp format selector
+    media_live: float | None = None   # seconds of a live stream to record
+    media_cookies: Path | None = None  # cookies.txt for yt-dlp (never sealed)
 
 
 @dataclass
@@ -378,6 +385,8 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "ignore_robots": boolean, "dedup": boolean,
         "browser": boolean, "viewport": viewport, "wait_until": choice(WAIT_CONDITIONS),
         "wait_for": non_empty_text, "wait": pause, "scroll": boolean, "page_timeout": duration,
+        "media": boolean, "media_max_size": size, "media_format": non_empty_text,
+        "media_live": duration, "media_cookies": path,
     },
     "signing": {
         "key": path, "passphrase_env": env_name, "passphrase_file": path, "unsigned": boolean,
@@ -588,6 +597,9 @@ def _cross_checks(values: dict, lines: dict, data: dict) -> list[Problem]:
     if not crawl.get("browser"):
         problems += [Problem(lines.get(f"crawl.{key}"), f"'crawl.{key}' applies with browser = true only")
                      for key in BROWSER_ONLY if key in crawl]
+    if not crawl.get("media"):
+        problems += [Problem(lines.get(f"crawl.{key}"), f"'crawl.{key}' applies with media = true only")
+                     for key in MEDIA_ONLY if key in crawl]
     retention = values["retention"]
     if (retention.get("retain_days") or retention.get("legal_hold")) and "store" in top \
             and not top["store"].startswith("s3://"):

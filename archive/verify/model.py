@@ -76,6 +76,7 @@ class Report:
     custody: list[dict] = field(default_factory=list)        # the capture's custody entries, from its store
     notes: list[str] = field(default_factory=list)           # what was not checked, plainly
     screenshots: dict[str, RecordLocation] = field(default_factory=dict)  # page url -> record
+    thumbnails: dict[str, RecordLocation] = field(default_factory=dict)   # media record URI -> thumbnail
     allow_unsigned: bool = False      # as asked, for a verdict concluded again after late checks
 
     def add(self, name: str, status: str, summary: str, problems=()) -> Check:

@@ -261,12 +261,18 @@ class RecordDigests:
         self.splitter = PayloadSplitter() if has_http_headers(record_type or "", uri, length) else None
         self.length = length
         self.seen = 0
+        block, payload = self.block.hasher, self.payload.hasher
+        if self.splitter is None and block is not None and payload is not None \
+                and block.name == payload.name:
+            # No HTTP headers (a resource: a media file, a screenshot): the payload is the
+            # block, so one hash serves both digests (a gigabyte video is hashed once)
+            self.payload.hasher = block
 
     def update(self, data) -> None:
         self.seen += len(data)
         if self.block.hasher is not None:
             self.block.hasher.update(data)
-        if self.payload.hasher is not None:
+        if self.payload.hasher is not None and self.payload.hasher is not self.block.hasher:
             if self.splitter is None or self.splitter.done:
                 self.payload.hasher.update(data)
             else:

@@ -1,4 +1,10 @@
-"""Signing keys: ECDSA P-256 key pairs, encrypted PEM on disk, SHA-256 fingerprints."""
+"""Signing keys: ECDSA P-384 (the default) or P-256 key pairs, encrypted PEM on disk,
+SHA-256 fingerprints.
+
+P-384 because ReplayWeb.page (wabac.js), the only other tool that checks the anonymous
+WACZ signature, imports the signer's key as P-384 only; P-256 keys made before still
+sign and verify here.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +26,10 @@ from archive.files import read_at_most
 PASSPHRASE_ENV = "ARCHIVE_KEY_PASSPHRASE"
 PRIVATE_NAME = "signing-key.pem"
 PUBLIC_NAME = "signing-key.pub.pem"
-ALGORITHM = "ECDSA P-256 (secp256r1) with SHA-256"
+# curve option -> (curve, its name in reports)
+CURVES = {"p384": (ec.SECP384R1, "P-384"), "p256": (ec.SECP256R1, "P-256")}
+DEFAULT_CURVE = "p384"
+_NAMES = {curve.name: name for curve, name in CURVES.values()}      # secp384r1 -> P-384
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,17 @@ class KeyFiles:
     private: Path
     public: Path
     fingerprint: str
+    algorithm: str
+
+
+def curve_name(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> str:
+    """`P-384` or `P-256`."""
+    return _NAMES[key.curve.name]
+
+
+def algorithm(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> str:
+    """What a key signs with, for people: `ECDSA P-384 (secp384r1) with SHA-256`."""
+    return f"ECDSA {curve_name(key)} ({key.curve.name}) with SHA-256"
 
 
 def public_der(public_key: ec.EllipticCurvePublicKey) -> bytes:
@@ -68,18 +88,19 @@ def passphrase_from_env_or_prompt(confirm: bool = False) -> bytes | None:
     return first.encode("utf-8") if first else None
 
 
-def generate(out_dir: str | Path, passphrase: bytes | None) -> KeyFiles:
-    """Write a new key pair into out_dir; the private key encrypted unless passphrase is None.
-
-    Refuses to replace existing key files.
+def generate(out_dir: str | Path, passphrase: bytes | None, curve: str = DEFAULT_CURVE) -> KeyFiles:
+    """Write a new key pair on `curve` (p384 or p256) into out_dir; the private key
+    encrypted unless passphrase is None. Refuses to replace existing key files.
     """
+    if curve not in CURVES:
+        raise ArchiveError(f"unknown curve {curve!r}: choose {' or '.join(CURVES)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     private_path, public_path = out / PRIVATE_NAME, out / PUBLIC_NAME
     for path in (private_path, public_path):
         if path.exists():
             raise AlreadyExists(f"{path} already exists; refusing to overwrite a key")
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = ec.generate_private_key(CURVES[curve][0]())
     encryption = (
         serialization.BestAvailableEncryption(passphrase)
         if passphrase
@@ -95,7 +116,7 @@ def generate(out_dir: str | Path, passphrase: bytes | None) -> KeyFiles:
     fd = os.open(public_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     with os.fdopen(fd, "wb") as fh:
         fh.write(public_pem(key.public_key()))
-    return KeyFiles(private_path, public_path, fingerprint(key.public_key()))
+    return KeyFiles(private_path, public_path, fingerprint(key.public_key()), algorithm(key))
 
 
 KEY_FILE_LIMIT = 1 << 20      # a PEM key is a few hundred bytes
@@ -131,7 +152,7 @@ def load_private_key(path: str | Path, passphrase: bytes | None) -> ec.EllipticC
         )
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise ArchiveError(f"cannot open {path}: wrong passphrase or damaged key") from None
-    return _require_p256(key, path)
+    return _require_supported(key, path)
 
 
 def load_public_key(path: str | Path) -> ec.EllipticCurvePublicKey:
@@ -153,30 +174,61 @@ def load_public_key(path: str | Path) -> ec.EllipticCurvePublicKey:
             key = serialization.load_der_public_key(base64.b64decode(data, validate=True))
     except (ValueError, TypeError, UnsupportedAlgorithm, base64.binascii.Error):
         raise ArchiveError(f"{path} is not a public key (PEM or base64 DER)") from None
-    return _require_p256(key, path)
+    return _require_supported(key, path)
 
 
 def public_key_from_b64(value: str) -> ec.EllipticCurvePublicKey:
-    """Parse a base64 DER SubjectPublicKeyInfo; raises ValueError when it is not P-256."""
+    """Parse a base64 DER SubjectPublicKeyInfo; raises ValueError when it is not an
+    ECDSA P-384 or P-256 key."""
     raw = base64.b64decode(value, validate=True)
     try:
         key = serialization.load_der_public_key(raw)
     except UnsupportedAlgorithm:
         # a damaged key can name a curve or algorithm the library does not know
-        raise ValueError("not an ECDSA P-256 public key") from None
+        raise ValueError("not an ECDSA P-384 or P-256 public key") from None
     if isinstance(key, ec.EllipticCurvePublicKey) and public_der(key) != raw:
         # another encoding of a key (compressed or hybrid point, odd DER) is not what
         # a signer writes: the bytes must be the canonical SubjectPublicKeyInfo
         raise ValueError("public key is not in its canonical encoding")
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-        raise ValueError("not an ECDSA P-256 public key")
+    if not _supported(key):
+        raise ValueError("not an ECDSA P-384 or P-256 public key")
     return key
 
 
-def _require_p256(key, path):
-    if (
-        not isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey))
-        or key.curve.name != "secp256r1"
-    ):
-        raise ArchiveError(f"{path} is not an ECDSA P-256 key")
+def _supported(key) -> bool:
+    return (isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey))
+            and key.curve.name in _NAMES)
+
+
+def _require_supported(key, path):
+    if not _supported(key):
+        raise ArchiveError(f"{path} is not an ECDSA P-384 or P-256 key")
     return key
+
+
+STATE_ENV = "XDG_STATE_HOME"
+
+
+def notices_dir() -> Path:
+    """Where one-time notices to a key's owner are remembered (XDG state folder)."""
+    base = os.environ.get(STATE_ENV) or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "archive" / "notices"
+
+
+def p256_notice(key_fingerprint: str, curve: str) -> str | None:
+    """The notice for the owner of a P-256 key, the first time it signs on this account
+    (None after that, and for P-384 keys). Remembered per key in notices_dir(); where
+    that cannot be written, the notice is given every time rather than never."""
+    if curve != "P-256":
+        return None
+    marker = notices_dir() / f"p256-{key_fingerprint}"
+    if marker.exists():
+        return None
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("told: ReplayWeb.page cannot confirm signatures of this P-256 key\n")
+    except OSError:
+        pass
+    return (f"key {key_fingerprint[:16]}… is ECDSA P-256: `archive verify` checks its signatures, "
+            "but ReplayWeb.page confirms P-384 signatures only; `archive keys generate --out DIR` "
+            "makes a P-384 key (publish its .pub.pem to those who verify). Said once per key")

@@ -20,7 +20,18 @@ def test_generate_writes_encrypted_private_key_with_mode_0600(run, tmp_path, mon
     der = serialization.load_pem_public_key(public.read_bytes()).public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert hashlib.sha256(der).hexdigest() in result.out
+    # P-384 by default: ReplayWeb.page imports the signer's key as P-384 only
+    assert key.curve.name == "secp384r1" and "P-384" in result.out
+
+
+def test_generate_offers_p256_for_keys_like_the_old_ones(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHIVE_KEY_PASSPHRASE", "s3cret")
+    result = run("keys", "generate", "--out", tmp_path, "--curve", "p256")
+    assert result.code == 0 and "P-256" in result.out, result
+    key = serialization.load_pem_private_key((tmp_path / "signing-key.pem").read_bytes(), b"s3cret")
     assert key.curve.name == "secp256r1"
+    shown = run("keys", "show", tmp_path / "signing-key.pub.pem", "--json")
+    assert '"ECDSA P-256 (secp256r1) with SHA-256"' in shown.out
 
 
 def test_generate_refuses_unencrypted_key_without_flag(tmp_path):
@@ -54,7 +65,7 @@ def test_show_prints_fingerprint_and_algorithm(run, keydir, monkeypatch):
     assert public.code == private.code == 0
     fp = public.out.split()[1]
     assert len(fp) == 64 and fp in private.out
-    assert "P-256" in public.out
+    assert "P-384" in public.out
 
 
 def test_show_with_wrong_passphrase_is_one_line_error(run, keydir, monkeypatch):

@@ -67,7 +67,7 @@ def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
 
 def new_signer(keydir: Path) -> tuple[Signer, Path]:
     """A fresh signing key; its public key written to keydir."""
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = ec.generate_private_key(ec.SECP384R1())
     keydir.mkdir(parents=True, exist_ok=True)
     pub = keydir / "signer.pub.pem"
     pub.write_bytes(public_pem(key.public_key()))

@@ -18,7 +18,7 @@ from archive.cli.common import Progress, duration, http_url, human_bytes, positi
 from archive.cli.store import add_store_options, store_options
 from archive.errors import ArchiveError
 from archive.values import parse_viewport
-from archive.keys import load_private_key, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
+from archive.keys import load_private_key, p256_notice, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
 from archive.cli.timestamp import print_timestamps
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
 from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, resume_capture, run_capture
@@ -172,6 +172,9 @@ def run(args) -> int:
     tsas = [http_url(u) for u in args.tsa]
     browser = page_options(args)
     signer = load_signer(args.key, args.unsigned)
+    notice = p256_notice(signer.fingerprint, signer.curve) if signer else None
+    if notice:
+        print(f"archive: note: {notice}", file=sys.stderr)
     progress = Progress(not args.quiet and not args.json)
 
     def on_upload(sent: int, total: int) -> None:

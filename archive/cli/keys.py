@@ -14,7 +14,10 @@ def register(sub) -> None:
     actions = parser.add_subparsers(dest="keys_command", metavar="ACTION")
     actions.required = True
 
-    generate = actions.add_parser("generate", help="create an ECDSA P-256 signing key pair")
+    generate = actions.add_parser("generate", help="create an ECDSA signing key pair (P-384 by default)")
+    generate.add_argument("--curve", choices=sorted(keys.CURVES), default=keys.DEFAULT_CURVE,
+                          help="p384 (default: what ReplayWeb.page verifies) or p256 (the curve of "
+                               "keys made before; ReplayWeb.page cannot confirm their signatures)")
     generate.add_argument("--out", default=".", help="folder for the key files (default: .)")
     generate.add_argument("--no-passphrase", action="store_true",
                           help="write the private key unencrypted (not recommended)")
@@ -36,10 +39,10 @@ def run_generate(args) -> int:
                 f"no passphrase: set {keys.PASSPHRASE_ENV}, run from a terminal, "
                 "or pass --no-passphrase to write an unencrypted key"
             )
-    files = keys.generate(args.out, passphrase)
+    files = keys.generate(args.out, passphrase, args.curve)
     info = {
         "private_key": str(files.private), "public_key": str(files.public),
-        "fingerprint": files.fingerprint, "algorithm": keys.ALGORITHM,
+        "fingerprint": files.fingerprint, "algorithm": files.algorithm,
         "encrypted": passphrase is not None,
     }
     if args.json:
@@ -49,6 +52,7 @@ def run_generate(args) -> int:
               f"{'encrypted' if passphrase else 'NOT encrypted'})")
         print(f"public key   {files.public}")
         print(f"fingerprint  {files.fingerprint}")
+        print(f"algorithm    {files.algorithm}")
     return 0
 
 
@@ -62,7 +66,7 @@ def run_show(args) -> int:
         public = keys.load_public_key(args.file)
         kind = "public"
     info = {"file": os.fspath(args.file), "kind": kind, "fingerprint": keys.fingerprint(public),
-            "algorithm": keys.ALGORITHM}
+            "algorithm": keys.algorithm(public)}
     if args.json:
         print_json(info)
     else:

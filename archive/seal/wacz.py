@@ -1,14 +1,14 @@
 """Seal a capture's container into a WACZ 1.1.1 file.
 
 Layout (FACTS.md): archive/*.warc.gz (already in the container, written by the
-capture), indexes/index.cdx.gz, pages/pages.jsonl, our own evidence files two levels
+capture), the CDXJ index in blocks (indexes/index.cdx.gz and indexes/index.idx,
+archive.warc.zipnum), pages/pages.jsonl, our own evidence files two levels
 deep, datapackage.json listing every one of them with size and SHA-256, and
 datapackage-digest.json with the hash of datapackage.json and its signature.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,10 +19,12 @@ from archive import SOFTWARE
 from archive.hashing import sha256_prefixed
 from archive.seal.container import ContainerWriter
 from archive.seal.sign import Signer
+from archive.warc.zipnum import write_zipnum
 
 WACZ_VERSION = "1.1.1"
 PAGES_HEADER = {"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}
 INDEX_PATH = "indexes/index.cdx.gz"
+IDX_PATH = "indexes/index.idx"
 PAGES_PATH = "pages/pages.jsonl"
 
 
@@ -67,12 +69,6 @@ def pages_jsonl(pages: list[dict]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def index_gz(lines: list[str]) -> bytes:
-    body = "".join(line + "\n" for line in sorted(lines)).encode("utf-8")
-    # mtime=0: the same index gives the same bytes whenever it is sealed.
-    return gzip.compress(body, compresslevel=6, mtime=0)
-
-
 def seal(container: ContainerWriter, inp: SealInput, signer: Signer | None) -> Sealed:
     """Complete the container (its WARC files already written) and rename it to its
     final name; signer None means unsigned. On failure the `.open` file is kept: it
@@ -86,8 +82,10 @@ def seal(container: ContainerWriter, inp: SealInput, signer: Signer | None) -> S
 
 def _seal(container: ContainerWriter, inp: SealInput, signer: Signer | None) -> Sealed:
     created = utc_now_iso()
+    index, idx = write_zipnum(inp.index_lines)
     for path, data in [
-        (INDEX_PATH, index_gz(inp.index_lines)),
+        (INDEX_PATH, index),
+        (IDX_PATH, idx),
         (PAGES_PATH, pages_jsonl(inp.pages)),
         *sorted(inp.evidence.items()),
     ]:

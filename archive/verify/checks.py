@@ -21,13 +21,14 @@ from archive.verify.timestamps import check_timestamps, clock_clash, summarize, 
 from archive.verify.container import (
     MEMBER_LIMIT, Container, ContainerError, hostile, iter_member, names_zip_readers_see, read_container,
 )
-from archive.verify.members import IndexSink, JsonSink, PagesSink, WarcSink
+from archive.verify.members import IdxSink, IndexSink, JsonSink, PagesSink, WarcSink
 from archive.verify.model import (
     FAIL, PASS, SKIP, WARN, CannotCheck, RecordLocation, Report, VerifyOptions, conclude,
 )
 from archive.verify.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
 from archive.verify.segments import ParallelWarcs, parallel_worth
 from archive.verify.source import Source, local_source, sniff
+from archive.verify.zipnum import idx_problems
 from archive.verify.warcs import (
     CONTENT_TYPES, Problem, Problems, WarcChecker, WarcResult, check_warc_slow, revisit_problems,
     same_digest,
@@ -207,6 +208,8 @@ def _sinks(container: Container, warcs: bool) -> tuple[dict, set[str]]:
                 threaded.add(m.name)
         elif m.name.startswith("indexes/") and m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
             sinks[m.name] = IndexSink(m.name)
+        elif m.name.startswith("indexes/") and m.name.endswith(".idx"):
+            sinks[m.name] = IdxSink(m.name)
         elif m.name == PAGES:
             sinks[m.name] = PagesSink(m.name)
         elif m.name in DIGEST_FILES or m.name == EVIDENCE:
@@ -489,9 +492,13 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
     if ours:
         problems.extend(Problem(f"{r.record_type} record is not in the index", name, r.offset, uri=r.uri)
                         for name, r in unindexed)
+    idxs = [s for s in sinks.values() if isinstance(s, IdxSink)]
+    for idx in idxs:
+        problems.extend(idx_problems(idx, {s.name: s for s in indexes}, ours))
+    blocks = f" in {count(sum(len(i.blocks) for i in idxs), 'block')}" if idxs else ""
     report.add("index", FAIL if problems else PASS,
-               f"{count(len(entries), 'index line')} " + ("do not all match their records" if problems
-                                                 else "match their records"), problems.all())
+               f"{count(len(entries), 'index line')}{blocks} " + ("do not all match their records" if problems
+                                                         else "match their records"), problems.all())
 
 
 def _pages_check(report: Report, sinks: dict, members: dict) -> None:
@@ -571,6 +578,7 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
         "holds": None if check.form == "domain" else False,
         "created": text_field(signed.get("created")) if isinstance(signed, dict) else None,
         "software": text_field(signed.get("software")) if isinstance(signed, dict) else None,
+        "curve": check.curve, "encoding": check.encoding,
     }
     if check.form == "domain":
         named = _named_signer(evidence)
@@ -601,7 +609,16 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
                    f"valid signature by key {check.fingerprint}, which is not among the keys you trust"
                    + ("" if options.trusted else " (give the signer's public key with --trust)"))
         return
-    report.add("signature", PASS, f"signed by {options.trusted[check.fingerprint]} (key {check.fingerprint})")
+    report.add("signature", PASS, f"signed by {options.trusted[check.fingerprint]} (key {check.fingerprint}, "
+               f"ECDSA {check.curve}, {_ENCODINGS[check.encoding]} signature)")
+    if (check.curve, check.encoding) != ("P-384", "raw"):
+        report.notes.append(f"ReplayWeb.page cannot confirm this signature: it checks ECDSA P-384 "
+                            f"signatures in raw r||s form, this one is {check.curve} in "
+                            f"{_ENCODINGS[check.encoding]} (made before this tool used P-384 keys); "
+                            "this verification is unaffected")
+
+
+_ENCODINGS = {"raw": "raw r||s (IEEE P1363)", "DER": "DER"}
 
 
 def _stored_as_check(report: Report, evidence: dict | None, capture_id: str) -> None:

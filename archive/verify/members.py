@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import zlib
 from dataclasses import dataclass
@@ -10,10 +11,12 @@ from archive.values import parse_json
 from archive.verify.scan import Sink
 from archive.verify.warcs import Problem, Problems, WarcChecker, WarcResult
 from archive.warc.cdxj import parse_cdxj_line
+from archive.warc.zipnum import IdxEntry, parse_idx_line, parse_meta
 
 JSON_LIMIT = 64 << 20          # datapackage.json and friends are small; a huge one is hostile
 LINE_LIMIT = 16 << 20          # one index or pages line
 INDEX_EXPANSION = 200          # an index expanding more than this is a bomb
+MAX_BLOCKS = 1 << 20           # blocks of an index (thousands of lines each: billions of records)
 
 
 class WarcSink(Sink):
@@ -75,14 +78,20 @@ class LineSink(Sink):
             return self._lines(data)
         try:
             while data and not self._stopped:
-                self._open = True
+                if not self._open:
+                    self._open = True
+                    self.member_start()
                 out = self._d.decompress(data, 4 << 20)
+                tail = self._d.unconsumed_tail
+                rest = self._d.unused_data if self._d.eof else b""
+                self.member_bytes(memoryview(data)[:len(data) - len(tail) - len(rest)])
                 self._lines(out)
-                data = self._d.unconsumed_tail
-                if self._d.eof:   # concatenated gzip members
-                    data = self._d.unused_data + data
+                data = tail
+                if self._d.eof:   # concatenated gzip members (the blocks of a ZipNum index)
+                    data = rest + data
                     self._d = zlib.decompressobj(zlib.MAX_WBITS | 16)
                     self._open = False
+                    self.member_end(not self._buffer)
         except zlib.error as exc:
             self._stop(f"{self.name} is not valid gzip data ({exc})")
 
@@ -114,6 +123,26 @@ class LineSink(Sink):
     def line(self, number: int, line: bytes) -> None:
         raise NotImplementedError
 
+    def member_start(self) -> None:
+        """A gzip member begins (gzip members only)."""
+
+    def member_bytes(self, data: memoryview) -> None:
+        """Compressed bytes of the current gzip member."""
+
+    def member_end(self, at_line_end: bool) -> None:
+        """The current gzip member ended; `at_line_end`: its last line ended in it."""
+
+
+@dataclass(slots=True)
+class GzipMember:
+    """One gzip member of an index: a block of a ZipNum index (archive.warc.zipnum)."""
+    offset: int
+    length: int = 0
+    digest: str = ""
+    first: tuple[str, str] | None = None      # (surt, timestamp) of its first line
+    at_line_end: bool = True
+    lines: int = 0
+
 
 @dataclass(slots=True)
 class IndexEntry:
@@ -132,12 +161,34 @@ class IndexSink(LineSink):
     def __init__(self, name: str) -> None:
         super().__init__(name, name.endswith(".gz"))
         self.entries: list[IndexEntry] = []
+        self.members: list[GzipMember] = []     # its gzip members, in order
+        self._hash = None
+        self._offset = 0
+
+    def member_start(self) -> None:
+        self.members.append(GzipMember(self._offset))
+        self._hash = hashlib.sha256()
+
+    def member_bytes(self, data: memoryview) -> None:
+        self._hash.update(data)
+        self.members[-1].length += len(data)
+
+    def member_end(self, at_line_end: bool) -> None:
+        member = self.members[-1]
+        member.digest, member.at_line_end = "sha256:" + self._hash.hexdigest(), at_line_end
+        self._offset += member.length
+        if len(self.members) > MAX_BLOCKS:
+            self._stop(f"{self.name} has more than {MAX_BLOCKS} gzip members")
 
     def line(self, number: int, line: bytes) -> None:
         if not line.strip() or line.startswith(b"!"):
             return
+        if self.members:
+            self.members[-1].lines += 1
         try:
-            _, stamp, fields = parse_cdxj_line(line.decode("utf-8"))
+            key, stamp, fields = parse_cdxj_line(line.decode("utf-8"))
+            if self.members and self.members[-1].first is None:
+                self.members[-1].first = (key, stamp)
             url, digest = fields.get("url"), fields.get("digest")
             if not isinstance(url, (str, type(None))) or not isinstance(digest, (str, type(None))):
                 raise TypeError("url and digest are text")
@@ -149,6 +200,32 @@ class IndexSink(LineSink):
             self.problems.append(Problem(f"index line {number} cannot be read", self.name))
             return
         self.entries.append(entry)
+
+
+class IdxSink(LineSink):
+    """indexes/*.idx: the `!meta` line and one line per block of a ZipNum index; checked
+    against the blocks of the index it names once both are read."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, False)
+        self.meta: dict | None = None
+        self.blocks: list[tuple[int, IdxEntry]] = []     # (line number, entry)
+
+    def line(self, number: int, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            text = line.decode("utf-8")
+            if text.startswith("!meta"):
+                if number != 1:
+                    raise ValueError("a !meta line after the first")
+                self.meta = parse_meta(text)
+                return
+            self.blocks.append((number, parse_idx_line(text)))
+        except (ValueError, UnicodeDecodeError, OverflowError):
+            self.problems.append(Problem(f"line {number} cannot be read", self.name))
+        if len(self.blocks) > MAX_BLOCKS:
+            self._stop(f"{self.name} names more than {MAX_BLOCKS} blocks")
 
 
 class PagesSink(LineSink):

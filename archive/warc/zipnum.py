@@ -1,0 +1,130 @@
+"""The CDXJ index in blocks ("ZipNum", format `cdxj-gzip-1.0`), as Webrecorder's tools
+write it and wabac.js (ReplayWeb.page), pywb and py-wacz read it.
+
+`index.cdx.gz` is a series of gzip members, each a block of sorted CDXJ lines;
+`index.idx` starts with a `!meta 0 {...}` line and has one line per block: the block's
+first key (`<surt> <timestamp>`, as py-wacz's cdxj-indexer writes it) then JSON
+`{"offset", "length", "digest"}` of that gzip member in `index.cdx.gz`, the digest
+`sha256:<hex>` of its compressed bytes (wabac.js checks it when it loads the block).
+A reader loads only the blocks a URL can be in, so a capture of millions of records
+replays without loading its whole index.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from dataclasses import dataclass
+
+from archive.values import parse_json
+
+FORMAT = "cdxj-gzip-1.0"
+DATA_NAME = "index.cdx.gz"
+# js-wacz (which browsertrix-crawler uses) cuts blocks of 3000 lines, py-wacz 1024
+BLOCK_LINES = 3000
+
+
+@dataclass(frozen=True)
+class Block:
+    key: str         # `<surt> <timestamp>` of its first line
+    offset: int      # in index.cdx.gz
+    length: int
+    digest: str      # `sha256:<hex>` of its gzip bytes
+
+
+def line_key(line: str) -> str:
+    """`<surt> <timestamp>` of a CDXJ line: what a block is found by."""
+    return " ".join(line.split(" ", 2)[:2])
+
+
+def blocks_of(lines: list[str], block_lines: int = BLOCK_LINES) -> list[list[str]]:
+    """Sorted lines cut into blocks of about `block_lines`; a cut only falls where the key
+    changes, so no two blocks share a first key (wabac.js keeps its blocks by first key:
+    a second block under the same key would be lost to replay)."""
+    blocks: list[list[str]] = []
+    current: list[str] = []
+    for line in sorted(lines):
+        if len(current) >= block_lines and line_key(line) != line_key(current[-1]):
+            blocks.append(current)
+            current = []
+        current.append(line)
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def write_zipnum(lines: list[str], block_lines: int = BLOCK_LINES) -> tuple[bytes, bytes]:
+    """(index.cdx.gz, index.idx) for these CDXJ lines; the same lines give the same bytes."""
+    data, idx = [], [meta_line()]
+    offset = 0
+    for block in blocks_of(lines, block_lines):
+        # mtime=0: the same index gives the same bytes whenever it is sealed
+        member = gzip.compress("".join(line + "\n" for line in block).encode("utf-8"),
+                               compresslevel=6, mtime=0)
+        idx.append(idx_line(Block(line_key(block[0]), offset, len(member),
+                                  "sha256:" + hashlib.sha256(member).hexdigest())))
+        data.append(member)
+        offset += len(member)
+    if len(idx) == 1:
+        data.append(gzip.compress(b"", mtime=0))    # an empty index is still a gzip file
+    return b"".join(data), "".join(line + "\n" for line in idx).encode("utf-8")
+
+
+def meta_line() -> str:
+    return "!meta 0 " + json.dumps({"format": FORMAT, "filename": DATA_NAME})
+
+
+def idx_line(block: Block) -> str:
+    return f"{block.key} " + json.dumps({"offset": block.offset, "length": block.length,
+                                         "digest": block.digest})
+
+
+@dataclass(frozen=True)
+class IdxEntry:
+    key: str
+    filename: str | None
+    offset: int
+    length: int
+    digest: str | None
+
+
+def parse_meta(line: str) -> dict:
+    """The JSON of a `!meta 0 {...}` line; ValueError when it is not one."""
+    if not line.startswith("!meta"):
+        raise ValueError("not a !meta line")
+    start = line.find(" {")
+    value = parse_json(line[start + 1:]) if start >= 0 else None
+    if not isinstance(value, dict):
+        raise ValueError("the !meta line holds no JSON object")
+    return value
+
+
+def parse_idx_line(line: str) -> IdxEntry:
+    """One block line: `<key> {json}` (cdxj-gzip-1.0) or pywb's tab-separated
+    `<key>\\t<filename>\\t<offset>\\t<length>`; ValueError on anything else."""
+    if "\t" in line:
+        key, filename, offset, length = line.split("\t")[:4]
+        return IdxEntry(key, filename, _number(offset), _number(length), None)
+    start = line.find(" {")
+    if start < 0:
+        raise ValueError("no JSON in the line")
+    fields = parse_json(line[start + 1:])
+    if not isinstance(fields, dict):
+        raise ValueError("not a JSON object")
+    filename, digest = fields.get("filename"), fields.get("digest")
+    if not isinstance(filename, (str, type(None))) or not isinstance(digest, (str, type(None))):
+        raise ValueError("filename and digest are text")
+    return IdxEntry(line[:start], filename, _number(fields.get("offset")),
+                    _number(fields.get("length")), digest)
+
+
+def _number(value) -> int:
+    # bool is an int to Python, and "1e3" or "٣" are not byte offsets
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str)
+                                                                  and value.isascii() and value.isdigit())):
+        raise ValueError(f"{str(value)[:40]!r} is not a byte count")
+    number = int(value)
+    if number < 0:
+        raise ValueError("negative byte count")
+    return number

@@ -141,7 +141,7 @@ class App:
             more_pages=row.get("pages", 0) > len(pages), media=listing.media(catalog, capture_id),
             changes=catalog.changes(capture_id), run=run, report=report,
             headline=headline(report) if report else None, signer=signer_line(report) if report else None,
-            facts=facts(report) if report else [], custody=report.custody if report else self._custody(capture_id),
+            facts=facts(report) if report else [], custody=self._custody(capture_id),
             screenshots=shown[:SCREENSHOTS_SHOWN], focus=focus, verified=bool(report and report.verdict == VERIFIED),
             trusted=sorted(self.config.trusted.values()))
 

@@ -238,3 +238,27 @@ def test_downloads(store, app):
     assert requests.get(f"{app.url}/captures/nonsense", timeout=30).status_code == 404
     # a request naming another host (DNS rebinding) is refused
     assert requests.get(f"{app.url}/captures", headers={"Host": "evil.example:80"}, timeout=30).status_code == 421
+
+
+def test_capture_in_s3_replays(s3, browser, tmp_path, key, pubkey, shots):
+    """A capture stored in the S3 endpoint replays: the WACZ is read by ranged GETs."""
+    site = search_site()
+    catalog = tmp_path / "catalog.sqlite3"
+    with SiteServer(site) as server:
+        news = server.url("/news")
+        capture_id = _capture(s3.address("team"), tmp_path / "work", [news], "--key", str(key),
+                              "--catalog", str(catalog))
+    app = Served("--store", s3.address("team"), "--catalog", str(catalog), "--port", "0",
+                 "--trust", f"alice={pubkey}")
+    watched = Watched(browser)
+    try:
+        page = watched.page
+        page.goto(f"{app.url}/captures/{capture_id}/replay?url={quote(news, safe='')}")
+        frame = _replayed_frame(page, news)
+        assert NEWS_SENTENCE in frame.inner_text("body")
+        page.screenshot(path=shots / "replay-s3.png")
+        verify_now(page, app, capture_id)
+        assert page.inner_text("#verdict").strip() == "VERIFIED"
+    finally:
+        watched.close()
+        assert "Traceback" not in app.stop()

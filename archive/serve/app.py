@@ -42,6 +42,7 @@ PAGES_SHOWN = 500
 SCREENSHOTS_SHOWN = 12
 STATUS_WORDS = {"pass": "passed", "fail": "FAILED", "warn": "note", "skip": "NOT CHECKED"}
 DAY = len("2026-01-01")
+COUNTS_EVERY = 30.0
 
 
 def _templates() -> Environment:
@@ -114,7 +115,15 @@ class App:
                            jobs=listing.jobs(catalog), verdicts=listing.VERDICTS,
                            next_link=("/captures?" + urlencode({**kept, "before": next_before})) if next_before else None,
                            first_link=("/captures?" + urlencode(kept)) if before else None,
-                           counts=catalog.counts())
+                           counts=self.counts(catalog))
+
+    def counts(self, catalog) -> dict:
+        """The catalog's totals, counted at most every COUNTS_EVERY seconds (a count of
+        100,000 rows on every page view is the list's largest cost)."""
+        held = getattr(self, "_counts", None)
+        if held is None or time.monotonic() - held[0] > COUNTS_EVERY:
+            held = self._counts = (time.monotonic(), catalog.counts())
+        return held[1]
 
     def _capture_or_404(self, request: Request) -> tuple[str, dict | None]:
         capture_id = request.path_params["capture_id"]

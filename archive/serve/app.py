@@ -33,7 +33,7 @@ from archive.serve.replay import INSTALL_HINT
 from archive.serve.textdiff import sentence_diff
 from archive.serve.verifier import Verifier
 from archive.values import human_bytes
-from archive.verify.model import VERIFIED
+from archive.verify.model import VERIFIED, CannotCheck
 from archive.verify.report import CHECK_TITLES, facts, headline, signer_line
 
 HERE = Path(__file__).parent
@@ -141,8 +141,10 @@ class App:
         pages = catalog.pages(capture_id, limit=PAGES_SHOWN)
         run = self.verifier.get(capture_id)
         report = run.report if run and run.state == "done" else None
-        source = self.verifier.source(capture_id)
-        shots = capturefiles.screenshot_urls(capture_id, source)
+        try:
+            shots = capturefiles.screenshot_urls(capture_id, self.verifier.source(capture_id))
+        except CannotCheck:        # not in the store any more, or unreadable: Verify now says which
+            shots = frozenset()
         focus = request.query_params.get("url")
         shown = ([focus] if focus in shots else []) + [p["url"] for p in pages if p["url"] in shots and p["url"] != focus]
         return self.render(
@@ -330,7 +332,7 @@ def build(config: ServeConfig, store, replay_ready: bool, middleware, ui_csp: st
                 return view(request)
             except Exception as exc:  # noqa: BLE001
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                message = first if isinstance(exc, (ArchiveError, OSError)) else f"internal error: {type(exc).__name__}: {first}"
+                message = first if isinstance(exc, (ArchiveError, CannotCheck, OSError)) else f"internal error: {type(exc).__name__}: {first}"
                 print(f"archive serve: {request.url.path}: {message}", file=sys.stderr)
                 return app.error(request, 500, message)
         return run

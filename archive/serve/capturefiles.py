@@ -11,12 +11,11 @@ from collections import OrderedDict
 from archive.errors import ArchiveError, TooLarge
 from archive.verify.container import open_container
 from archive.verify.extract import _index_entries, extract
+from archive.verify.html import IMAGE_MAGIC, SCREENSHOT_LIMIT
 from archive.verify.model import CannotCheck
 from archive.verify.source import Source
 
 SCREENSHOT = "urn:screenshot:"
-SCREENSHOT_LIMIT = 20 << 20
-IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 SPOOL = 8 << 20       # an extracted resource is kept in memory up to this, then on disk
 
 

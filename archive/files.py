@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from archive.errors import AlreadyExists, ArchiveError
+
 
 def fsync_dir(directory: str | Path) -> None:
     """Make a rename or link inside `directory` durable."""
@@ -29,3 +31,18 @@ def read_at_most(path: str | Path, limit: int) -> bytes:
     if len(data) > limit:
         raise ValueError(f"{path} is larger than {limit >> 20} MiB")
     return data
+
+
+def write_new_files(out_dir: Path, files: list[tuple[Path, bytes]]) -> None:
+    """Write each (path, bytes) into out_dir (created if needed), replacing nothing: when
+    any of them exists, nothing is written (AlreadyExists)."""
+    for path, _ in files:
+        if path.exists():
+            raise AlreadyExists(f"{path} already exists; not overwritten")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path, data in files:
+            with open(path, "xb") as fh:
+                fh.write(data)
+    except OSError as exc:
+        raise ArchiveError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None

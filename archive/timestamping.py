@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from rfc3161_client import decode_timestamp_response
 
 from archive.errors import AlreadyExists, ArchiveError, NotFound, TooLarge
+from archive.files import write_new_files
 from archive.hashing import read_chunks
 from archive.seal.timestamp import (
     MAX_RESPONSE, MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, timestamp_entry, token_bytes, utc_iso,
@@ -44,23 +45,29 @@ class SealedDigest:
 def read_sealed_digest(store, capture_id: str) -> SealedDigest:
     """datapackage.json and its digest from a stored capture, checked against each other."""
     with store.open_capture(capture_id) as fh:
-        sha = hashlib.sha256()
-        for chunk in read_chunks(fh):
-            sha.update(chunk)
-        fh.seek(0)
-        try:
-            with open_zip(fh) as zf:
-                parts = {}
-                for name in ("datapackage.json", "datapackage-digest.json"):
-                    if zf.getinfo(name).file_size > JSON_LIMIT:
-                        raise ArchiveError(f"{capture_id}: {name} is implausibly large")
-                    parts[name] = zf.read(name)
-            digest = parse_json(parts["datapackage-digest.json"])
-        except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as exc:
-            raise ArchiveError(f"{capture_id}: cannot read its datapackage ({exc})") from None
+        return sealed_digest(fh, capture_id)
+
+
+def sealed_digest(fh, label: str) -> SealedDigest:
+    """datapackage.json and its digest from an open WACZ (seekable), checked against each
+    other; `label` names it in errors."""
+    sha = hashlib.sha256()
+    for chunk in read_chunks(fh):
+        sha.update(chunk)
+    fh.seek(0)
+    try:
+        with open_zip(fh) as zf:
+            parts = {}
+            for name in ("datapackage.json", "datapackage-digest.json"):
+                if zf.getinfo(name).file_size > JSON_LIMIT:
+                    raise ArchiveError(f"{label}: {name} is implausibly large")
+                parts[name] = zf.read(name)
+        digest = parse_json(parts["datapackage-digest.json"])
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as exc:
+        raise ArchiveError(f"{label}: cannot read its datapackage ({exc})") from None
     dp = parts["datapackage.json"]
     if not isinstance(digest, dict) or digest.get("hash") != "sha256:" + hashlib.sha256(dp).hexdigest():
-        raise ArchiveError(f"{capture_id}: datapackage.json does not match datapackage-digest.json; "
+        raise ArchiveError(f"{label}: datapackage.json does not match datapackage-digest.json; "
                            "the capture is damaged (run `archive verify`)")
     return SealedDigest(dp, digest, sha.hexdigest())
 
@@ -133,14 +140,5 @@ def export_tokens(store, capture_id: str, out_dir: Path) -> list[Path]:
         if certs:
             pem = b"".join(c.public_bytes(Encoding.PEM) for c in certs)
             files.append((out_dir / f"{capture_id}.token{n}.certs.pem", pem))
-    for path, _ in files:
-        if path.exists():
-            raise AlreadyExists(f"{path} already exists; not overwritten")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for path, data in files:
-            with open(path, "xb") as fh:
-                fh.write(data)
-    except OSError as exc:
-        raise ArchiveError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
+    write_new_files(out_dir, files)
     return [path for path, _ in files]

@@ -1,7 +1,8 @@
 """`archive extract ID`: take evidence out of a capture for use elsewhere: one captured
-resource, decoded, with its record's digests (`--url URL [--out FILE]`), or the
-capture's RFC 3161 tokens (`--timestamps DIR`). Taking evidence out of a store is a
-custody event, recorded in its ledger."""
+resource, decoded, with its record's digests (`--url URL [--out FILE]`), the
+capture's RFC 3161 tokens (`--timestamps DIR`), or its signature as files openssl
+checks (`--signature DIR`). Taking evidence out of a store is a custody event, recorded
+in its ledger."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from archive.custody.log import CustodyLog
 from archive.errors import ArchiveError
 from archive.ids import is_capture_id
 from archive.store.address import open_store
-from archive.timestamping import export_tokens, read_sealed_digest
+from archive.signature_files import export_signature
+from archive.timestamping import export_tokens, read_sealed_digest, sealed_digest
 from archive.verify.extract import AlteredRecord, Extracted, Opener, extract, store_opener
 from archive.verify.model import CannotCheck
 from archive.verify.source import resolve, store_source
@@ -37,6 +39,9 @@ def register(sub) -> None:
                    help="with --url: the payload as transferred (chunk framing, content encoding kept)")
     p.add_argument("--timestamps", metavar="DIR", type=Path,
                    help="write its RFC 3161 tokens (.tsr), their certificates and datapackage.json")
+    p.add_argument("--signature", metavar="DIR", type=Path,
+                   help="write the bytes it signed, the signer's public key (PEM) and the signature "
+                        "(DER), for `openssl dgst -sha256 -verify`")
     p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
     add_endpoint_option(p)
     add_actor_options(p, "sign the custody entry with this private key (default: $ARCHIVE_KEY)")
@@ -45,17 +50,51 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    if args.timestamps is not None:
-        mixed = [flag for flag, given in (("--url", args.url), ("--out", args.out), ("--raw", args.raw)) if given]
+    for flag, given in (("--timestamps", args.timestamps), ("--signature", args.signature)):
+        if given is None:
+            continue
+        mixed = [other for other, value in (("--url", args.url), ("--out", args.out), ("--raw", args.raw),
+                                            ("--timestamps", args.timestamps), ("--signature", args.signature))
+                 if value and other != flag]
         if mixed:
-            raise ArchiveError(f"--timestamps cannot be combined with {', '.join(mixed)}: "
-                               "extract the tokens or a URL's content, one at a time")
-        return run_timestamps(args)
+            raise ArchiveError(f"{flag} cannot be combined with {', '.join(mixed)}: "
+                               "extract the tokens, the signature or a URL's content, one at a time")
+        return run_timestamps(args) if flag == "--timestamps" else run_signature(args)
     if args.url:
         return run_resource(args)
     if args.out or args.raw:
         raise ArchiveError("--out and --raw go with --url URL: say which content to write")
-    raise ArchiveError("say what to extract: --url URL or --timestamps DIR")
+    raise ArchiveError("say what to extract: --url URL, --timestamps DIR or --signature DIR")
+
+
+def run_signature(args) -> int:
+    """--signature DIR, and the openssl command that checks it."""
+    try:
+        source = resolve(args.capture_id, args.store, args.endpoint_url)
+    except CannotCheck as exc:
+        raise ArchiveError(str(exc)) from None
+    name = args.capture_id if is_capture_id(args.capture_id) else Path(source.name).name.removesuffix(".wacz")
+    with source.open() as fh:
+        sealed = sealed_digest(fh, args.capture_id)
+    files = export_signature(sealed, name, args.signature)
+    written = [files.signed, files.public_key, files.signature, files.datapackage]
+    problems = _record_export(args, {"what": "signature", "to": str(args.signature),
+                                     "files": [f.name for f in written]})
+    if args.json:
+        print_json({"files": [str(f) for f in written], "fingerprint": files.fingerprint,
+                    "curve": files.curve, "encoding": files.encoding, "command": files.openssl_command()})
+    else:
+        print(f"wrote {files.signed} (the exact bytes signed: the SHA-256 of {files.datapackage.name})")
+        print(f"wrote {files.public_key} (the key in the capture: ECDSA {files.curve}, "
+              f"fingerprint {files.fingerprint})")
+        print(f"wrote {files.signature} (the signature, DER)")
+        print(f"wrote {files.datapackage}")
+        print(f"check: {files.openssl_command()}")
+        print("then:  compare that key's fingerprint with the signer's published key "
+              "(`archive keys show KEY.pub.pem`): a key found in a file proves nothing by itself")
+    if problems:
+        raise ArchiveError("; ".join(problems))
+    return 0
 
 
 def _record_export(args, details: dict) -> list[str]:

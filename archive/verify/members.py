@@ -84,7 +84,7 @@ class LineSink(Sink):
                 out = self._d.decompress(data, 4 << 20)
                 tail = self._d.unconsumed_tail
                 rest = self._d.unused_data if self._d.eof else b""
-                self.member_bytes(memoryview(data)[:len(data) - len(tail) - len(rest)])
+                self.member_bytes(memoryview(data)[:len(data) - len(tail) - len(rest)], out)
                 self._lines(out)
                 data = tail
                 if self._d.eof:   # concatenated gzip members (the blocks of a ZipNum index)
@@ -108,6 +108,11 @@ class LineSink(Sink):
             self.count += 1
             self.line(self.count, line.rstrip(b"\r"))
 
+    @property
+    def stopped(self) -> bool:
+        """Reading stopped early (not gzip, a bomb, a line too long): the rest is unknown."""
+        return self._stopped
+
     def _stop(self, message: str) -> None:
         self.problems.append(Problem(message, self.name))
         self._stopped = True
@@ -126,8 +131,8 @@ class LineSink(Sink):
     def member_start(self) -> None:
         """A gzip member begins (gzip members only)."""
 
-    def member_bytes(self, data: memoryview) -> None:
-        """Compressed bytes of the current gzip member."""
+    def member_bytes(self, data: memoryview, out: bytes) -> None:
+        """Compressed bytes of the current gzip member, and what they inflated to."""
 
     def member_end(self, at_line_end: bool) -> None:
         """The current gzip member ended; `at_line_end`: its last line ended in it."""
@@ -138,7 +143,8 @@ class GzipMember:
     """One gzip member of an index: a block of a ZipNum index (archive.warc.zipnum)."""
     offset: int
     length: int = 0
-    digest: str = ""
+    digest: str = ""            # sha256:<hex> of its gzip bytes (py-wacz, js-wacz)
+    plain_digest: str = ""      # sha256:<hex> of its lines (what wabac.js checks; ours)
     first: tuple[str, str] | None = None      # (surt, timestamp) of its first line
     at_line_end: bool = True
     lines: int = 0
@@ -162,20 +168,22 @@ class IndexSink(LineSink):
         super().__init__(name, name.endswith(".gz"))
         self.entries: list[IndexEntry] = []
         self.members: list[GzipMember] = []     # its gzip members, in order
-        self._hash = None
+        self._hashes = None
         self._offset = 0
 
     def member_start(self) -> None:
         self.members.append(GzipMember(self._offset))
-        self._hash = hashlib.sha256()
+        self._hashes = hashlib.sha256(), hashlib.sha256()
 
-    def member_bytes(self, data: memoryview) -> None:
-        self._hash.update(data)
+    def member_bytes(self, data: memoryview, out: bytes) -> None:
+        self._hashes[0].update(data)
+        self._hashes[1].update(out)
         self.members[-1].length += len(data)
 
     def member_end(self, at_line_end: bool) -> None:
         member = self.members[-1]
-        member.digest, member.at_line_end = "sha256:" + self._hash.hexdigest(), at_line_end
+        member.digest, member.plain_digest = ("sha256:" + h.hexdigest() for h in self._hashes)
+        member.at_line_end = at_line_end
         self._offset += member.length
         if len(self.members) > MAX_BLOCKS:
             self._stop(f"{self.name} has more than {MAX_BLOCKS} gzip members")

@@ -4,7 +4,9 @@ Replay (wabac.js, pywb) finds a URL through the idx alone: it loads the one bloc
 first key comes before the URL's, at the offset and length the idx gives. A block the
 idx misplaces, leaves out or names twice is an index line replay never finds, so the
 idx is held to the index exactly: one line per gzip member, in order, each at that
-member's offset and length, with its digest and its first key.
+member's offset and length, with its digest and its first key. The digest may be of the
+block's lines (what wabac.js checks, and what we write) or of its gzip bytes (what
+py-wacz and js-wacz write): either binds the block.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def idx_problems(idx: IdxSink, indexes: dict[str, IndexSink], ours: bool) -> lis
 
 
 def _blocks(idx_name: str, blocks: list, sink: IndexSink, ours: bool) -> list[Problem]:
-    if sink.problems:
+    if sink.stopped:
         return []           # the index itself cannot be read: said once, in its own problems
     members = sink.members
     if not blocks:
@@ -61,8 +63,9 @@ def _blocks(idx_name: str, blocks: list, sink: IndexSink, ours: bool) -> list[Pr
         if (entry.offset, entry.length) != (member.offset, member.length):
             problems.append(Problem(f"{said}: the block there is at offset {member.offset}, "
                                     f"{member.length} bytes", idx_name))
-        elif entry.digest is not None and entry.digest.lower() != member.digest:
-            problems.append(Problem(f"{said}: the block's digest is {member.digest}, the idx says "
+        elif entry.digest is not None and entry.digest.lower() not in (member.plain_digest, member.digest):
+            problems.append(Problem(f"{said}: the block's digest is {member.plain_digest} (of its "
+                                    f"lines; {member.digest} of its gzip bytes), the idx says "
                                     f"{entry.digest[:80]}", idx_name))
         first = member.first
         # py-wacz writes `<surt> <timestamp>`, js-wacz the SURT alone

@@ -4,8 +4,10 @@ write it and wabac.js (ReplayWeb.page), pywb and py-wacz read it.
 `index.cdx.gz` is a series of gzip members, each a block of sorted CDXJ lines;
 `index.idx` starts with a `!meta 0 {...}` line and has one line per block: the block's
 first key (`<surt> <timestamp>`, as py-wacz's cdxj-indexer writes it) then JSON
-`{"offset", "length", "digest"}` of that gzip member in `index.cdx.gz`, the digest
-`sha256:<hex>` of its compressed bytes (wabac.js checks it when it loads the block).
+`{"offset", "length", "digest"}` of that gzip member in `index.cdx.gz`. The digest is
+`sha256:<hex>` of the block's lines (uncompressed): what wabac.js (ReplayWeb.page)
+computes when it checks a block it loads (`doCDXLoad`, with its hash checks on).
+py-wacz and js-wacz hash the gzip bytes instead, which wabac.js then finds not to match.
 A reader loads only the blocks a URL can be in, so a capture of millions of records
 replays without loading its whole index.
 """
@@ -30,7 +32,7 @@ class Block:
     key: str         # `<surt> <timestamp>` of its first line
     offset: int      # in index.cdx.gz
     length: int
-    digest: str      # `sha256:<hex>` of its gzip bytes
+    digest: str      # `sha256:<hex>` of its lines
 
 
 def line_key(line: str) -> str:
@@ -60,10 +62,10 @@ def write_zipnum(lines: list[str], block_lines: int = BLOCK_LINES) -> tuple[byte
     offset = 0
     for block in blocks_of(lines, block_lines):
         # mtime=0: the same index gives the same bytes whenever it is sealed
-        member = gzip.compress("".join(line + "\n" for line in block).encode("utf-8"),
-                               compresslevel=6, mtime=0)
+        lines_bytes = "".join(line + "\n" for line in block).encode("utf-8")
+        member = gzip.compress(lines_bytes, compresslevel=6, mtime=0)
         idx.append(idx_line(Block(line_key(block[0]), offset, len(member),
-                                  "sha256:" + hashlib.sha256(member).hexdigest())))
+                                  "sha256:" + hashlib.sha256(lines_bytes).hexdigest())))
         data.append(member)
         offset += len(member)
     if len(idx) == 1:

@@ -302,3 +302,81 @@ def test_old_catalog_is_rebuilt_with_a_message(searched, tmp_path, capsys):
         db.execute("UPDATE catalog_meta SET value = '99' WHERE key = 'schema'")
     result = search(store, catalog, capsys, "shelling")
     assert result.code == 2 and "newer version" in result.err
+
+
+def test_jobs_run_adds_its_captures_with_changes_and_verdicts(tmp_path, capsys):
+    from tests.jobfiles import write_job
+
+    site = search_site()
+    store = tmp_path / "store"
+    with SiteServer(site) as server:
+        job = write_job(tmp_path, "watch", [server.url("/")], None, store,
+                        crawl={"depth": 1, "scope": "host"})
+        first = cli("jobs", "run", job, capsys=capsys)
+        assert first.code == 0, first
+        site.html("/statement", "Ministry statement", "<p>We mourn the victims.</p>")
+        time.sleep(1.1)     # captures are told apart by their time, to the second
+        second = cli("jobs", "run", job, capsys=capsys)
+        assert second.code == 0, second
+    assert "catalog" not in first.err + second.err
+    found = json.loads(cli("search", "--store", store, "--job", "watch", "--json", "--", "victims",
+                           capsys=capsys).out)
+    assert len(found) == 2
+    assert json.loads(cli("search", "--store", store, "--job", "other", "--json", "--", "victims",
+                          capsys=capsys).out) == []
+    ids = sorted(h["capture_id"] for h in found)
+    from archive.catalog.locate import open_catalog
+    from archive.store.address import open_store
+    catalog, _ = open_catalog(open_store(str(store)))
+    try:
+        assert catalog.changes(ids[1]) == [{"previous": ids[0], "url": site_url, "change": "changed"}
+                                           for site_url in [server.url("/statement")]]
+    finally:
+        catalog.close()
+    verified = cli("verify", ids[0], "--store", store, "--allow-unsigned", capsys=capsys)
+    assert verified.code == 0, verified
+    index(store, str(store / "catalog.sqlite3"), capsys)
+    shown = json.loads(cli("show", ids[0], "--store", store, "--json", capsys=capsys).out)
+    assert shown["verdict"] == "VERIFIED" and shown["verified_at"] and shown["job"] == "watch"
+
+
+def test_unreadable_capture_and_broken_catalog_are_one_line_errors(searched, tmp_path, capsys):
+    store, _, ids = searched
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    bogus = copy / "captures/2026/01/02/20260102T030405Z-0badf11e.wacz"
+    bogus.parent.mkdir(parents=True)
+    bogus.write_bytes(b"PK\x03\x04 not really a zip" * 10)
+    catalog = str(tmp_path / "c.sqlite3")
+    result = cli("index", "--store", copy, "--catalog", catalog, "--json", capsys=capsys)
+    assert result.code == 1 and "not indexed: 20260102T030405Z-0badf11e" in result.err, result
+    assert sorted(json.loads(result.out)["added"]) == sorted(ids) and "Traceback" not in result.err
+    assert len(hits(copy, catalog, capsys, "shelling")) == 3
+    Path(catalog).write_bytes(b"not a database at all" * 100)
+    for f in Path(tmp_path).glob("c.sqlite3-*"):
+        f.unlink()
+    result = search(copy, catalog, capsys, "shelling")
+    assert result.code == 2 and result.err.count("\n") == 1 and "c.sqlite3" in result.err, result
+    assert "--rebuild" in result.err
+    assert cli("index", "--store", copy, "--catalog", catalog, "--rebuild", "--quiet", capsys=capsys).code == 1
+    assert len(hits(copy, catalog, capsys, "shelling")) == 3
+
+
+def test_s3_store_indexed_searched_and_listed_from_a_catalog(s3, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    store = s3.address("team")
+    with SiteServer(search_site()) as server:
+        made = cli("capture", server.url("/news"), "--unsigned", "--store", store, "--work-dir", tmp_path / "work",
+                   "--quiet", "--json", capsys=capsys)
+    assert made.code == 0 and "catalog" not in made.err, made
+    capture_id = json.loads(made.out)["capture_id"]
+    # the capture added itself to this user's cache catalog of the store
+    cached = json.loads(cli("search", "--store", store, "--json", "--", "shelling", capsys=capsys).out)
+    assert [h["capture_id"] for h in cached] == [capture_id] and list((tmp_path / "cache").rglob("*.sqlite3"))
+    shared = str(tmp_path / "shared.sqlite3")
+    report = json.loads(index(store, shared, capsys, "--json").out)
+    assert report["added"] == [capture_id]
+    assert [h["url"] for h in hits(store, shared, capsys, '"Syrian Observatory"')] == [server.url("/news")]
+    listed = json.loads(cli("ls", store, "--catalog", shared, "--json", capsys=capsys).out)
+    direct = json.loads(cli("ls", store, "--no-catalog", "--json", capsys=capsys).out)
+    assert [(r["id"], r["sha256"], r["size"]) for r in listed] == [(r["id"], r["sha256"], r["size"]) for r in direct]

@@ -78,9 +78,16 @@ class Backend:
         """Insert pages (PAGE_COLUMNS, the text packed) and index their words (`texts`)."""
         raise NotImplementedError
 
-    def match(self, node: q.Node) -> tuple[str, str, str, tuple, tuple]:
-        """(FROM addition, WHERE condition, score expression (lower is better), params of
-        the score, params of the condition) for pages `p` matching a query."""
+    def compact(self) -> None:
+        """Make the word index as small and fast as it gets (after adding many pages)."""
+
+    def match(self, node: q.Node) -> tuple[str, tuple]:
+        """(JOIN clause, WHERE condition, its params) for pages `p` matching a query."""
+        raise NotImplementedError
+
+    def ranked(self, node: q.Node, count: int) -> list[int]:
+        """The ids of the `count` best pages for a query, best first (the word index
+        alone: no join until the few shown are known). Equal scores: the latest added first."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -99,23 +106,27 @@ class SqliteBackend(Backend):
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
         except (sqlite3.Error, OSError) as exc:
-            raise ArchiveError(f"cannot open the catalog {path}: {exc}") from None
+            raise CatalogError(f"cannot open the catalog {path} ({exc}); it holds nothing that is not in "
+                               "the store: `archive index --rebuild` makes it anew") from None
 
     def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
-        return self.db.execute(sql, params).fetchall()
+        with _said(self.address, sqlite3.Error):
+            return self.db.execute(sql, params).fetchall()
 
     def executemany(self, sql: str, rows: list[tuple]) -> None:
-        self.db.executemany(sql, rows)
+        with _said(self.address, sqlite3.Error):
+            self.db.executemany(sql, rows)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")      # one writer at a time, waiting up to the timeout
+        self.execute("BEGIN IMMEDIATE")      # one writer at a time, waiting up to the timeout
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
+        self.execute("COMMIT")
 
     def tables(self) -> set[str]:
         return {r[0] for r in self.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -127,26 +138,37 @@ class SqliteBackend(Backend):
             "tokenize='unicode61 remove_diacritics 2');")
         with self.transaction():
             for statement in filter(str.strip, script.split(";")):
-                self.db.execute(statement)
+                self.execute(statement)
 
     def drop(self) -> None:
         with self.transaction():
             for table in DROP:
-                self.db.execute(f"DROP TABLE IF EXISTS {table}")
+                self.execute(f"DROP TABLE IF EXISTS {table}")
 
     def reserve_ids(self, count: int) -> list[int]:
         last = self.execute("SELECT coalesce(max(id), 0) FROM pages")[0][0]
         return list(range(last + 1, last + 1 + count))
 
     def add_pages(self, rows: list[tuple], texts: list[str]) -> None:
-        self.db.executemany(f"INSERT INTO pages ({', '.join(PAGE_COLUMNS)}) VALUES "
+        self.executemany(f"INSERT INTO pages ({', '.join(PAGE_COLUMNS)}) VALUES "
                             f"({', '.join('?' * len(PAGE_COLUMNS))})", rows)
-        self.db.executemany("INSERT INTO page_words (rowid, title, body) VALUES (?, ?, ?)",
+        self.executemany("INSERT INTO page_words (rowid, title, body) VALUES (?, ?, ?)",
                             [(r[0], fold(r[5] or ""), fold(t)) for r, t in zip(rows, texts)])
 
-    def match(self, node: q.Node) -> tuple[str, str, str, tuple, tuple]:
-        return ("JOIN page_words ON page_words.rowid = p.id", "page_words MATCH ?",
-                "bm25(page_words, 4.0, 1.0)", (), (q.fts5(node),))
+    def compact(self) -> None:
+        # FTS5 merges its segments into one (the index shrinks by about a sixth), then the
+        # file gives back the pages that freed
+        with self.transaction():
+            self.execute("INSERT INTO page_words (page_words) VALUES ('optimize')")
+        self.execute("VACUUM")
+
+    def match(self, node: q.Node) -> tuple[str, str, tuple]:
+        return "JOIN page_words ON page_words.rowid = p.id", "page_words MATCH ?", (q.fts5(node),)
+
+    def ranked(self, node: q.Node, count: int) -> list[int]:
+        return [r[0] for r in self.execute(
+            "SELECT rowid FROM page_words WHERE page_words MATCH ? "
+            "ORDER BY bm25(page_words, 4.0, 1.0), rowid DESC LIMIT ?", (q.fts5(node), count))]
 
     def close(self) -> None:
         self.db.close()
@@ -154,15 +176,23 @@ class SqliteBackend(Backend):
 
 def tsvector(title: str, text: str) -> str:
     """The words of a page as a tsvector literal (title words weighted A), read by
-    ::tsvector: PostgreSQL's own parser never sees the text, so it finds what SQLite finds."""
-    positions: dict[str, list[str]] = {}
+    ::tsvector: PostgreSQL's own parser never sees the text, so it finds what SQLite finds.
+    (Words are letters and digits only: nothing in them needs quoting.)"""
+    positions: dict[str, list] = {}
     title_words = words(title)
     for n, word in enumerate(title_words, 1):
         positions.setdefault(word, []).append(f"{min(n, MAX_POSITION)}A")
     # a gap after the title: a phrase does not run from the title into the text
-    for n, word in enumerate(words(text), len(title_words) + 2):
-        positions.setdefault(word, []).append(str(min(n, MAX_POSITION)))
-    return " ".join(f"{q._lexeme(word)}:{','.join(found[:MAX_POSITIONS])}" for word, found in positions.items())
+    first = len(title_words) + 2
+    body = words(text)
+    for n, word in enumerate(body, first):
+        positions.setdefault(word, []).append(n)
+    clamp = first + len(body) > MAX_POSITION
+    return " ".join(
+        f"'{word}':" + ",".join(str(min(p, MAX_POSITION)) if clamp and isinstance(p, int) else str(p)
+                              for p in found[:MAX_POSITIONS]) if clamp else
+        f"'{word}':" + ",".join(map(str, found[:MAX_POSITIONS]))
+        for word, found in positions.items())
 
 
 class PostgresBackend(Backend):
@@ -182,12 +212,12 @@ class PostgresBackend(Backend):
         return sql.replace("?", "%s")       # our SQL holds no other ? or %
 
     def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
-        with self.db.cursor() as cur:
+        with _said(self.address, self.errors), self.db.cursor() as cur:
             cur.execute(self._sql(sql), params)
             return cur.fetchall() if cur.description else []
 
     def executemany(self, sql: str, rows: list[tuple]) -> None:
-        with self.db.cursor() as cur:
+        with _said(self.address, self.errors), self.db.cursor() as cur:
             cur.executemany(self._sql(sql), rows)
 
     @contextmanager
@@ -220,12 +250,32 @@ class PostgresBackend(Backend):
                          f"({', '.join('?' * len(PAGE_COLUMNS))}, ?::tsvector)",
                          [(*r, tsvector(r[5] or "", t)) for r, t in zip(rows, texts)])
 
-    def match(self, node: q.Node) -> tuple[str, str, str, tuple, tuple]:
+    def match(self, node: q.Node) -> tuple[str, str, tuple]:
+        return "", "p.words @@ ?::tsquery", (q.tsquery(node),)
+
+    def ranked(self, node: q.Node, count: int) -> list[int]:
         literal = q.tsquery(node)
-        return ("", "p.words @@ ?::tsquery", "-ts_rank_cd(p.words, ?::tsquery)", (literal,), (literal,))
+        return [r[0] for r in self.execute(
+            "SELECT id FROM pages WHERE words @@ ?::tsquery "
+            "ORDER BY ts_rank_cd(words, ?::tsquery) DESC, id DESC LIMIT ?", (literal, literal, count))]
 
     def close(self) -> None:
         self.db.close()
+
+
+@contextmanager
+def _said(address: str, errors) -> Iterator[None]:
+    """A database error as one line naming the catalog (a full disk, a lost connection, a
+    file that is not a catalog): `archive index --rebuild` makes a new one."""
+    try:
+        yield
+    except errors as exc:
+        raise CatalogError(f"the catalog {address} failed ({_first_line(exc)}); it holds nothing that is "
+                           "not in the store: `archive index --rebuild` makes it anew") from None
+
+
+class CatalogError(ArchiveError):
+    """The database behind a catalog failed."""
 
 
 def _without_password(url: str) -> str:

@@ -9,9 +9,8 @@ at any size), one capture, the pages of a capture, search, the history of one UR
 from __future__ import annotations
 
 import json
-import sqlite3
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from archive.catalog import query as q
@@ -23,6 +22,7 @@ SCHEMA = 1      # bump when the tables change; an older catalog is rebuilt from 
 CAPTURE_COLUMNS = ("id", "created", "title", "seeds", "signer", "sha256", "size", "job", "operator",
                    "address", "lock", "pages", "verdict", "verified_at", "indexed_at", "missing_since")
 MAX_LIMIT = 10_000
+IN_BATCH = 5000     # ids in one IN (...): well under either database's limit on parameters
 
 
 class OldCatalog(ArchiveError):
@@ -202,8 +202,9 @@ class Catalog:
         """Pages added, removed and changed since the job's previous capture."""
         if not entry.job or not entry.created:
             return
-        rows = self.db.execute("SELECT id FROM captures WHERE job = ? AND created < ? AND id <> ? "
-                               "ORDER BY created DESC, id DESC LIMIT 1", (entry.job, entry.created, entry.id))
+        rows = self.db.execute("SELECT id FROM captures WHERE job = ? AND (created < ? OR created = ? AND id < ?) "
+                               "ORDER BY created DESC, id DESC LIMIT 1",
+                               (entry.job, entry.created, entry.created, entry.id))
         if not rows:
             return
         previous = rows[0][0]
@@ -214,6 +215,9 @@ class Catalog:
         changes += [(u, "changed") for u, d in now.items() if u in before and d and before[u] and d != before[u]]
         self.db.executemany("INSERT INTO changes (capture_id, previous_id, url, change) VALUES (?, ?, ?, ?)",
                             [(entry.id, previous, u, c) for u, c in sorted(changes)])
+
+    def compact(self) -> None:
+        self.db.compact()
 
     def set_missing(self, capture_ids: list[str], missing: bool) -> None:
         """Mark captures the store no longer holds (or holds again)."""
@@ -259,6 +263,12 @@ class Catalog:
                                (capture_id,))
         return [dict(zip(("previous", "url", "change"), r)) for r in rows]
 
+    def media(self, capture_id: str) -> list[dict]:
+        """The images, audio and video of a capture."""
+        rows = self.db.execute("SELECT url, ts, mime, status, digest, size FROM media WHERE capture_id = ? "
+                               "ORDER BY url, ts", (capture_id,))
+        return [dict(zip(("url", "ts", "mime", "status", "digest", "size"), r)) for r in rows]
+
     def counts(self) -> dict:
         (captures, missing), = self.db.execute("SELECT count(*), count(missing_since) FROM captures")
         (pages,), = self.db.execute("SELECT count(*) FROM pages")
@@ -279,43 +289,50 @@ class Catalog:
         return where, params
 
     def search(self, text: str, url_prefix: str | None = None, since: str | None = None,
-               until: str | None = None, job: str | None = None, limit: int = 20, offset: int = 0,
-               url: str | None = None) -> list[Hit]:
+               until: str | None = None, job: str | None = None, limit: int = 20, offset: int = 0) -> list[Hit]:
         """Pages matching a query, best first, each with a snippet marking the hits."""
         node = q.parse(text)
-        joins, match, score, score_params, match_params = self.db.match(node)
         where, params = self._filters(since, until, job, "c")
         if url_prefix:
             where.append("substr(p.url, 1, ?) = ?")
             params += [len(url_prefix), url_prefix]
-        if url:
-            where.append("p.url = ?")
-            params.append(url)
-        sql = (f"SELECT p.id, p.capture_id, p.url, c.created, p.ts, p.title, p.status, {score} AS score "
-               f"FROM pages p {joins} JOIN captures c ON c.id = p.capture_id "
-               f"WHERE {' AND '.join([match, 'c.missing_since IS NULL', *where])} "
-               "ORDER BY score, c.created DESC, p.id LIMIT ? OFFSET ?")
-        rows = self._run(sql, (*score_params, *match_params, *params, _limit(limit), max(0, offset)))
+        wanted = _limit(limit) + max(0, offset)
+        fetch = max(4 * wanted, 200)
+        while True:
+            # the best pages by the word index alone, then those that pass the filters (and
+            # whose capture is still in the store); more when too few pass
+            ranked = self.db.ranked(node, fetch)
+            kept = self._passing(ranked, where, params)
+            if len(kept) >= wanted or len(ranked) < fetch:
+                break
+            fetch *= 8
+        rows = kept[max(0, offset):wanted]
         texts = self._texts([r[0] for r in rows])
         found = q.terms(node)
         hits = []
-        for pid, capture_id, page_url, created, ts, title, status, _ in rows:
+        for pid, capture_id, page_url, created, ts, title, status in rows:
             shown, marks = snippet(texts.get(pid) or title or "", found)
             hits.append(Hit(capture_id, page_url, created, ts, title, status, shown, marks))
         return hits
+
+    def _passing(self, ranked: list[int], where: list[str], params: list) -> list[tuple]:
+        """The rows of the pages `ranked` that pass the filters, in the order given."""
+        rows: dict[int, tuple] = {}
+        for start in range(0, len(ranked), IN_BATCH):
+            batch = ranked[start:start + IN_BATCH]
+            for row in self.db.execute(
+                    "SELECT p.id, p.capture_id, p.url, c.created, p.ts, p.title, p.status FROM pages p "
+                    "JOIN captures c ON c.id = p.capture_id WHERE "
+                    + " AND ".join([f"p.id IN ({', '.join('?' * len(batch))})", "c.missing_since IS NULL", *where]),
+                    (*batch, *params)):
+                rows[row[0]] = row
+        return [rows[pid] for pid in ranked if pid in rows]
 
     def _texts(self, ids: list[int]) -> dict[int, str]:
         if not ids:
             return {}
         return {pid: unpack(text) for pid, text in self.db.execute(
             f"SELECT id, text FROM pages WHERE id IN ({', '.join('?' * len(ids))})", tuple(ids))}
-
-    def _run(self, sql: str, params: tuple) -> list[tuple]:
-        """A search: what the database itself rejects is the query's fault, said in one line."""
-        try:
-            return self.db.execute(sql, params)
-        except (sqlite3.OperationalError, *getattr(self.db, "errors", ())) as exc:
-            raise q.QueryError(f"the catalog cannot run this query ({str(exc).strip().splitlines()[0]})") from None
 
     def history(self, text: str, url: str) -> list[dict]:
         """Every capture of `url` in time order, and whether the query matches it there."""
@@ -324,16 +341,12 @@ class Catalog:
             "SELECT p.id, p.capture_id, c.created, p.ts, p.status, p.error, p.text IS NOT NULL FROM pages p "
             "JOIN captures c ON c.id = p.capture_id WHERE p.url = ? AND c.missing_since IS NULL "
             "ORDER BY c.created, c.id, p.id", (url,))
-        joins, match, _, _, match_params = self.db.match(node)
-        present = {r[0] for r in self._run(f"SELECT p.id FROM pages p {joins} WHERE {match} AND p.url = ?",
-                                           (*match_params, url))}
+        joins, match, match_params = self.db.match(node)
+        present = {r[0] for r in self.db.execute(f"SELECT p.id FROM pages p {joins} WHERE {match} AND p.url = ?",
+                                                 (*match_params, url))}
         return [{"capture_id": cid, "time": created, "page_time": ts, "status": status, "error": error,
                  "present": pid in present, "has_text": bool(has_text)}
                 for pid, cid, created, ts, status, error, has_text in rows]
 
     def close(self) -> None:
         self.db.close()
-
-
-def hit_dict(hit: Hit) -> dict:
-    return asdict(hit)

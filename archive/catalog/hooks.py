@@ -10,14 +10,15 @@ from pathlib import Path
 from archive.catalog.records import page_texts, writer_container
 from archive.store.base import StoredCapture
 
-OFF = "off"      # --catalog off / ARCHIVE_CATALOG=off: no catalog
-
 
 def pages_with_text(open_path: Path, members, index_lines: list[str], pages: list[dict]) -> list[dict]:
     """`pages` with each page's text (description and visible text) as pages.jsonl's
     `text` field, read from the WARC members a ContainerWriter has written."""
-    with open(open_path, "rb") as fh:
-        texts = page_texts(fh, writer_container(members), index_lines, pages)
+    try:
+        with open(open_path, "rb") as fh:
+            texts = page_texts(fh, writer_container(members), index_lines, pages)
+    except Exception:  # noqa: BLE001 - text is a convenience: it never stops a capture being sealed
+        return pages
     out = []
     for page in pages:
         text = texts.get(page.get("url"))
@@ -29,7 +30,7 @@ def add_capture(store, stored: StoredCapture, path: Path, catalog: str | None = 
     """Add a stored capture, read from `path` (its sealed local copy), to the store's
     catalog; a warning to show when that could not be done, else None."""
     from archive.catalog.indexer import entry_of
-    from archive.catalog.locate import catalog_address, open_catalog
+    from archive.catalog.locate import OFF, catalog_address, open_catalog
 
     if catalog_address(store, catalog) == OFF:
         return None

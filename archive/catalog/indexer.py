@@ -87,6 +87,8 @@ def index_store(store, catalog: Catalog, rebuild: bool = False,
         if catalog.add(entry):
             report.added.append(stored.capture_id)
             report.pages += len(entry.pages)
+    if report.pages and report.pages * 2 >= catalog.counts()["pages"]:
+        catalog.compact()       # most of what it holds was just added
     verdicts = _verdicts(store)
     if verdicts:
         catalog.set_verdicts({c: v for c, v in verdicts.items() if c in held})

@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 
 from archive.catalog.catalog import OldCatalog
-from archive.catalog.hooks import OFF
-from archive.catalog.locate import CATALOG_ENV, catalog_address, exists, open_catalog
+from archive.catalog.locate import CATALOG_ENV, OFF, catalog_address, exists, open_catalog
 
 PAGE = 1000
 LISTED = ("id", "address", "size", "sha256", "signer", "created", "seeds", "lock", "job", "pages", "verdict",

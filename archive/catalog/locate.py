@@ -15,6 +15,7 @@ from archive.errors import ArchiveError
 CATALOG_ENV = "ARCHIVE_CATALOG"
 CATALOG_FILE = "catalog.sqlite3"
 POSTGRES = ("postgresql://", "postgres://")
+OFF = "off"      # --catalog off / ARCHIVE_CATALOG=off: no catalog
 
 
 def store_identity(store) -> str:
@@ -40,10 +41,14 @@ def exists(address: str) -> bool:
     return address.startswith(POSTGRES) or Path(address.removeprefix("sqlite://")).is_file()
 
 
-def open_catalog(store, explicit: str | None = None, write: bool = False) -> tuple[Catalog, str | None]:
+def open_catalog(store, explicit: str | None = None, write: bool = False,
+                 fresh: bool = False) -> tuple[Catalog, str | None]:
     """The store's catalog, checked (for writing: created, or rebuilt when an older
-    version made it) and a message to show when it was emptied to be rebuilt."""
+    version made it) and a message to show when it was emptied to be rebuilt. `fresh`:
+    an SQLite file is removed first (whatever it holds: a damaged file too)."""
     address = catalog_address(store, explicit)
+    if address == OFF:
+        raise ArchiveError(f"no catalog: it is turned off (--catalog {OFF} or {CATALOG_ENV}={OFF})")
     if address.startswith(POSTGRES):
         backend = PostgresBackend(address)
     elif "://" in address and not address.startswith("sqlite://"):
@@ -51,6 +56,9 @@ def open_catalog(store, explicit: str | None = None, write: bool = False) -> tup
                            "(use postgresql://... or a file path for SQLite)")
     else:
         path = Path(address.removeprefix("sqlite://"))
+        if fresh:
+            for old in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                old.unlink(missing_ok=True)
         if not write and not path.is_file():
             raise ArchiveError(f"no catalog at {path}: `archive index --store {store.address}` builds it")
         backend = SqliteBackend(path)

@@ -5,7 +5,6 @@ read or decoded simply gives no text (`archive verify` is what judges records)."
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable
 
@@ -18,6 +17,7 @@ from archive.verify.warcs import bounded_iterator
 from archive.warc.cdxj import parse_cdxj_line
 
 CONTENT = ("response", "resource", "revisit")
+DOM_PREFIX = "urn:dom:"
 MEDIA = ("image/", "audio/", "video/")
 
 
@@ -109,31 +109,21 @@ def page_texts(fh: BinaryIO, container: Container, index_lines: Iterable[str],
     by_digest: dict[str, PageText] = {}
     revisits: list[IndexedRecord] = []
     for page in pages:
-        record = records.get(page.get("url")) if isinstance(page.get("url"), str) else None
-        if record is None or record.url in texts:
+        url = page.get("url") if isinstance(page.get("url"), str) else None
+        # a browser capture's rendered DOM holds the text scripts wrote, which the HTML as
+        # sent may not
+        record = records.get(DOM_PREFIX + url) or records.get(url) if url else None
+        if record is None or url in texts:
             continue
         if record.record_type == "revisit":
             revisits.append(record)
             continue
         text = record_text(fh, container, record)
         if text is not None:
-            texts[record.url] = text
+            texts[url] = text
             if record.digest:
                 by_digest.setdefault(record.digest, text)
     for record in revisits:
         if record.digest in by_digest:
-            texts[record.url] = by_digest[record.digest]
+            texts[record.url.removeprefix(DOM_PREFIX)] = by_digest[record.digest]
     return texts
-
-
-def read_pages_jsonl(data: bytes) -> list[dict]:
-    """The page entries of pages.jsonl (the header line and lines that do not parse skipped)."""
-    pages = []
-    for line in data.splitlines()[1:]:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and isinstance(entry.get("url"), str):
-            pages.append(entry)
-    return pages

@@ -23,9 +23,9 @@ def _ends_here(flat: list[str], term: Term) -> bool:
     return last and all(a == b for a, b in zip(tail[:-1], term.words[:-1]))
 
 
-def _near_first(text: str, terms: list[Term]) -> int:
+def _near_first(text: str, terms: list[Term]) -> int | None:
     """Where to start reading: a few words before the first piece of text whose folded
-    form holds a term's first word (no hit can be earlier; 0 when none holds one)."""
+    form holds a term's first word (no hit can be earlier); None when none holds one."""
     firsts = {t.words[0] for t in terms}
     pos = 0
     while pos < len(text):
@@ -35,7 +35,7 @@ def _near_first(text: str, terms: list[Term]) -> int:
         if any(w in folded for w in firsts):
             return max(0, text.rfind(" ", 0, max(0, pos - BEFORE)) + 1) if pos else 0
         pos = end
-    return 0
+    return None
 
 
 def snippet(text: str, terms: list[Term], width: int = WIDTH) -> tuple[str, list[list[int]]]:
@@ -47,7 +47,10 @@ def snippet(text: str, terms: list[Term], width: int = WIDTH) -> tuple[str, list
     owner: list[int] = []         # the token each word is in
     hits: list[tuple[int, int]] = []
     stop = None
-    for token in written_words(text, _near_first(text, terms) if terms else 0):
+    start_at = _near_first(text, terms) if terms else None
+    if start_at is None:        # no hit in the text: its first words, nothing marked
+        terms, start_at = [], 0
+    for token in written_words(text, start_at):
         index = len(tokens)
         tokens.append(token)
         for word in token[2]:
@@ -58,7 +61,7 @@ def snippet(text: str, terms: list[Term], width: int = WIDTH) -> tuple[str, list
                     hits.append((owner[len(flat) - len(term.words)], index))
         if hits and stop is None:
             stop = max(0, hits[0][0] - width // 4) + width
-        if stop is not None and index + 1 >= stop:
+        if stop is not None and index + 1 >= stop or not terms and index + 1 >= width:
             break
     if not tokens:
         return text[:200], []

@@ -70,7 +70,7 @@ def run_index(args) -> int:
     if args.store and args.store_arg:
         raise ArchiveError("give the store once: as an argument or with --store")
     store = open_store(args.store or args.store_arg, store_options(args))
-    catalog, message = open_catalog(store, args.catalog, write=True)
+    catalog, message = open_catalog(store, args.catalog, write=True, fresh=args.rebuild)
     if message:
         print(f"archive: {message}", file=sys.stderr)
     progress = Progress(not args.quiet and not args.json)

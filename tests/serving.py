@@ -10,8 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from archive.capture.browser import CHROMIUM_ARGS, find_chromium
 from tests.conftest import BIN
+from tests.replay import launch  # noqa: F401 - Chromium as the replay tests start it
 
 
 def free_port() -> int:
@@ -50,14 +50,6 @@ class Served:
             self.proc.kill()
             self.proc.wait()
         return self.proc.stderr.read()
-
-
-def launch(playwright):
-    """Debian's Chromium, as browser capture starts it (no Google services)."""
-    root = hasattr(os, "geteuid") and os.geteuid() == 0
-    return playwright.chromium.launch(executable_path=find_chromium(), headless=True,
-                                      args=[*CHROMIUM_ARGS, *(["--no-sandbox"] if root else [])],
-                                      chromium_sandbox=not root)
 
 
 def screenshots_dir(tmp_path_factory) -> Path:

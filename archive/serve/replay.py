@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from archive import replayweb
 from archive.ids import is_capture_id
 from archive.serve.ranges import capture_response, stored_size
 
@@ -25,16 +26,6 @@ TYPES = {".js": "application/javascript", ".json": "application/json", ".html": 
 
 def replay_folder() -> Path | None:
     """ReplayWeb.page's installed folder, or None (the app then says how to get it)."""
-    try:
-        from archive import replayweb
-    except ImportError:
-        # TODO(i16): until archive.replayweb lands, the folder its installer fills
-        import os
-        base = os.environ.get("ARCHIVE_CACHE") or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "archive")
-        folder = Path(base) / "replaywebpage-2.5.3"
-        ready = all((folder / name).is_file() for name in ("ui.js", "sw.js", ".integrity"))
-        return folder if ready else None
     return replayweb.locate()
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
-import os
 import random
 import statistics
 import subprocess

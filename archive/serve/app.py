@@ -43,6 +43,7 @@ SCREENSHOTS_SHOWN = 12
 STATUS_WORDS = {"pass": "passed", "fail": "FAILED", "warn": "note", "skip": "NOT CHECKED"}
 DAY = len("2026-01-01")
 COUNTS_EVERY = 30.0
+SHOWN_ELSEWHERE = ("urn:screenshot:", "urn:dom:")     # not listed as media: shown as screenshots
 
 
 def _templates() -> Environment:
@@ -149,7 +150,7 @@ class App:
         shown = ([focus] if focus in shots else []) + [p["url"] for p in pages if p["url"] in shots and p["url"] != focus]
         return self.render(
             request, "capture.html", nav="captures", title=row.get("title") or capture_id, c=row, pages=pages,
-            more_pages=row.get("pages", 0) > len(pages), media=listing.media(catalog, capture_id),
+            more_pages=row.get("pages", 0) > len(pages), media=[m for m in listing.media(catalog, capture_id) if not m["url"].startswith(SHOWN_ELSEWHERE)],
             changes=catalog.changes(capture_id), run=run, report=report,
             headline=headline(report) if report else None, signer=signer_line(report) if report else None,
             facts=facts(report) if report else [], custody=self._custody(capture_id),
@@ -197,13 +198,13 @@ class App:
         return capture_response(self.store, capture_id, size, request.headers.get("range"), request.method == "HEAD",
                                 {"Content-Disposition": f'attachment; filename="{capture_id}.wacz"'})
 
-    def screenshot(self, request: Request) -> Response:
+    def image(self, request: Request) -> Response:
         capture_id, url = request.path_params["capture_id"], request.query_params.get("url", "")
         if not is_capture_id(capture_id) or not url:
             return PlainTextResponse("not found", status_code=404)
-        found = capturefiles.screenshot(self.verifier.source(capture_id), url)
+        found = capturefiles.image(self.verifier.source(capture_id), url)
         if found is None:
-            return PlainTextResponse("no screenshot", status_code=404)
+            return PlainTextResponse("no such image", status_code=404)
         data, kind = found
         return Response(data, media_type=kind, headers={"Cache-Control": "private, max-age=3600"})
 
@@ -345,7 +346,7 @@ def build(config: ServeConfig, store, replay_ready: bool, middleware, ui_csp: st
         Route("/captures/{capture_id}/verify/status", guarded(app.verify_status)),
         Route("/captures/{capture_id}/report.html", guarded(app.report_html)),
         Route("/captures/{capture_id}/wacz", guarded(app.download), methods=["GET", "HEAD"]),
-        Route("/captures/{capture_id}/screenshot", guarded(app.screenshot)),
+        Route("/captures/{capture_id}/image", guarded(app.image)),
         Route("/captures/{capture_id}/resource", guarded(app.resource)),
         Route("/captures/{capture_id}/replay", guarded(app.replay)),
         Route("/history", guarded(app.history)),

@@ -54,11 +54,13 @@ def screenshot_urls(capture_id: str, source: Source) -> frozenset[str]:
     return _SHOTS[key]
 
 
-def screenshot(source: Source, url: str) -> tuple[bytes, str] | None:
-    """(image bytes, media type) of a page's screenshot; None when there is none to show."""
+def image(source: Source, url: str) -> tuple[bytes, str] | None:
+    """(image bytes, media type) of a captured image (a page's screenshot is the image
+    `urn:screenshot:<page url>`); None when there is none, or not one a browser may be given
+    as a picture (PNG, JPEG, WebP by their first bytes, whatever the record claims)."""
     out = _Bounded(SCREENSHOT_LIMIT)
     try:
-        extract(source, SCREENSHOT + url, out)
+        extract(source, url, out)
     except (ArchiveError, CannotCheck, OSError, ValueError):
         return None
     data = out.getvalue()

@@ -213,6 +213,8 @@ def test_hostile_capture_runs_nothing_on_the_app(store, app, browser, shots):
         assert not [u for u in watched.requests if "pwned" in u and not u.startswith(app.replay)]
         assert not [u for u in watched.requests if u.startswith(base)]
         assert frame.url.startswith(app.replay)
+        # neither the app nor ReplayWeb.page asked anything of another server
+        assert [u for u in watched.requests if not u.startswith((app.url, app.replay, "data:", "blob:"))] == []
     finally:
         watched.close()
 

@@ -36,8 +36,12 @@ from archive.catalog.locate import open_catalog  # noqa: E402
 from archive.store.local import LocalStore  # noqa: E402
 
 ARCHIVE = str(Path(sys.executable).parent / "archive")
-WORDS = ["shelling", "convoy", "ministry", "statement", "victims", "observatory", "detention", "report",
-         "dawn", "border", "village", "hospital", "market", "school", "bridge", "witness", "video", "night"]
+_RNG = random.Random(5)
+# made-up words used by Zipf's law, as in real text; the searched words are among the rarer ones
+WORDS = sorted({"".join(_RNG.choice("etaoinshrdlcumwfgypbvk") for _ in range(_RNG.randint(2, 9))) for _ in range(6000)},
+               key=len)
+WEIGHTS = [1 / (rank + 1) for rank in range(len(WORDS))]
+SEARCHED = {"convoy": 0.02, "dawn": 0.05}     # share of pages holding each: "convoy dawn" matches ~0.1%
 REQUESTS = 200
 RANGE = 1 << 20          # bytes per ranged request, as wabac.js reads a large WACZ in pieces
 
@@ -83,7 +87,8 @@ def fill(store: Path, count: int, start: int) -> None:
             day = 1 + n % 28
             capture_id = f"2025{1 + n // 10000 % 12:02d}{day:02d}T{n % 24:02d}{n % 60:02d}{n // 60 % 60:02d}Z-{n:08x}"
             host = f"site{n % 500}.example"
-            text = " ".join(rng.choices(WORDS, k=120))
+            text = " ".join(rng.choices(WORDS, WEIGHTS, k=120)
+                            + [word for word, share in SEARCHED.items() if rng.random() < share])
             catalog.add(CaptureEntry(
                 id=capture_id, created=capture_id[:4] + "-" + capture_id[4:6] + "-" + capture_id[6:8] + "T00:00:00Z",
                 title=f"Capture {n} of {host}", seeds=[f"https://{host}/page/{n}"], signer="ab" * 32,

@@ -8,7 +8,7 @@ import pytest
 
 from archive.catalog.catalog import CaptureEntry, PageEntry
 from archive.catalog.locate import open_catalog
-from archive.serve.listing import Filters, badge, list_captures, url_history
+from archive.serve.listing import Filters, badge, jobs, list_captures, url_history
 from archive.store.local import LocalStore
 from tests.pgserver import pg_cluster  # noqa: F401 - the session's PostgreSQL cluster
 
@@ -81,5 +81,6 @@ def test_filters_and_keyset_paging(catalog):
     assert badges[_entry(2).id] == "VERIFIED" and badges[_entry(1).id] == "not verified yet"
     assert badge({"verdict": None, "signer": None}) == "UNSIGNED"
 
+    assert jobs(catalog) == ["job0", "job1", "job2"]
     history = url_history(catalog, "https://news.example/statement")
     assert [h["capture_id"] for h in history] == sorted(_entry(n).id for n in range(0, COUNT, 4))

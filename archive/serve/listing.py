@@ -77,9 +77,13 @@ def list_captures(catalog, filters: Filters, before: str | None = None, limit: i
     return found[:limit], (found[limit - 1]["id"] if more else None)
 
 
-def jobs(catalog) -> list[str]:
+def jobs(catalog, most: int = 500) -> list[str]:
+    """The jobs named by captures, in order: one index seek per job (a DISTINCT would read
+    the index of every capture: 40 ms at 100,000)."""
     return [r[0] for r in catalog.db.execute(
-        "SELECT DISTINCT job FROM captures WHERE job IS NOT NULL ORDER BY job LIMIT 500")]
+        "WITH RECURSIVE j(job) AS (SELECT min(job) FROM captures UNION ALL "
+        "SELECT (SELECT min(job) FROM captures WHERE job > j.job) FROM j WHERE j.job IS NOT NULL) "
+        "SELECT job FROM j WHERE job IS NOT NULL LIMIT ?", (most,))]
 
 
 def page_text(catalog, capture_id: str, url: str) -> str | None:

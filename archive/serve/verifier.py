@@ -4,10 +4,10 @@ page. The verification is the CLI's own (archive.verifying), custody entry inclu
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from archive.custody.entry import Actor
@@ -45,7 +45,11 @@ class Verifier:
         self.on_verdict = on_verdict           # (capture id, verdict, time): the catalog's copy
         self.runs: OrderedDict[str, Run] = OrderedDict()
         self.lock = threading.Lock()
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify")
+        self.queue: queue.Queue[Run | None] = queue.Queue()
+        # a daemon: stopping the app never waits for a verification of 10 GB to end (one
+        # cut short records nothing; the custody entry is written only once it is done)
+        self.worker = threading.Thread(target=self._work, name="verify", daemon=True)
+        self.worker.start()
 
     def source(self, capture_id: str) -> Source:
         return pinned(f"{capture_id} in {self.store.address}", lambda: self.store.open_capture(capture_id))
@@ -63,7 +67,7 @@ class Verifier:
                 if self.runs[oldest].state in ("queued", "running"):
                     break
                 self.runs.pop(oldest)
-        self.pool.submit(self._run, run)
+        self.queue.put(run)
         return run
 
     def get(self, capture_id: str) -> Run | None:
@@ -73,6 +77,10 @@ class Verifier:
         def update(done: int, total: int) -> None:
             run.done, run.total = done, total
         return update
+
+    def _work(self) -> None:
+        while (run := self.queue.get()) is not None:
+            self._run(run)
 
     def _run(self, run: Run) -> None:
         run.state = "running"
@@ -98,4 +106,4 @@ class Verifier:
                 pass
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.queue.put(None)

@@ -178,6 +178,30 @@ def test_investigator_views(store, app, browser, shots):
         watched.close()
 
 
+def test_lists_and_reports_work_without_javascript(store, app, browser):
+    _, base, ids, _, _ = store
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{app.url}/captures")
+        assert page.locator("tr[data-capture]").count() == 4
+        page.select_option("select[name=verdict]", "unsigned")
+        page.click("form.filters button")
+        assert [page.locator("tr[data-capture]").nth(0).get_attribute("data-capture")] == [ids["unsigned"]]
+        # Verify now without JavaScript: the page refreshes itself until the result is there
+        page.goto(f"{app.url}/captures/{ids['unsigned']}")
+        page.click("#verify-now")
+        page.wait_for_selector("#checks", timeout=90_000)
+        # as `archive verify` says of a capture without a signature (no --allow-unsigned here)
+        assert page.inner_text("#verdict").strip() == "NOT VERIFIED"
+        assert [page.locator("#checks tr.fail").nth(i).get_attribute("data-check")
+                for i in range(page.locator("#checks tr.fail").count())] == ["signature"]
+        page.goto(f"{app.url}/search?q=mourn")
+        assert page.locator("#hits mark").first.inner_text().lower() == "mourn"
+    finally:
+        context.close()
+
+
 def _replayed_frame(page, url: str, timeout: float = 45):
     until = time.monotonic() + timeout
     while time.monotonic() < until:

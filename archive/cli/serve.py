@@ -28,6 +28,9 @@ def register(sub) -> None:
                    help="public key (or folder of keys) whose signatures you accept (repeatable)")
     p.add_argument("--trust-tsa", action="append", metavar="CERT",
                    help="TSA root certificate (PEM or DER) whose timestamps you accept (repeatable)")
+    p.add_argument("--allow-unsigned", action="store_true",
+                   help="Verify now accepts a capture whose contents hold but which is not signed "
+                        "(shown as VERIFIED (UNSIGNED)), as archive verify --allow-unsigned")
     p.add_argument("--bind", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; any other needs --token-file)")
     p.add_argument("--port", default="8080", help="port of the app (default 8080; 0: any free port)")
@@ -50,7 +53,8 @@ def run(args) -> int:
         store=args.store, catalog=args.catalog, endpoint_url=args.endpoint_url,
         trusted=trusted_keys(args.trust), tsa_paths=args.trust_tsa or [], bind=args.bind,
         port=_port(args.port), replay_port=_port(args.replay_port) if args.replay_port else None,
-        token=token, operator=args.operator or default_operator(), record=not args.no_record)
+        token=token, operator=args.operator or default_operator(), record=not args.no_record,
+        allow_unsigned=args.allow_unsigned)
 
     def announce(where: dict) -> None:
         if args.json:

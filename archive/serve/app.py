@@ -71,7 +71,7 @@ class App:
         self.env = _templates()
         self.local = threading.local()
         self.verifier = Verifier(store, config.trusted, config.tsa_paths, config.operator, config.record,
-                                 self._record_verdict)
+                                 self._record_verdict, config.allow_unsigned)
 
     # -- plumbing -----------------------------------------------------------------
 

@@ -18,6 +18,7 @@ class ServeConfig:
     token: str | None = None
     operator: str = ""                          # who the 'verified' custody entries name
     record: bool = True                         # Verify now adds a 'verified' custody entry
+    allow_unsigned: bool = False                # as `archive verify --allow-unsigned`
 
     @property
     def replay_port_number(self) -> int:

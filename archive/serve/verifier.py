@@ -39,8 +39,9 @@ class Run:
 
 class Verifier:
     def __init__(self, store, trusted: dict[str, str], tsa_paths: list[str], operator: str, record: bool,
-                 on_verdict=None) -> None:
+                 on_verdict=None, allow_unsigned: bool = False) -> None:
         self.store, self.trusted, self.tsa_paths = store, trusted, tsa_paths
+        self.allow_unsigned = allow_unsigned
         self.actor = (lambda: Actor(operator)) if record else None
         self.on_verdict = on_verdict           # (capture id, verdict, time): the catalog's copy
         self.runs: OrderedDict[str, Run] = OrderedDict()
@@ -86,7 +87,7 @@ class Verifier:
         run.state = "running"
         try:
             context = VerifyContext(self.tsa_paths, self.store, run.capture_id, actor=self.actor)
-            run.report = verify_capture(self.source(run.capture_id), context, self.trusted,
+            run.report = verify_capture(self.source(run.capture_id), context, self.trusted, self.allow_unsigned,
                                         progress=self._progress(run))
             run.warnings = context.warnings
             run.state = "done"

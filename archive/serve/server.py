@@ -48,11 +48,15 @@ def serve(config: ServeConfig, announce: Callable[[dict], None]) -> None:
     catalog, _ = open_catalog(store, config.catalog)      # fails now, in one line, if there is none
     catalog.close()
     folder = replay_folder()
+    wanted_replay = config.replay_port_number      # port 0 (any free one) for the app: any for replay too
     app_sock = _listen(config.bind, config.port)
     port = app_sock.getsockname()[1]
     config.port = port
-    replay_sock = _listen(config.bind, config.replay_port if config.replay_port is not None else (port + 1 if port else 0)) \
-        if folder else None
+    try:
+        replay_sock = _listen(config.bind, wanted_replay) if folder else None
+    except ArchiveError as exc:
+        app_sock.close()
+        raise ArchiveError(f"{exc} (the replay origin's port: choose another with --replay-port)") from None
     if replay_sock:
         config.replay_port = replay_sock.getsockname()[1]
     ui = ui_headers(None)

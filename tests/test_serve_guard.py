@@ -10,6 +10,7 @@ import subprocess
 import pytest
 import requests
 
+from archive import replayweb
 from tests.conftest import BIN
 from tests.serving import Served, free_port
 
@@ -55,6 +56,13 @@ def test_bad_starts(empty_store, tmp_path):
         busy.listen(1)
         assert "cannot listen" in one_line_error(serve("--store", empty_store, "--port", busy.getsockname()[1]))
     assert "not a port" in one_line_error(serve("--store", empty_store, "--port", "http"))
+    if replayweb.locate():      # the replay origin's port taken
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(1)
+            taken = busy.getsockname()[1]
+            assert "--replay-port" in one_line_error(serve("--store", empty_store, "--port", 0,
+                                                           "--replay-port", taken))
 
 
 def test_every_request_needs_the_token(empty_store, tmp_path):

@@ -202,7 +202,7 @@ def test_lists_and_reports_work_without_javascript(store, app, browser):
         context.close()
 
 
-def _replayed_frame(page, url: str, timeout: float = 45):
+def _replayed_frame(page, url: str, timeout: float = 90):
     until = time.monotonic() + timeout
     while time.monotonic() < until:
         for frame in page.frames:

@@ -62,8 +62,18 @@ def capture_response(store, capture_id: str, size: int, range_header: str | None
                              status_code=status, headers=base)
 
 
+_SIZES: dict[tuple[int, str], int] = {}
+
+
 def stored_size(store, capture_id: str) -> int | None:
-    try:
-        return store.stat_capture(capture_id).size
-    except NotFound:
-        return None
+    """The capture's size (None: not in the store), asked of the store once: a stored
+    capture never changes, and replay asks for dozens of ranges of it."""
+    key = (id(store), capture_id)
+    if key not in _SIZES:
+        try:
+            _SIZES[key] = store.stat_capture(capture_id).size
+        except NotFound:
+            return None
+        if len(_SIZES) > 10_000:
+            _SIZES.clear()
+    return _SIZES[key]

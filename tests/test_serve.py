@@ -259,6 +259,20 @@ def test_downloads(store, app):
     assert page.headers["content-type"] == "application/octet-stream" and "sandbox" in page.headers["content-security-policy"]
     missing = requests.get(f"{app.url}/captures/{ids['later']}/resource", params={"url": base + "/nothing"}, timeout=30)
     assert missing.status_code == 404 and "was not captured" in missing.text
+    # the HTML report, once verified (the tampered capture: its verdict is the same whenever verified)
+    report_url = f"{app.url}/captures/{ids['tampered']}/report.html"
+    assert requests.post(f"{app.url}/captures/{ids['tampered']}/verify", timeout=30, allow_redirects=False).status_code == 303
+    until = time.monotonic() + 90
+    while requests.get(f"{app.url}/captures/{ids['tampered']}/verify/status", timeout=30).json()["state"] != "done":
+        assert time.monotonic() < until
+        time.sleep(0.3)
+    report = requests.get(report_url, timeout=30)
+    assert report.status_code == 200 and "attachment" in report.headers["content-disposition"]
+    assert "<h1>NOT VERIFIED</h1>" in report.text
+    assert "sandbox" in report.headers["content-security-policy"]
+    # a POST from another site's page is refused
+    assert requests.post(f"{app.url}/captures/{ids['later']}/verify", headers={"Sec-Fetch-Site": "cross-site"},
+                         timeout=30).status_code == 403
     ui = requests.get(f"{app.url}/captures", timeout=30)
     assert "default-src 'none'" in ui.headers["content-security-policy"]
     assert requests.get(f"{app.url}/captures/nonsense", timeout=30).status_code == 404

@@ -79,7 +79,7 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def app(store):
     path, _, _, port, keys = store
-    served = Served("--store", str(path), "--port", str(port), "--trust", f"alice={keys / 'signing-key.pub.pem'}",
+    served = Served("--store", str(path), "--port", str(port), "--replay-port", str(free_port()), "--trust", f"alice={keys / 'signing-key.pub.pem'}",
                     "--operator", "investigator")
     yield served
     served.stop()

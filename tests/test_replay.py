@@ -21,6 +21,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from archive import SOFTWARE
+from archive.replayweb import cache_root
 from archive.seal.container import ContainerWriter
 from archive.seal.wacz import SealInput, seal
 from archive.warc.cdxj import cdxj_line
@@ -30,7 +31,10 @@ from tests.conftest import PASSPHRASE, stored_waczs, tool
 from tests.replay import ReplayServer, Replayed, dump, launch
 from tests.site import Site, SiteServer
 from tests.verifyhelp import png, rezip
+from tests.warcs import assert_third_party_checks_pass
 
+PYWB = cache_root() / "pywb-2.10.0"       # scripts/install-pywb
+MAP = png(24, 12, (200, 40, 10))
 NEWS_TEXT = "Floods reach the capital; thousands displaced"
 ARTICLE_TEXT = "Witnesses describe the night the river rose"
 
@@ -46,8 +50,8 @@ def news_site() -> Site:
         f'<p>{ARTICLE_TEXT}</p><img id="a" src="/img/river.png"><img id="b" src="/img/map.png">'
         '<img id="c" src="/img/map-again.png">'))
     site.add("/img/river.png", png(40, 30, (10, 90, 200)), content_type="image/png")
-    site.add("/img/map.png", png(24, 12, (200, 40, 10)), content_type="image/png")
-    site.add("/img/map-again.png", png(24, 12, (200, 40, 10)), content_type="image/png")
+    site.add("/img/map.png", MAP, content_type="image/png")
+    site.add("/img/map-again.png", MAP, content_type="image/png")
     return site
 
 
@@ -147,8 +151,32 @@ def test_a_flipped_signature_byte_is_recorded_as_not_matching(browser, replay, c
         news.close()
 
 
+def test_pywb_replays_the_same_capture_and_its_revisit(captured, tmp_path):
+    """pywb (in its own virtualenv) unpacks the WACZ and serves the article and both maps,
+    the revisit with its original's bytes."""
+    assert (PYWB / ".installed").exists(), f"pywb is not installed in {PYWB}: scripts/test installs it (scripts/install-pywb)"
+    wacz, urls = captured
+
+    def pywb(*args: str) -> str:
+        proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    pywb(str(PYWB / "bin" / "wb-manager"), "init", "evidence")
+    pywb(str(PYWB / "bin" / "wb-manager"), "add", "evidence", "--unpack-wacz", str(wacz))
+    base = urls["news"].rstrip("/")
+    out = pywb(str(PYWB / "bin" / "python"), str(Path(__file__).with_name("pywb_fetch.py")), "evidence",
+               urls["article"], base + "/img/map.png", base + "/img/map-again.png")
+    # pywb also prints lines of its own (its index watcher)
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith('{"url"')]
+    got = {r["url"]: (r["status"], base64.b64decode(r["body"])) for r in rows}
+    assert got[urls["article"]][0] == "200 OK" and ARTICLE_TEXT.encode() in got[urls["article"]][1]
+    assert got[base + "/img/map.png"] == got[base + "/img/map-again.png"] == ("200 OK", MAP)
+
+
 def test_a_browser_capture_replays(browser, replay, keydir, tmp_path):
     wacz, urls = _capture(keydir / "signing-key.pem", tmp_path, "--browser")
+    assert_third_party_checks_pass(wacz, tmp_path)     # warcio check, wacz validate
     article = Replayed(browser, replay, replay.serve(wacz), urls["article"])
     try:
         _article_replays(article)

@@ -493,12 +493,14 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
         problems.extend(Problem(f"{r.record_type} record is not in the index", name, r.offset, uri=r.uri)
                         for name, r in unindexed)
     idxs = [s for s in sinks.values() if isinstance(s, IdxSink)]
-    for idx in idxs:
-        problems.extend(idx_problems(idx, {s.name: s for s in indexes}, ours))
+    misplaced = [p for idx in idxs for p in idx_problems(idx, {s.name: s for s in indexes}, ours)]
     blocks = f" in {count(sum(len(i.blocks) for i in idxs), 'block')}" if idxs else ""
+    said = "do not all match their records" if problems else "match their records"
+    if misplaced:       # replay finds lines through the idx: one it misplaces is never found
+        said += ", but the idx does not match the index" if not problems else "; the idx does not match the index"
+        problems.extend(misplaced)
     report.add("index", FAIL if problems else PASS,
-               f"{count(len(entries), 'index line')}{blocks} " + ("do not all match their records" if problems
-                                                         else "match their records"), problems.all())
+               f"{count(len(entries), 'index line')}{blocks} {said}", problems.all())
 
 
 def _pages_check(report: Report, sinks: dict, members: dict) -> None:

@@ -16,7 +16,7 @@ from archive.warc.zipnum import IdxEntry, parse_idx_line, parse_meta
 JSON_LIMIT = 64 << 20          # datapackage.json and friends are small; a huge one is hostile
 LINE_LIMIT = 16 << 20          # one index or pages line
 INDEX_EXPANSION = 200          # an index expanding more than this is a bomb
-MAX_BLOCKS = 1 << 20           # blocks of an index (thousands of lines each: billions of records)
+MAX_BLOCKS = 100_000           # blocks of an index kept for its idx check (3000 lines each: 300 million records)
 
 
 class WarcSink(Sink):
@@ -167,36 +167,44 @@ class IndexSink(LineSink):
     def __init__(self, name: str) -> None:
         super().__init__(name, name.endswith(".gz"))
         self.entries: list[IndexEntry] = []
-        self.members: list[GzipMember] = []     # its gzip members, in order
+        self.members: list[GzipMember] = []     # its gzip members, in order (MAX_BLOCKS at most)
+        self.too_many_members = False
+        self._member: GzipMember | None = None  # the one being read, while kept
         self._hashes = None
         self._offset = 0
 
     def member_start(self) -> None:
-        self.members.append(GzipMember(self._offset))
-        self._hashes = hashlib.sha256(), hashlib.sha256()
+        # past MAX_BLOCKS the lines are still checked, the blocks no longer kept (memory)
+        self.too_many_members |= len(self.members) >= MAX_BLOCKS
+        self._member = None if self.too_many_members else GzipMember(self._offset)
+        if self._member:
+            self.members.append(self._member)
+            self._hashes = hashlib.sha256(), hashlib.sha256()
 
     def member_bytes(self, data: memoryview, out: bytes) -> None:
-        self._hashes[0].update(data)
-        self._hashes[1].update(out)
-        self.members[-1].length += len(data)
+        if self._member:
+            self._hashes[0].update(data)
+            self._hashes[1].update(out)
+            self._member.length += len(data)
 
     def member_end(self, at_line_end: bool) -> None:
-        member = self.members[-1]
-        member.digest, member.plain_digest = ("sha256:" + h.hexdigest() for h in self._hashes)
-        member.at_line_end = at_line_end
-        self._offset += member.length
-        if len(self.members) > MAX_BLOCKS:
-            self._stop(f"{self.name} has more than {MAX_BLOCKS} gzip members")
+        if self._member:
+            member = self._member
+            member.digest, member.plain_digest = ("sha256:" + h.hexdigest() for h in self._hashes)
+            member.at_line_end = at_line_end
+            self._offset += member.length
+        self._member = None
 
     def line(self, number: int, line: bytes) -> None:
         if not line.strip() or line.startswith(b"!"):
             return
-        if self.members:
-            self.members[-1].lines += 1
+        member = self._member
+        if member:
+            member.lines += 1
         try:
             key, stamp, fields = parse_cdxj_line(line.decode("utf-8"))
-            if self.members and self.members[-1].first is None:
-                self.members[-1].first = (key, stamp)
+            if member and member.first is None:
+                member.first = (key, stamp)
             url, digest = fields.get("url"), fields.get("digest")
             if not isinstance(url, (str, type(None))) or not isinstance(digest, (str, type(None))):
                 raise TypeError("url and digest are text")

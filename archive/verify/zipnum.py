@@ -48,6 +48,8 @@ def idx_problems(idx: IdxSink, indexes: dict[str, IndexSink], ours: bool) -> lis
 def _blocks(idx_name: str, blocks: list, sink: IndexSink, ours: bool) -> list[Problem]:
     if sink.stopped:
         return []           # the index itself cannot be read: said once, in its own problems
+    if sink.too_many_members:
+        return [Problem(f"{sink.name} has more than {len(sink.members)} blocks: its idx was not checked", idx_name)]
     members = sink.members
     if not blocks:
         if any(m.lines for m in members):

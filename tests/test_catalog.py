@@ -380,3 +380,10 @@ def test_s3_store_indexed_searched_and_listed_from_a_catalog(s3, tmp_path, monke
     listed = json.loads(cli("ls", store, "--catalog", shared, "--json", capsys=capsys).out)
     direct = json.loads(cli("ls", store, "--no-catalog", "--json", capsys=capsys).out)
     assert [(r["id"], r["sha256"], r["size"]) for r in listed] == [(r["id"], r["sha256"], r["size"]) for r in direct]
+
+
+def test_ls_reads_the_store_when_the_catalog_is_unreachable(searched, capsys):
+    store, _, ids = searched
+    listed = cli("ls", "--store", store, "--catalog", "postgresql://nobody@127.0.0.1:1/none", "--json", capsys=capsys)
+    assert listed.code == 0 and [r["id"] for r in json.loads(listed.out)] == ids, listed
+    assert "reading the store itself" in listed.err

@@ -64,11 +64,21 @@ class Backend:
     def tables(self) -> set[str]:
         raise NotImplementedError
 
-    def create(self) -> None:
+    def ddl(self) -> str:
+        """The statements that make its tables, separated by `;`."""
         raise NotImplementedError
 
+    drop_suffix = ""
+
+    def create(self) -> None:
+        with self.transaction():
+            for statement in filter(str.strip, self.ddl().split(";")):
+                self.execute(statement)
+
     def drop(self) -> None:
-        raise NotImplementedError
+        with self.transaction():
+            for table in DROP:
+                self.execute(f"DROP TABLE IF EXISTS {table}{self.drop_suffix}")
 
     def reserve_ids(self, count: int) -> list[int]:
         """Ids for `count` new pages (inside the adding transaction)."""
@@ -131,19 +141,11 @@ class SqliteBackend(Backend):
     def tables(self) -> set[str]:
         return {r[0] for r in self.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
-    def create(self) -> None:
-        script = TABLES.format(id="INTEGER PRIMARY KEY", blob="BLOB", words="") + (
+    def ddl(self) -> str:
+        return TABLES.format(id="INTEGER PRIMARY KEY", blob="BLOB", words="") + (
             # contentless: the text is kept once, in pages; marks and case are folded by us
             "CREATE VIRTUAL TABLE page_words USING fts5(title, body, content='', "
             "tokenize='unicode61 remove_diacritics 2');")
-        with self.transaction():
-            for statement in filter(str.strip, script.split(";")):
-                self.execute(statement)
-
-    def drop(self) -> None:
-        with self.transaction():
-            for table in DROP:
-                self.execute(f"DROP TABLE IF EXISTS {table}")
 
     def reserve_ids(self, count: int) -> list[int]:
         last = self.execute("SELECT coalesce(max(id), 0) FROM pages")[0][0]
@@ -229,17 +231,11 @@ class PostgresBackend(Backend):
         return {r[0] for r in self.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
 
-    def create(self) -> None:
-        script = TABLES.format(id="BIGSERIAL PRIMARY KEY", blob="BYTEA", words=", words tsvector") + (
-            "CREATE INDEX pages_words ON pages USING GIN (words);")
-        with self.transaction():
-            for statement in filter(str.strip, script.split(";")):
-                self.execute(statement)
+    drop_suffix = " CASCADE"
 
-    def drop(self) -> None:
-        with self.transaction():
-            for table in DROP:
-                self.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+    def ddl(self) -> str:
+        return TABLES.format(id="BIGSERIAL PRIMARY KEY", blob="BYTEA", words=", words tsvector") + (
+            "CREATE INDEX pages_words ON pages USING GIN (words);")
 
     def reserve_ids(self, count: int) -> list[int]:
         return [r[0] for r in self.execute(

@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from archive.catalog.catalog import CaptureEntry, PageEntry
 from archive.catalog.records import first_records, index_records, media_records, page_texts
-from archive.catalog.text import media_type
+from archive.catalog.text import MAX_TEXT, MAX_TITLE, media_type
 from archive.errors import ArchiveError
 from archive.store.base import StoredCapture
 from archive.values import parse_json, text_field
@@ -70,11 +70,12 @@ def read_capture(fh: BinaryIO, size: int, stored: StoredCapture) -> CaptureEntry
         text = texts.get(url)
         entries.append(PageEntry(
             url=url, ts=text_field(page.get("ts")), status=_int(page.get("status")),
-            title=text_field(page.get("title")) or (text.title if text else None) or None,
+            title=(text_field(page.get("title")) or (text.title if text else None) or "")[:MAX_TITLE] or None,
             mime=media_type(record.mime) if record and record.mime else None,
             digest=record.digest if record else None, size=_int(page.get("size")),
             error=text_field(page.get("error")),
-            text=page["text"] if isinstance(page.get("text"), str) else (text.searchable() if text else None),
+            # what a file says is held to the bounds of what we extract ourselves
+            text=page["text"][:MAX_TEXT] if isinstance(page.get("text"), str) else (text.searchable() if text else None),
             revisit=bool(record and record.record_type == "revisit")))
     media = [{"url": r.url, "ts": r.time, "mime": r.mime, "status": r.status, "digest": r.digest,
               "size": r.length} for r in media_records(records)]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 MAX_BODY = 32 << 20         # bytes of one decoded body read for its text
 MAX_TEXT = 1_000_000        # characters of text kept for one page
+MAX_TITLE = 2000
 PDF_TIMEOUT = 60            # seconds pdftotext may take over one file
 PDF_PAGES = 500             # pages of one PDF read
 
@@ -96,7 +97,7 @@ def html_text(body: bytes, content_type: str | None = None) -> PageText:
         node.decompose()
     root = tree.body or tree.root
     text = root.text(deep=True, separator=" ", strip=True) if root is not None else ""
-    return PageText(_clean(title, 2000), _clean(description, 10_000), _clean(text))
+    return PageText(_clean(title, MAX_TITLE), _clean(description, 10_000), _clean(text))
 
 
 def pdf_text(body: bytes) -> PageText:

@@ -97,10 +97,11 @@ def run_ls(args) -> int:
     if args.store and args.store_arg:
         raise ArchiveError("give the store once: as an argument or with --store")
     store = _open(args)
-    from_catalog = None if args.no_catalog else catalog_rows(store, args.catalog)
-    rows = from_catalog[0] if from_catalog else [_row(store, c) for c in store.list_captures()]
-    for warning in from_catalog[1] if from_catalog else ():
-        print(f"archive: warning: {warning}", file=sys.stderr)
+    rows, warnings = (None, []) if args.no_catalog else catalog_rows(store, args.catalog)
+    for warning in warnings:
+        print(printable(f"archive: warning: {warning}"), file=sys.stderr)
+    if rows is None:
+        rows = [_row(store, c) for c in store.list_captures()]
     if args.json:
         print_json(rows)
         return 0
@@ -121,9 +122,11 @@ def run_show(args) -> int:
         args.store = parse_s3_object(args.capture_id)[0].address
     store = _open(args)
     info = summary(store.stat_capture(args.capture_id))
-    catalogued = None if args.no_catalog else catalog_capture(store, info["id"], args.catalog)
-    claims = {k: catalogued[k] for k in ("created", "title", "seeds", "operator", "signer", "job", "pages",
-                                         "verdict", "verified_at")} if catalogued else describe(store, args.capture_id)
+    catalogued, warnings = (None, []) if args.no_catalog else catalog_capture(store, info["id"], args.catalog)
+    for warning in warnings:
+        print(printable(f"archive: warning: {warning}"), file=sys.stderr)
+    claims = {k: catalogued[k] for k in ("sha256", "created", "title", "seeds", "operator", "signer", "job",
+                                         "pages", "verdict", "verified_at")} if catalogued else describe(store, args.capture_id)
     for key, value in claims.items():
         if info.get(key) in (None, [], ()):
             info[key] = value

@@ -83,6 +83,9 @@ def test_every_request_needs_the_token(empty_store, tmp_path):
         assert link.status_code == 303 and link.headers["location"] == "/captures?verdict=verified"
         assert "HttpOnly" in link.headers["set-cookie"] and "SameSite=Strict" in link.headers["set-cookie"]
         assert session.get(app.url + "/captures", timeout=30).status_code == 200
+        arabic = requests.get(f"{app.url}/search?q=%D8%A7%D9%84%D9%85%D8%B1%D8%B5%D8%AF&token={TOKEN}", timeout=30,
+                              allow_redirects=False)
+        assert arabic.status_code == 303 and arabic.headers["location"] == "/search?q=%D8%A7%D9%84%D9%85%D8%B1%D8%B5%D8%AF"
         if app.replay:      # the replay origin asks for it too
             assert requests.get(app.replay + "/replay/ui.js", timeout=30).status_code == 401
             assert session.get(app.replay + "/replay/ui.js", timeout=30).status_code == 200

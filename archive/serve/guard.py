@@ -9,7 +9,7 @@ import ipaddress
 import secrets
 from http.cookies import SimpleCookie
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from archive.errors import ArchiveError
 
@@ -82,8 +82,8 @@ class Guard:
             if given and hmac.compare_digest(given.encode(), self.token.encode()):
                 # a link with the token: keep it in a cookie, and take it out of the address
                 rest = urlencode([(k, v) for k, v in query.items() if k != TOKEN_PARAM])
-                location = scope["path"] + ("?" + rest if rest else "")
-                return await self._redirect(send, location)
+                path = scope.get("raw_path") or quote(scope["path"]).encode("ascii")     # as sent: ASCII
+                return await self._redirect(send, path + (b"?" + rest.encode("ascii") if rest else b""))
             held = _cookie_token(scope) or _header(scope, b"authorization").removeprefix("Bearer ").strip()
             if not (held and hmac.compare_digest(held.encode(), self.token.encode())):
                 return await self._refuse(send, 401, "this archive needs its access token: open the "
@@ -105,10 +105,10 @@ class Guard:
                                 (b"content-length", str(len(body)).encode()), *self.headers]})
         await send({"type": "http.response.body", "body": body})
 
-    async def _redirect(self, send, location: str) -> None:
+    async def _redirect(self, send, location: bytes) -> None:
         cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
         await send({"type": "http.response.start", "status": 303,
-                    "headers": [(b"location", location.encode("latin-1")), (b"set-cookie", cookie.encode()),
+                    "headers": [(b"location", location), (b"set-cookie", cookie.encode()),
                                 (b"content-length", b"0"), *self.headers]})
         await send({"type": "http.response.body", "body": b""})
 

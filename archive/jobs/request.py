@@ -65,5 +65,5 @@ def capture_request(spec: JobSpec, previous: str | None = None) -> CaptureReques
         work_dir=job_work_dir(spec), warc_size=crawl.warc_size or DEFAULT_MAX_SIZE,
         keep_local=spec.keep_local, job=spec.name, title=spec.title,
         dedup_against=previous if crawl.dedup else None,
-        tsa=list(spec.tsa), tsa_timeout=spec.tsa_timeout or TSA_TIMEOUT,
+        tsa=list(spec.tsa), tsa_timeout=spec.tsa_timeout or TSA_TIMEOUT, text=crawl.text,
     )

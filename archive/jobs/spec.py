@@ -87,6 +87,7 @@ class CrawlSpec:
     max_redirects: int = _CAPTURE.max_redirects
     ignore_robots: bool = False
     dedup: bool = True            # revisit records against the job's previous capture
+    text: bool = True             # each page's text in pages.jsonl (false: as --no-text)
     browser: bool = False         # load pages in headless Chromium; then how:
     viewport: tuple[int, int] = (_PAGE.viewport_width, _PAGE.viewport_height)
     wait_until: str = _PAGE.wait
@@ -382,7 +383,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "allow_private_addresses": boolean, "allow_metadata_addresses": boolean,
         "warc_size": size, "workers": whole(LEAST["workers"]), "host_workers": whole(LEAST["host_workers"]), "delay": pause,
         "retries": whole(LEAST["retries"]), "retry_wait": pause, "max_redirects": whole(LEAST["max_redirects"]),
-        "ignore_robots": boolean, "dedup": boolean,
+        "ignore_robots": boolean, "dedup": boolean, "text": boolean,
         "browser": boolean, "viewport": viewport, "wait_until": choice(WAIT_CONDITIONS),
         "wait_for": non_empty_text, "wait": pause, "scroll": boolean, "page_timeout": duration,
         "media": boolean, "media_max_size": size, "media_format": non_empty_text,

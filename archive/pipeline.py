@@ -20,6 +20,7 @@ from archive.capture.dedup import Dedup, EarlierCapture
 from archive.coordinator import check_shared_request, finish_shared, run_shared
 from archive.capture.sharedcrawl import DEFAULT_LEASE
 from archive.capture.journal import JOURNAL_NAME, CrawlState, CrawlStats, Journal, read_lines, replay
+from archive.catalog.hooks import add_capture, pages_with_text
 from archive.custody.entry import CAPTURED, STORED, Actor
 from archive.custody.log import CustodyLog
 from archive.errors import AlreadyExists, ArchiveError
@@ -57,6 +58,7 @@ class CaptureRequest:
     # where it goes and who signs it, as started (archive.resumeoptions): a resume finishes
     # it the same way
     origin: dict = field(default_factory=dict)
+    text: bool = True     # each page's text in pages.jsonl (`--no-text`: none)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -77,6 +79,7 @@ class Session:
     started: datetime
     request: CaptureRequest
     earlier: EarlierCapture | None
+    catalog: str | None = None      # where the stored capture is catalogued (None: the store's default)
 
 
 @dataclass
@@ -98,6 +101,8 @@ class CaptureResult:
     lock: str | None = None       # Object Lock retention / legal hold of the stored object
     cut_back: list[dict] = field(default_factory=list)   # groups a resume dropped and redid
     warnings: list[str] = field(default_factory=list)    # stored, but something to know
+    media: int = 0                # media items recorded (with --media)
+    media_failed: int = 0
     # every page that could not be captured: {"url", "error"}. When it is every page, the
     # capture is stored as a record of those failures, but it is no success (exit 1).
     failures: list[dict] = field(default_factory=list)
@@ -169,10 +174,11 @@ def run_capture(
     store: Store,
     signer: Signer | None,
     on_progress: Callable[[CrawlStats, int], None] | None = None,
+    catalog: str | None = None,
 ) -> CaptureResult:
-    """Crawl, seal and store one capture. The work folder is removed once the store
-    holds a verified copy, and kept (and named in the error) when anything fails:
-    `resume_capture` finishes it."""
+    """Crawl, seal and store one capture, and add it to `catalog` (by default the
+    store's). The work folder is removed once the store holds a verified copy, and kept
+    (and named in the error) when anything fails: `resume_capture` finishes it."""
     _check_browser(request.crawl)
     if request.redis:
         check_shared_request(request)
@@ -180,17 +186,25 @@ def run_capture(
     started = datetime.now(timezone.utc)
     capture_id = new_capture_id(started)
     work = request.work_dir / capture_id
+    held = None
     try:
         (work / "spool").mkdir(parents=True)
     except OSError as exc:      # a work folder path that is a file, or not writable
         raise ArchiveError(f"cannot make the work folder {work}: {exc.strerror or exc}") from None
-    held = _lock(work)  # noqa: F841 - held until this function returns
-    _write_json(work / REQUEST_NAME, {
-        "captureId": capture_id, "started": _iso(started), "request": request.to_json(),
-    })
-    container = ContainerWriter(work / f"{capture_id}.wacz")
-    return _capture(Session(work, capture_id, started, request, earlier), container, [],
-                    None, store, signer, on_progress)
+    try:
+        held = _lock(work)
+        _write_json(work / REQUEST_NAME, {
+            "captureId": capture_id, "started": _iso(started), "request": request.to_json(),
+        })
+        container = ContainerWriter(work / f"{capture_id}.wacz")
+    except OSError as exc:      # a full or read-only disk: nothing was captured yet
+        if held is not None:
+            held.close()
+        shutil.rmtree(work, ignore_errors=True)
+        raise ArchiveError(f"cannot start a capture in {request.work_dir} ({exc}); nothing was captured") from exc
+    with held:   # the lock goes with this call, however it ends (a failure kept in memory too)
+        return _capture(Session(work, capture_id, started, request, earlier, catalog), container, [],
+                        None, store, signer, on_progress)
 
 
 def saved_request(work: Path) -> tuple[str, CaptureRequest, datetime]:
@@ -211,6 +225,7 @@ def resume_capture(
     signer: Signer | None,
     on_progress: Callable[[CrawlStats, int], None] | None = None,
     changes: dict | None = None,
+    catalog: str | None = None,
     redis: str | None = None,
 ) -> CaptureResult:
     """Finish a capture whose process was killed (or failed) during the crawl, the seal or
@@ -226,32 +241,33 @@ def resume_capture(
         if not request.redis:
             raise ArchiveError(f"--redis: {work} is not a shared crawl (it was captured by one process)")
         request.redis = redis
-    held = _lock(work)  # noqa: F841 - held until this function returns
-    sealed_path = work / f"{capture_id}.wacz"
-    if sealed_path.exists():   # sealed, but never stored
-        sealed_by, created = _sealed_facts(sealed_path)
-        if sealed_by != (signer.fingerprint if signer else None):
-            raise ArchiveError(
-                f"{work} is already sealed, by key {sealed_by or 'none (unsigned)'}: "
-                "resume with that key (or --unsigned for an unsigned capture)"
-            )
-        sha, size = file_sha256(sealed_path)
-        custody = CustodyLog(store, Actor(request.operator, signer))
-        return _finish(request, store, _store(
-            Session(work, capture_id, started, request, None), store, signer,
-            sealed_path, sha, size, created, replay(work / JOURNAL_NAME), custody))
-    earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
-    container, state = _take_up(work, sealed_path)
-    if state.ended is None:
-        _check_browser(request.crawl)
-    if container.current is not None:
-        container.end()
-    closed = [WarcFile(m.entry.name.rsplit("/", 1)[-1], m.entry.size, m.entry.crc, m.sha256)
-              for m in container.members]
-    for leftover in (work / "spool").glob("*"):
-        leftover.unlink()
-    return _capture(Session(work, capture_id, started, request, earlier), container, closed,
-                    state, store, signer, on_progress)
+    held = _lock(work)
+    with held:   # the lock goes with this call, however it ends (a failure kept in memory too)
+        sealed_path = work / f"{capture_id}.wacz"
+        if sealed_path.exists():   # sealed, but never stored
+            sealed_by, created = _sealed_facts(sealed_path)
+            if sealed_by != (signer.fingerprint if signer else None):
+                raise ArchiveError(
+                    f"{work} is already sealed, by key {sealed_by or 'none (unsigned)'}: "
+                    "resume with that key (or --unsigned for an unsigned capture)"
+                )
+            sha, size = file_sha256(sealed_path)
+            custody = CustodyLog(store, Actor(request.operator, signer))
+            return _finish(request, store, _store(
+                Session(work, capture_id, started, request, None, catalog), store, signer,
+                sealed_path, sha, size, created, replay(work / JOURNAL_NAME), custody))
+        earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
+        container, state = _take_up(work, sealed_path)
+        if state.ended is None:
+            _check_browser(request.crawl)
+        if container.current is not None:
+            container.end()
+        closed = [WarcFile(m.entry.name.rsplit("/", 1)[-1], m.entry.size, m.entry.crc, m.sha256)
+                  for m in container.members]
+        for leftover in (work / "spool").glob("*"):
+            leftover.unlink()
+        return _capture(Session(work, capture_id, started, request, earlier, catalog), container, closed,
+                        state, store, signer, on_progress)
 
 
 def _take_up(work: Path, sealed_path: Path) -> tuple[ContainerWriter, CrawlState]:
@@ -302,6 +318,15 @@ def _groups(line: dict) -> list[dict]:
     if line.get("t") == "handover":
         return line.get("groups", [])
     return [line] if line.get("t") == "group" else []
+def _close_all(*closers) -> None:
+    """Close what a failed capture had open, each whatever the others do; a close that
+    fails (a full disk) loses only what a resume cuts back anyway."""
+    for close in closers:
+        if close is not None:
+            try:
+                close()
+            except OSError:
+                pass
 
 
 def _is_position(value) -> bool:
@@ -342,11 +367,10 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
                                   Dedup(session.earlier), state)
                 crawler.run(on_progress)
         except BaseException as exc:
-            journal.close()
-            if session.earlier is not None:
-                session.earlier.close()
-            writer.close()
-            container.close()
+            # on a full disk closing fails too (their buffers cannot be written): what
+            # is on disk is what a resume takes up, cut back to the last whole group
+            _close_all(journal.close, session.earlier.close if session.earlier else None,
+                       writer.close, container.close)
             hint = f"what was captured is kept: finish it with `archive capture --resume {work}`"
             if not isinstance(exc, Exception):
                 # Ctrl-C, SIGTERM from a job runner: the caller decides what stopping means.
@@ -371,7 +395,15 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
                    failed=stats.failed, bytes=stats.bytes, started=_iso(session.started),
                    finished=_iso(datetime.now(timezone.utc)),
                    workers=[{k: w[k] for k in ("id", "host")} for w in workers] or None)
-    sealed = seal(container, _seal_input(session, state, signer), signer)
+    try:
+        inp = _seal_input(session, state, signer)
+        if request.text:
+            inp.pages = pages_with_text(container.open_path, container.members, inp.index_lines, inp.pages)
+        sealed = seal(container, inp, signer)
+    except OSError as exc:      # a full disk: the seal is written after the captured data
+        _close_all(container.close)
+        raise ArchiveError(f"capture {session.capture_id} could not be sealed ({exc}); what was "
+                           f"captured is kept: finish it with `archive capture --resume {work}`") from exc
     custody.record_sealed(session.capture_id, sealed)
     return _finish(request, store, _store(
         session, store, signer, sealed.path, sealed.sha256, sealed.size, sealed.created,
@@ -421,7 +453,8 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         "stats": {
             "pages": stats.pages, "requisites": stats.requisites, "failed": stats.failed,
             "bytes": stats.bytes, "revisits": stats.revisits,
-            "robotsBlocked": stats.robots_blocked, "notFetched": len(ended.get("notFetched", ())),
+            "robotsBlocked": stats.robots_blocked, "notFetched": len(ended.get("notFetched", ())) + ended.get("notFetchedMore", 0),
+            **({"media": stats.media, "mediaFailed": stats.media_failed} if options.media else {}),
         },
         "stopReason": ended.get("stop"),
         "notFetched": ended.get("notFetched", []),
@@ -429,11 +462,13 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
     }
     if request.redis:
         evidence["workers"] = _workers(state)
+    if options.media is not None:
+        evidence["media"] = {**state.media_tools, "items": state.media}
     if session.earlier is not None:
         evidence["dedupAgainst"] = {
             "capture": session.earlier.label, "datapackageHash": session.earlier.datapackage_hash,
         }
-    pages = state.pages
+    pages = with_media(state.pages, state.media, state.frames)
     main = next((p for p in pages if "error" not in p), pages[0] if pages else None)
     return SealInput(
         capture_id=session.capture_id,
@@ -446,6 +481,23 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         main_page_date=main["ts"] if main else None,
         timestamper=make_timestamper(request.tsa, request.tsa_timeout),
     )
+
+
+def with_media(pages: list[dict], media: list[dict], frames: dict[str, list[str]]) -> list[dict]:
+    """The pages.jsonl entries, each with what became of the media found on it and in
+    its frames (a player embedded in an <iframe>: the `frame` says which)."""
+    by_page: dict[str, list[dict]] = {}
+    for entry in media:
+        summary = {k: entry[k] for k in ("n", "url", "status", "reason", "record", "sha256",
+                                         "size", "format", "duration") if entry.get(k) is not None}
+        by_page.setdefault(entry["page"], []).append(summary)
+    listed = []
+    for page in pages:
+        found = list(by_page.get(page.get("url"), ()))
+        for frame in frames.get(page.get("url"), ()):
+            found += [{**item, "frame": frame} for item in by_page.get(frame, ())]
+        listed.append({**page, "media": found} if found else page)
+    return listed
 
 
 def _holding(store: Store, capture_id: str, sha256: str):
@@ -480,8 +532,12 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
     except Exception as exc:
         # the work folder stays: the sealed WACZ in it is the only copy. A taken key
         # stays taken: resuming into the same store would only be refused again.
-        note = f"the sealed capture is kept at {path}" if isinstance(exc, AlreadyExists) else kept_note
-        raise ArchiveError(f"capture {session.capture_id} was not stored: {exc} ({note})") from exc
+        note = (f"the sealed capture is kept at {path}; store it in another store with "
+                f"`archive capture --resume {session.work} --store ANOTHER-STORE`") \
+            if isinstance(exc, AlreadyExists) else kept_note
+        # what the ledger could not record before (read-only credentials, say) is said too
+        unrecorded = "".join(f"; {problem}" for problem in custody.problems)
+        raise ArchiveError(f"capture {session.capture_id} was not stored: {exc} ({note}){unrecorded}") from exc
     except BaseException as exc:
         # Ctrl-C, SIGTERM from a job runner during the upload: say where the capture is
         exc.add_note(f"capture {session.capture_id} was not stored: {kept_note}")
@@ -489,8 +545,18 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
     # the Object Lock it was stored under: the retention every later change starts from
     custody.record(STORED, session.capture_id, sha256, address=stored.address, size=stored.size,
                    lock=stored.lock, found=True if found else None)
+    warnings = [stored.warning] if stored.warning else []
     if signer is not None:
-        store.put_public_key(signer.fingerprint, signer.public_pem())
+        try:
+            store.put_public_key(signer.fingerprint, signer.public_pem())
+        except (ArchiveError, OSError) as exc:
+            # the capture is stored and recorded: a key not published does not undo that
+            # (and a resume would only store it again)
+            warnings.append(f"the signer's public key was not published in the store ({exc}): the "
+                            "next capture signed with this key publishes it")
+    catalog_warning = add_capture(store, stored, path, session.catalog)
+    if catalog_warning:
+        warnings.append(catalog_warning)
     kept = None
     if session.request.keep_local:
         kept = str(session.work)
@@ -504,8 +570,9 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         revisits=stats.revisits, stop_reason=ended.get("stop"), work_dir=kept,
         timestamps=[{k: e.get(k) for k in ("tsa", "time", "error")} for e in timestamps],
         custody_problems=custody.problems, lock=stored.lock, cut_back=state.cut_backs,
-        warnings=[stored.warning] if stored.warning else [],
+        warnings=warnings,
         failures=page_failures(state.pages),
+        media=stats.media, media_failed=stats.media_failed,
     )
 
 

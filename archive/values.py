@@ -31,6 +31,13 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
 
 
+def parse_limit(text: str) -> int | None:
+    """A size, or `none` (no limit) -> bytes or None."""
+    if text.strip().lower() in ("none", "unlimited"):
+        return None
+    return parse_size(text)
+
+
 def parse_duration(text: str) -> float:
     """`90`, `90s`, `15m`, `2h`, `1d` -> seconds."""
     _not_negative(text)

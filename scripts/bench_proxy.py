@@ -29,6 +29,9 @@ from archive.capture.proxyca import InterceptionCA  # noqa: E402
 from archive.seal.container import ContainerWriter  # noqa: E402
 from archive.warc.writer import WarcWriter  # noqa: E402
 from tests.site import Site, SiteServer, streamed  # noqa: E402  (the tests' real server)
+from archive.capture.addresses import AddressPolicy  # noqa: E402
+
+LOOPBACK = AddressPolicy(allow_private=True)   # the test servers are on 127.0.0.1
 
 
 class WarcSink:
@@ -59,13 +62,13 @@ def main() -> None:
         writer = WarcWriter(container, "bench", {"software": "bench"})
 
         start = time.perf_counter()
-        result = fetch(make_session(), url, spool_dir=str(tmp))
+        result = fetch(make_session(policy=LOOPBACK), url, spool_dir=str(tmp))
         write_exchange(writer, result)
         result.close()
         fetcher_s = time.perf_counter() - start
 
         ca = InterceptionCA()
-        with RecordingProxy(WarcSink(writer), ca, ProxyOptions(spool_dir=str(tmp))) as proxy:
+        with RecordingProxy(WarcSink(writer), ca, ProxyOptions(policy=LOOPBACK, spool_dir=str(tmp))) as proxy:
             session = requests.Session()
             session.trust_env = False
             session.proxies = {"http": proxy.url}

@@ -145,19 +145,33 @@ def slow(seconds: float, body: bytes = b"slow"):
     return handler
 
 
-def streamed(size: int, chunk: int = 1 << 20):
-    """A large binary body generated on the fly (deterministic bytes)."""
+def streamed(size: int, chunk: int = 1 << 20, fill: bytes | None = None):
+    """A large binary body generated on the fly (deterministic bytes; `fill` repeated
+    instead makes it as compressible as a body can be)."""
     def handler(h: _Handler) -> None:
         h.send_response(200)
         h.send_header("Content-Type", "application/octet-stream")
         h.send_header("Content-Length", str(size))
         h.end_headers()
-        block = bytes(range(256)) * (chunk // 256)
+        block = (fill or bytes(range(256))) * (chunk // len(fill or bytes(range(256))))
         sent = 0
         while sent < size:
             piece = block[: min(chunk, size - sent)]
             h.wfile.write(piece)
             sent += len(piece)
+    return handler
+
+
+def endless(chunk: int = 1 << 16):
+    """A chunked response that never ends (until the client hangs up)."""
+    def handler(h: _Handler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/plain")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        piece = b"%x\r\n%s\r\n" % (chunk, b"x" * chunk)
+        while True:
+            h.wfile.write(piece)
     return handler
 
 
@@ -346,3 +360,57 @@ def generated_site(pages: int, fanout: int = 3) -> Site:
         for name in ("a", "b"):
             site.add(f"/i/{i}-{name}.png", PNG + f"{i}{name}".encode(), content_type="image/png")
     return site
+
+
+NEWS_SENTENCE = "according to the Syrian Observatory for Human Rights, shelling resumed at dawn"
+ARABIC_WORD = "\u0627\u0644\u0645\u0631\u0635\u062f"          # المرصد ("the observatory"), undiacritised
+ARABIC_VOWELLED = "\u0627\u0644\u0652\u0645\u064e\u0631\u0652\u0635\u064e\u062f\u064f"   # ٱلْمَرْصَدُ as written with harakat
+REMOVED_SENTENCE = "The ministry denies any involvement in the convoy attack"
+PDF_SENTENCE = "Field report on detention centres"
+
+
+def search_site() -> Site:
+    """Pages to search: English news, an Arabic page in windows-1256 (charset only in a
+    <meta>), Russian, a chunked gzip page, a PDF, and /statement, whose last sentence a test
+    removes between two captures (`site.routes['/statement'] = ...`)."""
+    site = Site()
+    site.html("/", "Search home", "".join(f'<a href="{p}">{p}</a>' for p in (
+        "/news", "/arabic", "/russian", "/statement", "/zipped", "/report.pdf")))
+    site.html("/news", "Shelling resumes", (
+        f'<p>Reporters said that, {NEWS_SENTENCE}.</p>'
+        '<script>var hidden = "scriptword";</script><style>.x{color:red}</style>'))
+    site.add("/arabic", (
+        '<html><head><meta charset="windows-1256"><title>\u062a\u0642\u0631\u064a\u0631</title>'
+        '<meta name="description" content="\u062a\u0642\u0631\u064a\u0631 \u0645\u064a\u062f\u0627\u0646\u064a"></head>'
+        f'<body><p>\u0642\u0627\u0644 {ARABIC_VOWELLED} \u0627\u0644\u0633\u0648\u0631\u064a \u0644\u062d\u0642\u0648\u0642 '
+        '\u0627\u0644\u0625\u0646\u0633\u0627\u0646 \u0625\u0646 \u0627\u0644\u0642\u0635\u0641 \u0627\u0633\u062a\u0623\u0646\u0641</p>'
+        '</body></html>').encode("windows-1256"), content_type="text/html")
+    site.html("/russian", "\u041d\u043e\u0432\u043e\u0441\u0442\u0438",
+              "<p>\u041e\u0431\u0441\u0442\u0440\u0435\u043b\u044b \u0432\u043e\u0437\u043e\u0431\u043d\u043e\u0432\u0438\u043b\u0438\u0441\u044c "
+              "\u043d\u0430 \u0440\u0430\u0441\u0441\u0432\u0435\u0442\u0435</p>")
+    site.html("/statement", "Ministry statement", f"<p>We mourn the victims. {REMOVED_SENTENCE}.</p>")
+    site.html("/zipped", "Zipped report", "<p>" + "casualty figures " * 30 + "</p>", chunked=True, gzip=True)
+    site.add("/report.pdf", text_pdf(PDF_SENTENCE), content_type="application/pdf")
+    return site
+
+
+def text_pdf(sentence: str) -> bytes:
+    """A one-page PDF showing `sentence` (ASCII) in Helvetica, xref offsets and all."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({sentence}) Tj ET".encode("ascii")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (n, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from archive.capture.addresses import AddressPolicy
 from archive.capture.browser import BrowserOptions, BrowserSession, find_chromium
 from archive.capture.pageoptions import PageOptions
 from archive.errors import ArchiveError
@@ -74,8 +75,12 @@ def bsite():
         yield server
 
 
+# a browser session driven directly: the crawl's seed rule is not there, and the test servers are on 127.0.0.1
+LOOPBACK = AddressPolicy(allow_private=True)
+
+
 def options(**page) -> BrowserOptions:
-    return BrowserOptions(page=PageOptions(
+    return BrowserOptions(policy=LOOPBACK, page=PageOptions(
         viewport_width=VIEWPORT[0], viewport_height=VIEWPORT[1], **{"timeout": 20, **page}))
 
 
@@ -317,10 +322,10 @@ def test_https_page_records_the_real_server_certificate(tmp_path):
     cert = make_server_cert(tmp_path / "tls")
     site = browser_site()
     with SiteServer(site, tls=cert) as server:
-        with BrowserCapture(tmp_path / "insecure", BrowserOptions(verify_tls=False)) as capture:
+        with BrowserCapture(tmp_path / "insecure", BrowserOptions(verify_tls=False, policy=LOOPBACK)) as capture:
             result = capture.page(server.url("/app"))
             wacz = capture.seal()
-        with BrowserCapture(tmp_path / "strict", BrowserOptions()) as capture:
+        with BrowserCapture(tmp_path / "strict", BrowserOptions(policy=LOOPBACK)) as capture:
             refused = capture.page(server.url("/app"))
     assert result.status == 200 and result.dom is not None
     recs = records(wacz)

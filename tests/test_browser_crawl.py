@@ -61,7 +61,7 @@ def test_depth_1_browser_crawl_follows_in_scope_links_of_the_rendered_page(run, 
     with SiteServer(cdn_site(), host="127.0.0.2") as cdn, \
             SiteServer(browser_crawl_site(cdn.base)) as main:
         result = run("capture", main.url("/"), "--browser", "--depth", "1", "--scope", "host",
-                     "--exclude", r"excluded\.png", "--retry-wait", "0.5s", "--page-timeout", "20s",
+                     "--allow-private-addresses", "--exclude", r"excluded\.png", "--retry-wait", "0.5s", "--page-timeout", "20s",
                      "--key", key, "--store", tmp_path / "store", "--work-dir", tmp_path / "work",
                      "--quiet")
         assert result.code == 0, result

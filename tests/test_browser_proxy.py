@@ -25,6 +25,9 @@ from archive.capture.proxyca import InterceptionCA
 from archive.hashing import warc_digest
 from tests.site import SiteServer, slow, standard_site, streamed
 from tests.tls import make_server_cert
+from archive.capture.addresses import AddressPolicy  # noqa: E402
+
+LOOPBACK = AddressPolicy(allow_private=True)   # the test servers are on 127.0.0.1
 
 
 class Collected:
@@ -65,7 +68,7 @@ def proxied(proxy: RecordingProxy) -> requests.Session:
 def test_recorded_bytes_are_the_bytes_served_and_passed_on(site, ca):
     site.site.add("/unchanged", handler=not_modified)
     sink = Collected()
-    with RecordingProxy(sink, ca) as proxy:
+    with RecordingProxy(sink, ca, ProxyOptions(policy=LOOPBACK)) as proxy:
         session = proxied(proxy)
         assert session.get(site.url("/unchanged")).status_code == 304
         chunked = session.get(site.url("/chunked"))
@@ -109,7 +112,7 @@ def test_https_through_connect_records_the_real_servers_certificate(tmp_path, ca
     bundle.write_bytes(ca.ca_cert.public_bytes(serialization.Encoding.PEM))
     sink = Collected()
     with SiteServer(standard_site(), tls=cert) as server, \
-            RecordingProxy(sink, ca, ProxyOptions(verify_tls=False)) as proxy:
+            RecordingProxy(sink, ca, ProxyOptions(policy=LOOPBACK, verify_tls=False)) as proxy:
         session = proxied(proxy)
         session.verify = str(bundle)          # the client trusts the proxy's CA only
         response = session.get(server.url("/about"))
@@ -126,7 +129,7 @@ def test_unverifiable_server_is_a_recorded_tls_failure(tmp_path, ca):
     bundle = tmp_path / "proxy-ca.pem"
     bundle.write_bytes(ca.ca_cert.public_bytes(serialization.Encoding.PEM))
     sink = Collected()
-    with SiteServer(standard_site(), tls=cert) as server, RecordingProxy(sink, ca) as proxy:
+    with SiteServer(standard_site(), tls=cert) as server, RecordingProxy(sink, ca, ProxyOptions(policy=LOOPBACK)) as proxy:
         session = proxied(proxy)
         session.verify = str(bundle)
         assert session.get(server.url("/")).status_code == 502
@@ -137,7 +140,7 @@ def test_unverifiable_server_is_a_recorded_tls_failure(tmp_path, ca):
 
 def test_refused_connection_is_recorded_and_answered_502(ca):
     sink = Collected()
-    with socket.socket() as closed, RecordingProxy(sink, ca) as proxy:
+    with socket.socket() as closed, RecordingProxy(sink, ca, ProxyOptions(policy=LOOPBACK)) as proxy:
         closed.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{closed.getsockname()[1]}/x"
         response = proxied(proxy).get(url)
@@ -150,7 +153,7 @@ def test_refused_connection_is_recorded_and_answered_502(ca):
 def test_body_over_the_limit_is_truncated(site, ca):
     site.site.add("/big", handler=streamed(2_000_000))
     sink = Collected()
-    with RecordingProxy(sink, ca, ProxyOptions(max_body=100_000)) as proxy:
+    with RecordingProxy(sink, ca, ProxyOptions(policy=LOOPBACK, max_body=100_000)) as proxy:
         with pytest.raises(requests.exceptions.RequestException):
             proxied(proxy).get(site.url("/big"))
     result, raw, _ = sink.one(site.url("/big"))
@@ -161,7 +164,7 @@ def test_body_over_the_limit_is_truncated(site, ca):
 def test_closing_cuts_and_records_an_exchange_still_running(site, ca):
     site.site.add("/stuck", handler=slow(60))
     sink = Collected()
-    proxy = RecordingProxy(sink, ca).start()
+    proxy = RecordingProxy(sink, ca, ProxyOptions(policy=LOOPBACK)).start()
     errors = []
     client = threading.Thread(target=lambda: _get_quietly(proxied(proxy), site.url("/stuck"), errors))
     client.start()
@@ -269,7 +272,7 @@ def test_informational_response_is_passed_on_and_kept_apart(site, ca):
     site.site.add("/early", handler=early_hints)
     sink = Collected()
     url = site.url("/early")
-    with RecordingProxy(sink, ca) as proxy:
+    with RecordingProxy(sink, ca, ProxyOptions(policy=LOOPBACK)) as proxy:
         got = _raw_exchange(proxy, f"GET {url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
     assert got.startswith(b"HTTP/1.1 103") and got.endswith(b"final body")
     result, raw, notes = sink.one(url)
@@ -283,7 +286,7 @@ def test_websocket_upgrade_is_recorded_then_passed_through(site, ca):
     site.site.add("/socket", handler=echo_websocket)
     sink = Collected()
     url = site.url("/socket")
-    with RecordingProxy(sink, ca) as proxy:
+    with RecordingProxy(sink, ca, ProxyOptions(policy=LOOPBACK)) as proxy:
         got = _raw_exchange(
             proxy, f"GET {url} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".encode(),
             then=b"hello", expect=b"HELLO")

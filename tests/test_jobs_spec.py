@@ -266,6 +266,8 @@ CAPTURE_OPTION_KEYS = {
     "legal_hold": "retention.legal_hold", "no_scroll": "crawl.scroll",
     "redis": "run.redis", "processes": "run.processes", "lease": "run.lease",
     "dedup_against": None,   # a job's revisits point into its own previous capture
+    "no_text": "crawl.text",
+    "catalog": None,         # jobs add their captures to $ARCHIVE_CATALOG or the store's own catalog
     "override_saved": None,  # a job resumes with its job file's store and key, always
     "json": None, "quiet": None, "help": None,
 }

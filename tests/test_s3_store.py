@@ -202,7 +202,8 @@ def test_a_corrupted_transfer_is_caught_when_the_service_reports_neither_md5_nor
     s3_proxy.on_request = None
     s3_proxy.seen.clear()
     assert store.put_capture(CAPTURE_ID, path, sha, META).sha256 == sha
-    assert sum(n for method, _, n in s3_proxy.seen if method == "GET") == size
+    # the object read back once (listing unfinished uploads of the key reads no object)
+    assert sum(n for method, path, n in s3_proxy.seen if method == "GET" and "?uploads" not in path) == size
     assert s3.read("p/" + capture_key(CAPTURE_ID)) == path.read_bytes()
 
 

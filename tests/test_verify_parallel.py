@@ -136,7 +136,9 @@ def test_a_bomb_only_the_whole_file_reader_would_stop(tmp_path, monkeypatch):
     """Each segment alone stays under the bomb floor; counted from byte 0 the second one
     crosses it. The sequential reader stops there, and so the file is read whole."""
     import gzip
-    monkeypatch.setattr(warcs, "EXPANSION_FLOOR", 1 << 20)
+    # bounds far below deflate's own (which no real file can cross) to exercise the logic
+    monkeypatch.setattr(warcs, "WORK_FLOOR", 1 << 20)
+    monkeypatch.setattr(warcs, "WORK_PER_BYTE", 100)
 
     def record(body: bytes) -> bytes:
         return gzip.compress(b"WARC/1.1\r\nWARC-Type: resource\r\nWARC-Target-URI: urn:x\r\n"
@@ -213,25 +215,3 @@ def test_a_file_changed_while_verified_is_not_judged(tmp_path, capture, monkeypa
     monkeypatch.setattr(segments.ParallelWarcs, "results", touched)
     with pytest.raises(CannotCheck, match="changed while"):
         verify_source(local_source(str(path)), VerifyOptions(trusted_keys([str(key)])))
-
-
-def test_a_bomb_is_stopped_in_every_worker(tmp_path):
-    """50 MiB of gzip members, each a record of 256 KiB of zeros: 48 GiB if read whole.
-    The real command checks it in worker processes (memory-capped, as test_hostile's
-    are), and says exactly what the sequential reader says, in bounded time."""
-    import gzip
-    import json
-    import time
-    from tests.verifyhelp import archive_cmd
-    body = b"\0" * (256 << 10)
-    member = gzip.compress(b"WARC/1.1\r\nWARC-Type: resource\r\nWARC-Target-URI: urn:zeros\r\n"
-                           b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body + b"\r\n\r\n", 9)
-    path = tmp_path / "zeros.warc.gz"
-    path.write_bytes(member * ((50 << 20) // len(member)))
-    assert path.stat().st_size >= segments.PARALLEL_MIN
-    started = time.monotonic()
-    proc = archive_cmd("verify", path, "--json", timeout=120, limit_mb=1024)
-    assert time.monotonic() - started < 60 and proc.stderr == "", proc.stderr
-    report = json.loads(proc.stdout)
-    assert "bomb" in json.dumps(report["checks"])
-    assert proc.stdout == render_json(verify_source(_in_memory(path), VerifyOptions({})))

@@ -177,3 +177,21 @@ def rewrite_records(wacz: Path, dst: Path, edit) -> Path:
         fields.update(offset=str(offset), length=str(length))
         lines.append(head + " " + json.dumps(fields))
     return refresh(wacz, dst, {name: warc, "indexes/index.cdx.gz": gzip.compress(("\n".join(lines) + "\n").encode())})
+
+
+def add_deflated(path: Path, name: str, raw: bytes, size: int, crc: int = 0) -> None:
+    """Append a deflated entry from deflate bytes made elsewhere (zipfile would inflate
+    them: a bomb of gigabytes costs nothing this way), declaring `size` and `crc`."""
+    with zipfile.ZipFile(path, "a") as zf:
+        info = zipfile.ZipInfo(name, (2024, 1, 2, 3, 4, 5))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.CRC, info.file_size, info.compress_size = crc, size, len(raw)
+        with zf._lock:  # noqa: SLF001 - writing pre-compressed data has no public API
+            zf.fp.seek(zf.start_dir)
+            info.header_offset = zf.start_dir
+            zf.fp.write(info.FileHeader(False))
+            zf.fp.write(raw)
+            zf.start_dir = zf.fp.tell()
+            zf.filelist.append(info)
+            zf.NameToInfo[info.filename] = info
+            zf._didModify = True  # noqa: SLF001

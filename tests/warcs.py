@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import zipfile
+import zlib
 from pathlib import Path
 
 from warcio.archiveiterator import ArchiveIterator
@@ -28,6 +29,20 @@ def records(wacz: Path) -> list[dict]:
                     "http": rec.http_headers, "payload": raw,
                 })
     return out
+
+
+def warc_bytes(wacz: Path) -> bytes:
+    """Every WARC file of a capture, decompressed and joined: to search for bytes that
+    must (or must never) have been recorded."""
+    out = []
+    with zipfile.ZipFile(wacz) as zf:
+        for name in zf.namelist():
+            data = zf.read(name)
+            while name.startswith("archive/") and data:
+                d = zlib.decompressobj(31)
+                out.append(d.decompress(data))
+                data = d.unused_data
+    return b"".join(out)
 
 
 def member(wacz: Path, name: str) -> bytes:

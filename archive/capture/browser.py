@@ -32,9 +32,11 @@ from urllib.parse import urldefrag
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import async_playwright
 
+from archive.capture.addresses import AddressPolicy
 from archive.capture.dedup import Dedup
-from archive.capture.exchange import Recorded, write_exchange
+from archive.capture.exchange import Recorded, write_for_sink
 from archive.capture.links import extract_html
+from archive.capture.mediafind import find_in_html, find_in_traffic
 from archive.capture.pageoptions import PageOptions
 from archive.capture.proxy import ProxyOptions, RecordingProxy, Refused
 from archive.capture.proxyca import InterceptionCA
@@ -137,6 +139,8 @@ class BrowserOptions:
     fetch_timeout: float = 30.0        # the proxy's connect and read timeout
     max_body: int | None = None
     spool_dir: str | None = None
+    policy: AddressPolicy | None = None  # addresses the proxy may connect to (default: public only)
+    find_media: bool = False           # list the video and audio of each page (--media)
 
 
 @dataclass
@@ -165,6 +169,9 @@ class BrowserPageResult:
     requisite_failures: list[dict] = field(default_factory=list)
     bytes: int = 0                     # response bytes recorded for this page, requisites too
     size: int = 0                      # body bytes of the page's own response
+    media: list[str] = field(default_factory=list)        # video and audio found (find_media)
+    frames: list[str] = field(default_factory=list)       # its frames' URLs (find_media)
+    media_extras: dict = field(default_factory=dict)      # posters, subtitle tracks (find_media)
 
 
 def page_entry(result: BrowserPageResult) -> dict:
@@ -377,7 +384,7 @@ class BrowserSession:
         o = self.options
         self._proxy = RecordingProxy(self, self._ca, ProxyOptions(
             timeout=o.fetch_timeout, max_body=o.max_body, verify_tls=o.verify_tls,
-            spool_dir=o.spool_dir,
+            spool_dir=o.spool_dir, policy=o.policy or AddressPolicy(),
         )).start()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -488,14 +495,7 @@ class BrowserSession:
         return state
 
     def end(self, state: _PageState | None, result: FetchResult, notes: dict) -> None:
-        written = None
-        try:
-            with self.writer.batch():
-                written = write_exchange(self.writer, result, extra_fields=notes, dedup=self.dedup)
-                self.record(written.recorded)
-        except Exception as exc:  # noqa: BLE001 - reported by close(), never dropped silently
-            with self._lock:
-                self._failures.append(f"{result.url}: {type(exc).__name__}: {exc}")
+        written = write_for_sink(self.writer, self.record, result, notes, self.dedup, self._failures)
         if state is not None:
             with state.lock:
                 state.pending[result.url] -= 1
@@ -581,6 +581,9 @@ class BrowserSession:
             result.bytes = sum(s.size for s in state.seen)
             result.requisite_failures = [{"url": s.url, "error": s.reason} for s in state.seen
                                          if s.url not in chain and s.failed]
+            if self.options.find_media:
+                traffic = [(s.url, s.headers.get("content-type")) for s in state.seen if not s.failed]
+                result.media = list(dict.fromkeys(result.media + find_in_traffic(traffic)))
         result.metadata = self._write_page_metadata(result, opts)
         return result
 
@@ -714,6 +717,9 @@ class BrowserSession:
         else:
             result.dom = self._resource(f"urn:dom:{result.final_url}", dom, "text/html; charset=utf-8", result)
             result.outlinks = extract_html(dom, result.final_url).pages
+            if self.options.find_media:
+                result.media += find_in_html(dom, result.final_url, frames=result.frames,
+                                             extras=result.media_extras)
             await self._frame_doms(page, result, timeout)
         png = None
         for full_page in (True, False):
@@ -748,6 +754,8 @@ class BrowserSession:
                 continue
             result.frame_doms.append(
                 self._resource(f"urn:dom:{frame.url}", dom, "text/html; charset=utf-8", result))
+            if self.options.find_media:       # a player in a frame: its media are the page's
+                result.media += find_in_html(dom, frame.url)
         if len(frames) > MAX_FRAME_DOMS:
             result.notes.append(f"{len(frames)} frames: the DOM of the first {MAX_FRAME_DOMS} was kept")
 

@@ -11,6 +11,7 @@ robots.txt (for pages), retries, deduplication and the journal are the same.
 from __future__ import annotations
 
 import email.utils
+import os
 import threading
 import time
 import uuid
@@ -24,12 +25,15 @@ from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
 
 from archive.capture.dedup import Dedup
 from archive.capture.exchange import Recorded, write_exchange
+from archive.capture.addresses import AddressPolicy
 from archive.capture.fetch import DEFAULT_USER_AGENT, FetchResult, fetch, make_session
 from archive.capture.frontier import Frontier, Item
 from archive.capture.journal import CrawlState, CrawlStats, Journal
 from archive.capture.links import (
     Links, absolute, extract_css, extract_html, header_requisites, refresh_target,
 )
+from archive.capture.mediafind import find_in_html
+from archive.capture.mediaoptions import MediaOptions
 from archive.capture.pageoptions import PageOptions
 from archive.capture.robots import Robots, RobotsAnswer
 from archive.capture.scope import Scope
@@ -48,6 +52,10 @@ LEAST = {"depth": 0, "max_pages": 1, "workers": 1, "host_workers": 1, "retries":
          "max_redirects": 0}
 # Durations that must be more than zero (a zero timeout fails every fetch).
 POSITIVE = ("timeout", "max_time")
+# Defaults that stop an endless response or a crawl trap before the disk is full; a
+# capture cut by either says so (WARC-Truncated: length, stop reason max-bytes).
+DEFAULT_MAX_BODY = 1 << 30       # one response body kept: 1 GiB
+DEFAULT_MAX_BYTES = 10 << 30     # one crawl, everything received: 10 GiB
 
 
 @dataclass
@@ -58,9 +66,9 @@ class CrawlOptions:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     max_pages: int | None = None
-    max_bytes: int | None = None
+    max_bytes: int | None = DEFAULT_MAX_BYTES     # None: no limit
     max_time: float | None = None
-    max_body: int | None = None
+    max_body: int | None = DEFAULT_MAX_BODY       # None: no limit
     timeout: float = 30.0
     max_redirects: int = 10
     user_agent: str = DEFAULT_USER_AGENT
@@ -74,10 +82,15 @@ class CrawlOptions:
     obey_robots: bool = True
     dedup: bool = True
     browser: PageOptions | None = None   # load pages with Chromium, this way
+    allow_private_addresses: bool = False   # fetch from loopback/private ranges beyond the seeds' hosts
+    allow_metadata_addresses: bool = False  # and from link-local ones (cloud metadata services)
+    media: MediaOptions | None = None    # download pages' video and audio with yt-dlp, this way
 
     def __post_init__(self) -> None:
         if isinstance(self.browser, dict):   # as saved in a capture's request.json
             self.browser = PageOptions(**self.browser)
+        if isinstance(self.media, dict):
+            self.media = MediaOptions(**self.media)
         for name, least in LEAST.items():
             value = getattr(self, name)
             if value is not None and value < least:
@@ -135,6 +148,9 @@ class Outcome:
     new_items: list[Item] = field(default_factory=list)
     follows_redirect: bool = False   # the page entry belongs to where the redirect leads
     robots_blocked: bool = False
+    media: list[str] = field(default_factory=list)   # video and audio found (with --media)
+    media_extras: dict = field(default_factory=dict)  # their posters and subtitle tracks, by URL
+    frames: list[str] = field(default_factory=list)   # its frames (players), with --media
 
 
 class Crawler:
@@ -159,6 +175,8 @@ class Crawler:
         self.journal = journal
         self.spool_dir = spool_dir
         self.scope = Scope(options.scope, options.seeds, options.include, options.exclude)
+        self.policy = AddressPolicy.for_seeds(options.seeds, options.allow_private_addresses,
+                                              options.allow_metadata_addresses)
         self.frontier = frontier or Frontier(options.host_workers, options.delay, options.max_pages)
         self.robots = robots or (Robots(options.user_agent) if options.obey_robots else None)
         self.dedup = (dedup or Dedup()) if options.dedup else None
@@ -166,6 +184,10 @@ class Crawler:
         self.stop_reason: str | None = None
         self.not_fetched: list[str] = []
         self.browser = None                  # the BrowserSession, while a browser crawl runs
+        self.media = None                    # the MediaSession, while a --media crawl runs
+        # pages whose media a stopped run had found but not recorded: fetched first
+        self._media_todo = list(state.media_todo.items()) if state is not None else []
+        self._media_todo_lock = threading.Lock()
         self._unjournaled = Recorded()       # written by the browser, not journaled yet
         self._journaled_at: tuple | None = None
         self._errors: list[BaseException] = []
@@ -196,8 +218,14 @@ class Crawler:
             self._deadline = time.monotonic() + max(0.0, left)
             if left <= 0:
                 self.frontier.stop("max-time")
-        if self.options.browser is not None:
-            self._start_browser()
+        try:
+            if self.options.browser is not None:
+                self._start_browser()
+            if self.options.media is not None:
+                self._start_media()
+        except BaseException:
+            self._close_sessions(None)       # the one that started, when the other did not
+            raise
         # The browser loads one page at a time: one worker feeds it.
         workers = 1 if self.browser is not None else max(1, self.options.workers)
         threads = [
@@ -213,25 +241,46 @@ class Crawler:
                     if self._deadline is not None and time.monotonic() >= self._deadline:
                         self.frontier.stop("max-time")
                     if on_progress:
-                        on_progress(self.stats, self.frontier.queued)
+                        on_progress(self._progress(), self.frontier.queued)
         except BaseException as exc:
             self.frontier.stop("interrupted")
+            if self.media is not None:
+                self.media.stop()       # a download under way ends now, not at its next timeout
             for thread in threads:
                 thread.join()
-            try:
-                self._close_browser()
-            except Exception as failure:  # noqa: BLE001 - the interruption is what is raised
-                exc.add_note(f"closing the browser failed too: {failure}")
+            self._close_sessions(exc)
             raise
         self._close_browser()
+        self._close_media()
         if self._errors:
             raise self._errors[0]
         self.not_fetched = [item.url for item in self.frontier.remaining()]
         # The frontier ends quietly when only pages beyond --max-pages are left.
         self.stop_reason = self.frontier.stop_reason or ("max-pages" if self.not_fetched else None)
-        self.stats.not_fetched = len(self.not_fetched)
-        self.journal.append({"t": "end", "stop": self.stop_reason, "notFetched": self.not_fetched})
+        more = self.frontier.over_limit_more      # left out by --max-pages, not named
+        self.stats.not_fetched = len(self.not_fetched) + more
+        self.journal.append({"t": "end", "stop": self.stop_reason, "notFetched": self.not_fetched,
+                             **({"notFetchedMore": more} if more else {})})
         return self.stats
+
+    def _close_sessions(self, exc: BaseException | None) -> None:
+        """Close the browser and the media session after a failure: what goes wrong in
+        closing is noted on the exception being raised (or dropped, with none)."""
+        for close in (self._close_browser, self._close_media):
+            try:
+                close()
+            except Exception as failure:  # noqa: BLE001 - the first failure is what is raised
+                if exc is not None:
+                    exc.add_note(f"closing failed too: {failure}")
+
+    def _progress(self) -> CrawlStats:
+        """The stats so far, with the bytes recorded but not journaled yet and those of
+        a media download under way (a large video would freeze the progress line)."""
+        if self.media is None:
+            return self.stats
+        with self.writer.batch():
+            pending = self._unjournaled.bytes
+        return replace(self.stats, bytes=self.stats.bytes + pending + self.media.downloading)
 
     # -- the browser -----------------------------------------------------------
     def _start_browser(self) -> None:
@@ -242,15 +291,82 @@ class Crawler:
         self.browser = BrowserSession(
             self.writer, self._browser_recorded,
             BrowserOptions(page=o.browser, user_agent=o.user_agent, verify_tls=o.verify_tls,
-                           fetch_timeout=o.timeout, max_body=o.max_body, spool_dir=self.spool_dir),
+                           fetch_timeout=o.timeout, max_body=o.max_body, spool_dir=self.spool_dir,
+                           policy=self.policy, find_media=o.media is not None),
             exclude=self._excluded, dedup=self.dedup,
         ).start()
         self.writer.describe({"browser": f"Chromium {self.browser.version}",
                               "browser-executable": self.browser.executable})
 
     def _browser_recorded(self, recorded: Recorded) -> None:
+        """Records written by the browser's or the media proxy: journaled with the next group."""
         with self.writer.batch():
             self._unjournaled.add(recorded)
+
+    # -- media -----------------------------------------------------------------
+    def _start_media(self) -> None:
+        # Imported here: yt-dlp takes a while to load, and only --media needs it.
+        from archive.capture.media import MediaSession
+
+        o = self.options
+        folder = os.path.join(os.path.dirname(self.spool_dir), "media") if self.spool_dir else None
+        if folder is None:
+            import tempfile
+            folder = tempfile.mkdtemp(prefix="archive-media-")
+        self.media = MediaSession(
+            self.writer, self._browser_recorded, o.media, folder, user_agent=o.user_agent,
+            verify_tls=o.verify_tls, timeout=o.timeout, retries=o.retries, delay=o.delay,
+            spool_dir=self.spool_dir, exclude=self._excluded, dedup=self.dedup, policy=self.policy,
+        ).start()
+        self.writer.describe(self.media.describe())
+
+    def _close_media(self) -> None:
+        media, self.media = self.media, None
+        if media is not None:
+            media.close()
+
+    def _media_budget(self):
+        from archive.capture.media import MediaBudget
+
+        def bytes_left() -> int | None:
+            if self.options.max_bytes is None:
+                return None
+            with self.writer.batch():
+                return self.options.max_bytes - self.stats.bytes - self._unjournaled.bytes
+
+        def stopping() -> str | None:
+            reason = self.frontier.stop_reason
+            return reason if reason in ("interrupted", "error") else None
+        return MediaBudget(bytes_left, self._deadline, stopping)
+
+    def _record_media(self, page: str, urls: list[str], extras: dict | None = None,
+                      again: bool = False) -> None:
+        """Download and record the media found on `page`, then journal what became of
+        each (its exchanges and records are journaled with it)."""
+        media = self.media
+        if not urls or media is None:
+            return
+        from archive.capture.media import MediaInterrupted
+        try:
+            entries = media.capture(page, urls, self._media_budget(), again=again, extras=extras)
+        except MediaInterrupted:
+            return      # the crawl is stopping: a resume fetches these again
+        if self.frontier.stop_reason in ("interrupted", "error"):
+            return      # what failed may have failed because we stopped: a resume fetches them again
+        with self.writer.batch():
+            self._journal({"t": "group", "url": page, "kind": "media", "final": True, "queue": [],
+                           "mediaDone": {"page": page, "entries": entries,
+                                         "downloader": media.describe()}})
+        self._check_bytes()
+
+    def _media_left_over(self) -> None:
+        """The media a stopped run found but did not record, before anything else."""
+        while True:
+            with self._media_todo_lock:
+                if not self._media_todo or self.frontier.stop_reason:
+                    return
+                page, found = self._media_todo.pop(0)
+            self._record_media(page, found["urls"], found.get("extras"), again=True)
 
     def _excluded(self, url: str) -> str | None:
         return "excluded by --exclude" if self.scope.excluded(url) else None
@@ -270,8 +386,9 @@ class Crawler:
                                    "queue": []})
 
     def _work(self) -> None:
-        session = make_session(self.options.user_agent, self.options.verify_tls)
+        session = make_session(self.options.user_agent, self.options.verify_tls, policy=self.policy)
         try:
+            self._media_left_over()
             while (item := self.frontier.claim()) is not None:
                 try:
                     self._process(session, item)
@@ -312,9 +429,11 @@ class Crawler:
                 self._commit(item, result, final=False, outcome=Outcome(note=note))
                 self.frontier.retry(item.retried(), time.monotonic() + wait)
                 return
-            self._commit(item, result, final=True, outcome=self._outcome(item, result))
+            outcome = self._outcome(item, result)
+            self._commit(item, result, final=True, outcome=outcome)
         finally:
             result.close()
+        self._record_media(result.url, outcome.media, outcome.media_extras)
 
     def _retry_wait(self, item: Item, error_kind: str | None, status: int | None,
                     retry_after_header: str | None) -> float | None:
@@ -370,13 +489,32 @@ class Crawler:
         if result.truncated:
             return Outcome()
         links = self._links(result)
+        media, extras, frames = self._media_found(result)
         if item.requisite and "css" not in (result.headers.get("content-type") or "").lower():
-            return Outcome(links)   # a requisite's own links are not followed (an iframe's page, say)
+            # a requisite's own links are not followed (an iframe's page, say); its media are
+            return Outcome(links, media=media, media_extras=extras)
+        # With --media, a page's video and audio are yt-dlp's to fetch, not fetched twice.
         items = [Item(url, item.depth, requisite=True)
-                 for url in links.requisites if not self.scope.excluded(url)]
+                 for url in links.requisites if not self.scope.excluded(url) and url not in media]
         if not item.requisite and item.depth < self.options.depth:
             items += [Item(url, item.depth + 1) for url in links.pages if self.scope.allows(url)]
-        return Outcome(links, new_items=items)
+        return Outcome(links, new_items=items, media=media, media_extras=extras, frames=frames)
+
+    def _media_found(self, result: FetchResult) -> tuple[list[str], dict, list[str]]:
+        """With --media, the video and audio an HTML response names (not excluded), their
+        posters and subtitle tracks, and its frames (whose media are listed with it)."""
+        if self.media is None or "html" not in (result.headers.get("content-type") or "").lower() \
+                or not 200 <= result.status < 300:
+            return [], {}, []
+        body = decoded_body(result)
+        if body is None:
+            return [], {}, []
+        frames: list[str] = []
+        extras: dict = {}
+        found = find_in_html(body, result.url, result.headers.get("content-type"), frames, extras)
+        urls = [url for url in self.media.with_extracted(result.url, found, frames)
+                if not self.scope.excluded(url)]
+        return urls, {url: extra for url, extra in extras.items() if url in urls}, frames
 
     def _redirect(self, item: Item, target: str | None) -> Outcome:
         """A redirect's target is queued as its own fetch. A loop or an over-long chain is
@@ -419,6 +557,9 @@ class Crawler:
         kind = kind or ("requisite" if item.requisite else "page")
         failed = bool(not result.has_response or result.truncated or result.status >= 400
                       or outcome.note)
+        extra = {"attempt": item.attempt + 1} if item.attempt else {}
+        if outcome.links.cut:       # a hostile document: what of its links was not taken
+            extra["links-cut"] = "; ".join(outcome.links.cut)
         # A frontier shared through Redis is told before the writer is locked (a round trip
         # the other threads need not wait for; the coordinator orders its journal). This
         # process's own is told under the lock: the journal then queues a URL before any
@@ -427,8 +568,7 @@ class Crawler:
         with self.writer.batch():
             written = write_exchange(
                 self.writer, result, outlinks=outcome.links.pages + outcome.links.requisites,
-                redirect=outcome.redirect, note=outcome.note,
-                extra_fields={"attempt": item.attempt + 1} if item.attempt else None,
+                redirect=outcome.redirect, note=outcome.note, extra_fields=extra or None,
                 dedup=self.dedup,
             )
             queued = told if told is not None else self.frontier.add_many(outcome.new_items)
@@ -438,6 +578,12 @@ class Crawler:
                 line["failed"] = failed
                 if failed:
                     line["error"] = _failure(result, outcome.note)
+                if outcome.media:
+                    line["mediaFound"] = {"page": result.url, "urls": outcome.media}
+                    if outcome.media_extras:
+                        line["mediaFound"]["extras"] = outcome.media_extras
+                if outcome.frames:
+                    line["frames"] = outcome.frames
                 if outcome.robots_blocked:
                     line["robots"] = True
                 followed = outcome.follows_redirect and bool(queued)
@@ -466,6 +612,8 @@ class Crawler:
                     "queue": [new.to_json() for new in queued], "seen": fetched,
                     "requisites": len(page.requisites), "requisitesFailed": len(page.requisite_failures),
                     "requisiteFailures": page.requisite_failures}
+            media = [url for url in self.media.with_extracted(page.final_url, page.media, page.frames)
+                     if not self.scope.excluded(url)] if self.media is not None else []
             if final:
                 entry = page_entry(page)
                 if item.attempt:
@@ -474,10 +622,15 @@ class Crawler:
                 if "error" in entry:
                     line["error"] = entry["error"]
                 line["page"] = entry
+                if media:
+                    line["mediaFound"] = {"page": page.final_url, "urls": media,
+                                          "extras": page.media_extras}
             self._journal(line)
         if wait is not None:
             self.frontier.retry(item.retried(), time.monotonic() + wait)
         self._check_bytes()
+        if final:
+            self._record_media(page.final_url, media, page.media_extras)
 
     def _page_options(self) -> PageOptions:
         """The browser's page options, its wait cut at --max-time (as the crawler's own

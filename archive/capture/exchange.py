@@ -17,7 +17,7 @@ from archive.capture.recorder import FetchResult
 from archive.httpmessage import PayloadSplitter
 from archive.warc.cdxj import cdxj_line
 from archive.warc.records import fetch_metadata_fields
-from archive.warc.writer import RecordRef, WarcWriter, warc_fields
+from archive.warc.writer import RecordRef, WarcWriter, gzip_level, warc_fields
 
 
 @dataclass
@@ -109,6 +109,21 @@ def write_exchange(
     return Written(response_ref, metadata_ref, recorded)
 
 
+def write_for_sink(writer: WarcWriter, record, result: FetchResult, extra_fields: dict,
+                   dedup: Dedup | None, failures: list[str]) -> Written | None:
+    """write_exchange() for a recording proxy's sink (the browser's, the media downloads'):
+    what it adds is handed to `record` under the writer's lock; a write that fails is noted
+    in `failures` (reported when the session closes), never raised into the proxy's thread."""
+    try:
+        with writer.batch():
+            written = write_exchange(writer, result, extra_fields=extra_fields, dedup=dedup)
+            record(written.recorded)
+        return written
+    except Exception as exc:  # noqa: BLE001 - reported by the session, never dropped silently
+        failures.append(f"{result.url}: {type(exc).__name__}: {exc}")     # list.append is atomic
+        return None
+
+
 def _write_response(writer: WarcWriter, result: FetchResult, revisit_block: bytes | None,
                     dedup: Dedup | None, recorded: Recorded) -> RecordRef | None:
     if not result.has_response:
@@ -126,7 +141,7 @@ def _write_response(writer: WarcWriter, result: FetchResult, revisit_block: byte
             extra["WARC-Truncated"] = result.truncated
         ref = writer.write(
             "response", result.url, result.response, result.response_length,
-            result.block_digest, result.payload_digest, extra=extra,
+            result.block_digest, result.payload_digest, extra=extra, level=gzip_level(mime),
         )
         record_type = "response"
         if revisit_block is not None:

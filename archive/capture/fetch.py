@@ -21,11 +21,14 @@ from types import SimpleNamespace
 import requests
 import requests.certs
 import urllib3
+import urllib3.util.connection
 from requests.cookies import RequestsCookieJar, extract_cookies_to_jar, get_cookie_header
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from archive import __version__
+from archive.capture.addresses import AddressPolicy, AddressRefused
+from archive.capture.httpframing import MAX_HEAD
 from archive.capture.recorder import FetchResult, Recorder
 
 __all__ = ["DEFAULT_USER_AGENT", "FetchResult", "FetchSession", "fetch", "make_session"]
@@ -94,13 +97,83 @@ class _RecordingSocket:
         return io.BufferedReader(_TeeReader(self._sock, recorder), READ_CHUNK)
 
 
-class _RecordingHTTPConnection(HTTPConnection):
+# http.client refuses a response with more than 100 header fields ("got more than 100
+# headers"): sites sending many Set-Cookie lines lost their page. The bound that matters
+# is on the bytes of the head, as the recording proxy has it (MAX_HEAD), not the count;
+# raising the count is harmless to other users of http.client in this process.
+http.client._MAXHEADERS = max(http.client._MAXHEADERS, MAX_HEAD)
+
+
+class _HeadBudget:
+    """A response's file, counting the bytes http.client reads line by line while it
+    parses the status line and headers: past MAX_HEAD, the response is refused."""
+
+    def __init__(self, fp) -> None:
+        self._fp = fp
+        self.armed, self.used = True, 0
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self._fp.readline(limit)
+        if self.armed:
+            self.used += len(line)
+            if self.used > MAX_HEAD:
+                raise http.client.HTTPException(f"response head longer than {MAX_HEAD} bytes")
+        return line
+
+    def __getattr__(self, name):
+        return getattr(self._fp, name)
+
+
+class _BoundedHeadResponse(http.client.HTTPResponse):
+    def begin(self) -> None:
+        budget = self.fp = _HeadBudget(self.fp)
+        try:
+            super().begin()
+        finally:
+            budget.armed = False
+
+
+class _CheckedAddress:
+    """A urllib3 connection made only to addresses the thread's AddressPolicy allows,
+    decided when it connects, to the very address checked (archive.capture.addresses)."""
+
+    def _new_conn(self) -> socket.socket:
+        policy = getattr(_current, "policy", None) or AddressPolicy()
+        try:
+            answers = policy.resolve(self._dns_host, self.port)
+        except socket.gaierror as exc:
+            raise urllib3.exceptions.NameResolutionError(self.host, self, exc) from exc
+        except AddressRefused as exc:
+            raise urllib3.exceptions.NewConnectionError(self, str(exc)) from exc
+        error: Exception | None = None
+        for answer in answers:
+            try:
+                sock = urllib3.util.connection.create_connection(
+                    (answer[4][0], self.port), self.timeout, source_address=self.source_address,
+                    socket_options=self.socket_options)
+            except socket.timeout as exc:
+                error = urllib3.exceptions.ConnectTimeoutError(
+                    self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})")
+                error.__cause__ = exc
+            except OSError as exc:
+                error = urllib3.exceptions.NewConnectionError(self, f"Failed to establish a new connection: {exc}")
+                error.__cause__ = exc
+            else:
+                return sock
+        raise error
+
+
+class _RecordingHTTPConnection(_CheckedAddress, HTTPConnection):
+    response_class = _BoundedHeadResponse
+
     def connect(self) -> None:
         super().connect()
         self.sock = _RecordingSocket(self.sock)
 
 
-class _RecordingHTTPSConnection(HTTPSConnection):
+class _RecordingHTTPSConnection(_CheckedAddress, HTTPSConnection):
+    response_class = _BoundedHeadResponse
+
     def connect(self) -> None:
         super().connect()
         self.sock = _RecordingSocket(self.sock)
@@ -118,7 +191,9 @@ class FetchSession:
     """One worker's connections (urllib3 pools whose sockets record raw bytes), default
     headers and cookie jar. Not thread safe: make one per thread."""
 
-    def __init__(self, user_agent: str, verify_tls: bool, pool_size: int) -> None:
+    def __init__(self, user_agent: str, verify_tls: bool, pool_size: int,
+                 policy: AddressPolicy | None = None) -> None:
+        self.policy = policy or AddressPolicy()
         self.pool = urllib3.PoolManager(
             num_pools=pool_size, maxsize=1, block=False,
             cert_reqs="CERT_REQUIRED" if verify_tls else "CERT_NONE",
@@ -138,7 +213,8 @@ class FetchSession:
 
 
 def make_session(
-    user_agent: str = DEFAULT_USER_AGENT, verify_tls: bool = True, pool_size: int = 10
+    user_agent: str = DEFAULT_USER_AGENT, verify_tls: bool = True, pool_size: int = 10,
+    policy: AddressPolicy | None = None,
 ) -> FetchSession:
     """Connections whose every byte is recorded. One per thread.
 
@@ -150,7 +226,7 @@ def make_session(
     if not verify_tls:
         # The operator chose this and it is recorded in warcinfo; no warning per request.
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    return FetchSession(user_agent, verify_tls, pool_size)
+    return FetchSession(user_agent, verify_tls, pool_size, policy)
 
 
 def _classify(exc: BaseException) -> str:
@@ -161,6 +237,8 @@ def _classify(exc: BaseException) -> str:
         reason = getattr(seen, "reason", None)
         seen = reason if isinstance(reason, BaseException) else (seen.__cause__ or seen.__context__)
     text = " ".join(f"{type(e).__name__} {e}" for e in causes)
+    if any(isinstance(e, AddressRefused) for e in causes):
+        return "address-refused"
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                         requests.exceptions.InvalidSchema, urllib3.exceptions.LocationValueError)):
         return "invalid-url"
@@ -207,6 +285,7 @@ def fetch(
     if deadline is None:
         deadline = began + max(timeout * 4, 120.0)
     _current.recorder = recorder
+    _current.policy = session.policy
     response = None
     try:
         try:
@@ -244,7 +323,7 @@ def fetch(
                 result.error_kind = kind
                 result.error = f"body cut short: {type(exc).__name__}: {exc}"
     finally:
-        _current.recorder = None
+        _current.recorder = _current.policy = None
         if response is not None:
             if result.truncated:
                 # Never hand a half-read connection back to the pool.

@@ -51,6 +51,9 @@ class _Host:
     delay: float | None = None                   # this host's own delay (robots Crawl-delay)
 
 
+OVER_LIMIT_KEPT = 1000      # pages left out by --max-pages named in the capture; the rest counted
+
+
 class Frontier:
     """Thread-safe queue of Items. claim() blocks until an item may start, and returns
     None once nothing is queued or running (or the crawl was stopped)."""
@@ -66,16 +69,24 @@ class Frontier:
         self._seen: set[str] = set()
         self._hosts: dict[str, _Host] = {}
         self._delayed: list = []                 # (not_before, sequence, item)
-        self._over_limit: list[Item] = []        # pages left out by --max-pages
+        self._over_limit: list[Item] = []        # pages left out by --max-pages (OVER_LIMIT_KEPT)
+        self.over_limit_more = 0                 #   and how many more, not held
+        self._pages_queued = 0                   # first attempts at pages, waiting
         self._running = 0
         self._sequence = itertools.count()
         self._cond = threading.Condition()
 
     # -- adding --------------------------------------------------------------
     def add(self, item: Item) -> bool:
-        """Queue an item unless its URL was seen before; True when it was queued."""
+        """Queue an item unless its URL was seen before; True when it was queued. A page
+        beyond what --max-pages can ever fetch is not held (a page with a million links
+        would fill memory): it is counted among those left out."""
         with self._cond:
             if item.url in self._seen:
+                return False
+            if self._is_page(item) and self.max_pages is not None \
+                    and self.pages_claimed + self._pages_queued >= self.max_pages:
+                self._leave_out([item])
                 return False
             self._seen.add(item.url)
             self._push(item)
@@ -85,6 +96,16 @@ class Frontier:
     def add_many(self, items: list[Item]) -> list[Item]:
         """Queue each item whose URL was not seen before; returns those queued."""
         return [item for item in items if self.add(item)]
+    @staticmethod
+    def _is_page(item: Item) -> bool:
+        return not item.requisite and item.attempt == 0
+
+    def _leave_out(self, items: list[Item]) -> None:
+        room = max(0, OVER_LIMIT_KEPT - len(self._over_limit))
+        self._over_limit += items[:room]
+        self._seen.update(item.url for item in items[:room])
+        # not remembered: one linked from several pages is counted each time
+        self.over_limit_more += max(0, len(items) - room)
 
     def mark_seen(self, urls) -> list[str]:
         """Count URLs as seen without queueing them (the browser fetched them itself);
@@ -103,6 +124,8 @@ class Frontier:
             self.pages_claimed = pages_done
 
     def _push(self, item: Item) -> None:
+        if self._is_page(item):
+            self._pages_queued += 1
         priority = 0 if item.requisite else item.depth + 1
         host = self._hosts.setdefault(origin(item.url), _Host())
         heapq.heappush(host.heap, (priority, next(self._sequence), item))
@@ -156,7 +179,9 @@ class Frontier:
                 # still go (requisites, retries) is not stuck behind them.
                 kept = [e for e in host.heap if e[2].requisite or e[2].attempt]
                 if len(kept) != len(host.heap):
-                    self._over_limit += [e[2] for e in host.heap if not (e[2].requisite or e[2].attempt)]
+                    left = [e[2] for e in host.heap if not (e[2].requisite or e[2].attempt)]
+                    self._pages_queued -= len(left)
+                    self._leave_out(left)
                     host.heap = kept
                     heapq.heapify(host.heap)
             if not host.heap or host.active >= self.per_host:
@@ -174,8 +199,9 @@ class Frontier:
         host.active += 1
         host.next_time = now + max(self.delay, host.delay or 0.0)
         self._running += 1
-        if not item.requisite and item.attempt == 0:
+        if self._is_page(item):
             self.pages_claimed += 1
+            self._pages_queued -= 1
         return item, wake
 
     def _claimable_left(self) -> bool:
@@ -199,7 +225,7 @@ class Frontier:
     def queued(self) -> int:
         with self._cond:
             return sum(len(h.heap) for h in self._hosts.values()) + len(self._delayed) \
-            + len(self._over_limit)
+            + len(self._over_limit) + self.over_limit_more
 
     def remaining(self) -> list[Item]:
         """Items never fetched (after the crawl ended): limits reached or stopped."""

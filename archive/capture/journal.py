@@ -15,6 +15,9 @@ WARC data ending before what was journaled, after a power loss, and dropped the 
 whose records were lost), `handover` (a shared crawl: the WARC files one worker handed
 over, copied whole into the container, with the group lines of its fetches), `end`
 (the crawl finished; sealing may follow).
+With --media, a group with `mediaFound` names the video and audio found on a page, and a
+later group of `kind` media (`mediaDone`) says what became of each: a page found but not
+done when a run stopped has its media fetched again by the resume.
 """
 
 from __future__ import annotations
@@ -45,9 +48,14 @@ class CrawlStats:
     revisits: int = 0
     robots_blocked: int = 0
     not_fetched: int = 0
+    media: int = 0             # media items recorded (with --media)
+    media_failed: int = 0      # media items that failed (skipped ones are not failures)
 
     def count(self, line: dict) -> None:
         """Add one journal group line."""
+        for entry in (line.get("mediaDone") or {}).get("entries", ()):
+            self.media += entry.get("status") == "kept"
+            self.media_failed += entry.get("status") == "failed"
         self.bytes += line.get("bytes", 0)
         self.revisits += line.get("revisits", 0)
         self.requisites += line.get("requisites", 0)         # fetched by the browser
@@ -87,6 +95,10 @@ class CrawlState:
     failures: list[dict] = field(default_factory=list)
     journal_end: int = 0          # bytes of the journal its lines fill (what follows is damage)
     earlier_runs: float = 0.0     # seconds crawled by the runs before the last `resume`
+    media_todo: dict[str, dict] = field(default_factory=dict)   # page -> mediaFound, not done
+    media: list[dict] = field(default_factory=list)   # what became of each media item, with its page
+    media_tools: dict = field(default_factory=dict)   # what downloaded and merged them
+    frames: dict[str, list[str]] = field(default_factory=dict)   # page -> its frames (--media)
     this_run: float = 0.0         # seconds crawled by the last run, to its last group
     handovers: list[dict] = field(default_factory=list)  # a shared crawl's: worker, files, epoch, n
     epoch: str | None = None      # a shared crawl's state in Redis, as last set up
@@ -95,6 +107,18 @@ class CrawlState:
     def crawl_time(self) -> float:
         """Seconds spent crawling, all runs together (--max-time is for the whole crawl)."""
         return self.earlier_runs + self.this_run
+
+    def _media(self, line: dict) -> None:
+        found, done = line.get("mediaFound"), line.get("mediaDone")
+        if line.get("frames"):
+            self.frames[line["url"]] = list(line["frames"])
+        if found:
+            self.media_todo[found["page"]] = {"urls": list(found["urls"]),
+                                              "extras": found.get("extras") or {}}
+        if done:
+            self.media_todo.pop(done["page"], None)
+            self.media += [{"page": done["page"], **entry} for entry in done["entries"]]
+            self.media_tools = done.get("downloader") or self.media_tools
 
     def pending(self) -> list[Item]:
         return [
@@ -117,6 +141,7 @@ class CrawlState:
             for digest, original in line.get("originals", ()):
                 self.originals.append((digest, Original(*original)))
             self.stats.count(line)
+            self._media(line)
             elapsed = line.get("elapsed")
             if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool):
                 self.this_run = max(self.this_run, float(elapsed))

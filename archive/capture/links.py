@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from itertools import accumulate, islice
+from operator import sub
 from dataclasses import dataclass, field
 from urllib.parse import urldefrag, urljoin
 
@@ -37,16 +39,111 @@ LINK_REQUISITE_RELS = {
 }
 
 
+# Bounds on what one document can make the crawler do or hold (a hostile page):
+MAX_LINKS = 100_000     # links kept from one document; a page with a million holds no more
+MAX_DEPTH = 512         # element nesting, as Chromium's HTML parser caps it: deeper is flattened
+TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)[^>]*>")
+VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+# elements whose end tag may be left out (a new one closes the last): they do not nest,
+# and old pages leave thousands of <p> and <li> open; not counted, never flattened
+OPTIONAL_END = frozenset("p li dt dd tr td th option optgroup rb rt rp thead tbody tfoot colgroup caption "
+                         "html head body".split())
+FLAT = VOID | OPTIONAL_END
+# text that is not markup: "<div>" in a script or a comment opens nothing
+RAW_START = re.compile(r"<(script|style|textarea|title)\b|<!--", re.I)
+# (in HTML a "/>" closes nothing but a void or foreign element: <div/> is opened)
+VOID_TAG = re.compile(r"</?(?:%s)\b" % "|".join(sorted(FLAT)), re.I)
+TAG_START = re.compile(r"<(/?)[A-Za-z]")
+
+
 @dataclass
 class Links:
     pages: list[str] = field(default_factory=list)
     requisites: list[str] = field(default_factory=list)
     title: str | None = None
+    cut: list[str] = field(default_factory=list)     # why not every link was taken
 
     def add(self, base: str, raw: str | None, requisite: bool) -> None:
         url = absolute(base, raw)
         if url:
-            (self.requisites if requisite else self.pages).append(url)
+            self.take([url], requisite)
+
+    @property
+    def full(self) -> bool:
+        return len(self.pages) + len(self.requisites) >= MAX_LINKS
+
+    def take(self, urls: list[str], requisite: bool) -> None:
+        """Keep these URLs, up to MAX_LINKS in all; what is left out is said in `cut`."""
+        room = MAX_LINKS - len(self.pages) - len(self.requisites)
+        if len(urls) > room:
+            urls = urls[:max(0, room)]
+            self.overflowed()
+        (self.requisites if requisite else self.pages).extend(urls)
+
+    def overflowed(self) -> None:
+        message = f"more than {MAX_LINKS} links: the rest were not kept or followed"
+        if message not in self.cut:
+            self.cut.append(message)
+
+
+def _markup(text: str) -> str:
+    """The document without scripts, styles, comments and the like, in one pass (an
+    unclosed one runs to the end, as the parser reads it; a regular expression looking
+    for each one's end would take time in the square of their number)."""
+    lowered, out, at = text.lower(), [], 0
+    while match := RAW_START.search(text, at):
+        out.append(text[at:match.start()])
+        end = "-->" if match.group(1) is None else f"</{match.group(1).lower()}"
+        close = lowered.find(end, match.end())
+        if close < 0:
+            break
+        at = close + len(end)
+    else:
+        out.append(text[at:])
+    return "".join(out)
+
+
+def _deepest(text: str) -> int:
+    """How deep elements nest, estimated from start and end tags (the loops run in C:
+    a document of a million tags takes a fraction of its parse)."""
+    if text.count("<") <= MAX_DEPTH:
+        return 0
+    steps = [-1 if slash else 1 for slash in TAG_START.findall(VOID_TAG.sub("", _markup(text)))]
+    if not steps:
+        return 0
+    levels = list(accumulate(steps))
+    # an end tag with nothing open closes nothing: the depth is the rise above the lowest level before
+    return max(map(sub, levels, islice(accumulate(levels, min, initial=0), 1, None)))
+
+
+def flatten_deep(text: str) -> tuple[str, bool]:
+    """The document with elements nested deeper than MAX_DEPTH made siblings (each such
+    start tag closed at once, its end tag dropped), as Chromium's parser does: lexbor's
+    time grows with the square of the depth (100,000 nested elements took 14 s, 200,000
+    two minutes). Attributes, and so links, are kept. (text, whether it was flattened)."""
+    if _deepest(text) <= MAX_DEPTH:
+        return text, False
+    out, at, depth, flattened = [], 0, 0, {}
+    for match in TAG.finditer(text):
+        closing, name = match.group(1), match.group(2).lower()
+        if name in FLAT:
+            continue
+        if closing:
+            if flattened.get(name):
+                flattened[name] -= 1
+                out.append(text[at:match.start()])
+                at = match.end()
+            else:
+                depth = max(0, depth - 1)
+        else:
+            if depth >= MAX_DEPTH:
+                flattened[name] = flattened.get(name, 0) + 1
+                out.append(text[at:match.end()] + f"</{match.group(2)}>")
+                at = match.end()
+            else:
+                depth += 1
+    out.append(text[at:])
+    return "".join(out), True
 
 
 def absolute(base: str, raw: str | None) -> str | None:
@@ -134,38 +231,55 @@ def css_links(text: str, base: str) -> list[str]:
 
 def extract_css(body: bytes, base: str, content_type: str | None = None) -> Links:
     text = body.decode(charset_of(content_type, b""), errors="replace")
-    return Links(requisites=css_links(text, base))
+    links = Links()
+    links.take(css_links(text, base), requisite=True)
+    return links
 
 
 def extract_html(body: bytes, base: str, content_type: str | None = None) -> Links:
     """Pages and requisites linked from an HTML document, in document order."""
-    text = body.decode(charset_of(content_type, body), errors="replace")
+    text, flattened = flatten_deep(body.decode(charset_of(content_type, body), errors="replace"))
     tree = LexborHTMLParser(text)
     links = Links()
+    if flattened:
+        links.cut.append(f"elements nested deeper than {MAX_DEPTH} were read as siblings, "
+                         "as a browser's parser reads them")
     base_tag = tree.css_first("base[href]")
     if base_tag is not None:
         base = absolute(base, base_tag.attributes.get("href")) or base
     title = tree.css_first("title")
     if title is not None:
         links.title = " ".join(title.text().split()) or None
-    for tag, attr in PAGE_ATTRS:
-        for node in tree.css(f"{tag}[{attr}]"):
-            links.add(base, node.attributes.get(attr), requisite=False)
+    # requisites first: a page cut at MAX_LINKS keeps what it needs to be seen
     for tag, attr in REQUISITE_ATTRS:
-        for node in tree.css(f"{tag}[{attr}]"):
+        for node in _nodes(tree, f"{tag}[{attr}]", links):
             value = node.attributes.get(attr) or ""
             for raw in srcset_urls(value) if attr.endswith("srcset") else [value]:
                 links.add(base, raw, requisite=True)
-    for node in tree.css(XLINK_TAGS):
+    for node in _nodes(tree, XLINK_TAGS, links):
         links.add(base, node.attributes.get("xlink:href"), requisite=True)
-    for node in tree.css("link[href]"):
+    for node in _nodes(tree, "link[href]", links):
         rels = set((node.attributes.get("rel") or "").lower().split())
         links.add(base, node.attributes.get("href"), requisite=bool(rels & LINK_REQUISITE_RELS))
-    for node in tree.css("meta[http-equiv]"):
+    for node in _nodes(tree, "style", links):
+        links.take(css_links(node.text(), base), requisite=True)
+    for node in _nodes(tree, "[style]", links):
+        links.take(css_links(node.attributes.get("style") or "", base), requisite=True)
+    for node in _nodes(tree, "meta[http-equiv]", links):
         if (node.attributes.get("http-equiv") or "").lower() == "refresh":
             links.add(base, refresh_target(node.attributes.get("content")), requisite=False)
-    for node in tree.css("style"):
-        links.requisites.extend(css_links(node.text(), base))
-    for node in tree.css("[style]"):
-        links.requisites.extend(css_links(node.attributes.get("style") or "", base))
+    for tag, attr in PAGE_ATTRS:
+        for node in _nodes(tree, f"{tag}[{attr}]", links):
+            links.add(base, node.attributes.get(attr), requisite=False)
     return links
+
+
+def _nodes(tree: LexborHTMLParser, selector: str, links: Links):
+    """The nodes a selector matches, until `links` is full (then a cut is noted)."""
+    if links.full:
+        return
+    for node in tree.css(selector):
+        if links.full:
+            links.overflowed()
+            return
+        yield node

@@ -23,13 +23,14 @@ import socketserver
 import ssl
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests.certs
 
+from archive.capture.addresses import AddressPolicy, AddressRefused, connect
 from archive.capture.httpframing import (
     READ_CHUNK, Head, IncompleteMessage, ProtocolError, SocketReader, body_length,
     read_head, relay_body,
@@ -55,6 +56,12 @@ class ProxyOptions:
     spool_dir: str | None = None
     # Only encodings every WARC reader can undo, as the HTTP crawler asks for.
     accept_encoding: str | None = "gzip, deflate"
+    # which addresses upstream connections may go to: by default, public ones only
+    policy: AddressPolicy = field(default_factory=AddressPolicy)
+    # A response whose client went away is still read to its end (a browser cancels
+    # what the page needed all the same); False: it is cut there (a media downloader
+    # that gave up on a file too large must not have us fetch it whole).
+    finish_abandoned: bool = True
 
 
 class ExchangeSink(Protocol):
@@ -77,8 +84,14 @@ class _BodyLimit(Exception):
     pass
 
 
+class _ClientGone(Exception):
+    pass
+
+
 def error_kind(exc: BaseException) -> str:
     """The kind of a failed exchange, in the crawler's vocabulary."""
+    if isinstance(exc, AddressRefused):
+        return "address-refused"
     if isinstance(exc, ssl.SSLError):
         return "tls"
     if isinstance(exc, socket.gaierror):
@@ -219,7 +232,7 @@ class _ClientConnection:
         upstream = self.upstreams.get(key)
         if upstream is not None:
             return upstream, True
-        sock = socket.create_connection((host, port), timeout=self.proxy.options.timeout)
+        sock = connect(self.proxy.options.policy, host, port, self.proxy.options.timeout)
         self.proxy._track(sock)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -356,6 +369,8 @@ class _Exchange:
             # recording: the server's response is read to its end all the same.
             self.browser_ok = self.conn._send_to_browser(data)
             self.sent_to_browser = True
+            if not self.browser_ok and not self.conn.proxy.options.finish_abandoned:
+                raise _ClientGone()
         limit = self.conn.proxy.options.max_body
         if limit is not None and self.result.body_bytes > limit:
             raise _BodyLimit()
@@ -403,6 +418,10 @@ class _Exchange:
             self.keep_browser = self.browser_ok and length != "close"
         except _BodyLimit:
             result.truncated = "length"
+            conn._drop(*self.key)
+        except _ClientGone:
+            result.truncated = "unspecified"
+            self.notes["note"] = "the client stopped reading: the rest was not fetched"
             conn._drop(*self.key)
         except Exception as exc:  # noqa: BLE001 - every failure is evidence, recorded
             conn._drop(*self.key)

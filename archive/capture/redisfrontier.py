@@ -291,6 +291,9 @@ class RedisFrontier:
     can hand over what it holds; it returns True when it handed something over."""
 
     shared = True
+    # --max-pages is held in Redis for the crawl as a whole (its scripts queue nothing past
+    # it): nothing is left out here that a count of the unnamed would have to report
+    over_limit_more = 0
 
     def __init__(self, client: redis.Redis, capture_id: str, worker_id: str, *, lease: float,
                  per_host: int, delay: float, max_pages: int | None,

@@ -17,7 +17,8 @@ from archive.errors import ArchiveError
 COMMANDS = {
     "keys": "keys", "capture": "capture", "verify": "verify", "ls": "listing", "show": "listing",
     "store": "store", "timestamp": "timestamp", "extract": "extract", "hash": "hash",
-    "custody": "custody", "diff": "diff", "jobs": "jobs", "worker": "worker",
+    "custody": "custody", "diff": "diff", "jobs": "jobs", "index": "search", "search": "search",
+    "serve": "serve", "worker": "worker",
 }
 
 

@@ -10,12 +10,14 @@ import threading
 import time
 from pathlib import Path
 
-from archive.capture.crawl import LEAST, CrawlOptions
+from archive.capture.crawl import DEFAULT_MAX_BODY, DEFAULT_MAX_BYTES, LEAST, CrawlOptions
 from archive.capture.fetch import DEFAULT_USER_AGENT
+from archive.capture.mediaoptions import DEFAULT_MAX_SIZE as MEDIA_MAX_SIZE, MediaOptions
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
 from archive.cli.common import (
     Progress, at_least, duration, human_bytes, positive_duration, print_json, regex, sealed_url, size,
+    size_limit,
 )
 from archive.cli.store import add_store_options, store_options
 from archive.capture.sharedcrawl import DEFAULT_LEASE
@@ -54,9 +56,11 @@ def register(sub) -> None:
     p.add_argument("--exclude", action="append", default=[], metavar="REGEX", type=regex,
                    help="never fetch URLs matching REGEX (repeatable)")
     p.add_argument("--max-pages", type=at_least(LEAST["max_pages"]), help="stop after N pages")
-    p.add_argument("--max-bytes", type=size, help="stop after SIZE bytes received (e.g. 500MB)")
+    p.add_argument("--max-bytes", type=size_limit, default=DEFAULT_MAX_BYTES,
+                   help="stop after SIZE bytes received (default 10GiB; none: no limit)")
     p.add_argument("--max-time", type=positive_duration, help="stop after DURATION (e.g. 30m)")
-    p.add_argument("--max-body", type=size, help="keep at most SIZE of one response body")
+    p.add_argument("--max-body", type=size_limit, default=DEFAULT_MAX_BODY,
+                   help="keep at most SIZE of one response body, cut there (default 1GiB; none: no limit)")
     p.add_argument("--workers", type=at_least(LEAST["workers"]), default=8,
                    help="fetches at once, all hosts together (default 8; --browser: one page at a time)")
     p.add_argument("--host-workers", type=at_least(LEAST["host_workers"]), default=4,
@@ -79,6 +83,12 @@ def register(sub) -> None:
     p.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
     p.add_argument("--insecure", action="store_true",
                    help="capture HTTPS sites whose certificate does not verify (recorded as such)")
+    p.add_argument("--allow-private-addresses", action="store_true",
+                   help="also fetch from loopback, private and reserved addresses other than "
+                        "the seeds' hosts (refused by default: a page must not reach inside)")
+    p.add_argument("--allow-metadata-addresses", action="store_true",
+                   help="also fetch from link-local addresses (169.254.0.0/16, fe80::/10, "
+                        "fd00:ec2::254), where cloud metadata services give out credentials")
     p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
     add_store_options(p)
     p.add_argument("--key", help=f"signing key file (default: ${KEY_ENV})")
@@ -93,6 +103,11 @@ def register(sub) -> None:
     p.add_argument("--tsa-timeout", type=positive_duration, default=None,
                    help=f"how long to wait for each TSA (default {TSA_TIMEOUT:g}s)")
     p.add_argument("--keep-local", action="store_true", help="keep the work folder after storing")
+    p.add_argument("--no-text", action="store_true",
+                   help="do not write each page's text into pages.jsonl (it is still catalogued)")
+    p.add_argument("--catalog", metavar="URL-or-FILE",
+                   help="catalog the stored capture is added to (default: $ARCHIVE_CATALOG, else the "
+                        "store's own; `off`: none)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     r = p.add_argument_group("a crawl shared by several processes or machines")
@@ -118,7 +133,40 @@ def register(sub) -> None:
                    help="do not scroll down the page to trigger lazy loading")
     b.add_argument("--page-timeout", type=duration,
                    help="longest wait for a page to load (default 30s); it is captured as it is then")
+    m = p.add_argument_group("media capture (video and audio, through yt-dlp)")
+    m.add_argument("--media", action="store_true",
+                   help="download each page's video and audio with yt-dlp, every request "
+                        "recorded, the finished file kept as a resource record")
+    m.add_argument("--media-max-size", type=size, metavar="SIZE",
+                   help=f"skip a media item larger than SIZE (default {MEDIA_MAX_SIZE // 10**9}GB)")
+    m.add_argument("--media-format", metavar="SELECTOR",
+                   help="yt-dlp format selector (default: the best original, merged by ffmpeg)")
+    m.add_argument("--media-live", type=duration, metavar="SECONDS",
+                   help="record this long of a live stream (default: recorded as live, not captured)")
+    m.add_argument("--media-cookies", metavar="FILE",
+                   help="cookies.txt (Netscape format) for yt-dlp, for media behind a login; "
+                        "never sealed: the Cookie headers sent are redacted in the WARC")
     p.set_defaults(run=run)
+
+
+MEDIA_ONLY = ("media_max_size", "media_format", "media_live", "media_cookies")
+
+
+def media_options(args) -> MediaOptions | None:
+    """How media are captured, or None without --media."""
+    if not args.media:
+        given = [name for name in MEDIA_ONLY if getattr(args, name) is not None]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ArchiveError(f"{flags}: only with --media")
+        return None
+    if args.media_cookies and not Path(args.media_cookies).is_file():
+        raise ArchiveError(f"--media-cookies {args.media_cookies}: no such file")
+    return MediaOptions(
+        max_size=args.media_max_size if args.media_max_size is not None else MEDIA_MAX_SIZE,
+        format=args.media_format, live=args.media_live,
+        cookies=str(Path(args.media_cookies).resolve()) if args.media_cookies else None,
+    )
 
 
 BROWSER_ONLY = ("viewport", "wait_until", "wait_for", "wait", "no_scroll", "page_timeout")
@@ -233,6 +281,7 @@ def run(args) -> int:
         raise ArchiveError("--processes needs --redis (the processes share the crawl through it)")
     tsas = [sealed_url(u) for u in args.tsa]
     browser = page_options(args)
+    media = media_options(args)
     progress = Progress(not args.quiet and not args.json)
 
     def on_upload(sent: int, total: int) -> None:
@@ -256,13 +305,16 @@ def run(args) -> int:
         workers=args.workers, host_workers=args.host_workers, delay=args.delay,
         retries=args.retries, backoff=args.retry_wait, obey_robots=not args.ignore_robots,
         dedup=not args.no_dedup, max_redirects=args.max_redirects, browser=browser,
+        allow_private_addresses=args.allow_private_addresses,
+        allow_metadata_addresses=args.allow_metadata_addresses,
+        media=media,
     )
     request = CaptureRequest(
         crawl=options, operator=args.operator or default_operator(),
         work_dir=Path(args.work_dir), warc_size=args.warc_size,
         keep_local=args.keep_local, title=args.title, tsa=tsas,
         tsa_timeout=args.tsa_timeout or TSA_TIMEOUT, dedup_against=args.dedup_against,
-        origin={} if args.resume else _origin(args, store, signer),
+        text=not args.no_text, origin={} if args.resume else _origin(args, store, signer),
         redis=redis, processes=max(1, args.processes), lease=max(1.0, args.lease),
     )
 
@@ -273,7 +325,9 @@ def run(args) -> int:
         # no total (the queue grows as pages are read): counts, pages/s, and rich's bytes/s
         progress.update(
             f"pages {stats.pages}  requisites {stats.requisites}  queued {queued}  "
-            f"failed {stats.failed}  {human_bytes(stats.bytes)}  {stats.pages / elapsed:.1f} pages/s"
+            f"failed {stats.failed}  {human_bytes(stats.bytes)}  "
+            + (f"media {stats.media}  " if media else "")
+            + f"{stats.pages / elapsed:.1f} pages/s"
             + (f"  workers {workers}" if workers is not None else ""),
             stats.bytes,
         )
@@ -283,10 +337,10 @@ def run(args) -> int:
         if args.resume:
             # the crawl's own options were saved with it, and so were where it goes and
             # who signs it (changed only with --override-saved)
-            result = resume_capture(Path(args.resume), store, signer, on_progress, changes,
+            result = resume_capture(Path(args.resume), store, signer, on_progress, changes, args.catalog,
                                     redis=redis_url(args.redis) if args.redis else None)
         else:
-            result = run_capture(request, store, signer, on_progress)
+            result = run_capture(request, store, signer, on_progress, args.catalog)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -305,6 +359,9 @@ def run(args) -> int:
         print(f"pages    {result.pages}, requisites {result.requisites}, "
               f"failed fetches {result.failed}, {human_bytes(result.bytes)}"
               + (f", {result.revisits} unchanged payloads as revisits" if result.revisits else ""))
+        if media or result.media or result.media_failed:
+            print(f"media    {result.media} recorded, {result.media_failed} failed "
+                  "(evidence/capture.json says what became of each)")
         if result.stop_reason:
             print(f"stopped  {result.stop_reason} reached; some queued URLs were not fetched")
         for cut in result.cut_back:

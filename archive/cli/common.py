@@ -11,13 +11,21 @@ from archive.errors import ArchiveError
 from archive.keys import fingerprint, load_public_key
 from archive.values import human_bytes  # noqa: F401 - re-exported for the commands
 from archive.values import printable
-from archive.values import parse_duration, parse_regex, parse_sealed_url, parse_size
+from archive.values import parse_duration, parse_limit, parse_regex, parse_sealed_url, parse_size
 
 
 def size(text: str) -> int:
     """`500`, `10MB`, `1.5GiB` -> bytes."""
     try:
         return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def size_limit(text: str) -> int | None:
+    """A size, or `none` for no limit."""
+    try:
+        return parse_limit(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -6,27 +6,20 @@ entry)."""
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
-
-from cryptography.hazmat.primitives import hashes
 
 from archive.cli.common import Progress, print_json, trusted_keys
 from archive.custody.chain import Break, ChainCheck, anchor_breaks, fixity_problem, unaccounted
-from archive.custody.entry import UPGRADED, VERIFIED, Actor
+from archive.custody.entry import UPGRADED, Actor
 from archive.custody.head import parse_head_text
-from archive.custody.history import capture_history, judge_history, summary_of
+from archive.custody.history import summary_of
 from archive.custody.ledger import open_ledger
 from archive.custody.log import CustodyLog
 from archive.custody.logcheck import LogCheck
 from archive.custody.proof import head_summary, prove_capture
 from archive.errors import ArchiveError
 from archive.hashing import stream_sha256
-from archive.ids import is_capture_id
-from archive.store.local import LocalStore
-from archive.timestamping import PREFIX as TIMESTAMPS_PREFIX, later_tokens
+from archive.timestamping import PREFIX as TIMESTAMPS_PREFIX
 from archive.values import human_bytes, printable
-from archive.verify.timestamps import load_tsa_certificates
 from archive.warc.records import default_operator
 
 STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
@@ -344,75 +337,3 @@ def add_verify_options(parser) -> None:
                         help="a head of the custody log noted earlier: the log must still hold it "
                              "(a consistency proof)")
     add_actor_options(parser, "sign the 'verified' custody entry with this private key")
-
-
-def locate_capture(target: str) -> tuple[LocalStore, str] | None:
-    """The local store and capture id of a path `<store>/captures/Y/M/D/<id>.wacz`."""
-    path = Path(target).resolve()
-    capture_id = path.name.removesuffix(".wacz")
-    if not path.name.endswith(".wacz") or not is_capture_id(capture_id) or len(path.parents) < 5:
-        return None
-    store = LocalStore(path.parents[4])
-    return (store, capture_id) if store.path_of(capture_id).resolve() == path else None
-
-
-class VerifyContext:
-    """What `archive verify` needs from the store around a capture, and gives back."""
-
-    def __init__(self, args, store=None, capture_id: str | None = None) -> None:
-        self.args = args
-        self.tsa_roots = load_tsa_certificates(args.trust_tsa)
-        if store is None:
-            store, capture_id = locate_capture(args.target) or (None, None)
-        self.store, self.capture_id = store, capture_id
-        # bad input is refused before anything is read
-        self.anchor = parse_head_text(args.anchor) if getattr(args, "anchor", None) else None
-        self.later = later_tokens(store, capture_id) if store is not None else []
-
-    def verify_kwargs(self) -> dict:
-        return {"tsa_roots": self.tsa_roots, "later_timestamps": self.later}
-
-    def finish(self, report, trusted: dict[str, str]) -> None:
-        """Add the capture's custody history to the report, then record the verification."""
-        if self.store is None:
-            if report.kind == "wacz":
-                report.notes.append("custody: this file is not at its place in a store, so no custody "
-                                    "ledger was read; verify it by id (--store) to see who handled it, and "
-                                    "timestamp tokens added after sealing")
-            return
-        from archive.verify.checks import add_late_check
-        from archive.verify.warcs import Problem
-        ledger = open_ledger(self.store)
-        sealed_tokens = sum(1 for t in report.time.get("tokens", [])
-                            if not t["later"] and t["state"] != "missing")
-        later = [key for key, _ in self.later]
-        try:
-            if ledger.is_log():
-                proof = prove_capture(ledger, self.capture_id, self.anchor)
-                history = judge_history(proof.records, ledger.location, report.sha256, sealed_tokens,
-                                        later, trusted, proof.problems, proof.elsewhere,
-                                        f"each proven in the log under its {head_summary(proof.head, trusted)}")
-            else:
-                history = capture_history(ledger.records(), ledger.location, self.capture_id,
-                                          report.sha256, sealed_tokens, later, trusted)
-        except (ArchiveError, OSError) as exc:
-            add_late_check(report, "custody", "warn", f"the custody ledger cannot be read: {exc}")
-        else:
-            report.custody = history.entries
-            add_late_check(report, "custody", history.status, history.summary,
-                           [Problem(p, ledger.location) for p in history.problems])
-        self.ledger = ledger
-        if not self.args.no_record:
-            self._record(report, trusted)
-
-    def _record(self, report, trusted: dict[str, str]) -> None:
-        actor = actor_from_args(self.args, key_from_env=False)
-        log = CustodyLog(self.store, actor, getattr(self, "ledger", None))
-        log.record(
-            VERIFIED, self.capture_id, report.sha256, result=report.verdict,
-            qualifier=report.qualifier, failed=[c.name for c in report.checks if c.status == "fail"],
-            trusted_keys=sorted(trusted), trusted_time=report.time.get("time"),
-            trusted_tsa=sorted(c.fingerprint(hashes.SHA256()).hex() for c in self.tsa_roots),
-        )
-        for problem in log.problems:
-            print(f"archive: warning: {problem}", file=sys.stderr)

@@ -25,7 +25,7 @@ from archive.ids import is_capture_id
 from archive.store.address import open_existing_store
 from archive.signature_files import export_signature
 from archive.timestamping import export_tokens, read_sealed_digest, sealed_digest
-from archive.verify.extract import AlteredRecord, Extracted, Opener, extract, store_opener
+from archive.verify.extract import AlteredRecord, Extracted, Opener, extract, media_items, store_opener
 from archive.verify.model import CannotCheck
 from archive.verify.source import resolve, store_source
 
@@ -37,6 +37,8 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="FILE", help="with --url: write here (never overwrites); default stdout")
     p.add_argument("--raw", action="store_true",
                    help="with --url: the payload as transferred (chunk framing, content encoding kept)")
+    p.add_argument("--media", nargs="?", const=0, type=int, metavar="N",
+                   help="list the capture's video and audio; with N and --out, write item N out")
     p.add_argument("--timestamps", metavar="DIR", type=Path,
                    help="write its RFC 3161 tokens (.tsr), their certificates and datapackage.json")
     p.add_argument("--signature", metavar="DIR", type=Path,
@@ -60,6 +62,15 @@ def run(args) -> int:
             raise ArchiveError(f"{flag} cannot be combined with {', '.join(mixed)}: "
                                "extract the tokens, the signature or a URL's content, one at a time")
         return run_timestamps(args) if flag == "--timestamps" else run_signature(args)
+    if args.media is not None:
+        if args.url:
+            raise ArchiveError("--media and --url cannot be combined: --media N names the item")
+        if args.media == 0:
+            if args.out or args.raw:
+                raise ArchiveError("--out goes with --media N: say which item to write")
+            return run_media_list(args)
+        args.url = _media_record(args)
+        return run_resource(args)
     if args.url:
         return run_resource(args)
     if args.out or args.raw:
@@ -94,6 +105,59 @@ def run_signature(args) -> int:
               "(`archive keys show KEY.pub.pem`): a key found in a file proves nothing by itself")
     if problems:
         raise ArchiveError("; ".join(problems))
+    return 0
+
+
+def _source(args):
+    try:
+        return resolve(args.capture_id, args.store, args.endpoint_url)
+    except CannotCheck as exc:
+        raise ArchiveError(str(exc)) from None
+
+
+def _media(args) -> list[dict]:
+    try:
+        return media_items(_source(args))
+    except CannotCheck as exc:
+        raise ArchiveError(str(exc)) from None
+
+
+def _media_record(args) -> str:
+    """The record of item --media N (what run_resource then writes out)."""
+    items = _media(args)
+    item = next((i for i in items if i["item"] == args.media), None)
+    if item is None:
+        raise ArchiveError(f"no media item {args.media}: the capture lists {len(items)} "
+                           "(`archive extract ID --media` lists them)")
+    if item.get("status") != "kept" or not item.get("record"):
+        raise ArchiveError(f"media item {args.media} was not captured ({item.get('status')}: "
+                           f"{item.get('reason', 'no reason given')})")
+    return item["record"]
+
+
+def run_media_list(args) -> int:
+    """--media: what became of each video and audio item, and how to write one out."""
+    items = _media(args)
+    if args.json:
+        print_json({"media": items})
+        return 0
+    if not items:
+        print("no media listed in this capture (captured without --media?)")
+        return 0
+    for item in items:
+        print(f"{item['item']:>3}  {item.get('status', '?'):<8} {item.get('url', '')}")
+        print(f"     page      {item.get('page', '')}")
+        if item.get("status") != "kept":
+            print(f"     why       {item.get('reason', 'no reason given')}")
+            continue
+        duration = item.get("duration")
+        print(f"     format    {item.get('format', '?')}"
+              + (f", {duration:g} s" if isinstance(duration, (int, float)) else "")
+              + f", {item.get('size', '?')} bytes")
+        print(f"     sha256    {item.get('sha256', '?')}")
+        print(f"     record    {item.get('record')}")
+    print(f"write one out: archive extract {args.capture_id} --media N --out FILE "
+          "(the file's digest is checked as it is read; `archive verify` checks the list)")
     return 0
 
 
@@ -226,10 +290,7 @@ def _earlier_captures(args, stack: ExitStack) -> Opener | None:
 
 def run_resource(args) -> int:
     """--url URL [--out FILE]: the payload on stdout or in FILE, the digests beside it."""
-    try:
-        source = resolve(args.capture_id, args.store, args.endpoint_url)
-    except CannotCheck as exc:
-        raise ArchiveError(str(exc)) from None
+    source = _source(args)
     out = _Output(args.out)
     try:
         with ExitStack() as stack:

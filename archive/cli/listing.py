@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import zipfile
 from dataclasses import asdict
 
-from archive.cli.common import human_bytes, positive_int, print_json, print_table
+from archive.catalog.listing import catalog_capture, catalog_rows
+from archive.cli.common import at_least, human_bytes, print_json, print_table
 from archive.custody.entry import STORED
 from archive.custody.ledger import open_ledger
 from archive.cli.store import add_endpoint_option, store_options
@@ -13,7 +15,7 @@ from archive.errors import ArchiveError
 from archive.store.address import open_existing_store
 from archive.store.base import StoredCapture
 from archive.store.s3 import is_s3_address, parse_s3_object
-from archive.values import parse_json
+from archive.values import parse_json, printable
 from archive.verify.container import open_zip
 
 STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
@@ -23,9 +25,10 @@ def register(sub) -> None:
     ls = sub.add_parser("ls", help="list the captures in a store")
     ls.add_argument("store_arg", nargs="?", metavar="STORE", help=STORE_HELP)
     ls.add_argument("--store", help=STORE_HELP)
-    ls.add_argument("--newest", type=positive_int, metavar="N",
+    ls.add_argument("--newest", type=at_least(1), metavar="N",
                     help="only the N newest captures (reads only the newest date folders)")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
+    add_catalog_options(ls)
     add_endpoint_option(ls)
     ls.set_defaults(run=run_ls)
 
@@ -33,8 +36,15 @@ def register(sub) -> None:
     show.add_argument("capture_id", metavar="ID", help="a capture id, or s3://bucket/prefix/ID")
     show.add_argument("--store", help=STORE_HELP)
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    add_catalog_options(show)
     add_endpoint_option(show)
     show.set_defaults(run=run_show)
+
+
+def add_catalog_options(parser) -> None:
+    parser.add_argument("--catalog", metavar="URL-or-FILE",
+                        help="read this catalog (default: $ARCHIVE_CATALOG, else the store's own, when there is one)")
+    parser.add_argument("--no-catalog", action="store_true", help="read the store itself, not its catalog")
 
 
 def describe(store, capture_id: str) -> dict:
@@ -125,7 +135,13 @@ def run_ls(args) -> int:
     if args.store and args.store_arg:
         raise ArchiveError("give the store once: as an argument or with --store")
     store = _open(args)
-    rows = [_row(store, c) for c in store.list_captures(args.newest)]
+    rows, warnings = (None, []) if args.no_catalog else catalog_rows(store, args.catalog)
+    for warning in warnings:
+        print(printable(f"archive: warning: {warning}"), file=sys.stderr)
+    if rows is None:
+        rows = [_row(store, c) for c in store.list_captures(args.newest)]
+    elif args.newest:
+        rows = sorted(rows, key=lambda row: row["id"])[-args.newest:]   # ids sort by time
     missing = [row["id"] for row in rows if row.get("sha256") is None]
     if missing:
         recorded = recorded_digests(store, missing)
@@ -151,7 +167,11 @@ def run_show(args) -> int:
         args.store = parse_s3_object(args.capture_id)[0].address
     store = _open(args)
     info = summary(store.stat_capture(args.capture_id))
-    claims = describe(store, args.capture_id)
+    catalogued, warnings = (None, []) if args.no_catalog else catalog_capture(store, info["id"], args.catalog)
+    for warning in warnings:
+        print(printable(f"archive: warning: {warning}"), file=sys.stderr)
+    claims = {k: catalogued[k] for k in ("sha256", "created", "title", "seeds", "operator", "signer", "job",
+                                         "pages", "verdict", "verified_at")} if catalogued else describe(store, args.capture_id)
     for key, value in claims.items():
         if info.get(key) in (None, [], ()):
             info[key] = value

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from archive.cli import custody
 from archive.cli.common import Progress, trusted_keys
+from archive.custody.head import parse_head_text
 from archive.errors import ArchiveError
 from archive.ids import is_capture_id
-from archive.verify.checks import verify_source
-from archive.verify.model import CannotCheck, VerifyOptions
+from archive.verify.model import CannotCheck
 from archive.verify.report import render_json, render_text
 from archive.verify.source import resolve
+from archive.verifying import VerifyContext, verify_capture
 
 
 def register(sub) -> None:
@@ -71,28 +73,47 @@ def _html_target(path: str | None) -> None:
         raise ArchiveError(f"--html {path}: folder {folder} is not writable")
 
 
+def store_key_warnings(trust: list[str] | None) -> list[str]:
+    """--trust given a store's own keys/ folder (or a key in it): whoever can write to the
+    store can add a key there, so it proves nothing about who signed."""
+    warnings = []
+    for value in trust or ():
+        path = Path(value if os.path.exists(value) else value.split("=", 1)[-1]).resolve()
+        folder = path if path.is_dir() else path.parent
+        if folder.name == "keys" and any((folder.parent / d).is_dir() for d in ("captures", "custody")):
+            warnings.append(f"--trust {value}: this is the keys folder of the store {folder.parent}, where "
+                            "anyone who can write to the store can add a key; trust keys you got from "
+                            "their owners, not from the store")
+    return warnings
+
+
 def run(args) -> int:
     sha256 = _hex(args.sha256)
     _html_target(args.html)
     # trusted TSAs; the store, later tokens and ledger around the capture (local or S3)
-    context = custody.VerifyContext(args, *_store_of(args))
+    actor = None if args.no_record else (lambda: custody.actor_from_args(args, key_from_env=False))
+    anchor = parse_head_text(args.anchor) if getattr(args, "anchor", None) else None  # refused before anything is read
+    context = VerifyContext(args.trust_tsa, *_store_of(args), target=args.target, actor=actor, anchor=anchor)
+    trusted = trusted_keys(args.trust)
     try:
         source = resolve(args.target, args.store, args.endpoint_url)
     except CannotCheck as exc:
         raise ArchiveError(str(exc)) from None
-    options = VerifyOptions(trusted_keys(args.trust), args.allow_unsigned, sha256,
-                            context.tsa_roots, context.later, context.capture_id)
     progress = Progress(not args.quiet and not args.json)
     try:
-        report = verify_source(
-            source, options,
+        report = verify_capture(
+            source, context, trusted, args.allow_unsigned, sha256,
             lambda done, total: progress.update(f"verifying {source.name}", done, total),
         )
     except CannotCheck as exc:
         raise ArchiveError(str(exc)) from None
     finally:
         progress.done()
-    context.finish(report, options.trusted)
+    for warning in store_key_warnings(args.trust):
+        report.notes.append(warning)
+        print(f"archive: warning: {warning}", file=sys.stderr)
+    for warning in context.warnings:
+        print(f"archive: warning: {warning}", file=sys.stderr)
     if args.html:
         from archive.verify.html import write_html
 

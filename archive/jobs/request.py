@@ -7,6 +7,7 @@ from pathlib import Path
 
 from archive.capture.crawl import CrawlOptions
 from archive.capture.fetch import DEFAULT_USER_AGENT
+from archive.capture.mediaoptions import MediaOptions
 from archive.capture.pageoptions import PageOptions
 from archive.jobs.spec import JobSpec
 from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest
@@ -31,6 +32,16 @@ def page_options(spec: JobSpec) -> PageOptions | None:
                        scroll=crawl.scroll, timeout=crawl.page_timeout)
 
 
+def media_options(spec: JobSpec) -> MediaOptions | None:
+    """How media are captured, or None for a job without `media = true`."""
+    crawl = spec.crawl
+    if not crawl.media:
+        return None
+    return MediaOptions(max_size=crawl.media_max_size, format=crawl.media_format,
+                        live=crawl.media_live,
+                        cookies=str(crawl.media_cookies) if crawl.media_cookies else None)
+
+
 def capture_request(spec: JobSpec, previous: str | None = None) -> CaptureRequest:
     """The pipeline request for one run of `spec`.
 
@@ -46,13 +57,15 @@ def capture_request(spec: JobSpec, previous: str | None = None) -> CaptureReques
         verify_tls=not crawl.insecure, workers=crawl.workers, host_workers=crawl.host_workers,
         delay=crawl.delay, retries=crawl.retries, backoff=crawl.retry_wait,
         max_redirects=crawl.max_redirects, obey_robots=not crawl.ignore_robots,
-        dedup=crawl.dedup, browser=page_options(spec),
+        dedup=crawl.dedup, browser=page_options(spec), media=media_options(spec),
+        allow_private_addresses=crawl.allow_private_addresses,
+        allow_metadata_addresses=crawl.allow_metadata_addresses,
     )
     return CaptureRequest(
         crawl=options, operator=spec.operator or default_operator(),
         work_dir=job_work_dir(spec), warc_size=crawl.warc_size or DEFAULT_MAX_SIZE,
         keep_local=spec.keep_local, job=spec.name, title=spec.title,
         dedup_against=previous if crawl.dedup else None,
-        tsa=list(spec.tsa), tsa_timeout=spec.tsa_timeout or TSA_TIMEOUT,
+        tsa=list(spec.tsa), tsa_timeout=spec.tsa_timeout or TSA_TIMEOUT, text=crawl.text,
         redis=redis_url(spec.run.redis), processes=spec.run.processes, lease=max(1.0, spec.run.lease),
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from archive.capture.crawl import LEAST, CrawlOptions
+from archive.capture.mediaoptions import DEFAULT_MAX_SIZE as MEDIA_MAX_SIZE
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
 from archive.redisconn import redis_url
@@ -58,6 +59,7 @@ class JobFileError(ArchiveError):
 _CAPTURE = CrawlOptions(seeds=[])
 _PAGE = PageOptions()
 BROWSER_ONLY = ("viewport", "wait_until", "wait_for", "wait", "scroll", "page_timeout")
+MEDIA_ONLY = ("media_max_size", "media_format", "media_live", "media_cookies")
 
 
 @dataclass
@@ -70,12 +72,14 @@ class CrawlSpec:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     max_pages: int | None = None
-    max_bytes: int | None = None
+    max_bytes: int | None = _CAPTURE.max_bytes
     max_time: float | None = None
-    max_body: int | None = None
+    max_body: int | None = _CAPTURE.max_body
     timeout: float = _CAPTURE.timeout
     user_agent: str | None = None
     insecure: bool = False
+    allow_private_addresses: bool = False
+    allow_metadata_addresses: bool = False
     warc_size: int | None = None
     workers: int = _CAPTURE.workers
     host_workers: int = _CAPTURE.host_workers
@@ -85,6 +89,7 @@ class CrawlSpec:
     max_redirects: int = _CAPTURE.max_redirects
     ignore_robots: bool = False
     dedup: bool = True            # revisit records against the job's previous capture
+    text: bool = True             # each page's text in pages.jsonl (false: as --no-text)
     browser: bool = False         # load pages in headless Chromium; then how:
     viewport: tuple[int, int] = (_PAGE.viewport_width, _PAGE.viewport_height)
     wait_until: str = _PAGE.wait
@@ -92,6 +97,11 @@ class CrawlSpec:
     wait: float = _PAGE.delay
     scroll: bool = _PAGE.scroll
     page_timeout: float = _PAGE.timeout
+    media: bool = False           # download pages' video and audio with yt-dlp; then how:
+    media_max_size: int = MEDIA_MAX_SIZE
+    media_format: str | None = None   # a yt-dlp format selector
+    media_live: float | None = None   # seconds of a live stream to record
+    media_cookies: Path | None = None  # cookies.txt for yt-dlp (never sealed)
 
 
 @dataclass
@@ -215,6 +225,13 @@ def size(value, base):
     if isinstance(value, int) and not isinstance(value, bool):
         return whole(0)(value, base)
     return parse_size(_str(value))
+
+
+def size_limit(value, base):
+    """A size, or "none" (no limit)."""
+    if isinstance(value, str) and value.strip().lower() in ("none", "unlimited"):
+        return None
+    return size(value, base)
 
 
 def _seconds(value) -> float:
@@ -373,13 +390,16 @@ SCHEMA: dict[str, dict[str, Check]] = {
     },
     "crawl": {
         "depth": whole(LEAST["depth"]), "scope": choice(SCOPES), "include": regex_list, "exclude": regex_list,
-        "max_pages": whole(LEAST["max_pages"]), "max_bytes": size, "max_time": duration, "max_body": size,
+        "max_pages": whole(LEAST["max_pages"]), "max_bytes": size_limit, "max_time": duration, "max_body": size_limit,
         "timeout": duration, "user_agent": non_empty_text, "insecure": boolean,
+        "allow_private_addresses": boolean, "allow_metadata_addresses": boolean,
         "warc_size": size, "workers": whole(LEAST["workers"]), "host_workers": whole(LEAST["host_workers"]), "delay": pause,
         "retries": whole(LEAST["retries"]), "retry_wait": pause, "max_redirects": whole(LEAST["max_redirects"]),
-        "ignore_robots": boolean, "dedup": boolean,
+        "ignore_robots": boolean, "dedup": boolean, "text": boolean,
         "browser": boolean, "viewport": viewport, "wait_until": choice(WAIT_CONDITIONS),
         "wait_for": non_empty_text, "wait": pause, "scroll": boolean, "page_timeout": duration,
+        "media": boolean, "media_max_size": size, "media_format": non_empty_text,
+        "media_live": duration, "media_cookies": path,
     },
     "signing": {
         "key": path, "passphrase_env": env_name, "passphrase_file": path, "unsigned": boolean,
@@ -591,6 +611,9 @@ def _cross_checks(values: dict, lines: dict, data: dict) -> list[Problem]:
     if not crawl.get("browser"):
         problems += [Problem(lines.get(f"crawl.{key}"), f"'crawl.{key}' applies with browser = true only")
                      for key in BROWSER_ONLY if key in crawl]
+    if not crawl.get("media"):
+        problems += [Problem(lines.get(f"crawl.{key}"), f"'crawl.{key}' applies with media = true only")
+                     for key in MEDIA_ONLY if key in crawl]
     retention = values["retention"]
     if (retention.get("retain_days") or retention.get("legal_hold")) and "store" in top \
             and not top["store"].startswith("s3://"):

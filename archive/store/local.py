@@ -17,6 +17,13 @@ from archive.store.base import StoredCapture, capture_key, check_object_key, pub
 READ_ONLY = 0o444
 
 
+def _remove_leftovers(final: Path) -> None:
+    """Remove the temporary files an earlier attempt at `final` left (killed while it
+    copied): named after `final`, they can only be ours, and hold nothing stored."""
+    for leftover in final.parent.glob(f".{final.name}.*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
 def _link_or_copy(src: Path, dst: Path, sha256: str) -> int:
     """Put src at dst and check what is at dst against the sealed hash; returns the size.
 
@@ -72,6 +79,7 @@ class LocalStore:
         if final.exists():
             raise AlreadyExists(f"{final} already exists; captures are never overwritten")
         final.parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(final)
         tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
         try:
             size = _link_or_copy(wacz, tmp, sha256)

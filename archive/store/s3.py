@@ -29,7 +29,8 @@ from archive.store.base import StoredCapture, capture_key, check_object_key, pub
 from archive.store.rangeread import RangeReader
 from archive.store.s3errors import error_code, redact_url, s3_errors, translate
 from archive.store.s3upload import (
-    Transfer, TransferCorrupted, Uploaded, b64, clean_etag, etag_is_md5, upload_file, version_of,
+    Transfer, TransferCorrupted, Uploaded, abort_upload, b64, clean_etag, etag_is_md5, upload_file,
+    version_of,
 )
 
 SCHEME = "s3://"
@@ -43,6 +44,8 @@ DEFAULT_ATTEMPTS = 6
 HEAD_WORKERS = 8
 HIDDEN_WARNING = ("hidden behind a delete marker (deleted without a version id): its version "
                   "{version} is still stored and is what is read")
+ABORT_RULE = "archive-abort-unfinished-uploads"   # the lifecycle rule `store init` sets
+ABORT_AFTER_DAYS = 1
 
 
 # -- addresses ---------------------------------------------------------------------
@@ -302,6 +305,7 @@ class S3Store:
             # upload, and protects on services that ignore the condition (racily)
             if self._exists(key):
                 raise AlreadyExists(f"{what} already exists; captures are never overwritten")
+            self._abort_leftovers(key)
             uploaded = upload_file(self.client, self.location.bucket, key, Path(wacz), sha256,
                                    extra, self.transfer, self.progress)
             head = self._confirm(what, uploaded)
@@ -312,6 +316,18 @@ class S3Store:
                 "write to it can delete this capture for good (`archive store init` makes a bucket "
                 "that keeps them)"))
         return stored
+
+    def _abort_leftovers(self, key: str) -> None:
+        """Abort the unfinished multipart uploads of this very key: an earlier attempt at
+        this capture killed mid-upload (kill -9 leaves them, and the service bills their
+        parts until aborted). The key is the capture's own, so they can only be ours."""
+        try:
+            listed = self.client.list_multipart_uploads(Bucket=self.location.bucket, Prefix=key)
+        except ClientError:
+            return      # not allowed to list: the bucket's lifecycle rule is the safety net
+        for upload in listed.get("Uploads", []):
+            if upload.get("Key") == key:
+                abort_upload(self.client, self.location.bucket, key, upload["UploadId"])
 
     def _exists(self, key: str) -> bool:
         try:
@@ -631,6 +647,11 @@ def init_bucket(client, bucket: str, region: str | None, retention: Retention) -
             lock["Rule"] = {"DefaultRetention": {"Mode": retention.mode or DEFAULT_LOCK_MODE,
                                                  "Days": retention.days}}
         client.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration=lock)
+        # an upload killed midway (kill -9, a lost machine) leaves parts that are billed
+        # and never seen: the service aborts them a day later
+        client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [{
+            "ID": ABORT_RULE, "Status": "Enabled", "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_AFTER_DAYS}}]})
         return bucket_settings(client, bucket)
 
 
@@ -664,6 +685,13 @@ def bucket_settings(client, bucket: str) -> list[tuple[str, str]]:
             public = "blocked" if all(block.values()) else "partly blocked"
         except ClientError:
             public = "not blocked"
+        try:
+            rules = client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+        except ClientError:
+            rules = []
+        days = [r["AbortIncompleteMultipartUpload"].get("DaysAfterInitiation") for r in rules
+                if r.get("Status") == "Enabled" and "AbortIncompleteMultipartUpload" in r]
+        unfinished = f"aborted after {min(days)} day(s)" if days else "kept (no lifecycle rule aborts them)"
     default = (f"{rule.get('Mode')} for {rule.get('Days') or rule.get('Years')} "
                f"{'days' if rule.get('Days') else 'years'}") if rule else "none (set per capture)"
     return [
@@ -672,4 +700,5 @@ def bucket_settings(client, bucket: str) -> list[tuple[str, str]]:
         ("object lock", lock.get("ObjectLockEnabled", "Disabled")),
         ("default retention", default),
         ("public access", public),
+        ("unfinished uploads", unfinished),
     ]

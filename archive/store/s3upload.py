@@ -186,9 +186,9 @@ def _put_multipart(client, bucket, key, fh, size, part_size, concurrency, expect
             response = _completed_earlier(client, bucket, key, size, md5_etag, composite)
             if response is None:
                 raise
-            _abort(client, bucket, key, upload_id)    # normally gone already; never left open
+            abort_upload(client, bucket, key, upload_id)    # normally gone already; never left open
     except BaseException as exc:
-        note = _abort(client, bucket, key, upload_id)
+        note = abort_upload(client, bucket, key, upload_id)
         if not isinstance(exc, Exception):
             raise
         error = exc if isinstance(exc, ArchiveError) else translate(exc, f"uploading {key}")
@@ -269,7 +269,7 @@ def _read_part(fh, part_size: int) -> bytes:
     return data
 
 
-def _abort(client, bucket, key, upload_id) -> str:
+def abort_upload(client, bucket, key, upload_id) -> str:
     """Abort a multipart upload; returns a note for the error message if even that fails."""
     try:
         client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)

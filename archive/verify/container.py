@@ -20,6 +20,7 @@ from typing import BinaryIO, Iterator
 
 from archive.errors import ArchiveError
 from archive.hashing import CHUNK
+from archive.verify.bounds import TEXT_FLOOR, TEXT_PER_BYTE, Meter, member_refusal
 from archive.ziplayout import (
     CENTRAL, CENTRAL_SIG, END, END64, END64_SIG, END_SIG, LOCAL, LOCAL_SIG, LOCATOR64,
     LOCATOR64_SIG, MAX16, MAX32, ZIP64_EXTRA_ID, Entry, central_header, end_records,
@@ -179,15 +180,13 @@ def read_small(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
     return data
 
 
-LINES_FLOOR, LINES_RATIO = 1 << 30, 100   # lines inflating beyond both are a bomb
-
 
 def member_lines(zf: zipfile.ZipFile, name: str, line_limit: int, skip_long: bool = False) -> Iterator[bytes]:
     """The lines of a member (gunzipped when its name ends in .gz), streamed in flat memory
     and bounded time: a member may be large, or hostile (a line of gigabytes, a bomb).
-    ValueError past max(1 GiB, 100 times its stored size), or for a line longer than
-    `line_limit` unless `skip_long` (then it is left out)."""
-    limit = max(LINES_FLOOR, LINES_RATIO * zf.getinfo(name).compress_size)
+    ValueError past what text inflates to from its stored size (archive.verify.bounds),
+    or for a line longer than `line_limit` unless `skip_long` (then it is left out)."""
+    limit = TEXT_FLOOR + TEXT_PER_BYTE * zf.getinfo(name).compress_size
     read = 0
     with zf.open(name) as member, (gzip.GzipFile(fileobj=member) if name.endswith(".gz")
                                    else nullcontext(member)) as stream:
@@ -299,9 +298,10 @@ def hostile(container: Container, file_size: int) -> str | None:
             continue
         if m.data_offset is not None and m.data_offset + m.size > file_size:
             return f"zip entry {m.name} claims {m.size} bytes, more than the file holds"
-        if info.compress_size and info.file_size > 1100 * info.compress_size + (1 << 20):
-            return (f"zip entry {m.name} claims to expand {info.file_size // info.compress_size}"
-                    " times (a zip bomb)")
+        why = member_refusal(m.name, info.file_size, info.compress_size,
+                             info.compress_type != zipfile.ZIP_STORED)
+        if why:
+            return why
         if info.file_size > MEMBER_LIMIT:
             return f"zip entry {m.name} claims {info.file_size} bytes"
     return None
@@ -322,12 +322,14 @@ def open_container(fh: BinaryIO, file_size: int, name: str) -> Container:
 
 
 def iter_member(fh: BinaryIO, container: Container, member: Member,
-                limit: int | None = None) -> Iterator[bytes]:
+                limit: int | None = None, meter: Meter | None = None) -> Iterator[bytes]:
     """The member's uncompressed bytes in chunks, its CRC-32 checked at the end.
 
-    `limit` guards against zip bombs: more bytes than that raise ValueError.
+    `limit` guards against zip bombs: more bytes than that raise ValueError. `meter`
+    counts the bytes of the file read for them (fewer than those yielded when deflated).
     """
     crc, total = 0, 0
+    meter = meter or Meter()
     if member.data_offset is not None:
         fh.seek(member.data_offset)
         remaining = member.size
@@ -336,11 +338,12 @@ def iter_member(fh: BinaryIO, container: Container, member: Member,
             if not chunk:
                 raise ValueError(f"{member.name} is cut short")
             remaining -= len(chunk)
+            meter.read += len(chunk)
             crc = zlib.crc32(chunk, crc)
             yield chunk
     else:
-        chunks = _inflate(fh, member.deflated_at, member.info.compress_size) \
-            if member.deflated_at is not None else _unzipped(container, member)
+        chunks = _inflate(fh, member.deflated_at, member.info.compress_size, meter) \
+            if member.deflated_at is not None else _unzipped(container, member, meter)
         for chunk in chunks:
             total += len(chunk)
             if limit is not None and total > limit:
@@ -357,13 +360,15 @@ def iter_member(fh: BinaryIO, container: Container, member: Member,
         raise ValueError(f"{member.name} does not match its zip CRC-32")
 
 
-def _unzipped(container: Container, member: Member) -> Iterator[bytes]:
+def _unzipped(container: Container, member: Member, meter: Meter) -> Iterator[bytes]:
     with container.zipfile.open(member.info) as stream:
         while chunk := stream.read(CHUNK):
+            # stored: the bytes read are those yielded (other methods are refused)
+            meter.read += len(chunk)
             yield chunk
 
 
-def _inflate(fh: BinaryIO, start: int, size: int) -> Iterator[bytes]:
+def _inflate(fh: BinaryIO, start: int, size: int, meter: Meter) -> Iterator[bytes]:
     """The whole deflate stream of `size` bytes at `start`, as a reader that does not know
     the entry's uncompressed size (wabac.js) inflates it."""
     inflater, position, left, pending = zlib.decompressobj(-zlib.MAX_WBITS), start, size, b""
@@ -374,8 +379,10 @@ def _inflate(fh: BinaryIO, start: int, size: int) -> Iterator[bytes]:
             if not pending:
                 raise ValueError("its deflate data ends early")
             position, left = position + len(pending), left - len(pending)
+        before = len(pending)
         chunk = inflater.decompress(pending, CHUNK)
         pending = inflater.unconsumed_tail
+        meter.read += before - len(pending)
         if chunk:
             yield chunk
 

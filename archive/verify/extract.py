@@ -17,7 +17,9 @@ from warcio.exceptions import ArchiveLoadFailed
 from archive.errors import ArchiveError, NotFound
 from archive.httpmessage import PayloadSplitter, has_http_headers
 from archive.ids import is_capture_id
-from archive.verify.container import Container, Member, iter_member, open_container
+from archive.values import parse_json
+from archive.verify.bounds import Meter
+from archive.verify.container import Container, Member, iter_member, open_container, open_zip, read_small
 from archive.verify.decode import CutShort, DecodeError, PayloadDecoder
 from archive.verify.members import IndexEntry, IndexSink
 from archive.verify.model import CannotCheck, RecordLocation
@@ -74,10 +76,11 @@ class _Window:
         return self.pos
 
 
-def _member_chunks(fh, container: Container, member: Member, limit: int) -> Iterator[bytes]:
+def _member_chunks(fh, container: Container, member: Member, limit: int,
+                   meter: Meter | None = None) -> Iterator[bytes]:
     """iter_member, a member that cannot be read whole (bad CRC, bad deflate data) an ArchiveError."""
     try:
-        yield from iter_member(fh, container, member, limit)
+        yield from iter_member(fh, container, member, limit, meter)
     except UNREADABLE as exc:
         raise ArchiveError(f"{member.name} cannot be read ({exc}): run `archive verify`") from None
 
@@ -104,7 +107,9 @@ def _index_entries(fh, container: Container, keep: Callable[[str | None], bool])
         if not m.name.startswith("indexes/") or not m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
             continue
         sink = _MatchingIndex(m.name, keep)
-        for chunk in _member_chunks(fh, container, m, 1 << 34):
+        meter = Meter()
+        sink.metered(meter)
+        for chunk in _member_chunks(fh, container, m, 1 << 34, meter):
             sink.feed(chunk)
         sink.finish()
         if sink.problems:
@@ -147,7 +152,8 @@ def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, Re
         if not m.name.startswith("archive/"):
             continue
         checker = WarcChecker(m.name)
-        for chunk in _member_chunks(fh, container, m, 1 << 40):
+        checker.meter = Meter()
+        for chunk in _member_chunks(fh, container, m, 1 << 40, checker.meter):
             checker.feed(chunk)
         for r in checker.finish().records:
             if r.uri == url and r.record_type in CONTENT_TYPES:      # by WARC-Date, then file order
@@ -527,3 +533,27 @@ def extract_at(fh, container: Container, location: RecordLocation, url: str, out
         truncated=content.rec_headers.get_header("WARC-Truncated"), revisit_of=revisit_of,
         loose_headers=loose, decoded=decoder.undone if decoder else None,
     )
+
+
+MEDIA_LIST = "evidence/capture.json"
+MEDIA_LIST_LIMIT = 64 << 20
+
+
+def media_items(source: Source) -> list[dict]:
+    """What the capture says became of each video and audio item it found (its
+    evidence/capture.json, under the signature: `archive verify` checks it), numbered
+    from 1 in `item`; [] for a capture made without --media or by another tool."""
+    with source.open() as fh:
+        try:
+            zf = open_zip(fh, source.size)
+            data = parse_json(read_small(zf, MEDIA_LIST, MEDIA_LIST_LIMIT))
+        except KeyError:
+            return []
+        except UNREADABLE as exc:
+            raise CannotCheck(f"{source.name}: its {MEDIA_LIST} cannot be read ({exc})") from None
+    items = ((data.get("media") or {}).get("items") if isinstance(data, dict) else None) or []
+    listed = []
+    for number, item in enumerate((i for i in items if isinstance(i, dict)), 1):
+        listed.append({"item": number, **{k: v for k, v in item.items()
+                                          if isinstance(v, (str, int, float)) and not isinstance(v, bool)}})
+    return listed

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import html
+import mimetypes
 import os
+import shlex
 from datetime import datetime, timezone
 
 from archive import __version__
@@ -44,6 +46,8 @@ table.failures td.url { width: 65%; }
 .warn { color: #555; } .skip { color: #a86b00; font-weight: 700; }
 .problems { margin: .2em 0 0 1.2em; padding: 0; }
 .page { border: 1px solid #ccc; border-radius: 4px; padding: .6em .8em; margin: .8em 0; break-inside: avoid; }
+.media { border-top: 1px dashed #bbb; margin-top: .6em; padding-top: .4em; }
+.media img { max-height: 6cm; }
 .page img { display: block; max-width: 100%; max-height: 22cm; border: 1px solid #888; margin-top: .5em; }
 footer { margin-top: 2em; font-size: .85em; color: #444; }
 @page { size: A4; margin: 1.5cm; }
@@ -114,7 +118,8 @@ def _pages(report: Report, source: Source | None) -> str:
                                 "what was captured.</p>")
             else:
                 picture = "<p>(its screenshot record cannot be shown)</p>"
-        out.append(f"<div class=page><table>{table}</table>{picture}</div>")
+        media = "".join(_media(report, item, source) for item in page.get("media") or ())
+        out.append(f"<div class=page><table>{table}</table>{picture}{media}</div>")
     return "".join(out) or "<p>No pages are listed in this file.</p>"
 
 
@@ -127,6 +132,39 @@ def _failures(report: Report) -> str:
     return (f"<h2>Failed fetches ({len(rows)})</h2><p>Recorded in the WARC as evidence of what "
             "could not be fetched, and when.</p><table class=failures><tr><th>URL</th><th>what</th>"
             f"<th>reason</th></tr>{body}</table>")
+def _media(report: Report, item: dict, source: Source | None) -> str:
+    """One video or audio item of a page: what became of it, its thumbnail, format,
+    duration and SHA-256, and the command that writes it out (the file itself is not
+    embedded: the report stays small and self-contained)."""
+    status = item.get("status", "unknown") + (f": {item['reason']}" if item.get("reason") else "")
+    rows = [("media", f"#{item.get('n', '?')} {item.get('url', '')}"), ("status", status)]
+    if item.get("frame"):
+        rows.append(("in the frame", item["frame"]))
+    if item.get("format"):
+        rows.append(("format", item["format"]))
+    if item.get("duration") is not None:
+        rows.append(("duration", f"{item['duration']:g} s"))
+    if item.get("size") is not None:
+        rows.append(("size", f"{item['size']} bytes"))
+    if item.get("sha256"):
+        rows.append(("file SHA-256", item["sha256"]))
+    if item.get("record"):
+        ext = mimetypes.guess_extension(item.get("contentType") or "") or ".bin"
+        command = (f"archive extract {shlex.quote(report.target)} --url {shlex.quote(item['record'])} "
+                   f"--out media-{item.get('n', 1)}{ext}")
+        rows.append(("record", item["record"] + ("" if item.get("found") else " (NOT IN THE CAPTURE)")))
+        rows.append(("write it out", command))
+    table = "".join(f"<tr><th>{_e(k)}</th><td class=mono>{_e(v)}</td></tr>" for k, v in rows)
+    picture = ""
+    location = report.thumbnails.get(item.get("record") or "")
+    if location is not None and source is not None:
+        try:
+            uri = _image_uri(read_record_block(source, location, SCREENSHOT_LIMIT))
+        except CannotCheck:
+            uri = None
+        if uri:
+            picture = f'<img alt="thumbnail of media #{_e(item.get("n", "?"))}" src="{uri}">'
+    return f"<div class=media><table>{table}</table>{picture}</div>"
 
 
 def _custody(report: Report) -> str:

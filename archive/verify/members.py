@@ -8,14 +8,13 @@ import zlib
 from dataclasses import dataclass
 
 from archive.values import parse_json
+from archive.verify.bounds import JSON_LIMIT, TEXT_FLOOR, TEXT_PER_BYTE, Meter
 from archive.verify.scan import Sink
 from archive.verify.warcs import Problem, Problems, WarcChecker, WarcResult
 from archive.warc.cdxj import parse_cdxj_line
 from archive.warc.zipnum import IdxEntry, parse_idx_line, parse_meta
 
-JSON_LIMIT = 64 << 20          # datapackage.json and friends are small; a huge one is hostile
 LINE_LIMIT = 16 << 20          # one index or pages line
-INDEX_EXPANSION = 200          # an index expanding more than this is a bomb
 MAX_BLOCKS = 100_000           # blocks of an index kept for its idx check (3000 lines each: 300 million records)
 
 
@@ -23,6 +22,9 @@ class WarcSink(Sink):
     def __init__(self, name: str) -> None:
         self.checker = WarcChecker(name, threaded=True)
         self.result: WarcResult | None = None
+
+    def metered(self, meter: Meter) -> None:
+        self.checker.meter = meter
 
     def feed(self, data: bytes) -> None:
         self.checker.feed(data)
@@ -67,8 +69,12 @@ class LineSink(Sink):
         self._d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else None
         self._buffer = b""
         self._in = self._out = 0
+        self._meter: Meter | None = None
         self._stopped = False
         self._open = False          # the current gzip member has begun but not ended
+
+    def metered(self, meter: Meter) -> None:
+        self._meter = meter
 
     def feed(self, data: bytes) -> None:
         if self._stopped:
@@ -97,8 +103,9 @@ class LineSink(Sink):
 
     def _lines(self, data: bytes) -> None:
         self._out += len(data)
-        if self._out > (64 << 20) and self._out > INDEX_EXPANSION * self._in:
-            return self._stop(f"{self.name} expands more than {INDEX_EXPANSION} times (a bomb?)")
+        spent = self._meter.read if self._meter is not None else self._in
+        if self._out > TEXT_FLOOR and self._out > TEXT_PER_BYTE * spent:
+            return self._stop(f"{self.name} expands more than {TEXT_PER_BYTE} times (a bomb?)")
         data = self._buffer + data
         lines = data.split(b"\n")
         self._buffer = lines.pop()

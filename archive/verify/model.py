@@ -76,6 +76,7 @@ class Report:
     custody: list[dict] = field(default_factory=list)        # the capture's custody entries, from its store
     notes: list[str] = field(default_factory=list)           # what was not checked, plainly
     screenshots: dict[str, RecordLocation] = field(default_factory=dict)  # page url -> record
+    thumbnails: dict[str, RecordLocation] = field(default_factory=dict)   # media record URI -> thumbnail
     allow_unsigned: bool = False      # as asked, for a verdict concluded again after late checks
 
     def add(self, name: str, status: str, summary: str, problems=()) -> Check:
@@ -145,11 +146,13 @@ def conclude(report: Report, allow_unsigned: bool) -> Report:
         report.qualifier = UNSIGNED
         report.reason = "contents match their hashes, but no signature proves who made them"
     else:
-        report.reason = "every check passed"
+        warned = [c for c in report.checks if c.status == WARN]
+        report.reason = "every check passed" if not warned else \
+            f"every check passed, with {len(warned)} warning{'s' if len(warned) > 1 else ''} to read"
     if report.kind == "wacz" and report.capture.get("nothingCaptured"):
         failed = "no page could be captured: it holds the record of its failed fetches"
         if report.qualifier is None:
-            report.qualifier, report.reason = RECORD_OF_FAILURES, f"every check passed; {failed}"
+            report.qualifier, report.reason = RECORD_OF_FAILURES, f"{report.reason}; {failed}"
         else:
             report.reason += f"; {failed}"
     return report

@@ -140,6 +140,14 @@ def render_text(report: Report) -> str:
         lines += ["", "failed fetches (recorded in the WARC, as evidence):"]
         lines += [f"  {url}  ({kind}) {reason}" if kind else f"  {url}  {reason}"
                   for url, kind, reason in failures]
+    media = [(page["url"], item) for page in report.pages for item in page.get("media") or ()]
+    if media:
+        lines += ["", "media (video and audio found on the pages; `archive extract FILE --media` "
+                      "lists them, `--media N --out FILE` writes one out):"]
+        lines += [f"  {page}  #{item.get('n', '?')} {item.get('status', '?')}"
+                  + (f"  sha256 {item['sha256']}" if item.get("sha256") else "")
+                  + (f"  ({item['reason']})" if item.get("reason") else "")
+                  for page, item in media]
     if report.custody:
         lines += ["", "custody history:"] + [f"  {line}" for line in custody_lines(report)]
     if report.notes:

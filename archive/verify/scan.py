@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable
 
 from archive.hashing import stream_sha256
+from archive.verify.bounds import Meter
 from archive.verify.container import Container, iter_member
 from archive.verify.fastzlib import crc32
 
@@ -36,6 +37,10 @@ class Sink:
 
     def finish(self) -> None:
         pass
+
+    def metered(self, meter) -> None:
+        """Count the work of inflating what is fed against the file bytes `meter` says
+        were read for it (a deflated zip entry: archive.verify.bounds)."""
 
 
 class Worker:
@@ -162,8 +167,11 @@ def scan_lenient(
         digest = MemberDigest(m.name)
         hashers = _hashers(algorithms.get(m.name, ["sha256"]))
         sink = sinks.get(m.name)
+        meter = Meter()
+        if sink is not None:
+            sink.metered(meter)
         try:
-            for chunk in iter_member(fh, container, m, limit):
+            for chunk in iter_member(fh, container, m, limit, meter):
                 digest.size += len(chunk)
                 for hasher in hashers.values():
                     hasher.update(chunk)

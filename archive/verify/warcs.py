@@ -36,6 +36,7 @@ from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecordLoader
 
 from archive.hashing import parse_digest
+from archive.verify.bounds import Meter, WORK_FLOOR, WORK_PER_BYTE, bomb_message
 from archive.warc.cdxj import timestamp14
 from archive.httpmessage import HTTP_RECORD_TYPES, PayloadSplitter, has_http_headers
 
@@ -43,8 +44,6 @@ WARC_VERSION_LINES = ("WARC/1.1", "WARC/1.0", "WARC/0.17", "WARC/0.18")
 HEADER_LIMIT = 8 << 20          # bytes of WARC headers in one record we are willing to hold
 LINE_LIMIT = 1 << 20            # one header line (slow path)
 OUTPUT_CAP = 1 << 20            # decompressed bytes produced by one zlib call
-EXPANSION_RATIO = 100           # decompressed / compressed beyond this (and EXPANSION_FLOOR)
-EXPANSION_FLOOR = 256 << 20     #   is treated as a decompression bomb
 FIRST_FEED, MAX_FEED = 16 << 10, 1 << 20
 # WARC header fields that decide how a record is read and found. The standard lets none of
 # them repeat; readers that meet one twice disagree on which counts (warcio takes the
@@ -262,12 +261,18 @@ class RecordDigests:
         self.splitter = PayloadSplitter() if has_http_headers(record_type or "", uri, length) else None
         self.length = length
         self.seen = 0
+        block, payload = self.block.hasher, self.payload.hasher
+        if self.splitter is None and block is not None and payload is not None \
+                and block.name == payload.name:
+            # No HTTP headers (a resource: a media file, a screenshot): the payload is the
+            # block, so one hash serves both digests (a gigabyte video is hashed once)
+            self.payload.hasher = block
 
     def update(self, data) -> None:
         self.seen += len(data)
         if self.block.hasher is not None:
             self.block.hasher.update(data)
-        if self.payload.hasher is not None:
+        if self.payload.hasher is not None and self.payload.hasher is not self.block.hasher:
             if self.splitter is None or self.splitter.done:
                 self.payload.hasher.update(data)
             else:
@@ -446,6 +451,9 @@ class WarcChecker:
         # the least number of bytes decompressed before `start` for which the reader of
         # the whole file would have stopped here as at a bomb (see _expansion)
         self.headroom = float("inf")
+        # bytes of the file read, when those fed were inflated from fewer (a deflated zip
+        # entry): the bound on work counts the file's bytes (archive.verify.bounds)
+        self.meter: Meter | None = None
         self._d = None
         self._feed = FIRST_FEED
         if start:
@@ -518,16 +526,18 @@ class WarcChecker:
             self._expansion()
 
     def _expansion(self) -> None:
-        """Stop at a decompression bomb: more than EXPANSION_FLOOR bytes out, and more
-        than EXPANSION_RATIO times what was read. A segment counts from its own start, so
-        every worker stops a bomb; `headroom` tells whether the whole file's reader,
-        counting from byte 0 with `before` bytes already decompressed, would have stopped
-        at this same point: when before > FLOOR - out and before > RATIO * in - out."""
+        """Stop at a decompression bomb: more than WORK_FLOOR bytes out, and more than
+        WORK_PER_BYTE per byte of the file read, which one layer of deflate cannot make
+        (archive.verify.bounds): a genuine record, however compressible, always passes.
+        A segment counts from its own start, so every worker stops a bomb; `headroom`
+        tells whether the whole file's reader, counting from byte 0 with `before` bytes
+        already decompressed, would have stopped at this same point: when
+        before > FLOOR - out and before > PER_BYTE * in - out."""
         out, read = self._out, self._in
-        if out > EXPANSION_FLOOR and out > EXPANSION_RATIO * (read - self._start):
-            raise Bomb(f"decompresses to more than {EXPANSION_RATIO} times its size "
-                       f"(a decompression bomb?); stopped at byte {read}")
-        need = max(EXPANSION_FLOOR - out, EXPANSION_RATIO * read - out)
+        spent = self.meter.read if self.meter is not None else read - self._start
+        if out > WORK_FLOOR and out > WORK_PER_BYTE * spent:
+            raise Bomb(bomb_message(read))
+        need = max(WORK_FLOOR - out, WORK_PER_BYTE * read - out)
         if need < self.headroom:
             self.headroom = need
 
@@ -743,6 +753,7 @@ class _BoundedReader(DecompressingBufferedReader):
         self.messages: list[str] = []
         self.line_bytes = 0
         self.raw_read = 0
+        self.meter: Meter | None = None     # as WarcChecker's
 
     def _decompress(self, data):
         if self.decompressor and data:
@@ -755,9 +766,9 @@ class _BoundedReader(DecompressingBufferedReader):
                     return data
                 self.messages.append(f"gzip data is damaged ({exc})")
                 return b""
-            if self.num_read > EXPANSION_FLOOR and self.num_read > EXPANSION_RATIO * self.raw_read:
-                raise Bomb(f"decompresses to more than {EXPANSION_RATIO} times its size "
-                           "(a decompression bomb?)")
+            spent = self.meter.read if self.meter is not None else self.raw_read
+            if self.num_read > WORK_FLOOR and self.num_read > WORK_PER_BYTE * spent:
+                raise Bomb(bomb_message(self.raw_read))
             return out
         return data
 
@@ -816,12 +827,13 @@ def bounded_iterator(stream: BinaryIO) -> ArchiveIterator:
     return _QuietIterator(stream)
 
 
-def check_warc_slow(stream: BinaryIO, filename: str) -> WarcResult:
+def check_warc_slow(stream: BinaryIO, filename: str, meter: Meter | None = None) -> WarcResult:
     """Check every record with warcio's reader (what `warcio check` says), stricter only
-    in failing records cut short."""
+    in failing records cut short. `meter`: as WarcChecker's."""
     result = WarcResult(filename, reader="warcio")
     iterator = _QuietIterator(stream)
     reader = iterator.reader
+    reader.meter = meter
     next_offset = 0
     try:
         for record in iterator:

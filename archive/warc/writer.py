@@ -17,6 +17,7 @@ from io import BytesIO
 from typing import BinaryIO
 
 from warcio.recordloader import ArcWarcRecord
+from zlib_ng import zlib_ng
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -29,6 +30,11 @@ WARC_VERSION = "WARC/1.1"
 WARC_DIR = "archive"
 DEFAULT_MAX_SIZE = 1_000_000_000
 GZIP_LEVEL = 6  # warcio uses 9: several times slower for a few percent
+STORED = 0      # deflate's stored blocks: for what is compressed already
+# Payloads compressed by their own format: deflate gains next to nothing on them and costs
+# most of a large video's capture time, so their gzip members hold stored blocks.
+COMPRESSED_TYPES = ("video/", "audio/", "image/jpeg", "image/png", "image/webp", "image/gif",
+                    "image/avif", "font/woff2", "application/zip", "application/gzip")
 
 CONTENT_TYPES = {
     "response": "application/http; msgtype=response",
@@ -82,16 +88,24 @@ def warc_fields(fields: dict) -> bytes:
     return "".join(lines).encode("utf-8")
 
 
+def gzip_level(content_type: str | None) -> int:
+    """The deflate level for a record whose payload has this type."""
+    mime = (content_type or "").split(";")[0].strip().lower()
+    return STORED if mime.startswith(COMPRESSED_TYPES) else GZIP_LEVEL
+
+
 class _GzipMember:
-    """warcio's output sink: one gzip member per record (warcio flushes once per record)."""
+    """warcio's output sink: one gzip member per record (warcio flushes once per record).
+    zlib-ng's deflate: the same format as zlib's, written faster."""
 
     def __init__(self, out) -> None:
         self.out = out
         self.compressor = None
+        self.level = GZIP_LEVEL          # of the next member
 
     def write(self, data: bytes) -> None:
         if self.compressor is None:
-            self.compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+            self.compressor = zlib_ng.compressobj(self.level, zlib.DEFLATED, zlib.MAX_WBITS | 16)
         self.out.write(self.compressor.compress(data))
 
     def flush(self) -> None:
@@ -205,8 +219,10 @@ class WarcWriter:
         payload_digest: str | None = None,
         extra: dict | None = None,
         content_type: str | None = None,
+        level: int = GZIP_LEVEL,
     ) -> RecordRef:
-        """Write one record. Digests are computed here when the block is given as bytes."""
+        """Write one record. Digests are computed here when the block is given as bytes.
+        `level`: of its gzip member's deflate (gzip_level() of the payload's type)."""
         if isinstance(block, (bytes, bytearray)):
             block_digest, payload_digest = block_digests(record_type, uri, bytes(block))
             length = len(block)
@@ -225,10 +241,14 @@ class WarcWriter:
                 # zip64 fields up front only when this record alone may pass 4 GiB
                 self._open_next(zip64=bound >= MAX32)
             extra = {"WARC-Warcinfo-ID": self._warcinfo_id, **(extra or {})}
-            return self._write_locked(
-                record_type, uri, block, length, block_digest, payload_digest,
-                extra=extra, content_type=content_type,
-            )
+            self._sink.level = level
+            try:
+                return self._write_locked(
+                    record_type, uri, block, length, block_digest, payload_digest,
+                    extra=extra, content_type=content_type,
+                )
+            finally:
+                self._sink.level = GZIP_LEVEL
     def _write_locked(
         self, record_type, uri, block, length, block_digest, payload_digest,
         extra=None, content_type=None,

@@ -1,0 +1,129 @@
+"""The pages of a capture and the records that hold them, found through its CDXJ index and
+read by offset: for the catalog (a stored WACZ) and for sealing (pages.jsonl's `text`,
+from the container being written). Nothing here is evidence: a record that cannot be
+read or decoded simply gives no text (`archive verify` is what judges records)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO, Iterable
+
+from archive.catalog.text import MAX_BODY, PageText, extract_text
+from archive.verify.container import Container, Member
+from archive.verify.decode import DecodeError, PayloadDecoder
+from archive.verify.extract import UNREADABLE, record_stream
+from archive.verify.model import RecordLocation
+from archive.verify.warcs import bounded_iterator
+from archive.warc.cdxj import parse_cdxj_line
+
+CONTENT = ("response", "resource", "revisit")
+DOM_PREFIX = "urn:dom:"
+MEDIA = ("image/", "audio/", "video/")
+
+
+@dataclass(frozen=True)
+class IndexedRecord:
+    url: str
+    time: str              # 14 digits
+    filename: str
+    offset: int
+    length: int
+    record_type: str
+    mime: str | None
+    status: int | None
+    digest: str | None
+
+
+def _int(value) -> int | None:
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
+
+
+def index_records(lines: Iterable[str]) -> list[IndexedRecord]:
+    """The content records an index lists (lines that do not parse are passed over)."""
+    found = []
+    for line in lines:
+        try:
+            _, stamp, fields = parse_cdxj_line(line)
+        except ValueError:
+            continue
+        kind = fields.get("recordType", "response")
+        offset, length = _int(fields.get("offset")), _int(fields.get("length"))
+        if kind in CONTENT and isinstance(fields.get("url"), str) and offset is not None:
+            found.append(IndexedRecord(
+                fields["url"], stamp[:14], str(fields.get("filename") or ""), offset, length or 0, kind,
+                fields.get("mime") if isinstance(fields.get("mime"), str) else None,
+                _int(fields.get("status")), fields.get("digest") if isinstance(fields.get("digest"), str) else None))
+    return found
+
+
+def first_records(records: list[IndexedRecord]) -> dict[str, IndexedRecord]:
+    """Each URL's earliest content record: what its page entry was fetched as."""
+    first: dict[str, IndexedRecord] = {}
+    for record in sorted(records, key=lambda r: r.time):
+        first.setdefault(record.url, record)
+    return first
+
+
+def media_records(records: list[IndexedRecord]) -> list[IndexedRecord]:
+    return [r for r in records if (r.mime or "").startswith(MEDIA)]
+
+
+def writer_container(members) -> Container:
+    """A Container over the WARC members a ContainerWriter has finished (for sealing)."""
+    return Container([Member(m.entry.name, m.entry.size, m.entry.crc, m.entry.data_offset)
+                      for m in members], canonical=True)
+
+
+def record_text(fh: BinaryIO, container: Container, record: IndexedRecord) -> PageText | None:
+    """The text of the record at an index entry; None: a revisit (its text is its
+    original's), a type without text, or content that cannot be read or decoded."""
+    try:
+        stream = record_stream(fh, container, RecordLocation(record.filename, record.offset, record.length))
+        warc = next(bounded_iterator(stream))
+        if warc.rec_type == "revisit":
+            return None
+        headers = warc.http_headers
+        content_type = headers.get_header("Content-Type") if headers else warc.rec_headers.get_header("Content-Type")
+        decoder = PayloadDecoder(headers) if headers else None
+        body = bytearray()
+        while len(body) <= MAX_BODY and (chunk := warc.raw_stream.read(1 << 16)):
+            for piece in decoder.feed(chunk) if decoder else (chunk,):
+                body += piece
+        if decoder and len(body) <= MAX_BODY:
+            try:
+                for piece in decoder.finish():
+                    body += piece
+            except DecodeError:
+                pass    # cut short (WARC-Truncated): what decoded is what there is
+    except (DecodeError, StopIteration, *UNREADABLE, Exception):   # noqa: BLE001 - no text, never a failure
+        return None
+    return extract_text(bytes(body[:MAX_BODY]), content_type)
+
+
+def page_texts(fh: BinaryIO, container: Container, index_lines: Iterable[str],
+               pages: list[dict]) -> dict[str, PageText]:
+    """url -> text of each page that has one; a revisit takes the text of the page of this
+    capture with the same payload digest."""
+    records = first_records(index_records(index_lines))
+    texts: dict[str, PageText] = {}
+    by_digest: dict[str, PageText] = {}
+    revisits: list[IndexedRecord] = []
+    for page in pages:
+        url = page.get("url") if isinstance(page.get("url"), str) else None
+        # a browser capture's rendered DOM holds the text scripts wrote, which the HTML as
+        # sent may not
+        record = records.get(DOM_PREFIX + url) or records.get(url) if url else None
+        if record is None or url in texts:
+            continue
+        if record.record_type == "revisit":
+            revisits.append(record)
+            continue
+        text = record_text(fh, container, record)
+        if text is not None:
+            texts[url] = text
+            if record.digest:
+                by_digest.setdefault(record.digest, text)
+    for record in revisits:
+        if record.digest in by_digest:
+            texts[record.url.removeprefix(DOM_PREFIX)] = by_digest[record.digest]
+    return texts

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Benchmark: media capture against plain yt-dlp, and verification of the result
+against `warcio check`.
+
+Serves an N MB MP4 and an N MB HLS stream (real H.264 and AAC, made by ffmpeg: a short
+noisy clip looped without re-encoding) from a server on 127.0.0.1 in a process of its
+own, then, in the same run:
+- downloads each with plain `yt-dlp` (same format selector, a folder of its own) and
+  captures it with `archive capture --media` (every byte recorded, sealed, stored);
+- verifies the MP4 capture with `archive verify` and its WARC with `warcio check`.
+Prints each time, the ratios (ours / peer) and the peak RSS of our processes.
+Goals: capture at most 1.5x plain yt-dlp; peak RSS under 200 MB; verify no slower
+than `warcio check`. `--mb 500` is the full-size run; the test suite runs a small one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+def make_media(folder: Path, mb: int) -> None:
+    """big.mp4 of about `mb` MB and an HLS copy of it (hls/index.m3u8, 4 s segments)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    clip = folder / "clip.mp4"
+    # noise makes the frames large (lossless x264): 4 s of 640x360 make about 40 MB
+    size, seconds = ("640x360", "4") if mb >= 50 else ("160x90", "1")
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25,noise=alls=60:allf=t",
+           "-f", "lavfi", "-i", "sine=frequency=440", "-t", seconds, "-c:v", "libx264",
+           "-preset", "ultrafast", "-qp", "0", "-c:a", "aac", "-shortest", str(clip))
+    loops = max(0, round(mb * 1e6 / clip.stat().st_size) - 1)
+    ffmpeg("-stream_loop", str(loops), "-i", str(clip), "-c", "copy", "-movflags", "+faststart",
+           str(folder / "big.mp4"))
+    hls = folder / "hls"
+    hls.mkdir(exist_ok=True)
+    ffmpeg("-i", str(folder / "big.mp4"), "-c", "copy", "-f", "hls", "-hls_time", "4",
+           "-hls_playlist_type", "vod", "-hls_segment_filename", str(hls / "seg-%04d.ts"),
+           str(hls / "index.m3u8"))
+    (folder / "mp4.html").write_text('<html><body><video src="big.mp4"></video></body></html>')
+    (folder / "hls.html").write_text('<html><body><video src="hls/index.m3u8"></video></body></html>')
+
+
+def serve(folder: str) -> None:
+    """A static file server on 127.0.0.1 (HTTP/1.1, files streamed from disk); prints its port."""
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        extensions_map = {".mp4": "video/mp4", ".m3u8": "application/vnd.apple.mpegurl",
+                          ".ts": "video/mp2t", ".html": "text/html"}
+
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=folder, **k)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address) -> None:
+            pass            # a client that hangs up early (yt-dlp probing) is no news
+
+    httpd = Server(("127.0.0.1", 0), Handler)
+    print(httpd.server_address[1], flush=True)
+    httpd.serve_forever()
+
+
+def timed(cmd: list[str], env=None) -> tuple[float, int, subprocess.CompletedProcess]:
+    """(seconds, peak RSS in MB of the process, its result), from wait4's accounting."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        result = subprocess.CompletedProcess(cmd, proc.returncode, out.read().decode(), err.read().decode())
+    return elapsed, usage.ru_maxrss // 1024, result
+
+
+def peak_rss(cmd: list[str], env=None) -> tuple[float, int, subprocess.CompletedProcess]:
+    """Run `cmd` under GNU time when there is one (the peak RSS of it or its largest child)."""
+    gnu_time = "/usr/bin/time"
+    if os.path.exists(gnu_time):
+        start = time.perf_counter()
+        proc = subprocess.run([gnu_time, "-f", "%M", *cmd], capture_output=True, text=True, env=env)
+        elapsed = time.perf_counter() - start
+        rss_kb = int(proc.stderr.strip().splitlines()[-1]) if proc.stderr.strip() else 0
+        return elapsed, rss_kb // 1024, proc
+    return timed(cmd, env=env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mb", type=int, default=500, help="MB of each media (default 500)")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--media-dir", help="keep the generated media here (made once)")
+    args = parser.parse_args()
+    results: dict = {"mb": args.mb}
+    with tempfile.TemporaryDirectory(prefix="bench-media-") as tmp:
+        tmp = Path(tmp)
+        media = Path(args.media_dir) if args.media_dir else tmp / "media"
+        if not (media / "big.mp4").exists():
+            make_media(media, args.mb)
+        results["mp4Bytes"] = (media / "big.mp4").stat().st_size
+        server = subprocess.Popen([sys.executable, __file__, "--serve-folder", str(media)],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            base = f"http://127.0.0.1:{server.stdout.readline().strip()}"
+            env = dict(os.environ, ARCHIVE_KEY_PASSPHRASE="")
+            for kind, media_url, page in (("mp4", "big.mp4", "mp4.html"),
+                                          ("hls", "hls/index.m3u8", "hls.html")):
+                out = tmp / f"ytdlp-{kind}"
+                ytdlp_s, ytdlp_rss, done = peak_rss(
+                    [str(BIN / "yt-dlp"), "--ignore-config", "--no-cache-dir", "-q",
+                     "-f", "bestvideo*+bestaudio/best", "--hls-prefer-native",
+                     "-P", str(out), "-o", "media.%(ext)s", f"{base}/{media_url}"])
+                if done.returncode:
+                    sys.exit(f"yt-dlp failed: {done.stderr[-2000:]}")
+                ours_s, ours_rss, done = peak_rss(
+                    [str(BIN / "archive"), "capture", f"{base}/{page}", "--media", "--unsigned",
+                     "--store", str(tmp / f"store-{kind}"), "--work-dir", str(tmp / "work"),
+                     "--json", "--quiet"], env=env)
+                if done.returncode:
+                    sys.exit(f"archive capture failed: {done.stderr[-2000:]}")
+                shutil.rmtree(out, ignore_errors=True)
+                results[kind] = {"ytdlp_s": round(ytdlp_s, 2), "archive_s": round(ours_s, 2),
+                                 "ratio": round(ours_s / ytdlp_s, 2), "archive_peak_rss_mb": ours_rss,
+                                 "ytdlp_peak_rss_mb": ytdlp_rss}
+                if kind == "mp4":
+                    wacz = Path(json.loads(done.stdout)["address"])
+                    unzipped = tmp / "unzipped"
+                    with zipfile.ZipFile(wacz) as zf:
+                        warcs = [n for n in zf.namelist() if n.startswith("archive/")]
+                        zf.extractall(unzipped, warcs)
+                    verify_s, verify_rss, checked = peak_rss(
+                        [str(BIN / "archive"), "verify", str(wacz), "--allow-unsigned", "--json"])
+                    if checked.returncode:
+                        sys.exit(f"archive verify failed: {checked.stdout[-2000:]}")
+                    warcio_s, _, checked = peak_rss(
+                        [str(BIN / "warcio"), "check", *(str(unzipped / n) for n in warcs)])
+                    if checked.returncode:
+                        sys.exit(f"warcio check failed: {checked.stdout[-2000:]}")
+                    results["verify"] = {"archive_s": round(verify_s, 2), "warcio_s": round(warcio_s, 2),
+                                         "ratio": round(verify_s / warcio_s, 2),
+                                         "archive_peak_rss_mb": verify_rss}
+                    shutil.rmtree(unzipped)
+                shutil.rmtree(tmp / f"store-{kind}", ignore_errors=True)
+        finally:
+            server.terminate()
+            server.wait()
+    if args.json:
+        print(json.dumps(results))
+        return
+    print(f"media of {results['mp4Bytes'] / 1e6:.0f} MB on 127.0.0.1")
+    for kind in ("mp4", "hls"):
+        r = results[kind]
+        print(f"{kind:<4} yt-dlp {r['ytdlp_s']:7.2f} s   archive capture --media {r['archive_s']:7.2f} s   "
+              f"ratio {r['ratio']:.2f}   peak RSS {r['archive_peak_rss_mb']} MB (yt-dlp {r['ytdlp_peak_rss_mb']} MB)")
+    v = results["verify"]
+    print(f"verify: archive verify {v['archive_s']:.2f} s   warcio check {v['warcio_s']:.2f} s   "
+          f"ratio {v['ratio']:.2f}   peak RSS {v['archive_peak_rss_mb']} MB")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-folder":
+        serve(sys.argv[2])
+    else:
+        main()

@@ -533,7 +533,7 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         # the work folder stays: the sealed WACZ in it is the only copy. A taken key
         # stays taken: resuming into the same store would only be refused again.
         note = (f"the sealed capture is kept at {path}; store it in another store with "
-                f"`archive capture --resume {session.work} --store ANOTHER-STORE`") \
+                f"`archive capture --resume {session.work} --store ANOTHER-STORE --override-saved`") \
             if isinstance(exc, AlreadyExists) else kept_note
         # what the ledger could not record before (read-only credentials, say) is said too
         unrecorded = "".join(f"; {problem}" for problem in custody.problems)

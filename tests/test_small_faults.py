@@ -20,12 +20,15 @@ def test_a_capture_whose_name_is_taken_says_how_to_store_it_elsewhere(run, key, 
     taken = tmp_path / "two" / Path(summary["address"]).relative_to(tmp_path / "one")
     taken.parent.mkdir(parents=True)
     taken.write_bytes(b"not this capture")
-    result = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "two", "--quiet")
+    # the work folder remembers its store: another one is taken only with --override-saved
+    result = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "two", "--override-saved",
+                 "--quiet")
     assert result.code == 2 and result.err.count("\n") == 1, result
     assert "already exists" in result.err
-    hint = f"`archive capture --resume {work} --store ANOTHER-STORE`"
+    hint = f"`archive capture --resume {work} --store ANOTHER-STORE --override-saved`"
     assert hint in result.err
-    result = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "three", "--quiet")
+    result = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "three", "--override-saved",
+                 "--quiet")
     assert result.code == 0, result
     assert [Path(p).name for p in stored_waczs(tmp_path / "three")] == [f"{capture_id}.wacz"]
 

@@ -170,8 +170,11 @@ def run_show(args) -> int:
     catalogued, warnings = (None, []) if args.no_catalog else catalog_capture(store, info["id"], args.catalog)
     for warning in warnings:
         print(printable(f"archive: warning: {warning}"), file=sys.stderr)
-    claims = {k: catalogued[k] for k in ("sha256", "created", "title", "seeds", "operator", "signer", "job",
-                                         "pages", "verdict", "verified_at")} if catalogued else describe(store, args.capture_id)
+    # what the capture says of itself (one capture: read it), and what only the catalog
+    # knows (its job, the last verification's verdict)
+    claims = describe(store, args.capture_id)
+    if catalogued:
+        claims.update({k: catalogued[k] for k in ("job", "pages", "verdict", "verified_at") if catalogued.get(k) is not None})
     for key, value in claims.items():
         if info.get(key) in (None, [], ()):
             info[key] = value

@@ -422,7 +422,7 @@ def test_resuming_a_capture_already_stored(run, key, site, s3, tmp_path):
     [line] = again.err.strip().splitlines()
     assert "already exists" in line and "never overwritten" in line and "kept at" in line
     # resuming into this store would be refused again: the way out is another store
-    assert line.count("--resume") == 1 and "--store ANOTHER-STORE`" in line
+    assert line.count("--resume") == 1 and "--store ANOTHER-STORE --override-saved`" in line
     assert len(s3.versions(wacz_key)) == 2
 
 

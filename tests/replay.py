@@ -192,10 +192,28 @@ DOCUMENT_JS = """() => ({
 })"""
 
 
+def replayed_frame(page, url: str, timeout: float = 45):
+    """The frame wabac.js replays `url` in (`.../<ts>mp_/<url>`), once it has loaded. On a
+    loaded machine ReplayWeb.page's service worker now and then stays at "loading" for good
+    (seen under pytest-xdist): the page is loaded again once, as a person would, before
+    giving up."""
+    for attempt in range(2):
+        until = time.monotonic() + timeout
+        while time.monotonic() < until:
+            for frame in page.frames:
+                if "mp_/" in frame.url and frame.url.split("mp_/", 1)[1] == url:
+                    frame.wait_for_load_state("load", timeout=max(1, until - time.monotonic()) * 1000)
+                    return frame
+            page.wait_for_timeout(200)
+        if attempt == 0:
+            page.reload()
+    raise AssertionError(f"ReplayWeb.page did not replay {url} (frames {[f.url for f in page.frames]})")
+
+
 class Replayed:
     """One URL of one WACZ opened in ReplayWeb.page, in its own browser context."""
 
-    def __init__(self, browser, server: ReplayServer, source: str, url: str, timeout: float = 60) -> None:
+    def __init__(self, browser, server: ReplayServer, source: str, url: str, timeout: float = 45) -> None:
         self.server = server
         self.context = browser.new_context()
         self.page = self.context.new_page()
@@ -206,17 +224,11 @@ class Replayed:
         self.frame = self._replay_frame(url, timeout)
 
     def _replay_frame(self, url: str, timeout: float):
-        """The frame wabac.js replays `url` in (`.../<ts>mp_/<url>`), once it has loaded."""
-        until = time.monotonic() + timeout
-        while time.monotonic() < until:
-            for frame in self.page.frames:
-                if "mp_/" in frame.url and frame.url.split("mp_/", 1)[1] == url:
-                    frame.wait_for_load_state("load", timeout=max(1, until - time.monotonic()) * 1000)
-                    return frame
-            self.page.wait_for_timeout(100)
-        frames = [f.url for f in self.page.frames]
-        raise AssertionError(f"ReplayWeb.page did not replay {url} (frames {frames}, console "
-                             f"{self.messages[-10:]}, not found {self.server.httpd.missing[-10:]})")
+        try:
+            return replayed_frame(self.page, url, timeout)
+        except AssertionError as e:
+            raise AssertionError(f"{e} (console {self.messages[-10:]}, not found "
+                                 f"{self.server.httpd.missing[-10:]})") from None
 
     def document(self, images: int = 0, timeout: float = 15) -> dict:
         """The replayed document, once at least `images` images have finished loading."""

@@ -16,6 +16,7 @@ import requests
 
 from tests.conftest import BIN, PASSPHRASE
 from tests.serving import Served, Watched, free_port, launch, screenshots_dir
+from tests.replay import replayed_frame
 from tests.site import ARABIC_WORD, NEWS_SENTENCE, REMOVED_SENTENCE, SiteServer, search_site
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -149,7 +150,7 @@ def test_investigator_views(store, app, browser, shots):
 
         # replay: the captured article inside the replay frame, served from the other origin
         page.goto(f"{app.url}/captures/{ids['browser']}/replay?url={quote(base + '/news', safe='')}")
-        frame = _replayed_frame(page, base + "/news")
+        frame = replayed_frame(page, base + "/news")
         assert NEWS_SENTENCE in frame.inner_text("body")
         assert frame.url.startswith(app.replay + "/")
         page.screenshot(path=shots / "replay.png")
@@ -202,23 +203,6 @@ def test_lists_and_reports_work_without_javascript(store, app, browser):
         context.close()
 
 
-def _replayed_frame(page, url: str, timeout: float = 45):
-    """The frame ReplayWeb.page replays `url` in, once loaded. On a loaded machine its
-    service worker now and then stays at "loading" for good (seen under pytest-xdist): the
-    page is loaded again once, as a person would, before giving up."""
-    for attempt in range(2):
-        until = time.monotonic() + timeout
-        while time.monotonic() < until:
-            for frame in page.frames:
-                if "mp_/" in frame.url and frame.url.split("mp_/", 1)[1] == url:
-                    frame.wait_for_load_state("load")
-                    return frame
-            page.wait_for_timeout(200)
-        if attempt == 0:
-            page.reload()
-    raise AssertionError(f"{url} was not replayed: frames {[f.url for f in page.frames]}")
-
-
 def test_hostile_capture_runs_nothing_on_the_app(store, app, browser, shots):
     _, base, ids, port, _ = store
     watched = Watched(browser)
@@ -233,7 +217,7 @@ def test_hostile_capture_runs_nothing_on_the_app(store, app, browser, shots):
         assert page.locator("#hits script, #hits img").count() == 0
         page.goto(f"{app.url}/history?url={quote(hostile, safe='')}")
         page.goto(f"{app.url}/captures/{ids['browser']}/replay?url={quote(hostile, safe='')}")
-        frame = _replayed_frame(page, hostile)
+        frame = replayed_frame(page, hostile)
         frame.click("#js")
         page.wait_for_timeout(1500)
         page.screenshot(path=shots / "hostile-replay.png")
@@ -301,7 +285,7 @@ def test_capture_in_s3_replays(s3, browser, tmp_path, key, pubkey, shots):
     try:
         page = watched.page
         page.goto(f"{app.url}/captures/{capture_id}/replay?url={quote(news, safe='')}")
-        frame = _replayed_frame(page, news)
+        frame = replayed_frame(page, news)
         assert NEWS_SENTENCE in frame.inner_text("body")
         page.screenshot(path=shots / "replay-s3.png")
     finally:

@@ -24,6 +24,8 @@ from archive.errors import AlreadyExists, ArchiveError
 from archive.files import read_at_most
 
 PASSPHRASE_ENV = "ARCHIVE_KEY_PASSPHRASE"
+KEY_ENV = "ARCHIVE_KEY"                 # the signing key file commands use without --key
+PASSPHRASE_FILE_LIMIT = 1 << 20
 PRIVATE_NAME = "signing-key.pem"
 PUBLIC_NAME = "signing-key.pub.pem"
 # curve option -> (curve, its name in reports)
@@ -153,6 +155,72 @@ def load_private_key(path: str | Path, passphrase: bytes | None) -> ec.EllipticC
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise ArchiveError(f"cannot open {path}: wrong passphrase or damaged key") from None
     return _require_supported(key, path)
+
+
+@dataclass(frozen=True)
+class PassphraseSource:
+    """Where an encrypted signing key's passphrase comes from: a variable or a file a job
+    file names, else (for a person at a command) $ARCHIVE_KEY_PASSPHRASE or a prompt."""
+
+    env: str | None = None         # a variable named in a job file: it must be set
+    file: Path | None = None       # a file holding it
+    interactive: bool = True       # neither named: $ARCHIVE_KEY_PASSPHRASE, else a prompt
+    missing: str = f"set {PASSPHRASE_ENV} or run from a terminal to be asked"   # said when none is given
+
+    def read(self) -> bytes | None:
+        """The passphrase (None if this source gives none); a named one that cannot be
+        read is an ArchiveError."""
+        if self.env:
+            value = os.environ.get(self.env)
+            if not value:
+                raise ArchiveError(f"the passphrase variable {self.env} is not set")
+            return value.encode("utf-8")
+        if self.file:
+            try:
+                data = read_at_most(self.file, PASSPHRASE_FILE_LIMIT)
+            except OSError as exc:
+                raise ArchiveError(f"cannot read passphrase file {self.file}: {exc.strerror}") from None
+            except ValueError:
+                raise ArchiveError(f"passphrase file {self.file} is larger than any passphrase") from None
+            # A trailing newline is what editors and `echo` leave; it is not part of it.
+            return data.rstrip(b"\r\n") or None
+        return passphrase_from_env_or_prompt() if self.interactive else None
+
+
+def load_signing_key(path: str | Path, source: PassphraseSource = PassphraseSource()
+                     ) -> ec.EllipticCurvePrivateKey:
+    """The private key in `path`, its passphrase (asked for only if it is encrypted) from
+    `source`: the one way every command and job opens a signing key."""
+    data = read_key_file(path)
+    secret = None
+    if is_encrypted_pem(data) and b"PRIVATE KEY" in data:
+        secret = source.read()
+        if not secret:
+            raise ArchiveError(f"{path} is encrypted: {source.missing}")
+    return load_private_key(path, secret)
+
+
+def load_signer(path: str | Path, source: PassphraseSource = PassphraseSource()):
+    """A Signer (archive.seal.sign) for the key in `path`."""
+    from archive.seal.sign import Signer   # sign.py reads keys with this module: imported late
+
+    return Signer(load_signing_key(path, source))
+
+
+def chosen_signer(key: str | None, unsigned: bool):
+    """The signer a command was given (--key FILE, else $ARCHIVE_KEY), None with
+    --unsigned; loaded before any network traffic so that a bad key fails fast."""
+    key = key or os.environ.get(KEY_ENV)
+    if unsigned:
+        if key and not os.environ.get(KEY_ENV):
+            raise ArchiveError("--unsigned and --key contradict each other")
+        return None
+    if not key:
+        raise ArchiveError(
+            f"no signing key: give --key FILE (or set {KEY_ENV}); "
+            "`archive keys generate` makes one, --unsigned captures without signing"
+        )
+    return load_signer(key)
 
 
 def load_public_key(path: str | Path) -> ec.EllipticCurvePublicKey:

@@ -24,7 +24,7 @@ from archive.capture.sharedcrawl import DEFAULT_LEASE
 from archive.redisconn import REDIS_ENV, redis_url
 from archive.errors import ArchiveError
 from archive.values import parse_viewport
-from archive.keys import load_private_key, p256_notice, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
+from archive.keys import KEY_ENV, chosen_signer, load_signer, p256_notice
 from archive.cli.timestamp import print_timestamps
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
 from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, resume_capture, run_capture, saved_request
@@ -34,9 +34,6 @@ from archive.store.address import StoreOptions, open_store
 from archive.store.s3 import Retention
 from archive.warc.records import default_operator
 from archive.warc.writer import DEFAULT_MAX_SIZE
-
-KEY_ENV = "ARCHIVE_KEY"
-
 
 def register(sub) -> None:
     p = sub.add_parser("capture", help="capture web pages into a sealed, signed WACZ")
@@ -198,23 +195,6 @@ def page_options(args) -> PageOptions | None:
     )
 
 
-def load_signer(key_path: str | None, unsigned: bool) -> Signer | None:
-    """The signer, loaded before any network traffic so a bad key fails fast."""
-    key_path = key_path or os.environ.get(KEY_ENV)
-    if unsigned:
-        if key_path and not os.environ.get(KEY_ENV):
-            raise ArchiveError("--unsigned and --key contradict each other")
-        return None
-    if not key_path:
-        raise ArchiveError(
-            f"no signing key: give --key FILE (or set {KEY_ENV}); "
-            "`archive keys generate` makes one, --unsigned captures without signing"
-        )
-    data = read_key_file(key_path)
-    passphrase = passphrase_from_env_or_prompt() if is_encrypted_pem(data) else None
-    return Signer(load_private_key(key_path, passphrase))
-
-
 def _stop_on_sigterm():
     """SIGTERM (systemd, docker stop, timeout) stops a capture as Ctrl-C does: the work
     folder is kept and a multipart upload in flight is aborted, not left dangling.
@@ -257,12 +237,12 @@ def _resumed_as_started(args, tsas: list[str], on_upload):
         "tsa": tsas or None, "tsa_timeout": args.tsa_timeout, "operator": args.operator,
     }
     keyed = bool(args.key or args.unsigned)
-    signer = load_signer(args.key, args.unsigned) if keyed or not origin else None
+    signer = chosen_signer(args.key, args.unsigned) if keyed or not origin else None
     if keyed:
         given["signer"] = _signer_value(signer)
     merged, _ = merge({k: v for k, v in saved.items() if k != "key"}, given, args.override_saved)
     if origin and not keyed and merged["signer"] != "unsigned":
-        signer = load_signer(origin.get("key"), False)   # the key it was started with, where it was
+        signer = load_signer(origin.get("key"))   # the key it was started with, where it was
     retention = Retention(merged.get("retain_days"), merged.get("lock_mode"), bool(merged.get("legal_hold")))
     store = open_store(merged.get("store"), StoreOptions(
         endpoint_url=merged.get("endpoint_url"), retention=retention, progress=on_upload))
@@ -292,7 +272,7 @@ def run(args) -> int:
             raise ArchiveError(f"no such capture work folder: {args.resume}")
         store, signer, changes = _resumed_as_started(args, tsas, on_upload)
     else:
-        signer = load_signer(args.key, args.unsigned)
+        signer = chosen_signer(args.key, args.unsigned)
         store = open_store(args.store, store_options(args, on_upload))
     notice = p256_notice(signer.fingerprint, signer.curve) if signer else None
     if notice:

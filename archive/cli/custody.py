@@ -18,6 +18,7 @@ from archive.custody.logcheck import LogCheck
 from archive.custody.proof import head_summary, prove_capture
 from archive.errors import ArchiveError
 from archive.hashing import stream_sha256
+from archive.keys import KEY_ENV, load_signer
 from archive.timestamping import PREFIX as TIMESTAMPS_PREFIX
 from archive.values import human_bytes, printable
 from archive.warc.records import default_operator
@@ -77,9 +78,8 @@ def add_actor_options(parser, key_help: str) -> None:
 
 def actor_from_args(args, key_from_env: bool) -> Actor:
     """The actor of a command's custody entries; unsigned without a key."""
-    from archive.cli.capture import KEY_ENV, load_signer   # capture's key loading, one place
     key = args.key or (os.environ.get(KEY_ENV) if key_from_env else None)
-    signer = load_signer(key, unsigned=False) if key else None
+    signer = load_signer(key) if key else None
     return Actor(args.operator or default_operator(), signer)
 
 

@@ -67,8 +67,7 @@ def run_generate(args) -> int:
 def run_show(args) -> int:
     data = keys.read_key_file(args.file)
     if b"PRIVATE KEY" in data:
-        passphrase = keys.passphrase_from_env_or_prompt() if keys.is_encrypted_pem(data) else None
-        public = keys.load_private_key(args.file, passphrase).public_key()
+        public = keys.load_signing_key(args.file).public_key()
         kind = "private"
     else:
         public = keys.load_public_key(args.file)

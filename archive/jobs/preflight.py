@@ -7,50 +7,27 @@ import os
 from pathlib import Path
 
 from archive.errors import ArchiveError
-from archive.files import read_at_most
 from archive.jobs.spec import JobFileError, JobPart, JobSpec, Problem
-from archive.keys import is_encrypted_pem, load_private_key, read_key_file
+from archive import keys
+from archive.keys import PassphraseSource
 from archive.seal.sign import Signer
 from archive.store.address import StoreOptions, open_store
 from archive.store.s3 import Retention
 from archive.store.local import LocalStore
 
-PASSPHRASE_FILE_LIMIT = 1 << 20
-
-
-def passphrase(spec: JobSpec) -> bytes | None:
-    """The key passphrase from the variable or file the job names (None if it names none)."""
+def passphrase_source(spec: JobSpec | JobPart) -> PassphraseSource:
+    """Where the job's key passphrase comes from: only what its [signing] names (a job
+    runs unattended: never a prompt, never a variable it does not name)."""
     signing = spec.signing
-    if signing.passphrase_env:
-        value = os.environ.get(signing.passphrase_env)
-        if not value:
-            raise ArchiveError(f"the passphrase variable {signing.passphrase_env} is not set")
-        return value.encode("utf-8")
-    if signing.passphrase_file:
-        try:
-            data = read_at_most(signing.passphrase_file, PASSPHRASE_FILE_LIMIT)
-        except OSError as exc:
-            raise ArchiveError(f"cannot read passphrase file {signing.passphrase_file}: "
-                               f"{exc.strerror}") from None
-        except ValueError:
-            raise ArchiveError(f"passphrase file {signing.passphrase_file} is larger than any "
-                               "passphrase") from None
-        # A trailing newline is what editors and `echo` leave; it is not part of it.
-        return data.rstrip(b"\r\n") or None
-    return None
+    return PassphraseSource(env=signing.passphrase_env, file=signing.passphrase_file, interactive=False,
+                            missing="name its passphrase with passphrase_env or passphrase_file in [signing]")
 
 
-def load_signer(spec: JobSpec) -> Signer | None:
+def load_signer(spec: JobSpec | JobPart) -> Signer | None:
     """The job's signer (None for an unsigned job); an ArchiveError says what is wrong."""
     if spec.signing.unsigned:
         return None
-    key_path = spec.signing.key
-    data = read_key_file(key_path)
-    secret = passphrase(spec) if is_encrypted_pem(data) else None
-    if is_encrypted_pem(data) and secret is None:
-        raise ArchiveError(f"{key_path} is encrypted: name its passphrase with "
-                           "passphrase_env or passphrase_file in [signing]")
-    return Signer(load_private_key(key_path, secret))
+    return keys.load_signer(spec.signing.key, passphrase_source(spec))
 
 
 def store_options(spec: JobSpec) -> StoreOptions:

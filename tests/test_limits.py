@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from archive.capture import crawl
-from archive.cli import capture as capture_cli
+from archive.capture.options import OPTION
 from tests.conftest import stored_waczs
 from tests.warcs import warc_bytes
 from tests.site import Site, SiteServer, endless, streamed
@@ -22,7 +22,7 @@ def test_the_defaults_are_the_ones_the_readme_states():
 
 
 def test_an_endless_response_stops_at_the_default_body_limit(run, tmp_path, monkeypatch):
-    monkeypatch.setattr(capture_cli, "DEFAULT_MAX_BODY", 3 << 20)     # the real one is 1 GiB
+    monkeypatch.setattr(OPTION["max_body"], "default", 3 << 20)     # the real one is 1 GiB
     site = Site()
     site.add("/", handler=endless())
     with SiteServer(site) as server:
@@ -36,7 +36,7 @@ def test_an_endless_response_stops_at_the_default_body_limit(run, tmp_path, monk
 
 
 def test_a_crawl_stops_at_the_default_byte_limit_and_none_lifts_it(run, tmp_path, monkeypatch):
-    monkeypatch.setattr(capture_cli, "DEFAULT_MAX_BYTES", 3 << 20)
+    monkeypatch.setattr(OPTION["max_bytes"], "default", 3 << 20)
     site = Site()
     site.html("/", "Many", "".join(f'<img src="/{n}.bin">' for n in range(8)))
     for n in range(8):

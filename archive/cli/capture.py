@@ -10,30 +10,21 @@ import threading
 import time
 from pathlib import Path
 
-from archive.capture.crawl import DEFAULT_MAX_BODY, DEFAULT_MAX_BYTES, LEAST, CrawlOptions
-from archive.capture.fetch import DEFAULT_USER_AGENT
-from archive.capture.mediaoptions import DEFAULT_MAX_SIZE as MEDIA_MAX_SIZE, MediaOptions
-from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
-from archive.capture.scope import SCOPES
-from archive.cli.common import (
-    Progress, at_least, duration, human_bytes, positive_duration, print_json, regex, sealed_url, size,
-    size_limit,
-)
+from archive.capture.options import OPTIONS, crawl_options, request_values, settings_from_cli
+from archive.cli.common import Progress, argument_type, human_bytes, positive_duration, print_json, sealed_url
 from archive.cli.store import add_store_options, store_options
-from archive.capture.sharedcrawl import DEFAULT_LEASE
-from archive.redisconn import REDIS_ENV, redis_url
-from archive.errors import ArchiveError
-from archive.values import parse_viewport
-from archive.keys import KEY_ENV, chosen_signer, load_signer, p256_notice
 from archive.cli.timestamp import print_timestamps
-from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
+from archive.errors import ArchiveError
+from archive.keys import KEY_ENV, chosen_signer, load_signer, p256_notice
 from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, resume_capture, run_capture, saved_request
+from archive.redisconn import redis_url
 from archive.resumeoptions import OVERRIDE_FLAG, absolute_address, merge
 from archive.seal.sign import Signer
+from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
 from archive.store.address import StoreOptions, open_store
 from archive.store.s3 import Retention
 from archive.warc.records import default_operator
-from archive.warc.writer import DEFAULT_MAX_SIZE
+
 
 def register(sub) -> None:
     p = sub.add_parser("capture", help="capture web pages into a sealed, signed WACZ")
@@ -44,48 +35,7 @@ def register(sub) -> None:
     p.add_argument(OVERRIDE_FLAG, action="store_true",
                    help="with --resume: use the store, key, TSAs, retention or operator given "
                         "here although the capture was started with others")
-    p.add_argument("--depth", type=at_least(LEAST["depth"]), default=0,
-                   help="how many links deep to follow from the seeds (default 0: the seeds only)")
-    p.add_argument("--scope", choices=SCOPES, default="page",
-                   help="which linked pages may be followed (default: page)")
-    p.add_argument("--include", action="append", default=[], metavar="REGEX", type=regex,
-                   help="also follow URLs matching REGEX (repeatable)")
-    p.add_argument("--exclude", action="append", default=[], metavar="REGEX", type=regex,
-                   help="never fetch URLs matching REGEX (repeatable)")
-    p.add_argument("--max-pages", type=at_least(LEAST["max_pages"]), help="stop after N pages")
-    p.add_argument("--max-bytes", type=size_limit, default=DEFAULT_MAX_BYTES,
-                   help="stop after SIZE bytes received (default 10GiB; none: no limit)")
-    p.add_argument("--max-time", type=positive_duration, help="stop after DURATION (e.g. 30m)")
-    p.add_argument("--max-body", type=size_limit, default=DEFAULT_MAX_BODY,
-                   help="keep at most SIZE of one response body, cut there (default 1GiB; none: no limit)")
-    p.add_argument("--workers", type=at_least(LEAST["workers"]), default=8,
-                   help="fetches at once, all hosts together (default 8; --browser: one page at a time)")
-    p.add_argument("--host-workers", type=at_least(LEAST["host_workers"]), default=4,
-                   help="fetches at once to one host (default 4)")
-    p.add_argument("--delay", type=duration, default=0.0,
-                   help="wait between requests to one host (default 0; robots.txt Crawl-delay is honoured)")
-    p.add_argument("--retries", type=at_least(LEAST["retries"]), default=2,
-                   help="retries after a transient failure: timeout, reset, 429, 5xx (default 2)")
-    p.add_argument("--retry-wait", type=duration, default=1.0,
-                   help="first wait before a retry, doubled each time (default 1s; Retry-After wins)")
-    p.add_argument("--max-redirects", type=at_least(LEAST["max_redirects"]), default=10,
-                   help="longest redirect chain followed; longer ones are recorded as errors (default 10)")
-    p.add_argument("--ignore-robots", action="store_true",
-                   help="do not obey robots.txt (for investigations; recorded in the capture)")
-    p.add_argument("--dedup-against", metavar="WACZ-or-ID",
-                   help="store payloads unchanged since this earlier capture as revisit records")
-    p.add_argument("--no-dedup", action="store_true",
-                   help="store every payload in full, even when already captured")
-    p.add_argument("--timeout", type=positive_duration, default=30.0, help="network timeout (default 30s)")
-    p.add_argument("--user-agent", default=DEFAULT_USER_AGENT)
-    p.add_argument("--insecure", action="store_true",
-                   help="capture HTTPS sites whose certificate does not verify (recorded as such)")
-    p.add_argument("--allow-private-addresses", action="store_true",
-                   help="also fetch from loopback, private and reserved addresses other than "
-                        "the seeds' hosts (refused by default: a page must not reach inside)")
-    p.add_argument("--allow-metadata-addresses", action="store_true",
-                   help="also fetch from link-local addresses (169.254.0.0/16, fe80::/10, "
-                        "fd00:ec2::254), where cloud metadata services give out credentials")
+    add_capture_options(p)
     p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
     add_store_options(p)
     p.add_argument("--key", help=f"signing key file (default: ${KEY_ENV})")
@@ -93,106 +43,37 @@ def register(sub) -> None:
     p.add_argument("--operator", default=None, help="who runs the capture (default: your user name)")
     p.add_argument("--title", default="", help="title of the capture")
     p.add_argument("--work-dir", default=DEFAULT_WORK_DIR, help="where captures are assembled")
-    p.add_argument("--warc-size", type=size, default=DEFAULT_MAX_SIZE,
-                   help="start a new WARC file after SIZE (default 1GB)")
     p.add_argument("--tsa", action="append", default=[], metavar="URL",
                    help="RFC 3161 Time Stamping Authority to timestamp the capture (repeatable)")
     p.add_argument("--tsa-timeout", type=positive_duration, default=None,
                    help=f"how long to wait for each TSA (default {TSA_TIMEOUT:g}s)")
     p.add_argument("--keep-local", action="store_true", help="keep the work folder after storing")
-    p.add_argument("--no-text", action="store_true",
-                   help="do not write each page's text into pages.jsonl (it is still catalogued)")
     p.add_argument("--catalog", metavar="URL-or-FILE",
                    help="catalog the stored capture is added to (default: $ARCHIVE_CATALOG, else the "
                         "store's own; `off`: none)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    r = p.add_argument_group("a crawl shared by several processes or machines")
-    r.add_argument("--redis", metavar="URL",
-                   help=f"share the crawl through Redis (redis://host:port/db; default ${REDIS_ENV}): "
-                        "`archive worker` processes anywhere join it; it is still sealed once, here")
-    r.add_argument("--processes", type=at_least(1), default=1, metavar="N",
-                   help="with --redis: this process and N-1 local worker processes (default 1)")
-    r.add_argument("--lease", type=positive_duration, default=DEFAULT_LEASE,
-                   help=f"with --redis: a worker that does not renew its URLs for this long "
-                        f"loses them to others (default {DEFAULT_LEASE:g}s)")
-    b = p.add_argument_group("browser capture")
-    b.add_argument("--browser", action="store_true",
-                   help="load pages in headless Chromium (scripts run; a screenshot and the "
-                        "rendered DOM are kept; one page at a time)")
-    b.add_argument("--viewport", type=viewport, metavar="WIDTHxHEIGHT",
-                   help="browser window size (default 1280x800)")
-    b.add_argument("--wait-until", choices=WAIT_CONDITIONS,
-                   help="page event to wait for (default load)")
-    b.add_argument("--wait-for", metavar="SELECTOR", help="also wait for this CSS selector")
-    b.add_argument("--wait", type=duration, metavar="DELAY", help="then wait this long more")
-    b.add_argument("--no-scroll", action="store_true",
-                   help="do not scroll down the page to trigger lazy loading")
-    b.add_argument("--page-timeout", type=duration,
-                   help="longest wait for a page to load (default 30s); it is captured as it is then")
-    m = p.add_argument_group("media capture (video and audio, through yt-dlp)")
-    m.add_argument("--media", action="store_true",
-                   help="download each page's video and audio with yt-dlp, every request "
-                        "recorded, the finished file kept as a resource record")
-    m.add_argument("--media-max-size", type=size, metavar="SIZE",
-                   help=f"skip a media item larger than SIZE (default {MEDIA_MAX_SIZE // 10**9}GB)")
-    m.add_argument("--media-format", metavar="SELECTOR",
-                   help="yt-dlp format selector (default: the best original, merged by ffmpeg)")
-    m.add_argument("--media-live", type=duration, metavar="SECONDS",
-                   help="record this long of a live stream (default: recorded as live, not captured)")
-    m.add_argument("--media-cookies", metavar="FILE",
-                   help="cookies.txt (Netscape format) for yt-dlp, for media behind a login; "
-                        "never sealed: the Cookie headers sent are redacted in the WARC")
     p.set_defaults(run=run)
 
 
-MEDIA_ONLY = ("media_max_size", "media_format", "media_live", "media_cookies")
-
-
-def media_options(args) -> MediaOptions | None:
-    """How media are captured, or None without --media."""
-    if not args.media:
-        given = [name for name in MEDIA_ONLY if getattr(args, name) is not None]
-        if given:
-            flags = ", ".join("--" + name.replace("_", "-") for name in given)
-            raise ArchiveError(f"{flags}: only with --media")
-        return None
-    if args.media_cookies and not Path(args.media_cookies).is_file():
-        raise ArchiveError(f"--media-cookies {args.media_cookies}: no such file")
-    return MediaOptions(
-        max_size=args.media_max_size if args.media_max_size is not None else MEDIA_MAX_SIZE,
-        format=args.media_format, live=args.media_live,
-        cookies=str(Path(args.media_cookies).resolve()) if args.media_cookies else None,
-    )
-
-
-BROWSER_ONLY = ("viewport", "wait_until", "wait_for", "wait", "no_scroll", "page_timeout")
-
-
-def viewport(text: str) -> tuple[int, int]:
-    """`1280x800` -> (1280, 800)."""
-    try:
-        return parse_viewport(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def page_options(args) -> PageOptions | None:
-    """How the browser loads pages, or None without --browser."""
-    if not args.browser:
-        given = [name for name in BROWSER_ONLY if getattr(args, name) not in (None, False)]
-        if given:
-            flags = ", ".join("--" + name.replace("_", "-") for name in given)
-            raise ArchiveError(f"{flags}: only with --browser")
-        return None
-    defaults = PageOptions()
-    width, height = args.viewport or (defaults.viewport_width, defaults.viewport_height)
-    return PageOptions(
-        viewport_width=width, viewport_height=height, wait=args.wait_until or defaults.wait,
-        selector=args.wait_for, delay=args.wait or 0.0, scroll=not args.no_scroll,
-        # `is not None`: an explicit 0 is refused by PageOptions, not taken as the default
-        timeout=args.page_timeout if args.page_timeout is not None else defaults.timeout,
-    )
+def add_capture_options(parser: argparse.ArgumentParser) -> None:
+    """The flags of every capture option (archive.capture.options), in their groups."""
+    groups = {}
+    for option in OPTIONS:
+        into = parser
+        if option.group:
+            if option.group not in groups:
+                groups[option.group] = parser.add_argument_group(option.group)
+            into = groups[option.group]
+        extra = {"metavar": option.metavar} if option.metavar else {}
+        if option.switch:
+            into.add_argument(option.flag, action="store_true", help=option.help)
+            continue
+        if option.kind.choices:
+            extra["choices"] = option.kind.choices
+        into.add_argument(option.flag, type=argument_type(option.kind.from_text),
+                          action="append" if option.kind.repeat else "store",
+                          default=option.cli_default(), help=option.help, **extra)
 
 
 def _stop_on_sigterm():
@@ -256,12 +137,15 @@ def run(args) -> int:
     if args.override_saved and not args.resume:
         raise ArchiveError(f"{OVERRIDE_FLAG} goes with --resume")
     seeds = [sealed_url(u) for u in args.urls]
-    redis = redis_url(args.redis)
-    if args.processes > 1 and not redis:
+    settings = settings_from_cli(args, resume=bool(args.resume))
+    if settings.media_cookies and not Path(settings.media_cookies).is_file():
+        raise ArchiveError(f"--media-cookies {settings.media_cookies}: no such file")
+    redis = redis_url(settings.redis)
+    if settings.processes > 1 and not redis:
         raise ArchiveError("--processes needs --redis (the processes share the crawl through it)")
     tsas = [sealed_url(u) for u in args.tsa]
-    browser = page_options(args)
-    media = media_options(args)
+    options = crawl_options(seeds, settings)
+    media = options.media
     progress = Progress(not args.quiet and not args.json)
 
     def on_upload(sent: int, total: int) -> None:
@@ -277,25 +161,11 @@ def run(args) -> int:
     notice = p256_notice(signer.fingerprint, signer.curve) if signer else None
     if notice:
         print(f"archive: note: {notice}", file=sys.stderr)
-    options = CrawlOptions(
-        seeds=seeds, depth=args.depth, scope=args.scope, include=args.include,
-        exclude=args.exclude, max_pages=args.max_pages, max_bytes=args.max_bytes,
-        max_time=args.max_time, max_body=args.max_body, timeout=args.timeout,
-        user_agent=args.user_agent, verify_tls=not args.insecure,
-        workers=args.workers, host_workers=args.host_workers, delay=args.delay,
-        retries=args.retries, backoff=args.retry_wait, obey_robots=not args.ignore_robots,
-        dedup=not args.no_dedup, max_redirects=args.max_redirects, browser=browser,
-        allow_private_addresses=args.allow_private_addresses,
-        allow_metadata_addresses=args.allow_metadata_addresses,
-        media=media,
-    )
     request = CaptureRequest(
         crawl=options, operator=args.operator or default_operator(),
-        work_dir=Path(args.work_dir), warc_size=args.warc_size,
-        keep_local=args.keep_local, title=args.title, tsa=tsas,
-        tsa_timeout=args.tsa_timeout or TSA_TIMEOUT, dedup_against=args.dedup_against,
-        text=not args.no_text, origin={} if args.resume else _origin(args, store, signer),
-        redis=redis, processes=max(1, args.processes), lease=max(1.0, args.lease),
+        work_dir=Path(args.work_dir), keep_local=args.keep_local, title=args.title, tsa=tsas,
+        tsa_timeout=args.tsa_timeout or TSA_TIMEOUT,
+        origin={} if args.resume else _origin(args, store, signer), **request_values(settings),
     )
 
     started = time.monotonic()
@@ -318,7 +188,7 @@ def run(args) -> int:
             # the crawl's own options were saved with it, and so were where it goes and
             # who signs it (changed only with --override-saved)
             result = resume_capture(Path(args.resume), store, signer, on_progress, changes, args.catalog,
-                                    redis=redis_url(args.redis) if args.redis else None)
+                                    redis=redis if settings.redis else None)
         else:
             result = run_capture(request, store, signer, on_progress, args.catalog)
     finally:

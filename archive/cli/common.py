@@ -6,66 +6,42 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 from archive.errors import ArchiveError
 from archive.keys import fingerprint, load_public_key
+from archive.optionvalues import positive_duration_text, whole_text
 from archive.values import human_bytes  # noqa: F401 - re-exported for the commands
 from archive.values import printable
 from archive.values import parse_duration, parse_limit, parse_regex, parse_sealed_url, parse_size
 
 
-def size(text: str) -> int:
-    """`500`, `10MB`, `1.5GiB` -> bytes."""
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def argument_type(read: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a reader that raises ValueError with its message (argparse
+    shows the message of an ArgumentTypeError only)."""
+    if read is str:
+        return str
 
-
-def size_limit(text: str) -> int | None:
-    """A size, or `none` for no limit."""
-    try:
-        return parse_limit(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def duration(text: str) -> float:
-    """`90`, `90s`, `15m`, `2h`, `1d` -> seconds."""
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def regex(text: str) -> str:
-    """A regular expression, checked before anything is fetched."""
-    try:
-        return parse_regex(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def at_least(minimum: int):
-    """An argument type: a whole number, `minimum` or more."""
-    def whole(text: str) -> int:
+    def convert(text: str):
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"must not be negative: {text}" if minimum == 0 else f"must be {minimum} or more, not {text}")
-        return value
-    return whole
+            return read(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = getattr(read, "__name__", "value")
+    convert.__doc__ = read.__doc__
+    return convert
 
 
-def positive_duration(text: str) -> float:
-    """A duration more than zero (a zero timeout would fail every fetch)."""
-    seconds = duration(text)
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"must be more than zero: {text!r}")
-    return seconds
+size = argument_type(parse_size)                          # `500`, `10MB`, `1.5GiB` -> bytes
+size_limit = argument_type(parse_limit)                   # a size, or `none` for no limit
+duration = argument_type(parse_duration)                  # `90`, `90s`, `15m`, `2h`, `1d` -> seconds
+regex = argument_type(parse_regex)                        # checked before anything is fetched
+positive_duration = argument_type(positive_duration_text)  # a zero timeout would fail every fetch
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argument type: a whole number, `minimum` or more."""
+    return argument_type(whole_text(minimum))
 
 
 def sealed_url(text: str) -> str:

@@ -10,31 +10,26 @@ a shell.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from archive.capture.crawl import LEAST, CrawlOptions
-from archive.capture.mediaoptions import DEFAULT_MAX_SIZE as MEDIA_MAX_SIZE
-from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
-from archive.capture.scope import SCOPES
-from archive.redisconn import redis_url
-from archive.capture.sharedcrawl import DEFAULT_LEASE
+from archive.capture.options import OPTIONS, CaptureSettings, job_only_with_problems, settings_from_job
 from archive.errors import ArchiveError
 from archive.jobs.schedule import Schedule, parse_schedule
-from archive.values import (
-    parse_duration, parse_http_url, parse_regex, parse_sealed_url, parse_size, parse_viewport,
+from archive.optionvalues import (
+    Check, as_text as _str, boolean, choice, describe as _describe, duration, non_empty_text, path, text,
+    text_list, whole,
 )
+from archive.values import parse_http_url, parse_sealed_url
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 NOTIFY_WHEN = ("always", "changes", "failures")
 LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 DEFAULT_LOCK_EXPIRY = 600.0
 MAX_RETAIN_DAYS = 36500          # as `archive capture --retain-days`
-MAX_SECONDS = 3650 * 86400       # any duration in a job file: ten years
 
 
 @dataclass(frozen=True)
@@ -53,55 +48,6 @@ class JobFileError(ArchiveError):
         self.path = Path(path)
         self.problems = problems
         super().__init__("; ".join(p.render(path) for p in problems))
-
-
-# The capture's own defaults, so a job and `archive capture` agree without a copy of them.
-_CAPTURE = CrawlOptions(seeds=[])
-_PAGE = PageOptions()
-BROWSER_ONLY = ("viewport", "wait_until", "wait_for", "wait", "scroll", "page_timeout")
-MEDIA_ONLY = ("media_max_size", "media_format", "media_live", "media_cookies")
-
-
-@dataclass
-class CrawlSpec:
-    """[crawl]: `archive capture`'s options, named as its flags are (--max-pages is
-    max_pages, --ignore-robots is ignore_robots, --no-dedup is dedup = false)."""
-
-    depth: int = _CAPTURE.depth
-    scope: str = _CAPTURE.scope
-    include: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
-    max_pages: int | None = None
-    max_bytes: int | None = _CAPTURE.max_bytes
-    max_time: float | None = None
-    max_body: int | None = _CAPTURE.max_body
-    timeout: float = _CAPTURE.timeout
-    user_agent: str | None = None
-    insecure: bool = False
-    allow_private_addresses: bool = False
-    allow_metadata_addresses: bool = False
-    warc_size: int | None = None
-    workers: int = _CAPTURE.workers
-    host_workers: int = _CAPTURE.host_workers
-    delay: float = _CAPTURE.delay
-    retries: int = _CAPTURE.retries
-    retry_wait: float = _CAPTURE.backoff
-    max_redirects: int = _CAPTURE.max_redirects
-    ignore_robots: bool = False
-    dedup: bool = True            # revisit records against the job's previous capture
-    text: bool = True             # each page's text in pages.jsonl (false: as --no-text)
-    browser: bool = False         # load pages in headless Chromium; then how:
-    viewport: tuple[int, int] = (_PAGE.viewport_width, _PAGE.viewport_height)
-    wait_until: str = _PAGE.wait
-    wait_for: str | None = None   # a CSS selector
-    wait: float = _PAGE.delay
-    scroll: bool = _PAGE.scroll
-    page_timeout: float = _PAGE.timeout
-    media: bool = False           # download pages' video and audio with yt-dlp; then how:
-    media_max_size: int = MEDIA_MAX_SIZE
-    media_format: str | None = None   # a yt-dlp format selector
-    media_live: float | None = None   # seconds of a live stream to record
-    media_cookies: Path | None = None  # cookies.txt for yt-dlp (never sealed)
 
 
 @dataclass
@@ -134,9 +80,7 @@ class NotifySpec:
 class RunSpec:
     lock_expiry: float = DEFAULT_LOCK_EXPIRY   # a lock with no heartbeat for this long is stale
     resume: bool = True                        # finish a capture an earlier run left unsealed
-    redis: str | None = None                   # share the crawl through this Redis (else $ARCHIVE_REDIS)
-    processes: int = 1                         # with redis: this run and N-1 local worker processes
-    lease: float = DEFAULT_LEASE               # with redis: seconds a worker holds a URL unrenewed
+    # and the capture's keys of [run] (redis, processes, lease): archive.capture.options
 
 
 @dataclass
@@ -151,7 +95,9 @@ class JobSpec:
     title: str = ""
     work_dir: Path | None = None
     keep_local: bool = False
-    crawl: CrawlSpec = field(default_factory=CrawlSpec)
+    # the capture's options ([crawl], and redis, processes, lease of [run]) by their internal
+    # names: archive.capture.options
+    crawl: CaptureSettings = field(default_factory=CaptureSettings)
     signing: SigningSpec = field(default_factory=SigningSpec)
     tsa: list[str] = field(default_factory=list)      # RFC 3161 authorities asked at sealing
     tsa_timeout: float | None = None
@@ -164,98 +110,7 @@ class JobSpec:
         return self.lines.get(key)
 
 
-# -- value checks: each takes the TOML value (and the job file's folder), returns the
-#    Python value or raises ValueError with the message to show ----------------------
-
-Check = Callable[[Any, Path], Any]
-
-
-def _typed(expected: type | tuple, what: str) -> Callable[[Any], Any]:
-    def check(value):
-        # TOML booleans are Python ints: never accept one for the other.
-        if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
-            raise ValueError(f"must be {what}, not {_describe(value)}")
-        return value
-    return check
-
-
-def _describe(value) -> str:
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, str):
-        return f"the text {value!r}"
-    if isinstance(value, (int, float)):
-        return f"the number {value}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__
-
-
-_str = _typed(str, "text in quotes")
-_bool = _typed(bool, "true or false")
-
-
-def text(value, base):
-    return _str(value)
-
-
-def non_empty_text(value, base):
-    if not _str(value).strip():
-        raise ValueError("must not be empty")
-    return value
-
-
-def boolean(value, base):
-    return _bool(value)
-
-
-def whole(minimum: int):
-    def check(value, base):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be a whole number, not {_describe(value)}")
-        if value < minimum:
-            raise ValueError(f"must be {minimum} or more, not {value}")
-        return value
-    return check
-
-
-def size(value, base):
-    if isinstance(value, int) and not isinstance(value, bool):
-        return whole(0)(value, base)
-    return parse_size(_str(value))
-
-
-def size_limit(value, base):
-    """A size, or "none" (no limit)."""
-    if isinstance(value, str) and value.strip().lower() in ("none", "unlimited"):
-        return None
-    return size(value, base)
-
-
-def _seconds(value) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        seconds = parse_duration(_str(value))
-    # TOML has nan and inf, and "99999999999999999999d" parses: either would end a
-    # scheduler's date arithmetic in an internal error, not a line of this file.
-    if not math.isfinite(seconds):
-        raise ValueError(f"must be a finite number of seconds, not {value}")
-    if seconds > MAX_SECONDS:
-        raise ValueError(f"must be at most {MAX_SECONDS // 86400} days, not {value}")
-    if seconds < 0:
-        raise ValueError(f"must not be negative, not {value}")
-    return seconds
-
-
-def duration(value, base):
-    seconds = _seconds(value)
-    if seconds <= 0:
-        raise ValueError("must be more than zero")
-    return seconds
-
+# -- value checks of the keys that are not capture options (archive.optionvalues has the rest)
 
 def interval(value, base):
     """`every`: a run more often than each second is a mistake (a scheduler busy loop)."""
@@ -265,45 +120,8 @@ def interval(value, base):
     return seconds
 
 
-def pause(value, base):
-    """A duration that may be zero (no wait)."""
-    return _seconds(value)
-
-
-def viewport(value, base):
-    return parse_viewport(_str(value))
-
-
-def choice(options: tuple[str, ...]):
-    def check(value, base):
-        if _str(value) not in options:
-            raise ValueError(f"must be one of {', '.join(options)}, not {value!r}")
-        return value
-    return check
-
-
-def text_list(value, base):
-    if not isinstance(value, list):
-        raise ValueError(f"must be a list of texts, not {_describe(value)}")
-    for item in value:
-        if not isinstance(item, str):
-            raise ValueError(f"must be a list of texts; {_describe(item)} is not one")
-    return list(value)
-
-
-def regex_list(value, base):
-    return [parse_regex(pattern) for pattern in text_list(value, base)]
-
-
 def url(value, base):
     return parse_http_url(_str(value))
-
-
-def redis_address(value, base):
-    try:
-        return redis_url(_str(value))
-    except ArchiveError as exc:
-        raise ValueError(str(exc)) from None
 
 
 def sealed_urls(value, base):
@@ -316,10 +134,6 @@ def seeds(value, base):
     if not urls:
         raise ValueError("must list at least one URL")
     return urls
-
-
-def path(value, base):
-    return base / Path(non_empty_text(value, base)).expanduser()
 
 
 def store_address(value, base):
@@ -388,19 +202,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "every": interval, "timezone": timezone, "operator": non_empty_text, "title": text,
         "work_dir": path, "keep_local": boolean, "endpoint_url": url,
     },
-    "crawl": {
-        "depth": whole(LEAST["depth"]), "scope": choice(SCOPES), "include": regex_list, "exclude": regex_list,
-        "max_pages": whole(LEAST["max_pages"]), "max_bytes": size_limit, "max_time": duration, "max_body": size_limit,
-        "timeout": duration, "user_agent": non_empty_text, "insecure": boolean,
-        "allow_private_addresses": boolean, "allow_metadata_addresses": boolean,
-        "warc_size": size, "workers": whole(LEAST["workers"]), "host_workers": whole(LEAST["host_workers"]), "delay": pause,
-        "retries": whole(LEAST["retries"]), "retry_wait": pause, "max_redirects": whole(LEAST["max_redirects"]),
-        "ignore_robots": boolean, "dedup": boolean, "text": boolean,
-        "browser": boolean, "viewport": viewport, "wait_until": choice(WAIT_CONDITIONS),
-        "wait_for": non_empty_text, "wait": pause, "scroll": boolean, "page_timeout": duration,
-        "media": boolean, "media_max_size": size, "media_format": non_empty_text,
-        "media_live": duration, "media_cookies": path,
-    },
+    "crawl": {},
     "signing": {
         "key": path, "passphrase_env": env_name, "passphrase_file": path, "unsigned": boolean,
     },
@@ -409,10 +211,13 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "notify": {
         "webhook": url, "command": argv, "when": choice(NOTIFY_WHEN), "timeout": duration,
     },
-    "run": {"lock_expiry": duration, "resume": boolean, "redis": redis_address,
-            "processes": whole(1), "lease": duration},
+    "run": {"lock_expiry": duration, "resume": boolean},
 }
-TABLES = {"crawl": CrawlSpec, "signing": SigningSpec, "retention": RetentionSpec,
+# the capture's options (archive.capture.options): in [crawl], some in [run]
+for _option in OPTIONS:
+    if _option.key is not None:
+        SCHEMA[_option.table][_option.key_name] = _option.kind.from_toml
+TABLES = {"signing": SigningSpec, "retention": RetentionSpec,
           "notify": NotifySpec, "run": RunSpec}
 REQUIRED = ("seeds", "store")
 
@@ -493,8 +298,9 @@ def parse_job(path: str | Path) -> tuple[JobSpec | None, list[Problem]]:
         title=top.get("title", ""), work_dir=top.get("work_dir"),
         keep_local=top.get("keep_local", False),
         tsa=values["timestamps"].get("tsa", []), tsa_timeout=values["timestamps"].get("timeout"),
-        lines=lines,
-        **{table: cls(**values[table]) for table, cls in TABLES.items()},
+        lines=lines, crawl=settings_from_job(values),
+        **{table: cls(**{k: v for k, v in values[table].items() if k in _fields(cls)})
+           for table, cls in TABLES.items()},
     )
     if not JOB_NAME.match(spec.name):
         return None, [Problem(None, f"the file name {path.name!r} is not a usable job name: "
@@ -566,6 +372,10 @@ _REQUIRED_HINT = {
 }
 
 
+def _fields(cls) -> set[str]:
+    return set(cls.__dataclass_fields__)
+
+
 def _default_name(path: Path) -> str:
     return path.name.removesuffix(".toml")
 
@@ -607,13 +417,7 @@ def _cross_checks(values: dict, lines: dict, data: dict) -> list[Problem]:
                                 "give either 'passphrase_env' or 'passphrase_file', not both"))
     if signing.get("unsigned") and ("passphrase_env" in signing or "passphrase_file" in signing):
         problems.append(Problem(lines.get("signing.unsigned"), "an unsigned job needs no passphrase"))
-    crawl = values["crawl"]
-    if not crawl.get("browser"):
-        problems += [Problem(lines.get(f"crawl.{key}"), f"'crawl.{key}' applies with browser = true only")
-                     for key in BROWSER_ONLY if key in crawl]
-    if not crawl.get("media"):
-        problems += [Problem(lines.get(f"crawl.{key}"), f"'crawl.{key}' applies with media = true only")
-                     for key in MEDIA_ONLY if key in crawl]
+    problems += [Problem(lines.get(key), message) for key, message in job_only_with_problems(values["crawl"])]
     retention = values["retention"]
     if (retention.get("retain_days") or retention.get("legal_hold")) and "store" in top \
             and not top["store"].startswith("s3://"):

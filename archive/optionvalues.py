@@ -195,6 +195,8 @@ SIZE = Kind(parse_size, size)
 SIZE_LIMIT = Kind(parse_limit, size_limit)
 DURATION = Kind(positive_duration_text, duration)   # more than zero
 PAUSE = Kind(parse_duration, pause)                 # zero allowed
+# more than zero too: on the command line, said by the options it goes into (in their words)
+LATER_DURATION = Kind(parse_duration, duration)
 REGEX = Kind(parse_regex, regex_list, repeat=True)
 # on the command line as given: what is wrong with an empty one is said where it is used
 TEXT = Kind(str, non_empty_text)

@@ -136,9 +136,14 @@ def test_a_whole_command_line_and_a_whole_job_file_make_the_same_request(tmp_pat
 def test_both_refuse_the_same_values(name, tmp_path, capsys):
     text, toml = BAD[name]
     option = OPTION[name]
-    with pytest.raises(SystemExit) as exited:
-        _parser().parse_args(["capture", SEED, option.flag, text, *[f"--{n}" for n in _needs(option)]])
-    assert exited.value.code == 2 and option.flag in capsys.readouterr().err
+    args = ["capture", SEED, option.flag, text, *[f"--{n}" for n in _needs(option)]]
+    try:
+        settings = settings_from_cli(_parser().parse_args(args))
+    except SystemExit as exited:    # argparse: `argument --flag: what is wrong`
+        assert exited.code == 2 and option.flag in capsys.readouterr().err
+    else:                           # or the options it goes into, before anything is fetched
+        with pytest.raises(ArchiveError, match="positive"):
+            crawl_options([SEED], settings)
     spec, problems = _job(tmp_path, {name: toml})
     assert spec is None and [p for p in problems if option.key in p.message], problems
 

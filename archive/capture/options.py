@@ -3,21 +3,24 @@ the flags of `archive capture` (archive.cli.capture), the keys of a job file's [
 and [run] tables with their checks (archive.jobs.spec), and the crawl's own options
 (CrawlOptions, PageOptions, MediaOptions, and the rest of the pipeline's request).
 
-Each option has ONE internal name: the field it sets where it is saved (a capture's
-request.json, the options in evidence/capture.json), so sealed captures read the same
-whatever the flag says. The flag and the job key keep the spellings users know
+Each option has ONE internal name: the CrawlOptions field it sets, as saved in a
+capture's request.json and sealed in evidence/capture.json, so that captures read the
+same whatever the flag says (the browser's and media options keep their saved
+PageOptions/MediaOptions field names in `field`). The flag and the job key keep the spellings users know
 (`--insecure` / `insecure` is `verify_tls` false; `--ignore-robots` / `ignore_robots` is
 `obey_robots` false; `--retry-wait` / `retry_wait` is `backoff`); none is ever renamed,
 since users' job files and scripts must keep working.
 
 To add an option:
-  1. add one Option below (name, kind, help; `into` says which options it sets; `key`
-     if a job file takes it elsewhere than [crawl]; `only_with` if it needs --browser or
-     --media);
+  1. add one Option below: name, kind (archive.optionvalues: how its value is read, the
+     same for a flag and a job key), help; `into` says which options it sets; `key` if a
+     job file takes it elsewhere than [crawl]; `only_with` if it needs --browser or
+     --media; `resume="given"` if a resume takes it from the resuming command;
   2. add its field to the dataclass it goes into (CrawlOptions, PageOptions,
      MediaOptions, or pipeline.CaptureRequest) and use it in the crawler;
-  3. test it: the flag and the job key reach the crawl (tests/test_capture_options.py
-     holds that every option has both, read by the same rule).
+  3. add its sample values to tests/test_capture_options.py (SAMPLES, and BAD for what
+     both refuse): the flag and the key must reach the crawl alike, and the test of the
+     table fails until they are there; then a test of what it does to a capture.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from archive.capture.sharedcrawl import DEFAULT_LEASE
 from archive.errors import ArchiveError
 from archive.redisconn import REDIS_ENV, redis_url
 from archive.optionvalues import (
-    DURATION, FILE, PAUSE, REDIS, REGEX, SIZE, SIZE_LIMIT, SWITCH, TEXT, VIEWPORT, Kind,
+    DURATION, FILE, LATER_DURATION, PAUSE, REDIS, REGEX, SIZE, SIZE_LIMIT, SWITCH, TEXT, VIEWPORT, Kind,
     choice_kind, whole_kind,
 )
 from archive.warc.writer import DEFAULT_MAX_SIZE as WARC_SIZE
@@ -189,7 +192,7 @@ OPTIONS: list[Option] = [
            group=BROWSER, metavar="DELAY"),
     Option("scroll", SWITCH, "do not scroll down the page to trigger lazy loading", into="page",
            flag="--no-scroll", only_with="browser", group=BROWSER),
-    Option("page_timeout", DURATION,
+    Option("page_timeout", LATER_DURATION,
            "longest wait for a page to load (default 30s); it is captured as it is then", into="page",
            field="timeout", only_with="browser", group=BROWSER),
     Option("media", SWITCH, "download each page's video and audio with yt-dlp, every request recorded, "
@@ -198,7 +201,7 @@ OPTIONS: list[Option] = [
            into="media", field="max_size", only_with="media", group=MEDIA, metavar="SIZE"),
     Option("media_format", TEXT, "yt-dlp format selector (default: the best original, merged by ffmpeg)",
            into="media", field="format", only_with="media", group=MEDIA, metavar="SELECTOR"),
-    Option("media_live", DURATION,
+    Option("media_live", LATER_DURATION,
            "record this long of a live stream (default: recorded as live, not captured)", into="media",
            field="live", only_with="media", group=MEDIA, metavar="SECONDS"),
     Option("media_cookies", FILE, "cookies.txt (Netscape format) for yt-dlp, for media behind a login; "

@@ -55,6 +55,9 @@ class _NotGiven:
     def __repr__(self) -> str:
         return "not given"
 
+    def __bool__(self) -> bool:      # as None would be, for a check `if args.redis`
+        return False
+
 
 NOT_GIVEN = _NotGiven()
 

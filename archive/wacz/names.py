@@ -1,0 +1,13 @@
+"""The names of a WACZ's members (WACZ 1.1.1 and our own evidence files), once."""
+
+DATAPACKAGE = "datapackage.json"
+DIGEST = "datapackage-digest.json"            # the root: the hash of DATAPACKAGE, signed
+INDEX = "indexes/index.cdx.gz"                # the CDXJ index in gzip blocks (ZipNum)
+IDX = "indexes/index.idx"                     # its block index (ReplayWeb.page needs it)
+PAGES = "pages/pages.jsonl"
+EXTRA_PAGES = "pages/extraPages.jsonl"
+PAGE_LISTS = (PAGES, EXTRA_PAGES)
+CAPTURE = "evidence/capture.json"             # the capture's self-description (claims.py)
+WARC_DIR = "archive"                          # WARC files: archive/<name>.warc.gz
+WARC_PREFIX = WARC_DIR + "/"
+DIGEST_FILES = (DATAPACKAGE, DIGEST)

@@ -33,11 +33,10 @@ from archive.reader.location import RecordLocation
 from archive.reader.source import Source
 from archive.warc.cdxj import parse_cdxj_line
 from archive.wacz.claims import read_claims
-from archive.wacz.names import CAPTURE, DATAPACKAGE, PAGE_LISTS
+from archive.wacz.names import CAPTURE, DATAPACKAGE, PAGE_LISTS, is_cdx_index
 
 GONE = (404, 410)
 
-INDEX_SUFFIXES = (".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")
 PAGE_RECORDS = ("response", "revisit")
 CHANGE_KINDS = ("changed", "removed", "redirected", "added")
 LINE_LIMIT = 16 << 20           # one pages or index line
@@ -160,7 +159,7 @@ def read_summary(fh: BinaryIO, label: str, container: Container | None = None) -
                 raise ArchiveError(f"{label}: no pages list (pages/pages.jsonl) in this WACZ")
             for name in lists:
                 _read_pages(zf, name, summary)
-            indexes = sorted(n for n in names if n.startswith("indexes/") and n.endswith(INDEX_SUFFIXES))
+            indexes = sorted(n for n in names if is_cdx_index(n))
             if not indexes:
                 raise ArchiveError(f"{label}: no CDXJ index (indexes/index.cdx.gz) in this WACZ")
             for name in indexes:

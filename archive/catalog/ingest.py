@@ -16,11 +16,10 @@ from archive.store.base import StoredCapture
 from archive.values import parse_json, text_field
 from archive.wacz.zipreader import member_lines, open_container, open_zip
 from archive.wacz.claims import read_claims
-from archive.wacz.names import CAPTURE, DATAPACKAGE, PAGES
+from archive.wacz.names import CAPTURE, DATAPACKAGE, PAGES, is_cdx_index
 
 LINE_LIMIT = 64 << 20       # one pages.jsonl line: its text can be long
 INDEX_LINE_LIMIT = 1 << 20
-INDEXES = (".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")
 
 
 def _int(value) -> int | None:
@@ -49,7 +48,7 @@ def read_capture(fh: BinaryIO, size: int, stored: StoredCapture) -> CaptureEntry
                     if n and isinstance(entry, dict) and isinstance(entry.get("url"), str):
                         pages.append(entry)
             lines = [line.decode("utf-8", "replace").rstrip("\n")
-                     for index in zf.namelist() if index.startswith("indexes/") and index.endswith(INDEXES)
+                     for index in zf.namelist() if is_cdx_index(index)
                      for line in member_lines(zf, index, INDEX_LINE_LIMIT, skip_long=True)]
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError, RuntimeError) as exc:
         raise ArchiveError(f"{name}: cannot be read for the catalog ({exc})") from None

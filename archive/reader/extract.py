@@ -28,7 +28,7 @@ from archive.reader.source import Source
 from archive.verify.warcs import Bomb, WarcChecker, bounded_iterator, same_digest, target_uri
 from archive.warc.cdxj import timestamp14
 from archive.wacz.claims import read_claims
-from archive.wacz.names import CAPTURE, WARC_PREFIX
+from archive.wacz.names import CAPTURE, WARC_PREFIX, is_cdx_index
 
 CONTENT_TYPES = ("response", "resource", "revisit")
 # what warcio, zlib and zipfile raise on a damaged or misplaced record
@@ -106,7 +106,7 @@ def _index_entries(fh, container: Container, keep: Callable[[str | None], bool])
     """The index entries of the URLs `keep` takes. An index that cannot be read whole is
     refused: a line lost (or the end of a gzip stream cut off) could be the latest capture."""
     for m in container.members:
-        if not m.name.startswith("indexes/") or not m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
+        if not is_cdx_index(m.name):
             continue
         sink = _MatchingIndex(m.name, keep)
         meter = Meter()

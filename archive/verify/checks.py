@@ -35,7 +35,9 @@ from archive.verify.warcs import (
     same_digest,
 )
 from archive.wacz.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64
-from archive.wacz.names import CAPTURE, DATAPACKAGE, DIGEST, DIGEST_FILES, PAGES, WARC_PREFIX
+from archive.wacz.names import (
+    CAPTURE, DATAPACKAGE, DIGEST, DIGEST_FILES, PAGES, WARC_PREFIX, is_block_index, is_cdx_index, is_warc,
+)
 
 WEAK_HASHES = {"md5": "MD5", "sha1": "SHA-1"}
 OUR_SOFTWARE = SOFTWARE.split()[0] + " "
@@ -142,7 +144,7 @@ def _verify_warc(source: Source, progress: Progress | None) -> Report:
         _read_failure(fh, source)
     report.sha256 = whole.hexdigest()
     _records_check(report, [result])
-    if any(n in DIGEST_FILES or _is_warc(n) for n in zip_names):
+    if any(n in DIGEST_FILES or is_warc(n) for n in zip_names):
         # a WARC whose last record holds a WACZ is, to zip readers, that WACZ
         report.add("container", SKIP, "the file is a WARC and also a zip that WACZ readers (py-wacz, "
                    "ReplayWeb.page) open as a WACZ, which was not checked: which of the two is the "
@@ -185,10 +187,6 @@ def _records_check(report: Report, results: list[WarcResult]) -> None:
 
 # -- a WACZ -------------------------------------------------------------------------------
 
-def _is_warc(path: str) -> bool:
-    return path.startswith(WARC_PREFIX) and path.endswith((".warc", ".warc.gz"))
-
-
 def _looks_ours(fh: BinaryIO) -> bool:
     """The first local header holds the fixed values only our writer uses (other tools
     write real dates and times), so a damaged capture of ours is judged as ours."""
@@ -206,13 +204,13 @@ def _sinks(container: Container, warcs: bool) -> tuple[dict, set[str]]:
     may be checked apart, archive.verify.segments), and which ones run on a thread."""
     sinks, threaded = {}, set()
     for m in container.members:
-        if _is_warc(m.name):
+        if is_warc(m.name):
             if warcs:
                 sinks[m.name] = WarcSink(m.name)
                 threaded.add(m.name)
-        elif m.name.startswith("indexes/") and m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
+        elif is_cdx_index(m.name):
             sinks[m.name] = IndexSink(m.name)
-        elif m.name.startswith("indexes/") and m.name.endswith(".idx"):
+        elif is_block_index(m.name):
             sinks[m.name] = IdxSink(m.name)
         elif m.name == PAGES:
             sinks[m.name] = PagesSink(m.name)
@@ -272,7 +270,7 @@ def _plain_zip(container: Container, name: str) -> bool:
     """A zip that does not even claim to be a WACZ (a .docx, a .zip of documents): no
     manifest, no WARC, not named .wacz. It is checked as any file, against --sha256."""
     names = [m.name for m in container.members]
-    return not (name.lower().endswith(".wacz") or any(n in DIGEST_FILES or _is_warc(n) for n in names))
+    return not (name.lower().endswith(".wacz") or any(n in DIGEST_FILES or is_warc(n) for n in names))
 
 
 def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | None) -> Report | None:
@@ -293,7 +291,7 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
         refused = None if container.canonical else hostile(container, source.size)
         if refused and not ours:
             raise CannotCheck(f"refusing to check {source.name}: {refused}")
-        warcs = [(m.name, m.data_offset, m.size) for m in container.members if _is_warc(m.name)]
+        warcs = [(m.name, m.data_offset, m.size) for m in container.members if is_warc(m.name)]
         parallel = None
         if container.canonical and parallel_worth(source.path, sum(size for _, _, size in warcs)):
             parallel = ParallelWarcs(source.path, fh, warcs)

@@ -17,7 +17,7 @@ anything is inflated.
 
 from __future__ import annotations
 
-from archive.wacz.names import WARC_PREFIX
+from archive.wacz.names import INDEX_DIR, PAGES_DIR, WARC_PREFIX
 
 WORK_PER_BYTE = 1100          # bytes inflated per byte of the file read: deflate's 1032, and slack
 WORK_FLOOR = 16 << 20         # bytes inflated before the bound applies (headers, first reads)
@@ -53,7 +53,7 @@ def declared_limit(name: str) -> int | None:
         return None
     if name.endswith(".json"):
         return JSON_LIMIT
-    if name.startswith(("pages/", "indexes/")):
+    if name.startswith((PAGES_DIR, INDEX_DIR)):
         return LIST_LIMIT
     return None
 

@@ -36,6 +36,7 @@ from archive.wacz.claims import read_claims
 from archive.wacz.names import CAPTURE, DATAPACKAGE, PAGE_LISTS, is_cdx_index
 
 GONE = (404, 410)
+JSON_LIMIT = 16 << 20           # evidence/capture.json and datapackage.json are small
 
 PAGE_RECORDS = ("response", "revisit")
 CHANGE_KINDS = ("changed", "removed", "redirected", "added")
@@ -144,7 +145,7 @@ def read_summary(fh: BinaryIO, label: str, container: Container | None = None) -
         # a foreign container comes with its zipfile, which later reads of it use too
         with nullcontext(container.zipfile) if container.zipfile else open_zip(fh, size) as zf:
             names = zf.namelist()
-            claims = read_claims(zf, optional=(CAPTURE, DATAPACKAGE))
+            claims = read_claims(zf, optional=(CAPTURE, DATAPACKAGE), limit=JSON_LIMIT)
             evidence, datapackage = claims.evidence, claims.datapackage
             seeds = evidence.get("seeds")
             summary = CaptureSummary(

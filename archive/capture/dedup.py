@@ -23,6 +23,7 @@ from archive.wacz.names import DIGEST, INDEX, WARC_PREFIX
 
 REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
 LINE_LIMIT = 1 << 20            # an index line longer than this is skipped
+SMALL_LIMIT = 16 << 20          # datapackage-digest.json is a few KB
 HEAD_LIMIT = 64 << 10           # an original's WARC header is read from this many bytes at most
 
 
@@ -95,7 +96,7 @@ class EarlierCapture:
         self._lock = threading.Lock()
         self._where: dict = {}
         self._found: dict = {}
-        self.datapackage_hash = read_claims(self._zip, required=(DIGEST,), optional=()).datapackage_hash
+        self.datapackage_hash = read_claims(self._zip, required=(DIGEST,), optional=(), limit=SMALL_LIMIT).datapackage_hash
         for line in _index_lines(self._zip):
             entry = _entry(line)
             if entry is None:

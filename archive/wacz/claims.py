@@ -22,6 +22,10 @@ class Claims:
     evidence: dict = field(default_factory=dict)
 
     @property
+    def capture_id(self):
+        return self.evidence.get("captureId")
+
+    @property
     def created(self):
         return self.datapackage.get("created")
 

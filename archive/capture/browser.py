@@ -38,8 +38,7 @@ from archive.capture.exchange import Recorded, write_for_sink
 from archive.capture.links import extract_html
 from archive.capture.mediafind import find_in_html, find_in_traffic
 from archive.capture.pageoptions import PageOptions
-from archive.capture.proxy import ProxyOptions, RecordingProxy, Refused
-from archive.capture.proxyca import InterceptionCA
+from archive.capture.proxy import InterceptionCA, ProxyOptions, RecordingProxy, Refused
 from archive.capture.recorder import FetchResult
 from archive.errors import ArchiveError
 from archive.warc.cdxj import cdxj_line

@@ -17,7 +17,7 @@ from warcio.statusandheaders import StatusAndHeadersParser, StatusAndHeadersPars
 from archive.hashing import parse_digest
 from archive.values import parse_json
 from archive.verify.container import member_lines, open_zip, read_small
-from archive.verify.warcs import WARC_VERSION_LINES
+from archive.verify.warcheader import WARC_VERSION_LINES
 from archive.warc.cdxj import parse_cdxj_line
 
 REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"

@@ -13,7 +13,7 @@ from archive.verify.container import Container, Member
 from archive.verify.decode import DecodeError, PayloadDecoder
 from archive.verify.extract import UNREADABLE, record_stream
 from archive.verify.model import RecordLocation
-from archive.verify.warcs import bounded_iterator
+from archive.verify.warcioreader import bounded_iterator
 from archive.warc.cdxj import parse_cdxj_line
 
 CONTENT = ("response", "resource", "revisit")

@@ -25,8 +25,8 @@ from archive.hashing import file_sha256
 from archive.ids import is_capture_id
 from archive.pipeline import CaptureResult, resume_capture
 from archive.seal.sign import Signer
-from archive.verify.checks import CannotCheck, verify_path, verify_source
-from archive.verify.model import VerifyOptions
+from archive.verify.checks import verify_path, verify_source
+from archive.verify.model import CannotCheck, VerifyOptions
 from archive.verify.source import Source
 
 UNSEALED = "interrupted before it was sealed"

@@ -25,7 +25,11 @@ from archive.verify.members import IndexEntry, IndexSink
 from archive.verify.model import CannotCheck, RecordLocation
 from archive.verify.scan import CHUNK
 from archive.verify.source import Source
-from archive.verify.warcs import Bomb, WarcChecker, bounded_iterator, same_digest, target_uri
+from archive.verify.digests import same_digest
+from archive.verify.warcheader import target_uri
+from archive.verify.warcioreader import bounded_iterator
+from archive.verify.warcresult import Bomb
+from archive.verify.warcs import WarcChecker
 from archive.warc.cdxj import timestamp14
 
 CONTENT_TYPES = ("response", "resource", "revisit")

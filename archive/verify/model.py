@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from archive.values import count
-from archive.verify.warcs import Problem
+from archive.verify.problems import Problem
 
 SCHEMA = "archive-verify-report/1"
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"

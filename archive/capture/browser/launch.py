@@ -9,6 +9,7 @@ import asyncio
 import os
 import re
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass
 from typing import Any
@@ -81,11 +82,13 @@ def _behind_launcher(path: str) -> str:
 
 @dataclass
 class RunningBrowser:
-    """Playwright's driver, the Chromium it started, and the one context pages open in."""
+    """Playwright's driver, the Chromium it started, the one context pages open in, and
+    the dead end Chromium's own requests are sent to."""
 
     playwright: Any = None
     browser: Any = None
     context: Any = None
+    dead_end: socket.socket | None = None
 
     @property
     def version(self) -> str | None:
@@ -114,13 +117,17 @@ class RunningBrowser:
                 await asyncio.wait_for(self.playwright.stop(), CLOSE_TIMEOUT)
             except Exception:  # noqa: BLE001 - a driver already gone has nothing left to stop
                 pass
+        if self.dead_end is not None:
+            self.dead_end.close()
 
 
-async def launch(running: RunningBrowser, executable: str, ca_spki_hash: str, dead_end_port: int,
-                 proxy_url: str, viewport: dict, user_agent: str | None) -> None:
+async def launch(running: RunningBrowser, executable: str, ca_spki_hash: str, proxy_url: str,
+                 viewport: dict, user_agent: str | None) -> None:
     """Start headless Chromium into `running` (closing it closes what did start), trusting
-    the capture's CA (`ca_spki_hash`), its own requests sent to `dead_end_port` (where
-    nothing listens) and the pages' to `proxy_url`."""
+    the capture's CA (`ca_spki_hash`), its own requests sent to a port where nothing
+    listens and the pages' to `proxy_url`."""
+    running.dead_end = socket.socket()
+    running.dead_end.bind(("127.0.0.1", 0))     # bound, never listening: refuses
     running.playwright = await async_playwright().start()
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     args = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={ca_spki_hash}"]
@@ -135,7 +142,7 @@ async def launch(running: RunningBrowser, executable: str, ca_spki_hash: str, de
             handle_sigint=False, handle_sigterm=False, handle_sighup=False,
             # Chromium's own requests (sign-in, updates) take the browser-wide
             # proxy: a port of ours where nothing listens, so they go nowhere.
-            proxy={"server": f"http://127.0.0.1:{dead_end_port}"},
+            proxy={"server": f"http://127.0.0.1:{running.dead_end.getsockname()[1]}"},
         )
         running.context = await running.browser.new_context(
             viewport=viewport,

@@ -15,6 +15,7 @@ from urllib.parse import urldefrag
 from playwright.async_api import Error as PlaywrightError
 
 from archive.capture.browser.failures import first_line, is_timeout
+from archive.capture.browser.launch import CLOSE_TIMEOUT
 from archive.capture.browser.result import BrowserPageResult
 from archive.capture.browser.traffic import POLL, PageTraffic
 from archive.capture.links import extract_html
@@ -59,6 +60,13 @@ async def bounded(awaitable, seconds: float):
         return await asyncio.wait_for(awaitable, max(seconds, 0.001))
     except asyncio.TimeoutError:
         raise PageStuck(f"the page did not answer within {seconds:g}s") from None
+
+
+async def close(page) -> None:
+    try:
+        await asyncio.wait_for(page.close(), CLOSE_TIMEOUT)
+    except (PlaywrightError, asyncio.TimeoutError):
+        pass
 
 
 class Navigations:

@@ -8,7 +8,6 @@ may be called from any thread (one page at a time)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from archive.capture.pageoptions import PageOptions
 from archive.capture.proxy import InterceptionCA, ProxyOptions, RecordingProxy, Refused
 from archive.capture.recorder import FetchResult
 from archive.errors import ArchiveError
-from archive.warc.writer import WarcWriter
+from archive.warc.writer import RecordRef, WarcWriter
 
 STRAGGLER_WAIT = 2.0         # for the page's exchanges still running when it is closed
 
@@ -85,7 +84,6 @@ class BrowserSession:
         self._thread: threading.Thread | None = None
         self._ca: InterceptionCA | None = None
         self._proxy: RecordingProxy | None = None
-        self._dead_end: socket.socket | None = None
         self._browser: RunningBrowser | None = None
         self._started = self._closed = False
 
@@ -96,8 +94,6 @@ class BrowserSession:
     # -- life cycle ------------------------------------------------------------
     def start(self) -> "BrowserSession":
         self._ca = InterceptionCA()
-        self._dead_end = socket.socket()
-        self._dead_end.bind(("127.0.0.1", 0))     # bound, never listening: refuses
         o = self.options
         self._proxy = RecordingProxy(self, self._ca, ProxyOptions(
             timeout=o.fetch_timeout, max_body=o.max_body, verify_tls=o.verify_tls,
@@ -112,9 +108,8 @@ class BrowserSession:
         try:
             page = o.page
             self._call(launch(
-                self._browser, self._executable, self._ca.spki_hash, self._dead_end.getsockname()[1],
-                self._proxy.url, {"width": page.viewport_width, "height": page.viewport_height},
-                o.user_agent))
+                self._browser, self._executable, self._ca.spki_hash, self._proxy.url,
+                {"width": page.viewport_width, "height": page.viewport_height}, o.user_agent))
             self.version = self._browser.version
         except BaseException:
             self.close()
@@ -143,7 +138,6 @@ class BrowserSession:
                 self._proxy.close()
             if self._ca is not None:
                 self._ca.close()
-                self._dead_end.close()
         if self._failures:
             raise ArchiveError(
                 f"{len(self._failures)} browser exchange(s) could not be written to the WARC; "
@@ -215,10 +209,7 @@ class BrowserSession:
             with self._lock:
                 self._current = None
             if page is not None:
-                try:
-                    await asyncio.wait_for(page.close(), CLOSE_TIMEOUT)
-                except (PlaywrightError, asyncio.TimeoutError):
-                    pass
+                await driver.close(page)
             await self._settle(traffic)
         traffic.summarize(result, {asked, result.final_url}, self.options.find_media)
         result.metadata = write_page_metadata(self.writer, result, opts, self.version, self._executable)
@@ -248,7 +239,7 @@ class BrowserSession:
                 result.notes.append(f"the page went on to {urldefrag(page.url)[0]} while it was "
                                     "being snapshotted: its snapshots may show that page")
 
-    def _keep(self, result: BrowserPageResult, uri: str, data: bytes, content_type: str):
+    def _keep(self, result: BrowserPageResult, uri: str, data: bytes, content_type: str) -> RecordRef:
         return write_resource(self.writer, self.record, uri, data, content_type, result)
 
     async def _settle(self, traffic: PageTraffic) -> None:

@@ -8,8 +8,8 @@ import zlib
 from dataclasses import dataclass
 
 from archive.values import parse_json
-from archive.verify.bounds import JSON_LIMIT, TEXT_FLOOR, TEXT_PER_BYTE, Meter
-from archive.verify.scan import Sink
+from archive.wacz.bounds import JSON_LIMIT, TEXT_FLOOR, TEXT_PER_BYTE, Meter
+from archive.reader.scan import Sink
 from archive.verify.problems import Problem, Problems
 from archive.verify.warcresult import WarcResult
 from archive.verify.warcs import WarcChecker

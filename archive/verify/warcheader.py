@@ -4,7 +4,8 @@ not repeat."""
 
 from __future__ import annotations
 
-WARC_VERSION_LINES = ("WARC/1.1", "WARC/1.0", "WARC/0.17", "WARC/0.18")
+from archive.warc.writer import WARC_VERSION_LINES
+
 HEADER_LIMIT = 8 << 20          # bytes of WARC headers in one record we are willing to hold
 # WARC header fields that decide how a record is read and found. The standard lets none of
 # them repeat; readers that meet one twice disagree on which counts (warcio takes the

@@ -12,10 +12,10 @@ from warcio.bufferedreaders import DecompressingBufferedReader
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecordLoader
 
-from archive.verify.bounds import Meter, WORK_FLOOR, WORK_PER_BYTE, bomb_message
 from archive.verify.problems import Problem
 from archive.verify.warcheader import HEADER_LIMIT, conflicting_fields, target_uri
 from archive.verify.warcresult import Bomb, RecordInfo, WarcResult, kept
+from archive.wacz.bounds import Meter, WORK_FLOOR, WORK_PER_BYTE, bomb_message
 
 LINE_LIMIT = 1 << 20            # one header line (slow path)
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import zlib
 
 from archive.httpmessage import HTTP_RECORD_TYPES
-from archive.verify.bounds import Meter, WORK_FLOOR, WORK_PER_BYTE, bomb_message
+from archive.wacz.bounds import Meter, WORK_FLOOR, WORK_PER_BYTE, bomb_message
 from archive.verify.digests import RecordDigests
 from archive.verify.problems import Problem
 from archive.verify.warcheader import HEADER_LIMIT, Unusual, header_fields, refers_to, target_uri
@@ -53,7 +53,7 @@ class DigestQueue:
     records."""
 
     def __init__(self, name: str) -> None:
-        from archive.verify.scan import Worker   # scan imports nothing from here
+        from archive.reader.scan import Worker   # scan imports nothing from here
         self._worker = Worker(f"digests {name}", depth=4)
         self._batch: list = []
         self._bytes = 0
@@ -290,7 +290,7 @@ class WarcChecker:
         # the whole file would have stopped here as at a bomb (see _expansion)
         self.headroom = float("inf")
         # bytes of the file read, when those fed were inflated from fewer (a deflated zip
-        # entry): the bound on work counts the file's bytes (archive.verify.bounds)
+        # entry): the bound on work counts the file's bytes (archive.wacz.bounds)
         self.meter: Meter | None = None
         self._d = None
         self._feed = FIRST_FEED
@@ -355,7 +355,7 @@ class WarcChecker:
     def _expansion(self) -> None:
         """Stop at a decompression bomb: more than WORK_FLOOR bytes out, and more than
         WORK_PER_BYTE per byte of the file read, which one layer of deflate cannot make
-        (archive.verify.bounds): a genuine record, however compressible, always passes.
+        (archive.wacz.bounds): a genuine record, however compressible, always passes.
         A segment counts from its own start, so every worker stops a bomb; `headroom`
         tells whether the whole file's reader, counting from byte 0 with `before` bytes
         already decompressed, would have stopped at this same point: when

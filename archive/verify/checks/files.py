@@ -4,10 +4,10 @@ datapackage.json (size and hash), and the pages list."""
 from __future__ import annotations
 
 from archive.values import count
-from archive.verify.checks.gather import DIGEST_FILES, PAGES
-from archive.verify.container import Container
 from archive.verify.model import FAIL, PASS, WARN, Report
 from archive.verify.problems import Problem
+from archive.wacz.names import DATAPACKAGE, DIGEST_FILES, PAGES
+from archive.wacz.zipreader import Container
 
 WEAK_HASHES = {"md5": "MD5", "sha1": "SHA-1"}
 
@@ -36,13 +36,13 @@ def resources_listed(datapackage: dict) -> tuple[dict[str, dict], list[Problem]]
     problems, by_path = [], {}
     resources = datapackage.get("resources")
     if not isinstance(resources, list):
-        return {}, [Problem("datapackage.json has no resources list", "datapackage.json")]
+        return {}, [Problem("datapackage.json has no resources list", DATAPACKAGE)]
     for item in resources:
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-            problems.append(Problem(f"resource entry without a path: {str(item)[:80]}", "datapackage.json"))
+            problems.append(Problem(f"resource entry without a path: {str(item)[:80]}", DATAPACKAGE))
             continue
         if item["path"] in by_path:
-            problems.append(Problem(f"{item['path']} is listed twice", "datapackage.json"))
+            problems.append(Problem(f"{item['path']} is listed twice", DATAPACKAGE))
         by_path[item["path"]] = item
     return by_path, problems
 
@@ -64,7 +64,7 @@ def resources_check(report: Report, container: Container, datapackage: dict,
                      dp_error: str | None, members: dict) -> None:
     resources, problems = resources_listed(datapackage)
     if dp_error:
-        problems.insert(0, Problem(dp_error, "datapackage.json"))
+        problems.insert(0, Problem(dp_error, DATAPACKAGE))
     names = {m.name for m in container.members}
     for name, digest in members.items():
         if digest.error:      # a CRC-32 mismatch or an unreadable member, the manifests included
@@ -96,7 +96,7 @@ def resources_check(report: Report, container: Container, datapackage: dict,
     names = " and ".join(weak)
     report.add("resources", WARN, summary + f"match, but they are {names}", [Problem(
         f"datapackage.json hashes files with {names}, for which colliding files can be made: "
-        "a match shows the files were not damaged, not that they were not replaced", "datapackage.json")])
+        "a match shows the files were not damaged, not that they were not replaced", DATAPACKAGE)])
 
 
 def pages_check(report: Report, sinks: dict, members: dict) -> None:

@@ -6,20 +6,13 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from archive.verify.bounds import Meter
-from archive.verify.container import MEMBER_LIMIT, Container, iter_member
 from archive.verify.members import IdxSink, IndexSink, JsonSink, PagesSink, WarcSink
 from archive.verify.warcioreader import check_warc_slow
 from archive.verify.warcresult import WarcResult
-from archive.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64
-
-DIGEST_FILES = ("datapackage.json", "datapackage-digest.json")
-EVIDENCE = "evidence/capture.json"
-PAGES = "pages/pages.jsonl"
-
-
-def is_warc(path: str) -> bool:
-    return path.startswith("archive/") and path.endswith((".warc", ".warc.gz"))
+from archive.wacz.bounds import Meter
+from archive.wacz.names import CAPTURE, DIGEST_FILES, PAGES, is_block_index, is_cdx_index, is_warc
+from archive.wacz.zipreader import MEMBER_LIMIT, Container, iter_member
+from archive.wacz.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64
 
 
 def looks_ours(fh: BinaryIO) -> bool:
@@ -43,13 +36,13 @@ def sinks_for(container: Container, warcs: bool) -> tuple[dict, set[str]]:
             if warcs:
                 sinks[m.name] = WarcSink(m.name)
                 threaded.add(m.name)
-        elif m.name.startswith("indexes/") and m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
+        elif is_cdx_index(m.name):
             sinks[m.name] = IndexSink(m.name)
-        elif m.name.startswith("indexes/") and m.name.endswith(".idx"):
+        elif is_block_index(m.name):
             sinks[m.name] = IdxSink(m.name)
         elif m.name == PAGES:
             sinks[m.name] = PagesSink(m.name)
-        elif m.name in DIGEST_FILES or m.name == EVIDENCE:
+        elif m.name in DIGEST_FILES or m.name == CAPTURE:
             sinks[m.name] = JsonSink(m.name)
     return sinks, threaded
 

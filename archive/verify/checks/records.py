@@ -10,6 +10,7 @@ from archive.verify.model import FAIL, PASS, SKIP, WARN, Report
 from archive.verify.problems import Problem, Problems
 from archive.verify.warcresult import CONTENT_TYPES, WarcResult
 from archive.verify.zipnum import idx_problems
+from archive.wacz.names import WARC_PREFIX
 
 def records_check(report: Report, results: list[WarcResult]) -> None:
     problems = Problems.joined([*(r.problems for r in results), revisit_problems(results)])
@@ -79,10 +80,10 @@ def index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: bool
             report.add("index", FAIL, "no index lines found in indexes/")
         return
     # an index line's filename is relative to archive/, as ReplayWeb.page reads it
-    by_file = {w.filename.removeprefix("archive/"): {r.offset: r for r in w.records} for w in warcs}
+    by_file = {w.filename.removeprefix(WARC_PREFIX): {r.offset: r for r in w.records} for w in warcs}
     # a WARC file whose reading stopped (a bomb): its records past that point are unknown,
     # so lines pointing there are not judged, never failed
-    unread = {w.filename.removeprefix("archive/") for w in warcs if w.unchecked}
+    unread = {w.filename.removeprefix(WARC_PREFIX) for w in warcs if w.unchecked}
     unjudged = 0
     indexed = set()
     for e in entries:

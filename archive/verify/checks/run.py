@@ -18,21 +18,22 @@ from archive.verify.checks.files import (
     container_check, hash_algorithm, pages_check, resources_check, resources_listed,
 )
 from archive.verify.checks.gather import (
-    DIGEST_FILES, EVIDENCE, checked_warcs, is_warc, looks_ours, plain_zip, read_small, sinks_for, warc_results_of,
+    checked_warcs, looks_ours, plain_zip, read_small, sinks_for, warc_results_of,
 )
 from archive.verify.checks.records import earlier_capture_note, index_check, nothing_captured, records_check
 from archive.verify.checks.seal import (
     digest_check, legacy, legacy_checks, signature_check, stored_as_check, timestamps_check,
 )
 from archive.verify.checks.summary import capture_summary, page_rows
-from archive.verify.container import ContainerError, MEMBER_LIMIT, hostile, names_zip_readers_see, read_container
 from archive.verify.model import FAIL, PASS, SKIP, CannotCheck, Report, VerifyOptions, conclude
 from archive.verify.problems import Problem
-from archive.verify.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
+from archive.reader.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
 from archive.verify.segments import ParallelWarcs, parallel_worth
-from archive.verify.source import Source, local_source, sniff
+from archive.reader.source import Source, local_source, sniff
 from archive.verify.warcioreader import check_warc_slow
 from archive.verify.warcs import WarcChecker
+from archive.wacz.names import CAPTURE, DATAPACKAGE, DIGEST, DIGEST_FILES, is_warc
+from archive.wacz.zipreader import ContainerError, MEMBER_LIMIT, hostile, names_zip_readers_see, read_container
 
 OUR_SOFTWARE = SOFTWARE.split()[0] + " "
 Progress = Callable[[int, int], None]
@@ -177,7 +178,7 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
             report.sha256 = file_sha256(fh)
             return report
         else:
-            datapackage = read_small(fh, container, "datapackage.json") or {}
+            datapackage = read_small(fh, container, DATAPACKAGE) or {}
             resources, _ = resources_listed(datapackage)
             algorithms = {p: [hash_algorithm(r)[0]] for p, r in resources.items()}
             scan = scan_lenient(fh, container, sinks, algorithms, MEMBER_LIMIT)
@@ -187,11 +188,11 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
         warc_results = warc_results_of(fh, container, checked)
         _read_failure(fh, source)
 
-    datapackage, dp_bytes, dp_error = sinks["datapackage.json"].parse() if "datapackage.json" in sinks \
+    datapackage, dp_bytes, dp_error = sinks[DATAPACKAGE].parse() if DATAPACKAGE in sinks \
         else (None, None, "datapackage.json is missing")
-    digest, _, digest_error = sinks["datapackage-digest.json"].parse() if "datapackage-digest.json" in sinks \
+    digest, _, digest_error = sinks[DIGEST].parse() if DIGEST in sinks \
         else (None, None, "datapackage-digest.json is missing")
-    evidence = sinks[EVIDENCE].parse()[0] if EVIDENCE in sinks else None
+    evidence = sinks[CAPTURE].parse()[0] if CAPTURE in sinks else None
     claims_ours = isinstance(datapackage, dict) and str(datapackage.get("software", "")).startswith(OUR_SOFTWARE)
 
     container_check(report, container, ours or claims_ours, source.name)
@@ -200,7 +201,7 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
     index_check(report, sinks, warc_results, ours or claims_ours)
     pages_check(report, sinks, scan.members)
     # our tool never wrote the old layout: a capture of ours in it had its seal removed
-    if digest is None and "datapackage-digest.json" not in sinks and legacy(datapackage) \
+    if digest is None and DIGEST not in sinks and legacy(datapackage) \
             and not (ours or claims_ours):
         legacy_checks(report, options, evidence)
     else:

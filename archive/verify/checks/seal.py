@@ -8,11 +8,11 @@ import hashlib
 
 from archive.seal.sign import check_signature
 from archive.values import text_field
-from archive.verify.checks.gather import EVIDENCE
 from archive.verify.domainsig import check_domain_signature
 from archive.verify.model import FAIL, PASS, SKIP, WARN, Report, VerifyOptions
 from archive.verify.problems import Problem
 from archive.verify.timestamps import check_timestamps, clock_clash, summarize, trusted_time
+from archive.wacz.names import CAPTURE, DATAPACKAGE, DIGEST
 
 def legacy(datapackage: dict | None) -> bool:
     """The WACZ 1.0.0 layout: no digest file, hashes under `stats`."""
@@ -35,13 +35,13 @@ def legacy_checks(report: Report, options: VerifyOptions, evidence: dict | None)
 def digest_check(report: Report, digest: dict | None, error: str | None, dp_bytes: bytes | None) -> None:
     if digest is None or dp_bytes is None:
         report.add("datapackage-digest", FAIL, error or "datapackage.json cannot be read",
-                   [Problem(error or "cannot be read", "datapackage-digest.json")])
+                   [Problem(error or "cannot be read", DIGEST)])
         return
     actual = "sha256:" + hashlib.sha256(dp_bytes).hexdigest()
-    if digest.get("hash") != actual or digest.get("path") != "datapackage.json":
+    if digest.get("hash") != actual or digest.get("path") != DATAPACKAGE:
         report.add("datapackage-digest", FAIL,
                    "datapackage.json does not match the hash in datapackage-digest.json",
-                   [Problem(f"expected {digest.get('hash')}, found {actual}", "datapackage-digest.json")])
+                   [Problem(f"expected {digest.get('hash')}, found {actual}", DIGEST)])
     else:
         report.add("datapackage-digest", PASS, "datapackage.json matches datapackage-digest.json")
 
@@ -68,7 +68,7 @@ def signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None,
         report.signature = {"signed": True, "form": "unknown", "fingerprint": None, "trustedAs": None,
                             "holds": False}
         report.add("signature", FAIL, f"the signature cannot be read ({type(exc).__name__})",
-                   [Problem(f"signedData cannot be read: {exc}", "datapackage-digest.json")])
+                   [Problem(f"signedData cannot be read: {exc}", DIGEST)])
         return
     # `trustedAs` names the signer only once the signature holds for this very file: a
     # trusted key copied next to a broken or replayed signature proves nothing
@@ -83,22 +83,22 @@ def signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None,
         named = _named_signer(evidence)
         if named or ours:
             # our captures are signed in the anonymous form (by the key their evidence names)
-            said = f"{EVIDENCE} names signer {named}" if named else "this file was written by this tool"
+            said = f"{CAPTURE} names signer {named}" if named else "this file was written by this tool"
             report.add("signature", FAIL, f"the signature was replaced: {said}, but the file carries a "
                        "domain-identity signature",
-                       [Problem("signedData is not the signature of the key that made it", "datapackage-digest.json")])
+                       [Problem("signedData is not the signature of the key that made it", DIGEST)])
             return
         _domain_signature(report, signed, actual)
         return
     if not check.valid:
         report.add("signature", FAIL, f"signature not valid: {check.problem}",
-                   [Problem(check.problem or "invalid signature", "datapackage-digest.json")])
+                   [Problem(check.problem or "invalid signature", DIGEST)])
         return
     problems = []
     if signed.get("hash") != actual:
-        problems.append(Problem("the signature covers another datapackage.json", "datapackage-digest.json"))
+        problems.append(Problem("the signature covers another datapackage.json", DIGEST))
     if isinstance(datapackage, dict) and signed.get("created") != datapackage.get("created"):
-        problems.append(Problem("signed `created` differs from datapackage.json", "datapackage-digest.json"))
+        problems.append(Problem("signed `created` differs from datapackage.json", DIGEST))
     if problems:
         report.add("signature", FAIL, "the signature does not belong to this capture", problems)
         return
@@ -129,7 +129,7 @@ def stored_as_check(report: Report, evidence: dict | None, capture_id: str) -> N
         return
     said = f"says it is capture {named}" if isinstance(named, str) else "does not say which capture it is"
     report.add("capture-id", FAIL, f"the file stored as capture {capture_id} {said}",
-               [Problem(f"{EVIDENCE} {said}, not {capture_id}", EVIDENCE)])
+               [Problem(f"{CAPTURE} {said}, not {capture_id}", CAPTURE)])
 
 
 def _named_signer(evidence: dict | None) -> str | None:
@@ -145,8 +145,8 @@ def _signature_removed(report: Report, evidence: dict | None) -> bool:
     if not signer:
         return False
     report.signature = {"signed": False}
-    report.add("signature", FAIL, f"the signature was removed: {EVIDENCE} names signer {signer}, "
-               "but there is no signature", [Problem("there is no signature", "datapackage-digest.json")])
+    report.add("signature", FAIL, f"the signature was removed: {CAPTURE} names signer {signer}, "
+               "but there is no signature", [Problem("there is no signature", DIGEST)])
     return True
 
 
@@ -155,12 +155,12 @@ def _domain_signature(report: Report, signed: dict, actual: str) -> None:
     report.signature["domain"] = domain if isinstance(domain, str) else None
     if signed.get("hash") != actual:
         report.add("signature", FAIL, "the signature covers another datapackage.json",
-                   [Problem("signedData hash differs from datapackage.json", "datapackage-digest.json")])
+                   [Problem("signedData hash differs from datapackage.json", DIGEST)])
         return
     result = check_domain_signature(signed)
     if result.matches is False:
         report.add("signature", FAIL, f"domain-identity signature for {domain}: {result.detail}",
-                   [Problem(result.detail, "datapackage-digest.json")])
+                   [Problem(result.detail, DIGEST)])
         return
     report.signature["certificate"] = result.detail
     report.add("signature", SKIP,
@@ -187,5 +187,5 @@ def timestamps_check(report: Report, digest: dict | None, dp_bytes: bytes | None
     clash = clock_clash(best, evidence.get("started") if isinstance(evidence, dict) else None)
     if clash:
         status = WARN if status == PASS else status
-        problems.append(Problem(clash, EVIDENCE))
+        problems.append(Problem(clash, CAPTURE))
     report.add("timestamps", status, summary, problems)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from archive.hashing import parse_digest
 from archive.values import text_field
-from archive.verify.checks.gather import PAGES
 from archive.verify.members import PagesSink
 from archive.verify.model import RecordLocation
 from archive.verify.warcresult import WarcResult
+from archive.wacz.names import PAGES
 
 SCREENSHOT_PREFIX = "urn:screenshot:"
 MEDIA_PREFIX, THUMBNAIL_PREFIX = "urn:media:", "urn:media-thumbnail:"

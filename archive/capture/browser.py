@@ -35,6 +35,7 @@ from playwright.async_api import async_playwright
 from archive.capture.addresses import AddressPolicy
 from archive.capture.dedup import Dedup
 from archive.capture.exchange import Recorded, write_for_sink
+from archive.capture.redaction import Redaction
 from archive.capture.links import extract_html
 from archive.capture.mediafind import find_in_html, find_in_traffic
 from archive.capture.pageoptions import PageOptions
@@ -141,6 +142,7 @@ class BrowserOptions:
     spool_dir: str | None = None
     policy: AddressPolicy | None = None  # addresses the proxy may connect to (default: public only)
     find_media: bool = False           # list the video and audio of each page (--media)
+    redaction: Redaction | None = None   # secret request headers never sealed (the crawl's)
 
 
 @dataclass
@@ -495,7 +497,8 @@ class BrowserSession:
         return state
 
     def end(self, state: _PageState | None, result: FetchResult, notes: dict) -> None:
-        written = write_for_sink(self.writer, self.record, result, notes, self.dedup, self._failures)
+        written = write_for_sink(self.writer, self.record, result, notes, self.dedup, self._failures,
+                                 self.options.redaction)
         if state is not None:
             with state.lock:
                 state.pending[result.url] -= 1

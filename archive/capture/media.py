@@ -43,6 +43,7 @@ from archive.capture.addresses import AddressPolicy
 from archive.capture.proxy import ProxyOptions, RecordingProxy, Refused
 from archive.capture.proxyca import InterceptionCA
 from archive.capture.recorder import FetchResult
+from archive.capture.redaction import Redaction
 from archive.errors import ArchiveError
 from archive.hashing import CHUNK, warc_digest
 from archive.warc.cdxj import cdxj_line
@@ -55,8 +56,6 @@ BEST = "bestvideo*+bestaudio/best"        # yt-dlp's own default when ffmpeg can
 BEST_WITHOUT_FFMPEG = "best/bestvideo+bestaudio"
 MAX_ENTRIES = 20                          # of a playlist named by one page
 MAX_LISTED = 20_000                       # exchanges named in one item's metadata record
-# Request headers that carry what we were given (cookies, a login): never sealed.
-SECRET_HEADERS = {"cookie", "authorization", "proxy-authorization"}
 # Info keys that hold what yt-dlp sends (cookies, request headers) or local paths.
 INFO_SECRET_KEYS = {"http_headers", "cookies", "__x_forwarded_for_ip"}
 
@@ -95,19 +94,6 @@ def clean_info(value):
     if isinstance(value, list):
         return [clean_info(v) for v in value]
     return value
-
-
-def redact_request(request: bytes) -> tuple[bytes, list[str]]:
-    """The request as sent with the values of SECRET_HEADERS replaced; and their names."""
-    end = request.find(b"\r\n\r\n")
-    head, rest = (request[:end], request[end:]) if end >= 0 else (request, b"")
-    lines, redacted = head.split(b"\r\n"), []
-    for i, line in enumerate(lines[1:], 1):
-        name, sep, _ = line.partition(b":")
-        if sep and name.strip().lower().decode("latin-1") in SECRET_HEADERS:
-            lines[i] = name + b": [redacted]"
-            redacted.append(name.strip().decode("latin-1"))
-    return b"\r\n".join(lines) + rest, redacted
 
 
 def file_digest(path: Path) -> tuple[str, str, int]:
@@ -213,8 +199,10 @@ class MediaSession:
         exclude: Callable[[str], str | None] | None = None,
         dedup: Dedup | None = None,
         policy: AddressPolicy | None = None,
+        redaction: Redaction | None = None,
     ) -> None:
         self.writer = writer
+        self.redaction = redaction          # the crawl's: secret request headers never sealed
         self.record = record
         self.options = options
         # the crawl's address rule: yt-dlp's hosts are refused or allowed as the crawler's are
@@ -257,7 +245,7 @@ class MediaSession:
                         open(os.open(self._cookies, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as dst:
                     shutil.copyfileobj(src, dst)
             except OSError as exc:
-                raise ArchiveError(f"--media-cookies {self.options.cookies}: {exc.strerror or exc}") from None
+                raise ArchiveError(f"--cookies {self.options.cookies}: {exc.strerror or exc}") from None
         self._ca = InterceptionCA()
         self._proxy = RecordingProxy(self, self._ca, ProxyOptions(
             timeout=self.timeout, verify_tls=self._verify_tls, spool_dir=self._spool_dir,
@@ -315,12 +303,8 @@ class MediaSession:
 
     def end(self, token, result: FetchResult, notes: dict) -> None:
         fields = {**notes, "fetched-by": f"yt-dlp {YT_DLP_VERSION} (media capture)"}
-        if self._cookies is not None and result.request:
-            result.request, names = redact_request(result.request)
-            if names:
-                fields["redacted"] = [f"{name} request header: credentials given to the capture"
-                                      for name in names]
-        write_for_sink(self.writer, self.record, result, fields, self.dedup, self._failures)
+        write_for_sink(self.writer, self.record, result, fields, self.dedup, self._failures,
+                       self.redaction)
 
     # -- items -----------------------------------------------------------------
     def extractor_for(self, url: str) -> str | None:

@@ -60,6 +60,9 @@ def capture_request(spec: JobSpec, previous: str | None = None) -> CaptureReques
         dedup=crawl.dedup, browser=page_options(spec), media=media_options(spec),
         allow_private_addresses=crawl.allow_private_addresses,
         allow_metadata_addresses=crawl.allow_metadata_addresses,
+        cookies=str(crawl.cookies) if crawl.cookies else None, headers=list(crawl.headers),
+        secret_headers=list(crawl.secret_headers), url_logins=dict(spec.url_logins),
+        logged_out_url=list(crawl.logged_out_url), logged_out_selector=list(crawl.logged_out_selector),
     )
     return CaptureRequest(
         crawl=options, operator=spec.operator or default_operator(),

@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import subprocess
 import zipfile
 import zlib
@@ -267,3 +268,19 @@ def test_redaction_replaces_only_secret_header_values():
     assert b"Accept: */*" in redacted and b"GET /a HTTP/1.1" in redacted
     assert [(r.header, r.cookie) for r in found] == [("X-Api-Key", None), ("cookie", "a"), ("cookie", "b")]
     assert found[1].digest == redaction.digest(b"1") != Redaction.make(key=b"j" * 32).digest(b"1")
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Chromium")
+def test_the_browser_sends_the_headers_through_the_proxy_and_meets_login_walls(lsite, key, tmp_path):
+    code, wacz = capture([lsite.url("/api"), lsite.url("/members"), "--browser",
+                          "--header", f"Authorization: Bearer {TOKEN}"], tmp_path, key)
+    assert code == 0
+    listed = {urlpath(p["url"]): p for p in pages(wacz)}
+    assert listed["/api"]["status"] == 200 and "error" not in listed["/api"]
+    # Chromium followed the redirect to /login: that is a login wall, not the page
+    members = next(p for path, p in listed.items() if path.startswith(("/members", "/login")))
+    assert members.get("errorKind") == "logged-out"
+    assert TOKEN.encode() not in everything_inflated(wacz)
+    api = [r for r in records(wacz) if r["type"] == "request" and urlpath(r["uri"]) == "/api"]
+    assert api and all(r["http"].get_header("Authorization").startswith("[redacted Authorization ")
+                       for r in api)

@@ -143,6 +143,7 @@ class BrowserOptions:
     policy: AddressPolicy | None = None  # addresses the proxy may connect to (default: public only)
     find_media: bool = False           # list the video and audio of each page (--media)
     redaction: Redaction | None = None   # secret request headers never sealed (the crawl's)
+    extra_headers: Callable[[str], dict | None] | None = None   # URL -> headers the proxy adds
 
 
 @dataclass
@@ -387,6 +388,7 @@ class BrowserSession:
         self._proxy = RecordingProxy(self, self._ca, ProxyOptions(
             timeout=o.fetch_timeout, max_body=o.max_body, verify_tls=o.verify_tls,
             spool_dir=o.spool_dir, policy=o.policy or AddressPolicy(),
+            extra_headers=o.extra_headers,
         )).start()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

@@ -322,7 +322,7 @@ class Crawler:
             BrowserOptions(page=o.browser, user_agent=o.user_agent, verify_tls=o.verify_tls,
                            fetch_timeout=o.timeout, max_body=o.max_body, spool_dir=self.spool_dir,
                            policy=self.policy, find_media=o.media is not None,
-                           redaction=self.redaction),
+                           redaction=self.redaction, extra_headers=self._headers),
             exclude=self._excluded, dedup=self.dedup,
         ).start()
         self.writer.describe({"browser": f"Chromium {self.browser.version}",
@@ -678,7 +678,7 @@ class Crawler:
                      if not self.scope.excluded(url)] if self.media is not None else []
             if final:
                 entry = page_entry(page)
-                if wall and "error" not in entry:
+                if wall:        # whatever the login page answered, the page was not there
                     entry["error"], entry["errorKind"] = wall, LOGGED_OUT
                 if item.attempt:
                     entry["attempts"] = item.attempt + 1

@@ -161,7 +161,7 @@ def test_the_redaction_is_named_in_the_warc_and_the_evidence(logged_in, lsite, k
     # the custody ledger's captured entry names the identity
     ledger = (wacz.parents[4] / "custody" / "ledger.jsonl").read_text()
     captured = [json.loads(line) for line in ledger.splitlines() if '"captured"' in line]
-    assert any("my-session.txt" in json.dumps(entry) for entry in captured)
+    assert any(entry.get("details", {}).get("cookie_file") == "my-session.txt" for entry in captured), captured
 
 
 def test_the_same_session_gives_the_same_digest_in_two_captures(logged_in):
@@ -284,3 +284,19 @@ def test_the_browser_sends_the_headers_through_the_proxy_and_meets_login_walls(l
     api = [r for r in records(wacz) if r["type"] == "request" and urlpath(r["uri"]) == "/api"]
     assert api and all(r["http"].get_header("Authorization").startswith("[redacted Authorization ")
                        for r in api)
+
+
+def test_secret_headers_go_to_the_seeds_hosts_only_and_url_credentials_to_their_origin():
+    from archive.capture.credentials import request_headers
+
+    headers = ["Authorization: Bearer t", "X-Api-Key: k", "Accept-Language: fr"]
+    logins = {"https://intranet.example:443": "Basic YTpi"}
+    seeds = {"example.org", "intranet.example"}
+    assert request_headers("https://example.org/a", headers, ["x-api-key"], seeds, logins) == {
+        "Authorization": "Bearer t", "X-Api-Key": "k", "Accept-Language": "fr"}
+    # a CDN or a third party a page links to: no secret
+    assert request_headers("https://cdn.example.net/x.js", headers, ["X-Api-Key"], seeds, logins) == {
+        "Accept-Language": "fr"}
+    # the origin whose seed URL held credentials: those, not the --header's
+    assert request_headers("https://intranet.example/r", headers, [], seeds, logins)["Authorization"] == "Basic YTpi"
+    assert "Authorization" not in request_headers("http://intranet.example/r", [], [], seeds, logins)

@@ -272,14 +272,17 @@ def test_redaction_replaces_only_secret_header_values():
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Chromium")
 def test_the_browser_sends_the_headers_through_the_proxy_and_meets_login_walls(lsite, key, tmp_path):
-    code, wacz = capture([lsite.url("/api"), lsite.url("/members"), "--browser",
-                          "--header", f"Authorization: Bearer {TOKEN}"], tmp_path, key)
+    code, wacz = capture([lsite.url("/api"), lsite.url("/members"), lsite.url("/wall"), "--browser",
+                          "--header", f"Authorization: Bearer {TOKEN}",
+                          "--logged-out-selector", "input[name=pw]"], tmp_path, key)
     assert code == 0
     listed = {urlpath(p["url"]): p for p in pages(wacz)}
     assert listed["/api"]["status"] == 200 and "error" not in listed["/api"]
     # Chromium followed the redirect to /login: that is a login wall, not the page
     members = next(p for path, p in listed.items() if path.startswith(("/members", "/login")))
     assert members.get("errorKind") == "logged-out"
+    # the rendered page shows the login form: a login wall too
+    assert listed["/wall"]["errorKind"] == "logged-out" and "input[name=pw]" in listed["/wall"]["error"]
     assert TOKEN.encode() not in everything_inflated(wacz)
     api = [r for r in records(wacz) if r["type"] == "request" and urlpath(r["uri"]) == "/api"]
     assert api and all(r["http"].get_header("Authorization").startswith("[redacted Authorization ")

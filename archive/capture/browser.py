@@ -144,6 +144,8 @@ class BrowserOptions:
     find_media: bool = False           # list the video and audio of each page (--media)
     redaction: Redaction | None = None   # secret request headers never sealed (the crawl's)
     extra_headers: Callable[[str], dict | None] | None = None   # URL -> headers the proxy adds
+    # (URL, rendered DOM) -> why the page is a login wall, or None (capture.loginwall)
+    login_wall: Callable[[str, bytes], str | None] | None = None
 
 
 @dataclass
@@ -175,6 +177,7 @@ class BrowserPageResult:
     media: list[str] = field(default_factory=list)        # video and audio found (find_media)
     frames: list[str] = field(default_factory=list)       # its frames' URLs (find_media)
     media_extras: dict = field(default_factory=dict)      # posters, subtitle tracks (find_media)
+    login_wall: str | None = None      # why the rendered page is a login wall, not the content
 
 
 def page_entry(result: BrowserPageResult) -> dict:
@@ -722,6 +725,8 @@ class BrowserSession:
         else:
             result.dom = self._resource(f"urn:dom:{result.final_url}", dom, "text/html; charset=utf-8", result)
             result.outlinks = extract_html(dom, result.final_url).pages
+            if self.options.login_wall:
+                result.login_wall = self.options.login_wall(result.final_url, dom)
             if self.options.find_media:
                 result.media += find_in_html(dom, result.final_url, frames=result.frames,
                                              extras=result.media_extras)

@@ -303,3 +303,28 @@ def test_secret_headers_go_to_the_seeds_hosts_only_and_url_credentials_to_their_
     # the origin whose seed URL held credentials: those, not the --header's
     assert request_headers("https://intranet.example/r", headers, [], seeds, logins)["Authorization"] == "Basic YTpi"
     assert "Authorization" not in request_headers("http://intranet.example/r", [], [], seeds, logins)
+
+
+def test_a_killed_capture_resumes_with_its_credentials(lsite, key, pubkey, tmp_path):
+    from tests.killing import capture_killed_when, group_lines
+    from tests.site import slow
+
+    lsite.site.add("/slow-members", handler=slow(3.0))
+    cookies = tmp_path / "my-session.txt"
+    cookies.write_text(cookies_txt())
+    work = tmp_path / "work"
+    journal = capture_killed_when(
+        [lsite.url("/members"), lsite.url("/slow-members"), "--cookies", cookies, "--workers", "1",
+         "--header", f"Authorization: Bearer {TOKEN}", "--key", key, "--store", tmp_path / "store",
+         "--quiet", "--catalog", "off"],
+        work, lambda j: group_lines(j) >= 2)
+    saved = journal.parent / "request.json"
+    assert saved.stat().st_mode & 0o777 == 0o600     # it holds the headers, for the resume
+    code = cli_main(["capture", "--resume", str(journal.parent), "--quiet", "--catalog", "off"])
+    assert code == 0
+    wacz = Path(stored_waczs(tmp_path / "store")[-1])
+    listed = {urlpath(p["url"]): p for p in pages(wacz)}
+    assert "error" not in listed["/members"] and listed["/slow-members"]["status"] == 200
+    sealed = everything_inflated(wacz)
+    assert not any(secret.encode() in sealed for secret in SECRETS)
+    assert evidence(wacz)["credentials"]["identity"]["cookieFile"] == "my-session.txt"

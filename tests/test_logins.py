@@ -4,6 +4,7 @@ login walls are recorded as "logged out", and bad credentials stop the capture."
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import json
@@ -328,3 +329,29 @@ def test_a_killed_capture_resumes_with_its_credentials(lsite, key, pubkey, tmp_p
     sealed = everything_inflated(wacz)
     assert not any(secret.encode() in sealed for secret in SECRETS)
     assert evidence(wacz)["credentials"]["identity"]["cookieFile"] == "my-session.txt"
+
+
+def test_a_job_file_carries_the_login_keys(tmp_path):
+    from archive.jobs.request import capture_request
+    from archive.jobs.spec import parse_job
+
+    (tmp_path / "session.txt").write_text(cookies_txt())
+    path = write_job(tmp_path, "members", [f"https://{USER}:{PASSWORD}@example.org/members"], None,
+                     tmp_path / "store",
+                     crawl={"cookies": "session.txt", "headers": ["X-Api-Key: k3y"],
+                            "secret_headers": ["X-Api-Key"], "logged_out_url": ["/expired"],
+                            "logged_out_selector": ["#login-box"]})
+    spec, problems = parse_job(path)
+    assert problems == []
+    crawl = capture_request(spec).crawl
+    assert crawl.seeds == ["https://example.org/members"]
+    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    assert crawl.url_logins == {"https://example.org:443": f"Basic {token}"}
+    assert Path(crawl.cookies) == tmp_path / "session.txt"
+    assert (crawl.headers, crawl.secret_headers) == (["X-Api-Key: k3y"], ["X-Api-Key"])
+    assert (crawl.logged_out_url, crawl.logged_out_selector) == (["/expired"], ["#login-box"])
+    bad = write_job(tmp_path, "bad", ["https://example.org/"], None, tmp_path / "store",
+                    crawl={"headers": ["X-Api-Key:"], "logged_out_selector": ["a[["]})
+    spec, problems = parse_job(bad)
+    assert spec is None and len(problems) == 2
+    assert "has no value" in problems[0].message + problems[1].message

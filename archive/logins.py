@@ -37,7 +37,7 @@ def prepare(options: CrawlOptions, signer: Signer | None, shared: bool = False) 
                            "--redis yet (workers would need the secrets): capture in one process")
     try:
         credentials.check_headers(options.headers, options.secret_headers)
-        cookies = credentials.load_cookies(options.cookies) if options.cookies else []
+        cookies, expired = credentials.load_cookies(options.cookies) if options.cookies else ([], [])
     except credentials.CredentialsError as exc:
         raise ArchiveError(str(exc)) from None
     if signer is not None:
@@ -50,7 +50,7 @@ def prepare(options: CrawlOptions, signer: Signer | None, shared: bool = False) 
                                sent_cookies=[c.name for c in cookies],
                                credentials_given=options.credentials_given)
     identity = credentials.identity(options.cookies, cookies, options.headers,
-                                    options.secret_headers, list(options.url_logins))
+                                    options.secret_headers, list(options.url_logins), expired)
     return Login(redaction, cookies, identity)
 
 

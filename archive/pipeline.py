@@ -16,6 +16,7 @@ from typing import Callable
 
 from archive import SOFTWARE
 from archive.capture.crawl import CrawlOptions, Crawler
+from archive.capture.login import Credentials
 from archive.capture.dedup import Dedup, EarlierCapture
 from archive.coordinator import check_shared_request, finish_shared, run_shared
 from archive.capture.sharedcrawl import DEFAULT_LEASE
@@ -59,6 +60,10 @@ class CaptureRequest:
     # it the same way
     origin: dict = field(default_factory=dict)
     text: bool = True     # each page's text in pages.jsonl (`--no-text`: none)
+    # the browser profile logged in with (its folder; a resume opens it again) and the
+    # identity the evidence and custody name: never a value, never the passphrase
+    profile: str | None = None
+    identity: dict | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -80,6 +85,7 @@ class Session:
     request: CaptureRequest
     earlier: EarlierCapture | None
     catalog: str | None = None      # where the stored capture is catalogued (None: the store's default)
+    credentials: Credentials | None = None   # the login (in memory only: never saved)
 
 
 @dataclass
@@ -175,11 +181,14 @@ def run_capture(
     signer: Signer | None,
     on_progress: Callable[[CrawlStats, int], None] | None = None,
     catalog: str | None = None,
+    credentials: Credentials | None = None,
 ) -> CaptureResult:
     """Crawl, seal and store one capture, and add it to `catalog` (by default the
     store's). The work folder is removed once the store holds a verified copy, and kept
-    (and named in the error) when anything fails: `resume_capture` finishes it."""
+    (and named in the error) when anything fails: `resume_capture` finishes it.
+    `credentials`: the login of `request.profile`, opened by the caller."""
     _check_browser(request.crawl)
+    _check_login(request, credentials)
     if request.redis:
         check_shared_request(request)
     earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
@@ -203,8 +212,8 @@ def run_capture(
         shutil.rmtree(work, ignore_errors=True)
         raise ArchiveError(f"cannot start a capture in {request.work_dir} ({exc}); nothing was captured") from exc
     with held:   # the lock goes with this call, however it ends (a failure kept in memory too)
-        return _capture(Session(work, capture_id, started, request, earlier, catalog), container, [],
-                        None, store, signer, on_progress)
+        return _capture(Session(work, capture_id, started, request, earlier, catalog, credentials),
+                        container, [], None, store, signer, on_progress)
 
 
 def saved_request(work: Path) -> tuple[str, CaptureRequest, datetime]:
@@ -227,12 +236,14 @@ def resume_capture(
     changes: dict | None = None,
     catalog: str | None = None,
     redis: str | None = None,
+    credentials: Credentials | None = None,
 ) -> CaptureResult:
     """Finish a capture whose process was killed (or failed) during the crawl, the seal or
     the upload, from what its work folder holds. The WARC data is cut back to the last
     record group the journal knows complete; the crawl goes on from there. `changes`:
     request fields (operator, tsa, tsa_timeout) replaced for this run. `redis`: a shared
-    crawl's Redis, where it is no longer at the address it started with."""
+    crawl's Redis, where it is no longer at the address it started with. `credentials`:
+    the login of the saved request's profile, opened again by the caller."""
     work = Path(work)
     capture_id, request, started = saved_request(work)
     if changes:
@@ -260,14 +271,15 @@ def resume_capture(
         container, state = _take_up(work, sealed_path)
         if state.ended is None:
             _check_browser(request.crawl)
+            _check_login(request, credentials)
         if container.current is not None:
             container.end()
         closed = [WarcFile(m.entry.name.rsplit("/", 1)[-1], m.entry.size, m.entry.crc, m.sha256)
                   for m in container.members]
         for leftover in (work / "spool").glob("*"):
             leftover.unlink()
-        return _capture(Session(work, capture_id, started, request, earlier, catalog), container, closed,
-                        state, store, signer, on_progress)
+        return _capture(Session(work, capture_id, started, request, earlier, catalog, credentials),
+                        container, closed, state, store, signer, on_progress)
 
 
 def _take_up(work: Path, sealed_path: Path) -> tuple[ContainerWriter, CrawlState]:
@@ -342,6 +354,22 @@ def _check_browser(options: CrawlOptions) -> None:
         check_chromium()
 
 
+def _check_login(request: CaptureRequest, credentials: Credentials | None) -> None:
+    """A capture with a profile goes on only with that very login: never half logged in,
+    never as another account than the one its evidence names."""
+    if request.profile is None:
+        return
+    if request.redis:
+        raise ArchiveError("a profile with a shared crawl (--redis): its workers cannot open the profile")
+    if credentials is None:
+        raise ArchiveError(f"the capture uses the profile {request.profile}: open it (its passphrase) "
+                           "to capture; nothing was captured without it")
+    if request.identity is not None and credentials.identity != request.identity:
+        raise ArchiveError(f"the profile {request.profile} holds another login than the one this "
+                           "capture started with (its cookies changed): finish it with that login, "
+                           "or start a new capture")
+
+
 def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile],
              state: CrawlState | None, store: Store, signer: Signer | None,
              on_progress) -> CaptureResult:
@@ -364,7 +392,7 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
                 run_shared(session, container, journal, state, store, on_progress)
             else:
                 crawler = Crawler(options, writer, journal, str(work / "spool"),
-                                  Dedup(session.earlier), state)
+                                  Dedup(session.earlier), state, credentials=session.credentials)
                 crawler.run(on_progress)
         except BaseException as exc:
             # on a full disk closing fails too (their buffers cannot be written): what
@@ -394,7 +422,8 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
     custody.record(CAPTURED, session.capture_id, seeds=options.seeds, pages=stats.pages,
                    failed=stats.failed, bytes=stats.bytes, started=_iso(session.started),
                    finished=_iso(datetime.now(timezone.utc)),
-                   workers=[{k: w[k] for k in ("id", "host")} for w in workers] or None)
+                   workers=[{k: w[k] for k in ("id", "host")} for w in workers] or None,
+                   identity=request.identity)
     try:
         inp = _seal_input(session, state, signer)
         if request.text:
@@ -462,6 +491,10 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
     }
     if request.redis:
         evidence["workers"] = _workers(state)
+    if request.identity is not None:
+        # who the site saw: the login's name, domains and cookie-name fingerprint; never a
+        # value. Its Cookie headers are redacted in the request records (`redacted`).
+        evidence["identity"] = request.identity
     if options.media is not None:
         evidence["media"] = {**state.media_tools, "items": state.media}
     if session.earlier is not None:

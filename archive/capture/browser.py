@@ -41,6 +41,7 @@ from archive.capture.pageoptions import PageOptions
 from archive.capture.proxy import ProxyOptions, RecordingProxy, Refused
 from archive.capture.proxyca import InterceptionCA
 from archive.capture.recorder import FetchResult
+from archive.capture.redact import redacted_exchange
 from archive.errors import ArchiveError
 from archive.warc.cdxj import cdxj_line
 from archive.warc.writer import RecordRef, WarcWriter, block_digests, warc_fields
@@ -141,6 +142,9 @@ class BrowserOptions:
     spool_dir: str | None = None
     policy: AddressPolicy | None = None  # addresses the proxy may connect to (default: public only)
     find_media: bool = False           # list the video and audio of each page (--media)
+    # a login's cookies and local storage (Playwright's storage state, from a profile or a
+    # cookies file): the browser starts with them; held in memory, never written anywhere
+    storage_state: dict | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -429,6 +433,7 @@ class BrowserSession:
                 accept_downloads=False,
                 # The pages' requests (loopback too: Playwright adds <-loopback>).
                 proxy={"server": self._proxy.url},
+                storage_state=self.options.storage_state,
             )
         except PlaywrightError as exc:
             raise ArchiveError(
@@ -495,6 +500,9 @@ class BrowserSession:
         return state
 
     def end(self, state: _PageState | None, result: FetchResult, notes: dict) -> None:
+        if self.options.storage_state is not None:
+            # logged in: the cookies the browser sends are the account's, never sealed
+            notes = redacted_exchange(result, notes)
         written = write_for_sink(self.writer, self.record, result, notes, self.dedup, self._failures)
         if state is not None:
             with state.lock:

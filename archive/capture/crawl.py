@@ -33,6 +33,7 @@ from archive.capture.links import (
     Links, absolute, extract_css, extract_html, header_requisites, refresh_target,
 )
 from archive.capture.mediafind import find_in_html
+from archive.capture.login import Credentials
 from archive.capture.mediaoptions import MediaOptions
 from archive.capture.pageoptions import PageOptions
 from archive.capture.robots import Robots, RobotsAnswer
@@ -167,10 +168,13 @@ class Crawler:
         state: CrawlState | None = None,
         frontier: Frontier | None = None,
         robots: Robots | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         """`frontier` and `robots`: shared ones (a crawl spread over processes) instead
-        of this process's own."""
+        of this process's own. `credentials`: the login (a browser profile) the browser
+        and the media downloads start with; kept in memory only."""
         self.options = options
+        self.credentials = credentials
         self.writer = writer
         self.journal = journal
         self.spool_dir = spool_dir
@@ -292,7 +296,8 @@ class Crawler:
             self.writer, self._browser_recorded,
             BrowserOptions(page=o.browser, user_agent=o.user_agent, verify_tls=o.verify_tls,
                            fetch_timeout=o.timeout, max_body=o.max_body, spool_dir=self.spool_dir,
-                           policy=self.policy, find_media=o.media is not None),
+                           policy=self.policy, find_media=o.media is not None,
+                           storage_state=self.credentials.storage_state if self.credentials else None),
             exclude=self._excluded, dedup=self.dedup,
         ).start()
         self.writer.describe({"browser": f"Chromium {self.browser.version}",
@@ -317,6 +322,7 @@ class Crawler:
             self.writer, self._browser_recorded, o.media, folder, user_agent=o.user_agent,
             verify_tls=o.verify_tls, timeout=o.timeout, retries=o.retries, delay=o.delay,
             spool_dir=self.spool_dir, exclude=self._excluded, dedup=self.dedup, policy=self.policy,
+            cookies_txt=self.credentials.cookies_txt() if self.credentials else None,
         ).start()
         self.writer.describe(self.media.describe())
 

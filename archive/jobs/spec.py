@@ -102,6 +102,9 @@ class CrawlSpec:
     media_format: str | None = None   # a yt-dlp format selector
     media_live: float | None = None   # seconds of a live stream to record
     media_cookies: Path | None = None  # cookies.txt for yt-dlp (never sealed)
+    profile: Path | None = None   # a browser profile (`archive profile create`) for browser and media
+    profile_passphrase_env: str | None = None    # where its passphrase is: a variable
+    profile_passphrase_file: Path | None = None  # or a file
 
 
 @dataclass
@@ -400,6 +403,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "wait_for": non_empty_text, "wait": pause, "scroll": boolean, "page_timeout": duration,
         "media": boolean, "media_max_size": size, "media_format": non_empty_text,
         "media_live": duration, "media_cookies": path,
+        "profile": path, "profile_passphrase_env": env_name, "profile_passphrase_file": path,
     },
     "signing": {
         "key": path, "passphrase_env": env_name, "passphrase_file": path, "unsigned": boolean,
@@ -614,6 +618,7 @@ def _cross_checks(values: dict, lines: dict, data: dict) -> list[Problem]:
     if not crawl.get("media"):
         problems += [Problem(lines.get(f"crawl.{key}"), f"'crawl.{key}' applies with media = true only")
                      for key in MEDIA_ONLY if key in crawl]
+    problems += _profile_checks(crawl, lines)
     retention = values["retention"]
     if (retention.get("retain_days") or retention.get("legal_hold")) and "store" in top \
             and not top["store"].startswith("s3://"):
@@ -627,6 +632,25 @@ def _cross_checks(values: dict, lines: dict, data: dict) -> list[Problem]:
         "webhook" in data["notify"] or "command" in data["notify"]
     ):
         problems.append(Problem(lines.get("notify"), "[notify] needs a 'webhook' or a 'command'"))
+    return problems
+
+
+def _profile_checks(crawl: dict, lines: dict) -> list[Problem]:
+    """A profile logs in the browser and the media downloads, with one passphrase source."""
+    problems = []
+    if "profile" in crawl and not (crawl.get("browser") or crawl.get("media")):
+        problems.append(Problem(lines.get("crawl.profile"),
+                                "'crawl.profile' logs in the browser and media downloads: "
+                                "add browser = true or media = true"))
+    if "profile" in crawl and "media_cookies" in crawl:
+        problems.append(Problem(lines.get("crawl.media_cookies"),
+                                "give either 'profile' or 'media_cookies', not both"))
+    if "profile_passphrase_env" in crawl and "profile_passphrase_file" in crawl:
+        problems.append(Problem(lines.get("crawl.profile_passphrase_file"),
+                                "give either 'profile_passphrase_env' or 'profile_passphrase_file', not both"))
+    problems += [Problem(lines.get(f"crawl.{key}"), f"'crawl.{key}' applies with a 'profile' only")
+                 for key in ("profile_passphrase_env", "profile_passphrase_file")
+                 if key in crawl and "profile" not in crawl]
     return problems
 
 

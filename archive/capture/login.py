@@ -1,0 +1,48 @@
+"""What a capture logs in with: the cookies and local storage of a browser profile (or
+of a cookies file), held in memory only and never saved with the capture's request,
+and the identity the evidence names instead (never a value)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from archive.capture.cookiesfile import cookies_txt
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Playwright's storage state (`cookies`, `origins` with their local storage) and
+    what the evidence says of it. Secret: never saved, logged or sealed."""
+
+    storage_state: dict
+    identity: dict
+
+    @property
+    def cookies(self) -> list[dict]:
+        return list(self.storage_state.get("cookies") or ())
+
+    def cookies_txt(self) -> str:
+        """The cookies as a Netscape cookies.txt, for yt-dlp's cookiefile."""
+        return cookies_txt(self.cookies)
+
+
+def cookie_domain(cookie: dict) -> str:
+    return str(cookie.get("domain") or "").lstrip(".").lower()
+
+
+def identity(kind: str, name: str, cookies: list[dict], origins: list[str] = ()) -> dict:
+    """What the evidence and the custody ledger say of a login (`kind` "profile" or
+    "cookies"): its name, the domains its cookies are for, how many, and a SHA-256 of
+    their sorted `domain name` pairs, so two captures can be shown to have used the
+    same cookie names; never a value."""
+    pairs = sorted({f"{cookie_domain(c)} {c.get('name', '')}" for c in cookies})
+    found = {
+        "kind": kind, "name": name,
+        "domains": sorted({cookie_domain(c) for c in cookies if cookie_domain(c)}),
+        "cookies": len(cookies),
+        "cookieNamesSha256": hashlib.sha256("\n".join(pairs).encode("utf-8")).hexdigest(),
+    }
+    if origins:
+        found["localStorageOrigins"] = sorted(set(origins))
+    return found

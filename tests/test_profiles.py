@@ -17,7 +17,7 @@ import pytest
 from archive.capture.browser import find_chromium
 from archive.profiles.vault import PROFILE_NAME, save
 from tests.conftest import PASSPHRASE, stored_waczs
-from tests.loginsite import MEMBERS_TEXT, PASSWORD, USER, LoginSite, cookies_txt
+from tests.profilesite import MEMBERS_TEXT, PASSWORD, USER, LoginSite, cookies_txt
 from tests.site import SiteServer
 from tests.warcs import pages, records
 
@@ -137,8 +137,8 @@ def test_browser_capture_with_the_profile_captures_the_members_page_and_seals_no
     # the evidence names the profile, never a value; so does the custody entry
     evidence = json.loads(zipfile.ZipFile(wacz).read("evidence/capture.json"))
     identity = evidence["identity"]
-    assert identity["kind"] == "profile" and identity["name"] == "alice"
-    assert identity["domains"] == ["127.0.0.1"] and len(identity["cookieNamesSha256"]) == 64
+    assert identity["profile"] == "alice" and identity["cookieNames"] == ["session"]
+    assert identity["cookieDomains"] == ["127.0.0.1"] and len(identity["cookieNamesSha256"]) == 64
     ledger = [json.loads(line) for line in
               (tmp_path / "store" / "custody" / "ledger.jsonl").read_text().splitlines() if line.strip()]
     captured = [e for e in ledger if e.get("event") == "captured"]
@@ -266,7 +266,7 @@ def test_a_job_logs_in_with_its_profile_and_a_wrong_passphrase_fails_the_run(
     assert done.code == 0, done
     wacz = Path(stored_waczs(tmp_path / "store")[-1])
     assert MEMBERS_TEXT.encode() in b"".join(r["payload"] for r in records(wacz) if r["type"] == "response")
-    assert json.loads(zipfile.ZipFile(wacz).read("evidence/capture.json"))["identity"]["name"] == "alice"
+    assert json.loads(zipfile.ZipFile(wacz).read("evidence/capture.json"))["identity"]["profile"] == "alice"
     assert_nowhere(secrets_of(login_site), tmp_path / "store")
     monkeypatch.setenv("MEMBERS_PROFILE_PASS", "wrong")
     failed = run("jobs", "run", job, "--json")
@@ -280,3 +280,63 @@ def test_a_job_logs_in_with_its_profile_and_a_wrong_passphrase_fails_the_run(
     messages = " | ".join(p.message for p in problems)
     assert spec is None and "add browser = true or media = true" in messages
     assert "'profile_passphrase_file', not both" in messages
+
+
+@pytest.fixture(scope="module")
+def display():
+    """A virtual display (Xvfb) for the visible browser window of `profile create`."""
+    import shutil
+    import subprocess
+    if shutil.which("Xvfb") is None:
+        pytest.skip("needs Xvfb (scripts/test installs it)")
+    read, write = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24",
+                               "-nolisten", "tcp"], pass_fds=[write],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    try:
+        with os.fdopen(read) as fh:
+            number = fh.readline().strip()
+        assert number, "Xvfb gave no display number"
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_profile_create_opens_a_window_and_saves_the_login_when_enter_is_pressed(
+        display, login_site, tmp_path):
+    """The command as a person runs it, at a terminal (a pty), with a window on a display:
+    the login happens in the window (the page logs itself in here), Enter saves it."""
+    import pty
+    import subprocess
+    import time
+    from tests.conftest import BIN
+    _chromium_or_skip()
+    env = {**os.environ, "DISPLAY": display, "ARCHIVE_PROFILE_PASSPHRASE": PROFILE_PASS}
+    env.pop("WAYLAND_DISPLAY", None)
+    master, slave = pty.openpty()
+    served = len([p for p in login_site.site.requests if p == "/stored"])
+    proc = subprocess.Popen([str(BIN / "archive"), "profile", "create", str(tmp_path / "p"),
+                             "--url", login_site.url("/auto-login"), "--json"],
+                            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    os.close(slave)
+    try:
+        until = time.monotonic() + 60
+        while len([p for p in login_site.site.requests if p == "/stored"]) == served:
+            assert proc.poll() is None and time.monotonic() < until, proc.communicate(timeout=10)
+            time.sleep(0.2)
+        os.write(master, b"\n")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert b"close the window (or press Enter here)" in err
+    info = json.loads(out)
+    assert [c["name"] for c in info["cookies"]] == ["session"]
+    assert info["localStorage"][0]["localStorageKeys"] == ["apiToken"]
+    for secret in secrets_of(login_site):
+        assert secret not in out + err
+        assert secret not in (tmp_path / "p" / PROFILE_NAME).read_bytes()

@@ -32,15 +32,15 @@ def cookie_domain(cookie: dict) -> str:
 
 
 def identity(kind: str, name: str, cookies: list[dict], origins: list[str] = ()) -> dict:
-    """What the evidence and the custody ledger say of a login (`kind` "profile" or
-    "cookies"): its name, the domains its cookies are for, how many, and a SHA-256 of
-    their sorted `domain name` pairs, so two captures can be shown to have used the
-    same cookie names; never a value."""
-    pairs = sorted({f"{cookie_domain(c)} {c.get('name', '')}" for c in cookies})
+    """What the evidence and the custody ledger say of a login (`kind`: "profile", or
+    "cookieFile" for a cookies file): its name, the domains and names of its cookies, and
+    a SHA-256 of every cookie's domain, path and name (the same jar gives the same
+    digest, so two captures can be shown to have used the same session); never a value."""
+    pairs = sorted({f"{c.get('domain', '')}\t{c.get('path') or '/'}\t{c.get('name', '')}" for c in cookies})
     found = {
-        "kind": kind, "name": name,
-        "domains": sorted({cookie_domain(c) for c in cookies if cookie_domain(c)}),
-        "cookies": len(cookies),
+        kind: name,
+        "cookieDomains": sorted({cookie_domain(c) for c in cookies if cookie_domain(c)}),
+        "cookieNames": sorted({str(c.get("name", "")) for c in cookies}),
         "cookieNamesSha256": hashlib.sha256("\n".join(pairs).encode("utf-8")).hexdigest(),
     }
     if origins:

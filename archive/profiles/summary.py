@@ -41,7 +41,7 @@ def summary(credentials: Credentials, now: float | None = None) -> dict:
     live = [c for c in cookies if not c["expired"]]
     return {
         "identity": credentials.identity,
-        "domains": credentials.identity["domains"],
+        "domains": credentials.identity["cookieDomains"],
         "cookies": cookies,
         "expired": len(cookies) - len(live),
         "allExpired": bool(cookies) and not live,

@@ -9,7 +9,7 @@ import secrets
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
-from tests.site import Site
+from tests.site import Site, slow
 
 USER, PASSWORD = "alice", "open sesame"
 MEMBERS_TEXT = "Minutes of the closed meeting, members only"
@@ -65,6 +65,7 @@ class LoginSite:
         site.add("/members", handler=self._members)
         site.html("/public-video", "A video", '<video controls src="/members-media/clip.mp4"></video>')
         site.add("/members-media/clip.mp4", handler=self._video)
+        site.add("/slow", handler=slow(4, b"<html><title>Slow</title>a slow page</html>"))
 
     def _do_login(self, h) -> None:
         query = parse_qs(urlsplit(h.path).query)

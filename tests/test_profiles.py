@@ -340,3 +340,35 @@ def test_profile_create_opens_a_window_and_saves_the_login_when_enter_is_pressed
     for secret in secrets_of(login_site):
         assert secret not in out + err
         assert secret not in (tmp_path / "p" / PROFILE_NAME).read_bytes()
+
+
+def test_a_resumed_capture_opens_its_profile_again_and_refuses_another_login(
+        profile, login_site, run, key, tmp_path, monkeypatch):
+    import shutil
+    from tests.killing import capture_killed_when, group_lines
+    monkeypatch.setenv("ARCHIVE_PROFILE_PASSPHRASE", PROFILE_PASS)
+    mine = tmp_path / "alice"
+    shutil.copytree(profile, mine)
+    journal = capture_killed_when(
+        [login_site.url("/members"), login_site.url("/slow"), "--browser", "--profile", mine,
+         "--key", key, "--store", tmp_path / "store", "--quiet", "--allow-private-addresses"],
+        tmp_path / "work", lambda j: group_lines(j) >= 1)
+    work = journal.parent
+    monkeypatch.setenv("ARCHIVE_PROFILE_PASSPHRASE", "wrong")
+    wrong = run("capture", "--resume", work, "--quiet")
+    assert wrong.code == 2 and "wrong passphrase" in wrong.err and work.is_dir()
+    # the folder now holds another login (other cookies): the capture is not finished with it
+    monkeypatch.setenv("ARCHIVE_PROFILE_PASSPHRASE", PROFILE_PASS)
+    cookies = tmp_path / "other.txt"
+    cookies.write_text(cookies_txt("someone-else") + "127.0.0.1\tFALSE\t/\tFALSE\t0\tother\tx\n")
+    assert run("profile", "create", mine, "--from-cookies", cookies, "--replace").code == 0
+    other = run("capture", "--resume", work, "--quiet")
+    assert other.code == 2 and "another login" in other.err and work.is_dir(), other
+    shutil.rmtree(mine)
+    shutil.copytree(profile, mine)
+    done = run("capture", "--resume", work, "--quiet")
+    assert done.code == 0, done
+    wacz = Path(stored_waczs(tmp_path / "store")[-1])
+    assert {p["url"].rsplit("/", 1)[-1] for p in pages(wacz)} >= {"members", "slow"}
+    assert json.loads(zipfile.ZipFile(wacz).read("evidence/capture.json"))["identity"]["profile"] == "alice"
+    assert_nowhere(secrets_of(login_site), tmp_path / "store")

@@ -4,13 +4,12 @@ Its own variable, not the signing key's: the two secrets guard different things.
 
 from __future__ import annotations
 
-import getpass
 import os
-import sys
 from pathlib import Path
 
 from archive.errors import ArchiveError
 from archive.files import read_at_most
+from archive.keys import passphrase_from_env_or_prompt
 
 PROFILE_PASSPHRASE_ENV = "ARCHIVE_PROFILE_PASSPHRASE"
 PASSPHRASE_FILE_LIMIT = 1 << 20
@@ -36,12 +35,4 @@ def profile_passphrase(file: str | Path | None = None, env: str | None = None,
         if not value:
             raise ArchiveError(f"the passphrase variable {env} is not set")
         return value.encode("utf-8")
-    value = os.environ.get(PROFILE_PASSPHRASE_ENV)
-    if value:
-        return value.encode("utf-8")
-    if not sys.stdin.isatty():
-        return None
-    first = getpass.getpass("Profile passphrase: ")
-    if confirm and first and getpass.getpass("Repeat passphrase: ") != first:
-        raise ArchiveError("the two passphrases differ")
-    return first.encode("utf-8") if first else None
+    return passphrase_from_env_or_prompt(confirm, env=PROFILE_PASSPHRASE_ENV, label="Profile")

@@ -130,19 +130,20 @@ def test_browser_capture_with_the_profile_captures_the_members_page_and_seals_no
     # without its value
     assert login_site.login.session in login_site.login.cookies_seen
     asked = [r for r in recs if r["type"] == "request" and r["uri"].endswith("/members")]
-    assert asked and asked[0]["http"].get_header("Cookie") == "[redacted]"
+    assert asked and asked[0]["http"].get_header("Cookie").startswith("[redacted Cookie session=hmac-sha256:")
     meta = [r for r in recs if r["type"] == "metadata" and r["uri"].endswith("/members")
             and b"redacted:" in r["payload"]]
     assert meta and b"Cookie request header" in meta[0]["payload"]
     # the evidence names the profile, never a value; so does the custody entry
     evidence = json.loads(zipfile.ZipFile(wacz).read("evidence/capture.json"))
-    identity = evidence["identity"]
+    identity = evidence["credentials"]["identity"]
     assert identity["profile"] == "alice" and identity["cookieNames"] == ["session"]
     assert identity["cookieDomains"] == ["127.0.0.1"] and len(identity["cookieNamesSha256"]) == 64
     ledger = [json.loads(line) for line in
               (tmp_path / "store" / "custody" / "ledger.jsonl").read_text().splitlines() if line.strip()]
     captured = [e for e in ledger if e.get("event") == "captured"]
-    assert captured and captured[-1]["details"]["identity"] == identity, captured
+    assert captured and captured[-1]["details"]["identity"] == {
+        k: identity[k] for k in ("profile", "cookieDomains", "cookieNamesSha256", "localStorageOrigins")}
     # no cookie or local-storage value anywhere: the WACZ (every member inflated), the store
     assert_nowhere(secrets_of(login_site), tmp_path / "store")
     verified = run("verify", wacz, "--trust", pubkey)
@@ -154,7 +155,11 @@ def test_without_the_profile_the_members_page_is_the_login_wall(login_site, run,
                      monkeypatch=monkeypatch)
     wacz = Path(stored_waczs(tmp_path / "store")[-1])
     assert MEMBERS_TEXT.encode() not in b"".join(data for _, data in every_byte(wacz))
-    assert any("/login" in p["url"] for p in pages(wacz)), result
+    # recorded as what it is: a login wall, "logged out", not the members page (exit 1:
+    # no page captured)
+    assert result.code == 1 and "logged out" in result.out, result
+    page = next(p for p in pages(wacz) if p["url"].endswith("/members"))
+    assert page["errorKind"] == "logged-out", page
 
 
 def test_profile_show_lists_names_and_never_a_value(profile, login_site, run, monkeypatch):
@@ -244,7 +249,8 @@ def test_media_capture_with_a_profile_sends_its_cookie_and_seals_no_value(
     kept = [r for r in recs if r["type"] == "resource" and (r["uri"] or "").startswith("urn:media:")]
     assert kept and kept[0]["payload"] == VIDEO
     asked = [r for r in recs if r["type"] == "request" and "/members-media/" in r["uri"]]
-    assert asked and all(r["http"].get_header("Cookie") == "[redacted]" for r in asked)
+    assert asked and all(r["http"].get_header("Cookie").startswith("[redacted Cookie session=")
+                         for r in asked)
     assert login_site.login.session in login_site.login.cookies_seen
     assert_nowhere([login_site.login.session.encode()], tmp_path / "store")
     # the private cookies.txt given to yt-dlp is gone with the work folder
@@ -266,7 +272,7 @@ def test_a_job_logs_in_with_its_profile_and_a_wrong_passphrase_fails_the_run(
     assert done.code == 0, done
     wacz = Path(stored_waczs(tmp_path / "store")[-1])
     assert MEMBERS_TEXT.encode() in b"".join(r["payload"] for r in records(wacz) if r["type"] == "response")
-    assert json.loads(zipfile.ZipFile(wacz).read("evidence/capture.json"))["identity"]["profile"] == "alice"
+    assert json.loads(zipfile.ZipFile(wacz).read("evidence/capture.json"))["credentials"]["identity"]["profile"] == "alice"
     assert_nowhere(secrets_of(login_site), tmp_path / "store")
     monkeypatch.setenv("MEMBERS_PROFILE_PASS", "wrong")
     failed = run("jobs", "run", job, "--json")
@@ -370,5 +376,22 @@ def test_a_resumed_capture_opens_its_profile_again_and_refuses_another_login(
     assert done.code == 0, done
     wacz = Path(stored_waczs(tmp_path / "store")[-1])
     assert {p["url"].rsplit("/", 1)[-1] for p in pages(wacz)} >= {"members", "slow"}
-    assert json.loads(zipfile.ZipFile(wacz).read("evidence/capture.json"))["identity"]["profile"] == "alice"
+    assert json.loads(zipfile.ZipFile(wacz).read("evidence/capture.json"))["credentials"]["identity"]["profile"] == "alice"
     assert_nowhere(secrets_of(login_site), tmp_path / "store")
+
+
+def test_browser_capture_with_a_cookies_file_starts_logged_in(login_site, run, key, tmp_path, monkeypatch):
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(cookies_txt(login_site.login.session))
+    result = capture(run, key, tmp_path, login_site.url("/members"), "--browser", "--cookies", cookies,
+                     passphrase=None, monkeypatch=monkeypatch)
+    assert result.code == 0, result
+    wacz = Path(stored_waczs(tmp_path / "store")[-1])
+    members = [r for r in records(wacz) if r["type"] == "response" and r["uri"].endswith("/members")]
+    assert members and MEMBERS_TEXT.encode() in members[0]["payload"]
+    assert json.loads(zipfile.ZipFile(wacz).read("evidence/capture.json"))["credentials"]["identity"][
+        "cookieFile"] == "cookies.txt"
+    assert_nowhere([login_site.login.session.encode()], tmp_path / "store")
+    both = capture(run, key, tmp_path, login_site.url("/members"), "--browser", "--cookies", cookies,
+                   "--profile", tmp_path, monkeypatch=monkeypatch)
+    assert both.code == 2 and "one login, not two" in both.err

@@ -35,13 +35,13 @@ from playwright.async_api import async_playwright
 from archive.capture.addresses import AddressPolicy
 from archive.capture.dedup import Dedup
 from archive.capture.exchange import Recorded, write_for_sink
+from archive.capture.redaction import Redaction
 from archive.capture.links import extract_html
 from archive.capture.mediafind import find_in_html, find_in_traffic
 from archive.capture.pageoptions import PageOptions
 from archive.capture.proxy import ProxyOptions, RecordingProxy, Refused
 from archive.capture.proxyca import InterceptionCA
 from archive.capture.recorder import FetchResult
-from archive.capture.redact import redacted_exchange
 from archive.errors import ArchiveError
 from archive.warc.cdxj import cdxj_line
 from archive.warc.writer import RecordRef, WarcWriter, block_digests, warc_fields
@@ -145,6 +145,7 @@ class BrowserOptions:
     # a login's cookies and local storage (Playwright's storage state, from a profile or a
     # cookies file): the browser starts with them; held in memory, never written anywhere
     storage_state: dict | None = field(default=None, repr=False)
+    redaction: Redaction | None = None   # secret request headers never sealed (the crawl's)
 
 
 @dataclass
@@ -500,10 +501,8 @@ class BrowserSession:
         return state
 
     def end(self, state: _PageState | None, result: FetchResult, notes: dict) -> None:
-        if self.options.storage_state is not None:
-            # logged in: the cookies the browser sends are the account's, never sealed
-            notes = redacted_exchange(result, notes)
-        written = write_for_sink(self.writer, self.record, result, notes, self.dedup, self._failures)
+        written = write_for_sink(self.writer, self.record, result, notes, self.dedup, self._failures,
+                                 self.options.redaction)
         if state is not None:
             with state.lock:
                 state.pending[result.url] -= 1

@@ -31,18 +31,22 @@ def cookie_domain(cookie: dict) -> str:
     return str(cookie.get("domain") or "").lstrip(".").lower()
 
 
-def identity(kind: str, name: str, cookies: list[dict], origins: list[str] = ()) -> dict:
-    """What the evidence and the custody ledger say of a login (`kind`: "profile", or
-    "cookieFile" for a cookies file): its name, the domains and names of its cookies, and
-    a SHA-256 of every cookie's domain, path and name (the same jar gives the same
-    digest, so two captures can be shown to have used the same session); never a value."""
-    pairs = sorted({f"{c.get('domain', '')}\t{c.get('path') or '/'}\t{c.get('name', '')}" for c in cookies})
-    found = {
-        kind: name,
+def cookie_identity(cookies: list[dict]) -> dict:
+    """The domains and names of a login's cookies (Playwright's shape), and a SHA-256 of
+    every cookie's domain, path and name: the same jar gives the same digest, so two
+    captures can be shown to have used the same session. Never a value."""
+    triples = sorted({f"{c.get('domain', '')}\t{c.get('path') or '/'}\t{c.get('name', '')}" for c in cookies})
+    return {
         "cookieDomains": sorted({cookie_domain(c) for c in cookies if cookie_domain(c)}),
         "cookieNames": sorted({str(c.get("name", "")) for c in cookies}),
-        "cookieNamesSha256": hashlib.sha256("\n".join(pairs).encode("utf-8")).hexdigest(),
+        "cookieNamesSha256": hashlib.sha256("\n".join(triples).encode("utf-8")).hexdigest(),
     }
+
+
+def identity(name: str, cookies: list[dict], origins: list[str] = ()) -> dict:
+    """What the evidence and the custody ledger say of a browser profile: its folder's
+    name, its cookies (cookie_identity) and the origins of its local storage."""
+    found = {"profile": name, **cookie_identity(cookies)}
     if origins:
         found["localStorageOrigins"] = sorted(set(origins))
     return found

@@ -42,8 +42,8 @@ from archive.capture.mediaoptions import MediaOptions
 from archive.capture.addresses import AddressPolicy
 from archive.capture.proxy import ProxyOptions, RecordingProxy, Refused
 from archive.capture.proxyca import InterceptionCA
-from archive.capture.redact import redacted_exchange
 from archive.capture.recorder import FetchResult
+from archive.capture.redaction import Redaction
 from archive.errors import ArchiveError
 from archive.hashing import CHUNK, warc_digest
 from archive.warc.cdxj import cdxj_line
@@ -199,11 +199,13 @@ class MediaSession:
         exclude: Callable[[str], str | None] | None = None,
         dedup: Dedup | None = None,
         policy: AddressPolicy | None = None,
+        redaction: Redaction | None = None,
         cookies_txt: str | None = None,
     ) -> None:
         """`cookies_txt`: a login's cookies (a browser profile's) as a Netscape
         cookies.txt, given to yt-dlp through a private file removed with the session."""
         self.writer = writer
+        self.redaction = redaction          # the crawl's: secret request headers never sealed
         self.record = record
         self.options = options
         # the crawl's address rule: yt-dlp's hosts are refused or allowed as the crawler's are
@@ -251,7 +253,7 @@ class MediaSession:
                         with open(self.options.cookies, "rb") as src:
                             shutil.copyfileobj(src, dst)
             except OSError as exc:
-                raise ArchiveError(f"--media-cookies {self.options.cookies}: {exc.strerror or exc}") from None
+                raise ArchiveError(f"--cookies {self.options.cookies}: {exc.strerror or exc}") from None
         self._ca = InterceptionCA()
         self._proxy = RecordingProxy(self, self._ca, ProxyOptions(
             timeout=self.timeout, verify_tls=self._verify_tls, spool_dir=self._spool_dir,
@@ -309,9 +311,8 @@ class MediaSession:
 
     def end(self, token, result: FetchResult, notes: dict) -> None:
         fields = {**notes, "fetched-by": f"yt-dlp {YT_DLP_VERSION} (media capture)"}
-        if self._cookies is not None:
-            fields = redacted_exchange(result, fields)
-        write_for_sink(self.writer, self.record, result, fields, self.dedup, self._failures)
+        write_for_sink(self.writer, self.record, result, fields, self.dedup, self._failures,
+                       self.redaction)
 
     # -- items -----------------------------------------------------------------
     def extractor_for(self, url: str) -> str | None:

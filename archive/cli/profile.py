@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from archive.capture.cookiesfile import read_cookies_txt
+from archive.capture.cookiesfile import playwright_cookie
+from archive.capture.credentials import CredentialsError, load_cookies
 from archive.cli.common import print_json, sealed_url
 from archive.errors import ArchiveError
 from archive.profiles.passphrase import MISSING, PROFILE_PASSPHRASE_ENV, profile_passphrase
@@ -52,7 +53,11 @@ def run_create(args) -> int:
     if profile_file(args.dir).exists() and not args.replace:
         raise ArchiveError(f"{profile_file(args.dir)} already exists; give --replace to overwrite that profile")
     if args.from_cookies:
-        state = {"cookies": read_cookies_txt(args.from_cookies), "origins": []}
+        try:
+            cookies = load_cookies(args.from_cookies)
+        except CredentialsError as exc:
+            raise ArchiveError(str(exc).replace("--cookies ", "--from-cookies ", 1)) from None
+        state = {"cookies": [playwright_cookie(c) for c in cookies], "origins": []}
         passphrase = _passphrase(args, confirm=True)
     else:
         url = sealed_url(args.url)

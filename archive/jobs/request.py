@@ -64,6 +64,9 @@ def capture_request(spec: JobSpec, previous: str | None = None,
         dedup=crawl.dedup, browser=page_options(spec), media=media_options(spec),
         allow_private_addresses=crawl.allow_private_addresses,
         allow_metadata_addresses=crawl.allow_metadata_addresses,
+        cookies=str(crawl.cookies) if crawl.cookies else None, headers=list(crawl.headers),
+        secret_headers=list(crawl.secret_headers), url_logins=dict(spec.url_logins),
+        logged_out_url=list(crawl.logged_out_url), logged_out_selector=list(crawl.logged_out_selector),
     )
     return CaptureRequest(
         crawl=options, operator=spec.operator or default_operator(),
@@ -73,7 +76,7 @@ def capture_request(spec: JobSpec, previous: str | None = None,
         tsa=list(spec.tsa), tsa_timeout=spec.tsa_timeout or TSA_TIMEOUT, text=crawl.text,
         redis=redis_url(spec.run.redis), processes=spec.run.processes, lease=max(1.0, spec.run.lease),
         profile=str(crawl.profile) if crawl.profile else None,
-        identity=credentials.identity if credentials else None,
+        profile_identity=credentials.identity if credentials else None,
     )
 
 

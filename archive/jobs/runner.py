@@ -133,6 +133,12 @@ def run_job(
         else:
             outcome.status, outcome.capture = "ok", result.to_dict()
             outcome.problems += result.custody_problems
+            if result.logged_out:
+                # a job's session expires unattended: whoever hears of failures hears of it
+                outcome.problems.append(
+                    f"session expired: {len(result.logged_out)} page(s) answered with a login wall "
+                    f"(first {result.logged_out[0]['url']}): recorded as \"logged out\"; renew the "
+                    "cookies (or credentials) the job file names")
             if result.nothing_captured:
                 # stored (that the pages could not be reached is evidence), but a failed run
                 outcome.status, outcome.error = "failed", result.nothing_captured_line()

@@ -137,7 +137,7 @@ def open_profile(folder: str | Path, passphrase: bytes | None) -> Credentials:
     """The profile in `folder` as what a capture logs in with, and its identity."""
     state = load_state(folder, passphrase)
     origins = [o.get("origin", "") for o in state.get("origins") or () if isinstance(o, dict)]
-    return Credentials(state, identity("profile", Path(os.path.abspath(folder)).name,
+    return Credentials(state, identity(Path(os.path.abspath(folder)).name,
                                        list(state.get("cookies") or ()), origins))
 
 

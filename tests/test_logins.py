@@ -1,0 +1,269 @@
+"""Capturing behind a login (issue 25): cookies, secret headers and URL credentials are
+sent where they belong, never sealed (redacted with a keyed digest, the redaction named),
+login walls are recorded as "logged out", and bad credentials stop the capture."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import subprocess
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from archive.capture.credentials import CredentialsError, load_cookies
+from archive.capture.redaction import Redaction
+from archive.cli import main as cli_main
+from tests.conftest import BIN, PASSPHRASE, stored_waczs
+from tests.jobfiles import write_job
+from tests.loginsite import REFRESHED, SECRETS, SESSION, TOKEN, USER, PASSWORD, cookies_txt, login_site
+from tests.site import SiteServer
+from tests.warcs import member, pages, records
+
+
+@pytest.fixture(scope="module")
+def lsite():
+    with SiteServer(login_site()) as server:
+        yield server
+
+
+def capture(args: list, out: Path, key: Path | None) -> tuple[int, Path | None]:
+    """`archive capture ARGS` in this process; (exit code, stored WACZ)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ARCHIVE_KEY_PASSPHRASE", PASSPHRASE)
+        code = cli_main(["capture", *map(str, args), "--store", str(out / "store"),
+                         "--work-dir", str(out / "work"), "--quiet", "--catalog",
+                         str(out / "catalog.sqlite"),
+                         *(["--key", str(key)] if key else ["--unsigned"])])
+    found = stored_waczs(out / "store")
+    return code, Path(found[-1]) if found else None
+
+
+def basic_seed(lsite) -> str:
+    return lsite.url("/basic").replace("://", f"://{USER}:{PASSWORD}@")
+
+
+@pytest.fixture(scope="module")
+def logged_in(lsite, keydir, tmp_path_factory):
+    """One capture of every page behind the login, with cookies and a bearer token; and a
+    second one of the members page with the same session and a seed URL's credentials."""
+    out = tmp_path_factory.mktemp("logged-in")
+    cookies = out / "my-session.txt"
+    cookies.write_text(cookies_txt())
+    key = keydir / "signing-key.pem"
+    code, wacz = capture([lsite.url("/members"), lsite.url("/wall"), lsite.url("/api"), "--cookies", cookies,
+                          "--header", f"Authorization: Bearer {TOKEN}",
+                          "--header", "X-Team: investigations"], out, key)
+    assert code == 0 and wacz is not None
+    code, again = capture([lsite.url("/members"), basic_seed(lsite), "--cookies", cookies],
+                          out / "again", key)
+    assert code == 0
+    return out, wacz, again
+
+
+def evidence(wacz: Path) -> dict:
+    return json.loads(member(wacz, "evidence/capture.json"))
+
+
+def everything_inflated(wacz: Path) -> bytes:
+    """The WACZ's bytes, every member inflated and every WARC record decompressed."""
+    parts = [wacz.read_bytes()]
+    with zipfile.ZipFile(wacz) as zf:
+        for name in zf.namelist():
+            data = zf.read(name)
+            parts.append(data)
+            if name.endswith(".gz"):
+                parts.append(gzip.GzipFile(fileobj=io.BytesIO(data)).read())
+    for record in records(wacz):
+        parts += [record["payload"], json.dumps(record["headers"]).encode()]
+    return b"\n".join(parts)
+
+
+def test_with_the_cookie_file_the_members_pages_are_captured(logged_in, lsite):
+    _, wacz, again = logged_in
+    listed = {urlpath(p["url"]): p for p in pages(wacz)}
+    assert listed["/members"]["status"] == 200 and "error" not in listed["/members"]
+    assert listed["/wall"]["title"] == "Channel" and "error" not in listed["/wall"]
+    assert listed["/api"]["status"] == 200 and "error" not in listed["/api"]
+    basic = next(p for p in pages(again) if urlpath(p["url"]) == "/basic")
+    assert basic["status"] == 200 and "error" not in basic and "@" not in basic["url"]
+    bodies = {urlpath(r["uri"]): r["payload"] for r in records(wacz) if r["type"] == "response"}
+    assert b"members only" in bodies["/members"] and b"posts" in bodies["/api"]
+
+
+def urlpath(url: str) -> str:
+    return "/" + url.split("/", 3)[3] if url.count("/") >= 3 else url
+
+
+def test_no_secret_appears_in_the_capture_the_store_or_the_catalog(logged_in):
+    out, wacz, again = logged_in
+    sealed = everything_inflated(wacz) + everything_inflated(again)
+    for secret in SECRETS:
+        assert secret.encode() not in sealed, secret
+    assert b"alice" not in sealed           # the user name of the seed URL neither
+    # the session the server set anew is in its response (never altered), and sent back
+    # with the next request only redacted
+    recs = records(wacz)
+    assert any(REFRESHED in str(r["http"]) for r in recs if r["type"] == "response")
+    assert not any(REFRESHED in str(r["http"]) or REFRESHED.encode() in r["payload"]
+                   for r in recs if r["type"] == "request")
+    # the store (ledger, keys, captures) and the catalog: every file, read raw
+    for folder in (out / "store", out / "again" / "store"):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                for secret in SECRETS:
+                    assert secret.encode() not in data, (path, secret)
+    for path in out.rglob("catalog.sqlite*"):
+        data = path.read_bytes()
+        assert not any(secret.encode() in data for secret in SECRETS), path
+    # the work folders are gone, and with them the request files holding the headers
+    assert not any((out / "work").iterdir())
+
+
+def test_the_redaction_is_named_in_the_warc_and_the_evidence(logged_in, lsite, keydir):
+    _, wacz, again = logged_in
+    recs = records(wacz)
+    request = next(r for r in recs if r["type"] == "request" and urlpath(r["uri"]) == "/members")
+    cookie = request["http"].get_header("Cookie")
+    # both cookies for this site were sent (so this test could fail), the foreign one not
+    assert cookie.startswith("[redacted Cookie ") and "session=hmac-sha256:" in cookie
+    assert "prefs=hmac-sha256:" in cookie and "foreign" not in cookie
+    api = next(r for r in recs if r["type"] == "request" and urlpath(r["uri"]) == "/api")
+    assert api["http"].get_header("Authorization").startswith("[redacted Authorization hmac-sha256:")
+    assert api["http"].get_header("X-Team") == "investigations"   # not a secret: as sent
+    basic = next(r for r in records(again) if r["type"] == "request" and urlpath(r["uri"]) == "/basic")
+    assert basic["http"].get_header("Authorization").startswith("[redacted Authorization ")
+    assert "@" not in basic["uri"]
+    meta = next(r for r in recs if r["type"] == "metadata" and urlpath(r["uri"] or "") == "/members")
+    assert b"redacted: Cookie request header (cookie session)" in meta["payload"]
+    assert b"session-cookies-set: session" in meta["payload"]
+    creds = evidence(wacz)["credentials"]
+    assert creds["identity"]["cookieFile"] == "my-session.txt"
+    assert creds["identity"]["cookieDomains"] == ["127.0.0.1", "elsewhere.example"]
+    assert len(creds["identity"]["cookieNamesSha256"]) == 64
+    assert creds["identity"]["secretHeaders"] == ["Authorization"]
+    port = lsite.url("/").rsplit(":", 1)[1].strip("/")
+    assert evidence(again)["credentials"]["identity"]["urlCredentials"] == [f"http://127.0.0.1:{port}"]
+    fingerprint = next(Path(keydir).glob("*.pub.pem"))
+    assert "derived from the signing key" in creds["redaction"]["digestKey"]
+    sent = {(v["header"], v.get("cookie")) for v in creds["redaction"]["values"]}
+    assert {("Cookie", "session"), ("Cookie", "prefs"), ("Authorization", None)} <= sent
+    assert [c["name"] for c in creds["sessionCookies"]] == ["session"]
+    assert "end it" in creds["advice"] and fingerprint
+    # the options say which headers were given, never a secret value
+    assert evidence(wacz)["options"]["headers"] == ["Authorization: [redacted]", "X-Team: investigations"]
+    # the custody ledger's captured entry names the identity
+    ledger = (wacz.parents[4] / "custody" / "ledger.jsonl").read_text()
+    captured = [json.loads(line) for line in ledger.splitlines() if '"captured"' in line]
+    assert any("my-session.txt" in json.dumps(entry) for entry in captured)
+
+
+def test_the_same_session_gives_the_same_digest_in_two_captures(logged_in):
+    _, wacz, again = logged_in
+
+    def session_digest(path: Path) -> str:
+        values = evidence(path)["credentials"]["redaction"]["values"]
+        return next(v["digest"] for v in values if v.get("cookie") == "session")
+    assert session_digest(wacz) == session_digest(again)
+    assert session_digest(wacz).startswith("hmac-sha256:") and SESSION not in session_digest(wacz)
+
+
+def test_a_capture_with_credentials_verifies(logged_in, pubkey):
+    _, wacz, _ = logged_in
+    done = subprocess.run([str(BIN / "archive"), "verify", str(wacz), "--trust", str(pubkey)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("VERIFIED"), done.stdout
+    assert "session" in done.stdout and "end it" in done.stdout
+
+
+def test_without_the_cookies_logged_out_is_recorded(lsite, key, pubkey, tmp_path):
+    code, wacz = capture([lsite.url("/members")], tmp_path, key)
+    assert code == 1           # stored as a record of the failure: no page captured
+    entry = pages(wacz)[0]
+    assert entry["errorKind"] == "logged-out" and "/login" in entry["error"]
+    assert "logged out" in evidence(wacz)["failures"][0]["error"]
+    # the login page itself is not taken for the content
+    assert not any(urlpath(p["url"]).startswith("/login") for p in pages(wacz))
+    done = subprocess.run([str(BIN / "archive"), "verify", str(wacz), "--trust", str(pubkey)],
+                          capture_output=True, text=True)
+    assert "RECORD OF FAILURES" in done.stdout.splitlines()[0] and "logged out" in done.stdout
+
+
+def test_a_stale_session_meets_the_200_login_wall(lsite, key, tmp_path):
+    stale = tmp_path / "stale.txt"
+    stale.write_text(cookies_txt().replace(SESSION, "an-old-session"))
+    code, wacz = capture([lsite.url("/wall"), lsite.url("/"), "--cookies", stale], tmp_path, key)
+    assert code == 0           # the public page is captured
+    listed = {urlpath(p["url"]): p for p in pages(wacz)}
+    assert listed["/wall"]["errorKind"] == "logged-out" and "login form" in listed["/wall"]["error"]
+    assert "error" not in listed["/"]
+
+
+def test_a_selector_rule_names_a_login_wall(lsite, key, tmp_path):
+    code, wacz = capture([lsite.url("/wall"), "--logged-out-selector", "input[name=pw]"], tmp_path, key)
+    assert code == 1
+    assert "input[name=pw]" in pages(wacz)[0]["error"]
+
+
+@pytest.mark.parametrize("content,args,said", [
+    ('{"cookies": []}', [], "not a Netscape cookies.txt"),
+    (None, [], "has expired"),
+    ("# Netscape HTTP Cookie File\n", [], "holds no cookies"),
+    (cookies_txt(), ["--header", "Authorization:"], "has no value"),
+    (cookies_txt(), ["--header", "Authorization"], "give it as 'Name: value'"),
+])
+def test_bad_credentials_are_one_line_errors_and_nothing_is_captured(run, lsite, tmp_path, content, args, said):
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(content if content is not None else cookies_txt(expires=1_000_000_000))
+    result = run("capture", lsite.url("/members"), "--cookies", cookies, *args, "--unsigned",
+                 "--store", tmp_path / "store", "--work-dir", tmp_path / "work")
+    assert result.code == 2 and said in result.err, result
+    assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+    assert not stored_waczs(tmp_path / "store") and not (tmp_path / "work").exists()
+
+
+def test_credentials_in_a_url_never_reach_an_error_message(run, tmp_path):
+    result = run("capture", "http://alice:hunter2@[::1/", "--unsigned")
+    assert result.code == 2 and "hunter2" not in result.err and "alice" not in result.err
+
+
+def test_a_job_whose_session_expired_notifies(run, key, lsite, tmp_path):
+    stale = tmp_path / "stale.txt"
+    stale.write_text(cookies_txt().replace(SESSION, "an-old-session"))
+    out = tmp_path / "notified.json"
+    job = write_job(tmp_path, "members", [lsite.url("/members"), lsite.url("/")], key, tmp_path / "store",
+                    crawl={"depth": 0, "cookies": str(stale), "logged_out_url": ["/login"]},
+                    notify={"command": ["sh", "-c", f"cat > {out}"], "when": "failures"})
+    result = run("jobs", "run", job, "--json")
+    assert result.code == 1, result
+    said = json.loads(out.read_text())
+    assert any("session expired" in problem for problem in said["problems"])
+
+
+def test_cookie_files_as_exporters_write_them(tmp_path):
+    path = tmp_path / "c.txt"
+    # no header line, CRLF, an expiry of 0 (a session cookie to yt-dlp), #HttpOnly_
+    path.write_bytes(b"#HttpOnly_.example.org\tTRUE\t/\tTRUE\t0\tsid\tv1\r\n"
+                     b"example.org\tFALSE\t/app\tFALSE\t0\tpref\tv2\r\n")
+    cookies = {c.name: c for c in load_cookies(path)}
+    assert cookies["sid"].value == "v1" and cookies["sid"].secure and cookies["pref"].path == "/app"
+    path.write_text("not\ta cookie\n")
+    with pytest.raises(CredentialsError, match="not a Netscape cookies.txt"):
+        load_cookies(path)
+
+
+def test_redaction_replaces_only_secret_header_values():
+    redaction = Redaction.make(["X-Api-Key"], key=b"k" * 32)
+    request = (b"GET /a HTTP/1.1\r\nHost: h\r\nX-Api-Key: k3y\r\ncookie: a=1; b=2\r\n"
+               b"Accept: */*\r\n\r\nbody Cookie: a=1")
+    redacted, found = redaction.redact(request)
+    assert b"k3y" not in redacted and b"a=1;" not in redacted.split(b"\r\n\r\n")[0]
+    assert redacted.endswith(b"\r\n\r\nbody Cookie: a=1")       # the body is as sent
+    assert b"Accept: */*" in redacted and b"GET /a HTTP/1.1" in redacted
+    assert [(r.header, r.cookie) for r in found] == [("X-Api-Key", None), ("cookie", "a"), ("cookie", "b")]
+    assert found[1].digest == redaction.digest(b"1") != Redaction.make(key=b"j" * 32).digest(b"1")

@@ -6,30 +6,13 @@ for them."""
 from __future__ import annotations
 
 import secrets
-from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
+from tests.loginsite import _cookies, _send
 from tests.site import Site, slow
 
 USER, PASSWORD = "alice", "open sesame"
 MEMBERS_TEXT = "Minutes of the closed meeting, members only"
-
-
-def _cookie(h, name: str) -> str | None:
-    jar = SimpleCookie()
-    jar.load(h.headers.get("Cookie", ""))
-    return jar[name].value if name in jar else None
-
-
-def _send(h, status: int, body: bytes = b"", headers: dict | None = None,
-          content_type: str = "text/html; charset=utf-8") -> None:
-    h.send_response(status)
-    h.send_header("Content-Type", content_type)
-    for name, value in (headers or {}).items():
-        h.send_header(name, value)
-    h.send_header("Content-Length", str(len(body)))
-    h.end_headers()
-    h.wfile.write(body)
 
 
 class _PathRoutes(dict):
@@ -70,19 +53,19 @@ class LoginSite:
     def _do_login(self, h) -> None:
         query = parse_qs(urlsplit(h.path).query)
         if query.get("user") == [USER] and query.get("password") == [PASSWORD]:
-            _send(h, 302, headers={"Location": "/welcome",
-                                   "Set-Cookie": f"session={self.session}; Path=/; HttpOnly"})
+            _send(h, 302, b"", {"Location": "/welcome",
+                                "Set-Cookie": f"session={self.session}; Path=/; HttpOnly"})
         else:
-            _send(h, 302, headers={"Location": "/login"})
+            _send(h, 302, b"", {"Location": "/login"})
 
     def _logged_in(self, h) -> bool:
-        value = _cookie(h, "session")
+        value = _cookies(h).get("session")
         self.cookies_seen.append(value)
         return value == self.session
 
     def _members(self, h) -> None:
         if not self._logged_in(h):
-            _send(h, 302, headers={"Location": "/login?next=/members"})
+            _send(h, 302, b"", {"Location": "/login?next=/members"})
             return
         _send(h, 200, (f"<!doctype html><html><head><title>Members</title></head>"
                        f"<body><h1>Members</h1><p>{MEMBERS_TEXT}</p></body></html>").encode())

@@ -109,11 +109,10 @@ def session_advice(names: list[str]) -> str:
     return ADVICE.format(names=", ".join(names))
 
 
-def custody_identity(login: Login) -> dict | None:
-    """What the custody `captured` entry says of the identity (None: no credentials)."""
-    ident = login.identity
-    if not ident:
-        return None
-    keep = ("cookieFile", "profile", "cookieDomains", "cookieNamesSha256", "localStorageOrigins",
-            "secretHeaders", "urlCredentials")
-    return {k: ident[k] for k in keep if k in ident} or None
+def custody_fields(login: Login | None) -> dict:
+    """What the custody `captured` entry says of the identity (none without credentials)."""
+    ident = login.identity if login else {}
+    names = {"cookieFile": "cookie_file", "profile": "profile", "cookieDomains": "cookie_domains",
+             "cookieNamesSha256": "cookie_names_sha256", "localStorageOrigins": "local_storage_origins",
+             "secretHeaders": "secret_headers", "urlCredentials": "url_logins"}
+    return {field: ident[key] for key, field in names.items() if ident.get(key)}

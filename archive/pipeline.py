@@ -446,7 +446,7 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
                    failed=stats.failed, bytes=stats.bytes, started=_iso(session.started),
                    finished=_iso(datetime.now(timezone.utc)),
                    workers=[{k: w[k] for k in ("id", "host")} for w in workers] or None,
-                   identity=logins.custody_identity(session.login) if session.login else None)
+                   **logins.custody_fields(session.login))
     try:
         inp = _seal_input(session, state, signer)
         if request.text:

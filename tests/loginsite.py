@@ -82,6 +82,7 @@ def login_site() -> Site:
     site = Site()
     site.html("/", "Public", '<a href="/members">members</a>')
     site.html("/login", "Log in", LOGIN_FORM)
+    site.html("/login?next=/members", "Log in", LOGIN_FORM)
     site.add("/members", handler=_members)
     site.add("/members/logo.png", b"\x89PNG logo", content_type="image/png")
     site.add("/wall", handler=_wall)

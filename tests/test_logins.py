@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import subprocess
 import zipfile
 import zlib
@@ -160,7 +161,7 @@ def test_the_redaction_is_named_in_the_warc_and_the_evidence(logged_in, lsite, k
     # the custody ledger's captured entry names the identity
     ledger = (wacz.parents[4] / "custody" / "ledger.jsonl").read_text()
     captured = [json.loads(line) for line in ledger.splitlines() if '"captured"' in line]
-    assert any("my-session.txt" in json.dumps(entry) for entry in captured)
+    assert any(entry.get("details", {}).get("cookie_file") == "my-session.txt" for entry in captured), captured
 
 
 def test_the_same_session_gives_the_same_digest_in_two_captures(logged_in):
@@ -267,3 +268,63 @@ def test_redaction_replaces_only_secret_header_values():
     assert b"Accept: */*" in redacted and b"GET /a HTTP/1.1" in redacted
     assert [(r.header, r.cookie) for r in found] == [("X-Api-Key", None), ("cookie", "a"), ("cookie", "b")]
     assert found[1].digest == redaction.digest(b"1") != Redaction.make(key=b"j" * 32).digest(b"1")
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Chromium")
+def test_the_browser_sends_the_headers_through_the_proxy_and_meets_login_walls(lsite, key, tmp_path):
+    code, wacz = capture([lsite.url("/api"), lsite.url("/members"), lsite.url("/wall"), "--browser",
+                          "--header", f"Authorization: Bearer {TOKEN}",
+                          "--logged-out-selector", "input[name=pw]"], tmp_path, key)
+    assert code == 0
+    listed = {urlpath(p["url"]): p for p in pages(wacz)}
+    assert listed["/api"]["status"] == 200 and "error" not in listed["/api"]
+    # Chromium followed the redirect to /login: that is a login wall, not the page
+    members = next(p for path, p in listed.items() if path.startswith(("/members", "/login")))
+    assert members.get("errorKind") == "logged-out"
+    # the rendered page shows the login form: a login wall too
+    assert listed["/wall"]["errorKind"] == "logged-out" and "input[name=pw]" in listed["/wall"]["error"]
+    assert TOKEN.encode() not in everything_inflated(wacz)
+    api = [r for r in records(wacz) if r["type"] == "request" and urlpath(r["uri"]) == "/api"]
+    assert api and all(r["http"].get_header("Authorization").startswith("[redacted Authorization ")
+                       for r in api)
+
+
+def test_secret_headers_go_to_the_seeds_hosts_only_and_url_credentials_to_their_origin():
+    from archive.capture.credentials import request_headers
+
+    headers = ["Authorization: Bearer t", "X-Api-Key: k", "Accept-Language: fr"]
+    logins = {"https://intranet.example:443": "Basic YTpi"}
+    seeds = {"example.org", "intranet.example"}
+    assert request_headers("https://example.org/a", headers, ["x-api-key"], seeds, logins) == {
+        "Authorization": "Bearer t", "X-Api-Key": "k", "Accept-Language": "fr"}
+    # a CDN or a third party a page links to: no secret
+    assert request_headers("https://cdn.example.net/x.js", headers, ["X-Api-Key"], seeds, logins) == {
+        "Accept-Language": "fr"}
+    # the origin whose seed URL held credentials: those, not the --header's
+    assert request_headers("https://intranet.example/r", headers, [], seeds, logins)["Authorization"] == "Basic YTpi"
+    assert "Authorization" not in request_headers("http://intranet.example/r", [], [], seeds, logins)
+
+
+def test_a_killed_capture_resumes_with_its_credentials(lsite, key, pubkey, tmp_path):
+    from tests.killing import capture_killed_when, group_lines
+    from tests.site import slow
+
+    lsite.site.add("/slow-members", handler=slow(3.0))
+    cookies = tmp_path / "my-session.txt"
+    cookies.write_text(cookies_txt())
+    work = tmp_path / "work"
+    journal = capture_killed_when(
+        [lsite.url("/members"), lsite.url("/slow-members"), "--cookies", cookies, "--workers", "1",
+         "--header", f"Authorization: Bearer {TOKEN}", "--key", key, "--store", tmp_path / "store",
+         "--quiet", "--catalog", "off"],
+        work, lambda j: group_lines(j) >= 2)
+    saved = journal.parent / "request.json"
+    assert saved.stat().st_mode & 0o777 == 0o600     # it holds the headers, for the resume
+    code = cli_main(["capture", "--resume", str(journal.parent), "--quiet", "--catalog", "off"])
+    assert code == 0
+    wacz = Path(stored_waczs(tmp_path / "store")[-1])
+    listed = {urlpath(p["url"]): p for p in pages(wacz)}
+    assert "error" not in listed["/members"] and listed["/slow-members"]["status"] == 200
+    sealed = everything_inflated(wacz)
+    assert not any(secret.encode() in sealed for secret in SECRETS)
+    assert evidence(wacz)["credentials"]["identity"]["cookieFile"] == "my-session.txt"

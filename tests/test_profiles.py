@@ -142,8 +142,10 @@ def test_browser_capture_with_the_profile_captures_the_members_page_and_seals_no
     ledger = [json.loads(line) for line in
               (tmp_path / "store" / "custody" / "ledger.jsonl").read_text().splitlines() if line.strip()]
     captured = [e for e in ledger if e.get("event") == "captured"]
-    assert captured and captured[-1]["details"]["identity"] == {
-        k: identity[k] for k in ("profile", "cookieDomains", "cookieNamesSha256", "localStorageOrigins")}
+    details = captured[-1]["details"]
+    assert (details["profile"], details["cookie_domains"], details["cookie_names_sha256"],
+            details["local_storage_origins"]) == (identity["profile"], identity["cookieDomains"],
+                                                  identity["cookieNamesSha256"], identity["localStorageOrigins"])
     # no cookie or local-storage value anywhere: the WACZ (every member inflated), the store
     assert_nowhere(secrets_of(login_site), tmp_path / "store")
     verified = run("verify", wacz, "--trust", pubkey)

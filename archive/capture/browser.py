@@ -146,6 +146,9 @@ class BrowserOptions:
     # cookies file): the browser starts with them; held in memory, never written anywhere
     storage_state: dict | None = field(default=None, repr=False)
     redaction: Redaction | None = None   # secret request headers never sealed (the crawl's)
+    extra_headers: Callable[[str], dict | None] | None = None   # URL -> headers the proxy adds
+    # (URL, rendered DOM) -> why the page is a login wall, or None (capture.loginwall)
+    login_wall: Callable[[str, bytes], str | None] | None = None
 
 
 @dataclass
@@ -177,6 +180,7 @@ class BrowserPageResult:
     media: list[str] = field(default_factory=list)        # video and audio found (find_media)
     frames: list[str] = field(default_factory=list)       # its frames' URLs (find_media)
     media_extras: dict = field(default_factory=dict)      # posters, subtitle tracks (find_media)
+    login_wall: str | None = None      # why the rendered page is a login wall, not the content
 
 
 def page_entry(result: BrowserPageResult) -> dict:
@@ -390,6 +394,7 @@ class BrowserSession:
         self._proxy = RecordingProxy(self, self._ca, ProxyOptions(
             timeout=o.fetch_timeout, max_body=o.max_body, verify_tls=o.verify_tls,
             spool_dir=o.spool_dir, policy=o.policy or AddressPolicy(),
+            extra_headers=o.extra_headers,
         )).start()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -724,6 +729,8 @@ class BrowserSession:
         else:
             result.dom = self._resource(f"urn:dom:{result.final_url}", dom, "text/html; charset=utf-8", result)
             result.outlinks = extract_html(dom, result.final_url).pages
+            if self.options.login_wall:
+                result.login_wall = self.options.login_wall(result.final_url, dom)
             if self.options.find_media:
                 result.media += find_in_html(dom, result.final_url, frames=result.frames,
                                              extras=result.media_extras)

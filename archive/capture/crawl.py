@@ -328,7 +328,8 @@ class Crawler:
             BrowserOptions(page=o.browser, user_agent=o.user_agent, verify_tls=o.verify_tls,
                            fetch_timeout=o.timeout, max_body=o.max_body, spool_dir=self.spool_dir,
                            policy=self.policy, find_media=o.media is not None,
-                           redaction=self.redaction, storage_state=self._browser_login()),
+                           redaction=self.redaction, extra_headers=self._headers,
+                           login_wall=self.login_wall.page, storage_state=self._browser_login()),
             exclude=self._excluded, dedup=self.dedup,
         ).start()
         self.writer.describe({"browser": f"Chromium {self.browser.version}",
@@ -676,8 +677,9 @@ class Crawler:
         page = self.browser.capture_page(item.url, self._page_options())
         wait = self._retry_wait(item, page.error_kind, page.status, page.retry_after)
         final = wait is None
-        # a page the browser was sent on from to a login page: a login wall
-        wall = self.login_wall.redirect(page.final_url) if page.final_url != item.url else None
+        # a page the browser was sent on from to a login page, or that shows one: a login wall
+        wall = (self.login_wall.redirect(page.final_url) if page.final_url != item.url else None) \
+            or page.login_wall
         with self.writer.batch():
             # What the browser fetched is captured: the crawler does not fetch it again.
             fetched = [page.final_url, *page.requisites]
@@ -694,7 +696,7 @@ class Crawler:
                      if not self.scope.excluded(url)] if self.media is not None else []
             if final:
                 entry = page_entry(page)
-                if wall and "error" not in entry:
+                if wall:        # whatever the login page answered, the page was not there
                     entry["error"], entry["errorKind"] = wall, LOGGED_OUT
                 if item.attempt:
                     entry["attempts"] = item.attempt + 1

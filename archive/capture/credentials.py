@@ -41,6 +41,10 @@ def parse_header(text: str) -> tuple[str, str]:
         raise CredentialsError(f"--header {name}: has no value")
     if "\r" in value or "\n" in value:
         raise CredentialsError(f"--header {name}: a value on more than one line")
+    try:
+        value.encode("latin-1")     # what HTTP/1.1 headers are written in
+    except UnicodeEncodeError:
+        raise CredentialsError(f"--header {name}: a value with characters HTTP headers cannot carry") from None
     return name, value
 
 

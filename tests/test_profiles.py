@@ -150,6 +150,7 @@ def test_browser_capture_with_the_profile_captures_the_members_page_and_seals_no
     assert_nowhere(secrets_of(login_site), tmp_path / "store")
     verified = run("verify", wacz, "--trust", pubkey)
     assert verified.code == 0, verified
+    assert "the browser profile alice for 127.0.0.1" in verified.out, verified
 
 
 def test_without_the_profile_the_members_page_is_the_login_wall(login_site, run, key, tmp_path, monkeypatch):

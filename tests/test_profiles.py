@@ -398,3 +398,31 @@ def test_browser_capture_with_a_cookies_file_starts_logged_in(login_site, run, k
     both = capture(run, key, tmp_path, login_site.url("/members"), "--browser", "--cookies", cookies,
                    "--profile", tmp_path, monkeypatch=monkeypatch)
     assert both.code == 2 and "one login, not two" in both.err
+
+
+def test_expired_profiles_are_shown_so_and_refused_for_capture(run, key, tmp_path, monkeypatch):
+    import base64
+    old = {"name": "session", "value": "0ld-v4lue", "domain": "127.0.0.1", "path": "/", "expires": 1000.0,
+           "httpOnly": True, "secure": False, "sameSite": "Lax"}
+    save(tmp_path / "old", {"cookies": [old], "origins": []}, PROFILE_PASS.encode())
+    monkeypatch.setenv("ARCHIVE_PROFILE_PASSPHRASE", PROFILE_PASS)
+    shown = run("profile", "show", tmp_path / "old")
+    assert shown.code == 0 and "EXPIRED" in shown.out and "log in again" in shown.out
+    assert "0ld-v4lue" not in shown.out + shown.err
+    refused = capture(run, key, tmp_path, "http://127.0.0.1:9/", "--browser", "--profile", tmp_path / "old",
+                      monkeypatch=monkeypatch)
+    assert refused.code == 2 and "has expired" in refused.err and not (tmp_path / "store").exists()
+    # a file asking for a ruinous key derivation is refused before any work
+    envelope = json.loads((tmp_path / "old" / PROFILE_NAME).read_text())
+    envelope["kdf"]["n"] = 1 << 30
+    (tmp_path / "old" / PROFILE_NAME).write_text(json.dumps(envelope))
+    costly = run("profile", "show", tmp_path / "old")
+    assert costly.code == 2 and "not a browser profile" in costly.err
+    # a flipped byte of the ciphertext (or of the header it is bound to) does not open
+    envelope["kdf"]["n"] = 1 << 15
+    sealed = bytearray(base64.b64decode(envelope["ciphertext"]))
+    sealed[5] ^= 1
+    envelope["ciphertext"] = base64.b64encode(bytes(sealed)).decode()
+    (tmp_path / "old" / PROFILE_NAME).write_text(json.dumps(envelope))
+    flipped = run("profile", "show", tmp_path / "old")
+    assert flipped.code == 2 and "wrong passphrase or damaged" in flipped.err

@@ -278,6 +278,8 @@ def test_a_job_logs_in_with_its_profile_and_a_wrong_passphrase_fails_the_run(
     assert json.loads(zipfile.ZipFile(wacz).read("evidence/capture.json"))["credentials"]["identity"]["profile"] == "alice"
     assert_nowhere(secrets_of(login_site), tmp_path / "store")
     monkeypatch.setenv("MEMBERS_PROFILE_PASS", "wrong")
+    checked = run("jobs", "check", job)
+    assert checked.code == 2 and "profile: cannot open the profile" in checked.out + checked.err, checked
     failed = run("jobs", "run", job, "--json")
     assert failed.code != 0 and "wrong passphrase" in failed.out + failed.err
     assert len(stored_waczs(tmp_path / "store")) == 1
@@ -412,6 +414,15 @@ def test_expired_profiles_are_shown_so_and_refused_for_capture(run, key, tmp_pat
     refused = capture(run, key, tmp_path, "http://127.0.0.1:9/", "--browser", "--profile", tmp_path / "old",
                       monkeypatch=monkeypatch)
     assert refused.code == 2 and "has expired" in refused.err and not (tmp_path / "store").exists()
+    # a job logging in with it fails its run, and notifies: an unattended session has ended
+    from tests.jobfiles import write_job
+    told = tmp_path / "told.json"
+    job = write_job(tmp_path, "old", ["http://127.0.0.1:9/"], None, tmp_path / "jobstore",
+                    crawl={"browser": True, "profile": str(tmp_path / "old")},
+                    notify={"command": ["sh", "-c", f"cat > {told}"], "when": "failures"})
+    (tmp_path / "jobstore").mkdir()
+    ran = run("jobs", "run", job)
+    assert ran.code != 0 and "has expired" in told.read_text(), ran
     # a file asking for a ruinous key derivation is refused before any work
     envelope = json.loads((tmp_path / "old" / PROFILE_NAME).read_text())
     envelope["kdf"]["n"] = 1 << 30

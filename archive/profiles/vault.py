@@ -141,17 +141,23 @@ def open_profile(folder: str | Path, passphrase: bytes | None) -> Credentials:
                                        list(state.get("cookies") or ()), origins))
 
 
-def open_for_capture(folder: str | Path, passphrase_file: str | Path | None = None,
-                     passphrase_env: str | None = None) -> Credentials:
-    """The profile a capture logs in with, its passphrase from the file or variable
-    named (else $ARCHIVE_PROFILE_PASSPHRASE or a prompt); a profile whose every cookie
-    has expired is refused: a capture would only record the login wall."""
+def open_named(folder: str | Path, passphrase_file: str | Path | None = None,
+               passphrase_env: str | None = None) -> Credentials:
+    """The profile in `folder`, its passphrase from the file or variable named (else
+    $ARCHIVE_PROFILE_PASSPHRASE or a prompt)."""
     from archive.profiles.passphrase import MISSING, profile_passphrase
 
     passphrase = profile_passphrase(passphrase_file, passphrase_env)
     if not passphrase:
         raise ArchiveError(f"the profile {folder} is encrypted: {MISSING}")
-    credentials = open_profile(folder, passphrase)
+    return open_profile(folder, passphrase)
+
+
+def open_for_capture(folder: str | Path, passphrase_file: str | Path | None = None,
+                     passphrase_env: str | None = None) -> Credentials:
+    """open_named(), refusing a profile whose every cookie has expired: a capture would
+    only record the login wall."""
+    credentials = open_named(folder, passphrase_file, passphrase_env)
     now = time.time()
     cookies = credentials.cookies
     if cookies and all(isinstance(c.get("expires"), (int, float)) and 0 < c["expires"] <= now

@@ -226,6 +226,14 @@ def test_profile_from_a_cookies_file(run, tmp_path, monkeypatch):
     assert b"v4lue-never-shown" not in (tmp_path / "p" / PROFILE_NAME).read_bytes()
     again = run("profile", "create", tmp_path / "p", "--from-cookies", cookies)
     assert again.code == 2 and "--replace" in again.err
+    assert stat.S_IMODE((tmp_path / "p").stat().st_mode) == 0o700
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)
+    into_shared = run("profile", "create", shared, "--from-cookies", cookies)
+    assert into_shared.code == 0 and "chmod 700" in into_shared.err
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755       # a folder that was there is left as it is
+    assert stat.S_IMODE((shared / PROFILE_NAME).stat().st_mode) == 0o600
     (tmp_path / "notes.txt").write_text("not cookies\n")
     other = run("profile", "create", tmp_path / "q", "--from-cookies", tmp_path / "notes.txt")
     assert other.code == 2 and "not a Netscape cookies.txt" in other.err

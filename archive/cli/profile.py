@@ -11,7 +11,7 @@ from archive.cli.common import print_json, sealed_url
 from archive.errors import ArchiveError
 from archive.profiles.passphrase import MISSING, PROFILE_PASSPHRASE_ENV, profile_passphrase
 from archive.profiles.summary import summary
-from archive.profiles.vault import open_profile, profile_file, save
+from archive.profiles.vault import open_profile, open_to_others, profile_file, save
 
 
 def register(sub) -> None:
@@ -77,6 +77,9 @@ def _passphrase(args, confirm: bool = False) -> bytes:
 
 def _saved(args, state: dict, passphrase: bytes) -> int:
     path = save(args.dir, state, passphrase, replace=args.replace)
+    if open_to_others(args.dir):
+        print(f"archive: warning: {args.dir} can be listed by other users; `chmod 700 {args.dir}` "
+              "keeps even the encrypted profile to you", file=sys.stderr)
     info = summary(open_profile(args.dir, passphrase))
     if args.json:
         print_json({"profile": str(path), **info})

@@ -92,8 +92,9 @@ def save(folder: str | Path, state: dict, passphrase: bytes, replace: bool = Fal
         raise ArchiveError("a profile needs a passphrase: it holds the account's session")
     folder = Path(folder)
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(folder, 0o700)
+        if not folder.is_dir():
+            folder.mkdir(mode=0o700, parents=True)
+            os.chmod(folder, 0o700)     # whatever the umask; a folder that was there is left as it is
     except OSError as exc:
         raise ArchiveError(f"cannot make the profile folder {folder}: {exc.strerror or exc}") from None
     target = profile_file(folder)
@@ -112,6 +113,14 @@ def save(folder: str | Path, state: dict, passphrase: bytes, replace: bool = Fal
         temp.unlink(missing_ok=True)
         raise ArchiveError(f"cannot write the profile {target}: {exc.strerror or exc}") from None
     return target
+
+
+def open_to_others(folder: str | Path) -> bool:
+    """Whether others than its owner may list or enter the profile's folder."""
+    try:
+        return bool(os.stat(folder).st_mode & 0o077)
+    except OSError:
+        return False
 
 
 def load_state(folder: str | Path, passphrase: bytes | None) -> dict:

@@ -43,7 +43,7 @@ def prepare(options: CrawlOptions, signer: Signer | None, shared: bool = False,
                            "--redis yet (workers would need the secrets): capture in one process")
     try:
         credentials.check_headers(options.headers, options.secret_headers)
-        cookies = credentials.load_cookies(options.cookies) if options.cookies else []
+        cookies, expired = credentials.load_cookies(options.cookies) if options.cookies else ([], [])
     except credentials.CredentialsError as exc:
         raise ArchiveError(str(exc)) from None
     if signer is not None:
@@ -56,7 +56,7 @@ def prepare(options: CrawlOptions, signer: Signer | None, shared: bool = False,
     redaction = Redaction.make(options.secret_headers, key, origin, sent_cookies=sent,
                                credentials_given=options.credentials_given or profile is not None)
     identity = credentials.identity(options.cookies, cookies, options.headers,
-                                    options.secret_headers, list(options.url_logins))
+                                    options.secret_headers, list(options.url_logins), expired)
     if profile is not None:
         identity.update(profile.identity)
     return Login(redaction, cookies, identity, profile)

@@ -252,8 +252,12 @@ def test_cookie_files_as_exporters_write_them(tmp_path):
     # no header line, CRLF, an expiry of 0 (a session cookie to yt-dlp), #HttpOnly_
     path.write_bytes(b"#HttpOnly_.example.org\tTRUE\t/\tTRUE\t0\tsid\tv1\r\n"
                      b"example.org\tFALSE\t/app\tFALSE\t0\tpref\tv2\r\n")
-    cookies = {c.name: c for c in load_cookies(path)}
+    cookies = {c.name: c for c in load_cookies(path)[0]}
     assert cookies["sid"].value == "v1" and cookies["sid"].secure and cookies["pref"].path == "/app"
+    path.write_text("127.0.0.1\tFALSE\t/\tFALSE\t1000000000\tsession\told\n"    # expired in 2001
+                    "127.0.0.1\tFALSE\t/\tFALSE\t0\tprefs\tv\n")
+    alive, expired = load_cookies(path)
+    assert expired == ["session"] and [c.name for c in alive] == ["prefs"]
     path.write_text("not\ta cookie\n")
     with pytest.raises(CredentialsError, match="not a Netscape cookies.txt"):
         load_cookies(path)

@@ -109,9 +109,10 @@ def _normalised(text: str) -> str:
     return out
 
 
-def load_cookies(path: str | Path) -> list[http.cookiejar.Cookie]:
-    """The unexpired cookies of a cookies.txt file. Another format, a file without
-    cookies or one whose cookies have all expired is refused (CredentialsError)."""
+def load_cookies(path: str | Path) -> tuple[list[http.cookiejar.Cookie], list[str]]:
+    """(the unexpired cookies of a cookies.txt file, the names of those left out as
+    expired). Another format, a file without cookies or one whose cookies have all expired
+    is refused (CredentialsError)."""
     path = Path(path)
     try:
         with open(path, "rb") as fh:
@@ -143,13 +144,16 @@ def load_cookies(path: str | Path) -> list[http.cookiejar.Cookie]:
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(latest))
         raise CredentialsError(f"--cookies {path}: every cookie in it has expired (the last at "
                                f"{when}): export the session again")
-    return alive
+    return alive, sorted({c.name for c in cookies if c.is_expired(now)})
 
 
 def identity(path: str | Path | None, cookies: list[http.cookiejar.Cookie],
-             headers: list[str], secret: list[str], url_logins: list[str]) -> dict:
+             headers: list[str], secret: list[str], url_logins: list[str],
+             expired: list[str] = ()) -> dict:
     """Which identity a capture used, for the evidence: never a value."""
     out: dict = {}
+    if expired:
+        out["expiredCookiesLeftOut"] = list(expired)
     if path is not None:
         out["cookieFile"] = Path(path).name
         out.update(cookie_identity([playwright_cookie(c) for c in cookies]))

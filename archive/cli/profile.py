@@ -54,7 +54,7 @@ def run_create(args) -> int:
         raise ArchiveError(f"{profile_file(args.dir)} already exists; give --replace to overwrite that profile")
     if args.from_cookies:
         try:
-            cookies = load_cookies(args.from_cookies)
+            cookies, _ = load_cookies(args.from_cookies)     # the expired ones are left out
         except CredentialsError as exc:
             raise ArchiveError(str(exc).replace("--cookies ", "--from-cookies ", 1)) from None
         state = {"cookies": [playwright_cookie(c) for c in cookies], "origins": []}

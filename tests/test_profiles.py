@@ -445,3 +445,16 @@ def test_expired_profiles_are_shown_so_and_refused_for_capture(run, key, tmp_pat
     (tmp_path / "old" / PROFILE_NAME).write_text(json.dumps(envelope))
     flipped = run("profile", "show", tmp_path / "old")
     assert flipped.code == 2 and "wrong passphrase or damaged" in flipped.err
+
+
+def test_expired_cookies_of_a_profile_are_not_sent_and_its_identity_stays(tmp_path, monkeypatch):
+    from archive.profiles.vault import open_for_capture
+    cookie = {"domain": "127.0.0.1", "path": "/", "httpOnly": False, "secure": False, "sameSite": "Lax"}
+    state = {"cookies": [{**cookie, "name": "old", "value": "x", "expires": 1000.0},
+                         {**cookie, "name": "live", "value": "y", "expires": -1}], "origins": []}
+    save(tmp_path / "p", state, PROFILE_PASS.encode())
+    monkeypatch.setenv("ARCHIVE_PROFILE_PASSPHRASE", PROFILE_PASS)
+    opened = open_for_capture(tmp_path / "p")
+    assert [c["name"] for c in opened.cookies] == ["live"]
+    assert "\told\t" not in opened.cookies_txt() and "\tlive\ty" in opened.cookies_txt()
+    assert opened.identity["cookieNames"] == ["live", "old"]

@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -169,8 +170,10 @@ def open_for_capture(folder: str | Path, passphrase_file: str | Path | None = No
     credentials = open_named(folder, passphrase_file, passphrase_env)
     now = time.time()
     cookies = credentials.cookies
-    if cookies and all(isinstance(c.get("expires"), (int, float)) and 0 < c["expires"] <= now
-                       for c in cookies):
+    live = [c for c in cookies if not (isinstance(c.get("expires"), (int, float)) and 0 < c["expires"] <= now)]
+    if cookies and not live:
         raise ArchiveError(f"every cookie of the profile {folder} has expired: log in again with "
                            f"`archive profile create {folder} --url LOGIN-URL --replace`")
-    return credentials
+    # the expired ones are not sent (nor given to yt-dlp); the identity stays that of the
+    # profile as saved, so a resume later finds the same one
+    return replace(credentials, storage_state={**credentials.storage_state, "cookies": live})

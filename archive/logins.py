@@ -10,6 +10,7 @@ from pathlib import Path
 
 from archive.capture import credentials
 from archive.capture.crawl import CrawlOptions
+from archive.capture.login import Credentials
 from archive.capture.redaction import DIGEST_PREFIX, MAX_LISTED, REASON, Redaction, marker
 from archive.errors import ArchiveError
 from archive.seal.sign import Signer
@@ -26,12 +27,17 @@ class Login:
     redaction: Redaction
     cookies: list = field(default_factory=list)     # http.cookiejar.Cookie, unexpired
     identity: dict = field(default_factory=dict)    # for the evidence and custody
+    profile: Credentials | None = None              # a browser profile's cookies and local storage
 
 
-def prepare(options: CrawlOptions, signer: Signer | None, shared: bool = False) -> Login:
+def prepare(options: CrawlOptions, signer: Signer | None, shared: bool = False,
+            profile: Credentials | None = None) -> Login:
     """Read and check what the capture is given to log in with (ArchiveError, one line,
-    for a file in another format, an expired jar, a header without a value)."""
-    given = options.credentials_given or bool(options.headers)
+    for a file in another format, an expired jar, a header without a value). `profile`:
+    a browser profile, opened by the caller (archive.profiles), for the browser and media."""
+    if profile is not None and options.cookies:
+        raise ArchiveError("a browser profile and --cookies: give one login, not two")
+    given = options.credentials_given or bool(options.headers) or profile is not None
     if shared and given:
         raise ArchiveError("--cookies, --header and credentials in a URL are not supported with "
                            "--redis yet (workers would need the secrets): capture in one process")
@@ -46,12 +52,14 @@ def prepare(options: CrawlOptions, signer: Signer | None, shared: bool = False) 
                   "key show the same digest for the same value")
     else:
         key, origin = None, None
-    redaction = Redaction.make(options.secret_headers, key, origin,
-                               sent_cookies=[c.name for c in cookies],
-                               credentials_given=options.credentials_given)
+    sent = [c.name for c in cookies] + [str(c.get("name", "")) for c in (profile.cookies if profile else ())]
+    redaction = Redaction.make(options.secret_headers, key, origin, sent_cookies=sent,
+                               credentials_given=options.credentials_given or profile is not None)
     identity = credentials.identity(options.cookies, cookies, options.headers,
                                     options.secret_headers, list(options.url_logins), expired)
-    return Login(redaction, cookies, identity)
+    if profile is not None:
+        identity.update(profile.identity)
+    return Login(redaction, cookies, identity, profile)
 
 
 def sealable_options(options: CrawlOptions) -> dict:
@@ -104,7 +112,7 @@ def session_advice(names: list[str]) -> str:
 def custody_fields(login: Login | None) -> dict:
     """What the custody `captured` entry says of the identity (none without credentials)."""
     ident = login.identity if login else {}
-    names = {"cookieFile": "cookie_file", "cookieDomains": "cookie_domains",
-             "cookieNamesSha256": "cookie_names_sha256", "secretHeaders": "secret_headers",
-             "urlCredentials": "url_logins"}
+    names = {"cookieFile": "cookie_file", "profile": "profile", "cookieDomains": "cookie_domains",
+             "cookieNamesSha256": "cookie_names_sha256", "localStorageOrigins": "local_storage_origins",
+             "secretHeaders": "secret_headers", "urlCredentials": "url_logins"}
     return {field: ident[key] for key, field in names.items() if ident.get(key)}

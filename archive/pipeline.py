@@ -16,6 +16,7 @@ from typing import Callable
 
 from archive import SOFTWARE
 from archive.capture.crawl import CrawlOptions, Crawler
+from archive.capture.login import Credentials
 from archive.capture.dedup import Dedup, EarlierCapture
 from archive.capture.loginwall import ERROR_KIND as LOGGED_OUT
 from archive.coordinator import check_shared_request, finish_shared, run_shared
@@ -63,6 +64,10 @@ class CaptureRequest:
     # it the same way
     origin: dict = field(default_factory=dict)
     text: bool = True     # each page's text in pages.jsonl (`--no-text`: none)
+    # the browser profile logged in with (its folder; a resume opens it again) and the
+    # identity the evidence and custody name: never a value, never the passphrase
+    profile: str | None = None
+    profile_identity: dict | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -185,12 +190,15 @@ def run_capture(
     signer: Signer | None,
     on_progress: Callable[[CrawlStats, int], None] | None = None,
     catalog: str | None = None,
+    credentials: Credentials | None = None,
 ) -> CaptureResult:
     """Crawl, seal and store one capture, and add it to `catalog` (by default the
     store's). The work folder is removed once the store holds a verified copy, and kept
-    (and named in the error) when anything fails: `resume_capture` finishes it."""
+    (and named in the error) when anything fails: `resume_capture` finishes it.
+    `credentials`: the login of `request.profile`, opened by the caller."""
     _check_browser(request.crawl)
-    login = logins.prepare(request.crawl, signer, shared=bool(request.redis))
+    _check_login(request, credentials)
+    login = logins.prepare(request.crawl, signer, shared=bool(request.redis), profile=credentials)
     if request.redis:
         check_shared_request(request)
     earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
@@ -238,12 +246,14 @@ def resume_capture(
     changes: dict | None = None,
     catalog: str | None = None,
     redis: str | None = None,
+    credentials: Credentials | None = None,
 ) -> CaptureResult:
     """Finish a capture whose process was killed (or failed) during the crawl, the seal or
     the upload, from what its work folder holds. The WARC data is cut back to the last
     record group the journal knows complete; the crawl goes on from there. `changes`:
     request fields (operator, tsa, tsa_timeout) replaced for this run. `redis`: a shared
-    crawl's Redis, where it is no longer at the address it started with."""
+    crawl's Redis, where it is no longer at the address it started with. `credentials`:
+    the login of the saved request's profile, opened again by the caller."""
     work = Path(work)
     capture_id, request, started = saved_request(work)
     if changes:
@@ -269,9 +279,10 @@ def resume_capture(
                 sealed_path, sha, size, created, replay(work / JOURNAL_NAME), custody))
         earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
         container, state = _take_up(work, sealed_path)
-        login = _resumed_login(request, signer, crawling=state.ended is None)
         if state.ended is None:
             _check_browser(request.crawl)
+            _check_login(request, credentials)
+        login = _resumed_login(request, signer, crawling=state.ended is None, profile=credentials)
         if container.current is not None:
             container.end()
         closed = [WarcFile(m.entry.name.rsplit("/", 1)[-1], m.entry.size, m.entry.crc, m.sha256)
@@ -282,16 +293,17 @@ def resume_capture(
                         closed, state, store, signer, on_progress)
 
 
-def _resumed_login(request: CaptureRequest, signer: Signer | None, crawling: bool) -> logins.Login:
+def _resumed_login(request: CaptureRequest, signer: Signer | None, crawling: bool,
+                   profile: Credentials | None = None) -> logins.Login:
     """What a resumed capture logs in with: read again, and refused as at the start while
     there is crawling left to do; once the crawl is done, a cookies file gone since only
     leaves its name out of the identity."""
     try:
-        return logins.prepare(request.crawl, signer, shared=bool(request.redis))
+        return logins.prepare(request.crawl, signer, shared=bool(request.redis), profile=profile)
     except ArchiveError:
         if crawling:
             raise
-        return logins.prepare(replace(request.crawl, cookies=None), signer)
+        return logins.prepare(replace(request.crawl, cookies=None), signer, profile=profile)
 
 
 def _take_up(work: Path, sealed_path: Path) -> tuple[ContainerWriter, CrawlState]:
@@ -366,6 +378,22 @@ def _check_browser(options: CrawlOptions) -> None:
         check_chromium()
 
 
+def _check_login(request: CaptureRequest, credentials: Credentials | None) -> None:
+    """A capture with a profile goes on only with that very login: never half logged in,
+    never as another account than the one its evidence names."""
+    if request.profile is None:
+        return
+    if request.redis:
+        raise ArchiveError("a profile with a shared crawl (--redis): its workers cannot open the profile")
+    if credentials is None:
+        raise ArchiveError(f"the capture uses the profile {request.profile}: open it (its passphrase) "
+                           "to capture; nothing was captured without it")
+    if request.profile_identity is not None and credentials.identity != request.profile_identity:
+        raise ArchiveError(f"the profile {request.profile} holds another login than the one this "
+                           "capture started with (its cookies changed): finish it with that login, "
+                           "or start a new capture")
+
+
 def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile],
              state: CrawlState | None, store: Store, signer: Signer | None,
              on_progress) -> CaptureResult:
@@ -389,7 +417,7 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
             else:
                 crawler = Crawler(options, writer, journal, str(work / "spool"),
                                   Dedup(session.earlier), state, redaction=session.login.redaction,
-                                  cookies=session.login.cookies)
+                                  cookies=session.login.cookies, profile=session.login.profile)
                 crawler.run(on_progress)
         except BaseException as exc:
             # on a full disk closing fails too (their buffers cannot be written): what

@@ -31,9 +31,9 @@ def _cookies(h) -> dict:
     return out
 
 
-def _send(h, status: int, body: str, headers: dict | None = None,
+def _send(h, status: int, body: str | bytes, headers: dict | None = None,
           content_type: str = "text/html; charset=utf-8") -> None:
-    data = body.encode()
+    data = body if isinstance(body, bytes) else body.encode()
     h.send_response(status)
     h.send_header("Content-Type", content_type)
     for name, value in (headers or {}).items():

@@ -37,6 +37,8 @@ from archive.capture.links import (
     Links, absolute, extract_css, extract_html, header_requisites, refresh_target,
 )
 from archive.capture.mediafind import find_in_html
+from archive.capture.cookiesfile import playwright_cookie
+from archive.capture.login import Credentials
 from archive.capture.mediaoptions import MediaOptions
 from archive.capture.pageoptions import PageOptions
 from archive.capture.robots import Robots, RobotsAnswer
@@ -189,11 +191,15 @@ class Crawler:
         robots: Robots | None = None,
         redaction: Redaction | None = None,
         cookies: list | tuple = (),
+        profile: Credentials | None = None,
     ) -> None:
         """`frontier` and `robots`: shared ones (a crawl spread over processes) instead
         of this process's own. `redaction`: the secret request headers and the key of
-        their digests; `cookies`: those of options.cookies, read when the run started."""
+        their digests; `cookies`: those of options.cookies, read when the run started;
+        `profile`: the browser profile the browser and the media downloads start with.
+        Both kept in memory only."""
         self.options = options
+        self.profile = profile
         self.writer = writer
         self.journal = journal
         self.spool_dir = spool_dir
@@ -207,7 +213,7 @@ class Crawler:
             options.secret_headers, credentials_given=options.credentials_given)
         self.cookies = list(cookies)
         self.login_wall = LoginWall(tuple(options.logged_out_url), tuple(options.logged_out_selector),
-                                    options.credentials_given)
+                                    options.credentials_given or profile is not None)
         self._seed_hosts = {credentials.host_of(seed) for seed in options.seeds}
         self.stats = CrawlStats()
         self.stop_reason: str | None = None
@@ -323,11 +329,20 @@ class Crawler:
                            fetch_timeout=o.timeout, max_body=o.max_body, spool_dir=self.spool_dir,
                            policy=self.policy, find_media=o.media is not None,
                            redaction=self.redaction, extra_headers=self._headers,
-                           login_wall=self.login_wall.page),
+                           login_wall=self.login_wall.page, storage_state=self._browser_login()),
             exclude=self._excluded, dedup=self.dedup,
         ).start()
         self.writer.describe({"browser": f"Chromium {self.browser.version}",
                               "browser-executable": self.browser.executable})
+
+    def _browser_login(self) -> dict | None:
+        """What the browser starts logged in with: the profile's cookies and local
+        storage, else the cookies of --cookies (None: neither)."""
+        if self.profile is not None:
+            return self.profile.storage_state
+        if self.cookies:
+            return {"cookies": [playwright_cookie(c) for c in self.cookies], "origins": []}
+        return None
 
     def _browser_recorded(self, recorded: Recorded) -> None:
         """Records written by the browser's or the media proxy: journaled with the next group."""
@@ -352,6 +367,7 @@ class Crawler:
             verify_tls=o.verify_tls, timeout=o.timeout, retries=o.retries, delay=o.delay,
             spool_dir=self.spool_dir, exclude=self._excluded, dedup=self.dedup, policy=self.policy,
             redaction=self.redaction,
+            cookies_txt=self.profile.cookies_txt() if self.profile else None,
         ).start()
         self.writer.describe(self.media.describe())
 

@@ -11,7 +11,6 @@ request (domain, path, secure) is decided by its cookie policy, as a browser wou
 from __future__ import annotations
 
 import base64
-import hashlib
 import http.cookiejar
 import io
 import re
@@ -19,6 +18,8 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from archive.capture.cookiesfile import playwright_cookie
+from archive.capture.login import cookie_identity
 from archive.capture.redaction import DEFAULT_SECRET_HEADERS
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")   # an RFC 9110 token
@@ -154,12 +155,8 @@ def identity(path: str | Path | None, cookies: list[http.cookiejar.Cookie],
     if expired:
         out["expiredCookiesLeftOut"] = list(expired)
     if path is not None:
-        names = sorted({f"{c.domain}\t{c.path}\t{c.name}" for c in cookies})
         out["cookieFile"] = Path(path).name
-        out["cookieDomains"] = sorted({c.domain.lstrip(".") for c in cookies})
-        out["cookieNames"] = sorted({c.name for c in cookies})
-        # one digest of domain, path and name of every cookie: the same jar gives the same
-        out["cookieNamesSha256"] = hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()
+        out.update(cookie_identity([playwright_cookie(c) for c in cookies]))
     secret_names = secret_header_names(secret)
     given = [parse_header(h)[0] for h in headers]
     if given:

@@ -199,7 +199,10 @@ class MediaSession:
         dedup: Dedup | None = None,
         policy: AddressPolicy | None = None,
         redaction: Redaction | None = None,
+        cookies_txt: str | None = None,
     ) -> None:
+        """`cookies_txt`: a login's cookies (a browser profile's) as a Netscape
+        cookies.txt, given to yt-dlp through a private file removed with the session."""
         self.writer = writer
         self.redaction = redaction          # the crawl's: secret request headers never sealed
         self.record = record
@@ -226,6 +229,7 @@ class MediaSession:
         self._lock = threading.Lock()
         self._one_at_a_time = threading.Lock()
         self._cookies: Path | None = None
+        self._cookies_txt = cookies_txt
         self._extractors: list | None = None
 
     def describe(self) -> dict:
@@ -236,13 +240,17 @@ class MediaSession:
     # -- life cycle ------------------------------------------------------------
     def start(self) -> "MediaSession":
         self.folder.mkdir(parents=True, exist_ok=True)
-        if self.options.cookies:
-            # yt-dlp writes its cookie jar back when done: a private copy, not the user's file
+        if self.options.cookies or self._cookies_txt is not None:
+            # yt-dlp writes its cookie jar back when done: a private copy (mode 0600, in
+            # the downloads folder removed on close), never the user's own file
             self._cookies = self.folder / "cookies.txt"
             try:
-                with open(self.options.cookies, "rb") as src, \
-                        open(os.open(self._cookies, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+                with open(os.open(self._cookies, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as dst:
+                    if self._cookies_txt is not None:
+                        dst.write(self._cookies_txt.encode("utf-8"))
+                    else:
+                        with open(self.options.cookies, "rb") as src:
+                            shutil.copyfileobj(src, dst)
             except OSError as exc:
                 raise ArchiveError(f"--cookies {self.options.cookies}: {exc.strerror or exc}") from None
         self._ca = InterceptionCA()

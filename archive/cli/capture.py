@@ -28,6 +28,9 @@ from archive.values import parse_seed, parse_viewport, url_logins
 from archive.keys import load_private_key, p256_notice, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
 from archive.cli.timestamp import print_timestamps
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
+from archive.capture.login import Credentials
+from archive.profiles.passphrase import PROFILE_PASSPHRASE_ENV
+from archive.profiles.vault import open_for_capture
 from archive.logins import session_advice
 from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, resume_capture, run_capture, saved_request
 from archive.resumeoptions import OVERRIDE_FLAG, absolute_address, merge
@@ -168,6 +171,12 @@ def register(sub) -> None:
                        type=css_selector,
                        help="a page showing an element matching CSS is recorded as \"logged out\" "
                             "(repeatable; with credentials, a form with a password field always is)")
+    login.add_argument("--profile", metavar="DIR",
+                       help="log in with this browser profile (`archive profile create`) for "
+                            "--browser and --media capture; its cookies are redacted in the WARC")
+    login.add_argument("--profile-passphrase-file", metavar="FILE",
+                       help=f"read the profile's passphrase from FILE (default: ${PROFILE_PASSPHRASE_ENV}, "
+                            "else asked for)")
     p.set_defaults(run=run)
 
 
@@ -185,6 +194,29 @@ def seeds_and_logins(urls: list[str]) -> tuple[list[str], dict[str, str]]:
         return [url for url, _ in parsed], url_logins(parsed)
     except ValueError as exc:
         raise ArchiveError(str(exc)) from None
+
+
+def profile_login(args, resumed: CaptureRequest | None = None) -> Credentials | None:
+    """The browser profile the capture logs in with (a resumed capture: the one it was
+    started with), opened before anything is fetched: a wrong passphrase captures nothing."""
+    if resumed is not None:
+        if args.profile:
+            raise ArchiveError("--profile: a resumed capture logs in with the profile it was started with")
+        folder = resumed.profile
+    else:
+        folder = args.profile
+        if folder and not (args.browser or args.media):
+            raise ArchiveError("--profile logs in the browser and media downloads: give --browser or --media")
+        if folder and (args.media_cookies or args.cookies):
+            flag = "--cookies" if args.cookies else "--media-cookies"
+            raise ArchiveError(f"--profile and {flag}: give one login, not two")
+        if folder and args.redis:
+            raise ArchiveError("--profile with --redis: a shared crawl's workers cannot open the profile")
+    if not folder:
+        if args.profile_passphrase_file:
+            raise ArchiveError("--profile-passphrase-file goes with --profile")
+        return None
+    return open_for_capture(folder, args.profile_passphrase_file)
 
 
 MEDIA_ONLY = ("media_max_size", "media_format", "media_live", "media_cookies")
@@ -320,6 +352,8 @@ def run(args) -> int:
     tsas = [sealed_url(u) for u in args.tsa]
     browser = page_options(args)
     media = media_options(args)
+    credentials = profile_login(args, saved_request(Path(args.resume))[1] if args.resume and
+                        Path(args.resume).is_dir() else None)
     progress = Progress(not args.quiet and not args.json)
 
     def on_upload(sent: int, total: int) -> None:
@@ -356,6 +390,8 @@ def run(args) -> int:
         tsa_timeout=args.tsa_timeout or TSA_TIMEOUT, dedup_against=args.dedup_against,
         text=not args.no_text, origin={} if args.resume else _origin(args, store, signer),
         redis=redis, processes=max(1, args.processes), lease=max(1.0, args.lease),
+        profile=os.path.abspath(args.profile) if args.profile else None,
+        profile_identity=credentials.identity if credentials else None,
     )
 
     started = time.monotonic()
@@ -378,9 +414,10 @@ def run(args) -> int:
             # the crawl's own options were saved with it, and so were where it goes and
             # who signs it (changed only with --override-saved)
             result = resume_capture(Path(args.resume), store, signer, on_progress, changes, args.catalog,
-                                    redis=redis_url(args.redis) if args.redis else None)
+                                    redis=redis_url(args.redis) if args.redis else None,
+                                    credentials=credentials)
         else:
-            result = run_capture(request, store, signer, on_progress, args.catalog)
+            result = run_capture(request, store, signer, on_progress, args.catalog, credentials)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -17,7 +17,7 @@ from archive.errors import ArchiveError
 from archive.jobs.lock import JobLock, iso, utcnow
 from archive.jobs.notify import notify, wanted
 from archive.jobs.recover import UNSTORED, leftovers, resume_unsealed, store_sealed
-from archive.jobs.request import capture_request, job_work_dir
+from archive.jobs.request import capture_request, job_login, job_work_dir
 from archive.jobs.spec import JobSpec
 from archive.jobs.state import JobState, new_run_id
 from archive.pipeline import run_capture
@@ -113,12 +113,15 @@ def run_job(
         })
         try:
             result = None
+            credentials = job_login(spec)      # a wrong passphrase: the run fails, nothing fetched
             if spec.run.resume:
-                result, outcome.unfinished = resume_unsealed(outcome.unfinished, store, signer, on_progress)
+                result, outcome.unfinished = resume_unsealed(outcome.unfinished, store, signer, on_progress,
+                                                             credentials)
                 outcome.resumed = result is not None
             if result is None:
                 outcome.dedup_against = _dedup_base(spec, store, outcome)
-                result = run_capture(capture_request(spec, outcome.dedup_against), store, signer, on_progress)
+                result = run_capture(capture_request(spec, outcome.dedup_against, credentials), store, signer,
+                                     on_progress, credentials=credentials)
         except (Terminated, KeyboardInterrupt) as exc:
             outcome.status = "interrupted"
             outcome.error = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"

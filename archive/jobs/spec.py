@@ -111,6 +111,9 @@ class CrawlSpec:
     secret_headers: list[str] = field(default_factory=list)
     logged_out_url: list[str] = field(default_factory=list)
     logged_out_selector: list[str] = field(default_factory=list)
+    profile: Path | None = None   # a browser profile (`archive profile create`) for browser and media
+    profile_passphrase_env: str | None = None    # where its passphrase is: a variable
+    profile_passphrase_file: Path | None = None  # or a file
 
 
 @dataclass
@@ -435,6 +438,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "media_live": duration, "media_cookies": path,
         "cookies": path, "headers": header_list, "secret_headers": header_names,
         "logged_out_url": regex_list, "logged_out_selector": selector_list,
+        "profile": path, "profile_passphrase_env": env_name, "profile_passphrase_file": path,
     },
     "signing": {
         "key": path, "passphrase_env": env_name, "passphrase_file": path, "unsigned": boolean,
@@ -650,6 +654,7 @@ def _cross_checks(values: dict, lines: dict, data: dict) -> list[Problem]:
     if not crawl.get("media"):
         problems += [Problem(lines.get(f"crawl.{key}"), f"'crawl.{key}' applies with media = true only")
                      for key in MEDIA_ONLY if key in crawl]
+    problems += _profile_checks(crawl, lines)
     retention = values["retention"]
     if (retention.get("retain_days") or retention.get("legal_hold")) and "store" in top \
             and not top["store"].startswith("s3://"):
@@ -663,6 +668,26 @@ def _cross_checks(values: dict, lines: dict, data: dict) -> list[Problem]:
         "webhook" in data["notify"] or "command" in data["notify"]
     ):
         problems.append(Problem(lines.get("notify"), "[notify] needs a 'webhook' or a 'command'"))
+    return problems
+
+
+def _profile_checks(crawl: dict, lines: dict) -> list[Problem]:
+    """A profile logs in the browser and the media downloads, with one passphrase source."""
+    problems = []
+    if "profile" in crawl and not (crawl.get("browser") or crawl.get("media")):
+        problems.append(Problem(lines.get("crawl.profile"),
+                                "'crawl.profile' logs in the browser and media downloads: "
+                                "add browser = true or media = true"))
+    for other in ("media_cookies", "cookies"):
+        if "profile" in crawl and other in crawl:
+            problems.append(Problem(lines.get(f"crawl.{other}"),
+                                    f"give either 'profile' or '{other}', not both"))
+    if "profile_passphrase_env" in crawl and "profile_passphrase_file" in crawl:
+        problems.append(Problem(lines.get("crawl.profile_passphrase_file"),
+                                "give either 'profile_passphrase_env' or 'profile_passphrase_file', not both"))
+    problems += [Problem(lines.get(f"crawl.{key}"), f"'crawl.{key}' applies with a 'profile' only")
+                 for key in ("profile_passphrase_env", "profile_passphrase_file")
+                 if key in crawl and "profile" not in crawl]
     return problems
 
 

@@ -105,10 +105,15 @@ def login_rows(c: dict) -> list[tuple[str, str]]:
     """Which identity a capture behind a login used, and what that means for its session."""
     rows = []
     ident = c.get("identity") or {}
-    if ident.get("cookieFile"):
-        rows.append(("logged in", f"cookies from {ident['cookieFile']} for "
+    source = (f"cookies from {ident['cookieFile']}" if ident.get("cookieFile")
+              else f"the browser profile {ident['profile']}" if ident.get("profile") else None)
+    if source:
+        rows.append(("logged in", f"{source} for "
                                   f"{', '.join(ident.get('cookieDomains') or ['?'])} (cookie names "
                                   f"sha256 {ident.get('cookieNamesSha256', '?')})"))
+    if ident.get("localStorageOrigins"):
+        rows.append(("local storage", "the browser started with local storage of "
+                                      f"{', '.join(ident['localStorageOrigins'])} (never sealed)"))
     for label, key in (("secret headers", "secretHeaders"), ("URL logins", "urlCredentials")):
         if ident.get(key):
             rows.append((label, ", ".join(ident[key])))

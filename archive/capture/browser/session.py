@@ -31,6 +31,7 @@ from archive.capture.redaction import Redaction
 from archive.capture.pageoptions import PageOptions
 from archive.capture.proxy import InterceptionCA, ProxyOptions, RecordingProxy, Refused
 from archive.capture.recorder import FetchResult
+from archive.capture.redaction import Redaction
 from archive.errors import ArchiveError
 from archive.warc.writer import RecordRef, WarcWriter
 
@@ -48,6 +49,9 @@ class BrowserOptions:
     spool_dir: str | None = None
     policy: AddressPolicy | None = None  # addresses the proxy may connect to (default: public only)
     find_media: bool = False           # list the video and audio of each page (--media)
+    # a login's cookies and local storage (Playwright's storage state, from a profile or a
+    # cookies file): the browser starts with them; held in memory, never written anywhere
+    storage_state: dict | None = field(default=None, repr=False)
     redaction: Redaction | None = None   # secret request headers never sealed (the crawl's)
     extra_headers: Callable[[str], dict | None] | None = None   # URL -> headers the proxy adds
     # (URL, rendered DOM) -> why the page is a login wall, or None (capture.loginwall)
@@ -115,7 +119,8 @@ class BrowserSession:
             page = o.page
             self._call(launch(
                 self._browser, self._executable, self._ca.spki_hash, self._proxy.url,
-                {"width": page.viewport_width, "height": page.viewport_height}, o.user_agent))
+                {"width": page.viewport_width, "height": page.viewport_height}, o.user_agent,
+                o.storage_state))
             self.version = self._browser.version
         except BaseException:
             self.close()

@@ -8,6 +8,7 @@ the flag before it, a job file the key and its line.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -141,6 +142,49 @@ def regex_list(value, base):
     return [parse_regex(pattern) for pattern in text_list(value, base)]
 
 
+# The login checks are the crawl's own (archive.capture.credentials, .loginwall), imported
+# when used: a command that reads captures never loads the crawler for its flags.
+
+def header_list(value, base):
+    """Extra request headers, each 'Name: value' (checked as --header's are)."""
+    from archive.capture import credentials
+
+    items = text_list(value, base)
+    try:
+        credentials.check_headers(items, [])
+    except credentials.CredentialsError as exc:
+        raise ValueError(str(exc).replace("--header ", "")) from None
+    return items
+
+
+def header_names(value, base):
+    """Header names (as --secret-header's)."""
+    from archive.capture import credentials
+
+    items = text_list(value, base)
+    try:
+        return [credentials.parse_header_name(item) for item in items]
+    except credentials.CredentialsError as exc:
+        raise ValueError(str(exc).replace("--secret-header ", "")) from None
+
+
+def selector(text: str) -> str:
+    """A CSS selector lexbor understands."""
+    from archive.capture.loginwall import check_selector
+
+    return check_selector(text)
+
+
+def selector_list(value, base):
+    return [selector(item) for item in text_list(value, base)]
+
+
+def env_name(value, base):
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", as_text(value)):
+        raise ValueError(f"{value!r} is not an environment variable name")
+    return value
+
+
 def path(value, base):
     """A file or folder, relative to the job file's own folder."""
     return base / Path(non_empty_text(value, base)).expanduser()
@@ -202,6 +246,14 @@ REGEX = Kind(parse_regex, regex_list, repeat=True)
 TEXT = Kind(str, non_empty_text)
 VIEWPORT = Kind(parse_viewport, viewport)
 FILE = Kind(Path, path)
+# on the command line as given, checked when the capture starts (a one-line error there);
+# a job file's when it is read
+HEADERS = Kind(str, header_list, repeat=True)
+HEADER_NAMES = Kind(str, header_names, repeat=True)
+SELECTORS = Kind(selector, selector_list, repeat=True)
+# a job file's only: where to read a passphrase from (no flag: the command line has its
+# variable and asks)
+ENV_NAME = Kind(str, env_name)
 # on the command line as given: $ARCHIVE_REDIS stands in for it, and both are checked then
 REDIS = Kind(str, redis_address)
 

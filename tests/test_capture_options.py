@@ -19,7 +19,8 @@ from archive.jobs.spec import parse_job
 from tests.jobfiles import job_text
 
 SEED = "http://127.0.0.1:9/"
-COOKIES = "/tmp/archive-test-cookies.txt"   # a path only: never read by these tests
+COOKIES = "/tmp/archive-test-cookies.txt"   # paths only: never read by these tests
+PROFILE, PASSFILE = "/tmp/archive-test-profile", "/tmp/archive-test-profile-pass"
 
 # option -> (command-line text, TOML value, the value the crawl gets); for a switch, the
 # TOML value that means what giving the flag means
@@ -43,7 +44,18 @@ SAMPLES = {
     "media": (None, True, True), "media_max_size": ("2GB", "2GB", 2_000_000_000),
     "media_format": ("best", "best", "best"), "media_live": ("10m", "10m", 600.0),
     "media_cookies": (COOKIES, COOKIES, Path(COOKIES)),
+    "cookies": (COOKIES, COOKIES, Path(COOKIES)),
+    "headers": ("X-Api-Key: k3y", ["X-Api-Key: k3y"], ["X-Api-Key: k3y"]),
+    "secret_headers": ("X-Api-Key", ["X-Api-Key"], ["X-Api-Key"]),
+    "logged_out_url": ("/expired", ["/expired"], ["/expired"]),
+    "logged_out_selector": ("#login-box", ["#login-box"], ["#login-box"]),
+    "profile": (PROFILE, PROFILE, Path(PROFILE)),
+    "profile_passphrase_file": (PASSFILE, PASSFILE, Path(PASSFILE)),
+    "profile_passphrase_env": (None, "MY_PROFILE_PASS", "MY_PROFILE_PASS"),   # a job file's only
 }
+# what else a job file must say for an option to be valid there (the profile's cross-checks)
+WITH = {"profile": {"browser": True}, "profile_passphrase_file": {"browser": True, "profile": PROFILE},
+        "profile_passphrase_env": {"browser": True, "profile": PROFILE}}
 # option -> (command-line text, TOML value) that both refuse
 BAD = {
     "depth": ("-1", -1), "scope": ("world", "world"), "include": ("([", ["(["]),
@@ -54,6 +66,7 @@ BAD = {
     "processes": ("0", 0), "lease": ("0", "0s"), "viewport": ("big", "big"),
     "wait_until": ("forever", "forever"), "wait": ("-1s", "-1s"), "page_timeout": ("0", "0s"),
     "media_max_size": ("huge", "huge"), "media_live": ("0", "0s"),
+    "logged_out_url": ("([", ["(["]), "logged_out_selector": ("a[[", ["a[["]),
 }
 
 
@@ -84,6 +97,8 @@ def _job(tmp_path: Path, values: dict[str, object]) -> tuple:
         tables[option.table][option.key_name] = value
         if option.only_with and option.only_with not in values:
             tables["crawl"][option.only_with] = True
+        for key, needed in WITH.get(name, {}).items():
+            tables["crawl"].setdefault(key, needed)
     path = tmp_path / "job.toml"
     path.write_text(job_text({"name": "job", "seeds": [SEED], "store": str(tmp_path / "store")},
                              signing={"unsigned": True}, **{k: v for k, v in tables.items() if v}))
@@ -101,18 +116,21 @@ def test_every_option_in_the_table_has_a_flag_a_job_key_and_a_test():
     dests = {action.dest for action in _parser()._subparsers._group_actions[0].choices["capture"]._actions}
     from archive.jobs.spec import SCHEMA
     for option in OPTIONS:
-        assert option.dest in dests
+        assert option.flag is None or option.dest in dests
         assert option.key is None or option.key_name in SCHEMA[option.table]
     # only a job's own previous capture is its dedup base: the one option without a key
     assert [o.name for o in OPTIONS if o.key is None] == ["dedup_against"]
+    # a person at the command line has $ARCHIVE_PROFILE_PASSPHRASE and a prompt instead
+    assert [o.name for o in OPTIONS if o.flag is None] == ["profile_passphrase_env"]
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_the_flag_and_the_job_key_give_the_crawl_the_same_value(name, tmp_path):
     text, toml, expected = SAMPLES[name]
-    cli = from_cli(name)
-    assert getattr(cli, name) == expected
-    assert getattr(cli, name) != getattr(type(cli)(), name) or name == "delay" and expected == 0
+    if OPTION[name].flag:
+        cli = from_cli(name)
+        assert getattr(cli, name) == expected
+        assert getattr(cli, name) != getattr(type(cli)(), name) or name == "delay" and expected == 0
     if toml is not None:
         assert getattr(from_job(tmp_path, name).crawl, name) == expected
 
@@ -120,7 +138,8 @@ def test_the_flag_and_the_job_key_give_the_crawl_the_same_value(name, tmp_path):
 def test_a_whole_command_line_and_a_whole_job_file_make_the_same_request(tmp_path):
     """The old renamings hold: --insecure / insecure is verify_tls false, --ignore-robots /
     ignore_robots is obey_robots false, --retry-wait / retry_wait is the backoff."""
-    names = [n for n, sample in SAMPLES.items() if sample[1] is not None and n != "media_cookies"]
+    names = [n for n, sample in SAMPLES.items() if sample[1] is not None and OPTION[n].flag
+             and n not in ("media_cookies", "profile", "profile_passphrase_file")]   # a profile: no --cookies
     cli, spec = from_cli(*names), from_job(tmp_path, *names)
     assert cli == spec.crawl
     options = crawl_options([SEED], cli)
@@ -128,7 +147,7 @@ def test_a_whole_command_line_and_a_whole_job_file_make_the_same_request(tmp_pat
     assert (options.verify_tls, options.obey_robots, options.backoff) == (False, False, 3.0)
     assert options.browser.viewport_width == 390 and options.media.max_size == 2_000_000_000
     job_request = capture_request(spec)
-    assert {k: getattr(job_request, k) for k in ("warc_size", "text", "redis", "processes", "lease")} == \
+    assert {k: getattr(job_request, k) for k in ("warc_size", "text", "redis", "processes", "lease", "profile")} == \
         {k: v for k, v in request_values(cli).items() if k != "dedup_against"}
 
 
@@ -173,6 +192,7 @@ def test_a_resume_refuses_crawl_options_it_would_not_use(run, tmp_path):
     result = run("capture", "--resume", tmp_path / "work", "--depth", "2", "--no-dedup", "--unsigned")
     assert result.code == 2 and result.err.count("\n") == 1, result
     assert "--depth, --no-dedup: a resumed capture keeps the crawl options" in result.err
-    assert [o.name for o in OPTIONS if o.resume != "kept"] == ["redis"]
+    assert [o.name for o in OPTIONS if o.resume != "kept"] == [
+        "redis", "profile", "profile_passphrase_file", "profile_passphrase_env"]
     args = _parser().parse_args(["capture", "--resume", "w", "--redis", "redis://127.0.0.1:6390/0"])
     assert settings_from_cli(args, resume=True).redis == "redis://127.0.0.1:6390/0"

@@ -270,6 +270,7 @@ CAPTURE_OPTION_KEYS = {
     "catalog": None,         # jobs add their captures to $ARCHIVE_CATALOG or the store's own catalog
     "override_saved": None,  # a job resumes with its job file's store and key, always
     "json": None, "quiet": None, "help": None,
+    "header": "crawl.headers", "secret_header": "crawl.secret_headers",
 }
 
 
@@ -329,7 +330,7 @@ def test_the_example_job_file_and_schedules_are_valid(run):
 
 
 def test_the_example_job_file_shows_every_key():
-    """The README sends people to it for the keys: each one is there, set or commented out."""
+    """docs/capture.md sends people to it for the keys: each one is there, set or commented out."""
     uncommented = re.sub(r"(?m)^# ?", "", (EXAMPLES / "jobs" / "statements.toml").read_text())
     shown = key_lines(uncommented)
     missing = [f"{table}.{key}" if table else key for table, keys in SCHEMA.items() for key in keys

@@ -13,9 +13,10 @@ since users' job files and scripts must keep working.
 
 To add an option:
   1. add one Option below: name, kind (archive.optionvalues: how its value is read, the
-     same for a flag and a job key), help; `into` says which options it sets; `key` if a
-     job file takes it elsewhere than [crawl]; `only_with` if it needs --browser or
-     --media; `resume="given"` if a resume takes it from the resuming command;
+     same for a flag and a job key), help; `into` says which options it sets; `flag` if
+     its flag is not --name (None: a job file's only); `key` if a job file takes it
+     elsewhere than [crawl] (None: the command line's only); `only_with` if it needs
+     --browser or --media; `resume="given"` if a resume takes it from the resuming command;
   2. add its field to the dataclass it goes into (CrawlOptions, PageOptions,
      MediaOptions, or pipeline.CaptureRequest) and use it in the crawler;
   3. add its sample values to tests/test_capture_options.py (SAMPLES, and BAD for what
@@ -25,6 +26,7 @@ To add an option:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field as dataclass_field, make_dataclass
 from pathlib import Path
 from typing import Any
@@ -35,10 +37,11 @@ from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
 from archive.capture.sharedcrawl import DEFAULT_LEASE
 from archive.errors import ArchiveError
+from archive.profiles.passphrase import PROFILE_PASSPHRASE_ENV
 from archive.redisconn import REDIS_ENV, redis_url
 from archive.optionvalues import (
-    DURATION, FILE, LATER_DURATION, PAUSE, REDIS, REGEX, SIZE, SIZE_LIMIT, SWITCH, TEXT, VIEWPORT, Kind,
-    choice_kind, whole_kind,
+    DURATION, ENV_NAME, FILE, HEADER_NAMES, HEADERS, LATER_DURATION, PAUSE, REDIS, REGEX, SELECTORS, SIZE,
+    SIZE_LIMIT, SWITCH, TEXT, VIEWPORT, Kind, choice_kind, whole_kind,
 )
 from archive.warc.writer import DEFAULT_MAX_SIZE as WARC_SIZE
 
@@ -62,8 +65,9 @@ class _NotGiven:
 NOT_GIVEN = _NotGiven()
 
 # argparse groups of `archive capture --help`
-SHARED, BROWSER, MEDIA = ("a crawl shared by several processes or machines", "browser capture",
-                          "media capture (video and audio, through yt-dlp)")
+SHARED, BROWSER, MEDIA, LOGIN = ("a crawl shared by several processes or machines", "browser capture",
+                                 "media capture (video and audio, through yt-dlp)",
+                                 "behind a login (never sealed: docs/logins.md)")
 
 
 @dataclass
@@ -74,7 +78,7 @@ class Option:
     into: str = "crawl"            # crawl | page | media | request (pipeline) | "" (a switch of its own)
     field: str | None = None       # the field it sets there, where that is named otherwise (saved formats)
     default: Any = _FROM_TARGET    # default: the default of that field
-    flag: str | None = None        # default: --name
+    flag: str | None = ""          # default: --name; None: none (a job file's only)
     key: str | None = ""           # job-file key; default: crawl.name; None: none
     key_negated: bool = False      # the key says the opposite of the name (insecure = true: verify_tls false)
     only_with: str | None = None   # browser | media: given without it, refused
@@ -88,14 +92,15 @@ class Option:
         self.field = self.field or self.name
         if self.default is _FROM_TARGET:
             self.default = getattr(_TARGETS[self.into], self.field)
-        self.flag = self.flag or "--" + self.name.replace("_", "-")
+        if self.flag == "":
+            self.flag = "--" + self.name.replace("_", "-")
         if self.key == "":
             self.key = f"crawl.{self.name}"
 
     @property
-    def dest(self) -> str:
-        """Its attribute in argparse's namespace (the flag's spelling)."""
-        return self.flag.removeprefix("--").replace("-", "_")
+    def dest(self) -> str | None:
+        """Its attribute in argparse's namespace (the flag's spelling); None without a flag."""
+        return self.flag.removeprefix("--").replace("-", "_") if self.flag else None
 
     @property
     def table(self) -> str:
@@ -207,9 +212,37 @@ OPTIONS: list[Option] = [
     Option("media_live", LATER_DURATION,
            "record this long of a live stream (default: recorded as live, not captured)", into="media",
            field="live", only_with="media", group=MEDIA, metavar="SECONDS"),
-    Option("media_cookies", FILE, "cookies.txt (Netscape format) for yt-dlp, for media behind a login; "
-           "never sealed: the Cookie headers sent are redacted in the WARC", into="media", field="cookies",
-           only_with="media", group=MEDIA, metavar="FILE"),
+    Option("media_cookies", FILE, "like --cookies, for the media downloads only (kept for earlier scripts "
+           "and job files; --cookies serves the crawl, the browser and media alike)", into="media",
+           field="cookies", only_with="media", group=MEDIA, metavar="FILE"),
+    # behind a login (docs/logins.md): read when each run starts, never sealed; a seed URL's
+    # own credentials are no option (crawl_options' url_logins)
+    Option("cookies", FILE, "cookies.txt (Netscape format, as browser extensions export it): each "
+           "cookie sent only to the domains and paths it names; read at the start, never stored; the "
+           "Cookie headers sent are redacted in the WARC", group=LOGIN, metavar="FILE"),
+    Option("headers", HEADERS, "an extra request header (repeatable); a secret one (Authorization, "
+           "Cookie, or named by --secret-header) goes to the seeds' hosts only and its value is redacted "
+           "in the WARC", flag="--header", group=LOGIN, metavar="'NAME: VALUE'"),
+    Option("secret_headers", HEADER_NAMES, "a request header whose value is a secret, redacted in every "
+           "request record (repeatable; Authorization and Cookie always are)", flag="--secret-header",
+           group=LOGIN, metavar="NAME"),
+    Option("logged_out_url", REGEX, "a page redirected to, or answered at, a URL matching REGEX is "
+           "recorded as \"logged out\", not as content (repeatable; a login/signin path always is)",
+           group=LOGIN, metavar="REGEX"),
+    Option("logged_out_selector", SELECTORS, "a page showing an element matching CSS is recorded as "
+           "\"logged out\" (repeatable; with credentials, a form with a password field always is)",
+           group=LOGIN, metavar="CSS"),
+    # a browser profile: its cross-checks (with --browser or --media, not with --cookies or
+    # --redis) are cli/capture.profile_login's and jobs/spec._profile_checks'; a resume
+    # opens the profile it was started with (the passphrase from the resuming command)
+    Option("profile", FILE, "log in with this browser profile (`archive profile create`) for --browser "
+           "and --media capture; its cookies are redacted in the WARC", into="request", default=None,
+           group=LOGIN, metavar="DIR", resume="given"),
+    Option("profile_passphrase_file", FILE, f"read the profile's passphrase from FILE (default: "
+           f"${PROFILE_PASSPHRASE_ENV}, else asked for)", into="", default=None, group=LOGIN,
+           metavar="FILE", resume="given"),
+    Option("profile_passphrase_env", ENV_NAME, "the variable holding the profile's passphrase", into="",
+           default=None, flag=None, resume="given"),
 ]
 OPTION = {option.name: option for option in OPTIONS}
 ONLY_WITH = {switch: tuple(o for o in OPTIONS if o.only_with == switch) for switch in ("browser", "media")}
@@ -224,8 +257,9 @@ def settings_from_cli(args, resume: bool = False) -> CaptureSettings:
     """The options an `archive capture` command line gives; an option that needs
     --browser or --media and is given without it is an ArchiveError, and so is one a
     `resume` keeps as the capture was started."""
+    flagged = [o for o in OPTIONS if o.flag]
     if resume:
-        given = [o.flag for o in OPTIONS if o.resume == "kept" and o.given_on_cli(getattr(args, o.dest))]
+        given = [o.flag for o in flagged if o.resume == "kept" and o.given_on_cli(getattr(args, o.dest))]
         if given:
             raise ArchiveError(f"{', '.join(given)}: a resumed capture keeps the crawl options it was "
                                "started with (saved in its work folder); leave them out")
@@ -233,7 +267,7 @@ def settings_from_cli(args, resume: bool = False) -> CaptureSettings:
         given = [o.flag for o in options if o.given_on_cli(getattr(args, o.dest))]
         if given and not getattr(args, OPTION[switch].dest):
             raise ArchiveError(f"{', '.join(given)}: only with --{switch}")
-    return CaptureSettings(**{o.name: o.from_cli(getattr(args, o.dest)) for o in OPTIONS})
+    return CaptureSettings(**{o.name: o.from_cli(getattr(args, o.dest)) for o in flagged})
 
 
 def settings_from_job(tables: dict[str, dict]) -> CaptureSettings:
@@ -272,10 +306,14 @@ def media_options(settings: CaptureSettings) -> MediaOptions | None:
     return MediaOptions(**values)
 
 
-def crawl_options(seeds: list[str], settings: CaptureSettings) -> CrawlOptions:
-    """The crawl's options for `seeds`."""
+def crawl_options(seeds: list[str], settings: CaptureSettings, url_logins: dict | None = None) -> CrawlOptions:
+    """The crawl's options for `seeds` (without credentials: those a seed URL carried are
+    `url_logins`, origin -> Authorization)."""
     values = {o.field: getattr(settings, o.name) for o in OPTIONS if o.into == "crawl"}
+    if values["cookies"] is not None:
+        values["cookies"] = str(Path(values["cookies"]).resolve())
     return CrawlOptions(seeds=list(seeds), browser=page_options(settings), media=media_options(settings),
+                        url_logins=dict(url_logins or {}),
                         **{k: list(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
@@ -285,4 +323,5 @@ def request_values(settings: CaptureSettings) -> dict[str, Any]:
     values["processes"] = max(1, values["processes"])
     values["lease"] = max(1.0, values["lease"])
     values["redis"] = redis_url(values["redis"])   # else $ARCHIVE_REDIS
+    values["profile"] = os.path.abspath(values["profile"]) if values["profile"] else None
     return values

@@ -10,19 +10,23 @@ import threading
 import time
 from pathlib import Path
 
-from archive.capture.options import OPTIONS, crawl_options, request_values, settings_from_cli
+from archive.capture.login import Credentials
+from archive.capture.options import OPTIONS, CaptureSettings, crawl_options, request_values, settings_from_cli
 from archive.cli.common import Progress, argument_type, human_bytes, positive_duration, print_json, sealed_url
 from archive.cli.store import add_store_options, store_options
 from archive.cli.timestamp import print_timestamps
 from archive.errors import ArchiveError
 from archive.keys import KEY_ENV, chosen_signer, load_signer, p256_notice
+from archive.logins import session_advice
 from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, resume_capture, run_capture, saved_request
+from archive.profiles.vault import open_for_capture
 from archive.redisconn import redis_url
 from archive.resumeoptions import OVERRIDE_FLAG, absolute_address, merge
 from archive.seal.sign import Signer
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
 from archive.store.address import StoreOptions, open_store
 from archive.store.s3 import Retention
+from archive.values import parse_seed, url_logins
 from archive.warc.records import default_operator
 
 
@@ -60,6 +64,8 @@ def add_capture_options(parser: argparse.ArgumentParser) -> None:
     """The flags of every capture option (archive.capture.options), in their groups."""
     groups = {}
     for option in OPTIONS:
+        if option.flag is None:     # a job file's only
+            continue
         into = parser
         if option.group:
             if option.group not in groups:
@@ -74,6 +80,38 @@ def add_capture_options(parser: argparse.ArgumentParser) -> None:
         into.add_argument(option.flag, type=argument_type(option.kind.from_text),
                           action="append" if option.kind.repeat else "store",
                           default=option.cli_default(), help=option.help, **extra)
+
+
+def seeds_and_logins(urls: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The seeds without credentials, and the credentials they carried (by origin)."""
+    try:
+        parsed = [parse_seed(u) for u in urls]
+        return [url for url, _ in parsed], url_logins(parsed)
+    except ValueError as exc:
+        raise ArchiveError(str(exc)) from None
+
+
+def profile_login(settings: CaptureSettings, resumed: CaptureRequest | None = None) -> Credentials | None:
+    """The browser profile the capture logs in with (a resumed capture: the one it was
+    started with), opened before anything is fetched: a wrong passphrase captures nothing."""
+    if resumed is not None:
+        if settings.profile:
+            raise ArchiveError("--profile: a resumed capture logs in with the profile it was started with")
+        folder = resumed.profile
+    else:
+        folder = settings.profile
+        if folder and not (settings.browser or settings.media):
+            raise ArchiveError("--profile logs in the browser and media downloads: give --browser or --media")
+        if folder and (settings.media_cookies or settings.cookies):
+            flag = "--cookies" if settings.cookies else "--media-cookies"
+            raise ArchiveError(f"--profile and {flag}: give one login, not two")
+        if folder and settings.redis:
+            raise ArchiveError("--profile with --redis: a shared crawl's workers cannot open the profile")
+    if not folder:
+        if settings.profile_passphrase_file:
+            raise ArchiveError("--profile-passphrase-file goes with --profile")
+        return None
+    return open_for_capture(folder, settings.profile_passphrase_file)
 
 
 def _stop_on_sigterm():
@@ -136,7 +174,7 @@ def run(args) -> int:
         raise ArchiveError("give seed URLs, or --resume CAPTURE_DIR (not both)")
     if args.override_saved and not args.resume:
         raise ArchiveError(f"{OVERRIDE_FLAG} goes with --resume")
-    seeds = [sealed_url(u) for u in args.urls]
+    seeds, logins = seeds_and_logins(args.urls)
     settings = settings_from_cli(args, resume=bool(args.resume))
     if settings.media_cookies and not Path(settings.media_cookies).is_file():
         raise ArchiveError(f"--media-cookies {settings.media_cookies}: no such file")
@@ -144,8 +182,10 @@ def run(args) -> int:
     if settings.processes > 1 and not redis:
         raise ArchiveError("--processes needs --redis (the processes share the crawl through it)")
     tsas = [sealed_url(u) for u in args.tsa]
-    options = crawl_options(seeds, settings)
+    options = crawl_options(seeds, settings, logins)
     media = options.media
+    credentials = profile_login(settings, saved_request(Path(args.resume))[1] if args.resume and
+                                Path(args.resume).is_dir() else None)
     progress = Progress(not args.quiet and not args.json)
 
     def on_upload(sent: int, total: int) -> None:
@@ -165,7 +205,8 @@ def run(args) -> int:
         crawl=options, operator=args.operator or default_operator(),
         work_dir=Path(args.work_dir), keep_local=args.keep_local, title=args.title, tsa=tsas,
         tsa_timeout=args.tsa_timeout or TSA_TIMEOUT,
-        origin={} if args.resume else _origin(args, store, signer), **request_values(settings),
+        origin={} if args.resume else _origin(args, store, signer),
+        profile_identity=credentials.identity if credentials else None, **request_values(settings),
     )
 
     started = time.monotonic()
@@ -188,9 +229,9 @@ def run(args) -> int:
             # the crawl's own options were saved with it, and so were where it goes and
             # who signs it (changed only with --override-saved)
             result = resume_capture(Path(args.resume), store, signer, on_progress, changes, args.catalog,
-                                    redis=redis if settings.redis else None)
+                                    redis=redis if settings.redis else None, credentials=credentials)
         else:
-            result = run_capture(request, store, signer, on_progress, args.catalog)
+            result = run_capture(request, store, signer, on_progress, args.catalog, credentials)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -218,6 +259,14 @@ def run(args) -> int:
             print(f"cut back {cut['groups']} fetches journaled before {cut['at']} had lost "
                   "their records on disk (a power failure) and were fetched again")
         print_timestamps(result.timestamps, result.capture_id)
+        for wall in result.logged_out:
+            print(f"logged out {wall['url']}: {wall['error'].removeprefix('logged out: ')}")
+    if result.logged_out:
+        print(f"archive: warning: {len(result.logged_out)} page(s) answered with a login wall "
+              "(recorded as \"logged out\", not as content): the session has expired or the "
+              "cookies are not the right ones", file=sys.stderr)
+    if result.session_cookies:
+        print(f"archive: warning: {session_advice(result.session_cookies)}", file=sys.stderr)
     for warning in result.warnings:
         print(f"archive: warning: {warning}", file=sys.stderr)
     if result.custody_problems:

@@ -20,10 +20,10 @@ from archive.capture.options import OPTIONS, CaptureSettings, job_only_with_prob
 from archive.errors import ArchiveError
 from archive.jobs.schedule import Schedule, parse_schedule
 from archive.optionvalues import (
-    Check, as_text as _str, boolean, choice, describe as _describe, duration, non_empty_text, path, text,
-    text_list, whole,
+    Check, as_text as _str, boolean, choice, describe as _describe, duration, env_name, non_empty_text, path,
+    text, text_list, whole,
 )
-from archive.values import parse_http_url, parse_sealed_url
+from archive.values import parse_http_url, parse_sealed_url, parse_seed, url_logins
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 NOTIFY_WHEN = ("always", "changes", "failures")
@@ -87,7 +87,7 @@ class RunSpec:
 class JobSpec:
     path: Path
     name: str
-    seeds: list[str]
+    seeds: list[str]                 # without the credentials a seed URL carried
     store: str
     endpoint_url: str | None = None                   # S3 endpoint (default: the AWS chain's)
     schedule: Schedule | None = None
@@ -104,6 +104,7 @@ class JobSpec:
     retention: RetentionSpec = field(default_factory=RetentionSpec)
     notify: NotifySpec = field(default_factory=NotifySpec)
     run: RunSpec = field(default_factory=RunSpec)
+    url_logins: dict = field(default_factory=dict)    # origin -> Authorization from a seed URL
     lines: dict[str, int] = field(default_factory=dict, repr=False)
 
     def line_of(self, key: str) -> int | None:
@@ -130,9 +131,11 @@ def sealed_urls(value, base):
 
 
 def seeds(value, base):
-    urls = sealed_urls(value, base)
+    """(URL, Authorization or None) pairs: credentials in a seed URL become a header."""
+    urls = [parse_seed(item) for item in text_list(value, base)]
     if not urls:
         raise ValueError("must list at least one URL")
+    url_logins(urls)        # one login per site
     return urls
 
 
@@ -149,12 +152,6 @@ def job_name(value, base):
             f"{value!r} is not a usable job name (letters, digits, '.', '_' and '-', "
             "starting with a letter or digit, at most 100)"
         )
-    return value
-
-
-def env_name(value, base):
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", _str(value)):
-        raise ValueError(f"{value!r} is not an environment variable name")
     return value
 
 
@@ -293,7 +290,8 @@ def parse_job(path: str | Path) -> tuple[JobSpec | None, list[Problem]]:
 
     schedule = parse_schedule(top.get("schedule"), top.get("every"), top.get("timezone"))
     spec = JobSpec(
-        path=path, name=top.get("name", _default_name(path)), seeds=top["seeds"],
+        path=path, name=top.get("name", _default_name(path)), seeds=[url for url, _ in top["seeds"]],
+        url_logins=url_logins(top["seeds"]),
         store=top["store"], endpoint_url=top.get("endpoint_url"), schedule=schedule, operator=top.get("operator"),
         title=top.get("title", ""), work_dir=top.get("work_dir"),
         keep_local=top.get("keep_local", False),
@@ -418,6 +416,7 @@ def _cross_checks(values: dict, lines: dict, data: dict) -> list[Problem]:
     if signing.get("unsigned") and ("passphrase_env" in signing or "passphrase_file" in signing):
         problems.append(Problem(lines.get("signing.unsigned"), "an unsigned job needs no passphrase"))
     problems += [Problem(lines.get(key), message) for key, message in job_only_with_problems(values["crawl"])]
+    problems += _profile_checks(values["crawl"], lines)
     retention = values["retention"]
     if (retention.get("retain_days") or retention.get("legal_hold")) and "store" in top \
             and not top["store"].startswith("s3://"):
@@ -431,6 +430,26 @@ def _cross_checks(values: dict, lines: dict, data: dict) -> list[Problem]:
         "webhook" in data["notify"] or "command" in data["notify"]
     ):
         problems.append(Problem(lines.get("notify"), "[notify] needs a 'webhook' or a 'command'"))
+    return problems
+
+
+def _profile_checks(crawl: dict, lines: dict) -> list[Problem]:
+    """A profile logs in the browser and the media downloads, with one passphrase source."""
+    problems = []
+    if "profile" in crawl and not (crawl.get("browser") or crawl.get("media")):
+        problems.append(Problem(lines.get("crawl.profile"),
+                                "'crawl.profile' logs in the browser and media downloads: "
+                                "add browser = true or media = true"))
+    for other in ("media_cookies", "cookies"):
+        if "profile" in crawl and other in crawl:
+            problems.append(Problem(lines.get(f"crawl.{other}"),
+                                    f"give either 'profile' or '{other}', not both"))
+    if "profile_passphrase_env" in crawl and "profile_passphrase_file" in crawl:
+        problems.append(Problem(lines.get("crawl.profile_passphrase_file"),
+                                "give either 'profile_passphrase_env' or 'profile_passphrase_file', not both"))
+    problems += [Problem(lines.get(f"crawl.{key}"), f"'crawl.{key}' applies with a 'profile' only")
+                 for key in ("profile_passphrase_env", "profile_passphrase_file")
+                 if key in crawl and "profile" not in crawl]
     return problems
 
 

@@ -1,4 +1,12 @@
-"""Exceptions that carry a one-line message for the user."""
+"""The one tree of exceptions that reach a user, as requests keeps its own.
+
+Every error a user can meet derives from ArchiveError: the CLI prints its message on one
+line and exits 2 ("does not verify" is a verdict with exit 1, never an exception). The
+family is defined where each belongs (CannotCheck in verify/model.py, TimestampError in
+seal/timestamp.py, ...); the general ones are here. Private control-flow signals (a
+download to stop, a reader to fall back) are not errors for users: their names start
+with an underscore, or tests/test_errors.py lists them with the reason.
+"""
 
 
 class ArchiveError(Exception):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from archive.cli.common import Progress, print_json, trusted_keys
+from archive.cli.common import Progress, add_store_arguments, print_json, trusted_keys
 from archive.custody.chain import Break, ChainCheck, anchor_breaks, fixity_problem, unaccounted
 from archive.custody.entry import UPGRADED, Actor
 from archive.custody.head import parse_head_text
@@ -21,9 +21,6 @@ from archive.hashing import stream_sha256
 from archive.timestamping import PREFIX as TIMESTAMPS_PREFIX
 from archive.values import human_bytes, printable
 from archive.warc.records import default_operator
-
-STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
-
 
 def register(sub) -> None:
     parser = sub.add_parser("custody", help="the chain of custody of a store's captures")
@@ -60,11 +57,8 @@ def register(sub) -> None:
 
 def _action(actions, name: str, help_text: str, run):
     """A custody action on a store: --store, --endpoint-url and --json, and what it runs."""
-    from archive.cli.store import add_endpoint_option   # not loaded by `archive verify FILE`
-
     parser = actions.add_parser(name, help=help_text)
-    parser.add_argument("--store", help=STORE_HELP)
-    add_endpoint_option(parser)
+    add_store_arguments(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=run)
     return parser

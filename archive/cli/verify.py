@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 from archive.cli import custody
-from archive.cli.common import Progress, trusted_keys
+from archive.cli.common import Progress, add_store_arguments, trusted_keys
 from archive.custody.head import parse_head_text
 from archive.errors import ArchiveError
 from archive.ids import is_capture_id
-from archive.verify.model import CannotCheck
 from archive.verify.report import render_json, render_text
 from archive.verify.source import resolve
 from archive.verifying import VerifyContext, verify_capture
@@ -21,7 +20,7 @@ def register(sub) -> None:
     p = sub.add_parser("verify", help="check a capture's integrity, signature, index and time")
     p.add_argument("target", metavar="TARGET",
                    help="a WACZ or WARC file, a capture id (in --store), or s3://bucket/.../ID.wacz")
-    p.add_argument("--store", help="store holding the capture id (default: ./archive-store)")
+    add_store_arguments(p, "store holding the capture id (default: ./archive-store)")
     p.add_argument("--trust", action="append", metavar="[NAME=]KEY",
                    help="public key (or folder of keys) whose signatures you accept (repeatable)")
     p.add_argument("--allow-unsigned", action="store_true",
@@ -31,7 +30,6 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="JSON report on stdout (report.schema.json)")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     p.add_argument("--quiet", action="store_true", help="no progress line")
-    p.add_argument("--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL or AWS)")
     custody.add_verify_options(p)
     p.set_defaults(run=run)
 
@@ -95,18 +93,13 @@ def run(args) -> int:
     anchor = parse_head_text(args.anchor) if getattr(args, "anchor", None) else None  # refused before anything is read
     context = VerifyContext(args.trust_tsa, *_store_of(args), target=args.target, actor=actor, anchor=anchor)
     trusted = trusted_keys(args.trust)
-    try:
-        source = resolve(args.target, args.store, args.endpoint_url)
-    except CannotCheck as exc:
-        raise ArchiveError(str(exc)) from None
+    source = resolve(args.target, args.store, args.endpoint_url)
     progress = Progress(not args.quiet and not args.json)
     try:
         report = verify_capture(
             source, context, trusted, args.allow_unsigned, sha256,
             lambda done, total: progress.update(f"verifying {source.name}", done, total),
         )
-    except CannotCheck as exc:
-        raise ArchiveError(str(exc)) from None
     finally:
         progress.done()
     for warning in store_key_warnings(args.trust):

@@ -58,7 +58,8 @@ def judge_history(mine: list[Record], location: str, file_sha256: str | None, to
     saying how the capture came into the store are signed by keys in `trusted`
     (fingerprint -> name): anyone who can write to the store can write a consistent
     chain of entries signed by a key of their own. `problems`: damage in these entries;
-    `elsewhere`: damage the ledger shows outside them; `intact`: what was proven."""
+    `elsewhere`: damage the ledger shows outside them (listed with a warning, never a
+    failure of this capture); `intact`: what was proven."""
     entries = [summary_of(r.entry) for r in mine]
     if not entries and not problems:
         lost = f" ({elsewhere[0]})" if elsewhere else ""
@@ -84,7 +85,7 @@ def judge_history(mine: list[Record], location: str, file_sha256: str | None, to
         # entries of later events (a 'verified' one, written by verify itself) say nothing
         # about how the file came into the store
         return History("warn", f"no 'stored' entry: the ledger does not record how this capture came "
-                       f"into the store ({len(entries)} later entries: {events})", [], entries)
+                       f"into the store ({len(entries)} later entries: {events})", list(elsewhere), entries)
     unvouched = [e for e in entries if e["event"] in (CAPTURED, SEALED, STORED)
                  and not (e["signed"] and e["key"] in (trusted or {}))]
     if unvouched:
@@ -93,8 +94,9 @@ def judge_history(mine: list[Record], location: str, file_sha256: str | None, to
             else "unsigned"
         return History("warn", f"{len(entries)} custody entries ({events}), but entry {first['seq']} "
                        f"('{first['event']}') is {how}: this account of who captured and stored the "
-                       "capture rests only on the store's access control", [], entries)
+                       "capture rests only on the store's access control", list(elsewhere), entries)
     if elsewhere:
         return History("warn", f"{len(entries)} custody entries ({events}) intact, but the ledger is "
-                       f"damaged elsewhere ({elsewhere[0]}): run `archive custody verify`", [], entries)
+                       f"damaged elsewhere ({elsewhere[0]}): run `archive custody verify`", list(elsewhere),
+                       entries)
     return History("pass", f"{len(entries)} custody entries ({events}), {intact}", [], entries)

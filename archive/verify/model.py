@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from archive.errors import ArchiveError
 from archive.values import count
 from archive.verify.warcs import Problem
 
@@ -21,7 +22,7 @@ SIGNATURE_NOT_CHECKED = "SIGNATURE NOT CHECKED"
 RECORD_OF_FAILURES = "RECORD OF FAILURES"
 
 
-class CannotCheck(Exception):
+class CannotCheck(ArchiveError):
     """The input is not something we can verify at all (exit 2, one line)."""
 
 

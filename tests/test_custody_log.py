@@ -396,6 +396,8 @@ def test_a_forged_newest_head_is_named_and_good_captures_still_verify(big, store
         assert custody["status"] == "warn" and "newest head" in custody["summary"], custody
         said = " ".join(p["message"] for p in custody["problems"])
         assert "forged or damaged" in said and "proven under the newest head that verifies" in said, said
+    code, out = cli("custody", "show", first, "--store", store)
+    assert code == 0 and "BROKEN" not in out and "the log's newest head" in out and "forged" in out, out
     # a tampered entry of a capture still fails it, forged head or not
     edit_line(store / "custody" / "ledger.jsonl", 3, b'"event":"stored"', b'"event":"stoled"')
     code, out = cli("verify", first, "--store", store, "--trust", pubkey, "--json", "--no-record")

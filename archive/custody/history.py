@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from archive.custody.chain import check_chain
+from archive.custody.chain import ChainCheck, ChainReport, check_chain
 from archive.custody.entry import CAPTURED, SEALED, STORED, TIMESTAMPED
 from archive.custody.ledger import Record
 from archive.values import text_field
@@ -31,6 +31,18 @@ def summary_of(entry: dict) -> dict:
         "signed": entry.get("signature") is not None, "wacz": text_field(entry.get("wacz")),
         "details": details if isinstance(details, dict) else {},
     }
+
+
+def entries_in_chain(ledger, capture_id: str | None = None) -> tuple[list[dict], ChainReport]:
+    """The entries of one capture (every entry without one) out of a whole plain hash
+    chain, and the check of that chain."""
+    check = ChainCheck(ledger.location)
+    chosen = []
+    for record in ledger.iter_records():
+        check.add(record)
+        if record.entry and (capture_id is None or record.entry.get("capture") == capture_id):
+            chosen.append(record.entry)
+    return chosen, check.finish()
 
 
 def capture_history(records: list[Record], location: str, capture_id: str,

@@ -419,3 +419,40 @@ def test_a_tree_object_put_far_past_the_end_costs_no_read_per_number(tmp_path):
     assert time.monotonic() - started < 30
     assert not report.intact and any("claims 5000000 entries, but none from entry 6 on" in b.message
                                      for b in report.breaks), report.breaks
+
+
+def test_in_object_storage_forged_newest_heads_are_passed_over(tmp_path, key):
+    """The same on an object ledger (one head per tree object): the newest heads that do
+    not verify are named, the capture proven under the newest that does; with none left,
+    nothing is proven."""
+    from archive.custody.ledger import tree_key
+    from archive.keys import load_private_key
+    from archive.seal.sign import Signer
+    from archive.store.local import LocalStore
+    store = LocalStore(tmp_path / "objects")
+    ledger = ObjectLedger(store)
+    signer = Signer(load_private_key(key, PASSPHRASE.encode()))
+    mine = other_id(1)
+    for n in range(4):
+        ledger.append(lambda seq, prev, n=n: make_entry(seq, prev, "verified" if n else "stored",
+                                                        Actor("op", signer), mine, "cd" * 32, {}), signer)
+
+    def forge(seq: int) -> None:
+        path = tmp_path / "objects" / tree_key(seq)
+        tree = json.loads(path.read_bytes())
+        sig = tree["head"]["signature"]["signature"]
+        tree["head"]["signature"]["signature"] = ("A" if sig[0] != "A" else "B") + sig[1:]
+        path.write_bytes(canonical(tree))
+
+    forge(4)
+    forge(3)
+    proof = prove_capture(ObjectLedger(store), mine)
+    assert not proof.problems and proof.head["size"] == 2 and proof.proven == 2, proof
+    assert len(proof.forged) == 2 and tree_key(4) in proof.forged[0] and tree_key(3) in proof.forged[1]
+    assert len(proof.records) == 4          # entries 3 and 4 checked as a chain after that head
+    report = LogCheck(ObjectLedger(store)).run()
+    assert not report.intact and sum("forged or damaged head" in b.message for b in report.breaks) == 2
+    forge(2)
+    forge(1)
+    proof = prove_capture(ObjectLedger(store), mine)
+    assert proof.problems and "no head before it verifies" in proof.problems[0], proof

@@ -394,7 +394,7 @@ def test_a_forged_newest_head_is_named_and_good_captures_still_verify(big, store
         custody = {c["name"]: c for c in report["checks"]}["custody"]
         assert code == 0 and report["verdict"] == "VERIFIED", report
         assert custody["status"] == "warn" and "newest head" in custody["summary"], custody
-        said = " ".join(p["message"] for p in custody["problems"])
+        said = " ".join([custody["summary"], *(p["message"] for p in custody["problems"])])
         assert "forged or damaged" in said and "proven under the newest head that verifies" in said, said
     code, out = cli("custody", "show", first, "--store", store)
     assert code == 0 and "BROKEN" not in out and "the log's newest head" in out and "forged" in out, out

@@ -109,6 +109,6 @@ def judge_history(mine: list[Record], location: str, file_sha256: str | None, to
                        "capture rests only on the store's access control", list(elsewhere), entries)
     if elsewhere:
         return History("warn", f"{len(entries)} custody entries ({events}) intact, but the ledger is "
-                       f"damaged elsewhere ({elsewhere[0]}): run `archive custody verify`", list(elsewhere),
+                       f"damaged elsewhere ({elsewhere[0]}): run `archive custody verify`", elsewhere[1:],
                        entries)
     return History("pass", f"{len(entries)} custody entries ({events}), {intact}", [], entries)

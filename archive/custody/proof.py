@@ -47,7 +47,7 @@ def prove_capture(ledger, capture_id: str, anchor: tuple[int, bytes] | None = No
         more = f" (and {len(passed) - 1} heads before it)" if len(passed) > 1 else ""
         out.forged = passed
         out.elsewhere.append(f"{passed[0]}{more}: this capture's entries are proven under the newest "
-                             f"head that verifies, {head_text(head)}; run `archive custody verify`")
+                             f"head that verifies, {head_text(head)}")
     size = head["size"] if head else 0
     root = bytes.fromhex(head["root"]) if head else merkle.empty_root()
     out.head = head
@@ -163,8 +163,8 @@ def usable_head(ledger) -> tuple[dict | None, list[str]]:
         problem = head_problem(head) or _root_problem(ledger, head)
         if problem is None:
             return head, passed
-        size = f", size {head['size']}" if isinstance(head, dict) and "size" in head else ""
-        passed.append(f"the log's {'newest head' if not passed else 'head'} ({where}{size}) is forged or "
+        size = f"size {head['size']} in " if isinstance(head, dict) and "size" in head else ""
+        passed.append(f"the log's {'newest head' if not passed else 'head'}, {size}{where}, is forged or "
                       f"damaged ({problem})")
     return None, passed
 

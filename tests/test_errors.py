@@ -64,3 +64,8 @@ def test_an_error_from_deep_inside_is_one_line_and_exit_2(tmp_path):
         assert run.returncode == 2, (args, run.stdout, run.stderr)
         assert run.stderr.startswith("archive: error: ") and "directory" in run.stderr, (args, run.stderr)
         assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr, run.stderr
+    # a name that carries a line break and a terminal escape is said on one line, escaped
+    run = subprocess.run([sys.executable, "-m", "archive", "verify", str(tmp_path / "a\nb\x1b[2J")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "\x1b" not in run.stderr, run.stderr
+    assert "a\\nb\\x1b[2J: no such file" in run.stderr, run.stderr

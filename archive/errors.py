@@ -2,8 +2,9 @@
 
 Every error a user can meet derives from ArchiveError: the CLI prints its message on one
 line and exits 2 ("does not verify" is a verdict with exit 1, never an exception). The
-family is defined where each belongs (CannotCheck in verify/model.py, TimestampError in
-seal/timestamp.py, ...); the general ones are here. Private control-flow signals (a
+family is defined where each belongs (TimestampError in seal/timestamp.py, DecodeError in
+reader/decode.py, ...); the general ones are here (CannotCheck: raised by the reader,
+caught by verify and the commands). Private control-flow signals (a
 download to stop, a reader to fall back) are not errors for users: their names start
 with an underscore, or tests/test_errors.py lists them with the reason.
 """
@@ -27,3 +28,7 @@ class TooLarge(ArchiveError):
 
 class NotAStore(ArchiveError):
     """A store address that names no store (a mistyped folder, a file): never read as empty."""
+
+
+class CannotCheck(ArchiveError):
+    """The input is not something we can read or verify at all (exit 2, one line)."""

@@ -10,7 +10,7 @@ from archive.cli.common import Progress, add_store_arguments, trusted_keys
 from archive.custody.head import parse_head_text
 from archive.errors import ArchiveError
 from archive.verify.report import render_json, render_text
-from archive.verify.source import resolve
+from archive.reader.source import resolve
 from archive.verifying import VerifyContext, store_around, store_key_warnings, verify_capture
 
 

@@ -18,6 +18,8 @@ PRIVATE = {
     "MediaStop": "yt-dlp's progress hook telling media capture to stop a download",
     "MediaInterrupted": "a media download cut short by a stop; the crawl keeps it for a resume",
     "Refused": "a proxy sink's begin() declining a URL; the proxy answers the browser with it",
+    "PageStuck": "a page that stopped answering Playwright; the page driver catches it and keeps "
+                 "the page as it is then",
     "Unusual": "the fast WARC reader handing a record it does not handle to warcio's",
     "Bomb": "decompression past its bound; verification reports it as a problem of the file",
     "Terminated": "SIGTERM during `jobs run`: a BaseException, so that no `except Exception` "

@@ -412,7 +412,7 @@ def compare(earlier: CaptureSummary, later: CaptureSummary) -> Diff:
 TRANSFER_ONLY = "transfer-only"
 
 
-class Uncomparable(Exception):
+class Uncomparable(ArchiveError):
     """A page's content could not be read or decoded: the message says why."""
 
 

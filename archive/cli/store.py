@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from archive.cli.common import print_json
+from archive.cli.common import add_endpoint_option, add_store_arguments, print_json
 from archive.errors import ArchiveError
 from archive.store.address import StoreOptions
 from archive.store.s3 import LOCK_MODES, Retention, init_bucket, make_client, parse_s3_address
@@ -20,12 +20,6 @@ def days(text: str) -> int:
     return value
 
 
-def add_endpoint_option(parser) -> None:
-    parser.add_argument("--endpoint-url", metavar="URL",
-                        help="S3 endpoint for s3:// addresses (default: AWS_ENDPOINT_URL, the "
-                             "profile's, or AWS); credentials always come from the AWS chain")
-
-
 def add_retention_options(parser, default_help: str = "") -> None:
     parser.add_argument("--retain-days", type=days, metavar="N",
                         help="Object Lock retention of each capture, in days" + default_help)
@@ -36,8 +30,8 @@ def add_retention_options(parser, default_help: str = "") -> None:
 
 
 def add_store_options(parser) -> None:
-    """--endpoint-url, --retain-days, --lock-mode, --legal-hold (for commands that store)."""
-    add_endpoint_option(parser)
+    """--store, --endpoint-url, --retain-days, --lock-mode, --legal-hold (for commands that store)."""
+    add_store_arguments(parser)
     add_retention_options(parser)
     parser.add_argument("--legal-hold", action="store_true",
                         help="put each capture under an Object Lock legal hold")

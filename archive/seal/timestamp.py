@@ -31,6 +31,7 @@ from cryptography.x509 import InvalidVersion, ObjectIdentifier
 from rfc3161_client import HashAlgorithm, PKIStatus, TimestampRequestBuilder, decode_timestamp_response
 
 from archive import SOFTWARE
+from archive.errors import ArchiveError
 
 DEFAULT_TIMEOUT = 15.0              # seconds for one TSA, connection to last byte
 MAX_RESPONSE = 1 << 20              # a token is a few KB; anything near this is hostile
@@ -57,7 +58,7 @@ def quiet_certificates() -> Iterator[None]:
         yield
 
 
-class TimestampError(Exception):
+class TimestampError(ArchiveError):
     """A TSA gave no usable token; the message says why, in one line."""
 
 

@@ -21,13 +21,14 @@ from urllib.parse import unquote, urlsplit
 from archive.capture.cookiesfile import playwright_cookie
 from archive.capture.login import cookie_identity
 from archive.capture.redaction import DEFAULT_SECRET_HEADERS
+from archive.errors import ArchiveError
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")   # an RFC 9110 token
 NETSCAPE_HEADER = "# Netscape HTTP Cookie File\n"
 MAX_COOKIE_FILE = 16 << 20
 
 
-class CredentialsError(ValueError):
+class CredentialsError(ArchiveError, ValueError):
     """A cookies file, header or URL the capture cannot use (one line, said as is)."""
 
 

@@ -32,6 +32,7 @@ from urllib.parse import urldefrag
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import async_playwright
 
+from archive import utctime
 from archive.capture.addresses import AddressPolicy
 from archive.capture.dedup import Dedup
 from archive.capture.exchange import Recorded, write_for_sink
@@ -182,7 +183,7 @@ def page_entry(result: BrowserPageResult) -> dict:
     )
     entry: dict = {
         "id": page_id, "url": result.final_url,
-        "ts": result.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ts": utctime.seconds(result.started),
     }
     if result.title:
         entry["title"] = result.title
@@ -781,7 +782,7 @@ class BrowserSession:
             "delay-seconds": f"{opts.delay:g}" if opts.delay else None,
             "scroll": "yes" if opts.scroll else "no",
             "timeout-seconds": f"{opts.timeout:g}",
-            "page-started": result.started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "page-started": utctime.micros(result.started),
             "page-url": result.url,
             "final-url": result.final_url,
             "title": result.title,

@@ -23,12 +23,16 @@ from warcio.limitreader import LimitReader
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
 
+from archive import utctime
 from archive.capture.dedup import Dedup
 from archive.capture.exchange import Recorded, write_exchange
 from archive.capture.addresses import AddressPolicy
 from archive.capture.fetch import DEFAULT_USER_AGENT, FetchResult, fetch, make_session
 from archive.capture.frontier import Frontier, Item
-from archive.capture.journal import CrawlState, CrawlStats, Journal
+from archive.capture.journal import (
+    CrawlState, CrawlStats, Journal, end_line, group_line, recorded_in, resume_line, robots_line,
+    seeds_line,
+)
 from archive.capture.links import (
     Links, absolute, extract_css, extract_html, header_requisites, refresh_target,
 )
@@ -37,6 +41,7 @@ from archive.capture.mediaoptions import MediaOptions
 from archive.capture.pageoptions import PageOptions
 from archive.capture.robots import Robots, RobotsAnswer
 from archive.capture.scope import Scope
+from archive.capture.spill import SpillFile
 from archive.warc.writer import RecordRef, WarcWriter
 
 PARSE_LIMIT = 16 * 1024 * 1024   # HTML or CSS larger than this is kept but not parsed
@@ -167,9 +172,11 @@ class Crawler:
         state: CrawlState | None = None,
         frontier: Frontier | None = None,
         robots: Robots | None = None,
+        spill: SpillFile | None = None,
     ) -> None:
         """`frontier` and `robots`: shared ones (a crawl spread over processes) instead
-        of this process's own."""
+        of this process's own. `spill`: where this process's frontier puts what passes
+        its memory bound (the deduplication given may share it); removed at the end."""
         self.options = options
         self.writer = writer
         self.journal = journal
@@ -177,7 +184,9 @@ class Crawler:
         self.scope = Scope(options.scope, options.seeds, options.include, options.exclude)
         self.policy = AddressPolicy.for_seeds(options.seeds, options.allow_private_addresses,
                                               options.allow_metadata_addresses)
-        self.frontier = frontier or Frontier(options.host_workers, options.delay, options.max_pages)
+        self.frontier = frontier or Frontier(options.host_workers, options.delay, options.max_pages,
+                                             spill)
+        self._spill = spill
         self.robots = robots or (Robots(options.user_agent) if options.obey_robots else None)
         self.dedup = (dedup or Dedup()) if options.dedup else None
         self.stats = CrawlStats()
@@ -196,7 +205,7 @@ class Crawler:
         self._time_before = state.crawl_time if state is not None else 0.0
         if state is None:
             seeds = [item for item in (Item(s, 0) for s in options.seeds) if self.frontier.add(item)]
-            journal.append({"t": "seeds", "queue": [item.to_json() for item in seeds]})
+            journal.append(seeds_line(seeds))
         else:
             self.frontier.restore(state.seen, state.pending(), state.stats.page_fetches)
             if self.robots is not None:
@@ -205,7 +214,7 @@ class Crawler:
             if self.dedup is not None:
                 for digest, original in state.originals:
                     self.dedup.add(digest, original)
-            journal.append({"t": "resume", "at": _warc_date_now()})
+            journal.append(resume_line())
 
     # -- running ---------------------------------------------------------------
     def run(self, on_progress: Callable[[CrawlStats, int], None] | None = None) -> CrawlStats:
@@ -255,12 +264,13 @@ class Crawler:
         if self._errors:
             raise self._errors[0]
         self.not_fetched = [item.url for item in self.frontier.remaining()]
+        if self._spill is not None:
+            self._spill.close()
         # The frontier ends quietly when only pages beyond --max-pages are left.
         self.stop_reason = self.frontier.stop_reason or ("max-pages" if self.not_fetched else None)
         more = self.frontier.over_limit_more      # left out by --max-pages, not named
         self.stats.not_fetched = len(self.not_fetched) + more
-        self.journal.append({"t": "end", "stop": self.stop_reason, "notFetched": self.not_fetched,
-                             **({"notFetchedMore": more} if more else {})})
+        self.journal.append(end_line(self.stop_reason, self.not_fetched, more))
         return self.stats
 
     def _close_sessions(self, exc: BaseException | None) -> None:
@@ -354,9 +364,8 @@ class Crawler:
         if self.frontier.stop_reason in ("interrupted", "error"):
             return      # what failed may have failed because we stopped: a resume fetches them again
         with self.writer.batch():
-            self._journal({"t": "group", "url": page, "kind": "media", "final": True, "queue": [],
-                           "mediaDone": {"page": page, "entries": entries,
-                                         "downloader": media.describe()}})
+            self._journal(group_line(page, "media", True, mediaDone={
+                "page": page, "entries": entries, "downloader": media.describe()}))
         self._check_bytes()
 
     def _media_left_over(self) -> None:
@@ -382,8 +391,7 @@ class Crawler:
         finally:
             with self.writer.batch():
                 if self.writer.position() != self._journaled_at:
-                    self._journal({"t": "group", "url": None, "kind": "browser", "final": False,
-                                   "queue": []})
+                    self._journal(group_line(None, "browser", False))
 
     def _work(self) -> None:
         session = make_session(self.options.user_agent, self.options.verify_tls, policy=self.policy)
@@ -456,7 +464,7 @@ class Crawler:
         """robots.txt's answer, journaled after the records of its fetch: a resumed
         crawl goes on with it instead of fetching (and recording) the file again."""
         answer = self._fetch_robots(session, url)
-        self.journal.append({"t": "robots", "url": url, "answer": answer.to_json()})
+        self.journal.append(robots_line(url, answer))
         return answer
 
     def _fetch_robots(self, session, url: str) -> RobotsAnswer:
@@ -572,8 +580,7 @@ class Crawler:
                 dedup=self.dedup,
             )
             queued = told if told is not None else self.frontier.add_many(outcome.new_items)
-            line = {"t": "group", "url": item.url, "kind": kind, "final": final,
-                    "queue": [new.to_json() for new in queued]}
+            line = group_line(item.url, kind, final, queued)
             if final:
                 line["failed"] = failed
                 if failed:
@@ -608,10 +615,10 @@ class Crawler:
             if final and item.depth < self.options.depth:
                 queued = [new for new in (Item(url, item.depth + 1) for url in page.outlinks
                                           if self.scope.allows(url)) if self.frontier.add(new)]
-            line = {"t": "group", "url": item.url, "kind": "page", "final": final,
-                    "queue": [new.to_json() for new in queued], "seen": fetched,
-                    "requisites": len(page.requisites), "requisitesFailed": len(page.requisite_failures),
-                    "requisiteFailures": page.requisite_failures}
+            line = group_line(item.url, "page", final, queued, seen=fetched,
+                              requisites=len(page.requisites),
+                              requisitesFailed=len(page.requisite_failures),
+                              requisiteFailures=page.requisite_failures)
             media = [url for url in self.media.with_extracted(page.final_url, page.media, page.frames)
                      if not self.scope.excluded(url)] if self.media is not None else []
             if final:
@@ -647,15 +654,9 @@ class Crawler:
         pending = self._unjournaled.take()
         if recorded is not None:
             pending.add(recorded)
-        line["warc"] = self._journaled_at = self.writer.position()
-        line["elapsed"] = round(time.monotonic() - self._run_started, 3)
-        line["index"] = pending.index
-        line["bytes"] = pending.bytes
-        if pending.originals:
-            line["originals"] = pending.originals
-        if pending.revisits:
-            line["revisits"] = pending.revisits
-        self.journal.append(line)
+        self._journaled_at = self.writer.position()
+        self.journal.append(recorded_in(line, self._journaled_at,
+                                        time.monotonic() - self._run_started, pending))
         self.stats.count(line)
 
     def _body_budget(self) -> int | None:
@@ -676,7 +677,7 @@ class Crawler:
         # py-wacz reads pages.jsonl as a table keyed by the header line's fields, so an
         # entry without `id` or `title` counts as a blank row: every entry gets an id.
         page_id = ref.record_id.strip("<>").rsplit(":", 1)[-1] if ref else uuid.uuid4().hex
-        entry = {"id": page_id, "url": result.url, "ts": _iso(result.started)}
+        entry = {"id": page_id, "url": result.url, "ts": utctime.seconds(result.started)}
         if outcome.links.title:
             entry["title"] = outcome.links.title
         if result.status is not None:
@@ -705,13 +706,4 @@ def _error(result: FetchResult, note: str | None) -> str | None:
 def _failure(result: FetchResult, note: str | None) -> str:
     """Why a failed fetch counts as failed: its error, or a body cut short."""
     return _error(result, note) or f"body cut short ({result.truncated})"
-
-
-def _iso(dt) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _warc_date_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from archive import utctime
 from archive.capture.dedup import Dedup, Original, revisit_headers
 from archive.capture.recorder import FetchResult
 from archive.httpmessage import PayloadSplitter
@@ -50,7 +51,7 @@ class Written:
 
 
 def warc_date(result: FetchResult) -> str:
-    return result.started.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utctime.micros(result.started)
 
 
 def mime_type(content_type: str | None) -> str | None:

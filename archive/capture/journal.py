@@ -27,8 +27,11 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
+from archive import utctime
 from archive.capture.dedup import Original
+from archive.capture.exchange import Recorded
 from archive.capture.frontier import Item
 from archive.capture.robots import RobotsAnswer
 from archive.errors import ArchiveError
@@ -168,11 +171,8 @@ class CrawlState:
                 self.this_run = max(self.this_run, float(elapsed))
             for url, answer in line.get("robots", ()):
                 self.robots[url] = RobotsAnswer.from_json(answer)
-            self.handovers.append({
-                **{k: line.get(k) for k in ("worker", "files", "epoch", "n")},
-                "fetches": sum(1 for g in line["groups"] if g.get("kind") != "robots"),
-                "pages": sum(1 for g in line["groups"] if g.get("page")),
-                "bytes": sum(g.get("bytes", 0) for g in line["groups"])})
+            self.handovers.append({**{k: line.get(k) for k in ("worker", "files", "epoch", "n")},
+                                   **tally(line["groups"])})
         elif kind == "end":
             self.ended = line
         elif kind == "robots":
@@ -186,31 +186,96 @@ class CrawlState:
             self.ended = None
 
 
-def read_lines(path: Path) -> list[tuple[int, dict]]:
-    """The journal's lines, each with the byte offset just after it, up to the first
-    line that is cut short or damaged: a crash or a power loss ends the journal there
-    (a last line half written, a block of zeros), and nothing after it can be relied on."""
-    if not path.exists():
-        return []
-    lines, end = [], 0
-    data = path.read_bytes()
-    for raw in data[: data.rfind(b"\n") + 1].splitlines(keepends=True):
-        try:
-            line = json.loads(raw) if raw.strip() else None
-        except ValueError:       # UnicodeDecodeError too
-            break
-        if raw.strip() and not (isinstance(line, dict) and isinstance(line.get("t"), str)):
-            break
-        end += len(raw)
-        if line is not None:
-            lines.append((end, line))
-    return lines
+# -- writing: every line kind is made here ------------------------------------------
+def seeds_line(queue: list[Item], epoch: str | None = None) -> dict:
+    """The first URLs queued (a shared crawl: with the epoch of its state in Redis)."""
+    return {"t": "seeds", **({"epoch": epoch} if epoch else {}), "queue": [i.to_json() for i in queue]}
 
 
-def replay(path: Path, lines: list[tuple[int, dict]] | None = None) -> CrawlState:
-    """What a journal (or the first `lines` of it) says."""
+def resume_line(epoch: str | None = None) -> dict:
+    return {"t": "resume", **({"epoch": epoch} if epoch else {}), "at": utctime.micros()}
+
+
+def robots_line(url: str, answer: RobotsAnswer) -> dict:
+    """What an origin's robots.txt said, after the groups of its fetch."""
+    return {"t": "robots", "url": url, "answer": answer.to_json()}
+
+
+def end_line(stop: str | None, not_fetched: list[str], more: int = 0) -> dict:
+    """The crawl finished: why it stopped, what it left unfetched (and how many more)."""
+    return {"t": "end", "stop": stop, "notFetched": not_fetched, **({"notFetchedMore": more} if more else {})}
+
+
+def group_line(url: str | None, kind: str, final: bool, queued: list[Item] = (), **fields) -> dict:
+    """The records of one fetch (completed by `recorded_in` once they are written)."""
+    return {"t": "group", "url": url, "kind": kind, "final": final,
+            "queue": [i.to_json() for i in queued], **fields}
+
+
+def recorded_in(line: dict, position: tuple, elapsed: float, recorded: Recorded) -> dict:
+    """A group line with the WARC position after its records, the run's seconds so far,
+    and what its records add (index lines, bytes, deduplication originals, revisits)."""
+    line["warc"] = position
+    line["elapsed"] = round(elapsed, 3)
+    line["index"] = recorded.index
+    line["bytes"] = recorded.bytes
+    if recorded.originals:
+        line["originals"] = recorded.originals
+    if recorded.revisits:
+        line["revisits"] = recorded.revisits
+    return line
+
+
+def tally(groups: list[dict]) -> dict:
+    """Fetches, pages and bytes of a shared crawl's hand-over (its group lines)."""
+    return {"fetches": sum(1 for g in groups if g.get("kind") != "robots"),
+            "pages": sum(1 for g in groups if g.get("page")),
+            "bytes": sum(g.get("bytes", 0) for g in groups)}
+
+
+# -- reading ---------------------------------------------------------------------
+def lines(path: Path) -> Iterator[tuple[int, dict]]:
+    """The journal's lines, streamed, each with the byte offset just after it, up to the
+    first line that is cut short or damaged: a crash or a power loss ends the journal
+    there (a last line half written, a block of zeros), and nothing after it can be
+    relied on. Memory stays flat whatever the journal's length."""
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return
+    end = 0
+    with fh:
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                return           # cut short: no newline after it
+            try:
+                line = json.loads(raw) if raw.strip() else None
+            except ValueError:       # UnicodeDecodeError too
+                return
+            if raw.strip() and not (isinstance(line, dict) and isinstance(line.get("t"), str)):
+                return
+            end += len(raw)
+            if line is not None:
+                yield end, line
+
+
+def vouched_end(path: Path) -> int:
+    """Bytes of the journal its whole lines fill (what follows them is damage)."""
+    end = 0
+    for end, _ in lines(path):
+        pass
+    return end
+
+
+def has_groups(path: Path) -> bool:
+    """Whether the journal records any WARC data written (a capture holds something)."""
+    return any(line.get("t") in GROUP_KINDS for _, line in lines(path))
+
+
+def replay(path: Path) -> CrawlState:
+    """What a journal says, read line by line."""
     state = CrawlState()
-    for number, (end, line) in enumerate(read_lines(path) if lines is None else lines, 1):
+    for number, (end, line) in enumerate(lines(path), 1):
         state.journal_end = end
         try:
             state.apply(line)
@@ -222,26 +287,84 @@ def replay(path: Path, lines: list[tuple[int, dict]] | None = None) -> CrawlStat
 
 
 def cut(path: Path, end: int) -> None:
-    """Keep only the first `end` bytes of a journal (the lines read_lines vouched for)."""
+    """Keep only the first `end` bytes of a journal (the lines `lines` vouched for)."""
     with open(path, "r+b") as fh:
         fh.truncate(end)
         fh.flush()
         os.fsync(fh.fileno())
 
 
+GROUP_KINDS = ("group", "handover")    # journal lines that record WARC data written
+
+
+def _groups(line: dict) -> list[dict]:
+    """The record groups a journal line holds (a hand-over holds several)."""
+    if line.get("t") == "handover":
+        return line.get("groups", [])
+    return [line] if line.get("t") == "group" else []
+
+
+def _is_position(value) -> bool:
+    return (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value[1:]))
+
+
+def positions(path: Path) -> list[tuple[str, int, int]]:
+    """The WARC position (file name, its size, CRC-32 of its data) after each record
+    group the journal names, oldest first: what a resume checks the container against."""
+    names: dict[str, str] = {}      # one string per WARC file name, not one per group
+    return [(names.setdefault(line["warc"][0], line["warc"][0]), *line["warc"][1:])
+            for _, line in lines(path)
+            if line.get("t") in GROUP_KINDS and _is_position(line.get("warc"))]
+
+
+def cut_back(path: Path, held: int | None, groups: int) -> None:
+    """After a power loss: keep the journal up to its `held`-th record group (of `groups`,
+    as `positions` listed them; None: none is held) and drop what follows, with a `cut`
+    line saying which groups and URLs were lost (they are fetched again). Nothing is
+    done when the last group is held (a kill loses no data)."""
+    if held == (groups - 1 if groups else None):
+        return
+    keep, at, n = 0, None, -1
+    for end, line in lines(path):
+        if line.get("t") in GROUP_KINDS and _is_position(line.get("warc")):
+            n += 1
+            if held is None or n > held:
+                break
+            at, keep = line["warc"], end
+        elif held is None or n < held:
+            keep = end       # lines after the group kept are dropped with what follows it
+    dropped, urls, earlier_cuts = 0, set(), []
+    for end, line in lines(path):
+        if end <= keep:
+            continue
+        for group in _groups(line):
+            dropped += 1
+            if group.get("url"):
+                urls.add(group["url"])
+        if line.get("t") == "cut":
+            earlier_cuts.append(line)
+    journal = Journal(path.parent, vouched=keep)
+    for line in earlier_cuts:      # what an earlier resume cut stays said
+        journal.append(line)
+    journal.append({
+        "t": "cut", "at": utctime.seconds(), "groups": dropped, "urls": sorted(urls), "warc": at,
+        "reason": "the WARC data on disk ends before what the journal recorded "
+                  "(lost in a power failure); the groups after this point were dropped",
+    })
+    journal.close()
+
+
 class Journal:
     """Appends lines to the journal, each flushed to the OS as one write."""
 
     def __init__(self, directory: Path, vouched: int | None = None) -> None:
-        """`vouched`: how many bytes of it read_lines found whole (a resume knows); they
+        """`vouched`: how many bytes of it `lines` found whole (a resume knows); they
         are found here when not given."""
         self.path = Path(directory) / JOURNAL_NAME
         if self.path.exists():
             # Drop a line half-written (or damaged) by a crash before appending after it.
-            if vouched is None:
-                lines = read_lines(self.path)
-                vouched = lines[-1][0] if lines else 0
-            cut(self.path, vouched)
+            cut(self.path, vouched_end(self.path) if vouched is None else vouched)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
 

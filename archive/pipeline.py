@@ -12,7 +12,7 @@ import zlib
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from archive import SOFTWARE, utctime
 from archive.capture.crawl import CrawlOptions, Crawler
@@ -288,6 +288,19 @@ def _take_up(work: Path, sealed_path: Path) -> tuple[ContainerWriter, CrawlState
     return container, replay(path)
 
 
+def _record_opener(container: ContainerWriter) -> Callable[[str, int], BinaryIO]:
+    """Opens the container at a record of one of its finished WARC files (a resume reads
+    back what an earlier run wrote: the responses whose links it had not followed)."""
+    def opened(name: str, offset: int) -> BinaryIO:
+        member = next((m for m in container.members if m.entry.name == f"{WARC_DIR}/{name}"), None)
+        if member is None:
+            raise ArchiveError(f"the WARC file {name} the journal names is not in the container")
+        fh = open(container.open_path, "rb")
+        fh.seek(member.entry.data_offset + offset)
+        return fh
+    return opened
+
+
 def _close_all(*closers) -> None:
     """Close what a failed capture had open, each whatever the others do; a close that
     fails (a full disk) loses only what a resume cuts back anyway."""
@@ -330,7 +343,8 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
             else:
                 spill = SpillFile(str(work / "spool" / SPILL_NAME))
                 crawler = Crawler(options, writer, journal, str(work / "spool"),
-                                  Dedup(session.earlier, spill), state, spill=spill)
+                                  Dedup(session.earlier, spill), state, spill=spill,
+                                  reread=_record_opener(container))
                 crawler.run(on_progress)
         except BaseException as exc:
             # on a full disk closing fails too (their buffers cannot be written): what

@@ -332,3 +332,43 @@ def test_a_crawl_whose_frontier_spills_to_disk_resumes_after_kill_9(run, key, pu
     assert _stored_twice(wacz) == []
     fetched = {r["uri"] for r in records(wacz) if r["type"] in ("response", "revisit")}
     assert {server.url(path) for path in site.routes} <= fetched      # all 720: nothing lost
+
+
+def test_kill_9_while_links_are_read_resumes_without_fetching_the_page_again(run, key, pubkey, tmp_path):
+    """A page is journaled as soon as it is fetched, before its links are read (60,000
+    nested elements take seconds): killed meanwhile, the resume reads the page back from
+    the WARC data, follows its links, and writes its metadata record once."""
+    from tests.site import Site
+
+    depth = 60_000
+    site = Site()
+    site.html("/", "Deep", "<div>" * depth + '<img src="/deep.png"><a href="/next">next</a>' + "</div>" * depth)
+    site.add("/deep.png", b"\x89PNG deep", content_type="image/png")
+    site.html("/next", "Next", "ok")
+    with SiteServer(site) as server:
+        seed = server.url("/")
+        args = ["--depth", "1", "--scope", "host", "--key", key, "--store", tmp_path / "store",
+                "--quiet", "--retries", "0"]
+
+        def reading_links(journal: Path) -> bool:
+            data = journal.read_bytes()
+            return b'"linksPending"' in data and b'"kind":"links"' not in data
+        journal = capture_killed_when([seed, *args], tmp_path / "w", reading_links, timeout=90)
+        assert b'"kind":"links"' not in journal.read_bytes(), "killed after the links were read"
+        assert site.requests.count("/") == 1 and "/next" not in site.requests
+
+        resumed = run("capture", "--resume", journal.parent, "--key", key, "--store", tmp_path / "store",
+                      "--quiet")
+        assert resumed.code == 0, resumed
+    assert site.requests.count("/") == 1, "the page was fetched again"
+    assert "/next" in site.requests and "/deep.png" in site.requests
+    wacz = Path(stored_waczs(tmp_path / "store")[0])
+    assert run("verify", wacz, "--trust", pubkey).code == 0
+    entries = {p["url"]: p for p in pages(wacz)}
+    assert set(entries) == {seed, server.url("/next")} and entries[seed]["title"] == "Deep"
+    metadata = [r for r in records(wacz) if r["type"] == "metadata" and r["uri"] == seed]
+    assert len(metadata) == 1
+    assert b"outlink: " + server.url("/next").encode() in metadata[0]["payload"]
+    assert b"links-cut: elements nested deeper than 512" in metadata[0]["payload"]
+    assert b"ip-address: 127.0.0.1" in metadata[0]["payload"]
+    assert _stored_twice(wacz) == []

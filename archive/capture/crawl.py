@@ -17,15 +17,17 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from warcio.limitreader import LimitReader
 from warcio.recordloader import ArcWarcRecord
-from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
+from warcio.statusandheaders import (
+    StatusAndHeaders, StatusAndHeadersParser, StatusAndHeadersParserException,
+)
 
 from archive import utctime
 from archive.capture.dedup import Dedup
-from archive.capture.exchange import Recorded, write_exchange
+from archive.capture.exchange import Recorded, write_exchange, write_metadata
 from archive.capture.addresses import AddressPolicy
 from archive.capture.fetch import DEFAULT_USER_AGENT, FetchResult, fetch, make_session
 from archive.capture.frontier import Frontier, Item
@@ -173,10 +175,13 @@ class Crawler:
         frontier: Frontier | None = None,
         robots: Robots | None = None,
         spill: SpillFile | None = None,
+        reread: Callable[[str, int], BinaryIO] | None = None,
     ) -> None:
         """`frontier` and `robots`: shared ones (a crawl spread over processes) instead
         of this process's own. `spill`: where this process's frontier puts what passes
-        its memory bound (the deduplication given may share it); removed at the end."""
+        its memory bound (the deduplication given may share it); removed at the end.
+        `reread(WARC file name, offset)`: a record written by an earlier run, opened at
+        its start (a resume reads back the pages whose links it had not followed)."""
         self.options = options
         self.writer = writer
         self.journal = journal
@@ -197,6 +202,9 @@ class Crawler:
         # pages whose media a stopped run had found but not recorded: fetched first
         self._media_todo = list(state.media_todo.items()) if state is not None else []
         self._media_todo_lock = threading.Lock()
+        # fetched and journaled by a stopped run, their links not followed yet: done first
+        self._links_todo = list(state.links_todo.values()) if state is not None else []
+        self._reread = reread
         self._unjournaled = Recorded()       # written by the browser, not journaled yet
         self._journaled_at: tuple | None = None
         self._errors: list[BaseException] = []
@@ -396,6 +404,7 @@ class Crawler:
     def _work(self) -> None:
         session = make_session(self.options.user_agent, self.options.verify_tls, policy=self.policy)
         try:
+            self._links_left_over()
             self._media_left_over()
             while (item := self.frontier.claim()) is not None:
                 try:
@@ -437,11 +446,94 @@ class Crawler:
                 self._commit(item, result, final=False, outcome=Outcome(note=note))
                 self.frontier.retry(item.retried(), time.monotonic() + wait)
                 return
+            if self._parses(result):
+                # journaled before its links are read: a document slow to parse (or a
+                # run stopped meanwhile) is never fetched again, its links read on resume
+                pending = self._commit(item, result, final=True, outcome=Outcome(), pending=True)
+                if pending is not None:
+                    outcome = self._follow_links(item, result, pending)
+                    self._record_media(result.url, outcome.media, outcome.media_extras)
+                    return
             outcome = self._outcome(item, result)
             self._commit(item, result, final=True, outcome=outcome)
         finally:
             result.close()
         self._record_media(result.url, outcome.media, outcome.media_extras)
+
+    # -- links read after the fetch is journaled -----------------------------------
+    def _parses(self, result: FetchResult) -> bool:
+        """Whether links are read from this response (a 2xx HTML or CSS body, whole)."""
+        content_type = (result.headers.get("content-type") or "").lower()
+        return (result.has_response and 200 <= result.status < 300 and not result.truncated
+                and ("html" in content_type or "css" in content_type))
+
+    def _follow_links(self, item: Item, result: FetchResult, pending: dict) -> Outcome:
+        """Read a journaled response's links (and media), write its metadata record and
+        journal what it leads to: its page entry, the URLs it queues."""
+        outcome = self._outcome(item, result)
+        kind = "requisite" if item.requisite else "page"
+        told = self.frontier.add_many(outcome.new_items) if self.frontier.shared else None
+        with self.writer.batch():
+            fields = {**pending["metadata"], "outlink": outcome.links.pages + outcome.links.requisites}
+            if outcome.links.cut:
+                fields["links-cut"] = "; ".join(outcome.links.cut)
+            write_metadata(self.writer, result.url, fields, pending["date"], pending["id"])
+            queued = told if told is not None else self.frontier.add_many(outcome.new_items)
+            line = group_line(item.url, "links", True, queued)
+            _found(line, result, outcome)
+            if kind == "page":
+                line["page"] = self._page_entry(item, result, outcome, None, pending["id"])
+            self._journal(line)
+        self._check_bytes()
+        return outcome
+
+    def _links_left_over(self) -> None:
+        """The responses a stopped run journaled without following their links: read back
+        from the WARC data, never fetched again."""
+        while True:
+            with self._media_todo_lock:
+                if not self._links_todo or self.frontier.stop_reason:
+                    return
+                pending = self._links_todo.pop(0)
+            raw = pending["item"]
+            item = Item.from_json(raw[:4], raw[4])
+            result = self._read_back(item, pending)
+            try:
+                outcome = self._follow_links(item, result, pending)
+            finally:
+                result.close()
+            self._record_media(result.url, outcome.media, outcome.media_extras)
+
+    def _read_back(self, item: Item, pending: dict) -> FetchResult:
+        """A journaled response as the fetch had it (its raw HTTP bytes spooled), from the
+        record an earlier run wrote; a revisit (its payload stored elsewhere) has no body."""
+        import tempfile
+        from warcio.archiveiterator import ArchiveIterator
+
+        name, offset, length = pending["record"]
+        result = FetchResult(url=item.url, started=utctime.parse_micros(pending["date"]),
+                             body_bytes=pending.get("size", 0))
+        if self._reread is None:
+            return result
+        with self._reread(name, offset) as fh:
+            record = next(iter(ArchiveIterator(LimitReader(fh, length), no_record_parse=True)))
+            spool = tempfile.SpooledTemporaryFile(1 << 20, dir=self.spool_dir)
+            while chunk := record.raw_stream.read(1 << 16):
+                spool.write(chunk)
+            if record.rec_type != "response":
+                spool.close()
+                return result
+        result.response_length = spool.tell()
+        spool.seek(0)
+        try:
+            head = StatusAndHeadersParser([], verify=False).parse(spool)
+            result.status = int(head.get_statuscode())
+            result.headers = {k.lower(): v for k, v in head.headers}
+        except (ValueError, TypeError, StatusAndHeadersParserException):
+            result.status = None
+        spool.seek(0)
+        result.response = spool
+        return result
 
     def _retry_wait(self, item: Item, error_kind: str | None, status: int | None,
                     retry_after_header: str | None) -> float | None:
@@ -558,10 +650,12 @@ class Crawler:
 
     # -- writing -------------------------------------------------------------
     def _commit(self, item: Item, result: FetchResult, *, final: bool, outcome: Outcome,
-                kind: str | None = None) -> None:
+                kind: str | None = None, pending: bool = False) -> dict | None:
         """Write one fetch's records as one uninterrupted group, queue what it links
         to, and journal it, all under the writer's lock (so the journal follows the WARC
-        and a crash never separates a record from its journal line)."""
+        and a crash never separates a record from its journal line). `pending`: its links
+        are read after this (`_follow_links` writes its metadata record); returns what
+        that needs, as journaled."""
         kind = kind or ("requisite" if item.requisite else "page")
         failed = bool(not result.has_response or result.truncated or result.status >= 400
                       or outcome.note)
@@ -577,27 +671,30 @@ class Crawler:
             written = write_exchange(
                 self.writer, result, outlinks=outcome.links.pages + outcome.links.requisites,
                 redirect=outcome.redirect, note=outcome.note, extra_fields=extra or None,
-                dedup=self.dedup,
+                dedup=self.dedup, defer_metadata=pending,
             )
             queued = told if told is not None else self.frontier.add_many(outcome.new_items)
             line = group_line(item.url, kind, final, queued)
+            links_pending = None
             if final:
                 line["failed"] = failed
                 if failed:
                     line["error"] = _failure(result, outcome.note)
-                if outcome.media:
-                    line["mediaFound"] = {"page": result.url, "urls": outcome.media}
-                    if outcome.media_extras:
-                        line["mediaFound"]["extras"] = outcome.media_extras
-                if outcome.frames:
-                    line["frames"] = outcome.frames
+                _found(line, result, outcome)
                 if outcome.robots_blocked:
                     line["robots"] = True
                 followed = outcome.follows_redirect and bool(queued)
-                if kind == "page" and not followed:
+                if pending:
+                    ref = written.response
+                    line["linksPending"] = links_pending = {
+                        "item": [*item.to_json(), item.attempt], "id": ref.record_id, "date": ref.date,
+                        "record": [ref.filename, ref.offset, ref.length], "size": result.body_bytes,
+                        "metadata": written.metadata_fields}
+                elif kind == "page" and not followed:
                     line["page"] = self._page_entry(item, result, outcome, written.response)
             self._journal(line, written.recorded)
         self._check_bytes()
+        return links_pending
 
     def _browse(self, item: Item) -> None:
         """Load one page in the browser (which writes its records) and journal it as
@@ -673,10 +770,11 @@ class Crawler:
             self.frontier.stop("max-bytes")
 
     def _page_entry(self, item: Item, result: FetchResult, outcome: Outcome,
-                    ref: RecordRef | None) -> dict:
+                    ref: RecordRef | None, record_id: str | None = None) -> dict:
         # py-wacz reads pages.jsonl as a table keyed by the header line's fields, so an
         # entry without `id` or `title` counts as a blank row: every entry gets an id.
-        page_id = ref.record_id.strip("<>").rsplit(":", 1)[-1] if ref else uuid.uuid4().hex
+        record_id = ref.record_id if ref else record_id
+        page_id = record_id.strip("<>").rsplit(":", 1)[-1] if record_id else uuid.uuid4().hex
         entry = {"id": page_id, "url": result.url, "ts": utctime.seconds(result.started)}
         if outcome.links.title:
             entry["title"] = outcome.links.title
@@ -695,6 +793,16 @@ class Crawler:
             entry["error"] = error
             entry["errorKind"] = result.error_kind or ("redirect" if outcome.note else "http")
         return entry
+
+
+def _found(line: dict, result: FetchResult, outcome: Outcome) -> None:
+    """Journal the media found on a page (with --media) and its frames."""
+    if outcome.media:
+        line["mediaFound"] = {"page": result.url, "urls": outcome.media}
+        if outcome.media_extras:
+            line["mediaFound"]["extras"] = outcome.media_extras
+    if outcome.frames:
+        line["frames"] = outcome.frames
 
 
 def _error(result: FetchResult, note: str | None) -> str | None:

@@ -46,8 +46,9 @@ class Recorded:
 @dataclass(frozen=True)
 class Written:
     response: RecordRef | None   # the response or revisit record, when one came back
-    metadata: RecordRef
+    metadata: RecordRef | None   # None: deferred (its fields are `metadata_fields`)
     recorded: Recorded
+    metadata_fields: dict | None = None
 
 
 def warc_date(result: FetchResult) -> str:
@@ -88,11 +89,14 @@ def write_exchange(
     note: str | None = None,
     extra_fields: dict | None = None,
     dedup: Dedup | None = None,
+    defer_metadata: bool = False,
 ) -> Written:
     """Write the response or revisit (when one came back), request and metadata records
     as one uninterrupted group. With `dedup`, a payload seen before becomes a revisit
     and a new one is registered as an original (under the writer's lock, so an original
-    is only ever known together with the record it names)."""
+    is only ever known together with the record it names). `defer_metadata`: the metadata
+    record is not written; its fields are returned (`write_metadata` writes it later,
+    with the outlinks read once the response is journaled)."""
     revisit_block = header_block(result) if dedup is not None and dedupable(result) else None
     with writer.batch():
         recorded = Recorded(bytes=result.response_length)
@@ -102,12 +106,19 @@ def write_exchange(
         if result.request:
             writer.write("request", result.url, result.request,
                          extra={"WARC-Date": date, "WARC-Concurrent-To": concurrent})
-        fields = fetch_metadata_fields(result, outlinks=outlinks, redirect=redirect, note=note)
-        metadata_ref = writer.write(
-            "metadata", result.url, warc_fields({**fields, **(extra_fields or {})}),
-            extra={"WARC-Date": date, "WARC-Concurrent-To": concurrent},
-        )
+        fields = {**fetch_metadata_fields(result, outlinks=outlinks, redirect=redirect, note=note),
+                  **(extra_fields or {})}
+        if defer_metadata:
+            return Written(response_ref, None, recorded, fields)
+        metadata_ref = write_metadata(writer, result.url, fields, date, concurrent)
     return Written(response_ref, metadata_ref, recorded)
+
+
+def write_metadata(writer: WarcWriter, url: str, fields: dict, date: str,
+                   concurrent: str | None) -> RecordRef:
+    """The metadata record of one fetch (IP, certificate, outlinks, what failed)."""
+    return writer.write("metadata", url, warc_fields(fields),
+                        extra={"WARC-Date": date, "WARC-Concurrent-To": concurrent})
 
 
 def write_for_sink(writer: WarcWriter, record, result: FetchResult, extra_fields: dict,

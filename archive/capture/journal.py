@@ -15,6 +15,10 @@ WARC data ending before what was journaled, after a power loss, and dropped the 
 whose records were lost), `handover` (a shared crawl: the WARC files one worker handed
 over, copied whole into the container, with the group lines of its fetches), `end`
 (the crawl finished; sealing may follow).
+A 2xx HTML or CSS response is journaled before its links are read (`linksPending`: where
+its record is, the fields of its metadata record); a group of `kind` links follows with
+that metadata record, the page entry and what it queues. A run stopped in between leaves
+the links to the resume, which reads the response back instead of fetching it again.
 With --media, a group with `mediaFound` names the video and audio found on a page, and a
 later group of `kind` media (`mediaDone`) says what became of each: a page found but not
 done when a run stopped has its media fetched again by the resume.
@@ -105,6 +109,9 @@ class CrawlState:
     this_run: float = 0.0         # seconds crawled by the last run, to its last group
     handovers: list[dict] = field(default_factory=list)  # a shared crawl's: worker, files, epoch, n
     epoch: str | None = None      # a shared crawl's state in Redis, as last set up
+    # url -> `linksPending` of a response journaled before its links were read, until the
+    # `links` group that follows them: a resume reads them from the WARC data
+    links_todo: dict[str, dict] = field(default_factory=dict)
 
     @property
     def crawl_time(self) -> float:
@@ -154,6 +161,10 @@ class CrawlState:
             if line.get("final") and line.get("failed"):
                 self.failures.append({"url": line["url"], "kind": line.get("kind"),
                                       "error": line.get("error")})
+            if line.get("linksPending"):
+                self.links_todo[line["url"]] = line["linksPending"]
+            elif line.get("kind") == "links":
+                self.links_todo.pop(line["url"], None)
             if line.get("final"):
                 self.done.add(line["url"])
                 self.queued.pop(line["url"], None)

@@ -239,7 +239,8 @@ def recorded_in(line: dict, position: tuple, elapsed: float, recorded: Recorded)
 
 def tally(groups: list[dict]) -> dict:
     """Fetches, pages and bytes of a shared crawl's hand-over (its group lines)."""
-    return {"fetches": sum(1 for g in groups if g.get("kind") != "robots"),
+    # a `links` group follows its fetch's own: one fetch
+    return {"fetches": sum(1 for g in groups if g.get("kind") not in ("robots", "links")),
             "pages": sum(1 for g in groups if g.get("page")),
             "bytes": sum(g.get("bytes", 0) for g in groups)}
 

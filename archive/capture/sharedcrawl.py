@@ -154,6 +154,7 @@ class SharedDedup(Dedup):
 
     def __init__(self, earlier: EarlierCapture | None = None) -> None:
         super().__init__(earlier)
+        self._seen: dict = {}       # only what this worker wrote since its last hand-over
         self._handed: dict = {}
 
     def learn(self, entries: list[str]) -> None:

@@ -254,7 +254,7 @@ def resume_capture(
             custody = CustodyLog(store, Actor(request.operator, signer))
             return _finish(request, store, _store(
                 Session(work, capture_id, started, request, None, catalog), store, signer,
-                sealed_path, sha, size, created, replay(work / JOURNAL_NAME), custody))
+                sealed_path, sha, size, created, replay(work / JOURNAL_NAME, sealing=True), custody))
         earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
         container, state = _take_up(work, sealed_path)
         if state.ended is None:
@@ -367,7 +367,7 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
     if not any(m.entry.name.startswith(f"{WARC_DIR}/") for m in container.members):
         writer.ensure_file()     # (a shared crawl's WARC files are its workers')
     writer.close()
-    state = replay(work / JOURNAL_NAME)
+    state = replay(work / JOURNAL_NAME, sealing=True)
     custody = CustodyLog(store, Actor(request.operator, signer))
     stats = state.stats
     workers = _workers(state)
@@ -381,9 +381,10 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
             inp.pages = pages_with_text(container.open_path, container.members, inp.index_lines, inp.pages)
         sealed = seal(container, inp, signer)
     except OSError as exc:      # a full disk: the seal is written after the captured data
-        _close_all(container.close)
+        _close_all(container.close, state.index_lines.close)
         raise ArchiveError(f"capture {session.capture_id} could not be sealed ({exc}); what was "
                            f"captured is kept: finish it with `archive capture --resume {work}`") from exc
+    state.index_lines.close()      # sorted on disk past the memory bound: done with
     custody.record_sealed(session.capture_id, sealed)
     return _finish(request, store, _store(
         session, store, signer, sealed.path, sealed.sha256, sealed.size, sealed.created,

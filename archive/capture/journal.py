@@ -38,6 +38,7 @@ from archive.capture.dedup import Original
 from archive.capture.exchange import Recorded
 from archive.capture.frontier import Item
 from archive.capture.robots import RobotsAnswer
+from archive.capture.spill import SortedLines
 from archive.errors import ArchiveError
 
 JOURNAL_NAME = "crawl.jsonl"
@@ -89,7 +90,7 @@ class CrawlState:
     queued: dict[str, Item] = field(default_factory=dict)    # not done yet, in order
     attempts: dict[str, int] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
-    index_lines: list[str] = field(default_factory=list)
+    index_lines: list[str] | SortedLines = field(default_factory=list)
     pages: list[dict] = field(default_factory=list)
     originals: list[tuple[str, Original]] = field(default_factory=list)
     position: tuple | None = None   # (WARC file, size, CRC-32) after the last group
@@ -112,6 +113,9 @@ class CrawlState:
     # url -> `linksPending` of a response journaled before its links were read, until the
     # `links` group that follows them: a resume reads them from the WARC data
     links_todo: dict[str, dict] = field(default_factory=dict)
+    # sealing needs no frontier: URLs seen, queued and done, attempts and deduplication
+    # originals are then not kept (a million URLs would hold about a gigabyte)
+    sealing: bool = False
 
     @property
     def crawl_time(self) -> float:
@@ -138,17 +142,18 @@ class CrawlState:
 
     def apply(self, line: dict) -> None:
         kind = line.get("t")
-        for raw in line.get("queue", ()):
-            item = Item.from_json(raw)
-            self.seen.append(item.url)
-            self.queued[item.url] = item
-        self.seen.extend(line.get("seen", ()))
+        if not self.sealing:
+            for raw in line.get("queue", ()):
+                item = Item.from_json(raw)
+                self.seen.append(item.url)
+                self.queued[item.url] = item
+            self.seen.extend(line.get("seen", ()))
         if kind == "seeds":
             self.epoch = line.get("epoch")
         elif kind == "group":
             self.position = tuple(line["warc"]) if line.get("warc") else self.position
             self.index_lines.extend(line.get("index", ()))
-            for digest, original in line.get("originals", ()):
+            for digest, original in () if self.sealing else line.get("originals", ()):
                 self.originals.append((digest, Original(*original)))
             self.stats.count(line)
             self._media(line)
@@ -166,10 +171,13 @@ class CrawlState:
             elif line.get("kind") == "links":
                 self.links_todo.pop(line["url"], None)
             if line.get("final"):
-                self.done.add(line["url"])
-                self.queued.pop(line["url"], None)
+                if not self.sealing:
+                    self.done.add(line["url"])
+                    self.queued.pop(line["url"], None)
                 if line.get("page"):
                     self.pages.append(line["page"])
+            elif self.sealing:
+                pass
             elif line.get("kind") not in ("robots", "browser"):
                 self.attempts[line["url"]] = self.attempts.get(line["url"], 0) + 1
         elif kind == "handover":
@@ -284,9 +292,15 @@ def has_groups(path: Path) -> bool:
     return any(line.get("t") in GROUP_KINDS for _, line in lines(path))
 
 
-def replay(path: Path) -> CrawlState:
-    """What a journal says, read line by line."""
-    state = CrawlState()
+INDEX_SPILL = "seal-index.sqlite"
+
+
+def replay(path: Path, sealing: bool = False) -> CrawlState:
+    """What a journal says, read line by line. `sealing`: only what sealing needs, and the
+    index lines past the memory bound in a file beside the journal, sorted there."""
+    state = CrawlState(sealing=sealing)
+    if sealing:
+        state.index_lines = SortedLines(str(Path(path).with_name(INDEX_SPILL)))
     for number, (end, line) in enumerate(lines(path), 1):
         state.journal_end = end
         try:

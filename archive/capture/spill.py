@@ -153,3 +153,56 @@ class DigestMap:
             return
         self._spill.execute("INSERT OR IGNORE INTO digests VALUES (?, ?)", (self._blob(key), self._encode(value)))
         self._spilled += 1
+
+
+class SortedLines:
+    """Lines kept for sorting (a capture's index lines, one per record): in memory up to
+    the bound, then in an SQLite file of their own, which sorts them on disk. Iterating
+    gives them in the order added; `sorted()` in sorted order (as Python sorts strings:
+    SQLite compares UTF-8 bytes, which orders code points the same way)."""
+
+    def __init__(self, path: str, bound: int | None = None) -> None:
+        self._memory: list[str] = []
+        self._bound = bound or memory_bound()
+        self._file = SpillFile(path)
+        self._spilled = False
+
+    def append(self, line: str) -> None:
+        self._memory.append(line)
+        if len(self._memory) >= self._bound:
+            self._flush()
+
+    def extend(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.append(line)
+
+    def __iadd__(self, lines: Iterable[str]) -> "SortedLines":
+        self.extend(lines)
+        return self
+
+    def _flush(self) -> None:
+        if not self._spilled:
+            self._file.execute("CREATE TABLE IF NOT EXISTS lines (line TEXT)")
+            self._spilled = True
+        self._file.executemany("INSERT INTO lines VALUES (?)", ((line,) for line in self._memory))
+        self._memory = []
+
+    def __iter__(self) -> Iterator[str]:
+        if self._spilled:
+            yield from (row[0] for row in self._file.iterate("SELECT line FROM lines ORDER BY rowid"))
+        yield from list(self._memory)
+
+    def __len__(self) -> int:
+        spilled = self._file.execute("SELECT count(*) FROM lines")[0][0] if self._spilled else 0
+        return spilled + len(self._memory)
+
+    def sorted(self) -> Iterator[str]:
+        if not self._spilled:
+            yield from sorted(self._memory)
+            return
+        self._flush()
+        yield from (row[0] for row in self._file.iterate("SELECT line FROM lines ORDER BY line"))
+
+    def close(self) -> None:
+        """Remove the file."""
+        self._file.close()

@@ -30,7 +30,7 @@ from archive.errors import ArchiveError
 from archive.hashing import CHUNK
 from archive.ids import is_capture_id
 from archive.redisconn import REDIS_ENV, RedisLost, connect, describe
-from archive.seal.container import ContainerWriter
+from archive.wacz.zipwriter import ContainerWriter
 from archive.store.staging import open_staged, remove_staged, staging_prefix
 from archive.warc.writer import WARC_DIR
 from archive.worker import make_worker

@@ -24,21 +24,23 @@ from archive import utctime
 from archive.errors import ArchiveError, TooLarge
 from archive.hashing import parse_digest
 from archive.values import parse_json, printable, text_field
-from archive.verify.container import Container, member_lines, open_container, open_zip, read_small
-from archive.verify.decode import DecodeError
-from archive.verify.extract import (
+from archive.wacz.zipreader import Container, member_lines, open_container, open_zip
+from archive.reader.decode import DecodeError
+from archive.reader.extract import (
     UNREADABLE, ContentElsewhere, Opener, Undecodable, codings_at, extract_at, store_opener,
 )
-from archive.verify.model import CannotCheck, RecordLocation
-from archive.verify.source import Source
+from archive.errors import CannotCheck
+from archive.reader.location import RecordLocation
+from archive.reader.source import Source
 from archive.warc.cdxj import parse_cdxj_line
+from archive.wacz.claims import read_claims
+from archive.wacz.names import CAPTURE, DATAPACKAGE, PAGE_LISTS, is_cdx_index
 
 GONE = (404, 410)
-PAGE_LISTS = ("pages/pages.jsonl", "pages/extraPages.jsonl")
-INDEX_SUFFIXES = (".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")
+JSON_LIMIT = 16 << 20           # evidence/capture.json and datapackage.json are small
+
 PAGE_RECORDS = ("response", "revisit")
 CHANGE_KINDS = ("changed", "removed", "redirected", "added")
-JSON_LIMIT = 16 << 20           # evidence/capture.json and datapackage.json are small
 LINE_LIMIT = 16 << 20           # one pages or index line
 DECODED_LIMIT = 1 << 30         # content of one page, decoded: more is not compared (a bomb)
 UNREADABLE_KIND = "unreadable"  # digests differ and the content could not be compared
@@ -144,8 +146,8 @@ def read_summary(fh: BinaryIO, label: str, container: Container | None = None) -
         # a foreign container comes with its zipfile, which later reads of it use too
         with nullcontext(container.zipfile) if container.zipfile else open_zip(fh, size) as zf:
             names = zf.namelist()
-            evidence = _json_member(zf, "evidence/capture.json") if "evidence/capture.json" in names else {}
-            datapackage = _json_member(zf, "datapackage.json") if "datapackage.json" in names else {}
+            claims = read_claims(zf, optional=(CAPTURE, DATAPACKAGE), limit=JSON_LIMIT)
+            evidence, datapackage = claims.evidence, claims.datapackage
             seeds = evidence.get("seeds")
             summary = CaptureSummary(
                 label=label,
@@ -159,7 +161,7 @@ def read_summary(fh: BinaryIO, label: str, container: Container | None = None) -
                 raise ArchiveError(f"{label}: no pages list (pages/pages.jsonl) in this WACZ")
             for name in lists:
                 _read_pages(zf, name, summary)
-            indexes = sorted(n for n in names if n.startswith("indexes/") and n.endswith(INDEX_SUFFIXES))
+            indexes = sorted(n for n in names if is_cdx_index(n))
             if not indexes:
                 raise ArchiveError(f"{label}: no CDXJ index (indexes/index.cdx.gz) in this WACZ")
             for name in indexes:
@@ -207,11 +209,6 @@ def settings_differ(earlier: CaptureSummary, later: CaptureSummary) -> list[str]
     names = [n for n in REACH if n in earlier.settings and n in later.settings]
     return [f"{n.replace('_', '-')} {shown(earlier.settings[n])}, then {shown(later.settings[n])}"
             for n in names if earlier.settings[n] != later.settings[n]]
-
-
-def _json_member(zf: zipfile.ZipFile, name: str) -> dict:
-    value = parse_json(read_small(zf, name, JSON_LIMIT))
-    return value if isinstance(value, dict) else {}
 
 
 def _read_pages(zf: zipfile.ZipFile, name: str, summary: CaptureSummary) -> None:

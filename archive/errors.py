@@ -19,3 +19,7 @@ class TooLarge(ArchiveError):
 
 class NotAStore(ArchiveError):
     """A store address that names no store (a mistyped folder, a file): never read as empty."""
+
+
+class CannotCheck(Exception):
+    """The input is not something we can read or verify at all (exit 2, one line)."""

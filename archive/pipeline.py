@@ -30,13 +30,15 @@ from archive.errors import AlreadyExists, ArchiveError
 from archive.hashing import file_sha256, stream_sha256
 from archive.ids import is_capture_id, new_capture_id
 from archive.keys import fingerprint, public_key_from_b64
-from archive.seal.container import ContainerChanged, ContainerWriter
+from archive.wacz.zipwriter import ContainerChanged, ContainerWriter
 from archive.seal.sign import Signer
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT, make_timestamper
 from archive.seal.wacz import SealInput, seal
 from archive.store.base import Store, StoredCapture
 from archive.warc.records import default_operator, warcinfo_fields
 from archive.warc.writer import DEFAULT_MAX_SIZE, WARC_DIR, WarcFile, WarcWriter
+from archive.wacz.claims import read_claims
+from archive.wacz.names import CAPTURE, DATAPACKAGE, DIGEST
 
 DEFAULT_WORK_DIR = "archive-work"
 REQUEST_NAME = "request.json"
@@ -148,8 +150,8 @@ def _sealed_facts(path: Path) -> tuple[str | None, str | None]:
     """(fingerprint of the key that signed a sealed WACZ or None, its `created` time)."""
     try:
         with zipfile.ZipFile(path) as zf:
-            signed = json.loads(zf.read("datapackage-digest.json")).get("signedData") or {}
-            created = json.loads(zf.read("datapackage.json")).get("created")
+            claims = read_claims(zf, required=(DIGEST, DATAPACKAGE), optional=())
+        signed, created = claims.signed_data, claims.created
         return (fingerprint(public_key_from_b64(signed["publicKey"])) if signed else None), created
     except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
         raise ArchiveError(f"{path}: sealed file cannot be read ({exc})") from None
@@ -455,7 +457,7 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         capture_id=session.capture_id,
         index_lines=state.index_lines,
         pages=pages,
-        evidence={"evidence/capture.json": json.dumps(evidence, indent=2).encode("utf-8")},
+        evidence={CAPTURE: json.dumps(evidence, indent=2).encode("utf-8")},
         title=request.title or f"Capture of {', '.join(options.seeds)}",
         description=f"Captured by {request.operator} with {SOFTWARE}",
         main_page_url=main["url"] if main else None,

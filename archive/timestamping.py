@@ -28,7 +28,8 @@ from archive.seal.timestamp import (
     MAX_RESPONSE, MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, timestamp_entry, token_bytes,
 )
 from archive.values import parse_json
-from archive.verify.container import open_zip
+from archive.wacz.zipreader import open_zip
+from archive.wacz.names import DATAPACKAGE, DIGEST
 
 PREFIX = "timestamps"
 JSON_LIMIT = 64 * 1024 * 1024
@@ -58,14 +59,14 @@ def sealed_digest(fh, label: str) -> SealedDigest:
     try:
         with open_zip(fh) as zf:
             parts = {}
-            for name in ("datapackage.json", "datapackage-digest.json"):
+            for name in (DATAPACKAGE, DIGEST):
                 if zf.getinfo(name).file_size > JSON_LIMIT:
                     raise ArchiveError(f"{label}: {name} is implausibly large")
                 parts[name] = zf.read(name)
-        digest = parse_json(parts["datapackage-digest.json"])
+        digest = parse_json(parts[DIGEST])
     except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as exc:
         raise ArchiveError(f"{label}: cannot read its datapackage ({exc})") from None
-    dp = parts["datapackage.json"]
+    dp = parts[DATAPACKAGE]
     if not isinstance(digest, dict) or digest.get("hash") != "sha256:" + hashlib.sha256(dp).hexdigest():
         raise ArchiveError(f"{label}: datapackage.json does not match datapackage-digest.json; "
                            "the capture is damaged (run `archive verify`)")

@@ -24,7 +24,7 @@ from archive.store.local import LocalStore
 from archive.timestamping import later_tokens
 from archive.verify.checks import verify_source
 from archive.verify.model import Report, VerifyOptions
-from archive.verify.source import Source
+from archive.reader.source import Source
 from archive.verify.timestamps import load_tsa_certificates
 
 

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
-from archive.seal.container import ContainerWriter  # noqa: E402
+from archive.wacz.zipwriter import ContainerWriter  # noqa: E402
 from archive.seal.sign import Signer  # noqa: E402
 from archive.seal.wacz import SealInput, seal  # noqa: E402
 from archive.warc.cdxj import cdxj_line  # noqa: E402

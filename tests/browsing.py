@@ -8,7 +8,7 @@ from pathlib import Path
 
 from archive.capture.browser import BrowserOptions, BrowserPageResult, BrowserSession, page_entry
 from archive.keys import load_private_key
-from archive.seal.container import ContainerWriter
+from archive.wacz.zipwriter import ContainerWriter
 from archive.seal.sign import Signer
 from archive.seal.wacz import SealInput, seal
 from archive.warc.records import warcinfo_fields

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from archive.seal.container import ContainerChanged, ContainerWriter
-from archive.verify.container import read_canonical
+from archive.wacz.zipwriter import ContainerChanged, ContainerWriter
+from archive.wacz.zipreader import read_canonical
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,16 +19,16 @@ import pytest
 from archive.cli.common import trusted_keys
 from archive.verify import segments
 from archive.verify.checks import verify_source
-from archive.verify.container import (
+from archive.wacz.zipreader import (
     ContainerError, names_zip_readers_see, read_canonical, read_container, wabac_entries,
 )
-from archive.verify.extract import extract
+from archive.reader.extract import extract
 from archive.diff import read_summary
 from archive.errors import ArchiveError
 from archive.verify.model import CannotCheck, VerifyOptions
-from archive.verify.source import local_source
+from archive.reader.source import local_source
 from archive.warc.writer import block_digests
-from archive.ziplayout import Entry, central_header, end_records, local_header
+from archive.wacz.ziplayout import Entry, central_header, end_records, local_header
 from tests.verifyhelp import build_wacz, gzip_members, new_signer
 
 URL = "https://example.org/statement"
@@ -56,7 +56,7 @@ def _members(path: Path) -> list[tuple[str, bytes]]:
 
 
 def _canonical(entries: list[tuple[str, bytes]], at: int = 0) -> bytes:
-    """Entries laid out exactly as our writer lays them out (archive.ziplayout), with
+    """Entries laid out exactly as our writer lays them out (archive.wacz.ziplayout), with
     offsets counted from `at` bytes before the zip (to be put after that many bytes)."""
     out, written = bytearray(), []
     for name, data in entries:

@@ -98,7 +98,7 @@ def test_altered_content_is_written_but_flagged(tmp_path, run):
 
 def one_record_wacz(path: Path, url: str, block: bytes, extra: dict | None = None) -> Path:
     """A signed WACZ holding one response record with exactly this HTTP block."""
-    from archive.seal.container import ContainerWriter
+    from archive.wacz.zipwriter import ContainerWriter
     from archive.seal.wacz import SealInput, seal
     from archive.warc.cdxj import cdxj_line
     from archive.warc.writer import WarcWriter
@@ -190,7 +190,7 @@ def test_many_tiny_chunks_decode_in_linear_time():
 
     from warcio.statusandheaders import StatusAndHeaders
 
-    from archive.verify.decode import PayloadDecoder
+    from archive.reader.decode import PayloadDecoder
     decoder = PayloadDecoder(StatusAndHeaders("200 OK", [("Transfer-Encoding", "chunked")], "HTTP/1.1"))
     payload = b"1\r\na\r\n" * 300_000 + b"0\r\n\r\n"
     # CPU time, not wall time: other processes on a loaded machine do not count against it
@@ -319,7 +319,7 @@ def test_an_index_time_that_is_not_its_records_is_refused(line, time, tmp_path, 
 def test_a_metadata_record_of_the_url_indexed_after_its_response_is_passed_over(tmp_path, run):
     """Other tools index metadata records (Heritrix's outlinks) under the page's URL: the
     latest line was taken whatever its record, and extract refused the page."""
-    from archive.seal.container import ContainerWriter
+    from archive.wacz.zipwriter import ContainerWriter
     from archive.seal.wacz import SealInput, seal
     from archive.warc.cdxj import cdxj_line
     from archive.warc.writer import WarcWriter
@@ -533,7 +533,7 @@ def test_a_revisit_is_followed_only_into_capture_ids_never_paths_and_each_opened
     from contextlib import ExitStack
 
     from archive.errors import ArchiveError
-    from archive.verify.extract import store_opener
+    from archive.reader.extract import store_opener
     opened = []
 
     def not_in_store(capture_id):

@@ -22,7 +22,7 @@ from playwright.sync_api import sync_playwright
 
 from archive import SOFTWARE
 from archive.replayweb import cache_root
-from archive.seal.container import ContainerWriter
+from archive.wacz.zipwriter import ContainerWriter
 from archive.seal.wacz import SealInput, seal
 from archive.warc.cdxj import cdxj_line
 from archive.warc.writer import WarcWriter

@@ -156,7 +156,7 @@ def test_a_capture_of_ours_turned_into_the_old_unsigned_layout_does_not_pass_as_
 
 def _canonical(path, parts: dict[str, bytes]):
     """Members written in our canonical zip form (as our writer lays them out)."""
-    from archive.seal.container import ContainerWriter
+    from archive.wacz.zipwriter import ContainerWriter
     writer = ContainerWriter(path)
     for name, body in parts.items():
         writer.add_bytes(name, body)

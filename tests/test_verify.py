@@ -17,7 +17,7 @@ import pytest
 from archive.verify.checks import verify_source
 from archive.verify.model import VerifyOptions
 from archive.verify.report import schema
-from archive.verify.source import Source, local_source
+from archive.reader.source import Source, local_source
 from tests.verifyhelp import (
     FOREIGN, archive_cmd, build_wacz, gzip_members, make_capture, new_signer, png, refresh,
 )
@@ -251,7 +251,7 @@ def test_screenshots_and_pages_are_in_the_report(tmp_path):
     assert report.verdict == "VERIFIED", report.reason
     assert [p["screenshot"] for p in report.pages] == [True, False]
     assert report.pages[0]["sha256"] == hashlib.sha256(b"<p>hello</p>").hexdigest()
-    from archive.verify.extract import read_record_block
+    from archive.reader.extract import read_record_block
     assert read_record_block(local_source(str(wacz)), report.screenshots["http://example.test/"], 1 << 20) == picture
 
 

@@ -17,12 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from archive.cli.common import trusted_keys
-from archive.verify import fastzlib, segments, warcs
+from archive.reader import fastzlib
+from archive.verify import segments, warcs
 from archive.verify.checks import verify_source
 from archive.verify.model import CannotCheck, VerifyOptions
 from archive.verify.report import render_json
-from archive.verify.scan import CHUNK
-from archive.verify.source import Source, local_source
+from archive.reader.scan import CHUNK
+from archive.reader.source import Source, local_source
 from archive.verify.warcs import WarcChecker
 from tests.verifyhelp import gzip_members
 

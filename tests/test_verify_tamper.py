@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from archive.cli.common import trusted_keys
 from archive.verify.checks import verify_source
 from archive.verify.model import NOT_VERIFIED, VERIFIED, VerifyOptions
-from archive.verify.source import Source
-from archive.ziplayout import LOCAL
+from archive.reader.source import Source
+from archive.wacz.ziplayout import LOCAL
 from tests.verifyhelp import gzip_members, make_capture, refresh, rezip
 
 settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,

@@ -1,6 +1,6 @@
 """Bounded work, not refusal by ratio: what this tool writes, however compressible,
 verifies; compression inside compression and small members declared huge are refused at
-once (archive.verify.bounds)."""
+once (archive.wacz.bounds)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from archive.verify.bounds import WORK_PER_BYTE
+from archive.wacz.bounds import WORK_PER_BYTE
 from archive.verify.checks import _index_check
 from archive.verify.members import IndexSink
 from archive.verify.model import FAIL, SKIP, Report

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from archive.cli import main as cli_main
 from archive.keys import public_pem
-from archive.seal.container import ContainerWriter
+from archive.wacz.zipwriter import ContainerWriter
 from archive.seal.sign import Signer
 from archive.seal.wacz import SealInput, seal
 from archive.warc.cdxj import cdxj_line

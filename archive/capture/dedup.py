@@ -17,15 +17,15 @@ from warcio.statusandheaders import StatusAndHeadersParser, StatusAndHeadersPars
 
 from archive.capture.spill import DigestMap, SpillFile
 from archive.hashing import parse_digest
-from archive.values import parse_json
-from archive.verify.container import member_lines, open_zip, read_small
-from archive.verify.warcs import WARC_VERSION_LINES
+from archive.wacz.zipreader import member_lines, open_zip
+from archive.warc.writer import WARC_VERSION_LINES
 from archive.warc.cdxj import parse_cdxj_line
+from archive.wacz.claims import read_claims
+from archive.wacz.names import DIGEST, INDEX, WARC_PREFIX
 
 REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
-INDEX_PATH = "indexes/index.cdx.gz"
-SMALL_LIMIT = 16 << 20          # datapackage-digest.json is a few KB
 LINE_LIMIT = 1 << 20            # an index line longer than this is skipped
+SMALL_LIMIT = 16 << 20          # datapackage-digest.json is a few KB
 HEAD_LIMIT = 64 << 10           # an original's WARC header is read from this many bytes at most
 
 
@@ -33,7 +33,7 @@ def _index_lines(zf: zipfile.ZipFile) -> Iterator[bytes]:
     """The index's lines, streamed: an earlier capture may be large, or hostile, and the
     capture that reads it must go on in flat memory and bounded time (ValueError for a
     bomb; a line too long to be ours is skipped)."""
-    return member_lines(zf, INDEX_PATH, LINE_LIMIT, skip_long=True)
+    return member_lines(zf, INDEX, LINE_LIMIT, skip_long=True)
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,7 @@ class EarlierCapture:
         self._lock = threading.Lock()
         self._where: dict = {}
         self._found: dict = {}
-        digest_doc = parse_json(read_small(self._zip, "datapackage-digest.json", SMALL_LIMIT))
-        if not isinstance(digest_doc, dict):
-            raise ValueError("datapackage-digest.json is not a JSON object")
-        self.datapackage_hash = digest_doc.get("hash")
+        self.datapackage_hash = read_claims(self._zip, required=(DIGEST,), optional=(), limit=SMALL_LIMIT).datapackage_hash
         for line in _index_lines(self._zip):
             entry = _entry(line)
             if entry is None:
@@ -128,7 +125,7 @@ class EarlierCapture:
             return self._found[key]
 
     def _read(self, uri: str, filename: str, offset: int, kind: str) -> Original | None:
-        name = filename if filename.startswith("archive/") else f"archive/{filename}"
+        name = filename if filename.startswith(WARC_PREFIX) else f"{WARC_PREFIX}{filename}"
         try:
             headers = self._headers(name, offset)
         except (KeyError, OSError, ValueError, EOFError, zlib.error, NotImplementedError,

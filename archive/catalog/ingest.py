@@ -14,19 +14,12 @@ from archive.catalog.text import MAX_TEXT, MAX_TITLE, media_type
 from archive.errors import ArchiveError
 from archive.store.base import StoredCapture
 from archive.values import parse_json, text_field
-from archive.verify.container import member_lines, open_container, open_zip, read_small
+from archive.wacz.zipreader import member_lines, open_container, open_zip
+from archive.wacz.claims import read_claims
+from archive.wacz.names import CAPTURE, DATAPACKAGE, PAGES, is_cdx_index
 
-JSON_LIMIT = 64 << 20
 LINE_LIMIT = 64 << 20       # one pages.jsonl line: its text can be long
 INDEX_LINE_LIMIT = 1 << 20
-INDEXES = (".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")
-
-
-def _json(zf: zipfile.ZipFile, name: str) -> dict:
-    if name not in zf.namelist():
-        return {}
-    value = parse_json(read_small(zf, name, JSON_LIMIT))
-    return value if isinstance(value, dict) else {}
 
 
 def _int(value) -> int | None:
@@ -43,11 +36,11 @@ def read_capture(fh: BinaryIO, size: int, stored: StoredCapture) -> CaptureEntry
     container = open_container(fh, size, name)
     try:
         with open_zip(fh, size) as zf:
-            datapackage = _json(zf, "datapackage.json")
-            evidence = _json(zf, "evidence/capture.json")
+            claims = read_claims(zf, optional=(DATAPACKAGE, CAPTURE))
+            datapackage, evidence = claims.datapackage, claims.evidence
             pages = []
-            if "pages/pages.jsonl" in zf.namelist():
-                for n, line in enumerate(member_lines(zf, "pages/pages.jsonl", LINE_LIMIT, skip_long=True)):
+            if PAGES in zf.namelist():
+                for n, line in enumerate(member_lines(zf, PAGES, LINE_LIMIT, skip_long=True)):
                     try:
                         entry = parse_json(line)
                     except ValueError:
@@ -55,7 +48,7 @@ def read_capture(fh: BinaryIO, size: int, stored: StoredCapture) -> CaptureEntry
                     if n and isinstance(entry, dict) and isinstance(entry.get("url"), str):
                         pages.append(entry)
             lines = [line.decode("utf-8", "replace").rstrip("\n")
-                     for index in zf.namelist() if index.startswith("indexes/") and index.endswith(INDEXES)
+                     for index in zf.namelist() if is_cdx_index(index)
                      for line in member_lines(zf, index, INDEX_LINE_LIMIT, skip_long=True)]
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError, RuntimeError) as exc:
         raise ArchiveError(f"{name}: cannot be read for the catalog ({exc})") from None

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterable
 
 from archive.catalog.text import MAX_BODY, PageText, extract_text
-from archive.verify.container import Container, Member
-from archive.verify.decode import DecodeError, PayloadDecoder
-from archive.verify.extract import UNREADABLE, record_stream
-from archive.verify.model import RecordLocation
+from archive.wacz.zipreader import Container, Member
+from archive.reader.decode import DecodeError, PayloadDecoder
+from archive.reader.extract import UNREADABLE, record_stream
+from archive.reader.location import RecordLocation
 from archive.verify.warcs import bounded_iterator
 from archive.warc.cdxj import parse_cdxj_line
 

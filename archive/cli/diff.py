@@ -12,8 +12,8 @@ from archive.diff import diff_captures, render_text
 from archive.errors import ArchiveError
 from archive.ids import is_capture_id
 from archive.store.address import open_existing_store
-from archive.verify.model import CannotCheck
-from archive.verify.source import Source, pinned
+from archive.errors import CannotCheck
+from archive.reader.source import Source, pinned
 
 
 def register(sub) -> None:

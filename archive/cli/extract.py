@@ -25,9 +25,9 @@ from archive.ids import is_capture_id
 from archive.store.address import open_existing_store
 from archive.signature_files import export_signature
 from archive.timestamping import export_tokens, read_sealed_digest, sealed_digest
-from archive.verify.extract import AlteredRecord, Extracted, Opener, extract, media_items, store_opener
-from archive.verify.model import CannotCheck
-from archive.verify.source import resolve, store_source
+from archive.reader.extract import AlteredRecord, Extracted, Opener, extract, media_items, store_opener
+from archive.errors import CannotCheck
+from archive.reader.source import resolve, store_source
 
 
 def register(sub) -> None:

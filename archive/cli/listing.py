@@ -15,8 +15,10 @@ from archive.errors import ArchiveError
 from archive.store.address import open_existing_store
 from archive.store.base import StoredCapture
 from archive.store.s3 import is_s3_address, parse_s3_object
-from archive.values import parse_json, printable
-from archive.verify.container import open_zip
+from archive.values import printable
+from archive.wacz.zipreader import open_zip
+from archive.wacz.claims import read_claims
+from archive.wacz.names import CAPTURE, DATAPACKAGE
 
 STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
 
@@ -58,18 +60,10 @@ def describe(store, capture_id: str) -> dict:
             raise ArchiveError(f"{capture_id}: not a WACZ (zip) file") from None
         try:
             with zf:
-                datapackage = parse_json(zf.read("datapackage.json"))
-                evidence = parse_json(zf.read("evidence/capture.json")) if "evidence/capture.json" in zf.namelist() else {}
+                claims = read_claims(zf, required=(DATAPACKAGE,), optional=(CAPTURE,))
         except (zipfile.BadZipFile, KeyError, ValueError) as exc:
             raise ArchiveError(f"{capture_id}: cannot read its description ({exc})") from None
-    return {
-        "created": datapackage.get("created"),
-        "title": datapackage.get("title"),
-        "seeds": evidence.get("seeds"),
-        "operator": evidence.get("operator"),
-        "signer": evidence.get("signer"),
-        "stats": evidence.get("stats"),
-    }
+    return claims.description()
 
 
 def summary(stored: StoredCapture) -> dict:

@@ -13,7 +13,7 @@ from archive.errors import ArchiveError
 from archive.ids import is_capture_id
 from archive.verify.model import CannotCheck
 from archive.verify.report import render_json, render_text
-from archive.verify.source import resolve
+from archive.reader.source import resolve
 from archive.verifying import VerifyContext, verify_capture
 
 

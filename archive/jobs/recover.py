@@ -12,7 +12,6 @@ store was down for a while.
 
 from __future__ import annotations
 
-import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -26,7 +25,9 @@ from archive.pipeline import CaptureResult, put_sealed, resume_capture
 from archive.seal.sign import Signer
 from archive.verify.checks import CannotCheck, verify_path, verify_source
 from archive.verify.model import VerifyOptions
-from archive.verify.source import Source
+from archive.reader.source import Source
+from archive.wacz.claims import read_claims
+from archive.wacz.names import CAPTURE
 
 UNSEALED = "interrupted before it was sealed"
 UNSTORED = "sealed but not stored"
@@ -54,7 +55,7 @@ def leftovers(work_dir: Path, store) -> list[dict]:
 def _seeds(wacz: Path) -> list[str]:
     try:
         with zipfile.ZipFile(wacz) as zf:
-            return list(json.loads(zf.read("evidence/capture.json")).get("seeds") or [])
+            return list(read_claims(zf, required=(CAPTURE,), optional=()).seeds or [])
     except (zipfile.BadZipFile, KeyError, ValueError, OSError):
         return []
 

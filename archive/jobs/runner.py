@@ -23,8 +23,8 @@ from archive.jobs.spec import JobSpec
 from archive.jobs.state import JobState, new_run_id
 from archive.pipeline import run_capture
 from archive.seal.sign import Signer
-from archive.verify.model import CannotCheck
-from archive.verify.source import pinned
+from archive.errors import CannotCheck
+from archive.reader.source import pinned
 
 
 class Terminated(BaseException):

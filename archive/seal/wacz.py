@@ -16,15 +16,13 @@ from typing import Callable
 
 from archive import SOFTWARE, utctime
 from archive.hashing import sha256_prefixed
-from archive.seal.container import ContainerWriter
+from archive.wacz.zipwriter import ContainerWriter
 from archive.seal.sign import Signer
 from archive.warc.zipnum import write_zipnum
+from archive.wacz.names import DATAPACKAGE, DIGEST, IDX, INDEX, PAGES
 
 WACZ_VERSION = "1.1.1"
 PAGES_HEADER = {"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}
-INDEX_PATH = "indexes/index.cdx.gz"
-IDX_PATH = "indexes/index.idx"
-PAGES_PATH = "pages/pages.jsonl"
 
 
 @dataclass
@@ -79,9 +77,9 @@ def _seal(container: ContainerWriter, inp: SealInput, signer: Signer | None) -> 
     created = utctime.seconds()
     index, idx = write_zipnum(inp.index_lines)
     for path, data in [
-        (INDEX_PATH, index),
-        (IDX_PATH, idx),
-        (PAGES_PATH, pages_jsonl(inp.pages)),
+        (INDEX, index),
+        (IDX, idx),
+        (PAGES, pages_jsonl(inp.pages)),
         *sorted(inp.evidence.items()),
     ]:
         container.add_bytes(path, data)
@@ -106,14 +104,14 @@ def _seal(container: ContainerWriter, inp: SealInput, signer: Signer | None) -> 
     }
     datapackage = {k: v for k, v in datapackage.items() if v is not None}
     dp_bytes = json.dumps(datapackage, indent=2, ensure_ascii=False).encode("utf-8")
-    dp_hash = sha256_prefixed(container.add_bytes("datapackage.json", dp_bytes).sha256)
-    digest = {"path": "datapackage.json", "hash": dp_hash}
+    dp_hash = sha256_prefixed(container.add_bytes(DATAPACKAGE, dp_bytes).sha256)
+    digest = {"path": DATAPACKAGE, "hash": dp_hash}
     if signer is not None:
         digest["signedData"] = signer.sign(dp_hash, created)
     timestamps = inp.timestamper(dp_bytes) if inp.timestamper else []
     if inp.timestamper:
         digest["timestamps"] = timestamps
-    container.add_bytes("datapackage-digest.json", json.dumps(digest, indent=2).encode("utf-8"))
+    container.add_bytes(DIGEST, json.dumps(digest, indent=2).encode("utf-8"))
     sha, size = container.finish()
     return Sealed(
         container.path, sha, size, dp_hash, created,

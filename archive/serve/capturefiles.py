@@ -9,11 +9,11 @@ import tempfile
 from collections import OrderedDict
 
 from archive.errors import ArchiveError, TooLarge
-from archive.verify.container import open_container
-from archive.verify.extract import _index_entries, extract
+from archive.wacz.zipreader import open_container
+from archive.reader.extract import _index_entries, extract
 from archive.verify.html import IMAGE_MAGIC, SCREENSHOT_LIMIT
-from archive.verify.model import CannotCheck
-from archive.verify.source import Source
+from archive.errors import CannotCheck
+from archive.reader.source import Source
 
 SCREENSHOT = "urn:screenshot:"
 SPOOL = 8 << 20       # an extracted resource is kept in memory up to this, then on disk

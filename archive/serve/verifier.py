@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from archive.custody.entry import Actor
 from archive.errors import ArchiveError
 from archive.verify.model import COULD_NOT_CHECK, CannotCheck, Report
-from archive.verify.source import Source, pinned
+from archive.reader.source import Source, pinned
 from archive.verifying import VerifyContext, verify_capture
 
 KEPT = 64       # reports kept in memory (the catalog keeps every verdict)

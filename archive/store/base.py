@@ -8,7 +8,7 @@ from typing import BinaryIO, Iterator, Protocol
 
 from archive.errors import AlreadyExists, ArchiveError
 from archive.ids import date_path
-from archive.ziplayout import safe_member_name
+from archive.wacz.ziplayout import safe_member_name
 
 # S3 Object Lock on a stored capture: the modes, and the longest retention asked for (a
 # century; one rule for `--retain-days`, `store init` and job files)

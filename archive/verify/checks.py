@@ -16,30 +16,30 @@ from archive.hashing import parse_digest
 from archive.values import count, text_field
 from archive.seal.sign import check_signature
 from archive.verify import heap
-from archive.verify.bounds import Meter
+from archive.wacz.bounds import Meter
 from archive.verify.domainsig import check_domain_signature
 from archive.verify.timestamps import check_timestamps, clock_clash, summarize, trusted_time
-from archive.verify.container import (
+from archive.wacz.zipreader import (
     MEMBER_LIMIT, Container, ContainerError, hostile, iter_member, names_zip_readers_see, read_container,
 )
 from archive.verify.members import IdxSink, IndexSink, JsonSink, PagesSink, WarcSink
 from archive.verify.model import (
     FAIL, PASS, SKIP, WARN, CannotCheck, RecordLocation, Report, VerifyOptions, conclude,
 )
-from archive.verify.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
+from archive.reader.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
 from archive.verify.segments import ParallelWarcs, parallel_worth
-from archive.verify.source import Source, local_source, sniff
+from archive.reader.source import Source, local_source, sniff
 from archive.verify.zipnum import idx_problems
 from archive.verify.warcs import (
     CONTENT_TYPES, Problem, Problems, WarcChecker, WarcResult, check_warc_slow, revisit_problems,
     same_digest,
 )
-from archive.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64
+from archive.wacz.ziplayout import LOCAL, LOCAL_SIG, METHOD_STORED, DOS_DATE, DOS_TIME, FLAGS, NEEDED, NEEDED64
+from archive.wacz.names import (
+    CAPTURE, DATAPACKAGE, DIGEST, DIGEST_FILES, PAGES, WARC_PREFIX, is_block_index, is_cdx_index, is_warc,
+)
 
-DIGEST_FILES = ("datapackage.json", "datapackage-digest.json")
 WEAK_HASHES = {"md5": "MD5", "sha1": "SHA-1"}
-EVIDENCE = "evidence/capture.json"
-PAGES = "pages/pages.jsonl"
 OUR_SOFTWARE = SOFTWARE.split()[0] + " "
 SCREENSHOT_PREFIX = "urn:screenshot:"
 MEDIA_PREFIX, THUMBNAIL_PREFIX = "urn:media:", "urn:media-thumbnail:"
@@ -144,7 +144,7 @@ def _verify_warc(source: Source, progress: Progress | None) -> Report:
         _read_failure(fh, source)
     report.sha256 = whole.hexdigest()
     _records_check(report, [result])
-    if any(n in DIGEST_FILES or _is_warc(n) for n in zip_names):
+    if any(n in DIGEST_FILES or is_warc(n) for n in zip_names):
         # a WARC whose last record holds a WACZ is, to zip readers, that WACZ
         report.add("container", SKIP, "the file is a WARC and also a zip that WACZ readers (py-wacz, "
                    "ReplayWeb.page) open as a WACZ, which was not checked: which of the two is the "
@@ -187,10 +187,6 @@ def _records_check(report: Report, results: list[WarcResult]) -> None:
 
 # -- a WACZ -------------------------------------------------------------------------------
 
-def _is_warc(path: str) -> bool:
-    return path.startswith("archive/") and path.endswith((".warc", ".warc.gz"))
-
-
 def _looks_ours(fh: BinaryIO) -> bool:
     """The first local header holds the fixed values only our writer uses (other tools
     write real dates and times), so a damaged capture of ours is judged as ours."""
@@ -208,17 +204,17 @@ def _sinks(container: Container, warcs: bool) -> tuple[dict, set[str]]:
     may be checked apart, archive.verify.segments), and which ones run on a thread."""
     sinks, threaded = {}, set()
     for m in container.members:
-        if _is_warc(m.name):
+        if is_warc(m.name):
             if warcs:
                 sinks[m.name] = WarcSink(m.name)
                 threaded.add(m.name)
-        elif m.name.startswith("indexes/") and m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
+        elif is_cdx_index(m.name):
             sinks[m.name] = IndexSink(m.name)
-        elif m.name.startswith("indexes/") and m.name.endswith(".idx"):
+        elif is_block_index(m.name):
             sinks[m.name] = IdxSink(m.name)
         elif m.name == PAGES:
             sinks[m.name] = PagesSink(m.name)
-        elif m.name in DIGEST_FILES or m.name == EVIDENCE:
+        elif m.name in DIGEST_FILES or m.name == CAPTURE:
             sinks[m.name] = JsonSink(m.name)
     return sinks, threaded
 
@@ -233,13 +229,13 @@ def _resources(datapackage: dict) -> tuple[dict[str, dict], list[Problem]]:
     problems, by_path = [], {}
     resources = datapackage.get("resources")
     if not isinstance(resources, list):
-        return {}, [Problem("datapackage.json has no resources list", "datapackage.json")]
+        return {}, [Problem("datapackage.json has no resources list", DATAPACKAGE)]
     for item in resources:
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-            problems.append(Problem(f"resource entry without a path: {str(item)[:80]}", "datapackage.json"))
+            problems.append(Problem(f"resource entry without a path: {str(item)[:80]}", DATAPACKAGE))
             continue
         if item["path"] in by_path:
-            problems.append(Problem(f"{item['path']} is listed twice", "datapackage.json"))
+            problems.append(Problem(f"{item['path']} is listed twice", DATAPACKAGE))
         by_path[item["path"]] = item
     return by_path, problems
 
@@ -274,7 +270,7 @@ def _plain_zip(container: Container, name: str) -> bool:
     """A zip that does not even claim to be a WACZ (a .docx, a .zip of documents): no
     manifest, no WARC, not named .wacz. It is checked as any file, against --sha256."""
     names = [m.name for m in container.members]
-    return not (name.lower().endswith(".wacz") or any(n in DIGEST_FILES or _is_warc(n) for n in names))
+    return not (name.lower().endswith(".wacz") or any(n in DIGEST_FILES or is_warc(n) for n in names))
 
 
 def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | None) -> Report | None:
@@ -295,7 +291,7 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
         refused = None if container.canonical else hostile(container, source.size)
         if refused and not ours:
             raise CannotCheck(f"refusing to check {source.name}: {refused}")
-        warcs = [(m.name, m.data_offset, m.size) for m in container.members if _is_warc(m.name)]
+        warcs = [(m.name, m.data_offset, m.size) for m in container.members if is_warc(m.name)]
         parallel = None
         if container.canonical and parallel_worth(source.path, sum(size for _, _, size in warcs)):
             parallel = ParallelWarcs(source.path, fh, warcs)
@@ -313,7 +309,7 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
             report.sha256 = file_sha256(fh)
             return report
         else:
-            datapackage = _read_small(fh, container, "datapackage.json") or {}
+            datapackage = _read_small(fh, container, DATAPACKAGE) or {}
             resources, _ = _resources(datapackage)
             algorithms = {p: [_algorithm(r)[0]] for p, r in resources.items()}
             scan = scan_lenient(fh, container, sinks, algorithms, MEMBER_LIMIT)
@@ -323,11 +319,11 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
         warc_results = _warc_results(fh, container, checked)
         _read_failure(fh, source)
 
-    datapackage, dp_bytes, dp_error = sinks["datapackage.json"].parse() if "datapackage.json" in sinks \
+    datapackage, dp_bytes, dp_error = sinks[DATAPACKAGE].parse() if DATAPACKAGE in sinks \
         else (None, None, "datapackage.json is missing")
-    digest, _, digest_error = sinks["datapackage-digest.json"].parse() if "datapackage-digest.json" in sinks \
+    digest, _, digest_error = sinks[DIGEST].parse() if DIGEST in sinks \
         else (None, None, "datapackage-digest.json is missing")
-    evidence = sinks[EVIDENCE].parse()[0] if EVIDENCE in sinks else None
+    evidence = sinks[CAPTURE].parse()[0] if CAPTURE in sinks else None
     claims_ours = isinstance(datapackage, dict) and str(datapackage.get("software", "")).startswith(OUR_SOFTWARE)
 
     _container_check(report, container, ours or claims_ours, source.name)
@@ -336,7 +332,7 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
     _index_check(report, sinks, warc_results, ours or claims_ours)
     _pages_check(report, sinks, scan.members)
     # our tool never wrote the old layout: a capture of ours in it had its seal removed
-    if digest is None and "datapackage-digest.json" not in sinks and _legacy(datapackage) \
+    if digest is None and DIGEST not in sinks and _legacy(datapackage) \
             and not (ours or claims_ours):
         _legacy_checks(report, options, evidence)
     else:
@@ -436,7 +432,7 @@ def _resources_check(report: Report, container: Container, datapackage: dict,
                      dp_error: str | None, members: dict) -> None:
     resources, problems = _resources(datapackage)
     if dp_error:
-        problems.insert(0, Problem(dp_error, "datapackage.json"))
+        problems.insert(0, Problem(dp_error, DATAPACKAGE))
     names = {m.name for m in container.members}
     for name, digest in members.items():
         if digest.error:      # a CRC-32 mismatch or an unreadable member, the manifests included
@@ -468,7 +464,7 @@ def _resources_check(report: Report, container: Container, datapackage: dict,
     names = " and ".join(weak)
     report.add("resources", WARN, summary + f"match, but they are {names}", [Problem(
         f"datapackage.json hashes files with {names}, for which colliding files can be made: "
-        "a match shows the files were not damaged, not that they were not replaced", "datapackage.json")])
+        "a match shows the files were not damaged, not that they were not replaced", DATAPACKAGE)])
 
 
 def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: bool) -> None:
@@ -486,10 +482,10 @@ def _index_check(report: Report, sinks: dict, warcs: list[WarcResult], ours: boo
             report.add("index", FAIL, "no index lines found in indexes/")
         return
     # an index line's filename is relative to archive/, as ReplayWeb.page reads it
-    by_file = {w.filename.removeprefix("archive/"): {r.offset: r for r in w.records} for w in warcs}
+    by_file = {w.filename.removeprefix(WARC_PREFIX): {r.offset: r for r in w.records} for w in warcs}
     # a WARC file whose reading stopped (a bomb): its records past that point are unknown,
     # so lines pointing there are not judged, never failed
-    unread = {w.filename.removeprefix("archive/") for w in warcs if w.unchecked}
+    unread = {w.filename.removeprefix(WARC_PREFIX) for w in warcs if w.unchecked}
     unjudged = 0
     indexed = set()
     for e in entries:
@@ -569,13 +565,13 @@ def _legacy_checks(report: Report, options: VerifyOptions, evidence: dict | None
 def _digest_check(report: Report, digest: dict | None, error: str | None, dp_bytes: bytes | None) -> None:
     if digest is None or dp_bytes is None:
         report.add("datapackage-digest", FAIL, error or "datapackage.json cannot be read",
-                   [Problem(error or "cannot be read", "datapackage-digest.json")])
+                   [Problem(error or "cannot be read", DIGEST)])
         return
     actual = "sha256:" + hashlib.sha256(dp_bytes).hexdigest()
-    if digest.get("hash") != actual or digest.get("path") != "datapackage.json":
+    if digest.get("hash") != actual or digest.get("path") != DATAPACKAGE:
         report.add("datapackage-digest", FAIL,
                    "datapackage.json does not match the hash in datapackage-digest.json",
-                   [Problem(f"expected {digest.get('hash')}, found {actual}", "datapackage-digest.json")])
+                   [Problem(f"expected {digest.get('hash')}, found {actual}", DIGEST)])
     else:
         report.add("datapackage-digest", PASS, "datapackage.json matches datapackage-digest.json")
 
@@ -602,7 +598,7 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
         report.signature = {"signed": True, "form": "unknown", "fingerprint": None, "trustedAs": None,
                             "holds": False}
         report.add("signature", FAIL, f"the signature cannot be read ({type(exc).__name__})",
-                   [Problem(f"signedData cannot be read: {exc}", "datapackage-digest.json")])
+                   [Problem(f"signedData cannot be read: {exc}", DIGEST)])
         return
     # `trustedAs` names the signer only once the signature holds for this very file: a
     # trusted key copied next to a broken or replayed signature proves nothing
@@ -617,22 +613,22 @@ def _signature_check(report: Report, digest: dict | None, dp_bytes: bytes | None
         named = _named_signer(evidence)
         if named or ours:
             # our captures are signed in the anonymous form (by the key their evidence names)
-            said = f"{EVIDENCE} names signer {named}" if named else "this file was written by this tool"
+            said = f"{CAPTURE} names signer {named}" if named else "this file was written by this tool"
             report.add("signature", FAIL, f"the signature was replaced: {said}, but the file carries a "
                        "domain-identity signature",
-                       [Problem("signedData is not the signature of the key that made it", "datapackage-digest.json")])
+                       [Problem("signedData is not the signature of the key that made it", DIGEST)])
             return
         _domain_signature(report, signed, actual)
         return
     if not check.valid:
         report.add("signature", FAIL, f"signature not valid: {check.problem}",
-                   [Problem(check.problem or "invalid signature", "datapackage-digest.json")])
+                   [Problem(check.problem or "invalid signature", DIGEST)])
         return
     problems = []
     if signed.get("hash") != actual:
-        problems.append(Problem("the signature covers another datapackage.json", "datapackage-digest.json"))
+        problems.append(Problem("the signature covers another datapackage.json", DIGEST))
     if isinstance(datapackage, dict) and signed.get("created") != datapackage.get("created"):
-        problems.append(Problem("signed `created` differs from datapackage.json", "datapackage-digest.json"))
+        problems.append(Problem("signed `created` differs from datapackage.json", DIGEST))
     if problems:
         report.add("signature", FAIL, "the signature does not belong to this capture", problems)
         return
@@ -663,7 +659,7 @@ def _stored_as_check(report: Report, evidence: dict | None, capture_id: str) -> 
         return
     said = f"says it is capture {named}" if isinstance(named, str) else "does not say which capture it is"
     report.add("capture-id", FAIL, f"the file stored as capture {capture_id} {said}",
-               [Problem(f"{EVIDENCE} {said}, not {capture_id}", EVIDENCE)])
+               [Problem(f"{CAPTURE} {said}, not {capture_id}", CAPTURE)])
 
 
 def _named_signer(evidence: dict | None) -> str | None:
@@ -679,8 +675,8 @@ def _signature_removed(report: Report, evidence: dict | None) -> bool:
     if not signer:
         return False
     report.signature = {"signed": False}
-    report.add("signature", FAIL, f"the signature was removed: {EVIDENCE} names signer {signer}, "
-               "but there is no signature", [Problem("there is no signature", "datapackage-digest.json")])
+    report.add("signature", FAIL, f"the signature was removed: {CAPTURE} names signer {signer}, "
+               "but there is no signature", [Problem("there is no signature", DIGEST)])
     return True
 
 
@@ -689,12 +685,12 @@ def _domain_signature(report: Report, signed: dict, actual: str) -> None:
     report.signature["domain"] = domain if isinstance(domain, str) else None
     if signed.get("hash") != actual:
         report.add("signature", FAIL, "the signature covers another datapackage.json",
-                   [Problem("signedData hash differs from datapackage.json", "datapackage-digest.json")])
+                   [Problem("signedData hash differs from datapackage.json", DIGEST)])
         return
     result = check_domain_signature(signed)
     if result.matches is False:
         report.add("signature", FAIL, f"domain-identity signature for {domain}: {result.detail}",
-                   [Problem(result.detail, "datapackage-digest.json")])
+                   [Problem(result.detail, DIGEST)])
         return
     report.signature["certificate"] = result.detail
     report.add("signature", SKIP,
@@ -721,7 +717,7 @@ def _check_timestamps(report: Report, digest: dict | None, dp_bytes: bytes | Non
     clash = clock_clash(best, evidence.get("started") if isinstance(evidence, dict) else None)
     if clash:
         status = WARN if status == PASS else status
-        problems.append(Problem(clash, EVIDENCE))
+        problems.append(Problem(clash, CAPTURE))
     report.add("timestamps", status, summary, problems)
 
 

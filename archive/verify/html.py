@@ -12,10 +12,10 @@ import os
 import shlex
 
 from archive import __version__, utctime
-from archive.verify.extract import read_record_block
+from archive.reader.extract import read_record_block
 from archive.verify.model import NOT_VERIFIED, VERIFIED, CannotCheck, Report
 from archive.verify.report import CHECK_TITLES, facts, failure_rows, headline
-from archive.verify.source import Source
+from archive.reader.source import Source
 
 SCREENSHOT_LIMIT = 20 << 20
 IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg", b"RIFF": "image/webp"}

@@ -8,8 +8,8 @@ import zlib
 from dataclasses import dataclass
 
 from archive.values import parse_json
-from archive.verify.bounds import JSON_LIMIT, TEXT_FLOOR, TEXT_PER_BYTE, Meter
-from archive.verify.scan import Sink
+from archive.wacz.bounds import JSON_LIMIT, TEXT_FLOOR, TEXT_PER_BYTE, Meter
+from archive.reader.scan import Sink
 from archive.verify.warcs import Problem, Problems, WarcChecker, WarcResult
 from archive.warc.cdxj import parse_cdxj_line
 from archive.warc.zipnum import IdxEntry, parse_idx_line, parse_meta

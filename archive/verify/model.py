@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from archive.errors import CannotCheck  # noqa: F401  (raised by the reader; verify's callers catch it here)
+from archive.reader.location import RecordLocation
 from archive.values import count
 from archive.verify.warcs import Problem
 
@@ -19,10 +21,6 @@ UNSIGNED, INTEGRITY_ONLY, HASH_ONLY = "UNSIGNED", "INTEGRITY ONLY", "HASH ONLY"
 SIGNATURE_NOT_CHECKED = "SIGNATURE NOT CHECKED"
 # a sound capture in which no page could be captured: what it holds is its failed fetches
 RECORD_OF_FAILURES = "RECORD OF FAILURES"
-
-
-class CannotCheck(Exception):
-    """The input is not something we can verify at all (exit 2, one line)."""
 
 
 @dataclass
@@ -47,16 +45,6 @@ class Check:
             "name": self.name, "status": self.status, "summary": self.summary,
             "problems": [p.to_dict() for p in self.problems],
         }
-
-
-@dataclass
-class RecordLocation:
-    """Where a record is, to read it again (a screenshot for the HTML report)."""
-
-    member: str | None      # zip member of the WARC, None for a bare WARC
-    offset: int
-    length: int
-    content_type: str | None = None
 
 
 @dataclass

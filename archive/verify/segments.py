@@ -2,7 +2,7 @@
 
 Each WARC file is cut where a gzip member seems to begin, about every SEGMENT bytes, and
 each segment is checked by a worker process reading its own bytes of the file, while
-the scan (archive.verify.scan) reads the file once more for its hashes. That second read
+the scan (archive.reader.scan) reads the file once more for its hashes. That second read
 comes from the page cache; it buys the second core for the record checks, which are
 most of the work. The file must not change between the reads: its identity (inode,
 size, times) is compared at the start, in every worker, and at the end.
@@ -14,7 +14,7 @@ boundary, so a chain of such segments from byte 0 to the end is read exactly as 
 reader reads the whole file. Anything else (a damaged file, a cut inside a member, a
 possible decompression bomb) and the file is read again, whole, by one reader: every
 verdict and every problem location is the sequential reader's. Segments are inflated
-with zlib-ng (archive.verify.fastzlib), a file read whole with zlib, as in the scan; an
+with zlib-ng (archive.reader.fastzlib), a file read whole with zlib, as in the scan; an
 uncompressed WARC file is read whole at once.
 """
 
@@ -27,10 +27,10 @@ from operator import attrgetter
 from typing import BinaryIO
 
 from archive.files import file_identity
-from archive.verify import fastzlib
-from archive.verify.model import CannotCheck
+from archive.reader import fastzlib
+from archive.errors import CannotCheck
 from archive.verify.pool import Batch, Pool, cpus
-from archive.verify.scan import CHUNK
+from archive.reader.scan import CHUNK
 from archive.verify.warcs import Problems, RecordInfo, WarcChecker, WarcResult
 
 SEGMENT = 32 << 20          # compressed bytes checked in one call

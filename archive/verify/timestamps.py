@@ -28,6 +28,7 @@ from archive.files import read_at_most
 from archive.seal.timestamp import MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, token_bytes
 from archive.values import count
 from archive.verify.warcs import Problem
+from archive.wacz.names import DIGEST
 
 CERTIFICATES_LIMIT = 16 << 20       # a --trust-tsa file: a whole CA bundle is well under 1 MiB
 TRUSTED, UNTRUSTED, UNCHECKED, INVALID, MISSING = "trusted", "untrusted", "unchecked", "invalid", "missing"
@@ -230,15 +231,15 @@ def check_timestamps(sealed: object, later: list[tuple[str, dict]], datapackage:
     if sealed is None:
         sealed = []
     if not isinstance(sealed, list):
-        return [TokenCheck("datapackage-digest.json", None, INVALID, "`timestamps` is not a list")]
+        return [TokenCheck(DIGEST, None, INVALID, "`timestamps` is not a list")]
     if len(sealed) + len(later) > MAX_TOKENS:
         # tokens are outside the signature: a flood of them would cost time and memory
         # out of all proportion (and bury the real ones in the report); refused whole
-        return [TokenCheck("datapackage-digest.json", None, INVALID,
+        return [TokenCheck(DIGEST, None, INVALID,
                            f"{len(sealed)} timestamp entries in the capture and {len(later)} beside it: more "
                            f"than any capture has (at most {MAX_TOKENS}), so none was checked")]
     with quiet_certificates():
-        results = [check_token(e, datapackage, roots, "datapackage-digest.json") for e in sealed]
+        results = [check_token(e, datapackage, roots, DIGEST) for e in sealed]
         results += [check_token(e, datapackage, roots, where, later=True) for where, e in later]
     return results
 

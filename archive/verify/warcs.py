@@ -36,11 +36,11 @@ from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecordLoader
 
 from archive.hashing import parse_digest
-from archive.verify.bounds import Meter, WORK_FLOOR, WORK_PER_BYTE, bomb_message
+from archive.wacz.bounds import Meter, WORK_FLOOR, WORK_PER_BYTE, bomb_message
 from archive.warc.cdxj import timestamp14
+from archive.warc.writer import WARC_VERSION_LINES
 from archive.httpmessage import HTTP_RECORD_TYPES, PayloadSplitter, has_http_headers
 
-WARC_VERSION_LINES = ("WARC/1.1", "WARC/1.0", "WARC/0.17", "WARC/0.18")
 HEADER_LIMIT = 8 << 20          # bytes of WARC headers in one record we are willing to hold
 LINE_LIMIT = 1 << 20            # one header line (slow path)
 OUTPUT_CAP = 1 << 20            # decompressed bytes produced by one zlib call
@@ -439,7 +439,7 @@ class WarcChecker:
         self._batch: list = []            # digest work handed to the worker in batches
         self._batch_bytes = 0
         if threaded:
-            from archive.verify.scan import Worker   # scan imports nothing from here
+            from archive.reader.scan import Worker   # scan imports nothing from here
             self._worker = Worker(f"digests {filename}", depth=4)
         self.needs_fallback: str | None = None
         self._stopped = False
@@ -452,7 +452,7 @@ class WarcChecker:
         # the whole file would have stopped here as at a bomb (see _expansion)
         self.headroom = float("inf")
         # bytes of the file read, when those fed were inflated from fewer (a deflated zip
-        # entry): the bound on work counts the file's bytes (archive.verify.bounds)
+        # entry): the bound on work counts the file's bytes (archive.wacz.bounds)
         self.meter: Meter | None = None
         self._d = None
         self._feed = FIRST_FEED
@@ -528,7 +528,7 @@ class WarcChecker:
     def _expansion(self) -> None:
         """Stop at a decompression bomb: more than WORK_FLOOR bytes out, and more than
         WORK_PER_BYTE per byte of the file read, which one layer of deflate cannot make
-        (archive.verify.bounds): a genuine record, however compressible, always passes.
+        (archive.wacz.bounds): a genuine record, however compressible, always passes.
         A segment counts from its own start, so every worker stops a bomb; `headroom`
         tells whether the whole file's reader, counting from byte 0 with `before` bytes
         already decompressed, would have stopped at this same point: when

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 from archive.files import fsync_dir
-from archive.seal.container import MemberInfo, MemberWriter
-from archive.ziplayout import Entry
+from archive.wacz.zipwriter import MemberInfo, MemberWriter
+from archive.wacz.ziplayout import Entry
 
 
 class FileSink:

@@ -1,6 +1,7 @@
 """WARC 1.1 files written through warcio: SHA-256 digests, one gzip member per record,
-rollover by size. The files are written straight into the capture's WACZ container
-(itself `.open` until sealed), so sealing never copies them again.
+rollover by size. The files go to a sink (archive.warc.sink): straight into the capture's
+WACZ container (itself `.open` until sealed), so sealing never copies them again, or a
+worker's folder of plain files.
 
 warcio re-serialises HTTP headers it parses, which would alter the evidence, so records
 are handed to it as opaque blocks with their digests already set: it writes the WARC
@@ -23,11 +24,12 @@ from warcio.warcwriter import WARCWriter
 
 from archive.hashing import warc_digest
 from archive.httpmessage import PayloadSplitter, has_http_headers
-from archive.seal.container import ContainerWriter, MemberWriter
-from archive.ziplayout import MAX32
+from archive.wacz.names import WARC_DIR
+from archive.wacz.ziplayout import MAX32
+from archive.warc.sink import OpenFile, Sink
 
 WARC_VERSION = "WARC/1.1"
-WARC_DIR = "archive"
+WARC_VERSION_LINES = ("WARC/1.1", "WARC/1.0", "WARC/0.17", "WARC/0.18")   # the versions a record may start with
 DEFAULT_MAX_SIZE = 1_000_000_000
 GZIP_LEVEL = 6  # warcio uses 9: several times slower for a few percent
 STORED = 0      # deflate's stored blocks: for what is compressed already
@@ -128,7 +130,7 @@ class WarcWriter:
 
     def __init__(
         self,
-        container: ContainerWriter,
+        container: Sink,
         prefix: str,
         info: dict,
         max_size: int = DEFAULT_MAX_SIZE,
@@ -143,7 +145,7 @@ class WarcWriter:
         self._sequence = first_sequence
         # Re-entrant, so that batch() can hold it across several write() calls.
         self._lock = threading.RLock()
-        self._member: MemberWriter | None = None
+        self._member: OpenFile | None = None
         self._sink: _GzipMember | None = None
         self._warcio: WARCWriter | None = None
         self._warcinfo_id: str | None = None

@@ -1,6 +1,6 @@
 """Reading a WACZ's zip container without trusting it.
 
-A WACZ we wrote must be canonical (archive.ziplayout): every byte of every header is
+A WACZ we wrote must be canonical (archive.wacz.ziplayout): every byte of every header is
 then predictable, so a flipped byte anywhere in the container is caught, not only in
 the content. Files from other tools are read leniently through zipfile, and the report
 says that the container itself was not checked byte for byte; such a file is refused
@@ -20,8 +20,8 @@ from typing import BinaryIO, Iterator
 
 from archive.errors import ArchiveError
 from archive.hashing import CHUNK
-from archive.verify.bounds import TEXT_FLOOR, TEXT_PER_BYTE, Meter, member_refusal
-from archive.ziplayout import (
+from archive.wacz.bounds import TEXT_FLOOR, TEXT_PER_BYTE, Meter, member_refusal
+from archive.wacz.ziplayout import (
     CENTRAL, CENTRAL_SIG, END, END64, END64_SIG, END_SIG, LOCAL, LOCAL_SIG, LOCATOR64,
     LOCATOR64_SIG, MAX16, MAX32, ZIP64_EXTRA_ID, Entry, central_header, end_records,
     local_header, safe_member_name,
@@ -184,7 +184,7 @@ def read_small(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
 def member_lines(zf: zipfile.ZipFile, name: str, line_limit: int, skip_long: bool = False) -> Iterator[bytes]:
     """The lines of a member (gunzipped when its name ends in .gz), streamed in flat memory
     and bounded time: a member may be large, or hostile (a line of gigabytes, a bomb).
-    ValueError past what text inflates to from its stored size (archive.verify.bounds),
+    ValueError past what text inflates to from its stored size (archive.wacz.bounds),
     or for a line longer than `line_limit` unless `skip_long` (then it is left out)."""
     limit = TEXT_FLOOR + TEXT_PER_BYTE * zf.getinfo(name).compress_size
     read = 0

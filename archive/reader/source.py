@@ -17,7 +17,7 @@ from typing import BinaryIO, Callable
 from archive.errors import ArchiveError
 from archive.files import file_identity
 from archive.ids import is_capture_id
-from archive.verify.model import CannotCheck
+from archive.errors import CannotCheck
 
 GZIP_MAGIC, ZIP_MAGIC = b"\x1f\x8b", b"PK\x03\x04"
 

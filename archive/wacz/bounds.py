@@ -17,6 +17,8 @@ anything is inflated.
 
 from __future__ import annotations
 
+from archive.wacz.names import INDEX_DIR, PAGES_DIR, WARC_PREFIX
+
 WORK_PER_BYTE = 1100          # bytes inflated per byte of the file read: deflate's 1032, and slack
 WORK_FLOOR = 16 << 20         # bytes inflated before the bound applies (headers, first reads)
 TEXT_PER_BYTE = 200           # a text member (JSON, CDXJ) deflated more than this is a bomb
@@ -47,11 +49,11 @@ def bomb_message(read: int) -> str:
 
 def declared_limit(name: str) -> int | None:
     """The most a member that must be small may declare (None: no limit of its own)."""
-    if name.startswith("archive/"):
+    if name.startswith(WARC_PREFIX):
         return None
     if name.endswith(".json"):
         return JSON_LIMIT
-    if name.startswith(("pages/", "indexes/")):
+    if name.startswith((PAGES_DIR, INDEX_DIR)):
         return LIST_LIMIT
     return None
 

@@ -1,4 +1,4 @@
-"""The WACZ container being assembled: a canonical STORED zip (archive.ziplayout)
+"""The WACZ container being assembled: a canonical STORED zip (archive.wacz.ziplayout)
 written front to back into `<name>.open`.
 
 A capture writes its WARC data straight into the container, member by member, so
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from archive.files import fsync_dir
 from archive.hashing import CHUNK
-from archive.ziplayout import (
+from archive.wacz.ziplayout import (
     LOCAL, LOCAL_SIG, MAX32, Entry, central_header, end_records, local_header, safe_member_name,
 )
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable
 
 from archive.hashing import stream_sha256
-from archive.verify.bounds import Meter
-from archive.verify.container import Container, iter_member
-from archive.verify.fastzlib import crc32
+from archive.wacz.bounds import Meter
+from archive.wacz.zipreader import Container, iter_member
+from archive.reader.fastzlib import crc32
 
 CHUNK = 1 << 20
 QUEUE_DEPTH = 8           # chunks (of at most a few MiB) in flight per worker: memory stays flat
@@ -40,7 +40,7 @@ class Sink:
 
     def metered(self, meter) -> None:
         """Count the work of inflating what is fed against the file bytes `meter` says
-        were read for it (a deflated zip entry: archive.verify.bounds)."""
+        were read for it (a deflated zip entry: archive.wacz.bounds)."""
 
 
 class Worker:

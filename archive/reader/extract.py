@@ -17,16 +17,18 @@ from warcio.exceptions import ArchiveLoadFailed
 from archive.errors import ArchiveError, NotFound
 from archive.httpmessage import PayloadSplitter, has_http_headers
 from archive.ids import is_capture_id
-from archive.values import parse_json
-from archive.verify.bounds import Meter
-from archive.verify.container import Container, Member, iter_member, open_container, open_zip, read_small
-from archive.verify.decode import CutShort, DecodeError, PayloadDecoder
+from archive.wacz.bounds import Meter
+from archive.wacz.zipreader import Container, Member, iter_member, open_container, open_zip
+from archive.reader.decode import CutShort, DecodeError, PayloadDecoder
 from archive.verify.members import IndexEntry, IndexSink
-from archive.verify.model import CannotCheck, RecordLocation
-from archive.verify.scan import CHUNK
-from archive.verify.source import Source
+from archive.errors import CannotCheck
+from archive.reader.location import RecordLocation
+from archive.reader.scan import CHUNK
+from archive.reader.source import Source
 from archive.verify.warcs import Bomb, WarcChecker, bounded_iterator, same_digest, target_uri
 from archive.warc.cdxj import timestamp14
+from archive.wacz.claims import read_claims
+from archive.wacz.names import CAPTURE, WARC_PREFIX, is_cdx_index
 
 CONTENT_TYPES = ("response", "resource", "revisit")
 # what warcio, zlib and zipfile raise on a damaged or misplaced record
@@ -104,7 +106,7 @@ def _index_entries(fh, container: Container, keep: Callable[[str | None], bool])
     """The index entries of the URLs `keep` takes. An index that cannot be read whole is
     refused: a line lost (or the end of a gzip stream cut off) could be the latest capture."""
     for m in container.members:
-        if not m.name.startswith("indexes/") or not m.name.endswith((".cdx", ".cdx.gz", ".cdxj", ".cdxj.gz")):
+        if not is_cdx_index(m.name):
             continue
         sink = _MatchingIndex(m.name, keep)
         meter = Meter()
@@ -149,7 +151,7 @@ def _scanned_locations(fh, container: Container, url: str) -> list[tuple[str, Re
     """Without an index: every record of `url`, by reading the WARC files."""
     found = []
     for m in container.members:
-        if not m.name.startswith("archive/"):
+        if not m.name.startswith(WARC_PREFIX):
             continue
         checker = WarcChecker(m.name)
         checker.meter = Meter()
@@ -166,11 +168,11 @@ def _warc_member(container: Container, filename: str) -> Member:
     """The WARC file an index line names (relative to archive/, as the index check and
     ReplayWeb.page read it), or a member named in full or by its file name."""
     # never a member outside archive/ (a WARC record hidden in evidence/ or pages/)
-    member = container.get("archive/" + filename) or (
-        container.get(filename) if filename.startswith("archive/") else None)
+    member = container.get(WARC_PREFIX + filename) or (
+        container.get(filename) if filename.startswith(WARC_PREFIX) else None)
     base = filename.rsplit("/", 1)[-1]
     member = member or next((m for m in container.members
-                             if m.name.startswith("archive/") and m.name.rsplit("/", 1)[-1] == base), None)
+                             if m.name.startswith(WARC_PREFIX) and m.name.rsplit("/", 1)[-1] == base), None)
     if member is None:
         raise ArchiveError(f"the index points at {filename}, which is not a WARC file of the capture")
     return member
@@ -406,7 +408,7 @@ def store_opener(stack: ExitStack, open_capture: Callable[[str], Source]) -> Ope
 
 def _earlier_capture(fh, container: Container) -> str | None:
     """The capture this one was deduplicated against, as its evidence file names it."""
-    member = container.get("evidence/capture.json")
+    member = container.get(CAPTURE)
     if member is None:
         return None
     try:
@@ -535,23 +537,16 @@ def extract_at(fh, container: Container, location: RecordLocation, url: str, out
     )
 
 
-MEDIA_LIST = "evidence/capture.json"
-MEDIA_LIST_LIMIT = 64 << 20
-
-
 def media_items(source: Source) -> list[dict]:
     """What the capture says became of each video and audio item it found (its
     evidence/capture.json, under the signature: `archive verify` checks it), numbered
     from 1 in `item`; [] for a capture made without --media or by another tool."""
     with source.open() as fh:
         try:
-            zf = open_zip(fh, source.size)
-            data = parse_json(read_small(zf, MEDIA_LIST, MEDIA_LIST_LIMIT))
-        except KeyError:
-            return []
+            data = read_claims(open_zip(fh, source.size), optional=(CAPTURE,)).evidence
         except UNREADABLE as exc:
-            raise CannotCheck(f"{source.name}: its {MEDIA_LIST} cannot be read ({exc})") from None
-    items = ((data.get("media") or {}).get("items") if isinstance(data, dict) else None) or []
+            raise CannotCheck(f"{source.name}: its {CAPTURE} cannot be read ({exc})") from None
+    items = (data.get("media") or {}).get("items") or []
     listed = []
     for number, item in enumerate((i for i in items if isinstance(i, dict)), 1):
         listed.append({"item": number, **{k: v for k, v in item.items()

@@ -450,12 +450,10 @@ class Crawler:
                 # journaled before its links are read: a document slow to parse (or a
                 # run stopped meanwhile) is never fetched again, its links read on resume
                 pending = self._commit(item, result, final=True, outcome=Outcome(), pending=True)
-                if pending is not None:
-                    outcome = self._follow_links(item, result, pending)
-                    self._record_media(result.url, outcome.media, outcome.media_extras)
-                    return
-            outcome = self._outcome(item, result)
-            self._commit(item, result, final=True, outcome=outcome)
+                outcome = self._follow_links(item, result, pending)
+            else:
+                outcome = self._outcome(item, result)
+                self._commit(item, result, final=True, outcome=outcome)
         finally:
             result.close()
         self._record_media(result.url, outcome.media, outcome.media_extras)

@@ -160,6 +160,9 @@ class Frontier:
         rows = self._spill.execute(
             "SELECT priority, seq, item FROM queue WHERE host = ? ORDER BY priority, seq LIMIT ?",
             (name, REFILL))
+        if not rows:        # (never: the count follows every insert and delete)
+            host.spilled, host.spill_first = 0, None
+            return
         self._spill.execute("DELETE FROM queue WHERE host = ? AND (priority, seq) <= (?, ?)",
                             (name, rows[-1][0], rows[-1][1]))
         for priority, seq, raw in rows:

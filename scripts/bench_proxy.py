@@ -24,8 +24,7 @@ import requests  # noqa: E402
 
 from archive.capture.exchange import write_exchange  # noqa: E402
 from archive.capture.fetch import fetch, make_session  # noqa: E402
-from archive.capture.proxy import ProxyOptions, RecordingProxy  # noqa: E402
-from archive.capture.proxyca import InterceptionCA  # noqa: E402
+from archive.capture.proxy import InterceptionCA, ProxyOptions, RecordingProxy  # noqa: E402
 from archive.wacz.zipwriter import ContainerWriter  # noqa: E402
 from archive.warc.writer import WarcWriter  # noqa: E402
 from tests.site import Site, SiteServer, streamed  # noqa: E402  (the tests' real server)

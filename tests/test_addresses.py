@@ -12,8 +12,7 @@ from __future__ import annotations
 import pytest
 
 from archive.capture.addresses import AddressPolicy, AddressRefused
-from archive.capture.proxy import ProxyOptions, RecordingProxy
-from archive.capture.proxyca import InterceptionCA
+from archive.capture.proxy import InterceptionCA, ProxyOptions, RecordingProxy
 from tests.warcs import warc_bytes
 from tests.site import PNG, Site, SiteServer
 from tests.test_browser_proxy import Collected, proxied

@@ -19,9 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archive.capture.httpframing import SocketReader, body_length, read_head, relay_body
-from archive.capture.proxy import ProxyOptions, RecordingProxy
-from archive.capture.proxyca import InterceptionCA
+from archive.capture.proxy import InterceptionCA, ProxyOptions, RecordingProxy
+from archive.capture.proxy.framing import SocketReader, body_length, read_head, relay_body
 from archive.hashing import warc_digest
 from tests.site import SiteServer, slow, standard_site, streamed
 from tests.tls import make_server_cert

@@ -28,7 +28,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from archive import __version__
 from archive.capture.addresses import AddressPolicy, AddressRefused
-from archive.capture.httpframing import MAX_HEAD
+from archive.capture.proxy.framing import MAX_HEAD
 from archive.capture.recorder import FetchResult, Recorder
 
 __all__ = ["DEFAULT_USER_AGENT", "FetchResult", "FetchSession", "fetch", "make_session"]

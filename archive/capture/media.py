@@ -40,8 +40,7 @@ from archive.capture.exchange import Recorded, write_for_sink
 from archive.capture.mediafind import is_media_file
 from archive.capture.mediaoptions import MediaOptions
 from archive.capture.addresses import AddressPolicy
-from archive.capture.proxy import ProxyOptions, RecordingProxy, Refused
-from archive.capture.proxyca import InterceptionCA
+from archive.capture.proxy import InterceptionCA, ProxyOptions, RecordingProxy, Refused
 from archive.capture.recorder import FetchResult
 from archive.errors import ArchiveError
 from archive.hashing import CHUNK, warc_digest

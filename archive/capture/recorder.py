@@ -1,6 +1,6 @@
 """The bytes of one HTTP exchange as they cross the wire, and the FetchResult made of
 them. Both ways of fetching record through this: the crawler's fetcher (below
-requests, fetch.py) and the browser's recording proxy (proxy.py), so a page fetched
+requests, fetch.py) and the recording proxy (proxy/server.py), so a page fetched
 either way is kept with the same bytes, digests and evidence."""
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from archive.hashing import file_sha256
 from archive.ids import is_capture_id
 from archive.pipeline import CaptureResult, put_sealed, resume_capture
 from archive.seal.sign import Signer
-from archive.verify.checks import CannotCheck, verify_path, verify_source
+from archive.errors import CannotCheck
+from archive.verify.checks import verify_path, verify_source
 from archive.verify.model import VerifyOptions
 from archive.reader.source import Source
 from archive.wacz.claims import read_claims

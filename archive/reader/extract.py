@@ -25,7 +25,11 @@ from archive.errors import CannotCheck
 from archive.reader.location import RecordLocation
 from archive.reader.scan import CHUNK
 from archive.reader.source import Source
-from archive.verify.warcs import Bomb, WarcChecker, bounded_iterator, same_digest, target_uri
+from archive.verify.digests import same_digest
+from archive.verify.warcheader import target_uri
+from archive.verify.warcioreader import bounded_iterator
+from archive.verify.warcresult import Bomb
+from archive.verify.warcs import WarcChecker
 from archive.warc.cdxj import timestamp14
 from archive.wacz.claims import read_claims
 from archive.wacz.names import CAPTURE, WARC_PREFIX, is_cdx_index

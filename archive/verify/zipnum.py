@@ -12,7 +12,7 @@ py-wacz and js-wacz write): either binds the block.
 from __future__ import annotations
 
 from archive.verify.members import GzipMember, IdxSink, IndexSink
-from archive.verify.warcs import Problem
+from archive.verify.problems import Problem
 from archive.warc.zipnum import FORMAT
 
 

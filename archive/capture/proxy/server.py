@@ -2,7 +2,7 @@
 
 The browser sends every request through this proxy. For HTTPS it opens a CONNECT
 tunnel, which the proxy ends with a certificate from the capture's own throwaway CA
-(archive.capture.proxyca) so that it can read the requests; it then makes its own
+(archive.capture.proxy.ca) so that it can read the requests; it then makes its own
 connection to the real server (verifying its certificate unless told not to) and
 records that server's certificate, address and raw bytes. What is recorded is what
 crossed the wire between the proxy and the server: the request as sent and the
@@ -31,11 +31,11 @@ from urllib.parse import urlsplit
 import requests.certs
 
 from archive.capture.addresses import AddressPolicy, AddressRefused, connect
-from archive.capture.httpframing import (
+from archive.capture.proxy.framing import (
     READ_CHUNK, Head, IncompleteMessage, ProtocolError, SocketReader, body_length,
     read_head, relay_body,
 )
-from archive.capture.proxyca import InterceptionCA
+from archive.capture.proxy.ca import InterceptionCA
 from archive.capture.recorder import FetchResult, Recorder
 
 log = logging.getLogger(__name__)

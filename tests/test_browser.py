@@ -395,7 +395,7 @@ def test_bad_page_options_are_one_line_errors():
     for text in ("16385x800", "20000x800", "99999999999999999999x10"):
         with pytest.raises(ValueError, match="too large"):
             parse_viewport(text)
-    # the README promises 16384 pixels a side: pinned here, not read from the code
+    # docs/capture.md promises 16384 pixels a side: pinned here, not read from the code
     assert parse_viewport("16384x100") == (16384, 100) and parse_viewport("100x16384") == (100, 16384)
     with pytest.raises(ArchiveError, match="empty selector"):
         PageOptions(selector=" ")

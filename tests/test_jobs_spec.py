@@ -329,7 +329,7 @@ def test_the_example_job_file_and_schedules_are_valid(run):
 
 
 def test_the_example_job_file_shows_every_key():
-    """The README sends people to it for the keys: each one is there, set or commented out."""
+    """docs/capture.md sends people to it for the keys: each one is there, set or commented out."""
     uncommented = re.sub(r"(?m)^# ?", "", (EXAMPLES / "jobs" / "statements.toml").read_text())
     shown = key_lines(uncommented)
     missing = [f"{table}.{key}" if table else key for table, keys in SCHEMA.items() for key in keys

@@ -464,7 +464,7 @@ def test_a_flood_of_timestamp_entries_is_refused_whole_in_bounded_time_and_memor
                                                                                    pubkey, run, tmp_path):
     """Tokens are outside the signature: anyone can add entries to the `timestamps` list
     or objects beside a stored capture. A million of them took half a minute and a 400 MB
-    report, one problem each; more than any capture has (the README's 100) fail as one."""
+    report, one problem each; more than any capture has (the documented 100) fail as one."""
     from tests.verifyhelp import archive_cmd
     wacz = capture("/", extra=("--tsa", tsa.url))
     digest = digest_of(wacz)
@@ -485,7 +485,7 @@ def test_a_flood_of_timestamp_entries_is_refused_whole_in_bounded_time_and_memor
     capture_id = wacz.name.removesuffix(".wacz")
     beside = tmp_path / "store" / "timestamps" / capture_id
     beside.mkdir(parents=True)
-    MAX_TOKENS = 100      # the README promises this number: pinned here, not read from the code
+    MAX_TOKENS = 100      # the docs promise this number: pinned here, not read from the code
     for n in range(1, MAX_TOKENS + 1):
         (beside / f"{n}.json").write_text(json.dumps(_entry(_token_der(wacz))))
     code, report, checks = verify_json(run, capture_id, "--store", tmp_path / "store", "--trust", pubkey,

@@ -446,7 +446,10 @@ class Crawler:
                 self._commit(item, result, final=False, outcome=Outcome(note=note))
                 self.frontier.retry(item.retried(), time.monotonic() + wait)
                 return
-            if self._parses(result):
+            # A shared crawl's worker hands over whole fetches (a hand-over waits, holding
+            # the writer, for the fetches in hand: a second group would wait on it); one
+            # killed mid-parse loses its lease and another worker fetches the URL.
+            if self._parses(result) and not self.frontier.shared:
                 # journaled before its links are read: a document slow to parse (or a
                 # run stopped meanwhile) is never fetched again, its links read on resume
                 pending = self._commit(item, result, final=True, outcome=Outcome(), pending=True)

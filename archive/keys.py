@@ -72,17 +72,19 @@ def public_pem(public_key: ec.EllipticCurvePublicKey) -> bytes:
     )
 
 
-def passphrase_from_env_or_prompt(confirm: bool = False) -> bytes | None:
-    """The key passphrase from ARCHIVE_KEY_PASSPHRASE, else an interactive prompt.
+def passphrase_from_env_or_prompt(confirm: bool = False, env: str = PASSPHRASE_ENV,
+                                  label: str = "Key") -> bytes | None:
+    """The key passphrase from ARCHIVE_KEY_PASSPHRASE (or `env`), else an interactive
+    prompt (asking for the `label` passphrase).
 
     Returns None when neither is available (no variable and no terminal).
     """
-    value = os.environ.get(PASSPHRASE_ENV)
+    value = os.environ.get(env)
     if value:
         return value.encode("utf-8")
     if not sys.stdin.isatty():
         return None
-    first = getpass.getpass("Key passphrase: ")
+    first = getpass.getpass(f"{label} passphrase: ")
     if confirm and getpass.getpass("Repeat passphrase: ") != first:
         raise ArchiveError("the two passphrases differ")
     return first.encode("utf-8") if first else None

@@ -16,7 +16,9 @@ from typing import BinaryIO, Callable
 
 from archive import SOFTWARE, utctime
 from archive.capture.crawl import CrawlOptions, Crawler
+from archive.capture.login import Credentials
 from archive.capture.dedup import Dedup, EarlierCapture
+from archive.capture.loginwall import ERROR_KIND as LOGGED_OUT
 from archive.coordinator import check_shared_request, finish_shared, run_shared
 from archive.capture.sharedcrawl import DEFAULT_LEASE
 from archive.capture.spill import SPILL_NAME, SpillFile
@@ -30,6 +32,7 @@ from archive.errors import AlreadyExists, ArchiveError
 from archive.hashing import file_sha256, stream_sha256
 from archive.ids import is_capture_id, new_capture_id
 from archive.keys import fingerprint, public_key_from_b64
+from archive import logins
 from archive.wacz.zipwriter import ContainerChanged, ContainerWriter
 from archive.seal.sign import Signer
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT, make_timestamper
@@ -64,6 +67,10 @@ class CaptureRequest:
     # it the same way
     origin: dict = field(default_factory=dict)
     text: bool = True     # each page's text in pages.jsonl (`--no-text`: none)
+    # the browser profile logged in with (its folder; a resume opens it again) and the
+    # identity the evidence and custody name: never a value, never the passphrase
+    profile: str | None = None
+    profile_identity: dict | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -85,6 +92,7 @@ class Session:
     request: CaptureRequest
     earlier: EarlierCapture | None
     catalog: str | None = None      # where the stored capture is catalogued (None: the store's default)
+    login: logins.Login | None = None   # what this run logs in with (never sealed)
 
 
 @dataclass
@@ -111,6 +119,10 @@ class CaptureResult:
     # every page that could not be captured: {"url", "error"}. When it is every page, the
     # capture is stored as a record of those failures, but it is no success (exit 1).
     failures: list[dict] = field(default_factory=list)
+    # behind a login: pages answered with a login wall ({"url", "error"}), and the session
+    # cookies the responses set (names only), a session to end after the capture
+    logged_out: list[dict] = field(default_factory=list)
+    session_cookies: list[str] = field(default_factory=list)
 
     @property
     def nothing_captured(self) -> bool:
@@ -128,7 +140,8 @@ class CaptureResult:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    with open(path, "x", encoding="utf-8") as fh:
+    # 0600: a capture behind a login keeps its headers here, to be resumed with them
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2)
         fh.flush()
         os.fsync(fh.fileno())
@@ -176,11 +189,15 @@ def run_capture(
     signer: Signer | None,
     on_progress: Callable[[CrawlStats, int], None] | None = None,
     catalog: str | None = None,
+    credentials: Credentials | None = None,
 ) -> CaptureResult:
     """Crawl, seal and store one capture, and add it to `catalog` (by default the
     store's). The work folder is removed once the store holds a verified copy, and kept
-    (and named in the error) when anything fails: `resume_capture` finishes it."""
+    (and named in the error) when anything fails: `resume_capture` finishes it.
+    `credentials`: the login of `request.profile`, opened by the caller."""
     _check_browser(request.crawl)
+    _check_login(request, credentials)
+    login = logins.prepare(request.crawl, signer, shared=bool(request.redis), profile=credentials)
     if request.redis:
         check_shared_request(request)
     earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
@@ -204,7 +221,7 @@ def run_capture(
         shutil.rmtree(work, ignore_errors=True)
         raise ArchiveError(f"cannot start a capture in {request.work_dir} ({exc}); nothing was captured") from exc
     with held:   # the lock goes with this call, however it ends (a failure kept in memory too)
-        return _capture(Session(work, capture_id, started, request, earlier, catalog), container, [],
+        return _capture(Session(work, capture_id, started, request, earlier, catalog, login), container, [],
                         None, store, signer, on_progress)
 
 
@@ -228,12 +245,14 @@ def resume_capture(
     changes: dict | None = None,
     catalog: str | None = None,
     redis: str | None = None,
+    credentials: Credentials | None = None,
 ) -> CaptureResult:
     """Finish a capture whose process was killed (or failed) during the crawl, the seal or
     the upload, from what its work folder holds. The WARC data is cut back to the last
     record group the journal knows complete; the crawl goes on from there. `changes`:
     request fields (operator, tsa, tsa_timeout) replaced for this run. `redis`: a shared
-    crawl's Redis, where it is no longer at the address it started with."""
+    crawl's Redis, where it is no longer at the address it started with. `credentials`:
+    the login of the saved request's profile, opened again by the caller."""
     work = Path(work)
     capture_id, request, started = saved_request(work)
     if changes:
@@ -261,14 +280,29 @@ def resume_capture(
         container, state = _take_up(work, sealed_path)
         if state.ended is None:
             _check_browser(request.crawl)
+            _check_login(request, credentials)
+        login = _resumed_login(request, signer, crawling=state.ended is None, profile=credentials)
         if container.current is not None:
             container.end()
         closed = [WarcFile(m.entry.name.rsplit("/", 1)[-1], m.entry.size, m.entry.crc, m.sha256)
                   for m in container.members]
         for leftover in (work / "spool").glob("*"):
             leftover.unlink()
-        return _capture(Session(work, capture_id, started, request, earlier, catalog), container, closed,
-                        state, store, signer, on_progress)
+        return _capture(Session(work, capture_id, started, request, earlier, catalog, login), container,
+                        closed, state, store, signer, on_progress)
+
+
+def _resumed_login(request: CaptureRequest, signer: Signer | None, crawling: bool,
+                   profile: Credentials | None = None) -> logins.Login:
+    """What a resumed capture logs in with: read again, and refused as at the start while
+    there is crawling left to do; once the crawl is done, a cookies file gone since only
+    leaves its name out of the identity."""
+    try:
+        return logins.prepare(request.crawl, signer, shared=bool(request.redis), profile=profile)
+    except ArchiveError:
+        if crawling:
+            raise
+        return logins.prepare(replace(request.crawl, cookies=None), signer, profile=profile)
 
 
 def _take_up(work: Path, sealed_path: Path) -> tuple[ContainerWriter, CrawlState]:
@@ -322,6 +356,22 @@ def _check_browser(options: CrawlOptions) -> None:
         check_chromium()
 
 
+def _check_login(request: CaptureRequest, credentials: Credentials | None) -> None:
+    """A capture with a profile goes on only with that very login: never half logged in,
+    never as another account than the one its evidence names."""
+    if request.profile is None:
+        return
+    if request.redis:
+        raise ArchiveError("a profile with a shared crawl (--redis): its workers cannot open the profile")
+    if credentials is None:
+        raise ArchiveError(f"the capture uses the profile {request.profile}: open it (its passphrase) "
+                           "to capture; nothing was captured without it")
+    if request.profile_identity is not None and credentials.identity != request.profile_identity:
+        raise ArchiveError(f"the profile {request.profile} holds another login than the one this "
+                           "capture started with (its cookies changed): finish it with that login, "
+                           "or start a new capture")
+
+
 def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile],
              state: CrawlState | None, store: Store, signer: Signer | None,
              on_progress) -> CaptureResult:
@@ -346,7 +396,8 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
                 spill = SpillFile(str(work / "spool" / SPILL_NAME))
                 crawler = Crawler(options, writer, journal, str(work / "spool"),
                                   Dedup(session.earlier, spill), state, spill=spill,
-                                  reread=_record_opener(container))
+                                  reread=_record_opener(container), redaction=session.login.redaction,
+                                  cookies=session.login.cookies, profile=session.login.profile)
                 crawler.run(on_progress)
         except BaseException as exc:
             # on a full disk closing fails too (their buffers cannot be written): what
@@ -376,7 +427,8 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
     custody.record(CAPTURED, session.capture_id, seeds=options.seeds, pages=stats.pages,
                    failed=stats.failed, bytes=stats.bytes, started=utctime.seconds(session.started),
                    finished=utctime.seconds(),
-                   workers=[{k: w[k] for k in ("id", "host")} for w in workers] or None)
+                   workers=[{k: w[k] for k in ("id", "host")} for w in workers] or None,
+                   **logins.custody_fields(session.login))
     try:
         inp = _seal_input(session, state, signer)
         if request.text:
@@ -426,7 +478,7 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         "host": socket.gethostname(),
         "job": request.job,
         "seeds": options.seeds,
-        "options": {k: v for k, v in asdict(options).items() if k != "seeds"},
+        "options": logins.sealable_options(options),
         "started": utctime.seconds(session.started),
         "finished": utctime.seconds(),
         "resumed": state.resumes,
@@ -445,6 +497,10 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
     }
     if request.redis:
         evidence["workers"] = _workers(state)
+    login = logins.evidence(session.login, state.redacted, state.session_cookies) \
+        if session.login else None
+    if login:
+        evidence["credentials"] = login
     if options.media is not None:
         evidence["media"] = {**state.media_tools, "items": state.media}
     if session.earlier is not None:
@@ -579,6 +635,9 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         warnings=placed.warnings,
         failures=page_failures(state.pages),
         media=stats.media, media_failed=stats.media_failed,
+        logged_out=[{"url": p.get("url"), "error": p["error"]} for p in state.pages
+                    if p.get("error") and p.get("errorKind") == LOGGED_OUT],
+        session_cookies=sorted(state.session_cookies),
     )
 
 

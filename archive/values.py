@@ -94,9 +94,43 @@ def parse_sealed_url(text: str) -> str:
         shown = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
         raise ValueError(
             f"{shown}: a URL with a user name or password is refused, as they would be sealed "
-            "into the capture for good; give the URL without them (credentials are never "
-            "taken in a URL: capturing behind a login is not supported yet)")
+            "into the capture for good; give the URL without them")
     return url
+
+
+_USERINFO = re.compile(r"(//)[^/?#@\s]*@")
+
+
+def hide_userinfo(text: str) -> str:
+    """`text` with the user and password of any URL in it shown as `***`."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def parse_seed(text: str) -> tuple[str, str | None]:
+    """A seed URL: (the URL without user and password, the `Authorization: Basic` value
+    they become, or None). The credentials are never in the URL kept, nor in an error."""
+    from archive.capture.credentials import split_url_credentials
+
+    try:
+        url = parse_http_url(text)
+    except ValueError as exc:
+        raise ValueError(hide_userinfo(str(exc))) from None
+    return split_url_credentials(url)
+
+
+def url_logins(seeds: list[tuple[str, str | None]]) -> dict[str, str]:
+    """origin -> Authorization value of the seeds that carried credentials; two seeds of
+    one origin with different credentials are refused (one identity per capture)."""
+    from archive.capture.credentials import origin
+
+    logins: dict[str, str] = {}
+    for url, auth in seeds:
+        if auth is None:
+            continue
+        where = origin(url)
+        if logins.setdefault(where, auth) != auth:
+            raise ValueError(f"two seeds of {where} carry different credentials: one login per site")
+    return logins
 
 
 def human_bytes(n: int, exact: bool = False) -> str:

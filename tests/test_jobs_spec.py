@@ -270,6 +270,7 @@ CAPTURE_OPTION_KEYS = {
     "catalog": None,         # jobs add their captures to $ARCHIVE_CATALOG or the store's own catalog
     "override_saved": None,  # a job resumes with its job file's store and key, always
     "json": None, "quiet": None, "help": None,
+    "header": "crawl.headers", "secret_header": "crawl.secret_headers",
 }
 
 

@@ -10,6 +10,7 @@ robots.txt (for pages), retries, deduplication and the journal are the same.
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import os
 import threading
@@ -26,6 +27,7 @@ from warcio.statusandheaders import (
 )
 
 from archive import utctime
+from archive.capture import credentials
 from archive.capture.dedup import Dedup
 from archive.capture.exchange import Recorded, write_exchange, write_metadata
 from archive.capture.addresses import AddressPolicy
@@ -35,10 +37,14 @@ from archive.capture.journal import (
     CrawlState, CrawlStats, Journal, end_line, group_line, recorded_in, resume_line, robots_line,
     seeds_line,
 )
+from archive.capture.loginwall import ERROR_KIND as LOGGED_OUT, LoginWall, check_selector
+from archive.capture.redaction import Redaction
 from archive.capture.links import (
     Links, absolute, extract_css, extract_html, header_requisites, refresh_target,
 )
 from archive.capture.mediafind import find_in_html
+from archive.capture.cookiesfile import playwright_cookie
+from archive.capture.login import Credentials
 from archive.capture.mediaoptions import MediaOptions
 from archive.capture.pageoptions import PageOptions
 from archive.capture.robots import Robots, RobotsAnswer
@@ -92,6 +98,13 @@ class CrawlOptions:
     allow_private_addresses: bool = False   # fetch from loopback/private ranges beyond the seeds' hosts
     allow_metadata_addresses: bool = False  # and from link-local ones (cloud metadata services)
     media: MediaOptions | None = None    # download pages' video and audio with yt-dlp, this way
+    # behind a login (archive.capture.credentials): never sealed, only named
+    cookies: str | None = None           # a Netscape cookies.txt, read when each run starts
+    headers: list[str] = field(default_factory=list)          # "Name: value", every request
+    secret_headers: list[str] = field(default_factory=list)   # names redacted besides the defaults
+    url_logins: dict = field(default_factory=dict)   # origin -> Authorization from a seed URL
+    logged_out_url: list[str] = field(default_factory=list)       # REGEX: a login wall's address
+    logged_out_selector: list[str] = field(default_factory=list)  # CSS: a login wall's content
 
     def __post_init__(self) -> None:
         if isinstance(self.browser, dict):   # as saved in a capture's request.json
@@ -106,6 +119,14 @@ class CrawlOptions:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name.replace('_', '-')} must be more than zero")
+        for selector in self.logged_out_selector:
+            check_selector(selector)
+
+    @property
+    def credentials_given(self) -> bool:
+        return bool(self.cookies or self.url_logins
+                    or any(credentials.parse_header(h)[0].lower() in
+                           credentials.secret_header_names(self.secret_headers) for h in self.headers))
 
 
 def decoded_body(result: FetchResult, limit: int = PARSE_LIMIT) -> bytes | None:
@@ -158,6 +179,7 @@ class Outcome:
     media: list[str] = field(default_factory=list)   # video and audio found (with --media)
     media_extras: dict = field(default_factory=dict)  # their posters and subtitle tracks, by URL
     frames: list[str] = field(default_factory=list)   # its frames (players), with --media
+    error_kind: str | None = None    # what the note says went wrong (logged-out), when not the fetch's
 
 
 class Crawler:
@@ -176,13 +198,20 @@ class Crawler:
         robots: Robots | None = None,
         spill: SpillFile | None = None,
         reread: Callable[[str, int], BinaryIO] | None = None,
+        redaction: Redaction | None = None,
+        cookies: list | tuple = (),
+        profile: Credentials | None = None,
     ) -> None:
         """`frontier` and `robots`: shared ones (a crawl spread over processes) instead
         of this process's own. `spill`: where this process's frontier puts what passes
         its memory bound (the deduplication given may share it); removed at the end.
         `reread(WARC file name, offset)`: a record written by an earlier run, opened at
-        its start (a resume reads back the pages whose links it had not followed)."""
+        its start (a resume reads back the pages whose links it had not followed).
+        `redaction`: the secret request headers and the key of their digests; `cookies`:
+        those of options.cookies, read when the run started; `profile`: the browser
+        profile the browser and the media downloads start with. Both kept in memory only."""
         self.options = options
+        self.profile = profile
         self.writer = writer
         self.journal = journal
         self.spool_dir = spool_dir
@@ -194,6 +223,12 @@ class Crawler:
         self._spill = spill
         self.robots = robots or (Robots(options.user_agent) if options.obey_robots else None)
         self.dedup = (dedup or Dedup()) if options.dedup else None
+        self.redaction = redaction or Redaction.make(
+            options.secret_headers, credentials_given=options.credentials_given)
+        self.cookies = list(cookies)
+        self.login_wall = LoginWall(tuple(options.logged_out_url), tuple(options.logged_out_selector),
+                                    options.credentials_given or profile is not None)
+        self._seed_hosts = {credentials.host_of(seed) for seed in options.seeds}
         self.stats = CrawlStats()
         self.stop_reason: str | None = None
         self.not_fetched: list[str] = []
@@ -310,11 +345,22 @@ class Crawler:
             self.writer, self._browser_recorded,
             BrowserOptions(page=o.browser, user_agent=o.user_agent, verify_tls=o.verify_tls,
                            fetch_timeout=o.timeout, max_body=o.max_body, spool_dir=self.spool_dir,
-                           policy=self.policy, find_media=o.media is not None),
+                           policy=self.policy, find_media=o.media is not None,
+                           redaction=self.redaction, extra_headers=self._headers,
+                           login_wall=self.login_wall.page, storage_state=self._browser_login()),
             exclude=self._excluded, dedup=self.dedup,
         ).start()
         self.writer.describe({"browser": f"Chromium {self.browser.version}",
                               "browser-executable": self.browser.executable})
+
+    def _browser_login(self) -> dict | None:
+        """What the browser starts logged in with: the profile's cookies and local
+        storage, else the cookies of --cookies (None: neither)."""
+        if self.profile is not None:
+            return self.profile.storage_state
+        if self.cookies:
+            return {"cookies": [playwright_cookie(c) for c in self.cookies], "origins": []}
+        return None
 
     def _browser_recorded(self, recorded: Recorded) -> None:
         """Records written by the browser's or the media proxy: journaled with the next group."""
@@ -331,10 +377,15 @@ class Crawler:
         if folder is None:
             import tempfile
             folder = tempfile.mkdtemp(prefix="archive-media-")
+        media = o.media
+        if o.cookies and not media.cookies:     # --cookies serves media capture too
+            media = replace(media, cookies=o.cookies)
         self.media = MediaSession(
-            self.writer, self._browser_recorded, o.media, folder, user_agent=o.user_agent,
+            self.writer, self._browser_recorded, media, folder, user_agent=o.user_agent,
             verify_tls=o.verify_tls, timeout=o.timeout, retries=o.retries, delay=o.delay,
             spool_dir=self.spool_dir, exclude=self._excluded, dedup=self.dedup, policy=self.policy,
+            redaction=self.redaction,
+            cookies_txt=self.profile.cookies_txt() if self.profile else None,
         ).start()
         self.writer.describe(self.media.describe())
 
@@ -403,6 +454,8 @@ class Crawler:
 
     def _work(self) -> None:
         session = make_session(self.options.user_agent, self.options.verify_tls, policy=self.policy)
+        for cookie in self.cookies:     # each thread's jar: the cookie policy picks per request
+            session.cookies.set_cookie(copy.copy(cookie))
         try:
             self._links_left_over()
             self._media_left_over()
@@ -436,7 +489,7 @@ class Crawler:
             return
         result = fetch(
             session, item.url, timeout=self.options.timeout, max_body=self._body_budget(),
-            deadline=self._deadline, spool_dir=self.spool_dir,
+            deadline=self._deadline, spool_dir=self.spool_dir, headers=self._headers(item.url),
         )
         try:
             wait = self._retry_wait(item, result.error_kind, result.status,
@@ -536,6 +589,14 @@ class Crawler:
         result.response = spool
         return result
 
+    def _headers(self, url: str) -> dict[str, str] | None:
+        """The extra request headers (--header, a seed URL's credentials) `url` gets."""
+        o = self.options
+        if not (o.headers or o.url_logins):
+            return None
+        return credentials.request_headers(url, o.headers, o.secret_headers, self._seed_hosts,
+                                           o.url_logins)
+
     def _retry_wait(self, item: Item, error_kind: str | None, status: int | None,
                     retry_after_header: str | None) -> float | None:
         """Seconds to wait before fetching again, or None when this result is final."""
@@ -586,9 +647,16 @@ class Crawler:
         if not result.has_response:
             return Outcome()
         if result.status in REDIRECT_CODES:
-            return self._redirect(item, absolute(result.url, result.headers.get("location")))
+            target = absolute(result.url, result.headers.get("location"))
+            wall = None if item.requisite else self.login_wall.redirect(target)
+            if wall:        # not followed: the login page is not the page asked for
+                return Outcome(redirect=target, note=wall, error_kind=LOGGED_OUT)
+            return self._redirect(item, target)
         if result.truncated:
             return Outcome()
+        wall = None if item.requisite else self._login_wall(result)
+        if wall:            # recorded as it came, but its links are not the content's
+            return Outcome(note=wall, error_kind=LOGGED_OUT)
         links = self._links(result)
         media, extras, frames = self._media_found(result)
         if item.requisite and "css" not in (result.headers.get("content-type") or "").lower():
@@ -600,6 +668,15 @@ class Crawler:
         if not item.requisite and item.depth < self.options.depth:
             items += [Item(url, item.depth + 1) for url in links.pages if self.scope.allows(url)]
         return Outcome(links, new_items=items, media=media, media_extras=extras, frames=frames)
+
+    def _login_wall(self, result: FetchResult) -> str | None:
+        """Why a page's answer is a login wall, not its content (None: it is not)."""
+        wall = self.login_wall
+        if not (wall.url_patterns or wall.selectors or wall.credentials_given) \
+                or not 200 <= result.status < 300:
+            return None
+        html = "html" in (result.headers.get("content-type") or "").lower()
+        return wall.page(result.url, decoded_body(result) if html else None)
 
     def _media_found(self, result: FetchResult) -> tuple[list[str], dict, list[str]]:
         """With --media, the video and audio an HTML response names (not excluded), their
@@ -672,7 +749,7 @@ class Crawler:
             written = write_exchange(
                 self.writer, result, outlinks=outcome.links.pages + outcome.links.requisites,
                 redirect=outcome.redirect, note=outcome.note, extra_fields=extra or None,
-                dedup=self.dedup, defer_metadata=pending,
+                dedup=self.dedup, redaction=self.redaction, defer_metadata=pending,
             )
             queued = told if told is not None else self.frontier.add_many(outcome.new_items)
             line = group_line(item.url, kind, final, queued)
@@ -705,12 +782,15 @@ class Crawler:
         page = self.browser.capture_page(item.url, self._page_options())
         wait = self._retry_wait(item, page.error_kind, page.status, page.retry_after)
         final = wait is None
+        # a page the browser was sent on from to a login page, or that shows one: a login wall
+        wall = (self.login_wall.redirect(page.final_url) if page.final_url != item.url else None) \
+            or page.login_wall
         with self.writer.batch():
             # What the browser fetched is captured: the crawler does not fetch it again.
             fetched = [page.final_url, *page.requisites]
             self.frontier.mark_seen(fetched)
             queued = []
-            if final and item.depth < self.options.depth:
+            if final and not wall and item.depth < self.options.depth:
                 queued = [new for new in (Item(url, item.depth + 1) for url in page.outlinks
                                           if self.scope.allows(url)) if self.frontier.add(new)]
             line = group_line(item.url, "page", final, queued, seen=fetched,
@@ -721,6 +801,8 @@ class Crawler:
                      if not self.scope.excluded(url)] if self.media is not None else []
             if final:
                 entry = page_entry(page)
+                if wall:        # whatever the login page answered, the page was not there
+                    entry["error"], entry["errorKind"] = wall, LOGGED_OUT
                 if item.attempt:
                     entry["attempts"] = item.attempt + 1
                 line["failed"] = "error" in entry
@@ -753,8 +835,9 @@ class Crawler:
         if recorded is not None:
             pending.add(recorded)
         self._journaled_at = self.writer.position()
-        self.journal.append(recorded_in(line, self._journaled_at,
-                                        time.monotonic() - self._run_started, pending))
+        line = recorded_in(line, self._journaled_at, time.monotonic() - self._run_started, pending)
+        line.update(pending.journal_fields())
+        self.journal.append(line)
         self.stats.count(line)
 
     def _body_budget(self) -> int | None:
@@ -792,7 +875,8 @@ class Crawler:
         error = _error(result, outcome.note)
         if error:
             entry["error"] = error
-            entry["errorKind"] = result.error_kind or ("redirect" if outcome.note else "http")
+            entry["errorKind"] = (outcome.error_kind or result.error_kind
+                                  or ("redirect" if outcome.note else "http"))
         return entry
 
 

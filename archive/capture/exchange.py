@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from archive import utctime
 from archive.capture.dedup import Dedup, Original, revisit_headers
 from archive.capture.recorder import FetchResult
+from archive.capture.redaction import REASON, Redaction, set_cookie_values
 from archive.httpmessage import PayloadSplitter
 from archive.warc.cdxj import cdxj_line
 from archive.warc.records import fetch_metadata_fields
@@ -29,18 +30,36 @@ class Recorded:
     originals: list[list] = field(default_factory=list)  # [payload digest, Original as JSON]
     revisits: int = 0
     bytes: int = 0                                       # response bytes received
+    # secret request header values replaced: (header, cookie or None, digest) -> requests
+    redacted: dict = field(default_factory=dict)
+    session_cookies: dict = field(default_factory=dict)  # cookie name -> first URL setting it
 
     def add(self, other: "Recorded") -> None:
         self.index += other.index
         self.originals += other.originals
         self.revisits += other.revisits
         self.bytes += other.bytes
+        for key, count in other.redacted.items():
+            self.redacted[key] = self.redacted.get(key, 0) + count
+        for name, url in other.session_cookies.items():
+            self.session_cookies.setdefault(name, url)
 
     def take(self) -> "Recorded":
         """Everything collected so far, leaving this one empty."""
-        taken = Recorded(self.index, self.originals, self.revisits, self.bytes)
+        taken = Recorded(self.index, self.originals, self.revisits, self.bytes,
+                         self.redacted, self.session_cookies)
         self.index, self.originals, self.revisits, self.bytes = [], [], 0, 0
+        self.redacted, self.session_cookies = {}, {}
         return taken
+
+    def journal_fields(self) -> dict:
+        """What the journal keeps of the redactions and session cookies (none: nothing)."""
+        fields = {}
+        if self.redacted:
+            fields["redacted"] = [[*key, count] for key, count in self.redacted.items()]
+        if self.session_cookies:
+            fields["sessionCookies"] = [[name, url] for name, url in self.session_cookies.items()]
+        return fields
 
 
 @dataclass(frozen=True)
@@ -90,24 +109,42 @@ def write_exchange(
     extra_fields: dict | None = None,
     dedup: Dedup | None = None,
     defer_metadata: bool = False,
+    redaction: Redaction | None = None,
 ) -> Written:
     """Write the response or revisit (when one came back), request and metadata records
     as one uninterrupted group. With `dedup`, a payload seen before becomes a revisit
     and a new one is registered as an original (under the writer's lock, so an original
     is only ever known together with the record it names). `defer_metadata`: the metadata
     record is not written; its fields are returned (`write_metadata` writes it later,
-    with the outlinks read once the response is journaled)."""
+    with the outlinks read once the response is journaled).
+
+    Every request record is written here, with its secret header values redacted
+    (`redaction`, or the default secret headers under a random key): the metadata
+    record names what was replaced, and the Set-Cookie of a session is named."""
+    redaction = redaction or _DEFAULT
+    request, redacted = redaction.redact(result.request) if result.request else (b"", [])
+    sessions = _session_cookies(result, redaction)
     revisit_block = header_block(result) if dedup is not None and dedupable(result) else None
     with writer.batch():
         recorded = Recorded(bytes=result.response_length)
         response_ref = _write_response(writer, result, revisit_block, dedup, recorded)
         date = warc_date(result)
         concurrent = response_ref.record_id if response_ref else None
-        if result.request:
-            writer.write("request", result.url, result.request,
+        if request:
+            writer.write("request", result.url, request,
                          extra={"WARC-Date": date, "WARC-Concurrent-To": concurrent})
-        fields = {**fetch_metadata_fields(result, outlinks=outlinks, redirect=redirect, note=note),
-                  **(extra_fields or {})}
+        fields = fetch_metadata_fields(result, outlinks=outlinks, redirect=redirect, note=note)
+        if redacted:
+            fields["redacted"] = [
+                f"{r.header} request header{f' (cookie {r.cookie})' if r.cookie else ''}: "
+                f"{REASON}; value replaced by its {r.digest}" for r in redacted]
+            for r in redacted:
+                key = (r.header, r.cookie, r.digest)
+                recorded.redacted[key] = recorded.redacted.get(key, 0) + 1
+        if sessions:
+            fields["session-cookies-set"] = sessions
+            recorded.session_cookies.update({name: result.url for name in sessions})
+        fields = {**fields, **(extra_fields or {})}
         if defer_metadata:
             return Written(response_ref, None, recorded, fields)
         metadata_ref = write_metadata(writer, result.url, fields, date, concurrent)
@@ -121,14 +158,29 @@ def write_metadata(writer: WarcWriter, url: str, fields: dict, date: str,
                         extra={"WARC-Date": date, "WARC-Concurrent-To": concurrent})
 
 
+# The default secret headers under one random key for this process: a writer given no
+# Redaction (a shared crawl's worker, say) still seals no credentials.
+_DEFAULT = Redaction()
+
+
+def _session_cookies(result: FetchResult, redaction: Redaction) -> list[str]:
+    """The session cookies a response set (names only), when there are any to look for."""
+    if not result.has_response or "set-cookie" not in result.headers \
+            or not (redaction.sent_cookies or redaction.credentials_given):
+        return []
+    return list(dict.fromkeys(redaction.session_cookies(set_cookie_values(header_block(result)))))
+
+
 def write_for_sink(writer: WarcWriter, record, result: FetchResult, extra_fields: dict,
-                   dedup: Dedup | None, failures: list[str]) -> Written | None:
+                   dedup: Dedup | None, failures: list[str],
+                   redaction: Redaction | None = None) -> Written | None:
     """write_exchange() for a recording proxy's sink (the browser's, the media downloads'):
     what it adds is handed to `record` under the writer's lock; a write that fails is noted
     in `failures` (reported when the session closes), never raised into the proxy's thread."""
     try:
         with writer.batch():
-            written = write_exchange(writer, result, extra_fields=extra_fields, dedup=dedup)
+            written = write_exchange(writer, result, extra_fields=extra_fields, dedup=dedup,
+                                     redaction=redaction)
             record(written.recorded)
         return written
     except Exception as exc:  # noqa: BLE001 - reported by the session, never dropped silently

@@ -116,6 +116,9 @@ class CrawlState:
     # sealing needs no frontier: URLs seen, queued and done, attempts and deduplication
     # originals are then not kept (a million URLs would hold about a gigabyte)
     sealing: bool = False
+    # secret request header values redacted: (header, cookie or None, digest) -> requests
+    redacted: dict = field(default_factory=dict)
+    session_cookies: dict = field(default_factory=dict)   # cookie name -> first URL setting it
 
     @property
     def crawl_time(self) -> float:
@@ -133,6 +136,14 @@ class CrawlState:
             self.media_todo.pop(done["page"], None)
             self.media += [{"page": done["page"], **entry} for entry in done["entries"]]
             self.media_tools = done.get("downloader") or self.media_tools
+
+    def _credentials(self, line: dict) -> None:
+        """What a group says of redacted request headers and session cookies set."""
+        for header, cookie, digest, count in line.get("redacted", ()):
+            key = (header, cookie, digest)
+            self.redacted[key] = self.redacted.get(key, 0) + count
+        for name, url in line.get("sessionCookies", ()):
+            self.session_cookies.setdefault(name, url)
 
     def pending(self) -> list[Item]:
         return [
@@ -157,6 +168,7 @@ class CrawlState:
                 self.originals.append((digest, Original(*original)))
             self.stats.count(line)
             self._media(line)
+            self._credentials(line)
             elapsed = line.get("elapsed")
             if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool):
                 self.this_run = max(self.this_run, float(elapsed))

@@ -42,6 +42,7 @@ from archive.capture.mediaoptions import MediaOptions
 from archive.capture.addresses import AddressPolicy
 from archive.capture.proxy import InterceptionCA, ProxyOptions, RecordingProxy, Refused
 from archive.capture.recorder import FetchResult
+from archive.capture.redaction import Redaction
 from archive.errors import ArchiveError
 from archive.hashing import CHUNK, warc_digest
 from archive.warc.cdxj import cdxj_line
@@ -54,8 +55,6 @@ BEST = "bestvideo*+bestaudio/best"        # yt-dlp's own default when ffmpeg can
 BEST_WITHOUT_FFMPEG = "best/bestvideo+bestaudio"
 MAX_ENTRIES = 20                          # of a playlist named by one page
 MAX_LISTED = 20_000                       # exchanges named in one item's metadata record
-# Request headers that carry what we were given (cookies, a login): never sealed.
-SECRET_HEADERS = {"cookie", "authorization", "proxy-authorization"}
 # Info keys that hold what yt-dlp sends (cookies, request headers) or local paths.
 INFO_SECRET_KEYS = {"http_headers", "cookies", "__x_forwarded_for_ip"}
 
@@ -94,19 +93,6 @@ def clean_info(value):
     if isinstance(value, list):
         return [clean_info(v) for v in value]
     return value
-
-
-def redact_request(request: bytes) -> tuple[bytes, list[str]]:
-    """The request as sent with the values of SECRET_HEADERS replaced; and their names."""
-    end = request.find(b"\r\n\r\n")
-    head, rest = (request[:end], request[end:]) if end >= 0 else (request, b"")
-    lines, redacted = head.split(b"\r\n"), []
-    for i, line in enumerate(lines[1:], 1):
-        name, sep, _ = line.partition(b":")
-        if sep and name.strip().lower().decode("latin-1") in SECRET_HEADERS:
-            lines[i] = name + b": [redacted]"
-            redacted.append(name.strip().decode("latin-1"))
-    return b"\r\n".join(lines) + rest, redacted
 
 
 def file_digest(path: Path) -> tuple[str, str, int]:
@@ -212,8 +198,13 @@ class MediaSession:
         exclude: Callable[[str], str | None] | None = None,
         dedup: Dedup | None = None,
         policy: AddressPolicy | None = None,
+        redaction: Redaction | None = None,
+        cookies_txt: str | None = None,
     ) -> None:
+        """`cookies_txt`: a login's cookies (a browser profile's) as a Netscape
+        cookies.txt, given to yt-dlp through a private file removed with the session."""
         self.writer = writer
+        self.redaction = redaction          # the crawl's: secret request headers never sealed
         self.record = record
         self.options = options
         # the crawl's address rule: yt-dlp's hosts are refused or allowed as the crawler's are
@@ -238,6 +229,7 @@ class MediaSession:
         self._lock = threading.Lock()
         self._one_at_a_time = threading.Lock()
         self._cookies: Path | None = None
+        self._cookies_txt = cookies_txt
         self._extractors: list | None = None
 
     def describe(self) -> dict:
@@ -248,15 +240,19 @@ class MediaSession:
     # -- life cycle ------------------------------------------------------------
     def start(self) -> "MediaSession":
         self.folder.mkdir(parents=True, exist_ok=True)
-        if self.options.cookies:
-            # yt-dlp writes its cookie jar back when done: a private copy, not the user's file
+        if self.options.cookies or self._cookies_txt is not None:
+            # yt-dlp writes its cookie jar back when done: a private copy (mode 0600, in
+            # the downloads folder removed on close), never the user's own file
             self._cookies = self.folder / "cookies.txt"
             try:
-                with open(self.options.cookies, "rb") as src, \
-                        open(os.open(self._cookies, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+                with open(os.open(self._cookies, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as dst:
+                    if self._cookies_txt is not None:
+                        dst.write(self._cookies_txt.encode("utf-8"))
+                    else:
+                        with open(self.options.cookies, "rb") as src:
+                            shutil.copyfileobj(src, dst)
             except OSError as exc:
-                raise ArchiveError(f"--media-cookies {self.options.cookies}: {exc.strerror or exc}") from None
+                raise ArchiveError(f"--cookies {self.options.cookies}: {exc.strerror or exc}") from None
         self._ca = InterceptionCA()
         self._proxy = RecordingProxy(self, self._ca, ProxyOptions(
             timeout=self.timeout, verify_tls=self._verify_tls, spool_dir=self._spool_dir,
@@ -314,12 +310,8 @@ class MediaSession:
 
     def end(self, token, result: FetchResult, notes: dict) -> None:
         fields = {**notes, "fetched-by": f"yt-dlp {YT_DLP_VERSION} (media capture)"}
-        if self._cookies is not None and result.request:
-            result.request, names = redact_request(result.request)
-            if names:
-                fields["redacted"] = [f"{name} request header: credentials given to the capture"
-                                      for name in names]
-        write_for_sink(self.writer, self.record, result, fields, self.dedup, self._failures)
+        write_for_sink(self.writer, self.record, result, fields, self.dedup, self._failures,
+                       self.redaction)
 
     # -- items -----------------------------------------------------------------
     def extractor_for(self, url: str) -> str | None:

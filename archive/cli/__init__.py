@@ -18,7 +18,7 @@ COMMANDS = {
     "keys": "keys", "capture": "capture", "verify": "verify", "ls": "listing", "show": "listing",
     "store": "store", "timestamp": "timestamp", "extract": "extract", "hash": "hash",
     "custody": "custody", "diff": "diff", "jobs": "jobs", "index": "search", "search": "search",
-    "serve": "serve", "worker": "worker",
+    "serve": "serve", "worker": "worker", "profile": "profile",
 }
 
 

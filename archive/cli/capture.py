@@ -23,10 +23,15 @@ from archive.cli.store import add_store_options, store_options
 from archive.capture.sharedcrawl import DEFAULT_LEASE
 from archive.redisconn import REDIS_ENV, redis_url
 from archive.errors import ArchiveError
-from archive.values import parse_viewport
+from archive.capture.loginwall import check_selector
+from archive.values import parse_seed, parse_viewport, url_logins
 from archive.keys import load_private_key, p256_notice, passphrase_from_env_or_prompt, is_encrypted_pem, read_key_file
 from archive.cli.timestamp import print_timestamps
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
+from archive.capture.login import Credentials
+from archive.profiles.passphrase import PROFILE_PASSPHRASE_ENV
+from archive.profiles.vault import open_for_capture
+from archive.logins import session_advice
 from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, resume_capture, run_capture, saved_request
 from archive.resumeoptions import OVERRIDE_FLAG, absolute_address, merge
 from archive.seal.sign import Signer
@@ -144,9 +149,74 @@ def register(sub) -> None:
     m.add_argument("--media-live", type=duration, metavar="SECONDS",
                    help="record this long of a live stream (default: recorded as live, not captured)")
     m.add_argument("--media-cookies", metavar="FILE",
-                   help="cookies.txt (Netscape format) for yt-dlp, for media behind a login; "
-                        "never sealed: the Cookie headers sent are redacted in the WARC")
+                   help="like --cookies, for the media downloads only (kept for earlier scripts "
+                        "and job files; --cookies serves the crawl, the browser and media alike)")
+    login = p.add_argument_group("behind a login (never sealed: docs/logins.md)")
+    login.add_argument("--cookies", metavar="FILE",
+                       help="cookies.txt (Netscape format, as browser extensions export it): each "
+                            "cookie sent only to the domains and paths it names; read at the start, "
+                            "never stored; the Cookie headers sent are redacted in the WARC")
+    login.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                       help="an extra request header (repeatable); a secret one (Authorization, "
+                            "Cookie, or named by --secret-header) goes to the seeds' hosts only "
+                            "and its value is redacted in the WARC")
+    login.add_argument("--secret-header", action="append", default=[], metavar="NAME",
+                       help="a request header whose value is a secret, redacted in every request "
+                            "record (repeatable; Authorization and Cookie always are)")
+    login.add_argument("--logged-out-url", action="append", default=[], metavar="REGEX", type=regex,
+                       help="a page redirected to, or answered at, a URL matching REGEX is recorded "
+                            "as \"logged out\", not as content (repeatable; a login/signin path "
+                            "always is)")
+    login.add_argument("--logged-out-selector", action="append", default=[], metavar="CSS",
+                       type=css_selector,
+                       help="a page showing an element matching CSS is recorded as \"logged out\" "
+                            "(repeatable; with credentials, a form with a password field always is)")
+    login.add_argument("--profile", metavar="DIR",
+                       help="log in with this browser profile (`archive profile create`) for "
+                            "--browser and --media capture; its cookies are redacted in the WARC")
+    login.add_argument("--profile-passphrase-file", metavar="FILE",
+                       help=f"read the profile's passphrase from FILE (default: ${PROFILE_PASSPHRASE_ENV}, "
+                            "else asked for)")
     p.set_defaults(run=run)
+
+
+def css_selector(text: str) -> str:
+    try:
+        return check_selector(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def seeds_and_logins(urls: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The seeds without credentials, and the credentials they carried (by origin)."""
+    try:
+        parsed = [parse_seed(u) for u in urls]
+        return [url for url, _ in parsed], url_logins(parsed)
+    except ValueError as exc:
+        raise ArchiveError(str(exc)) from None
+
+
+def profile_login(args, resumed: CaptureRequest | None = None) -> Credentials | None:
+    """The browser profile the capture logs in with (a resumed capture: the one it was
+    started with), opened before anything is fetched: a wrong passphrase captures nothing."""
+    if resumed is not None:
+        if args.profile:
+            raise ArchiveError("--profile: a resumed capture logs in with the profile it was started with")
+        folder = resumed.profile
+    else:
+        folder = args.profile
+        if folder and not (args.browser or args.media):
+            raise ArchiveError("--profile logs in the browser and media downloads: give --browser or --media")
+        if folder and (args.media_cookies or args.cookies):
+            flag = "--cookies" if args.cookies else "--media-cookies"
+            raise ArchiveError(f"--profile and {flag}: give one login, not two")
+        if folder and args.redis:
+            raise ArchiveError("--profile with --redis: a shared crawl's workers cannot open the profile")
+    if not folder:
+        if args.profile_passphrase_file:
+            raise ArchiveError("--profile-passphrase-file goes with --profile")
+        return None
+    return open_for_capture(folder, args.profile_passphrase_file)
 
 
 MEDIA_ONLY = ("media_max_size", "media_format", "media_live", "media_cookies")
@@ -275,13 +345,15 @@ def run(args) -> int:
         raise ArchiveError("give seed URLs, or --resume CAPTURE_DIR (not both)")
     if args.override_saved and not args.resume:
         raise ArchiveError(f"{OVERRIDE_FLAG} goes with --resume")
-    seeds = [sealed_url(u) for u in args.urls]
+    seeds, logins = seeds_and_logins(args.urls)
     redis = redis_url(args.redis)
     if args.processes > 1 and not redis:
         raise ArchiveError("--processes needs --redis (the processes share the crawl through it)")
     tsas = [sealed_url(u) for u in args.tsa]
     browser = page_options(args)
     media = media_options(args)
+    credentials = profile_login(args, saved_request(Path(args.resume))[1] if args.resume and
+                        Path(args.resume).is_dir() else None)
     progress = Progress(not args.quiet and not args.json)
 
     def on_upload(sent: int, total: int) -> None:
@@ -307,7 +379,9 @@ def run(args) -> int:
         dedup=not args.no_dedup, max_redirects=args.max_redirects, browser=browser,
         allow_private_addresses=args.allow_private_addresses,
         allow_metadata_addresses=args.allow_metadata_addresses,
-        media=media,
+        media=media, cookies=str(Path(args.cookies).resolve()) if args.cookies else None,
+        headers=args.header, secret_headers=args.secret_header, url_logins=logins,
+        logged_out_url=args.logged_out_url, logged_out_selector=args.logged_out_selector,
     )
     request = CaptureRequest(
         crawl=options, operator=args.operator or default_operator(),
@@ -316,6 +390,8 @@ def run(args) -> int:
         tsa_timeout=args.tsa_timeout or TSA_TIMEOUT, dedup_against=args.dedup_against,
         text=not args.no_text, origin={} if args.resume else _origin(args, store, signer),
         redis=redis, processes=max(1, args.processes), lease=max(1.0, args.lease),
+        profile=os.path.abspath(args.profile) if args.profile else None,
+        profile_identity=credentials.identity if credentials else None,
     )
 
     started = time.monotonic()
@@ -338,9 +414,10 @@ def run(args) -> int:
             # the crawl's own options were saved with it, and so were where it goes and
             # who signs it (changed only with --override-saved)
             result = resume_capture(Path(args.resume), store, signer, on_progress, changes, args.catalog,
-                                    redis=redis_url(args.redis) if args.redis else None)
+                                    redis=redis_url(args.redis) if args.redis else None,
+                                    credentials=credentials)
         else:
-            result = run_capture(request, store, signer, on_progress, args.catalog)
+            result = run_capture(request, store, signer, on_progress, args.catalog, credentials)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -368,6 +445,14 @@ def run(args) -> int:
             print(f"cut back {cut['groups']} fetches journaled before {cut['at']} had lost "
                   "their records on disk (a power failure) and were fetched again")
         print_timestamps(result.timestamps, result.capture_id)
+        for wall in result.logged_out:
+            print(f"logged out {wall['url']}: {wall['error'].removeprefix('logged out: ')}")
+    if result.logged_out:
+        print(f"archive: warning: {len(result.logged_out)} page(s) answered with a login wall "
+              "(recorded as \"logged out\", not as content): the session has expired or the "
+              "cookies are not the right ones", file=sys.stderr)
+    if result.session_cookies:
+        print(f"archive: warning: {session_advice(result.session_cookies)}", file=sys.stderr)
     for warning in result.warnings:
         print(f"archive: warning: {warning}", file=sys.stderr)
     if result.custody_problems:

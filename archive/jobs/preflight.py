@@ -10,6 +10,7 @@ from archive.errors import ArchiveError
 from archive.files import read_at_most
 from archive.jobs.spec import JobFileError, JobPart, JobSpec, Problem
 from archive.keys import is_encrypted_pem, load_private_key, read_key_file
+from archive.profiles.vault import open_named
 from archive.seal.sign import Signer
 from archive.store.address import StoreOptions, open_store
 from archive.store.s3 import Retention
@@ -98,6 +99,23 @@ def store_problems(spec: JobSpec | JobPart) -> tuple[object, list[Problem]]:
         return None, [Problem(spec.line_of("store"), f"store unreachable: {exc}")]
 
 
+def profile_problems(spec: JobSpec) -> list[Problem]:
+    """Why the job's browser profile cannot be opened (its passphrase, its file), if it
+    cannot: said by `jobs check`, not first by a run at night. (A profile whose session
+    has expired opens: a run fails on it, and notifies.)"""
+    crawl = spec.crawl
+    if crawl.profile is None:
+        return []
+    try:
+        open_named(crawl.profile, crawl.profile_passphrase_file, crawl.profile_passphrase_env)
+        return []
+    except ArchiveError as exc:
+        key = ("crawl.profile_passphrase_env" if crawl.profile_passphrase_env and "variable" in str(exc)
+               else "crawl.profile_passphrase_file" if crawl.profile_passphrase_file and "passphrase file" in str(exc)
+               else "crawl.profile")
+        return [Problem(spec.line_of(key) or spec.line_of("crawl"), f"profile: {exc}")]
+
+
 def part_problems(part: JobPart) -> list[Problem]:
     """What preflight finds in the valid part of a job file that has other problems."""
     problems = []
@@ -112,7 +130,7 @@ def preflight(spec: JobSpec) -> tuple[Signer | None, object]:
     """(signer, store) for a run, or JobFileError with every problem and its line."""
     signer, problems = signing_problems(spec)
     store, more = store_problems(spec)
-    problems += more
+    problems += more + profile_problems(spec)
     if problems:
         raise JobFileError(spec.path, problems)
     return signer, store

@@ -21,6 +21,7 @@ from archive.custody.log import CustodyLog
 from archive.errors import ArchiveError, NotFound
 from archive.hashing import file_sha256
 from archive.ids import is_capture_id
+from archive.capture.login import Credentials
 from archive.pipeline import CaptureResult, put_sealed, resume_capture
 from archive.seal.sign import Signer
 from archive.errors import CannotCheck
@@ -107,7 +108,8 @@ def store_sealed(store, signer: Signer | None, leftover: dict, keep_local: bool,
 
 
 def resume_unsealed(found: list[dict], store, signer: Signer | None,
-                    on_progress: Callable | None = None) -> tuple[CaptureResult | None, list[dict]]:
+                    on_progress: Callable | None = None,
+                    credentials: Credentials | None = None) -> tuple[CaptureResult | None, list[dict]]:
     """Finish the oldest unsealed leftover that can be finished: (its result or None, the
     leftovers with what happened to each: `resumed` address or `not_resumed` reason).
 
@@ -122,7 +124,7 @@ def resume_unsealed(found: list[dict], store, signer: Signer | None,
             updated.append(left)
             continue
         try:
-            result = resume_capture(Path(left["path"]), store, signer, on_progress)
+            result = resume_capture(Path(left["path"]), store, signer, on_progress, credentials=credentials)
         except ArchiveError as exc:
             updated.append({**left, "not_resumed": f"{exc}; kept"})
         except Exception as exc:  # noqa: BLE001 - one bad folder must not stop the job

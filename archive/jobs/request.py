@@ -7,10 +7,12 @@ from pathlib import Path
 
 from archive.capture.crawl import CrawlOptions
 from archive.capture.fetch import DEFAULT_USER_AGENT
+from archive.capture.login import Credentials
 from archive.capture.mediaoptions import MediaOptions
 from archive.capture.pageoptions import PageOptions
 from archive.jobs.spec import JobSpec
 from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest
+from archive.profiles.vault import open_for_capture
 from archive.redisconn import redis_url
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT
 from archive.warc.records import default_operator
@@ -42,8 +44,10 @@ def media_options(spec: JobSpec) -> MediaOptions | None:
                         cookies=str(crawl.media_cookies) if crawl.media_cookies else None)
 
 
-def capture_request(spec: JobSpec, previous: str | None = None) -> CaptureRequest:
-    """The pipeline request for one run of `spec`.
+def capture_request(spec: JobSpec, previous: str | None = None,
+                    credentials: Credentials | None = None) -> CaptureRequest:
+    """The pipeline request for one run of `spec` (logged in with `credentials`, the
+    job's profile opened by job_login).
 
     `previous`: the job's last stored capture id; with `dedup` (the default) payloads
     unchanged since it are stored as revisit records pointing into it.
@@ -60,6 +64,9 @@ def capture_request(spec: JobSpec, previous: str | None = None) -> CaptureReques
         dedup=crawl.dedup, browser=page_options(spec), media=media_options(spec),
         allow_private_addresses=crawl.allow_private_addresses,
         allow_metadata_addresses=crawl.allow_metadata_addresses,
+        cookies=str(crawl.cookies) if crawl.cookies else None, headers=list(crawl.headers),
+        secret_headers=list(crawl.secret_headers), url_logins=dict(spec.url_logins),
+        logged_out_url=list(crawl.logged_out_url), logged_out_selector=list(crawl.logged_out_selector),
     )
     return CaptureRequest(
         crawl=options, operator=spec.operator or default_operator(),
@@ -68,4 +75,15 @@ def capture_request(spec: JobSpec, previous: str | None = None) -> CaptureReques
         dedup_against=previous if crawl.dedup else None,
         tsa=list(spec.tsa), tsa_timeout=spec.tsa_timeout or TSA_TIMEOUT, text=crawl.text,
         redis=redis_url(spec.run.redis), processes=spec.run.processes, lease=max(1.0, spec.run.lease),
+        profile=str(crawl.profile) if crawl.profile else None,
+        profile_identity=credentials.identity if credentials else None,
     )
+
+
+def job_login(spec: JobSpec) -> Credentials | None:
+    """The browser profile the job logs in with (None without one), its passphrase from
+    the variable or file the job names: opened before anything is fetched."""
+    crawl = spec.crawl
+    if crawl.profile is None:
+        return None
+    return open_for_capture(crawl.profile, crawl.profile_passphrase_file, crawl.profile_passphrase_env)

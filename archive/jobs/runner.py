@@ -18,7 +18,7 @@ from archive.errors import ArchiveError
 from archive.jobs.lock import JobLock
 from archive.jobs.notify import notify, wanted
 from archive.jobs.recover import UNSTORED, leftovers, resume_unsealed, store_sealed
-from archive.jobs.request import capture_request, job_work_dir
+from archive.jobs.request import capture_request, job_login, job_work_dir
 from archive.jobs.spec import JobSpec
 from archive.jobs.state import JobState, new_run_id
 from archive.pipeline import run_capture
@@ -114,12 +114,15 @@ def run_job(
         })
         try:
             result = None
+            credentials = job_login(spec)      # a wrong passphrase: the run fails, nothing fetched
             if spec.run.resume:
-                result, outcome.unfinished = resume_unsealed(outcome.unfinished, store, signer, on_progress)
+                result, outcome.unfinished = resume_unsealed(outcome.unfinished, store, signer, on_progress,
+                                                             credentials)
                 outcome.resumed = result is not None
             if result is None:
                 outcome.dedup_against = _dedup_base(spec, store, outcome)
-                result = run_capture(capture_request(spec, outcome.dedup_against), store, signer, on_progress)
+                result = run_capture(capture_request(spec, outcome.dedup_against, credentials), store, signer,
+                                     on_progress, credentials=credentials)
         except (Terminated, KeyboardInterrupt) as exc:
             outcome.status = "interrupted"
             outcome.error = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
@@ -131,6 +134,12 @@ def run_job(
         else:
             outcome.status, outcome.capture = "ok", result.to_dict()
             outcome.problems += result.custody_problems
+            if result.logged_out:
+                # a job's session expires unattended: whoever hears of failures hears of it
+                outcome.problems.append(
+                    f"session expired: {len(result.logged_out)} page(s) answered with a login wall "
+                    f"(first {result.logged_out[0]['url']}): recorded as \"logged out\"; renew the "
+                    "cookies (or credentials) the job file names")
             if result.nothing_captured:
                 # stored (that the pages could not be reached is evidence), but a failed run
                 outcome.status, outcome.error = "failed", result.nothing_captured_line()

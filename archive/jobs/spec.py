@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from archive.capture import credentials
 from archive.capture.crawl import LEAST, CrawlOptions
+from archive.capture.loginwall import check_selector
 from archive.capture.mediaoptions import DEFAULT_MAX_SIZE as MEDIA_MAX_SIZE
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
@@ -27,7 +29,8 @@ from archive.capture.sharedcrawl import DEFAULT_LEASE
 from archive.errors import ArchiveError
 from archive.jobs.schedule import Schedule, parse_schedule
 from archive.values import (
-    parse_duration, parse_http_url, parse_regex, parse_sealed_url, parse_size, parse_viewport,
+    parse_duration, parse_http_url, parse_regex, parse_sealed_url, parse_seed, parse_size, parse_viewport,
+    url_logins,
 )
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -101,6 +104,15 @@ class CrawlSpec:
     media_format: str | None = None   # a yt-dlp format selector
     media_live: float | None = None   # seconds of a live stream to record
     media_cookies: Path | None = None  # cookies.txt for yt-dlp (never sealed)
+    # behind a login (as --cookies, --header, --secret-header, --logged-out-url/-selector)
+    cookies: Path | None = None       # cookies.txt, read when each run starts (never sealed)
+    headers: list[str] = field(default_factory=list)          # "Name: value"
+    secret_headers: list[str] = field(default_factory=list)
+    logged_out_url: list[str] = field(default_factory=list)
+    logged_out_selector: list[str] = field(default_factory=list)
+    profile: Path | None = None   # a browser profile (`archive profile create`) for browser and media
+    profile_passphrase_env: str | None = None    # where its passphrase is: a variable
+    profile_passphrase_file: Path | None = None  # or a file
 
 
 @dataclass
@@ -142,7 +154,7 @@ class RunSpec:
 class JobSpec:
     path: Path
     name: str
-    seeds: list[str]
+    seeds: list[str]                 # without the credentials a seed URL carried
     store: str
     endpoint_url: str | None = None                   # S3 endpoint (default: the AWS chain's)
     schedule: Schedule | None = None
@@ -157,6 +169,7 @@ class JobSpec:
     retention: RetentionSpec = field(default_factory=RetentionSpec)
     notify: NotifySpec = field(default_factory=NotifySpec)
     run: RunSpec = field(default_factory=RunSpec)
+    url_logins: dict = field(default_factory=dict)    # origin -> Authorization from a seed URL
     lines: dict[str, int] = field(default_factory=dict, repr=False)
 
     def line_of(self, key: str) -> int | None:
@@ -311,10 +324,33 @@ def sealed_urls(value, base):
 
 
 def seeds(value, base):
-    urls = sealed_urls(value, base)
+    """(URL, Authorization or None) pairs: credentials in a seed URL become a header."""
+    urls = [parse_seed(item) for item in text_list(value, base)]
     if not urls:
         raise ValueError("must list at least one URL")
+    url_logins(urls)        # one login per site
     return urls
+
+
+def header_list(value, base):
+    items = text_list(value, base)
+    try:
+        credentials.check_headers(items, [])
+    except credentials.CredentialsError as exc:
+        raise ValueError(str(exc).replace("--header ", "")) from None
+    return items
+
+
+def header_names(value, base):
+    items = text_list(value, base)
+    try:
+        return [credentials.parse_header_name(item) for item in items]
+    except credentials.CredentialsError as exc:
+        raise ValueError(str(exc).replace("--secret-header ", "")) from None
+
+
+def selector_list(value, base):
+    return [check_selector(item) for item in text_list(value, base)]
 
 
 def path(value, base):
@@ -399,6 +435,9 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "wait_for": non_empty_text, "wait": pause, "scroll": boolean, "page_timeout": duration,
         "media": boolean, "media_max_size": size, "media_format": non_empty_text,
         "media_live": duration, "media_cookies": path,
+        "cookies": path, "headers": header_list, "secret_headers": header_names,
+        "logged_out_url": regex_list, "logged_out_selector": selector_list,
+        "profile": path, "profile_passphrase_env": env_name, "profile_passphrase_file": path,
     },
     "signing": {
         "key": path, "passphrase_env": env_name, "passphrase_file": path, "unsigned": boolean,
@@ -487,7 +526,8 @@ def parse_job(path: str | Path) -> tuple[JobSpec | None, list[Problem]]:
 
     schedule = parse_schedule(top.get("schedule"), top.get("every"), top.get("timezone"))
     spec = JobSpec(
-        path=path, name=top.get("name", _default_name(path)), seeds=top["seeds"],
+        path=path, name=top.get("name", _default_name(path)), seeds=[url for url, _ in top["seeds"]],
+        url_logins=url_logins(top["seeds"]),
         store=top["store"], endpoint_url=top.get("endpoint_url"), schedule=schedule, operator=top.get("operator"),
         title=top.get("title", ""), work_dir=top.get("work_dir"),
         keep_local=top.get("keep_local", False),
@@ -613,6 +653,7 @@ def _cross_checks(values: dict, lines: dict, data: dict) -> list[Problem]:
     if not crawl.get("media"):
         problems += [Problem(lines.get(f"crawl.{key}"), f"'crawl.{key}' applies with media = true only")
                      for key in MEDIA_ONLY if key in crawl]
+    problems += _profile_checks(crawl, lines)
     retention = values["retention"]
     if (retention.get("retain_days") or retention.get("legal_hold")) and "store" in top \
             and not top["store"].startswith("s3://"):
@@ -626,6 +667,26 @@ def _cross_checks(values: dict, lines: dict, data: dict) -> list[Problem]:
         "webhook" in data["notify"] or "command" in data["notify"]
     ):
         problems.append(Problem(lines.get("notify"), "[notify] needs a 'webhook' or a 'command'"))
+    return problems
+
+
+def _profile_checks(crawl: dict, lines: dict) -> list[Problem]:
+    """A profile logs in the browser and the media downloads, with one passphrase source."""
+    problems = []
+    if "profile" in crawl and not (crawl.get("browser") or crawl.get("media")):
+        problems.append(Problem(lines.get("crawl.profile"),
+                                "'crawl.profile' logs in the browser and media downloads: "
+                                "add browser = true or media = true"))
+    for other in ("media_cookies", "cookies"):
+        if "profile" in crawl and other in crawl:
+            problems.append(Problem(lines.get(f"crawl.{other}"),
+                                    f"give either 'profile' or '{other}', not both"))
+    if "profile_passphrase_env" in crawl and "profile_passphrase_file" in crawl:
+        problems.append(Problem(lines.get("crawl.profile_passphrase_file"),
+                                "give either 'profile_passphrase_env' or 'profile_passphrase_file', not both"))
+    problems += [Problem(lines.get(f"crawl.{key}"), f"'crawl.{key}' applies with a 'profile' only")
+                 for key in ("profile_passphrase_env", "profile_passphrase_file")
+                 if key in crawl and "profile" not in crawl]
     return problems
 
 

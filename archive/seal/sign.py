@@ -12,6 +12,8 @@ verification compares it with the keys the user gives.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -146,6 +148,13 @@ class Signer:
 
     def public_pem(self) -> bytes:
         return public_pem(self._key.public_key())
+
+    def derived_secret(self, label: bytes) -> bytes:
+        """A secret derived from the private key for one purpose (`label`): HMAC-SHA256 of
+        the label under the private scalar. The same key always gives the same secret, and
+        the secret reveals nothing of the key (e.g. the key of redaction digests)."""
+        scalar = self._key.private_numbers().private_value
+        return hmac.new(scalar.to_bytes(66, "big"), label, hashlib.sha256).digest()
 
     @property
     def curve(self) -> str:

@@ -87,6 +87,7 @@ def facts(report: Report) -> list[tuple[str, str]]:
                   "on disk in a power failure" if c.get("redone") else "")
         rows.append(("resumed", f"{count(c['resumed'], 'time')} after the capturing process "
                                 f"stopped{redone}"))
+    rows += login_rows(c)
     signer = signer_line(report)
     if signer:
         rows.append(("signed by", signer))
@@ -97,6 +98,32 @@ def facts(report: Report) -> list[tuple[str, str]]:
                              "(trusted timestamp, RFC 3161, by "
                      f"{(trusted or {}).get('authority') or 'a TSA you trust'})"
                      if report.time.get("trusted") else "no trusted time (no timestamp from a TSA you trust)"))
+    return rows
+
+
+def login_rows(c: dict) -> list[tuple[str, str]]:
+    """Which identity a capture behind a login used, and what that means for its session."""
+    rows = []
+    ident = c.get("identity") or {}
+    source = (f"cookies from {ident['cookieFile']}" if ident.get("cookieFile")
+              else f"the browser profile {ident['profile']}" if ident.get("profile") else None)
+    if source:
+        rows.append(("logged in", f"{source} for "
+                                  f"{', '.join(ident.get('cookieDomains') or ['?'])} (cookie names "
+                                  f"sha256 {ident.get('cookieNamesSha256', '?')})"))
+    if ident.get("localStorageOrigins"):
+        rows.append(("local storage", "the browser started with local storage of "
+                                      f"{', '.join(ident['localStorageOrigins'])} (never sealed)"))
+    for label, key in (("secret headers", "secretHeaders"), ("URL logins", "urlCredentials")):
+        if ident.get(key):
+            rows.append((label, ", ".join(ident[key])))
+    if c.get("redacted"):
+        rows.append(("redacted", f"{count(c['redacted'], 'request record')} with secret header values "
+                                 "replaced by keyed digests (credentials are never sealed); key "
+                                 f"{c.get('redactionKey') or 'not said'}"))
+    if c.get("sessionCookies"):
+        rows.append(("session", f"the capture received session cookies ({', '.join(c['sessionCookies'])}): "
+                                "whoever holds this file holds that session; end it (log out)"))
     return rows
 
 

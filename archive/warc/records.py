@@ -24,12 +24,29 @@ def default_operator() -> str:
 
 
 _URL_PASSWORD = re.compile(r"(://[^/@:\s]*):[^@/\s]*@")
+_HTTP_USERINFO = re.compile(r"(https?://)[^/@\s]+@", re.I)
+
+
+def _header_shown(text: str) -> str:
+    name, sep, _ = text.partition(":")
+    return f"{name}: ***" if sep else "***"
 
 
 def redacted_command(argv: list[str]) -> str:
     """The command line as recorded: a password inside a URL (`redis://:secret@host`)
-    becomes `***`; secrets are never sealed."""
-    return _URL_PASSWORD.sub(r"\1:***@", " ".join(argv))
+    becomes `***`, and so does a user name alone, and every --header value; secrets are
+    never sealed."""
+    shown, after_header = [], False
+    for arg in argv:
+        if after_header:
+            arg, after_header = _header_shown(arg), False
+        elif arg == "--header":
+            after_header = True
+        elif arg.startswith("--header="):
+            arg = "--header=" + _header_shown(arg[len("--header="):])
+        shown.append(arg)
+    # an http(s) URL's user and password both go (a seed's login); another URL's password
+    return _URL_PASSWORD.sub(r"\1:***@", _HTTP_USERINFO.sub(r"\1***@", " ".join(shown)))
 
 
 def warcinfo_fields(

@@ -122,10 +122,11 @@ class RunningBrowser:
 
 
 async def launch(running: RunningBrowser, executable: str, ca_spki_hash: str, proxy_url: str,
-                 viewport: dict, user_agent: str | None) -> None:
+                 viewport: dict, user_agent: str | None, storage_state: dict | None = None) -> None:
     """Start headless Chromium into `running` (closing it closes what did start), trusting
     the capture's CA (`ca_spki_hash`), its own requests sent to a port where nothing
-    listens and the pages' to `proxy_url`."""
+    listens and the pages' to `proxy_url`; logged in with `storage_state` (Playwright's:
+    cookies and local storage, from a profile or a cookies file), when given."""
     running.dead_end = socket.socket()
     running.dead_end.bind(("127.0.0.1", 0))     # bound, never listening: refuses
     running.playwright = await async_playwright().start()
@@ -153,6 +154,7 @@ async def launch(running: RunningBrowser, executable: str, ca_spki_hash: str, pr
             accept_downloads=False,
             # The pages' requests (loopback too: Playwright adds <-loopback>).
             proxy={"server": proxy_url},
+            storage_state=storage_state,
         )
     except PlaywrightError as exc:
         raise ArchiveError(f"could not start Chromium ({executable}): {first_line(exc)}") from None

@@ -194,9 +194,10 @@ def settle_address(result: BrowserPageResult, documents: list[tuple[str, int]], 
 
 
 async def snapshot(page, result: BrowserPageResult, timeout: float, keep: Keep,
-                   find_media: bool) -> None:
+                   find_media: bool, login_wall: Callable[[str, bytes], str | None] | None = None) -> None:
     """The rendered DOM and a full-page screenshot, kept as resource records (taken even
-    after the page timed out, each within `timeout` seconds)."""
+    after the page timed out, each within `timeout` seconds). `login_wall`: (URL, DOM) ->
+    why the rendered page is a login wall (capture.loginwall), or None."""
     try:
         result.title = await bounded(page.title(), timeout) or None
         dom = (await bounded(page.content(), timeout)).encode("utf-8")
@@ -210,6 +211,8 @@ async def snapshot(page, result: BrowserPageResult, timeout: float, keep: Keep,
     else:
         result.dom = keep(f"urn:dom:{result.final_url}", dom, DOM_TYPE)
         result.outlinks = extract_html(dom, result.final_url).pages
+        if login_wall is not None:
+            result.login_wall = login_wall(result.final_url, dom)
         if find_media:
             result.media += find_in_html(dom, result.final_url, frames=result.frames,
                                          extras=result.media_extras)

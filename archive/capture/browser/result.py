@@ -40,6 +40,7 @@ class BrowserPageResult:
     media: list[str] = field(default_factory=list)        # video and audio found (find_media)
     frames: list[str] = field(default_factory=list)       # its frames' URLs (find_media)
     media_extras: dict = field(default_factory=dict)      # posters, subtitle tracks (find_media)
+    login_wall: str | None = None      # why the rendered page is a login wall, not the content
 
 
 def page_entry(result: BrowserPageResult) -> dict:

@@ -27,9 +27,11 @@ from archive.capture.browser.result import BrowserPageResult
 from archive.capture.browser.traffic import MAIN_DOCUMENT_WAIT, PageTraffic, Seen, judge
 from archive.capture.dedup import Dedup
 from archive.capture.exchange import Recorded, write_for_sink
+from archive.capture.redaction import Redaction
 from archive.capture.pageoptions import PageOptions
 from archive.capture.proxy import InterceptionCA, ProxyOptions, RecordingProxy, Refused
 from archive.capture.recorder import FetchResult
+from archive.capture.redaction import Redaction
 from archive.errors import ArchiveError
 from archive.warc.writer import RecordRef, WarcWriter
 
@@ -47,6 +49,13 @@ class BrowserOptions:
     spool_dir: str | None = None
     policy: AddressPolicy | None = None  # addresses the proxy may connect to (default: public only)
     find_media: bool = False           # list the video and audio of each page (--media)
+    # a login's cookies and local storage (Playwright's storage state, from a profile or a
+    # cookies file): the browser starts with them; held in memory, never written anywhere
+    storage_state: dict | None = field(default=None, repr=False)
+    redaction: Redaction | None = None   # secret request headers never sealed (the crawl's)
+    extra_headers: Callable[[str], dict | None] | None = None   # URL -> headers the proxy adds
+    # (URL, rendered DOM) -> why the page is a login wall, or None (capture.loginwall)
+    login_wall: Callable[[str, bytes], str | None] | None = None
 
 
 class BrowserSession:
@@ -98,6 +107,7 @@ class BrowserSession:
         self._proxy = RecordingProxy(self, self._ca, ProxyOptions(
             timeout=o.fetch_timeout, max_body=o.max_body, verify_tls=o.verify_tls,
             spool_dir=o.spool_dir, policy=o.policy or AddressPolicy(),
+            extra_headers=o.extra_headers,
         )).start()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -109,7 +119,8 @@ class BrowserSession:
             page = o.page
             self._call(launch(
                 self._browser, self._executable, self._ca.spki_hash, self._proxy.url,
-                {"width": page.viewport_width, "height": page.viewport_height}, o.user_agent))
+                {"width": page.viewport_width, "height": page.viewport_height}, o.user_agent,
+                o.storage_state))
             self.version = self._browser.version
         except BaseException:
             self.close()
@@ -163,7 +174,8 @@ class BrowserSession:
         return traffic
 
     def end(self, traffic: PageTraffic | None, result: FetchResult, notes: dict) -> None:
-        written = write_for_sink(self.writer, self.record, result, notes, self.dedup, self._failures)
+        written = write_for_sink(self.writer, self.record, result, notes, self.dedup, self._failures,
+                                 self.options.redaction)
         if traffic is not None:
             traffic.ended(Seen(
                 result.url, result.status, result.error, result.error_kind,
@@ -233,7 +245,8 @@ class BrowserSession:
         await judge(traffic, result, navigation_error, documents[-1] if documents else None)
         if result.status is not None and navigation_error is None:
             keep = partial(self._keep, result)
-            await driver.snapshot(page, result, opts.snapshot_timeout, keep, self.options.find_media)
+            await driver.snapshot(page, result, opts.snapshot_timeout, keep, self.options.find_media,
+                                  self.options.login_wall)
             if navigations.commits != commits:
                 # Named after the page it was, they may show the page it went on to.
                 result.notes.append(f"the page went on to {urldefrag(page.url)[0]} while it was "

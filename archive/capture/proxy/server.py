@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 from urllib.parse import urlsplit
 
 import requests.certs
@@ -62,6 +62,9 @@ class ProxyOptions:
     # what the page needed all the same); False: it is cut there (a media downloader
     # that gave up on a file too large must not have us fetch it whole).
     finish_abandoned: bool = True
+    # extra request headers for a URL (--header, a seed URL's credentials), set over the
+    # client's own of the same name
+    extra_headers: Callable[[str], dict | None] | None = None
 
 
 class ExchangeSink(Protocol):
@@ -253,16 +256,20 @@ class _ClientConnection:
             self.proxy._forget(upstream.sock)
             upstream.sock.close()
 
-    def _request_bytes(self, method: str, path: str, head: Head, body: bytes) -> bytes:
+    def _request_bytes(self, method: str, path: str, head: Head, body: bytes, url: str) -> bytes:
         lines = [f"{method} {path} HTTP/1.1\r\n"]
         encoding = self.proxy.options.accept_encoding
+        adding = self.proxy.options.extra_headers
+        extra = (adding(url) if adding else None) or {}
+        replaced = {name.lower() for name in extra}
         for name, value in head.fields:
             lower = name.lower()
-            if lower in PROXY_HEADERS:
+            if lower in PROXY_HEADERS or lower in replaced:
                 continue
             if lower == "accept-encoding" and encoding:
                 value = encoding
             lines.append(f"{name}: {value}\r\n")
+        lines += [f"{name}: {value}\r\n" for name, value in extra.items()]
         lines.append("\r\n")
         return "".join(lines).encode("latin-1") + body
 
@@ -277,7 +284,7 @@ class _ClientConnection:
         except Refused as exc:
             self._refuse(url, str(exc))
             return False
-        request = self._request_bytes(method, path, head, body)
+        request = self._request_bytes(method, path, head, body, url)
         for attempt in (1, 2):
             outcome = _Exchange(self, scheme, host, port, url, method, request)
             with self.proxy._lock:

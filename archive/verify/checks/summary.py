@@ -47,8 +47,27 @@ def capture_summary(datapackage: dict, evidence: dict, warcs: list[WarcResult], 
         "resumed": plain_count(len(resumed)) if isinstance(resumed := evidence.get("resumed"), list) else None,
         "redone": _redone(evidence.get("cutBack"), plain_count),
         "failures": _failures(evidence.get("failures"), pages.pages if isinstance(pages, PagesSink) else []),
+        **_credentials(evidence.get("credentials"), plain_count),
     }
     return {k: v for k, v in summary.items() if v is not None}
+
+
+def _credentials(creds, plain_count) -> dict:
+    """Which identity the capture used, how many request header values it redacted, and
+    the session cookies it received (names only: the file may say anything)."""
+    if not isinstance(creds, dict):
+        return {}
+    ident = creds.get("identity") if isinstance(creds.get("identity"), dict) else {}
+    redaction = creds.get("redaction") if isinstance(creds.get("redaction"), dict) else {}
+    sessions = creds.get("sessionCookies") if isinstance(creds.get("sessionCookies"), list) else []
+    out = {
+        "identity": {k: v for k, v in ident.items()
+                     if isinstance(v, str) or (isinstance(v, list) and all(isinstance(i, str) for i in v))},
+        "redacted": plain_count(redaction.get("requests")),
+        "redactionKey": text_field(redaction.get("digestKey")),
+        "sessionCookies": [c["name"] for c in sessions if isinstance(c, dict) and isinstance(c.get("name"), str)],
+    }
+    return {k: v for k, v in out.items() if v}
 
 
 def _failures(listed, pages: list[dict]) -> list[dict]:

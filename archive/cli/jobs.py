@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from archive import utctime
 from archive.cli.common import Progress, at_least, human_bytes, print_json
 from archive.cli.capture_result import print_capture_result
 from archive.cli.sigterm import stop_on_sigterm
@@ -20,7 +21,7 @@ from archive.cli.common import duration as duration_arg
 from archive.errors import ArchiveError
 from archive.jobs.dispatch import Dispatch
 from archive.redisconn import REDIS_ENV, redis_url
-from archive.jobs.lock import JobBusy, iso_seconds, utcnow
+from archive.jobs.lock import JobBusy
 from archive.jobs.preflight import part_problems, preflight
 from archive.jobs.runner import Outcome, Terminated, run_job
 from archive.jobs.scheduler import Scheduler, exit_meaning, install_stop_handlers, log_line
@@ -108,9 +109,9 @@ def run_check(args) -> int:
         spec, problems = _check_one(path, args.offline)
         entry = {"file": str(path), "ok": not problems, "problems": problems}
         if spec is not None:
-            due = first_due(spec, None, utcnow())
+            due = first_due(spec, None, utctime.now())
             entry.update(job=spec.name, schedule=spec.schedule.describe() if spec.schedule else None,
-                         next_due=iso_seconds(due) if due else None)
+                         next_due=utctime.seconds(due) if due else None)
         results.append(entry)
     if args.json:
         print_json(results)

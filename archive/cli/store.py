@@ -7,7 +7,8 @@ import argparse
 from archive.cli.common import add_endpoint_option, add_store_arguments, print_json
 from archive.errors import ArchiveError
 from archive.store.address import StoreOptions
-from archive.store.s3 import LOCK_MODES, Retention, init_bucket, make_client, parse_s3_address
+from archive.store.base import LOCK_MODES, MAX_RETAIN_DAYS
+from archive.store.s3 import Retention, init_bucket, make_client, parse_s3_address
 
 
 def days(text: str) -> int:
@@ -15,8 +16,8 @@ def days(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
-    if not 1 <= value <= 36500:
-        raise argparse.ArgumentTypeError(f"retention must be 1 to 36500 days, not {value}")
+    if not 1 <= value <= MAX_RETAIN_DAYS:
+        raise argparse.ArgumentTypeError(f"retention must be 1 to {MAX_RETAIN_DAYS} days, not {value}")
     return value
 
 

@@ -24,6 +24,7 @@ from archive.capture.mediaoptions import DEFAULT_MAX_SIZE as MEDIA_MAX_SIZE
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
 from archive.redisconn import redis_url
+from archive.store.base import LOCK_MODES, MAX_RETAIN_DAYS
 from archive.capture.sharedcrawl import DEFAULT_LEASE
 from archive.errors import ArchiveError
 from archive.jobs.schedule import Schedule, parse_schedule
@@ -34,9 +35,7 @@ from archive.values import (
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 NOTIFY_WHEN = ("always", "changes", "failures")
-LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 DEFAULT_LOCK_EXPIRY = 600.0
-MAX_RETAIN_DAYS = 36500          # as `archive capture --retain-days`
 MAX_SECONDS = 3650 * 86400       # any duration in a job file: ten years
 
 

@@ -21,7 +21,7 @@ import redis
 
 from archive import __version__
 from archive.capture.frontier import Item
-from archive.capture.journal import CrawlState, CrawlStats, Journal
+from archive.capture.journal import CrawlState, CrawlStats, Journal, end_line, resume_line, seeds_line
 from archive.capture.redisfrontier import CRAWLS_KEY, crawl_prefix
 from archive.capture.sharedcrawl import (
     CrawlConfig, create_crawl, crawl_keys, new_epoch, new_worker_id, read_config,
@@ -69,8 +69,8 @@ class Coordinator:
         session = self.session
         if self.state is None:
             create_crawl(self.client, self.config)
-            self.journal.append({"t": "seeds", "epoch": self.config.epoch,
-                                 "queue": [Item(s, 0).to_json() for s in self.config.options["seeds"]]})
+            self.journal.append(seeds_line([Item(s, 0) for s in self.config.options["seeds"]],
+                                           self.config.epoch))
             self.known.update(self.config.options["seeds"])
             return
         held = read_config(self.client, session.capture_id)
@@ -91,8 +91,7 @@ class Coordinator:
                 self.client.delete(key)
             self.config.epoch = new_epoch()
             create_crawl(self.client, self.config, self.state)
-        self.journal.append({"t": "resume", "epoch": self.config.epoch,
-                             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        self.journal.append(resume_line(self.config.epoch))
 
     def start_processes(self, count: int) -> None:
         """`--processes N`: N-1 worker processes on this machine for this crawl."""
@@ -265,7 +264,7 @@ class Coordinator:
         left = [u for u in dict.fromkeys(left) if u not in self.done]
         reason = stop or ("max-pages" if left else None)
         self.stats.not_fetched = len(left)
-        self.journal.append({"t": "end", "stop": reason, "notFetched": left})
+        self.journal.append(end_line(reason, left))
 
 
 def run_shared(session, container: ContainerWriter, journal: Journal, state: CrawlState | None,

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Sequence
 
+from archive import utctime
 from archive.errors import ArchiveError, TooLarge
 from archive.hashing import parse_digest
 from archive.values import parse_json, printable, text_field
@@ -287,7 +288,7 @@ def when(ts: str | None) -> str:
     if not ts:
         return "an unknown time"
     moment = _moment(ts)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ts
+    return utctime.readable(moment) if moment else ts
 
 
 def _status(page: PageState) -> str:
@@ -412,7 +413,7 @@ def compare(earlier: CaptureSummary, later: CaptureSummary) -> Diff:
 TRANSFER_ONLY = "transfer-only"
 
 
-class Uncomparable(Exception):
+class Uncomparable(ArchiveError):
     """A page's content could not be read or decoded: the message says why."""
 
 

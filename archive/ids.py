@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime
+
+from archive import utctime
 
 CAPTURE_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-([0-9a-f]{8})$")
 
 
 def new_capture_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
-    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
+    return utctime.compact(now) + "-" + secrets.token_hex(4)
 
 
 def is_capture_id(value: str) -> bool:

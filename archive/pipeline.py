@@ -10,18 +10,21 @@ import socket
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
-from archive import SOFTWARE
+from archive import SOFTWARE, utctime
 from archive.capture.crawl import CrawlOptions, Crawler
 from archive.capture.login import Credentials
 from archive.capture.dedup import Dedup, EarlierCapture
 from archive.capture.loginwall import ERROR_KIND as LOGGED_OUT
 from archive.coordinator import check_shared_request, finish_shared, run_shared
 from archive.capture.sharedcrawl import DEFAULT_LEASE
-from archive.capture.journal import JOURNAL_NAME, CrawlState, CrawlStats, Journal, read_lines, replay
+from archive.capture.spill import SPILL_NAME, SpillFile
+from archive.capture.journal import (
+    JOURNAL_NAME, CrawlState, CrawlStats, Journal, cut_back, has_groups, positions, replay,
+)
 from archive.catalog.hooks import add_capture, pages_with_text
 from archive.custody.entry import CAPTURED, STORED, Actor
 from archive.custody.log import CustodyLog
@@ -34,7 +37,7 @@ from archive.wacz.zipwriter import ContainerChanged, ContainerWriter
 from archive.seal.sign import Signer
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT, make_timestamper
 from archive.seal.wacz import SealInput, seal
-from archive.store.base import Store
+from archive.store.base import Store, StoredCapture
 from archive.warc.records import default_operator, warcinfo_fields
 from archive.warc.writer import DEFAULT_MAX_SIZE, WARC_DIR, WarcFile, WarcWriter
 from archive.wacz.claims import read_claims
@@ -136,10 +139,6 @@ class CaptureResult:
         return {**asdict(self), "nothingCaptured": self.nothing_captured}
 
 
-def _iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _write_json(path: Path, data: dict) -> None:
     # 0600: a capture behind a login keeps its headers here, to be resumed with them
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
@@ -202,7 +201,7 @@ def run_capture(
     if request.redis:
         check_shared_request(request)
     earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
-    started = datetime.now(timezone.utc)
+    started = utctime.now()
     capture_id = new_capture_id(started)
     work = request.work_dir / capture_id
     held = None
@@ -213,7 +212,7 @@ def run_capture(
     try:
         held = _lock(work)
         _write_json(work / REQUEST_NAME, {
-            "captureId": capture_id, "started": _iso(started), "request": request.to_json(),
+            "captureId": capture_id, "started": utctime.seconds(started), "request": request.to_json(),
         })
         container = ContainerWriter(work / f"{capture_id}.wacz")
     except OSError as exc:      # a full or read-only disk: nothing was captured yet
@@ -232,7 +231,7 @@ def saved_request(work: Path) -> tuple[str, CaptureRequest, datetime]:
         saved = json.loads((Path(work) / REQUEST_NAME).read_text(encoding="utf-8"))
         capture_id = saved["captureId"]
         request = CaptureRequest.from_json(saved["request"], Path(work).parent)
-        started = datetime.strptime(saved["started"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        started = utctime.parse_seconds(saved["started"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ArchiveError(f"{work} is not a capture work folder ({exc})") from None
     return capture_id, request, started
@@ -276,7 +275,7 @@ def resume_capture(
             custody = CustodyLog(store, Actor(request.operator, signer))
             return _finish(request, store, _store(
                 Session(work, capture_id, started, request, None, catalog), store, signer,
-                sealed_path, sha, size, created, replay(work / JOURNAL_NAME), custody))
+                sealed_path, sha, size, created, replay(work / JOURNAL_NAME, sealing=True), custody))
         earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
         container, state = _take_up(work, sealed_path)
         if state.ended is None:
@@ -313,47 +312,31 @@ def _take_up(work: Path, sealed_path: Path) -> tuple[ContainerWriter, CrawlState
     too (their URLs are fetched again), and a `cut` line says so, which the capture's
     evidence reports. Data that is there but changed is refused (ContainerChanged)."""
     path = work / JOURNAL_NAME
-    lines = read_lines(path)
-    groups = [n for n, (_, line) in enumerate(lines)
-              if line.get("t") in GROUP_KINDS and _is_position(line.get("warc"))]
+    groups = positions(path)
     try:
         container, held = ContainerWriter.reopen(
-            sealed_path, [(f"{WARC_DIR}/{lines[n][1]['warc'][0]}", *lines[n][1]["warc"][1:])
-                          for n in groups])
+            sealed_path, [(f"{WARC_DIR}/{name}", size, crc) for name, size, crc in groups])
     except FileNotFoundError:
         raise ArchiveError(f"{work}: the capture's container is missing; cannot resume") from None
     except ContainerChanged as exc:
         raise ArchiveError(f"{work}: {exc}") from None
-    if held == (len(groups) - 1 if groups else None):
-        kept = len(lines)       # the last group is on disk: nothing was lost
-    else:
-        kept = groups[held] + 1 if held is not None else groups[0]
-    if kept < len(lines):
-        dropped = [group for _, line in lines[kept:] for group in _groups(line)]
-        earlier_cuts = [line for _, line in lines[kept:] if line.get("t") == "cut"]
-        journal = Journal(work, vouched=lines[kept - 1][0] if kept else 0)
-        for line in earlier_cuts:      # what an earlier resume cut stays said
-            journal.append(line)
-        journal.append({
-            "t": "cut", "at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "groups": len(dropped), "urls": sorted({g["url"] for g in dropped if g.get("url")}),
-            "warc": lines[groups[held]][1]["warc"] if held is not None else None,
-            "reason": "the WARC data on disk ends before what the journal recorded "
-                      "(lost in a power failure); the groups after this point were dropped",
-        })
-        journal.close()
-        lines = read_lines(path)
-    return container, replay(path, lines)
+    cut_back(path, held, len(groups))
+    return container, replay(path)
 
 
-GROUP_KINDS = ("group", "handover")    # journal lines that record WARC data written
+def _record_opener(container: ContainerWriter) -> Callable[[str, int], BinaryIO]:
+    """Opens the container at a record of one of its finished WARC files (a resume reads
+    back what an earlier run wrote: the responses whose links it had not followed)."""
+    def opened(name: str, offset: int) -> BinaryIO:
+        member = next((m for m in container.members if m.entry.name == f"{WARC_DIR}/{name}"), None)
+        if member is None:
+            raise ArchiveError(f"the WARC file {name} the journal names is not in the container")
+        fh = open(container.open_path, "rb")
+        fh.seek(member.entry.data_offset + offset)
+        return fh
+    return opened
 
 
-def _groups(line: dict) -> list[dict]:
-    """The record groups a journal line holds (a hand-over holds several)."""
-    if line.get("t") == "handover":
-        return line.get("groups", [])
-    return [line] if line.get("t") == "group" else []
 def _close_all(*closers) -> None:
     """Close what a failed capture had open, each whatever the others do; a close that
     fails (a full disk) loses only what a resume cuts back anyway."""
@@ -363,11 +346,6 @@ def _close_all(*closers) -> None:
                 close()
             except OSError:
                 pass
-
-
-def _is_position(value) -> bool:
-    return (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in value[1:]))
 
 
 def _check_browser(options: CrawlOptions) -> None:
@@ -402,7 +380,7 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
     if session.earlier is not None:
         extra["dedup-against"] = session.earlier.label
     if state is not None:
-        extra["resumed"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        extra["resumed"] = utctime.seconds()
     writer = WarcWriter(
         container, session.capture_id,
         warcinfo_fields(session.capture_id, request.operator, options.user_agent,
@@ -415,8 +393,10 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
             if request.redis:
                 run_shared(session, container, journal, state, store, on_progress)
             else:
+                spill = SpillFile(str(work / "spool" / SPILL_NAME))
                 crawler = Crawler(options, writer, journal, str(work / "spool"),
-                                  Dedup(session.earlier), state, redaction=session.login.redaction,
+                                  Dedup(session.earlier, spill), state, spill=spill,
+                                  reread=_record_opener(container), redaction=session.login.redaction,
                                   cookies=session.login.cookies, profile=session.login.profile)
                 crawler.run(on_progress)
         except BaseException as exc:
@@ -429,7 +409,7 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
                 # Ctrl-C, SIGTERM from a job runner: the caller decides what stopping means.
                 exc.add_note(hint)
                 raise
-            if not any(line.get("t") in GROUP_KINDS for _, line in read_lines(work / JOURNAL_NAME)):
+            if not has_groups(work / JOURNAL_NAME):
                 # nothing was captured (a browser that does not launch, say): nothing to resume
                 shutil.rmtree(work, ignore_errors=True)
                 hint = "nothing was captured"
@@ -440,13 +420,13 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
     if not any(m.entry.name.startswith(f"{WARC_DIR}/") for m in container.members):
         writer.ensure_file()     # (a shared crawl's WARC files are its workers')
     writer.close()
-    state = replay(work / JOURNAL_NAME)
+    state = replay(work / JOURNAL_NAME, sealing=True)
     custody = CustodyLog(store, Actor(request.operator, signer))
     stats = state.stats
     workers = _workers(state)
     custody.record(CAPTURED, session.capture_id, seeds=options.seeds, pages=stats.pages,
-                   failed=stats.failed, bytes=stats.bytes, started=_iso(session.started),
-                   finished=_iso(datetime.now(timezone.utc)),
+                   failed=stats.failed, bytes=stats.bytes, started=utctime.seconds(session.started),
+                   finished=utctime.seconds(),
                    workers=[{k: w[k] for k in ("id", "host")} for w in workers] or None,
                    **logins.custody_fields(session.login))
     try:
@@ -455,9 +435,10 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
             inp.pages = pages_with_text(container.open_path, container.members, inp.index_lines, inp.pages)
         sealed = seal(container, inp, signer)
     except OSError as exc:      # a full disk: the seal is written after the captured data
-        _close_all(container.close)
+        _close_all(container.close, state.index_lines.close)
         raise ArchiveError(f"capture {session.capture_id} could not be sealed ({exc}); what was "
                            f"captured is kept: finish it with `archive capture --resume {work}`") from exc
+    state.index_lines.close()      # sorted on disk past the memory bound: done with
     custody.record_sealed(session.capture_id, sealed)
     return _finish(request, store, _store(
         session, store, signer, sealed.path, sealed.sha256, sealed.size, sealed.created,
@@ -498,8 +479,8 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         "job": request.job,
         "seeds": options.seeds,
         "options": logins.sealable_options(options),
-        "started": _iso(session.started),
-        "finished": _iso(datetime.now(timezone.utc)),
+        "started": utctime.seconds(session.started),
+        "finished": utctime.seconds(),
         "resumed": state.resumes,
         **({"cutBack": state.cut_backs} if state.cut_backs else {}),
         "signer": signer.fingerprint if signer else None,
@@ -569,6 +550,50 @@ def _holding(store: Store, capture_id: str, sha256: str):
         return None
 
 
+@dataclass
+class Placed:
+    """A sealed capture put in the store: where, whether it was there already (a run
+    stopped after its upload), and what to know (stored all the same)."""
+
+    stored: StoredCapture
+    found: bool
+    warnings: list[str]
+
+
+def put_sealed(store: Store, signer: Signer | None, capture_id: str, path: Path, sha256: str,
+               metadata: dict, custody: CustodyLog, catalog: str | None = None,
+               note: str | None = None) -> Placed:
+    """Store a sealed capture write-once, the one way every sealed capture is stored (a
+    fresh capture, a resume, a job's leftover): the `stored` ledger entry, the signer's
+    public key published, the catalog told. Raises what the store raises (AlreadyExists
+    when its id holds other bytes); after the upload nothing here undoes it."""
+    found = False
+    try:
+        stored = store.put_capture(capture_id, path, sha256, metadata)
+    except AlreadyExists:
+        # a run stopped after its upload was confirmed, before it cleaned up: the
+        # store already holds these very bytes (read back, not taken on trust)
+        stored, found = _holding(store, capture_id, sha256), True
+        if stored is None:
+            raise
+    # the Object Lock it was stored under: the retention every later change starts from
+    custody.record(STORED, capture_id, sha256, address=stored.address, size=stored.size,
+                   lock=stored.lock, found=True if found else None, note=note)
+    warnings = [stored.warning] if stored.warning else []
+    if signer is not None:
+        try:
+            store.put_public_key(signer.fingerprint, signer.public_pem())
+        except (ArchiveError, OSError) as exc:
+            # the capture is stored and recorded: a key not published does not undo that
+            # (and a resume would only store it again)
+            warnings.append(f"the signer's public key was not published in the store ({exc}): the "
+                            "next capture signed with this key publishes it")
+    catalog_warning = add_capture(store, stored, path, catalog)
+    if catalog_warning:
+        warnings.append(catalog_warning)
+    return Placed(stored, found, warnings)
+
+
 def _store(session: Session, store: Store, signer: Signer | None, path: Path, sha256: str,
            size: int, created: str | None, state: CrawlState, custody: CustodyLog,
            timestamps: list[dict] = ()) -> CaptureResult:
@@ -577,16 +602,9 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
                 "created": created}
     kept_note = (f"the sealed capture is kept at {path}; "
                  f"store it with `archive capture --resume {session.work}`")
-    found = False
     try:
-        try:
-            stored = store.put_capture(session.capture_id, path, sha256, metadata)
-        except AlreadyExists:
-            # a run stopped after its upload was confirmed, before it cleaned up: the
-            # store already holds these very bytes (read back, not taken on trust)
-            stored, found = _holding(store, session.capture_id, sha256), True
-            if stored is None:
-                raise
+        placed = put_sealed(store, signer, session.capture_id, path, sha256, metadata, custody,
+                            session.catalog)
     except Exception as exc:
         # the work folder stays: the sealed WACZ in it is the only copy. A taken key
         # stays taken: resuming into the same store would only be refused again.
@@ -600,21 +618,7 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         # Ctrl-C, SIGTERM from a job runner during the upload: say where the capture is
         exc.add_note(f"capture {session.capture_id} was not stored: {kept_note}")
         raise
-    # the Object Lock it was stored under: the retention every later change starts from
-    custody.record(STORED, session.capture_id, sha256, address=stored.address, size=stored.size,
-                   lock=stored.lock, found=True if found else None)
-    warnings = [stored.warning] if stored.warning else []
-    if signer is not None:
-        try:
-            store.put_public_key(signer.fingerprint, signer.public_pem())
-        except (ArchiveError, OSError) as exc:
-            # the capture is stored and recorded: a key not published does not undo that
-            # (and a resume would only store it again)
-            warnings.append(f"the signer's public key was not published in the store ({exc}): the "
-                            "next capture signed with this key publishes it")
-    catalog_warning = add_capture(store, stored, path, session.catalog)
-    if catalog_warning:
-        warnings.append(catalog_warning)
+    stored = placed.stored
     kept = None
     if session.request.keep_local:
         kept = str(session.work)
@@ -628,7 +632,7 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         revisits=stats.revisits, stop_reason=ended.get("stop"), work_dir=kept,
         timestamps=[{k: e.get(k) for k in ("tsa", "time", "error")} for e in timestamps],
         custody_problems=custody.problems, lock=stored.lock, cut_back=state.cut_backs,
-        warnings=warnings,
+        warnings=placed.warnings,
         failures=page_failures(state.pages),
         media=stats.media, media_failed=stats.media_failed,
         logged_out=[{"url": p.get("url"), "error": p["error"]} for p in state.pages

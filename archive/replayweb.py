@@ -19,6 +19,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from archive.errors import ArchiveError
+
 PACKAGE = "replaywebpage"
 VERSION = "2.5.3"
 # dist.integrity of replaywebpage@2.5.3 in the npm registry (`npm view replaywebpage@2.5.3
@@ -29,7 +31,7 @@ MARKER = ".integrity"          # written last: a folder without it is not a fini
 NEEDED = ("ui.js", "sw.js")    # the page script and the service worker (wabac.js)
 
 
-class ReplayWebError(Exception):
+class ReplayWebError(ArchiveError):
     """ReplayWeb.page cannot be installed or found (one line, for people)."""
 
 

@@ -14,18 +14,18 @@ import hashlib
 import json
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from rfc3161_client import decode_timestamp_response
 
+from archive import utctime
 from archive.errors import AlreadyExists, ArchiveError, NotFound, TooLarge
 from archive.files import write_new_files
 from archive.hashing import read_chunks
 from archive.seal.timestamp import (
-    MAX_RESPONSE, MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, timestamp_entry, token_bytes, utc_iso,
+    MAX_RESPONSE, MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, timestamp_entry, token_bytes,
 )
 from archive.values import parse_json
 from archive.wacz.zipreader import open_zip
@@ -109,7 +109,7 @@ def timestamp_stored(store, capture_id: str, urls: list[str],
     if held + len(urls) > MAX_TOKENS:       # verification refuses more, as a flood
         raise ArchiveError(f"{capture_id} already has {held} timestamp entries; at most {MAX_TOKENS} are kept")
     entries = [timestamp_entry(url, sealed.datapackage, timeout) for url in urls]
-    keys = [keep_token(store, capture_id, e, utc_iso(datetime.now(timezone.utc))) if e.get("token") else None
+    keys = [keep_token(store, capture_id, e, utctime.seconds()) if e.get("token") else None
             for e in entries]
     return sealed, entries, keys
 

@@ -8,6 +8,7 @@ which do not import each other."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -38,6 +39,36 @@ def locate_capture(target: str) -> tuple[LocalStore, str] | None:
     return (store, capture_id) if store.path_of(capture_id).resolve() == path else None
 
 
+def store_around(target: str, store: str | None = None, endpoint_url: str | None = None) -> tuple:
+    """(store, capture id) around what is verified, for timestamps added later and custody:
+    an s3:// address of a stored capture, a capture id in `store`, a file at its place in
+    a local store; () for a file anywhere else, without loading the store modules (and the
+    S3 SDK)."""
+    if target.lower().startswith("s3://") or is_capture_id(target):
+        from archive.store.address import StoreOptions, locate_s3_capture, open_existing_store
+
+        located = locate_s3_capture(target, endpoint_url)
+        if located:
+            return located
+        if is_capture_id(target) and not target.endswith(".wacz"):
+            return open_existing_store(store, StoreOptions(endpoint_url=endpoint_url)), target
+    return locate_capture(target) or ()
+
+
+def store_key_warnings(trust: list[str] | None) -> list[str]:
+    """--trust given a store's own keys/ folder (or a key in it): whoever can write to the
+    store can add a key there, so it proves nothing about who signed."""
+    warnings = []
+    for value in trust or ():
+        path = Path(value if os.path.exists(value) else value.split("=", 1)[-1]).resolve()
+        folder = path if path.is_dir() else path.parent
+        if folder.name == "keys" and any((folder.parent / d).is_dir() for d in ("captures", "custody")):
+            warnings.append(f"--trust {value}: this is the keys folder of the store {folder.parent}, where "
+                            "anyone who can write to the store can add a key; trust keys you got from "
+                            "their owners, not from the store")
+    return warnings
+
+
 class VerifyContext:
     """What a verification needs from the store around a capture, and gives back.
 
@@ -45,13 +76,10 @@ class VerifyContext:
     then) and returns who records the `verified` entry; None records nothing."""
 
     def __init__(self, tsa_paths: list[str] | None, store=None, capture_id: str | None = None,
-                 target: str | None = None, actor: Callable[[], Actor] | None = None,
-                 anchor: tuple[int, bytes] | None = None) -> None:
+                 actor: Callable[[], Actor] | None = None, anchor: tuple[int, bytes] | None = None) -> None:
         self.tsa_roots = load_tsa_certificates(tsa_paths)
         self.anchor = anchor        # a head of the log noted earlier (verify --anchor SIZE:ROOT)
         self.ledger = None
-        if store is None and target is not None:
-            store, capture_id = locate_capture(target) or (None, None)
         self.store, self.capture_id = store, capture_id
         self.later = later_tokens(store, capture_id) if store is not None else []
         self.actor = actor

@@ -16,6 +16,13 @@ processes, and Redis's own) and the peak RSS of the largest process.
     scripts/bench_crawl.py                 # 500 pages, 0 and 20 ms
     scripts/bench_crawl.py --processes 2 4 # and shared by 2 and by 4 processes
     scripts/bench_crawl.py --pages 20      # the test suite's smoke size
+
+With `--rss-urls N...` it measures memory instead (issue 22): a crawl of a generated site
+of N URLs (N/6 pages, each with its four requisites and a link home), captured, sealed and
+stored by one `archive capture` process, no added latency; prints the peak RSS of that
+process, its time, and the growth per 10x (goal: under 500 MB at a million URLs).
+
+    scripts/bench_crawl.py --rss-urls 10000 100000
 """
 
 from __future__ import annotations
@@ -114,6 +121,44 @@ def run_once(pages: int, latency: float, workers: int, host_workers: int, repeat
     return results
 
 
+def rss_run(urls: int, workers: int) -> dict:
+    """One capture of a generated site of about `urls` URLs: seconds, peak RSS (MB),
+    URLs fetched."""
+    pages = max(1, urls // 6)        # a page, its stylesheet, script and two images: 5 URLs,
+    site = generated_site(pages)     # and robots.txt once
+    with SiteServer(site) as server, tempfile.TemporaryDirectory(prefix="bench-rss-") as tmp:
+        command = [ARCHIVE, "capture", server.url("/"), "--depth", "1000", "--scope", "host",
+                   "--unsigned", "--store", str(Path(tmp) / "store"), "--work-dir",
+                   str(Path(tmp) / "work"), "--workers", str(workers), "--host-workers",
+                   str(workers), "--quiet", "--max-pages", str(pages), "--no-text"]
+        seconds, rss, _, _ = timed(command, Path(tmp))
+        with site.lock:
+            fetched = len(site.requests)
+    return {"urls": fetched, "seconds": seconds, "rss_mb": rss}
+
+
+def rss_table(sizes: list[int], workers: int) -> None:
+    print(f"{'URLs':>9}  {'fetched':>9}  {'seconds':>8}  {'URLs/s':>7}  {'peak RSS':>9}  {'growth per 10x':>14}")
+    rows = []
+    for size in sizes:
+        row = rss_run(size, workers)
+        growth = ""
+        if rows:
+            last = rows[-1]
+            factor = (row["rss_mb"] / last["rss_mb"]) ** (1 / max(1e-9, __import__("math").log10(
+                row["urls"] / last["urls"])))
+            growth = f"{factor:.2f}x"
+        rows.append(row)
+        print(f"{size:>9}  {row['urls']:>9}  {row['seconds']:8.1f}  {row['urls'] / row['seconds']:7.0f}  "
+              f"{row['rss_mb']:7.1f}MB  {growth:>14}", flush=True)
+    if len(rows) >= 2:
+        first, last = rows[0], rows[-1]
+        per_url = (last["rss_mb"] - first["rss_mb"]) / max(1, last["urls"] - first["urls"]) * 1024
+        million = last["rss_mb"] + per_url * (1_000_000 - last["urls"]) / 1024
+        print(f"growth {per_url:.2f} KB per URL between the two ends; a straight line gives "
+              f"{million:.0f} MB at 1,000,000 URLs")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=500)
@@ -124,7 +169,13 @@ def main() -> int:
                         help="runs of each tool per latency, best kept (default 2)")
     parser.add_argument("--processes", type=int, nargs="*", default=[],
                         help="also crawl shared through a local Redis by N processes (e.g. 2 4)")
+    parser.add_argument("--rss-urls", type=int, nargs="+", default=[],
+                        help="measure peak RSS of crawls of this many URLs instead (e.g. 10000 100000)")
     args = parser.parse_args()
+    if args.rss_urls:
+        compileall.compile_dir(ROOT / "archive", quiet=1)
+        rss_table(args.rss_urls, args.workers)
+        return 0
     # As an installed package is: byte-compiled (PYTHONDONTWRITEBYTECODE, set on some
     # machines, would otherwise have every run compile our modules again).
     compileall.compile_dir(ROOT / "archive", quiet=1)

@@ -301,3 +301,74 @@ def test_max_time_is_for_the_whole_crawl_across_resumes(run, key, tmp_path):
     wacz = Path(stored_waczs(tmp_path / "store")[0])
     evidence = json.loads(__import__("zipfile").ZipFile(wacz).read("evidence/capture.json"))
     assert evidence["stopReason"] == "max-time" and evidence["notFetched"]
+
+
+def test_a_crawl_whose_frontier_spills_to_disk_resumes_after_kill_9(run, key, pubkey, tmp_path, monkeypatch):
+    """Past the memory bound (20 here, 100,000 by default) URLs seen, queued items and
+    payload digests go to SQLite in the spool folder; a kill -9 loses none of them: the
+    resume rebuilds them from the journal."""
+    monkeypatch.setenv("ARCHIVE_CRAWL_MEMORY", "20")
+    site = generated_site(120)          # 720 URLs: pages, two images, a script, a stylesheet
+    site.delay = 0.005
+    with SiteServer(site) as server:
+        seed = server.url("/")
+        common = ["--depth", "10", "--scope", "host", "--workers", "4", "--key", key,
+                  "--store", tmp_path / "store", "--quiet"]
+        spilled = []
+
+        def far_enough(journal: Path) -> bool:
+            spilled.append((journal.parent / "spool" / "frontier.sqlite").exists())
+            return any(spilled) and group_lines(journal) >= 200
+        journal = capture_killed_when([seed, *common], tmp_path / "w", far_enough, timeout=90)
+        work = journal.parent
+        assert b'"t":"end"' not in journal.read_bytes() and any(spilled)
+
+        resumed = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "store", "--quiet")
+        assert resumed.code == 0, resumed
+    wacz = Path(stored_waczs(tmp_path / "store")[0])
+    assert run("verify", wacz, "--trust", pubkey).code == 0
+    urls = _page_urls(wacz)
+    assert len(urls) == len(set(urls)) == 120
+    assert _stored_twice(wacz) == []
+    fetched = {r["uri"] for r in records(wacz) if r["type"] in ("response", "revisit")}
+    assert {server.url(path) for path in site.routes} <= fetched      # all 720: nothing lost
+
+
+def test_kill_9_while_links_are_read_resumes_without_fetching_the_page_again(run, key, pubkey, tmp_path):
+    """A page is journaled as soon as it is fetched, before its links are read (60,000
+    nested elements take seconds): killed meanwhile, the resume reads the page back from
+    the WARC data, follows its links, and writes its metadata record once."""
+    from tests.site import Site
+
+    depth = 60_000
+    site = Site()
+    site.html("/", "Deep", "<div>" * depth + '<img src="/deep.png"><a href="/next">next</a>' + "</div>" * depth)
+    site.add("/deep.png", b"\x89PNG deep", content_type="image/png")
+    site.html("/next", "Next", "ok")
+    with SiteServer(site) as server:
+        seed = server.url("/")
+        args = ["--depth", "1", "--scope", "host", "--key", key, "--store", tmp_path / "store",
+                "--quiet", "--retries", "0"]
+
+        def reading_links(journal: Path) -> bool:
+            data = journal.read_bytes()
+            return b'"linksPending"' in data and b'"kind":"links"' not in data
+        journal = capture_killed_when([seed, *args], tmp_path / "w", reading_links, timeout=90)
+        assert b'"kind":"links"' not in journal.read_bytes(), "killed after the links were read"
+        assert site.requests.count("/") == 1 and "/next" not in site.requests
+
+        resumed = run("capture", "--resume", journal.parent, "--key", key, "--store", tmp_path / "store",
+                      "--quiet")
+        assert resumed.code == 0, resumed
+    assert site.requests.count("/") == 1, "the page was fetched again"
+    assert "/next" in site.requests and "/deep.png" in site.requests
+    wacz = Path(stored_waczs(tmp_path / "store")[0])
+    assert run("verify", wacz, "--trust", pubkey).code == 0
+    entries = {p["url"]: p for p in pages(wacz)}
+    assert set(entries) == {seed, server.url("/next")} and entries[seed]["title"] == "Deep"
+    metadata = [r for r in records(wacz) if r["type"] == "metadata" and r["uri"] == seed]
+    assert len(metadata) == 1
+    assert b"outlink: " + server.url("/next").encode() in metadata[0]["payload"]
+    assert b"links-cut: elements nested deeper than 512" in metadata[0]["payload"]
+    assert b"ip-address: 127.0.0.1" in metadata[0]["payload"]
+    assert _stored_twice(wacz) == []

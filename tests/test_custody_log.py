@@ -354,7 +354,56 @@ def test_a_forged_head_is_named(tmp_path, key):
     code, out = cli("custody", "verify", "--store", store)
     assert code == 1 and "a forged or damaged head: content does not match its signature" in out, out
     proof = prove_capture(ledger, other_id(2))
-    assert proof.problems and "the log's latest head" in proof.problems[0] and "forged" in proof.problems[0]
+    # named, and passed over: the capture's entries are proven under the head before it
+    assert proof.forged and "the log's newest head" in proof.forged[0] and "forged" in proof.forged[0]
+    assert "content does not match its signature" in proof.forged[0], proof.forged
+    assert not proof.problems and proof.head["size"] == 10 and proof.proven == 1, proof
+    assert "proven under the newest head that verifies, 10:" in proof.elsewhere[0], proof.elsewhere
+
+
+def _forge_newest_head(heads: Path, how: str) -> None:
+    """The newest head of a local log forged, keeping a head's structure: its signature
+    bytes replaced, or a head of the same size with another root appended unsigned."""
+    lines = heads.read_bytes().splitlines(keepends=True)
+    head = json.loads(lines[-1])
+    assert head["signature"], head          # the newest head is the capture's signer's
+    if how == "signature":
+        sig = head["signature"]["signature"]
+        head["signature"]["signature"] = ("A" if sig[0] != "A" else "B") + sig[1:]
+        heads.write_bytes(b"".join(lines[:-1]) + canonical(head) + b"\n")
+    else:
+        forged = {**head, "root": "00" * 32, "key": None, "signature": None}
+        heads.write_bytes(b"".join(lines) + canonical(forged) + b"\n")
+
+
+@pytest.mark.parametrize("how", ["signature", "root"])
+def test_a_forged_newest_head_is_named_and_good_captures_still_verify(big, store, how):
+    first, second = big[1]
+    pubkey = big[2]
+    heads = store / "custody" / "heads.jsonl"
+    lines = len(heads.read_bytes().splitlines())
+    _forge_newest_head(heads, how)
+    code, out = cli("custody", "verify", "--store", store)
+    assert code == 1 and out.startswith("BROKEN"), out
+    named = f"heads.jsonl line {lines + (how == 'root')}"
+    assert named in out, out
+    assert ("a forged or damaged head" if how == "signature" else "does not match the entries") in out, out
+    for capture_id in (first, second):
+        code, out = cli("verify", capture_id, "--store", store, "--trust", pubkey, "--json", "--no-record")
+        report = json.loads(out)
+        custody = {c["name"]: c for c in report["checks"]}["custody"]
+        assert code == 0 and report["verdict"] == "VERIFIED", report
+        assert custody["status"] == "warn" and "newest head" in custody["summary"], custody
+        said = " ".join([custody["summary"], *(p["message"] for p in custody["problems"])])
+        assert "forged or damaged" in said and "proven under the newest head that verifies" in said, said
+    code, out = cli("custody", "show", first, "--store", store)
+    assert code == 0 and "BROKEN" not in out and "the log's newest head" in out and "forged" in out, out
+    # a tampered entry of a capture still fails it, forged head or not
+    edit_line(store / "custody" / "ledger.jsonl", 3, b'"event":"stored"', b'"event":"stoled"')
+    code, out = cli("verify", first, "--store", store, "--trust", pubkey, "--json", "--no-record")
+    custody = {c["name"]: c for c in json.loads(out)["checks"]}["custody"]
+    assert code == 1 and custody["status"] == "fail", custody
+    assert any("entry 3 " in p["message"] for p in custody["problems"]), custody
 
 
 def test_a_tree_object_put_far_past_the_end_costs_no_read_per_number(tmp_path):
@@ -370,3 +419,40 @@ def test_a_tree_object_put_far_past_the_end_costs_no_read_per_number(tmp_path):
     assert time.monotonic() - started < 30
     assert not report.intact and any("claims 5000000 entries, but none from entry 6 on" in b.message
                                      for b in report.breaks), report.breaks
+
+
+def test_in_object_storage_forged_newest_heads_are_passed_over(tmp_path, key):
+    """The same on an object ledger (one head per tree object): the newest heads that do
+    not verify are named, the capture proven under the newest that does; with none left,
+    nothing is proven."""
+    from archive.custody.ledger import tree_key
+    from archive.keys import load_private_key
+    from archive.seal.sign import Signer
+    from archive.store.local import LocalStore
+    store = LocalStore(tmp_path / "objects")
+    ledger = ObjectLedger(store)
+    signer = Signer(load_private_key(key, PASSPHRASE.encode()))
+    mine = other_id(1)
+    for n in range(4):
+        ledger.append(lambda seq, prev, n=n: make_entry(seq, prev, "verified" if n else "stored",
+                                                        Actor("op", signer), mine, "cd" * 32, {}), signer)
+
+    def forge(seq: int) -> None:
+        path = tmp_path / "objects" / tree_key(seq)
+        tree = json.loads(path.read_bytes())
+        sig = tree["head"]["signature"]["signature"]
+        tree["head"]["signature"]["signature"] = ("A" if sig[0] != "A" else "B") + sig[1:]
+        path.write_bytes(canonical(tree))
+
+    forge(4)
+    forge(3)
+    proof = prove_capture(ObjectLedger(store), mine)
+    assert not proof.problems and proof.head["size"] == 2 and proof.proven == 2, proof
+    assert len(proof.forged) == 2 and tree_key(4) in proof.forged[0] and tree_key(3) in proof.forged[1]
+    assert len(proof.records) == 4          # entries 3 and 4 checked as a chain after that head
+    report = LogCheck(ObjectLedger(store)).run()
+    assert not report.intact and sum("forged or damaged head" in b.message for b in report.breaks) == 2
+    forge(2)
+    forge(1)
+    proof = prove_capture(ObjectLedger(store), mine)
+    assert proof.problems and "no head before it verifies" in proof.problems[0], proof

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from archive.jobs.lock import JobBusy, JobLock, iso, parse_iso, utcnow
+from archive.jobs.lock import JobBusy, JobLock
+from archive.utctime import micros as iso, now as utcnow, parse_micros as parse_iso
 from archive.store.local import LocalStore
 from tests.conftest import tool
 from tests.jobfiles import race_for_the_lock, run_records, wait_for, write_job

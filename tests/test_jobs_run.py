@@ -2,6 +2,7 @@
 
 import http.server
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -406,6 +407,9 @@ def test_run_output_shows_what_could_not_be_compared_never_none(run, key, changi
     # its only seed failed: stored as a record of that, but a failed run
     assert result.code == 1, result
     assert "FAILED: no page could be captured" in result.out and "stored   " in result.out
+    # the capture said as `archive capture` says it: its signer, and every failed fetch counted
+    assert re.search(r"^signer   [0-9a-f]{16}", result.out, re.M), result.out
+    assert re.search(r"^pages    \d+, requisites \d+, failed fetches [1-9]", result.out, re.M), result.out
     assert "changes  none" not in result.out
     unknown = [line for line in result.out.splitlines() if line.startswith("unknown  ")]
     assert len(unknown) == 3 and any("could not be captured" in line and "HTTP 503" in line for line in unknown)

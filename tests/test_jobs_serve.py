@@ -6,7 +6,8 @@ import subprocess
 import threading
 from datetime import datetime, timedelta, timezone
 
-from archive.jobs.lock import JobLock, iso
+from archive.jobs.lock import JobLock
+from archive.utctime import micros as iso
 from archive.jobs.schedule import parse_schedule
 from archive.jobs.spec import load_job
 from archive.jobs.state import JobState, RunRecord, new_run_id

@@ -18,12 +18,14 @@ import socket
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from archive.errors import ArchiveError
+
 # where cloud machines keep their credentials: link-local IPv4 (AWS, GCP, Azure, ...),
 # link-local IPv6 and AWS's IPv6 metadata address (in the unique-local range)
 METADATA_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"))
 
 
-class AddressRefused(OSError):
+class AddressRefused(ArchiveError, OSError):
     """A connection the address policy refuses; its message says which address and why."""
 
 

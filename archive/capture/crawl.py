@@ -18,19 +18,25 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from warcio.limitreader import LimitReader
 from warcio.recordloader import ArcWarcRecord
-from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
+from warcio.statusandheaders import (
+    StatusAndHeaders, StatusAndHeadersParser, StatusAndHeadersParserException,
+)
 
+from archive import utctime
 from archive.capture import credentials
 from archive.capture.dedup import Dedup
-from archive.capture.exchange import Recorded, write_exchange
+from archive.capture.exchange import Recorded, write_exchange, write_metadata
 from archive.capture.addresses import AddressPolicy
 from archive.capture.fetch import DEFAULT_USER_AGENT, FetchResult, fetch, make_session
 from archive.capture.frontier import Frontier, Item
-from archive.capture.journal import CrawlState, CrawlStats, Journal
+from archive.capture.journal import (
+    CrawlState, CrawlStats, Journal, end_line, group_line, recorded_in, resume_line, robots_line,
+    seeds_line,
+)
 from archive.capture.loginwall import ERROR_KIND as LOGGED_OUT, LoginWall, check_selector
 from archive.capture.redaction import Redaction
 from archive.capture.links import (
@@ -43,6 +49,7 @@ from archive.capture.mediaoptions import MediaOptions
 from archive.capture.pageoptions import PageOptions
 from archive.capture.robots import Robots, RobotsAnswer
 from archive.capture.scope import Scope
+from archive.capture.spill import SpillFile
 from archive.warc.writer import RecordRef, WarcWriter
 
 PARSE_LIMIT = 16 * 1024 * 1024   # HTML or CSS larger than this is kept but not parsed
@@ -189,15 +196,20 @@ class Crawler:
         state: CrawlState | None = None,
         frontier: Frontier | None = None,
         robots: Robots | None = None,
+        spill: SpillFile | None = None,
+        reread: Callable[[str, int], BinaryIO] | None = None,
         redaction: Redaction | None = None,
         cookies: list | tuple = (),
         profile: Credentials | None = None,
     ) -> None:
         """`frontier` and `robots`: shared ones (a crawl spread over processes) instead
-        of this process's own. `redaction`: the secret request headers and the key of
-        their digests; `cookies`: those of options.cookies, read when the run started;
-        `profile`: the browser profile the browser and the media downloads start with.
-        Both kept in memory only."""
+        of this process's own. `spill`: where this process's frontier puts what passes
+        its memory bound (the deduplication given may share it); removed at the end.
+        `reread(WARC file name, offset)`: a record written by an earlier run, opened at
+        its start (a resume reads back the pages whose links it had not followed).
+        `redaction`: the secret request headers and the key of their digests; `cookies`:
+        those of options.cookies, read when the run started; `profile`: the browser
+        profile the browser and the media downloads start with. Both kept in memory only."""
         self.options = options
         self.profile = profile
         self.writer = writer
@@ -206,7 +218,9 @@ class Crawler:
         self.scope = Scope(options.scope, options.seeds, options.include, options.exclude)
         self.policy = AddressPolicy.for_seeds(options.seeds, options.allow_private_addresses,
                                               options.allow_metadata_addresses)
-        self.frontier = frontier or Frontier(options.host_workers, options.delay, options.max_pages)
+        self.frontier = frontier or Frontier(options.host_workers, options.delay, options.max_pages,
+                                             spill)
+        self._spill = spill
         self.robots = robots or (Robots(options.user_agent) if options.obey_robots else None)
         self.dedup = (dedup or Dedup()) if options.dedup else None
         self.redaction = redaction or Redaction.make(
@@ -223,6 +237,9 @@ class Crawler:
         # pages whose media a stopped run had found but not recorded: fetched first
         self._media_todo = list(state.media_todo.items()) if state is not None else []
         self._media_todo_lock = threading.Lock()
+        # fetched and journaled by a stopped run, their links not followed yet: done first
+        self._links_todo = list(state.links_todo.values()) if state is not None else []
+        self._reread = reread
         self._unjournaled = Recorded()       # written by the browser, not journaled yet
         self._journaled_at: tuple | None = None
         self._errors: list[BaseException] = []
@@ -231,7 +248,7 @@ class Crawler:
         self._time_before = state.crawl_time if state is not None else 0.0
         if state is None:
             seeds = [item for item in (Item(s, 0) for s in options.seeds) if self.frontier.add(item)]
-            journal.append({"t": "seeds", "queue": [item.to_json() for item in seeds]})
+            journal.append(seeds_line(seeds))
         else:
             self.frontier.restore(state.seen, state.pending(), state.stats.page_fetches)
             if self.robots is not None:
@@ -240,7 +257,7 @@ class Crawler:
             if self.dedup is not None:
                 for digest, original in state.originals:
                     self.dedup.add(digest, original)
-            journal.append({"t": "resume", "at": _warc_date_now()})
+            journal.append(resume_line())
 
     # -- running ---------------------------------------------------------------
     def run(self, on_progress: Callable[[CrawlStats, int], None] | None = None) -> CrawlStats:
@@ -290,12 +307,13 @@ class Crawler:
         if self._errors:
             raise self._errors[0]
         self.not_fetched = [item.url for item in self.frontier.remaining()]
+        if self._spill is not None:
+            self._spill.close()
         # The frontier ends quietly when only pages beyond --max-pages are left.
         self.stop_reason = self.frontier.stop_reason or ("max-pages" if self.not_fetched else None)
         more = self.frontier.over_limit_more      # left out by --max-pages, not named
         self.stats.not_fetched = len(self.not_fetched) + more
-        self.journal.append({"t": "end", "stop": self.stop_reason, "notFetched": self.not_fetched,
-                             **({"notFetchedMore": more} if more else {})})
+        self.journal.append(end_line(self.stop_reason, self.not_fetched, more))
         return self.stats
 
     def _close_sessions(self, exc: BaseException | None) -> None:
@@ -405,9 +423,8 @@ class Crawler:
         if self.frontier.stop_reason in ("interrupted", "error"):
             return      # what failed may have failed because we stopped: a resume fetches them again
         with self.writer.batch():
-            self._journal({"t": "group", "url": page, "kind": "media", "final": True, "queue": [],
-                           "mediaDone": {"page": page, "entries": entries,
-                                         "downloader": media.describe()}})
+            self._journal(group_line(page, "media", True, mediaDone={
+                "page": page, "entries": entries, "downloader": media.describe()}))
         self._check_bytes()
 
     def _media_left_over(self) -> None:
@@ -433,14 +450,14 @@ class Crawler:
         finally:
             with self.writer.batch():
                 if self.writer.position() != self._journaled_at:
-                    self._journal({"t": "group", "url": None, "kind": "browser", "final": False,
-                                   "queue": []})
+                    self._journal(group_line(None, "browser", False))
 
     def _work(self) -> None:
         session = make_session(self.options.user_agent, self.options.verify_tls, policy=self.policy)
         for cookie in self.cookies:     # each thread's jar: the cookie policy picks per request
             session.cookies.set_cookie(copy.copy(cookie))
         try:
+            self._links_left_over()
             self._media_left_over()
             while (item := self.frontier.claim()) is not None:
                 try:
@@ -482,11 +499,95 @@ class Crawler:
                 self._commit(item, result, final=False, outcome=Outcome(note=note))
                 self.frontier.retry(item.retried(), time.monotonic() + wait)
                 return
-            outcome = self._outcome(item, result)
-            self._commit(item, result, final=True, outcome=outcome)
+            # A shared crawl's worker hands over whole fetches (a hand-over waits, holding
+            # the writer, for the fetches in hand: a second group would wait on it); one
+            # killed mid-parse loses its lease and another worker fetches the URL.
+            if self._parses(result) and not self.frontier.shared:
+                # journaled before its links are read: a document slow to parse (or a
+                # run stopped meanwhile) is never fetched again, its links read on resume
+                pending = self._commit(item, result, final=True, outcome=Outcome(), pending=True)
+                outcome = self._follow_links(item, result, pending)
+            else:
+                outcome = self._outcome(item, result)
+                self._commit(item, result, final=True, outcome=outcome)
         finally:
             result.close()
         self._record_media(result.url, outcome.media, outcome.media_extras)
+
+    # -- links read after the fetch is journaled -----------------------------------
+    def _parses(self, result: FetchResult) -> bool:
+        """Whether links are read from this response (a 2xx HTML or CSS body, whole)."""
+        content_type = (result.headers.get("content-type") or "").lower()
+        return (result.has_response and 200 <= result.status < 300 and not result.truncated
+                and ("html" in content_type or "css" in content_type))
+
+    def _follow_links(self, item: Item, result: FetchResult, pending: dict) -> Outcome:
+        """Read a journaled response's links (and media), write its metadata record and
+        journal what it leads to: its page entry, the URLs it queues."""
+        outcome = self._outcome(item, result)
+        kind = "requisite" if item.requisite else "page"
+        told = self.frontier.add_many(outcome.new_items) if self.frontier.shared else None
+        with self.writer.batch():
+            fields = {**pending["metadata"], "outlink": outcome.links.pages + outcome.links.requisites}
+            if outcome.links.cut:
+                fields["links-cut"] = "; ".join(outcome.links.cut)
+            write_metadata(self.writer, result.url, fields, pending["date"], pending["id"])
+            queued = told if told is not None else self.frontier.add_many(outcome.new_items)
+            line = group_line(item.url, "links", True, queued)
+            _found(line, result, outcome)
+            if kind == "page":
+                line["page"] = self._page_entry(item, result, outcome, None, pending["id"])
+            self._journal(line)
+        self._check_bytes()
+        return outcome
+
+    def _links_left_over(self) -> None:
+        """The responses a stopped run journaled without following their links: read back
+        from the WARC data, never fetched again."""
+        while True:
+            with self._media_todo_lock:
+                if not self._links_todo or self.frontier.stop_reason:
+                    return
+                pending = self._links_todo.pop(0)
+            raw = pending["item"]
+            item = Item.from_json(raw[:4], raw[4])
+            result = self._read_back(item, pending)
+            try:
+                outcome = self._follow_links(item, result, pending)
+            finally:
+                result.close()
+            self._record_media(result.url, outcome.media, outcome.media_extras)
+
+    def _read_back(self, item: Item, pending: dict) -> FetchResult:
+        """A journaled response as the fetch had it (its raw HTTP bytes spooled), from the
+        record an earlier run wrote; a revisit (its payload stored elsewhere) has no body."""
+        import tempfile
+        from warcio.archiveiterator import ArchiveIterator
+
+        name, offset, length = pending["record"]
+        result = FetchResult(url=item.url, started=utctime.parse_micros(pending["date"]),
+                             body_bytes=pending.get("size", 0))
+        if self._reread is None:
+            return result
+        with self._reread(name, offset) as fh:
+            record = next(iter(ArchiveIterator(LimitReader(fh, length), no_record_parse=True)))
+            spool = tempfile.SpooledTemporaryFile(1 << 20, dir=self.spool_dir)
+            while chunk := record.raw_stream.read(1 << 16):
+                spool.write(chunk)
+            if record.rec_type != "response":
+                spool.close()
+                return result
+        result.response_length = spool.tell()
+        spool.seek(0)
+        try:
+            head = StatusAndHeadersParser([], verify=False).parse(spool)
+            result.status = int(head.get_statuscode())
+            result.headers = {k.lower(): v for k, v in head.headers}
+        except (ValueError, TypeError, StatusAndHeadersParserException):
+            result.status = None
+        spool.seek(0)
+        result.response = spool
+        return result
 
     def _headers(self, url: str) -> dict[str, str] | None:
         """The extra request headers (--header, a seed URL's credentials) `url` gets."""
@@ -517,7 +618,7 @@ class Crawler:
         """robots.txt's answer, journaled after the records of its fetch: a resumed
         crawl goes on with it instead of fetching (and recording) the file again."""
         answer = self._fetch_robots(session, url)
-        self.journal.append({"t": "robots", "url": url, "answer": answer.to_json()})
+        self.journal.append(robots_line(url, answer))
         return answer
 
     def _fetch_robots(self, session, url: str) -> RobotsAnswer:
@@ -627,10 +728,12 @@ class Crawler:
 
     # -- writing -------------------------------------------------------------
     def _commit(self, item: Item, result: FetchResult, *, final: bool, outcome: Outcome,
-                kind: str | None = None) -> None:
+                kind: str | None = None, pending: bool = False) -> dict | None:
         """Write one fetch's records as one uninterrupted group, queue what it links
         to, and journal it, all under the writer's lock (so the journal follows the WARC
-        and a crash never separates a record from its journal line)."""
+        and a crash never separates a record from its journal line). `pending`: its links
+        are read after this (`_follow_links` writes its metadata record); returns what
+        that needs, as journaled."""
         kind = kind or ("requisite" if item.requisite else "page")
         failed = bool(not result.has_response or result.truncated or result.status >= 400
                       or outcome.note)
@@ -646,28 +749,30 @@ class Crawler:
             written = write_exchange(
                 self.writer, result, outlinks=outcome.links.pages + outcome.links.requisites,
                 redirect=outcome.redirect, note=outcome.note, extra_fields=extra or None,
-                dedup=self.dedup, redaction=self.redaction,
+                dedup=self.dedup, redaction=self.redaction, defer_metadata=pending,
             )
             queued = told if told is not None else self.frontier.add_many(outcome.new_items)
-            line = {"t": "group", "url": item.url, "kind": kind, "final": final,
-                    "queue": [new.to_json() for new in queued]}
+            line = group_line(item.url, kind, final, queued)
+            links_pending = None
             if final:
                 line["failed"] = failed
                 if failed:
                     line["error"] = _failure(result, outcome.note)
-                if outcome.media:
-                    line["mediaFound"] = {"page": result.url, "urls": outcome.media}
-                    if outcome.media_extras:
-                        line["mediaFound"]["extras"] = outcome.media_extras
-                if outcome.frames:
-                    line["frames"] = outcome.frames
+                _found(line, result, outcome)
                 if outcome.robots_blocked:
                     line["robots"] = True
                 followed = outcome.follows_redirect and bool(queued)
-                if kind == "page" and not followed:
+                if pending:
+                    ref = written.response
+                    line["linksPending"] = links_pending = {
+                        "item": [*item.to_json(), item.attempt], "id": ref.record_id, "date": ref.date,
+                        "record": [ref.filename, ref.offset, ref.length], "size": result.body_bytes,
+                        "metadata": written.metadata_fields}
+                elif kind == "page" and not followed:
                     line["page"] = self._page_entry(item, result, outcome, written.response)
             self._journal(line, written.recorded)
         self._check_bytes()
+        return links_pending
 
     def _browse(self, item: Item) -> None:
         """Load one page in the browser (which writes its records) and journal it as
@@ -688,10 +793,10 @@ class Crawler:
             if final and not wall and item.depth < self.options.depth:
                 queued = [new for new in (Item(url, item.depth + 1) for url in page.outlinks
                                           if self.scope.allows(url)) if self.frontier.add(new)]
-            line = {"t": "group", "url": item.url, "kind": "page", "final": final,
-                    "queue": [new.to_json() for new in queued], "seen": fetched,
-                    "requisites": len(page.requisites), "requisitesFailed": len(page.requisite_failures),
-                    "requisiteFailures": page.requisite_failures}
+            line = group_line(item.url, "page", final, queued, seen=fetched,
+                              requisites=len(page.requisites),
+                              requisitesFailed=len(page.requisite_failures),
+                              requisiteFailures=page.requisite_failures)
             media = [url for url in self.media.with_extracted(page.final_url, page.media, page.frames)
                      if not self.scope.excluded(url)] if self.media is not None else []
             if final:
@@ -729,14 +834,8 @@ class Crawler:
         pending = self._unjournaled.take()
         if recorded is not None:
             pending.add(recorded)
-        line["warc"] = self._journaled_at = self.writer.position()
-        line["elapsed"] = round(time.monotonic() - self._run_started, 3)
-        line["index"] = pending.index
-        line["bytes"] = pending.bytes
-        if pending.originals:
-            line["originals"] = pending.originals
-        if pending.revisits:
-            line["revisits"] = pending.revisits
+        self._journaled_at = self.writer.position()
+        line = recorded_in(line, self._journaled_at, time.monotonic() - self._run_started, pending)
         line.update(pending.journal_fields())
         self.journal.append(line)
         self.stats.count(line)
@@ -755,11 +854,12 @@ class Crawler:
             self.frontier.stop("max-bytes")
 
     def _page_entry(self, item: Item, result: FetchResult, outcome: Outcome,
-                    ref: RecordRef | None) -> dict:
+                    ref: RecordRef | None, record_id: str | None = None) -> dict:
         # py-wacz reads pages.jsonl as a table keyed by the header line's fields, so an
         # entry without `id` or `title` counts as a blank row: every entry gets an id.
-        page_id = ref.record_id.strip("<>").rsplit(":", 1)[-1] if ref else uuid.uuid4().hex
-        entry = {"id": page_id, "url": result.url, "ts": _iso(result.started)}
+        record_id = ref.record_id if ref else record_id
+        page_id = record_id.strip("<>").rsplit(":", 1)[-1] if record_id else uuid.uuid4().hex
+        entry = {"id": page_id, "url": result.url, "ts": utctime.seconds(result.started)}
         if outcome.links.title:
             entry["title"] = outcome.links.title
         if result.status is not None:
@@ -780,6 +880,16 @@ class Crawler:
         return entry
 
 
+def _found(line: dict, result: FetchResult, outcome: Outcome) -> None:
+    """Journal the media found on a page (with --media) and its frames."""
+    if outcome.media:
+        line["mediaFound"] = {"page": result.url, "urls": outcome.media}
+        if outcome.media_extras:
+            line["mediaFound"]["extras"] = outcome.media_extras
+    if outcome.frames:
+        line["frames"] = outcome.frames
+
+
 def _error(result: FetchResult, note: str | None) -> str | None:
     """What went wrong with a fetch, as pages.jsonl says it (None: nothing)."""
     return note or result.error or (
@@ -789,13 +899,4 @@ def _error(result: FetchResult, note: str | None) -> str | None:
 def _failure(result: FetchResult, note: str | None) -> str:
     """Why a failed fetch counts as failed: its error, or a body cut short."""
     return _error(result, note) or f"body cut short ({result.truncated})"
-
-
-def _iso(dt) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _warc_date_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
 

@@ -18,16 +18,18 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from archive import utctime
 from archive.capture.cookiesfile import playwright_cookie
 from archive.capture.login import cookie_identity
 from archive.capture.redaction import DEFAULT_SECRET_HEADERS
+from archive.errors import ArchiveError
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")   # an RFC 9110 token
 NETSCAPE_HEADER = "# Netscape HTTP Cookie File\n"
 MAX_COOKIE_FILE = 16 << 20
 
 
-class CredentialsError(ValueError):
+class CredentialsError(ArchiveError, ValueError):
     """A cookies file, header or URL the capture cannot use (one line, said as is)."""
 
 
@@ -141,7 +143,7 @@ def load_cookies(path: str | Path) -> tuple[list[http.cookiejar.Cookie], list[st
     alive = [c for c in cookies if not c.is_expired(now)]
     if not alive:
         latest = max(c.expires for c in cookies if c.expires is not None)
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(latest))
+        when = utctime.seconds(latest)
         raise CredentialsError(f"--cookies {path}: every cookie in it has expired (the last at "
                                f"{when}): export the session again")
     return alive, sorted({c.name for c in cookies if c.is_expired(now)})

@@ -5,6 +5,7 @@ original instead of storing the same bytes again (WARC 1.1, identical-payload-di
 
 from __future__ import annotations
 
+import json
 import threading
 import zipfile
 import zlib
@@ -14,6 +15,7 @@ from typing import BinaryIO, Iterator
 
 from warcio.statusandheaders import StatusAndHeadersParser, StatusAndHeadersParserException
 
+from archive.capture.spill import DigestMap, SpillFile
 from archive.hashing import parse_digest
 from archive.wacz.zipreader import member_lines, open_zip
 from archive.warc.writer import WARC_VERSION_LINES
@@ -160,14 +162,17 @@ class Dedup:
     Callers hold the WARC writer's lock, so an original is registered only together
     with the record it names."""
 
-    def __init__(self, earlier: EarlierCapture | None = None) -> None:
+    def __init__(self, earlier: EarlierCapture | None = None, spill: SpillFile | None = None) -> None:
+        """`spill`: where digests beyond the crawl's memory bound go (a crawl of millions)."""
         self.earlier = earlier
-        self._seen: dict = {}
+        self._seen = DigestMap(spill, encode=lambda o: json.dumps(o.to_json()),
+                               decode=lambda text: Original(*json.loads(text)))
 
     def lookup(self, digest: str) -> Original | None:
         key = _key(digest)
-        if key in self._seen:
-            return self._seen[key]
+        found = self._seen.get(key) if key is not None else None
+        if found is not None:
+            return found
         return self.earlier.original(digest) if self.earlier else None
 
     def add(self, digest: str, original: Original) -> None:

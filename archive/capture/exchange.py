@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from archive import utctime
 from archive.capture.dedup import Dedup, Original, revisit_headers
 from archive.capture.recorder import FetchResult
 from archive.capture.redaction import REASON, Redaction, set_cookie_values
@@ -64,12 +65,13 @@ class Recorded:
 @dataclass(frozen=True)
 class Written:
     response: RecordRef | None   # the response or revisit record, when one came back
-    metadata: RecordRef
+    metadata: RecordRef | None   # None: deferred (its fields are `metadata_fields`)
     recorded: Recorded
+    metadata_fields: dict | None = None
 
 
 def warc_date(result: FetchResult) -> str:
-    return result.started.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utctime.micros(result.started)
 
 
 def mime_type(content_type: str | None) -> str | None:
@@ -106,12 +108,15 @@ def write_exchange(
     note: str | None = None,
     extra_fields: dict | None = None,
     dedup: Dedup | None = None,
+    defer_metadata: bool = False,
     redaction: Redaction | None = None,
 ) -> Written:
     """Write the response or revisit (when one came back), request and metadata records
     as one uninterrupted group. With `dedup`, a payload seen before becomes a revisit
     and a new one is registered as an original (under the writer's lock, so an original
-    is only ever known together with the record it names).
+    is only ever known together with the record it names). `defer_metadata`: the metadata
+    record is not written; its fields are returned (`write_metadata` writes it later,
+    with the outlinks read once the response is journaled).
 
     Every request record is written here, with its secret header values redacted
     (`redaction`, or the default secret headers under a random key): the metadata
@@ -139,11 +144,18 @@ def write_exchange(
         if sessions:
             fields["session-cookies-set"] = sessions
             recorded.session_cookies.update({name: result.url for name in sessions})
-        metadata_ref = writer.write(
-            "metadata", result.url, warc_fields({**fields, **(extra_fields or {})}),
-            extra={"WARC-Date": date, "WARC-Concurrent-To": concurrent},
-        )
+        fields = {**fields, **(extra_fields or {})}
+        if defer_metadata:
+            return Written(response_ref, None, recorded, fields)
+        metadata_ref = write_metadata(writer, result.url, fields, date, concurrent)
     return Written(response_ref, metadata_ref, recorded)
+
+
+def write_metadata(writer: WarcWriter, url: str, fields: dict, date: str,
+                   concurrent: str | None) -> RecordRef:
+    """The metadata record of one fetch (IP, certificate, outlinks, what failed)."""
+    return writer.write("metadata", url, warc_fields(fields),
+                        extra={"WARC-Date": date, "WARC-Concurrent-To": concurrent})
 
 
 # The default secret headers under one random key for this process: a writer given no

@@ -29,7 +29,7 @@ from archive import SOFTWARE, __version__
 from archive.capture.crawl import CrawlOptions, Crawler
 from archive.capture.dedup import Dedup, EarlierCapture, Original, _key
 from archive.capture.frontier import Item, origin
-from archive.capture.journal import CrawlState
+from archive.capture.journal import CrawlState, tally
 from archive.capture.redisfrontier import CRAWLS_KEY, RedisFrontier, crawl_prefix
 from archive.capture.robots import Robots, RobotsAnswer, Rules, rules_from
 from archive.errors import ArchiveError
@@ -154,6 +154,7 @@ class SharedDedup(Dedup):
 
     def __init__(self, earlier: EarlierCapture | None = None) -> None:
         super().__init__(earlier)
+        self._seen: dict = {}       # only what this worker wrote since its last hand-over
         self._handed: dict = {}
 
     def learn(self, entries: list[str]) -> None:
@@ -419,7 +420,7 @@ class SharedWorker:
             entry = {"worker": self.describe(), "files": staged, "groups": groups,
                      "robots": [[u, json.loads(a)] for u, a, _ in robots]}
             control = {"leased": leased, "final": final, "retry": retry, "digests": digests,
-                       "robots": robots, "bytes": sum(g.get("bytes", 0) for g in groups),
+                       "robots": robots, "bytes": tally(groups)["bytes"],
                        "max_bytes": -1 if self.options.max_bytes is None else self.options.max_bytes}
             if len(set(final)) != len(final):
                 # a URL fetched twice by this worker (its lease ran out, and it claimed the
@@ -440,9 +441,10 @@ class SharedWorker:
             if accepted:
                 self.stats.handovers += 1
                 self.stats.files += len(files)
-                self.stats.fetches += sum(1 for g in groups if g["kind"] != "robots")
-                self.stats.pages += sum(1 for g in groups if g.get("page"))
-                self.stats.bytes += control["bytes"]
+                counted = tally(groups)
+                self.stats.fetches += counted["fetches"]
+                self.stats.pages += counted["pages"]
+                self.stats.bytes += counted["bytes"]
             else:
                 # a lease ran out (this worker was too slow, or cut off): the URLs went to
                 # others, and these records must not enter the capture

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
+from archive import utctime
 from archive.catalog import query as q
 from archive.catalog.backends import Backend
 from archive.catalog.snippet import snippet
@@ -83,10 +83,6 @@ def unpack(data) -> str | None:
     return None if data is None else zlib.decompress(bytes(data)).decode("utf-8")
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _capture_row(row: tuple) -> dict:
     data = dict(zip(CAPTURE_COLUMNS, row))
     try:
@@ -145,7 +141,7 @@ class Catalog:
             self.db.create()
             with self.db.transaction():
                 self.db.executemany("INSERT INTO catalog_meta (key, value) VALUES (?, ?)",
-                                    [("schema", str(SCHEMA)), ("store", store), ("created", _now())])
+                                    [("schema", str(SCHEMA)), ("store", store), ("created", utctime.seconds())])
         held = self.meta("store")
         if held and held != store:
             raise ArchiveError(f"the catalog {self.location} indexes the store {held}, not {store}: "
@@ -172,7 +168,7 @@ class Catalog:
                 "ON CONFLICT (id) DO NOTHING RETURNING id",
                 (entry.id, entry.created, entry.title, json.dumps(entry.seeds), entry.signer, entry.sha256,
                  entry.size, entry.job, entry.operator, entry.address, entry.lock, len(entry.pages), entry.verdict,
-                 entry.verified_at, _now(), None))
+                 entry.verified_at, utctime.seconds(), None))
             if not added:
                 return False
             self._fill_revisits(entry.pages)
@@ -223,7 +219,7 @@ class Catalog:
         """Mark captures the store no longer holds (or holds again)."""
         with self.db.transaction():
             self.db.executemany("UPDATE captures SET missing_since = ? WHERE id = ?",
-                                [(_now() if missing else None, c) for c in capture_ids])
+                                [(utctime.seconds() if missing else None, c) for c in capture_ids])
 
     def set_verdicts(self, verdicts: dict[str, tuple[str, str]]) -> None:
         """capture id -> (verdict, when), from the custody ledger's `verified` entries."""

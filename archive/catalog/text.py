@@ -83,8 +83,12 @@ def _clean(text: str | None, limit: int = MAX_TEXT) -> str:
 def html_text(body: bytes, content_type: str | None = None) -> PageText:
     from selectolax.lexbor import LexborHTMLParser    # loaded only when pages are read
 
+    from archive.capture.links import flatten_deep    # one rule for reading hostile nesting
+
     html = body.decode(charset(body, content_type), errors="replace")
-    tree = LexborHTMLParser(html)
+    # read as a browser reads it: lexbor takes minutes over 100,000 nested elements, and
+    # the text is read while sealing and cataloguing
+    tree = LexborHTMLParser(flatten_deep(html)[0])
     title = tree.css_first("title")
     title = title.text() if title is not None else ""
     description = ""

@@ -10,6 +10,7 @@ import sys
 
 from archive import __version__
 from archive.errors import ArchiveError
+from archive.values import printable
 
 # each command and the module of archive.cli that registers it, imported only when it is
 # needed: `archive verify` then starts without the crawler, the browser driver and the
@@ -70,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except ArchiveError as exc:
-        print(f"archive: error: {exc}", file=sys.stderr)
+        # one line whatever the message carries (a file name, what a server answered)
+        print(f"archive: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # the reader went away (`archive hash --all F | head -1`): no error to report, and
@@ -84,6 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one line for users, a traceback on request
         if os.environ.get("ARCHIVE_DEBUG"):
             raise
-        print(f"archive: internal error: {type(exc).__name__}: {exc} "
+        print(f"archive: internal error: {type(exc).__name__}: {printable(str(exc))} "
               "(set ARCHIVE_DEBUG=1 for details)", file=sys.stderr)
         return 2

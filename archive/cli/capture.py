@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
 from archive.capture.login import Credentials
 from archive.capture.options import OPTIONS, CaptureSettings, crawl_options, request_values, settings_from_cli
+from archive.cli.capture_result import print_capture_result
 from archive.cli.common import Progress, argument_type, human_bytes, positive_duration, print_json, sealed_url
+from archive.cli.sigterm import stop_on_sigterm
 from archive.cli.store import add_store_options, store_options
-from archive.cli.timestamp import print_timestamps
 from archive.errors import ArchiveError
 from archive.keys import KEY_ENV, chosen_signer, load_signer, p256_notice
 from archive.logins import session_advice
@@ -40,7 +39,6 @@ def register(sub) -> None:
                    help="with --resume: use the store, key, TSAs, retention or operator given "
                         "here although the capture was started with others")
     add_capture_options(p)
-    p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
     add_store_options(p)
     p.add_argument("--key", help=f"signing key file (default: ${KEY_ENV})")
     p.add_argument("--unsigned", action="store_true", help="capture without signing (reported as UNSIGNED)")
@@ -112,18 +110,6 @@ def profile_login(settings: CaptureSettings, resumed: CaptureRequest | None = No
             raise ArchiveError("--profile-passphrase-file goes with --profile")
         return None
     return open_for_capture(folder, settings.profile_passphrase_file)
-
-
-def _stop_on_sigterm():
-    """SIGTERM (systemd, docker stop, timeout) stops a capture as Ctrl-C does: the work
-    folder is kept and a multipart upload in flight is aborted, not left dangling.
-    Returns the previous handler (None off the main thread, where none can be set)."""
-    def stop(signum, frame) -> None:
-        raise KeyboardInterrupt("SIGTERM")
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, stop)
 
 
 def _signer_value(signer: Signer | None) -> str:
@@ -223,44 +209,23 @@ def run(args) -> int:
             stats.bytes,
         )
 
-    previous = _stop_on_sigterm()
+    # SIGTERM stops a capture as Ctrl-C does: the work folder is kept and a multipart
+    # upload in flight is aborted, not left dangling
     try:
-        if args.resume:
-            # the crawl's own options were saved with it, and so were where it goes and
-            # who signs it (changed only with --override-saved)
-            result = resume_capture(Path(args.resume), store, signer, on_progress, changes, args.catalog,
-                                    redis=redis if settings.redis else None, credentials=credentials)
-        else:
-            result = run_capture(request, store, signer, on_progress, args.catalog, credentials)
+        with stop_on_sigterm():
+            if args.resume:
+                # the crawl's own options were saved with it, and so were where it goes and
+                # who signs it (changed only with --override-saved)
+                result = resume_capture(Path(args.resume), store, signer, on_progress, changes, args.catalog,
+                                        redis=redis if settings.redis else None, credentials=credentials)
+            else:
+                result = run_capture(request, store, signer, on_progress, args.catalog, credentials)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
         progress.done()
     if args.json:
         print_json(result.to_dict())
     else:
-        print(f"capture  {result.capture_id}")
-        print(f"stored   {result.address}")
-        print(f"sha256   {result.sha256}")
-        print(f"signer   {result.signer or 'UNSIGNED'}")
-        if result.lock:
-            print(f"locked   {result.lock}")
-        # `failed` counts every failed fetch, pages and requisites alike (with --browser,
-        # often only the favicon Chromium asks for on its own).
-        print(f"pages    {result.pages}, requisites {result.requisites}, "
-              f"failed fetches {result.failed}, {human_bytes(result.bytes)}"
-              + (f", {result.revisits} unchanged payloads as revisits" if result.revisits else ""))
-        if media or result.media or result.media_failed:
-            print(f"media    {result.media} recorded, {result.media_failed} failed "
-                  "(evidence/capture.json says what became of each)")
-        if result.stop_reason:
-            print(f"stopped  {result.stop_reason} reached; some queued URLs were not fetched")
-        for cut in result.cut_back:
-            print(f"cut back {cut['groups']} fetches journaled before {cut['at']} had lost "
-                  "their records on disk (a power failure) and were fetched again")
-        print_timestamps(result.timestamps, result.capture_id)
-        for wall in result.logged_out:
-            print(f"logged out {wall['url']}: {wall['error'].removeprefix('logged out: ')}")
+        print_capture_result(result.to_dict(), media=media is not None)
     if result.logged_out:
         print(f"archive: warning: {len(result.logged_out)} page(s) answered with a login wall "
               "(recorded as \"logged out\", not as content): the session has expired or the "

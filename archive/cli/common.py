@@ -16,6 +16,32 @@ from archive.values import printable
 from archive.values import parse_duration, parse_limit, parse_regex, parse_sealed_url, parse_size
 
 
+STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
+ENDPOINT_HELP = ("S3 endpoint for s3:// addresses (default: AWS_ENDPOINT_URL, the profile's, or AWS); "
+                 "credentials always come from the AWS chain")
+
+
+def add_store_arguments(parser, help_text: str = STORE_HELP, positional: bool = False) -> None:
+    """--store and --endpoint-url, for every command that reads or writes a store; with
+    `positional`, the store may be given as the command's argument too (`archive ls DIR`)."""
+    if positional:
+        parser.add_argument("store_arg", nargs="?", metavar="STORE", help=help_text)
+    parser.add_argument("--store", help=help_text)
+    add_endpoint_option(parser)
+
+
+def add_endpoint_option(parser) -> None:
+    parser.add_argument("--endpoint-url", metavar="URL", help=ENDPOINT_HELP)
+
+
+def store_address(args) -> str | None:
+    """The store a command was given: --store, or its argument where it takes one (not both)."""
+    given = getattr(args, "store_arg", None)
+    if args.store and given:
+        raise ArchiveError("give the store once: as an argument or with --store")
+    return args.store or given
+
+
 def argument_type(read: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argparse type from a reader that raises ValueError with its message (argparse
     shows the message of an ArgumentTypeError only)."""

@@ -7,24 +7,18 @@ from __future__ import annotations
 
 import os
 
-from archive.cli.common import Progress, print_json, trusted_keys
-from archive.custody.chain import Break, ChainCheck, anchor_breaks, fixity_problem, unaccounted
-from archive.custody.entry import UPGRADED, Actor
+from archive.cli.common import Progress, add_store_arguments, print_json, trusted_keys
+from archive.custody.audit import audit_custody
+from archive.custody.entry import Actor
 from archive.custody.head import parse_head_text
-from archive.custody.history import summary_of
+from archive.custody.history import entries_in_chain, summary_of
 from archive.custody.ledger import open_ledger
-from archive.custody.log import CustodyLog
-from archive.custody.logcheck import LogCheck
+from archive.custody.log import upgrade_to_log
 from archive.custody.proof import head_summary, prove_capture
-from archive.errors import ArchiveError
-from archive.hashing import stream_sha256
 from archive.keys import KEY_ENV, load_signer
 from archive.timestamping import PREFIX as TIMESTAMPS_PREFIX
 from archive.values import human_bytes, printable
 from archive.warc.records import default_operator
-
-STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
-
 
 def register(sub) -> None:
     parser = sub.add_parser("custody", help="the chain of custody of a store's captures")
@@ -61,11 +55,8 @@ def register(sub) -> None:
 
 def _action(actions, name: str, help_text: str, run):
     """A custody action on a store: --store, --endpoint-url and --json, and what it runs."""
-    from archive.cli.store import add_endpoint_option   # not loaded by `archive verify FILE`
-
     parser = actions.add_parser(name, help=help_text)
-    parser.add_argument("--store", help=STORE_HELP)
-    add_endpoint_option(parser)
+    add_store_arguments(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=run)
     return parser
@@ -117,13 +108,7 @@ def run_show(args) -> int:
     store, ledger = _ledger_of(args)
     if args.capture_id and ledger.is_log():
         return _show_capture(ledger, args)
-    check = ChainCheck(ledger.location)
-    chosen = []
-    for record in ledger.iter_records():
-        check.add(record)
-        if record.entry and (args.capture_id is None or record.entry.get("capture") == args.capture_id):
-            chosen.append(record.entry)
-    chain = check.finish()
+    chosen, chain = entries_in_chain(ledger, args.capture_id)
     broken = f"chain: BROKEN at {chain.breaks[0]}" if chain.breaks else None
     held = f"chain: {chain.entries} entries, links and signatures intact" if chain.entries else None
     return _print_entries(ledger, args, chosen, {"chain": chain.to_dict()}, broken, held)
@@ -135,7 +120,8 @@ def _show_capture(ledger, args) -> int:
     entries = [r.entry for r in proof.records]
     broken = f"log: BROKEN: {proof.problems[0]}" if proof.problems else None
     held = (f"log: {len(entries)} entries, signatures intact, {proof.proven} proven in the log under "
-            f"{head_summary(proof.head, None)}") if entries else None
+            f"{head_summary(proof.head, None)}"
+            + (f"; {proof.forged[0]}: run `archive custody verify`" if proof.forged else "")) if entries else None
     return _print_entries(ledger, args, entries, {"head": proof.head, "proven": proof.proven,
                                                   "problems": proof.problems, "elsewhere": proof.elsewhere},
                           broken, held)
@@ -158,73 +144,24 @@ def _print_entries(ledger, args, entries: list[dict], extra: dict, broken: str |
     return 0
 
 
-def anchor(text: str) -> tuple[int, str]:
-    seq, _, value = text.partition(":")
-    if not seq.isdigit() or not value.startswith("sha256:"):
-        raise ArchiveError(f"not an anchor: {text!r} (give SIZE:ROOT or SEQ:sha256:HEX, as `head` prints it)")
-    return int(seq), value
-
-
-def _anchors(texts: list[str]) -> tuple[list[tuple[int, str]], list[tuple[int, bytes]]]:
-    """--anchor values: entries of a plain chain (SEQ:sha256:HEX) and heads (SIZE:ROOT)."""
-    entries, heads = [], []
-    for text in texts:
-        if text.partition(":")[2].startswith("sha256:"):
-            entries.append(anchor(text))
-        else:
-            try:
-                heads.append(parse_head_text(text))
-            except ArchiveError:
-                raise ArchiveError(f"not an anchor: {text!r} (give SIZE:ROOT or SEQ:sha256:HEX, as "
-                                   "`head` prints it)") from None
-    return entries, heads
-
-
 def run_verify(args) -> int:
     store, ledger = _ledger_of(args)
     trusted = trusted_keys(args.trust) if args.trust else None
-    entry_anchors, head_anchors = _anchors(args.anchor)
     since = parse_head_text(args.since) if args.since else None
     progress = Progress(not args.quiet and not args.json)
-    show = lambda n: progress.update(f"checking entry {n}")   # noqa: E731
-    log = ledger.is_log()
-    if since and not log:
-        raise ArchiveError(f"{ledger.location} is a plain hash chain, without heads: --since needs a "
-                           "verifiable log (`archive custody upgrade`)")
-    anchored = [seq for seq, _ in entry_anchors]
-    if log:
-        checker = LogCheck(ledger, trusted, since, anchored, show, head_anchors)
-        report = checker.run()
-        found = checker.found
-    else:
-        check = ChainCheck(ledger.location, trusted, anchored=anchored)
-        for record in ledger.iter_records():
-            check.add(record)
-            show(check.report.entries)
-        report, found, checker = check.finish(), check.found, check
-        for size, root in head_anchors:
-            report.breaks.append(Break("anchor", size, f"you noted a head of a verifiable log "
-                                       f"({size}:{root.hex()}), but this ledger has no tree: it was "
-                                       "removed, or the ledger is not the one you noted"))
-        if checker.upgraded:
-            report.breaks.append(checker.upgraded)
-    progress.done()
-    chain = checker.chain if log else checker
-    report.breaks += anchor_breaks(found, chain.last_seq, entry_anchors)
-    if since is None:
-        captures = [c.capture_id for c in store.list_captures()]
-        tokens = list(store.list_objects(TIMESTAMPS_PREFIX))
-        report.unaccounted = unaccounted(chain.stored, chain.noted, captures, tokens)
-    if args.files:
-        if since is not None:
-            raise ArchiveError("--files reads every capture: give it without --since")
-        report.files = _fixity(store, captures, {c: s.sha256 for c, s in chain.stored.items()},
-                               Progress(not args.quiet and not args.json, unit="items"))
-        report.files["problems"] = chain.stored_problems + report.files["problems"]
+    hashing = Progress(not args.quiet and not args.json, unit="items")
+    try:
+        report = audit_custody(
+            store, ledger, trusted, args.anchor, since, args.files, TIMESTAMPS_PREFIX,
+            lambda n: progress.update(f"checking entry {n}"),
+            lambda capture_id, done, total: hashing.update(f"hashing {capture_id}", done, total))
+    finally:
+        progress.done()
+        hashing.done()
     if args.json:
         print_json(report.to_dict())
-        return 0 if report.intact else 1
-    _print_verify(report, trusted, since)
+    else:
+        _print_verify(report, trusted, since)
     return 0 if report.intact else 1
 
 
@@ -271,23 +208,7 @@ def _print_verify(report, trusted, since) -> None:
 
 def run_upgrade(args) -> int:
     store, ledger = _ledger_of(args)
-    if ledger.is_log():
-        raise ArchiveError(f"{ledger.location} is already a verifiable log")
-    check = ChainCheck(ledger.location)
-    for record in ledger.iter_records():
-        check.add(record)
-    report = check.finish()
-    if report.breaks:
-        raise ArchiveError(f"{ledger.location} does not verify ({report.breaks[0]}): upgrading it would "
-                           "seal the damage into the log; examine it with `archive custody verify`")
-    actor = actor_from_args(args, key_from_env=True)
-    head = ledger.upgrade(actor.signer)
-    log = CustodyLog(store, actor, ledger)
-    entry = log.record(UPGRADED, None, None, entries=head["size"], root=head["root"])
-    if entry is None:
-        raise ArchiveError(log.problems[0])
-    result = {"location": ledger.location, "entries": head["size"], "root": head["root"],
-              "upgraded_entry": entry["seq"]}
+    result = upgrade_to_log(store, ledger, lambda: actor_from_args(args, key_from_env=True))
     if args.json:
         print_json(result)
     else:
@@ -305,25 +226,6 @@ def run_repair(args) -> int:
         for line in done or [f"nothing to repair in {ledger.location}"]:
             print(printable(line))
     return 0
-
-
-def _fixity(store, captures: list[str], recorded: dict[str, str], progress: Progress) -> dict:
-    """Every stored capture read and hashed against the SHA-256 its 'stored' entry holds."""
-    checked, total, problems = 0, 0, []
-    for number, capture_id in enumerate(captures, 1):
-        progress.update(f"hashing {capture_id}", number - 1, len(captures))
-        try:
-            with store.open_capture(capture_id) as fh:
-                sha, size = stream_sha256(fh)
-        except (ArchiveError, OSError) as exc:
-            problems.append(f"capture {capture_id} could not be read: {exc}")
-            continue
-        checked, total = checked + 1, total + size
-        problem = fixity_problem(capture_id, recorded.get(capture_id), sha)
-        if problem:
-            problems.append(problem)
-    progress.done()
-    return {"checked": checked, "bytes": total, "problems": problems}
 
 
 # -- the custody side of `archive verify` ---------------------------------------------

@@ -6,13 +6,12 @@ import functools
 import sys
 from pathlib import Path
 
-from archive.cli.common import print_json
-from archive.cli.store import add_endpoint_option, store_options
+from archive.cli.common import add_store_arguments, print_json
+from archive.cli.store import store_options
 from archive.diff import diff_captures, render_text
 from archive.errors import ArchiveError
 from archive.ids import is_capture_id
 from archive.store.address import open_existing_store
-from archive.errors import CannotCheck
 from archive.reader.source import Source, pinned
 
 
@@ -20,8 +19,7 @@ def register(sub) -> None:
     p = sub.add_parser("diff", help="pages added, removed, redirected and changed between two captures")
     p.add_argument("first", metavar="ID1", help="a capture id in the store, or a WACZ file")
     p.add_argument("second", metavar="ID2", help="a capture id in the store, or a WACZ file")
-    p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
-    add_endpoint_option(p)
+    add_store_arguments(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=run)
 
@@ -37,8 +35,6 @@ def _source(target: str, args) -> Source:
         raise ArchiveError(f"{target} is neither a WACZ file nor a capture id")
     try:
         return pinned(label, opener, str(path) if path.is_file() else None)
-    except CannotCheck as exc:
-        raise ArchiveError(str(exc)) from None
     except OSError as exc:
         raise ArchiveError(f"cannot read {target}: {exc.strerror or exc}") from None
 

@@ -15,9 +15,9 @@ from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 
-from archive.cli.common import print_json
+from archive.cli.common import add_store_arguments, print_json
 from archive.cli.custody import add_actor_options, actor_from_args
-from archive.cli.store import add_endpoint_option, store_options
+from archive.cli.store import store_options
 from archive.custody.entry import EXPORTED
 from archive.custody.log import CustodyLog
 from archive.errors import ArchiveError
@@ -26,7 +26,6 @@ from archive.store.address import open_existing_store
 from archive.signature_files import export_signature
 from archive.timestamping import export_tokens, read_sealed_digest, sealed_digest
 from archive.reader.extract import AlteredRecord, Extracted, Opener, extract, media_items, store_opener
-from archive.errors import CannotCheck
 from archive.reader.source import resolve, store_source
 
 
@@ -44,8 +43,7 @@ def register(sub) -> None:
     p.add_argument("--signature", metavar="DIR", type=Path,
                    help="write the bytes it signed, the signer's public key (PEM) and the signature "
                         "(DER), for `openssl dgst -sha256 -verify`")
-    p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
-    add_endpoint_option(p)
+    add_store_arguments(p)
     add_actor_options(p, "sign the custody entry with this private key (default: $ARCHIVE_KEY)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=run)
@@ -80,10 +78,7 @@ def run(args) -> int:
 
 def run_signature(args) -> int:
     """--signature DIR, and the openssl command that checks it."""
-    try:
-        source = resolve(args.capture_id, args.store, args.endpoint_url)
-    except CannotCheck as exc:
-        raise ArchiveError(str(exc)) from None
+    source = resolve(args.capture_id, args.store, args.endpoint_url)
     name = args.capture_id if is_capture_id(args.capture_id) else Path(source.name).name.removesuffix(".wacz")
     with source.open() as fh:
         sealed = sealed_digest(fh, args.capture_id)
@@ -109,17 +104,11 @@ def run_signature(args) -> int:
 
 
 def _source(args):
-    try:
-        return resolve(args.capture_id, args.store, args.endpoint_url)
-    except CannotCheck as exc:
-        raise ArchiveError(str(exc)) from None
+    return resolve(args.capture_id, args.store, args.endpoint_url)
 
 
 def _media(args) -> list[dict]:
-    try:
-        return media_items(_source(args))
-    except CannotCheck as exc:
-        raise ArchiveError(str(exc)) from None
+    return media_items(_source(args))
 
 
 def _media_record(args) -> str:

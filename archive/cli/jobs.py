@@ -10,17 +10,18 @@ store is unusable (nothing started), 3 when another run of the job holds its loc
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 
+from archive import utctime
 from archive.cli.common import Progress, at_least, human_bytes, print_json
-from archive.cli.timestamp import print_timestamps
+from archive.cli.capture_result import print_capture_result
+from archive.cli.sigterm import stop_on_sigterm
 from archive.cli.common import duration as duration_arg
 from archive.errors import ArchiveError
 from archive.jobs.dispatch import Dispatch
 from archive.redisconn import REDIS_ENV, redis_url
-from archive.jobs.lock import JobBusy, iso_seconds, utcnow
+from archive.jobs.lock import JobBusy
 from archive.jobs.preflight import part_problems, preflight
 from archive.jobs.runner import Outcome, Terminated, run_job
 from archive.jobs.scheduler import Scheduler, exit_meaning, install_stop_handlers, log_line
@@ -108,9 +109,9 @@ def run_check(args) -> int:
         spec, problems = _check_one(path, args.offline)
         entry = {"file": str(path), "ok": not problems, "problems": problems}
         if spec is not None:
-            due = first_due(spec, None, utcnow())
+            due = first_due(spec, None, utctime.now())
             entry.update(job=spec.name, schedule=spec.schedule.describe() if spec.schedule else None,
-                         next_due=iso_seconds(due) if due else None)
+                         next_due=utctime.seconds(due) if due else None)
         results.append(entry)
     if args.json:
         print_json(results)
@@ -157,12 +158,9 @@ def run_run(args) -> int:
         progress.update(f"job {spec.name}: pages {stats.pages}  queued {queued}  "
                         f"failed {stats.failed}  {human_bytes(stats.bytes)}", stats.bytes)
 
-    def terminate(signum, frame) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        outcome = run_job(spec, signer, store, on_progress, send=not args.no_notify)
+        with stop_on_sigterm(Terminated):
+            outcome = run_job(spec, signer, store, on_progress, send=not args.no_notify)
     except JobBusy as exc:
         return _not_run(args, str(exc), EXIT_BUSY)
     except Terminated:
@@ -170,7 +168,6 @@ def run_run(args) -> int:
                         "is recorded as interrupted and what it captured is kept in its work "
                         "folder", EXIT_TERMINATED)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         progress.done()
     if args.json:
         print_json(outcome.to_dict())
@@ -203,17 +200,7 @@ def _print_outcome(outcome: Outcome) -> None:
     else:
         print(f"job      {outcome.job}: run {outcome.run_id}")
     if c is not None:
-        if outcome.dedup_against and c.get("revisits"):
-            print(f"revisits {c['revisits']} payloads unchanged since {outcome.dedup_against}, "
-                  "stored as revisit records pointing into it")
-        print(f"capture  {c['capture_id']}")
-        print(f"stored   {c['address']}")
-        print(f"sha256   {c['sha256']}")
-        if c.get("lock"):
-            print(f"locked   {c['lock']}")
-        print(f"pages    {c['pages']} ({c['failed']} failed), requisites {c['requisites']}, "
-              f"{human_bytes(c['bytes'])}")
-        print_timestamps(c.get("timestamps") or [], c["capture_id"])
+        print_capture_result(c, dedup_against=outcome.dedup_against)
     changes = outcome.changes or {}
     if changes.get("error"):
         print(f"changes  {changes['error']}")

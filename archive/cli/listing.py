@@ -7,10 +7,10 @@ import zipfile
 from dataclasses import asdict
 
 from archive.catalog.listing import catalog_capture, catalog_rows
-from archive.cli.common import at_least, human_bytes, print_json, print_table
+from archive.cli.common import add_store_arguments, at_least, human_bytes, print_json, print_table, store_address
 from archive.custody.entry import STORED
 from archive.custody.ledger import open_ledger
-from archive.cli.store import add_endpoint_option, store_options
+from archive.cli.store import store_options
 from archive.errors import ArchiveError
 from archive.store.address import open_existing_store
 from archive.store.base import StoredCapture
@@ -20,26 +20,20 @@ from archive.wacz.zipreader import open_zip
 from archive.wacz.claims import read_claims
 from archive.wacz.names import CAPTURE, DATAPACKAGE
 
-STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
-
-
 def register(sub) -> None:
     ls = sub.add_parser("ls", help="list the captures in a store")
-    ls.add_argument("store_arg", nargs="?", metavar="STORE", help=STORE_HELP)
-    ls.add_argument("--store", help=STORE_HELP)
+    add_store_arguments(ls, positional=True)
     ls.add_argument("--newest", type=at_least(1), metavar="N",
                     help="only the N newest captures (reads only the newest date folders)")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     add_catalog_options(ls)
-    add_endpoint_option(ls)
     ls.set_defaults(run=run_ls)
 
     show = sub.add_parser("show", help="describe one stored capture")
     show.add_argument("capture_id", metavar="ID", help="a capture id, or s3://bucket/prefix/ID")
-    show.add_argument("--store", help=STORE_HELP)
+    add_store_arguments(show)
     show.add_argument("--json", action="store_true", help="machine-readable output")
     add_catalog_options(show)
-    add_endpoint_option(show)
     show.set_defaults(run=run_show)
 
 
@@ -88,7 +82,7 @@ def _row(store, stored: StoredCapture) -> dict:
 
 
 def _open(args):
-    return open_existing_store(args.store or getattr(args, "store_arg", None), store_options(args))
+    return open_existing_store(store_address(args), store_options(args))
 
 
 def recorded_digests(store, capture_ids: list[str]) -> dict[str, str]:
@@ -126,8 +120,6 @@ def _seeds_column(row: dict) -> str:
 
 
 def run_ls(args) -> int:
-    if args.store and args.store_arg:
-        raise ArchiveError("give the store once: as an argument or with --store")
     store = _open(args)
     rows, warnings = (None, []) if args.no_catalog else catalog_rows(store, args.catalog)
     for warning in warnings:

@@ -10,13 +10,12 @@ from dataclasses import asdict
 from archive.catalog.catalog import Hit
 from archive.catalog.indexer import held_captures, index_store
 from archive.catalog.locate import CATALOG_ENV, open_catalog
-from archive.cli.common import Progress, print_json
-from archive.cli.store import add_endpoint_option, store_options
+from archive.cli.common import Progress, add_store_arguments, print_json, store_address
+from archive.cli.store import store_options
 from archive.errors import ArchiveError
 from archive.store.address import open_store
 from archive.values import printable
 
-STORE_HELP = "folder or s3://bucket/prefix (default: ./archive-store)"
 CATALOG_HELP = (f"postgresql://... for a shared catalog, or an SQLite file (default: ${CATALOG_ENV}, else "
                 "catalog.sqlite3 in a folder store, or the user's cache folder for an s3:// store)")
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?Z?)?")
@@ -40,19 +39,17 @@ def _time(end: bool):
 
 def register(sub) -> None:
     p = sub.add_parser("index", help="build or update the catalog of a store (for search, ls and show)")
-    p.add_argument("store_arg", nargs="?", metavar="STORE", help=STORE_HELP)
-    p.add_argument("--store", help=STORE_HELP)
+    add_store_arguments(p, positional=True)
     add_catalog_option(p)
     p.add_argument("--rebuild", action="store_true", help="empty the catalog and read every capture again")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    add_endpoint_option(p)
     p.set_defaults(run=run_index)
 
     s = sub.add_parser("search", help="search the text of every captured page")
     s.add_argument("query", metavar="QUERY",
                    help='words (all must be there), "a phrase", prefix*, OR, NOT or -word, (groups)')
-    s.add_argument("--store", help=STORE_HELP)
+    add_store_arguments(s)
     add_catalog_option(s)
     s.add_argument("--url", metavar="PREFIX", help="only pages whose URL starts with this (with --history: this URL)")
     s.add_argument("--since", type=_time(False), metavar="DATE", help="only captures made on or after this (UTC)")
@@ -62,14 +59,11 @@ def register(sub) -> None:
     s.add_argument("--history", action="store_true",
                    help="every capture of --url in time order, and whether the query is found there")
     s.add_argument("--json", action="store_true", help="machine-readable output")
-    add_endpoint_option(s)
     s.set_defaults(run=run_search)
 
 
 def run_index(args) -> int:
-    if args.store and args.store_arg:
-        raise ArchiveError("give the store once: as an argument or with --store")
-    store = open_store(args.store or args.store_arg, store_options(args))
+    store = open_store(store_address(args), store_options(args))
     catalog, message = open_catalog(store, args.catalog, write=True, fresh=args.rebuild)
     if message:
         print(f"archive: {message}", file=sys.stderr)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from archive.cli.common import print_json, trusted_keys
+from archive.cli.common import add_store_arguments, print_json, trusted_keys
 from archive.cli.search import add_catalog_option
-from archive.cli.store import add_endpoint_option
 from archive.errors import ArchiveError
 from archive.serve.config import ServeConfig
 from archive.serve.guard import read_token
@@ -22,7 +21,7 @@ def _port(text: str) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="a read-only web app to browse, verify, replay, compare and search captures")
-    p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
+    add_store_arguments(p)
     add_catalog_option(p)
     p.add_argument("--trust", action="append", metavar="[NAME=]KEY",
                    help="public key (or folder of keys) whose signatures you accept (repeatable)")
@@ -40,7 +39,6 @@ def register(sub) -> None:
     p.add_argument("--no-record", action="store_true",
                    help="Verify now adds no 'verified' entry to the custody ledger")
     p.add_argument("--json", action="store_true", help="print the addresses as JSON once listening")
-    add_endpoint_option(p)
     p.set_defaults(run=run)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from archive.cli.common import print_json
+from archive.cli.common import add_endpoint_option, add_store_arguments, print_json
 from archive.errors import ArchiveError
 from archive.store.address import StoreOptions
-from archive.store.s3 import LOCK_MODES, Retention, init_bucket, make_client, parse_s3_address
+from archive.store.base import LOCK_MODES, MAX_RETAIN_DAYS
+from archive.store.s3 import Retention, init_bucket, make_client, parse_s3_address
 
 
 def days(text: str) -> int:
@@ -15,15 +16,9 @@ def days(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
-    if not 1 <= value <= 36500:
-        raise argparse.ArgumentTypeError(f"retention must be 1 to 36500 days, not {value}")
+    if not 1 <= value <= MAX_RETAIN_DAYS:
+        raise argparse.ArgumentTypeError(f"retention must be 1 to {MAX_RETAIN_DAYS} days, not {value}")
     return value
-
-
-def add_endpoint_option(parser) -> None:
-    parser.add_argument("--endpoint-url", metavar="URL",
-                        help="S3 endpoint for s3:// addresses (default: AWS_ENDPOINT_URL, the "
-                             "profile's, or AWS); credentials always come from the AWS chain")
 
 
 def add_retention_options(parser, default_help: str = "") -> None:
@@ -36,8 +31,8 @@ def add_retention_options(parser, default_help: str = "") -> None:
 
 
 def add_store_options(parser) -> None:
-    """--endpoint-url, --retain-days, --lock-mode, --legal-hold (for commands that store)."""
-    add_endpoint_option(parser)
+    """--store, --endpoint-url, --retain-days, --lock-mode, --legal-hold (for commands that store)."""
+    add_store_arguments(parser)
     add_retention_options(parser)
     parser.add_argument("--legal-hold", action="store_true",
                         help="put each capture under an Object Lock legal hold")

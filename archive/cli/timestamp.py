@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from archive.cli.common import positive_duration, print_json, sealed_url
+from archive.cli.capture_result import print_timestamps
+from archive.cli.common import add_store_arguments, positive_duration, print_json, sealed_url
 from archive.cli.custody import add_actor_options, actor_from_args
-from archive.cli.store import add_endpoint_option, store_options
+from archive.cli.store import store_options
 from archive.custody.log import CustodyLog
 from archive.errors import ArchiveError
 from archive.ids import is_capture_id
@@ -21,21 +22,10 @@ def register(sub) -> None:
                    help="RFC 3161 Time Stamping Authority (repeatable)")
     p.add_argument("--tsa-timeout", type=positive_duration, default=DEFAULT_TIMEOUT,
                    help=f"how long to wait for each TSA (default {DEFAULT_TIMEOUT:g}s)")
-    p.add_argument("--store", help="folder or s3://bucket/prefix (default: ./archive-store)")
-    add_endpoint_option(p)
+    add_store_arguments(p)
     add_actor_options(p, "sign the custody entry with this private key (default: $ARCHIVE_KEY)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=run)
-
-
-def print_timestamps(entries: list[dict], capture_id: str) -> None:
-    """One line per TSA asked: the time it states, or why there is no token."""
-    for entry in entries:
-        if entry.get("time"):
-            print(f"time     {entry['time']} stated by {entry['tsa']} (verify with --trust-tsa)")
-        else:
-            print(f"time     NO TOKEN from {entry['tsa']}: {entry.get('error')} "
-                  f"(add one later: archive timestamp {capture_id} --tsa URL)")
 
 
 def run(args) -> int:

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from archive.cli import custody
-from archive.cli.common import Progress, trusted_keys
+from archive.cli.common import Progress, add_store_arguments, trusted_keys
 from archive.custody.head import parse_head_text
 from archive.errors import ArchiveError
-from archive.ids import is_capture_id
-from archive.verify.model import CannotCheck
 from archive.verify.report import render_json, render_text
 from archive.reader.source import resolve
-from archive.verifying import VerifyContext, verify_capture
+from archive.verifying import VerifyContext, store_around, store_key_warnings, verify_capture
 
 
 def register(sub) -> None:
     p = sub.add_parser("verify", help="check a capture's integrity, signature, index and time")
     p.add_argument("target", metavar="TARGET",
                    help="a WACZ or WARC file, a capture id (in --store), or s3://bucket/.../ID.wacz")
-    p.add_argument("--store", help="store holding the capture id (default: ./archive-store)")
+    add_store_arguments(p, "store holding the capture id (default: ./archive-store)")
     p.add_argument("--trust", action="append", metavar="[NAME=]KEY",
                    help="public key (or folder of keys) whose signatures you accept (repeatable)")
     p.add_argument("--allow-unsigned", action="store_true",
@@ -31,7 +28,6 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="JSON report on stdout (report.schema.json)")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     p.add_argument("--quiet", action="store_true", help="no progress line")
-    p.add_argument("--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL or AWS)")
     custody.add_verify_options(p)
     p.set_defaults(run=run)
 
@@ -43,21 +39,6 @@ def _hex(text: str | None) -> str | None:
     if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
         raise ArchiveError(f"--sha256 wants 64 hex digits, got {text!r}")
     return value
-
-
-def _store_of(args) -> tuple:
-    """(store, capture id) around the target, for timestamps added later and custody. A
-    file's path has none: the store modules (and the S3 SDK) are then not even loaded."""
-    if not args.target.lower().startswith("s3://") and not is_capture_id(args.target):
-        return ()
-    from archive.store.address import StoreOptions, locate_s3_capture, open_existing_store
-
-    located = locate_s3_capture(args.target, args.endpoint_url)
-    if located:
-        return located
-    if is_capture_id(args.target) and not args.target.endswith(".wacz"):
-        return open_existing_store(args.store, StoreOptions(endpoint_url=args.endpoint_url)), args.target
-    return ()
 
 
 def _html_target(path: str | None) -> None:
@@ -73,40 +54,22 @@ def _html_target(path: str | None) -> None:
         raise ArchiveError(f"--html {path}: folder {folder} is not writable")
 
 
-def store_key_warnings(trust: list[str] | None) -> list[str]:
-    """--trust given a store's own keys/ folder (or a key in it): whoever can write to the
-    store can add a key there, so it proves nothing about who signed."""
-    warnings = []
-    for value in trust or ():
-        path = Path(value if os.path.exists(value) else value.split("=", 1)[-1]).resolve()
-        folder = path if path.is_dir() else path.parent
-        if folder.name == "keys" and any((folder.parent / d).is_dir() for d in ("captures", "custody")):
-            warnings.append(f"--trust {value}: this is the keys folder of the store {folder.parent}, where "
-                            "anyone who can write to the store can add a key; trust keys you got from "
-                            "their owners, not from the store")
-    return warnings
-
-
 def run(args) -> int:
     sha256 = _hex(args.sha256)
     _html_target(args.html)
     # trusted TSAs; the store, later tokens and ledger around the capture (local or S3)
     actor = None if args.no_record else (lambda: custody.actor_from_args(args, key_from_env=False))
     anchor = parse_head_text(args.anchor) if getattr(args, "anchor", None) else None  # refused before anything is read
-    context = VerifyContext(args.trust_tsa, *_store_of(args), target=args.target, actor=actor, anchor=anchor)
+    context = VerifyContext(args.trust_tsa, *store_around(args.target, args.store, args.endpoint_url),
+                            actor=actor, anchor=anchor)
     trusted = trusted_keys(args.trust)
-    try:
-        source = resolve(args.target, args.store, args.endpoint_url)
-    except CannotCheck as exc:
-        raise ArchiveError(str(exc)) from None
+    source = resolve(args.target, args.store, args.endpoint_url)
     progress = Progress(not args.quiet and not args.json)
     try:
         report = verify_capture(
             source, context, trusted, args.allow_unsigned, sha256,
             lambda done, total: progress.update(f"verifying {source.name}", done, total),
         )
-    except CannotCheck as exc:
-        raise ArchiveError(str(exc)) from None
     finally:
         progress.done()
     for warning in store_key_warnings(args.trust):

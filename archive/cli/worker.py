@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from pathlib import Path
 
-from archive.cli.common import Progress, at_least, human_bytes, print_json
-from archive.cli.store import add_endpoint_option
+from archive.cli.common import Progress, add_store_arguments, at_least, human_bytes, print_json
+from archive.cli.sigterm import stop_on_sigterm
 from archive.errors import ArchiveError
 from archive.pipeline import DEFAULT_WORK_DIR
 from archive.redisconn import REDIS_ENV, connect, redis_url
@@ -19,9 +18,8 @@ from archive.worker import run_worker
 def register(sub) -> None:
     p = sub.add_parser("worker", help="fetch for crawls shared through Redis (`capture --redis`)")
     p.add_argument("--redis", metavar="URL", help=f"the Redis of the crawls (default: ${REDIS_ENV})")
-    p.add_argument("--store", help="the crawls' store, for their staging area (default: the "
-                                   "address each crawl names)")
-    add_endpoint_option(p)
+    add_store_arguments(p, "the crawls' store, for their staging area (default: the address each "
+                           "crawl names)")
     p.add_argument("--crawl", metavar="CAPTURE_ID", help="join this crawl only, then leave")
     p.add_argument("--once", action="store_true", help="leave when there is no work")
     p.add_argument("--workers", type=at_least(1), default=None, metavar="N",
@@ -48,19 +46,14 @@ def run(args) -> int:
                         f"{human_bytes(stats.bytes)}  handed over {stats.handovers}  "
                         f"queued {queued}  {stats.fetches / elapsed:.1f} fetches/s")
 
-    def on_term(signum, frame) -> None:
-        # finish the fetches in hand, hand them over, leave
-        stop.set()
-        raise KeyboardInterrupt("SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        report = run_worker(client, store_address=args.store,
-                            store_options=StoreOptions(endpoint_url=args.endpoint_url),
-                            work_dir=Path(args.work_dir), crawl=args.crawl, once=args.once,
-                            threads=args.workers, stop=stop, on_progress=on_progress)
+        # SIGTERM: finish the fetches in hand, hand them over, leave
+        with stop_on_sigterm(before=stop.set):
+            report = run_worker(client, store_address=args.store,
+                                store_options=StoreOptions(endpoint_url=args.endpoint_url),
+                                work_dir=Path(args.work_dir), crawl=args.crawl, once=args.once,
+                                threads=args.workers, stop=stop, on_progress=on_progress)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         progress.done()
     if args.json:
         print_json(report.to_dict())

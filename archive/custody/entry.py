@@ -26,8 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
+from archive import utctime
 from archive.seal.sign import Signer, check_signature
 
 CAPTURED, SEALED, STORED = "captured", "sealed", "stored"
@@ -63,15 +63,11 @@ def body_hash(entry: dict) -> str:
     return sha256_of(canonical({k: v for k, v in entry.items() if k != "signature"}))
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def make_entry(seq: int, prev: str | None, event: str, actor: Actor, capture: str | None,
                wacz: str | None, details: dict) -> dict:
     """A new entry, signed when the actor has a key."""
     entry = {
-        "seq": seq, "time": now_iso(), "event": event, "capture": capture, "wacz": wacz,
+        "seq": seq, "time": utctime.micros(), "event": event, "capture": capture, "wacz": wacz,
         "actor": {"name": actor.name, "key": actor.key}, "details": details, "prev": prev,
     }
     entry["signature"] = actor.signer.sign(body_hash(entry), entry["time"]) if actor.signer else None

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 
-from archive.custody.entry import body_hash, now_iso, signed_by_problem
+from archive import utctime
+from archive.custody.entry import body_hash, signed_by_problem
 from archive.errors import ArchiveError
 from archive.seal.sign import Signer
 
@@ -22,7 +23,7 @@ HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 def make_head(size: int, root: bytes, signer: Signer | None) -> dict:
-    head = {"size": size, "root": root.hex(), "time": now_iso(),
+    head = {"size": size, "root": root.hex(), "time": utctime.micros(),
             "key": signer.fingerprint if signer else None}
     head["signature"] = signer.sign(body_hash(head), head["time"]) if signer else None
     return head

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from archive.custody.chain import check_chain
+from archive.custody.chain import ChainCheck, ChainReport, check_chain
 from archive.custody.entry import CAPTURED, SEALED, STORED, TIMESTAMPED
 from archive.custody.ledger import Record
 from archive.values import text_field
@@ -33,6 +33,18 @@ def summary_of(entry: dict) -> dict:
     }
 
 
+def entries_in_chain(ledger, capture_id: str | None = None) -> tuple[list[dict], ChainReport]:
+    """The entries of one capture (every entry without one) out of a whole plain hash
+    chain, and the check of that chain."""
+    check = ChainCheck(ledger.location)
+    chosen = []
+    for record in ledger.iter_records():
+        check.add(record)
+        if record.entry and (capture_id is None or record.entry.get("capture") == capture_id):
+            chosen.append(record.entry)
+    return chosen, check.finish()
+
+
 def capture_history(records: list[Record], location: str, capture_id: str,
                     file_sha256: str | None, tokens_in_file: int,
                     later_keys: list[str] = (), trusted: dict[str, str] | None = None) -> History:
@@ -58,7 +70,8 @@ def judge_history(mine: list[Record], location: str, file_sha256: str | None, to
     saying how the capture came into the store are signed by keys in `trusted`
     (fingerprint -> name): anyone who can write to the store can write a consistent
     chain of entries signed by a key of their own. `problems`: damage in these entries;
-    `elsewhere`: damage the ledger shows outside them; `intact`: what was proven."""
+    `elsewhere`: damage the ledger shows outside them (listed with a warning, never a
+    failure of this capture); `intact`: what was proven."""
     entries = [summary_of(r.entry) for r in mine]
     if not entries and not problems:
         lost = f" ({elsewhere[0]})" if elsewhere else ""
@@ -84,7 +97,7 @@ def judge_history(mine: list[Record], location: str, file_sha256: str | None, to
         # entries of later events (a 'verified' one, written by verify itself) say nothing
         # about how the file came into the store
         return History("warn", f"no 'stored' entry: the ledger does not record how this capture came "
-                       f"into the store ({len(entries)} later entries: {events})", [], entries)
+                       f"into the store ({len(entries)} later entries: {events})", list(elsewhere), entries)
     unvouched = [e for e in entries if e["event"] in (CAPTURED, SEALED, STORED)
                  and not (e["signed"] and e["key"] in (trusted or {}))]
     if unvouched:
@@ -93,8 +106,9 @@ def judge_history(mine: list[Record], location: str, file_sha256: str | None, to
             else "unsigned"
         return History("warn", f"{len(entries)} custody entries ({events}), but entry {first['seq']} "
                        f"('{first['event']}') is {how}: this account of who captured and stored the "
-                       "capture rests only on the store's access control", [], entries)
+                       "capture rests only on the store's access control", list(elsewhere), entries)
     if elsewhere:
         return History("warn", f"{len(entries)} custody entries ({events}) intact, but the ledger is "
-                       f"damaged elsewhere ({elsewhere[0]}): run `archive custody verify`", [], entries)
+                       f"damaged elsewhere ({elsewhere[0]}): run `archive custody verify`", elsewhere[1:],
+                       entries)
     return History("pass", f"{len(entries)} custody entries ({events}), {intact}", [], entries)

@@ -303,6 +303,11 @@ class FileLedger:
         raw = self.tree.latest_head()
         return (str(self.tree.heads), raw) if raw is not None else None
 
+    def recent_heads(self) -> Iterator[tuple[str, bytes]]:
+        """(where, bytes) of the heads, newest first."""
+        for back, raw in enumerate(self.tree.recent_heads()):
+            yield (f"{self.tree.heads}, {back} lines before its last" if back else str(self.tree.heads)), raw
+
     def tree_size(self) -> int:
         return self.tree.size()
 
@@ -585,6 +590,21 @@ class ObjectLedger:
             return None
         seq, tree = last
         return tree_key(seq), canonical(tree["head"]) if isinstance(tree["head"], dict) else b""
+
+    def recent_heads(self) -> Iterator[tuple[str, bytes]]:
+        """(where, bytes) of the heads, newest first: one tree object each (b"" for one
+        that is missing or not a tree object)."""
+        last = self._last_tree()
+        if last is None:
+            return
+        yield self.latest_head()
+        for seq in range(last[0] - 1, 0, -1):
+            raw = self._get(tree_key(seq))
+            try:
+                head = parse_tree_object(raw)["head"] if raw is not None else None
+            except ArchiveError:
+                head = None
+            yield tree_key(seq), canonical(head) if isinstance(head, dict) else b""
 
     def tree_size(self) -> int:
         last = self._last_tree()

@@ -219,20 +219,32 @@ class LocalTree:
 
     def latest_head(self) -> bytes | None:
         """The bytes of the last whole head line."""
+        return next(self.recent_heads(), None) or None
+
+    def recent_heads(self) -> Iterator[bytes]:
+        """Whole head lines, newest first (a torn last line left out), read backwards
+        in blocks: the newest few cost a read or two whatever the size of the file."""
         try:
             fh = open(self.heads, "rb")
         except FileNotFoundError:
-            return None
+            return
         with fh:
             torn = torn_tail(self.heads)
-            end = torn if torn is not None else fh.seek(0, os.SEEK_END)
-            pos, data = end, b""
-            while pos > 0 and b"\n" not in data[:-1]:
-                step = min(1 << 14, pos)
-                pos -= step
-                data = os.pread(fh.fileno(), step, pos) + data
-        body = data[:-1]
-        return body[body.rfind(b"\n") + 1:] or None
+            pos = torn if torn is not None else fh.seek(0, os.SEEK_END)
+            data = b""                  # bytes from pos on: whole lines, each ending in "\n"
+            while True:
+                cut = data.rfind(b"\n", 0, len(data) - 1)
+                if cut >= 0:
+                    yield data[cut + 1:-1]
+                    data = data[:cut + 1]
+                elif pos == 0:
+                    if data:
+                        yield data[:-1]
+                    return
+                else:
+                    step = min(1 << 14, pos)
+                    pos -= step
+                    data = os.pread(fh.fileno(), step, pos) + data
 
     def iter_heads(self) -> Iterator[tuple[str, bytes]]:
         try:

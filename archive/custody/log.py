@@ -7,11 +7,37 @@ what the ledger does not account for.
 
 from __future__ import annotations
 
+from typing import Callable
+
+from archive.custody.chain import ChainCheck
 from archive.custody.entry import (
-    SEALED, TIMESTAMP_MISSING, TIMESTAMPED, Actor, make_entry,
+    SEALED, TIMESTAMP_MISSING, TIMESTAMPED, UPGRADED, Actor, make_entry,
 )
 from archive.custody.ledger import Ledger, open_ledger
 from archive.errors import ArchiveError
+
+
+def upgrade_to_log(store, ledger: Ledger, actor: Callable[[], Actor]) -> dict:
+    """Make a plain hash chain a verifiable log (its Merkle tree, a head signed by the
+    actor's key) and record the upgrade as an entry; `actor` is asked only once the chain
+    is found intact. A damaged chain is refused: upgrading would seal the damage in."""
+    if ledger.is_log():
+        raise ArchiveError(f"{ledger.location} is already a verifiable log")
+    check = ChainCheck(ledger.location)
+    for record in ledger.iter_records():
+        check.add(record)
+    report = check.finish()
+    if report.breaks:
+        raise ArchiveError(f"{ledger.location} does not verify ({report.breaks[0]}): upgrading it would "
+                           "seal the damage into the log; examine it with `archive custody verify`")
+    who = actor()
+    head = ledger.upgrade(who.signer)
+    log = CustodyLog(store, who, ledger)
+    entry = log.record(UPGRADED, None, None, entries=head["size"], root=head["root"])
+    if entry is None:
+        raise ArchiveError(log.problems[0])
+    return {"location": ledger.location, "entries": head["size"], "root": head["root"],
+            "upgraded_entry": entry["seq"]}
 
 
 class CustodyLog:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import hashlib
 from typing import Callable, Iterable
 
+from archive.errors import ArchiveError
+
 Node = tuple[int, int]                  # (level, index) of a perfect node
 Get = Callable[[int, int], bytes]       # (level, index) -> its hash
 
 
-class ProofError(ValueError):
+class ProofError(ArchiveError, ValueError):
     """A proof that does not hold."""
 
 

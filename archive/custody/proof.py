@@ -2,12 +2,15 @@
 entries (found through the index), an RFC 9162 inclusion proof of each in the log under
 its latest head, a consistency proof from a head noted earlier (`anchor`), and the few
 entries appended after the latest head (which no head covers yet, checked as a chain).
+A newest head that does not verify (forged or damaged: anyone who can write to the store
+can put one there) is named and passed over for the newest one that does.
 A few dozen reads whatever the size of the log: the nodes of all the proofs are read at
 once, in parallel on object storage.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from archive.custody import merkle
@@ -15,8 +18,10 @@ from archive.custody.chain import ChainCheck, seq_of, shape_problem
 from archive.custody.entry import signature_problem
 from archive.custody.head import head_problem, head_text
 from archive.custody.ledger import Record, parse
+from archive.errors import ArchiveError
 
 TAIL_LIMIT = 1000        # entries after the latest head read to find this capture's
+HEADS_TRIED = 32         # newest heads tried, when the newest do not verify, before giving up
 
 
 @dataclass
@@ -26,17 +31,23 @@ class CaptureProof:
     elsewhere: list[str] = field(default_factory=list)     # damage that is not in them
     head: dict | None = None
     proven: int = 0                                        # entries proven under the head
+    forged: list[str] = field(default_factory=list)        # newer heads passed over, and why
 
 
 def prove_capture(ledger, capture_id: str, anchor: tuple[int, bytes] | None = None) -> CaptureProof:
     out = CaptureProof()
-    latest = ledger.latest_head()
-    head = parse(latest[1]) if latest else None
-    problem = head_problem(head) if latest else None
-    if latest and problem:
-        out.problems.append(f"the log's latest head ({latest[0]}) is forged or damaged ({problem}): "
-                            "no entry can be proven in the log; run `archive custody verify`")
+    head, passed = usable_head(ledger)
+    if passed and head is None:
+        out.problems.append(f"{passed[0]}, and no head before it verifies (the {len(passed)} newest were "
+                            "tried): no entry can be proven in the log; run `archive custody verify`")
         return out
+    if passed:
+        # anyone who can write to the store can put a head there: a forged newest one says
+        # nothing about this capture's entries, which are proven under the newest that holds
+        more = f" (and {len(passed) - 1} heads before it)" if len(passed) > 1 else ""
+        out.forged = passed
+        out.elsewhere.append(f"{passed[0]}{more}: this capture's entries are proven under the newest "
+                             f"head that verifies, {head_text(head)}")
     size = head["size"] if head else 0
     root = bytes.fromhex(head["root"]) if head else merkle.empty_root()
     out.head = head
@@ -138,7 +149,37 @@ def _check_tail(ledger, size: int, tail: list[Record], capture_id: str, out: Cap
         (out.problems if brk.where in mine else out.elsewhere).append(str(brk))
     out.elsewhere += report.notes
     if any(r.entry and r.entry.get("capture") == capture_id for r in tail):
-        out.elsewhere.append(f"entries after {size} are not yet covered by a head of the log")
+        out.elsewhere.append(f"entries after {size} are not covered by a head that verifies" if out.forged
+                             else f"entries after {size} are not yet covered by a head of the log")
+
+
+def usable_head(ledger) -> tuple[dict | None, list[str]]:
+    """The newest head of the log that holds (its signature, and its root against the
+    log's tree at its size), and why each newer one was passed over. (None, []): the
+    log has no head yet."""
+    passed: list[str] = []
+    for where, raw in itertools.islice(ledger.recent_heads(), HEADS_TRIED):
+        head = parse(raw)
+        problem = head_problem(head) or _root_problem(ledger, head)
+        if problem is None:
+            return head, passed
+        size = f"size {head['size']} in " if isinstance(head, dict) and "size" in head else ""
+        passed.append(f"the log's {'newest head' if not passed else 'head'}, {size}{where}, is forged or "
+                      f"damaged ({problem})")
+    return None, passed
+
+
+def _root_problem(ledger, head: dict) -> str | None:
+    """Why a well-formed head contradicts the log's tree (None: its root is the tree's)."""
+    if head["size"] > ledger.tree_size():
+        return f"it covers {head['size']} entries, the log's tree {ledger.tree_size()}"
+    try:
+        peaks = ledger.peaks(head["size"])
+    except (KeyError, ValueError, LookupError, OSError, ArchiveError):
+        return None        # the tree is damaged there: the proofs say so
+    if merkle.fold_peaks(peaks).hex() != head["root"]:
+        return "its root is not the root of the log's tree at its size"
+    return None
 
 
 def head_summary(head: dict | None, trusted: dict[str, str] | None) -> str:

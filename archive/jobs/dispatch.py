@@ -12,6 +12,7 @@ from datetime import datetime
 
 import redis
 
+from archive import utctime
 from archive.jobs.spec import JobSpec
 from archive.redisconn import connect, describe
 
@@ -28,7 +29,7 @@ class Dispatch:
         """None when this server may start the run due for `spec` now; otherwise who
         claimed it. A Redis that does not answer claims nothing (the run is not started
         twice: it waits for the next scan)."""
-        slot = spec.schedule.last_due(now).strftime("%Y-%m-%dT%H:%M:%SZ")
+        slot = utctime.seconds(spec.schedule.last_due(now))
         key = f"archive:jobs:{spec.name}:{slot}"
         try:
             if self.client.set(key, self.me, nx=True, ex=CLAIM_DAYS * 86400):

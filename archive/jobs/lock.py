@@ -30,29 +30,13 @@ import re
 import socket
 import threading
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from archive import utctime
 from archive.errors import AlreadyExists, ArchiveError, NotFound
 
 KEY = re.compile(r"/(\d{10})(?:\.beat-(\d{8})|\.(released))?\.json$")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def iso_seconds(moment: datetime) -> str:
-    """For people: `2026-11-25T16:25:19Z`."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
 
 
 def _read(path: str) -> str:
@@ -90,7 +74,7 @@ def _check_holder(data) -> None:
     if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("run_id", "host", "started")) \
             or isinstance(data.get("pid"), bool) or not isinstance(data.get("pid"), int):
         raise ValueError("not a lock")
-    parse_iso(data["started"])
+    utctime.parse_micros(data["started"])
 
 
 @dataclass
@@ -169,9 +153,9 @@ class JobLock:
             try:
                 beat = json.loads(self.store.get_object(key))
                 holder.heartbeat = beat["at"]
-                parse_iso(holder.heartbeat)
+                utctime.parse_micros(holder.heartbeat)
             except NotFound:
-                holder.heartbeat = iso(utcnow())   # replaced by a newer beat just now: alive
+                holder.heartbeat = utctime.micros()   # replaced by a newer beat just now: alive
             except (ValueError, KeyError, TypeError):
                 raise ArchiveError(f"lock heartbeat {key} is not readable; remove it by hand once "
                                    "you know no run of the job is active") from None
@@ -194,8 +178,8 @@ class JobLock:
             (holder.node or {}).get("pidns") == node["pidns"] and node["boot"]
         if same_node and holder.pid != os.getpid() and not process_running(holder.pid):
             return f"its process {holder.pid} on {holder.host} is no longer running"
-        last = parse_iso(holder.heartbeat or holder.started)
-        age = (now or utcnow()) - last
+        last = utctime.parse_micros(holder.heartbeat or holder.started)
+        age = (now or utctime.now()) - last
         if age > timedelta(seconds=self.expiry):
             return (f"no heartbeat since {holder.heartbeat} ({age.total_seconds():.0f}s; "
                     f"the lock expires after {self.expiry:.0f}s)")
@@ -215,7 +199,7 @@ class JobLock:
                 took_over = {**asdict(holder), "reason": reason}
                 took_over.pop("took_over", None)
         gen = top + 1
-        now = iso(utcnow())
+        now = utctime.micros()
         node = this_node()
         mine = Holder(gen, self.run_id, node["host"], os.getpid(), now, node, now, False, took_over)
         body = {k: v for k, v in asdict(mine).items() if k not in ("generation", "heartbeat", "released")}
@@ -244,7 +228,7 @@ class JobLock:
         previous = self._beat
         self._beat += 1
         self.store.put_object(self._key(self.generation, f".beat-{self._beat:08d}"),
-                              json.dumps({"at": iso(utcnow())}).encode())
+                              json.dumps({"at": utctime.micros()}).encode())
         if previous:
             self._delete(self._key(self.generation, f".beat-{previous:08d}"))
 
@@ -273,7 +257,7 @@ class JobLock:
             return
         try:
             self.store.put_object(self._key(self.generation, ".released"),
-                                  json.dumps({"at": iso(utcnow()), "run_id": self.run_id}).encode())
+                                  json.dumps({"at": utctime.micros(), "run_id": self.run_id}).encode())
         except AlreadyExists:
             pass
         if self._beat:

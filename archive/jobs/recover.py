@@ -17,13 +17,12 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-from archive.custody.entry import STORED
 from archive.custody.log import CustodyLog
 from archive.errors import ArchiveError, NotFound
 from archive.hashing import file_sha256
 from archive.ids import is_capture_id
 from archive.capture.login import Credentials
-from archive.pipeline import CaptureResult, resume_capture
+from archive.pipeline import CaptureResult, put_sealed, resume_capture
 from archive.seal.sign import Signer
 from archive.errors import CannotCheck
 from archive.verify.checks import verify_path, verify_source
@@ -96,18 +95,16 @@ def store_sealed(store, signer: Signer | None, leftover: dict, keep_local: bool,
         return {**leftover, "not_stored": f"it does not verify ({report.verdict}: {report.reason}); kept"}
     sha256 = report.sha256 or file_sha256(wacz)[0]
     try:
-        stored = store.put_capture(capture_id, wacz, sha256, {
+        placed = put_sealed(store, signer, capture_id, wacz, sha256, {
             "signer": signer.fingerprint if signer else None, "seeds": _seeds(wacz),
-        })
-        if signer is not None:
-            store.put_public_key(signer.fingerprint, signer.public_pem())
+        }, custody, note="sealed by an earlier run whose store failed; verified, then stored")
     except ArchiveError as exc:
         return {**leftover, "not_stored": f"the store refused it: {exc}; kept"}
-    custody.record(STORED, capture_id, sha256, address=stored.address, size=stored.size, lock=stored.lock,
-                   note="sealed by an earlier run whose store failed; verified, then stored")
+    stored = placed.stored
     if not keep_local:
         shutil.rmtree(leftover["path"], ignore_errors=True)
-    return {**leftover, "stored": stored.address, "sha256": sha256}
+    return {**leftover, "stored": stored.address, "sha256": sha256,
+            **({"warnings": placed.warnings} if placed.warnings else {})}
 
 
 def resume_unsealed(found: list[dict], store, signer: Signer | None,

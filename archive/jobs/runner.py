@@ -9,12 +9,13 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Callable
 
+from archive import utctime
 from archive.capture.dedup import EarlierCapture
 from archive.custody.entry import Actor
 from archive.custody.log import CustodyLog
 from archive.diff import diff_captures
 from archive.errors import ArchiveError
-from archive.jobs.lock import JobLock, iso, utcnow
+from archive.jobs.lock import JobLock
 from archive.jobs.notify import notify, wanted
 from archive.jobs.recover import UNSTORED, leftovers, resume_unsealed, store_sealed
 from archive.jobs.request import capture_request, job_login, job_work_dir
@@ -91,7 +92,7 @@ def run_job(
     lock = JobLock(store, spec.name, run_id, spec.run.lock_expiry)
     lock.acquire()
     state = JobState(store, spec.name)
-    outcome = Outcome(job=spec.name, run_id=run_id, status="running", started=iso(utcnow()),
+    outcome = Outcome(job=spec.name, run_id=run_id, status="running", started=utctime.micros(),
                       took_over=lock.took_over)
     stopped: BaseException | None = None
     try:
@@ -150,7 +151,7 @@ def run_job(
     except (Terminated, KeyboardInterrupt) as exc:
         stopped = exc       # raised again once the run is recorded and notified
     finally:
-        outcome.finished = iso(utcnow())
+        outcome.finished = utctime.micros()
         if lock.lost_to is not None:
             outcome.lock_lost_to = lock.lost_to.describe()
         try:

@@ -27,8 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from archive import utctime
 from archive.errors import ArchiveError
-from archive.jobs.lock import iso_seconds, utcnow
 from archive.jobs.preflight import preflight, store_options
 from archive.jobs.spec import JobFileError, JobSpec, parse_job
 from archive.jobs.state import JobState
@@ -137,7 +137,7 @@ class Scheduler:
             entry.next_due = spec.schedule.next_after(now)
         self.log("loaded" if old is None else "changed",
                  {"file": str(path), "job": spec.name, "schedule": spec.schedule.describe(),
-                  "next_due": iso_seconds(entry.next_due)})
+                  "next_due": utctime.seconds(entry.next_due)})
         return entry
 
     def _last_run(self, spec: JobSpec):
@@ -165,7 +165,7 @@ class Scheduler:
             if taken is not None:
                 entry.next_due = entry.spec.schedule.next_after(now)
                 self.log("taken", {"job": entry.spec.name, "by": taken,
-                                   "next_due": iso_seconds(entry.next_due)})
+                                   "next_due": utctime.seconds(entry.next_due)})
                 continue
             output, errors = tempfile.TemporaryFile(), tempfile.TemporaryFile()
             process = subprocess.Popen(
@@ -175,7 +175,7 @@ class Scheduler:
             entry.child = Child(process, output, errors, now, entry.path)
             entry.next_due = entry.spec.schedule.next_after(now)
             self.log("started", {"job": entry.spec.name, "pid": process.pid,
-                                 "next_due": iso_seconds(entry.next_due)})
+                                 "next_due": utctime.seconds(entry.next_due)})
 
     def reap(self) -> None:
         for entry in list(self.entries.values()):
@@ -219,7 +219,7 @@ class Scheduler:
     def serve(self) -> None:
         self.log("serving", {"folder": str(self.folder), "concurrency": self.concurrency})
         while not self.stopping.is_set():
-            now = utcnow()
+            now = utctime.now()
             try:
                 self.reap()
                 self.scan(now)
@@ -274,7 +274,7 @@ def install_stop_handlers(scheduler: Scheduler) -> None:
 def log_line(as_json: bool) -> Callable[[str, dict], None]:
     """A logger printing one line per event to stdout (JSON lines with --json)."""
     def log(event: str, data: dict) -> None:
-        stamp = iso_seconds(utcnow())
+        stamp = utctime.seconds()
         if as_json:
             print(json.dumps({"time": stamp, "event": event, **data}, ensure_ascii=False), flush=True)
             return

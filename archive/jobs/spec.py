@@ -23,13 +23,12 @@ from archive.optionvalues import (
     Check, as_text as _str, boolean, choice, describe as _describe, duration, env_name, non_empty_text, path,
     text, text_list, whole,
 )
+from archive.store.base import LOCK_MODES, MAX_RETAIN_DAYS
 from archive.values import parse_http_url, parse_sealed_url, parse_seed, url_logins
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 NOTIFY_WHEN = ("always", "changes", "failures")
-LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 DEFAULT_LOCK_EXPIRY = 600.0
-MAX_RETAIN_DAYS = 36500          # as `archive capture --retain-days`
 
 
 @dataclass(frozen=True)

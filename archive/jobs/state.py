@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
+from archive import utctime
 from archive.errors import AlreadyExists, ArchiveError, NotFound
 
 RECENT_DAYS = 31
@@ -24,8 +25,7 @@ RECENT_DAYS = 31
 
 def new_run_id(now: datetime | None = None) -> str:
     """Like a capture id, to the microsecond, so runs sort in the order they started."""
-    now = now or datetime.now(timezone.utc)
-    return now.strftime("%Y%m%dT%H%M%S.%fZ-") + secrets.token_hex(4)
+    return utctime.compact(now, fraction=True) + "-" + secrets.token_hex(4)
 
 
 def _day_path(run_id: str) -> str:

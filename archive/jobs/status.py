@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from archive import utctime
 from archive.errors import ArchiveError
-from archive.jobs.lock import JobLock, iso_seconds, parse_iso, utcnow
+from archive.jobs.lock import JobLock
 from archive.jobs.preflight import store_options
 from archive.jobs.spec import JobFileError, JobSpec, parse_job
 from archive.jobs.state import JobState, RunRecord
@@ -25,7 +26,7 @@ def job_files(target: Path) -> list[Path]:
 def run_started(record: RunRecord) -> datetime | None:
     started = record.start.get("started")
     try:
-        return parse_iso(started) if started else None
+        return utctime.parse_micros(started) if started else None
     except (ValueError, TypeError):
         return None
 
@@ -64,7 +65,7 @@ def run_summary(record: RunRecord | None, lock: JobLock | None) -> dict | None:
 
 def job_status(path: Path, now: datetime | None = None) -> dict:
     """Everything `archive jobs status` shows for one job file."""
-    now = now or utcnow()
+    now = now or utctime.now()
     try:
         spec, problems = parse_job(path)
     except JobFileError as exc:
@@ -84,5 +85,5 @@ def job_status(path: Path, now: datetime | None = None) -> dict:
         info["last_run"] = None
         info["store_error"] = str(exc)
     due = first_due(spec, last, now)
-    info["next_due"] = iso_seconds(due) if due else None
+    info["next_due"] = utctime.seconds(due) if due else None
     return info

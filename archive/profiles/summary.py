@@ -5,8 +5,8 @@ names only, so no code path here can print one."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 
+from archive import utctime
 from archive.capture.login import Credentials, cookie_domain
 
 
@@ -14,7 +14,7 @@ def _when(expires) -> str | None:
     if not isinstance(expires, (int, float)) or expires <= 0:
         return None           # a session cookie: it ends with the browser session
     try:
-        return datetime.fromtimestamp(expires, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return utctime.seconds(expires)
     except (OverflowError, OSError, ValueError):
         return None
 

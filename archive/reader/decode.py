@@ -14,12 +14,13 @@ from __future__ import annotations
 import zlib
 from typing import Iterator
 
+from archive.errors import ArchiveError
 from archive.hashing import CHUNK
 
 MAX_CHUNK_LINE = 64 * 1024       # a chunk-size or trailer line; longer is not HTTP
 
 
-class DecodeError(Exception):
+class DecodeError(ArchiveError):
     """The payload does not decode cleanly."""
 
 

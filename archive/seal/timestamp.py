@@ -23,14 +23,15 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable, Iterator
 
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import InvalidVersion, ObjectIdentifier
 from rfc3161_client import HashAlgorithm, PKIStatus, TimestampRequestBuilder, decode_timestamp_response
 
-from archive import SOFTWARE
+from archive import SOFTWARE, utctime
+from archive.errors import ArchiveError
 
 DEFAULT_TIMEOUT = 15.0              # seconds for one TSA, connection to last byte
 MAX_RESPONSE = 1 << 20              # a token is a few KB; anything near this is hostile
@@ -57,12 +58,8 @@ def quiet_certificates() -> Iterator[None]:
         yield
 
 
-class TimestampError(Exception):
+class TimestampError(ArchiveError):
     """A TSA gave no usable token; the message says why, in one line."""
-
-
-def utc_iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _post(url: str, body: bytes, timeout: float) -> bytes:
@@ -152,7 +149,7 @@ def timestamp_entry(url: str, data: bytes, timeout: float = DEFAULT_TIMEOUT) -> 
     entry = {
         "tsa": url,
         "imprint": "sha256:" + hashlib.sha256(data).hexdigest(),
-        "requested": utc_iso(datetime.now(timezone.utc)),
+        "requested": utctime.seconds(),
     }
     try:
         token, gen_time = request_token(url, data, timeout)
@@ -160,7 +157,7 @@ def timestamp_entry(url: str, data: bytes, timeout: float = DEFAULT_TIMEOUT) -> 
         return {**entry, "token": None, "error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - no TSA failure may cost the capture
         return {**entry, "token": None, "error": f"unexpected failure: {type(exc).__name__}: {exc}"}
-    return {**entry, "token": base64.b64encode(token).decode("ascii"), "time": utc_iso(gen_time)}
+    return {**entry, "token": base64.b64encode(token).decode("ascii"), "time": utctime.seconds(gen_time)}
 
 
 def make_timestamper(urls: list[str], timeout: float = DEFAULT_TIMEOUT) -> Timestamper | None:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from archive import SOFTWARE
+from archive import SOFTWARE, utctime
 from archive.hashing import sha256_prefixed
 from archive.wacz.zipwriter import ContainerWriter
 from archive.seal.sign import Signer
@@ -53,10 +52,6 @@ class Sealed:
     timestamps: list[dict] = field(default_factory=list)
 
 
-def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def resource_name(path: str) -> str:
     """py-wacz accepts only lowercase letters, digits and -._/ in resource names."""
     return "".join(c if c.isalnum() or c in "-._/" else "-" for c in path.rsplit("/", 1)[-1].lower())
@@ -79,7 +74,7 @@ def seal(container: ContainerWriter, inp: SealInput, signer: Signer | None) -> S
 
 
 def _seal(container: ContainerWriter, inp: SealInput, signer: Signer | None) -> Sealed:
-    created = utc_now_iso()
+    created = utctime.seconds()
     index, idx = write_zipnum(inp.index_lines)
     for path, data in [
         (INDEX, index),

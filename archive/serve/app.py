@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.concurrency import iterate_in_threadpool
 
+from archive import utctime
 from archive.catalog.locate import open_catalog
 from archive.catalog.query import QueryError
 from archive.custody.history import summary_of
@@ -49,7 +50,7 @@ SHOWN_ELSEWHERE = ("urn:screenshot:", "urn:dom:")     # not listed as media: sho
 def _templates() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
     env.filters["bytes"] = lambda n: human_bytes(n) if isinstance(n, int) else "-"
-    env.filters["utc"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t)) if t else ""
+    env.filters["utc"] = lambda t: utctime.readable(t) if t else ""
     env.filters["q"] = lambda value: quote(str(value), safe="")
     env.globals["badge_class"] = lambda b: listing.BADGES.get(b, "unchecked")
     env.globals["check_title"] = lambda name: CHECK_TITLES.get(name, name)
@@ -83,10 +84,9 @@ class App:
         return held
 
     def _record_verdict(self, capture_id: str, verdict: str) -> None:
-        from archive.custody.entry import now_iso
         catalog = open_catalog(self.store, self.config.catalog)[0]
         try:
-            catalog.set_verdicts({capture_id: (verdict, now_iso())})
+            catalog.set_verdicts({capture_id: (verdict, utctime.micros())})
         finally:
             catalog.close()
 

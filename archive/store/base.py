@@ -10,6 +10,11 @@ from archive.errors import AlreadyExists, ArchiveError
 from archive.ids import date_path
 from archive.wacz.ziplayout import safe_member_name
 
+# S3 Object Lock on a stored capture: the modes, and the longest retention asked for (a
+# century; one rule for `--retain-days`, `store init` and job files)
+LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
+MAX_RETAIN_DAYS = 36500
+
 
 def capture_key(capture_id: str) -> str:
     """`captures/YYYY/MM/DD/<id>.wacz`, relative to the store's root or prefix."""

@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from botocore.exceptions import ClientError, IncompleteReadError, ReadTimeoutError, ResponseStreamingError
 
+from archive import utctime
 from archive.errors import AlreadyExists, ArchiveError, NotFound, TooLarge
 from archive.ids import is_capture_id
 from archive.store.base import StoredCapture, capture_key, check_object_key, publish_public_key
@@ -36,7 +37,6 @@ from archive.store.s3upload import (
 SCHEME = "s3://"
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 CAPTURE_KEY = re.compile(r"captures/\d{4}/\d{2}/\d{2}/([^/]+)\.wacz$")
-LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 WACZ_TYPE = "application/wacz"
 METADATA_BUDGET = 1500        # S3 allows 2 KB of user metadata in all
 READ_ATTEMPTS = 3
@@ -190,7 +190,7 @@ def lock_summary(head: dict) -> str | None:
     parts = []
     if head.get("ObjectLockMode"):
         until = head.get("ObjectLockRetainUntilDate")
-        when = until.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if until else "?"
+        when = utctime.seconds(until) if until else "?"
         parts.append(f"{head['ObjectLockMode']} until {when}")
     if head.get("ObjectLockLegalHoldStatus") == "ON":
         parts.append("legal hold")

@@ -10,9 +10,8 @@ import html
 import mimetypes
 import os
 import shlex
-from datetime import datetime, timezone
 
-from archive import __version__
+from archive import __version__, utctime
 from archive.reader.extract import read_record_block
 from archive.verify.model import NOT_VERIFIED, VERIFIED, CannotCheck, Report
 from archive.verify.report import CHECK_TITLES, facts, failure_rows, headline
@@ -186,7 +185,7 @@ def render_html(report: Report, source: Source | None = None) -> str:
     details = "".join(f"<tr><th>{_e(label)}</th><td class=mono>{_e(value)}</td></tr>"
                       for label, value in facts(report))
     notes = "".join(f"<li>{_e(n)}</li>" for n in report.notes)
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    now = utctime.readable()
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">

@@ -22,9 +22,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from rfc3161_client import PKIStatus, VerificationError, VerifierBuilder, decode_timestamp_response
 
+from archive import utctime
 from archive.errors import ArchiveError
 from archive.files import read_at_most
-from archive.seal.timestamp import MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, token_bytes, utc_iso
+from archive.seal.timestamp import MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, token_bytes
 from archive.values import count
 from archive.verify.problems import Problem
 from archive.wacz.names import DIGEST
@@ -126,7 +127,7 @@ def check_token(entry: dict, datapackage: bytes, roots: list[x509.Certificate],
             return TokenCheck(source, tsa, INVALID, f"token status is {response.status}, not granted", later=later)
         info = response.tst_info
         algorithm = IMPRINT_HASHES.get(info.message_imprint.hash_algorithm.dotted_string)
-        imprint, gen_time = info.message_imprint.message, utc_iso(info.gen_time)
+        imprint, gen_time = info.message_imprint.message, utctime.seconds(info.gen_time)
         accuracy = _seconds(info.accuracy)
     except TOKEN_ERRORS as exc:
         return TokenCheck(source, tsa, INVALID, f"token cannot be read: {str(exc)[:120]}", later=later)

@@ -32,7 +32,7 @@ MEMBER_LIMIT = 1 << 40          # bytes we are willing to inflate from one forei
 STRUCTURE_LIMIT = 64 << 20      # one read by zipfile: it reads a central directory whole
 
 
-class ContainerError(Exception):
+class ContainerError(ArchiveError):
     """The file cannot be read as a zip at all."""
 
 

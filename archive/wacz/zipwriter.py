@@ -17,6 +17,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from archive.errors import ArchiveError
 from archive.files import fsync_dir
 from archive.hashing import CHUNK
 from archive.wacz.ziplayout import (
@@ -26,7 +27,7 @@ from archive.wacz.ziplayout import (
 OPEN_SUFFIX = ".open"
 
 
-class ContainerChanged(Exception):
+class ContainerChanged(ArchiveError):
     """Bytes on disk differ from what was written: the container must not be sealed."""
 
 

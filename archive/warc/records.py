@@ -11,7 +11,7 @@ import re
 import socket
 import sys
 
-from archive import SOFTWARE, __version__
+from archive import SOFTWARE, __version__, utctime
 
 WARC_SPEC = "http://bibnum.bnf.fr/WARC/WARC_ISO_28500_version1-1_latestdraft.pdf"
 
@@ -77,7 +77,7 @@ def warcinfo_fields(
 def fetch_metadata_fields(result, outlinks=(), redirect=None, note=None) -> dict:
     """Evidence about one fetch: where it went, what certificate was shown, what failed."""
     fields: dict = {
-        "fetch-started": result.started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "fetch-started": utctime.micros(result.started),
         "fetch-time-ms": round(result.elapsed * 1000),
         "ip-address": result.ip,
         "port": result.port,

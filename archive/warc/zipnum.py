@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 from archive.values import parse_json
 
@@ -40,23 +41,24 @@ def line_key(line: str) -> str:
     return " ".join(line.split(" ", 2)[:2])
 
 
-def blocks_of(lines: list[str], block_lines: int = BLOCK_LINES) -> list[list[str]]:
-    """Sorted lines cut into blocks of about `block_lines`; a cut only falls where the key
-    changes, so no two blocks share a first key (wabac.js keeps its blocks by first key:
-    a second block under the same key would be lost to replay)."""
-    blocks: list[list[str]] = []
+def blocks_of(lines: Iterable[str], block_lines: int = BLOCK_LINES) -> Iterator[list[str]]:
+    """The lines sorted and cut into blocks of about `block_lines`, one at a time; a cut
+    only falls where the key changes, so no two blocks share a first key (wabac.js keeps
+    its blocks by first key: a second block under the same key would be lost to replay).
+    Lines that sort themselves (a `sorted()` method: a million of them, sorted on disk)
+    are taken in that order."""
     current: list[str] = []
-    for line in sorted(lines):
+    ordered = lines.sorted() if hasattr(lines, "sorted") else sorted(lines)
+    for line in ordered:
         if len(current) >= block_lines and line_key(line) != line_key(current[-1]):
-            blocks.append(current)
+            yield current
             current = []
         current.append(line)
     if current:
-        blocks.append(current)
-    return blocks
+        yield current
 
 
-def write_zipnum(lines: list[str], block_lines: int = BLOCK_LINES) -> tuple[bytes, bytes]:
+def write_zipnum(lines: Iterable[str], block_lines: int = BLOCK_LINES) -> tuple[bytes, bytes]:
     """(index.cdx.gz, index.idx) for these CDXJ lines; the same lines give the same bytes."""
     data, idx = [], [meta_line()]
     offset = 0

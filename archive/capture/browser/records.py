@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from archive import utctime
 from archive.capture.browser.result import BrowserPageResult
 from archive.capture.exchange import Recorded
 from archive.capture.pageoptions import PageOptions
@@ -43,7 +44,7 @@ def page_metadata_fields(result: BrowserPageResult, opts: PageOptions, version: 
         "delay-seconds": f"{opts.delay:g}" if opts.delay else None,
         "scroll": "yes" if opts.scroll else "no",
         "timeout-seconds": f"{opts.timeout:g}",
-        "page-started": result.started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "page-started": utctime.micros(result.started),
         "page-url": result.url,
         "final-url": result.final_url,
         "title": result.title,

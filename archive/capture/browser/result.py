@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urldefrag
 
+from archive import utctime
 from archive.warc.writer import RecordRef
 
 
@@ -50,7 +51,7 @@ def page_entry(result: BrowserPageResult) -> dict:
     )
     entry: dict = {
         "id": page_id, "url": result.final_url,
-        "ts": result.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ts": utctime.seconds(result.started),
     }
     if result.title:
         entry["title"] = result.title

@@ -13,12 +13,14 @@ import socket
 from dataclasses import dataclass
 from typing import Callable
 
+from archive.errors import ArchiveError
+
 READ_CHUNK = 1 << 16
 MAX_LINE = 64 * 1024
 MAX_HEAD = 256 * 1024
 
 
-class ProtocolError(Exception):
+class ProtocolError(ArchiveError):
     """The peer sent something that is not HTTP/1.x framing."""
 
 

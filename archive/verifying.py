@@ -99,7 +99,7 @@ class VerifyContext:
                                     "timestamp tokens added after sealing")
             return
         from archive.verify.checks import add_late_check
-        from archive.verify.problems import Problem
+        from archive.reader.problems import Problem
         ledger = open_ledger(self.store)
         sealed_tokens = sum(1 for t in report.time.get("tokens", [])
                             if not t["later"] and t["state"] != "missing")

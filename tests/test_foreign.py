@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from warcio.checker import Checker
 
-from archive.verify.warcioreader import check_warc_slow
-from archive.verify.warcs import WarcChecker
+from archive.reader.warcioreader import check_warc_slow
+from archive.reader.warcs import WarcChecker
 from tests.verifyhelp import FOREIGN, archive_cmd, warcio_check
 
 WARCS = sorted(p.name for p in FOREIGN.glob("*.warc*"))

@@ -25,18 +25,8 @@ FORBIDDEN = {
 }
 # the WACZ format package sits below everything: it may import only these
 WACZ_MAY_IMPORT = ("wacz", "errors", "files", "hashing", "values")
-# known exceptions, each with why (remove when the reason goes)
-ALLOWED = {
-    # extract refuses altered records while it reads them: the WARC record checker (verify/
-    # warcs.py and what it shares with warcio's reader: warcheader, digests, warcresult,
-    # warcioreader) and the index sinks (verify/members.py) live in verify/ until they move
-    ("reader/extract.py", "archive.verify.warcs"),
-    ("reader/extract.py", "archive.verify.digests"),
-    ("reader/extract.py", "archive.verify.warcheader"),
-    ("reader/extract.py", "archive.verify.warcioreader"),
-    ("reader/extract.py", "archive.verify.warcresult"),
-    ("reader/extract.py", "archive.verify.members"),
-}
+# known exceptions as (file, module), each with why (remove when the reason goes): none now
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def imported_modules(source: str) -> list[tuple[str, int]]:

@@ -18,13 +18,14 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from archive.cli.common import trusted_keys
 from archive.reader import fastzlib
-from archive.verify import segments, warcs
+from archive.reader import warcs
+from archive.verify import segments
 from archive.verify.checks import verify_source
 from archive.verify.model import CannotCheck, VerifyOptions
 from archive.verify.report import render_json
 from archive.reader.scan import CHUNK
 from archive.reader.source import Source, local_source
-from archive.verify.warcs import WarcChecker
+from archive.reader.warcs import WarcChecker
 from tests.verifyhelp import gzip_members
 
 ROOT = Path(__file__).resolve().parent.parent

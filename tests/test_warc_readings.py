@@ -240,7 +240,7 @@ def test_a_problem_in_every_line_keeps_memory_bounded(run, tmp_path, monkeypatch
     """A hostile index (or pages list, or WARC) can have a problem in every one of
     millions of lines: each was kept, some 450 bytes a line (1.4 GB for a 12 MB index).
     PROBLEM_LIMIT are kept, and one line says how many more there were."""
-    import archive.verify.problems as problems
+    import archive.reader.problems as problems
 
     monkeypatch.setattr(problems, "PROBLEM_LIMIT", 10)
     record = gzip.compress(_record([b"WARC-Type: resource", b"WARC-Target-URI: http://example.org/statement",
@@ -297,7 +297,7 @@ def test_warc_header_fields_are_read_as_warcio_reads_them(lines):
     without case."""
     from warcio.statusandheaders import StatusAndHeadersParser
 
-    from archive.verify.warcheader import Unusual, header_fields as _header_fields
+    from archive.reader.warcheader import Unusual, header_fields as _header_fields
 
     text = "WARC/1.1\r\n" + "".join(f"{n}{sep}{v}\r\n" for n, sep, v in lines) + "\r\n"
     block = text.encode("utf-8")

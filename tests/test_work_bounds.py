@@ -14,9 +14,9 @@ from pathlib import Path
 
 from archive.wacz.bounds import WORK_PER_BYTE
 from archive.verify.checks.records import index_check as _index_check
-from archive.verify.members import IndexSink
+from archive.reader.members import IndexSink
 from archive.verify.model import FAIL, SKIP, Report
-from archive.verify.warcresult import RecordInfo, WarcResult
+from archive.reader.warcresult import RecordInfo, WarcResult
 from archive.warc.cdxj import cdxj_line
 from tests.site import Site, SiteServer, streamed
 from tests.verifyhelp import FOREIGN, add_deflated, archive_cmd

@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from archive.verify.members import IdxSink, IndexSink
+from archive.reader.members import IdxSink, IndexSink
 from archive.verify.zipnum import idx_problems
 from archive.warc.zipnum import write_zipnum
 from tests.verifyhelp import build_wacz, new_signer, refresh, rezip

@@ -13,7 +13,7 @@ from archive.wacz.zipreader import Container, Member
 from archive.reader.decode import DecodeError, PayloadDecoder
 from archive.reader.extract import UNREADABLE, record_stream
 from archive.reader.location import RecordLocation
-from archive.verify.warcioreader import bounded_iterator
+from archive.reader.warcioreader import bounded_iterator
 from archive.warc.cdxj import parse_cdxj_line
 
 CONTENT = ("response", "resource", "revisit")

@@ -20,16 +20,16 @@ from archive.ids import is_capture_id
 from archive.wacz.bounds import Meter
 from archive.wacz.zipreader import Container, Member, iter_member, open_container, open_zip
 from archive.reader.decode import CutShort, DecodeError, PayloadDecoder
-from archive.verify.members import IndexEntry, IndexSink
+from archive.reader.members import IndexEntry, IndexSink
 from archive.errors import CannotCheck
 from archive.reader.location import RecordLocation
 from archive.reader.scan import CHUNK
 from archive.reader.source import Source
-from archive.verify.digests import same_digest
-from archive.verify.warcheader import target_uri
-from archive.verify.warcioreader import bounded_iterator
-from archive.verify.warcresult import Bomb
-from archive.verify.warcs import WarcChecker
+from archive.reader.digests import same_digest
+from archive.reader.warcheader import target_uri
+from archive.reader.warcioreader import bounded_iterator
+from archive.reader.warcresult import Bomb
+from archive.reader.warcs import WarcChecker
 from archive.warc.cdxj import timestamp14
 from archive.wacz.claims import read_claims
 from archive.wacz.names import CAPTURE, WARC_PREFIX, is_cdx_index

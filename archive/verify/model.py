@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from archive.errors import CannotCheck  # noqa: F401  (raised by the reader; verify's callers catch it here)
 from archive.reader.location import RecordLocation
 from archive.values import count
-from archive.verify.problems import Problem
+from archive.reader.problems import Problem
 
 SCHEMA = "archive-verify-report/1"
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"

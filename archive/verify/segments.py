@@ -31,9 +31,9 @@ from archive.reader import fastzlib
 from archive.errors import CannotCheck
 from archive.verify.pool import Batch, Pool, cpus
 from archive.reader.scan import CHUNK
-from archive.verify.problems import Problems
-from archive.verify.warcresult import RecordInfo, WarcResult
-from archive.verify.warcs import WarcChecker
+from archive.reader.problems import Problems
+from archive.reader.warcresult import RecordInfo, WarcResult
+from archive.reader.warcs import WarcChecker
 
 SEGMENT = 32 << 20          # compressed bytes checked in one call
 PARALLEL_MIN = 48 << 20     # less WARC data than this is checked in the calling process

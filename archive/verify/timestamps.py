@@ -27,7 +27,7 @@ from archive.errors import ArchiveError
 from archive.files import read_at_most
 from archive.seal.timestamp import MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, token_bytes
 from archive.values import count
-from archive.verify.problems import Problem
+from archive.reader.problems import Problem
 from archive.wacz.names import DIGEST
 
 CERTIFICATES_LIMIT = 16 << 20       # a --trust-tsa file: a whole CA bundle is well under 1 MiB

@@ -11,8 +11,8 @@ py-wacz and js-wacz write): either binds the block.
 
 from __future__ import annotations
 
-from archive.verify.members import GzipMember, IdxSink, IndexSink
-from archive.verify.problems import Problem
+from archive.reader.members import GzipMember, IdxSink, IndexSink
+from archive.reader.problems import Problem
 from archive.warc.zipnum import FORMAT
 
 

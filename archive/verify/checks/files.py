@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from archive.values import count
 from archive.verify.model import FAIL, PASS, WARN, Report
-from archive.verify.problems import Problem
+from archive.reader.problems import Problem
 from archive.wacz.names import DATAPACKAGE, DIGEST_FILES, PAGES
 from archive.wacz.zipreader import Container
 

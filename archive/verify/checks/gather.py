@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from archive.verify.members import IdxSink, IndexSink, JsonSink, PagesSink, WarcSink
-from archive.verify.warcioreader import check_warc_slow
-from archive.verify.warcresult import WarcResult
+from archive.reader.members import IdxSink, IndexSink, JsonSink, PagesSink, WarcSink
+from archive.reader.warcioreader import check_warc_slow
+from archive.reader.warcresult import WarcResult
 from archive.wacz.bounds import Meter
 from archive.wacz.names import CAPTURE, DIGEST_FILES, PAGES, is_block_index, is_cdx_index, is_warc
 from archive.wacz.zipreader import MEMBER_LIMIT, Container, iter_member

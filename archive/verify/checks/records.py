@@ -1,14 +1,14 @@
-"""Checks of the WARC records: every digest (read by archive.verify.warcs), revisits
+"""Checks of the WARC records: every digest (read by archive.reader.warcs), revisits
 against the originals they name, and the index lines that replay finds records by."""
 
 from __future__ import annotations
 
 from archive.values import count
-from archive.verify.digests import same_digest
-from archive.verify.members import IdxSink, IndexSink
+from archive.reader.digests import same_digest
+from archive.reader.members import IdxSink, IndexSink
 from archive.verify.model import FAIL, PASS, SKIP, WARN, Report
-from archive.verify.problems import Problem, Problems
-from archive.verify.warcresult import CONTENT_TYPES, WarcResult
+from archive.reader.problems import Problem, Problems
+from archive.reader.warcresult import CONTENT_TYPES, WarcResult
 from archive.verify.zipnum import idx_problems
 from archive.wacz.names import WARC_PREFIX
 

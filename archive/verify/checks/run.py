@@ -26,12 +26,12 @@ from archive.verify.checks.seal import (
 )
 from archive.verify.checks.summary import capture_summary, page_rows
 from archive.verify.model import FAIL, PASS, SKIP, CannotCheck, Report, VerifyOptions, conclude
-from archive.verify.problems import Problem
+from archive.reader.problems import Problem
 from archive.reader.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
 from archive.verify.segments import ParallelWarcs, parallel_worth
 from archive.reader.source import Source, local_source, sniff
-from archive.verify.warcioreader import check_warc_slow
-from archive.verify.warcs import WarcChecker
+from archive.reader.warcioreader import check_warc_slow
+from archive.reader.warcs import WarcChecker
 from archive.wacz.names import CAPTURE, DATAPACKAGE, DIGEST, DIGEST_FILES, is_warc
 from archive.wacz.zipreader import ContainerError, MEMBER_LIMIT, hostile, names_zip_readers_see, read_container
 

@@ -10,7 +10,7 @@ from archive.seal.sign import check_signature
 from archive.values import text_field
 from archive.verify.domainsig import check_domain_signature
 from archive.verify.model import FAIL, PASS, SKIP, WARN, Report, VerifyOptions
-from archive.verify.problems import Problem
+from archive.reader.problems import Problem
 from archive.verify.timestamps import check_timestamps, clock_clash, summarize, trusted_time
 from archive.wacz.names import CAPTURE, DATAPACKAGE, DIGEST
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from archive.hashing import parse_digest
 from archive.values import text_field
-from archive.verify.members import PagesSink
+from archive.reader.members import PagesSink
 from archive.verify.model import RecordLocation
-from archive.verify.warcresult import WarcResult
+from archive.reader.warcresult import WarcResult
 from archive.wacz.names import PAGES
 
 SCREENSHOT_PREFIX = "urn:screenshot:"

@@ -29,10 +29,10 @@ import zlib
 
 from archive.httpmessage import HTTP_RECORD_TYPES
 from archive.wacz.bounds import Meter, WORK_FLOOR, WORK_PER_BYTE, bomb_message
-from archive.verify.digests import RecordDigests
-from archive.verify.problems import Problem
-from archive.verify.warcheader import HEADER_LIMIT, Unusual, header_fields, refers_to, target_uri
-from archive.verify.warcresult import LOOSE_HEADERS, Bomb, RecordInfo, WarcResult, kept
+from archive.reader.digests import RecordDigests
+from archive.reader.problems import Problem
+from archive.reader.warcheader import HEADER_LIMIT, Unusual, header_fields, refers_to, target_uri
+from archive.reader.warcresult import LOOSE_HEADERS, Bomb, RecordInfo, WarcResult, kept
 
 OUTPUT_CAP = 1 << 20            # decompressed bytes produced by one zlib call
 FIRST_FEED, MAX_FEED = 16 << 10, 1 << 20

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from archive.values import parse_json
 from archive.wacz.bounds import JSON_LIMIT, TEXT_FLOOR, TEXT_PER_BYTE, Meter
 from archive.reader.scan import Sink
-from archive.verify.problems import Problem, Problems
-from archive.verify.warcresult import WarcResult
-from archive.verify.warcs import WarcChecker
+from archive.reader.problems import Problem, Problems
+from archive.reader.warcresult import WarcResult
+from archive.reader.warcs import WarcChecker
 from archive.warc.cdxj import parse_cdxj_line
 from archive.warc.zipnum import IdxEntry, parse_idx_line, parse_meta
 

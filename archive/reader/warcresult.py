@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from archive.verify.problems import Problems
+from archive.reader.problems import Problems
 from archive.warc.cdxj import timestamp14
 
 @dataclass(slots=True)

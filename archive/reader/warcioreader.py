@@ -1,6 +1,6 @@
 """warcio's own reader, made quiet (warcio writes warnings to stderr) and bounded (long
 header lines, header floods, decompression bombs): it defines what `warcio check` says of
-odd files, and checks what the fast reader (archive.verify.warcs) hands over."""
+odd files, and checks what the fast reader (archive.reader.warcs) hands over."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from warcio.bufferedreaders import DecompressingBufferedReader
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecordLoader
 
-from archive.verify.problems import Problem
-from archive.verify.warcheader import HEADER_LIMIT, conflicting_fields, target_uri
-from archive.verify.warcresult import Bomb, RecordInfo, WarcResult, kept
+from archive.reader.problems import Problem
+from archive.reader.warcheader import HEADER_LIMIT, conflicting_fields, target_uri
+from archive.reader.warcresult import Bomb, RecordInfo, WarcResult, kept
 from archive.wacz.bounds import Meter, WORK_FLOOR, WORK_PER_BYTE, bomb_message
 
 LINE_LIMIT = 1 << 20            # one header line (slow path)

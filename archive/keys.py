@@ -161,13 +161,17 @@ def load_private_key(path: str | Path, passphrase: bytes | None) -> ec.EllipticC
 
 @dataclass(frozen=True)
 class PassphraseSource:
-    """Where an encrypted signing key's passphrase comes from: a variable or a file a job
-    file names, else (for a person at a command) $ARCHIVE_KEY_PASSPHRASE or a prompt."""
+    """Where a passphrase comes from: a variable or a file a job file names, else (for a
+    person at a command) `default_env` ($ARCHIVE_KEY_PASSPHRASE for a signing key) or a
+    prompt. Signing keys and browser profiles both take theirs this way."""
 
     env: str | None = None         # a variable named in a job file: it must be set
     file: Path | None = None       # a file holding it
     interactive: bool = True       # neither named: $ARCHIVE_KEY_PASSPHRASE, else a prompt
     missing: str = f"set {PASSPHRASE_ENV} or run from a terminal to be asked"   # said when none is given
+    default_env: str = PASSPHRASE_ENV   # the variable a person sets (each secret its own)
+    label: str = "Key"                  # what the prompt asks for
+    confirm: bool = False               # a new secret is asked twice
 
     def read(self) -> bytes | None:
         """The passphrase (None if this source gives none); a named one that cannot be
@@ -181,12 +185,14 @@ class PassphraseSource:
             try:
                 data = read_at_most(self.file, PASSPHRASE_FILE_LIMIT)
             except OSError as exc:
-                raise ArchiveError(f"cannot read passphrase file {self.file}: {exc.strerror}") from None
+                raise ArchiveError(f"cannot read passphrase file {self.file}: {exc.strerror or exc}") from None
             except ValueError:
                 raise ArchiveError(f"passphrase file {self.file} is larger than any passphrase") from None
             # A trailing newline is what editors and `echo` leave; it is not part of it.
             return data.rstrip(b"\r\n") or None
-        return passphrase_from_env_or_prompt() if self.interactive else None
+        if not self.interactive:
+            return None
+        return passphrase_from_env_or_prompt(self.confirm, env=self.default_env, label=self.label)
 
 
 def load_signing_key(path: str | Path, source: PassphraseSource = PassphraseSource()

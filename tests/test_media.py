@@ -416,6 +416,32 @@ def test_the_pages_poster_and_subtitle_track_are_kept_as_the_items_thumbnail_and
         in report.read_text()
 
 
+def test_the_web_app_shows_a_video_item_with_its_thumbnail(captured, msite):
+    """`archive serve` lists the video item with its poster beside it, served as the
+    captured bytes (the thumbnail is not listed again as an image of its own)."""
+    import requests
+
+    from tests.serving import Served
+    from tests.site import PNG
+
+    store = next(p for p in captured.parents if p.name == "store")
+    capture_id = evidence(captured)["captureId"]
+    served = Served("--store", str(store), "--port", "0")
+    try:
+        page = requests.get(f"{served.url}/captures/{capture_id}", timeout=30)
+        assert page.status_code == 200, page.text[:500]
+        media = page.text[page.text.index('id="media"'):]
+        media = media[:media.index("</table>")]
+        item = msite.url("/video.html") + "#1"
+        row = next(r for r in media.split("<tr>") if f">urn:media:{item}<" in html.unescape(r))
+        src = html.unescape(row.split('<img class="thumb" src="', 1)[1].split('"', 1)[0])
+        assert "urn%3Amedia-thumbnail%3A" in src
+        assert requests.get(served.url + src, timeout=30).content == PNG
+        assert f">urn:media-thumbnail:{item}<" not in html.unescape(media)
+    finally:
+        served.stop()
+
+
 def test_sigterm_during_a_stalled_download_stops_at_once_and_the_capture_resumes(
         media_files, key, pubkey, tmp_path):
     import signal

@@ -44,7 +44,6 @@ SCREENSHOTS_SHOWN = 12
 STATUS_WORDS = {"pass": "passed", "fail": "FAILED", "warn": "note", "skip": "NOT CHECKED"}
 DAY = len("2026-01-01")
 COUNTS_EVERY = 30.0
-SHOWN_ELSEWHERE = ("urn:screenshot:", "urn:dom:")     # not listed as media: shown as screenshots
 
 
 def _templates() -> Environment:
@@ -150,7 +149,7 @@ class App:
         shown = ([focus] if focus in shots else []) + [p["url"] for p in pages if p["url"] in shots and p["url"] != focus]
         return self.render(
             request, "capture.html", nav="captures", title=row.get("title") or capture_id, c=row, pages=pages,
-            more_pages=row.get("pages", 0) > len(pages), media=[m for m in listing.media(catalog, capture_id) if not m["url"].startswith(SHOWN_ELSEWHERE)],
+            more_pages=row.get("pages", 0) > len(pages), media=listing.media_items(listing.media(catalog, capture_id)),
             changes=catalog.changes(capture_id), run=run, report=report,
             headline=headline(report) if report else None, signer=signer_line(report) if report else None,
             facts=facts(report) if report else [], custody=self._custody(capture_id),

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archive.catalog.catalog import CAPTURE_COLUMNS, _capture_row, unpack
+from archive.verify.checks.summary import MEDIA_PREFIX, THUMBNAIL_PREFIX
+
+SHOWN_ELSEWHERE = ("urn:screenshot:", "urn:dom:")     # not listed as media: shown as screenshots
 
 # verdict filter -> SQL condition on captures `c` (badges: see badge())
 VERDICTS = {
@@ -111,3 +114,21 @@ def media(catalog, capture_id: str, limit: int = 200) -> list[dict]:
     rows = catalog.db.execute("SELECT url, ts, mime, status, digest, size FROM media WHERE capture_id = ? "
                               "LIMIT ?", (capture_id, limit))
     return [dict(zip(("url", "ts", "mime", "status", "digest", "size"), r)) for r in rows]
+
+
+def media_items(rows: list[dict]) -> list[dict]:
+    """The media rows a capture's page lists, each with `thumb`: the captured image shown
+    in its row (an image itself; a video or audio item's thumbnail, which is then not
+    listed again on its own). Screenshots and DOMs are shown elsewhere."""
+    urls = {row["url"] for row in rows}
+    items = []
+    for row in rows:
+        url = row["url"]
+        if url.startswith(SHOWN_ELSEWHERE) or (
+                url.startswith(THUMBNAIL_PREFIX) and MEDIA_PREFIX + url[len(THUMBNAIL_PREFIX):] in urls):
+            continue
+        thumb = THUMBNAIL_PREFIX + url[len(MEDIA_PREFIX):] if url.startswith(MEDIA_PREFIX) else None
+        if thumb not in urls:
+            thumb = url if (row.get("mime") or "").startswith("image/") else None
+        items.append({**row, "thumb": thumb})
+    return items

@@ -108,3 +108,19 @@ def test_a_p256_key_owner_is_told_once_that_replaywebpage_cannot_confirm_it(run,
         assert result.code == 0, result
         told.append("ReplayWeb.page confirms P-384 signatures only" in result.err)
     assert told == [True, False]
+
+
+def test_a_p256_key_owner_running_a_job_is_told_once_too(run, site, tmp_path, monkeypatch):
+    from tests.jobfiles import write_job
+
+    monkeypatch.setenv("ARCHIVE_KEY_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert run("keys", "generate", "--out", tmp_path / "k", "--curve", "p256").code == 0
+    job = write_job(tmp_path, "about", [site.url("/about")], tmp_path / "k" / "signing-key.pem",
+                    tmp_path / "store", crawl={"depth": 0})
+    told = []
+    for _ in range(2):
+        result = run("jobs", "run", job, "--quiet")
+        assert result.code == 0, result
+        told.append("ReplayWeb.page confirms P-384 signatures only" in result.err)
+    assert told == [True, False]

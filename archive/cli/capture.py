@@ -11,11 +11,11 @@ from pathlib import Path
 from archive.capture.login import Credentials
 from archive.capture.options import OPTIONS, CaptureSettings, crawl_options, request_values, settings_from_cli
 from archive.cli.capture_result import print_capture_result
-from archive.cli.common import Progress, argument_type, human_bytes, positive_duration, print_json, sealed_url
+from archive.cli.common import Progress, argument_type, human_bytes, positive_duration, print_json, sealed_url, note_key_curve
 from archive.cli.sigterm import stop_on_sigterm
 from archive.cli.store import add_store_options, store_options
 from archive.errors import ArchiveError
-from archive.keys import KEY_ENV, chosen_signer, load_signer, p256_notice
+from archive.keys import KEY_ENV, chosen_signer, load_signer
 from archive.logins import session_advice
 from archive.pipeline import DEFAULT_WORK_DIR, CaptureRequest, resume_capture, run_capture, saved_request
 from archive.profiles.vault import open_for_capture
@@ -184,9 +184,7 @@ def run(args) -> int:
     else:
         signer = chosen_signer(args.key, args.unsigned)
         store = open_store(args.store, store_options(args, on_upload))
-    notice = p256_notice(signer.fingerprint, signer.curve) if signer else None
-    if notice:
-        print(f"archive: note: {notice}", file=sys.stderr)
+    note_key_curve(signer)
     request = CaptureRequest(
         crawl=options, operator=args.operator or default_operator(),
         work_dir=Path(args.work_dir), keep_local=args.keep_local, title=args.title, tsa=tsas,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from archive.errors import ArchiveError
-from archive.keys import fingerprint, load_public_key
+from archive.keys import fingerprint, load_public_key, p256_notice
 from archive.optionvalues import positive_duration_text, whole_text
 from archive.values import human_bytes  # noqa: F401 - re-exported for the commands
 from archive.values import printable
@@ -197,3 +197,11 @@ def print_table(headers: list[str], rows: list[list[str]], right: tuple[str, ...
         console.print(table)
     # no padding after the last column: lines as a person or grep expects them
     sys.stdout.write("".join(line.rstrip(" ") + "\n" for line in captured.get().splitlines()))
+
+
+def note_key_curve(signer) -> None:
+    """Tell the owner of a P-256 key, once per key, that ReplayWeb.page cannot confirm its
+    signatures (capture and jobs run alike)."""
+    notice = p256_notice(signer.fingerprint, signer.curve) if signer else None
+    if notice:
+        print(f"archive: note: {notice}", file=sys.stderr)

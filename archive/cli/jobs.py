@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from archive import utctime
-from archive.cli.common import Progress, at_least, human_bytes, print_json
+from archive.cli.common import Progress, at_least, human_bytes, print_json, note_key_curve
 from archive.cli.capture_result import print_capture_result
 from archive.cli.sigterm import stop_on_sigterm
 from archive.cli.common import duration as duration_arg
@@ -152,6 +152,7 @@ def run_run(args) -> int:
         return _not_run(args, "the job file has problems", EXIT_BAD, bad_file=exc)
     except ArchiveError as exc:      # an unreadable key, an unreachable store: nothing started
         return _not_run(args, str(exc), EXIT_BAD)
+    note_key_curve(signer)
     progress = Progress(not args.quiet and not args.json)
 
     def on_progress(stats, queued: int) -> None:

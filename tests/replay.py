@@ -13,7 +13,6 @@ import html
 import json
 import mimetypes
 import os
-import re
 import socket
 import threading
 import time
@@ -23,8 +22,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from archive import replayweb
 from archive.capture.browser import CHROMIUM_ARGS, find_chromium
+from archive.serve.ranges import byte_range
 
-RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 TYPES = {".js": "application/javascript", ".wacz": "application/wacz", ".json": "application/json",
          ".html": "text/html; charset=utf-8"}
 
@@ -88,16 +87,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.requests.append(path)
         kind = TYPES.get(file.suffix) or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         size = file.stat().st_size
-        wanted = RANGE.match(self.headers.get("Range", "").strip())
-        if not wanted:
+        wanted = byte_range(self.headers.get("Range"), size)
+        if wanted is None:
             return self._send(200, kind, file.read_bytes(), head)
-        first, last = wanted.groups()
-        if first:
-            start, end = int(first), min(int(last) if last else size - 1, size - 1)
-        else:
-            start, end = max(0, size - int(last)), size - 1
-        if start > end or start >= size:
+        if wanted is False:
             return self._send(416, "text/plain", b"", head, {"Content-Range": f"bytes */{size}"})
+        start, end = wanted
         with file.open("rb") as fh:
             fh.seek(start)
             body = fh.read(end - start + 1)

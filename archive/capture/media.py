@@ -47,10 +47,8 @@ from archive.errors import ArchiveError
 from archive.hashing import CHUNK, warc_digest
 from archive.warc.cdxj import cdxj_line
 from archive.warc.writer import RecordRef, WarcWriter, gzip_level
+from archive.warc import urns
 
-MEDIA_URN = "urn:media:"
-THUMBNAIL_URN = "urn:media-thumbnail:"
-SUBTITLES_URN = "urn:media-subtitles:"
 BEST = "bestvideo*+bestaudio/best"        # yt-dlp's own default when ffmpeg can merge
 BEST_WITHOUT_FFMPEG = "best/bestvideo+bestaudio"
 MAX_ENTRIES = 20                          # of a playlist named by one page
@@ -490,7 +488,7 @@ class MediaSession:
         entry = item.entry
         kept = []
         for i, path in enumerate(files):
-            uri = f"{MEDIA_URN}{page}#{n}" + (f".{i + 1}" if len(files) > 1 else "")
+            uri = f"{urns.MEDIA}{page}#{n}" + (f".{i + 1}" if len(files) > 1 else "")
             ref, sha, size = self._write_file(uri, path, _mime(path, "video/mp4"))
             kept.append({"record": uri, "recordId": ref.record_id, "sha256": sha, "size": size,
                          "file": path.name})
@@ -498,12 +496,12 @@ class MediaSession:
         # Found by the names our output templates give them (the paths yt-dlp notes in its
         # info are not always those of the files it left).
         for path in sorted(item.folder.glob("thumbnail.*"))[:1]:
-            uri = f"{THUMBNAIL_URN}{page}#{n}"
+            uri = f"{urns.THUMBNAIL}{page}#{n}"
             ref, sha, size = self._write_file(uri, path, _mime(path, "image/jpeg"))
             extras.append({"kind": "thumbnail", "record": uri, "sha256": sha, "size": size})
         for path in sorted(item.folder.glob("subtitles.*.*")):
             lang = path.name.split(".")[1]
-            uri = f"{SUBTITLES_URN}{page}#{n}:{lang}"
+            uri = f"{urns.SUBTITLES}{page}#{n}:{lang}"
             ref, sha, size = self._write_file(uri, path, _mime(path, "text/vtt"))
             extras.append({"kind": "subtitles", "language": lang, "record": uri,
                            "sha256": sha, "size": size})
@@ -535,7 +533,7 @@ class MediaSession:
         }
         body = json.dumps(metadata, indent=1, ensure_ascii=False, default=str).encode("utf-8")
         with self.writer.batch():
-            self.writer.write("metadata", f"{MEDIA_URN}{page}#{n}", body,
+            self.writer.write("metadata", f"{urns.MEDIA}{page}#{n}", body,
                               content_type="application/json",
                               extra={"WARC-Concurrent-To": kept[0]["recordId"]})
 

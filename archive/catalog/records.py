@@ -15,9 +15,9 @@ from archive.reader.extract import UNREADABLE, record_stream
 from archive.reader.location import RecordLocation
 from archive.reader.warcioreader import bounded_iterator
 from archive.warc.cdxj import parse_cdxj_line
+from archive.warc import urns
 
 CONTENT = ("response", "resource", "revisit")
-DOM_PREFIX = "urn:dom:"
 MEDIA = ("image/", "audio/", "video/")
 
 
@@ -112,7 +112,7 @@ def page_texts(fh: BinaryIO, container: Container, index_lines: Iterable[str],
         url = page.get("url") if isinstance(page.get("url"), str) else None
         # a browser capture's rendered DOM holds the text scripts wrote, which the HTML as
         # sent may not
-        record = records.get(DOM_PREFIX + url) or records.get(url) if url else None
+        record = records.get(urns.DOM + url) or records.get(url) if url else None
         if record is None or url in texts:
             continue
         if record.record_type == "revisit":
@@ -125,5 +125,5 @@ def page_texts(fh: BinaryIO, container: Container, index_lines: Iterable[str],
                 by_digest.setdefault(record.digest, text)
     for record in revisits:
         if record.digest in by_digest:
-            texts[record.url.removeprefix(DOM_PREFIX)] = by_digest[record.digest]
+            texts[record.url.removeprefix(urns.DOM)] = by_digest[record.digest]
     return texts

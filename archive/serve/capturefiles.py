@@ -14,8 +14,8 @@ from archive.reader.extract import _index_entries, extract
 from archive.verify.html import IMAGE_MAGIC, SCREENSHOT_LIMIT
 from archive.errors import CannotCheck
 from archive.reader.source import Source
+from archive.warc import urns
 
-SCREENSHOT = "urn:screenshot:"
 SPOOL = 8 << 20       # an extracted resource is kept in memory up to this, then on disk
 
 
@@ -37,8 +37,8 @@ SHOTS_KEPT = 256
 def _screenshot_urls(source: Source) -> frozenset[str]:
     with source.open() as fh:
         container = open_container(fh, source.size, source.name)
-        return frozenset(e.url.removeprefix(SCREENSHOT) for e in
-                         _index_entries(fh, container, lambda url: bool(url) and url.startswith(SCREENSHOT)))
+        return frozenset(e.url.removeprefix(urns.SCREENSHOT) for e in
+                         _index_entries(fh, container, lambda url: bool(url) and url.startswith(urns.SCREENSHOT)))
 
 
 def screenshot_urls(capture_id: str, source: Source) -> frozenset[str]:

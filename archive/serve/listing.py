@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archive.catalog.catalog import CAPTURE_COLUMNS, _capture_row, unpack
-from archive.verify.checks.summary import MEDIA_PREFIX, THUMBNAIL_PREFIX
+from archive.warc import urns
 
-SHOWN_ELSEWHERE = ("urn:screenshot:", "urn:dom:")     # not listed as media: shown as screenshots
+SHOWN_ELSEWHERE = (urns.SCREENSHOT, urns.DOM)     # not listed as media: shown as screenshots
 
 # verdict filter -> SQL condition on captures `c` (badges: see badge())
 VERDICTS = {
@@ -125,9 +125,9 @@ def media_items(rows: list[dict]) -> list[dict]:
     for row in rows:
         url = row["url"]
         if url.startswith(SHOWN_ELSEWHERE) or (
-                url.startswith(THUMBNAIL_PREFIX) and MEDIA_PREFIX + url[len(THUMBNAIL_PREFIX):] in urls):
+                url.startswith(urns.THUMBNAIL) and urns.MEDIA + url[len(urns.THUMBNAIL):] in urls):
             continue
-        thumb = THUMBNAIL_PREFIX + url[len(MEDIA_PREFIX):] if url.startswith(MEDIA_PREFIX) else None
+        thumb = urns.THUMBNAIL + url[len(urns.MEDIA):] if url.startswith(urns.MEDIA) else None
         if thumb not in urls:
             thumb = url if (row.get("mime") or "").startswith("image/") else None
         items.append({**row, "thumb": thumb})

@@ -22,6 +22,7 @@ from archive.capture.links import extract_html
 from archive.capture.mediafind import find_in_html
 from archive.capture.pageoptions import PageOptions
 from archive.warc.writer import RecordRef
+from archive.warc import urns
 
 SETTLE_AFTER_SCROLL = 5.0    # longest wait for scroll-triggered loads when not asked to idle
 SCRIPT_GRACE = 5.0           # beyond its own budget, for a script we run in the page
@@ -209,7 +210,7 @@ async def snapshot(page, result: BrowserPageResult, timeout: float, keep: Keep,
     except PlaywrightError as exc:
         result.notes.append(f"no DOM snapshot: {first_line(exc)}")
     else:
-        result.dom = keep(f"urn:dom:{result.final_url}", dom, DOM_TYPE)
+        result.dom = keep(f"{urns.DOM}{result.final_url}", dom, DOM_TYPE)
         result.outlinks = extract_html(dom, result.final_url).pages
         if login_wall is not None:
             result.login_wall = login_wall(result.final_url, dom)
@@ -219,7 +220,7 @@ async def snapshot(page, result: BrowserPageResult, timeout: float, keep: Keep,
         await frame_doms(page, result, timeout, keep, find_media)
     png = await screenshot(page, timeout, result.notes)
     if png is not None:
-        result.screenshot = keep(f"urn:screenshot:{result.final_url}", png, "image/png")
+        result.screenshot = keep(f"{urns.SCREENSHOT}{result.final_url}", png, "image/png")
 
 
 async def screenshot(page, timeout: float, notes: list[str]) -> bytes | None:
@@ -254,7 +255,7 @@ async def frame_doms(page, result: BrowserPageResult, timeout: float, keep: Keep
         except PlaywrightError as exc:
             result.notes.append(f"no DOM snapshot of the frame {frame.url}: {first_line(exc)}")
             continue
-        result.frame_doms.append(keep(f"urn:dom:{frame.url}", dom, DOM_TYPE))
+        result.frame_doms.append(keep(f"{urns.DOM}{frame.url}", dom, DOM_TYPE))
         if find_media:       # a player in a frame: its media are the page's
             result.media += find_in_html(dom, frame.url)
     if len(frames) > MAX_FRAME_DOMS:

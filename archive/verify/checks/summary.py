@@ -10,9 +10,8 @@ from archive.reader.members import PagesSink
 from archive.verify.model import RecordLocation
 from archive.reader.warcresult import WarcResult
 from archive.wacz.names import PAGES
+from archive.warc import urns
 
-SCREENSHOT_PREFIX = "urn:screenshot:"
-MEDIA_PREFIX, THUMBNAIL_PREFIX = "urn:media:", "urn:media-thumbnail:"
 MEDIA_TEXT = ("url", "status", "reason", "format", "record", "frame")
 MEDIA_NUMBERS = ("n", "size", "duration")
 
@@ -102,13 +101,13 @@ def page_rows(sinks: dict, warcs: list[WarcResult]) -> tuple[list[dict], dict[st
         for r in warc.records:
             if r.uri in urls and r.record_type in ("response", "resource", "revisit") and r.uri not in responses:
                 responses[r.uri] = (warc.filename, r)
-            elif r.record_type == "resource" and r.uri and r.uri.startswith(SCREENSHOT_PREFIX):
-                url = r.uri[len(SCREENSHOT_PREFIX):]
+            elif r.record_type == "resource" and r.uri and r.uri.startswith(urns.SCREENSHOT):
+                url = r.uri[len(urns.SCREENSHOT):]
                 screenshots[url] = RecordLocation(warc.filename, r.offset, r.length, r.content_type)
-            elif r.record_type == "resource" and r.uri and r.uri.startswith(MEDIA_PREFIX):
+            elif r.record_type == "resource" and r.uri and r.uri.startswith(urns.MEDIA):
                 media.setdefault(r.uri, r)
-            elif r.record_type == "resource" and r.uri and r.uri.startswith(THUMBNAIL_PREFIX):
-                thumbnails[MEDIA_PREFIX + r.uri[len(THUMBNAIL_PREFIX):]] = RecordLocation(
+            elif r.record_type == "resource" and r.uri and r.uri.startswith(urns.THUMBNAIL):
+                thumbnails[urns.MEDIA + r.uri[len(urns.THUMBNAIL):]] = RecordLocation(
                     warc.filename, r.offset, r.length, r.content_type)
     pages = []
     for entry in listed:

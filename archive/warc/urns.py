@@ -1,0 +1,9 @@
+"""The URIs of the records a capture writes about itself (not fetched from the web): a
+page's screenshot and rendered DOM, a media item and its thumbnail and subtitles. Each
+is this prefix followed by the page URL (and, for media, `#<n>`)."""
+
+SCREENSHOT = "urn:screenshot:"
+DOM = "urn:dom:"
+MEDIA = "urn:media:"
+THUMBNAIL = "urn:media-thumbnail:"
+SUBTITLES = "urn:media-subtitles:"

@@ -24,23 +24,27 @@ CREATE TABLE captures (
     verified_at TEXT, indexed_at TEXT NOT NULL, missing_since TEXT);
 CREATE INDEX captures_by_time ON captures (created, id);
 CREATE INDEX captures_by_job ON captures (job, created);
+CREATE TABLE adding (capture_id TEXT PRIMARY KEY, owner TEXT NOT NULL, heartbeat TEXT NOT NULL);
+CREATE TABLE texts (id {id}, key {blob} NOT NULL UNIQUE, text {blob}{words});
 CREATE TABLE pages (
-    id {id}, capture_id TEXT NOT NULL REFERENCES captures (id), url TEXT NOT NULL, ts TEXT,
-    status INTEGER, title TEXT, mime TEXT, digest TEXT, size BIGINT, error TEXT, text {blob}{words});
+    id {id}, capture_id TEXT NOT NULL, url TEXT NOT NULL, ts TEXT, status INTEGER, title TEXT,
+    mime TEXT, digest TEXT, size BIGINT, error TEXT, text_id BIGINT);
 CREATE INDEX pages_by_capture ON pages (capture_id, id);
 CREATE INDEX pages_by_url ON pages (url, ts);
 CREATE INDEX pages_by_digest ON pages (digest);
+CREATE INDEX pages_by_text ON pages (text_id);
 CREATE TABLE media (
-    capture_id TEXT NOT NULL REFERENCES captures (id), url TEXT NOT NULL, ts TEXT, mime TEXT,
-    status INTEGER, digest TEXT, size BIGINT);
+    capture_id TEXT NOT NULL, url TEXT NOT NULL, ts TEXT, mime TEXT, status INTEGER, digest TEXT, size BIGINT);
 CREATE INDEX media_by_capture ON media (capture_id);
 CREATE TABLE changes (
     capture_id TEXT NOT NULL REFERENCES captures (id), previous_id TEXT NOT NULL,
     url TEXT NOT NULL, change TEXT NOT NULL);
 CREATE INDEX changes_by_capture ON changes (capture_id);
 """
-DROP = ["page_words", "changes", "media", "pages", "captures", "catalog_meta"]
-PAGE_COLUMNS = ("id", "capture_id", "url", "ts", "status", "title", "mime", "digest", "size", "error", "text")
+# a capture's pages and media are added in batches before its captures row (which comes
+# last, in one transaction with its changes): a reader joining captures sees a capture
+# whole or not at all, so pages and media name a capture that may not be there yet
+DROP = ["page_words", "changes", "media", "pages", "texts", "adding", "captures", "catalog_meta"]
 MAX_POSITION = 16383         # PostgreSQL's last word position (later words share it)
 MAX_POSITIONS = 256          # positions PostgreSQL keeps for one word in one page
 
@@ -80,23 +84,19 @@ class Backend:
             for table in DROP:
                 self.execute(f"DROP TABLE IF EXISTS {table}{self.drop_suffix}")
 
-    def reserve_ids(self, count: int) -> list[int]:
-        """Ids for `count` new pages (inside the adding transaction)."""
-        raise NotImplementedError
-
-    def add_pages(self, rows: list[tuple], texts: list[str]) -> None:
-        """Insert pages (PAGE_COLUMNS, the text packed) and index their words (`texts`)."""
+    def add_texts(self, rows: list[tuple[bytes, bytes | None]], words: list[tuple[str, str]]) -> None:
+        """Insert texts not held yet ((key, the text packed)) and index their words ((title, text))."""
         raise NotImplementedError
 
     def compact(self) -> None:
         """Make the word index as small and fast as it gets (after adding many pages)."""
 
     def match(self, node: q.Node) -> tuple[str, tuple]:
-        """(JOIN clause, WHERE condition, its params) for pages `p` matching a query."""
+        """(JOIN clause, WHERE condition, its params) for texts `t` matching a query."""
         raise NotImplementedError
 
     def ranked(self, node: q.Node, count: int) -> list[int]:
-        """The ids of the `count` best pages for a query, best first (the word index
+        """The ids of the `count` best texts for a query, best first (the word index
         alone: no join until the few shown are known). Equal scores: the latest added first."""
         raise NotImplementedError
 
@@ -143,19 +143,18 @@ class SqliteBackend(Backend):
 
     def ddl(self) -> str:
         return TABLES.format(id="INTEGER PRIMARY KEY", blob="BLOB", words="") + (
-            # contentless: the text is kept once, in pages; marks and case are folded by us
+            # contentless: the text is kept once, in texts; marks and case are folded by us
             "CREATE VIRTUAL TABLE page_words USING fts5(title, body, content='', "
             "tokenize='unicode61 remove_diacritics 2');")
 
-    def reserve_ids(self, count: int) -> list[int]:
-        last = self.execute("SELECT coalesce(max(id), 0) FROM pages")[0][0]
-        return list(range(last + 1, last + 1 + count))
-
-    def add_pages(self, rows: list[tuple], texts: list[str]) -> None:
-        self.executemany(f"INSERT INTO pages ({', '.join(PAGE_COLUMNS)}) VALUES "
-                            f"({', '.join('?' * len(PAGE_COLUMNS))})", rows)
+    def add_texts(self, rows: list[tuple[bytes, bytes | None]], words: list[tuple[str, str]]) -> None:
+        # inside BEGIN IMMEDIATE: no other writer, so none of these keys can appear meanwhile
+        last = self.execute("SELECT coalesce(max(id), 0) FROM texts")[0][0]
+        ids = range(last + 1, last + 1 + len(rows))
+        self.executemany("INSERT INTO texts (id, key, text) VALUES (?, ?, ?)",
+                         [(i, key, text) for i, (key, text) in zip(ids, rows)])
         self.executemany("INSERT INTO page_words (rowid, title, body) VALUES (?, ?, ?)",
-                            [(r[0], fold(r[5] or ""), fold(t)) for r, t in zip(rows, texts)])
+                         [(i, fold(title), fold(text)) for i, (title, text) in zip(ids, words)])
 
     def compact(self) -> None:
         # FTS5 merges its segments into one (the index shrinks by about a sixth), then the
@@ -165,7 +164,7 @@ class SqliteBackend(Backend):
         self.execute("VACUUM")
 
     def match(self, node: q.Node) -> tuple[str, str, tuple]:
-        return "JOIN page_words ON page_words.rowid = p.id", "page_words MATCH ?", (q.fts5(node),)
+        return "JOIN page_words ON page_words.rowid = t.id", "page_words MATCH ?", (q.fts5(node),)
 
     def ranked(self, node: q.Node, count: int) -> list[int]:
         return [r[0] for r in self.execute(
@@ -235,24 +234,20 @@ class PostgresBackend(Backend):
 
     def ddl(self) -> str:
         return TABLES.format(id="BIGSERIAL PRIMARY KEY", blob="BYTEA", words=", words tsvector") + (
-            "CREATE INDEX pages_words ON pages USING GIN (words);")
+            "CREATE INDEX texts_words ON texts USING GIN (words);")
 
-    def reserve_ids(self, count: int) -> list[int]:
-        return [r[0] for r in self.execute(
-            "SELECT nextval(pg_get_serial_sequence('pages', 'id')) FROM generate_series(1, ?)", (count,))]
-
-    def add_pages(self, rows: list[tuple], texts: list[str]) -> None:
-        self.executemany(f"INSERT INTO pages ({', '.join(PAGE_COLUMNS)}, words) VALUES "
-                         f"({', '.join('?' * len(PAGE_COLUMNS))}, ?::tsvector)",
-                         [(*r, tsvector(r[5] or "", t)) for r, t in zip(rows, texts)])
+    def add_texts(self, rows: list[tuple[bytes, bytes | None]], words: list[tuple[str, str]]) -> None:
+        # another machine may add the same text meanwhile: it is then kept once
+        self.executemany("INSERT INTO texts (key, text, words) VALUES (?, ?, ?::tsvector) ON CONFLICT (key) DO NOTHING",
+                         [(key, text, tsvector(title, body)) for (key, text), (title, body) in zip(rows, words)])
 
     def match(self, node: q.Node) -> tuple[str, str, tuple]:
-        return "", "p.words @@ ?::tsquery", (q.tsquery(node),)
+        return "", "t.words @@ ?::tsquery", (q.tsquery(node),)
 
     def ranked(self, node: q.Node, count: int) -> list[int]:
         literal = q.tsquery(node)
         return [r[0] for r in self.execute(
-            "SELECT id FROM pages WHERE words @@ ?::tsquery "
+            "SELECT id FROM texts WHERE words @@ ?::tsquery "
             "ORDER BY ts_rank_cd(words, ?::tsquery) DESC, id DESC LIMIT ?", (literal, literal, count))]
 
     def close(self) -> None:

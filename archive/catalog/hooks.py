@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archive.catalog.records import page_texts, writer_container
+from archive.catalog.records import first_records, index_records, page_texts, writer_container
 from archive.store.base import StoredCapture
 
 
@@ -16,7 +16,8 @@ def pages_with_text(open_path: Path, members, index_lines: list[str], pages: lis
     `text` field, read from the WARC members a ContainerWriter has written."""
     try:
         with open(open_path, "rb") as fh:
-            texts = page_texts(fh, writer_container(members), index_lines, pages)
+            texts = page_texts(fh, writer_container(members), first_records(index_records(index_lines)).get,
+                               pages)
     except Exception:  # noqa: BLE001 - text is a convenience: it never stops a capture being sealed
         return pages
     out = []
@@ -29,7 +30,7 @@ def pages_with_text(open_path: Path, members, index_lines: list[str], pages: lis
 def add_capture(store, stored: StoredCapture, path: Path, catalog: str | None = None) -> str | None:
     """Add a stored capture, read from `path` (its sealed local copy), to the store's
     catalog; a warning to show when that could not be done, else None."""
-    from archive.catalog.indexer import entry_of
+    from archive.catalog.indexer import add_stored
     from archive.catalog.locate import OFF, catalog_address, open_catalog
 
     if catalog_address(store, catalog) == OFF:
@@ -37,7 +38,7 @@ def add_capture(store, stored: StoredCapture, path: Path, catalog: str | None = 
     try:
         opened, rebuilt = open_catalog(store, catalog, write=True)
         try:
-            opened.add(entry_of(store, stored, path))
+            add_stored(store, opened, stored, path)
         finally:
             opened.close()
     except Exception as exc:  # noqa: BLE001 - the capture is stored: nothing here may undo that

@@ -6,10 +6,11 @@ the last verification of each capture is taken from the custody ledger."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from archive.catalog.backends import CatalogError
 from archive.catalog.catalog import Catalog
 from archive.catalog.ingest import read_capture
 from archive.custody.entry import VERIFIED
@@ -31,16 +32,31 @@ class IndexReport:
     message: str | None = None                            # the catalog was rebuilt: why
 
 
-def entry_of(store, stored: StoredCapture, path: Path | None = None):
-    """The catalog entry of a stored capture, read from the store (or from `path`, a
-    local copy of the same bytes, as a capture has just before it is removed)."""
+def add_stored(store, catalog: Catalog, stored: StoredCapture, path: Path | None = None) -> int | None:
+    """Add a stored capture, read from the store (or from `path`, a local copy of the same
+    bytes, as a capture has just before it is removed), its pages streamed in batches: how
+    many pages it has, or None when the catalog holds it already."""
     with (open(path, "rb") if path else store.open_capture(stored.capture_id)) as fh:
         size = getattr(fh, "size", None) or os.fstat(fh.fileno()).st_size   # a ranged S3 reader knows its size
-        entry = read_capture(fh, size, stored)
-        if entry.sha256 is None:       # a folder store keeps no hash beside the file
+        if stored.sha256 is None:       # a folder store keeps no hash beside the file
+            stored = replace(stored, sha256=stream_sha256(fh)[0])
             fh.seek(0)
-            entry.sha256 = stream_sha256(fh)[0]
-    return entry
+        with read_capture(fh, size, stored) as entry:
+            counted = _Counted(entry.pages)
+            entry.pages = counted
+            return counted.count if catalog.add(entry) else None
+
+
+class _Counted:
+    """An iterable that counts what is taken from it."""
+
+    def __init__(self, items) -> None:
+        self.items, self.count = items, 0
+
+    def __iter__(self):
+        for item in self.items:
+            self.count += 1
+            yield item
 
 
 def _verdicts(store) -> dict[str, tuple[str, str]]:
@@ -80,13 +96,15 @@ def index_store(store, catalog: Catalog, rebuild: bool = False,
         if progress:
             progress(n, len(todo), stored.capture_id)
         try:
-            entry = entry_of(store, stored)
+            pages = add_stored(store, catalog, stored)
+        except CatalogError:
+            raise           # the catalog failed, not this capture
         except ArchiveError as exc:
             report.problems.append(f"{stored.capture_id}: {exc}")
             continue
-        if catalog.add(entry):
+        if pages is not None:
             report.added.append(stored.capture_id)
-            report.pages += len(entry.pages)
+            report.pages += pages
     if report.pages and report.pages * 2 >= catalog.counts()["pages"]:
         catalog.compact()       # most of what it holds was just added
     verdicts = _verdicts(store)

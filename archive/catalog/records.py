@@ -5,8 +5,9 @@ read or decoded simply gives no text (`archive verify` is what judges records)."
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from archive.catalog.text import MAX_BODY, PageText, extract_text
 from archive.wacz.zipreader import Container, Member
@@ -40,7 +41,10 @@ def _int(value) -> int | None:
 
 def index_records(lines: Iterable[str]) -> list[IndexedRecord]:
     """The content records an index lists (lines that do not parse are passed over)."""
-    found = []
+    return list(_streamed_records(lines))
+
+
+def _streamed_records(lines: Iterable[str]) -> Iterator[IndexedRecord]:
     for line in lines:
         try:
             _, stamp, fields = parse_cdxj_line(line)
@@ -49,11 +53,10 @@ def index_records(lines: Iterable[str]) -> list[IndexedRecord]:
         kind = fields.get("recordType", "response")
         offset, length = _int(fields.get("offset")), _int(fields.get("length"))
         if kind in CONTENT and isinstance(fields.get("url"), str) and offset is not None:
-            found.append(IndexedRecord(
+            yield IndexedRecord(
                 fields["url"], stamp[:14], str(fields.get("filename") or ""), offset, length or 0, kind,
                 fields.get("mime") if isinstance(fields.get("mime"), str) else None,
-                _int(fields.get("status")), fields.get("digest") if isinstance(fields.get("digest"), str) else None))
-    return found
+                _int(fields.get("status")), fields.get("digest") if isinstance(fields.get("digest"), str) else None)
 
 
 def first_records(records: list[IndexedRecord]) -> dict[str, IndexedRecord]:
@@ -66,6 +69,45 @@ def first_records(records: list[IndexedRecord]) -> dict[str, IndexedRecord]:
 
 def media_records(records: list[IndexedRecord]) -> list[IndexedRecord]:
     return [r for r in records if (r.mime or "").startswith(MEDIA)]
+
+
+class SpilledIndex:
+    """The content records of a capture's index, kept in a temporary database on disk
+    (SQLite's own, removed when closed): a capture of 1,000,000 pages is looked up page by
+    page in flat memory. Answers as first_records and media_records do."""
+
+    FIELDS = ("url", "time", "filename", "offset", "length", "record_type", "mime", "status", "digest")
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self.db = sqlite3.connect("")       # "": a private database in a temporary file
+        self.db.execute(f"CREATE TABLE r (seq INTEGER PRIMARY KEY, {', '.join(self.FIELDS)})")
+        batch: list[IndexedRecord] = []
+        for record in _streamed_records(lines):
+            batch.append(record)
+            if len(batch) >= 10_000:
+                self._insert(batch)
+                batch = []
+        self._insert(batch)
+        self.db.execute("CREATE INDEX r_by_url ON r (url, time, seq)")
+
+    def _insert(self, batch: list[IndexedRecord]) -> None:
+        self.db.executemany(f"INSERT INTO r ({', '.join(self.FIELDS)}) VALUES ({', '.join('?' * len(self.FIELDS))})",
+                            [tuple(getattr(r, f) for f in self.FIELDS) for r in batch])
+
+    def first(self, url: str) -> IndexedRecord | None:
+        """The URL's earliest content record (of equal times, the first listed)."""
+        row = self.db.execute(f"SELECT {', '.join(self.FIELDS)} FROM r WHERE url = ? ORDER BY time, seq LIMIT 1",
+                              (url,)).fetchone()
+        return IndexedRecord(*row) if row else None
+
+    def media(self) -> Iterator[IndexedRecord]:
+        for row in self.db.execute(f"SELECT {', '.join(self.FIELDS)} FROM r WHERE substr(mime, 1, 6) IN "
+                                   f"({', '.join('?' * len(MEDIA))}) ORDER BY seq", MEDIA):
+            yield IndexedRecord(*row)
+
+    def close(self) -> None:
+        self.db.close()
+
 
 
 def writer_container(members) -> Container:
@@ -100,11 +142,10 @@ def record_text(fh: BinaryIO, container: Container, record: IndexedRecord) -> Pa
     return extract_text(bytes(body[:MAX_BODY]), content_type)
 
 
-def page_texts(fh: BinaryIO, container: Container, index_lines: Iterable[str],
+def page_texts(fh: BinaryIO, container: Container, first: Callable[[str], IndexedRecord | None],
                pages: list[dict]) -> dict[str, PageText]:
-    """url -> text of each page that has one; a revisit takes the text of the page of this
-    capture with the same payload digest."""
-    records = first_records(index_records(index_lines))
+    """url -> text of each page that has one (`first`: a URL's earliest content record); a
+    revisit takes the text of a page among `pages` with the same payload digest."""
     texts: dict[str, PageText] = {}
     by_digest: dict[str, PageText] = {}
     revisits: list[IndexedRecord] = []
@@ -112,7 +153,7 @@ def page_texts(fh: BinaryIO, container: Container, index_lines: Iterable[str],
         url = page.get("url") if isinstance(page.get("url"), str) else None
         # a browser capture's rendered DOM holds the text scripts wrote, which the HTML as
         # sent may not
-        record = records.get(urns.DOM + url) or records.get(url) if url else None
+        record = first(urns.DOM + url) or first(url) if url else None
         if record is None or url in texts:
             continue
         if record.record_type == "revisit":

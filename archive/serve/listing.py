@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from archive.catalog.catalog import CAPTURE_COLUMNS, _capture_row, unpack
+from archive.catalog.catalog import CAPTURE_COLUMNS, _capture_row
 from archive.warc import urns
 
 SHOWN_ELSEWHERE = (urns.SCREENSHOT, urns.DOM)     # not listed as media: shown as screenshots
@@ -90,9 +90,7 @@ def jobs(catalog, most: int = 500) -> list[str]:
 
 
 def page_text(catalog, capture_id: str, url: str) -> str | None:
-    rows = catalog.db.execute("SELECT text FROM pages WHERE capture_id = ? AND url = ? AND text IS NOT NULL "
-                              "ORDER BY id LIMIT 1", (capture_id, url))
-    return unpack(rows[0][0]) if rows else None
+    return catalog.page_text(capture_id, url)
 
 
 def url_history(catalog, url: str, limit: int = 1000) -> list[dict]:

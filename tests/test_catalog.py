@@ -22,7 +22,7 @@ from archive.cli import main as cli_main
 from tests.conftest import BIN, Result
 from tests.pgserver import pg_cluster  # noqa: F401 - the session's PostgreSQL cluster
 from tests.site import (
-    ARABIC_VOWELLED, ARABIC_WORD, NEWS_SENTENCE, PDF_SENTENCE, REMOVED_SENTENCE, SiteServer, search_site,
+    ARABIC_VOWELLED, ARABIC_WORD, NEWS_SENTENCE, PDF_SENTENCE, REMOVED_SENTENCE, Site, SiteServer, search_site,
 )
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -391,3 +391,135 @@ def test_ls_reads_the_store_when_the_catalog_is_unreachable(searched, capsys):
     listed = cli("ls", "--store", store, "--catalog", "postgresql://nobody@127.0.0.1:1/none", "--json", capsys=capsys)
     assert listed.code == 0 and [r["id"] for r in json.loads(listed.out)] == ids, listed
     assert "reading the store itself" in listed.err
+
+
+MANY = 2500     # pages of the big capture: PAGE_BATCH is 1000, so it is added in three batches
+
+
+@pytest.fixture(scope="module")
+def big_store(tmp_path_factory):
+    """(store, capture id) of one capture of MANY pages captured with --no-text (the
+    catalog reads each page's text from its record), plus a page whose text two share."""
+    from archive.catalog.catalog import PAGE_BATCH
+
+    assert MANY > 2 * PAGE_BATCH
+    root = tmp_path_factory.mktemp("big")
+    site = Site()
+    site.html("/", "Many pages", "".join(f'<a href="/p/{n}">{n}</a>' for n in range(MANY)))
+    for n in range(MANY):
+        site.html(f"/p/{n}", f"Page {n}", f"<p>Report number {n} of the series, its own word w{n}x.</p>")
+    site.html("/p/7", "Twin", "<p>The same words twice.</p>")
+    site.html(f"/p/{MANY - 1}", "Twin", "<p>The same words twice.</p>")
+    with SiteServer(site) as server:
+        done = subprocess.run(
+            [str(BIN / "archive"), "capture", server.url("/"), "--depth", "1", "--scope", "host", "--unsigned",
+             "--store", str(root / "store"), "--work-dir", str(root / "work"), "--quiet", "--json", "--no-text",
+             "--catalog", "off"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return root / "store", json.loads(done.stdout)["capture_id"]
+
+
+def _rows(catalog: str) -> list[tuple]:
+    """Every page as the catalog holds it (its text unpacked), ids aside."""
+    from archive.catalog.catalog import unpack
+
+    sql = ("SELECT p.capture_id, p.url, p.ts, p.status, p.title, p.mime, p.digest, p.size, p.error, t.text "
+           "FROM pages p LEFT JOIN texts t ON t.id = p.text_id ORDER BY p.url")
+    if catalog.startswith("postgresql://"):
+        import psycopg
+        with psycopg.connect(catalog) as db:
+            rows = db.execute(sql).fetchall()
+    else:
+        with sqlite3.connect(catalog) as db:
+            rows = db.execute(sql).fetchall()
+    return [(*r[:-1], unpack(r[-1])) for r in rows]
+
+
+def test_many_page_capture_is_added_in_batches_with_every_page(big_store, catalog, capsys):
+    store, capture_id = big_store
+    report = json.loads(index(store, catalog, capsys, "--json").out)
+    assert report["added"] == [capture_id] and report["pages"] == MANY + 1
+    rows = _rows(catalog)
+    listed = _pages_jsonl(next(store.glob("captures/*/*/*/*.wacz")))
+    assert [(r[1], r[2], r[3]) for r in rows] == sorted((p["url"], p["ts"], p.get("status")) for p in listed)
+    texts = {r[1].split("/", 3)[-1]: (r[4], r[9]) for r in rows}
+    assert texts["p/0"] == ("Page 0", "Report number 0 of the series, its own word w0x.")
+    assert texts[f"p/{MANY - 2}"][1].endswith(f"w{MANY - 2}x.")
+    assert texts["p/7"] == texts[f"p/{MANY - 1}"] == ("Twin", "The same words twice.")
+    assert _count(catalog, "SELECT count(*) FROM texts") == MANY      # the twins' text once
+    assert [h["url"].split("/", 3)[-1] for h in hits(store, catalog, capsys, f"w{MANY - 2}x")] == [f"p/{MANY - 2}"]
+    assert urls(hits(store, catalog, capsys, '"same words twice"')) == {"p/7", f"p/{MANY - 1}"}
+    assert json.loads(cli("show", capture_id, "--store", store, "--catalog", catalog, "--json",
+                          capsys=capsys).out)["pages"] == MANY + 1
+
+
+def test_interrupted_add_of_a_big_capture_resumes_without_doubling(big_store, catalog, tmp_path, capsys):
+    store, capture_id = big_store
+    proc = subprocess.Popen([str(BIN / "archive"), "index", "--store", str(store), "--catalog", catalog, "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if _count(catalog, "SELECT count(*) FROM pages") > 0:
+                    break
+            except Exception:  # noqa: BLE001 - the tables are being created
+                pass
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGSTOP)        # between batches or in one: either way
+        assert proc.poll() is None, "index finished before it could be stopped"
+        # a capture being added is not shown: its pages are there, its captures row is not
+        assert _count(catalog, "SELECT count(*) FROM adding") == 1
+        assert 0 < _count(catalog, "SELECT count(*) FROM pages") < MANY + 1
+        assert _count(catalog, "SELECT count(*) FROM captures") == 0
+        assert hits(store, catalog, capsys, "w0x") == []
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    report = json.loads(index(store, catalog, capsys, "--json").out)
+    assert report["added"] == [capture_id]
+    index(store, catalog, capsys)
+    assert _count(catalog, "SELECT count(*) FROM adding") == 0
+    clean = str(tmp_path / "clean.sqlite3")
+    index(store, clean, capsys)
+    assert _rows(catalog) == _rows(clean) and len(_rows(catalog)) == MANY + 1
+    assert _count(catalog, "SELECT count(*) FROM texts") == MANY
+    assert len(hits(store, catalog, capsys, "w0x")) == 1
+
+
+V1_CATALOG = """
+CREATE TABLE catalog_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE captures (
+    id TEXT PRIMARY KEY, created TEXT, title TEXT, seeds TEXT, signer TEXT, sha256 TEXT,
+    size BIGINT, job TEXT, operator TEXT, address TEXT, lock TEXT, pages INTEGER, verdict TEXT,
+    verified_at TEXT, indexed_at TEXT NOT NULL, missing_since TEXT);
+CREATE TABLE pages (
+    id INTEGER PRIMARY KEY, capture_id TEXT NOT NULL REFERENCES captures (id), url TEXT NOT NULL, ts TEXT,
+    status INTEGER, title TEXT, mime TEXT, digest TEXT, size BIGINT, error TEXT, text BLOB);
+CREATE TABLE media (
+    capture_id TEXT NOT NULL REFERENCES captures (id), url TEXT NOT NULL, ts TEXT, mime TEXT,
+    status INTEGER, digest TEXT, size BIGINT);
+CREATE TABLE changes (
+    capture_id TEXT NOT NULL REFERENCES captures (id), previous_id TEXT NOT NULL,
+    url TEXT NOT NULL, change TEXT NOT NULL);
+CREATE VIRTUAL TABLE page_words USING fts5(title, body, content='', tokenize='unicode61 remove_diacritics 2');
+"""
+
+
+def test_catalog_of_the_previous_version_is_rebuilt_with_a_message(searched, tmp_path, capsys):
+    store, _, ids = searched
+    catalog = tmp_path / "v1.sqlite3"
+    with sqlite3.connect(catalog) as db:     # as the previous version (schema 1) left it
+        db.executescript(V1_CATALOG)
+        db.executemany("INSERT INTO catalog_meta VALUES (?, ?)",
+                       [("schema", "1"), ("store", str(store.resolve())), ("created", "2026-01-01T00:00:00Z")])
+        db.execute("INSERT INTO captures (id, indexed_at) VALUES (?, '2026-01-01T00:00:00Z')", (ids[0],))
+        db.execute("INSERT INTO pages (id, capture_id, url, text) VALUES (1, ?, 'https://old.example/', NULL)", (ids[0],))
+        db.execute("INSERT INTO page_words (rowid, title, body) VALUES (1, 'old', 'shelling')")
+    result = search(store, catalog, capsys, "shelling")
+    assert result.code == 2 and "older version" in result.err and "(schema 1)" in result.err, result
+    result = index(store, catalog, capsys)
+    assert "older version" in result.err and "rebuilt" in result.err
+    found = hits(store, catalog, capsys, "shelling")
+    assert len(found) == 3 and "https://old.example/" not in {h["url"] for h in found}
+    assert _count(str(catalog), "SELECT count(*) FROM pages WHERE text_id IS NOT NULL") > 0

@@ -90,13 +90,13 @@ def page_text(rng: random.Random, serial: int) -> str:
     return " ".join(words)
 
 
-def generate(pages: int, seed: int = 7) -> list[CaptureEntry]:
-    """Captures of a site of PAGES_PER_CAPTURE pages, 5% of them edited between captures."""
+def generate(pages: int, edited: float = 0.05, seed: int = 7) -> list[CaptureEntry]:
+    """Captures of a site of PAGES_PER_CAPTURE pages, `edited` of them edited between captures."""
     rng = random.Random(seed)
     site = [page_text(rng, n) for n in range(min(pages, PAGES_PER_CAPTURE))]
     captures, made = [], 0
     for c in range(0, (pages + PAGES_PER_CAPTURE - 1) // PAGES_PER_CAPTURE):
-        for n in rng.sample(range(len(site)), len(site) // 20):
+        for n in rng.sample(range(len(site)), round(len(site) * edited) if c else 0):
             site[n] = page_text(rng, made + n)
         count = min(len(site), pages - made)
         capture_id = f"2026{1 + c // 28 % 12:02d}{1 + c % 28:02d}T120000Z-{c:08x}"
@@ -183,16 +183,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=100_000)
     parser.add_argument("--no-postgres", action="store_true", help="SQLite and ripgrep only")
+    parser.add_argument("--edited", type=float, default=0.05,
+                        help="share of the site's pages edited between two captures (1: every page's text "
+                             "differs, nothing is kept once for several pages; default 0.05)")
     parser.add_argument("--size-of", metavar="GLOB",
                         help="also the SQLite catalog's size against real text: these files as pages "
                              "(e.g. '/usr/share/doc/*/copyright')")
     args = parser.parse_args()
     if shutil.which("rg") is None:
         raise SystemExit("ripgrep (rg) is needed: apt-get install ripgrep")
-    captures = generate(args.pages)
+    captures = generate(args.pages, args.edited)
     qs = queries(random.Random(11), captures)
     text_bytes = sum(len(p.text.encode("utf-8")) + len((p.title or "").encode("utf-8"))
                      for c in captures for p in c.pages)
+    distinct_bytes = sum(len(t.encode("utf-8")) + len(title.encode("utf-8"))
+                         for title, t in {(p.title or "", p.text) for c in captures for p in c.pages})
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         tmp = Path(tmp)
@@ -216,7 +221,9 @@ def main() -> int:
         results["ripgrep"] = bench_ripgrep(captures, qs, tmp / "text")
     pages = sum(len(c.pages) for c in captures)
     rg = results["ripgrep"]
-    print(f"{pages} pages in {len(captures)} captures, {text_bytes / 1e6:.1f} MB of text, {len(qs)} queries")
+    print(f"{pages} pages in {len(captures)} captures ({args.edited:.0%} of the pages edited between two), "
+          f"{text_bytes / 1e6:.1f} MB of text ({distinct_bytes / 1e6:.1f} MB distinct: a text several pages hold "
+          f"counted once), {len(qs)} queries")
     print("query latency: wall clock, and CPU time (of this process, or of rg; PostgreSQL's own CPU not counted)")
     print(f"{'':<11} {'pages/s':>9} {'p50 ms':>9} {'p95 ms':>9} {'rg/ours p95':>12} "
           f"{'cpu p50':>9} {'cpu p95':>9} {'rg/ours':>8} {'size/text':>10}")
@@ -232,6 +239,10 @@ def main() -> int:
         if name in results:
             print(f"{name}: {results[name]['cpu_pages_per_s']:.0f} pages per CPU second of this process "
                   "(SQLite's work included; PostgreSQL's server not)")
+    for name in ("sqlite", "postgresql"):
+        if name in results:
+            print(f"{name}: catalog {results[name]['bytes'] / 1e6:.1f} MB = {results[name]['bytes'] / text_bytes:.2f}x "
+                  f"the text, {results[name]['bytes'] / distinct_bytes:.2f}x the distinct text")
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("goals: SQLite >= 1000 pages/s; p95 >= 50x faster than ripgrep; catalog <= 1.5x the text")
     if args.size_of:

@@ -30,7 +30,7 @@ CREATE TABLE pages (
     id {id}, capture_id TEXT NOT NULL, url TEXT NOT NULL, ts TEXT, status INTEGER, title TEXT,
     mime TEXT, digest TEXT, size BIGINT, error TEXT, text_id BIGINT);
 CREATE INDEX pages_by_capture ON pages (capture_id, id);
-CREATE INDEX pages_by_url ON pages (url, ts);
+CREATE INDEX pages_by_url ON pages (url, capture_id);
 CREATE INDEX pages_by_digest ON pages (digest);
 CREATE INDEX pages_by_text ON pages (text_id);
 CREATE TABLE media (

@@ -523,3 +523,30 @@ def test_catalog_of_the_previous_version_is_rebuilt_with_a_message(searched, tmp
     found = hits(store, catalog, capsys, "shelling")
     assert len(found) == 3 and "https://old.example/" not in {h["url"] for h in found}
     assert _count(str(catalog), "SELECT count(*) FROM pages WHERE text_id IS NOT NULL") > 0
+
+
+def test_add_reads_a_capture_s_pages_as_it_adds_them(catalog):
+    """Memory stays flat: the pages of a capture are read a batch at a time, each batch
+    committed before more are read (a capture of 1,000,000 pages is never held whole)."""
+    from archive.catalog.backends import PostgresBackend, SqliteBackend
+    from archive.catalog.catalog import PAGE_BATCH, CaptureEntry, Catalog, PageEntry
+
+    backend = PostgresBackend(catalog) if catalog.startswith("postgresql://") else SqliteBackend(Path(catalog))
+    opened = Catalog(backend, catalog)
+    opened.prepare("bench", write=True)
+    behind = []
+
+    def pages():
+        for n in range(5 * PAGE_BATCH):
+            if n % PAGE_BATCH == 0:     # what is committed when the next batch is read
+                behind.append(n - _count(catalog, "SELECT count(*) FROM pages"))
+            yield PageEntry(url=f"https://example.org/{n}", title=f"Page {n}", text=f"word{n} shared")
+
+    try:
+        assert opened.add(CaptureEntry(id="20260101T000000Z-00000001", created="2026-01-01T00:00:00Z",
+                                       title=None, seeds=[], signer=None, sha256=None, size=None, job=None,
+                                       operator=None, address=None, pages=pages()))
+        assert opened.counts()["pages"] == 5 * PAGE_BATCH
+    finally:
+        opened.close()
+    assert len(behind) == 5 and max(behind) <= 2 * PAGE_BATCH, behind

@@ -15,7 +15,7 @@ import socket
 import zlib
 from dataclasses import dataclass, field
 from datetime import timedelta
-from itertools import islice
+from itertools import chain, islice
 from typing import Iterable, Iterator
 
 from archive import utctime
@@ -236,11 +236,12 @@ class Catalog:
             return False
         try:
             count = 0
-            for batch in (first, *([second] if second else []), *pages):
+            # chained, not unpacked: the batches are read one at a time
+            for batch in chain([first], [second] if second else [], pages):
                 with self.db.transaction():
                     self._beat(entry.id)
                     count += self._add_pages(entry.id, batch)
-            for batch in (first_media, *([second_media] if second_media else []), *media):
+            for batch in chain([first_media], [second_media] if second_media else [], media):
                 with self.db.transaction():
                     self._beat(entry.id)
                     self._add_media(entry.id, batch)

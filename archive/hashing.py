@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import queue
+import threading
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -85,3 +87,51 @@ def _b64(text: str) -> bytes:
 
 def _b64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class HashThread:
+    """A hashlib object whose updates run in order on a thread of its own (hashlib releases
+    the GIL on large buffers), so two digests over one stream use two cores. update()
+    queues at most `depth` buffers (memory stays flat); digest() waits for them. The
+    buffers must not change once handed over (bytes, or views of bytes)."""
+
+    def __init__(self, hasher: "hashlib._Hash", depth: int = 4) -> None:
+        self.name = hasher.name
+        self._hasher = hasher
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._digest: bytes | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"hash {hasher.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        update = self._hasher.update
+        while (data := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    update(data)
+                except BaseException as exc:  # noqa: BLE001 - raised again by digest()
+                    self._error = exc
+
+    def update(self, data) -> None:
+        if self._digest is not None:
+            raise ValueError("update after digest")
+        self._queue.put(data)
+
+    def digest(self) -> bytes:
+        if self._digest is None:
+            self._queue.put(None)
+            self._thread.join()
+            if self._error is not None:
+                raise self._error
+            self._digest = self._hasher.digest()
+        return self._digest
+
+    def hexdigest(self) -> str:
+        return self.digest().hex()
+
+    def close(self) -> None:
+        """Stop the thread when the digest will never be asked for (a record cut short)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()

@@ -28,6 +28,7 @@ from archive.reader.scan import CHUNK
 from archive.reader.source import local_source
 from archive.reader.warcs import WarcChecker
 from archive.seal.wacz import SealInput, seal
+from archive.verify import segments
 from archive.verify.checks import verify_source
 from archive.verify.model import NOT_VERIFIED, VERIFIED, VerifyOptions
 from archive.verify.report import render_json
@@ -271,6 +272,46 @@ def test_a_flipped_byte_anywhere_in_the_media_record_fails_and_names_it(media, t
             assert name in named, (pos - start, bit)
             if _inflates_to(bytes(damaged[at + start: at + end])) != record:
                 assert ITEM in named or f'"offset": {start}' in named, (pos - start, bit, named[:2000])
+
+
+class _Counting(io.FileIO):
+    read_bytes = 0
+
+    def read(self, size=-1):
+        data = super().read(size)
+        self.read_bytes += len(data)
+        return data
+
+
+def test_a_warc_of_large_records_is_checked_in_the_reading_process(media, tmp_path, monkeypatch):
+    """Worker processes would each read a video through again for one record's digests:
+    a WARC of large records is checked where it is read (its digests spread over the cores
+    by threads), and the search for segment cuts does not read through the records. A WARC
+    of many records still goes to the workers."""
+    monkeypatch.setattr(segments, "SEGMENT", 256 << 10)
+    monkeypatch.setattr(segments, "SEARCH", 64 << 10)
+    monkeypatch.setattr(segments, "PARALLEL_MIN", 1 << 20)
+    monkeypatch.setattr(segments, "cpus", lambda: 2)
+    name, _, warc = _warc(media)
+    path = tmp_path / "media.warc.gz"
+    path.write_bytes(warc)
+    with _Counting(str(path)) as fh:
+        assert segments.parallel_for(str(path), fh, [(name, 0, len(warc))]) is None
+        assert fh.read_bytes < len(warc) // 2
+    spec = importlib.util.spec_from_file_location("bench_verify", ROOT / "scripts" / "bench_verify.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.make_capture(tmp_path / "crawl.wacz", 3)
+    name, _, warc = _warc(tmp_path / "crawl.wacz")
+    path.write_bytes(warc)
+    with open(path, "rb") as fh:
+        parallel = segments.parallel_for(str(path), fh, [(name, 0, len(warc))])
+        assert parallel is not None
+        try:
+            result, fallback = parallel.results(fh)[name]
+        finally:
+            parallel.close()
+    assert fallback is None and not result.problems and len(result.records) > 20
 
 
 def test_bench_media_verify_smoke(tmp_path):

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import queue
 import threading
+import weakref
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -93,45 +94,49 @@ class HashThread:
     """A hashlib object whose updates run in order on a thread of its own (hashlib releases
     the GIL on large buffers), so two digests over one stream use two cores. update()
     queues at most `depth` buffers (memory stays flat); digest() waits for them. The
-    buffers must not change once handed over (bytes, or views of bytes)."""
+    buffers must not change once handed over (bytes, or views of bytes). The thread ends
+    at digest() or close(), or when the object is dropped unfinished (a reading that
+    stopped midway)."""
 
     def __init__(self, hasher: "hashlib._Hash", depth: int = 4) -> None:
         self.name = hasher.name
         self._hasher = hasher
         self._queue: queue.Queue = queue.Queue(depth)
+        self._errors: list[BaseException] = []
         self._digest: bytes | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"hash {hasher.name}", daemon=True)
+        # the thread holds the queue, the hasher and the error list, never this object
+        self._thread = threading.Thread(target=_hash_queued, args=(self._queue, hasher, self._errors),
+                                        name=f"hash {hasher.name}", daemon=True)
         self._thread.start()
-
-    def _run(self) -> None:
-        update = self._hasher.update
-        while (data := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    update(data)
-                except BaseException as exc:  # noqa: BLE001 - raised again by digest()
-                    self._error = exc
+        self._stop = weakref.finalize(self, self._queue.put, None)
 
     def update(self, data) -> None:
         if self._digest is not None:
             raise ValueError("update after digest")
         self._queue.put(data)
 
+    def close(self) -> None:
+        """End the thread (all updates done); the digest may be asked for after."""
+        if self._stop.alive:
+            self._stop()
+            self._thread.join()
+
     def digest(self) -> bytes:
         if self._digest is None:
-            self._queue.put(None)
-            self._thread.join()
-            if self._error is not None:
-                raise self._error
+            self.close()
+            if self._errors:
+                raise self._errors[0]
             self._digest = self._hasher.digest()
         return self._digest
 
     def hexdigest(self) -> str:
         return self.digest().hex()
 
-    def close(self) -> None:
-        """Stop the thread when the digest will never be asked for (a record cut short)."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
+
+def _hash_queued(pending: queue.Queue, hasher: "hashlib._Hash", errors: list) -> None:
+    while (data := pending.get()) is not None:
+        if not errors:
+            try:
+                hasher.update(data)
+            except BaseException as exc:  # noqa: BLE001 - raised again by digest()
+                errors.append(exc)

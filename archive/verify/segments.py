@@ -16,6 +16,11 @@ possible decompression bomb) and the file is read again, whole, by one reader: e
 verdict and every problem location is the sequential reader's. Segments are inflated
 with zlib-ng (archive.reader.fastzlib), a file read whole with zlib, as in the scan; an
 uncompressed WARC file is read whole at once.
+
+Workers pay only where the records are many (workers_pay): a file of a few large
+records (a video as received and as the finished file) would cost each worker a second
+read of it for one record's digests, which threads of the reading process hash side by
+side instead (archive.reader.digests).
 """
 
 from __future__ import annotations

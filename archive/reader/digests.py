@@ -96,12 +96,12 @@ class RecordDigests:
             # block, so one hash serves both digests (a gigabyte video is hashed once)
             self.payload.hasher = block
 
-    def spread(self) -> None:
-        """Hash the block and the payload each on a thread of its own (a large record: a
-        video, say), so they take two cores instead of taking turns on one. A payload that
-        is the whole block keeps sharing the block's one hash (see above)."""
+    def spread(self, block_too: bool) -> None:
+        """Hash the payload (and with `block_too` the block) on a thread of its own: a
+        large record (a video, say) then takes two cores instead of taking turns on one.
+        A payload that is the whole block keeps sharing the block's one hash (see above)."""
         block, payload = self.block.hasher, self.payload.hasher
-        if block is not None:
+        if block is not None and block_too:
             self.block.hasher = HashThread(block)
         if payload is not None:
             self.payload.hasher = self.block.hasher if payload is block else HashThread(payload)

@@ -184,9 +184,10 @@ class RecordStream:
             raise Unusual("record does not start with WARC/")
         self._info, self._digests, length = read_record_head(block, self.record_start())
         if length >= SPREAD_MIN:
-            # one large record (a video) has nothing to share the cores with but its
-            # own digests: block and payload are hashed side by side
-            self._digests.spread()
+            # one large record (a video) has nothing to share the cores with but its own
+            # digests: block and payload are hashed side by side (the block on the digest
+            # thread, when there is one)
+            self._digests.spread(block_too=self.queue is None)
         self.remaining = length
         self.state = "block" if length else "tail"
         return pos

@@ -36,7 +36,7 @@ from archive.wacz.zipwriter import ContainerWriter
 from archive.warc.cdxj import cdxj_line
 from archive.warc.urns import MEDIA
 from archive.warc.writer import STORED, WarcWriter, block_digests
-from tests.verifyhelp import gzip_members
+from tests.verifyhelp import CountingFile, gzip_members
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "http://media.test/clip.html"
@@ -274,15 +274,6 @@ def test_a_flipped_byte_anywhere_in_the_media_record_fails_and_names_it(media, t
                 assert ITEM in named or f'"offset": {start}' in named, (pos - start, bit, named[:2000])
 
 
-class _Counting(io.FileIO):
-    read_bytes = 0
-
-    def read(self, size=-1):
-        data = super().read(size)
-        self.read_bytes += len(data)
-        return data
-
-
 def test_a_warc_of_large_records_is_checked_in_the_reading_process(media, tmp_path, monkeypatch):
     """Worker processes would each read a video through again for one record's digests:
     a WARC of large records is checked where it is read (its digests spread over the cores
@@ -295,9 +286,10 @@ def test_a_warc_of_large_records_is_checked_in_the_reading_process(media, tmp_pa
     name, _, warc = _warc(media)
     path = tmp_path / "media.warc.gz"
     path.write_bytes(warc)
-    with _Counting(str(path)) as fh:
+    CountingFile.total = 0
+    with CountingFile(str(path)) as fh:
         assert segments.parallel_for(str(path), fh, [(name, 0, len(warc))]) is None
-        assert fh.read_bytes < len(warc) // 2
+    assert CountingFile.total < len(warc) // 2
     spec = importlib.util.spec_from_file_location("bench_verify", ROOT / "scripts" / "bench_verify.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

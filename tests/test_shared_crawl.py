@@ -210,7 +210,7 @@ def test_a_worker_killed_mid_crawl_changes_nothing(gsite, key, pubkey, redis_ser
                 return False
             prefix = f"archive:crawl:{capture_id}:"
             handed = [json.loads(h)["worker"]["id"] for h in client.lrange(prefix + "handovers", 0, -1)]
-            owners = client.hvals(prefix + "owner")
+            owners = client.hvals(prefix + "lease")      # worker id, space, item
             # it handed something over already, and holds URLs it has not handed over
             return any(w.startswith("w") for w in handed) and any(o.startswith("w") for o in owners)
         wait_until(doomed_holds_urls, what="the worker to hold URLs")

@@ -15,7 +15,8 @@ items by priority), ready (zset of origins by the time they may start again), h:
 expiry), lease (hash: URL -> worker id and item), active (set: leased URLs whose fetch
 has not ended), counted (set: pages counted
 against --max-pages), pages, queued, over (list: pages left by --max-pages), stop,
-handovers (list), done (set), digests (hash) and digestlog (list: the same, in the order
+handovers (list), done (set), fetchedbytes (bytes fetched, against --max-bytes),
+deadline (--max-time, in Redis's time), digests (hash) and digestlog (list: the same, in the order
 handed over), robots (hash), alive (zset: workers).
 Times are the Redis server's (TIME): machines' clocks never need to agree.
 """
@@ -102,9 +103,10 @@ end
 # much of the log of payload digests handed over this worker has read, want, bytes
 # fetched since the last call, max bytes (-1: none), n, then n pairs of a URL and its
 # origin whose fetches ended (their hosts are free again), then items found (queued
-# unless seen). Every reply but 'gone' is {kind, a, b, new log position, items...,
-# log entries...} with b the number of items: each worker learns the crawl's
-# deduplication originals with its claims, never asking for them one by one.
+# unless seen). Every reply but 'gone' is {kind, a, b, new log position, ms left until
+# --max-time ('' for no limit), items..., log entries...} with b the number of items:
+# each worker learns the crawl's deduplication originals and its deadline with its
+# claims, never asking for them one by one.
 _CLAIM = _COMMON + """
 local wid, lease, per_host, delay, maxp = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local want, nrel = tonumber(ARGV[8]), tonumber(ARGV[11])
@@ -131,7 +133,10 @@ local got = {}
 local function reply(kind, a)
   local cursor = tonumber(ARGV[7])
   local log = redis.call('LRANGE', P .. 'digestlog', cursor, cursor + 499)
-  local out = {kind, a or '', tostring(#got), tostring(cursor + #log)}
+  local left = ''
+  local deadline = redis.call('GET', P .. 'deadline')
+  if deadline then left = tostring(tonumber(deadline) - now_ms()) end
+  local out = {kind, a or '', tostring(#got), tostring(cursor + #log), left}
   for _, it in ipairs(got) do out[#out + 1] = it end
   for _, e in ipairs(log) do out[#out + 1] = e end
   return out
@@ -400,6 +405,8 @@ class RedisFrontier:
         self._slowed: dict[str, float] = {}      # origin -> Crawl-delay told to Redis
         self.digests_read = 0                    # entries of the digest log learnt
         self.on_digests: Callable[[list[str]], None] | None = None
+        # told the crawl's --max-time deadline (time.monotonic()), kept by the coordinator
+        self.on_deadline: Callable[[float], None] | None = None
 
     def _call(self, script, args: list):
         self.round_trips += 1
@@ -476,8 +483,10 @@ class RedisFrontier:
             raise RedisLost("the crawl's state is gone from Redis (restarted without "
                             "persistence, or flushed)")
         count = int(reply[2])
-        items = [decode_item(raw) for raw in reply[4:4 + count]]
-        self._learn(int(reply[3]), reply[4 + count:])
+        if reply[4] != "" and self.on_deadline is not None:
+            self.on_deadline(time.monotonic() + int(reply[4]) / 1000)
+        items = [decode_item(raw) for raw in reply[5:5 + count]]
+        self._learn(int(reply[3]), reply[5 + count:])
         if items:
             with self._cond:
                 for item in items:

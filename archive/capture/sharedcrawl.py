@@ -286,8 +286,8 @@ class SharedWorker:
         self.prefix = crawl_prefix(config.capture_id)
         self.stage, self.unstage = stage, unstage
         options = config.crawl_options()
-        # The coordinator keeps the crawl's clock (--max-time); a worker's fetches are cut
-        # by the stop it sets.
+        # The coordinator keeps the crawl's clock (--max-time): a worker learns the deadline
+        # (in Redis's time) with its claims, and cuts its fetches there.
         options.max_time = None
         if threads:
             options.workers = threads
@@ -309,6 +309,7 @@ class SharedWorker:
         self.frontier.defer_adds = True
         self.dedup = SharedDedup(earlier)
         self.frontier.on_digests = self.dedup.learn
+        self.frontier.on_deadline = lambda deadline: self.crawler.cut_at(deadline)
         self.robots = SharedRobots(options.user_agent, client, self.prefix, config.lease,
                                    self.collector.urgent.set) if options.obey_robots else None
         self.crawler = Crawler(options, self.writer, self.collector, str(self.work / "spool"),

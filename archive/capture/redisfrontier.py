@@ -402,6 +402,8 @@ class RedisFrontier:
         self._waiting = 0                        # threads in claim()
         self._asking = False                     # one of them is asking Redis
         self._events = 0                         # hosts freed and URLs found, counted
+        self._sent = 0                           # round trips taken, numbered
+        self._sending: set[int] = set()          # those not answered yet
         self._slowed: dict[str, float] = {}      # origin -> Crawl-delay told to Redis
         self.digests_read = 0                    # entries of the digest log learnt
         self.on_digests: Callable[[list[str]], None] | None = None
@@ -476,9 +478,17 @@ class RedisFrontier:
             freed, self._freed = self._freed, []
             found, self._found = self._found, []
             fetched, self._bytes = self._bytes, 0
-        reply = self._call(self.scripts.claim, [
-            self.worker_id, self.lease_ms, self.per_host, self.delay_ms, self.max_pages,
-            self.digests_read, want, fetched, self.max_bytes, len(freed) // 2, *freed, *found])
+            self._sent += 1
+            call = self._sent
+            self._sending.add(call)
+        try:
+            reply = self._call(self.scripts.claim, [
+                self.worker_id, self.lease_ms, self.per_host, self.delay_ms, self.max_pages,
+                self.digests_read, want, fetched, self.max_bytes, len(freed) // 2, *freed, *found])
+        finally:
+            with self._cond:
+                self._sending.discard(call)
+                self._cond.notify_all()
         if reply[0] == "gone":
             raise RedisLost("the crawl's state is gone from Redis (restarted without "
                             "persistence, or flushed)")
@@ -499,8 +509,13 @@ class RedisFrontier:
         queued in Redis before its lease goes)."""
         with self._cond:
             pending = bool(self._found or self._freed or self._bytes)
+            earlier = set(self._sending)
         if pending:
             self._round_trip(0)
+        with self._cond:
+            # and what another thread is sending now has arrived
+            while earlier & self._sending:
+                self._cond.wait(0.1)
 
     def give_back(self, host: str | None = None) -> None:
         """Leases taken ahead and not started go back to the queue (of one host, or all),

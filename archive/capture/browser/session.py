@@ -8,6 +8,7 @@ may be called from any thread (one page at a time)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,11 @@ from archive.errors import ArchiveError
 from archive.warc.writer import RecordRef, WarcWriter
 
 STRAGGLER_WAIT = 2.0         # for the page's exchanges still running when it is closed
+
+
+def browser_temp_dir(spool_dir: str | None) -> str | None:
+    """Where Playwright makes the browser's profile: beside the capture's spool."""
+    return os.path.join(os.path.dirname(spool_dir), "browser") if spool_dir else None
 
 
 @dataclass
@@ -120,7 +126,7 @@ class BrowserSession:
             self._call(launch(
                 self._browser, self._executable, self._ca.spki_hash, self._proxy.url,
                 {"width": page.viewport_width, "height": page.viewport_height}, o.user_agent,
-                o.storage_state))
+                o.storage_state, browser_temp_dir(o.spool_dir)))
             self.version = self._browser.version
         except BaseException:
             self.close()

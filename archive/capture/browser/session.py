@@ -208,9 +208,13 @@ class BrowserSession:
         page = None
         try:
             try:
-                page = await self._browser.context.new_page()
+                # Playwright gives new_page no timeout, and a browser killed while it opens
+                # one may never answer (a capture waited for ever): bounded like a page.
+                page = await asyncio.wait_for(self._browser.context.new_page(), opts.timeout)
             except PlaywrightError as exc:
                 raise BrowserGone(f"the browser stopped: {first_line(exc)}") from None
+            except asyncio.TimeoutError:
+                raise BrowserGone(f"the browser stopped answering: no page opened within {opts.timeout:g}s") from None
             await self._load_and_snapshot(page, url, opts, traffic, result)
             if not await self._browser.alive():
                 # What failed above failed because the browser went, not because of the page.
@@ -237,7 +241,11 @@ class BrowserSession:
                                  result: BrowserPageResult) -> None:
         """Load the page, settle where it ends up, judge it from what the proxy recorded,
         and snapshot it when it came."""
-        await page.set_viewport_size({"width": opts.viewport_width, "height": opts.viewport_height})
+        try:    # no timeout of Playwright's either (see new_page in _capture)
+            await asyncio.wait_for(page.set_viewport_size(
+                {"width": opts.viewport_width, "height": opts.viewport_height}), CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise PlaywrightError(f"the viewport was not set within {CLOSE_TIMEOUT:g}s") from None
         navigations = driver.Navigations(page)
         navigation_error = await driver.load(page, url, opts, traffic, result, self._browser.alive)
         # A page that sends itself on (a meta refresh, a script) after the wait: the

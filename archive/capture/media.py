@@ -60,9 +60,10 @@ INFO_SECRET_KEYS = {"http_headers", "cookies", "__x_forwarded_for_ip"}
 class MediaStop(Exception):
     """Raised from yt-dlp's progress hook: this download must stop (why in the message)."""
 
-    def __init__(self, reason: str, status: str = "failed") -> None:
+    def __init__(self, reason: str, status: str = "failed", truncated: str = "unspecified") -> None:
         super().__init__(reason)
         self.status = status
+        self.truncated = truncated      # WARC-Truncated of a response it cuts short
 
 
 class MediaInterrupted(Exception):
@@ -363,7 +364,12 @@ class MediaSession:
         with self._lock:
             self._item_urls = []
         try:
-            info = self._download(item, budget, limit, log)
+            try:
+                info = self._download(item, budget, limit, log)
+            except BaseException as exc:
+                self._settle(exc)
+                raise
+            self._settle(None)
             if info is None:        # skipped before downloading (live)
                 return entry
             self._record(item, info, log)
@@ -390,6 +396,20 @@ class MediaSession:
             entry.setdefault("messages", log.messages[-5:])
         return entry
 
+    def _settle(self, exc: BaseException | None) -> None:
+        """Wait until every exchange of the item is written, so that the item's outcome is
+        journaled with its records; what yt-dlp left running when it stopped (a download
+        stopped by --max-time or a size limit, a failure) is cut short, saying why."""
+        if self._proxy is None:
+            return
+        if isinstance(exc, yt_dlp.utils.DownloadError) and exc.exc_info:
+            exc = exc.exc_info[1]
+        if isinstance(exc, MediaStop):
+            self._proxy.settle(None, f"the media download was stopped: {exc}", exc.truncated)
+        else:
+            self._proxy.settle(None, "yt-dlp was done with the item before this exchange ended",
+                               "unspecified")
+
     def _size_limit(self, budget: MediaBudget) -> tuple[int, str]:
         left = budget.bytes_left()
         if left is not None and left < self.options.max_size:
@@ -402,12 +422,12 @@ class MediaSession:
             if reason:
                 raise MediaInterrupted(reason)
             if budget.deadline is not None and time.monotonic() >= budget.deadline:
-                raise MediaStop("--max-time reached during the download", "skipped")
+                raise MediaStop("--max-time reached during the download", "skipped", "time")
             done = progress.get("downloaded_bytes") or 0
             self.downloading = done if progress.get("status") == "downloading" else 0
             total = progress.get("total_bytes") or progress.get("total_bytes_estimate") or 0
             if done > limit[0] or (progress.get("total_bytes") and total > limit[0]):
-                raise MediaStop(f"larger than {limit[1]} ({limit[0]} bytes)", "skipped")
+                raise MediaStop(f"larger than {limit[1]} ({limit[0]} bytes)", "skipped", "length")
 
         params = {
             "proxy": self._proxy.url,

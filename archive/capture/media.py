@@ -363,16 +363,16 @@ class MediaSession:
         limit = self._size_limit(budget)
         with self._lock:
             self._item_urls = []
+        stopped: BaseException | None = None
         try:
             try:
                 info = self._download(item, budget, limit, log)
+                if info is None:        # skipped before downloading (live)
+                    return entry
+                self._record(item, info, log)
             except BaseException as exc:
-                self._settle(exc)
+                stopped = exc
                 raise
-            self._settle(None)
-            if info is None:        # skipped before downloading (live)
-                return entry
-            self._record(item, info, log)
         except MediaInterrupted:
             raise
         except MediaStop as stop:
@@ -388,6 +388,8 @@ class MediaSession:
         except Exception as exc:  # noqa: BLE001 - an extractor's crash is the item's failure
             entry.update(status="failed", reason=f"yt-dlp failed: {type(exc).__name__}: {exc}")
         finally:
+            # after the file's records: the exchanges' own are written meanwhile, by the proxy
+            self._settle(stopped)
             self.downloading = 0
             with self._lock:
                 self._item_urls = None
@@ -398,17 +400,21 @@ class MediaSession:
 
     def _settle(self, exc: BaseException | None) -> None:
         """Wait until every exchange of the item is written, so that the item's outcome is
-        journaled with its records; what yt-dlp left running when it stopped (a download
-        stopped by --max-time or a size limit, a failure) is cut short, saying why."""
+        journaled with its records; what is left running when we stop a download
+        (--max-time, a size limit, the capture stopping) is cut short, saying why."""
         if self._proxy is None:
             return
         if isinstance(exc, yt_dlp.utils.DownloadError) and exc.exc_info:
             exc = exc.exc_info[1]
-        if isinstance(exc, MediaStop):
-            self._proxy.settle(None, f"the media download was stopped: {exc}", exc.truncated)
+        if isinstance(exc, (MediaStop, MediaInterrupted)):
+            # stopped by us: at once
+            self._proxy.settle(None, f"the media download was stopped: {exc}",
+                               getattr(exc, "truncated", "time"))
         else:
+            # yt-dlp is done (or gave up, on a 404 say): what the server is still sending is
+            # recorded whole, unless it takes longer than a read may
             self._proxy.settle(None, "yt-dlp was done with the item before this exchange ended",
-                               "unspecified")
+                               "unspecified", grace=self.timeout)
 
     def _size_limit(self, budget: MediaBudget) -> tuple[int, str]:
         left = budget.bytes_left()

@@ -61,7 +61,11 @@ class SocketReader:
         """Up to `size` bytes (at least one unless the stream has ended)."""
         if not self.buffer:
             # straight from the socket: nothing read ahead to keep, so no copy through the buffer
-            return self.sock.recv(size)
+            data = self.sock.recv(size)
+            if len(data) <= size:
+                return data
+            self.buffer += data[size:]      # (a socket-like object that gave more than asked)
+            return data[:size]
         return self._take(min(size, len(self.buffer)))
 
     def take_buffer(self) -> bytes:

@@ -46,6 +46,9 @@ PROXY_HEADERS = {"proxy-connection", "proxy-authorization", "proxy-authenticate"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Sent again on a fresh connection when a kept-alive one turns out to be closed.
 IDEMPOTENT = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"}
+# How often the accepting thread looks whether it is to stop: close() waits up to this
+# long (socketserver's half a second was a fixed cost of every media capture).
+SHUTDOWN_POLL = 0.05
 
 
 @dataclass
@@ -508,7 +511,7 @@ class RecordingProxy:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.proxy = self
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="archive-proxy", daemon=True)
+            target=self._server.serve_forever, args=(SHUTDOWN_POLL,), name="archive-proxy", daemon=True)
 
     @staticmethod
     def _client_context(verify: bool) -> ssl.SSLContext:
@@ -550,10 +553,16 @@ class RecordingProxy:
         for exchange in running:
             exchange.cut(reason)
 
-    def settle(self, token: Any, reason: str, truncated: str = "time") -> None:
-        """Cut short every exchange whose begin() gave `token` (recorded with `reason`, a
-        response begun as WARC-Truncated `truncated`) and wait until the sink's end() has
-        returned for each: whatever they add is then written."""
+    def settle(self, token: Any, reason: str, truncated: str = "time", grace: float = 0.0) -> None:
+        """Wait until the sink's end() has returned for every exchange whose begin() gave
+        `token`, so that whatever they add is written: those still running after `grace`
+        seconds are cut short (recorded with `reason`, a response begun as WARC-Truncated
+        `truncated`)."""
+        def settled() -> bool:
+            return not any(owner is token for owner in self._in_flight.values())
+        with self._settled:
+            if self._settled.wait_for(settled, timeout=grace):
+                return
         while True:
             with self._lock:
                 running = [exchange for exchange, owner in self._running.items() if owner is token]
@@ -561,8 +570,7 @@ class RecordingProxy:
                 exchange.cut(reason, truncated)
             with self._settled:
                 # again after a while: an exchange begun but not yet running was not cut
-                if self._settled.wait_for(lambda: not any(
-                        owner is token for owner in self._in_flight.values()), timeout=0.5):
+                if self._settled.wait_for(settled, timeout=0.5):
                     return
 
     def __enter__(self) -> "RecordingProxy":

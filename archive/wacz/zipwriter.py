@@ -40,7 +40,7 @@ class MemberInfo:
 
 class MemberWriter:
     """Appends one member's bytes, keeping its size, CRC-32 and SHA-256 (zlib-ng's CRC-32:
-    the same checksum as zlib's, ten times faster, where a video's bytes pass several times)."""
+    zlib's checksum, several times faster, where a video's bytes pass more than once)."""
 
     def __init__(self, container: "ContainerWriter", name: str, offset: int, zip64: bool) -> None:
         self.container = container
@@ -268,10 +268,10 @@ def _hash_and_check(path: Path, members: list[MemberInfo]) -> str:
     the wrong offset, another process, a disk error), and a capture whose members no longer
     match their sealed hashes must never be reported as sealed. A CRC-32 recomputed here
     finds such accidents (every burst of up to 32 bits, anything else but for one chance in
-    four billion) at a tenth of a second SHA-256 pass: a second SHA-256 of every byte
-    would add nothing against them. It is not meant to stop a forger who can write into
-    the work folder (who could as well change the bytes before they were written): the
-    signature, the timestamps and `archive verify` are what stand against forgery.
+    four billion) at a small fraction of the cost of a second SHA-256 of every byte,
+    which would add next to nothing against them. It is not meant to stop a forger who
+    can write into the work folder (who could as well change the bytes before they were
+    written): the signature, the timestamps and `archive verify` stand against forgery.
     """
     whole = hashlib.sha256()
     ranges = sorted(((m.entry.data_offset, m.entry.end, m) for m in members), key=lambda r: r[0])

@@ -46,21 +46,22 @@ def _link_or_copy(src: Path, dst: Path, sha256: str) -> int:
     try:
         os.link(src, dst)
     except OSError:
-        _copy(src, dst)
+        digest, size = _copy(src, dst)
     else:
         held = os.stat(dst)
         if (held.st_dev, held.st_ino) == (sealed.st_dev, sealed.st_ino) \
                 and noted_sha256(sealed) == sha256:
             return held.st_size
-    digest, size = file_sha256(dst)
+        digest, size = file_sha256(dst)
     if digest != sha256:
         raise ArchiveError(f"{src} does not match its sealed hash")
     return size
 
 
-def _copy(src: Path, dst: Path) -> None:
+def _copy(src: Path, dst: Path) -> tuple[str, int]:
     """Copy src to a new file dst, durably: in the kernel (copy_file_range, a reflink
-    where the file system has them) when it can, else through memory."""
+    where the file system has them) when it can, else through memory. Returns the SHA-256
+    and size of the copy, read back: what is now at dst, not what was meant to be."""
     with open(src, "rb") as fh, open(dst, "xb") as out:
         try:
             while os.copy_file_range(fh.fileno(), out.fileno(), COPY_CHUNK):
@@ -73,6 +74,7 @@ def _copy(src: Path, dst: Path) -> None:
             shutil.copyfileobj(fh, out, CHUNK)
         out.flush()
         os.fsync(out.fileno())
+    return file_sha256(dst)
 
 
 def _newest_files(base: Path, count: int, depth: int = 3) -> list[Path]:

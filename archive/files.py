@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 from archive.errors import AlreadyExists, ArchiveError
@@ -20,6 +21,25 @@ def fsync_dir(directory: str | Path) -> None:
 def file_identity(stat: os.stat_result) -> tuple[int, int, int, int, int]:
     """What tells a file from another put under its name, or from itself rewritten."""
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
+# The SHA-256 of files this process has just read whole, by file_identity (ctime included,
+# which any write, chmod, link or rename changes): a WACZ hashed when it was sealed is not
+# read a second time to be stored. The last few only: one a capture.
+_NOTED: OrderedDict = OrderedDict()
+NOTED_MAX = 64
+
+
+def note_sha256(stat: os.stat_result, sha256: str) -> None:
+    """Remember that the file whose stat this is holds bytes with this SHA-256."""
+    _NOTED[file_identity(stat)] = sha256
+    while len(_NOTED) > NOTED_MAX:
+        _NOTED.popitem(last=False)
+
+
+def noted_sha256(stat: os.stat_result) -> str | None:
+    """The SHA-256 noted for exactly this file, unchanged since; None when there is none."""
+    return _NOTED.get(file_identity(stat))
 
 
 def read_at_most(path: str | Path, limit: int) -> bytes:

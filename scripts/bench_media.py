@@ -196,7 +196,7 @@ def main() -> None:
         else:
             print_verify(results["verify"])
         return
-    results: dict = {"mb": args.mb}
+    results: dict = {"mb": args.mb, "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
     with tempfile.TemporaryDirectory(prefix="bench-media-") as tmp:
         tmp = Path(tmp)
         media = Path(args.media_dir) if args.media_dir else tmp / "media"
@@ -234,10 +234,12 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait()
+    results["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
         print(json.dumps(results))
         return
-    print(f"media of {results['mp4Bytes'] / 1e6:.0f} MB on 127.0.0.1")
+    print(f"media of {results['mp4Bytes'] / 1e6:.0f} MB on 127.0.0.1; load average "
+          f"{results['loadavg_before']} before, {results['loadavg_after']} after")
     for kind in ("mp4", "hls"):
         r = results[kind]
         print(f"{kind:<4} yt-dlp {r['ytdlp_s']:7.2f} s   archive capture --media {r['archive_s']:7.2f} s   "

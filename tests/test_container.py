@@ -132,3 +132,59 @@ def test_reopen_with_nothing_journaled_on_disk_empties_the_container(tmp_path):
     reopened, held = ContainerWriter.reopen(tmp_path / "c.wacz", positions)
     assert held is None and reopened.members == [] and reopened.current is None
     assert container.open_path.stat().st_size == 0
+
+
+def _sealed(folder: Path) -> tuple[Path, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    container = ContainerWriter(folder / "20250101T000000Z-00000001.wacz")
+    member = container.begin("archive/a.warc.gz")
+    member.write(b"captured bytes " * 5000)
+    container.end()
+    sha, _ = container.finish()
+    return container.path, sha
+
+
+def test_the_store_takes_a_file_it_sealed_by_link_and_refuses_it_once_changed(tmp_path):
+    """A folder store links the file sealing just hashed without reading it again; a file
+    changed since (even with its size and modification time put back) is read again and
+    refused."""
+    import os
+
+    from archive.errors import ArchiveError
+    from archive.store.local import LocalStore
+
+    path, sha = _sealed(tmp_path / "work1")
+    stored = LocalStore(tmp_path / "store").put_capture(path.stem, path, sha, {})
+    assert Path(stored.address).read_bytes() == path.read_bytes() and stored.sha256 == sha
+    changed, sha = _sealed(tmp_path / "work2")
+    before = changed.stat()
+    with open(changed, "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"X")
+    os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(ArchiveError, match="does not match its sealed hash"):
+        LocalStore(tmp_path / "store2").put_capture(changed.stem, changed, sha, {})
+    assert not list((tmp_path / "store2").rglob("*.wacz"))
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a second file system (/dev/shm)")
+def test_the_store_copies_from_another_file_system_and_checks_the_copy(tmp_path):
+    import shutil
+    import tempfile
+
+    from archive.errors import ArchiveError
+    from archive.store.local import LocalStore
+
+    work = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        path, sha = _sealed(work)
+        if path.stat().st_dev == tmp_path.stat().st_dev:
+            pytest.skip("/dev/shm is on the same file system here")
+        stored = LocalStore(tmp_path / "store").put_capture(path.stem, path, sha, {})
+        assert Path(stored.address).read_bytes() == path.read_bytes()
+        assert Path(stored.address).stat().st_ino != path.stat().st_ino      # a copy, not a link
+        with pytest.raises(ArchiveError, match="does not match its sealed hash"):
+            LocalStore(tmp_path / "store2").put_capture(path.stem, path, "0" * 64, {})
+        assert not list((tmp_path / "store2").rglob("*.wacz"))
+    finally:
+        shutil.rmtree(work)

@@ -14,6 +14,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -511,3 +512,103 @@ def test_pages_and_players_yt_dlp_has_an_extractor_for_are_handed_to_it_first(tm
     assert session.with_extracted(watch, found, [player, "https://ads.example/frame"]) == [
         watch, player, "https://news.example/clip.mp4"]
     assert session.with_extracted("https://news.example/a.html", found) == found
+
+
+def _trickled_site(media_files):
+    """The media site with a page whose video comes slowly: about 10 s for its 45 KB."""
+    from tests.media import trickle
+
+    site = media_site(media_files)
+    site.add("/media/slow.mp4", handler=trickle(media_files["/media/clip.mp4"], piece=2048, pause=0.4))
+    site.html("/slow.html", "Slow", '<video src="/media/slow.mp4"></video>')
+    return site
+
+
+def _job_capture(server_urls: list[str], crawl: dict, key: Path, out: Path) -> tuple[int, Path | None]:
+    """`archive jobs run` of a job capturing `server_urls` with `crawl` options; (exit code,
+    stored WACZ)."""
+    from tests.jobfiles import write_job
+
+    job = write_job(out, "media-job", server_urls, key, out / "store",
+                    crawl={"depth": 0, "scope": "page", "media": True, **crawl})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ARCHIVE_KEY_PASSPHRASE", PASSPHRASE)
+        code = cli_main(["jobs", "run", str(job), "--quiet"])
+    found = stored_waczs(out / "store")
+    return code, Path(found[-1]) if found else None
+
+
+@pytest.mark.parametrize("form", ["flag", "job file"])
+def test_max_time_stops_a_slow_media_download_says_so_and_the_capture_stores_and_verifies(
+        media_files, key, pubkey, tmp_path, form):
+    import time as clock
+
+    site = _trickled_site(media_files)
+    with SiteServer(site) as server:
+        started = clock.monotonic()
+        if form == "flag":
+            code, wacz = capture_cli([server.url("/slow.html"), "--media", "--max-time", "3s",
+                                      "--key", key], tmp_path)
+        else:
+            code, wacz = _job_capture([server.url("/slow.html")], {"max_time": "3s"}, key, tmp_path)
+        took = clock.monotonic() - started
+        assert "/media/slow.mp4" in site.requests       # the download had begun
+    assert code == 0 and wacz is not None
+    assert took < 9, f"--max-time 3s, but the capture took {took:.1f} s (the video needs about 10)"
+    item = items_by_page(wacz, server)["/slow.html"]
+    assert item["status"] == "skipped" and "--max-time reached during the download" in item["reason"]
+    assert "record" not in item
+    assert evidence(wacz)["stopReason"] == "max-time"
+    # what had come when it stopped is kept as it came: a response cut short
+    slow = [r for r in records(wacz) if r["type"] == "response" and r["uri"] == server.url("/media/slow.mp4")]
+    assert len(slow) == 1 and slow[0]["headers"].get("WARC-Truncated")
+    assert 0 < len(slow[0]["payload"]) < len(media_files["/media/clip.mp4"])
+    assert not [r for r in records(wacz) if (r["uri"] or "").startswith("urn:media:")]
+    verify = subprocess.run([str(BIN / "archive"), "verify", str(wacz), "--trust", str(pubkey)],
+                            capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+@pytest.mark.parametrize("form", ["flag", "job file"])
+def test_media_format_picks_the_lower_hls_rendition_and_the_metadata_names_it(
+        msite, key, pubkey, tmp_path, form):
+    selector = "best[height<=120]"
+    if form == "flag":
+        code, wacz = capture_cli([msite.url("/hls.html"), "--media", "--media-format", selector,
+                                  "--key", key], tmp_path)
+    else:
+        code, wacz = _job_capture([msite.url("/hls.html")], {"media_format": selector}, key, tmp_path)
+    assert code == 0 and wacz is not None
+    item = items_by_page(wacz, msite)["/hls.html"]
+    assert item["status"] == "kept"
+    recs = records(wacz)
+    uri = f"urn:media:{msite.url('/hls.html')}#1"
+    data = json.loads(next(r for r in recs if r["type"] == "metadata" and r["uri"] == uri)["payload"])
+    assert data["format"]["selector"] == selector and data["format"]["why"] == "asked for with --media-format"
+    assert [p.get("height") for p in data["format"]["parts"]] == [120]
+    assert data["format"]["available"] >= 2            # there was a higher one to refuse
+    # only the lower rendition was fetched, and the file is that rendition
+    assert {msite.url(f"/media/hls/clip-{n}.ts") for n in range(3)} <= set(data["fetched"])
+    assert not any("high-" in url for url in data["fetched"])
+    assert not [r for r in recs if "/media/hls/high-" in (r["uri"] or "")]
+    out = tmp_path / "file.mp4"
+    out.write_bytes(_resource(recs, uri)["payload"])
+    probed = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "stream=width,height",
+         "-of", "json", str(out)], capture_output=True, text=True, check=True).stdout)
+    assert [(s["width"], s["height"]) for s in probed["streams"]] == [(160, 120)]
+    verify = subprocess.run([str(BIN / "archive"), "verify", str(wacz), "--trust", str(pubkey)],
+                            capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_bench_media_smoke():
+    """scripts/bench_media.py in a small size (not timed: the full run is `--mb 500`)."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_media.py"
+    proc = subprocess.run([sys.executable, str(script), "--mb", "2", "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    result = json.loads(proc.stdout)
+    for kind in ("mp4", "hls"):
+        assert result[kind]["ratio"] > 0 and result[kind]["archive_peak_rss_mb"] > 0
+    assert result["verify"]["ratio"] > 0 and result["loadavg_before"]

@@ -60,9 +60,10 @@ INFO_SECRET_KEYS = {"http_headers", "cookies", "__x_forwarded_for_ip"}
 class MediaStop(Exception):
     """Raised from yt-dlp's progress hook: this download must stop (why in the message)."""
 
-    def __init__(self, reason: str, status: str = "failed") -> None:
+    def __init__(self, reason: str, status: str = "failed", truncated: str = "unspecified") -> None:
         super().__init__(reason)
         self.status = status
+        self.truncated = truncated      # WARC-Truncated of a response it cuts short
 
 
 class MediaInterrupted(Exception):
@@ -362,11 +363,16 @@ class MediaSession:
         limit = self._size_limit(budget)
         with self._lock:
             self._item_urls = []
+        stopped: BaseException | None = None
         try:
-            info = self._download(item, budget, limit, log)
-            if info is None:        # skipped before downloading (live)
-                return entry
-            self._record(item, info, log)
+            try:
+                info = self._download(item, budget, limit, log)
+                if info is None:        # skipped before downloading (live)
+                    return entry
+                self._record(item, info, log)
+            except BaseException as exc:
+                stopped = exc
+                raise
         except MediaInterrupted:
             raise
         except MediaStop as stop:
@@ -382,6 +388,8 @@ class MediaSession:
         except Exception as exc:  # noqa: BLE001 - an extractor's crash is the item's failure
             entry.update(status="failed", reason=f"yt-dlp failed: {type(exc).__name__}: {exc}")
         finally:
+            # after the file's records: the exchanges' own are written meanwhile, by the proxy
+            self._settle(stopped)
             self.downloading = 0
             with self._lock:
                 self._item_urls = None
@@ -389,6 +397,24 @@ class MediaSession:
         if log.messages and entry.get("status") != "kept":
             entry.setdefault("messages", log.messages[-5:])
         return entry
+
+    def _settle(self, exc: BaseException | None) -> None:
+        """Wait until every exchange of the item is written, so that the item's outcome is
+        journaled with its records; what is left running when we stop a download
+        (--max-time, a size limit, the capture stopping) is cut short, saying why."""
+        if self._proxy is None:
+            return
+        if isinstance(exc, yt_dlp.utils.DownloadError) and exc.exc_info:
+            exc = exc.exc_info[1]
+        if isinstance(exc, (MediaStop, MediaInterrupted)):
+            # stopped by us: at once
+            self._proxy.settle(None, f"the media download was stopped: {exc}",
+                               getattr(exc, "truncated", "time"))
+        else:
+            # yt-dlp is done (or gave up, on a 404 say): what the server is still sending is
+            # recorded whole, unless it takes longer than a read may
+            self._proxy.settle(None, "yt-dlp was done with the item before this exchange ended",
+                               "unspecified", grace=self.timeout)
 
     def _size_limit(self, budget: MediaBudget) -> tuple[int, str]:
         left = budget.bytes_left()
@@ -402,12 +428,12 @@ class MediaSession:
             if reason:
                 raise MediaInterrupted(reason)
             if budget.deadline is not None and time.monotonic() >= budget.deadline:
-                raise MediaStop("--max-time reached during the download", "skipped")
+                raise MediaStop("--max-time reached during the download", "skipped", "time")
             done = progress.get("downloaded_bytes") or 0
             self.downloading = done if progress.get("status") == "downloading" else 0
             total = progress.get("total_bytes") or progress.get("total_bytes_estimate") or 0
             if done > limit[0] or (progress.get("total_bytes") and total > limit[0]):
-                raise MediaStop(f"larger than {limit[1]} ({limit[0]} bytes)", "skipped")
+                raise MediaStop(f"larger than {limit[1]} ({limit[0]} bytes)", "skipped", "length")
 
         params = {
             "proxy": self._proxy.url,

@@ -16,6 +16,9 @@ from typing import Callable
 from archive.errors import ArchiveError
 
 READ_CHUNK = 1 << 16
+# A body is relayed in pieces this large: each piece costs the same few calls (recorded,
+# hashed, spooled, passed on) whatever its size, and a multi-gigabyte video is many pieces.
+BODY_CHUNK = 1 << 20
 MAX_LINE = 64 * 1024
 MAX_HEAD = 256 * 1024
 
@@ -56,8 +59,13 @@ class SocketReader:
 
     def read(self, size: int) -> bytes:
         """Up to `size` bytes (at least one unless the stream has ended)."""
-        if not self.buffer and not self._fill():
-            return b""
+        if not self.buffer:
+            # straight from the socket: nothing read ahead to keep, so no copy through the buffer
+            data = self.sock.recv(size)
+            if len(data) <= size:
+                return data
+            self.buffer += data[size:]      # (a socket-like object that gave more than asked)
+            return data[:size]
         return self._take(min(size, len(self.buffer)))
 
     def take_buffer(self) -> bytes:
@@ -65,7 +73,11 @@ class SocketReader:
         return self._take(len(self.buffer))
 
     def _take(self, n: int) -> bytes:
-        data = bytes(self.buffer[:n])
+        if n == len(self.buffer):
+            data = bytes(self.buffer)
+            self.buffer.clear()
+            return data
+        data = bytes(memoryview(self.buffer)[:n])
         del self.buffer[:n]
         return data
 
@@ -167,7 +179,7 @@ def relay_body(reader: SocketReader, length: int | str, emit: Callable[[bytes], 
     if length == "chunked":
         _relay_chunked(reader, emit)
     elif length == "close":
-        while data := reader.read(READ_CHUNK):
+        while data := reader.read(BODY_CHUNK):
             emit(data)
     else:
         _relay_exact(reader, int(length), emit)
@@ -175,7 +187,7 @@ def relay_body(reader: SocketReader, length: int | str, emit: Callable[[bytes], 
 
 def _relay_exact(reader: SocketReader, remaining: int, emit: Callable[[bytes], None]) -> None:
     while remaining > 0:
-        data = reader.read(min(remaining, READ_CHUNK))
+        data = reader.read(min(remaining, BODY_CHUNK))
         if not data:
             raise IncompleteMessage(f"connection closed with {remaining} body bytes missing")
         emit(data)

@@ -46,6 +46,9 @@ PROXY_HEADERS = {"proxy-connection", "proxy-authorization", "proxy-authenticate"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Sent again on a fresh connection when a kept-alive one turns out to be closed.
 IDEMPOTENT = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"}
+# How often the accepting thread looks whether it is to stop: close() waits up to this
+# long (socketserver's half a second was a fixed cost of every media capture).
+SHUTDOWN_POLL = 0.05
 
 
 @dataclass
@@ -284,7 +287,29 @@ class _ClientConnection:
         except Refused as exc:
             self._refuse(url, str(exc))
             return False
-        request = self._request_bytes(method, path, head, body, url)
+        with self.proxy._lock:
+            self.proxy._in_flight[self] = token
+        try:
+            outcome = self._attempts(token, scheme, host, port, url, method,
+                                     self._request_bytes(method, path, head, body, url))
+            try:
+                self.proxy.sink.end(token, outcome.result, outcome.notes)
+            finally:
+                outcome.discard()
+        finally:
+            with self.proxy._lock:
+                self.proxy._in_flight.pop(self, None)
+                self.proxy._settled.notify_all()
+        if outcome.upgraded is not None:
+            self.splice(outcome.upgraded)
+            return False
+        if outcome.result.status is None and outcome.browser_ok and not outcome.sent_to_browser:
+            self._gateway_error(url, outcome.result.error or "no response")
+            return False
+        return outcome.keep_browser and (head.get("connection") or "").lower() != "close"
+
+    def _attempts(self, token: Any, scheme: str, host: str, port: int, url: str, method: str,
+                  request: bytes) -> "_Exchange":
         for attempt in (1, 2):
             outcome = _Exchange(self, scheme, host, port, url, method, request)
             with self.proxy._lock:
@@ -300,17 +325,7 @@ class _ClientConnection:
                 outcome.discard()
                 continue
             break
-        try:
-            self.proxy.sink.end(token, outcome.result, outcome.notes)
-        finally:
-            outcome.discard()
-        if outcome.upgraded is not None:
-            self.splice(outcome.upgraded)
-            return False
-        if outcome.result.status is None and outcome.browser_ok and not outcome.sent_to_browser:
-            self._gateway_error(url, outcome.result.error or "no response")
-            return False
-        return outcome.keep_browser and (head.get("connection") or "").lower() != "close"
+        return outcome
 
     def splice(self, upstream: _Upstream) -> None:
         """After 101 Switching Protocols (WebSocket): pass bytes both ways unrecorded
@@ -355,13 +370,15 @@ class _Exchange:
         self.in_body = False
         self.upgraded: _Upstream | None = None
         self.cut_reason: str | None = None
+        self.cut_truncated = "time"     # WARC-Truncated of a response cut by cut()
         self._upstream_sock: socket.socket | None = None
         self._cut_lock = threading.Lock()
 
-    def cut(self, reason: str) -> None:
-        """Cut this exchange short from another thread; it is recorded with `reason`."""
+    def cut(self, reason: str, truncated: str = "time") -> None:
+        """Cut this exchange short from another thread; it is recorded with `reason` (and a
+        response begun, as WARC-Truncated `truncated`)."""
         with self._cut_lock:
-            self.cut_reason = reason
+            self.cut_reason, self.cut_truncated = reason, truncated
             sock = self._upstream_sock
         if sock is not None:
             _abort(sock)
@@ -445,7 +462,8 @@ class _Exchange:
             else:
                 kind, message = error_kind(exc), f"{type(exc).__name__}: {exc}"
             if result.status is not None:
-                result.truncated = "time" if kind == "timeout" else "disconnect"
+                result.truncated = self.cut_truncated if self.cut_reason and not conn.proxy.closing \
+                    else "time" if kind == "timeout" else "disconnect"
                 message = f"body cut short: {message}"
             result.error_kind, result.error = kind, message
         self._finish()
@@ -486,11 +504,14 @@ class RecordingProxy:
         self.client_context = self._client_context(self.options.verify_tls)
         self._sockets: set[socket.socket] = set()
         self._running: dict[_Exchange, Any] = {}    # exchange -> the sink's token
+        # connection -> the token of its exchange, from begin() until end() has returned
+        self._in_flight: dict[_ClientConnection, Any] = {}
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.proxy = self
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="archive-proxy", daemon=True)
+            target=self._server.serve_forever, args=(SHUTDOWN_POLL,), name="archive-proxy", daemon=True)
 
     @staticmethod
     def _client_context(verify: bool) -> ssl.SSLContext:
@@ -531,6 +552,26 @@ class RecordingProxy:
             running = [exchange for exchange, owner in self._running.items() if owner is token]
         for exchange in running:
             exchange.cut(reason)
+
+    def settle(self, token: Any, reason: str, truncated: str = "time", grace: float = 0.0) -> None:
+        """Wait until the sink's end() has returned for every exchange whose begin() gave
+        `token`, so that whatever they add is written: those still running after `grace`
+        seconds are cut short (recorded with `reason`, a response begun as WARC-Truncated
+        `truncated`)."""
+        def settled() -> bool:
+            return not any(owner is token for owner in self._in_flight.values())
+        with self._settled:
+            if self._settled.wait_for(settled, timeout=grace):
+                return
+        while True:
+            with self._lock:
+                running = [exchange for exchange, owner in self._running.items() if owner is token]
+            for exchange in running:
+                exchange.cut(reason, truncated)
+            with self._settled:
+                # again after a while: an exchange begun but not yet running was not cut
+                if self._settled.wait_for(settled, timeout=0.5):
+                    return
 
     def __enter__(self) -> "RecordingProxy":
         return self.start()

@@ -57,6 +57,20 @@ def ca():
     authority.close()
 
 
+def test_the_interception_key_is_not_left_on_disk(tmp_path, monkeypatch):
+    """A capture killed -9 cannot clean up: the proxy's leaf key must not sit in the temporary
+    folder while the capture runs (it is on disk only while a TLS context loads it)."""
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    authority = InterceptionCA()
+    context = authority.server_context("example.org")
+    assert context is authority.server_context("EXAMPLE.org")       # made once per host
+    assert list(tmp_path.iterdir()) == []
+    key = authority._key_pem
+    assert not any(key in f.read_bytes() for f in tmp_path.rglob("*") if f.is_file())
+    authority.close()
+
+
 def proxied(proxy: RecordingProxy) -> requests.Session:
     session = requests.Session()
     session.trust_env = False

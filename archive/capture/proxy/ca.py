@@ -12,7 +12,6 @@ import base64
 import datetime
 import hashlib
 import ipaddress
-import shutil
 import ssl
 import tempfile
 import threading
@@ -44,7 +43,9 @@ class InterceptionCA:
     """Issues server certificates for the hosts the browser asks the proxy to reach.
 
     Every leaf shares one key, so the browser can be told to accept exactly that key
-    (`spki_hash`) and nothing else. Call close() to remove the temporary files.
+    (`spki_hash`) and nothing else. The leaf key is on disk only while a context loads
+    it (the ssl module loads keys from files), so a capture killed -9 leaves no key
+    behind in the temporary folder.
     """
 
     def __init__(self) -> None:
@@ -68,9 +69,7 @@ class InterceptionCA:
             ), critical=True)
             .sign(self._ca_key, hashes.SHA256())
         )
-        self._dir = Path(tempfile.mkdtemp(prefix="archive-proxy-ca-"))
-        self._key_file = self._dir / "leaf.key"
-        self._key_file.write_bytes(_pem_key(self._leaf_key))
+        self._key_pem = _pem_key(self._leaf_key)
         self._contexts: dict[str, ssl.SSLContext] = {}
         self._lock = threading.Lock()
 
@@ -106,17 +105,21 @@ class InterceptionCA:
         with self._lock:
             context = self._contexts.get(host)
             if context is None:
-                chain = self._dir / f"{hashlib.sha256(host.encode()).hexdigest()[:32]}.pem"
-                chain.write_bytes(
-                    self._leaf(host).public_bytes(serialization.Encoding.PEM)
-                    + self.ca_cert.public_bytes(serialization.Encoding.PEM)
-                )
                 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                context.load_cert_chain(chain, self._key_file)
+                with tempfile.TemporaryDirectory(prefix="archive-proxy-ca-") as folder:
+                    chain, key = Path(folder) / "chain.pem", Path(folder) / "leaf.key"
+                    chain.write_bytes(
+                        self._leaf(host).public_bytes(serialization.Encoding.PEM)
+                        + self.ca_cert.public_bytes(serialization.Encoding.PEM)
+                    )
+                    key.write_bytes(self._key_pem)
+                    context.load_cert_chain(chain, key)
                 # The recorded exchange is HTTP/1.1 bytes: the browser must not pick h2.
                 context.set_alpn_protocols(["http/1.1"])
                 self._contexts[host] = context
             return context
 
     def close(self) -> None:
-        shutil.rmtree(self._dir, ignore_errors=True)
+        """Forget the contexts (nothing is left on disk to remove)."""
+        with self._lock:
+            self._contexts.clear()

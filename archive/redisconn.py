@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import atexit
 import os
+import resource
+import sys
 from urllib.parse import urlsplit
 
 import redis
@@ -21,7 +23,8 @@ SCHEMES = ("redis", "rediss", "unix")
 RETRIES = 7
 
 
-STATS_ENV = "ARCHIVE_REDIS_STATS"   # a file: each process appends "<pid> <round trips>" at exit
+# a file: each process appends "<pid> <round trips> <CPU seconds> <command>" at exit
+STATS_ENV = "ARCHIVE_REDIS_STATS"
 
 
 class CountingConnection(redis.Connection):
@@ -35,8 +38,11 @@ class CountingConnection(redis.Connection):
 
 
 def _write_stats(path: str) -> None:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    command = sys.argv[1] if len(sys.argv) > 1 else "-"
     with open(path, "a", encoding="ascii") as fh:
-        fh.write(f"{os.getpid()} {CountingConnection.round_trips}\n")
+        fh.write(f"{os.getpid()} {CountingConnection.round_trips} "
+                 f"{usage.ru_utime + usage.ru_stime:.4f} {command}\n")
 
 
 class RedisLost(ArchiveError):

@@ -9,6 +9,7 @@ sign and verify here.
 from __future__ import annotations
 
 import base64
+import functools
 import getpass
 import hashlib
 import os
@@ -253,9 +254,12 @@ def load_public_key(path: str | Path) -> ec.EllipticCurvePublicKey:
     return _require_supported(key, path)
 
 
+# a ledger of a million entries names a handful of keys: each is parsed (and its point
+# checked) once, not once per signature (a key is immutable, so sharing it is safe)
+@functools.lru_cache(maxsize=64)
 def public_key_from_b64(value: str) -> ec.EllipticCurvePublicKey:
     """Parse a base64 DER SubjectPublicKeyInfo; raises ValueError when it is not an
-    ECDSA P-384 or P-256 key."""
+    ECDSA P-384 or P-256 key (TypeError when `value` is not a string)."""
     raw = base64.b64decode(value, validate=True)
     try:
         key = serialization.load_der_public_key(raw)

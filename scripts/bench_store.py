@@ -11,8 +11,11 @@ and (with --s3-sizes) in an S3 store on moto's server in its own process:
 - `custody verify --since HEAD` after 1,000 more entries: time.
 
 Prints a table and the growth factor per 10x (goals: verify ID at most 1.3x, custody
-verify at most 11x). `--sizes 10000 100000 1000000` is the full run; the test suite runs
-a small one. Build time is printed too (it is the ledger's own batched append).
+verify at most 11x), in wall time and in the CPU time of the `custody verify` process
+(user + system: on a machine shared with other work the wall time follows the load, the
+CPU time much less), with the load average beside. On S3 the requests `custody verify`
+sends are counted too. `--sizes 10000 100000 1000000` is the full run; the test suite
+runs a small one. Build time is printed too (it is the ledger's own batched append).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -69,19 +73,53 @@ def build(address: str, start: int, count: int) -> float:
     return time.monotonic() - began
 
 
-def run_cli(*args: str, env=None) -> tuple[float, int, str]:
-    """(seconds, peak RSS in MB of that child alone, stdout)."""
-    began = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([ARCHIVE, *args], stdout=out, stderr=err, env=env)
+@dataclass
+class Run:
+    """One command, as its own child process: wall and CPU seconds, peak RSS, requests."""
+    wall: float
+    cpu: float
+    rss_mb: int
+    out: str
+    requests: int | None = None
+
+
+def run_cli(*args: str, env=None, count: bool = False) -> Run:
+    """`archive ARGS` in a child of its own; `count`: also the HTTP requests it sends to S3."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(prefix="bench-requests-") as counted:
+        command = [sys.executable, __file__, "--count-requests", counted.name, *args] if count \
+            else [ARCHIVE, *args]
+        began = time.monotonic()
+        proc = subprocess.Popen(command, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
         took = time.monotonic() - began
         out.seek(0)
         err.seek(0)
-        if proc.returncode not in (0, 1):
+        if os.waitstatus_to_exitcode(status) not in (0, 1):
             raise SystemExit(f"archive {' '.join(args)} failed: {err.read().decode().strip()}")
-        return took, usage.ru_maxrss // 1024, out.read().decode()
+        requests = int(Path(counted.name).read_text() or 0) if count else None
+        return Run(took, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, out.read().decode(),
+                   requests)
+
+
+def counted_cli(count_file: str, args: list[str]) -> int:
+    """The CLI in this process, every HTTP request botocore sends (retries too) counted
+    into `count_file` at exit."""
+    import atexit
+
+    import botocore.endpoint
+
+    from archive.cli import main as cli_main
+    sent = [0]
+    send = botocore.endpoint.Endpoint._send
+
+    def counting(self, request):
+        sent[0] += 1
+        return send(self, request)
+
+    botocore.endpoint.Endpoint._send = counting
+    atexit.register(lambda: Path(count_file).write_text(str(sent[0])))
+    return cli_main(args)
 
 
 def head_of(ledger) -> str:
@@ -93,17 +131,22 @@ def bench_folder(size: int, work: Path) -> dict:
     store = work / f"folder-{size}"
     ledger = FileLedger(store / "custody" / "ledger.jsonl")
     built = build(str(store), 0, size)
-    show, _, out = run_cli("custody", "show", TARGET, "--store", str(store), "--json")
-    assert json.loads(out)["proven"] == 3, out
-    full, rss, out = run_cli("custody", "verify", "--store", str(store), "--json", "--quiet")
-    assert json.loads(out)["log"]["size"] == size, out[:500]
+    show = run_cli("custody", "show", TARGET, "--store", str(store), "--json")
+    assert json.loads(show.out)["proven"] == 3, show.out
+    full = run_cli("custody", "verify", "--store", str(store), "--json", "--quiet")
+    assert json.loads(full.out)["log"]["size"] == size, full.out[:500]
     head = head_of(ledger)
     build(str(store), size, SINCE)
-    since, _, out = run_cli("custody", "verify", "--store", str(store), "--since", head, "--json", "--quiet")
-    assert json.loads(out)["intact"], out[:500]
+    since = run_cli("custody", "verify", "--store", str(store), "--since", head, "--json", "--quiet")
+    assert json.loads(since.out)["intact"], since.out[:500]
     shutil.rmtree(store)
-    return {"store": "folder", "size": size, "build": built, "verify_id": show, "requests": None,
-            "custody_verify": full, "rss_mb": rss, "since": since}
+    return row("folder", size, built, show.wall, None, full, since)
+
+
+def row(store: str, size: int, built: float, show: float, requests: int | None, full: Run, since: Run) -> dict:
+    return {"store": store, "size": size, "build": built, "verify_id": show, "requests": requests,
+            "custody_verify": full.wall, "cpu": full.cpu, "verify_requests": full.requests,
+            "rss_mb": full.rss_mb, "since": since.wall, "load": os.getloadavg()[0]}
 
 
 def bench_s3(size: int, endpoint: str, bucket: str) -> dict:
@@ -120,13 +163,12 @@ def bench_s3(size: int, endpoint: str, bucket: str) -> dict:
     proof = prove_capture(reader, TARGET)
     show = time.monotonic() - began
     assert proof.proven == 3 and not proof.problems, proof
-    full, rss, out = run_cli("custody", "verify", "--store", address, "--json", "--quiet", env=env)
-    assert json.loads(out)["log"]["size"] == size, out[:500]
+    full = run_cli("custody", "verify", "--store", address, "--json", "--quiet", env=env, count=True)
+    assert json.loads(full.out)["log"]["size"] == size, full.out[:500]
     head = head_of(ObjectLedger(open_store(address)))
     build(address, size, min(SINCE, size))
-    since, _, _ = run_cli("custody", "verify", "--store", address, "--since", head, "--json", "--quiet", env=env)
-    return {"store": "s3", "size": size, "build": built, "verify_id": show, "requests": len(sent),
-            "custody_verify": full, "rss_mb": rss, "since": since}
+    since = run_cli("custody", "verify", "--store", address, "--since", head, "--json", "--quiet", env=env)
+    return row("s3", size, built, show, len(sent), full, since)
 
 
 def growth(rows: list[dict], key: str) -> str:
@@ -139,6 +181,8 @@ def growth(rows: list[dict], key: str) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--count-requests"]:
+        raise SystemExit(counted_cli(sys.argv[2], sys.argv[3:]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--s3-sizes", type=int, nargs="*", default=[1_000, 10_000])
@@ -171,16 +215,19 @@ def main() -> None:
         mine = [r for r in rows if r["store"] == store]
         if len(mine) > 1:
             print(f"{store}: growth per 10x entries: verify ID {growth(mine, 'verify_id')} (goal <= 1.3x); "
-                  f"custody verify {growth(mine, 'custody_verify')} (goal <= 11x); "
-                  f"--since {growth(mine, 'since')}"
-                  + (f"; requests {growth(mine, 'requests')}" if store == "s3" else ""))
+                  f"custody verify {growth(mine, 'custody_verify')} wall, {growth(mine, 'cpu')} CPU "
+                  f"(goal <= 11x); --since {growth(mine, 'since')}"
+                  + (f"; requests: verify ID {growth(mine, 'requests')}, custody verify "
+                     f"{growth(mine, 'verify_requests')}" if store == "s3" else ""))
 
 
 def print_row(row: dict) -> None:
     requests = f"{row['requests']:>4} req" if row["requests"] is not None else "        "
+    full = f" {row['verify_requests']:,} req" if row["verify_requests"] is not None else ""
     print(f"{row['store']:<6} {row['size']:>9,} entries  build {row['build']:7.1f}s  "
           f"verify ID {row['verify_id']:6.2f}s {requests}  custody verify {row['custody_verify']:7.1f}s "
-          f"(peak RSS {row['rss_mb']} MB)  --since {SINCE:,} {row['since']:5.2f}s", flush=True)
+          f"({row['cpu']:.1f}s CPU{full}, peak RSS {row['rss_mb']} MB)  --since {SINCE:,} {row['since']:5.2f}s"
+          f"  (load {row['load']:.1f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -52,22 +52,34 @@ def cli(*args) -> tuple[int, str]:
 
 @pytest.fixture(scope="session")
 def big(tmp_path_factory, keydir):
-    """A store: a real capture, 100,000 bulk entries, another real capture. Made once per
-    test run: pytest-xdist workers share it (the first one builds it, under a lock)."""
+    """A store: a real capture, 100,000 bulk entries, another real capture (where the
+    size is the point: what verifying one capture, the full check and --since cost)."""
+    return _shared_log(tmp_path_factory, keydir, "biglog", BULK)
+
+
+@pytest.fixture(scope="session")
+def small(tmp_path_factory, keydir):
+    """The same with 40 bulk entries, where the size is not the point."""
+    return _shared_log(tmp_path_factory, keydir, "smalllog", 40)
+
+
+def _shared_log(tmp_path_factory, keydir: Path, name: str, count: int):
+    """(store, the two capture ids, the signer's public key), made once per test run:
+    pytest-xdist workers share it (the first one builds it, under a lock)."""
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    with open(shared / "biglog.lock", "w") as lock:
+    with open(shared / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        ready = shared / "biglog" / "ready.json"
+        ready = shared / name / "ready.json"
         if not ready.exists():
-            made = _make_big(shared / "biglog", keydir)
-            shutil.copyfile(keydir / "signing-key.pub.pem", shared / "biglog" / "signer.pub.pem")
+            made = _make_log(shared / name, keydir, count)
+            shutil.copyfile(keydir / "signing-key.pub.pem", shared / name / "signer.pub.pem")
             ready.write_text(json.dumps(made[1]))
     # the signer's public key goes with the store (each worker makes keys of its own)
-    return shared / "biglog" / "store", json.loads(ready.read_text()), shared / "biglog" / "signer.pub.pem"
+    return shared / name / "store", json.loads(ready.read_text()), shared / name / "signer.pub.pem"
 
 
-def _make_big(root: Path, keydir: Path):
+def _make_log(root: Path, keydir: Path, count: int):
     store = root / "store"
     old = os.environ.get("ARCHIVE_KEY_PASSPHRASE")
     os.environ["ARCHIVE_KEY_PASSPHRASE"] = PASSPHRASE
@@ -80,7 +92,7 @@ def _make_big(root: Path, keydir: Path):
                 assert code == 0, out
                 ids.append(json.loads(out)["capture_id"])
                 if n == 0:
-                    bulk(FileLedger(store / "custody" / "ledger.jsonl"), BULK)
+                    bulk(FileLedger(store / "custody" / "ledger.jsonl"), count)
     finally:
         if old is None:
             os.environ.pop("ARCHIVE_KEY_PASSPHRASE", None)
@@ -92,11 +104,21 @@ def _make_big(root: Path, keydir: Path):
 @pytest.fixture
 def store(big, tmp_path) -> Path:
     """A copy of the big store a test may damage."""
+    return copy_store(big[0], tmp_path)
+
+
+@pytest.fixture
+def small_store_copy(small, tmp_path) -> Path:
+    """A copy of the small store a test may damage."""
+    return copy_store(small[0], tmp_path)
+
+
+def copy_store(shared: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "store"
-    shutil.copytree(big[0], copy, copy_function=os.link)
+    shutil.copytree(shared, copy, copy_function=os.link)
     custody = copy / "custody"
     shutil.rmtree(custody)
-    shutil.copytree(big[0] / "custody", custody)     # the ledger is appended to: its own copy
+    shutil.copytree(shared / "custody", custody)     # the ledger is appended to: its own copy
     return copy
 
 
@@ -238,16 +260,16 @@ def test_a_plain_chain_is_upgraded_explicitly_and_the_upgrade_is_recorded(tmp_pa
     assert not ledger.is_log()
     code, out = cli("custody", "verify", "--store", store)
     assert code == 0 and "plain hash chain" in out and "custody upgrade" in out, out
-    code, out = cli("custody", "upgrade", "--store", store, "--key", key, "--json")
-    assert code == 0, out
-    result = json.loads(out)
-    assert result["entries"] == 23 and result["upgraded_entry"] == 24
+    code, out = cli("custody", "upgrade", "--store", store, "--key", key)
+    assert code == 0 and out.startswith(f"upgraded {ledger.path}: 23 entries under root "), out
+    assert out.rstrip().endswith("the upgrade is entry 24"), out
     last = ledger.records()[-1].entry
     assert last["event"] == "upgraded" and last["details"]["entries"] == 23 and last["signature"]
     code, out = cli("custody", "verify", "--store", store)
     assert code == 0 and "Merkle tree" in out, out
     assert prove_capture(ledger, other_id(1)).proven == 1
-    assert cli("custody", "upgrade", "--store", store, "--key", key)[0] == 2     # once only
+    code, out = cli("custody", "upgrade", "--store", store, "--key", key, "--json")
+    assert code == 2 and out == ""                                                 # once only
     shutil.rmtree(ledger.path.parent / "tree")      # a log made a plain chain again shows
     code, out = cli("custody", "verify", "--store", store)
     assert code == 1 and "made a verifiable log here, but its tree and heads are gone" in out, out
@@ -377,9 +399,9 @@ def _forge_newest_head(heads: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["signature", "root"])
-def test_a_forged_newest_head_is_named_and_good_captures_still_verify(big, store, how):
-    first, second = big[1]
-    pubkey = big[2]
+def test_a_forged_newest_head_is_named_and_good_captures_still_verify(small, small_store_copy, how):
+    first, second = small[1]
+    pubkey, store = small[2], small_store_copy
     heads = store / "custody" / "heads.jsonl"
     lines = len(heads.read_bytes().splitlines())
     _forge_newest_head(heads, how)

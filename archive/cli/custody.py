@@ -212,8 +212,8 @@ def run_upgrade(args) -> int:
     if args.json:
         print_json(result)
     else:
-        print(f"upgraded {ledger.location}: {head['size']} entries under root {head['root']}; "
-              f"the upgrade is entry {entry['seq']}")
+        print(f"upgraded {ledger.location}: {result['entries']} entries under root {result['root']}; "
+              f"the upgrade is entry {result['upgraded_entry']}")
     return 0
 
 

@@ -38,7 +38,7 @@ from archive.capture.dedup import Original
 from archive.capture.exchange import Recorded
 from archive.capture.frontier import Item
 from archive.capture.robots import RobotsAnswer
-from archive.capture.spill import SortedLines
+from archive.capture.spill import SortedLines, SpooledRecords, memory_bound
 from archive.errors import ArchiveError
 
 JOURNAL_NAME = "crawl.jsonl"
@@ -91,7 +91,7 @@ class CrawlState:
     attempts: dict[str, int] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
     index_lines: list[str] | SortedLines = field(default_factory=list)
-    pages: list[dict] = field(default_factory=list)
+    pages: list[dict] | SpooledRecords = field(default_factory=list)
     originals: list[tuple[str, Original]] = field(default_factory=list)
     position: tuple | None = None   # (WARC file, size, CRC-32) after the last group
     stats: CrawlStats = field(default_factory=CrawlStats)
@@ -100,7 +100,7 @@ class CrawlState:
     cut_backs: list[dict] = field(default_factory=list)   # `cut` lines: groups lost and redone
     robots: dict[str, RobotsAnswer] = field(default_factory=dict)   # by robots.txt URL
     # every failed fetch stats.failed counts: {"url", "kind" (page or requisite), "error"}
-    failures: list[dict] = field(default_factory=list)
+    failures: list[dict] | SpooledRecords = field(default_factory=list)
     journal_end: int = 0          # bytes of the journal its lines fill (what follows is damage)
     earlier_runs: float = 0.0     # seconds crawled by the runs before the last `resume`
     media_todo: dict[str, dict] = field(default_factory=dict)   # page -> mediaFound, not done
@@ -119,6 +119,12 @@ class CrawlState:
     # secret request header values redacted: (header, cookie or None, digest) -> requests
     redacted: dict = field(default_factory=dict)
     session_cookies: dict = field(default_factory=dict)   # cookie name -> first URL setting it
+
+    def close(self) -> None:
+        """Remove the files sealing spooled to (nothing to do for a state in memory)."""
+        for spooled in (self.index_lines, self.pages, self.failures):
+            if hasattr(spooled, "close"):
+                spooled.close()
 
     @property
     def crawl_time(self) -> float:
@@ -304,15 +310,27 @@ def has_groups(path: Path) -> bool:
     return any(line.get("t") in GROUP_KINDS for _, line in lines(path))
 
 
+# Where sealing spools what would grow with the crawl, in the capture's spool folder
 INDEX_SPILL = "seal-index.sqlite"
+PAGES_SPILL = "seal-pages.jsonl"
+FAILURES_SPILL = "seal-failures.jsonl"
+# A page entry holds about ten times the memory of an index line: a tenth as many are kept.
+RECORDS_PER_LINE = 10
 
 
 def replay(path: Path, sealing: bool = False) -> CrawlState:
-    """What a journal says, read line by line. `sealing`: only what sealing needs, and the
-    index lines past the memory bound in a file beside the journal, sorted there."""
+    """What a journal says, read line by line. `sealing`: only what sealing needs, with
+    what grows with the crawl (index lines, page entries, failures) past the memory
+    bound in files of the spool folder beside the journal (the index lines sorted
+    there); `CrawlState.close` removes them."""
     state = CrawlState(sealing=sealing)
     if sealing:
-        state.index_lines = SortedLines(str(Path(path).with_name(INDEX_SPILL)))
+        spool = Path(path).parent / "spool"
+        spool.mkdir(exist_ok=True)
+        records = max(1, memory_bound() // RECORDS_PER_LINE)
+        state.index_lines = SortedLines(str(spool / INDEX_SPILL))
+        state.pages = SpooledRecords(str(spool / PAGES_SPILL), records)
+        state.failures = SpooledRecords(str(spool / FAILURES_SPILL), records)
     for number, (end, line) in enumerate(lines(path), 1):
         state.journal_end = end
         try:

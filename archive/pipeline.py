@@ -398,11 +398,12 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
                 run_shared(session, container, journal, state, store, on_progress)
             else:
                 spill = SpillFile(str(work / "spool" / SPILL_NAME))
-                crawler = Crawler(options, writer, journal, str(work / "spool"),
-                                  Dedup(session.earlier, spill), state, spill=spill,
-                                  reread=_record_opener(container), redaction=session.login.redaction,
-                                  cookies=session.login.cookies, profile=session.login.profile)
-                crawler.run(on_progress)
+                # not kept once it has run: its frontier and deduplication (up to the memory
+                # bound each) are freed before sealing
+                Crawler(options, writer, journal, str(work / "spool"), Dedup(session.earlier, spill),
+                        state, spill=spill, reread=_record_opener(container),
+                        redaction=session.login.redaction, cookies=session.login.cookies,
+                        profile=session.login.profile).run(on_progress)
         except BaseException as exc:
             # on a full disk closing fails too (their buffers cannot be written): what
             # is on disk is what a resume takes up, cut back to the last whole group
@@ -424,6 +425,7 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
     if not any(m.entry.name.startswith(f"{WARC_DIR}/") for m in container.members):
         writer.ensure_file()     # (a shared crawl's WARC files are its workers')
     writer.close()
+    state = None        # a resumed run's (every URL seen): freed before the seal's is read
     state = replay(work / JOURNAL_NAME, sealing=True)
     custody = CustodyLog(store, Actor(request.operator, signer))
     stats = state.stats

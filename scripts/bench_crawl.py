@@ -23,7 +23,8 @@ stored by one `archive capture` process, no added latency; prints the peak RSS o
 process, its time, and the growth per 10x (goal: under 500 MB at a million URLs). The
 process's RSS is also sampled (every 0.1 s) in each phase: the crawl (until the journal
 ends), the seal (until the sealed WACZ is there) and the rest (store, custody, and the
-catalog add, which `--rss-catalog off` leaves out).
+catalog add, which `--rss-catalog off` leaves out). Pages are sealed without their text
+(`--no-text`) unless `--rss-text on`.
 
     scripts/bench_crawl.py --rss-urls 10000 100000
     scripts/bench_crawl.py --rss-urls 10000 100000 --rss-catalog off
@@ -180,7 +181,7 @@ def sampled(command: list[str], cwd: Path, work: Path) -> tuple[float, float, li
     return seconds, usage.ru_maxrss / 1024, phases
 
 
-def rss_run(urls: int, workers: int, catalog: str) -> dict:
+def rss_run(urls: int, workers: int, catalog: str, text: str = "off") -> dict:
     """One capture of a generated site of about `urls` URLs: seconds, peak RSS (MB),
     the largest RSS sampled in each phase, URLs fetched."""
     pages = max(1, urls // 6)        # a page, its stylesheet, script and two images: 5 URLs,
@@ -189,7 +190,9 @@ def rss_run(urls: int, workers: int, catalog: str) -> dict:
         command = [ARCHIVE, "capture", server.url("/"), "--depth", "1000", "--scope", "host",
                    "--unsigned", "--store", str(Path(tmp) / "store"), "--work-dir",
                    str(Path(tmp) / "work"), "--workers", str(workers), "--host-workers",
-                   str(workers), "--quiet", "--max-pages", str(pages), "--no-text"]
+                   str(workers), "--quiet", "--max-pages", str(pages)]
+        if text == "off":
+            command.append("--no-text")
         if catalog == "off":
             command += ["--catalog", "off"]
         seconds, rss, phases = sampled(command, Path(tmp), Path(tmp) / "work")
@@ -198,13 +201,13 @@ def rss_run(urls: int, workers: int, catalog: str) -> dict:
     return {"urls": fetched, "seconds": seconds, "rss_mb": rss, "phases": phases}
 
 
-def rss_table(sizes: list[int], workers: int, catalog: str = "on") -> None:
-    print(f"catalog add {catalog}; load average {os.getloadavg()[0]:.2f} at the start")
+def rss_table(sizes: list[int], workers: int, catalog: str = "on", text: str = "off") -> None:
+    print(f"catalog add {catalog}, page text {text}; load average {os.getloadavg()[0]:.2f} at the start")
     print(f"{'URLs':>9}  {'fetched':>9}  {'seconds':>8}  {'URLs/s':>7}  {'peak RSS':>9}  {'growth per 10x':>14}"
           + "".join(f"  {name:>9}" for name in PHASES))
     rows = []
     for size in sizes:
-        row = rss_run(size, workers, catalog)
+        row = rss_run(size, workers, catalog, text)
         growth = ""
         if rows:
             last = rows[-1]
@@ -238,10 +241,12 @@ def main() -> int:
                         help="measure peak RSS of crawls of this many URLs instead (e.g. 10000 100000)")
     parser.add_argument("--rss-catalog", choices=("on", "off"), default="on",
                         help="with --rss-urls: add the capture to the catalog (the default) or not")
+    parser.add_argument("--rss-text", choices=("on", "off"), default="off",
+                        help="with --rss-urls: seal each page's text in pages.jsonl (default off: --no-text)")
     args = parser.parse_args()
     if args.rss_urls:
         compileall.compile_dir(ROOT / "archive", quiet=1)
-        rss_table(args.rss_urls, args.workers, args.rss_catalog)
+        rss_table(args.rss_urls, args.workers, args.rss_catalog, args.rss_text)
         return 0
     # As an installed package is: byte-compiled (PYTHONDONTWRITEBYTECODE, set on some
     # machines, would otherwise have every run compile our modules again).

@@ -114,7 +114,9 @@ class CrawlState:
     # `links` group that follows them: a resume reads them from the WARC data
     links_todo: dict[str, dict] = field(default_factory=dict)
     # sealing needs no frontier: URLs seen, queued and done, attempts and deduplication
-    # originals are then not kept (a million URLs would hold about a gigabyte)
+    # originals are then not kept (a million URLs would hold about a gigabyte); a resume
+    # needs no index lines, page entries or failures (its capture is sealed from a
+    # replay of its own): they are kept only when sealing
     sealing: bool = False
     # secret request header values redacted: (header, cookie or None, digest) -> requests
     redacted: dict = field(default_factory=dict)
@@ -169,7 +171,8 @@ class CrawlState:
             self.epoch = line.get("epoch")
         elif kind == "group":
             self.position = tuple(line["warc"]) if line.get("warc") else self.position
-            self.index_lines.extend(line.get("index", ()))
+            if self.sealing:
+                self.index_lines.extend(line.get("index", ()))
             for digest, original in () if self.sealing else line.get("originals", ()):
                 self.originals.append((digest, Original(*original)))
             self.stats.count(line)
@@ -178,10 +181,10 @@ class CrawlState:
             elapsed = line.get("elapsed")
             if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool):
                 self.this_run = max(self.this_run, float(elapsed))
-            for failure in line.get("requisiteFailures", ()):
+            for failure in line.get("requisiteFailures", ()) if self.sealing else ():
                 self.failures.append({"url": failure.get("url"), "kind": "requisite",
                                       "error": failure.get("error")})
-            if line.get("final") and line.get("failed"):
+            if self.sealing and line.get("final") and line.get("failed"):
                 self.failures.append({"url": line["url"], "kind": line.get("kind"),
                                       "error": line.get("error")})
             if line.get("linksPending"):
@@ -192,7 +195,7 @@ class CrawlState:
                 if not self.sealing:
                     self.done.add(line["url"])
                     self.queued.pop(line["url"], None)
-                if line.get("page"):
+                if self.sealing and line.get("page"):
                     self.pages.append(line["page"])
             elif self.sealing:
                 pass

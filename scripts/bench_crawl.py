@@ -21,7 +21,7 @@ With `--rss-urls N...` it measures memory instead (issue 22): a crawl of a gener
 of N URLs (N/6 pages, each with its four requisites and a link home), captured, sealed and
 stored by one `archive capture` process, no added latency; prints the peak RSS of that
 process, its time, and the growth per 10x (goal: under 500 MB at a million URLs). The
-process's RSS is also sampled (every 0.1 s) in each phase: the crawl (until the journal
+process's RSS is also sampled (every 0.05 s) in each phase: the crawl (until the journal
 ends), the seal (until the sealed WACZ is there) and the rest (store, custody, and the
 catalog add, which `--rss-catalog off` leaves out). Pages are sealed without their text
 (`--no-text`) unless `--rss-text on`.
@@ -148,37 +148,46 @@ def _phase(work: Path) -> int:
     return 1 if b'"t":"end"' in tail else 0
 
 
-def _rss_mb(pid: int) -> float:
+def _rss_mb(pid: int) -> tuple[float, float]:
+    """(RSS, its high-water mark so far) of a process, in MB."""
+    found = {}
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    found[line[:5]] = int(line.split()[1]) / 1024
     except OSError:
         pass
-    return 0.0
+    return found.get("VmRSS", 0.0), found.get("VmHWM", 0.0)
 
 
-def sampled(command: list[str], cwd: Path, work: Path) -> tuple[float, float, list[float]]:
-    """(seconds, peak RSS in MB from rusage, the largest RSS sampled in each phase)."""
+def sampled(command: list[str], cwd: Path, work: Path) -> tuple[float, float, list[float], str]:
+    """(seconds, peak RSS in MB from rusage, the largest RSS sampled in each phase, the
+    phase in which the kernel's high-water mark last rose: where the peak was, even one
+    too brief for the samples)."""
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
         phases = [0.0] * len(PHASES)
-        phase = 0
+        phase, high, peak_in = 0, 0.0, PHASES[0]
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
+            rss, hwm = _rss_mb(process.pid)
             phase = max(phase, _phase(work))
-            phases[phase] = max(phases[phase], _rss_mb(process.pid))
-            time.sleep(0.1)
+            phases[phase] = max(phases[phase], rss)
+            if hwm > high + 1:
+                high, peak_in = hwm, PHASES[phase]
+            time.sleep(0.05)
         seconds = time.perf_counter() - started
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             err.seek(0)
             raise SystemExit(f"{command[0]} failed ({code}): {err.read().decode(errors='replace')[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024, phases
+    if usage.ru_maxrss / 1024 > high + 1:      # it rose after the last sample
+        peak_in = PHASES[-1]
+    return seconds, usage.ru_maxrss / 1024, phases, peak_in
 
 
 def rss_run(urls: int, workers: int, catalog: str, text: str = "off") -> dict:
@@ -195,16 +204,16 @@ def rss_run(urls: int, workers: int, catalog: str, text: str = "off") -> dict:
             command.append("--no-text")
         if catalog == "off":
             command += ["--catalog", "off"]
-        seconds, rss, phases = sampled(command, Path(tmp), Path(tmp) / "work")
+        seconds, rss, phases, peak_in = sampled(command, Path(tmp), Path(tmp) / "work")
         with site.lock:
             fetched = len(site.requests)
-    return {"urls": fetched, "seconds": seconds, "rss_mb": rss, "phases": phases}
+    return {"urls": fetched, "seconds": seconds, "rss_mb": rss, "phases": phases, "peak_in": peak_in}
 
 
 def rss_table(sizes: list[int], workers: int, catalog: str = "on", text: str = "off") -> None:
     print(f"catalog add {catalog}, page text {text}; load average {os.getloadavg()[0]:.2f} at the start")
     print(f"{'URLs':>9}  {'fetched':>9}  {'seconds':>8}  {'URLs/s':>7}  {'peak RSS':>9}  {'growth per 10x':>14}"
-          + "".join(f"  {name:>9}" for name in PHASES))
+          + "".join(f"  {name:>9}" for name in PHASES) + "  peak in")
     rows = []
     for size in sizes:
         row = rss_run(size, workers, catalog, text)
@@ -217,7 +226,7 @@ def rss_table(sizes: list[int], workers: int, catalog: str = "on", text: str = "
         rows.append(row)
         print(f"{size:>9}  {row['urls']:>9}  {row['seconds']:8.1f}  {row['urls'] / row['seconds']:7.0f}  "
               f"{row['rss_mb']:7.1f}MB  {growth:>14}"
-              + "".join(f"  {mb:7.1f}MB" for mb in row["phases"])
+              + "".join(f"  {mb:7.1f}MB" for mb in row["phases"]) + f"  {row['peak_in']:>7}"
               + f"  (load {os.getloadavg()[0]:.2f})", flush=True)
     if len(rows) >= 2:
         first, last = rows[0], rows[-1]

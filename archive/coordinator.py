@@ -112,6 +112,7 @@ class Coordinator:
     # -- running -----------------------------------------------------------------
     def run(self, processes: int, on_progress: Callable | None) -> None:
         self.start()
+        deadline = self.set_deadline()
         own = make_worker(self.client, self.config, self.store, self.session.work / "workers",
                           worker_id="c" + new_worker_id()[1:])
         failure: list[BaseException] = []
@@ -125,9 +126,6 @@ class Coordinator:
         thread = threading.Thread(target=work, name="own-worker", daemon=True)
         self.start_processes(max(0, processes - 1))
         thread.start()
-        options = self.session.request.crawl
-        spent = self.state.crawl_time if self.state is not None else 0.0
-        deadline = None if options.max_time is None else time.monotonic() + options.max_time - spent
         try:
             while True:
                 self.gather()
@@ -153,6 +151,23 @@ class Coordinator:
         finally:
             self.stop_processes()
         self.end()
+
+    def set_deadline(self) -> float | None:
+        """--max-time for the crawl as a whole (what earlier runs spent counts): the
+        deadline in time.monotonic(), also put into Redis, in Redis's time (clocks need
+        not agree), where every worker learns it with its claims and cuts its fetches."""
+        options = self.session.request.crawl
+        if options.max_time is None:
+            return None
+        spent = self.state.crawl_time if self.state is not None else 0.0
+        deadline = time.monotonic() + options.max_time - spent
+        try:
+            seconds, micros = self.client.time()
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            self.client.set(self.prefix + "deadline", seconds * 1000 + micros // 1000 + left_ms)
+        except redis.RedisError as exc:
+            raise RedisLost(f"Redis at {describe(self.url)} stopped answering: {exc}") from None
+        return deadline
 
     def progress(self, on_progress: Callable, queued: int, alive: int) -> None:
         """The whole crawl's counts, with the workers alive to a callback that takes them."""

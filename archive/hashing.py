@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import queue
+import threading
+import weakref
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -85,3 +88,55 @@ def _b64(text: str) -> bytes:
 
 def _b64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class HashThread:
+    """A hashlib object whose updates run in order on a thread of its own (hashlib releases
+    the GIL on large buffers), so two digests over one stream use two cores. update()
+    queues at most `depth` buffers (memory stays flat); digest() waits for them. The
+    buffers must not change once handed over (bytes, or views of bytes). The thread ends
+    at digest() or close(), or when the object is dropped unfinished (a reading that
+    stopped midway)."""
+
+    def __init__(self, hasher: "hashlib._Hash", depth: int = 4) -> None:
+        self.name = hasher.name
+        self._hasher = hasher
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._errors: list[BaseException] = []
+        self._digest: bytes | None = None
+        # the thread holds the queue, the hasher and the error list, never this object
+        self._thread = threading.Thread(target=_hash_queued, args=(self._queue, hasher, self._errors),
+                                        name=f"hash {hasher.name}", daemon=True)
+        self._thread.start()
+        self._stop = weakref.finalize(self, self._queue.put, None)
+
+    def update(self, data) -> None:
+        if self._digest is not None:
+            raise ValueError("update after digest")
+        self._queue.put(data)
+
+    def close(self) -> None:
+        """End the thread (all updates done); the digest may be asked for after."""
+        if self._stop.alive:
+            self._stop()
+            self._thread.join()
+
+    def digest(self) -> bytes:
+        if self._digest is None:
+            self.close()
+            if self._errors:
+                raise self._errors[0]
+            self._digest = self._hasher.digest()
+        return self._digest
+
+    def hexdigest(self) -> str:
+        return self.digest().hex()
+
+
+def _hash_queued(pending: queue.Queue, hasher: "hashlib._Hash", errors: list) -> None:
+    while (data := pending.get()) is not None:
+        if not errors:
+            try:
+                hasher.update(data)
+            except BaseException as exc:  # noqa: BLE001 - raised again by digest()
+                errors.append(exc)

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import atexit
 import os
+import resource
+import sys
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import redis
-from redis.backoff import ExponentialBackoff, NoBackoff
-from redis.retry import Retry
-
 from archive.errors import ArchiveError
+
+if TYPE_CHECKING:
+    import redis
 
 REDIS_ENV = "ARCHIVE_REDIS"
 SCHEMES = ("redis", "rediss", "unix")
@@ -21,22 +23,34 @@ SCHEMES = ("redis", "rediss", "unix")
 RETRIES = 7
 
 
-STATS_ENV = "ARCHIVE_REDIS_STATS"   # a file: each process appends "<pid> <round trips>" at exit
+# a file: each process appends "<pid> <round trips> <CPU seconds> <command>" at exit
+STATS_ENV = "ARCHIVE_REDIS_STATS"
 
 
-class CountingConnection(redis.Connection):
-    """A connection that counts its round trips (a pipeline is one), for the benchmark."""
+# round trips made by this process's counting connections (a pipeline is one)
+ROUND_TRIPS = [0]
 
-    round_trips = 0
 
-    def send_packed_command(self, command, check_health=True):
-        CountingConnection.round_trips += 1
-        return super().send_packed_command(command, check_health)
+def _counting_connection() -> type:
+    """A connection class that counts its round trips, for the benchmark (made on first
+    use: the redis client is imported only by commands that connect, which keeps it out of
+    the start-up of every other command)."""
+    import redis
+
+    class CountingConnection(redis.Connection):
+        def send_packed_command(self, command, check_health=True):
+            ROUND_TRIPS[0] += 1
+            return super().send_packed_command(command, check_health)
+
+    return CountingConnection
 
 
 def _write_stats(path: str) -> None:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    command = sys.argv[1] if len(sys.argv) > 1 else "-"
     with open(path, "a", encoding="ascii") as fh:
-        fh.write(f"{os.getpid()} {CountingConnection.round_trips}\n")
+        fh.write(f"{os.getpid()} {ROUND_TRIPS[0]} "
+                 f"{usage.ru_utime + usage.ru_stime:.4f} {command}\n")
 
 
 class RedisLost(ArchiveError):
@@ -65,9 +79,13 @@ def describe(url: str) -> str:
 def connect(url: str, timeout: float = 5.0, name: str | None = None) -> redis.Redis:
     """A client for `url`, checked with PING; ArchiveError when it cannot be used. `name`
     shows in Redis's CLIENT LIST (which workers are connected)."""
+    import redis
+    from redis.backoff import ExponentialBackoff, NoBackoff
+    from redis.retry import Retry
+
     counting = {}
     if os.environ.get(STATS_ENV) and urlsplit(url).scheme == "redis":
-        counting = {"connection_class": CountingConnection}
+        counting = {"connection_class": _counting_connection()}
         if not getattr(connect, "_registered", False):
             atexit.register(_write_stats, os.environ[STATS_ENV])
             connect._registered = True

@@ -36,6 +36,7 @@ import argparse
 import compileall
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -66,14 +67,24 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float, int, float]:
     return seconds, usage.ru_maxrss / 1024, code, usage.ru_utime + usage.ru_stime
 
 
-def redis_counters(client, stats_file: Path) -> tuple[int, float]:
+def redis_counters(client, stats_file: Path) -> tuple[int, float, dict]:
     """(round trips to Redis, as the processes counted them (ARCHIVE_REDIS_STATS), CPU
-    seconds the Redis server used) so far."""
-    trips = 0
+    seconds the Redis server used, CPU seconds of our processes by command: capture (the
+    coordinator) and worker) so far."""
+    trips, cpu_by = 0, {"capture": [], "worker": []}
     if stats_file.exists():
-        trips = sum(int(line.split()[1]) for line in stats_file.read_text().splitlines() if line.strip())
+        for line in stats_file.read_text().splitlines():
+            pid, calls, cpu, command = line.split()
+            trips += int(calls)
+            cpu_by.setdefault(command, []).append(float(cpu))
     cpu = client.info("cpu")
-    return trips, cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+    return trips, cpu["used_cpu_user"] + cpu["used_cpu_sys"], cpu_by
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process: the test server's threads (the main one waits)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_once(pages: int, latency: float, workers: int, host_workers: int, repeat: int,
@@ -105,10 +116,14 @@ def run_once(pages: int, latency: float, workers: int, host_workers: int, repeat
                 with site.lock:
                     site.requests.clear()
                 stats = tmp / "redis-round-trips"
+                stats.unlink(missing_ok=True)
                 os.environ["ARCHIVE_REDIS_STATS"] = str(stats)
-                before = redis_counters(redis_client, stats) if redis_client is not None else (0, 0.0)
+                nothing = (0, 0.0, {"capture": [], "worker": []})
+                before = redis_counters(redis_client, stats) if redis_client is not None else nothing
+                server_before = own_cpu()
                 seconds, rss, _, cpu = timed(command, tmp)
-                after = redis_counters(redis_client, stats) if redis_client is not None else (0, 0.0)
+                server_cpu = own_cpu() - server_before
+                after = redis_counters(redis_client, stats) if redis_client is not None else nothing
                 with site.lock:
                     fetched = [p for p in site.requests if p == "/" or p.endswith(".html")]
                     fetches = len(site.requests)
@@ -119,7 +134,12 @@ def run_once(pages: int, latency: float, workers: int, host_workers: int, repeat
                        "rss_mb": max(rss, best["rss_mb"] if best else 0),
                        "cpu_ms_per_fetch": 1000 * cpu / fetches,
                        "redis_calls_per_fetch": (after[0] - before[0]) / fetches,
-                       "redis_cpu_ms_per_fetch": 1000 * (after[1] - before[1]) / fetches}
+                       "redis_cpu_ms_per_fetch": 1000 * (after[1] - before[1]) / fetches,
+                       "server_cpu_ms_per_fetch": 1000 * server_cpu / fetches,
+                       # per process: the coordinator's, and the mean of the workers'
+                       "coordinator_cpu_ms_per_fetch": 1000 * sum(after[2]["capture"]) / fetches,
+                       "worker_cpu_ms_per_fetch": 1000 * (sum(after[2]["worker"]) / len(after[2]["worker"])
+                                                          if after[2]["worker"] else 0.0) / fetches}
                 if best is None or seconds < best["seconds"]:
                     results[tool] = row
                 else:
@@ -285,22 +305,27 @@ def main() -> int:
                   f"{r['wget']['rss_mb']:7.1f}MB  {r['archive']['rss_mb']:9.1f}MB", flush=True)
             shared.append((latency_ms, r))
         if args.processes:
-            print("\nshared through Redis (archive capture --redis URL --processes N)")
+            print("\nshared through Redis (archive capture --redis URL --processes N); CPU in ms "
+                  "per fetch of the whole crawl: ours (all processes), the coordinator process, "
+                  "one worker process (mean), redis-server, the test server")
             print(f"{'latency':>8}  {'procs':>5}  {'pages/s':>8}  {'vs 1':>6}  {'vs wget':>7}  "
-                  f"{'redis calls/fetch':>17}  {'CPU ms/fetch':>12}  {'redis CPU ms/fetch':>18}  "
-                  f"{'peak RSS':>9}")
+                  f"{'redis calls/fetch':>17}  {'ours':>6}  {'coord':>6}  {'worker':>6}  "
+                  f"{'redis':>6}  {'server':>6}  {'peak RSS':>9}")
             for latency_ms, r in shared:
                 one = r["archive"]
                 print(f"{latency_ms:6.0f}ms  {1:>5}  {one['pages_per_s']:8.1f}  {1:5.2f}x  "
-                      f"{one['pages_per_s'] / r['wget']['pages_per_s']:6.2f}x  {0:17.1f}  "
-                      f"{one['cpu_ms_per_fetch']:12.3f}  {0:18.3f}  {one['rss_mb']:7.1f}MB")
+                      f"{one['pages_per_s'] / r['wget']['pages_per_s']:6.2f}x  {0:17.2f}  "
+                      f"{one['cpu_ms_per_fetch']:6.3f}  {one['cpu_ms_per_fetch']:6.3f}  {0:6.3f}  "
+                      f"{0:6.3f}  {one['server_cpu_ms_per_fetch']:6.3f}  {one['rss_mb']:7.1f}MB")
                 for n in args.processes:
                     x = r[f"x{n}"]
                     print(f"{latency_ms:6.0f}ms  {n:>5}  {x['pages_per_s']:8.1f}  "
                           f"{x['pages_per_s'] / one['pages_per_s']:5.2f}x  "
                           f"{x['pages_per_s'] / r['wget']['pages_per_s']:6.2f}x  "
-                          f"{x['redis_calls_per_fetch']:17.1f}  {x['cpu_ms_per_fetch']:12.3f}  "
-                          f"{x['redis_cpu_ms_per_fetch']:18.3f}  {x['rss_mb']:7.1f}MB", flush=True)
+                          f"{x['redis_calls_per_fetch']:17.2f}  {x['cpu_ms_per_fetch']:6.3f}  "
+                          f"{x['coordinator_cpu_ms_per_fetch']:6.3f}  {x['worker_cpu_ms_per_fetch']:6.3f}  "
+                          f"{x['redis_cpu_ms_per_fetch']:6.3f}  {x['server_cpu_ms_per_fetch']:6.3f}  "
+                          f"{x['rss_mb']:7.1f}MB", flush=True)
     finally:
         if server is not None:
             server.stop()

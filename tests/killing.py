@@ -19,7 +19,8 @@ def group_lines(journal: Path, marker: bytes = b'"t":"group"') -> int:
 
 def start_capture(args: list, work_dir: Path) -> subprocess.Popen:
     """`archive capture ARGS --work-dir WORK_DIR` in a process of its own."""
-    env = dict(os.environ, ARCHIVE_KEY_PASSPHRASE=PASSPHRASE)
+    # faulthandler: SIGABRT prints every thread's stack (see ended)
+    env = dict(os.environ, ARCHIVE_KEY_PASSPHRASE=PASSPHRASE, PYTHONFAULTHANDLER="1")
     return subprocess.Popen(
         [str(BIN / "archive"), "capture", *map(str, args), "--work-dir", str(work_dir)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -38,6 +39,22 @@ def journal_when(process: subprocess.Popen, work_dir: Path, ready: Callable[[Pat
         time.sleep(0.01)
     kill(process)
     raise AssertionError(f"the capture did not get far enough to be killed: {process.communicate()}")
+
+
+def ended(process: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """communicate(timeout); a capture still running then is aborted and the test fails
+    with every thread's stack, to say where it was stuck."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        ps = subprocess.run(["ps", "-eo", "pid,ppid,etime,args"], capture_output=True, text=True).stdout
+        browsers = "\n".join(line[:200] for line in ps.splitlines() if "chrom" in line or "playwright" in line)
+        if process.poll() is not None:     # gone, but something it started holds its output open
+            raise AssertionError(f"exited {process.returncode}, output still open after {timeout:.0f} s:\n"
+                                 f"{browsers}") from None
+        os.kill(process.pid, signal.SIGABRT)
+        raise AssertionError(f"still running after {timeout:.0f} s:\n{browsers}\n"
+                             f"{process.communicate()[1][-20000:]}") from None
 
 
 def kill(process: subprocess.Popen) -> None:

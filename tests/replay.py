@@ -14,7 +14,6 @@ import json
 import mimetypes
 import os
 import socket
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +22,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from archive import replayweb
 from archive.capture.browser import CHROMIUM_ARGS, find_chromium
 from archive.serve.ranges import byte_range
+from tests.site import serving_thread
 
 TYPES = {".js": "application/javascript", ".wacz": "application/wacz", ".json": "application/json",
          ".html": "text/html; charset=utf-8"}
@@ -129,7 +129,7 @@ class ReplayServer:
 
     def __init__(self) -> None:
         self.httpd = _Server(replay_folder())
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = serving_thread(self.httpd)
 
     def __enter__(self) -> "ReplayServer":
         self.thread.start()

@@ -14,7 +14,6 @@ import http.server
 import logging
 import os
 import socket
-import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable
@@ -24,6 +23,8 @@ import boto3
 import pytest
 import requests
 from moto.server import ThreadedMotoServer
+
+from tests.site import serving_thread
 
 
 @pytest.fixture(scope="session")
@@ -202,7 +203,7 @@ class S3Proxy:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = serving_thread(self.server)
 
     @property
     def url(self) -> str:

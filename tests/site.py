@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import http.server
 import socket
+import socketserver
 import struct
 import sys
 import threading
@@ -192,6 +193,17 @@ def fails_then(status: int, headers: dict, times: int = 1, body: bytes = b"<html
     return handler
 
 
+# serve_forever() looks for shutdown() every poll_interval, 0.5 s by default: every test
+# that stopped a server within half a second of starting it waited out the rest.
+POLL_INTERVAL = 0.02
+
+
+def serving_thread(server: socketserver.BaseServer) -> threading.Thread:
+    """A daemon thread that serves `server`, whose shutdown() returns within POLL_INTERVAL."""
+    return threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL},
+                            daemon=True)
+
+
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
@@ -220,7 +232,7 @@ class SiteServer:
             scheme = "https"
         self.port = self.httpd.server_address[1]
         self.base = f"{scheme}://{host}:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = serving_thread(self.httpd)
 
     def url(self, path: str) -> str:
         return self.base + path

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import stored_waczs
-from tests.killing import browser_pid, capture_killed_when, group_lines, journal_when, kill, start_capture
+from tests.killing import browser_pid, capture_killed_when, ended, group_lines, journal_when, kill, start_capture
 from tests.site import PNG, Site, SiteServer, fails_then, generated_site, slow
 from tests.warcs import member, pages, records
 
@@ -156,9 +156,14 @@ def test_a_browser_that_dies_stops_the_crawl_and_resume_captures_its_page_again(
                                  "--quiet"], tmp_path / "w")
         try:
             journal = journal_when(process, tmp_path / "w", lambda j: group_lines(j, PAGE_DONE) >= 2)
+            # Playwright makes the browser's profile in the capture's work folder, not /tmp,
+            # so that what a killed driver leaves goes with it
+            assert list(journal.parent.glob("browser/playwright_chromiumdev_profile-*"))
             time.sleep(0.5)   # into the next page
             os.kill(browser_pid(process.pid), signal.SIGKILL)
-            _, err = process.communicate(timeout=90)
+            # Stopping takes 2-3 s, at load 22 too: what outlasts 90 s is stuck (the
+            # failure shows where)
+            _, err = ended(process, timeout=90)
         finally:
             kill(process)
         assert process.returncode == 2, err

@@ -3,14 +3,13 @@
 import http.server
 import json
 import re
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.jobfiles import change_site, changing_site, run_records, write_job
-from tests.site import SiteServer
+from tests.site import SiteServer, serving_thread
 from tests.warcs import member, records
 
 
@@ -214,7 +213,7 @@ class _Hook(http.server.BaseHTTPRequestHandler):
 def webhook():
     received: list = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Hook,), {"received": received}))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = serving_thread(server)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", received
     server.shutdown()

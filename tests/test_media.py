@@ -387,6 +387,10 @@ def test_a_live_stream_is_recorded_as_live_not_captured_unless_media_live_says_h
 
 
 def test_delay_holds_between_media_requests_to_one_host(media_files, key, tmp_path):
+    """The k-th request reaches the server at least k delays after the first. Not each
+    gap: a request held up after its turn (a thread waiting for a core: 0.1 s seen under
+    load) shortens the gap after it; it can never come before its turn, so only the first
+    request's lateness counts against the bound. Without the delay they come 5-70 ms apart."""
     site = media_site(media_files)
     with SiteServer(site) as server:
         code, wacz = capture_cli([server.url("/hls.html"), "--media", "--delay", "0.3s",
@@ -394,9 +398,8 @@ def test_delay_holds_between_media_requests_to_one_host(media_files, key, tmp_pa
     assert code == 0 and items_by_page(wacz, server)["/hls.html"]["status"] == "kept"
     times = [t for path, t in site.times if path.startswith("/media/")]
     assert len(times) >= 5
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    # measured where the server receives them: the proxy's own jitter is in there too
-    assert min(gaps) >= 0.2 and sum(gaps) >= 0.28 * len(gaps), gaps
+    assert all(t - times[0] >= 0.3 * k - 0.25 for k, t in enumerate(times)), \
+        [round(b - a, 3) for a, b in zip(times, times[1:])]
 
 
 def test_the_pages_poster_and_subtitle_track_are_kept_as_the_items_thumbnail_and_subtitles(

@@ -210,7 +210,7 @@ def test_a_worker_killed_mid_crawl_changes_nothing(gsite, key, pubkey, redis_ser
                 return False
             prefix = f"archive:crawl:{capture_id}:"
             handed = [json.loads(h)["worker"]["id"] for h in client.lrange(prefix + "handovers", 0, -1)]
-            owners = client.hvals(prefix + "owner")
+            owners = client.hvals(prefix + "lease")      # worker id, space, item
             # it handed something over already, and holds URLs it has not handed over
             return any(w.startswith("w") for w in handed) and any(o.startswith("w") for o in owners)
         wait_until(doomed_holds_urls, what="the worker to hold URLs")
@@ -514,3 +514,76 @@ def test_a_durable_redis_restarted_mid_crawl_changes_nothing(gsite, key, pubkey,
         server.stop()
     assert code == 0, err
     the_whole_site_once(gsite, store, pubkey)
+
+
+def test_max_bytes_holds_for_the_crawl_as_a_whole(gsite, key, pubkey, redis_server, tmp_path):
+    """--max-bytes counts what every worker fetched: the crawl stops when all of them
+    together reach it, though none of them alone does."""
+    limit = 12_000          # about a third of the site (37,822 bytes in all)
+    gsite.site.delay = 0.15     # the workers join before the coordinator alone gets far
+    store = tmp_path / "store"
+    with workers_running(2, redis_server.url, store, tmp_path / "workers", "--workers", "2"):
+        code, out, err = finish(start_coordinator(
+            gsite, key, store, tmp_path / "work", redis_server.url, "--workers", "2",
+            "--host-workers", "8", "--max-bytes", limit, "--json"))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["stop_reason"] == "max-bytes"
+    # past the limit by at most what was in flight when it was reached (six fetches at
+    # once here, none over 1.5 kB): far from the whole site, or from a limit per worker
+    assert limit <= result["bytes"] < limit + 6 * 1_500, result["bytes"]
+    (wacz,) = stored(store)
+    verify(wacz, pubkey)
+    evidence = json.loads(member(wacz, "evidence/capture.json"))
+    assert evidence["stopReason"] == "max-bytes" and evidence["notFetched"]
+    took_part = [w for w in evidence["workers"] if w["fetches"]]
+    assert len(took_part) >= 2 and sum(w["bytes"] for w in took_part) == result["bytes"], took_part
+    assert set(fetched(wacz).values()) == {1}
+
+
+def trickle(seconds: float, every: float = 0.1, chunk: int = 1 << 16):
+    """A response whose body comes a block at a time for `seconds`."""
+    def handler(h) -> None:
+        blocks = int(seconds / every)
+        h.send_response(200)
+        h.send_header("Content-Type", "image/png")
+        h.send_header("Content-Length", str(blocks * chunk))
+        h.end_headers()
+        for _ in range(blocks):
+            h.wfile.write(b"x" * chunk)
+            h.wfile.flush()
+            time.sleep(every)
+    return handler
+
+
+def test_max_time_holds_for_the_crawl_as_a_whole(key, pubkey, redis_server, tmp_path):
+    """--max-time is the coordinator's clock, learnt by every worker through Redis: no
+    worker starts a fetch after it, and a fetch under way then is cut there (a response
+    that takes 40 s does not keep the crawl going)."""
+    site = generated_site(PAGES)
+    site.delay = 0.3        # about 6 s for the whole site at six fetches at once
+    site.add("/i/1-a.png", handler=trickle(40))
+    store = tmp_path / "store"
+    with SiteServer(site) as server:
+        with workers_running(2, redis_server.url, store, tmp_path / "workers", "--workers", "2"):
+            started = time.monotonic()
+            code, out, err = finish(archive(
+                "capture", server.url("/"), "--depth", "9", "--scope", "host", "--key", key,
+                "--store", store, "--work-dir", tmp_path / "work", "--redis", redis_server.url,
+                "--workers", "2", "--host-workers", "8", "--max-time", "2", "--timeout", "60",
+                "--json"))
+            took = time.monotonic() - started
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["stop_reason"] == "max-time"
+    assert took < 20, took              # not the 40 s of the slow response
+    first = min(t for _, t in site.times)
+    late = [(path, round(t - first, 2)) for path, t in site.times if t - first > 2.5]
+    assert not late, late               # nothing started after the deadline (+ jitter)
+    (wacz,) = stored(store)
+    verify(wacz, pubkey)
+    evidence = json.loads(member(wacz, "evidence/capture.json"))
+    assert evidence["stopReason"] == "max-time" and evidence["notFetched"]
+    assert len([w for w in evidence["workers"] if w["fetches"]]) >= 2, evidence["workers"]
+    cut = [r for r in records(wacz) if r["uri"] == server.url("/i/1-a.png") and r["type"] == "response"]
+    assert cut and cut[0]["headers"].get("WARC-Truncated") == "time"    # cut there, recorded

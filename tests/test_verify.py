@@ -19,7 +19,7 @@ from archive.verify.model import VerifyOptions
 from archive.verify.report import schema
 from archive.reader.source import Source, local_source
 from tests.verifyhelp import (
-    FOREIGN, archive_cmd, build_wacz, gzip_members, make_capture, new_signer, png, refresh,
+    FOREIGN, CountingFile, archive_cmd, build_wacz, gzip_members, make_capture, new_signer, png, refresh,
 )
 
 
@@ -170,29 +170,15 @@ def test_unknown_capture_id_and_missing_store_exit_2(run, tmp_path):
         assert result.code == 2 and result.out == "" and result.err.count("\n") == 1, result
 
 
-class _Counting(io.FileIO):
-    total = 0
-
-    def read(self, size=-1):
-        data = super().read(size)
-        _Counting.total += len(data)
-        return data
-
-    def readinto(self, buffer):
-        n = super().readinto(buffer)
-        _Counting.total += n or 0
-        return n
-
-
 def test_each_byte_is_read_once(sealed):
     """File hash, member hashes and record digests come from one read of the file."""
-    _Counting.total = 0
+    CountingFile.total = 0
     size = sealed.stat().st_size
-    source = Source(str(sealed), size, lambda: _Counting(str(sealed)))
+    source = Source(str(sealed), size, lambda: CountingFile(str(sealed)))
     report = verify_source(source, VerifyOptions(allow_unsigned=True))
     assert report.sha256 == hashlib.sha256(sealed.read_bytes()).hexdigest()
     # the central directory and local headers are read twice (to plan the read): a few KB
-    assert size <= _Counting.total < size + 64 * 1024 + 2 * 8, (_Counting.total, size)
+    assert size <= CountingFile.total < size + 64 * 1024 + 2 * 8, (CountingFile.total, size)
 
 
 def test_hash_matches_sha256sum_and_checks_with_it(sealed, tmp_path, run):

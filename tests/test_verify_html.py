@@ -7,12 +7,12 @@ import http.server
 import re
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
+from tests.site import serving_thread
 from tests.verifyhelp import build_wacz, new_signer, png
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -59,7 +59,7 @@ class _Recorder(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
 
     def __enter__(self):
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        serving_thread(self).start()
         return self
 
     def __exit__(self, *exc):

@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.site import serving_thread
+
 POLICY = "1.3.6.1.4.1.99999.1.1"   # a private-arc policy OID for the test TSA
 UTC = datetime.timezone.utc
 
@@ -212,7 +214,7 @@ class TestTsa:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/tsr"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = serving_thread(self._server)
 
     def _trickle(self, handler: BaseHTTPRequestHandler, data: bytes) -> None:
         """Send the answer (headers too, in `trickle-headers`) one byte every 0.2 s."""

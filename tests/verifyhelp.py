@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import struct
@@ -143,6 +144,21 @@ def gzip_members(data: bytes) -> list[bytes]:
         members.append(data[pos:end])
         pos = end
     return members
+
+
+class CountingFile(io.FileIO):
+    """A file that counts the bytes read from it (all such files together, in `total`)."""
+    total = 0
+
+    def read(self, size=-1):
+        data = super().read(size)
+        CountingFile.total += len(data)
+        return data
+
+    def readinto(self, buffer):
+        n = super().readinto(buffer)
+        CountingFile.total += n or 0
+        return n
 
 
 def warcio_check(path: Path) -> int:

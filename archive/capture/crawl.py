@@ -259,6 +259,11 @@ class Crawler:
                     self.dedup.add(digest, original)
             journal.append(resume_line())
 
+    def cut_at(self, deadline: float) -> None:
+        """End the crawl at `deadline` (time.monotonic()): a shared crawl's --max-time,
+        kept by its coordinator and learnt from Redis."""
+        self._deadline = deadline
+
     # -- running ---------------------------------------------------------------
     def run(self, on_progress: Callable[[CrawlStats, int], None] | None = None) -> CrawlStats:
         """Crawl until the frontier is empty or a limit is reached. On an interrupt or a

@@ -12,9 +12,11 @@ worker that lost its lease fetched never enters the capture.
 Keys (prefix `archive:crawl:<capture id>:`): config, seen (set), q:<origin> (zset of
 items by priority), ready (zset of origins by the time they may start again), h:<origin>
 (hash: active, next, delay), delayed (zset: retries by time), leases (zset: URL by
-expiry), owner / litem (hashes by URL), active (set), counted (set: pages counted
+expiry), lease (hash: URL -> worker id and item), active (set: leased URLs whose fetch
+has not ended), counted (set: pages counted
 against --max-pages), pages, queued, over (list: pages left by --max-pages), stop,
-handovers (list), done (set), digests (hash) and digestlog (list: the same, in the order
+handovers (list), done (set), fetchedbytes (bytes fetched, against --max-bytes),
+deadline (--max-time, in Redis's time), digests (hash) and digestlog (list: the same, in the order
 handed over), robots (hash), alive (zset: workers).
 Times are the Redis server's (TIME): machines' clocks never need to agree.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 import redis
@@ -33,6 +36,7 @@ from archive.redisconn import RedisLost
 
 CRAWLS_KEY = "archive:crawls"            # capture ids of the shared crawls in progress
 GLOBAL_STOPS = ("max-time", "max-bytes")  # reasons that stop the whole crawl, not one worker
+BATCH = 4        # URLs leased in one round trip (no --delay): fetches per claim, not one
 
 
 def crawl_prefix(capture_id: str) -> str:
@@ -51,47 +55,89 @@ end
 local function full(maxp)
   return maxp >= 0 and tonumber(redis.call('GET', P .. 'pages') or '0') >= maxp
 end
-local function push(it, aside)
-  local d = cjson.decode(it)
+-- queue order numbers, taken from Redis in blocks (one call, not one an item)
+local seq_next, seq_last = 1, 0
+-- hosts made ready by this call already
+local readied = {}
+local function push(it, aside, d)
+  d = d or cjson.decode(it)
   if aside and is_page(d) and redis.call('SISMEMBER', P .. 'counted', d[1]) == 0 then
     redis.call('RPUSH', P .. 'over', it)
     return
   end
   local prio = 0
   if not d[3] then prio = d[2] + 1 end
-  local seq = redis.call('INCR', P .. 'seq')
-  redis.call('ZADD', P .. 'q:' .. d[6], prio * 1e9 + seq, it)
+  if seq_next > seq_last then
+    seq_last = redis.call('INCRBY', P .. 'seq', 64)
+    seq_next = seq_last - 63
+  end
+  redis.call('ZADD', P .. 'q:' .. d[6], prio * 1e9 + seq_next, it)
+  seq_next = seq_next + 1
   redis.call('INCR', P .. 'queued')
-  local nxt = redis.call('HGET', P .. 'h:' .. d[6], 'next') or '0'
-  redis.call('ZADD', P .. 'ready', 'NX', nxt, d[6])
+  if not readied[d[6]] then
+    readied[d[6]] = true
+    local nxt = redis.call('HGET', P .. 'h:' .. d[6], 'next') or '0'
+    redis.call('ZADD', P .. 'ready', 'NX', nxt, d[6])
+  end
 end
-local function drop_lease(url)
+-- a lease: leases (zset, URL by expiry) and lease (hash, URL -> worker id, space, item)
+local function owns(v, wid)
+  return v ~= false and v ~= nil and string.sub(v, 1, #wid + 1) == wid .. ' '
+end
+local function drop_lease(url, v)
   redis.call('ZREM', P .. 'leases', url)
-  redis.call('HDEL', P .. 'owner', url)
-  local it = redis.call('HGET', P .. 'litem', url)
-  redis.call('HDEL', P .. 'litem', url)
-  if it and redis.call('SREM', P .. 'active', url) == 1 then
+  if v == nil then v = redis.call('HGET', P .. 'lease', url) end
+  if not v then return nil end
+  redis.call('HDEL', P .. 'lease', url)
+  local it = string.sub(v, string.find(v, ' ', 1, true) + 1)
+  if redis.call('SREM', P .. 'active', url) == 1 then
     redis.call('HINCRBY', P .. 'h:' .. cjson.decode(it)[6], 'active', -1)
   end
   return it
 end
 """
 
-# ARGV: prefix, worker id, lease ms, per-host limit, delay ms, max pages (-1: none), the
-# URL and origin this thread finished with ('' for none: a release rides along), and how
-# much of the log of payload digests handed over this worker has read. Every reply but
-# 'gone' is {kind, a, b, new log position, log entries...}: each worker learns the
-# crawl's deduplication originals with its claims, never asking for them one by one.
+# One round trip of a worker: what its threads finished and found since the last one goes
+# in, up to `want` leased items come out (a batch: one round trip serves several fetches).
+# ARGV: prefix, worker id, lease ms, per-host limit, delay ms, max pages (-1: none), how
+# much of the log of payload digests handed over this worker has read, want, bytes
+# fetched since the last call, max bytes (-1: none), n, then n pairs of a URL and its
+# origin whose fetches ended (their hosts are free again), then items found (queued
+# unless seen). Every reply but 'gone' is {kind, a, b, new log position, ms left until
+# --max-time ('' for no limit), items..., log entries...} with b the number of items:
+# each worker learns the crawl's deduplication originals and its deadline with its
+# claims, never asking for them one by one.
 _CLAIM = _COMMON + """
 local wid, lease, per_host, delay, maxp = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-if ARGV[7] ~= '' and redis.call('SREM', P .. 'active', ARGV[7]) == 1 then
-  redis.call('HINCRBY', P .. 'h:' .. ARGV[8], 'active', -1)
-end
+local want, nrel = tonumber(ARGV[8]), tonumber(ARGV[11])
 if redis.call('EXISTS', P .. 'config') == 0 then return {'gone'} end
-local function reply(kind, a, b)
-  local cursor = tonumber(ARGV[9])
+for i = 0, nrel - 1 do
+  if redis.call('SREM', P .. 'active', ARGV[12 + 2 * i]) == 1 then
+    redis.call('HINCRBY', P .. 'h:' .. ARGV[13 + 2 * i], 'active', -1)
+  end
+end
+if 12 + 2 * nrel <= #ARGV then
+  local is_full = full(maxp)
+  for i = 12 + 2 * nrel, #ARGV do
+    local d = cjson.decode(ARGV[i])
+    if redis.call('SADD', P .. 'seen', d[1]) == 1 then push(ARGV[i], is_full, d) end
+  end
+end
+local fetched = tonumber(ARGV[9])
+if fetched > 0 then
+  local total = redis.call('INCRBY', P .. 'fetchedbytes', fetched)
+  local maxb = tonumber(ARGV[10])
+  if maxb >= 0 and total >= maxb then redis.call('SET', P .. 'stop', 'max-bytes', 'NX') end
+end
+local got = {}
+local function reply(kind, a)
+  local cursor = tonumber(ARGV[7])
   local log = redis.call('LRANGE', P .. 'digestlog', cursor, cursor + 499)
-  local out = {kind, a or '', b or '', tostring(cursor + #log)}
+  local left = ''
+  local deadline = redis.call('GET', P .. 'deadline')
+  if deadline then left = tostring(tonumber(deadline) - now_ms()) end
+  local out = {kind, a or '', tostring(#got), tostring(cursor + #log), left}
+  for _, it in ipairs(got) do out[#out + 1] = it end
   for _, e in ipairs(log) do out[#out + 1] = e end
   return out
 end
@@ -103,54 +149,61 @@ for _, url in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now)) do
 end
 local stop = redis.call('GET', P .. 'stop')
 if stop then return reply('stop', stop) end
+if want == 0 then return reply('flushed') end
 for _, it in ipairs(redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now)) do
   redis.call('ZREM', P .. 'delayed', it)
   push(it, false)
 end
-local is_full = full(maxp)
-local best, bhost, bscore = nil, nil, nil
-for _, host in ipairs(redis.call('ZRANGEBYSCORE', P .. 'ready', '-inf', now, 'LIMIT', 0, 256)) do
-  local q = P .. 'q:' .. host
-  while is_full do
-    local head = redis.call('ZRANGE', q, 0, 0)[1]
-    if not head then break end
-    local d = cjson.decode(head)
-    if not is_page(d) or redis.call('SISMEMBER', P .. 'counted', d[1]) == 1 then break end
-    redis.call('ZREM', q, head)
-    redis.call('DECR', P .. 'queued')
-    redis.call('RPUSH', P .. 'over', head)
+while #got < want do
+  local is_full = full(maxp)
+  local best, bhost, bscore, bdelay = nil, nil, nil, 0
+  for _, host in ipairs(redis.call('ZRANGEBYSCORE', P .. 'ready', '-inf', now, 'LIMIT', 0, 256)) do
+    local q = P .. 'q:' .. host
+    while is_full do
+      local head = redis.call('ZRANGE', q, 0, 0)[1]
+      if not head then break end
+      local d = cjson.decode(head)
+      if not is_page(d) or redis.call('SISMEMBER', P .. 'counted', d[1]) == 1 then break end
+      redis.call('ZREM', q, head)
+      redis.call('DECR', P .. 'queued')
+      redis.call('RPUSH', P .. 'over', head)
+    end
+    local top = redis.call('ZRANGE', q, 0, 0, 'WITHSCORES')
+    if #top == 0 then
+      redis.call('ZREM', P .. 'ready', host)
+    else
+      local hv = redis.call('HMGET', P .. 'h:' .. host, 'active', 'delay')
+      if tonumber(hv[1] or '0') < per_host then
+        local score = tonumber(top[2])
+        if best == nil or score < bscore then
+          best, bhost, bscore, bdelay = top[1], host, score, tonumber(hv[2] or '0')
+        end
+      end
+    end
   end
-  local top = redis.call('ZRANGE', q, 0, 0, 'WITHSCORES')
-  if #top == 0 then
-    redis.call('ZREM', P .. 'ready', host)
-  elseif tonumber(redis.call('HGET', P .. 'h:' .. host, 'active') or '0') < per_host then
-    local score = tonumber(top[2])
-    if best == nil or score < bscore then best, bhost, bscore = top[1], host, score end
-  end
-end
-if best then
+  if not best then break end
   redis.call('ZREM', P .. 'q:' .. bhost, best)
   redis.call('DECR', P .. 'queued')
   local h = P .. 'h:' .. bhost
   redis.call('HINCRBY', h, 'active', 1)
-  local own = tonumber(redis.call('HGET', h, 'delay') or '0')
-  local nxt = now + math.max(delay, own)
-  redis.call('HSET', h, 'next', nxt)
-  if redis.call('ZCARD', P .. 'q:' .. bhost) > 0 then
-    redis.call('ZADD', P .. 'ready', nxt, bhost)
-  else
-    redis.call('ZREM', P .. 'ready', bhost)
+  local gap = math.max(delay, bdelay)
+  local more = redis.call('ZCARD', P .. 'q:' .. bhost) > 0
+  if gap > 0 then
+    local nxt = now + gap
+    redis.call('HSET', h, 'next', nxt)
+    if more then redis.call('ZADD', P .. 'ready', nxt, bhost) end
   end
+  if not more then redis.call('ZREM', P .. 'ready', bhost) end
   local d = cjson.decode(best)
   redis.call('ZADD', P .. 'leases', now + lease, d[1])
-  redis.call('HSET', P .. 'owner', d[1], wid)
-  redis.call('HSET', P .. 'litem', d[1], best)
+  redis.call('HSET', P .. 'lease', d[1], wid .. ' ' .. best)
   redis.call('SADD', P .. 'active', d[1])
   if is_page(d) and redis.call('SADD', P .. 'counted', d[1]) == 1 then
     redis.call('INCR', P .. 'pages')
   end
-  return reply('item', best)
+  got[#got + 1] = best
 end
+if #got > 0 then return reply('item') end
 local queued = tonumber(redis.call('GET', P .. 'queued') or '0')
 if queued == 0 and redis.call('ZCARD', P .. 'leases') == 0 and redis.call('ZCARD', P .. 'delayed') == 0 then
   return reply('done')
@@ -162,7 +215,7 @@ local dl = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
 if dl[2] then wait = math.min(wait, tonumber(dl[2]) - now) end
 local ls = redis.call('ZRANGE', P .. 'leases', 0, 0, 'WITHSCORES')
 if ls[2] then wait = math.min(wait, tonumber(ls[2]) - now + 1) end
-return reply('wait', tostring(math.max(wait, 1)), tostring(queued))
+return reply('wait', tostring(math.max(wait, 1)) .. ' ' .. tostring(queued))
 """
 
 # ARGV: prefix, max pages, item... ; returns 1 for each item queued, 0 for one seen before
@@ -172,7 +225,7 @@ local res = {}
 for i = 3, #ARGV do
   local d = cjson.decode(ARGV[i])
   if redis.call('SADD', P .. 'seen', d[1]) == 1 then
-    push(ARGV[i], is_full)
+    push(ARGV[i], is_full, d)
     res[#res + 1] = 1
   else
     res[#res + 1] = 0
@@ -181,13 +234,26 @@ end
 return res
 """
 
-# ARGV: prefix, url, origin
-_RELEASE = """
-local P = ARGV[1]
-if redis.call('SREM', P .. 'active', ARGV[2]) == 1 then
-  redis.call('HINCRBY', P .. 'h:' .. ARGV[3], 'active', -1)
+# ARGV: prefix, worker id, n, n pairs of a URL and its origin whose fetches ended, then
+# URLs leased to this worker and not started, given back to the queue (a stop, or a host
+# held by Retry-After); returns how many were given back
+_RELEASE = _COMMON + """
+local wid, nrel = ARGV[2], tonumber(ARGV[3])
+if redis.call('EXISTS', P .. 'config') == 0 then return 0 end
+for i = 0, nrel - 1 do
+  if redis.call('SREM', P .. 'active', ARGV[4 + 2 * i]) == 1 then
+    redis.call('HINCRBY', P .. 'h:' .. ARGV[5 + 2 * i], 'active', -1)
+  end
 end
-return 1
+local n = 0
+for i = 4 + 2 * nrel, #ARGV do
+  local v = redis.call('HGET', P .. 'lease', ARGV[i])
+  if owns(v, wid) then
+    local it = drop_lease(ARGV[i], v)
+    if it then push(it, false); n = n + 1 end
+  end
+end
+return n
 """
 
 # ARGV: prefix, origin, ms from now until the host may start again, its own delay ms (or -1)
@@ -214,7 +280,7 @@ redis.call('ZADD', P .. 'alive', now, wid)
 local lost = {}
 for i = 4, #ARGV do
   local s = redis.call('ZSCORE', P .. 'leases', ARGV[i])
-  if s and tonumber(s) > now and redis.call('HGET', P .. 'owner', ARGV[i]) == wid then
+  if s and tonumber(s) > now and owns(redis.call('HGET', P .. 'lease', ARGV[i]), wid) then
     redis.call('ZADD', P .. 'leases', 'XX', now + lease, ARGV[i])
   else
     lost[#lost + 1] = ARGV[i]
@@ -231,19 +297,22 @@ local wid = ARGV[2]
 if redis.call('EXISTS', P .. 'config') == 0 then return {'gone'} end
 local c = cjson.decode(ARGV[4])
 local now = now_ms()
+local held = {}
 for _, url in ipairs(c.leased) do
   local s = redis.call('ZSCORE', P .. 'leases', url)
-  if (not s) or tonumber(s) <= now or redis.call('HGET', P .. 'owner', url) ~= wid then
+  local v = redis.call('HGET', P .. 'lease', url)
+  if (not s) or tonumber(s) <= now or not owns(v, wid) then
     return {'lost', url}
   end
+  held[url] = v
 end
 local n = redis.call('RPUSH', P .. 'handovers', ARGV[3])
 for _, url in ipairs(c.final) do
-  drop_lease(url)
+  drop_lease(url, held[url])
   redis.call('SADD', P .. 'done', url)
 end
 for _, r in ipairs(c.retry) do
-  drop_lease(r[1])
+  drop_lease(r[1], held[r[1]])
   redis.call('ZADD', P .. 'delayed', now + r[3], r[2])
 end
 for _, kv in ipairs(c.digests) do
@@ -288,7 +357,12 @@ class Scripts:
 class RedisFrontier:
     """One worker process's view of the shared frontier (thread safe). `on_idle(tail)` is
     called when nothing may start now (tail: nothing is queued at all), so the worker
-    can hand over what it holds; it returns True when it handed something over."""
+    can hand over what it holds; it returns True when it handed something over.
+
+    One round trip serves several fetches: a claim leases a batch (kept here, renewed
+    with the rest, given back when this worker stops), and carries the hosts freed and
+    the URLs found since the last one (`defer_adds`: a worker's fetches; they go out
+    with the next claim, or before a hand-over at the latest)."""
 
     shared = True
     # --max-pages is held in Redis for the crawl as a whole (its scripts queue nothing past
@@ -297,7 +371,8 @@ class RedisFrontier:
 
     def __init__(self, client: redis.Redis, capture_id: str, worker_id: str, *, lease: float,
                  per_host: int, delay: float, max_pages: int | None,
-                 on_idle: Callable[[bool], bool] | None = None) -> None:
+                 on_idle: Callable[[bool], bool] | None = None, batch: int = BATCH,
+                 max_bytes: int | None = None) -> None:
         self.client = client
         self.prefix = crawl_prefix(capture_id)
         self.worker_id = worker_id
@@ -305,6 +380,11 @@ class RedisFrontier:
         self.per_host = max(1, per_host)
         self.delay_ms = max(0, int(delay * 1000))
         self.max_pages = -1 if max_pages is None else max_pages
+        self.max_bytes = -1 if max_bytes is None else max_bytes
+        # with a delay between requests to a host, a URL is claimed when a thread is free
+        # to start it (one leased ahead would start later than Redis timed it)
+        self.batch = max(1, batch) if self.delay_ms == 0 else 1
+        self.defer_adds = False
         self.on_idle = on_idle
         self.scripts = Scripts(client)
         self.stop_reason: str | None = None
@@ -314,10 +394,21 @@ class RedisFrontier:
         self.lost: set[str] = set()              # leases found lost by renew()
         self._local_stop: str | None = None
         self._cond = threading.Condition()
-        self._thread = threading.local()         # `finished`: the item to release next claim
+        self._thread = threading.local()         # `offered`: what the thread's last fetch found
+        self._ahead: deque[Item] = deque()       # leased, not started yet
+        self._freed: list[str] = []              # URL, origin, ...: fetches ended, hosts to free
+        self._found: list[str] = []              # encoded items found, not sent yet
+        self._bytes = 0                          # bytes fetched, not counted in Redis yet
+        self._waiting = 0                        # threads in claim()
+        self._asking = False                     # one of them is asking Redis
+        self._events = 0                         # hosts freed and URLs found, counted
+        self._sent = 0                           # round trips taken, numbered
+        self._sending: set[int] = set()          # those not answered yet
         self._slowed: dict[str, float] = {}      # origin -> Crawl-delay told to Redis
         self.digests_read = 0                    # entries of the digest log learnt
         self.on_digests: Callable[[list[str]], None] | None = None
+        # told the crawl's --max-time deadline (time.monotonic()), kept by the coordinator
+        self.on_deadline: Callable[[float], None] | None = None
 
     def _call(self, script, args: list):
         self.round_trips += 1
@@ -328,40 +419,117 @@ class RedisFrontier:
 
     # -- handing out ----------------------------------------------------------
     def claim(self) -> Item | None:
+        with self._cond:
+            self._waiting += 1
+        try:
+            return self._claim()
+        finally:
+            with self._cond:
+                self._waiting -= 1
+
+    def _claim(self) -> Item | None:
+        # one thread of the process asks Redis at a time, for every thread waiting (a
+        # thread woken by a freed host would otherwise ask with the others, in vain)
         while True:
-            done = getattr(self._thread, "finished", None)
-            if self._local_stop:
-                if done is not None:
-                    self._release_now(done)
-                return None
-            reply = self._call(self.scripts.claim, [
-                self.worker_id, self.lease_ms, self.per_host, self.delay_ms, self.max_pages,
-                done.url if done else "", origin(done.url) if done else "", self.digests_read])
-            self._thread.finished = None
-            kind = reply[0]
-            if kind != "gone":
-                self._learn(int(reply[3]), reply[4:])
-            if kind == "item":
-                item = decode_item(reply[1])
+            with self._cond:
+                while not self._local_stop:
+                    if self._ahead and not self._found:
+                        return self._ahead.popleft()
+                    if not self._asking:
+                        break
+                    self._cond.wait(0.1)
+                if self._local_stop:
+                    break
+                self._asking = True
+                want = 0 if self._ahead else max(self.batch, self._waiting)
+            try:
+                kind, a = self._round_trip(want)
+            finally:
                 with self._cond:
-                    self.held[item.url] = item
-                return item
+                    self._asking = False
+                    self._cond.notify_all()
+            with self._cond:
+                if self._ahead and kind != "stop":
+                    return self._ahead.popleft()
             if kind == "stop":
-                self.stop_reason = self.stop_reason or reply[1]
-                return None
-            if kind == "gone":
-                raise RedisLost("the crawl's state is gone from Redis (restarted without "
-                                "persistence, or flushed)")
+                self.stop_reason = self.stop_reason or a
+                break
+            if kind in ("item", "flushed"):
+                continue        # taken by another thread meanwhile
             if kind == "done":
                 if self.on_idle is not None and self.on_idle(True):
                     continue
                 return None
-            wait, queued = int(reply[1]) / 1000, int(reply[2])
+            wait, queued = (int(n) for n in a.split())
             if self.on_idle is not None and self.on_idle(queued == 0):
                 continue
             with self._cond:
-                # woken early when a thread of this process releases a host
-                self._cond.wait(min(max(wait, 0.005), 0.1))
+                # woken early when a thread of this process frees a host or finds URLs
+                events = self._events
+                self._cond.wait_for(lambda: self._events != events or self._local_stop,
+                                    min(max(wait / 1000, 0.005), 0.1))
+        self.give_back()
+        return None
+
+    def _round_trip(self, want: int) -> tuple[str, str]:
+        """One claim script call: what was freed and found goes in, up to `want` items
+        come out (kept ahead for this process's threads). Returns (kind, detail)."""
+        with self._cond:
+            freed, self._freed = self._freed, []
+            found, self._found = self._found, []
+            fetched, self._bytes = self._bytes, 0
+            self._sent += 1
+            call = self._sent
+            self._sending.add(call)
+        try:
+            reply = self._call(self.scripts.claim, [
+                self.worker_id, self.lease_ms, self.per_host, self.delay_ms, self.max_pages,
+                self.digests_read, want, fetched, self.max_bytes, len(freed) // 2, *freed, *found])
+        finally:
+            with self._cond:
+                self._sending.discard(call)
+                self._cond.notify_all()
+        if reply[0] == "gone":
+            raise RedisLost("the crawl's state is gone from Redis (restarted without "
+                            "persistence, or flushed)")
+        count = int(reply[2])
+        if reply[4] != "" and self.on_deadline is not None:
+            self.on_deadline(time.monotonic() + int(reply[4]) / 1000)
+        items = [decode_item(raw) for raw in reply[5:5 + count]]
+        self._learn(int(reply[3]), reply[5 + count:])
+        if items:
+            with self._cond:
+                for item in items:
+                    self.held[item.url] = item
+                self._ahead.extend(items)
+        return reply[0], reply[1]
+
+    def flush(self) -> None:
+        """Send what was found and freed now (before a hand-over: what a fetch found is
+        queued in Redis before its lease goes)."""
+        with self._cond:
+            pending = bool(self._found or self._freed or self._bytes)
+            earlier = set(self._sending)
+        if pending:
+            self._round_trip(0)
+        with self._cond:
+            # and what another thread is sending now has arrived
+            while earlier & self._sending:
+                self._cond.wait(0.1)
+
+    def give_back(self, host: str | None = None) -> None:
+        """Leases taken ahead and not started go back to the queue (of one host, or all),
+        with the hosts freed meanwhile."""
+        with self._cond:
+            back = [i for i in self._ahead if host is None or origin(i.url) == host]
+            self._ahead = deque(i for i in self._ahead if i not in back)
+            freed, self._freed = self._freed, []
+        if back or freed:
+            self._call(self.scripts.release, [self.worker_id, len(freed) // 2, *freed,
+                                              *(i.url for i in back)])
+            with self._cond:
+                for item in back:
+                    self.held.pop(item.url, None)
 
     def _learn(self, position: int, entries: list[str]) -> None:
         """Originals handed over since this worker last read the log (threads may read
@@ -372,30 +540,39 @@ class RedisFrontier:
             self.digests_read = max(self.digests_read, position)
 
     def release(self, item: Item) -> None:
-        """The thread is done with the item: its host is freed with the thread's next
-        claim (one round trip for both), or now when the thread asks for no more."""
-        previous = getattr(self._thread, "finished", None)
-        if previous is not None:
-            self._release_now(previous)
-        self._thread.finished = item
+        """The thread is done with the item: its host is freed with the next round trip."""
         with self._cond:
+            self._freed += (item.url, origin(item.url))
+            self._events += 1
             self._cond.notify_all()
 
-    def _release_now(self, item: Item) -> None:
-        self._thread.finished = None
-        self._call(self.scripts.release, [item.url, origin(item.url)])
+    def fetched(self, nbytes: int) -> None:
+        """Bytes recorded by this process: counted against --max-bytes for the crawl as a
+        whole with the next round trip."""
+        if nbytes:
+            with self._cond:
+                self._bytes += nbytes
 
     def add(self, item: Item) -> bool:
         return bool(self.add_many([item]))
 
     def add_many(self, items: list[Item]) -> list[Item]:
-        """Queue the items whose URLs were never seen in the crawl; returns those."""
+        """Queue the items whose URLs were never seen in the crawl; returns those (with
+        `defer_adds`, all of them: Redis sorts them out with the next round trip)."""
         # every item offered, new or not, for the hand-over of the fetch that found them
         # (the coordinator's journal must know what each fetch leads to, whichever
         # worker's fetch Redis heard of first)
         self._thread.offered = list(items)
         if not items:
             return []
+        # a redirect's target is asked at once: whether it is new decides whether the
+        # redirect's page entry is its own
+        if self.defer_adds and not any(i.chain for i in items):
+            with self._cond:
+                self._found += (encode_item(i) for i in items)
+                self._events += 1
+                self._cond.notify_all()
+            return list(items)
         flags = self._call(self.scripts.add, [self.max_pages, *(encode_item(i) for i in items)])
         queued = [item for item, new in zip(items, flags) if new]
         if queued:
@@ -414,6 +591,7 @@ class RedisFrontier:
             self.retries[item.url] = (item, not_before)
 
     def hold(self, url: str, until: float) -> None:
+        self.give_back(origin(url))     # none of its URLs starts before `until`
         self._call(self.scripts.hold, [origin(url), max(0, int((until - time.monotonic()) * 1000)), -1])
 
     def slow_down(self, url: str, delay: float) -> None:

@@ -252,6 +252,7 @@ class Collector:
         if kind == "group":
             # everything the fetch leads to, not only what Redis had not seen before
             line["queue"] = [item.to_json() for item in self.worker.frontier.take_offered()]
+            self.worker.frontier.fetched(line.get("bytes", 0))
         with self.cond:
             if kind == "group":
                 self.lines.append(line)
@@ -285,8 +286,8 @@ class SharedWorker:
         self.prefix = crawl_prefix(config.capture_id)
         self.stage, self.unstage = stage, unstage
         options = config.crawl_options()
-        # The coordinator keeps the crawl's clock (--max-time); a worker's fetches are cut
-        # by the stop it sets.
+        # The coordinator keeps the crawl's clock (--max-time): a worker learns the deadline
+        # (in Redis's time) with its claims, and cuts its fetches there.
         options.max_time = None
         if threads:
             options.workers = threads
@@ -303,9 +304,12 @@ class SharedWorker:
         self.collector = Collector(self)
         self.frontier = RedisFrontier(client, config.capture_id, self.worker_id, lease=config.lease,
                                       per_host=options.host_workers, delay=options.delay,
-                                      max_pages=options.max_pages, on_idle=self._idle)
+                                      max_pages=options.max_pages, on_idle=self._idle,
+                                      max_bytes=options.max_bytes)
+        self.frontier.defer_adds = True
         self.dedup = SharedDedup(earlier)
         self.frontier.on_digests = self.dedup.learn
+        self.frontier.on_deadline = lambda deadline: self.crawler.cut_at(deadline)
         self.robots = SharedRobots(options.user_agent, client, self.prefix, config.lease,
                                    self.collector.urgent.set) if options.obey_robots else None
         self.crawler = Crawler(options, self.writer, self.collector, str(self.work / "spool"),
@@ -407,6 +411,8 @@ class SharedWorker:
                 files = self.writer.close()[before:]
             if not lines and not robots and not files:
                 return None
+            # what these fetches found is queued in Redis before their leases go
+            self.frontier.flush()
             staged = []
             for f in files:
                 path = self.sink.path_of(f.name)

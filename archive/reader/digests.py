@@ -8,7 +8,7 @@ import base64
 import binascii
 import hashlib
 
-from archive.hashing import parse_digest
+from archive.hashing import HashThread, parse_digest
 from archive.httpmessage import PayloadSplitter, has_http_headers
 
 # base32 digits to the digits int(..., 32) reads; any other byte to "!", which it refuses
@@ -95,6 +95,22 @@ class RecordDigests:
             # No HTTP headers (a resource: a media file, a screenshot): the payload is the
             # block, so one hash serves both digests (a gigabyte video is hashed once)
             self.payload.hasher = block
+
+    def spread(self, block_too: bool) -> None:
+        """Hash the payload (and with `block_too` the block) on a thread of its own: a
+        large record (a video, say) then takes two cores instead of taking turns on one.
+        A payload that is the whole block keeps sharing the block's one hash (see above)."""
+        block, payload = self.block.hasher, self.payload.hasher
+        if block is not None and block_too:
+            self.block.hasher = HashThread(block)
+        if payload is not None:
+            self.payload.hasher = self.block.hasher if payload is block else HashThread(payload)
+
+    def release(self) -> None:
+        """Stop the threads of spread() when the record will not be concluded (cut short)."""
+        for digest in (self.block, self.payload):
+            if isinstance(digest.hasher, HashThread):
+                digest.hasher.close()
 
     def update(self, data) -> None:
         self.seen += len(data)

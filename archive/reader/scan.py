@@ -5,9 +5,10 @@ member data, central directory, end records. The file is read once, in order: th
 whole-file SHA-256, each member's SHA-256 and CRC-32, and each member's own check (WARC
 records, index lines, page lines, JSON) all see the same chunk. The work is spread over
 threads (hashlib and zlib release the GIL): the reading thread hashes members, one
-worker hashes the whole file, one checks WARC records. For a large local file the WARC
-records are checked apart instead, on every core (archive.verify.segments), and their
-members are only hashed here.
+worker hashes the whole file, one checks WARC records (and the block and payload digests
+of a large record, a video's, are hashed on threads of their own: archive.reader.digests).
+For a large local file of many records the WARC records are checked apart instead, on
+every core (archive.verify.segments), and their members are only hashed here.
 
 A foreign container is read member by member through zipfile, then the file hashed.
 """

@@ -37,6 +37,7 @@ from archive.reader.warcresult import LOOSE_HEADERS, Bomb, RecordInfo, WarcResul
 OUTPUT_CAP = 1 << 20            # decompressed bytes produced by one zlib call
 FIRST_FEED, MAX_FEED = 16 << 10, 1 << 20
 BATCH_BYTES, BATCH_CALLS = 1 << 20, 512     # digest work handed over at a time
+SPREAD_MIN = 8 << 20            # a block this long has its digests hashed on threads of their own
 
 
 def _run_batch(batch: list) -> None:
@@ -182,6 +183,11 @@ class RecordStream:
         if not block.startswith(b"WARC/"):
             raise Unusual("record does not start with WARC/")
         self._info, self._digests, length = read_record_head(block, self.record_start())
+        if length >= SPREAD_MIN:
+            # one large record (a video) has nothing to share the cores with but its own
+            # digests: block and payload are hashed side by side (the block on the digest
+            # thread, when there is one)
+            self._digests.spread(block_too=self.queue is None)
         self.remaining = length
         self.state = "block" if length else "tail"
         return pos
@@ -255,6 +261,11 @@ class RecordStream:
         self._info.length = length
         self.result.records.append(kept(self._info))
         self.start_record(self.out)
+
+    def release(self) -> None:
+        """Stop the hashing threads of a record that will not be concluded (cut short)."""
+        if self._digests is not None:
+            self._digests.release()
 
     def fail_here(self, message: str, offset: int) -> None:
         info = self._info
@@ -384,6 +395,7 @@ class WarcChecker:
             self._queue.close()          # every digest of every record concluded
             self._queue = None
         records = self._records
+        records.release()
         if records.stopped:
             return self.result
         if self._gzip is None:

@@ -16,6 +16,11 @@ possible decompression bomb) and the file is read again, whole, by one reader: e
 verdict and every problem location is the sequential reader's. Segments are inflated
 with zlib-ng (archive.reader.fastzlib), a file read whole with zlib, as in the scan; an
 uncompressed WARC file is read whole at once.
+
+Workers pay only where the records are many (workers_pay): a file of a few large
+records (a video as received and as the finished file) would cost each worker a second
+read of it for one record's digests, which threads of the reading process hash side by
+side instead (archive.reader.digests).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from archive.reader.warcs import WarcChecker
 SEGMENT = 32 << 20          # compressed bytes checked in one call
 PARALLEL_MIN = 48 << 20     # less WARC data than this is checked in the calling process
 WINDOW = 1 << 16            # read at a time when looking for a member start
+SEARCH = 2 << 20            # searched for a member start after each nominal cut
 GZIP_START = b"\x1f\x8b\x08"
 
 _ROW = attrgetter(*RecordInfo.__slots__)
@@ -108,13 +114,15 @@ def _member_start(fh: BinaryIO, start: int, end: int) -> int | None:
 
 def cuts(fh: BinaryIO, base: int, size: int, segment: int) -> list[int] | None:
     """Where segments of the WARC at `base` begin: 0, then the first likely member start
-    after every multiple of `segment`; None when it is not gzip."""
+    within SEARCH bytes after every multiple of `segment`; None when it is not gzip. (Inside
+    a member larger than that, a video's, there is none: it is not read through a third
+    time looking for one.)"""
     fh.seek(base)
     if fh.read(len(GZIP_START)) != GZIP_START:
         return None
     points = [0]
     for nominal in range(segment, size, segment):
-        found = _member_start(fh, base + nominal, base + min(nominal + segment, size))
+        found = _member_start(fh, base + nominal, base + min(nominal + min(segment, SEARCH), size))
         if found is not None:
             points.append(found - base)
     return points
@@ -144,16 +152,31 @@ def _calls(path: str, fh: BinaryIO, name: str, base: int, size: int, segment: in
     return [(path, name, base, start, end, False) for start, end in zip(points, points[1:] + [size])]
 
 
+def _all_calls(path: str, fh: BinaryIO, warcs: list[tuple[str, int, int]], segment: int) -> list[tuple]:
+    return [call for name, base, size in warcs for call in _calls(path, fh, name, base, size, segment)]
+
+
+def workers_pay(calls: list[tuple], segment: int) -> bool:
+    """Whether there are enough records for worker processes to pay for their start-up and
+    their second read of the file: at least PARALLEL_MIN bytes in segments of about
+    `segment` bytes (or in plain files). A longer segment holds a member the cut search
+    did not see past, one large record (a video): its block and payload digests are
+    spread over the cores by threads of the reading process (archive.reader.digests),
+    with no second read, while that process hashes the file and the member."""
+    many = sum(end - start for _, _, _, start, end, whole in calls if whole or end - start <= 2 * segment)
+    return many >= PARALLEL_MIN
+
+
 class ParallelWarcs:
     """Checks WARC files at known places of a local file in worker processes; started at
     once, so the caller reads the file for its hashes meanwhile."""
 
     def __init__(self, path: str, fh: BinaryIO, warcs: list[tuple[str, int, int]],
-                 segment: int = 0, processes: bool = True) -> None:
-        """`warcs`: (name, where its bytes begin in the file, size)."""
+                 segment: int = 0, processes: bool = True, calls: list[tuple] | None = None) -> None:
+        """`warcs`: (name, where its bytes begin in the file, size); `calls`: their
+        segments, when already cut."""
         self._path, self._warcs, self._identity = path, warcs, identity(fh)
-        self._calls = [call for name, base, size in warcs
-                       for call in _calls(path, fh, name, base, size, segment or SEGMENT)]
+        self._calls = calls if calls is not None else _all_calls(path, fh, warcs, segment or SEGMENT)
         self._pool = Pool(min(cpus(), len(self._calls)), processes)
         self._batch: Batch = self._pool.run(check_segment, self._calls, _unpacked)
 
@@ -181,3 +204,12 @@ class ParallelWarcs:
 def parallel_worth(path: str | None, warc_bytes: int) -> bool:
     """Worker processes pay for their start-up only on large local files and several cores."""
     return path is not None and warc_bytes >= PARALLEL_MIN and cpus() > 1
+
+
+def parallel_for(path: str | None, fh: BinaryIO, warcs: list[tuple[str, int, int]]) -> ParallelWarcs | None:
+    """Worker processes checking the WARC files (name, where they begin, size) of the file
+    at `path`, started; None where they do not pay (the caller checks them as it reads)."""
+    if not parallel_worth(path, sum(size for _, _, size in warcs)):
+        return None
+    calls = _all_calls(path, fh, warcs, SEGMENT)
+    return ParallelWarcs(path, fh, warcs, calls=calls) if workers_pay(calls, SEGMENT) else None

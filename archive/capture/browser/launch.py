@@ -11,6 +11,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-breakpad", "--metrics-recording-only", "--no-default-browser-check",
 ]
 CLOSE_TIMEOUT = 10.0         # for closing a page or the browser
+_ENVIRON = threading.Lock()  # the driver takes its environment from os.environ when it starts
 
 
 def find_chromium(explicit: str | None = None) -> str:
@@ -122,14 +124,16 @@ class RunningBrowser:
 
 
 async def launch(running: RunningBrowser, executable: str, ca_spki_hash: str, proxy_url: str,
-                 viewport: dict, user_agent: str | None, storage_state: dict | None = None) -> None:
+                 viewport: dict, user_agent: str | None, storage_state: dict | None = None,
+                 temp_dir: str | None = None) -> None:
     """Start headless Chromium into `running` (closing it closes what did start), trusting
     the capture's CA (`ca_spki_hash`), its own requests sent to a port where nothing
     listens and the pages' to `proxy_url`; logged in with `storage_state` (Playwright's:
-    cookies and local storage, from a profile or a cookies file), when given."""
+    cookies and local storage, from a profile or a cookies file), when given. Playwright
+    makes its temporary profile in `temp_dir` when given (see _start_driver)."""
     running.dead_end = socket.socket()
     running.dead_end.bind(("127.0.0.1", 0))     # bound, never listening: refuses
-    running.playwright = await async_playwright().start()
+    running.playwright = await _start_driver(temp_dir)
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     args = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={ca_spki_hash}"]
     if root:
@@ -141,6 +145,9 @@ async def launch(running: RunningBrowser, executable: str, ca_spki_hash: str, pr
             # Signals are for the capture process to decide on (finish the page,
             # journal it, stop): the driver must not close the browser under it.
             handle_sigint=False, handle_sigterm=False, handle_sighup=False,
+            # Chromium's own temporary folder stays the system's: its singleton socket
+            # path must fit in 108 bytes, which a capture's work folder may not.
+            env=dict(os.environ),
             # Chromium's own requests (sign-in, updates) take the browser-wide
             # proxy: a port of ours where nothing listens, so they go nowhere.
             proxy={"server": f"http://127.0.0.1:{running.dead_end.getsockname()[1]}"},
@@ -158,3 +165,28 @@ async def launch(running: RunningBrowser, executable: str, ca_spki_hash: str, pr
         )
     except PlaywrightError as exc:
         raise ArchiveError(f"could not start Chromium ({executable}): {first_line(exc)}") from None
+
+
+async def _start_driver(temp_dir: str | None):
+    """Playwright's driver, making its temporary folders (the browser's profile, its
+    artifacts) in `temp_dir`. The driver removes them when the browser stops, but not
+    when it is killed itself (nor when its removal races the dying browser's last
+    writes): what is left then goes with the capture's work folder instead of piling up
+    in /tmp, and what an earlier start left in `temp_dir` is removed first (a resumed
+    capture reuses its work folder)."""
+    if temp_dir is None:
+        return await async_playwright().start()
+    shutil.rmtree(temp_dir, ignore_errors=True)
+    os.makedirs(temp_dir, mode=0o700)
+    # Playwright has no other way to give its driver an environment. Every caller of
+    # tempfile in this process has read TMPDIR by now (the proxy's CA made its folder).
+    with _ENVIRON:
+        before = os.environ.get("TMPDIR")
+        os.environ["TMPDIR"] = temp_dir
+        try:
+            return await async_playwright().start()
+        finally:
+            if before is None:
+                del os.environ["TMPDIR"]
+            else:
+                os.environ["TMPDIR"] = before

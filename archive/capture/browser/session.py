@@ -8,6 +8,7 @@ may be called from any thread (one page at a time)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,11 @@ from archive.errors import ArchiveError
 from archive.warc.writer import RecordRef, WarcWriter
 
 STRAGGLER_WAIT = 2.0         # for the page's exchanges still running when it is closed
+
+
+def browser_temp_dir(spool_dir: str | None) -> str | None:
+    """Where Playwright makes the browser's profile: beside the capture's spool."""
+    return os.path.join(os.path.dirname(spool_dir), "browser") if spool_dir else None
 
 
 @dataclass
@@ -120,7 +126,7 @@ class BrowserSession:
             self._call(launch(
                 self._browser, self._executable, self._ca.spki_hash, self._proxy.url,
                 {"width": page.viewport_width, "height": page.viewport_height}, o.user_agent,
-                o.storage_state))
+                o.storage_state, browser_temp_dir(o.spool_dir)))
             self.version = self._browser.version
         except BaseException:
             self.close()
@@ -202,9 +208,13 @@ class BrowserSession:
         page = None
         try:
             try:
-                page = await self._browser.context.new_page()
+                # Playwright gives new_page no timeout, and a browser killed while it opens
+                # one may never answer (a capture waited for ever): bounded like a page.
+                page = await asyncio.wait_for(self._browser.context.new_page(), opts.timeout)
             except PlaywrightError as exc:
                 raise BrowserGone(f"the browser stopped: {first_line(exc)}") from None
+            except asyncio.TimeoutError:
+                raise BrowserGone(f"the browser stopped answering: no page opened within {opts.timeout:g}s") from None
             await self._load_and_snapshot(page, url, opts, traffic, result)
             if not await self._browser.alive():
                 # What failed above failed because the browser went, not because of the page.
@@ -231,7 +241,11 @@ class BrowserSession:
                                  result: BrowserPageResult) -> None:
         """Load the page, settle where it ends up, judge it from what the proxy recorded,
         and snapshot it when it came."""
-        await page.set_viewport_size({"width": opts.viewport_width, "height": opts.viewport_height})
+        try:    # no timeout of Playwright's either (see new_page in _capture)
+            await asyncio.wait_for(page.set_viewport_size(
+                {"width": opts.viewport_width, "height": opts.viewport_height}), CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise PlaywrightError(f"the viewport was not set within {CLOSE_TIMEOUT:g}s") from None
         navigations = driver.Navigations(page)
         navigation_error = await driver.load(page, url, opts, traffic, result, self._browser.alive)
         # A page that sends itself on (a meta refresh, a script) after the wait: the

@@ -28,7 +28,7 @@ from archive.verify.checks.summary import capture_summary, page_rows
 from archive.verify.model import FAIL, PASS, SKIP, CannotCheck, Report, VerifyOptions, conclude
 from archive.reader.problems import Problem
 from archive.reader.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
-from archive.verify.segments import ParallelWarcs, parallel_worth
+from archive.verify.segments import parallel_for
 from archive.reader.source import Source, local_source, sniff
 from archive.reader.warcioreader import check_warc_slow
 from archive.reader.warcs import WarcChecker
@@ -103,8 +103,7 @@ def _verify_warc(source: Source, progress: Progress | None) -> Report:
     whole = hashlib.sha256()
     done = 0
     with source.open() as fh:
-        parallel = ParallelWarcs(source.path, fh, [(name, 0, source.size)]) \
-            if parallel_worth(source.path, source.size) else None
+        parallel = parallel_for(source.path, fh, [(name, 0, source.size)])
         checker = None if parallel else WarcChecker(name, threaded=True)
         try:
             hashing = Worker("verify-hash")
@@ -161,9 +160,7 @@ def _verify_wacz(source: Source, options: VerifyOptions, progress: Progress | No
         if refused and not ours:
             raise CannotCheck(f"refusing to check {source.name}: {refused}")
         warcs = [(m.name, m.data_offset, m.size) for m in container.members if is_warc(m.name)]
-        parallel = None
-        if container.canonical and parallel_worth(source.path, sum(size for _, _, size in warcs)):
-            parallel = ParallelWarcs(source.path, fh, warcs)
+        parallel = parallel_for(source.path, fh, warcs) if container.canonical else None
         sinks, threaded = sinks_for(container, warcs=parallel is None)
         if container.canonical:
             try:

@@ -12,7 +12,7 @@ import zlib
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from archive import SOFTWARE, utctime
 from archive.capture.crawl import CrawlOptions, Crawler
@@ -36,7 +36,7 @@ from archive import logins
 from archive.wacz.zipwriter import ContainerChanged, ContainerWriter
 from archive.seal.sign import Signer
 from archive.seal.timestamp import DEFAULT_TIMEOUT as TSA_TIMEOUT, make_timestamper
-from archive.seal.wacz import SealInput, seal
+from archive.seal.wacz import SealInput, json_chunks, seal
 from archive.store.base import Store, StoredCapture
 from archive.warc.records import default_operator, warcinfo_fields
 from archive.warc.writer import DEFAULT_MAX_SIZE, WARC_DIR, WarcFile, WarcWriter
@@ -273,9 +273,13 @@ def resume_capture(
                 )
             sha, size = file_sha256(sealed_path)
             custody = CustodyLog(store, Actor(request.operator, signer))
-            return _finish(request, store, _store(
-                Session(work, capture_id, started, request, None, catalog), store, signer,
-                sealed_path, sha, size, created, replay(work / JOURNAL_NAME, sealing=True), custody))
+            state = replay(work / JOURNAL_NAME, sealing=True)
+            try:
+                return _finish(request, store, _store(
+                    Session(work, capture_id, started, request, None, catalog), store, signer,
+                    sealed_path, sha, size, created, state, custody))
+            finally:
+                state.close()
         earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
         container, state = _take_up(work, sealed_path)
         if state.ended is None:
@@ -394,11 +398,12 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
                 run_shared(session, container, journal, state, store, on_progress)
             else:
                 spill = SpillFile(str(work / "spool" / SPILL_NAME))
-                crawler = Crawler(options, writer, journal, str(work / "spool"),
-                                  Dedup(session.earlier, spill), state, spill=spill,
-                                  reread=_record_opener(container), redaction=session.login.redaction,
-                                  cookies=session.login.cookies, profile=session.login.profile)
-                crawler.run(on_progress)
+                # not kept once it has run: its frontier and deduplication (up to the memory
+                # bound each) are freed before sealing
+                Crawler(options, writer, journal, str(work / "spool"), Dedup(session.earlier, spill),
+                        state, spill=spill, reread=_record_opener(container),
+                        redaction=session.login.redaction, cookies=session.login.cookies,
+                        profile=session.login.profile).run(on_progress)
         except BaseException as exc:
             # on a full disk closing fails too (their buffers cannot be written): what
             # is on disk is what a resume takes up, cut back to the last whole group
@@ -420,6 +425,7 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
     if not any(m.entry.name.startswith(f"{WARC_DIR}/") for m in container.members):
         writer.ensure_file()     # (a shared crawl's WARC files are its workers')
     writer.close()
+    state = None        # a resumed run's (every URL seen): freed before the seal's is read
     state = replay(work / JOURNAL_NAME, sealing=True)
     custody = CustodyLog(store, Actor(request.operator, signer))
     stats = state.stats
@@ -429,20 +435,23 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
                    finished=utctime.seconds(),
                    workers=[{k: w[k] for k in ("id", "host")} for w in workers] or None,
                    **logins.custody_fields(session.login))
-    try:
-        inp = _seal_input(session, state, signer)
-        if request.text:
-            inp.pages = pages_with_text(container.open_path, container.members, inp.index_lines, inp.pages)
-        sealed = seal(container, inp, signer)
-    except OSError as exc:      # a full disk: the seal is written after the captured data
-        _close_all(container.close, state.index_lines.close)
-        raise ArchiveError(f"capture {session.capture_id} could not be sealed ({exc}); what was "
-                           f"captured is kept: finish it with `archive capture --resume {work}`") from exc
-    state.index_lines.close()      # sorted on disk past the memory bound: done with
-    custody.record_sealed(session.capture_id, sealed)
-    return _finish(request, store, _store(
-        session, store, signer, sealed.path, sealed.sha256, sealed.size, sealed.created,
-        state, custody, sealed.timestamps))
+    try:    # what sealing spooled to disk (index lines, page entries, failures) goes at the end
+        try:
+            inp = _seal_input(session, state, signer)
+            if request.text:
+                inp.pages = pages_with_text(container.open_path, container.members, inp.index_lines,
+                                            inp.pages)
+            sealed = seal(container, inp, signer)
+        except OSError as exc:      # a full disk: the seal is written after the captured data
+            _close_all(container.close)
+            raise ArchiveError(f"capture {session.capture_id} could not be sealed ({exc}); what was "
+                               f"captured is kept: finish it with `archive capture --resume {work}`") from exc
+        custody.record_sealed(session.capture_id, sealed)
+        return _finish(request, store, _store(
+            session, store, signer, sealed.path, sealed.sha256, sealed.size, sealed.created,
+            state, custody, sealed.timestamps))
+    finally:
+        _close_all(state.close)
 
 
 def _finish(request: CaptureRequest, store: Store, result: "CaptureResult") -> "CaptureResult":
@@ -493,7 +502,7 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         },
         "stopReason": ended.get("stop"),
         "notFetched": ended.get("notFetched", []),
-        "failures": state.failures,
+        "failures": [],     # streamed from the state's spool (json_chunks, below)
     }
     if request.redis:
         evidence["workers"] = _workers(state)
@@ -507,13 +516,13 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         evidence["dedupAgainst"] = {
             "capture": session.earlier.label, "datapackageHash": session.earlier.datapackage_hash,
         }
-    pages = with_media(state.pages, state.media, state.frames)
-    main = next((p for p in pages if "error" not in p), pages[0] if pages else None)
+    pages = MediaPages(state.pages, state.media, state.frames)
+    main = next((p for p in pages if "error" not in p), next(iter(pages), None))
     return SealInput(
         capture_id=session.capture_id,
         index_lines=state.index_lines,
         pages=pages,
-        evidence={CAPTURE: json.dumps(evidence, indent=2).encode("utf-8")},
+        evidence={CAPTURE: json_chunks(evidence, "failures", state.failures)},
         title=request.title or f"Capture of {', '.join(options.seeds)}",
         description=f"Captured by {request.operator} with {SOFTWARE}",
         main_page_url=main["url"] if main else None,
@@ -522,21 +531,25 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
     )
 
 
-def with_media(pages: list[dict], media: list[dict], frames: dict[str, list[str]]) -> list[dict]:
+class MediaPages:
     """The pages.jsonl entries, each with what became of the media found on it and in
-    its frames (a player embedded in an <iframe>: the `frame` says which)."""
-    by_page: dict[str, list[dict]] = {}
-    for entry in media:
-        summary = {k: entry[k] for k in ("n", "url", "status", "reason", "record", "sha256",
-                                         "size", "format", "duration") if entry.get(k) is not None}
-        by_page.setdefault(entry["page"], []).append(summary)
-    listed = []
-    for page in pages:
-        found = list(by_page.get(page.get("url"), ()))
-        for frame in frames.get(page.get("url"), ()):
-            found += [{**item, "frame": frame} for item in by_page.get(frame, ())]
-        listed.append({**page, "media": found} if found else page)
-    return listed
+    its frames (a player embedded in an <iframe>: the `frame` says which), made as they
+    are read (the entries may be spooled on disk: a pass reads them again)."""
+
+    def __init__(self, pages: Iterable[dict], media: list[dict], frames: dict[str, list[str]]) -> None:
+        self.pages, self.frames = pages, frames
+        self.by_page: dict[str, list[dict]] = {}
+        for entry in media:
+            summary = {k: entry[k] for k in ("n", "url", "status", "reason", "record", "sha256",
+                                             "size", "format", "duration") if entry.get(k) is not None}
+            self.by_page.setdefault(entry["page"], []).append(summary)
+
+    def __iter__(self) -> Iterator[dict]:
+        for page in self.pages:
+            found = list(self.by_page.get(page.get("url"), ()))
+            for frame in self.frames.get(page.get("url"), ()):
+                found += [{**item, "frame": frame} for item in self.by_page.get(frame, ())]
+            yield {**page, "media": found} if found else page
 
 
 def _holding(store: Store, capture_id: str, sha256: str):
@@ -619,6 +632,10 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         exc.add_note(f"capture {session.capture_id} was not stored: {kept_note}")
         raise
     stored = placed.stored
+    # read before the work folder goes: the page entries may be spooled there
+    failures = page_failures(state.pages)
+    logged_out = [{"url": p.get("url"), "error": p["error"]} for p in state.pages
+                  if p.get("error") and p.get("errorKind") == LOGGED_OUT]
     kept = None
     if session.request.keep_local:
         kept = str(session.work)
@@ -633,14 +650,11 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         timestamps=[{k: e.get(k) for k in ("tsa", "time", "error")} for e in timestamps],
         custody_problems=custody.problems, lock=stored.lock, cut_back=state.cut_backs,
         warnings=placed.warnings,
-        failures=page_failures(state.pages),
-        media=stats.media, media_failed=stats.media_failed,
-        logged_out=[{"url": p.get("url"), "error": p["error"]} for p in state.pages
-                    if p.get("error") and p.get("errorKind") == LOGGED_OUT],
+        failures=failures, media=stats.media, media_failed=stats.media_failed, logged_out=logged_out,
         session_cookies=sorted(state.session_cookies),
     )
 
 
-def page_failures(pages: list[dict]) -> list[dict]:
+def page_failures(pages: Iterable[dict]) -> list[dict]:
     """The pages (entries of pages.jsonl) that could not be captured, with the reason."""
     return [{"url": p.get("url"), "error": p["error"]} for p in pages if p.get("error")]

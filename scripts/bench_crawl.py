@@ -20,15 +20,21 @@ processes, and Redis's own) and the peak RSS of the largest process.
 With `--rss-urls N...` it measures memory instead (issue 22): a crawl of a generated site
 of N URLs (N/6 pages, each with its four requisites and a link home), captured, sealed and
 stored by one `archive capture` process, no added latency; prints the peak RSS of that
-process, its time, and the growth per 10x (goal: under 500 MB at a million URLs).
+process (its own high-water mark, VmHWM), its time, and the growth per 10x (goal: under
+500 MB at a million URLs). The process's RSS is also sampled (every 0.05 s) in each
+phase: the crawl (until the journal ends), the seal (until the sealed WACZ is there) and
+the rest (store, custody, and the catalog add, which `--rss-catalog off` leaves out).
+Pages are sealed without their text (`--no-text`) unless `--rss-text on`.
 
     scripts/bench_crawl.py --rss-urls 10000 100000
+    scripts/bench_crawl.py --rss-urls 10000 100000 --rss-catalog off
 """
 
 from __future__ import annotations
 
 import argparse
 import compileall
+import math
 import os
 import resource
 import shutil
@@ -141,36 +147,109 @@ def run_once(pages: int, latency: float, workers: int, host_workers: int, repeat
     return results
 
 
-def rss_run(urls: int, workers: int) -> dict:
+PHASES = ("crawl", "seal", "store")
+
+
+def _phase(work: Path) -> int:
+    """Which phase a capture in `work` is in: 0 crawling, 1 sealing, 2 storing (its
+    sealed WACZ is there, or its work folder is gone)."""
+    folders = [f for f in work.iterdir() if f.is_dir()] if work.is_dir() else []
+    if not folders:
+        return 2 if work.is_dir() else 0
+    folder = folders[0]
+    if any(folder.glob("*.wacz")):
+        return 2
+    try:
+        with open(folder / "crawl.jsonl", "rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - 4096))
+            tail = fh.read()
+    except OSError:
+        return 0
+    return 1 if b'"t":"end"' in tail else 0
+
+
+def _rss_mb(pid: int) -> tuple[float, float]:
+    """(RSS, its high-water mark so far) of a process, in MB."""
+    found = {}
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    found[line[:5]] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return found.get("VmRSS", 0.0), found.get("VmHWM", 0.0)
+
+
+def sampled(command: list[str], cwd: Path, work: Path) -> tuple[float, float, list[float], str]:
+    """(seconds, peak RSS in MB: the process's own high-water mark (VmHWM) as last
+    sampled, the largest RSS sampled in each phase, the phase in which the high-water
+    mark last rose: where the peak was, even one too brief for the samples).
+
+    Not rusage's ru_maxrss: a child forked from this process counts this process's RSS
+    at the fork (a million-URL site held here: 400 MB more than the capture ever had)."""
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        phases = [0.0] * len(PHASES)
+        phase, high, peak_in = 0, 0.0, PHASES[0]
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            rss, hwm = _rss_mb(process.pid)
+            phase = max(phase, _phase(work))
+            phases[phase] = max(phases[phase], rss)
+            if hwm > high + 1:
+                peak_in = PHASES[phase]
+            high = max(high, hwm)
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            err.seek(0)
+            raise SystemExit(f"{command[0]} failed ({code}): {err.read().decode(errors='replace')[-2000:]}")
+    return seconds, high, phases, peak_in
+
+
+def rss_run(urls: int, workers: int, catalog: str, text: str = "off") -> dict:
     """One capture of a generated site of about `urls` URLs: seconds, peak RSS (MB),
-    URLs fetched."""
+    the largest RSS sampled in each phase, URLs fetched."""
     pages = max(1, urls // 6)        # a page, its stylesheet, script and two images: 5 URLs,
     site = generated_site(pages)     # and robots.txt once
     with SiteServer(site) as server, tempfile.TemporaryDirectory(prefix="bench-rss-") as tmp:
         command = [ARCHIVE, "capture", server.url("/"), "--depth", "1000", "--scope", "host",
                    "--unsigned", "--store", str(Path(tmp) / "store"), "--work-dir",
                    str(Path(tmp) / "work"), "--workers", str(workers), "--host-workers",
-                   str(workers), "--quiet", "--max-pages", str(pages), "--no-text"]
-        seconds, rss, _, _ = timed(command, Path(tmp))
+                   str(workers), "--quiet", "--max-pages", str(pages)]
+        if text == "off":
+            command.append("--no-text")
+        if catalog == "off":
+            command += ["--catalog", "off"]
+        seconds, rss, phases, peak_in = sampled(command, Path(tmp), Path(tmp) / "work")
         with site.lock:
             fetched = len(site.requests)
-    return {"urls": fetched, "seconds": seconds, "rss_mb": rss}
+    return {"urls": fetched, "seconds": seconds, "rss_mb": rss, "phases": phases, "peak_in": peak_in}
 
 
-def rss_table(sizes: list[int], workers: int) -> None:
-    print(f"{'URLs':>9}  {'fetched':>9}  {'seconds':>8}  {'URLs/s':>7}  {'peak RSS':>9}  {'growth per 10x':>14}")
+def rss_table(sizes: list[int], workers: int, catalog: str = "on", text: str = "off") -> None:
+    print(f"catalog add {catalog}, page text {text}; load average {os.getloadavg()[0]:.2f} at the start")
+    print(f"{'URLs':>9}  {'fetched':>9}  {'seconds':>8}  {'URLs/s':>7}  {'peak RSS':>9}  {'growth per 10x':>14}"
+          + "".join(f"  {name:>9}" for name in PHASES) + "  peak in")
     rows = []
     for size in sizes:
-        row = rss_run(size, workers)
+        row = rss_run(size, workers, catalog, text)
         growth = ""
         if rows:
             last = rows[-1]
-            factor = (row["rss_mb"] / last["rss_mb"]) ** (1 / max(1e-9, __import__("math").log10(
+            factor = (row["rss_mb"] / last["rss_mb"]) ** (1 / max(1e-9, math.log10(
                 row["urls"] / last["urls"])))
             growth = f"{factor:.2f}x"
         rows.append(row)
         print(f"{size:>9}  {row['urls']:>9}  {row['seconds']:8.1f}  {row['urls'] / row['seconds']:7.0f}  "
-              f"{row['rss_mb']:7.1f}MB  {growth:>14}", flush=True)
+              f"{row['rss_mb']:7.1f}MB  {growth:>14}"
+              + "".join(f"  {mb:7.1f}MB" for mb in row["phases"]) + f"  {row['peak_in']:>7}"
+              + f"  (load {os.getloadavg()[0]:.2f})", flush=True)
     if len(rows) >= 2:
         first, last = rows[0], rows[-1]
         per_url = (last["rss_mb"] - first["rss_mb"]) / max(1, last["urls"] - first["urls"]) * 1024
@@ -191,10 +270,14 @@ def main() -> int:
                         help="also crawl shared through a local Redis by N processes (e.g. 2 4)")
     parser.add_argument("--rss-urls", type=int, nargs="+", default=[],
                         help="measure peak RSS of crawls of this many URLs instead (e.g. 10000 100000)")
+    parser.add_argument("--rss-catalog", choices=("on", "off"), default="on",
+                        help="with --rss-urls: add the capture to the catalog (the default) or not")
+    parser.add_argument("--rss-text", choices=("on", "off"), default="off",
+                        help="with --rss-urls: seal each page's text in pages.jsonl (default off: --no-text)")
     args = parser.parse_args()
     if args.rss_urls:
         compileall.compile_dir(ROOT / "archive", quiet=1)
-        rss_table(args.rss_urls, args.workers)
+        rss_table(args.rss_urls, args.workers, args.rss_catalog, args.rss_text)
         return 0
     # As an installed package is: byte-compiled (PYTHONDONTWRITEBYTECODE, set on some
     # machines, would otherwise have every run compile our modules again).

@@ -38,7 +38,7 @@ from archive.capture.dedup import Original
 from archive.capture.exchange import Recorded
 from archive.capture.frontier import Item
 from archive.capture.robots import RobotsAnswer
-from archive.capture.spill import SortedLines
+from archive.capture.spill import SortedLines, SpooledRecords, memory_bound
 from archive.errors import ArchiveError
 
 JOURNAL_NAME = "crawl.jsonl"
@@ -91,7 +91,7 @@ class CrawlState:
     attempts: dict[str, int] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
     index_lines: list[str] | SortedLines = field(default_factory=list)
-    pages: list[dict] = field(default_factory=list)
+    pages: list[dict] | SpooledRecords = field(default_factory=list)
     originals: list[tuple[str, Original]] = field(default_factory=list)
     position: tuple | None = None   # (WARC file, size, CRC-32) after the last group
     stats: CrawlStats = field(default_factory=CrawlStats)
@@ -100,7 +100,7 @@ class CrawlState:
     cut_backs: list[dict] = field(default_factory=list)   # `cut` lines: groups lost and redone
     robots: dict[str, RobotsAnswer] = field(default_factory=dict)   # by robots.txt URL
     # every failed fetch stats.failed counts: {"url", "kind" (page or requisite), "error"}
-    failures: list[dict] = field(default_factory=list)
+    failures: list[dict] | SpooledRecords = field(default_factory=list)
     journal_end: int = 0          # bytes of the journal its lines fill (what follows is damage)
     earlier_runs: float = 0.0     # seconds crawled by the runs before the last `resume`
     media_todo: dict[str, dict] = field(default_factory=dict)   # page -> mediaFound, not done
@@ -114,11 +114,19 @@ class CrawlState:
     # `links` group that follows them: a resume reads them from the WARC data
     links_todo: dict[str, dict] = field(default_factory=dict)
     # sealing needs no frontier: URLs seen, queued and done, attempts and deduplication
-    # originals are then not kept (a million URLs would hold about a gigabyte)
+    # originals are then not kept (a million URLs would hold about a gigabyte); a resume
+    # needs no index lines, page entries or failures (its capture is sealed from a
+    # replay of its own): they are kept only when sealing
     sealing: bool = False
     # secret request header values redacted: (header, cookie or None, digest) -> requests
     redacted: dict = field(default_factory=dict)
     session_cookies: dict = field(default_factory=dict)   # cookie name -> first URL setting it
+
+    def close(self) -> None:
+        """Remove the files sealing spooled to (nothing to do for a state in memory)."""
+        for spooled in (self.index_lines, self.pages, self.failures):
+            if hasattr(spooled, "close"):
+                spooled.close()
 
     @property
     def crawl_time(self) -> float:
@@ -163,7 +171,8 @@ class CrawlState:
             self.epoch = line.get("epoch")
         elif kind == "group":
             self.position = tuple(line["warc"]) if line.get("warc") else self.position
-            self.index_lines.extend(line.get("index", ()))
+            if self.sealing:
+                self.index_lines.extend(line.get("index", ()))
             for digest, original in () if self.sealing else line.get("originals", ()):
                 self.originals.append((digest, Original(*original)))
             self.stats.count(line)
@@ -172,10 +181,10 @@ class CrawlState:
             elapsed = line.get("elapsed")
             if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool):
                 self.this_run = max(self.this_run, float(elapsed))
-            for failure in line.get("requisiteFailures", ()):
+            for failure in line.get("requisiteFailures", ()) if self.sealing else ():
                 self.failures.append({"url": failure.get("url"), "kind": "requisite",
                                       "error": failure.get("error")})
-            if line.get("final") and line.get("failed"):
+            if self.sealing and line.get("final") and line.get("failed"):
                 self.failures.append({"url": line["url"], "kind": line.get("kind"),
                                       "error": line.get("error")})
             if line.get("linksPending"):
@@ -186,7 +195,7 @@ class CrawlState:
                 if not self.sealing:
                     self.done.add(line["url"])
                     self.queued.pop(line["url"], None)
-                if line.get("page"):
+                if self.sealing and line.get("page"):
                     self.pages.append(line["page"])
             elif self.sealing:
                 pass
@@ -304,15 +313,27 @@ def has_groups(path: Path) -> bool:
     return any(line.get("t") in GROUP_KINDS for _, line in lines(path))
 
 
+# Where sealing spools what would grow with the crawl, in the capture's spool folder
 INDEX_SPILL = "seal-index.sqlite"
+PAGES_SPILL = "seal-pages.jsonl"
+FAILURES_SPILL = "seal-failures.jsonl"
+# A page entry holds about ten times the memory of an index line: a tenth as many are kept.
+RECORDS_PER_LINE = 10
 
 
 def replay(path: Path, sealing: bool = False) -> CrawlState:
-    """What a journal says, read line by line. `sealing`: only what sealing needs, and the
-    index lines past the memory bound in a file beside the journal, sorted there."""
+    """What a journal says, read line by line. `sealing`: only what sealing needs, with
+    what grows with the crawl (index lines, page entries, failures) past the memory
+    bound in files of the spool folder beside the journal (the index lines sorted
+    there); `CrawlState.close` removes them."""
     state = CrawlState(sealing=sealing)
     if sealing:
-        state.index_lines = SortedLines(str(Path(path).with_name(INDEX_SPILL)))
+        spool = Path(path).parent / "spool"
+        spool.mkdir(exist_ok=True)
+        records = max(1, memory_bound() // RECORDS_PER_LINE)
+        state.index_lines = SortedLines(str(spool / INDEX_SPILL))
+        state.pages = SpooledRecords(str(spool / PAGES_SPILL), records)
+        state.failures = SpooledRecords(str(spool / FAILURES_SPILL), records)
     for number, (end, line) in enumerate(lines(path), 1):
         state.journal_end = end
         try:

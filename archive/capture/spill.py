@@ -206,3 +206,48 @@ class SortedLines:
     def close(self) -> None:
         """Remove the file."""
         self._file.close()
+
+
+class SpooledRecords:
+    """JSON values in the order added (a capture's page entries, its failures, while it
+    is sealed): the first `bound` in memory, the rest appended to a file of JSON lines.
+    Iterable any number of times; each pass reads the file again, one line at a time."""
+
+    def __init__(self, path: str, bound: int | None = None) -> None:
+        self.path = path
+        self._memory: list = []
+        self._bound = bound or memory_bound()
+        self._file = None
+        self._count = 0
+        if os.path.exists(path):
+            os.unlink(path)      # left by a killed run: rebuilt from the journal
+
+    def append(self, value) -> None:
+        self._count += 1
+        if self._file is None and len(self._memory) < self._bound:
+            self._memory.append(value)
+            return
+        if self._file is None:
+            self._file = open(self.path, "w", encoding="utf-8")
+        # the same JSON the journal held it as: read back, it is the same value
+        self._file.write(json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n")
+
+    def __iter__(self) -> Iterator:
+        yield from list(self._memory)
+        if self._file is None:
+            return
+        self._file.flush()
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                yield json.loads(line)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def close(self) -> None:
+        """Remove the file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if os.path.exists(self.path):
+            os.unlink(self.path)

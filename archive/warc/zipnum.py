@@ -18,7 +18,7 @@ import gzip
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from archive.values import parse_json
 
@@ -60,7 +60,17 @@ def blocks_of(lines: Iterable[str], block_lines: int = BLOCK_LINES) -> Iterator[
 
 def write_zipnum(lines: Iterable[str], block_lines: int = BLOCK_LINES) -> tuple[bytes, bytes]:
     """(index.cdx.gz, index.idx) for these CDXJ lines; the same lines give the same bytes."""
-    data, idx = [], [meta_line()]
+    data: list[bytes] = []
+    idx = write_zipnum_to(lines, data.append, block_lines)
+    return b"".join(data), idx
+
+
+def write_zipnum_to(lines: Iterable[str], write: Callable[[bytes], object],
+                    block_lines: int = BLOCK_LINES) -> bytes:
+    """Hand index.cdx.gz to `write` one gzip member (block) at a time, and return
+    index.idx (a line per block: small). Only one block is held at a time, so a capture
+    of millions of records is indexed in the memory of one."""
+    idx = [meta_line()]
     offset = 0
     for block in blocks_of(lines, block_lines):
         # mtime=0: the same index gives the same bytes whenever it is sealed
@@ -68,11 +78,11 @@ def write_zipnum(lines: Iterable[str], block_lines: int = BLOCK_LINES) -> tuple[
         member = gzip.compress(lines_bytes, compresslevel=6, mtime=0)
         idx.append(idx_line(Block(line_key(block[0]), offset, len(member),
                                   "sha256:" + hashlib.sha256(lines_bytes).hexdigest())))
-        data.append(member)
+        write(member)
         offset += len(member)
     if len(idx) == 1:
-        data.append(gzip.compress(b"", mtime=0))    # an empty index is still a gzip file
-    return b"".join(data), "".join(line + "\n" for line in idx).encode("utf-8")
+        write(gzip.compress(b"", mtime=0))    # an empty index is still a gzip file
+    return "".join(line + "\n" for line in idx).encode("utf-8")
 
 
 def meta_line() -> str:

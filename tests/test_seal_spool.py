@@ -138,3 +138,37 @@ def test_a_capture_seals_the_same_whatever_the_memory_bound(run, key, tmp_path, 
     assert {**ea, "finished": None} == {**eb, "finished": None}
     finished = re.compile(rb'"finished": "[^"]*"')
     assert finished.sub(b"", a[CAPTURE]) == finished.sub(b"", b[CAPTURE])
+
+
+def test_page_texts_kept_on_disk_answer_what_the_ones_in_memory_do(run, key, tmp_path, monkeypatch):
+    """pages.jsonl's `text` while sealing comes from SpilledTexts (flat in memory): on a
+    real capture it gives every page the text page_texts gives, a revisit (a page whose
+    body repeats an earlier one) its original's text, whatever the batch size."""
+    from archive.catalog.records import SpilledIndex, SpilledTexts, page_texts
+    from archive.wacz.zipreader import member_lines, open_container, open_zip
+
+    site = generated_site(12)
+    site.html("/p/1.html", "Same", "<a href='/p/13.html'>twin</a><p>Words said twice.</p>")
+    site.routes["/p/13.html"] = site.routes["/p/1.html"]           # the same bytes: a revisit
+    with SiteServer(site) as server:
+        done = run("capture", server.url("/"), "--depth", "10", "--scope", "host", "--key", key,
+                   "--store", tmp_path / "store", "--quiet")
+        assert done.code == 0, done
+        base = server.url("")
+    wacz = Path(stored_waczs(tmp_path / "store")[0])
+    sealed = {p["url"]: p.get("text") for p in map(json.loads, _members(wacz)[PAGES].splitlines()[1:])}
+    assert "Words said twice." in sealed[base + "/p/13.html"] == sealed[base + "/p/1.html"]
+    assert "Some text of page 7." in sealed[base + "/p/7.html"]
+    with open(wacz, "rb") as fh:
+        size = wacz.stat().st_size
+        container, zf = open_container(fh, size, str(wacz)), open_zip(fh, size)
+        index = SpilledIndex(line.decode().rstrip("\n") for line in member_lines(zf, INDEX, 1 << 20))
+        pages = [{"url": url} for url in sealed]
+        assert any(index.first(p["url"]).record_type == "revisit" for p in pages)
+        held = {url: text.searchable() for url, text in page_texts(fh, container, index.first, pages).items()}
+        monkeypatch.setattr(SpilledTexts, "BATCH", 1)
+        spilled = SpilledTexts(fh, container, index.first, reversed(pages))   # the original after its revisit
+        assert {p["url"]: spilled.get(p["url"]) for p in pages} == {u: held.get(u) for u in sealed}
+        assert {u: t for u, t in sealed.items() if t} == held
+        spilled.close()
+        index.close()

@@ -6,25 +6,34 @@ reached is a warning (`archive index` adds the capture later)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable, Iterator
 
-from archive.catalog.records import first_records, index_records, page_texts, writer_container
+from archive.catalog.records import SpilledIndex, SpilledTexts, writer_container
 from archive.store.base import StoredCapture
 
 
-def pages_with_text(open_path: Path, members, index_lines: list[str], pages: list[dict]) -> list[dict]:
-    """`pages` with each page's text (description and visible text) as pages.jsonl's
-    `text` field, read from the WARC members a ContainerWriter has written."""
+def pages_with_text(open_path: Path, members, index_lines: Iterable[str], pages: Iterable[dict]) -> Iterator[dict]:
+    """`pages`, in order, each with its text (description and visible text) as
+    pages.jsonl's `text` field, read from the WARC members a ContainerWriter has written.
+    Flat in memory whatever the capture's size: the index and the texts wait in temporary
+    databases on disk, and `pages` is read twice (once for the texts, once to yield)."""
+    index = texts = None
     try:
+        index = SpilledIndex(index_lines)
         with open(open_path, "rb") as fh:
-            texts = page_texts(fh, writer_container(members), first_records(index_records(index_lines)).get,
-                               pages)
+            texts = SpilledTexts(fh, writer_container(members), index.first, pages)
     except Exception:  # noqa: BLE001 - text is a convenience: it never stops a capture being sealed
-        return pages
-    out = []
-    for page in pages:
-        text = texts.get(page.get("url"))
-        out.append({**page, "text": text.searchable()} if text and text.searchable() else page)
-    return out
+        texts = None
+    finally:
+        if index is not None:
+            index.close()
+    try:
+        for page in pages:
+            text = texts.get(page.get("url")) if texts is not None and isinstance(page.get("url"), str) else None
+            yield {**page, "text": text} if text else page
+    finally:
+        if texts is not None:
+            texts.close()
 
 
 def add_capture(store, stored: StoredCapture, path: Path, catalog: str | None = None) -> str | None:

@@ -39,11 +39,6 @@ def _int(value) -> int | None:
     return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
 
 
-def index_records(lines: Iterable[str]) -> list[IndexedRecord]:
-    """The content records an index lists (lines that do not parse are passed over)."""
-    return list(_streamed_records(lines))
-
-
 def _streamed_records(lines: Iterable[str]) -> Iterator[IndexedRecord]:
     for line in lines:
         try:
@@ -59,22 +54,10 @@ def _streamed_records(lines: Iterable[str]) -> Iterator[IndexedRecord]:
                 _int(fields.get("status")), fields.get("digest") if isinstance(fields.get("digest"), str) else None)
 
 
-def first_records(records: list[IndexedRecord]) -> dict[str, IndexedRecord]:
-    """Each URL's earliest content record: what its page entry was fetched as."""
-    first: dict[str, IndexedRecord] = {}
-    for record in sorted(records, key=lambda r: r.time):
-        first.setdefault(record.url, record)
-    return first
-
-
-def media_records(records: list[IndexedRecord]) -> list[IndexedRecord]:
-    return [r for r in records if (r.mime or "").startswith(MEDIA)]
-
-
 class SpilledIndex:
     """The content records of a capture's index, kept in a temporary database on disk
     (SQLite's own, removed when closed): a capture of 1,000,000 pages is looked up page by
-    page in flat memory. Answers as first_records and media_records do."""
+    page in flat memory."""
 
     FIELDS = ("url", "time", "filename", "offset", "length", "record_type", "mime", "status", "digest")
 
@@ -142,6 +125,22 @@ def record_text(fh: BinaryIO, container: Container, record: IndexedRecord) -> Pa
     return extract_text(bytes(body[:MAX_BODY]), content_type)
 
 
+def _texts_of(fh: BinaryIO, container: Container, first: Callable[[str], IndexedRecord | None],
+              pages: Iterable[dict]) -> Iterator[tuple[str, PageText | None, IndexedRecord]]:
+    """(url, text, record) for each page with a content record, each URL once; a revisit's
+    text is None: it is its original's."""
+    seen: set[str] = set()
+    for page in pages:
+        url = page.get("url") if isinstance(page.get("url"), str) else None
+        # a browser capture's rendered DOM holds the text scripts wrote, which the HTML as
+        # sent may not
+        record = first(urns.DOM + url) or first(url) if url else None
+        if record is None or url in seen:
+            continue
+        seen.add(url)
+        yield url, None if record.record_type == "revisit" else record_text(fh, container, record), record
+
+
 def page_texts(fh: BinaryIO, container: Container, first: Callable[[str], IndexedRecord | None],
                pages: list[dict]) -> dict[str, PageText]:
     """url -> text of each page that has one (`first`: a URL's earliest content record); a
@@ -149,18 +148,10 @@ def page_texts(fh: BinaryIO, container: Container, first: Callable[[str], Indexe
     texts: dict[str, PageText] = {}
     by_digest: dict[str, PageText] = {}
     revisits: list[IndexedRecord] = []
-    for page in pages:
-        url = page.get("url") if isinstance(page.get("url"), str) else None
-        # a browser capture's rendered DOM holds the text scripts wrote, which the HTML as
-        # sent may not
-        record = first(urns.DOM + url) or first(url) if url else None
-        if record is None or url in texts:
-            continue
+    for url, text, record in _texts_of(fh, container, first, pages):
         if record.record_type == "revisit":
             revisits.append(record)
-            continue
-        text = record_text(fh, container, record)
-        if text is not None:
+        elif text is not None:
             texts[url] = text
             if record.digest:
                 by_digest.setdefault(record.digest, text)
@@ -168,3 +159,45 @@ def page_texts(fh: BinaryIO, container: Container, first: Callable[[str], Indexe
         if record.digest in by_digest:
             texts[record.url.removeprefix(urns.DOM)] = by_digest[record.digest]
     return texts
+
+
+class SpilledTexts:
+    """page_texts for a capture of any size: url -> searchable text of each page, kept in
+    a temporary database on disk (SQLite's own, removed when closed) instead of memory.
+    Answers what page_texts answers, revisits included."""
+
+    BATCH = 1000
+
+    def __init__(self, fh: BinaryIO, container: Container, first: Callable[[str], IndexedRecord | None],
+                 pages: Iterable[dict]) -> None:
+        self.db = sqlite3.connect("")       # "": a private database in a temporary file
+        self.db.executescript("CREATE TABLE t (url TEXT PRIMARY KEY, text TEXT);"
+                              "CREATE TABLE d (digest TEXT PRIMARY KEY, text TEXT);"
+                              "CREATE TABLE v (url TEXT, digest TEXT);")
+        texts, digests, revisits = [], [], []
+        for url, text, record in _texts_of(fh, container, first, pages):
+            if record.record_type == "revisit":
+                revisits.append((record.url.removeprefix(urns.DOM), record.digest))
+            elif text is not None:
+                texts.append((url, text.searchable()))
+                if record.digest:
+                    digests.append((record.digest, text.searchable()))
+            if len(texts) + len(revisits) >= self.BATCH:
+                self._insert(texts, digests, revisits)
+                texts, digests, revisits = [], [], []
+        self._insert(texts, digests, revisits)
+        # the first page of a digest gives its text to every revisit of it (as page_texts)
+        self.db.execute("INSERT OR IGNORE INTO t SELECT v.url, d.text FROM v JOIN d USING (digest)")
+
+    def _insert(self, texts: list, digests: list, revisits: list) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO t VALUES (?, ?)", texts)
+        self.db.executemany("INSERT OR IGNORE INTO d VALUES (?, ?)", digests)
+        self.db.executemany("INSERT INTO v VALUES (?, ?)", revisits)
+
+    def get(self, url: str) -> str | None:
+        """The page's searchable text (description and visible text), or None."""
+        row = self.db.execute("SELECT text FROM t WHERE url = ?", (url,)).fetchone()
+        return row[0] if row else None
+
+    def close(self) -> None:
+        self.db.close()

@@ -11,6 +11,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -176,10 +177,14 @@ async def _start_driver(temp_dir: str | None):
     capture reuses its work folder)."""
     if temp_dir is None:
         return await async_playwright().start()
+    # a browser of the killed start may still be writing into it as it dies: what cannot
+    # be removed now stays, and goes with the work folder
     shutil.rmtree(temp_dir, ignore_errors=True)
-    os.makedirs(temp_dir, mode=0o700)
-    # Playwright has no other way to give its driver an environment. Every caller of
-    # tempfile in this process has read TMPDIR by now (the proxy's CA made its folder).
+    os.makedirs(temp_dir, mode=0o700, exist_ok=True)
+    # Playwright has no other way to give its driver an environment. tempfile reads TMPDIR
+    # once, on its first use, and keeps it: read it now, so that no use of tempfile in this
+    # process (a long-running `jobs serve` too) ever takes this folder for its own.
+    tempfile.gettempdir()
     with _ENVIRON:
         before = os.environ.get("TMPDIR")
         os.environ["TMPDIR"] = temp_dir

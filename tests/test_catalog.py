@@ -550,3 +550,32 @@ def test_add_reads_a_capture_s_pages_as_it_adds_them(catalog):
     finally:
         opened.close()
     assert len(behind) == 5 and max(behind) <= 2 * PAGE_BATCH, behind
+
+
+def test_filtered_search_passes_over_best_texts_whose_pages_fail_the_filter(catalog):
+    """The best texts are read a few at a time: when the pages of the 150 best-ranked texts
+    all fail the filter, the hits are still the best of those that pass, in rank order,
+    as reading every text at once would give."""
+    from archive.catalog.backends import PostgresBackend, SqliteBackend
+    from archive.catalog.catalog import CaptureEntry, Catalog, PageEntry
+
+    backend = PostgresBackend(catalog) if catalog.startswith("postgresql://") else SqliteBackend(Path(catalog))
+    opened = Catalog(backend, catalog)
+    opened.prepare("test", write=True)
+    # /hidden/ pages say the word often (ranked first), /kept/ pages less and less often
+    pages = [PageEntry(url=f"https://example.org/hidden/{n}", title=f"Hidden {n}",
+                       text=f"needle {'needle ' * 20} filler{n}") for n in range(150)]
+    pages += [PageEntry(url=f"https://example.org/kept/{n:02d}", title=f"Kept {n}",
+                        text=f"needle {'other ' * (5 * n)} filler{n}") for n in range(30)]
+    try:
+        assert opened.add(CaptureEntry(id="20260101T000000Z-00000001", created="2026-01-01T00:00:00Z",
+                                       title=None, seeds=[], signer=None, sha256=None, size=None, job=None,
+                                       operator=None, address=None, pages=pages))
+        found = opened.search("needle", url_prefix="https://example.org/kept/", limit=10)
+        everything = opened.search("needle", url_prefix="https://example.org/kept/", limit=30)
+    finally:
+        opened.close()
+    assert len(everything) == 30 and all("/kept/" in h.url for h in everything)
+    assert [h.url for h in found] == [h.url for h in everything[:10]]
+    if catalog.endswith(".sqlite3"):    # bm25: the shorter the text, the better its one hit
+        assert [h.url for h in found] == [f"https://example.org/kept/{n:02d}" for n in range(10)]

@@ -475,8 +475,15 @@ class Catalog:
         order given (the pages of one text: the latest added first, `most` of them)."""
         order = {tid: n for n, tid in enumerate(ranked)}
         rows: list[tuple] = []
-        for start in range(0, len(ranked), IN_BATCH):
-            batch = ranked[start:start + IN_BATCH]
+        # texts in rank order, a few first and more when too few of their pages pass: the
+        # rows of a later batch sort after every row of an earlier one, so stopping once
+        # `most` are found gives what reading them all would (a common word's 200 best
+        # texts, each held by a page in each of 100 captures, cost 20,000 rows read at once)
+        start, size = 0, max(most, 16)
+        while start < len(ranked):
+            batch = ranked[start:start + size]
+            start += len(batch)
+            size = min(4 * size, IN_BATCH)
             # a text many pages share (a site captured daily) gives its latest pages only
             rows += self.db.execute(
                 "SELECT id, text_id, capture_id, url, created, ts, title, status FROM ("

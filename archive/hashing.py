@@ -9,7 +9,7 @@ import queue
 import threading
 import weakref
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 CHUNK = 1 << 20
 
@@ -90,53 +90,72 @@ def _b64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+QUEUE_DEPTH = 8           # chunks (of at most a few MiB) in flight per worker: memory stays flat
+
+
+class Worker:
+    """Runs submitted calls in order on one thread (hashlib and zlib release the GIL on
+    large buffers, so the calls use a second core); errors come back from close()."""
+
+    def __init__(self, name: str, depth: int = QUEUE_DEPTH) -> None:
+        self._queue: queue.Queue = queue.Queue(depth)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    item[0](*item[1:])
+                except BaseException as exc:  # noqa: BLE001 - handed to close()
+                    self.error = exc
+
+    def submit(self, fn: Callable, *args) -> None:
+        self._queue.put((fn, *args))
+
+    def stop(self) -> None:
+        """End the thread once the calls submitted are done (an error stays in `error`)."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def close(self) -> None:
+        self.stop()
+        if self.error is not None:
+            raise self.error
+
+
 class HashThread:
-    """A hashlib object whose updates run in order on a thread of its own (hashlib releases
-    the GIL on large buffers), so two digests over one stream use two cores. update()
-    queues at most `depth` buffers (memory stays flat); digest() waits for them. The
-    buffers must not change once handed over (bytes, or views of bytes). The thread ends
-    at digest() or close(), or when the object is dropped unfinished (a reading that
-    stopped midway)."""
+    """A hashlib object whose updates run in order on a Worker of its own, so two digests
+    over one stream use two cores. update() queues at most `depth` buffers (memory stays
+    flat); digest() waits for them. The buffers must not change once handed over (bytes,
+    or views of bytes). The thread ends at digest() or close(), or when the object is
+    dropped unfinished (a reading that stopped midway)."""
 
     def __init__(self, hasher: "hashlib._Hash", depth: int = 4) -> None:
         self.name = hasher.name
         self._hasher = hasher
-        self._queue: queue.Queue = queue.Queue(depth)
-        self._errors: list[BaseException] = []
         self._digest: bytes | None = None
-        # the thread holds the queue, the hasher and the error list, never this object
-        self._thread = threading.Thread(target=_hash_queued, args=(self._queue, hasher, self._errors),
-                                        name=f"hash {hasher.name}", daemon=True)
-        self._thread.start()
-        self._stop = weakref.finalize(self, self._queue.put, None)
+        # the worker's thread holds the worker and the hasher, never this object
+        self._worker = Worker(f"hash {hasher.name}", depth)
+        self._stop = weakref.finalize(self, self._worker.stop)
 
     def update(self, data) -> None:
         if self._digest is not None:
             raise ValueError("update after digest")
-        self._queue.put(data)
+        self._worker.submit(self._hasher.update, data)
 
     def close(self) -> None:
         """End the thread (all updates done); the digest may be asked for after."""
-        if self._stop.alive:
-            self._stop()
-            self._thread.join()
+        self._stop()
 
     def digest(self) -> bytes:
         if self._digest is None:
             self.close()
-            if self._errors:
-                raise self._errors[0]
+            if self._worker.error is not None:
+                raise self._worker.error
             self._digest = self._hasher.digest()
         return self._digest
 
     def hexdigest(self) -> str:
         return self.digest().hex()
-
-
-def _hash_queued(pending: queue.Queue, hasher: "hashlib._Hash", errors: list) -> None:
-    while (data := pending.get()) is not None:
-        if not errors:
-            try:
-                hasher.update(data)
-            except BaseException as exc:  # noqa: BLE001 - raised again by digest()
-                errors.append(exc)

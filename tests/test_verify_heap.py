@@ -15,7 +15,7 @@ from tests.shared import ROOT
 READER = """
 import hashlib, random, resource, sys
 from archive.verify import heap
-from archive.reader.scan import Worker
+from archive.hashing import Worker
 if sys.argv[1] == "steady":
     assert heap.steady()
 hasher, worker, rng = hashlib.sha256(), Worker("hash"), random.Random(1)

@@ -8,7 +8,8 @@ import sys
 
 from archive.cli.common import print_json
 from archive.errors import ArchiveError
-from archive.reader.scan import CHUNK, Worker
+from archive.hashing import Worker
+from archive.reader.scan import CHUNK
 
 ALGORITHMS = {"sha256": "SHA256", "sha512": "SHA512", "sha3_256": "SHA3-256"}
 

@@ -16,18 +16,15 @@ A foreign container is read member by member through zipfile, then the file hash
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable
 
-from archive.hashing import stream_sha256
+from archive.hashing import Worker, stream_sha256
 from archive.wacz.bounds import Meter
 from archive.wacz.zipreader import Container, iter_member
 from archive.reader.fastzlib import crc32
 
 CHUNK = 1 << 20
-QUEUE_DEPTH = 8           # chunks (of at most a few MiB) in flight per worker: memory stays flat
 
 
 class Sink:
@@ -42,33 +39,6 @@ class Sink:
     def metered(self, meter) -> None:
         """Count the work of inflating what is fed against the file bytes `meter` says
         were read for it (a deflated zip entry: archive.wacz.bounds)."""
-
-
-class Worker:
-    """Runs submitted calls in order on one thread; errors come back from close()."""
-
-    def __init__(self, name: str, depth: int = QUEUE_DEPTH) -> None:
-        self._queue: queue.Queue = queue.Queue(depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    item[0](*item[1:])
-                except BaseException as exc:  # noqa: BLE001 - handed to close()
-                    self._error = exc
-
-    def submit(self, fn: Callable, *args) -> None:
-        self._queue.put((fn, *args))
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
 
 
 @dataclass

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import zlib
 
+from archive.hashing import Worker
 from archive.httpmessage import HTTP_RECORD_TYPES
 from archive.wacz.bounds import Meter, WORK_FLOOR, WORK_PER_BYTE, bomb_message
 from archive.reader.digests import RecordDigests
@@ -54,7 +55,6 @@ class DigestQueue:
     records."""
 
     def __init__(self, name: str) -> None:
-        from archive.reader.scan import Worker   # scan imports nothing from here
         self._worker = Worker(f"digests {name}", depth=4)
         self._batch: list = []
         self._bytes = 0

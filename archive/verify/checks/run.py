@@ -27,7 +27,8 @@ from archive.verify.checks.seal import (
 from archive.verify.checks.summary import capture_summary, page_rows
 from archive.verify.model import FAIL, PASS, SKIP, CannotCheck, Report, VerifyOptions, conclude
 from archive.reader.problems import Problem
-from archive.reader.scan import CHUNK, Worker, file_sha256, scan_canonical, scan_lenient
+from archive.hashing import Worker
+from archive.reader.scan import CHUNK, file_sha256, scan_canonical, scan_lenient
 from archive.verify.segments import parallel_for
 from archive.reader.source import Source, local_source, sniff
 from archive.reader.warcioreader import check_warc_slow

@@ -126,18 +126,16 @@ def record_text(fh: BinaryIO, container: Container, record: IndexedRecord) -> Pa
 
 
 def _texts_of(fh: BinaryIO, container: Container, first: Callable[[str], IndexedRecord | None],
-              pages: Iterable[dict]) -> Iterator[tuple[str, PageText | None, IndexedRecord]]:
-    """(url, text, record) for each page with a content record, each URL once; a revisit's
-    text is None: it is its original's."""
-    seen: set[str] = set()
+              pages: Iterable[dict], known: Callable[[str], bool]) -> Iterator[tuple[str, PageText | None, IndexedRecord]]:
+    """(url, text, record) for each page with a content record whose text is not `known`
+    already; a revisit's text is None: it is its original's."""
     for page in pages:
         url = page.get("url") if isinstance(page.get("url"), str) else None
         # a browser capture's rendered DOM holds the text scripts wrote, which the HTML as
         # sent may not
         record = first(urns.DOM + url) or first(url) if url else None
-        if record is None or url in seen:
+        if record is None or known(url):
             continue
-        seen.add(url)
         yield url, None if record.record_type == "revisit" else record_text(fh, container, record), record
 
 
@@ -148,7 +146,7 @@ def page_texts(fh: BinaryIO, container: Container, first: Callable[[str], Indexe
     texts: dict[str, PageText] = {}
     by_digest: dict[str, PageText] = {}
     revisits: list[IndexedRecord] = []
-    for url, text, record in _texts_of(fh, container, first, pages):
+    for url, text, record in _texts_of(fh, container, first, pages, texts.__contains__):
         if record.record_type == "revisit":
             revisits.append(record)
         elif text is not None:
@@ -175,7 +173,9 @@ class SpilledTexts:
                               "CREATE TABLE d (digest TEXT PRIMARY KEY, text TEXT);"
                               "CREATE TABLE v (url TEXT, digest TEXT);")
         texts, digests, revisits = [], [], []
-        for url, text, record in _texts_of(fh, container, first, pages):
+        # a URL listed twice is read twice (rare); its first text is kept, as page_texts keeps
+        # it, by the table's key: a set of every URL would grow with the capture
+        for url, text, record in _texts_of(fh, container, first, pages, lambda url: False):
             if record.record_type == "revisit":
                 revisits.append((record.url.removeprefix(urns.DOM), record.digest))
             elif text is not None:

@@ -5,6 +5,7 @@ restarts."""
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import resource
 import sys
@@ -31,6 +32,7 @@ STATS_ENV = "ARCHIVE_REDIS_STATS"
 ROUND_TRIPS = [0]
 
 
+@functools.cache
 def _counting_connection() -> type:
     """A connection class that counts its round trips, for the benchmark (made on first
     use: the redis client is imported only by commands that connect, which keeps it out of

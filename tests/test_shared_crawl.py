@@ -305,8 +305,10 @@ def test_a_warc_altered_or_missing_in_staging_is_refused(fault, gsite, key, redi
     client = redis_server.client()
     (worker,) = start_workers(1, redis_server.url, store, tmp_path / "workers", "--workers", "4")
     wait_until(lambda: connected_workers(redis_server.url) >= 1, what="the worker to connect")
+    # --delay keeps the crawl going for many hand-overs (one each 2 s) after the coordinator
+    # is stopped: without it the 24 pages could all be fetched before two more came
     coordinator = start_coordinator(gsite, key, store, work, redis_server.url,
-        "--workers", "1", "--host-workers", "8", "--lease", "2")
+        "--workers", "1", "--host-workers", "8", "--lease", "2", "--delay", "0.1")
     try:
         wait_until(lambda: handover_lines(journal_of(work)) >= 1, what="a first hand-over")
         coordinator.send_signal(signal.SIGSTOP)      # it gathers nothing more for now

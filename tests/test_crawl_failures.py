@@ -114,3 +114,28 @@ def test_retry_after_beyond_the_limit_is_recorded_not_waited_for(run, key, tmp_p
     assert result.code == 1, result     # stored, but its only page failed
     entry = pages(Path(stored_waczs(tmp_path / "s")[0]))[0]
     assert entry["status"] == 429 and entry["error"] == "HTTP 429"
+
+
+def test_max_time_cuts_a_fetch_stalled_before_its_headers(run, key, tmp_path):
+    """--max-time bounds a fetch whose server never starts answering, as it bounds a slow
+    body: the wait for the head ends at the crawl's deadline, not after --timeout, and
+    the page is recorded as failed there, saying why."""
+    import time
+
+    from tests.site import Site, slow
+    site = Site()
+    site.html("/", "Home", '<a href="/stalled.html">stalled</a>')
+    site.add("/stalled.html", handler=slow(40))      # no status line for 40 s
+    with SiteServer(site) as server:
+        started = time.monotonic()
+        result = run("capture", server.url("/"), "--key", key, "--store", tmp_path / "s",
+                     "--work-dir", tmp_path / "w", "--quiet", "--depth", "1", "--scope", "host",
+                     "--max-time", "2",
+                     "--timeout", "60")
+        took = time.monotonic() - started
+        assert "/stalled.html" in server.site.requests
+    assert took < 15, f"--max-time 2, but the capture took {took:.1f} s"
+    assert result.code == 0 and "failed fetches 1" in result.out, result
+    stalled = next(p for p in pages(Path(stored_waczs(tmp_path / "s")[0]))
+                   if p["url"].endswith("/stalled.html"))
+    assert stalled["errorKind"] == "timeout" and "deadline (--max-time)" in stalled["error"], stalled

@@ -561,10 +561,13 @@ def trickle(seconds: float, every: float = 0.1, chunk: int = 1 << 16):
 def test_max_time_holds_for_the_crawl_as_a_whole(key, pubkey, redis_server, tmp_path):
     """--max-time is the coordinator's clock, learnt by every worker through Redis: no
     worker starts a fetch after it, and a fetch under way then is cut there (a response
-    that takes 40 s does not keep the crawl going)."""
+    that takes 40 s does not keep the crawl going, nor one whose server sends no headers
+    for 40 s)."""
+    from tests.site import slow
     site = generated_site(PAGES)
     site.delay = 0.3        # about 6 s for the whole site at six fetches at once
     site.add("/i/1-a.png", handler=trickle(40))
+    site.add("/i/0-b.png", handler=slow(40))     # stalled before its status line
     store = tmp_path / "store"
     with SiteServer(site) as server:
         with workers_running(2, redis_server.url, store, tmp_path / "workers", "--workers", "2"):
@@ -578,7 +581,8 @@ def test_max_time_holds_for_the_crawl_as_a_whole(key, pubkey, redis_server, tmp_
     assert code == 0, err
     result = json.loads(out)
     assert result["stop_reason"] == "max-time"
-    assert took < 20, took              # not the 40 s of the slow response
+    assert took < 20, took              # not the 40 s of the slow responses
+    assert "/i/0-b.png" in site.requests
     first = min(t for _, t in site.times)
     late = [(path, round(t - first, 2)) for path, t in site.times if t - first > 2.5]
     assert not late, late               # nothing started after the deadline (+ jitter)

@@ -35,6 +35,10 @@ __all__ = ["DEFAULT_USER_AGENT", "FetchResult", "FetchSession", "fetch", "make_s
 
 DEFAULT_USER_AGENT = f"Mozilla/5.0 (compatible; archive/{__version__}; evidentiary capture)"
 READ_CHUNK = 1 << 16
+# The least a connect or a wait for the response's head is given when the deadline is
+# nearer than --timeout: the deadline bounds them, but a wait of 0 would raise at once
+# on some platforms before the socket is even tried.
+MIN_WAIT = 0.05
 
 _current = threading.local()
 
@@ -277,13 +281,20 @@ def fetch(
     """GET `url` once, no redirects followed, recording the raw exchange.
 
     `max_body` caps the bytes of body kept (the rest is not read: WARC-Truncated: length);
-    `deadline` (time.monotonic) caps the whole exchange (WARC-Truncated: time).
+    `deadline` (time.monotonic) caps the whole exchange: a body still coming then is cut
+    (WARC-Truncated: time), and a server that has not answered by then (stalled before
+    its headers, or not accepting the connection) fails with a timeout there instead of
+    after the full `timeout`.
     """
     result = FetchResult(url=url, started=datetime.now(timezone.utc))
     recorder = Recorder(spool_dir)
     began = time.monotonic()
     if deadline is None:
         deadline = began + max(timeout * 4, 120.0)
+    # the crawl's deadline (--max-time) bounds the wait for the connection and the head
+    # too, not only the body: a server stalled before its headers would otherwise hold
+    # the crawl for the whole --timeout past its end
+    wait = min(timeout, max(MIN_WAIT, deadline - began))
     _current.recorder = recorder
     _current.policy = session.policy
     response = None
@@ -298,11 +309,13 @@ def fetch(
             response = session.pool.urlopen(
                 "GET", result.url, headers=sent, redirect=False, retries=False,
                 preload_content=False, decode_content=False,
-                timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                timeout=urllib3.Timeout(connect=wait, read=wait),
             )
         except Exception as exc:  # noqa: BLE001 - every failure is evidence, recorded below
             result.error_kind = _classify(exc)
             result.error = f"{type(exc).__name__}: {exc}"
+            if result.error_kind == "timeout" and wait < timeout:
+                result.error = f"no answer before the crawl's deadline (--max-time): {result.error}"
         else:
             result.status = response.status
             result.headers = {k.lower(): v for k, v in response.headers.items()}

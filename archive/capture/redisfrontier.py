@@ -55,10 +55,21 @@ end
 local function full(maxp)
   return maxp >= 0 and tonumber(redis.call('GET', P .. 'pages') or '0') >= maxp
 end
+-- one command for a whole list (Redis's CPU goes on commands, not on their arguments),
+-- in chunks that Lua's unpack can take
+local function chunked(command, key, args, width)
+  width = width or 1
+  local step = 1000 * width
+  for i = 1, #args, step do
+    redis.call(command, key, unpack(args, i, math.min(i + step - 1, #args)))
+  end
+end
 -- queue order numbers, taken from Redis in blocks (one call, not one an item)
 local seq_next, seq_last = 1, 0
 -- hosts made ready by this call already
 local readied = {}
+-- items pushed by this call, by host: written by flush() with one ZADD a host
+local pending, npending = {}, 0
 local function push(it, aside, d)
   d = d or cjson.decode(it)
   if aside and is_page(d) and redis.call('SISMEMBER', P .. 'counted', d[1]) == 0 then
@@ -71,13 +82,38 @@ local function push(it, aside, d)
     seq_last = redis.call('INCRBY', P .. 'seq', 64)
     seq_next = seq_last - 63
   end
-  redis.call('ZADD', P .. 'q:' .. d[6], prio * 1e9 + seq_next, it)
+  local queue = pending[d[6]]
+  if not queue then queue = {}; pending[d[6]] = queue end
+  queue[#queue + 1] = prio * 1e9 + seq_next
+  queue[#queue + 1] = it
   seq_next = seq_next + 1
-  redis.call('INCR', P .. 'queued')
+  npending = npending + 1
   if not readied[d[6]] then
     readied[d[6]] = true
     local nxt = redis.call('HGET', P .. 'h:' .. d[6], 'next') or '0'
     redis.call('ZADD', P .. 'ready', 'NX', nxt, d[6])
+  end
+end
+-- what push() gathered goes into the queues: before anything reads them
+local function flush()
+  if npending == 0 then return end
+  for host, queue in pairs(pending) do chunked('ZADD', P .. 'q:' .. host, queue, 2) end
+  redis.call('INCRBY', P .. 'queued', npending)
+  pending, npending = {}, 0
+end
+-- fetches ended: ARGV[first], ARGV[first + 1] ... are n pairs of a URL and its origin;
+-- their hosts are free again (one SREM and one HINCRBY a host, not a URL)
+local function free(first, n)
+  local by_host = {}
+  for i = 0, n - 1 do
+    local host = ARGV[first + 1 + 2 * i]
+    local urls = by_host[host]
+    if not urls then urls = {}; by_host[host] = urls end
+    urls[#urls + 1] = ARGV[first + 2 * i]
+  end
+  for host, urls in pairs(by_host) do
+    local ended = redis.call('SREM', P .. 'active', unpack(urls))
+    if ended > 0 then redis.call('HINCRBY', P .. 'h:' .. host, 'active', -ended) end
   end
 end
 -- a lease: leases (zset, URL by expiry) and lease (hash, URL -> worker id, space, item)
@@ -111,11 +147,7 @@ _CLAIM = _COMMON + """
 local wid, lease, per_host, delay, maxp = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local want, nrel = tonumber(ARGV[8]), tonumber(ARGV[11])
 if redis.call('EXISTS', P .. 'config') == 0 then return {'gone'} end
-for i = 0, nrel - 1 do
-  if redis.call('SREM', P .. 'active', ARGV[12 + 2 * i]) == 1 then
-    redis.call('HINCRBY', P .. 'h:' .. ARGV[13 + 2 * i], 'active', -1)
-  end
-end
+free(12, nrel)
 if 12 + 2 * nrel <= #ARGV then
   local is_full = full(maxp)
   for i = 12 + 2 * nrel, #ARGV do
@@ -131,6 +163,7 @@ if fetched > 0 then
 end
 local got = {}
 local function reply(kind, a)
+  flush()
   local cursor = tonumber(ARGV[7])
   local log = redis.call('LRANGE', P .. 'digestlog', cursor, cursor + 499)
   local left = ''
@@ -154,9 +187,10 @@ for _, it in ipairs(redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now)) do
   redis.call('ZREM', P .. 'delayed', it)
   push(it, false)
 end
+flush()
 while #got < want do
   local is_full = full(maxp)
-  local best, bhost, bscore, bdelay = nil, nil, nil, 0
+  local best, bhost, bscore, bdelay, bactive = nil, nil, nil, 0, 0
   for _, host in ipairs(redis.call('ZRANGEBYSCORE', P .. 'ready', '-inf', now, 'LIMIT', 0, 256)) do
     local q = P .. 'q:' .. host
     while is_full do
@@ -173,35 +207,52 @@ while #got < want do
       redis.call('ZREM', P .. 'ready', host)
     else
       local hv = redis.call('HMGET', P .. 'h:' .. host, 'active', 'delay')
-      if tonumber(hv[1] or '0') < per_host then
+      local active = tonumber(hv[1] or '0')
+      if active < per_host then
         local score = tonumber(top[2])
         if best == nil or score < bscore then
-          best, bhost, bscore, bdelay = top[1], host, score, tonumber(hv[2] or '0')
+          best, bhost, bscore, bdelay, bactive = top[1], host, score, tonumber(hv[2] or '0'), active
         end
       end
     end
   end
   if not best then break end
-  redis.call('ZREM', P .. 'q:' .. bhost, best)
-  redis.call('DECR', P .. 'queued')
-  local h = P .. 'h:' .. bhost
-  redis.call('HINCRBY', h, 'active', 1)
+  local q, h = P .. 'q:' .. bhost, P .. 'h:' .. bhost
   local gap = math.max(delay, bdelay)
-  local more = redis.call('ZCARD', P .. 'q:' .. bhost) > 0
+  -- with no delay and no --max-pages to count against, the host's next items up to its
+  -- limit come in one pass (one command each for them all, not one an item)
+  local take = {best}
+  if gap == 0 and maxp < 0 and want - #got > 1 and per_host - bactive > 1 then
+    take = redis.call('ZRANGE', q, 0, math.min(want - #got, per_host - bactive) - 1)
+  end
+  redis.call('ZREM', q, unpack(take))
+  redis.call('DECRBY', P .. 'queued', #take)
+  redis.call('HINCRBY', h, 'active', #take)
+  local more = redis.call('ZCARD', q) > 0
   if gap > 0 then
     local nxt = now + gap
     redis.call('HSET', h, 'next', nxt)
     if more then redis.call('ZADD', P .. 'ready', nxt, bhost) end
   end
   if not more then redis.call('ZREM', P .. 'ready', bhost) end
-  local d = cjson.decode(best)
-  redis.call('ZADD', P .. 'leases', now + lease, d[1])
-  redis.call('HSET', P .. 'lease', d[1], wid .. ' ' .. best)
-  redis.call('SADD', P .. 'active', d[1])
-  if is_page(d) and redis.call('SADD', P .. 'counted', d[1]) == 1 then
-    redis.call('INCR', P .. 'pages')
+  local expiries, owners, urls, pages = {}, {}, {}, {}
+  for _, it in ipairs(take) do
+    local d = cjson.decode(it)
+    expiries[#expiries + 1] = now + lease
+    expiries[#expiries + 1] = d[1]
+    owners[#owners + 1] = d[1]
+    owners[#owners + 1] = wid .. ' ' .. it
+    urls[#urls + 1] = d[1]
+    if is_page(d) then pages[#pages + 1] = d[1] end
+    got[#got + 1] = it
   end
-  got[#got + 1] = best
+  redis.call('ZADD', P .. 'leases', unpack(expiries))
+  redis.call('HSET', P .. 'lease', unpack(owners))
+  redis.call('SADD', P .. 'active', unpack(urls))
+  if #pages > 0 then
+    local counted = redis.call('SADD', P .. 'counted', unpack(pages))
+    if counted > 0 then redis.call('INCRBY', P .. 'pages', counted) end
+  end
 end
 if #got > 0 then return reply('item') end
 local queued = tonumber(redis.call('GET', P .. 'queued') or '0')
@@ -231,6 +282,7 @@ for i = 3, #ARGV do
     res[#res + 1] = 0
   end
 end
+flush()
 return res
 """
 
@@ -240,11 +292,7 @@ return res
 _RELEASE = _COMMON + """
 local wid, nrel = ARGV[2], tonumber(ARGV[3])
 if redis.call('EXISTS', P .. 'config') == 0 then return 0 end
-for i = 0, nrel - 1 do
-  if redis.call('SREM', P .. 'active', ARGV[4 + 2 * i]) == 1 then
-    redis.call('HINCRBY', P .. 'h:' .. ARGV[5 + 2 * i], 'active', -1)
-  end
-end
+free(4, nrel)
 local n = 0
 for i = 4 + 2 * nrel, #ARGV do
   local v = redis.call('HGET', P .. 'lease', ARGV[i])
@@ -253,6 +301,7 @@ for i = 4 + 2 * nrel, #ARGV do
     if it then push(it, false); n = n + 1 end
   end
 end
+flush()
 return n
 """
 
@@ -298,28 +347,49 @@ if redis.call('EXISTS', P .. 'config') == 0 then return {'gone'} end
 local c = cjson.decode(ARGV[4])
 local now = now_ms()
 local held = {}
-for _, url in ipairs(c.leased) do
-  local s = redis.call('ZSCORE', P .. 'leases', url)
-  local v = redis.call('HGET', P .. 'lease', url)
-  if (not s) or tonumber(s) <= now or not owns(v, wid) then
-    return {'lost', url}
+-- every lease still this worker's: a chunk of URLs at a time, two commands a chunk
+for i = 1, #c.leased, 1000 do
+  local urls = {unpack(c.leased, i, math.min(i + 999, #c.leased))}
+  local expiries = redis.call('ZMSCORE', P .. 'leases', unpack(urls))
+  local owners = redis.call('HMGET', P .. 'lease', unpack(urls))
+  for j, url in ipairs(urls) do
+    local s, v = expiries[j], owners[j]
+    if (not s) or tonumber(s) <= now or not owns(v, wid) then
+      return {'lost', url}
+    end
+    held[url] = v
   end
-  held[url] = v
 end
 local n = redis.call('RPUSH', P .. 'handovers', ARGV[3])
-for _, url in ipairs(c.final) do
-  drop_lease(url, held[url])
-  redis.call('SADD', P .. 'done', url)
+if #c.final > 0 then
+  -- their leases go, a command for them all; a fetch not yet freed (rare: its host is
+  -- freed with the worker's next claim) frees its host here
+  chunked('ZREM', P .. 'leases', c.final)
+  chunked('HDEL', P .. 'lease', c.final)
+  chunked('SADD', P .. 'done', c.final)
+  for i = 1, #c.final, 1000 do
+    local urls = {unpack(c.final, i, math.min(i + 999, #c.final))}
+    local active = redis.call('SMISMEMBER', P .. 'active', unpack(urls))
+    for j, url in ipairs(urls) do
+      if active[j] == 1 then
+        local v = held[url]
+        redis.call('SREM', P .. 'active', url)
+        redis.call('HINCRBY', P .. 'h:' .. cjson.decode(string.sub(v, string.find(v, ' ', 1, true) + 1))[6], 'active', -1)
+      end
+    end
+  end
 end
 for _, r in ipairs(c.retry) do
   drop_lease(r[1], held[r[1]])
   redis.call('ZADD', P .. 'delayed', now + r[3], r[2])
 end
+local logged = {}
 for _, kv in ipairs(c.digests) do
   if redis.call('HSETNX', P .. 'digests', kv[1], kv[2]) == 1 then
-    redis.call('RPUSH', P .. 'digestlog', kv[1] .. ' ' .. kv[2])
+    logged[#logged + 1] = kv[1] .. ' ' .. kv[2]
   end
 end
+chunked('RPUSH', P .. 'digestlog', logged)
 for _, kv in ipairs(c.robots) do
   redis.call('HSET', P .. 'robots', kv[1], kv[2])
   redis.call('DEL', P .. 'robotslock:' .. kv[3])

@@ -35,7 +35,7 @@ from archive.store.staging import open_staged, remove_staged, staging_prefix
 from archive.warc.writer import WARC_DIR
 from archive.worker import make_worker
 
-POLL = 0.1
+POLL = 0.1      # seconds the coordinator waits for a hand-over before it looks anyway
 WORKER_GRACE = 10.0     # seconds local worker processes get to leave after the crawl
 
 
@@ -141,7 +141,9 @@ class Coordinator:
                     if failure:
                         raise failure[0]
                     break
-                time.sleep(POLL)
+                # woken by the next hand-over (its script pushes a token), at the crawl's
+                # tail above all: the last ones are gathered at once, not a poll later
+                self.client.blpop([self.prefix + "wake"], POLL)
         except redis.RedisError as exc:
             raise RedisLost(f"Redis at {describe(self.url)} stopped answering: {exc}") from None
         except BaseException:

@@ -17,7 +17,8 @@ has not ended), counted (set: pages counted
 against --max-pages), pages, queued, over (list: pages left by --max-pages), stop,
 handovers (list), done (set), fetchedbytes (bytes fetched, against --max-bytes),
 deadline (--max-time, in Redis's time), digests (hash) and digestlog (list: the same, in the order
-handed over), robots (hash), alive (zset: workers).
+handed over), robots (hash), alive (zset: workers), wake (list: at most one token,
+pushed by each hand-over, that the coordinator waits on instead of sleeping).
 Times are the Redis server's (TIME): machines' clocks never need to agree.
 """
 
@@ -390,6 +391,10 @@ for _, kv in ipairs(c.digests) do
   end
 end
 chunked('RPUSH', P .. 'digestlog', logged)
+-- the coordinator, waiting on this list, gathers the hand-over now (one token at most:
+-- however many came meanwhile, one gather takes them all)
+redis.call('LPUSH', P .. 'wake', n)
+redis.call('LTRIM', P .. 'wake', 0, 0)
 for _, kv in ipairs(c.robots) do
   redis.call('HSET', P .. 'robots', kv[1], kv[2])
   redis.call('DEL', P .. 'robotslock:' .. kv[3])
@@ -463,6 +468,10 @@ class RedisFrontier:
         self.retries: dict[str, tuple[Item, float]] = {}   # URL -> (item, monotonic not-before)
         self.lost: set[str] = set()              # leases found lost by renew()
         self._local_stop: str | None = None
+        # the crawl is over (a claim found nothing queued, leased or delayed anywhere, and
+        # this process had nothing left to hand over): final, since nothing is leased that
+        # could find more; the other threads leave at once instead of at their next look
+        self._over = False
         self._cond = threading.Condition()
         self._thread = threading.local()         # `offered`: what the thread's last fetch found
         self._ahead: deque[Item] = deque()       # leased, not started yet
@@ -503,6 +512,8 @@ class RedisFrontier:
         while True:
             with self._cond:
                 while not self._local_stop:
+                    if self._over:
+                        return None
                     if self._ahead and not self._found:
                         return self._ahead.popleft()
                     if not self._asking:
@@ -529,6 +540,9 @@ class RedisFrontier:
             if kind == "done":
                 if self.on_idle is not None and self.on_idle(True):
                     continue
+                with self._cond:
+                    self._over = True
+                    self._cond.notify_all()
                 return None
             wait, queued = (int(n) for n in a.split())
             if self.on_idle is not None and self.on_idle(queued == 0):
@@ -536,7 +550,7 @@ class RedisFrontier:
             with self._cond:
                 # woken early when a thread of this process frees a host or finds URLs
                 events = self._events
-                self._cond.wait_for(lambda: self._events != events or self._local_stop,
+                self._cond.wait_for(lambda: self._events != events or self._local_stop or self._over,
                                     min(max(wait / 1000, 0.005), 0.1))
         self.give_back()
         return None

@@ -40,6 +40,7 @@ from archive.warc.writer import DEFAULT_MAX_SIZE, WarcWriter
 
 DEFAULT_LEASE = 30.0            # seconds a worker holds a URL without renewing its lease
 HANDOVER_INTERVAL = 2.0         # seconds between hand-overs while a crawl runs
+HANDOVER_FIRST = 0.25           # ... at the start of this worker's part, growing to it
 HANDOVER_SIZE = 64 << 20        # or sooner, when a worker's WARC file reaches this size
 ROBOTS_POLL = 0.05
 
@@ -317,7 +318,7 @@ class SharedWorker:
         (self.work / "spool").mkdir(exist_ok=True)
         self.stats = WorkerStats()
         self._handing = threading.Lock()
-        self._last = time.monotonic()
+        self._last = self._joined = time.monotonic()
         self._staged = 0
         self._stop = threading.Event()
         self._failure: BaseException | None = None
@@ -364,7 +365,12 @@ class SharedWorker:
         return self.stats
 
     def _background(self) -> None:
-        """Renew leases; hand over every HANDOVER_INTERVAL, at once after a robots.txt."""
+        """Renew leases; hand over every HANDOVER_INTERVAL, at once after a robots.txt.
+
+        The interval grows from HANDOVER_FIRST to HANDOVER_INTERVAL with the time this
+        worker has taken part (an eighth of it): what is handed over after the crawl's last
+        fetch, while the coordinator waits to seal, is a small share of the crawl however
+        short it is, and a long crawl still closes a WARC file only every few seconds."""
         renew_every = max(0.2, self.config.lease / 4)
         next_renew = 0.0
         while not self._stop.is_set():
@@ -373,7 +379,8 @@ class SharedWorker:
                 if now >= next_renew:
                     self.frontier.renew()
                     next_renew = now + renew_every
-                if self.collector.urgent.is_set() or now - self._last >= HANDOVER_INTERVAL \
+                interval = min(HANDOVER_INTERVAL, max(HANDOVER_FIRST, (now - self._joined) / 8))
+                if self.collector.urgent.is_set() or now - self._last >= interval \
                         or self._size() >= HANDOVER_SIZE:
                     self.hand_over()
             except BaseException as exc:  # noqa: BLE001 - raised by run()

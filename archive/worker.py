@@ -14,14 +14,17 @@ import redis
 
 from archive.capture.dedup import EarlierCapture
 from archive.capture.sharedcrawl import (
-    CrawlConfig, SharedWorker, WorkerStats, active_crawls, check_version, new_worker_id, read_config,
+    CrawlAnnouncements, CrawlConfig, SharedWorker, WorkerStats, active_crawls, check_version,
+    new_worker_id, read_config,
 )
 from archive.errors import ArchiveError
 from archive.ids import is_capture_id
 from archive.store.address import StoreOptions, open_store
 from archive.store.staging import check_staging, put_staged, remove_one, staging_prefix
 
-IDLE_POLL = 1.0
+# An idle worker waits for a crawl to be announced (pub/sub), looking at the crawls in
+# progress anyway this often: the safety net for an announcement lost with its connection.
+IDLE_LOOK = 30.0
 
 
 @dataclass
@@ -65,40 +68,49 @@ def run_worker(client: redis.Redis, *, store_address: str | None, store_options:
     if crawl is not None and not is_capture_id(crawl):
         raise ArchiveError(f"not a capture id: {crawl!r}")
     stop = stop or threading.Event()
+    # subscribed before the first look at the crawls in progress: none is missed between
+    announced = CrawlAnnouncements(client) if crawl is None and not once else None
     worker_id = new_worker_id()
     report = WorkerReport(worker_id)
     finished: set[str] = set()
     stores: dict[str, object] = {}
-    while not stop.is_set():
-        ids = [crawl] if crawl else active_crawls(client)
-        worked = False
-        for capture_id in ids:
-            if capture_id in finished:
-                continue
-            config = read_config(client, capture_id)
-            if config is None:
-                if crawl:
-                    raise ArchiveError(f"no crawl {crawl} in Redis (finished, or never started)")
-                continue
-            address = store_address or config.store
-            if address not in stores:
-                stores[address] = open_store(address, store_options)
-            worker = make_worker(client, config, stores[address], work_dir, worker_id, threads)
+    try:
+        while not stop.is_set():
+            ids = [crawl] if crawl else active_crawls(client)
+            worked = False
+            for capture_id in ids:
+                if capture_id in finished:
+                    continue
+                config = read_config(client, capture_id)
+                if config is None:
+                    if crawl:
+                        raise ArchiveError(f"no crawl {crawl} in Redis (finished, or never started)")
+                    continue
+                address = store_address or config.store
+                if address not in stores:
+                    stores[address] = open_store(address, store_options)
+                worker = make_worker(client, config, stores[address], work_dir, worker_id, threads)
+                try:
+                    stats = worker.run(None if on_progress is None else
+                                       lambda s, q, cid=capture_id: on_progress(cid, s, q))
+                except KeyboardInterrupt:
+                    if not stop.is_set():
+                        raise
+                    stats = worker.stats     # SIGTERM: what was in hand is handed over
+                finished.add(capture_id)
+                worked = worked or stats.fetches > 0
+                report.crawls.append({"captureId": capture_id, **asdict(stats)})
+            if crawl or (once and not worked):
+                break
             try:
-                stats = worker.run(None if on_progress is None else
-                                   lambda s, q, cid=capture_id: on_progress(cid, s, q))
+                if announced is not None:
+                    announced.wait(IDLE_LOOK, stop)
+                else:
+                    stop.wait(1.0)      # --once, having worked: one more look, then leave
             except KeyboardInterrupt:
                 if not stop.is_set():
                     raise
-                stats = worker.stats     # SIGTERM: what was in hand is handed over
-            finished.add(capture_id)
-            worked = worked or stats.fetches > 0
-            report.crawls.append({"captureId": capture_id, **asdict(stats)})
-        if crawl or (once and not worked):
-            break
-        try:
-            stop.wait(IDLE_POLL)
-        except KeyboardInterrupt:
-            if not stop.is_set():
-                raise
+    finally:
+        if announced is not None:
+            announced.close()
     return report

@@ -593,3 +593,30 @@ def test_max_time_holds_for_the_crawl_as_a_whole(key, pubkey, redis_server, tmp_
     assert len([w for w in evidence["workers"] if w["fetches"]]) >= 2, evidence["workers"]
     cut = [r for r in records(wacz) if r["uri"] == server.url("/i/1-a.png") and r["type"] == "response"]
     assert cut and cut[0]["headers"].get("WARC-Truncated") == "time"    # cut there, recorded
+
+
+def test_an_idle_worker_asks_redis_nothing_and_joins_a_new_crawl(gsite, key, pubkey, own_redis, tmp_path):
+    """A worker with no crawl to join waits on the crawls' announcements (pub/sub), not
+    asking Redis every second; a crawl started meanwhile wakes it, and it takes part."""
+    store = tmp_path / "store"
+    client = own_redis.client()
+
+    def names() -> list:
+        return [c.get("name") for c in client.client_list()]
+
+    with workers_running(1, own_redis.url, store, tmp_path / "workers") as ended:
+        time.sleep(0.5)                # its first look at the crawls in progress is over
+        client.config_resetstat()
+        time.sleep(2.5)
+        asked = {k: v["calls"] for k, v in client.info("commandstats").items()
+                 if k not in ("cmdstat_config|resetstat", "cmdstat_info", "cmdstat_client|list")}
+        assert not asked, asked        # the old loop asked SMEMBERS archive:crawls once a second
+        assert "archive-worker-waiting" in names()    # its subscription, named as such
+        code, out, err = finish(start_coordinator(gsite, key, store, tmp_path / "work", own_redis.url,
+                                                  "--workers", "2", "--json"))
+        assert code == 0, err
+    assert all(code == 0 for code, _, _ in ended), ended
+    (wacz,) = stored(store)
+    verify(wacz, pubkey)
+    evidence = json.loads(member(wacz, "evidence/capture.json"))
+    assert len([w for w in evidence["workers"] if w["fetches"]]) == 2, evidence["workers"]

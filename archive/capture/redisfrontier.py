@@ -36,6 +36,7 @@ from archive.capture.frontier import Item, origin
 from archive.redisconn import RedisLost
 
 CRAWLS_KEY = "archive:crawls"            # capture ids of the shared crawls in progress
+CRAWLS_CHANNEL = "archive:crawls:new"    # pub/sub: each new crawl's id, for idle workers
 GLOBAL_STOPS = ("max-time", "max-bytes")  # reasons that stop the whole crawl, not one worker
 BATCH = 4        # URLs leased in one round trip (no --delay): fetches per claim, not one
 

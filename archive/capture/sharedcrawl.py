@@ -30,7 +30,7 @@ from archive.capture.crawl import CrawlOptions, Crawler
 from archive.capture.dedup import Dedup, EarlierCapture, Original, _key
 from archive.capture.frontier import Item, origin
 from archive.capture.journal import CrawlState, tally
-from archive.capture.redisfrontier import CRAWLS_KEY, RedisFrontier, crawl_prefix
+from archive.capture.redisfrontier import CRAWLS_CHANNEL, CRAWLS_KEY, RedisFrontier, crawl_prefix
 from archive.capture.robots import Robots, RobotsAnswer, Rules, rules_from
 from archive.errors import ArchiveError
 from archive.redisconn import RedisLost
@@ -101,6 +101,9 @@ def create_crawl(client: redis.Redis, config: CrawlConfig, state: CrawlState | N
         frontier.add_many(pending)
         client.set(prefix + "config", json.dumps(asdict(config)))
         client.sadd(CRAWLS_KEY, config.capture_id)
+        # idle workers wait on this channel (they read CRAWLS_KEY after subscribing, so
+        # a crawl is never missed between the two)
+        client.publish(CRAWLS_CHANNEL, config.capture_id)
     except redis.RedisError as exc:
         raise RedisLost(f"Redis failed while the crawl was being set up: {exc}") from None
 
@@ -129,6 +132,58 @@ def active_crawls(client: redis.Redis) -> list[str]:
         return sorted(client.smembers(CRAWLS_KEY))
     except redis.RedisError as exc:
         raise RedisLost(f"Redis stopped answering: {exc}") from None
+
+
+class CrawlAnnouncements:
+    """New crawls as the coordinators announce them (CRAWLS_CHANNEL), for an idle worker
+    to wait on instead of asking Redis every second. Subscribed before the worker first
+    reads the crawls in progress: one announced meanwhile waits in the subscription.
+    Its connection is named `<name>-waiting` in CLIENT LIST."""
+
+    def __init__(self, client: redis.Redis, name: str = "archive-worker") -> None:
+        pool = client.connection_pool
+        self._client = redis.Redis(connection_pool=pool.__class__(
+            connection_class=pool.connection_class,
+            **{**pool.connection_kwargs, "client_name": f"{name}-waiting"}))
+        self._pubsub = None
+        self._subscribe()
+
+    def _subscribe(self) -> bool:
+        try:
+            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            self._pubsub.subscribe(CRAWLS_CHANNEL)
+            return True
+        except redis.RedisError:
+            self.close()
+            return False
+
+    def wait(self, timeout: float, stop: threading.Event, step: float = 1.0) -> None:
+        """Until a crawl is announced, `stop` is set (seen within `step` seconds) or
+        `timeout` passes. Waiting reads only the subscription's socket: Redis is asked
+        nothing. A lost subscription is made again (and the caller's next look at the
+        crawls in progress finds what was announced meanwhile)."""
+        deadline = time.monotonic() + timeout
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            if self._pubsub is None:
+                if not self._subscribe():
+                    stop.wait(min(left, step))
+                    continue
+                return      # subscribed again: the caller looks, then waits
+            try:
+                if self._pubsub.get_message(timeout=min(left, step)) is not None:
+                    while self._pubsub.get_message(timeout=0) is not None:
+                        pass    # several announced at once: one look finds them all
+                    return
+            except redis.RedisError:
+                self.close()
+
+    def close(self) -> None:
+        if self._pubsub is not None:
+            try:
+                self._pubsub.close()
+            except redis.RedisError:
+                pass
+            self._pubsub = None
 
 
 def check_version(config: CrawlConfig) -> None:

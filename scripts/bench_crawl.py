@@ -8,10 +8,18 @@ own stylesheet, script and two images) on 127.0.0.1, and crawls it completely wi
 answering at once and once with it adding a delay to every response, as a remote site
 does. Prints pages/s for both, the ratio, and each crawler's peak RSS.
 
+What serves the site: tests/site.py's SiteServer, Python's ThreadingHTTPServer (a thread
+per connection) running in this benchmark's own process, on the same cores as the
+crawlers; every tool of a run crawls that same server, so the ratios are fair. Its CPU
+per fetch is the `server` column (about 0.15 ms: a small share of the crawl's own).
+
 With `--processes N...` the same crawl is also shared through a local redis-server (started
 here, no persistence) by `archive capture --redis URL --processes N`: pages/s, the ratio
 to one process and to wget, Redis round trips per fetch, CPU per fetch (ours, all
-processes, and Redis's own) and the peak RSS of the largest process.
+processes, and Redis's own) and the peak RSS of the largest process. Under the table, the
+arithmetic of the ratio's ceiling: with c1 our CPU per fetch in one process, c the shared
+crawl's (all its processes), s the server's and r Redis's, N processes on K cores reach at
+most min(N * c1 / c, K * c1 / (c + s + r)) times one process (every core busy, none idle).
 
     scripts/bench_crawl.py                 # 500 pages, 0 and 20 ms
     scripts/bench_crawl.py --processes 2 4 # and shared by 2 and by 4 processes
@@ -287,6 +295,8 @@ def main() -> int:
     print(f"{args.pages} pages (each with a stylesheet, a script and two images), "
           f"archive --workers {args.workers} --host-workers {args.host_workers} (per process); "
           f"best of {args.repeat} runs each; peak RSS is the largest process's of the runs")
+    print(f"site served by tests/site.py's Python ThreadingHTTPServer in this process, on the "
+          f"same {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at the start")
     server = client = None
     if args.processes:
         from tests.redisserver import RedisServer
@@ -326,6 +336,17 @@ def main() -> int:
                           f"{x['coordinator_cpu_ms_per_fetch']:6.3f}  {x['worker_cpu_ms_per_fetch']:6.3f}  "
                           f"{x['redis_cpu_ms_per_fetch']:6.3f}  {x['server_cpu_ms_per_fetch']:6.3f}  "
                           f"{x['rss_mb']:7.1f}MB", flush=True)
+            print(f"\nceiling of `vs 1` with every core busy: min(N * c1 / c, K * c1 / (c + s + r)), "
+                  f"K = {os.cpu_count()} cores (load average now {os.getloadavg()[0]:.2f})")
+            for latency_ms, r in shared:
+                c1 = r["archive"]["cpu_ms_per_fetch"]
+                for n in args.processes:
+                    x = r[f"x{n}"]
+                    c, s, rr = x["cpu_ms_per_fetch"], x["server_cpu_ms_per_fetch"], x["redis_cpu_ms_per_fetch"]
+                    ceiling = min(n * c1 / c, (os.cpu_count() or 1) * c1 / (c + s + rr))
+                    print(f"{latency_ms:6.0f}ms  {n:>5}  c1 {c1:.3f}  c {c:.3f}  s {s:.3f}  r {rr:.3f} ms/fetch: "
+                          f"ceiling {ceiling:.2f}x, measured "
+                          f"{x['pages_per_s'] / r['archive']['pages_per_s']:.2f}x")
     finally:
         if server is not None:
             server.stop()

@@ -482,6 +482,11 @@ class RedisFrontier:
         self._waiting = 0                        # threads in claim()
         self._asking = False                     # one of them is asking Redis
         self._events = 0                         # hosts freed and URLs found, counted
+        self._frees = 0                          # hosts freed, counted
+        # the crawl's queue as the last claim that got nothing saw it (None: since then a
+        # claim got items): found URLs are sent at once only when it was empty (others
+        # may be starving for them), else with this process's next claim
+        self._queued_seen: int | None = None
         self._sent = 0                           # round trips taken, numbered
         self._sending: set[int] = set()          # those not answered yet
         self._slowed: dict[str, float] = {}      # origin -> Crawl-delay told to Redis
@@ -515,7 +520,7 @@ class RedisFrontier:
                 while not self._local_stop:
                     if self._over:
                         return None
-                    if self._ahead and not self._found:
+                    if self._ahead and (not self._found or self._queued_seen != 0):
                         return self._ahead.popleft()
                     if not self._asking:
                         break
@@ -546,12 +551,16 @@ class RedisFrontier:
                     self._cond.notify_all()
                 return None
             wait, queued = (int(n) for n in a.split())
+            self._queued_seen = queued
             if self.on_idle is not None and self.on_idle(queued == 0):
                 continue
             with self._cond:
-                # woken early when a thread of this process frees a host or finds URLs
-                events = self._events
-                self._cond.wait_for(lambda: self._events != events or self._local_stop or self._over,
+                # woken early when a thread of this process frees a host, or finds URLs
+                # while nothing is queued (with URLs queued, what held this claim back is
+                # a host's limit or delay: URLs found change nothing, a freed host may)
+                events, frees = self._events, self._frees
+                self._cond.wait_for(lambda: self._local_stop or self._over or self._frees != frees
+                                    or (queued == 0 and self._events != events),
                                     min(max(wait / 1000, 0.005), 0.1))
         self.give_back()
         return None
@@ -583,6 +592,7 @@ class RedisFrontier:
         items = [decode_item(raw) for raw in reply[5:5 + count]]
         self._learn(int(reply[3]), reply[5 + count:])
         if items:
+            self._queued_seen = None
             with self._cond:
                 for item in items:
                     self.held[item.url] = item
@@ -629,6 +639,7 @@ class RedisFrontier:
         with self._cond:
             self._freed += (item.url, origin(item.url))
             self._events += 1
+            self._frees += 1
             self._cond.notify_all()
 
     def fetched(self, nbytes: int) -> None:

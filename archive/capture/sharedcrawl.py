@@ -361,7 +361,7 @@ class SharedWorker:
         self.frontier = RedisFrontier(client, config.capture_id, self.worker_id, lease=config.lease,
                                       per_host=options.host_workers, delay=options.delay,
                                       max_pages=options.max_pages, on_idle=self._idle,
-                                      max_bytes=options.max_bytes)
+                                      max_bytes=options.max_bytes, threads=options.workers)
         self.frontier.defer_adds = True
         self.dedup = SharedDedup(earlier)
         self.frontier.on_digests = self.dedup.learn

@@ -337,7 +337,9 @@ def main() -> int:
                           f"{x['redis_cpu_ms_per_fetch']:6.3f}  {x['server_cpu_ms_per_fetch']:6.3f}  "
                           f"{x['rss_mb']:7.1f}MB", flush=True)
             print(f"\nceiling of `vs 1` with every core busy: min(N * c1 / c, K * c1 / (c + s + r)), "
-                  f"K = {os.cpu_count()} cores (load average now {os.getloadavg()[0]:.2f})")
+                  f"K = {os.cpu_count()} cores (load average now {os.getloadavg()[0]:.2f}); it bounds "
+                  f"a crawl that keeps one process's core busy (no added latency), not one that waits "
+                  f"on the site")
             for latency_ms, r in shared:
                 c1 = r["archive"]["cpu_ms_per_fetch"]
                 for n in args.processes:

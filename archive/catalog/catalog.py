@@ -464,10 +464,15 @@ class Catalog:
         rows = kept[max(0, offset):wanted]
         texts = self._texts({r[1] for r in rows})
         found = q.terms(node)
+        # the hits often share texts (a page unchanged in many captures): each snippet is
+        # made once (snippets were most of a search's CPU time on bench_search's pages)
+        shown: dict[str, tuple[str, list[list[int]]]] = {}
         hits = []
         for _, text_id, capture_id, page_url, created, ts, title, status in rows:
-            shown, marks = snippet(texts.get(text_id) or title or "", found)
-            hits.append(Hit(capture_id, page_url, created, ts, title, status, shown, marks))
+            text = texts.get(text_id) or title or ""
+            if text not in shown:
+                shown[text] = snippet(text, found)
+            hits.append(Hit(capture_id, page_url, created, ts, title, status, *shown[text]))
         return hits
 
     def _passing(self, ranked: list[int], where: list[str], params: list, most: int) -> list[tuple]:

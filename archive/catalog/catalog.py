@@ -476,30 +476,29 @@ class Catalog:
         return hits
 
     def _passing(self, ranked: list[int], where: list[str], params: list, most: int) -> list[tuple]:
-        """The rows of the pages holding the texts `ranked` that pass the filters, in the
-        order given (the pages of one text: the latest added first, `most` of them)."""
-        order = {tid: n for n, tid in enumerate(ranked)}
+        """The first `most` rows of the pages holding the texts `ranked` that pass the
+        filters, in the order given (the pages of one text: the latest added first)."""
         rows: list[tuple] = []
         # texts in rank order, a few first and more when too few of their pages pass: the
         # rows of a later batch sort after every row of an earlier one, so stopping once
         # `most` are found gives what reading them all would (a common word's 200 best
         # texts, each held by a page in each of 100 captures, cost 20,000 rows read at once)
         start, size = 0, max(most, 16)
-        while start < len(ranked):
+        while start < len(ranked) and len(rows) < most:
             batch = ranked[start:start + size]
+            # each text with its place in the ranking, so that the database orders and
+            # cuts the rows: a text many pages share (a site captured daily) gives its
+            # latest pages only, and no more rows than are kept come back
+            places = tuple(chain.from_iterable((tid, start + n) for n, tid in enumerate(batch)))
+            rows += self.db.execute(
+                "SELECT p.id, p.text_id, p.capture_id, p.url, c.created, p.ts, p.title, p.status "
+                f"FROM (VALUES {', '.join(['(?, ?)'] * len(batch))}) r "
+                "JOIN pages p ON p.text_id = r.column1 JOIN captures c ON c.id = p.capture_id WHERE "
+                + " AND ".join(["c.missing_since IS NULL", *where])
+                + " ORDER BY r.column2, p.id DESC LIMIT ?", (*places, *params, most - len(rows)))
             start += len(batch)
             size = min(4 * size, IN_BATCH)
-            # a text many pages share (a site captured daily) gives its latest pages only
-            rows += self.db.execute(
-                "SELECT id, text_id, capture_id, url, created, ts, title, status FROM ("
-                "SELECT p.id, p.text_id, p.capture_id, p.url, c.created, p.ts, p.title, p.status, "
-                "row_number() OVER (PARTITION BY p.text_id ORDER BY p.id DESC) AS n FROM pages p "
-                "JOIN captures c ON c.id = p.capture_id WHERE "
-                + " AND ".join([f"p.text_id IN ({', '.join('?' * len(batch))})", "c.missing_since IS NULL", *where])
-                + ") r WHERE n <= ?", (*batch, *params, most))
-            if len(rows) >= most:
-                break
-        return sorted(rows, key=lambda r: (order[r[1]], -r[0]))
+        return rows
 
     def _texts(self, ids: set[int]) -> dict[int, str]:
         if not ids:

@@ -31,7 +31,9 @@ CAPTURE_COLUMNS = ("id", "created", "title", "seeds", "signer", "sha256", "size"
                    "address", "lock", "pages", "verdict", "verified_at", "indexed_at", "missing_since")
 PAGE_COLUMNS = ("capture_id", "url", "ts", "status", "title", "mime", "digest", "size", "error", "text_id")
 MAX_LIMIT = 10_000
-IN_BATCH = 5000     # ids in one IN (...): well under either database's limit on parameters
+# ids in one IN (...), or (id, place) pairs in one VALUES: well under either database's
+# limit on parameters (SQLite 32,766, PostgreSQL 65,535)
+IN_BATCH = 5000
 PAGE_BATCH = 1000   # pages added in one transaction: memory stays flat however many a capture holds
 STALE = timedelta(minutes=10)   # an add whose owner has not been heard of for this long was abandoned
 

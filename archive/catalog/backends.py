@@ -244,6 +244,8 @@ class PostgresBackend(Backend):
             # looked 600 pages long and a sequential scan was picked for a phrase of common
             # words at 41 ms; inline, the table's size is what a scan reads (that phrase:
             # 6 ms, by scan or index alike), and the index is chosen whenever it reads less.
+            # (Forcing the index instead, SET LOCAL enable_seqscan = off, would have left
+            # every candidate detoasted, and overruled the planner where a scan is right.)
             # The compressed text, read only for the hits shown, may still go out of line,
             # and so do the words of a page too long to fit in a row (past about 8 kB).
             "ALTER TABLE texts ALTER COLUMN words SET STORAGE MAIN;"

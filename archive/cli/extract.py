@@ -204,8 +204,9 @@ def _describe(result: Extracted, out: str | None) -> str:
         + (f" to {out}" if out else ""),
     ]
     if result.revisit_of:
-        lines.insert(3, f"content from    {result.revisit_of} (this record is a revisit: "
-                        "the payload was unchanged since then)")
+        why = ("the payload was unchanged since then" if result.url.startswith(("http:", "https:"))
+               else "the file is that response's payload, byte for byte")
+        lines.insert(3, f"content from    {result.revisit_of} (this record is a revisit: {why})")
     if result.truncated:
         lines.append(f"TRUNCATED       the capture of this resource was cut short (WARC-Truncated: "
                      f"{result.truncated}): what was written is incomplete")

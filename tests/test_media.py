@@ -240,7 +240,7 @@ def test_a_flipped_byte_in_a_media_record_fails_verify_and_names_it(captured, ms
 
 
 def test_a_direct_files_finished_file_is_a_revisit_of_its_response_and_extracts_as_served(
-        captured, msite, run, tmp_path):
+        captured, msite, pubkey, run, tmp_path):
     """A file served whole (one GET, nothing merged) is byte for byte the response's payload:
     its bytes are in the WARC once, the evidence says where, extract writes them out."""
     served = msite.site.served["/media/clip.mp4"]
@@ -257,7 +257,15 @@ def test_a_direct_files_finished_file_is_a_revisit_of_its_response_and_extracts_
     meta = json.loads(next(r for r in recs if r["type"] == "metadata" and r["uri"] == uri)["payload"])
     assert meta["media-record"] == rec["headers"]["WARC-Record-ID"]
     assert meta["files"][0]["stored"] == item["stored"]
-    # the thumbnail and subtitles stay resource records (test_the_pages_poster_...)
+    # the catalog (and the web app's list) takes it as media, of its original's size
+    from archive.catalog.records import SpilledIndex
+    index = SpilledIndex(gzip.decompress(member(captured, "indexes/index.cdx.gz")).decode().splitlines())
+    try:
+        listed_media = {r.url: r for r in index.media()}
+    finally:
+        index.close()
+    assert listed_media[uri].record_type == "revisit" and listed_media[uri].mime == "video/mp4"
+    assert len(served) < listed_media[uri].length < len(served) + 4096
     number = next(i["item"] for i in json.loads(run("extract", captured, "--media", "--json").out)["media"]
                   if i["page"] == msite.url("/video.html"))
     out = tmp_path / "video.mp4"
@@ -266,6 +274,12 @@ def test_a_direct_files_finished_file_is_a_revisit_of_its_response_and_extracts_
     assert out.read_bytes() == served and "byte for byte" in written.out
     probed = ffprobe(out)
     assert probed["streams"] == ["audio", "video"] and abs(probed["duration"] - SECONDS) < 0.5
+    # the report shows its SHA-256 (the revisit's digest, checked against its original's)
+    # and where its bytes are
+    as_json = json.loads(run("verify", captured, "--trust", pubkey, "--json").out)
+    row = next(p for p in as_json["pages"] if p["url"] == msite.url("/video.html"))["media"][0]
+    assert row["sha256"] == item["sha256"] and row["found"] and row["contentType"] == "video/mp4"
+    assert row["stored"] == item["stored"] and row["storedIn"] == item["storedIn"]
 
 
 def _refer_elsewhere(wacz: Path, uri: str, tmp_path: Path) -> Path:

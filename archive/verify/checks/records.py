@@ -146,7 +146,9 @@ def earlier_capture_note(report: Report, evidence: dict, warcs: list[WarcResult]
     """A capture deduplicated against an earlier one holds only revisits for what had not
     changed: that content is checked by verifying the earlier capture, not this one."""
     earlier = evidence.get("dedupAgainst") if isinstance(evidence.get("dedupAgainst"), dict) else None
-    revisits = sum(1 for w in warcs for r in w.records if r.record_type == "revisit")
+    # a media file stored as a revisit stands on a response of this capture, not that one
+    revisits = sum(1 for w in warcs for r in w.records if r.record_type == "revisit"
+                   and not (r.uri or "").startswith(urns.MEDIA_KINDS))
     if earlier is None or not revisits:
         return
     name = earlier.get("capture") if isinstance(earlier.get("capture"), str) else "an earlier capture"

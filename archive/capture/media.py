@@ -59,6 +59,9 @@ BEST_WITHOUT_FFMPEG = "best/bestvideo+bestaudio"
 MAX_ENTRIES = 20                          # of a playlist named by one page
 MAX_LISTED = 20_000                       # exchanges named in one item's metadata record
 MAX_PAYLOADS = 256                        # payload digests of one item's responses kept
+# Finished exchanges waiting to be written while yt-dlp fetches the next segment: each
+# holds its spool (at most 1 MiB in memory, the rest on disk).
+WRITE_BEHIND = 4
 # Info keys that hold what yt-dlp sends (cookies, request headers) or local paths.
 INFO_SECRET_KEYS = {"http_headers", "cookies", "__x_forwarded_for_ip"}
 
@@ -268,6 +271,7 @@ class MediaSession:
             accept_encoding=None, finish_abandoned=False, policy=self.policy,
             # a safety net: yt-dlp stops a file over the limit when it learns its size
             max_body=self.options.max_size,
+            write_behind=WRITE_BEHIND,
         )).start()
         return self
 

@@ -268,6 +268,7 @@ def test_a_direct_files_finished_file_is_a_revisit_of_its_response_and_extracts_
     assert len(served) < listed_media[uri].length < len(served) + 4096
     number = next(i["item"] for i in json.loads(run("extract", captured, "--media", "--json").out)["media"]
                   if i["page"] == msite.url("/video.html"))
+    assert f"stored    {item['stored']}: the response of {item['storedIn']}" in run("extract", captured, "--media").out
     out = tmp_path / "video.mp4"
     written = run("extract", captured, "--media", number, "--out", out)
     assert written.code == 0, written
@@ -548,6 +549,10 @@ def test_the_web_app_shows_a_video_item_with_its_thumbnail(captured, msite):
         assert "urn%3Amedia-thumbnail%3A" in src
         assert requests.get(served.url + src, timeout=30).content == PNG
         assert f">urn:media-thumbnail:{item}<" not in html.unescape(media)
+        # the file (a revisit of the response holding its bytes) downloads as served
+        got = requests.get(f"{served.url}/captures/{capture_id}/resource",
+                           params={"url": f"urn:media:{item}"}, timeout=30)
+        assert got.status_code == 200 and got.content == msite.site.served["/media/clip.mp4"]
     finally:
         served.stop()
 

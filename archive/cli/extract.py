@@ -145,6 +145,9 @@ def run_media_list(args) -> int:
               + f", {item.get('size', '?')} bytes")
         print(f"     sha256    {item.get('sha256', '?')}")
         print(f"     record    {item.get('record')}")
+        if item.get("stored"):
+            print(f"     stored    {item['stored']}: the response of {item.get('storedIn', '?')}, "
+                  "whose payload is the file")
     print(f"write one out: archive extract {args.capture_id} --media N --out FILE "
           "(the file's digest is checked as it is read; `archive verify` checks the list)")
     return 0

@@ -421,7 +421,8 @@ class MediaSession:
         except Exception as exc:  # noqa: BLE001 - an extractor's crash is the item's failure
             entry.update(status="failed", reason=f"yt-dlp failed: {type(exc).__name__}: {exc}")
         finally:
-            # after the file's records: the exchanges' own are written meanwhile, by the proxy
+            # a kept item's exchanges were settled before its file's records (_record);
+            # here those of an item that failed or was stopped
             self._settle(stopped)
             self.downloading = 0
             with self._lock:

@@ -546,15 +546,19 @@ class MediaSession:
             raise MediaStop(_message(None, log) or "yt-dlp reported no file")
         page, n = item.page, item.number
         entry = item.entry
+        # hashed and probed while the proxy's writer may still be writing the responses
+        digests = [file_digest(path) for path in files]
+        probed = probe(files[0])
         # yt-dlp is done: every response of the item is written before the file's records,
         # so that a file identical to one is known as such (and its revisit comes after it)
         self._settle(None)
         with self._lock:
             originals = dict(self._item_payloads)
         kept = []
-        for i, path in enumerate(files):
+        for i, (path, digest) in enumerate(zip(files, digests)):
             uri = f"{urns.MEDIA}{page}#{n}" + (f".{i + 1}" if len(files) > 1 else "")
-            ref, sha, size, original = self._write_file(uri, path, _mime(path, "video/mp4"), originals)
+            ref, sha, size, original = self._write_file(uri, path, _mime(path, "video/mp4"),
+                                                        originals, digest)
             kept.append({"record": uri, "recordId": ref.record_id, "sha256": sha, "size": size,
                          "file": path.name, **_stored(original)})
         extras = []
@@ -571,7 +575,6 @@ class MediaSession:
             extras.append({"kind": "subtitles", "language": lang, "record": uri,
                            "sha256": sha, "size": size})
         chosen = _format(info, self._selector(), self._why())
-        probed = probe(files[0])
         entry.update(
             status="kept", record=kept[0]["record"], sha256=kept[0]["sha256"], size=kept[0]["size"],
             format=chosen["summary"], duration=info.get("duration") or probed.get("duration"),
@@ -603,14 +606,15 @@ class MediaSession:
                               extra={"WARC-Concurrent-To": kept[0]["recordId"]})
 
     def _write_file(self, uri: str, path: Path, content_type: str,
-                    originals: dict[tuple, Original] | None = None
+                    originals: dict[tuple, Original] | None = None,
+                    digest: tuple[str, str, int] | None = None,
                     ) -> tuple[RecordRef, str, int, Original | None]:
         """A file as one resource record, streamed: hashed in one read, copied in another.
         When its digest is the payload digest of one of `originals` (this item's response
         records), a revisit record referring to it instead, without payload: the bytes are
         in the WARC already. Returns the record, the file's SHA-256 and size, and that
-        original (None: stored here)."""
-        sha, digest, size = file_digest(path)
+        original (None: stored here). `digest`: the file's file_digest(), when known."""
+        sha, digest, size = digest or file_digest(path)
         original = (originals or {}).get(parse_digest(digest))
         with self.writer.batch():
             if original is not None:

@@ -6,6 +6,7 @@ import base64
 import gzip
 import hashlib
 import json
+import random
 import socket
 import subprocess
 import sys
@@ -363,3 +364,19 @@ def test_write_behind_serves_the_next_request_while_the_last_is_written(site, ca
     assert [item[0].url for item in sink.items] == [first, second]
     assert sink.one(second)[1].startswith(b"HTTP/1.1 200")
     assert proxy._in_flight == {}
+
+
+def test_a_large_body_is_hashed_in_order_on_threads(site, ca):
+    """Past recorder.SPREAD_AT the block and payload digests are computed on threads of
+    their own: they are still those of the bytes received, in order (a body of random
+    bytes: pieces hashed out of order or twice would give other digests)."""
+    from archive.capture.recorder import SPREAD_AT
+    body = random.Random(7).randbytes(SPREAD_AT + (3 << 20) + 12345)
+    site.site.add("/large", body, content_type="application/octet-stream")
+    sink = Collected()
+    with RecordingProxy(sink, ca, ProxyOptions(policy=LOOPBACK)) as proxy:
+        assert proxied(proxy).get(site.url("/large")).content == body
+    result, raw, _ = sink.one(site.url("/large"))
+    assert raw.endswith(body) and len(raw) == result.response_length
+    assert result.block_digest == warc_digest(hashlib.sha256(raw))
+    assert result.payload_digest == warc_digest(hashlib.sha256(body))

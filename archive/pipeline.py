@@ -541,7 +541,8 @@ class MediaPages:
         self.by_page: dict[str, list[dict]] = {}
         for entry in media:
             summary = {k: entry[k] for k in ("n", "url", "status", "reason", "record", "sha256",
-                                             "size", "format", "duration") if entry.get(k) is not None}
+                                             "size", "format", "duration", "stored", "storedIn")
+                       if entry.get(k) is not None}
             self.by_page.setdefault(entry["page"], []).append(summary)
 
     def __iter__(self) -> Iterator[dict]:

@@ -6,6 +6,7 @@ import base64
 import gzip
 import hashlib
 import json
+import random
 import socket
 import subprocess
 import sys
@@ -315,3 +316,67 @@ def test_proxy_benchmark_smoke():
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["response_bytes"] == 4 << 20 and result["ratio"] > 0 and result["peak_rss_mb"] > 0
+
+
+class Held(Collected):
+    """A sink whose end() of the first exchange waits until `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.first_ending = threading.Event()
+
+    def begin(self, url):
+        return None                         # one token for all, as the media session's
+
+    def end(self, token, result, notes):
+        if not self.first_ending.is_set():
+            self.first_ending.set()
+            assert self.release.wait(30)
+        super().end(token, result, notes)
+
+
+def test_write_behind_serves_the_next_request_while_the_last_is_written(site, ca):
+    """With write_behind, a connection carries its next request while the sink still takes
+    the last exchange (a stream's next segment is fetched while the last is written); the
+    exchanges reach the sink in order, settle() waits for the ones queued, and close()
+    returns only when every exchange handed over has been taken."""
+    sink = Held()
+    first, second = site.url("/chunked"), site.url("/gzipped")
+    proxy = RecordingProxy(sink, ca, ProxyOptions(policy=LOOPBACK, write_behind=2)).start()
+    try:
+        session = proxied(proxy)
+        assert session.get(first).status_code == 200
+        assert sink.first_ending.wait(10)
+        # the sink is still busy with the first exchange: the second is served all the same
+        assert session.get(second).status_code == 200
+        assert sink.items == []
+        settled = threading.Thread(target=proxy.settle, args=(None, "test"))
+        settled.start()
+        settled.join(0.3)
+        assert settled.is_alive()           # the first exchange is not yet taken by the sink
+        sink.release.set()
+        settled.join(10)
+        assert not settled.is_alive()
+    finally:
+        sink.release.set()
+        proxy.close()
+    assert [item[0].url for item in sink.items] == [first, second]
+    assert sink.one(second)[1].startswith(b"HTTP/1.1 200")
+    assert proxy._in_flight == {}
+
+
+def test_a_large_body_is_hashed_in_order_on_threads(site, ca):
+    """Past recorder.SPREAD_AT the block and payload digests are computed on threads of
+    their own: they are still those of the bytes received, in order (a body of random
+    bytes: pieces hashed out of order or twice would give other digests)."""
+    from archive.capture.recorder import SPREAD_AT
+    body = random.Random(7).randbytes(SPREAD_AT + (3 << 20) + 12345)
+    site.site.add("/large", body, content_type="application/octet-stream")
+    sink = Collected()
+    with RecordingProxy(sink, ca, ProxyOptions(policy=LOOPBACK)) as proxy:
+        assert proxied(proxy).get(site.url("/large")).content == body
+    result, raw, _ = sink.one(site.url("/large"))
+    assert raw.endswith(body) and len(raw) == result.response_length
+    assert result.block_digest == warc_digest(hashlib.sha256(raw))
+    assert result.payload_digest == warc_digest(hashlib.sha256(body))

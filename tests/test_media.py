@@ -1,6 +1,7 @@
 """--media: video and audio downloaded by yt-dlp through our recording proxy, every
-manifest and segment a response record, the finished file a resource record, sealed
-with the page. All local: media made by ffmpeg from a test pattern, served on 127.0.0.1."""
+manifest and segment a response record, the finished file a resource record (or, when
+it is byte for byte the payload of a response its download recorded, a revisit of that
+response), sealed with the page. All local: media made by ffmpeg from a test pattern, served on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import struct
 import subprocess
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ from archive.cli import main as cli_main
 from tests.conftest import BIN, PASSPHRASE, stored_waczs
 from tests.media import SECONDS, build_media, ffprobe, media_site
 from tests.site import SiteServer
-from tests.warcs import assert_third_party_checks_pass, member, pages, records
+from tests.warcs import assert_third_party_checks_pass, member, pages, records, warc_bytes
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 
@@ -105,22 +107,42 @@ def _resource(recs: list[dict], uri: str) -> dict:
     return found[0]
 
 
-@pytest.mark.parametrize("page, streams, width", [
-    ("/video.html", ["audio", "video"], 160),
-    ("/hls.html", ["audio", "video"], 320),      # the better of the two renditions
-    ("/dash.html", ["audio", "video"], 160),     # video and audio merged into one file
-    ("/audio.html", ["audio"], None),
-    ("/player.html", ["audio", "video"], 160),   # the player in an <iframe>
+def _file(recs: list[dict], uri: str) -> tuple[dict, bytes]:
+    """The record of a finished file and the file's bytes: a resource record's payload, or,
+    for a revisit, the payload of the response it refers to (by id, URL and date), whose
+    payload digest it names."""
+    found = [r for r in recs if r["type"] in ("resource", "revisit") and r["uri"] == uri]
+    assert len(found) == 1, uri
+    rec, headers = found[0], found[0]["headers"]
+    if rec["type"] == "resource":
+        assert headers["WARC-Block-Digest"] == sha256_b32(rec["payload"])
+        return rec, rec["payload"]
+    assert headers["Content-Length"] == "0" and headers["WARC-Profile"].endswith("/identical-payload-digest")
+    original = next(r for r in recs if r["headers"].get("WARC-Record-ID") == headers["WARC-Refers-To"])
+    assert original["type"] == "response" and original["uri"] == headers["WARC-Refers-To-Target-URI"]
+    assert original["headers"]["WARC-Date"] == headers["WARC-Refers-To-Date"]
+    assert original["headers"]["WARC-Payload-Digest"] == headers["WARC-Payload-Digest"] \
+        == sha256_b32(original["payload"])
+    return rec, original["payload"]
+
+
+@pytest.mark.parametrize("page, streams, width, stored", [
+    # a file served whole in one response: a revisit of it (its bytes are not written twice)
+    ("/video.html", ["audio", "video"], 160, "revisit"),
+    ("/hls.html", ["audio", "video"], 320, "resource"),      # the better of the two renditions
+    ("/dash.html", ["audio", "video"], 160, "resource"),     # video and audio merged into one file
+    ("/audio.html", ["audio"], None, "revisit"),
+    ("/player.html", ["audio", "video"], 160, "revisit"),    # the player in an <iframe>
 ])
 def test_the_finished_file_is_a_valid_media_file_of_the_right_duration(captured, msite, tmp_path,
-                                                                       page, streams, width):
+                                                                       page, streams, width, stored):
     item = items_by_page(captured, msite)[page]
     assert item["status"] == "kept"
-    rec = _resource(records(captured), f"urn:media:{msite.url(page)}#1")
-    assert rec["headers"]["WARC-Block-Digest"] == sha256_b32(rec["payload"])
-    assert hashlib.sha256(rec["payload"]).hexdigest() == item["sha256"]
+    rec, data = _file(records(captured), f"urn:media:{msite.url(page)}#1")
+    assert rec["type"] == stored and ("stored" in item) == (stored == "revisit")
+    assert hashlib.sha256(data).hexdigest() == item["sha256"]
     path = tmp_path / "file"
-    path.write_bytes(rec["payload"])
+    path.write_bytes(data)
     probed = ffprobe(path)
     assert probed["streams"] == streams
     assert abs(probed["duration"] - SECONDS) < 0.5
@@ -192,20 +214,105 @@ def _zip_data_start(data: bytes, name: str, wacz: Path) -> int:
     return info.header_offset + 30 + n + e
 
 
-def test_a_flipped_byte_in_a_media_record_fails_verify_and_names_it(captured, msite, pubkey, tmp_path):
-    data = bytearray(captured.read_bytes())
-    uri = f"urn:media:{msite.url('/dash.html')}#1"
-    index = gzip.decompress(member(captured, "indexes/index.cdx.gz")).decode()
+def _record_start(wacz: Path, data: bytes, uri: str) -> tuple[int, int]:
+    """(where in the WACZ's bytes the record of `uri` begins, its length), by the index."""
+    index = gzip.decompress(member(wacz, "indexes/index.cdx.gz")).decode()
     line = next(line for line in index.splitlines() if f'"url": "{uri}"' in line)
     where = json.loads(line[line.index("{"):])
-    start = _zip_data_start(data, f"archive/{where['filename']}", captured)
-    data[start + int(where["offset"]) + int(where["length"]) // 2] ^= 0x01
+    return (_zip_data_start(data, f"archive/{where['filename']}", wacz) + int(where["offset"]),
+            int(where["length"]))
+
+
+@pytest.mark.parametrize("which", ["merged file", "response holding a direct file"])
+def test_a_flipped_byte_in_a_media_record_fails_verify_and_names_it(captured, msite, pubkey, tmp_path,
+                                                                    which):
+    data = bytearray(captured.read_bytes())
+    # a direct file's bytes are in its response record (its urn:media record a revisit of it)
+    uri = f"urn:media:{msite.url('/dash.html')}#1" if which == "merged file" else msite.url("/media/clip.mp4")
+    start, length = _record_start(captured, data, uri)
+    data[start + length // 2] ^= 0x01
     flipped = tmp_path / "flipped.wacz"
     flipped.write_bytes(data)
     verify = subprocess.run([str(BIN / "archive"), "verify", str(flipped), "--trust", str(pubkey)],
                             capture_output=True, text=True)
     assert verify.returncode == 1
     assert uri in verify.stdout
+
+
+def test_a_direct_files_finished_file_is_a_revisit_of_its_response_and_extracts_as_served(
+        captured, msite, pubkey, run, tmp_path):
+    """A file served whole (one GET, nothing merged) is byte for byte the response's payload:
+    its bytes are in the WARC once, the evidence says where, extract writes them out."""
+    served = msite.site.served["/media/clip.mp4"]
+    recs = records(captured)
+    uri = f"urn:media:{msite.url('/video.html')}#1"
+    rec, data = _file(recs, uri)
+    assert rec["type"] == "revisit" and data == served
+    original = rec["headers"]["WARC-Refers-To"]
+    assert warc_bytes(captured).count(served) == 1      # not written twice
+    item = items_by_page(captured, msite)["/video.html"]
+    assert item["stored"] == f"revisit of {original}" and item["storedIn"] == msite.url("/media/clip.mp4")
+    listed = next(p for p in pages(captured) if p["url"] == msite.url("/video.html"))["media"][0]
+    assert listed["stored"] == item["stored"] and listed["storedIn"] == item["storedIn"]
+    meta = json.loads(next(r for r in recs if r["type"] == "metadata" and r["uri"] == uri)["payload"])
+    assert meta["media-record"] == rec["headers"]["WARC-Record-ID"]
+    assert meta["files"][0]["stored"] == item["stored"]
+    # the catalog (and the web app's list) takes it as media, of its original's size
+    from archive.catalog.records import SpilledIndex
+    index = SpilledIndex(gzip.decompress(member(captured, "indexes/index.cdx.gz")).decode().splitlines())
+    try:
+        listed_media = {r.url: r for r in index.media()}
+    finally:
+        index.close()
+    assert listed_media[uri].record_type == "revisit" and listed_media[uri].mime == "video/mp4"
+    assert len(served) < listed_media[uri].length < len(served) + 4096
+    number = next(i["item"] for i in json.loads(run("extract", captured, "--media", "--json").out)["media"]
+                  if i["page"] == msite.url("/video.html"))
+    assert f"stored    {item['stored']}: the response of {item['storedIn']}" in run("extract", captured, "--media").out
+    out = tmp_path / "video.mp4"
+    written = run("extract", captured, "--media", number, "--out", out)
+    assert written.code == 0, written
+    assert out.read_bytes() == served and "byte for byte" in written.out
+    probed = ffprobe(out)
+    assert probed["streams"] == ["audio", "video"] and abs(probed["duration"] - SECONDS) < 0.5
+    # the report shows its SHA-256 (the revisit's digest, checked against its original's)
+    # and where its bytes are
+    as_json = json.loads(run("verify", captured, "--trust", pubkey, "--json").out)
+    row = next(p for p in as_json["pages"] if p["url"] == msite.url("/video.html"))["media"][0]
+    assert row["sha256"] == item["sha256"] and row["found"] and row["contentType"] == "video/mp4"
+    assert row["stored"] == item["stored"] and row["storedIn"] == item["storedIn"]
+
+
+def _refer_elsewhere(wacz: Path, uri: str, tmp_path: Path) -> Path:
+    """A copy of `wacz` whose revisit `uri` names another URL as its original (same length,
+    the record's gzip CRC made right: the record reads, its original is not there)."""
+    data = bytearray(wacz.read_bytes())
+    start, length = _record_start(wacz, data, uri)
+    record = zlib.decompress(bytes(data[start:start + length]), 31)
+    text = record.replace(b".mp4\r\nWARC-Refers-To-Date", b".mp5\r\nWARC-Refers-To-Date")
+    assert text != record
+    # stored deflate blocks (a media type's level): the header's bytes are there verbatim
+    at = data.index(record[:200], start)
+    data[at:at + len(record)] = text
+    data[start + length - 8:start + length - 4] = struct.pack("<I", zlib.crc32(text))
+    altered = tmp_path / "refers-elsewhere.wacz"
+    altered.write_bytes(data)
+    return altered
+
+
+def test_a_media_revisit_whose_original_is_not_in_the_capture_fails_verify_and_extract(
+        captured, msite, pubkey, run, tmp_path):
+    uri = f"urn:media:{msite.url('/video.html')}#1"
+    altered = _refer_elsewhere(captured, uri, tmp_path)
+    verify = subprocess.run([str(BIN / "archive"), "verify", str(altered), "--trust", str(pubkey)],
+                            capture_output=True, text=True)
+    assert verify.returncode == 1
+    assert f"media revisit refers to {msite.url('/media/clip.mp5')}" in verify.stdout and uri in verify.stdout
+    number = next(i["item"] for i in json.loads(run("extract", captured, "--media", "--json").out)["media"]
+                  if i["page"] == msite.url("/video.html"))
+    refused = run("extract", altered, "--media", number, "--out", tmp_path / "video.mp4")
+    assert refused.code == 1 and "the file's bytes are missing" in refused.err
+    assert not (tmp_path / "video.mp4").exists()
 
 
 def test_media_options_need_media_and_bad_values_are_one_line_errors(run, tmp_path):
@@ -442,6 +549,10 @@ def test_the_web_app_shows_a_video_item_with_its_thumbnail(captured, msite):
         assert "urn%3Amedia-thumbnail%3A" in src
         assert requests.get(served.url + src, timeout=30).content == PNG
         assert f">urn:media-thumbnail:{item}<" not in html.unescape(media)
+        # the file (a revisit of the response holding its bytes) downloads as served
+        got = requests.get(f"{served.url}/captures/{capture_id}/resource",
+                           params={"url": f"urn:media:{item}"}, timeout=30)
+        assert got.status_code == 200 and got.content == msite.site.served["/media/clip.mp4"]
     finally:
         served.stop()
 

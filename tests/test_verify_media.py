@@ -3,7 +3,10 @@ finished file): their block and payload digests are hashed side by side on threa
 their own (archive.reader.digests `spread`), and that must change nothing but the time.
 Every digest a report counts as checked is computed from the bytes: a wrong claim over
 any of the four ranges (the WACZ file, the zip member, a record's block, its payload)
-fails, and a flipped byte anywhere in the media record fails and names it."""
+fails, and a flipped byte anywhere in the media record fails and names it. A capture
+whose finished file is a revisit of the response holding its bytes (as a direct file's
+is now; older captures hold both) verifies when that response is there with that payload,
+and names the record when it is not."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from archive.capture.dedup import Original, revisit_headers
 from archive.hashing import warc_digest
 from archive.reader import warcs
 from archive.reader.scan import CHUNK
@@ -46,10 +50,12 @@ BODY = (3 << 20) + 12345            # several reads' worth, not a multiple of an
 WRONG = warc_digest(hashlib.sha256(b"another video"))
 
 
-def _media_wacz(path: Path, lie: tuple[str, str] | None = None) -> Path:
+def _media_wacz(path: Path, lie: tuple[str, str] | None = None, refers: dict | None = None) -> Path:
     """An unsigned WACZ made by our writer: a page, the video as its server sent it (a
     response) and the finished file (a resource), stored as the capture stores media.
-    `lie`: (record, "block" or "payload") whose digest header claims another value."""
+    `lie`: (record, "block" or "payload") whose digest header claims another value.
+    `refers`: the finished file is a revisit of the response instead (as a capture makes
+    it of a file served whole), its revisit headers changed by these."""
     body = random.Random(20).randbytes(BODY)
     container = ContainerWriter(path)
     writer = WarcWriter(container, "media", {"software": "tests"})
@@ -63,8 +69,15 @@ def _media_wacz(path: Path, lie: tuple[str, str] | None = None) -> Path:
         digests = dict(zip(("block", "payload"), block_digests(kind, uri, block)))
         if lie and lie[0] == kind:
             digests[lie[1]] = WRONG
-        ref = writer.write(kind, uri, io.BytesIO(block), len(block), digests["block"], digests["payload"],
-                           content_type="video/mp4" if kind == "resource" else None, level=STORED)
+        if kind == "resource" and refers is not None:
+            headers = {**revisit_headers(Original(VIDEO, video.date, video.record_id), digests["payload"]),
+                       **refers}
+            kind = "revisit"
+            ref = writer.write(kind, uri, b"", content_type="video/mp4", extra=headers, level=STORED)
+        else:
+            ref = writer.write(kind, uri, io.BytesIO(block), len(block), digests["block"], digests["payload"],
+                               content_type="video/mp4" if kind == "resource" else None, level=STORED)
+        video = ref
         lines.append(cdxj_line(uri, ref.date, ref.filename, ref.offset, ref.length, kind, None, "video/mp4",
                                200 if kind == "response" else None))
     writer.close()
@@ -240,6 +253,45 @@ def test_a_wrong_digest_claim_fails_and_names_the_record(tmp_path, spread, recor
     assert _failed(report) == {"records"}
     problems = _problems(report, "records")
     assert [(p["uri"], p["message"].split(" digest")[0]) for p in problems] == [(uri, digest)], problems
+
+
+@pytest.fixture(scope="module")
+def media_revisit(tmp_path_factory) -> Path:
+    return _media_wacz(tmp_path_factory.mktemp("media") / "revisit.wacz", refers={})
+
+
+def test_a_finished_file_stored_as_a_revisit_of_its_response_verifies(media_revisit, spread):
+    report = _verify(media_revisit)
+    assert report.verdict == VERIFIED, report.reason
+    # warcinfo: block; page and video as received: block and payload; the revisit: no content
+    assert "4 records in 1 WARC file, 5 digests checked" in report.check("records").summary
+    assert media_revisit.stat().st_size < BODY * 1.1
+
+
+def test_a_flipped_byte_in_the_response_a_revisit_stands_on_fails_and_names_it(media_revisit, tmp_path,
+                                                                               spread):
+    data = bytearray(media_revisit.read_bytes())
+    _, at, warc = _warc(media_revisit)
+    start, end = _record_span(warc, VIDEO)
+    data[at + (start + end) // 2] ^= 0x01
+    path = tmp_path / "flipped.wacz"
+    path.write_bytes(data)
+    report = _verify(path)
+    assert report.verdict == NOT_VERIFIED
+    assert VIDEO in json.dumps(_problems(report, "records"))
+
+
+@pytest.mark.parametrize("change, said", [
+    ({"WARC-Refers-To-Date": "2001-01-01T00:00:00Z"}, "media revisit refers to"),
+    ({"WARC-Refers-To-Target-URI": "http://media.test/other.mp4"}, "media revisit refers to"),
+    ({"WARC-Payload-Digest": WRONG}, "revisit says its payload is"),
+])
+def test_a_media_revisit_without_its_original_in_the_capture_fails_and_names_it(tmp_path, spread, change,
+                                                                                said):
+    report = _verify(_media_wacz(tmp_path / "refers.wacz", refers=change))
+    assert report.verdict == NOT_VERIFIED
+    problems = _problems(report, "records")
+    assert [p["uri"] for p in problems] == [ITEM] and said in problems[0]["message"], problems
 
 
 def _inflates_to(member: bytes) -> bytes | None:

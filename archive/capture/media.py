@@ -7,7 +7,12 @@ yt-dlp; no HLS or DASH downloading of our own.
 Each item yields, besides those exchanges:
 - the finished file as yt-dlp wrote it (merged), a `resource` record
   `urn:media:<page URL>#<n>`, streamed from disk (a multi-gigabyte video never passes
-  through memory);
+  through memory); or, when the file is byte for byte the payload of a response this
+  item's download recorded (a direct MP4: one GET, nothing merged, remuxed or decoded),
+  a `revisit` record of that URN (identical-payload-digest, no payload) referring to
+  that response: the same bytes are not written, sealed and hashed twice. Any
+  difference (merged, remuxed, content-encoded, chunked, several requests) keeps it a
+  resource record;
 - its subtitles (`urn:media-subtitles:<page URL>#<n>:<language>`) and thumbnail
   (`urn:media-thumbnail:<page URL>#<n>`) as resource records;
 - a `metadata` record (JSON) with yt-dlp's info with secrets removed (cookies, request
@@ -35,8 +40,8 @@ from urllib.parse import urlsplit
 import yt_dlp
 from yt_dlp.version import __version__ as YT_DLP_VERSION
 
-from archive.capture.dedup import Dedup
-from archive.capture.exchange import Recorded, write_for_sink
+from archive.capture.dedup import Dedup, Original, revisit_headers
+from archive.capture.exchange import Recorded, dedupable, write_for_sink
 from archive.capture.mediafind import is_media_file
 from archive.capture.mediaoptions import MediaOptions
 from archive.capture.addresses import AddressPolicy
@@ -44,7 +49,7 @@ from archive.capture.proxy import InterceptionCA, ProxyOptions, RecordingProxy, 
 from archive.capture.recorder import FetchResult
 from archive.capture.redaction import Redaction
 from archive.errors import ArchiveError
-from archive.hashing import CHUNK, warc_digest
+from archive.hashing import CHUNK, parse_digest, warc_digest
 from archive.warc.cdxj import cdxj_line
 from archive.warc.writer import RecordRef, WarcWriter, gzip_level
 from archive.warc import urns
@@ -53,6 +58,10 @@ BEST = "bestvideo*+bestaudio/best"        # yt-dlp's own default when ffmpeg can
 BEST_WITHOUT_FFMPEG = "best/bestvideo+bestaudio"
 MAX_ENTRIES = 20                          # of a playlist named by one page
 MAX_LISTED = 20_000                       # exchanges named in one item's metadata record
+MAX_PAYLOADS = 256                        # payload digests of one item's responses kept
+# Finished exchanges waiting to be written while yt-dlp fetches the next segment: each
+# holds its spool (at most 1 MiB in memory, the rest on disk).
+WRITE_BEHIND = 4
 # Info keys that hold what yt-dlp sends (cookies, request headers) or local paths.
 INFO_SECRET_KEYS = {"http_headers", "cookies", "__x_forwarded_for_ip"}
 
@@ -220,6 +229,9 @@ class MediaSession:
         self.fetched: set[str] = set()      # URLs the proxy fetched for any item
         self.downloading = 0                # bytes of the file being downloaded (for progress)
         self._item_urls: list[str] | None = None   # what the item being downloaded fetched
+        # payload digest -> the response record holding it, of the item being downloaded:
+        # its finished file may be one of them (a direct file), then stored as a revisit
+        self._item_payloads: dict[tuple, Original] = {}
         self._verify_tls = verify_tls
         self._spool_dir = spool_dir
         self._ca: InterceptionCA | None = None
@@ -259,6 +271,7 @@ class MediaSession:
             accept_encoding=None, finish_abandoned=False, policy=self.policy,
             # a safety net: yt-dlp stops a file over the limit when it learns its size
             max_body=self.options.max_size,
+            write_behind=WRITE_BEHIND,
         )).start()
         return self
 
@@ -309,8 +322,28 @@ class MediaSession:
 
     def end(self, token, result: FetchResult, notes: dict) -> None:
         fields = {**notes, "fetched-by": f"yt-dlp {YT_DLP_VERSION} (media capture)"}
-        write_for_sink(self.writer, self.record, result, fields, self.dedup, self._failures,
-                       self.redaction)
+        with self.writer.batch():       # the dedup map is read as the write left it
+            written = write_for_sink(self.writer, self.record, result, fields, self.dedup,
+                                     self._failures, self.redaction)
+            if written is None or written.response is None or not dedupable(result):
+                return
+            if written.recorded.revisits:
+                # the same bytes as an earlier response: that one holds them, when it is
+                # in this capture (a file's bytes are never only in another capture)
+                original = self.dedup.lookup(result.payload_digest) if self.dedup else None
+            else:
+                original = Original(result.url, written.response.date, written.response.record_id)
+        if original is not None and original.capture is None:
+            self._note_payload(result.payload_digest, original)
+
+    def _note_payload(self, digest: str | None, original: Original) -> None:
+        """Remember a whole response of the item being downloaded by its payload digest
+        (the first of each; a bounded number: a stream's thousands of segments are never
+        a finished file)."""
+        key = parse_digest(digest) if digest else None
+        with self._lock:
+            if key and self._item_urls is not None and len(self._item_payloads) < MAX_PAYLOADS:
+                self._item_payloads.setdefault(key, original)
 
     # -- items -----------------------------------------------------------------
     def extractor_for(self, url: str) -> str | None:
@@ -362,7 +395,7 @@ class MediaSession:
         log = _Log()
         limit = self._size_limit(budget)
         with self._lock:
-            self._item_urls = []
+            self._item_urls, self._item_payloads = [], {}
         stopped: BaseException | None = None
         try:
             try:
@@ -388,11 +421,12 @@ class MediaSession:
         except Exception as exc:  # noqa: BLE001 - an extractor's crash is the item's failure
             entry.update(status="failed", reason=f"yt-dlp failed: {type(exc).__name__}: {exc}")
         finally:
-            # after the file's records: the exchanges' own are written meanwhile, by the proxy
+            # a kept item's exchanges were settled before its file's records (_record);
+            # here those of an item that failed or was stopped
             self._settle(stopped)
             self.downloading = 0
             with self._lock:
-                self._item_urls = None
+                self._item_urls, self._item_payloads = None, {}
             shutil.rmtree(item.folder, ignore_errors=True)
         if log.messages and entry.get("status") != "kept":
             entry.setdefault("messages", log.messages[-5:])
@@ -512,31 +546,39 @@ class MediaSession:
             raise MediaStop(_message(None, log) or "yt-dlp reported no file")
         page, n = item.page, item.number
         entry = item.entry
+        # hashed and probed while the proxy's writer may still be writing the responses
+        digests = [file_digest(path) for path in files]
+        probed = probe(files[0])
+        # yt-dlp is done: every response of the item is written before the file's records,
+        # so that a file identical to one is known as such (and its revisit comes after it)
+        self._settle(None)
+        with self._lock:
+            originals = dict(self._item_payloads)
         kept = []
-        for i, path in enumerate(files):
+        for i, (path, digest) in enumerate(zip(files, digests)):
             uri = f"{urns.MEDIA}{page}#{n}" + (f".{i + 1}" if len(files) > 1 else "")
-            ref, sha, size = self._write_file(uri, path, _mime(path, "video/mp4"))
+            ref, sha, size, original = self._write_file(uri, path, _mime(path, "video/mp4"),
+                                                        originals, digest)
             kept.append({"record": uri, "recordId": ref.record_id, "sha256": sha, "size": size,
-                         "file": path.name})
+                         "file": path.name, **_stored(original)})
         extras = []
         # Found by the names our output templates give them (the paths yt-dlp notes in its
         # info are not always those of the files it left).
         for path in sorted(item.folder.glob("thumbnail.*"))[:1]:
             uri = f"{urns.THUMBNAIL}{page}#{n}"
-            ref, sha, size = self._write_file(uri, path, _mime(path, "image/jpeg"))
+            ref, sha, size, _ = self._write_file(uri, path, _mime(path, "image/jpeg"))
             extras.append({"kind": "thumbnail", "record": uri, "sha256": sha, "size": size})
         for path in sorted(item.folder.glob("subtitles.*.*")):
             lang = path.name.split(".")[1]
             uri = f"{urns.SUBTITLES}{page}#{n}:{lang}"
-            ref, sha, size = self._write_file(uri, path, _mime(path, "text/vtt"))
+            ref, sha, size, _ = self._write_file(uri, path, _mime(path, "text/vtt"))
             extras.append({"kind": "subtitles", "language": lang, "record": uri,
                            "sha256": sha, "size": size})
         chosen = _format(info, self._selector(), self._why())
-        probed = probe(files[0])
         entry.update(
             status="kept", record=kept[0]["record"], sha256=kept[0]["sha256"], size=kept[0]["size"],
             format=chosen["summary"], duration=info.get("duration") or probed.get("duration"),
-            title=info.get("title"),
+            title=info.get("title"), **{k: v for k, v in kept[0].items() if k.startswith("stored")},
         )
         if len(kept) > 1:
             entry["parts"] = kept
@@ -563,15 +605,33 @@ class MediaSession:
                               content_type="application/json",
                               extra={"WARC-Concurrent-To": kept[0]["recordId"]})
 
-    def _write_file(self, uri: str, path: Path, content_type: str) -> tuple[RecordRef, str, int]:
-        """A file as one resource record, streamed: hashed in one read, copied in another."""
-        sha, digest, size = file_digest(path)
-        with open(path, "rb") as fh, self.writer.batch():
-            ref = self.writer.write("resource", uri, fh, size, digest, digest,
-                                    content_type=content_type, level=gzip_level(content_type))
+    def _write_file(self, uri: str, path: Path, content_type: str,
+                    originals: dict[tuple, Original] | None = None,
+                    digest: tuple[str, str, int] | None = None,
+                    ) -> tuple[RecordRef, str, int, Original | None]:
+        """A file as one resource record, streamed: hashed in one read, copied in another.
+        When its digest is the payload digest of one of `originals` (this item's response
+        records), a revisit record referring to it instead, without payload: the bytes are
+        in the WARC already. Returns the record, the file's SHA-256 and size, and that
+        original (None: stored here). `digest`: the file's file_digest(), when known."""
+        sha, digest, size = digest or file_digest(path)
+        original = (originals or {}).get(parse_digest(digest))
+        with self.writer.batch():
+            if original is not None:
+                # the index line keeps the file's type, so that what lists media by type
+                # (the catalog, the web app) lists it as it did its resource record
+                ref = self.writer.write("revisit", uri, b"", content_type=content_type,
+                                        extra=revisit_headers(original, digest),
+                                        level=gzip_level(content_type))
+                kind = "revisit"
+            else:
+                with open(path, "rb") as fh:
+                    ref = self.writer.write("resource", uri, fh, size, digest, digest,
+                                            content_type=content_type, level=gzip_level(content_type))
+                kind = "resource"
             self.record(Recorded(index=[cdxj_line(uri, ref.date, ref.filename, ref.offset,
-                                                  ref.length, "resource", digest, content_type)]))
-        return ref, sha, size
+                                                  ref.length, kind, digest, content_type)]))
+        return ref, sha, size, original
 
     def _selector(self) -> str:
         return self.options.format or (BEST if self.ffmpeg else BEST_WITHOUT_FFMPEG)
@@ -584,6 +644,15 @@ class MediaSession:
                     "into one file without re-encoding")
         return ("ffmpeg was not found, so nothing can be merged: the best single file holding "
                 "video and audio, else video and audio kept as separate files")
+
+
+def _stored(original: Original | None) -> dict:
+    """Where a finished file's bytes are, for the evidence: {} when in its own resource
+    record; else the response record its revisit refers to."""
+    if original is None:
+        return {}
+    return {"stored": f"revisit of {original.record_id}", "storedIn": original.uri,
+            "storedDate": original.date}
 
 
 def _direct(url: str, page: str, extra: dict) -> dict:

@@ -11,10 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO
 
-from archive.hashing import warc_digest
+from archive.hashing import HashThread, warc_digest
 from archive.httpmessage import PayloadSplitter
 
 SPOOL_IN_MEMORY = 1 << 20
+# Past this many bytes received, the two digests are computed on threads of their own: on
+# a large body (a video) they cost more than relaying its bytes, and in the receiving
+# thread they slowed the transfer itself; below it, a thread's start costs more than it saves.
+SPREAD_AT = 8 << 20
 
 
 @dataclass
@@ -71,8 +75,11 @@ class Recorder:
         self.request += data
 
     def received(self, data: bytes) -> None:
+        """A piece of the response (bytes: it may be hashed on another thread later)."""
         self.response.write(data)
         self.received_bytes += len(data)
+        if self.received_bytes > SPREAD_AT and not isinstance(self.block_hash, HashThread):
+            self.block_hash, self.payload_hash = HashThread(self.block_hash), HashThread(self.payload_hash)
         self.block_hash.update(data)
         if self.splitter.done:
             self.payload_hash.update(data)
@@ -115,3 +122,6 @@ class Recorder:
             result.payload_digest = warc_digest(self.payload_hash)
         else:
             self.response.close()
+            for hasher in (self.block_hash, self.payload_hash):
+                if isinstance(hasher, HashThread):
+                    hasher.close()

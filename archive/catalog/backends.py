@@ -234,6 +234,21 @@ class PostgresBackend(Backend):
 
     def ddl(self) -> str:
         return TABLES.format(id="BIGSERIAL PRIMARY KEY", blob="BYTEA", words=", words tsvector") + (
+            # A page's word list (2-3 kB for a page of 200 words) is kept in the table's own
+            # rows (MAIN), not moved out to TOAST as any value past 2 kB would be: the GIN
+            # index gives candidates, and ranking them and checking a phrase's positions
+            # read each candidate's words, which from TOAST costs an index lookup and more
+            # pages per row (bench_search's catalog: a word in 1,134 texts ranked in 15.8 ->
+            # 1.7 ms, 3,964 -> 945 pages read). It also lets the planner cost what a scan
+            # reads, as detoasting is not costed: with the words out of line the table
+            # looked 600 pages long and a sequential scan was picked for a phrase of common
+            # words at 41 ms; inline, the table's size is what a scan reads (that phrase:
+            # 6 ms, by scan or index alike), and the index is chosen whenever it reads less.
+            # (Forcing the index instead, SET LOCAL enable_seqscan = off, would have left
+            # every candidate detoasted, and overruled the planner where a scan is right.)
+            # The compressed text, read only for the hits shown, may still go out of line,
+            # and so do the words of a page too long to fit in a row (past about 8 kB).
+            "ALTER TABLE texts ALTER COLUMN words SET STORAGE MAIN;"
             "CREATE INDEX texts_words ON texts USING GIN (words);")
 
     def add_texts(self, rows: list[tuple[bytes, bytes | None]], words: list[tuple[str, str]]) -> None:
@@ -241,14 +256,26 @@ class PostgresBackend(Backend):
         self.executemany("INSERT INTO texts (key, text, words) VALUES (?, ?, ?::tsvector) ON CONFLICT (key) DO NOTHING",
                          [(key, text, tsvector(title, body)) for (key, text), (title, body) in zip(rows, words)])
 
+    def compact(self) -> None:
+        # What autovacuum would do a minute or more later, done now: the words of texts
+        # just added wait in the GIN index's pending list (fastupdate), which every search
+        # reads whole, up to 4 MB, until a VACUUM merges it (ANALYZE alone does not); and
+        # the planner gets the word statistics it chooses between index and scan by
+        # (bench_search's 100,000 pages, words inline: p50 6.2 -> 1.6 ms)
+        self.execute("VACUUM (ANALYZE) texts, pages, captures")
+
     def match(self, node: q.Node) -> tuple[str, str, tuple]:
         return "", "t.words @@ ?::tsquery", (q.tsquery(node),)
 
     def ranked(self, node: q.Node, count: int) -> list[int]:
+        return [r[0] for r in self.execute(*self.ranking(node, count))]
+
+    @staticmethod
+    def ranking(node: q.Node, count: int) -> tuple[str, tuple]:
+        """The SQL of `ranked` and its parameters (its plan is what a test looks at)."""
         literal = q.tsquery(node)
-        return [r[0] for r in self.execute(
-            "SELECT id FROM texts WHERE words @@ ?::tsquery "
-            "ORDER BY ts_rank_cd(words, ?::tsquery) DESC, id DESC LIMIT ?", (literal, literal, count))]
+        return ("SELECT id FROM texts WHERE words @@ ?::tsquery "
+                "ORDER BY ts_rank_cd(words, ?::tsquery) DESC, id DESC LIMIT ?", (literal, literal, count))
 
     def close(self) -> None:
         self.db.close()

@@ -31,7 +31,9 @@ CAPTURE_COLUMNS = ("id", "created", "title", "seeds", "signer", "sha256", "size"
                    "address", "lock", "pages", "verdict", "verified_at", "indexed_at", "missing_since")
 PAGE_COLUMNS = ("capture_id", "url", "ts", "status", "title", "mime", "digest", "size", "error", "text_id")
 MAX_LIMIT = 10_000
-IN_BATCH = 5000     # ids in one IN (...): well under either database's limit on parameters
+# ids in one IN (...), or (id, place) pairs in one VALUES: well under either database's
+# limit on parameters (SQLite 32,766, PostgreSQL 65,535)
+IN_BATCH = 5000
 PAGE_BATCH = 1000   # pages added in one transaction: memory stays flat however many a capture holds
 STALE = timedelta(minutes=10)   # an add whose owner has not been heard of for this long was abandoned
 
@@ -464,37 +466,41 @@ class Catalog:
         rows = kept[max(0, offset):wanted]
         texts = self._texts({r[1] for r in rows})
         found = q.terms(node)
+        # the hits often share texts (a page unchanged in many captures): each snippet is
+        # made once (snippets were most of a search's CPU time on bench_search's pages)
+        shown: dict[str, tuple[str, list[list[int]]]] = {}
         hits = []
         for _, text_id, capture_id, page_url, created, ts, title, status in rows:
-            shown, marks = snippet(texts.get(text_id) or title or "", found)
-            hits.append(Hit(capture_id, page_url, created, ts, title, status, shown, marks))
+            text = texts.get(text_id) or title or ""
+            if text not in shown:
+                shown[text] = snippet(text, found)
+            hits.append(Hit(capture_id, page_url, created, ts, title, status, *shown[text]))
         return hits
 
     def _passing(self, ranked: list[int], where: list[str], params: list, most: int) -> list[tuple]:
-        """The rows of the pages holding the texts `ranked` that pass the filters, in the
-        order given (the pages of one text: the latest added first, `most` of them)."""
-        order = {tid: n for n, tid in enumerate(ranked)}
+        """The first `most` rows of the pages holding the texts `ranked` that pass the
+        filters, in the order given (the pages of one text: the latest added first)."""
         rows: list[tuple] = []
         # texts in rank order, a few first and more when too few of their pages pass: the
         # rows of a later batch sort after every row of an earlier one, so stopping once
         # `most` are found gives what reading them all would (a common word's 200 best
         # texts, each held by a page in each of 100 captures, cost 20,000 rows read at once)
         start, size = 0, max(most, 16)
-        while start < len(ranked):
+        while start < len(ranked) and len(rows) < most:
             batch = ranked[start:start + size]
+            # each text with its place in the ranking, so that the database orders and
+            # cuts the rows: a text many pages share (a site captured daily) gives its
+            # latest pages only, and no more rows than are kept come back
+            places = tuple(chain.from_iterable((tid, start + n) for n, tid in enumerate(batch)))
+            rows += self.db.execute(
+                "SELECT p.id, p.text_id, p.capture_id, p.url, c.created, p.ts, p.title, p.status "
+                f"FROM (VALUES {', '.join(['(?, ?)'] * len(batch))}) r "
+                "JOIN pages p ON p.text_id = r.column1 JOIN captures c ON c.id = p.capture_id WHERE "
+                + " AND ".join(["c.missing_since IS NULL", *where])
+                + " ORDER BY r.column2, p.id DESC LIMIT ?", (*places, *params, most - len(rows)))
             start += len(batch)
             size = min(4 * size, IN_BATCH)
-            # a text many pages share (a site captured daily) gives its latest pages only
-            rows += self.db.execute(
-                "SELECT id, text_id, capture_id, url, created, ts, title, status FROM ("
-                "SELECT p.id, p.text_id, p.capture_id, p.url, c.created, p.ts, p.title, p.status, "
-                "row_number() OVER (PARTITION BY p.text_id ORDER BY p.id DESC) AS n FROM pages p "
-                "JOIN captures c ON c.id = p.capture_id WHERE "
-                + " AND ".join([f"p.text_id IN ({', '.join('?' * len(batch))})", "c.missing_since IS NULL", *where])
-                + ") r WHERE n <= ?", (*batch, *params, most))
-            if len(rows) >= most:
-                break
-        return sorted(rows, key=lambda r: (order[r[1]], -r[0]))
+        return rows
 
     def _texts(self, ids: set[int]) -> dict[int, str]:
         if not ids:

@@ -84,8 +84,16 @@ class SpilledIndex:
         return IndexedRecord(*row) if row else None
 
     def media(self) -> Iterator[IndexedRecord]:
-        for row in self.db.execute(f"SELECT {', '.join(self.FIELDS)} FROM r WHERE substr(mime, 1, 6) IN "
-                                   f"({', '.join('?' * len(MEDIA))}) ORDER BY seq", MEDIA):
+        """The records of images, audio and video; a media file stored as a revisit of the
+        response holding its bytes (urn:media...) with that response's length, the size of
+        what it stands for."""
+        fields = [f"r.{f}" for f in self.FIELDS]
+        fields[self.FIELDS.index("length")] = (
+            "CASE WHEN r.record_type = 'revisit' AND substr(r.url, 1, 9) = 'urn:media' THEN coalesce(("
+            "SELECT o.length FROM r o WHERE o.digest = r.digest AND o.record_type = 'response' "
+            "ORDER BY o.seq LIMIT 1), r.length) ELSE r.length END")
+        for row in self.db.execute(f"SELECT {', '.join(fields)} FROM r WHERE substr(r.mime, 1, 6) IN "
+                                   f"({', '.join('?' * len(MEDIA))}) ORDER BY r.seq", MEDIA):
             yield IndexedRecord(*row)
 
     def close(self) -> None:

@@ -145,6 +145,9 @@ def run_media_list(args) -> int:
               + f", {item.get('size', '?')} bytes")
         print(f"     sha256    {item.get('sha256', '?')}")
         print(f"     record    {item.get('record')}")
+        if item.get("stored"):
+            print(f"     stored    {item['stored']}: the response of {item.get('storedIn', '?')}, "
+                  "whose payload is the file")
     print(f"write one out: archive extract {args.capture_id} --media N --out FILE "
           "(the file's digest is checked as it is read; `archive verify` checks the list)")
     return 0
@@ -204,8 +207,9 @@ def _describe(result: Extracted, out: str | None) -> str:
         + (f" to {out}" if out else ""),
     ]
     if result.revisit_of:
-        lines.insert(3, f"content from    {result.revisit_of} (this record is a revisit: "
-                        "the payload was unchanged since then)")
+        why = ("the payload was unchanged since then" if result.url.startswith(("http:", "https:"))
+               else "the file is that response's payload, byte for byte")
+        lines.insert(3, f"content from    {result.revisit_of} (this record is a revisit: {why})")
     if result.truncated:
         lines.append(f"TRUNCATED       the capture of this resource was cut short (WARC-Truncated: "
                      f"{result.truncated}): what was written is incomplete")

@@ -356,6 +356,11 @@ def _original(fh, container: Container, revisit, url: str, elsewhere: Opener | N
     found = _find_original(fh, container, *refers)
     if found:
         return (*found, fh, container, None)
+    if not has_http_headers("revisit", url, 1):
+        # a media file stored as a revisit refers to a response of the same capture, always
+        raise AlteredRecord(f"{url} is stored as a revisit of {refers[1] or 'a record'} ({refers[0]}, "
+                            f"{refers[2]}), which is not in this capture: the file's bytes are "
+                            "missing; run `archive verify`")
     earlier = capture = _earlier_capture(fh, container)
     followed: list[str] = []
     while elsewhere is not None and capture and capture not in followed and len(followed) < MAX_CHAIN:
@@ -513,6 +518,9 @@ def extract_at(fh, container: Container, location: RecordLocation, url: str, out
         held = content.rec_headers.get_header("WARC-Payload-Digest")
         if not (claimed and held and same_digest(claimed, held)):
             problems.append(f"the revisit's payload digest {claimed} differs from its original's {held}")
+        # a revisit of a URI without HTTP (a media file, urn:media:...) stands for a
+        # resource: the bytes whose SHA-256 it names, the response's payload as transferred
+        raw = raw or not has_http_headers("revisit", url, 1)
     loose = _loose_headers(fh, container, content_at)
     # loose headers: its Content-Length counts from another byte (the WARNING says so)
     decoder = None if raw else _decoder(content, url, framed=not loose)

@@ -147,6 +147,9 @@ def _media(report: Report, item: dict, source: Source | None) -> str:
         rows.append(("size", f"{item['size']} bytes"))
     if item.get("sha256"):
         rows.append(("file SHA-256", item["sha256"]))
+    if item.get("stored"):
+        rows.append(("stored", f"{item['stored']}, the response of {item.get('storedIn', '?')}: "
+                               "the file is its payload, byte for byte"))
     if item.get("record"):
         ext = mimetypes.guess_extension(item.get("contentType") or "") or ".bin"
         command = (f"archive extract {shlex.quote(report.target)} --url {shlex.quote(item['record'])} "

@@ -7,3 +7,6 @@ DOM = "urn:dom:"
 MEDIA = "urn:media:"
 THUMBNAIL = "urn:media-thumbnail:"
 SUBTITLES = "urn:media-subtitles:"
+
+# a media item's own records: its file, thumbnail and subtitles
+MEDIA_KINDS = (MEDIA, THUMBNAIL, SUBTITLES)

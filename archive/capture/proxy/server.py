@@ -37,6 +37,7 @@ from archive.capture.proxy.framing import (
 )
 from archive.capture.proxy.ca import InterceptionCA
 from archive.capture.recorder import FetchResult, Recorder
+from archive.hashing import Worker
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,16 @@ class ProxyOptions:
     # extra request headers for a URL (--header, a seed URL's credentials), set over the
     # client's own of the same name
     extra_headers: Callable[[str], dict | None] | None = None
+    # Finished exchanges handed to the sink by a thread of the proxy's own, up to this many
+    # waiting, so that a connection carries its next request while the last response is
+    # written (a stream's segments come one after another on one connection, and writing
+    # each is as long as fetching it); 0: by the connection's thread, before it reads on.
+    write_behind: int = 0
 
 
 class ExchangeSink(Protocol):
-    """Where finished exchanges go. Called from the proxy's connection threads."""
+    """Where finished exchanges go. Called from the proxy's connection threads (end(), with
+    ProxyOptions.write_behind, from its writer's thread, in the order the exchanges ended)."""
 
     def begin(self, url: str) -> Any:
         """A request for `url` arrived; the value returned is passed to end().
@@ -282,24 +289,22 @@ class _ClientConnection:
     ) -> bool:
         """Carry one request to the server and its response back, recording both.
         Returns whether the browser's connection can carry another request."""
+        proxy = self.proxy
         try:
-            token = self.proxy.sink.begin(url)
+            token = proxy.sink.begin(url)
         except Refused as exc:
             self._refuse(url, str(exc))
             return False
-        with self.proxy._lock:
-            self.proxy._in_flight[self] = token
+        key = object()              # this exchange, until the sink's end() has returned
+        with proxy._lock:
+            proxy._in_flight[key] = token
         try:
             outcome = self._attempts(token, scheme, host, port, url, method,
                                      self._request_bytes(method, path, head, body, url))
-            try:
-                self.proxy.sink.end(token, outcome.result, outcome.notes)
-            finally:
-                outcome.discard()
-        finally:
-            with self.proxy._lock:
-                self.proxy._in_flight.pop(self, None)
-                self.proxy._settled.notify_all()
+        except BaseException:
+            proxy._ended(key)
+            raise
+        proxy._hand_over(key, token, outcome)
         if outcome.upgraded is not None:
             self.splice(outcome.upgraded)
             return False
@@ -504,10 +509,11 @@ class RecordingProxy:
         self.client_context = self._client_context(self.options.verify_tls)
         self._sockets: set[socket.socket] = set()
         self._running: dict[_Exchange, Any] = {}    # exchange -> the sink's token
-        # connection -> the token of its exchange, from begin() until end() has returned
-        self._in_flight: dict[_ClientConnection, Any] = {}
+        # an exchange's key -> the sink's token, from begin() until end() has returned
+        self._in_flight: dict[object, Any] = {}
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
+        self._writer: Worker | None = None
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.proxy = self
         self._thread = threading.Thread(
@@ -531,6 +537,8 @@ class RecordingProxy:
         return f"http://{host}:{port}"
 
     def start(self) -> "RecordingProxy":
+        if self.options.write_behind:
+            self._writer = Worker("archive-proxy-writer", self.options.write_behind)
         self._thread.start()
         return self
 
@@ -544,6 +552,11 @@ class RecordingProxy:
         for sock in sockets:
             _abort(sock)
         self._server.server_close()
+        # every connection's thread is done: what they handed over is written before we return
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.stop()
 
     def cut(self, token: Any, reason: str) -> None:
         """Cut short every running exchange whose begin() gave `token` (a page that
@@ -578,6 +591,29 @@ class RecordingProxy:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _hand_over(self, key: object, token: Any, outcome: "_Exchange") -> None:
+        """The finished exchange to the sink: now, or queued for the writer's thread."""
+        writer = self._writer
+        if writer is not None:
+            writer.submit(self._end, key, token, outcome)
+        else:
+            self._end(key, token, outcome)
+
+    def _end(self, key: object, token: Any, outcome: "_Exchange") -> None:
+        try:
+            self.sink.end(token, outcome.result, outcome.notes)
+        except Exception:  # noqa: BLE001 - the sink reports its own failures; the next
+            # exchanges must still be ended (on the writer's thread, nothing else would)
+            log.warning("the sink failed to take an exchange of %s", outcome.result.url, exc_info=True)
+        finally:
+            outcome.discard()
+            self._ended(key)
+
+    def _ended(self, key: object) -> None:
+        with self._lock:
+            self._in_flight.pop(key, None)
+            self._settled.notify_all()
 
     def _track(self, sock: socket.socket, replaces: socket.socket | None = None) -> None:
         with self._lock:

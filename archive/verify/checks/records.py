@@ -11,6 +11,7 @@ from archive.reader.problems import Problem, Problems
 from archive.reader.warcresult import CONTENT_TYPES, WarcResult
 from archive.verify.zipnum import idx_problems
 from archive.wacz.names import WARC_PREFIX
+from archive.warc import urns
 
 def records_check(report: Report, results: list[WarcResult]) -> None:
     problems = Problems.joined([*(r.problems for r in results), revisit_problems(results)])
@@ -44,7 +45,9 @@ def records_check(report: Report, results: list[WarcResult]) -> None:
 def revisit_problems(results: list[WarcResult]) -> Problems:
     """Revisits whose original, named by URI and date, is a record of this capture with
     another payload digest: replay (ReplayWeb.page finds the original by URI and date
-    alone) would show that record's content for a payload the revisit says is other."""
+    alone) would show that record's content for a payload the revisit says is other.
+    A media file stored as a revisit (urn:media...) must find its original in this
+    capture: its bytes are the payload of a response the same download recorded."""
     originals: dict[tuple, list[str]] = {}
     for w in results:
         for r in w.records:
@@ -57,7 +60,11 @@ def revisit_problems(results: list[WarcResult]) -> Problems:
                 continue
             # several records of one URL in one second: any of them may be the original
             held = originals.get((r.refers_uri or r.uri, r.refers_date), [])
-            if held and not any(same_digest(h, r.payload_digest) for h in held):
+            if not held and r.uri and r.uri.startswith(urns.MEDIA_KINDS):
+                problems.append(Problem(
+                    f"media revisit refers to {r.refers_uri} at {r.refers_date}, which is not a record "
+                    "of this capture: the file's bytes are missing", w.filename, r.offset, uri=r.uri))
+            elif held and not any(same_digest(h, r.payload_digest) for h in held):
                 problems.append(Problem(
                     f"revisit says its payload is {r.payload_digest}, but the record it refers to "
                     f"({r.refers_uri or r.uri} at {r.refers_date}) holds {held[0]}: replay would show "
@@ -139,7 +146,9 @@ def earlier_capture_note(report: Report, evidence: dict, warcs: list[WarcResult]
     """A capture deduplicated against an earlier one holds only revisits for what had not
     changed: that content is checked by verifying the earlier capture, not this one."""
     earlier = evidence.get("dedupAgainst") if isinstance(evidence.get("dedupAgainst"), dict) else None
-    revisits = sum(1 for w in warcs for r in w.records if r.record_type == "revisit")
+    # a media file stored as a revisit stands on a response of this capture, not that one
+    revisits = sum(1 for w in warcs for r in w.records if r.record_type == "revisit"
+                   and not (r.uri or "").startswith(urns.MEDIA_KINDS))
     if earlier is None or not revisits:
         return
     name = earlier.get("capture") if isinstance(earlier.get("capture"), str) else "an earlier capture"

@@ -12,7 +12,7 @@ from archive.reader.warcresult import WarcResult
 from archive.wacz.names import PAGES
 from archive.warc import urns
 
-MEDIA_TEXT = ("url", "status", "reason", "format", "record", "frame")
+MEDIA_TEXT = ("url", "status", "reason", "format", "record", "frame", "stored", "storedIn")
 MEDIA_NUMBERS = ("n", "size", "duration")
 
 
@@ -104,7 +104,9 @@ def page_rows(sinks: dict, warcs: list[WarcResult]) -> tuple[list[dict], dict[st
             elif r.record_type == "resource" and r.uri and r.uri.startswith(urns.SCREENSHOT):
                 url = r.uri[len(urns.SCREENSHOT):]
                 screenshots[url] = RecordLocation(warc.filename, r.offset, r.length, r.content_type)
-            elif r.record_type == "resource" and r.uri and r.uri.startswith(urns.MEDIA):
+            elif r.record_type in ("resource", "revisit") and r.uri and r.uri.startswith(urns.MEDIA):
+                # a revisit: the file is the payload of the response it refers to (the
+                # records check holds it to that record's digest)
                 media.setdefault(r.uri, r)
             elif r.record_type == "resource" and r.uri and r.uri.startswith(urns.THUMBNAIL):
                 thumbnails[urns.MEDIA + r.uri[len(urns.THUMBNAIL):]] = RecordLocation(

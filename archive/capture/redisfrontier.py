@@ -40,8 +40,10 @@ CRAWLS_CHANNEL = "archive:crawls:new"    # pub/sub: each new crawl's id, for idl
 GLOBAL_STOPS = ("max-time", "max-bytes")  # reasons that stop the whole crawl, not one worker
 # A thread about to ask Redis alone (the others busy, the queue flowing) waits this long,
 # and its claim is then for every thread that came meanwhile: with slow responses (20 ms)
-# threads free up one by one, and each claim brought one URL (Redis's CPU per fetch 0.125-0.146 -> 0.107 ms, claims
-# per fetch 0.76-0.96 -> 0.55 on the bench's 20 ms site, 2 processes)
+# threads free up one by one, and each claim brought one URL. On the bench's 20 ms site,
+# 2 processes, three runs each way: claims per fetch 0.93-0.97 -> 0.51-0.53, Redis's CPU
+# per fetch 0.150-0.153 -> 0.103-0.107 ms, for 5% of the crawl's time (4.76-4.86 s ->
+# 5.07-5.08 s); 0 to turn it off.
 COALESCE = 0.002
 BATCH = 4        # URLs leased in one round trip (no --delay): fetches per claim, not one
 

@@ -149,6 +149,16 @@ class HashThread:
         """End the thread (all updates done); the digest may be asked for after."""
         self._stop()
 
+    def hasher(self) -> "hashlib._Hash":
+        """End the thread and give back the hashlib object with every update done in it
+        (to go on hashing in the caller's thread)."""
+        if self._digest is not None:
+            raise ValueError("hasher after digest")
+        self.close()
+        if self._worker.error is not None:
+            raise self._worker.error
+        return self._hasher
+
     def digest(self) -> bytes:
         if self._digest is None:
             self.close()

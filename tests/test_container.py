@@ -29,6 +29,31 @@ def test_zip64_members_are_canonical_and_readable(tmp_path):
     assert [e.zip64 for e in entries] == [True, False]
 
 
+def test_member_digests_are_those_of_the_bytes_however_they_are_written(tmp_path):
+    """Pieces of 1 MiB and more are hashed on a thread, smaller ones in the writing thread
+    once the thread's are done: each member's SHA-256 (what datapackage.json lists) and the
+    whole file's are still those of the bytes in order (random bytes: pieces hashed out of
+    order, twice or not at all give other digests), a bytearray changed after its write too."""
+    import hashlib
+    import random
+    from archive.wacz.zipwriter import SPREAD
+    rng = random.Random(5)
+    pieces = [rng.randbytes(n) for n in (10, SPREAD, 3 * SPREAD + 7, 100, 2 * SPREAD, 1, 5000)]
+    container = ContainerWriter(tmp_path / "c.wacz")
+    member = container.begin("archive/a.warc.gz")
+    for piece in pieces:
+        buffer = bytearray(piece)
+        member.write(buffer)
+        buffer[:] = bytes(len(buffer))          # a caller reusing its buffer
+    info = container.end()
+    container.add_bytes("datapackage.json", b"{}")
+    sha, _ = container.finish()
+    assert info.sha256 == hashlib.sha256(b"".join(pieces)).hexdigest()
+    assert sha == hashlib.sha256((tmp_path / "c.wacz").read_bytes()).hexdigest()
+    with zipfile.ZipFile(tmp_path / "c.wacz") as zf:
+        assert zf.read("archive/a.warc.gz") == b"".join(pieces)
+
+
 def test_member_changed_on_disk_before_sealing_is_refused(tmp_path):
     container = ContainerWriter(tmp_path / "c.wacz")
     member = container.begin("archive/a.warc.gz")

@@ -18,7 +18,7 @@ from zlib_ng.zlib_ng import crc32
 
 from archive.errors import ArchiveError
 from archive.files import fsync_dir, note_sha256
-from archive.hashing import CHUNK
+from archive.hashing import CHUNK, HashThread
 from archive.wacz.ziplayout import (
     LOCAL, LOCAL_SIG, MAX32, Entry, central_header, end_records, local_header, safe_member_name,
 )
@@ -36,6 +36,9 @@ class MemberInfo:
 
     entry: Entry
     sha256: str
+
+
+SPREAD = 1 << 20       # a write this large is hashed on a thread (see MemberWriter.write)
 
 
 class MemberWriter:
@@ -56,7 +59,17 @@ class MemberWriter:
             self.container._fh.write(data)
             self.size += len(data)
             self.crc = crc32(data, self.crc)
-            self.sha.update(data)
+            if len(data) >= SPREAD:
+                # a large record's pieces (a video's, 1 MiB at a time) are hashed on a
+                # thread of their own, beside the copying; small ones here, once the
+                # thread's are done (a thread per small write would cost more than it saves)
+                if not isinstance(self.sha, HashThread):
+                    self.sha = HashThread(self.sha)
+                self.sha.update(bytes(data))        # bytes: never changed once handed over
+            else:
+                if isinstance(self.sha, HashThread):
+                    self.sha = self.sha.hasher()
+                self.sha.update(data)
 
     def tell(self) -> int:
         return self.size
@@ -254,7 +267,9 @@ class ContainerWriter:
 
 def _copy_member(member: MemberWriter) -> MemberWriter:
     copy = MemberWriter(member.container, member.name, member.offset, member.zip64)
-    copy.size, copy.crc, copy.sha = member.size, member.crc, member.sha.copy()
+    sha = member.sha.hasher() if isinstance(member.sha, HashThread) else member.sha
+    member.sha = sha
+    copy.size, copy.crc, copy.sha = member.size, member.crc, sha.copy()
     return copy
 
 
@@ -273,7 +288,8 @@ def _hash_and_check(path: Path, members: list[MemberInfo]) -> str:
     can write into the work folder (who could as well change the bytes before they were
     written): the signature, the timestamps and `archive verify` stand against forgery.
     """
-    whole = hashlib.sha256()
+    # the SHA-256 on a thread of its own, beside the reading and the CRC-32s
+    whole = HashThread(hashlib.sha256())
     ranges = sorted(((m.entry.data_offset, m.entry.end, m) for m in members), key=lambda r: r[0])
     crcs = [0] * len(ranges)
     position = 0

@@ -19,8 +19,7 @@ from archive.capture.crawl import CrawlOptions, Crawler
 from archive.capture.login import Credentials
 from archive.capture.dedup import Dedup, EarlierCapture
 from archive.capture.loginwall import ERROR_KIND as LOGGED_OUT
-from archive.coordinator import check_shared_request, finish_shared, run_shared
-from archive.capture.sharedcrawl import DEFAULT_LEASE
+from archive.redisconn import DEFAULT_LEASE
 from archive.capture.spill import SPILL_NAME, SpillFile
 from archive.capture.journal import (
     JOURNAL_NAME, CrawlState, CrawlStats, Journal, cut_back, has_groups, positions, replay,
@@ -139,6 +138,13 @@ class CaptureResult:
         return {**asdict(self), "nothingCaptured": self.nothing_captured}
 
 
+
+def _coordinator():
+    """archive.coordinator, imported only for a crawl shared through Redis: it loads
+    redis-py, which a capture on one machine never needs (a tenth of its start-up)."""
+    from archive import coordinator
+    return coordinator
+
 def _write_json(path: Path, data: dict) -> None:
     # 0600: a capture behind a login keeps its headers here, to be resumed with them
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as fh:
@@ -199,7 +205,7 @@ def run_capture(
     _check_login(request, credentials)
     login = logins.prepare(request.crawl, signer, shared=bool(request.redis), profile=credentials)
     if request.redis:
-        check_shared_request(request)
+        _coordinator().check_shared_request(request)
     earlier = open_earlier_capture(request.dedup_against, store) if request.dedup_against else None
     started = utctime.now()
     capture_id = new_capture_id(started)
@@ -395,7 +401,7 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
         journal = Journal(work, vouched=state.journal_end if state is not None else None)
         try:
             if request.redis:
-                run_shared(session, container, journal, state, store, on_progress)
+                _coordinator().run_shared(session, container, journal, state, store, on_progress)
             else:
                 spill = SpillFile(str(work / "spool" / SPILL_NAME))
                 # not kept once it has run: its frontier and deduplication (up to the memory
@@ -457,7 +463,7 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
 def _finish(request: CaptureRequest, store: Store, result: "CaptureResult") -> "CaptureResult":
     """A shared crawl's staging area and Redis keys go once its capture is stored."""
     if request.redis:
-        result.warnings += finish_shared(request, store, result.capture_id)
+        result.warnings += _coordinator().finish_shared(request, store, result.capture_id)
     return result
 
 

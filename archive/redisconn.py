@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import redis
 
 REDIS_ENV = "ARCHIVE_REDIS"
+DEFAULT_LEASE = 30.0            # seconds a worker holds a URL of a shared crawl without renewing its lease
 SCHEMES = ("redis", "rediss", "unix")
 # Commands are retried for about 5 s: a Redis that restarts (with its data kept on disk)
 # is waited for; one that stays away stops the crawl with the work folder kept.

@@ -35,7 +35,7 @@ from archive.capture.crawl import LEAST, CrawlOptions
 from archive.capture.mediaoptions import MediaOptions
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
-from archive.capture.sharedcrawl import DEFAULT_LEASE
+from archive.redisconn import DEFAULT_LEASE
 from archive.errors import ArchiveError
 from archive.profiles.passphrase import PROFILE_PASSPHRASE_ENV
 from archive.redisconn import REDIS_ENV, redis_url

@@ -22,7 +22,7 @@ import redis
 from archive import __version__
 from archive.capture.frontier import Item
 from archive.capture.journal import CrawlState, CrawlStats, Journal, end_line, resume_line, seeds_line
-from archive.capture.redisfrontier import CRAWLS_KEY, crawl_prefix
+from archive.capture.redisfrontier import CRAWLS_KEY, ENDED_FOR, crawl_prefix, ended_key
 from archive.capture.sharedcrawl import (
     CrawlConfig, create_crawl, crawl_keys, new_epoch, new_worker_id, read_config,
 )
@@ -301,6 +301,8 @@ def finish_shared(request, store, capture_id: str) -> list[str]:
         warnings.append(f"the staging area {staging_prefix(capture_id)} could not be removed: {exc}")
     try:
         client = connect(request.redis)
+        # a worker still looking then learns the crawl is over, rather than lost
+        client.set(ended_key(capture_id), "sealed", ex=ENDED_FOR)
         for key in crawl_keys(client, capture_id):
             client.delete(key)
         client.srem(CRAWLS_KEY, capture_id)

@@ -209,7 +209,9 @@ def test_a_worker_killed_mid_crawl_changes_nothing(gsite, key, pubkey, redis_ser
             if not capture_id:
                 return False
             prefix = f"archive:crawl:{capture_id}:"
-            handed = [json.loads(h)["worker"]["id"] for h in client.lrange(prefix + "handovers", 0, -1)]
+            # a hand-over with fetches in it (one may carry only a robots.txt answer)
+            handed = [e["worker"]["id"] for e in map(json.loads, client.lrange(prefix + "handovers", 0, -1))
+                      if any(g["kind"] in ("page", "requisite") for g in e["groups"])]
             owners = client.hvals(prefix + "lease")      # worker id, space, item
             # it handed something over already, and holds URLs it has not handed over
             return any(w.startswith("w") for w in handed) and any(o.startswith("w") for o in owners)
@@ -620,3 +622,20 @@ def test_an_idle_worker_asks_redis_nothing_and_joins_a_new_crawl(gsite, key, pub
     assert f"crawl {json.loads(out)['capture_id']}" in ended[0][1], ended
     (wacz,) = stored(store)
     verify(wacz, pubkey)
+
+
+def test_a_worker_that_finds_a_sealed_crawl_gone_leaves_and_one_lost_stops(redis_server):
+    """The coordinator removes a crawl's keys once it is sealed and stored: a worker's
+    claim that finds them gone then is the crawl's end (it leaves), and only without the
+    coordinator's mark is it a Redis that lost the crawl (a one-line error)."""
+    from archive.capture.redisfrontier import RedisFrontier, ended_key
+    from archive.redisconn import RedisLost
+    from archive.ids import new_capture_id
+    client = redis_server.client()
+    sealed, lost = new_capture_id(), new_capture_id()
+    client.set(ended_key(sealed), "sealed", ex=60)
+    frontier = RedisFrontier(client, sealed, "w1", lease=5, per_host=1, delay=0, max_pages=None)
+    assert frontier.claim() is None            # over: the thread leaves
+    frontier = RedisFrontier(client, lost, "w1", lease=5, per_host=1, delay=0, max_pages=None)
+    with pytest.raises(RedisLost, match="gone from Redis"):
+        frontier.claim()

@@ -52,6 +52,16 @@ def crawl_prefix(capture_id: str) -> str:
     return f"archive:crawl:{capture_id}:"
 
 
+def ended_key(capture_id: str) -> str:
+    """Set (for a day) by the coordinator that sealed the crawl, before it removes the
+    crawl's keys: a worker that finds them gone then knows the crawl is over, not lost.
+    Outside the crawl's prefix, so that removing those keys leaves it."""
+    return f"archive:ended:{capture_id}"
+
+
+ENDED_FOR = 24 * 3600
+
+
 _COMMON = """
 local P = ARGV[1]
 local function now_ms()
@@ -457,6 +467,7 @@ class RedisFrontier:
                  on_idle: Callable[[bool], bool] | None = None, batch: int = BATCH,
                  max_bytes: int | None = None, threads: int = 1) -> None:
         self.client = client
+        self.capture_id = capture_id
         self.prefix = crawl_prefix(capture_id)
         self.worker_id = worker_id
         self.lease_ms = max(1, int(lease * 1000))
@@ -599,6 +610,8 @@ class RedisFrontier:
                 self._sending.discard(call)
                 self._cond.notify_all()
         if reply[0] == "gone":
+            if self.ended():
+                return "done", ""       # sealed and cleared while this process looked
             raise RedisLost("the crawl's state is gone from Redis (restarted without "
                             "persistence, or flushed)")
         count = int(reply[2])
@@ -613,6 +626,13 @@ class RedisFrontier:
                     self.held[item.url] = item
                 self._ahead.extend(items)
         return reply[0], reply[1]
+
+    def ended(self) -> bool:
+        """Whether the crawl's coordinator sealed it (its keys are then removed)."""
+        try:
+            return bool(self.client.exists(ended_key(self.capture_id)))
+        except redis.RedisError:
+            return False
 
     def flush(self) -> None:
         """Send what was found and freed now (before a hand-over: what a fetch found is

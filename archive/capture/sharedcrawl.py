@@ -33,12 +33,11 @@ from archive.capture.journal import CrawlState, tally
 from archive.capture.redisfrontier import CRAWLS_CHANNEL, CRAWLS_KEY, RedisFrontier, crawl_prefix
 from archive.capture.robots import Robots, RobotsAnswer, Rules, rules_from
 from archive.errors import ArchiveError
-from archive.redisconn import RedisLost
+from archive.redisconn import DEFAULT_LEASE, RedisLost
 from archive.warc.filesink import FileSink
 from archive.warc.records import warcinfo_fields
 from archive.warc.writer import DEFAULT_MAX_SIZE, WarcWriter
 
-DEFAULT_LEASE = 30.0            # seconds a worker holds a URL without renewing its lease
 HANDOVER_INTERVAL = 2.0         # seconds between hand-overs while a crawl runs
 HANDOVER_FIRST = 0.25           # ... at the start of this worker's part, growing to it
 HANDOVER_SIZE = 64 << 20        # or sooner, when a worker's WARC file reaches this size
@@ -498,6 +497,10 @@ class SharedWorker:
                 reply = self.frontier._call(self.frontier.scripts.handover, [
                     self.worker_id, json.dumps(entry, separators=(",", ":")),
                     json.dumps(control, separators=(",", ":"))])
+            if reply[0] == "gone" and self.frontier.ended():
+                # sealed meanwhile (only when nothing was leased: what this holds was
+                # leased again and fetched by others): nothing here is in the capture
+                reply = ["ended"]
             if reply[0] == "gone":
                 raise RedisLost("the crawl's state is gone from Redis (restarted without "
                                 "persistence, or flushed)")

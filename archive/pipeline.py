@@ -138,12 +138,12 @@ class CaptureResult:
         return {**asdict(self), "nothingCaptured": self.nothing_captured}
 
 
-
 def _coordinator():
     """archive.coordinator, imported only for a crawl shared through Redis: it loads
     redis-py, which a capture on one machine never needs (a tenth of its start-up)."""
     from archive import coordinator
     return coordinator
+
 
 def _write_json(path: Path, data: dict) -> None:
     # 0600: a capture behind a login keeps its headers here, to be resumed with them

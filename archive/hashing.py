@@ -161,10 +161,7 @@ class HashThread:
 
     def digest(self) -> bytes:
         if self._digest is None:
-            self.close()
-            if self._worker.error is not None:
-                raise self._worker.error
-            self._digest = self._hasher.digest()
+            self._digest = self.hasher().digest()
         return self._digest
 
     def hexdigest(self) -> str:

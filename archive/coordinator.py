@@ -37,6 +37,10 @@ from archive.worker import make_worker
 
 POLL = 0.1      # seconds the coordinator waits for a hand-over before it looks anyway
 WORKER_GRACE = 10.0     # seconds local worker processes get to leave after the crawl
+# seconds a local worker process waits for its crawl to be put into Redis (it starts
+# before): the coordinator stops its processes however it ends, so this bounds only the
+# wait of one whose coordinator was killed (SIGKILL) before the crawl was put there
+WORKER_WAIT = 60
 
 
 class Coordinator:
@@ -104,14 +108,34 @@ class Coordinator:
                 # the Redis URL (it may hold a password) through the environment, not argv
                 self.processes.append(subprocess.Popen(
                     [sys.executable, "-m", "archive", "worker", "--store", self.config.store,
-                     *endpoint, "--crawl", self.session.capture_id, "--quiet",
-                     "--work-dir", str(logs)],
+                     *endpoint, "--crawl", self.session.capture_id, "--wait", str(WORKER_WAIT),
+                     "--quiet", "--work-dir", str(logs)],
                     env={**os.environ, REDIS_ENV: self.url},
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log))
 
     # -- running -----------------------------------------------------------------
     def run(self, processes: int, on_progress: Callable | None) -> None:
-        self.start()
+        local = max(0, processes - 1)
+        # A fresh crawl's local workers start before it is in Redis: their start-up (half
+        # a second of imports) overlaps the coordinator's, and they wait for the crawl
+        # (`worker --wait`). A resumed one's start only once start() has settled which
+        # epoch goes on: before it, a worker could read the config of an epoch that
+        # start() then deletes and rebuilds, and its claims would find the crawl gone.
+        early = self.state is None
+        try:
+            if early:
+                self.start_processes(local)
+            self.start()
+            if not early:
+                self.start_processes(local)
+            self.take_part(on_progress)
+        finally:
+            self.stop_processes()
+        self.end()
+
+    def take_part(self, on_progress: Callable | None) -> None:
+        """Crawl with this process's own worker and gather every hand-over until the
+        crawl is over."""
         deadline = self.set_deadline()
         own = make_worker(self.client, self.config, self.store, self.session.work / "workers",
                           worker_id="c" + new_worker_id()[1:])
@@ -124,7 +148,6 @@ class Coordinator:
                 failure.append(exc)
 
         thread = threading.Thread(target=work, name="own-worker", daemon=True)
-        self.start_processes(max(0, processes - 1))
         thread.start()
         try:
             while True:
@@ -150,9 +173,6 @@ class Coordinator:
             own.frontier.stop("interrupted")
             thread.join(30)
             raise
-        finally:
-            self.stop_processes()
-        self.end()
 
     def set_deadline(self) -> float | None:
         """--max-time for the crawl as a whole (what earlier runs spent counts): the

@@ -5,6 +5,7 @@ holds a signing key."""
 from __future__ import annotations
 
 import threading
+import time
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,14 +63,18 @@ def make_worker(client: redis.Redis, config: CrawlConfig, store, work_dir: Path,
 def run_worker(client: redis.Redis, *, store_address: str | None, store_options: StoreOptions,
                work_dir: Path, crawl: str | None = None, once: bool = False,
                threads: int | None = None, stop: threading.Event | None = None,
-               on_progress: Callable[[str, WorkerStats, int], None] | None = None) -> WorkerReport:
+               on_progress: Callable[[str, WorkerStats, int], None] | None = None,
+               wait: float = 0.0) -> WorkerReport:
     """Join crawls as they appear (only `crawl`, when given) until stopped; with `once`,
-    leave when there is no work."""
+    leave when there is no work. `wait`: seconds to wait for `crawl` to be put into Redis
+    (a coordinator starts its local worker processes before it puts the crawl there)."""
     if crawl is not None and not is_capture_id(crawl):
         raise ArchiveError(f"not a capture id: {crawl!r}")
     stop = stop or threading.Event()
-    # subscribed before the first look at the crawls in progress: none is missed between
-    announced = CrawlAnnouncements(client) if crawl is None and not once else None
+    # subscribed before the first look at the crawls in progress (or for the one crawl
+    # waited for): none is announced unseen between the look and the wait
+    waits = (crawl is None and not once) or (crawl is not None and wait > 0)
+    announced = CrawlAnnouncements(client) if waits else None
     worker_id = new_worker_id()
     report = WorkerReport(worker_id)
     finished: set[str] = set()
@@ -81,10 +86,9 @@ def run_worker(client: redis.Redis, *, store_address: str | None, store_options:
             for capture_id in ids:
                 if capture_id in finished:
                     continue
-                config = read_config(client, capture_id)
+                config = (awaited_config(client, crawl, wait, announced, stop) if crawl
+                          else read_config(client, capture_id))
                 if config is None:
-                    if crawl:
-                        raise ArchiveError(f"no crawl {crawl} in Redis (finished, or never started)")
                     continue
                 address = store_address or config.store
                 if address not in stores:
@@ -102,15 +106,38 @@ def run_worker(client: redis.Redis, *, store_address: str | None, store_options:
                 report.crawls.append({"captureId": capture_id, **asdict(stats)})
             if crawl or (once and not worked):
                 break
-            try:
-                if announced is not None:
-                    announced.wait(IDLE_LOOK, stop)
-                else:
-                    stop.wait(1.0)      # --once, having worked: one more look, then leave
-            except KeyboardInterrupt:
-                if not stop.is_set():
-                    raise
+            # until a crawl is announced (--once, having worked: one more look a second later)
+            idle(announced, IDLE_LOOK if announced is not None else 1.0, stop)
     finally:
         if announced is not None:
             announced.close()
     return report
+
+
+def awaited_config(client: redis.Redis, capture_id: str, wait: float,
+                   announced: CrawlAnnouncements | None, stop: threading.Event) -> CrawlConfig | None:
+    """The crawl `capture_id` as Redis holds it, waiting up to `wait` seconds for it to be
+    put there (woken by the announcement of a crawl, not asking Redis meanwhile). None:
+    stopped while waiting. A crawl that did not appear is a one-line error."""
+    deadline = time.monotonic() + wait
+    while (config := read_config(client, capture_id)) is None and not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0 or announced is None:
+            waited = f" after {wait:g} s" if wait > 0 else ""
+            raise ArchiveError(f"no crawl {capture_id} in Redis{waited} (finished, or never started)")
+        idle(announced, left, stop)
+    return config
+
+
+def idle(announced: CrawlAnnouncements | None, timeout: float, stop: threading.Event) -> None:
+    """Wait for a crawl's announcement (or only for `stop`, without a subscription) up to
+    `timeout` seconds. SIGTERM meanwhile (KeyboardInterrupt with `stop` set) ends the wait:
+    the caller sees `stop` and leaves."""
+    try:
+        if announced is not None:
+            announced.wait(timeout, stop)
+        else:
+            stop.wait(timeout)
+    except KeyboardInterrupt:
+        if not stop.is_set():
+            raise

@@ -639,3 +639,83 @@ def test_a_worker_that_finds_a_sealed_crawl_gone_leaves_and_one_lost_stops(redis
     frontier = RedisFrontier(client, lost, "w1", lease=5, per_host=1, delay=0, max_pages=None)
     with pytest.raises(RedisLost, match="gone from Redis"):
         frontier.claim()
+
+
+def new_crawl(client, site, store: Path, capture_id: str | None = None):
+    """A crawl of the generated `site` put into Redis as a coordinator does (none runs:
+    its workers fetch and hand over, nothing gathers)."""
+    from archive import __version__
+    from archive.capture.sharedcrawl import CrawlConfig, create_crawl
+    from archive.ids import new_capture_id
+    config = CrawlConfig(capture_id or new_capture_id(), __version__,
+                         {"seeds": [site.url("/")], "depth": 9, "scope": "host"}, "op",
+                         lease=2, store=str(store))
+    create_crawl(client, config)
+    return config
+
+
+def test_a_worker_waits_for_its_crawl_and_leaves_when_it_never_comes(run, own_redis, tmp_path):
+    from archive.ids import new_capture_id
+    client = own_redis.client()
+    store, capture_id = tmp_path / "store", new_capture_id()
+
+    def last_command() -> str | None:
+        return next((c["cmd"] for c in client.client_list() if c.get("name") == "archive-worker"), None)
+
+    with SiteServer(generated_site(4)) as site:
+        worker = archive("worker", "--redis", own_redis.url, "--crawl", capture_id, "--wait", "60",
+                         "--store", store, "--work-dir", tmp_path / "w", "--json")
+        try:
+            # it subscribed, then looked for its crawl (not there yet): now it waits
+            wait_until(lambda: worker.poll() is not None or last_command() == "get",
+                       what="the worker's look for its crawl")
+            assert worker.poll() is None, finish(worker)
+            new_crawl(client, site, store, capture_id)
+            code, out, err = finish(worker, 60)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+    assert code == 0, err
+    (joined,) = json.loads(out)["crawls"]
+    assert joined["captureId"] == capture_id and joined["fetches"] == 4 * 5, joined  # pages, requisites
+
+    never = new_capture_id()
+    started = time.monotonic()
+    code, out, err = finish(archive("worker", "--redis", own_redis.url, "--crawl", never,
+                                    "--wait", "1.5", "--store", store, "--quiet"), 30)
+    took = time.monotonic() - started
+    assert code == 2 and f"no crawl {never} in Redis after 1.5 s" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert 1.5 <= took < 15     # it waited, and no longer than that (and its start-up)
+    result = run("worker", "--redis", own_redis.url, "--wait", "5")
+    assert result.code == 2 and "--wait needs --crawl" in result.err, result
+
+
+def test_local_workers_start_before_the_crawl_is_in_redis_and_stop_however_it_ends(
+        run, key, gsite, own_redis, tmp_path, monkeypatch):
+    from archive import coordinator
+    from archive.errors import ArchiveError
+    store = tmp_path / "store"
+    base = ["capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
+            "--store", store, "--redis", own_redis.url, "--processes", "3", "--quiet"]
+    started = coordinator.Coordinator.start
+    spawned: list = []
+
+    def failing_start(self) -> None:
+        spawned.extend(self.processes)          # already started: they wait for the crawl
+        raise ArchiveError("Redis refused the crawl (a test)")
+
+    monkeypatch.setattr(coordinator.Coordinator, "start", failing_start)
+    result = run(*base, "--work-dir", tmp_path / "failed")
+    assert result.code == 2 and "Redis refused the crawl" in result.err, result
+    assert len(spawned) == 2 and all(p.poll() is not None for p in spawned)   # stopped
+
+    monkeypatch.setattr(coordinator.Coordinator, "start", started)
+    result = run(*base, "--work-dir", tmp_path / "work", "--workers", "2", "--host-workers", "8")
+    assert result.code == 0, result
+    (wacz,) = stored(store)
+    evidence = json.loads(member(wacz, "evidence/capture.json"))
+    # the local worker processes waited for the crawl, then took part in it
+    assert [w for w in evidence["workers"] if not w["id"].startswith("c") and w["fetches"]], evidence
+    assert set(fetched(wacz)) == everything(gsite)
+

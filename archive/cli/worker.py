@@ -6,7 +6,9 @@ import threading
 import time
 from pathlib import Path
 
-from archive.cli.common import Progress, add_store_arguments, at_least, human_bytes, print_json
+from archive.cli.common import (
+    Progress, add_store_arguments, at_least, duration, human_bytes, print_json,
+)
 from archive.cli.sigterm import stop_on_sigterm
 from archive.errors import ArchiveError
 from archive.pipeline import DEFAULT_WORK_DIR
@@ -21,6 +23,9 @@ def register(sub) -> None:
     add_store_arguments(p, "the crawls' store, for their staging area (default: the address each "
                            "crawl names)")
     p.add_argument("--crawl", metavar="CAPTURE_ID", help="join this crawl only, then leave")
+    p.add_argument("--wait", type=duration, default=0.0, metavar="SECONDS",
+                   help="with --crawl: wait up to this long for the crawl to be put into Redis "
+                        "(default 0: a crawl not there yet is an error)")
     p.add_argument("--once", action="store_true", help="leave when there is no work")
     p.add_argument("--workers", type=at_least(1), default=None, metavar="N",
                    help="fetches at once in this process (default: the crawl's --workers)")
@@ -35,6 +40,8 @@ def run(args) -> int:
     url = redis_url(args.redis)
     if not url:
         raise ArchiveError(f"no Redis: give --redis URL (or set {REDIS_ENV})")
+    if args.wait and not args.crawl:
+        raise ArchiveError("--wait needs --crawl (without it a worker waits for any crawl)")
     client = connect(url, name="archive-worker")
     stop = threading.Event()
     progress = Progress(not args.quiet and not args.json)
@@ -52,7 +59,8 @@ def run(args) -> int:
             report = run_worker(client, store_address=args.store,
                                 store_options=StoreOptions(endpoint_url=args.endpoint_url),
                                 work_dir=Path(args.work_dir), crawl=args.crawl, once=args.once,
-                                threads=args.workers, stop=stop, on_progress=on_progress)
+                                threads=args.workers, stop=stop, on_progress=on_progress,
+                                wait=args.wait)
     finally:
         progress.done()
     if args.json:

@@ -31,7 +31,9 @@ IDLE_LOOK = 30.0
 @dataclass
 class WorkerReport:
     worker: str
-    crawls: list[dict] = field(default_factory=list)   # per crawl: capture id and counts
+    # per crawl joined: capture id, worker id (this worker's, but a new one for each
+    # rejoin of a crawl rebuilt under a new epoch) and counts
+    crawls: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,7 +69,10 @@ def run_worker(client: redis.Redis, *, store_address: str | None, store_options:
                wait: float = 0.0) -> WorkerReport:
     """Join crawls as they appear (only `crawl`, when given) until stopped; with `once`,
     leave when there is no work. `wait`: seconds to wait for `crawl` to be put into Redis
-    (a coordinator starts its local worker processes before it puts the crawl there)."""
+    (a coordinator starts its local worker processes before it puts the crawl there).
+
+    A crawl is joined once per epoch: one rebuilt by a resumed coordinator (Redis had
+    lost it) is a new epoch, and workers that took part in the old one join it again."""
     if crawl is not None and not is_capture_id(crawl):
         raise ArchiveError(f"not a capture id: {crawl!r}")
     stop = stop or threading.Event()
@@ -77,23 +82,25 @@ def run_worker(client: redis.Redis, *, store_address: str | None, store_options:
     announced = CrawlAnnouncements(client) if waits else None
     worker_id = new_worker_id()
     report = WorkerReport(worker_id)
-    finished: set[str] = set()
+    finished: set[tuple[str, str]] = set()     # (capture id, epoch) this worker took part in
     stores: dict[str, object] = {}
     try:
         while not stop.is_set():
             ids = [crawl] if crawl else active_crawls(client)
             worked = False
             for capture_id in ids:
-                if capture_id in finished:
-                    continue
                 config = (awaited_config(client, crawl, wait, announced, stop) if crawl
                           else read_config(client, capture_id))
-                if config is None:
+                if config is None or (capture_id, config.epoch) in finished:
                     continue
                 address = store_address or config.store
                 if address not in stores:
                     stores[address] = open_store(address, store_options)
-                worker = make_worker(client, config, stores[address], work_dir, worker_id, threads)
+                # a crawl rebuilt under a new epoch is joined under a new worker id: WARC
+                # files are named by capture and worker id, and those this worker staged in
+                # the old epoch stay in staging (and may be in the capture already)
+                joined_as = new_worker_id() if any(c == capture_id for c, _ in finished) else worker_id
+                worker = make_worker(client, config, stores[address], work_dir, joined_as, threads)
                 try:
                     stats = worker.run(None if on_progress is None else
                                        lambda s, q, cid=capture_id: on_progress(cid, s, q))
@@ -101,9 +108,9 @@ def run_worker(client: redis.Redis, *, store_address: str | None, store_options:
                     if not stop.is_set():
                         raise
                     stats = worker.stats     # SIGTERM: what was in hand is handed over
-                finished.add(capture_id)
+                finished.add((capture_id, config.epoch))
                 worked = worked or stats.fetches > 0
-                report.crawls.append({"captureId": capture_id, **asdict(stats)})
+                report.crawls.append({"captureId": capture_id, "worker": joined_as, **asdict(stats)})
             if crawl or (once and not worked):
                 break
             # until a crawl is announced (--once, having worked: one more look a second later)

@@ -67,7 +67,7 @@ def run(args) -> int:
         print_json(report.to_dict())
     else:
         for crawl in report.crawls:
-            print(f"worker {report.worker}  crawl {crawl['captureId']}  fetched {crawl['fetches']}  "
+            print(f"worker {crawl['worker']}  crawl {crawl['captureId']}  fetched {crawl['fetches']}  "
                   f"pages {crawl['pages']}  {human_bytes(crawl['bytes'])}  "
                   f"handed over {crawl['handovers']} ({crawl['refused']} refused)")
     return 0

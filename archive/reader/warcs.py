@@ -32,6 +32,7 @@ from archive.httpmessage import HTTP_RECORD_TYPES
 from archive.wacz.bounds import Meter, WORK_FLOOR, WORK_PER_BYTE, bomb_message
 from archive.reader.digests import RecordDigests
 from archive.reader.problems import Problem
+from archive.reader.storedinflate import StoredFirst
 from archive.reader.warcheader import HEADER_LIMIT, Unusual, header_fields, refers_to, target_uri
 from archive.reader.warcresult import LOOSE_HEADERS, Bomb, RecordInfo, WarcResult, kept
 
@@ -289,7 +290,8 @@ class WarcChecker:
         gzip member start: archive.verify.segments). `inflate`: zlib, or a module with
         its decompressobj and error (archive.verify.segments)."""
         self.result = WarcResult(filename)
-        self._inflate = inflate
+        # members of stored blocks (media) are sliced, not inflated; every other goes to `inflate`
+        self._inflate = StoredFirst(inflate)
         self._queue = DigestQueue(filename) if threaded else None
         self._records = RecordStream(self.result, self._queue)
         self.needs_fallback: str | None = None

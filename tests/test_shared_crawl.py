@@ -666,8 +666,8 @@ def test_a_worker_waits_for_its_crawl_and_leaves_when_it_never_comes(run, own_re
         worker = archive("worker", "--redis", own_redis.url, "--crawl", capture_id, "--wait", "60",
                          "--store", store, "--work-dir", tmp_path / "w", "--json")
         try:
-            # it subscribed, then looked for its crawl (not there yet): now it waits
-            wait_until(lambda: worker.poll() is not None or last_command() == "get",
+            # it subscribed, then looked for its crawl (not there yet, nor sealed): now it waits
+            wait_until(lambda: worker.poll() is not None or last_command() == "exists",
                        what="the worker's look for its crawl")
             assert worker.poll() is None, finish(worker)
             new_crawl(client, site, store, capture_id)
@@ -689,28 +689,47 @@ def test_a_worker_waits_for_its_crawl_and_leaves_when_it_never_comes(run, own_re
     assert 1.5 <= took < 15     # it waited, and no longer than that (and its start-up)
     result = run("worker", "--redis", own_redis.url, "--wait", "5")
     assert result.code == 2 and "--wait needs --crawl" in result.err, result
+    # a crawl sealed already (its coordinator left the mark) is not waited for
+    from archive.capture.redisfrontier import ended_key
+    sealed = new_capture_id()
+    client.set(ended_key(sealed), "sealed")
+    started = time.monotonic()
+    code, out, err = finish(archive("worker", "--redis", own_redis.url, "--crawl", sealed,
+                                    "--wait", "60", "--store", store, "--quiet"), 30)
+    assert code == 2 and f"crawl {sealed} is over: it was sealed" in err, err
+    assert time.monotonic() - started < 30
+
+
+def _workers_naming(text: str) -> list[str]:
+    """Command lines of the `archive worker` processes alive whose command line holds `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if " -m archive worker " in cmdline and text in cmdline:
+            found.append(cmdline)
+    return found
 
 
 def test_local_workers_start_before_the_crawl_is_in_redis_and_stop_however_it_ends(
-        run, key, gsite, own_redis, tmp_path, monkeypatch):
-    from archive import coordinator
-    from archive.errors import ArchiveError
+        run, key, gsite, own_redis, tmp_path):
     store = tmp_path / "store"
     base = ["capture", gsite.url("/"), "--depth", "9", "--scope", "host", "--key", key,
             "--store", store, "--redis", own_redis.url, "--processes", "3", "--quiet"]
-    started = coordinator.Coordinator.start
-    spawned: list = []
+    # a Redis that refuses every write (out of memory, no eviction): putting the crawl
+    # there fails after the local workers were started, and they are stopped
+    client = own_redis.client()
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", 1)
+    try:
+        result = run(*base, "--work-dir", tmp_path / "failed")
+    finally:
+        client.config_set("maxmemory", 0)
+    assert result.code == 2 and "maxmemory" in result.err and len(result.err.strip().splitlines()) == 1, result
+    assert _workers_naming(str(tmp_path / "failed")) == []
 
-    def failing_start(self) -> None:
-        spawned.extend(self.processes)          # already started: they wait for the crawl
-        raise ArchiveError("Redis refused the crawl (a test)")
-
-    monkeypatch.setattr(coordinator.Coordinator, "start", failing_start)
-    result = run(*base, "--work-dir", tmp_path / "failed")
-    assert result.code == 2 and "Redis refused the crawl" in result.err, result
-    assert len(spawned) == 2 and all(p.poll() is not None for p in spawned)   # stopped
-
-    monkeypatch.setattr(coordinator.Coordinator, "start", started)
     result = run(*base, "--work-dir", tmp_path / "work", "--workers", "2", "--host-workers", "8")
     assert result.code == 0, result
     (wacz,) = stored(store)

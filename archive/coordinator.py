@@ -29,7 +29,7 @@ from archive.capture.sharedcrawl import (
 from archive.errors import ArchiveError
 from archive.hashing import CHUNK
 from archive.ids import is_capture_id
-from archive.redisconn import REDIS_ENV, RedisLost, connect, describe
+from archive.redisconn import REDIS_ENV, CrawlGone, RedisLost, connect, describe
 from archive.wacz.zipwriter import ContainerWriter
 from archive.store.staging import open_staged, remove_staged, staging_prefix
 from archive.warc.writer import WARC_DIR
@@ -212,8 +212,7 @@ class Coordinator:
         pipe.zcard(p + "leases").llen(p + "handovers").zcount(p + "alive", now_ms - self.config.lease * 1000, "+inf")
         exists, stop, queued, delayed, leases, handed, alive = pipe.execute()
         if not exists:
-            raise RedisLost("the crawl's state is gone from Redis (restarted without persistence, "
-                            "or flushed)")
+            raise CrawlGone()
         queued = int(queued or 0) + delayed
         over = leases == 0 and (bool(stop) or queued == 0)
         return over and handed == self.cursor, queued, alive

@@ -60,6 +60,15 @@ class RedisLost(ArchiveError):
     """Redis stopped answering, or lost the crawl's state, in the middle of a crawl."""
 
 
+class CrawlGone(RedisLost):
+    """Redis answers, but the crawl's keys are gone (a restart without persistence, a
+    flush) and its coordinator did not seal it: only its coordinator can rebuild it."""
+
+    def __init__(self) -> None:
+        super().__init__("the crawl's state is gone from Redis (restarted without persistence, "
+                         "or flushed)")
+
+
 def redis_url(given: str | None) -> str | None:
     """The Redis URL from the option or $ARCHIVE_REDIS; None when neither says."""
     url = given or os.environ.get(REDIS_ENV) or None

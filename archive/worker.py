@@ -4,6 +4,7 @@ holds a signing key."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 import zipfile
@@ -21,6 +22,7 @@ from archive.capture.sharedcrawl import (
 )
 from archive.errors import ArchiveError
 from archive.ids import is_capture_id
+from archive.redisconn import CrawlGone
 from archive.store.address import StoreOptions, open_store
 from archive.store.staging import check_staging, put_staged, remove_one, staging_prefix
 
@@ -102,6 +104,7 @@ def run_worker(client: redis.Redis, *, store_address: str | None, store_options:
                 # the old epoch stay in staging (and may be in the capture already)
                 joined_as = new_worker_id() if any(c == capture_id for c, _ in finished) else worker_id
                 worker = make_worker(client, config, stores[address], work_dir, joined_as, threads)
+                lost = None
                 try:
                     stats = worker.run(None if on_progress is None else
                                        lambda s, q, cid=capture_id: on_progress(cid, s, q))
@@ -109,9 +112,18 @@ def run_worker(client: redis.Redis, *, store_address: str | None, store_options:
                     if not stop.is_set():
                         raise
                     stats = worker.stats     # SIGTERM: what was in hand is handed over
+                except CrawlGone as exc:
+                    if crawl:
+                        raise           # its coordinator fails too, and says what to do
+                    # a worker serving every crawl outlives one that Redis lost: what it
+                    # held was never handed over and is in no capture; the coordinator,
+                    # resumed, rebuilds the crawl under a new epoch, which this joins
+                    lost, stats = str(exc), worker.stats
+                    shutil.rmtree(worker.work, ignore_errors=True)
                 finished.add((capture_id, config.epoch))
                 worked = worked or stats.fetches > 0
-                report.crawls.append({"captureId": capture_id, "worker": joined_as, **asdict(stats)})
+                report.crawls.append({"captureId": capture_id, "worker": joined_as, **asdict(stats),
+                                      **({"lost": lost} if lost else {})})
             if crawl or (once and not worked):
                 break
             # until a crawl is announced (--once, having worked: one more look a second later)

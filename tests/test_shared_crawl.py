@@ -789,3 +789,44 @@ def test_a_long_running_worker_joins_a_crawl_rebuilt_under_a_new_epoch(own_redis
     assert report.crawls[0]["worker"] == report.worker != report.crawls[1]["worker"]
     staged = sorted(p.name for p in (tmp_path / "store" / "staging" / config.capture_id).glob("*.warc.gz"))
     assert {n.split("-")[-2] for n in staged} == {c["worker"] for c in report.crawls}, staged
+
+
+def test_a_long_running_worker_outlives_a_crawl_redis_lost_and_joins_it_rebuilt(own_redis, tmp_path):
+    """Redis loses a crawl (its keys flushed, not sealed) while a worker serving every
+    crawl takes part: the worker leaves that crawl, not its post, and takes part again when
+    the resumed coordinator rebuilds it under a new epoch. What it held is in no capture."""
+    from archive.capture.redisfrontier import crawl_prefix
+    from archive.capture.sharedcrawl import crawl_keys, create_crawl, new_epoch
+    client = own_redis.client()
+    store, work = tmp_path / "store", tmp_path / "w"
+    with SiteServer(generated_site(10)) as site:
+        site.site.delay = 0.2
+        worker = archive("worker", "--redis", own_redis.url, "--store", store, "--work-dir", work, "--json")
+        try:
+            wait_until(lambda: connected_workers(own_redis.url) == 1, what="the worker to connect")
+            config = new_crawl(client, site, store)
+            prefix = crawl_prefix(config.capture_id)
+            wait_until(lambda: len(site.site.requests) >= 5, what="the worker to fetch")
+            for key in crawl_keys(client, config.capture_id):       # Redis lost the crawl
+                client.delete(key)
+            wait_until(lambda: not any(work.glob("*/*")), what="the worker to leave the lost crawl")
+            assert worker.poll() is None, finish(worker)
+            site.site.delay = 0.0
+            # as a resumed coordinator rebuilds it: what the worker wrote meanwhile goes too
+            for key in crawl_keys(client, config.capture_id):
+                client.delete(key)
+            config.epoch = new_epoch()
+            create_crawl(client, config)
+            wait_until(lambda: client.llen(prefix + "handovers") > 0 and client.zcard(prefix + "leases") == 0
+                       and client.get(prefix + "queued") in (None, b"0", "0"),
+                       what="the worker to crawl the rebuilt crawl")
+        finally:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        code, out, err = finish(worker, 60)
+    assert code == 0, err
+    lost, rebuilt = json.loads(out)["crawls"]
+    assert lost["captureId"] == rebuilt["captureId"] == config.capture_id
+    assert "gone from Redis" in lost["lost"] and "lost" not in rebuilt
+    assert rebuilt["fetches"] == 10 * 5 and rebuilt["worker"] != lost["worker"], rebuilt
+    assert not (work / lost["worker"]).exists()      # what it held is not kept

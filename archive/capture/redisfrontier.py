@@ -33,7 +33,7 @@ from typing import Callable
 import redis
 
 from archive.capture.frontier import Item, origin
-from archive.redisconn import RedisLost
+from archive.redisconn import CrawlGone, RedisLost
 
 CRAWLS_KEY = "archive:crawls"            # capture ids of the shared crawls in progress
 CRAWLS_CHANNEL = "archive:crawls:new"    # pub/sub: each new crawl's id, for idle workers
@@ -612,8 +612,7 @@ class RedisFrontier:
         if reply[0] == "gone":
             if self.ended():
                 return "done", ""       # sealed and cleared while this process looked
-            raise RedisLost("the crawl's state is gone from Redis (restarted without "
-                            "persistence, or flushed)")
+            raise CrawlGone()
         count = int(reply[2])
         if reply[4] != "" and self.on_deadline is not None:
             self.on_deadline(time.monotonic() + int(reply[4]) / 1000)

@@ -33,7 +33,7 @@ from archive.capture.journal import CrawlState, tally
 from archive.capture.redisfrontier import CRAWLS_CHANNEL, CRAWLS_KEY, RedisFrontier, crawl_prefix
 from archive.capture.robots import Robots, RobotsAnswer, Rules, rules_from
 from archive.errors import ArchiveError
-from archive.redisconn import DEFAULT_LEASE, RedisLost
+from archive.redisconn import DEFAULT_LEASE, CrawlGone, RedisLost
 from archive.warc.filesink import FileSink
 from archive.warc.records import warcinfo_fields
 from archive.warc.writer import DEFAULT_MAX_SIZE, WarcWriter
@@ -502,8 +502,7 @@ class SharedWorker:
                 # leased again and fetched by others): nothing here is in the capture
                 reply = ["ended"]
             if reply[0] == "gone":
-                raise RedisLost("the crawl's state is gone from Redis (restarted without "
-                                "persistence, or flushed)")
+                raise CrawlGone()
             accepted = reply[0] == "ok"
             self.dedup.handed_over(accepted)
             self.frontier.forget(leased)

@@ -69,5 +69,6 @@ def run(args) -> int:
         for crawl in report.crawls:
             print(f"worker {crawl['worker']}  crawl {crawl['captureId']}  fetched {crawl['fetches']}  "
                   f"pages {crawl['pages']}  {human_bytes(crawl['bytes'])}  "
-                  f"handed over {crawl['handovers']} ({crawl['refused']} refused)")
+                  f"handed over {crawl['handovers']} ({crawl['refused']} refused)"
+                  + (f"  lost: {crawl['lost']}" if crawl.get("lost") else ""))
     return 0

@@ -120,8 +120,8 @@ class StoredGzip:
     record's header lies whole in the member as it does in zlib's.
 
     Why not zlib's level 0: it copies every byte into its window and out again in blocks
-    of 32 KiB, a quarter of a second per 500 MB of video in the capture's serial tail; a
-    stored block is five bytes of framing around the bytes themselves."""
+    of 32 KiB (zlib-ng: 0.7 s for 500 MB in pieces of 1 MiB, here 0.03 s, in the serial
+    tail of a video's capture); a stored block is five bytes of framing around the bytes."""
 
     def __init__(self) -> None:
         self.crc = 0

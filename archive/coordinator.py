@@ -29,7 +29,7 @@ from archive.capture.sharedcrawl import (
 from archive.errors import ArchiveError
 from archive.hashing import CHUNK
 from archive.ids import is_capture_id
-from archive.redisconn import REDIS_ENV, CrawlGone, RedisLost, connect, describe
+from archive.redisconn import REDIS_ENV, CrawlGone, connect, describe, redis_failed
 from archive.wacz.zipwriter import ContainerWriter
 from archive.store.staging import open_staged, remove_staged, staging_prefix
 from archive.warc.writer import WARC_DIR
@@ -84,7 +84,7 @@ class Coordinator:
         try:
             length = self.client.llen(self.prefix + "handovers")
         except redis.RedisError as exc:
-            raise RedisLost(f"Redis stopped answering: {exc}") from None
+            raise redis_failed(exc) from None
         if held is not None and held.epoch == epoch and length >= ingested:
             # Redis kept the crawl (at least as far as the journal knows it): go on
             self.config, self.cursor = held, ingested
@@ -168,7 +168,7 @@ class Coordinator:
                 # tail above all: the last ones are gathered at once, not a poll later
                 self.client.blpop([self.prefix + "wake"], POLL)
         except redis.RedisError as exc:
-            raise RedisLost(f"Redis at {describe(self.url)} stopped answering: {exc}") from None
+            raise redis_failed(exc, f"Redis at {describe(self.url)}") from None
         except BaseException:
             own.frontier.stop("interrupted")
             thread.join(30)
@@ -188,7 +188,7 @@ class Coordinator:
             left_ms = int((deadline - time.monotonic()) * 1000)
             self.client.set(self.prefix + "deadline", seconds * 1000 + micros // 1000 + left_ms)
         except redis.RedisError as exc:
-            raise RedisLost(f"Redis at {describe(self.url)} stopped answering: {exc}") from None
+            raise redis_failed(exc, f"Redis at {describe(self.url)}") from None
         return deadline
 
     def progress(self, on_progress: Callable, queued: int, alive: int) -> None:

@@ -60,6 +60,15 @@ class RedisLost(ArchiveError):
     """Redis stopped answering, or lost the crawl's state, in the middle of a crawl."""
 
 
+def redis_failed(exc: Exception, where: str = "Redis") -> RedisLost:
+    """RedisLost for a failed call, in words for what happened: an error Redis answered
+    with (out of memory, read-only, a wrong password) is a refusal, anything else (a
+    connection refused, reset or timed out) is Redis no longer answering."""
+    import redis
+    verb = "refused" if isinstance(exc, redis.ResponseError) else "stopped answering"
+    return RedisLost(f"{where} {verb}: {exc}")
+
+
 class CrawlGone(RedisLost):
     """Redis answers, but the crawl's keys are gone (a restart without persistence, a
     flush) and its coordinator did not seal it: only its coordinator can rebuild it."""

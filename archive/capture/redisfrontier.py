@@ -33,7 +33,7 @@ from typing import Callable
 import redis
 
 from archive.capture.frontier import Item, origin
-from archive.redisconn import CrawlGone, RedisLost
+from archive.redisconn import CrawlGone, redis_failed
 
 CRAWLS_KEY = "archive:crawls"            # capture ids of the shared crawls in progress
 CRAWLS_CHANNEL = "archive:crawls:new"    # pub/sub: each new crawl's id, for idle workers
@@ -520,7 +520,7 @@ class RedisFrontier:
         try:
             return script(args=[self.prefix, *args])
         except redis.RedisError as exc:
-            raise RedisLost(f"Redis stopped answering: {exc}") from None
+            raise redis_failed(exc) from None
 
     # -- handing out ----------------------------------------------------------
     def claim(self) -> Item | None:

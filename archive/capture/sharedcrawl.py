@@ -33,7 +33,7 @@ from archive.capture.journal import CrawlState, tally
 from archive.capture.redisfrontier import CRAWLS_CHANNEL, CRAWLS_KEY, RedisFrontier, crawl_prefix
 from archive.capture.robots import Robots, RobotsAnswer, Rules, rules_from
 from archive.errors import ArchiveError
-from archive.redisconn import DEFAULT_LEASE, CrawlGone, RedisLost
+from archive.redisconn import DEFAULT_LEASE, CrawlGone, RedisLost, redis_failed
 from archive.warc.filesink import FileSink
 from archive.warc.records import warcinfo_fields
 from archive.warc.writer import DEFAULT_MAX_SIZE, WarcWriter
@@ -117,7 +117,7 @@ def read_config(client: redis.Redis, capture_id: str) -> CrawlConfig | None:
     try:
         raw = client.get(crawl_prefix(capture_id) + "config")
     except redis.RedisError as exc:
-        raise RedisLost(f"Redis stopped answering: {exc}") from None
+        raise redis_failed(exc) from None
     if raw is None:
         return None
     try:
@@ -130,7 +130,7 @@ def active_crawls(client: redis.Redis) -> list[str]:
     try:
         return sorted(client.smembers(CRAWLS_KEY))
     except redis.RedisError as exc:
-        raise RedisLost(f"Redis stopped answering: {exc}") from None
+        raise redis_failed(exc) from None
 
 
 class CrawlAnnouncements:
@@ -267,7 +267,7 @@ class SharedRobots(Robots):
                     elif self.stopped.wait(ROBOTS_POLL):
                         raise RedisLost("stopped while waiting for another worker's robots.txt")
                 except redis.RedisError as exc:
-                    raise RedisLost(f"Redis stopped answering: {exc}") from None
+                    raise redis_failed(exc) from None
             return self._rules[key]
 
 
@@ -396,7 +396,7 @@ class SharedWorker:
         try:
             self.client.hset(self.prefix + "workers", self.worker_id, json.dumps(self.describe()))
         except redis.RedisError as exc:
-            raise RedisLost(f"Redis stopped answering: {exc}") from None
+            raise redis_failed(exc) from None
         background = threading.Thread(target=self._background, name="handover", daemon=True)
         background.start()
         try:

@@ -329,6 +329,22 @@ def test_the_example_job_file_and_schedules_are_valid(run):
     assert "jobs run /etc/archive/jobs/%i.toml" in service and "SuccessExitStatus=3" in service
 
 
+def test_the_example_worker_unit_runs_a_command_we_accept():
+    """The worker's systemd unit: its command parses as `archive worker` takes it (the
+    options cannot drift from the CLI unseen), the Redis URL comes from the environment,
+    and systemd stops it with SIGTERM to it alone (so it hands over what it holds)."""
+    import shlex
+    from archive.cli import build_parser
+    unit = (EXAMPLES / "systemd" / "archive-worker@.service").read_text()
+    settings = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    program, *args = shlex.split(settings["ExecStart"].replace("%i", "1"))
+    assert program.endswith("/archive") and args[0] == "worker"
+    parsed = build_parser("worker").parse_args(args)
+    assert parsed.redis is None and parsed.quiet and parsed.work_dir == "/var/lib/archive/worker-1"
+    assert settings["KillMode"] == "mixed" and settings["Restart"] == "on-failure"
+    assert "ARCHIVE_REDIS=" in unit
+
+
 def test_the_example_job_file_shows_every_key():
     """docs/capture.md sends people to it for the keys: each one is there, set or commented out."""
     uncommented = re.sub(r"(?m)^# ?", "", (EXAMPLES / "jobs" / "statements.toml").read_text())

@@ -141,15 +141,18 @@ def percentile(values: list[float], p: float) -> float:
 def bench_catalog(name: str, catalog: Catalog, captures: list[CaptureEntry], qs: list[str]) -> dict:
     catalog.prepare("bench", write=True)
     pages = sum(len(c.pages) for c in captures)
+    progress = sys.stderr.isatty()     # a progress line on a terminal only, never in a log
     started, cpu_started = time.perf_counter(), time.process_time()
     for n, capture in enumerate(captures, 1):
         catalog.add(capture)
         if n == len(captures):
             catalog.compact()       # as `archive index` does after adding most of a catalog
-        print(f"\r  {name}: indexed {n * PAGES_PER_CAPTURE if n < len(captures) else pages} pages", end="",
-              file=sys.stderr, flush=True)
+        if progress:
+            print(f"\r  {name}: indexed {n * PAGES_PER_CAPTURE if n < len(captures) else pages} pages",
+                  end="", file=sys.stderr, flush=True)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    print(file=sys.stderr)
+    if progress:
+        print(file=sys.stderr)
     latencies, cpu = [], []
     for query in qs:
         t, c = time.perf_counter(), time.process_time()

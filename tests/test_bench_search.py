@@ -19,3 +19,4 @@ def test_bench_search_smoke():
     assert {"sqlite", "ripgrep"} <= set(rows), done.stdout
     assert "sqlite: catalog" in done.stdout and "the distinct text" in done.stdout
     assert "load average during the run" in done.stdout
+    assert "indexed" not in done.stderr      # no progress line when not on a terminal

@@ -641,7 +641,7 @@ def test_a_worker_that_finds_a_sealed_crawl_gone_leaves_and_one_lost_stops(redis
         frontier.claim()
 
 
-def new_crawl(client, site, store: Path, capture_id: str | None = None):
+def new_crawl(client, site, store: Path, capture_id: str | None = None, dedup_against: str | None = None):
     """A crawl of the generated `site` put into Redis as a coordinator does (none runs:
     its workers fetch and hand over, nothing gathers)."""
     from archive import __version__
@@ -649,7 +649,7 @@ def new_crawl(client, site, store: Path, capture_id: str | None = None):
     from archive.ids import new_capture_id
     config = CrawlConfig(capture_id or new_capture_id(), __version__,
                          {"seeds": [site.url("/")], "depth": 9, "scope": "host"}, "op",
-                         lease=2, store=str(store))
+                         lease=2, store=str(store), dedup_against=dedup_against)
     create_crawl(client, config)
     return config
 
@@ -801,17 +801,26 @@ def test_a_long_running_worker_outlives_a_crawl_redis_lost_and_joins_it_rebuilt(
     client = own_redis.client()
     store, work = tmp_path / "store", tmp_path / "w"
     with SiteServer(generated_site(10)) as site:
+        # an earlier capture to deduplicate against: the worker holds it open while it takes part
+        code, out, err = finish(archive("capture", site.url("/"), "--depth", "0", "--unsigned",
+                                        "--store", store, "--work-dir", tmp_path / "cw", "--json", "--quiet"))
+        assert code == 0, err
+        earlier = json.loads(out)["capture_id"]
+        served = len(site.site.requests)
         site.site.delay = 0.2
         worker = archive("worker", "--redis", own_redis.url, "--store", store, "--work-dir", work, "--json")
         try:
             wait_until(lambda: connected_workers(own_redis.url) == 1, what="the worker to connect")
-            config = new_crawl(client, site, store)
+            config = new_crawl(client, site, store, dedup_against=earlier)
             prefix = crawl_prefix(config.capture_id)
-            wait_until(lambda: len(site.site.requests) >= 5, what="the worker to fetch")
+            wait_until(lambda: len(site.site.requests) >= served + 5, what="the worker to fetch")
             for key in crawl_keys(client, config.capture_id):       # Redis lost the crawl
                 client.delete(key)
             wait_until(lambda: not any(work.glob("*/*")), what="the worker to leave the lost crawl")
             assert worker.poll() is None, finish(worker)
+            # and it holds none of that crawl's files open (its WARC files, the earlier capture)
+            fds = Path(f"/proc/{worker.pid}/fd")
+            assert not [os.readlink(fd) for fd in fds.iterdir() if str(tmp_path) in os.readlink(fd)]
             site.site.delay = 0.0
             # as a resumed coordinator rebuilds it: what the worker wrote meanwhile goes too
             for key in crawl_keys(client, config.capture_id):

@@ -407,12 +407,16 @@ class SharedWorker:
             if self.robots is not None:
                 self.robots.stopped.set()
             background.join()
-            if self._failure is None:
-                self.hand_over()     # what was fetched counts, after an interrupt too
-            self.writer.close()
-            self.sink.close()
-            if self.dedup.earlier is not None:
-                self.dedup.earlier.close()
+            try:
+                if self._failure is None:
+                    self.hand_over()     # what was fetched counts, after an interrupt too
+            finally:
+                # closed however the hand-over ends (a crawl Redis lost): a worker serving
+                # every crawl goes on, and must not keep this crawl's files open
+                self.writer.close()
+                self.sink.close()
+                if self.dedup.earlier is not None:
+                    self.dedup.earlier.close()
         if self._failure is not None:
             raise self._failure
         shutil.rmtree(self.work, ignore_errors=True)    # everything in it was handed over

@@ -15,7 +15,7 @@ from typing import Callable
 import redis
 
 from archive.capture.dedup import EarlierCapture
-from archive.capture.redisfrontier import ended_key
+from archive.capture.redisfrontier import crawl_ended
 from archive.capture.sharedcrawl import (
     CrawlAnnouncements, CrawlConfig, SharedWorker, WorkerStats, active_crawls, check_version,
     new_worker_id, read_config,
@@ -141,7 +141,7 @@ def awaited_config(client: redis.Redis, capture_id: str, wait: float,
     stopped while waiting. A crawl that did not appear is a one-line error."""
     deadline = time.monotonic() + wait
     while (config := read_config(client, capture_id)) is None and not stop.is_set():
-        if client.exists(ended_key(capture_id)):
+        if crawl_ended(client, capture_id):
             raise ArchiveError(f"crawl {capture_id} is over: it was sealed")
         left = deadline - time.monotonic()
         if left <= 0 or announced is None:

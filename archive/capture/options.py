@@ -35,10 +35,9 @@ from archive.capture.crawl import LEAST, CrawlOptions
 from archive.capture.mediaoptions import MediaOptions
 from archive.capture.pageoptions import WAIT_CONDITIONS, PageOptions
 from archive.capture.scope import SCOPES
-from archive.redisconn import DEFAULT_LEASE
 from archive.errors import ArchiveError
 from archive.profiles.passphrase import PROFILE_PASSPHRASE_ENV
-from archive.redisconn import REDIS_ENV, redis_url
+from archive.redisconn import DEFAULT_LEASE, REDIS_ENV, redis_url
 from archive.optionvalues import (
     DURATION, ENV_NAME, FILE, HEADER_NAMES, HEADERS, LATER_DURATION, PAUSE, REDIS, REGEX, SELECTORS, SIZE,
     SIZE_LIMIT, SWITCH, TEXT, VIEWPORT, Kind, choice_kind, whole_kind,

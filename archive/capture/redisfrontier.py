@@ -62,6 +62,15 @@ def ended_key(capture_id: str) -> str:
 ENDED_FOR = 24 * 3600
 
 
+def crawl_ended(client: redis.Redis, capture_id: str) -> bool:
+    """Whether the crawl's coordinator sealed it (its keys are then removed). A Redis
+    that does not answer says no: the caller's next call to it fails and says why."""
+    try:
+        return bool(client.exists(ended_key(capture_id)))
+    except redis.RedisError:
+        return False
+
+
 _COMMON = """
 local P = ARGV[1]
 local function now_ms()
@@ -610,9 +619,8 @@ class RedisFrontier:
                 self._sending.discard(call)
                 self._cond.notify_all()
         if reply[0] == "gone":
-            if self.ended():
-                return "done", ""       # sealed and cleared while this process looked
-            raise CrawlGone()
+            self.gone()
+            return "done", ""       # sealed and cleared while this process looked
         count = int(reply[2])
         if reply[4] != "" and self.on_deadline is not None:
             self.on_deadline(time.monotonic() + int(reply[4]) / 1000)
@@ -626,12 +634,11 @@ class RedisFrontier:
                 self._ahead.extend(items)
         return reply[0], reply[1]
 
-    def ended(self) -> bool:
-        """Whether the crawl's coordinator sealed it (its keys are then removed)."""
-        try:
-            return bool(self.client.exists(ended_key(self.capture_id)))
-        except redis.RedisError:
-            return False
+    def gone(self) -> None:
+        """The crawl's keys are gone: the crawl is over when its coordinator sealed it (and
+        removed them); else Redis lost it (CrawlGone)."""
+        if not crawl_ended(self.client, self.capture_id):
+            raise CrawlGone()
 
     def flush(self) -> None:
         """Send what was found and freed now (before a hand-over: what a fetch found is

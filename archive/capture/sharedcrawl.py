@@ -33,7 +33,7 @@ from archive.capture.journal import CrawlState, tally
 from archive.capture.redisfrontier import CRAWLS_CHANNEL, CRAWLS_KEY, RedisFrontier, crawl_prefix
 from archive.capture.robots import Robots, RobotsAnswer, Rules, rules_from
 from archive.errors import ArchiveError
-from archive.redisconn import DEFAULT_LEASE, CrawlGone, RedisLost, redis_failed
+from archive.redisconn import DEFAULT_LEASE, RedisLost, redis_failed
 from archive.warc.filesink import FileSink
 from archive.warc.records import warcinfo_fields
 from archive.warc.writer import DEFAULT_MAX_SIZE, WarcWriter
@@ -501,12 +501,11 @@ class SharedWorker:
                 reply = self.frontier._call(self.frontier.scripts.handover, [
                     self.worker_id, json.dumps(entry, separators=(",", ":")),
                     json.dumps(control, separators=(",", ":"))])
-            if reply[0] == "gone" and self.frontier.ended():
+            if reply[0] == "gone":
                 # sealed meanwhile (only when nothing was leased: what this holds was
                 # leased again and fetched by others): nothing here is in the capture
+                self.frontier.gone()
                 reply = ["ended"]
-            if reply[0] == "gone":
-                raise CrawlGone()
             accepted = reply[0] == "ok"
             self.dedup.handed_over(accepted)
             self.frontier.forget(leased)

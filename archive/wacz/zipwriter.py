@@ -67,9 +67,13 @@ class MemberWriter:
                     self.sha = HashThread(self.sha)
                 self.sha.update(bytes(data))        # bytes: never changed once handed over
             else:
-                if isinstance(self.sha, HashThread):
-                    self.sha = self.sha.hasher()
-                self.sha.update(data)
+                self.inline_sha().update(data)
+
+    def inline_sha(self) -> "hashlib._Hash":
+        """The SHA-256 back in the caller's thread, every update handed to a thread done."""
+        if isinstance(self.sha, HashThread):
+            self.sha = self.sha.hasher()
+        return self.sha
 
     def tell(self) -> int:
         return self.size
@@ -267,9 +271,7 @@ class ContainerWriter:
 
 def _copy_member(member: MemberWriter) -> MemberWriter:
     copy = MemberWriter(member.container, member.name, member.offset, member.zip64)
-    sha = member.sha.hasher() if isinstance(member.sha, HashThread) else member.sha
-    member.sha = sha
-    copy.size, copy.crc, copy.sha = member.size, member.crc, sha.copy()
+    copy.size, copy.crc, copy.sha = member.size, member.crc, member.inline_sha().copy()
     return copy
 
 

@@ -10,3 +10,8 @@ SUBTITLES = "urn:media-subtitles:"
 
 # a media item's own records: its file, thumbnail and subtitles
 MEDIA_KINDS = (MEDIA, THUMBNAIL, SUBTITLES)
+
+
+def of_media(uri: str | None) -> bool:
+    """Whether `uri` names a record of a media item (its file, thumbnail, subtitles)."""
+    return bool(uri) and uri.startswith(MEDIA_KINDS)

@@ -60,7 +60,7 @@ def revisit_problems(results: list[WarcResult]) -> Problems:
                 continue
             # several records of one URL in one second: any of them may be the original
             held = originals.get((r.refers_uri or r.uri, r.refers_date), [])
-            if not held and r.uri and r.uri.startswith(urns.MEDIA_KINDS):
+            if not held and urns.of_media(r.uri):
                 problems.append(Problem(
                     f"media revisit refers to {r.refers_uri} at {r.refers_date}, which is not a record "
                     "of this capture: the file's bytes are missing", w.filename, r.offset, uri=r.uri))
@@ -148,7 +148,7 @@ def earlier_capture_note(report: Report, evidence: dict, warcs: list[WarcResult]
     earlier = evidence.get("dedupAgainst") if isinstance(evidence.get("dedupAgainst"), dict) else None
     # a media file stored as a revisit stands on a response of this capture, not that one
     revisits = sum(1 for w in warcs for r in w.records if r.record_type == "revisit"
-                   and not (r.uri or "").startswith(urns.MEDIA_KINDS))
+                   and not urns.of_media(r.uri))
     if earlier is None or not revisits:
         return
     name = earlier.get("capture") if isinstance(earlier.get("capture"), str) else "an earlier capture"

@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -135,12 +134,11 @@ def verify_against_warcio(wacz: Path, tmp: Path, repeat: int) -> dict:
     runs: dict[str, list[tuple[float, float, int]]] = {tool: [] for tool in tools}
     for _ in range(repeat):
         for tool, cmd in tools.items():
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            before = cpu_children()
             seconds, rss, checked = timed(cmd)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = cpu_children() - before
             if checked.returncode:
                 sys.exit(f"{tool} failed: {(checked.stdout + checked.stderr)[-2000:]}")
-            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
             runs[tool].append((seconds, cpu, rss))
     shutil.rmtree(unzipped)
     ours, peer = (statistics.median(r[0] for r in runs[t]) for t in ("archive", "warcio"))

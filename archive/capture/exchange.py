@@ -16,6 +16,7 @@ from archive import utctime
 from archive.capture.dedup import Dedup, Original, revisit_headers
 from archive.capture.recorder import FetchResult
 from archive.capture.redaction import REASON, Redaction, set_cookie_values
+from archive.dropbehind import ReleasedBehind
 from archive.httpmessage import PayloadSplitter
 from archive.warc.cdxj import cdxj_line
 from archive.warc.records import fetch_metadata_fields
@@ -110,6 +111,7 @@ def write_exchange(
     dedup: Dedup | None = None,
     defer_metadata: bool = False,
     redaction: Redaction | None = None,
+    last_read: bool = False,
 ) -> Written:
     """Write the response or revisit (when one came back), request and metadata records
     as one uninterrupted group. With `dedup`, a payload seen before becomes a revisit
@@ -120,14 +122,18 @@ def write_exchange(
 
     Every request record is written here, with its secret header values redacted
     (`redaction`, or the default secret headers under a random key): the metadata
-    record names what was replaced, and the Set-Cookie of a session is named."""
+    record names what was replaced, and the Set-Cookie of a session is named.
+
+    `last_read`: nothing reads the response's spool after this (a recording proxy's
+    sink): it is read through archive.dropbehind, giving its pages back as it is copied,
+    and closed."""
     redaction = redaction or _DEFAULT
     request, redacted = redaction.redact(result.request) if result.request else (b"", [])
     sessions = _session_cookies(result, redaction)
     revisit_block = header_block(result) if dedup is not None and dedupable(result) else None
     with writer.batch():
         recorded = Recorded(bytes=result.response_length)
-        response_ref = _write_response(writer, result, revisit_block, dedup, recorded)
+        response_ref = _write_response(writer, result, revisit_block, dedup, recorded, last_read)
         date = warc_date(result)
         concurrent = response_ref.record_id if response_ref else None
         if request:
@@ -180,7 +186,7 @@ def write_for_sink(writer: WarcWriter, record, result: FetchResult, extra_fields
     try:
         with writer.batch():
             written = write_exchange(writer, result, extra_fields=extra_fields, dedup=dedup,
-                                     redaction=redaction)
+                                     redaction=redaction, last_read=True)
             record(written.recorded)
         return written
     except Exception as exc:  # noqa: BLE001 - reported by the session, never dropped silently
@@ -189,7 +195,8 @@ def write_for_sink(writer: WarcWriter, record, result: FetchResult, extra_fields
 
 
 def _write_response(writer: WarcWriter, result: FetchResult, revisit_block: bytes | None,
-                    dedup: Dedup | None, recorded: Recorded) -> RecordRef | None:
+                    dedup: Dedup | None, recorded: Recorded, last_read: bool = False,
+                    ) -> RecordRef | None:
     if not result.has_response:
         return None
     extra = {"WARC-Date": warc_date(result), "WARC-IP-Address": result.ip}
@@ -203,8 +210,10 @@ def _write_response(writer: WarcWriter, result: FetchResult, revisit_block: byte
     else:
         if result.truncated:
             extra["WARC-Truncated"] = result.truncated
+        # both digests given: warcio then reads the block once, front to back, never seeking
+        stream = ReleasedBehind(result.response) if last_read else result.response
         ref = writer.write(
-            "response", result.url, result.response, result.response_length,
+            "response", result.url, stream, result.response_length,
             result.block_digest, result.payload_digest, extra=extra, level=gzip_level(mime),
         )
         record_type = "response"

@@ -18,7 +18,9 @@ from archive.capture.proxy import InterceptionCA, ProxyOptions, RecordingProxy
 from archive.dropbehind import RELEASE_EVERY, ReleasedBehind, _punch_call
 from archive.warc.filesink import FileSink
 from archive.warc.writer import WarcWriter
+from tests.conftest import stored_waczs
 from tests.site import Site, SiteServer
+from tests.warcs import records
 
 MIB = 1 << 20
 BIG = 20 * MIB + 12345          # past two punches, and not a whole number of pages
@@ -115,3 +117,23 @@ def test_a_proxied_response_is_recorded_byte_for_byte_and_its_spool_is_closed(tm
     assert len(responses) == 1
     payload, headers = responses[0]
     assert payload == served and headers.get_header("WARC-Target-URI") == server.url("/video.mp4")
+
+
+def test_a_crawled_file_is_recorded_byte_for_byte_and_the_page_linking_it_too(run, key, pubkey, tmp_path):
+    """The crawler copies a response it does not parse (a video, here) through the same
+    reader; a page it parses is read again after its records are written, and keeps its
+    spool whole for that: its links are followed."""
+    served = random.Random(5).randbytes(BIG)
+    site = Site()
+    site.html("/", "Home", '<a href="/film.mp4">the film</a> <a href="/next">next</a>')
+    site.html("/next", "Next", "<p>the next page</p>")
+    site.add("/film.mp4", served, content_type="video/mp4")
+    with SiteServer(site) as server:
+        result = run("capture", server.url("/"), "--depth", "1", "--scope", "host", "--key", key, "--store", tmp_path / "store",
+                     "--work-dir", tmp_path / "work", "--quiet", "--allow-private-addresses")
+    assert result.code == 0, result
+    wacz = stored_waczs(tmp_path / "store")[-1]
+    assert run("verify", wacz, "--trust", pubkey).code == 0
+    payloads = {r["uri"]: r["http"] and r["payload"] for r in records(wacz) if r["type"] == "response"}
+    assert set(payloads) == {server.url(p) for p in ("/robots.txt", "/", "/next", "/film.mp4")}
+    assert payloads[server.url("/film.mp4")].endswith(served)

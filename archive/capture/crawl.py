@@ -501,7 +501,7 @@ class Crawler:
                                     result.headers.get("retry-after"))
             if wait is not None:
                 note = f"attempt {item.attempt + 1} failed; retrying in {wait:.1f}s"
-                self._commit(item, result, final=False, outcome=Outcome(note=note))
+                self._commit(item, result, final=False, outcome=Outcome(note=note), last_read=True)
                 self.frontier.retry(item.retried(), time.monotonic() + wait)
                 return
             # A shared crawl's worker hands over whole fetches (a hand-over waits, holding
@@ -514,7 +514,7 @@ class Crawler:
                 outcome = self._follow_links(item, result, pending)
             else:
                 outcome = self._outcome(item, result)
-                self._commit(item, result, final=True, outcome=outcome)
+                self._commit(item, result, final=True, outcome=outcome, last_read=True)
         finally:
             result.close()
         self._record_media(result.url, outcome.media, outcome.media_extras)
@@ -733,12 +733,14 @@ class Crawler:
 
     # -- writing -------------------------------------------------------------
     def _commit(self, item: Item, result: FetchResult, *, final: bool, outcome: Outcome,
-                kind: str | None = None, pending: bool = False) -> dict | None:
+                kind: str | None = None, pending: bool = False, last_read: bool = False,
+                ) -> dict | None:
         """Write one fetch's records as one uninterrupted group, queue what it links
         to, and journal it, all under the writer's lock (so the journal follows the WARC
         and a crash never separates a record from its journal line). `pending`: its links
         are read after this (`_follow_links` writes its metadata record); returns what
-        that needs, as journaled."""
+        that needs, as journaled. `last_read`: nothing reads the response after this
+        (write_exchange's: its spool gives its pages back as it is copied)."""
         kind = kind or ("requisite" if item.requisite else "page")
         failed = bool(not result.has_response or result.truncated or result.status >= 400
                       or outcome.note)
@@ -755,6 +757,7 @@ class Crawler:
                 self.writer, result, outlinks=outcome.links.pages + outcome.links.requisites,
                 redirect=outcome.redirect, note=outcome.note, extra_fields=extra or None,
                 dedup=self.dedup, redaction=self.redaction, defer_metadata=pending,
+                last_read=last_read,
             )
             queued = told if told is not None else self.frontier.add_many(outcome.new_items)
             line = group_line(item.url, kind, final, queued)

@@ -11,9 +11,10 @@ own, then, in the same run:
   file being byte for byte its payload and so a revisit of it) with `archive verify` and
   its WARC with `warcio check`, taking turns `--repeat` times (medians count; the CPU time
   of each is printed too).
-Prints each time with its CPU time (user + system, children included: steadier than the
-wall time on a shared machine), the ratios (ours / peer), the peak RSS of our processes
-and the size of each capture's WACZ.
+Each comparison takes turns `--repeat` times (the median counts: one run on a shared VM
+swings by a factor of two). Prints each time with its CPU time (user + system, children
+included: steadier than the wall time on a shared machine), the ratios (ours / peer),
+every turn's times, the peak RSS of our processes and the size of each capture's WACZ.
 Goals: capture at most 1.5x plain yt-dlp; peak RSS under 200 MB; verify no slower
 than `warcio check`. `--mb 500` is the full-size run; the test suite runs a small one.
 `--verify-only` skips yt-dlp and the HLS stream: the MP4 page is captured once (kept in
@@ -187,6 +188,48 @@ def print_verify(v: dict) -> None:
     print(f"  runs: archive verify {v['runs']['archive']} s, warcio check {v['runs']['warcio']} s")
 
 
+def capture_turn(base: str, media_url: str, page: str, tmp: Path, env: dict, keep: bool) -> dict:
+    """One turn: plain yt-dlp, then `archive capture --media` of the page naming the same
+    media (each with its CPU time and peak RSS); the capture's WACZ is kept when `keep`."""
+    out = tmp / "ytdlp"
+    cpu = cpu_children()
+    ytdlp_s, ytdlp_rss, done = peak_rss(
+        [str(BIN / "yt-dlp"), "--ignore-config", "--no-cache-dir", "-q",
+         "-f", "bestvideo*+bestaudio/best", "--hls-prefer-native",
+         "-P", str(out), "-o", "media.%(ext)s", f"{base}/{media_url}"])
+    if done.returncode:
+        sys.exit(f"yt-dlp failed: {done.stderr[-2000:]}")
+    ytdlp_cpu, cpu = cpu_children() - cpu, cpu_children()
+    shutil.rmtree(tmp / "store", ignore_errors=True)
+    ours_s, ours_rss, done = peak_rss(
+        [str(BIN / "archive"), "capture", f"{base}/{page}", "--media", "--unsigned",
+         "--store", str(tmp / "store"), "--work-dir", str(tmp / "work"),
+         "--json", "--quiet"], env=env)
+    if done.returncode:
+        sys.exit(f"archive capture failed: {done.stderr[-2000:]}")
+    ours_cpu = cpu_children() - cpu
+    shutil.rmtree(out, ignore_errors=True)
+    wacz = Path(json.loads(done.stdout)["address"])
+    return {"ytdlp_s": ytdlp_s, "archive_s": ours_s, "ytdlp_cpu_s": ytdlp_cpu, "archive_cpu_s": ours_cpu,
+            "ytdlp_peak_rss_mb": ytdlp_rss, "archive_peak_rss_mb": ours_rss,
+            "wacz_bytes": wacz.stat().st_size, "wacz": wacz if keep else None}
+
+
+def medians(runs: list[dict]) -> dict:
+    """The turns of one kind of media: median times (the ratio is of the medians), the
+    largest peak RSS, and every turn's times."""
+    mid = {k: statistics.median(r[k] for r in runs)
+           for k in ("ytdlp_s", "archive_s", "ytdlp_cpu_s", "archive_cpu_s")}
+    return {**{k: round(v, 2) for k, v in mid.items()},
+            "ratio": round(mid["archive_s"] / mid["ytdlp_s"], 2),
+            "archive_peak_rss_mb": max(r["archive_peak_rss_mb"] for r in runs),
+            "ytdlp_peak_rss_mb": max(r["ytdlp_peak_rss_mb"] for r in runs),
+            "wacz_bytes": runs[-1]["wacz_bytes"],
+            "runs": {"ytdlp": [round(r["ytdlp_s"], 2) for r in runs],
+                     "archive": [round(r["archive_s"], 2) for r in runs],
+                     "ratio": [round(r["archive_s"] / r["ytdlp_s"], 2) for r in runs]}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=int, default=500, help="MB of each media (default 500)")
@@ -195,7 +238,8 @@ def main() -> None:
     parser.add_argument("--verify-only", action="store_true",
                         help="only archive verify against warcio check (the capture made once)")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of archive verify and warcio check, taking turns (default 3)")
+                        help="turns of each comparison (yt-dlp and capture, verify and warcio "
+                             "check), the median counting (default 3)")
     args = parser.parse_args()
     # As an installed package is, and as yt-dlp is: byte-compiled (with PYTHONDONTWRITEBYTECODE,
     # set on some machines, each capture would compile our modules again: about 0.3 s)
@@ -221,32 +265,14 @@ def main() -> None:
             env = dict(os.environ, ARCHIVE_KEY_PASSPHRASE="")
             for kind, media_url, page in (("mp4", "big.mp4", "mp4.html"),
                                           ("hls", "hls/index.m3u8", "hls.html")):
-                out = tmp / f"ytdlp-{kind}"
-                cpu = cpu_children()
-                ytdlp_s, ytdlp_rss, done = peak_rss(
-                    [str(BIN / "yt-dlp"), "--ignore-config", "--no-cache-dir", "-q",
-                     "-f", "bestvideo*+bestaudio/best", "--hls-prefer-native",
-                     "-P", str(out), "-o", "media.%(ext)s", f"{base}/{media_url}"])
-                if done.returncode:
-                    sys.exit(f"yt-dlp failed: {done.stderr[-2000:]}")
-                ytdlp_cpu, cpu = cpu_children() - cpu, cpu_children()
-                ours_s, ours_rss, done = peak_rss(
-                    [str(BIN / "archive"), "capture", f"{base}/{page}", "--media", "--unsigned",
-                     "--store", str(tmp / f"store-{kind}"), "--work-dir", str(tmp / "work"),
-                     "--json", "--quiet"], env=env)
-                if done.returncode:
-                    sys.exit(f"archive capture failed: {done.stderr[-2000:]}")
-                ours_cpu = cpu_children() - cpu
-                shutil.rmtree(out, ignore_errors=True)
-                results[kind] = {"ytdlp_s": round(ytdlp_s, 2), "archive_s": round(ours_s, 2),
-                                 "ratio": round(ours_s / ytdlp_s, 2), "archive_peak_rss_mb": ours_rss,
-                                 "ytdlp_peak_rss_mb": ytdlp_rss, "ytdlp_cpu_s": round(ytdlp_cpu, 2),
-                                 "archive_cpu_s": round(ours_cpu, 2),
-                                 "wacz_bytes": Path(json.loads(done.stdout)["address"]).stat().st_size}
+                runs = []
+                for turn in range(args.repeat):
+                    last = turn == args.repeat - 1
+                    runs.append(capture_turn(base, media_url, page, tmp, env, keep=last and kind == "mp4"))
+                results[kind] = medians(runs)
                 if kind == "mp4":
-                    results["verify"] = verify_against_warcio(
-                        Path(json.loads(done.stdout)["address"]), tmp, args.repeat)
-                shutil.rmtree(tmp / f"store-{kind}", ignore_errors=True)
+                    results["verify"] = verify_against_warcio(runs[-1]["wacz"], tmp, args.repeat)
+                shutil.rmtree(tmp / "store", ignore_errors=True)
         finally:
             server.terminate()
             server.wait()
@@ -261,6 +287,8 @@ def main() -> None:
         print(f"{kind:<4} yt-dlp {r['ytdlp_s']:7.2f} s (CPU {r['ytdlp_cpu_s']:.2f} s)   archive capture --media "
               f"{r['archive_s']:7.2f} s (CPU {r['archive_cpu_s']:.2f} s)   ratio {r['ratio']:.2f}   peak RSS "
               f"{r['archive_peak_rss_mb']} MB (yt-dlp {r['ytdlp_peak_rss_mb']} MB)   WACZ {r['wacz_bytes'] / 1e6:.0f} MB")
+        print(f"     runs: yt-dlp {r['runs']['ytdlp']} s, archive {r['runs']['archive']} s, "
+              f"ratios {r['runs']['ratio']}")
     print_verify(results["verify"])
 
 

@@ -1,3 +1,3 @@
-from archive.cli import main
+from archive.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

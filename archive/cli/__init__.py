@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import re
@@ -89,3 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"archive: internal error: {type(exc).__name__}: {printable(str(exc))} "
               "(set ARCHIVE_DEBUG=1 for details)", file=sys.stderr)
         return 2
+
+
+def entry() -> int:
+    """The `archive` command (and `python -m archive`): main(), then the process ends."""
+    code = main()
+    # Nothing more runs in this process: the interpreter's collections at exit would walk
+    # every object left (yt-dlp's 1,800 extractor classes and their patterns, say) to free
+    # memory the exit frees anyway, 0.1-0.2 s of each capture. Frozen, they are not walked.
+    # Every file was closed by the command itself; tests call main(), never this.
+    gc.freeze()
+    return code

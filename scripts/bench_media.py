@@ -67,8 +67,9 @@ def make_media(folder: Path, mb: int) -> None:
     (folder / "hls.html").write_text('<html><body><video src="hls/index.m3u8"></video></body></html>')
 
 
-def serve(folder: str) -> None:
-    """A static file server on 127.0.0.1 (HTTP/1.1, files streamed from disk); prints its port."""
+def serve(folder: str, rate: float = 0.0) -> None:
+    """A static file server on 127.0.0.1 (HTTP/1.1, files streamed from disk); prints its port.
+    `rate`: at most that many MB/s per response (0: as fast as loopback goes)."""
     class Handler(http.server.SimpleHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         extensions_map = {".mp4": "video/mp4", ".m3u8": "application/vnd.apple.mpegurl",
@@ -79,6 +80,17 @@ def serve(folder: str) -> None:
 
         def log_message(self, *args) -> None:
             pass
+
+        def copyfile(self, source, outputfile) -> None:
+            if not rate:
+                return super().copyfile(source, outputfile)
+            start, sent = time.monotonic(), 0
+            while chunk := source.read(1 << 20):
+                outputfile.write(chunk)
+                sent += len(chunk)
+                ahead = sent / (rate * 1e6) - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
 
     class Server(http.server.ThreadingHTTPServer):
         def handle_error(self, request, client_address) -> None:
@@ -162,7 +174,7 @@ def verify_only(args: argparse.Namespace) -> dict:
         if not wacz.exists():
             if not (media / "big.mp4").exists():
                 make_media(media, args.mb)
-            server = subprocess.Popen([sys.executable, __file__, "--serve-folder", str(media)],
+            server = subprocess.Popen([sys.executable, __file__, "--serve-folder", str(media), "0"],
                                       stdout=subprocess.PIPE, text=True)
             try:
                 base = f"http://127.0.0.1:{server.stdout.readline().strip()}"
@@ -234,6 +246,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=int, default=500, help="MB of each media (default 500)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="serve the media at most this many MB/s, as a real link would "
+                             "(default: loopback's full speed, the goal's case)")
     parser.add_argument("--media-dir", help="keep the generated media here (made once)")
     parser.add_argument("--verify-only", action="store_true",
                         help="only archive verify against warcio check (the capture made once)")
@@ -251,14 +266,14 @@ def main() -> None:
         else:
             print_verify(results["verify"])
         return
-    results: dict = {"mb": args.mb, "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
+    results: dict = {"mb": args.mb, "rateMBps": args.rate or None, "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
     with tempfile.TemporaryDirectory(prefix="bench-media-") as tmp:
         tmp = Path(tmp)
         media = Path(args.media_dir) if args.media_dir else tmp / "media"
         if not (media / "big.mp4").exists():
             make_media(media, args.mb)
         results["mp4Bytes"] = (media / "big.mp4").stat().st_size
-        server = subprocess.Popen([sys.executable, __file__, "--serve-folder", str(media)],
+        server = subprocess.Popen([sys.executable, __file__, "--serve-folder", str(media), str(args.rate)],
                                   stdout=subprocess.PIPE, text=True)
         try:
             base = f"http://127.0.0.1:{server.stdout.readline().strip()}"
@@ -280,7 +295,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(results))
         return
-    print(f"media of {results['mp4Bytes'] / 1e6:.0f} MB on 127.0.0.1; load average "
+    served = f"at most {args.rate:g} MB/s" if args.rate else "at loopback's full speed"
+    print(f"media of {results['mp4Bytes'] / 1e6:.0f} MB on 127.0.0.1, served {served}; load average "
           f"{results['loadavg_before']} before, {results['loadavg_after']} after")
     for kind in ("mp4", "hls"):
         r = results[kind]
@@ -293,7 +309,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve-folder":
-        serve(sys.argv[2])
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-folder":
+        serve(sys.argv[2], float(sys.argv[3]))
     else:
         main()

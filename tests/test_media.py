@@ -716,10 +716,10 @@ def test_media_format_picks_the_lower_hls_rendition_and_the_metadata_names_it(
 def test_bench_media_smoke():
     """scripts/bench_media.py in a small size (not timed: the full run is `--mb 500`)."""
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench_media.py"
-    proc = subprocess.run([sys.executable, str(script), "--mb", "2", "--repeat", "2", "--json"],
+    proc = subprocess.run([sys.executable, str(script), "--mb", "2", "--repeat", "2", "--rate", "50", "--json"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     result = json.loads(proc.stdout)
     for kind in ("mp4", "hls"):
         assert result[kind]["ratio"] > 0 and result[kind]["archive_peak_rss_mb"] > 0
-    assert result["verify"]["ratio"] > 0 and result["loadavg_before"]
+    assert result["verify"]["ratio"] > 0 and result["loadavg_before"] and result["rateMBps"] == 50

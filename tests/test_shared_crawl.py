@@ -740,56 +740,52 @@ def test_local_workers_start_before_the_crawl_is_in_redis_and_stop_however_it_en
     assert set(fetched(wacz)) == everything(gsite)
 
 
-def test_a_long_running_worker_joins_a_crawl_rebuilt_under_a_new_epoch(own_redis, tmp_path, monkeypatch):
+def test_a_long_running_worker_joins_a_crawl_rebuilt_under_a_new_epoch(own_redis, tmp_path):
     """A coordinator resumed after Redis lost its crawl rebuilds it under a new epoch: a
     worker that took part in the old epoch joins the new one (and never a crawl's epoch
     it already finished, however often it is woken)."""
-    import threading
-    from archive import worker as worker_module
-    from archive.capture.redisfrontier import CRAWLS_CHANNEL
-    from archive.capture.sharedcrawl import CrawlAnnouncements, crawl_keys, create_crawl, new_epoch
-    from archive.redisconn import connect
-    from archive.store.address import StoreOptions
+    from archive.capture.redisfrontier import CRAWLS_CHANNEL, crawl_prefix
+    from archive.capture.sharedcrawl import crawl_keys, create_crawl, new_epoch
     client = own_redis.client()
-    idle: list[float] = []      # each time the worker waits for an announcement
+    store = tmp_path / "store"
 
-    class Watched(CrawlAnnouncements):
-        def wait(self, timeout, stop, step=1.0):
-            idle.append(time.monotonic())
-            super().wait(timeout, stop, step)
+    def crawled(prefix: str) -> bool:
+        """Everything queued was fetched and handed over (no coordinator takes it)."""
+        return (client.llen(prefix + "handovers") > 0 and client.zcard(prefix + "leases") == 0
+                and client.get(prefix + "queued") in (None, b"0", "0"))
 
-    monkeypatch.setattr(worker_module, "CrawlAnnouncements", Watched)
-    stop, reports = threading.Event(), []
-    thread = threading.Thread(target=lambda: reports.append(worker_module.run_worker(
-        connect(own_redis.url, name="archive-worker"), store_address=str(tmp_path / "store"),
-        store_options=StoreOptions(), work_dir=tmp_path / "w", stop=stop)))
     with SiteServer(generated_site(3)) as site:
-        thread.start()
+        worker = archive("worker", "--redis", own_redis.url, "--store", store, "--work-dir", tmp_path / "w",
+                         "--json")
         try:
-            wait_until(lambda: len(idle) >= 1, what="the worker to wait for a crawl")
-            config = new_crawl(client, site, tmp_path / "store")
-            wait_until(lambda: len(idle) >= 2, what="the worker to take part and wait again")
+            wait_until(lambda: connected_workers(own_redis.url) == 1, what="the worker to connect")
+            config = new_crawl(client, site, store)
+            prefix = crawl_prefix(config.capture_id)
+            wait_until(lambda: crawled(prefix), what="the worker to take part")
             first = len(site.site.requests)
             for key in crawl_keys(client, config.capture_id):     # as Coordinator.start() does
                 client.delete(key)
             config.epoch = new_epoch()
             create_crawl(client, config)
-            wait_until(lambda: len(idle) >= 3, what="the worker to take part again")
+            wait_until(lambda: crawled(prefix), what="the worker to take part again")
             again = len(site.site.requests) - first
-            client.publish(CRAWLS_CHANNEL, config.capture_id)     # woken: this epoch is done
-            wait_until(lambda: len(idle) >= 4, what="the worker to look and wait again")
+            # woken for the epoch it has finished: it looks, and does not take part again
+            client.publish(CRAWLS_CHANNEL, config.capture_id)
+            time.sleep(1.0)
+            assert len(site.site.requests) == first + again
         finally:
-            stop.set()
-            thread.join(30)
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        code, out, err = finish(worker, 60)
+    assert code == 0, err
     assert first and again == first, (first, again)
-    assert len(idle) == 4, idle      # between them only the waits awaited above
-    (report,) = reports
-    assert [c["captureId"] for c in report.crawls] == [config.capture_id] * 2, report
-    assert all(c["fetches"] == 3 * 5 for c in report.crawls), report
+    report = json.loads(out)
+    assert [c["captureId"] for c in report["crawls"]] == [config.capture_id] * 2, report
+    assert all(c["fetches"] == 3 * 5 for c in report["crawls"]), report
     # rejoined under a new worker id: its WARC files of the old epoch keep their names
-    assert report.crawls[0]["worker"] == report.worker != report.crawls[1]["worker"]
-    staged = sorted(p.name for p in (tmp_path / "store" / "staging" / config.capture_id).glob("*.warc.gz"))
-    assert {n.split("-")[-2] for n in staged} == {c["worker"] for c in report.crawls}, staged
+    assert report["crawls"][0]["worker"] == report["worker"] != report["crawls"][1]["worker"]
+    staged = sorted(p.name for p in (store / "staging" / config.capture_id).glob("*.warc.gz"))
+    assert {n.split("-")[-2] for n in staged} == {c["worker"] for c in report["crawls"]}, staged
 
 
 def test_a_long_running_worker_outlives_a_crawl_redis_lost_and_joins_it_rebuilt(own_redis, tmp_path):

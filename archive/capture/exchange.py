@@ -210,8 +210,9 @@ def _write_response(writer: WarcWriter, result: FetchResult, revisit_block: byte
     else:
         if result.truncated:
             extra["WARC-Truncated"] = result.truncated
-        # both digests given: warcio then reads the block once, front to back, never seeking
-        stream = ReleasedBehind(result.response) if last_read else result.response
+        # with both digests given warcio reads the block once, front to back, never seeking
+        once = last_read and result.block_digest and result.payload_digest
+        stream = ReleasedBehind(result.response) if once else result.response
         ref = writer.write(
             "response", result.url, stream, result.response_length,
             result.block_digest, result.payload_digest, extra=extra, level=gzip_level(mime),

@@ -23,7 +23,6 @@ the crawl journal, pages.jsonl and evidence/capture.json.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import mimetypes
 import os
@@ -49,7 +48,7 @@ from archive.capture.proxy import InterceptionCA, ProxyOptions, RecordingProxy, 
 from archive.capture.recorder import FetchResult
 from archive.capture.redaction import Redaction
 from archive.errors import ArchiveError
-from archive.hashing import CHUNK, parse_digest, warc_digest
+from archive.hashing import parse_digest, stream_hasher, warc_digest
 from archive.warc.cdxj import cdxj_line
 from archive.warc.writer import RecordRef, WarcWriter, gzip_level
 from archive.warc import urns
@@ -105,11 +104,8 @@ def clean_info(value):
 
 def file_digest(path: Path) -> tuple[str, str, int]:
     """(hex SHA-256, WARC digest, size) of a file, read in chunks."""
-    hasher, size = hashlib.sha256(), 0
     with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            hasher.update(chunk)
-            size += len(chunk)
+        hasher, size = stream_hasher(fh)
     return hasher.hexdigest(), warc_digest(hasher), size
 
 

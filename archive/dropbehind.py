@@ -1,14 +1,14 @@
 """A spool read once, front to back, handing its pages back as it is read.
 
-A response spooled to disk (by the recording proxy, or the crawler's fetch) is copied into
-the WARC once, then thrown away. Copied as it is, a 500 MB video's spool and the WARC it is copied into hold the same
-bytes twice in the page cache and on disk until the copy ends, and every page the copy
-writes is one the kernel must find afresh: on our 2-core VM that copy took 1.25-1.5 s
-for 480 MB. Punching out of the spool what has been read (Linux's fallocate PUNCH_HOLE, on
-the file systems that have it: ext4, xfs, btrfs, tmpfs) frees those pages for the
-copy's own writes, and the copy took 0.15-0.25 s; the spool's disk space is given back
-as the record grows, so that a video needs its size on disk once for the spool and the
-WARC together, not twice.
+A response spooled to disk (by the recording proxy, or the crawler's fetch) is copied
+into the WARC once, then thrown away. Copied as it is, a 500 MB video's spool and the
+WARC it is copied into hold the same bytes twice in the page cache and on disk until the
+copy ends, and every page the copy writes is one the kernel must find afresh: on our
+2-core VM that copy took 1.25-1.5 s for 480 MB. Punching out of the spool what has been
+read (Linux's fallocate PUNCH_HOLE, on the file systems that have it: ext4, xfs, btrfs,
+tmpfs) frees those pages for the copy's own writes, and the copy took 0.15-0.25 s; the
+spool's disk space is given back as the record grows, so that a video needs its size on
+disk once for the spool and the WARC together, not twice.
 
 Fenced off: only a caller that reads the spool once and never again may use it (a
 punched range reads back as zeros), so it reads through `ReleasedBehind`, which has no

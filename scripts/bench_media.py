@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import http.server
 import json
 import os
@@ -37,6 +38,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -99,6 +101,18 @@ def serve(folder: str, rate: float = 0.0) -> None:
     httpd = Server(("127.0.0.1", 0), Handler)
     print(httpd.server_address[1], flush=True)
     httpd.serve_forever()
+
+
+@contextlib.contextmanager
+def media_server(folder: Path, rate: float) -> Iterator[str]:
+    """serve(folder, rate) in a process of its own while the block runs; its base URL."""
+    server = subprocess.Popen([sys.executable, __file__, "--serve-folder", str(folder), str(rate)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        yield f"http://127.0.0.1:{server.stdout.readline().strip()}"
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def timed(cmd: list[str], env=None) -> tuple[float, int, subprocess.CompletedProcess]:
@@ -174,17 +188,11 @@ def verify_only(args: argparse.Namespace) -> dict:
         if not wacz.exists():
             if not (media / "big.mp4").exists():
                 make_media(media, args.mb)
-            server = subprocess.Popen([sys.executable, __file__, "--serve-folder", str(media), "0"],
-                                      stdout=subprocess.PIPE, text=True)
-            try:
-                base = f"http://127.0.0.1:{server.stdout.readline().strip()}"
+            with media_server(media, 0.0) as base:
                 done = subprocess.run(
                     [str(BIN / "archive"), "capture", f"{base}/mp4.html", "--media", "--unsigned",
                      "--store", str(tmp / "store"), "--work-dir", str(tmp / "work"), "--json", "--quiet"],
                     capture_output=True, text=True, env=dict(os.environ, ARCHIVE_KEY_PASSPHRASE=""))
-            finally:
-                server.terminate()
-                server.wait()
             if done.returncode:
                 sys.exit(f"archive capture failed: {done.stderr[-2000:]}")
             shutil.copyfile(json.loads(done.stdout)["address"], wacz)
@@ -200,9 +208,9 @@ def print_verify(v: dict) -> None:
     print(f"  runs: archive verify {v['runs']['archive']} s, warcio check {v['runs']['warcio']} s")
 
 
-def capture_turn(base: str, media_url: str, page: str, tmp: Path, env: dict, keep: bool) -> dict:
+def capture_turn(base: str, media_url: str, page: str, tmp: Path, env: dict) -> dict:
     """One turn: plain yt-dlp, then `archive capture --media` of the page naming the same
-    media (each with its CPU time and peak RSS); the capture's WACZ is kept when `keep`."""
+    media (each with its CPU time and peak RSS, and the capture's WACZ)."""
     out = tmp / "ytdlp"
     cpu = cpu_children()
     ytdlp_s, ytdlp_rss, done = peak_rss(
@@ -224,7 +232,7 @@ def capture_turn(base: str, media_url: str, page: str, tmp: Path, env: dict, kee
     wacz = Path(json.loads(done.stdout)["address"])
     return {"ytdlp_s": ytdlp_s, "archive_s": ours_s, "ytdlp_cpu_s": ytdlp_cpu, "archive_cpu_s": ours_cpu,
             "ytdlp_peak_rss_mb": ytdlp_rss, "archive_peak_rss_mb": ours_rss,
-            "wacz_bytes": wacz.stat().st_size, "wacz": wacz if keep else None}
+            "wacz_bytes": wacz.stat().st_size, "wacz": wacz}
 
 
 def medians(runs: list[dict]) -> dict:
@@ -273,24 +281,15 @@ def main() -> None:
         if not (media / "big.mp4").exists():
             make_media(media, args.mb)
         results["mp4Bytes"] = (media / "big.mp4").stat().st_size
-        server = subprocess.Popen([sys.executable, __file__, "--serve-folder", str(media), str(args.rate)],
-                                  stdout=subprocess.PIPE, text=True)
-        try:
-            base = f"http://127.0.0.1:{server.stdout.readline().strip()}"
+        with media_server(media, args.rate) as base:
             env = dict(os.environ, ARCHIVE_KEY_PASSPHRASE="")
             for kind, media_url, page in (("mp4", "big.mp4", "mp4.html"),
                                           ("hls", "hls/index.m3u8", "hls.html")):
-                runs = []
-                for turn in range(args.repeat):
-                    last = turn == args.repeat - 1
-                    runs.append(capture_turn(base, media_url, page, tmp, env, keep=last and kind == "mp4"))
+                runs = [capture_turn(base, media_url, page, tmp, env) for _ in range(args.repeat)]
                 results[kind] = medians(runs)
-                if kind == "mp4":
+                if kind == "mp4":   # the last turn's capture (the next turn's removes it)
                     results["verify"] = verify_against_warcio(runs[-1]["wacz"], tmp, args.repeat)
                 shutil.rmtree(tmp / "store", ignore_errors=True)
-        finally:
-            server.terminate()
-            server.wait()
     results["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
         print(json.dumps(results))

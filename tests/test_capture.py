@@ -1,11 +1,15 @@
 import gzip
 import json
+import signal
 import zlib
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import stored_waczs
 from tests.site import Site, SiteServer, standard_site
+from tests.stopped_seal import capture_stopped_in_seal, holding_tsa
 from tests.warcs import assert_third_party_checks_pass, member, pages, records
 
 
@@ -185,15 +189,20 @@ def test_store_never_overwrites_and_leaves_no_partial_file(tmp_path, capture):
     assert [p for p in (tmp_path / "store" / "captures" / "2025").rglob("*") if p.is_file()] == []
 
 
-def test_failed_seal_leaves_nothing_in_store(run, key, site, tmp_path, monkeypatch):
-    from archive.seal.sign import Signer
-
-    def broken(self, hash_value, created):
-        raise RuntimeError("signing device unplugged")
-    monkeypatch.setattr(Signer, "sign", broken)
-    result = run("capture", site.url("/"), "--key", key, "--store", tmp_path / "store",
-                 "--work-dir", tmp_path / "work", "--quiet")
-    assert result.code == 2 and "signing device unplugged" in result.err
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_failed_seal_leaves_nothing_in_store(key, site, tmp_path, tsa_creds, signum):
+    """A seal that does not finish, for real: the capture process is killed (a crash), or
+    stopped by SIGTERM (systemd, `timeout`), after it signed, while its TSA holds the
+    answer. Nothing is stored; the captured WARC data is kept in the unfinished container."""
+    with holding_tsa(tsa_creds) as tsa:
+        stopped = capture_stopped_in_seal([site.url("/"), "--key", key, "--store", tmp_path / "store",
+                                           "--quiet"], tmp_path / "work", tsa, signum)
+    if signum == signal.SIGTERM:
+        # stopped as Ctrl-C stops it: one line, never a traceback
+        assert stopped.returncode == 130 and stopped.stderr.count("\n") == 1, stopped
+        assert "interrupted" in stopped.stderr and "internal error" not in stopped.stderr
+    else:
+        assert stopped.returncode == -signal.SIGKILL, stopped
     assert stored_waczs(tmp_path / "store") == []
     # the captured WARC data is kept (in the unfinished container); no WACZ under a final name
     kept = list((tmp_path / "work").glob("*/*.wacz.open"))

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import collections
 import json
+import signal
 from pathlib import Path
 
 from tests.conftest import stored_waczs
 from tests.killing import capture_killed_when, group_lines
 from tests.site import SiteServer, generated_site
+from tests.stopped_seal import capture_stopped_in_seal, holding_tsa
 from tests.warcs import pages, records
 
 
@@ -105,29 +107,27 @@ def test_half_written_record_and_journal_line_are_cut_off_on_resume(run, key, pu
     assert _stored_twice(wacz) == []
 
 
-def test_failed_seal_is_resealed_on_resume(run, key, pubkey, tmp_path, monkeypatch):
-    from archive.seal.sign import Signer
-
+def test_failed_seal_is_resealed_on_resume(run, key, pubkey, tmp_path, tsa_creds, tsa_ca):
+    """A capture killed in its seal (signed, waiting for its TSA) is sealed again by
+    --resume, from its work folder alone: nothing is fetched again."""
     site = generated_site(5)
-    with SiteServer(site) as server:
-        real_sign = Signer.sign
-
-        def unplugged(self, hash_value, created):
-            raise RuntimeError("signing device unplugged")
-        monkeypatch.setattr(Signer, "sign", unplugged)
-        failed = run("capture", server.url("/"), "--depth", "3", "--scope", "host", "--key", key,
-                     "--store", tmp_path / "store", "--work-dir", tmp_path / "w", "--quiet")
-        assert failed.code == 2 and "unplugged" in failed.err
+    with SiteServer(site) as server, holding_tsa(tsa_creds) as tsa:
+        killed = capture_stopped_in_seal([server.url("/"), "--depth", "3", "--scope", "host", "--key", key,
+                                          "--store", tmp_path / "store", "--quiet"],
+                                         tmp_path / "w", tsa, signal.SIGKILL)
+        assert killed.returncode == -signal.SIGKILL, killed
         work = next((tmp_path / "w").iterdir())
-        assert list(work.glob("*.wacz.open"))
+        assert list(work.glob("*.wacz.open")) and stored_waczs(tmp_path / "store") == []
         requests_before = len(server.site.requests)
 
-        monkeypatch.setattr(Signer, "sign", real_sign)
+        tsa.mode = "ok"     # the TSA is back: the resume, asking it as saved, gets its token
         resumed = run("capture", "--resume", work, "--key", key, "--store", tmp_path / "store", "--quiet")
         assert resumed.code == 0, resumed
         assert len(server.site.requests) == requests_before, "a finished crawl is not crawled again"
     wacz = Path(stored_waczs(tmp_path / "store")[0])
-    assert run("verify", wacz, "--trust", pubkey).code == 0
+    verified = run("verify", wacz, "--json", "--trust", pubkey, "--trust-tsa", tsa_ca)
+    assert verified.code == 0, verified
+    assert json.loads(verified.out)["time"]["trusted"] is True    # the token the resume asked for
     assert len(_page_urls(wacz)) == 5 and _stored_twice(wacz) == []
     evidence = json.loads(__import__("zipfile").ZipFile(wacz).read("evidence/capture.json"))
     assert "cutBack" not in evidence and evidence["stopReason"] is None

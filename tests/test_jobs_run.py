@@ -3,13 +3,15 @@
 import http.server
 import json
 import re
+import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.jobfiles import change_site, changing_site, run_records, write_job
-from tests.site import SiteServer, serving_thread
+from tests.jobfiles import change_site, changing_site, run_records, wait_for, write_job
+from tests.site import SiteServer, serving_thread, slow
+from tests.test_jobs_lock import start_run
 from tests.warcs import member, records
 
 
@@ -341,39 +343,67 @@ def test_a_job_asks_its_tsas_and_records_custody(run, key, pubkey, changing, tmp
     assert events[:3] == ["captured", "sealed", "timestamped"] and "stored" in events
 
 
+def _refused_by_the_store(run, job, store: Path, tmp_path: Path) -> tuple[int, str, str]:
+    """`jobs run JOB --json` into a store that cannot take a capture: a file where its
+    captures folder was (root writes anywhere, but nothing goes below a file). The run
+    records and the lock are in the store's jobs/ folder, which still works."""
+    (store / "captures").rename(tmp_path / "captures")
+    (store / "captures").write_text("the store is broken")
+    result = run("jobs", "run", job, "--json")
+    return result.code, result.out, result.err
+
+
+def _stopped_by_sigterm(job, site: SiteServer, tmp_path: Path) -> tuple[int, str, str]:
+    """`jobs run JOB --json` in a process of its own, sent SIGTERM once the site has its
+    request for the home page, which it holds (as a slow site does)."""
+    asked = site.site.requests.count("/")
+    site.site.routes["/"].handler = slow(60)
+    process = start_run(job, tmp_path)
+    try:
+        wait_for(lambda: site.site.requests.count("/") > asked, what="the run to ask for the home page")
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    return process.returncode, out.decode(), err.decode()
+
+
 @pytest.mark.parametrize("stop,code,status", [
     ("failed", 1, "failed"),
     ("sigterm", 143, "interrupted"),
 ])
 def test_a_run_that_stops_after_an_earlier_capture_is_recorded_and_notified(
-        run, key, changing, tmp_path, webhook, monkeypatch, stop, code, status):
+        run, key, changing, tmp_path, webhook, stop, code, status):
     """A run with a previous capture that takes none itself has nothing to compare: it is
-    still recorded, reported and notified, never an internal error."""
-    from archive.errors import ArchiveError
-    from archive.jobs import runner
-
+    still recorded, reported and notified, never an internal error. Stopped for real: the
+    store refuses the capture, or SIGTERM comes in the middle of the crawl."""
     base, received = webhook
     store = tmp_path / "store"
     job = write_job(tmp_path, "stops", [changing.url("/")], key, store,
                     notify={"webhook": f"{base}/ok", "when": "failures"})
     first = run_json(run, job)
 
-    def refuse(*args, **kwargs):
-        raise ArchiveError("the store refused it") if stop == "failed" else runner.Terminated()
-    monkeypatch.setattr(runner, "run_capture", refuse)
-    result = run("jobs", "run", job, "--json")
-    assert result.code == code, result
-    assert "internal error" not in result.out + result.err
+    if stop == "failed":
+        exit_code, out, err = _refused_by_the_store(run, job, store, tmp_path)
+    else:
+        exit_code, out, err = _stopped_by_sigterm(job, changing, tmp_path)
+    assert exit_code == code, (exit_code, out, err)
+    assert "internal error" not in out + err
     record = json.loads(run_records(store, "stops", "result")[-1].read_text())
     assert record["status"] == status and record["previous_capture"] == first["capture"]["capture_id"]
     assert "changes" not in record
     if stop == "failed":
-        outcome = json.loads(result.out)
-        assert outcome["status"] == "failed" and outcome["error"] == "the store refused it"
+        outcome = json.loads(out)
+        kept = next((tmp_path / "work" / "jobs" / "stops").glob("*/*.wacz"))
+        assert outcome["status"] == "failed" and outcome["error"] == record["error"]
+        # what the store said, and where the sealed capture waits for the next run
+        assert outcome["error"].startswith(f"capture {kept.parent.name} was not stored: ")
+        assert "Not a directory" in outcome["error"] and f"kept at {kept}" in outcome["error"]
         assert outcome["changes"] is None
         assert [r[1]["status"] for r in received] == ["failed"]
     else:
-        assert "stopped by SIGTERM" in result.err
+        assert "stopped by SIGTERM" in err
         assert [(r[1]["status"], r[1]["error"]) for r in received] == [("interrupted", "stopped by SIGTERM")]
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
+from tests.conftest import tool
 from tests.site import Site
 
 
@@ -100,3 +102,26 @@ def race_for_the_lock(store, runs: int) -> None:
     assert JobLock(store, "race", "x", 600).current().run_id == winners[0].run_id
     winners[0].release()
     JobLock(store, "race", "next", 600).acquire()   # free again once released
+
+
+def start_run(job, tmp_path):
+    """`archive jobs run` in its own process (so it can be signalled or killed)."""
+    return subprocess.Popen([tool("archive"), "jobs", "run", str(job), "--json", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+
+
+def break_store(store: Path, aside: Path | None = None) -> None:
+    """A store that cannot take a capture: a file where its captures folder is (root
+    writes anywhere, but nothing goes below a file). Its jobs/ folder (run records, the
+    lock) still works. The captures already stored are moved to `aside`, if given."""
+    store.mkdir(parents=True, exist_ok=True)
+    if aside is not None:
+        (store / "captures").rename(aside)
+    (store / "captures").write_text("the store is broken")
+
+
+def mend_store(store: Path, aside: Path | None = None) -> None:
+    """The store back as break_store found it."""
+    (store / "captures").unlink()
+    if aside is not None:
+        aside.rename(store / "captures")

@@ -11,8 +11,7 @@ import pytest
 from archive.jobs.lock import JobBusy, JobLock
 from archive.utctime import micros as iso, now as utcnow, parse_micros as parse_iso
 from archive.store.local import LocalStore
-from tests.conftest import tool
-from tests.jobfiles import race_for_the_lock, run_records, wait_for, write_job
+from tests.jobfiles import race_for_the_lock, run_records, start_run, wait_for, write_job
 from tests.site import Site, SiteServer, slow
 from tests.warcs import member, pages
 
@@ -25,12 +24,6 @@ def slow_site():
     site.add("/slow", handler=slow(60))
     with SiteServer(site) as server:
         yield server
-
-
-def start_run(job, tmp_path):
-    """`archive jobs run` in its own process (so it can be signalled or killed)."""
-    return subprocess.Popen([tool("archive"), "jobs", "run", str(job), "--json", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
 
 
 def wait_until_busy(site, store, job_name):

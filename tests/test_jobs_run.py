@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.jobfiles import change_site, changing_site, run_records, wait_for, write_job
+from tests.jobfiles import break_store, change_site, changing_site, mend_store, run_records, start_run, wait_for, write_job
 from tests.site import SiteServer, serving_thread, slow
-from tests.test_jobs_lock import start_run
 from tests.warcs import member, records
 
 
@@ -267,8 +266,7 @@ def test_notify_when_changes_stays_quiet_without_changes(run, key, changing, tmp
 def test_a_capture_the_store_refused_is_stored_by_the_next_run(run, key, pubkey, changing, tmp_path):
     store = tmp_path / "store"
     job = write_job(tmp_path, "outage", [changing.url("/")], key, store)
-    store.mkdir()
-    (store / "captures").write_text("the store is broken")     # put_capture fails
+    break_store(store)                                          # put_capture fails
     result = run("jobs", "run", job, "--json")
     assert result.code == 1, result
     failed = json.loads(result.out)
@@ -277,7 +275,7 @@ def test_a_capture_the_store_refused_is_stored_by_the_next_run(run, key, pubkey,
     kept = list((tmp_path / "work" / "jobs" / "outage").glob("*/*.wacz"))
     assert len(kept) == 1                                       # sealed, kept, not lost
 
-    (store / "captures").unlink()                               # the store is back
+    mend_store(store)                                           # the store is back
     again = run("jobs", "run", job, "--json")
     assert again.code == 0, again                               # the lock was released
     outcome = json.loads(again.out)
@@ -295,10 +293,9 @@ def test_a_capture_the_store_refused_is_stored_by_the_next_run(run, key, pubkey,
 def test_a_sealed_leftover_that_does_not_verify_is_kept_not_stored(run, key, changing, tmp_path):
     store = tmp_path / "store"
     job = write_job(tmp_path, "tampered", [changing.url("/")], key, store)
-    store.mkdir()
-    (store / "captures").write_text("the store is broken")
+    break_store(store)
     assert run("jobs", "run", job, "--quiet").code == 1
-    (store / "captures").unlink()
+    mend_store(store)
     kept = next((tmp_path / "work" / "jobs" / "tampered").glob("*/*.wacz"))
     data = bytearray(kept.read_bytes())
     data[200] ^= 0x01                                           # one flipped bit
@@ -315,11 +312,9 @@ def test_an_earlier_capture_in_place_of_a_sealed_leftover_is_not_stored_under_it
     store = tmp_path / "store"
     job = write_job(tmp_path, "swapped", [changing.url("/")], key, store)
     earlier = run_json(run, job)["capture"]["address"]
-    (store / "captures").rename(tmp_path / "captures")
-    (store / "captures").write_text("the store is broken")
+    break_store(store, tmp_path / "captures")
     assert run("jobs", "run", job, "--quiet").code == 1
-    (store / "captures").unlink()
-    (tmp_path / "captures").rename(store / "captures")
+    mend_store(store, tmp_path / "captures")
     kept = next((tmp_path / "work" / "jobs" / "swapped").glob("*/*.wacz"))
     kept.write_bytes(Path(earlier).read_bytes())
     left = json.loads(run("jobs", "run", job, "--json").out)["unfinished"][0]
@@ -344,11 +339,8 @@ def test_a_job_asks_its_tsas_and_records_custody(run, key, pubkey, changing, tmp
 
 
 def _refused_by_the_store(run, job, store: Path, tmp_path: Path) -> tuple[int, str, str]:
-    """`jobs run JOB --json` into a store that cannot take a capture: a file where its
-    captures folder was (root writes anywhere, but nothing goes below a file). The run
-    records and the lock are in the store's jobs/ folder, which still works."""
-    (store / "captures").rename(tmp_path / "captures")
-    (store / "captures").write_text("the store is broken")
+    """`jobs run JOB --json` into a store that cannot take a capture (break_store)."""
+    break_store(store, tmp_path / "captures")
     result = run("jobs", "run", job, "--json")
     return result.code, result.out, result.err
 

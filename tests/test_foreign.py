@@ -32,7 +32,7 @@ def test_the_foreign_files_are_there():
 def test_warc_verdict_agrees_with_warcio_check(name):
     path = FOREIGN / name
     reference = warcio_check(path)            # the real command, as the reference
-    proc = archive_cmd("verify", path, "--json")
+    proc = archive_cmd("verify", path, "--allow-unsigned", "--json")
     assert proc.returncode in (0, 1), proc.stderr
     assert proc.stderr == ""                  # warcio's warnings do not leak
     report = json.loads(proc.stdout)
@@ -45,7 +45,7 @@ def test_warc_verdict_agrees_with_warcio_check(name):
 
 
 def test_text_for_a_broken_foreign_warc_names_record_and_offset():
-    proc = archive_cmd("verify", FOREIGN / "example-extra.warc")
+    proc = archive_cmd("verify", FOREIGN / "example-extra.warc", "--allow-unsigned")
     assert proc.returncode == 1
     assert proc.stdout.startswith("NOT VERIFIED")
     assert "payload digest failed" in proc.stdout and "byte offset 3207" in proc.stdout
@@ -164,14 +164,14 @@ def test_fast_reader_agrees_with_warcio_reader_on_records(name):
 @pytest.mark.parametrize("name", [n for n in WARCS if n.startswith("example-")])
 def test_no_problem_names_a_negative_byte_offset(name):
     """warcio's offsets go below zero in a file that is one gzip stream: never shown."""
-    report = json.loads(archive_cmd("verify", FOREIGN / name, "--json").stdout)
+    report = json.loads(archive_cmd("verify", FOREIGN / name, "--allow-unsigned", "--json").stdout)
     offsets = [p.get("offset") for c in report["checks"] for p in c["problems"]]
     assert all(o is None or o >= 0 for o in offsets), offsets
 
 
 def test_a_warc_without_digests_does_not_read_as_checked():
     """warcio check passes a WARC whose records carry no digest; so do we, but saying so."""
-    proc = archive_cmd("verify", FOREIGN / "c1_warcinfo.warc", "--json")
+    proc = archive_cmd("verify", FOREIGN / "c1_warcinfo.warc", "--allow-unsigned", "--json")
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["capture"]["digestsChecked"] == 0
     assert "no record in it carries a digest" in report["reason"] and "holds" not in report["reason"]
@@ -195,7 +195,7 @@ def test_records_without_a_digest_among_checked_ones_are_named(tmp_path):
 
     path = tmp_path / "mixed.warc"
     path.write_bytes(b"".join(record(n, digests=n != 1) for n in range(3)))
-    proc = archive_cmd("verify", path, "--json")
+    proc = archive_cmd("verify", path, "--allow-unsigned", "--json")
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["verdict"] == "VERIFIED", report
     assert report["capture"]["undigested"] == 1 and report["capture"]["digestsChecked"] == 4
@@ -205,7 +205,7 @@ def test_records_without_a_digest_among_checked_ones_are_named(tmp_path):
 
 
 def test_counts_read_as_words():
-    out = archive_cmd("verify", FOREIGN / "example-bad-non-chunked.warc.gz").stdout
+    out = archive_cmd("verify", FOREIGN / "example-bad-non-chunked.warc.gz", "--allow-unsigned").stdout
     assert "1 record in 1 WARC file: 1 problem" in out and "1 records" not in out
     out = archive_cmd("verify", FOREIGN / "valid_example_2.wacz").stdout
     assert "1 page listed" in out and "contents      1 page, 4 records" in out

@@ -45,7 +45,7 @@ def _refused(path: Path, *words: str) -> None:
 
 
 def _not_verified(path: Path, *words: str) -> dict:
-    proc = archive_cmd("verify", path, "--json", timeout=SECONDS, limit_mb=MEMORY_MB)
+    proc = archive_cmd("verify", path, "--allow-unsigned", "--json", timeout=SECONDS, limit_mb=MEMORY_MB)
     assert proc.returncode == 1, (proc.stdout[-3000:], proc.stderr[-2000:])
     assert proc.stderr == ""
     report = json.loads(proc.stdout)
@@ -164,10 +164,10 @@ def test_invalid_utf8_in_headers(tmp_path):
     path.write_bytes(_warc(b"WARC-Target-URI: http://x/caf\xe9\xff\r\nWARC-Block-Digest: "
                            + digest.encode() + b"\r\n", body))
     assert warcio_check(path) == 0
-    proc = archive_cmd("verify", path, timeout=SECONDS, limit_mb=MEMORY_MB)
+    proc = archive_cmd("verify", path, "--allow-unsigned", timeout=SECONDS, limit_mb=MEMORY_MB)
     assert proc.returncode == 0 and proc.stderr == "", proc
     assert proc.stdout.startswith("VERIFIED (INTEGRITY ONLY)")
-    proc = archive_cmd("verify", path, "--json")
+    proc = archive_cmd("verify", path, "--allow-unsigned", "--json")
     assert json.loads(proc.stdout)["verdict"] == "VERIFIED"
     bad = tmp_path / "latin-bad.warc"
     bad.write_bytes(path.read_bytes().replace(b"hello", b"jello"))

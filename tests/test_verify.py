@@ -93,7 +93,8 @@ def test_json_reports_follow_the_schema(sealed, pubkey, warc_file, run, tmp_path
     cases = [
         (("verify", sealed, "--trust", pubkey), 0, "VERIFIED"),
         (("verify", sealed), 1, "NOT VERIFIED"),
-        (("verify", warc_file), 0, "VERIFIED"),
+        (("verify", warc_file), 1, "NOT VERIFIED"),
+        (("verify", warc_file, "--allow-unsigned"), 0, "VERIFIED"),
         (("verify", FOREIGN / "valid_signed_example_1.wacz"), 2, "COULD NOT CHECK"),
         (("verify", FOREIGN / "valid_example_1.wacz", "--allow-unsigned"), 0, "VERIFIED"),
         (("verify", FOREIGN / "example-digest.warc"), 1, "NOT VERIFIED"),
@@ -129,11 +130,20 @@ def _largest_gzip_member(data: bytes) -> tuple[int, int]:
     return max(members, key=lambda m: m[1] - m[0])
 
 
-def test_bare_warc_checks_record_integrity_only(warc_file, run, tmp_path):
-    result = run("verify", warc_file)
+def test_bare_warc_checks_record_integrity_only(warc_file, run, pubkey, tmp_path):
+    """Anyone can write a WARC whose digests hold: like an unsigned WACZ, a bare WARC
+    passes only with --allow-unsigned, and then says it was checked for integrity only."""
+    for refused in (run("verify", warc_file), run("verify", warc_file, "--trust", pubkey)):
+        assert refused.code == 1 and refused.out.startswith("NOT VERIFIED: UNSIGNED: a bare WARC"), refused
+        assert "--allow-unsigned" in refused.out.splitlines()[0]
+    result = run("verify", warc_file, "--allow-unsigned")
     assert result.code == 0, result
     assert result.out.startswith("VERIFIED (INTEGRITY ONLY): ")
     assert "no signature" in result.out.splitlines()[0]
+    # a SHA-256 the investigator was given stands in for a signature
+    published = hashlib.sha256(warc_file.read_bytes()).hexdigest()
+    assert run("verify", warc_file, "--sha256", published).code == 0
+    assert run("verify", warc_file, "--sha256", "1" * 64).code == 1
     data = bytearray(warc_file.read_bytes())
     # Inside the largest gzip member, well before its end: the padding bits after a
     # deflate stream's last code change nothing, so a flip there would rightly verify.
@@ -141,8 +151,8 @@ def test_bare_warc_checks_record_integrity_only(warc_file, run, tmp_path):
     data[start + (end - start) // 3] ^= 0x10
     broken = tmp_path / "broken.warc.gz"
     broken.write_bytes(bytes(data))
-    result = run("verify", broken)
-    assert result.code == 1 and result.out.startswith("NOT VERIFIED")
+    result = run("verify", broken, "--allow-unsigned")
+    assert result.code == 1 and result.out.startswith("NOT VERIFIED: 25 records in 1 WARC file: 1 problem"), result
 
 
 def test_published_hash_of_any_file(sealed, run, tmp_path):
@@ -303,12 +313,12 @@ def test_an_uncompressed_warc_ending_with_a_captured_zip_is_read_as_a_warc(tmp_p
                                            ("Content-Length", str(len(body)))], protocol="HTTP/1.1")
         writer.write_record(writer.create_warc_record("http://example.test/memo.docx", "response",
                                                       payload=io.BytesIO(body), http_headers=http))
-    result = run("verify", path)
+    result = run("verify", path, "--allow-unsigned")
     assert result.code == 0 and result.out.startswith("VERIFIED (INTEGRITY ONLY)"), result
     data = bytearray(path.read_bytes())
     data[data.index(b"the leaked memo")] ^= 1       # inside the zip's stored bytes
     path.write_bytes(bytes(data))
-    assert run("verify", path).code == 1
+    assert run("verify", path, "--allow-unsigned").code == 1
 
 
 def test_a_published_zip_document_is_checked_against_its_hash_not_as_a_wacz(tmp_path, run):

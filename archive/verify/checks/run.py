@@ -25,7 +25,7 @@ from archive.verify.checks.seal import (
     digest_check, legacy, legacy_checks, signature_check, stored_as_check, timestamps_check,
 )
 from archive.verify.checks.summary import capture_summary, page_rows
-from archive.verify.model import FAIL, PASS, SKIP, CannotCheck, Report, VerifyOptions, conclude
+from archive.verify.model import FAIL, PASS, SKIP, WARN, CannotCheck, Report, VerifyOptions, conclude
 from archive.reader.problems import Problem
 from archive.hashing import Worker
 from archive.reader.scan import CHUNK, file_sha256, scan_canonical, scan_lenient
@@ -61,12 +61,24 @@ def verify_source(source: Source, options: VerifyOptions, progress: Progress | N
                           "to check it against a published hash")
     if options.expected_sha256:
         _check_file_hash(report, options.expected_sha256)
+    if report.kind == "warc" and not options.expected_sha256:
+        _bare_warc_signature(report, options.allow_unsigned)
     if options.capture_id and report.kind != "wacz":
         # a bare WARC or any file in a capture's place would pass as INTEGRITY or HASH ONLY
         report.add("capture-id", FAIL, f"the file stored as capture {options.capture_id} is not a WACZ",
                    [Problem("a capture is stored as a sealed WACZ, not as a bare WARC or another file",
                             report.target)])
     return conclude(report, options.allow_unsigned)
+
+
+def _bare_warc_signature(report: Report, allow_unsigned: bool) -> None:
+    """A bare WARC proves nothing about who made it: anyone can write one whose record
+    digests hold. Like an unsigned WACZ it passes only with --allow-unsigned (or against
+    a SHA-256 the user was given, --sha256)."""
+    report.signature = {"signed": False}
+    report.add("signature", WARN if allow_unsigned else FAIL,
+               "UNSIGNED: a bare WARC has no signature; nothing proves who made it"
+               + ("" if allow_unsigned else " (--allow-unsigned accepts that, for record integrity only)"))
 
 
 def add_late_check(report: Report, name: str, status: str, summary: str, problems=()) -> Report:

@@ -6,6 +6,8 @@ import hashlib
 import json
 import re
 import random
+import signal
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -14,6 +16,8 @@ import pytest
 import requests
 
 from archive.store.base import capture_key
+from tests.killing import ended, kill, start_capture
+from tests.s3server import s3_error
 
 
 def capture_to_s3(run, key, site, tmp_path, store, *extra, paths=("/",)):
@@ -349,61 +353,54 @@ def test_a_lock_mode_without_retention_days_is_refused_not_ignored(run, key, sit
     assert "fresh-evidence" not in [b["Name"] for b in s3.client.list_buckets()["Buckets"]]
 
 
-def test_an_upload_interrupted_by_the_user_says_where_the_capture_is_kept(run, key, site, s3, tmp_path,
-                                                                         monkeypatch):
-    from archive.store.s3 import S3Store
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(S3Store, "put_capture", interrupted)
-    result = capture_to_s3(run, key, site, tmp_path, s3.address())
-    assert result.code == 130, result
-    [line] = result.err.strip().splitlines()
-    assert "interrupted" in line and "was not stored" in line and "--resume" in line
-    kept = Path(line.split("kept at ", 1)[1].split(";")[0])
-    assert kept.is_file()
-
-
-def test_sigterm_during_a_multipart_upload_aborts_it_and_keeps_the_capture(key, site, s3, s3_proxy, tmp_path,
-                                                                           monkeypatch):
-    """`archive capture` stopped by SIGTERM (systemd, docker stop, timeout) mid-upload:
-    no object, no dangling multipart upload, the sealed capture kept."""
-    import signal
-    import threading
-    import time
-
-    from tests.killing import start_capture
-
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_upload_interrupted_aborts_it_and_says_where_the_capture_is_kept(key, site, s3, s3_proxy, tmp_path,
+                                                                           monkeypatch, signum):
+    """`archive capture` stopped mid-upload, by the user (Ctrl-C: SIGINT) or by SIGTERM
+    (systemd, docker stop, timeout): exit 130, one line saying the capture was not stored
+    and where the sealed capture is kept, no object and no dangling multipart upload."""
     site.site.add("/big.bin", random.Random(3).randbytes(11 << 20), content_type="application/octet-stream")
-    part_arrived, release = threading.Event(), threading.Event()
+    parts, aborted = [], threading.Event()
 
     def hold_parts(exchange):
+        # each part waits here: the upload is in flight when the signal comes, and cannot
+        # complete before the capture has acted on it
         if exchange.is_part:
-            part_arrived.set()
-            release.wait(10)
+            parts.append(exchange.part_number)
+            if aborted.wait(10):
+                # S3's answer to a part of an aborted upload (moto's is a 500, which
+                # boto3 retries for seconds while the stopped capture waits for it)
+                return s3_error("NoSuchUpload", 404)
         return None
 
-    s3_proxy.on_request = hold_parts
+    def note_the_abort(exchange, status):
+        if exchange.method == "DELETE" and "uploadId" in exchange.query:
+            aborted.set()
+
+    s3_proxy.on_request, s3_proxy.after = hold_parts, note_the_abort
     monkeypatch.setenv("ARCHIVE_S3_PART_SIZE", "5")
-    process = start_capture([site.url("/big.bin"), "--key", key, "--store", s3.address(), "--quiet"],
-                            tmp_path / "work")
+    work = tmp_path / "work"
+    process = start_capture([site.url("/big.bin"), "--key", key, "--store", s3.address(), "--quiet"], work)
     try:
-        assert part_arrived.wait(60), process.communicate(timeout=30)
-        time.sleep(0.2)
-        process.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        release.set()
-        out, err = process.communicate(timeout=60)
+        # all three parts sent: the capture waits for them, and aborts as soon as it is
+        # stopped. (Stopped while still sending them, it would wait for the parts before
+        # aborting: the 10 s above would end that wait.)
+        deadline = time.monotonic() + 60
+        while len(parts) < 3 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.01)
+        assert len(parts) == 3, (parts, ended(process, 30))
+        process.send_signal(signum)
+        out, err = ended(process, 60)
     finally:
-        release.set()
-        if process.poll() is None:
-            process.kill()
+        aborted.set()
+        kill(process)
     assert process.returncode == 130, (out, err)
-    assert "was not stored" in err and "--resume" in err, err
+    [line] = err.strip().splitlines()
+    assert "interrupted" in line and "was not stored" in line and "--resume" in line, line
+    kept = Path(line.split("kept at ", 1)[1].split(";")[0])
+    assert kept.is_file() and work in kept.parents, line
     assert not [k for k in s3.keys() if k.endswith(".wacz")]
     assert s3.uploads() == []
-    assert list((tmp_path / "work").glob("*/*.wacz"))        # the sealed capture is kept
 
 
 def test_resuming_a_capture_already_stored(run, key, site, s3, tmp_path):

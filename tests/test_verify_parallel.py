@@ -5,10 +5,14 @@ accept, refuse and produce exactly what zlib does."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import os
 import random
+import signal
+import threading
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -22,6 +26,7 @@ from archive.reader import warcs
 from archive.verify import segments
 from archive.verify.checks import verify_source
 from archive.verify.model import CannotCheck, VerifyOptions
+from archive.verify.pool import BOOT, cpus
 from archive.verify.report import render_json
 from archive.reader.scan import CHUNK
 from archive.reader.source import Source, local_source
@@ -204,16 +209,96 @@ def test_worker_processes_give_the_sequential_report(tmp_path, capture, monkeypa
         assert _report(local_source(str(path)), key) == _report(_in_memory(path), key)
 
 
+def _workers() -> list[int]:
+    """The verification worker processes this process started (archive.verify.pool)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and _stat(int(entry.name))[1] == os.getpid() \
+                    and BOOT.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, ValueError):      # gone meanwhile
+            continue
+    return found
+
+
+def _stat(pid: int) -> tuple[str, int]:
+    """A process's state (R, S, T...) and its parent's id, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return fields[0], int(fields[1])
+
+
+def _stopped(pid: int) -> None:
+    """Returns once the process sent SIGSTOP is stopped: kill() returns before that."""
+    deadline = time.monotonic() + 10
+    while (state := _stat(pid)[0]) not in "Tt":
+        if state in "ZX":
+            raise ProcessLookupError(pid)      # killed meanwhile (the verification ended)
+        assert time.monotonic() < deadline, f"process {pid} did not stop"
+        time.sleep(0.0005)
+
+
+def _holds(pid: int, file: os.stat_result) -> bool:
+    """Whether the process has this file open (told by device and inode, not by name)."""
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            opened = os.stat(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if (opened.st_dev, opened.st_ino) == (file.st_dev, file.st_ino):
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def _appended_while_a_worker_reads(path: Path):
+    """Within the block, appends a byte to `path` (as a writer not done with it would) at
+    a moment a worker process of the verification holds it open. Each worker is stopped
+    (SIGSTOP) before it is looked at, and continued after: one seen holding the file has
+    not answered yet, and the verification waits for every answer before its last look
+    at the file, so the change falls within the verification, never after it (nor before:
+    the workers start once the file is opened for the check). Yields an Event set once
+    the byte is appended."""
+    file, appended, done = os.stat(path), threading.Event(), threading.Event()
+
+    def watch() -> None:
+        while not done.is_set() and not appended.is_set():
+            for pid in _workers():
+                try:
+                    os.kill(pid, signal.SIGSTOP)
+                    try:
+                        _stopped(pid)
+                        if _holds(pid, file):
+                            with open(path, "ab") as fh:
+                                fh.write(b"\0")
+                            appended.set()
+                            break
+                    finally:
+                        os.kill(pid, signal.SIGCONT)
+                except (ProcessLookupError, FileNotFoundError):     # ended meanwhile
+                    continue
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch, daemon=True, name="appender")
+    watcher.start()
+    try:
+        yield appended
+    finally:
+        done.set()
+        watcher.join()
+
+
 def test_a_file_changed_while_verified_is_not_judged(tmp_path, capture, monkeypatch):
+    """A byte appended to the WACZ while worker processes check its records, after the
+    verifier opened it for the check: no verdict on a file that is not one file."""
+    if cpus() < 2:
+        pytest.skip("the records are checked by worker processes on two cores or more")
     wacz, key, _, _ = capture
     path = tmp_path / "changing.wacz"
     path.write_bytes(wacz.read_bytes())
-    monkeypatch.setattr(segments, "PARALLEL_MIN", 0)
-    real = segments.ParallelWarcs.results
-
-    def touched(self, fh):
-        os.utime(path, ns=(1, 1))
-        return real(self, fh)
-    monkeypatch.setattr(segments.ParallelWarcs, "results", touched)
-    with pytest.raises(CannotCheck, match="changed while"):
-        verify_source(local_source(str(path)), VerifyOptions(trusted_keys([str(key)])))
+    monkeypatch.setattr(segments, "PARALLEL_MIN", 0)     # worker processes for a small file
+    with _appended_while_a_worker_reads(path) as appended:
+        with pytest.raises(CannotCheck, match="the file changed while it was being verified"):
+            verify_source(local_source(str(path)), VerifyOptions(trusted_keys([str(key)])))
+    assert appended.is_set()

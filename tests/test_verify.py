@@ -180,6 +180,26 @@ def test_unknown_capture_id_and_missing_store_exit_2(run, tmp_path):
         assert result.code == 2 and result.out == "" and result.err.count("\n") == 1, result
 
 
+def test_a_file_named_as_a_capture_id_is_not_judged_as_the_stored_capture(sealed, pubkey, run, tmp_path):
+    """`verify ID --store S` with a file named ID in the folder: which one? Checking the
+    file while taking custody and later tokens from the store (and recording the verdict
+    there) made a good copy here vouch for a stored capture that was altered, and a
+    planted file condemn a good one. Both must be named apart."""
+    store, capture_id = _store_and_id(sealed)
+    ledger = store / "custody" / "ledger.jsonl"
+    before = ledger.read_bytes()
+    (tmp_path / capture_id).write_bytes(sealed.read_bytes())
+    for command in ("verify", "extract"):
+        result = run(command, capture_id, "--store", store, *(("--trust", pubkey) if command == "verify" else ("--url", "http://x/")))
+        assert result.code == 2 and result.out == "" and result.err.count("\n") == 1, result
+        assert "is both a file in this folder and a capture id" in result.err
+    assert ledger.read_bytes() == before
+    # named apart, each is what it says: the file here, or the capture in the store
+    assert run("verify", f"./{capture_id}", "--trust", pubkey, "--no-record").code == 0
+    (tmp_path / capture_id).unlink()
+    assert run("verify", capture_id, "--store", store, "--trust", pubkey, "--no-record").code == 0
+
+
 def test_each_byte_is_read_once(sealed):
     """File hash, member hashes and record digests come from one read of the file."""
     CountingFile.total = 0

@@ -102,6 +102,11 @@ def resolve(target: str, store: str | None = None, endpoint_url: str | None = No
     default store)."""
     if target.startswith("s3://"):
         return _s3_source(target, endpoint_url)
+    if is_capture_id(target) and os.path.lexists(target):
+        # which one? The store's ledger and later tokens go with the id (store_around):
+        # a file read in its place would be judged, and recorded, as the stored capture
+        raise CannotCheck(f"{target} is both a file in this folder and a capture id: give ./{target} "
+                          "for the file, or run from another folder for the capture in the store")
     if os.path.exists(target) or os.sep in target or target.endswith((".wacz", ".warc", ".gz")):
         return local_source(target)
     if is_capture_id(target):

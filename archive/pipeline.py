@@ -500,6 +500,9 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         **({"cutBack": state.cut_backs} if state.cut_backs else {}),
         "signer": signer.fingerprint if signer else None,
         "signed": signer is not None,
+        # each TSA asked leaves an entry in datapackage-digest.json, which the signature
+        # does not cover: the count here (signed) shows an entry removed from it
+        "timestampsAsked": len(request.tsa),
         "stats": {
             "pages": stats.pages, "requisites": stats.requisites, "failed": stats.failed,
             "bytes": stats.bytes, "revisits": stats.revisits,

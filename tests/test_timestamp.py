@@ -533,3 +533,64 @@ def test_a_token_without_its_certificate_is_untrusted_not_altered(capture, tsa, 
     assert code == 0 and checks["timestamps"]["status"] == "pass", checks["timestamps"]
     later = report["time"]["tokens"][1]
     assert later["state"] == UNTRUSTED and "carries no certificate" in later["message"]
+
+
+def _with_digest(wacz, out, change) -> None:
+    """The capture written again in its canonical layout, datapackage-digest.json
+    changed by change(dict): what anyone holding the file can do, the digest file being
+    outside the signature."""
+    from archive.wacz.zipwriter import ContainerWriter
+
+    container = ContainerWriter(out)
+    for name, data in members(wacz).items():
+        if name == "datapackage-digest.json":
+            digest = json.loads(data)
+            change(digest)
+            data = json.dumps(digest, indent=2).encode()
+        container.add_bytes(name, data)
+    container.finish()
+
+
+def test_a_timestamp_entry_removed_from_the_file_is_found_by_the_signed_count(capture, tsa, tsa_ca, pubkey,
+                                                                              run, tmp_path):
+    """The digest file holds an entry for each TSA asked at sealing, but is not signed:
+    without the count in the signed capture.json a token taken out read as a capture that
+    never had one."""
+    wacz = capture("/", extra=("--tsa", tsa.url))
+    assert json.loads(members(wacz)["evidence/capture.json"])["timestampsAsked"] == 1
+    code, report, checks = verify_json(run, wacz, "--trust", pubkey, "--trust-tsa", tsa_ca)
+    assert code == 0 and checks["timestamps"]["status"] == "pass", checks["timestamps"]
+
+    stripped = tmp_path / "stripped.wacz"
+    _with_digest(wacz, stripped, lambda d: d.pop("timestamps"))
+    code, report, checks = verify_json(run, stripped, "--trust", pubkey, "--trust-tsa", tsa_ca)
+    assert code == 1 and checks["timestamps"]["status"] == "fail", checks["timestamps"]
+    assert "1 of the 1 timestamp entries made at sealing were removed" in report["reason"]
+
+    # an entry replaced by one saying the TSA gave none: the count holds, the reason is
+    # the file's word, not a fact
+    said = tmp_path / "said.wacz"
+    _with_digest(wacz, said, lambda d: d.update(timestamps=[{"tsa": tsa.url, "token": None,
+                                                             "error": "the TSA was down"}]))
+    code, report, checks = verify_json(run, said, "--trust", pubkey, "--trust-tsa", tsa_ca)
+    assert code == 0 and report["time"]["trusted"] is False
+    assert "(the capture says: the TSA was down)" in checks["timestamps"]["problems"][0]["message"]
+
+
+def test_a_trusted_time_in_the_future_is_pointed_out(capture, tsa, tsa_creds, tsa_ca, pubkey, run, tmp_path):
+    """A TSA you trust that dates a token a day ahead: its clock (or this one) is wrong, and
+    the time it attests is not to be taken as a fact without a remark."""
+    import datetime as dt
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
+    from tests.tsa import issue_response
+
+    wacz = capture("/")
+    capture_id = wacz.name.removesuffix(".wacz")
+    request = TimestampRequestBuilder().data(members(wacz)["datapackage.json"]) \
+        .hash_algorithm(HashAlgorithm.SHA256).build()
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
+    token = issue_response(request.as_bytes(), tsa_creds, 8, gen_time=later)
+    code, report, checks = keep_and_verify(run, tmp_path, capture_id, token, pubkey, tsa_ca)
+    assert code == 0 and report["time"]["trusted"], checks["timestamps"]
+    assert checks["timestamps"]["status"] == "warn"
+    assert any("after this machine's clock" in p["message"] for p in checks["timestamps"]["problems"])

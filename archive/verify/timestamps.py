@@ -28,7 +28,7 @@ from archive.files import read_at_most
 from archive.seal.timestamp import MAX_TOKENS, TOKEN_ERRORS, quiet_certificates, token_bytes
 from archive.values import count
 from archive.reader.problems import Problem
-from archive.wacz.names import DIGEST
+from archive.wacz.names import CAPTURE, DIGEST
 
 CERTIFICATES_LIMIT = 16 << 20       # a --trust-tsa file: a whole CA bundle is well under 1 MiB
 TRUSTED, UNTRUSTED, UNCHECKED, INVALID, MISSING = "trusted", "untrusted", "unchecked", "invalid", "missing"
@@ -116,8 +116,9 @@ def check_token(entry: dict, datapackage: bytes, roots: list[x509.Certificate],
         return TokenCheck(source, None, INVALID, "timestamp entry is not an object", later=later)
     tsa = entry.get("tsa") if isinstance(entry.get("tsa"), str) else None
     if entry.get("token") is None:
+        # the entry is outside the signature: its reason is what the file says, not a fact
         reason = entry.get("error") or "no reason recorded"
-        return TokenCheck(source, tsa, MISSING, f"no token from {tsa}: {reason}", later=later)
+        return TokenCheck(source, tsa, MISSING, f"no token from {tsa} (the capture says: {reason})", later=later)
     der = token_bytes(entry)
     if der is None:
         return TokenCheck(source, tsa, INVALID, "token is not base64", later=later)
@@ -201,6 +202,40 @@ def clock_clash(best: TokenCheck | None, started: object) -> str | None:
     return (f"the capture says it started at {started}, yet a TSA you trust attests it existed by "
             f"{best.time}: the capturing machine's clock was at least {ahead:.0f}s ahead, or the "
             "times the capture states are false (only the trusted time holds)")
+
+
+FUTURE_SLACK = 300      # seconds a trusted token may be ahead of this machine's clock unremarked
+
+
+def future_token(best: TokenCheck | None, now: datetime | None = None) -> str | None:
+    """When the trusted time is later than now: the TSA's clock was wrong when it signed,
+    or this machine's clock is wrong now; either way the time it attests is not a fact."""
+    if best is None or best.time is None:
+        return None
+    try:
+        attested = datetime.fromisoformat(best.time)
+        now = now or datetime.now(attested.tzinfo)
+        ahead = (attested - now).total_seconds() - (best.accuracy or 0)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if ahead <= FUTURE_SLACK:
+        return None
+    return (f"the trusted token of {best.authority} is dated {best.time}, {ahead:.0f}s after this "
+            "machine's clock: the TSA's clock was wrong when it signed, or this clock is wrong now")
+
+
+def removed_entries(sealed: object, evidence: object) -> str | None:
+    """When the file holds fewer timestamp entries than TSAs were asked at sealing (the
+    count is in the signed capture.json; each TSA asked leaves an entry, token or error):
+    entries were removed from the digest file, which the signature does not cover."""
+    asked = evidence.get("timestampsAsked") if isinstance(evidence, dict) else None
+    if not isinstance(asked, int) or isinstance(asked, bool):
+        return None     # sealed before the count was recorded, or not ours
+    held = len(sealed) if isinstance(sealed, list) else 0
+    if held >= asked:
+        return None
+    return (f"{asked - held} of the {asked} timestamp entries made at sealing were removed: "
+            f"{CAPTURE} (signed) says {asked} TSA(s) were asked, the file holds {held}")
 
 
 def _reason(text: str) -> str:

@@ -11,7 +11,9 @@ from archive.values import text_field
 from archive.verify.domainsig import check_domain_signature
 from archive.verify.model import FAIL, PASS, SKIP, WARN, Report, VerifyOptions
 from archive.reader.problems import Problem
-from archive.verify.timestamps import check_timestamps, clock_clash, summarize, trusted_time
+from archive.verify.timestamps import (
+    check_timestamps, clock_clash, future_token, removed_entries, summarize, trusted_time,
+)
 from archive.wacz.names import CAPTURE, DATAPACKAGE, DIGEST
 
 def legacy(datapackage: dict | None) -> bool:
@@ -184,8 +186,13 @@ def timestamps_check(report: Report, digest: dict | None, dp_bytes: bytes | None
     report.time = {"trusted": best is not None, "time": best.time if best else None,
                    "accuracy": best.accuracy if best else None, "tokens": [r.to_dict() for r in results]}
     status, summary, problems = summarize(results, bool(options.tsa_roots))
-    clash = clock_clash(best, evidence.get("started") if isinstance(evidence, dict) else None)
-    if clash:
-        status = WARN if status == PASS else status
-        problems.append(Problem(clash, CAPTURE))
+    for remark in (clock_clash(best, evidence.get("started") if isinstance(evidence, dict) else None),
+                   future_token(best)):
+        if remark:
+            status = WARN if status == PASS else status
+            problems.append(Problem(remark, CAPTURE))
+    removed = removed_entries(digest.get("timestamps"), evidence)
+    if removed:
+        status, summary = FAIL, removed
+        problems.append(Problem(removed, DIGEST))
     report.add("timestamps", status, summary, problems)

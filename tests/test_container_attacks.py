@@ -162,7 +162,8 @@ def test_a_warc_that_zip_readers_open_as_a_wacz_is_not_verified(signed, tmp_path
             assert zf.read(name) == entries[0][1] and not blind_zipfile
     except zipfile.BadZipFile:
         assert blind_zipfile
-    report = _verify(path, pub)
+    # (a bare WARC passes only with --allow-unsigned: given, so that the verdict is the zip's)
+    report = verify_source(local_source(str(path)), VerifyOptions(trusted_keys([str(pub)]), allow_unsigned=True))
     assert report.kind == "warc" and report.check("records").status == "pass"
     assert report.verdict == "COULD NOT CHECK" and report.exit_code == 2
     assert "also a zip" in report.check("container").summary
@@ -173,7 +174,7 @@ def test_a_warc_holding_a_captured_zip_still_verifies(tmp_path):
     inner = _canonical([("word/document.xml", b"<w:document/>"), ("[Content_Types].xml", b"<Types/>")])
     path = tmp_path / "download.warc"
     path.write_bytes(_record(inner, "https://example.org/report.docx", 1))
-    report = verify_source(local_source(str(path)), VerifyOptions({}))
+    report = verify_source(local_source(str(path)), VerifyOptions({}, allow_unsigned=True))
     assert report.verdict == "VERIFIED" and report.check("container") is None
 
 
@@ -353,6 +354,22 @@ def test_a_hash_algorithm_without_a_fixed_digest_is_a_mismatch(foreign, tmp_path
     report = verify_source(local_source(str(path)), VerifyOptions({}, allow_unsigned=True))
     assert report.verdict == "NOT VERIFIED"
     assert "does not match its hash" in json.dumps(report.check("resources").to_dict())
+
+
+def test_a_size_given_as_text_says_so(foreign, tmp_path):
+    """`"bytes": "7047"` for a file of 7047 bytes is no match (a number is what the spec
+    and py-wacz read), and the report must not read as "is 7047 bytes, says 7047"."""
+    entries, _, pub = foreign
+    datapackage = json.loads(dict(entries)["datapackage.json"])
+    resource = datapackage["resources"][0]
+    resource["bytes"] = str(resource["bytes"])
+    changed = [(n, json.dumps(datapackage).encode() if n == "datapackage.json" else d) for n, d in entries]
+    path = tmp_path / "text-size.wacz"
+    path.write_bytes(_zip(changed))
+    report = verify_source(local_source(str(path)), VerifyOptions({}, allow_unsigned=True))
+    assert report.verdict == "NOT VERIFIED"
+    text = json.dumps(report.check("resources").to_dict())
+    assert f'datapackage.json says \\"{resource["bytes"]}\\" (not a whole number)' in text, text
 
 
 class _Huge:

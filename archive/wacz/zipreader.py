@@ -284,7 +284,8 @@ def hostile(container: Container, file_size: int) -> str | None:
     names = [m.name for m in container.members]
     for name in names:
         if not safe_member_name(name):
-            return f"zip entry {name!r} has an unsafe path (zip slip)"
+            return (f"zip entry {name!r} has a name refused here: not a plain relative path of printable "
+                    "ASCII (a path leaving the folder, a drive, a backslash, or letters that only look alike)")
     seen = set()
     for name in names:
         if name in seen:

@@ -3,6 +3,8 @@ datapackage.json (size and hash), and the pages list."""
 
 from __future__ import annotations
 
+import json
+
 from archive.values import count
 from archive.verify.model import FAIL, PASS, WARN, Report
 from archive.reader.problems import Problem
@@ -78,7 +80,9 @@ def resources_check(report: Report, container: Container, datapackage: dict,
             continue
         declared_size = _declared(resource)[1]
         if declared_size is not None and declared_size != digest.size:
-            problems.append(Problem(f"{name} is {digest.size} bytes, datapackage.json says {declared_size}", name))
+            said = declared_size if isinstance(declared_size, int) and not isinstance(declared_size, bool) \
+                else f"{json.dumps(declared_size)} (not a whole number)"
+            problems.append(Problem(f"{name} is {digest.size} bytes, datapackage.json says {said}", name))
         algorithm, expected = hash_algorithm(resource)
         if expected is None or digest.digests.get(algorithm) != expected:
             problems.append(Problem(f"{name} does not match its hash in datapackage.json", name))

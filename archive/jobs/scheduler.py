@@ -30,7 +30,7 @@ from typing import Callable
 from archive import utctime
 from archive.errors import ArchiveError
 from archive.jobs.preflight import preflight, store_options
-from archive.jobs.spec import JobFileError, JobSpec, parse_job
+from archive.jobs.spec import JobFileError, JobSpec, parse_job, read_job_bytes
 from archive.jobs.state import JobState
 from archive.jobs.status import first_due, job_files
 from archive.store.address import open_store
@@ -60,7 +60,7 @@ class Entry:
 
 def file_fingerprint(path: Path) -> str:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return hashlib.sha256(read_job_bytes(path)).hexdigest()
     except OSError:
         return ""
 

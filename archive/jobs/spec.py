@@ -10,7 +10,10 @@ a shell.
 from __future__ import annotations
 
 import difflib
+import errno
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,9 +259,28 @@ def key_lines(source: str) -> dict[str, int]:
 
 # -- loading -------------------------------------------------------------------------
 
+JOB_FILE_LIMIT = 1 << 20     # bytes: a job file is a page of TOML
+
+
+def read_job_bytes(path: Path) -> bytes:
+    """A job file's bytes; OSError for one that is not a regular file (a named pipe would
+    hold `jobs serve`'s scan for ever, /dev/zero fill its memory) or is over the limit."""
+    # O_NONBLOCK: a named pipe opens at once (then refused) instead of waiting for a writer
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        data = fh.read(JOB_FILE_LIMIT + 1)
+    if len(data) > JOB_FILE_LIMIT:
+        raise OSError(errno.EFBIG, f"larger than {JOB_FILE_LIMIT >> 20} MiB: not a job file", str(path))
+    return data
+
+
 def read_source(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_job_bytes(path).decode("utf-8")
     except FileNotFoundError:
         raise ArchiveError(f"job file not found: {path}") from None
     except IsADirectoryError:
@@ -313,6 +335,9 @@ def _parse(path: Path):
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
         return _toml_problem(exc)
+    except RecursionError:
+        # tomllib parses nested arrays and tables by recursion: a hostile file deep enough
+        return Problem(None, "not valid TOML: arrays or tables nested too deeply to read")
     lines = key_lines(source)
     base = path.resolve().parent
     problems: list[Problem] = []

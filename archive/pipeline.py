@@ -452,6 +452,11 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
             _close_all(container.close)
             raise ArchiveError(f"capture {session.capture_id} could not be sealed ({exc}); what was "
                                f"captured is kept: finish it with `archive capture --resume {work}`") from exc
+        except BaseException as exc:
+            if not isinstance(exc, Exception):      # Ctrl-C, SIGTERM: said as in the crawl
+                exc.add_note(f"capture {session.capture_id} was not sealed; what was captured is kept: "
+                             f"finish it with `archive capture --resume {work}`")
+            raise
         custody.record_sealed(session.capture_id, sealed)
         return _finish(request, store, _store(
             session, store, signer, sealed.path, sealed.sha256, sealed.size, sealed.created,

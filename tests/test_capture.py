@@ -201,6 +201,9 @@ def test_failed_seal_leaves_nothing_in_store(key, site, tmp_path, tsa_creds, sig
         # stopped as Ctrl-C stops it: one line, never a traceback
         assert stopped.returncode == 130 and stopped.stderr.count("\n") == 1, stopped
         assert "interrupted" in stopped.stderr and "internal error" not in stopped.stderr
+        # and says where the capture is and how to finish it, as a stop during the crawl does
+        work = next((tmp_path / "work").iterdir())
+        assert "was not sealed" in stopped.stderr and f"archive capture --resume {work}" in stopped.stderr
     else:
         assert stopped.returncode == -signal.SIGKILL, stopped
     assert stored_waczs(tmp_path / "store") == []

@@ -63,6 +63,11 @@ def verify_source(source: Source, options: VerifyOptions, progress: Progress | N
         _check_file_hash(report, options.expected_sha256)
     if report.kind == "warc" and not options.expected_sha256:
         _bare_warc_signature(report, options.allow_unsigned)
+    # everything the verdict rests on has been read: it must all be of one file. A pinned
+    # source's reader refuses one changed since the first open (a write in place while a
+    # single pass read it; the worker processes of a parallel pass check for themselves)
+    with source.open():
+        pass
     if options.capture_id and report.kind != "wacz":
         # a bare WARC or any file in a capture's place would pass as INTEGRITY or HASH ONLY
         report.add("capture-id", FAIL, f"the file stored as capture {options.capture_id} is not a WACZ",

@@ -179,6 +179,59 @@ def test_investigator_views(store, app, browser, shots):
         watched.close()
 
 
+def test_a_verdict_is_never_shown_for_a_file_changed_since(store, browser, shots, tmp_path):
+    """Verified here, then the stored object changes (written over in place, or replaced by
+    another file under its name: whoever can write to the store can): the page must not
+    keep the green VERIFIED beside screenshots read from the file as it is now, nor hand
+    out the old report over it."""
+    _, _, _, _, keys = store
+    key, pub = keys / "signing-key.pem", keys / "signing-key.pub.pem"
+    site = search_site()
+    own = tmp_path / "store"
+    with SiteServer(site) as server:
+        ids = [_capture(own, tmp_path / "work", [server.url(path)], "--browser", "--key", str(key))
+               for path in ("/news", "/statement")]
+    first, other = (next(own.glob(f"captures/*/*/*/{i}.wacz")) for i in ids)
+    served = Served("--store", str(own), "--port", str(free_port()), "--replay-port", str(free_port()),
+                    "--trust", f"alice={pub}", "--operator", "investigator")
+    original = first.read_bytes()
+
+    def put(data: bytes) -> None:
+        """A file under the capture's name in the store (a new one: another inode)."""
+        aside = first.with_name("incoming")
+        aside.write_bytes(data)
+        os.replace(aside, first)
+
+    watched = Watched(browser)
+    page = watched.page
+    try:
+        for change in ("in place", "replaced"):
+            put(original)
+            verify_now(page, served, ids[0])
+            assert page.inner_text("#verdict").strip() == "VERIFIED"
+            report = f"{served.url}/captures/{ids[0]}/report.html"
+            assert requests.get(report, timeout=30).status_code == 200
+            if change == "in place":
+                _tamper(first)
+            else:       # another capture's file under its name, with a screenshot of its own
+                put(other.read_bytes())
+            page.goto(f"{served.url}/captures/{ids[0]}")
+            assert page.inner_text("#verdict").strip() == "CHANGED SINCE IT WAS VERIFIED", change
+            assert "no longer applies" in page.inner_text("#changed")
+            assert page.get_attribute("#verification", "class").split() == ["verdict", "could-not"]
+            captions = page.locator("figcaption").all_inner_texts()
+            assert captions or change == "replaced"     # (the other capture's screenshot is of another page)
+            for caption in captions:
+                assert "not vouched for" in caption, caption
+            assert page.locator("#download-report").count() == 0
+            refused = requests.get(report, timeout=30)
+            assert refused.status_code == 409 and "changed since it was verified" in refused.text
+            page.screenshot(path=shots / f"changed-{change.replace(' ', '-')}.png", full_page=True)
+    finally:
+        watched.close()
+        served.stop()
+
+
 def test_lists_and_reports_work_without_javascript(store, app, browser):
     _, base, ids, _, _ = store
     context = browser.new_context(java_script_enabled=False)

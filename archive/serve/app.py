@@ -46,6 +46,10 @@ DAY = len("2026-01-01")
 COUNTS_EVERY = 30.0
 
 
+CHANGED = ("the stored capture changed since it was verified here: that verdict no longer applies; "
+           "verify it again (Verify now)")
+
+
 def _templates() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
     env.filters["bytes"] = lambda n: human_bytes(n) if isinstance(n, int) else "-"
@@ -139,10 +143,9 @@ class App:
         catalog = self.catalog()
         row["badge"] = listing.badge(row)
         pages = catalog.pages(capture_id, limit=PAGES_SHOWN)
-        run = self.verifier.get(capture_id)
-        report = run.report if run and run.state == "done" else None
+        run, report, source = self.verifier.current(capture_id)
         try:
-            shots = capturefiles.screenshot_urls(capture_id, self.verifier.source(capture_id))
+            shots = capturefiles.screenshot_urls(capture_id, source)
         except CannotCheck:        # not in the store any more, or unreadable: Verify now says which
             shots = frozenset()
         focus = request.query_params.get("url")
@@ -180,11 +183,15 @@ class App:
 
     def report_html(self, request: Request) -> Response:
         capture_id = request.path_params["capture_id"]
-        run = self.verifier.get(capture_id)
-        if not run or not run.report:
-            return self.error(request, 409, "verify the capture first (Verify now), then download its report")
+        run, report, source = self.verifier.current(capture_id)
+        if report is None:
+            return self.error(request, 409, CHANGED if run and run.changed else
+                              "verify the capture first (Verify now), then download its report")
         from archive.verify.html import render_html
-        text = render_html(run.report, self.verifier.source(capture_id))
+        try:
+            text = render_html(report, source)
+        except CannotCheck:         # replaced while the report was made
+            return self.error(request, 409, CHANGED)
         return HTMLResponse(text, headers={
             "Content-Disposition": f'attachment; filename="{capture_id}-verification.html"',
             "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox"})
@@ -201,7 +208,10 @@ class App:
         capture_id, url = request.path_params["capture_id"], request.query_params.get("url", "")
         if not is_capture_id(capture_id) or not url:
             return PlainTextResponse("not found", status_code=404)
-        found = capturefiles.image(self.verifier.source(capture_id), url)
+        try:
+            found = capturefiles.image(self.verifier.current(capture_id)[2], url)
+        except CannotCheck:         # the object verified was replaced meanwhile: its page says so
+            return PlainTextResponse(CHANGED, status_code=409)
         if found is None:
             return PlainTextResponse("no such image", status_code=404)
         data, kind = found
@@ -212,7 +222,9 @@ class App:
         if not is_capture_id(capture_id) or not url:
             return self.error(request, 400, "give the URL of the resource to extract (?url=...)")
         try:
-            out, found = capturefiles.resource(self.verifier.source(capture_id), url)
+            out, found = capturefiles.resource(self.verifier.current(capture_id)[2], url)
+        except CannotCheck:
+            return self.error(request, 409, CHANGED)
         except NotFound as exc:
             return self.error(request, 404, str(exc))
         except ArchiveError as exc:

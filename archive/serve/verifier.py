@@ -30,6 +30,10 @@ class Run:
     report: Report | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # the very object verified (pinned: its readers refuse it once it changed), and
+    # whether it was found changed since: its report then speaks for it no more
+    source: Source | None = None
+    changed: bool = False
 
     def status(self) -> dict:
         return {"capture": self.capture_id, "state": self.state, "done": self.done, "total": self.total,
@@ -74,6 +78,25 @@ class Verifier:
     def get(self, capture_id: str) -> Run | None:
         return self.runs.get(capture_id)
 
+    def current(self, capture_id: str) -> tuple[Run | None, Report | None, Source]:
+        """The capture's last run; its report while the stored object is still the one it
+        is about (else None, and the run marked `changed`); and where to read the capture's
+        content: the very object verified while it has a report, else the store's now.
+
+        A verdict is about one file: shown beside pictures or records read from another
+        (the object replaced in the store since), a green VERIFIED would vouch for them."""
+        run = self.runs.get(capture_id)
+        if run is not None and run.state == "done" and run.report is not None and run.source is not None \
+                and not run.changed:
+            try:
+                with run.source.open():     # a pinned source checks the object's identity
+                    pass
+                return run, run.report, run.source
+            except CannotCheck:
+                run.changed = True
+                self._note_verdict(capture_id, COULD_NOT_CHECK)
+        return run, None, self.source(capture_id)
+
     def _progress(self, run: Run):
         def update(done: int, total: int) -> None:
             run.done, run.total = done, total
@@ -87,7 +110,8 @@ class Verifier:
         run.state = "running"
         try:
             context = VerifyContext(self.tsa_paths, self.store, run.capture_id, actor=self.actor)
-            run.report = verify_capture(self.source(run.capture_id), context, self.trusted, self.allow_unsigned,
+            run.source = self.source(run.capture_id)
+            run.report = verify_capture(run.source, context, self.trusted, self.allow_unsigned,
                                         progress=self._progress(run))
             run.warnings = context.warnings
             run.state = "done"
@@ -100,9 +124,13 @@ class Verifier:
             run.error, run.state = f"internal error: {type(exc).__name__}: {exc}", "failed"
         finally:
             run.finished = time.time()
-        if run.report is not None and self.on_verdict:
+        if run.report is not None:
+            self._note_verdict(run.capture_id, run.report.verdict)
+
+    def _note_verdict(self, capture_id: str, verdict: str) -> None:
+        if self.on_verdict:
             try:
-                self.on_verdict(run.capture_id, run.report.verdict)
+                self.on_verdict(capture_id, verdict)
             except Exception:  # noqa: BLE001 - the catalog is derived: `archive index` catches up
                 pass
 

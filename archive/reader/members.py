@@ -170,12 +170,21 @@ class IndexEntry:
     digest: str | None
 
 
+MIN_RECORD = 64        # bytes of WARC data a record takes at the least (its header alone is more)
+INDEX_FLOOR = 10_000   # index lines always kept, however small the WARC files
+
+
 class IndexSink(LineSink):
     """CDXJ lines: each must point at a record (checked once the WARCs are read)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, max_entries: int | None = None) -> None:
         super().__init__(name, name.endswith(".gz"))
         self.entries: list[IndexEntry] = []
+        # an index names records, each at least MIN_RECORD bytes of WARC: lines past what
+        # the WARC files can hold are not kept (a few MB of gzip can hold millions of
+        # lines, each an object here: memory a hostile file would fill)
+        self.max_entries = max_entries
+        self.overflowed = False
         self.members: list[GzipMember] = []     # its gzip members, in order (MAX_BLOCKS at most)
         self.too_many_members = False
         self._member: GzipMember | None = None  # the one being read, while kept
@@ -223,6 +232,14 @@ class IndexSink(LineSink):
             )
         except (ValueError, KeyError, TypeError, OverflowError, UnicodeDecodeError):   # Infinity
             self.problems.append(Problem(f"index line {number} cannot be read", self.name))
+            return
+        if self.max_entries is not None and len(self.entries) >= self.max_entries:
+            if not self.overflowed:
+                self.overflowed = True
+                self.problems.append(Problem(
+                    f"index line {number}: more lines than the WARC files can hold records "
+                    f"({self.max_entries}, at {MIN_RECORD} bytes a record at the least); the lines "
+                    "past that are not checked", self.name))
             return
         self.entries.append(entry)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from archive.reader.members import IdxSink, IndexSink, JsonSink, PagesSink, WarcSink
+from archive.reader.members import INDEX_FLOOR, MIN_RECORD, IdxSink, IndexSink, JsonSink, PagesSink, WarcSink
 from archive.reader.warcioreader import check_warc_slow
 from archive.reader.warcresult import WarcResult
 from archive.wacz.bounds import Meter
@@ -31,13 +31,14 @@ def sinks_for(container: Container, warcs: bool) -> tuple[dict, set[str]]:
     """A sink for each member to check as it is read (WARC files only when `warcs`: they
     may be checked apart, archive.verify.segments), and which ones run on a thread."""
     sinks, threaded = {}, set()
+    warc_bytes = sum(m.size for m in container.members if is_warc(m.name))
     for m in container.members:
         if is_warc(m.name):
             if warcs:
                 sinks[m.name] = WarcSink(m.name)
                 threaded.add(m.name)
         elif is_cdx_index(m.name):
-            sinks[m.name] = IndexSink(m.name)
+            sinks[m.name] = IndexSink(m.name, INDEX_FLOOR + warc_bytes // MIN_RECORD)
         elif is_block_index(m.name):
             sinks[m.name] = IdxSink(m.name)
         elif m.name == PAGES:

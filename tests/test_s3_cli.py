@@ -214,7 +214,8 @@ def test_an_html_report_never_shows_a_screenshot_of_a_file_replaced_after_the_ch
     def replace_after_the_check(exchange, status):
         if exchange.method == "HEAD" and key in exchange.path:
             heads.append(exchange.path)
-            if len(heads) == 3:     # resolved, its kind told, checked: then the report is written
+            # resolved, its kind told, checked, found unchanged at the end: then the report is written
+            if len(heads) == 4:
                 s3.client.put_object(Bucket=s3.bucket, Key=key, Body=made[1].read_bytes())
     s3_proxy.after = replace_after_the_check
     report = tmp_path / "report.html"

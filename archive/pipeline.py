@@ -436,7 +436,8 @@ def _capture(session: Session, container: ContainerWriter, closed: list[WarcFile
     custody = CustodyLog(store, Actor(request.operator, signer))
     stats = state.stats
     workers = _workers(state)
-    custody.record(CAPTURED, session.capture_id, seeds=options.seeds, pages=stats.pages,
+    seeds = _scrubber(session)(options.seeds)      # a seed may carry a secret value too
+    custody.record(CAPTURED, session.capture_id, seeds=seeds, pages=stats.pages,
                    failed=stats.failed, bytes=stats.bytes, started=utctime.seconds(session.started),
                    finished=utctime.seconds(),
                    workers=[{k: w[k] for k in ("id", "host")} for w in workers] or None,
@@ -530,19 +531,39 @@ def _seal_input(session: Session, state: CrawlState, signer: Signer | None) -> S
         evidence["dedupAgainst"] = {
             "capture": session.earlier.label, "datapackageHash": session.earlier.datapackage_hash,
         }
-    pages = MediaPages(state.pages, state.media, state.frames)
+    # addresses as the records name them: a secret value the capture knows replaced
+    scrub = _scrubber(session)
+    pages = Scrubbed(MediaPages(state.pages, state.media, state.frames), scrub)
     main = next((p for p in pages if "error" not in p), next(iter(pages), None))
     return SealInput(
         capture_id=session.capture_id,
         index_lines=state.index_lines,
         pages=pages,
-        evidence={CAPTURE: json_chunks(evidence, "failures", state.failures)},
-        title=request.title or f"Capture of {', '.join(options.seeds)}",
+        evidence={CAPTURE: json_chunks(scrub(evidence), "failures", map(scrub, state.failures))},
+        title=request.title or f"Capture of {', '.join(scrub(options.seeds))}",
         description=f"Captured by {request.operator} with {SOFTWARE}",
         main_page_url=main["url"] if main else None,
         main_page_date=main["ts"] if main else None,
         timestamper=make_timestamper(request.tsa, request.tsa_timeout),
     )
+
+
+def _scrubber(session: Session) -> Callable:
+    """What makes an address or a text of ours sealable: the login's known secret values
+    replaced by their markers, as in the records (nothing to do without any)."""
+    redaction = session.login.redaction if session.login is not None else None
+    return redaction.scrub if redaction is not None and redaction.known else (lambda value: value)
+
+
+class Scrubbed:
+    """Entries (pages.jsonl's) as `scrub` makes them, made as they are read (a pass may
+    read them again)."""
+
+    def __init__(self, entries: Iterable[dict], scrub: Callable) -> None:
+        self.entries, self.scrub = entries, scrub
+
+    def __iter__(self) -> Iterator[dict]:
+        return map(self.scrub, self.entries)
 
 
 class MediaPages:
@@ -626,7 +647,8 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
            size: int, created: str | None, state: CrawlState, custody: CustodyLog,
            timestamps: list[dict] = ()) -> CaptureResult:
     options = session.request.crawl
-    metadata = {"signer": signer.fingerprint if signer else None, "seeds": options.seeds,
+    scrub = _scrubber(session)
+    metadata = {"signer": signer.fingerprint if signer else None, "seeds": scrub(options.seeds),
                 "created": created}
     kept_note = (f"the sealed capture is kept at {path}; "
                  f"store it with `archive capture --resume {session.work}`")
@@ -648,9 +670,10 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         raise
     stored = placed.stored
     # read before the work folder goes: the page entries may be spooled there
-    failures = page_failures(state.pages)
-    logged_out = [{"url": p.get("url"), "error": p["error"]} for p in state.pages
-                  if p.get("error") and p.get("errorKind") == LOGGED_OUT]
+    failures = scrub(page_failures(state.pages))
+    logged_out = scrub([{"url": p.get("url"), "error": p["error"]} for p in state.pages
+                        if p.get("error") and p.get("errorKind") == LOGGED_OUT])
+    addresses = logins.address_warning(state.redacted)
     kept = None
     if session.request.keep_local:
         kept = str(session.work)
@@ -664,7 +687,7 @@ def _store(session: Session, store: Store, signer: Signer | None, path: Path, sh
         revisits=stats.revisits, stop_reason=ended.get("stop"), work_dir=kept,
         timestamps=[{k: e.get(k) for k in ("tsa", "time", "error")} for e in timestamps],
         custody_problems=custody.problems, lock=stored.lock, cut_back=state.cut_backs,
-        warnings=placed.warnings,
+        warnings=placed.warnings + ([addresses] if addresses else []),
         failures=failures, media=stats.media, media_failed=stats.media_failed, logged_out=logged_out,
         session_cookies=sorted(state.session_cookies),
     )

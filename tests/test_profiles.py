@@ -267,7 +267,7 @@ def test_media_capture_with_a_profile_sends_its_cookie_and_seals_no_value(
                          for r in asked)
     assert login_site.login.session in login_site.login.cookies_seen
     assert_nowhere([login_site.login.session.encode()], tmp_path / "store")
-    # the private cookies.txt given to yt-dlp is gone with the work folder
+    # no cookies.txt left anywhere (yt-dlp has its cookies in memory: tests/test_secret_values.py)
     assert not list(tmp_path.rglob("cookies.txt"))
 
 

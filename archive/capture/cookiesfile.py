@@ -9,10 +9,20 @@ import http.cookiejar
 HEADER = "# Netscape HTTP Cookie File\n"
 
 
+def name_and_value(cookie: http.cookiejar.Cookie) -> tuple[str, str]:
+    """A cookie's name and value. A cookies.txt line without a name is a cookie set as
+    `Set-Cookie: VALUE`, which http.cookiejar keeps as a name without a value: its value
+    is the secret, it has no name."""
+    if cookie.value is None:
+        return "", cookie.name
+    return cookie.name, cookie.value
+
+
 def playwright_cookie(cookie: http.cookiejar.Cookie) -> dict:
     """A cookie of a cookies.txt as Playwright's browser context takes it."""
+    name, value = name_and_value(cookie)
     return {
-        "name": cookie.name, "value": cookie.value or "",
+        "name": name, "value": value,
         "domain": cookie.domain, "path": cookie.path or "/",
         "expires": float(cookie.expires) if cookie.expires else -1,
         "httpOnly": bool(cookie.has_nonstandard_attr("HttpOnly")), "secure": bool(cookie.secure),

@@ -536,7 +536,8 @@ class Crawler:
             fields = {**pending["metadata"], "outlink": outcome.links.pages + outcome.links.requisites}
             if outcome.links.cut:
                 fields["links-cut"] = "; ".join(outcome.links.cut)
-            write_metadata(self.writer, result.url, fields, pending["date"], pending["id"])
+            write_metadata(self.writer, result.url, fields, pending["date"], pending["id"],
+                           self.redaction)
             queued = told if told is not None else self.frontier.add_many(outcome.new_items)
             line = group_line(item.url, "links", True, queued)
             _found(line, result, outcome)

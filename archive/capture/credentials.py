@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from archive import utctime
-from archive.capture.cookiesfile import playwright_cookie
+from archive.capture.cookiesfile import name_and_value, playwright_cookie
 from archive.capture.login import cookie_identity
 from archive.capture.redaction import DEFAULT_SECRET_HEADERS
 from archive.errors import ArchiveError
@@ -146,7 +146,8 @@ def load_cookies(path: str | Path) -> tuple[list[http.cookiejar.Cookie], list[st
         when = utctime.seconds(latest)
         raise CredentialsError(f"--cookies {path}: every cookie in it has expired (the last at "
                                f"{when}): export the session again")
-    return alive, sorted({c.name for c in cookies if c.is_expired(now)})
+    # a cookie without a name is named "?": its name field holds its value
+    return alive, sorted({name_and_value(c)[0] or "?" for c in cookies if c.is_expired(now)})
 
 
 def identity(path: str | Path | None, cookies: list[http.cookiejar.Cookie],

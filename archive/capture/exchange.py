@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from archive import utctime
 from archive.capture.dedup import Dedup, Original, revisit_headers
 from archive.capture.recorder import FetchResult
-from archive.capture.redaction import REASON, Redaction, set_cookie_values
+from archive.capture.redaction import ECHOED, Redaction, describe, set_cookie_values
 from archive.dropbehind import ReleasedBehind
 from archive.httpmessage import PayloadSplitter
 from archive.warc.cdxj import cdxj_line
@@ -31,7 +31,7 @@ class Recorded:
     originals: list[list] = field(default_factory=list)  # [payload digest, Original as JSON]
     revisits: int = 0
     bytes: int = 0                                       # response bytes received
-    # secret request header values replaced: (header, cookie or None, digest) -> requests
+    # secret values replaced: (header, cookie or the host of a URL or None, digest) -> requests
     redacted: dict = field(default_factory=dict)
     session_cookies: dict = field(default_factory=dict)  # cookie name -> first URL setting it
 
@@ -122,45 +122,57 @@ def write_exchange(
 
     Every request record is written here, with its secret header values redacted
     (`redaction`, or the default secret headers under a random key): the metadata
-    record names what was replaced, and the Set-Cookie of a session is named.
+    record names what was replaced, and the Set-Cookie of a session is named. A URL that
+    carries a secret value the capture knows is recorded with it replaced by its marker,
+    in every record of the exchange and its index line alike (the request line is
+    redacted the same way): replay finds it under that address.
 
     `last_read`: nothing reads the response's spool after this (a recording proxy's
     sink): it is read through archive.dropbehind, giving its pages back as it is copied,
     and closed."""
     redaction = redaction or _DEFAULT
-    request, redacted = redaction.redact(result.request) if result.request else (b"", [])
-    sessions = _session_cookies(result, redaction)
-    revisit_block = header_block(result) if dedup is not None and dedupable(result) else None
+    url = redaction.url(result.url)         # what the records and the index call it
+    request, redacted = redaction.redact(result.request, result.url) if result.request else (b"", [])
+    # the response's head: read for the session cookies it sets and a secret it echoes
+    head = header_block(result) if result.has_response and (
+        redaction.known or _sets_cookies(result, redaction)) else None
+    sessions = list(dict.fromkeys(redaction.session_cookies(set_cookie_values(head)))) \
+        if head is not None and _sets_cookies(result, redaction) else []
+    revisit_block = (head if head is not None else header_block(result)) \
+        if dedup is not None and dedupable(result) else None
     with writer.batch():
         recorded = Recorded(bytes=result.response_length)
-        response_ref = _write_response(writer, result, revisit_block, dedup, recorded, last_read)
+        response_ref = _write_response(writer, result, url, revisit_block, dedup, recorded, last_read)
         date = warc_date(result)
         concurrent = response_ref.record_id if response_ref else None
         if request:
-            writer.write("request", result.url, request,
+            writer.write("request", url, request,
                          extra={"WARC-Date": date, "WARC-Concurrent-To": concurrent})
         fields = fetch_metadata_fields(result, outlinks=outlinks, redirect=redirect, note=note)
         if redacted:
-            fields["redacted"] = [
-                f"{r.header} request header{f' (cookie {r.cookie})' if r.cookie else ''}: "
-                f"{REASON}; value replaced by its {r.digest}" for r in redacted]
+            fields["redacted"] = [describe(r) for r in redacted]
             for r in redacted:
-                key = (r.header, r.cookie, r.digest)
+                key = (r.header, r.part, r.digest)
                 recorded.redacted[key] = recorded.redacted.get(key, 0) + 1
+        if head is not None and redaction.carries(head):
+            fields["secret-in-response"] = ECHOED
         if sessions:
             fields["session-cookies-set"] = sessions
-            recorded.session_cookies.update({name: result.url for name in sessions})
+            recorded.session_cookies.update({name: url for name in sessions})
         fields = {**fields, **(extra_fields or {})}
         if defer_metadata:
             return Written(response_ref, None, recorded, fields)
-        metadata_ref = write_metadata(writer, result.url, fields, date, concurrent)
+        metadata_ref = write_metadata(writer, result.url, fields, date, concurrent, redaction)
     return Written(response_ref, metadata_ref, recorded)
 
 
 def write_metadata(writer: WarcWriter, url: str, fields: dict, date: str,
-                   concurrent: str | None) -> RecordRef:
-    """The metadata record of one fetch (IP, certificate, outlinks, what failed)."""
-    return writer.write("metadata", url, warc_fields(fields),
+                   concurrent: str | None, redaction: Redaction | None = None) -> RecordRef:
+    """The metadata record of one fetch (IP, certificate, outlinks, what failed), under
+    the URL its exchange is recorded under, with the secret values `redaction` knows
+    replaced in its fields too (an outlink or an error may hold the address asked)."""
+    redaction = redaction or _DEFAULT
+    return writer.write("metadata", redaction.url(url), warc_fields(redaction.scrub(fields)),
                         extra={"WARC-Date": date, "WARC-Concurrent-To": concurrent})
 
 
@@ -169,12 +181,10 @@ def write_metadata(writer: WarcWriter, url: str, fields: dict, date: str,
 _DEFAULT = Redaction()
 
 
-def _session_cookies(result: FetchResult, redaction: Redaction) -> list[str]:
-    """The session cookies a response set (names only), when there are any to look for."""
-    if not result.has_response or "set-cookie" not in result.headers \
-            or not (redaction.sent_cookies or redaction.credentials_given):
-        return []
-    return list(dict.fromkeys(redaction.session_cookies(set_cookie_values(header_block(result)))))
+def _sets_cookies(result: FetchResult, redaction: Redaction) -> bool:
+    """Whether the response sets cookies that may be the session (names only are read)."""
+    return (result.has_response and "set-cookie" in result.headers
+            and bool(redaction.sent_cookies or redaction.credentials_given))
 
 
 def write_for_sink(writer: WarcWriter, record, result: FetchResult, extra_fields: dict,
@@ -194,16 +204,16 @@ def write_for_sink(writer: WarcWriter, record, result: FetchResult, extra_fields
         return None
 
 
-def _write_response(writer: WarcWriter, result: FetchResult, revisit_block: bytes | None,
-                    dedup: Dedup | None, recorded: Recorded, last_read: bool = False,
-                    ) -> RecordRef | None:
+def _write_response(writer: WarcWriter, result: FetchResult, url: str,
+                    revisit_block: bytes | None, dedup: Dedup | None, recorded: Recorded,
+                    last_read: bool = False) -> RecordRef | None:
     if not result.has_response:
         return None
     extra = {"WARC-Date": warc_date(result), "WARC-IP-Address": result.ip}
     mime = mime_type(result.headers.get("content-type"))
     original = dedup.lookup(result.payload_digest) if revisit_block is not None else None
     if original is not None:
-        ref = writer.write("revisit", result.url, revisit_block,
+        ref = writer.write("revisit", url, revisit_block,
                            extra={**extra, **revisit_headers(original, result.payload_digest)})
         record_type, mime = "revisit", "warc/revisit"
         recorded.revisits += 1
@@ -214,14 +224,14 @@ def _write_response(writer: WarcWriter, result: FetchResult, revisit_block: byte
         once = last_read and result.block_digest and result.payload_digest
         stream = ReleasedBehind(result.response) if once else result.response
         ref = writer.write(
-            "response", result.url, stream, result.response_length,
+            "response", url, stream, result.response_length,
             result.block_digest, result.payload_digest, extra=extra, level=gzip_level(mime),
         )
         record_type = "response"
         if revisit_block is not None:
-            new = Original(result.url, ref.date, ref.record_id)
+            new = Original(url, ref.date, ref.record_id)
             dedup.add(result.payload_digest, new)
             recorded.originals.append([result.payload_digest, new.to_json()])
-    recorded.index.append(cdxj_line(result.url, ref.date, ref.filename, ref.offset, ref.length,
+    recorded.index.append(cdxj_line(url, ref.date, ref.filename, ref.offset, ref.length,
                                     record_type, result.payload_digest, mime, result.status))
     return ref

@@ -23,6 +23,7 @@ the crawl journal, pages.jsonl and evidence/capture.json.
 
 from __future__ import annotations
 
+import io
 import json
 import mimetypes
 import os
@@ -63,6 +64,7 @@ MAX_PAYLOADS = 256                        # payload digests of one item's respon
 WRITE_BEHIND = 4
 # Info keys that hold what yt-dlp sends (cookies, request headers) or local paths.
 INFO_SECRET_KEYS = {"http_headers", "cookies", "__x_forwarded_for_ip"}
+MAX_COOKIE_FILE = 16 << 20
 
 
 class MediaStop(Exception):
@@ -206,7 +208,7 @@ class MediaSession:
         cookies_txt: str | None = None,
     ) -> None:
         """`cookies_txt`: a login's cookies (a browser profile's) as a Netscape
-        cookies.txt, given to yt-dlp through a private file removed with the session."""
+        cookies.txt, given to yt-dlp in memory (never written to a file)."""
         self.writer = writer
         self.redaction = redaction          # the crawl's: secret request headers never sealed
         self.record = record
@@ -235,7 +237,7 @@ class MediaSession:
         self._failures: list[str] = []
         self._lock = threading.Lock()
         self._one_at_a_time = threading.Lock()
-        self._cookies: Path | None = None
+        self._cookies: _CookieText | None = None
         self._cookies_txt = cookies_txt
         self._extractors: list | None = None
 
@@ -246,20 +248,18 @@ class MediaSession:
 
     # -- life cycle ------------------------------------------------------------
     def start(self) -> "MediaSession":
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # What a killed run left here has no records (and a run of an earlier version left
+        # its cookie jar here in clear): gone before anything else. The folder holds what
+        # a logged-in session downloads: its owner's only.
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(mode=0o700, parents=True)
+        os.chmod(self.folder, 0o700)
         if self.options.cookies or self._cookies_txt is not None:
-            # yt-dlp writes its cookie jar back when done: a private copy (mode 0600, in
-            # the downloads folder removed on close), never the user's own file
-            self._cookies = self.folder / "cookies.txt"
-            try:
-                with open(os.open(self._cookies, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as dst:
-                    if self._cookies_txt is not None:
-                        dst.write(self._cookies_txt.encode("utf-8"))
-                    else:
-                        with open(self.options.cookies, "rb") as src:
-                            shutil.copyfileobj(src, dst)
-            except OSError as exc:
-                raise ArchiveError(f"--cookies {self.options.cookies}: {exc.strerror or exc}") from None
+            # yt-dlp reads its cookie jar from a text stream and writes it back there: the
+            # cookies stay in memory (a file would outlive a kill -9), and the user's own
+            # file is never written
+            self._cookies = _CookieText(self._cookies_txt if self._cookies_txt is not None
+                                        else _read_cookies(self.options.cookies))
         self._ca = InterceptionCA()
         self._proxy = RecordingProxy(self, self._ca, ProxyOptions(
             timeout=self.timeout, verify_tls=self._verify_tls, spool_dir=self._spool_dir,
@@ -492,7 +492,8 @@ class MediaSession:
         if self.user_agent:
             params["http_headers"] = {"User-Agent": self.user_agent}
         if self._cookies is not None:
-            params["cookiefile"] = str(self._cookies)
+            self._cookies.seek(0)       # each YoutubeDL reads the jar the last one wrote back
+            params["cookiefile"] = self._cookies
         return params
 
     def _download(self, item: _Item, budget: MediaBudget, limit: tuple[int, str],
@@ -540,7 +541,8 @@ class MediaSession:
             files = [Path(p) for d in downloads for p in d.get("__files_to_merge") or () if Path(p).is_file()]
         if not files:
             raise MediaStop(_message(None, log) or "yt-dlp reported no file")
-        page, n = item.page, item.number
+        # the records are named after the page's address as its exchange is recorded
+        page, n = self._recorded(item.page), item.number
         entry = item.entry
         # hashed and probed while the proxy's writer may still be writing the responses
         digests = [file_digest(path) for path in files]
@@ -595,11 +597,18 @@ class MediaSession:
             "warnings": [m for m in log.messages if m.startswith("WARNING")],
             "info": clean_info(yt_dlp.YoutubeDL.sanitize_info(info, remove_private_keys=True)),
         }
+        if self.redaction is not None:
+            # the addresses yt-dlp asked (an API's, with a token in its query) as recorded
+            metadata = self.redaction.scrub(json.loads(json.dumps(metadata, default=str)))
         body = json.dumps(metadata, indent=1, ensure_ascii=False, default=str).encode("utf-8")
         with self.writer.batch():
             self.writer.write("metadata", f"{urns.MEDIA}{page}#{n}", body,
                               content_type="application/json",
                               extra={"WARC-Concurrent-To": kept[0]["recordId"]})
+
+    def _recorded(self, url: str) -> str:
+        """`url` as the capture records it (the secret values it knows replaced)."""
+        return self.redaction.url(url) if self.redaction is not None else url
 
     def _write_file(self, uri: str, path: Path, content_type: str,
                     originals: dict[tuple, Original] | None = None,
@@ -640,6 +649,33 @@ class MediaSession:
                     "into one file without re-encoding")
         return ("ffmpeg was not found, so nothing can be merged: the best single file holding "
                 "video and audio, else video and audio kept as separate files")
+
+
+class _CookieText(io.StringIO):
+    """A cookies.txt in memory, as yt-dlp's `cookiefile` (a file name or a text stream).
+    yt-dlp writes its jar back into a stream with truncate(0) and write(), without
+    seeking: the write would land past the end, after NULs, and the next read would not
+    find the header line."""
+
+    def truncate(self, size: int | None = None) -> int:
+        if size == 0:
+            self.seek(0)
+        return super().truncate(size)
+
+
+def _read_cookies(path: str) -> str:
+    """The text of a cookies file, for yt-dlp (a one-line ArchiveError when unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_COOKIE_FILE + 1)
+    except OSError as exc:
+        raise ArchiveError(f"--cookies {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_COOKIE_FILE:
+        raise ArchiveError(f"--cookies {path}: larger than {MAX_COOKIE_FILE >> 20} MiB, not a cookies file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ArchiveError(f"--cookies {path}: not a Netscape cookies.txt file (not text)") from None
 
 
 def _stored(original: Original | None) -> dict:

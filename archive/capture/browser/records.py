@@ -10,6 +10,7 @@ from archive import utctime
 from archive.capture.browser.result import BrowserPageResult
 from archive.capture.exchange import Recorded
 from archive.capture.pageoptions import PageOptions
+from archive.capture.redaction import Redaction
 from archive.warc.cdxj import cdxj_line
 from archive.warc.writer import RecordRef, WarcWriter, block_digests, warc_fields
 
@@ -19,9 +20,13 @@ def _concurrent_to(result: BrowserPageResult) -> dict:
 
 
 def write_resource(writer: WarcWriter, record: Callable[[Recorded], None], uri: str, data: bytes,
-                   content_type: str, result: BrowserPageResult) -> RecordRef:
-    """A snapshot of the page as a resource record; its index line goes to `record`
-    while the writer's lock is still held."""
+                   content_type: str, result: BrowserPageResult,
+                   redaction: Redaction | None = None) -> RecordRef:
+    """A snapshot of the page as a resource record (named after the page's address as
+    its exchange is recorded: `redaction`'s known secret values replaced); its index line
+    goes to `record` while the writer's lock is still held. The snapshot itself is what
+    the page showed: never altered."""
+    uri = redaction.url(uri) if redaction else uri
     with writer.batch():
         ref = writer.write("resource", uri, data, content_type=content_type,
                            extra=_concurrent_to(result))
@@ -63,7 +68,12 @@ def page_metadata_fields(result: BrowserPageResult, opts: PageOptions, version: 
 
 
 def write_page_metadata(writer: WarcWriter, result: BrowserPageResult, opts: PageOptions,
-                        version: str | None, executable: str) -> RecordRef:
-    return writer.write("metadata", result.final_url,
-                        warc_fields(page_metadata_fields(result, opts, version, executable)),
-                        extra=_concurrent_to(result))
+                        version: str | None, executable: str,
+                        redaction: Redaction | None = None) -> RecordRef:
+    """The page's metadata record; its addresses (the page's, its requisites', its
+    links') with `redaction`'s known secret values replaced, as their exchanges are."""
+    fields = page_metadata_fields(result, opts, version, executable)
+    url = result.final_url
+    if redaction is not None:
+        fields, url = redaction.scrub(fields), redaction.url(url)
+    return writer.write("metadata", url, warc_fields(fields), extra=_concurrent_to(result))

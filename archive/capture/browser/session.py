@@ -234,7 +234,8 @@ class BrowserSession:
                 await driver.close(page)
             await self._settle(traffic)
         traffic.summarize(result, {asked, result.final_url}, self.options.find_media)
-        result.metadata = write_page_metadata(self.writer, result, opts, self.version, self._executable)
+        result.metadata = write_page_metadata(self.writer, result, opts, self.version, self._executable,
+                                              self.options.redaction)
         return result
 
     async def _load_and_snapshot(self, page, url: str, opts: PageOptions, traffic: PageTraffic,
@@ -267,7 +268,8 @@ class BrowserSession:
                                     "being snapshotted: its snapshots may show that page")
 
     def _keep(self, result: BrowserPageResult, uri: str, data: bytes, content_type: str) -> RecordRef:
-        return write_resource(self.writer, self.record, uri, data, content_type, result)
+        return write_resource(self.writer, self.record, uri, data, content_type, result,
+                              self.options.redaction)
 
     async def _settle(self, traffic: PageTraffic) -> None:
         """The page's exchanges still running when it was closed are given a moment,

@@ -111,11 +111,9 @@ def _normalised(text: str) -> str:
     return out
 
 
-def load_cookies(path: str | Path) -> tuple[list[http.cookiejar.Cookie], list[str]]:
-    """(the unexpired cookies of a cookies.txt file, the names of those left out as
-    expired). Another format, a file without cookies or one whose cookies have all expired
-    is refused (CredentialsError)."""
-    path = Path(path)
+def read_cookies_text(path: str | Path) -> str:
+    """The text of a cookies file the user names, read at most MAX_COOKIE_FILE bytes
+    (CredentialsError, one line, when it cannot be read, is larger or is not text)."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_COOKIE_FILE + 1)
@@ -124,10 +122,22 @@ def load_cookies(path: str | Path) -> tuple[list[http.cookiejar.Cookie], list[st
     if len(raw) > MAX_COOKIE_FILE:
         raise CredentialsError(f"--cookies {path}: larger than {MAX_COOKIE_FILE >> 20} MiB, not a cookies file")
     try:
-        text = _normalised(raw.decode("utf-8"))
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise CredentialsError(f"--cookies {path}: not a Netscape cookies.txt file (not text)") from None
+
+
+def load_cookies(path: str | Path) -> tuple[list[http.cookiejar.Cookie], list[str]]:
+    """(the unexpired cookies of a cookies.txt file, the names of those left out as
+    expired). Another format, a file without cookies or one whose cookies have all expired
+    is refused (CredentialsError)."""
+    path = Path(path)
+    try:
+        text = _normalised(read_cookies_text(path))
     except CredentialsError as exc:
+        if str(exc).startswith("--cookies "):
+            raise
+
         raise CredentialsError(f"--cookies {path}: {exc}") from None
     jar = http.cookiejar.MozillaCookieJar()
     try:

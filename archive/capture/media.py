@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 import yt_dlp
 from yt_dlp.version import __version__ as YT_DLP_VERSION
 
+from archive.capture.credentials import read_cookies_text
 from archive.capture.dedup import Dedup, Original, revisit_headers
 from archive.capture.exchange import Recorded, dedupable, write_for_sink
 from archive.capture.mediafind import is_media_file
@@ -64,7 +65,6 @@ MAX_PAYLOADS = 256                        # payload digests of one item's respon
 WRITE_BEHIND = 4
 # Info keys that hold what yt-dlp sends (cookies, request headers) or local paths.
 INFO_SECRET_KEYS = {"http_headers", "cookies", "__x_forwarded_for_ip"}
-MAX_COOKIE_FILE = 16 << 20
 
 
 class MediaStop(Exception):
@@ -259,7 +259,7 @@ class MediaSession:
             # cookies stay in memory (a file would outlive a kill -9), and the user's own
             # file is never written
             self._cookies = _CookieText(self._cookies_txt if self._cookies_txt is not None
-                                        else _read_cookies(self.options.cookies))
+                                        else read_cookies_text(self.options.cookies))
         self._ca = InterceptionCA()
         self._proxy = RecordingProxy(self, self._ca, ProxyOptions(
             timeout=self.timeout, verify_tls=self._verify_tls, spool_dir=self._spool_dir,
@@ -663,19 +663,6 @@ class _CookieText(io.StringIO):
         return super().truncate(size)
 
 
-def _read_cookies(path: str) -> str:
-    """The text of a cookies file, for yt-dlp (a one-line ArchiveError when unreadable)."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_COOKIE_FILE + 1)
-    except OSError as exc:
-        raise ArchiveError(f"--cookies {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_COOKIE_FILE:
-        raise ArchiveError(f"--cookies {path}: larger than {MAX_COOKIE_FILE >> 20} MiB, not a cookies file")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ArchiveError(f"--cookies {path}: not a Netscape cookies.txt file (not text)") from None
 
 
 def _stored(original: Original | None) -> dict:

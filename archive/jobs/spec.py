@@ -268,9 +268,10 @@ def read_job_bytes(path: Path) -> bytes:
     # O_NONBLOCK: a named pipe opens at once (then refused) instead of waiting for a writer
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            if stat.S_ISDIR(os.fstat(fd).st_mode):
-                raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+        if not stat.S_ISREG(mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
         data = fh.read(JOB_FILE_LIMIT + 1)
     if len(data) > JOB_FILE_LIMIT:
